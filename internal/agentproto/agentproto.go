@@ -1,0 +1,197 @@
+// Package agentproto holds the wire types of the protocol between a master
+// and its targets, the protocol version, and the endpoints. It has no logic.
+//
+// All endpoints are under /agent/v1/ on the master's single TLS listener.
+// Every request carries the Muster-Protocol header with the sender's protocol
+// version. Every endpoint except Enlist requires a client certificate issued
+// by the master's CA; the target's identity is taken from it and nothing else.
+//
+// The target drives the conversation:
+//
+//  1. Enlist (once): POST /agent/v1/enlist with a single-use token and a CSR;
+//     the master answers with a client certificate and the CA.
+//  2. Poll (forever): GET /agent/v1/instructions?after=SEQ&wait=S&<heartbeat>.
+//     The master answers at once with the pending instructions after SEQ, or
+//     holds the request until some are posted (they are committed first) or
+//     until min(S, 55 s) passes, then answers with none. The heartbeat fields
+//     in the query update the target's row. Every reply carries the catalog
+//     epoch and the master's protocol version.
+//  3. Apply each instruction in sequence order, then Ack: POST /agent/v1/acks
+//     with (seq, ok | error) for each. Acks are idempotent.
+//  4. Report runs: POST /agent/v1/runs with a batch of runs at revisions; the
+//     master keeps the highest revision of each run and answers per run.
+//  5. When a reply's epoch differs from the one the target holds, or the
+//     reply says ResyncRequired, the target asks for a resync: POST
+//     /agent/v1/resync; the master drops the target's queue and posts
+//     DELETE of every job followed by an INSERT of each job it should hold.
+package agentproto
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// Version is the protocol version this build speaks.
+//
+// Change log (newest first; a master accepts targets of its own version and
+// the two before it):
+//
+//	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync.
+const Version = 1
+
+// MinVersion is the oldest target protocol a master of this build accepts.
+const MinVersion = max(1, Version-2)
+
+// HeaderProtocol carries the sender's protocol version on every request and
+// reply.
+const HeaderProtocol = "Muster-Protocol"
+
+// Endpoint paths.
+const (
+	PathEnlist       = "/agent/v1/enlist"
+	PathInstructions = "/agent/v1/instructions"
+	PathAcks         = "/agent/v1/acks"
+	PathRuns         = "/agent/v1/runs"
+	PathResync       = "/agent/v1/resync"
+)
+
+// Poll query parameters. The heartbeat rides on every poll.
+const (
+	QueryAfter        = "after"         // last sequence number applied
+	QueryWait         = "wait"          // longest hold wanted, in seconds
+	QueryLocalTime    = "local_time"    // target clock, RFC 3339 with offset
+	QueryTimeZone     = "tz"            // IANA zone name
+	QueryPollInterval = "poll_interval" // seconds
+	QueryVersion      = "version"       // muster release
+	QuerySpoolDepth   = "spool"         // runs waiting to be acknowledged
+	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
+)
+
+// EnlistRequest asks to join the master. It is the only request made without
+// a client certificate; the token authorises it.
+type EnlistRequest struct {
+	Token        string    `json:"token"`
+	Name         string    `json:"name"`
+	Location     string    `json:"location"`
+	CSR          []byte    `json:"csr"` // DER
+	TimeZone     string    `json:"time_zone"`
+	LocalTime    time.Time `json:"local_time"`
+	PollInterval int       `json:"poll_interval"`
+	Version      string    `json:"version"`
+	Protocol     int       `json:"protocol"`
+	EnlistedBy   string    `json:"enlisted_by"` // OS user who ran `muster enlist`
+}
+
+// EnlistResponse carries the target's certificate and what it must remember.
+type EnlistResponse struct {
+	Name         string `json:"name"`
+	UID          string `json:"uid"`  // enlistment id; part of every run id
+	Cert         []byte `json:"cert"` // PEM
+	CA           []byte `json:"ca"`   // PEM
+	Epoch        string `json:"epoch"`
+	PollInterval int    `json:"poll_interval"`
+	Master       string `json:"master"` // the master's name
+}
+
+// PollResponse answers a poll.
+type PollResponse struct {
+	Epoch          string        `json:"epoch"`
+	Protocol       int           `json:"protocol"`
+	ServerTime     time.Time     `json:"server_time"`
+	ResyncRequired bool          `json:"resync_required,omitempty"`
+	Instructions   []Instruction `json:"instructions"`
+}
+
+// Instruction is one download-list entry as delivered. Payload depends on
+// Operation (see the payload types below) and is decoded strictly: a field
+// the target does not know is an error, never dropped.
+type Instruction struct {
+	Seq       int64            `json:"seq"`
+	Operation muster.Operation `json:"operation"`
+	Job       string           `json:"job,omitempty"`
+	Payload   json.RawMessage  `json:"payload,omitempty"`
+}
+
+// InsertPayload is an INSERT's payload: the whole job at a version.
+type InsertPayload = muster.Job
+
+// UpdatePayload is an UPDATE's payload: a job's header at a version.
+type UpdatePayload struct {
+	Version     int64  `json:"version"`
+	Enabled     bool   `json:"enabled"`
+	Description string `json:"description"`
+}
+
+// StartPayload is a START's payload.
+type StartPayload struct {
+	RunID       string    `json:"run_id"`
+	ExpiresAt   time.Time `json:"expires_at"`
+	RequestedBy string    `json:"requested_by,omitempty"`
+}
+
+// SetPollPayload is a SET-POLL's payload.
+type SetPollPayload struct {
+	PollInterval int `json:"poll_interval"`
+}
+
+// Ack reports the outcome of applying one instruction.
+type Ack struct {
+	Seq   int64  `json:"seq"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// AckRequest carries acks in sequence order.
+type AckRequest struct {
+	Acks []Ack `json:"acks"`
+}
+
+// RunReport is a run at a revision. A target raises the revision with every
+// change to the run; the master ignores a report not newer than what it has.
+type RunReport struct {
+	Revision int64      `json:"revision"`
+	Run      muster.Run `json:"run"`
+}
+
+// RunsRequest uploads a batch of runs.
+type RunsRequest struct {
+	Runs []RunReport `json:"runs"`
+}
+
+// RunResult is the master's answer for one uploaded run. OK means the master
+// holds this revision (or a newer one) and the target may forget it. An
+// error is permanent: resending the same run will not help.
+type RunResult struct {
+	RunID string `json:"run_id"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// RunsResponse answers a RunsRequest, one result per run in order.
+type RunsResponse struct {
+	Results []RunResult `json:"results"`
+}
+
+// ResyncRequest asks the master to re-post everything the target should hold.
+type ResyncRequest struct {
+	After int64 `json:"after"` // the target's cursor
+}
+
+// ResyncResponse tells the target where the re-posted instructions start.
+type ResyncResponse struct {
+	Epoch string `json:"epoch"`
+	After int64  `json:"after"` // poll after this sequence number from now on
+}
+
+// ErrorBody is the body of every error reply, on both APIs.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a code from the muster error set and a message for a person.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}

@@ -1,0 +1,471 @@
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/schedule"
+)
+
+// MaxJobsPerApply bounds one apply request.
+const MaxJobsPerApply = 10000
+
+// ApplyRequest creates or updates jobs by name, all or nothing.
+type ApplyRequest struct {
+	Jobs   []muster.Job `json:"jobs"`
+	Prune  bool         `json:"prune"`   // delete jobs not listed
+	DryRun bool         `json:"dry_run"` // compute the changes, commit nothing
+}
+
+// Job change actions.
+const (
+	ActionCreate    = "create"
+	ActionUpdate    = "update"
+	ActionDelete    = "delete"
+	ActionUnchanged = "unchanged"
+)
+
+// JobChange is what an apply did, or would do, to one job.
+type JobChange struct {
+	Job          string   `json:"job"`
+	Action       string   `json:"action"`
+	Version      int64    `json:"version"`
+	Diff         []string `json:"diff,omitempty"`
+	Instructions []string `json:"instructions,omitempty"` // e.g. "INSERT web1"
+}
+
+// ApplyResult lists the changes of an apply, in request order, then pruned
+// jobs.
+type ApplyResult struct {
+	DryRun  bool        `json:"dry_run"`
+	Changes []JobChange `json:"changes"`
+	Posted  int         `json:"posted"`
+}
+
+// storedJob is a job row with its targets.
+type storedJob struct {
+	id      int64
+	job     muster.Job // with Version and Targets
+	targets map[string]int64
+}
+
+// ApplyJobs validates every job, then creates, updates (and with Prune,
+// deletes) jobs and posts the instructions each affected target needs, in
+// one transaction. An unchanged job posts nothing. With DryRun the same
+// transaction runs and is rolled back, so the preview is exactly what an
+// apply would do.
+func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, error) {
+	if len(req.Jobs) > MaxJobsPerApply {
+		return ApplyResult{}, muster.Errorf(muster.EINVALID, "jobs: at most %d jobs in one apply", MaxJobsPerApply)
+	}
+	seen := map[string]int{}
+	for i := range req.Jobs {
+		j := &req.Jobs[i]
+		j.Normalize()
+		if err := ValidateJob(j); err != nil {
+			return ApplyResult{}, err
+		}
+		if prev, ok := seen[j.Name]; ok {
+			return ApplyResult{}, muster.Errorf(muster.EINVALID, "jobs[%d]: job %q is already defined at jobs[%d]", i, j.Name, prev)
+		}
+		seen[j.Name] = i
+	}
+	res := ApplyResult{DryRun: req.DryRun, Changes: []JobChange{}}
+	apply := func(tx *tx) error {
+		res.Changes, res.Posted = res.Changes[:0], 0
+		existing, err := tx.loadJobs()
+		if err != nil {
+			return err
+		}
+		for _, j := range req.Jobs {
+			ids, err := tx.targetIDs(fmt.Sprintf("job %q: targets", j.Name), j.Targets)
+			if err != nil {
+				return err
+			}
+			old, ok := existing[j.Name]
+			var c JobChange
+			if ok {
+				c, err = tx.updateJob(old, j, ids)
+			} else {
+				c, err = tx.createJob(j, ids)
+			}
+			if err != nil {
+				return err
+			}
+			res.Changes = append(res.Changes, c)
+			res.Posted += len(c.Instructions)
+		}
+		if req.Prune {
+			var names []string
+			for name := range existing {
+				if _, listed := seen[name]; !listed {
+					names = append(names, name)
+				}
+			}
+			slices.Sort(names)
+			for _, name := range names {
+				c, err := tx.deleteJob(existing[name])
+				if err != nil {
+					return err
+				}
+				res.Changes = append(res.Changes, c)
+				res.Posted += len(c.Instructions)
+			}
+		}
+		return nil
+	}
+	if req.DryRun {
+		return res, db.dryRun(ctx, apply)
+	}
+	return res, db.update(ctx, apply)
+}
+
+// ValidateJob checks a job's structure and its schedules.
+func ValidateJob(j *muster.Job) error {
+	if err := j.Validate(); err != nil {
+		return err
+	}
+	for i, s := range j.Schedules {
+		if _, err := schedule.Compile(s, time.UTC); err != nil {
+			return muster.Errorf(muster.EINVALID, "job %q: schedules[%d] %q: %s", j.Name, i, s.Name, muster.ErrorMessage(err))
+		}
+	}
+	return nil
+}
+
+func (tx *tx) createJob(j muster.Job, ids map[string]int64) (JobChange, error) {
+	j.Version = 1
+	def, err := definitionJSON(j)
+	if err != nil {
+		return JobChange{}, err
+	}
+	res, err := tx.Exec(`INSERT INTO jobs (name, version, definition, created_at, updated_at) VALUES (?, ?, ?, ?, ?)`,
+		j.Name, j.Version, def, ms(tx.now), ms(tx.now))
+	if err != nil {
+		return JobChange{}, err
+	}
+	jobID, err := res.LastInsertId()
+	if err != nil {
+		return JobChange{}, err
+	}
+	c := JobChange{Job: j.Name, Action: ActionCreate, Version: j.Version, Diff: diffJobs(nil, &j)}
+	for _, name := range j.Targets {
+		if err := tx.addJobTarget(jobID, ids[name], j, &c, name); err != nil {
+			return JobChange{}, err
+		}
+	}
+	return c, nil
+}
+
+func (tx *tx) addJobTarget(jobID, targetID int64, j muster.Job, c *JobChange, name string) error {
+	if _, err := tx.Exec(`INSERT INTO job_targets (job_id, target_id) VALUES (?, ?)`, jobID, targetID); err != nil {
+		return err
+	}
+	if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.Definition()); err != nil {
+		return err
+	}
+	c.Instructions = append(c.Instructions, string(muster.OpInsert)+" "+name)
+	return nil
+}
+
+func (tx *tx) updateJob(old storedJob, j muster.Job, ids map[string]int64) (JobChange, error) {
+	j.Version = old.job.Version
+	oldDef, err := definitionJSON(old.job)
+	if err != nil {
+		return JobChange{}, err
+	}
+	newDef, err := definitionJSON(j)
+	if err != nil {
+		return JobChange{}, err
+	}
+	c := JobChange{Job: j.Name, Action: ActionUnchanged, Version: j.Version, Diff: diffJobs(&old.job, &j)}
+	defChanged := !bytes.Equal(oldDef, newDef)
+	targetsChanged := !slices.Equal(old.job.Targets, j.Targets)
+	if !defChanged && !targetsChanged {
+		return c, nil
+	}
+	c.Action = ActionUpdate
+	if defChanged {
+		j.Version++
+		c.Version = j.Version
+		if _, err := tx.Exec(`UPDATE jobs SET version = ?, definition = ?, updated_at = ? WHERE id = ?`,
+			j.Version, newDef, ms(tx.now), old.id); err != nil {
+			return JobChange{}, err
+		}
+	}
+	// Only a change to the header (enabled, description) can go as an
+	// UPDATE; anything else re-sends the whole job.
+	headerOnly := bytes.Equal(bodyJSON(old.job), bodyJSON(j))
+	for _, name := range old.job.Targets {
+		tid := old.targets[name]
+		if _, keep := ids[name]; !keep {
+			if _, err := tx.post(tid, muster.OpDelete, j.Name, nil); err != nil {
+				return JobChange{}, err
+			}
+			if _, err := tx.Exec(`DELETE FROM job_targets WHERE job_id = ? AND target_id = ?`, old.id, tid); err != nil {
+				return JobChange{}, err
+			}
+			c.Instructions = append(c.Instructions, string(muster.OpDelete)+" "+name)
+			continue
+		}
+		if !defChanged {
+			continue
+		}
+		var err error
+		if headerOnly {
+			_, err = tx.post(tid, muster.OpUpdate, j.Name, updatePayload(j))
+			c.Instructions = append(c.Instructions, string(muster.OpUpdate)+" "+name)
+		} else {
+			_, err = tx.post(tid, muster.OpInsert, j.Name, j.Definition())
+			c.Instructions = append(c.Instructions, string(muster.OpInsert)+" "+name)
+		}
+		if err != nil {
+			return JobChange{}, err
+		}
+	}
+	for _, name := range j.Targets {
+		if _, had := old.targets[name]; !had {
+			if err := tx.addJobTarget(old.id, ids[name], j, &c, name); err != nil {
+				return JobChange{}, err
+			}
+		}
+	}
+	return c, nil
+}
+
+// deleteJob posts DELETE to each of the job's targets, which supersedes its
+// pending instructions there, then removes the job. Its history stays.
+func (tx *tx) deleteJob(old storedJob) (JobChange, error) {
+	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version, Diff: diffJobs(&old.job, nil)}
+	for _, name := range old.job.Targets {
+		if _, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil); err != nil {
+			return JobChange{}, err
+		}
+		c.Instructions = append(c.Instructions, string(muster.OpDelete)+" "+name)
+	}
+	_, err := tx.Exec(`DELETE FROM jobs WHERE id = ?`, old.id)
+	return c, err
+}
+
+// DeleteJob deletes a job and posts DELETE to its targets.
+func (db *DB) DeleteJob(ctx context.Context, name string) (JobChange, error) {
+	var c JobChange
+	err := db.update(ctx, func(tx *tx) error {
+		old, err := tx.loadJob(name)
+		if err != nil {
+			return err
+		}
+		c, err = tx.deleteJob(old)
+		return err
+	})
+	return c, err
+}
+
+// SetJobEnabled enables or disables a job and posts UPDATE to its targets.
+// Setting the state it already has changes nothing.
+func (db *DB) SetJobEnabled(ctx context.Context, name string, enabled bool) (JobChange, error) {
+	var c JobChange
+	err := db.update(ctx, func(tx *tx) error {
+		old, err := tx.loadJob(name)
+		if err != nil {
+			return err
+		}
+		j := old.job
+		j.Enabled = enabled
+		ids := old.targets
+		c, err = tx.updateJob(old, j, ids)
+		return err
+	})
+	return c, err
+}
+
+// FindJobs returns every job with its targets and their last outcomes,
+// ordered by name.
+func (db *DB) FindJobs(ctx context.Context) ([]muster.JobStatus, error) {
+	return db.findJobs(ctx, "")
+}
+
+// FindJob returns one job by name.
+func (db *DB) FindJob(ctx context.Context, name string) (muster.JobStatus, error) {
+	jobs, err := db.findJobs(ctx, name)
+	if err != nil {
+		return muster.JobStatus{}, err
+	}
+	if len(jobs) == 0 {
+		return muster.JobStatus{}, muster.Errorf(muster.ENOTFOUND, "no job named %q", name)
+	}
+	return jobs[0], nil
+}
+
+func (db *DB) findJobs(ctx context.Context, name string) ([]muster.JobStatus, error) {
+	q := `SELECT id, name, version, definition, created_at, updated_at FROM jobs`
+	var args []any
+	if name != "" {
+		q += ` WHERE name = ?`
+		args = append(args, name)
+	}
+	rows, err := db.read.QueryContext(ctx, q+` ORDER BY name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	jobs := []muster.JobStatus{}
+	index := map[int64]int{}
+	for rows.Next() {
+		var id, created, updated int64
+		var js muster.JobStatus
+		var def string
+		if err := rows.Scan(&id, &js.Name, &js.Version, &def, &created, &updated); err != nil {
+			return nil, err
+		}
+		version := js.Version
+		if err := json.Unmarshal([]byte(def), &js.Job); err != nil {
+			return nil, fmt.Errorf("job %q: stored definition: %w", js.Name, err)
+		}
+		js.Version, js.CreatedAt, js.UpdatedAt = version, fromMS(created), fromMS(updated)
+		js.Targets, js.Outcomes = []string{}, []muster.JobTarget{}
+		index[id] = len(jobs)
+		jobs = append(jobs, js)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	q = `SELECT jt.job_id, t.name, jt.last_run_id, jt.last_status, jt.last_message, jt.last_started_at, jt.last_duration_ms
+		FROM job_targets jt JOIN targets t ON t.id = jt.target_id`
+	if name != "" {
+		q += ` JOIN jobs j ON j.id = jt.job_id WHERE j.name = ?`
+	}
+	rows, err = db.read.QueryContext(ctx, q+` ORDER BY t.name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var jobID int64
+		var o muster.JobTarget
+		var started sql.NullInt64
+		if err := rows.Scan(&jobID, &o.Target, &o.LastRunID, &o.LastStatus, &o.LastMessage, &started, &o.LastDurationMS); err != nil {
+			return nil, err
+		}
+		o.LastStartedAt = fromNullMS(started)
+		if i, ok := index[jobID]; ok {
+			jobs[i].Targets = append(jobs[i].Targets, o.Target)
+			jobs[i].Outcomes = append(jobs[i].Outcomes, o)
+		}
+	}
+	return jobs, rows.Err()
+}
+
+// loadJobs reads every job with its targets, keyed by name.
+func (tx *tx) loadJobs() (map[string]storedJob, error) {
+	return tx.queryJobs(``)
+}
+
+// loadJob reads one job by name.
+func (tx *tx) loadJob(name string) (storedJob, error) {
+	jobs, err := tx.queryJobs(` WHERE j.name = ?`, name)
+	if err != nil {
+		return storedJob{}, err
+	}
+	j, ok := jobs[name]
+	if !ok {
+		return storedJob{}, muster.Errorf(muster.ENOTFOUND, "no job named %q", name)
+	}
+	return j, nil
+}
+
+func (tx *tx) queryJobs(where string, args ...any) (map[string]storedJob, error) {
+	rows, err := tx.Query(`SELECT j.id, j.name, j.version, j.definition, t.name, t.id
+		FROM jobs j LEFT JOIN job_targets jt ON jt.job_id = j.id LEFT JOIN targets t ON t.id = jt.target_id`+where+`
+		ORDER BY j.name, t.name`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	jobs := map[string]storedJob{}
+	for rows.Next() {
+		var id, version int64
+		var name, def string
+		var target sql.NullString
+		var targetID sql.NullInt64
+		if err := rows.Scan(&id, &name, &version, &def, &target, &targetID); err != nil {
+			return nil, err
+		}
+		sj, ok := jobs[name]
+		if !ok {
+			sj = storedJob{id: id, targets: map[string]int64{}}
+			if err := json.Unmarshal([]byte(def), &sj.job); err != nil {
+				return nil, fmt.Errorf("job %q: stored definition: %w", name, err)
+			}
+			sj.job.Version = version
+			sj.job.Targets = nil
+		}
+		if target.Valid {
+			sj.job.Targets = append(sj.job.Targets, target.String)
+			sj.targets[target.String] = targetID.Int64
+		}
+		jobs[name] = sj
+	}
+	return jobs, rows.Err()
+}
+
+// jobForTarget returns the named job and whether it runs on the target.
+func (tx *tx) jobForTarget(name string, targetID int64) (muster.Job, bool, error) {
+	sj, err := tx.loadJob(name)
+	if errors.Is(err, sql.ErrNoRows) || muster.ErrorCode(err) == muster.ENOTFOUND {
+		return muster.Job{}, false, nil
+	}
+	if err != nil {
+		return muster.Job{}, false, err
+	}
+	for _, id := range sj.targets {
+		if id == targetID {
+			return sj.job, true, nil
+		}
+	}
+	return sj.job, false, nil
+}
+
+// jobsOfTarget returns every job that runs on the target, by name.
+func (tx *tx) jobsOfTarget(targetID int64) ([]muster.Job, error) {
+	all, err := tx.queryJobs(` WHERE j.id IN (SELECT job_id FROM job_targets WHERE target_id = ?)`, targetID)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]muster.Job, 0, len(all))
+	for _, sj := range all {
+		out = append(out, sj.job)
+	}
+	slices.SortFunc(out, func(a, b muster.Job) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// definitionJSON is the stored form of a job: its definition without the
+// version (a column) and targets (rows of job_targets).
+func definitionJSON(j muster.Job) ([]byte, error) {
+	j = j.Definition()
+	j.Version = 0
+	return json.Marshal(j)
+}
+
+// bodyJSON is a job's definition without its header fields, to tell an
+// UPDATE-only change from one that needs an INSERT.
+func bodyJSON(j muster.Job) []byte {
+	j.Enabled, j.Description = false, ""
+	b, _ := definitionJSON(j)
+	return b
+}
+
+func updatePayload(j muster.Job) agentproto.UpdatePayload {
+	return agentproto.UpdatePayload{Version: j.Version, Enabled: j.Enabled, Description: j.Description}
+}

@@ -1,0 +1,121 @@
+package pki
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+)
+
+// ServerValidity is the lifetime of the master's server certificate. It is
+// re-issued at start when less than a quarter of it remains or when the host
+// names it must cover change.
+const ServerValidity = 365 * 24 * time.Hour
+
+// LoadOrIssueServerCert returns the master's server certificate from dir,
+// issuing a new one from ca when there is none, it is not from ca, it expires
+// within a quarter of its life, or it does not cover every name in hosts.
+func LoadOrIssueServerCert(dir string, ca *CA, hosts []string, now time.Time) (tls.Certificate, error) {
+	certPath, keyPath := filepath.Join(dir, ServerCertFile), filepath.Join(dir, ServerKeyFile)
+	if c, err := tls.LoadX509KeyPair(certPath, keyPath); err == nil && serverCertFits(c.Leaf, ca, hosts, now) {
+		return c, nil
+	}
+	key, err := NewKey()
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: randomSerial(),
+		Subject:      pkix.Name{CommonName: "muster master"},
+		NotBefore:    now.Add(-Backdate),
+		NotAfter:     now.Add(ServerValidity),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, h)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	keyPEM, err := encodeKey(key)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	// The chain includes the CA so that a target enlisting with a token can
+	// find the certificate it pins in the handshake.
+	certPEM := append(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), ca.CertPEM...)
+	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return tls.Certificate{}, err
+	}
+	if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return tls.Certificate{}, err
+	}
+	return tls.X509KeyPair(certPEM, keyPEM)
+}
+
+func serverCertFits(leaf *x509.Certificate, ca *CA, hosts []string, now time.Time) bool {
+	if leaf == nil || leaf.CheckSignatureFrom(ca.Cert) != nil {
+		return false
+	}
+	if now.After(leaf.NotAfter.Add(-ServerValidity / 4)) {
+		return false
+	}
+	for _, h := range hosts {
+		if h == "" {
+			continue
+		}
+		if ip := net.ParseIP(h); ip != nil {
+			if !slices.ContainsFunc(leaf.IPAddresses, ip.Equal) {
+				return false
+			}
+		} else if leaf.VerifyHostname(h) != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// DefaultHosts are the names every server certificate covers, besides the
+// listen address and any names the operator adds.
+func DefaultHosts() []string {
+	hosts := []string{"localhost", "127.0.0.1", "::1"}
+	if h, err := os.Hostname(); err == nil && h != "" {
+		hosts = append(hosts, h)
+	}
+	return hosts
+}
+
+// ServerTLSConfig is the master's listener configuration: TLS 1.2 or later,
+// asking for a client certificate without demanding one (operators use bearer
+// tokens; targets present certificates, which the agent middleware requires),
+// and verifying any certificate offered against the CA.
+func ServerTLSConfig(cert tls.Certificate, ca *CA) *tls.Config {
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.VerifyClientCertIfGiven,
+		ClientCAs:    ca.Pool(),
+	}
+}
+
+// ClientTLSConfig is a target's configuration for talking to its master:
+// the master is verified against the CA, and the target presents cert.
+func ClientTLSConfig(roots *x509.CertPool, cert *tls.Certificate) *tls.Config {
+	c := &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	if cert != nil {
+		c.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	return c
+}

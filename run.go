@@ -1,0 +1,122 @@
+package muster
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strconv"
+	"time"
+)
+
+// RunStatus is the state of a run. A run is created running and ends in one
+// of the other states; only a newer revision from its target changes it.
+type RunStatus string
+
+// Run statuses (a closed set).
+const (
+	RunRunning   RunStatus = "running"
+	RunSucceeded RunStatus = "succeeded"
+	RunFailed    RunStatus = "failed"
+	RunTimedOut  RunStatus = "timed_out"
+	RunCanceled  RunStatus = "canceled"
+	RunAbandoned RunStatus = "abandoned" // its target died mid-run
+	RunSkipped   RunStatus = "skipped"   // not run: expired START, already running
+)
+
+// Valid reports whether s is one of the run statuses.
+func (s RunStatus) Valid() bool {
+	switch s {
+	case RunRunning, RunSucceeded, RunFailed, RunTimedOut, RunCanceled, RunAbandoned, RunSkipped:
+		return true
+	}
+	return false
+}
+
+// Finished reports whether s is a terminal status.
+func (s RunStatus) Finished() bool { return s.Valid() && s != RunRunning }
+
+// AttemptStatus is the outcome of one attempt of one step.
+type AttemptStatus string
+
+// Step attempt statuses (a closed set). Retry marks a failed attempt that
+// will be tried again.
+const (
+	AttemptSucceeded AttemptStatus = "succeeded"
+	AttemptFailed    AttemptStatus = "failed"
+	AttemptRetry     AttemptStatus = "retry"
+	AttemptTimedOut  AttemptStatus = "timed_out"
+	AttemptCanceled  AttemptStatus = "canceled"
+	// AttemptRunning is the status of an attempt still in progress; it is
+	// replaced by one of the above when the attempt ends.
+	AttemptRunning AttemptStatus = "running"
+)
+
+// Valid reports whether s is one of the attempt statuses.
+func (s AttemptStatus) Valid() bool {
+	switch s {
+	case AttemptSucceeded, AttemptFailed, AttemptRetry, AttemptTimedOut, AttemptCanceled, AttemptRunning:
+		return true
+	}
+	return false
+}
+
+// Triggers: what started a run.
+const (
+	TriggerOperator = "operator"
+	TriggerSchedule = "schedule" // written "schedule:NAME"
+	TriggerStartup  = "startup"
+)
+
+// Run is one execution of a job on one target, with a row per step attempt
+// (SQL Server's sysjobhistory).
+type Run struct {
+	Job        string        `json:"job"`
+	Target     string        `json:"target"`
+	RunID      string        `json:"run_id"`
+	Status     RunStatus     `json:"status"`
+	Trigger    string        `json:"trigger"`
+	Message    string        `json:"message,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	FinishedAt *time.Time    `json:"finished_at"`
+	DurationMS int64         `json:"duration_ms"`
+	Steps      []StepAttempt `json:"steps"`
+}
+
+// StepAttempt is one attempt of one step of a run.
+type StepAttempt struct {
+	Name       string        `json:"name"`
+	Attempt    int           `json:"attempt"`
+	Status     AttemptStatus `json:"status"`
+	ExitCode   *int          `json:"exit_code"`
+	Output     string        `json:"output"`
+	Message    string        `json:"message,omitempty"`
+	StartedAt  time.Time     `json:"started_at"`
+	DurationMS int64         `json:"duration_ms"`
+}
+
+// StartRunID is the id of the run that the START instruction seq creates on
+// the target enlisted as targetUID. A replayed START names the same run.
+func StartRunID(targetUID string, seq int64) string {
+	return deriveRunID("start", targetUID, strconv.FormatInt(seq, 10))
+}
+
+// ScheduledRunID is the id of the run a schedule fires for the given
+// scheduled time, so that a restart or a replay never runs one fire twice.
+func ScheduledRunID(targetUID, job, schedule string, at time.Time) string {
+	return deriveRunID("schedule", targetUID, job, schedule, strconv.FormatInt(at.UnixNano(), 10))
+}
+
+// deriveRunID hashes its parts into a UUID (version 8, RFC 9562), which
+// reads like any other run id but is reproducible.
+func deriveRunID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		h.Write([]byte(p))
+		h.Write([]byte{0})
+	}
+	var b [16]byte
+	copy(b[:], h.Sum(nil))
+	b[6] = b[6]&0x0f | 0x80
+	b[8] = b[8]&0x3f | 0x80
+	x := hex.EncodeToString(b[:])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}

@@ -1,0 +1,92 @@
+package muster
+
+import (
+	"time"
+)
+
+// Target status values. A target is suspected offline when it has not polled
+// for three poll intervals (master clock), and blocked while an instruction it
+// failed to apply is neither superseded nor cleared. When both hold, the
+// status is suspected offline; Flags lists every condition.
+const (
+	StatusNormal           = "normal"
+	StatusSuspectedOffline = "suspected_offline"
+	StatusBlocked          = "blocked"
+)
+
+// Poll interval bounds and default, in seconds, as SQL Server Agent's.
+const (
+	DefaultPollInterval = 60
+	MinPollInterval     = 10
+	MaxPollInterval     = 28800
+)
+
+// MaxPollHold is the longest the master holds a poll open, whatever the poll
+// interval, so that proxies with a 60 s idle timeout never cut one.
+const MaxPollHold = 55 * time.Second
+
+// Target is an enlisted server as the master sees it (SQL Server's
+// sp_help_targetserver row).
+type Target struct {
+	Name                 string     `json:"name"`
+	Status               string     `json:"status"`
+	Flags                []string   `json:"flags"`
+	Location             string     `json:"location"`
+	LastPoll             *time.Time `json:"last_poll"`
+	UnreadInstructions   int        `json:"unread_instructions"`
+	BlockingInstructions int        `json:"blocking_instructions"`
+	PollInterval         int        `json:"poll_interval"`
+	LocalTime            *time.Time `json:"local_time"`
+	TimeZone             string     `json:"time_zone"`
+	UTCOffsetMinutes     int        `json:"utc_offset_minutes"`
+	ClockSkewMS          int64      `json:"clock_skew_ms"`
+	Version              string     `json:"version"`
+	Protocol             int        `json:"protocol"`
+	EnlistedAt           time.Time  `json:"enlisted_at"`
+	EnlistedBy           string     `json:"enlisted_by"`
+	Connected            bool       `json:"connected"`
+}
+
+// TargetState is what the master records about a target between polls; the
+// status is derived from it when read.
+type TargetState struct {
+	LastPoll     time.Time // master clock; zero if never polled
+	PollInterval int       // seconds
+	Connected    bool      // a poll is being held right now
+	Blocking     int       // failed instructions neither superseded nor cleared
+}
+
+// DeriveStatus computes a target's status and flags at now, as SQL Server's
+// sp_help_targetserver does: suspected offline after 3 × poll interval
+// without a poll, blocked while a failed instruction stands. A target whose
+// poll is being held is online whatever its last poll time.
+func DeriveStatus(now time.Time, s TargetState) (status string, flags []string) {
+	flags = []string{}
+	interval := s.PollInterval
+	if interval <= 0 {
+		interval = DefaultPollInterval
+	}
+	offline := !s.Connected && (s.LastPoll.IsZero() || now.Sub(s.LastPoll) > 3*time.Duration(interval)*time.Second)
+	if offline {
+		flags = append(flags, StatusSuspectedOffline)
+	}
+	if s.Blocking > 0 {
+		flags = append(flags, StatusBlocked)
+	}
+	switch {
+	case offline:
+		return StatusSuspectedOffline, flags
+	case s.Blocking > 0:
+		return StatusBlocked, flags
+	}
+	return StatusNormal, flags
+}
+
+// ValidatePollInterval checks a poll interval in seconds against SQL Server
+// Agent's range.
+func ValidatePollInterval(field string, seconds int) error {
+	if seconds < MinPollInterval || seconds > MaxPollInterval {
+		return Errorf(EINVALID, "%s: the poll interval is %d to %d seconds, not %d", field, MinPollInterval, MaxPollInterval, seconds)
+	}
+	return nil
+}
