@@ -17,15 +17,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io/fs"
-	"net/url"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	"github.com/musterhq/muster/internal/sqlite"
 )
 
 //go:embed migrations
@@ -72,18 +68,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if opts.HeartbeatFlush <= 0 {
 		opts.HeartbeatFlush = time.Second
 	}
-	write, err := sql.Open("sqlite", dsn(path, true))
+	write, read, err := sqlite.Open(path, "NORMAL")
 	if err != nil {
 		return nil, err
 	}
-	write.SetMaxOpenConns(1)
-	write.SetConnMaxIdleTime(0)
-	read, err := sql.Open("sqlite", dsn(path, false))
-	if err != nil {
-		write.Close()
-		return nil, err
-	}
-	read.SetMaxOpenConns(8)
 	db := &DB{write: write, read: read, opts: opts, stop: make(chan struct{}), done: make(chan struct{})}
 	db.beats.pending = map[int64]Heartbeat{}
 	if err := db.migrate(ctx); err != nil {
@@ -93,18 +81,6 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	go db.flushLoop()
 	return db, nil
-}
-
-func dsn(path string, write bool) string {
-	q := url.Values{}
-	q.Add("_pragma", "busy_timeout(10000)")
-	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(NORMAL)")
-	q.Add("_pragma", "foreign_keys(1)")
-	if write {
-		q.Set("_txlock", "immediate")
-	}
-	return "file:" + path + "?" + q.Encode()
 }
 
 // Close flushes pending heartbeats and closes the database.
@@ -141,38 +117,8 @@ func newEpoch() string {
 }
 
 func (db *DB) migrate(ctx context.Context) error {
-	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
+	if err := sqlite.Migrate(ctx, db.write, migrations, "migrations/sqlite"); err != nil {
 		return err
-	}
-	names, err := fs.Glob(migrations, "migrations/sqlite/*.sql")
-	if err != nil {
-		return err
-	}
-	sort.Strings(names)
-	for _, name := range names {
-		base := name[strings.LastIndex(name, "/")+1:]
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("migration %s: name must start with a number", name)
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
-		err = db.update(ctx, func(tx *tx) error {
-			var n int
-			if err := tx.QueryRow(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`, version).Scan(&n); err != nil || n > 0 {
-				return err
-			}
-			if _, err := tx.Exec(string(body)); err != nil {
-				return fmt.Errorf("%s: %w", base, err)
-			}
-			_, err := tx.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`, version, ms(tx.now))
-			return err
-		})
-		if err != nil {
-			return err
-		}
 	}
 	return db.update(ctx, func(tx *tx) error {
 		err := tx.QueryRow(`SELECT value FROM meta WHERE key = 'epoch'`).Scan(&db.epoch)

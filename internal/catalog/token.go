@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/sqlite"
 )
 
 // Operator roles, from most to least privileged.
@@ -58,7 +59,7 @@ func (db *DB) CreateAPIToken(ctx context.Context, name, role, hash string) error
 	}
 	return db.update(ctx, func(tx *tx) error {
 		_, err := tx.Exec(`INSERT INTO api_tokens (name, role, hash, created_at) VALUES (?, ?, ?, ?)`, name, role, hash, ms(tx.now))
-		if isUniqueViolation(err) {
+		if sqlite.IsUniqueViolation(err) {
 			return muster.Errorf(muster.ECONFLICT, "an API token named %q already exists", name)
 		}
 		return err

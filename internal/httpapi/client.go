@@ -1,0 +1,246 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// Client calls the operator API.
+type Client struct {
+	base  *url.URL
+	token string
+	http  *http.Client
+}
+
+// NewClient returns a client for the master at addr (https://host:port),
+// authenticating with token and verifying the master against roots.
+func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
+	if !strings.Contains(addr, "://") {
+		addr = "https://" + addr
+	}
+	u, err := url.Parse(addr)
+	if err != nil || u.Host == "" {
+		return nil, muster.Errorf(muster.EINVALID, "--addr: %q is not a master address such as https://127.0.0.1:7070", addr)
+	}
+	if u.Scheme != "https" {
+		return nil, muster.Errorf(muster.EINVALID, "--addr: the master speaks HTTPS only; use https://%s", u.Host)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
+	return &Client{base: u, token: token, http: &http.Client{Transport: tr}}, nil
+}
+
+// do sends a request and decodes a JSON reply into out (if not nil).
+func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := c.base.JoinPath(path)
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return explainTransport(c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return DecodeError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		return nil
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// explainTransport turns a connection failure into advice.
+func explainTransport(host string, err error) error {
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var opErr *net.OpError
+	switch {
+	case errors.As(err, &unknownAuth):
+		return muster.Errorf(muster.EUNAVAILABLE, "cannot verify the master at %s: its certificate is not signed by the CA given; set MUSTER_CACERT (or --cacert) to the master's ca.pem", host)
+	case errors.As(err, &hostErr):
+		return muster.Errorf(muster.EUNAVAILABLE, "the master's certificate does not cover %s; start the master with --host %s, or use an address it covers", host, hostErr.Host)
+	case errors.As(err, &opErr):
+		return muster.Errorf(muster.EUNAVAILABLE, "cannot reach the master at %s: %v; is `muster master` running there?", host, opErr.Err)
+	}
+	return muster.Errorf(muster.EUNAVAILABLE, "request to the master at %s failed: %v", host, err)
+}
+
+// Targets lists enlisted targets, optionally only those with a status flag.
+func (c *Client) Targets(ctx context.Context, status string) ([]muster.Target, error) {
+	var out []muster.Target
+	q := url.Values{}
+	if status != "" {
+		q.Set("status", status)
+	}
+	return out, c.do(ctx, http.MethodGet, "/api/v1/targets", q, nil, &out)
+}
+
+// Target returns one target.
+func (c *Client) Target(ctx context.Context, name string) (muster.Target, error) {
+	var out muster.Target
+	return out, c.do(ctx, http.MethodGet, "/api/v1/targets/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// CreateToken makes a single-use enlistment token for a target name.
+func (c *Client) CreateToken(ctx context.Context, target string, ttl time.Duration) (TokenResponse, error) {
+	var out TokenResponse
+	return out, c.do(ctx, http.MethodPost, "/api/v1/tokens", nil, TokenRequest{Target: target, TTLSeconds: int(ttl / time.Second)}, &out)
+}
+
+// Jobs lists jobs.
+func (c *Client) Jobs(ctx context.Context) ([]muster.JobStatus, error) {
+	var out []muster.JobStatus
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, nil, &out)
+}
+
+// Job returns one job.
+func (c *Client) Job(ctx context.Context, name string) (muster.JobStatus, error) {
+	var out muster.JobStatus
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// Apply creates or updates jobs.
+func (c *Client) Apply(ctx context.Context, req catalog.ApplyRequest) (catalog.ApplyResult, error) {
+	var out catalog.ApplyResult
+	return out, c.do(ctx, http.MethodPost, "/api/v1/apply", nil, req, &out)
+}
+
+// DeleteJob deletes a job.
+func (c *Client) DeleteJob(ctx context.Context, name string) (catalog.JobChange, error) {
+	var out catalog.JobChange
+	return out, c.do(ctx, http.MethodDelete, "/api/v1/jobs/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// SetJobEnabled enables or disables a job.
+func (c *Client) SetJobEnabled(ctx context.Context, name string, enabled bool) (catalog.JobChange, error) {
+	verb := "disable"
+	if enabled {
+		verb = "enable"
+	}
+	var out catalog.JobChange
+	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/"+verb, nil, struct{}{}, &out)
+}
+
+// StartJob starts a job. The request carries an idempotency key; network
+// failures are retried with the same key, so a lost reply never starts the
+// job twice.
+func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (catalog.StartResult, error) {
+	if body.IdempotencyKey == "" {
+		body.IdempotencyKey = NewIdempotencyKey()
+	}
+	var out catalog.StartResult
+	var err error
+	for attempt := 0; attempt < 5; attempt++ {
+		err = c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/start", nil, body, &out)
+		if muster.ErrorCode(err) != muster.EUNAVAILABLE {
+			return out, err
+		}
+		select {
+		case <-ctx.Done():
+			return out, err
+		case <-time.After(time.Duration(200*(attempt+1)) * time.Millisecond):
+		}
+	}
+	return out, err
+}
+
+// History returns a job's runs, newest first.
+func (c *Client) History(ctx context.Context, job, target string, limit int) ([]muster.Run, error) {
+	q := url.Values{}
+	if target != "" {
+		q.Set("target", target)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	var out []muster.Run
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, nil, &out)
+}
+
+// Runs returns the runs with the given ids; with wait > 0 the master holds
+// the reply until all are finished or wait passes.
+func (c *Client) Runs(ctx context.Context, ids []string, wait time.Duration) ([]muster.Run, error) {
+	q := url.Values{"run_id": ids}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var out []muster.Run
+	return out, c.do(ctx, http.MethodGet, "/api/v1/runs", q, nil, &out)
+}
+
+// DownloadListFilter selects download-list entries.
+type DownloadListFilter struct {
+	Target, Job, Operation string
+	Pending, Errors        bool
+	Limit                  int
+}
+
+// DownloadList lists instructions.
+func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]muster.Instruction, error) {
+	q := url.Values{}
+	for k, v := range map[string]string{"target": f.Target, "job": f.Job, "operation": f.Operation} {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	if f.Pending {
+		q.Set("pending", "true")
+	}
+	if f.Errors {
+		q.Set("errors", "true")
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []muster.Instruction
+	return out, c.do(ctx, http.MethodGet, "/api/v1/downloadlist", q, nil, &out)
+}
+
+// RetryInstruction reposts a failed instruction.
+func (c *Client) RetryInstruction(ctx context.Context, target string, seq int64) (muster.Instruction, error) {
+	var out muster.Instruction
+	return out, c.do(ctx, http.MethodPost, fmt.Sprintf("/api/v1/downloadlist/%d/retry", seq), targetQuery(target), struct{}{}, &out)
+}
+
+// DeleteInstruction deletes a pending or failed instruction.
+func (c *Client) DeleteInstruction(ctx context.Context, target string, seq int64) error {
+	return c.do(ctx, http.MethodDelete, fmt.Sprintf("/api/v1/downloadlist/%d", seq), targetQuery(target), nil, nil)
+}
+
+func targetQuery(target string) url.Values {
+	q := url.Values{}
+	if target != "" {
+		q.Set("target", target)
+	}
+	return q
+}

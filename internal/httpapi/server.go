@@ -1,0 +1,408 @@
+// Package httpapi is the operator API under /api/v1/ (JSON over HTTPS with a
+// bearer token) and the Go client the CLI uses. The API is described by the
+// OpenAPI document served at /api/v1/openapi.json.
+package httpapi
+
+import (
+	"crypto/rand"
+	_ "embed"
+	"encoding/hex"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+//go:embed openapi.json
+var openAPI []byte
+
+// Body limits.
+const (
+	maxBody      = 64 << 10
+	maxApplyBody = 16 << 20
+)
+
+// MaxRunWait bounds how long GET /api/v1/runs?wait= holds a request.
+const MaxRunWait = 30 * time.Second
+
+// Notifier tells when recorded runs change, and when the server is stopping.
+type Notifier interface {
+	RunsChanged() <-chan struct{}
+	Closed() <-chan struct{}
+}
+
+// Server serves the operator API.
+type Server struct {
+	DB  *catalog.DB
+	CA  *pki.CA
+	Hub Notifier
+	Now func() time.Time
+	Log *slog.Logger
+}
+
+// caller is the authenticated operator of a request.
+type caller struct {
+	name string
+	role string
+}
+
+type handler func(w http.ResponseWriter, r *http.Request, c caller) error
+
+// Routes registers the API on mux.
+func (s *Server) Routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /api/v1/openapi.json", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(openAPI)
+	})
+	read, operate, admin := catalog.RoleReader, catalog.RoleOperator, catalog.RoleAdmin
+	s.handle(mux, "GET /api/v1/targets", read, s.listTargets)
+	s.handle(mux, "GET /api/v1/targets/{name}", read, s.showTarget)
+	s.handle(mux, "POST /api/v1/tokens", admin, s.createToken)
+	s.handle(mux, "GET /api/v1/jobs", read, s.listJobs)
+	s.handle(mux, "POST /api/v1/apply", operate, s.apply)
+	s.handle(mux, "GET /api/v1/jobs/{name}", read, s.showJob)
+	s.handle(mux, "DELETE /api/v1/jobs/{name}", operate, s.deleteJob)
+	s.handle(mux, "POST /api/v1/jobs/{name}/enable", operate, s.enableJob(true))
+	s.handle(mux, "POST /api/v1/jobs/{name}/disable", operate, s.enableJob(false))
+	s.handle(mux, "POST /api/v1/jobs/{name}/start", operate, s.startJob)
+	s.handle(mux, "GET /api/v1/jobs/{name}/history", read, s.jobHistory)
+	s.handle(mux, "GET /api/v1/runs", read, s.listRuns)
+	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
+	s.handle(mux, "POST /api/v1/downloadlist/{seq}/retry", operate, s.retryInstruction)
+	s.handle(mux, "DELETE /api/v1/downloadlist/{seq}", operate, s.deleteInstruction)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
+	})
+}
+
+var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, catalog.RoleAdmin: 3}
+
+// handle wraps h with bearer-token authentication and a minimum role.
+func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok || token == "" {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="muster"`)
+			WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "an API token is required: send Authorization: Bearer <token> (the CLI reads MUSTER_TOKEN or --token)"))
+			return
+		}
+		t, err := s.DB.AuthenticateAPIToken(r.Context(), pki.HashSecret(strings.TrimSpace(token)))
+		if err != nil {
+			WriteError(w, r, err)
+			return
+		}
+		if roleRank[t.Role] < roleRank[role] {
+			WriteError(w, r, muster.Errorf(muster.EFORBIDDEN, "this needs the %s role; token %q has %s", role, t.Name, t.Role))
+			return
+		}
+		if err := h(w, r, caller{name: t.Name, role: t.Role}); err != nil {
+			WriteError(w, r, err)
+		}
+	})
+}
+
+func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) error {
+	status := r.URL.Query().Get("status")
+	switch status {
+	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked:
+	default:
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline or blocked", status)
+	}
+	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: status})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, targets)
+	return nil
+}
+
+func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, _ caller) error {
+	t, err := s.DB.FindTarget(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// TokenRequest asks for an enlistment token.
+type TokenRequest struct {
+	Target     string `json:"target"`
+	TTLSeconds int    `json:"ttl_seconds"`
+}
+
+// TokenResponse carries a new enlistment token. It is shown once; the
+// master keeps only its hash.
+type TokenResponse struct {
+	Token     string    `json:"token"`
+	Target    string    `json:"target"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req TokenRequest
+	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+		return err
+	}
+	name := muster.NormalizeTargetName(req.Target)
+	ttl := time.Duration(req.TTLSeconds) * time.Second
+	if req.TTLSeconds == 0 {
+		ttl = 15 * time.Minute
+	}
+	tok := pki.NewEnlistToken(s.CA.Fingerprint())
+	expires, err := s.DB.CreateEnlistToken(r.Context(), pki.HashSecret(tok.Secret), name, ttl, c.name)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok.String(), Target: name, ExpiresAt: expires.UTC()})
+	return nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ caller) error {
+	jobs, err := s.DB.FindJobs(r.Context())
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, jobs)
+	return nil
+}
+
+func (s *Server) showJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+	j, err := s.DB.FindJob(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, j)
+	return nil
+}
+
+// applyBody is the wire form of an apply request: jobs default to enabled.
+type applyBody struct {
+	Jobs   []jobBody `json:"jobs"`
+	Prune  bool      `json:"prune"`
+	DryRun bool      `json:"dry_run"`
+}
+
+// jobBody decodes a job with the definition defaults applied first.
+type jobBody struct{ muster.Job }
+
+func (j *jobBody) UnmarshalJSON(b []byte) error {
+	j.Job = muster.NewJob()
+	return decodeStrict(b, &j.Job)
+}
+
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body applyBody
+	if err := DecodeJSON(w, r, maxApplyBody, &body); err != nil {
+		return err
+	}
+	req := catalog.ApplyRequest{Prune: body.Prune, DryRun: body.DryRun, Jobs: make([]muster.Job, len(body.Jobs))}
+	for i, j := range body.Jobs {
+		req.Jobs[i] = j.Job
+	}
+	res, err := s.DB.ApplyJobs(r.Context(), req)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+	c, err := s.DB.DeleteJob(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) enableJob(enabled bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
+		c, err := s.DB.SetJobEnabled(r.Context(), r.PathValue("name"), enabled)
+		if err != nil {
+			return err
+		}
+		WriteJSON(w, http.StatusOK, c)
+		return nil
+	}
+}
+
+// StartBody is the body of POST /api/v1/jobs/{name}/start.
+type StartBody struct {
+	Targets          []string `json:"targets,omitempty"`
+	IdempotencyKey   string   `json:"idempotency_key,omitempty"`
+	ExpiresInSeconds int      `json:"expires_in_seconds,omitempty"`
+}
+
+func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	var body StartBody
+	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		return err
+	}
+	key := body.IdempotencyKey
+	if key == "" {
+		key = r.Header.Get("Idempotency-Key")
+	}
+	res, err := s.DB.StartJob(r.Context(), catalog.StartRequest{
+		Job: r.PathValue("name"), Targets: body.Targets, IdempotencyKey: key,
+		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second, RequestedBy: c.name,
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if res.Replayed {
+		status = http.StatusOK
+	}
+	WriteJSON(w, status, res)
+	return nil
+}
+
+func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 20, 1, 10000)
+	if err != nil {
+		return err
+	}
+	name := r.PathValue("name")
+	runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit})
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		// Tell "no such job" from "no runs yet"; history of a deleted job
+		// is still served above.
+		if _, err := s.DB.FindJob(r.Context(), name); err != nil {
+			return err
+		}
+	}
+	WriteJSON(w, http.StatusOK, runs)
+	return nil
+}
+
+// listRuns answers GET /api/v1/runs?run_id=A&run_id=B[&wait=25s]. With wait,
+// the reply is held until every named run is finished or the wait passes,
+// so `muster job start --wait` needs no busy polling.
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	ids := q["run_id"]
+	if len(ids) == 0 || len(ids) > 10000 {
+		return muster.Errorf(muster.EINVALID, "run_id: give 1 to 10000 run ids")
+	}
+	var wait time.Duration
+	if v := q.Get("wait"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return muster.Errorf(muster.EINVALID, "wait: a duration such as 25s")
+		}
+		wait = min(d, MaxRunWait)
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		changed := s.Hub.RunsChanged()
+		runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{RunIDs: ids, Limit: len(ids)})
+		if err != nil {
+			return err
+		}
+		if wait == 0 || allFinished(runs, len(ids)) {
+			WriteJSON(w, http.StatusOK, runs)
+			return nil
+		}
+		select {
+		case <-changed:
+			continue
+		case <-timer.C:
+		case <-s.Hub.Closed():
+		case <-r.Context().Done():
+			return r.Context().Err()
+		}
+		wait = 0
+	}
+}
+
+func allFinished(runs []muster.Run, want int) bool {
+	if len(runs) < want {
+		return false
+	}
+	for _, r := range runs {
+		if !r.Status.Finished() {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 1000, 1, 100000)
+	if err != nil {
+		return err
+	}
+	f := catalog.InstructionFilter{
+		Target:    muster.NormalizeTargetName(q.Get("target")),
+		Job:       q.Get("job"),
+		Operation: muster.Operation(strings.ToUpper(q.Get("operation"))),
+		Pending:   q.Get("pending") == "true",
+		Errors:    q.Get("errors") == "true",
+		Limit:     limit,
+	}
+	if f.Operation != "" && !f.Operation.Valid() {
+		return muster.Errorf(muster.EINVALID, "operation: %q is not an operation; use INSERT, UPDATE, DELETE, START, STOP, RE-ENLIST, DEFECT, SYNC-TIME or SET-POLL", f.Operation)
+	}
+	list, err := s.DB.FindInstructions(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, list)
+	return nil
+}
+
+func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, _ caller) error {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil || seq < 1 {
+		return muster.Errorf(muster.EINVALID, "seq: a positive sequence number")
+	}
+	in, err := s.DB.RetryInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusCreated, in)
+	return nil
+}
+
+func (s *Server) deleteInstruction(w http.ResponseWriter, r *http.Request, _ caller) error {
+	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
+	if err != nil || seq < 1 {
+		return muster.Errorf(muster.EINVALID, "seq: a positive sequence number")
+	}
+	if err := s.DB.DeleteInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func intParam(v, name string, def, lo, hi int) (int, error) {
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, muster.Errorf(muster.EINVALID, "%s: a whole number from %d to %d", name, lo, hi)
+	}
+	return n, nil
+}
+
+// NewIdempotencyKey returns a random key for one start request.
+func NewIdempotencyKey() string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}

@@ -1,0 +1,251 @@
+package master
+
+import (
+	"crypto/x509"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Body limits on the agent endpoints. Enlistment is unauthenticated and gets
+// the smallest.
+const (
+	maxEnlistBody = 16 << 10
+	maxAckBody    = 1 << 20
+	maxRunsBody   = 64 << 20
+)
+
+// agent serves the target protocol under /agent/v1/.
+type agent struct {
+	m *Main
+}
+
+type agentHandler func(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity)
+
+func (a *agent) routes(mux *http.ServeMux) {
+	mux.Handle("POST "+agentproto.PathEnlist, a.protocol(http.HandlerFunc(a.enlist)))
+	mux.Handle("GET "+agentproto.PathInstructions, a.authenticated(a.poll))
+	mux.Handle("POST "+agentproto.PathAcks, a.authenticated(a.ack))
+	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs))
+	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync))
+	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		httpapi.WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path))
+	})))
+}
+
+// protocol refuses a target whose protocol this master does not speak, with
+// a message naming both versions, and stamps every reply with ours.
+func (a *agent) protocol(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+		v, err := strconv.Atoi(r.Header.Get(agentproto.HeaderProtocol))
+		switch {
+		case err != nil:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "the %s header with the target's protocol version is required", agentproto.HeaderProtocol))
+			return
+		case v > agentproto.Version:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, newer than this master's %d; upgrade the master first (it accepts protocols %d to %d)", v, agentproto.Version, agentproto.MinVersion, agentproto.Version))
+			return
+		case v < agentproto.MinVersion:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, older than the oldest this master accepts (%d; this master speaks %d); upgrade the target", v, agentproto.MinVersion, agentproto.Version))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// authenticated requires a client certificate issued by the CA and looks
+// its serial up in the catalog on every request. A resumed TLS session skips
+// certificate callbacks, so this lookup, not the handshake, is what keeps a
+// deleted or defected target out.
+func (a *agent) authenticated(h agentHandler) http.Handler {
+	return a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaf := verifiedLeaf(r)
+		if leaf == nil {
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "a client certificate issued by this master is required; enlist with `muster enlist`"))
+			return
+		}
+		now := a.m.now()
+		if now.After(leaf.NotAfter) {
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+			return
+		}
+		t, err := a.m.DB.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		if t.State != catalog.TargetActive || leaf.Subject.CommonName != t.Name {
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master", t.Name))
+			return
+		}
+		h(w, r, t)
+	}))
+}
+
+// verifiedLeaf returns the client certificate if the TLS layer verified it
+// against the CA for client authentication.
+func verifiedLeaf(r *http.Request) *x509.Certificate {
+	if r.TLS == nil || len(r.TLS.VerifiedChains) == 0 || len(r.TLS.VerifiedChains[0]) == 0 {
+		return nil
+	}
+	return r.TLS.VerifiedChains[0][0]
+}
+
+// poll answers GET /agent/v1/instructions: pending instructions after the
+// target's cursor, at once if there are any, or when some are committed, or
+// empty after the hold.
+func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	q := r.URL.Query()
+	after, err := strconv.ParseInt(q.Get(agentproto.QueryAfter), 10, 64)
+	if err != nil || after < 0 {
+		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "%s: a sequence number is required", agentproto.QueryAfter))
+		return
+	}
+	hb, err := heartbeatFrom(q, a.m.now())
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.DB.RecordPoll(t.ID, hb)
+	a.m.metrics.polls.Inc()
+
+	hold := time.Duration(hb.PollInterval) * time.Second
+	if wait, err := strconv.Atoi(q.Get(agentproto.QueryWait)); err == nil && wait >= 0 {
+		hold = min(hold, time.Duration(wait)*time.Second)
+	}
+	hold = min(hold, muster.MaxPollHold, a.m.cfg.MaxPollHold)
+
+	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version}
+	last, err := a.m.DB.LastSeq(r.Context(), t.ID)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if after > last {
+		// The target has applied instructions this catalog never posted:
+		// the catalog was restored from an older backup.
+		reply.ResyncRequired = true
+		reply.ServerTime = a.m.now()
+		httpapi.WriteJSON(w, http.StatusOK, reply)
+		return
+	}
+
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	a.m.metrics.held.Inc()
+	defer a.m.metrics.held.Dec()
+	for {
+		woken := a.m.hub.Subscribe(t.ID)
+		ins, err := a.m.DB.PendingInstructions(r.Context(), t.ID, after)
+		if err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+		if len(ins) > 0 || hold <= 0 {
+			reply.Instructions = ins
+			break
+		}
+		select {
+		case <-woken:
+			continue
+		case <-timer.C:
+		case <-a.m.hub.Closed():
+		case <-r.Context().Done():
+			return
+		}
+		break
+	}
+	if reply.Instructions == nil {
+		reply.Instructions = []agentproto.Instruction{}
+	}
+	reply.ServerTime = a.m.now()
+	httpapi.WriteJSON(w, http.StatusOK, reply)
+}
+
+// heartbeatFrom reads the heartbeat carried by a poll's query.
+func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, error) {
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion), Protocol: agentproto.Version}
+	if s := get(agentproto.QueryLocalTime); s != "" {
+		lt, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return hb, muster.Errorf(muster.EINVALID, "%s: RFC 3339 time with offset required", agentproto.QueryLocalTime)
+		}
+		hb.LocalTime = lt
+	}
+	hb.PollInterval = muster.DefaultPollInterval
+	if s := get(agentproto.QueryPollInterval); s != "" {
+		v, err := strconv.Atoi(s)
+		if err != nil || muster.ValidatePollInterval(agentproto.QueryPollInterval, v) != nil {
+			return hb, muster.Errorf(muster.EINVALID, "%s: %d to %d seconds", agentproto.QueryPollInterval, muster.MinPollInterval, muster.MaxPollInterval)
+		}
+		hb.PollInterval = v
+	}
+	hb.SpoolDepth, _ = strconv.Atoi(get(agentproto.QuerySpoolDepth))
+	hb.SpoolDropped, _ = strconv.Atoi(get(agentproto.QuerySpoolDropped))
+	if len(hb.TimeZone) > 64 || len(hb.Version) > 64 {
+		return hb, muster.Errorf(muster.EINVALID, "tz and version are at most 64 characters")
+	}
+	return hb, nil
+}
+
+// ack answers POST /agent/v1/acks.
+func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	var req agentproto.AckRequest
+	if err := httpapi.DecodeJSON(w, r, maxAckBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if err := a.m.DB.Ack(r.Context(), t.ID, req.Acks); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// runs answers POST /agent/v1/runs.
+func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	var req agentproto.RunsRequest
+	if err := httpapi.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if len(req.Runs) > catalog.MaxRunsPerUpload {
+		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload))
+		return
+	}
+	results, err := a.m.DB.UpsertRuns(r.Context(), t, req.Runs)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.metrics.runs.Add(float64(len(req.Runs)))
+	httpapi.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+}
+
+// resync answers POST /agent/v1/resync.
+func (a *agent) resync(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	var req agentproto.ResyncRequest
+	if err := httpapi.DecodeJSON(w, r, maxAckBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	base, err := a.m.DB.Resync(r.Context(), t.ID, req.After)
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	httpapi.WriteJSON(w, http.StatusOK, agentproto.ResyncResponse{Epoch: a.m.DB.Epoch(), After: base})
+}

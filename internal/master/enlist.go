@@ -1,0 +1,165 @@
+package master
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// enlist answers POST /agent/v1/enlist: a target with a single-use token and
+// a CSR becomes enlisted and receives a client certificate.
+func (a *agent) enlist(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r)
+	if !a.m.enlistFailures.allow(ip, a.m.now()) {
+		httpapi.WriteError(w, r, muster.Errorf(muster.ERATELIMIT, "too many failed enlistment attempts from %s; wait a minute", ip))
+		return
+	}
+	resp, err := a.doEnlist(w, r)
+	if err != nil {
+		if code := muster.ErrorCode(err); code == muster.EUNAUTHORIZED || code == muster.EFORBIDDEN {
+			a.m.enlistFailures.fail(ip, a.m.now())
+		}
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.log.Info("target enlisted", "target", resp.Name, "uid", resp.UID, "from", ip)
+	httpapi.WriteJSON(w, http.StatusOK, resp)
+}
+
+func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.EnlistResponse, error) {
+	var req agentproto.EnlistRequest
+	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	tok, err := pki.ParseEnlistToken(req.Token)
+	if err != nil {
+		return agentproto.EnlistResponse{}, muster.Errorf(muster.EUNAUTHORIZED, "token: %v", err)
+	}
+	if tok.CAFingerprint != a.m.CA.Fingerprint() {
+		return agentproto.EnlistResponse{}, muster.Errorf(muster.EUNAUTHORIZED, "token: it was made by another master (its CA fingerprint differs)")
+	}
+	name := muster.NormalizeTargetName(req.Name)
+	if err := muster.ValidateTargetName("name", name); err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	if len(req.Location) > 200 {
+		return agentproto.EnlistResponse{}, muster.Errorf(muster.EINVALID, "location: at most 200 characters")
+	}
+	if len(req.EnlistedBy) > 100 || len(req.TimeZone) > 64 || len(req.Version) > 64 {
+		return agentproto.EnlistResponse{}, muster.Errorf(muster.EINVALID, "enlisted_by, time_zone and version: at most 100, 64 and 64 characters")
+	}
+	interval := req.PollInterval
+	if interval == 0 {
+		interval = muster.DefaultPollInterval
+	}
+	if err := muster.ValidatePollInterval("poll_interval", interval); err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	now := a.m.now()
+	uid := newUID()
+	var cert *pki.ClientCert
+	id, err := a.m.DB.Enlist(r.Context(), catalog.Enlistment{
+		TokenHash:  pki.HashSecret(tok.Secret),
+		Name:       name,
+		UID:        uid,
+		Location:   req.Location,
+		EnlistedBy: req.EnlistedBy,
+		Heartbeat: catalog.Heartbeat{At: now, LocalTime: req.LocalTime, TimeZone: req.TimeZone, PollInterval: interval,
+			Version: req.Version, Protocol: req.Protocol},
+	}, func(uid string) (catalog.IssuedCert, error) {
+		var err error
+		cert, err = a.m.CA.SignTarget(req.CSR, name, uid, now, a.m.cfg.CertTTL)
+		if err != nil {
+			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
+		}
+		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter}, nil
+	})
+	if err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	return agentproto.EnlistResponse{
+		Name:         id.Name,
+		UID:          id.UID,
+		Cert:         cert.PEM,
+		CA:           a.m.CA.CertPEM,
+		Epoch:        a.m.DB.Epoch(),
+		PollInterval: id.PollInterval,
+		Master:       a.m.cfg.Name,
+	}, nil
+}
+
+// newUID returns a random UUID (version 4).
+func newUID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	x := hex.EncodeToString(b[:])
+	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// failureLimiter refuses an address after too many failed attempts within a
+// window. Only failures count, so enlisting a large fleet at once from one
+// address is never slowed; guessing tokens is.
+type failureLimiter struct {
+	mu     sync.Mutex
+	limit  int
+	window time.Duration
+	fails  map[string][]time.Time
+}
+
+func newFailureLimiter(limit int, window time.Duration) *failureLimiter {
+	return &failureLimiter{limit: limit, window: window, fails: map[string][]time.Time{}}
+}
+
+func (l *failureLimiter) allow(key string, now time.Time) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.recent(key, now)) < l.limit
+}
+
+func (l *failureLimiter) fail(key string, now time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.fails[key] = append(l.recent(key, now), now)
+	if len(l.fails) > 10000 { // bound memory under a spray of addresses
+		for k := range l.fails {
+			if len(l.recent(k, now)) == 0 {
+				delete(l.fails, k)
+			}
+		}
+	}
+}
+
+// recent drops failures older than the window and returns the rest.
+func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
+	fs := l.fails[key]
+	i := 0
+	for i < len(fs) && now.Sub(fs[i]) > l.window {
+		i++
+	}
+	fs = fs[i:]
+	if len(fs) == 0 {
+		delete(l.fails, key)
+	} else {
+		l.fails[key] = fs
+	}
+	return fs
+}

@@ -1,0 +1,67 @@
+package master
+
+import (
+	"sync"
+)
+
+// Hub wakes held polls. A poller subscribes before it reads its pending
+// instructions, so a post committed between the read and the wait still
+// wakes it; the catalog calls Wake only after commit, so a woken poller
+// always finds what woke it.
+type Hub struct {
+	mu      sync.Mutex
+	targets map[int64]chan struct{}
+	runs    chan struct{}
+	closed  chan struct{}
+	once    sync.Once
+}
+
+// NewHub returns an empty hub.
+func NewHub() *Hub {
+	return &Hub{targets: map[int64]chan struct{}{}, runs: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// Subscribe returns a channel closed at the next Wake of the target.
+func (h *Hub) Subscribe(target int64) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.targets[target]
+	if !ok {
+		ch = make(chan struct{})
+		h.targets[target] = ch
+	}
+	return ch
+}
+
+// Wake wakes every poll held for the given targets.
+func (h *Hub) Wake(targets []int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, id := range targets {
+		if ch, ok := h.targets[id]; ok {
+			close(ch)
+			delete(h.targets, id)
+		}
+	}
+}
+
+// RunsChanged returns a channel closed at the next recorded run change.
+func (h *Hub) RunsChanged() <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.runs
+}
+
+// WakeRuns wakes everyone waiting for run changes.
+func (h *Hub) WakeRuns() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	close(h.runs)
+	h.runs = make(chan struct{})
+}
+
+// Closed is closed when the master shuts down: held polls answer at once.
+func (h *Hub) Closed() <-chan struct{} { return h.closed }
+
+// Close answers every held poll and wait.
+func (h *Hub) Close() { h.once.Do(func() { close(h.closed) }) }

@@ -1,0 +1,139 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+// client speaks the agent protocol to one master over mutual TLS.
+type client struct {
+	base *url.URL
+	http *http.Client
+	// cert is swapped when the certificate is renewed; new handshakes
+	// present the new one.
+	cert atomic.Pointer[tls.Certificate]
+}
+
+func newClient(masterURL string, roots *x509.CertPool, cert *tls.Certificate) (*client, error) {
+	u, err := url.Parse(masterURL)
+	if err != nil {
+		return nil, err
+	}
+	c := &client{base: u}
+	c.cert.Store(cert)
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		RootCAs:    roots,
+		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+			return c.cert.Load(), nil
+		},
+		ClientSessionCache: tls.NewLRUClientSessionCache(4),
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     cfg,
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+	}
+	c.http = &http.Client{Transport: tr}
+	return c, nil
+}
+
+func (c *client) close() { c.http.CloseIdleConnections() }
+
+// call sends a request with the protocol header and decodes the reply.
+func (c *client) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	u := c.base.JoinPath(path)
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return muster.Errorf(muster.EUNAVAILABLE, "master %s: %v", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return httpapi.DecodeError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		io.Copy(io.Discard, resp.Body)
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("decode reply to %s %s: %w", method, path, err)
+	}
+	return nil
+}
+
+// heartbeat is what a poll reports about the target.
+type heartbeat struct {
+	LocalTime    time.Time
+	TimeZone     string
+	PollInterval int
+	SpoolDepth   int
+	SpoolDropped int
+}
+
+// poll fetches instructions after seq, waiting at most wait for some.
+func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb heartbeat) (agentproto.PollResponse, error) {
+	q := url.Values{}
+	q.Set(agentproto.QueryAfter, strconv.FormatInt(after, 10))
+	q.Set(agentproto.QueryWait, strconv.Itoa(int(wait/time.Second)))
+	q.Set(agentproto.QueryLocalTime, hb.LocalTime.Format(time.RFC3339Nano))
+	q.Set(agentproto.QueryTimeZone, hb.TimeZone)
+	q.Set(agentproto.QueryPollInterval, strconv.Itoa(hb.PollInterval))
+	q.Set(agentproto.QueryVersion, muster.Version)
+	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
+	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
+	var resp agentproto.PollResponse
+	err := c.call(ctx, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
+	return resp, err
+}
+
+func (c *client) ack(ctx context.Context, acks []agentproto.Ack) error {
+	return c.call(ctx, http.MethodPost, agentproto.PathAcks, nil, agentproto.AckRequest{Acks: acks}, nil)
+}
+
+func (c *client) uploadRuns(ctx context.Context, runs []agentproto.RunReport) ([]agentproto.RunResult, error) {
+	var resp agentproto.RunsResponse
+	err := c.call(ctx, http.MethodPost, agentproto.PathRuns, nil, agentproto.RunsRequest{Runs: runs}, &resp)
+	if err == nil && len(resp.Results) != len(runs) {
+		err = fmt.Errorf("the master answered %d results for %d runs", len(resp.Results), len(runs))
+	}
+	return resp.Results, err
+}
+
+func (c *client) resync(ctx context.Context, after int64) (agentproto.ResyncResponse, error) {
+	var resp agentproto.ResyncResponse
+	err := c.call(ctx, http.MethodPost, agentproto.PathResync, nil, agentproto.ResyncRequest{After: after}, &resp)
+	return resp, err
+}

@@ -1,0 +1,177 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// EnlistOptions say how to enlist a data directory in a master.
+type EnlistOptions struct {
+	MasterURL string
+	Token     string
+	Name      string
+	DataDir   string
+	Location  string
+	// TimeZone overrides the detected zone reported at enlistment.
+	TimeZone string
+	Now      func() time.Time
+}
+
+// Enlisted describes a completed enlistment.
+type Enlisted struct {
+	Name   string
+	UID    string
+	Master string
+}
+
+// Enlist makes the data directory a target of the master: it verifies the
+// master against the CA fingerprint in the token, makes a key (which never
+// leaves the directory) and a CSR, and stores the certificate it receives.
+func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	name := muster.NormalizeTargetName(o.Name)
+	if err := muster.ValidateTargetName("--name", name); err != nil {
+		return Enlisted{}, err
+	}
+	tok, err := pki.ParseEnlistToken(o.Token)
+	if err != nil {
+		return Enlisted{}, fmt.Errorf("--token: %w", err)
+	}
+	u, err := url.Parse(o.MasterURL)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return Enlisted{}, fmt.Errorf("--master: %q is not a master URL such as https://master.example:7070", o.MasterURL)
+	}
+	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
+		return Enlisted{}, err
+	}
+	lock, err := lockDir(o.DataDir)
+	if err != nil {
+		return Enlisted{}, err
+	}
+	defer unlockDir(lock)
+	st, err := openStore(ctx, filepath.Join(o.DataDir, StoreFile), o.Now)
+	if err != nil {
+		return Enlisted{}, err
+	}
+	defer st.Close()
+	if e, ok, err := st.enlistment(ctx); err != nil {
+		return Enlisted{}, err
+	} else if ok {
+		return Enlisted{}, fmt.Errorf("%s is already enlisted in %s as %q; a target holds one master: run `muster defect --data %s` first", o.DataDir, e.MasterURL, e.Name, o.DataDir)
+	}
+
+	key, err := pki.NewKey()
+	if err != nil {
+		return Enlisted{}, err
+	}
+	csr, err := pki.NewCSR(key, name)
+	if err != nil {
+		return Enlisted{}, err
+	}
+	loc, tzName := localZone()
+	if o.TimeZone != "" {
+		if loc, err = time.LoadLocation(o.TimeZone); err != nil {
+			return Enlisted{}, fmt.Errorf("time zone %q: %w", o.TimeZone, err)
+		}
+		tzName = o.TimeZone
+	}
+	by := ""
+	if cur, err := user.Current(); err == nil {
+		by = cur.Username
+		if h, err := os.Hostname(); err == nil {
+			by += "@" + h
+		}
+	}
+	req := agentproto.EnlistRequest{
+		Token: o.Token, Name: name, Location: strings.TrimSpace(o.Location), CSR: csr,
+		TimeZone: tzName, LocalTime: o.Now().In(loc), PollInterval: muster.DefaultPollInterval,
+		Version: muster.Version, Protocol: agentproto.Version, EnlistedBy: by,
+	}
+	resp, err := postEnlist(ctx, u, tok.CAFingerprint, req)
+	if err != nil {
+		return Enlisted{}, err
+	}
+
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return Enlisted{}, err
+	}
+	if _, err := tls.X509KeyPair(resp.Cert, keyPEM); err != nil {
+		return Enlisted{}, fmt.Errorf("the master's certificate does not match our key: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{{KeyFile, keyPEM, 0o600}, {CertFile, resp.Cert, 0o644}, {CAFile, resp.CA, 0o644}} {
+		if err := pki.WriteFileAtomic(filepath.Join(o.DataDir, f.name), f.data, f.perm); err != nil {
+			return Enlisted{}, err
+		}
+	}
+	// The enlistment is committed last: files without it are simply
+	// overwritten by the next attempt.
+	err = st.saveEnlistment(ctx, enlistment{
+		MasterURL: u.String(), Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
+		PollInterval: resp.PollInterval, EnlistedAt: o.Now(),
+	})
+	if err != nil {
+		return Enlisted{}, err
+	}
+	return Enlisted{Name: resp.Name, UID: resp.UID, Master: resp.Master}, nil
+}
+
+// postEnlist sends the enlistment request over TLS that trusts only the CA
+// pinned by the token.
+func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agentproto.EnlistRequest) (agentproto.EnlistResponse, error) {
+	host := u.Hostname()
+	tr := &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(caFingerprint, host)}
+	defer tr.CloseIdleConnections()
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u.JoinPath(agentproto.PathEnlist).String(), bytes.NewReader(body))
+	if err != nil {
+		return agentproto.EnlistResponse{}, err
+	}
+	hreq.Header.Set("Content-Type", "application/json")
+	hreq.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		var opErr *net.OpError
+		if errors.As(err, &opErr) {
+			return agentproto.EnlistResponse{}, fmt.Errorf("cannot reach the master at %s: %v", u.Host, opErr.Err)
+		}
+		return agentproto.EnlistResponse{}, fmt.Errorf("enlist with %s: %w", u.Host, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return agentproto.EnlistResponse{}, httpapi.DecodeError(resp)
+	}
+	var out agentproto.EnlistResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return agentproto.EnlistResponse{}, fmt.Errorf("decode the master's reply: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,296 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/schedule"
+)
+
+// pollLoop long-polls the master and applies what it sends, for ever. Any
+// failure to reach the master is retried with capped backoff; the target
+// carries on running its jobs meanwhile.
+func (m *Main) pollLoop(ctx context.Context) {
+	failures := 0
+	for ctx.Err() == nil {
+		if err := m.pollOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := m.backoff(failures)
+			failures++
+			m.log.Warn("poll failed; retrying", "err", err, "in", d.Round(time.Millisecond))
+			sleep(ctx, d)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// pollOnce sends owed acks, makes one poll, and applies its instructions.
+func (m *Main) pollOnce(ctx context.Context) error {
+	if err := m.flushAcks(ctx); err != nil {
+		return err
+	}
+	hb := heartbeat{
+		LocalTime:    m.now(),
+		TimeZone:     m.tzName,
+		PollInterval: m.enl.PollInterval,
+		SpoolDepth:   m.store.spoolDepth(ctx),
+	}
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
+	defer cancel()
+	resp, err := m.client.poll(pctx, m.enl.Cursor, m.cfg.PollWait, hb)
+	if err != nil {
+		return err
+	}
+	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
+		return m.resync(ctx, resp)
+	}
+	for _, in := range resp.Instructions {
+		if in.Seq <= m.enl.Cursor {
+			continue // already applied: a replayed reply
+		}
+		if err := m.apply(ctx, in, resp.ServerTime); err != nil {
+			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
+		}
+	}
+	return m.flushAcks(ctx)
+}
+
+// resync asks the master to re-post everything this target should hold,
+// because the catalog's epoch changed (a restored or re-created master) or
+// the master does not know the cursor.
+func (m *Main) resync(ctx context.Context, resp agentproto.PollResponse) error {
+	m.log.Warn("resyncing with the master", "epoch", resp.Epoch, "held_epoch", m.enl.Epoch, "cursor", m.enl.Cursor)
+	r, err := m.client.resync(ctx, m.enl.Cursor)
+	if err != nil {
+		return err
+	}
+	err = m.store.update(ctx, func(tx *sql.Tx) error {
+		if err := setState(ctx, tx, keyEpoch, r.Epoch); err != nil {
+			return err
+		}
+		return setState(ctx, tx, keyCursor, strconv.FormatInt(r.After, 10))
+	})
+	if err != nil {
+		return err
+	}
+	m.enl.Epoch, m.enl.Cursor = r.Epoch, r.After
+	return nil
+}
+
+// flushAcks sends the acks the store owes the master.
+func (m *Main) flushAcks(ctx context.Context) error {
+	for {
+		acks, err := m.store.pendingAcks(ctx)
+		if err != nil || len(acks) == 0 {
+			return err
+		}
+		if err := m.client.ack(ctx, acks); err != nil {
+			return err
+		}
+		if err := m.store.dropAcks(ctx, acks[len(acks)-1].Seq); err != nil {
+			return err
+		}
+	}
+}
+
+// apply carries out one instruction. Its effect, the cursor and the ack are
+// committed in one local transaction, so a crash leaves the instruction
+// either wholly applied or not at all. An instruction that cannot be
+// applied is acknowledged with its error and the cursor still advances:
+// other jobs are never held up by it.
+func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) error {
+	var started *activeRun
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		// A failed instruction must leave nothing half-applied: its writes
+		// are undone to this savepoint, and only the cursor and the ack are
+		// committed.
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT apply`); err != nil {
+			return err
+		}
+		var applyErr error
+		if m.cfg.FailInstruction != nil {
+			applyErr = m.cfg.FailInstruction(in)
+		}
+		switch {
+		case applyErr != nil:
+		case in.Operation == muster.OpInsert:
+			applyErr = m.applyInsert(ctx, tx, in)
+		case in.Operation == muster.OpUpdate:
+			applyErr = m.applyUpdate(ctx, tx, in)
+		case in.Operation == muster.OpDelete:
+			applyErr = m.applyDelete(ctx, tx, in)
+		case in.Operation == muster.OpStart:
+			started, applyErr = m.applyStart(ctx, tx, in, serverTime)
+		case in.Operation == muster.OpStop:
+			applyErr = m.exec.stop(in.Job, "stopped by the operator")
+		case in.Operation == muster.OpSetPoll:
+			applyErr = m.applySetPoll(ctx, tx, in)
+		default:
+			applyErr = fmt.Errorf("%s: this target (muster %s) does not support this operation; upgrade it", in.Operation, muster.Version)
+		}
+		if applyErr != nil {
+			m.log.Warn("instruction failed", "seq", in.Seq, "operation", in.Operation, "job", in.Job, "err", applyErr)
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO apply`); err != nil {
+				return err
+			}
+			if started != nil {
+				m.exec.forget(started)
+				started = nil
+			}
+		}
+		return applied(ctx, tx, in.Seq, applyErr)
+	})
+	if err != nil {
+		if started != nil {
+			m.exec.forget(started)
+		}
+		return err
+	}
+	m.enl.Cursor = in.Seq
+	if in.Operation == muster.OpSetPoll {
+		m.reloadPollInterval(ctx)
+	}
+	if in.Operation == muster.OpStart {
+		m.wakeUploader()
+	}
+	if started != nil {
+		// The run is committed with the cursor; only now is its process
+		// spawned. A crash in between leaves a run recorded as running with
+		// no process, which the next start records as abandoned.
+		m.exec.launch(started)
+	}
+	return nil
+}
+
+// decodeStrict decodes an instruction payload, refusing fields this target
+// does not know: a newer master's step kind must fail loudly, not be
+// dropped and run as something else.
+func decodeStrict(in agentproto.Instruction, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(in.Payload))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return fmt.Errorf("%s %q: cannot read the payload (this target runs muster %s): %v", in.Operation, in.Job, muster.Version, err)
+	}
+	return nil
+}
+
+// applyInsert upserts a whole job at its version. An older version than the
+// one held is a replay and changes nothing.
+func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
+	var j muster.Job
+	if err := decodeStrict(in, &j); err != nil {
+		return err
+	}
+	if j.Name != in.Job {
+		return fmt.Errorf("INSERT %q: the payload is job %q", in.Job, j.Name)
+	}
+	if err := j.Validate(); err != nil {
+		return fmt.Errorf("INSERT: %v", err)
+	}
+	for i, s := range j.Schedules {
+		if _, err := schedule.Compile(s, m.loc); err != nil {
+			return fmt.Errorf("INSERT %q: schedules[%d] %q: %v", j.Name, i, s.Name, err)
+		}
+	}
+	held, ok, err := m.store.job(ctx, tx, j.Name)
+	if err != nil {
+		return err
+	}
+	if ok && held.Version > j.Version {
+		return nil
+	}
+	return putJob(ctx, tx, j, m.cfg.Now())
+}
+
+// applyUpdate changes a held job's header.
+func (m *Main) applyUpdate(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
+	var u agentproto.UpdatePayload
+	if err := decodeStrict(in, &u); err != nil {
+		return err
+	}
+	held, ok, err := m.store.job(ctx, tx, in.Job)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("UPDATE %q: the job is not on this target (did its INSERT fail?)", in.Job)
+	}
+	if held.Version > u.Version {
+		return nil
+	}
+	held.Enabled, held.Description, held.Version = u.Enabled, u.Description, u.Version
+	return putJob(ctx, tx, held, m.cfg.Now())
+}
+
+// applyDelete removes a job, or every job when the instruction names none.
+// A job that is not held is already deleted.
+func (m *Main) applyDelete(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
+	var err error
+	if in.Job == "" {
+		_, err = tx.ExecContext(ctx, `DELETE FROM jobs`)
+	} else {
+		_, err = tx.ExecContext(ctx, `DELETE FROM jobs WHERE name = ?`, in.Job)
+	}
+	return err
+}
+
+// applyStart records the run a START asks for: running (to be launched after
+// commit), or skipped when the START expired on the way or the job is
+// already running here. Neither is an instruction error.
+func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruction, serverTime time.Time) (*activeRun, error) {
+	var p agentproto.StartPayload
+	if err := decodeStrict(in, &p); err != nil {
+		return nil, err
+	}
+	if p.RunID == "" {
+		return nil, fmt.Errorf("START %q: the payload has no run_id", in.Job)
+	}
+	if done, err := runExists(ctx, tx, p.RunID); err != nil || done {
+		return nil, err // a replayed START: the run already happened
+	}
+	job, ok, err := m.store.job(ctx, tx, in.Job)
+	if err != nil {
+		return nil, err
+	}
+	if !ok {
+		return nil, fmt.Errorf("START %q: the job is not on this target (did its INSERT fail?)", in.Job)
+	}
+	trigger := muster.TriggerOperator
+	if p.RequestedBy != "" {
+		trigger += ":" + p.RequestedBy
+	}
+	run := muster.Run{Job: job.Name, Target: m.enl.Name, RunID: p.RunID, Trigger: trigger, StartedAt: m.now(), Steps: []muster.StepAttempt{}}
+	if !p.ExpiresAt.IsZero() && !serverTime.Before(p.ExpiresAt) {
+		run.Status, run.Message = muster.RunSkipped, fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		return nil, m.exec.recordSkipped(ctx, tx, run)
+	}
+	return m.exec.begin(ctx, tx, job, run)
+}
+
+// applySetPoll changes the poll interval.
+func (m *Main) applySetPoll(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
+	var p agentproto.SetPollPayload
+	if err := decodeStrict(in, &p); err != nil {
+		return err
+	}
+	if err := muster.ValidatePollInterval("poll_interval", p.PollInterval); err != nil {
+		return err
+	}
+	return setState(ctx, tx, keyPollInterval, strconv.Itoa(p.PollInterval))
+}
+
+func (m *Main) reloadPollInterval(ctx context.Context) {
+	if enl, ok, err := m.store.enlistment(ctx); err == nil && ok {
+		m.enl.PollInterval = enl.PollInterval
+	}
+}

@@ -1,0 +1,114 @@
+package target
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Settings are a target's local settings, read from the file given to
+// `muster target --config`. The master never sees them: they are this
+// server's own (SQL Server keeps the equivalent in the registry).
+type Settings struct {
+	// TimeZone overrides the detected IANA zone that schedules run in.
+	TimeZone string `yaml:"time_zone"`
+	// OutputLimit caps the output kept per step attempt; the head and the
+	// tail are kept, with a line saying how much was dropped.
+	OutputLimit ByteSize `yaml:"output_limit"`
+}
+
+// DefaultSettings returns the settings used when no file is given.
+func DefaultSettings() Settings {
+	return Settings{OutputLimit: 1 << 20}
+}
+
+// maxSettingsFile bounds the settings file read before parsing.
+const maxSettingsFile = 1 << 20
+
+// LoadSettings reads a settings file strictly: an unknown key is an error
+// naming it and its line.
+func LoadSettings(path string) (Settings, error) {
+	s := DefaultSettings()
+	if path == "" {
+		return s, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return s, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxSettingsFile+1))
+	if err != nil {
+		return s, err
+	}
+	if len(b) > maxSettingsFile {
+		return s, fmt.Errorf("%s: the settings file is over %d bytes", path, maxSettingsFile)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(&s); err != nil && !errors.Is(err, io.EOF) {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := s.validate(); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
+	}
+	return s, nil
+}
+
+func (s Settings) validate() error {
+	if s.TimeZone != "" {
+		if _, err := time.LoadLocation(s.TimeZone); err != nil {
+			return fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
+		}
+	}
+	if s.OutputLimit < 1024 || s.OutputLimit > 64<<20 {
+		return fmt.Errorf("output_limit: from 1KiB to 64MiB, not %d bytes", s.OutputLimit)
+	}
+	return nil
+}
+
+// ByteSize is a size in bytes, written as a number or with a unit: "512KiB",
+// "1MiB", "2GiB" (also KB, MB, GB as powers of 1000).
+type ByteSize int64
+
+// UnmarshalYAML reads a size.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
+	}
+	*b = v
+	return nil
+}
+
+var byteUnits = []struct {
+	suffix string
+	factor int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1000}, {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1},
+}
+
+// ParseByteSize parses "1048576", "1MiB", "512KiB" and the like.
+func ParseByteSize(s string) (ByteSize, error) {
+	s = strings.TrimSpace(s)
+	factor := int64(1)
+	for _, u := range byteUnits {
+		if strings.HasSuffix(s, u.suffix) {
+			s, factor = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size such as 1048576, 512KiB or 1MiB", s)
+	}
+	return ByteSize(n * factor), nil
+}

@@ -1,0 +1,222 @@
+// Package target is the target daemon: it polls its master for
+// instructions, applies them to its local store, runs jobs in its own
+// processes, and reports every run back through a local spool that survives
+// restarts and master outages.
+package target
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"os/user"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Files in a target's data directory besides the store and the lock.
+const (
+	KeyFile  = "key.pem"
+	CertFile = "cert.pem"
+	CAFile   = "ca.pem"
+)
+
+// Config configures a target daemon.
+type Config struct {
+	// DataDir holds the enlistment, the store and the key.
+	DataDir string
+	// Settings are the local settings (from --config).
+	Settings Settings
+	// PollWait is the longest a poll asks the master to hold it.
+	PollWait time.Duration
+	// MaxBackoff caps the wait between attempts to reach the master.
+	MaxBackoff time.Duration
+	// Now is the clock; time.Now by default.
+	Now func() time.Time
+	// FailInstruction, when set, is asked before each instruction is
+	// applied; an error it returns fails the instruction. Tests use it to
+	// inject failures.
+	FailInstruction func(agentproto.Instruction) error
+	// Logger receives the daemon's log; slog.Default() by default.
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns a configuration with the defaults filled in.
+func DefaultConfig() Config {
+	return Config{
+		Settings:   DefaultSettings(),
+		PollWait:   55 * time.Second,
+		MaxBackoff: 5 * time.Second,
+		Now:        time.Now,
+	}
+}
+
+// Main is a target daemon.
+type Main struct {
+	cfg Config
+	log *slog.Logger
+
+	lock   *os.File
+	store  *store
+	enl    enlistment
+	client *client
+	loc    *time.Location
+	tzName string
+	home   string
+
+	exec       *executor
+	uploadWake chan struct{}
+	wg         sync.WaitGroup
+}
+
+// New checks the configuration; Open does the work.
+func New(cfg Config) (*Main, error) {
+	def := DefaultConfig()
+	if cfg.DataDir == "" {
+		return nil, errors.New("--data: a data directory is required")
+	}
+	if cfg.Settings.OutputLimit == 0 {
+		cfg.Settings = def.Settings
+	}
+	if cfg.PollWait <= 0 {
+		cfg.PollWait = def.PollWait
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = def.MaxBackoff
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Main{cfg: cfg, log: log, uploadWake: make(chan struct{}, 1)}, nil
+}
+
+// Open locks the data directory, opens the store, loads the enlistment and
+// the certificate, and records runs a previous process left running as
+// abandoned.
+func (m *Main) Open(ctx context.Context) (err error) {
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	if m.lock, err = lockDir(m.cfg.DataDir); err != nil {
+		return err
+	}
+	if m.store, err = openStore(ctx, filepath.Join(m.cfg.DataDir, StoreFile), m.cfg.Now); err != nil {
+		return err
+	}
+	enl, ok, err := m.store.enlistment(ctx)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
+	}
+	m.enl = enl
+	cert, err := tls.LoadX509KeyPair(filepath.Join(m.cfg.DataDir, CertFile), filepath.Join(m.cfg.DataDir, KeyFile))
+	if err != nil {
+		return fmt.Errorf("load the target's certificate: %w", err)
+	}
+	roots, err := pki.LoadPool(filepath.Join(m.cfg.DataDir, CAFile))
+	if err != nil {
+		return err
+	}
+	if m.client, err = newClient(enl.MasterURL, roots, &cert); err != nil {
+		return err
+	}
+	if m.cfg.Settings.TimeZone != "" {
+		m.loc, _ = time.LoadLocation(m.cfg.Settings.TimeZone)
+		m.tzName = m.cfg.Settings.TimeZone
+	} else {
+		m.loc, m.tzName = localZone()
+	}
+	m.home = "/"
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		m.home = u.HomeDir
+	}
+	m.exec = newExecutor(m)
+	return m.exec.recover(ctx)
+}
+
+// Name returns the target's name.
+func (m *Main) Name() string { return m.enl.Name }
+
+// Run polls, applies, executes and uploads until ctx is canceled. Then it
+// cancels running runs, records them, and tries once to upload them.
+func (m *Main) Run(ctx context.Context) error {
+	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	m.wg.Add(2)
+	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
+	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
+	<-ctx.Done()
+	m.wg.Wait()
+	m.exec.stopAll("the target daemon stopped")
+	m.exec.wait()
+	flush, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelFlush()
+	if err := m.uploadOnce(flush); err != nil {
+		m.log.Warn("runs not uploaded before stopping; they stay in the spool", "err", err)
+	}
+	return nil
+}
+
+// Close releases the store and the lock.
+func (m *Main) Close() error {
+	var errs []error
+	if m.client != nil {
+		m.client.close()
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+		m.store = nil
+	}
+	errs = append(errs, unlockDir(m.lock))
+	m.lock = nil
+	return errors.Join(errs...)
+}
+
+// now returns the target's clock in its time zone.
+func (m *Main) now() time.Time { return m.cfg.Now().In(m.loc) }
+
+// backoff returns the wait before attempt n (from 0) to reach the master:
+// doubling from 100 ms, capped, with ±20 % jitter so a fleet reconnecting
+// after an outage spreads out.
+func (m *Main) backoff(n int) time.Duration {
+	d := 100 * time.Millisecond << min(n, 10)
+	d = min(d, m.cfg.MaxBackoff)
+	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
+	return d + jitter
+}
+
+// sleep waits d or until ctx is done.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// wakeUploader asks the uploader to send the spool now.
+func (m *Main) wakeUploader() {
+	select {
+	case m.uploadWake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,64 @@
+package target
+
+import (
+	"context"
+	"time"
+)
+
+// uploadBatch is how many runs one upload carries.
+const uploadBatch = 500
+
+// uploadLoop sends the spool to the master whenever a run changes, and
+// retries with capped backoff while the master is unreachable. A run is
+// uploaded within moments of finishing.
+func (m *Main) uploadLoop(ctx context.Context) {
+	failures := 0
+	retry := time.NewTimer(0) // upload at start whatever the previous process left
+	defer retry.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.uploadWake:
+		case <-retry.C:
+		}
+		if err := m.uploadOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			d := m.backoff(failures)
+			failures++
+			m.log.Warn("run upload failed; retrying", "err", err, "in", d.Round(time.Millisecond))
+			retry.Reset(d)
+			continue
+		}
+		failures = 0
+	}
+}
+
+// uploadOnce sends every unsent run, in batches, and records the master's
+// per-run answers. A run the master refuses is kept locally, marked with
+// the reason, and not sent again.
+func (m *Main) uploadOnce(ctx context.Context) error {
+	for {
+		runs, err := m.store.unsentRuns(ctx, uploadBatch)
+		if err != nil || len(runs) == 0 {
+			return err
+		}
+		results, err := m.client.uploadRuns(ctx, runs)
+		if err != nil {
+			return err
+		}
+		for _, r := range results {
+			if !r.OK {
+				m.log.Error("the master refused a run", "run_id", r.RunID, "err", r.Error)
+			}
+		}
+		if err := m.store.markUploaded(ctx, runs, results); err != nil {
+			return err
+		}
+		if len(runs) < uploadBatch {
+			return nil
+		}
+	}
+}

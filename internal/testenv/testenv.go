@@ -1,0 +1,206 @@
+// Package testenv runs a real master and real targets in one process for
+// end-to-end tests: real TLS on 127.0.0.1, real SQLite files in temporary
+// directories, real step processes.
+package testenv
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/master"
+	"github.com/musterhq/muster/internal/target"
+)
+
+// Options shape an environment.
+type Options struct {
+	// Targets are enlisted and started by New, by name.
+	Targets []string
+	// Master adjusts the master's configuration before it starts.
+	Master func(*master.Config)
+	// Target adjusts each target's configuration before it starts.
+	Target func(*target.Config)
+}
+
+// Env is a running master with targets.
+type Env struct {
+	t       testing.TB
+	Dir     string
+	Master  *master.Main
+	Client  *httpapi.Client
+	Log     *slog.Logger
+	opts    Options
+	stop    context.CancelFunc
+	done    chan error
+	mu      sync.Mutex
+	targets map[string]*Target
+}
+
+// Target is a running target of an Env.
+type Target struct {
+	Name string
+	Dir  string
+	Main *target.Main
+	stop context.CancelFunc
+	done chan error
+}
+
+// New starts a master in a temporary directory and enlists and starts the
+// targets named in opts. Everything stops when the test ends.
+func New(t testing.TB, opts Options) *Env {
+	t.Helper()
+	e := &Env{t: t, Dir: t.TempDir(), opts: opts, targets: map[string]*Target{}, Log: Logger(t)}
+	cfg := master.DefaultConfig()
+	cfg.DataDir = filepath.Join(e.Dir, "master")
+	cfg.Listen = "127.0.0.1:0"
+	cfg.Logger = e.Log
+	if opts.Master != nil {
+		opts.Master(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	e.Master = m
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- m.Run(ctx) }()
+	t.Cleanup(e.Close)
+
+	if e.Client, err = httpapi.NewClient(m.URL, m.AdminToken, m.CA.Pool()); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range opts.Targets {
+		e.AddTarget(name)
+	}
+	return e
+}
+
+// Close stops the targets, then the master.
+func (e *Env) Close() {
+	e.mu.Lock()
+	targets := e.targets
+	e.targets = map[string]*Target{}
+	e.mu.Unlock()
+	for _, tg := range targets {
+		tg.Stop(e.t)
+	}
+	if e.stop != nil {
+		e.stop()
+		<-e.done
+		e.Master.Close()
+		e.stop = nil
+	}
+}
+
+// Token creates an enlistment token for name through the API.
+func (e *Env) Token(name string) string {
+	e.t.Helper()
+	tok, err := e.Client.CreateToken(context.Background(), name, 15*time.Minute)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return tok.Token
+}
+
+// AddTarget enlists a new target and starts it.
+func (e *Env) AddTarget(name string) *Target {
+	e.t.Helper()
+	dir := filepath.Join(e.Dir, "target-"+name)
+	if _, err := target.Enlist(context.Background(), target.EnlistOptions{
+		MasterURL: e.Master.URL, Token: e.Token(name), Name: name, DataDir: dir,
+	}); err != nil {
+		e.t.Fatal(err)
+	}
+	return e.StartTarget(name)
+}
+
+// StartTarget starts the (enlisted) target's daemon.
+func (e *Env) StartTarget(name string) *Target {
+	e.t.Helper()
+	cfg := target.DefaultConfig()
+	cfg.DataDir = filepath.Join(e.Dir, "target-"+name)
+	cfg.Logger = e.Log.With("target", name)
+	if e.opts.Target != nil {
+		e.opts.Target(&cfg)
+	}
+	m, err := target.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := m.Open(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	tg := &Target{Name: name, Dir: cfg.DataDir, Main: m, stop: cancel, done: make(chan error, 1)}
+	go func() { tg.done <- m.Run(ctx) }()
+	e.mu.Lock()
+	e.targets[name] = tg
+	e.mu.Unlock()
+	return tg
+}
+
+// Target returns a running target by name.
+func (e *Env) Target(name string) *Target {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.targets[name]
+}
+
+// Stop stops a target's daemon gracefully and releases its data directory.
+func (tg *Target) Stop(t testing.TB) {
+	if tg.stop == nil {
+		return
+	}
+	tg.stop()
+	if err := <-tg.done; err != nil {
+		t.Errorf("target %s: %v", tg.Name, err)
+	}
+	tg.Main.Close()
+	tg.stop = nil
+}
+
+// Eventually waits until cond holds, checking often, for at most d.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Logger returns a logger that writes warnings and errors to the test log
+// while the test runs, and nothing after it ends.
+func Logger(t testing.TB) *slog.Logger {
+	w := &testWriter{t: t}
+	t.Cleanup(func() { w.mu.Lock(); w.done = true; w.mu.Unlock() })
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
+type testWriter struct {
+	mu   sync.Mutex
+	t    testing.TB
+	done bool
+}
+
+func (w *testWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.done {
+		w.t.Log(string(p))
+	}
+	return len(p), nil
+}
+
+var _ io.Writer = (*testWriter)(nil)
