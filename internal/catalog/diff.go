@@ -11,15 +11,10 @@ import (
 
 // diffJobs describes how b differs from a, one line per changed leaf:
 // "+ path: value" (added), "- path: value" (removed), "~ path: old -> new".
-// Either may be nil (create, delete).
 func diffJobs(a, b *muster.Job) []string {
 	before, after := map[string]string{}, map[string]string{}
-	if a != nil {
-		flattenJob(*a, before)
-	}
-	if b != nil {
-		flattenJob(*b, after)
-	}
+	flattenJob(*a, before)
+	flattenJob(*b, after)
 	var paths []string
 	for p := range before {
 		paths = append(paths, p)

@@ -157,7 +157,7 @@ func (tx *tx) createJob(j muster.Job, ids map[string]int64) (JobChange, error) {
 	if err != nil {
 		return JobChange{}, err
 	}
-	c := JobChange{Job: j.Name, Action: ActionCreate, Version: j.Version, Diff: diffJobs(nil, &j)}
+	c := JobChange{Job: j.Name, Action: ActionCreate, Version: j.Version}
 	for _, name := range j.Targets {
 		if err := tx.addJobTarget(jobID, ids[name], j, &c, name); err != nil {
 			return JobChange{}, err
@@ -245,7 +245,7 @@ func (tx *tx) updateJob(old storedJob, j muster.Job, ids map[string]int64) (JobC
 // deleteJob posts DELETE to each of the job's targets, which supersedes its
 // pending instructions there, then removes the job. Its history stays.
 func (tx *tx) deleteJob(old storedJob) (JobChange, error) {
-	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version, Diff: diffJobs(&old.job, nil)}
+	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version}
 	for _, name := range old.job.Targets {
 		if _, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil); err != nil {
 			return JobChange{}, err

@@ -1,0 +1,77 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// clientFlags are the flags of every command that talks to the master's API.
+type clientFlags struct {
+	addr, token, cacert, output string
+}
+
+// defaultAddr is where operator commands look for the master.
+const defaultAddr = "https://127.0.0.1:7070"
+
+func (f *clientFlags) register(cmd *cobra.Command) {
+	pf := cmd.PersistentFlags()
+	pf.StringVar(&f.addr, "addr", "", "master address (default $MUSTER_ADDR, else "+defaultAddr+")")
+	pf.StringVar(&f.token, "token", "", "API token, or @FILE to read it from a file (default $MUSTER_TOKEN)")
+	pf.StringVar(&f.cacert, "cacert", "", "the master's CA certificate, its ca.pem (default $MUSTER_CACERT)")
+}
+
+func (f *clientFlags) registerOutput(cmd *cobra.Command) {
+	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+}
+
+// client builds an API client from the flags and the environment.
+func (f *clientFlags) client() (*httpapi.Client, error) {
+	addr := f.addr
+	if addr == "" {
+		addr = envOr("MUSTER_ADDR", defaultAddr)
+	}
+	token := f.token
+	if token == "" {
+		token = envOr("MUSTER_TOKEN", "")
+	}
+	if path, ok := strings.CutPrefix(token, "@"); ok {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, fmt.Errorf("--token: %w", err)
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if token == "" {
+		return nil, errors.New("an API token is needed: set MUSTER_TOKEN (the master wrote one to admin.token in its data directory) or pass --token")
+	}
+	cacert := f.cacert
+	if cacert == "" {
+		cacert = envOr("MUSTER_CACERT", "")
+	}
+	var roots *x509.CertPool
+	if cacert != "" {
+		var err error
+		if roots, err = pki.LoadPool(cacert); err != nil {
+			return nil, fmt.Errorf("--cacert: %w", err)
+		}
+	}
+	return httpapi.NewClient(addr, token, roots)
+}
+
+func (f *clientFlags) json() (bool, error) {
+	switch f.output {
+	case "json":
+		return true, nil
+	case "table", "":
+		return false, nil
+	}
+	return false, fmt.Errorf("--output: %q is not table or json", f.output)
+}

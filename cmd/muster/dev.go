@@ -1,0 +1,185 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/master"
+	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/target"
+)
+
+// devJobs is the example written for `muster dev`.
+const devJobs = `# Example jobs for muster dev. Edit, then: muster apply -f %[1]s
+jobs:
+  - name: hello
+    description: say hello from every target
+    targets: [%[2]s]
+    steps:
+      - name: greet
+        shell: echo "hello from $MUSTER_TARGET (run $MUSTER_RUN_ID)"
+      - name: uptime
+        command: [uptime]
+
+  - name: heartbeat
+    description: runs every 10 seconds on its own, even with the master stopped
+    targets: [%[2]s]
+    schedules:
+      - cron: "*/10 * * * * *"
+    steps:
+      - name: stamp
+        shell: date
+`
+
+func newDevCmd() *cobra.Command {
+	var n int
+	var listen, dataDir, logLevel string
+	cmd := &cobra.Command{
+		Use:   "dev [--targets 2]",
+		Short: "Run a master and targets in one process, to try muster",
+		Long: `Run a master and N enlisted targets in this one process, with their data in a
+temporary directory that is removed when you stop it (or in --data, kept).
+It prints the environment to use and what to try next.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if n < 1 || n > 100 {
+				return errors.New("--targets: from 1 to 100")
+			}
+			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
+			if err != nil {
+				return err
+			}
+			dir := dataDir
+			if dir == "" {
+				if dir, err = os.MkdirTemp("", "muster-dev-"); err != nil {
+					return err
+				}
+				defer os.RemoveAll(dir)
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			return runDev(ctx, cmd.OutOrStdout(), log, dir, listen, n)
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&n, "targets", 2, "how many targets to run")
+	f.StringVar(&listen, "listen", "127.0.0.1:7070", "address of the master's listener")
+	f.StringVar(&dataDir, "data", "", "keep the data in this directory instead of a temporary one")
+	f.StringVar(&logLevel, "log-level", "warn", "log level: debug, info, warn or error")
+	return cmd
+}
+
+func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen string, n int) error {
+	cfg := master.DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.Logger = filepath.Join(dir, "master"), listen, log.With("process", "master")
+	m, err := master.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := m.Open(ctx); err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("%w; is another muster running? Pick another address with --listen 127.0.0.1:7171", err)
+		}
+		return err
+	}
+	defer m.Close()
+	var wg sync.WaitGroup
+	masterCtx, stopMaster := context.WithCancel(context.Background())
+	defer func() { stopMaster(); wg.Wait() }()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := m.Run(masterCtx); err != nil {
+			log.Error("master stopped", "err", err)
+		}
+	}()
+
+	token, err := readToken(filepath.Join(cfg.DataDir, master.AdminTokenFile))
+	if err != nil {
+		return err
+	}
+	client, err := httpapi.NewClient(m.URL, token, m.CA.Pool())
+	if err != nil {
+		return err
+	}
+	var names []string
+	targetCtx, stopTargets := context.WithCancel(context.Background())
+	var twg sync.WaitGroup
+	defer func() { stopTargets(); twg.Wait() }()
+	for i := 1; i <= n; i++ {
+		name := fmt.Sprintf("dev-%d", i)
+		tdir := filepath.Join(dir, name)
+		if _, err := os.Stat(filepath.Join(tdir, target.StoreFile)); errors.Is(err, os.ErrNotExist) {
+			tok, err := client.CreateToken(ctx, name, 15*time.Minute)
+			if err != nil {
+				return err
+			}
+			if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: m.URL, Token: tok.Token, Name: name, DataDir: tdir}); err != nil {
+				return fmt.Errorf("enlist %s: %w", name, err)
+			}
+		}
+		tcfg := target.DefaultConfig()
+		tcfg.DataDir, tcfg.Logger = tdir, log.With("process", name)
+		t, err := target.New(tcfg)
+		if err != nil {
+			return err
+		}
+		if err := t.Open(ctx); err != nil {
+			return fmt.Errorf("start %s: %w", name, err)
+		}
+		defer t.Close()
+		twg.Add(1)
+		go func() { defer twg.Done(); t.Run(targetCtx) }()
+		names = append(names, name)
+	}
+
+	jobsFile := filepath.Join(dir, "jobs.yaml")
+	if err := os.WriteFile(jobsFile, fmt.Appendf(nil, devJobs, jobsFile, strings.Join(names, ", ")), 0o644); err != nil {
+		return err
+	}
+	caFile := filepath.Join(cfg.DataDir, pki.CACertFile)
+	envFile := filepath.Join(dir, "env")
+	env := fmt.Sprintf("export MUSTER_ADDR=%s\nexport MUSTER_TOKEN=%s\nexport MUSTER_CACERT=%s\n", m.URL, token, caFile)
+	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, `muster dev: a master and %d targets (%s) are running; data in %s
+
+In another terminal, point the CLI at this master:
+
+  . %s
+
+then try:
+
+  muster target list
+  muster apply -f %s
+  muster job start hello --wait
+  muster job history hello --steps
+  muster downloadlist
+
+Press Ctrl-C to stop.
+`, n, strings.Join(names, ", "), dir, envFile, jobsFile)
+	<-ctx.Done()
+	fmt.Fprintln(out, "\nstopping")
+	return nil
+}
+
+func readToken(path string) (string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	return strings.TrimSpace(string(b)), nil
+}

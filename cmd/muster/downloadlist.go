@@ -1,0 +1,112 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+func newDownloadListCmd() *cobra.Command {
+	var cf clientFlags
+	var f httpapi.DownloadListFilter
+	cmd := &cobra.Command{
+		Use:   "downloadlist [--target T] [--job J] [--pending] [--errors]",
+		Short: "Show the instructions posted to targets (the download list)",
+		Long: `Show the instructions posted to targets, by target and sequence number.
+
+STATUS is pending (not yet acknowledged), downloaded (applied), failed (the
+target could not apply it; the target is blocked until it is superseded,
+retried or deleted), superseded (a newer INSERT or DELETE of the same job
+replaced it) or deleted (by an operator).
+
+Sequence numbers are per target: where a SEQ alone is ambiguous, name the
+target with --target.`,
+		Example: `  muster downloadlist --errors
+  muster downloadlist retry 42 --target web1
+  muster downloadlist delete 42 --target web1`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := cf.json()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			list, err := c.DownloadList(cmd.Context(), f)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), list)
+			}
+			now := time.Now()
+			t := newTable(cmd.OutOrStdout(), "TARGET", "SEQ", "OPERATION", "JOB", "POSTED", "DOWNLOADED", "STATUS", "ERROR")
+			for _, in := range list {
+				downloaded := "-"
+				if in.DownloadedAt != nil {
+					downloaded = ago(in.DownloadedAt, now)
+				}
+				t.row(in.Target, strconv.FormatInt(in.Seq, 10), string(in.Operation), dash(in.Job), ago(&in.PostedAt, now),
+					downloaded, string(in.Status), dash(in.Error))
+			}
+			return t.flush()
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	fl := cmd.Flags()
+	fl.StringVar(&f.Target, "target", "", "only this target's instructions")
+	fl.StringVar(&f.Job, "job", "", "only this job's instructions")
+	fl.StringVar(&f.Operation, "operation", "", "only this operation (INSERT, UPDATE, DELETE, START, …)")
+	fl.BoolVar(&f.Pending, "pending", false, "only instructions not yet acknowledged")
+	fl.BoolVar(&f.Errors, "errors", false, "only failed instructions")
+	fl.IntVar(&f.Limit, "limit", 1000, "at most this many (the newest)")
+	cmd.AddCommand(newDownloadListActionCmd("retry"), newDownloadListActionCmd("delete"))
+	return cmd
+}
+
+func newDownloadListActionCmd(action string) *cobra.Command {
+	var cf clientFlags
+	var target string
+	short := map[string]string{
+		"retry":  "Repost a failed instruction as a new one, clearing the block",
+		"delete": "Delete a pending or failed instruction, clearing the block",
+	}[action]
+	cmd := &cobra.Command{
+		Use:   action + " SEQ [--target T]",
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			seq, err := strconv.ParseInt(args[0], 10, 64)
+			if err != nil || seq < 1 {
+				return fmt.Errorf("SEQ: %q is not a sequence number", args[0])
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			if action == "delete" {
+				if err := c.DeleteInstruction(cmd.Context(), target, seq); err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted instruction %d\n", seq)
+				return nil
+			}
+			in, err := c.RetryInstruction(cmd.Context(), target, seq)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "reposted instruction %d as %s %s %d on %s\n", seq, in.Operation, in.Job, in.Seq, in.Target)
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&target, "target", "", "the target the instruction was posted to")
+	return cmd
+}

@@ -1,0 +1,422 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+func newJobCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "job",
+		Short: "List, show, start, enable, disable and delete jobs, and read their history",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobDeleteCmd(), newJobEnableCmd(true), newJobEnableCmd(false),
+		newJobStartCmd(), newJobHistoryCmd())
+	return cmd
+}
+
+func newJobListCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "List jobs with their last outcome on each target",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			asJSON, err := cf.json()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			jobs, err := c.Jobs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), jobs)
+			}
+			t := newTable(cmd.OutOrStdout(), "NAME", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
+			for _, j := range jobs {
+				t.row(j.Name, yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+					strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
+			}
+			return t.flush()
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	return cmd
+}
+
+// outcomeSummary counts last outcomes by status: "2 succeeded, 1 never run".
+func outcomeSummary(outcomes []muster.JobTarget) string {
+	counts := map[string]int{}
+	for _, o := range outcomes {
+		s := string(o.LastStatus)
+		if s == "" {
+			s = "never run"
+		}
+		counts[s]++
+	}
+	var parts []string
+	for s, n := range counts {
+		parts = append(parts, fmt.Sprintf("%d %s", n, s))
+	}
+	sort.Strings(parts)
+	return dash(strings.Join(parts, ", "))
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func newJobShowCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "show NAME",
+		Short: "Show a job: definition, targets and last outcomes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := cf.json()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			j, err := c.Job(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), j)
+			}
+			w := cmd.OutOrStdout()
+			fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
+			if j.Description != "" {
+				fmt.Fprintf(w, "  %s\n", j.Description)
+			}
+			fmt.Fprintln(w, "steps:")
+			for i, s := range j.Steps {
+				what := s.Shell
+				if s.Command != nil {
+					what = strings.Join(quoteArgs(s.Command), " ")
+				}
+				fmt.Fprintf(w, "  %d. %s (%s): %s\n", i+1, s.Name, s.Kind(), what)
+			}
+			if len(j.Schedules) > 0 {
+				fmt.Fprintln(w, "schedules:")
+				for _, s := range j.Schedules {
+					fmt.Fprintf(w, "  %s: %s\n", s.Name, describeSchedule(s))
+				}
+			}
+			fmt.Fprintln(w, "targets:")
+			now := time.Now()
+			t := newTable(w, "  TARGET", "LAST STATUS", "STARTED", "DURATION", "MESSAGE")
+			for _, o := range j.Outcomes {
+				status, dur := "never run", "-"
+				if o.LastStatus != "" {
+					status, dur = string(o.LastStatus), millis(o.LastDurationMS)
+				}
+				t.row("  "+o.Target, status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
+			}
+			return t.flush()
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	return cmd
+}
+
+func quoteArgs(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
+			out[i] = strconv.Quote(a)
+		} else {
+			out[i] = a
+		}
+	}
+	return out
+}
+
+func describeSchedule(s muster.Schedule) string {
+	if s.Cron != "" {
+		return "cron " + strconv.Quote(s.Cron)
+	}
+	return s.Kind()
+}
+
+func newJobDeleteCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "delete NAME",
+		Short: "Delete a job; its targets are told to drop it, its history stays",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ch, err := c.DeleteJob(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted job %s%s\n", ch.Job, postedSuffix(ch))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func postedSuffix(ch catalog.JobChange) string {
+	if len(ch.Instructions) == 0 {
+		return ""
+	}
+	return "; posted " + strings.Join(ch.Instructions, ", ")
+}
+
+func newJobEnableCmd(enable bool) *cobra.Command {
+	var cf clientFlags
+	verb := map[bool]string{true: "enable", false: "disable"}[enable]
+	cmd := &cobra.Command{
+		Use:   verb + " NAME",
+		Short: map[bool]string{true: "Enable a job's schedules", false: "Disable a job's schedules (it can still be started by hand)"}[enable],
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ch, err := c.SetJobEnabled(cmd.Context(), args[0], enable)
+			if err != nil {
+				return err
+			}
+			if ch.Action == catalog.ActionUnchanged {
+				fmt.Fprintf(cmd.OutOrStdout(), "job %s was already %sd\n", ch.Job, verb)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%sd job %s (version %d)%s\n", verb, ch.Job, ch.Version, postedSuffix(ch))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	return cmd
+}
+
+func newJobStartCmd() *cobra.Command {
+	var cf clientFlags
+	var body httpapi.StartBody
+	var wait bool
+	var timeout, expires time.Duration
+	cmd := &cobra.Command{
+		Use:   "start NAME [--target T]... [--wait [--timeout 10m]]",
+		Short: "Run a job now on its targets",
+		Long: `Post START to every target of the job, or to those named with --target.
+
+The request carries an idempotency key and is retried with it if the reply is
+lost, so the job never starts twice for one command. A target that receives
+the START after it expires (--expires, default 10m) records the run as
+skipped; so does a target where the job is already running.
+
+With --wait, wait until every run is recorded on the master with its output,
+and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
+(saying which targets are outstanding).`,
+		Example: `  muster job start backup
+  muster job start backup --target db1 --target db2 --wait --timeout 30m`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			body.ExpiresInSeconds = int(expires / time.Second)
+			res, err := c.StartJob(cmd.Context(), args[0], body)
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			for _, r := range res.Runs {
+				fmt.Fprintf(w, "started %s on %s: run %s\n", res.Job, r.Target, r.RunID)
+			}
+			if !wait {
+				return nil
+			}
+			return waitForRuns(cmd.Context(), w, c, res, timeout)
+		},
+	}
+	cf.register(cmd)
+	f := cmd.Flags()
+	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
+	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, how long to wait")
+	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
+	return cmd
+}
+
+// waitForRuns follows the runs of a start until all are recorded finished.
+func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalog.StartResult, timeout time.Duration) error {
+	ids := make([]string, len(res.Runs))
+	for i, r := range res.Runs {
+		ids[i] = r.RunID
+	}
+	deadline := time.Now().Add(timeout)
+	var runs []muster.Run
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		var err error
+		runs, err = c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
+		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
+			return err
+		}
+		if err == nil && len(runs) == len(ids) && allDone(runs) {
+			break
+		}
+		if err != nil && !sleepCtx(ctx, time.Second) {
+			return ctx.Err()
+		}
+	}
+	byID := map[string]muster.Run{}
+	for _, r := range runs {
+		byID[r.RunID] = r
+	}
+	failed := 0
+	var outstanding []string
+	for _, s := range res.Runs {
+		r, ok := byID[s.RunID]
+		switch {
+		case !ok:
+			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: not yet recorded)", s.Target, s.RunID))
+		case !r.Status.Finished():
+			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: %s)", s.Target, s.RunID, r.Status))
+		default:
+			msg := ""
+			if r.Message != "" {
+				msg = ": " + r.Message
+			}
+			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", res.Job, s.Target, r.Status, millis(r.DurationMS), msg)
+			if r.Status != muster.RunSucceeded {
+				failed++
+			}
+		}
+	}
+	if len(outstanding) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
+	}
+	return nil
+}
+
+func allDone(runs []muster.Run) bool {
+	for _, r := range runs {
+		if !r.Status.Finished() {
+			return false
+		}
+	}
+	return true
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+func newJobHistoryCmd() *cobra.Command {
+	var cf clientFlags
+	var target string
+	var limit int
+	var steps bool
+	cmd := &cobra.Command{
+		Use:   "history NAME [--target T] [--limit N]",
+		Short: "Show a job's runs, newest first",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			asJSON, err := cf.json()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			runs, err := c.History(cmd.Context(), args[0], target, limit)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				return printJSON(cmd.OutOrStdout(), runs)
+			}
+			w := cmd.OutOrStdout()
+			if steps {
+				printRunsWithSteps(w, runs)
+				return nil
+			}
+			t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
+			for _, r := range runs {
+				t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, string(r.Status), millis(r.DurationMS),
+					r.Trigger, r.RunID, dash(r.Message))
+			}
+			return t.flush()
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	f := cmd.Flags()
+	f.StringVar(&target, "target", "", "only runs on this target")
+	f.IntVar(&limit, "limit", 20, "at most this many runs")
+	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
+	return cmd
+}
+
+func printRunsWithSteps(w io.Writer, runs []muster.Run) {
+	for _, r := range runs {
+		fmt.Fprintf(w, "run %s on %s: %s in %s (%s, started %s)\n", r.RunID, r.Target, r.Status, millis(r.DurationMS),
+			r.Trigger, r.StartedAt.Local().Format("2006-01-02 15:04:05"))
+		if r.Message != "" {
+			fmt.Fprintf(w, "  %s\n", r.Message)
+		}
+		for _, s := range r.Steps {
+			code := "-"
+			if s.ExitCode != nil {
+				code = strconv.Itoa(*s.ExitCode)
+			}
+			fmt.Fprintf(w, "  step %s (attempt %d): %s, exit %s, %s\n", s.Name, s.Attempt, s.Status, code, millis(s.DurationMS))
+			if s.Output != "" {
+				for _, line := range strings.Split(strings.TrimRight(s.Output, "\n"), "\n") {
+					fmt.Fprintf(w, "    | %s\n", line)
+				}
+			}
+		}
+	}
+}
+

@@ -1,0 +1,100 @@
+// Command muster is a multiserver job scheduler: one binary for the master,
+// its targets, and the operator commands that drive them.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// exitError carries a process exit code other than 1.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+
+// run executes the command line and returns the exit code.
+func run(args []string, stdout, stderr io.Writer) int {
+	root := newRoot(stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.err != nil && ee.err.Error() != "" {
+			fmt.Fprintln(stderr, "muster:", ee.err)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(stderr, "muster:", err)
+	return 1
+}
+
+func newRoot(stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "muster",
+		Short: "A multiserver job scheduler",
+		Long: `muster runs jobs across a fleet of servers. A master holds job definitions;
+targets enlist with it, download their jobs, run them on their own schedules
+(even while the master is down), and report every run back.
+
+Start with "muster dev" to try a master and two targets on this machine.`,
+		Version:       muster.Version,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.AddCommand(
+		newMasterCmd(),
+		newTargetCmd(),
+		newEnlistCmd(),
+		newTokenCmd(),
+		newApplyCmd(),
+		newJobCmd(),
+		newDownloadListCmd(),
+		newDevCmd(),
+	)
+	return root
+}
+
+// signalContext is canceled by SIGINT or SIGTERM.
+func signalContext() (context.Context, context.CancelFunc) {
+	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+}
+
+// newLogger returns a text logger on w at the named level.
+func newLogger(w io.Writer, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// envOr returns the environment variable's value, or def.
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,47 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func newTokenCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "token",
+		Short: "Create enlistment tokens",
+		Args:  cobra.NoArgs,
+	}
+	var cf clientFlags
+	var name string
+	var ttl time.Duration
+	create := &cobra.Command{
+		Use:   "create --target NAME [--ttl 15m]",
+		Short: "Create a single-use enlistment token for a target name",
+		Long: `Print a new enlistment token, alone on stdout. It can be used once, by a
+target enlisting under NAME, before it expires. The master stores only its
+hash. Pass it to "muster enlist --token" on the target.`,
+		Example: `  TOKEN=$(muster token create --target web1)
+  ssh web1 muster enlist --master https://master:7070 --token "$TOKEN" --name web1 --data /var/lib/muster-target`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			tok, err := c.CreateToken(cmd.Context(), name, ttl)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), tok.Token)
+			return nil
+		},
+	}
+	cf.register(create)
+	create.Flags().StringVar(&name, "target", "", "the name the target will enlist under (required)")
+	create.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the token stays valid (1m to 168h)")
+	create.MarkFlagRequired("target")
+	cmd.AddCommand(create)
+	return cmd
+}
