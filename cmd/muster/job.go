@@ -419,4 +419,3 @@ func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 		}
 	}
 }
-

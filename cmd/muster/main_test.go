@@ -40,4 +40,3 @@ func TestScript(t *testing.T) {
 		RequireExplicitExec: true,
 	})
 }
-
