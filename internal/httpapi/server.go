@@ -43,6 +43,8 @@ type Server struct {
 	Hub Notifier
 	Now func() time.Time
 	Log *slog.Logger
+
+	patterns []string
 }
 
 // caller is the authenticated operator of a request.
@@ -82,8 +84,13 @@ func (s *Server) Routes(mux *http.ServeMux) {
 
 var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, catalog.RoleAdmin: 3}
 
+// Patterns returns the "METHOD /path" patterns Routes registered, so tests
+// can check each against the OpenAPI document.
+func (s *Server) Patterns() []string { return s.patterns }
+
 // handle wraps h with bearer-token authentication and a minimum role.
 func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
+	s.patterns = append(s.patterns, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
