@@ -40,11 +40,12 @@ type Target struct {
 	TimeZone             string     `json:"time_zone"`
 	UTCOffsetMinutes     int        `json:"utc_offset_minutes"`
 	ClockSkewMS          int64      `json:"clock_skew_ms"`
+	SpoolDepth           int        `json:"spool_depth"`
+	SpoolDropped         int        `json:"spool_dropped"`
 	Version              string     `json:"version"`
 	Protocol             int        `json:"protocol"`
 	EnlistedAt           time.Time  `json:"enlisted_at"`
 	EnlistedBy           string     `json:"enlisted_by"`
-	Connected            bool       `json:"connected"`
 }
 
 // TargetState is what the master records about a target between polls; the
@@ -52,21 +53,21 @@ type Target struct {
 type TargetState struct {
 	LastPoll     time.Time // master clock; zero if never polled
 	PollInterval int       // seconds
-	Connected    bool      // a poll is being held right now
 	Blocking     int       // failed instructions neither superseded nor cleared
 }
 
 // DeriveStatus computes a target's status and flags at now, as SQL Server's
 // sp_help_targetserver does: suspected offline after 3 × poll interval
-// without a poll, blocked while a failed instruction stands. A target whose
-// poll is being held is online whatever its last poll time.
+// without a poll, blocked while a failed instruction stands. (A held poll
+// lasts at most one poll interval, so a connected target always has a
+// recent poll.)
 func DeriveStatus(now time.Time, s TargetState) (status string, flags []string) {
 	flags = []string{}
 	interval := s.PollInterval
 	if interval <= 0 {
 		interval = DefaultPollInterval
 	}
-	offline := !s.Connected && (s.LastPoll.IsZero() || now.Sub(s.LastPoll) > 3*time.Duration(interval)*time.Second)
+	offline := s.LastPoll.IsZero() || now.Sub(s.LastPoll) > 3*time.Duration(interval)*time.Second
 	if offline {
 		flags = append(flags, StatusSuspectedOffline)
 	}

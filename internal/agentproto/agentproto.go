@@ -20,7 +20,11 @@
 //     with (seq, ok | error) for each. Acks are idempotent.
 //  4. Report runs: POST /agent/v1/runs with a batch of runs at revisions; the
 //     master keeps the highest revision of each run and answers per run.
-//  5. When a reply's epoch differs from the one the target holds, or the
+//  5. Renew the certificate at two thirds of its life: POST /agent/v1/renew
+//     with a CSR for a new key. A certificate that expired while the master
+//     was unreachable renews by proof of possession at
+//     /agent/v1/renew-expired, as long as the target is still enlisted.
+//  6. When a reply's epoch differs from the one the target holds, or the
 //     reply says ResyncRequired, the target asks for a resync: POST
 //     /agent/v1/resync; the master drops the target's queue and posts
 //     DELETE of every job followed by an INSERT of each job it should hold.
@@ -38,7 +42,8 @@ import (
 // Change log (newest first; a master accepts targets of its own version and
 // the two before it):
 //
-//	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync.
+//	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
+//	  certificate renewal (also after expiry).
 const Version = 1
 
 // MinVersion is the oldest target protocol a master of this build accepts.
@@ -55,6 +60,8 @@ const (
 	PathAcks         = "/agent/v1/acks"
 	PathRuns         = "/agent/v1/runs"
 	PathResync       = "/agent/v1/resync"
+	PathRenew        = "/agent/v1/renew"
+	PathRenewExpired = "/agent/v1/renew-expired"
 )
 
 // Poll query parameters. The heartbeat rides on every poll.
@@ -183,6 +190,28 @@ type ResyncRequest struct {
 type ResyncResponse struct {
 	Epoch string `json:"epoch"`
 	After int64  `json:"after"` // poll after this sequence number from now on
+}
+
+// RenewRequest asks for a new certificate for a new key, over a connection
+// authenticated by the current, still valid certificate.
+type RenewRequest struct {
+	CSR []byte `json:"csr"` // DER
+}
+
+// RenewExpiredRequest asks for a new certificate when the current one has
+// expired (a master outage longer than its remaining life). It is sent
+// without a client certificate; the target proves it holds the expired
+// certificate's key by signing pki.RenewalDigest(CSR) with it. Only the
+// newest certificate of an active target can renew this way.
+type RenewExpiredRequest struct {
+	Cert      []byte `json:"cert"` // DER of the expired certificate
+	CSR       []byte `json:"csr"`  // DER
+	Signature []byte `json:"signature"`
+}
+
+// RenewResponse carries the new certificate.
+type RenewResponse struct {
+	Cert []byte `json:"cert"` // PEM
 }
 
 // ErrorBody is the body of every error reply, on both APIs.

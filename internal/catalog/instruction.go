@@ -302,6 +302,23 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 		if r.payload != "" {
 			body = json.RawMessage(r.payload)
 		}
+		if r.op == muster.OpStart {
+			// A retried START is a new start: a new run id (from the new
+			// sequence number) and a new expiry.
+			var uid string
+			if err := tx.QueryRow(`SELECT uid FROM targets WHERE id = ?`, r.targetID).Scan(&uid); err != nil {
+				return err
+			}
+			var old agentproto.StartPayload
+			json.Unmarshal([]byte(r.payload), &old)
+			seq, err := tx.nextSeq(r.targetID)
+			if err != nil {
+				return err
+			}
+			p := agentproto.StartPayload{RunID: muster.StartRunID(uid, seq), ExpiresAt: expiry(tx.now, 0).UTC(), RequestedBy: old.RequestedBy}
+			posted = muster.Instruction{Seq: seq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
+			return tx.insertInstruction(r.targetID, seq, r.op, r.job, p)
+		}
 		if r.op == muster.OpInsert {
 			j, targeted, err := tx.jobForTarget(r.job, r.targetID)
 			if err != nil {

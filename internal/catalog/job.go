@@ -64,6 +64,9 @@ type storedJob struct {
 // transaction runs and is rolled back, so the preview is exactly what an
 // apply would do.
 func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, error) {
+	if req.Prune && len(req.Jobs) == 0 {
+		return ApplyResult{}, muster.Errorf(muster.EINVALID, "prune: the request lists no jobs, so pruning would delete every job; delete jobs one by one with `muster job delete` instead")
+	}
 	if len(req.Jobs) > MaxJobsPerApply {
 		return ApplyResult{}, muster.Errorf(muster.EINVALID, "jobs: at most %d jobs in one apply", MaxJobsPerApply)
 	}

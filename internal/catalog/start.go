@@ -110,7 +110,7 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 		}
 		for _, t := range targets {
 			if _, ok := job.targets[t]; !ok {
-				return muster.Errorf(muster.EINVALID, "--target: job %q does not run on %q; it runs on %s", req.Job, t, strings.Join(job.job.Targets, ", "))
+				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q; it runs on %s", req.Job, t, strings.Join(job.job.Targets, ", "))
 			}
 		}
 		res = StartResult{Job: job.job.Name, ExpiresAt: expiry(tx.now, req.ExpiresIn).UTC(), Runs: []StartedRun{}}

@@ -130,19 +130,14 @@ func (db *DB) Enlist(ctx context.Context, e Enlistment, sign func(uid string) (I
 // the certificate callbacks, so this lookup is what revokes a defected or
 // deleted target.
 func (db *DB) AuthenticateTarget(ctx context.Context, serial string) (TargetIdentity, error) {
-	var id TargetIdentity
-	var notAfter int64
-	err := db.read.QueryRowContext(ctx, `SELECT t.id, t.uid, t.name, t.state, t.poll_interval, c.not_after
-		FROM certs c JOIN targets t ON t.id = c.target_id WHERE c.serial = ?`, serial).
-		Scan(&id.ID, &id.UID, &id.Name, &id.State, &id.PollInterval, &notAfter)
-	if errors.Is(err, sql.ErrNoRows) {
-		return id, muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
+	c, err := db.FindCert(ctx, serial)
+	if err != nil {
+		return TargetIdentity{}, err
 	}
-	id.CertNotAfter = fromMS(notAfter)
-	if hb, ok := db.beats.lookup(id.ID); ok && hb.PollInterval > 0 {
-		id.PollInterval = hb.PollInterval
+	if hb, ok := db.beats.lookup(c.Target.ID); ok && hb.PollInterval > 0 {
+		c.Target.PollInterval = hb.PollInterval
 	}
-	return id, err
+	return c.Target, nil
 }
 
 // TargetFilter selects targets.
@@ -155,7 +150,7 @@ type TargetFilter struct {
 // catalog's clock, ordered by name.
 func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target, error) {
 	q := `SELECT t.id, t.name, t.location, t.enlisted_at, t.enlisted_by, t.last_poll_at, t.local_time_at_poll,
-			t.time_zone, t.utc_offset_minutes, t.clock_skew_ms, t.poll_interval, t.version, t.protocol,
+			t.time_zone, t.utc_offset_minutes, t.clock_skew_ms, t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped,
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending'),
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'failed')
 		FROM targets t WHERE t.state = 'active'`
@@ -177,7 +172,7 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 		var lastPoll sql.NullInt64
 		var local string
 		if err := rows.Scan(&id, &t.Name, &t.Location, &enlisted, &t.EnlistedBy, &lastPoll, &local,
-			&t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS, &t.PollInterval, &t.Version, &t.Protocol,
+			&t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS, &t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped,
 			&t.UnreadInstructions, &t.BlockingInstructions); err != nil {
 			return nil, err
 		}
@@ -189,6 +184,7 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 			t.LastPoll, localAt = &at, hb.LocalTime
 			t.TimeZone, t.UTCOffsetMinutes, t.ClockSkewMS = hb.TimeZone, offsetMinutes(hb.LocalTime), skewMS(hb)
 			t.PollInterval, t.Version, t.Protocol = hb.PollInterval, hb.Version, hb.Protocol
+			t.SpoolDepth, t.SpoolDropped = hb.SpoolDepth, hb.SpoolDropped
 		}
 		if t.LastPoll != nil && !localAt.IsZero() {
 			lt := localAt.Add(now.Sub(*t.LastPoll))

@@ -23,11 +23,11 @@ const MaxEnlistTokenTTL = 7 * 24 * time.Hour
 // CreateEnlistToken stores the hash of a single-use enlistment token bound to
 // target name, valid for ttl.
 func (db *DB) CreateEnlistToken(ctx context.Context, hash, name string, ttl time.Duration, by string) (expires time.Time, err error) {
-	if err := muster.ValidateTargetName("--target", name); err != nil {
+	if err := muster.ValidateTargetName("target", name); err != nil {
 		return time.Time{}, err
 	}
 	if ttl < time.Minute || ttl > MaxEnlistTokenTTL {
-		return time.Time{}, muster.Errorf(muster.EINVALID, "--ttl: a token lives from 1m to %s, not %s", MaxEnlistTokenTTL, ttl)
+		return time.Time{}, muster.Errorf(muster.EINVALID, "ttl: a token lives from 1m to %s, not %s", MaxEnlistTokenTTL, ttl)
 	}
 	err = db.update(ctx, func(tx *tx) error {
 		expires = tx.now.Add(ttl)

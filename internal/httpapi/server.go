@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -157,9 +158,12 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 		return err
 	}
 	name := muster.NormalizeTargetName(req.Target)
-	ttl := time.Duration(req.TTLSeconds) * time.Second
-	if req.TTLSeconds == 0 {
-		ttl = 15 * time.Minute
+	ttl := 15 * time.Minute
+	if req.TTLSeconds != 0 {
+		if req.TTLSeconds < 60 || req.TTLSeconds > int(catalog.MaxEnlistTokenTTL/time.Second) {
+			return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, not %d", int(catalog.MaxEnlistTokenTTL/time.Second), req.TTLSeconds)
+		}
+		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	tok := pki.NewEnlistToken(s.CA.Fingerprint())
 	expires, err := s.DB.CreateEnlistToken(r.Context(), pki.HashSecret(tok.Secret), name, ttl, c.name)
@@ -249,8 +253,13 @@ type StartBody struct {
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body StartBody
-	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
-		return err
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+			return err
+		}
+	}
+	if body.ExpiresInSeconds < 0 || body.ExpiresInSeconds > int(catalog.MaxStartExpiry/time.Second) {
+		return muster.Errorf(muster.EINVALID, "expires_in_seconds: from 0 (the default, %d) to %d", int(muster.DefaultStartExpiry/time.Second), int(catalog.MaxStartExpiry/time.Second))
 	}
 	key := body.IdempotencyKey
 	if key == "" {
@@ -283,10 +292,12 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 		return err
 	}
 	if len(runs) == 0 {
-		// Tell "no such job" from "no runs yet"; history of a deleted job
-		// is still served above.
+		// Tell "no such job" from "no runs yet". A deleted job's history
+		// is still served.
 		if _, err := s.DB.FindJob(r.Context(), name); err != nil {
-			return err
+			if some, _ := s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: name, Limit: 1}); len(some) == 0 {
+				return err
+			}
 		}
 	}
 	WriteJSON(w, http.StatusOK, runs)
@@ -298,7 +309,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 // so `muster job start --wait` needs no busy polling.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
-	ids := q["run_id"]
+	ids := slices.Compact(slices.Sorted(slices.Values(q["run_id"])))
 	if len(ids) == 0 || len(ids) > 10000 {
 		return muster.Errorf(muster.EINVALID, "run_id: give 1 to 10000 run ids")
 	}
@@ -328,7 +339,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 		case <-timer.C:
 		case <-s.Hub.Closed():
 		case <-r.Context().Done():
-			return r.Context().Err()
+			return nil // the client went away; nobody reads a reply
 		}
 		wait = 0
 	}
@@ -352,12 +363,20 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
+	pending, err := boolParam(q.Get("pending"), "pending")
+	if err != nil {
+		return err
+	}
+	errs, err := boolParam(q.Get("errors"), "errors")
+	if err != nil {
+		return err
+	}
 	f := catalog.InstructionFilter{
 		Target:    muster.NormalizeTargetName(q.Get("target")),
 		Job:       q.Get("job"),
 		Operation: muster.Operation(strings.ToUpper(q.Get("operation"))),
-		Pending:   q.Get("pending") == "true",
-		Errors:    q.Get("errors") == "true",
+		Pending:   pending,
+		Errors:    errs,
 		Limit:     limit,
 	}
 	if f.Operation != "" && !f.Operation.Valid() {
@@ -394,6 +413,17 @@ func (s *Server) deleteInstruction(w http.ResponseWriter, r *http.Request, _ cal
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func boolParam(v, name string) (bool, error) {
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, muster.Errorf(muster.EINVALID, "%s: true or false, not %q", name, v)
+	}
+	return b, nil
 }
 
 func intParam(v, name string, def, lo, hi int) (int, error) {

@@ -200,3 +200,31 @@ func randomSerial() *big.Int {
 	}
 	return n.Add(n, big.NewInt(1))
 }
+
+// RenewalDigest is what a target signs with its expired certificate's key to
+// renew it: the SHA-256 of a fixed label and the new CSR, so the proof
+// binds the new key and cannot be reused for another.
+func RenewalDigest(csrDER []byte) []byte {
+	h := sha256.New()
+	h.Write([]byte("muster renew-expired v1\x00"))
+	h.Write(csrDER)
+	return h.Sum(nil)
+}
+
+// VerifyExpiredTarget checks that der is a target certificate this CA
+// issued, ignoring only its expiry, and returns it.
+func (ca *CA) VerifyExpiredTarget(der []byte) (*x509.Certificate, error) {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, err
+	}
+	_, err = cert.Verify(x509.VerifyOptions{
+		Roots:       ca.Pool(),
+		CurrentTime: cert.NotAfter.Add(-time.Second),
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("the certificate was not issued by this master: %w", err)
+	}
+	return cert, nil
+}

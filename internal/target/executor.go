@@ -16,6 +16,9 @@ import (
 	"github.com/musterhq/muster"
 )
 
+// outputInterval is how often a running step's output is saved and sent.
+const outputInterval = time.Second
+
 // killGrace is how long a step's process group has between SIGTERM and
 // SIGKILL when it is stopped.
 const killGrace = 5 * time.Second
@@ -32,10 +35,11 @@ type executor struct {
 
 // activeRun is a run that has been recorded and is executing, or about to.
 type activeRun struct {
-	job    muster.Job
-	run    muster.Run
-	ctx    context.Context
-	cancel context.CancelCauseFunc
+	job         muster.Job
+	run         muster.Run
+	scheduledAt time.Time // zero unless a schedule fired the run
+	ctx         context.Context
+	cancel      context.CancelCauseFunc
 }
 
 func newExecutor(m *Main) *executor {
@@ -86,6 +90,9 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	if _, err := putRun(ctx, tx, run, 0); err != nil {
 		return nil, err
 	}
+	if err := e.trim(ctx, tx); err != nil {
+		return nil, err
+	}
 	rctx, cancel := context.WithCancelCause(context.Background())
 	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel}
 	e.running[job.Name] = ar
@@ -97,7 +104,18 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run) error {
 	run.Status = muster.RunSkipped
 	run.FinishedAt = &run.StartedAt
-	_, err := putRun(ctx, tx, run, 0)
+	if _, err := putRun(ctx, tx, run, 0); err != nil {
+		return err
+	}
+	return e.trim(ctx, tx)
+}
+
+// trim bounds the spool after a new run is recorded.
+func (e *executor) trim(ctx context.Context, tx *sql.Tx) error {
+	dropped, err := trimSpool(ctx, tx, e.m.cfg.Settings.SpoolLimit)
+	if dropped > 0 {
+		e.m.log.Warn("the spool is full: dropped the oldest runs the master has not received", "dropped", dropped, "spool_limit", e.m.cfg.Settings.SpoolLimit)
+	}
 	return err
 }
 
@@ -187,7 +205,7 @@ func (e *executor) runStep(ar *activeRun, run *muster.Run, index int, step muste
 	}
 	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
 	cmd := e.command(step)
-	cmd.Env = e.environment(run, step)
+	cmd.Env = e.environment(ar, run, step)
 	cmd.Dir = e.m.home
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -212,17 +230,37 @@ func (e *executor) runStep(ar *activeRun, run *muster.Run, index int, step muste
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	var waitErr error
-	select {
-	case waitErr = <-done:
-	case <-ar.ctx.Done():
-		syscall.Kill(-pgid, syscall.SIGTERM)
+	// While the step runs, its output so far is saved and uploaded about
+	// once a second, so a long step can be followed on the master.
+	tick := time.NewTicker(outputInterval)
+	defer tick.Stop()
+	var streamed int64
+loop:
+	for {
 		select {
+		case <-tick.C:
+			if n := out.written(); n != streamed {
+				streamed = n
+				attempt.Output = out.String()
+				run.Steps[len(run.Steps)-1] = attempt
+				if err := e.m.store.saveRun(context.Background(), *run, pgid); err != nil {
+					e.m.log.Error("record step output", "run_id", run.RunID, "err", err)
+				}
+				e.m.wakeUploader()
+			}
 		case waitErr = <-done:
-		case <-time.After(killGrace):
-			syscall.Kill(-pgid, syscall.SIGKILL)
-			waitErr = <-done
+			break loop
+		case <-ar.ctx.Done():
+			syscall.Kill(-pgid, syscall.SIGTERM)
+			select {
+			case waitErr = <-done:
+			case <-time.After(killGrace):
+				syscall.Kill(-pgid, syscall.SIGKILL)
+				waitErr = <-done
+			}
+			attempt.Status, attempt.Message = muster.AttemptCanceled, context.Cause(ar.ctx).Error()
+			break loop
 		}
-		attempt.Status, attempt.Message = muster.AttemptCanceled, context.Cause(ar.ctx).Error()
 	}
 	// Whatever the step left behind in its group goes with it.
 	syscall.Kill(-pgid, syscall.SIGKILL)
@@ -276,10 +314,14 @@ const stepPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environment is a step's whole environment: a clean, documented set, never
 // the daemon's own (no operator keys, no MUSTER_ settings leak into steps).
-func (e *executor) environment(run *muster.Run, step muster.Step) []string {
+func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step) []string {
 	lang := os.Getenv("LANG")
 	if lang == "" {
 		lang = "C.UTF-8"
+	}
+	scheduled := ""
+	if !ar.scheduledAt.IsZero() {
+		scheduled = ar.scheduledAt.In(e.m.loc).Format(time.RFC3339)
 	}
 	return []string{
 		"PATH=" + stepPath,
@@ -289,6 +331,6 @@ func (e *executor) environment(run *muster.Run, step muster.Step) []string {
 		"MUSTER_TARGET=" + run.Target,
 		"MUSTER_RUN_ID=" + run.RunID,
 		"MUSTER_STEP=" + step.Name,
-		"MUSTER_SCHEDULED_AT=",
+		"MUSTER_SCHEDULED_AT=" + scheduled,
 	}
 }

@@ -62,3 +62,10 @@ func (o *output) String() string {
 	}
 	return s + string(o.tail[o.start:]) + string(o.tail[:o.start])
 }
+
+// written returns how many bytes have been written in all.
+func (o *output) written() int64 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.total
+}

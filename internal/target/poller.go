@@ -26,9 +26,12 @@ func (m *Main) pollLoop(ctx context.Context) {
 			}
 			d := m.backoff(failures)
 			failures++
-			m.log.Warn("poll failed; retrying", "err", err, "in", d.Round(time.Millisecond))
+			logFailure(m.log, failures, "poll failed; jobs keep running from the local copy", err, d)
 			sleep(ctx, d)
 			continue
+		}
+		if failures > 0 {
+			m.log.Info("the master is reachable again", "after_failures", failures)
 		}
 		failures = 0
 	}
@@ -44,6 +47,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 		TimeZone:     m.tzName,
 		PollInterval: m.enl.PollInterval,
 		SpoolDepth:   m.store.spoolDepth(ctx),
+		SpoolDropped: m.store.spoolDropped(ctx),
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
@@ -160,8 +164,11 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	if in.Operation == muster.OpSetPoll {
 		m.reloadPollInterval(ctx)
 	}
-	if in.Operation == muster.OpStart {
+	switch in.Operation {
+	case muster.OpStart:
 		m.wakeUploader()
+	case muster.OpInsert, muster.OpUpdate, muster.OpDelete:
+		m.sched.jobsChanged()
 	}
 	if started != nil {
 		// The run is committed with the cursor; only now is its process

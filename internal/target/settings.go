@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/musterhq/muster"
 )
 
 // Settings are a target's local settings, read from the file given to
@@ -22,11 +24,18 @@ type Settings struct {
 	// OutputLimit caps the output kept per step attempt; the head and the
 	// tail are kept, with a line saying how much was dropped.
 	OutputLimit ByteSize `yaml:"output_limit"`
+	// SpoolLimit bounds the runs kept for the master while it cannot be
+	// reached. When it is full the oldest finished runs are dropped, the
+	// count is kept, and the master is told at the next poll.
+	SpoolLimit int `yaml:"spool_limit"`
+	// RunRetention is how long runs the master has acknowledged stay in
+	// the local spool.
+	RunRetention Duration `yaml:"run_retention"`
 }
 
 // DefaultSettings returns the settings used when no file is given.
 func DefaultSettings() Settings {
-	return Settings{OutputLimit: 1 << 20}
+	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour)}
 }
 
 // maxSettingsFile bounds the settings file read before parsing.
@@ -71,8 +80,17 @@ func (s Settings) validate() error {
 	if s.OutputLimit < 1024 || s.OutputLimit > 64<<20 {
 		return fmt.Errorf("output_limit: from 1KiB to 64MiB, not %d bytes", s.OutputLimit)
 	}
+	if s.SpoolLimit < 10 || s.SpoolLimit > 10_000_000 {
+		return fmt.Errorf("spool_limit: from 10 to 10000000 runs, not %d", s.SpoolLimit)
+	}
+	if s.RunRetention < 0 {
+		return fmt.Errorf("run_retention: must not be negative")
+	}
 	return nil
 }
+
+// Duration is a time.Duration written as "90s", "24h".
+type Duration = muster.Duration
 
 // ByteSize is a size in bytes, written as a number or with a unit: "512KiB",
 // "1MiB", "2GiB" (also KB, MB, GB as powers of 1000).

@@ -31,6 +31,7 @@ const (
 	keyMaster       = "master"
 	keyPollInterval = "poll_interval"
 	keyEnlistedAt   = "enlisted_at"
+	keySpoolDropped = "spool_dropped"
 )
 
 // store is a target's local SQLite database: the jobs it holds, its cursor
@@ -330,4 +331,70 @@ func (s *store) runningRuns(ctx context.Context) ([]muster.Run, []int, error) {
 		pgids = append(pgids, pgid)
 	}
 	return runs, pgids, rows.Err()
+}
+
+// LocalRun is a run in a target's spool, with whether the master holds its
+// latest revision.
+type LocalRun struct {
+	muster.Run
+	Uploaded bool   `json:"uploaded"`
+	Rejected string `json:"rejected,omitempty"`
+}
+
+// localRuns returns the spool, oldest first.
+func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT data, revision <= uploaded_revision, rejected FROM runs ORDER BY started_at, run_id`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []LocalRun
+	for rows.Next() {
+		var lr LocalRun
+		var data string
+		if err := rows.Scan(&data, &lr.Uploaded, &lr.Rejected); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(data), &lr.Run); err != nil {
+			return nil, err
+		}
+		out = append(out, lr)
+	}
+	return out, rows.Err()
+}
+
+// trimSpool keeps at most limit runs waiting for the master: beyond it, the
+// oldest finished ones are dropped (the newest are worth more) and counted
+// under spool_dropped, which every poll reports.
+func trimSpool(ctx context.Context, tx *sql.Tx, limit int) (dropped int64, err error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE revision > uploaded_revision`).Scan(&n); err != nil || n <= limit {
+		return 0, err
+	}
+	res, err := tx.ExecContext(ctx, `DELETE FROM runs WHERE run_id IN (SELECT run_id FROM runs
+		WHERE revision > uploaded_revision AND status <> 'running' ORDER BY started_at LIMIT ?)`, n-limit)
+	if err != nil {
+		return 0, err
+	}
+	dropped, _ = res.RowsAffected()
+	if dropped > 0 {
+		_, err = tx.ExecContext(ctx, `INSERT INTO state (key, value) VALUES (?, ?)
+			ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)`, keySpoolDropped, dropped, dropped)
+	}
+	return dropped, err
+}
+
+// spoolDropped returns how many runs the spool has dropped since enlistment.
+func (s *store) spoolDropped(ctx context.Context) int {
+	var v string
+	s.read.QueryRowContext(ctx, `SELECT value FROM state WHERE key = ?`, keySpoolDropped).Scan(&v)
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+// expireRuns deletes runs the master holds that finished before cutoff.
+func (s *store) expireRuns(ctx context.Context, cutoff time.Time) error {
+	_, err := s.write.ExecContext(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
+		cutoff.UnixMilli())
+	return err
 }

@@ -72,6 +72,7 @@ type Main struct {
 	home   string
 
 	exec       *executor
+	sched      *scheduler
 	uploadWake chan struct{}
 	wg         sync.WaitGroup
 }
@@ -146,6 +147,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.home = u.HomeDir
 	}
 	m.exec = newExecutor(m)
+	m.sched = newScheduler(m)
 	return m.exec.recover(ctx)
 }
 
@@ -158,9 +160,10 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m.wg.Add(2)
+	m.wg.Add(3)
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
+	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
 	<-ctx.Done()
 	m.wg.Wait()
 	m.exec.stopAll("the target daemon stopped")
@@ -201,6 +204,16 @@ func (m *Main) backoff(n int) time.Duration {
 	return d + jitter
 }
 
+// logFailure logs the first failures of a retry loop as warnings and the
+// rest at debug level, so a long master outage does not flood the log.
+func logFailure(log *slog.Logger, failures int, msg string, err error, retryIn time.Duration) {
+	level := slog.LevelWarn
+	if failures > 3 {
+		level = slog.LevelDebug
+	}
+	log.Log(context.Background(), level, msg, "err", err, "retry_in", retryIn.Round(time.Millisecond), "failures", failures)
+}
+
 // sleep waits d or until ctx is done.
 func sleep(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -220,3 +233,6 @@ func (m *Main) wakeUploader() {
 	default:
 	}
 }
+
+// LocalRuns returns the runs in this target's spool, oldest first.
+func (m *Main) LocalRuns(ctx context.Context) ([]LocalRun, error) { return m.store.localRuns(ctx) }

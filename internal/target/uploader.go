@@ -16,10 +16,14 @@ func (m *Main) uploadLoop(ctx context.Context) {
 	retry := time.NewTimer(0) // upload at start whatever the previous process left
 	defer retry.Stop()
 	for {
+		wake := m.uploadWake
+		if failures > 0 {
+			wake = nil // while backing off, new runs wait for the retry
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-m.uploadWake:
+		case <-wake:
 		case <-retry.C:
 		}
 		if err := m.uploadOnce(ctx); err != nil {
@@ -28,9 +32,12 @@ func (m *Main) uploadLoop(ctx context.Context) {
 			}
 			d := m.backoff(failures)
 			failures++
-			m.log.Warn("run upload failed; retrying", "err", err, "in", d.Round(time.Millisecond))
+			logFailure(m.log, failures, "run upload failed; the runs stay in the spool", err, d)
 			retry.Reset(d)
 			continue
+		}
+		if failures > 0 {
+			m.log.Info("run upload works again", "after_failures", failures)
 		}
 		failures = 0
 	}
@@ -58,7 +65,7 @@ func (m *Main) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		if len(runs) < uploadBatch {
-			return nil
+			return m.store.expireRuns(ctx, m.cfg.Now().Add(-m.cfg.Settings.RunRetention.Std()))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -55,33 +56,67 @@ type Target struct {
 func New(t testing.TB, opts Options) *Env {
 	t.Helper()
 	e := &Env{t: t, Dir: t.TempDir(), opts: opts, targets: map[string]*Target{}, Log: Logger(t)}
-	cfg := master.DefaultConfig()
-	cfg.DataDir = filepath.Join(e.Dir, "master")
-	cfg.Listen = "127.0.0.1:0"
-	cfg.Logger = e.Log
-	if opts.Master != nil {
-		opts.Master(&cfg)
-	}
-	m, err := master.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Open(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	e.Master = m
-	ctx, cancel := context.WithCancel(context.Background())
-	e.stop, e.done = cancel, make(chan error, 1)
-	go func() { e.done <- m.Run(ctx) }()
 	t.Cleanup(e.Close)
-
-	if e.Client, err = httpapi.NewClient(m.URL, m.AdminToken, m.CA.Pool()); err != nil {
+	e.StartMaster("127.0.0.1:0")
+	var err error
+	if e.Client, err = httpapi.NewClient(e.Master.URL, e.Master.AdminToken, e.Master.CA.Pool()); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range opts.Targets {
 		e.AddTarget(name)
 	}
 	return e
+}
+
+// StartMaster starts the master on listen, with the environment's data
+// directory: a restart keeps its catalog and CA.
+func (e *Env) StartMaster(listen string) {
+	e.t.Helper()
+	cfg := master.DefaultConfig()
+	cfg.DataDir = filepath.Join(e.Dir, "master")
+	cfg.Listen = listen
+	cfg.Logger = e.Log
+	if e.opts.Master != nil {
+		e.opts.Master(&cfg)
+	}
+	m, err := master.New(cfg)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := m.Open(context.Background()); err != nil {
+		e.t.Fatal(err)
+	}
+	if e.Master != nil && e.Master.AdminToken != "" {
+		m.AdminToken = e.Master.AdminToken
+	}
+	e.Master = m
+	ctx, cancel := context.WithCancel(context.Background())
+	e.stop, e.done = cancel, make(chan error, 1)
+	go func() { e.done <- m.Run(ctx) }()
+}
+
+// StopMaster stops the master as SIGTERM does, and returns how long it took.
+func (e *Env) StopMaster() time.Duration {
+	e.t.Helper()
+	start := time.Now()
+	e.stop()
+	if err := <-e.done; err != nil {
+		e.t.Errorf("master: %v", err)
+	}
+	took := time.Since(start)
+	e.Master.Close()
+	e.stop = nil
+	return took
+}
+
+// RestartMaster stops the master and starts it again on the same address.
+func (e *Env) RestartMaster() {
+	e.t.Helper()
+	addr := strings.TrimPrefix(e.Master.URL, "https://")
+	if e.stop != nil {
+		e.StopMaster()
+	}
+	e.StartMaster(addr)
 }
 
 // Close stops the targets, then the master.

@@ -1,0 +1,303 @@
+package target
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
+)
+
+// misfireGrace is how late a scheduled fire may still run. A target that
+// restarts at the instant a schedule is due runs that fire late rather than
+// losing it; fires missed for longer follow the job's misfire policy.
+const misfireGrace = 5 * time.Second
+
+// maxMissedScan bounds how many missed fires are counted after a long
+// outage of a frequent schedule.
+const maxMissedScan = 1_000_000
+
+// entry is one schedule of one held job, with its next fire.
+type entry struct {
+	job    muster.Job
+	sched  muster.Schedule
+	plan   *schedule.Plan
+	next   time.Time     // scheduled time of the next fire
+	jitter time.Duration // fixed delay added to every fire of this target
+}
+
+// due is when the entry's next fire should start.
+func (e *entry) due() time.Time { return e.next.Add(e.jitter) }
+
+// scheduler fires the schedules of the jobs this target holds, from its
+// local copy and in its own time zone, whether or not the master is
+// reachable.
+type scheduler struct {
+	m       *Main
+	changed chan struct{}
+	started time.Time
+}
+
+func newScheduler(m *Main) *scheduler {
+	return &scheduler{m: m, changed: make(chan struct{}, 1)}
+}
+
+// jobsChanged tells the scheduler to reload the jobs.
+func (s *scheduler) jobsChanged() {
+	select {
+	case s.changed <- struct{}{}:
+	default:
+	}
+}
+
+// run fires schedules until ctx is canceled.
+func (s *scheduler) run(ctx context.Context) {
+	s.started = s.m.cfg.Now()
+	entries, err := s.load(ctx, true)
+	if err != nil {
+		s.m.log.Error("load schedules", "err", err)
+	}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		var first *entry
+		for _, e := range entries {
+			if first == nil || e.due().Before(first.due()) {
+				first = e
+			}
+		}
+		wait := time.Hour
+		if first != nil {
+			wait = max(first.due().Sub(s.m.cfg.Now()), 0)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.changed:
+			if entries, err = s.load(ctx, false); err != nil {
+				s.m.log.Error("load schedules", "err", err)
+			}
+			continue
+		case <-timer.C:
+		}
+		now := s.m.cfg.Now()
+		for _, e := range entries {
+			if e.next.IsZero() || e.due().After(now) {
+				continue
+			}
+			if now.Sub(e.due()) > misfireGrace {
+				// The process was stopped or starved: treat as missed.
+				e.next = s.catchUp(ctx, e, e.next, now)
+			}
+			if !e.next.IsZero() && !e.due().After(now) {
+				s.fire(ctx, e, e.next, "")
+				e.next = s.nextAfter(e, e.next)
+			}
+		}
+		entries = dropFinished(entries)
+	}
+}
+
+func dropFinished(entries []*entry) []*entry {
+	out := entries[:0]
+	for _, e := range entries {
+		if !e.next.IsZero() {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (s *scheduler) nextAfter(e *entry, t time.Time) time.Time {
+	next, ok := e.plan.Next(t)
+	if !ok {
+		return time.Time{}
+	}
+	return next
+}
+
+// load reads the held jobs and computes each enabled schedule's next fire
+// from where it last fired. Fires missed while the target was not running
+// (or the scheduler not loaded) are handled here: the latest runs late if it
+// is within misfireGrace, the rest are recorded as one skipped run so that
+// no fire is lost silently. At start, at_start schedules fire.
+func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
+	jobs, err := s.m.store.scheduledJobs(ctx)
+	if err != nil {
+		return nil, err
+	}
+	now := s.m.cfg.Now()
+	var entries []*entry
+	for _, hj := range jobs {
+		if !hj.job.Enabled {
+			continue
+		}
+		loc := s.m.loc
+		for _, sc := range hj.job.Schedules {
+			plan, err := schedule.Compile(sc, loc)
+			if err != nil {
+				s.m.log.Error("schedule cannot be compiled", "job", hj.job.Name, "schedule", sc.Name, "err", err)
+				continue
+			}
+			if plan.AtStart() {
+				if atStart {
+					s.fire(ctx, &entry{job: hj.job, sched: sc, plan: plan}, s.started, "")
+				}
+				continue
+			}
+			e := &entry{job: hj.job, sched: sc, plan: plan,
+				jitter: schedule.JitterFor(s.m.enl.Name+"/"+hj.job.Name+"/"+sc.Name, sc.Jitter.Std())}
+			// Fires before the job (or this version of it) arrived, or
+			// before the last recorded fire, are not misfires.
+			base := hj.updatedAt
+			if last := hj.lastFire[sc.Name]; last.After(base) {
+				base = last
+			}
+			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now)
+			if !e.next.IsZero() {
+				entries = append(entries, e)
+			}
+		}
+	}
+	return entries, nil
+}
+
+// catchUp handles fires that are already past due, starting at next: the
+// latest runs late if it is within misfireGrace, the others are recorded as
+// one skipped run. It returns the fire to wait for (possibly past due, to
+// run at once).
+func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) time.Time {
+	var first, prev, latest time.Time
+	count := 0
+	for !next.IsZero() && next.Add(e.jitter).Before(now) && count < maxMissedScan {
+		if count == 0 {
+			first = next
+		}
+		prev, latest = latest, next
+		count++
+		next = s.nextAfter(e, next)
+	}
+	switch {
+	case count == 0:
+		return next
+	case count == maxMissedScan:
+		s.recordMissed(ctx, e, first, latest, count)
+		return s.nextAfter(e, now)
+	case now.Sub(latest.Add(e.jitter)) <= misfireGrace:
+		if count > 1 {
+			s.recordMissed(ctx, e, first, prev, count-1)
+		}
+		return latest
+	}
+	s.recordMissed(ctx, e, first, latest, count)
+	return next
+}
+
+// recordMissed writes one skipped run standing for count missed fires, and
+// moves the schedule's last fire past them.
+func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time.Time, count int) {
+	msg := fmt.Sprintf("%d scheduled fire(s) missed while the target was not running, from %s to %s; misfire policy: skip",
+		count, first.In(s.m.loc).Format(time.RFC3339), last.In(s.m.loc).Format(time.RFC3339))
+	s.fire(ctx, e, first, msg)
+	// The first missed fire's id stands for them all; the last moves the
+	// cursor so they are not counted again.
+	if err := s.m.store.update(ctx, func(tx *sql.Tx) error { return setLastFire(ctx, tx, e.job.Name, e.sched.Name, last) }); err != nil {
+		s.m.log.Error("record missed fires", "job", e.job.Name, "err", err)
+	}
+}
+
+// fire records (and launches) the run of one scheduled time. The run id
+// comes from (job, schedule, scheduled time), and the schedule's last fire
+// is moved in the same transaction, so a fire is recorded once whatever
+// restarts or replays happen. With skipMessage set, the run is recorded as
+// skipped with that message instead of run.
+func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessage string) {
+	m := s.m
+	run := muster.Run{
+		Job:       e.job.Name,
+		Target:    m.enl.Name,
+		RunID:     muster.ScheduledRunID(m.enl.UID, e.job.Name, e.sched.Name, at),
+		Trigger:   muster.TriggerSchedule + ":" + e.sched.Name,
+		StartedAt: m.now(),
+		Steps:     []muster.StepAttempt{},
+	}
+	var started *activeRun
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		if done, err := runExists(ctx, tx, run.RunID); err != nil || done {
+			return err
+		}
+		if err := setLastFire(ctx, tx, e.job.Name, e.sched.Name, at); err != nil {
+			return err
+		}
+		if skipMessage != "" {
+			run.Message = skipMessage
+			return m.exec.recordSkipped(ctx, tx, run)
+		}
+		var err error
+		started, err = m.exec.begin(ctx, tx, e.job, run)
+		if started != nil {
+			started.scheduledAt = at
+		}
+		return err
+	})
+	if err != nil {
+		if started != nil {
+			m.exec.forget(started)
+		}
+		m.log.Error("record scheduled run", "job", e.job.Name, "schedule", e.sched.Name, "err", err)
+		return
+	}
+	m.wakeUploader()
+	if started != nil {
+		m.exec.launch(started)
+	}
+}
+
+func setLastFire(ctx context.Context, tx *sql.Tx, job, sched string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO schedule_state (job, schedule, last_fire) VALUES (?, ?, ?)
+		ON CONFLICT (job, schedule) DO UPDATE SET last_fire = MAX(last_fire, excluded.last_fire)`, job, sched, at.UnixNano())
+	return err
+}
+
+// heldJob is a job with what the scheduler needs to know about it.
+type heldJob struct {
+	job       muster.Job
+	updatedAt time.Time
+	lastFire  map[string]time.Time // by schedule name
+}
+
+// scheduledJobs returns the held jobs that have schedules.
+func (s *store) scheduledJobs(ctx context.Context) ([]heldJob, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT j.name, j.version, j.definition, j.updated_at, st.schedule, st.last_fire
+		FROM jobs j LEFT JOIN schedule_state st ON st.job = j.name ORDER BY j.name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []heldJob
+	for rows.Next() {
+		var name, def string
+		var version, updated int64
+		var sched sql.NullString
+		var last sql.NullInt64
+		if err := rows.Scan(&name, &version, &def, &updated, &sched, &last); err != nil {
+			return nil, err
+		}
+		if len(out) == 0 || out[len(out)-1].job.Name != name {
+			var j muster.Job
+			if err := json.Unmarshal([]byte(def), &j); err != nil {
+				return nil, fmt.Errorf("job %q: stored definition: %w", name, err)
+			}
+			j.Version = version
+			out = append(out, heldJob{job: j, updatedAt: time.UnixMilli(updated), lastFire: map[string]time.Time{}})
+		}
+		if sched.Valid {
+			out[len(out)-1].lastFire[sched.String] = time.Unix(0, last.Int64)
+		}
+	}
+	return out, rows.Err()
+}
