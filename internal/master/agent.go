@@ -34,6 +34,8 @@ func (a *agent) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+agentproto.PathAcks, a.authenticated(a.ack))
 	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs))
 	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync))
+	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew))
+	mux.Handle("POST "+agentproto.PathRenewExpired, a.protocol(http.HandlerFunc(a.renewExpired)))
 	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path))
 	})))
@@ -73,7 +75,7 @@ func (a *agent) authenticated(h agentHandler) http.Handler {
 		}
 		now := a.m.now()
 		if now.After(leaf.NotAfter) {
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s", leaf.NotAfter.UTC().Format(time.RFC3339)))
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s; the target renews it at %s", leaf.NotAfter.UTC().Format(time.RFC3339), agentproto.PathRenewExpired))
 			return
 		}
 		t, err := a.m.DB.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))

@@ -21,10 +21,11 @@ import (
 
 // client speaks the agent protocol to one master over mutual TLS.
 type client struct {
-	base *url.URL
-	http *http.Client
-	// cert is swapped when the certificate is renewed; new handshakes
-	// present the new one.
+	base  *url.URL
+	roots *x509.CertPool
+	// http is replaced when the certificate is renewed, so that no
+	// connection or TLS session made with the old certificate is reused.
+	http atomic.Pointer[http.Client]
 	cert atomic.Pointer[tls.Certificate]
 }
 
@@ -33,31 +34,47 @@ func newClient(masterURL string, roots *x509.CertPool, cert *tls.Certificate) (*
 	if err != nil {
 		return nil, err
 	}
-	c := &client{base: u}
+	c := &client{base: u, roots: roots}
+	c.setCert(cert)
+	return c, nil
+}
+
+// setCert makes cert the one presented from now on.
+func (c *client) setCert(cert *tls.Certificate) {
 	c.cert.Store(cert)
+	old := c.http.Swap(&http.Client{Transport: c.transport(cert)})
+	if old != nil {
+		old.CloseIdleConnections()
+	}
+}
+
+// transport returns a transport presenting cert (none when nil).
+func (c *client) transport(cert *tls.Certificate) *http.Transport {
 	cfg := &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		RootCAs:    roots,
-		GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-			return c.cert.Load(), nil
-		},
+		MinVersion:         tls.VersionTLS12,
+		RootCAs:            c.roots,
 		ClientSessionCache: tls.NewLRUClientSessionCache(4),
 	}
-	tr := &http.Transport{
+	if cert != nil {
+		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
+	}
+	return &http.Transport{
 		TLSClientConfig:     cfg,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
 	}
-	c.http = &http.Client{Transport: tr}
-	return c, nil
 }
 
-func (c *client) close() { c.http.CloseIdleConnections() }
+func (c *client) close() { c.http.Load().CloseIdleConnections() }
 
 // call sends a request with the protocol header and decodes the reply.
 func (c *client) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
+	return c.callWith(ctx, c.http.Load(), method, path, query, in, out)
+}
+
+func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, query url.Values, in, out any) error {
 	var body io.Reader
 	if in != nil {
 		b, err := json.Marshal(in)
@@ -76,7 +93,7 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.http.Do(req)
+	resp, err := hc.Do(req)
 	if err != nil {
 		return muster.Errorf(muster.EUNAVAILABLE, "master %s: %v", c.base.Host, err)
 	}
@@ -135,5 +152,21 @@ func (c *client) uploadRuns(ctx context.Context, runs []agentproto.RunReport) ([
 func (c *client) resync(ctx context.Context, after int64) (agentproto.ResyncResponse, error) {
 	var resp agentproto.ResyncResponse
 	err := c.call(ctx, http.MethodPost, agentproto.PathResync, nil, agentproto.ResyncRequest{After: after}, &resp)
+	return resp, err
+}
+
+func (c *client) renew(ctx context.Context, csr []byte) (agentproto.RenewResponse, error) {
+	var resp agentproto.RenewResponse
+	err := c.call(ctx, http.MethodPost, agentproto.PathRenew, nil, agentproto.RenewRequest{CSR: csr}, &resp)
+	return resp, err
+}
+
+// renewExpired is sent without a client certificate: the master would
+// refuse the handshake with an expired one.
+func (c *client) renewExpired(ctx context.Context, req agentproto.RenewExpiredRequest) (agentproto.RenewResponse, error) {
+	tr := c.transport(nil)
+	defer tr.CloseIdleConnections()
+	var resp agentproto.RenewResponse
+	err := c.callWith(ctx, &http.Client{Transport: tr}, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
 	return resp, err
 }

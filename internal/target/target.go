@@ -6,7 +6,6 @@ package target
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -125,15 +124,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
-	cert, err := tls.LoadX509KeyPair(filepath.Join(m.cfg.DataDir, CertFile), filepath.Join(m.cfg.DataDir, KeyFile))
+	cert, err := loadIdentity(m.cfg.DataDir)
 	if err != nil {
-		return fmt.Errorf("load the target's certificate: %w", err)
+		return err
 	}
 	roots, err := pki.LoadPool(filepath.Join(m.cfg.DataDir, CAFile))
 	if err != nil {
 		return err
 	}
-	if m.client, err = newClient(enl.MasterURL, roots, &cert); err != nil {
+	if m.client, err = newClient(enl.MasterURL, roots, cert); err != nil {
 		return err
 	}
 	if m.cfg.Settings.TimeZone != "" {
@@ -160,7 +159,8 @@ func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	m.wg.Add(3)
+	m.wg.Add(4)
+	go func() { defer m.wg.Done(); m.renewLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()

@@ -1,0 +1,70 @@
+package master
+
+import (
+	"crypto/ecdsa"
+	"net/http"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// renew answers POST /agent/v1/renew: a target with a valid certificate
+// gets a new one for a new key.
+func (a *agent) renew(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	var req agentproto.RenewRequest
+	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.issueRenewal(w, r, pki.SerialString(verifiedLeaf(r).SerialNumber), req.CSR)
+}
+
+// renewExpired answers POST /agent/v1/renew-expired: a target whose
+// certificate expired while the master was away proves it holds that
+// certificate's key, and gets a new certificate if it is still enlisted.
+func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) {
+	ip := remoteIP(r)
+	if !a.m.enlistFailures.allow(ip, a.m.now()) {
+		httpapi.WriteError(w, r, muster.Errorf(muster.ERATELIMIT, "too many failed attempts from %s; wait a minute", ip))
+		return
+	}
+	var req agentproto.RenewExpiredRequest
+	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	old, err := a.m.CA.VerifyExpiredTarget(req.Cert)
+	if err == nil {
+		pub, ok := old.PublicKey.(*ecdsa.PublicKey)
+		if !ok || !ecdsa.VerifyASN1(pub, pki.RenewalDigest(req.CSR), req.Signature) {
+			err = muster.Errorf(muster.EUNAUTHORIZED, "the renewal is not signed with the certificate's key")
+		}
+	}
+	if err != nil {
+		a.m.enlistFailures.fail(ip, a.m.now())
+		httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "%s", muster.ErrorMessage(err)))
+		return
+	}
+	a.issueRenewal(w, r, pki.SerialString(old.SerialNumber), req.CSR)
+}
+
+func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial string, csr []byte) {
+	now := a.m.now()
+	var cert *pki.ClientCert
+	_, err := a.m.DB.RenewCert(r.Context(), oldSerial, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
+		var err error
+		if cert, err = a.m.CA.SignTarget(csr, t.Name, t.UID, now, a.m.cfg.CertTTL); err != nil {
+			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
+		}
+		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter}, nil
+	})
+	if err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.log.Info("certificate renewed", "old_serial", oldSerial, "serial", cert.Serial, "not_after", cert.NotAfter)
+	httpapi.WriteJSON(w, http.StatusOK, agentproto.RenewResponse{Cert: cert.PEM})
+}

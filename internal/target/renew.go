@@ -1,0 +1,136 @@
+package target
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Names of a renewed key and certificate before they replace the current
+// ones; see loadIdentity.
+const (
+	nextKeyFile  = KeyFile + ".next"
+	nextCertFile = CertFile + ".next"
+)
+
+// loadIdentity loads the target's key and certificate. A renewal writes
+// both .next files, then renames the key, then the certificate; if a crash
+// fell between the two renames, the key matches cert.pem.next, and the
+// rename is finished here.
+func loadIdentity(dir string) (*tls.Certificate, error) {
+	keyPath, certPath := filepath.Join(dir, KeyFile), filepath.Join(dir, CertFile)
+	cert, err := tls.LoadX509KeyPair(certPath, keyPath)
+	if err == nil {
+		return &cert, nil
+	}
+	next := filepath.Join(dir, nextCertFile)
+	if c, nerr := tls.LoadX509KeyPair(next, keyPath); nerr == nil {
+		if err := os.Rename(next, certPath); err != nil {
+			return nil, err
+		}
+		return &c, nil
+	}
+	return nil, fmt.Errorf("load the target's certificate: %w", err)
+}
+
+// renewAt is when a certificate should be renewed: at two thirds of its
+// life, counted from when it was issued (NotBefore is backdated).
+func renewAt(leaf *x509.Certificate) time.Time {
+	issued := leaf.NotBefore.Add(pki.Backdate)
+	return issued.Add(leaf.NotAfter.Sub(issued) * 2 / 3)
+}
+
+// renewLoop renews the certificate at two thirds of its life, for ever,
+// retrying with backoff while the master cannot be reached.
+func (m *Main) renewLoop(ctx context.Context) {
+	failures := 0
+	for {
+		leaf := m.client.cert.Load().Leaf
+		wait := renewAt(leaf).Sub(m.cfg.Now())
+		if failures > 0 {
+			wait = m.backoff(failures)
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+		if err := m.renew(ctx); err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			failures++
+			logFailure(m.log, failures, "certificate renewal failed", err, m.backoff(failures))
+			continue
+		}
+		failures = 0
+	}
+}
+
+// renew gets a certificate for a new key: over mutual TLS while the current
+// certificate is valid, by proof of possession of its key once it has
+// expired. The new key and certificate replace the old ones on disk before
+// they are used.
+func (m *Main) renew(ctx context.Context) error {
+	cur := m.client.cert.Load()
+	oldKey, ok := cur.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		return errors.New("the target's key is not an ECDSA key")
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(key, m.enl.Name)
+	if err != nil {
+		return err
+	}
+	var resp agentproto.RenewResponse
+	if m.cfg.Now().Before(cur.Leaf.NotAfter.Add(-5 * time.Second)) {
+		resp, err = m.client.renew(ctx, csr)
+	} else {
+		sig, serr := ecdsa.SignASN1(rand.Reader, oldKey, pki.RenewalDigest(csr))
+		if serr != nil {
+			return serr
+		}
+		resp, err = m.client.renewExpired(ctx, agentproto.RenewExpiredRequest{Cert: cur.Leaf.Raw, CSR: csr, Signature: sig})
+	}
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(resp.Cert, keyPEM)
+	if err != nil {
+		return fmt.Errorf("the renewed certificate does not match the new key: %w", err)
+	}
+	dir := m.cfg.DataDir
+	for _, f := range []struct {
+		name string
+		data []byte
+		perm os.FileMode
+	}{{nextKeyFile, keyPEM, 0o600}, {nextCertFile, resp.Cert, 0o644}} {
+		if err := pki.WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
+			return err
+		}
+	}
+	if err := os.Rename(filepath.Join(dir, nextKeyFile), filepath.Join(dir, KeyFile)); err != nil {
+		return err
+	}
+	if err := os.Rename(filepath.Join(dir, nextCertFile), filepath.Join(dir, CertFile)); err != nil {
+		return err
+	}
+	m.client.setCert(&cert)
+	m.log.Info("certificate renewed", "serial", pki.SerialString(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
+	return nil
+}
