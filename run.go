@@ -79,6 +79,10 @@ type Run struct {
 	FinishedAt *time.Time    `json:"finished_at"`
 	DurationMS int64         `json:"duration_ms"`
 	Steps      []StepAttempt `json:"steps"`
+	// TargetOffline is set, when the run is read, on a run last reported
+	// running whose target is now suspected offline: its real outcome
+	// arrives from the target's spool when the target returns.
+	TargetOffline bool `json:"target_offline,omitempty"`
 }
 
 // StepAttempt is one attempt of one step of a run.

@@ -14,6 +14,10 @@ const (
 	StatusBlocked          = "blocked"
 )
 
+// FlagDeleted marks a target deleted on the master that has not yet
+// collected its DEFECT (a tombstone). Other flags are the statuses above.
+const FlagDeleted = "deleted"
+
 // Poll interval bounds and default, in seconds, as SQL Server Agent's.
 const (
 	DefaultPollInterval = 60

@@ -383,7 +383,7 @@ func newJobHistoryCmd() *cobra.Command {
 			}
 			t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
 			for _, r := range runs {
-				t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, string(r.Status), millis(r.DurationMS),
+				t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
 					r.Trigger, r.RunID, dash(r.Message))
 			}
 			return t.flush()
@@ -398,9 +398,18 @@ func newJobHistoryCmd() *cobra.Command {
 	return cmd
 }
 
+// runStatus renders a run's status, noting a running run whose target is
+// suspected offline.
+func runStatus(r muster.Run) string {
+	if r.TargetOffline {
+		return string(r.Status) + " (target suspected offline)"
+	}
+	return string(r.Status)
+}
+
 func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 	for _, r := range runs {
-		fmt.Fprintf(w, "run %s on %s: %s in %s (%s, started %s)\n", r.RunID, r.Target, r.Status, millis(r.DurationMS),
+		fmt.Fprintf(w, "run %s on %s: %s in %s (%s, started %s)\n", r.RunID, r.Target, runStatus(r), millis(r.DurationMS),
 			r.Trigger, r.StartedAt.Local().Format("2006-01-02 15:04:05"))
 		if r.Message != "" {
 			fmt.Fprintf(w, "  %s\n", r.Message)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -55,14 +56,19 @@ With a subcommand, list or show the targets enlisted in a master.`,
 				return err
 			}
 			defer m.Close()
-			return m.Run(ctx)
+			if err := m.Run(ctx); errors.Is(err, target.ErrDefected) {
+				fmt.Fprintln(cmd.OutOrStdout(), "this target defected from its master; enlist it again to use it")
+				return nil
+			} else {
+				return err
+			}
 		},
 	}
 	f := cmd.Flags()
 	f.StringVar(&dataDir, "data", "", "the target's data directory (made by muster enlist)")
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd())
+	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd())
 	return cmd
 }
 

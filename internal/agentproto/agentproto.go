@@ -24,7 +24,11 @@
 //     with a CSR for a new key. A certificate that expired while the master
 //     was unreachable renews by proof of possession at
 //     /agent/v1/renew-expired, as long as the target is still enlisted.
-//  6. When a reply's epoch differs from the one the target holds, or the
+//  6. Defect: POST /agent/v1/defect when the target leaves (muster defect,
+//     or a DEFECT instruction). A target deleted on the master is a
+//     tombstone: its certificate serves only to poll for the DEFECT, ack it,
+//     and defect.
+//  7. When a reply's epoch differs from the one the target holds, or the
 //     reply says ResyncRequired, the target asks for a resync: POST
 //     /agent/v1/resync; the master drops the target's queue and posts
 //     DELETE of every job followed by an INSERT of each job it should hold.
@@ -43,7 +47,7 @@ import (
 // the two before it):
 //
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
-//	  certificate renewal (also after expiry).
+//	  certificate renewal (also after expiry), defect.
 const Version = 1
 
 // MinVersion is the oldest target protocol a master of this build accepts.
@@ -62,6 +66,7 @@ const (
 	PathResync       = "/agent/v1/resync"
 	PathRenew        = "/agent/v1/renew"
 	PathRenewExpired = "/agent/v1/renew-expired"
+	PathDefect       = "/agent/v1/defect"
 )
 
 // Poll query parameters. The heartbeat rides on every poll.

@@ -148,7 +148,18 @@ func (db *DB) Ack(ctx context.Context, targetID int64, acks []agentproto.Ack) er
 				return err
 			}
 		}
-		return nil
+		// A deleted target that has collected its DEFECT is gone: the
+		// tombstone is lifted and its name is free.
+		res, err := tx.Exec(`UPDATE targets SET state = ?, defected_at = ? WHERE id = ? AND state = ?
+			AND EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND operation = 'DEFECT' AND status IN ('downloaded', 'failed'))`,
+			TargetDefected, ms(tx.now), targetID, TargetDeleted, targetID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			_, err = tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status = 'pending'`, targetID)
+		}
+		return err
 	})
 }
 

@@ -137,7 +137,8 @@ type RunFilter struct {
 
 // FindRuns returns runs, newest first.
 func (db *DB) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, error) {
-	q := `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps
+	q := `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
+			t.id, t.last_poll_at, t.poll_interval
 		FROM runs r JOIN targets t ON t.id = r.target_id WHERE 1 = 1`
 	var args []any
 	if f.Job != "" {
@@ -166,13 +167,27 @@ func (db *DB) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, error) {
 	}
 	defer rows.Close()
 	runs := []muster.Run{}
+	now := db.opts.Now()
 	for rows.Next() {
 		var r muster.Run
-		var started int64
-		var finished sql.NullInt64
+		var started, targetID int64
+		var finished, lastPoll sql.NullInt64
 		var steps string
-		if err := rows.Scan(&r.Job, &r.Target, &r.RunID, &r.Status, &r.Trigger, &r.Message, &started, &finished, &r.DurationMS, &steps); err != nil {
+		var interval int
+		if err := rows.Scan(&r.Job, &r.Target, &r.RunID, &r.Status, &r.Trigger, &r.Message, &started, &finished, &r.DurationMS, &steps,
+			&targetID, &lastPoll, &interval); err != nil {
 			return nil, err
+		}
+		if r.Status == muster.RunRunning {
+			state := muster.TargetState{PollInterval: interval}
+			if lastPoll.Valid {
+				state.LastPoll = fromMS(lastPoll.Int64)
+			}
+			if hb, ok := db.beats.lookup(targetID); ok {
+				state.LastPoll, state.PollInterval = hb.At, hb.PollInterval
+			}
+			status, _ := muster.DeriveStatus(now, state)
+			r.TargetOffline = status == muster.StatusSuspectedOffline
 		}
 		r.StartedAt, r.FinishedAt = fromMS(started), fromNullMS(finished)
 		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {

@@ -149,11 +149,11 @@ type TargetFilter struct {
 // FindTargets lists active targets with their status derived at the
 // catalog's clock, ordered by name.
 func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target, error) {
-	q := `SELECT t.id, t.name, t.location, t.enlisted_at, t.enlisted_by, t.last_poll_at, t.local_time_at_poll,
+	q := `SELECT t.id, t.state, t.name, t.location, t.enlisted_at, t.enlisted_by, t.last_poll_at, t.local_time_at_poll,
 			t.time_zone, t.utc_offset_minutes, t.clock_skew_ms, t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped,
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending'),
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'failed')
-		FROM targets t WHERE t.state = 'active'`
+		FROM targets t WHERE t.state IN ('active', 'deleted')`
 	var args []any
 	if f.Name != "" {
 		q += ` AND t.name = ?`
@@ -170,8 +170,8 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 		var t muster.Target
 		var id, enlisted int64
 		var lastPoll sql.NullInt64
-		var local string
-		if err := rows.Scan(&id, &t.Name, &t.Location, &enlisted, &t.EnlistedBy, &lastPoll, &local,
+		var local, state string
+		if err := rows.Scan(&id, &state, &t.Name, &t.Location, &enlisted, &t.EnlistedBy, &lastPoll, &local,
 			&t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS, &t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped,
 			&t.UnreadInstructions, &t.BlockingInstructions); err != nil {
 			return nil, err
@@ -197,6 +197,9 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 		t.Status, t.Flags = muster.DeriveStatus(now, muster.TargetState{
 			LastPoll: last, PollInterval: t.PollInterval, Blocking: t.BlockingInstructions,
 		})
+		if state == TargetDeleted {
+			t.Flags = append(t.Flags, muster.FlagDeleted)
+		}
 		if f.Status != "" && !hasFlag(t, f.Status) {
 			continue
 		}

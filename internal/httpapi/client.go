@@ -111,6 +111,16 @@ func (c *Client) Target(ctx context.Context, name string) (muster.Target, error)
 	return out, c.do(ctx, http.MethodGet, "/api/v1/targets/"+url.PathEscape(name), nil, nil, &out)
 }
 
+// DeleteTarget deletes a target: with force, at once; otherwise it becomes
+// a tombstone until it collects the DEFECT posted to it.
+func (c *Client) DeleteTarget(ctx context.Context, name string, force bool) error {
+	q := url.Values{}
+	if force {
+		q.Set("force", "true")
+	}
+	return c.do(ctx, http.MethodDelete, "/api/v1/targets/"+url.PathEscape(name), q, nil, nil)
+}
+
 // CreateToken makes a single-use enlistment token for a target name.
 func (c *Client) CreateToken(ctx context.Context, target string, ttl time.Duration) (TokenResponse, error) {
 	var out TokenResponse

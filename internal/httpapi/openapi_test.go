@@ -240,7 +240,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Target":      muster.Target{},
 		"Job":         muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x"},
 		"Step":        muster.Step{Shell: "x", Command: []string{"x"}},
-		"Run":         muster.Run{Message: "x"},
+		"Run":         muster.Run{Message: "x", TargetOffline: true},
 		"StepAttempt": muster.StepAttempt{ExitCode: &code, Message: "x"},
 		"Instruction": muster.Instruction{},
 		"JobTarget":   muster.JobTarget{},

@@ -65,6 +65,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	read, operate, admin := catalog.RoleReader, catalog.RoleOperator, catalog.RoleAdmin
 	s.handle(mux, "GET /api/v1/targets", read, s.listTargets)
 	s.handle(mux, "GET /api/v1/targets/{name}", read, s.showTarget)
+	s.handle(mux, "DELETE /api/v1/targets/{name}", admin, s.deleteTarget)
 	s.handle(mux, "POST /api/v1/tokens", admin, s.createToken)
 	s.handle(mux, "GET /api/v1/jobs", read, s.listJobs)
 	s.handle(mux, "POST /api/v1/apply", operate, s.apply)
@@ -135,6 +136,19 @@ func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, _ caller) er
 		return err
 	}
 	WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// deleteTarget answers DELETE /api/v1/targets/{name}[?force=true].
+func (s *Server) deleteTarget(w http.ResponseWriter, r *http.Request, _ caller) error {
+	force, err := boolParam(r.URL.Query().Get("force"), "force")
+	if err != nil {
+		return err
+	}
+	if err := s.DB.DeleteTarget(r.Context(), muster.NormalizeTargetName(r.PathValue("name")), force); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 

@@ -30,11 +30,14 @@ type agentHandler func(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 
 func (a *agent) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+agentproto.PathEnlist, a.protocol(http.HandlerFunc(a.enlist)))
-	mux.Handle("GET "+agentproto.PathInstructions, a.authenticated(a.poll))
-	mux.Handle("POST "+agentproto.PathAcks, a.authenticated(a.ack))
-	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs))
-	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync))
-	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew))
+	// A deleted target (a tombstone) may only fetch and acknowledge its
+	// DEFECT, and say it has defected.
+	mux.Handle("GET "+agentproto.PathInstructions, a.authenticated(a.poll, tombstoneAllowed))
+	mux.Handle("POST "+agentproto.PathAcks, a.authenticated(a.ack, tombstoneAllowed))
+	mux.Handle("POST "+agentproto.PathDefect, a.authenticated(a.defect, tombstoneAllowed))
+	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs, activeOnly))
+	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync, activeOnly))
+	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew, activeOnly))
 	mux.Handle("POST "+agentproto.PathRenewExpired, a.protocol(http.HandlerFunc(a.renewExpired)))
 	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path))
@@ -62,11 +65,17 @@ func (a *agent) protocol(next http.Handler) http.Handler {
 	})
 }
 
+// Whether a route serves deleted targets that have yet to defect.
+const (
+	activeOnly       = false
+	tombstoneAllowed = true
+)
+
 // authenticated requires a client certificate issued by the CA and looks
 // its serial up in the catalog on every request. A resumed TLS session skips
 // certificate callbacks, so this lookup, not the handshake, is what keeps a
 // deleted or defected target out.
-func (a *agent) authenticated(h agentHandler) http.Handler {
+func (a *agent) authenticated(h agentHandler, tombstone bool) http.Handler {
 	return a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		leaf := verifiedLeaf(r)
 		if leaf == nil {
@@ -83,8 +92,15 @@ func (a *agent) authenticated(h agentHandler) http.Handler {
 			httpapi.WriteError(w, r, err)
 			return
 		}
-		if t.State != catalog.TargetActive || leaf.Subject.CommonName != t.Name {
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master", t.Name))
+		switch {
+		case leaf.Subject.CommonName != t.Name:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the certificate does not name its target"))
+			return
+		case t.State == catalog.TargetDeleted && !tombstone:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name))
+			return
+		case t.State == catalog.TargetDefected:
+			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name))
 			return
 		}
 		h(w, r, t)
@@ -235,6 +251,16 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	}
 	a.m.metrics.runs.Add(float64(len(req.Runs)))
 	httpapi.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+}
+
+// defect answers POST /agent/v1/defect: the target is leaving.
+func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	if err := a.m.DB.DefectTarget(r.Context(), t.ID); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.log.Info("target defected", "target", t.Name)
+	w.WriteHeader(http.StatusNoContent)
 }
 
 // resync answers POST /agent/v1/resync.

@@ -170,3 +170,7 @@ func (c *client) renewExpired(ctx context.Context, req agentproto.RenewExpiredRe
 	err := c.callWith(ctx, &http.Client{Transport: tr}, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
 	return resp, err
 }
+
+func (c *client) defect(ctx context.Context) error {
+	return c.call(ctx, http.MethodPost, agentproto.PathDefect, nil, struct{}{}, nil)
+}

@@ -150,13 +150,14 @@ func (e *executor) stop(job, reason string) error {
 	return nil
 }
 
-// stopAll cancels every running run.
-func (e *executor) stopAll(reason string) {
+// stopAll cancels every running run and returns how many there were.
+func (e *executor) stopAll(reason string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for _, ar := range e.running {
 		ar.cancel(errors.New(reason))
 	}
+	return len(e.running)
 }
 
 // wait waits for every launched run to finish.

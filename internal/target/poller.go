@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,6 +14,9 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/schedule"
 )
+
+// errDefecting stops the poll loop after a DEFECT was applied.
+var errDefecting = errors.New("defecting")
 
 // pollLoop long-polls the master and applies what it sends, for ever. Any
 // failure to reach the master is retried with capped backoff; the target
@@ -63,6 +67,10 @@ func (m *Main) pollOnce(ctx context.Context) error {
 			continue // already applied: a replayed reply
 		}
 		if err := m.apply(ctx, in, resp.ServerTime); err != nil {
+			if errors.Is(err, errDefecting) {
+				<-ctx.Done() // Run stops this loop, then defects
+				return nil
+			}
 			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
 		}
 	}
@@ -137,6 +145,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			started, applyErr = m.applyStart(ctx, tx, in, serverTime)
 		case in.Operation == muster.OpStop:
 			applyErr = m.exec.stop(in.Job, "stopped by the operator")
+		case in.Operation == muster.OpDefect:
+			// Acknowledged here; the defect itself runs once every loop has
+			// stopped (see Run).
 		case in.Operation == muster.OpSetPoll:
 			applyErr = m.applySetPoll(ctx, tx, in)
 		default:
@@ -165,6 +176,13 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		m.reloadPollInterval(ctx)
 	}
 	switch in.Operation {
+	case muster.OpDefect:
+		m.log.Warn("the master posted DEFECT: this target is leaving it", "target", m.enl.Name)
+		if err := m.flushAcks(ctx); err != nil {
+			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
+		}
+		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
+		return errDefecting
 	case muster.OpStart:
 		m.wakeUploader()
 	case muster.OpInsert, muster.OpUpdate, muster.OpDelete:

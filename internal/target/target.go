@@ -73,6 +73,7 @@ type Main struct {
 	exec       *executor
 	sched      *scheduler
 	uploadWake chan struct{}
+	defectReq  chan defectRequest
 	wg         sync.WaitGroup
 }
 
@@ -98,7 +99,7 @@ func New(cfg Config) (*Main, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Main{cfg: cfg, log: log, uploadWake: make(chan struct{}, 1)}, nil
+	return &Main{cfg: cfg, log: log, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -153,27 +154,61 @@ func (m *Main) Open(ctx context.Context) (err error) {
 // Name returns the target's name.
 func (m *Main) Name() string { return m.enl.Name }
 
-// Run polls, applies, executes and uploads until ctx is canceled. Then it
-// cancels running runs, records them, and tries once to upload them.
+// Run polls, applies, executes and uploads until ctx is canceled, then
+// cancels running runs, records them, and tries once to upload them. It
+// returns ErrDefected once the target has defected (asked by `muster
+// defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
 	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	ctlCtx, stopControl := context.WithCancel(ctx)
+	var ctl sync.WaitGroup
+	ctl.Add(1)
+	go func() { defer ctl.Done(); m.serveControl(ctlCtx) }()
+	defer func() { stopControl(); ctl.Wait() }()
+	for {
+		req, ok, canceled := m.runUntil(ctx)
+		if !ok {
+			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := m.uploadOnce(flush); err != nil {
+				m.log.Warn("runs not uploaded before stopping; they stay in the spool", "err", err)
+			}
+			return nil
+		}
+		res := m.defectNow(context.WithoutCancel(ctx), req.force)
+		res.RunsCanceled = canceled
+		req.done <- res
+		if res.Error == "" {
+			return ErrDefected
+		}
+		m.log.Warn("defect failed; carrying on", "err", res.Error)
+	}
+}
+
+// runUntil runs every loop until ctx is canceled or a defect is requested,
+// then stops them and every running run. It reports the defect request and
+// how many runs it canceled.
+func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	m.wg.Add(4)
 	go func() { defer m.wg.Done(); m.renewLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
-	<-ctx.Done()
-	m.wg.Wait()
-	m.exec.stopAll("the target daemon stopped")
-	m.exec.wait()
-	flush, cancelFlush := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancelFlush()
-	if err := m.uploadOnce(flush); err != nil {
-		m.log.Warn("runs not uploaded before stopping; they stay in the spool", "err", err)
+	var req defectRequest
+	var defect bool
+	reason := "the target daemon stopped"
+	select {
+	case <-ctx.Done():
+	case req = <-m.defectReq:
+		defect = true
+		reason = "the target is defecting (asked by the " + req.by + ")"
 	}
-	return nil
+	cancel()
+	m.wg.Wait()
+	canceled := m.exec.stopAll(reason)
+	m.exec.wait()
+	return req, defect, canceled
 }
 
 // Close releases the store and the lock.

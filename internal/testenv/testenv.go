@@ -5,6 +5,7 @@ package testenv
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -44,11 +45,12 @@ type Env struct {
 
 // Target is a running target of an Env.
 type Target struct {
-	Name string
-	Dir  string
-	Main *target.Main
-	stop context.CancelFunc
-	done chan error
+	Name   string
+	Dir    string
+	Main   *target.Main
+	stop   context.CancelFunc
+	exited chan struct{}
+	err    error
 }
 
 // New starts a master in a temporary directory and enlists and starts the
@@ -175,8 +177,11 @@ func (e *Env) StartTarget(name string) *Target {
 		e.t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tg := &Target{Name: name, Dir: cfg.DataDir, Main: m, stop: cancel, done: make(chan error, 1)}
-	go func() { tg.done <- m.Run(ctx) }()
+	tg := &Target{Name: name, Dir: cfg.DataDir, Main: m, stop: cancel, exited: make(chan struct{})}
+	go func() {
+		tg.err = m.Run(ctx)
+		close(tg.exited)
+	}()
 	e.mu.Lock()
 	e.targets[name] = tg
 	e.mu.Unlock()
@@ -190,14 +195,21 @@ func (e *Env) Target(name string) *Target {
 	return e.targets[name]
 }
 
+// Exited is closed when the target's daemon has returned from Run.
+func (tg *Target) Exited() <-chan struct{} { return tg.exited }
+
+// Err is what Run returned, once Exited is closed.
+func (tg *Target) Err() error { return tg.err }
+
 // Stop stops a target's daemon gracefully and releases its data directory.
 func (tg *Target) Stop(t testing.TB) {
 	if tg.stop == nil {
 		return
 	}
 	tg.stop()
-	if err := <-tg.done; err != nil {
-		t.Errorf("target %s: %v", tg.Name, err)
+	<-tg.exited
+	if tg.err != nil && !errors.Is(tg.err, target.ErrDefected) {
+		t.Errorf("target %s: %v", tg.Name, tg.err)
 	}
 	tg.Main.Close()
 	tg.stop = nil
