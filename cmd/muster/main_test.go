@@ -13,6 +13,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// Process tests re-execute this binary as the CLI.
+	if os.Getenv("MUSTER_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	}
 	testscript.Main(m, map[string]func(){
 		"muster": func() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) },
 	})

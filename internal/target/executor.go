@@ -1,6 +1,7 @@
 package target
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -57,6 +59,10 @@ func (e *executor) recover(ctx context.Context) error {
 		if pgids[i] > 0 {
 			syscall.Kill(-pgids[i], syscall.SIGKILL)
 		}
+		// A crash between spawning a step and recording its process group
+		// leaves no pgid; every step process carries its run id in its
+		// environment, so look for them too.
+		killRunProcesses(r.RunID)
 		now := e.m.now()
 		r.Status = muster.RunAbandoned
 		r.Message = "the target stopped while the run was in progress"
@@ -333,5 +339,30 @@ func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step)
 		"MUSTER_RUN_ID=" + run.RunID,
 		"MUSTER_STEP=" + step.Name,
 		"MUSTER_SCHEDULED_AT=" + scheduled,
+	}
+}
+
+// killRunProcesses kills the process groups of processes whose environment
+// names the run, as every step's does (MUSTER_RUN_ID). It reads /proc and
+// does nothing where there is none.
+func killRunProcesses(runID string) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	marker := []byte("\x00MUSTER_RUN_ID=" + runID + "\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(append([]byte{0}, env...), marker) {
+			continue
+		}
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 {
+			syscall.Kill(-pgid, syscall.SIGKILL)
+		}
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
 }
