@@ -1,5 +1,10 @@
 package e2e_test
 
-import "github.com/musterhq/muster/internal/target"
+import (
+	"github.com/musterhq/muster/internal/master"
+	"github.com/musterhq/muster/internal/target"
+)
 
 type targetConfig = target.Config
+
+type masterConfig = master.Config

@@ -89,3 +89,85 @@ func TestSchedulesRunThroughAMasterOutage(t *testing.T) {
 		}
 	}
 }
+
+// With the spool full, a target keeps the newest runs, counts the dropped
+// ones, and tells the master at its next poll.
+func TestSpoolKeepsTheNewestRunsWhenFull(t *testing.T) {
+	env := testenv.New(t, testenv.Options{
+		Targets: []string{"web1"},
+		Target:  func(c *targetConfig) { c.Settings.SpoolLimit = 2 },
+	})
+	ctx := context.Background()
+	j := shellJob("tick", "true", "web1")
+	j.Schedules = []muster.Schedule{{Cron: "* * * * * *"}}
+	apply(t, env, j)
+	settled(t, env)
+	env.StopMaster()
+	tg := env.Target("web1")
+	testenv.Eventually(t, wait, "runs to be dropped from the full spool", func() bool {
+		depth, dropped := tg.Main.SpoolStats(ctx)
+		return depth == 2 && dropped >= 1
+	})
+	local, _ := tg.Main.LocalRuns(ctx)
+	env.RestartMaster()
+	testenv.Eventually(t, wait, "the drop count on the master", func() bool {
+		got, err := env.Client.Target(ctx, "web1")
+		return err == nil && got.SpoolDropped > 0
+	})
+	// The newest of the runs kept through the outage reach the master.
+	newest := local[len(local)-1]
+	testenv.Eventually(t, wait, "the newest spooled run on the master", func() bool {
+		runs, _ := env.Client.Runs(ctx, []string{newest.RunID}, 0)
+		return len(runs) == 1
+	})
+}
+
+// A running step's output can be read on the master while it runs.
+func TestOutputStreamsWhileAStepRuns(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	apply(t, env, shellJob("chatty", "echo first; sleep 30", "web1"))
+	settled(t, env)
+	res, err := env.Client.StartJob(ctx, "chatty", httpTargets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, "the first line on the master while the step runs", func() bool {
+		runs, _ := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 0)
+		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1 && runs[0].Steps[0].Output == "first\n"
+	})
+}
+
+// A run last reported running by a target that then goes quiet shows as
+// such; the target's own record replaces it when it returns.
+func TestRunningRunOfAnOfflineTarget(t *testing.T) {
+	clock := &testenv.Clock{}
+	env := testenv.New(t, testenv.Options{
+		Targets: []string{"web1"},
+		Master:  func(c *masterConfig) { c.Now = clock.Now },
+	})
+	ctx := context.Background()
+	apply(t, env, shellJob("long", "sleep 30", "web1"))
+	settled(t, env)
+	res, err := env.Client.StartJob(ctx, "long", httpTargets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := res.Runs[0].RunID
+	testenv.Eventually(t, wait, "the run to be running", func() bool {
+		runs, _ := env.Client.Runs(ctx, []string{id}, 0)
+		return len(runs) == 1 && runs[0].Status == muster.RunRunning
+	})
+	// Three poll intervals pass on the master's clock without a poll.
+	clock.Advance(4 * time.Minute)
+	runs, _ := env.Client.Runs(ctx, []string{id}, 0)
+	if !runs[0].TargetOffline {
+		t.Errorf("run %+v: want it marked as on a suspected offline target", runs[0])
+	}
+	// The target comes back (here: stops, which cancels and reports the run).
+	env.Target("web1").Stop(t)
+	runs, _ = env.Client.Runs(ctx, []string{id}, 0)
+	if runs[0].Status != muster.RunCanceled {
+		t.Errorf("after the target reported: %s, want canceled", runs[0].Status)
+	}
+}

@@ -80,8 +80,8 @@ func (s Settings) validate() error {
 	if s.OutputLimit < 1024 || s.OutputLimit > 64<<20 {
 		return fmt.Errorf("output_limit: from 1KiB to 64MiB, not %d bytes", s.OutputLimit)
 	}
-	if s.SpoolLimit < 10 || s.SpoolLimit > 10_000_000 {
-		return fmt.Errorf("spool_limit: from 10 to 10000000 runs, not %d", s.SpoolLimit)
+	if s.SpoolLimit < 1 || s.SpoolLimit > 10_000_000 {
+		return fmt.Errorf("spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
 	}
 	if s.RunRetention < 0 {
 		return fmt.Errorf("run_retention: must not be negative")

@@ -271,3 +271,9 @@ func (m *Main) wakeUploader() {
 
 // LocalRuns returns the runs in this target's spool, oldest first.
 func (m *Main) LocalRuns(ctx context.Context) ([]LocalRun, error) { return m.store.localRuns(ctx) }
+
+// SpoolStats returns how many runs wait for the master, and how many the
+// full spool has dropped since enlistment.
+func (m *Main) SpoolStats(ctx context.Context) (depth, dropped int) {
+	return m.store.spoolDepth(ctx), m.store.spoolDropped(ctx)
+}
