@@ -105,11 +105,13 @@ func runOf(t *testing.T, c *httpapi.Client, id string) (muster.Run, bool) {
 	return runs[0], true
 }
 
-// kill -9 of a target mid-run: on restart the run is recorded abandoned,
+// kill -9 of a target mid-run: while it is away the run shows as running
+// on a suspected offline target; on restart the run is recorded abandoned,
 // the step's processes (including a background child) are gone, and the
 // target carries on.
 func TestTargetKilledMidRun(t *testing.T) {
-	env := testenv.New(t, testenv.Options{})
+	clock := &testenv.Clock{}
+	env := testenv.New(t, testenv.Options{Master: func(c *master.Config) { c.Now = clock.Now }})
 	dir := enlist(t, env, "web1")
 	daemon := startMuster(t, "target", "--data", dir, "--log-level", "warn")
 	ctx := context.Background()
@@ -130,6 +132,11 @@ func TestTargetKilledMidRun(t *testing.T) {
 	daemon.Wait()
 	if n := len(runProcesses(id)); n == 0 {
 		t.Fatal("the step processes died with the daemon; the test proves nothing")
+	}
+	// Three poll intervals pass on the master's clock without a poll.
+	clock.Advance(4 * time.Minute)
+	if r, _ := runOf(t, env.Client, id); r.Status != muster.RunRunning || !r.TargetOffline {
+		t.Errorf("run %s, target_offline %v: want running on a suspected offline target", r.Status, r.TargetOffline)
 	}
 
 	startMuster(t, "target", "--data", dir, "--log-level", "warn")

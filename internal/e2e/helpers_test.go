@@ -1,10 +1,5 @@
 package e2e_test
 
-import (
-	"github.com/musterhq/muster/internal/master"
-	"github.com/musterhq/muster/internal/target"
-)
+import "github.com/musterhq/muster/internal/target"
 
 type targetConfig = target.Config
-
-type masterConfig = master.Config

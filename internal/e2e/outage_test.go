@@ -137,37 +137,3 @@ func TestOutputStreamsWhileAStepRuns(t *testing.T) {
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1 && runs[0].Steps[0].Output == "first\n"
 	})
 }
-
-// A run last reported running by a target that then goes quiet shows as
-// such; the target's own record replaces it when it returns.
-func TestRunningRunOfAnOfflineTarget(t *testing.T) {
-	clock := &testenv.Clock{}
-	env := testenv.New(t, testenv.Options{
-		Targets: []string{"web1"},
-		Master:  func(c *masterConfig) { c.Now = clock.Now },
-	})
-	ctx := context.Background()
-	apply(t, env, shellJob("long", "sleep 30", "web1"))
-	settled(t, env)
-	res, err := env.Client.StartJob(ctx, "long", httpTargets())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := res.Runs[0].RunID
-	testenv.Eventually(t, wait, "the run to be running", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{id}, 0)
-		return len(runs) == 1 && runs[0].Status == muster.RunRunning
-	})
-	// Three poll intervals pass on the master's clock without a poll.
-	clock.Advance(4 * time.Minute)
-	runs, _ := env.Client.Runs(ctx, []string{id}, 0)
-	if !runs[0].TargetOffline {
-		t.Errorf("run %+v: want it marked as on a suspected offline target", runs[0])
-	}
-	// The target comes back (here: stops, which cancels and reports the run).
-	env.Target("web1").Stop(t)
-	runs, _ = env.Client.Runs(ctx, []string{id}, 0)
-	if runs[0].Status != muster.RunCanceled {
-		t.Errorf("after the target reported: %s, want canceled", runs[0].Status)
-	}
-}
