@@ -1,0 +1,91 @@
+package pki_test
+
+import (
+	"crypto/tls"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster/internal/pki"
+)
+
+func TestEnlistTokenRoundTrip(t *testing.T) {
+	tok := pki.NewEnlistToken(strings.Repeat("ab", 32))
+	got, err := pki.ParseEnlistToken(tok.String())
+	if err != nil || got != tok {
+		t.Fatalf("got %+v, %v; want %+v", got, err, tok)
+	}
+	for _, bad := range []string{"", "mst1", "mst1.zz.secret", "mst2." + strings.Repeat("ab", 32) + "." + pki.RandomSecret(),
+		"mst1." + strings.Repeat("ab", 31) + "." + pki.RandomSecret(), "mst1." + strings.Repeat("ab", 32) + ".short"} {
+		if _, err := pki.ParseEnlistToken(bad); err == nil {
+			t.Errorf("ParseEnlistToken(%q) accepted it", bad)
+		}
+	}
+}
+
+func TestSignTargetIsClientAuthOnly(t *testing.T) {
+	now := time.Now()
+	ca, _, err := pki.LoadOrCreateCA(t.TempDir(), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, "ignored-name")
+	cert, err := ca.SignTarget(csr, "web1", "uid-1", now, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := pki.ParseCertPEM(cert.PEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if leaf.Subject.CommonName != "web1" || len(leaf.ExtKeyUsage) != 1 || leaf.ExtKeyUsage[0] != 2 /* client auth */ {
+		t.Errorf("CN %q, EKU %v: want web1, client auth only", leaf.Subject.CommonName, leaf.ExtKeyUsage)
+	}
+	if leaf.URIs[0].String() != "muster://target/uid-1" {
+		t.Errorf("URI %s", leaf.URIs[0])
+	}
+	if _, err := ca.VerifyExpiredTarget(cert.DER); err != nil {
+		t.Errorf("VerifyExpiredTarget: %v", err)
+	}
+	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
+	if _, err := other.VerifyExpiredTarget(cert.DER); err == nil {
+		t.Error("another CA accepted the certificate")
+	}
+}
+
+// The pinned configuration trusts only the CA named by the token.
+func TestPinnedTLSConfig(t *testing.T) {
+	dir := t.TempDir()
+	now := time.Now()
+	ca, _, err := pki.LoadOrCreateCA(dir, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.LoadOrIssueServerCert(dir, ca, []string{"127.0.0.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+	srv.StartTLS()
+	defer srv.Close()
+
+	get := func(fp string) error {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(fp, "127.0.0.1")}}
+		resp, err := c.Get(srv.URL)
+		if err == nil {
+			resp.Body.Close()
+		}
+		return err
+	}
+	if err := get(ca.Fingerprint()); err != nil {
+		t.Errorf("the right fingerprint: %v", err)
+	}
+	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
+	if err := get(other.Fingerprint()); err == nil || !strings.Contains(err.Error(), "did not present the CA") {
+		t.Errorf("another CA's fingerprint: %v, want a refusal", err)
+	}
+}

@@ -1,0 +1,97 @@
+package muster_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+func TestDeriveStatus(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name   string
+		state  muster.TargetState
+		status string
+		flags  []string
+	}{
+		{"fresh poll", muster.TargetState{LastPoll: now.Add(-time.Minute), PollInterval: 60}, muster.StatusNormal, []string{}},
+		{"exactly three intervals", muster.TargetState{LastPoll: now.Add(-3 * time.Minute), PollInterval: 60}, muster.StatusNormal, []string{}},
+		{"past three intervals", muster.TargetState{LastPoll: now.Add(-3*time.Minute - time.Second), PollInterval: 60}, muster.StatusSuspectedOffline, []string{"suspected_offline"}},
+		{"short interval", muster.TargetState{LastPoll: now.Add(-31 * time.Second), PollInterval: 10}, muster.StatusSuspectedOffline, []string{"suspected_offline"}},
+		{"never polled", muster.TargetState{PollInterval: 60}, muster.StatusSuspectedOffline, []string{"suspected_offline"}},
+		{"blocked", muster.TargetState{LastPoll: now, PollInterval: 60, Blocking: 2}, muster.StatusBlocked, []string{"blocked"}},
+		{"offline wins", muster.TargetState{LastPoll: now.Add(-time.Hour), PollInterval: 60, Blocking: 1}, muster.StatusSuspectedOffline, []string{"suspected_offline", "blocked"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, flags := muster.DeriveStatus(now, tc.state)
+			if status != tc.status || !slices.Equal(flags, tc.flags) {
+				t.Errorf("got %s %v, want %s %v", status, flags, tc.status, tc.flags)
+			}
+		})
+	}
+}
+
+func TestJobValidate(t *testing.T) {
+	valid := func() muster.Job {
+		j := muster.NewJob()
+		j.Name = "backup"
+		j.Targets = []string{"db1"}
+		j.Steps = []muster.Step{{Name: "dump", Shell: "pg_dump"}}
+		return j
+	}
+	for _, tc := range []struct {
+		name   string
+		change func(*muster.Job)
+		want   string
+	}{
+		{"valid", func(*muster.Job) {}, ""},
+		{"no name", func(j *muster.Job) { j.Name = "" }, "job: name: a name is required"},
+		{"bad name", func(j *muster.Job) { j.Name = "a b" }, `job "a b": name: a name may hold only`},
+		{"no steps", func(j *muster.Job) { j.Steps = nil }, `job "backup": steps: a job needs at least one step`},
+		{"two kinds", func(j *muster.Job) { j.Steps[0].Command = []string{"x"} }, `steps[0] "dump": set exactly one of shell or command, not shell and command`},
+		{"no kind", func(j *muster.Job) { j.Steps[0].Shell = "" }, `steps[0] "dump": set one of shell or command`},
+		{"empty argv", func(j *muster.Job) { j.Steps[0] = muster.Step{Name: "x", Command: []string{}} }, `command: the first element is the program`},
+		{"duplicate step", func(j *muster.Job) { j.Steps = append(j.Steps, j.Steps[0]) }, `another step is already named "dump"`},
+		{"duplicate target", func(j *muster.Job) { j.Targets = []string{"db1", "DB1"} }, `target "db1" is listed twice`},
+		{"bad target", func(j *muster.Job) { j.Targets = []string{"-x"} }, `targets[0]: target name "-x" may hold only`},
+		{"NUL", func(j *muster.Job) { j.Steps[0].Shell = "a\x00b" }, "NUL byte"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := valid()
+			tc.change(&j)
+			err := j.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			case err != nil && muster.ErrorCode(err) != muster.EINVALID:
+				t.Errorf("code %q, want invalid", muster.ErrorCode(err))
+			}
+		})
+	}
+}
+
+func TestRunIDsAreDerived(t *testing.T) {
+	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
+	a := muster.StartRunID("uid-1", 7)
+	if a != muster.StartRunID("uid-1", 7) {
+		t.Error("StartRunID is not deterministic")
+	}
+	ids := []string{a, muster.StartRunID("uid-1", 8), muster.StartRunID("uid-2", 7),
+		muster.ScheduledRunID("uid-1", "job", "s", at), muster.ScheduledRunID("uid-1", "job", "s", at.Add(time.Second)),
+		muster.ScheduledRunID("uid-1", "job", "t", at), muster.ScheduledRunID("uid-1", "jo", "bs", at)}
+	seen := map[string]bool{}
+	for _, id := range ids {
+		if seen[id] {
+			t.Errorf("id %s derived twice from different inputs", id)
+		}
+		seen[id] = true
+		if len(id) != 36 || id[14] != '8' {
+			t.Errorf("id %s is not a version 8 UUID", id)
+		}
+	}
+}
