@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -74,4 +75,25 @@ func (f *clientFlags) json() (bool, error) {
 		return false, nil
 	}
 	return false, fmt.Errorf("--output: %q is not table or json", f.output)
+}
+
+// query makes one API call and prints its result: as JSON with -o json,
+// else with table.
+func query[T any](cmd *cobra.Command, f *clientFlags, call func(*httpapi.Client) (T, error), table func(io.Writer, T) error) error {
+	asJSON, err := f.json()
+	if err != nil {
+		return err
+	}
+	c, err := f.client()
+	if err != nil {
+		return err
+	}
+	v, err := call(c)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(cmd.OutOrStdout(), v)
+	}
+	return table(cmd.OutOrStdout(), v)
 }

@@ -2,11 +2,13 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -30,32 +32,21 @@ target with --target.`,
   muster downloadlist delete 42 --target web1`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			list, err := c.DownloadList(cmd.Context(), f)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), list)
-			}
-			now := time.Now()
-			t := newTable(cmd.OutOrStdout(), "TARGET", "SEQ", "OPERATION", "JOB", "POSTED", "DOWNLOADED", "STATUS", "ERROR")
-			for _, in := range list {
-				downloaded := "-"
-				if in.DownloadedAt != nil {
-					downloaded = ago(in.DownloadedAt, now)
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Instruction, error) {
+				return c.DownloadList(cmd.Context(), f)
+			}, func(w io.Writer, list []muster.Instruction) error {
+				now := time.Now()
+				t := newTable(w, "TARGET", "SEQ", "OPERATION", "JOB", "POSTED", "DOWNLOADED", "STATUS", "ERROR")
+				for _, in := range list {
+					downloaded := "-"
+					if in.DownloadedAt != nil {
+						downloaded = ago(in.DownloadedAt, now)
+					}
+					t.row(in.Target, strconv.FormatInt(in.Seq, 10), string(in.Operation), dash(in.Job), ago(&in.PostedAt, now),
+						downloaded, string(in.Status), dash(in.Error))
 				}
-				t.row(in.Target, strconv.FormatInt(in.Seq, 10), string(in.Operation), dash(in.Job), ago(&in.PostedAt, now),
-					downloaded, string(in.Status), dash(in.Error))
-			}
-			return t.flush()
+				return t.flush()
+			})
 		},
 	}
 	cf.register(cmd)

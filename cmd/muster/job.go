@@ -34,27 +34,16 @@ func newJobListCmd() *cobra.Command {
 		Short: "List jobs with their last outcome on each target",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			jobs, err := c.Jobs(cmd.Context())
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), jobs)
-			}
-			t := newTable(cmd.OutOrStdout(), "NAME", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
-			for _, j := range jobs {
-				t.row(j.Name, yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
-					strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
-			}
-			return t.flush()
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.JobStatus, error) {
+				return c.Jobs(cmd.Context())
+			}, func(w io.Writer, jobs []muster.JobStatus) error {
+				t := newTable(w, "NAME", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
+				for _, j := range jobs {
+					t.row(j.Name, yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+						strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
+				}
+				return t.flush()
+			})
 		},
 	}
 	cf.register(cmd)
@@ -94,56 +83,46 @@ func newJobShowCmd() *cobra.Command {
 		Short: "Show a job: definition, targets and last outcomes",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			j, err := c.Job(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), j)
-			}
-			w := cmd.OutOrStdout()
-			fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
-			if j.Description != "" {
-				fmt.Fprintf(w, "  %s\n", j.Description)
-			}
-			fmt.Fprintln(w, "steps:")
-			for i, s := range j.Steps {
-				what := s.Shell
-				if s.Command != nil {
-					what = strings.Join(quoteArgs(s.Command), " ")
-				}
-				fmt.Fprintf(w, "  %d. %s (%s): %s\n", i+1, s.Name, s.Kind(), what)
-			}
-			if len(j.Schedules) > 0 {
-				fmt.Fprintln(w, "schedules:")
-				for _, s := range j.Schedules {
-					fmt.Fprintf(w, "  %s: %s\n", s.Name, describeSchedule(s))
-				}
-			}
-			fmt.Fprintln(w, "targets:")
-			now := time.Now()
-			t := newTable(w, "  TARGET", "LAST STATUS", "STARTED", "DURATION", "MESSAGE")
-			for _, o := range j.Outcomes {
-				status, dur := "never run", "-"
-				if o.LastStatus != "" {
-					status, dur = string(o.LastStatus), millis(o.LastDurationMS)
-				}
-				t.row("  "+o.Target, status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
-			}
-			return t.flush()
+			return query(cmd, &cf, func(c *httpapi.Client) (muster.JobStatus, error) {
+				return c.Job(cmd.Context(), args[0])
+			}, printJob)
 		},
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
 	return cmd
+}
+
+func printJob(w io.Writer, j muster.JobStatus) error {
+	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
+	if j.Description != "" {
+		fmt.Fprintf(w, "  %s\n", j.Description)
+	}
+	fmt.Fprintln(w, "steps:")
+	for i, s := range j.Steps {
+		what := s.Shell
+		if s.Command != nil {
+			what = strings.Join(quoteArgs(s.Command), " ")
+		}
+		fmt.Fprintf(w, "  %d. %s (%s): %s\n", i+1, s.Name, s.Kind(), what)
+	}
+	if len(j.Schedules) > 0 {
+		fmt.Fprintln(w, "schedules:")
+		for _, s := range j.Schedules {
+			fmt.Fprintf(w, "  %s: %s\n", s.Name, describeSchedule(s))
+		}
+	}
+	fmt.Fprintln(w, "targets:")
+	now := time.Now()
+	t := newTable(w, "  TARGET", "LAST STATUS", "STARTED", "DURATION", "MESSAGE")
+	for _, o := range j.Outcomes {
+		status, dur := "never run", "-"
+		if o.LastStatus != "" {
+			status, dur = string(o.LastStatus), millis(o.LastDurationMS)
+		}
+		t.row("  "+o.Target, status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
+	}
+	return t.flush()
 }
 
 func quoteArgs(args []string) []string {
@@ -294,8 +273,12 @@ func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalo
 		if err == nil && len(runs) == len(ids) && allDone(runs) {
 			break
 		}
-		if err != nil && !sleepCtx(ctx, time.Second) {
-			return ctx.Err()
+		if err != nil {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Second): // the master is restarting: try again
+			}
 		}
 	}
 	byID := map[string]muster.Run{}
@@ -340,17 +323,6 @@ func allDone(runs []muster.Run) bool {
 	return true
 }
 
-func sleepCtx(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags
 	var target string
@@ -361,32 +333,20 @@ func newJobHistoryCmd() *cobra.Command {
 		Short: "Show a job's runs, newest first",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			runs, err := c.History(cmd.Context(), args[0], target, limit)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), runs)
-			}
-			w := cmd.OutOrStdout()
-			if steps {
-				printRunsWithSteps(w, runs)
-				return nil
-			}
-			t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
-			for _, r := range runs {
-				t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
-					r.Trigger, r.RunID, dash(r.Message))
-			}
-			return t.flush()
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
+				return c.History(cmd.Context(), args[0], target, limit)
+			}, func(w io.Writer, runs []muster.Run) error {
+				if steps {
+					printRunsWithSteps(w, runs)
+					return nil
+				}
+				t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
+				for _, r := range runs {
+					t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
+						r.Trigger, r.RunID, dash(r.Message))
+				}
+				return t.flush()
+			})
 		},
 	}
 	cf.register(cmd)

@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/target"
 )
 
@@ -83,28 +85,17 @@ three poll intervals without a poll (master clock), blocked while an
 instruction the target failed to apply is neither superseded nor cleared.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			targets, err := c.Targets(cmd.Context(), status)
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), targets)
-			}
-			now := time.Now()
-			t := newTable(cmd.OutOrStdout(), "NAME", "STATUS", "LAST POLL", "UNREAD", "POLL", "LOCAL TIME", "VERSION", "LOCATION")
-			for _, tg := range targets {
-				t.row(tg.Name, statusText(tg), ago(tg.LastPoll, now), strconv.Itoa(tg.UnreadInstructions),
-					strconv.Itoa(tg.PollInterval)+"s", localTime(tg), dash(tg.Version), dash(tg.Location))
-			}
-			return t.flush()
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Target, error) {
+				return c.Targets(cmd.Context(), status)
+			}, func(w io.Writer, targets []muster.Target) error {
+				now := time.Now()
+				t := newTable(w, "NAME", "STATUS", "LAST POLL", "UNREAD", "POLL", "LOCAL TIME", "VERSION", "LOCATION")
+				for _, tg := range targets {
+					t.row(tg.Name, statusText(tg), ago(tg.LastPoll, now), strconv.Itoa(tg.UnreadInstructions),
+						strconv.Itoa(tg.PollInterval)+"s", localTime(tg), dash(tg.Version), dash(tg.Location))
+				}
+				return t.flush()
+			})
 		},
 	}
 	cf.register(cmd)
@@ -120,45 +111,37 @@ func newTargetShowCmd() *cobra.Command {
 		Short: "Show one target",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			asJSON, err := cf.json()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			tg, err := c.Target(cmd.Context(), args[0])
-			if err != nil {
-				return err
-			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), tg)
-			}
-			now := time.Now()
-			t := newTable(cmd.OutOrStdout(), "FIELD", "VALUE")
-			for _, kv := range [][2]string{
-				{"name", tg.Name},
-				{"status", statusText(tg)},
-				{"location", dash(tg.Location)},
-				{"enlisted", tg.EnlistedAt.Local().Format(time.RFC3339) + " by " + dash(tg.EnlistedBy)},
-				{"last poll", ago(tg.LastPoll, now)},
-				{"unread instructions", strconv.Itoa(tg.UnreadInstructions)},
-				{"blocking instructions", strconv.Itoa(tg.BlockingInstructions)},
-				{"poll interval", strconv.Itoa(tg.PollInterval) + "s"},
-				{"local time", localTime(tg)},
-				{"time zone", fmt.Sprintf("%s (UTC%+03d:%02d)", dash(tg.TimeZone), tg.UTCOffsetMinutes/60, abs(tg.UTCOffsetMinutes%60))},
-				{"clock skew", millis(tg.ClockSkewMS)},
-				{"version", fmt.Sprintf("%s (protocol %d)", dash(tg.Version), tg.Protocol)},
-			} {
-				t.row(kv[0], kv[1])
-			}
-			return t.flush()
+			return query(cmd, &cf, func(c *httpapi.Client) (muster.Target, error) {
+				return c.Target(cmd.Context(), args[0])
+			}, printTarget)
 		},
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
 	return cmd
+}
+
+func printTarget(w io.Writer, tg muster.Target) error {
+	now := time.Now()
+	t := newTable(w, "FIELD", "VALUE")
+	for _, kv := range [][2]string{
+		{"name", tg.Name},
+		{"status", statusText(tg)},
+		{"location", dash(tg.Location)},
+		{"enlisted", tg.EnlistedAt.Local().Format(time.RFC3339) + " by " + dash(tg.EnlistedBy)},
+		{"last poll", ago(tg.LastPoll, now)},
+		{"unread instructions", strconv.Itoa(tg.UnreadInstructions)},
+		{"blocking instructions", strconv.Itoa(tg.BlockingInstructions)},
+		{"poll interval", strconv.Itoa(tg.PollInterval) + "s"},
+		{"local time", localTime(tg)},
+		{"time zone", fmt.Sprintf("%s (UTC%+03d:%02d)", dash(tg.TimeZone), tg.UTCOffsetMinutes/60, abs(tg.UTCOffsetMinutes%60))},
+		{"clock skew", millis(tg.ClockSkewMS)},
+		{"spool", fmt.Sprintf("%d run(s) waiting, %d dropped", tg.SpoolDepth, tg.SpoolDropped)},
+		{"version", fmt.Sprintf("%s (protocol %d)", dash(tg.Version), tg.Protocol)},
+	} {
+		t.row(kv[0], kv[1])
+	}
+	return t.flush()
 }
 
 func statusText(tg muster.Target) string {
