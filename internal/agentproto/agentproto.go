@@ -28,7 +28,12 @@
 //     or a DEFECT instruction). A target deleted on the master is a
 //     tombstone: its certificate serves only to poll for the DEFECT, ack it,
 //     and defect.
-//  7. When a reply's epoch differs from the one the target holds, or the
+//  7. Forward events: POST /agent/v1/events with a batch of events the
+//     target raised (a failed instruction, a full spool, a skewed clock, an
+//     error of the daemon, a failed certificate renewal), each with the id
+//     the target gave it; the master keeps each (target, id) once and
+//     answers per event.
+//  8. When a reply's epoch differs from the one the target holds, or the
 //     reply says ResyncRequired, the target asks for a resync: POST
 //     /agent/v1/resync; the master drops the target's queue and posts
 //     DELETE of every job followed by an INSERT of each job it should hold.
@@ -46,9 +51,10 @@ import (
 // Change log (newest first; a master accepts targets of its own version and
 // the two before it):
 //
+//	2 (2026-11-25): forwarded events (POST /agent/v1/events).
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
 //	  certificate renewal (also after expiry), defect.
-const Version = 1
+const Version = 2
 
 // MinVersion is the oldest target protocol a master of this build accepts.
 const MinVersion = max(1, Version-2)
@@ -67,6 +73,7 @@ const (
 	PathRenew        = "/agent/v1/renew"
 	PathRenewExpired = "/agent/v1/renew-expired"
 	PathDefect       = "/agent/v1/defect"
+	PathEvents       = "/agent/v1/events"
 )
 
 // Poll query parameters. The heartbeat rides on every poll.
@@ -217,6 +224,39 @@ type RenewExpiredRequest struct {
 // RenewResponse carries the new certificate.
 type RenewResponse struct {
 	Cert []byte `json:"cert"` // PEM
+}
+
+// Event is an event a target raised, as it forwards it. ID is the target's
+// own number for it, unique within its enlistment: a forward that is
+// repeated (its reply was lost) is recorded once.
+type Event struct {
+	ID       int64            `json:"id"`
+	Name     muster.EventName `json:"event"`
+	Severity muster.Severity  `json:"severity"`
+	Job      string           `json:"job,omitempty"`
+	RunID    string           `json:"run_id,omitempty"`
+	Message  string           `json:"message"`
+	At       time.Time        `json:"at"` // target clock
+}
+
+// EventsRequest forwards a batch of events, oldest first.
+type EventsRequest struct {
+	Events []Event `json:"events"`
+}
+
+// EventResult is the master's answer for one forwarded event. OK means the
+// master holds it; an error is permanent (the event is not one a target
+// may raise, or breaks a limit) and resending it will not help. Either
+// way the target may forget it.
+type EventResult struct {
+	ID    int64  `json:"id"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// EventsResponse answers an EventsRequest, one result per event in order.
+type EventsResponse struct {
+	Results []EventResult `json:"results"`
 }
 
 // ErrorBody is the body of every error reply, on both APIs.

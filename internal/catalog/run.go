@@ -85,6 +85,9 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 				continue // an older or repeated revision
 			}
 			tx.runs = append(tx.runs, r.RunID)
+			if err := tx.runEvents(target, r); err != nil {
+				return err
+			}
 			if r.Status.Finished() {
 				if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
 					target.ID, r.Job, ms(r.StartedAt)); err != nil {
