@@ -1,0 +1,172 @@
+package notify_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/notify"
+	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/testenv"
+)
+
+var sample = notify.Notification{ID: "7d3c1a52-0b7e-4c1e-9d0a-2f1f3c4b5a69", Payload: notify.Payload{
+	Event: muster.EventRunFailed, Severity: muster.SeverityError, Job: "backup", Target: "web1", RunID: "r1",
+	Message: "run of job \"backup\" on web1 failed: step \"dump\" failed: exit code 2", At: time.Date(2026, 11, 25, 2, 30, 0, 0, time.UTC),
+	Alert: "backup-failed", Operator: "oncall",
+}}
+
+func TestWebhookIsSignedJSON(t *testing.T) {
+	hook := testenv.NewWebhookReceiver(t)
+	const secret = "a-secret-of-some-length"
+	if err := (&notify.Webhook{}).Send(context.Background(), hook.URL, secret, sample); err != nil {
+		t.Fatal(err)
+	}
+	reqs := hook.Requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d requests, want 1", len(reqs))
+	}
+	r := reqs[0]
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write(r.Body)
+	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); r.Header.Get("Muster-Signature") != want {
+		t.Errorf("Muster-Signature %q, want %q", r.Header.Get("Muster-Signature"), want)
+	}
+	for h, want := range map[string]string{"Content-Type": "application/json", "Muster-Event": "run_failed", "Muster-Delivery": sample.ID} {
+		if got := r.Header.Get(h); got != want {
+			t.Errorf("%s: %q, want %q", h, got, want)
+		}
+	}
+	var body map[string]any
+	if err := json.Unmarshal(r.Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]any{"event": "run_failed", "severity": 3.0, "job": "backup", "target": "web1", "run_id": "r1",
+		"message": sample.Payload.Message, "at": "2026-11-25T02:30:00Z", "alert": "backup-failed", "operator": "oncall"}
+	if len(body) != len(want) {
+		t.Errorf("body %v, want the fields %v", body, want)
+	}
+	for k, v := range want {
+		if body[k] != v {
+			t.Errorf("body %s: %v, want %v", k, body[k], v)
+		}
+	}
+	if !notify.Verify(secret, r.Body, r.Header.Get("Muster-Signature")) || notify.Verify("another-secret-entirely", r.Body, r.Header.Get("Muster-Signature")) {
+		t.Error("Verify does not tell the right secret from a wrong one")
+	}
+}
+
+func TestWebhookFailures(t *testing.T) {
+	for _, tc := range []struct {
+		status    int
+		permanent bool
+	}{
+		{http.StatusServiceUnavailable, false},
+		{http.StatusTooManyRequests, false},
+		{http.StatusRequestTimeout, false},
+		{http.StatusNotFound, true},
+		{http.StatusUnauthorized, true},
+		{http.StatusFound, true},
+	} {
+		t.Run(http.StatusText(tc.status), func(t *testing.T) {
+			hook := testenv.NewWebhookReceiver(t)
+			hook.FailNext(tc.status)
+			err := (&notify.Webhook{}).Send(context.Background(), hook.URL, "a-secret-of-some-length", sample)
+			if err == nil || notify.IsPermanent(err) != tc.permanent {
+				t.Errorf("got %v (permanent %v), want an error, permanent %v", err, notify.IsPermanent(err), tc.permanent)
+			}
+			if n := len(hook.Requests()); n != 1 {
+				t.Errorf("%d requests, want 1 (redirects are not followed)", n)
+			}
+		})
+	}
+	t.Run("nobody listening", func(t *testing.T) {
+		ln, _ := net.Listen("tcp", "127.0.0.1:0")
+		addr := ln.Addr().String()
+		ln.Close()
+		err := (&notify.Webhook{}).Send(context.Background(), "http://"+addr+"/hook", "a-secret-of-some-length", sample)
+		if err == nil || notify.IsPermanent(err) {
+			t.Errorf("got %v, want a transient error", err)
+		}
+	})
+}
+
+func TestSMTP(t *testing.T) {
+	ctx := context.Background()
+	t.Run("plain", func(t *testing.T) {
+		srv := testenv.NewSMTPServer(t)
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Hello: "master.example.com"}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Fatal(err)
+		}
+		mails := srv.Mails()
+		if len(mails) != 1 {
+			t.Fatalf("%d mails, want 1", len(mails))
+		}
+		m := mails[0]
+		if m.From != "muster@example.com" || len(m.To) != 1 || m.To[0] != "oncall@example.com" {
+			t.Errorf("envelope from %q to %v", m.From, m.To)
+		}
+		for _, want := range []string{
+			"Subject: [muster] run_failed (error) on web1: job backup\r\n",
+			"Muster-Delivery: " + sample.ID + "\r\n",
+			"Message-ID: <" + sample.ID + "@muster>\r\n",
+			"event:    run_failed\r\n",
+			"severity: 3 (error)\r\n",
+			"alert:    backup-failed\r\n",
+		} {
+			if !strings.Contains(m.Data, want) {
+				t.Errorf("the mail lacks %q:\n%s", want, m.Data)
+			}
+		}
+	})
+	t.Run("STARTTLS and AUTH", func(t *testing.T) {
+		ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		dir := t.TempDir()
+		cert, err := pki.LoadOrIssueServerCert(dir, ca, []string{"127.0.0.1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := testenv.NewSMTPServer(t)
+		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
+		srv.Users = map[string]string{"muster": "hunter22"}
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Username: "muster", Password: "hunter22", RootCAs: ca.Pool()}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Fatal(err)
+		}
+		if m := srv.Mails(); len(m) != 1 || !m[0].TLS || m[0].User != "muster" {
+			t.Errorf("mails %+v, want one over TLS from user muster", m)
+		}
+		s.Password = "wrong"
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) {
+			t.Errorf("a wrong password: %v, want a permanent error", err)
+		}
+		s.RootCAs = nil
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !strings.Contains(err.Error(), "STARTTLS") {
+			t.Errorf("an unverifiable certificate: %v, want a permanent STARTTLS error", err)
+		}
+	})
+	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
+		srv := testenv.NewSMTPServer(t)
+		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
+		if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) {
+			t.Errorf("451: %v, want a transient error", err)
+		}
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !strings.Contains(err.Error(), "550") {
+			t.Errorf("550: %v, want a permanent error", err)
+		}
+	})
+}

@@ -1,0 +1,74 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/musterhq/muster"
+)
+
+// Webhook POSTs notifications as JSON.
+type Webhook struct {
+	// Client sends the requests; a client that never follows redirects
+	// when nil. (A redirected POST may turn into a GET and lose its body:
+	// point the operator at the final URL instead.)
+	Client *http.Client
+}
+
+func (w *Webhook) client() *http.Client {
+	if w.Client != nil {
+		return w.Client
+	}
+	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// Send makes one attempt to POST n to url, signed with secret. A 2xx reply
+// delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
+// attempt; any other reply is permanent.
+func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
+	body, err := json.Marshal(n.Payload)
+	if err != nil {
+		return permanent("encode the notification: %v", err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return permanent("webhook %s: %v", url, err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "muster/"+muster.Version)
+	req.Header.Set(HeaderEvent, string(n.Payload.Event))
+	req.Header.Set(HeaderDelivery, n.ID)
+	req.Header.Set(HeaderSignature, Sign(secret, body))
+	resp, err := w.client().Do(req)
+	if err != nil {
+		return transient("webhook %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	reply, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	switch code := resp.StatusCode; {
+	case code >= 200 && code < 300:
+		return nil
+	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
+		return transient("webhook %s: HTTP %d%s", url, code, excerpt(reply))
+	case code >= 300 && code < 400:
+		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, resp.Header.Get("Location"))
+	default:
+		return permanent("webhook %s: HTTP %d%s", url, code, excerpt(reply))
+	}
+}
+
+// excerpt renders the start of a reply body for an error message.
+func excerpt(b []byte) string {
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return ": " + s
+}

@@ -1,0 +1,210 @@
+package testenv
+
+import (
+	"crypto/tls"
+	"encoding/base64"
+	"net"
+	"net/textproto"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// Mail is a message an SMTPServer accepted.
+type Mail struct {
+	From string
+	To   []string
+	Data string // headers and body, with CRLF line ends, dot-unstuffed
+	TLS  bool   // whether it came over STARTTLS
+	User string // who authenticated, if anyone
+}
+
+// SMTPServer is a minimal SMTP server on a real TCP socket on 127.0.0.1: it
+// speaks EHLO/HELO, STARTTLS (when TLS is set), AUTH PLAIN (when Users is
+// set), MAIL, RCPT, DATA, RSET, NOOP and QUIT, and keeps what it accepts.
+type SMTPServer struct {
+	// Addr is host:port.
+	Addr string
+	// TLS, when set before the first connection, makes the server offer
+	// STARTTLS.
+	TLS *tls.Config
+	// Users, when set, makes the server offer AUTH PLAIN and require it.
+	Users map[string]string
+
+	ln     net.Listener
+	mu     sync.Mutex
+	mails  []Mail
+	reject []string // replies to RCPT to give before accepting, first first
+	wg     sync.WaitGroup
+}
+
+// NewSMTPServer starts an SMTP server; it stops when the test ends.
+func NewSMTPServer(t testing.TB) *SMTPServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln}
+	s.wg.Add(1)
+	go s.serve()
+	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
+	return s
+}
+
+// RejectRecipients makes the next RCPT commands fail with these replies,
+// e.g. "451 4.3.0 try again later", one reply each.
+func (s *SMTPServer) RejectRecipients(replies ...string) {
+	s.mu.Lock()
+	s.reject = append(s.reject, replies...)
+	s.mu.Unlock()
+}
+
+// Mails returns the messages accepted so far.
+func (s *SMTPServer) Mails() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Mail(nil), s.mails...)
+}
+
+func (s *SMTPServer) serve() {
+	defer s.wg.Done()
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			defer conn.Close()
+			s.session(conn)
+		}()
+	}
+}
+
+// session speaks SMTP on one connection.
+func (s *SMTPServer) session(conn net.Conn) {
+	tp := textproto.NewConn(conn)
+	reply := func(format string, args ...any) { tp.PrintfLine(format, args...) }
+	reply("220 muster-test ESMTP")
+	var m Mail
+	var authed bool
+	for {
+		line, err := tp.ReadLine()
+		if err != nil {
+			return
+		}
+		verb, arg, _ := strings.Cut(line, " ")
+		switch strings.ToUpper(verb) {
+		case "EHLO":
+			lines := []string{"250-muster-test"}
+			if s.TLS != nil && !m.TLS {
+				lines = append(lines, "250-STARTTLS")
+			}
+			if s.Users != nil {
+				lines = append(lines, "250-AUTH PLAIN")
+			}
+			lines = append(lines, "250 8BITMIME")
+			for _, l := range lines {
+				reply("%s", l)
+			}
+		case "HELO":
+			reply("250 muster-test")
+		case "STARTTLS":
+			if s.TLS == nil || m.TLS {
+				reply("502 5.5.1 not offered")
+				continue
+			}
+			reply("220 2.0.0 go ahead")
+			tc := tls.Server(conn, s.TLS)
+			if err := tc.Handshake(); err != nil {
+				return
+			}
+			conn, tp = tc, textproto.NewConn(tc)
+			reply = func(format string, args ...any) { tp.PrintfLine(format, args...) }
+			m = Mail{TLS: true}
+		case "AUTH":
+			user, ok := s.authPlain(arg)
+			if !ok {
+				reply("535 5.7.8 authentication failed")
+				continue
+			}
+			authed, m.User = true, user
+			reply("235 2.7.0 authenticated")
+		case "MAIL":
+			if s.Users != nil && !authed {
+				reply("530 5.7.0 authentication required")
+				continue
+			}
+			m.From = pathArg(arg, "FROM:")
+			reply("250 2.1.0 ok")
+		case "RCPT":
+			s.mu.Lock()
+			var rejectWith string
+			if len(s.reject) > 0 {
+				rejectWith, s.reject = s.reject[0], s.reject[1:]
+			}
+			s.mu.Unlock()
+			if rejectWith != "" {
+				reply("%s", rejectWith)
+				continue
+			}
+			m.To = append(m.To, pathArg(arg, "TO:"))
+			reply("250 2.1.5 ok")
+		case "DATA":
+			if m.From == "" || len(m.To) == 0 {
+				reply("503 5.5.1 MAIL and RCPT first")
+				continue
+			}
+			reply("354 end with <CRLF>.<CRLF>")
+			data, err := tp.ReadDotBytes()
+			if err != nil {
+				return
+			}
+			m.Data = strings.ReplaceAll(string(data), "\n", "\r\n")
+			s.mu.Lock()
+			s.mails = append(s.mails, m)
+			s.mu.Unlock()
+			m = Mail{TLS: m.TLS, User: m.User}
+			reply("250 2.0.0 queued")
+		case "RSET":
+			m = Mail{TLS: m.TLS, User: m.User}
+			reply("250 2.0.0 ok")
+		case "NOOP":
+			reply("250 2.0.0 ok")
+		case "QUIT":
+			reply("221 2.0.0 bye")
+			return
+		default:
+			reply("500 5.5.2 unknown command %q", verb)
+		}
+	}
+}
+
+// authPlain checks an AUTH PLAIN command's argument ("PLAIN base64").
+func (s *SMTPServer) authPlain(arg string) (string, bool) {
+	mech, resp, _ := strings.Cut(arg, " ")
+	if !strings.EqualFold(mech, "PLAIN") || s.Users == nil {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(resp)
+	if err != nil {
+		return "", false
+	}
+	parts := strings.Split(string(b), "\x00")
+	if len(parts) != 3 {
+		return "", false
+	}
+	pass, ok := s.Users[parts[1]]
+	return parts[1], ok && pass == parts[2]
+}
+
+// pathArg reads the address of "FROM:<a> PARAMS" or "TO:<a>".
+func pathArg(arg, prefix string) string {
+	if len(arg) < len(prefix) || !strings.EqualFold(arg[:len(prefix)], prefix) {
+		return ""
+	}
+	a, _, _ := strings.Cut(strings.TrimSpace(arg[len(prefix):]), " ")
+	return strings.Trim(a, "<>")
+}
