@@ -246,6 +246,15 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"JobTarget":   muster.JobTarget{},
 		"JobChange":   catalog.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}},
 		"StartResult": catalog.StartResult{},
+		"Event":       muster.Event{Window: 1},
+		"Operator":    muster.Operator{},
+		"Alert":       muster.Alert{Window: 1},
+		"Delivery":    muster.Delivery{},
+
+		"OperatorRequest":  httpapi.OperatorRequest{Webhook: "x", Email: "x", WebhookSecret: "x"},
+		"OperatorUpdate":   catalog.OperatorUpdate{Webhook: new(string), Email: new(string), WebhookSecret: new(string), NewSecret: true},
+		"OperatorResponse": httpapi.OperatorResponse{WebhookSecret: "x"},
+		"AlertRequest":     httpapi.AlertRequest{Job: "x", Target: "x", MinSeverity: 1, Window: 1},
 	} {
 		b, err := json.Marshal(v)
 		if err != nil {

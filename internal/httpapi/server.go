@@ -79,6 +79,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
 	s.handle(mux, "POST /api/v1/downloadlist/{seq}/retry", operate, s.retryInstruction)
 	s.handle(mux, "DELETE /api/v1/downloadlist/{seq}", operate, s.deleteInstruction)
+	s.alertRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})

@@ -38,6 +38,7 @@ func (a *agent) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs, activeOnly))
 	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync, activeOnly))
 	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew, activeOnly))
+	mux.Handle("POST "+agentproto.PathEvents, a.authenticated(a.events, activeOnly))
 	mux.Handle("POST "+agentproto.PathRenewExpired, a.protocol(http.HandlerFunc(a.renewExpired)))
 	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		httpapi.WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path))

@@ -53,6 +53,8 @@ type Config struct {
 	ResetAdminToken bool
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// Alerts configures events and notifications.
+	Alerts AlertConfig
 	// Logger receives the master's log; slog.Default() by default.
 	Logger *slog.Logger
 }
@@ -88,6 +90,7 @@ type Main struct {
 	srv            *http.Server
 	metrics        *metrics
 	enlistFailures *failureLimiter
+	alerts         *alerting
 }
 
 // New checks the configuration; Open does the work.
@@ -148,6 +151,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.hub.Wake(c.Targets)
 			if len(c.Runs) > 0 {
 				m.hub.WakeRuns()
+				m.alerts.wake()
 			}
 		},
 	})
@@ -198,7 +202,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
-	return nil
+	return m.startAlerting()
 }
 
 // ready reports whether the catalog answers.
@@ -262,6 +266,7 @@ func (m *Main) Close() error {
 	if m.ln != nil {
 		errs = append(errs, ignoreClosed(m.ln.Close()))
 	}
+	m.alerts.stop()
 	if m.DB != nil {
 		errs = append(errs, m.DB.Close())
 		m.DB = nil

@@ -1,0 +1,194 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// alertRoutes registers operators, alerts, their history and events.
+// Reading needs the reader role; changing operators and alerts, admin.
+func (s *Server) alertRoutes(mux *http.ServeMux) {
+	read, admin := catalog.RoleReader, catalog.RoleAdmin
+	s.handle(mux, "GET /api/v1/operators", read, s.listOperators)
+	s.handle(mux, "POST /api/v1/operators", admin, s.createOperator)
+	s.handle(mux, "GET /api/v1/operators/{name}", read, s.showOperator)
+	s.handle(mux, "PATCH /api/v1/operators/{name}", admin, s.updateOperator)
+	s.handle(mux, "DELETE /api/v1/operators/{name}", admin, s.deleteOperator)
+	s.handle(mux, "GET /api/v1/alerts", read, s.listAlerts)
+	s.handle(mux, "POST /api/v1/alerts", admin, s.createAlert)
+	s.handle(mux, "DELETE /api/v1/alerts/{name}", admin, s.deleteAlert)
+	s.handle(mux, "GET /api/v1/alerts/history", read, s.alertHistory)
+	s.handle(mux, "GET /api/v1/events", read, s.listEvents)
+}
+
+// OperatorRequest creates an operator. Without WebhookSecret, the master
+// makes one when there is a webhook.
+type OperatorRequest struct {
+	Name          string `json:"name"`
+	Webhook       string `json:"webhook,omitempty"`
+	Email         string `json:"email,omitempty"`
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+}
+
+// OperatorResponse is an operator, with the webhook secret the master made
+// for it in this request, if it made one. The secret is shown only here.
+type OperatorResponse struct {
+	muster.Operator
+	WebhookSecret string `json:"webhook_secret,omitempty"`
+}
+
+// newWebhookSecret makes a webhook signing secret.
+func newWebhookSecret() string { return "mws_" + pki.RandomSecret() }
+
+func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, _ caller) error {
+	ops, err := s.DB.FindOperators(r.Context())
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, ops)
+	return nil
+}
+
+func (s *Server) showOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+	op, err := s.DB.FindOperator(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, op)
+	return nil
+}
+
+func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var req OperatorRequest
+	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+		return err
+	}
+	var made string
+	secret := req.WebhookSecret
+	if secret == "" && req.Webhook != "" {
+		secret = newWebhookSecret()
+		made = secret
+	}
+	op, err := s.DB.CreateOperator(r.Context(), muster.Operator{Name: req.Name, Webhook: req.Webhook, Email: req.Email}, secret)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusCreated, OperatorResponse{Operator: op, WebhookSecret: made})
+	return nil
+}
+
+func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var u catalog.OperatorUpdate
+	if err := DecodeJSON(w, r, maxBody, &u); err != nil {
+		return err
+	}
+	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), u, newWebhookSecret)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, OperatorResponse{Operator: op, WebhookSecret: made})
+	return nil
+}
+
+func (s *Server) deleteOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := s.DB.DeleteOperator(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// AlertRequest creates an alert.
+type AlertRequest struct {
+	Name        string           `json:"name"`
+	Event       muster.EventName `json:"event"`
+	Job         string           `json:"job,omitempty"`
+	Target      string           `json:"target,omitempty"`
+	MinSeverity muster.Severity  `json:"min_severity,omitempty"`
+	Window      muster.Duration  `json:"window,omitempty"`
+	Notify      []string         `json:"notify"`
+}
+
+func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ caller) error {
+	alerts, err := s.DB.FindAlerts(r.Context())
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, alerts)
+	return nil
+}
+
+func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var req AlertRequest
+	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+		return err
+	}
+	a, err := s.DB.CreateAlert(r.Context(), muster.Alert{
+		Name: req.Name, Event: req.Event, Job: req.Job, Target: req.Target, MinSeverity: req.MinSeverity,
+		Window: req.Window, Notify: req.Notify,
+	})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusCreated, a)
+	return nil
+}
+
+func (s *Server) deleteAlert(w http.ResponseWriter, r *http.Request, _ caller) error {
+	if err := s.DB.DeleteAlert(r.Context(), r.PathValue("name")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// alertHistory answers GET /api/v1/alerts/history: the notifications
+// alerts sent, newest first.
+func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
+	if err != nil {
+		return err
+	}
+	status := muster.DeliveryStatus(q.Get("status"))
+	switch status {
+	case "", muster.DeliveryPending, muster.DeliveryDelivered, muster.DeliveryFailed:
+	default:
+		return muster.Errorf(muster.EINVALID, "status: %q is not a delivery status; use pending, delivered or failed", status)
+	}
+	list, err := s.DB.FindDeliveries(r.Context(), catalog.DeliveryFilter{
+		Alert: q.Get("alert"), Operator: q.Get("operator"), Status: status, Limit: limit,
+	})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, list)
+	return nil
+}
+
+// listEvents answers GET /api/v1/events, newest first.
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
+	if err != nil {
+		return err
+	}
+	f := catalog.EventFilter{Event: muster.EventName(q.Get("event")), Target: muster.NormalizeTargetName(q.Get("target")), Job: q.Get("job"), Limit: limit}
+	if f.Event != "" && !f.Event.Valid() {
+		return muster.Errorf(muster.EINVALID, "event: %q is not an event", f.Event)
+	}
+	if v := q.Get("min_severity"); v != "" {
+		if f.MinSeverity, err = muster.ParseSeverity("min_severity", v); err != nil {
+			return err
+		}
+	}
+	events, err := s.DB.FindEvents(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, events)
+	return nil
+}

@@ -1,0 +1,107 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// Operators lists the operators.
+func (c *Client) Operators(ctx context.Context) ([]muster.Operator, error) {
+	var out []muster.Operator
+	return out, c.do(ctx, http.MethodGet, "/api/v1/operators", nil, nil, &out)
+}
+
+// Operator returns one operator.
+func (c *Client) Operator(ctx context.Context, name string) (muster.Operator, error) {
+	var out muster.Operator
+	return out, c.do(ctx, http.MethodGet, "/api/v1/operators/"+url.PathEscape(name), nil, nil, &out)
+}
+
+// CreateOperator creates an operator. The reply carries the webhook secret
+// the master made, if it made one; it is not shown again.
+func (c *Client) CreateOperator(ctx context.Context, req OperatorRequest) (OperatorResponse, error) {
+	var out OperatorResponse
+	return out, c.do(ctx, http.MethodPost, "/api/v1/operators", nil, req, &out)
+}
+
+// UpdateOperator changes an operator's addresses or secret.
+func (c *Client) UpdateOperator(ctx context.Context, name string, u catalog.OperatorUpdate) (OperatorResponse, error) {
+	var out OperatorResponse
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/operators/"+url.PathEscape(name), nil, u, &out)
+}
+
+// DeleteOperator deletes an operator no alert notifies.
+func (c *Client) DeleteOperator(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/operators/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// Alerts lists the alerts.
+func (c *Client) Alerts(ctx context.Context) ([]muster.Alert, error) {
+	var out []muster.Alert
+	return out, c.do(ctx, http.MethodGet, "/api/v1/alerts", nil, nil, &out)
+}
+
+// CreateAlert creates an alert.
+func (c *Client) CreateAlert(ctx context.Context, req AlertRequest) (muster.Alert, error) {
+	var out muster.Alert
+	return out, c.do(ctx, http.MethodPost, "/api/v1/alerts", nil, req, &out)
+}
+
+// DeleteAlert deletes an alert.
+func (c *Client) DeleteAlert(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/alerts/"+url.PathEscape(name), nil, nil, nil)
+}
+
+// AlertHistoryFilter selects notifications.
+type AlertHistoryFilter struct {
+	Alert, Operator string
+	Status          muster.DeliveryStatus
+	Limit           int
+}
+
+// AlertHistory lists the notifications alerts sent, newest first.
+func (c *Client) AlertHistory(ctx context.Context, f AlertHistoryFilter) ([]muster.Delivery, error) {
+	q := url.Values{}
+	setNonEmpty(q, "alert", f.Alert)
+	setNonEmpty(q, "operator", f.Operator)
+	setNonEmpty(q, "status", string(f.Status))
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []muster.Delivery
+	return out, c.do(ctx, http.MethodGet, "/api/v1/alerts/history", q, nil, &out)
+}
+
+// EventFilter selects events.
+type EventFilter struct {
+	Event, Target, Job string
+	MinSeverity        muster.Severity
+	Limit              int
+}
+
+// Events lists events, newest first.
+func (c *Client) Events(ctx context.Context, f EventFilter) ([]muster.Event, error) {
+	q := url.Values{}
+	setNonEmpty(q, "event", f.Event)
+	setNonEmpty(q, "target", f.Target)
+	setNonEmpty(q, "job", f.Job)
+	if f.MinSeverity > 0 {
+		q.Set("min_severity", strconv.Itoa(int(f.MinSeverity)))
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	var out []muster.Event
+	return out, c.do(ctx, http.MethodGet, "/api/v1/events", q, nil, &out)
+}
+
+func setNonEmpty(q url.Values, key, value string) {
+	if value != "" {
+		q.Set(key, value)
+	}
+}

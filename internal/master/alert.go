@@ -1,0 +1,263 @@
+package master
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/notify"
+)
+
+// AlertConfig configures how the master raises events and delivers the
+// notifications its alerts call for.
+type AlertConfig struct {
+	// SMTP is the server e-mail goes through; e-mail cannot be sent when
+	// its Addr is "".
+	SMTP SMTPConfig
+	// Retry are the waits between attempts at one delivery: it is tried at
+	// most len(Retry)+1 times, then fails. A refusal (a 4xx reply, a 5xx
+	// from an SMTP server) fails it at once.
+	Retry []time.Duration
+	// AttemptTimeout bounds one attempt.
+	AttemptTimeout time.Duration
+	// DetectInterval is how often the offline and no_success detectors look.
+	DetectInterval time.Duration
+	// NoSuccessGrace is how long after a start the master waits before it
+	// judges no_success, so that runs spooled on targets while it was down
+	// arrive first.
+	NoSuccessGrace time.Duration
+	// MaxIdle is the longest the dispatcher waits before it looks at the
+	// outbox again when nothing wakes it.
+	MaxIdle time.Duration
+	// HTTPClient sends webhooks; one that does not follow redirects when nil.
+	HTTPClient *http.Client
+}
+
+// SMTPConfig is the SMTP server e-mail notifications go through.
+type SMTPConfig struct {
+	// Addr is host:port, e.g. smtp.example.com:587.
+	Addr string
+	// From is the sender address.
+	From string
+	// Username, with the password in PasswordFile, authenticates (PLAIN,
+	// only over STARTTLS or to localhost).
+	Username     string
+	PasswordFile string
+	// RootCAs verify the server after STARTTLS; the system's when nil.
+	RootCAs *x509.CertPool
+}
+
+// DefaultAlertConfig returns the defaults: six attempts over about eight
+// minutes, detectors every five seconds.
+func DefaultAlertConfig() AlertConfig {
+	return AlertConfig{
+		Retry:          []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute},
+		AttemptTimeout: 30 * time.Second,
+		DetectInterval: 5 * time.Second,
+		NoSuccessGrace: 3 * time.Minute,
+		MaxIdle:        5 * time.Second,
+	}
+}
+
+// alerting raises the events the master detects itself and delivers
+// notifications: a detector and a dispatcher, each a service.
+type alerting struct {
+	cfg     AlertConfig
+	db      *catalog.DB
+	now     func() time.Time
+	log     *slog.Logger
+	started time.Time
+	webhook *notify.Webhook
+	smtp    *notify.SMTP // nil without an SMTP server
+
+	dispatcher *service
+	detector   *service
+}
+
+// startAlerting checks the configuration and starts the detector and the
+// dispatcher. Deliveries left pending by a previous process are resumed.
+func (m *Main) startAlerting() error {
+	cfg := m.cfg.Alerts
+	def := DefaultAlertConfig()
+	if cfg.Retry == nil {
+		cfg.Retry = def.Retry
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&cfg.AttemptTimeout, def.AttemptTimeout}, {&cfg.DetectInterval, def.DetectInterval}, {&cfg.MaxIdle, def.MaxIdle}} {
+		if *d.v <= 0 {
+			*d.v = d.def
+		}
+	}
+	if cfg.NoSuccessGrace < 0 {
+		cfg.NoSuccessGrace = 0
+	}
+	a := &alerting{cfg: cfg, db: m.DB, now: m.cfg.Now, log: m.log, started: m.now(), webhook: &notify.Webhook{Client: cfg.HTTPClient}}
+	var err error
+	if a.smtp, err = smtpSender(cfg.SMTP, m.cfg.Name, m.cfg.Now); err != nil {
+		return err
+	}
+	a.dispatcher = newService("alert dispatcher", m.log, a.dispatchOnce)
+	a.detector = newService("event detector", m.log, a.detectOnce)
+	a.dispatcher.Start()
+	a.detector.Start()
+	m.alerts = a
+	return nil
+}
+
+// smtpSender checks the SMTP settings and reads the password file.
+func smtpSender(c SMTPConfig, hello string, now func() time.Time) (*notify.SMTP, error) {
+	if c.Addr == "" {
+		if c.From != "" || c.Username != "" || c.PasswordFile != "" {
+			return nil, errors.New("--smtp-addr: the SMTP server is required with the other --smtp flags")
+		}
+		return nil, nil
+	}
+	if !strings.Contains(c.Addr, ":") {
+		return nil, fmt.Errorf("--smtp-addr: %q is not host:port, such as smtp.example.com:587", c.Addr)
+	}
+	if err := muster.ValidateEmail("--smtp-from", c.From); err != nil || c.From == "" {
+		return nil, fmt.Errorf("--smtp-from: the sender address, such as muster@example.com, is required with --smtp-addr")
+	}
+	s := &notify.SMTP{Addr: c.Addr, From: c.From, Username: c.Username, Hello: hello, RootCAs: c.RootCAs, Now: now}
+	if (c.Username == "") != (c.PasswordFile == "") {
+		return nil, errors.New("--smtp-user and --smtp-password-file: give both or neither")
+	}
+	if c.PasswordFile != "" {
+		b, err := os.ReadFile(c.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("--smtp-password-file: %w", err)
+		}
+		s.Password = strings.TrimRight(string(b), "\r\n")
+	}
+	return s, nil
+}
+
+// wake tells the dispatcher that events may be waiting.
+func (a *alerting) wake() {
+	if a != nil {
+		a.dispatcher.Wake()
+	}
+}
+
+// stop stops both services, waiting for attempts under way to end.
+func (a *alerting) stop() {
+	if a != nil {
+		a.detector.Stop()
+		a.dispatcher.Stop()
+	}
+}
+
+// dueBatch is how many due deliveries one pass reads, and sendParallel how
+// many of them are sent at once.
+const (
+	dueBatch     = 32
+	sendParallel = 8
+)
+
+// dispatchOnce matches new events against the alerts, then makes one
+// attempt at every delivery that is due. It returns how long to wait
+// before the next pass: until the next retry is due, at most MaxIdle.
+func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
+	for {
+		n, _, err := a.db.DispatchEvents(ctx)
+		if err != nil {
+			return a.cfg.MaxIdle, err
+		}
+		if n == 0 {
+			break
+		}
+	}
+	for {
+		due, err := a.db.DueDeliveries(ctx, dueBatch)
+		if err != nil {
+			return a.cfg.MaxIdle, err
+		}
+		sem := make(chan struct{}, sendParallel)
+		var wg sync.WaitGroup
+		for _, d := range due {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func() {
+				defer func() { <-sem; wg.Done() }()
+				a.deliver(ctx, d)
+			}()
+		}
+		wg.Wait()
+		if ctx.Err() != nil || len(due) < dueBatch {
+			break
+		}
+	}
+	wait := a.cfg.MaxIdle
+	next, ok, err := a.db.NextDeliveryAt(ctx)
+	if ok {
+		wait = min(wait, max(next.Sub(a.now()), 0))
+	}
+	return wait, err
+}
+
+// deliver makes one attempt at a delivery and records it: delivered, to be
+// retried after the next wait of the Retry list, or failed.
+func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) {
+	actx, cancel := context.WithTimeout(ctx, a.cfg.AttemptTimeout)
+	err := a.send(actx, d)
+	cancel()
+	if ctx.Err() != nil {
+		return // stopping: this attempt does not count, and is made again at the next start
+	}
+	attempt := catalog.DeliveryAttempt{Err: err}
+	if err != nil {
+		if n := d.Attempts + 1; !notify.IsPermanent(err) && n <= len(a.cfg.Retry) {
+			attempt.RetryAt = a.now().Add(a.cfg.Retry[n-1])
+		} else {
+			a.log.Warn("notification failed", "alert", d.Alert, "operator", d.Operator, "channel", d.Channel,
+				"event", d.Event.Name, "attempts", n, "err", err)
+		}
+	}
+	if err := a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt); err != nil {
+		a.log.Error("record a notification attempt", "delivery", d.ID, "err", err)
+	}
+}
+
+func (a *alerting) send(ctx context.Context, d catalog.PendingDelivery) error {
+	n := notify.NewNotification(d.Delivery)
+	switch d.Channel {
+	case muster.ChannelWebhook:
+		if d.Secret == "" {
+			return &notify.Error{Message: fmt.Sprintf("operator %s has no webhook secret", d.Operator), Permanent: true}
+		}
+		return a.webhook.Send(ctx, d.Address, d.Secret, n)
+	case muster.ChannelEmail:
+		if a.smtp == nil {
+			return &notify.Error{Message: "the master has no SMTP server: start it with --smtp-addr and --smtp-from", Permanent: true}
+		}
+		return a.smtp.Send(ctx, d.Address, n)
+	}
+	return &notify.Error{Message: fmt.Sprintf("no channel %q", d.Channel), Permanent: true}
+}
+
+// detectOnce raises target_offline and target_online, and, once the grace
+// after a start has passed, no_success; it wakes the dispatcher when it
+// raised anything.
+func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
+	n, err := a.db.DetectPresence(ctx, a.started)
+	if err == nil && !a.now().Before(a.started.Add(a.cfg.NoSuccessGrace)) {
+		var more int
+		more, err = a.db.DetectNoSuccess(ctx)
+		n += more
+	}
+	if n > 0 {
+		a.dispatcher.Wake()
+	}
+	return a.cfg.DetectInterval, err
+}
