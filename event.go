@@ -1,10 +1,13 @@
 package muster
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"gopkg.in/yaml.v3"
 )
 
 // Severity ranks an event, from 1 (info) to 4 (critical). Alerts and event
@@ -49,6 +52,16 @@ func ParseSeverity(field, v string) (Severity, error) {
 		}
 	}
 	return 0, Errorf(EINVALID, "%s: %q is not a severity; use 1 (info), 2 (warning), 3 (error) or 4 (critical)", field, v)
+}
+
+// UnmarshalYAML reads a severity written as its number or its name.
+func (s *Severity) UnmarshalYAML(n *yaml.Node) error {
+	v, err := ParseSeverity("severity", n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %s", n.Line, ErrorMessage(err))
+	}
+	*s = v
+	return nil
 }
 
 // EventName names what happened. The set is closed.

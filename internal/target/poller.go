@@ -59,6 +59,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	m.checkClockSkew(ctx, resp.ServerTime)
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
 	}
@@ -161,6 +162,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			if started != nil {
 				m.exec.forget(started)
 				started = nil
+			}
+			if err := m.instructionFailed(ctx, tx, in, applyErr); err != nil {
+				return err
 			}
 		}
 		return applied(ctx, tx, in.Seq, applyErr)

@@ -69,6 +69,7 @@ func (m *Main) renewLoop(ctx context.Context) {
 			}
 			failures++
 			logFailure(m.log, failures, "certificate renewal failed", err, m.backoff(failures))
+			m.renewalFailed(ctx, failures, err)
 			continue
 		}
 		failures = 0

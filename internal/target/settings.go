@@ -31,11 +31,13 @@ type Settings struct {
 	// RunRetention is how long runs the master has acknowledged stay in
 	// the local spool.
 	RunRetention Duration `yaml:"run_retention"`
+	// Events say which of its events the target forwards to its master.
+	Events EventSettings `yaml:"events"`
 }
 
 // DefaultSettings returns the settings used when no file is given.
 func DefaultSettings() Settings {
-	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour)}
+	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Events: DefaultEventSettings()}
 }
 
 // maxSettingsFile bounds the settings file read before parsing.
@@ -86,7 +88,7 @@ func (s Settings) validate() error {
 	if s.RunRetention < 0 {
 		return fmt.Errorf("run_retention: must not be negative")
 	}
-	return nil
+	return s.Events.validate()
 }
 
 // Duration is a time.Duration written as "90s", "24h".

@@ -380,6 +380,9 @@ func trimSpool(ctx context.Context, tx *sql.Tx, limit int) (dropped int64, err e
 	if dropped > 0 {
 		_, err = tx.ExecContext(ctx, `INSERT INTO state (key, value) VALUES (?, ?)
 			ON CONFLICT (key) DO UPDATE SET value = CAST(CAST(value AS INTEGER) + ? AS TEXT)`, keySpoolDropped, dropped, dropped)
+		if err == nil {
+			err = spoolFull(ctx, tx, dropped, limit)
+		}
 	}
 	return dropped, err
 }

@@ -73,6 +73,7 @@ type Main struct {
 	exec       *executor
 	sched      *scheduler
 	uploadWake chan struct{}
+	events     *events
 	defectReq  chan defectRequest
 	wg         sync.WaitGroup
 }
@@ -99,7 +100,8 @@ func New(cfg Config) (*Main, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Main{cfg: cfg, log: log, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest)}, nil
+	ev := newEvents(cfg.Now)
+	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -195,6 +197,8 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
+	m.wg.Add(1)
+	go func() { defer m.wg.Done(); m.eventLoop(runCtx) }()
 	var req defectRequest
 	var defect bool
 	reason := "the target daemon stopped"

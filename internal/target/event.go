@@ -1,0 +1,427 @@
+package target
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+)
+
+// A target raises events about itself (a failed instruction, a full spool,
+// a skewed clock, an error of the daemon, a failed certificate renewal),
+// keeps them in its store and forwards them to its master, retrying with
+// backoff while the master is away: SQL Server's event forwarding. The
+// master raises run and step events itself, from the runs it receives.
+//
+// An event is handled when the target deals with it by itself: a
+// certificate renewal that failed because the master could not be reached
+// is retried until it succeeds (after expiry too, by proof of possession).
+// A muster target has no local alerts, so its own recovery is the only
+// handling there is. Every other event needs a person and is unhandled.
+
+// Forwarding modes of the events setting.
+const (
+	ForwardAll       = "all"       // every event at or above the minimum severity
+	ForwardUnhandled = "unhandled" // only events the target does not deal with by itself
+	ForwardNone      = "none"      // nothing
+)
+
+// EventSettings say which of its events a target forwards to its master.
+type EventSettings struct {
+	// Forward is all, unhandled (the default) or none.
+	Forward string `yaml:"forward"`
+	// MinSeverity forwards only events at or above it, 1 (info, the
+	// default) to 4 (critical).
+	MinSeverity muster.Severity `yaml:"min_severity"`
+	// MaxClockSkew is how far the target's clock may be from the master's
+	// before clock_skew is raised (10s by default).
+	MaxClockSkew Duration `yaml:"max_clock_skew"`
+}
+
+// DefaultEventSettings returns the event settings used when the file sets
+// none.
+func DefaultEventSettings() EventSettings {
+	return EventSettings{Forward: ForwardUnhandled, MinSeverity: muster.SeverityInfo, MaxClockSkew: Duration(10 * time.Second)}
+}
+
+func (s EventSettings) validate() error {
+	switch s.Forward {
+	case "", ForwardAll, ForwardUnhandled, ForwardNone:
+	default:
+		return fmt.Errorf("events: forward: %q is not all, unhandled or none", s.Forward)
+	}
+	if s.MinSeverity != 0 && !s.MinSeverity.Valid() {
+		return fmt.Errorf("events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
+	}
+	if s.MaxClockSkew != 0 && (s.MaxClockSkew.Std() < time.Second || s.MaxClockSkew.Std() > 24*time.Hour) {
+		return fmt.Errorf("events: max_clock_skew: from 1s to 24h, not %s", s.MaxClockSkew)
+	}
+	return nil
+}
+
+// withDefaults fills in what the settings leave unset.
+func (s EventSettings) withDefaults() EventSettings {
+	def := DefaultEventSettings()
+	if s.Forward == "" {
+		s.Forward = def.Forward
+	}
+	if s.MinSeverity == 0 {
+		s.MinSeverity = def.MinSeverity
+	}
+	if s.MaxClockSkew == 0 {
+		s.MaxClockSkew = def.MaxClockSkew
+	}
+	return s
+}
+
+// Bounds of the local events: how many are kept (the oldest go first),
+// queued before they are stored, and sent in one forward.
+const (
+	maxLocalEvents  = 10000
+	maxQueuedEvents = 1000
+	eventBatch      = 500
+)
+
+// eventSweep is how often the forwarder looks for events raised without
+// waking it (a full spool).
+const eventSweep = 5 * time.Second
+
+// localEvent is an event as a target raises it.
+type localEvent struct {
+	name    muster.EventName
+	job     string
+	runID   string
+	message string
+	at      time.Time
+	handled bool
+}
+
+// insertEvent stores e in tx, under the current enlistment.
+func insertEvent(ctx context.Context, tx *sql.Tx, e localEvent) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO events (enlistment, name, severity, job, run_id, message, at, handled)
+		VALUES (COALESCE((SELECT value FROM state WHERE key = ?), ''), ?, ?, ?, ?, ?, ?, ?)`,
+		keyUID, string(e.name), int(e.name.Severity()), e.job, e.runID, muster.TruncateMessage(e.message), e.at.UnixMilli(), e.handled)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM events WHERE id <= (SELECT MAX(id) FROM events) - ?`, maxLocalEvents)
+	return err
+}
+
+// events holds what the forwarder needs besides the store: events raised
+// where the store cannot be written (inside a log call), a wake-up, and
+// what has been raised already for conditions that last.
+type events struct {
+	now  func() time.Time
+	wake chan struct{}
+
+	mu      sync.Mutex
+	queued  []localEvent
+	renewal int // raised in the current streak of renewal failures: 0 none, 1 handled, 2 unhandled
+
+	skewed atomic.Bool
+}
+
+func newEvents(now func() time.Time) *events {
+	return &events{now: now, wake: make(chan struct{}, 1)}
+}
+
+// signal wakes the forwarder.
+func (q *events) signal() {
+	select {
+	case q.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queue keeps e for the forwarder to store; beyond maxQueuedEvents it is
+// dropped (an error storm must not eat the memory).
+func (q *events) queue(e localEvent) {
+	q.mu.Lock()
+	if len(q.queued) < maxQueuedEvents {
+		q.queued = append(q.queued, e)
+	}
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *events) take() []localEvent {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	out := q.queued
+	q.queued = nil
+	return out
+}
+
+// logger returns log with every record at error level also raised as
+// agent_error: the errors the daemon logs at the top of its loops.
+func (q *events) logger(log *slog.Logger) *slog.Logger {
+	return slog.New(&errorEvents{next: log.Handler(), q: q})
+}
+
+// errorEvents is a slog.Handler that passes records on, and queues an
+// agent_error event for each at error level.
+type errorEvents struct {
+	next  slog.Handler
+	q     *events
+	attrs []slog.Attr
+}
+
+func (h *errorEvents) Enabled(ctx context.Context, l slog.Level) bool {
+	return l >= slog.LevelError || h.next.Enabled(ctx, l)
+}
+
+func (h *errorEvents) Handle(ctx context.Context, r slog.Record) error {
+	if r.Level >= slog.LevelError {
+		e := localEvent{name: muster.EventAgentError, at: h.q.now()}
+		var b strings.Builder
+		b.WriteString(r.Message)
+		add := func(a slog.Attr) bool {
+			switch a.Key {
+			case "job":
+				e.job = a.Value.String()
+			case "run_id":
+				e.runID = a.Value.String()
+			default:
+				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+			}
+			return true
+		}
+		for _, a := range h.attrs {
+			add(a)
+		}
+		r.Attrs(add)
+		e.message = b.String()
+		h.q.queue(e)
+	}
+	if !h.next.Enabled(ctx, r.Level) {
+		return nil
+	}
+	return h.next.Handle(ctx, r)
+}
+
+func (h *errorEvents) WithAttrs(as []slog.Attr) slog.Handler {
+	return &errorEvents{next: h.next.WithAttrs(as), q: h.q, attrs: append(append([]slog.Attr(nil), h.attrs...), as...)}
+}
+
+func (h *errorEvents) WithGroup(name string) slog.Handler {
+	return &errorEvents{next: h.next.WithGroup(name), q: h.q, attrs: h.attrs}
+}
+
+// raise stores an event raised outside any transaction and wakes the
+// forwarder.
+func (m *Main) raise(ctx context.Context, e localEvent) {
+	err := m.store.update(ctx, func(tx *sql.Tx) error { return insertEvent(ctx, tx, e) })
+	if err != nil {
+		m.log.Warn("an event could not be stored", "event", e.name, "err", err)
+		return
+	}
+	m.events.signal()
+}
+
+// instructionFailed raises instruction_failed in the transaction that
+// records the failed instruction's ack.
+func (m *Main) instructionFailed(ctx context.Context, tx *sql.Tx, in agentproto.Instruction, applyErr error) error {
+	err := insertEvent(ctx, tx, localEvent{
+		name: muster.EventInstructionFailed, job: in.Job, at: m.cfg.Now(),
+		message: fmt.Sprintf("instruction %d (%s) could not be applied: %v", in.Seq, in.Operation, applyErr),
+	})
+	m.events.signal() // the forwarder reads through the writer, so it sees this only after the commit
+	return err
+}
+
+// spoolFull raises spool_full in the transaction that dropped runs. It
+// happened when the newest run was recorded.
+func spoolFull(ctx context.Context, tx *sql.Tx, dropped int64, limit int) error {
+	var at int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(started_at), 0) FROM runs`).Scan(&at); err != nil {
+		return err
+	}
+	return insertEvent(ctx, tx, localEvent{
+		name: muster.EventSpoolFull, at: time.UnixMilli(at),
+		message: fmt.Sprintf("the spool is full (spool_limit %d): dropped the %d oldest runs the master has not received", limit, dropped),
+	})
+}
+
+// checkClockSkew raises clock_skew when the target's clock moves further
+// from the master's than the settings allow, once until it comes back.
+func (m *Main) checkClockSkew(ctx context.Context, serverTime time.Time) {
+	if serverTime.IsZero() {
+		return
+	}
+	skew := m.cfg.Now().Sub(serverTime)
+	limit := m.cfg.Settings.Events.withDefaults().MaxClockSkew.Std()
+	if skew.Abs() <= limit {
+		m.events.skewed.Store(false)
+		return
+	}
+	if m.events.skewed.Swap(true) {
+		return
+	}
+	way := "ahead of"
+	if skew < 0 {
+		way = "behind"
+	}
+	m.raise(ctx, localEvent{name: muster.EventClockSkew, at: m.cfg.Now(),
+		message: fmt.Sprintf("the target's clock is %s %s the master's (max_clock_skew %s)", skew.Abs().Round(time.Millisecond), way, limit)})
+}
+
+// renewalFailed raises cert_renewal_failed for the first failure of a
+// streak, and again if a streak that began with the master unreachable
+// (handled: the target retries) turns into a refusal (unhandled).
+func (m *Main) renewalFailed(ctx context.Context, failures int, err error) {
+	handled := muster.ErrorCode(err) == muster.EUNAVAILABLE
+	m.events.mu.Lock()
+	if failures <= 1 {
+		m.events.renewal = 0
+	}
+	raise := m.events.renewal == 0 || (m.events.renewal == 1 && !handled)
+	if raise {
+		m.events.renewal = 1
+		if !handled {
+			m.events.renewal = 2
+		}
+	}
+	m.events.mu.Unlock()
+	if !raise {
+		return
+	}
+	notAfter := m.client.cert.Load().Leaf.NotAfter
+	m.raise(ctx, localEvent{name: muster.EventCertRenewalFailed, at: m.cfg.Now(), handled: handled,
+		message: fmt.Sprintf("certificate renewal failed: %v; the certificate expires at %s", err, notAfter.UTC().Format(time.RFC3339))})
+}
+
+// eventLoop forwards events to the master as they are raised, retrying
+// with capped backoff while the master is unreachable. On its way out it
+// stores what is still queued, for the next start to send.
+func (m *Main) eventLoop(ctx context.Context) {
+	failures := 0
+	retry := time.NewTimer(0)
+	defer retry.Stop()
+	for {
+		wake := m.events.wake
+		if failures > 0 {
+			wake = nil // while backing off, new events wait for the retry
+		}
+		select {
+		case <-ctx.Done():
+			if err := m.storeQueued(context.WithoutCancel(ctx)); err != nil {
+				m.log.Warn("queued events could not be stored", "err", err)
+			}
+			return
+		case <-wake:
+		case <-retry.C:
+		}
+		if err := m.forwardEvents(ctx); err != nil {
+			if ctx.Err() != nil {
+				continue
+			}
+			d := m.backoff(failures)
+			failures++
+			logFailure(m.log, failures, "event forward failed; the events stay in the store", err, d)
+			retry.Reset(d)
+			continue
+		}
+		if failures > 0 {
+			m.log.Info("event forwarding works again", "after_failures", failures)
+		}
+		failures = 0
+		retry.Reset(eventSweep)
+	}
+}
+
+// storeQueued stores the events raised inside log calls.
+func (m *Main) storeQueued(ctx context.Context) error {
+	queued := m.events.take()
+	if len(queued) == 0 {
+		return nil
+	}
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		for _, e := range queued {
+			if err := insertEvent(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		m.events.mu.Lock()
+		m.events.queued = append(queued, m.events.queued...)
+		m.events.mu.Unlock()
+	}
+	return err
+}
+
+// forwardEvents drops the events the settings do not forward and sends the
+// rest, oldest first, forgetting each once the master has answered for it.
+// Events are read through the store's writer, so an event raised inside a
+// transaction that has not committed yet is seen once it has.
+func (m *Main) forwardEvents(ctx context.Context) error {
+	if err := m.storeQueued(ctx); err != nil {
+		return err
+	}
+	s := m.cfg.Settings.Events.withDefaults()
+	if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
+		m.enl.UID, int(s.MinSeverity), s.Forward == ForwardUnhandled, s.Forward == ForwardNone); err != nil {
+		return err
+	}
+	for {
+		evs, err := m.store.unsentEvents(ctx)
+		if err != nil || len(evs) == 0 {
+			return err
+		}
+		var resp agentproto.EventsResponse
+		if err := m.client.call(ctx, http.MethodPost, agentproto.PathEvents, nil, agentproto.EventsRequest{Events: evs}, &resp); err != nil {
+			return err
+		}
+		if len(resp.Results) != len(evs) {
+			return fmt.Errorf("the master answered %d results for %d events", len(resp.Results), len(evs))
+		}
+		for _, r := range resp.Results {
+			if !r.OK {
+				m.log.Warn("the master refused an event", "id", r.ID, "err", r.Error)
+			}
+		}
+		if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {
+			return err
+		}
+		if len(evs) < eventBatch {
+			return nil
+		}
+	}
+}
+
+// unsentEvents returns the oldest stored events, as they are forwarded.
+func (s *store) unsentEvents(ctx context.Context) ([]agentproto.Event, error) {
+	rows, err := s.write.QueryContext(ctx, `SELECT id, name, severity, job, run_id, message, at FROM events ORDER BY id LIMIT ?`, eventBatch)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []agentproto.Event
+	for rows.Next() {
+		var e agentproto.Event
+		var at int64
+		if err := rows.Scan(&e.ID, &e.Name, &e.Severity, &e.Job, &e.RunID, &e.Message, &at); err != nil {
+			return nil, err
+		}
+		e.At = time.UnixMilli(at).UTC()
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// PendingEvents returns how many events wait to be forwarded.
+func (m *Main) PendingEvents(ctx context.Context) (int, error) {
+	var n int
+	err := m.store.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM events`).Scan(&n)
+	return n, err
+}

@@ -1,0 +1,81 @@
+package target
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+func TestEventSettings(t *testing.T) {
+	for _, tc := range []struct {
+		name, yaml string
+		want       EventSettings
+		err        string
+	}{
+		{"default", "spool_limit: 5\n", DefaultEventSettings(), ""},
+		{"all at error", "events:\n  forward: all\n  min_severity: 3\n", EventSettings{Forward: "all", MinSeverity: 3, MaxClockSkew: Duration(10 * time.Second)}, ""},
+		{"severity by name", "events: {forward: unhandled, min_severity: warning, max_clock_skew: 2s}\n", EventSettings{Forward: "unhandled", MinSeverity: 2, MaxClockSkew: Duration(2 * time.Second)}, ""},
+		{"unknown mode", "events: {forward: some}\n", EventSettings{}, `events: forward: "some" is not all, unhandled or none`},
+		{"severity off the scale", "events: {min_severity: 7}\n", EventSettings{}, `line 1: severity: "7" is not a severity`},
+		{"unknown key", "events:\n  forward: all\n  to: master\n", EventSettings{}, "line 3: field to not found"},
+		{"skew too small", "events: {max_clock_skew: 10ms}\n", EventSettings{}, "events: max_clock_skew: from 1s to 24h"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "target.yaml")
+			os.WriteFile(path, []byte(tc.yaml), 0o600)
+			s, err := LoadSettings(path)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("got %v, want an error with %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Events != tc.want {
+				t.Errorf("got %+v, want %+v", s.Events, tc.want)
+			}
+		})
+	}
+}
+
+func TestErrorLogsRaiseAgentError(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	q := newEvents(func() time.Time { return now })
+	var out bytes.Buffer
+	log := q.logger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))).With("target", "web1")
+
+	log.Info("not shown, not an event")
+	log.Warn("shown, not an event")
+	log.Error("record finished run", "job", "backup", "run_id", "r1", "err", "disk I/O error")
+
+	got := q.take()
+	if len(got) != 1 {
+		t.Fatalf("%d events, want 1", len(got))
+	}
+	e := got[0]
+	if e.name != muster.EventAgentError || e.job != "backup" || e.runID != "r1" || !e.at.Equal(now) ||
+		e.message != "record finished run target=web1 err=disk I/O error" || e.handled {
+		t.Errorf("event %+v", e)
+	}
+	if s := out.String(); !strings.Contains(s, "shown, not an event") || strings.Contains(s, "not shown") || !strings.Contains(s, "record finished run") {
+		t.Errorf("the log is not passed on as it was:\n%s", s)
+	}
+}
+
+func TestQueueIsBounded(t *testing.T) {
+	q := newEvents(time.Now)
+	for range maxQueuedEvents + 10 {
+		q.queue(localEvent{name: muster.EventAgentError})
+	}
+	if n := len(q.take()); n != maxQueuedEvents {
+		t.Errorf("%d queued, want %d", n, maxQueuedEvents)
+	}
+}
