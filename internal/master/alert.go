@@ -83,8 +83,9 @@ type alerting struct {
 	detector   *service
 }
 
-// startAlerting checks the configuration and starts the detector and the
-// dispatcher. Deliveries left pending by a previous process are resumed.
+// startAlerting checks the configuration (a zero field takes its default)
+// and starts the detector and the dispatcher. Deliveries left pending by a
+// previous process are resumed.
 func (m *Main) startAlerting() error {
 	cfg := m.cfg.Alerts
 	def := DefaultAlertConfig()
@@ -94,13 +95,11 @@ func (m *Main) startAlerting() error {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&cfg.AttemptTimeout, def.AttemptTimeout}, {&cfg.DetectInterval, def.DetectInterval}, {&cfg.MaxIdle, def.MaxIdle}} {
+	}{{&cfg.AttemptTimeout, def.AttemptTimeout}, {&cfg.DetectInterval, def.DetectInterval}, {&cfg.MaxIdle, def.MaxIdle},
+		{&cfg.NoSuccessGrace, def.NoSuccessGrace}} {
 		if *d.v <= 0 {
 			*d.v = d.def
 		}
-	}
-	if cfg.NoSuccessGrace < 0 {
-		cfg.NoSuccessGrace = 0
 	}
 	a := &alerting{cfg: cfg, db: m.DB, now: m.cfg.Now, log: m.log, started: m.now(), webhook: &notify.Webhook{Client: cfg.HTTPClient}}
 	var err error
