@@ -73,6 +73,9 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newApplyCmd(),
 		newJobCmd(),
 		newDownloadListCmd(),
+		newOperatorCmd(),
+		newAlertCmd(),
+		newEventCmd(),
 		newDevCmd(),
 	)
 	return root

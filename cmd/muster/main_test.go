@@ -36,8 +36,10 @@ func TestScript(t *testing.T) {
 			e.Setenv("MUSTER_CACERT", filepath.Join(env.Dir, "master", pki.CACertFile))
 			e.Setenv("MASTER_DATA", filepath.Join(env.Dir, "master"))
 			e.Setenv("ADMIN_TOKEN_FILE", filepath.Join(env.Dir, "master", master.AdminTokenFile))
+			setupAlertScript(t, e)
 			return nil
 		},
+		Cmds: scriptCmds,
 		Condition: func(cond string) (bool, error) {
 			return false, nil
 		},

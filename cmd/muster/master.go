@@ -60,6 +60,10 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
 	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "issue a new admin token, replacing the old one")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&cfg.Alerts.SMTP.Addr, "smtp-addr", "", "SMTP server for e-mail notifications, host:port (STARTTLS when it offers it)")
+	f.StringVar(&cfg.Alerts.SMTP.From, "smtp-from", "", "sender address of e-mail notifications")
+	f.StringVar(&cfg.Alerts.SMTP.Username, "smtp-user", "", "user to authenticate to the SMTP server as (PLAIN, over TLS or to localhost)")
+	f.StringVar(&cfg.Alerts.SMTP.PasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")
 	cmd.MarkFlagRequired("data")
 	return cmd
 }

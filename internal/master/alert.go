@@ -83,11 +83,10 @@ type alerting struct {
 	detector   *service
 }
 
-// startAlerting checks the configuration (a zero field takes its default)
-// and starts the detector and the dispatcher. Deliveries left pending by a
-// previous process are resumed.
-func (m *Main) startAlerting() error {
-	cfg := m.cfg.Alerts
+// newAlerting checks the configuration (a zero field takes its default)
+// and reads the SMTP password.
+func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
+	cfg := mcfg.Alerts
 	def := DefaultAlertConfig()
 	if cfg.Retry == nil {
 		cfg.Retry = def.Retry
@@ -101,17 +100,22 @@ func (m *Main) startAlerting() error {
 			*d.v = d.def
 		}
 	}
-	a := &alerting{cfg: cfg, db: m.DB, now: m.cfg.Now, log: m.log, started: m.now(), webhook: &notify.Webhook{Client: cfg.HTTPClient}}
+	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, webhook: &notify.Webhook{Client: cfg.HTTPClient}}
 	var err error
-	if a.smtp, err = smtpSender(cfg.SMTP, m.cfg.Name, m.cfg.Now); err != nil {
-		return err
+	if a.smtp, err = smtpSender(cfg.SMTP, mcfg.Name, mcfg.Now); err != nil {
+		return nil, err
 	}
-	a.dispatcher = newService("alert dispatcher", m.log, a.dispatchOnce)
-	a.detector = newService("event detector", m.log, a.detectOnce)
+	a.dispatcher = newService("alert dispatcher", log, a.dispatchOnce)
+	a.detector = newService("event detector", log, a.detectOnce)
+	return a, nil
+}
+
+// start starts the detector and the dispatcher on db. Deliveries left
+// pending by a previous process are resumed.
+func (a *alerting) start(db *catalog.DB) {
+	a.db, a.started = db, a.now()
 	a.dispatcher.Start()
 	a.detector.Start()
-	m.alerts = a
-	return nil
 }
 
 // smtpSender checks the SMTP settings and reads the password file.

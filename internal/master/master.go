@@ -121,7 +121,11 @@ func New(cfg Config) (*Main, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Main{cfg: cfg, log: log, hub: NewHub(), enlistFailures: newFailureLimiter(10, time.Minute)}, nil
+	alerts, err := newAlerting(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Main{cfg: cfg, log: log, hub: NewHub(), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}, nil
 }
 
 func (m *Main) now() time.Time { return m.cfg.Now() }
@@ -202,7 +206,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
-	return m.startAlerting()
+	m.alerts.start(m.DB)
+	return nil
 }
 
 // ready reports whether the catalog answers.
