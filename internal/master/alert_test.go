@@ -1,0 +1,139 @@
+package master
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// pinned is a clock that moves only when told.
+type pinned struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *pinned) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *pinned) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
+
+// dispatchFixture is a catalog with one target, one job, a webhook
+// operator whose receiver answers with status, and an alert on run_failed;
+// it returns the alerting (not started: tests call runOnce) and the clock.
+func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.DB, *pinned) {
+	t.Helper()
+	ctx := context.Background()
+	clk := &pinned{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	db, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"), catalog.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(int(status.Load()))
+	}))
+	t.Cleanup(srv.Close)
+
+	if _, err := db.CreateEnlistToken(ctx, "h", "web1", time.Hour, "test"); err != nil {
+		t.Fatal(err)
+	}
+	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h", Name: "web1", UID: "u1"}, func(string) (catalog.IssuedCert, error) {
+		return catalog.IssuedCert{Serial: "s1", NotAfter: clk.Now().Add(time.Hour)}, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "dump", Shell: "false"}}
+	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "oncall", Webhook: srv.URL}, "a-secret-of-some-length"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "backup-failed", Event: muster.EventRunFailed, Notify: []string{"oncall"}}); err != nil {
+		t.Fatal(err)
+	}
+	end := clk.Now()
+	if _, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{{Revision: 1, Run: muster.Run{
+		Job: "backup", RunID: "r1", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.Now = clk.Now
+	cfg.Alerts.Retry = []time.Duration{time.Minute, 5 * time.Minute}
+	cfg.Alerts.MaxIdle = time.Hour
+	a, err := newAlerting(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.db, a.started = db, clk.Now()
+	return a, db, clk
+}
+
+// A delivery is tried once per pass when due, waits out each delay of the
+// Retry list in turn, and fails when the list is spent; the wait runOnce
+// returns is the time to the next attempt.
+func TestDispatcherBacksOffByTheRetryList(t *testing.T) {
+	ctx := context.Background()
+	var status atomic.Int32
+	status.Store(http.StatusServiceUnavailable)
+	a, db, clk := dispatchFixture(t, &status)
+
+	state := func() muster.Delivery {
+		t.Helper()
+		h, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+		if err != nil || len(h) != 1 {
+			t.Fatalf("history %+v %v, want one delivery", h, err)
+		}
+		return h[0]
+	}
+	for i, want := range []struct {
+		advance  time.Duration
+		attempts int
+		status   muster.DeliveryStatus
+		wait     time.Duration
+	}{
+		{0, 1, muster.DeliveryPending, time.Minute},
+		{30 * time.Second, 1, muster.DeliveryPending, 30 * time.Second}, // not due yet
+		{30 * time.Second, 2, muster.DeliveryPending, 5 * time.Minute},
+		{5 * time.Minute, 3, muster.DeliveryFailed, a.cfg.MaxIdle},
+		{time.Hour, 3, muster.DeliveryFailed, a.cfg.MaxIdle},
+	} {
+		clk.Add(want.advance)
+		wait, err := a.dispatchOnce(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := state()
+		if d.Attempts != want.attempts || d.Status != want.status || wait != want.wait {
+			t.Errorf("pass %d: %d attempts, %s, wait %s; want %d, %s, wait %s", i, d.Attempts, d.Status, wait,
+				want.attempts, want.status, want.wait)
+		}
+	}
+}
+
+// A refusal is not retried.
+func TestDispatcherDoesNotRetryARefusal(t *testing.T) {
+	ctx := context.Background()
+	var status atomic.Int32
+	status.Store(http.StatusUnauthorized)
+	a, db, _ := dispatchFixture(t, &status)
+	if _, err := a.dispatchOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+	if len(h) != 1 || h[0].Status != muster.DeliveryFailed || h[0].Attempts != 1 {
+		t.Errorf("history %+v, want failed after one attempt", h)
+	}
+}
