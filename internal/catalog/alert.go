@@ -29,20 +29,7 @@ func checkWebhookSecret(field, s string) error {
 
 // FindOperators returns every operator, by name.
 func (db *DB) FindOperators(ctx context.Context) ([]muster.Operator, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT name, webhook_url, email, created_at, updated_at FROM operators ORDER BY name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	ops := []muster.Operator{}
-	for rows.Next() {
-		op, err := scanOperator(rows)
-		if err != nil {
-			return nil, err
-		}
-		ops = append(ops, op)
-	}
-	return ops, rows.Err()
+	return queryAll(ctx, db, selectQuery{sql: `SELECT name, webhook_url, email, created_at, updated_at FROM operators ORDER BY name`}, scanOperator)
 }
 
 // FindOperator returns one operator by name.
@@ -213,38 +200,25 @@ func (tx *tx) names(q string, args ...any) ([]string, error) {
 
 // FindAlerts returns every alert, by name.
 func (db *DB) FindAlerts(ctx context.Context) ([]muster.Alert, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT a.id, a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.created_at,
+	return queryAll(ctx, db, selectQuery{sql: `SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.created_at,
 			(SELECT json_group_array(o.name ORDER BY ao.position) FROM alert_operators ao JOIN operators o ON o.id = ao.operator_id
 				WHERE ao.alert_id = a.id)
-		FROM alerts a ORDER BY a.name`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	alerts := []muster.Alert{}
-	for rows.Next() {
-		a, _, err := scanAlert(rows)
-		if err != nil {
-			return nil, err
-		}
-		alerts = append(alerts, a)
-	}
-	return alerts, rows.Err()
+		FROM alerts a ORDER BY a.name`}, scanAlert)
 }
 
-func scanAlert(row scanner) (muster.Alert, int64, error) {
+func scanAlert(row scanner) (muster.Alert, error) {
 	var a muster.Alert
-	var id, window, created int64
+	var window, created int64
 	var notify string
-	if err := row.Scan(&id, &a.Name, &a.Event, &a.Job, &a.Target, &a.MinSeverity, &window, &created, &notify); err != nil {
-		return a, 0, err
+	if err := row.Scan(&a.Name, &a.Event, &a.Job, &a.Target, &a.MinSeverity, &window, &created, &notify); err != nil {
+		return a, err
 	}
 	a.Window = muster.Duration(time.Duration(window) * time.Millisecond)
 	a.CreatedAt = fromMS(created)
 	if err := json.Unmarshal([]byte(notify), &a.Notify); err != nil {
-		return a, 0, fmt.Errorf("alert %q: operators: %w", a.Name, err)
+		return a, fmt.Errorf("alert %q: operators: %w", a.Name, err)
 	}
-	return a, id, nil
+	return a, nil
 }
 
 // CreateAlert creates an alert. Its job, target and operators must exist.

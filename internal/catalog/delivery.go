@@ -2,9 +2,7 @@ package catalog
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -29,8 +27,8 @@ type alertRoute struct {
 // dispatched. An operator with no address gets a failed delivery on the
 // "none" channel, so the history shows the alert fired. It returns how many
 // events it dispatched (at most a batch; call again while it returns a full
-// one) and how many deliveries it created.
-func (db *DB) DispatchEvents(ctx context.Context) (events, deliveries int, err error) {
+// one) and how many deliveries it created. newID makes each delivery's id.
+func (db *DB) DispatchEvents(ctx context.Context, newID func() string) (events, deliveries int, err error) {
 	var waiting bool
 	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dispatched = 0)`).Scan(&waiting); err != nil || !waiting {
 		return 0, 0, err
@@ -76,7 +74,7 @@ func (db *DB) DispatchEvents(ctx context.Context) (events, deliveries int, err e
 						status, next = muster.DeliveryFailed, sql.NullInt64{}
 						lastErr = fmt.Sprintf("operator %s has no webhook or e-mail address; set one with `muster operator update %s --webhook URL`", r.opName, r.opName)
 					}
-					res, err := insert.ExecContext(ctx, newDeliveryID(), e.ID, r.alert.Name, r.opID, r.opName, ch.name, ch.address,
+					res, err := insert.ExecContext(ctx, newID(), e.ID, r.alert.Name, r.opID, r.opName, ch.name, ch.address,
 						string(status), lastErr, ms(tx.now), next)
 					if err != nil {
 						return err
@@ -135,16 +133,6 @@ func (tx *tx) alertRoutes() ([]alertRoute, error) {
 	return routes, rows.Err()
 }
 
-// newDeliveryID returns a random UUID (version 4).
-func newDeliveryID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	b[6] = b[6]&0x0f | 0x40
-	b[8] = b[8]&0x3f | 0x80
-	x := hex.EncodeToString(b[:])
-	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
-}
-
 // PendingDelivery is a delivery due for an attempt, with what sending it
 // takes.
 type PendingDelivery struct {
@@ -171,22 +159,13 @@ func scanDelivery(row scanner, more ...any) (muster.Delivery, error) {
 // DueDeliveries returns up to limit pending deliveries whose next attempt
 // is due, the earliest first.
 func (db *DB) DueDeliveries(ctx context.Context, limit int) ([]PendingDelivery, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT `+deliveryColumns+`, COALESCE(o.webhook_secret, '')
+	return queryAll(ctx, db, selectQuery{sql: `SELECT ` + deliveryColumns + `, COALESCE(o.webhook_secret, '')
 		FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN operators o ON o.id = d.operator_id
-		WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?`, ms(db.opts.Now()), limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []PendingDelivery
-	for rows.Next() {
-		var p PendingDelivery
-		if p.Delivery, err = scanDelivery(rows, &p.Secret); err != nil {
-			return nil, err
-		}
-		out = append(out, p)
-	}
-	return out, rows.Err()
+		WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?`, args: []any{ms(db.opts.Now()), limit}},
+		func(row scanner) (p PendingDelivery, err error) {
+			p.Delivery, err = scanDelivery(row, &p.Secret)
+			return p, err
+		})
 }
 
 // NextDeliveryAt returns when the earliest pending delivery is due, or ok
@@ -240,30 +219,10 @@ type DeliveryFilter struct {
 // FindDeliveries returns deliveries with their events, newest first: the
 // alert history.
 func (db *DB) FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error) {
-	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1 = 1`
-	var args []any
-	for col, v := range map[string]string{"d.alert_name": f.Alert, "d.operator_name": f.Operator, "d.status": string(f.Status)} {
-		if v != "" {
-			q += ` AND ` + col + ` = ?`
-			args = append(args, v)
-		}
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY d.id DESC LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []muster.Delivery{}
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	q := selectQuery{sql: `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1 = 1`}
+	q.eq("d.alert_name", f.Alert)
+	q.eq("d.operator_name", f.Operator)
+	q.eq("d.status", string(f.Status))
+	q.newest("d.id", f.Limit)
+	return queryAll(ctx, db, q, func(row scanner) (muster.Delivery, error) { return scanDelivery(row) })
 }

@@ -154,39 +154,16 @@ type EventFilter struct {
 
 // FindEvents returns events, newest first.
 func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error) {
-	q := `SELECT ` + eventColumns + ` FROM events e WHERE e.severity >= ?`
-	args := []any{int(f.MinSeverity)}
-	for col, v := range map[string]string{"e.name": string(f.Event), "e.target_name": f.Target, "e.job_name": f.Job} {
-		if v != "" {
-			q += ` AND ` + col + ` = ?`
-			args = append(args, v)
-		}
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	rows, err := db.read.QueryContext(ctx, q+` ORDER BY e.id DESC LIMIT ?`, append(args, limit)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	events := []muster.Event{}
-	for rows.Next() {
-		e, err := scanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, e)
-	}
-	return events, rows.Err()
+	q := selectQuery{sql: `SELECT ` + eventColumns + ` FROM events e WHERE e.severity >= ?`, args: []any{int(f.MinSeverity)}}
+	q.eq("e.name", string(f.Event))
+	q.eq("e.target_name", f.Target)
+	q.eq("e.job_name", f.Job)
+	q.newest("e.id", f.Limit)
+	return queryAll(ctx, db, q, func(row scanner) (muster.Event, error) { return scanEvent(row) })
 }
 
 // eventColumns are the columns scanEvent reads, of events aliased e.
 const eventColumns = `e.id, e.name, e.severity, e.source, e.target_name, e.job_name, e.run_id, e.message, e.at, e.window_ms`
-
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dest ...any) error }
 
 func scanEvent(row scanner, more ...any) (muster.Event, error) {
 	var e muster.Event

@@ -3,7 +3,9 @@ package catalog_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,6 +31,12 @@ func eventNames(evs []muster.Event) []string {
 	}
 	return out
 }
+
+// newID numbers deliveries d1, d2, ...
+var newID = func() func() string {
+	var n atomic.Int64
+	return func() string { return fmt.Sprintf("d%d", n.Add(1)) }
+}()
 
 func mustEvents(t *testing.T, db *catalog.DB, f catalog.EventFilter) []muster.Event {
 	t.Helper()
@@ -257,7 +265,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 	}
 	step := muster.StepAttempt{Name: "hello", Attempt: 1, Status: muster.AttemptFailed, StartedAt: clk.Now()}
 	db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r1", "backup", muster.RunFailed, 1, clk.Now(), step)})
-	events, deliveries, err := db.DispatchEvents(ctx)
+	events, deliveries, err := db.DispatchEvents(ctx, newID)
 	if err != nil || events != 2 {
 		t.Fatalf("dispatched %d events (%v), want 2", events, err)
 	}
@@ -266,7 +274,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 	if deliveries != 3 {
 		t.Errorf("%d deliveries, want 3", deliveries)
 	}
-	if again, _, _ := db.DispatchEvents(ctx); again != 0 {
+	if again, _, _ := db.DispatchEvents(ctx, newID); again != 0 {
 		t.Errorf("dispatched %d events again", again)
 	}
 	hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
@@ -321,7 +329,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 		web2, _ := db.AuthenticateTarget(ctx, "serial-web2")
 		db.UpsertRuns(ctx, web2, []agentproto.RunReport{report("r2", "backup", muster.RunFailed, 1, clk.Now())})
 		db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r3", "report", muster.RunSucceeded, 1, clk.Now(), step)})
-		if _, _, err := db.DispatchEvents(ctx); err != nil {
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
 			t.Fatal(err)
 		}
 		for alert, want := range map[string]int{"backup-on-web2": 1, "report-steps": 1, "critical": 0} {

@@ -29,6 +29,20 @@ func fastAlerts(c *master.Config) {
 	c.Alerts.NoSuccessGrace = time.Nanosecond
 }
 
+// clockedEnv starts targets and a master that runs on a clock the test
+// moves, with quick alerts; more, if set, adjusts the master further.
+func clockedEnv(t *testing.T, more func(*master.Config), targets ...string) (*testenv.Env, *testenv.Clock) {
+	clock := &testenv.Clock{}
+	env := testenv.New(t, testenv.Options{Targets: targets, Master: func(c *master.Config) {
+		fastAlerts(c)
+		c.Now = clock.Now
+		if more != nil {
+			more(c)
+		}
+	}})
+	return env, clock
+}
+
 // webhookOperator creates an operator whose webhook is a new receiver, and
 // returns the receiver and the secret the master made.
 func webhookOperator(t *testing.T, env *testenv.Env, name string) (*testenv.WebhookReceiver, string) {
@@ -208,12 +222,7 @@ func TestWebhookRetries(t *testing.T) {
 // A delivery pending when the master stops is made after it starts again,
 // with the same id.
 func TestPendingDeliverySurvivesARestart(t *testing.T) {
-	clock := &testenv.Clock{}
-	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
-		fastAlerts(c)
-		c.Now = clock.Now
-		c.Alerts.Retry = []time.Duration{time.Hour}
-	}})
+	env, clock := clockedEnv(t, func(c *master.Config) { c.Alerts.Retry = []time.Duration{time.Hour} }, "web1")
 	hook, _ := webhookOperator(t, env, "oncall")
 	apply(t, env, shellJob("broken", "exit 3", "web1"))
 	settled(t, env)
@@ -288,12 +297,7 @@ func TestEmailNotification(t *testing.T) {
 // intervals by the master's clock, and target_online when it returns; an
 // alert filtered on the target hears of that target only.
 func TestTargetOfflineAndOnline(t *testing.T) {
-	clock := &testenv.Clock{}
-	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}, Master: func(c *master.Config) {
-		fastAlerts(c)
-		c.Now = clock.Now
-		c.MaxPollHold = 200 * time.Millisecond
-	}})
+	env, clock := clockedEnv(t, func(c *master.Config) { c.MaxPollHold = 200 * time.Millisecond }, "web1", "web2")
 	hook, _ := webhookOperator(t, env, "oncall")
 	for _, e := range []muster.EventName{muster.EventTargetOffline, muster.EventTargetOnline} {
 		createAlert(t, env, httpapi.AlertRequest{Name: "web1-" + string(e), Event: e, Target: "web1", Notify: []string{"oncall"}})
@@ -326,11 +330,7 @@ func TestTargetOfflineAndOnline(t *testing.T) {
 // on a target for the alert's window, by the master's clock: once per
 // stretch, and again after a success starts a new one.
 func TestNoSuccess(t *testing.T) {
-	clock := &testenv.Clock{}
-	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
-		fastAlerts(c)
-		c.Now = clock.Now
-	}})
+	env, clock := clockedEnv(t, nil, "web1")
 	hook, _ := webhookOperator(t, env, "oncall")
 	j := shellJob("nightly", "true", "web1")
 	j.Schedules = []muster.Schedule{{Cron: "0 0 1 1 *"}} // not within the test

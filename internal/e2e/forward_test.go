@@ -46,36 +46,6 @@ func TestTargetForwardsInstructionFailed(t *testing.T) {
 	testenv.Eventually(t, wait, "the notification", func() bool { return len(hook.Accepted()) == 1 })
 }
 
-// Runs dropped from a full spool while the master is down raise
-// spool_full, which waits in the target's store and reaches the master
-// when it returns.
-func TestSpoolFullIsForwardedAfterAnOutage(t *testing.T) {
-	env := testenv.New(t, testenv.Options{
-		Targets: []string{"web1"},
-		Master:  fastAlerts,
-		Target:  func(c *targetConfig) { c.Settings.SpoolLimit = 2 },
-	})
-	ctx := context.Background()
-	j := shellJob("tick", "true", "web1")
-	j.Schedules = []muster.Schedule{{Cron: "* * * * * *"}}
-	apply(t, env, j)
-	settled(t, env)
-	env.StopMaster()
-	tg := env.Target("web1")
-	testenv.Eventually(t, wait, "spool_full kept on the target", func() bool {
-		n, err := tg.Main.PendingEvents(ctx)
-		return err == nil && n > 0
-	})
-	env.RestartMaster()
-	testenv.Eventually(t, wait, "spool_full on the master", func() bool {
-		return len(eventsOf(t, env, muster.EventSpoolFull, "web1")) > 0
-	})
-	e := eventsOf(t, env, muster.EventSpoolFull, "web1")[0]
-	if !strings.Contains(e.Message, "spool_limit 2") || e.Source != muster.SourceTarget {
-		t.Errorf("event %+v", e)
-	}
-}
-
 // A target whose clock is off the master's by more than max_clock_skew
 // raises clock_skew once.
 func TestClockSkewIsForwarded(t *testing.T) {

@@ -120,6 +120,12 @@ func TestSpoolKeepsTheNewestRunsWhenFull(t *testing.T) {
 		runs, _ := env.Client.Runs(ctx, []string{newest.RunID}, 0)
 		return len(runs) == 1
 	})
+	// The target raised spool_full while the master was away, and kept it
+	// until it could forward it.
+	testenv.Eventually(t, wait, "spool_full forwarded", func() bool {
+		evs := eventsOf(t, env, muster.EventSpoolFull, "web1")
+		return len(evs) > 0 && evs[0].Source == muster.SourceTarget
+	})
 }
 
 // A running step's output can be read on the master while it runs.

@@ -66,13 +66,7 @@ type AlertHistoryFilter struct {
 
 // AlertHistory lists the notifications alerts sent, newest first.
 func (c *Client) AlertHistory(ctx context.Context, f AlertHistoryFilter) ([]muster.Delivery, error) {
-	q := url.Values{}
-	setNonEmpty(q, "alert", f.Alert)
-	setNonEmpty(q, "operator", f.Operator)
-	setNonEmpty(q, "status", string(f.Status))
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
-	}
+	q := filterQuery(map[string]string{"alert": f.Alert, "operator": f.Operator, "status": string(f.Status)}, f.Limit)
 	var out []muster.Delivery
 	return out, c.do(ctx, http.MethodGet, "/api/v1/alerts/history", q, nil, &out)
 }
@@ -86,22 +80,24 @@ type EventFilter struct {
 
 // Events lists events, newest first.
 func (c *Client) Events(ctx context.Context, f EventFilter) ([]muster.Event, error) {
-	q := url.Values{}
-	setNonEmpty(q, "event", f.Event)
-	setNonEmpty(q, "target", f.Target)
-	setNonEmpty(q, "job", f.Job)
+	q := filterQuery(map[string]string{"event": f.Event, "target": f.Target, "job": f.Job}, f.Limit)
 	if f.MinSeverity > 0 {
 		q.Set("min_severity", strconv.Itoa(int(f.MinSeverity)))
-	}
-	if f.Limit > 0 {
-		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	var out []muster.Event
 	return out, c.do(ctx, http.MethodGet, "/api/v1/events", q, nil, &out)
 }
 
-func setNonEmpty(q url.Values, key, value string) {
-	if value != "" {
-		q.Set(key, value)
+// filterQuery makes a query of the parameters that are set, and limit if it is.
+func filterQuery(params map[string]string, limit int) url.Values {
+	q := url.Values{}
+	for k, v := range params {
+		if v != "" {
+			q.Set(k, v)
+		}
 	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	return q
 }

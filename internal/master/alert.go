@@ -173,7 +173,7 @@ const (
 // before the next pass: until the next retry is due, at most MaxIdle.
 func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	for {
-		n, _, err := a.db.DispatchEvents(ctx)
+		n, _, err := a.db.DispatchEvents(ctx, newUID)
 		if err != nil {
 			return a.cfg.MaxIdle, err
 		}
