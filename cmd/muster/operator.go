@@ -126,8 +126,9 @@ func newOperatorUpdateCmd() *cobra.Command {
 		Use:   "update NAME [--webhook URL] [--email ADDR] [--webhook-secret-file FILE | --new-secret]",
 		Short: "Change an operator's addresses or webhook secret",
 		Long: `Change what the flags name and nothing else; an empty value removes an
-address (--webhook ''). An operator that gets its first webhook gets a secret,
-printed once, as does --new-secret.`,
+address (--webhook ''). An operator that gets a webhook where it had none gets
+a new secret, printed once, as does --new-secret; removing the webhook removes
+the secret.`,
 		Example: `  muster operator update MSXOperator --email dba@example.com
   muster operator update oncall --webhook https://hooks.example.com/v2/muster
   muster operator update oncall --new-secret`,

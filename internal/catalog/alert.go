@@ -53,8 +53,8 @@ func scanOperator(row scanner) (muster.Operator, error) {
 	return op, err
 }
 
-// CreateOperator creates an operator. secret signs its webhooks; it may be
-// "" while the operator has no webhook.
+// CreateOperator creates an operator. secret signs its webhooks: an
+// operator has one exactly when it has a webhook.
 func (db *DB) CreateOperator(ctx context.Context, op muster.Operator, secret string) (muster.Operator, error) {
 	if err := checkOperator(op); err != nil {
 		return op, err
@@ -62,7 +62,10 @@ func (db *DB) CreateOperator(ctx context.Context, op muster.Operator, secret str
 	if op.Webhook == "" && op.Email == "" {
 		return op, muster.Errorf(muster.EINVALID, "operator %q: give a webhook, an e-mail address, or both", op.Name)
 	}
-	if secret != "" {
+	switch {
+	case op.Webhook == "" && secret != "":
+		return op, muster.Errorf(muster.EINVALID, "operator %q: webhook_secret: only an operator with a webhook has a secret", op.Name)
+	case op.Webhook != "":
 		if err := checkWebhookSecret("webhook_secret", secret); err != nil {
 			return op, err
 		}
@@ -100,9 +103,11 @@ type OperatorUpdate struct {
 	NewSecret bool `json:"new_secret,omitempty"`
 }
 
-// UpdateOperator applies u to the operator name. When the operator gets a
-// webhook and has no secret yet, or NewSecret is set, newSecret makes one,
-// which is returned (it is shown once). A secret given in u is not.
+// UpdateOperator applies u to the operator name. An operator has a secret
+// exactly when it has a webhook: one that gets a webhook where it had none,
+// or asks for NewSecret, gets a secret from newSecret, which is returned (it
+// is shown once; a secret given in u is not); one that loses its webhook
+// loses its secret.
 func (db *DB) UpdateOperator(ctx context.Context, name string, u OperatorUpdate, newSecret func() string) (muster.Operator, string, error) {
 	if u.WebhookSecret != nil && u.NewSecret {
 		return muster.Operator{}, "", muster.Errorf(muster.EINVALID, "webhook_secret and new_secret: give one or the other")
@@ -135,9 +140,13 @@ func (db *DB) UpdateOperator(ctx context.Context, name string, u OperatorUpdate,
 			return err
 		}
 		switch {
+		case op.Webhook == "" && (u.WebhookSecret != nil || u.NewSecret):
+			return muster.Errorf(muster.EINVALID, "operator %q: webhook_secret: only an operator with a webhook has a secret", name)
+		case op.Webhook == "":
+			secret = ""
 		case u.WebhookSecret != nil:
 			secret = *u.WebhookSecret
-		case u.NewSecret || (op.Webhook != "" && secret == ""):
+		case u.NewSecret || secret == "":
 			secret = newSecret()
 			made = secret
 		}

@@ -168,6 +168,21 @@ func TestOperators(t *testing.T) {
 			t.Errorf("a short secret: %v, want invalid", err)
 		}
 	})
+	t.Run("no webhook, no secret", func(t *testing.T) {
+		none, hook := "", "https://hooks.example.com/again"
+		if _, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &none}, secret); err != nil || made != "" {
+			t.Fatalf("removing the webhook: %q %v", made, err)
+		}
+		if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("a secret without a webhook: %v, want invalid", err)
+		}
+		if _, made, _ := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret); made == "" {
+			t.Error("a webhook again, and no new secret")
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "x", Email: "x@example.com"}, "secret-of-at-least-16"); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("created with a secret and no webhook: %v, want invalid", err)
+		}
+	})
 	t.Run("MSXOperator cannot be deleted", func(t *testing.T) {
 		if err := db.DeleteOperator(ctx, muster.MSXOperator); muster.ErrorCode(err) != muster.EINVALID {
 			t.Errorf("got %v, want invalid", err)
@@ -245,13 +260,11 @@ func TestDispatchAndDeliveries(t *testing.T) {
 	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1", "web2"), job("report", "web1")}}); err != nil {
 		t.Fatal(err)
 	}
-	for _, op := range []muster.Operator{
-		{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"},
-		{Name: "mail", Email: "b@example.com"},
-	} {
-		if _, err := db.CreateOperator(ctx, op, "secret-of-at-least-16"); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"}, "secret-of-at-least-16"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "b@example.com"}, ""); err != nil {
+		t.Fatal(err)
 	}
 	for _, a := range []muster.Alert{
 		{Name: "any-failure", Event: muster.EventRunFailed, Notify: []string{"both", muster.MSXOperator}},

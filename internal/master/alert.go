@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -188,15 +189,23 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 		}
 		sem := make(chan struct{}, sendParallel)
 		var wg sync.WaitGroup
+		var recordErr atomic.Pointer[error]
 		for _, d := range due {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				a.deliver(ctx, d)
+				if err := a.deliver(ctx, d); err != nil {
+					recordErr.Store(&err)
+				}
 			}()
 		}
 		wg.Wait()
+		if err := recordErr.Load(); err != nil {
+			// The attempts could not be recorded: do not make them again
+			// at once.
+			return a.cfg.MaxIdle, fmt.Errorf("record a notification attempt: %w", *err)
+		}
 		if ctx.Err() != nil || len(due) < dueBatch {
 			break
 		}
@@ -210,13 +219,14 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 }
 
 // deliver makes one attempt at a delivery and records it: delivered, to be
-// retried after the next wait of the Retry list, or failed.
-func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) {
+// retried after the next wait of the Retry list, or failed. It returns
+// only an error recording the attempt.
+func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) error {
 	actx, cancel := context.WithTimeout(ctx, a.cfg.AttemptTimeout)
 	err := a.send(actx, d)
 	cancel()
 	if ctx.Err() != nil {
-		return // stopping: this attempt does not count, and is made again at the next start
+		return nil // stopping: this attempt does not count, and is made again at the next start
 	}
 	attempt := catalog.DeliveryAttempt{Err: err}
 	if err != nil {
@@ -227,9 +237,7 @@ func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) {
 				"event", d.Event.Name, "attempts", n, "err", err)
 		}
 	}
-	if err := a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt); err != nil {
-		a.log.Error("record a notification attempt", "delivery", d.ID, "err", err)
-	}
+	return a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt)
 }
 
 func (a *alerting) send(ctx context.Context, d catalog.PendingDelivery) error {
