@@ -3,7 +3,6 @@ package muster
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -18,6 +17,18 @@ type Job struct {
 	Steps       []Step     `json:"steps" yaml:"steps"`
 	Schedules   []Schedule `json:"schedules,omitempty" yaml:"schedules,omitempty"`
 
+	// TimeZone is the IANA zone the job's schedules fire in; by default the
+	// target's own (as SQL Server Agent). A CRON_TZ= prefix wins over both.
+	TimeZone string `json:"time_zone,omitempty" yaml:"time_zone,omitempty"`
+	// Timeout ends a whole run that lasts longer, killing its processes; 0
+	// means none.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// Env is added to every step's environment.
+	Env map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	// Misfire says what a target does with fires it missed while it was
+	// down: skip them (the default) or run_once, the latest of them.
+	Misfire string `json:"misfire,omitempty" yaml:"misfire,omitempty"`
+
 	// Version increases with every change on the master. A target applies an
 	// INSERT only at a version not older than the one it holds.
 	Version int64 `json:"version,omitempty" yaml:"-"`
@@ -26,40 +37,6 @@ type Job struct {
 // NewJob returns a Job with the defaults a job definition starts from before
 // it is decoded: enabled unless it says otherwise.
 func NewJob() Job { return Job{Enabled: true} }
-
-// Step is one unit of a job's work. Exactly one kind is set: Shell, run by
-// /bin/sh -c, or Command, an argv run without a shell.
-type Step struct {
-	Name    string   `json:"name" yaml:"name"`
-	Shell   string   `json:"shell,omitempty" yaml:"shell,omitempty"`
-	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
-}
-
-// Step kinds, as Step.Kind reports them.
-const (
-	StepShell   = "shell"
-	StepCommand = "command"
-)
-
-// Kind names the kind of s, or "" when none or several are set.
-func (s Step) Kind() string {
-	kinds := s.kinds()
-	if len(kinds) != 1 {
-		return ""
-	}
-	return kinds[0]
-}
-
-func (s Step) kinds() []string {
-	var k []string
-	if s.Shell != "" {
-		k = append(k, StepShell)
-	}
-	if s.Command != nil {
-		k = append(k, StepCommand)
-	}
-	return k
-}
 
 // MaxSteps bounds the number of steps in one job.
 const MaxSteps = 100
@@ -70,7 +47,7 @@ const MaxSchedules = 50
 // Validate checks the structure of j: names, step kinds and references. It
 // does not check schedule expressions (package schedule does) nor that the
 // targets exist (the catalog does). Errors name the job, the step and the
-// rule, e.g. `job "backup": steps[1] "dump": set exactly one of shell or command`.
+// rule, e.g. `job "backup": steps[1] "dump": set exactly one of shell, command or sql`.
 func (j *Job) Validate() error {
 	if msg := validObjectName(j.Name); msg != "" {
 		if j.Name == "" {
@@ -103,10 +80,7 @@ func (j *Job) Validate() error {
 	}
 	stepNames := map[string]bool{}
 	for i, s := range j.Steps {
-		at := fmt.Sprintf("steps[%d]", i)
-		if s.Name != "" {
-			at = fmt.Sprintf("steps[%d] %q", i, s.Name)
-		}
+		at := stepLabel(i, s)
 		if msg := validObjectName(s.Name); msg != "" {
 			return fail("%s: name: %s", at, msg)
 		}
@@ -114,23 +88,19 @@ func (j *Job) Validate() error {
 			return fail("%s: name: another step is already named %q", at, s.Name)
 		}
 		stepNames[s.Name] = true
-		switch kinds := s.kinds(); len(kinds) {
-		case 0:
-			return fail("%s: set one of shell or command", at)
-		case 1:
-		default:
-			return fail("%s: set exactly one of shell or command, not %s", at, strings.Join(kinds, " and "))
+	}
+	for i, s := range j.Steps {
+		if msg := s.validate(stepLabel(i, s), stepNames); msg != "" {
+			return fail("%s", msg)
 		}
-		if s.Command != nil {
-			if len(s.Command) == 0 || s.Command[0] == "" {
-				return fail("%s: command: the first element is the program to run and must not be empty", at)
-			}
-		}
-		for _, arg := range append([]string{s.Shell}, s.Command...) {
-			if strings.IndexByte(arg, 0) >= 0 {
-				return fail("%s: a shell or command argument must not contain a NUL byte", at)
-			}
-		}
+	}
+	if err := ValidateEnv("env", j.Env); err != nil {
+		return fail("%s", err.Error())
+	}
+	switch j.Misfire {
+	case "", MisfireSkip, MisfireRunOnce:
+	default:
+		return fail("misfire: %q is not skip or run_once", j.Misfire)
 	}
 	if len(j.Schedules) > MaxSchedules {
 		return fail("schedules: a job has at most %d schedules", MaxSchedules)
@@ -150,6 +120,23 @@ func (j *Job) Validate() error {
 		schedNames[name] = true
 	}
 	return nil
+}
+
+// Misfire policies: what a target does with fires it missed while down.
+const (
+	MisfireSkip    = "skip"     // record them as one skipped run
+	MisfireRunOnce = "run_once" // run the latest of them once, late
+)
+
+// MaxRunExecutions bounds how many step executions one run may make, as a
+// multiple of its number of steps, so goto loops end.
+const MaxRunExecutions = 10
+
+func stepLabel(i int, s Step) string {
+	if s.Name != "" {
+		return fmt.Sprintf("steps[%d] %q", i, s.Name)
+	}
+	return fmt.Sprintf("steps[%d]", i)
 }
 
 // DefaultScheduleName is the name of the i-th (from 0) schedule of a job when

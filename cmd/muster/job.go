@@ -23,7 +23,7 @@ func newJobCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobDeleteCmd(), newJobEnableCmd(true), newJobEnableCmd(false),
-		newJobStartCmd(), newJobHistoryCmd())
+		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd())
 	return cmd
 }
 
@@ -78,11 +78,24 @@ func yesNo(b bool) string {
 
 func newJobShowCmd() *cobra.Command {
 	var cf clientFlags
+	var next int
 	cmd := &cobra.Command{
-		Use:   "show NAME",
+		Use:   "show NAME [--next N]",
 		Short: "Show a job: definition, targets and last outcomes",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a job: its definition, its targets and how it last went on each.
+
+With --next N, list instead the next N fire times of its schedules on each
+target, computed as the target will: in the job's time zone or the one the
+target reports, with the target's jitter.`,
+		Example: `  muster job show backup
+  muster job show backup --next 10`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if next > 0 {
+				return query(cmd, &cf, func(c *httpapi.Client) ([]catalog.TargetFires, error) {
+					return c.NextFires(cmd.Context(), args[0], next)
+				}, printFires)
+			}
 			return query(cmd, &cf, func(c *httpapi.Client) (muster.JobStatus, error) {
 				return c.Job(cmd.Context(), args[0])
 			}, printJob)
@@ -90,7 +103,21 @@ func newJobShowCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
+	cmd.Flags().IntVar(&next, "next", 0, "list the next N fire times per target instead")
 	return cmd
+}
+
+func printFires(w io.Writer, targets []catalog.TargetFires) error {
+	for _, tf := range targets {
+		fmt.Fprintf(w, "%s (%s):\n", tf.Target, tf.TimeZone)
+		if len(tf.Fires) == 0 {
+			fmt.Fprintln(w, "  no upcoming fires")
+		}
+		for _, f := range tf.Fires {
+			fmt.Fprintf(w, "  %s  %s\n", f.At.Format("Mon 2006-01-02 15:04:05 -07:00"), f.Schedule)
+		}
+	}
+	return nil
 }
 
 func printJob(w io.Writer, j muster.JobStatus) error {
@@ -207,10 +234,13 @@ func newJobStartCmd() *cobra.Command {
 	var body httpapi.StartBody
 	var wait bool
 	var timeout, expires time.Duration
+	var env []string
 	cmd := &cobra.Command{
-		Use:   "start NAME [--target T]... [--wait [--timeout 10m]]",
+		Use:   "start NAME [--target T]... [--env K=V]... [--step NAME] [--wait [--timeout 10m]]",
 		Short: "Run a job now on its targets",
 		Long: `Post START to every target of the job, or to those named with --target.
+--env sets variables for these runs only (over the job's and steps' env);
+--step begins the runs at that step instead of the first.
 
 The request carries an idempotency key and is retried with it if the reply is
 lost, so the job never starts twice for one command. A target that receives
@@ -229,6 +259,9 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 				return err
 			}
 			body.ExpiresInSeconds = int(expires / time.Second)
+			if body.Env, err = parseEnv(env); err != nil {
+				return err
+			}
 			res, err := c.StartJob(cmd.Context(), args[0], body)
 			if err != nil {
 				return err
@@ -249,6 +282,52 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, how long to wait")
 	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
+	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
+	f.StringVar(&body.Step, "step", "", "begin at this step")
+	return cmd
+}
+
+// parseEnv reads K=V pairs.
+func parseEnv(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	env := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env: %q is not K=V", p)
+		}
+		env[k] = v
+	}
+	return env, muster.ValidateEnv("--env", env)
+}
+
+func newJobStopCmd() *cobra.Command {
+	var cf clientFlags
+	var targets []string
+	cmd := &cobra.Command{
+		Use:   "stop NAME [--target T]...",
+		Short: "Stop a job's running runs",
+		Long: `Post STOP to every target of the job, or to those named. Each target kills
+the whole process tree of the job's running run (or cancels its SQL
+statement) and records the run as canceled.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ch, err := c.StopJob(cmd.Context(), args[0], targets)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "posted %s\n", strings.Join(ch.Instructions, ", "))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringSliceVar(&targets, "target", nil, "stop only on this target (repeatable)")
 	return cmd
 }
 

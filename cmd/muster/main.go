@@ -73,6 +73,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newApplyCmd(),
 		newJobCmd(),
 		newDownloadListCmd(),
+		newHistoryCmd(),
 		newDevCmd(),
 	)
 	return root

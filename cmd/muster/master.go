@@ -59,6 +59,8 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of target client certificates")
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
 	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "issue a new admin token, replacing the old one")
+	f.IntVar(&cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, "keep at most this many finished runs per job (0: no limit)")
+	f.DurationVar(&cfg.HistoryMaxAge, "history-max-age", cfg.HistoryMaxAge, "delete finished runs older than this (0: keep them)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	cmd.MarkFlagRequired("data")
 	return cmd

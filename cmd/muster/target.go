@@ -48,6 +48,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			}
 			cfg := target.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
+			cfg.Subreaper = true
 			m, err := target.New(cfg)
 			if err != nil {
 				return err

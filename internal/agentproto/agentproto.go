@@ -141,6 +141,10 @@ type StartPayload struct {
 	RunID       string    `json:"run_id"`
 	ExpiresAt   time.Time `json:"expires_at"`
 	RequestedBy string    `json:"requested_by,omitempty"`
+	// Env overrides the job's and steps' environment for this run.
+	Env map[string]string `json:"env,omitempty"`
+	// Step is the step to begin at (default: the first).
+	Step string `json:"step,omitempty"`
 }
 
 // SetPollPayload is a SET-POLL's payload.

@@ -132,15 +132,23 @@ func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, err
 	return res, db.update(ctx, apply)
 }
 
-// ValidateJob checks a job's structure and its schedules.
+// ValidateJob checks a job's structure, its time zone and its schedules. A
+// schedule is compiled in the job's zone, or UTC when the job has none (the
+// target's zone is not known here; a schedule that can fire in one zone can
+// fire in every other).
 func ValidateJob(j *muster.Job) error {
 	if err := j.Validate(); err != nil {
 		return err
 	}
-	for i, s := range j.Schedules {
-		if _, err := schedule.Compile(s, time.UTC); err != nil {
-			return muster.Errorf(muster.EINVALID, "job %q: schedules[%d] %q: %s", j.Name, i, s.Name, muster.ErrorMessage(err))
+	loc := time.UTC
+	if j.TimeZone != "" {
+		var err error
+		if loc, err = time.LoadLocation(j.TimeZone); err != nil {
+			return muster.Errorf(muster.EINVALID, "job %q: time_zone: %q is not an IANA time zone such as Europe/Paris", j.Name, j.TimeZone)
 		}
+	}
+	if err := schedule.ValidateAll(j.Schedules, loc); err != nil {
+		return muster.Errorf(muster.EINVALID, "job %q: %s", j.Name, muster.ErrorMessage(err))
 	}
 	return nil
 }

@@ -31,8 +31,12 @@ type StartRequest struct {
 	IdempotencyKey string `json:"idempotency_key,omitempty"`
 	// ExpiresIn is how long the START stays valid; a target that receives it
 	// later records a skipped run. Default 10 minutes.
-	ExpiresIn   time.Duration `json:"expires_in,omitempty"`
-	RequestedBy string        `json:"-"`
+	ExpiresIn time.Duration `json:"expires_in,omitempty"`
+	// Env overrides the job's and steps' environment for these runs.
+	Env map[string]string `json:"env,omitempty"`
+	// Step is the step the runs begin at (default: the first).
+	Step        string `json:"step,omitempty"`
+	RequestedBy string `json:"-"`
 }
 
 // StartedRun is the run a START will create on one target.
@@ -68,11 +72,16 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 	}
 	slices.Sort(req.Targets)
 	req.Targets = slices.Compact(req.Targets)
+	if err := muster.ValidateEnv("env", req.Env); err != nil {
+		return StartResult{}, err
+	}
 	canonical, err := json.Marshal(struct {
 		Job       string
 		Targets   []string
 		ExpiresIn time.Duration
-	}{req.Job, req.Targets, req.ExpiresIn})
+		Env       map[string]string
+		Step      string
+	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step})
 	if err != nil {
 		return StartResult{}, err
 	}
@@ -101,6 +110,9 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 		if err != nil {
 			return err
 		}
+		if req.Step != "" && !slices.ContainsFunc(job.job.Steps, func(s muster.Step) bool { return s.Name == req.Step }) {
+			return muster.Errorf(muster.EINVALID, "step: job %q has no step %q", req.Job, req.Step)
+		}
 		targets := req.Targets
 		if len(targets) == 0 {
 			targets = job.job.Targets
@@ -125,7 +137,7 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 				return err
 			}
 			runID := muster.StartRunID(uid, seq)
-			payload := agentproto.StartPayload{RunID: runID, ExpiresAt: res.ExpiresAt, RequestedBy: req.RequestedBy}
+			payload := agentproto.StartPayload{RunID: runID, ExpiresAt: res.ExpiresAt, RequestedBy: req.RequestedBy, Env: req.Env, Step: req.Step}
 			if err := tx.insertInstruction(tid, seq, muster.OpStart, job.job.Name, payload); err != nil {
 				return err
 			}
@@ -144,4 +156,33 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 		return nil
 	})
 	return res, err
+}
+
+// StopJob posts STOP to the job's targets (all, or those named): each
+// cancels the job's running run, which is recorded as canceled.
+func (db *DB) StopJob(ctx context.Context, name string, targets []string) (JobChange, error) {
+	var c JobChange
+	err := db.update(ctx, func(tx *tx) error {
+		job, err := tx.loadJob(name)
+		if err != nil {
+			return err
+		}
+		if len(targets) == 0 {
+			targets = job.job.Targets
+		}
+		c = JobChange{Job: job.job.Name, Action: "stop", Version: job.job.Version}
+		for _, t := range targets {
+			t = muster.NormalizeTargetName(t)
+			tid, ok := job.targets[t]
+			if !ok {
+				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
+			}
+			if _, err := tx.post(tid, muster.OpStop, job.job.Name, nil); err != nil {
+				return err
+			}
+			c.Instructions = append(c.Instructions, string(muster.OpStop)+" "+t)
+		}
+		return nil
+	})
+	return c, err
 }

@@ -237,9 +237,15 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	code := 0
 	for name, v := range map[string]any{
-		"Target":      muster.Target{},
-		"Job":         muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x"},
-		"Step":        muster.Step{Shell: "x", Command: []string{"x"}},
+		"Target": muster.Target{},
+		"Job": muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x",
+			TimeZone: "x", Timeout: 1, Env: map[string]string{"A": "x"}, Misfire: "x"},
+		"Step": muster.Step{Shell: "x", Command: []string{"x"}, SQL: "x", Connection: "x", Params: []string{"x"}, Workdir: "x",
+			Env: map[string]string{"A": "x"}, Timeout: 1, Retry: &muster.Retry{}, OnSuccess: "x", OnFailure: "x", RunAs: "x"},
+		"Retry":       muster.Retry{Interval: 1},
+		"TargetFires": catalog.TargetFires{},
+		"Fire":        catalog.Fire{},
+		"PurgeResult": catalog.PurgeResult{},
 		"Run":         muster.Run{Message: "x", TargetOffline: true},
 		"StepAttempt": muster.StepAttempt{ExitCode: &code, Message: "x"},
 		"Instruction": muster.Instruction{},

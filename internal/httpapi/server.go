@@ -74,7 +74,10 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/v1/jobs/{name}/enable", operate, s.enableJob(true))
 	s.handle(mux, "POST /api/v1/jobs/{name}/disable", operate, s.enableJob(false))
 	s.handle(mux, "POST /api/v1/jobs/{name}/start", operate, s.startJob)
+	s.handle(mux, "POST /api/v1/jobs/{name}/stop", operate, s.stopJob)
 	s.handle(mux, "GET /api/v1/jobs/{name}/history", read, s.jobHistory)
+	s.handle(mux, "GET /api/v1/jobs/{name}/next", read, s.nextFires)
+	s.handle(mux, "POST /api/v1/history/purge", admin, s.purgeHistory)
 	s.handle(mux, "GET /api/v1/runs", read, s.listRuns)
 	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
 	s.handle(mux, "POST /api/v1/downloadlist/{seq}/retry", operate, s.retryInstruction)
@@ -260,9 +263,11 @@ func (s *Server) enableJob(enabled bool) handler {
 
 // StartBody is the body of POST /api/v1/jobs/{name}/start.
 type StartBody struct {
-	Targets          []string `json:"targets,omitempty"`
-	IdempotencyKey   string   `json:"idempotency_key,omitempty"`
-	ExpiresInSeconds int      `json:"expires_in_seconds,omitempty"`
+	Targets          []string          `json:"targets,omitempty"`
+	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
+	ExpiresInSeconds int               `json:"expires_in_seconds,omitempty"`
+	Env              map[string]string `json:"env,omitempty"`  // overrides for these runs
+	Step             string            `json:"step,omitempty"` // the step to begin at
 }
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -282,6 +287,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	res, err := s.DB.StartJob(r.Context(), catalog.StartRequest{
 		Job: r.PathValue("name"), Targets: body.Targets, IdempotencyKey: key,
 		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second, RequestedBy: c.name,
+		Env: body.Env, Step: body.Step,
 	})
 	if err != nil {
 		return err
@@ -291,6 +297,64 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 		status = http.StatusOK
 	}
 	WriteJSON(w, status, res)
+	return nil
+}
+
+// StopBody is the body of POST /api/v1/jobs/{name}/stop.
+type StopBody struct {
+	Targets []string `json:"targets,omitempty"`
+}
+
+func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body StopBody
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+			return err
+		}
+	}
+	c, err := s.DB.StopJob(r.Context(), r.PathValue("name"), body.Targets)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, _ caller) error {
+	count, err := intParam(r.URL.Query().Get("count"), "count", 10, 1, catalog.MaxPreview)
+	if err != nil {
+		return err
+	}
+	fires, err := s.DB.NextFires(r.Context(), r.PathValue("name"), count)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, fires)
+	return nil
+}
+
+// PurgeBody is the body of POST /api/v1/history/purge.
+type PurgeBody struct {
+	Job              string `json:"job,omitempty"`
+	OlderThanSeconds int64  `json:"older_than_seconds,omitempty"`
+	KeepPerJob       int    `json:"keep_per_job,omitempty"`
+}
+
+func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body PurgeBody
+	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		return err
+	}
+	if body.OlderThanSeconds < 0 || body.OlderThanSeconds > 100*365*24*3600 {
+		return muster.Errorf(muster.EINVALID, "older_than_seconds: from 0 to 100 years")
+	}
+	res, err := s.DB.PurgeRuns(r.Context(), catalog.PurgeRequest{
+		Job: body.Job, OlderThan: time.Duration(body.OlderThanSeconds) * time.Second, KeepPerJob: body.KeepPerJob,
+	})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 

@@ -51,6 +51,12 @@ type Config struct {
 	NewEpoch bool
 	// ResetAdminToken issues a new admin token, replacing the old one.
 	ResetAdminToken bool
+	// HistoryMaxRunsPerJob keeps at most this many finished runs per job
+	// (0: no limit); HistoryMaxAge deletes finished runs older than it (0:
+	// no limit). Both are applied every HistoryInterval.
+	HistoryMaxRunsPerJob int
+	HistoryMaxAge        time.Duration
+	HistoryInterval      time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Logger receives the master's log; slog.Default() by default.
@@ -67,6 +73,10 @@ func DefaultConfig() Config {
 		MaxPollHold:     55 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		Now:             time.Now,
+
+		HistoryMaxRunsPerJob: 10000,
+		HistoryMaxAge:        90 * 24 * time.Hour,
+		HistoryInterval:      10 * time.Minute,
 	}
 }
 
@@ -110,6 +120,9 @@ func New(cfg Config) (*Main, error) {
 	}
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = def.ShutdownTimeout
+	}
+	if cfg.HistoryInterval <= 0 {
+		cfg.HistoryInterval = def.HistoryInterval
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -236,6 +249,10 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.srv.Serve(tls.NewListener(m.ln, m.srv.TLSConfig)) }()
+	maint, stopMaint := context.WithCancel(ctx)
+	maintDone := make(chan struct{})
+	go func() { defer close(maintDone); m.maintain(maint) }()
+	defer func() { stopMaint(); <-maintDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -247,6 +264,34 @@ func (m *Main) Run(ctx context.Context) error {
 	err := m.srv.Shutdown(sctx)
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
+	}
+	return err
+}
+
+// maintain applies the history retention limits every HistoryInterval.
+func (m *Main) maintain(ctx context.Context) {
+	t := time.NewTicker(m.cfg.HistoryInterval)
+	defer t.Stop()
+	for {
+		if err := m.pruneHistory(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("history retention", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// pruneHistory deletes runs beyond the retention limits, if any are set.
+func (m *Main) pruneHistory(ctx context.Context) error {
+	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
+		return nil
+	}
+	res, err := m.DB.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
+	if res.Deleted > 0 {
+		m.log.Info("history retention deleted runs", "deleted", res.Deleted)
 	}
 	return err
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -222,10 +223,8 @@ func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instru
 	if err := j.Validate(); err != nil {
 		return fmt.Errorf("INSERT: %v", err)
 	}
-	for i, s := range j.Schedules {
-		if _, err := schedule.Compile(s, m.loc); err != nil {
-			return fmt.Errorf("INSERT %q: schedules[%d] %q: %v", j.Name, i, s.Name, err)
-		}
+	if err := m.canRun(j); err != nil {
+		return fmt.Errorf("INSERT %q: %v", j.Name, err)
 	}
 	held, ok, err := m.store.job(ctx, tx, j.Name)
 	if err != nil {
@@ -235,6 +234,49 @@ func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instru
 		return nil
 	}
 	return putJob(ctx, tx, j, m.cfg.Now())
+}
+
+// canRun checks a job against what only this target knows: its zone, its
+// proxies and its connections. A job that needs something the target lacks
+// fails its INSERT, visibly, instead of failing every run.
+func (m *Main) canRun(j muster.Job) error {
+	loc, err := m.jobLocation(j)
+	if err != nil {
+		return err
+	}
+	if err := schedule.ValidateAll(j.Schedules, loc); err != nil {
+		return err
+	}
+	set := m.cfg.Settings
+	for i, s := range j.Steps {
+		if s.RunAs != "" {
+			if !set.AllowDownloadedJobsToMatchProxyName {
+				return fmt.Errorf("steps[%d] %q: run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", i, s.Name, s.RunAs)
+			}
+			if _, err := m.proxyUser(s.RunAs); err != nil {
+				return fmt.Errorf("steps[%d] %q: %v", i, s.Name, err)
+			}
+		}
+		if s.Connection != "" {
+			if _, ok := set.Connections[s.Connection]; !ok {
+				return fmt.Errorf("steps[%d] %q: connection %q not found on the target", i, s.Name, s.Connection)
+			}
+		}
+	}
+	return nil
+}
+
+// jobLocation is the zone a job's schedules fire in: its own, else the
+// target's.
+func (m *Main) jobLocation(j muster.Job) (*time.Location, error) {
+	if j.TimeZone == "" {
+		return m.loc, nil
+	}
+	loc, err := time.LoadLocation(j.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("time_zone: %q is not an IANA time zone", j.TimeZone)
+	}
+	return loc, nil
 }
 
 // applyUpdate changes a held job's header.
@@ -290,6 +332,9 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	if !ok {
 		return nil, fmt.Errorf("START %q: the job is not on this target (did its INSERT fail?)", in.Job)
 	}
+	if p.Step != "" && !slices.ContainsFunc(job.Steps, func(s muster.Step) bool { return s.Name == p.Step }) {
+		return nil, fmt.Errorf("START %q: the job as this target holds it (version %d) has no step %q", in.Job, job.Version, p.Step)
+	}
 	trigger := muster.TriggerOperator
 	if p.RequestedBy != "" {
 		trigger += ":" + p.RequestedBy
@@ -299,7 +344,11 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 		run.Status, run.Message = muster.RunSkipped, fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
 		return nil, m.exec.recordSkipped(ctx, tx, run)
 	}
-	return m.exec.begin(ctx, tx, job, run)
+	ar, err := m.exec.begin(ctx, tx, job, run)
+	if ar != nil {
+		ar.env, ar.startStep = p.Env, p.Step
+	}
+	return ar, err
 }
 
 // applySetPoll changes the poll interval.

@@ -39,6 +39,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// Subreaper makes the daemon the parent of processes its steps orphan
+	// (PR_SET_CHILD_SUBREAPER), and reaps them. The target command sets it;
+	// tests that run targets inside a test binary do not.
+	Subreaper bool
 	// FailInstruction, when set, is asked before each instruction is
 	// applied; an error it returns fails the instruction. Tests use it to
 	// inject failures.
@@ -148,6 +152,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.exec = newExecutor(m)
 	m.sched = newScheduler(m)
+	if m.cfg.Subreaper {
+		if err := becomeSubreaper(); err != nil {
+			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
+			m.cfg.Subreaper = false
+		}
+	}
 	return m.exec.recover(ctx)
 }
 
@@ -190,6 +200,10 @@ func (m *Main) Run(ctx context.Context) error {
 // how many runs it canceled.
 func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	runCtx, cancel := context.WithCancel(ctx)
+	if m.cfg.Subreaper {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.exec.procs.reapLoop(runCtx) }()
+	}
 	m.wg.Add(4)
 	go func() { defer m.wg.Done(); m.renewLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
@@ -216,6 +230,9 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.client != nil {
 		m.client.close()
+	}
+	if m.exec != nil {
+		m.exec.close()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
