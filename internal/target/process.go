@@ -153,7 +153,14 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 		env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
 	}
 	if cmd.Dir == "" {
+		// The home directory, or / for users without one (nobody's is
+		// /nonexistent).
 		cmd.Dir = env["HOME"]
+		if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+			cmd.Dir = "/"
+		}
+	} else if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("workdir %q: not a directory on this target", cmd.Dir)
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {

@@ -229,6 +229,13 @@ func (c *Clock) Now() time.Time {
 	return time.Now().Add(c.offset)
 }
 
+// Set makes the clock read t now (and move on from there in real time).
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.offset = time.Until(t)
+	c.mu.Unlock()
+}
+
 // Advance moves the clock forward by d.
 func (c *Clock) Advance(d time.Duration) {
 	c.mu.Lock()
