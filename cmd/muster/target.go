@@ -26,8 +26,16 @@ while the master is unreachable.
 
 FILE holds this server's own settings, which the master never sees:
 
-  time_zone: Europe/Paris    # the zone schedules run in (default: the system's)
-  output_limit: 1MiB         # output kept per step attempt (head and tail)
+  time_zone: Europe/Paris      # the zone schedules run in (default: the system's)
+  output_limit: 1MiB           # output kept per step attempt (head and tail)
+  spool_limit: 10000           # runs kept while the master is unreachable
+  run_retention: 24h           # how long runs the master has are kept here
+  max_concurrent_runs: 0       # runs at once (0: no cap); the rest queue
+  connections:                 # databases SQL steps run against
+    warehouse: {driver: postgres, dsn: "postgres://muster@127.0.0.1/app"}
+  proxies:                     # OS users steps may run as (run_as)
+    backup: {user: backup}
+  allow_downloaded_jobs_to_match_proxy_name: false
 
 With a subcommand, list or show the targets enlisted in a master.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
