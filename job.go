@@ -10,12 +10,15 @@ import (
 // steps, the schedules it fires on, and where it runs. A target receives the
 // whole job (without Targets) in an INSERT instruction, at Version.
 type Job struct {
-	Name        string     `json:"name" yaml:"name"`
-	Description string     `json:"description,omitempty" yaml:"description,omitempty"`
-	Enabled     bool       `json:"enabled" yaml:"enabled"`
-	Targets     []string   `json:"targets,omitempty" yaml:"targets,omitempty"`
-	Steps       []Step     `json:"steps" yaml:"steps"`
-	Schedules   []Schedule `json:"schedules,omitempty" yaml:"schedules,omitempty"`
+	Name        string   `json:"name" yaml:"name"`
+	Description string   `json:"description,omitempty" yaml:"description,omitempty"`
+	Enabled     bool     `json:"enabled" yaml:"enabled"`
+	Targets     []string `json:"targets,omitempty" yaml:"targets,omitempty"`
+	// Groups are target groups the job runs on, live: a target added to a
+	// group later receives the job, one removed loses it.
+	Groups    []string   `json:"groups,omitempty" yaml:"groups,omitempty"`
+	Steps     []Step     `json:"steps" yaml:"steps"`
+	Schedules []Schedule `json:"schedules,omitempty" yaml:"schedules,omitempty"`
 
 	// TimeZone is the IANA zone the job's schedules fire in; by default the
 	// target's own (as SQL Server Agent). A CRON_TZ= prefix wins over both.
@@ -28,6 +31,14 @@ type Job struct {
 	// Misfire says what a target does with fires it missed while it was
 	// down: skip them (the default) or run_once, the latest of them.
 	Misfire string `json:"misfire,omitempty" yaml:"misfire,omitempty"`
+	// TargetEnv overrides Env on particular targets, by target name,
+	// instead of copying the job per target. Each target receives only its
+	// own values.
+	TargetEnv map[string]map[string]string `json:"target_env,omitempty" yaml:"target_env,omitempty"`
+	// MaxParallelTargets caps how many targets run the job at once when the
+	// master starts it: further targets' STARTs wait until a run ends. 0
+	// means no cap. (Scheduled fires run on each target's own clock.)
+	MaxParallelTargets int `json:"max_parallel_targets,omitempty" yaml:"max_parallel_targets,omitempty"`
 
 	// Version increases with every change on the master. A target applies an
 	// INSERT only at a version not older than the one it holds.
@@ -71,6 +82,27 @@ func (j *Job) Validate() error {
 			return fail("targets[%d]: target %q is listed twice", i, n)
 		}
 		seen[n] = true
+	}
+	seenGroups := map[string]bool{}
+	for i, g := range j.Groups {
+		if msg := validObjectName(g); msg != "" {
+			return fail("groups[%d]: %s", i, msg)
+		}
+		if seenGroups[g] {
+			return fail("groups[%d]: group %q is listed twice", i, g)
+		}
+		seenGroups[g] = true
+	}
+	for t, env := range j.TargetEnv {
+		if err := ValidateTargetName("target_env", NormalizeTargetName(t)); err != nil {
+			return fail("%s", err.Error())
+		}
+		if err := ValidateEnv("target_env."+t, env); err != nil {
+			return fail("%s", err.Error())
+		}
+	}
+	if j.MaxParallelTargets < 0 {
+		return fail("max_parallel_targets: must not be negative")
 	}
 	if len(j.Steps) == 0 {
 		return fail("steps: a job needs at least one step")
@@ -151,6 +183,14 @@ func (j *Job) Normalize() {
 		j.Targets[i] = NormalizeTargetName(t)
 	}
 	slices.Sort(j.Targets)
+	slices.Sort(j.Groups)
+	if len(j.TargetEnv) > 0 {
+		env := make(map[string]map[string]string, len(j.TargetEnv))
+		for t, e := range j.TargetEnv {
+			env[NormalizeTargetName(t)] = e
+		}
+		j.TargetEnv = env
+	}
 	for i := range j.Schedules {
 		if j.Schedules[i].Name == "" {
 			j.Schedules[i].Name = DefaultScheduleName(i)
@@ -158,17 +198,39 @@ func (j *Job) Normalize() {
 	}
 }
 
-// Definition returns the part of j a target runs: j without its targets.
+// Definition returns the part of j a target runs: j without where it runs,
+// and without what only the master uses.
 func (j Job) Definition() Job {
-	j.Targets = nil
+	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets = nil, nil, nil, 0
 	return j
+}
+
+// DefinitionFor returns the definition the named target receives: its own
+// target_env values merged over the job's env.
+func (j Job) DefinitionFor(target string) Job {
+	over := j.TargetEnv[target]
+	d := j.Definition()
+	if len(over) > 0 {
+		env := make(map[string]string, len(j.Env)+len(over))
+		for k, v := range j.Env {
+			env[k] = v
+		}
+		for k, v := range over {
+			env[k] = v
+		}
+		d.Env = env
+	}
+	return d
 }
 
 // JobTarget is a job's standing on one of its targets: the outcome of its
 // last run there (SQL Server's sysjobservers). LastStatus is "" until the
 // job has run on the target.
 type JobTarget struct {
-	Target         string     `json:"target"`
+	Target string `json:"target"`
+	// Via says why the job runs there: "targets" (named in the job) and
+	// "group:NAME" for each of its groups the target is in.
+	Via            []string   `json:"via"`
 	LastRunID      string     `json:"last_run_id"`
 	LastStatus     RunStatus  `json:"last_status"`
 	LastMessage    string     `json:"last_message"`

@@ -73,6 +73,8 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newApplyCmd(),
 		newJobCmd(),
 		newDownloadListCmd(),
+		newGroupCmd(),
+		newPostCmd(),
 		newHistoryCmd(),
 		newDevCmd(),
 	)

@@ -47,7 +47,8 @@ import (
 // the two before it):
 //
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
-//	  certificate renewal (also after expiry), defect.
+//	  certificate renewal (also after expiry), defect, pause in poll replies,
+//	  time (SYNC-TIME) and re-enlist.
 const Version = 1
 
 // MinVersion is the oldest target protocol a master of this build accepts.
@@ -67,6 +68,8 @@ const (
 	PathRenew        = "/agent/v1/renew"
 	PathRenewExpired = "/agent/v1/renew-expired"
 	PathDefect       = "/agent/v1/defect"
+	PathTime         = "/agent/v1/time"
+	PathReEnlist     = "/agent/v1/reenlist"
 )
 
 // Poll query parameters. The heartbeat rides on every poll.
@@ -79,6 +82,7 @@ const (
 	QueryVersion      = "version"       // muster release
 	QuerySpoolDepth   = "spool"         // runs waiting to be acknowledged
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
+	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
 )
 
 // EnlistRequest asks to join the master. It is the only request made without
@@ -113,6 +117,9 @@ type PollResponse struct {
 	Protocol       int           `json:"protocol"`
 	ServerTime     time.Time     `json:"server_time"`
 	ResyncRequired bool          `json:"resync_required,omitempty"`
+	// Paused tells the target whether it is paused: it then fires no
+	// schedules and records STARTs as skipped, until a reply says not.
+	Paused bool `json:"paused"`
 	Instructions   []Instruction `json:"instructions"`
 }
 
@@ -199,6 +206,21 @@ type ResyncRequest struct {
 type ResyncResponse struct {
 	Epoch string `json:"epoch"`
 	After int64  `json:"after"` // poll after this sequence number from now on
+}
+
+// TimeResponse answers GET /agent/v1/time, with which a target measures
+// its clock's offset from the master's (SYNC-TIME).
+type TimeResponse struct {
+	ServerTime time.Time `json:"server_time"`
+}
+
+// ReEnlistRequest sends the target's enlistment details again (RE-ENLIST).
+type ReEnlistRequest struct {
+	Location     string    `json:"location"`
+	TimeZone     string    `json:"time_zone"`
+	LocalTime    time.Time `json:"local_time"`
+	PollInterval int       `json:"poll_interval"`
+	Version      string    `json:"version"`
 }
 
 // RenewRequest asks for a new certificate for a new key, over a connection

@@ -33,6 +33,9 @@ type Commit struct {
 	Targets []int64
 	// Runs whose recorded state changed.
 	Runs []string
+	// Poke lists targets whose held poll should be answered now, though
+	// nothing was posted to them (their state changed, e.g. paused).
+	Poke []int64
 }
 
 // Options configure a DB.
@@ -138,6 +141,7 @@ type tx struct {
 	now  time.Time
 	wake map[int64]struct{}
 	runs []string
+	poke []int64
 }
 
 // Exec, Query and QueryRow use the transaction's context.
@@ -178,8 +182,8 @@ func (db *DB) transact(ctx context.Context, fn func(*tx) error, commit bool) err
 	if err := sqlTx.Commit(); err != nil {
 		return err
 	}
-	if db.opts.OnCommit != nil && (len(t.wake) > 0 || len(t.runs) > 0) {
-		c := Commit{Runs: t.runs}
+	if db.opts.OnCommit != nil && (len(t.wake) > 0 || len(t.runs) > 0 || len(t.poke) > 0) {
+		c := Commit{Runs: t.runs, Poke: t.poke}
 		for id := range t.wake {
 			c.Targets = append(c.Targets, id)
 		}

@@ -39,9 +39,10 @@ type Notifier interface {
 
 // Server serves the operator API.
 type Server struct {
-	DB  *catalog.DB
-	CA  *pki.CA
-	Hub Notifier
+	DB    *catalog.DB
+	CA    *pki.CA
+	Hub   Notifier
+	Poker Poker
 	Now func() time.Time
 	Log *slog.Logger
 
@@ -82,6 +83,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
 	s.handle(mux, "POST /api/v1/downloadlist/{seq}/retry", operate, s.retryInstruction)
 	s.handle(mux, "DELETE /api/v1/downloadlist/{seq}", operate, s.deleteInstruction)
+	s.fleetRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
@@ -121,9 +123,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) error {
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked:
+	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted:
 	default:
-		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline or blocked", status)
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused or deleted", status)
 	}
 	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: status})
 	if err != nil {

@@ -57,6 +57,10 @@ type Config struct {
 	HistoryMaxRunsPerJob int
 	HistoryMaxAge        time.Duration
 	HistoryInterval      time.Duration
+	// DownloadedMaxRows keeps at most this many finished instructions per
+	// target in the download list (0: no limit), applied with the history
+	// limits (SQL Server's DownloadedMaxRows).
+	DownloadedMaxRows int
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Logger receives the master's log; slog.Default() by default.
@@ -77,6 +81,7 @@ func DefaultConfig() Config {
 		HistoryMaxRunsPerJob: 10000,
 		HistoryMaxAge:        90 * 24 * time.Hour,
 		HistoryInterval:      10 * time.Minute,
+		DownloadedMaxRows:    1000,
 	}
 }
 
@@ -159,6 +164,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Now: m.cfg.Now,
 		OnCommit: func(c catalog.Commit) {
 			m.hub.Wake(c.Targets)
+			m.hub.Poke(c.Poke)
 			if len(c.Runs) > 0 {
 				m.hub.WakeRuns()
 			}
@@ -199,7 +205,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
 	(&agent{m: m}).routes(mux)
-	api := &httpapi.Server{DB: m.DB, CA: ca, Hub: m.hub, Now: m.cfg.Now, Log: m.log}
+	api := &httpapi.Server{DB: m.DB, CA: ca, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -284,8 +290,18 @@ func (m *Main) maintain(ctx context.Context) {
 	}
 }
 
-// pruneHistory deletes runs beyond the retention limits, if any are set.
+// pruneHistory deletes runs, and finished instructions, beyond the
+// retention limits, if any are set.
 func (m *Main) pruneHistory(ctx context.Context) error {
+	if m.cfg.DownloadedMaxRows > 0 {
+		n, err := m.DB.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			m.log.Info("download list retention deleted instructions", "deleted", n)
+		}
+	}
 	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
 		return nil
 	}

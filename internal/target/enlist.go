@@ -132,7 +132,7 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	// overwritten by the next attempt.
 	err = st.saveEnlistment(ctx, enlistment{
 		MasterURL: u.String(), Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
-		PollInterval: resp.PollInterval, EnlistedAt: o.Now(),
+		PollInterval: resp.PollInterval, EnlistedAt: o.Now(), Location: req.Location,
 	})
 	if err != nil {
 		return Enlisted{}, err

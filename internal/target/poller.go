@@ -53,6 +53,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 		PollInterval: m.enl.PollInterval,
 		SpoolDepth:   m.store.spoolDepth(ctx),
 		SpoolDropped: m.store.spoolDropped(ctx),
+		ClockOffset:  m.clockOffset.Load(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
@@ -62,6 +63,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	}
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
+	}
+	if err := m.setPaused(ctx, resp.Paused); err != nil {
+		return err
 	}
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
@@ -122,6 +126,16 @@ func (m *Main) flushAcks(ctx context.Context) error {
 // applied is acknowledged with its error and the cursor still advances:
 // other jobs are never held up by it.
 func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) error {
+	// SYNC-TIME and RE-ENLIST talk to the master: they are done before the
+	// local transaction, which only records their outcome (both may be
+	// repeated if a crash comes in between).
+	var exchanged error
+	switch in.Operation {
+	case muster.OpSyncTime:
+		exchanged = m.syncTime(ctx)
+	case muster.OpReEnlist:
+		exchanged = m.reEnlist(ctx)
+	}
 	var started *activeRun
 	err := m.store.update(ctx, func(tx *sql.Tx) error {
 		// A failed instruction must leave nothing half-applied: its writes
@@ -151,6 +165,8 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			// stopped (see Run).
 		case in.Operation == muster.OpSetPoll:
 			applyErr = m.applySetPoll(ctx, tx, in)
+		case in.Operation == muster.OpSyncTime, in.Operation == muster.OpReEnlist:
+			applyErr = exchanged
 		default:
 			applyErr = fmt.Errorf("%s: this target (muster %s) does not support this operation; upgrade it", in.Operation, muster.Version)
 		}
@@ -341,7 +357,11 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	}
 	run := muster.Run{Job: job.Name, Target: m.enl.Name, RunID: p.RunID, Trigger: trigger, StartedAt: m.now(), Steps: []muster.StepAttempt{}}
 	if !p.ExpiresAt.IsZero() && !serverTime.Before(p.ExpiresAt) {
-		run.Status, run.Message = muster.RunSkipped, fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		run.Message = fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		return nil, m.exec.recordSkipped(ctx, tx, run)
+	}
+	if m.paused.Load() {
+		run.Message = "the target is paused"
 		return nil, m.exec.recordSkipped(ctx, tx, run)
 	}
 	ar, err := m.exec.begin(ctx, tx, job, run)

@@ -226,6 +226,14 @@ func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time
 // skipped with that message instead of run.
 func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessage string) {
 	m := s.m
+	if m.paused.Load() && skipMessage == "" {
+		// A paused target fires nothing; the schedule moves on, so these
+		// fires are not counted as missed when it resumes.
+		if err := m.store.update(ctx, func(tx *sql.Tx) error { return setLastFire(ctx, tx, e.job.Name, e.sched.Name, at) }); err != nil {
+			m.log.Error("record a paused fire", "job", e.job.Name, "err", err)
+		}
+		return
+	}
 	run := muster.Run{
 		Job:       e.job.Name,
 		Target:    m.enl.Name,

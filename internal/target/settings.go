@@ -48,6 +48,13 @@ type Settings struct {
 	// steps as this target's proxies, matched by name. Off by default, as
 	// SQL Server Agent's AllowDownloadedJobsToMatchProxyName.
 	AllowDownloadedJobsToMatchProxyName bool `yaml:"allow_downloaded_jobs_to_match_proxy_name"`
+
+	// ClockSkewThreshold is the offset from the master's clock, measured at
+	// a SYNC-TIME, above which the target warns (and raises clock_skew).
+	ClockSkewThreshold Duration `yaml:"clock_skew_threshold"`
+	// SetClock lets SYNC-TIME set the system clock to the master's when the
+	// offset is above the threshold. Off by default; needs root.
+	SetClock bool `yaml:"set_clock"`
 }
 
 // Connection is a database a SQL step can run against.
@@ -68,7 +75,8 @@ func DefaultSettings() Settings {
 	if lang == "" {
 		lang = "C.UTF-8"
 	}
-	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang}
+	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
+		ClockSkewThreshold: Duration(time.Second)}
 }
 
 // maxSettingsFile bounds the settings file read before parsing.

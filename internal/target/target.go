@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster/internal/agentproto"
@@ -76,6 +77,10 @@ type Main struct {
 
 	exec       *executor
 	sched      *scheduler
+	// paused and clockOffset are set by the master (poll replies and
+	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
+	paused      atomic.Bool
+	clockOffset atomic.Pointer[time.Duration]
 	uploadWake chan struct{}
 	defectReq  chan defectRequest
 	wg         sync.WaitGroup
@@ -129,6 +134,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
+	m.paused.Store(enl.Paused)
+	m.clockOffset.Store(enl.ClockOffset)
 	cert, err := loadIdentity(m.cfg.DataDir)
 	if err != nil {
 		return err
