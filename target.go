@@ -55,11 +55,11 @@ type Target struct {
 	// ClockOffsetMS is the target's clock minus the master's, as the target
 	// measured it at its last SYNC-TIME (round-trip corrected); null if it
 	// never did.
-	ClockOffsetMS *int64 `json:"clock_offset_ms"`
-	Version              string     `json:"version"`
-	Protocol             int        `json:"protocol"`
-	EnlistedAt           time.Time  `json:"enlisted_at"`
-	EnlistedBy           string     `json:"enlisted_by"`
+	ClockOffsetMS *int64    `json:"clock_offset_ms"`
+	Version       string    `json:"version"`
+	Protocol      int       `json:"protocol"`
+	EnlistedAt    time.Time `json:"enlisted_at"`
+	EnlistedBy    string    `json:"enlisted_by"`
 }
 
 // TargetState is what the master records about a target between polls; the

@@ -113,14 +113,14 @@ type EnlistResponse struct {
 
 // PollResponse answers a poll.
 type PollResponse struct {
-	Epoch          string        `json:"epoch"`
-	Protocol       int           `json:"protocol"`
-	ServerTime     time.Time     `json:"server_time"`
-	ResyncRequired bool          `json:"resync_required,omitempty"`
+	Epoch          string    `json:"epoch"`
+	Protocol       int       `json:"protocol"`
+	ServerTime     time.Time `json:"server_time"`
+	ResyncRequired bool      `json:"resync_required,omitempty"`
 	// Paused tells the target whether it is paused: it then fires no
 	// schedules and records STARTs as skipped, until a reply says not.
-	Paused bool `json:"paused"`
-	Instructions   []Instruction `json:"instructions"`
+	Paused       bool          `json:"paused"`
+	Instructions []Instruction `json:"instructions"`
 }
 
 // Instruction is one download-list entry as delivered. Payload depends on

@@ -43,8 +43,8 @@ type Server struct {
 	CA    *pki.CA
 	Hub   Notifier
 	Poker Poker
-	Now func() time.Time
-	Log *slog.Logger
+	Now   func() time.Time
+	Log   *slog.Logger
 
 	patterns []string
 }

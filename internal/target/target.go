@@ -75,15 +75,15 @@ type Main struct {
 	tzName string
 	home   string
 
-	exec       *executor
-	sched      *scheduler
+	exec  *executor
+	sched *scheduler
 	// paused and clockOffset are set by the master (poll replies and
 	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
 	paused      atomic.Bool
 	clockOffset atomic.Pointer[time.Duration]
-	uploadWake chan struct{}
-	defectReq  chan defectRequest
-	wg         sync.WaitGroup
+	uploadWake  chan struct{}
+	defectReq   chan defectRequest
+	wg          sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.
