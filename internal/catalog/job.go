@@ -59,6 +59,16 @@ type storedJob struct {
 	explicit map[string]bool  // the effective targets the job names itself
 }
 
+// targetNames returns the job's effective targets, sorted.
+func (sj storedJob) targetNames() []string {
+	names := make([]string, 0, len(sj.targets))
+	for n := range sj.targets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
 // ApplyJobs validates every job, then creates, updates (and with Prune,
 // deletes) jobs and posts the instructions each affected target needs, in
 // one transaction. An unchanged job posts nothing. With DryRun the same
@@ -334,12 +344,7 @@ func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, m
 // pending instructions there, then removes the job. Its history stays.
 func (tx *tx) deleteJob(old storedJob) (JobChange, error) {
 	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version}
-	names := make([]string, 0, len(old.targets))
-	for n := range old.targets {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, name := range names {
+	for _, name := range old.targetNames() {
 		if _, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil); err != nil {
 			return JobChange{}, err
 		}

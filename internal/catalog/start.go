@@ -113,16 +113,17 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 		if req.Step != "" && !slices.ContainsFunc(job.job.Steps, func(s muster.Step) bool { return s.Name == req.Step }) {
 			return muster.Errorf(muster.EINVALID, "step: job %q has no step %q", req.Job, req.Step)
 		}
+		effective := job.targetNames()
 		targets := req.Targets
 		if len(targets) == 0 {
-			targets = job.job.Targets
+			targets = effective
 		}
-		if len(job.job.Targets) == 0 {
-			return muster.Errorf(muster.EPRECONDITION, "job %q has no targets; give it some under targets: in its definition", req.Job)
+		if len(effective) == 0 {
+			return muster.Errorf(muster.EPRECONDITION, "job %q runs on no target; give it targets: or groups: in its definition", req.Job)
 		}
 		for _, t := range targets {
 			if _, ok := job.targets[t]; !ok {
-				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q; it runs on %s", req.Job, t, strings.Join(job.job.Targets, ", "))
+				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q; it runs on %s", req.Job, t, strings.Join(effective, ", "))
 			}
 		}
 		res = StartResult{Job: job.job.Name, ExpiresAt: expiry(tx.now, req.ExpiresIn).UTC(), Runs: []StartedRun{}}
@@ -168,7 +169,7 @@ func (db *DB) StopJob(ctx context.Context, name string, targets []string) (JobCh
 			return err
 		}
 		if len(targets) == 0 {
-			targets = job.job.Targets
+			targets = job.targetNames()
 		}
 		c = JobChange{Job: job.job.Name, Action: "stop", Version: job.job.Version}
 		for _, t := range targets {

@@ -301,3 +301,13 @@ func (m *Main) LocalRuns(ctx context.Context) ([]LocalRun, error) { return m.sto
 func (m *Main) SpoolStats(ctx context.Context) (depth, dropped int) {
 	return m.store.spoolDepth(ctx), m.store.spoolDropped(ctx)
 }
+
+// Jobs returns the names of the jobs this target holds.
+func (m *Main) Jobs(ctx context.Context) ([]string, error) {
+	jobs, err := m.store.jobs(ctx)
+	names := make([]string, len(jobs))
+	for i, j := range jobs {
+		names[i] = j.Name
+	}
+	return names, err
+}
