@@ -239,4 +239,3 @@ func TestMasterCannotEnlist(t *testing.T) {
 		t.Errorf("enlisting the master's data directory: %v", err)
 	}
 }
-
