@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
@@ -37,12 +38,17 @@ type Notifier interface {
 	Closed() <-chan struct{}
 }
 
+// TokenMaker creates enlistment tokens.
+type TokenMaker interface {
+	NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error)
+}
+
 // Server serves the operator API.
 type Server struct {
-	DB    *catalog.DB
-	CA    *pki.CA
-	Hub   Notifier
-	Poker Poker
+	DB     *catalog.DB
+	Tokens TokenMaker
+	Hub    Notifier
+	Poker  Poker
 	Now   func() time.Time
 	Log   *slog.Logger
 
@@ -184,12 +190,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	tok := pki.NewEnlistToken(s.CA.Fingerprint())
-	expires, err := s.DB.CreateEnlistToken(r.Context(), pki.HashSecret(tok.Secret), name, ttl, c.name)
+	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.name)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok.String(), Target: name, ExpiresAt: expires.UTC()})
+	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC()})
 	return nil
 }
 

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
@@ -205,7 +206,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
 	(&agent{m: m}).routes(mux)
-	api := &httpapi.Server{DB: m.DB, CA: ca, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
+	api := &httpapi.Server{DB: m.DB, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -218,6 +219,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	return nil
+}
+
+// NewEnlistToken creates a single-use enlistment token for a target name,
+// valid for ttl, and returns its text (the catalog keeps only its hash).
+func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error) {
+	tok := pki.NewEnlistToken(m.CA.Fingerprint())
+	expires, err := m.DB.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
+	return tok.String(), expires, err
 }
 
 // ready reports whether the catalog answers.

@@ -176,7 +176,7 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
 	ctl.Add(1)
