@@ -17,12 +17,12 @@ import (
 // localTargets runs targets in the master's own process (muster dev, and
 // muster master --also-target), enlisting each on first use.
 type localTargets struct {
-	m      *master.Main
-	log    *slog.Logger
-	ctx    context.Context
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
-	mains  []*target.Main
+	m     *master.Main
+	log   *slog.Logger
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	mains []*target.Main
 }
 
 func newLocalTargets(m *master.Main, log *slog.Logger) *localTargets {

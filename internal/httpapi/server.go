@@ -49,8 +49,8 @@ type Server struct {
 	Tokens TokenMaker
 	Hub    Notifier
 	Poker  Poker
-	Now   func() time.Time
-	Log   *slog.Logger
+	Now    func() time.Time
+	Log    *slog.Logger
 
 	patterns []string
 }
