@@ -235,6 +235,7 @@ func newJobStartCmd() *cobra.Command {
 	var wait bool
 	var timeout, expires time.Duration
 	var env []string
+	var ro rolloutFlags
 	cmd := &cobra.Command{
 		Use:   "start NAME [--target T]... [--env K=V]... [--step NAME] [--wait [--timeout 10m]]",
 		Short: "Run a job now on its targets",
@@ -249,9 +250,18 @@ skipped; so does a target where the job is already running.
 
 With --wait, wait until every run is recorded on the master with its output,
 and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
-(saying which targets are outstanding).`,
+(saying which targets are outstanding).
+
+With --group, start only on the job's targets that are in that group. With
+--batch, start in waves of that many targets (a number, or a percentage of
+them), each wave after the previous one has finished, and stop when more runs
+have failed than --max-failures (0 by default), reporting per target what
+ran, what failed and what was never started. On a terminal each wave shows a
+progress bar. The job's max_parallel_targets, if set, also caps how many run
+at once.`,
 		Example: `  muster job start backup
-  muster job start backup --target db1 --target db2 --wait --timeout 30m`,
+  muster job start backup --target db1 --target db2 --wait --timeout 30m
+  muster job start deploy --group web --batch 25% --max-failures 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -261,6 +271,9 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 			body.ExpiresInSeconds = int(expires / time.Second)
 			if body.Env, err = parseEnv(env); err != nil {
 				return err
+			}
+			if ro.group != "" || ro.batch != "" {
+				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
 			}
 			res, err := c.StartJob(cmd.Context(), args[0], body)
 			if err != nil {
@@ -284,6 +297,9 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
+	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
+	f.StringVar(&ro.batch, "batch", "", "start in waves of this many targets: a number, or a percentage such as 25%")
+	f.IntVar(&ro.maxFailures, "max-failures", 0, "with --batch, stop when more runs than this have failed")
 	return cmd
 }
 
@@ -331,41 +347,64 @@ statement) and records the run as canceled.`,
 	return cmd
 }
 
-// waitForRuns follows the runs of a start until all are recorded finished.
+// waitForRuns follows the runs of a start until all are recorded finished,
+// prints each outcome, and returns the exit the runs call for: nil if all
+// succeeded, 1 if any did not, 2 if the timeout passed first.
 func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalog.StartResult, timeout time.Duration) error {
+	runs, err := awaitRuns(ctx, c, res, time.Now().Add(timeout), nil)
+	if err != nil {
+		return err
+	}
+	failed, outstanding := report(w, res, runs)
+	if len(outstanding) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
+	}
+	return nil
+}
+
+// awaitRuns waits until every run of a start is recorded finished, or the
+// deadline, and returns the runs by id. progress, if set, hears how many
+// are finished whenever that may have changed.
+func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
 	ids := make([]string, len(res.Runs))
 	for i, r := range res.Runs {
 		ids[i] = r.RunID
 	}
-	deadline := time.Now().Add(timeout)
-	var runs []muster.Run
+	byID := map[string]muster.Run{}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			break
+			return byID, nil
 		}
-		var err error
-		runs, err = c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
+		runs, err := c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
 		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
-			return err
+			return nil, err
 		}
-		if err == nil && len(runs) == len(ids) && allDone(runs) {
-			break
+		for _, r := range runs {
+			byID[r.RunID] = r
+		}
+		if progress != nil {
+			progress(countDone(runs))
+		}
+		if err == nil && len(runs) == len(ids) && countDone(runs) == len(runs) {
+			return byID, nil
 		}
 		if err != nil {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(time.Second): // the master is restarting: try again
 			}
 		}
 	}
-	byID := map[string]muster.Run{}
-	for _, r := range runs {
-		byID[r.RunID] = r
-	}
-	failed := 0
-	var outstanding []string
+}
+
+// report prints each finished run of a start, and returns how many did not
+// succeed and which targets are still outstanding.
+func report(w io.Writer, res catalog.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
 	for _, s := range res.Runs {
 		r, ok := byID[s.RunID]
 		switch {
@@ -384,23 +423,19 @@ func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalo
 			}
 		}
 	}
-	if len(outstanding) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
-	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
-	}
-	return nil
+	return failed, outstanding
 }
 
-func allDone(runs []muster.Run) bool {
+func countDone(runs []muster.Run) int {
+	n := 0
 	for _, r := range runs {
-		if !r.Status.Finished() {
-			return false
+		if r.Status.Finished() {
+			n++
 		}
 	}
-	return true
+	return n
 }
+
 
 func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags

@@ -408,3 +408,45 @@ func TestProxiesAndConnectionsOnTheTarget(t *testing.T) {
 		t.Errorf("run as proxy: %s %q %q", r.Status, r.Steps[0].Output, r.Message)
 	}
 }
+
+// max_parallel_targets holds STARTs back and posts them as runs end, so no
+// more than that many targets run the job at once.
+func TestMaxParallelTargets(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2", "web3"}})
+	ctx := context.Background()
+	j := shellJob("capped", "sleep 0.3", "web1", "web2", "web3")
+	j.MaxParallelTargets = 1
+	apply(t, env, j)
+	settled(t, env)
+	res, err := env.Client.StartJob(ctx, "capped", httpapi.StartBody{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := 0
+	var ids []string
+	for _, r := range res.Runs {
+		if r.Queued {
+			queued++
+		}
+		ids = append(ids, r.RunID)
+	}
+	if queued != 2 {
+		t.Fatalf("%d STARTs queued, want 2 of 3", queued)
+	}
+	var runs []muster.Run
+	testenv.Eventually(t, wait, "all three runs", func() bool {
+		runs, _ = env.Client.Runs(ctx, ids, 5*time.Second)
+		return len(runs) == 3 && allDone(runs)
+	})
+	// No two overlap.
+	for i, a := range runs {
+		for _, b := range runs[i+1:] {
+			if a.StartedAt.Before(*b.FinishedAt) && b.StartedAt.Before(*a.FinishedAt) {
+				t.Errorf("runs on %s and %s overlapped", a.Target, b.Target)
+			}
+		}
+		if a.Status != muster.RunSucceeded {
+			t.Errorf("%s: %s %q", a.Target, a.Status, a.Message)
+		}
+	}
+}

@@ -283,18 +283,30 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
-// maintain applies the history retention limits every HistoryInterval.
+// maintain applies the history retention limits every HistoryInterval,
+// and releases held-back STARTs whose slots freed by expiry every few
+// seconds.
 func (m *Main) maintain(ctx context.Context) {
-	t := time.NewTicker(m.cfg.HistoryInterval)
-	defer t.Stop()
+	history := time.NewTicker(m.cfg.HistoryInterval)
+	defer history.Stop()
+	queue := time.NewTicker(15 * time.Second)
+	defer queue.Stop()
+	prune := true
 	for {
-		if err := m.pruneHistory(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("history retention", "err", err)
+		if prune {
+			if err := m.pruneHistory(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("history retention", "err", err)
+			}
+		} else if err := m.DB.ReleaseQueuedStarts(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("release queued starts", "err", err)
 		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-history.C:
+			prune = true
+		case <-queue.C:
+			prune = false
 		}
 	}
 }

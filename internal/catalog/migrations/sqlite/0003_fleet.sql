@@ -40,3 +40,6 @@ CREATE TABLE queued_starts (
 	created_at INTEGER NOT NULL
 );
 CREATE INDEX queued_starts_job ON queued_starts (job_id, id);
+
+-- Counting a job's running runs, for max_parallel_targets.
+CREATE INDEX runs_running ON runs (job_name) WHERE status = 'running';
