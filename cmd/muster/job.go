@@ -436,7 +436,6 @@ func countDone(runs []muster.Run) int {
 	return n
 }
 
-
 func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags
 	var target string

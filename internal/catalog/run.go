@@ -47,8 +47,8 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			return err
 		}
 		defer outcome.Close()
-		sent := map[string]bool{}     // jobs this target was ever sent
-		ended := map[string]bool{}    // jobs with a run that ended here
+		sent := map[string]bool{}  // jobs this target was ever sent
+		ended := map[string]bool{} // jobs with a run that ended here
 		for i, rep := range reports {
 			r := rep.Run
 			results[i].RunID = r.RunID
