@@ -42,7 +42,7 @@ func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bo
 		}
 	}
 	cfg := target.DefaultConfig()
-	cfg.DataDir, cfg.Logger, cfg.Subreaper = dir, l.log.With("target", name), subreaper
+	cfg.DataDir, cfg.Logger, cfg.Subreaper = dir, l.log, subreaper
 	t, err := target.New(cfg)
 	if err != nil {
 		return err

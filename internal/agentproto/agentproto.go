@@ -83,6 +83,7 @@ const (
 	QuerySpoolDepth   = "spool"         // runs waiting to be acknowledged
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
 	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
+	QueryPaused       = "paused"        // whether the target believes it is paused
 )
 
 // EnlistRequest asks to join the master. It is the only request made without

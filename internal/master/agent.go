@@ -141,6 +141,10 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		hold = min(hold, time.Duration(wait)*time.Second)
 	}
 	hold = min(hold, muster.MaxPollHold, a.m.cfg.MaxPollHold)
+	// A target that does not know it was paused or resumed is told at once.
+	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != t.Paused {
+		hold = 0
+	}
 
 	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version, Paused: t.Paused}
 	last, err := a.m.DB.LastSeq(r.Context(), t.ID)

@@ -119,6 +119,7 @@ type heartbeat struct {
 	SpoolDepth   int
 	SpoolDropped int
 	ClockOffset  *time.Duration
+	Paused       bool
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
@@ -132,6 +133,7 @@ func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb h
 	q.Set(agentproto.QueryVersion, muster.Version)
 	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
+	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
 	if hb.ClockOffset != nil {
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}

@@ -54,6 +54,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 		SpoolDepth:   m.store.spoolDepth(ctx),
 		SpoolDropped: m.store.spoolDropped(ctx),
 		ClockOffset:  m.clockOffset.Load(),
+		Paused:       m.paused.Load(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
@@ -194,7 +195,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	}
 	switch in.Operation {
 	case muster.OpDefect:
-		m.log.Warn("the master posted DEFECT: this target is leaving it", "target", m.enl.Name)
+		m.log.Warn("the master posted DEFECT: this target is leaving it")
 		if err := m.flushAcks(ctx); err != nil {
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}

@@ -134,6 +134,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
+	m.log = m.log.With("target", enl.Name)
 	m.paused.Store(enl.Paused)
 	m.clockOffset.Store(enl.ClockOffset)
 	cert, err := loadIdentity(m.cfg.DataDir)
@@ -192,7 +193,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		}
-		res := m.defectNow(context.WithoutCancel(ctx), req.force)
+		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == "master")
 		res.RunsCanceled = canceled
 		req.done <- res
 		if res.Error == "" {

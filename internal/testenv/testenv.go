@@ -165,7 +165,7 @@ func (e *Env) StartTarget(name string) *Target {
 	e.t.Helper()
 	cfg := target.DefaultConfig()
 	cfg.DataDir = filepath.Join(e.Dir, "target-"+name)
-	cfg.Logger = e.Log.With("target", name)
+	cfg.Logger = e.Log
 	if e.opts.Target != nil {
 		e.opts.Target(&cfg)
 	}
