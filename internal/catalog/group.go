@@ -98,20 +98,7 @@ func (db *DB) DeleteGroup(ctx context.Context, name string) error {
 }
 
 func (tx *tx) jobsNamingGroup(groupID int64) ([]string, error) {
-	rows, err := tx.Query(`SELECT j.name FROM job_groups jg JOIN jobs j ON j.id = jg.job_id WHERE jg.group_id = ? ORDER BY j.name`, groupID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var names []string
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
-		names = append(names, n)
-	}
-	return names, rows.Err()
+	return tx.names(`SELECT j.name FROM job_groups jg JOIN jobs j ON j.id = jg.job_id WHERE jg.group_id = ? ORDER BY j.name`, groupID)
 }
 
 // SetGroupMembers adds (or, with remove, removes) targets to a group, and

@@ -323,21 +323,9 @@ func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, m
 	for n := range ids {
 		explicit[n] = true
 	}
-	rows, err := tx.Query(`SELECT t.name, t.id FROM job_groups jg JOIN group_members gm ON gm.group_id = jg.group_id
+	err = tx.nameIDs(ids, `SELECT t.name, t.id FROM job_groups jg JOIN group_members gm ON gm.group_id = jg.group_id
 		JOIN targets t ON t.id = gm.target_id WHERE jg.job_id = ? AND t.state = 'active'`, jobID)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var id int64
-		if err := rows.Scan(&n, &id); err != nil {
-			return nil, nil, err
-		}
-		ids[n] = id
-	}
-	return ids, explicit, rows.Err()
+	return ids, explicit, err
 }
 
 // deleteJob posts DELETE to each of the job's targets, which supersedes its

@@ -124,21 +124,8 @@ func (tx *tx) postTargets(op muster.Operation, jobName string, named []string) (
 
 // activeTargets returns every active target by name.
 func (tx *tx) activeTargets() (map[string]int64, error) {
-	rows, err := tx.Query(`SELECT name, id FROM targets WHERE state = 'active'`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
 	ids := map[string]int64{}
-	for rows.Next() {
-		var n string
-		var id int64
-		if err := rows.Scan(&n, &id); err != nil {
-			return nil, err
-		}
-		ids[n] = id
-	}
-	return ids, rows.Err()
+	return ids, tx.nameIDs(ids, `SELECT name, id FROM targets WHERE state = 'active'`)
 }
 
 // ResyncTargets resyncs the named targets, or every target when all is set
@@ -201,22 +188,11 @@ func (db *DB) SetPaused(ctx context.Context, names []string, group string, pause
 		done = done[:0]
 		ids := map[string]int64{}
 		if group != "" {
-			rows, err := tx.Query(`SELECT t.name, t.id FROM group_members gm JOIN groups g ON g.id = gm.group_id
-				JOIN targets t ON t.id = gm.target_id WHERE g.name = ? AND t.state = 'active'`, group)
-			if err != nil {
+			if _, err := tx.groupIDs("group", []string{group}); err != nil {
 				return err
 			}
-			for rows.Next() {
-				var n string
-				var id int64
-				if err := rows.Scan(&n, &id); err != nil {
-					rows.Close()
-					return err
-				}
-				ids[n] = id
-			}
-			rows.Close()
-			if _, err := tx.groupIDs("group", []string{group}); err != nil {
+			if err := tx.nameIDs(ids, `SELECT t.name, t.id FROM group_members gm JOIN groups g ON g.id = gm.group_id
+				JOIN targets t ON t.id = gm.target_id WHERE g.name = ? AND t.state = 'active'`, group); err != nil {
 				return err
 			}
 		}

@@ -310,20 +310,10 @@ func (tx *tx) releaseQueued(job string) error {
 // that failed or expired rather than by a run that ended.
 func (db *DB) ReleaseQueuedStarts(ctx context.Context) error {
 	return db.update(ctx, func(tx *tx) error {
-		rows, err := tx.Query(`SELECT DISTINCT j.name FROM queued_starts q JOIN jobs j ON j.id = q.job_id`)
+		jobs, err := tx.names(`SELECT DISTINCT j.name FROM queued_starts q JOIN jobs j ON j.id = q.job_id`)
 		if err != nil {
 			return err
 		}
-		var jobs []string
-		for rows.Next() {
-			var n string
-			if err := rows.Scan(&n); err != nil {
-				rows.Close()
-				return err
-			}
-			jobs = append(jobs, n)
-		}
-		rows.Close()
 		for _, j := range jobs {
 			if err := tx.releaseQueued(j); err != nil {
 				return err

@@ -259,20 +259,7 @@ func (tx *tx) targetIDs(field string, names []string) (map[string]int64, error) 
 	for i, n := range names {
 		args[i] = n
 	}
-	rows, err := tx.Query(`SELECT name, id FROM targets WHERE state = 'active' AND name IN (`+placeholders(len(names))+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var id int64
-		if err := rows.Scan(&n, &id); err != nil {
-			return nil, err
-		}
-		ids[n] = id
-	}
-	if err := rows.Err(); err != nil {
+	if err := tx.nameIDs(ids, `SELECT name, id FROM targets WHERE state = 'active' AND name IN (`+placeholders(len(names))+`)`, args...); err != nil {
 		return nil, err
 	}
 	var unknown []string
