@@ -3,7 +3,6 @@ package muster
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -11,12 +10,35 @@ import (
 // steps, the schedules it fires on, and where it runs. A target receives the
 // whole job (without Targets) in an INSERT instruction, at Version.
 type Job struct {
-	Name        string     `json:"name" yaml:"name"`
-	Description string     `json:"description,omitempty" yaml:"description,omitempty"`
-	Enabled     bool       `json:"enabled" yaml:"enabled"`
-	Targets     []string   `json:"targets,omitempty" yaml:"targets,omitempty"`
-	Steps       []Step     `json:"steps" yaml:"steps"`
-	Schedules   []Schedule `json:"schedules,omitempty" yaml:"schedules,omitempty"`
+	Name        string   `json:"name" yaml:"name"`
+	Description string   `json:"description,omitempty" yaml:"description,omitempty"`
+	Enabled     bool     `json:"enabled" yaml:"enabled"`
+	Targets     []string `json:"targets,omitempty" yaml:"targets,omitempty"`
+	// Groups are target groups the job runs on, live: a target added to a
+	// group later receives the job, one removed loses it.
+	Groups    []string   `json:"groups,omitempty" yaml:"groups,omitempty"`
+	Steps     []Step     `json:"steps" yaml:"steps"`
+	Schedules []Schedule `json:"schedules,omitempty" yaml:"schedules,omitempty"`
+
+	// TimeZone is the IANA zone the job's schedules fire in; by default the
+	// target's own (as SQL Server Agent). A CRON_TZ= prefix wins over both.
+	TimeZone string `json:"time_zone,omitempty" yaml:"time_zone,omitempty"`
+	// Timeout ends a whole run that lasts longer, killing its processes; 0
+	// means none.
+	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// Env is added to every step's environment.
+	Env map[string]string `json:"env,omitempty" yaml:"env,omitempty"`
+	// Misfire says what a target does with fires it missed while it was
+	// down: skip them (the default) or run_once, the latest of them.
+	Misfire string `json:"misfire,omitempty" yaml:"misfire,omitempty"`
+	// TargetEnv overrides Env on particular targets, by target name,
+	// instead of copying the job per target. Each target receives only its
+	// own values.
+	TargetEnv map[string]map[string]string `json:"target_env,omitempty" yaml:"target_env,omitempty"`
+	// MaxParallelTargets caps how many targets run the job at once when the
+	// master starts it: further targets' STARTs wait until a run ends. 0
+	// means no cap. (Scheduled fires run on each target's own clock.)
+	MaxParallelTargets int `json:"max_parallel_targets,omitempty" yaml:"max_parallel_targets,omitempty"`
 
 	// Version increases with every change on the master. A target applies an
 	// INSERT only at a version not older than the one it holds.
@@ -27,40 +49,6 @@ type Job struct {
 // it is decoded: enabled unless it says otherwise.
 func NewJob() Job { return Job{Enabled: true} }
 
-// Step is one unit of a job's work. Exactly one kind is set: Shell, run by
-// /bin/sh -c, or Command, an argv run without a shell.
-type Step struct {
-	Name    string   `json:"name" yaml:"name"`
-	Shell   string   `json:"shell,omitempty" yaml:"shell,omitempty"`
-	Command []string `json:"command,omitempty" yaml:"command,omitempty"`
-}
-
-// Step kinds, as Step.Kind reports them.
-const (
-	StepShell   = "shell"
-	StepCommand = "command"
-)
-
-// Kind names the kind of s, or "" when none or several are set.
-func (s Step) Kind() string {
-	kinds := s.kinds()
-	if len(kinds) != 1 {
-		return ""
-	}
-	return kinds[0]
-}
-
-func (s Step) kinds() []string {
-	var k []string
-	if s.Shell != "" {
-		k = append(k, StepShell)
-	}
-	if s.Command != nil {
-		k = append(k, StepCommand)
-	}
-	return k
-}
-
 // MaxSteps bounds the number of steps in one job.
 const MaxSteps = 100
 
@@ -70,7 +58,7 @@ const MaxSchedules = 50
 // Validate checks the structure of j: names, step kinds and references. It
 // does not check schedule expressions (package schedule does) nor that the
 // targets exist (the catalog does). Errors name the job, the step and the
-// rule, e.g. `job "backup": steps[1] "dump": set exactly one of shell or command`.
+// rule, e.g. `job "backup": steps[1] "dump": set exactly one of shell, command or sql`.
 func (j *Job) Validate() error {
 	if msg := validObjectName(j.Name); msg != "" {
 		if j.Name == "" {
@@ -95,6 +83,27 @@ func (j *Job) Validate() error {
 		}
 		seen[n] = true
 	}
+	seenGroups := map[string]bool{}
+	for i, g := range j.Groups {
+		if msg := validObjectName(g); msg != "" {
+			return fail("groups[%d]: %s", i, msg)
+		}
+		if seenGroups[g] {
+			return fail("groups[%d]: group %q is listed twice", i, g)
+		}
+		seenGroups[g] = true
+	}
+	for t, env := range j.TargetEnv {
+		if err := ValidateTargetName("target_env", NormalizeTargetName(t)); err != nil {
+			return fail("%s", err.Error())
+		}
+		if err := ValidateEnv("target_env."+t, env); err != nil {
+			return fail("%s", err.Error())
+		}
+	}
+	if j.MaxParallelTargets < 0 {
+		return fail("max_parallel_targets: must not be negative")
+	}
 	if len(j.Steps) == 0 {
 		return fail("steps: a job needs at least one step")
 	}
@@ -103,10 +112,7 @@ func (j *Job) Validate() error {
 	}
 	stepNames := map[string]bool{}
 	for i, s := range j.Steps {
-		at := fmt.Sprintf("steps[%d]", i)
-		if s.Name != "" {
-			at = fmt.Sprintf("steps[%d] %q", i, s.Name)
-		}
+		at := stepLabel(i, s)
 		if msg := validObjectName(s.Name); msg != "" {
 			return fail("%s: name: %s", at, msg)
 		}
@@ -114,23 +120,19 @@ func (j *Job) Validate() error {
 			return fail("%s: name: another step is already named %q", at, s.Name)
 		}
 		stepNames[s.Name] = true
-		switch kinds := s.kinds(); len(kinds) {
-		case 0:
-			return fail("%s: set one of shell or command", at)
-		case 1:
-		default:
-			return fail("%s: set exactly one of shell or command, not %s", at, strings.Join(kinds, " and "))
+	}
+	for i, s := range j.Steps {
+		if msg := s.validate(stepLabel(i, s), stepNames); msg != "" {
+			return fail("%s", msg)
 		}
-		if s.Command != nil {
-			if len(s.Command) == 0 || s.Command[0] == "" {
-				return fail("%s: command: the first element is the program to run and must not be empty", at)
-			}
-		}
-		for _, arg := range append([]string{s.Shell}, s.Command...) {
-			if strings.IndexByte(arg, 0) >= 0 {
-				return fail("%s: a shell or command argument must not contain a NUL byte", at)
-			}
-		}
+	}
+	if err := ValidateEnv("env", j.Env); err != nil {
+		return fail("%s", err.Error())
+	}
+	switch j.Misfire {
+	case "", MisfireSkip, MisfireRunOnce:
+	default:
+		return fail("misfire: %q is not skip or run_once", j.Misfire)
 	}
 	if len(j.Schedules) > MaxSchedules {
 		return fail("schedules: a job has at most %d schedules", MaxSchedules)
@@ -152,6 +154,23 @@ func (j *Job) Validate() error {
 	return nil
 }
 
+// Misfire policies: what a target does with fires it missed while down.
+const (
+	MisfireSkip    = "skip"     // record them as one skipped run
+	MisfireRunOnce = "run_once" // run the latest of them once, late
+)
+
+// MaxRunExecutions bounds how many step executions one run may make, as a
+// multiple of its number of steps, so goto loops end.
+const MaxRunExecutions = 10
+
+func stepLabel(i int, s Step) string {
+	if s.Name != "" {
+		return fmt.Sprintf("steps[%d] %q", i, s.Name)
+	}
+	return fmt.Sprintf("steps[%d]", i)
+}
+
 // DefaultScheduleName is the name of the i-th (from 0) schedule of a job when
 // the definition gives none.
 func DefaultScheduleName(i int) string { return fmt.Sprintf("schedule-%d", i+1) }
@@ -164,6 +183,14 @@ func (j *Job) Normalize() {
 		j.Targets[i] = NormalizeTargetName(t)
 	}
 	slices.Sort(j.Targets)
+	slices.Sort(j.Groups)
+	if len(j.TargetEnv) > 0 {
+		env := make(map[string]map[string]string, len(j.TargetEnv))
+		for t, e := range j.TargetEnv {
+			env[NormalizeTargetName(t)] = e
+		}
+		j.TargetEnv = env
+	}
 	for i := range j.Schedules {
 		if j.Schedules[i].Name == "" {
 			j.Schedules[i].Name = DefaultScheduleName(i)
@@ -171,17 +198,39 @@ func (j *Job) Normalize() {
 	}
 }
 
-// Definition returns the part of j a target runs: j without its targets.
+// Definition returns the part of j a target runs: j without where it runs,
+// and without what only the master uses.
 func (j Job) Definition() Job {
-	j.Targets = nil
+	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets = nil, nil, nil, 0
 	return j
+}
+
+// DefinitionFor returns the definition the named target receives: its own
+// target_env values merged over the job's env.
+func (j Job) DefinitionFor(target string) Job {
+	over := j.TargetEnv[target]
+	d := j.Definition()
+	if len(over) > 0 {
+		env := make(map[string]string, len(j.Env)+len(over))
+		for k, v := range j.Env {
+			env[k] = v
+		}
+		for k, v := range over {
+			env[k] = v
+		}
+		d.Env = env
+	}
+	return d
 }
 
 // JobTarget is a job's standing on one of its targets: the outcome of its
 // last run there (SQL Server's sysjobservers). LastStatus is "" until the
 // job has run on the target.
 type JobTarget struct {
-	Target         string     `json:"target"`
+	Target string `json:"target"`
+	// Via says why the job runs there: "targets" (named in the job) and
+	// "group:NAME" for each of its groups the target is in.
+	Via            []string   `json:"via"`
 	LastRunID      string     `json:"last_run_id"`
 	LastStatus     RunStatus  `json:"last_status"`
 	LastMessage    string     `json:"last_message"`

@@ -51,8 +51,8 @@ func TestJobValidate(t *testing.T) {
 		{"no name", func(j *muster.Job) { j.Name = "" }, "job: name: a name is required"},
 		{"bad name", func(j *muster.Job) { j.Name = "a b" }, `job "a b": name: a name may hold only`},
 		{"no steps", func(j *muster.Job) { j.Steps = nil }, `job "backup": steps: a job needs at least one step`},
-		{"two kinds", func(j *muster.Job) { j.Steps[0].Command = []string{"x"} }, `steps[0] "dump": set exactly one of shell or command, not shell and command`},
-		{"no kind", func(j *muster.Job) { j.Steps[0].Shell = "" }, `steps[0] "dump": set one of shell or command`},
+		{"two kinds", func(j *muster.Job) { j.Steps[0].Command = []string{"x"} }, `steps[0] "dump": set exactly one of shell, command or sql, not shell and command`},
+		{"no kind", func(j *muster.Job) { j.Steps[0].Shell = "" }, `steps[0] "dump": set one of shell, command or sql`},
 		{"empty argv", func(j *muster.Job) { j.Steps[0] = muster.Step{Name: "x", Command: []string{}} }, `command: the first element is the program`},
 		{"duplicate step", func(j *muster.Job) { j.Steps = append(j.Steps, j.Steps[0]) }, `another step is already named "dump"`},
 		{"duplicate target", func(j *muster.Job) { j.Targets = []string{"db1", "DB1"} }, `target "db1" is listed twice`},
@@ -93,5 +93,40 @@ func TestRunIDsAreDerived(t *testing.T) {
 		if len(id) != 36 || id[14] != '8' {
 			t.Errorf("id %s is not a version 8 UUID", id)
 		}
+	}
+}
+
+func TestStepValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		step muster.Step
+		want string
+	}{
+		{"sql needs a connection", muster.Step{Name: "q", SQL: "select 1"}, "connection: a sql step names the target's connection"},
+		{"sql ok", muster.Step{Name: "q", SQL: "select $1", Connection: "warehouse", Params: []string{"MUSTER_RUN_ID"}}, ""},
+		{"connection without sql", muster.Step{Name: "q", Shell: "x", Connection: "w"}, "connection: only a sql step has a connection"},
+		{"params without sql", muster.Step{Name: "q", Shell: "x", Params: []string{"A"}}, "params: only a sql step binds params"},
+		{"bad param", muster.Step{Name: "q", SQL: "x", Connection: "w", Params: []string{"1A"}}, `params[0]: "1A" is not a variable name`},
+		{"run_as on sql", muster.Step{Name: "q", SQL: "x", Connection: "w", RunAs: "backup"}, "run_as: a sql step runs as its connection's user"},
+		{"relative workdir", muster.Step{Name: "q", Shell: "x", Workdir: "tmp"}, `workdir: "tmp" must be an absolute path`},
+		{"env override", muster.Step{Name: "q", Shell: "x", Env: map[string]string{"MUSTER_JOB": "x"}}, "MUSTER_JOB: the MUSTER_ variables are set by muster"},
+		{"env name", muster.Step{Name: "q", Shell: "x", Env: map[string]string{"A-B": "x"}}, `"A-B" is not a variable name`},
+		{"negative retries", muster.Step{Name: "q", Shell: "x", Retry: &muster.Retry{Attempts: -1}}, "retry.attempts: from 0 to 100"},
+		{"bad action", muster.Step{Name: "q", Shell: "x", OnSuccess: "stop"}, `on_success: "stop" is not next, quit_success, quit_failure or goto:<step name>`},
+		{"goto nowhere", muster.Step{Name: "q", Shell: "x", OnFailure: "goto:nowhere"}, `on_failure: "goto:nowhere" goes to a step that does not exist`},
+		{"goto ok", muster.Step{Name: "q", Shell: "x", OnFailure: "goto:q"}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := muster.NewJob()
+			j.Name = "job"
+			j.Steps = []muster.Step{tc.step}
+			err := j.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			}
+		})
 	}
 }

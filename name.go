@@ -48,3 +48,13 @@ func validObjectName(name string) string {
 	}
 	return ""
 }
+
+// ValidateName checks a job, step, schedule, group, connection or proxy
+// name: letters, digits, '.', '-' and '_', starting and ending with a letter
+// or digit. field names the input in the error.
+func ValidateName(field, name string) error {
+	if msg := validObjectName(name); msg != "" {
+		return Errorf(EINVALID, "%s: %q: %s", field, name, msg)
+	}
+	return nil
+}

@@ -103,6 +103,12 @@ func StartRunID(targetUID string, seq int64) string {
 	return deriveRunID("start", targetUID, strconv.FormatInt(seq, 10))
 }
 
+// QueuedRunID is the id of the run a START held back by a job's
+// max_parallel_targets creates, from the queue entry it waits in.
+func QueuedRunID(targetUID string, queueID int64) string {
+	return deriveRunID("queued", targetUID, strconv.FormatInt(queueID, 10))
+}
+
 // ScheduledRunID is the id of the run a schedule fires for the given
 // scheduled time, so that a restart or a replay never runs one fire twice.
 func ScheduledRunID(targetUID, job, schedule string, at time.Time) string {

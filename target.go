@@ -14,9 +14,15 @@ const (
 	StatusBlocked          = "blocked"
 )
 
-// FlagDeleted marks a target deleted on the master that has not yet
-// collected its DEFECT (a tombstone). Other flags are the statuses above.
-const FlagDeleted = "deleted"
+// Flags besides the statuses above.
+const (
+	// FlagDeleted marks a target deleted on the master that has not yet
+	// collected its DEFECT (a tombstone).
+	FlagDeleted = "deleted"
+	// FlagPaused marks a paused target: it fires no schedules and records
+	// STARTs as skipped.
+	FlagPaused = "paused"
+)
 
 // Poll interval bounds and default, in seconds, as SQL Server Agent's.
 const (
@@ -46,10 +52,14 @@ type Target struct {
 	ClockSkewMS          int64      `json:"clock_skew_ms"`
 	SpoolDepth           int        `json:"spool_depth"`
 	SpoolDropped         int        `json:"spool_dropped"`
-	Version              string     `json:"version"`
-	Protocol             int        `json:"protocol"`
-	EnlistedAt           time.Time  `json:"enlisted_at"`
-	EnlistedBy           string     `json:"enlisted_by"`
+	// ClockOffsetMS is the target's clock minus the master's, as the target
+	// measured it at its last SYNC-TIME (round-trip corrected); null if it
+	// never did.
+	ClockOffsetMS *int64    `json:"clock_offset_ms"`
+	Version       string    `json:"version"`
+	Protocol      int       `json:"protocol"`
+	EnlistedAt    time.Time `json:"enlisted_at"`
+	EnlistedBy    string    `json:"enlisted_by"`
 }
 
 // TargetState is what the master records about a target between polls; the

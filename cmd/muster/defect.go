@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -66,9 +68,9 @@ received are lost, and the master must be told with
 
 func newTargetDeleteCmd() *cobra.Command {
 	var cf clientFlags
-	var force bool
+	var force, all bool
 	cmd := &cobra.Command{
-		Use:   "delete NAME [--force]",
+		Use:   "delete NAME [--force] | --all [--force]",
 		Short: "Remove a target from the master",
 		Long: `Remove a target from the master's side. Its download list is cleared, it
 stops running every job, and a DEFECT is posted to it: until it collects that
@@ -78,12 +80,25 @@ goes. Its history is kept.
 
 With --force the target is forgotten at once and no DEFECT is posted: for a
 target that is gone for good, or that defected with "muster defect --force".
-The usual way to remove a live target is "muster defect" on the target.`,
-		Args: cobra.ExactArgs(1),
+The usual way to remove a live target is "muster defect" on the target.
+
+With --all every target is deleted (each is posted its DEFECT): the
+multiserver setup is dismantled.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) == 1) || len(args) > 1 {
+				return errors.New("name one target, or give --all")
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
+			}
+			if all {
+				done, err := c.DeleteAllTargets(cmd.Context(), force)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "deleted %d target(s): %s\n", len(done), dash(strings.Join(done, ", ")))
+				return nil
 			}
 			if err := c.DeleteTarget(cmd.Context(), args[0], force); err != nil {
 				return err
@@ -98,5 +113,6 @@ The usual way to remove a live target is "muster defect" on the target.`,
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVar(&force, "force", false, "forget the target now, without waiting for it to defect")
+	cmd.Flags().BoolVar(&all, "all", false, "delete every target (dismantle)")
 	return cmd
 }

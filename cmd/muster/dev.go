@@ -11,14 +11,11 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
-	"github.com/musterhq/muster/internal/target"
 )
 
 // devJobs is the example written for `muster dev`.
@@ -110,38 +107,14 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 	if err != nil {
 		return err
 	}
-	client, err := httpapi.NewClient(m.URL, token, m.CA.Pool())
-	if err != nil {
-		return err
-	}
+	targets := newLocalTargets(m, log)
+	defer targets.close()
 	var names []string
-	targetCtx, stopTargets := context.WithCancel(context.Background())
-	var twg sync.WaitGroup
-	defer func() { stopTargets(); twg.Wait() }()
 	for i := 1; i <= n; i++ {
 		name := fmt.Sprintf("dev-%d", i)
-		tdir := filepath.Join(dir, name)
-		if _, err := os.Stat(filepath.Join(tdir, target.StoreFile)); errors.Is(err, os.ErrNotExist) {
-			tok, err := client.CreateToken(ctx, name, 15*time.Minute)
-			if err != nil {
-				return err
-			}
-			if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: m.URL, Token: tok.Token, Name: name, DataDir: tdir}); err != nil {
-				return fmt.Errorf("enlist %s: %w", name, err)
-			}
-		}
-		tcfg := target.DefaultConfig()
-		tcfg.DataDir, tcfg.Logger = tdir, log.With("process", name)
-		t, err := target.New(tcfg)
-		if err != nil {
+		if err := targets.start(ctx, name, filepath.Join(dir, name), false); err != nil {
 			return err
 		}
-		if err := t.Open(ctx); err != nil {
-			return fmt.Errorf("start %s: %w", name, err)
-		}
-		defer t.Close()
-		twg.Add(1)
-		go func() { defer twg.Done(); t.Run(targetCtx) }()
 		names = append(names, name)
 	}
 

@@ -23,7 +23,7 @@ func newJobCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobDeleteCmd(), newJobEnableCmd(true), newJobEnableCmd(false),
-		newJobStartCmd(), newJobHistoryCmd())
+		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd())
 	return cmd
 }
 
@@ -78,11 +78,24 @@ func yesNo(b bool) string {
 
 func newJobShowCmd() *cobra.Command {
 	var cf clientFlags
+	var next int
 	cmd := &cobra.Command{
-		Use:   "show NAME",
+		Use:   "show NAME [--next N]",
 		Short: "Show a job: definition, targets and last outcomes",
-		Args:  cobra.ExactArgs(1),
+		Long: `Show a job: its definition, its targets and how it last went on each.
+
+With --next N, list instead the next N fire times of its schedules on each
+target, computed as the target will: in the job's time zone or the one the
+target reports, with the target's jitter.`,
+		Example: `  muster job show backup
+  muster job show backup --next 10`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if next > 0 {
+				return query(cmd, &cf, func(c *httpapi.Client) ([]catalog.TargetFires, error) {
+					return c.NextFires(cmd.Context(), args[0], next)
+				}, printFires)
+			}
 			return query(cmd, &cf, func(c *httpapi.Client) (muster.JobStatus, error) {
 				return c.Job(cmd.Context(), args[0])
 			}, printJob)
@@ -90,7 +103,21 @@ func newJobShowCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
+	cmd.Flags().IntVar(&next, "next", 0, "list the next N fire times per target instead")
 	return cmd
+}
+
+func printFires(w io.Writer, targets []catalog.TargetFires) error {
+	for _, tf := range targets {
+		fmt.Fprintf(w, "%s (%s):\n", tf.Target, tf.TimeZone)
+		if len(tf.Fires) == 0 {
+			fmt.Fprintln(w, "  no upcoming fires")
+		}
+		for _, f := range tf.Fires {
+			fmt.Fprintf(w, "  %s  %s\n", f.At.Format("Mon 2006-01-02 15:04:05 -07:00"), f.Schedule)
+		}
+	}
+	return nil
 }
 
 func printJob(w io.Writer, j muster.JobStatus) error {
@@ -207,10 +234,14 @@ func newJobStartCmd() *cobra.Command {
 	var body httpapi.StartBody
 	var wait bool
 	var timeout, expires time.Duration
+	var env []string
+	var ro rolloutFlags
 	cmd := &cobra.Command{
-		Use:   "start NAME [--target T]... [--wait [--timeout 10m]]",
+		Use:   "start NAME [--target T]... [--env K=V]... [--step NAME] [--wait [--timeout 10m]]",
 		Short: "Run a job now on its targets",
 		Long: `Post START to every target of the job, or to those named with --target.
+--env sets variables for these runs only (over the job's and steps' env);
+--step begins the runs at that step instead of the first.
 
 The request carries an idempotency key and is retried with it if the reply is
 lost, so the job never starts twice for one command. A target that receives
@@ -219,9 +250,18 @@ skipped; so does a target where the job is already running.
 
 With --wait, wait until every run is recorded on the master with its output,
 and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
-(saying which targets are outstanding).`,
+(saying which targets are outstanding).
+
+With --group, start only on the job's targets that are in that group. With
+--batch, start in waves of that many targets (a number, or a percentage of
+them), each wave after the previous one has finished, and stop when more runs
+have failed than --max-failures (0 by default), reporting per target what
+ran, what failed and what was never started. On a terminal each wave shows a
+progress bar. The job's max_parallel_targets, if set, also caps how many run
+at once.`,
 		Example: `  muster job start backup
-  muster job start backup --target db1 --target db2 --wait --timeout 30m`,
+  muster job start backup --target db1 --target db2 --wait --timeout 30m
+  muster job start deploy --group web --batch 25% --max-failures 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -229,6 +269,12 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 				return err
 			}
 			body.ExpiresInSeconds = int(expires / time.Second)
+			if body.Env, err = parseEnv(env); err != nil {
+				return err
+			}
+			if ro.group != "" || ro.batch != "" {
+				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
+			}
 			res, err := c.StartJob(cmd.Context(), args[0], body)
 			if err != nil {
 				return err
@@ -249,44 +295,116 @@ and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, how long to wait")
 	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
+	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
+	f.StringVar(&body.Step, "step", "", "begin at this step")
+	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
+	f.StringVar(&ro.batch, "batch", "", "start in waves of this many targets: a number, or a percentage such as 25%")
+	f.IntVar(&ro.maxFailures, "max-failures", 0, "with --batch, stop when more runs than this have failed")
 	return cmd
 }
 
-// waitForRuns follows the runs of a start until all are recorded finished.
+// parseEnv reads K=V pairs.
+func parseEnv(pairs []string) (map[string]string, error) {
+	if len(pairs) == 0 {
+		return nil, nil
+	}
+	env := map[string]string{}
+	for _, p := range pairs {
+		k, v, ok := strings.Cut(p, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("--env: %q is not K=V", p)
+		}
+		env[k] = v
+	}
+	return env, muster.ValidateEnv("--env", env)
+}
+
+func newJobStopCmd() *cobra.Command {
+	var cf clientFlags
+	var targets []string
+	cmd := &cobra.Command{
+		Use:   "stop NAME [--target T]...",
+		Short: "Stop a job's running runs",
+		Long: `Post STOP to every target of the job, or to those named. Each target kills
+the whole process tree of the job's running run (or cancels its SQL
+statement) and records the run as canceled.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			ch, err := c.StopJob(cmd.Context(), args[0], targets)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "posted %s\n", strings.Join(ch.Instructions, ", "))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringSliceVar(&targets, "target", nil, "stop only on this target (repeatable)")
+	return cmd
+}
+
+// waitForRuns follows the runs of a start until all are recorded finished,
+// prints each outcome, and returns the exit the runs call for: nil if all
+// succeeded, 1 if any did not, 2 if the timeout passed first.
 func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalog.StartResult, timeout time.Duration) error {
+	runs, err := awaitRuns(ctx, c, res, time.Now().Add(timeout), nil)
+	if err != nil {
+		return err
+	}
+	failed, outstanding := report(w, res, runs)
+	if len(outstanding) > 0 {
+		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
+	}
+	if failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
+	}
+	return nil
+}
+
+// awaitRuns waits until every run of a start is recorded finished, or the
+// deadline, and returns the runs by id. progress, if set, hears how many
+// are finished whenever that may have changed.
+func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
 	ids := make([]string, len(res.Runs))
 	for i, r := range res.Runs {
 		ids[i] = r.RunID
 	}
-	deadline := time.Now().Add(timeout)
-	var runs []muster.Run
+	byID := map[string]muster.Run{}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
-			break
+			return byID, nil
 		}
-		var err error
-		runs, err = c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
+		runs, err := c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
 		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
-			return err
+			return nil, err
 		}
-		if err == nil && len(runs) == len(ids) && allDone(runs) {
-			break
+		for _, r := range runs {
+			byID[r.RunID] = r
+		}
+		if progress != nil {
+			progress(countDone(runs))
+		}
+		if err == nil && len(runs) == len(ids) && countDone(runs) == len(runs) {
+			return byID, nil
 		}
 		if err != nil {
 			select {
 			case <-ctx.Done():
-				return ctx.Err()
+				return nil, ctx.Err()
 			case <-time.After(time.Second): // the master is restarting: try again
 			}
 		}
 	}
-	byID := map[string]muster.Run{}
-	for _, r := range runs {
-		byID[r.RunID] = r
-	}
-	failed := 0
-	var outstanding []string
+}
+
+// report prints each finished run of a start, and returns how many did not
+// succeed and which targets are still outstanding.
+func report(w io.Writer, res catalog.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
 	for _, s := range res.Runs {
 		r, ok := byID[s.RunID]
 		switch {
@@ -305,22 +423,17 @@ func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalo
 			}
 		}
 	}
-	if len(outstanding) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
-	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
-	}
-	return nil
+	return failed, outstanding
 }
 
-func allDone(runs []muster.Run) bool {
+func countDone(runs []muster.Run) int {
+	n := 0
 	for _, r := range runs {
-		if !r.Status.Finished() {
-			return false
+		if r.Status.Finished() {
+			n++
 		}
 	}
-	return true
+	return n
 }
 
 func newJobHistoryCmd() *cobra.Command {

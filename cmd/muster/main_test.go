@@ -3,7 +3,9 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/rogpeppe/go-internal/testscript"
 
@@ -26,11 +28,24 @@ func TestMain(m *testing.M) {
 // own master with two enlisted, running targets (web1 and web2), and the
 // MUSTER_ADDR, MUSTER_TOKEN and MUSTER_CACERT that point the CLI at it.
 func TestScript(t *testing.T) {
-	testscript.Run(t, testscript.Params{
-		Dir: "testdata/script",
+	files, err := filepath.Glob("testdata/script/*.txtar")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, file := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(file), ".txtar"), func(t *testing.T) {
+			t.Parallel()
+			testscript.Run(t, scriptParams(t, file))
+		})
+	}
+}
+
+// scriptParams runs one script against an environment owned by t.
+func scriptParams(t *testing.T, file string) testscript.Params {
+	return testscript.Params{
+		Files: []string{file},
 		Setup: func(e *testscript.Env) error {
 			env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
-			e.Defer(env.Close)
 			e.Setenv("MUSTER_ADDR", env.Master.URL)
 			e.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
 			e.Setenv("MUSTER_CACERT", filepath.Join(env.Dir, "master", pki.CACertFile))
@@ -39,10 +54,26 @@ func TestScript(t *testing.T) {
 			setupAlertScript(t, e)
 			return nil
 		},
-		Cmds: scriptCmds,
-		Condition: func(cond string) (bool, error) {
-			return false, nil
+		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// eventually CMD ARGS... runs a command until it succeeds, for
+			// at most 20 seconds: for states that settle (a target polling).
+			"eventually": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) == 0 {
+					ts.Fatalf("usage: eventually command args...")
+				}
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					err := ts.Exec(args[0], args[1:]...)
+					if err == nil {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not succeed within 20s: %v", strings.Join(args, " "), err)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			},
 		},
 		RequireExplicitExec: true,
-	})
+	}
 }

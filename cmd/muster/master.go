@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"time"
@@ -13,7 +14,7 @@ import (
 
 func newMasterCmd() *cobra.Command {
 	cfg := master.DefaultConfig()
-	var logLevel string
+	var logLevel, alsoTarget string
 	cmd := &cobra.Command{
 		Use:   "master --data DIR [--listen ADDR]",
 		Short: "Run the master server",
@@ -48,7 +49,26 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 			if m.AdminToken != "" {
 				fmt.Fprintf(out, "admin API token written to %s\n", filepath.Join(cfg.DataDir, master.AdminTokenFile))
 			}
-			return m.Run(ctx)
+			if alsoTarget == "" {
+				return m.Run(ctx)
+			}
+			// The master serves first, then enlists (once) and runs its own
+			// target, which it stops before it stops serving.
+			runCtx, stopRun := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- m.Run(runCtx) }()
+			targets := newLocalTargets(m, log)
+			err = targets.start(ctx, alsoTarget, filepath.Join(cfg.DataDir, "also-target"), true)
+			if err == nil {
+				fmt.Fprintf(out, "also running jobs here, as target %s\n", alsoTarget)
+				<-ctx.Done()
+			}
+			targets.close()
+			stopRun()
+			if runErr := <-done; err == nil {
+				err = runErr
+			}
+			return err
 		},
 	}
 	f := cmd.Flags()
@@ -59,6 +79,10 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of target client certificates")
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
 	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "issue a new admin token, replacing the old one")
+	f.StringVar(&alsoTarget, "also-target", "", "also run a target named NAME in this process, so jobs can run on the master's own server")
+	f.IntVar(&cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, "keep at most this many finished instructions per target (0: no limit)")
+	f.IntVar(&cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, "keep at most this many finished runs per job (0: no limit)")
+	f.DurationVar(&cfg.HistoryMaxAge, "history-max-age", cfg.HistoryMaxAge, "delete finished runs older than this (0: keep them)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.Alerts.SMTP.Addr, "smtp-addr", "", "SMTP server for e-mail notifications, host:port (STARTTLS when it offers it)")
 	f.StringVar(&cfg.Alerts.SMTP.From, "smtp-from", "", "sender address of e-mail notifications")

@@ -304,3 +304,31 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// muster master --also-target runs jobs on the master's own server.
+func TestMasterAlsoTarget(t *testing.T) {
+	dataDir := t.TempDir()
+	m := startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--also-target", "hub", "--log-level", "warn")
+	url := waitForURL(t, m)
+	token, _ := os.ReadFile(filepath.Join(dataDir, master.AdminTokenFile))
+	roots, _ := pki.LoadPool(filepath.Join(dataDir, pki.CACertFile))
+	c, err := httpapi.NewClient(url, strings.TrimSpace(string(token)), roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	testenv.Eventually(t, 20*time.Second, "the master's own target", func() bool {
+		tg, err := c.Target(ctx, "hub")
+		return err == nil && tg.Status == muster.StatusNormal
+	})
+	applyJobs(t, c, shellJob("local", "echo on the master", "hub"))
+	var res catalog.StartResult
+	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
+		res, err = c.StartJob(ctx, "local", httpapi.StartBody{})
+		return err == nil
+	})
+	testenv.Eventually(t, 20*time.Second, "the run on the master's target", func() bool {
+		r, ok := runOf(t, c, res.Runs[0].RunID)
+		return ok && r.Status == muster.RunSucceeded && r.Steps[0].Output == "on the master\n"
+	})
+}

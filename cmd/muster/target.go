@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -26,8 +27,16 @@ while the master is unreachable.
 
 FILE holds this server's own settings, which the master never sees:
 
-  time_zone: Europe/Paris    # the zone schedules run in (default: the system's)
-  output_limit: 1MiB         # output kept per step attempt (head and tail)
+  time_zone: Europe/Paris      # the zone schedules run in (default: the system's)
+  output_limit: 1MiB           # output kept per step attempt (head and tail)
+  spool_limit: 10000           # runs kept while the master is unreachable
+  run_retention: 24h           # how long runs the master has are kept here
+  max_concurrent_runs: 0       # runs at once (0: no cap); the rest queue
+  connections:                 # databases SQL steps run against
+    warehouse: {driver: postgres, dsn: "postgres://muster@127.0.0.1/app"}
+  proxies:                     # OS users steps may run as (run_as)
+    backup: {user: backup}
+  allow_downloaded_jobs_to_match_proxy_name: false
 
 With a subcommand, list or show the targets enlisted in a master.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
@@ -48,6 +57,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			}
 			cfg := target.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
+			cfg.Subreaper = true
 			m, err := target.New(cfg)
 			if err != nil {
 				return err
@@ -70,7 +80,8 @@ With a subcommand, list or show the targets enlisted in a master.`,
 	f.StringVar(&dataDir, "data", "", "the target's data directory (made by muster enlist)")
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd())
+	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
+		newTargetPauseCmd(true), newTargetPauseCmd(false), newTargetPollCmd())
 	return cmd
 }
 
@@ -100,7 +111,7 @@ instruction the target failed to apply is neither superseded nor cleared.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().StringVar(&status, "status", "", "only targets with this status flag: normal, suspected_offline or blocked")
+	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused or deleted")
 	return cmd
 }
 
@@ -163,4 +174,116 @@ func abs(n int) int {
 		return -n
 	}
 	return n
+}
+
+func newTargetResyncCmd() *cobra.Command {
+	var cf clientFlags
+	var all bool
+	cmd := &cobra.Command{
+		Use:   "resync NAME... | --all",
+		Short: "Re-send targets every job they should run",
+		Long: `Drop the targets' pending and failed instructions and post DELETE of every job,
+then an INSERT of each job they should run (SQL Server's
+sp_resync_targetserver). Use it when a target's jobs may have drifted, for
+example after its local store was restored.`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if all == (len(args) > 0) {
+				return errors.New("name targets, or give --all")
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			done, err := c.Resync(cmd.Context(), httpapi.ResyncBody{Targets: args, All: all})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "resynced %s\n", dash(strings.Join(done, ", ")))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVar(&all, "all", false, "resync every target")
+	return cmd
+}
+
+func newTargetPauseCmd(pause bool) *cobra.Command {
+	var cf clientFlags
+	var group string
+	verb := map[bool]string{true: "pause", false: "resume"}[pause]
+	long := map[bool]string{
+		true: `Pause targets (or every member of a group): a paused target fires no
+schedules and records STARTs as skipped runs, until it is resumed. Use it for
+maintenance windows, or to drain a server before a reboot. The target learns
+of it at once if it is polling, and keeps the state across restarts.`,
+		false: `Resume paused targets (or every member of a group). Fires that fell in the
+pause are not run late.`,
+	}[pause]
+	cmd := &cobra.Command{
+		Use:   verb + " NAME... | --group G",
+		Short: map[bool]string{true: "Pause targets: no schedules, STARTs skipped", false: "Resume paused targets"}[pause],
+		Long:  long,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if group == "" && len(args) == 0 {
+				return errors.New("name targets, or give --group")
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			done, err := c.Pause(cmd.Context(), httpapi.PauseBody{Targets: args, Group: group}, pause)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%sd %s\n", verb, dash(strings.Join(done, ", ")))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().StringVar(&group, "group", "", "every member of this group")
+	return cmd
+}
+
+func newTargetPollCmd() *cobra.Command {
+	var cf clientFlags
+	cmd := &cobra.Command{
+		Use:   "poll NAME",
+		Short: "Make a target poll now (force poll)",
+		Long: `Make a target answer its held poll and poll again now, refreshing its
+heartbeat: last poll, local time, clock skew, spool. (Instructions reach a
+polling target within milliseconds anyway; this refreshes its status.)`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.ForcePoll(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
+			if !res.Connected {
+				tg, err := c.Target(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return fmt.Errorf("%s has no poll open (last poll %s); it polls again when it reconnects", res.Target, ago(tg.LastPoll, time.Now()))
+			}
+			// Wait briefly for the new heartbeat, then show it.
+			var tg muster.Target
+			for i := 0; i < 20; i++ {
+				if tg, err = c.Target(cmd.Context(), args[0]); err != nil {
+					return err
+				}
+				if tg.LastPoll != nil && time.Since(*tg.LastPoll) < time.Second {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%s polled: %s, last poll %s, local time %s\n", tg.Name, statusText(tg), ago(tg.LastPoll, time.Now()), localTime(tg))
+			return nil
+		},
+	}
+	cf.register(cmd)
+	return cmd
 }

@@ -51,10 +51,10 @@ import (
 // Change log (newest first; a master accepts targets of its own version and
 // the two before it):
 //
-//	2 (2026-11-25): forwarded events (POST /agent/v1/events).
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
-//	  certificate renewal (also after expiry), defect.
-const Version = 2
+//	  certificate renewal (also after expiry), defect, pause in poll replies,
+//	  time (SYNC-TIME), re-enlist, forwarded events.
+const Version = 1
 
 // MinVersion is the oldest target protocol a master of this build accepts.
 const MinVersion = max(1, Version-2)
@@ -73,6 +73,8 @@ const (
 	PathRenew        = "/agent/v1/renew"
 	PathRenewExpired = "/agent/v1/renew-expired"
 	PathDefect       = "/agent/v1/defect"
+	PathTime         = "/agent/v1/time"
+	PathReEnlist     = "/agent/v1/reenlist"
 	PathEvents       = "/agent/v1/events"
 )
 
@@ -86,6 +88,8 @@ const (
 	QueryVersion      = "version"       // muster release
 	QuerySpoolDepth   = "spool"         // runs waiting to be acknowledged
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
+	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
+	QueryPaused       = "paused"        // whether the target believes it is paused
 )
 
 // EnlistRequest asks to join the master. It is the only request made without
@@ -116,11 +120,14 @@ type EnlistResponse struct {
 
 // PollResponse answers a poll.
 type PollResponse struct {
-	Epoch          string        `json:"epoch"`
-	Protocol       int           `json:"protocol"`
-	ServerTime     time.Time     `json:"server_time"`
-	ResyncRequired bool          `json:"resync_required,omitempty"`
-	Instructions   []Instruction `json:"instructions"`
+	Epoch          string    `json:"epoch"`
+	Protocol       int       `json:"protocol"`
+	ServerTime     time.Time `json:"server_time"`
+	ResyncRequired bool      `json:"resync_required,omitempty"`
+	// Paused tells the target whether it is paused: it then fires no
+	// schedules and records STARTs as skipped, until a reply says not.
+	Paused       bool          `json:"paused"`
+	Instructions []Instruction `json:"instructions"`
 }
 
 // Instruction is one download-list entry as delivered. Payload depends on
@@ -148,6 +155,10 @@ type StartPayload struct {
 	RunID       string    `json:"run_id"`
 	ExpiresAt   time.Time `json:"expires_at"`
 	RequestedBy string    `json:"requested_by,omitempty"`
+	// Env overrides the job's and steps' environment for this run.
+	Env map[string]string `json:"env,omitempty"`
+	// Step is the step to begin at (default: the first).
+	Step string `json:"step,omitempty"`
 }
 
 // SetPollPayload is a SET-POLL's payload.
@@ -202,6 +213,21 @@ type ResyncRequest struct {
 type ResyncResponse struct {
 	Epoch string `json:"epoch"`
 	After int64  `json:"after"` // poll after this sequence number from now on
+}
+
+// TimeResponse answers GET /agent/v1/time, with which a target measures
+// its clock's offset from the master's (SYNC-TIME).
+type TimeResponse struct {
+	ServerTime time.Time `json:"server_time"`
+}
+
+// ReEnlistRequest sends the target's enlistment details again (RE-ENLIST).
+type ReEnlistRequest struct {
+	Location     string    `json:"location"`
+	TimeZone     string    `json:"time_zone"`
+	LocalTime    time.Time `json:"local_time"`
+	PollInterval int       `json:"poll_interval"`
+	Version      string    `json:"version"`
 }
 
 // RenewRequest asks for a new certificate for a new key, over a connection

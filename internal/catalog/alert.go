@@ -178,6 +178,9 @@ func (db *DB) DeleteOperator(ctx context.Context, name string) error {
 			return err
 		}
 		if len(alerts) > 0 {
+			for i, a := range alerts {
+				alerts[i] = fmt.Sprintf("%q", a)
+			}
 			return muster.Errorf(muster.ECONFLICT, "operator %q is notified by alert %s; delete those alerts first (`muster alert delete NAME`)", name, strings.Join(alerts, ", "))
 		}
 		if _, err := tx.Exec(`UPDATE deliveries SET status = 'failed', last_error = 'the operator was deleted', next_attempt_at = NULL
@@ -187,24 +190,6 @@ func (db *DB) DeleteOperator(ctx context.Context, name string) error {
 		_, err = tx.Exec(`DELETE FROM operators WHERE id = ?`, id)
 		return err
 	})
-}
-
-// names returns the quoted first column of a query's rows.
-func (tx *tx) names(q string, args ...any) ([]string, error) {
-	rows, err := tx.Query(q, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			return nil, err
-		}
-		out = append(out, fmt.Sprintf("%q", s))
-	}
-	return out, rows.Err()
 }
 
 // FindAlerts returns every alert, by name.

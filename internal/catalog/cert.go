@@ -21,9 +21,9 @@ func (db *DB) FindCert(ctx context.Context, serial string) (CertRecord, error) {
 	var c CertRecord
 	var notAfter int64
 	var replaced sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT c.serial, c.not_after, c.replaced_at, t.id, t.uid, t.name, t.state, t.poll_interval
+	err := db.read.QueryRowContext(ctx, `SELECT c.serial, c.not_after, c.replaced_at, t.id, t.uid, t.name, t.state, t.paused, t.poll_interval
 		FROM certs c JOIN targets t ON t.id = c.target_id WHERE c.serial = ?`, serial).
-		Scan(&c.Serial, &notAfter, &replaced, &c.Target.ID, &c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.PollInterval)
+		Scan(&c.Serial, &notAfter, &replaced, &c.Target.ID, &c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.Paused, &c.Target.PollInterval)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
 	}
@@ -68,4 +68,11 @@ func (db *DB) RenewCert(ctx context.Context, oldSerial string, sign func(t Targe
 		return err
 	})
 	return issued, err
+}
+
+// TargetPaused reports whether a target is paused.
+func (db *DB) TargetPaused(ctx context.Context, id int64) (bool, error) {
+	var paused bool
+	err := db.read.QueryRowContext(ctx, `SELECT paused FROM targets WHERE id = ?`, id).Scan(&paused)
+	return paused, err
 }

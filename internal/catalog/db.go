@@ -33,6 +33,9 @@ type Commit struct {
 	Targets []int64
 	// Runs whose recorded state changed.
 	Runs []string
+	// Poke lists targets whose held poll should be answered now, though
+	// nothing was posted to them (their state changed, e.g. paused).
+	Poke []int64
 }
 
 // Options configure a DB.
@@ -138,6 +141,7 @@ type tx struct {
 	now  time.Time
 	wake map[int64]struct{}
 	runs []string
+	poke []int64
 }
 
 // Exec, Query and QueryRow use the transaction's context.
@@ -178,8 +182,8 @@ func (db *DB) transact(ctx context.Context, fn func(*tx) error, commit bool) err
 	if err := sqlTx.Commit(); err != nil {
 		return err
 	}
-	if db.opts.OnCommit != nil && (len(t.wake) > 0 || len(t.runs) > 0) {
-		c := Commit{Runs: t.runs}
+	if db.opts.OnCommit != nil && (len(t.wake) > 0 || len(t.runs) > 0 || len(t.poke) > 0) {
+		c := Commit{Runs: t.runs, Poke: t.poke}
 		for id := range t.wake {
 			c.Targets = append(c.Targets, id)
 		}
@@ -209,4 +213,40 @@ func placeholders(n int) string {
 		return ""
 	}
 	return strings.Repeat("?, ", n-1) + "?"
+}
+
+// nameIDs runs a query returning (name, id) rows and adds them to into.
+func (tx *tx) nameIDs(into map[string]int64, q string, args ...any) error {
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var n string
+		var id int64
+		if err := rows.Scan(&n, &id); err != nil {
+			return err
+		}
+		into[n] = id
+	}
+	return rows.Err()
+}
+
+// names runs a query returning one text column.
+func (tx *tx) names(q string, args ...any) ([]string, error) {
+	rows, err := tx.Query(q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		out = append(out, n)
+	}
+	return out, rows.Err()
 }

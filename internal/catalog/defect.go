@@ -19,7 +19,7 @@ func (tx *tx) defect(targetID int64) error {
 	if _, err := tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status IN ('pending', 'failed')`, targetID); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`DELETE FROM job_targets WHERE target_id = ?`, targetID); err != nil {
+	if err := tx.forgetTarget(targetID); err != nil {
 		return err
 	}
 	_, err := tx.Exec(`UPDATE targets SET state = ?, defected_at = ? WHERE id = ?`, TargetDefected, ms(tx.now), targetID)
@@ -52,7 +52,7 @@ func (db *DB) DeleteTarget(ctx context.Context, name string, force bool) error {
 		if _, err := tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status IN ('pending', 'failed')`, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`DELETE FROM job_targets WHERE target_id = ?`, id); err != nil {
+		if err := tx.forgetTarget(id); err != nil {
 			return err
 		}
 		if _, err := tx.post(id, muster.OpDefect, "", nil); err != nil {
@@ -61,4 +61,19 @@ func (db *DB) DeleteTarget(ctx context.Context, name string, force bool) error {
 		_, err = tx.Exec(`UPDATE targets SET state = ? WHERE id = ?`, TargetDeleted, id)
 		return err
 	})
+}
+
+// forgetTarget removes a leaving target from every job, group and start
+// queue.
+func (tx *tx) forgetTarget(targetID int64) error {
+	for _, q := range []string{
+		`DELETE FROM job_targets WHERE target_id = ?`,
+		`DELETE FROM group_members WHERE target_id = ?`,
+		`DELETE FROM queued_starts WHERE target_id = ?`,
+	} {
+		if _, err := tx.Exec(q, targetID); err != nil {
+			return err
+		}
+	}
+	return nil
 }

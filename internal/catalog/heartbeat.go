@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"database/sql"
 	"log/slog"
 	"sync"
 	"time"
@@ -72,14 +73,18 @@ func (db *DB) FlushHeartbeats(ctx context.Context) error {
 	err := db.update(ctx, func(tx *tx) error {
 		stmt, err := tx.PrepareContext(ctx, `UPDATE targets SET last_poll_at = ?, local_time_at_poll = ?, time_zone = ?,
 			utc_offset_minutes = ?, clock_skew_ms = ?, poll_interval = ?, version = ?, protocol = ?,
-			spool_depth = ?, spool_dropped = ? WHERE id = ?`)
+			spool_depth = ?, spool_dropped = ?, clock_offset_ms = COALESCE(?, clock_offset_ms) WHERE id = ?`)
 		if err != nil {
 			return err
 		}
 		defer stmt.Close()
 		for id, hb := range batch {
+			var offset sql.NullInt64
+			if hb.ClockOffset != nil {
+				offset = sql.NullInt64{Int64: hb.ClockOffset.Milliseconds(), Valid: true}
+			}
 			if _, err := stmt.ExecContext(ctx, ms(hb.At), formatLocal(hb.LocalTime), hb.TimeZone, offsetMinutes(hb.LocalTime),
-				skewMS(hb), hb.PollInterval, hb.Version, hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, id); err != nil {
+				skewMS(hb), hb.PollInterval, hb.Version, hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, id); err != nil {
 				return err
 			}
 		}

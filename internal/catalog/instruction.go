@@ -338,7 +338,7 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 			if !targeted {
 				return muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", seq, r.job, r.target)
 			}
-			body = j.Definition()
+			body = j.DefinitionFor(r.target)
 		}
 		newSeq, err := tx.post(r.targetID, r.op, r.job, body)
 		posted = muster.Instruction{Seq: newSeq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
@@ -378,12 +378,16 @@ func (db *DB) Resync(ctx context.Context, targetID, after int64) (int64, error) 
 		if _, err := tx.post(targetID, muster.OpDelete, "", nil); err != nil {
 			return err
 		}
+		var name string
+		if err := tx.QueryRow(`SELECT name FROM targets WHERE id = ?`, targetID).Scan(&name); err != nil {
+			return err
+		}
 		jobs, err := tx.jobsOfTarget(targetID)
 		if err != nil {
 			return err
 		}
 		for _, j := range jobs {
-			if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.Definition()); err != nil {
+			if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.DefinitionFor(name)); err != nil {
 				return err
 			}
 		}

@@ -51,11 +51,22 @@ type ApplyResult struct {
 	Posted  int         `json:"posted"`
 }
 
-// storedJob is a job row with its targets.
+// storedJob is a job row with where it runs.
 type storedJob struct {
-	id      int64
-	job     muster.Job // with Version and Targets
-	targets map[string]int64
+	id       int64
+	job      muster.Job       // with Version, its own Targets and Groups
+	targets  map[string]int64 // effective targets: named ones and group members
+	explicit map[string]bool  // the effective targets the job names itself
+}
+
+// targetNames returns the job's effective targets, sorted.
+func (sj storedJob) targetNames() []string {
+	names := make([]string, 0, len(sj.targets))
+	for n := range sj.targets {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
 }
 
 // ApplyJobs validates every job, then creates, updates (and with Prune,
@@ -90,16 +101,17 @@ func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, err
 			return err
 		}
 		for _, j := range req.Jobs {
-			ids, err := tx.targetIDs(fmt.Sprintf("job %q: targets", j.Name), j.Targets)
-			if err != nil {
+			if _, err := tx.targetIDs(fmt.Sprintf("job %q: targets", j.Name), j.Targets); err != nil {
 				return err
 			}
-			old, ok := existing[j.Name]
+			if _, err := tx.groupIDs(fmt.Sprintf("job %q: groups", j.Name), j.Groups); err != nil {
+				return err
+			}
 			var c JobChange
-			if ok {
-				c, err = tx.updateJob(old, j, ids)
+			if old, ok := existing[j.Name]; ok {
+				c, err = tx.updateJob(old, j)
 			} else {
-				c, err = tx.createJob(j, ids)
+				c, err = tx.createJob(j)
 			}
 			if err != nil {
 				return err
@@ -132,20 +144,28 @@ func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, err
 	return res, db.update(ctx, apply)
 }
 
-// ValidateJob checks a job's structure and its schedules.
+// ValidateJob checks a job's structure, its time zone and its schedules. A
+// schedule is compiled in the job's zone, or UTC when the job has none (the
+// target's zone is not known here; a schedule that can fire in one zone can
+// fire in every other).
 func ValidateJob(j *muster.Job) error {
 	if err := j.Validate(); err != nil {
 		return err
 	}
-	for i, s := range j.Schedules {
-		if _, err := schedule.Compile(s, time.UTC); err != nil {
-			return muster.Errorf(muster.EINVALID, "job %q: schedules[%d] %q: %s", j.Name, i, s.Name, muster.ErrorMessage(err))
+	loc := time.UTC
+	if j.TimeZone != "" {
+		var err error
+		if loc, err = time.LoadLocation(j.TimeZone); err != nil {
+			return muster.Errorf(muster.EINVALID, "job %q: time_zone: %q is not an IANA time zone such as Europe/Paris", j.Name, j.TimeZone)
 		}
+	}
+	if err := schedule.ValidateAll(j.Schedules, loc); err != nil {
+		return muster.Errorf(muster.EINVALID, "job %q: %s", j.Name, muster.ErrorMessage(err))
 	}
 	return nil
 }
 
-func (tx *tx) createJob(j muster.Job, ids map[string]int64) (JobChange, error) {
+func (tx *tx) createJob(j muster.Job) (JobChange, error) {
 	j.Version = 1
 	def, err := definitionJSON(j)
 	if err != nil {
@@ -156,31 +176,19 @@ func (tx *tx) createJob(j muster.Job, ids map[string]int64) (JobChange, error) {
 	if err != nil {
 		return JobChange{}, err
 	}
-	jobID, err := res.LastInsertId()
+	id, err := res.LastInsertId()
 	if err != nil {
 		return JobChange{}, err
 	}
 	c := JobChange{Job: j.Name, Action: ActionCreate, Version: j.Version}
-	for _, name := range j.Targets {
-		if err := tx.addJobTarget(jobID, ids[name], j, &c, name); err != nil {
-			return JobChange{}, err
-		}
-	}
-	return c, nil
+	sj := storedJob{id: id, job: j, targets: map[string]int64{}, explicit: map[string]bool{}}
+	return c, tx.placeJob(sj, j, &c)
 }
 
-func (tx *tx) addJobTarget(jobID, targetID int64, j muster.Job, c *JobChange, name string) error {
-	if _, err := tx.Exec(`INSERT INTO job_targets (job_id, target_id) VALUES (?, ?)`, jobID, targetID); err != nil {
-		return err
-	}
-	if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.Definition()); err != nil {
-		return err
-	}
-	c.Instructions = append(c.Instructions, string(muster.OpInsert)+" "+name)
-	return nil
-}
-
-func (tx *tx) updateJob(old storedJob, j muster.Job, ids map[string]int64) (JobChange, error) {
+// updateJob applies a new definition of a job. Its version moves only when
+// the definition changes; each target is sent what changed for it: an
+// INSERT of the whole job, an UPDATE of its header, or nothing.
+func (tx *tx) updateJob(old storedJob, j muster.Job) (JobChange, error) {
 	j.Version = old.job.Version
 	oldDef, err := definitionJSON(old.job)
 	if err != nil {
@@ -191,13 +199,7 @@ func (tx *tx) updateJob(old storedJob, j muster.Job, ids map[string]int64) (JobC
 		return JobChange{}, err
 	}
 	c := JobChange{Job: j.Name, Action: ActionUnchanged, Version: j.Version, Diff: diffJobs(&old.job, &j)}
-	defChanged := !bytes.Equal(oldDef, newDef)
-	targetsChanged := !slices.Equal(old.job.Targets, j.Targets)
-	if !defChanged && !targetsChanged {
-		return c, nil
-	}
-	c.Action = ActionUpdate
-	if defChanged {
+	if !bytes.Equal(oldDef, newDef) {
 		j.Version++
 		c.Version = j.Version
 		if _, err := tx.Exec(`UPDATE jobs SET version = ?, definition = ?, updated_at = ? WHERE id = ?`,
@@ -205,51 +207,132 @@ func (tx *tx) updateJob(old storedJob, j muster.Job, ids map[string]int64) (JobC
 			return JobChange{}, err
 		}
 	}
-	// Only a change to the header (enabled, description) can go as an
-	// UPDATE; anything else re-sends the whole job.
-	headerOnly := bytes.Equal(bodyJSON(old.job), bodyJSON(j))
-	for _, name := range old.job.Targets {
-		tid := old.targets[name]
-		if _, keep := ids[name]; !keep {
-			if _, err := tx.post(tid, muster.OpDelete, j.Name, nil); err != nil {
-				return JobChange{}, err
-			}
-			if _, err := tx.Exec(`DELETE FROM job_targets WHERE job_id = ? AND target_id = ?`, old.id, tid); err != nil {
-				return JobChange{}, err
-			}
-			c.Instructions = append(c.Instructions, string(muster.OpDelete)+" "+name)
-			continue
-		}
-		if !defChanged {
-			continue
-		}
-		var err error
-		if headerOnly {
-			_, err = tx.post(tid, muster.OpUpdate, j.Name, updatePayload(j))
-			c.Instructions = append(c.Instructions, string(muster.OpUpdate)+" "+name)
-		} else {
-			_, err = tx.post(tid, muster.OpInsert, j.Name, j.Definition())
-			c.Instructions = append(c.Instructions, string(muster.OpInsert)+" "+name)
-		}
-		if err != nil {
-			return JobChange{}, err
-		}
+	if err := tx.placeJob(old, j, &c); err != nil {
+		return JobChange{}, err
 	}
-	for _, name := range j.Targets {
-		if _, had := old.targets[name]; !had {
-			if err := tx.addJobTarget(old.id, ids[name], j, &c, name); err != nil {
-				return JobChange{}, err
-			}
-		}
+	if len(c.Diff) > 0 || len(c.Instructions) > 0 {
+		c.Action = ActionUpdate
 	}
 	return c, nil
+}
+
+// placeJob records the groups a job names, then reconciles where it runs.
+func (tx *tx) placeJob(old storedJob, j muster.Job, c *JobChange) error {
+	groups, err := tx.groupIDs("groups", j.Groups)
+	if err != nil {
+		return err
+	}
+	if _, err := tx.Exec(`DELETE FROM job_groups WHERE job_id = ?`, old.id); err != nil {
+		return err
+	}
+	for _, g := range j.Groups {
+		if _, err := tx.Exec(`INSERT INTO job_groups (job_id, group_id) VALUES (?, ?)`, old.id, groups[g]); err != nil {
+			return err
+		}
+	}
+	return tx.reconcile(old, j, c)
+}
+
+// reconcile makes job_targets match a job's effective targets (the targets
+// it names, and the members of its groups), posting what each target
+// needs: a DELETE where it no longer runs, an INSERT where it now does, and
+// where it stays, an INSERT or an UPDATE if what that target receives
+// changed (or nothing). old is the job as it was; j as it is now.
+func (tx *tx) reconcile(old storedJob, j muster.Job, c *JobChange) error {
+	want, explicit, err := tx.effectiveTargets(old.id, j.Targets)
+	if err != nil {
+		return err
+	}
+	names := make([]string, 0, len(want)+len(old.targets))
+	for n := range old.targets {
+		names = append(names, n)
+	}
+	for n := range want {
+		if _, had := old.targets[n]; !had {
+			names = append(names, n)
+		}
+	}
+	slices.Sort(names)
+	post := func(op muster.Operation, name string, tid int64, payload any) error {
+		if _, err := tx.post(tid, op, j.Name, payload); err != nil {
+			return err
+		}
+		c.Instructions = append(c.Instructions, string(op)+" "+name)
+		return nil
+	}
+	for _, name := range names {
+		tid, wanted := want[name]
+		oldTID, had := old.targets[name]
+		switch {
+		case had && !wanted:
+			if err := post(muster.OpDelete, name, oldTID, nil); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(`DELETE FROM job_targets WHERE job_id = ? AND target_id = ?`, old.id, oldTID); err != nil {
+				return err
+			}
+		case wanted && !had:
+			if _, err := tx.Exec(`INSERT INTO job_targets (job_id, target_id, explicit) VALUES (?, ?, ?)`, old.id, tid, explicit[name]); err != nil {
+				return err
+			}
+			if err := post(muster.OpInsert, name, tid, j.DefinitionFor(name)); err != nil {
+				return err
+			}
+		default:
+			if explicit[name] != old.explicit[name] {
+				if _, err := tx.Exec(`UPDATE job_targets SET explicit = ? WHERE job_id = ? AND target_id = ?`, explicit[name], old.id, tid); err != nil {
+					return err
+				}
+			}
+			before, after := old.job.DefinitionFor(name), j.DefinitionFor(name)
+			if bytes.Equal(versionless(before), versionless(after)) {
+				continue
+			}
+			// Only a change to the header (enabled, description) can go as
+			// an UPDATE; anything else re-sends the whole job.
+			if bytes.Equal(bodyJSON(before), bodyJSON(after)) {
+				err = post(muster.OpUpdate, name, tid, updatePayload(after))
+			} else {
+				err = post(muster.OpInsert, name, tid, after)
+			}
+			if err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// versionless is a definition's JSON without its version, to tell whether
+// what a target receives changed.
+func versionless(j muster.Job) []byte {
+	j.Version = 0
+	b, _ := json.Marshal(j)
+	return b
+}
+
+// effectiveTargets returns the active targets a job runs on, by name: those
+// it names and the members of its groups (as recorded in job_groups), and
+// which of them it names itself.
+func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, map[string]bool, error) {
+	ids, err := tx.targetIDs("targets", named)
+	if err != nil {
+		return nil, nil, err
+	}
+	explicit := map[string]bool{}
+	for n := range ids {
+		explicit[n] = true
+	}
+	err = tx.nameIDs(ids, `SELECT t.name, t.id FROM job_groups jg JOIN group_members gm ON gm.group_id = jg.group_id
+		JOIN targets t ON t.id = gm.target_id WHERE jg.job_id = ? AND t.state = 'active'`, jobID)
+	return ids, explicit, err
 }
 
 // deleteJob posts DELETE to each of the job's targets, which supersedes its
 // pending instructions there, then removes the job. Its history stays.
 func (tx *tx) deleteJob(old storedJob) (JobChange, error) {
 	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version}
-	for _, name := range old.job.Targets {
+	for _, name := range old.targetNames() {
 		if _, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil); err != nil {
 			return JobChange{}, err
 		}
@@ -284,8 +367,7 @@ func (db *DB) SetJobEnabled(ctx context.Context, name string, enabled bool) (Job
 		}
 		j := old.job
 		j.Enabled = enabled
-		ids := old.targets
-		c, err = tx.updateJob(old, j, ids)
+		c, err = tx.updateJob(old, j)
 		return err
 	})
 	return c, err
@@ -335,7 +417,7 @@ func (db *DB) findJobs(ctx context.Context, name string) ([]muster.JobStatus, er
 			return nil, fmt.Errorf("job %q: stored definition: %w", js.Name, err)
 		}
 		js.Version, js.CreatedAt, js.UpdatedAt = version, fromMS(created), fromMS(updated)
-		js.Targets, js.Outcomes = []string{}, []muster.JobTarget{}
+		js.Targets, js.Groups, js.Outcomes = []string{}, []string{}, []muster.JobTarget{}
 		index[id] = len(jobs)
 		jobs = append(jobs, js)
 	}
@@ -343,7 +425,11 @@ func (db *DB) findJobs(ctx context.Context, name string) ([]muster.JobStatus, er
 		return nil, err
 	}
 	rows.Close()
-	q = `SELECT jt.job_id, t.name, jt.last_run_id, jt.last_status, jt.last_message, jt.last_started_at, jt.last_duration_ms
+	// Each effective target, with why the job runs there: named by the job
+	// ("targets"), and through which of its groups.
+	q = `SELECT jt.job_id, t.name, jt.explicit, jt.last_run_id, jt.last_status, jt.last_message, jt.last_started_at, jt.last_duration_ms,
+			(SELECT GROUP_CONCAT(g.name, ',') FROM job_groups jg JOIN groups g ON g.id = jg.group_id
+				JOIN group_members gm ON gm.group_id = g.id WHERE jg.job_id = jt.job_id AND gm.target_id = jt.target_id)
 		FROM job_targets jt JOIN targets t ON t.id = jt.target_id`
 	if name != "" {
 		q += ` JOIN jobs j ON j.id = jt.job_id WHERE j.name = ?`
@@ -356,17 +442,55 @@ func (db *DB) findJobs(ctx context.Context, name string) ([]muster.JobStatus, er
 	for rows.Next() {
 		var jobID int64
 		var o muster.JobTarget
+		var explicit bool
 		var started sql.NullInt64
-		if err := rows.Scan(&jobID, &o.Target, &o.LastRunID, &o.LastStatus, &o.LastMessage, &started, &o.LastDurationMS); err != nil {
+		var via sql.NullString
+		if err := rows.Scan(&jobID, &o.Target, &explicit, &o.LastRunID, &o.LastStatus, &o.LastMessage, &started, &o.LastDurationMS, &via); err != nil {
 			return nil, err
 		}
 		o.LastStartedAt = fromNullMS(started)
+		o.Via = []string{}
+		if explicit {
+			o.Via = append(o.Via, "targets")
+		}
+		if via.Valid {
+			gs := strings.Split(via.String, ",")
+			slices.Sort(gs)
+			for _, g := range gs {
+				o.Via = append(o.Via, "group:"+g)
+			}
+		}
 		if i, ok := index[jobID]; ok {
-			jobs[i].Targets = append(jobs[i].Targets, o.Target)
+			if explicit {
+				jobs[i].Targets = append(jobs[i].Targets, o.Target)
+			}
 			jobs[i].Outcomes = append(jobs[i].Outcomes, o)
 		}
 	}
-	return jobs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return jobs, db.fillGroups(ctx, jobs, index)
+}
+
+// fillGroups sets the groups each job names.
+func (db *DB) fillGroups(ctx context.Context, jobs []muster.JobStatus, index map[int64]int) error {
+	rows, err := db.read.QueryContext(ctx, `SELECT jg.job_id, g.name FROM job_groups jg JOIN groups g ON g.id = jg.group_id ORDER BY g.name`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var g string
+		if err := rows.Scan(&id, &g); err != nil {
+			return err
+		}
+		if i, ok := index[id]; ok {
+			jobs[i].Groups = append(jobs[i].Groups, g)
+		}
+	}
+	return rows.Err()
 }
 
 // loadJobs reads every job with its targets, keyed by name.
@@ -388,7 +512,7 @@ func (tx *tx) loadJob(name string) (storedJob, error) {
 }
 
 func (tx *tx) queryJobs(where string, args ...any) (map[string]storedJob, error) {
-	rows, err := tx.Query(`SELECT j.id, j.name, j.version, j.definition, t.name, t.id
+	rows, err := tx.Query(`SELECT j.id, j.name, j.version, j.definition, t.name, t.id, jt.explicit
 		FROM jobs j LEFT JOIN job_targets jt ON jt.job_id = j.id LEFT JOIN targets t ON t.id = jt.target_id`+where+`
 		ORDER BY j.name, t.name`, args...)
 	if err != nil {
@@ -396,30 +520,56 @@ func (tx *tx) queryJobs(where string, args ...any) (map[string]storedJob, error)
 	}
 	defer rows.Close()
 	jobs := map[string]storedJob{}
+	byID := map[int64]string{}
 	for rows.Next() {
 		var id, version int64
 		var name, def string
 		var target sql.NullString
 		var targetID sql.NullInt64
-		if err := rows.Scan(&id, &name, &version, &def, &target, &targetID); err != nil {
+		var explicit sql.NullBool
+		if err := rows.Scan(&id, &name, &version, &def, &target, &targetID, &explicit); err != nil {
 			return nil, err
 		}
 		sj, ok := jobs[name]
 		if !ok {
-			sj = storedJob{id: id, targets: map[string]int64{}}
+			sj = storedJob{id: id, targets: map[string]int64{}, explicit: map[string]bool{}}
 			if err := json.Unmarshal([]byte(def), &sj.job); err != nil {
 				return nil, fmt.Errorf("job %q: stored definition: %w", name, err)
 			}
 			sj.job.Version = version
-			sj.job.Targets = nil
+			byID[id] = name
 		}
 		if target.Valid {
-			sj.job.Targets = append(sj.job.Targets, target.String)
 			sj.targets[target.String] = targetID.Int64
+			if explicit.Bool {
+				sj.job.Targets = append(sj.job.Targets, target.String)
+				sj.explicit[target.String] = true
+			}
 		}
 		jobs[name] = sj
 	}
-	return jobs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	groups, err := tx.Query(`SELECT jg.job_id, g.name FROM job_groups jg JOIN groups g ON g.id = jg.group_id ORDER BY g.name`)
+	if err != nil {
+		return nil, err
+	}
+	defer groups.Close()
+	for groups.Next() {
+		var id int64
+		var g string
+		if err := groups.Scan(&id, &g); err != nil {
+			return nil, err
+		}
+		if name, ok := byID[id]; ok {
+			sj := jobs[name]
+			sj.job.Groups = append(sj.job.Groups, g)
+			jobs[name] = sj
+		}
+	}
+	return jobs, groups.Err()
 }
 
 // jobForTarget returns the named job and whether it runs on the target.
@@ -453,20 +603,18 @@ func (tx *tx) jobsOfTarget(targetID int64) ([]muster.Job, error) {
 	return out, nil
 }
 
-// definitionJSON is the stored form of a job: its definition without the
-// version (a column) and targets (rows of job_targets).
+// definitionJSON is the stored form of a job: everything but its version
+// (a column), targets (rows of job_targets) and groups (job_groups).
 func definitionJSON(j muster.Job) ([]byte, error) {
-	j = j.Definition()
-	j.Version = 0
+	j.Targets, j.Groups, j.Version = nil, nil, 0
 	return json.Marshal(j)
 }
 
-// bodyJSON is a job's definition without its header fields, to tell an
+// bodyJSON is a definition without its header fields, to tell an
 // UPDATE-only change from one that needs an INSERT.
 func bodyJSON(j muster.Job) []byte {
 	j.Enabled, j.Description = false, ""
-	b, _ := definitionJSON(j)
-	return b
+	return versionless(j)
 }
 
 func updatePayload(j muster.Job) agentproto.UpdatePayload {

@@ -47,7 +47,8 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			return err
 		}
 		defer outcome.Close()
-		sent := map[string]bool{} // jobs this target was ever sent
+		sent := map[string]bool{}  // jobs this target was ever sent
+		ended := map[string]bool{} // jobs with a run that ended here
 		for i, rep := range reports {
 			r := rep.Run
 			results[i].RunID = r.RunID
@@ -93,6 +94,13 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 					target.ID, r.Job, ms(r.StartedAt)); err != nil {
 					return err
 				}
+				ended[r.Job] = true
+			}
+		}
+		// A run that ended frees a max_parallel_targets slot.
+		for job := range ended {
+			if err := tx.releaseQueued(job); err != nil {
+				return err
 			}
 		}
 		return nil

@@ -28,6 +28,9 @@ type Heartbeat struct {
 	Protocol     int
 	SpoolDepth   int
 	SpoolDropped int
+	// ClockOffset is the offset the target measured at its last SYNC-TIME,
+	// if it has done one.
+	ClockOffset *time.Duration
 }
 
 // Enlistment is what a target sends to enlist, checked against a token.
@@ -52,6 +55,7 @@ type TargetIdentity struct {
 	UID          string
 	Name         string
 	State        string
+	Paused       bool
 	PollInterval int
 	CertNotAfter time.Time
 }
@@ -149,7 +153,7 @@ type TargetFilter struct {
 // FindTargets lists active targets with their status derived at the
 // catalog's clock, ordered by name.
 func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target, error) {
-	q := `SELECT t.id, t.state, t.name, t.location, t.enlisted_at, t.enlisted_by, t.last_poll_at, t.local_time_at_poll,
+	q := `SELECT t.id, t.state, t.paused, t.clock_offset_ms, t.name, t.location, t.enlisted_at, t.enlisted_by, t.last_poll_at, t.local_time_at_poll,
 			t.time_zone, t.utc_offset_minutes, t.clock_skew_ms, t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped,
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending'),
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'failed')
@@ -171,7 +175,9 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 		var id, enlisted int64
 		var lastPoll sql.NullInt64
 		var local, state string
-		if err := rows.Scan(&id, &state, &t.Name, &t.Location, &enlisted, &t.EnlistedBy, &lastPoll, &local,
+		var paused bool
+		var offset sql.NullInt64
+		if err := rows.Scan(&id, &state, &paused, &offset, &t.Name, &t.Location, &enlisted, &t.EnlistedBy, &lastPoll, &local,
 			&t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS, &t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped,
 			&t.UnreadInstructions, &t.BlockingInstructions); err != nil {
 			return nil, err
@@ -185,6 +191,10 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 			t.TimeZone, t.UTCOffsetMinutes, t.ClockSkewMS = hb.TimeZone, offsetMinutes(hb.LocalTime), skewMS(hb)
 			t.PollInterval, t.Version, t.Protocol = hb.PollInterval, hb.Version, hb.Protocol
 			t.SpoolDepth, t.SpoolDropped = hb.SpoolDepth, hb.SpoolDropped
+			if hb.ClockOffset != nil {
+				ms := hb.ClockOffset.Milliseconds()
+				offset = sql.NullInt64{Int64: ms, Valid: true}
+			}
 		}
 		if t.LastPoll != nil && !localAt.IsZero() {
 			lt := localAt.Add(now.Sub(*t.LastPoll))
@@ -199,6 +209,12 @@ func (db *DB) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target,
 		})
 		if state == TargetDeleted {
 			t.Flags = append(t.Flags, muster.FlagDeleted)
+		}
+		if paused {
+			t.Flags = append(t.Flags, muster.FlagPaused)
+		}
+		if offset.Valid {
+			t.ClockOffsetMS = &offset.Int64
 		}
 		if f.Status != "" && !hasFlag(t, f.Status) {
 			continue
@@ -243,20 +259,7 @@ func (tx *tx) targetIDs(field string, names []string) (map[string]int64, error) 
 	for i, n := range names {
 		args[i] = n
 	}
-	rows, err := tx.Query(`SELECT name, id FROM targets WHERE state = 'active' AND name IN (`+placeholders(len(names))+`)`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var n string
-		var id int64
-		if err := rows.Scan(&n, &id); err != nil {
-			return nil, err
-		}
-		ids[n] = id
-	}
-	if err := rows.Err(); err != nil {
+	if err := tx.nameIDs(ids, `SELECT name, id FROM targets WHERE state = 'active' AND name IN (`+placeholders(len(names))+`)`, args...); err != nil {
 		return nil, err
 	}
 	var unknown []string
@@ -295,4 +298,23 @@ func skewMS(hb Heartbeat) int64 {
 		return 0
 	}
 	return hb.LocalTime.Sub(hb.At).Milliseconds()
+}
+
+// SetLocation records where a target is.
+func (db *DB) SetLocation(ctx context.Context, id int64, location string) error {
+	return db.update(ctx, func(tx *tx) error {
+		_, err := tx.Exec(`UPDATE targets SET location = ? WHERE id = ?`, location, id)
+		return err
+	})
+}
+
+// TargetID returns the id of an active (or deleted, not yet defected)
+// target.
+func (db *DB) TargetID(ctx context.Context, name string) (int64, error) {
+	var id int64
+	err := db.read.QueryRowContext(ctx, `SELECT id FROM targets WHERE name = ? AND state <> ?`, muster.NormalizeTargetName(name), TargetDefected).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, muster.Errorf(muster.ENOTFOUND, "no target named %q is enlisted", name)
+	}
+	return id, err
 }

@@ -262,18 +262,25 @@ func TestAgentRoutesNeedAClientCertificate(t *testing.T) {
 func TestProtocolVersionIsChecked(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.Master.CA.Pool()}}}
-	req, _ := http.NewRequest("POST", env.Master.URL+agentproto.PathEnlist, strings.NewReader("{}"))
-	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version+1))
-	resp, err := hc.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var body agentproto.ErrorBody
-	json.NewDecoder(resp.Body).Decode(&body)
-	want := fmt.Sprintf("the target speaks protocol %d, newer than this master's %d", agentproto.Version+1, agentproto.Version)
-	if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(body.Error.Message, want) {
-		t.Errorf("got %d %q, want 426 naming both versions", resp.StatusCode, body.Error.Message)
+	for _, tc := range []struct {
+		version int
+		want    string
+	}{
+		{agentproto.Version + 1, fmt.Sprintf("the target speaks protocol %d, newer than this master's %d", agentproto.Version+1, agentproto.Version)},
+		{agentproto.MinVersion - 1, fmt.Sprintf("the target speaks protocol %d, older than the oldest this master accepts (%d; this master speaks %d)", agentproto.MinVersion-1, agentproto.MinVersion, agentproto.Version)},
+	} {
+		req, _ := http.NewRequest("POST", env.Master.URL+agentproto.PathEnlist, strings.NewReader("{}"))
+		req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(tc.version))
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body agentproto.ErrorBody
+		json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(body.Error.Message, tc.want) {
+			t.Errorf("protocol %d: got %d %q, want 426 naming both versions", tc.version, resp.StatusCode, body.Error.Message)
+		}
 	}
 }
 

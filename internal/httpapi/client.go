@@ -184,6 +184,24 @@ func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (cat
 	return out, err
 }
 
+// StopJob stops a job's running runs on its targets (all, or those named).
+func (c *Client) StopJob(ctx context.Context, name string, targets []string) (catalog.JobChange, error) {
+	var out catalog.JobChange
+	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/stop", nil, StopBody{Targets: targets}, &out)
+}
+
+// NextFires previews a job's next fires on each of its targets.
+func (c *Client) NextFires(ctx context.Context, name string, count int) ([]catalog.TargetFires, error) {
+	var out []catalog.TargetFires
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name)+"/next", url.Values{"count": {strconv.Itoa(count)}}, nil, &out)
+}
+
+// PurgeHistory deletes runs.
+func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (catalog.PurgeResult, error) {
+	var out catalog.PurgeResult
+	return out, c.do(ctx, http.MethodPost, "/api/v1/history/purge", nil, body, &out)
+}
+
 // History returns a job's runs, newest first.
 func (c *Client) History(ctx context.Context, job, target string, limit int) ([]muster.Run, error) {
 	q := url.Values{}

@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"context"
 	"crypto/rand"
 	_ "embed"
 	"encoding/hex"
@@ -37,13 +38,19 @@ type Notifier interface {
 	Closed() <-chan struct{}
 }
 
+// TokenMaker creates enlistment tokens.
+type TokenMaker interface {
+	NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error)
+}
+
 // Server serves the operator API.
 type Server struct {
-	DB  *catalog.DB
-	CA  *pki.CA
-	Hub Notifier
-	Now func() time.Time
-	Log *slog.Logger
+	DB     *catalog.DB
+	Tokens TokenMaker
+	Hub    Notifier
+	Poker  Poker
+	Now    func() time.Time
+	Log    *slog.Logger
 
 	patterns []string
 }
@@ -74,11 +81,15 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/v1/jobs/{name}/enable", operate, s.enableJob(true))
 	s.handle(mux, "POST /api/v1/jobs/{name}/disable", operate, s.enableJob(false))
 	s.handle(mux, "POST /api/v1/jobs/{name}/start", operate, s.startJob)
+	s.handle(mux, "POST /api/v1/jobs/{name}/stop", operate, s.stopJob)
 	s.handle(mux, "GET /api/v1/jobs/{name}/history", read, s.jobHistory)
+	s.handle(mux, "GET /api/v1/jobs/{name}/next", read, s.nextFires)
+	s.handle(mux, "POST /api/v1/history/purge", admin, s.purgeHistory)
 	s.handle(mux, "GET /api/v1/runs", read, s.listRuns)
 	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
 	s.handle(mux, "POST /api/v1/downloadlist/{seq}/retry", operate, s.retryInstruction)
 	s.handle(mux, "DELETE /api/v1/downloadlist/{seq}", operate, s.deleteInstruction)
+	s.fleetRoutes(mux)
 	s.alertRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
@@ -119,9 +130,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) error {
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked:
+	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted:
 	default:
-		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline or blocked", status)
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused or deleted", status)
 	}
 	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: status})
 	if err != nil {
@@ -180,12 +191,11 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	tok := pki.NewEnlistToken(s.CA.Fingerprint())
-	expires, err := s.DB.CreateEnlistToken(r.Context(), pki.HashSecret(tok.Secret), name, ttl, c.name)
+	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.name)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok.String(), Target: name, ExpiresAt: expires.UTC()})
+	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC()})
 	return nil
 }
 
@@ -261,9 +271,11 @@ func (s *Server) enableJob(enabled bool) handler {
 
 // StartBody is the body of POST /api/v1/jobs/{name}/start.
 type StartBody struct {
-	Targets          []string `json:"targets,omitempty"`
-	IdempotencyKey   string   `json:"idempotency_key,omitempty"`
-	ExpiresInSeconds int      `json:"expires_in_seconds,omitempty"`
+	Targets          []string          `json:"targets,omitempty"`
+	IdempotencyKey   string            `json:"idempotency_key,omitempty"`
+	ExpiresInSeconds int               `json:"expires_in_seconds,omitempty"`
+	Env              map[string]string `json:"env,omitempty"`  // overrides for these runs
+	Step             string            `json:"step,omitempty"` // the step to begin at
 }
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -283,6 +295,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	res, err := s.DB.StartJob(r.Context(), catalog.StartRequest{
 		Job: r.PathValue("name"), Targets: body.Targets, IdempotencyKey: key,
 		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second, RequestedBy: c.name,
+		Env: body.Env, Step: body.Step,
 	})
 	if err != nil {
 		return err
@@ -292,6 +305,64 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 		status = http.StatusOK
 	}
 	WriteJSON(w, status, res)
+	return nil
+}
+
+// StopBody is the body of POST /api/v1/jobs/{name}/stop.
+type StopBody struct {
+	Targets []string `json:"targets,omitempty"`
+}
+
+func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body StopBody
+	if r.ContentLength != 0 {
+		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+			return err
+		}
+	}
+	c, err := s.DB.StopJob(r.Context(), r.PathValue("name"), body.Targets)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, c)
+	return nil
+}
+
+func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, _ caller) error {
+	count, err := intParam(r.URL.Query().Get("count"), "count", 10, 1, catalog.MaxPreview)
+	if err != nil {
+		return err
+	}
+	fires, err := s.DB.NextFires(r.Context(), r.PathValue("name"), count)
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, fires)
+	return nil
+}
+
+// PurgeBody is the body of POST /api/v1/history/purge.
+type PurgeBody struct {
+	Job              string `json:"job,omitempty"`
+	OlderThanSeconds int64  `json:"older_than_seconds,omitempty"`
+	KeepPerJob       int    `json:"keep_per_job,omitempty"`
+}
+
+func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+	var body PurgeBody
+	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		return err
+	}
+	if body.OlderThanSeconds < 0 || body.OlderThanSeconds > 100*365*24*3600 {
+		return muster.Errorf(muster.EINVALID, "older_than_seconds: from 0 to 100 years")
+	}
+	res, err := s.DB.PurgeRuns(r.Context(), catalog.PurgeRequest{
+		Job: body.Job, OlderThan: time.Duration(body.OlderThanSeconds) * time.Second, KeepPerJob: body.KeepPerJob,
+	})
+	if err != nil {
+		return err
+	}
+	WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 

@@ -102,6 +102,7 @@ var (
 		"jobfile.file": "the file", "muster.Job": "a job", "muster.Step": "a step", "muster.Schedule": "a schedule",
 		"muster.Repeat": "repeat", "muster.DailyFrequency": "daily", "muster.WeeklyFrequency": "weekly",
 		"muster.MonthlyFrequency": "monthly", "muster.MonthlyRelativeFrequency": "monthly_relative",
+		"muster.Retry": "retry",
 	}
 )
 

@@ -40,7 +40,7 @@ func TestReadErrors(t *testing.T) {
 		{"unknown job key", "jobs:\n  - name: a\n    stpes: []\n", `line 3: unknown key "stpes" in a job`},
 		{"no jobs", "job:\n  - name: a\n", `unknown key "job" in the file`},
 		{"empty", "", "the file is empty"},
-		{"two kinds", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        command: [y]\n", `line 2: job "a": steps[0] "s": set exactly one of shell or command, not shell and command`},
+		{"two kinds", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        command: [y]\n", `line 2: job "a": steps[0] "s": set exactly one of shell, command or sql, not shell and command`},
 		{"no steps", "jobs:\n  - name: a\n", `line 2: job "a": steps: a job needs at least one step`},
 		{"bad duration", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - daily: {}\n        jitter: soon\n", `line 6: invalid duration "soon"`},
 	} {

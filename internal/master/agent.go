@@ -38,6 +38,8 @@ func (a *agent) routes(mux *http.ServeMux) {
 	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs, activeOnly))
 	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync, activeOnly))
 	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew, activeOnly))
+	mux.Handle("GET "+agentproto.PathTime, a.authenticated(a.time, activeOnly))
+	mux.Handle("POST "+agentproto.PathReEnlist, a.authenticated(a.reenlist, activeOnly))
 	mux.Handle("POST "+agentproto.PathEvents, a.authenticated(a.events, activeOnly))
 	mux.Handle("POST "+agentproto.PathRenewExpired, a.protocol(http.HandlerFunc(a.renewExpired)))
 	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -140,8 +142,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		hold = min(hold, time.Duration(wait)*time.Second)
 	}
 	hold = min(hold, muster.MaxPollHold, a.m.cfg.MaxPollHold)
+	// A target that does not know it was paused or resumed is told at once.
+	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != t.Paused {
+		hold = 0
+	}
 
-	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version}
+	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version, Paused: t.Paused}
 	last, err := a.m.DB.LastSeq(r.Context(), t.ID)
 	if err != nil {
 		httpapi.WriteError(w, r, err)
@@ -160,6 +166,8 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	defer timer.Stop()
 	a.m.metrics.held.Inc()
 	defer a.m.metrics.held.Dec()
+	poked := a.m.hub.Poked(t.ID)
+	defer a.m.hub.Done(t.ID)
 	for {
 		woken := a.m.hub.Subscribe(t.ID)
 		ins, err := a.m.DB.PendingInstructions(r.Context(), t.ID, after)
@@ -174,6 +182,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		select {
 		case <-woken:
 			continue
+		case <-poked:
+			// Answer now, with the target's state as it is now.
+			if reply.Paused, err = a.m.DB.TargetPaused(r.Context(), t.ID); err != nil {
+				httpapi.WriteError(w, r, err)
+				return
+			}
 		case <-timer.C:
 		case <-a.m.hub.Closed():
 		case <-r.Context().Done():
@@ -211,6 +225,14 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 			return hb, muster.Errorf(muster.EINVALID, "%s: %d to %d seconds", agentproto.QueryPollInterval, muster.MinPollInterval, muster.MaxPollInterval)
 		}
 		hb.PollInterval = v
+	}
+	if s := get(agentproto.QueryClockOffset); s != "" {
+		v, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			return hb, muster.Errorf(muster.EINVALID, "%s: milliseconds", agentproto.QueryClockOffset)
+		}
+		d := time.Duration(v) * time.Millisecond
+		hb.ClockOffset = &d
 	}
 	hb.SpoolDepth, _ = strconv.Atoi(get(agentproto.QuerySpoolDepth))
 	hb.SpoolDropped, _ = strconv.Atoi(get(agentproto.QuerySpoolDropped))
@@ -261,6 +283,38 @@ func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 		return
 	}
 	a.m.log.Info("target defected", "target", t.Name)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// time answers GET /agent/v1/time with the master's clock, for SYNC-TIME.
+func (a *agent) time(w http.ResponseWriter, r *http.Request, _ catalog.TargetIdentity) {
+	httpapi.WriteJSON(w, http.StatusOK, agentproto.TimeResponse{ServerTime: a.m.now()})
+}
+
+// reenlist answers POST /agent/v1/reenlist: the target sends its details
+// again (RE-ENLIST).
+func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+	var req agentproto.ReEnlistRequest
+	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	if len(req.Location) > 200 || len(req.TimeZone) > 64 || len(req.Version) > 64 {
+		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "location, time_zone and version: at most 200, 64 and 64 characters"))
+		return
+	}
+	if err := muster.ValidatePollInterval("poll_interval", req.PollInterval); err != nil {
+		httpapi.WriteError(w, r, err)
+		return
+	}
+	a.m.DB.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
+		PollInterval: req.PollInterval, Version: req.Version, Protocol: agentproto.Version})
+	if req.Location != "" {
+		if err := a.m.DB.SetLocation(r.Context(), t.ID, req.Location); err != nil {
+			httpapi.WriteError(w, r, err)
+			return
+		}
+	}
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -11,6 +11,7 @@ import (
 type Hub struct {
 	mu      sync.Mutex
 	targets map[int64]chan struct{}
+	pokes   map[int64]chan struct{}
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -18,7 +19,7 @@ type Hub struct {
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{targets: map[int64]chan struct{}{}, runs: make(chan struct{}), closed: make(chan struct{})}
+	return &Hub{targets: map[int64]chan struct{}{}, pokes: map[int64]chan struct{}{}, runs: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // Subscribe returns a channel closed at the next Wake of the target.
@@ -43,6 +44,42 @@ func (h *Hub) Wake(targets []int64) {
 			delete(h.targets, id)
 		}
 	}
+}
+
+// Poked returns a channel closed at the next Poke of the target.
+func (h *Hub) Poked(target int64) <-chan struct{} {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	ch, ok := h.pokes[target]
+	if !ok {
+		ch = make(chan struct{})
+		h.pokes[target] = ch
+	}
+	return ch
+}
+
+// Poke answers the targets' held polls now, with whatever they have (maybe
+// nothing): they poll again at once, with a fresh heartbeat and state. It
+// reports whether any of them had a poll held.
+func (h *Hub) Poke(targets []int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	held := false
+	for _, id := range targets {
+		if ch, ok := h.pokes[id]; ok {
+			close(ch)
+			delete(h.pokes, id)
+			held = true
+		}
+	}
+	return held
+}
+
+// Done drops a finished poll's subscriptions.
+func (h *Hub) Done(target int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.pokes, target)
 }
 
 // RunsChanged returns a channel closed at the next recorded run change.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
@@ -51,6 +52,16 @@ type Config struct {
 	NewEpoch bool
 	// ResetAdminToken issues a new admin token, replacing the old one.
 	ResetAdminToken bool
+	// HistoryMaxRunsPerJob keeps at most this many finished runs per job
+	// (0: no limit); HistoryMaxAge deletes finished runs older than it (0:
+	// no limit). Both are applied every HistoryInterval.
+	HistoryMaxRunsPerJob int
+	HistoryMaxAge        time.Duration
+	HistoryInterval      time.Duration
+	// DownloadedMaxRows keeps at most this many finished instructions per
+	// target in the download list (0: no limit), applied with the history
+	// limits (SQL Server's DownloadedMaxRows).
+	DownloadedMaxRows int
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Alerts configures events and notifications.
@@ -69,6 +80,11 @@ func DefaultConfig() Config {
 		MaxPollHold:     55 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
 		Now:             time.Now,
+
+		HistoryMaxRunsPerJob: 10000,
+		HistoryMaxAge:        90 * 24 * time.Hour,
+		HistoryInterval:      10 * time.Minute,
+		DownloadedMaxRows:    1000,
 	}
 }
 
@@ -114,6 +130,9 @@ func New(cfg Config) (*Main, error) {
 	if cfg.ShutdownTimeout <= 0 {
 		cfg.ShutdownTimeout = def.ShutdownTimeout
 	}
+	if cfg.HistoryInterval <= 0 {
+		cfg.HistoryInterval = def.HistoryInterval
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -153,6 +172,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		Now: m.cfg.Now,
 		OnCommit: func(c catalog.Commit) {
 			m.hub.Wake(c.Targets)
+			m.hub.Poke(c.Poke)
 			if len(c.Runs) > 0 {
 				m.hub.WakeRuns()
 				m.alerts.wake()
@@ -194,7 +214,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
 	(&agent{m: m}).routes(mux)
-	api := &httpapi.Server{DB: m.DB, CA: ca, Hub: m.hub, Now: m.cfg.Now, Log: m.log}
+	api := &httpapi.Server{DB: m.DB, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
@@ -208,6 +228,14 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.alerts.start(m.DB)
 	return nil
+}
+
+// NewEnlistToken creates a single-use enlistment token for a target name,
+// valid for ttl, and returns its text (the catalog keeps only its hash).
+func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error) {
+	tok := pki.NewEnlistToken(m.CA.Fingerprint())
+	expires, err := m.DB.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
+	return tok.String(), expires, err
 }
 
 // ready reports whether the catalog answers.
@@ -245,6 +273,10 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 func (m *Main) Run(ctx context.Context) error {
 	errc := make(chan error, 1)
 	go func() { errc <- m.srv.Serve(tls.NewListener(m.ln, m.srv.TLSConfig)) }()
+	maint, stopMaint := context.WithCancel(ctx)
+	maintDone := make(chan struct{})
+	go func() { defer close(maintDone); m.maintain(maint) }()
+	defer func() { stopMaint(); <-maintDone }()
 	select {
 	case err := <-errc:
 		return err
@@ -256,6 +288,56 @@ func (m *Main) Run(ctx context.Context) error {
 	err := m.srv.Shutdown(sctx)
 	if e := <-errc; !errors.Is(e, http.ErrServerClosed) && err == nil {
 		err = e
+	}
+	return err
+}
+
+// maintain applies the history retention limits every HistoryInterval,
+// and releases held-back STARTs whose slots freed by expiry every few
+// seconds.
+func (m *Main) maintain(ctx context.Context) {
+	history := time.NewTicker(m.cfg.HistoryInterval)
+	defer history.Stop()
+	queue := time.NewTicker(15 * time.Second)
+	defer queue.Stop()
+	prune := true
+	for {
+		if prune {
+			if err := m.pruneHistory(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("history retention", "err", err)
+			}
+		} else if err := m.DB.ReleaseQueuedStarts(ctx); err != nil && ctx.Err() == nil {
+			m.log.Error("release queued starts", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-history.C:
+			prune = true
+		case <-queue.C:
+			prune = false
+		}
+	}
+}
+
+// pruneHistory deletes runs, and finished instructions, beyond the
+// retention limits, if any are set.
+func (m *Main) pruneHistory(ctx context.Context) error {
+	if m.cfg.DownloadedMaxRows > 0 {
+		n, err := m.DB.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			m.log.Info("download list retention deleted instructions", "deleted", n)
+		}
+	}
+	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
+		return nil
+	}
+	res, err := m.DB.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
+	if res.Deleted > 0 {
+		m.log.Info("history retention deleted runs", "deleted", res.Deleted)
 	}
 	return err
 }

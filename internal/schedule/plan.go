@@ -331,10 +331,12 @@ func JitterFor(seed string, max time.Duration) time.Duration {
 	return time.Duration(binary.BigEndian.Uint64(sum[:8]) % uint64(max))
 }
 
-// DefaultName returns the name of the schedule at position i (from 0) of its
-// job when it has none: "schedule-1" for the first. The name is part of every
-// scheduled run's identity, so it must not depend on anything but position.
-func DefaultName(i int) string { return fmt.Sprintf("schedule-%d", i+1) }
+// TargetJitter is the fixed delay a target adds to every fire of one
+// schedule of one job, so that a fleet's fires spread out. The master uses
+// it too, to preview fire times per target.
+func TargetJitter(target, job, schedule string, max time.Duration) time.Duration {
+	return JitterFor(target+"/"+job+"/"+schedule, max)
+}
 
 // ValidateAll compiles each of a job's schedules in loc (nil means UTC) and
 // checks that their names, given or default, are unique. It returns the first
@@ -345,7 +347,7 @@ func ValidateAll(scheds []muster.Schedule, loc *time.Location) error {
 	for i, s := range scheds {
 		name := s.Name
 		if name == "" {
-			name = DefaultName(i)
+			name = muster.DefaultScheduleName(i)
 		}
 		if j, dup := seen[name]; dup {
 			return muster.Errorf(muster.EINVALID, "schedules[%d] %q: the name is already used by schedules[%d]; schedule names must be unique within a job", i, name, j)

@@ -132,17 +132,6 @@ func TestLocation(t *testing.T) {
 	}
 }
 
-func TestDefaultName(t *testing.T) {
-	for i, want := range []string{"schedule-1", "schedule-2", "schedule-10"} {
-		if i == 2 {
-			i = 9
-		}
-		if got := DefaultName(i); got != want {
-			t.Errorf("DefaultName(%d) = %q, want %q", i, got, want)
-		}
-	}
-}
-
 func TestValidateAll(t *testing.T) {
 	daily := &muster.DailyFrequency{}
 	tests := []struct {

@@ -118,6 +118,8 @@ type heartbeat struct {
 	PollInterval int
 	SpoolDepth   int
 	SpoolDropped int
+	ClockOffset  *time.Duration
+	Paused       bool
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
@@ -131,6 +133,10 @@ func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb h
 	q.Set(agentproto.QueryVersion, muster.Version)
 	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
+	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
+	if hb.ClockOffset != nil {
+		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
+	}
 	var resp agentproto.PollResponse
 	err := c.call(ctx, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
 	return resp, err

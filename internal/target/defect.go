@@ -63,7 +63,7 @@ func (m *Main) requestDefect(ctx context.Context, force bool, by string) DefectR
 // the spool, tells the master, then deletes the master's jobs, the spool
 // and the enlistment. Without force, a master that cannot be told aborts
 // the defect and changes nothing locally.
-func (m *Main) defectNow(ctx context.Context, force bool) DefectResult {
+func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult {
 	res := DefectResult{Master: m.enl.MasterURL}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -76,12 +76,15 @@ func (m *Main) defectNow(ctx context.Context, force bool) DefectResult {
 		res.Error = fmt.Sprintf("the spool could not be sent to the master at %s: %v; run again with --force to defect anyway (its runs are then lost)", m.enl.MasterURL, err)
 		return res
 	}
-	if err := m.client.defect(ctx); err != nil {
+	// A DEFECT from the master was acknowledged above: the master knows.
+	if byMaster {
+		res.MasterTold = true
+	} else if err := m.client.defect(ctx); err != nil {
 		if !force {
 			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", m.enl.MasterURL, err)
 			return res
 		}
-		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", "target", m.enl.Name, "err", err)
+		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", "err", err)
 	} else {
 		res.MasterTold = true
 	}
@@ -97,7 +100,7 @@ func (m *Main) defectNow(ctx context.Context, force bool) DefectResult {
 			return res
 		}
 	}
-	m.log.Info("defected", "target", m.enl.Name, "master", m.enl.MasterURL, "jobs_deleted", jobs, "runs_lost", lost)
+	m.log.Info("defected", "master", m.enl.MasterURL, "jobs_deleted", jobs, "runs_lost", lost)
 	return res
 }
 
@@ -173,7 +176,7 @@ func Defect(ctx context.Context, cfg Config, force bool) (DefectResult, error) {
 		return DefectResult{}, err
 	}
 	defer m.Close()
-	res := m.defectNow(ctx, force)
+	res := m.defectNow(ctx, force, false)
 	if res.Error != "" {
 		return res, errors.New(res.Error)
 	}

@@ -61,6 +61,12 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return Enlisted{}, fmt.Errorf("--master: %q is not a master URL such as https://master.example:7070", o.MasterURL)
 	}
+	// A master cannot be a target (SQL Server's 14299): its data
+	// directory holds a catalog. (A master runs its own jobs with
+	// --also-target, which enlists a separate directory.)
+	if _, err := os.Stat(filepath.Join(o.DataDir, "catalog.db")); err == nil {
+		return Enlisted{}, fmt.Errorf("%s is a master's data directory; a master cannot enlist in a master. To run jobs on the master's server, start the master with --also-target NAME", o.DataDir)
+	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return Enlisted{}, err
 	}
@@ -132,7 +138,7 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	// overwritten by the next attempt.
 	err = st.saveEnlistment(ctx, enlistment{
 		MasterURL: u.String(), Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
-		PollInterval: resp.PollInterval, EnlistedAt: o.Now(),
+		PollInterval: resp.PollInterval, EnlistedAt: o.Now(), Location: req.Location,
 	})
 	if err != nil {
 		return Enlisted{}, err

@@ -41,15 +41,12 @@ type EventSettings struct {
 	// MinSeverity forwards only events at or above it, 1 (info, the
 	// default) to 4 (critical).
 	MinSeverity muster.Severity `yaml:"min_severity"`
-	// MaxClockSkew is how far the target's clock may be from the master's
-	// before clock_skew is raised (10s by default).
-	MaxClockSkew Duration `yaml:"max_clock_skew"`
 }
 
 // DefaultEventSettings returns the event settings used when the file sets
 // none.
 func DefaultEventSettings() EventSettings {
-	return EventSettings{Forward: ForwardUnhandled, MinSeverity: muster.SeverityInfo, MaxClockSkew: Duration(10 * time.Second)}
+	return EventSettings{Forward: ForwardUnhandled, MinSeverity: muster.SeverityInfo}
 }
 
 func (s EventSettings) validate() error {
@@ -60,9 +57,6 @@ func (s EventSettings) validate() error {
 	}
 	if s.MinSeverity != 0 && !s.MinSeverity.Valid() {
 		return fmt.Errorf("events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
-	}
-	if s.MaxClockSkew != 0 && (s.MaxClockSkew.Std() < time.Second || s.MaxClockSkew.Std() > 24*time.Hour) {
-		return fmt.Errorf("events: max_clock_skew: from 1s to 24h, not %s", s.MaxClockSkew)
 	}
 	return nil
 }
@@ -75,9 +69,6 @@ func (s EventSettings) withDefaults() EventSettings {
 	}
 	if s.MinSeverity == 0 {
 		s.MinSeverity = def.MinSeverity
-	}
-	if s.MaxClockSkew == 0 {
-		s.MaxClockSkew = def.MaxClockSkew
 	}
 	return s
 }
@@ -251,15 +242,20 @@ func spoolFull(ctx context.Context, tx *sql.Tx, dropped int64, limit int) error 
 	})
 }
 
-// checkClockSkew raises clock_skew when the target's clock moves further
-// from the master's than the settings allow, once until it comes back.
+// checkClockSkew measures the target's clock against the master's time in
+// a poll reply: roughly, the network delay included.
 func (m *Main) checkClockSkew(ctx context.Context, serverTime time.Time) {
-	if serverTime.IsZero() {
-		return
+	if !serverTime.IsZero() {
+		m.clockMeasured(ctx, m.cfg.Now().Sub(serverTime), "at a poll, network delay included")
 	}
-	skew := m.cfg.Now().Sub(serverTime)
-	limit := m.cfg.Settings.Events.withDefaults().MaxClockSkew.Std()
-	if skew.Abs() <= limit {
+}
+
+// clockMeasured raises clock_skew when an offset from the master's clock is
+// above clock_skew_threshold: once, until a measurement finds the clock
+// back within it.
+func (m *Main) clockMeasured(ctx context.Context, offset time.Duration, how string) {
+	limit := m.cfg.Settings.ClockSkewThreshold.Std()
+	if offset.Abs() <= limit {
 		m.events.skewed.Store(false)
 		return
 	}
@@ -267,11 +263,12 @@ func (m *Main) checkClockSkew(ctx context.Context, serverTime time.Time) {
 		return
 	}
 	way := "ahead of"
-	if skew < 0 {
+	if offset < 0 {
 		way = "behind"
 	}
 	m.raise(ctx, localEvent{name: muster.EventClockSkew, at: m.cfg.Now(),
-		message: fmt.Sprintf("the target's clock is %s %s the master's (max_clock_skew %s)", skew.Abs().Round(time.Millisecond), way, limit)})
+		message: fmt.Sprintf("the target's clock is %s %s the master's, measured %s (clock_skew_threshold %s)",
+			offset.Abs().Round(time.Millisecond), way, how, limit)})
 }
 
 // renewalFailed raises cert_renewal_failed for the first failure of a

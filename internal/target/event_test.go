@@ -19,12 +19,11 @@ func TestEventSettings(t *testing.T) {
 		err        string
 	}{
 		{"default", "spool_limit: 5\n", DefaultEventSettings(), ""},
-		{"all at error", "events:\n  forward: all\n  min_severity: 3\n", EventSettings{Forward: "all", MinSeverity: 3, MaxClockSkew: Duration(10 * time.Second)}, ""},
-		{"severity by name", "events: {forward: unhandled, min_severity: warning, max_clock_skew: 2s}\n", EventSettings{Forward: "unhandled", MinSeverity: 2, MaxClockSkew: Duration(2 * time.Second)}, ""},
+		{"all at error", "events:\n  forward: all\n  min_severity: 3\n", EventSettings{Forward: "all", MinSeverity: 3}, ""},
+		{"severity by name", "events: {forward: unhandled, min_severity: warning}\n", EventSettings{Forward: "unhandled", MinSeverity: 2}, ""},
 		{"unknown mode", "events: {forward: some}\n", EventSettings{}, `events: forward: "some" is not all, unhandled or none`},
 		{"severity off the scale", "events: {min_severity: 7}\n", EventSettings{}, `line 1: severity: "7" is not a severity`},
 		{"unknown key", "events:\n  forward: all\n  to: master\n", EventSettings{}, "line 3: field to not found"},
-		{"skew too small", "events: {max_clock_skew: 10ms}\n", EventSettings{}, "events: max_clock_skew: from 1s to 24h"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "target.yaml")

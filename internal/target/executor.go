@@ -1,15 +1,11 @@
 package target
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,17 +17,24 @@ import (
 // outputInterval is how often a running step's output is saved and sent.
 const outputInterval = time.Second
 
-// killGrace is how long a step's process group has between SIGTERM and
-// SIGKILL when it is stopped.
-const killGrace = 5 * time.Second
+// Causes a run's context ends with.
+var (
+	errJobTimeout  = errors.New("the job timed out")
+	errStepTimeout = errors.New("the step timed out")
+)
 
 // executor runs jobs: at most one run per job at a time on this target (SQL
-// Server Agent's rule), each step a process in its own process group so
-// that the whole tree can be killed.
+// Server Agent's rule), at most max_concurrent_runs at once (the rest queue
+// in the order they were started), each step in its own process group so
+// that its whole tree can be killed.
 type executor struct {
 	m       *Main
+	procs   *processes
+	sql     *connections
 	mu      sync.Mutex
-	running map[string]*activeRun // by job name
+	running map[string]*activeRun // by job name, queued runs included
+	queue   []*activeRun          // waiting for a slot, oldest first
+	active  int                   // runs holding a slot
 	wg      sync.WaitGroup
 }
 
@@ -39,17 +42,22 @@ type executor struct {
 type activeRun struct {
 	job         muster.Job
 	run         muster.Run
-	scheduledAt time.Time // zero unless a schedule fired the run
+	scheduledAt time.Time         // zero unless a schedule fired the run
+	startStep   string            // a START's --step: the step to begin at
+	env         map[string]string // a START's --env overrides
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
 }
 
 func newExecutor(m *Main) *executor {
-	return &executor{m: m, running: map[string]*activeRun{}}
+	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{}}
 }
 
+// close releases the SQL connection pools.
+func (e *executor) close() { e.sql.close() }
+
 // recover records runs a previous process left running as abandoned, and
-// kills what is left of their process groups.
+// kills what is left of their processes.
 func (e *executor) recover(ctx context.Context) error {
 	runs, pgids, err := e.m.store.runningRuns(ctx)
 	if err != nil {
@@ -62,7 +70,7 @@ func (e *executor) recover(ctx context.Context) error {
 		// A crash between spawning a step and recording its process group
 		// leaves no pgid; every step process carries its run id in its
 		// environment, so look for them too.
-		killRunProcesses(r.RunID)
+		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
 		r.Status = muster.RunAbandoned
 		r.Message = "the target stopped while the run was in progress"
@@ -82,8 +90,9 @@ func (e *executor) recover(ctx context.Context) error {
 	return nil
 }
 
-// begin records a new run in tx: running, or skipped when the job is
-// already running here. The caller launches the returned run after commit.
+// begin records a new run in tx: running (or queued), or skipped when the
+// job is already running here. The caller launches the returned run after
+// commit.
 func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run muster.Run) (*activeRun, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -93,6 +102,9 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 		return nil, e.recordSkipped(ctx, tx, run)
 	}
 	run.Status = muster.RunRunning
+	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue) >= limit {
+		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
+	}
 	if _, err := putRun(ctx, tx, run, 0); err != nil {
 		return nil, err
 	}
@@ -135,18 +147,41 @@ func (e *executor) forget(ar *activeRun) {
 	ar.cancel(nil)
 }
 
-// launch executes a committed run in the background.
+// launch executes a committed run in the background, at once or, when
+// max_concurrent_runs runs are running, when a slot frees (in launch order).
 func (e *executor) launch(ar *activeRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
 	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		e.execute(ar)
-		e.forget(ar)
-		e.m.wakeUploader()
-	}()
+	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active >= limit {
+		e.queue = append(e.queue, ar)
+		return
+	}
+	e.active++
+	go e.work(ar)
 }
 
-// stop cancels the job's running run, if any.
+// work executes a run, then hands its slot to the next queued run.
+func (e *executor) work(ar *activeRun) {
+	defer e.wg.Done()
+	e.execute(ar)
+	e.mu.Lock()
+	if e.running[ar.job.Name] == ar {
+		delete(e.running, ar.job.Name)
+	}
+	ar.cancel(nil)
+	if len(e.queue) > 0 {
+		next := e.queue[0]
+		e.queue = slices.Delete(e.queue, 0, 1)
+		go e.work(next)
+	} else {
+		e.active--
+	}
+	e.mu.Unlock()
+	e.m.wakeUploader()
+}
+
+// stop cancels the job's running (or queued) run, if any.
 func (e *executor) stop(job, reason string) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -156,7 +191,8 @@ func (e *executor) stop(job, reason string) error {
 	return nil
 }
 
-// stopAll cancels every running run and returns how many there were.
+// stopAll cancels every running and queued run and returns how many there
+// were.
 func (e *executor) stopAll(reason string) int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -169,200 +205,195 @@ func (e *executor) stopAll(reason string) int {
 // wait waits for every launched run to finish.
 func (e *executor) wait() { e.wg.Wait() }
 
-// execute runs the steps in order; the first that does not succeed ends the
-// run with its status.
+// save records the run's current state and has it uploaded.
+func (e *executor) save(run *muster.Run, pgid int) {
+	if err := e.m.store.saveRun(context.Background(), *run, pgid); err != nil {
+		e.m.log.Error("record run", "run_id", run.RunID, "err", err)
+	}
+	e.m.wakeUploader()
+}
+
+// execute runs the job's steps, following each step's flow actions, until
+// one ends the run. A run never executes more than MaxRunExecutions times
+// its number of steps, so goto loops end.
 func (e *executor) execute(ar *activeRun) {
 	run := ar.run
+	job := ar.job
+	ctx := ar.ctx
+	if job.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout.Std(), errJobTimeout)
+		defer cancel()
+	}
+	if run.Message != "" { // it waited in the queue
+		run.Message = ""
+		e.save(&run, 0)
+	}
+	index := 0
+	if ar.startStep != "" {
+		index = stepIndex(job, ar.startStep)
+	}
+	limit := muster.MaxRunExecutions * len(job.Steps)
 	status := muster.RunSucceeded
-	for i, step := range ar.job.Steps {
-		attempt := e.runStep(ar, &run, i, step)
-		if attempt.Status != muster.AttemptSucceeded {
-			status = runStatusOf(attempt.Status)
-			run.Message = fmt.Sprintf("step %q %s", step.Name, attempt.Status)
-			if attempt.Message != "" {
-				run.Message += ": " + attempt.Message
+	for executions := 0; ; executions++ {
+		if executions == limit {
+			status = muster.RunFailed
+			run.Message = fmt.Sprintf("the run executed %d steps, the most a job of %d steps may (%d × its steps); is a goto looping?", limit, len(job.Steps), muster.MaxRunExecutions)
+			break
+		}
+		step := job.Steps[index]
+		last := e.runStep(ctx, ar, &run, step)
+		if cause := context.Cause(ctx); cause != nil {
+			// Stopped by an operator, by the daemon, or by the job timeout:
+			// the run ends here whatever the flow says.
+			status = muster.RunCanceled
+			if errors.Is(cause, errJobTimeout) {
+				status = muster.RunTimedOut
+				run.Message = fmt.Sprintf("the job timed out after %s, in step %q", job.Timeout, step.Name)
+			} else {
+				run.Message = fmt.Sprintf("%s, in step %q", cause, step.Name)
 			}
 			break
 		}
+		ok := last.Status == muster.AttemptSucceeded
+		action := step.FailureAction()
+		if ok {
+			action = step.SuccessAction()
+		}
+		if !ok {
+			run.Message = fmt.Sprintf("step %q %s", step.Name, last.Status)
+			if last.Message != "" {
+				run.Message += ": " + last.Message
+			}
+		}
+		if target, isGoto := strings.CutPrefix(action, muster.ActionGoto); isGoto {
+			index = stepIndex(job, target)
+			continue
+		}
+		if action == muster.ActionNext && index < len(job.Steps)-1 {
+			index++
+			continue
+		}
+		// quit_success, quit_failure, or next after the last step: the run
+		// ends with the outcome the action (or the last step) says.
+		switch {
+		case action == muster.ActionQuitSuccess, action == muster.ActionNext && ok:
+			status, run.Message = muster.RunSucceeded, ""
+		case last.Status == muster.AttemptTimedOut:
+			status = muster.RunTimedOut
+		default:
+			status = muster.RunFailed
+			if ok {
+				run.Message = fmt.Sprintf("step %q succeeded and its on_success is quit_failure", step.Name)
+			}
+		}
+		break
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
-	if err := e.m.store.saveRun(context.Background(), run, 0); err != nil {
-		e.m.log.Error("record finished run", "run_id", run.RunID, "err", err)
-	}
+	e.save(&run, 0)
 }
 
-func runStatusOf(a muster.AttemptStatus) muster.RunStatus {
-	switch a {
-	case muster.AttemptTimedOut:
-		return muster.RunTimedOut
-	case muster.AttemptCanceled:
-		return muster.RunCanceled
+func stepIndex(job muster.Job, name string) int {
+	for i, s := range job.Steps {
+		if s.Name == name {
+			return i
+		}
 	}
-	return muster.RunFailed
+	return 0
 }
 
-// runStep runs one step as a process group and records the attempt in run.
-func (e *executor) runStep(ar *activeRun, run *muster.Run, index int, step muster.Step) muster.StepAttempt {
-	attempt := muster.StepAttempt{Name: step.Name, Attempt: 1, Status: muster.AttemptRunning}
-	if err := context.Cause(ar.ctx); err != nil {
-		attempt.Status, attempt.Message, attempt.StartedAt = muster.AttemptCanceled, err.Error(), e.m.now()
-		run.Steps = append(run.Steps, attempt)
-		return attempt
+// runStep runs a step's attempts: the first, and as many retries as it
+// allows while attempts fail. Each attempt is its own row of the run; a
+// failed attempt that will be retried is recorded with status retry.
+func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step) muster.StepAttempt {
+	tries := 1
+	var interval time.Duration
+	if step.Retry != nil {
+		tries += step.Retry.Attempts
+		interval = step.Retry.Interval.Std()
 	}
-	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
-	cmd := e.command(step)
-	cmd.Env = e.environment(ar, run, step)
-	cmd.Dir = e.m.home
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// Output pipes stay open while any process of the group holds them;
-	// WaitDelay stops Wait from hanging on such leftovers.
-	cmd.WaitDelay = 2 * time.Second
-
-	err := cmd.Start()
-	attempt.StartedAt = e.m.now()
-	if err != nil {
-		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("cannot start: %v", err)
-		run.Steps = append(run.Steps, attempt)
-		return attempt
-	}
-	pgid := cmd.Process.Pid
-	run.Steps = append(run.Steps, attempt)
-	if err := e.m.store.saveRun(context.Background(), *run, pgid); err != nil {
-		e.m.log.Error("record step start", "run_id", run.RunID, "err", err)
-	}
-	e.m.wakeUploader()
-
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	var waitErr error
-	// While the step runs, its output so far is saved and uploaded about
-	// once a second, so a long step can be followed on the master.
-	tick := time.NewTicker(outputInterval)
-	defer tick.Stop()
-	var streamed int64
-loop:
-	for {
+	var a muster.StepAttempt
+	for n := 1; n <= tries; n++ {
+		a = e.runAttempt(ctx, ar, run, step, n)
+		if a.Status == muster.AttemptSucceeded || a.Status == muster.AttemptCanceled || n == tries || ctx.Err() != nil {
+			return a
+		}
+		a.Status = muster.AttemptRetry
+		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
+		run.Steps[len(run.Steps)-1] = a
+		e.save(run, 0)
+		t := time.NewTimer(interval)
 		select {
-		case <-tick.C:
-			if n := out.written(); n != streamed {
-				streamed = n
-				attempt.Output = out.String()
-				run.Steps[len(run.Steps)-1] = attempt
-				if err := e.m.store.saveRun(context.Background(), *run, pgid); err != nil {
-					e.m.log.Error("record step output", "run_id", run.RunID, "err", err)
-				}
-				e.m.wakeUploader()
-			}
-		case waitErr = <-done:
-			break loop
-		case <-ar.ctx.Done():
-			syscall.Kill(-pgid, syscall.SIGTERM)
-			select {
-			case waitErr = <-done:
-			case <-time.After(killGrace):
-				syscall.Kill(-pgid, syscall.SIGKILL)
-				waitErr = <-done
-			}
-			attempt.Status, attempt.Message = muster.AttemptCanceled, context.Cause(ar.ctx).Error()
-			break loop
+		case <-ctx.Done():
+			t.Stop()
+			return a
+		case <-t.C:
 		}
 	}
-	// Whatever the step left behind in its group goes with it.
-	syscall.Kill(-pgid, syscall.SIGKILL)
+	return a
+}
 
+// runAttempt runs one attempt of a step and records it in run.
+func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, n int) muster.StepAttempt {
+	attempt := muster.StepAttempt{Name: step.Name, Attempt: n, Status: muster.AttemptRunning, StartedAt: e.m.now()}
+	run.Steps = append(run.Steps, attempt)
+	if err := context.Cause(ctx); err != nil {
+		attempt.Status, attempt.Message = muster.AttemptCanceled, err.Error()
+		run.Steps[len(run.Steps)-1] = attempt
+		return attempt
+	}
+	actx := ctx
+	if step.Timeout > 0 {
+		var cancel context.CancelFunc
+		actx, cancel = context.WithTimeoutCause(ctx, step.Timeout.Std(), errStepTimeout)
+		defer cancel()
+	}
+	env := e.environment(ar, run, step)
+	if step.SQL != "" {
+		attempt = e.runSQL(actx, run, step, env, attempt)
+	} else {
+		attempt = e.runProcess(actx, ar, run, step, env, attempt)
+	}
+	switch cause := context.Cause(actx); {
+	case attempt.Status != muster.AttemptRunning:
+	case errors.Is(cause, errStepTimeout):
+		attempt.Status, attempt.Message = muster.AttemptTimedOut, fmt.Sprintf("timed out after %s", step.Timeout)
+	case errors.Is(cause, errJobTimeout):
+		attempt.Status, attempt.Message = muster.AttemptTimedOut, "the job timed out"
+	case cause != nil:
+		attempt.Status, attempt.Message = muster.AttemptCanceled, cause.Error()
+	}
 	attempt.DurationMS = e.m.now().Sub(attempt.StartedAt).Milliseconds()
-	attempt.Output = out.String()
-	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
-		code := cmd.ProcessState.ExitCode()
-		attempt.ExitCode = &code
-	}
-	if attempt.Status == muster.AttemptRunning {
-		switch {
-		case waitErr == nil:
-			attempt.Status = muster.AttemptSucceeded
-		case attempt.ExitCode != nil:
-			attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("exit code %d", *attempt.ExitCode)
-		default:
-			attempt.Status, attempt.Message = muster.AttemptFailed, waitErr.Error()
-		}
-	}
 	run.Steps[len(run.Steps)-1] = attempt
 	return attempt
-}
-
-// command builds the process for a step.
-func (e *executor) command(step muster.Step) *exec.Cmd {
-	if step.Shell != "" {
-		return exec.Command("/bin/sh", "-c", step.Shell)
-	}
-	cmd := exec.Command(step.Command[0], step.Command[1:]...)
-	// Resolve the program on the step's PATH, not the daemon's.
-	if !strings.Contains(step.Command[0], "/") {
-		cmd.Path, cmd.Err = stepProgram(step.Command[0])
-	}
-	return cmd
-}
-
-// stepProgram finds name in the directories of stepPath.
-func stepProgram(name string) (string, error) {
-	for _, dir := range filepath.SplitList(stepPath) {
-		p := filepath.Join(dir, name)
-		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
-			return p, nil
-		}
-	}
-	return "", fmt.Errorf("%q not found in %s", name, stepPath)
 }
 
 // stepPath is the PATH every step gets.
 const stepPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 // environment is a step's whole environment: a clean, documented set, never
-// the daemon's own (no operator keys, no MUSTER_ settings leak into steps).
-func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step) []string {
-	lang := os.Getenv("LANG")
+// the daemon's own (no operator keys, no MUSTER_ settings leak into steps),
+// then the job's env, the step's env and a START's overrides, in that order.
+func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step) map[string]string {
+	lang := e.m.cfg.Settings.Lang
 	if lang == "" {
 		lang = "C.UTF-8"
+	}
+	env := map[string]string{"PATH": stepPath, "HOME": e.m.home, "LANG": lang}
+	for _, layer := range []map[string]string{ar.job.Env, step.Env, ar.env} {
+		for k, v := range layer {
+			env[k] = v
+		}
 	}
 	scheduled := ""
 	if !ar.scheduledAt.IsZero() {
 		scheduled = ar.scheduledAt.In(e.m.loc).Format(time.RFC3339)
 	}
-	return []string{
-		"PATH=" + stepPath,
-		"HOME=" + e.m.home,
-		"LANG=" + lang,
-		"MUSTER_JOB=" + run.Job,
-		"MUSTER_TARGET=" + run.Target,
-		"MUSTER_RUN_ID=" + run.RunID,
-		"MUSTER_STEP=" + step.Name,
-		"MUSTER_SCHEDULED_AT=" + scheduled,
-	}
-}
-
-// killRunProcesses kills the process groups of processes whose environment
-// names the run, as every step's does (MUSTER_RUN_ID). It reads /proc and
-// does nothing where there is none.
-func killRunProcesses(runID string) {
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return
-	}
-	marker := []byte("\x00MUSTER_RUN_ID=" + runID + "\x00")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == os.Getpid() {
-			continue
-		}
-		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
-		if err != nil || !bytes.Contains(append([]byte{0}, env...), marker) {
-			continue
-		}
-		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 {
-			syscall.Kill(-pgid, syscall.SIGKILL)
-		}
-		syscall.Kill(pid, syscall.SIGKILL)
-	}
+	env["MUSTER_JOB"] = run.Job
+	env["MUSTER_TARGET"] = run.Target
+	env["MUSTER_RUN_ID"] = run.RunID
+	env["MUSTER_STEP"] = step.Name
+	env["MUSTER_SCHEDULED_AT"] = scheduled
+	return env
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 
@@ -52,6 +53,8 @@ func (m *Main) pollOnce(ctx context.Context) error {
 		PollInterval: m.enl.PollInterval,
 		SpoolDepth:   m.store.spoolDepth(ctx),
 		SpoolDropped: m.store.spoolDropped(ctx),
+		ClockOffset:  m.clockOffset.Load(),
+		Paused:       m.paused.Load(),
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
@@ -62,6 +65,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	m.checkClockSkew(ctx, resp.ServerTime)
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
+	}
+	if err := m.setPaused(ctx, resp.Paused); err != nil {
+		return err
 	}
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
@@ -122,6 +128,16 @@ func (m *Main) flushAcks(ctx context.Context) error {
 // applied is acknowledged with its error and the cursor still advances:
 // other jobs are never held up by it.
 func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) error {
+	// SYNC-TIME and RE-ENLIST talk to the master: they are done before the
+	// local transaction, which only records their outcome (both may be
+	// repeated if a crash comes in between).
+	var exchanged error
+	switch in.Operation {
+	case muster.OpSyncTime:
+		exchanged = m.syncTime(ctx)
+	case muster.OpReEnlist:
+		exchanged = m.reEnlist(ctx)
+	}
 	var started *activeRun
 	err := m.store.update(ctx, func(tx *sql.Tx) error {
 		// A failed instruction must leave nothing half-applied: its writes
@@ -151,6 +167,8 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			// stopped (see Run).
 		case in.Operation == muster.OpSetPoll:
 			applyErr = m.applySetPoll(ctx, tx, in)
+		case in.Operation == muster.OpSyncTime, in.Operation == muster.OpReEnlist:
+			applyErr = exchanged
 		default:
 			applyErr = fmt.Errorf("%s: this target (muster %s) does not support this operation; upgrade it", in.Operation, muster.Version)
 		}
@@ -181,7 +199,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	}
 	switch in.Operation {
 	case muster.OpDefect:
-		m.log.Warn("the master posted DEFECT: this target is leaving it", "target", m.enl.Name)
+		m.log.Warn("the master posted DEFECT: this target is leaving it")
 		if err := m.flushAcks(ctx); err != nil {
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}
@@ -226,10 +244,8 @@ func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instru
 	if err := j.Validate(); err != nil {
 		return fmt.Errorf("INSERT: %v", err)
 	}
-	for i, s := range j.Schedules {
-		if _, err := schedule.Compile(s, m.loc); err != nil {
-			return fmt.Errorf("INSERT %q: schedules[%d] %q: %v", j.Name, i, s.Name, err)
-		}
+	if err := m.canRun(j); err != nil {
+		return fmt.Errorf("INSERT %q: %v", j.Name, err)
 	}
 	held, ok, err := m.store.job(ctx, tx, j.Name)
 	if err != nil {
@@ -239,6 +255,49 @@ func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instru
 		return nil
 	}
 	return putJob(ctx, tx, j, m.cfg.Now())
+}
+
+// canRun checks a job against what only this target knows: its zone, its
+// proxies and its connections. A job that needs something the target lacks
+// fails its INSERT, visibly, instead of failing every run.
+func (m *Main) canRun(j muster.Job) error {
+	loc, err := m.jobLocation(j)
+	if err != nil {
+		return err
+	}
+	if err := schedule.ValidateAll(j.Schedules, loc); err != nil {
+		return err
+	}
+	set := m.cfg.Settings
+	for i, s := range j.Steps {
+		if s.RunAs != "" {
+			if !set.AllowDownloadedJobsToMatchProxyName {
+				return fmt.Errorf("steps[%d] %q: run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", i, s.Name, s.RunAs)
+			}
+			if _, err := m.proxyUser(s.RunAs); err != nil {
+				return fmt.Errorf("steps[%d] %q: %v", i, s.Name, err)
+			}
+		}
+		if s.Connection != "" {
+			if _, ok := set.Connections[s.Connection]; !ok {
+				return fmt.Errorf("steps[%d] %q: connection %q not found on the target", i, s.Name, s.Connection)
+			}
+		}
+	}
+	return nil
+}
+
+// jobLocation is the zone a job's schedules fire in: its own, else the
+// target's.
+func (m *Main) jobLocation(j muster.Job) (*time.Location, error) {
+	if j.TimeZone == "" {
+		return m.loc, nil
+	}
+	loc, err := time.LoadLocation(j.TimeZone)
+	if err != nil {
+		return nil, fmt.Errorf("time_zone: %q is not an IANA time zone", j.TimeZone)
+	}
+	return loc, nil
 }
 
 // applyUpdate changes a held job's header.
@@ -294,16 +353,27 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	if !ok {
 		return nil, fmt.Errorf("START %q: the job is not on this target (did its INSERT fail?)", in.Job)
 	}
+	if p.Step != "" && !slices.ContainsFunc(job.Steps, func(s muster.Step) bool { return s.Name == p.Step }) {
+		return nil, fmt.Errorf("START %q: the job as this target holds it (version %d) has no step %q", in.Job, job.Version, p.Step)
+	}
 	trigger := muster.TriggerOperator
 	if p.RequestedBy != "" {
 		trigger += ":" + p.RequestedBy
 	}
 	run := muster.Run{Job: job.Name, Target: m.enl.Name, RunID: p.RunID, Trigger: trigger, StartedAt: m.now(), Steps: []muster.StepAttempt{}}
 	if !p.ExpiresAt.IsZero() && !serverTime.Before(p.ExpiresAt) {
-		run.Status, run.Message = muster.RunSkipped, fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		run.Message = fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
 		return nil, m.exec.recordSkipped(ctx, tx, run)
 	}
-	return m.exec.begin(ctx, tx, job, run)
+	if m.paused.Load() {
+		run.Message = "the target is paused"
+		return nil, m.exec.recordSkipped(ctx, tx, run)
+	}
+	ar, err := m.exec.begin(ctx, tx, job, run)
+	if ar != nil {
+		ar.env, ar.startStep = p.Env, p.Step
+	}
+	return ar, err
 }
 
 // applySetPoll changes the poll interval.

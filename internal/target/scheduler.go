@@ -136,7 +136,11 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		if !hj.job.Enabled {
 			continue
 		}
-		loc := s.m.loc
+		loc, err := s.m.jobLocation(hj.job)
+		if err != nil {
+			s.m.log.Error("job cannot be scheduled", "job", hj.job.Name, "err", err)
+			continue
+		}
 		for _, sc := range hj.job.Schedules {
 			plan, err := schedule.Compile(sc, loc)
 			if err != nil {
@@ -150,7 +154,7 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 				continue
 			}
 			e := &entry{job: hj.job, sched: sc, plan: plan,
-				jitter: schedule.JitterFor(s.m.enl.Name+"/"+hj.job.Name+"/"+sc.Name, sc.Jitter.Std())}
+				jitter: schedule.TargetJitter(s.m.enl.Name, hj.job.Name, sc.Name, sc.Jitter.Std())}
 			// Fires before the job (or this version of it) arrived, or
 			// before the last recorded fire, are not misfires.
 			base := hj.updatedAt
@@ -167,9 +171,10 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 }
 
 // catchUp handles fires that are already past due, starting at next: the
-// latest runs late if it is within misfireGrace, the others are recorded as
-// one skipped run. It returns the fire to wait for (possibly past due, to
-// run at once).
+// latest runs late if it is within misfireGrace (or whatever its age, with
+// the job's misfire policy run_once), the others are recorded as one
+// skipped run. It returns the fire to wait for (possibly past due, to run
+// at once).
 func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) time.Time {
 	var first, prev, latest time.Time
 	count := 0
@@ -187,7 +192,7 @@ func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) 
 	case count == maxMissedScan:
 		s.recordMissed(ctx, e, first, latest, count)
 		return s.nextAfter(e, now)
-	case now.Sub(latest.Add(e.jitter)) <= misfireGrace:
+	case now.Sub(latest.Add(e.jitter)) <= misfireGrace || e.job.Misfire == muster.MisfireRunOnce:
 		if count > 1 {
 			s.recordMissed(ctx, e, first, prev, count-1)
 		}
@@ -200,8 +205,12 @@ func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) 
 // recordMissed writes one skipped run standing for count missed fires, and
 // moves the schedule's last fire past them.
 func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time.Time, count int) {
-	msg := fmt.Sprintf("%d scheduled fire(s) missed while the target was not running, from %s to %s; misfire policy: skip",
-		count, first.In(s.m.loc).Format(time.RFC3339), last.In(s.m.loc).Format(time.RFC3339))
+	policy := e.job.Misfire
+	if policy == "" {
+		policy = muster.MisfireSkip
+	}
+	msg := fmt.Sprintf("%d scheduled fire(s) missed while the target was not running, from %s to %s; misfire policy: %s",
+		count, first.In(s.m.loc).Format(time.RFC3339), last.In(s.m.loc).Format(time.RFC3339), policy)
 	s.fire(ctx, e, first, msg)
 	// The first missed fire's id stands for them all; the last moves the
 	// cursor so they are not counted again.
@@ -217,6 +226,14 @@ func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time
 // skipped with that message instead of run.
 func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessage string) {
 	m := s.m
+	if m.paused.Load() && skipMessage == "" {
+		// A paused target fires nothing; the schedule moves on, so these
+		// fires are not counted as missed when it resumes.
+		if err := m.store.update(ctx, func(tx *sql.Tx) error { return setLastFire(ctx, tx, e.job.Name, e.sched.Name, at) }); err != nil {
+			m.log.Error("record a paused fire", "job", e.job.Name, "err", err)
+		}
+		return
+	}
 	run := muster.Run{
 		Job:       e.job.Name,
 		Target:    m.enl.Name,
@@ -224,6 +241,9 @@ func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessag
 		Trigger:   muster.TriggerSchedule + ":" + e.sched.Name,
 		StartedAt: m.now(),
 		Steps:     []muster.StepAttempt{},
+	}
+	if e.plan.AtStart() {
+		run.Trigger = muster.TriggerStartup + ":" + e.sched.Name
 	}
 	var started *activeRun
 	err := m.store.update(ctx, func(tx *sql.Tx) error {

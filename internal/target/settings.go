@@ -31,13 +31,54 @@ type Settings struct {
 	// RunRetention is how long runs the master has acknowledged stay in
 	// the local spool.
 	RunRetention Duration `yaml:"run_retention"`
+	// MaxConcurrentRuns caps the runs executing at once on this target;
+	// more wait, in the order they were started. 0 means no cap.
+	MaxConcurrentRuns int `yaml:"max_concurrent_runs"`
+	// Lang is the LANG every step gets (default: the daemon's, else
+	// C.UTF-8).
+	Lang string `yaml:"lang"`
+
+	// Connections are the databases SQL steps run against, by name. Their
+	// DSNs, and the secrets in them, stay on this target.
+	Connections map[string]Connection `yaml:"connections"`
+	// Proxies are the OS users shell and command steps may run as
+	// (run_as), by name.
+	Proxies map[string]Proxy `yaml:"proxies"`
+	// AllowDownloadedJobsToMatchProxyName lets jobs from the master run
+	// steps as this target's proxies, matched by name. Off by default, as
+	// SQL Server Agent's AllowDownloadedJobsToMatchProxyName.
+	AllowDownloadedJobsToMatchProxyName bool `yaml:"allow_downloaded_jobs_to_match_proxy_name"`
+
+	// ClockSkewThreshold is the offset from the master's clock, measured at
+	// a SYNC-TIME, above which the target warns (and raises clock_skew).
+	ClockSkewThreshold Duration `yaml:"clock_skew_threshold"`
+	// SetClock lets SYNC-TIME set the system clock to the master's when the
+	// offset is above the threshold. Off by default; needs root.
+	SetClock bool `yaml:"set_clock"`
 	// Events say which of its events the target forwards to its master.
 	Events EventSettings `yaml:"events"`
 }
 
+// Connection is a database a SQL step can run against.
+type Connection struct {
+	Driver string `yaml:"driver"` // postgres, mysql or sqlite
+	DSN    string `yaml:"dsn"`
+}
+
+// Proxy is an OS user steps can run as. The daemon must run as root to
+// switch users.
+type Proxy struct {
+	User string `yaml:"user"`
+}
+
 // DefaultSettings returns the settings used when no file is given.
 func DefaultSettings() Settings {
-	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Events: DefaultEventSettings()}
+	lang := os.Getenv("LANG")
+	if lang == "" {
+		lang = "C.UTF-8"
+	}
+	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
+		ClockSkewThreshold: Duration(time.Second), Events: DefaultEventSettings()}
 }
 
 // maxSettingsFile bounds the settings file read before parsing.
@@ -87,6 +128,22 @@ func (s Settings) validate() error {
 	}
 	if s.RunRetention < 0 {
 		return fmt.Errorf("run_retention: must not be negative")
+	}
+	if s.MaxConcurrentRuns < 0 {
+		return fmt.Errorf("max_concurrent_runs: must not be negative")
+	}
+	for name, c := range s.Connections {
+		if _, ok := sqlDrivers[c.Driver]; !ok {
+			return fmt.Errorf("connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
+		}
+		if c.DSN == "" {
+			return fmt.Errorf("connections.%s.dsn: required", name)
+		}
+	}
+	for name, p := range s.Proxies {
+		if p.User == "" {
+			return fmt.Errorf("proxies.%s.user: the OS user is required", name)
+		}
 	}
 	return s.Events.validate()
 }

@@ -32,6 +32,9 @@ const (
 	keyPollInterval = "poll_interval"
 	keyEnlistedAt   = "enlisted_at"
 	keySpoolDropped = "spool_dropped"
+	keyPaused       = "paused"
+	keyLocation     = "location"
+	keyClockOffset  = "clock_offset_ms"
 )
 
 // store is a target's local SQLite database: the jobs it holds, its cursor
@@ -68,6 +71,11 @@ type enlistment struct {
 	Master       string
 	PollInterval int
 	EnlistedAt   time.Time
+	Location     string
+	Paused       bool
+	// ClockOffset is the offset from the master measured at the last
+	// SYNC-TIME, if any.
+	ClockOffset *time.Duration
 }
 
 func (s *store) state(ctx context.Context) (map[string]string, error) {
@@ -93,7 +101,12 @@ func (s *store) enlistment(ctx context.Context) (e enlistment, ok bool, err erro
 	if err != nil || m[keyMasterURL] == "" {
 		return e, false, err
 	}
-	e = enlistment{MasterURL: m[keyMasterURL], Name: m[keyName], UID: m[keyUID], Epoch: m[keyEpoch], Master: m[keyMaster]}
+	e = enlistment{MasterURL: m[keyMasterURL], Name: m[keyName], UID: m[keyUID], Epoch: m[keyEpoch], Master: m[keyMaster],
+		Location: m[keyLocation], Paused: m[keyPaused] == "1"}
+	if v, err := strconv.ParseInt(m[keyClockOffset], 10, 64); err == nil {
+		d := time.Duration(v) * time.Millisecond
+		e.ClockOffset = &d
+	}
 	e.Cursor, _ = strconv.ParseInt(m[keyCursor], 10, 64)
 	e.PollInterval, _ = strconv.Atoi(m[keyPollInterval])
 	if ms, err := strconv.ParseInt(m[keyEnlistedAt], 10, 64); err == nil {
@@ -110,6 +123,7 @@ func (s *store) saveEnlistment(ctx context.Context, e enlistment) error {
 		for k, v := range map[string]string{
 			keyMasterURL: e.MasterURL, keyName: e.Name, keyUID: e.UID, keyEpoch: e.Epoch, keyMaster: e.Master,
 			keyCursor: "0", keyPollInterval: strconv.Itoa(e.PollInterval), keyEnlistedAt: strconv.FormatInt(e.EnlistedAt.UnixMilli(), 10),
+			keyLocation: e.Location,
 		} {
 			if err := setState(ctx, tx, k, v); err != nil {
 				return err
@@ -400,4 +414,9 @@ func (s *store) expireRuns(ctx context.Context, cutoff time.Time) error {
 	_, err := s.write.ExecContext(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
 		cutoff.UnixMilli())
 	return err
+}
+
+// setState writes one state key in its own transaction.
+func (s *store) setState(ctx context.Context, key, value string) error {
+	return s.update(ctx, func(tx *sql.Tx) error { return setState(ctx, tx, key, value) })
 }

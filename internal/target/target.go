@@ -14,6 +14,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster/internal/agentproto"
@@ -39,6 +40,10 @@ type Config struct {
 	MaxBackoff time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
+	// Subreaper makes the daemon the parent of processes its steps orphan
+	// (PR_SET_CHILD_SUBREAPER), and reaps them. The target command sets it;
+	// tests that run targets inside a test binary do not.
+	Subreaper bool
 	// FailInstruction, when set, is asked before each instruction is
 	// applied; an error it returns fails the instruction. Tests use it to
 	// inject failures.
@@ -70,12 +75,16 @@ type Main struct {
 	tzName string
 	home   string
 
-	exec       *executor
-	sched      *scheduler
-	uploadWake chan struct{}
-	events     *events
-	defectReq  chan defectRequest
-	wg         sync.WaitGroup
+	exec  *executor
+	sched *scheduler
+	// paused and clockOffset are set by the master (poll replies and
+	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
+	paused      atomic.Bool
+	clockOffset atomic.Pointer[time.Duration]
+	uploadWake  chan struct{}
+	events      *events
+	defectReq   chan defectRequest
+	wg          sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.
@@ -127,6 +136,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
+	m.log = m.log.With("target", enl.Name)
+	m.paused.Store(enl.Paused)
+	m.clockOffset.Store(enl.ClockOffset)
 	cert, err := loadIdentity(m.cfg.DataDir)
 	if err != nil {
 		return err
@@ -150,6 +162,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.exec = newExecutor(m)
 	m.sched = newScheduler(m)
+	if m.cfg.Subreaper {
+		if err := becomeSubreaper(); err != nil {
+			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
+			m.cfg.Subreaper = false
+		}
+	}
 	return m.exec.recover(ctx)
 }
 
@@ -161,7 +179,7 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "target", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
 	ctl.Add(1)
@@ -177,7 +195,7 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		}
-		res := m.defectNow(context.WithoutCancel(ctx), req.force)
+		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == "master")
 		res.RunsCanceled = canceled
 		req.done <- res
 		if res.Error == "" {
@@ -192,6 +210,10 @@ func (m *Main) Run(ctx context.Context) error {
 // how many runs it canceled.
 func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	runCtx, cancel := context.WithCancel(ctx)
+	if m.cfg.Subreaper {
+		m.wg.Add(1)
+		go func() { defer m.wg.Done(); m.exec.procs.reapLoop(runCtx) }()
+	}
 	m.wg.Add(4)
 	go func() { defer m.wg.Done(); m.renewLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
@@ -220,6 +242,9 @@ func (m *Main) Close() error {
 	var errs []error
 	if m.client != nil {
 		m.client.close()
+	}
+	if m.exec != nil {
+		m.exec.close()
 	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
@@ -280,4 +305,14 @@ func (m *Main) LocalRuns(ctx context.Context) ([]LocalRun, error) { return m.sto
 // full spool has dropped since enlistment.
 func (m *Main) SpoolStats(ctx context.Context) (depth, dropped int) {
 	return m.store.spoolDepth(ctx), m.store.spoolDropped(ctx)
+}
+
+// Jobs returns the names of the jobs this target holds.
+func (m *Main) Jobs(ctx context.Context) ([]string, error) {
+	jobs, err := m.store.jobs(ctx)
+	names := make([]string, len(jobs))
+	for i, j := range jobs {
+		names[i] = j.Name
+	}
+	return names, err
 }

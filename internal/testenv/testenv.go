@@ -165,7 +165,7 @@ func (e *Env) StartTarget(name string) *Target {
 	e.t.Helper()
 	cfg := target.DefaultConfig()
 	cfg.DataDir = filepath.Join(e.Dir, "target-"+name)
-	cfg.Logger = e.Log.With("target", name)
+	cfg.Logger = e.Log
 	if e.opts.Target != nil {
 		e.opts.Target(&cfg)
 	}
@@ -227,6 +227,13 @@ func (c *Clock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return time.Now().Add(c.offset)
+}
+
+// Set makes the clock read t now (and move on from there in real time).
+func (c *Clock) Set(t time.Time) {
+	c.mu.Lock()
+	c.offset = time.Until(t)
+	c.mu.Unlock()
 }
 
 // Advance moves the clock forward by d.

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+func newHistoryCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "history",
+		Short: "Manage run history on the master",
+		Args:  cobra.NoArgs,
+	}
+	var cf clientFlags
+	var body httpapi.PurgeBody
+	var olderThan time.Duration
+	purge := &cobra.Command{
+		Use:   "purge [--job J] [--older-than D] [--keep N]",
+		Short: "Delete old runs",
+		Long: `Delete finished runs from the master: those older than --older-than, and
+beyond the newest --keep of each job; for one job (--job) or all. Running runs
+are kept. The master also applies --history-max-runs and --history-max-age by
+itself every ten minutes.`,
+		Example: `  muster history purge --older-than 720h
+  muster history purge --job backup --keep 100`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if olderThan == 0 && body.KeepPerJob == 0 {
+				return errors.New("give --older-than or --keep (or both)")
+			}
+			body.OlderThanSeconds = int64(olderThan / time.Second)
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			res, err := c.PurgeHistory(cmd.Context(), body)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %d run(s)\n", res.Deleted)
+			return nil
+		},
+	}
+	cf.register(purge)
+	f := purge.Flags()
+	f.StringVar(&body.Job, "job", "", "only this job's runs")
+	f.DurationVar(&olderThan, "older-than", 0, "delete runs that started longer ago than this")
+	f.IntVar(&body.KeepPerJob, "keep", 0, "keep only the newest N runs of each job")
+	cmd.AddCommand(purge)
+	return cmd
+}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/musterhq/muster/internal/master"
+	"github.com/musterhq/muster/internal/target"
+)
+
+// localTargets runs targets in the master's own process (muster dev, and
+// muster master --also-target), enlisting each on first use.
+type localTargets struct {
+	m     *master.Main
+	log   *slog.Logger
+	ctx   context.Context
+	stop  context.CancelFunc
+	wg    sync.WaitGroup
+	mains []*target.Main
+}
+
+func newLocalTargets(m *master.Main, log *slog.Logger) *localTargets {
+	ctx, stop := context.WithCancel(context.Background())
+	return &localTargets{m: m, log: log, ctx: ctx, stop: stop}
+}
+
+// start enlists the target in dir if it is not yet, and runs it.
+func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bool) error {
+	if _, err := os.Stat(filepath.Join(dir, target.CertFile)); errors.Is(err, os.ErrNotExist) {
+		tok, _, err := l.m.NewEnlistToken(ctx, name, 15*time.Minute, "muster")
+		if err != nil {
+			return err
+		}
+		if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: l.m.URL, Token: tok, Name: name, DataDir: dir}); err != nil {
+			return fmt.Errorf("enlist %s: %w", name, err)
+		}
+	}
+	cfg := target.DefaultConfig()
+	cfg.DataDir, cfg.Logger, cfg.Subreaper = dir, l.log, subreaper
+	t, err := target.New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := t.Open(ctx); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	l.mains = append(l.mains, t)
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		if err := t.Run(l.ctx); err != nil && !errors.Is(err, target.ErrDefected) {
+			l.log.Error("target stopped", "target", name, "err", err)
+		}
+	}()
+	return nil
+}
+
+// close stops every target and waits for them.
+func (l *localTargets) close() {
+	l.stop()
+	l.wg.Wait()
+	for _, t := range l.mains {
+		t.Close()
+	}
+}

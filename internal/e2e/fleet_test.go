@@ -1,0 +1,241 @@
+package e2e_test
+
+import (
+	"context"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/target"
+	"github.com/musterhq/muster/internal/testenv"
+)
+
+// holds reports whether the target's local store holds the job.
+func holds(t *testing.T, env *testenv.Env, name, job string) bool {
+	t.Helper()
+	runs, err := env.Target(name).Main.Jobs(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return slices.Contains(runs, job)
+}
+
+// Group targeting is live, end to end: a target that joins a group
+// receives and runs the group's jobs; one that leaves has them deleted.
+func TestLiveGroupsEndToEnd(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	ctx := context.Background()
+	if err := env.Client.CreateGroup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	j := shellJob("deploy", "echo deployed on $MUSTER_TARGET")
+	j.Groups = []string{"web"}
+	apply(t, env, j)
+	if _, err := env.Client.GroupMembers(ctx, "web", []string{"web1", "web2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, env)
+	if runs := startAndWait(t, env, "deploy"); len(runs) != 2 {
+		t.Fatalf("%d runs, want one per member", len(runs))
+	}
+	js, _ := env.Client.Job(ctx, "deploy")
+	for _, o := range js.Outcomes {
+		if !slices.Equal(o.Via, []string{"group:web"}) {
+			t.Errorf("%s is there via %v, want [group:web]", o.Target, o.Via)
+		}
+	}
+
+	if _, err := env.Client.GroupMembers(ctx, "web", []string{"web2"}, true); err != nil {
+		t.Fatal(err)
+	}
+	settled(t, env)
+	if holds(t, env, "web2", "deploy") || !holds(t, env, "web1", "deploy") {
+		t.Errorf("after web2 left: web1 holds %v, web2 holds %v; want only web1", holds(t, env, "web1", "deploy"), holds(t, env, "web2", "deploy"))
+	}
+}
+
+// A paused target fires no schedules and records STARTs as skipped; it
+// learns of the pause at once, and keeps it across a restart.
+func TestPauseAndResume(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	tick := shellJob("tick", "true", "web1")
+	tick.Schedules = []muster.Schedule{{Cron: "* * * * * *"}}
+	apply(t, env, tick, shellJob("manual", "true", "web1"))
+	settled(t, env)
+	if _, err := env.Client.Pause(ctx, httpapi.PauseBody{Targets: []string{"web1"}}, true); err != nil {
+		t.Fatal(err)
+	}
+	tg, _ := env.Client.Target(ctx, "web1")
+	if !slices.Contains(tg.Flags, muster.FlagPaused) {
+		t.Errorf("flags %v, want paused", tg.Flags)
+	}
+	// The paused state reaches the target without waiting for a poll
+	// interval: a START right after is skipped.
+	testenv.Eventually(t, wait, "a START to be skipped as paused", func() bool {
+		r := startAndWait(t, env, "manual")[0]
+		return r.Status == muster.RunSkipped && r.Message == "the target is paused"
+	})
+	env.Target("web1").Stop(t)
+	env.StartTarget("web1")
+	before := len(scheduledRuns(t, env, "tick"))
+	r := startAndWait(t, env, "manual")[0]
+	if r.Status != muster.RunSkipped {
+		t.Errorf("after a restart the target forgot it is paused: %s", r.Status)
+	}
+	if after := len(scheduledRuns(t, env, "tick")); after != before {
+		t.Errorf("a paused target fired its schedule: %d runs became %d", before, after)
+	}
+	if _, err := env.Client.Pause(ctx, httpapi.PauseBody{Targets: []string{"web1"}}, false); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, wait, "schedules to fire again", func() bool { return len(scheduledRuns(t, env, "tick")) > before })
+	if r := startAndWait(t, env, "manual")[0]; r.Status != muster.RunSucceeded {
+		t.Errorf("after resume: %s", r.Status)
+	}
+}
+
+// Posted SET-POLL, SYNC-TIME and RE-ENLIST reach the target and show in
+// its status; force-poll refreshes it.
+func TestPostedServerInstructions(t *testing.T) {
+	clock := &testenv.Clock{}
+	clock.Advance(2500 * time.Millisecond) // the target's clock runs 2.5 s ahead
+	env := testenv.New(t, testenv.Options{
+		Targets: []string{"web1"},
+		Target:  func(c *targetConfig) { c.Now = clock.Now },
+	})
+	ctx := context.Background()
+	for _, req := range []catalog.PostRequest{
+		{Operation: "set-poll", Value: 300},
+		{Operation: "sync-time", Targets: []string{"web1"}},
+		{Operation: "re-enlist"},
+	} {
+		if _, err := env.Client.Post(ctx, req); err != nil {
+			t.Fatalf("post %s: %v", req.Operation, err)
+		}
+	}
+	settled(t, env)
+	if res, err := env.Client.ForcePoll(ctx, "web1"); err != nil || !res.Connected {
+		t.Fatalf("force poll: %+v %v", res, err)
+	}
+	var tg muster.Target
+	testenv.Eventually(t, wait, "the new poll interval and clock offset", func() bool {
+		tg, _ = env.Client.Target(ctx, "web1")
+		return tg.PollInterval == 300 && tg.ClockOffsetMS != nil
+	})
+	if off := *tg.ClockOffsetMS; off < 2400 || off > 2600 {
+		t.Errorf("measured offset %d ms, want about 2500", off)
+	}
+	if failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true}); len(failed) != 0 {
+		t.Errorf("failed instructions: %+v", failed)
+	}
+	// Invalid combinations are refused.
+	for _, bad := range []catalog.PostRequest{
+		{Operation: "set-poll"}, {Operation: "set-poll", Value: 5}, {Operation: "insert"},
+		{Operation: "sync-time", Job: "x"}, {Operation: "start", Value: 3}, {Operation: "defect"}, {Operation: "launch"},
+	} {
+		if _, err := env.Client.Post(ctx, bad); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("post %+v: %v, want invalid", bad, err)
+		}
+	}
+}
+
+// Resync re-sends a target every job; dismantling deletes every target.
+func TestResyncAndDismantle(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	ctx := context.Background()
+	apply(t, env, shellJob("a", "true", "web1", "web2"), shellJob("b", "true", "web1"))
+	settled(t, env)
+	done, err := env.Client.Resync(ctx, httpapi.ResyncBody{Targets: []string{"web1"}})
+	if err != nil || !slices.Equal(done, []string{"web1"}) {
+		t.Fatalf("resync: %v %v", done, err)
+	}
+	list, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Target: "web1"})
+	var ops []string
+	for _, in := range list[len(list)-3:] {
+		ops = append(ops, string(in.Operation)+" "+in.Job)
+	}
+	if want := []string{"DELETE ", "INSERT a", "INSERT b"}; !slices.Equal(ops, want) {
+		t.Errorf("resync posted %v, want %v", ops, want)
+	}
+	settled(t, env)
+	if !holds(t, env, "web1", "a") || !holds(t, env, "web1", "b") {
+		t.Error("after the resync web1 does not hold both jobs")
+	}
+
+	deleted, err := env.Client.DeleteAllTargets(ctx, false)
+	if err != nil || len(deleted) != 2 {
+		t.Fatalf("dismantle: %v %v", deleted, err)
+	}
+	for _, name := range []string{"web1", "web2"} {
+		waitExit(t, env.Target(name))
+	}
+	if left, _ := env.Client.Targets(ctx, ""); len(left) != 0 {
+		t.Errorf("targets after dismantling: %+v", left)
+	}
+}
+
+// An orphaned target (the master forgot it) is refused with advice; after
+// a forced defect it enlists again.
+func TestOrphanedTargetReEnlists(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	env.Target("web1").Stop(t)
+	if err := env.Client.DeleteTarget(ctx, "web1", true); err != nil {
+		t.Fatal(err)
+	}
+	// Its certificate is refused, saying what to do.
+	hc := agentClient(t, env, "web1")
+	req, _ := http.NewRequest("GET", env.Master.URL+agentproto.PathInstructions+"?after=0&wait=0", nil)
+	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := httpapi.DecodeError(resp)
+	resp.Body.Close()
+	if !strings.Contains(body.Error(), "run `muster defect --force` on it, then enlist it again") {
+		t.Errorf("an orphan's poll: %v", body)
+	}
+	if _, err := target.Defect(ctx, targetCfg(env, "web1"), true); err != nil {
+		t.Fatal(err)
+	}
+	env.AddTarget("web1")
+}
+
+// A target whose protocol is newer than the master's is refused at poll,
+// with both versions named.
+func TestNewerTargetProtocolRefusedAtPoll(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	hc := agentClient(t, env, "web1")
+	req, _ := http.NewRequest("GET", env.Master.URL+agentproto.PathInstructions+"?after=0&wait=0", nil)
+	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version+1))
+	resp, err := hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = httpapi.DecodeError(resp)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(err.Error(), "newer than this master's") {
+		t.Errorf("got %d %v", resp.StatusCode, err)
+	}
+}
+
+// A master's data directory cannot be enlisted in a master.
+func TestMasterCannotEnlist(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	_, err := target.Enlist(context.Background(), target.EnlistOptions{
+		MasterURL: env.Master.URL, Token: env.Token("self"), Name: "self", DataDir: filepath.Join(env.Dir, "master"),
+	})
+	if err == nil || !strings.Contains(err.Error(), "a master's data directory") {
+		t.Errorf("enlisting the master's data directory: %v", err)
+	}
+}

@@ -1,0 +1,309 @@
+package target
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// killGrace is how long a step's processes have between SIGTERM and SIGKILL
+// when the step is stopped or times out.
+const killGrace = 5 * time.Second
+
+// runProcess runs a shell or command attempt as its own process group and
+// records it in run. When ctx ends (timeout, STOP, the daemon stopping) the
+// whole tree is killed: the process group, and every process whose
+// environment carries the run's id, which finds children that started
+// sessions of their own.
+func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
+	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	cmd, err := e.command(step, env)
+	if err != nil {
+		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
+		return attempt
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	// Output pipes stay open while any process holds them; WaitDelay stops
+	// Wait from hanging on such leftovers.
+	cmd.WaitDelay = 2 * time.Second
+
+	err = e.procs.start(cmd)
+	attempt.StartedAt = e.m.now()
+	if err != nil {
+		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("cannot start: %v", err)
+		return attempt
+	}
+	pgid := cmd.Process.Pid
+	run.Steps[len(run.Steps)-1] = attempt
+	e.save(run, pgid)
+
+	done := make(chan error, 1)
+	go func() {
+		err := cmd.Wait()
+		e.procs.done(cmd.Process.Pid)
+		done <- err
+	}()
+	// While the step runs, its output so far is saved and uploaded about
+	// once a second, so a long step can be followed on the master.
+	tick := time.NewTicker(outputInterval)
+	defer tick.Stop()
+	var streamed int64
+	var waitErr error
+loop:
+	for {
+		select {
+		case <-tick.C:
+			if n := out.written(); n != streamed {
+				streamed = n
+				attempt.Output = out.String()
+				run.Steps[len(run.Steps)-1] = attempt
+				e.save(run, pgid)
+			}
+		case waitErr = <-done:
+			break loop
+		case <-ctx.Done():
+			killTree(pgid, run.RunID, syscall.SIGTERM)
+			select {
+			case waitErr = <-done:
+			case <-time.After(killGrace):
+				killTree(pgid, run.RunID, syscall.SIGKILL)
+				waitErr = <-done
+			}
+			// Children that ignored SIGTERM, or outlived their parent.
+			killTree(pgid, run.RunID, syscall.SIGKILL)
+			break loop
+		}
+	}
+	// Whatever the step left behind in its process group goes with it.
+	syscall.Kill(-pgid, syscall.SIGKILL)
+
+	attempt.Output = out.String()
+	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
+		code := cmd.ProcessState.ExitCode()
+		attempt.ExitCode = &code
+	}
+	switch {
+	case ctx.Err() != nil:
+		// runAttempt records timed_out or canceled from the cause.
+	case waitErr == nil:
+		attempt.Status = muster.AttemptSucceeded
+	case attempt.ExitCode != nil:
+		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("exit code %d", *attempt.ExitCode)
+	default:
+		attempt.Status, attempt.Message = muster.AttemptFailed, waitErr.Error()
+	}
+	return attempt
+}
+
+// killTree sends sig to a step's process group and to every process that
+// carries its run id.
+func killTree(pgid int, runID string, sig syscall.Signal) {
+	syscall.Kill(-pgid, sig)
+	signalRun(runID, sig)
+}
+
+// command builds the process for a shell or command step: its program, a
+// new process group, its environment, its directory, and the proxy user it
+// runs as.
+func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, error) {
+	var cmd *exec.Cmd
+	if step.Shell != "" {
+		cmd = exec.Command("/bin/sh", "-c", step.Shell)
+	} else {
+		cmd = exec.Command(step.Command[0], step.Command[1:]...)
+		// Resolve the program on the step's PATH, not the daemon's.
+		if !strings.Contains(step.Command[0], "/") {
+			path, err := stepProgram(step.Command[0], env["PATH"])
+			if err != nil {
+				return nil, err
+			}
+			cmd.Path, cmd.Err = path, nil
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Dir = step.Workdir
+	if step.RunAs != "" {
+		u, err := e.m.proxyUser(step.RunAs)
+		if err != nil {
+			return nil, err
+		}
+		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+		var groups []uint32
+		if ids, err := u.GroupIds(); err == nil {
+			for _, g := range ids {
+				if n, err := strconv.ParseUint(g, 10, 32); err == nil {
+					groups = append(groups, uint32(n))
+				}
+			}
+		}
+		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
+		env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
+	}
+	if cmd.Dir == "" {
+		// The home directory, or / for users without one (nobody's is
+		// /nonexistent).
+		cmd.Dir = env["HOME"]
+		if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+			cmd.Dir = "/"
+		}
+	} else if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+		return nil, fmt.Errorf("workdir %q: not a directory on this target", cmd.Dir)
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		cmd.Env = append(cmd.Env, k+"="+env[k])
+	}
+	return cmd, nil
+}
+
+// proxyUser resolves a proxy of the settings to its OS user.
+func (m *Main) proxyUser(name string) (*user.User, error) {
+	p, ok := m.cfg.Settings.Proxies[name]
+	if !ok {
+		return nil, fmt.Errorf("run_as %q: proxy not found", name)
+	}
+	u, err := user.Lookup(p.User)
+	if err != nil {
+		return nil, fmt.Errorf("run_as %q: user %q: %v", name, p.User, err)
+	}
+	return u, nil
+}
+
+// stepProgram finds name in the directories of path.
+func stepProgram(name, path string) (string, error) {
+	for _, dir := range filepath.SplitList(path) {
+		p := filepath.Join(dir, name)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("%q not found in %s", name, path)
+}
+
+// signalRun signals every process whose environment names the run, as every
+// step's does (MUSTER_RUN_ID), and its process group. It reads /proc and
+// does nothing where there is none.
+func signalRun(runID string, sig syscall.Signal) {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	marker := []byte("\x00MUSTER_RUN_ID=" + runID + "\x00")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		env, err := os.ReadFile("/proc/" + e.Name() + "/environ")
+		if err != nil || !bytes.Contains(append([]byte{0}, env...), marker) {
+			continue
+		}
+		if pgid, err := syscall.Getpgid(pid); err == nil && pgid > 1 && pgid != syscall.Getpgrp() {
+			syscall.Kill(-pgid, sig)
+		}
+		syscall.Kill(pid, sig)
+	}
+}
+
+// processes tracks the step processes this daemon started, so that, as a
+// child subreaper, it reaps only the orphans it inherits and never a step
+// whose exit status os/exec is waiting for.
+type processes struct {
+	mu   sync.Mutex
+	pids map[int]bool
+}
+
+func newProcesses() *processes { return &processes{pids: map[int]bool{}} }
+
+// start starts cmd and tracks it, under the lock the reaper takes.
+func (p *processes) start(cmd *exec.Cmd) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	p.pids[cmd.Process.Pid] = true
+	return nil
+}
+
+func (p *processes) done(pid int) {
+	p.mu.Lock()
+	delete(p.pids, pid)
+	p.mu.Unlock()
+}
+
+// prSetChildSubreaper is prctl's PR_SET_CHILD_SUBREAPER.
+const prSetChildSubreaper = 36
+
+// becomeSubreaper makes this process the parent of orphaned descendants, so
+// processes a step leaves behind (even in sessions of their own) stay in
+// its tree, where they can be found and reaped.
+func becomeSubreaper() error {
+	if _, _, errno := syscall.RawSyscall(syscall.SYS_PRCTL, prSetChildSubreaper, 1, 0); errno != 0 {
+		return errno
+	}
+	return nil
+}
+
+// reap waits for inherited orphans that have exited, so they do not stay
+// zombies. Step processes are left to os/exec.
+func (p *processes) reap() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	self := strconv.Itoa(os.Getpid())
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || p.pids[pid] {
+			continue
+		}
+		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name: state, ppid, …
+		i := bytes.LastIndexByte(stat, ')')
+		if i < 0 {
+			continue
+		}
+		fields := strings.Fields(string(stat[i+1:]))
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == self {
+			var ws syscall.WaitStatus
+			syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+		}
+	}
+}
+
+// reapLoop reaps inherited orphans every few seconds until ctx is done.
+func (p *processes) reapLoop(ctx context.Context) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			p.reap()
+		}
+	}
+}

@@ -1,0 +1,157 @@
+package target
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"sync"
+
+	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
+	_ "modernc.org/sqlite"             // registers "sqlite"
+
+	"github.com/musterhq/muster"
+)
+
+// Connection drivers a target's settings may name, and the database/sql
+// driver behind each.
+var sqlDrivers = map[string]string{
+	"postgres": "pgx",
+	"mysql":    "mysql",
+	"sqlite":   "sqlite",
+}
+
+// connections holds one small pool per named connection, opened on first
+// use. The DSNs (and their secrets) are in the target's settings only.
+type connections struct {
+	defs  map[string]Connection
+	mu    sync.Mutex
+	pools map[string]*sql.DB
+}
+
+func newConnections(defs map[string]Connection) *connections {
+	return &connections{defs: defs, pools: map[string]*sql.DB{}}
+}
+
+func (c *connections) get(name string) (*sql.DB, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if db, ok := c.pools[name]; ok {
+		return db, nil
+	}
+	def, ok := c.defs[name]
+	if !ok {
+		return nil, fmt.Errorf("connection %q not found on this target", name)
+	}
+	db, err := sql.Open(sqlDrivers[def.Driver], def.DSN)
+	if err != nil {
+		return nil, fmt.Errorf("connection %q: %v", name, err)
+	}
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(1)
+	c.pools[name] = db
+	return db, nil
+}
+
+func (c *connections) close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, db := range c.pools {
+		db.Close()
+		delete(c.pools, name)
+	}
+}
+
+// queryWords start statements that return rows.
+var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA", "TABLE", "DESCRIBE", "DESC"}
+
+// runSQL runs a SQL step against its connection, binding the variables
+// named by params (never substituting anything into the text). A statement
+// that returns rows prints them, tab-separated under a header line; any
+// other prints how many rows it affected. ctx cancels the statement.
+func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
+	db, err := e.sql.get(step.Connection)
+	if err != nil {
+		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
+		return attempt
+	}
+	args := make([]any, len(step.Params))
+	for i, p := range step.Params {
+		args[i] = env[p]
+	}
+	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	run.Steps[len(run.Steps)-1] = attempt
+	e.save(run, 0)
+	err = execSQL(ctx, db, step.SQL, args, out)
+	attempt.Output = out.String()
+	switch {
+	case ctx.Err() != nil:
+		// runAttempt records timed_out or canceled from the cause.
+	case err != nil:
+		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
+	default:
+		attempt.Status = muster.AttemptSucceeded
+	}
+	return attempt
+}
+
+func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out *output) error {
+	first := strings.ToUpper(strings.TrimLeft(text, " \t\r\n("))
+	returnsRows := false
+	for _, w := range queryWords {
+		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
+			returnsRows = true
+		}
+	}
+	if !returnsRows {
+		res, err := db.ExecContext(ctx, text, args...)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err == nil {
+			fmt.Fprintf(out, "%d row(s) affected\n", n)
+		}
+		return nil
+	}
+	rows, err := db.QueryContext(ctx, text, args...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(out, strings.Join(cols, "\t"))
+	values := make([]sql.NullString, len(cols))
+	ptrs := make([]any, len(cols))
+	for i := range values {
+		ptrs[i] = &values[i]
+	}
+	n := 0
+	for rows.Next() {
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		cells := make([]string, len(cols))
+		for i, v := range values {
+			if v.Valid {
+				cells[i] = v.String
+			} else {
+				cells[i] = "NULL"
+			}
+		}
+		fmt.Fprintln(out, strings.Join(cells, "\t"))
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "(%d row(s))\n", n)
+	return nil
+}
+
+func isWordChar(c byte) bool {
+	return c == '_' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
