@@ -365,3 +365,24 @@ func (db *DB) DetectNoSuccess(ctx context.Context) (int, error) {
 	})
 	return raised, err
 }
+
+// PruneEvents deletes the events raised before cutoff, with their
+// notifications, once none of these is pending. It returns how many events
+// it deleted.
+func (db *DB) PruneEvents(ctx context.Context, cutoff time.Time) (int64, error) {
+	var n int64
+	err := db.update(ctx, func(tx *tx) error {
+		if _, err := tx.Exec(`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE raised_at < ? AND dispatched = 1)
+			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = deliveries.event_id AND p.status = 'pending')`, ms(cutoff)); err != nil {
+			return err
+		}
+		res, err := tx.Exec(`DELETE FROM events WHERE raised_at < ? AND dispatched = 1
+			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, ms(cutoff))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}

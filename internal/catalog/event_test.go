@@ -422,3 +422,35 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		t.Errorf("events %+v", evs)
 	}
 }
+
+func TestPruneEvents(t *testing.T) {
+	ctx := context.Background()
+	db, clk, _ := MustOpen(t)
+	web1 := enlist(t, db, "web1")
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}); err != nil {
+		t.Fatal(err)
+	}
+	forward := func(id int64) {
+		db.RecordTargetEvents(ctx, web1, []agentproto.Event{{ID: id, Name: muster.EventSpoolFull, Severity: 3, Message: "full", At: clk.Now()}})
+		db.DispatchEvents(ctx, newID)
+	}
+	forward(1)
+	forward(2)
+	due, _ := db.DueDeliveries(ctx, 10)
+	db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{}) // the first delivered, the second pending
+	clk.Add(48 * time.Hour)
+	forward(3)
+	n, err := db.PruneEvents(ctx, clk.Now().Add(-24*time.Hour))
+	if err != nil || n != 1 {
+		t.Fatalf("pruned %d (%v), want 1: the old event whose notification is done", n, err)
+	}
+	if evs := mustEvents(t, db, catalog.EventFilter{}); len(evs) != 2 {
+		t.Errorf("%d events left, want 2 (one pending, one recent)", len(evs))
+	}
+	if h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{}); len(h) != 2 {
+		t.Errorf("%d notifications left, want 2", len(h))
+	}
+}

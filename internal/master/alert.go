@@ -77,6 +77,8 @@ type alerting struct {
 	now     func() time.Time
 	log     *slog.Logger
 	started time.Time
+	keep    time.Duration // events older than this are deleted; 0 keeps them
+	pruned  time.Time
 	webhook *notify.Webhook
 	smtp    *notify.SMTP // nil without an SMTP server
 
@@ -101,7 +103,7 @@ func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
 			*d.v = d.def
 		}
 	}
-	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, webhook: &notify.Webhook{Client: cfg.HTTPClient}}
+	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, keep: mcfg.HistoryMaxAge, webhook: &notify.Webhook{Client: cfg.HTTPClient}}
 	var err error
 	if a.smtp, err = smtpSender(cfg.SMTP, mcfg.Name, mcfg.Now); err != nil {
 		return nil, err
@@ -257,9 +259,14 @@ func (a *alerting) send(ctx context.Context, d catalog.PendingDelivery) error {
 	return &notify.Error{Message: fmt.Sprintf("no channel %q", d.Channel), Permanent: true}
 }
 
+// eventPruneInterval is how often events past the history retention
+// (HistoryMaxAge) are deleted.
+const eventPruneInterval = time.Hour
+
 // detectOnce raises target_offline and target_online, and, once the grace
 // after a start has passed, no_success; it wakes the dispatcher when it
-// raised anything.
+// raised anything. About once an hour it deletes the events, and their
+// notifications, that are older than the history is kept.
 func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
 	n, err := a.db.DetectPresence(ctx, a.started)
 	if err == nil && !a.now().Before(a.started.Add(a.cfg.NoSuccessGrace)) {
@@ -269,6 +276,15 @@ func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
 	}
 	if n > 0 {
 		a.dispatcher.Wake()
+	}
+	if now := a.now(); err == nil && a.keep > 0 && now.Sub(a.pruned) >= eventPruneInterval {
+		var pruned int64
+		if pruned, err = a.db.PruneEvents(ctx, now.Add(-a.keep)); err == nil {
+			a.pruned = now
+			if pruned > 0 {
+				a.log.Info("history retention deleted events", "deleted", pruned)
+			}
+		}
 	}
 	return a.cfg.DetectInterval, err
 }
