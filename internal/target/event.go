@@ -365,6 +365,10 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 	if err := m.storeQueued(ctx); err != nil {
 		return err
 	}
+	var waiting bool
+	if err := m.store.write.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events)`).Scan(&waiting); err != nil || !waiting {
+		return err // most sweeps find nothing, and write nothing
+	}
 	s := m.cfg.Settings.Events.withDefaults()
 	if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
 		m.enl.UID, int(s.MinSeverity), s.Forward == ForwardUnhandled, s.Forward == ForwardNone); err != nil {
