@@ -79,11 +79,11 @@ const (
 
 // Events a target raises and forwards to its master.
 const (
-	EventInstructionFailed EventName = "instruction_failed" // an instruction could not be applied
-	EventSpoolFull         EventName = "spool_full"         // the spool dropped runs the master never received
-	EventClockSkew         EventName = "clock_skew"         // the target's clock is off the master's
-	EventAgentError        EventName = "agent_error"        // the target daemon logged an error
-	EventCertRenewalFailed EventName = "cert_renewal_failed"
+	EventInstructionFailed EventName = "instruction_failed"  // an instruction could not be applied
+	EventSpoolFull         EventName = "spool_full"          // the spool dropped runs the master never received
+	EventClockSkew         EventName = "clock_skew"          // the target's clock is off the master's
+	EventAgentError        EventName = "agent_error"         // the target daemon logged an error
+	EventCertRenewalFailed EventName = "cert_renewal_failed" // a certificate renewal failed
 )
 
 // EventAny, in an alert, matches every event.
