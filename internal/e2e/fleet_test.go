@@ -123,9 +123,11 @@ func TestPostedServerInstructions(t *testing.T) {
 		}
 	}
 	settled(t, env)
-	if res, err := env.Client.ForcePoll(ctx, "web1"); err != nil || !res.Connected {
-		t.Fatalf("force poll: %+v %v", res, err)
-	}
+	// A force poll reaches the target once it holds a poll open again.
+	testenv.Eventually(t, wait, "a force poll to reach a held poll", func() bool {
+		res, err := env.Client.ForcePoll(ctx, "web1")
+		return err == nil && res.Connected
+	})
 	var tg muster.Target
 	testenv.Eventually(t, wait, "the new poll interval and clock offset", func() bool {
 		tg, _ = env.Client.Target(ctx, "web1")
