@@ -35,7 +35,11 @@ func (db *DB) FindCert(ctx context.Context, serial string) (CertRecord, error) {
 // the target is active and oldSerial is its newest certificate, and marks
 // the old one replaced. The old certificate keeps working until it expires,
 // so requests in flight during a renewal are not refused.
-func (db *DB) RenewCert(ctx context.Context, oldSerial string, sign func(t TargetIdentity) (IssuedCert, error)) (IssuedCert, error) {
+//
+// A renewal whose reply was lost is retried with the same new key (the
+// target keeps it until it has its certificate): when oldSerial was replaced
+// by a certificate for that very key (csrKeyHash), the retry is served too.
+func (db *DB) RenewCert(ctx context.Context, oldSerial, csrKeyHash string, sign func(t TargetIdentity) (IssuedCert, error)) (IssuedCert, error) {
 	var issued IssuedCert
 	err := db.update(ctx, func(tx *tx) error {
 		var t TargetIdentity
@@ -50,13 +54,20 @@ func (db *DB) RenewCert(ctx context.Context, oldSerial string, sign func(t Targe
 		case t.State != TargetActive:
 			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; enlist it again with a new token", t.Name)
 		case replaced.Valid:
-			return muster.Errorf(muster.EUNAUTHORIZED, "this certificate of target %q was already renewed; only the newest one can renew", t.Name)
+			var newest, newestKey string
+			if err := tx.QueryRow(`SELECT serial, key_hash FROM certs WHERE target_id = ? AND replaced_at IS NULL`, t.ID).Scan(&newest, &newestKey); err != nil ||
+				newestKey == "" || newestKey != csrKeyHash {
+				return muster.Errorf(muster.EUNAUTHORIZED, "this certificate of target %q was already renewed; only the newest one can renew", t.Name)
+			}
+			// A retry of the renewal that made the newest: it is replaced
+			// in turn by the one issued now.
+			oldSerial = newest
 		}
 		if issued, err = sign(t); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO certs (serial, target_id, issued_at, not_after) VALUES (?, ?, ?, ?)`,
-			issued.Serial, t.ID, ms(tx.now), ms(issued.NotAfter)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO certs (serial, target_id, issued_at, not_after, key_hash) VALUES (?, ?, ?, ?, ?)`,
+			issued.Serial, t.ID, ms(tx.now), ms(issued.NotAfter), issued.KeyHash); err != nil {
 			return err
 		}
 		// Certificates long expired are of no further use.

@@ -16,10 +16,7 @@ func (db *DB) DefectTarget(ctx context.Context, targetID int64) error {
 }
 
 func (tx *tx) defect(targetID int64) error {
-	if _, err := tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status IN ('pending', 'failed')`, targetID); err != nil {
-		return err
-	}
-	if err := tx.forgetTarget(targetID); err != nil {
+	if err := tx.clearTarget(targetID); err != nil {
 		return err
 	}
 	_, err := tx.Exec(`UPDATE targets SET state = ?, defected_at = ? WHERE id = ?`, TargetDefected, ms(tx.now), targetID)
@@ -49,10 +46,7 @@ func (db *DB) DeleteTarget(ctx context.Context, name string, force bool) error {
 		if force {
 			return tx.defect(id)
 		}
-		if _, err := tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status IN ('pending', 'failed')`, id); err != nil {
-			return err
-		}
-		if err := tx.forgetTarget(id); err != nil {
+		if err := tx.clearTarget(id); err != nil {
 			return err
 		}
 		if _, err := tx.post(id, muster.OpDefect, "", nil); err != nil {
@@ -63,10 +57,11 @@ func (db *DB) DeleteTarget(ctx context.Context, name string, force bool) error {
 	})
 }
 
-// forgetTarget removes a leaving target from every job, group and start
-// queue.
-func (tx *tx) forgetTarget(targetID int64) error {
+// clearTarget drops a leaving target's open instructions and removes it
+// from every job, group and start queue.
+func (tx *tx) clearTarget(targetID int64) error {
 	for _, q := range []string{
+		`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status IN ('pending', 'failed')`,
 		`DELETE FROM job_targets WHERE target_id = ?`,
 		`DELETE FROM group_members WHERE target_id = ?`,
 		`DELETE FROM queued_starts WHERE target_id = ?`,

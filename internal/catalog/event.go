@@ -109,8 +109,20 @@ func (db *DB) RecordTargetEvents(ctx context.Context, target TargetIdentity, eve
 				results[i].Error = msg
 				continue
 			}
+			// A target names only jobs it was sent; the severity is the
+			// event's own, not what the target says.
+			if e.Job != "" {
+				sent, err := tx.wasSent(target.ID, e.Job)
+				if err != nil {
+					return err
+				}
+				if !sent {
+					results[i].Error = fmt.Sprintf("event %d: job %q was never sent to target %s", e.ID, e.Job, target.Name)
+					continue
+				}
+			}
 			if _, err := tx.raise(fmt.Sprintf("target/%s/%d", target.UID, e.ID), muster.Event{
-				Name: e.Name, Severity: e.Severity, Source: muster.SourceTarget, Target: target.Name, Job: e.Job, RunID: e.RunID,
+				Name: e.Name, Severity: e.Name.Severity(), Source: muster.SourceTarget, Target: target.Name, Job: e.Job, RunID: e.RunID,
 				Message: e.Message, At: e.At,
 			}); err != nil {
 				return err

@@ -49,10 +49,20 @@ func (tx *tx) insertInstruction(targetID, seq int64, op muster.Operation, job st
 	if err := tx.supersede(targetID, op, job); err != nil {
 		return err
 	}
-	_, err := tx.Exec(`INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at)
-		VALUES (?, ?, ?, ?, ?, 'pending', ?)`, targetID, seq, string(op), job, string(body), ms(tx.now))
+	var runID string
+	var expires sql.NullInt64
+	if p, ok := payload.(agentproto.StartPayload); ok {
+		runID, expires = p.RunID, sql.NullInt64{Int64: ms(p.ExpiresAt), Valid: true}
+	}
+	_, err := tx.Exec(`INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
+		VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`, targetID, seq, string(op), job, string(body), ms(tx.now), runID, expires)
 	if err != nil {
 		return err
+	}
+	if op == muster.OpInsert {
+		if _, err := tx.Exec(`INSERT INTO sent_jobs (target_id, job_name) VALUES (?, ?) ON CONFLICT DO NOTHING`, targetID, job); err != nil {
+			return err
+		}
 	}
 	tx.wake[targetID] = struct{}{}
 	return nil
@@ -321,12 +331,17 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 				return err
 			}
 			var old agentproto.StartPayload
-			json.Unmarshal([]byte(r.payload), &old)
+			if err := json.Unmarshal([]byte(r.payload), &old); err != nil {
+				return fmt.Errorf("instruction %d: stored START: %w", seq, err)
+			}
 			seq, err := tx.nextSeq(r.targetID)
 			if err != nil {
 				return err
 			}
-			p := agentproto.StartPayload{RunID: muster.StartRunID(uid, seq), ExpiresAt: expiry(tx.now, 0).UTC(), RequestedBy: old.RequestedBy}
+			// The same start again: its env and first step, a new run id and a
+			// fresh expiry.
+			p := old
+			p.RunID, p.ExpiresAt = muster.StartRunID(uid, seq), expiry(tx.now, 0).UTC()
 			posted = muster.Instruction{Seq: seq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
 			return tx.insertInstruction(r.targetID, seq, r.op, r.job, p)
 		}
@@ -369,31 +384,35 @@ func (db *DB) DeleteInstruction(ctx context.Context, target string, seq int64) e
 func (db *DB) Resync(ctx context.Context, targetID, after int64) (int64, error) {
 	var base int64
 	err := db.update(ctx, func(tx *tx) error {
-		if _, err := tx.Exec(`UPDATE instructions SET status = 'superseded' WHERE target_id = ? AND status IN ('pending', 'failed')`, targetID); err != nil {
-			return err
-		}
-		if err := tx.QueryRow(`UPDATE targets SET last_seq = MAX(last_seq, ?) WHERE id = ? RETURNING last_seq`, after, targetID).Scan(&base); err != nil {
-			return err
-		}
-		if _, err := tx.post(targetID, muster.OpDelete, "", nil); err != nil {
-			return err
-		}
-		var name string
-		if err := tx.QueryRow(`SELECT name FROM targets WHERE id = ?`, targetID).Scan(&name); err != nil {
-			return err
-		}
-		jobs, err := tx.jobsOfTarget(targetID)
-		if err != nil {
-			return err
-		}
-		for _, j := range jobs {
-			if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.DefinitionFor(name)); err != nil {
-				return err
-			}
-		}
-		return nil
+		var err error
+		base, err = tx.resync(targetID, after)
+		return err
 	})
 	return base, err
+}
+
+func (tx *tx) resync(targetID, after int64) (int64, error) {
+	if _, err := tx.Exec(`UPDATE instructions SET status = 'superseded' WHERE target_id = ? AND status IN ('pending', 'failed')`, targetID); err != nil {
+		return 0, err
+	}
+	var base int64
+	var name string
+	if err := tx.QueryRow(`UPDATE targets SET last_seq = MAX(last_seq, ?) WHERE id = ? RETURNING last_seq, name`, after, targetID).Scan(&base, &name); err != nil {
+		return 0, err
+	}
+	if _, err := tx.post(targetID, muster.OpDelete, "", nil); err != nil {
+		return 0, err
+	}
+	jobs, err := tx.jobsOfTarget(targetID)
+	if err != nil {
+		return 0, err
+	}
+	for _, j := range jobs {
+		if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.DefinitionFor(name)); err != nil {
+			return 0, err
+		}
+	}
+	return base, nil
 }
 
 // expiry converts an optional duration to an absolute time.

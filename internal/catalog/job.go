@@ -271,6 +271,10 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, c *JobChange) error {
 			if _, err := tx.Exec(`DELETE FROM job_targets WHERE job_id = ? AND target_id = ?`, old.id, oldTID); err != nil {
 				return err
 			}
+			// STARTs held back for it would reach a target without the job.
+			if _, err := tx.Exec(`DELETE FROM queued_starts WHERE job_id = ? AND target_id = ?`, old.id, oldTID); err != nil {
+				return err
+			}
 		case wanted && !had:
 			if _, err := tx.Exec(`INSERT INTO job_targets (job_id, target_id, explicit) VALUES (?, ?, ?)`, old.id, tid, explicit[name]); err != nil {
 				return err

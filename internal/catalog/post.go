@@ -129,10 +129,11 @@ func (tx *tx) activeTargets() (map[string]int64, error) {
 }
 
 // ResyncTargets resyncs the named targets, or every target when all is set
-// (SQL Server's sp_resync_targetserver).
+// (SQL Server's sp_resync_targetserver), in one transaction.
 func (db *DB) ResyncTargets(ctx context.Context, names []string, all bool) ([]string, error) {
-	var ids map[string]int64
+	var done []string
 	err := db.update(ctx, func(tx *tx) error {
+		var ids map[string]int64
 		var err error
 		if all {
 			ids, err = tx.activeTargets()
@@ -142,20 +143,22 @@ func (db *DB) ResyncTargets(ctx context.Context, names []string, all bool) ([]st
 			}
 			ids, err = tx.targetIDs("targets", names)
 		}
-		return err
-	})
-	if err != nil {
-		return nil, err
-	}
-	var done []string
-	for name, id := range ids {
-		if _, err := db.Resync(ctx, id, 0); err != nil {
-			return done, fmt.Errorf("resync %s: %w", name, err)
+		if err != nil {
+			return err
 		}
-		done = append(done, name)
-	}
-	slices.Sort(done)
-	return done, nil
+		done = done[:0]
+		for name := range ids {
+			done = append(done, name)
+		}
+		slices.Sort(done)
+		for _, name := range done {
+			if _, err := tx.resync(ids[name], 0); err != nil {
+				return fmt.Errorf("resync %s: %w", name, err)
+			}
+		}
+		return nil
+	})
+	return done, err
 }
 
 // DeleteAllTargets deletes every target, posting each a DEFECT (or, with

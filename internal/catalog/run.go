@@ -58,8 +58,7 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			}
 			ok, known := sent[r.Job]
 			if !known {
-				if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND job_name = ? AND operation = 'INSERT')`,
-					target.ID, r.Job).Scan(&ok); err != nil {
+				if ok, err = tx.wasSent(target.ID, r.Job); err != nil {
 					return err
 				}
 				sent[r.Job] = ok
@@ -106,6 +105,13 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 		return nil
 	})
 	return results, err
+}
+
+// wasSent reports whether the target was ever sent the job.
+func (tx *tx) wasSent(targetID int64, job string) (bool, error) {
+	var ok bool
+	err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`, targetID, job).Scan(&ok)
+	return ok, err
 }
 
 // checkRun returns why a report cannot be stored, or "".

@@ -233,13 +233,19 @@ func (tx *tx) queueStart(jobID, targetID int64, uid string, q queuedStart) (stri
 }
 
 // activeStarts counts a job's runs that hold a max_parallel_targets slot:
-// those running, and STARTs posted in the last ten minutes and not yet
-// acknowledged (an older one has expired, or its target is away).
+// runs under way on targets that are not suspected offline, and STARTs
+// that have not expired and whose run is not recorded yet (pending, or
+// acknowledged but not yet uploaded).
 func (tx *tx) activeStarts(job string) (int, error) {
 	var n int
-	err := tx.QueryRow(`SELECT (SELECT COUNT(*) FROM runs WHERE job_name = ? AND status = 'running')
-		+ (SELECT COUNT(*) FROM instructions WHERE job_name = ? AND operation = 'START' AND status = 'pending' AND posted_at >= ?)`,
-		job, job, ms(tx.now.Add(-muster.DefaultStartExpiry))).Scan(&n)
+	now := ms(tx.now)
+	err := tx.QueryRow(`SELECT
+		(SELECT COUNT(*) FROM runs r JOIN targets t ON t.id = r.target_id
+			WHERE r.job_name = ? AND r.status = 'running' AND t.last_poll_at >= ? - 3 * t.poll_interval * 1000)
+		+ (SELECT COUNT(*) FROM instructions i WHERE i.job_name = ? AND i.operation = 'START'
+			AND i.status IN ('pending', 'downloaded') AND i.expires_at > ?
+			AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id))`,
+		job, now, job, now).Scan(&n)
 	return n, err
 }
 

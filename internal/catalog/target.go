@@ -47,6 +47,7 @@ type Enlistment struct {
 type IssuedCert struct {
 	Serial   string
 	NotAfter time.Time
+	KeyHash  string // pki.KeyHash of the certified key
 }
 
 // TargetIdentity is the catalog entry behind a client certificate.
@@ -119,8 +120,8 @@ func (db *DB) Enlist(ctx context.Context, e Enlistment, sign func(uid string) (I
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`INSERT INTO certs (serial, target_id, issued_at, not_after) VALUES (?, ?, ?, ?)`,
-			cert.Serial, tid, ms(tx.now), ms(cert.NotAfter)); err != nil {
+		if _, err := tx.Exec(`INSERT INTO certs (serial, target_id, issued_at, not_after, key_hash) VALUES (?, ?, ?, ?, ?)`,
+			cert.Serial, tid, ms(tx.now), ms(cert.NotAfter), cert.KeyHash); err != nil {
 			return err
 		}
 		id = TargetIdentity{ID: tid, UID: e.UID, Name: e.Name, State: TargetActive, PollInterval: interval, CertNotAfter: cert.NotAfter}

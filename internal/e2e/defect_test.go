@@ -158,3 +158,34 @@ func waitExit(t *testing.T, tg *testenv.Target) {
 }
 
 func httpTargets(names ...string) httpapi.StartBody { return httpapi.StartBody{Targets: names} }
+
+// A graceful defect refused because the master cannot be reached changes
+// nothing on a running target: its run carries on.
+func TestRefusedDefectLeavesARunningTargetAlone(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	apply(t, env, shellJob("slow", "sleep 30", "web1"))
+	settled(t, env)
+	res, err := env.Client.StartJob(ctx, "slow", httpTargets())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tg := env.Target("web1")
+	testenv.Eventually(t, wait, "the run to be running", func() bool {
+		runs, _ := tg.Main.LocalRuns(ctx)
+		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1
+	})
+	env.StopMaster()
+	if _, err := target.Defect(ctx, targetCfg(env, "web1"), false); err == nil {
+		t.Fatal("a graceful defect succeeded with the master down")
+	}
+	runs, _ := tg.Main.LocalRuns(ctx)
+	if len(runs) != 1 || runs[0].RunID != res.Runs[0].RunID || runs[0].Status != muster.RunRunning {
+		t.Errorf("after the refused defect: %+v, want the run still running", runs)
+	}
+	select {
+	case <-tg.Exited():
+		t.Error("the daemon stopped after a refused defect")
+	default:
+	}
+}

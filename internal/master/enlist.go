@@ -76,12 +76,15 @@ func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.Enl
 		Heartbeat: catalog.Heartbeat{At: now, LocalTime: req.LocalTime, TimeZone: req.TimeZone, PollInterval: interval,
 			Version: req.Version, Protocol: req.Protocol},
 	}, func(uid string) (catalog.IssuedCert, error) {
-		var err error
+		keyHash, err := pki.CSRKeyHash(req.CSR)
+		if err != nil {
+			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
+		}
 		cert, err = a.m.CA.SignTarget(req.CSR, name, uid, now, a.m.cfg.CertTTL)
 		if err != nil {
 			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
 		}
-		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter}, nil
+		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter, KeyHash: keyHash}, nil
 	})
 	if err != nil {
 		return agentproto.EnlistResponse{}, err

@@ -53,13 +53,18 @@ func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) {
 
 func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial string, csr []byte) {
 	now := a.m.now()
+	keyHash, err := pki.CSRKeyHash(csr)
+	if err != nil {
+		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "%v", err))
+		return
+	}
 	var cert *pki.ClientCert
-	_, err := a.m.DB.RenewCert(r.Context(), oldSerial, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
+	_, err = a.m.DB.RenewCert(r.Context(), oldSerial, keyHash, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
 		var err error
 		if cert, err = a.m.CA.SignTarget(csr, t.Name, t.UID, now, a.m.cfg.CertTTL); err != nil {
 			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
 		}
-		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter}, nil
+		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter, KeyHash: keyHash}, nil
 	})
 	if err != nil {
 		httpapi.WriteError(w, r, err)

@@ -228,3 +228,22 @@ func (ca *CA) VerifyExpiredTarget(der []byte) (*x509.Certificate, error) {
 	}
 	return cert, nil
 }
+
+// KeyHash is the hex SHA-256 of a public key's DER (SubjectPublicKeyInfo):
+// the identity of the key a certificate or a request carries.
+func KeyHash(pub any) (string, error) {
+	der, err := x509.MarshalPKIXPublicKey(pub)
+	if err != nil {
+		return "", err
+	}
+	return Fingerprint(der), nil
+}
+
+// CSRKeyHash returns the KeyHash of the key in a DER certificate request.
+func CSRKeyHash(csrDER []byte) (string, error) {
+	csr, err := x509.ParseCertificateRequest(csrDER)
+	if err != nil {
+		return "", fmt.Errorf("csr: %w", err)
+	}
+	return KeyHash(csr.PublicKey)
+}

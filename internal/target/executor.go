@@ -59,17 +59,15 @@ func (e *executor) close() { e.sql.close() }
 // recover records runs a previous process left running as abandoned, and
 // kills what is left of their processes.
 func (e *executor) recover(ctx context.Context) error {
-	runs, pgids, err := e.m.store.runningRuns(ctx)
+	runs, err := e.m.store.runningRuns(ctx)
 	if err != nil {
 		return err
 	}
-	for i, r := range runs {
-		if pgids[i] > 0 {
-			syscall.Kill(-pgids[i], syscall.SIGKILL)
-		}
-		// A crash between spawning a step and recording its process group
-		// leaves no pgid; every step process carries its run id in its
-		// environment, so look for them too.
+	for _, r := range runs {
+		// Every step process carries its run id in its environment: only
+		// processes that do are killed (with their groups). The recorded
+		// process group alone is not trusted: after a reboot its number may
+		// belong to someone else.
 		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
 		r.Status = muster.RunAbandoned

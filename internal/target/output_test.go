@@ -3,6 +3,8 @@ package target
 import (
 	"strings"
 	"testing"
+
+	"github.com/musterhq/muster"
 )
 
 func TestOutputKeepsHeadAndTail(t *testing.T) {
@@ -40,5 +42,21 @@ func TestOutputMemoryIsBounded(t *testing.T) {
 	}
 	if o.written() != 4096*10000 {
 		t.Errorf("written %d", o.written())
+	}
+}
+
+func TestFitRunKeepsUploadsBounded(t *testing.T) {
+	big := strings.Repeat("a", 3<<20) + strings.Repeat("z", 3<<20)
+	r := muster.Run{Steps: []muster.StepAttempt{{Output: big}, {Output: big}, {Output: "small"}}}
+	fitRun(&r, 1<<20)
+	if n := runSize(r); n > 1<<20+4096 {
+		t.Errorf("run size %d after fitting to 1 MiB", n)
+	}
+	out := r.Steps[0].Output
+	if !strings.HasPrefix(out, "aaa") || !strings.HasSuffix(out, "zzz") || !strings.Contains(out, "kept on the target only") {
+		t.Errorf("a cut output keeps its head and tail and says so: %q…%q", out[:20], out[len(out)-20:])
+	}
+	if r.Steps[2].Output != "small" {
+		t.Errorf("a small output was cut: %q", r.Steps[2].Output)
 	}
 }

@@ -86,7 +86,10 @@ func (m *Main) renew(ctx context.Context) error {
 	if !ok {
 		return errors.New("the target's key is not an ECDSA key")
 	}
-	key, err := pki.NewKey()
+	// The new key is kept (key.pem.next) before it is used, and reused by a
+	// retry: if the master issued a certificate but the reply was lost, the
+	// retry with the same key is recognised and served.
+	key, err := m.nextKey()
 	if err != nil {
 		return err
 	}
@@ -116,14 +119,8 @@ func (m *Main) renew(ctx context.Context) error {
 		return fmt.Errorf("the renewed certificate does not match the new key: %w", err)
 	}
 	dir := m.cfg.DataDir
-	for _, f := range []struct {
-		name string
-		data []byte
-		perm os.FileMode
-	}{{nextKeyFile, keyPEM, 0o600}, {nextCertFile, resp.Cert, 0o644}} {
-		if err := pki.WriteFileAtomic(filepath.Join(dir, f.name), f.data, f.perm); err != nil {
-			return err
-		}
+	if err := pki.WriteFileAtomic(filepath.Join(dir, nextCertFile), resp.Cert, 0o644); err != nil {
+		return err
 	}
 	if err := os.Rename(filepath.Join(dir, nextKeyFile), filepath.Join(dir, KeyFile)); err != nil {
 		return err
@@ -134,4 +131,24 @@ func (m *Main) renew(ctx context.Context) error {
 	m.client.setCert(&cert)
 	m.log.Info("certificate renewed", "serial", pki.SerialString(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
 	return nil
+}
+
+// nextKey returns the key of a renewal in progress (key.pem.next), or makes
+// and saves a new one.
+func (m *Main) nextKey() (*ecdsa.PrivateKey, error) {
+	path := filepath.Join(m.cfg.DataDir, nextKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if key, err := pki.ParseKeyPEM(b); err == nil {
+			return key, nil
+		}
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	return key, pki.WriteFileAtomic(path, keyPEM, 0o600)
 }

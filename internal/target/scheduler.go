@@ -36,13 +36,14 @@ func (e *entry) due() time.Time { return e.next.Add(e.jitter) }
 // local copy and in its own time zone, whether or not the master is
 // reachable.
 type scheduler struct {
-	m       *Main
-	changed chan struct{}
-	started time.Time
+	m          *Main
+	changed    chan struct{}
+	started    time.Time // when the daemon started: the at-start fire time
+	startFired bool
 }
 
 func newScheduler(m *Main) *scheduler {
-	return &scheduler{m: m, changed: make(chan struct{}, 1)}
+	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now()}
 }
 
 // jobsChanged tells the scheduler to reload the jobs.
@@ -53,10 +54,12 @@ func (s *scheduler) jobsChanged() {
 	}
 }
 
-// run fires schedules until ctx is canceled.
+// run fires schedules until ctx is canceled. At-start schedules fire the
+// first time it runs in a daemon's life (run again after a failed defect,
+// they do not fire twice).
 func (s *scheduler) run(ctx context.Context) {
-	s.started = s.m.cfg.Now()
-	entries, err := s.load(ctx, true)
+	entries, err := s.load(ctx, !s.startFired)
+	s.startFired = true
 	if err != nil {
 		s.m.log.Error("load schedules", "err", err)
 	}

@@ -120,8 +120,8 @@ func (s Settings) validate() error {
 			return fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
 		}
 	}
-	if s.OutputLimit < 1024 || s.OutputLimit > 64<<20 {
-		return fmt.Errorf("output_limit: from 1KiB to 64MiB, not %d bytes", s.OutputLimit)
+	if s.OutputLimit < 1024 || s.OutputLimit > 4<<20 {
+		return fmt.Errorf("output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
 	}
 	if s.SpoolLimit < 1 || s.SpoolLimit > 10_000_000 {
 		return fmt.Errorf("spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)

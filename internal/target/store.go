@@ -322,29 +322,26 @@ func (s *store) spoolDepth(ctx context.Context) int {
 	return n
 }
 
-// runningRuns returns the runs recorded as running, with their process group.
-func (s *store) runningRuns(ctx context.Context) ([]muster.Run, []int, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT data, pgid FROM runs WHERE status = 'running'`)
+// runningRuns returns the runs recorded as running.
+func (s *store) runningRuns(ctx context.Context) ([]muster.Run, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT data FROM runs WHERE status = 'running'`)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	defer rows.Close()
 	var runs []muster.Run
-	var pgids []int
 	for rows.Next() {
 		var data string
-		var pgid int
 		var r muster.Run
-		if err := rows.Scan(&data, &pgid); err != nil {
-			return nil, nil, err
+		if err := rows.Scan(&data); err != nil {
+			return nil, err
 		}
 		if err := json.Unmarshal([]byte(data), &r); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		runs = append(runs, r)
-		pgids = append(pgids, pgid)
 	}
-	return runs, pgids, rows.Err()
+	return runs, rows.Err()
 }
 
 // LocalRun is a run in a target's spool, with whether the master holds its

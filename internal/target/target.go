@@ -224,11 +224,21 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	var req defectRequest
 	var defect bool
 	reason := "the target daemon stopped"
-	select {
-	case <-ctx.Done():
-	case req = <-m.defectReq:
-		defect = true
-		reason = "the target is defecting (asked by the " + req.by + ")"
+	for !defect && ctx.Err() == nil {
+		select {
+		case <-ctx.Done():
+		case req = <-m.defectReq:
+			// A defect that must tell the master checks first that it can,
+			// so that a refused defect changes nothing: runs carry on.
+			if !req.force {
+				if err := m.reachMaster(ctx); err != nil {
+					req.done <- DefectResult{Master: m.enl.MasterURL, Error: fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.enl.MasterURL, err)}
+					continue
+				}
+			}
+			defect = true
+			reason = "the target is defecting (asked by the " + req.by + ")"
+		}
 	}
 	cancel()
 	m.wg.Wait()
@@ -300,6 +310,14 @@ func (m *Main) wakeUploader() {
 
 // LocalRuns returns the runs in this target's spool, oldest first.
 func (m *Main) LocalRuns(ctx context.Context) ([]LocalRun, error) { return m.store.localRuns(ctx) }
+
+// reachMaster checks that the master answers this target.
+func (m *Main) reachMaster(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	_, err := m.client.time(ctx)
+	return err
+}
 
 // SpoolStats returns how many runs wait for the master, and how many the
 // full spool has dropped since enlistment.

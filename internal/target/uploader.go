@@ -2,11 +2,21 @@ package target
 
 import (
 	"context"
+	"fmt"
 	"time"
+
+	"github.com/musterhq/muster"
 )
 
-// uploadBatch is how many runs one upload carries.
-const uploadBatch = 500
+// Limits on one upload: how many runs it carries, and about how many bytes
+// (the master accepts up to 64 MiB). A run larger than maxRunUpload is sent
+// with its attempts' outputs cut to fit (the spool keeps them whole), so one
+// huge run never blocks the others.
+const (
+	uploadBatch   = 500
+	maxUploadSize = 32 << 20
+	maxRunUpload  = 8 << 20
+)
 
 // uploadLoop sends the spool to the master whenever a run changes, and
 // retries with capped backoff while the master is unreachable. A run is
@@ -48,9 +58,18 @@ func (m *Main) uploadLoop(ctx context.Context) {
 // the reason, and not sent again.
 func (m *Main) uploadOnce(ctx context.Context) error {
 	for {
-		runs, err := m.store.unsentRuns(ctx, uploadBatch)
-		if err != nil || len(runs) == 0 {
+		unsent, err := m.store.unsentRuns(ctx, uploadBatch)
+		if err != nil || len(unsent) == 0 {
 			return err
+		}
+		runs, size := unsent[:0], 0
+		for _, rep := range unsent {
+			fitRun(&rep.Run, maxRunUpload)
+			n := runSize(rep.Run)
+			if len(runs) > 0 && size+n > maxUploadSize {
+				break
+			}
+			runs, size = append(runs, rep), size+n
 		}
 		results, err := m.client.uploadRuns(ctx, runs)
 		if err != nil {
@@ -64,8 +83,34 @@ func (m *Main) uploadOnce(ctx context.Context) error {
 		if err := m.store.markUploaded(ctx, runs, results); err != nil {
 			return err
 		}
-		if len(runs) < uploadBatch {
+		if len(unsent) < uploadBatch && len(runs) == len(unsent) {
 			return m.store.expireRuns(ctx, m.cfg.Now().Add(-m.cfg.Settings.RunRetention.Std()))
 		}
+	}
+}
+
+// runSize estimates a run's encoded size.
+func runSize(r muster.Run) int {
+	n := 1024 + len(r.Message)
+	for _, a := range r.Steps {
+		n += 512 + len(a.Output) + len(a.Message)
+	}
+	return n
+}
+
+// fitRun cuts the outputs of a run's attempts, keeping each one's head and
+// tail, until the run's size is within max.
+func fitRun(r *muster.Run, max int) {
+	if runSize(*r) <= max || len(r.Steps) == 0 {
+		return
+	}
+	budget := max / len(r.Steps) / 2 * 2
+	for i := range r.Steps {
+		out := r.Steps[i].Output
+		if len(out) <= budget {
+			continue
+		}
+		half := budget / 2
+		r.Steps[i].Output = out[:half] + fmt.Sprintf("\n[muster: %d bytes of this output are kept on the target only]\n", len(out)-2*half) + out[len(out)-half:]
 	}
 }
