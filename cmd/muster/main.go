@@ -74,6 +74,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newJobCmd(),
 		newDownloadListCmd(),
 		newDevCmd(),
+		newBenchCmd(),
 	)
 	return root
 }
