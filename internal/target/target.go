@@ -73,6 +73,7 @@ type Main struct {
 	exec       *executor
 	sched      *scheduler
 	uploadWake chan struct{}
+	expiredAt  time.Time // last sweep of expired runs (uploader only)
 	defectReq  chan defectRequest
 	wg         sync.WaitGroup
 }

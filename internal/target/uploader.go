@@ -8,6 +8,11 @@ import (
 // uploadBatch is how many runs one upload carries.
 const uploadBatch = 500
 
+// expireEvery is how often runs past their retention are deleted from the
+// spool. Each sweep is a write of the store; once per upload would cost a
+// synced commit per run.
+const expireEvery = time.Minute
+
 // uploadLoop sends the spool to the master whenever a run changes, and
 // retries with capped backoff while the master is unreachable. A run is
 // uploaded within moments of finishing.
@@ -65,7 +70,21 @@ func (m *Main) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		if len(runs) < uploadBatch {
-			return m.store.expireRuns(ctx, m.cfg.Now().Add(-m.cfg.Settings.RunRetention.Std()))
+			return m.expireRuns(ctx)
 		}
 	}
+}
+
+// expireRuns deletes the runs the master holds that are past their
+// retention, at most once every expireEvery.
+func (m *Main) expireRuns(ctx context.Context) error {
+	now := m.cfg.Now()
+	if !m.expiredAt.IsZero() && now.Sub(m.expiredAt) < expireEvery {
+		return nil
+	}
+	if err := m.store.expireRuns(ctx, now.Add(-m.cfg.Settings.RunRetention.Std())); err != nil {
+		return err
+	}
+	m.expiredAt = now
+	return nil
 }
