@@ -172,6 +172,13 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		return err
 	}
 	m.enl.Cursor = in.Seq
+	if started != nil {
+		// The run is committed with the cursor; only now is its process
+		// spawned, first of all: the uploader is woken once the step has
+		// started. A crash in between leaves a run recorded as running with
+		// no process, which the next start records as abandoned.
+		m.exec.launch(started)
+	}
 	if in.Operation == muster.OpSetPoll {
 		m.reloadPollInterval(ctx)
 	}
@@ -184,15 +191,11 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
 		return errDefecting
 	case muster.OpStart:
-		m.wakeUploader()
+		if started == nil {
+			m.wakeUploader() // a skipped run
+		}
 	case muster.OpInsert, muster.OpUpdate, muster.OpDelete:
 		m.sched.jobsChanged()
-	}
-	if started != nil {
-		// The run is committed with the cursor; only now is its process
-		// spawned. A crash in between leaves a run recorded as running with
-		// no process, which the next start records as abandoned.
-		m.exec.launch(started)
 	}
 	return nil
 }
