@@ -48,6 +48,9 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 		}
 		defer outcome.Close()
 		sent := map[string]bool{} // jobs this target was ever sent
+		// The last outcome of each job is the finished run that started
+		// last; only that one of a batch is written.
+		latest := map[string]muster.Run{}
 		for i, rep := range reports {
 			r := rep.Run
 			results[i].RunID = r.RunID
@@ -85,11 +88,14 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 				continue // an older or repeated revision
 			}
 			tx.runs = append(tx.runs, r.RunID)
-			if r.Status.Finished() {
-				if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
-					target.ID, r.Job, ms(r.StartedAt)); err != nil {
-					return err
-				}
+			if prev, ok := latest[r.Job]; r.Status.Finished() && (!ok || ms(r.StartedAt) >= ms(prev.StartedAt)) {
+				latest[r.Job] = r
+			}
+		}
+		for _, r := range latest {
+			if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
+				target.ID, r.Job, ms(r.StartedAt)); err != nil {
+				return err
 			}
 		}
 		return nil
