@@ -19,6 +19,22 @@ const (
 	MaxMessageLen    = 4096
 )
 
+const (
+	sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+			started_at, finished_at, duration_ms, steps, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+			message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
+			updated_at = excluded.updated_at
+		WHERE excluded.revision > runs.revision`
+	sqlRunOutcome = `UPDATE job_targets SET last_run_id = ?, last_status = ?, last_message = ?,
+			last_started_at = ?, last_duration_ms = ?
+		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
+			AND (last_started_at IS NULL OR last_started_at <= ?)`
+	sqlJobSent = `SELECT EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND job_name = ? AND operation = 'INSERT')`
+)
+
 // UpsertRuns records runs uploaded by a target, each at its revision: a
 // report not newer than the revision held changes nothing, so late or
 // repeated uploads never overwrite newer data. The target's identity comes
@@ -27,26 +43,14 @@ const (
 func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []agentproto.RunReport) ([]agentproto.RunResult, error) {
 	results := make([]agentproto.RunResult, len(reports))
 	err := db.update(ctx, func(tx *tx) error {
-		upsert, err := tx.PrepareContext(ctx, `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
-				started_at, finished_at, duration_ms, steps, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
-				message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
-				finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
-				updated_at = excluded.updated_at
-			WHERE excluded.revision > runs.revision`)
+		upsert, err := tx.stmt(sqlUpsertRun)
 		if err != nil {
 			return err
 		}
-		defer upsert.Close()
-		outcome, err := tx.PrepareContext(ctx, `UPDATE job_targets SET last_run_id = ?, last_status = ?, last_message = ?,
-				last_started_at = ?, last_duration_ms = ?
-			WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
-				AND (last_started_at IS NULL OR last_started_at <= ?)`)
+		outcome, err := tx.stmt(sqlRunOutcome)
 		if err != nil {
 			return err
 		}
-		defer outcome.Close()
 		sent := map[string]bool{} // jobs this target was ever sent
 		// The last outcome of each job is the finished run that started
 		// last; only that one of a batch is written.
@@ -60,8 +64,7 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			}
 			ok, known := sent[r.Job]
 			if !known {
-				if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND job_name = ? AND operation = 'INSERT')`,
-					target.ID, r.Job).Scan(&ok); err != nil {
+				if err := tx.QueryRow(sqlJobSent, target.ID, r.Job).Scan(&ok); err != nil {
 					return err
 				}
 				sent[r.Job] = ok
