@@ -136,10 +136,10 @@ func shellJob(name, script string, targets []string) muster.Job {
 	return j
 }
 
-// waitRuns waits until the master has every run in ids finished, and
+// WaitRuns waits until the master has every run in ids finished, and
 // returns them with the moment it knew. Each request asks the master to
 // hold its answer until they are all finished.
-func waitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time.Duration) ([]muster.Run, time.Time, error) {
+func WaitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time.Duration) ([]muster.Run, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	const chunk = 1000 // run ids per request, to keep the query short
 	var out []muster.Run

@@ -35,7 +35,7 @@ func MusterBinary(tb testing.TB) string {
 		}
 		path := filepath.Join(binary.dir, "muster")
 		args := []string{"build", "-o", path}
-		if raceEnabled {
+		if Race {
 			args = append(args, "-race")
 		}
 		cmd := exec.Command(goTool, append(args, "github.com/musterhq/muster/cmd/muster")...)

@@ -2,4 +2,5 @@
 
 package testenv
 
-const raceEnabled = false
+// Race reports whether the tests are built with the race detector.
+const Race = false
