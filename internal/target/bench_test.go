@@ -57,7 +57,7 @@ func BenchmarkApply(b *testing.B) {
 			seq++
 			job.Version = seq
 			in := agentproto.Instruction{Seq: seq, Operation: muster.OpInsert, Job: job.Name, Payload: payload(b, job)}
-			if err := m.apply(ctx, in, time.Now()); err != nil {
+			if _, err := m.apply(ctx, in, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -68,7 +68,7 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("START recorded", func(b *testing.B) {
 		m := benchTarget(b)
 		job.Version = 1
-		if err := m.apply(ctx, agentproto.Instruction{Seq: 1, Operation: muster.OpInsert, Job: job.Name, Payload: payload(b, job)}, time.Now()); err != nil {
+		if _, err := m.apply(ctx, agentproto.Instruction{Seq: 1, Operation: muster.OpInsert, Job: job.Name, Payload: payload(b, job)}, time.Now()); err != nil {
 			b.Fatal(err)
 		}
 		seq := int64(1)
@@ -78,7 +78,7 @@ func BenchmarkApply(b *testing.B) {
 			seq++
 			p := agentproto.StartPayload{RunID: "run-" + strconv.FormatInt(seq, 10), ExpiresAt: expired}
 			in := agentproto.Instruction{Seq: seq, Operation: muster.OpStart, Job: job.Name, Payload: payload(b, p)}
-			if err := m.apply(ctx, in, time.Now()); err != nil {
+			if _, err := m.apply(ctx, in, time.Now()); err != nil {
 				b.Fatal(err)
 			}
 		}

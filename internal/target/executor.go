@@ -42,7 +42,12 @@ type activeRun struct {
 	scheduledAt time.Time // zero unless a schedule fired the run
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
+	spawned     chan struct{} // closed once the first step's process started, or the run ended
+	spawnOnce   sync.Once
 }
+
+// markSpawned closes spawned, once.
+func (ar *activeRun) markSpawned() { ar.spawnOnce.Do(func() { close(ar.spawned) }) }
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, running: map[string]*activeRun{}}
@@ -100,7 +105,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(context.Background())
-	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel}
+	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{})}
 	e.running[job.Name] = ar
 	return ar, nil
 }
@@ -140,6 +145,7 @@ func (e *executor) launch(ar *activeRun) {
 	e.wg.Add(1)
 	go func() {
 		defer e.wg.Done()
+		defer ar.markSpawned()
 		e.execute(ar)
 		e.forget(ar)
 		e.m.wakeUploader()
@@ -222,6 +228,7 @@ func (e *executor) runStep(ar *activeRun, run *muster.Run, index int, step muste
 
 	err := cmd.Start()
 	attempt.StartedAt = e.m.now()
+	ar.markSpawned()
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("cannot start: %v", err)
 		run.Steps = append(run.Steps, attempt)

@@ -62,11 +62,16 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
 	}
+	var launched []*activeRun
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
 		}
-		if err := m.apply(ctx, in, resp.ServerTime); err != nil {
+		ar, err := m.apply(ctx, in, resp.ServerTime)
+		if ar != nil {
+			launched = append(launched, ar)
+		}
+		if err != nil {
 			if errors.Is(err, errDefecting) {
 				<-ctx.Done() // Run stops this loop, then defects
 				return nil
@@ -74,7 +79,33 @@ func (m *Main) pollOnce(ctx context.Context) error {
 			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
 		}
 	}
+	// The acks (and the next poll) wait until the steps just launched have
+	// started, so as not to compete with their spawn for the CPU; the
+	// master needs the acks only for its bookkeeping.
+	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// spawnWait bounds how long acks wait for launched steps to start.
+const spawnWait = 100 * time.Millisecond
+
+// waitSpawned waits until every run has started its first step (or ended),
+// for at most d.
+func waitSpawned(ctx context.Context, runs []*activeRun, d time.Duration) {
+	if len(runs) == 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, ar := range runs {
+		select {
+		case <-ar.spawned:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // resync asks the master to re-post everything this target should hold,
@@ -120,7 +151,7 @@ func (m *Main) flushAcks(ctx context.Context) error {
 // either wholly applied or not at all. An instruction that cannot be
 // applied is acknowledged with its error and the cursor still advances:
 // other jobs are never held up by it.
-func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) error {
+func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) (*activeRun, error) {
 	var started *activeRun
 	err := m.store.update(ctx, func(tx *sql.Tx) error {
 		// A failed instruction must leave nothing half-applied: its writes
@@ -169,7 +200,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if started != nil {
 			m.exec.forget(started)
 		}
-		return err
+		return nil, err
 	}
 	m.enl.Cursor = in.Seq
 	if started != nil {
@@ -189,7 +220,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}
 		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
-		return errDefecting
+		return started, errDefecting
 	case muster.OpStart:
 		if started == nil {
 			m.wakeUploader() // a skipped run
@@ -197,7 +228,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	case muster.OpInsert, muster.OpUpdate, muster.OpDelete:
 		m.sched.jobsChanged()
 	}
-	return nil
+	return started, nil
 }
 
 // decodeStrict decodes an instruction payload, refusing fields this target
