@@ -50,22 +50,12 @@ func agent(ctx context.Context, e *env) (Result, error) {
 		return nil, err
 	}
 	e.progress("target holds %d jobs; measuring it idle for %s", jobs, window)
-	before, err := ReadProc(t.Pid())
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(window):
-	}
-	after, err := ReadProc(t.Pid())
+	after, cpu, err := Watch(ctx, t.Pid(), window)
 	if err != nil {
 		return nil, err
 	}
 	return &AgentResult{Scenario: "agent", TargetMode: ModeProcess, Jobs: jobs, WindowS: window.Seconds(),
-		RSSMiB: MiB(after.RSS), PeakRSSMiB: MiB(after.PeakRSS), CPUPercent: CPUPercent(before, after, time.Since(t0)),
+		RSSMiB: MiB(after.RSS), PeakRSSMiB: MiB(after.PeakRSS), CPUPercent: cpu,
 		OpenFiles: after.OpenFiles, Threads: after.Threads}, nil
 }
 

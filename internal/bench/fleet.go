@@ -65,17 +65,7 @@ func fleet(ctx context.Context, e *env) (Result, error) {
 	}
 	res.PollsHeld = int(held)
 	e.progress("%d targets connected in %s; measuring the master for %s", n, time.Since(start).Round(time.Second), window)
-	before, err := ReadProc(m.Pid())
-	if err != nil {
-		return nil, err
-	}
-	t0 := time.Now()
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-time.After(window):
-	}
-	after, err := ReadProc(m.Pid())
+	after, cpu, err := Watch(ctx, m.Pid(), window)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +73,7 @@ func fleet(ctx context.Context, e *env) (Result, error) {
 		// Under `bench serve-master`, SIGUSR1 writes a heap profile.
 		m.cmd.Process.Signal(syscall.SIGUSR1)
 	}
-	res.MasterCPUPercent = CPUPercent(before, after, time.Since(t0))
+	res.MasterCPUPercent = cpu
 	res.MasterRSSMiB, res.MasterPeakRSSMiB = MiB(after.RSS), MiB(after.PeakRSS)
 	res.MasterOpenFiles, res.MasterThreads = after.OpenFiles, after.Threads
 	for name, into := range map[string]*float64{

@@ -150,7 +150,7 @@ func WaitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time
 			if err != nil {
 				return nil, time.Time{}, err
 			}
-			if allFinished(runs, len(part)) {
+			if httpapi.AllFinished(runs, len(part)) {
 				out = append(out, runs...)
 				break
 			}
@@ -160,16 +160,4 @@ func WaitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time
 		}
 	}
 	return out, time.Now(), nil
-}
-
-func allFinished(runs []muster.Run, want int) bool {
-	if len(runs) < want {
-		return false
-	}
-	for _, r := range runs {
-		if !r.Status.Finished() {
-			return false
-		}
-	}
-	return true
 }

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"strconv"
@@ -73,6 +74,24 @@ func ReadProc(pid int) (ProcStats, error) {
 	}
 	st.OpenFiles = len(fds)
 	return st, nil
+}
+
+// Watch reads process pid's stats, waits window (or until ctx ends), reads
+// them again, and returns the second reading with the CPU the process used
+// meanwhile, in percent of one core.
+func Watch(ctx context.Context, pid int, window time.Duration) (ProcStats, float64, error) {
+	before, err := ReadProc(pid)
+	if err != nil {
+		return ProcStats{}, 0, err
+	}
+	t0 := time.Now()
+	select {
+	case <-ctx.Done():
+		return ProcStats{}, 0, ctx.Err()
+	case <-time.After(window):
+	}
+	after, err := ReadProc(pid)
+	return after, CPUPercent(before, after, time.Since(t0)), err
 }
 
 // CPUPercent is the share of one core that a process used between two

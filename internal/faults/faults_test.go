@@ -144,11 +144,7 @@ func deadline(ctx context.Context) time.Time {
 // interrupted run as abandoned, and leave none of its processes behind;
 // the step must not run again.
 func TestTargetKilledMidRun(t *testing.T) {
-	p := plans()
-	ctx, cancel := context.WithTimeout(context.Background(), p.perTestWallBounds)
-	defer cancel()
-	f := newFleet(t)
-	tg := f.addTarget("web1", f.master.URL)
+	p, ctx, f, tg := withTarget(t)
 	f.apply(ctx, f.effectJob("long", tg.Name, "sleep 60 & sleep 60"), f.effectJob("quick", tg.Name, ""))
 
 	var ids []string
@@ -307,11 +303,7 @@ func TestTargetCutOff(t *testing.T) {
 // and over. No fire may run twice, and none may be lost silently: each is
 // run (late if need be), or recorded as skipped or abandoned.
 func TestRestartAtFireTime(t *testing.T) {
-	p := plans()
-	ctx, cancel := context.WithTimeout(context.Background(), p.perTestWallBounds)
-	defer cancel()
-	f := newFleet(t)
-	tg := f.addTarget("web1", f.master.URL)
+	p, ctx, f, tg := withTarget(t)
 	const every = 2 * time.Second
 	job := f.effectJob("fire", tg.Name, "")
 	job.Schedules = []muster.Schedule{{Name: "every-2s", Cron: "*/2 * * * * *"}}
@@ -407,11 +399,7 @@ func TestRestartAtFireTime(t *testing.T) {
 // within output_limit (1 MiB by default), and its memory and both data
 // directories stay bounded.
 func TestHugeOutput(t *testing.T) {
-	p := plans()
-	ctx, cancel := context.WithTimeout(context.Background(), p.perTestWallBounds)
-	defer cancel()
-	f := newFleet(t)
-	tg := f.addTarget("web1", f.master.URL)
+	p, ctx, f, tg := withTarget(t)
 	flood := f.effectJob("flood", tg.Name, fmt.Sprintf("yes 0123456789abcdef | head -c %d\necho done", p.outputBytes))
 	f.apply(ctx, flood)
 	targetDisk, masterDisk := dirSize(t, tg.Dir), dirSize(t, f.master.Dir)
@@ -471,10 +459,7 @@ func TestStepTimeoutKillsChildren(t *testing.T) {
 	if !hasStepKey("timeout") {
 		t.Skip("needs step timeouts")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), plans().perTestWallBounds)
-	defer cancel()
-	f := newFleet(t)
-	tg := f.addTarget("web1", f.master.URL)
+	_, ctx, f, tg := withTarget(t)
 	var job muster.Job
 	def := fmt.Sprintf(`{"name": "hang", "enabled": true, "targets": [%q],
 		"steps": [{"name": "main", "shell": "sleep 1000 & sleep 1000", "timeout": "2s"}]}`, tg.Name)

@@ -109,6 +109,17 @@ func newFleet(t *testing.T) *fleet {
 	return f
 }
 
+// withTarget starts a master and one target, web1, for a test bounded by
+// the plan's wall time.
+func withTarget(t *testing.T) (plan, context.Context, *fleet, *bench.TargetProcess) {
+	t.Helper()
+	p := plans()
+	ctx, cancel := context.WithTimeout(context.Background(), p.perTestWallBounds)
+	t.Cleanup(cancel)
+	f := newFleet(t)
+	return p, ctx, f, f.addTarget("web1", f.master.URL)
+}
+
 // addTarget enlists a target through masterURL (the master's own, or a
 // proxy's) and starts it.
 func (f *fleet) addTarget(name, masterURL string) *bench.TargetProcess {

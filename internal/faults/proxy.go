@@ -66,13 +66,17 @@ func (p *Proxy) Accepted() int {
 // Drop closes every connection and refuses new ones until Heal.
 func (p *Proxy) Drop() {
 	p.mu.Lock()
+	p.dropLocked()
+	p.mu.Unlock()
+}
+
+func (p *Proxy) dropLocked() {
 	p.mode = drop
 	for c := range p.conns {
 		c.close()
 		delete(p.conns, c)
 	}
 	p.gate.Broadcast()
-	p.mu.Unlock()
 }
 
 // Stall stops forwarding bytes, in both directions, until Heal. New
@@ -96,12 +100,7 @@ func (p *Proxy) Heal() {
 func (p *Proxy) Close() error {
 	err := p.ln.Close()
 	p.mu.Lock()
-	p.mode = drop
-	for c := range p.conns {
-		c.close()
-		delete(p.conns, c)
-	}
-	p.gate.Broadcast()
+	p.dropLocked()
 	p.mu.Unlock()
 	p.wg.Wait()
 	return err
