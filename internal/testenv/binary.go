@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -44,6 +45,20 @@ func MusterBinary(tb testing.TB) string {
 			return
 		}
 		binary.path = path
+		// The command's own files are not dependencies of the test binary,
+		// so go test's cache would not see them change: reading them here
+		// records them as inputs of the test.
+		out, err := exec.Command(goTool, "list", "-f", "{{.Dir}}", "github.com/musterhq/muster/cmd/muster").Output()
+		if err != nil {
+			binary.err = fmt.Errorf("go list cmd/muster: %v", err)
+			return
+		}
+		sources, _ := filepath.Glob(filepath.Join(strings.TrimSpace(string(out)), "*.go"))
+		for _, src := range sources {
+			if f, err := os.Open(src); err == nil {
+				f.Close()
+			}
+		}
 	})
 	if binary.err != nil {
 		tb.Fatal(binary.err)
