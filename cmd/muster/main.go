@@ -80,6 +80,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newAlertCmd(),
 		newEventCmd(),
 		newDevCmd(),
+		newBenchCmd(),
 	)
 	return root
 }

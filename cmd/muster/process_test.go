@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -46,30 +45,6 @@ func startMuster(t *testing.T, args ...string) *exec.Cmd {
 		t.Fatal(err)
 	}
 	return cmd
-}
-
-// runProcesses returns the pids whose environment names the run.
-func runProcesses(runID string) []int {
-	var pids []int
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err == nil && bytes.Contains(env, []byte("MUSTER_RUN_ID="+runID+"\x00")) {
-			if st, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil && !isZombie(st) {
-				pids = append(pids, pid)
-			}
-		}
-	}
-	return pids
-}
-
-func isZombie(stat []byte) bool {
-	i := bytes.LastIndexByte(stat, ')')
-	return i >= 0 && i+2 < len(stat) && stat[i+2] == 'Z'
 }
 
 func enlist(t *testing.T, env *testenv.Env, name string) string {
@@ -126,11 +101,11 @@ func TestTargetKilledMidRun(t *testing.T) {
 	id := res.Runs[0].RunID
 	testenv.Eventually(t, 20*time.Second, "the run to be running with its processes", func() bool {
 		r, ok := runOf(t, env.Client, id)
-		return ok && r.Status == muster.RunRunning && len(runProcesses(id)) >= 3
+		return ok && r.Status == muster.RunRunning && len(testenv.RunProcesses(id)) >= 3
 	})
 	daemon.Process.Signal(syscall.SIGKILL)
 	daemon.Wait()
-	if n := len(runProcesses(id)); n == 0 {
+	if n := len(testenv.RunProcesses(id)); n == 0 {
 		t.Fatal("the step processes died with the daemon; the test proves nothing")
 	}
 	// Three poll intervals pass on the master's clock without a poll.
@@ -144,7 +119,7 @@ func TestTargetKilledMidRun(t *testing.T) {
 		r, ok := runOf(t, env.Client, id)
 		return ok && r.Status == muster.RunAbandoned
 	})
-	if pids := runProcesses(id); len(pids) > 0 {
+	if pids := testenv.RunProcesses(id); len(pids) > 0 {
 		t.Errorf("processes of the abandoned run survive: %v", pids)
 	}
 	quick, err := env.Client.StartJob(ctx, "quick", httpapi.StartBody{})

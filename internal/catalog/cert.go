@@ -21,7 +21,7 @@ func (db *DB) FindCert(ctx context.Context, serial string) (CertRecord, error) {
 	var c CertRecord
 	var notAfter int64
 	var replaced sql.NullInt64
-	err := db.read.QueryRowContext(ctx, `SELECT c.serial, c.not_after, c.replaced_at, t.id, t.uid, t.name, t.state, t.paused, t.poll_interval
+	err := db.queryRow(ctx, `SELECT c.serial, c.not_after, c.replaced_at, t.id, t.uid, t.name, t.state, t.paused, t.poll_interval
 		FROM certs c JOIN targets t ON t.id = c.target_id WHERE c.serial = ?`, serial).
 		Scan(&c.Serial, &notAfter, &replaced, &c.Target.ID, &c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.Paused, &c.Target.PollInterval)
 	if errors.Is(err, sql.ErrNoRows) {

@@ -57,6 +57,9 @@ type DB struct {
 	opts  Options
 	epoch string
 
+	writeStmts map[string]*sql.Stmt // hotWrites, prepared at open
+	reads      readStmts
+
 	beats    heartbeats
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -82,6 +85,12 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		db.read.Close()
 		return nil, fmt.Errorf("migrate catalog %s: %w", path, err)
 	}
+	if err := db.prepareWrites(ctx); err != nil {
+		db.closeStmts()
+		db.write.Close()
+		db.read.Close()
+		return nil, fmt.Errorf("catalog %s: %w", path, err)
+	}
 	go db.flushLoop()
 	return db, nil
 }
@@ -90,7 +99,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 func (db *DB) Close() error {
 	db.stopOnce.Do(func() { close(db.stop) })
 	<-db.done
-	return errors.Join(db.write.Close(), db.read.Close())
+	return errors.Join(db.closeStmts(), db.write.Close(), db.read.Close())
 }
 
 // Epoch identifies this catalog. It is made when the catalog is created and
@@ -137,6 +146,7 @@ func (db *DB) migrate(ctx context.Context) error {
 // OnCommit hook must hear about.
 type tx struct {
 	*sql.Tx
+	db   *DB
 	ctx  context.Context
 	now  time.Time
 	wake map[int64]struct{}
@@ -144,14 +154,21 @@ type tx struct {
 	poke []int64
 }
 
-// Exec, Query and QueryRow use the transaction's context.
+// Exec, Query and QueryRow use the transaction's context; Exec and
+// QueryRow use the prepared statement when q is one of hotWrites.
 func (tx *tx) Exec(q string, args ...any) (sql.Result, error) {
+	if s, ok := tx.db.writeStmts[q]; ok {
+		return tx.Tx.StmtContext(tx.ctx, s).ExecContext(tx.ctx, args...)
+	}
 	return tx.Tx.ExecContext(tx.ctx, q, args...)
 }
 func (tx *tx) Query(q string, args ...any) (*sql.Rows, error) {
 	return tx.Tx.QueryContext(tx.ctx, q, args...)
 }
 func (tx *tx) QueryRow(q string, args ...any) *sql.Row {
+	if s, ok := tx.db.writeStmts[q]; ok {
+		return tx.Tx.StmtContext(tx.ctx, s).QueryRowContext(tx.ctx, args...)
+	}
 	return tx.Tx.QueryRowContext(tx.ctx, q, args...)
 }
 
@@ -171,7 +188,7 @@ func (db *DB) transact(ctx context.Context, fn func(*tx) error, commit bool) err
 	if err != nil {
 		return err
 	}
-	t := &tx{Tx: sqlTx, ctx: ctx, now: db.opts.Now(), wake: map[int64]struct{}{}}
+	t := &tx{Tx: sqlTx, db: db, ctx: ctx, now: db.opts.Now(), wake: map[int64]struct{}{}}
 	if err := fn(t); err != nil {
 		sqlTx.Rollback()
 		return err

@@ -14,12 +14,14 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 )
 
+const sqlNextSeq = `UPDATE targets SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`
+
 // nextSeq allocates the target's next sequence number. The counter lives on
 // the target's row and is incremented inside the posting transaction, so
 // sequence numbers commit in order: a poller never sees seq N+1 before N.
 func (tx *tx) nextSeq(targetID int64) (int64, error) {
 	var seq int64
-	err := tx.QueryRow(`UPDATE targets SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`, targetID).Scan(&seq)
+	err := tx.QueryRow(sqlNextSeq, targetID).Scan(&seq)
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, fmt.Errorf("post to target %d: no such target", targetID)
 	}
@@ -38,6 +40,12 @@ func (tx *tx) post(targetID int64, op muster.Operation, job string, payload any)
 	return seq, tx.insertInstruction(targetID, seq, op, job, payload)
 }
 
+const (
+	sqlInsertInstruction = `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
+	VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`
+	sqlSentJob = `INSERT INTO sent_jobs (target_id, job_name) VALUES (?, ?) ON CONFLICT DO NOTHING`
+)
+
 func (tx *tx) insertInstruction(targetID, seq int64, op muster.Operation, job string, payload any) error {
 	var body []byte
 	if payload != nil {
@@ -54,13 +62,12 @@ func (tx *tx) insertInstruction(targetID, seq int64, op muster.Operation, job st
 	if p, ok := payload.(agentproto.StartPayload); ok {
 		runID, expires = p.RunID, sql.NullInt64{Int64: ms(p.ExpiresAt), Valid: true}
 	}
-	_, err := tx.Exec(`INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
-		VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`, targetID, seq, string(op), job, string(body), ms(tx.now), runID, expires)
+	_, err := tx.Exec(sqlInsertInstruction, targetID, seq, string(op), job, string(body), ms(tx.now), runID, expires)
 	if err != nil {
 		return err
 	}
 	if op == muster.OpInsert {
-		if _, err := tx.Exec(`INSERT INTO sent_jobs (target_id, job_name) VALUES (?, ?) ON CONFLICT DO NOTHING`, targetID, job); err != nil {
+		if _, err := tx.Exec(sqlSentJob, targetID, job); err != nil {
 			return err
 		}
 	}
@@ -97,7 +104,7 @@ const MaxPollBatch = 500
 // PendingInstructions returns the target's pending instructions after seq,
 // in sequence order.
 func (db *DB) PendingInstructions(ctx context.Context, targetID, after int64) ([]agentproto.Instruction, error) {
-	rows, err := db.read.QueryContext(ctx, `SELECT seq, operation, job_name, payload FROM instructions
+	rows, err := db.query(ctx, `SELECT seq, operation, job_name, payload FROM instructions
 		WHERE target_id = ? AND seq > ? AND status = 'pending' ORDER BY seq LIMIT ?`, targetID, after, MaxPollBatch)
 	if err != nil {
 		return nil, err
@@ -122,12 +129,19 @@ func (db *DB) PendingInstructions(ctx context.Context, targetID, after int64) ([
 // LastSeq returns the last sequence number posted to a target.
 func (db *DB) LastSeq(ctx context.Context, targetID int64) (int64, error) {
 	var seq int64
-	err := db.read.QueryRowContext(ctx, `SELECT last_seq FROM targets WHERE id = ?`, targetID).Scan(&seq)
+	err := db.queryRow(ctx, `SELECT last_seq FROM targets WHERE id = ?`, targetID).Scan(&seq)
 	return seq, err
 }
 
 // MaxErrorLen bounds an instruction error as stored.
 const MaxErrorLen = 1024
+
+const (
+	sqlAckInstruction = `UPDATE instructions SET status = ?, error = ?, downloaded_at = ?
+		WHERE target_id = ? AND seq = ? AND status = 'pending'`
+	sqlLiftTombstone = `UPDATE targets SET state = ?, defected_at = ? WHERE id = ? AND state = ?
+		AND EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND operation = 'DEFECT' AND status IN ('downloaded', 'failed'))`
+)
 
 // Ack records the outcome of instructions a target applied. An ack for an
 // instruction that is no longer pending (superseded, deleted, already
@@ -137,12 +151,10 @@ func (db *DB) Ack(ctx context.Context, targetID int64, acks []agentproto.Ack) er
 		return nil
 	}
 	return db.update(ctx, func(tx *tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE instructions SET status = ?, error = ?, downloaded_at = ?
-			WHERE target_id = ? AND seq = ? AND status = 'pending'`)
+		stmt, err := tx.stmt(sqlAckInstruction)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
 		for _, a := range acks {
 			status, msg := muster.InstructionDownloaded, ""
 			if !a.OK {
@@ -160,9 +172,7 @@ func (db *DB) Ack(ctx context.Context, targetID int64, acks []agentproto.Ack) er
 		}
 		// A deleted target that has collected its DEFECT is gone: the
 		// tombstone is lifted and its name is free.
-		res, err := tx.Exec(`UPDATE targets SET state = ?, defected_at = ? WHERE id = ? AND state = ?
-			AND EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND operation = 'DEFECT' AND status IN ('downloaded', 'failed'))`,
-			TargetDefected, ms(tx.now), targetID, TargetDeleted, targetID)
+		res, err := tx.Exec(sqlLiftTombstone, TargetDefected, ms(tx.now), targetID, TargetDeleted, targetID)
 		if err != nil {
 			return err
 		}
@@ -327,7 +337,7 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 			// A retried START is a new start: a new run id (from the new
 			// sequence number) and a new expiry.
 			var uid string
-			if err := tx.QueryRow(`SELECT uid FROM targets WHERE id = ?`, r.targetID).Scan(&uid); err != nil {
+			if err := tx.QueryRow(sqlTargetUID, r.targetID).Scan(&uid); err != nil {
 				return err
 			}
 			var old agentproto.StartPayload

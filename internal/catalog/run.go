@@ -19,6 +19,22 @@ const (
 	MaxMessageLen    = 4096
 )
 
+const (
+	sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+			started_at, finished_at, duration_ms, steps, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+			message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
+			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
+			updated_at = excluded.updated_at
+		WHERE excluded.revision > runs.revision`
+	sqlRunOutcome = `UPDATE job_targets SET last_run_id = ?, last_status = ?, last_message = ?,
+			last_started_at = ?, last_duration_ms = ?
+		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
+			AND (last_started_at IS NULL OR last_started_at <= ?)`
+	sqlJobSent = `SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`
+)
+
 // UpsertRuns records runs uploaded by a target, each at its revision: a
 // report not newer than the revision held changes nothing, so late or
 // repeated uploads never overwrite newer data. The target's identity comes
@@ -27,28 +43,18 @@ const (
 func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []agentproto.RunReport) ([]agentproto.RunResult, error) {
 	results := make([]agentproto.RunResult, len(reports))
 	err := db.update(ctx, func(tx *tx) error {
-		upsert, err := tx.PrepareContext(ctx, `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
-				started_at, finished_at, duration_ms, steps, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
-				message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
-				finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
-				updated_at = excluded.updated_at
-			WHERE excluded.revision > runs.revision`)
+		upsert, err := tx.stmt(sqlUpsertRun)
 		if err != nil {
 			return err
 		}
-		defer upsert.Close()
-		outcome, err := tx.PrepareContext(ctx, `UPDATE job_targets SET last_run_id = ?, last_status = ?, last_message = ?,
-				last_started_at = ?, last_duration_ms = ?
-			WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
-				AND (last_started_at IS NULL OR last_started_at <= ?)`)
+		outcome, err := tx.stmt(sqlRunOutcome)
 		if err != nil {
 			return err
 		}
-		defer outcome.Close()
-		sent := map[string]bool{}  // jobs this target was ever sent
-		ended := map[string]bool{} // jobs with a run that ended here
+		sent := map[string]bool{} // jobs this target was ever sent
+		// The last outcome of each job is the finished run that started
+		// last; only that one of a batch is written.
+		latest := map[string]muster.Run{}
 		for i, rep := range reports {
 			r := rep.Run
 			results[i].RunID = r.RunID
@@ -88,17 +94,17 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			if err := tx.runEvents(target, r); err != nil {
 				return err
 			}
-			if r.Status.Finished() {
-				if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
-					target.ID, r.Job, ms(r.StartedAt)); err != nil {
-					return err
-				}
-				ended[r.Job] = true
+			if prev, ok := latest[r.Job]; r.Status.Finished() && (!ok || ms(r.StartedAt) >= ms(prev.StartedAt)) {
+				latest[r.Job] = r
 			}
 		}
-		// A run that ended frees a max_parallel_targets slot.
-		for job := range ended {
-			if err := tx.releaseQueued(job); err != nil {
+		for _, r := range latest {
+			if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
+				target.ID, r.Job, ms(r.StartedAt)); err != nil {
+				return err
+			}
+			// A run that ended frees a max_parallel_targets slot.
+			if err := tx.releaseQueued(r.Job); err != nil {
 				return err
 			}
 		}
@@ -110,7 +116,7 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 // wasSent reports whether the target was ever sent the job.
 func (tx *tx) wasSent(targetID int64, job string) (bool, error) {
 	var ok bool
-	err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`, targetID, job).Scan(&ok)
+	err := tx.QueryRow(sqlJobSent, targetID, job).Scan(&ok)
 	return ok, err
 }
 

@@ -59,6 +59,13 @@ type StartResult struct {
 	Replayed bool `json:"replayed"`
 }
 
+const (
+	sqlTargetUID    = `SELECT uid FROM targets WHERE id = ?`
+	sqlExpireStarts = `DELETE FROM starts WHERE created_at < ?`
+	sqlFindStart    = `SELECT request, response FROM starts WHERE idempotency_key = ?`
+	sqlRecordStart  = `INSERT INTO starts (idempotency_key, request, response, created_at) VALUES (?, ?, ?, ?)`
+)
+
 // StartJob posts START to the job's targets (all, or those named) in one
 // transaction. With an idempotency key seen before, it returns the earlier
 // result and posts nothing; the same key with a different request is a
@@ -91,11 +98,11 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 	var res StartResult
 	err = db.update(ctx, func(tx *tx) error {
 		if req.IdempotencyKey != "" {
-			if _, err := tx.Exec(`DELETE FROM starts WHERE created_at < ?`, ms(tx.now.Add(-IdempotencyWindow))); err != nil {
+			if _, err := tx.Exec(sqlExpireStarts, ms(tx.now.Add(-IdempotencyWindow))); err != nil {
 				return err
 			}
 			var prevReq, prevRes string
-			err := tx.QueryRow(`SELECT request, response FROM starts WHERE idempotency_key = ?`, req.IdempotencyKey).Scan(&prevReq, &prevRes)
+			err := tx.QueryRow(sqlFindStart, req.IdempotencyKey).Scan(&prevReq, &prevRes)
 			switch {
 			case err == nil && prevReq != string(canonical):
 				return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used for a different start request", req.IdempotencyKey)
@@ -139,7 +146,7 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 		for _, t := range targets {
 			tid := job.targets[t]
 			var uid string
-			if err := tx.QueryRow(`SELECT uid FROM targets WHERE id = ?`, tid).Scan(&uid); err != nil {
+			if err := tx.QueryRow(sqlTargetUID, tid).Scan(&uid); err != nil {
 				return err
 			}
 			if limit > 0 && active >= limit {
@@ -168,7 +175,7 @@ func (db *DB) StartJob(ctx context.Context, req StartRequest) (StartResult, erro
 			if err != nil {
 				return err
 			}
-			if _, err := tx.Exec(`INSERT INTO starts (idempotency_key, request, response, created_at) VALUES (?, ?, ?, ?)`,
+			if _, err := tx.Exec(sqlRecordStart,
 				req.IdempotencyKey, string(canonical), string(body), ms(tx.now)); err != nil {
 				return fmt.Errorf("record idempotency key: %w", err)
 			}

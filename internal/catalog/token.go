@@ -86,7 +86,7 @@ func (db *DB) ReplaceAPIToken(ctx context.Context, name, role, hash string) erro
 // AuthenticateAPIToken returns the token with the given hash.
 func (db *DB) AuthenticateAPIToken(ctx context.Context, hash string) (APIToken, error) {
 	var t APIToken
-	err := db.read.QueryRowContext(ctx, `SELECT id, name, role FROM api_tokens WHERE hash = ?`, hash).Scan(&t.ID, &t.Name, &t.Role)
+	err := db.queryRow(ctx, `SELECT id, name, role FROM api_tokens WHERE hash = ?`, hash).Scan(&t.ID, &t.Name, &t.Role)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, muster.Errorf(muster.EUNAUTHORIZED, "the API token is not valid for this master")
 	}

@@ -415,7 +415,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 		if err != nil {
 			return err
 		}
-		if wait == 0 || allFinished(runs, len(ids)) {
+		if wait == 0 || AllFinished(runs, len(ids)) {
 			WriteJSON(w, http.StatusOK, runs)
 			return nil
 		}
@@ -431,7 +431,8 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 	}
 }
 
-func allFinished(runs []muster.Run, want int) bool {
+// AllFinished reports whether runs holds want runs, all finished.
+func AllFinished(runs []muster.Run, want int) bool {
 	if len(runs) < want {
 		return false
 	}

@@ -47,7 +47,12 @@ type activeRun struct {
 	env         map[string]string // a START's --env overrides
 	ctx         context.Context
 	cancel      context.CancelCauseFunc
+	spawned     chan struct{} // closed once the first step's process started, or the run ended
+	spawnOnce   sync.Once
 }
+
+// markSpawned closes spawned, once.
+func (ar *activeRun) markSpawned() { ar.spawnOnce.Do(func() { close(ar.spawned) }) }
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{}}
@@ -110,7 +115,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(context.Background())
-	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel}
+	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{})}
 	e.running[job.Name] = ar
 	return ar, nil
 }
@@ -152,6 +157,8 @@ func (e *executor) launch(ar *activeRun) {
 	defer e.mu.Unlock()
 	e.wg.Add(1)
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active >= limit {
+		// Queued: it spawns nothing for now, and nobody should wait for it.
+		ar.markSpawned()
 		e.queue = append(e.queue, ar)
 		return
 	}
@@ -162,6 +169,7 @@ func (e *executor) launch(ar *activeRun) {
 // work executes a run, then hands its slot to the next queued run.
 func (e *executor) work(ar *activeRun) {
 	defer e.wg.Done()
+	defer ar.markSpawned()
 	e.execute(ar)
 	e.mu.Lock()
 	if e.running[ar.job.Name] == ar {

@@ -69,11 +69,16 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if err := m.setPaused(ctx, resp.Paused); err != nil {
 		return err
 	}
+	var launched []*activeRun
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
 		}
-		if err := m.apply(ctx, in, resp.ServerTime); err != nil {
+		ar, err := m.apply(ctx, in, resp.ServerTime)
+		if ar != nil {
+			launched = append(launched, ar)
+		}
+		if err != nil {
 			if errors.Is(err, errDefecting) {
 				<-ctx.Done() // Run stops this loop, then defects
 				return nil
@@ -81,7 +86,33 @@ func (m *Main) pollOnce(ctx context.Context) error {
 			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
 		}
 	}
+	// The acks (and the next poll) wait until the steps just launched have
+	// started, so as not to compete with their spawn for the CPU; the
+	// master needs the acks only for its bookkeeping.
+	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// spawnWait bounds how long acks wait for launched steps to start.
+const spawnWait = 100 * time.Millisecond
+
+// waitSpawned waits until every run has started its first step (or ended),
+// for at most d.
+func waitSpawned(ctx context.Context, runs []*activeRun, d time.Duration) {
+	if len(runs) == 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	for _, ar := range runs {
+		select {
+		case <-ar.spawned:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // resync asks the master to re-post everything this target should hold,
@@ -127,7 +158,7 @@ func (m *Main) flushAcks(ctx context.Context) error {
 // either wholly applied or not at all. An instruction that cannot be
 // applied is acknowledged with its error and the cursor still advances:
 // other jobs are never held up by it.
-func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) error {
+func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime time.Time) (*activeRun, error) {
 	// SYNC-TIME and RE-ENLIST talk to the master: they are done before the
 	// local transaction, which only records their outcome (both may be
 	// repeated if a crash comes in between).
@@ -191,9 +222,16 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if started != nil {
 			m.exec.forget(started)
 		}
-		return err
+		return nil, err
 	}
 	m.enl.Cursor = in.Seq
+	if started != nil {
+		// The run is committed with the cursor; only now is its process
+		// spawned, first of all: the uploader is woken once the step has
+		// started. A crash in between leaves a run recorded as running with
+		// no process, which the next start records as abandoned.
+		m.exec.launch(started)
+	}
 	if in.Operation == muster.OpSetPoll {
 		m.reloadPollInterval(ctx)
 	}
@@ -204,19 +242,15 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}
 		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
-		return errDefecting
+		return started, errDefecting
 	case muster.OpStart:
-		m.wakeUploader()
+		if started == nil {
+			m.wakeUploader() // a skipped run
+		}
 	case muster.OpInsert, muster.OpUpdate, muster.OpDelete:
 		m.sched.jobsChanged()
 	}
-	if started != nil {
-		// The run is committed with the cursor; only now is its process
-		// spawned. A crash in between leaves a run recorded as running with
-		// no process, which the next start records as abandoned.
-		m.exec.launch(started)
-	}
-	return nil
+	return started, nil
 }
 
 // decodeStrict decodes an instruction payload, refusing fields this target

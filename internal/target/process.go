@@ -41,6 +41,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 
 	err = e.procs.start(cmd)
 	attempt.StartedAt = e.m.now()
+	ar.markSpawned()
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("cannot start: %v", err)
 		return attempt

@@ -88,6 +88,7 @@ func (s *scheduler) run(ctx context.Context) {
 		case <-timer.C:
 		}
 		now := s.m.cfg.Now()
+		var due []firing
 		for _, e := range entries {
 			if e.next.IsZero() || e.due().After(now) {
 				continue
@@ -97,10 +98,11 @@ func (s *scheduler) run(ctx context.Context) {
 				e.next = s.catchUp(ctx, e, e.next, now)
 			}
 			if !e.next.IsZero() && !e.due().After(now) {
-				s.fire(ctx, e, e.next, "")
+				due = append(due, firing{e: e, at: e.next})
 				e.next = s.nextAfter(e, e.next)
 			}
 		}
+		s.fireAll(ctx, due)
 		entries = dropFinished(entries)
 	}
 }
@@ -222,62 +224,91 @@ func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time
 	}
 }
 
-// fire records (and launches) the run of one scheduled time. The run id
-// comes from (job, schedule, scheduled time), and the schedule's last fire
-// is moved in the same transaction, so a fire is recorded once whatever
-// restarts or replays happen. With skipMessage set, the run is recorded as
-// skipped with that message instead of run.
+// firing is one scheduled time of one schedule to record: a run, or, with
+// skip set, a skipped run saying so.
+type firing struct {
+	e    *entry
+	at   time.Time
+	skip string
+}
+
+// fire records (and launches) the run of one scheduled time. With
+// skipMessage set, the run is recorded as skipped with that message
+// instead of run.
 func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessage string) {
-	m := s.m
-	if m.paused.Load() && skipMessage == "" {
-		// A paused target fires nothing; the schedule moves on, so these
-		// fires are not counted as missed when it resumes.
-		if err := m.store.update(ctx, func(tx *sql.Tx) error { return setLastFire(ctx, tx, e.job.Name, e.sched.Name, at) }); err != nil {
-			m.log.Error("record a paused fire", "job", e.job.Name, "err", err)
-		}
+	s.fireAll(ctx, []firing{{e: e, at: at, skip: skipMessage}})
+}
+
+// fireAll records the runs of fires due together in one transaction, so
+// that fifty jobs due the same second cost one commit, not fifty, and then
+// launches them. The run id comes from (job, schedule, scheduled time), and
+// each schedule's last fire is moved in the same transaction, so a fire is
+// recorded once whatever restarts or replays happen.
+func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
+	if len(fs) == 0 {
 		return
 	}
+	m := s.m
+	var started []*activeRun
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		for _, f := range fs {
+			ar, err := s.record(ctx, tx, f)
+			if ar != nil {
+				started = append(started, ar)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		for _, ar := range started {
+			m.exec.forget(ar)
+		}
+		m.log.Error("record scheduled runs", "job", fs[0].e.job.Name, "schedule", fs[0].e.sched.Name, "fires", len(fs), "err", err)
+		return
+	}
+	for _, ar := range started {
+		m.exec.launch(ar)
+	}
+	m.wakeUploader()
+}
+
+// record writes one fire's run in tx and returns it if it is to be launched.
+func (s *scheduler) record(ctx context.Context, tx *sql.Tx, f firing) (*activeRun, error) {
+	m := s.m
+	if m.paused.Load() && f.skip == "" {
+		// A paused target fires nothing; the schedule moves on, so these
+		// fires are not counted as missed when it resumes.
+		return nil, setLastFire(ctx, tx, f.e.job.Name, f.e.sched.Name, f.at)
+	}
 	run := muster.Run{
-		Job:       e.job.Name,
+		Job:       f.e.job.Name,
 		Target:    m.enl.Name,
-		RunID:     muster.ScheduledRunID(m.enl.UID, e.job.Name, e.sched.Name, at),
-		Trigger:   muster.TriggerSchedule + ":" + e.sched.Name,
+		RunID:     muster.ScheduledRunID(m.enl.UID, f.e.job.Name, f.e.sched.Name, f.at),
+		Trigger:   muster.TriggerSchedule + ":" + f.e.sched.Name,
 		StartedAt: m.now(),
 		Steps:     []muster.StepAttempt{},
 	}
-	if e.plan.AtStart() {
-		run.Trigger = muster.TriggerStartup + ":" + e.sched.Name
+	if f.e.plan.AtStart() {
+		run.Trigger = muster.TriggerStartup + ":" + f.e.sched.Name
 	}
-	var started *activeRun
-	err := m.store.update(ctx, func(tx *sql.Tx) error {
-		if done, err := runExists(ctx, tx, run.RunID); err != nil || done {
-			return err
-		}
-		if err := setLastFire(ctx, tx, e.job.Name, e.sched.Name, at); err != nil {
-			return err
-		}
-		if skipMessage != "" {
-			run.Message = skipMessage
-			return m.exec.recordSkipped(ctx, tx, run)
-		}
-		var err error
-		started, err = m.exec.begin(ctx, tx, e.job, run)
-		if started != nil {
-			started.scheduledAt = at
-		}
-		return err
-	})
-	if err != nil {
-		if started != nil {
-			m.exec.forget(started)
-		}
-		m.log.Error("record scheduled run", "job", e.job.Name, "schedule", e.sched.Name, "err", err)
-		return
+	if done, err := runExists(ctx, tx, run.RunID); err != nil || done {
+		return nil, err
 	}
-	m.wakeUploader()
+	if err := setLastFire(ctx, tx, f.e.job.Name, f.e.sched.Name, f.at); err != nil {
+		return nil, err
+	}
+	if f.skip != "" {
+		run.Message = f.skip
+		return nil, m.exec.recordSkipped(ctx, tx, run)
+	}
+	started, err := m.exec.begin(ctx, tx, f.e.job, run)
 	if started != nil {
-		m.exec.launch(started)
+		started.scheduledAt = f.at
 	}
+	return started, err
 }
 
 func setLastFire(ctx context.Context, tx *sql.Tx, job, sched string, at time.Time) error {

@@ -82,6 +82,7 @@ type Main struct {
 	paused      atomic.Bool
 	clockOffset atomic.Pointer[time.Duration]
 	uploadWake  chan struct{}
+	expiredAt   time.Time // last sweep of expired runs (uploader only)
 	events      *events
 	defectReq   chan defectRequest
 	wg          sync.WaitGroup

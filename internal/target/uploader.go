@@ -18,6 +18,11 @@ const (
 	maxRunUpload  = 8 << 20
 )
 
+// expireEvery is how often runs past their retention are deleted from the
+// spool. Each sweep is a write of the store; once per upload would cost a
+// synced commit per run.
+const expireEvery = time.Minute
+
 // uploadLoop sends the spool to the master whenever a run changes, and
 // retries with capped backoff while the master is unreachable. A run is
 // uploaded within moments of finishing.
@@ -84,7 +89,7 @@ func (m *Main) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		if len(unsent) < uploadBatch && len(runs) == len(unsent) {
-			return m.store.expireRuns(ctx, m.cfg.Now().Add(-m.cfg.Settings.RunRetention.Std()))
+			return m.expireRuns(ctx)
 		}
 	}
 }
@@ -113,4 +118,18 @@ func fitRun(r *muster.Run, max int) {
 		half := budget / 2
 		r.Steps[i].Output = out[:half] + fmt.Sprintf("\n[muster: %d bytes of this output are kept on the target only]\n", len(out)-2*half) + out[len(out)-half:]
 	}
+}
+
+// expireRuns deletes the runs the master holds that are past their
+// retention, at most once every expireEvery.
+func (m *Main) expireRuns(ctx context.Context) error {
+	now := m.cfg.Now()
+	if !m.expiredAt.IsZero() && now.Sub(m.expiredAt) < expireEvery {
+		return nil
+	}
+	if err := m.store.expireRuns(ctx, now.Add(-m.cfg.Settings.RunRetention.Std())); err != nil {
+		return err
+	}
+	m.expiredAt = now
+	return nil
 }

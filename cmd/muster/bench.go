@@ -1,0 +1,108 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/bench"
+	"github.com/musterhq/muster/internal/master"
+)
+
+func newBenchCmd() *cobra.Command {
+	var o bench.Options
+	var output string
+	var quiet bool
+	cmd := &cobra.Command{
+		Use:   "bench SCENARIO [--targets N] [--runs N] [-o json]",
+		Short: "Measure a fleet built on this machine against the performance budget",
+		Long: `Build a fleet on this machine and measure it: a master in its own process and
+targets that are real "muster target" processes or lightweight simulated
+targets that speak the real agent protocol (enlistment with a token and a
+CSR, mutual TLS, long-poll, acks, run uploads). Everything talks over TLS on
+127.0.0.1. Each figure is printed beside its budget.
+
+Scenarios (defaults in brackets):
+  dispatch  start request → step process started on the target, and → run
+            recorded on the master [1 target process, 1000 starts]
+  fanout    one START to every target: all running, all recorded
+            [100 targets: processes; more: simulated; 5 fan-outs]
+  schedule  jobs due every second on one target: lateness, missed and
+            duplicate fires [50 jobs, 60 s]
+  fleet     a master holding every target's long-poll (60 s heartbeat): its
+            RSS, CPU, open files, and a fan-out at that size
+            [10000 simulated targets, 60 s]
+  ingest    finished runs a second the master accepts from uploads (SQLite)
+            [8 simulated targets, 200000 runs]
+  agent     an idle target's RSS and CPU [1 target process, 60 s]
+
+The data directories live in a temporary directory removed at the end,
+unless --dir names one.`,
+		Example: `  muster bench dispatch
+  muster bench dispatch --targets 100 -o json
+  muster bench fanout --targets 1000
+  muster bench fleet --targets 10000 --profile /tmp/prof`,
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: bench.Scenarios,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if output != "table" && output != "json" {
+				return fmt.Errorf("--output: %q is not table or json", output)
+			}
+			if !quiet {
+				o.Progress = cmd.ErrOrStderr()
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			res, err := bench.Run(ctx, args[0], o)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return printJSON(cmd.OutOrStdout(), res)
+			}
+			return res.Table(cmd.OutOrStdout())
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Targets, "targets", 0, "targets in the fleet (default: the scenario's)")
+	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs or uploaded runs measured (default: the scenario's)")
+	f.IntVar(&o.Jobs, "jobs", 0, "jobs (schedule, agent)")
+	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent)")
+	f.StringVar(&o.Mode, "mode", "", "targets: process (real muster target processes) or sim (simulated)")
+	f.StringVar(&o.Dir, "dir", "", "keep the data directories and logs here")
+	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory")
+	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on stderr")
+	cmd.AddCommand(newBenchServeMasterCmd())
+	return cmd
+}
+
+// newBenchServeMasterCmd is the master process of `muster bench --profile`:
+// `muster master` with CPU and heap profiles.
+func newBenchServeMasterCmd() *cobra.Command {
+	cfg := master.DefaultConfig()
+	var profileDir string
+	cmd := &cobra.Command{
+		Use:    "serve-master --data DIR --listen ADDR --profile DIR",
+		Short:  "Run a master with profiling, for muster bench",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cmd.ErrOrStderr(), "warn")
+			if err != nil {
+				return err
+			}
+			cfg.Logger = log
+			ctx, stop := signalContext()
+			defer stop()
+			return bench.ServeMaster(ctx, cmd.OutOrStdout(), cfg, profileDir)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.DataDir, "data", "", "data directory")
+	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
+	f.StringVar(&profileDir, "profile", "", "directory for the profiles")
+	cmd.MarkFlagRequired("data")
+	cmd.MarkFlagRequired("profile")
+	return cmd
+}

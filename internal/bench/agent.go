@@ -1,0 +1,75 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// AgentResult is the agent scenario's report: what an idle target daemon
+// costs its server.
+type AgentResult struct {
+	Scenario   string  `json:"scenario"`
+	TargetMode string  `json:"target_mode"`
+	Jobs       int     `json:"jobs"` // held, with schedules not due in the window
+	WindowS    float64 `json:"window_s"`
+	RSSMiB     float64 `json:"rss_mib"`
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	CPUPercent float64 `json:"cpu_percent"` // of one core
+	OpenFiles  int     `json:"open_files"`
+	Threads    int     `json:"threads"`
+}
+
+// budgetAgentRSSMiB is the idle target's memory budget.
+const budgetAgentRSSMiB = 30
+
+func agent(ctx context.Context, e *env) (Result, error) {
+	if e.o.Mode == ModeSim {
+		return nil, fmt.Errorf("--mode sim: the agent scenario measures a real target process")
+	}
+	jobs, window := or(e.o.Jobs, 10), or(e.o.Duration, time.Minute)
+	m, err := e.startMaster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	targets, err := e.startProcessTargets(ctx, m, 1)
+	if err != nil {
+		return nil, err
+	}
+	t := targets[0]
+	var defs []muster.Job
+	for i := range jobs {
+		j := shellJob(fmt.Sprintf("nightly-%02d", i+1), "echo nightly", []string{t.Name})
+		j.Schedules = []muster.Schedule{{Cron: "0 0 1 1 *"}} // midnight on New Year's Day
+		defs = append(defs, j)
+	}
+	if err := applyJobs(ctx, m, defs...); err != nil {
+		return nil, err
+	}
+	e.progress("target holds %d jobs; measuring it idle for %s", jobs, window)
+	after, cpu, err := Watch(ctx, t.Pid(), window)
+	if err != nil {
+		return nil, err
+	}
+	return &AgentResult{Scenario: "agent", TargetMode: ModeProcess, Jobs: jobs, WindowS: window.Seconds(),
+		RSSMiB: MiB(after.RSS), PeakRSSMiB: MiB(after.PeakRSS), CPUPercent: cpu,
+		OpenFiles: after.OpenFiles, Threads: after.Threads}, nil
+}
+
+// Table writes the agent figures beside their budgets.
+func (r *AgentResult) Table(w io.Writer) error {
+	return writeTable(w, []string{
+		fmt.Sprintf("muster bench agent: one idle target holding %d scheduled jobs (none due), measured for %.0f s", r.Jobs, r.WindowS),
+		"fleet: master process; " + describeMode(r.TargetMode, 1) + "; TLS on 127.0.0.1",
+		machine(),
+	}, []figure{
+		{name: "idle target RSS", measured: fmt.Sprintf("%.1f MiB (peak %.1f MiB)", r.RSSMiB, r.PeakRSSMiB), budget: "≤ 30 MiB",
+			result: verdict(atMost("RSS", r.RSSMiB, budgetAgentRSSMiB, "MiB"))},
+		{name: "idle target CPU", measured: fmt.Sprintf("%.3f%% of one core", r.CPUPercent), budget: "≈ 0 (taken as ≤ 0.5% of a core)",
+			result: verdict(atMost("CPU", r.CPUPercent, 0.5, "%"))},
+		{name: "idle target open files, threads", measured: fmt.Sprintf("%d, %d", r.OpenFiles, r.Threads)},
+	})
+}

@@ -1,0 +1,114 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+// DispatchResult is the dispatch scenario's report: from an operator's
+// start request to the step's process started on the target (the target's
+// own timestamp, taken right after exec returned; same host clock), and to
+// the finished run recorded on the master.
+type DispatchResult struct {
+	Scenario   string `json:"scenario"`
+	Targets    int    `json:"targets"`
+	Runs       int    `json:"runs"`
+	TargetMode string `json:"target_mode"`
+	// Warmup starts ran first and are not counted.
+	Warmup          int     `json:"warmup"`
+	StartToRunning  Summary `json:"start_to_running"`
+	StartToRecorded Summary `json:"start_to_recorded"`
+}
+
+// Budgets of the dispatch figures, in milliseconds.
+const (
+	budgetRunningP50  = 2
+	budgetRunningP99  = 10
+	budgetRecordedP50 = 10
+)
+
+// dispatch starts a trivial job (`/bin/sh -c true`) Runs times, one start
+// at a time, round robin over the targets, each waited for until the master
+// has it finished.
+func dispatch(ctx context.Context, e *env) (Result, error) {
+	n, runs := or(e.o.Targets, 1), or(e.o.Runs, 1000)
+	mode := or(e.o.Mode, ModeProcess)
+	m, err := e.startMaster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	names := targetNames(n)
+	if mode == ModeProcess {
+		_, err = e.startProcessTargets(ctx, m, n)
+	} else {
+		_, err = e.startSimTargets(ctx, m, n, newRecorder())
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := applyJobs(ctx, m, shellJob("dispatch", "true", names)); err != nil {
+		return nil, err
+	}
+	res := &DispatchResult{Scenario: "dispatch", Targets: n, Runs: runs, TargetMode: mode, Warmup: min(n+10, 200)}
+	e.progress("%d warm-up starts, then %d measured", res.Warmup, runs)
+	var running, recorded []time.Duration
+	for i := range res.Warmup + runs {
+		target := names[i%n]
+		t0 := time.Now()
+		started, err := m.Client.StartJob(ctx, "dispatch", httpapi.StartBody{Targets: []string{target}})
+		if err != nil {
+			return nil, err
+		}
+		got, at, err := WaitRuns(ctx, m.Client, []string{started.Runs[0].RunID}, time.Minute)
+		if err != nil {
+			return nil, err
+		}
+		r := got[0]
+		if r.Status != muster.RunSucceeded || len(r.Steps) == 0 {
+			return nil, fmt.Errorf("run %s on %s: %s %q", r.RunID, target, r.Status, r.Message)
+		}
+		if i < res.Warmup {
+			continue
+		}
+		running = append(running, r.Steps[0].StartedAt.Sub(t0))
+		recorded = append(recorded, at.Sub(t0))
+		if (i-res.Warmup+1)%500 == 0 {
+			e.progress("%d of %d starts", i-res.Warmup+1, runs)
+		}
+	}
+	res.StartToRunning, res.StartToRecorded = Summarize(running), Summarize(recorded)
+	return res, nil
+}
+
+// Table writes the dispatch figures beside their budgets.
+func (r *DispatchResult) Table(w io.Writer) error {
+	return writeTable(w, []string{
+		fmt.Sprintf("muster bench dispatch: %d start(s) of `/bin/sh -c true`, one at a time, round robin over %d target(s), after %d warm-up starts", r.Runs, r.Targets, r.Warmup),
+		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		machine(),
+	}, []figure{
+		{
+			name: "start request → step process started on target", measured: dist(r.StartToRunning),
+			budget: "p50 ≤ 2 ms, p99 ≤ 10 ms",
+			result: verdict(atMost("p50", r.StartToRunning.P50, budgetRunningP50, "ms"), atMost("p99", r.StartToRunning.P99, budgetRunningP99, "ms")),
+		},
+		{
+			name: "start request → run recorded on master", measured: dist(r.StartToRecorded),
+			budget: "p50 ≤ 10 ms",
+			result: verdict(atMost("p50", r.StartToRecorded.P50, budgetRecordedP50, "ms")),
+		},
+	})
+}
+
+// describeMode says what the targets are.
+func describeMode(mode string, n int) string {
+	if mode == ModeSim {
+		return fmt.Sprintf("%d simulated target(s) in the benchmark process (real enlistment, mTLS, long-poll, acks and uploads; no store, no exec: the step's start is when a target would exec)", n)
+	}
+	return fmt.Sprintf("%d real `muster target` process(es) spawning real steps", n)
+}

@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"syscall"
+	"time"
+)
+
+// FleetResult is the fleet scenario's report: a master holding a long-poll
+// from every target of a large simulated fleet with the default 60 s
+// heartbeat, what that costs it, and a fan-out at that size.
+type FleetResult struct {
+	Scenario   string `json:"scenario"`
+	Targets    int    `json:"targets"`
+	TargetMode string `json:"target_mode"`
+	// EnlistS is how long enlisting the fleet took; PollsHeld is the
+	// master's own count of held polls once all were connected.
+	EnlistS   float64 `json:"enlist_s"`
+	PollsHeld int     `json:"polls_held"`
+	// Steady state, over WindowS seconds with every target connected.
+	WindowS          float64 `json:"window_s"`
+	MasterRSSMiB     float64 `json:"master_rss_mib"`
+	MasterPeakRSSMiB float64 `json:"master_peak_rss_mib"`
+	MasterCPUPercent float64 `json:"master_cpu_percent"` // of one core
+	MasterOpenFiles  int     `json:"master_open_files"`
+	MasterThreads    int     `json:"master_threads"`
+	// From the master's Go runtime (its /metrics), at the same moment.
+	MasterGoroutines    int     `json:"master_goroutines"`
+	MasterHeapInuseMiB  float64 `json:"master_heap_inuse_mib"`
+	MasterStackInuseMiB float64 `json:"master_stack_inuse_mib"`
+	// A START of one job on every target.
+	FanoutRunningMS  float64 `json:"fanout_all_running_ms"`
+	FanoutRecordedMS float64 `json:"fanout_all_recorded_ms"`
+	// The master's peak resident set by the end, fan-out included.
+	MasterPeakRSSAfterMiB float64 `json:"master_peak_rss_after_fanout_mib"`
+}
+
+// Fleet budgets.
+const (
+	budgetFleetTargets = 10000
+	budgetFleetRSSMiB  = 1024
+)
+
+func fleet(ctx context.Context, e *env) (Result, error) {
+	if e.o.Mode == ModeProcess {
+		return nil, fmt.Errorf("--mode process: the fleet scenario uses simulated targets")
+	}
+	n, window := or(e.o.Targets, budgetFleetTargets), or(e.o.Duration, time.Minute)
+	m, err := e.startMaster(ctx)
+	if err != nil {
+		return nil, err
+	}
+	rec := newRecorder()
+	res := &FleetResult{Scenario: "fleet", Targets: n, TargetMode: ModeSim, WindowS: window.Seconds()}
+	start := time.Now()
+	if _, err := e.startSimTargets(ctx, m, n, rec); err != nil {
+		return nil, err
+	}
+	res.EnlistS = time.Since(start).Seconds()
+	held, err := m.Metric(ctx, "muster_polls_held")
+	if err != nil {
+		return nil, err
+	}
+	res.PollsHeld = int(held)
+	e.progress("%d targets connected in %s; measuring the master for %s", n, time.Since(start).Round(time.Second), window)
+	after, cpu, err := Watch(ctx, m.Pid(), window)
+	if err != nil {
+		return nil, err
+	}
+	if e.o.ProfileDir != "" {
+		// Under `bench serve-master`, SIGUSR1 writes a heap profile.
+		m.cmd.Process.Signal(syscall.SIGUSR1)
+	}
+	res.MasterCPUPercent = cpu
+	res.MasterRSSMiB, res.MasterPeakRSSMiB = MiB(after.RSS), MiB(after.PeakRSS)
+	res.MasterOpenFiles, res.MasterThreads = after.OpenFiles, after.Threads
+	for name, into := range map[string]*float64{
+		"go_memstats_heap_inuse_bytes":  &res.MasterHeapInuseMiB,
+		"go_memstats_stack_inuse_bytes": &res.MasterStackInuseMiB,
+	} {
+		if v, err := m.Metric(ctx, name); err == nil {
+			*into = MiB(int64(v))
+		}
+	}
+	if v, err := m.Metric(ctx, "go_goroutines"); err == nil {
+		res.MasterGoroutines = int(v)
+	}
+
+	e.progress("fan-out to %d targets", n)
+	names := targetNames(n)
+	if err := applyJobs(ctx, m, shellJob("fleet", "true", names)); err != nil {
+		return nil, err
+	}
+	f, err := fanOnce(ctx, m, rec, ModeSim, "fleet", n)
+	if err != nil {
+		return nil, err
+	}
+	res.FanoutRunningMS, res.FanoutRecordedMS = msOf(f.allRunning), msOf(f.allRecorded)
+	if st, err := ReadProc(m.Pid()); err == nil {
+		res.MasterPeakRSSAfterMiB = MiB(st.PeakRSS)
+	}
+	return res, nil
+}
+
+// Table writes the fleet figures beside their budgets.
+func (r *FleetResult) Table(w io.Writer) error {
+	fan := figure{name: fmt.Sprintf("START fanned out to %d targets → all running", r.Targets), measured: fmt.Sprintf("%s ms", ms3(r.FanoutRunningMS))}
+	if r.Targets == 1000 {
+		fan.budget, fan.result = "≤ 1 s", verdict(atMost("all running", r.FanoutRunningMS, budgetFanoutRunning, "ms"))
+	}
+	held := figure{name: "targets held by one master", measured: fmt.Sprintf("%d (%d polls held; enlisted and connected in %.0f s)", r.Targets, r.PollsHeld, r.EnlistS),
+		budget: "≥ 10,000", result: verdict(atLeast("targets", float64(r.PollsHeld), budgetFleetTargets, "polls held"))}
+	rss := figure{name: "master RSS, all targets connected", measured: fmt.Sprintf("%.0f MiB (peak %.0f MiB; %.0f MiB after the fan-out)", r.MasterRSSMiB, r.MasterPeakRSSMiB, r.MasterPeakRSSAfterMiB),
+		budget: "≤ 1 GiB", result: verdict(atMost("peak RSS", r.MasterPeakRSSMiB, budgetFleetRSSMiB, "MiB"))}
+	if r.Targets < budgetFleetTargets {
+		held.result, rss.result = "(budget is for 10,000 targets)", "(budget is for 10,000 targets)"
+	}
+	return writeTable(w, []string{
+		fmt.Sprintf("muster bench fleet: %d targets long-polling with the default 60 s heartbeat (polls held 55 s); master measured over %.0f s", r.Targets, r.WindowS),
+		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		machine(),
+	}, []figure{
+		held,
+		rss,
+		{name: "master CPU, steady state", measured: fmt.Sprintf("%.1f%% of one core", r.MasterCPUPercent)},
+		{name: "master open files, threads, goroutines", measured: fmt.Sprintf("%d, %d, %d", r.MasterOpenFiles, r.MasterThreads, r.MasterGoroutines)},
+		{name: "master Go heap in use, stacks", measured: fmt.Sprintf("%.0f MiB, %.0f MiB", r.MasterHeapInuseMiB, r.MasterStackInuseMiB)},
+		fan,
+		{name: fmt.Sprintf("START fanned out to %d targets → all recorded on master", r.Targets), measured: fmt.Sprintf("%s ms", ms3(r.FanoutRecordedMS))},
+	})
+}

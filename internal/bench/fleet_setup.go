@@ -1,0 +1,163 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+// targetNames names n targets.
+func targetNames(n int) []string {
+	names := make([]string, n)
+	for i := range names {
+		names[i] = fmt.Sprintf("t%05d", i+1)
+	}
+	return names
+}
+
+// parallel calls fn(i) for i in [0, n) on workers goroutines and returns
+// the first error; after one, the rest are not started.
+func parallel(ctx context.Context, n, workers int, fn func(ctx context.Context, i int) error) error {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(workers, n) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				if err := fn(ctx, i); err != nil {
+					cancel(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return context.Cause(ctx)
+}
+
+// enlistWorkers is how many enlistments run at once.
+const enlistWorkers = 8
+
+// startProcessTargets enlists n targets and starts each as its own
+// `muster target` process, and waits until the master holds a poll from
+// every one.
+func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*TargetProcess, error) {
+	e.progress("enlisting %d target processes", n)
+	names := targetNames(n)
+	targets := make([]*TargetProcess, n)
+	err := parallel(ctx, n, enlistWorkers, func(ctx context.Context, i int) error {
+		t, err := EnlistTarget(ctx, e.o.Exe, m.Client, m.URL, names[i], filepath.Join(e.dir, names[i]))
+		targets[i] = t
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if err := t.Start(); err != nil {
+			return nil, err
+		}
+		e.onClose(func() { t.Stop() })
+	}
+	return targets, waitPollsHeld(ctx, m, n)
+}
+
+// startSimTargets enlists n simulated targets, starts their polling, and
+// waits until the master holds a poll from every one.
+func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *recorder) ([]*simTarget, error) {
+	e.progress("enlisting %d simulated targets", n)
+	names := targetNames(n)
+	sims := make([]*simTarget, n)
+	start := time.Now()
+	err := parallel(ctx, n, enlistWorkers, func(ctx context.Context, i int) error {
+		s, err := enlistSim(ctx, m, names[i], rec)
+		sims[i] = s
+		if i > 0 && i%1000 == 0 {
+			e.progress("enlisted %d of %d in %s", i, n, time.Since(start).Round(time.Second))
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	for _, s := range sims {
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(runCtx) }()
+	}
+	e.onClose(func() { stop(); wg.Wait() })
+	return sims, waitPollsHeld(ctx, m, n)
+}
+
+// waitPollsHeld waits until the master holds at least n polls.
+func waitPollsHeld(ctx context.Context, m *Master, n int) error {
+	return waitUntil(ctx, fmt.Sprintf("the master to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		held, err := m.Metric(ctx, "muster_polls_held")
+		return err == nil && held >= float64(n), nil
+	})
+}
+
+// applyJobs applies jobs and waits until every target of every job has
+// acknowledged what that posted.
+func applyJobs(ctx context.Context, m *Master, jobs ...muster.Job) error {
+	if _, err := m.Client.Apply(ctx, catalog.ApplyRequest{Jobs: jobs}); err != nil {
+		return err
+	}
+	return settled(ctx, m)
+}
+
+// settled waits until no target has a pending instruction.
+func settled(ctx context.Context, m *Master) error {
+	return waitUntil(ctx, "every target to acknowledge its instructions", 5*time.Minute, 50*time.Millisecond, func() (bool, error) {
+		pending, err := m.Client.DownloadList(ctx, httpapi.DownloadListFilter{Pending: true, Limit: 1})
+		return err == nil && len(pending) == 0, err
+	})
+}
+
+// shellJob is a job of one shell step on targets.
+func shellJob(name, script string, targets []string) muster.Job {
+	j := muster.NewJob()
+	j.Name, j.Targets = name, targets
+	j.Steps = []muster.Step{{Name: "main", Shell: script}}
+	return j
+}
+
+// WaitRuns waits until the master has every run in ids finished, and
+// returns them with the moment it knew. Each request asks the master to
+// hold its answer until they are all finished.
+func WaitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time.Duration) ([]muster.Run, time.Time, error) {
+	deadline := time.Now().Add(timeout)
+	const chunk = 1000 // run ids per request, to keep the query short
+	var out []muster.Run
+	for i := 0; i < len(ids); i += chunk {
+		part := ids[i:min(i+chunk, len(ids))]
+		for {
+			runs, err := c.Runs(ctx, part, httpapi.MaxRunWait)
+			if err != nil {
+				return nil, time.Time{}, err
+			}
+			if httpapi.AllFinished(runs, len(part)) {
+				out = append(out, runs...)
+				break
+			}
+			if time.Now().After(deadline) {
+				return nil, time.Time{}, fmt.Errorf("%w after %s waiting for %d runs to be recorded finished", errTimeout, timeout, len(ids))
+			}
+		}
+	}
+	return out, time.Now(), nil
+}

@@ -1,0 +1,293 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// simTarget is a simulated target, for scale: it enlists with a real token
+// and CSR, holds its own mutual-TLS connection to the master, long-polls,
+// acknowledges and uploads runs over the real agent protocol, but keeps no
+// store and spawns no process. Where a target would exec a step it notes
+// the time, and reports the run as running, then succeeded.
+type simTarget struct {
+	name   string
+	uid    string
+	base   *url.URL
+	hc     *http.Client
+	rec    *recorder
+	cursor int64
+	steps  map[string]string // job → name of its first step
+}
+
+// simPollInterval is the heartbeat the simulated targets report (the
+// default); a poll is held at most 55 s.
+const simPollInterval = muster.DefaultPollInterval
+
+// enlistSim enlists a simulated target named name in m.
+func enlistSim(ctx context.Context, m *Master, name string, rec *recorder) (*simTarget, error) {
+	tok, err := m.Client.CreateToken(ctx, name, 15*time.Minute)
+	if err != nil {
+		return nil, err
+	}
+	parsed, err := pki.ParseEnlistToken(tok.Token)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	csr, err := pki.NewCSR(key, name)
+	if err != nil {
+		return nil, err
+	}
+	base, err := url.Parse(m.URL)
+	if err != nil {
+		return nil, err
+	}
+	pinned := &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(parsed.CAFingerprint, base.Hostname())}
+	defer pinned.CloseIdleConnections()
+	var resp agentproto.EnlistResponse
+	err = agentCall(ctx, &http.Client{Transport: pinned}, http.MethodPost, base.JoinPath(agentproto.PathEnlist), agentproto.EnlistRequest{
+		Token: tok.Token, Name: name, CSR: csr, TimeZone: "UTC", LocalTime: time.Now(),
+		PollInterval: simPollInterval, Version: muster.Version, Protocol: agentproto.Version,
+	}, &resp)
+	if err != nil {
+		return nil, fmt.Errorf("enlist %s: %w", name, err)
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(resp.Cert, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	tr := &http.Transport{
+		TLSClientConfig:     pki.ClientTLSConfig(m.Roots, &cert),
+		ForceAttemptHTTP2:   true,
+		MaxIdleConnsPerHost: 2,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &simTarget{name: resp.Name, uid: resp.UID, base: base, hc: &http.Client{Transport: tr}, rec: rec, steps: map[string]string{}}, nil
+}
+
+// agentCall sends one agent-protocol request and decodes the reply.
+func agentCall(ctx context.Context, hc *http.Client, method string, u *url.URL, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return httpapi.DecodeError(resp)
+	}
+	if out == nil || resp.StatusCode == http.StatusNoContent {
+		_, err = io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
+}
+
+// run polls until ctx is done, backing off (100 ms doubling to 5 s, with
+// jitter) while the master cannot be reached.
+func (s *simTarget) run(ctx context.Context) {
+	defer s.hc.CloseIdleConnections()
+	failures := 0
+	for ctx.Err() == nil {
+		if err := s.pollOnce(ctx); err != nil {
+			d := min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
+			d += time.Duration(rand.Int64N(int64(d) / 5))
+			failures++
+			select {
+			case <-ctx.Done():
+			case <-time.After(d):
+			}
+			continue
+		}
+		failures = 0
+	}
+}
+
+func (s *simTarget) pollOnce(ctx context.Context) error {
+	q := url.Values{}
+	q.Set(agentproto.QueryAfter, strconv.FormatInt(s.cursor, 10))
+	q.Set(agentproto.QueryWait, "55")
+	q.Set(agentproto.QueryLocalTime, time.Now().UTC().Format(time.RFC3339Nano))
+	q.Set(agentproto.QueryTimeZone, "UTC")
+	q.Set(agentproto.QueryPollInterval, strconv.Itoa(simPollInterval))
+	q.Set(agentproto.QueryVersion, muster.Version)
+	q.Set(agentproto.QuerySpoolDepth, "0")
+	q.Set(agentproto.QuerySpoolDropped, "0")
+	u := s.base.JoinPath(agentproto.PathInstructions)
+	u.RawQuery = q.Encode()
+	var resp agentproto.PollResponse
+	s.rec.polled(s.name)
+	if err := agentCall(ctx, s.hc, http.MethodGet, u, nil, &resp); err != nil {
+		return err
+	}
+	var acks []agentproto.Ack
+	var runs []muster.Run
+	for _, in := range resp.Instructions {
+		if in.Seq <= s.cursor {
+			continue
+		}
+		switch in.Operation {
+		case muster.OpInsert:
+			var j muster.Job
+			if err := json.Unmarshal(in.Payload, &j); err == nil && len(j.Steps) > 0 {
+				s.steps[in.Job] = j.Steps[0].Name
+			}
+			s.rec.inserted(in.Job)
+		case muster.OpStart:
+			var p agentproto.StartPayload
+			if err := json.Unmarshal(in.Payload, &p); err != nil {
+				return err
+			}
+			// Here a target commits the run and execs the step.
+			at := time.Now()
+			s.rec.running(p.RunID, at)
+			runs = append(runs, muster.Run{Job: in.Job, Target: s.name, RunID: p.RunID, Status: muster.RunRunning,
+				Trigger: muster.TriggerOperator, StartedAt: at,
+				Steps: []muster.StepAttempt{{Name: s.steps[in.Job], Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}})
+		}
+		acks = append(acks, agentproto.Ack{Seq: in.Seq, OK: true})
+		s.cursor = in.Seq
+	}
+	if len(acks) > 0 {
+		if err := agentCall(ctx, s.hc, http.MethodPost, s.base.JoinPath(agentproto.PathAcks), agentproto.AckRequest{Acks: acks}, nil); err != nil {
+			return err
+		}
+	}
+	if len(runs) == 0 {
+		return nil
+	}
+	reports := make([]agentproto.RunReport, len(runs))
+	for i, r := range runs {
+		reports[i] = agentproto.RunReport{Revision: 1, Run: r}
+	}
+	if _, err := s.upload(ctx, reports); err != nil {
+		return err
+	}
+	for i := range reports {
+		reports[i].Revision = 2
+		finish(&reports[i].Run, time.Now())
+	}
+	if _, err := s.upload(ctx, reports); err != nil {
+		return err
+	}
+	now := time.Now()
+	for _, r := range runs {
+		s.rec.recorded(r.RunID, now)
+	}
+	return nil
+}
+
+// finish marks a simulated run succeeded at now.
+func finish(r *muster.Run, now time.Time) {
+	code := 0
+	r.Status, r.FinishedAt, r.DurationMS = muster.RunSucceeded, &now, now.Sub(r.StartedAt).Milliseconds()
+	for i := range r.Steps {
+		r.Steps[i].Status, r.Steps[i].ExitCode = muster.AttemptSucceeded, &code
+		r.Steps[i].DurationMS = now.Sub(r.Steps[i].StartedAt).Milliseconds()
+	}
+}
+
+// upload sends run reports and fails unless the master took every one.
+func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) (int, error) {
+	var resp agentproto.RunsResponse
+	if err := agentCall(ctx, s.hc, http.MethodPost, s.base.JoinPath(agentproto.PathRuns), agentproto.RunsRequest{Runs: reports}, &resp); err != nil {
+		return 0, err
+	}
+	ok := 0
+	for _, r := range resp.Results {
+		if !r.OK {
+			return ok, fmt.Errorf("the master refused run %s: %s", r.RunID, r.Error)
+		}
+		ok++
+	}
+	if ok != len(reports) {
+		return ok, fmt.Errorf("the master answered %d of %d runs", ok, len(reports))
+	}
+	return ok, nil
+}
+
+// recorder collects what simulated targets see, for the scenarios to wait
+// on and measure.
+type recorder struct {
+	mu       sync.Mutex
+	polls    map[string]int       // target → polls sent
+	jobs     map[string]int       // job → targets that received its INSERT
+	starts   map[string]time.Time // run id → when its step would have been exec'd
+	finishes map[string]time.Time // run id → when the master took its finished report
+	changed  chan struct{}        // closed at every change
+}
+
+func newRecorder() *recorder {
+	return &recorder{polls: map[string]int{}, jobs: map[string]int{}, starts: map[string]time.Time{},
+		finishes: map[string]time.Time{}, changed: make(chan struct{})}
+}
+
+func (r *recorder) update(fn func()) {
+	r.mu.Lock()
+	fn()
+	close(r.changed)
+	r.changed = make(chan struct{})
+	r.mu.Unlock()
+}
+
+func (r *recorder) polled(target string)              { r.update(func() { r.polls[target]++ }) }
+func (r *recorder) inserted(job string)               { r.update(func() { r.jobs[job]++ }) }
+func (r *recorder) running(run string, at time.Time)  { r.update(func() { r.starts[run] = at }) }
+func (r *recorder) recorded(run string, at time.Time) { r.update(func() { r.finishes[run] = at }) }
+
+// wait blocks until cond, called with the recorder locked, holds.
+func (r *recorder) wait(ctx context.Context, what string, timeout time.Duration, cond func() bool) error {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	for {
+		r.mu.Lock()
+		ok, changed := cond(), r.changed
+		r.mu.Unlock()
+		if ok {
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-deadline.C:
+			return fmt.Errorf("timed out after %s waiting for %s", timeout, what)
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
