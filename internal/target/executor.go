@@ -85,7 +85,7 @@ func (e *executor) recover(ctx context.Context) error {
 				r.Steps[j].Message = "interrupted: the target stopped"
 			}
 		}
-		if err := e.m.store.saveRun(ctx, r, 0); err != nil {
+		if err := e.m.store.saveRun(ctx, r); err != nil {
 			return err
 		}
 		e.m.log.Warn("run abandoned by a previous process", "job", r.Job, "run_id", r.RunID)
@@ -108,7 +108,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue) >= limit {
 		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
 	}
-	if _, err := putRun(ctx, tx, run, 0); err != nil {
+	if _, err := putRun(ctx, tx, run); err != nil {
 		return nil, err
 	}
 	if err := e.trim(ctx, tx); err != nil {
@@ -125,7 +125,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run) error {
 	run.Status = muster.RunSkipped
 	run.FinishedAt = &run.StartedAt
-	if _, err := putRun(ctx, tx, run, 0); err != nil {
+	if _, err := putRun(ctx, tx, run); err != nil {
 		return err
 	}
 	return e.trim(ctx, tx)
@@ -212,8 +212,8 @@ func (e *executor) stopAll(reason string) int {
 func (e *executor) wait() { e.wg.Wait() }
 
 // save records the run's current state and has it uploaded.
-func (e *executor) save(run *muster.Run, pgid int) {
-	if err := e.m.store.saveRun(context.Background(), *run, pgid); err != nil {
+func (e *executor) save(run *muster.Run) {
+	if err := e.m.store.saveRun(context.Background(), *run); err != nil {
 		e.m.log.Error("record run", "run_id", run.RunID, "err", err)
 	}
 	e.m.wakeUploader()
@@ -233,7 +233,7 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	if run.Message != "" { // it waited in the queue
 		run.Message = ""
-		e.save(&run, 0)
+		e.save(&run)
 	}
 	index := 0
 	if ar.startStep != "" {
@@ -297,7 +297,7 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
-	e.save(&run, 0)
+	e.save(&run)
 }
 
 func stepIndex(job muster.Job, name string) int {
@@ -328,7 +328,7 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		a.Status = muster.AttemptRetry
 		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
 		run.Steps[len(run.Steps)-1] = a
-		e.save(run, 0)
+		e.save(run)
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():

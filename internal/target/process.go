@@ -48,7 +48,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	pgid := cmd.Process.Pid
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run, pgid)
+	e.save(run)
 
 	done := make(chan error, 1)
 	go func() {
@@ -70,7 +70,7 @@ loop:
 				streamed = n
 				attempt.Output = out.String()
 				run.Steps[len(run.Steps)-1] = attempt
-				e.save(run, pgid)
+				e.save(run)
 			}
 		case waitErr = <-done:
 			break loop

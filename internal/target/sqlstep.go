@@ -82,7 +82,7 @@ func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step
 	}
 	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run, 0)
+	e.save(run)
 	err = execSQL(ctx, db, step.SQL, args, out)
 	attempt.Output = out.String()
 	switch {

@@ -248,22 +248,22 @@ func putJob(ctx context.Context, tx *sql.Tx, j muster.Job, now time.Time) error 
 }
 
 // putRun writes a run at the next revision and returns that revision.
-func putRun(ctx context.Context, tx *sql.Tx, r muster.Run, pgid int) (int64, error) {
+func putRun(ctx context.Context, tx *sql.Tx, r muster.Run) (int64, error) {
 	data, err := json.Marshal(r)
 	if err != nil {
 		return 0, err
 	}
 	var rev int64
-	err = tx.QueryRowContext(ctx, `INSERT INTO runs (run_id, job, status, revision, data, pgid, started_at) VALUES (?, ?, ?, 1, ?, ?, ?)
-		ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, revision = runs.revision + 1, data = excluded.data, pgid = excluded.pgid
-		RETURNING revision`, r.RunID, r.Job, string(r.Status), string(data), pgid, r.StartedAt.UnixMilli()).Scan(&rev)
+	err = tx.QueryRowContext(ctx, `INSERT INTO runs (run_id, job, status, revision, data, started_at) VALUES (?, ?, ?, 1, ?, ?)
+		ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, revision = runs.revision + 1, data = excluded.data
+		RETURNING revision`, r.RunID, r.Job, string(r.Status), string(data), r.StartedAt.UnixMilli()).Scan(&rev)
 	return rev, err
 }
 
 // saveRun writes a run's new state in its own transaction.
-func (s *store) saveRun(ctx context.Context, r muster.Run, pgid int) error {
+func (s *store) saveRun(ctx context.Context, r muster.Run) error {
 	return s.update(ctx, func(tx *sql.Tx) error {
-		_, err := putRun(ctx, tx, r, pgid)
+		_, err := putRun(ctx, tx, r)
 		return err
 	})
 }
