@@ -10,52 +10,64 @@ import (
 // always finds what woke it.
 type Hub struct {
 	mu      sync.Mutex
-	targets map[int64]chan struct{}
-	pokes   map[int64]chan struct{}
+	targets signals // closed by Wake: new instructions
+	pokes   signals // closed by Poke: answer now, with or without any
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
 }
 
+// signals holds one channel per target, closed when the target is signalled.
+type signals map[int64]chan struct{}
+
+// wait returns the target's channel, making it if needed.
+func (s signals) wait(target int64) <-chan struct{} {
+	ch, ok := s[target]
+	if !ok {
+		ch = make(chan struct{})
+		s[target] = ch
+	}
+	return ch
+}
+
+// fire closes the channels of the given targets and reports whether any
+// was waited on.
+func (s signals) fire(targets []int64) bool {
+	held := false
+	for _, id := range targets {
+		if ch, ok := s[id]; ok {
+			close(ch)
+			delete(s, id)
+			held = true
+		}
+	}
+	return held
+}
+
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{targets: map[int64]chan struct{}{}, pokes: map[int64]chan struct{}{}, runs: make(chan struct{}), closed: make(chan struct{})}
+	return &Hub{targets: signals{}, pokes: signals{}, runs: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // Subscribe returns a channel closed at the next Wake of the target.
 func (h *Hub) Subscribe(target int64) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch, ok := h.targets[target]
-	if !ok {
-		ch = make(chan struct{})
-		h.targets[target] = ch
-	}
-	return ch
+	return h.targets.wait(target)
 }
 
 // Wake wakes every poll held for the given targets.
 func (h *Hub) Wake(targets []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, id := range targets {
-		if ch, ok := h.targets[id]; ok {
-			close(ch)
-			delete(h.targets, id)
-		}
-	}
+	h.targets.fire(targets)
 }
 
 // Poked returns a channel closed at the next Poke of the target.
 func (h *Hub) Poked(target int64) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	ch, ok := h.pokes[target]
-	if !ok {
-		ch = make(chan struct{})
-		h.pokes[target] = ch
-	}
-	return ch
+	return h.pokes.wait(target)
 }
 
 // Poke answers the targets' held polls now, with whatever they have (maybe
@@ -64,15 +76,7 @@ func (h *Hub) Poked(target int64) <-chan struct{} {
 func (h *Hub) Poke(targets []int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	held := false
-	for _, id := range targets {
-		if ch, ok := h.pokes[id]; ok {
-			close(ch)
-			delete(h.pokes, id)
-			held = true
-		}
-	}
-	return held
+	return h.pokes.fire(targets)
 }
 
 // Done drops a finished poll's subscriptions.
