@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -15,6 +16,10 @@ import (
 type daemon struct {
 	exe  string
 	args []string
+	// wrap, when set, is a command that runs the daemon: the process
+	// started is wrap followed by exe and args (e.g. ip netns exec NS). It
+	// must exec the daemon in its own process, so that signals reach it.
+	wrap []string
 	log  string // file that receives stdout and stderr
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -31,7 +36,8 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(d.exe, d.args...)
+	argv := append(append(slices.Clone(d.wrap), d.exe), d.args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
