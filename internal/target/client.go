@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -59,11 +60,37 @@ func (c *client) transport(cert *tls.Certificate) *http.Transport {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	return &http.Transport{
+		DialContext:         dialer().DialContext,
 		TLSClientConfig:     cfg,
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     90 * time.Second,
 		TLSHandshakeTimeout: 10 * time.Second,
+	}
+}
+
+// deadPeerTimeout bounds how long a connection to a master that has gone
+// silent is kept. A master can vanish without a word (a link down, a
+// firewall or NAT dropping the connection's state); with no bound, a
+// request in flight on such a connection waits until the kernel gives up,
+// about 15 minutes, and every upload queued behind it waits too. Keep-alive
+// probes find a silent connection while a reply is awaited (a held poll
+// included: the master's kernel answers them), and, on Linux,
+// TCP_USER_TIMEOUT closes one whose sent data stays unacknowledged, each
+// within about this long. A slow link that still makes progress is not
+// affected.
+const deadPeerTimeout = 20 * time.Second
+
+// dialer makes the connections to the master.
+func dialer() *net.Dialer {
+	return &net.Dialer{
+		Timeout: 30 * time.Second,
+		KeepAliveConfig: net.KeepAliveConfig{
+			// A probe after half the bound in silence, another a quarter
+			// later, and the connection is closed when neither is answered.
+			Enable: true, Idle: deadPeerTimeout / 2, Interval: deadPeerTimeout / 4, Count: 2,
+		},
+		Control: boundUnacked(deadPeerTimeout),
 	}
 }
 
@@ -95,6 +122,11 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
+		if ctx.Err() == nil {
+			// The pooled connections may be as dead as the one that
+			// failed; the next request dials afresh.
+			hc.CloseIdleConnections()
+		}
 		return muster.Errorf(muster.EUNAVAILABLE, "master %s: %v", c.base.Host, err)
 	}
 	defer resp.Body.Close()
