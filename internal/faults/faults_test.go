@@ -220,22 +220,61 @@ func TestTargetCutOff(t *testing.T) {
 	}
 	defer proxy.Close()
 	tg := f.addTarget("web1", "https://"+proxy.Addr())
+	figures := cutOff(ctx, t, p, f, tg, []cut{
+		{"drop", proxy.Drop, proxy.Heal},
+		{"stall", proxy.Stall, proxy.Heal},
+	})
+	figures["proxy_connections"] = proxy.Accepted()
+	report(t, figures)
+}
+
+// T9 again, with the cut made by the kernel instead of a proxy: the target
+// runs in a network namespace of its own, joined to the master's by a
+// veth pair. Once its end of the link goes down (its route to the master
+// goes with it: every connection fails at once); once the master's end
+// (the target's link loses its carrier: packets vanish, nothing is
+// refused, and the connections resume after the heal); once the target's
+// address changes (the connections it had are dead on both sides, and
+// nothing says so: it must notice by itself).
+func TestTargetPartitioned(t *testing.T) {
+	p := plans()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*p.cut+p.perTestWallBounds)
+	defer cancel()
+	n := newNetns(t)
+	f := newFleetOn(t, n.hostIP+":0")
+	tg := f.addTarget("web1", f.master.URL, "ip", "netns", "exec", n.name)
+	renumber, renumbered := n.renumber()
+	report(t, cutOff(ctx, t, p, f, tg, []cut{
+		{"target_link_down", n.linkDown(n.nsIf), n.linkUp(n.nsIf)},
+		{"carrier_lost", n.linkDown(n.hostIf), n.linkUp(n.hostIf)},
+		{"renumbered", renumber, renumbered},
+	}))
+}
+
+// cut is one way of cutting a target off from its master, and of healing it.
+type cut struct {
+	name      string
+	cut, heal func()
+}
+
+// cutOff runs a job on the target every few seconds, cuts the target off
+// the master in each way for the plan's cut, and heals it. The schedule
+// must run through every cut, and in the end every run the steps recorded
+// must be on the master once, and no other. It returns the figures.
+func cutOff(ctx context.Context, t *testing.T, p plan, f *fleet, tg *bench.TargetProcess, cuts []cut) map[string]any {
+	t.Helper()
 	tick := f.effectJob("tick", tg.Name, "")
 	tick.Schedules = []muster.Schedule{{Name: "tick", Cron: p.tickCron}}
 	f.apply(ctx, tick)
 	f.eventually(ctx, "a first scheduled run", func() bool { return len(f.readEffects()) > 0 })
 
 	figures := map[string]any{"cut_s": p.cut.Seconds(), "schedule": p.tickCron}
-	for _, mode := range []string{"drop", "stall"} {
+	for _, c := range cuts {
 		cutAt := time.Now()
-		if mode == "drop" {
-			proxy.Drop()
-		} else {
-			proxy.Stall()
-		}
+		c.cut()
 		sleep(ctx, p.cut)
 		healAt := time.Now()
-		proxy.Heal()
+		c.heal()
 		during := 0
 		var ids []string
 		for _, e := range f.readEffects() {
@@ -245,15 +284,15 @@ func TestTargetCutOff(t *testing.T) {
 			ids = append(ids, e.runID)
 		}
 		if during == 0 {
-			t.Errorf("%s: no scheduled run while the target was cut off", mode)
+			t.Errorf("%s: no scheduled run while the target was cut off", c.name)
 		}
 		// Every run made so far reaches the master.
-		f.eventually(ctx, mode+": every run made during the cut on the master", func() bool {
+		f.eventually(ctx, c.name+": every run made during the cut on the master", func() bool {
 			runs, err := f.master.Client.Runs(ctx, ids, 0)
 			return err == nil && len(runs) == len(ids)
 		})
-		figures[mode+"_runs_during_cut"] = during
-		figures[mode+"_heal_to_all_on_master_ms"] = ms(time.Since(healAt))
+		figures[c.name+"_runs_during_cut"] = during
+		figures[c.name+"_heal_to_all_on_master_ms"] = ms(time.Since(healAt))
 	}
 
 	// Stop the schedule, let the spool drain, and compare the steps' own
@@ -293,8 +332,7 @@ func TestTargetCutOff(t *testing.T) {
 	figures["runs"] = len(ran)
 	figures["duplicated"] = duplicated
 	figures["missing_on_master"] = missing
-	figures["proxy_connections"] = proxy.Accepted()
-	report(t, figures)
+	return figures
 }
 
 // T10. The target is killed with SIGKILL at the instant its schedule fires

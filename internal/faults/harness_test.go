@@ -84,12 +84,16 @@ type fleet struct {
 	effects string
 }
 
-// newFleet starts a master process.
-func newFleet(t *testing.T) *fleet {
+// newFleet starts a master process listening on 127.0.0.1.
+func newFleet(t *testing.T) *fleet { return newFleetOn(t, "") }
+
+// newFleetOn starts a master process listening on listen (host:port), or
+// on 127.0.0.1 when listen is "".
+func newFleetOn(t *testing.T, listen string) *fleet {
 	t.Helper()
 	f := &fleet{t: t, exe: testenv.MusterBinary(t), dir: t.TempDir()}
 	f.effects = filepath.Join(f.dir, "effects.log")
-	m, err := bench.StartMaster(context.Background(), f.exe, filepath.Join(f.dir, "master"), bench.MasterOptions{})
+	m, err := bench.StartMaster(context.Background(), f.exe, filepath.Join(f.dir, "master"), bench.MasterOptions{Listen: listen})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,13 +125,14 @@ func withTarget(t *testing.T) (plan, context.Context, *fleet, *bench.TargetProce
 }
 
 // addTarget enlists a target through masterURL (the master's own, or a
-// proxy's) and starts it.
-func (f *fleet) addTarget(name, masterURL string) *bench.TargetProcess {
+// proxy's) and starts it, through wrap when it is given (ip netns exec NS).
+func (f *fleet) addTarget(name, masterURL string, wrap ...string) *bench.TargetProcess {
 	f.t.Helper()
 	tg, err := bench.EnlistTarget(context.Background(), f.exe, f.master.Client, masterURL, name, filepath.Join(f.dir, name))
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	tg.Wrap = wrap
 	if err := tg.Start(); err != nil {
 		f.t.Fatal(err)
 	}
