@@ -259,9 +259,10 @@ func TestEmailNotification(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	smtp := testenv.NewSMTPServer(t)
-	smtp.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-	smtp.Users = map[string]string{"muster": "s3cret-pass"}
+	smtp := testenv.NewSMTPServer(t, testenv.SMTPOptions{
+		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}},
+		Users: map[string]string{"muster": "s3cret-pass"},
+	})
 	passFile := filepath.Join(t.TempDir(), "smtp.pass")
 	os.WriteFile(passFile, []byte("s3cret-pass\n"), 0o600)
 

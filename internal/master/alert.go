@@ -47,13 +47,15 @@ type AlertConfig struct {
 type SMTPConfig struct {
 	// Addr is host:port, e.g. smtp.example.com:587.
 	Addr string
+	// TLS is auto, starttls, tls or none (see notify.SMTPTLS); "" is auto.
+	TLS string
 	// From is the sender address.
 	From string
 	// Username, with the password in PasswordFile, authenticates (PLAIN,
 	// only over STARTTLS or to localhost).
 	Username     string
 	PasswordFile string
-	// RootCAs verify the server after STARTTLS; the system's when nil.
+	// RootCAs verify the server's certificate; the system's when nil.
 	RootCAs *x509.CertPool
 }
 
@@ -124,7 +126,7 @@ func (a *alerting) start(db *catalog.DB) {
 // smtpSender checks the SMTP settings and reads the password file.
 func smtpSender(c SMTPConfig, hello string, now func() time.Time) (*notify.SMTP, error) {
 	if c.Addr == "" {
-		if c.From != "" || c.Username != "" || c.PasswordFile != "" {
+		if c.From != "" || c.Username != "" || c.PasswordFile != "" || c.TLS != "" {
 			return nil, errors.New("--smtp-addr: the SMTP server is required with the other --smtp flags")
 		}
 		return nil, nil
@@ -135,7 +137,11 @@ func smtpSender(c SMTPConfig, hello string, now func() time.Time) (*notify.SMTP,
 	if err := muster.ValidateEmail("--smtp-from", c.From); err != nil || c.From == "" {
 		return nil, fmt.Errorf("--smtp-from: the sender address, such as muster@example.com, is required with --smtp-addr")
 	}
-	s := &notify.SMTP{Addr: c.Addr, From: c.From, Username: c.Username, Hello: hello, RootCAs: c.RootCAs, Now: now}
+	mode, err := notify.ParseSMTPTLS(c.TLS)
+	if err != nil {
+		return nil, fmt.Errorf("--smtp-tls: %v", err)
+	}
+	s := &notify.SMTP{Addr: c.Addr, TLS: mode, From: c.From, Username: c.Username, Hello: hello, RootCAs: c.RootCAs, Now: now}
 	if (c.Username == "") != (c.PasswordFile == "") {
 		return nil, errors.New("--smtp-user and --smtp-password-file: give both or neither")
 	}

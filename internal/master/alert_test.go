@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -15,6 +17,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/notify"
 )
 
 // pinned is a clock that moves only when told.
@@ -135,5 +138,43 @@ func TestDispatcherDoesNotRetryARefusal(t *testing.T) {
 	h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
 	if len(h) != 1 || h[0].Status != muster.DeliveryFailed || h[0].Attempts != 1 {
 		t.Errorf("history %+v, want failed after one attempt", h)
+	}
+}
+
+// The SMTP flags are checked when the master starts, each error naming
+// its flag.
+func TestSMTPSettings(t *testing.T) {
+	pass := filepath.Join(t.TempDir(), "smtp.pass")
+	if err := os.WriteFile(pass, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ok := SMTPConfig{Addr: "smtp.example.com:587", From: "muster@example.com", Username: "muster", PasswordFile: pass}
+	s, err := smtpSender(ok, "master", time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Password != "s3cret" || s.TLS != notify.SMTPTLSAuto {
+		t.Errorf("password %q, TLS %q; want s3cret, auto", s.Password, s.TLS)
+	}
+	if s, err := smtpSender(SMTPConfig{}, "master", time.Now); s != nil || err != nil {
+		t.Errorf("no SMTP server: %v, %v; want none and no error", s, err)
+	}
+	for _, c := range []struct {
+		change func(*SMTPConfig)
+		flag   string
+	}{
+		{func(c *SMTPConfig) { c.Addr = "" }, "--smtp-addr"},
+		{func(c *SMTPConfig) { c.Addr = "smtp.example.com" }, "--smtp-addr"},
+		{func(c *SMTPConfig) { c.From = "" }, "--smtp-from"},
+		{func(c *SMTPConfig) { c.From = "not an address" }, "--smtp-from"},
+		{func(c *SMTPConfig) { c.TLS = "ssl" }, "--smtp-tls"},
+		{func(c *SMTPConfig) { c.PasswordFile = "" }, "--smtp-password-file"},
+		{func(c *SMTPConfig) { c.PasswordFile = filepath.Join(t.TempDir(), "missing") }, "--smtp-password-file"},
+	} {
+		cfg := ok
+		c.change(&cfg)
+		if _, err := smtpSender(cfg, "master", time.Now); err == nil || !strings.Contains(err.Error(), c.flag) {
+			t.Errorf("%+v: %v, want an error naming %s", cfg, err, c.flag)
+		}
 	}
 }

@@ -103,7 +103,7 @@ func TestWebhookFailures(t *testing.T) {
 func TestSMTP(t *testing.T) {
 	ctx := context.Background()
 	t.Run("plain", func(t *testing.T) {
-		srv := testenv.NewSMTPServer(t)
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
 		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Hello: "master.example.com"}
 		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
 			t.Fatal(err)
@@ -139,9 +139,10 @@ func TestSMTP(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		srv := testenv.NewSMTPServer(t)
-		srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
-		srv.Users = map[string]string{"muster": "hunter22"}
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{
+			TLS:   &tls.Config{Certificates: []tls.Certificate{cert}},
+			Users: map[string]string{"muster": "hunter22"},
+		})
 		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Username: "muster", Password: "hunter22", RootCAs: ca.Pool()}
 		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
 			t.Fatal(err)
@@ -158,8 +159,70 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("an unverifiable certificate: %v, want a permanent STARTTLS error", err)
 		}
 	})
+	t.Run("TLS modes", func(t *testing.T) {
+		ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		cert, err := pki.LoadOrIssueServerCert(t.TempDir(), ca, []string{"127.0.0.1"}, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+
+		smtps := testenv.NewSMTPServer(t, testenv.SMTPOptions{TLS: serverTLS, Implicit: true})
+		s := &notify.SMTP{Addr: smtps.Addr, TLS: notify.SMTPTLSImplicit, From: "muster@example.com", RootCAs: ca.Pool()}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Fatal(err)
+		}
+		if m := smtps.Mails(); len(m) != 1 || !m[0].TLS {
+			t.Errorf("SMTPS: mails %+v, want one over TLS", m)
+		}
+		s.RootCAs = nil
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !strings.Contains(err.Error(), "TLS") {
+			t.Errorf("SMTPS with an unverifiable certificate: %v, want a permanent TLS error", err)
+		}
+
+		// A plain server: TLS required fails for good, and says what to do;
+		// none and auto (on loopback) send without it.
+		plain := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
+		for _, mode := range []notify.SMTPTLS{notify.SMTPTLSStartTLS, notify.SMTPTLSImplicit} {
+			s := &notify.SMTP{Addr: plain.Addr, TLS: mode, From: "muster@example.com"}
+			if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) {
+				t.Errorf("%s to a server without TLS: %v, want a permanent error", mode, err)
+			}
+		}
+		for _, mode := range []notify.SMTPTLS{notify.SMTPTLSNone, notify.SMTPTLSAuto} {
+			s := &notify.SMTP{Addr: plain.Addr, TLS: mode, From: "muster@example.com"}
+			if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+				t.Errorf("%s to a server on loopback without TLS: %v", mode, err)
+			}
+		}
+		if m := plain.Mails(); len(m) != 2 || m[0].TLS || m[1].TLS {
+			t.Errorf("plain: mails %+v, want two without TLS", m)
+		}
+
+		// none does not use STARTTLS even when it is offered.
+		starttls := testenv.NewSMTPServer(t, testenv.SMTPOptions{TLS: serverTLS})
+		s = &notify.SMTP{Addr: starttls.Addr, TLS: notify.SMTPTLSNone, From: "muster@example.com"}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Fatal(err)
+		}
+		if m := starttls.Mails(); len(m) != 1 || m[0].TLS {
+			t.Errorf("none: mails %+v, want one without TLS", m)
+		}
+
+		for _, v := range []string{"", "auto", "starttls", "tls", "none"} {
+			if _, err := notify.ParseSMTPTLS(v); err != nil {
+				t.Errorf("ParseSMTPTLS(%q): %v", v, err)
+			}
+		}
+		if _, err := notify.ParseSMTPTLS("ssl"); err == nil || !strings.Contains(err.Error(), "starttls") {
+			t.Errorf("ParseSMTPTLS(ssl): %v, want an error naming the modes", err)
+		}
+	})
 	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
-		srv := testenv.NewSMTPServer(t)
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
 		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
 		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
 		if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) {

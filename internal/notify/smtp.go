@@ -15,52 +15,109 @@ import (
 	"time"
 )
 
-// SMTP sends notifications as e-mail through one SMTP server. It upgrades
-// the connection with STARTTLS whenever the server offers it (verifying the
-// server's certificate), and authenticates with PLAIN when a user name is
-// set, which net/smtp allows only over TLS or to localhost.
+// SMTPTLS is how a connection to the SMTP server is protected.
+type SMTPTLS string
+
+const (
+	// SMTPTLSAuto is SMTPTLSImplicit on port 465 and SMTPTLSStartTLS
+	// elsewhere, except that a server on a loopback address may go without
+	// TLS when it does not offer STARTTLS (a local relay).
+	SMTPTLSAuto SMTPTLS = "auto"
+	// SMTPTLSStartTLS requires the server to offer STARTTLS (submission,
+	// port 587).
+	SMTPTLSStartTLS SMTPTLS = "starttls"
+	// SMTPTLSImplicit speaks TLS from the first byte (SMTPS, port 465).
+	SMTPTLSImplicit SMTPTLS = "tls"
+	// SMTPTLSNone never uses TLS: a relay on a network of its own.
+	SMTPTLSNone SMTPTLS = "none"
+)
+
+// ParseSMTPTLS checks a TLS mode's name; "" is SMTPTLSAuto.
+func ParseSMTPTLS(v string) (SMTPTLS, error) {
+	switch m := SMTPTLS(v); m {
+	case "":
+		return SMTPTLSAuto, nil
+	case SMTPTLSAuto, SMTPTLSStartTLS, SMTPTLSImplicit, SMTPTLSNone:
+		return m, nil
+	}
+	return "", fmt.Errorf("%q is not a TLS mode: use auto, starttls, tls or none", v)
+}
+
+// SMTP sends notifications as e-mail through one SMTP server, over TLS
+// (STARTTLS or implicit) that verifies the server's certificate unless TLS
+// says otherwise, and authenticates with PLAIN when a user name is set,
+// which net/smtp allows only over TLS or to localhost.
 type SMTP struct {
 	// Addr is the server, host:port.
 	Addr string
+	// TLS is how the connection is protected; "" is SMTPTLSAuto.
+	TLS SMTPTLS
 	// From is the sender address.
 	From string
 	// Username and Password authenticate; none when Username is "".
 	Username, Password string
 	// Hello is the name this side gives in EHLO.
 	Hello string
-	// RootCAs verify the server's certificate after STARTTLS; the system's
-	// when nil.
+	// RootCAs verify the server's certificate; the system's when nil.
 	RootCAs *x509.CertPool
 	// Now dates the messages.
 	Now func() time.Time
 }
 
 // Send makes one attempt to mail n to the address to. A 4xx reply or a
-// broken connection is worth another attempt; a 5xx reply or a failed TLS
-// verification is permanent.
+// broken connection is worth another attempt; a 5xx reply, a failed TLS
+// verification or a server without the TLS required is permanent.
 func (s *SMTP) Send(ctx context.Context, to string, n Notification) error {
-	host, _, err := net.SplitHostPort(s.Addr)
+	host, port, err := net.SplitHostPort(s.Addr)
 	if err != nil {
 		return permanent("SMTP server %q: %v", s.Addr, err)
 	}
+	mode := s.mode(host, port)
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
 		return transient("SMTP server %s: %v", s.Addr, err)
 	}
-	defer conn.Close()
+	defer func() { conn.Close() }()
 	if dl, ok := ctx.Deadline(); ok {
 		conn.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
-	if err := s.converse(conn, host, to, n); err != nil {
+	if mode == SMTPTLSImplicit {
+		tc := tls.Client(conn, s.tlsConfig(host))
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return classifySMTP(s.Addr, &tlsError{"TLS", err})
+		}
+		conn = tc
+	}
+	if err := s.converse(conn, host, mode, to, n); err != nil {
 		return classifySMTP(s.Addr, err)
 	}
 	return nil
 }
 
-func (s *SMTP) converse(conn net.Conn, host, to string, n Notification) error {
+// mode resolves SMTPTLSAuto for the server at host:port. What auto allows
+// without TLS is returned as "" (STARTTLS when offered).
+func (s *SMTP) mode(host, port string) SMTPTLS {
+	switch s.TLS {
+	case SMTPTLSStartTLS, SMTPTLSImplicit, SMTPTLSNone:
+		return s.TLS
+	}
+	if port == "465" {
+		return SMTPTLSImplicit
+	}
+	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+		return ""
+	}
+	return SMTPTLSStartTLS
+}
+
+func (s *SMTP) tlsConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
+}
+
+func (s *SMTP) converse(conn net.Conn, host string, mode SMTPTLS, to string, n Notification) error {
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		return err
@@ -73,9 +130,13 @@ func (s *SMTP) converse(conn net.Conn, host, to string, n Notification) error {
 	if err := c.Hello(hello); err != nil {
 		return err
 	}
-	if ok, _ := c.Extension("STARTTLS"); ok {
-		if err := c.StartTLS(&tls.Config{ServerName: host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}); err != nil {
-			return &tlsError{err}
+	if mode != SMTPTLSImplicit && mode != SMTPTLSNone {
+		if ok, _ := c.Extension("STARTTLS"); ok {
+			if err := c.StartTLS(s.tlsConfig(host)); err != nil {
+				return &tlsError{"STARTTLS", err}
+			}
+		} else if mode == SMTPTLSStartTLS {
+			return permanent("the server does not offer STARTTLS; give --smtp-tls tls for a server that speaks TLS at once (port 465), or none to send without TLS")
 		}
 	}
 	if s.Username != "" {
@@ -105,11 +166,24 @@ func (s *SMTP) converse(conn net.Conn, host, to string, n Notification) error {
 	return c.Quit()
 }
 
-// tlsError marks a failed STARTTLS: a certificate the server cannot prove
-// will not get better by itself.
-type tlsError struct{ err error }
+// tlsError marks a failed TLS handshake: a certificate the server cannot
+// prove will not get better by itself.
+type tlsError struct {
+	how string // STARTTLS or TLS
+	err error
+}
 
-func (e *tlsError) Error() string { return "STARTTLS: " + e.err.Error() }
+func (e *tlsError) Error() string { return e.how + ": " + e.err.Error() }
+
+// permanent tells a refused handshake (a certificate that does not verify,
+// a server that does not speak TLS, an alert from the server) from a
+// broken connection.
+func (e *tlsError) permanent() bool {
+	var cv *tls.CertificateVerificationError
+	var rh tls.RecordHeaderError
+	var op *net.OpError
+	return errors.As(e.err, &cv) || errors.As(e.err, &rh) || (errors.As(e.err, &op) && op.Op == "remote error")
+}
 
 func classifySMTP(addr string, err error) error {
 	var ne *Error
@@ -121,7 +195,7 @@ func classifySMTP(addr string, err error) error {
 	case errors.As(err, &tp):
 		msg := fmt.Sprintf("SMTP server %s: %d %s", addr, tp.Code, tp.Msg)
 		return &Error{Message: msg, Permanent: tp.Code >= 500}
-	case errors.As(err, &te):
+	case errors.As(err, &te) && te.permanent():
 		return permanent("SMTP server %s: %v", addr, te)
 	}
 	return transient("SMTP server %s: %v", addr, err)

@@ -15,22 +15,29 @@ type Mail struct {
 	From string
 	To   []string
 	Data string // headers and body, with CRLF line ends, dot-unstuffed
-	TLS  bool   // whether it came over STARTTLS
+	TLS  bool   // whether it came over TLS
 	User string // who authenticated, if anyone
 }
 
+// SMTPOptions configure an SMTPServer.
+type SMTPOptions struct {
+	// TLS makes the server offer STARTTLS.
+	TLS *tls.Config
+	// Implicit, with TLS, makes the server speak TLS from the first byte
+	// (SMTPS) instead of offering STARTTLS.
+	Implicit bool
+	// Users makes the server offer AUTH PLAIN and require it.
+	Users map[string]string
+}
+
 // SMTPServer is a minimal SMTP server on a real TCP socket on 127.0.0.1: it
-// speaks EHLO/HELO, STARTTLS (when TLS is set), AUTH PLAIN (when Users is
-// set), MAIL, RCPT, DATA, RSET, NOOP and QUIT, and keeps what it accepts.
+// speaks EHLO/HELO, STARTTLS or implicit TLS, AUTH PLAIN, MAIL, RCPT, DATA,
+// RSET, NOOP and QUIT, as its options say, and keeps what it accepts.
 type SMTPServer struct {
 	// Addr is host:port.
 	Addr string
-	// TLS, when set before the first connection, makes the server offer
-	// STARTTLS.
-	TLS *tls.Config
-	// Users, when set, makes the server offer AUTH PLAIN and require it.
-	Users map[string]string
 
+	opts   SMTPOptions
 	ln     net.Listener
 	mu     sync.Mutex
 	mails  []Mail
@@ -39,13 +46,13 @@ type SMTPServer struct {
 }
 
 // NewSMTPServer starts an SMTP server; it stops when the test ends.
-func NewSMTPServer(t testing.TB) *SMTPServer {
+func NewSMTPServer(t testing.TB, opts SMTPOptions) *SMTPServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln}
+	s := &SMTPServer{Addr: ln.Addr().String(), opts: opts, ln: ln}
 	s.wg.Add(1)
 	go s.serve()
 	t.Cleanup(func() { ln.Close(); s.wg.Wait() })
@@ -85,10 +92,17 @@ func (s *SMTPServer) serve() {
 
 // session speaks SMTP on one connection.
 func (s *SMTPServer) session(conn net.Conn) {
+	var m Mail
+	if s.opts.TLS != nil && s.opts.Implicit {
+		tc := tls.Server(conn, s.opts.TLS)
+		if err := tc.Handshake(); err != nil {
+			return
+		}
+		conn, m.TLS = tc, true
+	}
 	tp := textproto.NewConn(conn)
 	reply := func(format string, args ...any) { tp.PrintfLine(format, args...) }
 	reply("220 muster-test ESMTP")
-	var m Mail
 	var authed bool
 	for {
 		line, err := tp.ReadLine()
@@ -99,10 +113,10 @@ func (s *SMTPServer) session(conn net.Conn) {
 		switch strings.ToUpper(verb) {
 		case "EHLO":
 			lines := []string{"250-muster-test"}
-			if s.TLS != nil && !m.TLS {
+			if s.opts.TLS != nil && !m.TLS {
 				lines = append(lines, "250-STARTTLS")
 			}
-			if s.Users != nil {
+			if s.opts.Users != nil {
 				lines = append(lines, "250-AUTH PLAIN")
 			}
 			lines = append(lines, "250 8BITMIME")
@@ -112,12 +126,12 @@ func (s *SMTPServer) session(conn net.Conn) {
 		case "HELO":
 			reply("250 muster-test")
 		case "STARTTLS":
-			if s.TLS == nil || m.TLS {
+			if s.opts.TLS == nil || m.TLS {
 				reply("502 5.5.1 not offered")
 				continue
 			}
 			reply("220 2.0.0 go ahead")
-			tc := tls.Server(conn, s.TLS)
+			tc := tls.Server(conn, s.opts.TLS)
 			if err := tc.Handshake(); err != nil {
 				return
 			}
@@ -133,7 +147,7 @@ func (s *SMTPServer) session(conn net.Conn) {
 			authed, m.User = true, user
 			reply("235 2.7.0 authenticated")
 		case "MAIL":
-			if s.Users != nil && !authed {
+			if s.opts.Users != nil && !authed {
 				reply("530 5.7.0 authentication required")
 				continue
 			}
@@ -185,7 +199,7 @@ func (s *SMTPServer) session(conn net.Conn) {
 // authPlain checks an AUTH PLAIN command's argument ("PLAIN base64").
 func (s *SMTPServer) authPlain(arg string) (string, bool) {
 	mech, resp, _ := strings.Cut(arg, " ")
-	if !strings.EqualFold(mech, "PLAIN") || s.Users == nil {
+	if !strings.EqualFold(mech, "PLAIN") || s.opts.Users == nil {
 		return "", false
 	}
 	b, err := base64.StdEncoding.DecodeString(resp)
@@ -196,7 +210,7 @@ func (s *SMTPServer) authPlain(arg string) (string, bool) {
 	if len(parts) != 3 {
 		return "", false
 	}
-	pass, ok := s.Users[parts[1]]
+	pass, ok := s.opts.Users[parts[1]]
 	return parts[1], ok && pass == parts[2]
 }
 
