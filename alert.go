@@ -83,8 +83,11 @@ type Alert struct {
 	MinSeverity Severity  `json:"min_severity"`
 	// Window is, for no_success, how long a job may go without a
 	// successful run on a target before the alert fires.
-	Window    Duration  `json:"window,omitempty"`
-	Notify    []string  `json:"notify"`
+	Window Duration `json:"window,omitempty"`
+	Notify []string `json:"notify"`
+	// Enabled is false for an alert that was disabled: it matches no
+	// event until it is enabled again.
+	Enabled   bool      `json:"enabled"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

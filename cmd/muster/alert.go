@@ -41,7 +41,8 @@ Events, with their severity (1 info, 2 warning, 3 error, 4 critical):
 ` + eventHelp,
 		Args: cobra.NoArgs,
 	}
-	cmd.AddCommand(newAlertListCmd(), newAlertCreateCmd(), newAlertDeleteCmd(), newAlertHistoryCmd())
+	cmd.AddCommand(newAlertListCmd(), newAlertCreateCmd(), newAlertEnableCmd(true), newAlertEnableCmd(false),
+		newAlertDeleteCmd(), newAlertHistoryCmd())
 	return cmd
 }
 
@@ -55,13 +56,14 @@ func newAlertListCmd() *cobra.Command {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Alert, error) {
 				return c.Alerts(cmd.Context())
 			}, func(w io.Writer, alerts []muster.Alert) error {
-				t := newTable(w, "NAME", "EVENT", "JOB", "TARGET", "MIN SEVERITY", "WINDOW", "NOTIFY")
+				t := newTable(w, "NAME", "EVENT", "JOB", "TARGET", "MIN SEVERITY", "WINDOW", "NOTIFY", "ENABLED")
 				for _, a := range alerts {
 					window := "-"
 					if a.Window != 0 {
 						window = shortDuration(a.Window.Std())
 					}
-					t.row(a.Name, string(a.Event), dash(a.Job), dash(a.Target), severityText(a.MinSeverity), window, strings.Join(a.Notify, ","))
+					t.row(a.Name, string(a.Event), dash(a.Job), dash(a.Target), severityText(a.MinSeverity), window, strings.Join(a.Notify, ","),
+						yesNo(a.Enabled))
 				}
 				return t.flush()
 			})
@@ -151,6 +153,43 @@ func alertScope(a muster.Alert) string {
 		s += " at severity " + severityText(a.MinSeverity) + " or above"
 	}
 	return s
+}
+
+func newAlertEnableCmd(enable bool) *cobra.Command {
+	var cf clientFlags
+	use, short := "disable NAME", "Disable an alert: it notifies nobody until it is enabled again"
+	if enable {
+		use, short = "enable NAME", "Enable a disabled alert"
+	}
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Long: short + `.
+
+A disabled alert keeps its definition and its history. Events raised while it
+is disabled do not fire it, and a no_success alert does not watch its jobs;
+once enabled, it fires for the events raised from then on, and a job still
+without success fires it at the next check.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			a, err := c.SetAlertEnabled(cmd.Context(), args[0], enable)
+			if err != nil {
+				return err
+			}
+			state := "disabled"
+			if a.Enabled {
+				state = "enabled"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "alert %s %s\n", a.Name, state)
+			return nil
+		},
+	}
+	cf.register(cmd)
+	return cmd
 }
 
 func newAlertDeleteCmd() *cobra.Command {

@@ -194,17 +194,31 @@ func (db *DB) DeleteOperator(ctx context.Context, name string) error {
 
 // FindAlerts returns every alert, by name.
 func (db *DB) FindAlerts(ctx context.Context) ([]muster.Alert, error) {
-	return queryAll(ctx, db, selectQuery{sql: `SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.created_at,
-			(SELECT json_group_array(o.name ORDER BY ao.position) FROM alert_operators ao JOIN operators o ON o.id = ao.operator_id
-				WHERE ao.alert_id = a.id)
-		FROM alerts a ORDER BY a.name`}, scanAlert)
+	return queryAll(ctx, db, selectQuery{sql: sqlAlerts + ` ORDER BY a.name`}, scanAlert)
 }
+
+// FindAlert returns the alert called name.
+func (db *DB) FindAlert(ctx context.Context, name string) (muster.Alert, error) {
+	alerts, err := queryAll(ctx, db, selectQuery{sql: sqlAlerts + ` WHERE a.name = ?`, args: []any{name}}, scanAlert)
+	if err != nil {
+		return muster.Alert{}, err
+	}
+	if len(alerts) == 0 {
+		return muster.Alert{}, muster.Errorf(muster.ENOTFOUND, "no alert named %q; `muster alert list` shows them", name)
+	}
+	return alerts[0], nil
+}
+
+const sqlAlerts = `SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.enabled, a.created_at,
+		(SELECT json_group_array(o.name ORDER BY ao.position) FROM alert_operators ao JOIN operators o ON o.id = ao.operator_id
+			WHERE ao.alert_id = a.id)
+	FROM alerts a`
 
 func scanAlert(row scanner) (muster.Alert, error) {
 	var a muster.Alert
 	var window, created int64
 	var notify string
-	if err := row.Scan(&a.Name, &a.Event, &a.Job, &a.Target, &a.MinSeverity, &window, &created, &notify); err != nil {
+	if err := row.Scan(&a.Name, &a.Event, &a.Job, &a.Target, &a.MinSeverity, &window, &a.Enabled, &created, &notify); err != nil {
 		return a, err
 	}
 	a.Window = muster.Duration(time.Duration(window) * time.Millisecond)
@@ -262,10 +276,30 @@ func (db *DB) CreateAlert(ctx context.Context, a muster.Alert) (muster.Alert, er
 				return err
 			}
 		}
-		a.CreatedAt = tx.now.UTC()
+		a.Enabled, a.CreatedAt = true, tx.now.UTC()
 		return nil
 	})
 	return a, err
+}
+
+// SetAlertEnabled enables or disables an alert and returns it. A disabled
+// alert matches no event raised while it is disabled, and watches no job
+// for no_success; what it fired before is still delivered.
+func (db *DB) SetAlertEnabled(ctx context.Context, name string, enabled bool) (muster.Alert, error) {
+	err := db.update(ctx, func(tx *tx) error {
+		res, err := tx.Exec(`UPDATE alerts SET enabled = ? WHERE name = ?`, enabled, name)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return muster.Errorf(muster.ENOTFOUND, "no alert named %q; `muster alert list` shows them", name)
+		}
+		return nil
+	})
+	if err != nil {
+		return muster.Alert{}, err
+	}
+	return db.FindAlert(ctx, name)
 }
 
 // DeleteAlert deletes an alert. What it already fired stays in the history

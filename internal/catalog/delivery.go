@@ -109,11 +109,12 @@ func channels(r alertRoute) []channel {
 	return out
 }
 
-// alertRoutes returns every (alert, operator) pair.
+// alertRoutes returns every (alert, operator) pair of the enabled alerts.
 func (tx *tx) alertRoutes() ([]alertRoute, error) {
 	rows, err := tx.Query(`SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms,
 			o.id, o.name, o.webhook_url, o.email
 		FROM alerts a JOIN alert_operators ao ON ao.alert_id = a.id JOIN operators o ON o.id = ao.operator_id
+		WHERE a.enabled
 		ORDER BY a.name, ao.position`)
 	if err != nil {
 		return nil, err

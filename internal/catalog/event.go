@@ -283,7 +283,7 @@ func (db *DB) DetectNoSuccess(ctx context.Context) (int, error) {
 		window      time.Duration
 	}
 	var watches []watch
-	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT job_name, target_name, window_ms FROM alerts WHERE event = ?`, string(muster.EventNoSuccess))
+	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT job_name, target_name, window_ms FROM alerts WHERE event = ? AND enabled`, string(muster.EventNoSuccess))
 	if err != nil {
 		return 0, err
 	}

@@ -402,6 +402,17 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		t.Fatalf("within the window: %d events", n)
 	}
 	clk.Add(2 * time.Hour)
+	// A disabled alert watches nothing; enabled again, it finds the
+	// stretch.
+	if _, err := db.SetAlertEnabled(ctx, "stale", false); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := db.DetectNoSuccess(ctx); n != 0 {
+		t.Fatalf("past the window, the alert disabled: %d events", n)
+	}
+	if a, err := db.SetAlertEnabled(ctx, "stale", true); err != nil || !a.Enabled {
+		t.Fatalf("enable: %+v, %v", a, err)
+	}
 	if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
 		t.Fatalf("past the window: %d events (%v), want 1 (the scheduled job only)", n, err)
 	}

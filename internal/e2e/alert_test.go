@@ -151,6 +151,46 @@ func TestRunFailureNotifiesASignedWebhook(t *testing.T) {
 	}
 }
 
+// A disabled alert fires for nothing until it is enabled again. A second
+// alert on the same event, always enabled, shows when the master has
+// matched an event against every alert.
+func TestDisabledAlert(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: fastAlerts})
+	ctx := context.Background()
+	hook, _ := webhookOperator(t, env, "oncall")
+	apply(t, env, shellJob("backup", "exit 2", "web1"))
+	settled(t, env)
+	createAlert(t, env, httpapi.AlertRequest{Name: "backup-failed", Event: muster.EventRunFailed, Job: "backup", Notify: []string{"oncall"}})
+	createAlert(t, env, httpapi.AlertRequest{Name: "witness", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}})
+
+	a, err := env.Client.SetAlertEnabled(ctx, "backup-failed", false)
+	if err != nil || a.Enabled {
+		t.Fatalf("disable: %+v, %v", a, err)
+	}
+	first := startAndWait(t, env, "backup")[0]
+	testenv.Eventually(t, wait, "the first failure matched", func() bool { return len(history(t, env, "witness")) == 1 })
+	if h := history(t, env, "backup-failed"); len(h) != 0 || len(hook.Requests()) != 0 {
+		t.Fatalf("a disabled alert fired: %+v", h)
+	}
+
+	if a, err = env.Client.SetAlertEnabled(ctx, "backup-failed", true); err != nil || !a.Enabled {
+		t.Fatalf("enable: %+v, %v", a, err)
+	}
+	second := startAndWait(t, env, "backup")[0]
+	testenv.Eventually(t, wait, "a notification for the second failure", func() bool { return len(hook.Accepted()) == 1 })
+	h := history(t, env, "backup-failed")
+	if len(h) != 1 || h[0].Event.RunID != second.RunID {
+		t.Errorf("history %+v, want one notification, for run %s (not %s)", h, second.RunID, first.RunID)
+	}
+	alerts, err := env.Client.Alerts(ctx)
+	if err != nil || len(alerts) != 2 || !alerts[0].Enabled {
+		t.Errorf("alerts %+v, %v; want backup-failed listed enabled", alerts, err)
+	}
+	if _, err := env.Client.SetAlertEnabled(ctx, "nope", false); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("disable an unknown alert: %v, want not found", err)
+	}
+}
+
 // A webhook that fails is retried with the same delivery id until it
 // takes the notification; a refusal fails the delivery at once; attempts
 // are bounded; an operator without an address, or e-mail without an SMTP

@@ -20,6 +20,8 @@ func (s *Server) alertRoutes(mux *http.ServeMux) {
 	s.handle(mux, "GET /api/v1/alerts", read, s.listAlerts)
 	s.handle(mux, "POST /api/v1/alerts", admin, s.createAlert)
 	s.handle(mux, "DELETE /api/v1/alerts/{name}", admin, s.deleteAlert)
+	s.handle(mux, "POST /api/v1/alerts/{name}/enable", admin, s.enableAlert(true))
+	s.handle(mux, "POST /api/v1/alerts/{name}/disable", admin, s.enableAlert(false))
 	s.handle(mux, "GET /api/v1/alerts/history", read, s.alertHistory)
 	s.handle(mux, "GET /api/v1/events", read, s.listEvents)
 }
@@ -143,6 +145,17 @@ func (s *Server) deleteAlert(w http.ResponseWriter, r *http.Request, _ caller) e
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+func (s *Server) enableAlert(enabled bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
+		a, err := s.DB.SetAlertEnabled(r.Context(), r.PathValue("name"), enabled)
+		if err != nil {
+			return err
+		}
+		WriteJSON(w, http.StatusOK, a)
+		return nil
+	}
 }
 
 // alertHistory answers GET /api/v1/alerts/history: the notifications

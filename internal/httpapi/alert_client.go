@@ -57,6 +57,16 @@ func (c *Client) DeleteAlert(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/alerts/"+url.PathEscape(name), nil, nil, nil)
 }
 
+// SetAlertEnabled enables or disables an alert.
+func (c *Client) SetAlertEnabled(ctx context.Context, name string, enabled bool) (muster.Alert, error) {
+	verb := "disable"
+	if enabled {
+		verb = "enable"
+	}
+	var out muster.Alert
+	return out, c.do(ctx, http.MethodPost, "/api/v1/alerts/"+url.PathEscape(name)+"/"+verb, nil, struct{}{}, &out)
+}
+
 // AlertHistoryFilter selects notifications.
 type AlertHistoryFilter struct {
 	Alert, Operator string
