@@ -46,12 +46,21 @@ func newNetns(t *testing.T) *netns {
 		t.Skipf("skipped: cannot make a network namespace here: %v: %s", err, strings.TrimSpace(string(out)))
 	}
 	t.Cleanup(func() { n.ip("netns", "delete", n.name) })
-	n.ip("link", "add", n.hostIf, "type", "veth", "peer", "name", n.nsIf, "netns", n.name)
-	n.ip("addr", "add", n.hostIP+"/24", "dev", n.hostIf)
-	n.ip("link", "set", n.hostIf, "up")
-	n.ip("-n", n.name, "addr", "add", n.nsIP+"/24", "dev", n.nsIf)
-	n.ip("-n", n.name, "link", "set", n.nsIf, "up")
-	n.ip("-n", n.name, "link", "set", "lo", "up")
+	// A kernel without veth pairs, or a sandbox that allows namespaces
+	// but not links, cannot run the test either.
+	for _, args := range [][]string{
+		{"link", "add", n.hostIf, "type", "veth", "peer", "name", n.nsIf, "netns", n.name},
+		{"addr", "add", n.hostIP + "/24", "dev", n.hostIf},
+		{"link", "set", n.hostIf, "up"},
+		{"-n", n.name, "addr", "add", n.nsIP + "/24", "dev", n.nsIf},
+		{"-n", n.name, "link", "set", n.nsIf, "up"},
+		{"-n", n.name, "link", "set", "lo", "up"},
+	} {
+		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
+			t.Skipf("skipped: cannot join a network namespace by a veth pair here: ip %s: %v: %s",
+				strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
 	return n
 }
 
