@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
@@ -17,7 +16,6 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
-	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -291,24 +289,14 @@ func TestPendingDeliverySurvivesARestart(t *testing.T) {
 // E-mail goes through the master's SMTP server, over STARTTLS, with PLAIN
 // authentication.
 func TestEmailNotification(t *testing.T) {
-	ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := pki.LoadOrIssueServerCert(t.TempDir(), ca, []string{"127.0.0.1"}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	smtp := testenv.NewSMTPServer(t, testenv.SMTPOptions{
-		TLS:   &tls.Config{Certificates: []tls.Certificate{cert}},
-		Users: map[string]string{"muster": "s3cret-pass"},
-	})
+	serverTLS, roots := testenv.LocalTLS(t)
+	smtp := testenv.NewSMTPServer(t, testenv.SMTPOptions{TLS: serverTLS, Users: map[string]string{"muster": "s3cret-pass"}})
 	passFile := filepath.Join(t.TempDir(), "smtp.pass")
 	os.WriteFile(passFile, []byte("s3cret-pass\n"), 0o600)
 
 	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
 		fastAlerts(c)
-		c.Alerts.SMTP = master.SMTPConfig{Addr: smtp.Addr, From: "muster@example.com", Username: "muster", PasswordFile: passFile, RootCAs: ca.Pool()}
+		c.Alerts.SMTP = master.SMTPConfig{Addr: smtp.Addr, From: "muster@example.com", Username: "muster", PasswordFile: passFile, RootCAs: roots}
 	}})
 	ctx := context.Background()
 	if _, err := env.Client.CreateOperator(ctx, httpapi.OperatorRequest{Name: "dba", Email: "dba@example.com"}); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"net"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/notify"
-	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -130,20 +128,9 @@ func TestSMTP(t *testing.T) {
 		}
 	})
 	t.Run("STARTTLS and AUTH", func(t *testing.T) {
-		ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		dir := t.TempDir()
-		cert, err := pki.LoadOrIssueServerCert(dir, ca, []string{"127.0.0.1"}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{
-			TLS:   &tls.Config{Certificates: []tls.Certificate{cert}},
-			Users: map[string]string{"muster": "hunter22"},
-		})
-		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Username: "muster", Password: "hunter22", RootCAs: ca.Pool()}
+		serverTLS, roots := testenv.LocalTLS(t)
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{TLS: serverTLS, Users: map[string]string{"muster": "hunter22"}})
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com", Username: "muster", Password: "hunter22", RootCAs: roots}
 		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
 			t.Fatal(err)
 		}
@@ -160,18 +147,10 @@ func TestSMTP(t *testing.T) {
 		}
 	})
 	t.Run("TLS modes", func(t *testing.T) {
-		ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		cert, err := pki.LoadOrIssueServerCert(t.TempDir(), ca, []string{"127.0.0.1"}, time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
-		serverTLS := &tls.Config{Certificates: []tls.Certificate{cert}}
+		serverTLS, roots := testenv.LocalTLS(t)
 
 		smtps := testenv.NewSMTPServer(t, testenv.SMTPOptions{TLS: serverTLS, Implicit: true})
-		s := &notify.SMTP{Addr: smtps.Addr, TLS: notify.SMTPTLSImplicit, From: "muster@example.com", RootCAs: ca.Pool()}
+		s := &notify.SMTP{Addr: smtps.Addr, TLS: notify.SMTPTLSImplicit, From: "muster@example.com", RootCAs: roots}
 		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
 			t.Fatal(err)
 		}

@@ -2,12 +2,16 @@ package testenv
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"net"
 	"net/textproto"
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/musterhq/muster/internal/pki"
 )
 
 // Mail is a message an SMTPServer accepted.
@@ -221,4 +225,19 @@ func pathArg(arg, prefix string) string {
 	}
 	a, _, _ := strings.Cut(strings.TrimSpace(arg[len(prefix):]), " ")
 	return strings.Trim(a, "<>")
+}
+
+// LocalTLS returns a server TLS configuration with a certificate for
+// 127.0.0.1 from a new CA, and that CA's pool for clients to verify it.
+func LocalTLS(t testing.TB) (*tls.Config, *x509.CertPool) {
+	t.Helper()
+	ca, _, err := pki.LoadOrCreateCA(t.TempDir(), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.LoadOrIssueServerCert(t.TempDir(), ca, []string{"127.0.0.1"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}}, ca.Pool()
 }
