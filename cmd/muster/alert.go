@@ -168,8 +168,8 @@ func newAlertEnableCmd(enable bool) *cobra.Command {
 
 A disabled alert keeps its definition and its history. Events raised while it
 is disabled do not fire it, and a no_success alert does not watch its jobs;
-once enabled, it fires for the events raised from then on, and a job still
-without success fires it at the next check.`,
+once enabled, it fires for the events raised from then on, and a no_success
+alert watches its jobs again from the next check.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()

@@ -282,24 +282,28 @@ func (db *DB) CreateAlert(ctx context.Context, a muster.Alert) (muster.Alert, er
 	return a, err
 }
 
-// SetAlertEnabled enables or disables an alert and returns it. A disabled
-// alert matches no event raised while it is disabled, and watches no job
-// for no_success; what it fired before is still delivered.
+// SetAlertEnabled enables or disables an alert and returns it. The change
+// applies to the events raised from then on, however late they are
+// matched: a disabled alert fires for no event raised while it is
+// disabled, and watches no job for no_success. What it fired before is
+// still delivered.
 func (db *DB) SetAlertEnabled(ctx context.Context, name string, enabled bool) (muster.Alert, error) {
+	var a muster.Alert
 	err := db.update(ctx, func(tx *tx) error {
-		res, err := tx.Exec(`UPDATE alerts SET enabled = ? WHERE name = ?`, enabled, name)
+		res, err := tx.Exec(`UPDATE alerts SET enabled = ?1,
+				changed_after_event = CASE WHEN enabled = ?1 THEN changed_after_event
+					ELSE (SELECT COALESCE(MAX(id), 0) FROM events WHERE dispatched = 0) END
+			WHERE name = ?2`, enabled, name)
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
 			return muster.Errorf(muster.ENOTFOUND, "no alert named %q; `muster alert list` shows them", name)
 		}
-		return nil
+		a, err = scanAlert(tx.QueryRow(sqlAlerts+` WHERE a.name = ?`, name))
+		return err
 	})
-	if err != nil {
-		return muster.Alert{}, err
-	}
-	return db.FindAlert(ctx, name)
+	return a, err
 }
 
 // DeleteAlert deletes an alert. What it already fired stays in the history

@@ -19,6 +19,21 @@ type alertRoute struct {
 	opName  string
 	webhook string
 	email   string
+	// changedAfter is the last event waiting to be matched when the
+	// alert was last enabled or disabled; 0 once all those are matched.
+	changedAfter int64
+}
+
+// enabledFor reports whether the alert was enabled when e was raised: as
+// it is now for an event raised since it was last enabled or disabled, as
+// it was before for one raised earlier but matched only now. (An alert
+// turned off and on again before the events raised in between are matched
+// counts them as raised while it was off.)
+func (r alertRoute) enabledFor(e muster.Event) bool {
+	if e.ID > r.changedAfter {
+		return r.alert.Enabled
+	}
+	return !r.alert.Enabled
 }
 
 // DispatchEvents matches events not yet dispatched, oldest first, against
@@ -65,7 +80,7 @@ func (db *DB) DispatchEvents(ctx context.Context, newID func() string) (events, 
 		defer insert.Close()
 		for _, e := range batch {
 			for _, r := range routes {
-				if !r.alert.Matches(e) {
+				if !r.enabledFor(e) || !r.alert.Matches(e) {
 					continue
 				}
 				for _, ch := range channels(r) {
@@ -86,7 +101,12 @@ func (db *DB) DispatchEvents(ctx context.Context, newID func() string) (events, 
 			}
 		}
 		events = len(batch)
-		_, err = tx.Exec(`UPDATE events SET dispatched = 1 WHERE dispatched = 0 AND id <= ?`, batch[len(batch)-1].ID)
+		last := batch[len(batch)-1].ID
+		if _, err := tx.Exec(`UPDATE events SET dispatched = 1 WHERE dispatched = 0 AND id <= ?`, last); err != nil {
+			return err
+		}
+		// Every event raised before those changes is matched now.
+		_, err = tx.Exec(`UPDATE alerts SET changed_after_event = 0 WHERE changed_after_event BETWEEN 1 AND ?`, last)
 		return err
 	})
 	return events, deliveries, err
@@ -109,12 +129,11 @@ func channels(r alertRoute) []channel {
 	return out
 }
 
-// alertRoutes returns every (alert, operator) pair of the enabled alerts.
+// alertRoutes returns every (alert, operator) pair.
 func (tx *tx) alertRoutes() ([]alertRoute, error) {
-	rows, err := tx.Query(`SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms,
+	rows, err := tx.Query(`SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.enabled, a.changed_after_event,
 			o.id, o.name, o.webhook_url, o.email
 		FROM alerts a JOIN alert_operators ao ON ao.alert_id = a.id JOIN operators o ON o.id = ao.operator_id
-		WHERE a.enabled
 		ORDER BY a.name, ao.position`)
 	if err != nil {
 		return nil, err
@@ -125,7 +144,7 @@ func (tx *tx) alertRoutes() ([]alertRoute, error) {
 		var r alertRoute
 		var window int64
 		if err := rows.Scan(&r.alert.Name, &r.alert.Event, &r.alert.Job, &r.alert.Target, &r.alert.MinSeverity, &window,
-			&r.opID, &r.opName, &r.webhook, &r.email); err != nil {
+			&r.alert.Enabled, &r.changedAfter, &r.opID, &r.opName, &r.webhook, &r.email); err != nil {
 			return nil, err
 		}
 		r.alert.Window = muster.Duration(time.Duration(window) * time.Millisecond)

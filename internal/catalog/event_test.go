@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -354,6 +355,64 @@ func TestDispatchAndDeliveries(t *testing.T) {
 	})
 }
 
+// Enabling or disabling an alert applies to the events raised from then
+// on, even when the events raised before are matched only later.
+func TestAlertEnabledByRaisedEvent(t *testing.T) {
+	ctx := context.Background()
+	db, clk, _ := MustOpen(t)
+	web1 := enlist(t, db, "web1")
+	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1")}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}}); err != nil {
+		t.Fatal(err)
+	}
+	fail := func(run string) {
+		t.Helper()
+		if _, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{report(run, "backup", muster.RunFailed, 1, clk.Now())}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	setEnabled := func(enabled bool) {
+		t.Helper()
+		if a, err := db.SetAlertEnabled(ctx, "failed", enabled); err != nil || a.Enabled != enabled {
+			t.Fatalf("set enabled %v: %+v, %v", enabled, a, err)
+		}
+	}
+	fail("r1") // raised while enabled
+	setEnabled(false)
+	setEnabled(false) // no change: r1 still counts as raised while enabled
+	fail("r2") // while disabled
+	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+		t.Fatal(err)
+	}
+	fail("r3") // while disabled
+	setEnabled(true)
+	fail("r4") // enabled again
+	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+		t.Fatal(err)
+	}
+	fail("r5")
+	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+		t.Fatal(err)
+	}
+	hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: "failed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fired []string
+	for _, d := range hist {
+		fired = append(fired, d.Event.RunID)
+	}
+	slices.Sort(fired)
+	if want := []string{"r1", "r4", "r5"}; !slices.Equal(fired, want) {
+		t.Errorf("the alert fired for runs %v, want %v", fired, want)
+	}
+	if _, err := db.SetAlertEnabled(ctx, "nope", false); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("an unknown alert: %v, want not found", err)
+	}
+}
+
 func TestDetectPresence(t *testing.T) {
 	ctx := context.Background()
 	db, clk, _ := MustOpen(t)
@@ -398,8 +457,8 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		t.Fatal(err)
 	}
 	clk.Add(25 * time.Hour)
-	if n, _ := db.DetectNoSuccess(ctx); n != 0 {
-		t.Fatalf("within the window: %d events", n)
+	if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+		t.Fatalf("within the window: %d events (%v)", n, err)
 	}
 	clk.Add(2 * time.Hour)
 	// A disabled alert watches nothing; enabled again, it finds the
@@ -407,8 +466,8 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 	if _, err := db.SetAlertEnabled(ctx, "stale", false); err != nil {
 		t.Fatal(err)
 	}
-	if n, _ := db.DetectNoSuccess(ctx); n != 0 {
-		t.Fatalf("past the window, the alert disabled: %d events", n)
+	if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+		t.Fatalf("past the window, the alert disabled: %d events (%v)", n, err)
 	}
 	if a, err := db.SetAlertEnabled(ctx, "stale", true); err != nil || !a.Enabled {
 		t.Fatalf("enable: %+v, %v", a, err)
