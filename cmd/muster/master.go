@@ -85,7 +85,7 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 	f.DurationVar(&cfg.HistoryMaxAge, "history-max-age", cfg.HistoryMaxAge, "delete finished runs older than this (0: keep them)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.Alerts.SMTP.Addr, "smtp-addr", "", "SMTP server for e-mail notifications, host:port")
-	f.StringVar(&cfg.Alerts.SMTP.TLS, "smtp-tls", "", "TLS to the SMTP server: starttls (required), tls (from the first byte), none;\nby default tls on port 465, else starttls, which a server on localhost may go without")
+	f.StringVar(&cfg.Alerts.SMTP.TLS, "smtp-tls", "", "TLS to the SMTP server: starttls (required), tls (from the first byte), none, or\nauto: tls on port 465, else starttls, which a server on localhost may go without (default auto)")
 	f.StringVar(&cfg.Alerts.SMTP.From, "smtp-from", "", "sender address of e-mail notifications")
 	f.StringVar(&cfg.Alerts.SMTP.Username, "smtp-user", "", "user to authenticate to the SMTP server as (PLAIN, over TLS or to localhost)")
 	f.StringVar(&cfg.Alerts.SMTP.PasswordFile, "smtp-password-file", "", "file holding the SMTP user's password")

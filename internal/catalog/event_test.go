@@ -382,7 +382,7 @@ func TestAlertEnabledByRaisedEvent(t *testing.T) {
 	fail("r1") // raised while enabled
 	setEnabled(false)
 	setEnabled(false) // no change: r1 still counts as raised while enabled
-	fail("r2") // while disabled
+	fail("r2")        // while disabled
 	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
 		t.Fatal(err)
 	}

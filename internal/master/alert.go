@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -52,7 +53,7 @@ type SMTPConfig struct {
 	// From is the sender address.
 	From string
 	// Username, with the password in PasswordFile, authenticates (PLAIN,
-	// only over STARTTLS or to localhost).
+	// only over TLS or to localhost).
 	Username     string
 	PasswordFile string
 	// RootCAs verify the server's certificate; the system's when nil.
@@ -144,6 +145,9 @@ func smtpSender(c SMTPConfig, hello string, now func() time.Time) (*notify.SMTP,
 	s := &notify.SMTP{Addr: c.Addr, TLS: mode, From: c.From, Username: c.Username, Hello: hello, RootCAs: c.RootCAs, Now: now}
 	if (c.Username == "") != (c.PasswordFile == "") {
 		return nil, errors.New("--smtp-user and --smtp-password-file: give both or neither")
+	}
+	if host, _, _ := net.SplitHostPort(c.Addr); c.Username != "" && mode == notify.SMTPTLSNone && !notify.IsLocalhost(host) {
+		return nil, errors.New("--smtp-user: the password is sent only over TLS or to localhost; drop --smtp-tls none")
 	}
 	if c.PasswordFile != "" {
 		b, err := os.ReadFile(c.PasswordFile)

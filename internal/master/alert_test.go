@@ -168,6 +168,7 @@ func TestSMTPSettings(t *testing.T) {
 		{func(c *SMTPConfig) { c.From = "" }, "--smtp-from"},
 		{func(c *SMTPConfig) { c.From = "not an address" }, "--smtp-from"},
 		{func(c *SMTPConfig) { c.TLS = "ssl" }, "--smtp-tls"},
+		{func(c *SMTPConfig) { c.TLS = "none" }, "--smtp-user"},
 		{func(c *SMTPConfig) { c.PasswordFile = "" }, "--smtp-password-file"},
 		{func(c *SMTPConfig) { c.PasswordFile = filepath.Join(t.TempDir(), "missing") }, "--smtp-password-file"},
 	} {

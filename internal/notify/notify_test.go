@@ -191,6 +191,15 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("none: mails %+v, want one without TLS", m)
 		}
 
+		// A refusal of STARTTLS is judged by its code.
+		for reply, permanent := range map[string]bool{"454 4.7.0 TLS not available": false, "554 5.7.0 no TLS here": true} {
+			srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{RefuseSTARTTLS: reply})
+			s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
+			if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) != permanent {
+				t.Errorf("STARTTLS refused with %q: %v, want permanent %v", reply, err, permanent)
+			}
+		}
+
 		for _, v := range []string{"", "auto", "starttls", "tls", "none"} {
 			if _, err := notify.ParseSMTPTLS(v); err != nil {
 				t.Errorf("ParseSMTPTLS(%q): %v", v, err)

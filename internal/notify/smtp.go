@@ -20,8 +20,8 @@ type SMTPTLS string
 
 const (
 	// SMTPTLSAuto is SMTPTLSImplicit on port 465 and SMTPTLSStartTLS
-	// elsewhere, except that a server on a loopback address may go without
-	// TLS when it does not offer STARTTLS (a local relay).
+	// elsewhere, except that a server on localhost (see IsLocalhost) may go
+	// without TLS when it does not offer STARTTLS (a local relay).
 	SMTPTLSAuto SMTPTLS = "auto"
 	// SMTPTLSStartTLS requires the server to offer STARTTLS (submission,
 	// port 587).
@@ -74,18 +74,20 @@ func (s *SMTP) Send(ctx context.Context, to string, n Notification) error {
 	}
 	mode := s.mode(host, port)
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.Addr)
+	raw, err := d.DialContext(ctx, "tcp", s.Addr)
 	if err != nil {
 		return transient("SMTP server %s: %v", s.Addr, err)
 	}
-	defer func() { conn.Close() }()
+	// Closing the TCP connection ends whatever runs over it.
+	defer raw.Close()
 	if dl, ok := ctx.Deadline(); ok {
-		conn.SetDeadline(dl)
+		raw.SetDeadline(dl)
 	}
-	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	conn := raw
 	if mode == SMTPTLSImplicit {
-		tc := tls.Client(conn, s.tlsConfig(host))
+		tc := tls.Client(raw, s.tlsConfig(host))
 		if err := tc.HandshakeContext(ctx); err != nil {
 			return classifySMTP(s.Addr, &tlsError{"TLS", err})
 		}
@@ -104,13 +106,19 @@ func (s *SMTP) mode(host, port string) SMTPTLS {
 	case SMTPTLSStartTLS, SMTPTLSImplicit, SMTPTLSNone:
 		return s.TLS
 	}
-	if port == "465" {
+	if port == "465" || port == "smtps" {
 		return SMTPTLSImplicit
 	}
-	if ip := net.ParseIP(host); (ip != nil && ip.IsLoopback()) || host == "localhost" {
+	if IsLocalhost(host) {
 		return ""
 	}
 	return SMTPTLSStartTLS
+}
+
+// IsLocalhost reports whether host names this machine the way net/smtp
+// accepts for authenticating without TLS: localhost, 127.0.0.1 or ::1.
+func IsLocalhost(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
 }
 
 func (s *SMTP) tlsConfig(host string) *tls.Config {
@@ -174,6 +182,9 @@ type tlsError struct {
 }
 
 func (e *tlsError) Error() string { return e.how + ": " + e.err.Error() }
+
+// Unwrap lets a refusal of STARTTLS be judged by its reply code.
+func (e *tlsError) Unwrap() error { return e.err }
 
 // permanent tells a refused handshake (a certificate that does not verify,
 // a server that does not speak TLS, an alert from the server) from a

@@ -32,6 +32,9 @@ type SMTPOptions struct {
 	Implicit bool
 	// Users makes the server offer AUTH PLAIN and require it.
 	Users map[string]string
+	// RefuseSTARTTLS, when set, makes the server offer STARTTLS and answer
+	// it with this reply, e.g. "454 4.7.0 TLS not available".
+	RefuseSTARTTLS string
 }
 
 // SMTPServer is a minimal SMTP server on a real TCP socket on 127.0.0.1: it
@@ -117,7 +120,7 @@ func (s *SMTPServer) session(conn net.Conn) {
 		switch strings.ToUpper(verb) {
 		case "EHLO":
 			lines := []string{"250-muster-test"}
-			if s.opts.TLS != nil && !m.TLS {
+			if (s.opts.TLS != nil || s.opts.RefuseSTARTTLS != "") && !m.TLS {
 				lines = append(lines, "250-STARTTLS")
 			}
 			if s.opts.Users != nil {
@@ -130,6 +133,10 @@ func (s *SMTPServer) session(conn net.Conn) {
 		case "HELO":
 			reply("250 muster-test")
 		case "STARTTLS":
+			if s.opts.RefuseSTARTTLS != "" {
+				reply("%s", s.opts.RefuseSTARTTLS)
+				continue
+			}
 			if s.opts.TLS == nil || m.TLS {
 				reply("502 5.5.1 not offered")
 				continue
