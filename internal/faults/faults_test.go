@@ -231,11 +231,12 @@ func TestTargetCutOff(t *testing.T) {
 // T9 again, with the cut made by the kernel instead of a proxy: the target
 // runs in a network namespace of its own, joined to the master's by a
 // veth pair. Once its end of the link goes down (its route to the master
-// goes with it: every connection fails at once); once the master's end
-// (the target's link loses its carrier: packets vanish, nothing is
-// refused, and the connections resume after the heal); once the target's
-// address changes (the connections it had are dead on both sides, and
-// nothing says so: it must notice by itself).
+// goes with it: new connections fail at once, open ones wait for the route
+// to return); once the master's end (the target's link loses its carrier:
+// packets vanish, nothing is refused, and the connections resume after the
+// heal); once the target's address changes (the connections it had are
+// dead on both sides, and nothing says so: it must notice by itself, which
+// the target's dead-peer bound makes take about 20 s).
 func TestTargetPartitioned(t *testing.T) {
 	p := plans()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*p.cut+p.perTestWallBounds)

@@ -32,14 +32,15 @@ func newNetns(t *testing.T) *netns {
 		t.Skip("skipped: needs iproute2's ip to make network namespaces")
 	}
 	// Names and a subnet from the process id, so that test binaries
-	// running side by side do not collide.
+	// running side by side do not collide. The subnet is in 198.18.0.0/15,
+	// set aside for network tests (RFC 2544), where no real route lives.
 	id := os.Getpid()
 	n := &netns{
 		t:      t,
 		name:   fmt.Sprintf("muster-faults-%d", id),
 		hostIf: fmt.Sprintf("mfh%d", id),
 		nsIf:   fmt.Sprintf("mfn%d", id),
-		subnet: fmt.Sprintf("10.%d.%d", 200+(id>>8)%50, id%256),
+		subnet: fmt.Sprintf("198.%d.%d", 18+(id>>8)%2, id%256),
 	}
 	n.hostIP, n.nsIP = n.subnet+".1", n.subnet+".2"
 	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
