@@ -191,6 +191,13 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("none: mails %+v, want one without TLS", m)
 		}
 
+		// A plain client to an SMTPS server hears nothing; the error says
+		// what to do.
+		s = &notify.SMTP{Addr: smtps.Addr, TLS: notify.SMTPTLSStartTLS, From: "muster@example.com", GreetingTimeout: 200 * time.Millisecond}
+		if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "--smtp-tls tls") {
+			t.Errorf("STARTTLS to an SMTPS server: %v, want a transient error suggesting --smtp-tls tls", err)
+		}
+
 		// A refusal of STARTTLS is judged by its code.
 		for reply, permanent := range map[string]bool{"454 4.7.0 TLS not available": false, "554 5.7.0 no TLS here": true} {
 			srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{RefuseSTARTTLS: reply})

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -62,6 +63,10 @@ type SMTP struct {
 	RootCAs *x509.CertPool
 	// Now dates the messages.
 	Now func() time.Time
+	// GreetingTimeout bounds the wait for the server's first line (10 s
+	// when 0): a server that expects TLS from the first byte says nothing
+	// to a client that does not start with it.
+	GreetingTimeout time.Duration
 }
 
 // Send makes one attempt to mail n to the address to. A 4xx reply or a
@@ -80,9 +85,8 @@ func (s *SMTP) Send(ctx context.Context, to string, n Notification) error {
 	}
 	// Closing the TCP connection ends whatever runs over it.
 	defer raw.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		raw.SetDeadline(dl)
-	}
+	deadline, _ := ctx.Deadline()
+	raw.SetDeadline(deadline)
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
 	conn := raw
@@ -93,7 +97,7 @@ func (s *SMTP) Send(ctx context.Context, to string, n Notification) error {
 		}
 		conn = tc
 	}
-	if err := s.converse(conn, host, mode, to, n); err != nil {
+	if err := s.converse(conn, deadline, host, mode, to, n); err != nil {
 		return classifySMTP(s.Addr, err)
 	}
 	return nil
@@ -125,11 +129,25 @@ func (s *SMTP) tlsConfig(host string) *tls.Config {
 	return &tls.Config{ServerName: host, RootCAs: s.RootCAs, MinVersion: tls.VersionTLS12}
 }
 
-func (s *SMTP) converse(conn net.Conn, host string, mode SMTPTLS, to string, n Notification) error {
+// defaultGreetingTimeout bounds the wait for the server's first line.
+const defaultGreetingTimeout = 10 * time.Second
+
+// converse speaks SMTP on conn; deadline (zero for none) bounds it all.
+func (s *SMTP) converse(conn net.Conn, deadline time.Time, host string, mode SMTPTLS, to string, n Notification) error {
+	wait := cmp.Or(s.GreetingTimeout, defaultGreetingTimeout)
+	if !deadline.IsZero() {
+		wait = min(wait, time.Until(deadline))
+	}
+	conn.SetReadDeadline(time.Now().Add(wait))
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() && mode != SMTPTLSImplicit {
+			return transient("no greeting within %s; if the server expects TLS from the first byte (SMTPS), give --smtp-tls tls", wait.Round(time.Millisecond))
+		}
 		return err
 	}
+	conn.SetReadDeadline(deadline)
 	defer c.Close()
 	hello := s.Hello
 	if hello == "" {
