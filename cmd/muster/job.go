@@ -293,7 +293,7 @@ at once.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, how long to wait")
+	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, --group or --batch (which always wait), how long to wait")
 	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
