@@ -2,7 +2,6 @@ package faults
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -495,15 +494,9 @@ func TestHugeOutput(t *testing.T) {
 // timeout must be timed out with every process it started.
 func TestStepTimeoutKillsChildren(t *testing.T) {
 	_, ctx, f, tg := withTarget(t)
-	var job muster.Job
-	def := fmt.Sprintf(`{"name": "hang", "enabled": true, "targets": [%q],
-		"steps": [{"name": "main", "shell": "setsid sleep 1000 & sleep 1000 & sleep 1000", "timeout": "2s"}]}`, tg.Name)
-	dec := json.NewDecoder(strings.NewReader(def))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&job); err != nil {
-		t.Fatal(err)
-	}
-	f.apply(ctx, job)
+	f.apply(ctx, muster.Job{Name: "hang", Enabled: true, Targets: []string{tg.Name}, Steps: []muster.Step{{
+		Name: "main", Shell: "setsid sleep 1000 & sleep 1000 & sleep 1000", Timeout: muster.Duration(2 * time.Second),
+	}}})
 	t0 := time.Now()
 	res, err := f.master.Client.StartJob(ctx, "hang", httpapi.StartBody{})
 	if err != nil {
