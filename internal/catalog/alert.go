@@ -197,18 +197,7 @@ func (db *DB) FindAlerts(ctx context.Context) ([]muster.Alert, error) {
 	return queryAll(ctx, db, selectQuery{sql: sqlAlerts + ` ORDER BY a.name`}, scanAlert)
 }
 
-// FindAlert returns the alert called name.
-func (db *DB) FindAlert(ctx context.Context, name string) (muster.Alert, error) {
-	alerts, err := queryAll(ctx, db, selectQuery{sql: sqlAlerts + ` WHERE a.name = ?`, args: []any{name}}, scanAlert)
-	if err != nil {
-		return muster.Alert{}, err
-	}
-	if len(alerts) == 0 {
-		return muster.Alert{}, muster.Errorf(muster.ENOTFOUND, "no alert named %q; `muster alert list` shows them", name)
-	}
-	return alerts[0], nil
-}
-
+// sqlAlerts selects alerts for scanAlert.
 const sqlAlerts = `SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.enabled, a.created_at,
 		(SELECT json_group_array(o.name ORDER BY ao.position) FROM alert_operators ao JOIN operators o ON o.id = ao.operator_id
 			WHERE ao.alert_id = a.id)
