@@ -100,25 +100,6 @@ func TestStepRetries(t *testing.T) {
 	}
 }
 
-// leftovers lists live processes that carry the run's id.
-func leftovers(runID string) []string {
-	var out []string
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		env, err := os.ReadFile(filepath.Join("/proc", e.Name(), "environ"))
-		if err != nil || !strings.Contains(string(env), "MUSTER_RUN_ID="+runID+"\x00") {
-			continue
-		}
-		if stat, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat")); err == nil {
-			i := strings.LastIndexByte(string(stat), ')')
-			if i > 0 && i+2 < len(stat) && stat[i+2] != 'Z' {
-				out = append(out, e.Name())
-			}
-		}
-	}
-	return out
-}
-
 // Step and job timeouts kill the whole process tree, including a child in
 // a session of its own, and record timed_out; STOP does the same and
 // records canceled.
@@ -134,7 +115,7 @@ func TestTimeoutsAndStopKillTheWholeTree(t *testing.T) {
 	if r.Status != muster.RunTimedOut || attempts(r) != "slow:timed_out" || r.Steps[0].Message != "timed out after 500ms" {
 		t.Errorf("step timeout: got %s [%s] %q", r.Status, attempts(r), r.Steps[0].Message)
 	}
-	if l := leftovers(r.RunID); len(l) > 0 {
+	if l := testenv.RunProcesses(r.RunID); len(l) > 0 {
 		t.Errorf("step timeout left processes %v", l)
 	}
 
@@ -146,7 +127,7 @@ func TestTimeoutsAndStopKillTheWholeTree(t *testing.T) {
 	if r.Status != muster.RunTimedOut || !strings.Contains(r.Message, "the job timed out after 500ms") {
 		t.Errorf("job timeout: got %s %q", r.Status, r.Message)
 	}
-	if l := leftovers(r.RunID); len(l) > 0 {
+	if l := testenv.RunProcesses(r.RunID); len(l) > 0 {
 		t.Errorf("job timeout left processes %v", l)
 	}
 
@@ -157,7 +138,7 @@ func TestTimeoutsAndStopKillTheWholeTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := res.Runs[0].RunID
-	testenv.Eventually(t, wait, "the run and its tree to be running", func() bool { return len(leftovers(id)) >= 3 })
+	testenv.Eventually(t, wait, "the run and its tree to be running", func() bool { return len(testenv.RunProcesses(id)) >= 3 })
 	if _, err := env.Client.StopJob(ctx, "flow", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +146,7 @@ func TestTimeoutsAndStopKillTheWholeTree(t *testing.T) {
 		runs, _ := env.Client.Runs(ctx, []string{id}, 0)
 		return len(runs) == 1 && runs[0].Status == muster.RunCanceled
 	})
-	if l := leftovers(id); len(l) > 0 {
+	if l := testenv.RunProcesses(id); len(l) > 0 {
 		t.Errorf("STOP left processes %v", l)
 	}
 }
