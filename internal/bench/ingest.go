@@ -77,7 +77,7 @@ func ingest(ctx context.Context, e *env) (Result, error) {
 			}
 			batch := syntheticRuns(s.name, from, min(ingestBatch, total-from), t0)
 			t := time.Now()
-			if _, err := s.upload(ctx, batch); err != nil {
+			if err := s.upload(ctx, batch); err != nil {
 				return err
 			}
 			mu.Lock()

@@ -16,10 +16,11 @@ import (
 type daemon struct {
 	exe  string
 	args []string
-	// wrap, when set, is a command that runs the daemon: the process
-	// started is wrap followed by exe and args (e.g. ip netns exec NS). It
-	// must exec the daemon in its own process, so that signals reach it.
-	wrap []string
+	// Wrap, when set, is a command that runs the daemon from its next
+	// start: the process started is Wrap followed by exe and args (e.g. ip
+	// netns exec NS). It must exec the daemon in its own process, so that
+	// signals reach it.
+	Wrap []string
 	log  string // file that receives stdout and stderr
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -36,7 +37,7 @@ func (d *daemon) start() error {
 	if err != nil {
 		return err
 	}
-	argv := append(append(slices.Clone(d.wrap), d.exe), d.args...)
+	argv := append(append(slices.Clone(d.Wrap), d.exe), d.args...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

@@ -27,7 +27,6 @@ import (
 // the time, and reports the run as running, then succeeded.
 type simTarget struct {
 	name   string
-	uid    string
 	base   *url.URL
 	hc     *http.Client
 	rec    *recorder
@@ -85,7 +84,7 @@ func enlistSim(ctx context.Context, m *Master, name string, rec *recorder) (*sim
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
 	}
-	return &simTarget{name: resp.Name, uid: resp.UID, base: base, hc: &http.Client{Transport: tr}, rec: rec, steps: map[string]string{}}, nil
+	return &simTarget{name: resp.Name, base: base, hc: &http.Client{Transport: tr}, rec: rec, steps: map[string]string{}}, nil
 }
 
 // agentCall sends one agent-protocol request and decodes the reply.
@@ -152,7 +151,6 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 	u := s.base.JoinPath(agentproto.PathInstructions)
 	u.RawQuery = q.Encode()
 	var resp agentproto.PollResponse
-	s.rec.polled(s.name)
 	if err := agentCall(ctx, s.hc, http.MethodGet, u, nil, &resp); err != nil {
 		return err
 	}
@@ -168,7 +166,6 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 			if err := json.Unmarshal(in.Payload, &j); err == nil && len(j.Steps) > 0 {
 				s.steps[in.Job] = j.Steps[0].Name
 			}
-			s.rec.inserted(in.Job)
 		case muster.OpStart:
 			var p agentproto.StartPayload
 			if err := json.Unmarshal(in.Payload, &p); err != nil {
@@ -196,14 +193,14 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 	for i, r := range runs {
 		reports[i] = agentproto.RunReport{Revision: 1, Run: r}
 	}
-	if _, err := s.upload(ctx, reports); err != nil {
+	if err := s.upload(ctx, reports); err != nil {
 		return err
 	}
 	for i := range reports {
 		reports[i].Revision = 2
 		finish(&reports[i].Run, time.Now())
 	}
-	if _, err := s.upload(ctx, reports); err != nil {
+	if err := s.upload(ctx, reports); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -224,37 +221,33 @@ func finish(r *muster.Run, now time.Time) {
 }
 
 // upload sends run reports and fails unless the master took every one.
-func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) (int, error) {
+func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) error {
 	var resp agentproto.RunsResponse
 	if err := agentCall(ctx, s.hc, http.MethodPost, s.base.JoinPath(agentproto.PathRuns), agentproto.RunsRequest{Runs: reports}, &resp); err != nil {
-		return 0, err
+		return err
 	}
-	ok := 0
 	for _, r := range resp.Results {
 		if !r.OK {
-			return ok, fmt.Errorf("the master refused run %s: %s", r.RunID, r.Error)
+			return fmt.Errorf("the master refused run %s: %s", r.RunID, r.Error)
 		}
-		ok++
 	}
-	if ok != len(reports) {
-		return ok, fmt.Errorf("the master answered %d of %d runs", ok, len(reports))
+	if len(resp.Results) != len(reports) {
+		return fmt.Errorf("the master answered %d of %d runs", len(resp.Results), len(reports))
 	}
-	return ok, nil
+	return nil
 }
 
 // recorder collects what simulated targets see, for the scenarios to wait
 // on and measure.
 type recorder struct {
 	mu       sync.Mutex
-	polls    map[string]int       // target → polls sent
-	jobs     map[string]int       // job → targets that received its INSERT
 	starts   map[string]time.Time // run id → when its step would have been exec'd
 	finishes map[string]time.Time // run id → when the master took its finished report
 	changed  chan struct{}        // closed at every change
 }
 
 func newRecorder() *recorder {
-	return &recorder{polls: map[string]int{}, jobs: map[string]int{}, starts: map[string]time.Time{},
+	return &recorder{starts: map[string]time.Time{},
 		finishes: map[string]time.Time{}, changed: make(chan struct{})}
 }
 
@@ -266,8 +259,6 @@ func (r *recorder) update(fn func()) {
 	r.mu.Unlock()
 }
 
-func (r *recorder) polled(target string)              { r.update(func() { r.polls[target]++ }) }
-func (r *recorder) inserted(job string)               { r.update(func() { r.jobs[job]++ }) }
 func (r *recorder) running(run string, at time.Time)  { r.update(func() { r.starts[run] = at }) }
 func (r *recorder) recorded(run string, at time.Time) { r.update(func() { r.finishes[run] = at }) }
 

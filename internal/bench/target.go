@@ -17,11 +17,6 @@ type TargetProcess struct {
 	Dir  string
 	// UID is the enlistment id, part of every run id the target makes.
 	UID string
-	// Args are added to the command line at the next start (--config FILE).
-	Args []string
-	// Wrap, when set, runs the daemon through a command that execs it,
-	// such as ip netns exec NS, from the next start.
-	Wrap []string
 }
 
 // EnlistTarget enlists data directory dir as target name in the master
@@ -43,7 +38,6 @@ func EnlistTarget(ctx context.Context, exe string, c *httpapi.Client, masterURL,
 
 // Start starts the target daemon.
 func (t *TargetProcess) Start() error {
-	t.args = append([]string{"target", "--data", t.Dir, "--log-level", "warn"}, t.Args...)
-	t.wrap = t.Wrap
+	t.args = []string{"target", "--data", t.Dir, "--log-level", "warn"}
 	return t.start()
 }
