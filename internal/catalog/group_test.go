@@ -111,3 +111,27 @@ func TestTargetEnvOverrides(t *testing.T) {
 		t.Errorf("posted %v, want %v", res.Changes[0].Instructions, want)
 	}
 }
+
+// A target a job reaches only through a group has its fires previewed too.
+func TestNextFiresThroughAGroup(t *testing.T) {
+	ctx := context.Background()
+	db, _, _ := MustOpen(t)
+	enlist(t, db, "web1")
+	enlist(t, db, "web2")
+	if err := db.CreateGroup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	j := job("deploy", "web1")
+	j.Groups = []string{"web"}
+	j.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
+	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
+		t.Fatal(err)
+	}
+	fires, err := db.NextFires(ctx, "deploy", 2)
+	if err != nil || len(fires) != 2 || fires[0].Target != "web1" || fires[1].Target != "web2" || len(fires[1].Fires) != 2 {
+		t.Errorf("next fires %+v (%v), want two on web1 (named) and two on web2 (through group web)", fires, err)
+	}
+}

@@ -46,7 +46,8 @@ func (db *DB) NextFires(ctx context.Context, name string, count int) ([]TargetFi
 	}
 	now := db.opts.Now()
 	out := []TargetFires{}
-	for _, target := range job.Targets {
+	for _, o := range job.Outcomes { // every target the job runs on, named or through a group
+		target := o.Target
 		zone := job.TimeZone
 		if zone == "" {
 			zone = zones[target]
