@@ -2,6 +2,7 @@ package muster
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -212,12 +213,8 @@ func (j Job) DefinitionFor(target string) Job {
 	d := j.Definition()
 	if len(over) > 0 {
 		env := make(map[string]string, len(j.Env)+len(over))
-		for k, v := range j.Env {
-			env[k] = v
-		}
-		for k, v := range over {
-			env[k] = v
-		}
+		maps.Copy(env, j.Env)
+		maps.Copy(env, over)
 		d.Env = env
 	}
 	return d

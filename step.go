@@ -186,11 +186,11 @@ func (s Step) validate(at string, steps map[string]bool) string {
 			return at + ": params: only a sql step binds params"
 		}
 	}
-	if s.Connection != "" && validObjectName(s.Connection) != "" {
-		return fmt.Sprintf("%s: connection: %s", at, validObjectName(s.Connection))
+	if msg := validObjectName(s.Connection); s.Connection != "" && msg != "" {
+		return fmt.Sprintf("%s: connection: %s", at, msg)
 	}
-	if s.RunAs != "" && validObjectName(s.RunAs) != "" {
-		return fmt.Sprintf("%s: run_as: %s", at, validObjectName(s.RunAs))
+	if msg := validObjectName(s.RunAs); s.RunAs != "" && msg != "" {
+		return fmt.Sprintf("%s: run_as: %s", at, msg)
 	}
 	for i, p := range s.Params {
 		if !envNameRE.MatchString(p) {
@@ -203,10 +203,8 @@ func (s Step) validate(at string, steps map[string]bool) string {
 	if err := ValidateEnv(at+": env", s.Env); err != nil {
 		return err.Error()
 	}
-	if s.Retry != nil {
-		if s.Retry.Attempts < 0 || s.Retry.Attempts > MaxRetryAttempts {
-			return fmt.Sprintf("%s: retry.attempts: from 0 to %d retries after the first attempt", at, MaxRetryAttempts)
-		}
+	if s.Retry != nil && (s.Retry.Attempts < 0 || s.Retry.Attempts > MaxRetryAttempts) {
+		return fmt.Sprintf("%s: retry.attempts: from 0 to %d retries after the first attempt", at, MaxRetryAttempts)
 	}
 	if msg := validateFlow(at+": on_success", s.OnSuccess, steps); msg != "" {
 		return msg

@@ -3,8 +3,6 @@ package main
 import (
 	"fmt"
 	"io"
-	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -55,11 +53,11 @@ func newOperatorListCmd() *cobra.Command {
 
 // readSecretFile reads the file of --webhook-secret-file.
 func readSecretFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	s, err := readToken(path)
 	if err != nil {
 		return "", fmt.Errorf("--webhook-secret-file: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	return s, nil
 }
 
 // printOperatorResult says what a create or update did, and shows the
