@@ -38,10 +38,7 @@ func (tx *tx) raise(key string, e muster.Event) (bool, error) {
 // runEvents raises the events a stored run report implies, in the upload's
 // transaction: run_failed when the run ended failed, timed out or
 // abandoned, step_failed for each failed step attempt. Each is raised once
-// per run (or attempt), however often the run is uploaded. A succeeded run
-// moves the job's last success on the target, which no_success watches, to
-// when the master learns of it: the windows are judged by the master's
-// clock, whatever the target's says.
+// per run (or attempt), however often the run is uploaded.
 func (tx *tx) runEvents(target TargetIdentity, r muster.Run) error {
 	for i, s := range r.Steps {
 		var what string
@@ -77,10 +74,6 @@ func (tx *tx) runEvents(target TargetIdentity, r muster.Run) error {
 			Name: muster.EventRunFailed, Source: muster.SourceMaster, Target: target.Name, Job: r.Job, RunID: r.RunID,
 			Message: msg, At: runEnd(r),
 		})
-		return err
-	case muster.RunSucceeded:
-		_, err := tx.Exec(`UPDATE job_targets SET last_success_at = MAX(COALESCE(last_success_at, 0), ?)
-			WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)`, ms(tx.now), target.ID, r.Job)
 		return err
 	}
 	return nil

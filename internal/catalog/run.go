@@ -32,7 +32,9 @@ const (
 			last_started_at = ?, last_duration_ms = ?
 		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
 			AND (last_started_at IS NULL OR last_started_at <= ?)`
-	sqlJobSent = `SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`
+	sqlJobSent     = `SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`
+	sqlLastSuccess = `UPDATE job_targets SET last_success_at = MAX(COALESCE(last_success_at, 0), ?)
+		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)`
 )
 
 // UpsertRuns records runs uploaded by a target, each at its revision: a
@@ -55,6 +57,10 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 		// The last outcome of each job is the finished run that started
 		// last; only that one of a batch is written.
 		latest := map[string]muster.Run{}
+		// Jobs with a run newly recorded succeeded: their last success on
+		// the target, which no_success watches, moves to when the master
+		// learns of it (windows are judged by the master's clock).
+		succeeded := map[string]bool{}
 		for i, rep := range reports {
 			r := rep.Run
 			results[i].RunID = r.RunID
@@ -94,8 +100,16 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 			if err := tx.runEvents(target, r); err != nil {
 				return err
 			}
+			if r.Status == muster.RunSucceeded {
+				succeeded[r.Job] = true
+			}
 			if prev, ok := latest[r.Job]; r.Status.Finished() && (!ok || ms(r.StartedAt) >= ms(prev.StartedAt)) {
 				latest[r.Job] = r
+			}
+		}
+		for job := range succeeded {
+			if _, err := tx.Exec(sqlLastSuccess, ms(tx.now), target.ID, job); err != nil {
+				return err
 			}
 		}
 		for _, r := range latest {

@@ -19,7 +19,7 @@ import (
 // by their text.
 var hotWrites = []string{
 	sqlNextSeq, sqlInsertInstruction, sqlAckInstruction, sqlLiftTombstone,
-	sqlUpsertRun, sqlRunOutcome, sqlJobSent, sqlSentJob,
+	sqlUpsertRun, sqlRunOutcome, sqlJobSent, sqlSentJob, sqlLastSuccess,
 	sqlTargetUID, sqlExpireStarts, sqlFindStart, sqlRecordStart,
 }
 
