@@ -81,10 +81,6 @@ const (
 	eventBatch      = 500
 )
 
-// eventSweep is how often the forwarder looks for events raised without
-// waking it (a full spool).
-const eventSweep = 5 * time.Second
-
 // localEvent is an event as a target raises it.
 type localEvent struct {
 	name    muster.EventName
@@ -331,7 +327,6 @@ func (m *Main) eventLoop(ctx context.Context) {
 			m.log.Info("event forwarding works again", "after_failures", failures)
 		}
 		failures = 0
-		retry.Reset(eventSweep)
 	}
 }
 
@@ -367,7 +362,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 	}
 	var waiting bool
 	if err := m.store.write.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events)`).Scan(&waiting); err != nil || !waiting {
-		return err // most sweeps find nothing, and write nothing
+		return err // a wake-up may find nothing, and then writes nothing
 	}
 	s := m.cfg.Settings.Events.withDefaults()
 	if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,

@@ -136,6 +136,7 @@ func (e *executor) trim(ctx context.Context, tx *sql.Tx) error {
 	dropped, err := trimSpool(ctx, tx, e.m.cfg.Settings.SpoolLimit)
 	if dropped > 0 {
 		e.m.log.Warn("the spool is full: dropped the oldest runs the master has not received", "dropped", dropped, "spool_limit", e.m.cfg.Settings.SpoolLimit)
+		e.m.events.signal() // spool_full was raised; the forwarder reads through the writer, so after the commit
 	}
 	return err
 }
