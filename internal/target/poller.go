@@ -322,15 +322,20 @@ func (m *Main) canRun(j muster.Job) error {
 }
 
 // jobLocation is the zone a job's schedules fire in: its own, else the
-// target's.
+// target's. A zone is read from the time zone database once; the
+// scheduler asks again for every held job at every reload.
 func (m *Main) jobLocation(j muster.Job) (*time.Location, error) {
 	if j.TimeZone == "" {
 		return m.loc, nil
+	}
+	if loc, ok := m.zones.Load(j.TimeZone); ok {
+		return loc.(*time.Location), nil
 	}
 	loc, err := time.LoadLocation(j.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("time_zone: %q is not an IANA time zone", j.TimeZone)
 	}
+	m.zones.Store(j.TimeZone, loc)
 	return loc, nil
 }
 

@@ -73,6 +73,7 @@ type Main struct {
 	client *client
 	loc    *time.Location
 	tzName string
+	zones  sync.Map // IANA name → *time.Location of the jobs' own zones, loaded once
 	home   string
 
 	exec  *executor
