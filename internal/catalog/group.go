@@ -150,7 +150,7 @@ func (db *DB) SetGroupMembers(ctx context.Context, group string, targets []strin
 		for _, name := range jobs {
 			old := before[name]
 			c := JobChange{Job: name, Action: ActionUpdate, Version: old.job.Version}
-			if err := tx.reconcile(old, old.job, &c); err != nil {
+			if err := tx.reconcile(old, old.job, false, &c); err != nil {
 				return err
 			}
 			if len(c.Instructions) > 0 {

@@ -182,7 +182,7 @@ func (tx *tx) createJob(j muster.Job) (JobChange, error) {
 	}
 	c := JobChange{Job: j.Name, Action: ActionCreate, Version: j.Version}
 	sj := storedJob{id: id, job: j, targets: map[string]int64{}, explicit: map[string]bool{}}
-	return c, tx.placeJob(sj, j, &c)
+	return c, tx.placeJob(sj, j, true, &c)
 }
 
 // updateJob applies a new definition of a job. Its version moves only when
@@ -199,7 +199,8 @@ func (tx *tx) updateJob(old storedJob, j muster.Job) (JobChange, error) {
 		return JobChange{}, err
 	}
 	c := JobChange{Job: j.Name, Action: ActionUnchanged, Version: j.Version, Diff: diffJobs(&old.job, &j)}
-	if !bytes.Equal(oldDef, newDef) {
+	defChanged := !bytes.Equal(oldDef, newDef)
+	if defChanged {
 		j.Version++
 		c.Version = j.Version
 		if _, err := tx.Exec(`UPDATE jobs SET version = ?, definition = ?, updated_at = ? WHERE id = ?`,
@@ -207,7 +208,7 @@ func (tx *tx) updateJob(old storedJob, j muster.Job) (JobChange, error) {
 			return JobChange{}, err
 		}
 	}
-	if err := tx.placeJob(old, j, &c); err != nil {
+	if err := tx.placeJob(old, j, defChanged, &c); err != nil {
 		return JobChange{}, err
 	}
 	if len(c.Diff) > 0 || len(c.Instructions) > 0 {
@@ -217,7 +218,7 @@ func (tx *tx) updateJob(old storedJob, j muster.Job) (JobChange, error) {
 }
 
 // placeJob records the groups a job names, then reconciles where it runs.
-func (tx *tx) placeJob(old storedJob, j muster.Job, c *JobChange) error {
+func (tx *tx) placeJob(old storedJob, j muster.Job, defChanged bool, c *JobChange) error {
 	groups, err := tx.groupIDs("groups", j.Groups)
 	if err != nil {
 		return err
@@ -230,15 +231,17 @@ func (tx *tx) placeJob(old storedJob, j muster.Job, c *JobChange) error {
 			return err
 		}
 	}
-	return tx.reconcile(old, j, c)
+	return tx.reconcile(old, j, defChanged, c)
 }
 
 // reconcile makes job_targets match a job's effective targets (the targets
 // it names, and the members of its groups), posting what each target
 // needs: a DELETE where it no longer runs, an INSERT where it now does, and
 // where it stays, an INSERT or an UPDATE if what that target receives
-// changed (or nothing). old is the job as it was; j as it is now.
-func (tx *tx) reconcile(old storedJob, j muster.Job, c *JobChange) error {
+// changed (or nothing). old is the job as it was; j as it is now;
+// defChanged says whether its stored definition changed (if not, no target
+// it stays on receives anything new).
+func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *JobChange) error {
 	want, explicit, err := tx.effectiveTargets(old.id, j.Targets)
 	if err != nil {
 		return err
@@ -287,6 +290,9 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, c *JobChange) error {
 				if _, err := tx.Exec(`UPDATE job_targets SET explicit = ? WHERE job_id = ? AND target_id = ?`, explicit[name], old.id, tid); err != nil {
 					return err
 				}
+			}
+			if !defChanged {
+				continue
 			}
 			before, after := old.job.DefinitionFor(name), j.DefinitionFor(name)
 			if bytes.Equal(versionless(before), versionless(after)) {
