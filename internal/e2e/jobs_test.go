@@ -238,6 +238,32 @@ func TestMaxConcurrentRunsQueues(t *testing.T) {
 	}
 }
 
+// Fires due together beyond max_concurrent_runs are recorded together,
+// before any is launched; the ones that must wait still say so.
+func TestFiresDueTogetherQueue(t *testing.T) {
+	env := testenv.New(t, testenv.Options{
+		Targets: []string{"web1"},
+		Target:  func(c *targetConfig) { c.Settings.MaxConcurrentRuns = 1 },
+	})
+	var jobs []muster.Job
+	for _, name := range []string{"a", "b"} {
+		j := shellJob(name, "sleep 1", "web1")
+		j.Schedules = []muster.Schedule{{Name: "tick", Cron: "*/3 * * * * *"}}
+		jobs = append(jobs, j)
+	}
+	apply(t, env, jobs...)
+	testenv.Eventually(t, wait, "a fire queued, saying why", func() bool {
+		for _, name := range []string{"a", "b"} {
+			for _, r := range scheduledRuns(t, env, name) {
+				if strings.HasPrefix(r.Message, "queued: max_concurrent_runs (1)") {
+					return true
+				}
+			}
+		}
+		return false
+	})
+}
+
 func allDone(runs []muster.Run) bool {
 	for _, r := range runs {
 		if !r.Status.Finished() {

@@ -35,6 +35,7 @@ type executor struct {
 	running map[string]*activeRun // by job name, queued runs included
 	queue   []*activeRun          // waiting for a slot, oldest first
 	active  int                   // runs holding a slot
+	begun   int                   // runs recorded and not yet launched (or forgotten)
 	wg      sync.WaitGroup
 }
 
@@ -105,7 +106,9 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 		return nil, e.recordSkipped(ctx, tx, run)
 	}
 	run.Status = muster.RunRunning
-	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue) >= limit {
+	// Runs fired together are all begun before any is launched: count
+	// them, so that those launch will queue say so.
+	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue)+e.begun >= limit {
 		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
 	}
 	if _, err := putRun(ctx, tx, run); err != nil {
@@ -117,6 +120,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	rctx, cancel := context.WithCancelCause(context.Background())
 	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{})}
 	e.running[job.Name] = ar
+	e.begun++
 	return ar, nil
 }
 
@@ -148,6 +152,7 @@ func (e *executor) forget(ar *activeRun) {
 	if e.running[ar.job.Name] == ar {
 		delete(e.running, ar.job.Name)
 	}
+	e.begun--
 	ar.cancel(nil)
 }
 
@@ -157,6 +162,7 @@ func (e *executor) launch(ar *activeRun) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.wg.Add(1)
+	e.begun--
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active >= limit {
 		// Queued: it spawns nothing for now, and nobody should wait for it.
 		ar.markSpawned()
