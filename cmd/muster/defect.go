@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/musterhq/muster/internal/target"
+	"github.com/musterhq/muster/internal/agent"
 )
 
 func newDefectCmd() *cobra.Command {
@@ -32,7 +32,7 @@ received are lost, and the master must be told with
   muster defect --data /var/lib/muster-target --force   # the master is gone for good`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg := target.DefaultConfig()
+			cfg := agent.DefaultConfig()
 			cfg.DataDir = dataDir
 			log, err := newLogger(cmd.ErrOrStderr(), "warn")
 			if err != nil {
@@ -41,7 +41,7 @@ received are lost, and the master must be told with
 			cfg.Logger = log
 			ctx, stop := signalContext()
 			defer stop()
-			res, err := target.Defect(ctx, cfg, force)
+			res, err := agent.Defect(ctx, cfg, force)
 			if err != nil {
 				return err
 			}

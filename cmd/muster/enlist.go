@@ -8,11 +8,11 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/musterhq/muster/internal/target"
+	"github.com/musterhq/muster/internal/agent"
 )
 
 func newEnlistCmd() *cobra.Command {
-	var o target.EnlistOptions
+	var o agent.EnlistOptions
 	var tokenFile string
 	cmd := &cobra.Command{
 		Use:   "enlist --master URL --token TOKEN --name NAME --data DIR [--location TEXT]",
@@ -46,7 +46,7 @@ environment, so an operator's MUSTER_TOKEN is not sent by mistake.`,
 			}
 			ctx, stop := signalContext()
 			defer stop()
-			e, err := target.Enlist(ctx, o)
+			e, err := agent.Enlist(ctx, o)
 			if err != nil {
 				return err
 			}

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/master"
-	"github.com/musterhq/muster/internal/target"
 )
 
 // localTargets runs targets in the master's own process (muster dev, and
@@ -22,7 +22,7 @@ type localTargets struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
-	mains []*target.Main
+	mains []*agent.Main
 }
 
 func newLocalTargets(m *master.Main, log *slog.Logger) *localTargets {
@@ -32,18 +32,18 @@ func newLocalTargets(m *master.Main, log *slog.Logger) *localTargets {
 
 // start enlists the target in dir if it is not yet, and runs it.
 func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bool) error {
-	if _, err := os.Stat(filepath.Join(dir, target.CertFile)); errors.Is(err, os.ErrNotExist) {
+	if _, err := os.Stat(filepath.Join(dir, agent.CertFile)); errors.Is(err, os.ErrNotExist) {
 		tok, _, err := l.m.NewEnlistToken(ctx, name, 15*time.Minute, "muster")
 		if err != nil {
 			return err
 		}
-		if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: l.m.URL, Token: tok, Name: name, DataDir: dir}); err != nil {
+		if _, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: l.m.URL, Token: tok, Name: name, DataDir: dir}); err != nil {
 			return fmt.Errorf("enlist %s: %w", name, err)
 		}
 	}
-	cfg := target.DefaultConfig()
+	cfg := agent.DefaultConfig()
 	cfg.DataDir, cfg.Logger, cfg.Subreaper = dir, l.log, subreaper
-	t, err := target.New(cfg)
+	t, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bo
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
-		if err := t.Run(l.ctx); err != nil && !errors.Is(err, target.ErrDefected) {
+		if err := t.Run(l.ctx); err != nil && !errors.Is(err, agent.ErrDefected) {
 			l.log.Error("target stopped", "target", name, "err", err)
 		}
 	}()

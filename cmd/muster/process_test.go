@@ -14,11 +14,11 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
-	"github.com/musterhq/muster/internal/target"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -50,7 +50,7 @@ func startMuster(t *testing.T, args ...string) *exec.Cmd {
 func enlist(t *testing.T, env *testenv.Env, name string) string {
 	t.Helper()
 	dir := filepath.Join(env.Dir, "target-"+name)
-	if _, err := target.Enlist(context.Background(), target.EnlistOptions{
+	if _, err := agent.Enlist(context.Background(), agent.EnlistOptions{
 		MasterURL: env.Master.URL, Token: env.Token(name), Name: name, DataDir: dir,
 	}); err != nil {
 		t.Fatal(err)
@@ -161,7 +161,7 @@ func TestMasterSIGTERMWithTargetsPolling(t *testing.T) {
 			t.Fatal(err)
 		}
 		tdir := filepath.Join(t.TempDir(), name)
-		if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: url, Token: tok.Token, Name: name, DataDir: tdir}); err != nil {
+		if _, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: url, Token: tok.Token, Name: name, DataDir: tdir}); err != nil {
 			t.Fatal(err)
 		}
 		daemons = append(daemons, startMuster(t, "target", "--data", tdir, "--log-level", "warn"))
@@ -216,9 +216,9 @@ func TestMasterSIGTERMWithTargetsPolling(t *testing.T) {
 	}
 	total := 0
 	for i, tdir := range targetDirs {
-		cfg := target.DefaultConfig()
+		cfg := agent.DefaultConfig()
 		cfg.DataDir = tdir
-		tm, err := target.New(cfg)
+		tm, err := agent.New(cfg)
 		if err != nil {
 			t.Fatal(err)
 		}

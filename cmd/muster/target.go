@@ -11,8 +11,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
-	"github.com/musterhq/muster/internal/target"
 )
 
 func newTargetCmd() *cobra.Command {
@@ -51,14 +51,14 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			if err != nil {
 				return err
 			}
-			settings, err := target.LoadSettings(configFile)
+			settings, err := agent.LoadSettings(configFile)
 			if err != nil {
 				return err
 			}
-			cfg := target.DefaultConfig()
+			cfg := agent.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
 			cfg.Subreaper = true
-			m, err := target.New(cfg)
+			m, err := agent.New(cfg)
 			if err != nil {
 				return err
 			}
@@ -68,7 +68,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 				return err
 			}
 			defer m.Close()
-			if err := m.Run(ctx); errors.Is(err, target.ErrDefected) {
+			if err := m.Run(ctx); errors.Is(err, agent.ErrDefected) {
 				fmt.Fprintln(cmd.OutOrStdout(), "this target defected from its master; enlist it again to use it")
 				return nil
 			} else {

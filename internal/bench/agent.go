@@ -26,7 +26,7 @@ type AgentResult struct {
 // budgetAgentRSSMiB is the idle target's memory budget.
 const budgetAgentRSSMiB = 30
 
-func agent(ctx context.Context, e *env) (Result, error) {
+func idleAgent(ctx context.Context, e *env) (Result, error) {
 	if e.o.Mode == ModeSim {
 		return nil, fmt.Errorf("--mode sim: the agent scenario measures a real target process")
 	}

@@ -75,7 +75,7 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		"schedule": schedules,
 		"fleet":    fleet,
 		"ingest":   ingest,
-		"agent":    agent,
+		"agent":    idleAgent,
 	}[scenario]
 	if !ok {
 		return nil, fmt.Errorf("no scenario %q; the scenarios are %s", scenario, strings.Join(Scenarios, ", "))

@@ -5,8 +5,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
-	"github.com/musterhq/muster/internal/target"
 )
 
 // TargetProcess is a target daemon in its own process: `muster target
@@ -27,7 +27,7 @@ func EnlistTarget(ctx context.Context, exe string, c *httpapi.Client, masterURL,
 	if err != nil {
 		return nil, err
 	}
-	e, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: masterURL, Token: tok.Token, Name: name, DataDir: dir})
+	e, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: masterURL, Token: tok.Token, Name: name, DataDir: dir})
 	if err != nil {
 		return nil, err
 	}

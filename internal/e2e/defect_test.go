@@ -10,13 +10,13 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
-	"github.com/musterhq/muster/internal/target"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
-func targetCfg(env *testenv.Env, name string) target.Config {
-	cfg := target.DefaultConfig()
+func targetCfg(env *testenv.Env, name string) agent.Config {
+	cfg := agent.DefaultConfig()
 	cfg.DataDir = filepath.Join(env.Dir, "target-"+name)
 	cfg.Logger = env.Log
 	return cfg
@@ -40,7 +40,7 @@ func TestGracefulDefectOfARunningTarget(t *testing.T) {
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning
 	})
 
-	out, err := target.Defect(ctx, targetCfg(env, "web1"), false)
+	out, err := agent.Defect(ctx, targetCfg(env, "web1"), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,13 +91,13 @@ func TestForcedDefectWithTheMasterDown(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := target.Defect(short, targetCfg(env, "web1"), false); err == nil {
+	if _, err := agent.Defect(short, targetCfg(env, "web1"), false); err == nil {
 		t.Fatal("a graceful defect succeeded with the master down")
 	}
 	if _, err := os.Stat(filepath.Join(env.Dir, "target-web1", "cert.pem")); err != nil {
 		t.Fatalf("a failed defect changed the data directory: %v", err)
 	}
-	res, err := target.Defect(short, targetCfg(env, "web1"), true)
+	res, err := agent.Defect(short, targetCfg(env, "web1"), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +131,7 @@ func TestDeletedOfflineTargetDefectsWhenItReturns(t *testing.T) {
 	}
 	// The tombstone's name cannot enlist again yet.
 	tok := env.Token("web1")
-	if _, err := target.Enlist(ctx, target.EnlistOptions{MasterURL: env.Master.URL, Token: tok, Name: "web1", DataDir: t.TempDir()}); muster.ErrorCode(err) != muster.ECONFLICT {
+	if _, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: env.Master.URL, Token: tok, Name: "web1", DataDir: t.TempDir()}); muster.ErrorCode(err) != muster.ECONFLICT {
 		t.Errorf("enlisting over a tombstone: %v, want a conflict", err)
 	}
 
@@ -148,7 +148,7 @@ func waitExit(t *testing.T, tg *testenv.Target) {
 	t.Helper()
 	select {
 	case <-tg.Exited():
-		if !errors.Is(tg.Err(), target.ErrDefected) {
+		if !errors.Is(tg.Err(), agent.ErrDefected) {
 			t.Fatalf("the daemon stopped with %v, want ErrDefected", tg.Err())
 		}
 		tg.Stop(t)
@@ -176,7 +176,7 @@ func TestRefusedDefectLeavesARunningTargetAlone(t *testing.T) {
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1
 	})
 	env.StopMaster()
-	if _, err := target.Defect(ctx, targetCfg(env, "web1"), false); err == nil {
+	if _, err := agent.Defect(ctx, targetCfg(env, "web1"), false); err == nil {
 		t.Fatal("a graceful defect succeeded with the master down")
 	}
 	runs, _ := tg.Main.LocalRuns(ctx)

@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
-	"github.com/musterhq/muster/internal/target"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -207,7 +207,7 @@ func TestOrphanedTargetReEnlists(t *testing.T) {
 	if !strings.Contains(body.Error(), "run `muster defect --force` on it, then enlist it again") {
 		t.Errorf("an orphan's poll: %v", body)
 	}
-	if _, err := target.Defect(ctx, targetCfg(env, "web1"), true); err != nil {
+	if _, err := agent.Defect(ctx, targetCfg(env, "web1"), true); err != nil {
 		t.Fatal(err)
 	}
 	env.AddTarget("web1")
@@ -234,7 +234,7 @@ func TestNewerTargetProtocolRefusedAtPoll(t *testing.T) {
 // A master's data directory cannot be enlisted in a master.
 func TestMasterCannotEnlist(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
-	_, err := target.Enlist(context.Background(), target.EnlistOptions{
+	_, err := agent.Enlist(context.Background(), agent.EnlistOptions{
 		MasterURL: env.Master.URL, Token: env.Token("self"), Name: "self", DataDir: filepath.Join(env.Dir, "master"),
 	})
 	if err == nil || !strings.Contains(err.Error(), "a master's data directory") {

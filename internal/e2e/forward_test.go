@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
-	"github.com/musterhq/muster/internal/target"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -102,7 +102,7 @@ func TestCertRenewalFailureIsForwardedWhenTheMasterReturns(t *testing.T) {
 		Master:  shortCerts(3 * time.Second),
 		Target: func(c *targetConfig) {
 			if filepath.Base(c.DataDir) == "target-web1" {
-				c.Settings.Events.Forward = target.ForwardAll
+				c.Settings.Events.Forward = agent.ForwardAll
 			}
 		},
 	})

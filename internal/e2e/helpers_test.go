@@ -1,5 +1,5 @@
 package e2e_test
 
-import "github.com/musterhq/muster/internal/target"
+import "github.com/musterhq/muster/internal/agent"
 
-type targetConfig = target.Config
+type targetConfig = agent.Config

@@ -14,8 +14,8 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
-	"github.com/musterhq/muster/internal/target"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -308,7 +308,7 @@ func TestSQLSteps(t *testing.T) {
 	env := testenv.New(t, testenv.Options{
 		Targets: []string{"web1"},
 		Target: func(c *targetConfig) {
-			c.Settings.Connections = map[string]target.Connection{
+			c.Settings.Connections = map[string]agent.Connection{
 				"pg": {Driver: "postgres", DSN: pg}, "my": {Driver: "mysql", DSN: my}, "lite": {Driver: "sqlite", DSN: lite},
 			}
 		},
@@ -373,7 +373,7 @@ func TestProxiesAndConnectionsOnTheTarget(t *testing.T) {
 		Target: func(c *targetConfig) {
 			if strings.HasSuffix(c.DataDir, "web2") {
 				c.Settings.AllowDownloadedJobsToMatchProxyName = true
-				c.Settings.Proxies = map[string]target.Proxy{"backup": {User: "nobody"}}
+				c.Settings.Proxies = map[string]agent.Proxy{"backup": {User: "nobody"}}
 			}
 		},
 	})

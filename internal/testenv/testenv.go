@@ -14,9 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
-	"github.com/musterhq/muster/internal/target"
 )
 
 // Options shape an environment.
@@ -26,7 +26,7 @@ type Options struct {
 	// Master adjusts the master's configuration before it starts.
 	Master func(*master.Config)
 	// Target adjusts each target's configuration before it starts.
-	Target func(*target.Config)
+	Target func(*agent.Config)
 }
 
 // Env is a running master with targets.
@@ -47,7 +47,7 @@ type Env struct {
 type Target struct {
 	Name   string
 	Dir    string
-	Main   *target.Main
+	Main   *agent.Main
 	stop   context.CancelFunc
 	exited chan struct{}
 	err    error
@@ -152,7 +152,7 @@ func (e *Env) Token(name string) string {
 func (e *Env) AddTarget(name string) *Target {
 	e.t.Helper()
 	dir := filepath.Join(e.Dir, "target-"+name)
-	if _, err := target.Enlist(context.Background(), target.EnlistOptions{
+	if _, err := agent.Enlist(context.Background(), agent.EnlistOptions{
 		MasterURL: e.Master.URL, Token: e.Token(name), Name: name, DataDir: dir,
 	}); err != nil {
 		e.t.Fatal(err)
@@ -163,13 +163,13 @@ func (e *Env) AddTarget(name string) *Target {
 // StartTarget starts the (enlisted) target's daemon.
 func (e *Env) StartTarget(name string) *Target {
 	e.t.Helper()
-	cfg := target.DefaultConfig()
+	cfg := agent.DefaultConfig()
 	cfg.DataDir = filepath.Join(e.Dir, "target-"+name)
 	cfg.Logger = e.Log
 	if e.opts.Target != nil {
 		e.opts.Target(&cfg)
 	}
-	m, err := target.New(cfg)
+	m, err := agent.New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -208,7 +208,7 @@ func (tg *Target) Stop(t testing.TB) {
 	}
 	tg.stop()
 	<-tg.exited
-	if tg.err != nil && !errors.Is(tg.err, target.ErrDefected) {
+	if tg.err != nil && !errors.Is(tg.err, agent.ErrDefected) {
 		t.Errorf("target %s: %v", tg.Name, tg.err)
 	}
 	tg.Main.Close()

@@ -1,8 +1,8 @@
-// Package target is the target daemon: it polls its master for
+// Package agent is the daemon that runs on a target: it polls its master for
 // instructions, applies them to its local store, runs jobs in its own
 // processes, and reports every run back through a local spool that survives
 // restarts and master outages.
-package target
+package agent
 
 import (
 	"context"
