@@ -21,16 +21,32 @@ const (
 	EUNSUPPORTED  = "unsupported"  // a protocol version this side does not speak
 	ETIMEOUT      = "timeout"      // the operation did not finish in time
 	EPRECONDITION = "precondition" // the object is not in a state that allows this
+	ECANCELED     = "canceled"     // the caller gave up (its request or context was canceled)
 )
 
 // Error is the error type of the domain. Its Message is written for a person
-// and names the field and the rule that failed.
+// and names the field and the rule that failed. Err, when set, is the cause:
+// kept for errors.Is and errors.As and for the log, never sent to a client.
 type Error struct {
 	Code    string
 	Message string
+	Err     error
 }
 
-func (e *Error) Error() string { return e.Message }
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Message + ": " + e.Err.Error()
+	}
+	return e.Message
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// Wrap returns an *Error with the given code and message whose cause is err.
+func Wrap(code string, err error, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...), Err: err}
+}
 
 // Errorf returns an *Error with the given code and a formatted message.
 func Errorf(code, format string, args ...any) *Error {

@@ -1,13 +1,11 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -17,7 +15,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // client speaks the agent protocol to one master over mutual TLS.
@@ -102,45 +100,20 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 }
 
 func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, query url.Values, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := hc.Do(req)
-	if err != nil {
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
+		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
 		if ctx.Err() == nil {
 			// The pooled connections may be as dead as the one that
 			// failed; the next request dials afresh.
 			hc.CloseIdleConnections()
 		}
-		return muster.Errorf(muster.EUNAVAILABLE, "master %s: %v", c.base.Host, err)
+		return muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", c.base.Host)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return httpapi.DecodeError(resp)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		io.Copy(io.Discard, resp.Body)
-		return nil
-	}
-	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
-		return fmt.Errorf("decode reply to %s %s: %w", method, path, err)
-	}
-	return nil
+	return err
 }
 
 // heartbeat is what a poll reports about the target.

@@ -1,10 +1,8 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -19,7 +17,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -153,31 +151,19 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 	tr := &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(caFingerprint, host)}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	body, err := json.Marshal(req)
-	if err != nil {
-		return agentproto.EnlistResponse{}, err
-	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, u.JoinPath(agentproto.PathEnlist).String(), bytes.NewReader(body))
-	if err != nil {
-		return agentproto.EnlistResponse{}, err
-	}
-	hreq.Header.Set("Content-Type", "application/json")
-	hreq.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
-	resp, err := hc.Do(hreq)
-	if err != nil {
+	var out agentproto.EnlistResponse
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: http.MethodPost, URL: u.JoinPath(agentproto.PathEnlist).String(), In: req, Out: &out,
+		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
 		var opErr *net.OpError
 		if errors.As(err, &opErr) {
-			return agentproto.EnlistResponse{}, fmt.Errorf("cannot reach the master at %s: %v", u.Host, opErr.Err)
+			return out, fmt.Errorf("cannot reach the master at %s: %v", u.Host, opErr.Err)
 		}
-		return agentproto.EnlistResponse{}, fmt.Errorf("enlist with %s: %w", u.Host, err)
+		return out, fmt.Errorf("enlist with %s: %w", u.Host, te.Err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return agentproto.EnlistResponse{}, httpapi.DecodeError(resp)
-	}
-	var out agentproto.EnlistResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return agentproto.EnlistResponse{}, fmt.Errorf("decode the master's reply: %w", err)
+	if err != nil {
+		return out, err
 	}
 	return out, nil
 }

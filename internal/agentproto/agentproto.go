@@ -284,14 +284,3 @@ type EventResult struct {
 type EventsResponse struct {
 	Results []EventResult `json:"results"`
 }
-
-// ErrorBody is the body of every error reply, on both APIs.
-type ErrorBody struct {
-	Error ErrorDetail `json:"error"`
-}
-
-// ErrorDetail is a code from the muster error set and a message for a person.
-type ErrorDetail struct {
-	Code    string `json:"code"`
-	Message string `json:"message"`
-}

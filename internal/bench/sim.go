@@ -1,12 +1,10 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/url"
@@ -16,7 +14,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -89,33 +87,8 @@ func enlistSim(ctx context.Context, m *Master, name string, rec *recorder) (*sim
 
 // agentCall sends one agent-protocol request and decodes the reply.
 func agentCall(ctx context.Context, hc *http.Client, method string, u *url.URL, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		b, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(b)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := hc.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return httpapi.DecodeError(resp)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		_, err = io.Copy(io.Discard, resp.Body)
-		return err
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
+		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
 }
 
 // run polls until ctx is done, backing off (100 ms doubling to 5 s, with

@@ -15,6 +15,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -202,7 +203,7 @@ func TestOrphanedTargetReEnlists(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	body := httpapi.DecodeError(resp)
+	body := jsonhttp.DecodeError(resp)
 	resp.Body.Close()
 	if !strings.Contains(body.Error(), "run `muster defect --force` on it, then enlist it again") {
 		t.Errorf("an orphan's poll: %v", body)
@@ -224,7 +225,7 @@ func TestNewerTargetProtocolRefusedAtPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = httpapi.DecodeError(resp)
+	err = jsonhttp.DecodeError(resp)
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(err.Error(), "newer than this master's") {
 		t.Errorf("got %d %v", resp.StatusCode, err)

@@ -19,6 +19,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -275,7 +276,7 @@ func TestProtocolVersionIsChecked(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var body agentproto.ErrorBody
+		var body jsonhttp.ErrorBody
 		json.NewDecoder(resp.Body).Decode(&body)
 		resp.Body.Close()
 		if resp.StatusCode != http.StatusUpgradeRequired || !strings.Contains(body.Error.Message, tc.want) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -50,7 +51,7 @@ func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, _ caller)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, ops)
+	jsonhttp.WriteJSON(w, http.StatusOK, ops)
 	return nil
 }
 
@@ -59,13 +60,13 @@ func (s *Server) showOperator(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, op)
+	jsonhttp.WriteJSON(w, http.StatusOK, op)
 	return nil
 }
 
 func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var req OperatorRequest
-	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
 	}
 	var made string
@@ -78,20 +79,20 @@ func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, OperatorResponse{Operator: op, WebhookSecret: made})
+	jsonhttp.WriteJSON(w, http.StatusCreated, OperatorResponse{Operator: op, WebhookSecret: made})
 	return nil
 }
 
 func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var u catalog.OperatorUpdate
-	if err := DecodeJSON(w, r, maxBody, &u); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &u); err != nil {
 		return err
 	}
 	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), u, newWebhookSecret)
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, OperatorResponse{Operator: op, WebhookSecret: made})
+	jsonhttp.WriteJSON(w, http.StatusOK, OperatorResponse{Operator: op, WebhookSecret: made})
 	return nil
 }
 
@@ -119,13 +120,13 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, alerts)
+	jsonhttp.WriteJSON(w, http.StatusOK, alerts)
 	return nil
 }
 
 func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var req AlertRequest
-	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
 	}
 	a, err := s.DB.CreateAlert(r.Context(), muster.Alert{
@@ -135,7 +136,7 @@ func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) e
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, a)
+	jsonhttp.WriteJSON(w, http.StatusCreated, a)
 	return nil
 }
 
@@ -153,7 +154,7 @@ func (s *Server) enableAlert(enabled bool) handler {
 		if err != nil {
 			return err
 		}
-		WriteJSON(w, http.StatusOK, a)
+		jsonhttp.WriteJSON(w, http.StatusOK, a)
 		return nil
 	}
 }
@@ -178,7 +179,7 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, list)
+	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
 
@@ -202,6 +203,6 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, events)
+	jsonhttp.WriteJSON(w, http.StatusOK, events)
 	return nil
 }

@@ -1,14 +1,11 @@
 package httpapi
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -18,6 +15,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // Client calls the operator API.
@@ -47,36 +45,15 @@ func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 
 // do sends a request and decodes a JSON reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
-	if err != nil {
-		return err
+	err := jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: method, URL: u.String(), In: body, Out: out,
+		Header: http.Header{"Authorization": {"Bearer " + c.token}}})
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
+		return explainTransport(c.base.Host, te.Err)
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return explainTransport(c.base.Host, err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
-		return DecodeError(resp)
-	}
-	if out == nil || resp.StatusCode == http.StatusNoContent {
-		return nil
-	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return err
 }
 
 // explainTransport turns a connection failure into advice.

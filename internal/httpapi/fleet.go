@@ -5,6 +5,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // Poker answers targets' held polls now (force poll).
@@ -35,7 +36,7 @@ func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, groups)
+	jsonhttp.WriteJSON(w, http.StatusOK, groups)
 	return nil
 }
 
@@ -46,13 +47,13 @@ type GroupBody struct {
 
 func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body GroupBody
-	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
 	if err := s.DB.CreateGroup(r.Context(), body.Name); err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, catalog.Group{Name: body.Name, Targets: []string{}, Jobs: []string{}})
+	jsonhttp.WriteJSON(w, http.StatusCreated, catalog.Group{Name: body.Name, Targets: []string{}, Jobs: []string{}})
 	return nil
 }
 
@@ -66,7 +67,7 @@ func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, _ caller) e
 
 func (s *Server) renameGroup(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body GroupBody
-	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
 	if err := s.DB.RenameGroup(r.Context(), r.PathValue("name"), body.Name); err != nil {
@@ -84,7 +85,7 @@ type TargetsBody struct {
 func (s *Server) groupMembers(remove bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
 		var body TargetsBody
-		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
 		}
 		if len(body.Targets) == 0 {
@@ -97,14 +98,14 @@ func (s *Server) groupMembers(remove bool) handler {
 		if changes == nil {
 			changes = []catalog.JobChange{}
 		}
-		WriteJSON(w, http.StatusOK, changes)
+		jsonhttp.WriteJSON(w, http.StatusOK, changes)
 		return nil
 	}
 }
 
 func (s *Server) post(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req catalog.PostRequest
-	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
 	}
 	req.RequestedBy = c.name
@@ -112,7 +113,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, c caller) error {
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, posted)
+	jsonhttp.WriteJSON(w, http.StatusCreated, posted)
 	return nil
 }
 
@@ -124,7 +125,7 @@ type ResyncBody struct {
 
 func (s *Server) resync(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body ResyncBody
-	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
 	if body.All == (len(body.Targets) > 0) {
@@ -134,7 +135,7 @@ func (s *Server) resync(w http.ResponseWriter, r *http.Request, _ caller) error 
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
+	jsonhttp.WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
 	return nil
 }
 
@@ -147,7 +148,7 @@ type PauseBody struct {
 func (s *Server) pause(paused bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
 		var body PauseBody
-		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
 		}
 		if body.Group == "" && len(body.Targets) == 0 {
@@ -157,7 +158,7 @@ func (s *Server) pause(paused bool) handler {
 		if err != nil {
 			return err
 		}
-		WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
+		jsonhttp.WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
 		return nil
 	}
 }
@@ -177,7 +178,7 @@ func (s *Server) forcePoll(w http.ResponseWriter, r *http.Request, _ caller) err
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, PollResult{Target: t.Name, Connected: s.Poker.Poke([]int64{id})})
+	jsonhttp.WriteJSON(w, http.StatusOK, PollResult{Target: t.Name, Connected: s.Poker.Poke([]int64{id})})
 	return nil
 }
 
@@ -198,7 +199,7 @@ func (s *Server) deleteAllTargets(w http.ResponseWriter, r *http.Request, _ call
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
+	jsonhttp.WriteJSON(w, http.StatusOK, TargetsBody{Targets: nonNil(done)})
 	return nil
 }
 

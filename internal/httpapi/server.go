@@ -17,6 +17,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -92,7 +93,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.fleetRoutes(mux)
 	s.alertRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
-		WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
+		s.writeError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
 }
 
@@ -109,20 +110,20 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || token == "" {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="muster"`)
-			WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "an API token is required: send Authorization: Bearer <token> (the CLI reads MUSTER_TOKEN or --token)"))
+			s.writeError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "an API token is required: send Authorization: Bearer <token> (the CLI reads MUSTER_TOKEN or --token)"))
 			return
 		}
 		t, err := s.DB.AuthenticateAPIToken(r.Context(), pki.HashSecret(strings.TrimSpace(token)))
 		if err != nil {
-			WriteError(w, r, err)
+			s.writeError(w, r, err)
 			return
 		}
 		if roleRank[t.Role] < roleRank[role] {
-			WriteError(w, r, muster.Errorf(muster.EFORBIDDEN, "this needs the %s role; token %q has %s", role, t.Name, t.Role))
+			s.writeError(w, r, muster.Errorf(muster.EFORBIDDEN, "this needs the %s role; token %q has %s", role, t.Name, t.Role))
 			return
 		}
 		if err := h(w, r, caller{name: t.Name, role: t.Role}); err != nil {
-			WriteError(w, r, err)
+			s.writeError(w, r, err)
 		}
 	})
 }
@@ -138,7 +139,7 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) e
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, targets)
+	jsonhttp.WriteJSON(w, http.StatusOK, targets)
 	return nil
 }
 
@@ -147,7 +148,7 @@ func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, _ caller) er
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, t)
+	jsonhttp.WriteJSON(w, http.StatusOK, t)
 	return nil
 }
 
@@ -180,7 +181,7 @@ type TokenResponse struct {
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req TokenRequest
-	if err := DecodeJSON(w, r, maxBody, &req); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
 	}
 	name := muster.NormalizeTargetName(req.Target)
@@ -195,7 +196,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC()})
+	jsonhttp.WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC()})
 	return nil
 }
 
@@ -204,7 +205,7 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, jobs)
+	jsonhttp.WriteJSON(w, http.StatusOK, jobs)
 	return nil
 }
 
@@ -213,7 +214,7 @@ func (s *Server) showJob(w http.ResponseWriter, r *http.Request, _ caller) error
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, j)
+	jsonhttp.WriteJSON(w, http.StatusOK, j)
 	return nil
 }
 
@@ -234,7 +235,7 @@ func (j *jobBody) UnmarshalJSON(b []byte) error {
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body applyBody
-	if err := DecodeJSON(w, r, maxApplyBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxApplyBody, &body); err != nil {
 		return err
 	}
 	req := catalog.ApplyRequest{Prune: body.Prune, DryRun: body.DryRun, Jobs: make([]muster.Job, len(body.Jobs))}
@@ -245,7 +246,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, _ caller) error {
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, res)
+	jsonhttp.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -254,7 +255,7 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, _ caller) err
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, c)
+	jsonhttp.WriteJSON(w, http.StatusOK, c)
 	return nil
 }
 
@@ -264,7 +265,7 @@ func (s *Server) enableJob(enabled bool) handler {
 		if err != nil {
 			return err
 		}
-		WriteJSON(w, http.StatusOK, c)
+		jsonhttp.WriteJSON(w, http.StatusOK, c)
 		return nil
 	}
 }
@@ -281,7 +282,7 @@ type StartBody struct {
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body StartBody
 	if r.ContentLength != 0 {
-		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
 		}
 	}
@@ -304,7 +305,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	if res.Replayed {
 		status = http.StatusOK
 	}
-	WriteJSON(w, status, res)
+	jsonhttp.WriteJSON(w, status, res)
 	return nil
 }
 
@@ -316,7 +317,7 @@ type StopBody struct {
 func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body StopBody
 	if r.ContentLength != 0 {
-		if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
 		}
 	}
@@ -324,7 +325,7 @@ func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ caller) error
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, c)
+	jsonhttp.WriteJSON(w, http.StatusOK, c)
 	return nil
 }
 
@@ -337,7 +338,7 @@ func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, _ caller) err
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, fires)
+	jsonhttp.WriteJSON(w, http.StatusOK, fires)
 	return nil
 }
 
@@ -350,7 +351,7 @@ type PurgeBody struct {
 
 func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
 	var body PurgeBody
-	if err := DecodeJSON(w, r, maxBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
 	if body.OlderThanSeconds < 0 || body.OlderThanSeconds > 100*365*24*3600 {
@@ -362,7 +363,7 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, res)
+	jsonhttp.WriteJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -386,7 +387,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 			}
 		}
 	}
-	WriteJSON(w, http.StatusOK, runs)
+	jsonhttp.WriteJSON(w, http.StatusOK, runs)
 	return nil
 }
 
@@ -416,7 +417,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 			return err
 		}
 		if wait == 0 || AllFinished(runs, len(ids)) {
-			WriteJSON(w, http.StatusOK, runs)
+			jsonhttp.WriteJSON(w, http.StatusOK, runs)
 			return nil
 		}
 		select {
@@ -473,7 +474,7 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusOK, list)
+	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
 
@@ -486,7 +487,7 @@ func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, _ call
 	if err != nil {
 		return err
 	}
-	WriteJSON(w, http.StatusCreated, in)
+	jsonhttp.WriteJSON(w, http.StatusCreated, in)
 	return nil
 }
 

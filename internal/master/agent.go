@@ -9,7 +9,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -26,10 +26,12 @@ type agent struct {
 	m *Main
 }
 
-type agentHandler func(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity)
+// agentHandler serves an authenticated target; the error it returns is the
+// reply.
+type agentHandler func(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error
 
 func (a *agent) routes(mux *http.ServeMux) {
-	mux.Handle("POST "+agentproto.PathEnlist, a.protocol(http.HandlerFunc(a.enlist)))
+	mux.Handle("POST "+agentproto.PathEnlist, a.serve(a.enlist))
 	// A deleted target (a tombstone) may only fetch and acknowledge its
 	// DEFECT, and say it has defected.
 	mux.Handle("GET "+agentproto.PathInstructions, a.authenticated(a.poll, tombstoneAllowed))
@@ -41,31 +43,40 @@ func (a *agent) routes(mux *http.ServeMux) {
 	mux.Handle("GET "+agentproto.PathTime, a.authenticated(a.time, activeOnly))
 	mux.Handle("POST "+agentproto.PathReEnlist, a.authenticated(a.reenlist, activeOnly))
 	mux.Handle("POST "+agentproto.PathEvents, a.authenticated(a.events, activeOnly))
-	mux.Handle("POST "+agentproto.PathRenewExpired, a.protocol(http.HandlerFunc(a.renewExpired)))
-	mux.Handle("/agent/", a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		httpapi.WriteError(w, r, muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path))
-	})))
+	mux.Handle("POST "+agentproto.PathRenewExpired, a.serve(a.renewExpired))
+	mux.Handle("/agent/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
+		return muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path)
+	}))
 }
 
-// protocol refuses a target whose protocol this master does not speak, with
-// a message naming both versions, and stamps every reply with ours.
-func (a *agent) protocol(next http.Handler) http.Handler {
+// serve wraps an agent endpoint: it refuses a target whose protocol this
+// master does not speak, with a message naming both versions, stamps every
+// reply with ours, and answers with the error h returns, if any.
+func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
-		v, err := strconv.Atoi(r.Header.Get(agentproto.HeaderProtocol))
-		switch {
-		case err != nil:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "the %s header with the target's protocol version is required", agentproto.HeaderProtocol))
-			return
-		case v > agentproto.Version:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, newer than this master's %d; upgrade the master first (it accepts protocols %d to %d)", v, agentproto.Version, agentproto.MinVersion, agentproto.Version))
-			return
-		case v < agentproto.MinVersion:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, older than the oldest this master accepts (%d; this master speaks %d); upgrade the target", v, agentproto.MinVersion, agentproto.Version))
-			return
+		err := checkProtocol(r.Header.Get(agentproto.HeaderProtocol))
+		if err == nil {
+			err = h(w, r)
 		}
-		next.ServeHTTP(w, r)
+		if err != nil {
+			jsonhttp.WriteError(w, r, a.m.log, err)
+		}
 	})
+}
+
+// checkProtocol checks the protocol version a target sent.
+func checkProtocol(header string) error {
+	v, err := strconv.Atoi(header)
+	switch {
+	case err != nil:
+		return muster.Errorf(muster.EINVALID, "the %s header with the target's protocol version is required", agentproto.HeaderProtocol)
+	case v > agentproto.Version:
+		return muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, newer than this master's %d; upgrade the master first (it accepts protocols %d to %d)", v, agentproto.Version, agentproto.MinVersion, agentproto.Version)
+	case v < agentproto.MinVersion:
+		return muster.Errorf(muster.EUNSUPPORTED, "the target speaks protocol %d, older than the oldest this master accepts (%d; this master speaks %d); upgrade the target", v, agentproto.MinVersion, agentproto.Version)
+	}
+	return nil
 }
 
 // Whether a route serves deleted targets that have yet to defect.
@@ -79,35 +90,29 @@ const (
 // certificate callbacks, so this lookup, not the handshake, is what keeps a
 // deleted or defected target out.
 func (a *agent) authenticated(h agentHandler, tombstone bool) http.Handler {
-	return a.protocol(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		leaf := verifiedLeaf(r)
 		if leaf == nil {
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "a client certificate issued by this master is required; enlist with `muster enlist`"))
-			return
+			return muster.Errorf(muster.EUNAUTHORIZED, "a client certificate issued by this master is required; enlist with `muster enlist`")
 		}
 		now := a.m.now()
 		if now.After(leaf.NotAfter) {
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s; the target renews it at %s", leaf.NotAfter.UTC().Format(time.RFC3339), agentproto.PathRenewExpired))
-			return
+			return muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s; the target renews it at %s", leaf.NotAfter.UTC().Format(time.RFC3339), agentproto.PathRenewExpired)
 		}
 		t, err := a.m.DB.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))
 		if err != nil {
-			httpapi.WriteError(w, r, err)
-			return
+			return err
 		}
 		switch {
 		case leaf.Subject.CommonName != t.Name:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "the certificate does not name its target"))
-			return
+			return muster.Errorf(muster.EUNAUTHORIZED, "the certificate does not name its target")
 		case t.State == catalog.TargetDeleted && !tombstone:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name))
-			return
+			return muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name)
 		case t.State == catalog.TargetDefected:
-			httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name))
-			return
+			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name)
 		}
-		h(w, r, t)
-	}))
+		return h(w, r, t)
+	})
 }
 
 // verifiedLeaf returns the client certificate if the TLS layer verified it
@@ -122,17 +127,15 @@ func verifiedLeaf(r *http.Request) *x509.Certificate {
 // poll answers GET /agent/v1/instructions: pending instructions after the
 // target's cursor, at once if there are any, or when some are committed, or
 // empty after the hold.
-func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	q := r.URL.Query()
 	after, err := strconv.ParseInt(q.Get(agentproto.QueryAfter), 10, 64)
 	if err != nil || after < 0 {
-		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "%s: a sequence number is required", agentproto.QueryAfter))
-		return
+		return muster.Errorf(muster.EINVALID, "%s: a sequence number is required", agentproto.QueryAfter)
 	}
 	hb, err := heartbeatFrom(q, a.m.now())
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.DB.RecordPoll(t.ID, hb)
 	a.m.metrics.polls.Inc()
@@ -150,16 +153,15 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version, Paused: t.Paused}
 	last, err := a.m.DB.LastSeq(r.Context(), t.ID)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	if after > last {
 		// The target has applied instructions this catalog never posted:
 		// the catalog was restored from an older backup.
 		reply.ResyncRequired = true
 		reply.ServerTime = a.m.now()
-		httpapi.WriteJSON(w, http.StatusOK, reply)
-		return
+		jsonhttp.WriteJSON(w, http.StatusOK, reply)
+		return nil
 	}
 
 	timer := time.NewTimer(hold)
@@ -172,8 +174,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		woken := a.m.hub.Subscribe(t.ID)
 		ins, err := a.m.DB.PendingInstructions(r.Context(), t.ID, after)
 		if err != nil {
-			httpapi.WriteError(w, r, err)
-			return
+			return err
 		}
 		if len(ins) > 0 || hold <= 0 {
 			reply.Instructions = ins
@@ -185,13 +186,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		case <-poked:
 			// Answer now, with the target's state as it is now.
 			if reply.Paused, err = a.m.DB.TargetPaused(r.Context(), t.ID); err != nil {
-				httpapi.WriteError(w, r, err)
-				return
+				return err
 			}
 		case <-timer.C:
 		case <-a.m.hub.Closed():
 		case <-r.Context().Done():
-			return
+			return nil // the target went away; nobody reads a reply
 		}
 		break
 	}
@@ -199,7 +199,8 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		reply.Instructions = []agentproto.Instruction{}
 	}
 	reply.ServerTime = a.m.now()
-	httpapi.WriteJSON(w, http.StatusOK, reply)
+	jsonhttp.WriteJSON(w, http.StatusOK, reply)
+	return nil
 }
 
 // heartbeatFrom reads the heartbeat carried by a poll's query.
@@ -243,92 +244,86 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 }
 
 // ack answers POST /agent/v1/acks.
-func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	var req agentproto.AckRequest
-	if err := httpapi.DecodeJSON(w, r, maxAckBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxAckBody, &req); err != nil {
+		return err
 	}
 	if err := a.m.DB.Ack(r.Context(), t.ID, req.Acks); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // runs answers POST /agent/v1/runs.
-func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	var req agentproto.RunsRequest
-	if err := httpapi.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		return err
 	}
 	if len(req.Runs) > catalog.MaxRunsPerUpload {
-		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload))
-		return
+		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
 	}
 	results, err := a.m.DB.UpsertRuns(r.Context(), t, req.Runs)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.metrics.runs.Add(float64(len(req.Runs)))
-	httpapi.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+	return nil
 }
 
 // defect answers POST /agent/v1/defect: the target is leaving.
-func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	if err := a.m.DB.DefectTarget(r.Context(), t.ID); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.log.Info("target defected", "target", t.Name)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // time answers GET /agent/v1/time with the master's clock, for SYNC-TIME.
-func (a *agent) time(w http.ResponseWriter, r *http.Request, _ catalog.TargetIdentity) {
-	httpapi.WriteJSON(w, http.StatusOK, agentproto.TimeResponse{ServerTime: a.m.now()})
+func (a *agent) time(w http.ResponseWriter, r *http.Request, _ catalog.TargetIdentity) error {
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.TimeResponse{ServerTime: a.m.now()})
+	return nil
 }
 
 // reenlist answers POST /agent/v1/reenlist: the target sends its details
 // again (RE-ENLIST).
-func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	var req agentproto.ReEnlistRequest
-	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		return err
 	}
 	if len(req.Location) > 200 || len(req.TimeZone) > 64 || len(req.Version) > 64 {
-		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "location, time_zone and version: at most 200, 64 and 64 characters"))
-		return
+		return muster.Errorf(muster.EINVALID, "location, time_zone and version: at most 200, 64 and 64 characters")
 	}
 	if err := muster.ValidatePollInterval("poll_interval", req.PollInterval); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.DB.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
 		PollInterval: req.PollInterval, Version: req.Version, Protocol: agentproto.Version})
 	if req.Location != "" {
 		if err := a.m.DB.SetLocation(r.Context(), t.ID, req.Location); err != nil {
-			httpapi.WriteError(w, r, err)
-			return
+			return err
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }
 
 // resync answers POST /agent/v1/resync.
-func (a *agent) resync(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) resync(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	var req agentproto.ResyncRequest
-	if err := httpapi.DecodeJSON(w, r, maxAckBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxAckBody, &req); err != nil {
+		return err
 	}
 	base, err := a.m.DB.Resync(r.Context(), t.ID, req.After)
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
-	httpapi.WriteJSON(w, http.StatusOK, agentproto.ResyncResponse{Epoch: a.m.DB.Epoch(), After: base})
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.ResyncResponse{Epoch: a.m.DB.Epoch(), After: base})
+	return nil
 }

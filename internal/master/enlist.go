@@ -11,33 +11,32 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
 // enlist answers POST /agent/v1/enlist: a target with a single-use token and
 // a CSR becomes enlisted and receives a client certificate.
-func (a *agent) enlist(w http.ResponseWriter, r *http.Request) {
+func (a *agent) enlist(w http.ResponseWriter, r *http.Request) error {
 	ip := remoteIP(r)
 	if !a.m.enlistFailures.allow(ip, a.m.now()) {
-		httpapi.WriteError(w, r, muster.Errorf(muster.ERATELIMIT, "too many failed enlistment attempts from %s; wait a minute", ip))
-		return
+		return muster.Errorf(muster.ERATELIMIT, "too many failed enlistment attempts from %s; wait a minute", ip)
 	}
 	resp, err := a.doEnlist(w, r)
 	if err != nil {
 		if code := muster.ErrorCode(err); code == muster.EUNAUTHORIZED || code == muster.EFORBIDDEN {
 			a.m.enlistFailures.fail(ip, a.m.now())
 		}
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.log.Info("target enlisted", "target", resp.Name, "uid", resp.UID, "from", ip)
-	httpapi.WriteJSON(w, http.StatusOK, resp)
+	jsonhttp.WriteJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.EnlistResponse, error) {
 	var req agentproto.EnlistRequest
-	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
 		return agentproto.EnlistResponse{}, err
 	}
 	tok, err := pki.ParseEnlistToken(req.Token)

@@ -7,34 +7,31 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
-	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
 // renew answers POST /agent/v1/renew: a target with a valid certificate
 // gets a new one for a new key.
-func (a *agent) renew(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) {
+func (a *agent) renew(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
 	var req agentproto.RenewRequest
-	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		return err
 	}
-	a.issueRenewal(w, r, pki.SerialString(verifiedLeaf(r).SerialNumber), req.CSR)
+	return a.issueRenewal(w, r, pki.SerialString(verifiedLeaf(r).SerialNumber), req.CSR)
 }
 
 // renewExpired answers POST /agent/v1/renew-expired: a target whose
 // certificate expired while the master was away proves it holds that
 // certificate's key, and gets a new certificate if it is still enlisted.
-func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) {
+func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) error {
 	ip := remoteIP(r)
 	if !a.m.enlistFailures.allow(ip, a.m.now()) {
-		httpapi.WriteError(w, r, muster.Errorf(muster.ERATELIMIT, "too many failed attempts from %s; wait a minute", ip))
-		return
+		return muster.Errorf(muster.ERATELIMIT, "too many failed attempts from %s; wait a minute", ip)
 	}
 	var req agentproto.RenewExpiredRequest
-	if err := httpapi.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		return err
 	}
 	old, err := a.m.CA.VerifyExpiredTarget(req.Cert)
 	if err == nil {
@@ -45,18 +42,16 @@ func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		a.m.enlistFailures.fail(ip, a.m.now())
-		httpapi.WriteError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "%s", muster.ErrorMessage(err)))
-		return
+		return muster.Errorf(muster.EUNAUTHORIZED, "%s", muster.ErrorMessage(err))
 	}
-	a.issueRenewal(w, r, pki.SerialString(old.SerialNumber), req.CSR)
+	return a.issueRenewal(w, r, pki.SerialString(old.SerialNumber), req.CSR)
 }
 
-func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial string, csr []byte) {
+func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial string, csr []byte) error {
 	now := a.m.now()
 	keyHash, err := pki.CSRKeyHash(csr)
 	if err != nil {
-		httpapi.WriteError(w, r, muster.Errorf(muster.EINVALID, "%v", err))
-		return
+		return muster.Errorf(muster.EINVALID, "%v", err)
 	}
 	var cert *pki.ClientCert
 	_, err = a.m.DB.RenewCert(r.Context(), oldSerial, keyHash, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
@@ -67,9 +62,9 @@ func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial s
 		return catalog.IssuedCert{Serial: cert.Serial, NotAfter: cert.NotAfter, KeyHash: keyHash}, nil
 	})
 	if err != nil {
-		httpapi.WriteError(w, r, err)
-		return
+		return err
 	}
 	a.m.log.Info("certificate renewed", "old_serial", oldSerial, "serial", cert.Serial, "not_after", cert.NotAfter)
-	httpapi.WriteJSON(w, http.StatusOK, agentproto.RenewResponse{Cert: cert.PEM})
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RenewResponse{Cert: cert.PEM})
+	return nil
 }

@@ -1,0 +1,189 @@
+// Package jsonhttp is JSON over HTTP as both of muster's APIs speak it: the
+// operator API (/api/v1/) and the agent protocol (/agent/v1/). It holds the
+// one table of error codes and HTTP statuses, used both ways, the error body,
+// and the request and reply helpers of servers and clients.
+package jsonhttp
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+
+	"github.com/musterhq/muster"
+)
+
+// ErrorBody is the body of every error reply, on both APIs.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a code from the muster error set and a message for a person.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// codes maps each error code to its HTTP status. It is used both ways: by
+// servers to answer, and by clients to recover the code from a reply that
+// has no body.
+var codes = map[string]int{
+	muster.ECONFLICT:     http.StatusConflict,
+	muster.EFORBIDDEN:    http.StatusForbidden,
+	muster.EGONE:         http.StatusGone,
+	muster.EINTERNAL:     http.StatusInternalServerError,
+	muster.EINVALID:      http.StatusBadRequest,
+	muster.ENOTFOUND:     http.StatusNotFound,
+	muster.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	muster.ERATELIMIT:    http.StatusTooManyRequests,
+	muster.EUNAUTHORIZED: http.StatusUnauthorized,
+	muster.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	muster.EUNSUPPORTED:  http.StatusUpgradeRequired,
+	muster.ETIMEOUT:      http.StatusGatewayTimeout,
+	muster.EPRECONDITION: http.StatusPreconditionFailed,
+	muster.ECANCELED:     StatusClientClosedRequest,
+}
+
+// StatusClientClosedRequest answers a request whose client went away before
+// the answer was ready (nginx's 499); nobody reads it, but logs and metrics
+// tell it from a failure.
+const StatusClientClosedRequest = 499
+
+// StatusCode returns the HTTP status for an error code.
+func StatusCode(code string) int {
+	if s, ok := codes[code]; ok {
+		return s
+	}
+	return http.StatusInternalServerError
+}
+
+// ErrorCodeFromStatus returns the error code for an HTTP status.
+func ErrorCodeFromStatus(status int) string {
+	for code, s := range codes {
+		if s == status {
+			return code
+		}
+	}
+	return muster.EINTERNAL
+}
+
+// WriteJSON writes v as JSON with the given status.
+func WriteJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// WriteError answers with err as {"error": {"code", "message"}}. Internal
+// errors are logged to log here, at the boundary, and their text is not
+// sent; a request its client canceled is logged at debug level only.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if errors.Is(err, context.Canceled) && r.Context().Err() != nil {
+		err = muster.Wrap(muster.ECANCELED, err, "the request was canceled")
+	}
+	code := muster.ErrorCode(err)
+	switch code {
+	case muster.EINTERNAL:
+		log.Error("request failed", muster.LogMethod, r.Method, muster.LogPath, r.URL.Path, muster.LogErr, err)
+	case muster.ECANCELED:
+		log.Debug("request canceled by its client", muster.LogMethod, r.Method, muster.LogPath, r.URL.Path)
+	}
+	WriteJSON(w, StatusCode(code), ErrorBody{Error: ErrorDetail{Code: code, Message: muster.ErrorMessage(err)}})
+}
+
+// DecodeError turns an error reply back into a *muster.Error.
+func DecodeError(resp *http.Response) error {
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var eb ErrorBody
+	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
+		return &muster.Error{Code: eb.Error.Code, Message: eb.Error.Message}
+	}
+	msg := http.StatusText(resp.StatusCode)
+	if len(body) > 0 && len(body) < 512 {
+		msg = fmt.Sprintf("%s: %s", msg, body)
+	}
+	return &muster.Error{Code: ErrorCodeFromStatus(resp.StatusCode), Message: fmt.Sprintf("%s (HTTP %d)", msg, resp.StatusCode)}
+}
+
+// DecodeJSON decodes a request body of at most limit bytes into v, refusing
+// unknown fields and trailing data.
+func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return muster.Errorf(muster.ETOOLARGE, "the request body is over its limit of %d bytes", limit)
+		}
+		if r.Context().Err() != nil {
+			return muster.Wrap(muster.ECANCELED, r.Context().Err(), "the request was canceled")
+		}
+		return muster.Errorf(muster.EINVALID, "the request body is not valid: %v", err)
+	}
+	if dec.More() {
+		return muster.Errorf(muster.EINVALID, "the request body holds more than one JSON value")
+	}
+	return nil
+}
+
+// Request is one JSON call: in, when not nil, is sent as the body; the reply
+// is decoded into out, when not nil.
+type Request struct {
+	Method string
+	URL    string
+	Header http.Header
+	In     any
+	Out    any
+}
+
+// TransportError is a request that got no HTTP answer (the connection could
+// not be made, or broke); callers turn it into advice.
+type TransportError struct{ Err error }
+
+func (e *TransportError) Error() string { return e.Err.Error() }
+func (e *TransportError) Unwrap() error { return e.Err }
+
+// Do sends req with hc. A reply of 300 or more is returned as the
+// *muster.Error it carries; a request that got no answer as a
+// *TransportError. A reply with no body for out to decode leaves out as it
+// is.
+func Do(ctx context.Context, hc *http.Client, req Request) error {
+	var body io.Reader
+	if req.In != nil {
+		b, err := json.Marshal(req.In)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	if err != nil {
+		return err
+	}
+	for k, v := range req.Header {
+		hreq.Header[k] = v
+	}
+	if req.In != nil {
+		hreq.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := hc.Do(hreq)
+	if err != nil {
+		return &TransportError{Err: err}
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return DecodeError(resp)
+	}
+	if req.Out == nil || resp.StatusCode == http.StatusNoContent {
+		_, err := io.Copy(io.Discard, resp.Body)
+		return err
+	}
+	if err := json.NewDecoder(resp.Body).Decode(req.Out); err != nil {
+		return fmt.Errorf("decode the reply to %s %s: %w", req.Method, hreq.URL.Path, err)
+	}
+	return nil
+}
