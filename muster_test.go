@@ -77,12 +77,12 @@ func TestJobValidate(t *testing.T) {
 
 func TestRunIDsAreDerived(t *testing.T) {
 	at := time.Date(2026, 11, 25, 2, 0, 0, 0, time.UTC)
-	a := muster.StartRunID("uid-1", 7)
-	if a != muster.StartRunID("uid-1", 7) {
-		t.Error("StartRunID is not deterministic")
+	a := muster.ScheduledRunID("uid-1", "job", "s", at)
+	if a != muster.ScheduledRunID("uid-1", "job", "s", at) {
+		t.Error("ScheduledRunID is not deterministic")
 	}
-	ids := []string{a, muster.StartRunID("uid-1", 8), muster.StartRunID("uid-2", 7),
-		muster.ScheduledRunID("uid-1", "job", "s", at), muster.ScheduledRunID("uid-1", "job", "s", at.Add(time.Second)),
+	ids := []string{a, muster.ScheduledRunID("uid-2", "job", "s", at),
+		muster.ScheduledRunID("uid-1", "job", "s", at.Add(time.Second)),
 		muster.ScheduledRunID("uid-1", "job", "t", at), muster.ScheduledRunID("uid-1", "jo", "bs", at)}
 	seen := map[string]bool{}
 	for _, id := range ids {
@@ -128,5 +128,24 @@ func TestStepValidate(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestNewRunIDIsRandom(t *testing.T) {
+	seen := map[string]bool{}
+	n := 0
+	for range 1000 {
+		id := muster.NewRunID()
+		if seen[id] {
+			t.Fatalf("run id %s made twice", id)
+		}
+		seen[id] = true
+		if len(id) != 36 || id[14] != '4' {
+			t.Fatalf("id %s is not a version 4 UUID", id)
+		}
+		n++
+	}
+	if n != 1000 {
+		t.Fatalf("checked %d ids, want 1000", n)
 	}
 }

@@ -1,6 +1,7 @@
 package muster
 
 import (
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"strconv"
@@ -97,16 +98,16 @@ type StepAttempt struct {
 	DurationMS int64         `json:"duration_ms"`
 }
 
-// StartRunID is the id of the run that the START instruction seq creates on
-// the target enlisted as targetUID. A replayed START names the same run.
-func StartRunID(targetUID string, seq int64) string {
-	return deriveRunID("start", targetUID, strconv.FormatInt(seq, 10))
-}
-
-// QueuedRunID is the id of the run a START held back by a job's
-// max_parallel_targets creates, from the queue entry it waits in.
-func QueuedRunID(targetUID string, queueID int64) string {
-	return deriveRunID("queued", targetUID, strconv.FormatInt(queueID, 10))
+// NewRunID returns a random run id (a UUID, version 4), for the run a START
+// creates. It is made by the master and carried in the START, so a
+// replayed START names the same run; being random, no other target can
+// guess it.
+func NewRunID() string {
+	var b [16]byte
+	rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return uuidString(b)
 }
 
 // ScheduledRunID is the id of the run a schedule fires for the given
@@ -127,6 +128,10 @@ func deriveRunID(parts ...string) string {
 	copy(b[:], h.Sum(nil))
 	b[6] = b[6]&0x0f | 0x80
 	b[8] = b[8]&0x3f | 0x80
+	return uuidString(b)
+}
+
+func uuidString(b [16]byte) string {
 	x := hex.EncodeToString(b[:])
 	return x[0:8] + "-" + x[8:12] + "-" + x[12:16] + "-" + x[16:20] + "-" + x[20:32]
 }

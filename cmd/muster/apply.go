@@ -8,14 +8,15 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jobfile"
 )
 
 func newApplyCmd() *cobra.Command {
 	var cf clientFlags
 	var file string
-	var req catalog.ApplyRequest
+	var req httpapi.ApplyRequest
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE [--dry-run] [--prune]",
 		Short: "Create or update jobs from a file",
@@ -87,16 +88,16 @@ jobs on the master that are not in FILE are deleted.`,
 }
 
 var actionMarks = map[string]string{
-	catalog.ActionCreate: "+", catalog.ActionUpdate: "~", catalog.ActionDelete: "-", catalog.ActionUnchanged: "=",
+	muster.ActionCreate: "+", muster.ActionUpdate: "~", muster.ActionDelete: "-", muster.ActionUnchanged: "=",
 }
 
-func printApply(w io.Writer, res catalog.ApplyResult) {
+func printApply(w io.Writer, res muster.ApplyResult) {
 	for _, c := range res.Changes {
 		line := fmt.Sprintf("%s %s", actionMarks[c.Action], c.Job)
 		switch c.Action {
-		case catalog.ActionUnchanged:
+		case muster.ActionUnchanged:
 			line += ": unchanged"
-		case catalog.ActionDelete:
+		case muster.ActionDelete:
 			line += ": deleted"
 		default:
 			line += fmt.Sprintf(" (version %d)", c.Version)
@@ -105,7 +106,7 @@ func printApply(w io.Writer, res catalog.ApplyResult) {
 			line += ": " + strings.Join(c.Instructions, ", ")
 		}
 		fmt.Fprintln(w, line)
-		if res.DryRun && c.Action != catalog.ActionUnchanged {
+		if res.DryRun && c.Action != muster.ActionUnchanged {
 			for _, d := range c.Diff {
 				fmt.Fprintln(w, "    "+d)
 			}

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -95,9 +95,9 @@ func newGroupListCmd() *cobra.Command {
 		Short: "List groups, their members and the jobs that name them",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return query(cmd, &cf, func(c *httpapi.Client) ([]catalog.Group, error) {
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Group, error) {
 				return c.Groups(cmd.Context())
-			}, func(w io.Writer, groups []catalog.Group) error {
+			}, func(w io.Writer, groups []muster.Group) error {
 				t := newTable(w, "GROUP", "TARGETS", "JOBS")
 				for _, g := range groups {
 					t.row(g.Name, dash(strings.Join(g.Targets, ", ")), dash(strings.Join(g.Jobs, ", ")))

@@ -12,7 +12,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -92,7 +91,7 @@ target reports, with the target's jitter.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if next > 0 {
-				return query(cmd, &cf, func(c *httpapi.Client) ([]catalog.TargetFires, error) {
+				return query(cmd, &cf, func(c *httpapi.Client) ([]muster.TargetFires, error) {
 					return c.NextFires(cmd.Context(), args[0], next)
 				}, printFires)
 			}
@@ -107,7 +106,7 @@ target reports, with the target's jitter.`,
 	return cmd
 }
 
-func printFires(w io.Writer, targets []catalog.TargetFires) error {
+func printFires(w io.Writer, targets []muster.TargetFires) error {
 	for _, tf := range targets {
 		fmt.Fprintf(w, "%s (%s):\n", tf.Target, tf.TimeZone)
 		if len(tf.Fires) == 0 {
@@ -194,7 +193,7 @@ func newJobDeleteCmd() *cobra.Command {
 	return cmd
 }
 
-func postedSuffix(ch catalog.JobChange) string {
+func postedSuffix(ch muster.JobChange) string {
 	if len(ch.Instructions) == 0 {
 		return ""
 	}
@@ -217,7 +216,7 @@ func newJobEnableCmd(enable bool) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if ch.Action == catalog.ActionUnchanged {
+			if ch.Action == muster.ActionUnchanged {
 				fmt.Fprintf(cmd.OutOrStdout(), "job %s was already %sd\n", ch.Job, verb)
 				return nil
 			}
@@ -350,7 +349,7 @@ statement) and records the run as canceled.`,
 // waitForRuns follows the runs of a start until all are recorded finished,
 // prints each outcome, and returns the exit the runs call for: nil if all
 // succeeded, 1 if any did not, 2 if the timeout passed first.
-func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalog.StartResult, timeout time.Duration) error {
+func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res muster.StartResult, timeout time.Duration) error {
 	runs, err := awaitRuns(ctx, c, res, time.Now().Add(timeout), nil)
 	if err != nil {
 		return err
@@ -368,18 +367,15 @@ func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalo
 // awaitRuns waits until every run of a start is recorded finished, or the
 // deadline, and returns the runs by id. progress, if set, hears how many
 // are finished whenever that may have changed.
-func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
-	ids := make([]string, len(res.Runs))
-	for i, r := range res.Runs {
-		ids[i] = r.RunID
-	}
+func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
+	refs := res.Refs()
 	byID := map[string]muster.Run{}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
 			return byID, nil
 		}
-		runs, err := c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
+		runs, err := c.Runs(ctx, refs, min(left, httpapi.MaxRunWait-5*time.Second))
 		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
 			return nil, err
 		}
@@ -389,7 +385,7 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, 
 		if progress != nil {
 			progress(countDone(runs))
 		}
-		if err == nil && len(runs) == len(ids) && countDone(runs) == len(runs) {
+		if err == nil && len(runs) == len(refs) && countDone(runs) == len(runs) {
 			return byID, nil
 		}
 		if err != nil {
@@ -404,7 +400,7 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, 
 
 // report prints each finished run of a start, and returns how many did not
 // succeed and which targets are still outstanding.
-func report(w io.Writer, res catalog.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
+func report(w io.Writer, res muster.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
 	for _, s := range res.Runs {
 		r, ok := byID[s.RunID]
 		switch {

@@ -7,7 +7,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -132,7 +131,7 @@ the secret.`,
   muster operator update oncall --new-secret`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var u catalog.OperatorUpdate
+			var u httpapi.OperatorUpdate
 			fl := cmd.Flags()
 			if fl.Changed("webhook") {
 				u.Webhook = &webhook
@@ -148,7 +147,7 @@ the secret.`,
 				u.WebhookSecret = &s
 			}
 			u.NewSecret = newSecret
-			if u == (catalog.OperatorUpdate{}) {
+			if u == (httpapi.OperatorUpdate{}) {
 				return fmt.Errorf("nothing to change: give --webhook, --email, --webhook-secret-file or --new-secret")
 			}
 			c, err := cf.client()

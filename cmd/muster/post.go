@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
 )
 
 func newPostCmd() *cobra.Command {
@@ -37,7 +37,7 @@ Target operations take no job and go to every target (or those named):
 		Args:      cobra.ExactArgs(1),
 	}
 	var cf clientFlags
-	var req catalog.PostRequest
+	var req httpapi.PostRequest
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		req.Operation = muster.Operation(strings.ToUpper(args[0]))
 		if !req.Operation.Valid() {

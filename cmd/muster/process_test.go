@@ -15,7 +15,6 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agent"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
@@ -60,7 +59,7 @@ func enlist(t *testing.T, env *testenv.Env, name string) string {
 
 func applyJobs(t *testing.T, c *httpapi.Client, jobs ...muster.Job) {
 	t.Helper()
-	if _, err := c.Apply(context.Background(), catalog.ApplyRequest{Jobs: jobs}); err != nil {
+	if _, err := c.Apply(context.Background(), httpapi.ApplyRequest{Jobs: jobs}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -73,7 +72,7 @@ func shellJob(name, script string, targets ...string) muster.Job {
 }
 
 func runOf(t *testing.T, c *httpapi.Client, id string) (muster.Run, bool) {
-	runs, err := c.Runs(context.Background(), []string{id}, 0)
+	runs, err := c.Runs(context.Background(), []muster.RunRef{{RunID: id}}, 0)
 	if err != nil || len(runs) == 0 {
 		return muster.Run{}, false
 	}
@@ -92,7 +91,7 @@ func TestTargetKilledMidRun(t *testing.T) {
 	ctx := context.Background()
 	applyJobs(t, env.Client, shellJob("long", "sleep 300 & sleep 300", "web1"), shellJob("quick", "echo ok", "web1"))
 
-	var res catalog.StartResult
+	var res muster.StartResult
 	testenv.Eventually(t, 20*time.Second, "the START to be accepted", func() bool {
 		var err error
 		res, err = env.Client.StartJob(ctx, "long", httpapi.StartBody{})
@@ -297,7 +296,7 @@ func TestMasterAlsoTarget(t *testing.T) {
 		return err == nil && tg.Status == muster.StatusNormal
 	})
 	applyJobs(t, c, shellJob("local", "echo on the master", "hub"))
-	var res catalog.StartResult
+	var res muster.StartResult
 	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
 		res, err = c.StartJob(ctx, "local", httpapi.StartBody{})
 		return err == nil

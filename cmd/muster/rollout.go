@@ -14,7 +14,7 @@ import (
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
-	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -97,7 +97,7 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 		if err != nil {
 			return nil, err
 		}
-		i := slices.IndexFunc(groups, func(g catalog.Group) bool { return g.Name == f.group })
+		i := slices.IndexFunc(groups, func(g muster.Group) bool { return g.Name == f.group })
 		if i < 0 {
 			return nil, fmt.Errorf("--group: no group named %q", f.group)
 		}

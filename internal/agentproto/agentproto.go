@@ -128,6 +128,10 @@ type PollResponse struct {
 	// schedules and records STARTs as skipped, until a reply says not.
 	Paused       bool          `json:"paused"`
 	Instructions []Instruction `json:"instructions"`
+	// Masters are where every master serving the catalog is reached (each
+	// one's advertised URL), so a target can move to another when its own
+	// stops answering. An older master sends none.
+	Masters []string `json:"masters,omitempty"`
 }
 
 // Instruction is one download-list entry as delivered. Payload depends on

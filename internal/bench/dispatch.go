@@ -64,7 +64,7 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		got, at, err := WaitRuns(ctx, m.Client, []string{started.Runs[0].RunID}, time.Minute)
+		got, at, err := WaitRuns(ctx, m.Client, started.Refs()[:1], time.Minute)
 		if err != nil {
 			return nil, err
 		}

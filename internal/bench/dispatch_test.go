@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -24,7 +23,7 @@ func BenchmarkDispatch(b *testing.B) {
 	j := muster.NewJob()
 	j.Name, j.Targets = "dispatch", []string{"web1"}
 	j.Steps = []muster.Step{{Name: "main", Shell: "true"}}
-	if _, err := env.Client.Apply(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
+	if _, err := env.Client.Apply(ctx, httpapi.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
 		b.Fatal(err)
 	}
 	for b.Loop() {
@@ -33,7 +32,7 @@ func BenchmarkDispatch(b *testing.B) {
 			b.Fatal(err)
 		}
 		for {
-			runs, err := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 10*time.Second)
+			runs, err := env.Client.Runs(ctx, res.Refs()[:1], 10*time.Second)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -115,7 +115,7 @@ func fanOnce(ctx context.Context, m *Master, rec *recorder, mode, job string, n 
 		}
 		rec.mu.Unlock()
 	} else {
-		runs, at, err := WaitRuns(ctx, m.Client, ids, 10*time.Minute)
+		runs, at, err := WaitRuns(ctx, m.Client, started.Refs(), 10*time.Minute)
 		if err != nil {
 			return fanned{}, err
 		}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -114,7 +113,7 @@ func waitPollsHeld(ctx context.Context, m *Master, n int) error {
 // applyJobs applies jobs and waits until every target of every job has
 // acknowledged what that posted.
 func applyJobs(ctx context.Context, m *Master, jobs ...muster.Job) error {
-	if _, err := m.Client.Apply(ctx, catalog.ApplyRequest{Jobs: jobs}); err != nil {
+	if _, err := m.Client.Apply(ctx, httpapi.ApplyRequest{Jobs: jobs}); err != nil {
 		return err
 	}
 	return settled(ctx, m)
@@ -136,10 +135,10 @@ func shellJob(name, script string, targets []string) muster.Job {
 	return j
 }
 
-// WaitRuns waits until the master has every run in ids finished, and
+// WaitRuns waits until the master has every run named finished, and
 // returns them with the moment it knew. Each request asks the master to
 // hold its answer until they are all finished.
-func WaitRuns(ctx context.Context, c *httpapi.Client, ids []string, timeout time.Duration) ([]muster.Run, time.Time, error) {
+func WaitRuns(ctx context.Context, c *httpapi.Client, ids []muster.RunRef, timeout time.Duration) ([]muster.Run, time.Time, error) {
 	deadline := time.Now().Add(timeout)
 	const chunk = 1000 // run ids per request, to keep the query short
 	var out []muster.Run

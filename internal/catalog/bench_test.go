@@ -6,15 +6,23 @@ import (
 	"testing"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
-// The hot paths of the master's catalog, for `go test -bench`. The figures
-// of a whole fleet are `muster bench`'s; see docs/benchmarks.md.
+// The hot paths of the master's catalog, for `go test -bench`, on each
+// engine. The figures of a whole fleet are `muster bench`'s; see
+// docs/benchmarks.md.
+
+// eachEngine runs a benchmark on SQLite and on PostgreSQL.
+func eachEngine(b *testing.B, fn func(b *testing.B, e catalogtest.Engine)) {
+	for _, e := range []catalogtest.Engine{catalogtest.SQLite, catalogtest.Postgres} {
+		b.Run(e.Name, func(b *testing.B) { fn(b, e) })
+	}
+}
 
 // fleetJob enlists n targets and applies a job that runs on all of them.
-func fleetJob(b *testing.B, db *catalog.DB, n int) []catalog.TargetIdentity {
+func fleetJob(b *testing.B, db *catalog.Catalog, n int) []catalog.TargetIdentity {
 	var names []string
 	var ids []catalog.TargetIdentity
 	for i := range n {
@@ -22,7 +30,7 @@ func fleetJob(b *testing.B, db *catalog.DB, n int) []catalog.TargetIdentity {
 		ids = append(ids, enlist(b, db, name))
 		names = append(names, name)
 	}
-	if _, err := db.ApplyJobs(context.Background(), catalog.ApplyRequest{Jobs: []muster.Job{job("bench", names...)}}); err != nil {
+	if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("bench", names...)}, catalog.ApplyOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	return ids
@@ -31,9 +39,13 @@ func fleetJob(b *testing.B, db *catalog.DB, n int) []catalog.TargetIdentity {
 // Posting: a START to one target, and fanned out to many, in one
 // transaction with its idempotency key.
 func BenchmarkStartJob(b *testing.B) {
+	eachEngine(b, func(b *testing.B, e catalogtest.Engine) { benchStartJob(b, e) })
+}
+
+func benchStartJob(b *testing.B, e catalogtest.Engine) {
 	for _, n := range []int{1, 100, 1000} {
 		b.Run(fmt.Sprintf("targets=%d", n), func(b *testing.B) {
-			db, _, _ := MustOpen(b)
+			db, _, _ := MustOpen(b, e)
 			fleetJob(b, db, n)
 			ctx := context.Background()
 			i := 0
@@ -51,7 +63,11 @@ func BenchmarkStartJob(b *testing.B) {
 
 // Delivering: what a poll reads when a START is pending.
 func BenchmarkPendingInstructions(b *testing.B) {
-	db, _, _ := MustOpen(b)
+	eachEngine(b, benchPendingInstructions)
+}
+
+func benchPendingInstructions(b *testing.B, e catalogtest.Engine) {
+	db, _, _ := MustOpen(b, e)
 	t := fleetJob(b, db, 1)[0]
 	ctx := context.Background()
 	if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench"}); err != nil {
@@ -69,20 +85,24 @@ func BenchmarkPendingInstructions(b *testing.B) {
 // Recording history: one upload of a batch of finished runs, as a target
 // sends its spool.
 func BenchmarkUpsertRuns(b *testing.B) {
+	eachEngine(b, benchUpsertRuns)
+}
+
+func benchUpsertRuns(b *testing.B, e catalogtest.Engine) {
 	for _, n := range []int{1, 100, 500} {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
-			db, clk, _ := MustOpen(b)
+			db, clk, _ := MustOpen(b, e)
 			t := fleetJob(b, db, 1)[0]
 			ctx := context.Background()
 			next := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				batch := make([]agentproto.RunReport, n)
+				batch := make([]catalog.RunReport, n)
 				for i := range batch {
 					next++
 					at := clk.Now()
 					code := 0
-					batch[i] = agentproto.RunReport{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
+					batch[i] = catalog.RunReport{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
 						RunID: fmt.Sprintf("run-%09d", next), Status: muster.RunSucceeded, Trigger: "schedule:nightly",
 						StartedAt: at, FinishedAt: &at, Steps: []muster.StepAttempt{{Name: "hello", Attempt: 1,
 							Status: muster.AttemptSucceeded, ExitCode: &code, Output: "hello\n", StartedAt: at}}}}
@@ -99,7 +119,11 @@ func BenchmarkUpsertRuns(b *testing.B) {
 
 // Authenticating: the certificate lookup every agent request makes.
 func BenchmarkAuthenticateTarget(b *testing.B) {
-	db, _, _ := MustOpen(b)
+	eachEngine(b, benchAuthenticateTarget)
+}
+
+func benchAuthenticateTarget(b *testing.B, e catalogtest.Engine) {
+	db, _, _ := MustOpen(b, e)
 	fleetJob(b, db, 1)
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -2,7 +2,6 @@ package catalog_test
 
 import (
 	"context"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -10,8 +9,8 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
 // clock is a settable clock for tests.
@@ -23,14 +22,14 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
-// MustOpen opens a catalog in a temp dir with a pinned clock and records
-// every commit's woken targets.
-func MustOpen(tb testing.TB) (*catalog.DB, *clock, *[]catalog.Commit) {
+// MustOpen opens a new catalog on an engine with a pinned clock and
+// records every commit's woken targets.
+func MustOpen(tb testing.TB, e catalogtest.Engine) (*catalog.Catalog, *clock, *[]catalog.Commit) {
 	tb.Helper()
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var mu sync.Mutex
 	commits := &[]catalog.Commit{}
-	db, err := catalog.Open(context.Background(), filepath.Join(tb.TempDir(), "catalog.db"), catalog.Options{
+	db, err := catalog.Open(context.Background(), e.Open(tb), catalog.Options{
 		Now: clk.Now,
 		OnCommit: func(c catalog.Commit) {
 			mu.Lock()
@@ -46,7 +45,7 @@ func MustOpen(tb testing.TB) (*catalog.DB, *clock, *[]catalog.Commit) {
 }
 
 // enlist creates a token and enlists a target with it.
-func enlist(tb testing.TB, db *catalog.DB, name string) catalog.TargetIdentity {
+func enlist(tb testing.TB, db *catalog.Catalog, name string) catalog.TargetIdentity {
 	tb.Helper()
 	ctx := context.Background()
 	if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, 15*time.Minute, "test"); err != nil {
@@ -70,7 +69,7 @@ func job(name string, targets ...string) muster.Job {
 	return j
 }
 
-func ops(ins []agentproto.Instruction) []string {
+func ops(ins []catalog.InstructionRow) []string {
 	var out []string
 	for _, in := range ins {
 		out = append(out, string(in.Operation)+" "+in.Job)
@@ -79,264 +78,274 @@ func ops(ins []agentproto.Instruction) []string {
 }
 
 func TestEnlistToken(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	sign := func(uid string) (catalog.IssuedCert, error) {
-		return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
-	}
-	if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, "test"); err != nil {
-		t.Fatal(err)
-	}
-	t.Run("name bound", func(t *testing.T) {
-		_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web2", UID: "u0"}, sign)
-		if got := muster.ErrorCode(err); got != muster.EFORBIDDEN {
-			t.Fatalf("got %q (%v), want forbidden", got, err)
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		sign := func(uid string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
 		}
-	})
-	t.Run("unknown", func(t *testing.T) {
-		_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "nope", Name: "web1", UID: "u0"}, sign)
-		if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
-			t.Fatalf("got %q, want unauthorized", got)
-		}
-	})
-	t.Run("single use", func(t *testing.T) {
-		if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web1", UID: "u1"}, sign); err != nil {
+		if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, "test"); err != nil {
 			t.Fatal(err)
 		}
-		_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web1", UID: "u2"}, sign)
-		if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
-			t.Fatalf("got %q, want unauthorized", got)
-		}
-	})
-	t.Run("name taken", func(t *testing.T) {
-		if _, err := db.CreateEnlistToken(ctx, "h2", "web1", 15*time.Minute, "test"); err != nil {
-			t.Fatal(err)
-		}
-		_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h2", Name: "web1", UID: "u3"}, sign)
-		if got := muster.ErrorCode(err); got != muster.ECONFLICT {
-			t.Fatalf("got %q, want conflict", got)
-		}
-	})
-	t.Run("expired", func(t *testing.T) {
-		if _, err := db.CreateEnlistToken(ctx, "h3", "web3", 15*time.Minute, "test"); err != nil {
-			t.Fatal(err)
-		}
-		clk.Add(16 * time.Minute)
-		_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h3", Name: "web3", UID: "u4"}, sign)
-		if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
-			t.Fatalf("got %q, want unauthorized", got)
-		}
+		t.Run("name bound", func(t *testing.T) {
+			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web2", UID: "u0"}, sign)
+			if got := muster.ErrorCode(err); got != muster.EFORBIDDEN {
+				t.Fatalf("got %q (%v), want forbidden", got, err)
+			}
+		})
+		t.Run("unknown", func(t *testing.T) {
+			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "nope", Name: "web1", UID: "u0"}, sign)
+			if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
+				t.Fatalf("got %q, want unauthorized", got)
+			}
+		})
+		t.Run("single use", func(t *testing.T) {
+			if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web1", UID: "u1"}, sign); err != nil {
+				t.Fatal(err)
+			}
+			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h1", Name: "web1", UID: "u2"}, sign)
+			if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
+				t.Fatalf("got %q, want unauthorized", got)
+			}
+		})
+		t.Run("name taken", func(t *testing.T) {
+			if _, err := db.CreateEnlistToken(ctx, "h2", "web1", 15*time.Minute, "test"); err != nil {
+				t.Fatal(err)
+			}
+			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h2", Name: "web1", UID: "u3"}, sign)
+			if got := muster.ErrorCode(err); got != muster.ECONFLICT {
+				t.Fatalf("got %q, want conflict", got)
+			}
+		})
+		t.Run("expired", func(t *testing.T) {
+			if _, err := db.CreateEnlistToken(ctx, "h3", "web3", 15*time.Minute, "test"); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(16 * time.Minute)
+			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h3", Name: "web3", UID: "u4"}, sign)
+			if got := muster.ErrorCode(err); got != muster.EUNAUTHORIZED {
+				t.Fatalf("got %q, want unauthorized", got)
+			}
+		})
 	})
 }
 
 func TestApplyPostsInstructions(t *testing.T) {
-	ctx := context.Background()
-	db, _, commits := MustOpen(t)
-	web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, commits := MustOpen(t, eng)
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
 
-	res, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("a", "web1", "web2"), job("b", "web1")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Posted != 3 {
-		t.Errorf("posted %d, want 3", res.Posted)
-	}
-	got, _ := db.PendingInstructions(ctx, web1.ID, 0)
-	if want := []string{"INSERT a", "INSERT b"}; !slices.Equal(ops(got), want) {
-		t.Errorf("web1 got %v, want %v", ops(got), want)
-	}
-	if got[0].Seq != 1 || got[1].Seq != 2 {
-		t.Errorf("sequence numbers %d, %d; want 1, 2 (per target)", got[0].Seq, got[1].Seq)
-	}
-	last := (*commits)[len(*commits)-1]
-	slices.Sort(last.Targets)
-	if !slices.Equal(last.Targets, []int64{web1.ID, web2.ID}) {
-		t.Errorf("woke %v, want both targets", last.Targets)
-	}
+		res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Posted != 3 {
+			t.Errorf("posted %d, want 3", res.Posted)
+		}
+		got, _ := db.PendingInstructions(ctx, web1.ID, 0)
+		if want := []string{"INSERT a", "INSERT b"}; !slices.Equal(ops(got), want) {
+			t.Errorf("web1 got %v, want %v", ops(got), want)
+		}
+		if got[0].Seq != 1 || got[1].Seq != 2 {
+			t.Errorf("sequence numbers %d, %d; want 1, 2 (per target)", got[0].Seq, got[1].Seq)
+		}
+		last := (*commits)[len(*commits)-1]
+		slices.Sort(last.Targets)
+		if !slices.Equal(last.Targets, []int64{web1.ID, web2.ID}) {
+			t.Errorf("woke %v, want both targets", last.Targets)
+		}
 
-	t.Run("unchanged posts nothing", func(t *testing.T) {
-		res, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("a", "web1", "web2"), job("b", "web1")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if res.Posted != 0 || res.Changes[0].Action != catalog.ActionUnchanged {
-			t.Errorf("got %+v, want nothing posted", res)
-		}
-	})
-	t.Run("header change is an UPDATE, target removal a DELETE", func(t *testing.T) {
-		a := job("a", "web1")
-		a.Description = "new words"
-		res, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{a, job("b", "web1")}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if want := []string{"UPDATE web1", "DELETE web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
-			t.Errorf("got %v, want %v", res.Changes[0].Instructions, want)
-		}
-		if res.Changes[0].Version != 2 {
-			t.Errorf("version %d, want 2", res.Changes[0].Version)
-		}
-	})
-	t.Run("unknown target is named and nothing changes", func(t *testing.T) {
-		before, _ := db.FindInstructions(ctx, catalog.InstructionFilter{})
-		_, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("c", "web1"), job("d", "db9")}})
-		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), `"db9"`) {
-			t.Fatalf("got %v, want an error naming db9", err)
-		}
-		after, _ := db.FindInstructions(ctx, catalog.InstructionFilter{})
-		if len(before) != len(after) {
-			t.Errorf("instructions went from %d to %d after a rejected apply", len(before), len(after))
-		}
-		if _, err := db.FindJob(ctx, "c"); muster.ErrorCode(err) != muster.ENOTFOUND {
-			t.Errorf("job c exists after a rejected apply: %v", err)
-		}
-	})
-	t.Run("dry run commits nothing", func(t *testing.T) {
-		res, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("e", "web1")}, Prune: true, DryRun: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(res.Changes) != 3 || res.Changes[1].Action != catalog.ActionDelete {
-			t.Errorf("got %+v, want create e and delete a, b", res.Changes)
-		}
-		jobs, _ := db.FindJobs(ctx)
-		if len(jobs) != 2 {
-			t.Errorf("%d jobs after a dry run, want 2", len(jobs))
-		}
+		t.Run("unchanged posts nothing", func(t *testing.T) {
+			res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Posted != 0 || res.Changes[0].Action != muster.ActionUnchanged {
+				t.Errorf("got %+v, want nothing posted", res)
+			}
+		})
+		t.Run("header change is an UPDATE, target removal a DELETE", func(t *testing.T) {
+			a := job("a", "web1")
+			a.Description = "new words"
+			res, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want := []string{"UPDATE web1", "DELETE web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
+				t.Errorf("got %v, want %v", res.Changes[0].Instructions, want)
+			}
+			if res.Changes[0].Version != 2 {
+				t.Errorf("version %d, want 2", res.Changes[0].Version)
+			}
+		})
+		t.Run("unknown target is named and nothing changes", func(t *testing.T) {
+			before, _ := db.FindInstructions(ctx, catalog.InstructionFilter{})
+			_, err := db.ApplyJobs(ctx, []muster.Job{job("c", "web1"), job("d", "db9")}, catalog.ApplyOptions{})
+			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), `"db9"`) {
+				t.Fatalf("got %v, want an error naming db9", err)
+			}
+			after, _ := db.FindInstructions(ctx, catalog.InstructionFilter{})
+			if len(before) != len(after) {
+				t.Errorf("instructions went from %d to %d after a rejected apply", len(before), len(after))
+			}
+			if _, err := db.FindJob(ctx, "c"); muster.ErrorCode(err) != muster.ENOTFOUND {
+				t.Errorf("job c exists after a rejected apply: %v", err)
+			}
+		})
+		t.Run("dry run commits nothing", func(t *testing.T) {
+			res, err := db.ApplyJobs(ctx, []muster.Job{job("e", "web1")}, catalog.ApplyOptions{Prune: true, DryRun: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Changes) != 3 || res.Changes[1].Action != muster.ActionDelete {
+				t.Errorf("got %+v, want create e and delete a, b", res.Changes)
+			}
+			jobs, _ := db.FindJobs(ctx)
+			if len(jobs) != 2 {
+				t.Errorf("%d jobs after a dry run, want 2", len(jobs))
+			}
+		})
 	})
 }
 
 func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("a", "web1"), job("b", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.Ack(ctx, web1.ID, []agentproto.Ack{{Seq: 1, OK: false, Error: "proxy not found"}, {Seq: 2, OK: true}}); err != nil {
-		t.Fatal(err)
-	}
-	status := func() muster.Target {
-		tg, err := db.FindTarget(ctx, "web1")
-		if err != nil {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1")}, catalog.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		return tg
-	}
-	if tg := status(); tg.Status != muster.StatusBlocked || tg.BlockingInstructions != 1 {
-		t.Fatalf("status %q with %d blocking, want blocked with 1", tg.Status, tg.BlockingInstructions)
-	}
-	// A newer INSERT of the failed job supersedes the failure.
-	a := job("a", "web1")
-	a.Steps[0].Shell = "echo fixed"
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{a, job("b", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	if tg := status(); tg.Status != muster.StatusNormal {
-		t.Fatalf("status %q, want normal after the INSERT superseded the failure", tg.Status)
-	}
-	list, _ := db.FindInstructions(ctx, catalog.InstructionFilter{Job: "a"})
-	if list[0].Status != muster.InstructionSuperseded || list[0].Error != "proxy not found" {
-		t.Errorf("first instruction %+v, want superseded with its error kept", list[0])
-	}
+		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 1, Status: muster.InstructionFailed, Error: "proxy not found"}, {Seq: 2, Status: muster.InstructionDownloaded}}); err != nil {
+			t.Fatal(err)
+		}
+		status := func() muster.Target {
+			tg, err := db.FindTarget(ctx, "web1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return tg
+		}
+		if tg := status(); tg.Status != muster.StatusBlocked || tg.BlockingInstructions != 1 {
+			t.Fatalf("status %q with %d blocking, want blocked with 1", tg.Status, tg.BlockingInstructions)
+		}
+		// A newer INSERT of the failed job supersedes the failure.
+		a := job("a", "web1")
+		a.Steps[0].Shell = "echo fixed"
+		if _, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if tg := status(); tg.Status != muster.StatusNormal {
+			t.Fatalf("status %q, want normal after the INSERT superseded the failure", tg.Status)
+		}
+		list, _ := db.FindInstructions(ctx, catalog.InstructionFilter{Job: "a"})
+		if list[0].Status != muster.InstructionSuperseded || list[0].Error != "proxy not found" {
+			t.Errorf("first instruction %+v, want superseded with its error kept", list[0])
+		}
 
-	t.Run("retry reposts and clears", func(t *testing.T) {
-		if err := db.Ack(ctx, web1.ID, []agentproto.Ack{{Seq: 3, OK: false, Error: "still broken"}}); err != nil {
-			t.Fatal(err)
-		}
-		in, err := db.RetryInstruction(ctx, "", 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.Seq != 4 || in.Operation != muster.OpInsert {
-			t.Errorf("reposted %+v, want INSERT seq 4", in)
-		}
-		if tg := status(); tg.Status != muster.StatusNormal {
-			t.Errorf("status %q after retry, want normal", tg.Status)
-		}
-	})
-	t.Run("delete clears", func(t *testing.T) {
-		if err := db.Ack(ctx, web1.ID, []agentproto.Ack{{Seq: 4, OK: false, Error: "again"}}); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.DeleteInstruction(ctx, "web1", 4); err != nil {
-			t.Fatal(err)
-		}
-		if tg := status(); tg.Status != muster.StatusNormal {
-			t.Errorf("status %q after delete, want normal", tg.Status)
-		}
-		if err := db.DeleteInstruction(ctx, "web1", 4); muster.ErrorCode(err) != muster.EPRECONDITION {
-			t.Errorf("deleting twice: %v, want a precondition error", err)
-		}
+		t.Run("retry reposts and clears", func(t *testing.T) {
+			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 3, Status: muster.InstructionFailed, Error: "still broken"}}); err != nil {
+				t.Fatal(err)
+			}
+			in, err := db.RetryInstruction(ctx, "", 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if in.Seq != 4 || in.Operation != muster.OpInsert {
+				t.Errorf("reposted %+v, want INSERT seq 4", in)
+			}
+			if tg := status(); tg.Status != muster.StatusNormal {
+				t.Errorf("status %q after retry, want normal", tg.Status)
+			}
+		})
+		t.Run("delete clears", func(t *testing.T) {
+			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 4, Status: muster.InstructionFailed, Error: "again"}}); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.DeleteInstruction(ctx, "web1", 4); err != nil {
+				t.Fatal(err)
+			}
+			if tg := status(); tg.Status != muster.StatusNormal {
+				t.Errorf("status %q after delete, want normal", tg.Status)
+			}
+			if err := db.DeleteInstruction(ctx, "web1", 4); muster.ErrorCode(err) != muster.EPRECONDITION {
+				t.Errorf("deleting twice: %v, want a precondition error", err)
+			}
+		})
 	})
 }
 
 func TestStartIdempotency(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	enlist(t, db, "web1")
-	enlist(t, db, "web2")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("a", "web1", "web2")}}); err != nil {
-		t.Fatal(err)
-	}
-	first, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(first.Runs) != 2 || first.Replayed {
-		t.Fatalf("got %+v, want two fresh runs", first)
-	}
-	again, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !again.Replayed || again.Runs[0].RunID != first.Runs[0].RunID {
-		t.Errorf("got %+v, want the first result replayed", again)
-	}
-	starts, _ := db.FindInstructions(ctx, catalog.InstructionFilter{Operation: muster.OpStart})
-	if len(starts) != 2 {
-		t.Errorf("%d STARTs posted, want 2", len(starts))
-	}
-	_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"})
-	if muster.ErrorCode(err) != muster.ECONFLICT {
-		t.Errorf("reused key with another request: %v, want conflict", err)
-	}
-	_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"db1"}})
-	if muster.ErrorCode(err) != muster.EINVALID {
-		t.Errorf("start on a target the job does not run on: %v, want invalid", err)
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		first, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(first.Runs) != 2 || first.Replayed {
+			t.Fatalf("got %+v, want two fresh runs", first)
+		}
+		again, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !again.Replayed || again.Runs[0].RunID != first.Runs[0].RunID {
+			t.Errorf("got %+v, want the first result replayed", again)
+		}
+		starts, _ := db.FindInstructions(ctx, catalog.InstructionFilter{Operation: muster.OpStart})
+		if len(starts) != 2 {
+			t.Errorf("%d STARTs posted, want 2", len(starts))
+		}
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"})
+		if muster.ErrorCode(err) != muster.ECONFLICT {
+			t.Errorf("reused key with another request: %v, want conflict", err)
+		}
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"db1"}})
+		if muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("start on a target the job does not run on: %v, want invalid", err)
+		}
+	})
 }
 
 func TestUpsertRunsRevisionGuard(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	web2 := enlist(t, db, "web2")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("a", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	run := func(rev int64, status muster.RunStatus) agentproto.RunReport {
-		return agentproto.RunReport{Revision: rev, Run: muster.Run{Job: "a", RunID: "r1", Status: status, Trigger: "operator", StartedAt: clk.Now()}}
-	}
-	res, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{run(2, muster.RunSucceeded), run(1, muster.RunRunning),
-		{Revision: 1, Run: muster.Run{Job: "a", RunID: "bad", Status: "exploded", StartedAt: clk.Now()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !res[0].OK || !res[1].OK || res[2].OK {
-		t.Errorf("results %+v, want ok, ok (stale), error", res)
-	}
-	runs, _ := db.FindRuns(ctx, catalog.RunFilter{Job: "a"})
-	if len(runs) != 1 || runs[0].Status != muster.RunSucceeded {
-		t.Fatalf("runs %+v, want one succeeded run (the stale revision ignored)", runs)
-	}
-	j, _ := db.FindJob(ctx, "a")
-	if j.Outcomes[0].LastStatus != muster.RunSucceeded {
-		t.Errorf("last outcome %q, want succeeded", j.Outcomes[0].LastStatus)
-	}
-	// web2 was never sent job a: its upload is refused, per run.
-	res, _ = db.UpsertRuns(ctx, web2, []agentproto.RunReport{run(1, muster.RunSucceeded)})
-	if res[0].OK {
-		t.Errorf("a target uploaded a run of a job it was never sent")
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		web2 := enlist(t, db, "web2")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		run := func(rev int64, status muster.RunStatus) catalog.RunReport {
+			return catalog.RunReport{Revision: rev, Run: muster.Run{Job: "a", RunID: "r1", Status: status, Trigger: "operator", StartedAt: clk.Now()}}
+		}
+		res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{run(2, muster.RunSucceeded), run(1, muster.RunRunning),
+			{Revision: 1, Run: muster.Run{Job: "a", RunID: "bad", Status: "exploded", StartedAt: clk.Now()}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !res[0].OK || !res[1].OK || res[2].OK {
+			t.Errorf("results %+v, want ok, ok (stale), error", res)
+		}
+		runs, _ := db.FindRuns(ctx, catalog.RunFilter{Job: "a"})
+		if len(runs) != 1 || runs[0].Status != muster.RunSucceeded {
+			t.Fatalf("runs %+v, want one succeeded run (the stale revision ignored)", runs)
+		}
+		j, _ := db.FindJob(ctx, "a")
+		if j.Outcomes[0].LastStatus != muster.RunSucceeded {
+			t.Errorf("last outcome %q, want succeeded", j.Outcomes[0].LastStatus)
+		}
+		// web2 was never sent job a: its upload is refused, per run.
+		res, _ = db.UpsertRuns(ctx, web2, []catalog.RunReport{run(1, muster.RunSucceeded)})
+		if res[0].OK {
+			t.Errorf("a target uploaded a run of a job it was never sent")
+		}
+	})
 }

@@ -2,7 +2,6 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
@@ -12,30 +11,6 @@ import (
 // dispatchBatch is how many events one DispatchEvents matches.
 const dispatchBatch = 500
 
-// alertRoute is an alert with one of the operators it notifies.
-type alertRoute struct {
-	alert   muster.Alert
-	opID    int64
-	opName  string
-	webhook string
-	email   string
-	// changedAfter is the last event waiting to be matched when the
-	// alert was last enabled or disabled; 0 once all those are matched.
-	changedAfter int64
-}
-
-// enabledFor reports whether the alert was enabled when e was raised: as
-// it is now for an event raised since it was last enabled or disabled, as
-// it was before for one raised earlier but matched only now. (An alert
-// turned off and on again before the events raised in between are matched
-// counts them as raised while it was off.)
-func (r alertRoute) enabledFor(e muster.Event) bool {
-	if e.ID > r.changedAfter {
-		return r.alert.Enabled
-	}
-	return !r.alert.Enabled
-}
-
 // DispatchEvents matches events not yet dispatched, oldest first, against
 // the alerts, and records a pending delivery for each (alert, operator,
 // channel) they call for, in one transaction with marking the events
@@ -43,114 +18,79 @@ func (r alertRoute) enabledFor(e muster.Event) bool {
 // "none" channel, so the history shows the alert fired. It returns how many
 // events it dispatched (at most a batch; call again while it returns a full
 // one) and how many deliveries it created. newID makes each delivery's id.
-func (db *DB) DispatchEvents(ctx context.Context, newID func() string) (events, deliveries int, err error) {
-	var waiting bool
-	if err := db.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dispatched = 0)`).Scan(&waiting); err != nil || !waiting {
+func (c *Catalog) DispatchEvents(ctx context.Context, newID func() string) (events, deliveries int, err error) {
+	if waiting, err := c.store.UndispatchedEvents(ctx, 1); err != nil || len(waiting) == 0 {
 		return 0, 0, err
 	}
-	err = db.update(ctx, func(tx *tx) error {
+	err = c.update(ctx, func(tx *tx) error {
 		events, deliveries = 0, 0
-		routes, err := tx.alertRoutes()
+		routes, err := tx.AlertRoutes(ctx)
 		if err != nil {
 			return err
 		}
-		rows, err := tx.Query(`SELECT `+eventColumns+` FROM events e WHERE e.dispatched = 0 ORDER BY e.id LIMIT ?`, dispatchBatch)
-		if err != nil {
+		batch, err := tx.UndispatchedEvents(ctx, dispatchBatch)
+		if err != nil || len(batch) == 0 {
 			return err
 		}
-		var batch []muster.Event
-		for rows.Next() {
-			e, err := scanEvent(rows)
-			if err != nil {
-				rows.Close()
-				return err
-			}
-			batch = append(batch, e)
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil || len(batch) == 0 {
-			return err
-		}
-		insert, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (uid, event_id, alert_name, operator_id, operator_name, channel, address,
-				status, last_error, created_at, next_attempt_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`)
-		if err != nil {
-			return err
-		}
-		defer insert.Close()
 		for _, e := range batch {
 			for _, r := range routes {
-				if !r.enabledFor(e) || !r.alert.Matches(e) {
+				if !enabledFor(r, e) || !r.Alert.Matches(e) {
 					continue
 				}
 				for _, ch := range channels(r) {
-					status, lastErr, next := muster.DeliveryPending, "", sql.NullInt64{Int64: ms(tx.now), Valid: true}
+					d := DeliveryRow{UID: newID(), EventID: e.ID, Alert: r.Alert.Name, OperatorID: r.OpID, Operator: r.OpName,
+						Channel: ch.name, Address: ch.address, Status: muster.DeliveryPending, CreatedAt: tx.now}
 					if ch.name == muster.ChannelNone {
-						status, next = muster.DeliveryFailed, sql.NullInt64{}
-						lastErr = fmt.Sprintf("operator %s has no webhook or e-mail address; set one with `muster operator update %s --webhook URL`", r.opName, r.opName)
+						d.Status = muster.DeliveryFailed
+						d.LastError = fmt.Sprintf("operator %s has no webhook or e-mail address; set one with `muster operator update %s --webhook URL`", r.OpName, r.OpName)
+					} else {
+						now := tx.now
+						d.NextAttempt = &now
 					}
-					res, err := insert.ExecContext(ctx, newID(), e.ID, r.alert.Name, r.opID, r.opName, ch.name, ch.address,
-						string(status), lastErr, ms(tx.now), next)
+					created, err := tx.InsertDelivery(ctx, d)
 					if err != nil {
 						return err
 					}
-					if n, _ := res.RowsAffected(); n > 0 {
+					if created {
 						deliveries++
 					}
 				}
 			}
 		}
 		events = len(batch)
-		last := batch[len(batch)-1].ID
-		if _, err := tx.Exec(`UPDATE events SET dispatched = 1 WHERE dispatched = 0 AND id <= ?`, last); err != nil {
-			return err
-		}
-		// Every event raised before those changes is matched now.
-		_, err = tx.Exec(`UPDATE alerts SET changed_after_event = 0 WHERE changed_after_event BETWEEN 1 AND ?`, last)
-		return err
+		// Every event raised before the alert changes is matched now.
+		return tx.MarkDispatched(ctx, batch[len(batch)-1].ID)
 	})
 	return events, deliveries, err
+}
+
+// enabledFor reports whether the alert was enabled when e was raised: as
+// it is now for an event raised since it was last enabled or disabled, as
+// it was before for one raised earlier but matched only now. (An alert
+// turned off and on again before the events raised in between are matched
+// counts them as raised while it was off.)
+func enabledFor(r AlertRoute, e muster.Event) bool {
+	if e.ID > r.ChangedAfter {
+		return r.Alert.Enabled
+	}
+	return !r.Alert.Enabled
 }
 
 type channel struct{ name, address string }
 
 // channels lists where a route's operator is notified.
-func channels(r alertRoute) []channel {
+func channels(r AlertRoute) []channel {
 	var out []channel
-	if r.webhook != "" {
-		out = append(out, channel{muster.ChannelWebhook, r.webhook})
+	if r.Webhook != "" {
+		out = append(out, channel{muster.ChannelWebhook, r.Webhook})
 	}
-	if r.email != "" {
-		out = append(out, channel{muster.ChannelEmail, r.email})
+	if r.Email != "" {
+		out = append(out, channel{muster.ChannelEmail, r.Email})
 	}
 	if len(out) == 0 {
 		out = append(out, channel{muster.ChannelNone, ""})
 	}
 	return out
-}
-
-// alertRoutes returns every (alert, operator) pair.
-func (tx *tx) alertRoutes() ([]alertRoute, error) {
-	rows, err := tx.Query(`SELECT a.name, a.event, a.job_name, a.target_name, a.min_severity, a.window_ms, a.enabled, a.changed_after_event,
-			o.id, o.name, o.webhook_url, o.email
-		FROM alerts a JOIN alert_operators ao ON ao.alert_id = a.id JOIN operators o ON o.id = ao.operator_id
-		ORDER BY a.name, ao.position`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var routes []alertRoute
-	for rows.Next() {
-		var r alertRoute
-		var window int64
-		if err := rows.Scan(&r.alert.Name, &r.alert.Event, &r.alert.Job, &r.alert.Target, &r.alert.MinSeverity, &window,
-			&r.alert.Enabled, &r.changedAfter, &r.opID, &r.opName, &r.webhook, &r.email); err != nil {
-			return nil, err
-		}
-		r.alert.Window = muster.Duration(time.Duration(window) * time.Millisecond)
-		routes = append(routes, r)
-	}
-	return routes, rows.Err()
 }
 
 // PendingDelivery is a delivery due for an attempt, with what sending it
@@ -161,42 +101,16 @@ type PendingDelivery struct {
 	Secret string
 }
 
-// deliveryColumns are the columns scanDelivery reads: an event (e), then a
-// delivery (d).
-const deliveryColumns = eventColumns + `, d.uid, d.alert_name, d.operator_name, d.channel, d.address, d.status, d.attempts, d.last_error,
-	d.created_at, d.next_attempt_at, d.delivered_at`
-
-func scanDelivery(row scanner, more ...any) (muster.Delivery, error) {
-	var d muster.Delivery
-	var created int64
-	var next, delivered sql.NullInt64
-	e, err := scanEvent(row, append([]any{&d.ID, &d.Alert, &d.Operator, &d.Channel, &d.Address, &d.Status, &d.Attempts, &d.LastError,
-		&created, &next, &delivered}, more...)...)
-	d.Event, d.CreatedAt, d.NextAttemptAt, d.DeliveredAt = e, fromMS(created), fromNullMS(next), fromNullMS(delivered)
-	return d, err
-}
-
 // DueDeliveries returns up to limit pending deliveries whose next attempt
 // is due, the earliest first.
-func (db *DB) DueDeliveries(ctx context.Context, limit int) ([]PendingDelivery, error) {
-	return queryAll(ctx, db, selectQuery{sql: `SELECT ` + deliveryColumns + `, COALESCE(o.webhook_secret, '')
-		FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN operators o ON o.id = d.operator_id
-		WHERE d.status = 'pending' AND d.next_attempt_at <= ? ORDER BY d.next_attempt_at, d.id LIMIT ?`, args: []any{ms(db.opts.Now()), limit}},
-		func(row scanner) (p PendingDelivery, err error) {
-			p.Delivery, err = scanDelivery(row, &p.Secret)
-			return p, err
-		})
+func (c *Catalog) DueDeliveries(ctx context.Context, limit int) ([]PendingDelivery, error) {
+	return c.store.DueDeliveries(ctx, c.opts.Now(), limit)
 }
 
 // NextDeliveryAt returns when the earliest pending delivery is due, or ok
 // false when none is pending.
-func (db *DB) NextDeliveryAt(ctx context.Context) (at time.Time, ok bool, err error) {
-	var next sql.NullInt64
-	err = db.read.QueryRowContext(ctx, `SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&next)
-	if err != nil || !next.Valid {
-		return at, false, err
-	}
-	return fromMS(next.Int64), true, nil
+func (c *Catalog) NextDeliveryAt(ctx context.Context) (at time.Time, ok bool, err error) {
+	return c.store.NextDeliveryAt(ctx)
 }
 
 // DeliveryAttempt is the outcome of one attempt to send a delivery.
@@ -209,22 +123,21 @@ type DeliveryAttempt struct {
 }
 
 // RecordDeliveryAttempt records an attempt at the pending delivery id.
-func (db *DB) RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error {
-	return db.update(ctx, func(tx *tx) error {
+func (c *Catalog) RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error {
+	return c.update(ctx, func(tx *tx) error {
 		status, lastErr := muster.DeliveryDelivered, ""
-		var next, delivered sql.NullInt64
+		var next, delivered *time.Time
 		switch {
 		case a.Err == nil:
-			delivered = sql.NullInt64{Int64: ms(tx.now), Valid: true}
+			now := tx.now
+			delivered = &now
 		case a.RetryAt.IsZero():
 			status, lastErr = muster.DeliveryFailed, muster.TruncateMessage(a.Err.Error())
 		default:
 			status, lastErr = muster.DeliveryPending, muster.TruncateMessage(a.Err.Error())
-			next = sql.NullInt64{Int64: ms(a.RetryAt), Valid: true}
+			next = &a.RetryAt
 		}
-		_, err := tx.Exec(`UPDATE deliveries SET attempts = attempts + 1, status = ?, last_error = ?, next_attempt_at = ?, delivered_at = ?
-			WHERE uid = ? AND status = 'pending'`, string(status), lastErr, next, delivered, id)
-		return err
+		return tx.RecordDeliveryAttempt(ctx, id, status, lastErr, next, delivered)
 	})
 }
 
@@ -238,11 +151,6 @@ type DeliveryFilter struct {
 
 // FindDeliveries returns deliveries with their events, newest first: the
 // alert history.
-func (db *DB) FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error) {
-	q := selectQuery{sql: `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events e ON e.id = d.event_id WHERE 1 = 1`}
-	q.eq("d.alert_name", f.Alert)
-	q.eq("d.operator_name", f.Operator)
-	q.eq("d.status", string(f.Status))
-	q.newest("d.id", f.Limit)
-	return queryAll(ctx, db, q, func(row scanner) (muster.Delivery, error) { return scanDelivery(row) })
+func (c *Catalog) FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error) {
+	return c.store.FindDeliveries(ctx, f)
 }

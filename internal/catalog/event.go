@@ -2,12 +2,10 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 )
 
 // Events are an outbox: each is written in the transaction that records its
@@ -23,16 +21,12 @@ func (tx *tx) raise(key string, e muster.Event) (bool, error) {
 	if e.At.IsZero() {
 		e.At = tx.now
 	}
-	res, err := tx.Exec(`INSERT INTO events (name, severity, source, target_name, job_name, run_id, message, at, window_ms,
-			raised_at, dedupe_key)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING`,
-		string(e.Name), int(e.Severity), e.Source, e.Target, e.Job, e.RunID, muster.TruncateMessage(e.Message), ms(e.At),
-		e.Window.Std().Milliseconds(), ms(tx.now), key)
-	if err != nil {
-		return false, err
+	e.Message = muster.TruncateMessage(e.Message)
+	ok, err := tx.RaiseEvent(tx.ctx, key, e, tx.now)
+	if ok {
+		tx.c.Events = true
 	}
-	n, err := res.RowsAffected()
-	return n > 0, err
+	return ok, err
 }
 
 // runEvents raises the events a stored run report implies, in the upload's
@@ -90,14 +84,32 @@ func runEnd(r muster.Run) time.Time {
 // MaxEventsPerForward bounds the events one forward carries.
 const MaxEventsPerForward = 1000
 
+// TargetEvent is an event a target forwards, with the id it gave it.
+type TargetEvent struct {
+	ID       int64
+	Name     muster.EventName
+	Severity muster.Severity
+	Job      string
+	RunID    string
+	Message  string
+	At       time.Time
+}
+
+// EventResult is the answer for one forwarded event.
+type EventResult struct {
+	ID    int64
+	OK    bool
+	Error string
+}
+
 // RecordTargetEvents records events a target forwarded. Each is kept once
 // per (enlistment, target's id), so a repeated forward changes nothing. The
 // answer is per event: one the master refuses is refused on its own.
-func (db *DB) RecordTargetEvents(ctx context.Context, target TargetIdentity, events []agentproto.Event) ([]agentproto.EventResult, error) {
-	results := make([]agentproto.EventResult, len(events))
-	err := db.update(ctx, func(tx *tx) error {
+func (c *Catalog) RecordTargetEvents(ctx context.Context, target TargetIdentity, events []TargetEvent) ([]EventResult, error) {
+	results := make([]EventResult, len(events))
+	err := c.update(ctx, func(tx *tx) error {
 		for i, e := range events {
-			results[i].ID = e.ID
+			results[i] = EventResult{ID: e.ID}
 			if msg := checkTargetEvent(e); msg != "" {
 				results[i].Error = msg
 				continue
@@ -105,7 +117,7 @@ func (db *DB) RecordTargetEvents(ctx context.Context, target TargetIdentity, eve
 			// A target names only jobs it was sent; the severity is the
 			// event's own, not what the target says.
 			if e.Job != "" {
-				sent, err := tx.wasSent(target.ID, e.Job)
+				sent, err := tx.WasSent(ctx, target.ID, e.Job)
 				if err != nil {
 					return err
 				}
@@ -128,7 +140,7 @@ func (db *DB) RecordTargetEvents(ctx context.Context, target TargetIdentity, eve
 }
 
 // checkTargetEvent returns why a forwarded event cannot be stored, or "".
-func checkTargetEvent(e agentproto.Event) string {
+func checkTargetEvent(e TargetEvent) string {
 	switch {
 	case e.ID < 1:
 		return "id: must be 1 or more"
@@ -158,27 +170,8 @@ type EventFilter struct {
 }
 
 // FindEvents returns events, newest first.
-func (db *DB) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error) {
-	q := selectQuery{sql: `SELECT ` + eventColumns + ` FROM events e WHERE e.severity >= ?`, args: []any{int(f.MinSeverity)}}
-	q.eq("e.name", string(f.Event))
-	q.eq("e.target_name", f.Target)
-	q.eq("e.job_name", f.Job)
-	q.newest("e.id", f.Limit)
-	return queryAll(ctx, db, q, func(row scanner) (muster.Event, error) { return scanEvent(row) })
-}
-
-// eventColumns are the columns scanEvent reads, of events aliased e.
-const eventColumns = `e.id, e.name, e.severity, e.source, e.target_name, e.job_name, e.run_id, e.message, e.at, e.window_ms`
-
-func scanEvent(row scanner, more ...any) (muster.Event, error) {
-	var e muster.Event
-	var at, window int64
-	dest := append([]any{&e.ID, &e.Name, &e.Severity, &e.Source, &e.Target, &e.Job, &e.RunID, &e.Message, &at, &window}, more...)
-	if err := row.Scan(dest...); err != nil {
-		return e, err
-	}
-	e.At, e.Window = fromMS(at), muster.Duration(time.Duration(window)*time.Millisecond)
-	return e, nil
+func (c *Catalog) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error) {
+	return c.store.FindEvents(ctx, f)
 }
 
 // DetectPresence raises target_offline for each active target that has
@@ -187,65 +180,58 @@ func scanEvent(row scanner, more ...any) (muster.Event, error) {
 // target's row. A poll counts from upSince at the earliest, so the master
 // does not hold its own downtime against its targets. It returns how many
 // events it raised.
-func (db *DB) DetectPresence(ctx context.Context, upSince time.Time) (int, error) {
+func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, error) {
+	rows, err := c.store.FindTargets(ctx, TargetQuery{ActiveOnly: true})
+	if err != nil {
+		return 0, err
+	}
+	now := c.opts.Now()
 	type change struct {
-		id      int64
-		name    string
+		row     TargetRow
 		offline bool
 		last    time.Time
 		every   int
 	}
-	rows, err := db.read.QueryContext(ctx, `SELECT id, name, last_poll_at, poll_interval, seen_offline FROM targets WHERE state = 'active'`)
-	if err != nil {
-		return 0, err
-	}
-	now := db.opts.Now()
 	var changes []change
-	for rows.Next() {
-		var c change
-		var last sql.NullInt64
-		var seen bool
-		if err := rows.Scan(&c.id, &c.name, &last, &c.every, &seen); err != nil {
-			rows.Close()
-			return 0, err
+	for _, r := range rows {
+		ch := change{row: r, every: r.PollInterval}
+		if r.LastPoll != nil {
+			ch.last = *r.LastPoll
 		}
-		if last.Valid {
-			c.last = fromMS(last.Int64)
+		if hb, ok := c.beats.lookup(r.ID); ok {
+			ch.last, ch.every = hb.At, hb.PollInterval
 		}
-		if hb, ok := db.beats.lookup(c.id); ok {
-			c.last, c.every = hb.At, hb.PollInterval
-		}
-		state := muster.TargetState{LastPoll: c.last, PollInterval: c.every}
+		state := muster.TargetState{LastPoll: ch.last, PollInterval: ch.every}
 		if state.LastPoll.Before(upSince) {
 			state.LastPoll = upSince
 		}
 		status, _ := muster.DeriveStatus(now, state)
-		if c.offline = status == muster.StatusSuspectedOffline; c.offline != seen {
-			changes = append(changes, c)
+		if ch.offline = status == muster.StatusSuspectedOffline; ch.offline != r.SeenOffline {
+			changes = append(changes, ch)
 		}
 	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(changes) == 0 {
-		return 0, err
+	if len(changes) == 0 {
+		return 0, nil
 	}
 	raised := 0
-	err = db.update(ctx, func(tx *tx) error {
+	err = c.update(ctx, func(tx *tx) error {
 		raised = 0
-		for _, c := range changes {
-			res, err := tx.Exec(`UPDATE targets SET seen_offline = ? WHERE id = ? AND seen_offline <> ? AND state = 'active'`, c.offline, c.id, c.offline)
+		for _, ch := range changes {
+			changed, err := tx.SetSeenOffline(ctx, ch.row.ID, ch.offline)
 			if err != nil {
 				return err
 			}
-			if n, _ := res.RowsAffected(); n == 0 {
+			if !changed {
 				continue // another scan got there first
 			}
-			e := muster.Event{Name: muster.EventTargetOnline, Source: muster.SourceMaster, Target: c.name,
-				Message: fmt.Sprintf("target %s polls again", c.name)}
-			if c.offline {
+			name := ch.row.Name
+			e := muster.Event{Name: muster.EventTargetOnline, Source: muster.SourceMaster, Target: name,
+				Message: fmt.Sprintf("target %s polls again", name)}
+			if ch.offline {
 				e.Name = muster.EventTargetOffline
-				e.Message = fmt.Sprintf("target %s has not polled for 3 × its poll interval (%ds); last poll %s", c.name, c.every, pollText(c.last))
+				e.Message = fmt.Sprintf("target %s has not polled for 3 × its poll interval (%ds); last poll %s", name, ch.every, pollText(ch.last))
 			}
-			if _, err := tx.raise(fmt.Sprintf("%s/%d/%d", e.Name, c.id, ms(tx.now)), e); err != nil {
+			if _, err := tx.raise(fmt.Sprintf("%s/%d/%d", e.Name, ch.row.ID, tx.now.UnixMilli()), e); err != nil {
 				return err
 			}
 			raised++
@@ -270,92 +256,63 @@ func pollText(t time.Time) string {
 // first sent there. Only enabled jobs with a schedule are watched: a job
 // that only runs when started by hand is not expected to succeed on its
 // own. It returns how many events it raised.
-func (db *DB) DetectNoSuccess(ctx context.Context) (int, error) {
+func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
 	type watch struct {
 		job, target string
 		window      time.Duration
 	}
-	var watches []watch
-	rows, err := db.read.QueryContext(ctx, `SELECT DISTINCT job_name, target_name, window_ms FROM alerts WHERE event = ? AND enabled`, string(muster.EventNoSuccess))
+	alerts, err := c.store.FindAlerts(ctx, "")
 	if err != nil {
 		return 0, err
 	}
-	for rows.Next() {
-		var w watch
-		var window int64
-		if err := rows.Scan(&w.job, &w.target, &window); err != nil {
-			rows.Close()
-			return 0, err
+	watches := map[watch]bool{}
+	for _, a := range alerts {
+		if a.Event == muster.EventNoSuccess && a.Enabled {
+			watches[watch{a.Job, a.Target, a.Window.Std()}] = true
 		}
-		w.window = time.Duration(window) * time.Millisecond
-		watches = append(watches, w)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil || len(watches) == 0 {
-		return 0, err
 	}
 	type due struct {
 		key string
 		e   muster.Event
 	}
-	now := db.opts.Now()
-	var dues []due
-	for _, w := range watches {
-		rows, err := db.read.QueryContext(ctx, `SELECT j.name, t.id, t.name, jt.last_success_at,
-				(SELECT MIN(i.posted_at) FROM instructions i WHERE i.target_id = t.id AND i.job_name = j.name
-					AND i.operation = 'INSERT' AND i.posted_at >= j.created_at)
-			FROM job_targets jt JOIN jobs j ON j.id = jt.job_id JOIN targets t ON t.id = jt.target_id
-			WHERE t.state = 'active' AND json_extract(j.definition, '$.enabled')
-				AND COALESCE(json_array_length(j.definition, '$.schedules'), 0) > 0
-				AND (? = '' OR j.name = ?) AND (? = '' OR t.name = ?)`, w.job, w.job, w.target, w.target)
+	now := c.opts.Now()
+	var fresh []due
+	for w := range watches {
+		rows, err := c.store.NoSuccessWatches(ctx, w.job, w.target)
 		if err != nil {
 			return 0, err
 		}
-		for rows.Next() {
-			var job, target string
-			var tid int64
-			var success, sent sql.NullInt64
-			if err := rows.Scan(&job, &tid, &target, &success, &sent); err != nil {
-				rows.Close()
-				return 0, err
+		for _, r := range rows {
+			since, what := r.SentAt, "since it was sent to the target"
+			if r.SuccessAt != nil {
+				since, what = r.SuccessAt, "since its last success"
 			}
-			since, what := sent, "since it was sent to the target"
-			if success.Valid {
-				since, what = success, "since its last success"
-			}
-			if !since.Valid || now.Sub(fromMS(since.Int64)) <= w.window {
+			if since == nil || now.Sub(*since) <= w.window {
 				continue
 			}
-			dues = append(dues, due{
-				key: fmt.Sprintf("no_success/%d/%s/%d/%d", tid, job, w.window.Milliseconds(), since.Int64),
-				e: muster.Event{Name: muster.EventNoSuccess, Source: muster.SourceMaster, Target: target, Job: job,
-					At: fromMS(since.Int64).Add(w.window), Window: muster.Duration(w.window),
-					Message: fmt.Sprintf("job %q has not succeeded on %s for %s, %s at %s", job, target, w.window,
-						what, fromMS(since.Int64).Format(time.RFC3339))},
-			})
-		}
-		rows.Close()
-		if err := rows.Err(); err != nil {
-			return 0, err
-		}
-	}
-	// Most scans find only events already raised: check before taking the
-	// write lock.
-	var fresh []due
-	for _, d := range dues {
-		var n int
-		if err := db.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE dedupe_key = ?`, d.key).Scan(&n); err != nil {
-			return 0, err
-		}
-		if n == 0 {
-			fresh = append(fresh, d)
+			d := due{
+				key: fmt.Sprintf("no_success/%d/%s/%d/%d", r.TargetID, r.Job, w.window.Milliseconds(), since.UnixMilli()),
+				e: muster.Event{Name: muster.EventNoSuccess, Source: muster.SourceMaster, Target: r.Target, Job: r.Job,
+					At: since.Add(w.window), Window: muster.Duration(w.window),
+					Message: fmt.Sprintf("job %q has not succeeded on %s for %s, %s at %s", r.Job, r.Target, w.window,
+						what, since.UTC().Format(time.RFC3339))},
+			}
+			// Most scans find only events already raised: check before
+			// taking the write lock.
+			exists, err := c.store.EventExists(ctx, d.key)
+			if err != nil {
+				return 0, err
+			}
+			if !exists {
+				fresh = append(fresh, d)
+			}
 		}
 	}
 	if len(fresh) == 0 {
 		return 0, nil
 	}
 	raised := 0
-	err = db.update(ctx, func(tx *tx) error {
+	err = c.update(ctx, func(tx *tx) error {
 		raised = 0
 		for _, d := range fresh {
 			ok, err := tx.raise(d.key, d.e)
@@ -374,19 +331,11 @@ func (db *DB) DetectNoSuccess(ctx context.Context) (int, error) {
 // PruneEvents deletes the events raised before cutoff, with their
 // notifications, once none of these is pending. It returns how many events
 // it deleted.
-func (db *DB) PruneEvents(ctx context.Context, cutoff time.Time) (int64, error) {
+func (c *Catalog) PruneEvents(ctx context.Context, cutoff time.Time) (int64, error) {
 	var n int64
-	err := db.update(ctx, func(tx *tx) error {
-		if _, err := tx.Exec(`DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE raised_at < ? AND dispatched = 1)
-			AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = deliveries.event_id AND p.status = 'pending')`, ms(cutoff)); err != nil {
-			return err
-		}
-		res, err := tx.Exec(`DELETE FROM events WHERE raised_at < ? AND dispatched = 1
-			AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, ms(cutoff))
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		n, err = tx.PruneEvents(ctx, cutoff)
 		return err
 	})
 	return n, err

@@ -11,18 +11,18 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
 // report makes a run report of job on a target at a revision.
-func report(runID, job string, status muster.RunStatus, rev int64, at time.Time, steps ...muster.StepAttempt) agentproto.RunReport {
+func report(runID, job string, status muster.RunStatus, rev int64, at time.Time, steps ...muster.StepAttempt) catalog.RunReport {
 	r := muster.Run{Job: job, RunID: runID, Status: status, Trigger: muster.TriggerOperator, StartedAt: at, Steps: steps}
 	if status.Finished() {
 		end := at.Add(time.Second)
 		r.FinishedAt = &end
 	}
-	return agentproto.RunReport{Revision: rev, Run: r}
+	return catalog.RunReport{Revision: rev, Run: r}
 }
 
 func eventNames(evs []muster.Event) []string {
@@ -39,7 +39,7 @@ var newID = func() func() string {
 	return func() string { return fmt.Sprintf("d%d", n.Add(1)) }
 }()
 
-func mustEvents(t *testing.T, db *catalog.DB, f catalog.EventFilter) []muster.Event {
+func mustEvents(t *testing.T, db *catalog.Catalog, f catalog.EventFilter) []muster.Event {
 	t.Helper()
 	evs, err := db.FindEvents(context.Background(), f)
 	if err != nil {
@@ -49,478 +49,496 @@ func mustEvents(t *testing.T, db *catalog.DB, f catalog.EventFilter) []muster.Ev
 }
 
 func TestRunEventsAreRaisedOnce(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	code := 2
-	failed := muster.StepAttempt{Name: "dump", Attempt: 1, Status: muster.AttemptFailed, ExitCode: &code, Message: "exit code 2", StartedAt: clk.Now()}
-	for rev := int64(1); rev <= 2; rev++ {
-		res, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r1", "backup", muster.RunFailed, rev, clk.Now(), failed)})
-		if err != nil || !res[0].OK {
-			t.Fatalf("upload: %+v %v", res, err)
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	got := eventNames(mustEvents(t, db, catalog.EventFilter{}))
-	want := []string{"run_failed web1 backup", "step_failed web1 backup"}
-	if strings.Join(got, "|") != strings.Join(want, "|") {
-		t.Fatalf("events %v, want %v (each once)", got, want)
-	}
-	e := mustEvents(t, db, catalog.EventFilter{Event: muster.EventStepFailed})[0]
-	if e.Severity != muster.SeverityWarning || e.RunID != "r1" || e.Source != muster.SourceMaster || !strings.Contains(e.Message, "exit code 2") {
-		t.Errorf("step_failed event %+v", e)
-	}
-	if evs := mustEvents(t, db, catalog.EventFilter{MinSeverity: muster.SeverityError}); len(evs) != 1 || evs[0].Name != muster.EventRunFailed {
-		t.Errorf("min severity 3: %v, want run_failed only", eventNames(evs))
-	}
+		code := 2
+		failed := muster.StepAttempt{Name: "dump", Attempt: 1, Status: muster.AttemptFailed, ExitCode: &code, Message: "exit code 2", StartedAt: clk.Now()}
+		for rev := int64(1); rev <= 2; rev++ {
+			res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r1", "backup", muster.RunFailed, rev, clk.Now(), failed)})
+			if err != nil || !res[0].OK {
+				t.Fatalf("upload: %+v %v", res, err)
+			}
+		}
+		got := eventNames(mustEvents(t, db, catalog.EventFilter{}))
+		want := []string{"run_failed web1 backup", "step_failed web1 backup"}
+		if strings.Join(got, "|") != strings.Join(want, "|") {
+			t.Fatalf("events %v, want %v (each once)", got, want)
+		}
+		e := mustEvents(t, db, catalog.EventFilter{Event: muster.EventStepFailed})[0]
+		if e.Severity != muster.SeverityWarning || e.RunID != "r1" || e.Source != muster.SourceMaster || !strings.Contains(e.Message, "exit code 2") {
+			t.Errorf("step_failed event %+v", e)
+		}
+		if evs := mustEvents(t, db, catalog.EventFilter{MinSeverity: muster.SeverityError}); len(evs) != 1 || evs[0].Name != muster.EventRunFailed {
+			t.Errorf("min severity 3: %v, want run_failed only", eventNames(evs))
+		}
 
-	t.Run("a running or succeeded run raises nothing", func(t *testing.T) {
-		db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r2", "backup", muster.RunRunning, 1, clk.Now())})
-		db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r2", "backup", muster.RunSucceeded, 2, clk.Now())})
-		if n := len(mustEvents(t, db, catalog.EventFilter{})); n != 2 {
-			t.Errorf("%d events, want still 2", n)
-		}
-	})
-	t.Run("abandoned and timed out runs are failures", func(t *testing.T) {
-		db.UpsertRuns(ctx, web1, []agentproto.RunReport{
-			report("r3", "backup", muster.RunAbandoned, 1, clk.Now()),
-			report("r4", "backup", muster.RunTimedOut, 1, clk.Now()),
+		t.Run("a running or succeeded run raises nothing", func(t *testing.T) {
+			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r2", "backup", muster.RunRunning, 1, clk.Now())})
+			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r2", "backup", muster.RunSucceeded, 2, clk.Now())})
+			if n := len(mustEvents(t, db, catalog.EventFilter{})); n != 2 {
+				t.Errorf("%d events, want still 2", n)
+			}
 		})
-		if n := len(mustEvents(t, db, catalog.EventFilter{Event: muster.EventRunFailed})); n != 3 {
-			t.Errorf("%d run_failed events, want 3", n)
-		}
+		t.Run("abandoned and timed out runs are failures", func(t *testing.T) {
+			db.UpsertRuns(ctx, web1, []catalog.RunReport{
+				report("r3", "backup", muster.RunAbandoned, 1, clk.Now()),
+				report("r4", "backup", muster.RunTimedOut, 1, clk.Now()),
+			})
+			if n := len(mustEvents(t, db, catalog.EventFilter{Event: muster.EventRunFailed})); n != 3 {
+				t.Errorf("%d run_failed events, want 3", n)
+			}
+		})
 	})
 }
 
 func TestTargetEventsAreKeptOncePerID(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	evs := []agentproto.Event{
-		{ID: 1, Name: muster.EventSpoolFull, Severity: 3, Message: "dropped 2 runs", At: clk.Now()},
-		{ID: 2, Name: muster.EventRunFailed, Severity: 3, Message: "not a target's", At: clk.Now()},
-		{ID: 3, Name: muster.EventInstructionFailed, Severity: 9, Message: "bad severity", At: clk.Now()},
-	}
-	for range 2 {
-		res, err := db.RecordTargetEvents(ctx, web1, evs)
-		if err != nil {
-			t.Fatal(err)
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		evs := []catalog.TargetEvent{
+			{ID: 1, Name: muster.EventSpoolFull, Severity: 3, Message: "dropped 2 runs", At: clk.Now()},
+			{ID: 2, Name: muster.EventRunFailed, Severity: 3, Message: "not a target's", At: clk.Now()},
+			{ID: 3, Name: muster.EventInstructionFailed, Severity: 9, Message: "bad severity", At: clk.Now()},
 		}
-		if !res[0].OK || res[1].OK || res[2].OK || !strings.Contains(res[1].Error, "not an event a target raises") {
-			t.Fatalf("results %+v", res)
+		for range 2 {
+			res, err := db.RecordTargetEvents(ctx, web1, evs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res[0].OK || res[1].OK || res[2].OK || !strings.Contains(res[1].Error, "not an event a target raises") {
+				t.Fatalf("results %+v", res)
+			}
 		}
-	}
-	got := mustEvents(t, db, catalog.EventFilter{})
-	if len(got) != 1 || got[0].Name != muster.EventSpoolFull || got[0].Source != muster.SourceTarget || got[0].Target != "web1" {
-		t.Fatalf("events %+v, want one spool_full from web1", got)
-	}
+		got := mustEvents(t, db, catalog.EventFilter{})
+		if len(got) != 1 || got[0].Name != muster.EventSpoolFull || got[0].Source != muster.SourceTarget || got[0].Target != "web1" {
+			t.Fatalf("events %+v, want one spool_full from web1", got)
+		}
+	})
 }
 
 func TestOperators(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	secret := func() string { return "generated-secret-0123456789" }
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		secret := func() string { return "generated-secret-0123456789" }
 
-	ops, err := db.FindOperators(ctx)
-	if err != nil || len(ops) != 1 || ops[0].Name != muster.MSXOperator || ops[0].Webhook != "" || ops[0].Email != "" {
-		t.Fatalf("operators at start: %+v %v, want MSXOperator with no address", ops, err)
-	}
-	for _, tc := range []struct {
-		name string
-		op   muster.Operator
-		want string
-	}{
-		{"no address", muster.Operator{Name: "ops"}, "give a webhook, an e-mail address, or both"},
-		{"bad webhook", muster.Operator{Name: "ops", Webhook: "ftp://x"}, "webhook: \"ftp://x\" is not an http or https URL"},
-		{"bad email", muster.Operator{Name: "ops", Email: "Ops <ops@example.com>"}, "is not an e-mail address"},
-		{"bad name", muster.Operator{Name: "o p", Email: "ops@example.com"}, "name: a name may hold only"},
-		{"taken", muster.Operator{Name: muster.MSXOperator, Email: "ops@example.com"}, "already exists"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := db.CreateOperator(ctx, tc.op, "")
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want %q", err, tc.want)
+		ops, err := db.FindOperators(ctx)
+		if err != nil || len(ops) != 1 || ops[0].Name != muster.MSXOperator || ops[0].Webhook != "" || ops[0].Email != "" {
+			t.Fatalf("operators at start: %+v %v, want MSXOperator with no address", ops, err)
+		}
+		for _, tc := range []struct {
+			name string
+			op   muster.Operator
+			want string
+		}{
+			{"no address", muster.Operator{Name: "ops"}, "give a webhook, an e-mail address, or both"},
+			{"bad webhook", muster.Operator{Name: "ops", Webhook: "ftp://x"}, "webhook: \"ftp://x\" is not an http or https URL"},
+			{"bad email", muster.Operator{Name: "ops", Email: "Ops <ops@example.com>"}, "is not an e-mail address"},
+			{"bad name", muster.Operator{Name: "o p", Email: "ops@example.com"}, "name: a name may hold only"},
+			{"taken", muster.Operator{Name: muster.MSXOperator, Email: "ops@example.com"}, "already exists"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := db.CreateOperator(ctx, tc.op, "")
+				if err == nil || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got %v, want %q", err, tc.want)
+				}
+			})
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, ""); err != nil {
+			t.Fatal(err)
+		}
+
+		t.Run("a first webhook makes a secret, shown once", func(t *testing.T) {
+			hook := "https://hooks.example.com/muster"
+			op, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret)
+			if err != nil || op.Webhook != hook || made != secret() {
+				t.Fatalf("got %+v %q %v", op, made, err)
+			}
+			email := "dba@example.com"
+			_, made, err = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Email: &email}, secret)
+			if err != nil || made != "" {
+				t.Errorf("second update made secret %q (%v), want none", made, err)
+			}
+			_, made, _ = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret)
+			if made == "" {
+				t.Error("new_secret made no secret")
+			}
+			short := "short"
+			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{WebhookSecret: &short}, secret); muster.ErrorCode(err) != muster.EINVALID {
+				t.Errorf("a short secret: %v, want invalid", err)
 			}
 		})
-	}
-	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, ""); err != nil {
-		t.Fatal(err)
-	}
-
-	t.Run("a first webhook makes a secret, shown once", func(t *testing.T) {
-		hook := "https://hooks.example.com/muster"
-		op, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret)
-		if err != nil || op.Webhook != hook || made != secret() {
-			t.Fatalf("got %+v %q %v", op, made, err)
-		}
-		email := "dba@example.com"
-		_, made, err = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Email: &email}, secret)
-		if err != nil || made != "" {
-			t.Errorf("second update made secret %q (%v), want none", made, err)
-		}
-		_, made, _ = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret)
-		if made == "" {
-			t.Error("new_secret made no secret")
-		}
-		short := "short"
-		if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{WebhookSecret: &short}, secret); muster.ErrorCode(err) != muster.EINVALID {
-			t.Errorf("a short secret: %v, want invalid", err)
-		}
-	})
-	t.Run("no webhook, no secret", func(t *testing.T) {
-		none, hook := "", "https://hooks.example.com/again"
-		if _, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &none}, secret); err != nil || made != "" {
-			t.Fatalf("removing the webhook: %q %v", made, err)
-		}
-		if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret); muster.ErrorCode(err) != muster.EINVALID {
-			t.Errorf("a secret without a webhook: %v, want invalid", err)
-		}
-		if _, made, _ := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret); made == "" {
-			t.Error("a webhook again, and no new secret")
-		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "x", Email: "x@example.com"}, "secret-of-at-least-16"); muster.ErrorCode(err) != muster.EINVALID {
-			t.Errorf("created with a secret and no webhook: %v, want invalid", err)
-		}
-	})
-	t.Run("MSXOperator cannot be deleted", func(t *testing.T) {
-		if err := db.DeleteOperator(ctx, muster.MSXOperator); muster.ErrorCode(err) != muster.EINVALID {
-			t.Errorf("got %v, want invalid", err)
-		}
-	})
-	t.Run("an operator an alert notifies cannot be deleted", func(t *testing.T) {
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "a1", Event: muster.EventRunFailed, Notify: []string{"ops"}}); err != nil {
-			t.Fatal(err)
-		}
-		err := db.DeleteOperator(ctx, "ops")
-		if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), `"a1"`) {
-			t.Errorf("got %v, want a conflict naming a1", err)
-		}
-		if err := db.DeleteAlert(ctx, "a1"); err != nil {
-			t.Fatal(err)
-		}
-		if err := db.DeleteOperator(ctx, "ops"); err != nil {
-			t.Errorf("after the alert is gone: %v", err)
-		}
-		if err := db.DeleteOperator(ctx, "ops"); muster.ErrorCode(err) != muster.ENOTFOUND {
-			t.Errorf("twice: %v, want not found", err)
-		}
+		t.Run("no webhook, no secret", func(t *testing.T) {
+			none, hook := "", "https://hooks.example.com/again"
+			if _, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &none}, secret); err != nil || made != "" {
+				t.Fatalf("removing the webhook: %q %v", made, err)
+			}
+			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret); muster.ErrorCode(err) != muster.EINVALID {
+				t.Errorf("a secret without a webhook: %v, want invalid", err)
+			}
+			if _, made, _ := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret); made == "" {
+				t.Error("a webhook again, and no new secret")
+			}
+			if _, err := db.CreateOperator(ctx, muster.Operator{Name: "x", Email: "x@example.com"}, "secret-of-at-least-16"); muster.ErrorCode(err) != muster.EINVALID {
+				t.Errorf("created with a secret and no webhook: %v, want invalid", err)
+			}
+		})
+		t.Run("MSXOperator cannot be deleted", func(t *testing.T) {
+			if err := db.DeleteOperator(ctx, muster.MSXOperator); muster.ErrorCode(err) != muster.EINVALID {
+				t.Errorf("got %v, want invalid", err)
+			}
+		})
+		t.Run("an operator an alert notifies cannot be deleted", func(t *testing.T) {
+			if _, err := db.CreateAlert(ctx, muster.Alert{Name: "a1", Event: muster.EventRunFailed, Notify: []string{"ops"}}); err != nil {
+				t.Fatal(err)
+			}
+			err := db.DeleteOperator(ctx, "ops")
+			if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), `"a1"`) {
+				t.Errorf("got %v, want a conflict naming a1", err)
+			}
+			if err := db.DeleteAlert(ctx, "a1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.DeleteOperator(ctx, "ops"); err != nil {
+				t.Errorf("after the alert is gone: %v", err)
+			}
+			if err := db.DeleteOperator(ctx, "ops"); muster.ErrorCode(err) != muster.ENOTFOUND {
+				t.Errorf("twice: %v, want not found", err)
+			}
+		})
 	})
 }
 
 func TestCreateAlert(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	enlist(t, db, "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, tc := range []struct {
-		name  string
-		alert muster.Alert
-		want  string
-	}{
-		{"unknown event", muster.Alert{Name: "a", Event: "run_exploded", Notify: []string{muster.MSXOperator}}, `event: "run_exploded" is not an event`},
-		{"unknown job", muster.Alert{Name: "a", Event: "run_failed", Job: "nope", Notify: []string{muster.MSXOperator}}, `job: no job named "nope"`},
-		{"unknown target", muster.Alert{Name: "a", Event: "run_failed", Target: "db9", Notify: []string{muster.MSXOperator}}, `no enlisted target named "db9"`},
-		{"unknown operator", muster.Alert{Name: "a", Event: "run_failed", Notify: []string{"nobody"}}, `notify: no operator named "nobody"`},
-		{"no operator", muster.Alert{Name: "a", Event: "run_failed"}, "notify: name at least one operator"},
-		{"window on another event", muster.Alert{Name: "a", Event: "run_failed", Window: muster.Duration(time.Hour), Notify: []string{muster.MSXOperator}}, "only a no_success alert has a window"},
-		{"window too short", muster.Alert{Name: "a", Event: "no_success", Window: muster.Duration(time.Second), Notify: []string{muster.MSXOperator}}, "window: from 1m0s"},
-		{"severity off the scale", muster.Alert{Name: "a", Event: "any", MinSeverity: 5, Notify: []string{muster.MSXOperator}}, "min_severity: 1 (info) to 4 (critical)"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := db.CreateAlert(ctx, tc.alert)
-			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want invalid with %q", err, tc.want)
-			}
-		})
-	}
-	a, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Job: "backup", Target: "WEB1", Notify: []string{muster.MSXOperator}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if a.Window.Std() != 26*time.Hour || a.Target != "web1" {
-		t.Errorf("got %+v, want the 26h default window and a normalized target", a)
-	}
-	if _, err := db.CreateAlert(ctx, a); muster.ErrorCode(err) != muster.ECONFLICT {
-		t.Errorf("same name again: %v, want conflict", err)
-	}
-	list, err := db.FindAlerts(ctx)
-	if err != nil || len(list) != 1 || list[0].Notify[0] != muster.MSXOperator || list[0].Window != a.Window {
-		t.Errorf("alerts %+v %v", list, err)
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for _, tc := range []struct {
+			name  string
+			alert muster.Alert
+			want  string
+		}{
+			{"unknown event", muster.Alert{Name: "a", Event: "run_exploded", Notify: []string{muster.MSXOperator}}, `event: "run_exploded" is not an event`},
+			{"unknown job", muster.Alert{Name: "a", Event: "run_failed", Job: "nope", Notify: []string{muster.MSXOperator}}, `job: no job named "nope"`},
+			{"unknown target", muster.Alert{Name: "a", Event: "run_failed", Target: "db9", Notify: []string{muster.MSXOperator}}, `no enlisted target named "db9"`},
+			{"unknown operator", muster.Alert{Name: "a", Event: "run_failed", Notify: []string{"nobody"}}, `notify: no operator named "nobody"`},
+			{"no operator", muster.Alert{Name: "a", Event: "run_failed"}, "notify: name at least one operator"},
+			{"window on another event", muster.Alert{Name: "a", Event: "run_failed", Window: muster.Duration(time.Hour), Notify: []string{muster.MSXOperator}}, "only a no_success alert has a window"},
+			{"window too short", muster.Alert{Name: "a", Event: "no_success", Window: muster.Duration(time.Second), Notify: []string{muster.MSXOperator}}, "window: from 1m0s"},
+			{"severity off the scale", muster.Alert{Name: "a", Event: "any", MinSeverity: 5, Notify: []string{muster.MSXOperator}}, "min_severity: 1 (info) to 4 (critical)"},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				_, err := db.CreateAlert(ctx, tc.alert)
+				if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
+					t.Errorf("got %v, want invalid with %q", err, tc.want)
+				}
+			})
+		}
+		a, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Job: "backup", Target: "WEB1", Notify: []string{muster.MSXOperator}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a.Window.Std() != 26*time.Hour || a.Target != "web1" {
+			t.Errorf("got %+v, want the 26h default window and a normalized target", a)
+		}
+		if _, err := db.CreateAlert(ctx, a); muster.ErrorCode(err) != muster.ECONFLICT {
+			t.Errorf("same name again: %v, want conflict", err)
+		}
+		list, err := db.FindAlerts(ctx)
+		if err != nil || len(list) != 1 || list[0].Notify[0] != muster.MSXOperator || list[0].Window != a.Window {
+			t.Errorf("alerts %+v %v", list, err)
+		}
+	})
 }
 
 func TestDispatchAndDeliveries(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	enlist(t, db, "web2")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1", "web2"), job("report", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"}, "secret-of-at-least-16"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "b@example.com"}, ""); err != nil {
-		t.Fatal(err)
-	}
-	for _, a := range []muster.Alert{
-		{Name: "any-failure", Event: muster.EventRunFailed, Notify: []string{"both", muster.MSXOperator}},
-		{Name: "backup-on-web2", Event: muster.EventRunFailed, Job: "backup", Target: "web2", Notify: []string{"mail"}},
-		{Name: "critical", Event: muster.EventAny, MinSeverity: muster.SeverityCritical, Notify: []string{"mail"}},
-		{Name: "report-steps", Event: muster.EventStepFailed, Job: "report", Notify: []string{"mail"}},
-	} {
-		if _, err := db.CreateAlert(ctx, a); err != nil {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1", "web2"), job("report", "web1")}, catalog.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	step := muster.StepAttempt{Name: "hello", Attempt: 1, Status: muster.AttemptFailed, StartedAt: clk.Now()}
-	db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r1", "backup", muster.RunFailed, 1, clk.Now(), step)})
-	events, deliveries, err := db.DispatchEvents(ctx, newID)
-	if err != nil || events != 2 {
-		t.Fatalf("dispatched %d events (%v), want 2", events, err)
-	}
-	// run_failed of backup on web1: any-failure only (webhook and e-mail of
-	// "both", none for MSXOperator); step_failed of backup: no alert.
-	if deliveries != 3 {
-		t.Errorf("%d deliveries, want 3", deliveries)
-	}
-	if again, _, _ := db.DispatchEvents(ctx, newID); again != 0 {
-		t.Errorf("dispatched %d events again", again)
-	}
-	hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var none muster.Delivery
-	for _, d := range hist {
-		if d.Alert != "any-failure" || d.Event.Name != muster.EventRunFailed {
-			t.Errorf("delivery %+v: want any-failure of run_failed", d)
-		}
-		if d.Channel == muster.ChannelNone {
-			none = d
-		}
-	}
-	if none.Operator != muster.MSXOperator || none.Status != muster.DeliveryFailed || !strings.Contains(none.LastError, "has no webhook or e-mail address") {
-		t.Errorf("MSXOperator's delivery %+v, want failed for lack of an address", none)
-	}
-
-	t.Run("due deliveries carry the secret; attempts are recorded", func(t *testing.T) {
-		due, err := db.DueDeliveries(ctx, 10)
-		if err != nil || len(due) != 2 {
-			t.Fatalf("due %+v %v, want the webhook and the e-mail", due, err)
-		}
-		if due[0].Secret != "secret-of-at-least-16" {
-			t.Errorf("secret %q", due[0].Secret)
-		}
-		retry := clk.Now().Add(time.Minute)
-		db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{Err: errors.New("HTTP 503"), RetryAt: retry})
-		db.RecordDeliveryAttempt(ctx, due[1].ID, catalog.DeliveryAttempt{})
-		if left, _ := db.DueDeliveries(ctx, 10); len(left) != 0 {
-			t.Errorf("%d due right after, want 0", len(left))
-		}
-		if next, ok, _ := db.NextDeliveryAt(ctx); !ok || !next.Equal(retry) {
-			t.Errorf("next at %s %v, want %s", next, ok, retry)
-		}
-		clk.Add(time.Minute)
-		left, _ := db.DueDeliveries(ctx, 10)
-		if len(left) != 1 || left[0].Attempts != 1 || left[0].LastError != "HTTP 503" {
-			t.Fatalf("due after a minute %+v", left)
-		}
-		db.RecordDeliveryAttempt(ctx, left[0].ID, catalog.DeliveryAttempt{Err: errors.New("HTTP 404")})
-		failed, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryFailed})
-		if len(failed) != 2 {
-			t.Errorf("%d failed, want 2 (no address, and the 404)", len(failed))
-		}
-		if _, ok, _ := db.NextDeliveryAt(ctx); ok {
-			t.Error("something is still pending")
-		}
-	})
-	t.Run("filters: job, target, severity", func(t *testing.T) {
-		web2, _ := db.AuthenticateTarget(ctx, "serial-web2")
-		db.UpsertRuns(ctx, web2, []agentproto.RunReport{report("r2", "backup", muster.RunFailed, 1, clk.Now())})
-		db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("r3", "report", muster.RunSucceeded, 1, clk.Now(), step)})
-		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"}, "secret-of-at-least-16"); err != nil {
 			t.Fatal(err)
 		}
-		for alert, want := range map[string]int{"backup-on-web2": 1, "report-steps": 1, "critical": 0} {
-			got, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: alert})
-			if len(got) != want {
-				t.Errorf("alert %s: %d deliveries, want %d", alert, len(got), want)
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "b@example.com"}, ""); err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range []muster.Alert{
+			{Name: "any-failure", Event: muster.EventRunFailed, Notify: []string{"both", muster.MSXOperator}},
+			{Name: "backup-on-web2", Event: muster.EventRunFailed, Job: "backup", Target: "web2", Notify: []string{"mail"}},
+			{Name: "critical", Event: muster.EventAny, MinSeverity: muster.SeverityCritical, Notify: []string{"mail"}},
+			{Name: "report-steps", Event: muster.EventStepFailed, Job: "report", Notify: []string{"mail"}},
+		} {
+			if _, err := db.CreateAlert(ctx, a); err != nil {
+				t.Fatal(err)
 			}
 		}
+		step := muster.StepAttempt{Name: "hello", Attempt: 1, Status: muster.AttemptFailed, StartedAt: clk.Now()}
+		db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r1", "backup", muster.RunFailed, 1, clk.Now(), step)})
+		events, deliveries, err := db.DispatchEvents(ctx, newID)
+		if err != nil || events != 2 {
+			t.Fatalf("dispatched %d events (%v), want 2", events, err)
+		}
+		// run_failed of backup on web1: any-failure only (webhook and e-mail of
+		// "both", none for MSXOperator); step_failed of backup: no alert.
+		if deliveries != 3 {
+			t.Errorf("%d deliveries, want 3", deliveries)
+		}
+		if again, _, _ := db.DispatchEvents(ctx, newID); again != 0 {
+			t.Errorf("dispatched %d events again", again)
+		}
+		hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var none muster.Delivery
+		for _, d := range hist {
+			if d.Alert != "any-failure" || d.Event.Name != muster.EventRunFailed {
+				t.Errorf("delivery %+v: want any-failure of run_failed", d)
+			}
+			if d.Channel == muster.ChannelNone {
+				none = d
+			}
+		}
+		if none.Operator != muster.MSXOperator || none.Status != muster.DeliveryFailed || !strings.Contains(none.LastError, "has no webhook or e-mail address") {
+			t.Errorf("MSXOperator's delivery %+v, want failed for lack of an address", none)
+		}
+
+		t.Run("due deliveries carry the secret; attempts are recorded", func(t *testing.T) {
+			due, err := db.DueDeliveries(ctx, 10)
+			if err != nil || len(due) != 2 {
+				t.Fatalf("due %+v %v, want the webhook and the e-mail", due, err)
+			}
+			if due[0].Secret != "secret-of-at-least-16" {
+				t.Errorf("secret %q", due[0].Secret)
+			}
+			retry := clk.Now().Add(time.Minute)
+			db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{Err: errors.New("HTTP 503"), RetryAt: retry})
+			db.RecordDeliveryAttempt(ctx, due[1].ID, catalog.DeliveryAttempt{})
+			if left, _ := db.DueDeliveries(ctx, 10); len(left) != 0 {
+				t.Errorf("%d due right after, want 0", len(left))
+			}
+			if next, ok, _ := db.NextDeliveryAt(ctx); !ok || !next.Equal(retry) {
+				t.Errorf("next at %s %v, want %s", next, ok, retry)
+			}
+			clk.Add(time.Minute)
+			left, _ := db.DueDeliveries(ctx, 10)
+			if len(left) != 1 || left[0].Attempts != 1 || left[0].LastError != "HTTP 503" {
+				t.Fatalf("due after a minute %+v", left)
+			}
+			db.RecordDeliveryAttempt(ctx, left[0].ID, catalog.DeliveryAttempt{Err: errors.New("HTTP 404")})
+			failed, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryFailed})
+			if len(failed) != 2 {
+				t.Errorf("%d failed, want 2 (no address, and the 404)", len(failed))
+			}
+			if _, ok, _ := db.NextDeliveryAt(ctx); ok {
+				t.Error("something is still pending")
+			}
+		})
+		t.Run("filters: job, target, severity", func(t *testing.T) {
+			web2, _ := db.AuthenticateTarget(ctx, "serial-web2")
+			db.UpsertRuns(ctx, web2, []catalog.RunReport{report("r2", "backup", muster.RunFailed, 1, clk.Now())})
+			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r3", "report", muster.RunSucceeded, 1, clk.Now(), step)})
+			if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+				t.Fatal(err)
+			}
+			for alert, want := range map[string]int{"backup-on-web2": 1, "report-steps": 1, "critical": 0} {
+				got, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: alert})
+				if len(got) != want {
+					t.Errorf("alert %s: %d deliveries, want %d", alert, len(got), want)
+				}
+			}
+		})
 	})
 }
 
 // Enabling or disabling an alert applies to the events raised from then
 // on, even when the events raised before are matched only later.
 func TestAlertEnabledByRaisedEvent(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}}); err != nil {
-		t.Fatal(err)
-	}
-	fail := func(run string) {
-		t.Helper()
-		if _, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{report(run, "backup", muster.RunFailed, 1, clk.Now())}); err != nil {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	setEnabled := func(enabled bool) {
-		t.Helper()
-		if a, err := db.SetAlertEnabled(ctx, "failed", enabled); err != nil || a.Enabled != enabled {
-			t.Fatalf("set enabled %v: %+v, %v", enabled, a, err)
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	fail("r1") // raised while enabled
-	setEnabled(false)
-	setEnabled(false) // no change: r1 still counts as raised while enabled
-	fail("r2")        // while disabled
-	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
-		t.Fatal(err)
-	}
-	fail("r3") // while disabled
-	setEnabled(true)
-	fail("r4") // enabled again
-	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
-		t.Fatal(err)
-	}
-	fail("r5")
-	if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
-		t.Fatal(err)
-	}
-	hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: "failed"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var fired []string
-	for _, d := range hist {
-		fired = append(fired, d.Event.RunID)
-	}
-	slices.Sort(fired)
-	if want := []string{"r1", "r4", "r5"}; !slices.Equal(fired, want) {
-		t.Errorf("the alert fired for runs %v, want %v", fired, want)
-	}
-	if _, err := db.SetAlertEnabled(ctx, "nope", false); muster.ErrorCode(err) != muster.ENOTFOUND {
-		t.Errorf("an unknown alert: %v, want not found", err)
-	}
-}
-
-func TestDetectPresence(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	start := clk.Now()
-	if n, err := db.DetectPresence(ctx, start); n != 0 || err != nil {
-		t.Fatalf("a fresh target: %d events, %v", n, err)
-	}
-	clk.Add(3*time.Minute + time.Second)
-	if n, _ := db.DetectPresence(ctx, start); n != 1 {
-		t.Fatalf("after 3 intervals: %d events, want 1", n)
-	}
-	if n, _ := db.DetectPresence(ctx, start); n != 0 {
-		t.Errorf("a second scan: %d events, want 0", n)
-	}
-	db.RecordPoll(web1.ID, catalog.Heartbeat{At: clk.Now(), PollInterval: 60})
-	if n, _ := db.DetectPresence(ctx, start); n != 1 {
-		t.Errorf("after a poll: %d events, want 1", n)
-	}
-	if got := eventNames(mustEvents(t, db, catalog.EventFilter{})); strings.Join(got, "|") != "target_online web1 |target_offline web1 " {
-		t.Errorf("events %q", got)
-	}
-	t.Run("the master's own downtime does not count", func(t *testing.T) {
-		clk.Add(time.Hour)
-		if n, _ := db.DetectPresence(ctx, clk.Now().Add(-time.Minute)); n != 0 {
-			t.Errorf("a master up for a minute: %d events, want 0", n)
+		fail := func(run string) {
+			t.Helper()
+			if _, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{report(run, "backup", muster.RunFailed, 1, clk.Now())}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		setEnabled := func(enabled bool) {
+			t.Helper()
+			if a, err := db.SetAlertEnabled(ctx, "failed", enabled); err != nil || a.Enabled != enabled {
+				t.Fatalf("set enabled %v: %+v, %v", enabled, a, err)
+			}
+		}
+		fail("r1") // raised while enabled
+		setEnabled(false)
+		setEnabled(false) // no change: r1 still counts as raised while enabled
+		fail("r2")        // while disabled
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		fail("r3") // while disabled
+		setEnabled(true)
+		fail("r4") // enabled again
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		fail("r5")
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		hist, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: "failed"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fired []string
+		for _, d := range hist {
+			fired = append(fired, d.Event.RunID)
+		}
+		slices.Sort(fired)
+		if want := []string{"r1", "r4", "r5"}; !slices.Equal(fired, want) {
+			t.Errorf("the alert fired for runs %v, want %v", fired, want)
+		}
+		if _, err := db.SetAlertEnabled(ctx, "nope", false); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("an unknown alert: %v, want not found", err)
 		}
 	})
 }
 
+func TestDetectPresence(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		start := clk.Now()
+		if n, err := db.DetectPresence(ctx, start); n != 0 || err != nil {
+			t.Fatalf("a fresh target: %d events, %v", n, err)
+		}
+		clk.Add(3*time.Minute + time.Second)
+		if n, _ := db.DetectPresence(ctx, start); n != 1 {
+			t.Fatalf("after 3 intervals: %d events, want 1", n)
+		}
+		if n, _ := db.DetectPresence(ctx, start); n != 0 {
+			t.Errorf("a second scan: %d events, want 0", n)
+		}
+		db.RecordPoll(web1.ID, catalog.Heartbeat{At: clk.Now(), PollInterval: 60})
+		if n, _ := db.DetectPresence(ctx, start); n != 1 {
+			t.Errorf("after a poll: %d events, want 1", n)
+		}
+		if got := eventNames(mustEvents(t, db, catalog.EventFilter{})); strings.Join(got, "|") != "target_online web1 |target_offline web1 " {
+			t.Errorf("events %q", got)
+		}
+		t.Run("the master's own downtime does not count", func(t *testing.T) {
+			clk.Add(time.Hour)
+			if n, _ := db.DetectPresence(ctx, clk.Now().Add(-time.Minute)); n != 0 {
+				t.Errorf("a master up for a minute: %d events, want 0", n)
+			}
+		})
+	})
+}
+
 func TestDetectNoSuccessOncePerStretch(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	nightly := job("nightly", "web1")
-	nightly.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
-	manual := job("manual", "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{nightly, manual}}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Notify: []string{muster.MSXOperator}}); err != nil {
-		t.Fatal(err)
-	}
-	clk.Add(25 * time.Hour)
-	if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
-		t.Fatalf("within the window: %d events (%v)", n, err)
-	}
-	clk.Add(2 * time.Hour)
-	// A disabled alert watches nothing; enabled again, it finds the
-	// stretch.
-	if _, err := db.SetAlertEnabled(ctx, "stale", false); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
-		t.Fatalf("past the window, the alert disabled: %d events (%v)", n, err)
-	}
-	if a, err := db.SetAlertEnabled(ctx, "stale", true); err != nil || !a.Enabled {
-		t.Fatalf("enable: %+v, %v", a, err)
-	}
-	if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
-		t.Fatalf("past the window: %d events (%v), want 1 (the scheduled job only)", n, err)
-	}
-	clk.Add(30 * time.Hour)
-	if n, _ := db.DetectNoSuccess(ctx); n != 0 {
-		t.Errorf("later scans of the same stretch: %d events, want 0", n)
-	}
-	db.UpsertRuns(ctx, web1, []agentproto.RunReport{report("ok", "nightly", muster.RunSucceeded, 1, clk.Now())})
-	if n, _ := db.DetectNoSuccess(ctx); n != 0 {
-		t.Errorf("right after a success: %d events", n)
-	}
-	clk.Add(27 * time.Hour)
-	if n, _ := db.DetectNoSuccess(ctx); n != 1 {
-		t.Errorf("a new stretch: %d events, want 1", n)
-	}
-	evs := mustEvents(t, db, catalog.EventFilter{Event: muster.EventNoSuccess})
-	if len(evs) != 2 || evs[0].Job != "nightly" || evs[0].Window.Std() != 26*time.Hour || evs[0].Severity != muster.SeverityCritical {
-		t.Errorf("events %+v", evs)
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		nightly := job("nightly", "web1")
+		nightly.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
+		manual := job("manual", "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{nightly, manual}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Notify: []string{muster.MSXOperator}}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(25 * time.Hour)
+		if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+			t.Fatalf("within the window: %d events (%v)", n, err)
+		}
+		clk.Add(2 * time.Hour)
+		// A disabled alert watches nothing; enabled again, it finds the
+		// stretch.
+		if _, err := db.SetAlertEnabled(ctx, "stale", false); err != nil {
+			t.Fatal(err)
+		}
+		if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+			t.Fatalf("past the window, the alert disabled: %d events (%v)", n, err)
+		}
+		if a, err := db.SetAlertEnabled(ctx, "stale", true); err != nil || !a.Enabled {
+			t.Fatalf("enable: %+v, %v", a, err)
+		}
+		if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
+			t.Fatalf("past the window: %d events (%v), want 1 (the scheduled job only)", n, err)
+		}
+		clk.Add(30 * time.Hour)
+		if n, _ := db.DetectNoSuccess(ctx); n != 0 {
+			t.Errorf("later scans of the same stretch: %d events, want 0", n)
+		}
+		db.UpsertRuns(ctx, web1, []catalog.RunReport{report("ok", "nightly", muster.RunSucceeded, 1, clk.Now())})
+		if n, _ := db.DetectNoSuccess(ctx); n != 0 {
+			t.Errorf("right after a success: %d events", n)
+		}
+		clk.Add(27 * time.Hour)
+		if n, _ := db.DetectNoSuccess(ctx); n != 1 {
+			t.Errorf("a new stretch: %d events, want 1", n)
+		}
+		evs := mustEvents(t, db, catalog.EventFilter{Event: muster.EventNoSuccess})
+		if len(evs) != 2 || evs[0].Job != "nightly" || evs[0].Window.Std() != 26*time.Hour || evs[0].Severity != muster.SeverityCritical {
+			t.Errorf("events %+v", evs)
+		}
+	})
 }
 
 func TestPruneEvents(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}); err != nil {
-		t.Fatal(err)
-	}
-	forward := func(id int64) {
-		db.RecordTargetEvents(ctx, web1, []agentproto.Event{{ID: id, Name: muster.EventSpoolFull, Severity: 3, Message: "full", At: clk.Now()}})
-		db.DispatchEvents(ctx, newID)
-	}
-	forward(1)
-	forward(2)
-	due, _ := db.DueDeliveries(ctx, 10)
-	db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{}) // the first delivered, the second pending
-	clk.Add(48 * time.Hour)
-	forward(3)
-	n, err := db.PruneEvents(ctx, clk.Now().Add(-24*time.Hour))
-	if err != nil || n != 1 {
-		t.Fatalf("pruned %d (%v), want 1: the old event whose notification is done", n, err)
-	}
-	if evs := mustEvents(t, db, catalog.EventFilter{}); len(evs) != 2 {
-		t.Errorf("%d events left, want 2 (one pending, one recent)", len(evs))
-	}
-	if h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{}); len(h) != 2 {
-		t.Errorf("%d notifications left, want 2", len(h))
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}); err != nil {
+			t.Fatal(err)
+		}
+		forward := func(id int64) {
+			db.RecordTargetEvents(ctx, web1, []catalog.TargetEvent{{ID: id, Name: muster.EventSpoolFull, Severity: 3, Message: "full", At: clk.Now()}})
+			db.DispatchEvents(ctx, newID)
+		}
+		forward(1)
+		forward(2)
+		due, _ := db.DueDeliveries(ctx, 10)
+		db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{}) // the first delivered, the second pending
+		clk.Add(48 * time.Hour)
+		forward(3)
+		n, err := db.PruneEvents(ctx, clk.Now().Add(-24*time.Hour))
+		if err != nil || n != 1 {
+			t.Fatalf("pruned %d (%v), want 1: the old event whose notification is done", n, err)
+		}
+		if evs := mustEvents(t, db, catalog.EventFilter{}); len(evs) != 2 {
+			t.Errorf("%d events left, want 2 (one pending, one recent)", len(evs))
+		}
+		if h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{}); len(h) != 2 {
+			t.Errorf("%d notifications left, want 2", len(h))
+		}
+	})
 }

@@ -8,130 +8,137 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
 // Group targeting is live: joining a group posts the group's jobs to the
 // target, leaving it posts DELETE, unless the job still runs there another
 // way.
 func TestLiveGroupTargeting(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
-	if err := db.CreateGroup(ctx, "web"); err != nil {
-		t.Fatal(err)
-	}
-	j := job("deploy")
-	j.Groups = []string{"web"}
-	named := job("named", "web2")
-	named.Groups = []string{"web"}
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j, named}}); err != nil {
-		t.Fatal(err)
-	}
-
-	changes, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(changes) != 2 {
-		t.Fatalf("changes %+v, want both jobs", changes)
-	}
-	got1, _ := db.PendingInstructions(ctx, web1.ID, 0)
-	if want := []string{"INSERT deploy", "INSERT named"}; !slices.Equal(ops(got1), want) {
-		t.Errorf("web1 got %v, want %v", ops(got1), want)
-	}
-	got2, _ := db.PendingInstructions(ctx, web2.ID, 0)
-	if want := []string{"INSERT named", "INSERT deploy"}; !slices.Equal(ops(got2), want) {
-		t.Errorf("web2 got %v, want %v (named already ran there)", ops(got2), want)
-	}
-	js, _ := db.FindJob(ctx, "named")
-	for _, o := range js.Outcomes {
-		want := []string{"group:web"}
-		if o.Target == "web2" {
-			want = []string{"targets", "group:web"}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+		if err := db.CreateGroup(ctx, "web"); err != nil {
+			t.Fatal(err)
 		}
-		if !slices.Equal(o.Via, want) {
-			t.Errorf("%s via %v, want %v", o.Target, o.Via, want)
+		j := job("deploy")
+		j.Groups = []string{"web"}
+		named := job("named", "web2")
+		named.Groups = []string{"web"}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j, named}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !slices.Equal(js.Targets, []string{"web2"}) || !slices.Equal(js.Groups, []string{"web"}) {
-		t.Errorf("named: targets %v groups %v, want its own definition back", js.Targets, js.Groups)
-	}
 
-	if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); err != nil {
-		t.Fatal(err)
-	}
-	got2, _ = db.PendingInstructions(ctx, web2.ID, 2)
-	if want := []string{"DELETE deploy"}; !slices.Equal(ops(got2), want) {
-		t.Errorf("web2 after leaving got %v, want %v (named still runs there by name)", ops(got2), want)
-	}
-	if err := db.DeleteGroup(ctx, "web"); muster.ErrorCode(err) != muster.EPRECONDITION {
-		t.Errorf("deleting a group jobs use: %v, want a precondition error", err)
-	}
-	if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); muster.ErrorCode(err) != muster.EPRECONDITION {
-		t.Errorf("removing a non-member: %v", err)
-	}
-	if err := db.CreateGroup(ctx, "a,b"); muster.ErrorCode(err) != muster.EINVALID {
-		t.Errorf("a group name with a comma: %v", err)
-	}
+		changes, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changes) != 2 {
+			t.Fatalf("changes %+v, want both jobs", changes)
+		}
+		got1, _ := db.PendingInstructions(ctx, web1.ID, 0)
+		if want := []string{"INSERT deploy", "INSERT named"}; !slices.Equal(ops(got1), want) {
+			t.Errorf("web1 got %v, want %v", ops(got1), want)
+		}
+		got2, _ := db.PendingInstructions(ctx, web2.ID, 0)
+		if want := []string{"INSERT named", "INSERT deploy"}; !slices.Equal(ops(got2), want) {
+			t.Errorf("web2 got %v, want %v (named already ran there)", ops(got2), want)
+		}
+		js, _ := db.FindJob(ctx, "named")
+		for _, o := range js.Outcomes {
+			want := []string{"group:web"}
+			if o.Target == "web2" {
+				want = []string{"targets", "group:web"}
+			}
+			if !slices.Equal(o.Via, want) {
+				t.Errorf("%s via %v, want %v", o.Target, o.Via, want)
+			}
+		}
+		if !slices.Equal(js.Targets, []string{"web2"}) || !slices.Equal(js.Groups, []string{"web"}) {
+			t.Errorf("named: targets %v groups %v, want its own definition back", js.Targets, js.Groups)
+		}
+
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); err != nil {
+			t.Fatal(err)
+		}
+		got2, _ = db.PendingInstructions(ctx, web2.ID, 2)
+		if want := []string{"DELETE deploy"}; !slices.Equal(ops(got2), want) {
+			t.Errorf("web2 after leaving got %v, want %v (named still runs there by name)", ops(got2), want)
+		}
+		if err := db.DeleteGroup(ctx, "web"); muster.ErrorCode(err) != muster.EPRECONDITION {
+			t.Errorf("deleting a group jobs use: %v, want a precondition error", err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); muster.ErrorCode(err) != muster.EPRECONDITION {
+			t.Errorf("removing a non-member: %v", err)
+		}
+		if err := db.CreateGroup(ctx, "a,b"); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("a group name with a comma: %v", err)
+		}
+	})
 }
 
 // Per-target env: each target receives only its own values, and a change
 // for one target posts only to it.
 func TestTargetEnvOverrides(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
-	j := job("report", "web1", "web2")
-	j.Env = map[string]string{"REGION": "eu", "SIZE": "s"}
-	j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "us"}}
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
-		t.Fatal(err)
-	}
-	env := func(id int64, after int64) map[string]string {
-		ins, _ := db.PendingInstructions(ctx, id, after)
-		var got muster.Job
-		json.Unmarshal(ins[len(ins)-1].Payload, &got)
-		if got.TargetEnv != nil {
-			t.Errorf("a target received target_env: %v", got.TargetEnv)
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+		j := job("report", "web1", "web2")
+		j.Env = map[string]string{"REGION": "eu", "SIZE": "s"}
+		j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "us"}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
 		}
-		return got.Env
-	}
-	if e := env(web1.ID, 0); e["REGION"] != "eu" {
-		t.Errorf("web1 env %v", e)
-	}
-	if e := env(web2.ID, 0); e["REGION"] != "us" || e["SIZE"] != "s" {
-		t.Errorf("web2 env %v", e)
-	}
-	j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "ap"}}
-	res, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := []string{"INSERT web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
-		t.Errorf("posted %v, want %v", res.Changes[0].Instructions, want)
-	}
+		env := func(id int64, after int64) map[string]string {
+			ins, _ := db.PendingInstructions(ctx, id, after)
+			var got muster.Job
+			json.Unmarshal(ins[len(ins)-1].Payload, &got)
+			if got.TargetEnv != nil {
+				t.Errorf("a target received target_env: %v", got.TargetEnv)
+			}
+			return got.Env
+		}
+		if e := env(web1.ID, 0); e["REGION"] != "eu" {
+			t.Errorf("web1 env %v", e)
+		}
+		if e := env(web2.ID, 0); e["REGION"] != "us" || e["SIZE"] != "s" {
+			t.Errorf("web2 env %v", e)
+		}
+		j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "ap"}}
+		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"INSERT web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
+			t.Errorf("posted %v, want %v", res.Changes[0].Instructions, want)
+		}
+	})
 }
 
 // A target a job reaches only through a group has its fires previewed too.
 func TestNextFiresThroughAGroup(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	enlist(t, db, "web1")
-	enlist(t, db, "web2")
-	if err := db.CreateGroup(ctx, "web"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, false); err != nil {
-		t.Fatal(err)
-	}
-	j := job("deploy", "web1")
-	j.Groups = []string{"web"}
-	j.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
-		t.Fatal(err)
-	}
-	fires, err := db.NextFires(ctx, "deploy", 2)
-	if err != nil || len(fires) != 2 || fires[0].Target != "web1" || fires[1].Target != "web2" || len(fires[1].Fires) != 2 {
-		t.Errorf("next fires %+v (%v), want two on web1 (named) and two on web2 (through group web)", fires, err)
-	}
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		if err := db.CreateGroup(ctx, "web"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, false); err != nil {
+			t.Fatal(err)
+		}
+		j := job("deploy", "web1")
+		j.Groups = []string{"web"}
+		j.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		fires, err := db.NextFires(ctx, "deploy", 2)
+		if err != nil || len(fires) != 2 || fires[0].Target != "web1" || fires[1].Target != "web2" || len(fires[1].Fires) != 2 {
+			t.Errorf("next fires %+v (%v), want two on web1 (named) and two on web2 (through group web)", fires, err)
+		}
+	})
 }

@@ -2,10 +2,10 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
-	"log/slog"
 	"sync"
 	"time"
+
+	"github.com/musterhq/muster"
 )
 
 // heartbeats coalesces poll heartbeats in memory so that many targets
@@ -37,69 +37,50 @@ func (h *heartbeats) lookup(id int64) (Heartbeat, bool) {
 
 // RecordPoll notes a poll's heartbeat. It is written to the catalog within
 // the flush interval; reads see it at once.
-func (db *DB) RecordPoll(id int64, hb Heartbeat) { db.beats.put(id, hb) }
+func (c *Catalog) RecordPoll(id int64, hb Heartbeat) { c.beats.put(id, hb) }
 
-func (db *DB) flushLoop() {
-	defer close(db.done)
-	t := time.NewTicker(db.opts.HeartbeatFlush)
+func (c *Catalog) flushLoop() {
+	defer close(c.done)
+	t := time.NewTicker(c.opts.HeartbeatFlush)
 	defer t.Stop()
 	for {
 		select {
-		case <-db.stop:
-			if err := db.FlushHeartbeats(context.Background()); err != nil {
-				slog.Error("flush heartbeats", "err", err)
+		case <-c.stop:
+			if err := c.FlushHeartbeats(context.Background()); err != nil {
+				c.log.Error("flush heartbeats", muster.LogErr, err)
 			}
 			return
 		case <-t.C:
-			if err := db.FlushHeartbeats(context.Background()); err != nil {
-				slog.Error("flush heartbeats", "err", err)
+			if err := c.FlushHeartbeats(context.Background()); err != nil {
+				c.log.Error("flush heartbeats", muster.LogErr, err)
 			}
 		}
 	}
 }
 
 // FlushHeartbeats writes coalesced heartbeats now, in one transaction.
-func (db *DB) FlushHeartbeats(ctx context.Context) error {
-	db.beats.mu.Lock()
-	batch := db.beats.pending
+func (c *Catalog) FlushHeartbeats(ctx context.Context) error {
+	c.beats.mu.Lock()
+	batch := c.beats.pending
 	if len(batch) == 0 {
-		db.beats.mu.Unlock()
+		c.beats.mu.Unlock()
 		return nil
 	}
-	db.beats.pending = map[int64]Heartbeat{}
-	db.beats.inflight = batch
-	db.beats.mu.Unlock()
+	c.beats.pending = map[int64]Heartbeat{}
+	c.beats.inflight = batch
+	c.beats.mu.Unlock()
 
-	err := db.update(ctx, func(tx *tx) error {
-		stmt, err := tx.PrepareContext(ctx, `UPDATE targets SET last_poll_at = ?, local_time_at_poll = ?, time_zone = ?,
-			utc_offset_minutes = ?, clock_skew_ms = ?, poll_interval = ?, version = ?, protocol = ?,
-			spool_depth = ?, spool_dropped = ?, clock_offset_ms = COALESCE(?, clock_offset_ms) WHERE id = ?`)
-		if err != nil {
-			return err
-		}
-		defer stmt.Close()
-		for id, hb := range batch {
-			var offset sql.NullInt64
-			if hb.ClockOffset != nil {
-				offset = sql.NullInt64{Int64: hb.ClockOffset.Milliseconds(), Valid: true}
-			}
-			if _, err := stmt.ExecContext(ctx, ms(hb.At), formatLocal(hb.LocalTime), hb.TimeZone, offsetMinutes(hb.LocalTime),
-				skewMS(hb), hb.PollInterval, hb.Version, hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	db.beats.mu.Lock()
+	err := c.update(ctx, func(tx *tx) error { return tx.FlushHeartbeats(ctx, batch) })
+	c.beats.mu.Lock()
 	if err != nil {
 		// Put the batch back unless a newer heartbeat replaced an entry.
 		for id, hb := range batch {
-			if _, ok := db.beats.pending[id]; !ok {
-				db.beats.pending[id] = hb
+			if _, ok := c.beats.pending[id]; !ok {
+				c.beats.pending[id] = hb
 			}
 		}
 	}
-	db.beats.inflight = nil
-	db.beats.mu.Unlock()
+	c.beats.inflight = nil
+	c.beats.mu.Unlock()
 	return err
 }

@@ -2,9 +2,7 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -14,88 +12,107 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 )
 
-const sqlNextSeq = `UPDATE targets SET last_seq = last_seq + 1 WHERE id = ? RETURNING last_seq`
-
-// nextSeq allocates the target's next sequence number. The counter lives on
-// the target's row and is incremented inside the posting transaction, so
-// sequence numbers commit in order: a poller never sees seq N+1 before N.
-func (tx *tx) nextSeq(targetID int64) (int64, error) {
-	var seq int64
-	err := tx.QueryRow(sqlNextSeq, targetID).Scan(&seq)
-	if errors.Is(err, sql.ErrNoRows) {
-		return 0, fmt.Errorf("post to target %d: no such target", targetID)
-	}
-	return seq, err
+// posting is one instruction to post.
+type posting struct {
+	target  int64
+	op      muster.Operation
+	job     string
+	payload any // sent as JSON; nil for none
 }
 
-// post appends an instruction to a target's download list and wakes its
-// poll after commit. An INSERT or DELETE of a job supersedes the job's
-// failed instructions, so the target is no longer blocked by them, and its
-// pending ones that the new instruction makes moot.
-func (tx *tx) post(targetID int64, op muster.Operation, job string, payload any) (int64, error) {
-	seq, err := tx.nextSeq(targetID)
-	if err != nil {
-		return 0, err
+// moot lists the pending operations an instruction makes moot: an INSERT
+// or DELETE of a job supersedes them, and the job's failed instructions, so
+// the target is no longer blocked by those.
+func moot(op muster.Operation) []muster.Operation {
+	switch op {
+	case muster.OpInsert:
+		return []muster.Operation{muster.OpInsert, muster.OpUpdate}
+	case muster.OpDelete:
+		return []muster.Operation{muster.OpInsert, muster.OpUpdate, muster.OpStart, muster.OpStop}
 	}
-	return seq, tx.insertInstruction(targetID, seq, op, job, payload)
-}
-
-const (
-	sqlInsertInstruction = `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
-	VALUES (?, ?, ?, ?, ?, 'pending', ?, ?, ?)`
-	sqlSentJob = `INSERT INTO sent_jobs (target_id, job_name) VALUES (?, ?) ON CONFLICT DO NOTHING`
-)
-
-func (tx *tx) insertInstruction(targetID, seq int64, op muster.Operation, job string, payload any) error {
-	var body []byte
-	if payload != nil {
-		var err error
-		if body, err = json.Marshal(payload); err != nil {
-			return err
-		}
-	}
-	if err := tx.supersede(targetID, op, job); err != nil {
-		return err
-	}
-	var runID string
-	var expires sql.NullInt64
-	if p, ok := payload.(agentproto.StartPayload); ok {
-		runID, expires = p.RunID, sql.NullInt64{Int64: ms(p.ExpiresAt), Valid: true}
-	}
-	_, err := tx.Exec(sqlInsertInstruction, targetID, seq, string(op), job, string(body), ms(tx.now), runID, expires)
-	if err != nil {
-		return err
-	}
-	if op == muster.OpInsert {
-		if _, err := tx.Exec(sqlSentJob, targetID, job); err != nil {
-			return err
-		}
-	}
-	tx.wake[targetID] = struct{}{}
 	return nil
 }
 
-func (tx *tx) supersede(targetID int64, op muster.Operation, job string) error {
-	var moot []string // pending operations the new instruction makes moot
-	switch op {
-	case muster.OpInsert:
-		moot = []string{"INSERT", "UPDATE"}
-	case muster.OpDelete:
-		moot = []string{"INSERT", "UPDATE", "START", "STOP"}
-	default:
-		return nil
+// post appends one instruction to a target's download list and returns its
+// sequence number.
+func (tx *tx) post(target int64, op muster.Operation, job string, payload any) (int64, error) {
+	seqs, err := tx.postAll([]posting{{target: target, op: op, job: job, payload: payload}})
+	if err != nil {
+		return 0, err
 	}
-	q := `UPDATE instructions SET status = 'superseded'
-		WHERE target_id = ? AND (status = 'failed' OR (status = 'pending' AND operation IN ('` + strings.Join(moot, "', '") + `')))`
-	args := []any{targetID}
-	if job != "" {
-		q += ` AND job_name = ?`
-		args = append(args, job)
-	} else {
-		q += ` AND job_name <> ''`
+	return seqs[0], nil
+}
+
+// postAll appends instructions to download lists, in the order given on
+// each target, and wakes those targets' polls after commit. It returns
+// their sequence numbers, in the order given. Sequence numbers come from
+// each target's counter, incremented (and its row locked) here.
+func (tx *tx) postAll(ps []posting) ([]int64, error) {
+	if len(ps) == 0 {
+		return nil, nil
 	}
-	_, err := tx.Exec(q, args...)
-	return err
+	// Supersede first: the new instructions themselves are never moot.
+	type supersession struct {
+		op  muster.Operation
+		job string
+	}
+	superseded := map[supersession][]int64{}
+	var order []supersession
+	counts := map[int64]int{}
+	for _, p := range ps {
+		counts[p.target]++
+		if m := moot(p.op); m != nil {
+			k := supersession{p.op, p.job}
+			if _, ok := superseded[k]; !ok {
+				order = append(order, k)
+			}
+			superseded[k] = append(superseded[k], p.target)
+		}
+	}
+	for _, k := range order {
+		if err := tx.Supersede(tx.ctx, superseded[k], k.job, moot(k.op)); err != nil {
+			return nil, err
+		}
+	}
+	last, err := tx.NextSeqs(tx.ctx, counts)
+	if err != nil {
+		return nil, err
+	}
+	next := make(map[int64]int64, len(last))
+	for id, seq := range last {
+		next[id] = seq - int64(counts[id]) + 1
+	}
+	seqs := make([]int64, len(ps))
+	rows := make([]InstructionRow, len(ps))
+	sent := map[string][]int64{}
+	for i, p := range ps {
+		seqs[i] = next[p.target]
+		next[p.target]++
+		row := InstructionRow{TargetID: p.target, Seq: seqs[i], Operation: p.op, Job: p.job, PostedAt: tx.now}
+		if p.payload != nil {
+			if row.Payload, err = json.Marshal(p.payload); err != nil {
+				return nil, err
+			}
+		}
+		if s, ok := p.payload.(agentproto.StartPayload); ok {
+			expires := s.ExpiresAt
+			row.RunID, row.ExpiresAt = s.RunID, &expires
+		}
+		if p.op == muster.OpInsert {
+			sent[p.job] = append(sent[p.job], p.target)
+		}
+		rows[i] = row
+		tx.wake[p.target] = struct{}{}
+	}
+	if err := tx.InsertInstructions(tx.ctx, rows); err != nil {
+		return nil, err
+	}
+	for job, targets := range sent {
+		if err := tx.MarkSent(tx.ctx, targets, job); err != nil {
+			return nil, err
+		}
+	}
+	return seqs, nil
 }
 
 // MaxPollBatch bounds how many instructions one poll reply carries.
@@ -103,85 +120,57 @@ const MaxPollBatch = 500
 
 // PendingInstructions returns the target's pending instructions after seq,
 // in sequence order.
-func (db *DB) PendingInstructions(ctx context.Context, targetID, after int64) ([]agentproto.Instruction, error) {
-	rows, err := db.query(ctx, `SELECT seq, operation, job_name, payload FROM instructions
-		WHERE target_id = ? AND seq > ? AND status = 'pending' ORDER BY seq LIMIT ?`, targetID, after, MaxPollBatch)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []agentproto.Instruction
-	for rows.Next() {
-		var in agentproto.Instruction
-		var op, payload string
-		if err := rows.Scan(&in.Seq, &op, &in.Job, &payload); err != nil {
-			return nil, err
-		}
-		in.Operation = muster.Operation(op)
-		if payload != "" {
-			in.Payload = json.RawMessage(payload)
-		}
-		out = append(out, in)
-	}
-	return out, rows.Err()
-}
-
-// LastSeq returns the last sequence number posted to a target.
-func (db *DB) LastSeq(ctx context.Context, targetID int64) (int64, error) {
-	var seq int64
-	err := db.queryRow(ctx, `SELECT last_seq FROM targets WHERE id = ?`, targetID).Scan(&seq)
-	return seq, err
+func (c *Catalog) PendingInstructions(ctx context.Context, targetID, after int64) ([]InstructionRow, error) {
+	return c.store.PendingInstructions(ctx, targetID, after, MaxPollBatch)
 }
 
 // MaxErrorLen bounds an instruction error as stored.
 const MaxErrorLen = 1024
 
-const (
-	sqlAckInstruction = `UPDATE instructions SET status = ?, error = ?, downloaded_at = ?
-		WHERE target_id = ? AND seq = ? AND status = 'pending'`
-	sqlLiftTombstone = `UPDATE targets SET state = ?, defected_at = ? WHERE id = ? AND state = ?
-		AND EXISTS (SELECT 1 FROM instructions WHERE target_id = ? AND operation = 'DEFECT' AND status IN ('downloaded', 'failed'))`
-)
-
 // Ack records the outcome of instructions a target applied. An ack for an
 // instruction that is no longer pending (superseded, deleted, already
 // acknowledged) changes nothing, so acks may be repeated.
-func (db *DB) Ack(ctx context.Context, targetID int64, acks []agentproto.Ack) error {
+func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) error {
 	if len(acks) == 0 {
 		return nil
 	}
-	return db.update(ctx, func(tx *tx) error {
-		stmt, err := tx.stmt(sqlAckInstruction)
-		if err != nil {
-			return err
+	rows := make([]AckRow, len(acks))
+	for i, a := range acks {
+		rows[i] = AckRow{Seq: a.Seq, Status: muster.InstructionDownloaded}
+		if a.Status == muster.InstructionFailed {
+			msg := a.Error
+			if msg == "" {
+				msg = "the target reported an error without a message"
+			}
+			rows[i].Status, rows[i].Error = muster.InstructionFailed, truncate(msg, MaxErrorLen)
 		}
-		for _, a := range acks {
-			status, msg := muster.InstructionDownloaded, ""
-			if !a.OK {
-				status, msg = muster.InstructionFailed, a.Error
-				if msg == "" {
-					msg = "the target reported an error without a message"
-				}
-				if len(msg) > MaxErrorLen {
-					msg = msg[:MaxErrorLen]
-				}
-			}
-			if _, err := stmt.ExecContext(ctx, string(status), msg, ms(tx.now), targetID, a.Seq); err != nil {
-				return err
-			}
+	}
+	return c.update(ctx, func(tx *tx) error {
+		if err := tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
+			return err
 		}
 		// A deleted target that has collected its DEFECT is gone: the
 		// tombstone is lifted and its name is free.
-		res, err := tx.Exec(sqlLiftTombstone, TargetDefected, ms(tx.now), targetID, TargetDeleted, targetID)
-		if err != nil {
+		lifted, err := tx.LiftTombstone(ctx, targetID, tx.now)
+		if err != nil || !lifted {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n > 0 {
-			_, err = tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND status = 'pending'`, targetID)
-		}
-		return err
+		return tx.CloseInstructions(ctx, targetID, []muster.InstructionStatus{muster.InstructionPending}, muster.InstructionDeleted)
 	})
 }
+
+// truncate cuts s to at most n bytes, on a character boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8Start(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+func utf8Start(b byte) bool { return b&0xC0 != 0x80 }
 
 // InstructionFilter selects download-list entries.
 type InstructionFilter struct {
@@ -196,100 +185,23 @@ type InstructionFilter struct {
 
 // FindInstructions lists download-list entries of active targets, by target
 // then sequence number.
-func (db *DB) FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error) {
-	query := `SELECT t.name, i.seq, i.operation, i.job_name, i.posted_at, i.downloaded_at, i.status, i.error
-		FROM instructions i JOIN targets t ON t.id = i.target_id WHERE t.state <> 'defected'`
-	var args []any
-	if f.Target != "" {
-		query += ` AND t.name = ?`
-		args = append(args, f.Target)
-	}
-	if f.Job != "" {
-		query += ` AND i.job_name = ?`
-		args = append(args, f.Job)
-	}
-	if f.Operation != "" {
-		query += ` AND i.operation = ?`
-		args = append(args, string(f.Operation))
-	}
-	if f.Pending {
-		query += ` AND i.status = 'pending'`
-	}
-	if f.Errors {
-		query += ` AND i.status = 'failed'`
-	}
-	if f.Seq != 0 {
-		query += ` AND i.seq = ?`
-		args = append(args, f.Seq)
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 1000
-	}
-	// The newest entries are the interesting ones; show them in order.
-	query = `SELECT * FROM (` + query + ` ORDER BY i.posted_at DESC, i.seq DESC LIMIT ?) ORDER BY 1, 2`
-	args = append(args, limit)
-	rows, err := db.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	out := []muster.Instruction{}
-	for rows.Next() {
-		var in muster.Instruction
-		var op, status string
-		var posted int64
-		var downloaded sql.NullInt64
-		if err := rows.Scan(&in.Target, &in.Seq, &op, &in.Job, &posted, &downloaded, &status, &in.Error); err != nil {
-			return nil, err
-		}
-		in.Operation, in.Status = muster.Operation(op), muster.InstructionStatus(status)
-		in.PostedAt, in.DownloadedAt = fromMS(posted), fromNullMS(downloaded)
-		out = append(out, in)
-	}
-	return out, rows.Err()
-}
-
-// instructionRow is one instruction as the operator commands address it.
-type instructionRow struct {
-	targetID int64
-	target   string
-	seq      int64
-	op       muster.Operation
-	job      string
-	payload  string
-	status   muster.InstructionStatus
+func (c *Catalog) FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error) {
+	return c.store.FindInstructions(ctx, f)
 }
 
 // instructionRef finds the one instruction seq names, among those in the
 // given statuses, optionally on one target. Sequence numbers are per target,
 // so a bare seq must be unambiguous.
-func (tx *tx) instructionRef(target string, seq int64, statuses ...muster.InstructionStatus) (instructionRow, error) {
-	q := `SELECT i.target_id, t.name, i.seq, i.operation, i.job_name, i.payload, i.status FROM instructions i
-		JOIN targets t ON t.id = i.target_id WHERE t.state = 'active' AND i.seq = ?`
-	args := []any{seq}
-	if target != "" {
-		q += ` AND t.name = ?`
-		args = append(args, target)
-	}
-	rows, err := tx.Query(q, args...)
+func (tx *tx) instructionRef(target string, seq int64, statuses ...muster.InstructionStatus) (InstructionRow, error) {
+	all, err := tx.InstructionsBySeq(tx.ctx, target, seq)
 	if err != nil {
-		return instructionRow{}, err
+		return InstructionRow{}, err
 	}
-	defer rows.Close()
-	var all, usable []instructionRow
-	for rows.Next() {
-		var r instructionRow
-		if err := rows.Scan(&r.targetID, &r.target, &r.seq, &r.op, &r.job, &r.payload, &r.status); err != nil {
-			return instructionRow{}, err
-		}
-		all = append(all, r)
-		if slices.Contains(statuses, r.status) {
+	var usable []InstructionRow
+	for _, r := range all {
+		if slices.Contains(statuses, r.Status) {
 			usable = append(usable, r)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return instructionRow{}, err
 	}
 	want := make([]string, len(statuses))
 	for i, s := range statuses {
@@ -301,72 +213,70 @@ func (tx *tx) instructionRef(target string, seq int64, statuses ...muster.Instru
 	case len(usable) > 1:
 		var names []string
 		for _, r := range usable {
-			names = append(names, r.target)
+			names = append(names, r.Target)
 		}
-		return instructionRow{}, muster.Errorf(muster.EINVALID, "instruction %d: sequence numbers are per target, and %s each have a %s one; name the target with --target", seq, strings.Join(names, ", "), strings.Join(want, " or "))
+		return InstructionRow{}, muster.Errorf(muster.EINVALID, "instruction %d: sequence numbers are per target, and %s each have a %s one; name the target with --target", seq, strings.Join(names, ", "), strings.Join(want, " or "))
 	case len(all) == 1:
-		return instructionRow{}, muster.Errorf(muster.EPRECONDITION, "instruction %d on %s is %s; only a %s instruction can be changed", seq, all[0].target, all[0].status, strings.Join(want, " or "))
+		return InstructionRow{}, muster.Errorf(muster.EPRECONDITION, "instruction %d on %s is %s; only a %s instruction can be changed", seq, all[0].Target, all[0].Status, strings.Join(want, " or "))
 	case len(all) > 1:
-		return instructionRow{}, muster.Errorf(muster.EPRECONDITION, "no %s instruction %d; name the target with --target", strings.Join(want, " or "), seq)
+		return InstructionRow{}, muster.Errorf(muster.EPRECONDITION, "no %s instruction %d; name the target with --target", strings.Join(want, " or "), seq)
 	}
 	if target != "" {
-		return instructionRow{}, muster.Errorf(muster.ENOTFOUND, "no instruction %d on target %q", seq, target)
+		return InstructionRow{}, muster.Errorf(muster.ENOTFOUND, "no instruction %d on target %q", seq, target)
 	}
-	return instructionRow{}, muster.Errorf(muster.ENOTFOUND, "no instruction %d", seq)
+	return InstructionRow{}, muster.Errorf(muster.ENOTFOUND, "no instruction %d", seq)
+}
+
+// setStatus moves an instruction out of one of the statuses from; when
+// another master moved it first, the transaction is run again and finds it
+// as it is now.
+func (tx *tx) setStatus(r InstructionRow, status muster.InstructionStatus, from ...muster.InstructionStatus) error {
+	ok, err := tx.SetInstructionStatus(tx.ctx, r.TargetID, r.Seq, from, status)
+	if err == nil && !ok {
+		err = fmt.Errorf("instruction %d on %s changed meanwhile: %w", r.Seq, r.Target, ErrRetry)
+	}
+	return err
 }
 
 // RetryInstruction reposts a failed instruction as a new one and marks the
 // failed one superseded, which clears the block it caused. A failed INSERT
 // is reposted with the job's current definition, since that is what the
-// operator wants in force.
-func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (muster.Instruction, error) {
+// operator wants in force; a failed START is a new start, with a new run id
+// and a fresh expiry.
+func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64) (muster.Instruction, error) {
 	var posted muster.Instruction
-	err := db.update(ctx, func(tx *tx) error {
+	err := c.update(ctx, func(tx *tx) error {
 		r, err := tx.instructionRef(target, seq, muster.InstructionFailed)
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE instructions SET status = 'superseded' WHERE target_id = ? AND seq = ?`, r.targetID, seq); err != nil {
+		if err := tx.setStatus(r, muster.InstructionSuperseded, muster.InstructionFailed); err != nil {
 			return err
 		}
 		var body any
-		if r.payload != "" {
-			body = json.RawMessage(r.payload)
+		if len(r.Payload) > 0 {
+			body = json.RawMessage(r.Payload)
 		}
-		if r.op == muster.OpStart {
-			// A retried START is a new start: a new run id (from the new
-			// sequence number) and a new expiry.
-			var uid string
-			if err := tx.QueryRow(sqlTargetUID, r.targetID).Scan(&uid); err != nil {
-				return err
-			}
-			var old agentproto.StartPayload
-			if err := json.Unmarshal([]byte(r.payload), &old); err != nil {
+		switch r.Operation {
+		case muster.OpStart:
+			var p agentproto.StartPayload
+			if err := json.Unmarshal(r.Payload, &p); err != nil {
 				return fmt.Errorf("instruction %d: stored START: %w", seq, err)
 			}
-			seq, err := tx.nextSeq(r.targetID)
-			if err != nil {
-				return err
-			}
-			// The same start again: its env and first step, a new run id and a
-			// fresh expiry.
-			p := old
-			p.RunID, p.ExpiresAt = muster.StartRunID(uid, seq), expiry(tx.now, 0).UTC()
-			posted = muster.Instruction{Seq: seq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
-			return tx.insertInstruction(r.targetID, seq, r.op, r.job, p)
-		}
-		if r.op == muster.OpInsert {
-			j, targeted, err := tx.jobForTarget(r.job, r.targetID)
+			p.RunID, p.ExpiresAt = muster.NewRunID(), expiry(tx.now, 0).UTC()
+			body = p
+		case muster.OpInsert:
+			j, targeted, err := tx.jobForTarget(r.Job, r.TargetID)
 			if err != nil {
 				return err
 			}
 			if !targeted {
-				return muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", seq, r.job, r.target)
+				return muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", seq, r.Job, r.Target)
 			}
-			body = j.DefinitionFor(r.target)
+			body = insertPayload(j, r.Target)
 		}
-		newSeq, err := tx.post(r.targetID, r.op, r.job, body)
-		posted = muster.Instruction{Seq: newSeq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
+		newSeq, err := tx.post(r.TargetID, r.Operation, r.Job, body)
+		posted = muster.Instruction{Seq: newSeq, Target: r.Target, Operation: r.Operation, Job: r.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
 		return err
 	})
 	return posted, err
@@ -374,14 +284,14 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 
 // DeleteInstruction marks a pending or failed instruction deleted: it is not
 // delivered, and no longer blocks its target.
-func (db *DB) DeleteInstruction(ctx context.Context, target string, seq int64) error {
-	return db.update(ctx, func(tx *tx) error {
-		r, err := tx.instructionRef(target, seq, muster.InstructionPending, muster.InstructionFailed)
+func (c *Catalog) DeleteInstruction(ctx context.Context, target string, seq int64) error {
+	return c.update(ctx, func(tx *tx) error {
+		open := []muster.InstructionStatus{muster.InstructionPending, muster.InstructionFailed}
+		r, err := tx.instructionRef(target, seq, open...)
 		if err != nil {
 			return err
 		}
-		_, err = tx.Exec(`UPDATE instructions SET status = 'deleted' WHERE target_id = ? AND seq = ?`, r.targetID, seq)
-		return err
+		return tx.setStatus(r, muster.InstructionDeleted, open...)
 	})
 }
 
@@ -391,9 +301,9 @@ func (db *DB) DeleteInstruction(ctx context.Context, target string, seq int64) e
 // target's own cursor, so a catalog restored from a backup does not hand
 // out numbers the target has already consumed. It returns the sequence
 // number the re-posted instructions follow.
-func (db *DB) Resync(ctx context.Context, targetID, after int64) (int64, error) {
+func (c *Catalog) Resync(ctx context.Context, targetID, after int64) (int64, error) {
 	var base int64
-	err := db.update(ctx, func(tx *tx) error {
+	err := c.update(ctx, func(tx *tx) error {
 		var err error
 		base, err = tx.resync(targetID, after)
 		return err
@@ -402,27 +312,29 @@ func (db *DB) Resync(ctx context.Context, targetID, after int64) (int64, error) 
 }
 
 func (tx *tx) resync(targetID, after int64) (int64, error) {
-	if _, err := tx.Exec(`UPDATE instructions SET status = 'superseded' WHERE target_id = ? AND status IN ('pending', 'failed')`, targetID); err != nil {
+	open := []muster.InstructionStatus{muster.InstructionPending, muster.InstructionFailed}
+	if err := tx.CloseInstructions(tx.ctx, targetID, open, muster.InstructionSuperseded); err != nil {
 		return 0, err
 	}
-	var base int64
-	var name string
-	if err := tx.QueryRow(`UPDATE targets SET last_seq = MAX(last_seq, ?) WHERE id = ? RETURNING last_seq, name`, after, targetID).Scan(&base, &name); err != nil {
-		return 0, err
-	}
-	if _, err := tx.post(targetID, muster.OpDelete, "", nil); err != nil {
-		return 0, err
-	}
-	jobs, err := tx.jobsOfTarget(targetID)
+	base, err := tx.RaiseSeq(tx.ctx, targetID, after)
 	if err != nil {
 		return 0, err
 	}
-	for _, j := range jobs {
-		if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.DefinitionFor(name)); err != nil {
-			return 0, err
+	jobs, err := tx.loadJobs(JobQuery{TargetID: targetID})
+	if err != nil {
+		return 0, err
+	}
+	ps := []posting{{target: targetID, op: muster.OpDelete}}
+	for _, name := range sortedKeys(jobs) {
+		sj := jobs[name]
+		for tname, tid := range sj.targets {
+			if tid == targetID {
+				ps = append(ps, posting{target: targetID, op: muster.OpInsert, job: name, payload: insertPayload(sj.job, tname)})
+			}
 		}
 	}
-	return base, nil
+	_, err = tx.postAll(ps)
+	return base, err
 }
 
 // expiry converts an optional duration to an absolute time.

@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -17,16 +18,16 @@ import (
 // target, or those named. SET-POLL needs Value, the poll interval in
 // seconds.
 type PostRequest struct {
-	Operation   muster.Operation `json:"operation"`
-	Job         string           `json:"job,omitempty"`
-	Targets     []string         `json:"targets,omitempty"`
-	Value       int              `json:"value,omitempty"`
-	RequestedBy string           `json:"-"`
+	Operation   muster.Operation
+	Job         string
+	Targets     []string
+	Value       int
+	RequestedBy string
 }
 
 // Post posts the instructions a PostRequest asks for, in one transaction,
 // and returns them.
-func (db *DB) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, error) {
+func (c *Catalog) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, error) {
 	op := muster.Operation(strings.ToUpper(string(req.Operation)))
 	switch {
 	case !op.Valid():
@@ -45,7 +46,7 @@ func (db *DB) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, 
 		return nil, muster.Errorf(muster.EINVALID, "value: only SET-POLL takes a value")
 	}
 	if op == muster.OpStart {
-		res, err := db.StartJob(ctx, StartRequest{Job: req.Job, Targets: req.Targets, RequestedBy: req.RequestedBy})
+		res, err := c.StartJob(ctx, StartRequest{Job: req.Job, Targets: req.Targets, RequestedBy: req.RequestedBy})
 		if err != nil {
 			return nil, err
 		}
@@ -56,32 +57,32 @@ func (db *DB) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, 
 		return out, nil
 	}
 	var posted []muster.Instruction
-	err := db.update(ctx, func(tx *tx) error {
+	err := c.update(ctx, func(tx *tx) error {
 		posted = posted[:0]
 		targets, job, err := tx.postTargets(op, req.Job, req.Targets)
 		if err != nil {
 			return err
 		}
-		names := make([]string, 0, len(targets))
-		for n := range targets {
-			names = append(names, n)
-		}
-		slices.Sort(names)
-		for _, name := range names {
+		names := sortedKeys(targets)
+		ps := make([]posting, len(names))
+		for i, name := range names {
 			var payload any
 			switch op {
 			case muster.OpInsert:
-				payload = job.job.DefinitionFor(name)
+				payload = insertPayload(job.job, name)
 			case muster.OpUpdate:
 				payload = updatePayload(job.job)
 			case muster.OpSetPoll:
 				payload = agentproto.SetPollPayload{PollInterval: req.Value}
 			}
-			seq, err := tx.post(targets[name], op, req.Job, payload)
-			if err != nil {
-				return err
-			}
-			posted = append(posted, muster.Instruction{Seq: seq, Target: name, Operation: op, Job: req.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending})
+			ps[i] = posting{target: targets[name], op: op, job: req.Job, payload: payload}
+		}
+		seqs, err := tx.postAll(ps)
+		if err != nil {
+			return err
+		}
+		for i, name := range names {
+			posted = append(posted, muster.Instruction{Seq: seqs[i], Target: name, Operation: op, Job: req.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending})
 		}
 		return nil
 	})
@@ -90,15 +91,13 @@ func (db *DB) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, 
 
 // postTargets resolves the targets a posted instruction goes to.
 func (tx *tx) postTargets(op muster.Operation, jobName string, named []string) (map[string]int64, storedJob, error) {
-	for i, t := range named {
-		named[i] = muster.NormalizeTargetName(t)
-	}
+	named = normalizeTargets(named)
 	if !op.JobOperation() {
 		if len(named) > 0 {
 			ids, err := tx.targetIDs("targets", named)
 			return ids, storedJob{}, err
 		}
-		ids, err := tx.activeTargets()
+		ids, err := tx.ActiveTargets(tx.ctx)
 		return ids, storedJob{}, err
 	}
 	job, err := tx.loadJob(jobName)
@@ -122,35 +121,34 @@ func (tx *tx) postTargets(op muster.Operation, jobName string, named []string) (
 	return ids, job, nil
 }
 
-// activeTargets returns every active target by name.
-func (tx *tx) activeTargets() (map[string]int64, error) {
-	ids := map[string]int64{}
-	return ids, tx.nameIDs(ids, `SELECT name, id FROM targets WHERE state = 'active'`)
+// normalizeTargets returns target names normalized, as a new slice.
+func normalizeTargets(names []string) []string {
+	out := make([]string, len(names))
+	for i, n := range names {
+		out[i] = muster.NormalizeTargetName(n)
+	}
+	return out
 }
+
+// sortedKeys returns a map's keys in order.
+func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys(m)) }
 
 // ResyncTargets resyncs the named targets, or every target when all is set
 // (SQL Server's sp_resync_targetserver), in one transaction.
-func (db *DB) ResyncTargets(ctx context.Context, names []string, all bool) ([]string, error) {
+func (c *Catalog) ResyncTargets(ctx context.Context, names []string, all bool) ([]string, error) {
 	var done []string
-	err := db.update(ctx, func(tx *tx) error {
+	err := c.update(ctx, func(tx *tx) error {
 		var ids map[string]int64
 		var err error
 		if all {
-			ids, err = tx.activeTargets()
+			ids, err = tx.ActiveTargets(ctx)
 		} else {
-			for i, n := range names {
-				names[i] = muster.NormalizeTargetName(n)
-			}
-			ids, err = tx.targetIDs("targets", names)
+			ids, err = tx.targetIDs("targets", normalizeTargets(names))
 		}
 		if err != nil {
 			return err
 		}
-		done = done[:0]
-		for name := range ids {
-			done = append(done, name)
-		}
-		slices.Sort(done)
+		done = sortedKeys(ids)
 		for _, name := range done {
 			if _, err := tx.resync(ids[name], 0); err != nil {
 				return fmt.Errorf("resync %s: %w", name, err)
@@ -163,8 +161,8 @@ func (db *DB) ResyncTargets(ctx context.Context, names []string, all bool) ([]st
 
 // DeleteAllTargets deletes every target, posting each a DEFECT (or, with
 // force, forgetting them at once): the multiserver setup is dismantled.
-func (db *DB) DeleteAllTargets(ctx context.Context, force bool) ([]string, error) {
-	targets, err := db.FindTargets(ctx, TargetFilter{})
+func (c *Catalog) DeleteAllTargets(ctx context.Context, force bool) ([]string, error) {
+	targets, err := c.FindTargets(ctx, TargetFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +171,7 @@ func (db *DB) DeleteAllTargets(ctx context.Context, force bool) ([]string, error
 		if slices.Contains(t.Flags, muster.FlagDeleted) && !force {
 			continue // already waiting for its DEFECT
 		}
-		if err := db.DeleteTarget(ctx, t.Name, force); err != nil {
+		if err := c.DeleteTarget(ctx, t.Name, force); err != nil {
 			return done, err
 		}
 		done = append(done, t.Name)
@@ -185,39 +183,31 @@ func (db *DB) DeleteAllTargets(ctx context.Context, force bool) ([]string, error
 // A paused target fires no schedules and records STARTs as skipped; it
 // learns of the change at once if it is polling (the hook is told to wake
 // it), else at its next poll.
-func (db *DB) SetPaused(ctx context.Context, names []string, group string, paused bool) ([]string, error) {
+func (c *Catalog) SetPaused(ctx context.Context, names []string, group string, paused bool) ([]string, error) {
 	var done []string
-	err := db.update(ctx, func(tx *tx) error {
-		done = done[:0]
+	err := c.update(ctx, func(tx *tx) error {
 		ids := map[string]int64{}
 		if group != "" {
-			if _, err := tx.groupIDs("group", []string{group}); err != nil {
+			gids, err := tx.groupIDs("group", []string{group})
+			if err != nil {
 				return err
 			}
-			if err := tx.nameIDs(ids, `SELECT t.name, t.id FROM group_members gm JOIN groups g ON g.id = gm.group_id
-				JOIN targets t ON t.id = gm.target_id WHERE g.name = ? AND t.state = 'active'`, group); err != nil {
+			if ids, err = tx.GroupMembers(ctx, gids[group]); err != nil {
 				return err
 			}
 		}
-		for i, n := range names {
-			names[i] = muster.NormalizeTargetName(n)
-		}
-		named, err := tx.targetIDs("targets", names)
+		named, err := tx.targetIDs("targets", normalizeTargets(names))
 		if err != nil {
 			return err
 		}
-		for n, id := range named {
-			ids[n] = id
+		maps.Copy(ids, named)
+		done = sortedKeys(ids)
+		list := make([]int64, 0, len(ids))
+		for _, n := range done {
+			list = append(list, ids[n])
 		}
-		for n, id := range ids {
-			if _, err := tx.Exec(`UPDATE targets SET paused = ? WHERE id = ?`, paused, id); err != nil {
-				return err
-			}
-			tx.poke = append(tx.poke, id)
-			done = append(done, n)
-		}
-		slices.Sort(done)
-		return nil
+		tx.c.Poke = append(tx.c.Poke, list...)
+		return tx.SetPaused(ctx, list, paused)
 	})
 	return done, err
 }
@@ -225,17 +215,11 @@ func (db *DB) SetPaused(ctx context.Context, names []string, group string, pause
 // PruneDownloaded keeps at most keep finished instructions (downloaded,
 // superseded or deleted) per target, deleting the oldest; pending and
 // failed ones are never deleted (SQL Server's DownloadedMaxRows).
-func (db *DB) PruneDownloaded(ctx context.Context, keep int) (int64, error) {
+func (c *Catalog) PruneDownloaded(ctx context.Context, keep int) (int64, error) {
 	var n int64
-	err := db.update(ctx, func(tx *tx) error {
-		res, err := tx.Exec(`DELETE FROM instructions WHERE rowid IN (
-			SELECT rowid FROM (SELECT rowid, ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY seq DESC) AS n
-				FROM instructions WHERE status IN ('downloaded', 'superseded', 'deleted'))
-			WHERE n > ?)`, keep)
-		if err != nil {
-			return err
-		}
-		n, err = res.RowsAffected()
+	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		n, err = tx.PruneDownloaded(ctx, keep)
 		return err
 	})
 	return n, err

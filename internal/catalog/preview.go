@@ -12,31 +12,18 @@ import (
 // MaxPreview bounds how many fires a preview lists per target.
 const MaxPreview = 1000
 
-// Fire is one upcoming fire of a schedule on a target.
-type Fire struct {
-	Schedule string    `json:"schedule"`
-	At       time.Time `json:"at"` // in the zone the schedule fires in, jitter included
-}
-
-// TargetFires is the next fires of a job on one of its targets.
-type TargetFires struct {
-	Target   string `json:"target"`
-	TimeZone string `json:"time_zone"` // the zone the job's schedules fire in there
-	Fires    []Fire `json:"fires"`
-}
-
 // NextFires computes the next count fires of a job on each of its targets,
 // as each target will: in the job's zone or the zone the target reports,
 // with the target's jitter. At-start schedules are not listed.
-func (db *DB) NextFires(ctx context.Context, name string, count int) ([]TargetFires, error) {
+func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]muster.TargetFires, error) {
 	if count < 1 || count > MaxPreview {
 		return nil, muster.Errorf(muster.EINVALID, "count: from 1 to %d", MaxPreview)
 	}
-	job, err := db.FindJob(ctx, name)
+	job, err := c.FindJob(ctx, name)
 	if err != nil {
 		return nil, err
 	}
-	targets, err := db.FindTargets(ctx, TargetFilter{})
+	targets, err := c.FindTargets(ctx, TargetFilter{})
 	if err != nil {
 		return nil, err
 	}
@@ -44,8 +31,8 @@ func (db *DB) NextFires(ctx context.Context, name string, count int) ([]TargetFi
 	for _, t := range targets {
 		zones[t.Name] = t.TimeZone
 	}
-	now := db.opts.Now()
-	out := []TargetFires{}
+	now := c.opts.Now()
+	out := []muster.TargetFires{}
 	for _, o := range job.Outcomes { // every target the job runs on, named or through a group
 		target := o.Target
 		zone := job.TimeZone
@@ -56,7 +43,7 @@ func (db *DB) NextFires(ctx context.Context, name string, count int) ([]TargetFi
 		if err != nil || zone == "" {
 			loc, zone = time.UTC, "UTC"
 		}
-		tf := TargetFires{Target: target, TimeZone: zone, Fires: []Fire{}}
+		tf := muster.TargetFires{Target: target, TimeZone: zone, Fires: []muster.Fire{}}
 		for _, s := range job.Schedules {
 			plan, err := schedule.Compile(s, loc)
 			if err != nil || plan.AtStart() {
@@ -70,11 +57,11 @@ func (db *DB) NextFires(ctx context.Context, name string, count int) ([]TargetFi
 				if !ok {
 					break
 				}
-				tf.Fires = append(tf.Fires, Fire{Schedule: s.Name, At: next.Add(jitter).In(loc)})
+				tf.Fires = append(tf.Fires, muster.Fire{Schedule: s.Name, At: next.Add(jitter).In(loc)})
 				at = next
 			}
 		}
-		slices.SortFunc(tf.Fires, func(a, b Fire) int { return a.At.Compare(b.At) })
+		slices.SortFunc(tf.Fires, func(a, b muster.Fire) int { return a.At.Compare(b.At) })
 		tf.Fires = tf.Fires[:min(len(tf.Fires), count)]
 		out = append(out, tf)
 	}

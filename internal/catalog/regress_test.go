@@ -9,119 +9,128 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
 // Pruning the download list does not make the master forget which jobs a
 // target was sent: its runs are still accepted.
 func TestPrunedDownloadListKeepsRunsAccepted(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{job("backup", "web1")}}); err != nil {
-		t.Fatal(err)
-	}
-	for range 5 {
-		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}); err != nil {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-	}
-	var acks []agentproto.Ack
-	for seq := int64(1); seq <= 6; seq++ {
-		acks = append(acks, agentproto.Ack{Seq: seq, OK: true})
-	}
-	db.Ack(ctx, web1.ID, acks)
-	if n, err := db.PruneDownloaded(ctx, 2); err != nil || n != 4 {
-		t.Fatalf("pruned %d, %v; want 4", n, err)
-	}
-	res, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{{Revision: 1, Run: muster.Run{
-		Job: "backup", RunID: "r1", Status: muster.RunSucceeded, StartedAt: clk.Now()}}})
-	if err != nil || !res[0].OK {
-		t.Errorf("a run of a job sent before the pruning: %+v %v", res, err)
-	}
+		for range 5 {
+			if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var acks []catalog.AckRow
+		for seq := int64(1); seq <= 6; seq++ {
+			acks = append(acks, catalog.AckRow{Seq: seq, Status: muster.InstructionDownloaded})
+		}
+		db.Ack(ctx, web1.ID, acks)
+		if n, err := db.PruneDownloaded(ctx, 2); err != nil || n != 4 {
+			t.Fatalf("pruned %d, %v; want 4", n, err)
+		}
+		res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{{Revision: 1, Run: muster.Run{
+			Job: "backup", RunID: "r1", Status: muster.RunSucceeded, StartedAt: clk.Now()}}})
+		if err != nil || !res[0].OK {
+			t.Errorf("a run of a job sent before the pruning: %+v %v", res, err)
+		}
+	})
 }
 
 // A renewal retried with the same new key after a lost reply is served;
 // another key from the replaced certificate is not.
 func TestRenewalRetryAfterALostReply(t *testing.T) {
-	ctx := context.Background()
-	db, clk, _ := MustOpen(t)
-	enlist(t, db, "web1") // its certificate is serial-web1
-	n := 0
-	sign := func(key string) func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
-		return func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
-			n++
-			return catalog.IssuedCert{Serial: "s" + string(rune('0'+n)), NotAfter: clk.Now().Add(time.Hour), KeyHash: key}, nil
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		enlist(t, db, "web1") // its certificate is serial-web1
+		n := 0
+		sign := func(key string) func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+			return func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+				n++
+				return catalog.IssuedCert{Serial: "s" + string(rune('0'+n)), NotAfter: clk.Now().Add(time.Hour), KeyHash: key}, nil
+			}
 		}
-	}
-	if _, err := db.RenewCert(ctx, "serial-web1", "k1", sign("k1")); err != nil {
-		t.Fatal(err)
-	}
-	// The reply was lost: the target retries from its old certificate with
-	// the same new key.
-	if _, err := db.RenewCert(ctx, "serial-web1", "k1", sign("k1")); err != nil {
-		t.Errorf("the retry with the same key: %v", err)
-	}
-	if _, err := db.RenewCert(ctx, "serial-web1", "k9", sign("k9")); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
-		t.Errorf("another key from a replaced certificate: %v, want refused", err)
-	}
+		if _, err := db.RenewCert(ctx, "serial-web1", "k1", sign("k1")); err != nil {
+			t.Fatal(err)
+		}
+		// The reply was lost: the target retries from its old certificate with
+		// the same new key.
+		if _, err := db.RenewCert(ctx, "serial-web1", "k1", sign("k1")); err != nil {
+			t.Errorf("the retry with the same key: %v", err)
+		}
+		if _, err := db.RenewCert(ctx, "serial-web1", "k9", sign("k9")); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Errorf("another key from a replaced certificate: %v, want refused", err)
+		}
+	})
 }
 
 // A START held back by max_parallel_targets is dropped when its target
 // leaves the job, instead of reaching a target without the job.
 func TestQueuedStartDroppedWhenTheTargetLeaves(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	enlist(t, db, "a")
-	b := enlist(t, db, "b")
-	j := job("deploy", "a", "b")
-	j.MaxParallelTargets = 1
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"})
-	if err != nil || !res.Runs[1].Queued {
-		t.Fatalf("start: %+v %v, want b queued", res, err)
-	}
-	j.Targets = []string{"a"}
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := db.ReleaseQueuedStarts(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
-		if in.Operation == muster.OpStart {
-			t.Errorf("b was posted START of a job it no longer runs")
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "a")
+		b := enlist(t, db, "b")
+		j := job("deploy", "a", "b")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"})
+		if err != nil || !res.Runs[1].Queued {
+			t.Fatalf("start: %+v %v, want b queued", res, err)
+		}
+		j.Targets = []string{"a"}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.ReleaseQueuedStarts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+			if in.Operation == muster.OpStart {
+				t.Errorf("b was posted START of a job it no longer runs")
+			}
+		}
+	})
 }
 
 // A retried START keeps its env and first step.
 func TestRetriedStartKeepsItsOverrides(t *testing.T) {
-	ctx := context.Background()
-	db, _, _ := MustOpen(t)
-	web1 := enlist(t, db, "web1")
-	j := job("deploy", "web1")
-	j.Steps = append(j.Steps, muster.Step{Name: "verify", Shell: "true"})
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
-		t.Fatal(err)
-	}
-	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	db.Ack(ctx, web1.ID, []agentproto.Ack{{Seq: res.Runs[0].Seq, OK: false, Error: "boom"}})
-	in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range must(db.PendingInstructions(ctx, web1.ID, in.Seq-1)) {
-		var sp agentproto.StartPayload
-		json.Unmarshal(p.Payload, &sp)
-		if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
-			t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		j := job("deploy", "web1")
+		j.Steps = append(j.Steps, muster.Step{Name: "verify", Shell: "true"})
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}})
+		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range must(db.PendingInstructions(ctx, web1.ID, in.Seq-1)) {
+			var sp agentproto.StartPayload
+			json.Unmarshal(p.Payload, &sp)
+			if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
+				t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
+			}
+		}
+	})
 }
 
 func must[T any](v T, err error) T {

@@ -2,12 +2,11 @@ package catalog
 
 import (
 	"context"
-	"database/sql"
-	"encoding/json"
 	"fmt"
+	"slices"
+	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 )
 
 // Limits on an uploaded run.
@@ -17,60 +16,50 @@ const (
 	MaxAttempts      = 10 * muster.MaxSteps // a run never executes more than 10 × its steps
 	MaxOutputBytes   = 4 << 20              // per attempt, as uploaded
 	MaxMessageLen    = 4096
+	// FutureTolerance is how far past the master's clock, beyond the clock
+	// skew the target last showed, a time a target reports may lie.
+	FutureTolerance = 5 * time.Minute
 )
 
-const (
-	sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
-			started_at, finished_at, duration_ms, steps, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-		ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
-			message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
-			finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
-			updated_at = excluded.updated_at
-		WHERE excluded.revision > runs.revision`
-	sqlRunOutcome = `UPDATE job_targets SET last_run_id = ?, last_status = ?, last_message = ?,
-			last_started_at = ?, last_duration_ms = ?
-		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)
-			AND (last_started_at IS NULL OR last_started_at <= ?)`
-	sqlJobSent     = `SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = ? AND job_name = ?)`
-	sqlLastSuccess = `UPDATE job_targets SET last_success_at = MAX(COALESCE(last_success_at, 0), ?)
-		WHERE target_id = ? AND job_id = (SELECT id FROM jobs WHERE name = ?)`
-)
+// RunReport is a run as a target reported it, at a revision.
+type RunReport struct {
+	Run      muster.Run
+	Revision int64
+}
+
+// RunResult is the answer for one reported run: stored (or already held),
+// or refused with why.
+type RunResult struct {
+	RunID string
+	OK    bool
+	Error string
+}
 
 // UpsertRuns records runs uploaded by a target, each at its revision: a
 // report not newer than the revision held changes nothing, so late or
 // repeated uploads never overwrite newer data. The target's identity comes
 // from its certificate, never from the report. The answer is per run: one
 // bad run is refused on its own and does not hold up the others.
-func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []agentproto.RunReport) ([]agentproto.RunResult, error) {
-	results := make([]agentproto.RunResult, len(reports))
-	err := db.update(ctx, func(tx *tx) error {
-		upsert, err := tx.stmt(sqlUpsertRun)
-		if err != nil {
-			return err
-		}
-		outcome, err := tx.stmt(sqlRunOutcome)
-		if err != nil {
-			return err
-		}
+func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports []RunReport) ([]RunResult, error) {
+	results := make([]RunResult, len(reports))
+	err := c.update(ctx, func(tx *tx) error {
+		// A target's clock may run ahead of the master's by its measured
+		// skew; a time further ahead is a lie, which would pin the job's
+		// last outcome.
+		latest := tx.now.Add(FutureTolerance + max(time.Duration(target.ClockSkewMS)*time.Millisecond, 0))
 		sent := map[string]bool{} // jobs this target was ever sent
-		// The last outcome of each job is the finished run that started
-		// last; only that one of a batch is written.
-		latest := map[string]muster.Run{}
-		// Jobs with a run newly recorded succeeded: their last success on
-		// the target, which no_success watches, moves to when the master
-		// learns of it (windows are judged by the master's clock).
-		succeeded := map[string]bool{}
+		var rows []RunRow
 		for i, rep := range reports {
 			r := rep.Run
-			results[i].RunID = r.RunID
-			if msg := checkRun(rep); msg != "" {
+			results[i] = RunResult{RunID: r.RunID}
+			if msg := checkRun(rep, latest); msg != "" {
 				results[i].Error = msg
 				continue
 			}
 			ok, known := sent[r.Job]
 			if !known {
-				if ok, err = tx.wasSent(target.ID, r.Job); err != nil {
+				var err error
+				if ok, err = tx.WasSent(ctx, target.ID, r.Job); err != nil {
 					return err
 				}
 				sent[r.Job] = ok
@@ -79,47 +68,62 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 				results[i].Error = fmt.Sprintf("run %s: job %q was never sent to target %s", r.RunID, r.Job, target.Name)
 				continue
 			}
-			steps, err := json.Marshal(r.Steps)
-			if err != nil {
-				return err
-			}
-			var finished sql.NullInt64
-			if r.FinishedAt != nil {
-				finished = sql.NullInt64{Int64: ms(*r.FinishedAt), Valid: true}
-			}
-			res, err := upsert.ExecContext(ctx, target.ID, r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, rep.Revision,
-				ms(r.StartedAt), finished, r.DurationMS, string(steps), ms(tx.now))
-			if err != nil {
-				return err
-			}
 			results[i].OK = true
-			if n, _ := res.RowsAffected(); n == 0 {
+			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
+		}
+		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
+		if err != nil {
+			return err
+		}
+		// The last outcome of each job is its finished run the master
+		// recorded last; only that one of a batch is written.
+		type last struct {
+			run RunRow
+			row int64
+		}
+		latestOf := map[string]last{}
+		// Jobs with a run newly recorded succeeded: their last success on
+		// the target, which no_success watches, moves to when the master
+		// learns of it (windows are judged by the master's clock).
+		var succeeded []string
+		for k, u := range upserts {
+			if !u.Changed {
 				continue // an older or repeated revision
 			}
-			tx.runs = append(tx.runs, r.RunID)
-			if err := tx.runEvents(target, r); err != nil {
+			r := rows[k]
+			tx.c.Runs = append(tx.c.Runs, r.RunID)
+			if err := tx.runEvents(target, r.Run); err != nil {
 				return err
 			}
-			if r.Status == muster.RunSucceeded {
-				succeeded[r.Job] = true
+			if r.Status == muster.RunSucceeded && !slices.Contains(succeeded, r.Job) {
+				succeeded = append(succeeded, r.Job)
 			}
-			if prev, ok := latest[r.Job]; r.Status.Finished() && (!ok || ms(r.StartedAt) >= ms(prev.StartedAt)) {
-				latest[r.Job] = r
+			if prev, ok := latestOf[r.Job]; r.Status.Finished() && (!ok || u.Row >= prev.row) {
+				latestOf[r.Job] = last{r, u.Row}
 			}
 		}
-		for job := range succeeded {
-			if _, err := tx.Exec(sqlLastSuccess, ms(tx.now), target.ID, job); err != nil {
+		for _, job := range succeeded {
+			if err := tx.SetLastSuccess(ctx, target.ID, job, tx.now); err != nil {
 				return err
 			}
 		}
-		for _, r := range latest {
-			if _, err := outcome.ExecContext(ctx, r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS,
-				target.ID, r.Job, ms(r.StartedAt)); err != nil {
+		if len(latestOf) == 0 {
+			return nil
+		}
+		queued, err := tx.JobsWithQueuedStarts(ctx)
+		if err != nil {
+			return err
+		}
+		for _, job := range sortedKeys(latestOf) {
+			l := latestOf[job]
+			if err := tx.SetLastOutcome(ctx, target.ID, l.run, l.row); err != nil {
 				return err
 			}
 			// A run that ended frees a max_parallel_targets slot.
-			if err := tx.releaseQueued(r.Job); err != nil {
-				return err
+			if slices.Contains(queued, job) {
+				if err := tx.releaseQueued(job); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -127,15 +131,9 @@ func (db *DB) UpsertRuns(ctx context.Context, target TargetIdentity, reports []a
 	return results, err
 }
 
-// wasSent reports whether the target was ever sent the job.
-func (tx *tx) wasSent(targetID int64, job string) (bool, error) {
-	var ok bool
-	err := tx.QueryRow(sqlJobSent, targetID, job).Scan(&ok)
-	return ok, err
-}
-
-// checkRun returns why a report cannot be stored, or "".
-func checkRun(rep agentproto.RunReport) string {
+// checkRun returns why a report cannot be stored, or "". Times may not lie
+// past latest.
+func checkRun(rep RunReport, latest time.Time) string {
 	r := rep.Run
 	switch {
 	case r.RunID == "" || len(r.RunID) > MaxRunIDLen:
@@ -148,6 +146,10 @@ func checkRun(rep agentproto.RunReport) string {
 		return fmt.Sprintf("run %s: status: %q is not a run status", r.RunID, r.Status)
 	case r.StartedAt.IsZero():
 		return fmt.Sprintf("run %s: started_at: required", r.RunID)
+	case r.StartedAt.After(latest):
+		return fmt.Sprintf("run %s: started_at: %s is later than the master's clock allows (%s, with the target's clock skew)", r.RunID, r.StartedAt.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
+	case r.FinishedAt != nil && r.FinishedAt.After(latest):
+		return fmt.Sprintf("run %s: finished_at: %s is later than the master's clock allows (%s, with the target's clock skew)", r.RunID, r.FinishedAt.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
 	case len(r.Steps) > MaxAttempts:
 		return fmt.Sprintf("run %s: steps: at most %d attempts", r.RunID, MaxAttempts)
 	case len(r.Message) > MaxMessageLen:
@@ -159,6 +161,8 @@ func checkRun(rep agentproto.RunReport) string {
 			return fmt.Sprintf("run %s: steps[%d]: status: %q is not a step attempt status", r.RunID, i, s.Status)
 		case len(s.Output) > MaxOutputBytes:
 			return fmt.Sprintf("run %s: steps[%d]: output: at most %d bytes", r.RunID, i, MaxOutputBytes)
+		case s.StartedAt.After(latest):
+			return fmt.Sprintf("run %s: steps[%d]: started_at: later than the master's clock allows", r.RunID, i)
 		}
 	}
 	return ""
@@ -168,72 +172,66 @@ func checkRun(rep agentproto.RunReport) string {
 type RunFilter struct {
 	Job    string
 	Target string
-	RunIDs []string
-	Limit  int
+	// Runs names runs by target and run id; a run id with no target names
+	// the runs of that id on every target, each with its target.
+	Runs  []muster.RunRef
+	Limit int
 }
 
-// FindRuns returns runs, newest first.
-func (db *DB) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, error) {
-	q := `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
-			t.id, t.last_poll_at, t.poll_interval
-		FROM runs r JOIN targets t ON t.id = r.target_id WHERE 1 = 1`
-	var args []any
-	if f.Job != "" {
-		q += ` AND r.job_name = ?`
-		args = append(args, f.Job)
-	}
-	if f.Target != "" {
-		q += ` AND t.name = ?`
-		args = append(args, f.Target)
-	}
-	if len(f.RunIDs) > 0 {
-		q += ` AND r.run_id IN (` + placeholders(len(f.RunIDs)) + `)`
-		for _, id := range f.RunIDs {
-			args = append(args, id)
-		}
-	}
-	limit := f.Limit
-	if limit <= 0 {
-		limit = 100
-	}
-	q += ` ORDER BY r.started_at DESC, r.id DESC LIMIT ?`
-	args = append(args, limit)
-	rows, err := db.read.QueryContext(ctx, q, args...)
+// FindRuns returns runs, newest first. A run last reported running whose
+// target is now suspected offline says so.
+func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, error) {
+	rows, err := c.store.FindRuns(ctx, f)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	runs := []muster.Run{}
-	now := db.opts.Now()
-	for rows.Next() {
-		var r muster.Run
-		var started, targetID int64
-		var finished, lastPoll sql.NullInt64
-		var steps string
-		var interval int
-		if err := rows.Scan(&r.Job, &r.Target, &r.RunID, &r.Status, &r.Trigger, &r.Message, &started, &finished, &r.DurationMS, &steps,
-			&targetID, &lastPoll, &interval); err != nil {
-			return nil, err
-		}
+	now := c.opts.Now()
+	runs := make([]muster.Run, len(rows))
+	for i, r := range rows {
 		if r.Status == muster.RunRunning {
-			state := muster.TargetState{PollInterval: interval}
-			if lastPoll.Valid {
-				state.LastPoll = fromMS(lastPoll.Int64)
+			state := muster.TargetState{PollInterval: r.PollInterval}
+			if r.LastPoll != nil {
+				state.LastPoll = *r.LastPoll
 			}
-			if hb, ok := db.beats.lookup(targetID); ok {
+			if hb, ok := c.beats.lookup(r.TargetID); ok {
 				state.LastPoll, state.PollInterval = hb.At, hb.PollInterval
 			}
 			status, _ := muster.DeriveStatus(now, state)
 			r.TargetOffline = status == muster.StatusSuspectedOffline
 		}
-		r.StartedAt, r.FinishedAt = fromMS(started), fromNullMS(finished)
-		if err := json.Unmarshal([]byte(steps), &r.Steps); err != nil {
-			return nil, fmt.Errorf("run %s: stored steps: %w", r.RunID, err)
-		}
-		if r.Steps == nil {
-			r.Steps = []muster.StepAttempt{}
-		}
-		runs = append(runs, r)
+		runs[i] = r.Run
 	}
-	return runs, rows.Err()
+	return runs, nil
+}
+
+// PurgeRequest says which finished runs to delete: those that started
+// before now minus OlderThan (when set), and beyond the newest KeepPerJob of
+// each job (when set), for one job or every job. Running runs are kept.
+type PurgeRequest struct {
+	Job        string
+	OlderThan  time.Duration
+	KeepPerJob int
+}
+
+// PurgeRuns deletes history (SQL Server's sp_purge_jobhistory, plus its
+// per-job row limit).
+func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest) (muster.PurgeResult, error) {
+	if req.OlderThan < 0 || req.KeepPerJob < 0 {
+		return muster.PurgeResult{}, muster.Errorf(muster.EINVALID, "older_than and keep_per_job must not be negative")
+	}
+	if req.OlderThan == 0 && req.KeepPerJob == 0 {
+		return muster.PurgeResult{}, muster.Errorf(muster.EINVALID, "give older_than or keep_per_job (or both): a purge needs a limit")
+	}
+	var res muster.PurgeResult
+	err := c.update(ctx, func(tx *tx) error {
+		var before *time.Time
+		if req.OlderThan > 0 {
+			t := tx.now.Add(-req.OlderThan)
+			before = &t
+		}
+		var err error
+		res.Deleted, err = tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob)
+		return err
+	})
+	return res, err
 }

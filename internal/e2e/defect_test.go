@@ -36,7 +36,7 @@ func TestGracefulDefectOfARunningTarget(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, "the slow run to be running", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 0)
+		runs, _ := env.Client.Runs(ctx, res.Refs()[:1], 0)
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning
 	})
 
@@ -51,7 +51,7 @@ func TestGracefulDefectOfARunningTarget(t *testing.T) {
 	tg := env.Target("web1")
 	waitExit(t, tg)
 
-	runs, _ := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 0)
+	runs, _ := env.Client.Runs(ctx, res.Refs()[:1], 0)
 	if len(runs) != 1 || runs[0].Status != muster.RunCanceled {
 		t.Errorf("the running run was recorded %+v, want canceled", runs)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/agentproto"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/testenv"
@@ -114,7 +113,7 @@ func TestPostedServerInstructions(t *testing.T) {
 		Target:  func(c *targetConfig) { c.Now = clock.Now },
 	})
 	ctx := context.Background()
-	for _, req := range []catalog.PostRequest{
+	for _, req := range []httpapi.PostRequest{
 		{Operation: "set-poll", Value: 300},
 		{Operation: "sync-time", Targets: []string{"web1"}},
 		{Operation: "re-enlist"},
@@ -141,7 +140,7 @@ func TestPostedServerInstructions(t *testing.T) {
 		t.Errorf("failed instructions: %+v", failed)
 	}
 	// Invalid combinations are refused.
-	for _, bad := range []catalog.PostRequest{
+	for _, bad := range []httpapi.PostRequest{
 		{Operation: "set-poll"}, {Operation: "set-poll", Value: 5}, {Operation: "insert"},
 		{Operation: "sync-time", Job: "x"}, {Operation: "start", Value: 3}, {Operation: "defect"}, {Operation: "launch"},
 	} {

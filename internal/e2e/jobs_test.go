@@ -143,7 +143,7 @@ func TestTimeoutsAndStopKillTheWholeTree(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, "the run to be canceled", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{id}, 0)
+		runs, _ := env.Client.Runs(ctx, []muster.RunRef{{RunID: id}}, 0)
 		return len(runs) == 1 && runs[0].Status == muster.RunCanceled
 	})
 	if l := testenv.RunProcesses(id); len(l) > 0 {
@@ -169,7 +169,7 @@ func TestStartOverridesAndCleanEnvironment(t *testing.T) {
 	}
 	var r muster.Run
 	testenv.Eventually(t, wait, "the run to finish", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 0)
+		runs, _ := env.Client.Runs(ctx, res.Refs()[:1], 0)
 		if len(runs) == 1 && runs[0].Status.Finished() {
 			r = runs[0]
 			return true
@@ -212,13 +212,13 @@ func TestMaxConcurrentRunsQueues(t *testing.T) {
 	}
 	apply(t, env, jobs...)
 	settled(t, env)
-	var ids []string
+	var ids []muster.RunRef
 	for _, name := range []string{"a", "b", "c"} {
 		res, err := env.Client.StartJob(ctx, name, httpapi.StartBody{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, res.Runs[0].RunID)
+		ids = append(ids, res.Refs()[0])
 	}
 	var runs []muster.Run
 	testenv.Eventually(t, wait, "all three runs", func() bool {
@@ -430,13 +430,12 @@ func TestMaxParallelTargets(t *testing.T) {
 		t.Fatal(err)
 	}
 	queued := 0
-	var ids []string
 	for _, r := range res.Runs {
 		if r.Queued {
 			queued++
 		}
-		ids = append(ids, r.RunID)
 	}
+	ids := res.Refs()
 	if queued != 2 {
 		t.Fatalf("%d STARTs queued, want 2 of 3", queued)
 	}

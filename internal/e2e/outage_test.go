@@ -117,7 +117,7 @@ func TestSpoolKeepsTheNewestRunsWhenFull(t *testing.T) {
 	// The newest of the runs kept through the outage reach the master.
 	newest := local[len(local)-1]
 	testenv.Eventually(t, wait, "the newest spooled run on the master", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{newest.RunID}, 0)
+		runs, _ := env.Client.Runs(ctx, []muster.RunRef{{Target: newest.Target, RunID: newest.RunID}}, 0)
 		return len(runs) == 1
 	})
 	// The target raised spool_full while the master was away, and kept it
@@ -139,7 +139,7 @@ func TestOutputStreamsWhileAStepRuns(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, "the first line on the master while the step runs", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{res.Runs[0].RunID}, 0)
+		runs, _ := env.Client.Runs(ctx, res.Refs()[:1], 0)
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1 && runs[0].Steps[0].Output == "first\n"
 	})
 }

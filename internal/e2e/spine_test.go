@@ -17,7 +17,6 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/testenv"
@@ -32,9 +31,9 @@ func shellJob(name, script string, targets ...string) muster.Job {
 	return j
 }
 
-func apply(t *testing.T, env *testenv.Env, jobs ...muster.Job) catalog.ApplyResult {
+func apply(t *testing.T, env *testenv.Env, jobs ...muster.Job) muster.ApplyResult {
 	t.Helper()
-	res, err := env.Client.Apply(context.Background(), catalog.ApplyRequest{Jobs: jobs})
+	res, err := env.Client.Apply(context.Background(), httpapi.ApplyRequest{Jobs: jobs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,10 +57,7 @@ func startAndWait(t *testing.T, env *testenv.Env, job string, targets ...string)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ids []string
-	for _, r := range res.Runs {
-		ids = append(ids, r.RunID)
-	}
+	ids := res.Refs()
 	var runs []muster.Run
 	testenv.Eventually(t, wait, "runs finished", func() bool {
 		runs, err = env.Client.Runs(ctx, ids, 5*time.Second)
@@ -226,7 +222,7 @@ func TestStartOfARunningJobIsSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, wait, "the first run to be running", func() bool {
-		runs, _ := env.Client.Runs(ctx, []string{first.Runs[0].RunID}, 0)
+		runs, _ := env.Client.Runs(ctx, first.Refs()[:1], 0)
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning
 	})
 	runs := startAndWait(t, env, "slow")

@@ -13,7 +13,6 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/bench"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -62,12 +61,12 @@ func TestMasterKilledDuringDispatches(t *testing.T) {
 		}
 	}()
 
-	ids := make([]string, len(jobs))
+	ids := make([]muster.RunRef, len(jobs))
 	var accepted []time.Duration // start request → the master accepted it
 	for i, j := range jobs {
 		key := fmt.Sprintf("fault-t7-%d", i)
 		t0 := time.Now()
-		var res catalog.StartResult
+		var res muster.StartResult
 		for {
 			var err error
 			res, err = f.master.Client.StartJob(ctx, j.Name, httpapi.StartBody{IdempotencyKey: key})
@@ -80,7 +79,7 @@ func TestMasterKilledDuringDispatches(t *testing.T) {
 			sleep(ctx, 100*time.Millisecond)
 		}
 		accepted = append(accepted, time.Since(t0))
-		ids[i] = res.Runs[0].RunID
+		ids[i] = res.Refs()[0]
 		sleep(ctx, p.dispatchPace)
 	}
 	close(stop)
@@ -102,7 +101,8 @@ func TestMasterKilledDuringDispatches(t *testing.T) {
 	}
 	ran := executions(f.readEffects())
 	lost, duplicated := 0, 0
-	for _, id := range ids {
+	for _, ref := range ids {
+		id := ref.RunID
 		switch n := ran[id]; {
 		case n == 0:
 			lost++
@@ -170,7 +170,7 @@ func TestTargetKilledMidRun(t *testing.T) {
 			if !tg.Running() {
 				return true // reported below
 			}
-			runs, err := f.master.Client.Runs(ctx, []string{id}, 0)
+			runs, err := f.master.Client.Runs(ctx, []muster.RunRef{{RunID: id}}, 0)
 			return err == nil && len(runs) == 1 && runs[0].Status == muster.RunAbandoned
 		})
 		if !tg.Running() {
@@ -187,7 +187,7 @@ func TestTargetKilledMidRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if runs, _, err := bench.WaitRuns(ctx, f.master.Client, []string{res.Runs[0].RunID}, time.Minute); err != nil || runs[0].Status != muster.RunSucceeded {
+	if runs, _, err := bench.WaitRuns(ctx, f.master.Client, res.Refs()[:1], time.Minute); err != nil || runs[0].Status != muster.RunSucceeded {
 		t.Errorf("a run after the kills: %v %v", runs, err)
 	}
 	ran := executions(f.readEffects())
@@ -276,12 +276,12 @@ func cutOff(ctx context.Context, t *testing.T, p plan, f *fleet, tg *bench.Targe
 		healAt := time.Now()
 		c.heal()
 		during := 0
-		var ids []string
+		var ids []muster.RunRef
 		for _, e := range f.readEffects() {
 			if e.scheduledAt.After(cutAt) && e.scheduledAt.Before(healAt) {
 				during++
 			}
-			ids = append(ids, e.runID)
+			ids = append(ids, muster.RunRef{Target: tg.Name, RunID: e.runID})
 		}
 		if during == 0 {
 			t.Errorf("%s: no scheduled run while the target was cut off", c.name)
@@ -450,7 +450,7 @@ func TestHugeOutput(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, _, err := bench.WaitRuns(ctx, f.master.Client, []string{res.Runs[0].RunID}, time.Until(deadline(ctx)))
+	runs, _, err := bench.WaitRuns(ctx, f.master.Client, res.Refs()[:1], time.Until(deadline(ctx)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -502,7 +502,7 @@ func TestStepTimeoutKillsChildren(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, _, err := bench.WaitRuns(ctx, f.master.Client, []string{res.Runs[0].RunID}, time.Minute)
+	runs, _, err := bench.WaitRuns(ctx, f.master.Client, res.Refs()[:1], time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

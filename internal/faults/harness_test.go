@@ -15,7 +15,6 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/bench"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -157,7 +156,7 @@ func (f *fleet) effectJob(name, target, then string) muster.Job {
 func (f *fleet) apply(ctx context.Context, jobs ...muster.Job) {
 	f.t.Helper()
 	if err := retry(ctx, func() error {
-		_, err := f.master.Client.Apply(ctx, catalog.ApplyRequest{Jobs: jobs})
+		_, err := f.master.Client.Apply(ctx, httpapi.ApplyRequest{Jobs: jobs})
 		return err
 	}); err != nil {
 		f.t.Fatal(err)

@@ -83,12 +83,23 @@ func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller
 	return nil
 }
 
+// OperatorUpdate changes an operator: each field that is set replaces the
+// operator's; "" removes an address.
+type OperatorUpdate struct {
+	Webhook *string `json:"webhook,omitempty"`
+	Email   *string `json:"email,omitempty"`
+	// WebhookSecret replaces the secret with the one given.
+	WebhookSecret *string `json:"webhook_secret,omitempty"`
+	// NewSecret replaces the secret with a new one, made by the master.
+	NewSecret bool `json:"new_secret,omitempty"`
+}
+
 func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
-	var u catalog.OperatorUpdate
+	var u OperatorUpdate
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &u); err != nil {
 		return err
 	}
-	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), u, newWebhookSecret)
+	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), catalog.OperatorUpdate(u), newWebhookSecret)
 	if err != nil {
 		return err
 	}

@@ -7,7 +7,6 @@ import (
 	"strconv"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 )
 
 // Operators lists the operators.
@@ -30,7 +29,7 @@ func (c *Client) CreateOperator(ctx context.Context, req OperatorRequest) (Opera
 }
 
 // UpdateOperator changes an operator's addresses or secret.
-func (c *Client) UpdateOperator(ctx context.Context, name string, u catalog.OperatorUpdate) (OperatorResponse, error) {
+func (c *Client) UpdateOperator(ctx context.Context, name string, u OperatorUpdate) (OperatorResponse, error) {
 	var out OperatorResponse
 	return out, c.do(ctx, http.MethodPatch, "/api/v1/operators/"+url.PathEscape(name), nil, u, &out)
 }

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
@@ -117,35 +116,35 @@ func (c *Client) Job(ctx context.Context, name string) (muster.JobStatus, error)
 }
 
 // Apply creates or updates jobs.
-func (c *Client) Apply(ctx context.Context, req catalog.ApplyRequest) (catalog.ApplyResult, error) {
-	var out catalog.ApplyResult
+func (c *Client) Apply(ctx context.Context, req ApplyRequest) (muster.ApplyResult, error) {
+	var out muster.ApplyResult
 	return out, c.do(ctx, http.MethodPost, "/api/v1/apply", nil, req, &out)
 }
 
 // DeleteJob deletes a job.
-func (c *Client) DeleteJob(ctx context.Context, name string) (catalog.JobChange, error) {
-	var out catalog.JobChange
+func (c *Client) DeleteJob(ctx context.Context, name string) (muster.JobChange, error) {
+	var out muster.JobChange
 	return out, c.do(ctx, http.MethodDelete, "/api/v1/jobs/"+url.PathEscape(name), nil, nil, &out)
 }
 
 // SetJobEnabled enables or disables a job.
-func (c *Client) SetJobEnabled(ctx context.Context, name string, enabled bool) (catalog.JobChange, error) {
+func (c *Client) SetJobEnabled(ctx context.Context, name string, enabled bool) (muster.JobChange, error) {
 	verb := "disable"
 	if enabled {
 		verb = "enable"
 	}
-	var out catalog.JobChange
+	var out muster.JobChange
 	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/"+verb, nil, struct{}{}, &out)
 }
 
 // StartJob starts a job. The request carries an idempotency key; network
 // failures are retried with the same key, so a lost reply never starts the
 // job twice.
-func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (catalog.StartResult, error) {
+func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (muster.StartResult, error) {
 	if body.IdempotencyKey == "" {
 		body.IdempotencyKey = NewIdempotencyKey()
 	}
-	var out catalog.StartResult
+	var out muster.StartResult
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
 		err = c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/start", nil, body, &out)
@@ -162,20 +161,20 @@ func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (cat
 }
 
 // StopJob stops a job's running runs on its targets (all, or those named).
-func (c *Client) StopJob(ctx context.Context, name string, targets []string) (catalog.JobChange, error) {
-	var out catalog.JobChange
+func (c *Client) StopJob(ctx context.Context, name string, targets []string) (muster.JobChange, error) {
+	var out muster.JobChange
 	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/stop", nil, StopBody{Targets: targets}, &out)
 }
 
 // NextFires previews a job's next fires on each of its targets.
-func (c *Client) NextFires(ctx context.Context, name string, count int) ([]catalog.TargetFires, error) {
-	var out []catalog.TargetFires
+func (c *Client) NextFires(ctx context.Context, name string, count int) ([]muster.TargetFires, error) {
+	var out []muster.TargetFires
 	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name)+"/next", url.Values{"count": {strconv.Itoa(count)}}, nil, &out)
 }
 
 // PurgeHistory deletes runs.
-func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (catalog.PurgeResult, error) {
-	var out catalog.PurgeResult
+func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (muster.PurgeResult, error) {
+	var out muster.PurgeResult
 	return out, c.do(ctx, http.MethodPost, "/api/v1/history/purge", nil, body, &out)
 }
 
@@ -192,10 +191,18 @@ func (c *Client) History(ctx context.Context, job, target string, limit int) ([]
 	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, nil, &out)
 }
 
-// Runs returns the runs with the given ids; with wait > 0 the master holds
-// the reply until all are finished or wait passes.
-func (c *Client) Runs(ctx context.Context, ids []string, wait time.Duration) ([]muster.Run, error) {
-	q := url.Values{"run_id": ids}
+// Runs returns the named runs; with wait > 0 the master holds the reply
+// until all are finished or wait passes. A ref without a target finds its
+// run id on every target.
+func (c *Client) Runs(ctx context.Context, refs []muster.RunRef, wait time.Duration) ([]muster.Run, error) {
+	q := url.Values{}
+	for _, r := range refs {
+		if r.Target == "" {
+			q.Add("run", r.RunID)
+		} else {
+			q.Add("run", r.String())
+		}
+	}
 	if wait > 0 {
 		q.Set("wait", wait.String())
 	}

@@ -6,12 +6,11 @@ import (
 	"net/url"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/catalog"
 )
 
 // Groups lists target groups.
-func (c *Client) Groups(ctx context.Context) ([]catalog.Group, error) {
-	var out []catalog.Group
+func (c *Client) Groups(ctx context.Context) ([]muster.Group, error) {
+	var out []muster.Group
 	return out, c.do(ctx, http.MethodGet, "/api/v1/groups", nil, nil, &out)
 }
 
@@ -32,17 +31,17 @@ func (c *Client) RenameGroup(ctx context.Context, name, newName string) error {
 
 // GroupMembers adds targets to a group (or removes them), and returns what
 // that posted to them.
-func (c *Client) GroupMembers(ctx context.Context, group string, targets []string, remove bool) ([]catalog.JobChange, error) {
+func (c *Client) GroupMembers(ctx context.Context, group string, targets []string, remove bool) ([]muster.JobChange, error) {
 	verb := "add"
 	if remove {
 		verb = "remove"
 	}
-	var out []catalog.JobChange
+	var out []muster.JobChange
 	return out, c.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/"+verb, nil, TargetsBody{Targets: targets}, &out)
 }
 
 // Post posts instructions by hand.
-func (c *Client) Post(ctx context.Context, req catalog.PostRequest) ([]muster.Instruction, error) {
+func (c *Client) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, error) {
 	var out []muster.Instruction
 	return out, c.do(ctx, http.MethodPost, "/api/v1/post", nil, req, &out)
 }

@@ -53,7 +53,7 @@ func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, _ caller) e
 	if err := s.DB.CreateGroup(r.Context(), body.Name); err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusCreated, catalog.Group{Name: body.Name, Targets: []string{}, Jobs: []string{}})
+	jsonhttp.WriteJSON(w, http.StatusCreated, muster.Group{Name: body.Name, Targets: []string{}, Jobs: []string{}})
 	return nil
 }
 
@@ -96,20 +96,29 @@ func (s *Server) groupMembers(remove bool) handler {
 			return err
 		}
 		if changes == nil {
-			changes = []catalog.JobChange{}
+			changes = []muster.JobChange{}
 		}
 		jsonhttp.WriteJSON(w, http.StatusOK, changes)
 		return nil
 	}
 }
 
+// PostRequest posts an instruction by hand (SQL Server's
+// sp_post_msx_operation): see catalog.PostRequest.
+type PostRequest struct {
+	Operation muster.Operation `json:"operation"`
+	Job       string           `json:"job,omitempty"`
+	Targets   []string         `json:"targets,omitempty"`
+	Value     int              `json:"value,omitempty"`
+}
+
 func (s *Server) post(w http.ResponseWriter, r *http.Request, c caller) error {
-	var req catalog.PostRequest
+	var req PostRequest
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
 	}
-	req.RequestedBy = c.name
-	posted, err := s.DB.Post(r.Context(), req)
+	posted, err := s.DB.Post(r.Context(), catalog.PostRequest{Operation: req.Operation, Job: req.Job, Targets: req.Targets,
+		Value: req.Value, RequestedBy: c.name})
 	if err != nil {
 		return err
 	}

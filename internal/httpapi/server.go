@@ -46,7 +46,7 @@ type TokenMaker interface {
 
 // Server serves the operator API.
 type Server struct {
-	DB     *catalog.DB
+	DB     *catalog.Catalog
 	Tokens TokenMaker
 	Hub    Notifier
 	Poker  Poker
@@ -218,7 +218,15 @@ func (s *Server) showJob(w http.ResponseWriter, r *http.Request, _ caller) error
 	return nil
 }
 
-// applyBody is the wire form of an apply request: jobs default to enabled.
+// ApplyRequest creates or updates jobs by name, all or nothing.
+type ApplyRequest struct {
+	Jobs   []muster.Job `json:"jobs"`
+	Prune  bool         `json:"prune"`   // delete jobs not listed
+	DryRun bool         `json:"dry_run"` // compute the changes, commit nothing
+}
+
+// applyBody is how the server reads an ApplyRequest: jobs default to
+// enabled.
 type applyBody struct {
 	Jobs   []jobBody `json:"jobs"`
 	Prune  bool      `json:"prune"`
@@ -233,16 +241,16 @@ func (j *jobBody) UnmarshalJSON(b []byte) error {
 	return decodeStrict(b, &j.Job)
 }
 
-func (s *Server) apply(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body applyBody
 	if err := jsonhttp.DecodeJSON(w, r, maxApplyBody, &body); err != nil {
 		return err
 	}
-	req := catalog.ApplyRequest{Prune: body.Prune, DryRun: body.DryRun, Jobs: make([]muster.Job, len(body.Jobs))}
+	jobs := make([]muster.Job, len(body.Jobs))
 	for i, j := range body.Jobs {
-		req.Jobs[i] = j.Job
+		jobs[i] = j.Job
 	}
-	res, err := s.DB.ApplyJobs(r.Context(), req)
+	res, err := s.DB.ApplyJobs(r.Context(), jobs, catalog.ApplyOptions{Prune: body.Prune, DryRun: body.DryRun, Actor: c.name})
 	if err != nil {
 		return err
 	}
@@ -260,12 +268,12 @@ func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, _ caller) err
 }
 
 func (s *Server) enableJob(enabled bool) handler {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
-		c, err := s.DB.SetJobEnabled(r.Context(), r.PathValue("name"), enabled)
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		ch, err := s.DB.SetJobEnabled(r.Context(), r.PathValue("name"), enabled, c.name)
 		if err != nil {
 			return err
 		}
-		jsonhttp.WriteJSON(w, http.StatusOK, c)
+		jsonhttp.WriteJSON(w, http.StatusOK, ch)
 		return nil
 	}
 }
@@ -391,14 +399,25 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 	return nil
 }
 
-// listRuns answers GET /api/v1/runs?run_id=A&run_id=B[&wait=25s]. With wait,
-// the reply is held until every named run is finished or the wait passes,
-// so `muster job start --wait` needs no busy polling.
+// listRuns answers GET /api/v1/runs?run=TARGET:RUN_ID&run=…[&wait=25s]. A
+// run is named by its target and its id: a run id names a run on its own
+// target only. (A bare RUN_ID finds that id on every target, each run with
+// its target.) With wait, the reply is held until every named run is
+// finished or the wait passes, so `muster job start --wait` needs no busy
+// polling.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
-	ids := slices.Compact(slices.Sorted(slices.Values(q["run_id"])))
-	if len(ids) == 0 || len(ids) > 10000 {
-		return muster.Errorf(muster.EINVALID, "run_id: give 1 to 10000 run ids")
+	names := slices.Compact(slices.Sorted(slices.Values(q["run"])))
+	if len(names) == 0 || len(names) > 10000 {
+		return muster.Errorf(muster.EINVALID, "run: give 1 to 10000 runs, each TARGET:RUN_ID")
+	}
+	refs := make([]muster.RunRef, len(names))
+	for i, n := range names {
+		target, id, ok := strings.Cut(n, ":")
+		if !ok {
+			target, id = "", n
+		}
+		refs[i] = muster.RunRef{Target: muster.NormalizeTargetName(target), RunID: id}
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
@@ -412,11 +431,11 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 	defer timer.Stop()
 	for {
 		changed := s.Hub.RunsChanged()
-		runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{RunIDs: ids, Limit: len(ids)})
+		runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{Runs: refs})
 		if err != nil {
 			return err
 		}
-		if wait == 0 || AllFinished(runs, len(ids)) {
+		if wait == 0 || AllFinished(runs, len(refs)) {
 			jsonhttp.WriteJSON(w, http.StatusOK, runs)
 			return nil
 		}

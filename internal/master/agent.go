@@ -2,6 +2,7 @@ package master
 
 import (
 	"crypto/x509"
+	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -99,7 +100,7 @@ func (a *agent) authenticated(h agentHandler, tombstone bool) http.Handler {
 		if now.After(leaf.NotAfter) {
 			return muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s; the target renews it at %s", leaf.NotAfter.UTC().Format(time.RFC3339), agentproto.PathRenewExpired)
 		}
-		t, err := a.m.DB.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))
+		t, err := a.m.Catalog.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))
 		if err != nil {
 			return err
 		}
@@ -137,7 +138,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return err
 	}
-	a.m.DB.RecordPoll(t.ID, hb)
+	a.m.Catalog.RecordPoll(t.ID, hb)
 	a.m.metrics.polls.Inc()
 
 	hold := time.Duration(hb.PollInterval) * time.Second
@@ -145,16 +146,21 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		hold = min(hold, time.Duration(wait)*time.Second)
 	}
 	hold = min(hold, muster.MaxPollHold, a.m.cfg.MaxPollHold)
-	// A target that does not know it was paused or resumed is told at once.
-	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != t.Paused {
-		hold = 0
-	}
 
-	reply := agentproto.PollResponse{Epoch: a.m.DB.Epoch(), Protocol: agentproto.Version, Paused: t.Paused}
-	last, err := a.m.DB.LastSeq(r.Context(), t.ID)
+	// Subscribe to pokes before reading the target's state: a change
+	// committed after the read pokes this poll, one committed before is in
+	// what it reads.
+	poked := a.m.hub.Poked(t.ID)
+	defer a.m.hub.Done(t.ID)
+	last, paused, err := a.m.Catalog.PollState(r.Context(), t.ID)
 	if err != nil {
 		return err
 	}
+	// A target that does not know it was paused or resumed is told at once.
+	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != paused {
+		hold = 0
+	}
+	reply := agentproto.PollResponse{Epoch: a.m.Catalog.Epoch(), Protocol: agentproto.Version, Paused: paused, Masters: *a.m.masters.Load()}
 	if after > last {
 		// The target has applied instructions this catalog never posted:
 		// the catalog was restored from an older backup.
@@ -168,16 +174,18 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	defer timer.Stop()
 	a.m.metrics.held.Inc()
 	defer a.m.metrics.held.Dec()
-	poked := a.m.hub.Poked(t.ID)
-	defer a.m.hub.Done(t.ID)
+	// Everything up to last is either pending (and read below) or not for
+	// this poll: a check against the catalog wakes it only for what comes
+	// after.
+	a.m.hub.Hold(t.ID, last)
 	for {
 		woken := a.m.hub.Subscribe(t.ID)
-		ins, err := a.m.DB.PendingInstructions(r.Context(), t.ID, after)
+		ins, err := a.m.Catalog.PendingInstructions(r.Context(), t.ID, after)
 		if err != nil {
 			return err
 		}
 		if len(ins) > 0 || hold <= 0 {
-			reply.Instructions = ins
+			reply.Instructions = wireInstructions(ins)
 			break
 		}
 		select {
@@ -185,7 +193,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 			continue
 		case <-poked:
 			// Answer now, with the target's state as it is now.
-			if reply.Paused, err = a.m.DB.TargetPaused(r.Context(), t.ID); err != nil {
+			if _, reply.Paused, err = a.m.Catalog.PollState(r.Context(), t.ID); err != nil {
 				return err
 			}
 		case <-timer.C:
@@ -201,6 +209,18 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	reply.ServerTime = a.m.now()
 	jsonhttp.WriteJSON(w, http.StatusOK, reply)
 	return nil
+}
+
+// wireInstructions converts download-list entries to the protocol's.
+func wireInstructions(rows []catalog.InstructionRow) []agentproto.Instruction {
+	out := make([]agentproto.Instruction, len(rows))
+	for i, r := range rows {
+		out[i] = agentproto.Instruction{Seq: r.Seq, Operation: r.Operation, Job: r.Job}
+		if len(r.Payload) > 0 {
+			out[i].Payload = json.RawMessage(r.Payload)
+		}
+	}
+	return out
 }
 
 // heartbeatFrom reads the heartbeat carried by a poll's query.
@@ -249,7 +269,14 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 	if err := jsonhttp.DecodeJSON(w, r, maxAckBody, &req); err != nil {
 		return err
 	}
-	if err := a.m.DB.Ack(r.Context(), t.ID, req.Acks); err != nil {
+	acks := make([]catalog.AckRow, len(req.Acks))
+	for i, k := range req.Acks {
+		acks[i] = catalog.AckRow{Seq: k.Seq, Status: muster.InstructionDownloaded}
+		if !k.OK {
+			acks[i].Status, acks[i].Error = muster.InstructionFailed, k.Error
+		}
+	}
+	if err := a.m.Catalog.Ack(r.Context(), t.ID, acks); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -265,18 +292,26 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if len(req.Runs) > catalog.MaxRunsPerUpload {
 		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
 	}
-	results, err := a.m.DB.UpsertRuns(r.Context(), t, req.Runs)
+	reports := make([]catalog.RunReport, len(req.Runs))
+	for i, rep := range req.Runs {
+		reports[i] = catalog.RunReport{Run: rep.Run, Revision: rep.Revision}
+	}
+	results, err := a.m.Catalog.UpsertRuns(r.Context(), t, reports)
 	if err != nil {
 		return err
 	}
 	a.m.metrics.runs.Add(float64(len(req.Runs)))
-	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+	resp := agentproto.RunsResponse{Results: make([]agentproto.RunResult, len(results))}
+	for i, res := range results {
+		resp.Results[i] = agentproto.RunResult{RunID: res.RunID, OK: res.OK, Error: res.Error}
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
 // defect answers POST /agent/v1/defect: the target is leaving.
 func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	if err := a.m.DB.DefectTarget(r.Context(), t.ID); err != nil {
+	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID); err != nil {
 		return err
 	}
 	a.m.log.Info("target defected", "target", t.Name)
@@ -303,10 +338,10 @@ func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.Targe
 	if err := muster.ValidatePollInterval("poll_interval", req.PollInterval); err != nil {
 		return err
 	}
-	a.m.DB.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
+	a.m.Catalog.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
 		PollInterval: req.PollInterval, Version: req.Version, Protocol: agentproto.Version})
 	if req.Location != "" {
-		if err := a.m.DB.SetLocation(r.Context(), t.ID, req.Location); err != nil {
+		if err := a.m.Catalog.SetLocation(r.Context(), t.ID, req.Location); err != nil {
 			return err
 		}
 	}
@@ -320,10 +355,10 @@ func (a *agent) resync(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 	if err := jsonhttp.DecodeJSON(w, r, maxAckBody, &req); err != nil {
 		return err
 	}
-	base, err := a.m.DB.Resync(r.Context(), t.ID, req.After)
+	base, err := a.m.Catalog.Resync(r.Context(), t.ID, req.After)
 	if err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.ResyncResponse{Epoch: a.m.DB.Epoch(), After: base})
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.ResyncResponse{Epoch: a.m.Catalog.Epoch(), After: base})
 	return nil
 }

@@ -76,7 +76,7 @@ func DefaultAlertConfig() AlertConfig {
 // notifications: a detector and a dispatcher, each a service.
 type alerting struct {
 	cfg     AlertConfig
-	db      *catalog.DB
+	db      *catalog.Catalog
 	now     func() time.Time
 	log     *slog.Logger
 	started time.Time
@@ -87,6 +87,10 @@ type alerting struct {
 
 	dispatcher *service
 	detector   *service
+	// leader reports whether this master holds the catalog's singleton
+	// duties: only that master detects events and delivers notifications.
+	leader  func() bool
+	startMu sync.Mutex
 }
 
 // newAlerting checks the configuration (a zero field takes its default)
@@ -111,6 +115,8 @@ func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
 	if a.smtp, err = smtpSender(cfg.SMTP, mcfg.Name, mcfg.Now); err != nil {
 		return nil, err
 	}
+	// Alone, it holds the duties; a master tells it when it does.
+	a.leader = func() bool { return true }
 	a.dispatcher = newService("alert dispatcher", log, a.dispatchOnce)
 	a.detector = newService("event detector", log, a.detectOnce)
 	return a, nil
@@ -118,10 +124,28 @@ func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
 
 // start starts the detector and the dispatcher on db. Deliveries left
 // pending by a previous process are resumed.
-func (a *alerting) start(db *catalog.DB) {
-	a.db, a.started = db, a.now()
+func (a *alerting) start(db *catalog.Catalog) {
+	a.db = db
 	a.dispatcher.Start()
 	a.detector.Start()
+}
+
+// lead is told that this master took the singleton duties at now: its
+// detectors count targets' polls from then, not holding the time without a
+// leader against them.
+func (a *alerting) lead(now time.Time) {
+	a.startMu.Lock()
+	a.started = now
+	a.startMu.Unlock()
+	a.detector.Wake()
+	a.dispatcher.Wake()
+}
+
+// since returns when this master took the duties.
+func (a *alerting) since() time.Time {
+	a.startMu.Lock()
+	defer a.startMu.Unlock()
+	return a.started
 }
 
 // smtpSender checks the SMTP settings and reads the password file.
@@ -185,6 +209,9 @@ const (
 // attempt at every delivery that is due. It returns how long to wait
 // before the next pass: until the next retry is due, at most MaxIdle.
 func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
+	if !a.leader() {
+		return a.cfg.MaxIdle, nil
+	}
 	for {
 		n, _, err := a.db.DispatchEvents(ctx, newUID)
 		if err != nil {
@@ -278,8 +305,12 @@ const eventPruneInterval = time.Hour
 // raised anything. About once an hour it deletes the events, and their
 // notifications, that are older than the history is kept.
 func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
-	n, err := a.db.DetectPresence(ctx, a.started)
-	if err == nil && !a.now().Before(a.started.Add(a.cfg.NoSuccessGrace)) {
+	if !a.leader() {
+		return a.cfg.DetectInterval, nil
+	}
+	started := a.since()
+	n, err := a.db.DetectPresence(ctx, started)
+	if err == nil && !a.now().Before(started.Add(a.cfg.NoSuccessGrace)) {
 		var more int
 		more, err = a.db.DetectNoSuccess(ctx)
 		n += more

@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
 	"github.com/musterhq/muster/internal/notify"
 )
 
@@ -32,11 +32,11 @@ func (c *pinned) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlo
 // dispatchFixture is a catalog with one target, one job, a webhook
 // operator whose receiver answers with status, and an alert on run_failed;
 // it returns the alerting (not started: tests call runOnce) and the clock.
-func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.DB, *pinned) {
+func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Catalog, *pinned) {
 	t.Helper()
 	ctx := context.Background()
 	clk := &pinned{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	db, err := catalog.Open(ctx, filepath.Join(t.TempDir(), "catalog.db"), catalog.Options{Now: clk.Now})
+	db, err := catalog.Open(ctx, catalogtest.SQLite.Open(t), catalog.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.DB
 	}
 	j := muster.NewJob()
 	j.Name, j.Targets, j.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "dump", Shell: "false"}}
-	if _, err := db.ApplyJobs(ctx, catalog.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
+	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "oncall", Webhook: srv.URL}, "a-secret-of-some-length"); err != nil {
@@ -67,7 +67,7 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.DB
 		t.Fatal(err)
 	}
 	end := clk.Now()
-	if _, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{{Revision: 1, Run: muster.Run{
+	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{{Revision: 1, Run: muster.Run{
 		Job: "backup", RunID: "r1", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
 	}}}); err != nil {
 		t.Fatal(err)

@@ -66,7 +66,7 @@ func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.Enl
 	now := a.m.now()
 	uid := newUID()
 	var cert *pki.ClientCert
-	id, err := a.m.DB.Enlist(r.Context(), catalog.Enlistment{
+	id, err := a.m.Catalog.Enlist(r.Context(), catalog.Enlistment{
 		TokenHash:  pki.HashSecret(tok.Secret),
 		Name:       name,
 		UID:        uid,
@@ -93,7 +93,7 @@ func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.Enl
 		UID:          id.UID,
 		Cert:         cert.PEM,
 		CA:           a.m.CA.CertPEM,
-		Epoch:        a.m.DB.Epoch(),
+		Epoch:        a.m.Catalog.Epoch(),
 		PollInterval: id.PollInterval,
 		Master:       a.m.cfg.Name,
 	}, nil

@@ -23,11 +23,19 @@ func (a *agent) events(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 	if len(req.Events) > catalog.MaxEventsPerForward {
 		return muster.Errorf(muster.EINVALID, "events: at most %d in one forward", catalog.MaxEventsPerForward)
 	}
-	results, err := a.m.DB.RecordTargetEvents(r.Context(), t, req.Events)
+	events := make([]catalog.TargetEvent, len(req.Events))
+	for i, e := range req.Events {
+		events[i] = catalog.TargetEvent{ID: e.ID, Name: e.Name, Severity: e.Severity, Job: e.Job, RunID: e.RunID, Message: e.Message, At: e.At}
+	}
+	results, err := a.m.Catalog.RecordTargetEvents(r.Context(), t, events)
 	if err != nil {
 		return err
 	}
 	a.m.alerts.wake()
-	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.EventsResponse{Results: results})
+	resp := agentproto.EventsResponse{Results: make([]agentproto.EventResult, len(results))}
+	for i, res := range results {
+		resp.Results[i] = agentproto.EventResult{ID: res.ID, OK: res.OK, Error: res.Error}
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }

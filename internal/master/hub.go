@@ -8,10 +8,16 @@ import (
 // instructions, so a post committed between the read and the wait still
 // wakes it; the catalog calls Wake only after commit, so a woken poller
 // always finds what woke it.
+//
+// On a catalog several masters share, a post by another master wakes a
+// poll here through the catalog's notifications; the hub also remembers how
+// far each held poll has seen, so that a periodic check against the
+// catalog wakes any poll a lost notification left waiting (WakeBehind).
 type Hub struct {
 	mu      sync.Mutex
 	targets signals // closed by Wake: new instructions
 	pokes   signals // closed by Poke: answer now, with or without any
+	seen    map[int64]int64
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -46,7 +52,7 @@ func (s signals) fire(targets []int64) bool {
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{targets: signals{}, pokes: signals{}, runs: make(chan struct{}), closed: make(chan struct{})}
+	return &Hub{targets: signals{}, pokes: signals{}, seen: map[int64]int64{}, runs: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // Subscribe returns a channel closed at the next Wake of the target.
@@ -61,6 +67,41 @@ func (h *Hub) Wake(targets []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.targets.fire(targets)
+}
+
+// Hold records that a poll of the target is held having seen every
+// instruction up to seq.
+func (h *Hub) Hold(target, seq int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.seen[target] = seq
+}
+
+// WakeBehind wakes the held polls whose target has instructions past what
+// they have seen (lastSeqs maps targets to their last sequence number), and
+// returns how many it woke.
+func (h *Hub) WakeBehind(lastSeqs map[int64]int64) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var behind []int64
+	for id, seen := range h.seen {
+		if last, ok := lastSeqs[id]; ok && last > seen {
+			behind = append(behind, id)
+			h.seen[id] = last
+		}
+	}
+	h.targets.fire(behind)
+	return len(behind)
+}
+
+// WakeAll wakes every held poll, to look again at what it has pending.
+func (h *Hub) WakeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, ch := range h.targets {
+		close(ch)
+		delete(h.targets, id)
+	}
 }
 
 // Poked returns a channel closed at the next Poke of the target.
@@ -84,6 +125,7 @@ func (h *Hub) Done(target int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.pokes, target)
+	delete(h.seen, target)
 }
 
 // RunsChanged returns a channel closed at the next recorded run change.

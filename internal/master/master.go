@@ -1,6 +1,10 @@
 // Package master is the master daemon: the catalog, the CA, and one TLS
 // listener serving the operator API (/api/v1/), the target protocol
-// (/agent/v1/), metrics and health.
+// (/agent/v1/), metrics and health. Several masters may serve one catalog on
+// PostgreSQL: each serves targets and operators, a post by one wakes the
+// polls another holds, and the duties that must run once (offline and
+// no-success detection, retention, releasing queued starts, delivering
+// alerts) run on whichever holds the catalog's lease.
 package master
 
 import (
@@ -11,8 +15,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,6 +29,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/dirlock"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -33,10 +42,22 @@ const (
 
 // Config configures a master.
 type Config struct {
-	// DataDir holds the catalog, the CA and the admin token.
+	// DataDir holds the master's own files: the CA (or, on a shared
+	// catalog, its certificate), the server certificate, the admin token
+	// of a new catalog, and a SQLite catalog.
 	DataDir string
+	// Store is the catalog: "" for SQLite in DataDir, or a PostgreSQL URL
+	// (postgres://…) for a catalog several masters share.
+	Store string
+	// SecretFile holds the secret that encrypts the CA's key in a shared
+	// catalog; every master of the catalog reads the same one.
+	SecretFile string
 	// Listen is the address of the single TLS listener.
 	Listen string
+	// Advertise is the URL targets and operators reach this master at
+	// (https://host:port); by default, made from the listener's address.
+	// The server certificate covers its host.
+	Advertise string
 	// Name is the master's name, reported to targets; the host name by default.
 	Name string
 	// Hosts are extra names and addresses the server certificate must cover.
@@ -62,6 +83,10 @@ type Config struct {
 	// target in the download list (0: no limit), applied with the history
 	// limits (SQL Server's DownloadedMaxRows).
 	DownloadedMaxRows int
+	// RecheckInterval is how often a master of a shared catalog checks that
+	// no held poll missed a post (a lost notification costs at most this
+	// delay), and says it is alive to the others.
+	RecheckInterval time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Alerts configures events and notifications.
@@ -79,6 +104,7 @@ func DefaultConfig() Config {
 		CertTTL:         24 * time.Hour,
 		MaxPollHold:     55 * time.Second,
 		ShutdownTimeout: 10 * time.Second,
+		RecheckInterval: 5 * time.Second,
 		Now:             time.Now,
 
 		HistoryMaxRunsPerJob: 10000,
@@ -93,20 +119,27 @@ type Main struct {
 	cfg Config
 	log *slog.Logger
 
-	DB  *catalog.DB
-	CA  *pki.CA
-	hub *Hub
+	Catalog *catalog.Catalog
+	CA      *pki.CA
+	hub     *Hub
 
-	// URL is where the master listens, e.g. https://127.0.0.1:7070.
+	// URL is where the master is reached: its advertised URL.
 	URL string
 	// AdminToken is set when this start created (or reset) the admin token.
 	AdminToken string
+	// CreatedCA is set when this start created the catalog's CA.
+	CreatedCA bool
 
+	lock           *dirlock.Lock
 	ln             net.Listener
 	srv            *http.Server
 	metrics        *metrics
 	enlistFailures *failureLimiter
 	alerts         *alerting
+	leader         atomic.Bool
+	masters        atomic.Pointer[[]string] // advertised URLs of the live masters
+	started        time.Time
+	bg             sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.
@@ -133,8 +166,24 @@ func New(cfg Config) (*Main, error) {
 	if cfg.HistoryInterval <= 0 {
 		cfg.HistoryInterval = def.HistoryInterval
 	}
+	if cfg.RecheckInterval <= 0 {
+		cfg.RecheckInterval = def.RecheckInterval
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Advertise != "" {
+		u, err := advertisedURL(cfg.Advertise)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Advertise = u
+	}
+	if _, ok := sqlitePath(cfg.Store); !ok && !isShared(cfg.Store) {
+		return nil, fmt.Errorf("--store: %q is neither a PostgreSQL URL (postgres://user@host/db) nor sqlite:PATH", cfg.Store)
+	}
+	if isShared(cfg.Store) && cfg.SecretFile == "" {
+		return nil, errors.New("--secret-file: a catalog on PostgreSQL keeps the CA's key encrypted with a secret that every master reads from the same file; create one with `head -c 32 /dev/urandom | base64 > FILE` (mode 0600) and give it to every master")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -144,13 +193,16 @@ func New(cfg Config) (*Main, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Main{cfg: cfg, log: log, hub: NewHub(), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}, nil
+	m := &Main{cfg: cfg, log: log, hub: NewHub(), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}
+	m.alerts.leader = m.leader.Load
+	return m, nil
 }
 
 func (m *Main) now() time.Time { return m.cfg.Now() }
 
-// Open prepares the data directory (CA, server certificate, catalog, admin
-// token on first start) and binds the listener.
+// Open takes the data directory, opens the catalog, loads (or, on a new
+// catalog, creates) the CA and the admin token, issues the server
+// certificate and binds the listener.
 func (m *Main) Open(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -160,30 +212,23 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := os.MkdirAll(m.cfg.DataDir, 0o700); err != nil {
 		return err
 	}
-	ca, created, err := pki.LoadOrCreateCA(m.cfg.DataDir, m.now())
+	if m.lock, err = dirlock.Acquire(m.cfg.DataDir); err != nil {
+		return err
+	}
+	store, err := openStore(ctx, m.cfg)
 	if err != nil {
 		return err
 	}
-	m.CA = ca
-	if created {
-		m.log.Info("created a certificate authority", "file", filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", ca.Fingerprint())
-	}
-	m.DB, err = catalog.Open(ctx, filepath.Join(m.cfg.DataDir, CatalogFile), catalog.Options{
-		Now: m.cfg.Now,
-		OnCommit: func(c catalog.Commit) {
-			m.hub.Wake(c.Targets)
-			m.hub.Poke(c.Poke)
-			if len(c.Runs) > 0 {
-				m.hub.WakeRuns()
-				m.alerts.wake()
-			}
-		},
-	})
+	m.Catalog, err = catalog.Open(ctx, store, catalog.Options{Now: m.cfg.Now, Logger: m.log, OnCommit: m.committed})
 	if err != nil {
+		store.Close()
+		return err
+	}
+	if err := m.loadCA(ctx); err != nil {
 		return err
 	}
 	if m.cfg.NewEpoch {
-		epoch, err := m.DB.RotateEpoch(ctx)
+		epoch, err := m.Catalog.RotateEpoch(ctx)
 		if err != nil {
 			return err
 		}
@@ -205,52 +250,95 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	} else {
 		hosts = append(hosts, host)
 	}
-	cert, err := pki.LoadOrIssueServerCert(m.cfg.DataDir, ca, hosts, m.now())
+	m.URL = "https://" + net.JoinHostPort(urlHost, port)
+	if m.cfg.Advertise != "" {
+		u, _ := url.Parse(m.cfg.Advertise)
+		m.URL = m.cfg.Advertise
+		hosts = append(hosts, u.Hostname())
+	}
+	cert, err := pki.LoadOrIssueServerCert(m.cfg.DataDir, m.CA, hosts, m.now())
 	if err != nil {
 		return err
 	}
-	m.URL = "https://" + net.JoinHostPort(urlHost, port)
+	m.masters.Store(&[]string{m.URL})
 
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
 	(&agent{m: m}).routes(mux)
-	api := &httpapi.Server{DB: m.DB, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
+	api := &httpapi.Server{DB: m.Catalog, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{
 		Handler:           mux,
-		TLSConfig:         pki.ServerTLSConfig(cert, ca),
+		TLSConfig:         pki.ServerTLSConfig(cert, m.CA),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
-	m.alerts.start(m.DB)
 	return nil
+}
+
+// isShared reports whether a --store names a catalog several masters can
+// share.
+func isShared(store string) bool {
+	return strings.HasPrefix(store, "postgres://") || strings.HasPrefix(store, "postgresql://")
+}
+
+// advertisedURL checks an --advertise URL.
+func advertisedURL(s string) (string, error) {
+	u, err := url.Parse(strings.TrimRight(s, "/"))
+	if err != nil || u.Scheme != "https" || u.Hostname() == "" || u.Path != "" || u.RawQuery != "" || u.User != nil {
+		return "", fmt.Errorf("--advertise: %q is not a master URL such as https://master1.example.com:7070", s)
+	}
+	return u.String(), nil
+}
+
+// committed hears of every commit of this master's catalog, and of those
+// other masters tell it of.
+func (m *Main) committed(c catalog.Commit) {
+	m.hub.Wake(c.Targets)
+	m.hub.Poke(c.Poke)
+	if len(c.Runs) > 0 {
+		m.hub.WakeRuns()
+	}
+	if len(c.Runs) > 0 || c.Events {
+		m.alerts.wake()
+	}
 }
 
 // NewEnlistToken creates a single-use enlistment token for a target name,
 // valid for ttl, and returns its text (the catalog keeps only its hash).
 func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error) {
 	tok := pki.NewEnlistToken(m.CA.Fingerprint())
-	expires, err := m.DB.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
+	expires, err := m.Catalog.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
 	return tok.String(), expires, err
 }
 
-// ready reports whether the catalog answers.
+// ready answers /readyz: ready while the catalog answers and takes writes.
+// A master that cannot reach its catalog, or whose disk is full, says why.
 func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
-	if _, err := m.DB.CountAPITokens(r.Context()); err != nil {
-		http.Error(w, "catalog unavailable", http.StatusServiceUnavailable)
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := m.Catalog.Ready(ctx); err != nil {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %s\n", muster.ErrorMessage(err))
 		return
 	}
-	w.Write([]byte("ok\n"))
+	role := "standby"
+	if m.leader.Load() {
+		role = "leader"
+	}
+	fmt.Fprintf(w, "ok (%s)\n", role)
 }
 
 // ensureAdminToken creates the first admin token, or replaces it when asked,
-// and writes it (0600) to the data directory. Only its hash is stored.
+// and writes it (0600) to the data directory. Only its hash is stored. A
+// master joining a catalog that has tokens writes none.
 func (m *Main) ensureAdminToken(ctx context.Context) error {
-	n, err := m.DB.CountAPITokens(ctx)
+	n, err := m.Catalog.CountAPITokens(ctx)
 	if err != nil {
 		return err
 	}
@@ -258,7 +346,15 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 		return nil
 	}
 	secret := "mat_" + pki.RandomSecret()
-	if err := m.DB.ReplaceAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret)); err != nil {
+	if m.cfg.ResetAdminToken {
+		err = m.Catalog.ReplaceAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+	} else {
+		err = m.Catalog.CreateAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+		if muster.ErrorCode(err) == muster.ECONFLICT {
+			return nil // another master starting on the same new catalog made it
+		}
+	}
+	if err != nil {
 		return err
 	}
 	if err := pki.WriteFileAtomic(filepath.Join(m.cfg.DataDir, AdminTokenFile), []byte(secret+"\n"), 0o600); err != nil {
@@ -271,12 +367,17 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 // Run serves until ctx is canceled, then stops gracefully: held polls are
 // answered at once, in-flight requests get ShutdownTimeout to finish.
 func (m *Main) Run(ctx context.Context) error {
+	m.started = m.now()
 	errc := make(chan error, 1)
 	go func() { errc <- m.srv.Serve(tls.NewListener(m.ln, m.srv.TLSConfig)) }()
-	maint, stopMaint := context.WithCancel(ctx)
-	maintDone := make(chan struct{})
-	go func() { defer close(maintDone); m.maintain(maint) }()
-	defer func() { stopMaint(); <-maintDone }()
+	bg, stopBG := context.WithCancel(ctx)
+	m.bg.Add(4)
+	go func() { defer m.bg.Done(); m.maintain(bg) }()
+	go func() { defer m.bg.Done(); m.Catalog.Store().Lead(bg, m.lead) }()
+	go func() { defer m.bg.Done(); m.Catalog.Store().Listen(bg, m.heard) }()
+	go func() { defer m.bg.Done(); m.recheck(bg) }()
+	m.alerts.start(m.Catalog)
+	defer func() { stopBG(); m.bg.Wait(); m.alerts.stop() }()
 	select {
 	case err := <-errc:
 		return err
@@ -292,9 +393,86 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
+// lead hears whether this master holds the singleton duties.
+func (m *Main) lead(held bool) {
+	if m.leader.Swap(held) == held {
+		return
+	}
+	if held {
+		m.log.Info("this master now runs the catalog's singleton duties (detection, retention, queued starts, alert delivery)")
+		m.alerts.lead(m.now())
+	} else {
+		m.log.Info("this master no longer runs the catalog's singleton duties")
+	}
+}
+
+// heard wakes what other masters' commits concern here. After a break in
+// notifications, every held poll looks again.
+func (m *Main) heard(c catalog.Commit, missed bool) {
+	if missed {
+		m.hub.WakeAll()
+		m.hub.WakeRuns()
+		m.alerts.wake()
+		return
+	}
+	m.committed(c)
+}
+
+// recheck, on a shared catalog, wakes the held polls a lost notification
+// left behind, keeps the epoch and the list of masters current, and says
+// this master is alive.
+func (m *Main) recheck(ctx context.Context) {
+	if !m.Catalog.Store().Shared() {
+		return
+	}
+	t := time.NewTicker(m.cfg.RecheckInterval)
+	defer t.Stop()
+	for {
+		if err := m.recheckOnce(ctx); err != nil && ctx.Err() == nil {
+			m.log.Warn("checking the shared catalog failed", muster.LogErr, err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// masterTTL is how long a master that stopped saying it is alive stays in
+// the list targets are given.
+func (m *Main) masterTTL() time.Duration { return 3 * m.cfg.RecheckInterval }
+
+func (m *Main) recheckOnce(ctx context.Context) error {
+	now := m.now()
+	if err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: m.cfg.Name, URL: m.URL, StartedAt: m.started, SeenAt: now}); err != nil {
+		return err
+	}
+	masters, err := m.Catalog.FindMasters(ctx, now.Add(-m.masterTTL()))
+	if err != nil {
+		return err
+	}
+	urls := make([]string, 0, len(masters))
+	for _, ms := range masters {
+		urls = append(urls, ms.URL)
+	}
+	m.masters.Store(&urls)
+	if err := m.Catalog.RefreshEpoch(ctx); err != nil {
+		return err
+	}
+	seqs, err := m.Catalog.LastSeqs(ctx)
+	if err != nil {
+		return err
+	}
+	if n := m.hub.WakeBehind(seqs); n > 0 {
+		m.log.Debug("woke polls a notification missed", "polls", n)
+	}
+	return nil
+}
+
 // maintain applies the history retention limits every HistoryInterval,
 // and releases held-back STARTs whose slots freed by expiry every few
-// seconds.
+// seconds, while this master holds the singleton duties.
 func (m *Main) maintain(ctx context.Context) {
 	history := time.NewTicker(m.cfg.HistoryInterval)
 	defer history.Stop()
@@ -302,12 +480,16 @@ func (m *Main) maintain(ctx context.Context) {
 	defer queue.Stop()
 	prune := true
 	for {
-		if prune {
+		switch {
+		case !m.leader.Load():
+		case prune:
 			if err := m.pruneHistory(ctx); err != nil && ctx.Err() == nil {
-				m.log.Error("history retention", "err", err)
+				m.log.Error("history retention", muster.LogErr, err)
 			}
-		} else if err := m.DB.ReleaseQueuedStarts(ctx); err != nil && ctx.Err() == nil {
-			m.log.Error("release queued starts", "err", err)
+		default:
+			if err := m.Catalog.ReleaseQueuedStarts(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("release queued starts", muster.LogErr, err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -324,7 +506,7 @@ func (m *Main) maintain(ctx context.Context) {
 // retention limits, if any are set.
 func (m *Main) pruneHistory(ctx context.Context) error {
 	if m.cfg.DownloadedMaxRows > 0 {
-		n, err := m.DB.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
+		n, err := m.Catalog.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
 		if err != nil {
 			return err
 		}
@@ -335,15 +517,15 @@ func (m *Main) pruneHistory(ctx context.Context) error {
 	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
 		return nil
 	}
-	res, err := m.DB.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
+	res, err := m.Catalog.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
 	if res.Deleted > 0 {
 		m.log.Info("history retention deleted runs", "deleted", res.Deleted)
 	}
 	return err
 }
 
-// Close releases the listener and the catalog. It is safe after Run returns,
-// and when Open failed part way.
+// Close releases the listener, the catalog and the data directory. It is
+// safe after Run returns, and when Open failed part way.
 func (m *Main) Close() error {
 	m.hub.Close()
 	var errs []error
@@ -354,10 +536,12 @@ func (m *Main) Close() error {
 		errs = append(errs, ignoreClosed(m.ln.Close()))
 	}
 	m.alerts.stop()
-	if m.DB != nil {
-		errs = append(errs, m.DB.Close())
-		m.DB = nil
+	if m.Catalog != nil {
+		errs = append(errs, m.Catalog.Close())
+		m.Catalog = nil
 	}
+	errs = append(errs, m.lock.Release())
+	m.lock = nil
 	return errors.Join(errs...)
 }
 

@@ -54,7 +54,7 @@ func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial s
 		return muster.Errorf(muster.EINVALID, "%v", err)
 	}
 	var cert *pki.ClientCert
-	_, err = a.m.DB.RenewCert(r.Context(), oldSerial, keyHash, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
+	_, err = a.m.Catalog.RenewCert(r.Context(), oldSerial, keyHash, func(t catalog.TargetIdentity) (catalog.IssuedCert, error) {
 		var err error
 		if cert, err = a.m.CA.SignTarget(csr, t.Name, t.UID, now, a.m.cfg.CertTTL); err != nil {
 			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)

@@ -48,7 +48,7 @@ func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error)
 	keyPEM, keyErr := os.ReadFile(keyPath)
 	switch {
 	case certErr == nil && keyErr == nil:
-		ca, err := parseCA(certPEM, keyPEM)
+		ca, err := ParseCA(certPEM, keyPEM)
 		if err != nil {
 			return nil, false, fmt.Errorf("load CA from %s: %w", dir, err)
 		}
@@ -62,9 +62,26 @@ func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error)
 		return nil, false, fmt.Errorf("load CA from %s: one of %s and %s is missing; restore both or remove both", dir, CACertFile, CAKeyFile)
 	}
 
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	certPEM, keyPEM, err = NewCA(now)
 	if err != nil {
 		return nil, false, err
+	}
+	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
+		return nil, false, err
+	}
+	if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
+		return nil, false, err
+	}
+	ca, err = ParseCA(certPEM, keyPEM)
+	return ca, true, err
+}
+
+// NewCA makes a certificate authority (ECDSA P-256) and returns its
+// certificate and key as PEM.
+func NewCA(now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber:          randomSerial(),
@@ -78,24 +95,14 @@ func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error)
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
-		return nil, false, err
+		return nil, nil, err
 	}
-	certPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	keyPEM, err = encodeKey(key)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := WriteFileAtomic(keyPath, keyPEM, 0o600); err != nil {
-		return nil, false, err
-	}
-	if err := WriteFileAtomic(certPath, certPEM, 0o644); err != nil {
-		return nil, false, err
-	}
-	ca, err = parseCA(certPEM, keyPEM)
-	return ca, true, err
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), keyPEM, err
 }
 
-func parseCA(certPEM, keyPEM []byte) (*CA, error) {
+// ParseCA returns the CA whose certificate and key are given as PEM.
+func ParseCA(certPEM, keyPEM []byte) (*CA, error) {
 	cert, err := ParseCertPEM(certPEM)
 	if err != nil {
 		return nil, err

@@ -2,6 +2,7 @@ package pki_test
 
 import (
 	"crypto/tls"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -87,5 +88,28 @@ func TestPinnedTLSConfig(t *testing.T) {
 	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
 	if err := get(other.Fingerprint()); err == nil || !strings.Contains(err.Error(), "did not present the CA") {
 		t.Errorf("another CA's fingerprint: %v, want a refusal", err)
+	}
+}
+
+func TestSealRoundTrip(t *testing.T) {
+	secret := []byte("0123456789abcdef0123456789abcdef")
+	sealed, err := pki.Seal(secret, []byte("the CA key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pki.Unseal(secret, sealed)
+	if err != nil || string(got) != "the CA key" {
+		t.Fatalf("Unseal = %q, %v", got, err)
+	}
+	other := []byte("fedcba9876543210fedcba9876543210")
+	if _, err := pki.Unseal(other, sealed); !errors.Is(err, pki.ErrUnseal) {
+		t.Errorf("Unseal with another secret: %v, want ErrUnseal", err)
+	}
+	tampered := sealed[:len(sealed)-4] + "AAA="
+	if _, err := pki.Unseal(secret, tampered); !errors.Is(err, pki.ErrUnseal) {
+		t.Errorf("Unseal of an altered value: %v, want ErrUnseal", err)
+	}
+	if _, err := pki.Seal([]byte("short"), []byte("x")); err == nil {
+		t.Error("Seal took a 5-byte secret")
 	}
 }

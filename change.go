@@ -1,0 +1,40 @@
+package muster
+
+// Job change actions: what an apply (or a change of a job's groups) did, or
+// would do, to one job.
+const (
+	ActionCreate    = "create"
+	ActionUpdate    = "update"
+	ActionDelete    = "delete"
+	ActionUnchanged = "unchanged"
+	ActionStop      = "stop"
+)
+
+// JobChange is what a change did, or would do, to one job: its version
+// after it, how its definition changed (one line per changed leaf), and the
+// instructions it posted, e.g. "INSERT web1".
+type JobChange struct {
+	Job          string   `json:"job"`
+	Action       string   `json:"action"`
+	Version      int64    `json:"version"`
+	Diff         []string `json:"diff,omitempty"`
+	Instructions []string `json:"instructions,omitempty"`
+	// Posted are the instructions the change posted, with their sequence
+	// numbers, so a caller can wait for their outcome.
+	Posted []PostedInstruction `json:"posted,omitempty"`
+}
+
+// PostedInstruction names one instruction a change posted.
+type PostedInstruction struct {
+	Target    string    `json:"target"`
+	Seq       int64     `json:"seq"`
+	Operation Operation `json:"operation"`
+}
+
+// ApplyResult lists the changes of an apply, in request order, then pruned
+// jobs.
+type ApplyResult struct {
+	DryRun  bool        `json:"dry_run"`
+	Changes []JobChange `json:"changes"`
+	Posted  int         `json:"posted"`
+}

@@ -1,0 +1,217 @@
+// Package catalog is the master's logic over its catalog: targets, jobs,
+// each target's download list, and the runs targets report. Every change
+// that affects a target posts its instructions in the same transaction,
+// with sequence numbers taken from a counter on the target's own row, so
+// that commit order is sequence order. After a commit, the OnCommit hook
+// learns which targets have new instructions, so their held polls wake
+// after the commit and never before it; on a store shared by several
+// masters, the others learn it too (Store.Listen).
+//
+// The logic is written once; the SQL is the Store's (see store.go).
+package catalog
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	mrand "math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Commit tells the OnCommit hook what a committed transaction changed.
+type Commit struct {
+	// Targets whose download list gained instructions.
+	Targets []int64
+	// Runs whose recorded state changed.
+	Runs []string
+	// Poke lists targets whose held poll should be answered now, though
+	// nothing was posted to them (their state changed, e.g. paused).
+	Poke []int64
+	// Events is set when events were raised, for the dispatcher.
+	Events bool
+}
+
+// Empty reports whether the commit changed nothing anyone waits for.
+func (c Commit) Empty() bool {
+	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events
+}
+
+// Options configure a Catalog.
+type Options struct {
+	// Now is the clock; time.Now when nil. A transaction reads it once.
+	Now func() time.Time
+	// OnCommit is called after every committed change, outside any
+	// transaction. It must not block.
+	OnCommit func(Commit)
+	// HeartbeatFlush is how often coalesced poll heartbeats are written;
+	// one second when zero.
+	HeartbeatFlush time.Duration
+	// Logger receives what the catalog's own goroutine has to say;
+	// slog.Default() when nil.
+	Logger *slog.Logger
+}
+
+// Catalog is the master's catalog: its logic, on a Store.
+type Catalog struct {
+	store Store
+	opts  Options
+	log   *slog.Logger
+	epoch atomic.Pointer[string]
+
+	beats    heartbeats
+	down     unavailable
+	stopOnce sync.Once
+	stop     chan struct{}
+	done     chan struct{}
+}
+
+// Open opens a catalog on a store (already migrated), giving a new catalog
+// its epoch.
+func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.HeartbeatFlush <= 0 {
+		opts.HeartbeatFlush = time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	c := &Catalog{store: store, opts: opts, log: opts.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	c.beats.pending = map[int64]Heartbeat{}
+	err := c.update(ctx, func(tx *tx) error {
+		if _, err := tx.InsertMeta(ctx, "epoch", newEpoch()); err != nil {
+			return err
+		}
+		_, err := tx.InsertMeta(ctx, "created_at", tx.now.UTC().Format(time.RFC3339))
+		return err
+	})
+	if err == nil {
+		err = c.RefreshEpoch(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open catalog: %w", err)
+	}
+	go c.flushLoop()
+	return c, nil
+}
+
+// Close flushes pending heartbeats and closes the store.
+func (c *Catalog) Close() error {
+	c.stopOnce.Do(func() { close(c.stop) })
+	<-c.done
+	return c.store.Close()
+}
+
+// Store returns the store the catalog runs on.
+func (c *Catalog) Store() Store { return c.store }
+
+// Now returns the catalog's clock.
+func (c *Catalog) Now() time.Time { return c.opts.Now() }
+
+// Epoch identifies this catalog. It is made when the catalog is created and
+// sent in every poll reply; a target that sees a different epoch asks for a
+// resync instead of trusting its cursor.
+func (c *Catalog) Epoch() string { return *c.epoch.Load() }
+
+// RefreshEpoch reads the epoch again: another master may have rotated it.
+func (c *Catalog) RefreshEpoch(ctx context.Context) error {
+	epoch, ok, err := c.store.Meta(ctx, "epoch")
+	if err == nil && !ok {
+		err = errors.New("the catalog has no epoch")
+	}
+	if err == nil {
+		c.epoch.Store(&epoch)
+	}
+	return err
+}
+
+// RotateEpoch gives the catalog a new epoch, so every target resyncs at its
+// next poll. It is for a catalog restored from a backup, which may have
+// forgotten instructions that targets already applied.
+func (c *Catalog) RotateEpoch(ctx context.Context) (string, error) {
+	epoch := newEpoch()
+	err := c.update(ctx, func(tx *tx) error { return tx.SetMeta(ctx, "epoch", epoch) })
+	if err == nil {
+		c.epoch.Store(&epoch)
+	}
+	return epoch, err
+}
+
+func newEpoch() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// tx is a write transaction of the logic. It reads the clock once and
+// collects what the OnCommit hook (and other masters) must hear about.
+type tx struct {
+	Tx
+	ctx  context.Context
+	now  time.Time
+	wake map[int64]struct{}
+	c    Commit
+}
+
+// maxAttempts bounds how often a transaction that lost a race is run again.
+const maxAttempts = 20
+
+// update runs fn in a write transaction and commits it if fn returns nil.
+// A transaction that lost a race (ErrRetry) is run again from the start, so
+// fn must compute everything it returns afresh each time.
+func (c *Catalog) update(ctx context.Context, fn func(*tx) error) error {
+	return c.transact(ctx, fn, true)
+}
+
+// dryRun runs fn in a write transaction and rolls it back whatever happens,
+// so a preview computes exactly what the change would do.
+func (c *Catalog) dryRun(ctx context.Context, fn func(*tx) error) error {
+	return c.transact(ctx, fn, false)
+}
+
+func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool) error {
+	for attempt := 1; ; attempt++ {
+		var t *tx
+		run := func(stx Tx) error {
+			t = &tx{Tx: stx, ctx: ctx, now: c.opts.Now(), wake: map[int64]struct{}{}}
+			if err := fn(t); err != nil {
+				return err
+			}
+			for id := range t.wake {
+				t.c.Targets = append(t.c.Targets, id)
+			}
+			if commit && !t.c.Empty() {
+				return stx.Notify(ctx, t.c)
+			}
+			return nil
+		}
+		var err error
+		if commit {
+			err = c.store.Update(ctx, run)
+		} else {
+			err = c.store.DryRun(ctx, run)
+		}
+		if commit {
+			c.down.note(err)
+		}
+		if errors.Is(err, ErrRetry) && attempt < maxAttempts && ctx.Err() == nil {
+			// Lost a race with another master: wait a little, longer each
+			// time, so the two do not collide again.
+			time.Sleep(time.Duration(mrand.Int64N(int64(attempt) * int64(2*time.Millisecond))))
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if commit && c.opts.OnCommit != nil && !t.c.Empty() {
+			c.opts.OnCommit(t.c)
+		}
+		return nil
+	}
+}

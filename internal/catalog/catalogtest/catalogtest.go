@@ -1,0 +1,132 @@
+// Package catalogtest opens real catalog stores for tests: SQLite in a
+// temporary directory, and PostgreSQL in a schema of its own in the
+// database MUSTER_TEST_POSTGRES names. A test that needs PostgreSQL skips,
+// saying so, when it does not answer, and fails instead when
+// MUSTER_TEST_REQUIRE_SERVICES=1 (as in CI).
+package catalogtest
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/pgstore"
+	"github.com/musterhq/muster/internal/catalog/sqlitestore"
+)
+
+// DefaultPostgres is the database tests use when MUSTER_TEST_POSTGRES is
+// not set.
+const DefaultPostgres = "postgres://root@127.0.0.1:5432/test?sslmode=disable"
+
+// Engine opens fresh stores of one database engine.
+type Engine struct {
+	Name string
+	// Open returns a store on a new, empty catalog, closed when the test
+	// ends.
+	Open func(tb testing.TB) catalog.Store
+}
+
+// ForEach runs fn as a subtest for each engine: SQLite, and PostgreSQL
+// (skipped, saying why, when it does not answer and is not required).
+func ForEach(t *testing.T, fn func(t *testing.T, e Engine)) {
+	t.Helper()
+	t.Run("sqlite", func(t *testing.T) { fn(t, SQLite) })
+	t.Run("postgres", func(t *testing.T) { fn(t, Postgres) })
+}
+
+// SQLite opens stores on SQLite files in temporary directories.
+var SQLite = Engine{Name: "sqlite", Open: func(tb testing.TB) catalog.Store {
+	tb.Helper()
+	s, err := sqlitestore.Open(context.Background(), filepath.Join(tb.TempDir(), "catalog.db"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}}
+
+// Postgres opens stores on PostgreSQL, each in a schema of its own.
+var Postgres = Engine{Name: "postgres", Open: func(tb testing.TB) catalog.Store {
+	tb.Helper()
+	return OpenPostgres(tb, PostgresURL(tb))
+}}
+
+// OpenPostgres opens a store on the catalog at url, closed when the test
+// ends. Several stores opened on one URL share its catalog, as masters do.
+func OpenPostgres(tb testing.TB, url string) *pgstore.Store {
+	tb.Helper()
+	s, err := pgstore.Open(context.Background(), url, pgstore.Options{LeaseInterval: 200 * time.Millisecond})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { s.Close() })
+	return s
+}
+
+// PostgresDSN returns the test database's URL, or skips (fails when
+// services are required) when it does not answer.
+func PostgresDSN(tb testing.TB) string {
+	tb.Helper()
+	dsn := os.Getenv("MUSTER_TEST_POSTGRES")
+	if dsn == "" {
+		dsn = DefaultPostgres
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err == nil {
+		err = conn.Ping(ctx)
+		conn.Close(ctx)
+	}
+	if err != nil {
+		if os.Getenv("MUSTER_TEST_REQUIRE_SERVICES") == "1" {
+			tb.Fatalf("PostgreSQL at %s (MUSTER_TEST_POSTGRES) is required and does not answer: %v", dsn, err)
+		}
+		tb.Skipf("skipping: no PostgreSQL at %s (set MUSTER_TEST_POSTGRES): %v", dsn, err)
+	}
+	return dsn
+}
+
+// PostgresURL creates a new, empty schema in the test database and returns
+// the database's URL with search_path set to it. The schema is dropped
+// when the test ends.
+func PostgresURL(tb testing.TB) string {
+	tb.Helper()
+	dsn := PostgresDSN(tb)
+	b := make([]byte, 6)
+	rand.Read(b)
+	schema := "muster_test_" + hex.EncodeToString(b)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`)
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}

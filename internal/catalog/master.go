@@ -1,0 +1,67 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// InitCA records a new catalog's CA (its certificate and its sealed key),
+// unless the catalog has one, and reports whether it did: of masters
+// starting at once on an empty catalog, one creates the CA and the others
+// use it.
+func (c *Catalog) InitCA(ctx context.Context, certKey, cert, keyKey, sealedKey string) (bool, error) {
+	var created bool
+	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		if created, err = tx.InsertMeta(ctx, certKey, cert); err != nil || !created {
+			return err
+		}
+		if ok, err := tx.InsertMeta(ctx, keyKey, sealedKey); err != nil || !ok {
+			return errors.Join(err, errors.New("the catalog has a CA key but no CA certificate"))
+		}
+		return nil
+	})
+	return created, err
+}
+
+// UpsertMaster records that a master serves the catalog, and where.
+func (c *Catalog) UpsertMaster(ctx context.Context, m MasterRow) error {
+	return c.update(ctx, func(tx *tx) error { return tx.UpsertMaster(ctx, m) })
+}
+
+// FindMasters returns the masters seen since a time.
+func (c *Catalog) FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error) {
+	return c.store.FindMasters(ctx, seenSince)
+}
+
+// unavailable remembers the last write the store could not take because it
+// was unavailable (its disk full, its server gone), until one succeeds.
+type unavailable struct{ err atomic.Pointer[error] }
+
+func (u *unavailable) note(err error) {
+	switch {
+	case err == nil:
+		u.err.Store(nil)
+	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
+		u.err.Store(&err)
+	}
+}
+
+// Ready reports why the catalog cannot serve, or nil: the database does
+// not answer, or the last write failed for want of it (a full disk).
+func (c *Catalog) Ready(ctx context.Context) error {
+	if err := c.store.Ping(ctx); err != nil {
+		if muster.ErrorCode(err) != muster.EUNAVAILABLE {
+			err = muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database does not answer")
+		}
+		return err
+	}
+	if err := c.down.err.Load(); err != nil {
+		return *err
+	}
+	return nil
+}

@@ -1,0 +1,278 @@
+// Package pgstore is the catalog's store on PostgreSQL (through pgx's own
+// pool), for several masters serving one catalog: PostgreSQL replicates
+// and fails over (streaming replication, Patroni, a managed service); the
+// masters in front of it share its rows. It runs the statements of package
+// sqlstore, overrides those it batches or locks, and has its own numbered
+// migrations.
+//
+// Every write transaction runs at READ COMMITTED. What a single SQLite
+// writer gave for free is explicit here: a target's sequence numbers come
+// from an UPDATE of its row, whose lock is held to commit (commit order is
+// sequence order); a read that decides a write takes the rows it reads
+// (SELECT … FOR UPDATE, in id order); uniqueness is a constraint; a
+// transaction that deadlocks or loses a serialization race is run again by
+// the catalog.
+package pgstore
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/sqlstore"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// dialect: PostgreSQL takes a list as one array parameter.
+var dialect = sqlstore.Dialect{ArrayParams: true}
+
+// Options configure a Store.
+type Options struct {
+	// Logger receives what the store's own connections have to say;
+	// slog.Default() when nil.
+	Logger *slog.Logger
+	// LeaseInterval is how often a master tries to take the singleton
+	// duties, and checks that it still holds them; 5 s when zero. A master
+	// that stops checking (killed, frozen, cut off) loses them within
+	// three intervals.
+	LeaseInterval time.Duration
+}
+
+// Store is a catalog on a PostgreSQL database (in its search_path schema).
+type Store struct {
+	catalog.Reads // on the pool
+	pool          *pgxpool.Pool
+	conn          *pgx.ConnConfig // for the listening and lease connections
+	opts          Options
+	log           *slog.Logger
+	channel       string // notifications of this catalog
+	leaseKey      int64  // advisory lock of the singleton duties
+	self          string // tells this store's notifications from the others'
+}
+
+// Open connects to the database at url (postgres://user@host:port/db?…;
+// a search_path parameter puts the catalog in a schema) and migrates it.
+func Open(ctx context.Context, url string, opts Options) (*Store, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.LeaseInterval <= 0 {
+		opts.LeaseInterval = 5 * time.Second
+	}
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, muster.Wrap(muster.EINVALID, err, "--store: %q is not a PostgreSQL URL such as postgres://muster@db.example.com/muster", redact(url))
+	}
+	if !strings.Contains(url, "pool_max_conns") {
+		cfg.MaxConns = 16
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, classify(err)
+	}
+	s := &Store{pool: pool, conn: cfg.ConnConfig.Copy(), opts: opts, log: opts.Logger}
+	s.Reads = sqlstore.New(querier{pool}, dialect)
+	if err := s.init(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// init checks the connection, migrates, and names the catalog's channel and
+// lease after its schema, so that catalogs in two schemas of one database
+// stay apart.
+func (s *Store) init(ctx context.Context) error {
+	var schema string
+	if err := s.pool.QueryRow(ctx, `SELECT current_schema()`).Scan(&schema); err != nil {
+		return fmt.Errorf("the catalog database: %w", classify(err))
+	}
+	if schema == "" {
+		return muster.Errorf(muster.EINVALID, "--store: the database has no schema to put the catalog in (check search_path)")
+	}
+	h := fnv.New64a()
+	h.Write([]byte(schema))
+	sum := h.Sum64()
+	s.channel = "muster_" + strconv.FormatUint(sum, 36)
+	s.leaseKey = int64(sum &^ (1 << 63))
+	s.self = muster.NewRunID()
+	return s.migrate(ctx)
+}
+
+// redact hides a password in a URL.
+func redact(url string) string {
+	if i := strings.Index(url, "@"); i >= 0 {
+		if j := strings.Index(url, "://"); j >= 0 && j < i {
+			if k := strings.Index(url[j+3:i], ":"); k >= 0 {
+				return url[:j+3+k] + ":…" + url[i:]
+			}
+		}
+	}
+	return url
+}
+
+// migrate applies, each in its own transaction and one master at a time,
+// the migrations the database has not seen.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := path.Base(name)
+		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
+		if err != nil {
+			return fmt.Errorf("migration %s: the name must start with a number", name)
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			return err
+		}
+		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.leaseKey^0x5eed); err != nil {
+				return err
+			}
+			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+				return err
+			}
+			var n int
+			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+				return err
+			}
+			if _, err := tx.Exec(ctx, string(body)); err != nil {
+				return fmt.Errorf("migration %s: %w", base, err)
+			}
+			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return classify(err)
+		}
+	}
+	return nil
+}
+
+// Close closes the pool.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Shared is true: several masters may serve one PostgreSQL catalog.
+func (s *Store) Shared() bool { return true }
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error { return classify(s.pool.Ping(ctx)) }
+
+// Update runs fn in a write transaction at READ COMMITTED.
+func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.transact(ctx, fn, true)
+}
+
+// DryRun runs fn in a write transaction and rolls it back.
+func (s *Store) DryRun(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.transact(ctx, fn, false)
+}
+
+func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit bool) error {
+	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	if err != nil {
+		return classify(err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if err := fn(&txQueries{Queries: sqlstore.New(querier{tx}, dialect), tx: tx, s: s}); err != nil {
+		return err
+	}
+	if !commit {
+		return nil
+	}
+	return classify(tx.Commit(ctx))
+}
+
+// classify turns PostgreSQL's errors into what the catalog acts on: a
+// unique constraint broken, a race lost (retried), the database out of
+// reach or out of space (answered 503, never acknowledged).
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch {
+		case pgErr.Code == "23505":
+			return fmt.Errorf("%w: %w", catalog.ErrDuplicate, err)
+		case pgErr.Code == "40001" || pgErr.Code == "40P01":
+			return fmt.Errorf("%w: %w", catalog.ErrRetry, err)
+		case pgErr.Code == "53100":
+			return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database's disk is full: it cannot record changes until space is freed")
+		case strings.HasPrefix(pgErr.Code, "08") || strings.HasPrefix(pgErr.Code, "57P") || strings.HasPrefix(pgErr.Code, "53"):
+			return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database is not available (%s)", pgErr.Message)
+		}
+		return err
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed") {
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database cannot be reached")
+	}
+	return err
+}
+
+// pgxQuerier is a pool, a connection or a transaction.
+type pgxQuerier interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// querier adapts pgx to sqlstore.Querier.
+type querier struct{ q pgxQuerier }
+
+func (q querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	tag, err := q.q.Exec(ctx, query, args...)
+	return tag.RowsAffected(), classify(err)
+}
+
+func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	rows, err := q.q.Query(ctx, query, args...)
+	if err != nil {
+		return nil, classify(err)
+	}
+	return pgRows{rows}, nil
+}
+
+func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	return pgRow{q.q.QueryRow(ctx, query, args...)}
+}
+
+type pgRows struct{ pgx.Rows }
+
+func (r pgRows) Scan(dest ...any) error { return classify(r.Rows.Scan(dest...)) }
+func (r pgRows) Err() error             { return classify(r.Rows.Err()) }
+
+type pgRow struct{ row pgx.Row }
+
+func (r pgRow) Scan(dest ...any) error { return classify(r.row.Scan(dest...)) }
+
+var _ catalog.Store = (*Store)(nil)

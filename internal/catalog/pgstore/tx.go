@@ -1,0 +1,158 @@
+package pgstore
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/sqlstore"
+)
+
+// txQueries is a write transaction: the shared statements, with the ones
+// PostgreSQL batches or locks overridden. Each batch is one round trip
+// where the shared statements would take one per row.
+type txQueries struct {
+	*sqlstore.Queries
+	tx pgx.Tx
+	s  *Store
+}
+
+// LockTarget takes a target's row until commit.
+func (t *txQueries) LockTarget(ctx context.Context, id int64) error {
+	_, err := t.tx.Exec(ctx, `SELECT id FROM targets WHERE id = $1 FOR UPDATE`, id)
+	return classify(err)
+}
+
+// LockJobs takes the named jobs' rows (every job's for nil), in id order
+// so that two transactions never wait for each other.
+func (t *txQueries) LockJobs(ctx context.Context, names []string) error {
+	var err error
+	if names == nil {
+		_, err = t.tx.Exec(ctx, `SELECT id FROM jobs ORDER BY id FOR UPDATE`)
+	} else if len(names) > 0 {
+		_, err = t.tx.Exec(ctx, `SELECT id FROM jobs WHERE name = ANY($1) ORDER BY id FOR UPDATE`, names)
+	}
+	return classify(err)
+}
+
+// LockOperator returns an operator's row, taken until commit.
+func (t *txQueries) LockOperator(ctx context.Context, name string) (catalog.OperatorRow, error) {
+	if _, err := t.tx.Exec(ctx, `SELECT id FROM operators WHERE name = $1 FOR UPDATE`, name); err != nil {
+		return catalog.OperatorRow{}, classify(err)
+	}
+	return t.Queries.LockOperator(ctx, name)
+}
+
+// NextSeqs increments the targets' counters in one statement, having taken
+// their rows in id order.
+func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
+	if len(counts) == 1 {
+		return t.Queries.NextSeqs(ctx, counts)
+	}
+	ids := make([]int64, 0, len(counts))
+	for id := range counts {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	ns := make([]int64, len(ids))
+	for i, id := range ids {
+		ns[i] = int64(counts[id])
+	}
+	if _, err := t.tx.Exec(ctx, `SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids); err != nil {
+		return nil, classify(err)
+	}
+	rows, err := t.tx.Query(ctx, `UPDATE targets t SET last_seq = t.last_seq + c.n
+		FROM unnest($1::bigint[], $2::bigint[]) AS c(id, n) WHERE t.id = c.id RETURNING t.id, t.last_seq`, ids, ns)
+	if err != nil {
+		return nil, classify(err)
+	}
+	out := make(map[int64]int64, len(ids))
+	for rows.Next() {
+		var id, seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			rows.Close()
+			return nil, classify(err)
+		}
+		out[id] = seq
+	}
+	if err := rows.Err(); err != nil {
+		return nil, classify(err)
+	}
+	if len(out) != len(ids) {
+		return nil, fmt.Errorf("post to %d targets: %d exist", len(ids), len(out))
+	}
+	return out, nil
+}
+
+// InsertInstructions appends instructions with COPY.
+func (t *txQueries) InsertInstructions(ctx context.Context, ins []catalog.InstructionRow) error {
+	if len(ins) <= 2 {
+		return t.Queries.InsertInstructions(ctx, ins)
+	}
+	_, err := t.tx.CopyFrom(ctx, pgx.Identifier{"instructions"},
+		[]string{"target_id", "seq", "operation", "job_name", "payload", "status", "posted_at", "run_id", "expires_at"},
+		pgx.CopyFromSlice(len(ins), func(i int) ([]any, error) {
+			in := ins[i]
+			var expires sql.NullInt64
+			if in.ExpiresAt != nil {
+				expires = sql.NullInt64{Int64: in.ExpiresAt.UnixMilli(), Valid: true}
+			}
+			return []any{in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), "pending", in.PostedAt.UnixMilli(),
+				in.RunID, expires}, nil
+		}))
+	return classify(err)
+}
+
+// MarkSent records in one statement that targets were sent a job.
+func (t *txQueries) MarkSent(ctx context.Context, targetIDs []int64, job string) error {
+	_, err := t.tx.Exec(ctx, `INSERT INTO sent_jobs (target_id, job_name) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`,
+		targetIDs, job)
+	return classify(err)
+}
+
+// AckInstructions records a target's acks in one statement.
+func (t *txQueries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) error {
+	seqs, statuses, errs := make([]int64, len(acks)), make([]string, len(acks)), make([]string, len(acks))
+	for i, a := range acks {
+		seqs[i], statuses[i], errs[i] = a.Seq, string(a.Status), a.Error
+	}
+	_, err := t.tx.Exec(ctx, `UPDATE instructions i SET status = a.status, error = a.error, downloaded_at = $2
+		FROM unnest($3::bigint[], $4::text[], $5::text[]) AS a(seq, status, error)
+		WHERE i.target_id = $1 AND i.seq = a.seq AND i.status = 'pending'`, targetID, at.UnixMilli(), seqs, statuses, errs)
+	return classify(err)
+}
+
+// UpsertRuns stores runs in one pipelined batch.
+func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
+	if len(runs) == 0 {
+		return nil, nil
+	}
+	b := &pgx.Batch{}
+	for _, r := range runs {
+		params, err := sqlstore.RunParams(targetID, r, at)
+		if err != nil {
+			return nil, err
+		}
+		b.Queue(sqlstore.SQLUpsertRun, params...)
+	}
+	res := t.tx.SendBatch(ctx, b)
+	out := make([]catalog.RunUpsert, len(runs))
+	for i := range runs {
+		err := res.QueryRow().Scan(&out[i].Row)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+		case err != nil:
+			res.Close()
+			return nil, classify(err)
+		default:
+			out[i].Changed = true
+		}
+	}
+	return out, classify(res.Close())
+}

@@ -1,0 +1,283 @@
+// Package sqlitestore is the catalog's store on SQLite, the embedded default:
+// one file in the master's data directory, for one master. It runs the
+// statements of package sqlstore, with its own numbered migrations.
+//
+// Write transactions take SQLite's write lock at BEGIN (BEGIN IMMEDIATE on
+// a single connection): they run one at a time, serializable.
+package sqlitestore
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/sqlstore"
+	"github.com/musterhq/muster/internal/sqlite"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// Store is a catalog on one SQLite file.
+type Store struct {
+	catalog.Reads // on the read pool
+	path              string
+	write, read       *sql.DB
+	writeStmts        *sqlite.Stmts
+	readStmts         *sqlite.Stmts
+}
+
+// dialect: SQLite takes one parameter per list element.
+var dialect = sqlstore.Dialect{}
+
+// Open opens (creating and migrating if needed) the catalog at path. The
+// file, and its write-ahead log, are readable by their owner only.
+func Open(ctx context.Context, path string) (*Store, error) {
+	// The catalog holds hashes of secrets and webhook secrets: keep it
+	// private from the start, WAL and shared memory included.
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		f, err := os.OpenFile(p, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, err
+		}
+		f.Close()
+		if err := os.Chmod(p, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	// NORMAL: the master's catalog is replayed from its targets' own
+	// records after a power cut (a START lost here was never acknowledged
+	// to its operator by a run), unlike a target's spool.
+	write, read, err := sqlite.Open(path, "NORMAL")
+	if err != nil {
+		return nil, err
+	}
+	s := &Store{path: path, write: write, read: read, writeStmts: sqlite.NewStmts(write), readStmts: sqlite.NewStmts(read)}
+	s.Reads = sqlstore.New(&querier{db: read, stmts: s.readStmts}, dialect)
+	if err := sqlite.Migrate(ctx, write, migrations, "migrations"); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("migrate catalog %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// Path is the file the catalog is in.
+func (s *Store) Path() string { return s.path }
+
+// Close closes the database.
+func (s *Store) Close() error {
+	return errors.Join(s.writeStmts.Close(), s.readStmts.Close(), s.write.Close(), s.read.Close())
+}
+
+// Shared is false: one master uses a SQLite catalog.
+func (s *Store) Shared() bool { return false }
+
+// Listen returns at once: no other master writes this catalog.
+func (s *Store) Listen(context.Context, func(catalog.Commit, bool)) {}
+
+// Lead holds the singleton duties at once, until ctx ends.
+func (s *Store) Lead(ctx context.Context, held func(bool)) {
+	held(true)
+	<-ctx.Done()
+	held(false)
+}
+
+// Ping checks that the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	var one int
+	return classify(s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one))
+}
+
+// Update runs fn in a write transaction, alone (BEGIN IMMEDIATE).
+func (s *Store) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.transact(ctx, fn, true)
+}
+
+// DryRun runs fn in a write transaction and rolls it back.
+func (s *Store) DryRun(ctx context.Context, fn func(catalog.Tx) error) error {
+	return s.transact(ctx, fn, false)
+}
+
+func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit bool) (err error) {
+	sqlTx, err := s.write.BeginTx(ctx, nil)
+	if err != nil {
+		return classify(err)
+	}
+	q := &txQuerier{tx: sqlTx, ctx: ctx, stmts: s.writeStmts, wrapped: map[string]*sql.Stmt{}}
+	defer func() {
+		if err != nil || !commit {
+			if rb := sqlTx.Rollback(); err == nil {
+				err = rb
+			}
+		}
+		// The statements this transaction could not find prepared are
+		// prepared now that the single connection is free.
+		if len(q.missed) > 0 {
+			s.writeStmts.Prepare(context.WithoutCancel(ctx), q.missed)
+		}
+	}()
+	if err = fn(sqlstore.New(q, dialect)); err != nil {
+		return err
+	}
+	if !commit {
+		return nil
+	}
+	return classify(sqlTx.Commit())
+}
+
+// classify turns SQLite's errors into what the catalog acts on: a unique
+// constraint broken, a lock not had in time (retried), a full disk (said
+// as such to operators and by /readyz).
+func classify(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case sqlite.IsUniqueViolation(err):
+		return fmt.Errorf("%w: %w", catalog.ErrDuplicate, err)
+	case sqlite.IsFull(err):
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the master's disk is full: the catalog cannot record changes until space is freed")
+	case sqlite.IsBusy(err):
+		return fmt.Errorf("%w: %w", catalog.ErrRetry, err)
+	}
+	return err
+}
+
+// querier runs statements on a handle, prepared once each.
+type querier struct {
+	db    *sql.DB
+	stmts *sqlite.Stmts
+}
+
+func (q *querier) stmt(ctx context.Context, query string) (*sql.Stmt, func(), error) {
+	s, keep, err := q.stmts.Get(ctx, query)
+	if err != nil || keep {
+		return s, func() {}, err
+	}
+	return s, func() { s.Close() }, nil
+}
+
+func (q *querier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	s, done, err := q.stmt(ctx, query)
+	if err != nil {
+		return 0, classify(err)
+	}
+	defer done()
+	return affected(s.ExecContext(ctx, args...))
+}
+
+func (q *querier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	s, done, err := q.stmt(ctx, query)
+	if err != nil {
+		return nil, classify(err)
+	}
+	rows, err := s.QueryContext(ctx, args...)
+	if err != nil {
+		done()
+		return nil, classify(err)
+	}
+	return &sqlRows{Rows: rows, done: done}, nil
+}
+
+func (q *querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	s, done, err := q.stmt(ctx, query)
+	if err != nil {
+		return errRow{classify(err)}
+	}
+	return &sqlRow{row: s.QueryRowContext(ctx, args...), done: done}
+}
+
+// txQuerier runs statements in a write transaction, on the statements
+// prepared on the write connection; it notes the ones that were not, to be
+// prepared after the transaction.
+type txQuerier struct {
+	tx      *sql.Tx
+	ctx     context.Context
+	stmts   *sqlite.Stmts
+	wrapped map[string]*sql.Stmt // prepared statements bound to this transaction
+	missed  []string
+}
+
+// stmt returns query bound to the transaction if it is prepared.
+func (q *txQuerier) stmt(query string) *sql.Stmt {
+	if s, ok := q.wrapped[query]; ok {
+		return s
+	}
+	s, ok := q.stmts.Lookup(query)
+	if !ok {
+		if len(q.missed) < 64 {
+			q.missed = append(q.missed, query)
+		}
+		return nil
+	}
+	s = q.tx.StmtContext(q.ctx, s)
+	q.wrapped[query] = s
+	return s
+}
+
+func (q *txQuerier) Exec(ctx context.Context, query string, args ...any) (int64, error) {
+	if s := q.stmt(query); s != nil {
+		return affected(s.ExecContext(ctx, args...))
+	}
+	return affected(q.tx.ExecContext(ctx, query, args...))
+}
+
+func (q *txQuerier) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	var rows *sql.Rows
+	var err error
+	if s := q.stmt(query); s != nil {
+		rows, err = s.QueryContext(ctx, args...)
+	} else {
+		rows, err = q.tx.QueryContext(ctx, query, args...)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &sqlRows{Rows: rows, done: func() {}}, nil
+}
+
+func (q *txQuerier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	if s := q.stmt(query); s != nil {
+		return &sqlRow{row: s.QueryRowContext(ctx, args...), done: func() {}}
+	}
+	return &sqlRow{row: q.tx.QueryRowContext(ctx, query, args...), done: func() {}}
+}
+
+func affected(res sql.Result, err error) (int64, error) {
+	if err != nil {
+		return 0, classify(err)
+	}
+	return res.RowsAffected()
+}
+
+// sqlRows adapts *sql.Rows.
+type sqlRows struct {
+	*sql.Rows
+	done func()
+}
+
+func (r *sqlRows) Scan(dest ...any) error { return classify(r.Rows.Scan(dest...)) }
+func (r *sqlRows) Err() error             { return classify(r.Rows.Err()) }
+func (r *sqlRows) Close()                 { r.Rows.Close(); r.done() }
+
+// sqlRow adapts *sql.Row.
+type sqlRow struct {
+	row  *sql.Row
+	done func()
+}
+
+func (r *sqlRow) Scan(dest ...any) error {
+	defer r.done()
+	return classify(r.row.Scan(dest...))
+}
+
+// errRow is a row whose query failed.
+type errRow struct{ err error }
+
+func (r errRow) Scan(...any) error { return r.err }
+
+var _ catalog.Store = (*Store)(nil)

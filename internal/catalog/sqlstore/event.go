@@ -1,0 +1,109 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// RaiseEvent records an event under a key unless one is.
+func (s *Queries) RaiseEvent(ctx context.Context, key string, e muster.Event, raisedAt time.Time) (bool, error) {
+	n, err := s.Q.Exec(ctx, `INSERT INTO events (name, severity, source, target_name, job_name, run_id, message, at, window_ms,
+			raised_at, dedupe_key, dispatched)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, FALSE) ON CONFLICT (dedupe_key) DO NOTHING`,
+		string(e.Name), int(e.Severity), e.Source, e.Target, e.Job, e.RunID, e.Message, ms(e.At),
+		e.Window.Std().Milliseconds(), ms(raisedAt), key)
+	return n > 0, err
+}
+
+// EventExists reports whether an event is recorded under a key.
+func (s *Queries) EventExists(ctx context.Context, key string) (bool, error) {
+	var ok bool
+	err := s.Q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE dedupe_key = $1)`, key).Scan(&ok)
+	return ok, err
+}
+
+// eventColumns are the columns scanEvent reads, of events aliased e.
+const eventColumns = `e.id, e.name, e.severity, e.source, e.target_name, e.job_name, e.run_id, e.message, e.at, e.window_ms`
+
+func scanEvent(r Row, more ...any) (muster.Event, error) {
+	var e muster.Event
+	var at, window int64
+	var name string
+	var severity int
+	dest := append([]any{&e.ID, &name, &severity, &e.Source, &e.Target, &e.Job, &e.RunID, &e.Message, &at, &window}, more...)
+	if err := r.Scan(dest...); err != nil {
+		return e, err
+	}
+	e.Name, e.Severity = muster.EventName(name), muster.Severity(severity)
+	e.At, e.Window = fromMS(at), muster.Duration(time.Duration(window)*time.Millisecond)
+	return e, nil
+}
+
+// FindEvents returns events, newest first.
+func (s *Queries) FindEvents(ctx context.Context, f catalog.EventFilter) ([]muster.Event, error) {
+	a := &args{d: s.D}
+	q := `SELECT ` + eventColumns + ` FROM events e WHERE e.severity >= ` + a.add(int(f.MinSeverity))
+	for col, v := range map[string]string{"e.name": string(f.Event), "e.target_name": f.Target, "e.job_name": f.Job} {
+		if v != "" {
+			q += ` AND ` + col + ` = ` + a.add(v)
+		}
+	}
+	return collect(ctx, s.Q, func(r Rows) (muster.Event, error) { return scanEvent(r) },
+		q+` ORDER BY e.id DESC LIMIT `+a.add(limitOr(f.Limit, 100)), a.vals...)
+}
+
+// UndispatchedEvents returns events not yet matched against the alerts,
+// oldest first.
+func (s *Queries) UndispatchedEvents(ctx context.Context, limit int) ([]muster.Event, error) {
+	return collect(ctx, s.Q, func(r Rows) (muster.Event, error) { return scanEvent(r) },
+		`SELECT `+eventColumns+` FROM events e WHERE NOT e.dispatched ORDER BY e.id LIMIT $1`, limit)
+}
+
+// MarkDispatched marks events up to an id matched, and forgets the alert
+// changes they were the last of.
+func (s *Queries) MarkDispatched(ctx context.Context, upTo int64) error {
+	if _, err := s.Q.Exec(ctx, `UPDATE events SET dispatched = TRUE WHERE NOT dispatched AND id <= $1`, upTo); err != nil {
+		return err
+	}
+	_, err := s.Q.Exec(ctx, `UPDATE alerts SET changed_after_event = 0 WHERE changed_after_event BETWEEN 1 AND $1`, upTo)
+	return err
+}
+
+// PruneEvents deletes matched events raised before a time, with their
+// notifications, once none of these is pending.
+func (s *Queries) PruneEvents(ctx context.Context, raisedBefore time.Time) (int64, error) {
+	if _, err := s.Q.Exec(ctx, `DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE raised_at < $1 AND dispatched)
+		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = deliveries.event_id AND p.status = 'pending')`, ms(raisedBefore)); err != nil {
+		return 0, err
+	}
+	return s.Q.Exec(ctx, `DELETE FROM events WHERE raised_at < $1 AND dispatched
+		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, ms(raisedBefore))
+}
+
+// NoSuccessWatches returns the enabled, scheduled jobs on active targets
+// (one job or all, one target or all), with their last success there and
+// when they were first sent there since they were created.
+func (s *Queries) NoSuccessWatches(ctx context.Context, job, target string) ([]catalog.NoSuccessRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (w catalog.NoSuccessRow, err error) {
+		var success, sent sql.NullInt64
+		err = r.Scan(&w.Job, &w.TargetID, &w.Target, &success, &sent)
+		w.SuccessAt, w.SentAt = fromNullMS(success), fromNullMS(sent)
+		return w, err
+	}, `SELECT j.name, t.id, t.name, jt.last_success_at,
+			(SELECT MIN(i.posted_at) FROM instructions i WHERE i.target_id = t.id AND i.job_name = j.name
+				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at)
+		FROM job_targets jt JOIN jobs j ON j.id = jt.job_id JOIN targets t ON t.id = jt.target_id
+		WHERE t.state = 'active' AND j.enabled AND j.scheduled
+			AND ($1 = '' OR j.name = $1) AND ($2 = '' OR t.name = $2)`, job, target)
+}
+
+func limitOr(limit, def int) int {
+	if limit <= 0 {
+		return def
+	}
+	return limit
+}

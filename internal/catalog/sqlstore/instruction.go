@@ -1,0 +1,188 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// PendingInstructions returns a target's pending instructions after a
+// sequence number, in order.
+func (s *Queries) PendingInstructions(ctx context.Context, targetID, after int64, limit int) ([]catalog.InstructionRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (in catalog.InstructionRow, err error) {
+		var op, payload string
+		err = r.Scan(&in.Seq, &op, &in.Job, &payload)
+		in.TargetID, in.Operation, in.Status = targetID, muster.Operation(op), muster.InstructionPending
+		if payload != "" {
+			in.Payload = []byte(payload)
+		}
+		return in, err
+	}, `SELECT seq, operation, job_name, payload FROM instructions
+		WHERE target_id = $1 AND seq > $2 AND status = 'pending' ORDER BY seq LIMIT $3`, targetID, after, limit)
+}
+
+// FindInstructions lists the newest download-list entries of targets that
+// are not defected, by target then sequence number.
+func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFilter) ([]muster.Instruction, error) {
+	a := &args{d: s.D}
+	q := `SELECT t.name AS target, i.seq, i.operation, i.job_name, i.posted_at, i.downloaded_at, i.status, i.error
+		FROM instructions i JOIN targets t ON t.id = i.target_id WHERE t.state <> 'defected'`
+	if f.Target != "" {
+		q += ` AND t.name = ` + a.add(f.Target)
+	}
+	if f.Job != "" {
+		q += ` AND i.job_name = ` + a.add(f.Job)
+	}
+	if f.Operation != "" {
+		q += ` AND i.operation = ` + a.add(string(f.Operation))
+	}
+	if f.Pending {
+		q += ` AND i.status = 'pending'`
+	}
+	if f.Errors {
+		q += ` AND i.status = 'failed'`
+	}
+	if f.Seq != 0 {
+		q += ` AND i.seq = ` + a.add(f.Seq)
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 1000
+	}
+	// The newest entries are the interesting ones; show them in order.
+	q = `SELECT * FROM (` + q + ` ORDER BY i.posted_at DESC, i.seq DESC LIMIT ` + a.add(limit) + `) AS recent ORDER BY target, seq`
+	return collect(ctx, s.Q, func(r Rows) (in muster.Instruction, err error) {
+		var op, status string
+		var posted int64
+		var downloaded sql.NullInt64
+		err = r.Scan(&in.Target, &in.Seq, &op, &in.Job, &posted, &downloaded, &status, &in.Error)
+		in.Operation, in.Status = muster.Operation(op), muster.InstructionStatus(status)
+		in.PostedAt, in.DownloadedAt = fromMS(posted), fromNullMS(downloaded)
+		return in, err
+	}, q, a.vals...)
+}
+
+// InstructionsBySeq returns the instructions with a sequence number on
+// active targets (on the one named, when target is set).
+func (s *Queries) InstructionsBySeq(ctx context.Context, target string, seq int64) ([]catalog.InstructionRow, error) {
+	a := &args{d: s.D}
+	q := `SELECT i.target_id, t.name, i.seq, i.operation, i.job_name, i.payload, i.status, i.posted_at, i.run_id, i.expires_at
+		FROM instructions i JOIN targets t ON t.id = i.target_id WHERE t.state = 'active' AND i.seq = ` + a.add(seq)
+	if target != "" {
+		q += ` AND t.name = ` + a.add(target)
+	}
+	return collect(ctx, s.Q, func(r Rows) (in catalog.InstructionRow, err error) {
+		var op, status, payload string
+		var posted int64
+		var expires sql.NullInt64
+		err = r.Scan(&in.TargetID, &in.Target, &in.Seq, &op, &in.Job, &payload, &status, &posted, &in.RunID, &expires)
+		in.Operation, in.Status, in.PostedAt, in.ExpiresAt = muster.Operation(op), muster.InstructionStatus(status), fromMS(posted), fromNullMS(expires)
+		if payload != "" {
+			in.Payload = []byte(payload)
+		}
+		return in, err
+	}, q+` ORDER BY t.name`, a.vals...)
+}
+
+// WasSent reports whether a target was ever sent a job.
+func (s *Queries) WasSent(ctx context.Context, targetID int64, job string) (bool, error) {
+	var ok bool
+	err := s.Q.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM sent_jobs WHERE target_id = $1 AND job_name = $2)`, targetID, job).Scan(&ok)
+	return ok, err
+}
+
+// Supersede marks superseded the failed instructions of a job on the
+// targets, and its pending ones whose operation the new one makes moot.
+func (s *Queries) Supersede(ctx context.Context, targetIDs []int64, job string, moot []muster.Operation) error {
+	if len(targetIDs) == 0 {
+		return nil
+	}
+	a := &args{d: s.D}
+	ops := make([]string, len(moot))
+	for i, op := range moot {
+		ops[i] = string(op)
+	}
+	q := `UPDATE instructions SET status = 'superseded' WHERE ` + in(a, "target_id", targetIDs) +
+		` AND (status = 'failed' OR (status = 'pending' AND ` + in(a, "operation", ops) + `))`
+	if job != "" {
+		q += ` AND job_name = ` + a.add(job)
+	} else {
+		q += ` AND job_name <> ''`
+	}
+	_, err := s.Q.Exec(ctx, q, a.vals...)
+	return err
+}
+
+// InsertInstructions appends instructions to download lists, one statement
+// each.
+func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.InstructionRow) error {
+	for _, in := range ins {
+		if _, err := s.Q.Exec(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
+			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)`,
+			in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), ms(in.PostedAt), in.RunID, nullMS(in.ExpiresAt)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MarkSent records that targets were sent a job (by an INSERT): a target may
+// upload runs only of jobs it was sent.
+func (s *Queries) MarkSent(ctx context.Context, targetIDs []int64, job string) error {
+	for _, id := range targetIDs {
+		if _, err := s.Q.Exec(ctx, `INSERT INTO sent_jobs (target_id, job_name) VALUES ($1, $2) ON CONFLICT DO NOTHING`, id, job); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AckInstructions records outcomes of a target's pending instructions; one
+// no longer pending is left as it is.
+func (s *Queries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) error {
+	for _, a := range acks {
+		if _, err := s.Q.Exec(ctx, `UPDATE instructions SET status = $1, error = $2, downloaded_at = $3
+			WHERE target_id = $4 AND seq = $5 AND status = 'pending'`, string(a.Status), a.Error, ms(at), targetID, a.Seq); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetInstructionStatus moves an instruction from one of the statuses from.
+func (s *Queries) SetInstructionStatus(ctx context.Context, targetID, seq int64, from []muster.InstructionStatus, status muster.InstructionStatus) (bool, error) {
+	a := &args{d: s.D}
+	q := `UPDATE instructions SET status = ` + a.add(string(status)) + ` WHERE target_id = ` + a.add(targetID) +
+		` AND seq = ` + a.add(seq) + ` AND ` + in(a, "status", statusTexts(from))
+	n, err := s.Q.Exec(ctx, q, a.vals...)
+	return n > 0, err
+}
+
+// CloseInstructions moves every instruction of a target in one of the
+// statuses from to status.
+func (s *Queries) CloseInstructions(ctx context.Context, targetID int64, from []muster.InstructionStatus, status muster.InstructionStatus) error {
+	a := &args{d: s.D}
+	q := `UPDATE instructions SET status = ` + a.add(string(status)) + ` WHERE target_id = ` + a.add(targetID) +
+		` AND ` + in(a, "status", statusTexts(from))
+	_, err := s.Q.Exec(ctx, q, a.vals...)
+	return err
+}
+
+func statusTexts(ss []muster.InstructionStatus) []string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return out
+}
+
+// PruneDownloaded keeps at most keep finished instructions per target.
+func (s *Queries) PruneDownloaded(ctx context.Context, keep int) (int64, error) {
+	return s.Q.Exec(ctx, `DELETE FROM instructions WHERE (target_id, seq) IN (
+		SELECT target_id, seq FROM (SELECT target_id, seq, ROW_NUMBER() OVER (PARTITION BY target_id ORDER BY seq DESC) AS n
+			FROM instructions WHERE status IN ('downloaded', 'superseded', 'deleted')) AS ranked
+		WHERE n > $1)`, keep)
+}

@@ -1,0 +1,176 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// sqlUpsertRun stores a run at its revision; an older or equal revision
+// changes nothing (and returns no row).
+const sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+		started_at, finished_at, duration_ms, steps, updated_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
+		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
+		updated_at = excluded.updated_at
+	WHERE excluded.revision > runs.revision
+	RETURNING id`
+
+// RunParams returns the parameters of sqlUpsertRun for one run.
+func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
+	steps, err := json.Marshal(r.Steps)
+	if err != nil {
+		return nil, err
+	}
+	return []any{targetID, r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, r.Revision,
+		ms(r.StartedAt), nullMS(r.FinishedAt), r.DurationMS, string(steps), ms(at)}, nil
+}
+
+// SQLUpsertRun is the statement that stores one run, for engines that
+// batch it.
+const SQLUpsertRun = sqlUpsertRun
+
+// UpsertRuns stores runs at their revisions, one statement each.
+func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
+	out := make([]catalog.RunUpsert, len(runs))
+	for i, r := range runs {
+		params, err := RunParams(targetID, r, at)
+		if err != nil {
+			return nil, err
+		}
+		err = s.Q.QueryRow(ctx, sqlUpsertRun, params...).Scan(&out[i].Row)
+		switch {
+		case noRows(err):
+		case err != nil:
+			return nil, err
+		default:
+			out[i].Changed = true
+		}
+	}
+	return out, nil
+}
+
+// SetLastOutcome makes a run the last outcome of its job on its target,
+// unless a run the catalog recorded later already is: runs are ordered by
+// when the master first recorded them, which no target can forge.
+func (s *Queries) SetLastOutcome(ctx context.Context, targetID int64, r catalog.RunRow, row int64) error {
+	_, err := s.Q.Exec(ctx, `UPDATE job_targets SET last_run_id = $1, last_status = $2, last_message = $3,
+			last_started_at = $4, last_duration_ms = $5, last_run_row = $6
+		WHERE target_id = $7 AND job_id = (SELECT id FROM jobs WHERE name = $8)
+			AND (last_run_row IS NULL OR last_run_row <= $6)`,
+		r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS, row, targetID, r.Job)
+	return err
+}
+
+// SetLastSuccess moves a job's last success on a target forward to at.
+func (s *Queries) SetLastSuccess(ctx context.Context, targetID int64, job string, at time.Time) error {
+	_, err := s.Q.Exec(ctx, `UPDATE job_targets SET last_success_at = $1
+		WHERE target_id = $2 AND job_id = (SELECT id FROM jobs WHERE name = $3)
+			AND (last_success_at IS NULL OR last_success_at < $1)`, ms(at), targetID, job)
+	return err
+}
+
+// FindRuns returns runs, newest first.
+func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.RunRow, error) {
+	a := &args{d: s.D}
+	q := `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
+			r.revision, r.updated_at, t.id, t.last_poll_at, t.poll_interval
+		FROM runs r JOIN targets t ON t.id = r.target_id WHERE TRUE`
+	if f.Job != "" {
+		q += ` AND r.job_name = ` + a.add(f.Job)
+	}
+	if f.Target != "" {
+		q += ` AND t.name = ` + a.add(f.Target)
+	}
+	want := map[muster.RunRef]bool{}
+	if len(f.Runs) > 0 {
+		ids := make([]string, len(f.Runs))
+		for i, ref := range f.Runs {
+			ids[i] = ref.RunID
+			want[ref] = true
+		}
+		q += ` AND ` + in(a, "r.run_id", ids)
+	}
+	q += ` ORDER BY r.started_at DESC, r.id DESC`
+	if len(f.Runs) == 0 {
+		limit := f.Limit
+		if limit <= 0 {
+			limit = 100
+		}
+		q += ` LIMIT ` + a.add(limit)
+	}
+	runs, err := collect(ctx, s.Q, scanRun, q, a.vals...)
+	if err != nil || len(f.Runs) == 0 {
+		return runs, err
+	}
+	// A run id names a run on its own target only, whatever another
+	// target uploaded under the same id.
+	out := runs[:0]
+	for _, r := range runs {
+		if want[muster.RunRef{Target: r.Target, RunID: r.RunID}] || want[muster.RunRef{RunID: r.RunID}] {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func scanRun(r Rows) (catalog.RunRow, error) {
+	var run catalog.RunRow
+	var started, updated int64
+	var finished, lastPoll sql.NullInt64
+	var steps, status string
+	if err := r.Scan(&run.Job, &run.Target, &run.RunID, &status, &run.Trigger, &run.Message, &started, &finished, &run.DurationMS, &steps,
+		&run.Revision, &updated, &run.TargetID, &lastPoll, &run.PollInterval); err != nil {
+		return run, err
+	}
+	run.Status = muster.RunStatus(status)
+	run.StartedAt, run.FinishedAt, run.UpdatedAt, run.LastPoll = fromMS(started), fromNullMS(finished), fromMS(updated), fromNullMS(lastPoll)
+	if err := json.Unmarshal([]byte(steps), &run.Steps); err != nil {
+		return run, fmt.Errorf("run %s: stored steps: %w", run.RunID, err)
+	}
+	if run.Steps == nil {
+		run.Steps = []muster.StepAttempt{}
+	}
+	return run, nil
+}
+
+// PurgeRuns deletes finished runs that started before a time, and beyond
+// the newest keepPerJob of each job, of one job or every job.
+func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error) {
+	var deleted int64
+	if startedBefore != nil {
+		a := &args{d: s.D}
+		q := `DELETE FROM runs WHERE status <> 'running' AND started_at < ` + a.add(ms(*startedBefore))
+		if job != "" {
+			q += ` AND job_name = ` + a.add(job)
+		}
+		n, err := s.Q.Exec(ctx, q, a.vals...)
+		if err != nil {
+			return 0, err
+		}
+		deleted += n
+	}
+	if keepPerJob > 0 {
+		a := &args{d: s.D}
+		filter := ``
+		if job != "" {
+			filter = ` WHERE job_name = ` + a.add(job)
+		}
+		n, err := s.Q.Exec(ctx, `DELETE FROM runs WHERE id IN (
+			SELECT id FROM (SELECT id, status, ROW_NUMBER() OVER (PARTITION BY job_name ORDER BY started_at DESC, id DESC) AS n
+				FROM runs`+filter+`) AS ranked
+			WHERE n > `+a.add(keepPerJob)+` AND status <> 'running')`, a.vals...)
+		if err != nil {
+			return 0, err
+		}
+		deleted += n
+	}
+	return deleted, nil
+}

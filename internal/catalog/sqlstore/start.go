@@ -1,0 +1,86 @@
+package sqlstore
+
+import (
+	"context"
+	"time"
+
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// FindStart returns what a start request recorded under an idempotency key.
+func (s *Queries) FindStart(ctx context.Context, key string) (request, response string, ok bool, err error) {
+	err = s.Q.QueryRow(ctx, `SELECT request, response FROM starts WHERE idempotency_key = $1`, key).Scan(&request, &response)
+	if noRows(err) {
+		return "", "", false, nil
+	}
+	return request, response, err == nil, err
+}
+
+// ClaimStart records an idempotency key unless it is taken.
+func (s *Queries) ClaimStart(ctx context.Context, key, request string, at time.Time) (bool, error) {
+	n, err := s.Q.Exec(ctx, `INSERT INTO starts (idempotency_key, request, response, created_at) VALUES ($1, $2, '', $3)
+		ON CONFLICT (idempotency_key) DO NOTHING`, key, request, ms(at))
+	return n > 0, err
+}
+
+// SetStartResponse records the answer to a claimed start request.
+func (s *Queries) SetStartResponse(ctx context.Context, key, response string) error {
+	_, err := s.Q.Exec(ctx, `UPDATE starts SET response = $1 WHERE idempotency_key = $2`, response, key)
+	return err
+}
+
+// DeleteStarts forgets idempotency keys recorded before a time.
+func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) error {
+	_, err := s.Q.Exec(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
+	return err
+}
+
+// ActiveStarts counts a job's runs that hold a max_parallel_targets slot:
+// runs under way on targets that are not suspected offline, and STARTs that
+// have not expired and whose run is not recorded yet.
+func (s *Queries) ActiveStarts(ctx context.Context, job string, now time.Time) (int, error) {
+	var n int
+	err := s.Q.QueryRow(ctx, `SELECT
+		(SELECT COUNT(*) FROM runs r JOIN targets t ON t.id = r.target_id
+			WHERE r.job_name = $1 AND r.status = 'running' AND t.last_poll_at + 3 * t.poll_interval * 1000 >= CAST($2 AS BIGINT))
+		+ (SELECT COUNT(*) FROM instructions i WHERE i.job_name = $1 AND i.operation = 'START'
+			AND i.status IN ('pending', 'downloaded') AND i.expires_at > CAST($2 AS BIGINT)
+			AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id))`,
+		job, ms(now)).Scan(&n)
+	return n, err
+}
+
+// QueuedStarts returns a job's held-back STARTs, oldest first.
+func (s *Queries) QueuedStarts(ctx context.Context, jobID int64, limit int) ([]catalog.QueuedStartRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (q catalog.QueuedStartRow, err error) {
+		var payload string
+		var created int64
+		err = r.Scan(&q.ID, &q.JobID, &q.TargetID, &payload, &created)
+		q.Payload, q.CreatedAt = []byte(payload), fromMS(created)
+		return q, err
+	}, `SELECT id, job_id, target_id, payload, created_at FROM queued_starts WHERE job_id = $1 ORDER BY id LIMIT $2`, jobID, limit)
+}
+
+// JobsWithQueuedStarts returns the jobs that have held-back STARTs.
+func (s *Queries) JobsWithQueuedStarts(ctx context.Context) ([]string, error) {
+	return texts(ctx, s.Q, `SELECT DISTINCT j.name FROM queued_starts q JOIN jobs j ON j.id = q.job_id ORDER BY j.name`)
+}
+
+// InsertQueuedStart holds a START back.
+func (s *Queries) InsertQueuedStart(ctx context.Context, q catalog.QueuedStartRow) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO queued_starts (job_id, target_id, payload, created_at) VALUES ($1, $2, $3, $4)`,
+		q.JobID, q.TargetID, string(q.Payload), ms(q.CreatedAt))
+	return err
+}
+
+// DeleteQueuedStart removes a queue entry and reports whether it was there.
+func (s *Queries) DeleteQueuedStart(ctx context.Context, id int64) (bool, error) {
+	n, err := s.Q.Exec(ctx, `DELETE FROM queued_starts WHERE id = $1`, id)
+	return n > 0, err
+}
+
+// DeleteQueuedStarts drops the STARTs held back for a job on a target.
+func (s *Queries) DeleteQueuedStarts(ctx context.Context, jobID, targetID int64) error {
+	_, err := s.Q.Exec(ctx, `DELETE FROM queued_starts WHERE job_id = $1 AND target_id = $2`, jobID, targetID)
+	return err
+}

@@ -1,0 +1,113 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// FindCert returns a certificate with its target.
+func (s *Queries) FindCert(ctx context.Context, serial string) (catalog.CertRow, error) {
+	var c catalog.CertRow
+	var issued, notAfter int64
+	var replaced sql.NullInt64
+	err := s.Q.QueryRow(ctx, `SELECT c.serial, c.target_id, c.issued_at, c.not_after, c.key_hash, c.replaced_at,
+			t.uid, t.name, t.state, t.paused, t.poll_interval, t.clock_skew_ms
+		FROM certs c JOIN targets t ON t.id = c.target_id WHERE c.serial = $1`, serial).
+		Scan(&c.Serial, &c.TargetID, &issued, &notAfter, &c.KeyHash, &replaced,
+			&c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.Paused, &c.Target.PollInterval, &c.Target.ClockSkewMS)
+	c.Target.ID = c.TargetID
+	c.IssuedAt, c.NotAfter, c.ReplacedAt = fromMS(issued), fromMS(notAfter), fromNullMS(replaced)
+	return c, err
+}
+
+// NewestCert returns the target's certificate that has not been replaced.
+func (s *Queries) NewestCert(ctx context.Context, targetID int64) (catalog.CertRow, error) {
+	var c catalog.CertRow
+	var issued, notAfter int64
+	err := s.Q.QueryRow(ctx, `SELECT serial, target_id, issued_at, not_after, key_hash FROM certs
+		WHERE target_id = $1 AND replaced_at IS NULL`, targetID).Scan(&c.Serial, &c.TargetID, &issued, &notAfter, &c.KeyHash)
+	c.IssuedAt, c.NotAfter = fromMS(issued), fromMS(notAfter)
+	return c, err
+}
+
+// InsertCert records a certificate issued to a target.
+func (s *Queries) InsertCert(ctx context.Context, c catalog.CertRow) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO certs (serial, target_id, issued_at, not_after, key_hash) VALUES ($1, $2, $3, $4, $5)`,
+		c.Serial, c.TargetID, ms(c.IssuedAt), ms(c.NotAfter), c.KeyHash)
+	return err
+}
+
+// ReplaceCert marks a certificate replaced by a newer one.
+func (s *Queries) ReplaceCert(ctx context.Context, serial string, at time.Time) error {
+	_, err := s.Q.Exec(ctx, `UPDATE certs SET replaced_at = $1 WHERE serial = $2`, ms(at), serial)
+	return err
+}
+
+// DeleteReplacedCerts deletes a target's replaced certificates that expired
+// before a time.
+func (s *Queries) DeleteReplacedCerts(ctx context.Context, targetID int64, expiredBefore time.Time) error {
+	_, err := s.Q.Exec(ctx, `DELETE FROM certs WHERE target_id = $1 AND replaced_at IS NOT NULL AND not_after < $2`,
+		targetID, ms(expiredBefore))
+	return err
+}
+
+// FindEnlistToken returns an enlistment token by its hash.
+func (s *Queries) FindEnlistToken(ctx context.Context, hash string) (catalog.EnlistTokenRow, error) {
+	var t catalog.EnlistTokenRow
+	var created, expires int64
+	var used sql.NullInt64
+	err := s.Q.QueryRow(ctx, `SELECT id, hash, target_name, created_at, created_by, expires_at, used_at FROM enlist_tokens WHERE hash = $1`, hash).
+		Scan(&t.ID, &t.Hash, &t.TargetName, &created, &t.CreatedBy, &expires, &used)
+	t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	return t, err
+}
+
+// InsertEnlistToken records an enlistment token's hash.
+func (s *Queries) InsertEnlistToken(ctx context.Context, t catalog.EnlistTokenRow) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO enlist_tokens (hash, target_name, created_at, created_by, expires_at) VALUES ($1, $2, $3, $4, $5)`,
+		t.Hash, t.TargetName, ms(t.CreatedAt), t.CreatedBy, ms(t.ExpiresAt))
+	return err
+}
+
+// DeleteEnlistTokens deletes tokens that expired before a time.
+func (s *Queries) DeleteEnlistTokens(ctx context.Context, expiredBefore time.Time) error {
+	_, err := s.Q.Exec(ctx, `DELETE FROM enlist_tokens WHERE expires_at < $1`, ms(expiredBefore))
+	return err
+}
+
+// UseEnlistToken marks an unused token used.
+func (s *Queries) UseEnlistToken(ctx context.Context, id int64, at time.Time) (bool, error) {
+	n, err := s.Q.Exec(ctx, `UPDATE enlist_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL`, ms(at), id)
+	return n > 0, err
+}
+
+// CountAPITokens counts operator tokens.
+func (s *Queries) CountAPITokens(ctx context.Context) (int, error) {
+	var n int
+	err := s.Q.QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens`).Scan(&n)
+	return n, err
+}
+
+// FindAPIToken returns an operator token by its hash.
+func (s *Queries) FindAPIToken(ctx context.Context, hash string) (catalog.APIToken, error) {
+	var t catalog.APIToken
+	err := s.Q.QueryRow(ctx, `SELECT id, name, role FROM api_tokens WHERE hash = $1`, hash).Scan(&t.ID, &t.Name, &t.Role)
+	return t, err
+}
+
+// InsertAPIToken records an operator token.
+func (s *Queries) InsertAPIToken(ctx context.Context, t catalog.APIToken, hash string, at time.Time) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)`, t.Name, t.Role, hash, ms(at))
+	return err
+}
+
+// UpsertAPIToken sets the hash and role of the named token, creating it if
+// needed.
+func (s *Queries) UpsertAPIToken(ctx context.Context, t catalog.APIToken, hash string, at time.Time) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, role = excluded.role`, t.Name, t.Role, hash, ms(at))
+	return err
+}

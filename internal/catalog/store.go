@@ -1,0 +1,449 @@
+package catalog
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// The catalog's logic (posting, supersession, idempotent starts, group
+// reconcile, event detection) is written once, here, against the Store
+// below. Each database engine implements it with its own SQL and nothing
+// else: internal/catalog/sqlitestore (the embedded default) and
+// internal/catalog/pgstore (several masters on one PostgreSQL), both on the
+// statements they share in internal/catalog/sqlstore.
+//
+// Every invariant the logic relies on is a constraint or a row lock, never
+// the fact that SQLite has a single writer:
+//
+//   - a target's sequence numbers come from a counter on its row, incremented
+//     in the posting transaction, whose row lock is held to commit: commit
+//     order is sequence order (NextSeqs);
+//   - idempotency keys, run ids per target, event keys and names are unique
+//     constraints; a change that loses a race for one is retried or refused;
+//   - a run upload is guarded by its revision per (target, run id);
+//   - a read that decides a write takes the rows it decides on (LockJobs,
+//     LockTarget), or the write is guarded by what it read (a job's version,
+//     an instruction's or a token's state) and the transaction is retried when
+//     the guard fails.
+
+// ErrRetry is returned, wrapped, by a store or by the logic when a
+// transaction lost a race (a deadlock, a serialization failure, a guarded
+// update that found the row changed): running the whole transaction again
+// is correct and will see the winner's changes.
+var ErrRetry = errors.New("catalog: transaction must be retried")
+
+// ErrDuplicate is returned, wrapped, when a write breaks a unique
+// constraint: the name, key or id is taken.
+var ErrDuplicate = errors.New("catalog: duplicate")
+
+// noRows reports whether err says a query for one row found none.
+func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
+
+// Store is a catalog database.
+type Store interface {
+	Reads
+	// Update runs fn in a write transaction and commits it if fn returns
+	// nil. The store documents the transaction's isolation level.
+	Update(ctx context.Context, fn func(Tx) error) error
+	// DryRun runs fn in a write transaction and rolls it back whatever
+	// happens.
+	DryRun(ctx context.Context, fn func(Tx) error) error
+	// Shared reports whether several masters may use the store at once.
+	Shared() bool
+	// Listen delivers, until ctx ends, what other masters' transactions
+	// committed (see Tx.Notify). After a break in delivery it calls fn with
+	// missed set, since notifications may have been lost. A store that is not
+	// shared returns at once.
+	Listen(ctx context.Context, fn func(c Commit, missed bool))
+	// Lead calls held(true) when this master takes the singleton duties and
+	// held(false) when it loses them, until ctx ends. A store that is not
+	// shared holds them at once.
+	Lead(ctx context.Context, held func(bool))
+	// Ping checks that the database answers.
+	Ping(ctx context.Context) error
+	Close() error
+}
+
+// Reads are the queries, usable in a transaction or outside one. A query
+// for one row that finds none returns an error wrapping sql.ErrNoRows.
+type Reads interface {
+	Meta(ctx context.Context, key string) (string, bool, error)
+	LastSeqs(ctx context.Context) (map[int64]int64, error)
+	FindTargets(ctx context.Context, f TargetQuery) ([]TargetRow, error)
+	FindTargetByName(ctx context.Context, name string) (TargetRow, error)
+	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
+	ActiveTargets(ctx context.Context) (map[string]int64, error)
+	// PollState returns what a poll needs of its target's row.
+	PollState(ctx context.Context, id int64) (lastSeq int64, paused bool, err error)
+	FindCert(ctx context.Context, serial string) (CertRow, error)
+	NewestCert(ctx context.Context, targetID int64) (CertRow, error)
+	FindEnlistToken(ctx context.Context, hash string) (EnlistTokenRow, error)
+	CountAPITokens(ctx context.Context) (int, error)
+	FindAPIToken(ctx context.Context, hash string) (APIToken, error)
+	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
+	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
+	FindGroups(ctx context.Context) ([]muster.Group, error)
+	GroupIDs(ctx context.Context, names []string) (map[string]int64, error)
+	GroupMembers(ctx context.Context, groupID int64) (map[string]int64, error)
+	JobsNamingGroup(ctx context.Context, groupID int64) ([]string, error)
+	PendingInstructions(ctx context.Context, targetID, after int64, limit int) ([]InstructionRow, error)
+	FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error)
+	InstructionsBySeq(ctx context.Context, target string, seq int64) ([]InstructionRow, error)
+	WasSent(ctx context.Context, targetID int64, job string) (bool, error)
+	FindStart(ctx context.Context, key string) (request, response string, ok bool, err error)
+	ActiveStarts(ctx context.Context, job string, now time.Time) (int, error)
+	QueuedStarts(ctx context.Context, jobID int64, limit int) ([]QueuedStartRow, error)
+	JobsWithQueuedStarts(ctx context.Context) ([]string, error)
+	FindRuns(ctx context.Context, f RunFilter) ([]RunRow, error)
+	FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error)
+	EventExists(ctx context.Context, key string) (bool, error)
+	UndispatchedEvents(ctx context.Context, limit int) ([]muster.Event, error)
+	NoSuccessWatches(ctx context.Context, job, target string) ([]NoSuccessRow, error)
+	FindOperators(ctx context.Context, name string) ([]OperatorRow, error)
+	AlertsNotifying(ctx context.Context, operatorID int64) ([]string, error)
+	FindAlerts(ctx context.Context, name string) ([]muster.Alert, error)
+	AlertRoutes(ctx context.Context) ([]AlertRoute, error)
+	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]PendingDelivery, error)
+	NextDeliveryAt(ctx context.Context) (time.Time, bool, error)
+	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error)
+	FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error)
+}
+
+// Tx is a write transaction: the reads, and the writes.
+type Tx interface {
+	Reads
+
+	// Notify tells the other masters, when the transaction commits, what it
+	// changed. A store that is not shared does nothing.
+	Notify(ctx context.Context, c Commit) error
+	SetMeta(ctx context.Context, key, value string) error
+	// InsertMeta sets key unless it is set, and reports whether it did.
+	InsertMeta(ctx context.Context, key, value string) (bool, error)
+
+	// LockTarget takes the target's row until commit (a no-op where a
+	// transaction is alone anyway).
+	LockTarget(ctx context.Context, id int64) error
+	// NextSeqs increments each target's sequence counter by the count
+	// given and returns the new values; the rows stay locked to commit.
+	NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error)
+	// RaiseSeq moves a target's counter to at least atLeast and returns it.
+	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)
+	InsertTarget(ctx context.Context, t TargetRow) (int64, error)
+	SetTargetState(ctx context.Context, id int64, state string, at *time.Time) error
+	SetLocation(ctx context.Context, id int64, location string) error
+	SetPaused(ctx context.Context, ids []int64, paused bool) error
+	// SetSeenOffline records the offline detector's view of a target and
+	// reports whether it changed it.
+	SetSeenOffline(ctx context.Context, id int64, offline bool) (bool, error)
+	// ClearTarget drops a leaving target's open instructions and removes it
+	// from every job, group and start queue.
+	ClearTarget(ctx context.Context, id int64) error
+	// LiftTombstone marks a deleted target defected once it has collected
+	// its DEFECT, and reports whether it did.
+	LiftTombstone(ctx context.Context, id int64, at time.Time) (bool, error)
+	FlushHeartbeats(ctx context.Context, beats map[int64]Heartbeat) error
+
+	InsertCert(ctx context.Context, c CertRow) error
+	ReplaceCert(ctx context.Context, serial string, at time.Time) error
+	DeleteReplacedCerts(ctx context.Context, targetID int64, expiredBefore time.Time) error
+	InsertEnlistToken(ctx context.Context, t EnlistTokenRow) error
+	DeleteEnlistTokens(ctx context.Context, expiredBefore time.Time) error
+	// UseEnlistToken marks an unused token used and reports whether it did.
+	UseEnlistToken(ctx context.Context, id int64, at time.Time) (bool, error)
+	InsertAPIToken(ctx context.Context, t APIToken, hash string, at time.Time) error
+	UpsertAPIToken(ctx context.Context, t APIToken, hash string, at time.Time) error
+
+	// LockJobs takes the named jobs' rows (every job's when names is nil)
+	// until commit.
+	LockJobs(ctx context.Context, names []string) error
+	InsertJob(ctx context.Context, j JobRow) (int64, error)
+	// UpdateJob stores a new definition if the job is still at version
+	// from, and reports whether it was.
+	UpdateJob(ctx context.Context, j JobRow, from int64) (bool, error)
+	DeleteJob(ctx context.Context, id int64) error
+	SetJobGroups(ctx context.Context, jobID int64, groupIDs []int64) error
+	InsertJobTarget(ctx context.Context, jobID, targetID int64, explicit bool) error
+	DeleteJobTarget(ctx context.Context, jobID, targetID int64) error
+	SetJobTargetExplicit(ctx context.Context, jobID, targetID int64, explicit bool) error
+
+	InsertGroup(ctx context.Context, name string, at time.Time) error
+	RenameGroup(ctx context.Context, name, newName string) (bool, error)
+	DeleteGroup(ctx context.Context, id int64) error
+	AddGroupMember(ctx context.Context, groupID, targetID int64) error
+	RemoveGroupMember(ctx context.Context, groupID, targetID int64) (bool, error)
+
+	// Supersede marks superseded the failed instructions of job on the
+	// targets, and the pending ones whose operation is in moot. job ""
+	// means every job's.
+	Supersede(ctx context.Context, targetIDs []int64, job string, moot []muster.Operation) error
+	InsertInstructions(ctx context.Context, ins []InstructionRow) error
+	MarkSent(ctx context.Context, targetIDs []int64, job string) error
+	AckInstructions(ctx context.Context, targetID int64, acks []AckRow, at time.Time) error
+	// SetInstructionStatus moves an instruction from one of the statuses
+	// in from to status, and reports whether it did.
+	SetInstructionStatus(ctx context.Context, targetID, seq int64, from []muster.InstructionStatus, status muster.InstructionStatus) (bool, error)
+	// CloseInstructions moves every instruction of the target in one of
+	// the statuses from to status.
+	CloseInstructions(ctx context.Context, targetID int64, from []muster.InstructionStatus, status muster.InstructionStatus) error
+	PruneDownloaded(ctx context.Context, keep int) (int64, error)
+
+	// ClaimStart records an idempotency key with its request, unless the
+	// key is taken, and reports whether it did. A concurrent claim of the
+	// same key waits for the first to commit or roll back.
+	ClaimStart(ctx context.Context, key, request string, at time.Time) (bool, error)
+	SetStartResponse(ctx context.Context, key, response string) error
+	DeleteStarts(ctx context.Context, before time.Time) error
+	InsertQueuedStart(ctx context.Context, q QueuedStartRow) error
+	// DeleteQueuedStart removes a queue entry and reports whether it was
+	// there: whoever removes it posts its START.
+	DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
+	DeleteQueuedStarts(ctx context.Context, jobID, targetID int64) error
+
+	// UpsertRuns stores runs at their revisions: one not newer than the
+	// revision held changes nothing. It returns, per run, whether it
+	// changed and the run's row.
+	UpsertRuns(ctx context.Context, targetID int64, runs []RunRow, at time.Time) ([]RunUpsert, error)
+	// SetLastOutcome makes run the last outcome of its job on its target,
+	// unless a run recorded later (a higher row) is already.
+	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error
+	SetLastSuccess(ctx context.Context, targetID int64, job string, at time.Time) error
+	PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error)
+
+	// RaiseEvent records an event under key unless one is recorded under it,
+	// and reports whether it did.
+	RaiseEvent(ctx context.Context, key string, e muster.Event, raisedAt time.Time) (bool, error)
+	// MarkDispatched marks dispatched every event up to id, and forgets
+	// alert changes every event up to id has been matched against.
+	MarkDispatched(ctx context.Context, upTo int64) error
+	PruneEvents(ctx context.Context, raisedBefore time.Time) (int64, error)
+
+	InsertOperator(ctx context.Context, op OperatorRow) error
+	// LockOperator returns the operator's row, taken until commit.
+	LockOperator(ctx context.Context, name string) (OperatorRow, error)
+	UpdateOperator(ctx context.Context, op OperatorRow) error
+	DeleteOperator(ctx context.Context, id int64) error
+	FailDeliveries(ctx context.Context, operatorID int64, reason string) error
+	InsertAlert(ctx context.Context, a muster.Alert, operatorIDs []int64) error
+	SetAlertEnabled(ctx context.Context, name string, enabled bool) (bool, error)
+	DeleteAlert(ctx context.Context, name string) (bool, error)
+	// InsertDelivery records a delivery unless the (event, alert, operator,
+	// channel) has one, and reports whether it did.
+	InsertDelivery(ctx context.Context, d DeliveryRow) (bool, error)
+	RecordDeliveryAttempt(ctx context.Context, uid string, status muster.DeliveryStatus, lastErr string, next, delivered *time.Time) error
+
+	UpsertMaster(ctx context.Context, m MasterRow) error
+}
+
+// Target states in the catalog.
+const (
+	TargetActive   = "active"
+	TargetDeleted  = "deleted" // a tombstone: may fetch only its DEFECT
+	TargetDefected = "defected"
+)
+
+// TargetRow is a target as the catalog stores it.
+type TargetRow struct {
+	ID          int64
+	UID         string
+	Name        string
+	State       string
+	Location    string
+	EnlistedAt  time.Time
+	EnlistedBy  string
+	DefectedAt  *time.Time
+	Paused      bool
+	SeenOffline bool
+	LastSeq     int64
+	// The heartbeat, as last written.
+	LastPoll         *time.Time
+	LocalTimeAtPoll  time.Time
+	TimeZone         string
+	UTCOffsetMinutes int
+	ClockSkewMS      int64
+	PollInterval     int
+	Version          string
+	Protocol         int
+	SpoolDepth       int
+	SpoolDropped     int
+	ClockOffsetMS    *int64
+	// Counts of the target's pending and failed instructions, filled in
+	// when the query asks for them.
+	Unread, Blocking int
+}
+
+// TargetQuery selects targets: active and deleted ones (not defected).
+type TargetQuery struct {
+	Name       string // exact, normalized
+	ActiveOnly bool
+	WithCounts bool // fill in Unread and Blocking
+}
+
+// CertRow is a certificate the catalog issued, with its target.
+type CertRow struct {
+	Serial     string
+	TargetID   int64
+	IssuedAt   time.Time
+	NotAfter   time.Time
+	KeyHash    string
+	ReplacedAt *time.Time
+	Target     TargetRow // ID, UID, Name, State, Paused, PollInterval
+}
+
+// EnlistTokenRow is an enlistment token, by its hash.
+type EnlistTokenRow struct {
+	ID         int64
+	Hash       string
+	TargetName string
+	CreatedAt  time.Time
+	CreatedBy  string
+	ExpiresAt  time.Time
+	UsedAt     *time.Time
+}
+
+// JobQuery selects jobs.
+type JobQuery struct {
+	Name     string // one job by name
+	TargetID int64  // the jobs that run on a target
+}
+
+// JobRow is a job as stored: its definition is the JSON of muster.Job
+// without targets, groups and version, which have rows and a column.
+type JobRow struct {
+	ID         int64
+	Name       string
+	Version    int64
+	Definition []byte
+	// Enabled, Scheduled and Category are copied out of the definition,
+	// for queries.
+	Enabled   bool
+	Scheduled bool
+	Category  string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	CreatedBy string
+	UpdatedBy string
+	Groups    []string       // the groups the job names, sorted
+	Targets   []JobTargetRow // its effective targets, by name
+}
+
+// JobTargetRow is one effective target of a job, with the job's last
+// outcome there.
+type JobTargetRow struct {
+	TargetID       int64
+	Target         string
+	Explicit       bool     // the job names the target
+	Via            []string // the job's groups the target is in, sorted
+	LastRunID      string
+	LastStatus     muster.RunStatus
+	LastMessage    string
+	LastStartedAt  *time.Time
+	LastDurationMS int64
+	LastSuccessAt  *time.Time
+}
+
+// InstructionRow is one entry of a download list.
+type InstructionRow struct {
+	TargetID  int64
+	Target    string // filled in by InstructionsBySeq
+	Seq       int64
+	Operation muster.Operation
+	Job       string
+	Payload   []byte
+	Status    muster.InstructionStatus
+	PostedAt  time.Time
+	// RunID and ExpiresAt are a START's.
+	RunID     string
+	ExpiresAt *time.Time
+}
+
+// AckRow is the outcome of one instruction as a target reported it.
+type AckRow struct {
+	Seq    int64
+	Status muster.InstructionStatus
+	Error  string
+}
+
+// QueuedStartRow is a START held back by a job's max_parallel_targets.
+type QueuedStartRow struct {
+	ID        int64
+	JobID     int64
+	TargetID  int64
+	Payload   []byte
+	CreatedAt time.Time
+}
+
+// RunRow is a run as a target reported it.
+type RunRow struct {
+	muster.Run
+	Revision int64
+	// Set by FindRuns: the target's heartbeat, to tell a run whose target
+	// went silent.
+	TargetID     int64
+	LastPoll     *time.Time
+	PollInterval int
+	UpdatedAt    time.Time
+}
+
+// RunUpsert is what storing one run did.
+type RunUpsert struct {
+	Changed bool
+	Row     int64 // the run's row, in the order the catalog first recorded runs
+}
+
+// NoSuccessRow is an enabled, scheduled job on an active target, with when
+// it last succeeded there and when it was first sent there.
+type NoSuccessRow struct {
+	Job       string
+	TargetID  int64
+	Target    string
+	SuccessAt *time.Time
+	SentAt    *time.Time
+}
+
+// OperatorRow is an operator with its webhook secret.
+type OperatorRow struct {
+	ID     int64
+	Secret string
+	muster.Operator
+}
+
+// AlertRoute is an alert with one of the operators it notifies.
+type AlertRoute struct {
+	Alert   muster.Alert
+	OpID    int64
+	OpName  string
+	Webhook string
+	Email   string
+	// ChangedAfter is the last event waiting to be matched when the alert
+	// was last enabled or disabled; 0 once all those are matched.
+	ChangedAfter int64
+}
+
+// DeliveryRow is a notification to record.
+type DeliveryRow struct {
+	UID          string
+	EventID      int64
+	Alert        string
+	OperatorID   int64
+	Operator     string
+	Channel      string
+	Address      string
+	Status       muster.DeliveryStatus
+	LastError    string
+	CreatedAt    time.Time
+	NextAttempt  *time.Time
+	DeliveredAt  *time.Time
+	AttemptCount int
+}
+
+// MasterRow is a master serving the catalog.
+type MasterRow struct {
+	Name      string
+	URL       string // where targets reach it
+	StartedAt time.Time
+	SeenAt    time.Time
+}

@@ -1,0 +1,101 @@
+package master
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Meta keys of a shared catalog's CA.
+const (
+	metaCACert = "ca_cert"
+	metaCAKey  = "ca_key" // sealed with the secret of --secret-file
+)
+
+// loadCA loads the CA. A master with a catalog of its own keeps the CA in
+// its data directory, creating it on first start. Masters sharing a catalog
+// share one CA, kept in the catalog with its key sealed by the secret they
+// all read: the first master on an empty catalog creates it; every master
+// writes ca.pem to its data directory, for operators.
+func (m *Main) loadCA(ctx context.Context) error {
+	if !m.Catalog.Store().Shared() {
+		ca, created, err := pki.LoadOrCreateCA(m.cfg.DataDir, m.now())
+		if err != nil {
+			return err
+		}
+		m.CA, m.CreatedCA = ca, created
+		if created {
+			m.log.Info("created a certificate authority", "file", filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", ca.Fingerprint())
+		}
+		return nil
+	}
+	secret, err := readSecret(m.cfg.SecretFile)
+	if err != nil {
+		return err
+	}
+	certPEM, keyPEM, err := pki.NewCA(m.now())
+	if err != nil {
+		return err
+	}
+	sealed, err := pki.Seal(secret, keyPEM)
+	if err != nil {
+		return err
+	}
+	if m.CreatedCA, err = m.Catalog.InitCA(ctx, metaCACert, string(certPEM), metaCAKey, sealed); err != nil {
+		return err
+	}
+	cert, ok, err := m.Catalog.Store().Meta(ctx, metaCACert)
+	if err == nil && !ok {
+		err = errors.New("the catalog has no CA certificate")
+	}
+	if err != nil {
+		return err
+	}
+	sealedKey, _, err := m.Catalog.Store().Meta(ctx, metaCAKey)
+	if err != nil {
+		return err
+	}
+	key, err := pki.Unseal(secret, sealedKey)
+	if errors.Is(err, pki.ErrUnseal) {
+		return fmt.Errorf("--secret-file %s: the catalog's CA key was sealed with another secret; give every master the same secret file", m.cfg.SecretFile)
+	}
+	if err != nil {
+		return err
+	}
+	if m.CA, err = pki.ParseCA([]byte(cert), key); err != nil {
+		return fmt.Errorf("the catalog's CA: %w", err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(m.cfg.DataDir, pki.CACertFile), m.CA.CertPEM, 0o644); err != nil {
+		return err
+	}
+	if m.CreatedCA {
+		m.log.Info("created the catalog's certificate authority", "file", filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", m.CA.Fingerprint())
+	}
+	return nil
+}
+
+// readSecret reads a secret file: at least 32 bytes, readable by its owner
+// only.
+func readSecret(path string) ([]byte, error) {
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-file: %w", err)
+	}
+	if info.Mode().Perm()&0o077 != 0 {
+		return nil, fmt.Errorf("--secret-file %s: the file is readable by others (mode %#o); chmod 600 it", path, info.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--secret-file: %w", err)
+	}
+	secret := []byte(strings.TrimSpace(string(b)))
+	if len(secret) < pki.MinSecretLen {
+		return nil, fmt.Errorf("--secret-file %s: the secret is %d bytes; it needs at least %d (e.g. `head -c 32 /dev/urandom | base64`)", path, len(secret), pki.MinSecretLen)
+	}
+	return secret, nil
+}
