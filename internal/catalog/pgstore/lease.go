@@ -56,7 +56,7 @@ func (s *Store) lead(ctx context.Context, held func(bool)) (err error) {
 		secs, secs)); err != nil {
 		return classify(err)
 	}
-	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET idle_session_timeout = %d`, (3 * every).Milliseconds())); err != nil {
+	if _, err := conn.Exec(ctx, fmt.Sprintf(`SET idle_session_timeout = %d`, (3*every).Milliseconds())); err != nil {
 		var pgErr *pgconn.PgError
 		if !errors.As(err, &pgErr) || pgErr.Code != "42704" {
 			return classify(err)

@@ -26,10 +26,10 @@ var migrations embed.FS
 // Store is a catalog on one SQLite file.
 type Store struct {
 	catalog.Reads // on the read pool
-	path              string
-	write, read       *sql.DB
-	writeStmts        *sqlite.Stmts
-	readStmts         *sqlite.Stmts
+	path          string
+	write, read   *sql.DB
+	writeStmts    *sqlite.Stmts
+	readStmts     *sqlite.Stmts
 }
 
 // dialect: SQLite takes one parameter per list element.
