@@ -81,6 +81,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		newEventCmd(),
 		newDevCmd(),
 		newBenchCmd(),
+		newStoreCmd(),
 	)
 	return root
 }

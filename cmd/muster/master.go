@@ -24,8 +24,20 @@ one HTTPS listener for the operator API (/api/v1/), the target protocol
 
 On its first start with an empty data directory the master creates a CA
 (ca.pem, give it to operators as MUSTER_CACERT), a server certificate, and an
-admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
-		Example: `  muster master --data /var/lib/muster --listen 0.0.0.0:7070 --host master.example.com`,
+admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).
+
+The catalog is SQLite in the data directory by default. For masters that
+must survive losing one, run two or three on one PostgreSQL database
+(--store postgres://…, or MUSTER_STORE): they share one CA, kept in the
+database with its key encrypted by the secret in --secret-file (the same
+file on every master). The first master on an empty database creates the CA
+and the admin token; the others write ca.pem to their data directory. Each
+master's --advertise URL is where targets reach it. See docs/ha.md.`,
+		Example: `  muster master --data /var/lib/muster --listen 0.0.0.0:7070 --host master.example.com
+
+  # two masters on one PostgreSQL database
+  muster master --data /var/lib/muster --listen 0.0.0.0:7070 --advertise https://m1.example.com:7070 \
+      --store postgres://muster@db.example.com/muster --secret-file /etc/muster/secret`,
 		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
@@ -46,6 +58,9 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 			out := cmd.OutOrStdout()
 			fmt.Fprintf(out, "muster master listening on %s\n", m.URL)
 			fmt.Fprintf(out, "CA certificate: %s (sha256 %s)\n", filepath.Join(cfg.DataDir, pki.CACertFile), m.CA.Fingerprint())
+			if cfg.Store != "" {
+				fmt.Fprintf(out, "catalog: %s\n", m.Catalog.Describe())
+			}
 			if m.AdminToken != "" {
 				fmt.Fprintf(out, "admin API token written to %s\n", filepath.Join(cfg.DataDir, master.AdminTokenFile))
 			}
@@ -73,6 +88,9 @@ admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory: catalog, CA and admin token (required)")
+	f.StringVar(&cfg.Store, "store", envOr("MUSTER_STORE", ""), "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
+	f.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the secret that encrypts the CA key in a PostgreSQL catalog\n(at least 32 bytes, mode 0600, the same on every master)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra host name or address the server certificate must cover (repeatable)")
 	f.StringVar(&cfg.Name, "name", cfg.Name, "the master's name, as targets report it")

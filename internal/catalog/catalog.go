@@ -111,6 +111,9 @@ func (c *Catalog) Close() error {
 // Store returns the store the catalog runs on.
 func (c *Catalog) Store() Store { return c.store }
 
+// Describe names the catalog's database for a person.
+func (c *Catalog) Describe() string { return c.store.Describe() }
+
 // Now returns the catalog's clock.
 func (c *Catalog) Now() time.Time { return c.opts.Now() }
 

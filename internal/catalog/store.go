@@ -65,6 +65,8 @@ type Store interface {
 	Lead(ctx context.Context, held func(bool))
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
+	// Describe names the database for a person, without secrets.
+	Describe() string
 	Close() error
 }
 

@@ -34,7 +34,7 @@ func (m *Main) loadCA(ctx context.Context) error {
 		}
 		return nil
 	}
-	secret, err := readSecret(m.cfg.SecretFile)
+	secret, err := ReadSecret(m.cfg.SecretFile)
 	if err != nil {
 		return err
 	}
@@ -79,9 +79,15 @@ func (m *Main) loadCA(ctx context.Context) error {
 	return nil
 }
 
-// readSecret reads a secret file: at least 32 bytes, readable by its owner
+// CAMeta is how a shared catalog keeps its CA: the certificate, and the key
+// sealed with the masters' secret.
+func CAMeta(cert, sealedKey string) map[string]string {
+	return map[string]string{metaCACert: cert, metaCAKey: sealedKey}
+}
+
+// ReadSecret reads a secret file: at least 32 bytes, readable by its owner
 // only.
-func readSecret(path string) ([]byte, error) {
+func ReadSecret(path string) ([]byte, error) {
 	info, err := os.Stat(path)
 	if err != nil {
 		return nil, fmt.Errorf("--secret-file: %w", err)

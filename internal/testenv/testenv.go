@@ -70,6 +70,21 @@ func New(t testing.TB, opts Options) *Env {
 	return e
 }
 
+// Join starts a second master beside first's, on a data directory of its
+// own, configured by cfg (to share first's catalog). Its client uses the
+// admin token first's master made. It starts no target.
+func Join(t testing.TB, first *Env, cfg func(*master.Config)) *Env {
+	t.Helper()
+	e := &Env{t: t, Dir: t.TempDir(), opts: Options{Master: cfg, Target: first.opts.Target}, targets: map[string]*Target{}, Log: first.Log}
+	t.Cleanup(e.Close)
+	e.StartMaster("127.0.0.1:0")
+	var err error
+	if e.Client, err = httpapi.NewClient(e.Master.URL, first.Master.AdminToken, e.Master.CA.Pool()); err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
 // StartMaster starts the master on listen, with the environment's data
 // directory: a restart keeps its catalog and CA.
 func (e *Env) StartMaster(listen string) {

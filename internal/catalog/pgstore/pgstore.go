@@ -67,6 +67,7 @@ type Store struct {
 	channel       string // notifications of this catalog
 	leaseKey      int64  // advisory lock of the singleton duties
 	self          string // tells this store's notifications from the others'
+	schema        string
 }
 
 // Open connects to the database at url (postgres://user@host:port/db?…;
@@ -109,6 +110,7 @@ func (s *Store) init(ctx context.Context) error {
 	if schema == "" {
 		return muster.Errorf(muster.EINVALID, "--store: the database has no schema to put the catalog in (check search_path)")
 	}
+	s.schema = schema
 	h := fnv.New64a()
 	h.Write([]byte(schema))
 	sum := h.Sum64()
@@ -170,6 +172,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// Describe names the database and the schema, without the password.
+func (s *Store) Describe() string {
+	return fmt.Sprintf("PostgreSQL at %s:%d/%s, schema %s", s.conn.Host, s.conn.Port, s.conn.Database, s.schema)
 }
 
 // Close closes the pool.

@@ -69,6 +69,9 @@ func Open(ctx context.Context, path string) (*Store, error) {
 // Path is the file the catalog is in.
 func (s *Store) Path() string { return s.path }
 
+// Describe names the file.
+func (s *Store) Describe() string { return "SQLite at " + s.path }
+
 // Close closes the database.
 func (s *Store) Close() error {
 	return errors.Join(s.writeStmts.Close(), s.readStmts.Close(), s.write.Close(), s.read.Close())
@@ -281,3 +284,37 @@ type errRow struct{ err error }
 func (r errRow) Scan(...any) error { return r.err }
 
 var _ catalog.Store = (*Store)(nil)
+
+// Tables are the catalog's tables, in an order that copies every row after
+// the rows it refers to.
+var Tables = []string{"meta", "targets", "certs", "enlist_tokens", "api_tokens", "jobs", "groups", "group_members",
+	"job_groups", "job_targets", "instructions", "sent_jobs", "runs", "starts", "queued_starts", "events", "operators",
+	"alerts", "alert_operators", "deliveries", "masters"}
+
+// Dump calls fn with the column names of a table, then with each of its
+// rows, as SQLite holds them.
+func (s *Store) Dump(ctx context.Context, table string, fn func(cols []string, row []any) error) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT * FROM "`+table+`"`)
+	if err != nil {
+		return classify(err)
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		vals := make([]any, len(cols))
+		ptrs := make([]any, len(cols))
+		for i := range vals {
+			ptrs[i] = &vals[i]
+		}
+		if err := rows.Scan(ptrs...); err != nil {
+			return err
+		}
+		if err := fn(cols, vals); err != nil {
+			return err
+		}
+	}
+	return classify(rows.Err())
+}

@@ -1,0 +1,211 @@
+package pgstore_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/catalog/pgstore"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m, goleak.IgnoreTopFunction("github.com/jackc/pgx/v5/pgxpool.(*Pool).backgroundHealthCheck"))
+}
+
+// heard collects what a store's Listen delivers.
+type heard struct {
+	mu      sync.Mutex
+	commits []catalog.Commit
+	missed  int
+	ch      chan struct{}
+}
+
+func (h *heard) add(c catalog.Commit, missed bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if missed {
+		h.missed++
+	} else {
+		h.commits = append(h.commits, c)
+	}
+	select {
+	case h.ch <- struct{}{}:
+	default:
+	}
+}
+
+func (h *heard) targets() []int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []int64
+	for _, c := range h.commits {
+		out = append(out, c.Targets...)
+	}
+	return out
+}
+
+// A commit of one master reaches the others (and not itself), split over
+// several notifications when it names many targets.
+func TestNotifyReachesTheOtherMasters(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	onA, onB := &heard{ch: make(chan struct{}, 1)}, &heard{ch: make(chan struct{}, 1)}
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Listen(ctx, onA.add) }()
+	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
+	defer func() { cancel(); wg.Wait() }()
+
+	var many []int64
+	for i := range 1200 {
+		many = append(many, int64(i+1))
+	}
+	// Listening starts asynchronously: post until b hears, counting tries.
+	tries := 0
+	for deadline := time.Now().Add(10 * time.Second); len(onB.targets()) == 0; tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("b heard nothing of %d commits", tries)
+		}
+		if err := a.Update(ctx, func(tx catalog.Tx) error {
+			return tx.Notify(ctx, catalog.Commit{Targets: many, Runs: []string{"r"}})
+		}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-onB.ch:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	// Every target of the last commit arrives, over three notifications.
+	deadline := time.Now().Add(5 * time.Second)
+	for !containsAll(onB.targets(), many) {
+		if time.Now().After(deadline) {
+			t.Fatalf("b heard %d of %d targets", len(onB.targets()), len(many))
+		}
+		select {
+		case <-onB.ch:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	if got := onA.targets(); len(got) != 0 {
+		t.Errorf("a heard %d targets of its own commits", len(got))
+	}
+	// A rolled-back transaction notifies no one.
+	before := len(onB.targets())
+	sentinel := errors.New("roll back")
+	if err := a.Update(ctx, func(tx catalog.Tx) error {
+		if err := tx.Notify(ctx, catalog.Commit{Targets: []int64{99999}}); err != nil {
+			return err
+		}
+		return sentinel
+	}); !errors.Is(err, sentinel) {
+		t.Fatal(err)
+	}
+	if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{77777}}) }); err != nil {
+		t.Fatal(err)
+	}
+	for !slices.Contains(onB.targets(), 77777) {
+		<-onB.ch
+	}
+	if slices.Contains(onB.targets()[before:], 99999) {
+		t.Error("b heard the targets of a transaction that rolled back")
+	}
+}
+
+func containsAll(have, want []int64) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// Exactly one of two masters holds the duties; when its store closes (as
+// when its process dies), the other takes them within a few intervals.
+func TestLeaseMovesWhenTheHolderGoes(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	const every = 200 * time.Millisecond
+	a, err := pgstore.Open(context.Background(), url, pgstore.Options{LeaseInterval: every})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := catalogtest.OpenPostgres(t, url)
+	var mu sync.Mutex
+	holding := map[string]bool{}
+	both := 0 // times both held at once
+	changed := make(chan struct{}, 10)
+	lead := func(name string) func(bool) {
+		return func(held bool) {
+			mu.Lock()
+			holding[name] = held
+			if holding["a"] && holding["b"] {
+				both++
+			}
+			mu.Unlock()
+			changed <- struct{}{}
+		}
+	}
+	holders := func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		var out []string
+		for n, h := range holding {
+			if h {
+				out = append(out, n)
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	ctxA, stopA := context.WithCancel(context.Background())
+	ctxB, stopB := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); a.Lead(ctxA, lead("a")) }()
+	defer func() { stopB(); wg.Wait() }()
+
+	waitFor := func(want []string) {
+		t.Helper()
+		deadline := time.After(20 * every)
+		for !slices.Equal(holders(), want) {
+			select {
+			case <-changed:
+			case <-deadline:
+				t.Fatalf("holders %v, want %v", holders(), want)
+			}
+		}
+	}
+	waitFor([]string{"a"})
+	go func() { defer wg.Done(); b.Lead(ctxB, lead("b")) }()
+	// a's connection goes away: b takes over.
+	stopA()
+	a.Close()
+	waitFor([]string{"b"})
+	mu.Lock()
+	defer mu.Unlock()
+	if both > 0 {
+		t.Errorf("both masters held the duties at once %d times", both)
+	}
+}
+
+// A store whose database is gone answers with EUNAVAILABLE, not as an
+// internal error.
+func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
+	catalogtest.PostgresDSN(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := pgstore.Open(ctx, "postgres://root@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", pgstore.Options{})
+	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE {
+		t.Fatalf("open on a closed port: code %q (%v), want %q", code, err, muster.EUNAVAILABLE)
+	}
+}

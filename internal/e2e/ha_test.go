@@ -1,0 +1,143 @@
+package e2e_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/master"
+	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/testenv"
+)
+
+// secretFile writes a new masters' secret (mode 0600) and returns its path.
+func secretFile(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	rand.Read(b)
+	path := filepath.Join(t.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A master's SQLite catalog copied into PostgreSQL: the master comes back
+// on it at the same address, and its targets carry on, neither enlisting
+// again nor resyncing, their history and sequence numbers intact.
+func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	var store string
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
+		c.Store, c.SecretFile = store, secret
+	}})
+	ctx := context.Background()
+	apply(t, env, shellJob("hello", "echo hello", "web1"))
+	settled(t, env)
+	before := startAndWait(t, env, "hello")
+	if before[0].Status != muster.RunSucceeded {
+		t.Fatalf("run on SQLite: %s", before[0].Status)
+	}
+	epoch := env.Master.Catalog.Epoch()
+	target, err := env.Client.Target(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	addr := env.Master.URL
+	env.StopMaster()
+	m, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"targets", "jobs", "runs", "instructions", "certs"} {
+		if m.Rows[table] == 0 {
+			t.Errorf("table %s: no rows copied", table)
+		}
+	}
+	if _, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret); muster.ErrorCode(err) != muster.EPRECONDITION {
+		t.Fatalf("a second migration into the same catalog: %v, want refused as not empty", err)
+	}
+
+	store = url
+	env.StartMaster(addr[len("https://"):])
+	if got := env.Master.Catalog.Epoch(); got != epoch {
+		t.Fatalf("epoch %s after the migration, want %s: targets would resync", got, epoch)
+	}
+	if env.Master.CreatedCA {
+		t.Fatal("the master made a new CA on the copied catalog")
+	}
+	after := startAndWait(t, env, "hello")
+	if after[0].Status != muster.RunSucceeded {
+		t.Fatalf("run on PostgreSQL: %s %q", after[0].Status, after[0].Message)
+	}
+	runs, err := env.Client.History(ctx, "hello", "", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("history holds %d runs, want the one before the migration and the one after", len(runs))
+	}
+	moved, err := env.Client.Target(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !moved.EnlistedAt.Equal(target.EnlistedAt) {
+		t.Errorf("web1 enlisted at %s after the migration, %s before", moved.EnlistedAt, target.EnlistedAt)
+	}
+}
+
+// Two masters on one new PostgreSQL catalog share one CA; a job started
+// through either runs on a target polling the other; a START posted on one
+// wakes the poll the other holds.
+func TestTwoMastersShareOneCatalog(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
+	one := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: shared})
+	two := testenv.Join(t, one, shared)
+
+	ca1, err := os.ReadFile(filepath.Join(one.Dir, "master", pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca2, err := os.ReadFile(filepath.Join(two.Dir, "master", pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(ca1, ca2) {
+		t.Fatal("the two masters' ca.pem differ")
+	}
+	if !one.Master.CreatedCA || two.Master.CreatedCA {
+		t.Fatalf("CA created by master 1: %v, by master 2: %v; want by the first only", one.Master.CreatedCA, two.Master.CreatedCA)
+	}
+	if _, err := os.Stat(filepath.Join(two.Dir, "master", master.AdminTokenFile)); !os.IsNotExist(err) {
+		t.Fatalf("the joining master wrote an admin token: %v", err)
+	}
+
+	// web1 polls master 1; a job applied and started through master 2 runs
+	// there at once, woken through the catalog's notifications.
+	apply(t, two, shellJob("hello", "echo hello from $MUSTER_TARGET", "web1"))
+	settled(t, one)
+	runs := startAndWait(t, two, "hello")
+	if runs[0].Status != muster.RunSucceeded || runs[0].Target != "web1" {
+		t.Fatalf("run through master 2: %+v", runs[0])
+	}
+	if out := runs[0].Steps[0].Output; out != "hello from web1\n" {
+		t.Fatalf("output %q", out)
+	}
+	// Both masters see the same history.
+	for _, env := range []*testenv.Env{one, two} {
+		got, err := env.Client.History(context.Background(), "hello", "", 10)
+		if err != nil || len(got) != 1 {
+			t.Fatalf("history on %s: %d runs, %v", env.Master.URL, len(got), err)
+		}
+	}
+}
