@@ -38,7 +38,7 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
   # two masters on one PostgreSQL database
   muster master --data /var/lib/muster --listen 0.0.0.0:7070 --advertise https://m1.example.com:7070 \
       --store postgres://muster@db.example.com/muster --secret-file /etc/muster/secret`,
-		Args:    cobra.NoArgs,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log, err := newLogger(cmd.ErrOrStderr(), logLevel)
 			if err != nil {
