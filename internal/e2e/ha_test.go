@@ -5,12 +5,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
@@ -139,5 +144,62 @@ func TestTwoMastersShareOneCatalog(t *testing.T) {
 		if err != nil || len(got) != 1 {
 			t.Fatalf("history on %s: %d runs, %v", env.Master.URL, len(got), err)
 		}
+	}
+}
+
+// readyz returns what the master's /readyz answers.
+func readyz(t *testing.T, env *testenv.Env) (int, string) {
+	t.Helper()
+	tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(env.Master.CA.Pool(), nil)}
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr, Timeout: 15 * time.Second}).Get(env.Master.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// A master whose database goes away answers 503, saying why, rather than
+// acknowledging what it could not commit; it serves again once the
+// database is back.
+func TestMasterWithoutItsDatabase(t *testing.T) {
+	cluster := catalogtest.NewCluster(t)
+	secret := secretFile(t)
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
+		c.Store, c.SecretFile = cluster.URL, secret
+	}})
+	ctx := context.Background()
+	apply(t, env, shellJob("hello", "echo hello", "web1"))
+	settled(t, env)
+	if code, body := readyz(t, env); code != http.StatusOK {
+		t.Fatalf("/readyz with the database up: %d %q", code, body)
+	}
+
+	cluster.Stop()
+	_, err := env.Client.StartJob(ctx, "hello", httpapi.StartBody{})
+	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE {
+		t.Fatalf("start with the database down: code %q (%v), want %q", code, err, muster.EUNAVAILABLE)
+	}
+	if !strings.Contains(err.Error(), "catalog database") {
+		t.Errorf("the refusal does not say the catalog database is the cause: %v", err)
+	}
+	if _, err := env.Client.Targets(ctx, ""); muster.ErrorCode(err) != muster.EUNAVAILABLE {
+		t.Fatalf("target list with the database down: %v, want unavailable", err)
+	}
+	code, body := readyz(t, env)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "catalog database") {
+		t.Fatalf("/readyz with the database down: %d %q, want 503 naming the catalog database", code, body)
+	}
+
+	cluster.Start()
+	testenv.Eventually(t, wait, "/readyz ready again", func() bool {
+		code, _ := readyz(t, env)
+		return code == http.StatusOK
+	})
+	runs := startAndWait(t, env, "hello")
+	if runs[0].Status != muster.RunSucceeded {
+		t.Fatalf("run after the database came back: %s %q", runs[0].Status, runs[0].Message)
 	}
 }

@@ -7,9 +7,6 @@ package catalogtest
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -100,33 +97,10 @@ func PostgresDSN(tb testing.TB) string {
 // when the test ends.
 func PostgresURL(tb testing.TB) string {
 	tb.Helper()
-	dsn := PostgresDSN(tb)
-	b := make([]byte, 6)
-	rand.Read(b)
-	schema := "muster_test_" + hex.EncodeToString(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, dsn)
+	url, drop, err := pgstore.NewSchema(context.Background(), PostgresDSN(tb), "muster_test_")
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+schema); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, dsn)
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		conn.Exec(ctx, `DROP SCHEMA `+schema+` CASCADE`)
-	})
-	u, err := url.Parse(dsn)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	tb.Cleanup(func() { drop(context.Background()) })
+	return url
 }

@@ -283,3 +283,36 @@ type pgRow struct{ row pgx.Row }
 func (r pgRow) Scan(dest ...any) error { return classify(r.row.Scan(dest...)) }
 
 var _ catalog.Store = (*Store)(nil)
+
+// NewSchema creates a new, empty schema named prefix plus random letters in
+// the database at url, and returns the URL of a catalog in it and a function
+// that drops it.
+func NewSchema(ctx context.Context, url, prefix string) (string, func(context.Context) error, error) {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return "", nil, muster.Wrap(muster.EINVALID, err, "%q is not a PostgreSQL URL", redact(url))
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return "", nil, classify(err)
+	}
+	defer conn.Close(ctx)
+	schema := prefix + strings.ReplaceAll(muster.NewRunID(), "-", "")[:12]
+	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
+		return "", nil, classify(err)
+	}
+	drop := func(ctx context.Context) error {
+		conn, err := pgx.ConnectConfig(ctx, cfg)
+		if err != nil {
+			return classify(err)
+		}
+		defer conn.Close(ctx)
+		_, err = conn.Exec(ctx, `DROP SCHEMA `+pgx.Identifier{schema}.Sanitize()+` CASCADE`)
+		return classify(err)
+	}
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	return url + sep + "search_path=" + schema, drop, nil
+}
