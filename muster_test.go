@@ -162,3 +162,14 @@ func TestJobProblems(t *testing.T) {
 		t.Errorf("Validate: got %v, want the first problem", err)
 	}
 }
+
+func TestDurationText(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{2 * time.Hour, "2h"}, {5 * time.Minute, "5m"}, {90 * time.Minute, "1h30m"}, {90 * time.Second, "1m30s"}, {1500 * time.Millisecond, "1.5s"}, {0, "0s"}} {
+		if got := muster.Duration(tc.d).Text(); got != tc.want {
+			t.Errorf("Duration(%s).Text() = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -81,8 +81,12 @@ func newJobShowCmd() *cobra.Command {
 	var next int
 	cmd := &cobra.Command{
 		Use:   "show NAME [--next N]",
-		Short: "Show a job: definition, targets and last outcomes",
-		Long: `Show a job: its definition, its targets and how it last went on each.
+		Short: "Show a job: what it does, when, where, and how it last went",
+		Long: `Show a job as it behaves: each step with what follows its success and its
+failure, its retries, timeout, proxy (run_as) and connection; each schedule
+in words; the job's time zone, timeout and misfire policy; and each target it
+runs on, why (named in targets, or through which group), and how it last went
+there.
 
 With --next N, list instead the next N fire times of its schedules on each
 target, computed as the target will: in the job's time zone or the one the
@@ -118,57 +122,6 @@ func printFires(w io.Writer, targets []catalog.TargetFires) error {
 		}
 	}
 	return nil
-}
-
-func printJob(w io.Writer, j muster.JobStatus) error {
-	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
-	if j.Description != "" {
-		fmt.Fprintf(w, "  %s\n", j.Description)
-	}
-	fmt.Fprintln(w, "steps:")
-	for i, s := range j.Steps {
-		what := s.Shell
-		if s.Command != nil {
-			what = strings.Join(quoteArgs(s.Command), " ")
-		}
-		fmt.Fprintf(w, "  %d. %s (%s): %s\n", i+1, s.Name, s.Kind(), what)
-	}
-	if len(j.Schedules) > 0 {
-		fmt.Fprintln(w, "schedules:")
-		for _, s := range j.Schedules {
-			fmt.Fprintf(w, "  %s: %s\n", s.Name, describeSchedule(s))
-		}
-	}
-	fmt.Fprintln(w, "targets:")
-	now := time.Now()
-	t := newTable(w, "  TARGET", "LAST STATUS", "STARTED", "DURATION", "MESSAGE")
-	for _, o := range j.Outcomes {
-		status, dur := "never run", "-"
-		if o.LastStatus != "" {
-			status, dur = string(o.LastStatus), millis(o.LastDurationMS)
-		}
-		t.row("  "+o.Target, status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
-	}
-	return t.flush()
-}
-
-func quoteArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
-			out[i] = strconv.Quote(a)
-		} else {
-			out[i] = a
-		}
-	}
-	return out
-}
-
-func describeSchedule(s muster.Schedule) string {
-	if s.Cron != "" {
-		return "cron " + strconv.Quote(s.Cron)
-	}
-	return s.Kind()
 }
 
 func newJobDeleteCmd() *cobra.Command {

@@ -45,7 +45,7 @@ func Describe(s muster.Schedule) string {
 		what += ", until " + s.EndDate
 	}
 	if s.Jitter > 0 {
-		what += fmt.Sprintf(", each target delayed by a fixed amount under %s", durationText(s.Jitter.Std()))
+		what += fmt.Sprintf(", each target delayed by a fixed amount under %s", s.Jitter.Text())
 	}
 	return what
 }
@@ -136,7 +136,7 @@ func everyText(d time.Duration) string {
 			return plural(int(d/u.d), u.name)
 		}
 	}
-	return durationText(d)
+	return muster.Duration(d).Text()
 }
 
 func plural(n int, unit string) string {
@@ -144,19 +144,6 @@ func plural(n int, unit string) string {
 		return "1 " + unit
 	}
 	return fmt.Sprintf("%d %ss", n, unit)
-}
-
-// durationText renders a duration without Go's trailing zero units: "10m",
-// "1h30m".
-func durationText(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // clockText renders seconds since midnight as "02:30", or "02:30:15" when
