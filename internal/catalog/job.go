@@ -41,6 +41,10 @@ type JobChange struct {
 	Version      int64    `json:"version"`
 	Diff         []string `json:"diff,omitempty"`
 	Instructions []string `json:"instructions,omitempty"` // e.g. "INSERT web1"
+	// Posted are the instructions the change posted, with their sequence
+	// numbers, so a caller can follow each to its target (none on a dry
+	// run, which posts nothing).
+	Posted []muster.Instruction `json:"posted,omitempty"`
 }
 
 // ApplyResult lists the changes of an apply, in request order, then pruned
@@ -139,7 +143,11 @@ func (db *DB) ApplyJobs(ctx context.Context, req ApplyRequest) (ApplyResult, err
 		return nil
 	}
 	if req.DryRun {
-		return res, db.dryRun(ctx, apply)
+		err := db.dryRun(ctx, apply)
+		for i := range res.Changes {
+			res.Changes[i].Posted = nil // rolled back: those numbers were never posted
+		}
+		return res, err
 	}
 	return res, db.update(ctx, apply)
 }
@@ -257,10 +265,11 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *JobChan
 	}
 	slices.Sort(names)
 	post := func(op muster.Operation, name string, tid int64, payload any) error {
-		if _, err := tx.post(tid, op, j.Name, payload); err != nil {
+		seq, err := tx.post(tid, op, j.Name, payload)
+		if err != nil {
 			return err
 		}
-		c.Instructions = append(c.Instructions, string(op)+" "+name)
+		c.record(tx, op, name, seq)
 		return nil
 	}
 	for _, name := range names {
@@ -313,6 +322,13 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *JobChan
 	return nil
 }
 
+// record notes an instruction the change posted.
+func (c *JobChange) record(tx *tx, op muster.Operation, target string, seq int64) {
+	c.Instructions = append(c.Instructions, string(op)+" "+target)
+	c.Posted = append(c.Posted, muster.Instruction{Seq: seq, Target: target, Operation: op, Job: c.Job,
+		PostedAt: tx.now.UTC(), Status: muster.InstructionPending})
+}
+
 // versionless is a definition's JSON without its version, to tell whether
 // what a target receives changed.
 func versionless(j muster.Job) []byte {
@@ -343,10 +359,11 @@ func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, m
 func (tx *tx) deleteJob(old storedJob) (JobChange, error) {
 	c := JobChange{Job: old.job.Name, Action: ActionDelete, Version: old.job.Version}
 	for _, name := range old.targetNames() {
-		if _, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil); err != nil {
+		seq, err := tx.post(old.targets[name], muster.OpDelete, old.job.Name, nil)
+		if err != nil {
 			return JobChange{}, err
 		}
-		c.Instructions = append(c.Instructions, string(muster.OpDelete)+" "+name)
+		c.record(tx, muster.OpDelete, name, seq)
 	}
 	_, err := tx.Exec(`DELETE FROM jobs WHERE id = ?`, old.id)
 	return c, err

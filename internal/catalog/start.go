@@ -204,10 +204,11 @@ func (db *DB) StopJob(ctx context.Context, name string, targets []string) (JobCh
 			if !ok {
 				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
 			}
-			if _, err := tx.post(tid, muster.OpStop, job.job.Name, nil); err != nil {
+			seq, err := tx.post(tid, muster.OpStop, job.job.Name, nil)
+			if err != nil {
 				return err
 			}
-			c.Instructions = append(c.Instructions, string(muster.OpStop)+" "+t)
+			c.record(tx, muster.OpStop, t, seq)
 		}
 		return nil
 	})

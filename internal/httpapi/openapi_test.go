@@ -257,7 +257,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"StepAttempt": muster.StepAttempt{ExitCode: &code, Message: "x"},
 		"Instruction": muster.Instruction{},
 		"JobTarget":   muster.JobTarget{},
-		"JobChange":   catalog.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}},
+		"JobChange":   catalog.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}}},
 		"StartResult": catalog.StartResult{},
 		"Event":       muster.Event{Window: 1},
 		"Operator":    muster.Operator{},
