@@ -203,10 +203,12 @@ func (c *Client) Runs(ctx context.Context, ids []string, wait time.Duration) ([]
 	return out, c.do(ctx, http.MethodGet, "/api/v1/runs", q, nil, &out)
 }
 
-// DownloadListFilter selects download-list entries.
+// DownloadListFilter selects download-list entries. Seq, with Target,
+// names one instruction.
 type DownloadListFilter struct {
 	Target, Job, Operation string
 	Pending, Errors        bool
+	Seq                    int64
 	Limit                  int
 }
 
@@ -223,6 +225,9 @@ func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]must
 	}
 	if f.Errors {
 		q.Set("errors", "true")
+	}
+	if f.Seq > 0 {
+		q.Set("seq", strconv.FormatInt(f.Seq, 10))
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))

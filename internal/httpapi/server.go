@@ -459,7 +459,14 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
+	var seq int64
+	if v := q.Get("seq"); v != "" {
+		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq < 1 {
+			return muster.Errorf(muster.EINVALID, "seq: a positive sequence number, not %q", v)
+		}
+	}
 	f := catalog.InstructionFilter{
+		Seq:       seq,
 		Target:    muster.NormalizeTargetName(q.Get("target")),
 		Job:       q.Get("job"),
 		Operation: muster.Operation(strings.ToUpper(q.Get("operation"))),
