@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -201,9 +200,14 @@ lost, so the job never starts twice for one command. A target that receives
 the START after it expires (--expires, default 10m) records the run as
 skipped; so does a target where the job is already running.
 
+A target whose INSERT of the job failed does not hold the job (or holds an
+older version of it): start says so instead of "started", and exits 1.
+
 With --wait, wait until every run is recorded on the master with its output,
-and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
-(saying which targets are outstanding).
+and exit 0 if all succeeded, 1 if any did not or a target refused its START
+(with the target's reason, as soon as it does), or 2 if --timeout passed first
+(saying which targets are outstanding, and which have not polled). While a
+target is not collecting its START, --wait says how long it has not polled.
 
 With --group, start only on the job's targets that are in that group. With
 --batch, start in waves of that many targets (a number, or a percentage of
@@ -233,13 +237,17 @@ at once.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			for _, r := range res.Runs {
-				fmt.Fprintf(w, "started %s on %s: run %s\n", res.Job, r.Target, r.RunID)
+			unheld, err := printStarted(cmd.Context(), w, c, res)
+			if err != nil {
+				return err
 			}
-			if !wait {
-				return nil
+			if wait {
+				return waitForRuns(cmd.Context(), w, cmd.ErrOrStderr(), c, res, timeout)
 			}
-			return waitForRuns(cmd.Context(), w, c, res, timeout)
+			if len(unheld) > 0 {
+				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))
+			}
+			return nil
 		},
 	}
 	cf.register(cmd)
@@ -298,95 +306,6 @@ statement) and records the run as canceled.`,
 	cf.register(cmd)
 	cmd.Flags().StringSliceVar(&targets, "target", nil, "stop only on this target (repeatable)")
 	return cmd
-}
-
-// waitForRuns follows the runs of a start until all are recorded finished,
-// prints each outcome, and returns the exit the runs call for: nil if all
-// succeeded, 1 if any did not, 2 if the timeout passed first.
-func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res catalog.StartResult, timeout time.Duration) error {
-	runs, err := awaitRuns(ctx, c, res, time.Now().Add(timeout), nil)
-	if err != nil {
-		return err
-	}
-	failed, outstanding := report(w, res, runs)
-	if len(outstanding) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
-	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
-	}
-	return nil
-}
-
-// awaitRuns waits until every run of a start is recorded finished, or the
-// deadline, and returns the runs by id. progress, if set, hears how many
-// are finished whenever that may have changed.
-func awaitRuns(ctx context.Context, c *httpapi.Client, res catalog.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
-	ids := make([]string, len(res.Runs))
-	for i, r := range res.Runs {
-		ids[i] = r.RunID
-	}
-	byID := map[string]muster.Run{}
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return byID, nil
-		}
-		runs, err := c.Runs(ctx, ids, min(left, httpapi.MaxRunWait-5*time.Second))
-		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
-			return nil, err
-		}
-		for _, r := range runs {
-			byID[r.RunID] = r
-		}
-		if progress != nil {
-			progress(countDone(runs))
-		}
-		if err == nil && len(runs) == len(ids) && countDone(runs) == len(runs) {
-			return byID, nil
-		}
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Second): // the master is restarting: try again
-			}
-		}
-	}
-}
-
-// report prints each finished run of a start, and returns how many did not
-// succeed and which targets are still outstanding.
-func report(w io.Writer, res catalog.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
-	for _, s := range res.Runs {
-		r, ok := byID[s.RunID]
-		switch {
-		case !ok:
-			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: not yet recorded)", s.Target, s.RunID))
-		case !r.Status.Finished():
-			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: %s)", s.Target, s.RunID, r.Status))
-		default:
-			msg := ""
-			if r.Message != "" {
-				msg = ": " + r.Message
-			}
-			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", res.Job, s.Target, r.Status, millis(r.DurationMS), msg)
-			if r.Status != muster.RunSucceeded {
-				failed++
-			}
-		}
-	}
-	return failed, outstanding
-}
-
-func countDone(runs []muster.Run) int {
-	n := 0
-	for _, r := range runs {
-		if r.Status.Finished() {
-			n++
-		}
-	}
-	return n
 }
 
 func newJobHistoryCmd() *cobra.Command {
