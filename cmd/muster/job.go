@@ -22,7 +22,7 @@ func newJobCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobDeleteCmd(), newJobEnableCmd(true), newJobEnableCmd(false),
-		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd())
+		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd(), newJobLogsCmd())
 	return cmd
 }
 
@@ -312,26 +312,38 @@ func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags
 	var target string
 	var limit int
-	var steps bool
+	var steps, follow bool
 	cmd := &cobra.Command{
-		Use:   "history NAME [--target T] [--limit N]",
-		Short: "Show a job's runs, newest first",
-		Args:  cobra.ExactArgs(1),
+		Use:   "history NAME [--target T] [--limit N] [--follow]",
+		Short: "Show a job's runs, newest first; with --follow, follow new runs as they go",
+		Long: `Show a job's runs, newest first (with --steps, each step attempt with its
+output).
+
+With --follow, go on after the listing: print each run of the job as it
+starts, its output as the target uploads it (about once a second while a
+step runs, each line prefixed with the target), and its outcome, until
+interrupted.`,
+		Example: `  muster job history backup --steps
+  muster job history backup --follow`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow {
+				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
+					return c.History(cmd.Context(), args[0], target, limit)
+				}, printHistory(steps)); err != nil {
+					return err
+				}
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				ctx, stop := signalContext()
+				defer stop()
+				return followHistory(ctx, cmd.OutOrStdout(), c, args[0], target)
+			}
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 				return c.History(cmd.Context(), args[0], target, limit)
-			}, func(w io.Writer, runs []muster.Run) error {
-				if steps {
-					printRunsWithSteps(w, runs)
-					return nil
-				}
-				t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
-				for _, r := range runs {
-					t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
-						r.Trigger, r.RunID, dash(r.Message))
-				}
-				return t.flush()
-			})
+			}, printHistory(steps))
 		},
 	}
 	cf.register(cmd)
@@ -340,7 +352,25 @@ func newJobHistoryCmd() *cobra.Command {
 	f.StringVar(&target, "target", "", "only runs on this target")
 	f.IntVar(&limit, "limit", 20, "at most this many runs")
 	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
+	f.BoolVarP(&follow, "follow", "f", false, "then follow the job's new runs and their output until interrupted")
 	return cmd
+}
+
+// printHistory prints runs as a table, or with steps each attempt and its
+// output.
+func printHistory(steps bool) func(io.Writer, []muster.Run) error {
+	return func(w io.Writer, runs []muster.Run) error {
+		if steps {
+			printRunsWithSteps(w, runs)
+			return nil
+		}
+		t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
+		for _, r := range runs {
+			t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
+				r.Trigger, r.RunID, dash(r.Message))
+		}
+		return t.flush()
+	}
 }
 
 // runStatus renders a run's status, noting a running run whose target is

@@ -203,6 +203,54 @@ func (c *Client) Runs(ctx context.Context, ids []string, wait time.Duration) ([]
 	return out, c.do(ctx, http.MethodGet, "/api/v1/runs", q, nil, &out)
 }
 
+// RunsFilter selects runs: by id, or a job's newest (on one target, if
+// given; at most Limit, 20 by default).
+type RunsFilter struct {
+	RunIDs      []string
+	Job, Target string
+	Limit       int
+}
+
+// WatchRuns returns the runs f selects, with the ETag of the reply. Given
+// the ETag of an earlier reply, it waits up to wait for them to differ from
+// it (a new run, a new status, more output) and reports whether they did;
+// when they did not, runs is nil.
+func (c *Client) WatchRuns(ctx context.Context, f RunsFilter, etag string, wait time.Duration) (runs []muster.Run, newTag string, changed bool, err error) {
+	q := url.Values{}
+	if len(f.RunIDs) > 0 {
+		q["run_id"] = f.RunIDs
+	}
+	if f.Job != "" {
+		q.Set("job", f.Job)
+	}
+	if f.Target != "" {
+		q.Set("target", f.Target)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	u := c.base.JoinPath("/api/v1/runs")
+	u.RawQuery = q.Encode()
+	h := http.Header{"Authorization": {"Bearer " + c.token}}
+	if etag != "" {
+		h.Set("If-None-Match", etag)
+	}
+	reply := http.Header{}
+	err = jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: http.MethodGet, URL: u.String(), Header: h, Out: &runs, ReplyHeader: reply})
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
+		return nil, etag, false, explainTransport(c.base.Host, te.Err)
+	}
+	if err != nil {
+		return nil, etag, false, err
+	}
+	newTag = reply.Get("ETag")
+	return runs, newTag, newTag != etag, nil
+}
+
 // DownloadListFilter selects download-list entries. Seq, with Target,
 // names one instruction.
 type DownloadListFilter struct {

@@ -6,8 +6,10 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -391,14 +393,28 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 	return nil
 }
 
-// listRuns answers GET /api/v1/runs?run_id=A&run_id=B[&wait=25s]. With wait,
-// the reply is held until every named run is finished or the wait passes,
-// so `muster job start --wait` needs no busy polling.
+// listRuns answers GET /api/v1/runs?run_id=A&run_id=B, or
+// ?job=J[&target=T][&limit=N] (the job's newest runs). Every reply carries
+// an ETag naming its content. With wait, the reply is held: with
+// If-None-Match, until the runs differ from the reply that ETag names (a
+// new run, a new status, more output), then 200, or 304 Not Modified if the
+// wait passes first; without it, until every run is finished. That is how
+// the CLI follows runs, and their output, without busy polling.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
 	ids := slices.Compact(slices.Sorted(slices.Values(q["run_id"])))
-	if len(ids) == 0 || len(ids) > 10000 {
-		return muster.Errorf(muster.EINVALID, "run_id: give 1 to 10000 run ids")
+	f := catalog.RunFilter{RunIDs: ids, Limit: len(ids)}
+	switch job := q.Get("job"); {
+	case len(ids) > 0 && job != "":
+		return muster.Errorf(muster.EINVALID, "run_id and job: give run ids or a job, not both")
+	case job != "":
+		limit, err := intParam(q.Get("limit"), "limit", 20, 1, 1000)
+		if err != nil {
+			return err
+		}
+		f = catalog.RunFilter{Job: job, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit}
+	case len(ids) == 0 || len(ids) > 10000:
+		return muster.Errorf(muster.EINVALID, "run_id: give 1 to 10000 run ids, or a job")
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
@@ -408,16 +424,38 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 		}
 		wait = min(d, MaxRunWait)
 	}
+	held := r.Header.Get("If-None-Match")
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		changed := s.Hub.RunsChanged()
-		runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{RunIDs: ids, Limit: len(ids)})
+		runs, err := s.DB.FindRuns(r.Context(), f)
 		if err != nil {
 			return err
 		}
-		if wait == 0 || AllFinished(runs, len(ids)) {
-			jsonhttp.WriteJSON(w, http.StatusOK, runs)
+		body, err := json.Marshal(runs)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		var done bool
+		switch {
+		case wait == 0:
+			done = true
+		case held != "":
+			done = etag != held
+		default:
+			done = AllFinished(runs, max(len(ids), len(runs)))
+		}
+		if done {
+			w.Header().Set("ETag", etag)
+			if etag == held {
+				w.WriteHeader(http.StatusNotModified)
+				return nil
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(append(body, '\n'))
 			return nil
 		}
 		select {
