@@ -20,15 +20,9 @@ type JobChange struct {
 	Diff         []string `json:"diff,omitempty"`
 	Instructions []string `json:"instructions,omitempty"`
 	// Posted are the instructions the change posted, with their sequence
-	// numbers, so a caller can wait for their outcome.
-	Posted []PostedInstruction `json:"posted,omitempty"`
-}
-
-// PostedInstruction names one instruction a change posted.
-type PostedInstruction struct {
-	Target    string    `json:"target"`
-	Seq       int64     `json:"seq"`
-	Operation Operation `json:"operation"`
+	// numbers, so a caller can follow each to its target (none on a dry
+	// run, which posts nothing).
+	Posted []Instruction `json:"posted,omitempty"`
 }
 
 // ApplyResult lists the changes of an apply, in request order, then pruned

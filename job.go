@@ -56,87 +56,116 @@ const MaxSteps = 100
 // MaxSchedules bounds the number of schedules in one job.
 const MaxSchedules = 50
 
+// FieldError is one rule a job definition breaks. Path locates the field
+// as a job file spells it, from the job down: "name", "targets[1]",
+// "target_env.web1", "steps[2].on_failure", "schedules[0].name". Message
+// names the job, the step and the rule, as Validate's errors do.
+type FieldError struct {
+	Path    string
+	Message string
+}
+
 // Validate checks the structure of j: names, step kinds and references. It
 // does not check schedule expressions (package schedule does) nor that the
-// targets exist (the catalog does). Errors name the job, the step and the
-// rule, e.g. `job "backup": steps[1] "dump": set exactly one of shell, command or sql`.
+// targets exist (the catalog does). The error is the first of j's Problems,
+// e.g. `job "backup": steps[1] "dump": set exactly one of shell, command or sql`.
 func (j *Job) Validate() error {
-	if msg := validObjectName(j.Name); msg != "" {
-		if j.Name == "" {
-			return Errorf(EINVALID, "job: name: %s", msg)
-		}
-		return Errorf(EINVALID, "job %q: name: %s", j.Name, msg)
+	if p := j.Problems(); len(p) > 0 {
+		return Errorf(EINVALID, "%s", p[0].Message)
 	}
-	fail := func(format string, args ...any) error {
-		return Errorf(EINVALID, "job %q: %s", j.Name, fmt.Sprintf(format, args...))
+	return nil
+}
+
+// Problems returns every rule of Validate that j breaks, in the order of
+// its fields, so that a job file's author can fix them all at once.
+func (j *Job) Problems() []FieldError {
+	var out []FieldError
+	add := func(path, format string, args ...any) {
+		msg := fmt.Sprintf(format, args...)
+		if j.Name == "" {
+			out = append(out, FieldError{Path: path, Message: "job: " + msg})
+			return
+		}
+		out = append(out, FieldError{Path: path, Message: fmt.Sprintf("job %q: %s", j.Name, msg)})
+	}
+	if msg := validObjectName(j.Name); msg != "" {
+		add("name", "name: %s", msg)
 	}
 	if len(j.Description) > 1024 {
-		return fail("description: at most 1024 characters")
+		add("description", "description: at most 1024 characters")
 	}
 	seen := map[string]bool{}
 	for i, t := range j.Targets {
-		if err := ValidateTargetName(fmt.Sprintf("targets[%d]", i), NormalizeTargetName(t)); err != nil {
-			return fail("%s", err.Error())
-		}
+		path := fmt.Sprintf("targets[%d]", i)
 		n := NormalizeTargetName(t)
+		if err := ValidateTargetName(path, n); err != nil {
+			add(path, "%s", err.Error())
+			continue
+		}
 		if seen[n] {
-			return fail("targets[%d]: target %q is listed twice", i, n)
+			add(path, "%s: target %q is listed twice", path, n)
 		}
 		seen[n] = true
 	}
 	seenGroups := map[string]bool{}
 	for i, g := range j.Groups {
+		path := fmt.Sprintf("groups[%d]", i)
 		if msg := validObjectName(g); msg != "" {
-			return fail("groups[%d]: %s", i, msg)
+			add(path, "%s: %s", path, msg)
+			continue
 		}
 		if seenGroups[g] {
-			return fail("groups[%d]: group %q is listed twice", i, g)
+			add(path, "%s: group %q is listed twice", path, g)
 		}
 		seenGroups[g] = true
 	}
-	for t, env := range j.TargetEnv {
+	for _, t := range slices.Sorted(maps.Keys(j.TargetEnv)) {
+		path := "target_env." + t
 		if err := ValidateTargetName("target_env", NormalizeTargetName(t)); err != nil {
-			return fail("%s", err.Error())
+			add(path, "%s", err.Error())
+			continue
 		}
-		if err := ValidateEnv("target_env."+t, env); err != nil {
-			return fail("%s", err.Error())
+		if err := ValidateEnv("target_env."+t, j.TargetEnv[t]); err != nil {
+			add(path, "%s", err.Error())
 		}
 	}
 	if j.MaxParallelTargets < 0 {
-		return fail("max_parallel_targets: must not be negative")
+		add("max_parallel_targets", "max_parallel_targets: must not be negative")
 	}
-	if len(j.Steps) == 0 {
-		return fail("steps: a job needs at least one step")
-	}
-	if len(j.Steps) > MaxSteps {
-		return fail("steps: a job has at most %d steps", MaxSteps)
+	switch {
+	case len(j.Steps) == 0:
+		add("steps", "steps: a job needs at least one step")
+	case len(j.Steps) > MaxSteps:
+		add("steps", "steps: a job has at most %d steps", MaxSteps)
 	}
 	stepNames := map[string]bool{}
 	for i, s := range j.Steps {
 		at := stepLabel(i, s)
+		path := fmt.Sprintf("steps[%d].name", i)
 		if msg := validObjectName(s.Name); msg != "" {
-			return fail("%s: name: %s", at, msg)
+			add(path, "%s: name: %s", at, msg)
+			continue
 		}
 		if stepNames[s.Name] {
-			return fail("%s: name: another step is already named %q", at, s.Name)
+			add(path, "%s: name: another step is already named %q", at, s.Name)
 		}
 		stepNames[s.Name] = true
 	}
 	for i, s := range j.Steps {
-		if msg := s.validate(stepLabel(i, s), stepNames); msg != "" {
-			return fail("%s", msg)
+		for _, p := range s.problems(stepLabel(i, s), fmt.Sprintf("steps[%d]", i), stepNames) {
+			add(p.Path, "%s", p.Message)
 		}
 	}
 	if err := ValidateEnv("env", j.Env); err != nil {
-		return fail("%s", err.Error())
+		add("env", "%s", err.Error())
 	}
 	switch j.Misfire {
 	case "", MisfireSkip, MisfireRunOnce:
 	default:
-		return fail("misfire: %q is not skip or run_once", j.Misfire)
+		add("misfire", "misfire: %q is not skip or run_once", j.Misfire)
 	}
 	if len(j.Schedules) > MaxSchedules {
-		return fail("schedules: a job has at most %d schedules", MaxSchedules)
+		add("schedules", "schedules: a job has at most %d schedules", MaxSchedules)
 	}
 	schedNames := map[string]bool{}
 	for i, s := range j.Schedules {
@@ -144,15 +173,20 @@ func (j *Job) Validate() error {
 		if name == "" {
 			name = DefaultScheduleName(i)
 		}
+		path := fmt.Sprintf("schedules[%d]", i)
+		if s.Name != "" {
+			path += ".name"
+		}
 		if msg := validObjectName(name); msg != "" {
-			return fail("schedules[%d]: name: %s", i, msg)
+			add(path, "schedules[%d]: name: %s", i, msg)
+			continue
 		}
 		if schedNames[name] {
-			return fail("schedules[%d]: name: another schedule is already named %q", i, name)
+			add(path, "schedules[%d]: name: another schedule is already named %q", i, name)
 		}
 		schedNames[name] = true
 	}
-	return nil
+	return out
 }
 
 // Misfire policies: what a target does with fires it missed while down.

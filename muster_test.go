@@ -149,3 +149,46 @@ func TestNewRunIDIsRandom(t *testing.T) {
 		t.Fatalf("checked %d ids, want 1000", n)
 	}
 }
+
+// Problems lists every rule a job breaks, each with the path of its field,
+// in the order of the fields; Validate reports the first.
+func TestJobProblems(t *testing.T) {
+	j := muster.NewJob()
+	j.Name = "backup"
+	j.Targets = []string{"db1", "DB1"}
+	j.Steps = []muster.Step{
+		{Name: "dump", Shell: "pg_dump", OnFailure: "goto:nowhere"},
+		{Name: "dump", SQL: "select 1"},
+		{Name: "copy", Shell: "cp", Retry: &muster.Retry{Attempts: -1}, Workdir: "tmp"},
+	}
+	j.Misfire = "always"
+	j.Schedules = []muster.Schedule{{Name: "a", Cron: "@daily"}, {Name: "a", Cron: "@hourly"}}
+	want := []muster.FieldError{
+		{"targets[1]", `job "backup": targets[1]: target "db1" is listed twice`},
+		{"steps[1].name", `job "backup": steps[1] "dump": name: another step is already named "dump"`},
+		{"steps[0].on_failure", `job "backup": steps[0] "dump": on_failure: "goto:nowhere" goes to a step that does not exist`},
+		{"steps[1].sql", `job "backup": steps[1] "dump": connection: a sql step names the target's connection to run against`},
+		{"steps[2].workdir", `job "backup": steps[2] "copy": workdir: "tmp" must be an absolute path`},
+		{"steps[2].retry.attempts", `job "backup": steps[2] "copy": retry.attempts: from 0 to 100 retries after the first attempt`},
+		{"misfire", `job "backup": misfire: "always" is not skip or run_once`},
+		{"schedules[1].name", `job "backup": schedules[1]: name: another schedule is already named "a"`},
+	}
+	got := j.Problems()
+	if !slices.Equal(got, want) {
+		t.Errorf("got\n%q\nwant\n%q", got, want)
+	}
+	if err := j.Validate(); muster.ErrorCode(err) != muster.EINVALID || err.Error() != want[0].Message {
+		t.Errorf("Validate: got %v, want the first problem", err)
+	}
+}
+
+func TestDurationText(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{2 * time.Hour, "2h"}, {5 * time.Minute, "5m"}, {90 * time.Minute, "1h30m"}, {90 * time.Second, "1m30s"}, {1500 * time.Millisecond, "1.5s"}, {0, "0s"}} {
+		if got := muster.Duration(tc.d).Text(); got != tc.want {
+			t.Errorf("Duration(%s).Text() = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}

@@ -3,6 +3,7 @@ package muster
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -151,63 +152,80 @@ func validateFlow(field, action string, steps map[string]bool) string {
 	return fmt.Sprintf("%s: %q is not next, quit_success, quit_failure or goto:<step name>", field, action)
 }
 
-// validate checks one step; at names it in errors.
-func (s Step) validate(at string, steps map[string]bool) string {
+// problems checks one step. at names it in messages ("steps[1] \"dump\""),
+// path locates it in the job ("steps[1]").
+func (s Step) problems(at, path string, steps map[string]bool) []FieldError {
+	var out []FieldError
+	add := func(field, msg string) {
+		p := path
+		if field != "" {
+			p += "." + field
+		}
+		out = append(out, FieldError{Path: p, Message: msg})
+	}
 	switch kinds := s.kinds(); len(kinds) {
 	case 0:
-		return at + ": set one of shell, command or sql"
+		add("", at+": set one of shell, command or sql")
 	case 1:
 	default:
-		return fmt.Sprintf("%s: set exactly one of shell, command or sql, not %s", at, strings.Join(kinds, " and "))
+		add(kinds[1], fmt.Sprintf("%s: set exactly one of shell, command or sql, not %s", at, strings.Join(kinds, " and ")))
 	}
 	if s.Command != nil && (len(s.Command) == 0 || s.Command[0] == "") {
-		return at + ": command: the first element is the program to run and must not be empty"
+		add("command", at+": command: the first element is the program to run and must not be empty")
 	}
-	for _, arg := range append([]string{s.Shell, s.SQL, s.Workdir}, s.Command...) {
-		if strings.IndexByte(arg, 0) >= 0 {
-			return at + ": a shell, command, sql or workdir value must not contain a NUL byte"
+	hasNUL := func(v string) bool { return strings.IndexByte(v, 0) >= 0 }
+	for _, f := range []struct {
+		field  string
+		values []string
+	}{{"shell", []string{s.Shell}}, {"command", s.Command}, {"sql", []string{s.SQL}}, {"workdir", []string{s.Workdir}}} {
+		if slices.ContainsFunc(f.values, hasNUL) {
+			add(f.field, at+": a shell, command, sql or workdir value must not contain a NUL byte")
+			break
 		}
 	}
 	if s.SQL != "" {
 		if s.Connection == "" {
-			return at + ": connection: a sql step names the target's connection to run against"
+			add("sql", at+": connection: a sql step names the target's connection to run against")
 		}
 		if s.RunAs != "" {
-			return at + ": run_as: a sql step runs as its connection's user; run_as is for shell and command steps"
+			add("run_as", at+": run_as: a sql step runs as its connection's user; run_as is for shell and command steps")
 		}
 		if s.Workdir != "" {
-			return at + ": workdir: a sql step has no working directory"
+			add("workdir", at+": workdir: a sql step has no working directory")
 		}
 	} else {
 		if s.Connection != "" {
-			return at + ": connection: only a sql step has a connection"
+			add("connection", at+": connection: only a sql step has a connection")
 		}
 		if len(s.Params) > 0 {
-			return at + ": params: only a sql step binds params"
+			add("params", at+": params: only a sql step binds params")
 		}
 	}
 	if msg := validObjectName(s.Connection); s.Connection != "" && msg != "" {
-		return fmt.Sprintf("%s: connection: %s", at, msg)
+		add("connection", fmt.Sprintf("%s: connection: %s", at, msg))
 	}
 	if msg := validObjectName(s.RunAs); s.RunAs != "" && msg != "" {
-		return fmt.Sprintf("%s: run_as: %s", at, msg)
+		add("run_as", fmt.Sprintf("%s: run_as: %s", at, msg))
 	}
 	for i, p := range s.Params {
 		if !envNameRE.MatchString(p) {
-			return fmt.Sprintf("%s: params[%d]: %q is not a variable name", at, i, p)
+			add(fmt.Sprintf("params[%d]", i), fmt.Sprintf("%s: params[%d]: %q is not a variable name", at, i, p))
 		}
 	}
 	if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
-		return fmt.Sprintf("%s: workdir: %q must be an absolute path", at, s.Workdir)
+		add("workdir", fmt.Sprintf("%s: workdir: %q must be an absolute path", at, s.Workdir))
 	}
 	if err := ValidateEnv(at+": env", s.Env); err != nil {
-		return err.Error()
+		add("env", err.Error())
 	}
 	if s.Retry != nil && (s.Retry.Attempts < 0 || s.Retry.Attempts > MaxRetryAttempts) {
-		return fmt.Sprintf("%s: retry.attempts: from 0 to %d retries after the first attempt", at, MaxRetryAttempts)
+		add("retry.attempts", fmt.Sprintf("%s: retry.attempts: from 0 to %d retries after the first attempt", at, MaxRetryAttempts))
 	}
 	if msg := validateFlow(at+": on_success", s.OnSuccess, steps); msg != "" {
-		return msg
+		add("on_success", msg)
 	}
-	return validateFlow(at+": on_failure", s.OnFailure, steps)
+	if msg := validateFlow(at+": on_failure", s.OnFailure, steps); msg != "" {
+		add("on_failure", msg)
+	}
+	return out
 }

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -17,15 +21,18 @@ func newApplyCmd() *cobra.Command {
 	var cf clientFlags
 	var file string
 	var req httpapi.ApplyRequest
+	var wait bool
+	var timeout time.Duration
 	cmd := &cobra.Command{
-		Use:   "apply -f FILE [--dry-run] [--prune]",
+		Use:   "apply -f FILE [--dry-run] [--prune] [--wait [--timeout 5m]]",
 		Short: "Create or update jobs from a file",
 		Long: `Create or update the jobs in FILE (YAML; "-" reads standard input), by name.
 
 The master applies the whole file or nothing, and posts each affected target
 the instructions it needs in the same transaction: INSERT for a new or changed
 job, UPDATE when only enabled or description changed, DELETE where a job no
-longer runs. A job that has not changed posts nothing. Unknown keys, unknown
+longer runs. A job that has not changed posts nothing. Every mistake in the
+file is reported at once, at FILE:LINE:COL, and nothing is applied; unknown
 targets and invalid schedules are errors that name the job and the rule.
 
   jobs:
@@ -41,13 +48,25 @@ targets and invalid schedules are errors that name the job and the rule.
       schedules:
         - cron: "0 2 * * *"        # 5 fields, or 6 with seconds first
 
+A target may still refuse what is posted to it: a job naming a connection or
+a proxy it does not have, a time zone it does not know. Without --wait, apply
+returns once the master has posted the instructions, without waiting for the
+targets. With --wait, it waits until every target has applied or refused its
+instruction, and exits 1 naming each target that refused and why (2 if
+--timeout passes first, naming the targets that have not polled).
+
 With --dry-run nothing changes and the differences are printed. With --prune,
 jobs on the master that are not in FILE are deleted.`,
+		Example: `  muster apply -f jobs.yaml --dry-run
+  muster apply -f jobs.yaml --wait`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			asJSON, err := cf.json()
 			if err != nil {
 				return err
+			}
+			if wait && req.DryRun {
+				return errors.New("--wait: a dry run posts nothing to wait for")
 			}
 			var r io.Reader = cmd.InOrStdin()
 			name := "stdin"
@@ -70,11 +89,26 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), res)
+			if err := warnRunsNowhere(cmd.Context(), cmd.ErrOrStderr(), c, req.Jobs); err != nil {
+				return err
 			}
-			printApply(cmd.OutOrStdout(), res)
-			return nil
+			w := cmd.OutOrStdout()
+			if asJSON {
+				if err := printJSON(w, res); err != nil {
+					return err
+				}
+				w = cmd.ErrOrStderr() // what follows is for a person
+			} else {
+				printApply(w, res, wait)
+			}
+			if !wait {
+				return nil
+			}
+			var posted []muster.Instruction
+			for _, ch := range res.Changes {
+				posted = append(posted, ch.Posted...)
+			}
+			return awaitApplied(cmd.Context(), w, cmd.ErrOrStderr(), c, posted, timeout)
 		},
 	}
 	cf.register(cmd)
@@ -83,15 +117,112 @@ jobs on the master that are not in FILE are deleted.`,
 	f.StringVarP(&file, "file", "f", "", "the job file (required)")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would change, change nothing")
 	f.BoolVar(&req.Prune, "prune", false, "delete jobs that are not in the file")
+	f.BoolVar(&wait, "wait", false, "wait until every target has applied or refused what was posted to it")
+	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, how long to wait")
 	cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// warnRunsNowhere warns of jobs that run on no target: they name none and
+// no group, or only groups without members.
+func warnRunsNowhere(ctx context.Context, w io.Writer, c *httpapi.Client, jobs []muster.Job) error {
+	var groups []muster.Group
+	for _, j := range jobs {
+		switch {
+		case len(j.Targets) > 0:
+		case len(j.Groups) == 0:
+			fmt.Fprintf(w, "warning: job %s names no targets and no groups, so it runs nowhere; add targets: or groups:\n", j.Name)
+		default:
+			if groups == nil {
+				var err error
+				if groups, err = c.Groups(ctx); err != nil {
+					return err
+				}
+			}
+			members := 0
+			for _, g := range groups {
+				if slices.Contains(j.Groups, g.Name) {
+					members += len(g.Targets)
+				}
+			}
+			if members == 0 {
+				fmt.Fprintf(w, "warning: job %s runs nowhere for now: its groups (%s) have no members; add some with muster group add\n",
+					j.Name, strings.Join(j.Groups, ", "))
+			}
+		}
+	}
+	return nil
+}
+
+// awaitApplied follows the instructions an apply posted until every target
+// has applied or refused its own, and returns the exit that calls for: nil
+// if all were applied, 1 naming each target that refused, 2 if the timeout
+// passed first.
+func awaitApplied(ctx context.Context, w, errw io.Writer, c *httpapi.Client, posted []muster.Instruction, timeout time.Duration) error {
+	d := newDelivery(c, posted)
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	var silent map[string]string
+	for {
+		if err := d.check(ctx); err != nil {
+			return err
+		}
+		if d.done() || !time.Now().Before(deadline) {
+			break
+		}
+		var err error
+		if silent, err = d.silence(ctx); err != nil {
+			return err
+		}
+		d.warnSilent(func(s string) { fmt.Fprintln(errw, s) }, silent)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	var refused, waiting []string
+	applied := 0
+	for _, in := range posted {
+		cur, _ := d.state(keyOf(in))
+		switch cur.Status {
+		case muster.InstructionDownloaded:
+			applied++
+		case muster.InstructionPending:
+			text := fmt.Sprintf("%s (%s %s, seq %d, not applied yet", in.Target, in.Operation, in.Job, in.Seq)
+			if s := silent[in.Target]; s != "" {
+				text += ": " + s
+			}
+			waiting = append(waiting, text+")")
+		default:
+			fmt.Fprintln(w, settledText(cur))
+			if cur.Status == muster.InstructionFailed {
+				refused = append(refused, in.Target)
+			}
+		}
+	}
+	if applied > 0 {
+		fmt.Fprintf(w, "%d of %d instruction(s) applied by their targets\n", applied, len(posted))
+	}
+	slices.Sort(refused)
+	refused = slices.Compact(refused)
+	switch {
+	case len(refused) > 0:
+		return &exitError{code: 1, err: fmt.Errorf("refused by %s; see muster downloadlist --errors, and docs/runbooks/unblock.md", strings.Join(refused, ", "))}
+	case len(waiting) > 0:
+		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(waiting, ", "))}
+	}
+	return nil
 }
 
 var actionMarks = map[string]string{
 	muster.ActionCreate: "+", muster.ActionUpdate: "~", muster.ActionDelete: "-", muster.ActionUnchanged: "=",
 }
 
-func printApply(w io.Writer, res muster.ApplyResult) {
+// printApply prints what an apply changed; waiting says whether the
+// command goes on to wait for the targets.
+func printApply(w io.Writer, res muster.ApplyResult, waiting bool) {
 	for _, c := range res.Changes {
 		line := fmt.Sprintf("%s %s", actionMarks[c.Action], c.Job)
 		switch c.Action {
@@ -116,5 +247,12 @@ func printApply(w io.Writer, res muster.ApplyResult) {
 		fmt.Fprintf(w, "dry run: nothing changed; %d instruction(s) would be posted\n", res.Posted)
 		return
 	}
-	fmt.Fprintf(w, "%d instruction(s) posted\n", res.Posted)
+	switch {
+	case res.Posted == 0:
+		fmt.Fprintln(w, "0 instruction(s) posted")
+	case waiting:
+		fmt.Fprintf(w, "%d instruction(s) posted; waiting for the targets to apply them\n", res.Posted)
+	default:
+		fmt.Fprintf(w, "%d instruction(s) posted; not waiting for the targets to apply them (--wait does)\n", res.Posted)
+	}
 }

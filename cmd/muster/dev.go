@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,7 +21,7 @@ import (
 )
 
 // devJobs is the example written for `muster dev`.
-const devJobs = `# Example jobs for muster dev. Edit, then: muster apply -f %[1]s
+const devJobs = `# Example jobs for muster dev. Edit, then: %[3]s apply -f %[1]s
 jobs:
   - name: hello
     description: say hello from every target
@@ -119,7 +121,8 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 	}
 
 	jobsFile := filepath.Join(dir, "jobs.yaml")
-	if err := os.WriteFile(jobsFile, fmt.Appendf(nil, devJobs, jobsFile, strings.Join(names, ", ")), 0o644); err != nil {
+	bin := cliName()
+	if err := os.WriteFile(jobsFile, fmt.Appendf(nil, devJobs, jobsFile, strings.Join(names, ", "), bin), 0o644); err != nil {
 		return err
 	}
 	caFile := filepath.Join(cfg.DataDir, pki.CACertFile)
@@ -128,25 +131,47 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, `muster dev: a master and %d targets (%s) are running; data in %s
+	fmt.Fprintf(out, `muster dev: a master and %[1]d targets (%[2]s) are running; data in %[3]s
 
 In another terminal, point the CLI at this master:
 
-  . %s
+  . %[4]s
 
 then try:
 
-  muster target list
-  muster apply -f %s
-  muster job start hello --wait
-  muster job history hello --steps
-  muster downloadlist
+  %[6]s target list
+  %[6]s apply -f %[5]s --wait
+  %[6]s job start hello --wait
+  %[6]s job history hello --steps
+  %[6]s downloadlist
 
 Press Ctrl-C to stop.
-`, n, strings.Join(names, ", "), dir, envFile, jobsFile)
+`, n, strings.Join(names, ", "), dir, envFile, jobsFile, bin)
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping")
 	return nil
+}
+
+// cliName is how to run this binary from another terminal, as the
+// commands dev prints say: "muster" when that is what PATH finds, else its
+// absolute path (a binary just built with go build -o muster is not on
+// PATH).
+func cliName() string {
+	self, err := os.Executable()
+	if err != nil {
+		return "muster"
+	}
+	if found, err := exec.LookPath("muster"); err == nil {
+		a, errA := os.Stat(found)
+		b, errB := os.Stat(self)
+		if errA == nil && errB == nil && os.SameFile(a, b) {
+			return "muster"
+		}
+	}
+	if strings.ContainsAny(self, " '\"$\\") {
+		return strconv.Quote(self)
+	}
+	return self
 }
 
 func readToken(path string) (string, error) {

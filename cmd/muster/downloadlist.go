@@ -84,14 +84,14 @@ func newDownloadListActionCmd(action string) *cobra.Command {
 			}
 			if action == "delete" {
 				if err := c.DeleteInstruction(cmd.Context(), target, seq); err != nil {
-					return err
+					return withSupersededHint(err, target)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "deleted instruction %d\n", seq)
 				return nil
 			}
 			in, err := c.RetryInstruction(cmd.Context(), target, seq)
 			if err != nil {
-				return err
+				return withSupersededHint(err, target)
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "reposted instruction %d as %s %s %d on %s\n", seq, in.Operation, in.Job, in.Seq, in.Target)
 			return nil
@@ -100,4 +100,19 @@ func newDownloadListActionCmd(action string) *cobra.Command {
 	cf.register(cmd)
 	cmd.Flags().StringVar(&target, "target", "", "the target the instruction was posted to")
 	return cmd
+}
+
+// withSupersededHint adds, to the refusal to change an instruction that is
+// no longer pending or failed, where to find the one that stands now: a
+// retry, or a newer INSERT or DELETE of the job, supersedes a failed
+// instruction with one under a new number.
+func withSupersededHint(err error, target string) error {
+	if muster.ErrorCode(err) != muster.EPRECONDITION {
+		return err
+	}
+	where := "muster downloadlist --errors"
+	if target != "" {
+		where += " --target " + target
+	}
+	return fmt.Errorf("%w; a retry, or a newer INSERT or DELETE of the job, reposts or replaces a failed instruction under a new number: %s shows the one that stands failed now", err, where)
 }

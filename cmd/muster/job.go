@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"sort"
@@ -22,7 +21,7 @@ func newJobCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newJobListCmd(), newJobShowCmd(), newJobDeleteCmd(), newJobEnableCmd(true), newJobEnableCmd(false),
-		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd())
+		newJobStartCmd(), newJobStopCmd(), newJobHistoryCmd(), newJobLogsCmd())
 	return cmd
 }
 
@@ -80,8 +79,12 @@ func newJobShowCmd() *cobra.Command {
 	var next int
 	cmd := &cobra.Command{
 		Use:   "show NAME [--next N]",
-		Short: "Show a job: definition, targets and last outcomes",
-		Long: `Show a job: its definition, its targets and how it last went on each.
+		Short: "Show a job: what it does, when, where, and how it last went",
+		Long: `Show a job as it behaves: each step with what follows its success and its
+failure, its retries, timeout, proxy (run_as) and connection; each schedule
+in words; the job's time zone, timeout and misfire policy; and each target it
+runs on, why (named in targets, or through which group), and how it last went
+there.
 
 With --next N, list instead the next N fire times of its schedules on each
 target, computed as the target will: in the job's time zone or the one the
@@ -117,57 +120,6 @@ func printFires(w io.Writer, targets []muster.TargetFires) error {
 		}
 	}
 	return nil
-}
-
-func printJob(w io.Writer, j muster.JobStatus) error {
-	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
-	if j.Description != "" {
-		fmt.Fprintf(w, "  %s\n", j.Description)
-	}
-	fmt.Fprintln(w, "steps:")
-	for i, s := range j.Steps {
-		what := s.Shell
-		if s.Command != nil {
-			what = strings.Join(quoteArgs(s.Command), " ")
-		}
-		fmt.Fprintf(w, "  %d. %s (%s): %s\n", i+1, s.Name, s.Kind(), what)
-	}
-	if len(j.Schedules) > 0 {
-		fmt.Fprintln(w, "schedules:")
-		for _, s := range j.Schedules {
-			fmt.Fprintf(w, "  %s: %s\n", s.Name, describeSchedule(s))
-		}
-	}
-	fmt.Fprintln(w, "targets:")
-	now := time.Now()
-	t := newTable(w, "  TARGET", "LAST STATUS", "STARTED", "DURATION", "MESSAGE")
-	for _, o := range j.Outcomes {
-		status, dur := "never run", "-"
-		if o.LastStatus != "" {
-			status, dur = string(o.LastStatus), millis(o.LastDurationMS)
-		}
-		t.row("  "+o.Target, status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
-	}
-	return t.flush()
-}
-
-func quoteArgs(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		if a == "" || strings.ContainsAny(a, " \t\"'$\\") {
-			out[i] = strconv.Quote(a)
-		} else {
-			out[i] = a
-		}
-	}
-	return out
-}
-
-func describeSchedule(s muster.Schedule) string {
-	if s.Cron != "" {
-		return "cron " + strconv.Quote(s.Cron)
-	}
-	return s.Kind()
 }
 
 func newJobDeleteCmd() *cobra.Command {
@@ -247,9 +199,14 @@ lost, so the job never starts twice for one command. A target that receives
 the START after it expires (--expires, default 10m) records the run as
 skipped; so does a target where the job is already running.
 
+A target whose INSERT of the job failed does not hold the job (or holds an
+older version of it): start says so instead of "started", and exits 1.
+
 With --wait, wait until every run is recorded on the master with its output,
-and exit 0 if all succeeded, 1 if any did not, or 2 if --timeout passed first
-(saying which targets are outstanding).
+and exit 0 if all succeeded, 1 if any did not or a target refused its START
+(with the target's reason, as soon as it does), or 2 if --timeout passed first
+(saying which targets are outstanding, and which have not polled). While a
+target is not collecting its START, --wait says how long it has not polled.
 
 With --group, start only on the job's targets that are in that group. With
 --batch, start in waves of that many targets (a number, or a percentage of
@@ -279,13 +236,17 @@ at once.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			for _, r := range res.Runs {
-				fmt.Fprintf(w, "started %s on %s: run %s\n", res.Job, r.Target, r.RunID)
+			unheld, err := printStarted(cmd.Context(), w, c, res)
+			if err != nil {
+				return err
 			}
-			if !wait {
-				return nil
+			if wait {
+				return waitForRuns(cmd.Context(), w, cmd.ErrOrStderr(), c, res, timeout)
 			}
-			return waitForRuns(cmd.Context(), w, c, res, timeout)
+			if len(unheld) > 0 {
+				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))
+			}
+			return nil
 		},
 	}
 	cf.register(cmd)
@@ -346,116 +307,42 @@ statement) and records the run as canceled.`,
 	return cmd
 }
 
-// waitForRuns follows the runs of a start until all are recorded finished,
-// prints each outcome, and returns the exit the runs call for: nil if all
-// succeeded, 1 if any did not, 2 if the timeout passed first.
-func waitForRuns(ctx context.Context, w io.Writer, c *httpapi.Client, res muster.StartResult, timeout time.Duration) error {
-	runs, err := awaitRuns(ctx, c, res, time.Now().Add(timeout), nil)
-	if err != nil {
-		return err
-	}
-	failed, outstanding := report(w, res, runs)
-	if len(outstanding) > 0 {
-		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s", timeout, strings.Join(outstanding, ", "))}
-	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(res.Runs))}
-	}
-	return nil
-}
-
-// awaitRuns waits until every run of a start is recorded finished, or the
-// deadline, and returns the runs by id. progress, if set, hears how many
-// are finished whenever that may have changed.
-func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, deadline time.Time, progress func(int)) (map[string]muster.Run, error) {
-	refs := res.Refs()
-	byID := map[string]muster.Run{}
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return byID, nil
-		}
-		runs, err := c.Runs(ctx, refs, min(left, httpapi.MaxRunWait-5*time.Second))
-		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
-			return nil, err
-		}
-		for _, r := range runs {
-			byID[r.RunID] = r
-		}
-		if progress != nil {
-			progress(countDone(runs))
-		}
-		if err == nil && len(runs) == len(refs) && countDone(runs) == len(runs) {
-			return byID, nil
-		}
-		if err != nil {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(time.Second): // the master is restarting: try again
-			}
-		}
-	}
-}
-
-// report prints each finished run of a start, and returns how many did not
-// succeed and which targets are still outstanding.
-func report(w io.Writer, res muster.StartResult, byID map[string]muster.Run) (failed int, outstanding []string) {
-	for _, s := range res.Runs {
-		r, ok := byID[s.RunID]
-		switch {
-		case !ok:
-			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: not yet recorded)", s.Target, s.RunID))
-		case !r.Status.Finished():
-			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: %s)", s.Target, s.RunID, r.Status))
-		default:
-			msg := ""
-			if r.Message != "" {
-				msg = ": " + r.Message
-			}
-			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", res.Job, s.Target, r.Status, millis(r.DurationMS), msg)
-			if r.Status != muster.RunSucceeded {
-				failed++
-			}
-		}
-	}
-	return failed, outstanding
-}
-
-func countDone(runs []muster.Run) int {
-	n := 0
-	for _, r := range runs {
-		if r.Status.Finished() {
-			n++
-		}
-	}
-	return n
-}
-
 func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags
 	var target string
 	var limit int
-	var steps bool
+	var steps, follow bool
 	cmd := &cobra.Command{
-		Use:   "history NAME [--target T] [--limit N]",
-		Short: "Show a job's runs, newest first",
-		Args:  cobra.ExactArgs(1),
+		Use:   "history NAME [--target T] [--limit N] [--follow]",
+		Short: "Show a job's runs, newest first; with --follow, follow new runs as they go",
+		Long: `Show a job's runs, newest first (with --steps, each step attempt with its
+output).
+
+With --follow, go on after the listing: print each run of the job as it
+starts, its output as the target uploads it (about once a second while a
+step runs, each line prefixed with the target), and its outcome, until
+interrupted.`,
+		Example: `  muster job history backup --steps
+  muster job history backup --follow`,
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow {
+				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
+					return c.History(cmd.Context(), args[0], target, limit)
+				}, printHistory(steps)); err != nil {
+					return err
+				}
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				ctx, stop := signalContext()
+				defer stop()
+				return followHistory(ctx, cmd.OutOrStdout(), c, args[0], target)
+			}
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 				return c.History(cmd.Context(), args[0], target, limit)
-			}, func(w io.Writer, runs []muster.Run) error {
-				if steps {
-					printRunsWithSteps(w, runs)
-					return nil
-				}
-				t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
-				for _, r := range runs {
-					t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
-						r.Trigger, r.RunID, dash(r.Message))
-				}
-				return t.flush()
-			})
+			}, printHistory(steps))
 		},
 	}
 	cf.register(cmd)
@@ -464,7 +351,25 @@ func newJobHistoryCmd() *cobra.Command {
 	f.StringVar(&target, "target", "", "only runs on this target")
 	f.IntVar(&limit, "limit", 20, "at most this many runs")
 	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
+	f.BoolVarP(&follow, "follow", "f", false, "then follow the job's new runs and their output until interrupted")
 	return cmd
+}
+
+// printHistory prints runs as a table, or with steps each attempt and its
+// output.
+func printHistory(steps bool) func(io.Writer, []muster.Run) error {
+	return func(w io.Writer, runs []muster.Run) error {
+		if steps {
+			printRunsWithSteps(w, runs)
+			return nil
+		}
+		t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
+		for _, r := range runs {
+			t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), millis(r.DurationMS),
+				r.Trigger, r.RunID, dash(r.Message))
+		}
+		return t.flush()
+	}
 }
 
 // runStatus renders a run's status, noting a running run whose target is

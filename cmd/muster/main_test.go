@@ -46,6 +46,7 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 		Files: []string{file},
 		Setup: func(e *testscript.Env) error {
 			env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+			e.Values["env"] = env
 			e.Setenv("MUSTER_ADDR", env.Master.URL)
 			e.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
 			e.Setenv("MUSTER_CACERT", filepath.Join(env.Dir, "master", pki.CACertFile))
@@ -55,6 +56,24 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
+			// stop-target NAME stops a target's daemon (gracefully: its
+			// data stays); start-target NAME starts it again.
+			"stop-target": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: stop-target NAME")
+				}
+				tg := ts.Value("env").(*testenv.Env).Target(args[0])
+				if tg == nil {
+					ts.Fatalf("no target %s is running", args[0])
+				}
+				tg.Stop(t)
+			},
+			"start-target": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 1 {
+					ts.Fatalf("usage: start-target NAME")
+				}
+				ts.Value("env").(*testenv.Env).StartTarget(args[0])
+			},
 			// eventually CMD ARGS... runs a command until it succeeds, for
 			// at most 20 seconds: for states that settle (a target polling).
 			"eventually": func(ts *testscript.TestScript, neg bool, args []string) {

@@ -55,12 +55,12 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 		label := fmt.Sprintf("wave %d/%d", i+1, waves)
 		fmt.Fprintf(w, "%s: %s\n", label, strings.Join(wave, ", "))
 		bar, finish := progressBar(w, label, len(wave))
-		runs, err := awaitRuns(ctx, c, res, deadline, bar)
+		sw, err := awaitRuns(ctx, c, res, deadline, bar, func(s string) { fmt.Fprintln(w, s) })
 		finish()
 		if err != nil {
 			return err
 		}
-		n, outstanding := report(w, res, runs)
+		n, outstanding, _ := sw.report(w)
 		failed += n
 		if len(outstanding) > 0 {
 			return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s; not started: %s",

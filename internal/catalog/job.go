@@ -108,7 +108,11 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 		return nil
 	}
 	if opt.DryRun {
-		return res, c.dryRun(ctx, apply)
+		err := c.dryRun(ctx, apply)
+		for i := range res.Changes {
+			res.Changes[i].Posted = nil // rolled back: those numbers were never posted
+		}
+		return res, err
 	}
 	return res, c.update(ctx, apply)
 }
@@ -286,7 +290,8 @@ func (tx *tx) record(c *muster.JobChange, ps []posting, targets []string) error 
 	}
 	for i, p := range ps {
 		c.Instructions = append(c.Instructions, string(p.op)+" "+targets[i])
-		c.Posted = append(c.Posted, muster.PostedInstruction{Target: targets[i], Seq: seqs[i], Operation: p.op})
+		c.Posted = append(c.Posted, muster.Instruction{Seq: seqs[i], Target: targets[i], Operation: p.op, Job: p.job,
+			PostedAt: tx.now.UTC(), Status: muster.InstructionPending})
 	}
 	return nil
 }

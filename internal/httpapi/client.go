@@ -195,6 +195,61 @@ func (c *Client) History(ctx context.Context, job, target string, limit int) ([]
 // until all are finished or wait passes. A ref without a target finds its
 // run id on every target.
 func (c *Client) Runs(ctx context.Context, refs []muster.RunRef, wait time.Duration) ([]muster.Run, error) {
+	q := runQuery(refs)
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	var out []muster.Run
+	return out, c.do(ctx, http.MethodGet, "/api/v1/runs", q, nil, &out)
+}
+
+// RunsFilter selects runs: by target and id, or a job's newest (on one
+// target, if given; at most Limit, 20 by default).
+type RunsFilter struct {
+	Runs        []muster.RunRef
+	Job, Target string
+	Limit       int
+}
+
+// WatchRuns returns the runs f selects, with the ETag of the reply. Given
+// the ETag of an earlier reply, it waits up to wait for them to differ from
+// it (a new run, a new status, more output) and reports whether they did;
+// when they did not, runs is nil.
+func (c *Client) WatchRuns(ctx context.Context, f RunsFilter, etag string, wait time.Duration) (runs []muster.Run, newTag string, changed bool, err error) {
+	q := runQuery(f.Runs)
+	if f.Job != "" {
+		q.Set("job", f.Job)
+	}
+	if f.Target != "" {
+		q.Set("target", f.Target)
+	}
+	if f.Limit > 0 {
+		q.Set("limit", strconv.Itoa(f.Limit))
+	}
+	if wait > 0 {
+		q.Set("wait", wait.String())
+	}
+	u := c.base.JoinPath("/api/v1/runs")
+	u.RawQuery = q.Encode()
+	h := http.Header{"Authorization": {"Bearer " + c.token}}
+	if etag != "" {
+		h.Set("If-None-Match", etag)
+	}
+	reply := http.Header{}
+	err = jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: http.MethodGet, URL: u.String(), Header: h, Out: &runs, ReplyHeader: reply})
+	var te *jsonhttp.TransportError
+	if errors.As(err, &te) {
+		return nil, etag, false, explainTransport(c.base.Host, te.Err)
+	}
+	if err != nil {
+		return nil, etag, false, err
+	}
+	newTag = reply.Get("ETag")
+	return runs, newTag, newTag != etag, nil
+}
+
+// runQuery names runs in a query: TARGET:RUN_ID, or a bare RUN_ID.
+func runQuery(refs []muster.RunRef) url.Values {
 	q := url.Values{}
 	for _, r := range refs {
 		if r.Target == "" {
@@ -203,17 +258,15 @@ func (c *Client) Runs(ctx context.Context, refs []muster.RunRef, wait time.Durat
 			q.Add("run", r.String())
 		}
 	}
-	if wait > 0 {
-		q.Set("wait", wait.String())
-	}
-	var out []muster.Run
-	return out, c.do(ctx, http.MethodGet, "/api/v1/runs", q, nil, &out)
+	return q
 }
 
-// DownloadListFilter selects download-list entries.
+// DownloadListFilter selects download-list entries. Seq, with Target,
+// names one instruction.
 type DownloadListFilter struct {
 	Target, Job, Operation string
 	Pending, Errors        bool
+	Seq                    int64
 	Limit                  int
 }
 
@@ -230,6 +283,9 @@ func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]must
 	}
 	if f.Errors {
 		q.Set("errors", "true")
+	}
+	if f.Seq > 0 {
+		q.Set("seq", strconv.FormatInt(f.Seq, 10))
 	}
 	if f.Limit > 0 {
 		q.Set("limit", strconv.Itoa(f.Limit))

@@ -6,8 +6,10 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	_ "embed"
 	"encoding/hex"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -399,18 +401,19 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 	return nil
 }
 
-// listRuns answers GET /api/v1/runs?run=TARGET:RUN_ID&run=…[&wait=25s]. A
-// run is named by its target and its id: a run id names a run on its own
-// target only. (A bare RUN_ID finds that id on every target, each run with
-// its target.) With wait, the reply is held until every named run is
-// finished or the wait passes, so `muster job start --wait` needs no busy
-// polling.
+// listRuns answers GET /api/v1/runs?run=TARGET:RUN_ID&run=…, or
+// ?job=J[&target=T][&limit=N] (the job's newest runs). A run is named by
+// its target and its id: a run id names a run on its own target only (a
+// bare RUN_ID finds that id on every target, each run with its target).
+// Every reply carries an ETag naming its content. With wait, the reply is
+// held: with If-None-Match, until the runs differ from the reply that ETag
+// names (a new run, a new status, more output), then 200, or 304 Not
+// Modified if the wait passes first; without it, until every run is
+// finished. That is how the CLI follows runs, and their output, without
+// busy polling.
 func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
 	names := slices.Compact(slices.Sorted(slices.Values(q["run"])))
-	if len(names) == 0 || len(names) > 10000 {
-		return muster.Errorf(muster.EINVALID, "run: give 1 to 10000 runs, each TARGET:RUN_ID")
-	}
 	refs := make([]muster.RunRef, len(names))
 	for i, n := range names {
 		target, id, ok := strings.Cut(n, ":")
@@ -418,6 +421,19 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 			target, id = "", n
 		}
 		refs[i] = muster.RunRef{Target: muster.NormalizeTargetName(target), RunID: id}
+	}
+	f := catalog.RunFilter{Runs: refs}
+	switch job := q.Get("job"); {
+	case len(refs) > 0 && job != "":
+		return muster.Errorf(muster.EINVALID, "run and job: give runs or a job, not both")
+	case job != "":
+		limit, err := intParam(q.Get("limit"), "limit", 20, 1, 1000)
+		if err != nil {
+			return err
+		}
+		f = catalog.RunFilter{Job: job, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit}
+	case len(refs) == 0 || len(refs) > 10000:
+		return muster.Errorf(muster.EINVALID, "run: give 1 to 10000 runs, each TARGET:RUN_ID, or a job")
 	}
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
@@ -427,16 +443,38 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 		}
 		wait = min(d, MaxRunWait)
 	}
+	held := r.Header.Get("If-None-Match")
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		changed := s.Hub.RunsChanged()
-		runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{Runs: refs})
+		runs, err := s.DB.FindRuns(r.Context(), f)
 		if err != nil {
 			return err
 		}
-		if wait == 0 || AllFinished(runs, len(refs)) {
-			jsonhttp.WriteJSON(w, http.StatusOK, runs)
+		body, err := json.Marshal(runs)
+		if err != nil {
+			return err
+		}
+		sum := sha256.Sum256(body)
+		etag := `"` + hex.EncodeToString(sum[:16]) + `"`
+		var done bool
+		switch {
+		case wait == 0:
+			done = true
+		case held != "":
+			done = etag != held
+		default:
+			done = AllFinished(runs, max(len(refs), len(runs)))
+		}
+		if done {
+			w.Header().Set("ETag", etag)
+			if etag == held {
+				w.WriteHeader(http.StatusNotModified)
+				return nil
+			}
+			w.Header().Set("Content-Type", "application/json")
+			w.Write(append(body, '\n'))
 			return nil
 		}
 		select {
@@ -478,7 +516,14 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 	if err != nil {
 		return err
 	}
+	var seq int64
+	if v := q.Get("seq"); v != "" {
+		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq < 1 {
+			return muster.Errorf(muster.EINVALID, "seq: a positive sequence number, not %q", v)
+		}
+	}
 	f := catalog.InstructionFilter{
+		Seq:       seq,
 		Target:    muster.NormalizeTargetName(q.Get("target")),
 		Job:       q.Get("job"),
 		Operation: muster.Operation(strings.ToUpper(q.Get("operation"))),

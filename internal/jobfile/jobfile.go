@@ -1,6 +1,14 @@
 // Package jobfile reads jobs.yaml, the declarative job definitions that
-// `muster apply` sends to the master. Reading is strict: an unknown key is
-// an error naming it and its line, never dropped.
+// `muster apply` sends to the master.
+//
+// Reading is strict and reports everything at once: every unknown key
+// (with the closest known key, if one is close), every value of the wrong
+// shape, every rule a job breaks (muster.Job.Problems), every invalid time
+// zone or schedule and every job defined twice, each at FILE:LINE:COL of
+// the key it is about. YAML syntax errors are reported at the line that
+// broke the rule, not where yaml.v3 says (the start of the enclosing
+// block). A file is at most MaxSize bytes, and aliases may not expand it
+// past MaxExpandedSize: both are checked before anything is decoded.
 package jobfile
 
 import (
@@ -8,116 +16,156 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
+	"reflect"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // MaxSize bounds a job file; it is checked before parsing.
 const MaxSize = 4 << 20
 
-// file is the shape of jobs.yaml.
-type file struct {
-	Jobs []muster.Job `yaml:"jobs"`
-}
-
-// Read parses a job file. name is used in errors ("jobs.yaml: line 7: ...").
-// Jobs are enabled unless they say otherwise.
+// Read parses and checks a job file. name is used in errors
+// ("jobs.yaml:7:9: ..."). Jobs are enabled unless they say otherwise.
+// Every error is a *muster.Error with code EINVALID listing each problem
+// on a line of its own.
 func Read(name string, r io.Reader) ([]muster.Job, error) {
 	b, err := io.ReadAll(io.LimitReader(r, MaxSize+1))
 	if err != nil {
 		return nil, err
 	}
+	ps := &problems{file: name}
 	if len(b) > MaxSize {
-		return nil, fmt.Errorf("%s: the file is over %d bytes", name, MaxSize)
+		ps.add(0, 0, "the file is over %s (MaxSize); split it, or apply it in parts", bytesText(MaxSize))
+		return nil, ps.err()
 	}
-	var root yaml.Node
-	if err := yaml.Unmarshal(b, &root); err != nil {
-		return nil, fmt.Errorf("%s: %s", name, explain(err))
-	}
-	var f file
 	dec := yaml.NewDecoder(bytes.NewReader(b))
-	dec.KnownFields(true)
-	if err := dec.Decode(&f); err != nil {
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("%s: the file is empty; it needs a jobs: list", name)
+			ps.add(0, 0, "the file is empty; it needs a jobs: list")
+		} else {
+			p := syntaxProblem(b, err)
+			ps.list = append(ps.list, p)
 		}
-		return nil, fmt.Errorf("%s: %s", name, explain(err))
+		return nil, ps.err()
 	}
-	nodes := jobNodes(&root)
-	if nodes == nil {
-		return nil, fmt.Errorf("%s: the file needs a top-level jobs: list", name)
-	}
-	for i := range f.Jobs {
-		// A job is enabled unless it says enabled: false.
-		if i < len(nodes) && !hasKey(nodes[i], "enabled") {
-			f.Jobs[i].Enabled = true
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		at := &extra
+		if len(extra.Content) > 0 {
+			at = extra.Content[0]
 		}
-		if err := f.Jobs[i].Validate(); err != nil {
-			line := 0
-			if i < len(nodes) {
-				line = nodes[i].Line
+		ps.add(at.Line, at.Column, "a second YAML document (after ---); put every job in the one jobs: list")
+	} else if !errors.Is(err, io.EOF) {
+		ps.list = append(ps.list, syntaxProblem(b, err))
+	}
+	if p := checkExpansion(&doc); p != nil {
+		ps.list = append(ps.list, *p)
+		return nil, ps.err()
+	}
+	items := jobItems(ps, resolve(doc.Content[0]))
+	if items == nil {
+		return nil, ps.err()
+	}
+	jobs := make([]muster.Job, 0, len(items))
+	seen := map[string]int{}
+	for _, item := range items {
+		j := muster.NewJob()
+		before := len(ps.list)
+		jd := &decoder{ps: ps, job: jobName(item)}
+		jd.decode(item, reflect.ValueOf(&j).Elem(), "", "jobs")
+		if len(ps.list) == before {
+			// Rules are checked only on a job read whole: a value that
+			// could not be read would be reported again as missing.
+			check(ps, item, &j)
+		}
+		if j.Name != "" {
+			if line, dup := seen[j.Name]; dup {
+				at := lookup(item, "name")
+				ps.add(at.Line, at.Column, "job %q is already defined on line %d", j.Name, line)
 			}
-			return nil, fmt.Errorf("%s: line %d: %s", name, line, muster.ErrorMessage(err))
+			seen[j.Name] = lookup(item, "name").Line
 		}
+		jobs = append(jobs, j)
 	}
-	if f.Jobs == nil {
-		f.Jobs = []muster.Job{}
+	if err := ps.err(); err != nil {
+		return nil, err
 	}
-	return f.Jobs, nil
+	return jobs, nil
 }
 
-// jobNodes returns the mapping nodes of the jobs list.
-func jobNodes(root *yaml.Node) []*yaml.Node {
-	if root.Kind != yaml.DocumentNode || len(root.Content) == 0 {
-		return nil
-	}
-	top := root.Content[0]
+// jobItems returns the items of the file's jobs: list (empty, not nil,
+// for an empty list), or nil after recording why the file has none.
+func jobItems(ps *problems, top *yaml.Node) []*yaml.Node {
 	if top.Kind != yaml.MappingNode {
+		ps.add(top.Line, top.Column, "the file must be a mapping with a top-level jobs: list, e.g. jobs: [{name: backup, ...}]")
 		return nil
 	}
 	for i := 0; i+1 < len(top.Content); i += 2 {
-		if top.Content[i].Value == "jobs" {
-			return top.Content[i+1].Content
+		k := resolve(top.Content[i])
+		if k.Kind == yaml.ScalarNode && k.Value == "jobs" {
+			continue
+		}
+		if s := suggest(k.Value, []string{"jobs"}); s != "" {
+			ps.add(k.Line, k.Column, "unknown key %q in the file; did you mean %q?", k.Value, s)
+		} else {
+			ps.add(k.Line, k.Column, "unknown key %q in the file; its only key is jobs", k.Value)
 		}
 	}
-	return nil
+	jobs := findKey(top, "jobs")
+	switch {
+	case jobs == nil:
+		ps.add(top.Line, top.Column, "the file needs a top-level jobs: list")
+		return nil
+	case isNull(jobs):
+		return []*yaml.Node{}
+	case jobs.Kind != yaml.SequenceNode:
+		(&decoder{ps: ps}).wrongShape(jobs, jobs, "jobs", "jobs", "a list")
+		return nil
+	}
+	return jobs.Content
 }
 
-func hasKey(n *yaml.Node, key string) bool {
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		if n.Content[i].Value == key {
-			return true
-		}
+// jobName returns the name a job's mapping gives, if it gives one as a
+// plain value.
+func jobName(item *yaml.Node) string {
+	if n := findKey(item, "name"); n != nil && n.Kind == yaml.ScalarNode {
+		return n.Value
 	}
-	return false
+	return ""
 }
 
-var (
-	unknownField = regexp.MustCompile(`line (\d+): field (\S+) not found in type (\S+)`)
-	typeWords    = map[string]string{
-		"jobfile.file": "the file", "muster.Job": "a job", "muster.Step": "a step", "muster.Schedule": "a schedule",
-		"muster.Repeat": "repeat", "muster.DailyFrequency": "daily", "muster.WeeklyFrequency": "weekly",
-		"muster.MonthlyFrequency": "monthly", "muster.MonthlyRelativeFrequency": "monthly_relative",
-		"muster.Retry": "retry",
+// check records the rules a decoded job breaks, each at the key it is
+// about: muster.Job's own rules, its time zone, and its schedules as the
+// master compiles them (in the job's zone, else UTC).
+func check(ps *problems, item *yaml.Node, j *muster.Job) {
+	for _, p := range j.Problems() {
+		at := lookup(item, p.Path)
+		ps.add(at.Line, at.Column, "%s", p.Message)
 	}
-)
-
-// explain rewrites yaml's messages for a person: "line 7: unknown key
-// "shel" in a step" rather than "field shel not found in type muster.Step".
-func explain(err error) string {
-	msg := strings.TrimPrefix(err.Error(), "yaml: ")
-	msg = strings.TrimPrefix(msg, "unmarshal errors:\n  ")
-	msg = unknownField.ReplaceAllStringFunc(msg, func(s string) string {
-		m := unknownField.FindStringSubmatch(s)
-		where := typeWords[m[3]]
-		if where == "" {
-			where = m[3]
+	loc := time.UTC
+	if j.TimeZone != "" {
+		// With a zone that does not exist, the schedules are still
+		// checked, in UTC: most of their rules do not depend on the zone.
+		if l, err := time.LoadLocation(j.TimeZone); err != nil {
+			at := lookup(item, "time_zone")
+			ps.add(at.Line, at.Column, "job %q: time_zone: %q is not an IANA time zone such as Europe/Paris", j.Name, j.TimeZone)
+		} else {
+			loc = l
 		}
-		return fmt.Sprintf("line %s: unknown key %q in %s", m[1], m[2], where)
-	})
-	return strings.ReplaceAll(msg, "\n  ", "; ")
+	}
+	for i, s := range j.Schedules {
+		if _, err := schedule.Compile(s, loc); err != nil {
+			name := s.Name
+			if name == "" {
+				name = muster.DefaultScheduleName(i)
+			}
+			at := lookup(item, fmt.Sprintf("schedules[%d]", i))
+			ps.add(at.Line, at.Column, "job %q: schedules[%d] %q: %s", j.Name, i, name, muster.ErrorMessage(err))
+		}
+	}
 }

@@ -1,9 +1,12 @@
 package jobfile_test
 
 import (
+	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/jobfile"
 )
 
@@ -22,6 +25,7 @@ jobs:
         command: ["true"]
     schedules:
       - cron: "*/5 * * * *"
+        jitter: 30s
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -29,33 +33,254 @@ jobs:
 	if len(jobs) != 2 || !jobs[0].Enabled || jobs[1].Enabled {
 		t.Fatalf("got %+v, want hello enabled and quiet disabled", jobs)
 	}
-	if jobs[1].Steps[0].Command[0] != "true" || jobs[1].Schedules[0].Cron != "*/5 * * * *" {
+	if jobs[1].Steps[0].Command[0] != "true" || jobs[1].Schedules[0].Cron != "*/5 * * * *" || jobs[1].Schedules[0].Jitter.Std().Seconds() != 30 {
 		t.Errorf("got %+v", jobs[1])
 	}
 }
 
+// Anchors and merge keys share settings between steps, as in yaml.v3: the
+// mapping's own keys win over the merged ones.
+func TestReadMergesAnchors(t *testing.T) {
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(`
+defaults: &retrying
+  retry: {attempts: 2, interval: 5s}
+  timeout: 1m
+jobs:
+  - name: a
+    targets: [web1]
+    steps:
+      - <<: *retrying
+        name: one
+        shell: "true"
+      - <<: *retrying
+        name: two
+        shell: "true"
+        timeout: 2m
+`))
+	if err == nil || !strings.Contains(err.Error(), `jobs.yaml:2:1: unknown key "defaults" in the file`) {
+		t.Fatalf("got %v, want the unknown top-level key refused", err)
+	}
+	jobs, err := jobfile.Read("jobs.yaml", strings.NewReader(`
+jobs:
+  - name: a
+    targets: [web1]
+    steps:
+      - &first
+        name: one
+        shell: "true"
+        retry: {attempts: 2, interval: 5s}
+        timeout: 1m
+      - <<: *first
+        name: two
+        timeout: 2m
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	two := jobs[0].Steps[1]
+	if two.Name != "two" || two.Shell != "true" || two.Retry == nil || two.Retry.Attempts != 2 || two.Timeout.Std().Minutes() != 2 {
+		t.Errorf("second step %+v: want the first's shell and retry, and its own name and timeout", two)
+	}
+}
+
+// Each mistake is reported at the FILE:LINE:COL of the key it is about, in
+// words.
 func TestReadErrors(t *testing.T) {
 	for _, tc := range []struct{ name, yaml, want string }{
-		{"unknown step key", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shel: echo\n", `jobs.yaml: line 5: unknown key "shel" in a step`},
-		{"unknown job key", "jobs:\n  - name: a\n    stpes: []\n", `line 3: unknown key "stpes" in a job`},
-		{"no jobs", "job:\n  - name: a\n", `unknown key "job" in the file`},
-		{"empty", "", "the file is empty"},
-		{"two kinds", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        command: [y]\n", `line 2: job "a": steps[0] "s": set exactly one of shell, command or sql, not shell and command`},
-		{"no steps", "jobs:\n  - name: a\n", `line 2: job "a": steps: a job needs at least one step`},
-		{"bad duration", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - daily: {}\n        jitter: soon\n", `line 6: invalid duration "soon"`},
+		{"unknown step key", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shel: echo\n",
+			`jobs.yaml:5:9: job "a": unknown key "shel" in a step (steps[0]); did you mean "shell"?`},
+		{"unknown job key", "jobs:\n  - name: a\n    stpes: []\n", `jobs.yaml:3:5: job "a": unknown key "stpes" in a job; did you mean "steps"?`},
+		{"a prefix of a key", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        on_fail: next\n",
+			`jobs.yaml:6:9: job "a": unknown key "on_fail" in a step (steps[0]); did you mean "on_failure"?`},
+		{"nothing close", "jobs:\n  - name: a\n    zzz: 1\n", `jobs.yaml:3:5: job "a": unknown key "zzz" in a job; its keys are name, description, enabled, targets`},
+		{"no jobs key", "job:\n  - name: a\n", `jobs.yaml:1:1: unknown key "job" in the file; did you mean "jobs"?`},
+		{"empty", "", "jobs.yaml: the file is empty"},
+		{"scalar targets", "jobs:\n  - name: a\n    targets: web1\n    steps: [{name: s, shell: x}]\n", `jobs.yaml:3:14: job "a": targets must be a list, e.g. [web1]`},
+		{"mapping steps", "jobs:\n  - name: a\n    steps:\n      name: s\n      shell: x\n", `jobs.yaml:4:7: job "a": steps must be a list, each item starting with "- ", e.g. - {name: build, shell: make}`},
+		{"scalar retry", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        retry: 3\n",
+			`jobs.yaml:6:16: job "a": steps[0].retry must be a mapping of keys to values, e.g. {attempts: 2, interval: 30s}`},
+		{"bad bool", "jobs:\n  - name: a\n    enabled: sometimes\n", `jobs.yaml:3:14: job "a": enabled must be true or false`},
+		{"bad int", "jobs:\n  - name: a\n    max_parallel_targets: lots\n", `jobs.yaml:3:27: job "a": max_parallel_targets must be a whole number`},
+		{"key twice", "jobs:\n  - name: a\n    steps: []\n    steps: []\n", `jobs.yaml:4:5: job "a": "steps" is given twice in a job (also on line 3)`},
+		{"two kinds", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        command: [y]\n",
+			`jobs.yaml:6:9: job "a": steps[0] "s": set exactly one of shell, command or sql, not shell and command`},
+		{"no steps", "jobs:\n  - name: a\n", `jobs.yaml:2:5: job "a": steps: a job needs at least one step`},
+		{"bad goto", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        on_failure: goto:nope\n",
+			`jobs.yaml:6:9: job "a": steps[0] "s": on_failure: "goto:nope" goes to a step that does not exist`},
+		{"bad duration", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - daily: {}\n        jitter: soon\n",
+			`jobs.yaml:6:17: job "a": schedules[0].jitter: invalid duration "soon"`},
+		{"bad zone", "jobs:\n  - name: a\n    time_zone: Mars/Olympus\n    steps: [{name: s, shell: x}]\n",
+			`jobs.yaml:3:5: job "a": time_zone: "Mars/Olympus" is not an IANA time zone`},
+		{"never fires", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - name: leap\n        cron: \"0 0 30 2 *\"\n",
+			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
+		{"job twice", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n  - name: a\n    steps: [{name: s, shell: x}]\n",
+			`jobs.yaml:4:5: job "a" is already defined on line 2`},
+		{"second document", "jobs: []\n---\njobs: []\n", `jobs.yaml:3:1: a second YAML document`},
+		{"alias cycle", "jobs: &j\n  - *j\n", `jobs.yaml:2:5: the alias *j is used inside the value it names`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := jobfile.Read("jobs.yaml", strings.NewReader(tc.yaml))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v (code %q), want an EINVALID error containing %q", err, muster.ErrorCode(err), tc.want)
 			}
 		})
 	}
 }
 
+// YAML syntax errors are reported at the line that broke the rule, not at
+// the start of the enclosing block as yaml.v3 says.
+func TestReadSyntaxErrors(t *testing.T) {
+	for _, tc := range []struct{ name, yaml, want string }{
+		// yaml.v3 says "line 1: did not find expected '-' indicator".
+		{"key indented less", "jobs:\n  - name: a\n    targets: [web1]\n   steps:\n      - name: s\n        shell: x\n",
+			`jobs.yaml:4:4: bad indentation of "steps:": it is indented 3 spaces, and "targets: [web1]" on line 3 above it 4`},
+		{"key indented more", "jobs:\n  - name: a\n    targets: [web1]\n     steps:\n      - name: s\n        shell: x\n",
+			`jobs.yaml:4:6: bad indentation of "steps:"`},
+		{"step key indented more", "jobs:\n  - name: a\n    steps:\n      - name: s\n         shell: x\n",
+			`jobs.yaml:5:10: bad indentation of "shell:": it is indented 9 spaces, and "- name: s" on line 4 above it 8`},
+		{"a colon in a value", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: echo a: b\n",
+			`jobs.yaml:5:22: a value on this line holds ": "`},
+		{"tab", "jobs:\n  - name: a\n\ttargets: [web1]\n", `jobs.yaml:3:1: a tab indents this line`},
+		{"unclosed list", "jobs:\n  - name: a\n    targets: [web1\n    steps:\n      - name: s\n        shell: x\n",
+			`jobs.yaml:3:14: a list opened with "[" is not closed with "]"`},
+		{"unclosed quote", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: \"echo\n",
+			`jobs.yaml:5:16: the value quoted with " here is never closed`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := jobfile.Read("jobs.yaml", strings.NewReader(tc.yaml))
+			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an EINVALID error containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// The acceptance case: a jobs file with a key mis-indented on line 6 is
+// reported at line 6.
+func TestReadReportsMisindentedKeyAtItsLine(t *testing.T) {
+	src := `jobs:
+  - name: backup
+    targets: [db1]
+    steps:
+      - name: dump
+     shell: pg_dump app
+`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if err == nil || !strings.HasPrefix(err.Error(), "jobs.yaml:6:") {
+		t.Errorf("got %v, want it reported at jobs.yaml:6", err)
+	}
+}
+
+// Every problem of a file is reported at once, in the order of the file.
+func TestReadReportsEveryProblem(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: web1
+    steps: [{name: s, shell: x}]
+  - name: b
+    time_zone: Nowhere/Land
+    steps:
+      - name: s
+        shell: x
+        on_fail: next
+    schedules:
+      - cron: "61 * * * *"
+  - name: a
+    steps: [{name: s, shell: x}]
+`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if muster.ErrorCode(err) != muster.EINVALID {
+		t.Fatalf("got %v, want EINVALID", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{
+		`jobs.yaml:3:14: job "a": targets must be a list, e.g. [web1]`,
+		`jobs.yaml:10:9: job "b": unknown key "on_fail" in a step (steps[0]); did you mean "on_failure"?`,
+		`jobs.yaml:13:5: job "a" is already defined on line 2`,
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("got %d problems:\n%s\nwant %d", len(lines), err, len(want))
+	}
+	for i := range want {
+		if lines[i] != want[i] {
+			t.Errorf("problem %d:\n got %s\nwant %s", i+1, lines[i], want[i])
+		}
+	}
+
+	// With the shapes fixed, the rules of job b are all reported: its zone
+	// and its schedule.
+	src = strings.Replace(strings.Replace(src, "targets: web1", "targets: [web1]", 1), "on_fail:", "on_failure:", 1)
+	_, err = jobfile.Read("jobs.yaml", strings.NewReader(src))
+	for _, w := range []string{
+		`jobs.yaml:6:5: job "b": time_zone: "Nowhere/Land" is not an IANA time zone`,
+		`jobs.yaml:13:5: job "a" is already defined on line 2`,
+	} {
+		if err == nil || !strings.Contains(err.Error(), w) {
+			t.Errorf("got %v, want it to contain %q", err, w)
+		}
+	}
+	src = strings.Replace(src, "Nowhere/Land", "Europe/Paris", 1)
+	_, err = jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if w := `jobs.yaml:12:9: job "b": schedules[0] "schedule-1": cron "61 * * * *": minute field "61": 61 is out of range 0-59`; err == nil || !strings.Contains(err.Error(), w) {
+		t.Errorf("got %v, want it to contain %q", err, w)
+	}
+}
+
 func TestReadRefusesOversizedFiles(t *testing.T) {
 	big := "jobs: []\n# " + strings.Repeat("x", jobfile.MaxSize)
-	if _, err := jobfile.Read("big.yaml", strings.NewReader(big)); err == nil || !strings.Contains(err.Error(), "over") {
-		t.Errorf("got %v, want a size error", err)
+	_, err := jobfile.Read("big.yaml", strings.NewReader(big))
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "big.yaml: the file is over 4 MiB (MaxSize)") {
+		t.Errorf("got %v, want a size error naming MaxSize", err)
+	}
+}
+
+// aliasBomb is a schema-valid jobs file of about 1.7 MB that defines one
+// 1 MiB string and refers to it from every step: expanded, it is gigabytes.
+func aliasBomb() string {
+	var b strings.Builder
+	b.WriteString("jobs:\n  - name: j0\n    description: &big \"")
+	b.WriteString(strings.Repeat("x", 1<<20))
+	b.WriteString("\"\n    targets: [web1]\n    steps: [{name: s, shell: \"true\"}]\n")
+	for j := 1; len(b.String()) < 1700<<10; j++ {
+		fmt.Fprintf(&b, "  - name: j%d\n    targets: [web1]\n    steps:\n", j)
+		for s := range 100 {
+			fmt.Fprintf(&b, "      - {name: s%d, shell: *big}\n", s)
+		}
+	}
+	return b.String()
+}
+
+// An alias bomb is refused before it is expanded, naming the limit, and
+// reading it allocates a bounded amount of memory, not the gigabytes the
+// expansion would take.
+func TestReadRefusesAliasBombs(t *testing.T) {
+	bomb := aliasBomb()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	_, err := jobfile.Read("bomb.yaml", strings.NewReader(bomb))
+	runtime.ReadMemStats(&after)
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "more than 16 MiB, the most one apply may send (MaxExpandedSize)") {
+		t.Fatalf("got %v, want a refusal naming MaxExpandedSize", err)
+	}
+	if !strings.Contains(err.Error(), "bomb.yaml:3:18:") || !strings.Contains(err.Error(), "anchored here as &big is 1.0 MiB") {
+		t.Errorf("got %v, want the anchor &big named at its line", err)
+	}
+	allocated := after.TotalAlloc - before.TotalAlloc
+	t.Logf("reading the %d-byte bomb allocated %d MiB", len(bomb), allocated>>20)
+	if limit := uint64(128 << 20); allocated > limit {
+		t.Errorf("reading the bomb allocated %d MiB; want at most %d MiB", allocated>>20, limit>>20)
+	}
+
+	// Nested aliases (a billion laughs) cost time in proportion to the
+	// file, not to the expansion.
+	laughs := "a: &a [x, x, x, x, x, x, x, x, x, x]\n"
+	for i := 'b'; i <= 'j'; i++ {
+		p := string(i - 1)
+		laughs += fmt.Sprintf("%c: &%c [*%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s, *%s]\n", i, i, p, p, p, p, p, p, p, p, p, p)
+	}
+	laughs += "jobs: *j\n"
+	if _, err := jobfile.Read("laughs.yaml", strings.NewReader(laughs)); muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "MaxExpandedSize") {
+		t.Errorf("got %v, want a refusal naming MaxExpandedSize", err)
 	}
 }

@@ -138,6 +138,9 @@ type Request struct {
 	Header http.Header
 	In     any
 	Out    any
+	// ReplyHeader, when not nil, receives the reply's header: an ETag, for
+	// one.
+	ReplyHeader http.Header
 }
 
 // TransportError is a request that got no HTTP answer (the connection could
@@ -147,8 +150,8 @@ type TransportError struct{ Err error }
 func (e *TransportError) Error() string { return e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
-// Do sends req with hc. A reply of 300 or more is returned as the
-// *muster.Error it carries; a request that got no answer as a
+// Do sends req with hc. A reply of 300 or more (but 304 Not Modified,
+// which leaves out as it is) is returned as the *muster.Error it carries; a request that got no answer as a
 // *TransportError. A reply with no body for out to decode leaves out as it
 // is.
 func Do(ctx context.Context, hc *http.Client, req Request) error {
@@ -175,10 +178,17 @@ func Do(ctx context.Context, hc *http.Client, req Request) error {
 		return &TransportError{Err: err}
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode >= 300 {
+	for k, v := range resp.Header {
+		if req.ReplyHeader != nil {
+			req.ReplyHeader[k] = v
+		}
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
 		return DecodeError(resp)
 	}
-	if req.Out == nil || resp.StatusCode == http.StatusNoContent {
+	// 304 Not Modified answers a conditional request (If-None-Match): what
+	// the caller holds is still current, and there is no body.
+	if req.Out == nil || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
 		_, err := io.Copy(io.Discard, resp.Body)
 		return err
 	}

@@ -53,6 +53,9 @@ func FuzzCompile(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, expr string, after int64) {
+		if Describe(muster.Schedule{Cron: expr}) == "" {
+			t.Fatalf("Describe(%q) is empty", expr)
+		}
 		p, err := Compile(muster.Schedule{Cron: expr}, ny)
 		if err != nil {
 			checkCompileError(t, err)
@@ -85,6 +88,9 @@ func FuzzCompileSpec(f *testing.F) {
 		var s muster.Schedule
 		if json.Unmarshal([]byte(doc), &s) != nil {
 			return
+		}
+		if Describe(s) == "" {
+			t.Fatalf("Describe(%s) is empty", doc)
 		}
 		p, err := Compile(s, ny)
 		if err != nil {

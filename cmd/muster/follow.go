@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
+)
+
+// followWait is how long one request of a follower is held for a change.
+const followWait = httpapi.MaxRunWait - 5*time.Second
+
+func newJobLogsCmd() *cobra.Command {
+	var cf clientFlags
+	var follow bool
+	cmd := &cobra.Command{
+		Use:   "logs RUN-ID [-f]",
+		Short: "Print a run's output, step by step; with -f, follow it as it runs",
+		Long: `Print the output of each step attempt of a run (the RUN-ID that job start,
+job history and job show print), then its outcome.
+
+With -f, follow a running run: output is printed as the target uploads it
+(about once a second while a step runs), then the outcome once the run ends.
+The exit status is 0 if the run succeeded, 1 if it did not.`,
+		Example: `  muster job logs 5f0c2a4e-7d4b-8c1e-9a3f-0b1c2d3e4f50
+  muster job logs 5f0c2a4e-7d4b-8c1e-9a3f-0b1c2d3e4f50 -f`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			return followRun(cmd.Context(), cmd.OutOrStdout(), c, args[0], follow)
+		},
+	}
+	cf.register(cmd)
+	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the run until it ends")
+	return cmd
+}
+
+// followRun prints a run's output and outcome; with follow, as the run
+// goes on, until it ends.
+func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string, follow bool) error {
+	p := newOutputPrinter(w, "")
+	tag := ""
+	for {
+		wait := followWait
+		if tag == "" || !follow {
+			wait = 0
+		}
+		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Runs: []muster.RunRef{{RunID: runID}}}, tag, wait)
+		if err != nil {
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		}
+		tag = newTag
+		if !changed {
+			continue
+		}
+		if len(runs) == 0 {
+			if !follow {
+				return muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
+			}
+			continue
+		}
+		r := runs[0]
+		p.print(r)
+		if r.Status.Finished() {
+			fmt.Fprintln(w, outcomeLine(r))
+			if r.Status != muster.RunSucceeded {
+				return &exitError{code: 1, err: fmt.Errorf("run %s on %s %s", r.RunID, r.Target, r.Status)}
+			}
+			return nil
+		}
+		if !follow {
+			fmt.Fprintf(w, "run %s on %s is still %s; follow it with -f\n", r.RunID, r.Target, runStatus(r))
+			return nil
+		}
+	}
+}
+
+// followHistory prints a job's runs as they start, their output as it is
+// written, and their outcomes, until ctx ends.
+func followHistory(ctx context.Context, w io.Writer, c *httpapi.Client, job, target string) error {
+	printers := map[string]*outputPrinter{}
+	done := map[string]bool{}
+	tag := ""
+	first := true
+	for {
+		wait := followWait
+		if first {
+			wait = 0
+		}
+		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Job: job, Target: target, Limit: 20}, tag, wait)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		tag = newTag
+		if !changed {
+			continue
+		}
+		// Oldest first, so output reads in order.
+		for i := len(runs) - 1; i >= 0; i-- {
+			r := runs[i]
+			if done[r.RunID] {
+				continue
+			}
+			if first && r.Status.Finished() {
+				done[r.RunID] = true // history already shown
+				continue
+			}
+			p, ok := printers[r.RunID]
+			if !ok {
+				p = newOutputPrinter(w, r.Target+" | ")
+				printers[r.RunID] = p
+				fmt.Fprintf(w, "run %s on %s (%s, started %s)\n", r.RunID, r.Target, r.Trigger, r.StartedAt.Local().Format("2006-01-02 15:04:05"))
+			}
+			p.print(r)
+			if r.Status.Finished() {
+				fmt.Fprintln(w, outcomeLine(r))
+				done[r.RunID] = true
+				delete(printers, r.RunID)
+			}
+		}
+		first = false
+	}
+}
+
+// outcomeLine says how a run ended.
+func outcomeLine(r muster.Run) string {
+	msg := ""
+	if r.Message != "" {
+		msg = ": " + r.Message
+	}
+	return fmt.Sprintf("run %s on %s: %s in %s%s", r.RunID, r.Target, r.Status, millis(r.DurationMS), msg)
+}
+
+// outputPrinter prints the output of a run's step attempts as it grows,
+// each part once.
+type outputPrinter struct {
+	w       io.Writer
+	prefix  string
+	printed map[string]string // attempt → output printed so far
+	ended   map[string]bool   // attempts whose end was printed
+}
+
+func newOutputPrinter(w io.Writer, prefix string) *outputPrinter {
+	return &outputPrinter{w: w, prefix: prefix, printed: map[string]string{}, ended: map[string]bool{}}
+}
+
+// print prints what is new in each attempt's output since the last call.
+func (p *outputPrinter) print(r muster.Run) {
+	for _, s := range r.Steps {
+		key := fmt.Sprintf("%s#%d", s.Name, s.Attempt)
+		old, seen := p.printed[key]
+		if !seen {
+			fmt.Fprintf(p.w, "%s== step %s (attempt %d) ==\n", p.prefix, s.Name, s.Attempt)
+		}
+		p.write(newOutput(old, s.Output))
+		p.printed[key] = s.Output
+		if s.Status != muster.AttemptRunning && !p.ended[key] {
+			p.ended[key] = true
+			if s.Output != "" && !strings.HasSuffix(s.Output, "\n") {
+				fmt.Fprintln(p.w)
+			}
+			code := ""
+			if s.ExitCode != nil {
+				code = fmt.Sprintf(", exit %d", *s.ExitCode)
+			}
+			fmt.Fprintf(p.w, "%s== step %s (attempt %d): %s%s, %s ==\n", p.prefix, s.Name, s.Attempt, s.Status, code, millis(s.DurationMS))
+		}
+	}
+}
+
+// write prints text, each line with the prefix.
+func (p *outputPrinter) write(text string) {
+	if text == "" {
+		return
+	}
+	if p.prefix == "" {
+		io.WriteString(p.w, text)
+		return
+	}
+	for _, line := range strings.SplitAfter(text, "\n") {
+		if line != "" {
+			io.WriteString(p.w, p.prefix+line)
+		}
+	}
+}
+
+// newOutput returns the part of an attempt's output not printed yet. The
+// output grows at its end; once it is over the target's output limit, the
+// target keeps its first and last parts with a line between saying how
+// much was dropped, so its end moves: what follows the last printed bytes
+// is printed, or, when those bytes were dropped too, a note and all that is
+// kept after the first part.
+func newOutput(printed, now string) string {
+	if strings.HasPrefix(now, printed) {
+		return now[len(printed):]
+	}
+	anchor := printed[max(0, len(printed)-256):]
+	if i := strings.Index(now, anchor); anchor != "" && i >= 0 {
+		return now[i+len(anchor):]
+	}
+	common := 0
+	for common < len(printed) && common < len(now) && printed[common] == now[common] {
+		common++
+	}
+	return "\n[muster: the target dropped part of this output (it keeps the first and last parts); what it kept since follows]\n" + now[common:]
+}

@@ -1,0 +1,98 @@
+package jobfile
+
+import (
+	"fmt"
+
+	"gopkg.in/yaml.v3"
+)
+
+// MaxExpandedSize bounds what a job file may grow to once its aliases are
+// expanded: as much as the master accepts in one apply request. An alias
+// (*name) stands for a copy of the value its anchor (&name) marks, so a
+// small file can stand for an enormous one; the size is counted before any
+// value is decoded, and a file past the limit is refused before anything
+// is built or sent.
+const MaxExpandedSize = 16 << 20
+
+// nodeCost is what each value costs besides its text: about what it adds
+// to the JSON sent to the master (quotes, a key, separators). Without
+// aliases a file can expand to no more than a few times its size.
+const nodeCost = 4
+
+// expansion measures the expanded size of a node graph. Each node's size
+// is computed once and remembered, so the count costs time in proportion
+// to the file, however many times its aliases multiply it.
+type expansion struct {
+	size   map[*yaml.Node]int64
+	active map[*yaml.Node]bool // on the current path: an alias back to one is a cycle
+	uses   map[*yaml.Node]int  // anchor → how many aliases name it
+}
+
+// checkExpansion returns a problem if the document expands past
+// MaxExpandedSize or an alias contains itself, else nil.
+func checkExpansion(doc *yaml.Node) *problem {
+	e := &expansion{size: map[*yaml.Node]int64{}, active: map[*yaml.Node]bool{}, uses: map[*yaml.Node]int{}}
+	total, cycle := e.measure(doc)
+	if cycle != nil {
+		return &problem{line: cycle.Line, col: cycle.Column, msg: fmt.Sprintf("the alias *%s is used inside the value it names, which would never end", cycle.Value)}
+	}
+	if total <= MaxExpandedSize {
+		return nil
+	}
+	// Name the anchor that multiplies the most.
+	var worst *yaml.Node
+	for a, n := range e.uses {
+		if worst == nil || int64(n)*e.size[a] > int64(e.uses[worst])*e.size[worst] {
+			worst = a
+		}
+	}
+	msg := fmt.Sprintf("its aliases expand the file to more than %s, the most one apply may send (MaxExpandedSize)", bytesText(MaxExpandedSize))
+	if worst == nil {
+		return &problem{msg: msg}
+	}
+	return &problem{line: worst.Line, col: worst.Column, msg: fmt.Sprintf("%s: the value anchored here as &%s is %s and its aliases use it %d times",
+		msg, worst.Anchor, bytesText(e.size[worst]), e.uses[worst])}
+}
+
+// measure returns the expanded size of n, saturating past the limit, or
+// the alias node that closes a cycle.
+func (e *expansion) measure(n *yaml.Node) (int64, *yaml.Node) {
+	if s, ok := e.size[n]; ok {
+		return s, nil
+	}
+	if n.Kind == yaml.AliasNode {
+		if n.Alias == nil {
+			return nodeCost, nil
+		}
+		if e.active[n.Alias] {
+			return 0, n
+		}
+		e.uses[n.Alias]++
+		return e.measure(n.Alias)
+	}
+	e.active[n] = true
+	defer delete(e.active, n)
+	total := int64(nodeCost + len(n.Value))
+	for _, c := range n.Content {
+		s, cycle := e.measure(c)
+		if cycle != nil {
+			return 0, cycle
+		}
+		total = min(total+s, MaxExpandedSize+1)
+	}
+	e.size[n] = total
+	return total, nil
+}
+
+// bytesText renders a size for messages: "16 MiB", "1.0 MiB", "512 KiB".
+func bytesText(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d bytes", n)
+}
