@@ -41,7 +41,8 @@ unless --dir names one.`,
 		Example: `  muster bench dispatch
   muster bench dispatch --targets 100 -o json
   muster bench fanout --targets 1000
-  muster bench fleet --targets 10000 --profile /tmp/prof`,
+  muster bench fleet --targets 10000 --profile /tmp/prof
+  muster bench fleet --targets 20000 --masters 2 --store postgres://root@127.0.0.1/test`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: bench.Scenarios,
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -71,6 +72,8 @@ unless --dir names one.`,
 	f.StringVar(&o.Mode, "mode", "", "targets: process (real muster target processes) or sim (simulated)")
 	f.StringVar(&o.Dir, "dir", "", "keep the data directories and logs here")
 	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory")
+	f.StringVar(&o.Store, "store", "", "put the catalog in this PostgreSQL database (postgres://…), in a new schema dropped at the end\n(dispatch, fanout, ingest, fleet; default: SQLite)")
+	f.IntVar(&o.Masters, "masters", 0, "masters serving the catalog, with --store (fleet spreads its targets over them)")
 	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on stderr")
 	cmd.AddCommand(newBenchServeMasterCmd())
@@ -101,6 +104,8 @@ func newBenchServeMasterCmd() *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
+	f.StringVar(&cfg.Store, "store", "", "the catalog (see muster master)")
+	f.StringVar(&cfg.SecretFile, "secret-file", "", "the secret of a PostgreSQL catalog (see muster master)")
 	f.StringVar(&profileDir, "profile", "", "directory for the profiles")
 	cmd.MarkFlagRequired("data")
 	cmd.MarkFlagRequired("profile")

@@ -11,6 +11,8 @@ package bench
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -21,6 +23,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/musterhq/muster/internal/catalog/pgstore"
 )
 
 // Scenarios are the benchmark scenarios, in the order of the budget table.
@@ -57,6 +61,13 @@ type Options struct {
 	// ProfileDir, when set, runs the master under a CPU profile and takes
 	// a heap profile, written there.
 	ProfileDir string
+	// Store is a PostgreSQL database (postgres://…) to put the catalog in,
+	// in a new schema dropped at the end; "" is SQLite in the master's data
+	// directory.
+	Store string
+	// Masters is how many masters serve the catalog (more than one needs a
+	// PostgreSQL Store); fleet spreads its targets' polls over them.
+	Masters int
 	// Progress receives progress lines; nothing when nil.
 	Progress io.Writer
 }
@@ -149,16 +160,59 @@ func or[T comparable](v, def T) T {
 
 // startMaster starts the master process of the scenario.
 func (e *env) startMaster(ctx context.Context) (*Master, error) {
-	m, err := StartMaster(ctx, e.o.Exe, filepath.Join(e.dir, "master"), MasterOptions{ProfileDir: e.o.ProfileDir})
+	ms, err := e.startMasters(ctx, 1)
 	if err != nil {
 		return nil, err
 	}
-	e.onClose(func() {
-		if err := m.Stop(); err != nil {
-			e.progress("%v", err)
+	return ms[0], nil
+}
+
+// startMasters starts n master processes on the scenario's catalog: one on
+// SQLite, or n on a new schema of the PostgreSQL database of --store.
+func (e *env) startMasters(ctx context.Context, n int) ([]*Master, error) {
+	o := MasterOptions{ProfileDir: e.o.ProfileDir}
+	if e.o.Store != "" {
+		url, drop, err := pgstore.NewSchema(ctx, e.o.Store, "muster_bench_")
+		if err != nil {
+			return nil, fmt.Errorf("--store: %w", err)
 		}
-	})
-	return m, nil
+		e.onClose(func() { drop(context.WithoutCancel(ctx)) })
+		o.Store, o.SecretFile = url, filepath.Join(e.dir, "secret")
+		secret := make([]byte, 32)
+		rand.Read(secret)
+		if err := os.WriteFile(o.SecretFile, []byte(hex.EncodeToString(secret)), 0o600); err != nil {
+			return nil, err
+		}
+	} else if n > 1 {
+		return nil, fmt.Errorf("--masters %d: several masters share a catalog on PostgreSQL; give --store postgres://…", n)
+	}
+	var ms []*Master
+	for i := range n {
+		dir := filepath.Join(e.dir, "master")
+		if i > 0 {
+			dir = filepath.Join(e.dir, fmt.Sprintf("master%d", i+1))
+			o.Token = ms[0].Token
+		}
+		m, err := StartMaster(ctx, e.o.Exe, dir, o)
+		if err != nil {
+			return nil, err
+		}
+		e.onClose(func() {
+			if err := m.Stop(); err != nil {
+				e.progress("%v", err)
+			}
+		})
+		ms = append(ms, m)
+	}
+	return ms, nil
+}
+
+// storeName names the catalog a --store gives, without its address.
+func storeName(store string) string {
+	if store == "" {
+		return "sqlite"
+	}
+	return "postgres"
 }
 
 // figure is one line of a result table.

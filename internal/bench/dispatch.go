@@ -23,6 +23,8 @@ type DispatchResult struct {
 	Warmup          int     `json:"warmup"`
 	StartToRunning  Summary `json:"start_to_running"`
 	StartToRecorded Summary `json:"start_to_recorded"`
+	// Store is the catalog: sqlite or postgres.
+	Store string `json:"store"`
 }
 
 // Budgets of the dispatch figures, in milliseconds.
@@ -30,6 +32,9 @@ const (
 	budgetRunningP50  = 2
 	budgetRunningP99  = 10
 	budgetRecordedP50 = 10
+	// On PostgreSQL the master's commit is a network round trip, not a
+	// local fsync.
+	budgetRunningP50Postgres = 3
 )
 
 // dispatch starts a trivial job (`/bin/sh -c true`) Runs times, one start
@@ -54,7 +59,7 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 	if err := applyJobs(ctx, m, shellJob("dispatch", "true", names)); err != nil {
 		return nil, err
 	}
-	res := &DispatchResult{Scenario: "dispatch", Targets: n, Runs: runs, TargetMode: mode, Warmup: min(n+10, 200)}
+	res := &DispatchResult{Scenario: "dispatch", Targets: n, Runs: runs, TargetMode: mode, Warmup: min(n+10, 200), Store: storeName(e.o.Store)}
 	e.progress("%d warm-up starts, then %d measured", res.Warmup, runs)
 	var running, recorded []time.Duration
 	for i := range res.Warmup + runs {
@@ -92,17 +97,27 @@ func (r *DispatchResult) Table(w io.Writer) error {
 		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
 		machine(),
 	}, []figure{
-		{
-			name: "start request → step process started on target", measured: dist(r.StartToRunning),
-			budget: "p50 ≤ 2 ms, p99 ≤ 10 ms",
-			result: verdict(atMost("p50", r.StartToRunning.P50, budgetRunningP50, "ms"), atMost("p99", r.StartToRunning.P99, budgetRunningP99, "ms")),
-		},
+		r.runningFigure(),
 		{
 			name: "start request → run recorded on master", measured: dist(r.StartToRecorded),
 			budget: "p50 ≤ 10 ms",
 			result: verdict(atMost("p50", r.StartToRecorded.P50, budgetRecordedP50, "ms")),
 		},
 	})
+}
+
+// runningFigure is start → running beside the budget of the catalog.
+func (r *DispatchResult) runningFigure() figure {
+	f := figure{name: "start request → step process started on target", measured: dist(r.StartToRunning)}
+	if r.Store == "postgres" {
+		f.name += " (catalog on PostgreSQL)"
+		f.budget = "p50 ≤ 3 ms"
+		f.result = verdict(atMost("p50", r.StartToRunning.P50, budgetRunningP50Postgres, "ms"))
+		return f
+	}
+	f.budget = "p50 ≤ 2 ms, p99 ≤ 10 ms"
+	f.result = verdict(atMost("p50", r.StartToRunning.P50, budgetRunningP50, "ms"), atMost("p99", r.StartToRunning.P99, budgetRunningP99, "ms"))
+	return f
 }
 
 // describeMode says what the targets are.

@@ -23,6 +23,8 @@ type FanoutResult struct {
 	AllRecorded Summary `json:"all_recorded"`
 	// StartToRunning has one sample per target per fan-out.
 	StartToRunning Summary `json:"start_to_running"`
+	// Store is the catalog: sqlite or postgres.
+	Store string `json:"store"`
 }
 
 // budgetFanoutRunning is the budget for a START fanned out to 1,000
@@ -54,7 +56,7 @@ func fanout(ctx context.Context, e *env) (Result, error) {
 	if err := applyJobs(ctx, m, shellJob("fanout", "true", targetNames(n))); err != nil {
 		return nil, err
 	}
-	res := &FanoutResult{Scenario: "fanout", Targets: n, Runs: reps, TargetMode: mode}
+	res := &FanoutResult{Scenario: "fanout", Targets: n, Runs: reps, TargetMode: mode, Store: storeName(e.o.Store)}
 	var allRunning, allRecorded, each []time.Duration
 	for i := range reps + 1 { // the first is a warm-up
 		f, err := fanOnce(ctx, m, rec, mode, "fanout", n)

@@ -71,18 +71,26 @@ func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*Tar
 		}
 		e.onClose(func() { t.Stop() })
 	}
-	return targets, waitPollsHeld(ctx, m, n)
+	return targets, waitPollsHeld(ctx, n, m)
 }
 
-// startSimTargets enlists n simulated targets, starts their polling, and
-// waits until the master holds a poll from every one.
+// startSimTargets enlists n simulated targets with m, starts their polling,
+// and waits until the master holds a poll from every one.
 func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *recorder) ([]*simTarget, error) {
+	return e.startSimFleet(ctx, []*Master{m}, n, rec)
+}
+
+// startSimFleet enlists n simulated targets with the first master, spreads
+// their polls over the masters (target i polls master i mod len(ms)), and
+// waits until the masters hold a poll from every one.
+func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) ([]*simTarget, error) {
+	m := ms[0]
 	e.progress("enlisting %d simulated targets", n)
 	names := targetNames(n)
 	sims := make([]*simTarget, n)
 	start := time.Now()
 	err := parallel(ctx, n, enlistWorkers, func(ctx context.Context, i int) error {
-		s, err := enlistSim(ctx, m, names[i], rec)
+		s, err := enlistSim(ctx, m, ms[i%len(ms)].URL, names[i], rec)
 		sims[i] = s
 		if i > 0 && i%1000 == 0 {
 			e.progress("enlisted %d of %d in %s", i, n, time.Since(start).Round(time.Second))
@@ -99,15 +107,28 @@ func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *record
 		go func() { defer wg.Done(); s.run(runCtx) }()
 	}
 	e.onClose(func() { stop(); wg.Wait() })
-	return sims, waitPollsHeld(ctx, m, n)
+	return sims, waitPollsHeld(ctx, n, ms...)
 }
 
-// waitPollsHeld waits until the master holds at least n polls.
-func waitPollsHeld(ctx context.Context, m *Master, n int) error {
-	return waitUntil(ctx, fmt.Sprintf("the master to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		held, err := m.Metric(ctx, "muster_polls_held")
-		return err == nil && held >= float64(n), nil
+// waitPollsHeld waits until the masters hold at least n polls between them.
+func waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
+	return waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		held, err := pollsHeld(ctx, ms)
+		return err == nil && held >= n, nil
 	})
+}
+
+// pollsHeld sums the polls the masters hold.
+func pollsHeld(ctx context.Context, ms []*Master) (int, error) {
+	total := 0
+	for _, m := range ms {
+		held, err := m.Metric(ctx, "muster_polls_held")
+		if err != nil {
+			return 0, err
+		}
+		total += int(held)
+	}
+	return total, nil
 }
 
 // applyJobs applies jobs and waits until every target of every job has

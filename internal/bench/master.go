@@ -30,8 +30,11 @@ type Master struct {
 	Client *httpapi.Client
 	// Roots trusts the master's CA.
 	Roots *x509.CertPool
+	// Token is the admin API token.
+	Token string
 
 	profileDir string
+	extra      []string // flags of the store, for restarts
 }
 
 // MasterOptions shape a master process.
@@ -41,6 +44,12 @@ type MasterOptions struct {
 	// ProfileDir, when set, receives the master's CPU profile
 	// (master.cpu.pprof) and a heap profile at exit (master.heap.pprof).
 	ProfileDir string
+	// Store and SecretFile put the catalog in PostgreSQL (--store,
+	// --secret-file); "" is SQLite in the data directory.
+	Store, SecretFile string
+	// Token is the admin token of a master joining a catalog whose first
+	// master made it; "" reads the admin.token the master writes.
+	Token string
 }
 
 // StartMaster starts a master process with data directory dir (created if
@@ -49,7 +58,10 @@ func StartMaster(ctx context.Context, exe, dir string, o MasterOptions) (*Master
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	m := &Master{Dir: dir, profileDir: o.ProfileDir}
+	m := &Master{Dir: dir, profileDir: o.ProfileDir, Token: o.Token}
+	if o.Store != "" {
+		m.extra = []string{"--store", o.Store, "--secret-file", o.SecretFile}
+	}
 	m.exe, m.log = exe, filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".log")
 	listen := o.Listen
 	if listen == "" {
@@ -58,16 +70,20 @@ func StartMaster(ctx context.Context, exe, dir string, o MasterOptions) (*Master
 	if err := m.startOn(ctx, listen); err != nil {
 		return nil, err
 	}
-	token, err := os.ReadFile(filepath.Join(dir, master.AdminTokenFile))
-	if err != nil {
-		m.Kill()
-		return nil, err
+	if m.Token == "" {
+		token, err := os.ReadFile(filepath.Join(dir, master.AdminTokenFile))
+		if err != nil {
+			m.Kill()
+			return nil, err
+		}
+		m.Token = strings.TrimSpace(string(token))
 	}
+	var err error
 	if m.Roots, err = pki.LoadPool(filepath.Join(dir, pki.CACertFile)); err != nil {
 		m.Kill()
 		return nil, err
 	}
-	if m.Client, err = httpapi.NewClient(m.URL, strings.TrimSpace(string(token)), m.Roots); err != nil {
+	if m.Client, err = httpapi.NewClient(m.URL, m.Token, m.Roots); err != nil {
 		m.Kill()
 		return nil, err
 	}
@@ -83,6 +99,7 @@ func (m *Master) startOn(ctx context.Context, listen string) error {
 	} else {
 		m.args = []string{"master", "--data", m.Dir, "--listen", listen, "--log-level", "warn"}
 	}
+	m.args = append(m.args, m.extra...)
 	offset := int64(0)
 	if fi, err := os.Stat(m.log); err == nil {
 		offset = fi.Size()

@@ -36,8 +36,9 @@ type simTarget struct {
 // default); a poll is held at most 55 s.
 const simPollInterval = muster.DefaultPollInterval
 
-// enlistSim enlists a simulated target named name in m.
-func enlistSim(ctx context.Context, m *Master, name string, rec *recorder) (*simTarget, error) {
+// enlistSim enlists a simulated target named name in m; it polls the master
+// at pollURL (m's, or another master's of the same catalog).
+func enlistSim(ctx context.Context, m *Master, pollURL, name string, rec *recorder) (*simTarget, error) {
 	tok, err := m.Client.CreateToken(ctx, name, 15*time.Minute)
 	if err != nil {
 		return nil, err
@@ -81,6 +82,9 @@ func enlistSim(ctx context.Context, m *Master, name string, rec *recorder) (*sim
 		ForceAttemptHTTP2:   true,
 		MaxIdleConnsPerHost: 2,
 		IdleConnTimeout:     90 * time.Second,
+	}
+	if base, err = url.Parse(pollURL); err != nil {
+		return nil, err
 	}
 	return &simTarget{name: resp.Name, base: base, hc: &http.Client{Transport: tr}, rec: rec, steps: map[string]string{}}, nil
 }
