@@ -349,3 +349,51 @@ func TestUpsertRunsRevisionGuard(t *testing.T) {
 		}
 	})
 }
+
+// Heartbeats are seen at once and written within the flush; one older than
+// what the catalog holds (another master's, written later) changes nothing.
+func TestHeartbeatsFlush(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, eng)
+		ctx := context.Background()
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+		offset := 1500 * time.Millisecond
+		paris, _ := time.LoadLocation("Europe/Paris")
+		newer := catalog.Heartbeat{At: clk.Now().Add(time.Minute), LocalTime: clk.Now().Add(time.Minute + 2*time.Second).In(paris),
+			TimeZone: "Europe/Paris", PollInterval: 30, Version: "9.9", Protocol: 1, SpoolDepth: 3, SpoolDropped: 1, ClockOffset: &offset}
+		db.RecordPoll(web1.ID, newer)
+		db.RecordPoll(web2.ID, catalog.Heartbeat{At: clk.Now().Add(time.Minute), PollInterval: 20})
+		if err := db.FlushHeartbeats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// An older heartbeat of web1, as a lagging master would flush it.
+		db.RecordPoll(web1.ID, catalog.Heartbeat{At: clk.Now(), PollInterval: 90, Version: "0.1"})
+		if err := db.FlushHeartbeats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		rows, err := db.Store().FindTargets(ctx, catalog.TargetQuery{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, r := range rows {
+			switch r.Name {
+			case "web1":
+				checked++
+				if r.PollInterval != 30 || r.Version != "9.9" || r.TimeZone != "Europe/Paris" || r.UTCOffsetMinutes != 60 ||
+					r.ClockSkewMS != 2000 || r.SpoolDepth != 3 || r.SpoolDropped != 1 || r.ClockOffsetMS == nil || *r.ClockOffsetMS != 1500 ||
+					r.LastPoll == nil || !r.LastPoll.Equal(newer.At.UTC()) {
+					t.Errorf("web1 row %+v, want the newer heartbeat", r)
+				}
+			case "web2":
+				checked++
+				if r.PollInterval != 20 || r.ClockOffsetMS != nil {
+					t.Errorf("web2 row %+v", r)
+				}
+			}
+		}
+		if checked != 2 {
+			t.Fatalf("checked %d targets, want 2", checked)
+		}
+	})
+}

@@ -156,3 +156,40 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 	}
 	return out, classify(res.Close())
 }
+
+// FlushHeartbeats writes heartbeats in one statement; one older than what a
+// target's row holds (written by another master) changes nothing.
+func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.Heartbeat) error {
+	n := len(beats)
+	ids, at, offsets := make([]int64, 0, n), make([]int64, 0, n), make([]*int64, 0, n)
+	local, zones, versions := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
+	utc, intervals, protocols, depth, dropped := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
+	skew := make([]int64, 0, n)
+	for id, hb := range beats {
+		ids, at = append(ids, id), append(at, hb.At.UnixMilli())
+		var off *int64
+		if hb.ClockOffset != nil {
+			ms := hb.ClockOffset.Milliseconds()
+			off = &ms
+		}
+		offsets = append(offsets, off)
+		lt := ""
+		if !hb.LocalTime.IsZero() {
+			lt = hb.LocalTime.Format(time.RFC3339Nano)
+		}
+		local, zones, versions = append(local, lt), append(zones, hb.TimeZone), append(versions, hb.Version)
+		utc, skew = append(utc, int32(hb.OffsetMinutes())), append(skew, hb.SkewMS())
+		intervals, protocols = append(intervals, int32(hb.PollInterval)), append(protocols, int32(hb.Protocol))
+		depth, dropped = append(depth, int32(hb.SpoolDepth)), append(dropped, int32(hb.SpoolDropped))
+	}
+	_, err := t.tx.Exec(ctx, `UPDATE targets t SET last_poll_at = h.at, local_time_at_poll = h.local, time_zone = h.tz,
+			utc_offset_minutes = h.utc, clock_skew_ms = h.skew, poll_interval = h.interval, version = h.version,
+			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
+			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms)
+		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
+			$9::int[], $10::int[], $11::int[], $12::bigint[])
+			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms)
+		WHERE t.id = h.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
+		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets)
+	return classify(err)
+}
