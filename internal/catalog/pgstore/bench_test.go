@@ -1,0 +1,75 @@
+package pgstore_test
+
+import (
+	"context"
+	"database/sql"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	_ "github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// The store talks to PostgreSQL through pgx's own pool, not through
+// database/sql with pgx's driver: this measures the two on the statements a
+// poll makes (a target's row, then its pending instructions), prepared by
+// each the way it prepares them.
+func BenchmarkPollQueries(b *testing.B) {
+	url := catalogtest.PostgresURL(b)
+	catalogtest.OpenPostgres(b, url) // the catalog's tables
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO targets (uid, name, enlisted_at, last_seq) VALUES ('u1', 'web1', 0, 0)`); err != nil {
+		b.Fatal(err)
+	}
+	const row = `SELECT last_seq, paused FROM targets WHERE id = $1`
+	const pending = `SELECT seq, operation, job_name, payload FROM instructions WHERE target_id = $1 AND seq > $2 AND status = 'pending' ORDER BY seq LIMIT $3`
+	b.Run("pgxpool", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var seq int64
+			var paused bool
+			if err := pool.QueryRow(ctx, row, 1).Scan(&seq, &paused); err != nil {
+				b.Fatal(err)
+			}
+			rows, err := pool.Query(ctx, pending, 1, seq, 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows.Close()
+		}
+	})
+	b.Run("database-sql", func(b *testing.B) {
+		db, err := sql.Open("pgx", url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer db.Close()
+		rowStmt, err := db.PrepareContext(ctx, row)
+		if err != nil {
+			b.Fatal(err)
+		}
+		pendingStmt, err := db.PrepareContext(ctx, pending)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			var seq int64
+			var paused bool
+			if err := rowStmt.QueryRowContext(ctx, 1).Scan(&seq, &paused); err != nil {
+				b.Fatal(err)
+			}
+			rows, err := pendingStmt.QueryContext(ctx, 1, seq, 500)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows.Close()
+		}
+	})
+}
