@@ -81,7 +81,9 @@ func jobNodes(root *yaml.Node) []*yaml.Node {
 	}
 	for i := 0; i+1 < len(top.Content); i += 2 {
 		if top.Content[i].Value == "jobs" {
-			return top.Content[i+1].Content
+			// An empty list (jobs: []) is a file of no jobs, not a file
+			// without its list.
+			return append([]*yaml.Node{}, top.Content[i+1].Content...)
 		}
 	}
 	return nil

@@ -1,8 +1,13 @@
 package jobfile
 
 import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
+	"reflect"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -34,15 +39,15 @@ func Entry(j muster.Job) muster.Job {
 func Write(w io.Writer, jobs []muster.Job) error {
 	seq := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
 	for _, j := range jobs {
-		var n yaml.Node
-		if err := n.Encode(Entry(j)); err != nil {
+		n, err := encode(Entry(j))
+		if err != nil {
 			return fmt.Errorf("job %q: %w", j.Name, err)
 		}
 		if j.Enabled {
-			removeKey(&n, "enabled")
+			removeKey(n, "enabled")
 		}
-		compact(&n, "")
-		seq.Content = append(seq.Content, &n)
+		compact(n, "")
+		seq.Content = append(seq.Content, n)
 	}
 	if len(jobs) == 0 {
 		seq.Style = yaml.FlowStyle
@@ -56,6 +61,101 @@ func Write(w io.Writer, jobs []muster.Job) error {
 		return err
 	}
 	return enc.Close()
+}
+
+// encode turns a job into a YAML node. gopkg.in/yaml.v3 writes some
+// strings in a form it cannot read back the same (a first line that starts
+// with a tab or a line break, in a block scalar), so each string it would
+// not give back whole is kept out of its way: encoded as a placeholder, then
+// put back into the node double-quoted, a form that holds any text.
+func encode(j muster.Job) (*yaml.Node, error) {
+	// Work on a deep copy: the placeholders must not reach the caller's job.
+	b, err := json.Marshal(j)
+	if err != nil {
+		return nil, err
+	}
+	var c muster.Job
+	if err := json.Unmarshal(b, &c); err != nil {
+		return nil, err
+	}
+	var nonce [8]byte
+	rand.Read(nonce[:])
+	sh := shield{prefix: "muster-quoted-" + hex.EncodeToString(nonce[:]) + "-", held: map[string]string{}}
+	sh.walk(reflect.ValueOf(&c).Elem())
+	var n yaml.Node
+	if err := n.Encode(c); err != nil {
+		return nil, err
+	}
+	sh.restore(&n)
+	return &n, nil
+}
+
+// shield swaps the strings YAML would not give back whole for placeholders.
+type shield struct {
+	prefix string
+	held   map[string]string // the original text, by placeholder
+}
+
+func (sh *shield) walk(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		if s := v.String(); !roundTrips(s) {
+			p := sh.prefix + strconv.Itoa(len(sh.held))
+			sh.held[p] = s
+			v.SetString(p)
+		}
+	case reflect.Pointer:
+		if !v.IsNil() {
+			sh.walk(v.Elem())
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				sh.walk(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		for i := range v.Len() {
+			sh.walk(v.Index(i))
+		}
+	case reflect.Map:
+		for _, k := range v.MapKeys() {
+			e := reflect.New(v.Type().Elem()).Elem()
+			e.Set(v.MapIndex(k))
+			sh.walk(e)
+			v.SetMapIndex(k, e)
+		}
+	}
+}
+
+// restore puts the original strings back, double-quoted.
+func (sh *shield) restore(n *yaml.Node) {
+	if n.Kind == yaml.ScalarNode {
+		if s, ok := sh.held[n.Value]; ok {
+			n.Value, n.Tag, n.Style = s, "!!str", yaml.DoubleQuotedStyle
+		}
+	}
+	for _, c := range n.Content {
+		sh.restore(c)
+	}
+}
+
+// roundTrips reports whether yaml.v3 reads s back whole after writing it
+// as deep in a job file as a step's values are.
+func roundTrips(s string) bool {
+	if s == "" {
+		return true
+	}
+	in := []map[string][]map[string]string{{"k": {{"k": s}}}}
+	b, err := yaml.Marshal(in)
+	if err != nil {
+		return false
+	}
+	var out []map[string][]map[string]string
+	if yaml.Unmarshal(b, &out) != nil || len(out) != 1 || len(out[0]["k"]) != 1 {
+		return false
+	}
+	return out[0]["k"][0]["k"] == s
 }
 
 // removeKey drops key and its value from a mapping node.

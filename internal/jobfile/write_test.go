@@ -32,6 +32,9 @@ func exampleJobs() []muster.Job {
 		{Name: "query", SQL: "SELECT 'it''s' AS quote, $1", Connection: "warehouse", Params: []string{"MUSTER_RUN_ID"}},
 		{Name: "mail", Command: []string{"mail-report", "--to", "ops@example.com", "", "true", "null", "#x"}, RunAs: "mailer", OnSuccess: muster.ActionQuitSuccess},
 		{Name: "long", Shell: strings.Repeat("echo long line that goes on; ", 12)},
+		// Strings gopkg.in/yaml.v3 writes in forms it does not read back.
+		{Name: "tab-first", SQL: "\tSELECT 1\n\tFROM t", Connection: "w"},
+		{Name: "break-first", Shell: "\necho 'x'", Env: map[string]string{"A": "\n'", "B": "\n\n"}},
 	}
 	full.Schedules = []muster.Schedule{
 		{Cron: "30 2 * * *"},
@@ -125,6 +128,9 @@ func TestWriteLeavesOutDefaults(t *testing.T) {
 	}
 	if buf.String() != "jobs: []\n" {
 		t.Errorf("no jobs: got %q, want %q", buf.String(), "jobs: []\n")
+	}
+	if jobs, err := jobfile.Read("empty.yaml", &buf); err != nil || len(jobs) != 0 {
+		t.Errorf("reading jobs: [] back: %d jobs, %v; want none and no error", len(jobs), err)
 	}
 }
 
