@@ -44,7 +44,7 @@ With --dry-run nothing changes and the differences are printed. With --prune,
 jobs on the master that are not in FILE are deleted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := cf.json()
+			format, err := cf.format()
 			if err != nil {
 				return err
 			}
@@ -69,11 +69,10 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return err
 			}
-			if asJSON {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			printApply(cmd.OutOrStdout(), res)
-			return nil
+			return printAs(cmd.OutOrStdout(), format, res, func(w io.Writer) error {
+				printApply(w, res)
+				return nil
+			})
 		},
 	}
 	cf.register(cmd)

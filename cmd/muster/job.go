@@ -14,6 +14,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jobfile"
 )
 
 func newJobCmd() *cobra.Command {
@@ -29,17 +30,22 @@ func newJobCmd() *cobra.Command {
 
 func newJobListCmd() *cobra.Command {
 	var cf clientFlags
+	var category string
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--category C]",
 		Short: "List jobs with their last outcome on each target",
-		Args:  cobra.NoArgs,
+		Long: `List jobs with their category and the last outcome on each target. With
+--category, only the jobs of that category (in any case).`,
+		Example: `  muster job list
+  muster job list --category "Database Maintenance" -o yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.JobStatus, error) {
-				return c.Jobs(cmd.Context())
+				return c.JobsInCategory(cmd.Context(), category)
 			}, func(w io.Writer, jobs []muster.JobStatus) error {
-				t := newTable(w, "NAME", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
+				t := newTable(w, "NAME", "CATEGORY", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
 				for _, j := range jobs {
-					t.row(j.Name, yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
 						strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
 				}
 				return t.flush()
@@ -48,6 +54,7 @@ func newJobListCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
+	cmd.Flags().StringVar(&category, "category", "", "only the jobs of this category")
 	return cmd
 }
 
@@ -84,13 +91,29 @@ func newJobShowCmd() *cobra.Command {
 		Short: "Show a job: definition, targets and last outcomes",
 		Long: `Show a job: its definition, its targets and how it last went on each.
 
+With -o yaml, the job's definition as a job file holding that one job, which
+muster apply -f takes back as it is (muster export writes several). With -o
+json, everything the master holds about the job, outcomes included.
+
 With --next N, list instead the next N fire times of its schedules on each
 target, computed as the target will: in the job's time zone or the one the
 target reports, with the target's jitter.`,
 		Example: `  muster job show backup
+  muster job show backup -o yaml > backup.yaml
   muster job show backup --next 10`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if next == 0 && cf.output == outputYAML {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				js, err := c.Job(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return jobfile.Write(cmd.OutOrStdout(), []muster.Job{js.Job})
+			}
 			if next > 0 {
 				return query(cmd, &cf, func(c *httpapi.Client) ([]catalog.TargetFires, error) {
 					return c.NextFires(cmd.Context(), args[0], next)
@@ -124,6 +147,9 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled"}[j.Enabled])
 	if j.Description != "" {
 		fmt.Fprintf(w, "  %s\n", j.Description)
+	}
+	if j.Category != "" {
+		fmt.Fprintf(w, "category: %s\n", j.Category)
 	}
 	fmt.Fprintln(w, "steps:")
 	for i, s := range j.Steps {

@@ -7,13 +7,79 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
+
+// Output formats: -o table (for people), json or yaml (for programs and
+// files). YAML holds the same fields as JSON.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+	outputYAML  = "yaml"
+)
+
+// outputHelp is the help of every -o flag that prints a table.
+const outputHelp = "output format: table, json or yaml"
+
+// checkOutput checks the value of -o.
+func checkOutput(format string) error {
+	switch format {
+	case outputTable, outputJSON, outputYAML:
+		return nil
+	}
+	return fmt.Errorf("--output: %q is not table, json or yaml", format)
+}
+
+// printAs writes v as JSON or YAML, or with table for -o table.
+func printAs(w io.Writer, format string, v any, table func(io.Writer) error) error {
+	switch format {
+	case outputJSON:
+		return printJSON(w, v)
+	case outputYAML:
+		return printYAML(w, v)
+	}
+	return table(w)
+}
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printYAML writes v as YAML with the keys and values of its JSON, in the
+// same order: the API's names, whatever YAML tags the Go types carry.
+func printYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal(b, &n); err != nil {
+		return err
+	}
+	blockStyle(&n)
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(&n); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// blockStyle drops the flow and quoting styles a node read from JSON has,
+// so that it is written as YAML people write (the encoder still quotes
+// what needs quoting). Strings that YAML would not read back the same keep
+// their double quotes.
+func blockStyle(n *yaml.Node) {
+	if n.Kind != yaml.ScalarNode || !strings.ContainsAny(n.Value, "\t\r") && !strings.HasPrefix(n.Value, "\n") && !strings.HasPrefix(n.Value, " ") {
+		n.Style = 0
+	}
+	for _, c := range n.Content {
+		blockStyle(c)
+	}
 }
 
 // table writes aligned columns.
