@@ -54,7 +54,7 @@ func (mp *mapping) operator(name, file string, line int) string {
 	mp.operatorIndex[strings.ToLower(name)] = n
 	mp.res.Operators = append(mp.res.Operators, Operator{Name: n})
 	mp.res.Findings = append(mp.res.Findings, Finding{File: file, Line: line, Level: Note,
-		Message: fmt.Sprintf("operator %q is not defined in these scripts (sp_add_operator): if the master has no operator %q, it is created without an address", name, n)})
+		Message: fmt.Sprintf("operator %q is not defined in these scripts (sp_add_operator), so it has no address: the master must have operator %q already (muster operator create %s --email ADDRESS)", name, n, n)})
 	return n
 }
 
