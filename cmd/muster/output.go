@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -56,30 +58,82 @@ func printYAML(w io.Writer, v any) error {
 	if err != nil {
 		return err
 	}
-	var n yaml.Node
-	if err := yaml.Unmarshal(b, &n); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	n, err := yamlNode(dec)
+	if err != nil {
 		return err
 	}
-	blockStyle(&n)
 	enc := yaml.NewEncoder(w)
 	enc.SetIndent(2)
-	if err := enc.Encode(&n); err != nil {
+	if err := enc.Encode(n); err != nil {
 		return err
 	}
 	return enc.Close()
 }
 
-// blockStyle drops the flow and quoting styles a node read from JSON has,
-// so that it is written as YAML people write (the encoder still quotes
-// what needs quoting). Strings that YAML would not read back the same keep
-// their double quotes.
-func blockStyle(n *yaml.Node) {
-	if n.Kind != yaml.ScalarNode || !strings.ContainsAny(n.Value, "\t\r") && !strings.HasPrefix(n.Value, "\n") && !strings.HasPrefix(n.Value, " ") {
-		n.Style = 0
+// yamlNode builds the YAML node of the next JSON value of dec, keeping the
+// order of its keys.
+func yamlNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
 	}
-	for _, c := range n.Content {
-		blockStyle(c)
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if t == '{' {
+			n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, yamlString(k.(string)))
+			}
+			c, err := yamlNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, c)
+		}
+		if len(n.Content) == 0 {
+			n.Style = yaml.FlowStyle // [] and {}
+		}
+		_, err := dec.Token() // the closing delimiter
+		return n, err
+	case string:
+		return yamlString(t), nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(t.String(), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: t.String()}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
 	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+}
+
+// yamlString is a string's node, quoted as gopkg.in/yaml.v3 quotes a Go
+// string (so that YAML 1.1 readers do not take no or 08:00 for a boolean or
+// a number), and double-quoted where yaml.v3 would write a form it does not
+// read back the same (a first line starting with white space or a line
+// break, tabs, carriage returns).
+func yamlString(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	switch b, _ := yaml.Marshal(s); {
+	case strings.ContainsAny(s, "\t\r") || strings.HasPrefix(s, "\n") || strings.HasPrefix(s, " "):
+		n.Style = yaml.DoubleQuotedStyle
+	case bytes.HasPrefix(b, []byte(`"`)):
+		n.Style = yaml.DoubleQuotedStyle
+	case bytes.HasPrefix(b, []byte(`'`)):
+		n.Style = yaml.SingleQuotedStyle
+	}
+	return n
 }
 
 // table writes aligned columns.
