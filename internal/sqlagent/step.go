@@ -31,15 +31,15 @@ var unsupportedSubsystems = map[string]string{
 	"QUEUEREADER":     "the replication Queue Reader Agent",
 }
 
-// PowerShellEnv is the variable a PowerShell step's script is passed in:
+// powerShellEnv is the variable a PowerShell step's script is passed in:
 // the step's shell hands it to pwsh as one argument, so nothing in the
 // script needs quoting.
-const PowerShellEnv = "POWERSHELL_SCRIPT"
+const powerShellEnv = "POWERSHELL_SCRIPT"
 
-// powerShell runs the script in PowerShellEnv through pwsh, saying so
+// powerShell runs the script in powerShellEnv through pwsh, saying so
 // plainly where pwsh is not installed.
 const powerShell = `command -v pwsh >/dev/null 2>&1 || { echo "this step needs PowerShell (pwsh), which is not installed on this target" >&2; exit 127; }
-exec pwsh -NoProfile -NonInteractive -Command "$` + PowerShellEnv + `"`
+exec pwsh -NoProfile -NonInteractive -Command "$` + powerShellEnv + `"`
 
 var (
 	// goLine is a GO line inside a T-SQL step's command.
@@ -154,7 +154,7 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		}
 	case "POWERSHELL":
 		ms.Shell = powerShell
-		ms.Env = map[string]string{PowerShellEnv: s.command}
+		ms.Env = map[string]string{powerShellEnv: s.command}
 		if strings.IndexByte(s.command, 0) >= 0 {
 			f.note(s, NotImported, "its script holds a NUL character, which an environment variable cannot carry")
 		}
