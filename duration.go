@@ -18,10 +18,9 @@ func (d Duration) Std() time.Duration { return time.Duration(d) }
 
 func (d Duration) String() string { return time.Duration(d).String() }
 
-// Text renders d the way a person writes it in a job file, without the
-// zero units String keeps: "2h", "5m", "1h30m", "90s" rather than
-// "2h0m0s".
-func (d Duration) Text() string {
+// Short renders d the way people write it, without trailing zero units:
+// "15m" rather than "15m0s", "26h" rather than "26h0m0s".
+func (d Duration) Short() string {
 	s := d.String()
 	if strings.HasSuffix(s, "m0s") {
 		s = strings.TrimSuffix(s, "0s")
@@ -44,8 +43,10 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return d.parse(s)
 }
 
-// MarshalYAML writes d as a duration string.
-func (d Duration) MarshalYAML() (any, error) { return d.String(), nil }
+// MarshalYAML writes d as a duration string in its short form, as a person
+// writes it in a job file. (JSON keeps String's form: the master compares
+// stored definitions by their JSON.)
+func (d Duration) MarshalYAML() (any, error) { return d.Short(), nil }
 
 // UnmarshalYAML reads a duration string.
 func (d *Duration) UnmarshalYAML(n *yaml.Node) error {

@@ -4,17 +4,24 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Job is a unit of work defined on the master and run by its targets: ordered
 // steps, the schedules it fires on, and where it runs. A target receives the
 // whole job (without Targets) in an INSERT instruction, at Version.
 type Job struct {
-	Name        string   `json:"name" yaml:"name"`
-	Description string   `json:"description,omitempty" yaml:"description,omitempty"`
-	Enabled     bool     `json:"enabled" yaml:"enabled"`
-	Targets     []string `json:"targets,omitempty" yaml:"targets,omitempty"`
+	Name        string `json:"name" yaml:"name"`
+	Description string `json:"description,omitempty" yaml:"description,omitempty"`
+	// Category groups jobs for people (SQL Server Agent's job categories):
+	// free text that `muster job list --category` filters on. It is the
+	// master's alone; targets never receive it.
+	Category string   `json:"category,omitempty" yaml:"category,omitempty"`
+	Enabled  bool     `json:"enabled" yaml:"enabled"`
+	Targets  []string `json:"targets,omitempty" yaml:"targets,omitempty"`
 	// Groups are target groups the job runs on, live: a target added to a
 	// group later receives the job, one removed loses it.
 	Groups    []string   `json:"groups,omitempty" yaml:"groups,omitempty"`
@@ -93,6 +100,9 @@ func (j *Job) Problems() []FieldError {
 	}
 	if len(j.Description) > 1024 {
 		add("description", "description: at most 1024 characters")
+	}
+	if err := ValidateCategory("category", j.Category); err != nil {
+		add("category", "%s", ErrorMessage(err))
 	}
 	seen := map[string]bool{}
 	for i, t := range j.Targets {
@@ -189,6 +199,26 @@ func (j *Job) Problems() []FieldError {
 	return out
 }
 
+// MaxCategoryLen bounds a job's category, as SQL Server bounds its names.
+const MaxCategoryLen = 128
+
+// ValidateCategory checks a job category: free text of at most
+// MaxCategoryLen bytes without control characters, or "" for none. field
+// names the input in the error.
+func ValidateCategory(field, c string) error {
+	switch {
+	case len(c) > MaxCategoryLen:
+		return Errorf(EINVALID, "%s: at most %d characters", field, MaxCategoryLen)
+	case !utf8.ValidString(c):
+		return Errorf(EINVALID, "%s: not valid UTF-8 text", field)
+	case strings.IndexFunc(c, unicode.IsControl) >= 0:
+		return Errorf(EINVALID, "%s: %q holds a control character (a tab, a line break, ...); a category is one line of text", field, c)
+	case c != strings.TrimSpace(c):
+		return Errorf(EINVALID, "%s: %q starts or ends with a space", field, c)
+	}
+	return nil
+}
+
 // Misfire policies: what a target does with fires it missed while down.
 const (
 	MisfireSkip    = "skip"     // record them as one skipped run
@@ -234,9 +264,10 @@ func (j *Job) Normalize() {
 }
 
 // Definition returns the part of j a target runs: j without where it runs,
-// and without what only the master uses.
+// and without what only the master uses (so a target of an older version,
+// which refuses unknown fields, never sees a field added for the master).
 func (j Job) Definition() Job {
-	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets = nil, nil, nil, 0
+	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets, j.Category = nil, nil, nil, 0, ""
 	return j
 }
 

@@ -182,13 +182,66 @@ func TestJobProblems(t *testing.T) {
 	}
 }
 
-func TestDurationText(t *testing.T) {
+func TestJobCategory(t *testing.T) {
 	for _, tc := range []struct {
-		d    time.Duration
-		want string
-	}{{2 * time.Hour, "2h"}, {5 * time.Minute, "5m"}, {90 * time.Minute, "1h30m"}, {90 * time.Second, "1m30s"}, {1500 * time.Millisecond, "1.5s"}, {0, "0s"}} {
-		if got := muster.Duration(tc.d).Text(); got != tc.want {
-			t.Errorf("Duration(%s).Text() = %q, want %q", tc.d, got, tc.want)
+		name, category, want string
+	}{
+		{"none", "", ""},
+		{"free text", "Database Maintenance", ""},
+		{"sql server's brackets", "[Uncategorized (Local)]", ""},
+		{"longest", strings.Repeat("x", muster.MaxCategoryLen), ""},
+		{"too long", strings.Repeat("x", muster.MaxCategoryLen+1), "category: at most 128 characters"},
+		{"line break", "a\nb", `category: "a\nb" holds a control character`},
+		{"tab", "a\tb", "holds a control character"},
+		{"padded", " reports", "starts or ends with a space"},
+		{"not utf-8", "caf\xe9", "not valid UTF-8"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := muster.NewJob()
+			j.Name, j.Category = "job", tc.category
+			j.Steps = []muster.Step{{Name: "s", Shell: "true"}}
+			err := j.Validate()
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v, want an error containing %q", err, tc.want)
+			case tc.want != "" && muster.ErrorCode(err) != muster.EINVALID:
+				t.Errorf("code %q, want invalid", muster.ErrorCode(err))
+			}
+		})
+	}
+}
+
+// A target never receives the category: it is the master's alone, and a
+// target of an older version refuses fields it does not know.
+func TestDefinitionLeavesOutCategory(t *testing.T) {
+	j := muster.NewJob()
+	j.Name, j.Category, j.Description = "job", "Reports", "nightly"
+	if d := j.DefinitionFor("web1"); d.Category != "" || d.Description != "nightly" {
+		t.Errorf("definition: category %q, description %q; want no category and the description", d.Category, d.Description)
+	}
+	if j.Category != "Reports" {
+		t.Errorf("Definition changed the job itself: category %q", j.Category)
+	}
+}
+
+func TestDurationShort(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		15 * time.Minute:                "15m",
+		26 * time.Hour:                  "26h",
+		90 * time.Second:                "1m30s",
+		time.Hour + 30*time.Minute:      "1h30m",
+		time.Hour + 30*time.Second:      "1h0m30s",
+		0:                               "0s",
+		1500 * time.Millisecond:         "1.5s",
+		2*time.Hour + 5*time.Minute + 7: "2h5m0.000000007s",
+	} {
+		if got := muster.Duration(d).Short(); got != want {
+			t.Errorf("Duration(%s).Short() = %q, want %q", d, got, want)
+		}
+		if back, err := time.ParseDuration(muster.Duration(d).Short()); err != nil || back != d {
+			t.Errorf("%q parses back as %s, %v; want %s", muster.Duration(d).Short(), back, err, d)
 		}
 	}
 }

@@ -60,7 +60,7 @@ func newAlertListCmd() *cobra.Command {
 				for _, a := range alerts {
 					window := "-"
 					if a.Window != 0 {
-						window = shortDuration(a.Window.Std())
+						window = a.Window.Short()
 					}
 					t.row(a.Name, string(a.Event), dash(a.Job), dash(a.Target), severityText(a.MinSeverity), window, strings.Join(a.Notify, ","),
 						yesNo(a.Enabled))
@@ -141,7 +141,7 @@ func alertScope(a muster.Alert) string {
 		s = "any event"
 	}
 	if a.Window != 0 {
-		s += " within " + shortDuration(a.Window.Std())
+		s += " within " + a.Window.Short()
 	}
 	if a.Job != "" {
 		s += " of job " + a.Job
@@ -264,18 +264,6 @@ func severityText(s muster.Severity) string {
 		return "-"
 	}
 	return strconv.Itoa(int(s)) + " " + s.String()
-}
-
-// shortDuration renders 26h0m0s as 26h.
-func shortDuration(d time.Duration) string {
-	s := d.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
 }
 
 // oneLine keeps a message on one table line.

@@ -61,7 +61,7 @@ jobs on the master that are not in FILE are deleted.`,
   muster apply -f jobs.yaml --wait`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			asJSON, err := cf.json()
+			format, err := cf.format()
 			if err != nil {
 				return err
 			}
@@ -93,13 +93,14 @@ jobs on the master that are not in FILE are deleted.`,
 				return err
 			}
 			w := cmd.OutOrStdout()
-			if asJSON {
-				if err := printJSON(w, res); err != nil {
-					return err
-				}
-				w = cmd.ErrOrStderr() // what follows is for a person
-			} else {
+			if err := printAs(w, format, res, func(w io.Writer) error {
 				printApply(w, res, wait)
+				return nil
+			}); err != nil {
+				return err
+			}
+			if format != outputTable {
+				w = cmd.ErrOrStderr() // what follows is for a person
 			}
 			if !wait {
 				return nil

@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster/internal/bench"
@@ -14,7 +12,7 @@ func newBenchCmd() *cobra.Command {
 	var output string
 	var quiet bool
 	cmd := &cobra.Command{
-		Use:   "bench SCENARIO [--targets N] [--runs N] [-o json]",
+		Use:   "bench SCENARIO [--targets N] [--runs N] [-o json|yaml]",
 		Short: "Measure a fleet built on this machine against the performance budget",
 		Long: `Build a fleet on this machine and measure it: a master in its own process and
 targets that are real "muster target" processes or lightweight simulated
@@ -46,8 +44,8 @@ unless --dir names one.`,
 		Args:      cobra.ExactArgs(1),
 		ValidArgs: bench.Scenarios,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if output != "table" && output != "json" {
-				return fmt.Errorf("--output: %q is not table or json", output)
+			if err := checkOutput(output); err != nil {
+				return err
 			}
 			if !quiet {
 				o.Progress = cmd.ErrOrStderr()
@@ -58,10 +56,7 @@ unless --dir names one.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
-				return printJSON(cmd.OutOrStdout(), res)
-			}
-			return res.Table(cmd.OutOrStdout())
+			return printAs(cmd.OutOrStdout(), output, res, res.Table)
 		},
 	}
 	f := cmd.Flags()
@@ -74,7 +69,7 @@ unless --dir names one.`,
 	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory")
 	f.StringVar(&o.Store, "store", "", "put the catalog in this PostgreSQL database (postgres://…), in a new schema dropped at the end\n(dispatch, fanout, ingest, fleet; default: SQLite)")
 	f.IntVar(&o.Masters, "masters", 0, "masters serving the catalog, with --store (fleet spreads its targets over them)")
-	f.StringVarP(&output, "output", "o", "table", "output format: table or json")
+	f.StringVarP(&output, "output", "o", outputTable, outputHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on stderr")
 	cmd.AddCommand(newBenchServeMasterCmd())
 	return cmd

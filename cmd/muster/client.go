@@ -30,7 +30,7 @@ func (f *clientFlags) register(cmd *cobra.Command) {
 }
 
 func (f *clientFlags) registerOutput(cmd *cobra.Command) {
-	cmd.Flags().StringVarP(&f.output, "output", "o", "table", "output format: table or json")
+	cmd.Flags().StringVarP(&f.output, "output", "o", outputTable, outputHelp)
 }
 
 // client builds an API client from the flags and the environment.
@@ -67,20 +67,18 @@ func (f *clientFlags) client() (*httpapi.Client, error) {
 	return httpapi.NewClient(addr, token, roots)
 }
 
-func (f *clientFlags) json() (bool, error) {
-	switch f.output {
-	case "json":
-		return true, nil
-	case "table", "":
-		return false, nil
+// format returns the checked value of -o.
+func (f *clientFlags) format() (string, error) {
+	if f.output == "" {
+		return outputTable, nil
 	}
-	return false, fmt.Errorf("--output: %q is not table or json", f.output)
+	return f.output, checkOutput(f.output)
 }
 
-// query makes one API call and prints its result: as JSON with -o json,
-// else with table.
+// query makes one API call and prints its result: as JSON with -o json, as
+// YAML with -o yaml, else with table.
 func query[T any](cmd *cobra.Command, f *clientFlags, call func(*httpapi.Client) (T, error), table func(io.Writer, T) error) error {
-	asJSON, err := f.json()
+	format, err := f.format()
 	if err != nil {
 		return err
 	}
@@ -92,8 +90,5 @@ func query[T any](cmd *cobra.Command, f *clientFlags, call func(*httpapi.Client)
 	if err != nil {
 		return err
 	}
-	if asJSON {
-		return printJSON(cmd.OutOrStdout(), v)
-	}
-	return table(cmd.OutOrStdout(), v)
+	return printAs(cmd.OutOrStdout(), format, v, func(w io.Writer) error { return table(w, v) })
 }

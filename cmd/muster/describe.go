@@ -20,13 +20,16 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 	if j.Description != "" {
 		fmt.Fprintf(w, "  %s\n", j.Description)
 	}
+	if j.Category != "" {
+		fmt.Fprintf(w, "category: %s\n", j.Category)
+	}
 	zone := "each target's own time zone"
 	if j.TimeZone != "" {
 		zone = j.TimeZone
 	}
 	timeout := "none"
 	if j.Timeout > 0 {
-		timeout = j.Timeout.Text() + ", then the run is ended and recorded timed_out"
+		timeout = j.Timeout.Short() + ", then the run is ended and recorded timed_out"
 	}
 	misfire := "skip (recorded as one skipped run)"
 	if j.Misfire == muster.MisfireRunOnce {
@@ -99,12 +102,12 @@ func printStep(w io.Writer, steps []muster.Step, i int, s muster.Step) {
 	if s.Retry != nil && s.Retry.Attempts > 0 {
 		retry = fmt.Sprintf("retried up to %d time(s)", s.Retry.Attempts)
 		if s.Retry.Interval > 0 {
-			retry += ", " + s.Retry.Interval.Text() + " apart"
+			retry += ", " + s.Retry.Interval.Short() + " apart"
 		}
 	}
 	timeout := "no timeout"
 	if s.Timeout > 0 {
-		timeout = "timeout " + s.Timeout.Text()
+		timeout = "timeout " + s.Timeout.Short()
 	}
 	details := []string{retry, timeout}
 	if s.RunAs != "" {

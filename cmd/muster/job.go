@@ -12,6 +12,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jobfile"
 )
 
 func newJobCmd() *cobra.Command {
@@ -27,17 +28,22 @@ func newJobCmd() *cobra.Command {
 
 func newJobListCmd() *cobra.Command {
 	var cf clientFlags
+	var category string
 	cmd := &cobra.Command{
-		Use:   "list",
+		Use:   "list [--category C]",
 		Short: "List jobs with their last outcome on each target",
-		Args:  cobra.NoArgs,
+		Long: `List jobs with their category and the last outcome on each target. With
+--category, only the jobs of that category (in any case).`,
+		Example: `  muster job list
+  muster job list --category "Database Maintenance" -o yaml`,
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.JobStatus, error) {
-				return c.Jobs(cmd.Context())
+				return c.JobsInCategory(cmd.Context(), category)
 			}, func(w io.Writer, jobs []muster.JobStatus) error {
-				t := newTable(w, "NAME", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
+				t := newTable(w, "NAME", "CATEGORY", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
 				for _, j := range jobs {
-					t.row(j.Name, yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
 						strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
 				}
 				return t.flush()
@@ -46,6 +52,7 @@ func newJobListCmd() *cobra.Command {
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
+	cmd.Flags().StringVar(&category, "category", "", "only the jobs of this category")
 	return cmd
 }
 
@@ -86,13 +93,29 @@ in words; the job's time zone, timeout and misfire policy; and each target it
 runs on, why (named in targets, or through which group), and how it last went
 there.
 
+With -o yaml, the job's definition as a job file holding that one job, which
+muster apply -f takes back as it is (muster export writes several). With -o
+json, everything the master holds about the job, outcomes included.
+
 With --next N, list instead the next N fire times of its schedules on each
 target, computed as the target will: in the job's time zone or the one the
 target reports, with the target's jitter.`,
 		Example: `  muster job show backup
+  muster job show backup -o yaml > backup.yaml
   muster job show backup --next 10`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if next == 0 && cf.output == outputYAML {
+				c, err := cf.client()
+				if err != nil {
+					return err
+				}
+				js, err := c.Job(cmd.Context(), args[0])
+				if err != nil {
+					return err
+				}
+				return jobfile.Write(cmd.OutOrStdout(), []muster.Job{js.Job})
+			}
 			if next > 0 {
 				return query(cmd, &cf, func(c *httpapi.Client) ([]muster.TargetFires, error) {
 					return c.NextFires(cmd.Context(), args[0], next)

@@ -1,19 +1,139 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"gopkg.in/yaml.v3"
 )
+
+// Output formats: -o table (for people), json or yaml (for programs and
+// files). YAML holds the same fields as JSON.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+	outputYAML  = "yaml"
+)
+
+// outputHelp is the help of every -o flag that prints a table.
+const outputHelp = "output format: table, json or yaml"
+
+// checkOutput checks the value of -o.
+func checkOutput(format string) error {
+	switch format {
+	case outputTable, outputJSON, outputYAML:
+		return nil
+	}
+	return fmt.Errorf("--output: %q is not table, json or yaml", format)
+}
+
+// printAs writes v as JSON or YAML, or with table for -o table.
+func printAs(w io.Writer, format string, v any, table func(io.Writer) error) error {
+	switch format {
+	case outputJSON:
+		return printJSON(w, v)
+	case outputYAML:
+		return printYAML(w, v)
+	}
+	return table(w)
+}
 
 // printJSON writes v as indented JSON.
 func printJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// printYAML writes v as YAML with the keys and values of its JSON, in the
+// same order: the API's names, whatever YAML tags the Go types carry.
+func printYAML(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	n, err := yamlNode(dec)
+	if err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(n); err != nil {
+		return err
+	}
+	return enc.Close()
+}
+
+// yamlNode builds the YAML node of the next JSON value of dec, keeping the
+// order of its keys.
+func yamlNode(dec *json.Decoder) (*yaml.Node, error) {
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, err
+	}
+	switch t := tok.(type) {
+	case json.Delim:
+		n := &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq"}
+		if t == '{' {
+			n.Kind, n.Tag = yaml.MappingNode, "!!map"
+		}
+		for dec.More() {
+			if n.Kind == yaml.MappingNode {
+				k, err := dec.Token()
+				if err != nil {
+					return nil, err
+				}
+				n.Content = append(n.Content, yamlString(k.(string)))
+			}
+			c, err := yamlNode(dec)
+			if err != nil {
+				return nil, err
+			}
+			n.Content = append(n.Content, c)
+		}
+		if len(n.Content) == 0 {
+			n.Style = yaml.FlowStyle // [] and {}
+		}
+		_, err := dec.Token() // the closing delimiter
+		return n, err
+	case string:
+		return yamlString(t), nil
+	case json.Number:
+		tag := "!!int"
+		if strings.ContainsAny(t.String(), ".eE") {
+			tag = "!!float"
+		}
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: tag, Value: t.String()}, nil
+	case bool:
+		return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!bool", Value: strconv.FormatBool(t)}, nil
+	}
+	return &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!null", Value: "null"}, nil
+}
+
+// yamlString is a string's node, quoted as gopkg.in/yaml.v3 quotes a Go
+// string (so that YAML 1.1 readers do not take no or 08:00 for a boolean or
+// a number), and double-quoted where yaml.v3 would write a form it does not
+// read back the same (a first line starting with white space or a line
+// break, tabs, carriage returns).
+func yamlString(s string) *yaml.Node {
+	n := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: s}
+	switch b, _ := yaml.Marshal(s); {
+	case strings.ContainsAny(s, "\t\r") || strings.HasPrefix(s, "\n") || strings.HasPrefix(s, " "):
+		n.Style = yaml.DoubleQuotedStyle
+	case bytes.HasPrefix(b, []byte(`"`)):
+		n.Style = yaml.DoubleQuotedStyle
+	case bytes.HasPrefix(b, []byte(`'`)):
+		n.Style = yaml.SingleQuotedStyle
+	}
+	return n
 }
 
 // table writes aligned columns.

@@ -141,7 +141,7 @@ func ValidateJob(j *muster.Job) error {
 // jobRow is the stored form of a job.
 func jobRow(j muster.Job) (JobRow, error) {
 	def, err := definitionJSON(j)
-	return JobRow{Name: j.Name, Version: j.Version, Definition: def, Enabled: j.Enabled, Scheduled: len(j.Schedules) > 0}, err
+	return JobRow{Name: j.Name, Version: j.Version, Definition: def, Enabled: j.Enabled, Scheduled: len(j.Schedules) > 0, Category: j.Category}, err
 }
 
 func (tx *tx) createJob(j muster.Job, actor string) (muster.JobChange, error) {

@@ -105,8 +105,18 @@ func (c *Client) CreateToken(ctx context.Context, target string, ttl time.Durati
 
 // Jobs lists jobs.
 func (c *Client) Jobs(ctx context.Context) ([]muster.JobStatus, error) {
+	return c.JobsInCategory(ctx, "")
+}
+
+// JobsInCategory lists the jobs of one category (any case), or every job
+// for "".
+func (c *Client) JobsInCategory(ctx context.Context, category string) ([]muster.JobStatus, error) {
+	q := url.Values{}
+	if category != "" {
+		q.Set("category", category)
+	}
 	var out []muster.JobStatus
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs", nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs", q, nil, &out)
 }
 
 // Job returns one job.

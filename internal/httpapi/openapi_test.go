@@ -237,7 +237,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	code := 0
 	for name, v := range map[string]any{
 		"Target": muster.Target{},
-		"Job": muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x",
+		"Job": muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x", Category: "x",
 			TimeZone: "x", Timeout: 1, Env: map[string]string{"A": "x"}, Misfire: "x", Groups: []string{"x"},
 			TargetEnv: map[string]map[string]string{"x": {}}, MaxParallelTargets: 1},
 		"Step": muster.Step{Shell: "x", Command: []string{"x"}, SQL: "x", Connection: "x", Params: []string{"x"}, Workdir: "x",

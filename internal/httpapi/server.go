@@ -202,10 +202,19 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 	return nil
 }
 
+// listJobs answers GET /api/v1/jobs[?category=C]. The category matches
+// without regard to case, as SQL Server Agent's category names do.
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ caller) error {
+	category := r.URL.Query().Get("category")
+	if err := muster.ValidateCategory("category", category); err != nil {
+		return err
+	}
 	jobs, err := s.DB.FindJobs(r.Context())
 	if err != nil {
 		return err
+	}
+	if category != "" {
+		jobs = slices.DeleteFunc(jobs, func(j muster.JobStatus) bool { return !strings.EqualFold(j.Category, category) })
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, jobs)
 	return nil

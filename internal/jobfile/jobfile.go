@@ -127,7 +127,9 @@ func jobItems(ps *problems, top *yaml.Node) []*yaml.Node {
 		(&decoder{ps: ps}).wrongShape(jobs, jobs, "jobs", "jobs", "a list")
 		return nil
 	}
-	return jobs.Content
+	// An empty list (jobs: []) is a file of no jobs, not a file without
+	// its list.
+	return append([]*yaml.Node{}, jobs.Content...)
 }
 
 // jobName returns the name a job's mapping gives, if it gives one as a

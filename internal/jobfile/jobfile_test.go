@@ -92,7 +92,7 @@ func TestReadErrors(t *testing.T) {
 		{"unknown job key", "jobs:\n  - name: a\n    stpes: []\n", `jobs.yaml:3:5: job "a": unknown key "stpes" in a job; did you mean "steps"?`},
 		{"a prefix of a key", "jobs:\n  - name: a\n    steps:\n      - name: s\n        shell: x\n        on_fail: next\n",
 			`jobs.yaml:6:9: job "a": unknown key "on_fail" in a step (steps[0]); did you mean "on_failure"?`},
-		{"nothing close", "jobs:\n  - name: a\n    zzz: 1\n", `jobs.yaml:3:5: job "a": unknown key "zzz" in a job; its keys are name, description, enabled, targets`},
+		{"nothing close", "jobs:\n  - name: a\n    zzz: 1\n", `jobs.yaml:3:5: job "a": unknown key "zzz" in a job; its keys are name, description, category, enabled, targets`},
 		{"no jobs key", "job:\n  - name: a\n", `jobs.yaml:1:1: unknown key "job" in the file; did you mean "jobs"?`},
 		{"empty", "", "jobs.yaml: the file is empty"},
 		{"scalar targets", "jobs:\n  - name: a\n    targets: web1\n    steps: [{name: s, shell: x}]\n", `jobs.yaml:3:14: job "a": targets must be a list, e.g. [web1]`},

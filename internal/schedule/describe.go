@@ -45,7 +45,7 @@ func Describe(s muster.Schedule) string {
 		what += ", until " + s.EndDate
 	}
 	if s.Jitter > 0 {
-		what += fmt.Sprintf(", each target delayed by a fixed amount under %s", s.Jitter.Text())
+		what += fmt.Sprintf(", each target delayed by a fixed amount under %s", s.Jitter.Short())
 	}
 	return what
 }
@@ -136,7 +136,7 @@ func everyText(d time.Duration) string {
 			return plural(int(d/u.d), u.name)
 		}
 	}
-	return muster.Duration(d).Text()
+	return muster.Duration(d).Short()
 }
 
 func plural(n int, unit string) string {

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"gopkg.in/yaml.v3"
+)
+
+// -o yaml holds what -o json holds: the same keys and values, read back
+// alike, whatever the strings look like to YAML.
+func TestPrintYAMLHoldsTheJSON(t *testing.T) {
+	v := map[string]any{
+		"numbers_as_text": []string{"123", "0123", "1e3", "0x1F", "1_000", "08:00", "2024-01-15", "2024-01-15T02:30:00Z"},
+		"words":           []string{"true", "no", "null", "~", "", " ", "-", "- a", "a: b", "#x", "*x", "&x", "!x", "%x", "@x", "`x"},
+		"lines":           []string{"a\nb", "\nleading", "\tSELECT 1\n\tFROM t", "trailing \nspace", "a\r\nb", "ends\n", "\n\n", "tab\there"},
+		"unicode":         "café ☃ \u2028 \u0085 \x7f",
+		"number":          42,
+		"float":           1.5,
+		"empty_list":      []string{},
+		"null":            nil,
+		"nested":          []map[string]any{{"k": "v", "n": []int{1, 2}}},
+	}
+	var buf bytes.Buffer
+	if err := printYAML(&buf, v); err != nil {
+		t.Fatal(err)
+	}
+	var fromYAML, fromJSON any
+	if err := yaml.Unmarshal(buf.Bytes(), &fromYAML); err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	b, _ := json.Marshal(v)
+	json.Unmarshal(b, &fromJSON)
+	// YAML reads whole numbers as int, JSON as float64: compare through JSON.
+	y, _ := json.Marshal(fromYAML)
+	var fromYAMLviaJSON any
+	json.Unmarshal(y, &fromYAMLviaJSON)
+	if !reflect.DeepEqual(fromYAMLviaJSON, fromJSON) {
+		t.Errorf("read back differently:\n%s", buf.String())
+	}
+	out := buf.String()
+	if !strings.Contains(out, "number: 42\n") || !strings.Contains(out, "  - k: v\n") || !strings.Contains(out, "    a\n    b\n") {
+		t.Errorf("not written as a person writes YAML:\n%s", out)
+	}
+	// Readers of YAML 1.1 take these unquoted for a boolean and a number.
+	for _, quoted := range []string{`- "no"`, `- "08:00"`} {
+		if !strings.Contains(out, quoted) {
+			t.Errorf("%s is not quoted:\n%s", quoted, out)
+		}
+	}
+}
+
+func TestCheckOutput(t *testing.T) {
+	for _, ok := range []string{"table", "json", "yaml"} {
+		if err := checkOutput(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	if err := checkOutput("xml"); err == nil || err.Error() != `--output: "xml" is not table, json or yaml` {
+		t.Errorf("xml: got %v", err)
+	}
+}

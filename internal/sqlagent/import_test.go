@@ -1,0 +1,183 @@
+package sqlagent_test
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/sqlagent"
+)
+
+// importText imports scripts given as name, text, name, text….
+func importText(t *testing.T, opts sqlagent.Options, files ...string) *sqlagent.Result {
+	t.Helper()
+	var scripts []sqlagent.Script
+	for i := 0; i+1 < len(files); i += 2 {
+		scripts = append(scripts, sqlagent.Script{Name: files[i], Text: []byte(files[i+1])})
+	}
+	res, err := sqlagent.Import(scripts, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// hasFinding reports whether some finding says all of parts.
+func hasFinding(res *sqlagent.Result, level string, parts ...string) bool {
+	return slices.ContainsFunc(res.Findings, func(f sqlagent.Finding) bool {
+		if f.Level != level {
+			return false
+		}
+		for _, p := range parts {
+			if !strings.Contains(f.String(), p) {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func TestImportRefusesBadOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts sqlagent.Options
+		want string
+	}{
+		{"connection", sqlagent.Options{Connections: map[string]string{"Sales": "sales db"}}, `connection map Sales: "sales db": a name may hold only`},
+		{"target", sqlagent.Options{Targets: map[string]string{"SQL01": "-web1"}}, `target map SQL01: target name "-web1" may hold only`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := sqlagent.Import(nil, tc.opts)
+			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want an invalid error containing %q", err, tc.want)
+			}
+		})
+	}
+	big := make([]byte, sqlagent.MaxScriptSize+1)
+	_, err := sqlagent.Import([]sqlagent.Script{{Name: "big.sql", Text: big}}, sqlagent.Options{})
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "big.sql: the script is over") {
+		t.Errorf("an oversized script: got %v, want an invalid error naming it", err)
+	}
+}
+
+const oneJob = `EXEC sp_add_job @job_name = N'%s'
+EXEC sp_add_jobstep @job_name = N'%s', @step_name = N'run', @subsystem = N'CmdExec', @command = N'true'
+EXEC sp_add_jobserver @job_name = N'%s', @server_name = N'WEB1'
+`
+
+func job(name string) string { return strings.ReplaceAll(oneJob, "%s", name) }
+
+// Scripts run in order, as on one server: a schedule made in one is
+// attached in the next; variables end with their batch; a file that cannot
+// be read is reported, and the others still import.
+func TestImportSeveralScripts(t *testing.T) {
+	res := importText(t, sqlagent.Options{},
+		"schedules.sql", "EXEC sp_add_schedule @schedule_name = N'Nightly', @freq_type = 4, @freq_interval = 1, @active_start_time = 10000",
+		"broken.sql", job("lost")+"EXEC sp_add_jobstep @command = N'never closed",
+		"jobs.sql", job("a")+`EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Nightly'
+DECLARE @id uniqueidentifier
+EXEC sp_add_job @job_name = N'b', @job_id = @id OUTPUT
+GO
+EXEC sp_add_jobstep @job_id = @id, @step_name = N'run', @command = N'SELECT 1'
+`)
+	var names []string
+	for _, j := range res.Jobs {
+		names = append(names, j.Name)
+	}
+	if !slices.Equal(names, []string{"a"}) {
+		t.Errorf("imported %v, want [a] (b has no steps: its step named a variable of an ended batch)", names)
+	}
+	if len(res.Jobs) > 0 && (len(res.Jobs[0].Schedules) != 1 || res.Jobs[0].Schedules[0].At != "01:00") {
+		t.Errorf("job a: schedules %+v, want Nightly at 01:00", res.Jobs[0].Schedules)
+	}
+	for _, want := range []struct{ level, text string }{
+		{sqlagent.LeftOut, "broken.sql:4: the string starting here is never closed with ', so the file is not read"},
+		{sqlagent.Note, "jobs.sql:8: sp_add_jobstep: @job_id: variable @id is not set in this batch"},
+		{sqlagent.NotImported, `jobs.sql:6: job "b": the job has no steps`},
+	} {
+		if !hasFinding(res, want.level, want.text) {
+			t.Errorf("no %s finding %q in %v", want.level, want.text, res.Findings)
+		}
+	}
+}
+
+// A script that deletes a job and creates it again replaces it; one that
+// creates it twice keeps the first.
+func TestImportReplacesDeletedJobs(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql",
+		job("backup")+`IF EXISTS (SELECT job_id FROM msdb.dbo.sysjobs_view WHERE name = N'backup')
+EXEC msdb.dbo.sp_delete_job @job_name = N'backup', @delete_unused_schedule = 1
+`+strings.ReplaceAll(job("backup"), "true", "echo second")+job("backup"))
+	if len(res.Jobs) != 1 || res.Jobs[0].Steps[0].Shell != "echo second" {
+		t.Fatalf("got %+v, want the second definition of backup", res.Jobs)
+	}
+	if !hasFinding(res, sqlagent.LeftOut, `sp_add_job: job "backup" already exists`) {
+		t.Errorf("the third definition is not reported: %v", res.Findings)
+	}
+}
+
+// Names that become the same muster name stay apart, and say so.
+func TestImportKeepsNamesApart(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", job("Nightly backup")+job("Nightly-backup")+job("Nightly backup!"))
+	var names []string
+	for _, j := range res.Jobs {
+		names = append(names, j.Name)
+	}
+	if want := []string{"Nightly-backup", "Nightly-backup-2", "Nightly-backup-3"}; !slices.Equal(names, want) {
+		t.Errorf("got %v, want %v", names, want)
+	}
+	if !hasFinding(res, sqlagent.Note, `job "Nightly-backup": named "Nightly-backup-2" in muster`) {
+		t.Errorf("the renaming is not reported: %v", res.Findings)
+	}
+}
+
+// --connection-map and --target-map, in any case; (local) once mapped is a
+// target like any other.
+func TestImportMaps(t *testing.T) {
+	res := importText(t, sqlagent.Options{
+		Connections: map[string]string{"SALES": "sales-pg"},
+		Targets:     map[string]string{"(LOCAL)": "db1", `sql02\inst`: "DB2"},
+	}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'one', @database_name = N'Sales', @command = N'SELECT 1', @on_success_action = 3
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'two', @database_name = N'Other DB', @command = N'SELECT 2'
+EXEC sp_add_jobserver @job_name = N'j'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL02\INST'
+EXEC sp_apply_job_to_targets @job_name = N'j', @target_servers = N'web9, (local)'
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	j := res.Jobs[0]
+	if j.Steps[0].Connection != "sales-pg" || j.Steps[1].Connection != "Other-DB" {
+		t.Errorf("connections %q and %q, want sales-pg (mapped) and Other-DB (the database's name)", j.Steps[0].Connection, j.Steps[1].Connection)
+	}
+	if want := []string{"db1", "db2", "web9"}; !slices.Equal(j.Targets, want) {
+		t.Errorf("targets %v, want %v", j.Targets, want)
+	}
+	if len(res.Unmapped) != 0 {
+		t.Errorf("unmapped %v, want none", res.Unmapped)
+	}
+}
+
+// A job that starts at its last step runs it first and quits after it, as
+// SQL Server Agent does.
+func TestImportStartsAtTheLastStep(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j', @start_step_id = 3
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'a', @command = N'SELECT 1', @on_success_action = 3
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'b', @command = N'SELECT 2', @on_success_action = 3, @on_fail_action = 3
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'c', @command = N'SELECT 3', @on_fail_action = 4, @on_fail_step_id = 1
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	type flow struct{ name, success, failure string }
+	var got []flow
+	for _, s := range res.Jobs[0].Steps {
+		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
+	}
+	want := []flow{{"c", "quit_success", "goto:a"}, {"a", "", ""}, {"b", "goto:c", "goto:c"}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
