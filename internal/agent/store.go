@@ -138,13 +138,16 @@ func setState(ctx context.Context, tx *sql.Tx, key, value string) error {
 	return err
 }
 
+// update runs fn in a write transaction and commits it. The rollback is
+// deferred, so that even a panic in fn gives the single write connection
+// back; after a commit it does nothing.
 func (s *store) update(ctx context.Context, fn func(*sql.Tx) error) error {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
