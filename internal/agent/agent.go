@@ -86,7 +86,9 @@ type Main struct {
 	expiredAt   time.Time // last sweep of expired runs (uploader only)
 	events      *events
 	defectReq   chan defectRequest
-	wg          sync.WaitGroup
+	// masterDefect holds the DEFECT the master posted until Run takes it.
+	masterDefect chan struct{}
+	wg           sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.
@@ -112,7 +114,8 @@ func New(cfg Config) (*Main, error) {
 		log = slog.Default()
 	}
 	ev := newEvents(cfg.Now)
-	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest)}, nil
+	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest),
+		masterDefect: make(chan struct{}, 1)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -197,9 +200,11 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		}
-		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == "master")
+		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == byMaster)
 		res.RunsCanceled = canceled
-		req.done <- res
+		if req.done != nil {
+			req.done <- res
+		}
 		if res.Error == "" {
 			return ErrDefected
 		}
@@ -229,6 +234,9 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	for !defect && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
+		case <-m.masterDefect:
+			req, defect = defectRequest{force: true, by: byMaster}, true
+			reason = "the target is defecting (asked by the master)"
 		case req = <-m.defectReq:
 			// A defect that must tell the master checks first that it can,
 			// so that a refused defect changes nothing: runs carry on.

@@ -29,7 +29,23 @@ const ControlSocket = "control.sock"
 type defectRequest struct {
 	force bool   // defect locally even if the master cannot be told
 	by    string // who asked: the operator, or the master's DEFECT
-	done  chan DefectResult
+	done  chan DefectResult // receives the result; nil when nobody waits (the master's DEFECT)
+}
+
+// Who asks for a defect.
+const (
+	byOperator = "operator"
+	byMaster   = "master"
+)
+
+// defectAsked hands the master's DEFECT to Run, which defects once every
+// loop has stopped. It never blocks: a DEFECT already handed over and not
+// yet taken stands for this one too.
+func (m *Main) defectAsked() {
+	select {
+	case m.masterDefect <- struct{}{}:
+	default:
+	}
 }
 
 // DefectResult says what a defect did.
@@ -139,7 +155,7 @@ func (m *Main) serveControl(ctx context.Context) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /defect", func(w http.ResponseWriter, r *http.Request) {
 		force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-		res := m.requestDefect(r.Context(), force, "operator")
+		res := m.requestDefect(r.Context(), force, byOperator)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(res)
 	})

@@ -241,7 +241,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if err := m.flushAcks(ctx); err != nil {
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}
-		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
+		m.defectAsked()
 		return started, errDefecting
 	case muster.OpStart:
 		if started == nil {
