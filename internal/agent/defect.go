@@ -27,8 +27,8 @@ const ControlSocket = "control.sock"
 
 // defectRequest asks the running daemon to defect.
 type defectRequest struct {
-	force bool   // defect locally even if the master cannot be told
-	by    string // who asked: the operator, or the master's DEFECT
+	force bool              // defect locally even if the master cannot be told
+	by    string            // who asked: the operator, or the master's DEFECT
 	done  chan DefectResult // receives the result; nil when nobody waits (the master's DEFECT)
 }
 

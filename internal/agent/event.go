@@ -296,37 +296,9 @@ func (m *Main) renewalFailed(ctx context.Context, failures int, err error) {
 // with capped backoff while the master is unreachable. On its way out it
 // stores what is still queued, for the next start to send.
 func (m *Main) eventLoop(ctx context.Context) {
-	failures := 0
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	for {
-		wake := m.events.wake
-		if failures > 0 {
-			wake = nil // while backing off, new events wait for the retry
-		}
-		select {
-		case <-ctx.Done():
-			if err := m.storeQueued(context.WithoutCancel(ctx)); err != nil {
-				m.log.Warn("queued events could not be stored", "err", err)
-			}
-			return
-		case <-wake:
-		case <-retry.C:
-		}
-		if err := m.forwardEvents(ctx); err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "event forward failed; the events stay in the store", err, d)
-			retry.Reset(d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("event forwarding works again", "after_failures", failures)
-		}
-		failures = 0
+	m.retryLoop(ctx, m.events.wake, "event forward failed; the events stay in the store", "event forwarding works again", m.forwardEvents)
+	if err := m.storeQueued(context.WithoutCancel(ctx)); err != nil {
+		m.log.Warn("queued events could not be stored", muster.LogErr, err)
 	}
 }
 

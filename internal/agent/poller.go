@@ -23,23 +23,7 @@ var errDefecting = errors.New("defecting")
 // failure to reach the master is retried with capped backoff; the target
 // carries on running its jobs meanwhile.
 func (m *Main) pollLoop(ctx context.Context) {
-	failures := 0
-	for ctx.Err() == nil {
-		if err := m.pollOnce(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "poll failed; jobs keep running from the local copy", err, d)
-			sleep(ctx, d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("the master is reachable again", "after_failures", failures)
-		}
-		failures = 0
-	}
+	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "the master is reachable again", m.pollOnce)
 }
 
 // pollOnce sends owed acks, makes one poll, and applies its instructions.

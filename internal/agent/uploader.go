@@ -27,35 +27,7 @@ const expireEvery = time.Minute
 // retries with capped backoff while the master is unreachable. A run is
 // uploaded within moments of finishing.
 func (m *Main) uploadLoop(ctx context.Context) {
-	failures := 0
-	retry := time.NewTimer(0) // upload at start whatever the previous process left
-	defer retry.Stop()
-	for {
-		wake := m.uploadWake
-		if failures > 0 {
-			wake = nil // while backing off, new runs wait for the retry
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-retry.C:
-		}
-		if err := m.uploadOnce(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "run upload failed; the runs stay in the spool", err, d)
-			retry.Reset(d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("run upload works again", "after_failures", failures)
-		}
-		failures = 0
-	}
+	m.retryLoop(ctx, m.uploadWake, "run upload failed; the runs stay in the spool", "run upload works again", m.uploadOnce)
 }
 
 // uploadOnce sends every unsent run, in batches, and records the master's
