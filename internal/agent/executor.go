@@ -248,6 +248,9 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	limit := muster.MaxRunExecutions * len(job.Steps)
 	status := muster.RunSucceeded
+	// failure is the last step that did not succeed, in words: a run that
+	// fails names it first, whatever step its flow ended at.
+	var failure string
 	for executions := 0; ; executions++ {
 		if executions == limit {
 			status = muster.RunFailed
@@ -274,9 +277,9 @@ func (e *executor) execute(ar *activeRun) {
 			action = step.SuccessAction()
 		}
 		if !ok {
-			run.Message = fmt.Sprintf("step %q %s", step.Name, last.Status)
+			failure = fmt.Sprintf("step %q %s", step.Name, last.Status)
 			if last.Message != "" {
-				run.Message += ": " + last.Message
+				failure += ": " + last.Message
 			}
 		}
 		if target, isGoto := strings.CutPrefix(action, muster.ActionGoto); isGoto {
@@ -293,11 +296,12 @@ func (e *executor) execute(ar *activeRun) {
 		case action == muster.ActionQuitSuccess, action == muster.ActionNext && ok:
 			status, run.Message = muster.RunSucceeded, ""
 		case last.Status == muster.AttemptTimedOut:
-			status = muster.RunTimedOut
+			status, run.Message = muster.RunTimedOut, failure
 		default:
-			status = muster.RunFailed
+			status, run.Message = muster.RunFailed, failure
 			if ok {
-				run.Message = fmt.Sprintf("step %q succeeded and its on_success is quit_failure", step.Name)
+				flow := fmt.Sprintf("step %q succeeded and its on_success is quit_failure", step.Name)
+				run.Message = strings.TrimPrefix(failure+"; then "+flow, "; then ")
 			}
 		}
 		break
