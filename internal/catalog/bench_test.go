@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 )
 
@@ -77,12 +76,12 @@ func BenchmarkUpsertRuns(b *testing.B) {
 			next := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				batch := make([]agentproto.RunReport, n)
+				batch := make([]catalog.RunUpload, n)
 				for i := range batch {
 					next++
 					at := clk.Now()
 					code := 0
-					batch[i] = agentproto.RunReport{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
+					batch[i] = catalog.RunUpload{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
 						RunID: fmt.Sprintf("run-%09d", next), Status: muster.RunSucceeded, Trigger: "schedule:nightly",
 						StartedAt: at, FinishedAt: &at, Steps: []muster.StepAttempt{{Name: "hello", Attempt: 1,
 							Status: muster.AttemptSucceeded, ExitCode: &code, Output: "hello\n", StartedAt: at}}}}

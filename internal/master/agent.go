@@ -265,7 +265,11 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if len(req.Runs) > catalog.MaxRunsPerUpload {
 		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
 	}
-	results, err := a.m.DB.UpsertRuns(r.Context(), t, req.Runs)
+	uploads := make([]catalog.RunUpload, len(req.Runs))
+	for i, rep := range req.Runs {
+		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: rep.Run}
+	}
+	results, err := a.m.DB.UpsertRuns(r.Context(), t, uploads)
 	if err != nil {
 		return err
 	}

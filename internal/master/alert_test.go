@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/notify"
 )
@@ -67,7 +66,7 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.DB
 		t.Fatal(err)
 	}
 	end := clk.Now()
-	if _, err := db.UpsertRuns(ctx, web1, []agentproto.RunReport{{Revision: 1, Run: muster.Run{
+	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
 		Job: "backup", RunID: "r1", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
 	}}}); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,13 @@
+-- Run output as targets upload it: in chunks each appended to one step
+-- attempt's output, so that a run's output is received (and written) once,
+-- not again with every revision of the run. offset is the chunk's place in
+-- the attempt's output as the target numbers it; a repeated chunk is
+-- recognised by it and stored once. Targets of protocol 1 send whole
+-- outputs, which stay in runs.steps.
+CREATE TABLE run_output (
+	run     INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	attempt INTEGER NOT NULL, -- index in runs.steps
+	offset  INTEGER NOT NULL,
+	data    BLOB    NOT NULL,
+	PRIMARY KEY (run, attempt, offset)
+);
