@@ -100,6 +100,9 @@ func New(cfg Config) (*Main, error) {
 	if cfg.Settings.OutputLimit == 0 {
 		cfg.Settings = def.Settings
 	}
+	if cfg.Settings.RunOutputLimit == 0 {
+		cfg.Settings.RunOutputLimit = def.Settings.RunOutputLimit
+	}
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = def.PollWait
 	}

@@ -131,7 +131,7 @@ func (s *store) wipe(ctx context.Context) (jobs, lost int, err error) {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE revision > uploaded_revision`).Scan(&lost); err != nil {
 			return err
 		}
-		for _, table := range []string{"jobs", "runs", "acks", "schedule_state", "state"} {
+		for _, table := range []string{"jobs", "output", "runs", "acks", "schedule_state", "state"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
 				return err
 			}

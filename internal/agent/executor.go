@@ -50,6 +50,37 @@ type activeRun struct {
 	cancel      context.CancelCauseFunc
 	spawned     chan struct{} // closed once the first step's process started, or the run ended
 	spawnOnce   sync.Once
+
+	// The run's output, which only its goroutine touches: what it has
+	// kept so far (all attempts, against run_output_limit), where the
+	// current attempt's output ends, and the chunks not yet in the store.
+	outputKept    int64
+	attemptOutput int64
+	unsaved       []outputChunk
+}
+
+// newOutput returns the output of the run's next attempt: within
+// output_limit, and within what the run has left of run_output_limit.
+func (e *executor) newOutput(ar *activeRun) *output {
+	set := e.m.cfg.Settings
+	limit, why := int64(set.OutputLimit), "output_limit "+set.OutputLimit.String()
+	if left := int64(set.RunOutputLimit) - ar.outputKept; left < limit {
+		limit = max(left, 0)
+		why = fmt.Sprintf("run_output_limit %s, of which the run had %s left", set.RunOutputLimit, ByteSize(limit))
+	}
+	ar.attemptOutput = 0
+	return newOutput(int(limit), why)
+}
+
+// keep queues a chunk of the current attempt's output, to be stored with
+// the run's next state.
+func (ar *activeRun) keep(run *muster.Run, data string) {
+	if data == "" {
+		return
+	}
+	ar.unsaved = append(ar.unsaved, outputChunk{attempt: len(run.Steps) - 1, offset: ar.attemptOutput, data: data})
+	ar.attemptOutput += int64(len(data))
+	ar.outputKept += int64(len(data))
 }
 
 // markSpawned closes spawned, once.
@@ -86,7 +117,7 @@ func (e *executor) recover(ctx context.Context) error {
 				r.Steps[j].Message = "interrupted: the target stopped"
 			}
 		}
-		if err := e.m.store.saveRun(ctx, r); err != nil {
+		if err := e.m.store.saveRun(ctx, r, nil); err != nil {
 			return err
 		}
 		e.m.log.Warn("run abandoned by a previous process", "job", r.Job, "run_id", r.RunID)
@@ -218,10 +249,13 @@ func (e *executor) stopAll(reason string) int {
 // wait waits for every launched run to finish.
 func (e *executor) wait() { e.wg.Wait() }
 
-// save records the run's current state and has it uploaded.
-func (e *executor) save(run *muster.Run) {
-	if err := e.m.store.saveRun(context.Background(), *run); err != nil {
-		e.m.log.Error("record run", "run_id", run.RunID, "err", err)
+// save records the run's current state, with the output kept since the
+// last save, and has it uploaded.
+func (e *executor) save(ar *activeRun, run *muster.Run) {
+	if err := e.m.store.saveRun(context.Background(), *run, ar.unsaved); err != nil {
+		e.m.log.Error("record run", muster.LogRunID, run.RunID, muster.LogErr, err)
+	} else {
+		ar.unsaved = ar.unsaved[:0]
 	}
 	e.m.wakeUploader()
 }
@@ -240,7 +274,7 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	if run.Message != "" { // it waited in the queue
 		run.Message = ""
-		e.save(&run)
+		e.save(ar, &run)
 	}
 	index := 0
 	if ar.startStep != "" {
@@ -308,7 +342,7 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
-	e.save(&run)
+	e.save(ar, &run)
 }
 
 func stepIndex(job muster.Job, name string) int {
@@ -339,7 +373,7 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		a.Status = muster.AttemptRetry
 		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
 		run.Steps[len(run.Steps)-1] = a
-		e.save(run)
+		e.save(ar, run)
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
@@ -368,7 +402,7 @@ func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	env := e.environment(ar, run, step)
 	if step.SQL != "" {
-		attempt = e.runSQL(actx, run, step, env, attempt)
+		attempt = e.runSQL(actx, ar, run, step, env, attempt)
 	} else {
 		attempt = e.runProcess(actx, ar, run, step, env, attempt)
 	}

@@ -252,10 +252,11 @@ func decodeStrict(in agentproto.Instruction, v any) error {
 // applyInsert upserts a whole job at its version. An older version than the
 // one held is a replay and changes nothing.
 func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
-	var j muster.Job
-	if err := decodeStrict(in, &j); err != nil {
+	var w agentproto.InsertPayload
+	if err := decodeStrict(in, &w); err != nil {
 		return err
 	}
+	j := w.Domain()
 	if j.Name != in.Job {
 		return fmt.Errorf("INSERT %q: the payload is job %q", in.Job, j.Name)
 	}

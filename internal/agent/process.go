@@ -28,7 +28,7 @@ const killGrace = 5 * time.Second
 // environment carries the run's id, which finds children that started
 // sessions of their own.
 func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
-	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	out := e.newOutput(ar)
 	cmd, err := e.command(step, env)
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
@@ -48,7 +48,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	pgid := cmd.Process.Pid
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run)
+	e.save(ar, run)
 
 	done := make(chan error, 1)
 	go func() {
@@ -56,21 +56,19 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 		e.procs.done(cmd.Process.Pid)
 		done <- err
 	}()
-	// While the step runs, its output so far is saved and uploaded about
-	// once a second, so a long step can be followed on the master.
+	// While the step runs, the head of its output is stored and uploaded
+	// as it comes, about once a second, so a long step can be followed on
+	// the master; each byte is stored and sent once.
 	tick := time.NewTicker(outputInterval)
 	defer tick.Stop()
-	var streamed int64
 	var waitErr error
 loop:
 	for {
 		select {
 		case <-tick.C:
-			if n := out.written(); n != streamed {
-				streamed = n
-				attempt.Output = out.String()
-				run.Steps[len(run.Steps)-1] = attempt
-				e.save(run)
+			if chunk := out.take(); chunk != "" {
+				ar.keep(run, chunk)
+				e.save(ar, run)
 			}
 		case waitErr = <-done:
 			break loop
@@ -90,7 +88,7 @@ loop:
 	// Whatever the step left behind in its process group goes with it.
 	syscall.Kill(-pgid, syscall.SIGKILL)
 
-	attempt.Output = out.String()
+	ar.keep(run, out.final())
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		code := cmd.ProcessState.ExitCode()
 		attempt.ExitCode = &code

@@ -24,6 +24,9 @@ type Settings struct {
 	// OutputLimit caps the output kept per step attempt; the head and the
 	// tail are kept, with a line saying how much was dropped.
 	OutputLimit ByteSize `yaml:"output_limit"`
+	// RunOutputLimit caps the output kept for all of a run's attempts
+	// together: an attempt keeps at most what its run has left.
+	RunOutputLimit ByteSize `yaml:"run_output_limit"`
 	// SpoolLimit bounds the runs kept for the master while it cannot be
 	// reached. When it is full the oldest finished runs are dropped, the
 	// count is kept, and the master is told at the next poll.
@@ -77,9 +80,13 @@ func DefaultSettings() Settings {
 	if lang == "" {
 		lang = "C.UTF-8"
 	}
-	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
+	return Settings{OutputLimit: 1 << 20, RunOutputLimit: 16 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
 		ClockSkewThreshold: Duration(time.Second), Events: DefaultEventSettings()}
 }
+
+// maxRunOutputLimit bounds run_output_limit: an upload of one run's whole
+// output stays well within what the master takes in one request.
+const maxRunOutputLimit = 32 << 20
 
 // maxSettingsFile bounds the settings file read before parsing.
 const maxSettingsFile = 1 << 20
@@ -123,6 +130,9 @@ func (s Settings) validate() error {
 	if s.OutputLimit < 1024 || s.OutputLimit > 4<<20 {
 		return fmt.Errorf("output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
 	}
+	if s.RunOutputLimit < 1024 || s.RunOutputLimit > maxRunOutputLimit {
+		return fmt.Errorf("run_output_limit: from 1KiB to 32MiB, not %d bytes", s.RunOutputLimit)
+	}
 	if s.SpoolLimit < 1 || s.SpoolLimit > 10_000_000 {
 		return fmt.Errorf("spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
 	}
@@ -163,6 +173,20 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*b = v
 	return nil
+}
+
+// String writes b with the largest binary unit that divides it: "1MiB",
+// "512KiB", "1000B".
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		factor int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.factor == 0 {
+			return strconv.FormatInt(int64(b)/u.factor, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 var byteUnits = []struct {

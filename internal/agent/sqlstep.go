@@ -71,7 +71,7 @@ var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA
 // named by params (never substituting anything into the text). A statement
 // that returns rows prints them, tab-separated under a header line; any
 // other prints how many rows it affected. ctx cancels the statement.
-func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
+func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
 	db, err := e.sql.get(step.Connection)
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
@@ -81,11 +81,11 @@ func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step
 	for i, p := range step.Params {
 		args[i] = env[p]
 	}
-	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	out := e.newOutput(ar)
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run)
+	e.save(ar, run)
 	outcome, err := execSQL(ctx, db, step.SQL, args, out)
-	attempt.Output = out.String()
+	ar.keep(run, out.final())
 	switch {
 	case ctx.Err() != nil:
 		// runAttempt records timed_out or canceled from the cause.

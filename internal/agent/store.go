@@ -263,12 +263,34 @@ func putRun(ctx context.Context, tx *sql.Tx, r muster.Run) (int64, error) {
 	return rev, err
 }
 
-// saveRun writes a run's new state in its own transaction.
-func (s *store) saveRun(ctx context.Context, r muster.Run) error {
+// outputChunk is a piece of one attempt's output: data follows the first
+// offset bytes of the output of the run's steps[attempt].
+type outputChunk struct {
+	attempt int
+	offset  int64
+	data    string
+}
+
+// saveRun writes a run's new state, and the chunks of output that came
+// since the last, in one transaction.
+func (s *store) saveRun(ctx context.Context, r muster.Run, output []outputChunk) error {
 	return s.update(ctx, func(tx *sql.Tx) error {
-		_, err := putRun(ctx, tx, r)
-		return err
+		if _, err := putRun(ctx, tx, r); err != nil {
+			return err
+		}
+		return appendOutput(ctx, tx, r.RunID, output)
 	})
+}
+
+// appendOutput stores chunks of a run's output, in order.
+func appendOutput(ctx context.Context, tx *sql.Tx, runID string, output []outputChunk) error {
+	for _, c := range output {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO output (run_id, attempt, offset, data) VALUES (?, ?, ?, ?)`,
+			runID, c.attempt, c.offset, c.data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runExists reports whether the spool has (or had, within retention) a run.
@@ -278,39 +300,138 @@ func runExists(ctx context.Context, tx *sql.Tx, runID string) (bool, error) {
 	return n > 0, err
 }
 
-// unsentRuns returns runs whose latest revision the master does not hold
-// yet, oldest first.
-func (s *store) unsentRuns(ctx context.Context, limit int) ([]agentproto.RunReport, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT revision, data FROM runs WHERE revision > uploaded_revision
-		ORDER BY started_at LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []agentproto.RunReport
-	for rows.Next() {
-		var rep agentproto.RunReport
-		var data string
-		if err := rows.Scan(&rep.Revision, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(data), &rep.Run); err != nil {
-			return nil, err
-		}
-		out = append(out, rep)
-	}
-	return out, rows.Err()
+// upload is a batch of runs for the master, with the last chunk of output
+// of each that it carries.
+type upload struct {
+	reports   []agentproto.RunReport
+	lastChunk []int64
+	// partial is set when the batch carries some of its last run's output
+	// only: that run is to be sent again with the rest.
+	partial bool
+	// more is set when runs were left out to keep within the budget.
+	more bool
 }
 
-// markUploaded records the master's answers to an upload.
-func (s *store) markUploaded(ctx context.Context, sent []agentproto.RunReport, results []agentproto.RunResult) error {
+// unsentRuns returns, oldest first, at most limit runs whose latest
+// revision the master does not hold yet, each with the chunks of its
+// output the master does not hold, within about budget bytes as they are
+// encoded. The first run is carried whatever its size, its output cut to
+// the budget if need be.
+func (s *store) unsentRuns(ctx context.Context, limit, budget int) (upload, error) {
+	var up upload
+	rows, err := s.read.QueryContext(ctx, `SELECT run_id, revision, data, uploaded_output FROM runs WHERE revision > uploaded_revision
+		ORDER BY started_at LIMIT ?`, limit)
+	if err != nil {
+		return up, err
+	}
+	type pending struct {
+		rep  agentproto.RunReport
+		from int64 // the last chunk the master holds
+	}
+	var runs []pending
+	for rows.Next() {
+		var p pending
+		var id, data string
+		if err := rows.Scan(&id, &p.rep.Revision, &data, &p.from); err != nil {
+			rows.Close()
+			return up, err
+		}
+		var r muster.Run
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			rows.Close()
+			return up, fmt.Errorf("run %s: stored run: %w", id, err)
+		}
+		p.rep.Run = agentproto.RunFromDomain(r)
+		runs = append(runs, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return up, err
+	}
+	size := 0
+	for _, p := range runs {
+		size += runOverhead + len(p.rep.Run.Message)
+		if len(up.reports) > 0 && size > budget {
+			up.more = true
+			break
+		}
+		last, complete, err := s.unsentOutput(ctx, &p.rep, p.from, &size, budget, len(up.reports) == 0)
+		if err != nil {
+			return up, err
+		}
+		up.reports, up.lastChunk = append(up.reports, p.rep), append(up.lastChunk, last)
+		if !complete {
+			up.partial, up.more = true, true
+			break
+		}
+	}
+	return up, nil
+}
+
+// runOverhead is about what a run's report takes besides its message and
+// output.
+const runOverhead = 1024
+
+// unsentOutput adds to rep the chunks of its run's output after chunk
+// from, while size stays within budget; the first chunk is added whatever
+// its size when first is set. It returns the last chunk added (from, if
+// none) and whether every unsent chunk was.
+func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, from int64, size *int, budget int, first bool) (int64, bool, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, attempt, offset, data FROM output WHERE run_id = ? AND id > ? ORDER BY id`,
+		rep.Run.RunID, from)
+	if err != nil {
+		return from, false, err
+	}
+	defer rows.Close()
+	last := from
+	for rows.Next() {
+		var id int64
+		var c agentproto.OutputChunk
+		if err := rows.Scan(&id, &c.Attempt, &c.Offset, &c.Data); err != nil {
+			return last, false, err
+		}
+		n := 64 + encodedLen(c.Data)
+		if *size+n > budget && !(first && last == from) {
+			return last, false, nil
+		}
+		*size += n
+		rep.Output, last = append(rep.Output, c), id
+	}
+	return last, true, rows.Err()
+}
+
+// encodedLen is about how many bytes s takes as a JSON string: the bytes
+// JSON escapes (controls, quotes, backslashes, and <, > and & as Go writes
+// them) count six.
+func encodedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// markUploaded records the master's answers to an upload: the output each
+// run's report carried is the master's, and so is the revision, unless the
+// report carried only part of the output still to send.
+func (s *store) markUploaded(ctx context.Context, up upload, results []agentproto.RunResult) error {
 	return s.update(ctx, func(tx *sql.Tx) error {
 		for i, res := range results {
-			if i >= len(sent) || res.RunID != sent[i].Run.RunID {
-				return fmt.Errorf("the master answered run %q where %q was sent", res.RunID, sent[i].Run.RunID)
+			if i >= len(up.reports) || res.RunID != up.reports[i].Run.RunID {
+				return fmt.Errorf("the master answered for run %q where it was sent another", res.RunID)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_revision = ?, rejected = ? WHERE run_id = ? AND uploaded_revision < ?`,
-				sent[i].Revision, res.Error, res.RunID, sent[i].Revision); err != nil {
+			rev := up.reports[i].Revision
+			if up.partial && i == len(up.reports)-1 {
+				rev = 0 // the rest of its output is still to go
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_output = MAX(uploaded_output, ?),
+				uploaded_revision = MAX(uploaded_revision, ?), rejected = ? WHERE run_id = ?`,
+				up.lastChunk[i], rev, res.Error, res.RunID); err != nil {
 				return err
 			}
 		}
@@ -347,8 +468,8 @@ func (s *store) runningRuns(ctx context.Context) ([]muster.Run, error) {
 	return runs, rows.Err()
 }
 
-// LocalRun is a run in a target's spool, with whether the master holds its
-// latest revision.
+// LocalRun is a run in a target's spool, with its output, and whether the
+// master holds its latest revision.
 type LocalRun struct {
 	muster.Run
 	Uploaded bool   `json:"uploaded"`
@@ -374,7 +495,35 @@ func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
 		}
 		out = append(out, lr)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := s.readOutput(ctx, &out[i].Run); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readOutput fills in the output of r's attempts from the stored chunks.
+func (s *store) readOutput(ctx context.Context, r *muster.Run) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT attempt, data FROM output WHERE run_id = ? ORDER BY id`, r.RunID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var attempt int
+		var data string
+		if err := rows.Scan(&attempt, &data); err != nil {
+			return err
+		}
+		if attempt >= 0 && attempt < len(r.Steps) {
+			r.Steps[attempt].Output += data
+		}
+	}
+	return rows.Err()
 }
 
 // trimSpool keeps at most limit runs waiting for the master: beyond it, the

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -32,7 +33,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 func startTestMaster(t testing.TB, adjust ...func(*master.Config)) *testMaster {
 	t.Helper()
 	tm := &testMaster{dir: t.TempDir()}
-	tm.start(t, "127.0.0.1:0", adjust...)
+	tm.listen(t, "127.0.0.1:0", adjust...)
 	var err error
 	if tm.api, err = httpapi.NewClient(tm.URL, tm.AdminToken, tm.CA.Pool()); err != nil {
 		t.Fatal(err)
@@ -41,7 +42,7 @@ func startTestMaster(t testing.TB, adjust ...func(*master.Config)) *testMaster {
 	return tm
 }
 
-func (tm *testMaster) start(t testing.TB, listen string, adjust ...func(*master.Config)) {
+func (tm *testMaster) listen(t testing.TB, listen string, adjust ...func(*master.Config)) {
 	t.Helper()
 	cfg := master.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.Logger = filepath.Join(tm.dir, "master"), listen, quiet()
@@ -144,7 +145,7 @@ func shellJob(name string, targets []string, scripts ...string) muster.Job {
 	j := muster.NewJob()
 	j.Name, j.Targets = name, targets
 	for i, s := range scripts {
-		j.Steps = append(j.Steps, muster.Step{Name: "step" + string(rune('1'+i)), Shell: s})
+		j.Steps = append(j.Steps, muster.Step{Name: fmt.Sprintf("step%d", i+1), Shell: s})
 	}
 	return j
 }
@@ -159,5 +160,38 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("gave up after %s waiting for %s", d, what)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// start starts a job by hand and returns its run ids.
+func (tm *testMaster) start(t testing.TB, job string) []string {
+	t.Helper()
+	res, err := tm.api.StartJob(context.Background(), job, httpapi.StartBody{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, r := range res.Runs {
+		ids = append(ids, r.RunID)
+	}
+	return ids
+}
+
+// finished waits until the master holds the runs finished, and returns
+// them.
+func (tm *testMaster) finished(t testing.TB, ids ...string) []muster.Run {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		runs, err := tm.api.Runs(context.Background(), ids, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if httpapi.AllFinished(runs, len(ids)) {
+			return runs
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("runs %v not finished on the master after a minute: %+v", ids, runs)
+		}
 	}
 }

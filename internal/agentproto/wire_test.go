@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
 	v1 "github.com/musterhq/muster/internal/agentproto/v1"
 )
 
@@ -23,7 +25,7 @@ var update = flag.Bool("update", false, "record the golden JSON of a protocol ve
 // agentproto.Version. -update records the golden JSON of a new version,
 // and never overwrites a version already recorded.
 func TestWireForm(t *testing.T) {
-	for version, msgs := range map[int]map[string]any{v1.Version: v1Messages()} {
+	for version, msgs := range map[int]map[string]any{v1.Version: v1Messages(), agentproto.Version: v2Messages()} {
 		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
 			dir := filepath.Join("testdata", fmt.Sprintf("v%d", version))
 			if _, err := os.Stat(dir); os.IsNotExist(err) && *update {
@@ -129,6 +131,71 @@ func queries(pairs ...string) map[string]string {
 		m[pairs[i]] = pairs[i+1]
 	}
 	return m
+}
+
+func v2Messages() map[string]any {
+	job := agentproto.Job{
+		Name: "backup", Description: "nightly dump", Enabled: true, TimeZone: "Europe/Paris",
+		Timeout: muster.Duration(time.Hour), Env: map[string]string{"DB": "app"}, Misfire: muster.MisfireRunOnce, Version: 7,
+		Steps: []agentproto.Step{{
+			Name: "dump", Shell: "pg_dump app", Command: []string{"pg_dump", "app"}, SQL: "SELECT 1", Connection: "warehouse",
+			Params: []string{"MUSTER_RUN_ID"}, Workdir: "/var/backups", Env: map[string]string{"PGUSER": "backup"},
+			Timeout: muster.Duration(30 * time.Minute), Retry: &agentproto.Retry{Attempts: 3, Interval: muster.Duration(time.Minute)},
+			OnSuccess: muster.ActionNext, OnFailure: "goto:alert", RunAs: "backup",
+		}},
+		Schedules: []agentproto.Schedule{{
+			Name: "nightly", Cron: "30 2 * * *", Once: "2027-01-01T00:00:00", AtStart: true, At: "02:30",
+			Daily:           &agentproto.DailyFrequency{Every: 2},
+			Weekly:          &agentproto.WeeklyFrequency{Every: 1, Days: []string{"mon", "fri"}},
+			Monthly:         &agentproto.MonthlyFrequency{Every: 1, Day: 15},
+			MonthlyRelative: &agentproto.MonthlyRelativeFrequency{Every: 1, Week: "last", Day: "friday"},
+			Repeat:          &agentproto.Repeat{Every: muster.Duration(15 * time.Minute), From: "08:00", Until: "18:00"},
+			StartDate:       "2027-01-01", EndDate: "2027-12-31", Jitter: muster.Duration(30 * time.Second),
+		}},
+	}
+	run := agentproto.Run{Job: "backup", Target: "web1", RunID: "0b1c2d3e-4f50-8a6b-9c7d-8e9f0a1b2c3d", Status: muster.RunFailed,
+		Trigger: "schedule:nightly", Message: `step "dump" failed: exit code 2`, StartedAt: at, FinishedAt: &later, DurationMS: 90000,
+		Steps: []agentproto.StepAttempt{{Name: "dump", Attempt: 1, Status: muster.AttemptFailed, ExitCode: &code,
+			Message: "exit code 2", StartedAt: at, DurationMS: 89000}}}
+	report := agentproto.RunReport{Revision: 4, Run: run, Output: []agentproto.OutputChunk{{Attempt: 1, Offset: 4096, Data: "pg_dump: error\n"}}}
+	ack := agentproto.Ack{Seq: 12, OK: true, Error: "INSERT \"backup\": no such proxy"}
+	event := agentproto.Event{ID: 3, Name: muster.EventSpoolFull, Severity: muster.SeverityError, Job: "backup",
+		RunID: run.RunID, Message: "the spool is full", At: at}
+	return map[string]any{
+		"EnlistRequest": agentproto.EnlistRequest{Token: "mst1.abc.def", Name: "web1", Location: "rack 4", CSR: der, TimeZone: "Europe/Paris",
+			LocalTime: at, PollInterval: 60, Version: "0.2.0", Protocol: 2, EnlistedBy: "root@web1"},
+		"EnlistResponse": agentproto.EnlistResponse{Name: "web1", UID: "7f3a", Cert: pemish, CA: pemish, Epoch: "e1", PollInterval: 60,
+			Master: "master1", Masters: []string{"https://m1.example:7070", "https://m2.example:7070"}},
+		"PollResponse": agentproto.PollResponse{Epoch: "e1", Protocol: 2, ServerTime: at, ResyncRequired: true, Paused: true,
+			Instructions: []agentproto.Instruction{{Seq: 12, Operation: muster.OpInsert, Job: "backup", Payload: json.RawMessage(`{"name":"backup"}`)}},
+			Masters:      []string{"https://m1.example:7070", "https://m2.example:7070"}},
+		"InsertPayload":  job,
+		"UpdatePayload":  agentproto.UpdatePayload{Version: 8, Enabled: true, Description: "nightly dump"},
+		"StartPayload":   agentproto.StartPayload{RunID: run.RunID, ExpiresAt: later, RequestedBy: "alice", Env: map[string]string{"WHO": "ops"}, Step: "dump"},
+		"SetPollPayload": agentproto.SetPollPayload{PollInterval: 300},
+		"AckRequest":     agentproto.AckRequest{Acks: []agentproto.Ack{ack}},
+		"RunsRequest":    agentproto.RunsRequest{Runs: []agentproto.RunReport{report}},
+		"RunsResponse":   agentproto.RunsResponse{Results: []agentproto.RunResult{{RunID: run.RunID, OK: true, Error: "job \"x\" was never sent"}}},
+		"ResyncRequest":  agentproto.ResyncRequest{After: 40},
+		"ResyncResponse": agentproto.ResyncResponse{Epoch: "e2", After: 41},
+		"TimeResponse":   agentproto.TimeResponse{ServerTime: at},
+		"ReEnlistRequest": agentproto.ReEnlistRequest{Location: "rack 4", TimeZone: "Europe/Paris", LocalTime: at, PollInterval: 60,
+			Version: "0.2.0"},
+		"RenewRequest":        agentproto.RenewRequest{CSR: der},
+		"RenewExpiredRequest": agentproto.RenewExpiredRequest{Cert: der, CSR: der, Signature: der},
+		"RenewResponse":       agentproto.RenewResponse{Cert: pemish},
+		"EventsRequest":       agentproto.EventsRequest{Events: []agentproto.Event{event}},
+		"EventsResponse":      agentproto.EventsResponse{Results: []agentproto.EventResult{{ID: 3, OK: true, Error: "not a target event"}}},
+		"Query": queries("after", agentproto.QueryAfter, "wait", agentproto.QueryWait, "local_time", agentproto.QueryLocalTime,
+			"tz", agentproto.QueryTimeZone, "poll_interval", agentproto.QueryPollInterval, "version", agentproto.QueryVersion,
+			"spool", agentproto.QuerySpoolDepth, "spool_dropped", agentproto.QuerySpoolDropped, "clock_offset", agentproto.QueryClockOffset,
+			"paused", agentproto.QueryPaused, "disk_full", agentproto.QueryDiskFull, "process_tracking", agentproto.QueryProcessTracking,
+			"process_tracking=cgroup", agentproto.ProcessTrackingCgroup, "process_tracking=environment", agentproto.ProcessTrackingEnvironment),
+		"Paths": queries("enlist", agentproto.PathEnlist, "instructions", agentproto.PathInstructions, "acks", agentproto.PathAcks,
+			"runs", agentproto.PathRuns, "resync", agentproto.PathResync, "renew", agentproto.PathRenew, "renew_expired", agentproto.PathRenewExpired,
+			"defect", agentproto.PathDefect, "time", agentproto.PathTime, "reenlist", agentproto.PathReEnlist, "events", agentproto.PathEvents,
+			"header", agentproto.HeaderProtocol),
+	}
 }
 
 func v1Messages() map[string]any {

@@ -333,7 +333,7 @@ func TestATargetSeesOnlyItsOwnInstructions(t *testing.T) {
 	}
 
 	// A run uploaded by web1 for job b (sent only to web2) is refused.
-	runs, _ := json.Marshal(agentproto.RunsRequest{Runs: []agentproto.RunReport{{Revision: 1, Run: muster.Run{
+	runs, _ := json.Marshal(agentproto.RunsRequest{Runs: []agentproto.RunReport{{Revision: 1, Run: agentproto.Run{
 		Job: "b", Target: "web2", RunID: "forged-run", Status: muster.RunSucceeded, StartedAt: time.Now()}}}})
 	req, _ = http.NewRequest("POST", env.Master.URL+agentproto.PathRuns, strings.NewReader(string(runs)))
 	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))

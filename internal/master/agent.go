@@ -267,7 +267,10 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	}
 	uploads := make([]catalog.RunUpload, len(req.Runs))
 	for i, rep := range req.Runs {
-		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: rep.Run}
+		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: rep.Run.Domain(), Output: make([]catalog.OutputChunk, len(rep.Output))}
+		for j, c := range rep.Output {
+			uploads[i].Output[j] = catalog.OutputChunk{Attempt: c.Attempt, Offset: c.Offset, Data: c.Data}
+		}
 	}
 	results, err := a.m.DB.UpsertRuns(r.Context(), t, uploads)
 	if err != nil {
