@@ -253,3 +253,20 @@ func v1Messages() map[string]any {
 			"paused", v1.QueryPaused),
 	}
 }
+
+// A master sends a target of an older protocol the payloads of its own:
+// every instruction payload of this protocol must decode, strictly, as
+// the oldest protocol a master accepts. A field added to a payload fails
+// here until the master converts the payload for older targets.
+func TestOlderTargetsDecodeThePayloads(t *testing.T) {
+	msgs := v2Messages()
+	for name, old := range map[string]any{
+		"InsertPayload": &v1.Job{}, "UpdatePayload": &v1.UpdatePayload{}, "StartPayload": &v1.StartPayload{}, "SetPollPayload": &v1.SetPollPayload{},
+	} {
+		dec := json.NewDecoder(bytes.NewReader(encode(t, msgs[name])))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(old); err != nil {
+			t.Errorf("%s of protocol %d, decoded by a target of protocol 1: %v", name, agentproto.Version, err)
+		}
+	}
+}

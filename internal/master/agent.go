@@ -8,6 +8,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	v1 "github.com/musterhq/muster/internal/agentproto/v1"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
@@ -63,6 +64,13 @@ func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http
 			jsonhttp.WriteError(w, r, a.m.log, err)
 		}
 	})
+}
+
+// targetProtocol is the protocol version a request's target speaks; serve
+// has checked it.
+func targetProtocol(r *http.Request) int {
+	v, _ := strconv.Atoi(r.Header.Get(agentproto.HeaderProtocol))
+	return v
 }
 
 // checkProtocol checks the protocol version a target sent.
@@ -137,6 +145,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return err
 	}
+	hb.Protocol = targetProtocol(r)
 	a.m.DB.RecordPoll(t.ID, hb)
 	a.m.metrics.polls.Inc()
 
@@ -211,7 +220,7 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 		}
 		return ""
 	}
-	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion), Protocol: agentproto.Version}
+	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion)}
 	if s := get(agentproto.QueryLocalTime); s != "" {
 		lt, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -256,14 +265,36 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 	return nil
 }
 
-// runs answers POST /agent/v1/runs.
+// runs answers POST /agent/v1/runs, in the target's protocol.
 func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	var req agentproto.RunsRequest
-	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+	var uploads []catalog.RunUpload
+	var err error
+	if targetProtocol(r) == v1.Version {
+		uploads, err = runsV1(w, r)
+	} else {
+		uploads, err = runsV2(w, r)
+	}
+	if err != nil {
 		return err
 	}
-	if len(req.Runs) > catalog.MaxRunsPerUpload {
+	if len(uploads) > catalog.MaxRunsPerUpload {
 		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
+	}
+	results, err := a.m.DB.UpsertRuns(r.Context(), t, uploads)
+	if err != nil {
+		return err
+	}
+	a.m.metrics.runs.Add(float64(len(uploads)))
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
+	return nil
+}
+
+// runsV2 reads runs as protocol 2 sends them: each with the chunks of its
+// output the master does not hold yet.
+func runsV2(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
+	var req agentproto.RunsRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		return nil, err
 	}
 	uploads := make([]catalog.RunUpload, len(req.Runs))
 	for i, rep := range req.Runs {
@@ -272,13 +303,28 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 			uploads[i].Output[j] = catalog.OutputChunk{Attempt: c.Attempt, Offset: c.Offset, Data: c.Data}
 		}
 	}
-	results, err := a.m.DB.UpsertRuns(r.Context(), t, uploads)
-	if err != nil {
-		return err
+	return uploads, nil
+}
+
+// runsV1 reads runs as protocol 1 sends them: each attempt with its whole
+// output, again at every revision.
+func runsV1(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
+	var req v1.RunsRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		return nil, err
 	}
-	a.m.metrics.runs.Add(float64(len(req.Runs)))
-	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
-	return nil
+	uploads := make([]catalog.RunUpload, len(req.Runs))
+	for i, rep := range req.Runs {
+		run := muster.Run{Job: rep.Run.Job, Target: rep.Run.Target, RunID: rep.Run.RunID, Status: muster.RunStatus(rep.Run.Status),
+			Trigger: rep.Run.Trigger, Message: rep.Run.Message, StartedAt: rep.Run.StartedAt, FinishedAt: rep.Run.FinishedAt,
+			DurationMS: rep.Run.DurationMS, Steps: make([]muster.StepAttempt, len(rep.Run.Steps))}
+		for j, s := range rep.Run.Steps {
+			run.Steps[j] = muster.StepAttempt{Name: s.Name, Attempt: s.Attempt, Status: muster.AttemptStatus(s.Status), ExitCode: s.ExitCode,
+				Output: s.Output, Message: s.Message, StartedAt: s.StartedAt, DurationMS: s.DurationMS}
+		}
+		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: run}
+	}
+	return uploads, nil
 }
 
 // defect answers POST /agent/v1/defect: the target is leaving.
@@ -311,7 +357,7 @@ func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.Targe
 		return err
 	}
 	a.m.DB.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
-		PollInterval: req.PollInterval, Version: req.Version, Protocol: agentproto.Version})
+		PollInterval: req.PollInterval, Version: req.Version, Protocol: targetProtocol(r)})
 	if req.Location != "" {
 		if err := a.m.DB.SetLocation(r.Context(), t.ID, req.Location); err != nil {
 			return err
