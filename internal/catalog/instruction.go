@@ -363,7 +363,7 @@ func (db *DB) RetryInstruction(ctx context.Context, target string, seq int64) (m
 			if !targeted {
 				return muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", seq, r.job, r.target)
 			}
-			body = j.DefinitionFor(r.target)
+			body = agentproto.JobFromDomain(j.DefinitionFor(r.target))
 		}
 		newSeq, err := tx.post(r.targetID, r.op, r.job, body)
 		posted = muster.Instruction{Seq: newSeq, Target: r.target, Operation: r.op, Job: r.job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
@@ -418,7 +418,7 @@ func (tx *tx) resync(targetID, after int64) (int64, error) {
 		return 0, err
 	}
 	for _, j := range jobs {
-		if _, err := tx.post(targetID, muster.OpInsert, j.Name, j.DefinitionFor(name)); err != nil {
+		if _, err := tx.post(targetID, muster.OpInsert, j.Name, agentproto.JobFromDomain(j.DefinitionFor(name))); err != nil {
 			return 0, err
 		}
 	}

@@ -282,7 +282,7 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *JobChan
 			if _, err := tx.Exec(`INSERT INTO job_targets (job_id, target_id, explicit) VALUES (?, ?, ?)`, old.id, tid, explicit[name]); err != nil {
 				return err
 			}
-			if err := post(muster.OpInsert, name, tid, j.DefinitionFor(name)); err != nil {
+			if err := post(muster.OpInsert, name, tid, agentproto.JobFromDomain(j.DefinitionFor(name))); err != nil {
 				return err
 			}
 		default:
@@ -303,7 +303,7 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *JobChan
 			if bytes.Equal(bodyJSON(before), bodyJSON(after)) {
 				err = post(muster.OpUpdate, name, tid, updatePayload(after))
 			} else {
-				err = post(muster.OpInsert, name, tid, after)
+				err = post(muster.OpInsert, name, tid, agentproto.JobFromDomain(after))
 			}
 			if err != nil {
 				return err

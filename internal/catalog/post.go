@@ -71,7 +71,7 @@ func (db *DB) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, 
 			var payload any
 			switch op {
 			case muster.OpInsert:
-				payload = job.job.DefinitionFor(name)
+				payload = agentproto.JobFromDomain(job.job.DefinitionFor(name))
 			case muster.OpUpdate:
 				payload = updatePayload(job.job)
 			case muster.OpSetPoll:
