@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -83,6 +84,7 @@ type Main struct {
 	paused      atomic.Bool
 	clockOffset atomic.Pointer[time.Duration]
 	uploadWake  chan struct{}
+	backlog     *backlog
 	expiredAt   time.Time // last sweep of expired runs (uploader only)
 	events      *events
 	defectReq   chan defectRequest
@@ -117,8 +119,8 @@ func New(cfg Config) (*Main, error) {
 		log = slog.Default()
 	}
 	ev := newEvents(cfg.Now)
-	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest),
-		masterDefect: make(chan struct{}, 1)}, nil
+	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), backlog: newBacklog(),
+		defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -229,8 +231,9 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.eventLoop(runCtx) }()
+	go func() { defer m.wg.Done(); m.backlogLoop(runCtx) }()
 	var req defectRequest
 	var defect bool
 	reason := "the target daemon stopped"
@@ -257,6 +260,9 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	m.wg.Wait()
 	canceled := m.exec.stopAll(reason)
 	m.exec.wait()
+	if err := m.flushBacklog(context.Background()); err != nil {
+		m.log.Error("runs could not be recorded before the daemon stopped; the next start records them abandoned", muster.LogErr, err)
+	}
 	return req, defect, canceled
 }
 

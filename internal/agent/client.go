@@ -125,6 +125,7 @@ type heartbeat struct {
 	SpoolDropped int
 	ClockOffset  *time.Duration
 	Paused       bool
+	DiskFull     bool
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
@@ -139,6 +140,7 @@ func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb h
 	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
 	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
+	q.Set(agentproto.QueryDiskFull, strconv.FormatBool(hb.DiskFull))
 	if hb.ClockOffset != nil {
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}

@@ -337,7 +337,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 		return err // a wake-up may find nothing, and then writes nothing
 	}
 	s := m.cfg.Settings.Events.withDefaults()
-	if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
+	if err := m.store.exec(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
 		m.enl.UID, int(s.MinSeverity), s.Forward == ForwardUnhandled, s.Forward == ForwardNone); err != nil {
 		return err
 	}
@@ -358,7 +358,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 				m.log.Warn("the master refused an event", "id", r.ID, "err", r.Error)
 			}
 		}
-		if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {
+		if err := m.store.exec(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {
 			return err
 		}
 		if len(evs) < eventBatch {

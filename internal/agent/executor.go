@@ -252,10 +252,10 @@ func (e *executor) wait() { e.wg.Wait() }
 // save records the run's current state, with the output kept since the
 // last save, and has it uploaded.
 func (e *executor) save(ar *activeRun, run *muster.Run) {
-	if err := e.m.store.saveRun(context.Background(), *run, ar.unsaved); err != nil {
-		e.m.log.Error("record run", muster.LogRunID, run.RunID, muster.LogErr, err)
-	} else {
-		ar.unsaved = ar.unsaved[:0]
+	output := ar.unsaved
+	ar.unsaved = nil
+	if err := e.m.record(context.Background(), *run, output); err != nil {
+		e.m.log.Error("record run; its state waits in memory until the store takes it", muster.LogJob, run.Job, muster.LogRunID, run.RunID, muster.LogErr, err)
 	}
 	e.m.wakeUploader()
 }

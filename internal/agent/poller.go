@@ -31,18 +31,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if err := m.flushAcks(ctx); err != nil {
 		return err
 	}
-	hb := heartbeat{
-		LocalTime:    m.now(),
-		TimeZone:     m.tzName,
-		PollInterval: m.enl.PollInterval,
-		SpoolDepth:   m.store.spoolDepth(ctx),
-		SpoolDropped: m.store.spoolDropped(ctx),
-		ClockOffset:  m.clockOffset.Load(),
-		Paused:       m.paused.Load(),
-	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
-	resp, err := m.client.poll(pctx, m.enl.Cursor, m.cfg.PollWait, hb)
+	resp, err := m.client.poll(pctx, m.enl.Cursor, m.cfg.PollWait, m.heartbeat(ctx))
 	if err != nil {
 		return err
 	}
@@ -75,6 +66,22 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// heartbeat is what the next poll reports about the target. The spool
+// counts the runs waiting in memory for a full disk too.
+func (m *Main) heartbeat(ctx context.Context) heartbeat {
+	waiting, _ := m.backlog.waiting()
+	return heartbeat{
+		LocalTime:    m.now(),
+		TimeZone:     m.tzName,
+		PollInterval: m.enl.PollInterval,
+		SpoolDepth:   m.store.spoolDepth(ctx) + waiting,
+		SpoolDropped: m.store.spoolDropped(ctx),
+		ClockOffset:  m.clockOffset.Load(),
+		Paused:       m.paused.Load(),
+		DiskFull:     m.diskFull(),
+	}
 }
 
 // spawnWait bounds how long acks wait for launched steps to start.
@@ -131,7 +138,11 @@ func (m *Main) flushAcks(ctx context.Context) error {
 		if err := m.client.ack(ctx, acks); err != nil {
 			return err
 		}
-		if err := m.store.dropAcks(ctx, acks[len(acks)-1].Seq); err != nil {
+		if err := m.store.dropAcks(ctx, acks[len(acks)-1].Seq); isFull(err) {
+			// The master has them: they go again, harmlessly, at the next
+			// poll. Meanwhile the poll goes on, and says the disk is full.
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}

@@ -8,7 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
@@ -42,6 +46,25 @@ const (
 type store struct {
 	write, read *sql.DB
 	now         func() time.Time
+	// full is set while the last write failed for want of space in the
+	// data directory, and cleared by the next that succeeds.
+	full atomic.Bool
+	// fault, when set, fails every write with the error it holds before
+	// it reaches SQLite: the seam through which tests fill the disk.
+	fault atomic.Pointer[error]
+}
+
+// errFull is the condition of a data directory whose filesystem is full.
+var errFull = errors.New("the data directory is full")
+
+// isFull reports whether err is a write refused for want of space:
+// SQLITE_FULL (which SQLite also returns for ENOSPC), or ENOSPC itself.
+func isFull(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) && coded.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	return errors.Is(err, errFull) || errors.Is(err, syscall.ENOSPC)
 }
 
 func openStore(ctx context.Context, path string, now func() time.Time) (*store, error) {
@@ -142,6 +165,23 @@ func setState(ctx context.Context, tx *sql.Tx, key, value string) error {
 // deferred, so that even a panic in fn gives the single write connection
 // back; after a commit it does nothing.
 func (s *store) update(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.transact(ctx, fn)
+	switch {
+	case err == nil:
+		s.full.Store(false)
+	case isFull(err):
+		s.full.Store(true)
+		if !errors.Is(err, errFull) {
+			err = fmt.Errorf("%w: %w", errFull, err)
+		}
+	}
+	return err
+}
+
+func (s *store) transact(ctx context.Context, fn func(*sql.Tx) error) error {
+	if f := s.fault.Load(); f != nil {
+		return *f
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -186,8 +226,7 @@ func (s *store) pendingAcks(ctx context.Context) ([]agentproto.Ack, error) {
 }
 
 func (s *store) dropAcks(ctx context.Context, upTo int64) error {
-	_, err := s.write.ExecContext(ctx, `DELETE FROM acks WHERE seq <= ?`, upTo)
-	return err
+	return s.exec(ctx, `DELETE FROM acks WHERE seq <= ?`, upTo)
 }
 
 // queryRower is a *sql.DB or a *sql.Tx.
@@ -560,9 +599,16 @@ func (s *store) spoolDropped(ctx context.Context) int {
 
 // expireRuns deletes runs the master holds that finished before cutoff.
 func (s *store) expireRuns(ctx context.Context, cutoff time.Time) error {
-	_, err := s.write.ExecContext(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
+	return s.exec(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
 		cutoff.UnixMilli())
-	return err
+}
+
+// exec runs one writing statement in its own transaction.
+func (s *store) exec(ctx context.Context, query string, args ...any) error {
+	return s.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
 }
 
 // setState writes one state key in its own transaction.

@@ -81,12 +81,17 @@ func (tm *testMaster) halt(t testing.TB) {
 // daemon, which the test runs (runTarget) or drives by hand.
 func (tm *testMaster) enlist(t testing.TB, name string, adjust ...func(*Config)) *Main {
 	t.Helper()
+	return tm.enlistIn(t, name, t.TempDir(), adjust...)
+}
+
+// enlistIn is enlist into the data directory dir.
+func (tm *testMaster) enlistIn(t testing.TB, name, dir string, adjust ...func(*Config)) *Main {
+	t.Helper()
 	ctx := context.Background()
 	tok, _, err := tm.NewEnlistToken(ctx, name, time.Minute, "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := t.TempDir()
 	if _, err := Enlist(ctx, EnlistOptions{MasterURL: tm.URL, Token: tok, Name: name, DataDir: dir}); err != nil {
 		t.Fatal(err)
 	}
