@@ -79,6 +79,7 @@ type Main struct {
 
 	exec  *executor
 	sched *scheduler
+	cg    cgroups
 	// paused and clockOffset are set by the master (poll replies and
 	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
 	paused      atomic.Bool
@@ -172,6 +173,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.exec = newExecutor(m)
 	m.sched = newScheduler(m)
+	if m.cg.base, err = cgroupBase(enl.UID); err != nil {
+		m.log.Info("runs are tracked by their process group and environment, not by cgroups", muster.LogErr, err)
+	}
 	if m.cfg.Subreaper {
 		if err := becomeSubreaper(); err != nil {
 			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
@@ -189,7 +193,8 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName,
+		"process_tracking", m.cg.processTracking(), "cgroup", m.cg.base)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
 	ctl.Add(1)
@@ -278,6 +283,9 @@ func (m *Main) Close() error {
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 		m.store = nil
+	}
+	if m.cg.base != "" {
+		os.Remove(m.cg.base) // once its runs' cgroups are gone; a daemon killed leaves it for the next
 	}
 	errs = append(errs, unlockDir(m.lock))
 	m.lock = nil

@@ -126,6 +126,7 @@ type heartbeat struct {
 	ClockOffset  *time.Duration
 	Paused       bool
 	DiskFull     bool
+	Tracking     string // how the target tracks a run's processes
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
@@ -141,6 +142,7 @@ func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb h
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
 	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
 	q.Set(agentproto.QueryDiskFull, strconv.FormatBool(hb.DiskFull))
+	q.Set(agentproto.QueryProcessTracking, hb.Tracking)
 	if hb.ClockOffset != nil {
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}

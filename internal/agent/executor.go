@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,7 @@ type activeRun struct {
 	cancel      context.CancelCauseFunc
 	spawned     chan struct{} // closed once the first step's process started, or the run ended
 	spawnOnce   sync.Once
+	cg          *runCgroup // the run's own cgroup, when cgroups are used
 
 	// The run's output, which only its goroutine touches: what it has
 	// kept so far (all attempts, against run_output_limit), where the
@@ -101,10 +103,13 @@ func (e *executor) recover(ctx context.Context) error {
 		return err
 	}
 	for _, r := range runs {
-		// Every step process carries its run id in its environment: only
-		// processes that do are killed (with their groups). The recorded
-		// process group alone is not trusted: after a reboot its number may
-		// belong to someone else.
+		// What is left of the run's processes: its cgroup's (a process
+		// group number alone is not trusted: after a reboot it may belong
+		// to someone else), and every process whose environment carries
+		// its run id (with their groups).
+		if e.m.cg.base != "" {
+			killCgroup(filepath.Join(e.m.cg.base, "run-"+r.RunID))
+		}
 		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
 		r.Status = muster.RunAbandoned
@@ -120,7 +125,16 @@ func (e *executor) recover(ctx context.Context) error {
 		if err := e.m.store.saveRun(ctx, r, nil); err != nil {
 			return err
 		}
-		e.m.log.Warn("run abandoned by a previous process", "job", r.Job, "run_id", r.RunID)
+		e.m.log.Warn("run abandoned by a previous process", muster.LogJob, r.Job, muster.LogRunID, r.RunID)
+	}
+	// The run cgroups a daemon killed with SIGKILL left, with whatever is
+	// still in them: no run of this process is running yet.
+	if e.m.cg.base != "" {
+		if n, err := sweepCgroups(e.m.cg.base, func(string) bool { return false }); err != nil {
+			e.m.log.Warn("run cgroups left by a previous process could not all be removed", muster.LogErr, err)
+		} else if n > 0 {
+			e.m.log.Warn("killed what the run cgroups of a previous process still held", "cgroups", n)
+		}
 	}
 	return nil
 }
@@ -267,6 +281,19 @@ func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
 	ctx := ar.ctx
+	if e.m.cg.base != "" {
+		rc, err := e.m.cg.create(run.RunID)
+		if err != nil {
+			e.m.log.Warn("no cgroup for the run; its processes are tracked by process group and environment", muster.LogRunID, run.RunID, muster.LogErr, err)
+		} else {
+			ar.cg = rc
+			defer func() {
+				if err := rc.remove(); err != nil {
+					e.m.log.Warn("the run's cgroup could not be removed", muster.LogRunID, run.RunID, muster.LogErr, err)
+				}
+			}()
+		}
+	}
 	if job.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout.Std(), errJobTimeout)

@@ -81,6 +81,7 @@ func (m *Main) heartbeat(ctx context.Context) heartbeat {
 		ClockOffset:  m.clockOffset.Load(),
 		Paused:       m.paused.Load(),
 		DiskFull:     m.diskFull(),
+		Tracking:     m.cg.processTracking(),
 	}
 }
 

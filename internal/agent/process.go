@@ -22,11 +22,11 @@ import (
 // when the step is stopped or times out.
 const killGrace = 5 * time.Second
 
-// runProcess runs a shell or command attempt as its own process group and
-// records it in run. When ctx ends (timeout, STOP, the daemon stopping) the
-// whole tree is killed: the process group, and every process whose
-// environment carries the run's id, which finds children that started
-// sessions of their own.
+// runProcess runs a shell or command attempt as its own process group, in
+// the run's cgroup when there is one, and records it in run. When ctx ends
+// (timeout, STOP, the daemon stopping) the whole tree is killed: the run's
+// cgroup, or else the process group and every process whose environment
+// carries the run's id (see cgroup.go).
 func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
 	out := e.newOutput(ar)
 	cmd, err := e.command(step, env)
@@ -35,6 +35,9 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 		return attempt
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	if ar.cg != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, ar.cg.fd
+	}
 	// Output pipes stay open while any process holds them; WaitDelay stops
 	// Wait from hanging on such leftovers.
 	cmd.WaitDelay = 2 * time.Second
@@ -73,20 +76,24 @@ loop:
 		case waitErr = <-done:
 			break loop
 		case <-ctx.Done():
-			killTree(pgid, run.RunID, syscall.SIGTERM)
+			ar.signal(pgid, syscall.SIGTERM)
 			select {
 			case waitErr = <-done:
 			case <-time.After(killGrace):
-				killTree(pgid, run.RunID, syscall.SIGKILL)
+				ar.signal(pgid, syscall.SIGKILL)
 				waitErr = <-done
 			}
 			// Children that ignored SIGTERM, or outlived their parent.
-			killTree(pgid, run.RunID, syscall.SIGKILL)
+			ar.signal(pgid, syscall.SIGKILL)
 			break loop
 		}
 	}
-	// Whatever the step left behind in its process group goes with it.
+	// Whatever the step left behind goes with it: in its process group,
+	// and, with a cgroup, wherever it went.
 	syscall.Kill(-pgid, syscall.SIGKILL)
+	if ar.cg != nil {
+		ar.cg.kill()
+	}
 
 	ar.keep(run, out.final())
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
@@ -106,11 +113,19 @@ loop:
 	return attempt
 }
 
-// killTree sends sig to a step's process group and to every process that
-// carries its run id.
-func killTree(pgid int, runID string, sig syscall.Signal) {
+// signal sends sig to a step's process group and to every other process
+// of the run: those in its cgroup (SIGKILL kills the cgroup), or without
+// one, those whose environment carries its run id.
+func (ar *activeRun) signal(pgid int, sig syscall.Signal) {
 	syscall.Kill(-pgid, sig)
-	signalRun(runID, sig)
+	switch {
+	case ar.cg != nil && sig == syscall.SIGKILL:
+		ar.cg.kill()
+	case ar.cg != nil:
+		ar.cg.signal(sig)
+	default:
+		signalRun(ar.run.RunID, sig)
+	}
 }
 
 // command builds the process for a shell or command step: its program, a

@@ -200,3 +200,12 @@ func (tm *testMaster) finished(t testing.TB, ids ...string) []muster.Run {
 		}
 	}
 }
+
+// settled waits until every target has acknowledged every instruction.
+func (tm *testMaster) settled(t testing.TB) {
+	t.Helper()
+	waitFor(t, time.Minute, "every instruction acknowledged", func() bool {
+		pending, err := tm.api.DownloadList(context.Background(), httpapi.DownloadListFilter{Pending: true, Limit: 1})
+		return err == nil && len(pending) == 0
+	})
+}
