@@ -84,11 +84,16 @@ type Main struct {
 	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
 	paused      atomic.Bool
 	clockOffset atomic.Pointer[time.Duration]
-	uploadWake  chan struct{}
-	backlog     *backlog
-	expiredAt   time.Time // last sweep of expired runs (uploader only)
-	events      *events
-	defectReq   chan defectRequest
+	// pollInterval is the poll interval in seconds, which the client
+	// reads to know when to leave a silent master.
+	pollInterval atomic.Int64
+	// masters are the group's masters as the poll loop last recorded them.
+	masters    []string
+	uploadWake chan struct{}
+	backlog    *backlog
+	expiredAt  time.Time // last sweep of expired runs (uploader only)
+	events     *events
+	defectReq  chan defectRequest
 	// masterDefect holds the DEFECT the master posted until Run takes it.
 	masterDefect chan struct{}
 	wg           sync.WaitGroup
@@ -147,6 +152,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
+	m.pollInterval.Store(int64(enl.PollInterval))
+	m.masters = enl.Masters
 	m.log = m.log.With("target", enl.Name)
 	m.paused.Store(enl.Paused)
 	m.clockOffset.Store(enl.ClockOffset)
@@ -158,8 +165,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.client, err = newClient(enl.MasterURL, roots, cert); err != nil {
-		return err
+	m.client, err = newClient(enl.Masters, enl.MasterURL, roots, cert, m.cfg.Now,
+		func() time.Duration { return time.Duration(m.pollInterval.Load()) * time.Second }, m.movedTo)
+	if err != nil {
+		return fmt.Errorf("%s: the enlistment's masters: %w", m.cfg.DataDir, err)
 	}
 	if m.cfg.Settings.TimeZone != "" {
 		m.loc, _ = time.LoadLocation(m.cfg.Settings.TimeZone)
@@ -193,7 +202,7 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName,
+	m.log.Info("target running", "name", m.enl.Name, "master", m.Master(), "masters", m.masters, "time_zone", m.tzName,
 		"process_tracking", m.cg.processTracking(), "cgroup", m.cg.base)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
@@ -253,7 +262,7 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 			// so that a refused defect changes nothing: runs carry on.
 			if !req.force {
 				if err := m.reachMaster(ctx); err != nil {
-					req.done <- DefectResult{Master: m.enl.MasterURL, Error: fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.enl.MasterURL, err)}
+					req.done <- DefectResult{Master: m.Master(), Error: fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.Master(), err)}
 					continue
 				}
 			}

@@ -80,16 +80,16 @@ func (m *Main) requestDefect(ctx context.Context, force bool, by string) DefectR
 // and the enlistment. Without force, a master that cannot be told aborts
 // the defect and changes nothing locally.
 func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult {
-	res := DefectResult{Master: m.enl.MasterURL}
+	res := DefectResult{Master: m.Master()}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.flushAcks(ctx); err != nil && !force {
-		res.Error = fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.enl.MasterURL, err)
+		res.Error = fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", res.Master, err)
 		return res
 	}
 	// A deleted target's uploads are refused; its runs are lost either way.
 	if err := m.uploadOnce(ctx); err != nil && !force && muster.ErrorCode(err) != muster.EGONE {
-		res.Error = fmt.Sprintf("the spool could not be sent to the master at %s: %v; run again with --force to defect anyway (its runs are then lost)", m.enl.MasterURL, err)
+		res.Error = fmt.Sprintf("the spool could not be sent to the master at %s: %v; run again with --force to defect anyway (its runs are then lost)", res.Master, err)
 		return res
 	}
 	// A DEFECT from the master was acknowledged above: the master knows.
@@ -97,7 +97,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 		res.MasterTold = true
 	} else if err := m.client.defect(ctx); err != nil {
 		if !force {
-			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", m.enl.MasterURL, err)
+			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", res.Master, err)
 			return res
 		}
 		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", "err", err)
@@ -116,7 +116,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 			return res
 		}
 	}
-	m.log.Info("defected", "master", m.enl.MasterURL, "jobs_deleted", jobs, "runs_lost", lost)
+	m.log.Info("defected", "master", res.Master, "jobs_deleted", jobs, "runs_lost", lost)
 	return res
 }
 

@@ -44,6 +44,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if err := m.setPaused(ctx, resp.Paused); err != nil {
 		return err
 	}
+	if err := m.refreshMasters(ctx, resp.Masters); err != nil {
+		m.log.Warn("the masters a poll reply announced are not used", "masters", resp.Masters, muster.LogErr, err)
+	}
 	var launched []*activeRun
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
@@ -427,5 +430,6 @@ func (m *Main) applySetPoll(ctx context.Context, tx *sql.Tx, in agentproto.Instr
 func (m *Main) reloadPollInterval(ctx context.Context) {
 	if enl, ok, err := m.store.enlistment(ctx); err == nil && ok {
 		m.enl.PollInterval = enl.PollInterval
+		m.pollInterval.Store(int64(enl.PollInterval))
 	}
 }

@@ -27,7 +27,8 @@ const StoreFile = "target.db"
 
 // Keys of the state table.
 const (
-	keyMasterURL    = "master_url"
+	keyMasterURL    = "master_url" // the master in use
+	keyMasters      = "masters"    // every master of the group, a JSON array of URLs
 	keyName         = "name"
 	keyUID          = "uid"
 	keyEpoch        = "epoch"
@@ -86,7 +87,10 @@ func (s *store) Close() error { return errors.Join(s.write.Close(), s.read.Close
 
 // enlistment is what a target remembers of its master.
 type enlistment struct {
-	MasterURL    string
+	MasterURL string // the master in use
+	// Masters are the URLs of every master of the group, MasterURL
+	// among them.
+	Masters      []string
 	Name         string
 	UID          string
 	Epoch        string
@@ -130,6 +134,9 @@ func (s *store) enlistment(ctx context.Context) (e enlistment, ok bool, err erro
 		d := time.Duration(v) * time.Millisecond
 		e.ClockOffset = &d
 	}
+	if json.Unmarshal([]byte(m[keyMasters]), &e.Masters) != nil || len(e.Masters) == 0 {
+		e.Masters = []string{e.MasterURL} // enlisted by a build that knew one master
+	}
 	e.Cursor, _ = strconv.ParseInt(m[keyCursor], 10, 64)
 	e.PollInterval, _ = strconv.Atoi(m[keyPollInterval])
 	if ms, err := strconv.ParseInt(m[keyEnlistedAt], 10, 64); err == nil {
@@ -142,9 +149,13 @@ func (s *store) enlistment(ctx context.Context) (e enlistment, ok bool, err erro
 }
 
 func (s *store) saveEnlistment(ctx context.Context, e enlistment) error {
+	masters, err := json.Marshal(e.Masters)
+	if err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *sql.Tx) error {
 		for k, v := range map[string]string{
-			keyMasterURL: e.MasterURL, keyName: e.Name, keyUID: e.UID, keyEpoch: e.Epoch, keyMaster: e.Master,
+			keyMasterURL: e.MasterURL, keyMasters: string(masters), keyName: e.Name, keyUID: e.UID, keyEpoch: e.Epoch, keyMaster: e.Master,
 			keyCursor: "0", keyPollInterval: strconv.Itoa(e.PollInterval), keyEnlistedAt: strconv.FormatInt(e.EnlistedAt.UnixMilli(), 10),
 			keyLocation: e.Location,
 		} {

@@ -34,10 +34,6 @@ func startTestMaster(t testing.TB, adjust ...func(*master.Config)) *testMaster {
 	t.Helper()
 	tm := &testMaster{dir: t.TempDir()}
 	tm.listen(t, "127.0.0.1:0", adjust...)
-	var err error
-	if tm.api, err = httpapi.NewClient(tm.URL, tm.AdminToken, tm.CA.Pool()); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() { tm.halt(t) })
 	return tm
 }
@@ -62,6 +58,9 @@ func (tm *testMaster) listen(t testing.TB, listen string, adjust ...func(*master
 	ctx, cancel := context.WithCancel(context.Background())
 	tm.Main, tm.stop, tm.done = m, cancel, make(chan error, 1)
 	go func() { tm.done <- m.Run(ctx) }()
+	if tm.api, err = httpapi.NewClient(tm.URL, tm.AdminToken, tm.CA.Pool()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // halt stops the master, if it runs, and releases its data directory.
@@ -87,15 +86,20 @@ func (tm *testMaster) enlist(t testing.TB, name string, adjust ...func(*Config))
 // enlistIn is enlist into the data directory dir.
 func (tm *testMaster) enlistIn(t testing.TB, name, dir string, adjust ...func(*Config)) *Main {
 	t.Helper()
-	ctx := context.Background()
-	tok, _, err := tm.NewEnlistToken(ctx, name, time.Minute, "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := Enlist(ctx, EnlistOptions{MasterURL: tm.URL, Token: tok, Name: name, DataDir: dir}); err != nil {
+	if _, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL, Token: tm.token(t, name), Name: name, DataDir: dir}); err != nil {
 		t.Fatal(err)
 	}
 	return openTarget(t, dir, adjust...)
+}
+
+// token is an enlistment token for name.
+func (tm *testMaster) token(t testing.TB, name string) string {
+	t.Helper()
+	tok, _, err := tm.NewEnlistToken(context.Background(), name, time.Minute, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // openTarget opens the daemon of an enlisted data directory; it is closed
