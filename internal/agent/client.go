@@ -246,9 +246,10 @@ type heartbeat struct {
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
-func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb heartbeat) (agentproto.PollResponse, error) {
+func (c *client) poll(ctx context.Context, after int64, epoch string, wait time.Duration, hb heartbeat) (agentproto.PollResponse, error) {
 	q := url.Values{}
 	q.Set(agentproto.QueryAfter, strconv.FormatInt(after, 10))
+	q.Set(agentproto.QueryEpoch, epoch)
 	q.Set(agentproto.QueryWait, strconv.Itoa(int(wait/time.Second)))
 	q.Set(agentproto.QueryLocalTime, hb.LocalTime.Format(time.RFC3339Nano))
 	q.Set(agentproto.QueryTimeZone, hb.TimeZone)

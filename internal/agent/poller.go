@@ -33,7 +33,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
-	resp, err := m.client.poll(pctx, m.enl.Cursor, m.cfg.PollWait, m.heartbeat(ctx))
+	resp, err := m.client.poll(pctx, m.enl.Cursor, m.enl.Epoch, m.cfg.PollWait, m.heartbeat(ctx))
 	if err != nil {
 		return err
 	}

@@ -64,8 +64,9 @@ import (
 //	2 (2026-12-05): the protocol's own types for jobs (INSERT) and runs
 //	  instead of the domain's; run output uploaded incrementally, as chunks
 //	  the master appends (RunReport.Output; StepAttempt has no output);
-//	  heartbeat flags disk_full and process_tracking; the masters of a
-//	  group in EnlistResponse.Masters and PollResponse.Masters.
+//	  heartbeat flags disk_full and process_tracking; the target's epoch in
+//	  the poll (a master of another epoch answers at once); the masters of
+//	  a group in EnlistResponse.Masters and PollResponse.Masters.
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
 //	  certificate renewal (also after expiry), defect, pause in poll replies,
 //	  time (SYNC-TIME), re-enlist, forwarded events.
@@ -105,6 +106,10 @@ const (
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
 	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
 	QueryPaused       = "paused"        // whether the target believes it is paused
+	// QueryEpoch is the catalog epoch the target holds: a master of
+	// another epoch answers at once, so the target resyncs without waiting
+	// out a held poll.
+	QueryEpoch = "epoch"
 	// QueryDiskFull is true while the target's data directory is full: a
 	// run's outcome, output or fire waits in its memory to be recorded.
 	QueryDiskFull = "disk_full"

@@ -189,7 +189,7 @@ func v2Messages() map[string]any {
 		"Query": queries("after", agentproto.QueryAfter, "wait", agentproto.QueryWait, "local_time", agentproto.QueryLocalTime,
 			"tz", agentproto.QueryTimeZone, "poll_interval", agentproto.QueryPollInterval, "version", agentproto.QueryVersion,
 			"spool", agentproto.QuerySpoolDepth, "spool_dropped", agentproto.QuerySpoolDropped, "clock_offset", agentproto.QueryClockOffset,
-			"paused", agentproto.QueryPaused, "disk_full", agentproto.QueryDiskFull, "process_tracking", agentproto.QueryProcessTracking,
+			"paused", agentproto.QueryPaused, "epoch", agentproto.QueryEpoch, "disk_full", agentproto.QueryDiskFull, "process_tracking", agentproto.QueryProcessTracking,
 			"process_tracking=cgroup", agentproto.ProcessTrackingCgroup, "process_tracking=environment", agentproto.ProcessTrackingEnvironment),
 		"Paths": queries("enlist", agentproto.PathEnlist, "instructions", agentproto.PathInstructions, "acks", agentproto.PathAcks,
 			"runs", agentproto.PathRuns, "resync", agentproto.PathResync, "renew", agentproto.PathRenew, "renew_expired", agentproto.PathRenewExpired,

@@ -154,8 +154,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		hold = min(hold, time.Duration(wait)*time.Second)
 	}
 	hold = min(hold, muster.MaxPollHold, a.m.cfg.MaxPollHold)
-	// A target that does not know it was paused or resumed is told at once.
+	// A target that does not know it was paused or resumed is told at once,
+	// and so is one that holds another epoch: it has a resync to ask for.
 	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != t.Paused {
+		hold = 0
+	}
+	if epoch := q.Get(agentproto.QueryEpoch); epoch != "" && epoch != a.m.DB.Epoch() {
 		hold = 0
 	}
 
