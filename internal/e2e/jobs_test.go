@@ -394,7 +394,10 @@ func TestProxiesAndConnectionsOnTheTarget(t *testing.T) {
 	apply(t, env, whoami, other, db)
 	settled(t, env)
 
-	failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	failed, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	errs := map[string]string{}
 	for _, in := range failed {
 		errs[in.Target+"/"+in.Job] = in.Error
