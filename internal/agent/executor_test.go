@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +97,40 @@ func TestRunOutcomeNamesTheFailingStep(t *testing.T) {
 				t.Errorf("got %s %q, want %s %q", r.Status, r.Message, tc.status, tc.message)
 			}
 		})
+	}
+}
+
+// A failed step is tried again as often as its retry says, each attempt a
+// row of the run, the failed ones that are retried marked retry.
+func TestStepRetries(t *testing.T) {
+	m := newTestMain(t)
+	r := runJob(t, m, flowJob("flaky", muster.Step{Name: "main", Shell: "exit 1",
+		Retry: &muster.Retry{Attempts: 2, Interval: muster.Duration(10 * time.Millisecond)}}))
+	var got []string
+	for _, a := range r.Steps {
+		got = append(got, fmt.Sprintf("%s#%d:%s", a.Name, a.Attempt, a.Status))
+	}
+	if want := "main#1:retry main#2:retry main#3:failed"; strings.Join(got, " ") != want || r.Status != muster.RunFailed {
+		t.Errorf("%s [%s], want failed [%s]", r.Status, strings.Join(got, " "), want)
+	}
+}
+
+// With max_concurrent_runs 1, a second run waits, saying so, until the
+// first ends.
+func TestMaxConcurrentRunsQueues(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.MaxConcurrentRuns = 1 })
+	startRun(t, m, flowJob("first", muster.Step{Name: "main", Shell: "sleep 0.2"}), "r1")
+	startRun(t, m, flowJob("second", muster.Step{Name: "main", Shell: "true"}), "r2")
+	queued := localRun(t, m, "r2")
+	if !strings.HasPrefix(queued.Message, "queued: max_concurrent_runs (1)") {
+		t.Errorf("the second run, while the first runs: %q", queued.Message)
+	}
+	m.exec.wait()
+	first, second := localRun(t, m, "r1"), localRun(t, m, "r2")
+	if first.Status != muster.RunSucceeded || second.Status != muster.RunSucceeded || second.Message != "" {
+		t.Fatalf("runs %s, %s %q", first.Status, second.Status, second.Message)
+	}
+	if !second.Steps[0].StartedAt.After(first.FinishedAt.Add(-time.Millisecond)) {
+		t.Errorf("the second run started at %s, before the first ended at %s", second.Steps[0].StartedAt, first.FinishedAt)
 	}
 }
