@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/master"
 )
 
 // clock is a clock a test moves forward; it runs with real time between.
@@ -194,5 +195,28 @@ func TestEnlistRefusesMastersOfAnotherCA(t *testing.T) {
 	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + ",http://plain", Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
 	if err == nil || !strings.Contains(err.Error(), `--master: "http://plain" is not a master URL`) {
 		t.Errorf("a URL that is not https: %v", err)
+	}
+}
+
+// A master of another epoch (restarted over a catalog restored from a
+// backup) makes the target ask for a resync at its next poll: it takes the
+// new epoch, and every job again.
+func TestNewEpochResyncs(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	runTarget(t, m)
+	tm.apply(t, shellJob("a", []string{"web1"}, "true"))
+	tm.settled(t)
+	addr := strings.TrimPrefix(tm.URL, "https://")
+	tm.halt(t)
+	tm.listen(t, addr, func(c *master.Config) { c.NewEpoch = true })
+	epoch := tm.DB.Epoch()
+	waitFor(t, time.Minute, "the target to take the new epoch", func() bool {
+		st, err := m.store.state(context.Background())
+		return err == nil && st[keyEpoch] == epoch
+	})
+	tm.settled(t)
+	if jobs, err := m.Jobs(context.Background()); err != nil || !slices.Equal(jobs, []string{"a"}) {
+		t.Errorf("after the resync the target holds %v (%v), want [a]", jobs, err)
 	}
 }
