@@ -61,9 +61,9 @@ type activeRun struct {
 	unsaved       []outputChunk
 }
 
-// newOutput returns the output of the run's next attempt: within
+// outputFor returns the output of the run's next attempt: within
 // output_limit, and within what the run has left of run_output_limit.
-func (e *executor) newOutput(ar *activeRun) *output {
+func (e *executor) outputFor(ar *activeRun) *output {
 	set := e.m.cfg.Settings
 	limit, why := int64(set.OutputLimit), "output_limit "+set.OutputLimit.String()
 	if left := int64(set.RunOutputLimit) - ar.outputKept; left < limit {

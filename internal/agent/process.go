@@ -28,7 +28,7 @@ const killGrace = 5 * time.Second
 // cgroup, or else the process group and every process whose environment
 // carries the run's id (see cgroup.go).
 func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
-	out := e.newOutput(ar)
+	out := e.outputFor(ar)
 	cmd, err := e.command(step, env)
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()

@@ -81,7 +81,7 @@ func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, s
 	for i, p := range step.Params {
 		args[i] = env[p]
 	}
-	out := e.newOutput(ar)
+	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt
 	e.save(ar, run)
 	outcome, err := execSQL(ctx, db, step.SQL, args, out)
