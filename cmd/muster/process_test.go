@@ -35,8 +35,18 @@ func startMuster(t *testing.T, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = out, out
 	t.Cleanup(func() {
 		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			// Stopped as a service manager would, so that a daemon
+			// removes what it made outside its data directory (a
+			// target's cgroups); killed if it does not stop.
+			cmd.Process.Signal(syscall.SIGTERM)
+			stopped := make(chan struct{})
+			go func() { cmd.Wait(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-stopped
+			}
 		}
 		if t.Failed() {
 			t.Logf("muster %s:\n%s", strings.Join(args, " "), out.String())
