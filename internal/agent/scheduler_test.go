@@ -22,7 +22,7 @@ func scheduleBubble(t *testing.T, job muster.Job, start, held time.Time, drive f
 	t.Helper()
 	var recorded []muster.Run
 	synctest.Test(t, func(t *testing.T) {
-		offset := start.Sub(time.Now())
+		offset := time.Until(start)
 		m := newTestMain(t, func(c *Config) { c.Now = func() time.Time { return time.Now().Add(offset) } })
 		ny, err := time.LoadLocation("America/New_York")
 		if err != nil {
