@@ -86,12 +86,16 @@ func parseMasters(masters []string) ([]*url.URL, error) {
 		return nil, errors.New("no master")
 	}
 	urls := make([]*url.URL, len(masters))
+	seen := map[string]bool{}
 	for i, m := range masters {
 		u, err := url.Parse(strings.TrimSpace(m))
 		if err != nil || u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("%q is not a master URL such as https://master.example:7070", m)
 		}
-		urls[i] = u
+		if seen[u.String()] {
+			return nil, fmt.Errorf("%s is listed twice", u)
+		}
+		seen[u.String()], urls[i] = true, u
 	}
 	return urls, nil
 }

@@ -196,6 +196,10 @@ func TestEnlistRefusesMastersOfAnotherCA(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `--master: "http://plain" is not a master URL`) {
 		t.Errorf("a URL that is not https: %v", err)
 	}
+	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + "," + a.URL, Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "--master: "+a.URL+" is listed twice") {
+		t.Errorf("a URL given twice: %v", err)
+	}
 }
 
 // A master of another epoch (restarted over a catalog restored from a
