@@ -83,17 +83,17 @@ func (c *client) setMasters(masters []string, current string) error {
 // parseMasters checks a list of master URLs.
 func parseMasters(masters []string) ([]*url.URL, error) {
 	if len(masters) == 0 {
-		return nil, errors.New("no master")
+		return nil, muster.Errorf(muster.EINVALID, "no master")
 	}
 	urls := make([]*url.URL, len(masters))
 	seen := map[string]bool{}
 	for i, m := range masters {
 		u, err := url.Parse(strings.TrimSpace(m))
 		if err != nil || u.Scheme != "https" || u.Host == "" {
-			return nil, fmt.Errorf("%q is not a master URL such as https://master.example:7070", m)
+			return nil, muster.Errorf(muster.EINVALID, "%q is not a master URL such as https://master.example:7070", m)
 		}
 		if seen[u.String()] {
-			return nil, fmt.Errorf("%s is listed twice", u)
+			return nil, muster.Errorf(muster.EINVALID, "%s is listed twice", u)
 		}
 		seen[u.String()], urls[i] = true, u
 	}

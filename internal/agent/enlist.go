@@ -98,11 +98,11 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 			reachable = append(reachable, u)
 		case errors.Is(err, errUnreachable):
 		default:
-			return Enlisted{}, fmt.Errorf("--master: %s: %w; the masters of a group share one CA", u, err)
+			return Enlisted{}, muster.Wrap(muster.EINVALID, err, "--master: %s is not a master of the token's CA (the masters of a group share one CA)", u)
 		}
 	}
 	if len(reachable) == 0 {
-		return Enlisted{}, fmt.Errorf("--master: no master can be reached at %s", o.MasterURL)
+		return Enlisted{}, muster.Errorf(muster.EUNAVAILABLE, "--master: no master can be reached at %s", o.MasterURL)
 	}
 
 	key, err := pki.NewKey()

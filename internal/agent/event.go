@@ -53,10 +53,10 @@ func (s EventSettings) validate() error {
 	switch s.Forward {
 	case "", ForwardAll, ForwardUnhandled, ForwardNone:
 	default:
-		return fmt.Errorf("events: forward: %q is not all, unhandled or none", s.Forward)
+		return muster.Errorf(muster.EINVALID, "events: forward: %q is not all, unhandled or none", s.Forward)
 	}
 	if s.MinSeverity != 0 && !s.MinSeverity.Valid() {
-		return fmt.Errorf("events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
+		return muster.Errorf(muster.EINVALID, "events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
 	}
 	return nil
 }

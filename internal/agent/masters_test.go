@@ -115,7 +115,7 @@ func TestPollRepliesRefreshTheMasters(t *testing.T) {
 	if m.Master() != current {
 		t.Errorf("the master in use moved to %s", m.Master())
 	}
-	if err := m.refreshMasters(ctx, []string{"ftp://nope"}); err == nil || !slices.Equal(m.masters, group) {
+	if err := m.refreshMasters(ctx, []string{"ftp://nope"}); muster.ErrorCode(err) != muster.EINVALID || !slices.Equal(m.masters, group) {
 		t.Errorf("a reply with a bad URL: %v, list %v", err, m.masters)
 	}
 	enl, _, err := m.store.enlistment(ctx)
@@ -186,18 +186,18 @@ func TestEnlistRefusesMastersOfAnotherCA(t *testing.T) {
 	a, b := startTestMaster(t), startTestMaster(t)
 	tok := a.token(t, "web1")
 	_, err := Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + ", " + b.URL, Token: tok, Name: "web1", DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), b.URL) || !strings.Contains(err.Error(), "share one CA") {
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), b.URL) || !strings.Contains(err.Error(), "share one CA") {
 		t.Fatalf("enlist with masters of two CAs: %v, want refused naming %s", err, b.URL)
 	}
 	if _, err := Enlist(context.Background(), EnlistOptions{MasterURL: a.URL, Token: tok, Name: "web1", DataDir: t.TempDir()}); err != nil {
 		t.Errorf("the token after the refused enlistment: %v, want it unspent", err)
 	}
 	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + ",http://plain", Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), `--master: "http://plain" is not a master URL`) {
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), `--master: "http://plain" is not a master URL`) {
 		t.Errorf("a URL that is not https: %v", err)
 	}
 	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + "," + a.URL, Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
-	if err == nil || !strings.Contains(err.Error(), "--master: "+a.URL+" is listed twice") {
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "--master: "+a.URL+" is listed twice") {
 		t.Errorf("a URL given twice: %v", err)
 	}
 }

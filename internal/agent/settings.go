@@ -124,35 +124,35 @@ func LoadSettings(path string) (Settings, error) {
 func (s Settings) validate() error {
 	if s.TimeZone != "" {
 		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			return fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
+			return muster.Errorf(muster.EINVALID, "time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
 		}
 	}
 	if s.OutputLimit < 1024 || s.OutputLimit > 4<<20 {
-		return fmt.Errorf("output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
+		return muster.Errorf(muster.EINVALID, "output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
 	}
 	if s.RunOutputLimit < 1024 || s.RunOutputLimit > maxRunOutputLimit {
-		return fmt.Errorf("run_output_limit: from 1KiB to 32MiB, not %d bytes", s.RunOutputLimit)
+		return muster.Errorf(muster.EINVALID, "run_output_limit: from 1KiB to 32MiB, not %d bytes", s.RunOutputLimit)
 	}
 	if s.SpoolLimit < 1 || s.SpoolLimit > 10_000_000 {
-		return fmt.Errorf("spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
+		return muster.Errorf(muster.EINVALID, "spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
 	}
 	if s.RunRetention < 0 {
-		return fmt.Errorf("run_retention: must not be negative")
+		return muster.Errorf(muster.EINVALID, "run_retention: must not be negative")
 	}
 	if s.MaxConcurrentRuns < 0 {
-		return fmt.Errorf("max_concurrent_runs: must not be negative")
+		return muster.Errorf(muster.EINVALID, "max_concurrent_runs: must not be negative")
 	}
 	for name, c := range s.Connections {
 		if _, ok := sqlDrivers[c.Driver]; !ok {
-			return fmt.Errorf("connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
+			return muster.Errorf(muster.EINVALID, "connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
 		}
 		if c.DSN == "" {
-			return fmt.Errorf("connections.%s.dsn: required", name)
+			return muster.Errorf(muster.EINVALID, "connections.%s.dsn: required", name)
 		}
 	}
 	for name, p := range s.Proxies {
 		if p.User == "" {
-			return fmt.Errorf("proxies.%s.user: the OS user is required", name)
+			return muster.Errorf(muster.EINVALID, "proxies.%s.user: the OS user is required", name)
 		}
 	}
 	return s.Events.validate()
