@@ -22,6 +22,10 @@ const (
 	// FlagPaused marks a paused target: it fires no schedules and records
 	// STARTs as skipped.
 	FlagPaused = "paused"
+	// FlagDiskFull marks a target whose data directory is full: the
+	// outcomes of its runs wait in its memory, and its schedules' fires are
+	// recorded skipped, until space is freed.
+	FlagDiskFull = "disk_full"
 )
 
 // Poll interval bounds and default, in seconds, as SQL Server Agent's.
@@ -55,11 +59,16 @@ type Target struct {
 	// ClockOffsetMS is the target's clock minus the master's, as the target
 	// measured it at its last SYNC-TIME (round-trip corrected); null if it
 	// never did.
-	ClockOffsetMS *int64    `json:"clock_offset_ms"`
-	Version       string    `json:"version"`
-	Protocol      int       `json:"protocol"`
-	EnlistedAt    time.Time `json:"enlisted_at"`
-	EnlistedBy    string    `json:"enlisted_by"`
+	ClockOffsetMS *int64 `json:"clock_offset_ms"`
+	Version       string `json:"version"`
+	Protocol      int    `json:"protocol"`
+	// ProcessTracking is how the target finds and kills its runs'
+	// processes: cgroup (each run in a cgroup of its own, killed whole) or
+	// environment (by the MUSTER_RUN_ID each process carries); empty until
+	// the target reports it.
+	ProcessTracking string    `json:"process_tracking"`
+	EnlistedAt      time.Time `json:"enlisted_at"`
+	EnlistedBy      string    `json:"enlisted_by"`
 }
 
 // TargetState is what the master records about a target between polls; the

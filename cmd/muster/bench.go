@@ -1,8 +1,11 @@
 package main
 
 import (
+	"strconv"
+
 	"github.com/spf13/cobra"
 
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/bench"
 	"github.com/musterhq/muster/internal/master"
 )
@@ -33,12 +36,16 @@ Scenarios (defaults in brackets):
   ingest    finished runs a second the master accepts from uploads (SQLite)
             [8 simulated targets, 200000 runs]
   agent     an idle target's RSS and CPU [1 target process, 60 s]
+  output    one run whose steps print a lot: its time, the target's peak
+            RSS and data directory growth [1 target process, --runs 40
+            steps of --size 5MiB]
 
 The data directories live in a temporary directory removed at the end,
 unless --dir names one.`,
 		Example: `  muster bench dispatch
   muster bench dispatch --targets 100 -o json
   muster bench fanout --targets 1000
+  muster bench output --runs 100 --size 10MiB
   muster bench fleet --targets 10000 --profile /tmp/prof
   muster bench fleet --targets 20000 --masters 2 --store postgres://root@127.0.0.1/test`,
 		Args:      cobra.ExactArgs(1),
@@ -61,7 +68,8 @@ unless --dir names one.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Targets, "targets", 0, "targets in the fleet (default: the scenario's)")
-	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs or uploaded runs measured (default: the scenario's)")
+	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs or uploaded runs measured, or steps of the run (output) (default: the scenario's)")
+	f.Var((*byteSizeFlag)(&o.Size), "size", "bytes each step prints (output), such as 5MiB")
 	f.IntVar(&o.Jobs, "jobs", 0, "jobs (schedule, agent)")
 	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent)")
 	f.StringVar(&o.Mode, "mode", "", "targets: process (real muster target processes) or sim (simulated)")
@@ -106,3 +114,21 @@ func newBenchServeMasterCmd() *cobra.Command {
 	cmd.MarkFlagRequired("profile")
 	return cmd
 }
+
+// byteSizeFlag is a flag holding a size such as 5MiB.
+type byteSizeFlag int64
+
+func (b *byteSizeFlag) String() string {
+	if *b == 0 {
+		return ""
+	}
+	return strconv.FormatInt(int64(*b), 10)
+}
+
+func (b *byteSizeFlag) Set(s string) error {
+	v, err := agent.ParseByteSize(s)
+	*b = byteSizeFlag(v)
+	return err
+}
+
+func (b *byteSizeFlag) Type() string { return "size" }

@@ -32,3 +32,23 @@ func TestBenchCommand(t *testing.T) {
 		t.Errorf("got %+v, want the agent scenario's figures", res)
 	}
 }
+
+// `muster bench output` takes the size each step prints with a unit.
+func TestBenchOutputSize(t *testing.T) {
+	cmd := startMuster(t, "bench", "output", "--runs", "2", "--size", "64KiB", "--dir", t.TempDir(), "-q", "-o", "json")
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("muster bench output: %v", err)
+	}
+	var res struct {
+		Steps     int   `json:"steps"`
+		StepBytes int64 `json:"step_bytes"`
+		Stored    int64 `json:"stored_output_bytes"`
+	}
+	out := cmd.Stdout.(*syncBuffer).String()
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatalf("-o json: %v\n%s", err, out)
+	}
+	if res.Steps != 2 || res.StepBytes != 64<<10 || res.Stored != 2*64<<10 {
+		t.Errorf("got %+v, want 2 steps of 64 KiB, all of it stored", res)
+	}
+}

@@ -15,7 +15,7 @@ func newEnlistCmd() *cobra.Command {
 	var o agent.EnlistOptions
 	var tokenFile string
 	cmd := &cobra.Command{
-		Use:   "enlist --master URL --token TOKEN --name NAME --data DIR [--location TEXT]",
+		Use:   "enlist --master URL[,URL...] --token TOKEN --name NAME --data DIR [--location TEXT]",
 		Short: "Enlist this server as a target of a master",
 		Long: `Enlist this server in a master, using a single-use token from
 "muster token create --target NAME" on the master.
@@ -25,9 +25,16 @@ against it before anything is sent. This server then makes its own key, which
 never leaves DIR, and receives a short-lived client certificate. A target
 holds one master; defect first to move it to another.
 
+Masters that share one catalog and one CA form a group: give them all,
+separated by commas. Each one that can be reached is checked against the
+token's CA before the target enlists with the first that answers. The target
+talks to one master at a time, and moves to the next when it stops
+answering; masters added to the group later are learnt from the masters.
+
 The token is read from --token or --token-file only, never from the
 environment, so an operator's MUSTER_TOKEN is not sent by mistake.`,
 		Example: `  muster enlist --master https://master.example.com:7070 --token mst1.… --name web1 --data /var/lib/muster-target
+  muster enlist --master https://m1.example.com:7070,https://m2.example.com:7070 --token-file web1.token --name web1 --data /var/lib/muster-target
   muster target --data /var/lib/muster-target`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -50,12 +57,16 @@ environment, so an operator's MUSTER_TOKEN is not sent by mistake.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "enlisted %s in master %s (%s)\nstart it with: muster target --data %s\n", e.Name, e.Master, o.MasterURL, o.DataDir)
+			fmt.Fprintf(cmd.OutOrStdout(), "enlisted %s in master %s (%s)\n", e.Name, e.Master, e.MasterURL)
+			if len(e.Masters) > 1 {
+				fmt.Fprintf(cmd.OutOrStdout(), "masters of the group: %s\n", strings.Join(e.Masters, ", "))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "start it with: muster target --data %s\n", o.DataDir)
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.MasterURL, "master", "", "the master's URL, e.g. https://master.example.com:7070 (required)")
+	f.StringVar(&o.MasterURL, "master", "", "the master's URL, e.g. https://master.example.com:7070, or the URLs of a group's masters separated by commas (required)")
 	f.StringVar(&o.Token, "token", "", "the enlistment token")
 	f.StringVar(&tokenFile, "token-file", "", "read the enlistment token from this file")
 	f.StringVar(&o.Name, "name", "", "this target's name, as the token was created for (required)")

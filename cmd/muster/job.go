@@ -412,11 +412,7 @@ func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 			fmt.Fprintf(w, "  %s\n", r.Message)
 		}
 		for _, s := range r.Steps {
-			code := "-"
-			if s.ExitCode != nil {
-				code = strconv.Itoa(*s.ExitCode)
-			}
-			fmt.Fprintf(w, "  step %s (attempt %d): %s, exit %s, %s\n", s.Name, s.Attempt, s.Status, code, millis(s.DurationMS))
+			fmt.Fprintf(w, "  step %s (attempt %d): %s, %s, %s\n", s.Name, s.Attempt, s.Status, attemptOutcome(s), millis(s.DurationMS))
 			if s.Output != "" {
 				for _, line := range strings.Split(strings.TrimRight(s.Output, "\n"), "\n") {
 					fmt.Fprintf(w, "    | %s\n", line)
@@ -424,4 +420,17 @@ func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 			}
 		}
 	}
+}
+
+// attemptOutcome says how an attempt ended: its exit code, or, for what
+// has none (a SQL statement, a process killed by a signal), its outcome in
+// words ("42 rows affected", "timed out after 30s").
+func attemptOutcome(s muster.StepAttempt) string {
+	switch {
+	case s.ExitCode != nil:
+		return "exit " + strconv.Itoa(*s.ExitCode)
+	case s.Message != "":
+		return s.Message
+	}
+	return "exit -"
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/rogpeppe/go-internal/testscript"
 
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
@@ -45,7 +46,12 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 	return testscript.Params{
 		Files: []string{file},
 		Setup: func(e *testscript.Env) error {
-			env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+			// Each target has a SQLite connection, "local", for SQL steps.
+			env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}, Target: func(c *agent.Config) {
+				c.Settings.Connections = map[string]agent.Connection{
+					"local": {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "local.db")},
+				}
+			}})
 			e.Values["env"] = env
 			e.Setenv("MUSTER_ADDR", env.Master.URL)
 			e.Setenv("MUSTER_TOKEN", env.Master.AdminToken)

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,8 +34,18 @@ func startMuster(t *testing.T, args ...string) *exec.Cmd {
 	cmd.Stdout, cmd.Stderr = out, out
 	t.Cleanup(func() {
 		if cmd.Process != nil && cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			cmd.Wait()
+			// Stopped as a service manager would, so that a daemon
+			// removes what it made outside its data directory (a
+			// target's cgroups); killed if it does not stop.
+			cmd.Process.Signal(syscall.SIGTERM)
+			stopped := make(chan struct{})
+			go func() { cmd.Wait(); close(stopped) }()
+			select {
+			case <-stopped:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-stopped
+			}
 		}
 		if t.Failed() {
 			t.Logf("muster %s:\n%s", strings.Join(args, " "), out.String())
@@ -166,8 +177,15 @@ func TestMasterSIGTERMWithTargetsPolling(t *testing.T) {
 		daemons = append(daemons, startMuster(t, "target", "--data", tdir, "--log-level", "warn"))
 		targetDirs = append(targetDirs, tdir)
 	}
-	tick := shellJob("tick", "echo tick", "web1", "web2")
+	// Each run appends a line to its target's file: an independent record
+	// of what ran, readable while the daemons hold their stores.
+	ticks := t.TempDir()
+	tick := shellJob("tick", fmt.Sprintf("echo $MUSTER_RUN_ID >> '%s/'$MUSTER_TARGET", ticks), "web1", "web2")
 	tick.Schedules = []muster.Schedule{{Cron: "* * * * * *"}}
+	ran := func(target string) int {
+		b, _ := os.ReadFile(filepath.Join(ticks, target))
+		return strings.Count(string(b), "\n")
+	}
 	applyJobs(t, c, tick)
 	testenv.Eventually(t, 20*time.Second, "both targets polling with the job", func() bool {
 		list, err := c.DownloadList(ctx, httpapi.DownloadListFilter{Pending: true})
@@ -188,7 +206,11 @@ func TestMasterSIGTERMWithTargetsPolling(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the master did not exit after SIGTERM")
 	}
-	time.Sleep(2 * time.Second) // the targets run their schedule with the master away
+	// The targets run their schedule with the master away.
+	before := []int{ran("web1"), ran("web2")}
+	testenv.Eventually(t, 20*time.Second, "two runs on each target with the master away", func() bool {
+		return ran("web1") >= before[0]+2 && ran("web2") >= before[1]+2
+	})
 
 	m2 := startMuster(t, "master", "--data", dataDir, "--listen", strings.TrimPrefix(url, "https://"), "--log-level", "warn")
 	waitForURL(t, m2)

@@ -29,6 +29,7 @@ FILE holds this server's own settings, which the master never sees:
 
   time_zone: Europe/Paris      # the zone schedules run in (default: the system's)
   output_limit: 1MiB           # output kept per step attempt (head and tail)
+  run_output_limit: 16MiB      # output kept per run, all its attempts together
   spool_limit: 10000           # runs kept while the master is unreachable
   run_retention: 24h           # how long runs the master has are kept here
   max_concurrent_runs: 0       # runs at once (0: no cap); the rest queue

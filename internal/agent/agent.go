@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -78,15 +79,24 @@ type Main struct {
 
 	exec  *executor
 	sched *scheduler
+	cg    cgroups
 	// paused and clockOffset are set by the master (poll replies and
 	// SYNC-TIME) and read by the scheduler, the applier and the heartbeat.
 	paused      atomic.Bool
 	clockOffset atomic.Pointer[time.Duration]
-	uploadWake  chan struct{}
-	expiredAt   time.Time // last sweep of expired runs (uploader only)
-	events      *events
-	defectReq   chan defectRequest
-	wg          sync.WaitGroup
+	// pollInterval is the poll interval in seconds, which the client
+	// reads to know when to leave a silent master.
+	pollInterval atomic.Int64
+	// masters are the group's masters as the poll loop last recorded them.
+	masters    []string
+	uploadWake chan struct{}
+	backlog    *backlog
+	expiredAt  time.Time // last sweep of expired runs (uploader only)
+	events     *events
+	defectReq  chan defectRequest
+	// masterDefect holds the DEFECT the master posted until Run takes it.
+	masterDefect chan struct{}
+	wg           sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.
@@ -97,6 +107,9 @@ func New(cfg Config) (*Main, error) {
 	}
 	if cfg.Settings.OutputLimit == 0 {
 		cfg.Settings = def.Settings
+	}
+	if cfg.Settings.RunOutputLimit == 0 {
+		cfg.Settings.RunOutputLimit = def.Settings.RunOutputLimit
 	}
 	if cfg.PollWait <= 0 {
 		cfg.PollWait = def.PollWait
@@ -112,7 +125,8 @@ func New(cfg Config) (*Main, error) {
 		log = slog.Default()
 	}
 	ev := newEvents(cfg.Now)
-	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), defectReq: make(chan defectRequest)}, nil
+	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), backlog: newBacklog(),
+		defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -138,6 +152,8 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
 	}
 	m.enl = enl
+	m.pollInterval.Store(int64(enl.PollInterval))
+	m.masters = enl.Masters
 	m.log = m.log.With("target", enl.Name)
 	m.paused.Store(enl.Paused)
 	m.clockOffset.Store(enl.ClockOffset)
@@ -149,8 +165,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	if m.client, err = newClient(enl.MasterURL, roots, cert); err != nil {
-		return err
+	m.client, err = newClient(enl.Masters, enl.MasterURL, roots, cert, m.cfg.Now,
+		func() time.Duration { return time.Duration(m.pollInterval.Load()) * time.Second }, m.movedTo)
+	if err != nil {
+		return fmt.Errorf("%s: the enlistment's masters: %w", m.cfg.DataDir, err)
 	}
 	if m.cfg.Settings.TimeZone != "" {
 		m.loc, _ = time.LoadLocation(m.cfg.Settings.TimeZone)
@@ -164,6 +182,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	m.exec = newExecutor(m)
 	m.sched = newScheduler(m)
+	if m.cg.base, err = cgroupBase(enl.UID); err != nil {
+		m.log.Info("runs are tracked by their process group and environment, not by cgroups", muster.LogErr, err)
+	}
 	if m.cfg.Subreaper {
 		if err := becomeSubreaper(); err != nil {
 			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
@@ -181,7 +202,8 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "name", m.enl.Name, "master", m.enl.MasterURL, "time_zone", m.tzName)
+	m.log.Info("target running", "name", m.enl.Name, "master", m.Master(), "masters", m.masters, "time_zone", m.tzName,
+		"process_tracking", m.cg.processTracking(), "cgroup", m.cg.base)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
 	ctl.Add(1)
@@ -197,9 +219,11 @@ func (m *Main) Run(ctx context.Context) error {
 			}
 			return nil
 		}
-		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == "master")
+		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == byMaster)
 		res.RunsCanceled = canceled
-		req.done <- res
+		if req.done != nil {
+			req.done <- res
+		}
 		if res.Error == "" {
 			return ErrDefected
 		}
@@ -221,20 +245,24 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.eventLoop(runCtx) }()
+	go func() { defer m.wg.Done(); m.backlogLoop(runCtx) }()
 	var req defectRequest
 	var defect bool
 	reason := "the target daemon stopped"
 	for !defect && ctx.Err() == nil {
 		select {
 		case <-ctx.Done():
+		case <-m.masterDefect:
+			req, defect = defectRequest{force: true, by: byMaster}, true
+			reason = "the target is defecting (asked by the master)"
 		case req = <-m.defectReq:
 			// A defect that must tell the master checks first that it can,
 			// so that a refused defect changes nothing: runs carry on.
 			if !req.force {
 				if err := m.reachMaster(ctx); err != nil {
-					req.done <- DefectResult{Master: m.enl.MasterURL, Error: fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.enl.MasterURL, err)}
+					req.done <- DefectResult{Master: m.Master(), Error: fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.Master(), err)}
 					continue
 				}
 			}
@@ -246,6 +274,9 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 	m.wg.Wait()
 	canceled := m.exec.stopAll(reason)
 	m.exec.wait()
+	if err := m.flushBacklog(context.Background()); err != nil {
+		m.log.Error("runs could not be recorded before the daemon stopped; the next start records them abandoned", muster.LogErr, err)
+	}
 	return req, defect, canceled
 }
 
@@ -261,6 +292,9 @@ func (m *Main) Close() error {
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 		m.store = nil
+	}
+	if m.cg.base != "" {
+		os.Remove(m.cg.base) // once its runs' cgroups are gone; a daemon killed leaves it for the next
 	}
 	errs = append(errs, unlockDir(m.lock))
 	m.lock = nil

@@ -3,9 +3,6 @@ package agent
 import (
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -16,21 +13,7 @@ import (
 
 // benchTarget is a target daemon with its store open and nothing running:
 // enough to apply instructions.
-func benchTarget(b *testing.B) *Main {
-	b.Helper()
-	m, err := New(Config{DataDir: b.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if m.store, err = openStore(context.Background(), filepath.Join(m.cfg.DataDir, StoreFile), time.Now); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { m.store.Close() })
-	m.enl = enlistment{Name: "bench", UID: "uid-bench", PollInterval: muster.DefaultPollInterval}
-	m.loc, m.tzName, m.home = time.UTC, "UTC", b.TempDir()
-	m.exec, m.sched = newExecutor(m), newScheduler(m)
-	return m
-}
+func benchTarget(b *testing.B) *Main { return newTestMain(b) }
 
 func payload(b *testing.B, v any) json.RawMessage {
 	p, err := json.Marshal(v)

@@ -6,10 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,24 +21,133 @@ import (
 	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
-// client speaks the agent protocol to one master over mutual TLS.
+// client speaks the agent protocol over mutual TLS to the target's master:
+// one of the masters of a group, which all share one CA and one catalog.
+// Every request goes to the current master. When it stops answering, the
+// client moves to the next master of the list, a while after its first
+// failure: within a poll interval, at a point drawn for each episode, so
+// that a fleet does not move all in the same second.
 type client struct {
-	base  *url.URL
 	roots *x509.CertPool
 	// http is replaced when the certificate is renewed, so that no
 	// connection or TLS session made with the old certificate is reused.
 	http atomic.Pointer[http.Client]
 	cert atomic.Pointer[tls.Certificate]
+
+	now      func() time.Time
+	interval func() time.Duration // the poll interval: a silent master is left within it
+	moved    func(from, to string)
+
+	mu       sync.Mutex
+	masters  []*url.URL
+	current  int
+	silent   time.Time     // when the current master first failed to answer, since it last did
+	leaveIn  time.Duration // how long after silent it is left
+	episodes int           // masters left, for tests
 }
 
-func newClient(masterURL string, roots *x509.CertPool, cert *tls.Certificate) (*client, error) {
-	u, err := url.Parse(masterURL)
-	if err != nil {
+// newClient returns a client of the masters, starting with current (one of
+// them). now and interval say when a silent master is left; moved is told
+// when one is.
+func newClient(masters []string, current string, roots *x509.CertPool, cert *tls.Certificate, now func() time.Time,
+	interval func() time.Duration, moved func(from, to string)) (*client, error) {
+	c := &client{roots: roots, now: now, interval: interval, moved: moved}
+	if err := c.setMasters(masters, current); err != nil {
 		return nil, err
 	}
-	c := &client{base: u, roots: roots}
 	c.setCert(cert)
 	return c, nil
+}
+
+// setMasters makes masters the list to use, and current (else the first)
+// the master in use.
+func (c *client) setMasters(masters []string, current string) error {
+	urls, err := parseMasters(masters)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.masters) > 0 {
+		current = c.masters[c.current].String()
+	}
+	c.masters, c.current = urls, 0
+	for i, u := range urls {
+		if u.String() == current {
+			c.current = i
+		}
+	}
+	return nil
+}
+
+// parseMasters checks a list of master URLs.
+func parseMasters(masters []string) ([]*url.URL, error) {
+	if len(masters) == 0 {
+		return nil, muster.Errorf(muster.EINVALID, "no master")
+	}
+	urls := make([]*url.URL, len(masters))
+	seen := map[string]bool{}
+	for i, m := range masters {
+		u, err := url.Parse(strings.TrimSpace(m))
+		if err != nil || u.Scheme != "https" || u.Host == "" {
+			return nil, muster.Errorf(muster.EINVALID, "%q is not a master URL such as https://master.example:7070", m)
+		}
+		if seen[u.String()] {
+			return nil, muster.Errorf(muster.EINVALID, "%s is listed twice", u)
+		}
+		seen[u.String()], urls[i] = true, u
+	}
+	return urls, nil
+}
+
+// base is the URL of the master in use.
+func (c *client) base() *url.URL {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.masters[c.current]
+}
+
+// answered notes that the master at u answered.
+func (c *client) answered(u *url.URL) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.masters[c.current] == u {
+		c.silent = time.Time{}
+	}
+}
+
+// unanswered notes that the master at u did not answer, and moves to the
+// next master once the current one has been silent for long enough.
+func (c *client) unanswered(u *url.URL) {
+	c.mu.Lock()
+	if c.masters[c.current] != u || len(c.masters) < 2 {
+		c.mu.Unlock()
+		return
+	}
+	now := c.now()
+	if c.silent.IsZero() {
+		c.silent, c.leaveIn = now, leaveDelay(c.interval())
+		c.mu.Unlock()
+		return
+	}
+	if now.Sub(c.silent) < c.leaveIn {
+		c.mu.Unlock()
+		return
+	}
+	c.current = (c.current + 1) % len(c.masters)
+	c.silent = time.Time{}
+	c.episodes++
+	to := c.masters[c.current]
+	c.mu.Unlock()
+	c.moved(u.String(), to.String())
+}
+
+// leaveDelay is how long a silent master is kept: between a tenth and
+// half of the poll interval, drawn at random, so that with the retries'
+// backoff (5 s at most) a target moves within a poll interval, and a fleet
+// spreads its moves over that time.
+func leaveDelay(interval time.Duration) time.Duration {
+	return interval/10 + rand.N(interval*4/10+1)
 }
 
 // setCert makes cert the one presented from now on.
@@ -100,7 +212,8 @@ func (c *client) call(ctx context.Context, method, path string, query url.Values
 }
 
 func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, query url.Values, in, out any) error {
-	u := c.base.JoinPath(path)
+	base := c.base()
+	u := base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
@@ -111,7 +224,14 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 			// failed; the next request dials afresh.
 			hc.CloseIdleConnections()
 		}
-		return muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", c.base.Host)
+		err = muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", base.Host)
+	}
+	switch {
+	case ctx.Err() != nil: // given up on: says nothing of the master
+	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
+		c.unanswered(base) // unreachable, or shutting down
+	default:
+		c.answered(base)
 	}
 	return err
 }
@@ -125,12 +245,15 @@ type heartbeat struct {
 	SpoolDropped int
 	ClockOffset  *time.Duration
 	Paused       bool
+	DiskFull     bool
+	Tracking     string // how the target tracks a run's processes
 }
 
 // poll fetches instructions after seq, waiting at most wait for some.
-func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb heartbeat) (agentproto.PollResponse, error) {
+func (c *client) poll(ctx context.Context, after int64, epoch string, wait time.Duration, hb heartbeat) (agentproto.PollResponse, error) {
 	q := url.Values{}
 	q.Set(agentproto.QueryAfter, strconv.FormatInt(after, 10))
+	q.Set(agentproto.QueryEpoch, epoch)
 	q.Set(agentproto.QueryWait, strconv.Itoa(int(wait/time.Second)))
 	q.Set(agentproto.QueryLocalTime, hb.LocalTime.Format(time.RFC3339Nano))
 	q.Set(agentproto.QueryTimeZone, hb.TimeZone)
@@ -139,6 +262,8 @@ func (c *client) poll(ctx context.Context, after int64, wait time.Duration, hb h
 	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
 	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
+	q.Set(agentproto.QueryDiskFull, strconv.FormatBool(hb.DiskFull))
+	q.Set(agentproto.QueryProcessTracking, hb.Tracking)
 	if hb.ClockOffset != nil {
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}

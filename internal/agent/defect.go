@@ -27,9 +27,25 @@ const ControlSocket = "control.sock"
 
 // defectRequest asks the running daemon to defect.
 type defectRequest struct {
-	force bool   // defect locally even if the master cannot be told
-	by    string // who asked: the operator, or the master's DEFECT
-	done  chan DefectResult
+	force bool              // defect locally even if the master cannot be told
+	by    string            // who asked: the operator, or the master's DEFECT
+	done  chan DefectResult // receives the result; nil when nobody waits (the master's DEFECT)
+}
+
+// Who asks for a defect.
+const (
+	byOperator = "operator"
+	byMaster   = "master"
+)
+
+// defectAsked hands the master's DEFECT to Run, which defects once every
+// loop has stopped. It never blocks: a DEFECT already handed over and not
+// yet taken stands for this one too.
+func (m *Main) defectAsked() {
+	select {
+	case m.masterDefect <- struct{}{}:
+	default:
+	}
 }
 
 // DefectResult says what a defect did.
@@ -64,16 +80,16 @@ func (m *Main) requestDefect(ctx context.Context, force bool, by string) DefectR
 // and the enlistment. Without force, a master that cannot be told aborts
 // the defect and changes nothing locally.
 func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult {
-	res := DefectResult{Master: m.enl.MasterURL}
+	res := DefectResult{Master: m.Master()}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.flushAcks(ctx); err != nil && !force {
-		res.Error = fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", m.enl.MasterURL, err)
+		res.Error = fmt.Sprintf("the master at %s cannot be reached: %v; run again with --force to defect anyway", res.Master, err)
 		return res
 	}
 	// A deleted target's uploads are refused; its runs are lost either way.
 	if err := m.uploadOnce(ctx); err != nil && !force && muster.ErrorCode(err) != muster.EGONE {
-		res.Error = fmt.Sprintf("the spool could not be sent to the master at %s: %v; run again with --force to defect anyway (its runs are then lost)", m.enl.MasterURL, err)
+		res.Error = fmt.Sprintf("the spool could not be sent to the master at %s: %v; run again with --force to defect anyway (its runs are then lost)", res.Master, err)
 		return res
 	}
 	// A DEFECT from the master was acknowledged above: the master knows.
@@ -81,7 +97,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 		res.MasterTold = true
 	} else if err := m.client.defect(ctx); err != nil {
 		if !force {
-			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", m.enl.MasterURL, err)
+			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", res.Master, err)
 			return res
 		}
 		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", "err", err)
@@ -100,7 +116,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 			return res
 		}
 	}
-	m.log.Info("defected", "master", m.enl.MasterURL, "jobs_deleted", jobs, "runs_lost", lost)
+	m.log.Info("defected", "master", res.Master, "jobs_deleted", jobs, "runs_lost", lost)
 	return res
 }
 
@@ -115,7 +131,7 @@ func (s *store) wipe(ctx context.Context) (jobs, lost int, err error) {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM runs WHERE revision > uploaded_revision`).Scan(&lost); err != nil {
 			return err
 		}
-		for _, table := range []string{"jobs", "runs", "acks", "schedule_state", "state"} {
+		for _, table := range []string{"jobs", "output", "runs", "acks", "schedule_state", "state"} {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM `+table); err != nil {
 				return err
 			}
@@ -139,7 +155,7 @@ func (m *Main) serveControl(ctx context.Context) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST /defect", func(w http.ResponseWriter, r *http.Request) {
 		force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
-		res := m.requestDefect(r.Context(), force, "operator")
+		res := m.requestDefect(r.Context(), force, byOperator)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(res)
 	})

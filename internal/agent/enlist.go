@@ -23,6 +23,8 @@ import (
 
 // EnlistOptions say how to enlist a data directory in a master.
 type EnlistOptions struct {
+	// MasterURL is the master's URL, or the URLs of the masters of a group
+	// (sharing one catalog and one CA), separated by commas.
 	MasterURL string
 	Token     string
 	Name      string
@@ -37,7 +39,10 @@ type EnlistOptions struct {
 type Enlisted struct {
 	Name   string
 	UID    string
-	Master string
+	Master string // the name of the master that enlisted the target
+	// MasterURL is the master enlisted with; Masters, the group's.
+	MasterURL string
+	Masters   []string
 }
 
 // Enlist makes the data directory a target of the master: it verifies the
@@ -55,9 +60,9 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if err != nil {
 		return Enlisted{}, fmt.Errorf("--token: %w", err)
 	}
-	u, err := url.Parse(o.MasterURL)
-	if err != nil || u.Scheme != "https" || u.Host == "" {
-		return Enlisted{}, fmt.Errorf("--master: %q is not a master URL such as https://master.example:7070", o.MasterURL)
+	masters, err := parseMasters(strings.Split(o.MasterURL, ","))
+	if err != nil {
+		return Enlisted{}, fmt.Errorf("--master: %w", err)
 	}
 	// A master cannot be a target (SQL Server's 14299): its data
 	// directory holds a catalog. (A master runs its own jobs with
@@ -81,7 +86,23 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if e, ok, err := st.enlistment(ctx); err != nil {
 		return Enlisted{}, err
 	} else if ok {
-		return Enlisted{}, fmt.Errorf("%s is already enlisted in %s as %q; a target holds one master: run `muster defect --data %s` first", o.DataDir, e.MasterURL, e.Name, o.DataDir)
+		return Enlisted{}, fmt.Errorf("%s is already enlisted in %s as %q; a target holds one master (or one group of masters): run `muster defect --data %s` first", o.DataDir, e.MasterURL, e.Name, o.DataDir)
+	}
+	// Every master of a group must present the CA the token names before
+	// anything is sent to any; one that cannot be reached now is checked
+	// by TLS when it is first used.
+	var reachable []*url.URL
+	for _, u := range masters {
+		switch err := probeMaster(ctx, u, tok.CAFingerprint); {
+		case err == nil:
+			reachable = append(reachable, u)
+		case errors.Is(err, errUnreachable):
+		default:
+			return Enlisted{}, muster.Wrap(muster.EINVALID, err, "--master: %s is not a master of the token's CA (the masters of a group share one CA)", u)
+		}
+	}
+	if len(reachable) == 0 {
+		return Enlisted{}, muster.Errorf(muster.EUNAVAILABLE, "--master: no master can be reached at %s", o.MasterURL)
 	}
 
 	key, err := pki.NewKey()
@@ -111,9 +132,25 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		TimeZone: tzName, LocalTime: o.Now().In(loc), PollInterval: muster.DefaultPollInterval,
 		Version: muster.Version, Protocol: agentproto.Version, EnlistedBy: by,
 	}
-	resp, err := postEnlist(ctx, u, tok.CAFingerprint, req)
+	// Enlisted with the first master that answers: any master of the
+	// group would do.
+	var resp agentproto.EnlistResponse
+	var u *url.URL
+	for _, u = range reachable {
+		resp, err = postEnlist(ctx, u, tok.CAFingerprint, req)
+		if !errors.Is(err, errUnreachable) {
+			break
+		}
+	}
 	if err != nil {
 		return Enlisted{}, err
+	}
+	group := make([]string, len(masters))
+	for i, m := range masters {
+		group[i] = m.String()
+	}
+	if len(resp.Masters) > 0 {
+		group = resp.Masters // the group as its masters know it
 	}
 
 	keyPEM, err := pki.EncodeKeyPEM(key)
@@ -135,13 +172,13 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	// The enlistment is committed last: files without it are simply
 	// overwritten by the next attempt.
 	err = st.saveEnlistment(ctx, enlistment{
-		MasterURL: u.String(), Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
+		MasterURL: u.String(), Masters: group, Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
 		PollInterval: resp.PollInterval, EnlistedAt: o.Now(), Location: req.Location,
 	})
 	if err != nil {
 		return Enlisted{}, err
 	}
-	return Enlisted{Name: resp.Name, UID: resp.UID, Master: resp.Master}, nil
+	return Enlisted{Name: resp.Name, UID: resp.UID, Master: resp.Master, MasterURL: u.String(), Masters: group}, nil
 }
 
 // postEnlist sends the enlistment request over TLS that trusts only the CA
@@ -157,8 +194,8 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
 		var opErr *net.OpError
-		if errors.As(err, &opErr) {
-			return out, fmt.Errorf("cannot reach the master at %s: %v", u.Host, opErr.Err)
+		if errors.As(err, &opErr) && opErr.Op == "dial" {
+			return out, fmt.Errorf("%w: the master at %s: %v", errUnreachable, u.Host, opErr.Err)
 		}
 		return out, fmt.Errorf("enlist with %s: %w", u.Host, te.Err)
 	}
@@ -166,4 +203,27 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 		return out, err
 	}
 	return out, nil
+}
+
+// errUnreachable is a master that could not be connected to.
+var errUnreachable = errors.New("cannot reach")
+
+// probeMaster checks that the master at u presents the CA whose
+// fingerprint the token carries, with a TLS handshake; it wraps
+// errUnreachable when no connection can be made.
+func probeMaster(ctx context.Context, u *url.URL, caFingerprint string) error {
+	host, port := u.Hostname(), u.Port()
+	if port == "" {
+		port = "443"
+	}
+	d := tls.Dialer{NetDialer: &net.Dialer{Timeout: 10 * time.Second}, Config: pki.PinnedTLSConfig(caFingerprint, host)}
+	conn, err := d.DialContext(ctx, "tcp", net.JoinHostPort(host, port))
+	var opErr *net.OpError
+	if errors.As(err, &opErr) && opErr.Op == "dial" {
+		return fmt.Errorf("%w: %v", errUnreachable, opErr.Err)
+	}
+	if err != nil {
+		return err
+	}
+	return conn.Close()
 }

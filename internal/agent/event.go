@@ -53,10 +53,10 @@ func (s EventSettings) validate() error {
 	switch s.Forward {
 	case "", ForwardAll, ForwardUnhandled, ForwardNone:
 	default:
-		return fmt.Errorf("events: forward: %q is not all, unhandled or none", s.Forward)
+		return muster.Errorf(muster.EINVALID, "events: forward: %q is not all, unhandled or none", s.Forward)
 	}
 	if s.MinSeverity != 0 && !s.MinSeverity.Valid() {
-		return fmt.Errorf("events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
+		return muster.Errorf(muster.EINVALID, "events: min_severity: 1 (info) to 4 (critical), not %d", s.MinSeverity)
 	}
 	return nil
 }
@@ -296,37 +296,9 @@ func (m *Main) renewalFailed(ctx context.Context, failures int, err error) {
 // with capped backoff while the master is unreachable. On its way out it
 // stores what is still queued, for the next start to send.
 func (m *Main) eventLoop(ctx context.Context) {
-	failures := 0
-	retry := time.NewTimer(0)
-	defer retry.Stop()
-	for {
-		wake := m.events.wake
-		if failures > 0 {
-			wake = nil // while backing off, new events wait for the retry
-		}
-		select {
-		case <-ctx.Done():
-			if err := m.storeQueued(context.WithoutCancel(ctx)); err != nil {
-				m.log.Warn("queued events could not be stored", "err", err)
-			}
-			return
-		case <-wake:
-		case <-retry.C:
-		}
-		if err := m.forwardEvents(ctx); err != nil {
-			if ctx.Err() != nil {
-				continue
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "event forward failed; the events stay in the store", err, d)
-			retry.Reset(d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("event forwarding works again", "after_failures", failures)
-		}
-		failures = 0
+	m.retryLoop(ctx, m.events.wake, "event forward failed; the events stay in the store", "event forwarding works again", m.forwardEvents)
+	if err := m.storeQueued(context.WithoutCancel(ctx)); err != nil {
+		m.log.Warn("queued events could not be stored", muster.LogErr, err)
 	}
 }
 
@@ -365,7 +337,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 		return err // a wake-up may find nothing, and then writes nothing
 	}
 	s := m.cfg.Settings.Events.withDefaults()
-	if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
+	if err := m.store.exec(ctx, `DELETE FROM events WHERE enlistment <> ? OR severity < ? OR (? AND handled) OR ?`,
 		m.enl.UID, int(s.MinSeverity), s.Forward == ForwardUnhandled, s.Forward == ForwardNone); err != nil {
 		return err
 	}
@@ -386,7 +358,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 				m.log.Warn("the master refused an event", "id", r.ID, "err", r.Error)
 			}
 		}
-		if _, err := m.store.write.ExecContext(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {
+		if err := m.store.exec(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {
 			return err
 		}
 		if len(evs) < eventBatch {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -50,6 +51,38 @@ type activeRun struct {
 	cancel      context.CancelCauseFunc
 	spawned     chan struct{} // closed once the first step's process started, or the run ended
 	spawnOnce   sync.Once
+	cg          *runCgroup // the run's own cgroup, when cgroups are used
+
+	// The run's output, which only its goroutine touches: what it has
+	// kept so far (all attempts, against run_output_limit), where the
+	// current attempt's output ends, and the chunks not yet in the store.
+	outputKept    int64
+	attemptOutput int64
+	unsaved       []outputChunk
+}
+
+// outputFor returns the output of the run's next attempt: within
+// output_limit, and within what the run has left of run_output_limit.
+func (e *executor) outputFor(ar *activeRun) *output {
+	set := e.m.cfg.Settings
+	limit, why := int64(set.OutputLimit), "output_limit "+set.OutputLimit.String()
+	if left := int64(set.RunOutputLimit) - ar.outputKept; left < limit {
+		limit = max(left, 0)
+		why = fmt.Sprintf("run_output_limit %s, of which the run had %s left", set.RunOutputLimit, ByteSize(limit))
+	}
+	ar.attemptOutput = 0
+	return newOutput(int(limit), why)
+}
+
+// keep queues a chunk of the current attempt's output, to be stored with
+// the run's next state.
+func (ar *activeRun) keep(run *muster.Run, data string) {
+	if data == "" {
+		return
+	}
+	ar.unsaved = append(ar.unsaved, outputChunk{attempt: len(run.Steps) - 1, offset: ar.attemptOutput, data: data})
+	ar.attemptOutput += int64(len(data))
+	ar.outputKept += int64(len(data))
 }
 
 // markSpawned closes spawned, once.
@@ -70,10 +103,13 @@ func (e *executor) recover(ctx context.Context) error {
 		return err
 	}
 	for _, r := range runs {
-		// Every step process carries its run id in its environment: only
-		// processes that do are killed (with their groups). The recorded
-		// process group alone is not trusted: after a reboot its number may
-		// belong to someone else.
+		// What is left of the run's processes: its cgroup's (a process
+		// group number alone is not trusted: after a reboot it may belong
+		// to someone else), and every process whose environment carries
+		// its run id (with their groups).
+		if e.m.cg.base != "" {
+			killCgroup(filepath.Join(e.m.cg.base, "run-"+r.RunID))
+		}
 		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
 		r.Status = muster.RunAbandoned
@@ -86,10 +122,19 @@ func (e *executor) recover(ctx context.Context) error {
 				r.Steps[j].Message = "interrupted: the target stopped"
 			}
 		}
-		if err := e.m.store.saveRun(ctx, r); err != nil {
+		if err := e.m.store.saveRun(ctx, r, nil); err != nil {
 			return err
 		}
-		e.m.log.Warn("run abandoned by a previous process", "job", r.Job, "run_id", r.RunID)
+		e.m.log.Warn("run abandoned by a previous process", muster.LogJob, r.Job, muster.LogRunID, r.RunID)
+	}
+	// The run cgroups a daemon killed with SIGKILL left, with whatever is
+	// still in them: no run of this process is running yet.
+	if e.m.cg.base != "" {
+		if n, err := sweepCgroups(e.m.cg.base, func(string) bool { return false }); err != nil {
+			e.m.log.Warn("run cgroups left by a previous process could not all be removed", muster.LogErr, err)
+		} else if n > 0 {
+			e.m.log.Warn("killed what the run cgroups of a previous process still held", "cgroups", n)
+		}
 	}
 	return nil
 }
@@ -218,10 +263,13 @@ func (e *executor) stopAll(reason string) int {
 // wait waits for every launched run to finish.
 func (e *executor) wait() { e.wg.Wait() }
 
-// save records the run's current state and has it uploaded.
-func (e *executor) save(run *muster.Run) {
-	if err := e.m.store.saveRun(context.Background(), *run); err != nil {
-		e.m.log.Error("record run", "run_id", run.RunID, "err", err)
+// save records the run's current state, with the output kept since the
+// last save, and has it uploaded.
+func (e *executor) save(ar *activeRun, run *muster.Run) {
+	output := ar.unsaved
+	ar.unsaved = nil
+	if err := e.m.record(context.Background(), *run, output); err != nil {
+		e.m.log.Error("record run; its state waits in memory until the store takes it", muster.LogJob, run.Job, muster.LogRunID, run.RunID, muster.LogErr, err)
 	}
 	e.m.wakeUploader()
 }
@@ -233,6 +281,19 @@ func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
 	ctx := ar.ctx
+	if e.m.cg.base != "" {
+		rc, err := e.m.cg.create(run.RunID)
+		if err != nil {
+			e.m.log.Warn("no cgroup for the run; its processes are tracked by process group and environment", muster.LogRunID, run.RunID, muster.LogErr, err)
+		} else {
+			ar.cg = rc
+			defer func() {
+				if err := rc.remove(); err != nil {
+					e.m.log.Warn("the run's cgroup could not be removed", muster.LogRunID, run.RunID, muster.LogErr, err)
+				}
+			}()
+		}
+	}
 	if job.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout.Std(), errJobTimeout)
@@ -240,7 +301,7 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	if run.Message != "" { // it waited in the queue
 		run.Message = ""
-		e.save(&run)
+		e.save(ar, &run)
 	}
 	index := 0
 	if ar.startStep != "" {
@@ -248,6 +309,9 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	limit := muster.MaxRunExecutions * len(job.Steps)
 	status := muster.RunSucceeded
+	// failure is the last step that did not succeed, in words: a run that
+	// fails names it first, whatever step its flow ended at.
+	var failure string
 	for executions := 0; ; executions++ {
 		if executions == limit {
 			status = muster.RunFailed
@@ -274,9 +338,9 @@ func (e *executor) execute(ar *activeRun) {
 			action = step.SuccessAction()
 		}
 		if !ok {
-			run.Message = fmt.Sprintf("step %q %s", step.Name, last.Status)
+			failure = fmt.Sprintf("step %q %s", step.Name, last.Status)
 			if last.Message != "" {
-				run.Message += ": " + last.Message
+				failure += ": " + last.Message
 			}
 		}
 		if target, isGoto := strings.CutPrefix(action, muster.ActionGoto); isGoto {
@@ -293,18 +357,19 @@ func (e *executor) execute(ar *activeRun) {
 		case action == muster.ActionQuitSuccess, action == muster.ActionNext && ok:
 			status, run.Message = muster.RunSucceeded, ""
 		case last.Status == muster.AttemptTimedOut:
-			status = muster.RunTimedOut
+			status, run.Message = muster.RunTimedOut, failure
 		default:
-			status = muster.RunFailed
+			status, run.Message = muster.RunFailed, failure
 			if ok {
-				run.Message = fmt.Sprintf("step %q succeeded and its on_success is quit_failure", step.Name)
+				flow := fmt.Sprintf("step %q succeeded and its on_success is quit_failure", step.Name)
+				run.Message = strings.TrimPrefix(failure+"; then "+flow, "; then ")
 			}
 		}
 		break
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
-	e.save(&run)
+	e.save(ar, &run)
 }
 
 func stepIndex(job muster.Job, name string) int {
@@ -335,7 +400,7 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		a.Status = muster.AttemptRetry
 		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
 		run.Steps[len(run.Steps)-1] = a
-		e.save(run)
+		e.save(ar, run)
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
@@ -364,7 +429,7 @@ func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	env := e.environment(ar, run, step)
 	if step.SQL != "" {
-		attempt = e.runSQL(actx, run, step, env, attempt)
+		attempt = e.runSQL(actx, ar, run, step, env, attempt)
 	} else {
 		attempt = e.runProcess(actx, ar, run, step, env, attempt)
 	}

@@ -2,35 +2,49 @@ package agent
 
 import (
 	"fmt"
+	"strings"
 	"sync"
+	"unicode/utf8"
 )
 
-// output keeps a step's combined stdout and stderr within a limit: the first
-// half of the limit as written, and the last half as a ring, with a line in
-// between saying how many bytes were dropped. Memory stays bounded whatever
-// the step writes.
+// output keeps what one step attempt writes (stdout and stderr together)
+// within a limit, and hands it out in chunks to be stored as it comes: the
+// first half of the limit as it is written, then, when the attempt ends,
+// the last half, kept until then in a ring, after a line saying how many
+// bytes were dropped in between. Memory stays within the limit whatever
+// the step writes, no byte is handed out twice, and every chunk is valid
+// UTF-8 (an invalid byte becomes U+FFFD).
 type output struct {
 	mu    sync.Mutex
 	limit int
-	head  []byte
+	why   string // what set the limit, for the line about dropped bytes
+	head  []byte // written into the head and not yet handed out
+	room  int    // what the head may still take
 	tail  []byte // a ring once full: the oldest byte is at start
 	start int
-	total int64
+	total int64 // bytes written
 }
 
-func newOutput(limit int) *output { return &output{limit: limit} }
+// newOutput keeps limit bytes of an attempt's output; why names the
+// setting behind the limit.
+func newOutput(limit int, why string) *output {
+	return &output{limit: limit, why: why, room: limit / 2}
+}
 
 func (o *output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := len(p)
 	o.total += int64(n)
-	if room := o.limit/2 - len(o.head); room > 0 {
-		k := min(room, len(p))
+	if k := min(o.room, len(p)); k > 0 {
 		o.head = append(o.head, p[:k]...)
+		o.room -= k
 		p = p[k:]
 	}
 	tailCap := o.limit - o.limit/2
+	if tailCap == 0 {
+		return n, nil
+	}
 	if len(p) >= tailCap {
 		// Only the last tailCap bytes of p survive.
 		o.tail = append(o.tail[:0], p[len(p)-tailCap:]...)
@@ -52,20 +66,57 @@ func (o *output) Write(p []byte) (int, error) {
 	return n, nil
 }
 
-// String returns the kept output.
-func (o *output) String() string {
+// take hands out what the head holds that was not handed out yet, but for
+// a character whose last bytes have not been written yet.
+func (o *output) take() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	s := string(o.head)
-	if dropped := o.total - int64(len(o.head)) - int64(len(o.tail)); dropped > 0 {
-		s += fmt.Sprintf("\n[muster: %d bytes of output dropped here; the first and last %d bytes are kept]\n", dropped, o.limit/2)
-	}
-	return s + string(o.tail[o.start:]) + string(o.tail[:o.start])
+	cut := len(o.head) - incompleteSuffix(o.head)
+	chunk := strings.ToValidUTF8(string(o.head[:cut]), "\uFFFD")
+	o.head = append(o.head[:0], o.head[cut:]...)
+	return chunk
 }
 
-// written returns how many bytes have been written in all.
-func (o *output) written() int64 {
+// final hands out the rest, once the attempt has ended: what is left of
+// the head, the line about the bytes dropped, if any, and the tail.
+func (o *output) final() string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	return o.total
+	tail := append(o.tail[o.start:len(o.tail):len(o.tail)], o.tail[:o.start]...)
+	kept := int64(o.limit/2-o.room) + int64(len(tail))
+	dropped := o.total - kept
+	head := o.head
+	o.head, o.tail, o.start = nil, nil, 0
+	if dropped <= 0 {
+		// Nothing dropped: the tail goes on where the head stopped.
+		return strings.ToValidUTF8(string(head)+string(tail), "\uFFFD")
+	}
+	// The tail begins wherever the ring cut it: skip a character's
+	// continuation bytes.
+	for i := 0; i < utf8.UTFMax-1 && len(tail) > 0 && !utf8.RuneStart(tail[0]); i++ {
+		tail = tail[1:]
+	}
+	return strings.ToValidUTF8(string(head), "\uFFFD") + o.dropNote(dropped) + strings.ToValidUTF8(string(tail), "\uFFFD")
+}
+
+// dropNote is the line standing for dropped bytes.
+func (o *output) dropNote(dropped int64) string {
+	if o.limit < 2 {
+		return fmt.Sprintf("[muster: %d bytes of output dropped: %s]\n", dropped, o.why)
+	}
+	return fmt.Sprintf("\n[muster: %d bytes of output dropped here (%s); the first and last %d bytes are kept]\n", dropped, o.why, o.limit/2)
+}
+
+// incompleteSuffix is how many bytes at the end of b begin a UTF-8
+// character whose last bytes are missing.
+func incompleteSuffix(b []byte) int {
+	for i := 1; i < utf8.UTFMax && i <= len(b); i++ {
+		if c := b[len(b)-i]; utf8.RuneStart(c) {
+			if !utf8.FullRune(b[len(b)-i:]) {
+				return i
+			}
+			return 0
+		}
+	}
+	return 0
 }

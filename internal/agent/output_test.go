@@ -3,11 +3,23 @@ package agent
 import (
 	"strings"
 	"testing"
-
-	"github.com/musterhq/muster"
+	"unicode/utf8"
 )
 
+// collect hands out an output the way a step's saver does: a chunk after
+// each write, then the rest at the end.
+func collect(o *output, writes []string) string {
+	var b strings.Builder
+	for _, w := range writes {
+		o.Write([]byte(w))
+		b.WriteString(o.take())
+	}
+	b.WriteString(o.final())
+	return b.String()
+}
+
 func TestOutputKeepsHeadAndTail(t *testing.T) {
+	const note = "\n[muster: 16 bytes of output dropped here (output_limit 10B); the first and last 5 bytes are kept]\n"
 	for _, tc := range []struct {
 		name   string
 		writes []string
@@ -15,48 +27,80 @@ func TestOutputKeepsHeadAndTail(t *testing.T) {
 	}{
 		{"under the limit", []string{"hello\n"}, "hello\n"},
 		{"exactly the limit", []string{"0123456789"}, "0123456789"},
-		{"one big write", []string{"abcdefghijklmnopqrstuvwxyz"}, "abcde\n[muster: 16 bytes of output dropped here; the first and last 5 bytes are kept]\nvwxyz"},
-		{"many small writes", strings.Split("abcdefghijklmnopqrstuvwxyz", ""), "abcde\n[muster: 16 bytes of output dropped here; the first and last 5 bytes are kept]\nvwxyz"},
-		{"mixed", []string{"abc", "defgh", "ijklmnopq", "rs", "tuvwxyz"}, "abcde\n[muster: 16 bytes of output dropped here; the first and last 5 bytes are kept]\nvwxyz"},
+		{"one big write", []string{"abcdefghijklmnopqrstuvwxyz"}, "abcde" + note + "vwxyz"},
+		{"many small writes", strings.Split("abcdefghijklmnopqrstuvwxyz", ""), "abcde" + note + "vwxyz"},
+		{"mixed", []string{"abc", "defgh", "ijklmnopq", "rs", "tuvwxyz"}, "abcde" + note + "vwxyz"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := newOutput(10)
-			for _, w := range tc.writes {
-				o.Write([]byte(w))
-			}
-			if got := o.String(); got != tc.want {
+			if got := collect(newOutput(10, "output_limit 10B"), tc.writes); got != tc.want {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
 	}
 }
 
+// What is handed out while the step runs is the head, once; the tail waits
+// for the end.
+func TestOutputHandsOutEachByteOnce(t *testing.T) {
+	o := newOutput(10, "output_limit 10B")
+	o.Write([]byte("abc"))
+	if got := o.take(); got != "abc" {
+		t.Fatalf("first take %q", got)
+	}
+	if got := o.take(); got != "" {
+		t.Fatalf("a take with nothing new written: %q", got)
+	}
+	o.Write([]byte("defghij"))
+	if got := o.take(); got != "de" {
+		t.Fatalf("second take %q, want the rest of the head", got)
+	}
+	if got := o.final(); got != "fghij" {
+		t.Errorf("final %q, want the tail, which follows the head (nothing dropped)", got)
+	}
+}
+
+// A character is never cut: not between chunks, nor where the tail begins.
+func TestOutputKeepsCharactersWhole(t *testing.T) {
+	o := newOutput(1<<10, "output_limit 1KiB")
+	e := []byte("é") // two bytes
+	o.Write(e[:1])
+	if got := o.take(); got != "" {
+		t.Fatalf("half a character was handed out: %q", got)
+	}
+	o.Write(e[1:])
+	if got := o.take(); got != "é" {
+		t.Fatalf("the whole character: %q", got)
+	}
+	// A tail that the ring cut inside a character begins after it.
+	o = newOutput(8, "output_limit 8B")
+	got := collect(o, []string{"abcd" + strings.Repeat("é", 10)})
+	if !utf8.ValidString(got) || !strings.HasPrefix(got, "abcd\n[muster:") || !strings.HasSuffix(got, "éé") {
+		t.Errorf("got %q", got)
+	}
+	// Invalid bytes become U+FFFD.
+	if got := collect(newOutput(64, "x"), []string{"a\xffb"}); got != "a\uFFFDb" {
+		t.Errorf("invalid UTF-8 came out as %q", got)
+	}
+}
+
 func TestOutputMemoryIsBounded(t *testing.T) {
-	o := newOutput(1 << 10)
+	o := newOutput(1<<10, "output_limit 1KiB")
 	chunk := []byte(strings.Repeat("x", 4096))
-	for i := 0; i < 10000; i++ {
+	for range 10000 {
 		o.Write(chunk)
 	}
 	if cap(o.head) > 1<<10 || cap(o.tail) > 1<<10 {
 		t.Errorf("head %d and tail %d bytes kept for a 1 KiB limit", cap(o.head), cap(o.tail))
 	}
-	if o.written() != 4096*10000 {
-		t.Errorf("written %d", o.written())
+	if o.total != 4096*10000 {
+		t.Errorf("written %d", o.total)
 	}
 }
 
-func TestFitRunKeepsUploadsBounded(t *testing.T) {
-	big := strings.Repeat("a", 3<<20) + strings.Repeat("z", 3<<20)
-	r := muster.Run{Steps: []muster.StepAttempt{{Output: big}, {Output: big}, {Output: "small"}}}
-	fitRun(&r, 1<<20)
-	if n := runSize(r); n > 1<<20+4096 {
-		t.Errorf("run size %d after fitting to 1 MiB", n)
-	}
-	out := r.Steps[0].Output
-	if !strings.HasPrefix(out, "aaa") || !strings.HasSuffix(out, "zzz") || !strings.Contains(out, "kept on the target only") {
-		t.Errorf("a cut output keeps its head and tail and says so: %q…%q", out[:20], out[len(out)-20:])
-	}
-	if r.Steps[2].Output != "small" {
-		t.Errorf("a small output was cut: %q", r.Steps[2].Output)
+// A run that has used up run_output_limit keeps only the line saying so.
+func TestOutputWithNothingLeft(t *testing.T) {
+	got := collect(newOutput(0, "run_output_limit 1KiB, of which the run had 0B left"), []string{"hello\n"})
+	if want := "[muster: 6 bytes of output dropped: run_output_limit 1KiB, of which the run had 0B left]\n"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -23,23 +23,7 @@ var errDefecting = errors.New("defecting")
 // failure to reach the master is retried with capped backoff; the target
 // carries on running its jobs meanwhile.
 func (m *Main) pollLoop(ctx context.Context) {
-	failures := 0
-	for ctx.Err() == nil {
-		if err := m.pollOnce(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "poll failed; jobs keep running from the local copy", err, d)
-			sleep(ctx, d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("the master is reachable again", "after_failures", failures)
-		}
-		failures = 0
-	}
+	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "the master is reachable again", m.pollOnce)
 }
 
 // pollOnce sends owed acks, makes one poll, and applies its instructions.
@@ -47,18 +31,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if err := m.flushAcks(ctx); err != nil {
 		return err
 	}
-	hb := heartbeat{
-		LocalTime:    m.now(),
-		TimeZone:     m.tzName,
-		PollInterval: m.enl.PollInterval,
-		SpoolDepth:   m.store.spoolDepth(ctx),
-		SpoolDropped: m.store.spoolDropped(ctx),
-		ClockOffset:  m.clockOffset.Load(),
-		Paused:       m.paused.Load(),
-	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
-	resp, err := m.client.poll(pctx, m.enl.Cursor, m.cfg.PollWait, hb)
+	resp, err := m.client.poll(pctx, m.enl.Cursor, m.enl.Epoch, m.cfg.PollWait, m.heartbeat(ctx))
 	if err != nil {
 		return err
 	}
@@ -68,6 +43,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	}
 	if err := m.setPaused(ctx, resp.Paused); err != nil {
 		return err
+	}
+	if err := m.refreshMasters(ctx, resp.Masters); err != nil {
+		m.log.Warn("the masters a poll reply announced are not used", "masters", resp.Masters, muster.LogErr, err)
 	}
 	var launched []*activeRun
 	for _, in := range resp.Instructions {
@@ -91,6 +69,23 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// heartbeat is what the next poll reports about the target. The spool
+// counts the runs waiting in memory for a full disk too.
+func (m *Main) heartbeat(ctx context.Context) heartbeat {
+	waiting, _ := m.backlog.waiting()
+	return heartbeat{
+		LocalTime:    m.now(),
+		TimeZone:     m.tzName,
+		PollInterval: m.enl.PollInterval,
+		SpoolDepth:   m.store.spoolDepth(ctx) + waiting,
+		SpoolDropped: m.store.spoolDropped(ctx),
+		ClockOffset:  m.clockOffset.Load(),
+		Paused:       m.paused.Load(),
+		DiskFull:     m.diskFull(),
+		Tracking:     m.cg.processTracking(),
+	}
 }
 
 // spawnWait bounds how long acks wait for launched steps to start.
@@ -147,7 +142,11 @@ func (m *Main) flushAcks(ctx context.Context) error {
 		if err := m.client.ack(ctx, acks); err != nil {
 			return err
 		}
-		if err := m.store.dropAcks(ctx, acks[len(acks)-1].Seq); err != nil {
+		if err := m.store.dropAcks(ctx, acks[len(acks)-1].Seq); isFull(err) {
+			// The master has them: they go again, harmlessly, at the next
+			// poll. Meanwhile the poll goes on, and says the disk is full.
+			return nil
+		} else if err != nil {
 			return err
 		}
 	}
@@ -241,7 +240,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if err := m.flushAcks(ctx); err != nil {
 			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
 		}
-		go m.requestDefect(context.WithoutCancel(ctx), true, "master")
+		m.defectAsked()
 		return started, errDefecting
 	case muster.OpStart:
 		if started == nil {
@@ -268,10 +267,11 @@ func decodeStrict(in agentproto.Instruction, v any) error {
 // applyInsert upserts a whole job at its version. An older version than the
 // one held is a replay and changes nothing.
 func (m *Main) applyInsert(ctx context.Context, tx *sql.Tx, in agentproto.Instruction) error {
-	var j muster.Job
-	if err := decodeStrict(in, &j); err != nil {
+	var w agentproto.InsertPayload
+	if err := decodeStrict(in, &w); err != nil {
 		return err
 	}
+	j := w.Domain()
 	if j.Name != in.Job {
 		return fmt.Errorf("INSERT %q: the payload is job %q", in.Job, j.Name)
 	}
@@ -430,5 +430,6 @@ func (m *Main) applySetPoll(ctx context.Context, tx *sql.Tx, in agentproto.Instr
 func (m *Main) reloadPollInterval(ctx context.Context) {
 	if enl, ok, err := m.store.enlistment(ctx); err == nil && ok {
 		m.enl.PollInterval = enl.PollInterval
+		m.pollInterval.Store(int64(enl.PollInterval))
 	}
 }

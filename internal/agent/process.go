@@ -22,19 +22,22 @@ import (
 // when the step is stopped or times out.
 const killGrace = 5 * time.Second
 
-// runProcess runs a shell or command attempt as its own process group and
-// records it in run. When ctx ends (timeout, STOP, the daemon stopping) the
-// whole tree is killed: the process group, and every process whose
-// environment carries the run's id, which finds children that started
-// sessions of their own.
+// runProcess runs a shell or command attempt as its own process group, in
+// the run's cgroup when there is one, and records it in run. When ctx ends
+// (timeout, STOP, the daemon stopping) the whole tree is killed: the run's
+// cgroup, or else the process group and every process whose environment
+// carries the run's id (see cgroup.go).
 func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
-	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	out := e.outputFor(ar)
 	cmd, err := e.command(step, env)
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
 		return attempt
 	}
 	cmd.Stdout, cmd.Stderr = out, out
+	if ar.cg != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, ar.cg.fd
+	}
 	// Output pipes stay open while any process holds them; WaitDelay stops
 	// Wait from hanging on such leftovers.
 	cmd.WaitDelay = 2 * time.Second
@@ -48,7 +51,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	pgid := cmd.Process.Pid
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run)
+	e.save(ar, run)
 
 	done := make(chan error, 1)
 	go func() {
@@ -56,41 +59,43 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 		e.procs.done(cmd.Process.Pid)
 		done <- err
 	}()
-	// While the step runs, its output so far is saved and uploaded about
-	// once a second, so a long step can be followed on the master.
+	// While the step runs, the head of its output is stored and uploaded
+	// as it comes, about once a second, so a long step can be followed on
+	// the master; each byte is stored and sent once.
 	tick := time.NewTicker(outputInterval)
 	defer tick.Stop()
-	var streamed int64
 	var waitErr error
 loop:
 	for {
 		select {
 		case <-tick.C:
-			if n := out.written(); n != streamed {
-				streamed = n
-				attempt.Output = out.String()
-				run.Steps[len(run.Steps)-1] = attempt
-				e.save(run)
+			if chunk := out.take(); chunk != "" {
+				ar.keep(run, chunk)
+				e.save(ar, run)
 			}
 		case waitErr = <-done:
 			break loop
 		case <-ctx.Done():
-			killTree(pgid, run.RunID, syscall.SIGTERM)
+			ar.signal(pgid, syscall.SIGTERM)
 			select {
 			case waitErr = <-done:
 			case <-time.After(killGrace):
-				killTree(pgid, run.RunID, syscall.SIGKILL)
+				ar.signal(pgid, syscall.SIGKILL)
 				waitErr = <-done
 			}
 			// Children that ignored SIGTERM, or outlived their parent.
-			killTree(pgid, run.RunID, syscall.SIGKILL)
+			ar.signal(pgid, syscall.SIGKILL)
 			break loop
 		}
 	}
-	// Whatever the step left behind in its process group goes with it.
+	// Whatever the step left behind goes with it: in its process group,
+	// and, with a cgroup, wherever it went.
 	syscall.Kill(-pgid, syscall.SIGKILL)
+	if ar.cg != nil {
+		ar.cg.kill()
+	}
 
-	attempt.Output = out.String()
+	ar.keep(run, out.final())
 	if cmd.ProcessState != nil && cmd.ProcessState.Exited() {
 		code := cmd.ProcessState.ExitCode()
 		attempt.ExitCode = &code
@@ -108,11 +113,19 @@ loop:
 	return attempt
 }
 
-// killTree sends sig to a step's process group and to every process that
-// carries its run id.
-func killTree(pgid int, runID string, sig syscall.Signal) {
+// signal sends sig to a step's process group and to every other process
+// of the run: those in its cgroup (SIGKILL kills the cgroup), or without
+// one, those whose environment carries its run id.
+func (ar *activeRun) signal(pgid int, sig syscall.Signal) {
 	syscall.Kill(-pgid, sig)
-	signalRun(runID, sig)
+	switch {
+	case ar.cg != nil && sig == syscall.SIGKILL:
+		ar.cg.kill()
+	case ar.cg != nil:
+		ar.cg.signal(sig)
+	default:
+		signalRun(ar.run.RunID, sig)
+	}
 }
 
 // command builds the process for a shell or command step: its program, a

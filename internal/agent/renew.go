@@ -50,17 +50,37 @@ func renewAt(leaf *x509.Certificate) time.Time {
 	return issued.Add(leaf.NotAfter.Sub(issued) * 2 / 3)
 }
 
+// nextRenewal is when to renew leaf, the last renewal having been at
+// renewed (zero: none yet): at two thirds of its life, and never more than
+// once a third of a certificate's life. (With a clock far ahead of the
+// master's, a new certificate is due as soon as it arrives, and renewing
+// again would not help.)
+func nextRenewal(leaf *x509.Certificate, renewed time.Time) time.Time {
+	due := renewAt(leaf)
+	if !renewed.IsZero() {
+		life := leaf.NotAfter.Sub(leaf.NotBefore.Add(pki.Backdate))
+		due = maxTime(due, renewed.Add(life/3))
+	}
+	return due
+}
+
 // renewLoop renews the certificate at two thirds of its life, for ever,
-// retrying with backoff while the master cannot be reached.
+// retrying with backoff while the master cannot be reached. It looks at
+// the clock again at least once a poll hold, so that a clock that jumped,
+// or a machine that slept, is noticed: a timer counts time that passes,
+// not the time the clock says.
 func (m *Main) renewLoop(ctx context.Context) {
 	failures := 0
+	var renewed time.Time // the last renewal, by this target's clock
 	for {
-		leaf := m.client.cert.Load().Leaf
-		wait := renewAt(leaf).Sub(m.cfg.Now())
-		if failures > 0 {
-			wait = m.backoff(failures)
-		}
-		if !sleep(ctx, wait) {
+		if failures == 0 {
+			if wait := nextRenewal(m.client.cert.Load().Leaf, renewed).Sub(m.cfg.Now()); wait > 0 {
+				if !sleep(ctx, min(wait, m.cfg.PollWait)) {
+					return
+				}
+				continue
+			}
+		} else if !sleep(ctx, m.backoff(failures)) {
 			return
 		}
 		if err := m.renew(ctx); err != nil {
@@ -72,7 +92,7 @@ func (m *Main) renewLoop(ctx context.Context) {
 			m.renewalFailed(ctx, failures, err)
 			continue
 		}
-		failures = 0
+		failures, renewed = 0, m.cfg.Now()
 	}
 }
 
@@ -98,7 +118,9 @@ func (m *Main) renew(ctx context.Context) error {
 		return err
 	}
 	var resp agentproto.RenewResponse
+	by := "proof of possession of the expired certificate's key"
 	if m.cfg.Now().Before(cur.Leaf.NotAfter.Add(-5 * time.Second)) {
+		by = "mutual TLS"
 		resp, err = m.client.renew(ctx, csr)
 	} else {
 		sig, serr := ecdsa.SignASN1(rand.Reader, oldKey, pki.RenewalDigest(csr))
@@ -129,7 +151,7 @@ func (m *Main) renew(ctx context.Context) error {
 		return err
 	}
 	m.client.setCert(&cert)
-	m.log.Info("certificate renewed", "serial", pki.SerialString(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
+	m.log.Info("certificate renewed", "by", by, "serial", pki.SerialString(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
 	return nil
 }
 

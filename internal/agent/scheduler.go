@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -40,10 +41,26 @@ type scheduler struct {
 	changed    chan struct{}
 	started    time.Time // when the daemon started: the at-start fire time
 	startFired bool
+	// unrecorded holds, by job and schedule, fires the store refused to
+	// record (its data directory full): they did not start, and are
+	// recorded as skipped once the store takes writes again. failures
+	// counts the attempts since, for the backoff.
+	unrecorded map[[2]string]*unrecorded
+	failures   int
+	// refused counts the fires the store refused since the daemon started.
+	refused atomic.Int64
+}
+
+// unrecorded is the fires of one schedule that could not be recorded.
+type unrecorded struct {
+	e           *entry
+	first, last time.Time
+	count       int
+	cause       error
 }
 
 func newScheduler(m *Main) *scheduler {
-	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now()}
+	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now(), unrecorded: map[[2]string]*unrecorded{}}
 }
 
 // jobsChanged tells the scheduler to reload the jobs.
@@ -76,6 +93,9 @@ func (s *scheduler) run(ctx context.Context) {
 		if first != nil {
 			wait = max(first.due().Sub(s.m.cfg.Now()), 0)
 		}
+		if len(s.unrecorded) > 0 {
+			wait = min(wait, s.m.backoff(s.failures))
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
@@ -87,6 +107,7 @@ func (s *scheduler) run(ctx context.Context) {
 			continue
 		case <-timer.C:
 		}
+		s.recordUnrecorded(ctx)
 		now := s.m.cfg.Now()
 		var due []firing
 		for _, e := range entries {
@@ -216,21 +237,32 @@ func (s *scheduler) recordMissed(ctx context.Context, e *entry, first, last time
 	}
 	msg := fmt.Sprintf("%d scheduled fire(s) missed while the target was not running, from %s to %s; misfire policy: %s",
 		count, first.In(s.m.loc).Format(time.RFC3339), last.In(s.m.loc).Format(time.RFC3339), policy)
-	s.fire(ctx, e, first, msg)
 	// The first missed fire's id stands for them all; the last moves the
-	// cursor so they are not counted again.
-	if err := s.m.store.update(ctx, func(tx *sql.Tx) error { return setLastFire(ctx, tx, e.job.Name, e.sched.Name, last) }); err != nil {
-		s.m.log.Error("record missed fires", "job", e.job.Name, "err", err)
-	}
+	// schedule's mark so they are not counted again.
+	s.fireAll(ctx, []firing{{e: e, at: first, last: last, count: count, skip: msg}})
 }
 
 // firing is one scheduled time of one schedule to record: a run, or, with
-// skip set, a skipped run saying so.
+// skip set, a skipped run saying so, which may stand for count fires, up
+// to last.
 type firing struct {
-	e    *entry
-	at   time.Time
-	skip string
+	e     *entry
+	at    time.Time
+	last  time.Time
+	count int
+	skip  string
 }
+
+// through is the last scheduled time the firing stands for.
+func (f firing) through() time.Time {
+	if f.last.IsZero() {
+		return f.at
+	}
+	return f.last
+}
+
+// fires is how many scheduled fires the firing stands for.
+func (f firing) fires() int { return max(f.count, 1) }
 
 // fire records (and launches) the run of one scheduled time. With
 // skipMessage set, the run is recorded as skipped with that message
@@ -266,7 +298,11 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 		for _, ar := range started {
 			m.exec.forget(ar)
 		}
-		m.log.Error("record scheduled runs", "job", fs[0].e.job.Name, "schedule", fs[0].e.sched.Name, "fires", len(fs), "err", err)
+		if len(s.unrecorded) == 0 {
+			m.log.Error("scheduled runs could not be recorded and do not start; they are recorded as skipped once the store takes writes again",
+				muster.LogJob, fs[0].e.job.Name, "schedule", fs[0].e.sched.Name, "fires", len(fs), muster.LogErr, err)
+		}
+		s.failed(fs, err)
 		return
 	}
 	for _, ar := range started {
@@ -297,7 +333,7 @@ func (s *scheduler) record(ctx context.Context, tx *sql.Tx, f firing) (*activeRu
 	if done, err := runExists(ctx, tx, run.RunID); err != nil || done {
 		return nil, err
 	}
-	if err := setLastFire(ctx, tx, f.e.job.Name, f.e.sched.Name, f.at); err != nil {
+	if err := setLastFire(ctx, tx, f.e.job.Name, f.e.sched.Name, f.through()); err != nil {
 		return nil, err
 	}
 	if f.skip != "" {
@@ -309,6 +345,71 @@ func (s *scheduler) record(ctx context.Context, tx *sql.Tx, f firing) (*activeRu
 		started.scheduledAt = f.at
 	}
 	return started, err
+}
+
+// failed keeps fires the store refused to record, by schedule, to be
+// recorded as skipped when it takes writes again.
+func (s *scheduler) failed(fs []firing, cause error) {
+	for _, f := range fs {
+		key := [2]string{f.e.job.Name, f.e.sched.Name}
+		u, ok := s.unrecorded[key]
+		if !ok {
+			u = &unrecorded{e: f.e, first: f.at, cause: cause}
+			s.unrecorded[key] = u
+		}
+		u.first = minTime(u.first, f.at)
+		u.last = maxTime(u.last, f.through())
+		u.count += f.fires()
+		s.refused.Add(int64(f.fires()))
+	}
+}
+
+// recordUnrecorded records the fires the store refused as one skipped run
+// per schedule, in one transaction, once the store takes writes again.
+func (s *scheduler) recordUnrecorded(ctx context.Context) {
+	if len(s.unrecorded) == 0 {
+		return
+	}
+	var fs []firing
+	for _, u := range s.unrecorded {
+		msg := fmt.Sprintf("%d scheduled fire(s) from %s to %s could not start: the target could not record them (%v)",
+			u.count, u.first.In(s.m.loc).Format(time.RFC3339), u.last.In(s.m.loc).Format(time.RFC3339), u.cause)
+		fs = append(fs, firing{e: u.e, at: u.first, last: u.last, count: u.count, skip: msg})
+	}
+	err := s.m.store.update(ctx, func(tx *sql.Tx) error {
+		for _, f := range fs {
+			if _, err := s.record(ctx, tx, f); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		s.failures++
+		return
+	}
+	fires := 0
+	for _, f := range fs {
+		fires += f.count
+	}
+	s.m.log.Info("scheduled fires that could not start are recorded as skipped", "fires", fires, "after_failures", s.failures)
+	clear(s.unrecorded)
+	s.failures = 0
+	s.m.wakeUploader()
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }
 
 func setLastFire(ctx context.Context, tx *sql.Tx, job, sched string, at time.Time) error {

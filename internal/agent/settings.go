@@ -24,6 +24,9 @@ type Settings struct {
 	// OutputLimit caps the output kept per step attempt; the head and the
 	// tail are kept, with a line saying how much was dropped.
 	OutputLimit ByteSize `yaml:"output_limit"`
+	// RunOutputLimit caps the output kept for all of a run's attempts
+	// together: an attempt keeps at most what its run has left.
+	RunOutputLimit ByteSize `yaml:"run_output_limit"`
 	// SpoolLimit bounds the runs kept for the master while it cannot be
 	// reached. When it is full the oldest finished runs are dropped, the
 	// count is kept, and the master is told at the next poll.
@@ -77,9 +80,13 @@ func DefaultSettings() Settings {
 	if lang == "" {
 		lang = "C.UTF-8"
 	}
-	return Settings{OutputLimit: 1 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
+	return Settings{OutputLimit: 1 << 20, RunOutputLimit: 16 << 20, SpoolLimit: 10000, RunRetention: Duration(24 * time.Hour), Lang: lang,
 		ClockSkewThreshold: Duration(time.Second), Events: DefaultEventSettings()}
 }
+
+// maxRunOutputLimit bounds run_output_limit: an upload of one run's whole
+// output stays well within what the master takes in one request.
+const maxRunOutputLimit = 32 << 20
 
 // maxSettingsFile bounds the settings file read before parsing.
 const maxSettingsFile = 1 << 20
@@ -117,32 +124,35 @@ func LoadSettings(path string) (Settings, error) {
 func (s Settings) validate() error {
 	if s.TimeZone != "" {
 		if _, err := time.LoadLocation(s.TimeZone); err != nil {
-			return fmt.Errorf("time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
+			return muster.Errorf(muster.EINVALID, "time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
 		}
 	}
 	if s.OutputLimit < 1024 || s.OutputLimit > 4<<20 {
-		return fmt.Errorf("output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
+		return muster.Errorf(muster.EINVALID, "output_limit: from 1KiB to 4MiB (what the master keeps per attempt), not %d bytes", s.OutputLimit)
+	}
+	if s.RunOutputLimit < 1024 || s.RunOutputLimit > maxRunOutputLimit {
+		return muster.Errorf(muster.EINVALID, "run_output_limit: from 1KiB to 32MiB, not %d bytes", s.RunOutputLimit)
 	}
 	if s.SpoolLimit < 1 || s.SpoolLimit > 10_000_000 {
-		return fmt.Errorf("spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
+		return muster.Errorf(muster.EINVALID, "spool_limit: from 1 to 10000000 runs, not %d", s.SpoolLimit)
 	}
 	if s.RunRetention < 0 {
-		return fmt.Errorf("run_retention: must not be negative")
+		return muster.Errorf(muster.EINVALID, "run_retention: must not be negative")
 	}
 	if s.MaxConcurrentRuns < 0 {
-		return fmt.Errorf("max_concurrent_runs: must not be negative")
+		return muster.Errorf(muster.EINVALID, "max_concurrent_runs: must not be negative")
 	}
 	for name, c := range s.Connections {
 		if _, ok := sqlDrivers[c.Driver]; !ok {
-			return fmt.Errorf("connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
+			return muster.Errorf(muster.EINVALID, "connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
 		}
 		if c.DSN == "" {
-			return fmt.Errorf("connections.%s.dsn: required", name)
+			return muster.Errorf(muster.EINVALID, "connections.%s.dsn: required", name)
 		}
 	}
 	for name, p := range s.Proxies {
 		if p.User == "" {
-			return fmt.Errorf("proxies.%s.user: the OS user is required", name)
+			return muster.Errorf(muster.EINVALID, "proxies.%s.user: the OS user is required", name)
 		}
 	}
 	return s.Events.validate()
@@ -163,6 +173,20 @@ func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
 	}
 	*b = v
 	return nil
+}
+
+// String writes b with the largest binary unit that divides it: "1MiB",
+// "512KiB", "1000B".
+func (b ByteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		factor int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if b != 0 && int64(b)%u.factor == 0 {
+			return strconv.FormatInt(int64(b)/u.factor, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10) + "B"
 }
 
 var byteUnits = []struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 
@@ -70,7 +71,7 @@ var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA
 // named by params (never substituting anything into the text). A statement
 // that returns rows prints them, tab-separated under a header line; any
 // other prints how many rows it affected. ctx cancels the statement.
-func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
+func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
 	db, err := e.sql.get(step.Connection)
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
@@ -80,23 +81,34 @@ func (e *executor) runSQL(ctx context.Context, run *muster.Run, step muster.Step
 	for i, p := range step.Params {
 		args[i] = env[p]
 	}
-	out := newOutput(int(e.m.cfg.Settings.OutputLimit))
+	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(run)
-	err = execSQL(ctx, db, step.SQL, args, out)
-	attempt.Output = out.String()
+	e.save(ar, run)
+	outcome, err := execSQL(ctx, db, step.SQL, args, out)
+	ar.keep(run, out.final())
 	switch {
 	case ctx.Err() != nil:
 		// runAttempt records timed_out or canceled from the cause.
 	case err != nil:
 		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
 	default:
-		attempt.Status = muster.AttemptSucceeded
+		// A statement has no exit code: its outcome in words stands for it.
+		attempt.Status, attempt.Message = muster.AttemptSucceeded, outcome
 	}
 	return attempt
 }
 
-func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out *output) error {
+// rows says how many rows, "1 row" or "42 rows", and what happened to them.
+func rows(n int64, what string) string {
+	if n == 1 {
+		return "1 row " + what
+	}
+	return fmt.Sprintf("%d rows %s", n, what)
+}
+
+// execSQL runs one statement, writes its rows or its count to out, and
+// returns its outcome in words: "3 rows returned", "42 rows affected".
+func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out io.Writer) (string, error) {
 	first := strings.ToUpper(strings.TrimLeft(text, " \t\r\n("))
 	returnsRows := false
 	for _, w := range queryWords {
@@ -107,21 +119,24 @@ func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out *outp
 	if !returnsRows {
 		res, err := db.ExecContext(ctx, text, args...)
 		if err != nil {
-			return err
+			return "", err
 		}
-		if n, err := res.RowsAffected(); err == nil {
-			fmt.Fprintf(out, "%d row(s) affected\n", n)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return "done", nil // the driver does not count
 		}
-		return nil
+		outcome := rows(n, "affected")
+		fmt.Fprintln(out, outcome)
+		return outcome, nil
 	}
-	rows, err := db.QueryContext(ctx, text, args...)
+	result, err := db.QueryContext(ctx, text, args...)
 	if err != nil {
-		return err
+		return "", err
 	}
-	defer rows.Close()
-	cols, err := rows.Columns()
+	defer result.Close()
+	cols, err := result.Columns()
 	if err != nil {
-		return err
+		return "", err
 	}
 	fmt.Fprintln(out, strings.Join(cols, "\t"))
 	values := make([]sql.NullString, len(cols))
@@ -129,10 +144,10 @@ func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out *outp
 	for i := range values {
 		ptrs[i] = &values[i]
 	}
-	n := 0
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return err
+	var n int64
+	for result.Next() {
+		if err := result.Scan(ptrs...); err != nil {
+			return "", err
 		}
 		cells := make([]string, len(cols))
 		for i, v := range values {
@@ -145,11 +160,12 @@ func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out *outp
 		fmt.Fprintln(out, strings.Join(cells, "\t"))
 		n++
 	}
-	if err := rows.Err(); err != nil {
-		return err
+	if err := result.Err(); err != nil {
+		return "", err
 	}
-	fmt.Fprintf(out, "(%d row(s))\n", n)
-	return nil
+	outcome := rows(n, "returned")
+	fmt.Fprintf(out, "(%s)\n", outcome)
+	return outcome, nil
 }
 
 func isWordChar(c byte) bool {

@@ -8,7 +8,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync/atomic"
+	"syscall"
 	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
@@ -23,7 +27,8 @@ const StoreFile = "target.db"
 
 // Keys of the state table.
 const (
-	keyMasterURL    = "master_url"
+	keyMasterURL    = "master_url" // the master in use
+	keyMasters      = "masters"    // every master of the group, a JSON array of URLs
 	keyName         = "name"
 	keyUID          = "uid"
 	keyEpoch        = "epoch"
@@ -42,6 +47,25 @@ const (
 type store struct {
 	write, read *sql.DB
 	now         func() time.Time
+	// full is set while the last write failed for want of space in the
+	// data directory, and cleared by the next that succeeds.
+	full atomic.Bool
+	// fault, when set, fails every write with the error it holds before
+	// it reaches SQLite: the seam through which tests fill the disk.
+	fault atomic.Pointer[error]
+}
+
+// errFull is the condition of a data directory whose filesystem is full.
+var errFull = errors.New("the data directory is full")
+
+// isFull reports whether err is a write refused for want of space:
+// SQLITE_FULL (which SQLite also returns for ENOSPC), or ENOSPC itself.
+func isFull(err error) bool {
+	var coded interface{ Code() int }
+	if errors.As(err, &coded) && coded.Code()&0xff == sqlite3.SQLITE_FULL {
+		return true
+	}
+	return errors.Is(err, errFull) || errors.Is(err, syscall.ENOSPC)
 }
 
 func openStore(ctx context.Context, path string, now func() time.Time) (*store, error) {
@@ -63,7 +87,10 @@ func (s *store) Close() error { return errors.Join(s.write.Close(), s.read.Close
 
 // enlistment is what a target remembers of its master.
 type enlistment struct {
-	MasterURL    string
+	MasterURL string // the master in use
+	// Masters are the URLs of every master of the group, MasterURL
+	// among them.
+	Masters      []string
 	Name         string
 	UID          string
 	Epoch        string
@@ -107,6 +134,9 @@ func (s *store) enlistment(ctx context.Context) (e enlistment, ok bool, err erro
 		d := time.Duration(v) * time.Millisecond
 		e.ClockOffset = &d
 	}
+	if json.Unmarshal([]byte(m[keyMasters]), &e.Masters) != nil || len(e.Masters) == 0 {
+		e.Masters = []string{e.MasterURL} // enlisted by a build that knew one master
+	}
 	e.Cursor, _ = strconv.ParseInt(m[keyCursor], 10, 64)
 	e.PollInterval, _ = strconv.Atoi(m[keyPollInterval])
 	if ms, err := strconv.ParseInt(m[keyEnlistedAt], 10, 64); err == nil {
@@ -119,9 +149,13 @@ func (s *store) enlistment(ctx context.Context) (e enlistment, ok bool, err erro
 }
 
 func (s *store) saveEnlistment(ctx context.Context, e enlistment) error {
+	masters, err := json.Marshal(e.Masters)
+	if err != nil {
+		return err
+	}
 	return s.update(ctx, func(tx *sql.Tx) error {
 		for k, v := range map[string]string{
-			keyMasterURL: e.MasterURL, keyName: e.Name, keyUID: e.UID, keyEpoch: e.Epoch, keyMaster: e.Master,
+			keyMasterURL: e.MasterURL, keyMasters: string(masters), keyName: e.Name, keyUID: e.UID, keyEpoch: e.Epoch, keyMaster: e.Master,
 			keyCursor: "0", keyPollInterval: strconv.Itoa(e.PollInterval), keyEnlistedAt: strconv.FormatInt(e.EnlistedAt.UnixMilli(), 10),
 			keyLocation: e.Location,
 		} {
@@ -138,13 +172,33 @@ func setState(ctx context.Context, tx *sql.Tx, key, value string) error {
 	return err
 }
 
+// update runs fn in a write transaction and commits it. The rollback is
+// deferred, so that even a panic in fn gives the single write connection
+// back; after a commit it does nothing.
 func (s *store) update(ctx context.Context, fn func(*sql.Tx) error) error {
+	err := s.transact(ctx, fn)
+	switch {
+	case err == nil:
+		s.full.Store(false)
+	case isFull(err):
+		s.full.Store(true)
+		if !errors.Is(err, errFull) {
+			err = fmt.Errorf("%w: %w", errFull, err)
+		}
+	}
+	return err
+}
+
+func (s *store) transact(ctx context.Context, fn func(*sql.Tx) error) error {
+	if f := s.fault.Load(); f != nil {
+		return *f
+	}
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return err
 	}
+	defer tx.Rollback()
 	if err := fn(tx); err != nil {
-		tx.Rollback()
 		return err
 	}
 	return tx.Commit()
@@ -183,8 +237,7 @@ func (s *store) pendingAcks(ctx context.Context) ([]agentproto.Ack, error) {
 }
 
 func (s *store) dropAcks(ctx context.Context, upTo int64) error {
-	_, err := s.write.ExecContext(ctx, `DELETE FROM acks WHERE seq <= ?`, upTo)
-	return err
+	return s.exec(ctx, `DELETE FROM acks WHERE seq <= ?`, upTo)
 }
 
 // queryRower is a *sql.DB or a *sql.Tx.
@@ -260,12 +313,34 @@ func putRun(ctx context.Context, tx *sql.Tx, r muster.Run) (int64, error) {
 	return rev, err
 }
 
-// saveRun writes a run's new state in its own transaction.
-func (s *store) saveRun(ctx context.Context, r muster.Run) error {
+// outputChunk is a piece of one attempt's output: data follows the first
+// offset bytes of the output of the run's steps[attempt].
+type outputChunk struct {
+	attempt int
+	offset  int64
+	data    string
+}
+
+// saveRun writes a run's new state, and the chunks of output that came
+// since the last, in one transaction.
+func (s *store) saveRun(ctx context.Context, r muster.Run, output []outputChunk) error {
 	return s.update(ctx, func(tx *sql.Tx) error {
-		_, err := putRun(ctx, tx, r)
-		return err
+		if _, err := putRun(ctx, tx, r); err != nil {
+			return err
+		}
+		return appendOutput(ctx, tx, r.RunID, output)
 	})
+}
+
+// appendOutput stores chunks of a run's output, in order.
+func appendOutput(ctx context.Context, tx *sql.Tx, runID string, output []outputChunk) error {
+	for _, c := range output {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO output (run_id, attempt, offset, data) VALUES (?, ?, ?, ?)`,
+			runID, c.attempt, c.offset, c.data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // runExists reports whether the spool has (or had, within retention) a run.
@@ -275,39 +350,138 @@ func runExists(ctx context.Context, tx *sql.Tx, runID string) (bool, error) {
 	return n > 0, err
 }
 
-// unsentRuns returns runs whose latest revision the master does not hold
-// yet, oldest first.
-func (s *store) unsentRuns(ctx context.Context, limit int) ([]agentproto.RunReport, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT revision, data FROM runs WHERE revision > uploaded_revision
-		ORDER BY started_at LIMIT ?`, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []agentproto.RunReport
-	for rows.Next() {
-		var rep agentproto.RunReport
-		var data string
-		if err := rows.Scan(&rep.Revision, &data); err != nil {
-			return nil, err
-		}
-		if err := json.Unmarshal([]byte(data), &rep.Run); err != nil {
-			return nil, err
-		}
-		out = append(out, rep)
-	}
-	return out, rows.Err()
+// upload is a batch of runs for the master, with the last chunk of output
+// of each that it carries.
+type upload struct {
+	reports   []agentproto.RunReport
+	lastChunk []int64
+	// partial is set when the batch carries some of its last run's output
+	// only: that run is to be sent again with the rest.
+	partial bool
+	// more is set when runs were left out to keep within the budget.
+	more bool
 }
 
-// markUploaded records the master's answers to an upload.
-func (s *store) markUploaded(ctx context.Context, sent []agentproto.RunReport, results []agentproto.RunResult) error {
+// unsentRuns returns, oldest first, at most limit runs whose latest
+// revision the master does not hold yet, each with the chunks of its
+// output the master does not hold, within about budget bytes as they are
+// encoded. The first run is carried whatever its size, its output cut to
+// the budget if need be.
+func (s *store) unsentRuns(ctx context.Context, limit, budget int) (upload, error) {
+	var up upload
+	rows, err := s.read.QueryContext(ctx, `SELECT run_id, revision, data, uploaded_output FROM runs WHERE revision > uploaded_revision
+		ORDER BY started_at LIMIT ?`, limit)
+	if err != nil {
+		return up, err
+	}
+	type pending struct {
+		rep  agentproto.RunReport
+		from int64 // the last chunk the master holds
+	}
+	var runs []pending
+	for rows.Next() {
+		var p pending
+		var id, data string
+		if err := rows.Scan(&id, &p.rep.Revision, &data, &p.from); err != nil {
+			rows.Close()
+			return up, err
+		}
+		var r muster.Run
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			rows.Close()
+			return up, fmt.Errorf("run %s: stored run: %w", id, err)
+		}
+		p.rep.Run = agentproto.RunFromDomain(r)
+		runs = append(runs, p)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return up, err
+	}
+	size := 0
+	for _, p := range runs {
+		size += runOverhead + len(p.rep.Run.Message)
+		if len(up.reports) > 0 && size > budget {
+			up.more = true
+			break
+		}
+		last, complete, err := s.unsentOutput(ctx, &p.rep, p.from, &size, budget, len(up.reports) == 0)
+		if err != nil {
+			return up, err
+		}
+		up.reports, up.lastChunk = append(up.reports, p.rep), append(up.lastChunk, last)
+		if !complete {
+			up.partial, up.more = true, true
+			break
+		}
+	}
+	return up, nil
+}
+
+// runOverhead is about what a run's report takes besides its message and
+// output.
+const runOverhead = 1024
+
+// unsentOutput adds to rep the chunks of its run's output after chunk
+// from, while size stays within budget; the first chunk is added whatever
+// its size when first is set. It returns the last chunk added (from, if
+// none) and whether every unsent chunk was.
+func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, from int64, size *int, budget int, first bool) (int64, bool, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT id, attempt, offset, data FROM output WHERE run_id = ? AND id > ? ORDER BY id`,
+		rep.Run.RunID, from)
+	if err != nil {
+		return from, false, err
+	}
+	defer rows.Close()
+	last := from
+	for rows.Next() {
+		var id int64
+		var c agentproto.OutputChunk
+		if err := rows.Scan(&id, &c.Attempt, &c.Offset, &c.Data); err != nil {
+			return last, false, err
+		}
+		n := 64 + encodedLen(c.Data)
+		if *size+n > budget && !(first && last == from) {
+			return last, false, nil
+		}
+		*size += n
+		rep.Output, last = append(rep.Output, c), id
+	}
+	return last, true, rows.Err()
+}
+
+// encodedLen is about how many bytes s takes as a JSON string: the bytes
+// JSON escapes (controls, quotes, backslashes, and <, > and & as Go writes
+// them) count six.
+func encodedLen(s string) int {
+	n := 2
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			n += 6
+		default:
+			n++
+		}
+	}
+	return n
+}
+
+// markUploaded records the master's answers to an upload: the output each
+// run's report carried is the master's, and so is the revision, unless the
+// report carried only part of the output still to send.
+func (s *store) markUploaded(ctx context.Context, up upload, results []agentproto.RunResult) error {
 	return s.update(ctx, func(tx *sql.Tx) error {
 		for i, res := range results {
-			if i >= len(sent) || res.RunID != sent[i].Run.RunID {
-				return fmt.Errorf("the master answered run %q where %q was sent", res.RunID, sent[i].Run.RunID)
+			if i >= len(up.reports) || res.RunID != up.reports[i].Run.RunID {
+				return fmt.Errorf("the master answered for run %q where it was sent another", res.RunID)
 			}
-			if _, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_revision = ?, rejected = ? WHERE run_id = ? AND uploaded_revision < ?`,
-				sent[i].Revision, res.Error, res.RunID, sent[i].Revision); err != nil {
+			rev := up.reports[i].Revision
+			if up.partial && i == len(up.reports)-1 {
+				rev = 0 // the rest of its output is still to go
+			}
+			if _, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_output = MAX(uploaded_output, ?),
+				uploaded_revision = MAX(uploaded_revision, ?), rejected = ? WHERE run_id = ?`,
+				up.lastChunk[i], rev, res.Error, res.RunID); err != nil {
 				return err
 			}
 		}
@@ -344,8 +518,8 @@ func (s *store) runningRuns(ctx context.Context) ([]muster.Run, error) {
 	return runs, rows.Err()
 }
 
-// LocalRun is a run in a target's spool, with whether the master holds its
-// latest revision.
+// LocalRun is a run in a target's spool, with its output, and whether the
+// master holds its latest revision.
 type LocalRun struct {
 	muster.Run
 	Uploaded bool   `json:"uploaded"`
@@ -371,7 +545,35 @@ func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
 		}
 		out = append(out, lr)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if err := s.readOutput(ctx, &out[i].Run); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// readOutput fills in the output of r's attempts from the stored chunks.
+func (s *store) readOutput(ctx context.Context, r *muster.Run) error {
+	rows, err := s.read.QueryContext(ctx, `SELECT attempt, data FROM output WHERE run_id = ? ORDER BY id`, r.RunID)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var attempt int
+		var data string
+		if err := rows.Scan(&attempt, &data); err != nil {
+			return err
+		}
+		if attempt >= 0 && attempt < len(r.Steps) {
+			r.Steps[attempt].Output += data
+		}
+	}
+	return rows.Err()
 }
 
 // trimSpool keeps at most limit runs waiting for the master: beyond it, the
@@ -408,9 +610,16 @@ func (s *store) spoolDropped(ctx context.Context) int {
 
 // expireRuns deletes runs the master holds that finished before cutoff.
 func (s *store) expireRuns(ctx context.Context, cutoff time.Time) error {
-	_, err := s.write.ExecContext(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
+	return s.exec(ctx, `DELETE FROM runs WHERE revision <= uploaded_revision AND status <> 'running' AND started_at < ?`,
 		cutoff.UnixMilli())
-	return err
+}
+
+// exec runs one writing statement in its own transaction.
+func (s *store) exec(ctx context.Context, query string, args ...any) error {
+	return s.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, query, args...)
+		return err
+	})
 }
 
 // setState writes one state key in its own transaction.

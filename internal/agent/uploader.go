@@ -2,20 +2,17 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/musterhq/muster"
 )
 
 // Limits on one upload: how many runs it carries, and about how many bytes
-// (the master accepts up to 64 MiB). A run larger than maxRunUpload is sent
-// with its attempts' outputs cut to fit (the spool keeps them whole), so one
-// huge run never blocks the others.
+// once encoded (the master accepts up to 64 MiB). A run whose output still
+// to send is larger goes alone, in as many uploads as it takes.
 const (
 	uploadBatch   = 500
 	maxUploadSize = 32 << 20
-	maxRunUpload  = 8 << 20
 )
 
 // expireEvery is how often runs past their retention are deleted from the
@@ -27,96 +24,34 @@ const expireEvery = time.Minute
 // retries with capped backoff while the master is unreachable. A run is
 // uploaded within moments of finishing.
 func (m *Main) uploadLoop(ctx context.Context) {
-	failures := 0
-	retry := time.NewTimer(0) // upload at start whatever the previous process left
-	defer retry.Stop()
-	for {
-		wake := m.uploadWake
-		if failures > 0 {
-			wake = nil // while backing off, new runs wait for the retry
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-wake:
-		case <-retry.C:
-		}
-		if err := m.uploadOnce(ctx); err != nil {
-			if ctx.Err() != nil {
-				return
-			}
-			d := m.backoff(failures)
-			failures++
-			logFailure(m.log, failures, "run upload failed; the runs stay in the spool", err, d)
-			retry.Reset(d)
-			continue
-		}
-		if failures > 0 {
-			m.log.Info("run upload works again", "after_failures", failures)
-		}
-		failures = 0
-	}
+	m.retryLoop(ctx, m.uploadWake, "run upload failed; the runs stay in the spool", "run upload works again", m.uploadOnce)
 }
 
-// uploadOnce sends every unsent run, in batches, and records the master's
-// per-run answers. A run the master refuses is kept locally, marked with
-// the reason, and not sent again.
+// uploadOnce sends every unsent run, with the output the master does not
+// hold yet, in batches, and records the master's per-run answers. A run
+// the master refuses is kept locally, marked with the reason, and not sent
+// again.
 func (m *Main) uploadOnce(ctx context.Context) error {
 	for {
-		unsent, err := m.store.unsentRuns(ctx, uploadBatch)
-		if err != nil || len(unsent) == 0 {
+		up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize)
+		if err != nil || len(up.reports) == 0 {
 			return err
 		}
-		runs, size := unsent[:0], 0
-		for _, rep := range unsent {
-			fitRun(&rep.Run, maxRunUpload)
-			n := runSize(rep.Run)
-			if len(runs) > 0 && size+n > maxUploadSize {
-				break
-			}
-			runs, size = append(runs, rep), size+n
-		}
-		results, err := m.client.uploadRuns(ctx, runs)
+		results, err := m.client.uploadRuns(ctx, up.reports)
 		if err != nil {
 			return err
 		}
 		for _, r := range results {
 			if !r.OK {
-				m.log.Error("the master refused a run", "run_id", r.RunID, "err", r.Error)
+				m.log.Error("the master refused a run", muster.LogRunID, r.RunID, muster.LogErr, r.Error)
 			}
 		}
-		if err := m.store.markUploaded(ctx, runs, results); err != nil {
+		if err := m.store.markUploaded(ctx, up, results); err != nil {
 			return err
 		}
-		if len(unsent) < uploadBatch && len(runs) == len(unsent) {
+		if len(up.reports) < uploadBatch && !up.more {
 			return m.expireRuns(ctx)
 		}
-	}
-}
-
-// runSize estimates a run's encoded size.
-func runSize(r muster.Run) int {
-	n := 1024 + len(r.Message)
-	for _, a := range r.Steps {
-		n += 512 + len(a.Output) + len(a.Message)
-	}
-	return n
-}
-
-// fitRun cuts the outputs of a run's attempts, keeping each one's head and
-// tail, until the run's size is within max.
-func fitRun(r *muster.Run, max int) {
-	if runSize(*r) <= max || len(r.Steps) == 0 {
-		return
-	}
-	budget := max / len(r.Steps) / 2 * 2
-	for i := range r.Steps {
-		out := r.Steps[i].Output
-		if len(out) <= budget {
-			continue
-		}
-		half := budget / 2
-		r.Steps[i].Output = out[:half] + fmt.Sprintf("\n[muster: %d bytes of this output are kept on the target only]\n", len(out)-2*half) + out[len(out)-half:]
 	}
 }
 

@@ -19,7 +19,9 @@
 //  3. Apply each instruction in sequence order, then Ack: POST /agent/v1/acks
 //     with (seq, ok | error) for each. Acks are idempotent.
 //  4. Report runs: POST /agent/v1/runs with a batch of runs at revisions; the
-//     master keeps the highest revision of each run and answers per run.
+//     master keeps the highest revision of each run and answers per run. A
+//     report carries only the output the master does not hold yet, in
+//     chunks it appends.
 //  5. Renew the certificate at two thirds of its life: POST /agent/v1/renew
 //     with a CSR for a new key. A certificate that expired while the master
 //     was unreachable renews by proof of possession at
@@ -37,6 +39,14 @@
 //     reply says ResyncRequired, the target asks for a resync: POST
 //     /agent/v1/resync; the master drops the target's queue and posts
 //     DELETE of every job followed by an INSERT of each job it should hold.
+//
+// Every message is a type of this package, never a domain type: a field
+// added to muster.Job must not change what a target of an older protocol
+// receives. Jobs and runs cross with conversions (JobFromDomain, Job.Domain,
+// RunFromDomain, Run.Domain). The wire form of every type is checked
+// against golden JSON per version (testdata/vN), so that it cannot change
+// without a new Version. The types of version 1 are kept, frozen, in
+// package v1.
 package agentproto
 
 import (
@@ -51,10 +61,16 @@ import (
 // Change log (newest first; a master accepts targets of its own version and
 // the two before it):
 //
+//	2 (2026-12-05): the protocol's own types for jobs (INSERT) and runs
+//	  instead of the domain's; run output uploaded incrementally, as chunks
+//	  the master appends (RunReport.Output; StepAttempt has no output);
+//	  heartbeat flags disk_full and process_tracking; the target's epoch in
+//	  the poll (a master of another epoch answers at once); the masters of
+//	  a group in EnlistResponse.Masters and PollResponse.Masters.
 //	1 (2026-11-25): enlist, long-poll instructions, acks, run reports, resync,
 //	  certificate renewal (also after expiry), defect, pause in poll replies,
 //	  time (SYNC-TIME), re-enlist, forwarded events.
-const Version = 1
+const Version = 2
 
 // MinVersion is the oldest target protocol a master of this build accepts.
 const MinVersion = max(1, Version-2)
@@ -90,6 +106,26 @@ const (
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
 	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
 	QueryPaused       = "paused"        // whether the target believes it is paused
+	// QueryEpoch is the catalog epoch the target holds: a master of
+	// another epoch answers at once, so the target resyncs without waiting
+	// out a held poll.
+	QueryEpoch = "epoch"
+	// QueryDiskFull is true while the target's data directory is full: a
+	// run's outcome, output or fire waits in its memory to be recorded.
+	QueryDiskFull = "disk_full"
+	// QueryProcessTracking says how the target finds and kills a step's
+	// processes: ProcessTrackingCgroup or ProcessTrackingEnvironment.
+	QueryProcessTracking = "process_tracking"
+)
+
+// Process tracking, as a target reports it.
+const (
+	// ProcessTrackingCgroup: each run has a cgroup of its own, killed
+	// whole (cgroup.kill), which no process of the run can leave.
+	ProcessTrackingCgroup = "cgroup"
+	// ProcessTrackingEnvironment: a step's processes are its process group
+	// and the processes whose environment carries its run id.
+	ProcessTrackingEnvironment = "environment"
 )
 
 // EnlistRequest asks to join the master. It is the only request made without
@@ -116,6 +152,9 @@ type EnlistResponse struct {
 	Epoch        string `json:"epoch"`
 	PollInterval int    `json:"poll_interval"`
 	Master       string `json:"master"` // the master's name
+	// Masters are the advertised URLs of every live master of the group
+	// that shares the catalog; none from a master alone.
+	Masters []string `json:"masters,omitempty"`
 }
 
 // PollResponse answers a poll.
@@ -128,9 +167,9 @@ type PollResponse struct {
 	// schedules and records STARTs as skipped, until a reply says not.
 	Paused       bool          `json:"paused"`
 	Instructions []Instruction `json:"instructions"`
-	// Masters are where every master serving the catalog is reached (each
-	// one's advertised URL), so a target can move to another when its own
-	// stops answering. An older master sends none.
+	// Masters are the advertised URLs of every live master of the group;
+	// a target polls the others when its master stops answering. A master
+	// alone (or of protocol 1) sends none, and the target keeps its list.
 	Masters []string `json:"masters,omitempty"`
 }
 
@@ -145,7 +184,7 @@ type Instruction struct {
 }
 
 // InsertPayload is an INSERT's payload: the whole job at a version.
-type InsertPayload = muster.Job
+type InsertPayload = Job
 
 // UpdatePayload is an UPDATE's payload: a job's header at a version.
 type UpdatePayload struct {
@@ -184,9 +223,13 @@ type AckRequest struct {
 
 // RunReport is a run at a revision. A target raises the revision with every
 // change to the run; the master ignores a report not newer than what it has.
+// Output is the run's output the master does not hold yet (possibly none),
+// oldest first; the master appends each chunk it has not seen, whatever the
+// revision, so a repeated upload stores nothing twice.
 type RunReport struct {
-	Revision int64      `json:"revision"`
-	Run      muster.Run `json:"run"`
+	Revision int64         `json:"revision"`
+	Run      Run           `json:"run"`
+	Output   []OutputChunk `json:"output,omitempty"`
 }
 
 // RunsRequest uploads a batch of runs.

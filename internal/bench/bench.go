@@ -28,7 +28,7 @@ import (
 )
 
 // Scenarios are the benchmark scenarios, in the order of the budget table.
-var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "agent"}
+var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "agent", "output"}
 
 // Target modes.
 const (
@@ -50,8 +50,10 @@ type Options struct {
 	// Targets is the size of the fleet.
 	Targets int
 	// Runs is how many starts (dispatch), fan-outs (fanout) or uploaded
-	// runs (ingest) are measured.
+	// runs (ingest) are measured, or the steps of the run (output).
 	Runs int
+	// Size is how many bytes each step prints (output).
+	Size int64
 	// Jobs is how many scheduled jobs the schedule scenario runs.
 	Jobs int
 	// Duration is the measuring window of schedule, fleet and agent.
@@ -87,6 +89,7 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		"fleet":    fleet,
 		"ingest":   ingest,
 		"agent":    idleAgent,
+		"output":   output,
 	}[scenario]
 	if !ok {
 		return nil, fmt.Errorf("no scenario %q; the scenarios are %s", scenario, strings.Join(Scenarios, ", "))

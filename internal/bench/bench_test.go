@@ -115,3 +115,10 @@ func TestUnknownScenario(t *testing.T) {
 		t.Error("an unknown scenario ran")
 	}
 }
+
+func TestOutput(t *testing.T) {
+	r := run(t, "output", bench.Options{Runs: 3, Size: 200 << 10}).(*bench.OutputResult)
+	if r.Steps != 3 || r.StoredOutputBytes == 0 || r.PeakRSSMiB <= 0 {
+		t.Errorf("%d steps, %d bytes of output stored, peak RSS %.1f MiB: want 3 steps measured", r.Steps, r.StoredOutputBytes, r.PeakRSSMiB)
+	}
+}

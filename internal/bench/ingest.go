@@ -111,12 +111,12 @@ func syntheticRuns(target string, first, count int, at time.Time) []agentproto.R
 	for i := range out {
 		code := 0
 		done := at.Add(12 * time.Millisecond)
-		out[i] = agentproto.RunReport{Revision: 1, Run: muster.Run{
+		out[i] = agentproto.RunReport{Revision: 1, Run: agentproto.Run{
 			Job: "ingest", Target: target, RunID: fmt.Sprintf("ingest-%09d", first+i), Status: muster.RunSucceeded,
 			Trigger: muster.TriggerSchedule + ":every-minute", StartedAt: at, FinishedAt: &done, DurationMS: 12,
-			Steps: []muster.StepAttempt{{Name: "main", Attempt: 1, Status: muster.AttemptSucceeded, ExitCode: &code,
-				Output: "backup of /var/lib/app done: 1523 files, 48 MiB\n", StartedAt: at, DurationMS: 11}},
-		}}
+			Steps: []agentproto.StepAttempt{{Name: "main", Attempt: 1, Status: muster.AttemptSucceeded, ExitCode: &code,
+				StartedAt: at, DurationMS: 11}},
+		}, Output: []agentproto.OutputChunk{{Data: "backup of /var/lib/app done: 1523 files, 48 MiB\n"}}}
 	}
 	return out
 }

@@ -132,14 +132,14 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 		return err
 	}
 	var acks []agentproto.Ack
-	var runs []muster.Run
+	var runs []agentproto.Run
 	for _, in := range resp.Instructions {
 		if in.Seq <= s.cursor {
 			continue
 		}
 		switch in.Operation {
 		case muster.OpInsert:
-			var j muster.Job
+			var j agentproto.InsertPayload
 			if err := json.Unmarshal(in.Payload, &j); err == nil && len(j.Steps) > 0 {
 				s.steps[in.Job] = j.Steps[0].Name
 			}
@@ -151,9 +151,9 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 			// Here a target commits the run and execs the step.
 			at := time.Now()
 			s.rec.running(p.RunID, at)
-			runs = append(runs, muster.Run{Job: in.Job, Target: s.name, RunID: p.RunID, Status: muster.RunRunning,
+			runs = append(runs, agentproto.Run{Job: in.Job, Target: s.name, RunID: p.RunID, Status: muster.RunRunning,
 				Trigger: muster.TriggerOperator, StartedAt: at,
-				Steps: []muster.StepAttempt{{Name: s.steps[in.Job], Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}})
+				Steps: []agentproto.StepAttempt{{Name: s.steps[in.Job], Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}})
 		}
 		acks = append(acks, agentproto.Ack{Seq: in.Seq, OK: true})
 		s.cursor = in.Seq
@@ -188,7 +188,7 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 }
 
 // finish marks a simulated run succeeded at now.
-func finish(r *muster.Run, now time.Time) {
+func finish(r *agentproto.Run, now time.Time) {
 	code := 0
 	r.Status, r.FinishedAt, r.DurationMS = muster.RunSucceeded, &now, now.Sub(r.StartedAt).Milliseconds()
 	for i := range r.Steps {

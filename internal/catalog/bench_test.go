@@ -97,12 +97,12 @@ func benchUpsertRuns(b *testing.B, e catalogtest.Engine) {
 			next := 0
 			b.ReportAllocs()
 			for b.Loop() {
-				batch := make([]catalog.RunReport, n)
+				batch := make([]catalog.RunUpload, n)
 				for i := range batch {
 					next++
 					at := clk.Now()
 					code := 0
-					batch[i] = catalog.RunReport{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
+					batch[i] = catalog.RunUpload{Revision: 1, Run: muster.Run{Job: "bench", Target: t.Name,
 						RunID: fmt.Sprintf("run-%09d", next), Status: muster.RunSucceeded, Trigger: "schedule:nightly",
 						StartedAt: at, FinishedAt: &at, Steps: []muster.StepAttempt{{Name: "hello", Attempt: 1,
 							Status: muster.AttemptSucceeded, ExitCode: &code, Output: "hello\n", StartedAt: at}}}}

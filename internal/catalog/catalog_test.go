@@ -323,10 +323,10 @@ func TestUpsertRunsRevisionGuard(t *testing.T) {
 		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		run := func(rev int64, status muster.RunStatus) catalog.RunReport {
-			return catalog.RunReport{Revision: rev, Run: muster.Run{Job: "a", RunID: "r1", Status: status, Trigger: "operator", StartedAt: clk.Now()}}
+		run := func(rev int64, status muster.RunStatus) catalog.RunUpload {
+			return catalog.RunUpload{Revision: rev, Run: muster.Run{Job: "a", RunID: "r1", Status: status, Trigger: "operator", StartedAt: clk.Now()}}
 		}
-		res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{run(2, muster.RunSucceeded), run(1, muster.RunRunning),
+		res, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{run(2, muster.RunSucceeded), run(1, muster.RunRunning),
 			{Revision: 1, Run: muster.Run{Job: "a", RunID: "bad", Status: "exploded", StartedAt: clk.Now()}}})
 		if err != nil {
 			t.Fatal(err)
@@ -343,7 +343,7 @@ func TestUpsertRunsRevisionGuard(t *testing.T) {
 			t.Errorf("last outcome %q, want succeeded", j.Outcomes[0].LastStatus)
 		}
 		// web2 was never sent job a: its upload is refused, per run.
-		res, _ = db.UpsertRuns(ctx, web2, []catalog.RunReport{run(1, muster.RunSucceeded)})
+		res, _ = db.UpsertRuns(ctx, web2, []catalog.RunUpload{run(1, muster.RunSucceeded)})
 		if res[0].OK {
 			t.Errorf("a target uploaded a run of a job it was never sent")
 		}

@@ -16,13 +16,13 @@ import (
 )
 
 // report makes a run report of job on a target at a revision.
-func report(runID, job string, status muster.RunStatus, rev int64, at time.Time, steps ...muster.StepAttempt) catalog.RunReport {
+func report(runID, job string, status muster.RunStatus, rev int64, at time.Time, steps ...muster.StepAttempt) catalog.RunUpload {
 	r := muster.Run{Job: job, RunID: runID, Status: status, Trigger: muster.TriggerOperator, StartedAt: at, Steps: steps}
 	if status.Finished() {
 		end := at.Add(time.Second)
 		r.FinishedAt = &end
 	}
-	return catalog.RunReport{Revision: rev, Run: r}
+	return catalog.RunUpload{Revision: rev, Run: r}
 }
 
 func eventNames(evs []muster.Event) []string {
@@ -59,7 +59,7 @@ func TestRunEventsAreRaisedOnce(t *testing.T) {
 		code := 2
 		failed := muster.StepAttempt{Name: "dump", Attempt: 1, Status: muster.AttemptFailed, ExitCode: &code, Message: "exit code 2", StartedAt: clk.Now()}
 		for rev := int64(1); rev <= 2; rev++ {
-			res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r1", "backup", muster.RunFailed, rev, clk.Now(), failed)})
+			res, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, rev, clk.Now(), failed)})
 			if err != nil || !res[0].OK {
 				t.Fatalf("upload: %+v %v", res, err)
 			}
@@ -78,14 +78,14 @@ func TestRunEventsAreRaisedOnce(t *testing.T) {
 		}
 
 		t.Run("a running or succeeded run raises nothing", func(t *testing.T) {
-			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r2", "backup", muster.RunRunning, 1, clk.Now())})
-			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r2", "backup", muster.RunSucceeded, 2, clk.Now())})
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r2", "backup", muster.RunRunning, 1, clk.Now())})
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r2", "backup", muster.RunSucceeded, 2, clk.Now())})
 			if n := len(mustEvents(t, db, catalog.EventFilter{})); n != 2 {
 				t.Errorf("%d events, want still 2", n)
 			}
 		})
 		t.Run("abandoned and timed out runs are failures", func(t *testing.T) {
-			db.UpsertRuns(ctx, web1, []catalog.RunReport{
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{
 				report("r3", "backup", muster.RunAbandoned, 1, clk.Now()),
 				report("r4", "backup", muster.RunTimedOut, 1, clk.Now()),
 			})
@@ -287,7 +287,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 			}
 		}
 		step := muster.StepAttempt{Name: "hello", Attempt: 1, Status: muster.AttemptFailed, StartedAt: clk.Now()}
-		db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r1", "backup", muster.RunFailed, 1, clk.Now(), step)})
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, 1, clk.Now(), step)})
 		events, deliveries, err := db.DispatchEvents(ctx, newID)
 		if err != nil || events != 2 {
 			t.Fatalf("dispatched %d events (%v), want 2", events, err)
@@ -350,8 +350,8 @@ func TestDispatchAndDeliveries(t *testing.T) {
 		})
 		t.Run("filters: job, target, severity", func(t *testing.T) {
 			web2, _ := db.AuthenticateTarget(ctx, "serial-web2")
-			db.UpsertRuns(ctx, web2, []catalog.RunReport{report("r2", "backup", muster.RunFailed, 1, clk.Now())})
-			db.UpsertRuns(ctx, web1, []catalog.RunReport{report("r3", "report", muster.RunSucceeded, 1, clk.Now(), step)})
+			db.UpsertRuns(ctx, web2, []catalog.RunUpload{report("r2", "backup", muster.RunFailed, 1, clk.Now())})
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r3", "report", muster.RunSucceeded, 1, clk.Now(), step)})
 			if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
 				t.Fatal(err)
 			}
@@ -380,7 +380,7 @@ func TestAlertEnabledByRaisedEvent(t *testing.T) {
 		}
 		fail := func(run string) {
 			t.Helper()
-			if _, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{report(run, "backup", muster.RunFailed, 1, clk.Now())}); err != nil {
+			if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(run, "backup", muster.RunFailed, 1, clk.Now())}); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -494,7 +494,7 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		if n, _ := db.DetectNoSuccess(ctx); n != 0 {
 			t.Errorf("later scans of the same stretch: %d events, want 0", n)
 		}
-		db.UpsertRuns(ctx, web1, []catalog.RunReport{report("ok", "nightly", muster.RunSucceeded, 1, clk.Now())})
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("ok", "nightly", muster.RunSucceeded, 1, clk.Now())})
 		if n, _ := db.DetectNoSuccess(ctx); n != 0 {
 			t.Errorf("right after a success: %d events", n)
 		}

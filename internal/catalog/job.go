@@ -505,9 +505,12 @@ func bodyJSON(j muster.Job) []byte {
 	return versionless(j)
 }
 
-// insertPayload is the INSERT a target receives: the job as it runs
-// there.
-func insertPayload(j muster.Job, target string) muster.Job { return j.DefinitionFor(target) }
+// insertPayload is the INSERT a target receives: the job as it runs there,
+// in the protocol's own form, which every protocol a master accepts
+// decodes.
+func insertPayload(j muster.Job, target string) agentproto.Job {
+	return agentproto.JobFromDomain(j.DefinitionFor(target))
+}
 
 func updatePayload(j muster.Job) agentproto.UpdatePayload {
 	return agentproto.UpdatePayload{Version: j.Version, Enabled: j.Enabled, Description: j.Description}

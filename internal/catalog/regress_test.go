@@ -35,7 +35,7 @@ func TestPrunedDownloadListKeepsRunsAccepted(t *testing.T) {
 		if n, err := db.PruneDownloaded(ctx, 2); err != nil || n != 4 {
 			t.Fatalf("pruned %d, %v; want 4", n, err)
 		}
-		res, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{{Revision: 1, Run: muster.Run{
+		res, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
 			Job: "backup", RunID: "r1", Status: muster.RunSucceeded, StartedAt: clk.Now()}}})
 		if err != nil || !res[0].OK {
 			t.Errorf("a run of a job sent before the pruning: %+v %v", res, err)

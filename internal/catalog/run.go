@@ -16,15 +16,33 @@ const (
 	MaxAttempts      = 10 * muster.MaxSteps // a run never executes more than 10 × its steps
 	MaxOutputBytes   = 4 << 20              // per attempt, as uploaded
 	MaxMessageLen    = 4096
+	// MaxOutputNote is what a target may add to an attempt's output
+	// beyond MaxOutputBytes: the line saying how much it dropped.
+	MaxOutputNote = 1 << 10
+	// MaxRunOutputBytes bounds the output of all of a run's attempts in
+	// one upload.
+	MaxRunOutputBytes = 64 << 20
 	// FutureTolerance is how far past the master's clock, beyond the clock
 	// skew the target last showed, a time a target reports may lie.
 	FutureTolerance = 5 * time.Minute
 )
 
-// RunReport is a run as a target reported it, at a revision.
-type RunReport struct {
-	Run      muster.Run
+// RunUpload is a run a target uploads, at a revision. Output holds the
+// output the master does not have yet, as chunks appended to the attempts'
+// outputs; the attempts' own Output fields, when set (by a target of
+// protocol 1), hold whole outputs that replace what is held.
+type RunUpload struct {
 	Revision int64
+	Run      muster.Run
+	Output   []OutputChunk
+}
+
+// OutputChunk is a piece of the output of one attempt of a run: Data
+// follows the first Offset bytes of the output of Run.Steps[Attempt].
+type OutputChunk struct {
+	Attempt int
+	Offset  int64
+	Data    string
 }
 
 // RunResult is the answer for one reported run: stored (or already held),
@@ -40,7 +58,7 @@ type RunResult struct {
 // repeated uploads never overwrite newer data. The target's identity comes
 // from its certificate, never from the report. The answer is per run: one
 // bad run is refused on its own and does not hold up the others.
-func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports []RunReport) ([]RunResult, error) {
+func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports []RunUpload) ([]RunResult, error) {
 	results := make([]RunResult, len(reports))
 	err := c.update(ctx, func(tx *tx) error {
 		// A target's clock may run ahead of the master's by its measured
@@ -49,6 +67,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		latest := tx.now.Add(FutureTolerance + max(time.Duration(target.ClockSkewMS)*time.Millisecond, 0))
 		sent := map[string]bool{} // jobs this target was ever sent
 		var rows []RunRow
+		var outputs [][]OutputChunk
 		for i, rep := range reports {
 			r := rep.Run
 			results[i] = RunResult{RunID: r.RunID}
@@ -70,6 +89,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			}
 			results[i].OK = true
 			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
+			outputs = append(outputs, rep.Output)
 		}
 		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
 		if err != nil {
@@ -87,6 +107,11 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		// learns of it (windows are judged by the master's clock).
 		var succeeded []string
 		for k, u := range upserts {
+			// Output counts whatever the revision it comes with: a chunk
+			// held is not stored again.
+			if err := tx.appendOutput(target.ID, rows[k].RunID, u, outputs[k]); err != nil {
+				return err
+			}
 			if !u.Changed {
 				continue // an older or repeated revision
 			}
@@ -131,9 +156,42 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 	return results, err
 }
 
+// appendOutput stores the chunks of output of one of the target's runs
+// that the catalog does not hold yet: each is appended to its attempt's
+// output, from where that output ends, and a chunk (or the part of one)
+// already held is not stored again.
+func (tx *tx) appendOutput(targetID int64, runID string, u RunUpsert, chunks []OutputChunk) error {
+	if len(chunks) == 0 {
+		return nil
+	}
+	run := u.Row
+	if !u.Changed {
+		var err error
+		if run, err = tx.RunKey(tx.ctx, targetID, runID); err != nil {
+			return err
+		}
+	}
+	for _, c := range chunks {
+		end, err := tx.OutputEnd(tx.ctx, run, c.Attempt)
+		if err != nil {
+			return err
+		}
+		if held := end - c.Offset; held > 0 {
+			if held >= int64(len(c.Data)) {
+				continue
+			}
+			c.Offset, c.Data = end, c.Data[held:]
+		}
+		if err := tx.InsertOutput(tx.ctx, OutputRow{Run: run, Attempt: c.Attempt, Offset: c.Offset, Data: []byte(c.Data)}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // checkRun returns why a report cannot be stored, or "". Times may not lie
 // past latest.
-func checkRun(rep RunReport, latest time.Time) string {
+func checkRun(rep RunUpload, latest time.Time) string {
 	r := rep.Run
 	switch {
 	case r.RunID == "" || len(r.RunID) > MaxRunIDLen:
@@ -159,11 +217,27 @@ func checkRun(rep RunReport, latest time.Time) string {
 		switch {
 		case !s.Status.Valid():
 			return fmt.Sprintf("run %s: steps[%d]: status: %q is not a step attempt status", r.RunID, i, s.Status)
-		case len(s.Output) > MaxOutputBytes:
+		case len(s.Output) > MaxOutputBytes+MaxOutputNote:
 			return fmt.Sprintf("run %s: steps[%d]: output: at most %d bytes", r.RunID, i, MaxOutputBytes)
 		case s.StartedAt.After(latest):
 			return fmt.Sprintf("run %s: steps[%d]: started_at: later than the master's clock allows", r.RunID, i)
 		}
+	}
+	var total int64
+	for i, c := range rep.Output {
+		end := c.Offset + int64(len(c.Data))
+		switch {
+		case c.Attempt < 0 || c.Attempt >= len(r.Steps):
+			return fmt.Sprintf("run %s: output[%d]: attempt: %d is not an attempt of the run (0 to %d)", r.RunID, i, c.Attempt, len(r.Steps)-1)
+		case c.Offset < 0:
+			return fmt.Sprintf("run %s: output[%d]: offset: must not be negative", r.RunID, i)
+		case end > MaxOutputBytes+MaxOutputNote:
+			return fmt.Sprintf("run %s: output[%d]: an attempt's output is at most %d bytes", r.RunID, i, MaxOutputBytes)
+		}
+		total += int64(len(c.Data))
+	}
+	if total > MaxRunOutputBytes {
+		return fmt.Sprintf("run %s: output: at most %d bytes in one upload", r.RunID, MaxRunOutputBytes)
 	}
 	return ""
 }
@@ -187,7 +261,9 @@ func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, erro
 	}
 	now := c.opts.Now()
 	runs := make([]muster.Run, len(rows))
+	keys := make([]int64, len(rows))
 	for i, r := range rows {
+		keys[i] = r.Key
 		if r.Status == muster.RunRunning {
 			state := muster.TargetState{PollInterval: r.PollInterval}
 			if r.LastPoll != nil {
@@ -201,7 +277,39 @@ func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, erro
 		}
 		runs[i] = r.Run
 	}
-	return runs, nil
+	return runs, c.outputs(ctx, keys, runs)
+}
+
+// outputs adds to runs (keys[i] is runs[i]'s row) the output held in
+// chunks. A gap between chunks (a chunk lost on the way) is said, not
+// closed up.
+func (c *Catalog) outputs(ctx context.Context, keys []int64, runs []muster.Run) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	chunks, err := c.store.RunOutputs(ctx, keys)
+	if err != nil || len(chunks) == 0 {
+		return err
+	}
+	index := make(map[int64]int, len(keys))
+	for i, k := range keys {
+		index[k] = i
+	}
+	held := map[[2]int64]int64{} // (run, attempt) → bytes of chunks so far
+	for _, o := range chunks {
+		i, ok := index[o.Run]
+		if !ok || o.Attempt < 0 || o.Attempt >= len(runs[i].Steps) {
+			continue
+		}
+		step := &runs[i].Steps[o.Attempt]
+		k := [2]int64{o.Run, int64(o.Attempt)}
+		if gap := o.Offset - held[k]; gap > 0 {
+			step.Output += fmt.Sprintf("\n[muster: %d bytes of output never reached the master]\n", gap)
+		}
+		step.Output += string(o.Data)
+		held[k] = o.Offset + int64(len(o.Data))
+	}
+	return nil
 }
 
 // PurgeRequest says which finished runs to delete: those that started

@@ -186,7 +186,7 @@ func TestSharedRunRevisionGuard(t *testing.T) {
 					status = muster.RunSucceeded
 				}
 				at := clk.Now()
-				res, err := c.UpsertRuns(ctx, web1, []catalog.RunReport{{Revision: int64(i + 1), Run: muster.Run{Job: "backup",
+				res, err := c.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: int64(i + 1), Run: muster.Run{Job: "backup",
 					RunID: id, Status: status, Trigger: "schedule:nightly", StartedAt: at}}})
 				if err != nil || !res[0].OK {
 					t.Errorf("upload %s: %+v %v", id, res, err)
@@ -256,7 +256,7 @@ func TestSharedQueuedStartsReleasedOnce(t *testing.T) {
 				defer wg.Done()
 				runID := startRunID(t, c, in.Target, in.Seq)
 				at := clk.Now()
-				if _, err := c.UpsertRuns(ctx, tid, []catalog.RunReport{{Revision: 9, Run: muster.Run{Job: "deploy", RunID: runID,
+				if _, err := c.UpsertRuns(ctx, tid, []catalog.RunUpload{{Revision: 9, Run: muster.Run{Job: "deploy", RunID: runID,
 					Status: muster.RunSucceeded, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil {
 					t.Error(err)
 				}

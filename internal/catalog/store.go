@@ -101,6 +101,12 @@ type Reads interface {
 	QueuedStarts(ctx context.Context, jobID int64, limit int) ([]QueuedStartRow, error)
 	JobsWithQueuedStarts(ctx context.Context) ([]string, error)
 	FindRuns(ctx context.Context, f RunFilter) ([]RunRow, error)
+	// RunKey returns a run's row.
+	RunKey(ctx context.Context, targetID int64, runID string) (int64, error)
+	// RunOutputs returns the output chunks of runs (by row), in order.
+	RunOutputs(ctx context.Context, runs []int64) ([]OutputRow, error)
+	// OutputEnd returns where the chunks held of an attempt's output end.
+	OutputEnd(ctx context.Context, run int64, attempt int) (int64, error)
 	FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error)
 	EventExists(ctx context.Context, key string) (bool, error)
 	UndispatchedEvents(ctx context.Context, limit int) ([]muster.Event, error)
@@ -213,6 +219,9 @@ type Tx interface {
 	// unless a run recorded later (a higher row) is already.
 	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error
 	SetLastSuccess(ctx context.Context, targetID int64, job string, at time.Time) error
+	// InsertOutput stores a chunk of output unless one is held at its
+	// place.
+	InsertOutput(ctx context.Context, o OutputRow) error
 	PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error)
 
 	// RaiseEvent records an event under key unless one is recorded under it,
@@ -272,6 +281,8 @@ type TargetRow struct {
 	SpoolDepth       int
 	SpoolDropped     int
 	ClockOffsetMS    *int64
+	DiskFull         bool
+	ProcessTracking  string
 	// Counts of the target's pending and failed instructions, filled in
 	// when the query asks for them.
 	Unread, Blocking int
@@ -382,12 +393,22 @@ type QueuedStartRow struct {
 type RunRow struct {
 	muster.Run
 	Revision int64
-	// Set by FindRuns: the target's heartbeat, to tell a run whose target
-	// went silent.
+	// Set by FindRuns: the run's row, and the target's heartbeat, to tell
+	// a run whose target went silent.
+	Key          int64
 	TargetID     int64
 	LastPoll     *time.Time
 	PollInterval int
 	UpdatedAt    time.Time
+}
+
+// OutputRow is a chunk of one attempt's output: Data follows the first
+// Offset bytes of it.
+type OutputRow struct {
+	Run     int64
+	Attempt int
+	Offset  int64
+	Data    []byte
 }
 
 // RunUpsert is what storing one run did.

@@ -24,6 +24,12 @@ type Heartbeat struct {
 	// ClockOffset is the offset the target measured at its last SYNC-TIME,
 	// if it has done one.
 	ClockOffset *time.Duration
+	// DiskFull is set while the target's data directory is full: outcomes
+	// of its runs wait in its memory until they can be written.
+	DiskFull bool
+	// ProcessTracking is how the target finds its runs' processes:
+	// cgroup, or environment.
+	ProcessTracking string
 }
 
 // OffsetMinutes is the target's UTC offset.
@@ -187,7 +193,8 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 		LastPoll: r.LastPoll, TimeZone: r.TimeZone, UTCOffsetMinutes: r.UTCOffsetMinutes, ClockSkewMS: r.ClockSkewMS,
 		PollInterval: r.PollInterval, Version: r.Version, Protocol: r.Protocol, SpoolDepth: r.SpoolDepth,
 		SpoolDropped: r.SpoolDropped, ClockOffsetMS: r.ClockOffsetMS, UnreadInstructions: r.Unread,
-		BlockingInstructions: r.Blocking}
+		BlockingInstructions: r.Blocking, ProcessTracking: r.ProcessTracking}
+	diskFull := r.DiskFull
 	localAt := r.LocalTimeAtPoll
 	if hb, ok := c.beats.lookup(r.ID); ok {
 		at := hb.At.UTC()
@@ -195,6 +202,7 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 		t.TimeZone, t.UTCOffsetMinutes, t.ClockSkewMS = hb.TimeZone, hb.OffsetMinutes(), hb.SkewMS()
 		t.PollInterval, t.Version, t.Protocol = hb.PollInterval, hb.Version, hb.Protocol
 		t.SpoolDepth, t.SpoolDropped = hb.SpoolDepth, hb.SpoolDropped
+		t.ProcessTracking, diskFull = hb.ProcessTracking, hb.DiskFull
 		if hb.ClockOffset != nil {
 			ms := hb.ClockOffset.Milliseconds()
 			t.ClockOffsetMS = &ms
@@ -214,6 +222,9 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 	}
 	if r.Paused {
 		t.Flags = append(t.Flags, muster.FlagPaused)
+	}
+	if diskFull {
+		t.Flags = append(t.Flags, muster.FlagDiskFull)
 	}
 	return t
 }

@@ -46,7 +46,13 @@ func TestLiveGroupsEndToEnd(t *testing.T) {
 	if runs := startAndWait(t, env, "deploy"); len(runs) != 2 {
 		t.Fatalf("%d runs, want one per member", len(runs))
 	}
-	js, _ := env.Client.Job(ctx, "deploy")
+	js, err := env.Client.Job(ctx, "deploy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(js.Outcomes) != 2 {
+		t.Fatalf("the job has %d outcomes, want one per member", len(js.Outcomes))
+	}
 	for _, o := range js.Outcomes {
 		if !slices.Equal(o.Via, []string{"group:web"}) {
 			t.Errorf("%s is there via %v, want [group:web]", o.Target, o.Via)
@@ -136,8 +142,8 @@ func TestPostedServerInstructions(t *testing.T) {
 	if off := *tg.ClockOffsetMS; off < 2400 || off > 2600 {
 		t.Errorf("measured offset %d ms, want about 2500", off)
 	}
-	if failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true}); len(failed) != 0 {
-		t.Errorf("failed instructions: %+v", failed)
+	if failed, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true}); err != nil || len(failed) != 0 {
+		t.Errorf("failed instructions: %+v (%v)", failed, err)
 	}
 	// Invalid combinations are refused.
 	for _, bad := range []httpapi.PostRequest{
@@ -180,8 +186,8 @@ func TestResyncAndDismantle(t *testing.T) {
 	for _, name := range []string{"web1", "web2"} {
 		waitExit(t, env.Target(name))
 	}
-	if left, _ := env.Client.Targets(ctx, ""); len(left) != 0 {
-		t.Errorf("targets after dismantling: %+v", left)
+	if left, err := env.Client.Targets(ctx, ""); err != nil || len(left) != 0 {
+		t.Errorf("targets after dismantling: %+v (%v)", left, err)
 	}
 }
 

@@ -88,7 +88,7 @@ func TestAgentErrorIsForwarded(t *testing.T) {
 		return len(eventsOf(t, env, muster.EventAgentError, "web1")) > 0
 	})
 	e := eventsOf(t, env, muster.EventAgentError, "web1")[0]
-	if e.RunID != res.Runs[0].RunID || !strings.Contains(e.Message, "the master refused a run") || !strings.Contains(e.Message, "output: at most") {
+	if e.RunID != res.Runs[0].RunID || !strings.Contains(e.Message, "the master refused a run") || !strings.Contains(e.Message, "an attempt's output is at most") {
 		t.Errorf("event %+v", e)
 	}
 }

@@ -338,12 +338,18 @@ func TestSQLSteps(t *testing.T) {
 			if r.Status != muster.RunSucceeded || attempts(r) != "create:succeeded insert:succeeded select:succeeded fail:failed" {
 				t.Fatalf("got %s [%s] %q", r.Status, attempts(r), r.Message)
 			}
-			if got := r.Steps[1].Output; got != "1 row(s) affected\n" {
+			if got := r.Steps[1].Output; got != "1 row affected\n" {
 				t.Errorf("insert output %q", got)
 			}
-			want := "run_id\tnote\n" + r.RunID + "\tx';DROP TABLE t;--\n(1 row(s))\n"
+			want := "run_id\tnote\n" + r.RunID + "\tx';DROP TABLE t;--\n(1 row returned)\n"
 			if got := r.Steps[2].Output; got != want {
 				t.Errorf("select output %q, want %q", got, want)
+			}
+			// A statement has no exit code; its outcome in words stands for it.
+			for i, want := range []string{"0 rows affected", "1 row affected", "1 row returned"} {
+				if got := r.Steps[i].Message; got != want || r.Steps[i].ExitCode != nil {
+					t.Errorf("step %s: message %q, exit code %v; want %q and none", r.Steps[i].Name, got, r.Steps[i].ExitCode, want)
+				}
 			}
 			if r.Steps[3].Message == "" || r.Steps[3].ExitCode != nil {
 				t.Errorf("a failed SQL statement: message %q, exit code %v", r.Steps[3].Message, r.Steps[3].ExitCode)
@@ -388,7 +394,10 @@ func TestProxiesAndConnectionsOnTheTarget(t *testing.T) {
 	apply(t, env, whoami, other, db)
 	settled(t, env)
 
-	failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	failed, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	errs := map[string]string{}
 	for _, in := range failed {
 		errs[in.Target+"/"+in.Job] = in.Error

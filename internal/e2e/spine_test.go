@@ -153,7 +153,10 @@ func TestFailedInsertBlocksUntilSuperseded(t *testing.T) {
 	if tg.Status != muster.StatusBlocked || !slices.Contains(tg.Flags, muster.StatusBlocked) {
 		t.Fatalf("status %q flags %v, want blocked", tg.Status, tg.Flags)
 	}
-	failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	failed, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true})
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(failed) != 1 || failed[0].Error != "proxy not found" || failed[0].Job != "report" {
 		t.Fatalf("failed instructions %+v, want the report INSERT with its error", failed)
 	}
@@ -229,8 +232,8 @@ func TestStartOfARunningJobIsSkipped(t *testing.T) {
 	if runs[0].Status != muster.RunSkipped || !strings.Contains(runs[0].Message, "already running") {
 		t.Errorf("second run %s %q, want skipped, already running", runs[0].Status, runs[0].Message)
 	}
-	if failed, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true}); len(failed) != 0 {
-		t.Errorf("a START of a running job became an instruction error: %+v", failed)
+	if failed, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Errors: true}); err != nil || len(failed) != 0 {
+		t.Errorf("a START of a running job became an instruction error: %+v (%v)", failed, err)
 	}
 }
 
@@ -329,7 +332,7 @@ func TestATargetSeesOnlyItsOwnInstructions(t *testing.T) {
 	}
 
 	// A run uploaded by web1 for job b (sent only to web2) is refused.
-	runs, _ := json.Marshal(agentproto.RunsRequest{Runs: []agentproto.RunReport{{Revision: 1, Run: muster.Run{
+	runs, _ := json.Marshal(agentproto.RunsRequest{Runs: []agentproto.RunReport{{Revision: 1, Run: agentproto.Run{
 		Job: "b", Target: "web2", RunID: "forged-run", Status: muster.RunSucceeded, StartedAt: time.Now()}}}})
 	req, _ = http.NewRequest("POST", env.Master.URL+agentproto.PathRuns, strings.NewReader(string(runs)))
 	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))

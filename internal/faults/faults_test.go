@@ -3,8 +3,6 @@ package faults
 import (
 	"context"
 	"fmt"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -12,6 +10,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/bench"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
@@ -146,7 +145,7 @@ func TestTargetKilledMidRun(t *testing.T) {
 	f.apply(ctx, f.effectJob("long", tg.Name, "sleep 60 & sleep 60"), f.effectJob("quick", tg.Name, ""))
 
 	var ids []string
-	survivors, startupFailures := 0, 0
+	survivors, startupFailures, leftAfterRestart := 0, 0, 0
 	var abandonedAfter []time.Duration // restart → run recorded abandoned
 	for i := range p.targetKills {
 		res, err := f.master.Client.StartJob(ctx, "long", httpapi.StartBody{})
@@ -175,31 +174,37 @@ func TestTargetKilledMidRun(t *testing.T) {
 		})
 		if !tg.Running() {
 			startupFailures++
-			t.Fatalf("kill %d: the target did not start again (exit code %d):\n%s", i+1, tg.ExitCode(), tail(tg.Log(), 20))
+			t.Errorf("kill %d: the target did not start again (exit code %d):\n%s", i+1, tg.ExitCode(), tail(tg.Log(), 20))
+			break
 		}
 		abandonedAfter = append(abandonedAfter, time.Since(restarted))
-		if pids := testenv.RunProcesses(id); len(pids) > 0 {
+		pids := testenv.RunProcesses(id)
+		leftAfterRestart += len(pids)
+		if len(pids) > 0 {
 			t.Errorf("kill %d: processes of the abandoned run %s survive: %v", i+1, id, pids)
 		}
 	}
-	// The target carries on.
-	res, err := f.master.Client.StartJob(ctx, "quick", httpapi.StartBody{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if runs, _, err := bench.WaitRuns(ctx, f.master.Client, res.Refs()[:1], time.Minute); err != nil || runs[0].Status != muster.RunSucceeded {
-		t.Errorf("a run after the kills: %v %v", runs, err)
-	}
-	ran := executions(f.readEffects())
-	for _, id := range ids {
-		if ran[id] != 1 {
-			t.Errorf("the interrupted run %s ran %d times, want once", id, ran[id])
+	if startupFailures == 0 {
+		// The target carries on.
+		res, err := f.master.Client.StartJob(ctx, "quick", httpapi.StartBody{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if runs, _, err := bench.WaitRuns(ctx, f.master.Client, res.Refs()[:1], time.Minute); err != nil || runs[0].Status != muster.RunSucceeded {
+			t.Errorf("a run after the kills: %v %v", runs, err)
+		}
+		ran := executions(f.readEffects())
+		for _, id := range ids {
+			if ran[id] != 1 {
+				t.Errorf("the interrupted run %s ran %d times, want once", id, ran[id])
+			}
 		}
 	}
 	s := bench.Summarize(abandonedAfter)
+	tracking, _ := agent.ProcessTracking()
 	report(t, map[string]any{
-		"kills": p.targetKills, "startup_failures": startupFailures,
-		"step_processes_orphaned_by_the_kill": survivors, "left_after_restart": 0,
+		"kills": len(ids), "startup_failures": startupFailures, "process_tracking": tracking,
+		"step_processes_orphaned_by_the_kill": survivors, "left_after_restart": leftAfterRestart,
 		"restart_to_abandoned_recorded_p50_ms": s.P50, "restart_to_abandoned_recorded_max_ms": s.Max,
 	})
 }
@@ -371,16 +376,32 @@ func TestRestartAtFireTime(t *testing.T) {
 	f.apply(ctx, job)
 	last := time.Now().Truncate(every).Add(-every)
 
+	// Every fire is on the master, finished, or covered by a skipped run
+	// before it; a target that restarted late may still be uploading the
+	// skipped run that stands for what it missed. What is not there within
+	// the bound is reported below as lost.
 	byID := map[string]muster.Run{}
-	f.eventually(ctx, "every fire recorded finished on the master", func() bool {
+	accounted := func() bool {
 		byID, _ = f.history(ctx, "fire")
-		for _, r := range byID {
-			if !r.Status.Finished() {
+		covered := false
+		for at := first; !at.After(last); at = at.Add(every) {
+			r, ok := byID[muster.ScheduledRunID(tg.UID, "fire", "every-2s", at)]
+			switch {
+			case !ok && !covered:
 				return false
+			case ok && !r.Status.Finished():
+				return false
+			case ok:
+				covered = r.Status == muster.RunSkipped
 			}
 		}
 		return true
-	})
+	}
+	bound, stop := context.WithTimeout(ctx, time.Minute)
+	defer stop()
+	for !accounted() && bound.Err() == nil {
+		sleep(bound, 50*time.Millisecond)
+	}
 	effects := f.readEffects()
 	ran := executions(effects)
 	perFire := map[time.Time]int{}
@@ -439,7 +460,7 @@ func TestHugeOutput(t *testing.T) {
 	p, ctx, f, tg := withTarget(t)
 	flood := f.effectJob("flood", tg.Name, fmt.Sprintf("yes 0123456789abcdef | head -c %d\necho done", p.outputBytes))
 	f.apply(ctx, flood)
-	targetDisk, masterDisk := dirSize(t, tg.Dir), dirSize(t, f.master.Dir)
+	targetDisk, masterDisk := bench.DirSize(tg.Dir), bench.DirSize(f.master.Dir)
 	before, err := bench.ReadProc(tg.Pid())
 	if err != nil {
 		t.Fatal(err)
@@ -478,7 +499,7 @@ func TestHugeOutput(t *testing.T) {
 	if peak > p.outputPeakRSSMiB {
 		t.Errorf("the target's resident set peaked at %.0f MiB, over %.0f MiB", peak, p.outputPeakRSSMiB)
 	}
-	targetGrew, masterGrew := bench.MiB(dirSize(t, tg.Dir)-targetDisk), bench.MiB(dirSize(t, f.master.Dir)-masterDisk)
+	targetGrew, masterGrew := bench.MiB(bench.DirSize(tg.Dir)-targetDisk), bench.MiB(bench.DirSize(f.master.Dir)-masterDisk)
 	if targetGrew > p.outputDiskMiB || masterGrew > p.outputDiskMiB {
 		t.Errorf("the data directories grew by %.0f MiB (target) and %.0f MiB (master), over %.0f MiB", targetGrew, masterGrew, p.outputDiskMiB)
 	}
@@ -513,19 +534,4 @@ func TestStepTimeoutKillsChildren(t *testing.T) {
 		t.Errorf("processes of the timed-out step survive: %v", pids)
 	}
 	report(t, map[string]any{"timeout_s": 2, "start_to_recorded_ms": ms(time.Since(t0))})
-}
-
-// dirSize is the bytes of the regular files under dir.
-func dirSize(t *testing.T, dir string) int64 {
-	t.Helper()
-	var n int64
-	filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
-		if err == nil && d.Type().IsRegular() {
-			if fi, err := d.Info(); err == nil {
-				n += fi.Size()
-			}
-		}
-		return nil
-	})
-	return n
 }

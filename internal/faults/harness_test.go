@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/bench"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
@@ -100,6 +101,11 @@ func newFleetOn(t *testing.T, listen string) *fleet {
 	t.Cleanup(func() {
 		for _, tg := range f.targets {
 			tg.Kill()
+			// A daemon killed leaves its runs' cgroups for its next start;
+			// there is none.
+			if err := agent.RemoveCgroups(tg.UID); err != nil {
+				t.Errorf("target %s: %v", tg.Name, err)
+			}
 			if t.Failed() {
 				t.Logf("target %s log:\n%s", tg.Name, tail(tg.Log(), 40))
 			}

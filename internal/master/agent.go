@@ -9,6 +9,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	v1 "github.com/musterhq/muster/internal/agentproto/v1"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
@@ -64,6 +65,13 @@ func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http
 			jsonhttp.WriteError(w, r, a.m.log, err)
 		}
 	})
+}
+
+// targetProtocol is the protocol version a request's target speaks; serve
+// has checked it.
+func targetProtocol(r *http.Request) int {
+	v, _ := strconv.Atoi(r.Header.Get(agentproto.HeaderProtocol))
+	return v
 }
 
 // checkProtocol checks the protocol version a target sent.
@@ -138,6 +146,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return err
 	}
+	hb.Protocol = targetProtocol(r)
 	a.m.Catalog.RecordPoll(t.ID, hb)
 	a.m.metrics.polls.Inc()
 
@@ -156,11 +165,15 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return err
 	}
-	// A target that does not know it was paused or resumed is told at once.
+	// A target that does not know it was paused or resumed is told at once,
+	// and so is one that holds another epoch: it has a resync to ask for.
 	if believed, err := strconv.ParseBool(q.Get(agentproto.QueryPaused)); err == nil && believed != paused {
 		hold = 0
 	}
-	reply := agentproto.PollResponse{Epoch: a.m.Catalog.Epoch(), Protocol: agentproto.Version, Paused: paused, Masters: *a.m.masters.Load()}
+	if epoch := q.Get(agentproto.QueryEpoch); epoch != "" && epoch != a.m.Catalog.Epoch() {
+		hold = 0
+	}
+	reply := agentproto.PollResponse{Epoch: a.m.Catalog.Epoch(), Protocol: agentproto.Version, Paused: paused, Masters: a.m.masterURLs()}
 	if after > last {
 		// The target has applied instructions this catalog never posted:
 		// the catalog was restored from an older backup.
@@ -231,7 +244,7 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 		}
 		return ""
 	}
-	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion), Protocol: agentproto.Version}
+	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion)}
 	if s := get(agentproto.QueryLocalTime); s != "" {
 		lt, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -257,6 +270,12 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	}
 	hb.SpoolDepth, _ = strconv.Atoi(get(agentproto.QuerySpoolDepth))
 	hb.SpoolDropped, _ = strconv.Atoi(get(agentproto.QuerySpoolDropped))
+	hb.DiskFull, _ = strconv.ParseBool(get(agentproto.QueryDiskFull))
+	switch hb.ProcessTracking = get(agentproto.QueryProcessTracking); hb.ProcessTracking {
+	case "", "cgroup", "environment":
+	default:
+		return hb, muster.Errorf(muster.EINVALID, "%s: cgroup or environment, not %q", agentproto.QueryProcessTracking, hb.ProcessTracking)
+	}
 	if len(hb.TimeZone) > 64 || len(hb.Version) > 64 {
 		return hb, muster.Errorf(muster.EINVALID, "tz and version are at most 64 characters")
 	}
@@ -283,30 +302,70 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 	return nil
 }
 
-// runs answers POST /agent/v1/runs.
+// runs answers POST /agent/v1/runs, in the target's protocol.
 func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	var req agentproto.RunsRequest
-	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
-		return err
+	var uploads []catalog.RunUpload
+	var err error
+	if targetProtocol(r) == v1.Version {
+		uploads, err = runsV1(w, r)
+	} else {
+		uploads, err = runsV2(w, r)
 	}
-	if len(req.Runs) > catalog.MaxRunsPerUpload {
-		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
-	}
-	reports := make([]catalog.RunReport, len(req.Runs))
-	for i, rep := range req.Runs {
-		reports[i] = catalog.RunReport{Run: rep.Run, Revision: rep.Revision}
-	}
-	results, err := a.m.Catalog.UpsertRuns(r.Context(), t, reports)
 	if err != nil {
 		return err
 	}
-	a.m.metrics.runs.Add(float64(len(req.Runs)))
+	if len(uploads) > catalog.MaxRunsPerUpload {
+		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
+	}
+	results, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
+	if err != nil {
+		return err
+	}
+	a.m.metrics.runs.Add(float64(len(uploads)))
 	resp := agentproto.RunsResponse{Results: make([]agentproto.RunResult, len(results))}
 	for i, res := range results {
 		resp.Results[i] = agentproto.RunResult{RunID: res.RunID, OK: res.OK, Error: res.Error}
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// runsV2 reads runs as protocol 2 sends them: each with the chunks of its
+// output the master does not hold yet.
+func runsV2(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
+	var req agentproto.RunsRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		return nil, err
+	}
+	uploads := make([]catalog.RunUpload, len(req.Runs))
+	for i, rep := range req.Runs {
+		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: rep.Run.Domain(), Output: make([]catalog.OutputChunk, len(rep.Output))}
+		for j, c := range rep.Output {
+			uploads[i].Output[j] = catalog.OutputChunk{Attempt: c.Attempt, Offset: c.Offset, Data: c.Data}
+		}
+	}
+	return uploads, nil
+}
+
+// runsV1 reads runs as protocol 1 sends them: each attempt with its whole
+// output, again at every revision.
+func runsV1(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
+	var req v1.RunsRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
+		return nil, err
+	}
+	uploads := make([]catalog.RunUpload, len(req.Runs))
+	for i, rep := range req.Runs {
+		run := muster.Run{Job: rep.Run.Job, Target: rep.Run.Target, RunID: rep.Run.RunID, Status: muster.RunStatus(rep.Run.Status),
+			Trigger: rep.Run.Trigger, Message: rep.Run.Message, StartedAt: rep.Run.StartedAt, FinishedAt: rep.Run.FinishedAt,
+			DurationMS: rep.Run.DurationMS, Steps: make([]muster.StepAttempt, len(rep.Run.Steps))}
+		for j, s := range rep.Run.Steps {
+			run.Steps[j] = muster.StepAttempt{Name: s.Name, Attempt: s.Attempt, Status: muster.AttemptStatus(s.Status), ExitCode: s.ExitCode,
+				Output: s.Output, Message: s.Message, StartedAt: s.StartedAt, DurationMS: s.DurationMS}
+		}
+		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: run}
+	}
+	return uploads, nil
 }
 
 // defect answers POST /agent/v1/defect: the target is leaving.
@@ -339,7 +398,7 @@ func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.Targe
 		return err
 	}
 	a.m.Catalog.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
-		PollInterval: req.PollInterval, Version: req.Version, Protocol: agentproto.Version})
+		PollInterval: req.PollInterval, Version: req.Version, Protocol: targetProtocol(r)})
 	if req.Location != "" {
 		if err := a.m.Catalog.SetLocation(r.Context(), t.ID, req.Location); err != nil {
 			return err

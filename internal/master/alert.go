@@ -229,13 +229,15 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 		sem := make(chan struct{}, sendParallel)
 		var wg sync.WaitGroup
 		var recordErr atomic.Pointer[error]
-		for _, d := range due {
+		for _, queue := range byAddress(due) {
 			sem <- struct{}{}
 			wg.Add(1)
 			go func() {
 				defer func() { <-sem; wg.Done() }()
-				if err := a.deliver(ctx, d); err != nil {
-					recordErr.Store(&err)
+				for _, d := range queue {
+					if err := a.deliver(ctx, d); err != nil {
+						recordErr.Store(&err)
+					}
 				}
 			}()
 		}
@@ -255,6 +257,26 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 		wait = min(wait, max(next.Sub(a.now()), 0))
 	}
 	return wait, err
+}
+
+// byAddress splits deliveries, in the order given, into one queue per
+// address, each in that order. A queue is sent one delivery at a time,
+// queues in parallel: a receiver gets a target_offline before the
+// target_online that follows it, while a slow receiver delays no other.
+func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	var queues [][]catalog.PendingDelivery
+	index := map[[2]string]int{}
+	for _, d := range due {
+		key := [2]string{d.Channel, d.Address}
+		i, ok := index[key]
+		if !ok {
+			i = len(queues)
+			index[key] = i
+			queues = append(queues, nil)
+		}
+		queues[i] = append(queues[i], d)
+	}
+	return queues
 }
 
 // deliver makes one attempt at a delivery and records it: delivered, to be

@@ -67,7 +67,7 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 		t.Fatal(err)
 	}
 	end := clk.Now()
-	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunReport{{Revision: 1, Run: muster.Run{
+	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
 		Job: "backup", RunID: "r1", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
 	}}}); err != nil {
 		t.Fatal(err)

@@ -96,6 +96,7 @@ func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.Enl
 		Epoch:        a.m.Catalog.Epoch(),
 		PollInterval: id.PollInterval,
 		Master:       a.m.cfg.Name,
+		Masters:      a.m.masterURLs(),
 	}, nil
 }
 

@@ -393,6 +393,16 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
+// masterURLs are the advertised URLs of the live masters of a shared
+// catalog, for targets to move between; a master alone sends none (its
+// own URL, made from its listener, may not be how its targets reach it).
+func (m *Main) masterURLs() []string {
+	if !m.Catalog.Store().Shared() {
+		return nil
+	}
+	return *m.masters.Load()
+}
+
 // lead hears whether this master holds the singleton duties.
 func (m *Main) lead(held bool) {
 	if m.leader.Swap(held) == held {

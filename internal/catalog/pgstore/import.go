@@ -116,7 +116,14 @@ func convert(v any, pgType string) (any, error) {
 	case nil:
 		return nil, nil
 	case []byte:
+		if pgType == "bytea" {
+			return x, nil
+		}
 		v = string(x)
+	case string:
+		if pgType == "bytea" {
+			return []byte(x), nil
+		}
 	}
 	switch pgType {
 	case "boolean":

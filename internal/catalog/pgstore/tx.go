@@ -165,6 +165,7 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 	local, zones, versions := make([]string, 0, n), make([]string, 0, n), make([]string, 0, n)
 	utc, intervals, protocols, depth, dropped := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
 	skew := make([]int64, 0, n)
+	full, tracking := make([]bool, 0, n), make([]string, 0, n)
 	for id, hb := range beats {
 		ids, at = append(ids, id), append(at, hb.At.UnixMilli())
 		var off *int64
@@ -181,15 +182,16 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 		utc, skew = append(utc, int32(hb.OffsetMinutes())), append(skew, hb.SkewMS())
 		intervals, protocols = append(intervals, int32(hb.PollInterval)), append(protocols, int32(hb.Protocol))
 		depth, dropped = append(depth, int32(hb.SpoolDepth)), append(dropped, int32(hb.SpoolDropped))
+		full, tracking = append(full, hb.DiskFull), append(tracking, hb.ProcessTracking)
 	}
 	_, err := t.tx.Exec(ctx, `UPDATE targets t SET last_poll_at = h.at, local_time_at_poll = h.local, time_zone = h.tz,
 			utc_offset_minutes = h.utc, clock_skew_ms = h.skew, poll_interval = h.interval, version = h.version,
 			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
-			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms)
+			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking
 		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
-			$9::int[], $10::int[], $11::int[], $12::bigint[])
-			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms)
+			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[])
+			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking)
 		WHERE t.id = h.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
-		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets)
+		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking)
 	return classify(err)
 }

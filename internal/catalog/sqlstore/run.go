@@ -81,7 +81,7 @@ func (s *Queries) SetLastSuccess(ctx context.Context, targetID int64, job string
 func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.RunRow, error) {
 	a := &args{d: s.D}
 	q := `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
-			r.revision, r.updated_at, t.id, t.last_poll_at, t.poll_interval
+			r.revision, r.updated_at, r.id, t.id, t.last_poll_at, t.poll_interval
 		FROM runs r JOIN targets t ON t.id = r.target_id WHERE TRUE`
 	if f.Job != "" {
 		q += ` AND r.job_name = ` + a.add(f.Job)
@@ -127,7 +127,7 @@ func scanRun(r Rows) (catalog.RunRow, error) {
 	var finished, lastPoll sql.NullInt64
 	var steps, status string
 	if err := r.Scan(&run.Job, &run.Target, &run.RunID, &status, &run.Trigger, &run.Message, &started, &finished, &run.DurationMS, &steps,
-		&run.Revision, &updated, &run.TargetID, &lastPoll, &run.PollInterval); err != nil {
+		&run.Revision, &updated, &run.Key, &run.TargetID, &lastPoll, &run.PollInterval); err != nil {
 		return run, err
 	}
 	run.Status = muster.RunStatus(status)
@@ -173,4 +173,39 @@ func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time
 		deleted += n
 	}
 	return deleted, nil
+}
+
+// RunKey returns a run's row.
+func (s *Queries) RunKey(ctx context.Context, targetID int64, runID string) (int64, error) {
+	var key int64
+	err := s.Q.QueryRow(ctx, `SELECT id FROM runs WHERE target_id = $1 AND run_id = $2`, targetID, runID).Scan(&key)
+	return key, err
+}
+
+// RunOutputs returns the output chunks of runs, by run, attempt and place.
+func (s *Queries) RunOutputs(ctx context.Context, runs []int64) ([]catalog.OutputRow, error) {
+	a := &args{d: s.D}
+	return collect(ctx, s.Q, func(r Rows) (o catalog.OutputRow, err error) {
+		err = r.Scan(&o.Run, &o.Attempt, &o.Offset, &o.Data)
+		return o, err
+	}, `SELECT run, attempt, byte_offset, data FROM run_output WHERE `+in(a, "run", runs)+` ORDER BY run, attempt, byte_offset`, a.vals...)
+}
+
+// OutputEnd returns where the chunks held of an attempt's output end (0
+// when none is).
+func (s *Queries) OutputEnd(ctx context.Context, run int64, attempt int) (int64, error) {
+	var end int64
+	err := s.Q.QueryRow(ctx, `SELECT byte_offset + length(data) FROM run_output WHERE run = $1 AND attempt = $2
+		ORDER BY byte_offset DESC LIMIT 1`, run, attempt).Scan(&end)
+	if noRows(err) {
+		return 0, nil
+	}
+	return end, err
+}
+
+// InsertOutput stores a chunk of output unless one is held at its place.
+func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
+	_, err := s.Q.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+		o.Run, o.Attempt, o.Offset, o.Data)
+	return err
 }

@@ -31,7 +31,7 @@ func (s *Queries) LastSeqs(ctx context.Context) (map[int64]int64, error) {
 // targetColumns are the columns scanTarget reads, of targets aliased t.
 const targetColumns = `t.id, t.uid, t.name, t.state, t.location, t.enlisted_at, t.enlisted_by, t.defected_at, t.paused,
 	t.seen_offline, t.last_seq, t.last_poll_at, t.local_time_at_poll, t.time_zone, t.utc_offset_minutes, t.clock_skew_ms,
-	t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped, t.clock_offset_ms`
+	t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped, t.clock_offset_ms, t.disk_full, t.process_tracking`
 
 func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	var t catalog.TargetRow
@@ -40,7 +40,7 @@ func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	var local string
 	dest := append([]any{&t.ID, &t.UID, &t.Name, &t.State, &t.Location, &enlisted, &t.EnlistedBy, &defected, &t.Paused,
 		&t.SeenOffline, &t.LastSeq, &lastPoll, &local, &t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS,
-		&t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped, &offset}, more...)
+		&t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped, &offset, &t.DiskFull, &t.ProcessTracking}, more...)
 	if err := r.Scan(dest...); err != nil {
 		return t, err
 	}
@@ -215,10 +215,11 @@ func (s *Queries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.H
 		}
 		if _, err := s.Q.Exec(ctx, `UPDATE targets SET last_poll_at = $1, local_time_at_poll = $2, time_zone = $3,
 				utc_offset_minutes = $4, clock_skew_ms = $5, poll_interval = $6, version = $7, protocol = $8,
-				spool_depth = $9, spool_dropped = $10, clock_offset_ms = COALESCE($11, clock_offset_ms)
-			WHERE id = $12 AND (last_poll_at IS NULL OR last_poll_at <= $1)`,
+				spool_depth = $9, spool_dropped = $10, clock_offset_ms = COALESCE($11, clock_offset_ms), disk_full = $12,
+				process_tracking = $13
+			WHERE id = $14 AND (last_poll_at IS NULL OR last_poll_at <= $1)`,
 			ms(hb.At), formatLocal(hb.LocalTime), hb.TimeZone, hb.OffsetMinutes(), hb.SkewMS(), hb.PollInterval, hb.Version,
-			hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, id); err != nil {
+			hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, hb.DiskFull, hb.ProcessTracking, id); err != nil {
 			return err
 		}
 	}

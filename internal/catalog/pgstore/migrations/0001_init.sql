@@ -34,7 +34,9 @@ CREATE TABLE targets (
 	defected_at        BIGINT,
 	paused             BOOLEAN NOT NULL DEFAULT FALSE,
 	clock_offset_ms    BIGINT,
-	seen_offline       BOOLEAN NOT NULL DEFAULT FALSE
+	seen_offline       BOOLEAN NOT NULL DEFAULT FALSE,
+	disk_full          BOOLEAN NOT NULL DEFAULT FALSE, -- runs' outcomes wait in the target's memory
+	process_tracking   TEXT    NOT NULL DEFAULT ''     -- cgroup | environment
 );
 CREATE UNIQUE INDEX targets_live_name ON targets (name) WHERE state <> 'defected';
 
@@ -177,6 +179,17 @@ CREATE TABLE runs (
 CREATE INDEX runs_job ON runs (job_name, started_at);
 CREATE INDEX runs_run_id ON runs (run_id);
 CREATE INDEX runs_running ON runs (job_name) WHERE status = 'running';
+
+-- Run output as targets upload it: chunks each appended to one step
+-- attempt's output (attempt is the index in runs.steps), each stored once
+-- at its place (byte_offset) however often it is sent.
+CREATE TABLE run_output (
+	run         BIGINT  NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+	attempt     INTEGER NOT NULL,
+	byte_offset BIGINT  NOT NULL,
+	data        BYTEA   NOT NULL,
+	PRIMARY KEY (run, attempt, byte_offset)
+);
 
 -- Operator start requests by idempotency key: a retried request returns the
 -- first one's answer.

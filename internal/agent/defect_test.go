@@ -1,0 +1,52 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+)
+
+// A DEFECT applied while no Run takes it (the daemon is stopping) leaves
+// no goroutine waiting behind: it is handed over without one, and a later
+// Run defects.
+func TestMasterDefectHasAnOwner(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	ctx := context.Background()
+	before := goleak.IgnoreCurrent()
+	if _, err := m.apply(ctx, agentproto.Instruction{Seq: 1, Operation: muster.OpDefect}, time.Now()); !errors.Is(err, errDefecting) {
+		t.Fatalf("apply DEFECT: %v, want errDefecting", err)
+	}
+	m.client.close() // the ack's keep-alive connection is not the daemon's goroutine
+	goleak.VerifyNone(t, before)
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := m.Run(rctx); !errors.Is(err, ErrDefected) {
+		t.Errorf("Run after a DEFECT was applied: %v, want ErrDefected", err)
+	}
+}
+
+// A target the master deletes collects its DEFECT and defects.
+func TestDeletedTargetDefects(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx) }()
+	if err := tm.api.DeleteTarget(ctx, "web1", false); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrDefected) {
+		t.Fatalf("Run: %v, want ErrDefected", err)
+	}
+	if _, ok, err := m.store.enlistment(ctx); err != nil || ok {
+		t.Errorf("after the defect the enlistment is still there (%v)", err)
+	}
+}

@@ -1,0 +1,163 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
+)
+
+// errSQLiteFull is the error SQLite gives a write when the disk is full.
+type errSQLiteFull struct{}
+
+func (errSQLiteFull) Error() string { return "database or disk is full (13)" }
+func (errSQLiteFull) Code() int     { return sqlite3.SQLITE_FULL }
+
+// fillDisk makes every write of m's store fail as on a full disk, until
+// the returned function frees it.
+func fillDisk(m *Main) (free func()) {
+	var err error = errSQLiteFull{}
+	m.store.fault.Store(&err)
+	return func() { m.store.fault.Store(nil) }
+}
+
+// A run that ends while the disk is full keeps its outcome, and its
+// output, in memory; once space returns it is recorded as it ended, not
+// left running (and called abandoned at the next start).
+func TestRunEndingOnAFullDiskKeepsItsOutcome(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	job := flowJob("work", muster.Step{Name: "main", Shell: "echo side effect done"})
+	free := fillDisk(m)
+	defer free()
+	// Recorded before its process starts: a full disk means no run.
+	var ar *activeRun
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		var err error
+		ar, err = m.exec.begin(ctx, tx, job, muster.Run{Job: "work", Target: "web1", RunID: "r1", Trigger: "operator", StartedAt: m.now()})
+		return err
+	})
+	if !isFull(err) || ar != nil {
+		t.Fatalf("a run begun on a full disk: %v %v, want refused for a full disk", ar, err)
+	}
+	free()
+	startRun(t, m, job, "r1")
+	fillDisk(m)
+	m.exec.wait() // the step ran; its end could not be written
+	if got := localRun(t, m, "r1"); got.Status != muster.RunRunning {
+		t.Fatalf("the spool holds the run %s, want still running (its end was refused)", got.Status)
+	}
+	if runs, full := m.backlog.waiting(); runs != 1 || !full || !m.diskFull() {
+		t.Fatalf("backlog %d run(s), full %v, disk full %v: want the run waiting, the disk said full", runs, full, m.diskFull())
+	}
+	if hb := m.heartbeat(ctx); !hb.DiskFull || hb.SpoolDepth < 1 {
+		t.Errorf("heartbeat %+v: want disk_full and the waiting run in the spool depth", hb)
+	}
+	if err := m.flushBacklog(ctx); !isFull(err) {
+		t.Fatalf("flush on a full disk: %v", err)
+	}
+	free()
+	if err := m.flushBacklog(ctx); err != nil {
+		t.Fatalf("flush once space is back: %v", err)
+	}
+	got := localRun(t, m, "r1")
+	if got.Status != muster.RunSucceeded || got.Steps[0].Output != "side effect done\n" {
+		t.Errorf("recorded %s with output %q, want succeeded with its output", got.Status, got.Steps[0].Output)
+	}
+	if m.diskFull() {
+		t.Error("the disk is still said full once everything is recorded")
+	}
+	if hb := m.heartbeat(ctx); hb.DiskFull {
+		t.Errorf("heartbeat %+v still says the disk is full", hb)
+	}
+}
+
+// States of a run that came while an earlier one waited in the backlog
+// wait behind it: they are recorded in order, the latest last.
+func TestBacklogKeepsARunsStatesInOrder(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	r := spoolRun("r1", 1)
+	if err := m.record(ctx, r, nil); err != nil {
+		t.Fatal(err)
+	}
+	free := fillDisk(m)
+	if err := m.record(ctx, r, []outputChunk{{0, 0, "one "}}); !isFull(err) {
+		t.Fatalf("a record on a full disk: %v", err)
+	}
+	free()
+	// The store takes writes again, but this state waits for the earlier.
+	r.Status = muster.RunSucceeded
+	if err := m.record(ctx, r, []outputChunk{{0, 4, "two"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := localRun(t, m, "r1"); got.Status != muster.RunRunning || got.Steps[0].Output != "" {
+		t.Fatalf("the spool holds %s %q before the backlog is written", got.Status, got.Steps[0].Output)
+	}
+	if err := m.flushBacklog(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := localRun(t, m, "r1"); got.Status != muster.RunSucceeded || got.Steps[0].Output != "one two" {
+		t.Errorf("the spool holds %s %q, want succeeded \"one two\"", got.Status, got.Steps[0].Output)
+	}
+}
+
+// Fires due while the disk is full do not start; once space returns they
+// are recorded as one skipped run per schedule, saying why, and the
+// schedule's mark moves past them.
+func TestFiresOnAFullDiskAreRecordedSkipped(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	job := flowJob("tick", muster.Step{Name: "main", Shell: "true"})
+	job.Schedules = []muster.Schedule{{Name: "every-second", Cron: "* * * * * *"}}
+	plan, err := schedule.Compile(job.Schedules[0], time.UTC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &entry{job: job, sched: job.Schedules[0], plan: plan}
+	t0 := time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+	free := fillDisk(m)
+	for i := range 46 {
+		m.sched.fireAll(ctx, []firing{{e: e, at: t0.Add(time.Duration(i) * time.Second)}})
+	}
+	if runs, _ := m.store.localRuns(ctx); len(runs) != 0 {
+		t.Fatalf("%d runs recorded on a full disk", len(runs))
+	}
+	m.sched.recordUnrecorded(ctx)
+	if m.sched.failures != 1 || len(m.sched.unrecorded) != 1 {
+		t.Fatalf("a record on a full disk: %d failures, %d schedules waiting", m.sched.failures, len(m.sched.unrecorded))
+	}
+	free()
+	m.sched.recordUnrecorded(ctx)
+	runs, err := m.store.localRuns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want one skipped run standing for the 46 fires", len(runs))
+	}
+	r := runs[0].Run
+	if want := muster.ScheduledRunID("uid-web1", "tick", "every-second", t0); r.RunID != want {
+		t.Errorf("run id %s, want the first fire's %s", r.RunID, want)
+	}
+	if r.Status != muster.RunSkipped || !strings.Contains(r.Message, "46 scheduled fire(s) from 2026-12-05T12:00:00Z to 2026-12-05T12:00:45Z could not start") ||
+		!strings.Contains(r.Message, "data directory is full") {
+		t.Errorf("run %s %q", r.Status, r.Message)
+	}
+	var last int64
+	if err := m.store.read.QueryRowContext(ctx, `SELECT last_fire FROM schedule_state WHERE job = 'tick'`).Scan(&last); err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Unix(0, last).UTC(); !got.Equal(t0.Add(45 * time.Second)) {
+		t.Errorf("the schedule's mark is at %s, want the last refused fire", got)
+	}
+	if len(m.sched.unrecorded) != 0 || m.sched.failures != 0 {
+		t.Error("the refused fires are still waiting after they were recorded")
+	}
+}

@@ -1,0 +1,136 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// startRun records a run of job as an operator's START does and launches
+// it; wait for it with m.exec.wait.
+func startRun(t testing.TB, m *Main, job muster.Job, runID string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := job.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	var ar *activeRun
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		var err error
+		ar, err = m.exec.begin(ctx, tx, job, muster.Run{Job: job.Name, Target: m.enl.Name, RunID: runID,
+			Trigger: muster.TriggerOperator, StartedAt: m.now(), Steps: []muster.StepAttempt{}})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ar == nil {
+		t.Fatalf("run %s of %s was not begun", runID, job.Name)
+	}
+	m.exec.launch(ar)
+}
+
+// runJob executes one run of job to its end and returns it as the spool
+// holds it.
+func runJob(t testing.TB, m *Main, job muster.Job) muster.Run {
+	t.Helper()
+	startRun(t, m, job, "run-"+job.Name)
+	m.exec.wait()
+	return localRun(t, m, "run-"+job.Name)
+}
+
+// localRun returns a run from the spool.
+func localRun(t testing.TB, m *Main, runID string) muster.Run {
+	t.Helper()
+	runs, err := m.store.localRuns(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		if r.RunID == runID {
+			return r.Run
+		}
+	}
+	t.Fatalf("run %s is not in the spool", runID)
+	return muster.Run{}
+}
+
+// flowJob is a job of shell steps built from name, script and flow
+// actions.
+func flowJob(name string, steps ...muster.Step) muster.Job {
+	j := muster.NewJob()
+	j.Name, j.Steps = name, steps
+	return j
+}
+
+func TestRunOutcomeNamesTheFailingStep(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		steps   []muster.Step
+		status  muster.RunStatus
+		message string
+	}{
+		{"the last step fails", []muster.Step{{Name: "a", Shell: "true"}, {Name: "b", Shell: "exit 3"}},
+			muster.RunFailed, `step "b" failed: exit code 3`},
+		{"the flow ends it after a failure", []muster.Step{
+			{Name: "risky", Shell: "exit 2", OnFailure: "goto:cleanup"},
+			{Name: "cleanup", Shell: "true", OnSuccess: muster.ActionQuitFailure}},
+			muster.RunFailed, `step "risky" failed: exit code 2; then step "cleanup" succeeded and its on_success is quit_failure`},
+		{"the flow ends it with nothing failed", []muster.Step{{Name: "gate", Shell: "true", OnSuccess: muster.ActionQuitFailure}},
+			muster.RunFailed, `step "gate" succeeded and its on_success is quit_failure`},
+		{"a handled failure succeeds", []muster.Step{
+			{Name: "risky", Shell: "exit 2", OnFailure: "goto:cleanup"},
+			{Name: "cleanup", Shell: "true"}},
+			muster.RunSucceeded, ""},
+		{"a step times out", []muster.Step{{Name: "slow", Shell: "sleep 10", Timeout: muster.Duration(100 * time.Millisecond)}},
+			muster.RunTimedOut, `step "slow" timed_out: timed out after 100ms`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := newTestMain(t)
+			r := runJob(t, m, flowJob("j", tc.steps...))
+			if r.Status != tc.status || r.Message != tc.message {
+				t.Errorf("got %s %q, want %s %q", r.Status, r.Message, tc.status, tc.message)
+			}
+		})
+	}
+}
+
+// A failed step is tried again as often as its retry says, each attempt a
+// row of the run, the failed ones that are retried marked retry.
+func TestStepRetries(t *testing.T) {
+	m := newTestMain(t)
+	r := runJob(t, m, flowJob("flaky", muster.Step{Name: "main", Shell: "exit 1",
+		Retry: &muster.Retry{Attempts: 2, Interval: muster.Duration(10 * time.Millisecond)}}))
+	var got []string
+	for _, a := range r.Steps {
+		got = append(got, fmt.Sprintf("%s#%d:%s", a.Name, a.Attempt, a.Status))
+	}
+	if want := "main#1:retry main#2:retry main#3:failed"; strings.Join(got, " ") != want || r.Status != muster.RunFailed {
+		t.Errorf("%s [%s], want failed [%s]", r.Status, strings.Join(got, " "), want)
+	}
+}
+
+// With max_concurrent_runs 1, a second run waits, saying so, until the
+// first ends.
+func TestMaxConcurrentRunsQueues(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.MaxConcurrentRuns = 1 })
+	startRun(t, m, flowJob("first", muster.Step{Name: "main", Shell: "sleep 0.2"}), "r1")
+	startRun(t, m, flowJob("second", muster.Step{Name: "main", Shell: "true"}), "r2")
+	queued := localRun(t, m, "r2")
+	if !strings.HasPrefix(queued.Message, "queued: max_concurrent_runs (1)") {
+		t.Errorf("the second run, while the first runs: %q", queued.Message)
+	}
+	m.exec.wait()
+	first, second := localRun(t, m, "r1"), localRun(t, m, "r2")
+	if first.Status != muster.RunSucceeded || second.Status != muster.RunSucceeded || second.Message != "" {
+		t.Fatalf("runs %s, %s %q", first.Status, second.Status, second.Message)
+	}
+	if !second.Steps[0].StartedAt.After(first.FinishedAt.Add(-time.Millisecond)) {
+		t.Errorf("the second run started at %s, before the first ended at %s", second.Steps[0].StartedAt, first.FinishedAt)
+	}
+}

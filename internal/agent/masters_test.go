@@ -1,0 +1,226 @@
+package agent
+
+import (
+	"context"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/master"
+)
+
+// clock is a clock a test moves forward; it runs with real time between.
+type clock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// A silent master is left between a tenth and half of the poll interval
+// after its first failure, at a point drawn each time: a fleet does not
+// move all in the same second.
+func TestLeaveDelaySpreads(t *testing.T) {
+	const interval = time.Minute
+	seconds := map[int64]int{}
+	lo, hi := time.Hour, time.Duration(0)
+	for range 10000 {
+		d := leaveDelay(interval)
+		lo, hi = min(lo, d), max(hi, d)
+		seconds[int64(d/time.Second)]++
+	}
+	if lo < interval/10 || hi > interval/2 {
+		t.Errorf("delays from %s to %s, want within %s and %s", lo, hi, interval/10, interval/2)
+	}
+	if len(seconds) < 20 {
+		t.Errorf("10,000 targets would move within %d distinct seconds, want them spread over the 24 s window", len(seconds))
+	}
+	for s, n := range seconds {
+		if n > 1000 {
+			t.Errorf("%d of 10,000 targets would move in second %d", n, s)
+		}
+	}
+}
+
+// The client moves to the next master once the current one has been
+// silent for the delay drawn at its first failure; an answer resets it;
+// what a request to a master it no longer uses says is ignored.
+func TestClientMovesOffASilentMaster(t *testing.T) {
+	clk := &clock{}
+	var moves []string
+	c, err := newClient([]string{"https://m1:7070", "https://m2:7070"}, "https://m2:7070", nil, nil, clk.Now,
+		func() time.Duration { return time.Minute }, func(from, to string) { moves = append(moves, from+" → "+to) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.base().String(); got != "https://m2:7070" {
+		t.Fatalf("starts with %s, want the one in use", got)
+	}
+	m2 := c.base()
+	c.unanswered(m2)
+	clk.Advance(5 * time.Second)
+	c.unanswered(m2)
+	c.answered(m2) // it is back: the episode ends
+	clk.Advance(time.Minute)
+	c.unanswered(m2) // a new episode begins here
+	if len(moves) != 0 {
+		t.Fatalf("moved %v, before the master was silent long enough", moves)
+	}
+	clk.Advance(30 * time.Second)
+	c.unanswered(m2)
+	if want := []string{"https://m2:7070 → https://m1:7070"}; !slices.Equal(moves, want) {
+		t.Fatalf("moves %v, want %v", moves, want)
+	}
+	// A late failure of a request sent to m2 says nothing of m1.
+	c.unanswered(m2)
+	clk.Advance(time.Hour)
+	c.unanswered(m2)
+	if got := c.base().String(); got != "https://m1:7070" || len(moves) != 1 {
+		t.Errorf("at %s after %v, want m1 and one move", got, moves)
+	}
+}
+
+// A poll reply that announces the group's masters makes them the target's
+// list, kept across restarts, the master in use staying in use; a reply
+// that announces none, or nonsense, leaves the list as it was.
+func TestPollRepliesRefreshTheMasters(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	ctx := context.Background()
+	current := m.Master()
+	if !slices.Equal(m.masters, []string{current}) {
+		t.Fatalf("enlisted with one master, the list is %v", m.masters)
+	}
+	if err := m.refreshMasters(ctx, nil); err != nil || !slices.Equal(m.masters, []string{current}) {
+		t.Fatalf("a reply without masters: %v %v", m.masters, err)
+	}
+	group := []string{"https://m0.example:7070", current, "https://m2.example:7070"}
+	if err := m.refreshMasters(ctx, group); err != nil {
+		t.Fatal(err)
+	}
+	if m.Master() != current {
+		t.Errorf("the master in use moved to %s", m.Master())
+	}
+	if err := m.refreshMasters(ctx, []string{"ftp://nope"}); muster.ErrorCode(err) != muster.EINVALID || !slices.Equal(m.masters, group) {
+		t.Errorf("a reply with a bad URL: %v, list %v", err, m.masters)
+	}
+	enl, _, err := m.store.enlistment(ctx)
+	if err != nil || !slices.Equal(enl.Masters, group) {
+		t.Errorf("the stored list is %v (%v), want %v", enl.Masters, err, group)
+	}
+}
+
+// freeAddr returns a loopback address nothing listens on.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// A target enlisted with two masters moves to the second when the first
+// stops answering, within a poll interval, and then sends everything
+// there: polls, acks, run uploads. The two masters are one master,
+// stopped and started again on a second address over the same catalog
+// (two masters sharing one catalog need the PostgreSQL catalog).
+func TestTargetMovesToTheNextMaster(t *testing.T) {
+	tm := startTestMaster(t)
+	second := "https://" + freeAddr(t)
+	clk := &clock{}
+	dir := t.TempDir()
+	if _, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL + "," + second, Token: tm.token(t, "web1"), Name: "web1", DataDir: dir}); err != nil {
+		t.Fatalf("enlist with a second master that is not up yet: %v", err)
+	}
+	m := openTarget(t, dir, func(c *Config) { c.Now = clk.Now })
+	runTarget(t, m)
+	first := tm.URL
+	tm.apply(t, shellJob("before", []string{"web1"}, "echo before"))
+	tm.settled(t)
+	if r := tm.finished(t, tm.start(t, "before")...)[0]; r.Status != muster.RunSucceeded {
+		t.Fatalf("a run through the first master: %s", r.Status)
+	}
+
+	tm.halt(t)
+	tm.listen(t, strings.TrimPrefix(second, "https://"))
+	// The first master is silent from now; a poll interval later the
+	// target has moved.
+	waitFor(t, time.Minute, "the target to notice the first master's silence", func() bool {
+		m.client.mu.Lock()
+		defer m.client.mu.Unlock()
+		return !m.client.silent.IsZero()
+	})
+	clk.Advance(time.Duration(muster.DefaultPollInterval) * time.Second)
+	waitFor(t, time.Minute, "the move to the second master", func() bool { return m.Master() == second })
+
+	tm.apply(t, shellJob("after", []string{"web1"}, "echo after"))
+	tm.settled(t)
+	if r := tm.finished(t, tm.start(t, "after")...)[0]; r.Status != muster.RunSucceeded || r.Steps[0].Output != "after\n" {
+		t.Errorf("a run through the second master: %s %q", r.Status, r.Steps[0].Output)
+	}
+	enl, _, err := m.store.enlistment(context.Background())
+	if err != nil || enl.MasterURL != second || !slices.Equal(enl.Masters, []string{first, second}) {
+		t.Errorf("stored: master %s, masters %v (%v); want the second in use, both known", enl.MasterURL, enl.Masters, err)
+	}
+}
+
+// Every master given at enlistment must present the CA the token names,
+// checked before anything is sent: a token is not spent on a bad list.
+func TestEnlistRefusesMastersOfAnotherCA(t *testing.T) {
+	a, b := startTestMaster(t), startTestMaster(t)
+	tok := a.token(t, "web1")
+	_, err := Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + ", " + b.URL, Token: tok, Name: "web1", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), b.URL) || !strings.Contains(err.Error(), "share one CA") {
+		t.Fatalf("enlist with masters of two CAs: %v, want refused naming %s", err, b.URL)
+	}
+	if _, err := Enlist(context.Background(), EnlistOptions{MasterURL: a.URL, Token: tok, Name: "web1", DataDir: t.TempDir()}); err != nil {
+		t.Errorf("the token after the refused enlistment: %v, want it unspent", err)
+	}
+	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + ",http://plain", Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), `--master: "http://plain" is not a master URL`) {
+		t.Errorf("a URL that is not https: %v", err)
+	}
+	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: a.URL + "," + a.URL, Token: a.token(t, "web2"), Name: "web2", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "--master: "+a.URL+" is listed twice") {
+		t.Errorf("a URL given twice: %v", err)
+	}
+}
+
+// A master of another epoch (restarted over a catalog restored from a
+// backup) makes the target ask for a resync at its next poll: it takes the
+// new epoch, and every job again.
+func TestNewEpochResyncs(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	runTarget(t, m)
+	tm.apply(t, shellJob("a", []string{"web1"}, "true"))
+	tm.settled(t)
+	addr := strings.TrimPrefix(tm.URL, "https://")
+	tm.halt(t)
+	tm.listen(t, addr, func(c *master.Config) { c.NewEpoch = true })
+	epoch := tm.Catalog.Epoch()
+	waitFor(t, time.Minute, "the target to take the new epoch", func() bool {
+		st, err := m.store.state(context.Background())
+		return err == nil && st[keyEpoch] == epoch
+	})
+	tm.settled(t)
+	if jobs, err := m.Jobs(context.Background()); err != nil || !slices.Equal(jobs, []string{"a"}) {
+		t.Errorf("after the resync the target holds %v (%v), want [a]", jobs, err)
+	}
+}

@@ -1,0 +1,151 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// scheduleBubble runs a target's scheduler over one job in a synctest
+// bubble, whose clock starts at start, in New York; the target has held
+// the job since held (zero: since start). drive moves time on with
+// time.Sleep, which the bubble runs at once, and may restart the scheduler
+// as a restarted daemon would (it reads what the store holds). It returns
+// the runs recorded, oldest first.
+func scheduleBubble(t *testing.T, job muster.Job, start, held time.Time, drive func(m *Main, restart func())) []muster.Run {
+	t.Helper()
+	var recorded []muster.Run
+	synctest.Test(t, func(t *testing.T) {
+		offset := time.Until(start)
+		m := newTestMain(t, func(c *Config) { c.Now = func() time.Time { return time.Now().Add(offset) } })
+		ny, err := time.LoadLocation("America/New_York")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.loc, m.tzName = ny, "America/New_York"
+		ctx := context.Background()
+		if held.IsZero() {
+			held = start
+		}
+		if err := m.store.update(ctx, func(tx *sql.Tx) error { return putJob(ctx, tx, job, held) }); err != nil {
+			t.Fatal(err)
+		}
+		run := func() (stop func()) {
+			m.sched = newScheduler(m)
+			sctx, cancel := context.WithCancel(ctx)
+			done := make(chan struct{})
+			go func() { defer close(done); m.sched.run(sctx) }()
+			return func() { cancel(); <-done; m.exec.wait() }
+		}
+		stop := run()
+		drive(m, func() { stop(); stop = run() })
+		synctest.Wait()
+		stop()
+		local, err := m.store.localRuns(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range local {
+			recorded = append(recorded, r.Run)
+		}
+	})
+	return recorded
+}
+
+// scheduledEcho is a job that prints the time it was scheduled for.
+func scheduledEcho(cron string) muster.Job {
+	j := flowJob("nightly", muster.Step{Name: "main", Shell: "echo $MUSTER_SCHEDULED_AT"})
+	j.Schedules = []muster.Schedule{{Name: "nightly", Cron: cron}}
+	return j
+}
+
+// On the spring-forward day a time inside the gap (02:30 does not exist in
+// New York) fires once, at the first valid instant after it.
+func TestDaylightSavingSpringForward(t *testing.T) {
+	start := time.Date(2027, 3, 14, 6, 59, 57, 0, time.UTC) // 01:59:57 EST
+	runs := scheduleBubble(t, scheduledEcho("30 2 * * *"), start, time.Time{}, func(*Main, func()) {
+		time.Sleep(time.Hour) // to 02:59:57 EDT, past the gap and the fire
+	})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1", len(runs))
+	}
+	if got := runs[0].Steps[0].Output; got != "2027-03-14T03:00:00-04:00\n" {
+		t.Errorf("fired for %q, want 2027-03-14T03:00:00-04:00 (the first instant after the gap)", got)
+	}
+}
+
+// On the fall-back day a time that occurs twice (01:30 in New York) fires
+// once, at its first occurrence, even across a restart in between.
+func TestDaylightSavingFallBack(t *testing.T) {
+	start := time.Date(2027, 11, 7, 5, 29, 57, 0, time.UTC) // 01:29:57 EDT
+	runs := scheduleBubble(t, scheduledEcho("30 1 * * *"), start, time.Time{}, func(_ *Main, restart func()) {
+		time.Sleep(time.Hour) // to 01:29:57 EST: the first 01:30 fired
+		restart()             // just before the second 01:30
+		time.Sleep(time.Minute)
+	})
+	if len(runs) != 1 {
+		t.Fatalf("%d runs, want 1: the repeated 01:30 must not fire again", len(runs))
+	}
+	if got := runs[0].Steps[0].Output; got != "2027-11-07T01:30:00-04:00\n" {
+		t.Errorf("fired for %q, want the first occurrence, 2027-11-07T01:30:00-04:00", got)
+	}
+}
+
+// Fires missed while the target was not running: with misfire skip they
+// are recorded as one skipped run; with run_once the latest also runs,
+// late, and the others are recorded skipped.
+func TestMisfirePolicies(t *testing.T) {
+	held := time.Date(2027, 1, 10, 10, 1, 0, 0, time.UTC)
+	start := held.Add(time.Hour + 30*time.Second) // six fires missed, the last 90 s ago
+	for _, tc := range []struct {
+		policy string
+		want   []string // status: message start
+	}{
+		{muster.MisfireSkip, []string{"skipped: 6 scheduled fire(s) missed"}},
+		{muster.MisfireRunOnce, []string{"skipped: 5 scheduled fire(s) missed", "succeeded: "}},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			j := scheduledEcho("*/10 * * * *")
+			j.Misfire = tc.policy
+			runs := scheduleBubble(t, j, start, held, func(*Main, func()) { time.Sleep(time.Second) })
+			if len(runs) != len(tc.want) {
+				t.Fatalf("%d runs, want %d", len(runs), len(tc.want))
+			}
+			// Recorded at one instant: in no particular order.
+			slices.SortFunc(runs, func(a, b muster.Run) int { return strings.Compare(string(a.Status), string(b.Status)) })
+			for i, want := range tc.want {
+				if got := string(runs[i].Status) + ": " + runs[i].Message; !strings.HasPrefix(got, want) {
+					t.Errorf("run %d: %q, want %q…", i+1, got, want)
+				}
+			}
+			if !strings.Contains(runs[0].Message, "misfire policy: "+tc.policy) {
+				t.Errorf("the skipped run does not name the policy: %q", runs[0].Message)
+			}
+		})
+	}
+}
+
+// A paused target fires nothing, and the fires that fell in the pause are
+// not run, nor counted as missed, when it resumes.
+func TestPausedTargetFiresNothing(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(m *Main, restart func()) {
+		m.paused.Store(true)
+		time.Sleep(5 * time.Minute)
+		m.paused.Store(false)
+		restart()
+		time.Sleep(time.Minute)
+	})
+	if len(runs) != 1 || runs[0].Status != muster.RunSucceeded {
+		t.Fatalf("runs %+v, want the one fire after the pause", runs)
+	}
+	if got := runs[0].Steps[0].Output; got != "2027-01-10T05:06:00-05:00\n" {
+		t.Errorf("the run after the pause fired for %q", got)
+	}
+}

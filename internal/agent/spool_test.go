@@ -1,0 +1,159 @@
+package agent
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+)
+
+// spoolRun is a run as the executor records it, with n attempts.
+func spoolRun(id string, n int) muster.Run {
+	r := muster.Run{Job: "j", Target: "web1", RunID: id, Status: muster.RunRunning, Trigger: muster.TriggerOperator,
+		StartedAt: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}
+	for i := range n {
+		r.Steps = append(r.Steps, muster.StepAttempt{Name: fmt.Sprintf("s%d", i+1), Attempt: 1, Status: muster.AttemptRunning, StartedAt: r.StartedAt})
+	}
+	return r
+}
+
+// sent lists what an upload carries: "run@revision" and each chunk as
+// "attempt:offset:data".
+func sent(up upload) []string {
+	var out []string
+	for _, rep := range up.reports {
+		out = append(out, fmt.Sprintf("%s@%d", rep.Run.RunID, rep.Revision))
+		for _, c := range rep.Output {
+			out = append(out, fmt.Sprintf("%d:%d:%s", c.Attempt, c.Offset, c.Data))
+		}
+	}
+	return out
+}
+
+// acceptAll answers an upload as a master that takes every run.
+func acceptAll(up upload) []agentproto.RunResult {
+	res := make([]agentproto.RunResult, len(up.reports))
+	for i, rep := range up.reports {
+		res[i] = agentproto.RunResult{RunID: rep.Run.RunID, OK: true}
+	}
+	return res
+}
+
+// The master is sent each chunk of output once: an upload carries what
+// came since the last one it took.
+func TestSpoolUploadsOnlyNewOutput(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	r := spoolRun("r1", 2)
+	steps := []struct {
+		chunks []outputChunk
+		want   string
+	}{
+		{[]outputChunk{{0, 0, "abc"}}, "r1@1 0:0:abc"},
+		{[]outputChunk{{0, 3, "def"}, {1, 0, "xy"}}, "r1@2 0:3:def 1:0:xy"},
+		{nil, "r1@3"},
+	}
+	for i, step := range steps {
+		if err := m.store.saveRun(ctx, r, step.chunks); err != nil {
+			t.Fatal(err)
+		}
+		up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(sent(up), " "); got != step.want || up.more {
+			t.Fatalf("upload %d: %q (more %v), want %q", i+1, got, up.more, step.want)
+		}
+		if err := m.store.markUploaded(ctx, up, acceptAll(up)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize); err != nil || len(up.reports) != 0 {
+		t.Errorf("after the master took everything: %q %v", sent(up), err)
+	}
+	if n := m.store.spoolDepth(ctx); n != 0 {
+		t.Errorf("spool depth %d, want 0", n)
+	}
+	local := localRun(t, m, "r1")
+	if local.Steps[0].Output != "abcdef" || local.Steps[1].Output != "xy" {
+		t.Errorf("the spool's outputs %q %q", local.Steps[0].Output, local.Steps[1].Output)
+	}
+}
+
+// A run with more output to send than one upload holds goes alone, over
+// several uploads; its revision counts as the master's only with the last.
+func TestSpoolSplitsARunOverUploads(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	big := strings.Repeat("x", 300)
+	chunks := []outputChunk{{0, 0, big}, {0, 300, big}, {0, 600, big}}
+	if err := m.store.saveRun(ctx, spoolRun("r1", 1), chunks); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.store.saveRun(ctx, spoolRun("r2", 1), nil); err != nil {
+		t.Fatal(err)
+	}
+	budget := runOverhead + 2*(64+encodedLen(big)) + 10 // the run and two chunks
+	var uploads [][]string
+	for range 5 {
+		up, err := m.store.unsentRuns(ctx, uploadBatch, budget)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(up.reports) == 0 {
+			break
+		}
+		uploads = append(uploads, sent(up))
+		if err := m.store.markUploaded(ctx, up, acceptAll(up)); err != nil {
+			t.Fatal(err)
+		}
+		if !up.more {
+			break
+		}
+	}
+	want := [][]string{
+		{"r1@1", "0:0:" + big, "0:300:" + big},
+		{"r1@1", "0:600:" + big},
+		{"r2@1"},
+	}
+	if len(uploads) != len(want) {
+		t.Fatalf("%d uploads, want %d: %v", len(uploads), len(want), uploads)
+	}
+	for i := range want {
+		if strings.Join(uploads[i], " ") != strings.Join(want[i], " ") {
+			t.Errorf("upload %d: %.60q…, want %.60q…", i+1, uploads[i], want[i])
+		}
+	}
+}
+
+// Runs dropped from a full spool, or expired, take their output with them.
+func TestSpoolDropsOutputWithItsRun(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	for _, id := range []string{"old", "new"} {
+		r := spoolRun(id, 1)
+		r.Status = muster.RunSucceeded
+		if err := m.store.saveRun(ctx, r, []outputChunk{{0, 0, "output of " + id}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	err := m.store.update(ctx, func(tx *sql.Tx) error {
+		_, err := trimSpool(ctx, tx, 1)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var chunks int
+	if err := m.store.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM output`).Scan(&chunks); err != nil {
+		t.Fatal(err)
+	}
+	if chunks != 1 {
+		t.Errorf("%d chunks of output left for the 1 run left", chunks)
+	}
+}

@@ -1,0 +1,94 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// mountTmpfs mounts a tmpfs of the given size on a new directory, unmounted
+// when the test ends. Mounting needs root: the test is skipped otherwise.
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("a small tmpfs as a full data directory needs root to mount; the tests that inject SQLITE_FULL cover the same paths")
+	}
+	dir := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount a tmpfs here: %v: %s", err, out)
+	}
+	t.Cleanup(func() {
+		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+			t.Errorf("umount %s: %v: %s", dir, err, out)
+		}
+	})
+	return dir
+}
+
+// backlogged returns a run's state as it waits in the backlog.
+func backlogged(m *Main, runID string) (muster.Run, bool) {
+	m.backlog.mu.Lock()
+	defer m.backlog.mu.Unlock()
+	p, ok := m.backlog.runs[runID]
+	if !ok {
+		return muster.Run{}, false
+	}
+	return p.run, true
+}
+
+// A target whose data directory (a 3 MiB tmpfs) fills up during a run
+// records that run's true outcome once space returns, and the fires that
+// could not start meanwhile as skipped; while the disk is full it says so.
+func TestDataDirectoryFillsUpDuringARun(t *testing.T) {
+	dir := mountTmpfs(t, "3m")
+	tm := startTestMaster(t)
+	m := tm.enlistIn(t, "web1", dir)
+	runTarget(t, m)
+	filler := filepath.Join(dir, "filler")
+	fill := shellJob("fill", []string{"web1"}, "cat /dev/zero > '"+filler+"' 2>/dev/null; echo side effect done")
+	tick := shellJob("tick", []string{"web1"}, "true")
+	tick.Schedules = []muster.Schedule{{Name: "every-second", Cron: "* * * * * *"}}
+	tm.apply(t, fill, tick)
+	waitFor(t, time.Minute, "web1 to hold both jobs", func() bool { jobs, _ := m.Jobs(context.Background()); return len(jobs) == 2 })
+
+	id := tm.start(t, "fill")[0]
+	waitFor(t, time.Minute, "the run to end on the full disk", func() bool {
+		r, ok := backlogged(m, id)
+		return ok && r.Status.Finished()
+	})
+	waitFor(t, time.Minute, "scheduled fires refused by the full disk", func() bool { return m.sched.refused.Load() >= 2 })
+	if !m.diskFull() {
+		t.Error("the target does not say its disk is full")
+	}
+	runs, err := tm.api.Runs(context.Background(), []muster.RunRef{{RunID: id}}, 0)
+	if err != nil || len(runs) != 1 || runs[0].Status != muster.RunRunning {
+		t.Fatalf("while the disk is full the master holds %+v (%v), want the run still running", runs, err)
+	}
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	r := tm.finished(t, id)[0]
+	if r.Status != muster.RunSucceeded || r.Steps[0].Output != "side effect done\n" {
+		t.Errorf("once space returned the master holds %s %q, want succeeded with the step's output", r.Status, r.Steps[0].Output)
+	}
+	waitFor(t, time.Minute, "the refused fires recorded as skipped on the master", func() bool {
+		history, err := tm.api.History(context.Background(), "tick", "", 1000)
+		if err != nil {
+			return false
+		}
+		for _, h := range history {
+			if h.Status == muster.RunSkipped && strings.Contains(h.Message, "could not start") && strings.Contains(h.Message, "data directory is full") {
+				return true
+			}
+		}
+		return false
+	})
+	waitFor(t, time.Minute, "the disk no longer said full", func() bool { return !m.diskFull() })
+}
