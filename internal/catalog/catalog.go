@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/musterhq/muster"
 )
 
 // Commit tells the OnCommit hook what a committed transaction changed.
@@ -64,6 +66,7 @@ type Catalog struct {
 	epoch atomic.Pointer[string]
 
 	beats    heartbeats
+	keyUse   keyUse
 	down     unavailable
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -160,6 +163,9 @@ type tx struct {
 	now  time.Time
 	wake map[int64]struct{}
 	c    Commit
+	// audits are the audit entries of the changes made, written just
+	// before commit.
+	audits []muster.AuditEntry
 }
 
 // maxAttempts bounds how often a transaction that lost a race is run again.
@@ -185,6 +191,11 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 			t = &tx{Tx: stx, ctx: ctx, now: c.opts.Now(), wake: map[int64]struct{}{}}
 			if err := fn(t); err != nil {
 				return err
+			}
+			if commit && len(t.audits) > 0 {
+				if err := stx.InsertAudit(ctx, t.audits); err != nil {
+					return fmt.Errorf("audit log: %w", err)
+				}
 			}
 			for id := range t.wake {
 				t.c.Targets = append(t.c.Targets, id)

@@ -19,11 +19,11 @@ func TestPrunedDownloadListKeepsRunsAccepted(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		for range 5 {
-			if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}); err != nil {
+			if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}, admin); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -81,15 +81,15 @@ func TestQueuedStartDroppedWhenTheTargetLeaves(t *testing.T) {
 		b := enlist(t, db, "b")
 		j := job("deploy", "a", "b")
 		j.MaxParallelTargets = 1
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"})
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
 		if err != nil || !res.Runs[1].Queued {
 			t.Fatalf("start: %+v %v, want b queued", res, err)
 		}
 		j.Targets = []string{"a"}
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.ReleaseQueuedStarts(ctx); err != nil {
@@ -111,15 +111,15 @@ func TestRetriedStartKeepsItsOverrides(t *testing.T) {
 		web1 := enlist(t, db, "web1")
 		j := job("deploy", "web1")
 		j.Steps = append(j.Steps, muster.Step{Name: "verify", Shell: "true"})
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}})
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}})
-		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq)
+		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq, admin)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -311,7 +311,7 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 
 // defect answers POST /agent/v1/defect: the target is leaving.
 func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID); err != nil {
+	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID, muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)}); err != nil {
 		return err
 	}
 	a.m.log.Info("target defected", "target", t.Name)

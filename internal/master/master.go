@@ -71,7 +71,8 @@ type Config struct {
 	// NewEpoch gives the catalog a new epoch at start, making every target
 	// resync: for a catalog restored from a backup.
 	NewEpoch bool
-	// ResetAdminToken issues a new admin token, replacing the old one.
+	// ResetAdminToken issues a new secret for the admin key, replacing the
+	// old one, and makes it active again if it was revoked or expired.
 	ResetAdminToken bool
 	// HistoryMaxRunsPerJob keeps at most this many finished runs per job
 	// (0: no limit); HistoryMaxAge deletes finished runs older than it (0:
@@ -79,6 +80,9 @@ type Config struct {
 	HistoryMaxRunsPerJob int
 	HistoryMaxAge        time.Duration
 	HistoryInterval      time.Duration
+	// AuditMaxAge deletes audit log entries older than it, with the
+	// history limits; it is never unlimited.
+	AuditMaxAge time.Duration
 	// DownloadedMaxRows keeps at most this many finished instructions per
 	// target in the download list (0: no limit), applied with the history
 	// limits (SQL Server's DownloadedMaxRows).
@@ -111,6 +115,7 @@ func DefaultConfig() Config {
 		HistoryMaxAge:        90 * 24 * time.Hour,
 		HistoryInterval:      10 * time.Minute,
 		DownloadedMaxRows:    1000,
+		AuditMaxAge:          catalog.DefaultAuditMaxAge,
 	}
 }
 
@@ -165,6 +170,9 @@ func New(cfg Config) (*Main, error) {
 	}
 	if cfg.HistoryInterval <= 0 {
 		cfg.HistoryInterval = def.HistoryInterval
+	}
+	if cfg.AuditMaxAge <= 0 {
+		cfg.AuditMaxAge = def.AuditMaxAge
 	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = def.RecheckInterval
@@ -310,7 +318,7 @@ func (m *Main) committed(c catalog.Commit) {
 
 // NewEnlistToken creates a single-use enlistment token for a target name,
 // valid for ttl, and returns its text (the catalog keeps only its hash).
-func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error) {
+func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error) {
 	tok := pki.NewEnlistToken(m.CA.Fingerprint())
 	expires, err := m.Catalog.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
 	return tok.String(), expires, err
@@ -334,9 +342,14 @@ func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "ok (%s)\n", role)
 }
 
-// ensureAdminToken creates the first admin token, or replaces it when asked,
-// and writes it (0600) to the data directory. Only its hash is stored. A
-// master joining a catalog that has tokens writes none.
+// Self is the master as the audit log names it, for the changes it makes
+// itself.
+func (m *Main) Self() muster.Actor { return muster.Actor{Kind: muster.ActorMaster, Name: m.cfg.Name} }
+
+// ensureAdminToken creates the first admin key, named admin, or gives it a
+// new secret when asked, and writes the secret (0600) to the data
+// directory. Only its hash is stored. A master joining a catalog that has
+// keys writes none.
 func (m *Main) ensureAdminToken(ctx context.Context) error {
 	n, err := m.Catalog.CountAPITokens(ctx)
 	if err != nil {
@@ -347,9 +360,9 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	}
 	secret := "mat_" + pki.RandomSecret()
 	if m.cfg.ResetAdminToken {
-		err = m.Catalog.ReplaceAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+		err = m.Catalog.ResetAdminKey(ctx, pki.HashSecret(secret), m.Self())
 	} else {
-		err = m.Catalog.CreateAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+		_, err = m.Catalog.CreateAPIKey(ctx, catalog.NewAPIKey{Name: catalog.AdminKey, Role: catalog.RoleAdmin}, pki.HashSecret(secret), m.Self())
 		if muster.ErrorCode(err) == muster.ECONFLICT {
 			return nil // another master starting on the same new catalog made it
 		}
@@ -503,8 +516,16 @@ func (m *Main) maintain(ctx context.Context) {
 }
 
 // pruneHistory deletes runs, and finished instructions, beyond the
-// retention limits, if any are set.
+// retention limits, if any are set, and audit log entries older than
+// AuditMaxAge.
 func (m *Main) pruneHistory(ctx context.Context) error {
+	n, err := m.Catalog.PruneAudit(ctx, m.cfg.AuditMaxAge)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		m.log.Info("audit log retention deleted entries", "deleted", n)
+	}
 	if m.cfg.DownloadedMaxRows > 0 {
 		n, err := m.Catalog.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
 		if err != nil {
@@ -517,7 +538,7 @@ func (m *Main) pruneHistory(ctx context.Context) error {
 	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
 		return nil
 	}
-	res, err := m.Catalog.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
+	res, err := m.Catalog.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)}, m.Self())
 	if res.Deleted > 0 {
 		m.log.Info("history retention deleted runs", "deleted", res.Deleted)
 	}
