@@ -280,3 +280,35 @@ func TestKeyLastUseIsCoalesced(t *testing.T) {
 
 // keyUseWithin is a time within KeyUseGranularity.
 const keyUseWithin = 30 * time.Second
+
+// Two masters note uses of one key: each writes what it saw, and the
+// stored last use only moves forward, whichever writes last.
+func TestSharedKeyLastUse(t *testing.T) {
+	a, b, clk := twoMasters(t)
+	ctx := context.Background()
+	if _, err := a.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ci", Role: catalog.RoleOperator}, "hash-ci", admin); err != nil {
+		t.Fatal(err)
+	}
+	early := clk.Now()
+	if _, err := a.AuthenticateAPIKey(ctx, "hash-ci"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(5 * time.Second)
+	late := clk.Now()
+	if _, err := b.AuthenticateAPIKey(ctx, "hash-ci"); err != nil {
+		t.Fatal(err)
+	}
+	// The later use is written first; the earlier one must not undo it.
+	for _, db := range []*catalog.Catalog{b, a} {
+		if err := db.FlushKeyUses(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, err := b.FindAPIKeys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != 1 || keys[0].LastUsedAt == nil || !keys[0].LastUsedAt.Equal(late) {
+		t.Errorf("last used %v, want %v (not the earlier %v)", keys[0].LastUsedAt, late, early)
+	}
+}
