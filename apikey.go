@@ -139,3 +139,9 @@ func (s Scope) Strings() []string {
 
 // String lists the scope for a person: "group:web, job:web-*".
 func (s Scope) String() string { return strings.Join(s.Strings(), ", ") }
+
+// OutOfScope refuses the API key named key, with scope s, what it asked
+// for: what names it, e.g. `job "db-backup"`.
+func OutOfScope(key string, s Scope, what string) error {
+	return Errorf(EFORBIDDEN, "%s is outside the scope of API key %q (%s)", what, key, s)
+}

@@ -78,10 +78,7 @@ func printAudit(w io.Writer, entries []muster.AuditEntry) error {
 		return err
 	}
 	for _, e := range entries {
-		who := e.Actor.Kind + " " + e.Actor.Name
-		if e.Actor.Role != "" {
-			who += " (" + e.Actor.Role + ")"
-		}
+		who := e.Actor.String()
 		if e.Actor.Source != "" {
 			who += " from " + e.Actor.Source
 		}

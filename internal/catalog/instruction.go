@@ -240,7 +240,7 @@ func (tx *tx) instructionsInScope(by muster.Actor, rows []InstructionRow) ([]Ins
 	if !by.Scope.Limited() || len(rows) == 0 {
 		return rows, nil
 	}
-	members, err := tx.scopeTargets(by.Scope)
+	members, err := scopeTargets(tx.ctx, tx, by.Scope)
 	if err != nil {
 		return nil, err
 	}

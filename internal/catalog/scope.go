@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -14,19 +15,19 @@ import (
 
 // outOfScope refuses an actor something outside its scope.
 func outOfScope(by muster.Actor, what string) error {
-	return muster.Errorf(muster.EFORBIDDEN, "%s is outside the scope of API key %q (%s)", what, by.Name, by.Scope)
+	return muster.OutOfScope(by.Name, by.Scope, what)
 }
 
 // scopeTargets returns the targets a scope covers: the members of its
 // groups.
-func (tx *tx) scopeTargets(s muster.Scope) (map[string]bool, error) {
-	ids, err := tx.GroupIDs(tx.ctx, s.Groups)
+func scopeTargets(ctx context.Context, r Reads, s muster.Scope) (map[string]bool, error) {
+	ids, err := r.GroupIDs(ctx, s.Groups)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string]bool{}
 	for _, id := range ids {
-		members, err := tx.GroupMembers(tx.ctx, id)
+		members, err := r.GroupMembers(ctx, id)
 		if err != nil {
 			return nil, err
 		}
@@ -37,13 +38,19 @@ func (tx *tx) scopeTargets(s muster.Scope) (map[string]bool, error) {
 	return out, nil
 }
 
+// ScopeTargets returns the targets a scope covers, by name: the members of
+// its groups.
+func (c *Catalog) ScopeTargets(ctx context.Context, s muster.Scope) (map[string]bool, error) {
+	return scopeTargets(ctx, c.store, s)
+}
+
 // targetsInScope refuses a scoped actor any of the named targets that is
 // not in one of its groups.
 func (tx *tx) targetsInScope(by muster.Actor, field string, names []string) error {
 	if !by.Scope.Limited() || len(names) == 0 {
 		return nil
 	}
-	members, err := tx.scopeTargets(by.Scope)
+	members, err := scopeTargets(tx.ctx, tx, by.Scope)
 	if err != nil {
 		return err
 	}

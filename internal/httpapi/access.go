@@ -90,15 +90,10 @@ func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, er
 	return caller{key: k, source: source}, nil
 }
 
-// outOfScope refuses a caller something outside its key's scope.
-func outOfScope(c caller, what string) error {
-	return muster.Errorf(muster.EFORBIDDEN, "%s is outside the scope of API key %q (%s)", what, c.key.Name, c.scope())
-}
-
 // checkJob refuses a job outside the caller's scope.
 func checkJob(c caller, name string) error {
 	if !c.scope().HasJob(name) {
-		return outOfScope(c, fmt.Sprintf("job %q", name))
+		return muster.OutOfScope(c.key.Name, c.scope(), fmt.Sprintf("job %q", name))
 	}
 	return nil
 }
@@ -110,19 +105,7 @@ func (s *Server) scopeTargets(ctx context.Context, c caller) (map[string]bool, e
 	if !c.scope().Limited() {
 		return nil, nil
 	}
-	groups, err := s.DB.FindGroups(ctx)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]bool{}
-	for _, g := range groups {
-		if c.scope().HasGroup(g.Name) {
-			for _, t := range g.Targets {
-				out[t] = true
-			}
-		}
-	}
-	return out, nil
+	return s.DB.ScopeTargets(ctx, c.scope())
 }
 
 // checkTarget refuses a target outside the caller's scope. A target that
@@ -134,7 +117,7 @@ func (s *Server) checkTarget(ctx context.Context, c caller, name string) error {
 		return err
 	}
 	if !visible[muster.NormalizeTargetName(name)] {
-		return outOfScope(c, fmt.Sprintf("target %q", muster.NormalizeTargetName(name)))
+		return muster.OutOfScope(c.key.Name, c.scope(), fmt.Sprintf("target %q", muster.NormalizeTargetName(name)))
 	}
 	return nil
 }
