@@ -53,10 +53,7 @@ func (s *Queries) FindEvents(ctx context.Context, f catalog.EventFilter) ([]must
 		}
 	}
 	if f.Scope.Limited() {
-		// Events name their target; a target's name is unique among the
-		// targets that are not defected.
-		q += ` AND ` + scopeJobOrTarget(a, "e.job_name",
-			`(SELECT t.id FROM targets t WHERE t.name = e.target_name AND t.state <> 'defected')`, f.Scope)
+		q += ` AND ` + scopeJobOrTarget(a, "e.job_name", f.Scope, func(a *args) string { return scopeTargetNames(a, "e.target_name", f.Scope) })
 	}
 	return collect(ctx, s.Q, func(r Rows) (muster.Event, error) { return scanEvent(r) },
 		q+` ORDER BY e.id DESC LIMIT `+a.add(limitOr(f.Limit, 100)), a.vals...)

@@ -49,7 +49,7 @@ func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFil
 		q += ` AND i.seq = ` + a.add(f.Seq)
 	}
 	if f.Scope.Limited() {
-		q += ` AND ` + scopeJobOrTarget(a, "i.job_name", "i.target_id", f.Scope)
+		q += ` AND ` + scopeJobOrTarget(a, "i.job_name", f.Scope, func(a *args) string { return scopeTargetIDs(a, "i.target_id", f.Scope) })
 	}
 	limit := f.Limit
 	if limit <= 0 {

@@ -38,9 +38,19 @@ func scopeTargetIDs(a *args, col string, s muster.Scope) string {
 		in(a, "g.name", s.Groups) + `)`
 }
 
+// scopeTargetNames returns a condition that the target name in col is a
+// member of a group the scope names.
+func scopeTargetNames(a *args, col string, s muster.Scope) string {
+	if len(s.Groups) == 0 {
+		return `FALSE`
+	}
+	return col + ` IN (SELECT t.name FROM group_members gm JOIN groups g ON g.id = gm.group_id JOIN targets t ON t.id = gm.target_id
+		WHERE ` + in(a, "g.name", s.Groups) + `)`
+}
+
 // scopeJobOrTarget returns a condition that a row (an instruction, an
 // event) is in the scope: of one of its jobs, or of no job and on a target
-// in one of its groups. targetIDCol is the row's target id.
-func scopeJobOrTarget(a *args, jobCol, targetIDCol string, s muster.Scope) string {
-	return `(` + scopeJobs(a, jobCol, s) + ` OR (` + jobCol + ` = '' AND ` + scopeTargetIDs(a, targetIDCol, s) + `))`
+// in one of its groups, which targetCond says.
+func scopeJobOrTarget(a *args, jobCol string, s muster.Scope, targetCond func(*args) string) string {
+	return `(` + scopeJobs(a, jobCol, s) + ` OR (` + jobCol + ` = '' AND ` + targetCond(a) + `))`
 }
