@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -168,6 +169,26 @@ func TestPruneAudit(t *testing.T) {
 		}
 		if _, err := db.PruneAudit(ctx, 0); muster.ErrorCode(err) != muster.EINVALID {
 			t.Errorf("max age 0: got %v, want EINVALID", err)
+		}
+	})
+}
+
+// An entry concerning more targets than one statement inserts keeps them
+// all: a job applied to 350 targets is found by its last one.
+func TestAuditOfAFleet(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		var names []string
+		for i := range 350 {
+			names = append(names, fmt.Sprintf("t%03d", i+1))
+			enlist(t, db, names[i])
+		}
+		if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("fleet", names...)}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		got := audit(t, db, catalog.AuditFilter{Target: "t350"})
+		if len(got) != 3 || got[0].Action != muster.AuditJobCreate || !slices.Equal(got[0].Targets, names) || !slices.Equal(got[0].Jobs, []string{"fleet"}) {
+			t.Fatalf("entries on t350: %v; the apply's targets: %d", actions(got), len(got[0].Targets))
 		}
 	})
 }

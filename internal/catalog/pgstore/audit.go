@@ -9,8 +9,9 @@ import (
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
 )
 
-// InsertAudit appends entries in two pipelined batches, the entries then
-// their subjects, where the shared statements take a round trip per row.
+// InsertAudit appends entries in one pipelined batch, where the shared
+// statements take a round trip each, then their subjects as the shared
+// statements do (a few rows a statement).
 func (t *txQueries) InsertAudit(ctx context.Context, entries []muster.AuditEntry) error {
 	if len(entries) <= 1 {
 		return t.Queries.InsertAudit(ctx, entries)
@@ -34,14 +35,5 @@ func (t *txQueries) InsertAudit(ctx context.Context, entries []muster.AuditEntry
 	if err := res.Close(); err != nil {
 		return classify(err)
 	}
-	b = &pgx.Batch{}
-	for i, e := range entries {
-		for _, sub := range sqlstore.AuditSubjects(e) {
-			b.Queue(sqlstore.SQLInsertAuditSubject, ids[i], sub[0], sub[1])
-		}
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	return classify(t.tx.SendBatch(ctx, b).Close())
+	return t.Queries.InsertAuditSubjects(ctx, entries, ids)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -20,9 +21,6 @@ const (
 const SQLInsertAudit = `INSERT INTO audit (at, actor, actor_kind, role, source, action, object, changes)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id`
 
-// SQLInsertAuditSubject records a job or target an entry concerns.
-const SQLInsertAuditSubject = `INSERT INTO audit_subjects (audit_id, kind, name) VALUES ($1, $2, $3)`
-
 // AuditParams returns the parameters of SQLInsertAudit for e.
 func AuditParams(e muster.AuditEntry) ([]any, error) {
 	changes, err := json.Marshal(e.Changes)
@@ -32,34 +30,53 @@ func AuditParams(e muster.AuditEntry) ([]any, error) {
 	return []any{ms(e.At), e.Actor.Name, e.Actor.Kind, e.Actor.Role, e.Actor.Source, e.Action, e.Object, string(changes)}, nil
 }
 
-// AuditSubjects returns the (kind, name) pairs an entry concerns.
-func AuditSubjects(e muster.AuditEntry) [][2]string {
-	var out [][2]string
-	for _, j := range e.Jobs {
-		out = append(out, [2]string{subjectJob, j})
-	}
-	for _, t := range e.Targets {
-		out = append(out, [2]string{subjectTarget, t})
-	}
-	return out
-}
-
 // InsertAudit appends entries to the audit log, each with its subjects.
 func (s *Queries) InsertAudit(ctx context.Context, entries []muster.AuditEntry) error {
-	for _, e := range entries {
+	ids := make([]int64, len(entries))
+	for i, e := range entries {
 		params, err := AuditParams(e)
 		if err != nil {
 			return err
 		}
-		var id int64
-		if err := s.Q.QueryRow(ctx, SQLInsertAudit, params...).Scan(&id); err != nil {
+		if err := s.Q.QueryRow(ctx, SQLInsertAudit, params...).Scan(&ids[i]); err != nil {
 			return err
 		}
-		for _, sub := range AuditSubjects(e) {
-			if _, err := s.Q.Exec(ctx, SQLInsertAuditSubject, id, sub[0], sub[1]); err != nil {
-				return err
-			}
+	}
+	return s.InsertAuditSubjects(ctx, entries, ids)
+}
+
+// maxSubjectRows bounds the rows one statement inserts into audit_subjects
+// (three parameters each): a START fanned out to a thousand targets is a
+// few statements, not a thousand.
+const maxSubjectRows = 300
+
+// InsertAuditSubjects records the jobs and targets of entries, whose ids
+// are ids, in statements of up to maxSubjectRows rows.
+func (s *Queries) InsertAuditSubjects(ctx context.Context, entries []muster.AuditEntry, ids []int64) error {
+	type subject struct {
+		id         int64
+		kind, name string
+	}
+	var rows []subject
+	for i, e := range entries {
+		for _, j := range e.Jobs {
+			rows = append(rows, subject{ids[i], subjectJob, j})
 		}
+		for _, t := range e.Targets {
+			rows = append(rows, subject{ids[i], subjectTarget, t})
+		}
+	}
+	for len(rows) > 0 {
+		n := min(len(rows), maxSubjectRows)
+		a := &args{d: s.D}
+		values := make([]string, n)
+		for i, r := range rows[:n] {
+			values[i] = `(` + a.add(r.id) + `, ` + a.add(r.kind) + `, ` + a.add(r.name) + `)`
+		}
+		if _, err := s.Q.Exec(ctx, `INSERT INTO audit_subjects (audit_id, kind, name) VALUES `+strings.Join(values, `, `), a.vals...); err != nil {
+			return err
+		}
+		rows = rows[n:]
 	}
 	return nil
 }
