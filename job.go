@@ -304,7 +304,12 @@ type JobTarget struct {
 // last went there.
 type JobStatus struct {
 	Job
-	CreatedAt time.Time   `json:"created_at"`
-	UpdatedAt time.Time   `json:"updated_at"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+	// CreatedBy and UpdatedBy name the API key (or, for a job older than
+	// the record, nobody) that created the job and last changed its
+	// definition.
+	CreatedBy string      `json:"created_by"`
+	UpdatedBy string      `json:"updated_by"`
 	Outcomes  []JobTarget `json:"outcomes"`
 }

@@ -23,6 +23,7 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 	if j.Category != "" {
 		fmt.Fprintf(w, "category: %s\n", j.Category)
 	}
+	fmt.Fprintf(w, "created: %s\nchanged: %s\n", madeBy(j.CreatedAt, j.CreatedBy), madeBy(j.UpdatedAt, j.UpdatedBy))
 	zone := "each target's own time zone"
 	if j.TimeZone != "" {
 		zone = j.TimeZone
@@ -80,6 +81,15 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 		t.row("  "+o.Target, viaText(o.Via), status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
 	}
 	return t.flush()
+}
+
+// madeBy says when, and by which API key, a job was made or changed.
+func madeBy(at time.Time, by string) string {
+	s := at.Local().Format("2006-01-02 15:04:05")
+	if by != "" {
+		s += " by " + by
+	}
+	return s
 }
 
 // printStep describes one step: what it runs, what comes after it, and

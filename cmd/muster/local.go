@@ -33,7 +33,7 @@ func newLocalTargets(m *master.Main, log *slog.Logger) *localTargets {
 // start enlists the target in dir if it is not yet, and runs it.
 func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bool) error {
 	if _, err := os.Stat(filepath.Join(dir, agent.CertFile)); errors.Is(err, os.ErrNotExist) {
-		tok, _, err := l.m.NewEnlistToken(ctx, name, 15*time.Minute, "muster")
+		tok, _, err := l.m.NewEnlistToken(ctx, name, 15*time.Minute, l.m.Self())
 		if err != nil {
 			return err
 		}

@@ -24,7 +24,8 @@ one HTTPS listener for the operator API (/api/v1/), the target protocol
 
 On its first start with an empty data directory the master creates a CA
 (ca.pem, give it to operators as MUSTER_CACERT), a server certificate, and an
-admin API token written to admin.token (mode 0600; use it as MUSTER_TOKEN).
+admin API key written to admin.token (mode 0600; use it as MUSTER_TOKEN, and
+make keys for everyone else with "muster apikey create").
 
 The catalog is SQLite in the data directory by default. For masters that
 must survive losing one, run two or three on one PostgreSQL database
@@ -45,6 +46,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 				return err
 			}
 			cfg.Logger = log
+			if cfg.AuditMaxAge <= 0 {
+				return fmt.Errorf("--audit-max-age: the audit log is always kept for a while; give a positive duration such as 365d, not %s", time.Duration(cfg.AuditMaxAge))
+			}
 			m, err := master.New(cfg)
 			if err != nil {
 				return err
@@ -96,11 +100,12 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	f.StringVar(&cfg.Name, "name", cfg.Name, "the master's name, as targets report it")
 	f.DurationVar(&cfg.CertTTL, "cert-ttl", 24*time.Hour, "lifetime of target client certificates")
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
-	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "issue a new admin token, replacing the old one")
+	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "give the admin API key a new secret (written to admin.token), replacing the old one;\nit is active again if it was revoked or expired")
 	f.StringVar(&alsoTarget, "also-target", "", "also run a target named NAME in this process, so jobs can run on the master's own server")
 	f.IntVar(&cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, "keep at most this many finished instructions per target (0: no limit)")
 	f.IntVar(&cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, "keep at most this many finished runs per job (0: no limit)")
 	f.DurationVar(&cfg.HistoryMaxAge, "history-max-age", cfg.HistoryMaxAge, "delete finished runs older than this (0: keep them)")
+	f.Var((*days)(&cfg.AuditMaxAge), "audit-max-age", "delete audit log entries older than this, e.g. 365d or 2160h")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&cfg.Alerts.SMTP.Addr, "smtp-addr", "", "SMTP server for e-mail notifications, host:port")
 	f.StringVar(&cfg.Alerts.SMTP.TLS, "smtp-tls", "", "TLS to the SMTP server: starttls (required), tls (from the first byte), none, or\nauto: tls on port 465, else starttls, which a server on localhost may go without (default auto)")

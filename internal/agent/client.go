@@ -38,12 +38,16 @@ type client struct {
 	interval func() time.Duration // the poll interval: a silent master is left within it
 	moved    func(from, to string)
 
-	mu       sync.Mutex
-	masters  []*url.URL
-	current  int
-	silent   time.Time     // when the current master first failed to answer, since it last did
-	leaveIn  time.Duration // how long after silent it is left
-	episodes int           // masters left, for tests
+	mu      sync.Mutex
+	masters []*url.URL
+	current int
+	silent  time.Time     // when the current master first failed to answer, since it last did
+	leaveIn time.Duration // how long after silent it is left
+	// untried is true from a move until the master moved to answers: a
+	// failure then moves on at once, so that a master down for good in
+	// the list costs a retry, not another wait.
+	untried  bool
+	episodes int // masters left, for tests
 }
 
 // newClient returns a client of the masters, starting with current (one of
@@ -112,12 +116,13 @@ func (c *client) answered(u *url.URL) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.masters[c.current] == u {
-		c.silent = time.Time{}
+		c.silent, c.untried = time.Time{}, false
 	}
 }
 
 // unanswered notes that the master at u did not answer, and moves to the
-// next master once the current one has been silent for long enough.
+// next master once the current one has been silent for long enough, or at
+// once if it has not answered since the client moved to it.
 func (c *client) unanswered(u *url.URL) {
 	c.mu.Lock()
 	if c.masters[c.current] != u || len(c.masters) < 2 {
@@ -125,17 +130,19 @@ func (c *client) unanswered(u *url.URL) {
 		return
 	}
 	now := c.now()
-	if c.silent.IsZero() {
-		c.silent, c.leaveIn = now, leaveDelay(c.interval())
-		c.mu.Unlock()
-		return
-	}
-	if now.Sub(c.silent) < c.leaveIn {
-		c.mu.Unlock()
-		return
+	if !c.untried {
+		if c.silent.IsZero() {
+			c.silent, c.leaveIn = now, leaveDelay(c.interval())
+			c.mu.Unlock()
+			return
+		}
+		if now.Sub(c.silent) < c.leaveIn {
+			c.mu.Unlock()
+			return
+		}
 	}
 	c.current = (c.current + 1) % len(c.masters)
-	c.silent = time.Time{}
+	c.silent, c.untried = time.Time{}, true
 	c.episodes++
 	to := c.masters[c.current]
 	c.mu.Unlock()
@@ -143,11 +150,12 @@ func (c *client) unanswered(u *url.URL) {
 }
 
 // leaveDelay is how long a silent master is kept: between a tenth and
-// half of the poll interval, drawn at random, so that with the retries'
-// backoff (5 s at most) a target moves within a poll interval, and a fleet
-// spreads its moves over that time.
+// four tenths of the poll interval, drawn at random, so that with the
+// retries' backoff (6 s at most, jitter included) a target moves within a
+// poll interval even at the shortest (10 s), and a fleet spreads its moves
+// over that time.
 func leaveDelay(interval time.Duration) time.Duration {
-	return interval/10 + rand.N(interval*4/10+1)
+	return interval/10 + rand.N(interval*3/10+1)
 }
 
 // setCert makes cert the one presented from now on.
@@ -278,7 +286,8 @@ func (c *client) ack(ctx context.Context, acks []agentproto.Ack) error {
 
 func (c *client) uploadRuns(ctx context.Context, runs []agentproto.RunReport) ([]agentproto.RunResult, error) {
 	var resp agentproto.RunsResponse
-	err := c.call(ctx, http.MethodPost, agentproto.PathRuns, nil, agentproto.RunsRequest{Runs: runs}, &resp)
+	q := url.Values{agentproto.QuerySentAt: {c.now().Format(time.RFC3339Nano)}}
+	err := c.call(ctx, http.MethodPost, agentproto.PathRuns, q, agentproto.RunsRequest{Runs: runs}, &resp)
 	if err == nil && len(resp.Results) != len(runs) {
 		err = fmt.Errorf("the master answered %d results for %d runs", len(resp.Results), len(runs))
 	}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -145,12 +146,17 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if err != nil {
 		return Enlisted{}, err
 	}
+	// The group: the masters given, and any other the master knows of. A
+	// master that joined a moment ago may not be known to the one that
+	// answered yet; the polls' replies keep the list current from here.
 	group := make([]string, len(masters))
 	for i, m := range masters {
 		group[i] = m.String()
 	}
-	if len(resp.Masters) > 0 {
-		group = resp.Masters // the group as its masters know it
+	for _, m := range resp.Masters {
+		if !slices.Contains(group, m) {
+			group = append(group, m)
+		}
 	}
 
 	keyPEM, err := pki.EncodeKeyPEM(key)

@@ -94,7 +94,7 @@ func (tm *testMaster) enlistIn(t testing.TB, name, dir string, adjust ...func(*C
 // token is an enlistment token for name.
 func (tm *testMaster) token(t testing.TB, name string) string {
 	t.Helper()
-	tok, _, err := tm.NewEnlistToken(context.Background(), name, time.Minute, "test")
+	tok, _, err := tm.NewEnlistToken(context.Background(), name, time.Minute, tm.Self())
 	if err != nil {
 		t.Fatal(err)
 	}

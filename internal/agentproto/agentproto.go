@@ -116,6 +116,10 @@ const (
 	// QueryProcessTracking says how the target finds and kills a step's
 	// processes: ProcessTrackingCgroup or ProcessTrackingEnvironment.
 	QueryProcessTracking = "process_tracking"
+	// QuerySentAt, on a run upload, is the target's clock when it sent
+	// it (RFC 3339): a target whose clock moved ahead since its last poll
+	// is held to its clock now, not to the skew that poll showed.
+	QuerySentAt = "sent_at"
 )
 
 // Process tracking, as a target reports it.

@@ -51,7 +51,7 @@ func noOperator(name string) error {
 
 // CreateOperator creates an operator. secret signs its webhooks: an
 // operator has one exactly when it has a webhook.
-func (c *Catalog) CreateOperator(ctx context.Context, op muster.Operator, secret string) (muster.Operator, error) {
+func (c *Catalog) CreateOperator(ctx context.Context, op muster.Operator, secret string, by muster.Actor) (muster.Operator, error) {
 	if err := checkOperator(op); err != nil {
 		return op, err
 	}
@@ -72,7 +72,11 @@ func (c *Catalog) CreateOperator(ctx context.Context, op muster.Operator, secret
 		if errors.Is(err, ErrDuplicate) {
 			return muster.Errorf(muster.ECONFLICT, "an operator named %q already exists; change it with `muster operator update %s`", op.Name, op.Name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditOperatorCreate, Object: "operator " + op.Name,
+			Changes: operatorLines(muster.Operator{}, op, secret != "")})
 	})
 	return op, err
 }
@@ -103,7 +107,7 @@ type OperatorUpdate struct {
 // or asks for NewSecret, gets a secret from newSecret, which is returned (it
 // is shown once; a secret given in u is not); one that loses its webhook
 // loses its secret.
-func (c *Catalog) UpdateOperator(ctx context.Context, name string, u OperatorUpdate, newSecret func() string) (muster.Operator, string, error) {
+func (c *Catalog) UpdateOperator(ctx context.Context, name string, u OperatorUpdate, newSecret func() string, by muster.Actor) (muster.Operator, string, error) {
 	if u.WebhookSecret != nil && u.NewSecret {
 		return muster.Operator{}, "", muster.Errorf(muster.EINVALID, "webhook_secret and new_secret: give one or the other")
 	}
@@ -145,14 +149,33 @@ func (c *Catalog) UpdateOperator(ctx context.Context, name string, u OperatorUpd
 			made = secret
 		}
 		op.UpdatedAt = tx.now.UTC()
-		return tx.UpdateOperator(ctx, OperatorRow{ID: row.ID, Secret: secret, Operator: op})
+		if err := tx.UpdateOperator(ctx, OperatorRow{ID: row.ID, Secret: secret, Operator: op}); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditOperatorUpdate, Object: "operator " + name,
+			Changes: operatorLines(row.Operator, op, secret != row.Secret)})
 	})
 	return op, made, err
 }
 
+// operatorLines says how an operator changed, never with its secret.
+func operatorLines(before, after muster.Operator, secretChanged bool) []string {
+	var lines []string
+	if before.Webhook != after.Webhook {
+		lines = append(lines, fmt.Sprintf("webhook: %q -> %q", before.Webhook, after.Webhook))
+	}
+	if before.Email != after.Email {
+		lines = append(lines, fmt.Sprintf("email: %q -> %q", before.Email, after.Email))
+	}
+	if secretChanged {
+		lines = append(lines, "webhook secret: replaced")
+	}
+	return lines
+}
+
 // DeleteOperator deletes an operator that no alert notifies. Its
 // notifications still pending fail. MSXOperator cannot be deleted.
-func (c *Catalog) DeleteOperator(ctx context.Context, name string) error {
+func (c *Catalog) DeleteOperator(ctx context.Context, name string, by muster.Actor) error {
 	if name == muster.MSXOperator {
 		return muster.Errorf(muster.EINVALID, "%s is the master's own operator and cannot be deleted; remove its addresses with `muster operator update %s --webhook '' --email ''`", name, name)
 	}
@@ -177,7 +200,10 @@ func (c *Catalog) DeleteOperator(ctx context.Context, name string) error {
 		if err := tx.FailDeliveries(ctx, row.ID, "the operator was deleted"); err != nil {
 			return err
 		}
-		return tx.DeleteOperator(ctx, row.ID)
+		if err := tx.DeleteOperator(ctx, row.ID); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditOperatorDelete, Object: "operator " + name})
 	})
 }
 
@@ -187,7 +213,7 @@ func (c *Catalog) FindAlerts(ctx context.Context) ([]muster.Alert, error) {
 }
 
 // CreateAlert creates an alert. Its job, target and operators must exist.
-func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert) (muster.Alert, error) {
+func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert, by muster.Actor) (muster.Alert, error) {
 	if err := a.Validate(); err != nil {
 		return a, err
 	}
@@ -222,7 +248,15 @@ func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert) (muster.Alert
 		if errors.Is(err, ErrDuplicate) {
 			return muster.Errorf(muster.ECONFLICT, "an alert named %q already exists; delete it first to redefine it", a.Name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		lines := []string{"on " + string(a.Event), "notifies " + strings.Join(a.Notify, ", ")}
+		if a.MinSeverity != 0 {
+			lines[0] += " at or above " + a.MinSeverity.String()
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditAlertCreate, Object: "alert " + a.Name,
+			Jobs: nonEmpty(a.Job), Targets: nonEmpty(muster.NormalizeTargetName(a.Target)), Changes: lines})
 	})
 	return a, err
 }
@@ -232,7 +266,7 @@ func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert) (muster.Alert
 // matched: a disabled alert fires for no event raised while it is
 // disabled, and watches no job for no_success. What it fired before is
 // still delivered.
-func (c *Catalog) SetAlertEnabled(ctx context.Context, name string, enabled bool) (muster.Alert, error) {
+func (c *Catalog) SetAlertEnabled(ctx context.Context, name string, enabled bool, by muster.Actor) (muster.Alert, error) {
 	var a muster.Alert
 	err := c.update(ctx, func(tx *tx) error {
 		found, err := tx.SetAlertEnabled(ctx, name, enabled)
@@ -246,7 +280,14 @@ func (c *Catalog) SetAlertEnabled(ctx context.Context, name string, enabled bool
 		if err == nil && len(alerts) > 0 {
 			a = alerts[0]
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		action := muster.AuditAlertDisable
+		if enabled {
+			action = muster.AuditAlertEnable
+		}
+		return tx.audit(by, muster.AuditEntry{Action: action, Object: "alert " + name})
 	})
 	return a, err
 }
@@ -257,12 +298,15 @@ func noAlert(name string) error {
 
 // DeleteAlert deletes an alert. What it already fired stays in the history
 // and is still delivered.
-func (c *Catalog) DeleteAlert(ctx context.Context, name string) error {
+func (c *Catalog) DeleteAlert(ctx context.Context, name string, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
 		found, err := tx.DeleteAlert(ctx, name)
 		if err == nil && !found {
 			err = noAlert(name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditAlertDelete, Object: "alert " + name})
 	})
 }

@@ -30,7 +30,7 @@ func fleetJob(b *testing.B, db *catalog.Catalog, n int) []catalog.TargetIdentity
 		ids = append(ids, enlist(b, db, name))
 		names = append(names, name)
 	}
-	if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("bench", names...)}, catalog.ApplyOptions{}); err != nil {
+	if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("bench", names...)}, catalog.ApplyOptions{}, admin); err != nil {
 		b.Fatal(err)
 	}
 	return ids
@@ -52,7 +52,7 @@ func benchStartJob(b *testing.B, e catalogtest.Engine) {
 			b.ReportAllocs()
 			for b.Loop() {
 				i++
-				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}); err != nil {
+				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}, admin); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -70,7 +70,7 @@ func benchPendingInstructions(b *testing.B, e catalogtest.Engine) {
 	db, _, _ := MustOpen(b, e)
 	t := fleetJob(b, db, 1)[0]
 	ctx := context.Background()
-	if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench"}); err != nil {
+	if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench"}, admin); err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()

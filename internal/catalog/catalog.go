@@ -21,6 +21,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/musterhq/muster"
 )
 
 // Commit tells the OnCommit hook what a committed transaction changed.
@@ -34,11 +36,14 @@ type Commit struct {
 	Poke []int64
 	// Events is set when events were raised, for the dispatcher.
 	Events bool
+	// Masters is set when a master started serving the catalog: the
+	// others read the group's masters again, for their targets.
+	Masters bool
 }
 
 // Empty reports whether the commit changed nothing anyone waits for.
 func (c Commit) Empty() bool {
-	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events
+	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events && !c.Masters
 }
 
 // Options configure a Catalog.
@@ -64,6 +69,7 @@ type Catalog struct {
 	epoch atomic.Pointer[string]
 
 	beats    heartbeats
+	keyUse   keyUse
 	down     unavailable
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -160,6 +166,9 @@ type tx struct {
 	now  time.Time
 	wake map[int64]struct{}
 	c    Commit
+	// audits are the audit entries of the changes made, written just
+	// before commit.
+	audits []muster.AuditEntry
 }
 
 // maxAttempts bounds how often a transaction that lost a race is run again.
@@ -185,6 +194,11 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 			t = &tx{Tx: stx, ctx: ctx, now: c.opts.Now(), wake: map[int64]struct{}{}}
 			if err := fn(t); err != nil {
 				return err
+			}
+			if commit && len(t.audits) > 0 {
+				if err := stx.InsertAudit(ctx, t.audits); err != nil {
+					return fmt.Errorf("audit log: %w", err)
+				}
 			}
 			for id := range t.wake {
 				t.c.Targets = append(t.c.Targets, id)

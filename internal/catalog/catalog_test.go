@@ -22,6 +22,10 @@ type clock struct {
 func (c *clock) Now() time.Time      { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *clock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlock() }
 
+// admin is the actor of the changes tests make: the master's first admin
+// key.
+var admin = muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin, Source: "127.0.0.1"}
+
 // MustOpen opens a new catalog on an engine with a pinned clock and
 // records every commit's woken targets.
 func MustOpen(tb testing.TB, e catalogtest.Engine) (*catalog.Catalog, *clock, *[]catalog.Commit) {
@@ -48,7 +52,7 @@ func MustOpen(tb testing.TB, e catalogtest.Engine) (*catalog.Catalog, *clock, *[
 func enlist(tb testing.TB, db *catalog.Catalog, name string) catalog.TargetIdentity {
 	tb.Helper()
 	ctx := context.Background()
-	if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, 15*time.Minute, "test"); err != nil {
+	if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, 15*time.Minute, admin); err != nil {
 		tb.Fatal(err)
 	}
 	id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
@@ -84,7 +88,7 @@ func TestEnlistToken(t *testing.T) {
 		sign := func(uid string) (catalog.IssuedCert, error) {
 			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
 		}
-		if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, "test"); err != nil {
+		if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, admin); err != nil {
 			t.Fatal(err)
 		}
 		t.Run("name bound", func(t *testing.T) {
@@ -109,7 +113,7 @@ func TestEnlistToken(t *testing.T) {
 			}
 		})
 		t.Run("name taken", func(t *testing.T) {
-			if _, err := db.CreateEnlistToken(ctx, "h2", "web1", 15*time.Minute, "test"); err != nil {
+			if _, err := db.CreateEnlistToken(ctx, "h2", "web1", 15*time.Minute, admin); err != nil {
 				t.Fatal(err)
 			}
 			_, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h2", Name: "web1", UID: "u3"}, sign)
@@ -118,7 +122,7 @@ func TestEnlistToken(t *testing.T) {
 			}
 		})
 		t.Run("expired", func(t *testing.T) {
-			if _, err := db.CreateEnlistToken(ctx, "h3", "web3", 15*time.Minute, "test"); err != nil {
+			if _, err := db.CreateEnlistToken(ctx, "h3", "web3", 15*time.Minute, admin); err != nil {
 				t.Fatal(err)
 			}
 			clk.Add(16 * time.Minute)
@@ -136,7 +140,7 @@ func TestApplyPostsInstructions(t *testing.T) {
 		db, _, commits := MustOpen(t, eng)
 		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
 
-		res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{})
+		res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +161,7 @@ func TestApplyPostsInstructions(t *testing.T) {
 		}
 
 		t.Run("unchanged posts nothing", func(t *testing.T) {
-			res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{})
+			res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), job("b", "web1")}, catalog.ApplyOptions{}, admin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -168,7 +172,7 @@ func TestApplyPostsInstructions(t *testing.T) {
 		t.Run("header change is an UPDATE, target removal a DELETE", func(t *testing.T) {
 			a := job("a", "web1")
 			a.Description = "new words"
-			res, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{})
+			res, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{}, admin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -181,7 +185,7 @@ func TestApplyPostsInstructions(t *testing.T) {
 		})
 		t.Run("unknown target is named and nothing changes", func(t *testing.T) {
 			before, _ := db.FindInstructions(ctx, catalog.InstructionFilter{})
-			_, err := db.ApplyJobs(ctx, []muster.Job{job("c", "web1"), job("d", "db9")}, catalog.ApplyOptions{})
+			_, err := db.ApplyJobs(ctx, []muster.Job{job("c", "web1"), job("d", "db9")}, catalog.ApplyOptions{}, admin)
 			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), `"db9"`) {
 				t.Fatalf("got %v, want an error naming db9", err)
 			}
@@ -194,7 +198,7 @@ func TestApplyPostsInstructions(t *testing.T) {
 			}
 		})
 		t.Run("dry run commits nothing", func(t *testing.T) {
-			res, err := db.ApplyJobs(ctx, []muster.Job{job("e", "web1")}, catalog.ApplyOptions{Prune: true, DryRun: true})
+			res, err := db.ApplyJobs(ctx, []muster.Job{job("e", "web1")}, catalog.ApplyOptions{Prune: true, DryRun: true}, admin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -214,7 +218,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 1, Status: muster.InstructionFailed, Error: "proxy not found"}, {Seq: 2, Status: muster.InstructionDownloaded}}); err != nil {
@@ -233,7 +237,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 		// A newer INSERT of the failed job supersedes the failure.
 		a := job("a", "web1")
 		a.Steps[0].Shell = "echo fixed"
-		if _, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{a, job("b", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		if tg := status(); tg.Status != muster.StatusNormal {
@@ -248,7 +252,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 3, Status: muster.InstructionFailed, Error: "still broken"}}); err != nil {
 				t.Fatal(err)
 			}
-			in, err := db.RetryInstruction(ctx, "", 3)
+			in, err := db.RetryInstruction(ctx, "", 3, admin)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -263,13 +267,13 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 4, Status: muster.InstructionFailed, Error: "again"}}); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.DeleteInstruction(ctx, "web1", 4); err != nil {
+			if err := db.DeleteInstruction(ctx, "web1", 4, admin); err != nil {
 				t.Fatal(err)
 			}
 			if tg := status(); tg.Status != muster.StatusNormal {
 				t.Errorf("status %q after delete, want normal", tg.Status)
 			}
-			if err := db.DeleteInstruction(ctx, "web1", 4); muster.ErrorCode(err) != muster.EPRECONDITION {
+			if err := db.DeleteInstruction(ctx, "web1", 4, admin); muster.ErrorCode(err) != muster.EPRECONDITION {
 				t.Errorf("deleting twice: %v, want a precondition error", err)
 			}
 		})
@@ -282,17 +286,17 @@ func TestStartIdempotency(t *testing.T) {
 		db, _, _ := MustOpen(t, eng)
 		enlist(t, db, "web1")
 		enlist(t, db, "web2")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		first, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
+		first, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(first.Runs) != 2 || first.Replayed {
 			t.Fatalf("got %+v, want two fresh runs", first)
 		}
-		again, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"})
+		again, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,11 +307,11 @@ func TestStartIdempotency(t *testing.T) {
 		if len(starts) != 2 {
 			t.Errorf("%d STARTs posted, want 2", len(starts))
 		}
-		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"})
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"}, admin)
 		if muster.ErrorCode(err) != muster.ECONFLICT {
 			t.Errorf("reused key with another request: %v, want conflict", err)
 		}
-		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"db1"}})
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"db1"}}, admin)
 		if muster.ErrorCode(err) != muster.EINVALID {
 			t.Errorf("start on a target the job does not run on: %v, want invalid", err)
 		}
@@ -320,7 +324,7 @@ func TestUpsertRunsRevisionGuard(t *testing.T) {
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
 		web2 := enlist(t, db, "web2")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		run := func(rev int64, status muster.RunStatus) catalog.RunUpload {

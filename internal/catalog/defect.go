@@ -2,15 +2,22 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 
 	"github.com/musterhq/muster"
 )
 
 // DefectTarget records that a target left: it is marked defected (its name
 // is free again), its open instructions are dropped and it no longer runs
-// any job. Its history stays.
-func (c *Catalog) DefectTarget(ctx context.Context, targetID int64) error {
-	return c.update(ctx, func(tx *tx) error { return tx.defect(targetID) })
+// any job. Its history stays. by is the target itself.
+func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Actor) error {
+	return c.update(ctx, func(tx *tx) error {
+		if err := tx.defect(targetID); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetDefect, Targets: []string{by.Name},
+			Changes: []string{"defected: its jobs and open instructions dropped; its history stays"}})
+	})
 }
 
 func (tx *tx) defect(targetID int64) error {
@@ -27,7 +34,7 @@ func (tx *tx) defect(targetID int64) error {
 // defect itself when it comes back; then the tombstone goes. With force, no
 // DEFECT is posted and the target is defected at once (for a target that
 // will never come back, or was defected with `muster defect --force`).
-func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool) error {
+func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
 		t, err := tx.FindTargetByName(ctx, name)
 		switch {
@@ -41,15 +48,25 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool) err
 		if err := tx.LockTarget(ctx, t.ID); err != nil {
 			return err
 		}
+		e := muster.AuditEntry{Action: muster.AuditTargetDelete, Targets: []string{name}}
 		if force {
-			return tx.defect(t.ID)
+			e.Changes = []string{"forgotten at once (--force): no DEFECT posted"}
+			if err := tx.defect(t.ID); err != nil {
+				return err
+			}
+			return tx.audit(by, e)
 		}
 		if err := tx.ClearTarget(ctx, t.ID); err != nil {
 			return err
 		}
-		if _, err := tx.post(t.ID, muster.OpDefect, "", nil); err != nil {
+		seq, err := tx.post(t.ID, muster.OpDefect, "", nil)
+		if err != nil {
 			return err
 		}
-		return tx.SetTargetState(ctx, t.ID, TargetDeleted, nil)
+		e.Changes = []string{fmt.Sprintf("posted DEFECT %s (seq %d); the target is a tombstone until it collects it", name, seq)}
+		if err := tx.SetTargetState(ctx, t.ID, TargetDeleted, nil); err != nil {
+			return err
+		}
+		return tx.audit(by, e)
 	})
 }

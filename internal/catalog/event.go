@@ -167,6 +167,9 @@ type EventFilter struct {
 	Job         string
 	MinSeverity muster.Severity
 	Limit       int
+	// Scope keeps only the events of its jobs, and those of no job on
+	// targets in its groups.
+	Scope muster.Scope
 }
 
 // FindEvents returns events, newest first.

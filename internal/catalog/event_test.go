@@ -53,7 +53,7 @@ func TestRunEventsAreRaisedOnce(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		code := 2
@@ -144,71 +144,71 @@ func TestOperators(t *testing.T) {
 			{"taken", muster.Operator{Name: muster.MSXOperator, Email: "ops@example.com"}, "already exists"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, err := db.CreateOperator(ctx, tc.op, "")
+				_, err := db.CreateOperator(ctx, tc.op, "", admin)
 				if err == nil || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("got %v, want %q", err, tc.want)
 				}
 			})
 		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, ""); err != nil {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, "", admin); err != nil {
 			t.Fatal(err)
 		}
 
 		t.Run("a first webhook makes a secret, shown once", func(t *testing.T) {
 			hook := "https://hooks.example.com/muster"
-			op, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret)
+			op, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret, admin)
 			if err != nil || op.Webhook != hook || made != secret() {
 				t.Fatalf("got %+v %q %v", op, made, err)
 			}
 			email := "dba@example.com"
-			_, made, err = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Email: &email}, secret)
+			_, made, err = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Email: &email}, secret, admin)
 			if err != nil || made != "" {
 				t.Errorf("second update made secret %q (%v), want none", made, err)
 			}
-			_, made, _ = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret)
+			_, made, _ = db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret, admin)
 			if made == "" {
 				t.Error("new_secret made no secret")
 			}
 			short := "short"
-			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{WebhookSecret: &short}, secret); muster.ErrorCode(err) != muster.EINVALID {
+			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{WebhookSecret: &short}, secret, admin); muster.ErrorCode(err) != muster.EINVALID {
 				t.Errorf("a short secret: %v, want invalid", err)
 			}
 		})
 		t.Run("no webhook, no secret", func(t *testing.T) {
 			none, hook := "", "https://hooks.example.com/again"
-			if _, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &none}, secret); err != nil || made != "" {
+			if _, made, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &none}, secret, admin); err != nil || made != "" {
 				t.Fatalf("removing the webhook: %q %v", made, err)
 			}
-			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret); muster.ErrorCode(err) != muster.EINVALID {
+			if _, _, err := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{NewSecret: true}, secret, admin); muster.ErrorCode(err) != muster.EINVALID {
 				t.Errorf("a secret without a webhook: %v, want invalid", err)
 			}
-			if _, made, _ := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret); made == "" {
+			if _, made, _ := db.UpdateOperator(ctx, muster.MSXOperator, catalog.OperatorUpdate{Webhook: &hook}, secret, admin); made == "" {
 				t.Error("a webhook again, and no new secret")
 			}
-			if _, err := db.CreateOperator(ctx, muster.Operator{Name: "x", Email: "x@example.com"}, "secret-of-at-least-16"); muster.ErrorCode(err) != muster.EINVALID {
+			if _, err := db.CreateOperator(ctx, muster.Operator{Name: "x", Email: "x@example.com"}, "secret-of-at-least-16", admin); muster.ErrorCode(err) != muster.EINVALID {
 				t.Errorf("created with a secret and no webhook: %v, want invalid", err)
 			}
 		})
 		t.Run("MSXOperator cannot be deleted", func(t *testing.T) {
-			if err := db.DeleteOperator(ctx, muster.MSXOperator); muster.ErrorCode(err) != muster.EINVALID {
+			if err := db.DeleteOperator(ctx, muster.MSXOperator, admin); muster.ErrorCode(err) != muster.EINVALID {
 				t.Errorf("got %v, want invalid", err)
 			}
 		})
 		t.Run("an operator an alert notifies cannot be deleted", func(t *testing.T) {
-			if _, err := db.CreateAlert(ctx, muster.Alert{Name: "a1", Event: muster.EventRunFailed, Notify: []string{"ops"}}); err != nil {
+			if _, err := db.CreateAlert(ctx, muster.Alert{Name: "a1", Event: muster.EventRunFailed, Notify: []string{"ops"}}, admin); err != nil {
 				t.Fatal(err)
 			}
-			err := db.DeleteOperator(ctx, "ops")
+			err := db.DeleteOperator(ctx, "ops", admin)
 			if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), `"a1"`) {
 				t.Errorf("got %v, want a conflict naming a1", err)
 			}
-			if err := db.DeleteAlert(ctx, "a1"); err != nil {
+			if err := db.DeleteAlert(ctx, "a1", admin); err != nil {
 				t.Fatal(err)
 			}
-			if err := db.DeleteOperator(ctx, "ops"); err != nil {
+			if err := db.DeleteOperator(ctx, "ops", admin); err != nil {
 				t.Errorf("after the alert is gone: %v", err)
 			}
-			if err := db.DeleteOperator(ctx, "ops"); muster.ErrorCode(err) != muster.ENOTFOUND {
+			if err := db.DeleteOperator(ctx, "ops", admin); muster.ErrorCode(err) != muster.ENOTFOUND {
 				t.Errorf("twice: %v, want not found", err)
 			}
 		})
@@ -220,7 +220,7 @@ func TestCreateAlert(t *testing.T) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, eng)
 		enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		for _, tc := range []struct {
@@ -238,20 +238,20 @@ func TestCreateAlert(t *testing.T) {
 			{"severity off the scale", muster.Alert{Name: "a", Event: "any", MinSeverity: 5, Notify: []string{muster.MSXOperator}}, "min_severity: 1 (info) to 4 (critical)"},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
-				_, err := db.CreateAlert(ctx, tc.alert)
+				_, err := db.CreateAlert(ctx, tc.alert, admin)
 				if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("got %v, want invalid with %q", err, tc.want)
 				}
 			})
 		}
-		a, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Job: "backup", Target: "WEB1", Notify: []string{muster.MSXOperator}})
+		a, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Job: "backup", Target: "WEB1", Notify: []string{muster.MSXOperator}}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if a.Window.Std() != 26*time.Hour || a.Target != "web1" {
 			t.Errorf("got %+v, want the 26h default window and a normalized target", a)
 		}
-		if _, err := db.CreateAlert(ctx, a); muster.ErrorCode(err) != muster.ECONFLICT {
+		if _, err := db.CreateAlert(ctx, a, admin); muster.ErrorCode(err) != muster.ECONFLICT {
 			t.Errorf("same name again: %v, want conflict", err)
 		}
 		list, err := db.FindAlerts(ctx)
@@ -267,13 +267,13 @@ func TestDispatchAndDeliveries(t *testing.T) {
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
 		enlist(t, db, "web2")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1", "web2"), job("report", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1", "web2"), job("report", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"}, "secret-of-at-least-16"); err != nil {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "both", Webhook: "https://hooks.example.com/a", Email: "a@example.com"}, "secret-of-at-least-16", admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "b@example.com"}, ""); err != nil {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "b@example.com"}, "", admin); err != nil {
 			t.Fatal(err)
 		}
 		for _, a := range []muster.Alert{
@@ -282,7 +282,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 			{Name: "critical", Event: muster.EventAny, MinSeverity: muster.SeverityCritical, Notify: []string{"mail"}},
 			{Name: "report-steps", Event: muster.EventStepFailed, Job: "report", Notify: []string{"mail"}},
 		} {
-			if _, err := db.CreateAlert(ctx, a); err != nil {
+			if _, err := db.CreateAlert(ctx, a, admin); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -372,10 +372,10 @@ func TestAlertEnabledByRaisedEvent(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}}); err != nil {
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{muster.MSXOperator}}, admin); err != nil {
 			t.Fatal(err)
 		}
 		fail := func(run string) {
@@ -386,7 +386,7 @@ func TestAlertEnabledByRaisedEvent(t *testing.T) {
 		}
 		setEnabled := func(enabled bool) {
 			t.Helper()
-			if a, err := db.SetAlertEnabled(ctx, "failed", enabled); err != nil || a.Enabled != enabled {
+			if a, err := db.SetAlertEnabled(ctx, "failed", enabled, admin); err != nil || a.Enabled != enabled {
 				t.Fatalf("set enabled %v: %+v, %v", enabled, a, err)
 			}
 		}
@@ -419,7 +419,7 @@ func TestAlertEnabledByRaisedEvent(t *testing.T) {
 		if want := []string{"r1", "r4", "r5"}; !slices.Equal(fired, want) {
 			t.Errorf("the alert fired for runs %v, want %v", fired, want)
 		}
-		if _, err := db.SetAlertEnabled(ctx, "nope", false); muster.ErrorCode(err) != muster.ENOTFOUND {
+		if _, err := db.SetAlertEnabled(ctx, "nope", false, admin); muster.ErrorCode(err) != muster.ENOTFOUND {
 			t.Errorf("an unknown alert: %v, want not found", err)
 		}
 	})
@@ -465,10 +465,10 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		nightly := job("nightly", "web1")
 		nightly.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
 		manual := job("manual", "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{nightly, manual}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{nightly, manual}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Notify: []string{muster.MSXOperator}}); err != nil {
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Notify: []string{muster.MSXOperator}}, admin); err != nil {
 			t.Fatal(err)
 		}
 		clk.Add(25 * time.Hour)
@@ -478,13 +478,13 @@ func TestDetectNoSuccessOncePerStretch(t *testing.T) {
 		clk.Add(2 * time.Hour)
 		// A disabled alert watches nothing; enabled again, it finds the
 		// stretch.
-		if _, err := db.SetAlertEnabled(ctx, "stale", false); err != nil {
+		if _, err := db.SetAlertEnabled(ctx, "stale", false, admin); err != nil {
 			t.Fatal(err)
 		}
 		if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
 			t.Fatalf("past the window, the alert disabled: %d events (%v)", n, err)
 		}
-		if a, err := db.SetAlertEnabled(ctx, "stale", true); err != nil || !a.Enabled {
+		if a, err := db.SetAlertEnabled(ctx, "stale", true, admin); err != nil || !a.Enabled {
 			t.Fatalf("enable: %+v, %v", a, err)
 		}
 		if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
@@ -514,10 +514,10 @@ func TestPruneEvents(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16"); err != nil {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}); err != nil {
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}, admin); err != nil {
 			t.Fatal(err)
 		}
 		forward := func(id int64) {

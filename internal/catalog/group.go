@@ -42,7 +42,7 @@ func (tx *tx) group(name string) (int64, error) {
 }
 
 // CreateGroup creates an empty group.
-func (c *Catalog) CreateGroup(ctx context.Context, name string) error {
+func (c *Catalog) CreateGroup(ctx context.Context, name string, by muster.Actor) error {
 	if err := muster.ValidateName("group name", name); err != nil {
 		return err
 	}
@@ -51,13 +51,16 @@ func (c *Catalog) CreateGroup(ctx context.Context, name string) error {
 		if errors.Is(err, ErrDuplicate) {
 			return muster.Errorf(muster.ECONFLICT, "a group named %q already exists", name)
 		}
-		return err
+		if err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupCreate, Object: "group " + name})
 	})
 }
 
 // RenameGroup renames a group. Jobs keep targeting it (job files naming the
 // old name must be updated before their next apply).
-func (c *Catalog) RenameGroup(ctx context.Context, name, newName string) error {
+func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by muster.Actor) error {
 	if err := muster.ValidateName("new group name", newName); err != nil {
 		return err
 	}
@@ -71,12 +74,13 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string) error {
 		case !found:
 			return muster.Errorf(muster.ENOTFOUND, "no group named %q", name)
 		}
-		return nil
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName,
+			Changes: []string{fmt.Sprintf("name: %s -> %s", name, newName)}})
 	})
 }
 
 // DeleteGroup deletes a group that no job names.
-func (c *Catalog) DeleteGroup(ctx context.Context, name string) error {
+func (c *Catalog) DeleteGroup(ctx context.Context, name string, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
 		id, err := tx.group(name)
 		if err != nil {
@@ -89,7 +93,10 @@ func (c *Catalog) DeleteGroup(ctx context.Context, name string) error {
 		if len(jobs) > 0 {
 			return muster.Errorf(muster.EPRECONDITION, "group %q is used by job(s) %s; remove it from their groups: first", name, strings.Join(jobs, ", "))
 		}
-		return tx.DeleteGroup(ctx, id)
+		if err := tx.DeleteGroup(ctx, id); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupDelete, Object: "group " + name})
 	})
 }
 
@@ -97,7 +104,7 @@ func (c *Catalog) DeleteGroup(ctx context.Context, name string) error {
 // reconciles every job naming the group in the same transaction: a target
 // that joins receives an INSERT of each of them, one that leaves a DELETE
 // (unless the job still runs there by name or through another group).
-func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []string, remove bool) ([]muster.JobChange, error) {
+func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []string, remove bool, by muster.Actor) ([]muster.JobChange, error) {
 	var changes []muster.JobChange
 	err := c.update(ctx, func(tx *tx) error {
 		changes = nil
@@ -138,6 +145,10 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 				return err
 			}
 		}
+		e := muster.AuditEntry{Action: muster.AuditGroupAdd, Object: "group " + group, Targets: names}
+		if remove {
+			e.Action = muster.AuditGroupRemove
+		}
 		for _, name := range jobs {
 			old := before[name]
 			ch := muster.JobChange{Job: name, Action: muster.ActionUpdate, Version: old.job.Version}
@@ -146,9 +157,13 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 			}
 			if len(ch.Instructions) > 0 {
 				changes = append(changes, ch)
+				e.Jobs = append(e.Jobs, name)
+				for _, in := range ch.Instructions {
+					e.Changes = append(e.Changes, "posted "+in+" ("+name+")")
+				}
 			}
 		}
-		return nil
+		return tx.audit(by, e)
 	})
 	return changes, err
 }

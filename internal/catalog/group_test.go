@@ -19,18 +19,18 @@ func TestLiveGroupTargeting(t *testing.T) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, eng)
 		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
-		if err := db.CreateGroup(ctx, "web"); err != nil {
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
 			t.Fatal(err)
 		}
 		j := job("deploy")
 		j.Groups = []string{"web"}
 		named := job("named", "web2")
 		named.Groups = []string{"web"}
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j, named}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j, named}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 
-		changes, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false)
+		changes, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,20 +59,20 @@ func TestLiveGroupTargeting(t *testing.T) {
 			t.Errorf("named: targets %v groups %v, want its own definition back", js.Targets, js.Groups)
 		}
 
-		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); err != nil {
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true, admin); err != nil {
 			t.Fatal(err)
 		}
 		got2, _ = db.PendingInstructions(ctx, web2.ID, 2)
 		if want := []string{"DELETE deploy"}; !slices.Equal(ops(got2), want) {
 			t.Errorf("web2 after leaving got %v, want %v (named still runs there by name)", ops(got2), want)
 		}
-		if err := db.DeleteGroup(ctx, "web"); muster.ErrorCode(err) != muster.EPRECONDITION {
+		if err := db.DeleteGroup(ctx, "web", admin); muster.ErrorCode(err) != muster.EPRECONDITION {
 			t.Errorf("deleting a group jobs use: %v, want a precondition error", err)
 		}
-		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true); muster.ErrorCode(err) != muster.EPRECONDITION {
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, true, admin); muster.ErrorCode(err) != muster.EPRECONDITION {
 			t.Errorf("removing a non-member: %v", err)
 		}
-		if err := db.CreateGroup(ctx, "a,b"); muster.ErrorCode(err) != muster.EINVALID {
+		if err := db.CreateGroup(ctx, "a,b", admin); muster.ErrorCode(err) != muster.EINVALID {
 			t.Errorf("a group name with a comma: %v", err)
 		}
 	})
@@ -88,7 +88,7 @@ func TestTargetEnvOverrides(t *testing.T) {
 		j := job("report", "web1", "web2")
 		j.Env = map[string]string{"REGION": "eu", "SIZE": "s"}
 		j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "us"}}
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		env := func(id int64, after int64) map[string]string {
@@ -107,7 +107,7 @@ func TestTargetEnvOverrides(t *testing.T) {
 			t.Errorf("web2 env %v", e)
 		}
 		j.TargetEnv = map[string]map[string]string{"web2": {"REGION": "ap"}}
-		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{})
+		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -124,16 +124,16 @@ func TestNextFiresThroughAGroup(t *testing.T) {
 		db, _, _ := MustOpen(t, eng)
 		enlist(t, db, "web1")
 		enlist(t, db, "web2")
-		if err := db.CreateGroup(ctx, "web"); err != nil {
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, false); err != nil {
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web2"}, false, admin); err != nil {
 			t.Fatal(err)
 		}
 		j := job("deploy", "web1")
 		j.Groups = []string{"web"}
 		j.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		fires, err := db.NextFires(ctx, "deploy", 2)

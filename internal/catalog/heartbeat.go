@@ -43,17 +43,21 @@ func (c *Catalog) flushLoop() {
 	defer close(c.done)
 	t := time.NewTicker(c.opts.HeartbeatFlush)
 	defer t.Stop()
+	flush := func() {
+		if err := c.FlushHeartbeats(context.Background()); err != nil {
+			c.log.Error("flush heartbeats", muster.LogErr, err)
+		}
+		if err := c.FlushKeyUses(context.Background()); err != nil {
+			c.log.Error("flush API key uses", muster.LogErr, err)
+		}
+	}
 	for {
 		select {
 		case <-c.stop:
-			if err := c.FlushHeartbeats(context.Background()); err != nil {
-				c.log.Error("flush heartbeats", muster.LogErr, err)
-			}
+			flush()
 			return
 		case <-t.C:
-			if err := c.FlushHeartbeats(context.Background()); err != nil {
-				c.log.Error("flush heartbeats", muster.LogErr, err)
-			}
+			flush()
 		}
 	}
 }

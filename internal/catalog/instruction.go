@@ -181,6 +181,9 @@ type InstructionFilter struct {
 	Errors    bool // only failed
 	Seq       int64
 	Limit     int
+	// Scope keeps only the instructions of its jobs, and those of no job
+	// on targets in its groups.
+	Scope muster.Scope
 }
 
 // FindInstructions lists download-list entries of active targets, by target
@@ -190,11 +193,14 @@ func (c *Catalog) FindInstructions(ctx context.Context, f InstructionFilter) ([]
 }
 
 // instructionRef finds the one instruction seq names, among those in the
-// given statuses, optionally on one target. Sequence numbers are per target,
-// so a bare seq must be unambiguous.
-func (tx *tx) instructionRef(target string, seq int64, statuses ...muster.InstructionStatus) (InstructionRow, error) {
+// given statuses, optionally on one target, and in by's scope. Sequence
+// numbers are per target, so a bare seq must be unambiguous.
+func (tx *tx) instructionRef(by muster.Actor, target string, seq int64, statuses ...muster.InstructionStatus) (InstructionRow, error) {
 	all, err := tx.InstructionsBySeq(tx.ctx, target, seq)
 	if err != nil {
+		return InstructionRow{}, err
+	}
+	if all, err = tx.instructionsInScope(by, all); err != nil {
 		return InstructionRow{}, err
 	}
 	var usable []InstructionRow
@@ -227,6 +233,29 @@ func (tx *tx) instructionRef(target string, seq int64, statuses ...muster.Instru
 	return InstructionRow{}, muster.Errorf(muster.ENOTFOUND, "no instruction %d", seq)
 }
 
+// instructionsInScope keeps the instructions by's scope covers: those of
+// its jobs, and those of no job on targets in its groups. When it covers
+// none of several, the refusal says so.
+func (tx *tx) instructionsInScope(by muster.Actor, rows []InstructionRow) ([]InstructionRow, error) {
+	if !by.Scope.Limited() || len(rows) == 0 {
+		return rows, nil
+	}
+	members, err := scopeTargets(tx.ctx, tx, by.Scope)
+	if err != nil {
+		return nil, err
+	}
+	var out []InstructionRow
+	for _, r := range rows {
+		if (r.Job != "" && by.Scope.HasJob(r.Job)) || (r.Job == "" && members[r.Target]) {
+			out = append(out, r)
+		}
+	}
+	if len(out) == 0 {
+		return nil, outOfScope(by, fmt.Sprintf("instruction %d", rows[0].Seq))
+	}
+	return out, nil
+}
+
 // setStatus moves an instruction out of one of the statuses from; when
 // another master moved it first, the transaction is run again and finds it
 // as it is now.
@@ -243,10 +272,10 @@ func (tx *tx) setStatus(r InstructionRow, status muster.InstructionStatus, from 
 // is reposted with the job's current definition, since that is what the
 // operator wants in force; a failed START is a new start, with a new run id
 // and a fresh expiry.
-func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64) (muster.Instruction, error) {
+func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64, by muster.Actor) (muster.Instruction, error) {
 	var posted muster.Instruction
 	err := c.update(ctx, func(tx *tx) error {
-		r, err := tx.instructionRef(target, seq, muster.InstructionFailed)
+		r, err := tx.instructionRef(by, target, seq, muster.InstructionFailed)
 		if err != nil {
 			return err
 		}
@@ -276,23 +305,41 @@ func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64
 			body = insertPayload(j, r.Target)
 		}
 		newSeq, err := tx.post(r.TargetID, r.Operation, r.Job, body)
+		if err != nil {
+			return err
+		}
 		posted = muster.Instruction{Seq: newSeq, Target: r.Target, Operation: r.Operation, Job: r.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
-		return err
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditInstructionRetry, Object: fmt.Sprintf("instruction %d", seq),
+			Jobs: nonEmpty(r.Job), Targets: []string{r.Target},
+			Changes: []string{fmt.Sprintf("failed %s %s (seq %d) superseded, reposted as seq %d", r.Operation, r.Target, seq, newSeq)}})
 	})
 	return posted, err
 }
 
 // DeleteInstruction marks a pending or failed instruction deleted: it is not
 // delivered, and no longer blocks its target.
-func (c *Catalog) DeleteInstruction(ctx context.Context, target string, seq int64) error {
+func (c *Catalog) DeleteInstruction(ctx context.Context, target string, seq int64, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
 		open := []muster.InstructionStatus{muster.InstructionPending, muster.InstructionFailed}
-		r, err := tx.instructionRef(target, seq, open...)
+		r, err := tx.instructionRef(by, target, seq, open...)
 		if err != nil {
 			return err
 		}
-		return tx.setStatus(r, muster.InstructionDeleted, open...)
+		if err := tx.setStatus(r, muster.InstructionDeleted, open...); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditInstructionDelete, Object: fmt.Sprintf("instruction %d", seq),
+			Jobs: nonEmpty(r.Job), Targets: []string{r.Target},
+			Changes: []string{fmt.Sprintf("%s %s %s (seq %d) deleted", r.Status, r.Operation, r.Target, seq)}})
 	})
+}
+
+// nonEmpty returns s as a list of one, or none when it is "".
+func nonEmpty(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return []string{s}
 }
 
 // Resync drops a target's open instructions and posts DELETE of every job

@@ -20,9 +20,8 @@ const MaxJobsPerApply = 10000
 
 // ApplyOptions shape an apply.
 type ApplyOptions struct {
-	Prune  bool   // delete jobs not listed
-	DryRun bool   // compute the changes, commit nothing
-	Actor  string // who applies, recorded on the jobs
+	Prune  bool // delete jobs not listed (within the actor's scope)
+	DryRun bool // compute the changes, commit nothing
 }
 
 // storedJob is a job row with where it runs.
@@ -39,10 +38,14 @@ func (sj storedJob) targetNames() []string { return sortedKeys(sj.targets) }
 
 // ApplyJobs validates every job, then creates, updates (and with Prune,
 // deletes) jobs and posts the instructions each affected target needs, in
-// one transaction. An unchanged job posts nothing. With DryRun the same
-// transaction runs and is rolled back, so the preview is exactly what an
-// apply would do.
-func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOptions) (muster.ApplyResult, error) {
+// one transaction, recording each change in the audit log under by. An
+// unchanged job posts nothing. With DryRun the same transaction runs and is
+// rolled back, so the preview is exactly what an apply would do.
+//
+// An actor with a scope may apply only jobs in it, may aim them only at
+// the groups it names and at their members (what a job already names may
+// stay), and prunes only jobs in it.
+func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOptions, by muster.Actor) (muster.ApplyResult, error) {
 	if opt.Prune && len(jobs) == 0 {
 		return muster.ApplyResult{}, muster.Errorf(muster.EINVALID, "prune: the request lists no jobs, so pruning would delete every job; delete jobs one by one with `muster job delete` instead")
 	}
@@ -60,6 +63,9 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			return muster.ApplyResult{}, muster.Errorf(muster.EINVALID, "jobs[%d]: job %q is already defined at jobs[%d]", i, j.Name, prev)
 		}
 		seen[j.Name] = i
+		if !by.Scope.HasJob(j.Name) {
+			return muster.ApplyResult{}, outOfScope(by, fmt.Sprintf("jobs[%d]: job %q", i, j.Name))
+		}
 	}
 	var res muster.ApplyResult
 	apply := func(tx *tx) error {
@@ -80,21 +86,33 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			if _, err := tx.groupIDs(fmt.Sprintf("job %q: groups", j.Name), j.Groups); err != nil {
 				return err
 			}
+			old, ok := existing[j.Name]
+			if err := tx.placementInScope(by, old.job, j); err != nil {
+				return err
+			}
 			var c muster.JobChange
-			if old, ok := existing[j.Name]; ok {
-				c, err = tx.updateJob(old, j, opt.Actor)
+			if ok {
+				c, err = tx.updateJob(old, j, by.Name)
 			} else {
-				c, err = tx.createJob(j, opt.Actor)
+				c, err = tx.createJob(j, by.Name)
 			}
 			if err != nil {
 				return err
 			}
 			res.Changes = append(res.Changes, c)
 			res.Posted += len(c.Instructions)
+			var created []string
+			if c.Action == muster.ActionCreate {
+				// The record of a new job is its whole definition.
+				created = diffJobs(&muster.Job{}, &j)
+			}
+			if err := tx.auditJobChange(by, c, created); err != nil {
+				return err
+			}
 		}
 		if opt.Prune {
 			for _, name := range sortedKeys(existing) {
-				if _, listed := seen[name]; listed {
+				if _, listed := seen[name]; listed || !by.Scope.HasJob(name) {
 					continue
 				}
 				c, err := tx.deleteJob(existing[name])
@@ -103,6 +121,9 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 				}
 				res.Changes = append(res.Changes, c)
 				res.Posted += len(c.Instructions)
+				if err := tx.auditJobChange(by, c, []string{"pruned: not in the applied jobs"}); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -339,22 +360,30 @@ func (tx *tx) deleteJob(old storedJob) (muster.JobChange, error) {
 }
 
 // DeleteJob deletes a job and posts DELETE to its targets.
-func (c *Catalog) DeleteJob(ctx context.Context, name string) (muster.JobChange, error) {
+func (c *Catalog) DeleteJob(ctx context.Context, name string, by muster.Actor) (muster.JobChange, error) {
+	if !by.Scope.HasJob(name) {
+		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
+	}
 	var ch muster.JobChange
 	err := c.update(ctx, func(tx *tx) error {
 		old, err := tx.lockJob(name)
 		if err != nil {
 			return err
 		}
-		ch, err = tx.deleteJob(old)
-		return err
+		if ch, err = tx.deleteJob(old); err != nil {
+			return err
+		}
+		return tx.auditJobChange(by, ch, nil)
 	})
 	return ch, err
 }
 
 // SetJobEnabled enables or disables a job and posts UPDATE to its targets.
 // Setting the state it already has changes nothing.
-func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, actor string) (muster.JobChange, error) {
+func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, by muster.Actor) (muster.JobChange, error) {
+	if !by.Scope.HasJob(name) {
+		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
+	}
 	var ch muster.JobChange
 	err := c.update(ctx, func(tx *tx) error {
 		old, err := tx.lockJob(name)
@@ -363,10 +392,34 @@ func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, 
 		}
 		j := old.job
 		j.Enabled = enabled
-		ch, err = tx.updateJob(old, j, actor)
-		return err
+		if ch, err = tx.updateJob(old, j, by.Name); err != nil || ch.Action == muster.ActionUnchanged {
+			return err
+		}
+		action := muster.AuditJobDisable
+		if enabled {
+			action = muster.AuditJobEnable
+		}
+		return tx.audit(by, muster.AuditEntry{Action: action, Jobs: []string{name}, Targets: postedTargets(ch), Changes: jobChangeLines(ch)})
 	})
 	return ch, err
+}
+
+// auditJobChange records a change an apply or a delete made to a job;
+// an unchanged job is not recorded.
+func (tx *tx) auditJobChange(by muster.Actor, c muster.JobChange, note []string) error {
+	var action string
+	switch c.Action {
+	case muster.ActionCreate:
+		action = muster.AuditJobCreate
+	case muster.ActionUpdate:
+		action = muster.AuditJobUpdate
+	case muster.ActionDelete:
+		action = muster.AuditJobDelete
+	default:
+		return nil
+	}
+	return tx.audit(by, muster.AuditEntry{Action: action, Jobs: []string{c.Job}, Targets: postedTargets(c),
+		Changes: append(note, jobChangeLines(c)...)})
 }
 
 // FindJobs returns every job with its targets and their last outcomes,
@@ -402,7 +455,8 @@ func (c *Catalog) findJobs(ctx context.Context, q JobQuery) ([]muster.JobStatus,
 		if err != nil {
 			return nil, err
 		}
-		js := muster.JobStatus{Job: sj.job, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, Outcomes: []muster.JobTarget{}}
+		js := muster.JobStatus{Job: sj.job, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt, CreatedBy: r.CreatedBy,
+			UpdatedBy: r.UpdatedBy, Outcomes: []muster.JobTarget{}}
 		if js.Targets == nil {
 			js.Targets = []string{}
 		}

@@ -29,8 +29,13 @@ func (c *Catalog) InitCA(ctx context.Context, certKey, cert, keyKey, sealedKey s
 }
 
 // UpsertMaster records that a master serves the catalog, and where.
-func (c *Catalog) UpsertMaster(ctx context.Context, m MasterRow) error {
-	return c.update(ctx, func(tx *tx) error { return tx.UpsertMaster(ctx, m) })
+// started is true the first time a master records itself after it
+// started: the other masters hear of it at once (Commit.Masters).
+func (c *Catalog) UpsertMaster(ctx context.Context, m MasterRow, started bool) error {
+	return c.update(ctx, func(tx *tx) error {
+		tx.c.Masters = started
+		return tx.UpsertMaster(ctx, m)
+	})
 }
 
 // FindMasters returns the masters seen since a time.

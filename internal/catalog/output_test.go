@@ -18,7 +18,7 @@ func TestRunOutputIsAppended(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		run := func(rev int64, status muster.RunStatus, chunks ...catalog.OutputChunk) catalog.RunUpload {
@@ -70,7 +70,7 @@ func TestRunOutputLimits(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		upload := func(id string, c catalog.OutputChunk) catalog.RunUpload {
@@ -107,7 +107,7 @@ func TestPurgedRunTakesItsOutput(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		done := clk.Now()
@@ -118,7 +118,7 @@ func TestPurgedRunTakesItsOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 		clk.Add(48 * time.Hour)
-		if res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: time.Hour}); err != nil || res.Deleted != 1 {
+		if res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: time.Hour}, admin); err != nil || res.Deleted != 1 {
 			t.Fatalf("purge: %+v %v", res, err)
 		}
 		// The same run id uploaded again starts from nothing.

@@ -18,16 +18,17 @@ import (
 // target, or those named. SET-POLL needs Value, the poll interval in
 // seconds.
 type PostRequest struct {
-	Operation   muster.Operation
-	Job         string
-	Targets     []string
-	Value       int
-	RequestedBy string
+	Operation muster.Operation
+	Job       string
+	Targets   []string
+	Value     int
 }
 
 // Post posts the instructions a PostRequest asks for, in one transaction,
-// and returns them.
-func (c *Catalog) Post(ctx context.Context, req PostRequest) ([]muster.Instruction, error) {
+// and returns them. An actor with a scope posts a job operation only for a
+// job in it, and a server operation only to targets it names, each in one
+// of its groups.
+func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([]muster.Instruction, error) {
 	op := muster.Operation(strings.ToUpper(string(req.Operation)))
 	switch {
 	case !op.Valid():
@@ -45,8 +46,14 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest) ([]muster.Instructi
 	case req.Value != 0:
 		return nil, muster.Errorf(muster.EINVALID, "value: only SET-POLL takes a value")
 	}
+	switch {
+	case op.JobOperation() && !by.Scope.HasJob(req.Job):
+		return nil, outOfScope(by, fmt.Sprintf("job %q", req.Job))
+	case !op.JobOperation() && by.Scope.Limited() && len(req.Targets) == 0:
+		return nil, muster.Errorf(muster.EFORBIDDEN, "targets: API key %q is scoped (%s), so %s must name its targets, each in one of its groups", by.Name, by.Scope, op)
+	}
 	if op == muster.OpStart {
-		res, err := c.StartJob(ctx, StartRequest{Job: req.Job, Targets: req.Targets, RequestedBy: req.RequestedBy})
+		res, err := c.StartJob(ctx, StartRequest{Job: req.Job, Targets: req.Targets}, by)
 		if err != nil {
 			return nil, err
 		}
@@ -64,6 +71,11 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest) ([]muster.Instructi
 			return err
 		}
 		names := sortedKeys(targets)
+		if !op.JobOperation() {
+			if err := tx.targetsInScope(by, "targets", names); err != nil {
+				return err
+			}
+		}
 		ps := make([]posting, len(names))
 		for i, name := range names {
 			var payload any
@@ -81,10 +93,19 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest) ([]muster.Instructi
 		if err != nil {
 			return err
 		}
+		e := muster.AuditEntry{Action: muster.AuditInstructionPost, Targets: names}
+		if req.Job != "" {
+			e.Jobs = []string{req.Job}
+		}
 		for i, name := range names {
 			posted = append(posted, muster.Instruction{Seq: seqs[i], Target: name, Operation: op, Job: req.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending})
+			line := fmt.Sprintf("posted %s %s (seq %d)", op, name, seqs[i])
+			if op == muster.OpSetPoll {
+				line += fmt.Sprintf(": poll every %ds", req.Value)
+			}
+			e.Changes = append(e.Changes, line)
 		}
-		return nil
+		return tx.audit(by, e)
 	})
 	return posted, err
 }
@@ -135,7 +156,7 @@ func sortedKeys[V any](m map[string]V) []string { return slices.Sorted(maps.Keys
 
 // ResyncTargets resyncs the named targets, or every target when all is set
 // (SQL Server's sp_resync_targetserver), in one transaction.
-func (c *Catalog) ResyncTargets(ctx context.Context, names []string, all bool) ([]string, error) {
+func (c *Catalog) ResyncTargets(ctx context.Context, names []string, all bool, by muster.Actor) ([]string, error) {
 	var done []string
 	err := c.update(ctx, func(tx *tx) error {
 		var ids map[string]int64
@@ -149,19 +170,26 @@ func (c *Catalog) ResyncTargets(ctx context.Context, names []string, all bool) (
 			return err
 		}
 		done = sortedKeys(ids)
+		if err := tx.targetsInScope(by, "targets", done); err != nil {
+			return err
+		}
 		for _, name := range done {
 			if _, err := tx.resync(ids[name], 0); err != nil {
 				return fmt.Errorf("resync %s: %w", name, err)
 			}
 		}
-		return nil
+		if len(done) == 0 {
+			return nil
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetResync, Targets: done,
+			Changes: []string{"open instructions superseded; DELETE of every job, then an INSERT of each job it runs, posted"}})
 	})
 	return done, err
 }
 
 // DeleteAllTargets deletes every target, posting each a DEFECT (or, with
 // force, forgetting them at once): the multiserver setup is dismantled.
-func (c *Catalog) DeleteAllTargets(ctx context.Context, force bool) ([]string, error) {
+func (c *Catalog) DeleteAllTargets(ctx context.Context, force bool, by muster.Actor) ([]string, error) {
 	targets, err := c.FindTargets(ctx, TargetFilter{})
 	if err != nil {
 		return nil, err
@@ -171,7 +199,7 @@ func (c *Catalog) DeleteAllTargets(ctx context.Context, force bool) ([]string, e
 		if slices.Contains(t.Flags, muster.FlagDeleted) && !force {
 			continue // already waiting for its DEFECT
 		}
-		if err := c.DeleteTarget(ctx, t.Name, force); err != nil {
+		if err := c.DeleteTarget(ctx, t.Name, force, by); err != nil {
 			return done, err
 		}
 		done = append(done, t.Name)
@@ -183,7 +211,10 @@ func (c *Catalog) DeleteAllTargets(ctx context.Context, force bool) ([]string, e
 // A paused target fires no schedules and records STARTs as skipped; it
 // learns of the change at once if it is polling (the hook is told to wake
 // it), else at its next poll.
-func (c *Catalog) SetPaused(ctx context.Context, names []string, group string, paused bool) ([]string, error) {
+func (c *Catalog) SetPaused(ctx context.Context, names []string, group string, paused bool, by muster.Actor) ([]string, error) {
+	if group != "" && !by.Scope.HasGroup(group) {
+		return nil, outOfScope(by, fmt.Sprintf("group %q", group))
+	}
 	var done []string
 	err := c.update(ctx, func(tx *tx) error {
 		ids := map[string]int64{}
@@ -200,6 +231,9 @@ func (c *Catalog) SetPaused(ctx context.Context, names []string, group string, p
 		if err != nil {
 			return err
 		}
+		if err := tx.targetsInScope(by, "targets", sortedKeys(named)); err != nil {
+			return err
+		}
 		maps.Copy(ids, named)
 		done = sortedKeys(ids)
 		list := make([]int64, 0, len(ids))
@@ -207,7 +241,19 @@ func (c *Catalog) SetPaused(ctx context.Context, names []string, group string, p
 			list = append(list, ids[n])
 		}
 		tx.c.Poke = append(tx.c.Poke, list...)
-		return tx.SetPaused(ctx, list, paused)
+		if err := tx.SetPaused(ctx, list, paused); err != nil || len(done) == 0 {
+			return err
+		}
+		e := muster.AuditEntry{Action: muster.AuditTargetPause, Targets: done}
+		if paused {
+			e.Changes = []string{"paused: no schedule fires, STARTs are recorded skipped"}
+		} else {
+			e.Action, e.Changes = muster.AuditTargetResume, []string{"resumed"}
+		}
+		if group != "" {
+			e.Object = "group " + group
+		}
+		return tx.audit(by, e)
 	})
 	return done, err
 }

@@ -17,18 +17,18 @@ func TestJobChangeNamesWhatItPosted(t *testing.T) {
 		ctx := context.Background()
 		enlist(t, db, "web1")
 		enlist(t, db, "web2")
-		dry, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{DryRun: true})
+		dry, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{DryRun: true}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if n := len(dry.Changes[0].Posted); n != 0 {
 			t.Errorf("a dry run returned %d posted instructions, want none", n)
 		}
-		res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{})
+		res, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		del, err := db.DeleteJob(ctx, "a")
+		del, err := db.DeleteJob(ctx, "a", admin)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -19,11 +20,11 @@ func TestPrunedDownloadListKeepsRunsAccepted(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		for range 5 {
-			if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}); err != nil {
+			if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime}, admin); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -81,15 +82,15 @@ func TestQueuedStartDroppedWhenTheTargetLeaves(t *testing.T) {
 		b := enlist(t, db, "b")
 		j := job("deploy", "a", "b")
 		j.MaxParallelTargets = 1
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"})
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
 		if err != nil || !res.Runs[1].Queued {
 			t.Fatalf("start: %+v %v, want b queued", res, err)
 		}
 		j.Targets = []string{"a"}
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
 		if err := db.ReleaseQueuedStarts(ctx); err != nil {
@@ -111,15 +112,15 @@ func TestRetriedStartKeepsItsOverrides(t *testing.T) {
 		web1 := enlist(t, db, "web1")
 		j := job("deploy", "web1")
 		j.Steps = append(j.Steps, muster.Step{Name: "verify", Shell: "true"})
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}})
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "verify", Env: map[string]string{"MODE": "dry"}}, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
 		db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}})
-		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq)
+		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,4 +139,55 @@ func must[T any](v T, err error) T {
 		panic(err)
 	}
 	return v
+}
+
+// A run reported later than the target's clock allows (the master's clock
+// plus the target's measured skew and FutureTolerance) is refused, naming
+// the field; within that, the job's last outcome on the target is the run
+// the master recorded last, whatever times the target reported.
+func TestFutureRunTimesAreBounded(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		upload := func(id catalog.TargetIdentity, runID string, status muster.RunStatus, started time.Time) catalog.RunResult {
+			t.Helper()
+			finished := started.Add(time.Second)
+			res, err := db.UpsertRuns(ctx, id, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+				Job: "backup", RunID: runID, Status: status, StartedAt: started, FinishedAt: &finished}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return res[0]
+		}
+		if res := upload(web1, "in-2030", muster.RunFailed, time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)); res.OK ||
+			!strings.Contains(res.Error, "started_at") || !strings.Contains(res.Error, "later than the master's clock allows") {
+			t.Fatalf("a run started in 2030: %+v, want refused naming started_at", res)
+		}
+		// A target whose clock is an hour ahead, as measured, may report
+		// times an hour ahead.
+		ahead := web1
+		ahead.ClockSkewMS = time.Hour.Milliseconds()
+		if res := upload(ahead, "ahead", muster.RunFailed, clk.Now().Add(time.Hour)); !res.OK {
+			t.Fatalf("a run of a target an hour ahead, as measured: %+v", res)
+		}
+		// Within the tolerance, a forged future start does not pin the last
+		// outcome: the run recorded after it is the last.
+		if res := upload(web1, "forged", muster.RunFailed, clk.Now().Add(catalog.FutureTolerance-time.Minute)); !res.OK {
+			t.Fatalf("a run within the tolerance: %+v", res)
+		}
+		if res := upload(web1, "real", muster.RunSucceeded, clk.Now()); !res.OK {
+			t.Fatalf("a run now: %+v", res)
+		}
+		j, err := db.FindJob(ctx, "backup")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(j.Outcomes) != 1 || j.Outcomes[0].LastRunID != "real" || j.Outcomes[0].LastStatus != muster.RunSucceeded {
+			t.Fatalf("last outcome %+v, want the run recorded last", j.Outcomes)
+		}
+	})
 }

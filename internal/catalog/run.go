@@ -22,8 +22,9 @@ const (
 	// MaxRunOutputBytes bounds the output of all of a run's attempts in
 	// one upload.
 	MaxRunOutputBytes = 64 << 20
-	// FutureTolerance is how far past the master's clock, beyond the clock
-	// skew the target last showed, a time a target reports may lie.
+	// FutureTolerance is how far past the master's clock, beyond the
+	// target's clock skew (TargetIdentity.ClockSkewMS: its last poll's, or
+	// its upload's when larger), a time a target reports may lie.
 	FutureTolerance = 5 * time.Minute
 )
 
@@ -250,6 +251,8 @@ type RunFilter struct {
 	// the runs of that id on every target, each with its target.
 	Runs  []muster.RunRef
 	Limit int
+	// Scope keeps only the runs of its jobs.
+	Scope muster.Scope
 }
 
 // FindRuns returns runs, newest first. A run last reported running whose
@@ -322,8 +325,12 @@ type PurgeRequest struct {
 }
 
 // PurgeRuns deletes history (SQL Server's sp_purge_jobhistory, plus its
-// per-job row limit).
-func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest) (muster.PurgeResult, error) {
+// per-job row limit). A purge an operator asks for is recorded in the
+// audit log; the master's own retention, when it deleted something.
+func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Actor) (muster.PurgeResult, error) {
+	if req.Job != "" && !by.Scope.HasJob(req.Job) {
+		return muster.PurgeResult{}, outOfScope(by, fmt.Sprintf("job %q", req.Job))
+	}
 	if req.OlderThan < 0 || req.KeepPerJob < 0 {
 		return muster.PurgeResult{}, muster.Errorf(muster.EINVALID, "older_than and keep_per_job must not be negative")
 	}
@@ -338,8 +345,20 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest) (muster.Purge
 			before = &t
 		}
 		var err error
-		res.Deleted, err = tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob)
-		return err
+		if res.Deleted, err = tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob); err != nil {
+			return err
+		}
+		if by.Kind == muster.ActorMaster && res.Deleted == 0 {
+			return nil
+		}
+		line := fmt.Sprintf("deleted %d finished run(s)", res.Deleted)
+		if req.OlderThan > 0 {
+			line += " older than " + muster.Duration(req.OlderThan).Short()
+		}
+		if req.KeepPerJob > 0 {
+			line += fmt.Sprintf(" beyond the newest %d per job", req.KeepPerJob)
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditHistoryPurge, Jobs: nonEmpty(req.Job), Changes: []string{line}})
 	})
 	return res, err
 }

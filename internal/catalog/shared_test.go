@@ -41,7 +41,7 @@ func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 	a, b, _ := twoMasters(t)
 	ctx := context.Background()
 	web1 := enlist(t, a, "web1")
-	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1")}, catalog.ApplyOptions{}); err != nil {
+	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 	const perMaster = 60
@@ -80,7 +80,7 @@ func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range perMaster {
-				if _, err := c.StartJob(ctx, catalog.StartRequest{Job: "tick"}); err != nil {
+				if _, err := c.StartJob(ctx, catalog.StartRequest{Job: "tick"}, admin); err != nil {
 					errs <- err
 				}
 			}
@@ -129,7 +129,7 @@ func TestSharedIdempotencyKey(t *testing.T) {
 	a, b, _ := twoMasters(t)
 	ctx := context.Background()
 	enlist(t, a, "web1")
-	if _, err := a.ApplyJobs(ctx, []muster.Job{job("deploy", "web1")}, catalog.ApplyOptions{}); err != nil {
+	if _, err := a.ApplyJobs(ctx, []muster.Job{job("deploy", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 	for round := range 20 {
@@ -140,7 +140,7 @@ func TestSharedIdempotencyKey(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := c.StartJob(ctx, catalog.StartRequest{Job: "deploy", IdempotencyKey: key})
+				res, err := c.StartJob(ctx, catalog.StartRequest{Job: "deploy", IdempotencyKey: key}, admin)
 				if err != nil {
 					t.Error(err)
 				}
@@ -170,7 +170,7 @@ func TestSharedRunRevisionGuard(t *testing.T) {
 	a, b, clk := twoMasters(t)
 	ctx := context.Background()
 	web1 := enlist(t, a, "web1")
-	if _, err := a.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}); err != nil {
+	if _, err := a.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 	const rounds = 30
@@ -223,10 +223,10 @@ func TestSharedQueuedStartsReleasedOnce(t *testing.T) {
 	}
 	j := job("deploy", names...)
 	j.MaxParallelTargets = 2
-	if _, err := a.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+	if _, err := a.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
-	res, err := a.StartJob(ctx, catalog.StartRequest{Job: "deploy"})
+	res, err := a.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,7 +308,7 @@ func TestSharedApplyVersions(t *testing.T) {
 			for r := range rounds {
 				j := job("shared", "web1")
 				j.Description = fmt.Sprintf("master %d, round %d", i, r)
-				if _, err := c.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+				if _, err := c.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 					t.Error(err)
 				}
 			}
@@ -348,7 +348,7 @@ func TestSharedEnlistTokenUsedOnce(t *testing.T) {
 	ctx := context.Background()
 	for round := range 10 {
 		name := fmt.Sprintf("web%d", round)
-		if _, err := a.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, "test"); err != nil {
+		if _, err := a.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, admin); err != nil {
 			t.Fatal(err)
 		}
 		codes := make([]string, 2)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -33,16 +34,19 @@ type StartRequest struct {
 	// Env overrides the job's and steps' environment for these runs.
 	Env map[string]string
 	// Step is the step the runs begin at (default: the first).
-	Step        string
-	RequestedBy string
+	Step string
 }
 
 // StartJob posts START to the job's targets (all, or those named) in one
-// transaction. With an idempotency key seen before, it returns the earlier
-// result and posts nothing; the same key with a different request is a
-// conflict. Each run's id is random, made here: no target can guess
-// another's.
-func (c *Catalog) StartJob(ctx context.Context, req StartRequest) (muster.StartResult, error) {
+// transaction, recorded in the audit log under by, whose name each run
+// carries as who requested it. With an idempotency key seen before, it
+// returns the earlier result and posts nothing; the same key with a
+// different request is a conflict. Each run's id is random, made here: no
+// target can guess another's.
+func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Actor) (muster.StartResult, error) {
+	if !by.Scope.HasJob(req.Job) {
+		return muster.StartResult{}, outOfScope(by, fmt.Sprintf("job %q", req.Job))
+	}
 	if len(req.IdempotencyKey) > MaxIdempotencyKeyLen {
 		return muster.StartResult{}, muster.Errorf(muster.EINVALID, "idempotency_key: at most %d characters", MaxIdempotencyKeyLen)
 	}
@@ -111,7 +115,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest) (muster.StartR
 		}
 		var ps []posting
 		for _, t := range targets {
-			p := agentproto.StartPayload{RunID: muster.NewRunID(), RequestedBy: req.RequestedBy, Env: req.Env, Step: req.Step}
+			p := agentproto.StartPayload{RunID: muster.NewRunID(), RequestedBy: by.Name, Env: req.Env, Step: req.Step}
 			if limit > 0 && active >= limit {
 				if err := tx.queueStart(job.id, job.targets[t], queuedStart{Payload: p, ExpiresIn: req.ExpiresIn}); err != nil {
 					return err
@@ -129,11 +133,24 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest) (muster.StartR
 			return err
 		}
 		i := 0
-		for r := range res.Runs {
-			if !res.Runs[r].Queued {
-				res.Runs[r].Seq = seqs[i]
-				i++
+		lines := make([]string, len(res.Runs))
+		for r, run := range res.Runs {
+			lines[r] = fmt.Sprintf("run %s on %s", run.RunID, run.Target)
+			if run.Queued {
+				lines[r] += " (queued by max_parallel_targets)"
+				continue
 			}
+			res.Runs[r].Seq = seqs[i]
+			i++
+		}
+		if req.Step != "" {
+			lines = append(lines, "beginning at step "+req.Step)
+		}
+		for _, k := range slices.Sorted(maps.Keys(req.Env)) {
+			lines = append(lines, "env "+k+" overridden")
+		}
+		if err := tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStart, Jobs: []string{job.job.Name}, Targets: targets, Changes: lines}); err != nil {
+			return err
 		}
 		if req.IdempotencyKey != "" {
 			body, err := json.Marshal(res)
@@ -175,7 +192,10 @@ func (tx *tx) claimStart(key, request string, res *muster.StartResult) (replayed
 
 // StopJob posts STOP to the job's targets (all, or those named): each
 // cancels the job's running run, which is recorded as canceled.
-func (c *Catalog) StopJob(ctx context.Context, name string, targets []string) (muster.JobChange, error) {
+func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by muster.Actor) (muster.JobChange, error) {
+	if !by.Scope.HasJob(name) {
+		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
+	}
 	var ch muster.JobChange
 	err := c.update(ctx, func(tx *tx) error {
 		job, err := tx.loadJob(name)
@@ -195,7 +215,10 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string) (m
 			}
 			ps[i] = posting{target: tid, op: muster.OpStop, job: job.job.Name}
 		}
-		return tx.record(&ch, ps, names)
+		if err := tx.record(&ch, ps, names); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names, Changes: jobChangeLines(ch)})
 	})
 	return ch, err
 }

@@ -85,7 +85,13 @@ type Reads interface {
 	NewestCert(ctx context.Context, targetID int64) (CertRow, error)
 	FindEnlistToken(ctx context.Context, hash string) (EnlistTokenRow, error)
 	CountAPITokens(ctx context.Context) (int, error)
-	FindAPIToken(ctx context.Context, hash string) (APIToken, error)
+	// FindAPIKey returns the key with the hash, whatever its state.
+	FindAPIKey(ctx context.Context, hash string) (APIKeyRow, error)
+	// FindAPIKeys returns the keys by name (the one named, unless name is
+	// ""), whatever their state.
+	FindAPIKeys(ctx context.Context, name string) ([]APIKeyRow, error)
+	// FindAudit returns audit entries, newest first.
+	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
 	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
 	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
 	FindGroups(ctx context.Context) ([]muster.Group, error)
@@ -162,8 +168,23 @@ type Tx interface {
 	DeleteEnlistTokens(ctx context.Context, expiredBefore time.Time) error
 	// UseEnlistToken marks an unused token used and reports whether it did.
 	UseEnlistToken(ctx context.Context, id int64, at time.Time) (bool, error)
-	InsertAPIToken(ctx context.Context, t APIToken, hash string, at time.Time) error
-	UpsertAPIToken(ctx context.Context, t APIToken, hash string, at time.Time) error
+	// LockAPIKeys returns every API key, taken until commit: a revocation
+	// decides on the others (the last admin key stays).
+	LockAPIKeys(ctx context.Context) ([]APIKeyRow, error)
+	InsertAPIKey(ctx context.Context, k APIKeyRow, hash string) error
+	// ResetAPIKey gives the named key the hash, role and scopes of k, with
+	// no expiry, not revoked, creating it if needed.
+	ResetAPIKey(ctx context.Context, k APIKeyRow, hash string) error
+	DeleteAPIKey(ctx context.Context, id int64) error
+	// RevokeAPIKey marks an unrevoked key revoked and reports whether it did.
+	RevokeAPIKey(ctx context.Context, id int64, at time.Time, by string) (bool, error)
+	// SetKeysUsed moves each key's last use forward to the time given (never
+	// back: several masters write it).
+	SetKeysUsed(ctx context.Context, used map[int64]time.Time) error
+	// InsertAudit appends entries to the audit log.
+	InsertAudit(ctx context.Context, entries []muster.AuditEntry) error
+	// PruneAudit deletes the entries made before a time.
+	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
 	// LockJobs takes the named jobs' rows (every job's when names is nil)
 	// until commit.

@@ -55,6 +55,8 @@ type Enlistment struct {
 	Location   string
 	EnlistedBy string
 	Heartbeat  Heartbeat
+	// Source is the address the enlistment came from, for the audit log.
+	Source string
 }
 
 // IssuedCert describes a certificate signed for a target.
@@ -134,7 +136,15 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 			return err
 		}
 		id = TargetIdentity{ID: tid, UID: e.UID, Name: e.Name, State: TargetActive, PollInterval: interval, CertNotAfter: cert.NotAfter}
-		return nil
+		lines := []string{fmt.Sprintf("with an enlistment token created by %s", dashed(tok.CreatedBy)), "certificate " + cert.Serial}
+		if e.EnlistedBy != "" {
+			lines = append(lines, "enlisted by "+e.EnlistedBy+" (as the target reports it)")
+		}
+		if e.Location != "" {
+			lines = append(lines, "location: "+e.Location)
+		}
+		return tx.audit(muster.Actor{Kind: muster.ActorTarget, Name: e.Name, Source: e.Source},
+			muster.AuditEntry{Action: muster.AuditTargetEnlist, Targets: []string{e.Name}, Changes: lines})
 	})
 	return id, err
 }

@@ -62,7 +62,7 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"targets", "jobs", "runs", "instructions", "certs"} {
+	for _, table := range []string{"targets", "jobs", "runs", "instructions", "certs", "api_tokens", "audit", "audit_subjects"} {
 		if m.Rows[table] == 0 {
 			t.Errorf("table %s: no rows copied", table)
 		}
@@ -89,6 +89,9 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 	}
 	if len(runs) != 2 {
 		t.Fatalf("history holds %d runs, want the one before the migration and the one after", len(runs))
+	}
+	if entries, err := env.Client.Audit(ctx, httpapi.AuditFilter{Job: "hello"}); err != nil || len(entries) == 0 || entries[len(entries)-1].Action != muster.AuditJobCreate {
+		t.Errorf("the audit log of job hello after the migration: %+v, %v; want its creation first", entries, err)
 	}
 	moved, err := env.Client.Target(ctx, "web1")
 	if err != nil {

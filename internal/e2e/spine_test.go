@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -345,6 +346,36 @@ func TestATargetSeesOnlyItsOwnInstructions(t *testing.T) {
 	resp.Body.Close()
 	if len(rr.Results) != 1 || rr.Results[0].OK {
 		t.Errorf("web1's forged run for web2's job: %+v, want refused", rr.Results)
+	}
+
+	// A run an hour ahead of the master's clock is refused, unless the
+	// upload shows the target's clock is that far ahead (sent_at).
+	for _, ahead := range []bool{false, true} {
+		runID := fmt.Sprintf("ahead-%v", ahead)
+		later := time.Now().Add(time.Hour)
+		runs, _ := json.Marshal(agentproto.RunsRequest{Runs: []agentproto.RunReport{{Revision: 1, Run: agentproto.Run{
+			Job: "a", Target: "web1", RunID: runID, Status: muster.RunRunning, StartedAt: later}}}})
+		path := env.Master.URL + agentproto.PathRuns
+		if ahead {
+			path += "?" + agentproto.QuerySentAt + "=" + url.QueryEscape(later.Format(time.RFC3339Nano))
+		}
+		req, _ = http.NewRequest("POST", path, strings.NewReader(string(runs)))
+		req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
+		resp, err = hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rr agentproto.RunsResponse
+		json.NewDecoder(resp.Body).Decode(&rr)
+		resp.Body.Close()
+		switch {
+		case len(rr.Results) != 1:
+			t.Errorf("a run an hour ahead (sent_at given: %v): %d results", ahead, len(rr.Results))
+		case rr.Results[0].OK != ahead:
+			t.Errorf("a run an hour ahead (sent_at given: %v): %+v", ahead, rr.Results[0])
+		case !ahead && !strings.Contains(rr.Results[0].Error, "started_at"):
+			t.Errorf("the refusal does not name started_at: %q", rr.Results[0].Error)
+		}
 	}
 }
 

@@ -45,6 +45,10 @@ type plan struct {
 	outputPeakRSSMiB  float64       // T15: the target's memory bound
 	outputDiskMiB     float64       // T15: growth of each data directory
 	perTestWallBounds time.Duration // every test, whatever it waits for
+	// The tests of a group of masters: STARTs through the two masters, and
+	// how long the database stays down each time it is stopped.
+	haDispatches int
+	databaseDown time.Duration
 }
 
 func plans() plan {
@@ -58,6 +62,7 @@ func plans() plan {
 			fireRestarts: 200,
 			outputBytes:  1 << 30, outputPeakRSSMiB: 256, outputDiskMiB: 64,
 			perTestWallBounds: 30 * time.Minute,
+			haDispatches:      1000, databaseDown: 10 * time.Second,
 		}
 	}
 	return plan{
@@ -69,6 +74,7 @@ func plans() plan {
 		// The race detector multiplies a daemon's memory several times.
 		outputBytes: 1 << 30, outputPeakRSSMiB: 512, outputDiskMiB: 64,
 		perTestWallBounds: 4 * time.Minute,
+		haDispatches:      120, databaseDown: 2 * time.Second,
 	}
 }
 
@@ -91,9 +97,15 @@ func newFleet(t *testing.T) *fleet { return newFleetOn(t, "") }
 // on 127.0.0.1 when listen is "".
 func newFleetOn(t *testing.T, listen string) *fleet {
 	t.Helper()
+	return newFleetWith(t, bench.MasterOptions{Listen: listen})
+}
+
+// newFleetWith starts a master process shaped by o.
+func newFleetWith(t *testing.T, o bench.MasterOptions) *fleet {
+	t.Helper()
 	f := &fleet{t: t, exe: testenv.MusterBinary(t), dir: t.TempDir()}
 	f.effects = filepath.Join(f.dir, "effects.log")
-	m, err := bench.StartMaster(context.Background(), f.exe, filepath.Join(f.dir, "master"), bench.MasterOptions{Listen: listen})
+	m, err := bench.StartMaster(context.Background(), f.exe, filepath.Join(f.dir, "master"), o)
 	if err != nil {
 		t.Fatal(err)
 	}

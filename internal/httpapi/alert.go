@@ -64,7 +64,7 @@ func (s *Server) showOperator(w http.ResponseWriter, r *http.Request, _ caller) 
 	return nil
 }
 
-func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req OperatorRequest
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
@@ -75,7 +75,7 @@ func (s *Server) createOperator(w http.ResponseWriter, r *http.Request, _ caller
 		secret = newWebhookSecret()
 		made = secret
 	}
-	op, err := s.DB.CreateOperator(r.Context(), muster.Operator{Name: req.Name, Webhook: req.Webhook, Email: req.Email}, secret)
+	op, err := s.DB.CreateOperator(r.Context(), muster.Operator{Name: req.Name, Webhook: req.Webhook, Email: req.Email}, secret, c.actor())
 	if err != nil {
 		return err
 	}
@@ -94,12 +94,12 @@ type OperatorUpdate struct {
 	NewSecret bool `json:"new_secret,omitempty"`
 }
 
-func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, c caller) error {
 	var u OperatorUpdate
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &u); err != nil {
 		return err
 	}
-	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), catalog.OperatorUpdate(u), newWebhookSecret)
+	op, made, err := s.DB.UpdateOperator(r.Context(), r.PathValue("name"), catalog.OperatorUpdate(u), newWebhookSecret, c.actor())
 	if err != nil {
 		return err
 	}
@@ -107,8 +107,8 @@ func (s *Server) updateOperator(w http.ResponseWriter, r *http.Request, _ caller
 	return nil
 }
 
-func (s *Server) deleteOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
-	if err := s.DB.DeleteOperator(r.Context(), r.PathValue("name")); err != nil {
+func (s *Server) deleteOperator(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.DB.DeleteOperator(r.Context(), r.PathValue("name"), c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -135,7 +135,7 @@ func (s *Server) listAlerts(w http.ResponseWriter, r *http.Request, _ caller) er
 	return nil
 }
 
-func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, c caller) error {
 	var req AlertRequest
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
 		return err
@@ -143,7 +143,7 @@ func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) e
 	a, err := s.DB.CreateAlert(r.Context(), muster.Alert{
 		Name: req.Name, Event: req.Event, Job: req.Job, Target: req.Target, MinSeverity: req.MinSeverity,
 		Window: req.Window, Notify: req.Notify,
-	})
+	}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -151,8 +151,8 @@ func (s *Server) createAlert(w http.ResponseWriter, r *http.Request, _ caller) e
 	return nil
 }
 
-func (s *Server) deleteAlert(w http.ResponseWriter, r *http.Request, _ caller) error {
-	if err := s.DB.DeleteAlert(r.Context(), r.PathValue("name")); err != nil {
+func (s *Server) deleteAlert(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.DB.DeleteAlert(r.Context(), r.PathValue("name"), c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -160,8 +160,8 @@ func (s *Server) deleteAlert(w http.ResponseWriter, r *http.Request, _ caller) e
 }
 
 func (s *Server) enableAlert(enabled bool) handler {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
-		a, err := s.DB.SetAlertEnabled(r.Context(), r.PathValue("name"), enabled)
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
+		a, err := s.DB.SetAlertEnabled(r.Context(), r.PathValue("name"), enabled, c.actor())
 		if err != nil {
 			return err
 		}
@@ -195,13 +195,19 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 }
 
 // listEvents answers GET /api/v1/events, newest first.
-func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
 	if err != nil {
 		return err
 	}
-	f := catalog.EventFilter{Event: muster.EventName(q.Get("event")), Target: muster.NormalizeTargetName(q.Get("target")), Job: q.Get("job"), Limit: limit}
+	f := catalog.EventFilter{Event: muster.EventName(q.Get("event")), Target: muster.NormalizeTargetName(q.Get("target")), Job: q.Get("job"),
+		Limit: limit, Scope: c.scope()}
+	if f.Job != "" {
+		if err := checkJob(c, f.Job); err != nil {
+			return err
+		}
+	}
 	if f.Event != "" && !f.Event.Valid() {
 		return muster.Errorf(muster.EINVALID, "event: %q is not an event", f.Event)
 	}

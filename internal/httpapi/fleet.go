@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -31,10 +32,16 @@ func (s *Server) fleetRoutes(mux *http.ServeMux) {
 	s.handle(mux, "DELETE /api/v1/targets", admin, s.deleteAllTargets)
 }
 
-func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) listGroups(w http.ResponseWriter, r *http.Request, c caller) error {
 	groups, err := s.DB.FindGroups(r.Context())
 	if err != nil {
 		return err
+	}
+	if c.scope().Limited() {
+		groups = slices.DeleteFunc(groups, func(g muster.Group) bool { return !c.scope().HasGroup(g.Name) })
+		for i := range groups {
+			groups[i].Jobs = slices.DeleteFunc(groups[i].Jobs, func(j string) bool { return !c.scope().HasJob(j) })
+		}
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, groups)
 	return nil
@@ -45,32 +52,32 @@ type GroupBody struct {
 	Name string `json:"name"`
 }
 
-func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) createGroup(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body GroupBody
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
-	if err := s.DB.CreateGroup(r.Context(), body.Name); err != nil {
+	if err := s.DB.CreateGroup(r.Context(), body.Name, c.actor()); err != nil {
 		return err
 	}
 	jsonhttp.WriteJSON(w, http.StatusCreated, muster.Group{Name: body.Name, Targets: []string{}, Jobs: []string{}})
 	return nil
 }
 
-func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, _ caller) error {
-	if err := s.DB.DeleteGroup(r.Context(), r.PathValue("name")); err != nil {
+func (s *Server) deleteGroup(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.DB.DeleteGroup(r.Context(), r.PathValue("name"), c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
-func (s *Server) renameGroup(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) renameGroup(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body GroupBody
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
-	if err := s.DB.RenameGroup(r.Context(), r.PathValue("name"), body.Name); err != nil {
+	if err := s.DB.RenameGroup(r.Context(), r.PathValue("name"), body.Name, c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -83,7 +90,7 @@ type TargetsBody struct {
 }
 
 func (s *Server) groupMembers(remove bool) handler {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
 		var body TargetsBody
 		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
@@ -91,7 +98,7 @@ func (s *Server) groupMembers(remove bool) handler {
 		if len(body.Targets) == 0 {
 			return muster.Errorf(muster.EINVALID, "targets: name at least one target")
 		}
-		changes, err := s.DB.SetGroupMembers(r.Context(), r.PathValue("name"), body.Targets, remove)
+		changes, err := s.DB.SetGroupMembers(r.Context(), r.PathValue("name"), body.Targets, remove, c.actor())
 		if err != nil {
 			return err
 		}
@@ -118,7 +125,7 @@ func (s *Server) post(w http.ResponseWriter, r *http.Request, c caller) error {
 		return err
 	}
 	posted, err := s.DB.Post(r.Context(), catalog.PostRequest{Operation: req.Operation, Job: req.Job, Targets: req.Targets,
-		Value: req.Value, RequestedBy: c.name})
+		Value: req.Value}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -132,7 +139,7 @@ type ResyncBody struct {
 	All     bool     `json:"all,omitempty"`
 }
 
-func (s *Server) resync(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) resync(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body ResyncBody
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
@@ -140,7 +147,7 @@ func (s *Server) resync(w http.ResponseWriter, r *http.Request, _ caller) error 
 	if body.All == (len(body.Targets) > 0) {
 		return muster.Errorf(muster.EINVALID, "name targets or set all, not both and not neither")
 	}
-	done, err := s.DB.ResyncTargets(r.Context(), body.Targets, body.All)
+	done, err := s.DB.ResyncTargets(r.Context(), body.Targets, body.All, c.actor())
 	if err != nil {
 		return err
 	}
@@ -155,7 +162,7 @@ type PauseBody struct {
 }
 
 func (s *Server) pause(paused bool) handler {
-	return func(w http.ResponseWriter, r *http.Request, _ caller) error {
+	return func(w http.ResponseWriter, r *http.Request, c caller) error {
 		var body PauseBody
 		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
@@ -163,7 +170,7 @@ func (s *Server) pause(paused bool) handler {
 		if body.Group == "" && len(body.Targets) == 0 {
 			return muster.Errorf(muster.EINVALID, "name targets or a group")
 		}
-		done, err := s.DB.SetPaused(r.Context(), body.Targets, body.Group, paused)
+		done, err := s.DB.SetPaused(r.Context(), body.Targets, body.Group, paused, c.actor())
 		if err != nil {
 			return err
 		}
@@ -178,7 +185,10 @@ type PollResult struct {
 	Connected bool   `json:"connected"`
 }
 
-func (s *Server) forcePoll(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) forcePoll(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.checkTarget(r.Context(), c, r.PathValue("name")); err != nil {
+		return err
+	}
 	t, err := s.DB.FindTarget(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -191,7 +201,7 @@ func (s *Server) forcePoll(w http.ResponseWriter, r *http.Request, _ caller) err
 	return nil
 }
 
-func (s *Server) deleteAllTargets(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) deleteAllTargets(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	all, err := boolParam(q.Get("all"), "all")
 	if err != nil {
@@ -204,7 +214,7 @@ func (s *Server) deleteAllTargets(w http.ResponseWriter, r *http.Request, _ call
 	if !all {
 		return muster.Errorf(muster.EINVALID, "all: deleting every target needs all=true")
 	}
-	done, err := s.DB.DeleteAllTargets(r.Context(), force)
+	done, err := s.DB.DeleteAllTargets(r.Context(), force, c.actor())
 	if err != nil {
 		return err
 	}

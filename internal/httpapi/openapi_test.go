@@ -267,6 +267,10 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"OperatorUpdate":   httpapi.OperatorUpdate{Webhook: new(string), Email: new(string), WebhookSecret: new(string), NewSecret: true},
 		"OperatorResponse": httpapi.OperatorResponse{WebhookSecret: "x"},
 		"AlertRequest":     httpapi.AlertRequest{Job: "x", Target: "x", MinSeverity: 1, Window: 1},
+		"APIKey":           muster.APIKey{},
+		"KeyRequest":       httpapi.KeyRequest{Scopes: []string{"x"}, TTLSeconds: 1},
+		"KeyResponse":      httpapi.KeyResponse{},
+		"AuditEntry":       muster.AuditEntry{Actor: muster.Actor{Role: "x", Source: "x"}, Object: "x"},
 	} {
 		b, err := json.Marshal(v)
 		if err != nil {

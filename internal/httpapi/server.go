@@ -20,7 +20,6 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
-	"github.com/musterhq/muster/internal/pki"
 )
 
 //go:embed openapi.json
@@ -43,7 +42,7 @@ type Notifier interface {
 
 // TokenMaker creates enlistment tokens.
 type TokenMaker interface {
-	NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error)
+	NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error)
 }
 
 // Server serves the operator API.
@@ -56,12 +55,6 @@ type Server struct {
 	Log    *slog.Logger
 
 	patterns []string
-}
-
-// caller is the authenticated operator of a request.
-type caller struct {
-	name string
-	role string
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c caller) error
@@ -94,43 +87,36 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "DELETE /api/v1/downloadlist/{seq}", operate, s.deleteInstruction)
 	s.fleetRoutes(mux)
 	s.alertRoutes(mux)
+	s.keyRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})
 }
 
-var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, catalog.RoleAdmin: 3}
-
 // Patterns returns the "METHOD /path" patterns Routes registered, so tests
 // can check each against the OpenAPI document.
 func (s *Server) Patterns() []string { return s.patterns }
 
-// handle wraps h with bearer-token authentication and a minimum role.
+// handle wraps h with API key authentication, the route's minimum role, and
+// the refusal of scoped keys where the route is not open to them (see
+// access.go).
 func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 	s.patterns = append(s.patterns, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if !ok || token == "" {
+		c, err := s.authenticate(r, pattern, role)
+		if muster.ErrorCode(err) == muster.EUNAUTHORIZED {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="muster"`)
-			s.writeError(w, r, muster.Errorf(muster.EUNAUTHORIZED, "an API token is required: send Authorization: Bearer <token> (the CLI reads MUSTER_TOKEN or --token)"))
-			return
 		}
-		t, err := s.DB.AuthenticateAPIToken(r.Context(), pki.HashSecret(strings.TrimSpace(token)))
+		if err == nil {
+			err = h(w, r, c)
+		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		if roleRank[t.Role] < roleRank[role] {
-			s.writeError(w, r, muster.Errorf(muster.EFORBIDDEN, "this needs the %s role; token %q has %s", role, t.Name, t.Role))
-			return
-		}
-		if err := h(w, r, caller{name: t.Name, role: t.Role}); err != nil {
 			s.writeError(w, r, err)
 		}
 	})
 }
 
-func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, c caller) error {
 	status := r.URL.Query().Get("status")
 	switch status {
 	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted:
@@ -141,11 +127,21 @@ func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, _ caller) e
 	if err != nil {
 		return err
 	}
+	visible, err := s.scopeTargets(r.Context(), c)
+	if err != nil {
+		return err
+	}
+	if visible != nil {
+		targets = slices.DeleteFunc(targets, func(t muster.Target) bool { return !visible[t.Name] })
+	}
 	jsonhttp.WriteJSON(w, http.StatusOK, targets)
 	return nil
 }
 
-func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.checkTarget(r.Context(), c, r.PathValue("name")); err != nil {
+		return err
+	}
 	t, err := s.DB.FindTarget(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -155,12 +151,12 @@ func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, _ caller) er
 }
 
 // deleteTarget answers DELETE /api/v1/targets/{name}[?force=true].
-func (s *Server) deleteTarget(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) deleteTarget(w http.ResponseWriter, r *http.Request, c caller) error {
 	force, err := boolParam(r.URL.Query().Get("force"), "force")
 	if err != nil {
 		return err
 	}
-	if err := s.DB.DeleteTarget(r.Context(), muster.NormalizeTargetName(r.PathValue("name")), force); err != nil {
+	if err := s.DB.DeleteTarget(r.Context(), muster.NormalizeTargetName(r.PathValue("name")), force, c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -194,7 +190,7 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.name)
+	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.actor())
 	if err != nil {
 		return err
 	}
@@ -202,9 +198,10 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 	return nil
 }
 
-// listJobs answers GET /api/v1/jobs[?category=C]. The category matches
-// without regard to case, as SQL Server Agent's category names do.
-func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ caller) error {
+// listJobs answers GET /api/v1/jobs[?category=C]: the jobs in the
+// caller's scope. The category matches without regard to case, as SQL
+// Server Agent's category names do.
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, c caller) error {
 	category := r.URL.Query().Get("category")
 	if err := muster.ValidateCategory("category", category); err != nil {
 		return err
@@ -213,14 +210,17 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request, _ caller) erro
 	if err != nil {
 		return err
 	}
-	if category != "" {
-		jobs = slices.DeleteFunc(jobs, func(j muster.JobStatus) bool { return !strings.EqualFold(j.Category, category) })
-	}
+	jobs = slices.DeleteFunc(jobs, func(j muster.JobStatus) bool {
+		return !c.scope().HasJob(j.Name) || category != "" && !strings.EqualFold(j.Category, category)
+	})
 	jsonhttp.WriteJSON(w, http.StatusOK, jobs)
 	return nil
 }
 
-func (s *Server) showJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) showJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := checkJob(c, r.PathValue("name")); err != nil {
+		return err
+	}
 	j, err := s.DB.FindJob(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
@@ -261,7 +261,7 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
 	for i, j := range body.Jobs {
 		jobs[i] = j.Job
 	}
-	res, err := s.DB.ApplyJobs(r.Context(), jobs, catalog.ApplyOptions{Prune: body.Prune, DryRun: body.DryRun, Actor: c.name})
+	res, err := s.DB.ApplyJobs(r.Context(), jobs, catalog.ApplyOptions{Prune: body.Prune, DryRun: body.DryRun}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -269,18 +269,18 @@ func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
 	return nil
 }
 
-func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, _ caller) error {
-	c, err := s.DB.DeleteJob(r.Context(), r.PathValue("name"))
+func (s *Server) deleteJob(w http.ResponseWriter, r *http.Request, c caller) error {
+	ch, err := s.DB.DeleteJob(r.Context(), r.PathValue("name"), c.actor())
 	if err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, c)
+	jsonhttp.WriteJSON(w, http.StatusOK, ch)
 	return nil
 }
 
 func (s *Server) enableJob(enabled bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, c caller) error {
-		ch, err := s.DB.SetJobEnabled(r.Context(), r.PathValue("name"), enabled, c.name)
+		ch, err := s.DB.SetJobEnabled(r.Context(), r.PathValue("name"), enabled, c.actor())
 		if err != nil {
 			return err
 		}
@@ -314,9 +314,9 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	}
 	res, err := s.DB.StartJob(r.Context(), catalog.StartRequest{
 		Job: r.PathValue("name"), Targets: body.Targets, IdempotencyKey: key,
-		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second, RequestedBy: c.name,
-		Env: body.Env, Step: body.Step,
-	})
+		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second,
+		Env:       body.Env, Step: body.Step,
+	}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -333,22 +333,25 @@ type StopBody struct {
 	Targets []string `json:"targets,omitempty"`
 }
 
-func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body StopBody
 	if r.ContentLength != 0 {
 		if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 			return err
 		}
 	}
-	c, err := s.DB.StopJob(r.Context(), r.PathValue("name"), body.Targets)
+	ch, err := s.DB.StopJob(r.Context(), r.PathValue("name"), body.Targets, c.actor())
 	if err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, c)
+	jsonhttp.WriteJSON(w, http.StatusOK, ch)
 	return nil
 }
 
-func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := checkJob(c, r.PathValue("name")); err != nil {
+		return err
+	}
 	count, err := intParam(r.URL.Query().Get("count"), "count", 10, 1, catalog.MaxPreview)
 	if err != nil {
 		return err
@@ -368,7 +371,7 @@ type PurgeBody struct {
 	KeepPerJob       int    `json:"keep_per_job,omitempty"`
 }
 
-func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body PurgeBody
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
@@ -378,7 +381,7 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 	}
 	res, err := s.DB.PurgeRuns(r.Context(), catalog.PurgeRequest{
 		Job: body.Job, OlderThan: time.Duration(body.OlderThanSeconds) * time.Second, KeepPerJob: body.KeepPerJob,
-	})
+	}, c.actor())
 	if err != nil {
 		return err
 	}
@@ -386,7 +389,10 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 	return nil
 }
 
-func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := checkJob(c, r.PathValue("name")); err != nil {
+		return err
+	}
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 20, 1, 10000)
 	if err != nil {
@@ -420,7 +426,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, _ caller) er
 // Modified if the wait passes first; without it, until every run is
 // finished. That is how the CLI follows runs, and their output, without
 // busy polling.
-func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	names := slices.Compact(slices.Sorted(slices.Values(q["run"])))
 	refs := make([]muster.RunRef, len(names))
@@ -436,6 +442,9 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 	case len(refs) > 0 && job != "":
 		return muster.Errorf(muster.EINVALID, "run and job: give runs or a job, not both")
 	case job != "":
+		if err := checkJob(c, job); err != nil {
+			return err
+		}
 		limit, err := intParam(q.Get("limit"), "limit", 20, 1, 1000)
 		if err != nil {
 			return err
@@ -444,6 +453,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, _ caller) erro
 	case len(refs) == 0 || len(refs) > 10000:
 		return muster.Errorf(muster.EINVALID, "run: give 1 to 10000 runs, each TARGET:RUN_ID, or a job")
 	}
+	f.Scope = c.scope()
 	var wait time.Duration
 	if v := q.Get("wait"); v != "" {
 		d, err := time.ParseDuration(v)
@@ -511,7 +521,7 @@ func AllFinished(runs []muster.Run, want int) bool {
 	return true
 }
 
-func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 1000, 1, 100000)
 	if err != nil {
@@ -539,6 +549,12 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 		Pending:   pending,
 		Errors:    errs,
 		Limit:     limit,
+		Scope:     c.scope(),
+	}
+	if f.Job != "" {
+		if err := checkJob(c, f.Job); err != nil {
+			return err
+		}
 	}
 	if f.Operation != "" && !f.Operation.Valid() {
 		return muster.Errorf(muster.EINVALID, "operation: %q is not an operation; use INSERT, UPDATE, DELETE, START, STOP, RE-ENLIST, DEFECT, SYNC-TIME or SET-POLL", f.Operation)
@@ -551,12 +567,12 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, _ caller) 
 	return nil
 }
 
-func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, c caller) error {
 	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
 	if err != nil || seq < 1 {
 		return muster.Errorf(muster.EINVALID, "seq: a positive sequence number")
 	}
-	in, err := s.DB.RetryInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq)
+	in, err := s.DB.RetryInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq, c.actor())
 	if err != nil {
 		return err
 	}
@@ -564,12 +580,12 @@ func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, _ call
 	return nil
 }
 
-func (s *Server) deleteInstruction(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) deleteInstruction(w http.ResponseWriter, r *http.Request, c caller) error {
 	seq, err := strconv.ParseInt(r.PathValue("seq"), 10, 64)
 	if err != nil || seq < 1 {
 		return muster.Errorf(muster.EINVALID, "seq: a positive sequence number")
 	}
-	if err := s.DB.DeleteInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq); err != nil {
+	if err := s.DB.DeleteInstruction(r.Context(), muster.NormalizeTargetName(r.URL.Query().Get("target")), seq, c.actor()); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)

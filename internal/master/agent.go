@@ -173,12 +173,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if epoch := q.Get(agentproto.QueryEpoch); epoch != "" && epoch != a.m.Catalog.Epoch() {
 		hold = 0
 	}
-	reply := agentproto.PollResponse{Epoch: a.m.Catalog.Epoch(), Protocol: agentproto.Version, Paused: paused, Masters: a.m.masterURLs()}
+	reply := agentproto.PollResponse{Epoch: a.m.Catalog.Epoch(), Protocol: agentproto.Version, Paused: paused}
 	if after > last {
 		// The target has applied instructions this catalog never posted:
 		// the catalog was restored from an older backup.
 		reply.ResyncRequired = true
-		reply.ServerTime = a.m.now()
+		reply.Masters, reply.ServerTime = a.m.masterURLs(), a.m.now()
 		jsonhttp.WriteJSON(w, http.StatusOK, reply)
 		return nil
 	}
@@ -219,7 +219,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if reply.Instructions == nil {
 		reply.Instructions = []agentproto.Instruction{}
 	}
-	reply.ServerTime = a.m.now()
+	reply.Masters, reply.ServerTime = a.m.masterURLs(), a.m.now()
 	jsonhttp.WriteJSON(w, http.StatusOK, reply)
 	return nil
 }
@@ -317,6 +317,15 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if len(uploads) > catalog.MaxRunsPerUpload {
 		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
 	}
+	if s := r.URL.Query().Get(agentproto.QuerySentAt); s != "" {
+		sent, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return muster.Errorf(muster.EINVALID, "%s: RFC 3339 time required", agentproto.QuerySentAt)
+		}
+		// The skew now, network delay included (an upper bound), when the
+		// target's clock moved ahead since its last poll measured it.
+		t.ClockSkewMS = max(t.ClockSkewMS, sent.Sub(a.m.now()).Milliseconds())
+	}
 	results, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
 	if err != nil {
 		return err
@@ -370,7 +379,7 @@ func runsV1(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error)
 
 // defect answers POST /agent/v1/defect: the target is leaving.
 func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID); err != nil {
+	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID, muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)}); err != nil {
 		return err
 	}
 	a.m.log.Info("target defected", "target", t.Name)

@@ -46,7 +46,8 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 	}))
 	t.Cleanup(srv.Close)
 
-	if _, err := db.CreateEnlistToken(ctx, "h", "web1", time.Hour, "test"); err != nil {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	if _, err := db.CreateEnlistToken(ctx, "h", "web1", time.Hour, admin); err != nil {
 		t.Fatal(err)
 	}
 	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h", Name: "web1", UID: "u1"}, func(string) (catalog.IssuedCert, error) {
@@ -57,13 +58,13 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 	}
 	j := muster.NewJob()
 	j.Name, j.Targets, j.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "dump", Shell: "false"}}
-	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}); err != nil {
+	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "oncall", Webhook: srv.URL}, "a-secret-of-some-length"); err != nil {
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "oncall", Webhook: srv.URL}, "a-secret-of-some-length", admin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "backup-failed", Event: muster.EventRunFailed, Notify: []string{"oncall"}}); err != nil {
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "backup-failed", Event: muster.EventRunFailed, Notify: []string{"oncall"}}, admin); err != nil {
 		t.Fatal(err)
 	}
 	end := clk.Now()

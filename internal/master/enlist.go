@@ -72,6 +72,7 @@ func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.Enl
 		UID:        uid,
 		Location:   req.Location,
 		EnlistedBy: req.EnlistedBy,
+		Source:     remoteIP(r),
 		Heartbeat: catalog.Heartbeat{At: now, LocalTime: req.LocalTime, TimeZone: req.TimeZone, PollInterval: interval,
 			Version: req.Version, Protocol: req.Protocol},
 	}, func(uid string) (catalog.IssuedCert, error) {

@@ -120,6 +120,17 @@ func (h *Hub) Poke(targets []int64) bool {
 	return h.pokes.fire(targets)
 }
 
+// PokeAll answers every held poll now, as Poke does: for what every
+// target must hear at once, such as a change in the group's masters.
+func (h *Hub) PokeAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, ch := range h.pokes {
+		close(ch)
+		delete(h.pokes, id)
+	}
+}
+
 // Done drops a finished poll's subscriptions.
 func (h *Hub) Done(target int64) {
 	h.mu.Lock()

@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,8 @@ type Config struct {
 	// NewEpoch gives the catalog a new epoch at start, making every target
 	// resync: for a catalog restored from a backup.
 	NewEpoch bool
-	// ResetAdminToken issues a new admin token, replacing the old one.
+	// ResetAdminToken issues a new secret for the admin key, replacing the
+	// old one, and makes it active again if it was revoked or expired.
 	ResetAdminToken bool
 	// HistoryMaxRunsPerJob keeps at most this many finished runs per job
 	// (0: no limit); HistoryMaxAge deletes finished runs older than it (0:
@@ -79,6 +81,9 @@ type Config struct {
 	HistoryMaxRunsPerJob int
 	HistoryMaxAge        time.Duration
 	HistoryInterval      time.Duration
+	// AuditMaxAge deletes audit log entries older than it, with the
+	// history limits; it is never unlimited.
+	AuditMaxAge time.Duration
 	// DownloadedMaxRows keeps at most this many finished instructions per
 	// target in the download list (0: no limit), applied with the history
 	// limits (SQL Server's DownloadedMaxRows).
@@ -111,6 +116,7 @@ func DefaultConfig() Config {
 		HistoryMaxAge:        90 * 24 * time.Hour,
 		HistoryInterval:      10 * time.Minute,
 		DownloadedMaxRows:    1000,
+		AuditMaxAge:          catalog.DefaultAuditMaxAge,
 	}
 }
 
@@ -137,6 +143,8 @@ type Main struct {
 	enlistFailures *failureLimiter
 	alerts         *alerting
 	leader         atomic.Bool
+	rechecks       chan struct{}            // recheckSoon: run the recheck loop now
+	recorded       bool                     // the recheck loop recorded this master once
 	masters        atomic.Pointer[[]string] // advertised URLs of the live masters
 	started        time.Time
 	bg             sync.WaitGroup
@@ -166,6 +174,9 @@ func New(cfg Config) (*Main, error) {
 	if cfg.HistoryInterval <= 0 {
 		cfg.HistoryInterval = def.HistoryInterval
 	}
+	if cfg.AuditMaxAge <= 0 {
+		cfg.AuditMaxAge = def.AuditMaxAge
+	}
 	if cfg.RecheckInterval <= 0 {
 		cfg.RecheckInterval = def.RecheckInterval
 	}
@@ -193,7 +204,7 @@ func New(cfg Config) (*Main, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Main{cfg: cfg, log: log, hub: NewHub(), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}
+	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}
 	m.alerts.leader = m.leader.Load
 	return m, nil
 }
@@ -260,7 +271,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.masters.Store(&[]string{m.URL})
+	// The group's masters are announced once read from the catalog; till
+	// then polls announce none, which leaves a target's list as it is.
+	m.masters.Store(&[]string{})
 
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
@@ -306,11 +319,22 @@ func (m *Main) committed(c catalog.Commit) {
 	if len(c.Runs) > 0 || c.Events {
 		m.alerts.wake()
 	}
+	if c.Masters {
+		m.recheckSoon()
+	}
+}
+
+// recheckSoon has the recheck loop run now rather than at its next tick.
+func (m *Main) recheckSoon() {
+	select {
+	case m.rechecks <- struct{}{}:
+	default:
+	}
 }
 
 // NewEnlistToken creates a single-use enlistment token for a target name,
 // valid for ttl, and returns its text (the catalog keeps only its hash).
-func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by string) (string, time.Time, error) {
+func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error) {
 	tok := pki.NewEnlistToken(m.CA.Fingerprint())
 	expires, err := m.Catalog.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
 	return tok.String(), expires, err
@@ -334,9 +358,14 @@ func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintf(w, "ok (%s)\n", role)
 }
 
-// ensureAdminToken creates the first admin token, or replaces it when asked,
-// and writes it (0600) to the data directory. Only its hash is stored. A
-// master joining a catalog that has tokens writes none.
+// Self is the master as the audit log names it, for the changes it makes
+// itself.
+func (m *Main) Self() muster.Actor { return muster.Actor{Kind: muster.ActorMaster, Name: m.cfg.Name} }
+
+// ensureAdminToken creates the first admin key, named admin, or gives it a
+// new secret when asked, and writes the secret (0600) to the data
+// directory. Only its hash is stored. A master joining a catalog that has
+// keys writes none.
 func (m *Main) ensureAdminToken(ctx context.Context) error {
 	n, err := m.Catalog.CountAPITokens(ctx)
 	if err != nil {
@@ -347,9 +376,9 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 	}
 	secret := "mat_" + pki.RandomSecret()
 	if m.cfg.ResetAdminToken {
-		err = m.Catalog.ReplaceAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+		err = m.Catalog.ResetAdminKey(ctx, pki.HashSecret(secret), m.Self())
 	} else {
-		err = m.Catalog.CreateAPIToken(ctx, "admin", catalog.RoleAdmin, pki.HashSecret(secret))
+		_, err = m.Catalog.CreateAPIKey(ctx, catalog.NewAPIKey{Name: catalog.AdminKey, Role: catalog.RoleAdmin}, pki.HashSecret(secret), m.Self())
 		if muster.ErrorCode(err) == muster.ECONFLICT {
 			return nil // another master starting on the same new catalog made it
 		}
@@ -393,9 +422,10 @@ func (m *Main) Run(ctx context.Context) error {
 	return err
 }
 
-// masterURLs are the advertised URLs of the live masters of a shared
+// masterURLs are the advertised URLs of the masters of a shared
 // catalog, for targets to move between; a master alone sends none (its
-// own URL, made from its listener, may not be how its targets reach it).
+// own URL, made from its listener, may not be how its targets reach it),
+// and so does one that has not read them from the catalog yet.
 func (m *Main) masterURLs() []string {
 	if !m.Catalog.Store().Shared() {
 		return nil
@@ -423,6 +453,7 @@ func (m *Main) heard(c catalog.Commit, missed bool) {
 		m.hub.WakeAll()
 		m.hub.WakeRuns()
 		m.alerts.wake()
+		m.recheckSoon()
 		return
 	}
 	m.committed(c)
@@ -445,20 +476,26 @@ func (m *Main) recheck(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-m.rechecks:
 		}
 	}
 }
 
 // masterTTL is how long a master that stopped saying it is alive stays in
-// the list targets are given.
-func (m *Main) masterTTL() time.Duration { return 3 * m.cfg.RecheckInterval }
+// the list targets are given: a day, so that a master down for a while (a
+// crash, a host's reboot, a rolling restart) is still known to the targets
+// when another fails after it came back. A target tries a master that does
+// not answer once and moves on; a master removed for good drops off the
+// list a day after it stopped.
+const masterTTL = 24 * time.Hour
 
 func (m *Main) recheckOnce(ctx context.Context) error {
 	now := m.now()
-	if err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: m.cfg.Name, URL: m.URL, StartedAt: m.started, SeenAt: now}); err != nil {
+	if err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: m.cfg.Name, URL: m.URL, StartedAt: m.started, SeenAt: now}, !m.recorded); err != nil {
 		return err
 	}
-	masters, err := m.Catalog.FindMasters(ctx, now.Add(-m.masterTTL()))
+	m.recorded = true
+	masters, err := m.Catalog.FindMasters(ctx, now.Add(-masterTTL))
 	if err != nil {
 		return err
 	}
@@ -466,7 +503,11 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 	for _, ms := range masters {
 		urls = append(urls, ms.URL)
 	}
-	m.masters.Store(&urls)
+	if prev := m.masters.Swap(&urls); !slices.Equal(*prev, urls) {
+		// Targets hear of a master that joined (or left) at once, not at
+		// their next poll: the one they poll may fail before that.
+		m.hub.PokeAll()
+	}
 	if err := m.Catalog.RefreshEpoch(ctx); err != nil {
 		return err
 	}
@@ -513,8 +554,16 @@ func (m *Main) maintain(ctx context.Context) {
 }
 
 // pruneHistory deletes runs, and finished instructions, beyond the
-// retention limits, if any are set.
+// retention limits, if any are set, and audit log entries older than
+// AuditMaxAge.
 func (m *Main) pruneHistory(ctx context.Context) error {
+	n, err := m.Catalog.PruneAudit(ctx, m.cfg.AuditMaxAge)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		m.log.Info("audit log retention deleted entries", "deleted", n)
+	}
 	if m.cfg.DownloadedMaxRows > 0 {
 		n, err := m.Catalog.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)
 		if err != nil {
@@ -527,7 +576,7 @@ func (m *Main) pruneHistory(ctx context.Context) error {
 	if m.cfg.HistoryMaxAge <= 0 && m.cfg.HistoryMaxRunsPerJob <= 0 {
 		return nil
 	}
-	res, err := m.Catalog.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)})
+	res, err := m.Catalog.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: max(m.cfg.HistoryMaxAge, 0), KeepPerJob: max(m.cfg.HistoryMaxRunsPerJob, 0)}, m.Self())
 	if res.Deleted > 0 {
 		m.log.Info("history retention deleted runs", "deleted", res.Deleted)
 	}

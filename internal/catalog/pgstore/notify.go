@@ -19,6 +19,7 @@ type note struct {
 	Poke    []int64 `json:"p,omitempty"`
 	Runs    bool    `json:"r,omitempty"`
 	Events  bool    `json:"e,omitempty"`
+	Masters bool    `json:"m,omitempty"`
 }
 
 // notePage bounds the targets one notification names.
@@ -27,7 +28,7 @@ const notePage = 500
 // Notify tells the other masters, when the transaction commits, what it
 // changed: NOTIFY is delivered at commit, and not at all on rollback.
 func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
-	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events}
+	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events, Masters: c.Masters}
 	notes := []note{first}
 	for len(c.Targets) > 0 || len(c.Poke) > 0 {
 		n := &notes[len(notes)-1]
@@ -102,7 +103,7 @@ func (s *Store) listen(ctx context.Context, up func(), fn func(c catalog.Commit,
 		if err := json.Unmarshal([]byte(n.Payload), &msg); err != nil || msg.From == s.self {
 			continue
 		}
-		c := catalog.Commit{Targets: msg.Targets, Poke: msg.Poke, Events: msg.Events}
+		c := catalog.Commit{Targets: msg.Targets, Poke: msg.Poke, Events: msg.Events, Masters: msg.Masters}
 		if msg.Runs {
 			c.Runs = []string{""}
 		}

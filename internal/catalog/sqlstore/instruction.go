@@ -48,6 +48,9 @@ func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFil
 	if f.Seq != 0 {
 		q += ` AND i.seq = ` + a.add(f.Seq)
 	}
+	if f.Scope.Limited() {
+		q += ` AND ` + scopeJobOrTarget(a, "i.job_name", f.Scope, func(a *args) string { return scopeTargetIDs(a, "i.target_id", f.Scope) })
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000

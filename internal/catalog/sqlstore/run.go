@@ -89,6 +89,9 @@ func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.
 	if f.Target != "" {
 		q += ` AND t.name = ` + a.add(f.Target)
 	}
+	if f.Scope.Limited() {
+		q += ` AND ` + scopeJobs(a, "r.job_name", f.Scope)
+	}
 	want := map[muster.RunRef]bool{}
 	if len(f.Runs) > 0 {
 		ids := make([]string, len(f.Runs))

@@ -83,31 +83,3 @@ func (s *Queries) UseEnlistToken(ctx context.Context, id int64, at time.Time) (b
 	n, err := s.Q.Exec(ctx, `UPDATE enlist_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL`, ms(at), id)
 	return n > 0, err
 }
-
-// CountAPITokens counts operator tokens.
-func (s *Queries) CountAPITokens(ctx context.Context) (int, error) {
-	var n int
-	err := s.Q.QueryRow(ctx, `SELECT COUNT(*) FROM api_tokens`).Scan(&n)
-	return n, err
-}
-
-// FindAPIToken returns an operator token by its hash.
-func (s *Queries) FindAPIToken(ctx context.Context, hash string) (catalog.APIToken, error) {
-	var t catalog.APIToken
-	err := s.Q.QueryRow(ctx, `SELECT id, name, role FROM api_tokens WHERE hash = $1`, hash).Scan(&t.ID, &t.Name, &t.Role)
-	return t, err
-}
-
-// InsertAPIToken records an operator token.
-func (s *Queries) InsertAPIToken(ctx context.Context, t catalog.APIToken, hash string, at time.Time) error {
-	_, err := s.Q.Exec(ctx, `INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)`, t.Name, t.Role, hash, ms(at))
-	return err
-}
-
-// UpsertAPIToken sets the hash and role of the named token, creating it if
-// needed.
-func (s *Queries) UpsertAPIToken(ctx context.Context, t catalog.APIToken, hash string, at time.Time) error {
-	_, err := s.Q.Exec(ctx, `INSERT INTO api_tokens (name, role, hash, created_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, role = excluded.role`, t.Name, t.Role, hash, ms(at))
-	return err
-}

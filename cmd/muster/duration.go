@@ -1,0 +1,56 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// days is a duration flag that also takes days, as long retention periods
+// and key lifetimes are written: "90d", "1d12h", besides "36h" or "15m".
+type days time.Duration
+
+func (d *days) String() string {
+	v := time.Duration(*d)
+	if v == 0 {
+		return "" // no default to show
+	}
+	if v%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
+	}
+	return v.String()
+}
+
+func (d *days) Set(s string) error {
+	v, err := parseDays(s)
+	if err != nil {
+		return err
+	}
+	*d = days(v)
+	return nil
+}
+
+func (d *days) Type() string { return "duration" }
+
+// parseDays reads a Go duration, optionally preceded by a whole number of
+// days ("90d", "1d12h").
+func parseDays(in string) (time.Duration, error) {
+	s := strings.TrimSpace(in)
+	var total time.Duration
+	if n, rest, ok := strings.Cut(s, "d"); ok {
+		count, err := strconv.Atoi(n)
+		if err != nil || count < 0 || count > 100*365 {
+			return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 15m", in)
+		}
+		total, s = time.Duration(count)*24*time.Hour, rest
+		if s == "" {
+			return total, nil
+		}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 15m", in)
+	}
+	return total + v, nil
+}

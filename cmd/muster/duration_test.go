@@ -1,0 +1,48 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseDays(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"90d", 90 * 24 * time.Hour, true},
+		{"1d12h", 36 * time.Hour, true},
+		{"36h", 36 * time.Hour, true},
+		{"15m", 15 * time.Minute, true},
+		{"0d", 0, true},
+		{"3", 0, false},
+		{"d", 0, false},
+		{"-1d", 0, false},
+		{"1d-1h", 0, false},
+		{"1.5d", 0, false},
+		{"100000d", 0, false},
+	} {
+		got, err := parseDays(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseDays(%q) = %s, %v; want %s, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+	d := days(365 * 24 * time.Hour)
+	if got := d.String(); got != "365d" {
+		t.Errorf("365 days print as %q", got)
+	}
+}
+
+func TestParseSince(t *testing.T) {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	if got, err := parseSince("7d", now); err != nil || !got.Equal(now.Add(-7*24*time.Hour)) {
+		t.Errorf("7d: %v, %v", got, err)
+	}
+	if got, err := parseSince("2026-11-01T00:00:00Z", now); err != nil || !got.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("a time: %v, %v", got, err)
+	}
+	if _, err := parseSince("yesterday", now); err == nil {
+		t.Error("yesterday was read")
+	}
+}

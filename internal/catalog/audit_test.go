@@ -1,0 +1,194 @@
+package catalog_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// audit returns the audit entries f selects.
+func audit(t *testing.T, db *catalog.Catalog, f catalog.AuditFilter) []muster.AuditEntry {
+	t.Helper()
+	entries, err := db.FindAudit(context.Background(), f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return entries
+}
+
+// actions lists the actions of entries, oldest first.
+func actions(entries []muster.AuditEntry) []string {
+	var out []string
+	for _, e := range slices.Backward(entries) {
+		out = append(out, e.Action)
+	}
+	return out
+}
+
+func TestAuditRecordsChanges(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		start := clk.Now()
+
+		j := job("backup", "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute)
+		j.Steps[0].Shell = "echo changed"
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		// An unchanged job and a dry run record nothing.
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("other", "web1")}, catalog.ApplyOptions{DryRun: true}, admin); err != nil {
+			t.Fatal(err)
+		}
+		ci := muster.Actor{Kind: muster.ActorKey, Name: "ci", Role: catalog.RoleOperator, Source: "10.0.0.7"}
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup"}, ci); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetJobEnabled(ctx, "backup", false, ci); err != nil {
+			t.Fatal(err)
+		}
+
+		all := audit(t, db, catalog.AuditFilter{Job: "backup"})
+		if got, want := actions(all), []string{muster.AuditJobCreate, muster.AuditJobUpdate, muster.AuditJobStart, muster.AuditJobDisable}; !slices.Equal(got, want) {
+			t.Fatalf("actions on backup = %v, want %v", got, want)
+		}
+		created, updated := all[3], all[2]
+		if created.Actor.Name != "admin" || created.Actor.Role != catalog.RoleAdmin || created.Actor.Source != "127.0.0.1" || !created.At.Equal(start) {
+			t.Errorf("create entry = %+v", created)
+		}
+		if !slices.Contains(created.Changes, "posted INSERT web1") || !slices.ContainsFunc(created.Changes, func(l string) bool { return strings.Contains(l, "echo hello") }) {
+			t.Errorf("create changes = %q, want the definition and the INSERT posted", created.Changes)
+		}
+		if !slices.Contains(updated.Changes, `~ steps[0].shell: "echo hello" -> "echo changed"`) || !slices.Equal(updated.Targets, []string{"web1"}) {
+			t.Errorf("update entry = %+v, want the diff of the shell and target web1", updated)
+		}
+		if started := all[1]; started.Actor.Name != "ci" || started.Actor.Role != catalog.RoleOperator || started.Actor.Source != "10.0.0.7" ||
+			len(started.Changes) != 1 || !strings.HasPrefix(started.Changes[0], "run ") {
+			t.Errorf("start entry = %+v", started)
+		}
+
+		// Filters.
+		if got := audit(t, db, catalog.AuditFilter{Actor: "ci"}); len(got) != 2 {
+			t.Errorf("by ci: %d entries, want 2", len(got))
+		}
+		if got := audit(t, db, catalog.AuditFilter{Target: "WEB1", Since: start.Add(time.Second)}); len(got) != 3 {
+			t.Errorf("on web1 since the first apply: %d entries (%v), want 3", len(got), actions(got))
+		}
+		if got := audit(t, db, catalog.AuditFilter{Limit: 1}); len(got) != 1 || got[0].Action != muster.AuditJobDisable {
+			t.Errorf("the newest entry: %v", actions(got))
+		}
+		if _, err := db.FindAudit(ctx, catalog.AuditFilter{Limit: catalog.MaxAuditList + 1}); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("limit over the maximum: got %v, want EINVALID", err)
+		}
+	})
+}
+
+// A change and its record commit or roll back together: a refused apply
+// leaves neither its jobs nor entries.
+func TestAuditRollsBackWithTheChange(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		before := len(audit(t, db, catalog.AuditFilter{}))
+		// The first job is created in the transaction before the second
+		// fails on its unknown target.
+		_, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "nowhere")}, catalog.ApplyOptions{}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID {
+			t.Fatalf("got %v, want EINVALID", err)
+		}
+		if after := len(audit(t, db, catalog.AuditFilter{})); after != before {
+			t.Errorf("entries %d -> %d after a refused apply", before, after)
+		}
+		if _, err := db.FindJob(ctx, "a"); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("job a after the refused apply: %v", err)
+		}
+		// A change without an actor is refused, not recorded anonymously.
+		_, err = db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, muster.Actor{})
+		if err == nil {
+			t.Fatal("an apply without an actor succeeded")
+		}
+		if _, err := db.FindJob(ctx, "a"); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("job a after the anonymous apply: %v", err)
+		}
+	})
+}
+
+// Targets are the actors of their enlistment and defection.
+func TestAuditTargetActions(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		id := enlist(t, db, "web1")
+		if err := db.DefectTarget(ctx, id.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web1", Source: "10.0.0.9"}); err != nil {
+			t.Fatal(err)
+		}
+		got := audit(t, db, catalog.AuditFilter{Target: "web1"})
+		if want := []string{muster.AuditTokenCreate, muster.AuditTargetEnlist, muster.AuditTargetDefect}; !slices.Equal(actions(got), want) {
+			t.Fatalf("actions = %v, want %v", actions(got), want)
+		}
+		if got[1].Actor.Kind != muster.ActorTarget || got[1].Actor.Name != "web1" || got[0].Actor.Source != "10.0.0.9" {
+			t.Errorf("enlist by %+v, defect by %+v; want the target", got[1].Actor, got[0].Actor)
+		}
+	})
+}
+
+func TestPruneAudit(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1") // two entries: the token and the enlistment
+		clk.Add(48 * time.Hour)
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.PruneAudit(ctx, 24*time.Hour)
+		if err != nil || n != 2 {
+			t.Fatalf("PruneAudit = %d, %v; want the 2 entries older than a day", n, err)
+		}
+		if got := actions(audit(t, db, catalog.AuditFilter{})); !slices.Equal(got, []string{muster.AuditJobCreate}) {
+			t.Errorf("after pruning: %v", got)
+		}
+		if got := audit(t, db, catalog.AuditFilter{Target: "web1"}); len(got) != 1 {
+			t.Errorf("entries on web1 after pruning: %d, want the apply's", len(got))
+		}
+		if _, err := db.PruneAudit(ctx, 0); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("max age 0: got %v, want EINVALID", err)
+		}
+	})
+}
+
+// An entry concerning more targets than one statement inserts keeps them
+// all: a job applied to 350 targets is found by its last one.
+func TestAuditOfAFleet(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		var names []string
+		for i := range 350 {
+			names = append(names, fmt.Sprintf("t%03d", i+1))
+			enlist(t, db, names[i])
+		}
+		if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("fleet", names...)}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		got := audit(t, db, catalog.AuditFilter{Target: "t350"})
+		if len(got) != 3 || got[0].Action != muster.AuditJobCreate || !slices.Equal(got[0].Targets, names) || !slices.Equal(got[0].Jobs, []string{"fleet"}) {
+			t.Fatalf("entries on t350: %v; the apply's targets: %d", actions(got), len(got[0].Targets))
+		}
+	})
+}

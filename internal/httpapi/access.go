@@ -1,0 +1,123 @@
+package httpapi
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Who may call what. Every route under /api/v1/ but the OpenAPI document
+// needs an API key. Each route names the least role it needs (reader <
+// operator < admin). A key with a scope (muster.Scope) may call only the
+// routes in scopedRoutes, whose handlers keep to its scope; every other
+// route is for keys without scopes. docs/security.md has the whole table,
+// and TestAccessTable holds the routes to it.
+
+var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, catalog.RoleAdmin: 3}
+
+// scopedRoutes are the routes a key with a scope may call. Their handlers
+// list only what is in the scope, and refuse a named job, target,
+// instruction or group outside it (the catalog refuses changes outside it
+// in the transaction that would make them).
+var scopedRoutes = map[string]bool{
+	"GET /api/v1/targets":                   true,
+	"GET /api/v1/targets/{name}":            true,
+	"POST /api/v1/targets/{name}/poll":      true,
+	"GET /api/v1/jobs":                      true,
+	"POST /api/v1/apply":                    true,
+	"GET /api/v1/jobs/{name}":               true,
+	"DELETE /api/v1/jobs/{name}":            true,
+	"POST /api/v1/jobs/{name}/enable":       true,
+	"POST /api/v1/jobs/{name}/disable":      true,
+	"POST /api/v1/jobs/{name}/start":        true,
+	"POST /api/v1/jobs/{name}/stop":         true,
+	"GET /api/v1/jobs/{name}/history":       true,
+	"GET /api/v1/jobs/{name}/next":          true,
+	"GET /api/v1/runs":                      true,
+	"GET /api/v1/downloadlist":              true,
+	"POST /api/v1/downloadlist/{seq}/retry": true,
+	"DELETE /api/v1/downloadlist/{seq}":     true,
+	"GET /api/v1/groups":                    true,
+	"POST /api/v1/post":                     true,
+	"POST /api/v1/pause":                    true,
+	"POST /api/v1/resume":                   true,
+	"GET /api/v1/events":                    true,
+}
+
+// caller is the authenticated API key of a request, and where the request
+// came from.
+type caller struct {
+	key    catalog.KeyIdentity
+	source string
+}
+
+// actor is the caller as the catalog records it.
+func (c caller) actor() muster.Actor {
+	return muster.Actor{Kind: muster.ActorKey, Name: c.key.Name, Role: c.key.Role, Source: c.source, Scope: c.key.Scope}
+}
+
+func (c caller) scope() muster.Scope { return c.key.Scope }
+
+// authenticate finds the API key of a request and checks it may call the
+// route pattern, which needs role.
+func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, error) {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok || strings.TrimSpace(token) == "" {
+		return caller{}, muster.Errorf(muster.EUNAUTHORIZED, "an API key is required: send Authorization: Bearer <key> (the CLI reads MUSTER_TOKEN or --token)")
+	}
+	k, err := s.DB.AuthenticateAPIKey(r.Context(), pki.HashSecret(strings.TrimSpace(token)))
+	if err != nil {
+		return caller{}, err
+	}
+	if roleRank[k.Role] < roleRank[role] {
+		return caller{}, muster.Errorf(muster.EFORBIDDEN, "%s needs the %s role; API key %q has the %s role: use a key with the %s role (an admin makes one with `muster apikey create NAME --role %s`)",
+			pattern, role, k.Name, k.Role, role, role)
+	}
+	if k.Scope.Limited() && !scopedRoutes[pattern] {
+		return caller{}, muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped (%s), and %s is open only to keys without scopes; ask an admin for a key without scopes",
+			k.Name, k.Scope, pattern)
+	}
+	source, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		source = r.RemoteAddr
+	}
+	return caller{key: k, source: source}, nil
+}
+
+// checkJob refuses a job outside the caller's scope.
+func checkJob(c caller, name string) error {
+	if !c.scope().HasJob(name) {
+		return muster.OutOfScope(c.key.Name, c.scope(), fmt.Sprintf("job %q", name))
+	}
+	return nil
+}
+
+// scopeTargets returns the targets the caller's scope covers (the members
+// of its groups), or nil for a caller without a scope, who sees every
+// target.
+func (s *Server) scopeTargets(ctx context.Context, c caller) (map[string]bool, error) {
+	if !c.scope().Limited() {
+		return nil, nil
+	}
+	return s.DB.ScopeTargets(ctx, c.scope())
+}
+
+// checkTarget refuses a target outside the caller's scope. A target that
+// does not exist is outside every scope, so a scoped key learns nothing of
+// the targets it cannot see.
+func (s *Server) checkTarget(ctx context.Context, c caller, name string) error {
+	visible, err := s.scopeTargets(ctx, c)
+	if err != nil || visible == nil {
+		return err
+	}
+	if !visible[muster.NormalizeTargetName(name)] {
+		return muster.OutOfScope(c.key.Name, c.scope(), fmt.Sprintf("target %q", muster.NormalizeTargetName(name)))
+	}
+	return nil
+}

@@ -1,0 +1,103 @@
+package httpapi
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// keyRoutes registers API keys (admin only) and the audit log, which has
+// no route to change or delete it.
+func (s *Server) keyRoutes(mux *http.ServeMux) {
+	s.handle(mux, "GET /api/v1/apikeys", catalog.RoleAdmin, s.listKeys)
+	s.handle(mux, "POST /api/v1/apikeys", catalog.RoleAdmin, s.createKey)
+	s.handle(mux, "POST /api/v1/apikeys/{name}/revoke", catalog.RoleAdmin, s.revokeKey)
+	s.handle(mux, "GET /api/v1/audit", catalog.RoleReader, s.listAudit)
+}
+
+// KeyRequest creates an API key.
+type KeyRequest struct {
+	Name string `json:"name"`
+	Role string `json:"role"`
+	// Scopes limit the key ("job:NAME", "job:PREFIX*", "group:NAME").
+	Scopes []string `json:"scopes,omitempty"`
+	// TTLSeconds is how long the key lives; 0 for a key that lives until
+	// it is revoked.
+	TTLSeconds int64 `json:"ttl_seconds,omitempty"`
+}
+
+// KeyResponse is a new API key with its secret, which is shown only here:
+// the master keeps its hash.
+type KeyResponse struct {
+	muster.APIKey
+	Key string `json:"key"`
+}
+
+// newAPIKeySecret makes the secret of an API key.
+func newAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ caller) error {
+	keys, err := s.DB.FindAPIKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, keys)
+	return nil
+}
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req KeyRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
+		return err
+	}
+	scope, err := muster.ParseScopes("scopes", req.Scopes)
+	if err != nil {
+		return err
+	}
+	if req.TTLSeconds < 0 || req.TTLSeconds > int64(catalog.MaxKeyTTL/time.Second) {
+		return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, or 0 for a key that lives until it is revoked", int64(catalog.MaxKeyTTL/time.Second))
+	}
+	secret := newAPIKeySecret()
+	k, err := s.DB.CreateAPIKey(r.Context(), catalog.NewAPIKey{Name: req.Name, Role: req.Role, Scope: scope,
+		TTL: time.Duration(req.TTLSeconds) * time.Second}, pki.HashSecret(secret), c.actor())
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusCreated, KeyResponse{APIKey: k, Key: secret})
+	return nil
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, c caller) error {
+	k, err := s.DB.RevokeAPIKey(r.Context(), r.PathValue("name"), c.actor())
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, k)
+	return nil
+}
+
+// listAudit answers GET /api/v1/audit[?since=RFC3339][&actor=][&job=]
+// [&target=][&limit=]: the audit log, newest first.
+func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ caller) error {
+	q := r.URL.Query()
+	limit, err := intParam(q.Get("limit"), "limit", 100, 1, catalog.MaxAuditList)
+	if err != nil {
+		return err
+	}
+	f := catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: limit}
+	if v := q.Get("since"); v != "" {
+		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
+			return muster.Errorf(muster.EINVALID, "since: a time such as 2026-01-02T15:04:05Z, not %q", v)
+		}
+	}
+	entries, err := s.DB.FindAudit(r.Context(), f)
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, entries)
+	return nil
+}

@@ -1,0 +1,48 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+// APIKeys lists every API key, revoked and expired ones included.
+func (c *Client) APIKeys(ctx context.Context) ([]muster.APIKey, error) {
+	var out []muster.APIKey
+	return out, c.do(ctx, http.MethodGet, "/api/v1/apikeys", nil, nil, &out)
+}
+
+// CreateAPIKey creates an API key. The reply carries its secret, which is
+// not shown again.
+func (c *Client) CreateAPIKey(ctx context.Context, req KeyRequest) (KeyResponse, error) {
+	var out KeyResponse
+	return out, c.do(ctx, http.MethodPost, "/api/v1/apikeys", nil, req, &out)
+}
+
+// RevokeAPIKey revokes an API key.
+func (c *Client) RevokeAPIKey(ctx context.Context, name string) (muster.APIKey, error) {
+	var out muster.APIKey
+	return out, c.do(ctx, http.MethodPost, "/api/v1/apikeys/"+url.PathEscape(name)+"/revoke", nil, nil, &out)
+}
+
+// AuditFilter selects entries of the audit log.
+type AuditFilter struct {
+	Since  time.Time
+	Actor  string
+	Job    string
+	Target string
+	Limit  int
+}
+
+// Audit reads the audit log, newest first.
+func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error) {
+	q := filterQuery(map[string]string{"actor": f.Actor, "job": f.Job, "target": f.Target}, f.Limit)
+	if !f.Since.IsZero() {
+		q.Set("since", f.Since.UTC().Format(time.RFC3339))
+	}
+	var out []muster.AuditEntry
+	return out, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
+}
