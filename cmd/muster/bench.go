@@ -35,6 +35,9 @@ Scenarios (defaults in brackets):
             [10000 simulated targets, 60 s]
   ingest    finished runs a second the master accepts from uploads (SQLite)
             [8 simulated targets, 200000 runs]
+  upload    the master's memory while targets send run uploads of the
+            largest size it takes, all at once, each retried with backoff
+            while refused [24 simulated targets, 48 uploads of 63 MiB]
   agent     an idle target's RSS and CPU [1 target process, 60 s]
   output    one run whose steps print a lot: its time, the target's peak
             RSS and data directory growth [1 target process, --runs 40
@@ -68,7 +71,7 @@ unless --dir names one.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Targets, "targets", 0, "targets in the fleet (default: the scenario's)")
-	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs or uploaded runs measured, or steps of the run (output) (default: the scenario's)")
+	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs, uploaded runs or uploads measured, or steps of the run (output) (default: the scenario's)")
 	f.Var((*byteSizeFlag)(&o.Size), "size", "bytes each step prints (output), such as 5MiB")
 	f.IntVar(&o.Jobs, "jobs", 0, "jobs (schedule, agent)")
 	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent)")

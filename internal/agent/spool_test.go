@@ -3,10 +3,12 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
@@ -155,5 +157,55 @@ func TestSpoolDropsOutputWithItsRun(t *testing.T) {
 	}
 	if chunks != 1 {
 		t.Errorf("%d chunks of output left for the 1 run left", chunks)
+	}
+}
+
+// Output that would encode to more than a run report may hold (every byte
+// escaped, six times its size) is stored in chunks of at most
+// maxStoredChunk bytes, cut between characters, and sent over as many
+// reports as it takes, none over agentproto.MaxRunReport as encoded.
+func TestSpoolKeepsEachReportWithinTheMastersLimit(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	// 3 MiB: control characters, then a run of "é" across the cut.
+	out := strings.Repeat("\x01", 3<<20-maxStoredChunk/2) + strings.Repeat("é", maxStoredChunk/4)
+	if err := m.store.saveRun(ctx, spoolRun("r1", 1), []outputChunk{{0, 0, out}}); err != nil {
+		t.Fatal(err)
+	}
+	var got strings.Builder
+	uploads := 0
+	for range 20 {
+		up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(up.reports) == 0 {
+			break
+		}
+		uploads++
+		for _, rep := range up.reports {
+			b, err := json.Marshal(rep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(b) > agentproto.MaxRunReport {
+				t.Fatalf("upload %d: a report of %d bytes encoded, over the master's %d", uploads, len(b), agentproto.MaxRunReport)
+			}
+			for _, c := range rep.Output {
+				if !utf8.ValidString(c.Data) || int(c.Offset) != got.Len() {
+					t.Fatalf("upload %d: a chunk at %d (want %d), valid UTF-8: %v", uploads, c.Offset, got.Len(), utf8.ValidString(c.Data))
+				}
+				got.WriteString(c.Data)
+			}
+		}
+		if err := m.store.markUploaded(ctx, up, acceptAll(up)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got.String() != out {
+		t.Fatalf("the master was sent %d bytes of %d", got.Len(), len(out))
+	}
+	if uploads < 3 {
+		t.Fatalf("%d uploads: 18 MiB of encoded output cannot fit fewer than 3 reports", uploads)
 	}
 }

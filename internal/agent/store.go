@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -332,15 +333,41 @@ func (s *store) saveRun(ctx context.Context, r muster.Run, output []outputChunk)
 	})
 }
 
-// appendOutput stores chunks of a run's output, in order.
+// maxStoredChunk bounds a stored chunk of output: encoded, even with
+// every byte escaped (six times its size), it fits a run report
+// (agentproto.MaxRunReport) with room to spare.
+const maxStoredChunk = 1 << 20
+
+// appendOutput stores chunks of a run's output, in order, each cut at
+// maxStoredChunk bytes (on a character's boundary).
 func appendOutput(ctx context.Context, tx *sql.Tx, runID string, output []outputChunk) error {
 	for _, c := range output {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO output (run_id, attempt, offset, data) VALUES (?, ?, ?, ?)`,
-			runID, c.attempt, c.offset, c.data); err != nil {
-			return err
+		for data, offset := c.data, c.offset; data != ""; {
+			piece := data[:cutAt(data, maxStoredChunk)]
+			if _, err := tx.ExecContext(ctx, `INSERT INTO output (run_id, attempt, offset, data) VALUES (?, ?, ?, ?)`,
+				runID, c.attempt, offset, piece); err != nil {
+				return err
+			}
+			data, offset = data[len(piece):], offset+int64(len(piece))
 		}
 	}
 	return nil
+}
+
+// cutAt returns where to cut s so that s[:i] is at most n bytes and ends
+// on a character's boundary: len(s) if it is short enough.
+func cutAt(s string, n int) int {
+	if len(s) <= n {
+		return len(s)
+	}
+	i := n
+	for i > 0 && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	if i == 0 {
+		return n // not UTF-8 at all: cut where it is
+	}
+	return i
 }
 
 // runExists reports whether the spool has (or had, within retention) a run.
@@ -434,6 +461,9 @@ func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, fro
 	}
 	defer rows.Close()
 	last := from
+	// The report is at most agentproto.MaxRunReport as sent: its run
+	// besides the output, then the chunks.
+	reportSize := runOverhead + encodedLen(rep.Run.Message)
 	for rows.Next() {
 		var id int64
 		var c agentproto.OutputChunk
@@ -441,10 +471,10 @@ func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, fro
 			return last, false, err
 		}
 		n := 64 + encodedLen(c.Data)
-		if *size+n > budget && !(first && last == from) {
+		if (*size+n > budget || reportSize+n > agentproto.MaxRunReport) && !(first && last == from) {
 			return last, false, nil
 		}
-		*size += n
+		*size, reportSize = *size+n, reportSize+n
 		rep.Output, last = append(rep.Output, c), id
 	}
 	return last, true, rows.Err()

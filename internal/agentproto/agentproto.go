@@ -236,6 +236,15 @@ type RunReport struct {
 	Output   []OutputChunk `json:"output,omitempty"`
 }
 
+// Limits of a run upload: the largest body a master takes, and the largest
+// run report in it, as sent (JSON's escapes included). A master refuses an
+// upload over either with 413, naming the report; a target that cuts a
+// run's output to fit sizes the run by its encoded length.
+const (
+	MaxRunsBody  = 64 << 20
+	MaxRunReport = 8 << 20
+)
+
 // RunsRequest uploads a batch of runs.
 type RunsRequest struct {
 	Runs []RunReport `json:"runs"`

@@ -25,10 +25,11 @@ import (
 	"time"
 
 	"github.com/musterhq/muster/internal/catalog/pgstore"
+	"github.com/musterhq/muster/internal/master"
 )
 
 // Scenarios are the benchmark scenarios, in the order of the budget table.
-var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "agent", "output"}
+var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "upload", "agent", "output"}
 
 // Target modes.
 const (
@@ -49,8 +50,9 @@ type Options struct {
 	Dir string
 	// Targets is the size of the fleet.
 	Targets int
-	// Runs is how many starts (dispatch), fan-outs (fanout) or uploaded
-	// runs (ingest) are measured, or the steps of the run (output).
+	// Runs is how many starts (dispatch), fan-outs (fanout), uploaded runs
+	// (ingest) or uploads (upload) are measured, or the steps of the run
+	// (output).
 	Runs int
 	// Size is how many bytes each step prints (output).
 	Size int64
@@ -88,6 +90,7 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		"schedule": schedules,
 		"fleet":    fleet,
 		"ingest":   ingest,
+		"upload":   uploads,
 		"agent":    idleAgent,
 		"output":   output,
 	}[scenario]
@@ -124,7 +127,7 @@ func newEnv(o Options) (*env, error) {
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
-	if _, err := RaiseFileLimit(); err != nil {
+	if _, _, err := master.RaiseFileLimit(); err != nil {
 		return nil, fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	e := &env{o: o, dir: o.Dir, cleanup: func() {}}

@@ -103,6 +103,17 @@ func TestIngest(t *testing.T) {
 	}
 }
 
+func TestUpload(t *testing.T) {
+	if testenv.Race {
+		t.Skip("two 63 MiB uploads through a master built with the race detector take a minute; the scenario runs without it")
+	}
+	r := run(t, "upload", bench.Options{Targets: 2, Runs: 2}).(*bench.UploadResult)
+	if r.UploadLatency.Count != 2 || len(r.Shapes) != 2 || r.BodyBytes < 60<<20 || r.PeakRSSMiB <= r.IdleRSSMiB {
+		t.Errorf("%d uploads of %d bytes in %d shapes, RSS %.0f → %.0f MiB: want 2 uploads of over 60 MiB, one of each shape, measured",
+			r.UploadLatency.Count, r.BodyBytes, len(r.Shapes), r.IdleRSSMiB, r.PeakRSSMiB)
+	}
+}
+
 func TestAgent(t *testing.T) {
 	r := run(t, "agent", bench.Options{Jobs: 2, Duration: time.Second}).(*bench.AgentResult)
 	if r.RSSMiB <= 0 || r.OpenFiles == 0 {

@@ -7,7 +7,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -101,23 +100,6 @@ func CPUPercent(before, after ProcStats, wall time.Duration) float64 {
 		return 0
 	}
 	return 100 * float64(after.CPU-before.CPU) / float64(wall)
-}
-
-// RaiseFileLimit raises this process's soft limit on open files to its hard
-// limit, so that it (and the processes it starts, which inherit it) can hold
-// a connection per target. It returns the new soft limit.
-func RaiseFileLimit() (uint64, error) {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return 0, err
-	}
-	if lim.Cur < lim.Max {
-		lim.Cur = lim.Max
-		if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-			return 0, err
-		}
-	}
-	return lim.Cur, nil
 }
 
 // MiB renders bytes in mebibytes.

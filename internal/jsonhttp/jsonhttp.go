@@ -109,23 +109,21 @@ func DecodeError(resp *http.Response) error {
 	return &muster.Error{Code: ErrorCodeFromStatus(resp.StatusCode), Message: fmt.Sprintf("%s (HTTP %d)", msg, resp.StatusCode)}
 }
 
-// DecodeJSON decodes a request body of at most limit bytes into v, refusing
-// unknown fields and trailing data.
+// DecodeJSON decodes a request body into v, refusing unknown fields and
+// trailing data. The body is bounded by limit as Body bounds it.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, limit))
+	body := NewBody(w, r, limit)
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return muster.Errorf(muster.ETOOLARGE, "the request body is over its limit of %d bytes", limit)
-		}
-		if r.Context().Err() != nil {
-			return muster.Wrap(muster.ECANCELED, r.Context().Err(), "the request was canceled")
-		}
-		return muster.Errorf(muster.EINVALID, "the request body is not valid: %v", err)
+		return body.Err(err)
 	}
+	// More reads on to the end of the body, or to what follows the value.
 	if dec.More() {
 		return muster.Errorf(muster.EINVALID, "the request body holds more than one JSON value")
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return body.Err(err)
 	}
 	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"net/http"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -16,11 +18,14 @@ import (
 )
 
 // Body limits on the agent endpoints. Enlistment is unauthenticated and gets
-// the smallest.
+// the smallest. A run upload's reports are decoded one at a time, each at
+// most agentproto.MaxRunReport as sent: a target cuts a run's output to
+// 8 MiB, which JSON's escapes make longer.
 const (
 	maxEnlistBody = 16 << 10
 	maxAckBody    = 1 << 20
-	maxRunsBody   = 64 << 20
+	maxRunsBody   = agentproto.MaxRunsBody
+	maxRunReport  = agentproto.MaxRunReport
 )
 
 // agent serves the target protocol under /agent/v1/.
@@ -32,23 +37,81 @@ type agent struct {
 // reply.
 type agentHandler func(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error
 
-func (a *agent) routes(mux *http.ServeMux) {
-	mux.Handle("POST "+agentproto.PathEnlist, a.serve(a.enlist))
-	// A deleted target (a tombstone) may only fetch and acknowledge its
-	// DEFECT, and say it has defected.
-	mux.Handle("GET "+agentproto.PathInstructions, a.authenticated(a.poll, tombstoneAllowed))
-	mux.Handle("POST "+agentproto.PathAcks, a.authenticated(a.ack, tombstoneAllowed))
-	mux.Handle("POST "+agentproto.PathDefect, a.authenticated(a.defect, tombstoneAllowed))
-	mux.Handle("POST "+agentproto.PathRuns, a.authenticated(a.runs, activeOnly))
-	mux.Handle("POST "+agentproto.PathResync, a.authenticated(a.resync, activeOnly))
-	mux.Handle("POST "+agentproto.PathRenew, a.authenticated(a.renew, activeOnly))
-	mux.Handle("GET "+agentproto.PathTime, a.authenticated(a.time, activeOnly))
-	mux.Handle("POST "+agentproto.PathReEnlist, a.authenticated(a.reenlist, activeOnly))
-	mux.Handle("POST "+agentproto.PathEvents, a.authenticated(a.events, activeOnly))
-	mux.Handle("POST "+agentproto.PathRenewExpired, a.serve(a.renewExpired))
+// Access says who may call an endpoint of the target protocol.
+type Access string
+
+// The kinds of access.
+const (
+	// AccessAnyone needs no certificate: the request carries its own proof
+	// (an enlistment token, possession of an expired certificate's key).
+	AccessAnyone Access = "anyone"
+	// AccessTarget needs the certificate of an active target.
+	AccessTarget Access = "target"
+	// AccessTombstone needs the certificate of an active target, or of a
+	// deleted one, which may only collect its DEFECT.
+	AccessTombstone Access = "tombstone"
+)
+
+// AgentRoute is one endpoint of the target protocol as the master serves it.
+type AgentRoute struct {
+	// Pattern is "METHOD /path", as registered on the listener.
+	Pattern string
+	// Access says who may call it.
+	Access Access
+
+	handler http.Handler
+}
+
+// routes returns the endpoints of the target protocol.
+func (a *agent) routes() []AgentRoute {
+	anyone := func(pattern string, h func(http.ResponseWriter, *http.Request) error) AgentRoute {
+		return AgentRoute{Pattern: pattern, Access: AccessAnyone, handler: a.serve(h)}
+	}
+	certified := func(pattern string, access Access, h agentHandler) AgentRoute {
+		return AgentRoute{Pattern: pattern, Access: access, handler: a.authenticated(h, access)}
+	}
+	return []AgentRoute{
+		anyone("POST "+agentproto.PathEnlist, a.enlist),
+		anyone("POST "+agentproto.PathRenewExpired, a.renewExpired),
+		// A deleted target (a tombstone) may only fetch and acknowledge
+		// its DEFECT, and say it has defected.
+		certified("GET "+agentproto.PathInstructions, AccessTombstone, a.poll),
+		certified("POST "+agentproto.PathAcks, AccessTombstone, a.ack),
+		certified("POST "+agentproto.PathDefect, AccessTombstone, a.defect),
+		certified("POST "+agentproto.PathRuns, AccessTarget, a.runs),
+		certified("POST "+agentproto.PathResync, AccessTarget, a.resync),
+		certified("POST "+agentproto.PathRenew, AccessTarget, a.renew),
+		certified("GET "+agentproto.PathTime, AccessTarget, a.time),
+		certified("POST "+agentproto.PathReEnlist, AccessTarget, a.reenlist),
+		certified("POST "+agentproto.PathEvents, AccessTarget, a.events),
+	}
+}
+
+// register registers routes on mux, and an answer naming the endpoint for
+// any other path of the protocol.
+func (a *agent) register(mux *http.ServeMux, routes []AgentRoute) {
+	for _, rt := range routes {
+		mux.Handle(rt.Pattern, rt.handler)
+	}
 	mux.Handle("/agent/", a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		return muster.Errorf(muster.ENOTFOUND, "no agent endpoint %s %s", r.Method, r.URL.Path)
 	}))
+}
+
+// accessOf returns who may call the endpoint at path: AccessAnyone for a
+// path that is not an endpoint.
+func accessOf(routes []AgentRoute) func(path string) Access {
+	byPath := map[string]Access{}
+	for _, rt := range routes {
+		_, path, _ := strings.Cut(rt.Pattern, " ")
+		byPath[path] = rt.Access
+	}
+	return func(path string) Access {
+		if a, ok := byPath[path]; ok {
+			return a
+		}
+		return AccessAnyone
+	}
 }
 
 // serve wraps an agent endpoint: it refuses a target whose protocol this
@@ -88,17 +151,11 @@ func checkProtocol(header string) error {
 	return nil
 }
 
-// Whether a route serves deleted targets that have yet to defect.
-const (
-	activeOnly       = false
-	tombstoneAllowed = true
-)
-
 // authenticated requires a client certificate issued by the CA and looks
 // its serial up in the catalog on every request. A resumed TLS session skips
 // certificate callbacks, so this lookup, not the handshake, is what keeps a
 // deleted or defected target out.
-func (a *agent) authenticated(h agentHandler, tombstone bool) http.Handler {
+func (a *agent) authenticated(h agentHandler, access Access) http.Handler {
 	return a.serve(func(w http.ResponseWriter, r *http.Request) error {
 		leaf := verifiedLeaf(r)
 		if leaf == nil {
@@ -115,11 +172,15 @@ func (a *agent) authenticated(h agentHandler, tombstone bool) http.Handler {
 		switch {
 		case leaf.Subject.CommonName != t.Name:
 			return muster.Errorf(muster.EUNAUTHORIZED, "the certificate does not name its target")
-		case t.State == catalog.TargetDeleted && !tombstone:
+		case t.State == catalog.TargetDeleted && access != AccessTombstone:
 			return muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name)
 		case t.State == catalog.TargetDefected:
 			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name)
 		}
+		if !a.m.targetRequests.acquire(t.ID) {
+			return muster.Errorf(muster.ERATELIMIT, "target %q has %d requests in progress, as many as a target may", t.Name, maxRequestsPerTarget)
+		}
+		defer a.m.targetRequests.release(t.ID)
 		return h(w, r, t)
 	})
 }
@@ -160,7 +221,7 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	// committed after the read pokes this poll, one committed before is in
 	// what it reads.
 	poked := a.m.hub.Poked(t.ID)
-	defer a.m.hub.Done(t.ID)
+	defer a.m.hub.Done(t.ID, poked)
 	last, paused, err := a.m.Catalog.PollState(r.Context(), t.ID)
 	if err != nil {
 		return err
@@ -302,21 +363,13 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 	return nil
 }
 
-// runs answers POST /agent/v1/runs, in the target's protocol.
+// runs answers POST /agent/v1/runs, in the target's protocol. The reports
+// are written a few megabytes at a time as they are decoded, each part let
+// go once written, so that an upload holds about one part, not all of it:
+// each report is kept at its own revision and answered on its own, so the
+// reports of an upload are independent, and an upload that fails part way
+// is sent again whole, its parts written already changing nothing.
 func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {
-	var uploads []catalog.RunUpload
-	var err error
-	if targetProtocol(r) == v1.Version {
-		uploads, err = runsV1(w, r)
-	} else {
-		uploads, err = runsV2(w, r)
-	}
-	if err != nil {
-		return err
-	}
-	if len(uploads) > catalog.MaxRunsPerUpload {
-		return muster.Errorf(muster.EINVALID, "runs: at most %d in one upload", catalog.MaxRunsPerUpload)
-	}
 	if s := r.URL.Query().Get(agentproto.QuerySentAt); s != "" {
 		sent, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
@@ -326,45 +379,57 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		// target's clock moved ahead since its last poll measured it.
 		t.ClockSkewMS = max(t.ClockSkewMS, sent.Sub(a.m.now()).Milliseconds())
 	}
-	results, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
+	release, err := a.m.uploads.admit(r.Context(), t.ID, t.Name, uploadRuns, r.ContentLength, maxRunsBody, maxRunReport, runsWriteChunk)
 	if err != nil {
 		return err
 	}
-	a.m.metrics.runs.Add(float64(len(uploads)))
-	resp := agentproto.RunsResponse{Results: make([]agentproto.RunResult, len(results))}
-	for i, res := range results {
-		resp.Results[i] = agentproto.RunResult{RunID: res.RunID, OK: res.OK, Error: res.Error}
+	defer release()
+	large := r.ContentLength < 0 || r.ContentLength > runsWriteChunk
+	var results []agentproto.RunResult
+	write := func(uploads []catalog.RunUpload) error {
+		res, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
+		for _, x := range res {
+			results = append(results, agentproto.RunResult{RunID: x.RunID, OK: x.OK, Error: x.Error})
+		}
+		if large {
+			collect()
+		}
+		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusOK, resp)
+	if targetProtocol(r) == v1.Version {
+		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk,
+			func(reports []v1.RunReport) error { return write(uploadsV1(reports)) })
+	} else {
+		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk,
+			func(reports []agentproto.RunReport) error { return write(uploadsV2(reports)) })
+	}
+	if err != nil {
+		return err
+	}
+	release()
+	a.m.metrics.runs.Add(float64(len(results)))
+	jsonhttp.WriteJSON(w, http.StatusOK, agentproto.RunsResponse{Results: results})
 	return nil
 }
 
-// runsV2 reads runs as protocol 2 sends them: each with the chunks of its
-// output the master does not hold yet.
-func runsV2(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
-	var req agentproto.RunsRequest
-	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
-		return nil, err
-	}
-	uploads := make([]catalog.RunUpload, len(req.Runs))
-	for i, rep := range req.Runs {
+// uploadsV2 reads runs as protocol 2 sends them: each with the chunks of
+// its output the master does not hold yet.
+func uploadsV2(reports []agentproto.RunReport) []catalog.RunUpload {
+	uploads := make([]catalog.RunUpload, len(reports))
+	for i, rep := range reports {
 		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: rep.Run.Domain(), Output: make([]catalog.OutputChunk, len(rep.Output))}
 		for j, c := range rep.Output {
 			uploads[i].Output[j] = catalog.OutputChunk{Attempt: c.Attempt, Offset: c.Offset, Data: c.Data}
 		}
 	}
-	return uploads, nil
+	return uploads
 }
 
-// runsV1 reads runs as protocol 1 sends them: each attempt with its whole
-// output, again at every revision.
-func runsV1(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error) {
-	var req v1.RunsRequest
-	if err := jsonhttp.DecodeJSON(w, r, maxRunsBody, &req); err != nil {
-		return nil, err
-	}
-	uploads := make([]catalog.RunUpload, len(req.Runs))
-	for i, rep := range req.Runs {
+// uploadsV1 reads runs as protocol 1 sends them: each attempt with its
+// whole output, again at every revision.
+func uploadsV1(reports []v1.RunReport) []catalog.RunUpload {
+	uploads := make([]catalog.RunUpload, len(reports))
+	for i, rep := range reports {
 		run := muster.Run{Job: rep.Run.Job, Target: rep.Run.Target, RunID: rep.Run.RunID, Status: muster.RunStatus(rep.Run.Status),
 			Trigger: rep.Run.Trigger, Message: rep.Run.Message, StartedAt: rep.Run.StartedAt, FinishedAt: rep.Run.FinishedAt,
 			DurationMS: rep.Run.DurationMS, Steps: make([]muster.StepAttempt, len(rep.Run.Steps))}
@@ -374,8 +439,20 @@ func runsV1(w http.ResponseWriter, r *http.Request) ([]catalog.RunUpload, error)
 		}
 		uploads[i] = catalog.RunUpload{Revision: rep.Revision, Run: run}
 	}
-	return uploads, nil
+	return uploads
 }
+
+// collect runs a garbage collection. A large upload runs one after each
+// part it writes, when the part, its encoding and the decoder's buffers
+// have become garbage: the heap's next goal, twice what is live at a
+// collection, is then set by what the upload holds between parts rather
+// than by what it held at its largest.
+func collect() { runtime.GC() }
+
+// runsWriteChunk is about how many bytes of run reports, as sent, one
+// write of an upload takes: a batch of small runs is written at once, as
+// one transaction, and a large upload in several.
+const runsWriteChunk = 8 << 20
 
 // defect answers POST /agent/v1/defect: the target is leaving.
 func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity) error {

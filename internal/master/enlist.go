@@ -18,37 +18,44 @@ import (
 // enlist answers POST /agent/v1/enlist: a target with a single-use token and
 // a CSR becomes enlisted and receives a client certificate.
 func (a *agent) enlist(w http.ResponseWriter, r *http.Request) error {
-	ip := remoteIP(r)
-	if !a.m.enlistFailures.allow(ip, a.m.now()) {
-		return muster.Errorf(muster.ERATELIMIT, "too many failed enlistment attempts from %s; wait a minute", ip)
+	var req agentproto.EnlistRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
+		return err
 	}
-	resp, err := a.doEnlist(w, r)
+	name := muster.NormalizeTargetName(req.Name)
+	if err := muster.ValidateTargetName("name", name); err != nil {
+		return err
+	}
+	// Failed tokens count against the name they were tried for, from the
+	// address they came from: a token enlists only the name it was made
+	// for, so guessing one means naming its target, and each (address,
+	// name) gets a few tries a minute. Targets enlisting under their own
+	// names from behind one address (NAT, a load balancer) never share a
+	// budget with a neighbour that failed.
+	ip := remoteIP(r)
+	key := failureKey{kind: "enlist", addr: ip, subject: name}
+	if !a.m.enlistFailures.allow(key, a.m.now()) {
+		return muster.Errorf(muster.ERATELIMIT, "too many failed enlistments as %q from %s; wait a minute", name, ip)
+	}
+	resp, err := a.doEnlist(r, name, req)
 	if err != nil {
 		if code := muster.ErrorCode(err); code == muster.EUNAUTHORIZED || code == muster.EFORBIDDEN {
-			a.m.enlistFailures.fail(ip, a.m.now())
+			a.m.enlistFailures.fail(key, a.m.now())
 		}
 		return err
 	}
-	a.m.log.Info("target enlisted", "target", resp.Name, "uid", resp.UID, "from", ip)
+	a.m.log.Info("target enlisted", muster.LogTarget, resp.Name, "uid", resp.UID, "from", ip)
 	jsonhttp.WriteJSON(w, http.StatusOK, resp)
 	return nil
 }
 
-func (a *agent) doEnlist(w http.ResponseWriter, r *http.Request) (agentproto.EnlistResponse, error) {
-	var req agentproto.EnlistRequest
-	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
-		return agentproto.EnlistResponse{}, err
-	}
+func (a *agent) doEnlist(r *http.Request, name string, req agentproto.EnlistRequest) (agentproto.EnlistResponse, error) {
 	tok, err := pki.ParseEnlistToken(req.Token)
 	if err != nil {
 		return agentproto.EnlistResponse{}, muster.Errorf(muster.EUNAUTHORIZED, "token: %v", err)
 	}
 	if tok.CAFingerprint != a.m.CA.Fingerprint() {
 		return agentproto.EnlistResponse{}, muster.Errorf(muster.EUNAUTHORIZED, "token: it was made by another master (its CA fingerprint differs)")
-	}
-	name := muster.NormalizeTargetName(req.Name)
-	if err := muster.ValidateTargetName("name", name); err != nil {
-		return agentproto.EnlistResponse{}, err
 	}
 	if len(req.Location) > 200 {
 		return agentproto.EnlistResponse{}, muster.Errorf(muster.EINVALID, "location: at most 200 characters")
@@ -119,41 +126,73 @@ func remoteIP(r *http.Request) string {
 	return host
 }
 
-// failureLimiter refuses an address after too many failed attempts within a
-// window. Only failures count, so enlisting a large fleet at once from one
-// address is never slowed; guessing tokens is.
-type failureLimiter struct {
-	mu     sync.Mutex
-	limit  int
-	window time.Duration
-	fails  map[string][]time.Time
+// failureKey is what failed attempts are counted against: the kind of
+// attempt, the address it came from, and what it was an attempt at (the
+// target name a token was tried for, the certificate a renewal was
+// claimed for).
+type failureKey struct {
+	kind    string
+	addr    string
+	subject string
 }
+
+// failureLimiter refuses attempts against a key once too many have failed
+// within a window. Only failures count, so enlisting a large fleet at once
+// is never slowed; guessing is.
+type failureLimiter struct {
+	mu      sync.Mutex
+	limit   int
+	window  time.Duration
+	maxKeys int
+	fails   map[failureKey][]time.Time
+}
+
+// maxFailureKeys bounds the memory the failures take: a few hundred bytes
+// a key, so a few megabytes under a spray of addresses and names.
+const maxFailureKeys = 10000
 
 func newFailureLimiter(limit int, window time.Duration) *failureLimiter {
-	return &failureLimiter{limit: limit, window: window, fails: map[string][]time.Time{}}
+	return &failureLimiter{limit: limit, window: window, maxKeys: maxFailureKeys, fails: map[failureKey][]time.Time{}}
 }
 
-func (l *failureLimiter) allow(key string, now time.Time) bool {
+func (l *failureLimiter) allow(key failureKey, now time.Time) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return len(l.recent(key, now)) < l.limit
 }
 
-func (l *failureLimiter) fail(key string, now time.Time) {
+func (l *failureLimiter) fail(key failureKey, now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.fails[key] = append(l.recent(key, now), now)
-	if len(l.fails) > 10000 { // bound memory under a spray of addresses
-		for k := range l.fails {
-			if len(l.recent(k, now)) == 0 {
-				delete(l.fails, k)
-			}
+	fs := l.recent(key, now)
+	if len(fs) == 0 && len(l.fails) >= l.maxKeys {
+		l.evict(now)
+	}
+	if len(fs) >= l.limit {
+		fs = fs[1:] // the newest limit failures are all that count
+	}
+	l.fails[key] = append(fs, now)
+}
+
+// evict makes room for a new key: it drops the keys with no recent
+// failure, and, if every key has one (a spray of addresses or names), a
+// quarter of them at random. A guesser can free its own key that way only
+// by failing thousands of times under other keys, each failure counted.
+func (l *failureLimiter) evict(now time.Time) {
+	for k := range l.fails {
+		l.recent(k, now)
+	}
+	for k := range l.fails {
+		if len(l.fails) <= l.maxKeys*3/4 {
+			break
 		}
+		delete(l.fails, k)
 	}
 }
 
-// recent drops failures older than the window and returns the rest.
-func (l *failureLimiter) recent(key string, now time.Time) []time.Time {
+// recent drops the key's failures older than the window and returns the
+// rest.
+func (l *failureLimiter) recent(key failureKey, now time.Time) []time.Time {
 	fs := l.fails[key]
 	i := 0
 	for i < len(fs) && now.Sub(fs[i]) > l.window {

@@ -15,8 +15,8 @@ import (
 // catalog wakes any poll a lost notification left waiting (WakeBehind).
 type Hub struct {
 	mu      sync.Mutex
-	targets signals // closed by Wake: new instructions
-	pokes   signals // closed by Poke: answer now, with or without any
+	targets signals           // closed by Wake: new instructions
+	pokes   map[int64]*pokers // closed by Poke: answer now, with or without any
 	seen    map[int64]int64
 	runs    chan struct{}
 	closed  chan struct{}
@@ -36,23 +36,19 @@ func (s signals) wait(target int64) <-chan struct{} {
 	return ch
 }
 
-// fire closes the channels of the given targets and reports whether any
-// was waited on.
-func (s signals) fire(targets []int64) bool {
-	held := false
+// fire closes the channels of the given targets.
+func (s signals) fire(targets []int64) {
 	for _, id := range targets {
 		if ch, ok := s[id]; ok {
 			close(ch)
 			delete(s, id)
-			held = true
 		}
 	}
-	return held
 }
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{targets: signals{}, pokes: signals{}, seen: map[int64]int64{}, runs: make(chan struct{}), closed: make(chan struct{})}
+	return &Hub{targets: signals{}, pokes: map[int64]*pokers{}, seen: map[int64]int64{}, runs: make(chan struct{}), closed: make(chan struct{})}
 }
 
 // Subscribe returns a channel closed at the next Wake of the target.
@@ -104,11 +100,26 @@ func (h *Hub) WakeAll() {
 	}
 }
 
-// Poked returns a channel closed at the next Poke of the target.
+// pokers are the polls of one target waiting for a poke: usually one, but
+// a target that gave up on a connection the master still holds open polls
+// again on another, and both wait until the first is done.
+type pokers struct {
+	ch    chan struct{}
+	polls int
+}
+
+// Poked returns a channel closed at the next Poke of the target. The poll
+// that calls it calls Done with the channel when it finishes.
 func (h *Hub) Poked(target int64) <-chan struct{} {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pokes.wait(target)
+	p, ok := h.pokes[target]
+	if !ok {
+		p = &pokers{ch: make(chan struct{})}
+		h.pokes[target] = p
+	}
+	p.polls++
+	return p.ch
 }
 
 // Poke answers the targets' held polls now, with whatever they have (maybe
@@ -117,7 +128,15 @@ func (h *Hub) Poked(target int64) <-chan struct{} {
 func (h *Hub) Poke(targets []int64) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.pokes.fire(targets)
+	held := false
+	for _, id := range targets {
+		if p, ok := h.pokes[id]; ok {
+			close(p.ch)
+			delete(h.pokes, id)
+			held = true
+		}
+	}
+	return held
 }
 
 // PokeAll answers every held poll now, as Poke does: for what every
@@ -125,18 +144,27 @@ func (h *Hub) Poke(targets []int64) bool {
 func (h *Hub) PokeAll() {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for id, ch := range h.pokes {
-		close(ch)
+	for id, p := range h.pokes {
+		close(p.ch)
 		delete(h.pokes, id)
 	}
 }
 
-// Done drops a finished poll's subscriptions.
-func (h *Hub) Done(target int64) {
+// Done drops a finished poll's subscription to pokes, poked being what
+// Poked returned to it. The channel stays while another poll of the target
+// waits on it.
+func (h *Hub) Done(target int64, poked <-chan struct{}) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	delete(h.pokes, target)
-	delete(h.seen, target)
+	p, ok := h.pokes[target]
+	if ok && p.ch == poked {
+		if p.polls--; p.polls == 0 {
+			delete(h.pokes, target)
+		}
+	}
+	if _, held := h.pokes[target]; !held {
+		delete(h.seen, target) // no poll of the target is held
+	}
 }
 
 // RunsChanged returns a channel closed at the next recorded run change.

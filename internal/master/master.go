@@ -96,6 +96,9 @@ type Config struct {
 	Now func() time.Time
 	// Alerts configures events and notifications.
 	Alerts AlertConfig
+	// Limits bound what clients can make the master hold; zero fields take
+	// their defaults (DefaultLimits).
+	Limits LimitConfig
 	// Logger receives the master's log; slog.Default() by default.
 	Logger *slog.Logger
 }
@@ -117,6 +120,8 @@ func DefaultConfig() Config {
 		HistoryInterval:      10 * time.Minute,
 		DownloadedMaxRows:    1000,
 		AuditMaxAge:          catalog.DefaultAuditMaxAge,
+
+		Limits: DefaultLimits(),
 	}
 }
 
@@ -139,8 +144,11 @@ type Main struct {
 	lock           *dirlock.Lock
 	ln             net.Listener
 	srv            *http.Server
+	agentRoutes    []AgentRoute
 	metrics        *metrics
 	enlistFailures *failureLimiter
+	targetRequests *slots[int64]
+	uploads        *uploads
 	alerts         *alerting
 	leader         atomic.Bool
 	rechecks       chan struct{}            // recheckSoon: run the recheck loop now
@@ -196,6 +204,10 @@ func New(cfg Config) (*Main, error) {
 	if isShared(cfg.Store) && cfg.SecretFile == "" {
 		return nil, errors.New("--secret-file: a catalog on PostgreSQL keeps the CA's key encrypted with a secret that every master reads from the same file; create one with `head -c 32 /dev/urandom | base64 > FILE` (mode 0600) and give it to every master")
 	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	if err := cfg.Limits.validate(); err != nil {
+		return nil, err
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.Default()
@@ -204,7 +216,8 @@ func New(cfg Config) (*Main, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute), alerts: alerts}
+	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute),
+		targetRequests: newSlots[int64](maxRequestsPerTarget), uploads: newUploads(cfg.Limits), alerts: alerts}
 	m.alerts.leader = m.leader.Load
 	return m, nil
 }
@@ -249,6 +262,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 
+	logFileLimit(m.log)
 	m.ln, err = net.Listen("tcp", m.cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", m.cfg.Listen, err)
@@ -277,16 +291,18 @@ func (m *Main) Open(ctx context.Context) (err error) {
 
 	m.metrics = newMetrics()
 	mux := http.NewServeMux()
-	(&agent{m: m}).routes(mux)
+	agent := &agent{m: m}
+	m.agentRoutes = agent.routes()
+	agent.register(mux, m.agentRoutes)
 	api := &httpapi.Server{DB: m.Catalog, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{
-		Handler:           mux,
+		Handler:           newAdmission(mux, m.cfg.Limits, accessOf(m.agentRoutes), m.log, m.metrics.registry),
 		TLSConfig:         pki.ServerTLSConfig(cert, m.CA),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
@@ -332,30 +348,16 @@ func (m *Main) recheckSoon() {
 	}
 }
 
+// AgentRoutes returns the endpoints of the target protocol the master
+// serves, so that tests can cover each one, however many there are.
+func (m *Main) AgentRoutes() []AgentRoute { return m.agentRoutes }
+
 // NewEnlistToken creates a single-use enlistment token for a target name,
 // valid for ttl, and returns its text (the catalog keeps only its hash).
 func (m *Main) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error) {
 	tok := pki.NewEnlistToken(m.CA.Fingerprint())
 	expires, err := m.Catalog.CreateEnlistToken(ctx, pki.HashSecret(tok.Secret), muster.NormalizeTargetName(name), ttl, by)
 	return tok.String(), expires, err
-}
-
-// ready answers /readyz: ready while the catalog answers and takes writes.
-// A master that cannot reach its catalog, or whose disk is full, says why.
-func (m *Main) ready(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
-	defer cancel()
-	if err := m.Catalog.Ready(ctx); err != nil {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintf(w, "not ready: %s\n", muster.ErrorMessage(err))
-		return
-	}
-	role := "standby"
-	if m.leader.Load() {
-		role = "leader"
-	}
-	fmt.Fprintf(w, "ok (%s)\n", role)
 }
 
 // Self is the master as the audit log names it, for the changes it makes

@@ -25,26 +25,34 @@ func (a *agent) renew(w http.ResponseWriter, r *http.Request, t catalog.TargetId
 // certificate expired while the master was away proves it holds that
 // certificate's key, and gets a new certificate if it is still enlisted.
 func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) error {
-	ip := remoteIP(r)
-	if !a.m.enlistFailures.allow(ip, a.m.now()) {
-		return muster.Errorf(muster.ERATELIMIT, "too many failed attempts from %s; wait a minute", ip)
-	}
 	var req agentproto.RenewExpiredRequest
 	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
 		return err
 	}
 	old, err := a.m.CA.VerifyExpiredTarget(req.Cert)
-	if err == nil {
-		pub, ok := old.PublicKey.(*ecdsa.PublicKey)
-		if !ok || !ecdsa.VerifyASN1(pub, pki.RenewalDigest(req.CSR), req.Signature) {
-			err = muster.Errorf(muster.EUNAUTHORIZED, "the renewal is not signed with the certificate's key")
-		}
-	}
 	if err != nil {
-		a.m.enlistFailures.fail(ip, a.m.now())
-		return muster.Errorf(muster.EUNAUTHORIZED, "%s", muster.ErrorMessage(err))
+		return muster.Errorf(muster.EUNAUTHORIZED, "cert: %v", err)
 	}
-	return a.issueRenewal(w, r, pki.SerialString(old.SerialNumber), req.CSR)
+	// Failures count against the certificate claimed, from the address
+	// that claimed it: only someone holding that certificate, but not its
+	// key, fails against it, and a valid proof for another certificate
+	// from the same address is never refused for it.
+	ip := remoteIP(r)
+	serial := pki.SerialString(old.SerialNumber)
+	key := failureKey{kind: "renew-expired", addr: ip, subject: serial}
+	if !a.m.enlistFailures.allow(key, a.m.now()) {
+		return muster.Errorf(muster.ERATELIMIT, "too many failed renewals of certificate %s from %s; wait a minute", serial, ip)
+	}
+	pub, ok := old.PublicKey.(*ecdsa.PublicKey)
+	if !ok || !ecdsa.VerifyASN1(pub, pki.RenewalDigest(req.CSR), req.Signature) {
+		a.m.enlistFailures.fail(key, a.m.now())
+		return muster.Errorf(muster.EUNAUTHORIZED, "signature: the renewal is not signed with the certificate's key")
+	}
+	err = a.issueRenewal(w, r, serial, req.CSR)
+	if code := muster.ErrorCode(err); code == muster.EUNAUTHORIZED || code == muster.EFORBIDDEN {
+		a.m.enlistFailures.fail(key, a.m.now())
+	}
+	return err
 }
 
 func (a *agent) issueRenewal(w http.ResponseWriter, r *http.Request, oldSerial string, csr []byte) error {

@@ -1,0 +1,129 @@
+package master
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// A pause committed after a poll was authenticated, but before it held,
+// pokes nobody: the poll must read the state after it subscribes to pokes,
+// and answer at once with the pause, not hold for 55 s with the state its
+// authentication read. The bubble's clock shows whether it held.
+func TestPollAnswersAPauseCommittedBeforeItHeld(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		believed string // what the target believes, as its poll says
+		paused   bool   // the state committed after authentication
+	}{
+		{"paused", "false", true},
+		{"resumed", "true", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := testMaster(t, nil)
+				tg := enlist(t, m, "web1")
+				ctx := context.Background()
+				if !tc.paused {
+					if _, err := m.Catalog.SetPaused(ctx, []string{"web1"}, "", true, m.Self()); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// What authentication read: the state before the change.
+				stale, err := m.Catalog.AuthenticateTarget(ctx, serialOf(tg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := m.Catalog.SetPaused(ctx, []string{"web1"}, "", tc.paused, m.Self()); err != nil {
+					t.Fatal(err)
+				}
+
+				r := httptest.NewRequest(http.MethodGet, agentproto.PathInstructions+"?after=0&wait=55&poll_interval=60&paused="+tc.believed, nil)
+				w := httptest.NewRecorder()
+				start := time.Now()
+				if err := (&agent{m: m}).poll(w, r, stale); err != nil {
+					t.Fatal(err)
+				}
+				if held := time.Since(start); held != 0 {
+					t.Errorf("the poll held %s before answering; want an answer at once", held)
+				}
+				var reply agentproto.PollResponse
+				if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil {
+					t.Fatal(err)
+				}
+				if reply.Paused != tc.paused {
+					t.Errorf("the reply says paused=%t, want %t", reply.Paused, tc.paused)
+				}
+			})
+		})
+	}
+}
+
+// A pause committed while a poll is held answers it at once.
+func TestPollAnswersAPauseWhileHeld(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := testMaster(t, nil)
+		tg := enlist(t, m, "web1")
+		ctx := context.Background()
+		id, err := m.Catalog.AuthenticateTarget(ctx, serialOf(tg))
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := httptest.NewRequest(http.MethodGet, agentproto.PathInstructions+"?after=0&wait=55&poll_interval=60&paused=false", nil)
+		w := httptest.NewRecorder()
+		done := make(chan time.Duration)
+		start := time.Now()
+		go func() {
+			(&agent{m: m}).poll(w, r, id)
+			done <- time.Since(start)
+		}()
+		synctest.Wait() // the poll is held
+		time.Sleep(10 * time.Second)
+		if _, err := m.Catalog.SetPaused(ctx, []string{"web1"}, "", true, m.Self()); err != nil {
+			t.Fatal(err)
+		}
+		if held := <-done; held != 10*time.Second {
+			t.Errorf("the poll answered after %s; want 10s, when the pause was committed", held)
+		}
+		var reply agentproto.PollResponse
+		if err := json.Unmarshal(w.Body.Bytes(), &reply); err != nil {
+			t.Fatal(err)
+		}
+		if !reply.Paused {
+			t.Error("the reply does not say paused")
+		}
+	})
+}
+
+// A target that gave up on a held poll's connection polls again while the
+// master still holds the first: when the first is done, the second must
+// still be poked.
+func TestHubPokesASecondPollAfterTheFirstIsDone(t *testing.T) {
+	h := NewHub()
+	first := h.Poked(7)
+	second := h.Poked(7)
+	h.Done(7, first)
+	if !h.Poke([]int64{7}) {
+		t.Fatal("Poke found no poll held, with the second still waiting")
+	}
+	select {
+	case <-second:
+	default:
+		t.Fatal("the second poll was not poked")
+	}
+	h.Done(7, second)
+	if h.Poke([]int64{7}) {
+		t.Error("Poke found a poll held after both were done")
+	}
+}
+
+// serialOf returns the serial of the target's certificate, as the catalog
+// knows it.
+func serialOf(tg testTarget) string { return pki.SerialString(tg.cert.SerialNumber) }
