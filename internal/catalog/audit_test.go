@@ -74,6 +74,12 @@ func TestAuditRecordsChanges(t *testing.T) {
 		if !slices.Contains(created.Changes, "posted INSERT web1") || !slices.ContainsFunc(created.Changes, func(l string) bool { return strings.Contains(l, "echo hello") }) {
 			t.Errorf("create changes = %q, want the definition and the INSERT posted", created.Changes)
 		}
+		// A new job's definition is all additions: nothing it "had" before.
+		for _, l := range created.Changes {
+			if !strings.HasPrefix(l, "+ ") && !strings.HasPrefix(l, "posted ") {
+				t.Errorf("create change %q, want only additions", l)
+			}
+		}
 		if !slices.Contains(updated.Changes, `~ steps[0].shell: "echo hello" -> "echo changed"`) || !slices.Equal(updated.Targets, []string{"web1"}) {
 			t.Errorf("update entry = %+v, want the diff of the shell and target web1", updated)
 		}

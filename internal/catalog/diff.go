@@ -11,9 +11,12 @@ import (
 
 // diffJobs describes how b differs from a, one line per changed leaf:
 // "+ path: value" (added), "- path: value" (removed), "~ path: old -> new".
+// A nil a is a job being created: every leaf of b is added.
 func diffJobs(a, b *muster.Job) []string {
 	before, after := map[string]string{}, map[string]string{}
-	flattenJob(*a, before)
+	if a != nil {
+		flattenJob(*a, before)
+	}
 	flattenJob(*b, after)
 	var paths []string
 	for p := range before {
@@ -67,6 +70,9 @@ func flatten(prefix string, v any, out map[string]string) {
 		for i, e := range x {
 			flatten(prefix+"["+strconv.Itoa(i)+"]", e, out)
 		}
+	case nil:
+		// An absent value is no leaf: a list that was null and is now
+		// set shows its elements as added, not "null" as removed.
 	default:
 		b, _ := json.Marshal(x)
 		out[prefix] = string(b)

@@ -104,7 +104,7 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			var created []string
 			if c.Action == muster.ActionCreate {
 				// The record of a new job is its whole definition.
-				created = diffJobs(&muster.Job{}, &j)
+				created = diffJobs(nil, &j)
 			}
 			if err := tx.auditJobChange(by, c, created); err != nil {
 				return err
