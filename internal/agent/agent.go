@@ -156,7 +156,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.enl = enl
 	m.pollInterval.Store(int64(enl.PollInterval))
 	m.masters = enl.Masters
-	m.log = m.log.With("target", enl.Name)
+	m.log = m.log.With(muster.LogTarget, enl.Name)
 	m.paused.Store(enl.Paused)
 	m.clockOffset.Store(enl.ClockOffset)
 	cert, err := loadIdentity(m.cfg.DataDir)
@@ -189,7 +189,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if m.cfg.Subreaper {
 		if err := becomeSubreaper(); err != nil {
-			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
+			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", muster.LogErr, err)
 			m.cfg.Subreaper = false
 		}
 	}
@@ -204,7 +204,7 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "name", m.enl.Name, "master", m.Master(), "masters", m.masters, "time_zone", m.tzName,
+	m.log.Info("target running", "name", m.enl.Name, muster.LogMaster, m.Master(), "masters", m.masters, "time_zone", m.tzName,
 		"process_tracking", m.cg.processTracking(), "cgroup", m.cg.base)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
@@ -217,7 +217,7 @@ func (m *Main) Run(ctx context.Context) error {
 			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := m.uploadOnce(flush); err != nil {
-				m.log.Warn("runs not uploaded before stopping; they stay in the spool", "err", err)
+				m.log.Warn("runs not uploaded before stopping; they stay in the spool", muster.LogErr, err)
 			}
 			return nil
 		}
@@ -229,7 +229,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if res.Error == "" {
 			return ErrDefected
 		}
-		m.log.Warn("defect failed; carrying on", "err", res.Error)
+		m.log.Warn("defect failed; carrying on", muster.LogErr, res.Error)
 	}
 }
 

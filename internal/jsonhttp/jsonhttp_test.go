@@ -1,9 +1,14 @@
 package jsonhttp
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +50,63 @@ func TestDecodeErrorRetryAfter(t *testing.T) {
 			var rl *RetryLater
 			if errors.As(err, &rl) != tc.ok {
 				t.Errorf("a *RetryLater: %v, want %v", !tc.ok, tc.ok)
+			}
+		})
+	}
+}
+
+// records is a log handler that keeps the level and message of each
+// record.
+type records struct{ got *[]string }
+
+func (h records) Enabled(context.Context, slog.Level) bool { return true }
+func (h records) Handle(_ context.Context, r slog.Record) error {
+	*h.got = append(*h.got, r.Level.String()+" "+r.Message)
+	return nil
+}
+func (h records) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h records) WithGroup(string) slog.Handler      { return h }
+
+// A request its client gave up on is answered 499 canceled and logged at
+// debug level, not as an internal error; an internal error is logged at
+// error level, through the logger given, and its text is not sent.
+func TestWriteErrorLevels(t *testing.T) {
+	canceledCtx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name     string
+		ctx      context.Context
+		err      error
+		status   int
+		code     string
+		logged   string
+		leakText bool
+	}{
+		{"canceled by its client", canceledCtx, fmt.Errorf("query: %w", context.Canceled), StatusClientClosedRequest, muster.ECANCELED, "DEBUG request canceled by its client", false},
+		{"internal", context.Background(), errors.New("disk on fire"), http.StatusInternalServerError, muster.EINTERNAL, "ERROR request failed", false},
+		{"invalid", context.Background(), muster.Errorf(muster.EINVALID, "name: required"), http.StatusBadRequest, muster.EINVALID, "", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest(http.MethodGet, "/api/v1/jobs", nil).WithContext(tc.ctx)
+			WriteError(w, r, slog.New(records{&got}), tc.err)
+			if w.Code != tc.status {
+				t.Errorf("status %d, want %d", w.Code, tc.status)
+			}
+			var body ErrorBody
+			if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil || body.Error.Code != tc.code {
+				t.Errorf("body %s (%v), want code %q", w.Body, err, tc.code)
+			}
+			if strings.Contains(w.Body.String(), tc.err.Error()) != tc.leakText {
+				t.Errorf("body %s: the error's text sent %v, want %v", w.Body, !tc.leakText, tc.leakText)
+			}
+			want := []string{}
+			if tc.logged != "" {
+				want = append(want, tc.logged)
+			}
+			if strings.Join(got, "|") != strings.Join(want, "|") {
+				t.Errorf("logged %q, want %q", got, want)
 			}
 		})
 	}

@@ -473,7 +473,7 @@ func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID, muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)}); err != nil {
 		return err
 	}
-	a.m.log.Info("target defected", "target", t.Name)
+	a.m.log.Info("target defected", muster.LogTarget, t.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
