@@ -133,8 +133,8 @@ func TestAgent(t *testing.T) {
 }
 
 func TestUnknownScenario(t *testing.T) {
-	if _, err := bench.Run(context.Background(), "nope", bench.Options{}); err == nil {
-		t.Error("an unknown scenario ran")
+	if _, err := bench.Run(context.Background(), "nope", bench.Options{}); err == nil || !strings.Contains(err.Error(), `no scenario "nope"`) {
+		t.Errorf("an unknown scenario: %v, want it refused as no scenario", err)
 	}
 }
 

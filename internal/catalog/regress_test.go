@@ -119,17 +119,23 @@ func TestRetriedStartKeepsItsOverrides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}})
+		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}}); err != nil {
+			t.Fatal(err)
+		}
 		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range must(db.PendingInstructions(ctx, web1.ID, in.Seq-1)) {
-			var sp agentproto.StartPayload
-			json.Unmarshal(p.Payload, &sp)
-			if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
-				t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
-			}
+		pending := must(db.PendingInstructions(ctx, web1.ID, in.Seq-1))
+		if len(pending) != 1 {
+			t.Fatalf("%d instructions pending after the retry, want the retried START", len(pending))
+		}
+		var sp agentproto.StartPayload
+		if err := json.Unmarshal(pending[0].Payload, &sp); err != nil {
+			t.Fatal(err)
+		}
+		if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
+			t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
 		}
 	})
 }
