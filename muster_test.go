@@ -1,6 +1,9 @@
 package muster_test
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -243,5 +246,21 @@ func TestDurationShort(t *testing.T) {
 		if back, err := time.ParseDuration(muster.Duration(d).Short()); err != nil || back != d {
 			t.Errorf("%q parses back as %s, %v; want %s", muster.Duration(d).Short(), back, err, d)
 		}
+	}
+}
+
+// An Error keeps its cause for errors.Is and errors.As (a caller can tell
+// a context's deadline from a refusal), while its code and message are
+// its own.
+func TestErrorUnwrap(t *testing.T) {
+	err := fmt.Errorf("find job: %w", muster.Wrap(muster.ETIMEOUT, context.DeadlineExceeded, "the catalog did not answer in time"))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Errorf("errors.Is(%v, context.DeadlineExceeded) = false", err)
+	}
+	if code, msg := muster.ErrorCode(err), muster.ErrorMessage(err); code != muster.ETIMEOUT || msg != "the catalog did not answer in time" {
+		t.Errorf("code %q, message %q", code, msg)
+	}
+	if errors.Is(muster.Errorf(muster.ECANCELED, "given up"), context.Canceled) {
+		t.Errorf("an Error with no cause unwraps to context.Canceled")
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -101,7 +102,7 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 	go func() {
 		defer wg.Done()
 		if err := m.Run(masterCtx); err != nil {
-			log.Error("master stopped", "err", err)
+			log.Error("master stopped", muster.LogErr, err)
 		}
 	}()
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -42,7 +43,7 @@ func TestParseSince(t *testing.T) {
 	if got, err := parseSince("2026-11-01T00:00:00Z", now); err != nil || !got.Equal(time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("a time: %v, %v", got, err)
 	}
-	if _, err := parseSince("yesterday", now); err == nil {
-		t.Error("yesterday was read")
+	if _, err := parseSince("yesterday", now); err == nil || !strings.Contains(err.Error(), "is neither a duration") {
+		t.Errorf("yesterday: %v, want it refused as neither a duration nor a time", err)
 	}
 }

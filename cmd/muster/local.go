@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/master"
 )
@@ -55,7 +56,7 @@ func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bo
 	go func() {
 		defer l.wg.Done()
 		if err := t.Run(l.ctx); err != nil && !errors.Is(err, agent.ErrDefected) {
-			l.log.Error("target stopped", "target", name, "err", err)
+			l.log.Error("target stopped", muster.LogTarget, name, muster.LogErr, err)
 		}
 	}()
 	return nil

@@ -94,7 +94,10 @@ func newTargetListCmd() *cobra.Command {
 		Short: "List enlisted targets with their status",
 		Long: `List enlisted targets. STATUS is derived when read: suspected_offline after
 three poll intervals without a poll (master clock), blocked while an
-instruction the target failed to apply is neither superseded nor cleared.`,
+instruction the target failed to apply is neither superseded nor cleared.
+Flags follow it in brackets: paused, disk_full (the target's data directory
+is full: its runs' outcomes wait in its memory, and its schedules' fires are
+recorded skipped, until space is freed) and deleted.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Target, error) {
@@ -112,7 +115,7 @@ instruction the target failed to apply is neither superseded nor cleared.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused or deleted")
+	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused, disk_full or deleted")
 	return cmd
 }
 
@@ -156,11 +159,19 @@ func printTarget(w io.Writer, tg muster.Target) error {
 	return t.flush()
 }
 
+// statusText is a target's status, with every flag it has besides:
+// "normal (+paused, +disk_full)".
 func statusText(tg muster.Target) string {
-	if len(tg.Flags) > 1 {
-		return tg.Status + " (+" + tg.Flags[1] + ")"
+	var more []string
+	for _, f := range tg.Flags {
+		if f != tg.Status {
+			more = append(more, f)
+		}
 	}
-	return tg.Status
+	if len(more) == 0 {
+		return tg.Status
+	}
+	return tg.Status + " (+" + strings.Join(more, ", +") + ")"
 }
 
 func localTime(tg muster.Target) string {

@@ -9,7 +9,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -92,8 +91,11 @@ type Main struct {
 	uploadWake chan struct{}
 	backlog    *backlog
 	expiredAt  time.Time // last sweep of expired runs (uploader only)
-	events     *events
-	defectReq  chan defectRequest
+	// uploadLimits are what each upload starts from: what the protocol
+	// says a master takes.
+	uploadLimits uploadLimits
+	events       *events
+	defectReq    chan defectRequest
 	// masterDefect holds the DEFECT the master posted until Run takes it.
 	masterDefect chan struct{}
 	wg           sync.WaitGroup
@@ -126,7 +128,7 @@ func New(cfg Config) (*Main, error) {
 	}
 	ev := newEvents(cfg.Now)
 	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), backlog: newBacklog(),
-		defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
+		uploadLimits: defaultUploadLimits(), defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
 }
 
 // Open locks the data directory, opens the store, loads the enlistment and
@@ -154,7 +156,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	m.enl = enl
 	m.pollInterval.Store(int64(enl.PollInterval))
 	m.masters = enl.Masters
-	m.log = m.log.With("target", enl.Name)
+	m.log = m.log.With(muster.LogTarget, enl.Name)
 	m.paused.Store(enl.Paused)
 	m.clockOffset.Store(enl.ClockOffset)
 	cert, err := loadIdentity(m.cfg.DataDir)
@@ -187,7 +189,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	}
 	if m.cfg.Subreaper {
 		if err := becomeSubreaper(); err != nil {
-			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", "err", err)
+			m.log.Warn("cannot become a child subreaper; orphaned step processes are found by their environment only", muster.LogErr, err)
 			m.cfg.Subreaper = false
 		}
 	}
@@ -202,7 +204,7 @@ func (m *Main) Name() string { return m.enl.Name }
 // returns ErrDefected once the target has defected (asked by `muster
 // defect` or by the master's DEFECT).
 func (m *Main) Run(ctx context.Context) error {
-	m.log.Info("target running", "name", m.enl.Name, "master", m.Master(), "masters", m.masters, "time_zone", m.tzName,
+	m.log.Info("target running", "name", m.enl.Name, muster.LogMaster, m.Master(), "masters", m.masters, "time_zone", m.tzName,
 		"process_tracking", m.cg.processTracking(), "cgroup", m.cg.base)
 	ctlCtx, stopControl := context.WithCancel(ctx)
 	var ctl sync.WaitGroup
@@ -215,7 +217,7 @@ func (m *Main) Run(ctx context.Context) error {
 			flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			if err := m.uploadOnce(flush); err != nil {
-				m.log.Warn("runs not uploaded before stopping; they stay in the spool", "err", err)
+				m.log.Warn("runs not uploaded before stopping; they stay in the spool", muster.LogErr, err)
 			}
 			return nil
 		}
@@ -227,7 +229,7 @@ func (m *Main) Run(ctx context.Context) error {
 		if res.Error == "" {
 			return ErrDefected
 		}
-		m.log.Warn("defect failed; carrying on", "err", res.Error)
+		m.log.Warn("defect failed; carrying on", muster.LogErr, res.Error)
 	}
 }
 
@@ -304,15 +306,8 @@ func (m *Main) Close() error {
 // now returns the target's clock in its time zone.
 func (m *Main) now() time.Time { return m.cfg.Now().In(m.loc) }
 
-// backoff returns the wait before attempt n (from 0) to reach the master:
-// doubling from 100 ms, capped, with ±20 % jitter so a fleet reconnecting
-// after an outage spreads out.
-func (m *Main) backoff(n int) time.Duration {
-	d := 100 * time.Millisecond << min(n, 10)
-	d = min(d, m.cfg.MaxBackoff)
-	jitter := time.Duration(rand.Int64N(int64(d)/5*2+1)) - d/5
-	return d + jitter
-}
+// backoff returns the wait before attempt n (from 0) to reach the master.
+func (m *Main) backoff(n int) time.Duration { return backoff(m.cfg.MaxBackoff, n) }
 
 // logFailure logs the first failures of a retry loop as warnings and the
 // rest at debug level, so a long master outage does not flood the log.
@@ -321,7 +316,7 @@ func logFailure(log *slog.Logger, failures int, msg string, err error, retryIn t
 	if failures > 3 {
 		level = slog.LevelDebug
 	}
-	log.Log(context.Background(), level, msg, "err", err, "retry_in", retryIn.Round(time.Millisecond), "failures", failures)
+	log.Log(context.Background(), level, msg, muster.LogErr, err, muster.LogRetryIn, retryIn.Round(time.Millisecond), muster.LogFailures, failures)
 }
 
 // sleep waits d or until ctx is done.

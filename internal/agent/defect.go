@@ -100,7 +100,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", res.Master, err)
 			return res
 		}
-		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", "err", err)
+		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", muster.LogErr, err)
 	} else {
 		res.MasterTold = true
 	}
@@ -116,7 +116,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 			return res
 		}
 	}
-	m.log.Info("defected", "master", res.Master, "jobs_deleted", jobs, "runs_lost", lost)
+	m.log.Info("defected", muster.LogMaster, res.Master, "jobs_deleted", jobs, "runs_lost", lost)
 	return res
 }
 
@@ -148,7 +148,7 @@ func (m *Main) serveControl(ctx context.Context) {
 	os.Remove(path) // a stale socket from a process that died
 	ln, err := net.Listen("unix", path)
 	if err != nil {
-		m.log.Warn("no control socket; `muster defect` needs the daemon stopped", "err", err)
+		m.log.Warn("no control socket; `muster defect` needs the daemon stopped", muster.LogErr, err)
 		return
 	}
 	os.Chmod(path, 0o600)

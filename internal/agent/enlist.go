@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -34,7 +35,26 @@ type EnlistOptions struct {
 	// TimeZone overrides the detected zone reported at enlistment.
 	TimeZone string
 	Now      func() time.Time
+	// Log is told when a master refuses for now and the enlistment is
+	// tried again; nothing is logged when it is nil.
+	Log *slog.Logger
 }
+
+func (o EnlistOptions) log() *slog.Logger {
+	if o.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return o.Log
+}
+
+// How long enlistment keeps trying a master that refuses it for now: at
+// most enlistAttempts requests, each after the wait the master asks for if
+// that is at most enlistMaxWait. A master that asks for longer (a minute,
+// after failed tokens) is not waited for: its refusal is the answer.
+const (
+	enlistAttempts = 10
+	enlistMaxWait  = 10 * time.Second
+)
 
 // Enlisted describes a completed enlistment.
 type Enlisted struct {
@@ -138,7 +158,13 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	var resp agentproto.EnlistResponse
 	var u *url.URL
 	for _, u = range reachable {
-		resp, err = postEnlist(ctx, u, tok.CAFingerprint, req)
+		// A master refusing for now (too many enlistments at once, its
+		// catalog unavailable) says when to come back; the token is
+		// still unused then, and the same request is sent again.
+		err = untilAccepted(ctx, o.log(), enlistAttempts, enlistMaxWait, func(ctx context.Context) error {
+			resp, err = postEnlist(ctx, u, tok.CAFingerprint, req)
+			return err
+		})
 		if !errors.Is(err, errUnreachable) {
 			break
 		}

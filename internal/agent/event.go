@@ -173,9 +173,9 @@ func (h *errorEvents) Handle(ctx context.Context, r slog.Record) error {
 		b.WriteString(r.Message)
 		add := func(a slog.Attr) bool {
 			switch a.Key {
-			case "job":
+			case muster.LogJob:
 				e.job = a.Value.String()
-			case "run_id":
+			case muster.LogRunID:
 				e.runID = a.Value.String()
 			default:
 				fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
@@ -208,7 +208,7 @@ func (h *errorEvents) WithGroup(name string) slog.Handler {
 func (m *Main) raise(ctx context.Context, e localEvent) {
 	err := m.store.update(ctx, func(tx *sql.Tx) error { return insertEvent(ctx, tx, e) })
 	if err != nil {
-		m.log.Warn("an event could not be stored", "event", e.name, "err", err)
+		m.log.Warn("an event could not be stored", "event", e.name, muster.LogErr, err)
 		return
 	}
 	m.events.signal()
@@ -355,7 +355,7 @@ func (m *Main) forwardEvents(ctx context.Context) error {
 		}
 		for _, r := range resp.Results {
 			if !r.OK {
-				m.log.Warn("the master refused an event", "id", r.ID, "err", r.Error)
+				m.log.Warn("the master refused an event", "id", r.ID, muster.LogErr, r.Error)
 			}
 		}
 		if err := m.store.exec(ctx, `DELETE FROM events WHERE id <= ?`, evs[len(evs)-1].ID); err != nil {

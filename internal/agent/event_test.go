@@ -49,11 +49,11 @@ func TestErrorLogsRaiseAgentError(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	q := newEvents(func() time.Time { return now })
 	var out bytes.Buffer
-	log := q.logger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))).With("target", "web1")
+	log := q.logger(slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelWarn}))).With(muster.LogTarget, "web1")
 
 	log.Info("not shown, not an event")
 	log.Warn("shown, not an event")
-	log.Error("record finished run", "job", "backup", "run_id", "r1", "err", "disk I/O error")
+	log.Error("record finished run", muster.LogJob, "backup", muster.LogRunID, "r1", muster.LogErr, "disk I/O error")
 
 	got := q.take()
 	if len(got) != 1 {

@@ -203,7 +203,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			applyErr = fmt.Errorf("%s: this target (muster %s) does not support this operation; upgrade it", in.Operation, muster.Version)
 		}
 		if applyErr != nil {
-			m.log.Warn("instruction failed", "seq", in.Seq, "operation", in.Operation, "job", in.Job, "err", applyErr)
+			m.log.Warn("instruction failed", muster.LogSeq, in.Seq, muster.LogOperation, in.Operation, muster.LogJob, in.Job, muster.LogErr, applyErr)
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO apply`); err != nil {
 				return err
 			}
@@ -238,7 +238,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	case muster.OpDefect:
 		m.log.Warn("the master posted DEFECT: this target is leaving it")
 		if err := m.flushAcks(ctx); err != nil {
-			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", "err", err)
+			m.log.Warn("the DEFECT could not be acknowledged; defecting anyway", muster.LogErr, err)
 		}
 		m.defectAsked()
 		return started, errDefecting

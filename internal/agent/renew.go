@@ -65,13 +65,15 @@ func nextRenewal(leaf *x509.Certificate, renewed time.Time) time.Time {
 }
 
 // renewLoop renews the certificate at two thirds of its life, for ever,
-// retrying with backoff while the master cannot be reached. It looks at
+// retrying with backoff while the master cannot be reached (or after the
+// wait it asks for, when longer, as retryLoop does). It looks at
 // the clock again at least once a poll hold, so that a clock that jumped,
 // or a machine that slept, is noticed: a timer counts time that passes,
 // not the time the clock says.
 func (m *Main) renewLoop(ctx context.Context) {
 	failures := 0
-	var renewed time.Time // the last renewal, by this target's clock
+	var retryIn time.Duration // after a failure
+	var renewed time.Time     // the last renewal, by this target's clock
 	for {
 		if failures == 0 {
 			if wait := nextRenewal(m.client.cert.Load().Leaf, renewed).Sub(m.cfg.Now()); wait > 0 {
@@ -80,15 +82,16 @@ func (m *Main) renewLoop(ctx context.Context) {
 				}
 				continue
 			}
-		} else if !sleep(ctx, m.backoff(failures)) {
+		} else if !sleep(ctx, retryIn) {
 			return
 		}
 		if err := m.renew(ctx); err != nil {
 			if ctx.Err() != nil {
 				return
 			}
+			retryIn = retryDelay(m.cfg.MaxBackoff, failures, err)
 			failures++
-			logFailure(m.log, failures, "certificate renewal failed", err, m.backoff(failures))
+			logFailure(m.log, failures, "certificate renewal failed", err, retryIn)
 			m.renewalFailed(ctx, failures, err)
 			continue
 		}

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // The one retry loop of the daemon (polls, uploads, event forwards): a
@@ -69,4 +72,51 @@ func TestRetryLoop(t *testing.T) {
 		cancel()
 		<-done
 	})
+}
+
+// A failure whose reply said when to come back (Retry-After) is retried
+// no sooner, with up to a fifth more so that a refused fleet spreads out;
+// a wait shorter than the backoff (100 ms after a first failure) is the
+// backoff's, and one beyond maxRetryAfter is cut to it.
+func TestRetryLoopWaitsWhatTheMasterAsks(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		after      time.Duration
+		atLeast    time.Duration
+		atMost     time.Duration
+		maxBackoff time.Duration
+	}{
+		{"longer than the backoff", 30 * time.Second, 30 * time.Second, 36 * time.Second, 300 * time.Millisecond},
+		{"shorter than the backoff", 50 * time.Millisecond, 80 * time.Millisecond, 120 * time.Millisecond, time.Second},
+		{"beyond the cap", 24 * time.Hour, maxRetryAfter, maxRetryAfter * 6 / 5, time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := &Main{cfg: Config{MaxBackoff: tc.maxBackoff}, log: quiet()}
+				refusal := &jsonhttp.RetryLater{Err: muster.Errorf(muster.ERATELIMIT, "busy"), After: tc.after}
+				start := time.Now()
+				var calls []time.Duration
+				ctx, cancel := context.WithCancel(t.Context())
+				done := make(chan struct{})
+				go func() {
+					defer close(done)
+					m.retryLoop(ctx, nil, "failed", "works again", func(context.Context) error {
+						calls = append(calls, time.Since(start))
+						if len(calls) == 1 {
+							return refusal
+						}
+						cancel()
+						return nil
+					})
+				}()
+				<-done
+				if len(calls) != 2 {
+					t.Fatalf("calls %v, want a refusal and its retry", calls)
+				}
+				if got := calls[1] - calls[0]; got < tc.atLeast || got > tc.atMost {
+					t.Errorf("retried after %s, want %s to %s", got, tc.atLeast, tc.atMost)
+				}
+			})
+		})
+	}
 }

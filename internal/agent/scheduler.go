@@ -78,7 +78,7 @@ func (s *scheduler) run(ctx context.Context) {
 	entries, err := s.load(ctx, !s.startFired)
 	s.startFired = true
 	if err != nil {
-		s.m.log.Error("load schedules", "err", err)
+		s.m.log.Error("load schedules", muster.LogErr, err)
 	}
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -102,7 +102,7 @@ func (s *scheduler) run(ctx context.Context) {
 			return
 		case <-s.changed:
 			if entries, err = s.load(ctx, false); err != nil {
-				s.m.log.Error("load schedules", "err", err)
+				s.m.log.Error("load schedules", muster.LogErr, err)
 			}
 			continue
 		case <-timer.C:
@@ -164,13 +164,13 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		}
 		loc, err := s.m.jobLocation(hj.job)
 		if err != nil {
-			s.m.log.Error("job cannot be scheduled", "job", hj.job.Name, "err", err)
+			s.m.log.Error("job cannot be scheduled", muster.LogJob, hj.job.Name, muster.LogErr, err)
 			continue
 		}
 		for _, sc := range hj.job.Schedules {
 			plan, err := schedule.Compile(sc, loc)
 			if err != nil {
-				s.m.log.Error("schedule cannot be compiled", "job", hj.job.Name, "schedule", sc.Name, "err", err)
+				s.m.log.Error("schedule cannot be compiled", muster.LogJob, hj.job.Name, "schedule", sc.Name, muster.LogErr, err)
 				continue
 			}
 			if plan.AtStart() {

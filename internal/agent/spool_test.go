@@ -64,7 +64,7 @@ func TestSpoolUploadsOnlyNewOutput(t *testing.T) {
 		if err := m.store.saveRun(ctx, r, step.chunks); err != nil {
 			t.Fatal(err)
 		}
-		up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize)
+		up, err := m.store.unsentRuns(ctx, defaultUploadLimits())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,7 +75,7 @@ func TestSpoolUploadsOnlyNewOutput(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize); err != nil || len(up.reports) != 0 {
+	if up, err := m.store.unsentRuns(ctx, defaultUploadLimits()); err != nil || len(up.reports) != 0 {
 		t.Errorf("after the master took everything: %q %v", sent(up), err)
 	}
 	if n := m.store.spoolDepth(ctx); n != 0 {
@@ -103,7 +103,7 @@ func TestSpoolSplitsARunOverUploads(t *testing.T) {
 	budget := runOverhead + 2*(64+encodedLen(big)) + 10 // the run and two chunks
 	var uploads [][]string
 	for range 5 {
-		up, err := m.store.unsentRuns(ctx, uploadBatch, budget)
+		up, err := m.store.unsentRuns(ctx, uploadLimits{runs: uploadBatch, body: budget, report: agentproto.MaxRunReport})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +175,7 @@ func TestSpoolKeepsEachReportWithinTheMastersLimit(t *testing.T) {
 	var got strings.Builder
 	uploads := 0
 	for range 20 {
-		up, err := m.store.unsentRuns(ctx, uploadBatch, maxUploadSize)
+		up, err := m.store.unsentRuns(ctx, defaultUploadLimits())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -389,12 +389,14 @@ type upload struct {
 	more bool
 }
 
-// unsentRuns returns, oldest first, at most limit runs whose latest
+// unsentRuns returns, oldest first, at most lim.runs runs whose latest
 // revision the master does not hold yet, each with the chunks of its
-// output the master does not hold, within about budget bytes as they are
-// encoded. The first run is carried whatever its size, its output cut to
-// the budget if need be.
-func (s *store) unsentRuns(ctx context.Context, limit, budget int) (upload, error) {
+// output the master does not hold, within about lim.body bytes as they
+// are encoded, each run's report within about lim.report. The first run
+// is carried whatever its size, its output cut to the limits if need be,
+// with at least one chunk of it.
+func (s *store) unsentRuns(ctx context.Context, lim uploadLimits) (upload, error) {
+	limit, budget := lim.runs, lim.body
 	var up upload
 	rows, err := s.read.QueryContext(ctx, `SELECT run_id, revision, data, uploaded_output FROM runs WHERE revision > uploaded_revision
 		ORDER BY started_at LIMIT ?`, limit)
@@ -432,7 +434,7 @@ func (s *store) unsentRuns(ctx context.Context, limit, budget int) (upload, erro
 			up.more = true
 			break
 		}
-		last, complete, err := s.unsentOutput(ctx, &p.rep, p.from, &size, budget, len(up.reports) == 0)
+		last, complete, err := s.unsentOutput(ctx, &p.rep, p.from, &size, budget, lim.report, len(up.reports) == 0)
 		if err != nil {
 			return up, err
 		}
@@ -450,10 +452,11 @@ func (s *store) unsentRuns(ctx context.Context, limit, budget int) (upload, erro
 const runOverhead = 1024
 
 // unsentOutput adds to rep the chunks of its run's output after chunk
-// from, while size stays within budget; the first chunk is added whatever
-// its size when first is set. It returns the last chunk added (from, if
-// none) and whether every unsent chunk was.
-func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, from int64, size *int, budget int, first bool) (int64, bool, error) {
+// from, while size stays within budget and the report within maxReport;
+// the first chunk is added whatever its size when first is set. It
+// returns the last chunk added (from, if none) and whether every unsent
+// chunk was.
+func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, from int64, size *int, budget, maxReport int, first bool) (int64, bool, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT id, attempt, offset, data FROM output WHERE run_id = ? AND id > ? ORDER BY id`,
 		rep.Run.RunID, from)
 	if err != nil {
@@ -461,8 +464,8 @@ func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, fro
 	}
 	defer rows.Close()
 	last := from
-	// The report is at most agentproto.MaxRunReport as sent: its run
-	// besides the output, then the chunks.
+	// The report is at most maxReport as sent: its run besides the
+	// output, then the chunks.
 	reportSize := runOverhead + encodedLen(rep.Run.Message)
 	for rows.Next() {
 		var id int64
@@ -471,7 +474,7 @@ func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, fro
 			return last, false, err
 		}
 		n := 64 + encodedLen(c.Data)
-		if (*size+n > budget || reportSize+n > agentproto.MaxRunReport) && !(first && last == from) {
+		if (*size+n > budget || reportSize+n > maxReport) && !(first && last == from) {
 			return last, false, nil
 		}
 		*size, reportSize = *size+n, reportSize+n
@@ -516,6 +519,26 @@ func (s *store) markUploaded(ctx context.Context, up upload, results []agentprot
 			}
 		}
 		return nil
+	})
+}
+
+// skipOutput records that the master is not to be sent a run's output up
+// to chunk through: it refused it.
+func (s *store) skipOutput(ctx context.Context, runID string, through int64) error {
+	return s.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_output = MAX(uploaded_output, ?) WHERE run_id = ?`, through, runID)
+		return err
+	})
+}
+
+// rejectRun records that the master refused a run at revision for good, as
+// markUploaded records a refusal in its answers: the revision is not sent
+// again.
+func (s *store) rejectRun(ctx context.Context, runID string, revision int64, reason string) error {
+	return s.update(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE runs SET uploaded_revision = MAX(uploaded_revision, ?), rejected = ? WHERE run_id = ?`,
+			revision, reason, runID)
+		return err
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,7 +49,8 @@ func backlogged(m *Main, runID string) (muster.Run, bool) {
 func TestDataDirectoryFillsUpDuringARun(t *testing.T) {
 	dir := mountTmpfs(t, "3m")
 	tm := startTestMaster(t)
-	m := tm.enlistIn(t, "web1", dir)
+	// Polls held a second at most: each says whether the disk is full.
+	m := tm.enlistIn(t, "web1", dir, func(c *Config) { c.PollWait = time.Second })
 	runTarget(t, m)
 	filler := filepath.Join(dir, "filler")
 	fill := shellJob("fill", []string{"web1"}, "cat /dev/zero > '"+filler+"' 2>/dev/null; echo side effect done")
@@ -66,6 +68,9 @@ func TestDataDirectoryFillsUpDuringARun(t *testing.T) {
 	if !m.diskFull() {
 		t.Error("the target does not say its disk is full")
 	}
+	// The master shows it: `muster target list` says disk_full, and
+	// `--status disk_full` selects the target.
+	waitFor(t, time.Minute, "the master to show web1 disk_full", func() bool { return diskFullShown(t, tm) })
 	runs, err := tm.api.Runs(context.Background(), []muster.RunRef{{RunID: id}}, 0)
 	if err != nil || len(runs) != 1 || runs[0].Status != muster.RunRunning {
 		t.Fatalf("while the disk is full the master holds %+v (%v), want the run still running", runs, err)
@@ -91,4 +96,35 @@ func TestDataDirectoryFillsUpDuringARun(t *testing.T) {
 		return false
 	})
 	waitFor(t, time.Minute, "the disk no longer said full", func() bool { return !m.diskFull() })
+	waitFor(t, time.Minute, "the master to show web1 without disk_full", func() bool { return diskFullCleared(t, tm) })
+}
+
+// diskFullShown reports whether the master shows web1 as disk_full both
+// in its list of targets and in the list filtered by the flag.
+func diskFullShown(t *testing.T, tm *testMaster) bool {
+	t.Helper()
+	all, err := tm.api.Targets(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged, err := tm.api.Targets(context.Background(), muster.FlagDiskFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(all) == 1 && slices.Contains(all[0].Flags, muster.FlagDiskFull) && len(flagged) == 1
+}
+
+// diskFullCleared reports whether the master shows web1 without the flag,
+// in both lists.
+func diskFullCleared(t *testing.T, tm *testMaster) bool {
+	t.Helper()
+	all, err := tm.api.Targets(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	flagged, err := tm.api.Targets(context.Background(), muster.FlagDiskFull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(all) == 1 && !slices.Contains(all[0].Flags, muster.FlagDiskFull) && len(flagged) == 0
 }

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/musterhq/muster/internal/bench"
 	"github.com/musterhq/muster/internal/testenv"
@@ -16,6 +19,14 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.RemoveBinaries()
+	if code == 0 {
+		// Every scenario stops what it started: its processes' readers,
+		// its simulated targets, its clients' connections.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -122,8 +133,8 @@ func TestAgent(t *testing.T) {
 }
 
 func TestUnknownScenario(t *testing.T) {
-	if _, err := bench.Run(context.Background(), "nope", bench.Options{}); err == nil {
-		t.Error("an unknown scenario ran")
+	if _, err := bench.Run(context.Background(), "nope", bench.Options{}); err == nil || !strings.Contains(err.Error(), `no scenario "nope"`) {
+		t.Errorf("an unknown scenario: %v, want it refused as no scenario", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -119,17 +120,23 @@ func TestRetriedStartKeepsItsOverrides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}})
+		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}}); err != nil {
+			t.Fatal(err)
+		}
 		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq, admin)
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, p := range must(db.PendingInstructions(ctx, web1.ID, in.Seq-1)) {
-			var sp agentproto.StartPayload
-			json.Unmarshal(p.Payload, &sp)
-			if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
-				t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
-			}
+		pending := must(db.PendingInstructions(ctx, web1.ID, in.Seq-1))
+		if len(pending) != 1 {
+			t.Fatalf("%d instructions pending after the retry, want the retried START", len(pending))
+		}
+		var sp agentproto.StartPayload
+		if err := json.Unmarshal(pending[0].Payload, &sp); err != nil {
+			t.Fatal(err)
+		}
+		if sp.Step != "verify" || sp.Env["MODE"] != "dry" || sp.RunID == res.Runs[0].RunID {
+			t.Errorf("retried START %+v: want step verify, env MODE=dry and a new run id", sp)
 		}
 	})
 }
@@ -188,6 +195,46 @@ func TestFutureRunTimesAreBounded(t *testing.T) {
 		}
 		if len(j.Outcomes) != 1 || j.Outcomes[0].LastRunID != "real" || j.Outcomes[0].LastStatus != muster.RunSucceeded {
 			t.Fatalf("last outcome %+v, want the run recorded last", j.Outcomes)
+		}
+	})
+}
+
+// A transaction whose function panics (a bug, which net/http recovers
+// from) is rolled back: the store's write connection is free for the next
+// write, and what the panicking one wrote is gone.
+func TestPanicInATransactionRollsBack(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, eng)
+		func() {
+			defer func() {
+				if recover() == nil {
+					t.Fatal("the panic did not reach the caller")
+				}
+			}()
+			db.Store().Update(context.Background(), func(tx catalog.Tx) error {
+				if err := tx.InsertGroup(context.Background(), "half-made", clk.Now()); err != nil {
+					t.Error(err)
+				}
+				panic("a bug in a transaction")
+			})
+		}()
+		// A write after it: a connection still in the panicking
+		// transaction would hold it up until the timeout.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := db.CreateGroup(ctx, "after", admin); err != nil {
+			t.Fatalf("a write after the panic: %v", err)
+		}
+		groups, err := db.FindGroups(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var names []string
+		for _, g := range groups {
+			names = append(names, g.Name)
+		}
+		if !slices.Equal(names, []string{"after"}) {
+			t.Errorf("groups %v, want [after]: the panicking transaction's group rolled back", names)
 		}
 	})
 }

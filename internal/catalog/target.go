@@ -173,7 +173,7 @@ func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (Target
 // TargetFilter selects targets.
 type TargetFilter struct {
 	Name   string // exact (normalized) name
-	Status string // derived status or flag: normal, suspected_offline, blocked, paused or deleted
+	Status string // derived status or flag: normal, suspected_offline, blocked, paused, disk_full or deleted
 }
 
 // FindTargets lists active targets (and deleted ones waiting for their

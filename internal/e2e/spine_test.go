@@ -314,7 +314,10 @@ func TestATargetSeesOnlyItsOwnInstructions(t *testing.T) {
 	}
 
 	// Acking web2's sequence numbers with web1's certificate leaves web2's list alone.
-	before, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Target: "web2"})
+	before, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Target: "web2"})
+	if err != nil || len(before) == 0 {
+		t.Fatalf("web2's download list: %d instructions (%v), want its INSERTs of b", len(before), err)
+	}
 	var acks []agentproto.Ack
 	for _, in := range before {
 		acks = append(acks, agentproto.Ack{Seq: in.Seq, OK: false, Error: "forged"})
@@ -322,10 +325,19 @@ func TestATargetSeesOnlyItsOwnInstructions(t *testing.T) {
 	body, _ := json.Marshal(agentproto.AckRequest{Acks: acks})
 	req, _ = http.NewRequest("POST", env.Master.URL+agentproto.PathAcks, strings.NewReader(string(body)))
 	req.Header.Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
-	if resp, err := hc.Do(req); err == nil {
-		resp.Body.Close()
+	resp, err = hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
 	}
-	after, _ := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Target: "web2"})
+	resp.Body.Close()
+	// The master takes web1's acks for what web1 holds: none of these.
+	if resp.StatusCode != http.StatusNoContent {
+		t.Errorf("web1's acks of web2's instructions: %d, want 204, acknowledging nothing", resp.StatusCode)
+	}
+	after, err := env.Client.DownloadList(ctx, httpapi.DownloadListFilter{Target: "web2"})
+	if err != nil || len(after) != len(before) {
+		t.Fatalf("web2's download list after the forged acks: %d instructions (%v), want %d", len(after), err, len(before))
+	}
 	for i := range after {
 		if after[i].Error == "forged" {
 			t.Errorf("web1 changed web2's instruction %d", after[i].Seq)

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/bench"
@@ -23,6 +25,14 @@ import (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	testenv.RemoveBinaries()
+	if code == 0 {
+		// The harness's proxies, readers of process output and clients
+		// are all stopped by the tests that start them.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 

@@ -13,6 +13,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/musterhq/muster"
 )
@@ -95,8 +98,17 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	WriteJSON(w, StatusCode(code), ErrorBody{Error: ErrorDetail{Code: code, Message: muster.ErrorMessage(err)}})
 }
 
-// DecodeError turns an error reply back into a *muster.Error.
+// DecodeError turns an error reply back into a *muster.Error; a reply that
+// says when to try again (Retry-After) into a *RetryLater holding it.
 func DecodeError(resp *http.Response) error {
+	err := decodeError(resp)
+	if after, ok := retryAfter(resp.Header); ok {
+		return &RetryLater{Err: err, After: after}
+	}
+	return err
+}
+
+func decodeError(resp *http.Response) *muster.Error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var eb ErrorBody
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
@@ -107,6 +119,65 @@ func DecodeError(resp *http.Response) error {
 		msg = fmt.Sprintf("%s: %s", msg, body)
 	}
 	return &muster.Error{Code: ErrorCodeFromStatus(resp.StatusCode), Message: fmt.Sprintf("%s (HTTP %d)", msg, resp.StatusCode)}
+}
+
+// RetryLater is an error reply that said when to try again, with a
+// Retry-After header: a server refusing for now (429 Too Many Requests,
+// 503 Service Unavailable) asks its clients to stay away at least After.
+// Its code is Err's.
+type RetryLater struct {
+	Err   *muster.Error
+	After time.Duration
+}
+
+func (e *RetryLater) Error() string { return e.Err.Error() }
+func (e *RetryLater) Unwrap() error { return e.Err }
+
+// RetryAfter returns how long the reply err came from asked its client to
+// wait before trying again, if it said.
+func RetryAfter(err error) (time.Duration, bool) {
+	var rl *RetryLater
+	if errors.As(err, &rl) {
+		return rl.After, true
+	}
+	return 0, false
+}
+
+// retryAfter reads a Retry-After header: a number of seconds, or a date,
+// which is taken relative to the reply's Date (the server's clock, not
+// ours). A date in the past, or without a Date to measure it from, asks
+// for no wait.
+func retryAfter(h http.Header) (time.Duration, bool) {
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0, false
+	}
+	if s, err := strconv.ParseInt(v, 10, 64); err == nil {
+		if s < 0 {
+			return 0, false
+		}
+		return time.Duration(min(s, maxRetryAfter)) * time.Second, true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil || !at.After(date) {
+		return 0, true
+	}
+	return min(at.Sub(date), maxRetryAfter*time.Second), true
+}
+
+// maxRetryAfter bounds, in seconds, what a Retry-After header is read as: a
+// day, which no client of muster's waits for anyway, and which keeps the
+// duration from overflowing.
+const maxRetryAfter = 24 * 60 * 60
+
+// SetRetryAfter asks the client of a refusal to try again after d, rounded
+// up to whole seconds.
+func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
+	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }
 
 // DecodeJSON decodes a request body into v, refusing unknown fields and

@@ -144,7 +144,7 @@ func (g *admission) refuse(w http.ResponseWriter, r *http.Request, reason string
 	g.refused.WithLabelValues(reason).Inc()
 	g.log.Debug("request refused", muster.LogMethod, r.Method, muster.LogPath, r.URL.Path, "from", remoteIP(r), "limit", reason)
 	w.Header().Set("Connection", "close")
-	w.Header().Set("Retry-After", "1")
+	jsonhttp.SetRetryAfter(w, time.Second)
 	jsonhttp.WriteError(w, r, g.log, err)
 }
 

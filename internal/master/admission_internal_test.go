@@ -52,8 +52,8 @@ func TestUnauthenticatedRequestsAreCapped(t *testing.T) {
 		refused := func(addr, why string) {
 			t.Helper()
 			w := serveFrom(m, addr, nil, http.MethodPost, agentproto.PathEnlist, agentproto.EnlistRequest{})
-			if w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || w.Header().Get("Connection") != "close" {
-				t.Errorf("%s: %d %s (Connection: %q), want 429 and the connection closed", why, w.Code, w.Body, w.Header().Get("Connection"))
+			if w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || w.Header().Get("Connection") != "close" || w.Header().Get("Retry-After") != "1" {
+				t.Errorf("%s: %d %s (Connection: %q, Retry-After %q), want 429, Retry-After 1 and the connection closed", why, w.Code, w.Body, w.Header().Get("Connection"), w.Header().Get("Retry-After"))
 			}
 		}
 		refused("192.0.2.1:2", "a fourth request from one address")

@@ -125,9 +125,23 @@ func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http
 			err = h(w, r)
 		}
 		if err != nil {
+			retryLater(w, err)
 			jsonhttp.WriteError(w, r, a.m.log, err)
 		}
 	})
+}
+
+// retryLater asks a target refused for now (ERATELIMIT: its requests or
+// uploads are over their share; EUNAVAILABLE: the catalog cannot be
+// written) to come back in a second at the soonest, unless the handler
+// said when. Targets wait that long, or their backoff if longer.
+func retryLater(w http.ResponseWriter, err error) {
+	switch muster.ErrorCode(err) {
+	case muster.ERATELIMIT, muster.EUNAVAILABLE:
+		if w.Header().Get("Retry-After") == "" {
+			jsonhttp.SetRetryAfter(w, time.Second)
+		}
+	}
 }
 
 // targetProtocol is the protocol version a request's target speaks; serve
@@ -459,7 +473,7 @@ func (a *agent) defect(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 	if err := a.m.Catalog.DefectTarget(r.Context(), t.ID, muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)}); err != nil {
 		return err
 	}
-	a.m.log.Info("target defected", "target", t.Name)
+	a.m.log.Info("target defected", muster.LogTarget, t.Name)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

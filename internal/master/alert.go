@@ -295,7 +295,7 @@ func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) error
 			attempt.RetryAt = a.now().Add(a.cfg.Retry[n-1])
 		} else {
 			a.log.Warn("notification failed", "alert", d.Alert, "operator", d.Operator, "channel", d.Channel,
-				"event", d.Event.Name, "attempts", n, "err", err)
+				"event", d.Event.Name, "attempts", n, muster.LogErr, err)
 		}
 	}
 	return a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt)

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -30,7 +31,7 @@ func (m *Main) loadCA(ctx context.Context) error {
 		}
 		m.CA, m.CreatedCA = ca, created
 		if created {
-			m.log.Info("created a certificate authority", "file", filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", ca.Fingerprint())
+			m.log.Info("created a certificate authority", muster.LogFile, filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", ca.Fingerprint())
 		}
 		return nil
 	}
@@ -74,7 +75,7 @@ func (m *Main) loadCA(ctx context.Context) error {
 		return err
 	}
 	if m.CreatedCA {
-		m.log.Info("created the catalog's certificate authority", "file", filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", m.CA.Fingerprint())
+		m.log.Info("created the catalog's certificate authority", muster.LogFile, filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", m.CA.Fingerprint())
 	}
 	return nil
 }

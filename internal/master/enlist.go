@@ -35,6 +35,7 @@ func (a *agent) enlist(w http.ResponseWriter, r *http.Request) error {
 	ip := remoteIP(r)
 	key := failureKey{kind: "enlist", addr: ip, subject: name}
 	if !a.m.enlistFailures.allow(key, a.m.now()) {
+		jsonhttp.SetRetryAfter(w, time.Minute)
 		return muster.Errorf(muster.ERATELIMIT, "too many failed enlistments as %q from %s; wait a minute", name, ip)
 	}
 	resp, err := a.doEnlist(r, name, req)

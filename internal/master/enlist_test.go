@@ -18,6 +18,10 @@ func guessEnlist(t *testing.T, m *Main, addr, name string) int {
 	t.Helper()
 	tok := pki.NewEnlistToken(m.CA.Fingerprint()).String()
 	w := serveFrom(m, addr, nil, http.MethodPost, agentproto.PathEnlist, agentproto.EnlistRequest{Token: tok, Name: name, PollInterval: 60})
+	// A guess refused for the failures before it is told to wait a minute.
+	if w.Code == http.StatusTooManyRequests && w.Header().Get("Retry-After") != "60" {
+		t.Errorf("a refused guess says Retry-After %q, want 60", w.Header().Get("Retry-After"))
+	}
 	return w.Code
 }
 

@@ -3,6 +3,8 @@ package master
 import (
 	"log/slog"
 	"syscall"
+
+	"github.com/musterhq/muster"
 )
 
 // spareFiles are the open files a master needs for everything but its
@@ -36,7 +38,7 @@ func RaiseFileLimit() (before, after uint64, err error) {
 func logFileLimit(log *slog.Logger) {
 	before, after, err := RaiseFileLimit()
 	if err != nil {
-		log.Warn("cannot read or raise the open-file limit", "err", err, "soft", before)
+		log.Warn("cannot read or raise the open-file limit", muster.LogErr, err, "soft", before)
 		return
 	}
 	attrs := []any{"limit", after, "raised_from", before, "targets", max(int64(after)-spareFiles, 0)}

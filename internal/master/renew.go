@@ -3,6 +3,7 @@ package master
 import (
 	"crypto/ecdsa"
 	"net/http"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
@@ -41,6 +42,7 @@ func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) error {
 	serial := pki.SerialString(old.SerialNumber)
 	key := failureKey{kind: "renew-expired", addr: ip, subject: serial}
 	if !a.m.enlistFailures.allow(key, a.m.now()) {
+		jsonhttp.SetRetryAfter(w, time.Minute)
 		return muster.Errorf(muster.ERATELIMIT, "too many failed renewals of certificate %s from %s; wait a minute", serial, ip)
 	}
 	pub, ok := old.PublicKey.(*ecdsa.PublicKey)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"time"
+
+	"github.com/musterhq/muster"
 )
 
 // service runs a maintenance task in a goroutine of its own: runOnce at
@@ -67,7 +69,7 @@ func (s *service) loop(ctx context.Context) {
 			return
 		}
 		if err != nil {
-			s.log.Error(s.name+" failed", "err", err, "retry_in", wait)
+			s.log.Error(s.name+" failed", muster.LogErr, err, muster.LogRetryIn, wait)
 		}
 		timer.Reset(wait)
 	}

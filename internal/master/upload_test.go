@@ -130,7 +130,8 @@ func TestRunUploadsOneAtATimePerTarget(t *testing.T) {
 		}
 		start = time.Now()
 		w := serve(m, web1.tls, http.MethodPost, agentproto.PathRuns, small("r2"))
-		if waited := time.Since(start); w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || waited != m.cfg.Limits.UploadWait {
+		if waited := time.Since(start); w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || waited != m.cfg.Limits.UploadWait ||
+			w.Header().Get("Retry-After") != "1" {
 			t.Errorf("a second upload of web1 while the first goes on: %d %s after %s; want 429 after %s", w.Code, w.Body, waited, m.cfg.Limits.UploadWait)
 		}
 
@@ -170,7 +171,8 @@ func TestRunUploadsWaitForMemory(t *testing.T) {
 		small := agentproto.RunsRequest{Runs: []agentproto.RunReport{finishedRun("backup", "r1", "ok")}}
 		start := time.Now()
 		w := serve(m, web2.tls, http.MethodPost, agentproto.PathRuns, small)
-		if waited := time.Since(start); w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || waited != m.cfg.Limits.UploadWait {
+		if waited := time.Since(start); w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || waited != m.cfg.Limits.UploadWait ||
+			w.Header().Get("Retry-After") != "1" {
 			t.Errorf("web2's upload while web1's is under way: %d %s after %s; want 429 after %s", w.Code, w.Body, waited, m.cfg.Limits.UploadWait)
 		}
 		json.NewEncoder(body).Encode(agentproto.RunsRequest{})
@@ -198,8 +200,8 @@ func TestTargetRequestsAreCapped(t *testing.T) {
 		n++
 	}
 	w := serve(m, tg.tls, http.MethodGet, agentproto.PathTime, nil)
-	if n != maxRequestsPerTarget || w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT {
-		t.Errorf("with %d requests in progress: %d %s; want 429 with %d", n, w.Code, w.Body, maxRequestsPerTarget)
+	if n != maxRequestsPerTarget || w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT || w.Header().Get("Retry-After") != "1" {
+		t.Errorf("with %d requests in progress: %d %s (Retry-After %q); want 429 with %d, Retry-After 1", n, w.Code, w.Body, w.Header().Get("Retry-After"), maxRequestsPerTarget)
 	}
 	m.targetRequests.release(id.ID)
 	if w := serve(m, tg.tls, http.MethodGet, agentproto.PathTime, nil); w.Code != http.StatusOK {

@@ -2,6 +2,7 @@ package pki_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -18,10 +19,17 @@ func TestEnlistTokenRoundTrip(t *testing.T) {
 	if err != nil || got != tok {
 		t.Fatalf("got %+v, %v; want %+v", got, err, tok)
 	}
-	for _, bad := range []string{"", "mst1", "mst1.zz.secret", "mst2." + strings.Repeat("ab", 32) + "." + pki.RandomSecret(),
-		"mst1." + strings.Repeat("ab", 31) + "." + pki.RandomSecret(), "mst1." + strings.Repeat("ab", 32) + ".short"} {
-		if _, err := pki.ParseEnlistToken(bad); err == nil {
-			t.Errorf("ParseEnlistToken(%q) accepted it", bad)
+	notToken, badCA, short := "this is not an enlistment token", "CA fingerprint is not 64 hex digits", "secret is too short"
+	for _, bad := range []struct{ token, why string }{
+		{"", notToken},
+		{"mst1", notToken},
+		{"mst1.zz.secret", badCA},
+		{"mst2." + strings.Repeat("ab", 32) + "." + pki.RandomSecret(), notToken},
+		{"mst1." + strings.Repeat("ab", 31) + "." + pki.RandomSecret(), badCA},
+		{"mst1." + strings.Repeat("ab", 32) + ".short", short},
+	} {
+		if _, err := pki.ParseEnlistToken(bad.token); err == nil || !strings.Contains(err.Error(), bad.why) {
+			t.Errorf("ParseEnlistToken(%q): %v, want it refused saying %q", bad.token, err, bad.why)
 		}
 	}
 }
@@ -52,8 +60,9 @@ func TestSignTargetIsClientAuthOnly(t *testing.T) {
 		t.Errorf("VerifyExpiredTarget: %v", err)
 	}
 	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
-	if _, err := other.VerifyExpiredTarget(cert.DER); err == nil {
-		t.Error("another CA accepted the certificate")
+	var unknown x509.UnknownAuthorityError
+	if _, err := other.VerifyExpiredTarget(cert.DER); !errors.As(err, &unknown) {
+		t.Errorf("another CA: %v, want the certificate refused as signed by an unknown authority", err)
 	}
 }
 
@@ -109,7 +118,7 @@ func TestSealRoundTrip(t *testing.T) {
 	if _, err := pki.Unseal(secret, tampered); !errors.Is(err, pki.ErrUnseal) {
 		t.Errorf("Unseal of an altered value: %v, want ErrUnseal", err)
 	}
-	if _, err := pki.Seal([]byte("short"), []byte("x")); err == nil {
-		t.Error("Seal took a 5-byte secret")
+	if _, err := pki.Seal([]byte("short"), []byte("x")); err == nil || !strings.Contains(err.Error(), "shorter than 32 bytes") {
+		t.Errorf("Seal of a 5-byte secret: %v, want it refused as shorter than 32 bytes", err)
 	}
 }

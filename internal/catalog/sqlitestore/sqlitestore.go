@@ -112,8 +112,12 @@ func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit 
 		return classify(err)
 	}
 	q := &txQuerier{tx: sqlTx, ctx: ctx, stmts: s.writeStmts, wrapped: map[string]*sql.Stmt{}}
+	// Rolled back unless committed: on an error, on a dry run, and on a
+	// panic in fn, which would otherwise leave the single write connection
+	// in the transaction, and every later write waiting for it.
+	committed := false
 	defer func() {
-		if err != nil || !commit {
+		if !committed {
 			if rb := sqlTx.Rollback(); err == nil {
 				err = rb
 			}
@@ -130,6 +134,7 @@ func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit 
 	if !commit {
 		return nil
 	}
+	committed = true // a failed commit ends the transaction too
 	return classify(sqlTx.Commit())
 }
 
