@@ -356,9 +356,11 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 			acks[i].Status, acks[i].Error = muster.InstructionFailed, k.Error
 		}
 	}
-	if err := a.m.Catalog.Ack(r.Context(), t.ID, acks); err != nil {
+	acked, err := a.m.Catalog.Ack(r.Context(), t.ID, acks)
+	if err != nil {
 		return err
 	}
+	a.m.metrics.acked(acked)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -388,6 +390,9 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	var results []agentproto.RunResult
 	write := func(uploads []catalog.RunUpload) error {
 		res, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
+		if err == nil {
+			a.m.metrics.recorded(res)
+		}
 		for _, x := range res {
 			results = append(results, agentproto.RunResult{RunID: x.RunID, OK: x.OK, Error: x.Error})
 		}
