@@ -56,7 +56,7 @@ func newMetrics() *metrics {
 			Help: "Instructions targets acknowledged to this master, by operation and outcome (downloaded: applied; failed)."},
 			[]string{"operation", "status"}),
 		storeQueries: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "muster_store_query_seconds",
-			Help: "How long the catalog's queries and statements took, by store operation; Update and DryRun are whole transactions.",
+			Help:    "How long the catalog's queries and statements took, by store operation; Update and DryRun are whole transactions.",
 			Buckets: storeBuckets}, []string{"op"}),
 	}
 	m.registry.MustRegister(m.polls, m.held, m.runs, m.runsEnded, m.runDuration, m.dispatch, m.instructions, m.storeQueries,
