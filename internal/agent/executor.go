@@ -177,7 +177,11 @@ func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run
 	if _, err := putRun(ctx, tx, run); err != nil {
 		return err
 	}
-	return e.trim(ctx, tx)
+	if err := e.trim(ctx, tx); err != nil {
+		return err
+	}
+	e.m.counters.runFinished(muster.RunSkipped)
+	return nil
 }
 
 // trim bounds the spool after a new run is recorded.
@@ -281,6 +285,7 @@ func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
 	ctx := ar.ctx
+	e.m.counters.started.Add(1)
 	if e.m.cg.base != "" {
 		rc, err := e.m.cg.create(run.RunID)
 		if err != nil {
@@ -370,6 +375,7 @@ func (e *executor) execute(ar *activeRun) {
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
 	e.save(ar, &run)
+	e.m.counters.runFinished(status)
 }
 
 func stepIndex(job muster.Job, name string) int {

@@ -95,8 +95,8 @@ func (c *Catalog) Gauges(ctx context.Context) (Gauges, error) {
 		interval, depth, oldest := r.PollInterval, r.SpoolDepth, r.SpoolOldest
 		if hb, ok := c.beats.lookup(r.ID); ok {
 			last, interval, depth, oldest = hb.At, hb.PollInterval, hb.SpoolDepth, nil
-			if hb.SpoolOldest > 0 {
-				at := hb.At.Add(-hb.SpoolOldest)
+			if hb.SpoolOldest != nil {
+				at := hb.At.Add(-*hb.SpoolOldest)
 				oldest = &at
 			}
 		}

@@ -297,6 +297,10 @@ func wireInstructions(rows []catalog.InstructionRow) []agentproto.Instruction {
 	return out
 }
 
+// maxSpoolOldest bounds the age of a spooled run a target may report: ten
+// years, far beyond any retention, and far within a time.Duration.
+const maxSpoolOldest = 10 * 365 * 24 * time.Hour
+
 // heartbeatFrom reads the heartbeat carried by a poll's query.
 func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, error) {
 	get := func(k string) string {
@@ -331,6 +335,14 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	}
 	hb.SpoolDepth, _ = strconv.Atoi(get(agentproto.QuerySpoolDepth))
 	hb.SpoolDropped, _ = strconv.Atoi(get(agentproto.QuerySpoolDropped))
+	if s := get(agentproto.QuerySpoolOldest); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > maxSpoolOldest.Seconds() {
+			return hb, muster.Errorf(muster.EINVALID, "%s: seconds, 0 to %d", agentproto.QuerySpoolOldest, int64(maxSpoolOldest.Seconds()))
+		}
+		d := time.Duration(v * float64(time.Second))
+		hb.SpoolOldest = &d
+	}
 	hb.DiskFull, _ = strconv.ParseBool(get(agentproto.QueryDiskFull))
 	switch hb.ProcessTracking = get(agentproto.QueryProcessTracking); hb.ProcessTracking {
 	case "", "cgroup", "environment":

@@ -230,10 +230,10 @@ func (s *Queries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.H
 // heartbeat reports waiting entered the target's spool; NULL when none
 // waits or the target does not say.
 func SpoolOldestAt(hb catalog.Heartbeat) sql.NullInt64 {
-	if hb.SpoolOldest <= 0 {
+	if hb.SpoolOldest == nil || hb.SpoolDepth == 0 {
 		return sql.NullInt64{}
 	}
-	return sql.NullInt64{Int64: ms(hb.At.Add(-hb.SpoolOldest)), Valid: true}
+	return sql.NullInt64{Int64: ms(hb.At.Add(-*hb.SpoolOldest)), Valid: true}
 }
 
 // formatLocal keeps a target's local time with its offset.
