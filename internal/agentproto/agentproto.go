@@ -108,12 +108,12 @@ const (
 	QueryVersion      = "version"       // muster release
 	QuerySpoolDepth   = "spool"         // runs waiting to be acknowledged
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
-	// QuerySpoolOldest is how long, in whole seconds, the oldest run
+	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
+	QueryPaused       = "paused"        // whether the target believes it is paused
+	// QuerySpoolOldest is how long, in seconds (decimals allowed), the oldest run
 	// waiting in the spool has waited to be uploaded (0 when none waits).
 	// Optional: a target that does not send it leaves it unknown.
 	QuerySpoolOldest = "spool_oldest"
-	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
-	QueryPaused       = "paused"        // whether the target believes it is paused
 	// QueryEpoch is the catalog epoch the target holds: a master of
 	// another epoch answers at once, so the target resyncs without waiting
 	// out a held poll.
