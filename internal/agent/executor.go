@@ -227,10 +227,8 @@ func (e *executor) work(ar *activeRun) {
 	defer e.wg.Done()
 	defer ar.markSpawned()
 	e.execute(ar)
+	e.release(ar)
 	e.mu.Lock()
-	if e.running[ar.job.Name] == ar {
-		delete(e.running, ar.job.Name)
-	}
 	ar.cancel(nil)
 	if len(e.queue) > 0 {
 		next := e.queue[0]
@@ -374,8 +372,21 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
-	e.save(ar, &run)
 	e.m.counters.runFinished(status)
+	// The job may run again once its outcome is recorded: the master may
+	// post the next START as soon as it has the outcome, which the save
+	// has uploaded, before this run's goroutine is done.
+	e.release(ar)
+	e.save(ar, &run)
+}
+
+// release lets the job of a run that has ended run again.
+func (e *executor) release(ar *activeRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[ar.job.Name] == ar {
+		delete(e.running, ar.job.Name)
+	}
 }
 
 func stepIndex(job muster.Job, name string) int {
