@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -185,9 +186,9 @@ func runIDs(rows []RunRow) []string {
 
 // noteOutcomes fills in, for the metrics, the results of the runs stored
 // (rows, upserts) that ended with this upload, having been held running or
-// not at all (held), and the dispatch time of those recorded for the first
-// time that came from a START.
-func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, held map[string]muster.RunStatus, results []RunResult) error {
+// not at all (held), and the dispatch time of those that came from a START
+// whose first step this upload brings.
+func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, held map[string]RunHeld, results []RunResult) error {
 	byID := make(map[string]*RunResult, len(rows))
 	for i := range results {
 		if results[i].OK {
@@ -202,11 +203,11 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 			continue
 		}
 		res := byID[r.RunID]
-		if r.Status.Finished() && (!known || !was.Finished()) {
+		if r.Status.Finished() && (!known || !was.Status.Finished()) {
 			res.Ended, res.Job, res.Status = true, r.Job, r.Status
 			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
 		}
-		if !known && len(r.Steps) > 0 && !r.Steps[0].StartedAt.IsZero() {
+		if !was.Started && fromStart(r.Run) && len(r.Steps) > 0 && !r.Steps[0].StartedAt.IsZero() {
 			fresh = append(fresh, r.RunID)
 		}
 	}
@@ -220,16 +221,19 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 	skew := time.Duration(target.ClockSkewMS) * time.Millisecond
 	for k, r := range rows {
 		at, ok := posted[r.RunID]
-		if !ok || !upserts[k].Changed {
-			continue
-		}
-		if _, known := held[r.RunID]; known {
+		if !ok || !upserts[k].Changed || held[r.RunID].Started || len(r.Steps) == 0 {
 			continue
 		}
 		d := max(r.Steps[0].StartedAt.Add(-skew).Sub(at), 0)
 		byID[r.RunID].Dispatch = &d
 	}
 	return nil
+}
+
+// fromStart reports whether a run came from a START (an operator's), not
+// from a schedule.
+func fromStart(r muster.Run) bool {
+	return r.Trigger == muster.TriggerOperator || strings.HasPrefix(r.Trigger, muster.TriggerOperator+":")
 }
 
 // appendOutput stores the chunks of output of one of the target's runs

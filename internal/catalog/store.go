@@ -130,9 +130,9 @@ type Reads interface {
 	// GaugeRows reads what the master's metrics show as gauges, in a few
 	// statements whatever the size of the fleet.
 	GaugeRows(ctx context.Context) (GaugeRows, error)
-	// RunsHeld returns the status held of each of a target's runs named
-	// that the catalog has recorded.
-	RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]muster.RunStatus, error)
+	// RunsHeld returns what the catalog holds of each of a target's runs
+	// named that it has recorded.
+	RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]RunHeld, error)
 	// StartsPosted returns when the STARTs of a target's runs named were
 	// posted, for those that came from a START.
 	StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error)
@@ -449,6 +449,14 @@ type OutputRow struct {
 	Attempt int
 	Offset  int64
 	Data    []byte
+}
+
+// RunHeld is what the catalog holds of a run, for telling what an upload
+// of it changes.
+type RunHeld struct {
+	Status muster.RunStatus
+	// Started is set when a step of the run is held.
+	Started bool
 }
 
 // RunUpsert is what storing one run did.

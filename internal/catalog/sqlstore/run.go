@@ -215,13 +215,13 @@ func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
 
 // RunsHeld returns the status held of each of the runs named that the
 // catalog has recorded for the target.
-func (s *Queries) RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]muster.RunStatus, error) {
-	out := make(map[string]muster.RunStatus, len(runIDs))
+func (s *Queries) RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]catalog.RunHeld, error) {
+	out := make(map[string]catalog.RunHeld, len(runIDs))
 	if len(runIDs) == 0 {
 		return out, nil
 	}
 	a := &args{d: s.D}
-	q := `SELECT run_id, status FROM runs WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
+	q := `SELECT run_id, status, steps NOT IN ('[]', 'null') FROM runs WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
 	rows, err := s.Q.Query(ctx, q, a.vals...)
 	if err != nil {
 		return nil, err
@@ -229,10 +229,11 @@ func (s *Queries) RunsHeld(ctx context.Context, targetID int64, runIDs []string)
 	defer rows.Close()
 	for rows.Next() {
 		var id, status string
-		if err := rows.Scan(&id, &status); err != nil {
+		var started bool
+		if err := rows.Scan(&id, &status, &started); err != nil {
 			return nil, err
 		}
-		out[id] = muster.RunStatus(status)
+		out[id] = catalog.RunHeld{Status: muster.RunStatus(status), Started: started}
 	}
 	return out, rows.Err()
 }
