@@ -16,7 +16,7 @@ import (
 )
 
 func newTargetCmd() *cobra.Command {
-	var dataDir, configFile, logLevel string
+	var dataDir, configFile, logLevel, metricsListen string
 	cmd := &cobra.Command{
 		Use:   "target --data DIR [--config FILE]",
 		Short: "Run an enlisted target, or list and show targets",
@@ -58,6 +58,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			}
 			cfg := agent.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
+			cfg.MetricsListen = metricsListen
 			cfg.Subreaper = true
 			m, err := agent.New(cfg)
 			if err != nil {
@@ -81,6 +82,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 	f.StringVar(&dataDir, "data", "", "the target's data directory (made by muster enlist)")
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&metricsListen, "metrics-listen", "", "serve this target's own Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101; plain HTTP, so keep it on loopback or a management network); off by default")
 	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
 		newTargetPauseCmd(true), newTargetPauseCmd(false), newTargetPollCmd())
 	return cmd

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -44,6 +45,9 @@ type Config struct {
 	// (PR_SET_CHILD_SUBREAPER), and reaps them. The target command sets it;
 	// tests that run targets inside a test binary do not.
 	Subreaper bool
+	// MetricsListen is the address the target serves its own Prometheus
+	// metrics at (GET /metrics, plain HTTP); none when empty.
+	MetricsListen string
 	// FailInstruction, when set, is asked before each instruction is
 	// applied; an error it returns fails the instruction. Tests use it to
 	// inject failures.
@@ -90,7 +94,10 @@ type Main struct {
 	masters    []string
 	uploadWake chan struct{}
 	backlog    *backlog
-	expiredAt  time.Time // last sweep of expired runs (uploader only)
+	spoolAges  spoolAges
+	counters   counters
+	metricsLn  net.Listener // the metrics' listener, when configured
+	expiredAt  time.Time    // last sweep of expired runs (uploader only)
 	// uploadLimits are what each upload starts from: what the protocol
 	// says a master takes.
 	uploadLimits uploadLimits
@@ -193,6 +200,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.cfg.Subreaper = false
 		}
 	}
+	if err := m.listenMetrics(); err != nil {
+		return err
+	}
 	return m.exec.recover(ctx)
 }
 
@@ -210,6 +220,8 @@ func (m *Main) Run(ctx context.Context) error {
 	var ctl sync.WaitGroup
 	ctl.Add(1)
 	go func() { defer ctl.Done(); m.serveControl(ctlCtx) }()
+	ctl.Add(1)
+	go func() { defer ctl.Done(); m.serveMetrics(ctlCtx) }()
 	defer func() { stopControl(); ctl.Wait() }()
 	for {
 		req, ok, canceled := m.runUntil(ctx)
@@ -297,6 +309,9 @@ func (m *Main) Close() error {
 	}
 	if m.cg.base != "" {
 		os.Remove(m.cg.base) // once its runs' cgroups are gone; a daemon killed leaves it for the next
+	}
+	if m.metricsLn != nil {
+		m.metricsLn.Close() // Run's server has closed it, unless Run never ran
 	}
 	errs = append(errs, unlockDir(m.lock))
 	m.lock = nil

@@ -250,6 +250,7 @@ type heartbeat struct {
 	TimeZone     string
 	PollInterval int
 	SpoolDepth   int
+	SpoolOldest  time.Duration // how long the oldest run in the spool has waited
 	SpoolDropped int
 	ClockOffset  *time.Duration
 	Paused       bool
@@ -269,6 +270,7 @@ func (c *client) poll(ctx context.Context, after int64, epoch string, wait time.
 	q.Set(agentproto.QueryVersion, muster.Version)
 	q.Set(agentproto.QuerySpoolDepth, strconv.Itoa(hb.SpoolDepth))
 	q.Set(agentproto.QuerySpoolDropped, strconv.Itoa(hb.SpoolDropped))
+	q.Set(agentproto.QuerySpoolOldest, strconv.FormatFloat(hb.SpoolOldest.Seconds(), 'f', 3, 64))
 	q.Set(agentproto.QueryPaused, strconv.FormatBool(hb.Paused))
 	q.Set(agentproto.QueryDiskFull, strconv.FormatBool(hb.DiskFull))
 	q.Set(agentproto.QueryProcessTracking, hb.Tracking)

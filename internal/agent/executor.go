@@ -177,7 +177,11 @@ func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run
 	if _, err := putRun(ctx, tx, run); err != nil {
 		return err
 	}
-	return e.trim(ctx, tx)
+	if err := e.trim(ctx, tx); err != nil {
+		return err
+	}
+	e.m.counters.runFinished(muster.RunSkipped)
+	return nil
 }
 
 // trim bounds the spool after a new run is recorded.
@@ -223,10 +227,8 @@ func (e *executor) work(ar *activeRun) {
 	defer e.wg.Done()
 	defer ar.markSpawned()
 	e.execute(ar)
+	e.release(ar)
 	e.mu.Lock()
-	if e.running[ar.job.Name] == ar {
-		delete(e.running, ar.job.Name)
-	}
 	ar.cancel(nil)
 	if len(e.queue) > 0 {
 		next := e.queue[0]
@@ -281,6 +283,7 @@ func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
 	ctx := ar.ctx
+	e.m.counters.started.Add(1)
 	if e.m.cg.base != "" {
 		rc, err := e.m.cg.create(run.RunID)
 		if err != nil {
@@ -369,7 +372,21 @@ func (e *executor) execute(ar *activeRun) {
 	}
 	now := e.m.now()
 	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
+	e.m.counters.runFinished(status)
+	// The job may run again once its outcome is recorded: the master may
+	// post the next START as soon as it has the outcome, which the save
+	// has uploaded, before this run's goroutine is done.
+	e.release(ar)
 	e.save(ar, &run)
+}
+
+// release lets the job of a run that has ended run again.
+func (e *executor) release(ar *activeRun) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running[ar.job.Name] == ar {
+		delete(e.running, ar.job.Name)
+	}
 }
 
 func stepIndex(job muster.Job, name string) int {

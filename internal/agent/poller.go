@@ -35,8 +35,12 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	defer cancel()
 	resp, err := m.client.poll(pctx, m.enl.Cursor, m.enl.Epoch, m.cfg.PollWait, m.heartbeat(ctx))
 	if err != nil {
+		if ctx.Err() == nil {
+			m.counters.pollErrors.Add(1)
+		}
 		return err
 	}
+	m.counters.lastPoll.Store(m.cfg.Now().UnixMilli())
 	m.checkClockSkew(ctx, resp.ServerTime)
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
@@ -74,12 +78,13 @@ func (m *Main) pollOnce(ctx context.Context) error {
 // heartbeat is what the next poll reports about the target. The spool
 // counts the runs waiting in memory for a full disk too.
 func (m *Main) heartbeat(ctx context.Context) heartbeat {
-	waiting, _ := m.backlog.waiting()
+	depth, oldest := m.spool(ctx)
 	return heartbeat{
 		LocalTime:    m.now(),
 		TimeZone:     m.tzName,
 		PollInterval: m.enl.PollInterval,
-		SpoolDepth:   m.store.spoolDepth(ctx) + waiting,
+		SpoolDepth:   depth,
+		SpoolOldest:  oldest,
 		SpoolDropped: m.store.spoolDropped(ctx),
 		ClockOffset:  m.clockOffset.Load(),
 		Paused:       m.paused.Load(),

@@ -549,6 +549,25 @@ func (s *store) spoolDepth(ctx context.Context) int {
 	return n
 }
 
+// unsentRunIDs returns the runs the master does not hold the latest
+// revision of (the runs_unsent index).
+func (s *store) unsentRunIDs(ctx context.Context) ([]string, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT run_id FROM runs WHERE revision > uploaded_revision`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, rows.Err()
+}
+
 // runningRuns returns the runs recorded as running.
 func (s *store) runningRuns(ctx context.Context) ([]muster.Run, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT data FROM runs WHERE status = 'running'`)

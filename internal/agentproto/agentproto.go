@@ -61,6 +61,10 @@ import (
 // Change log (newest first; a master accepts targets of its own version and
 // the two before it):
 //
+//	2, amended (2026-12-06): the optional heartbeat field spool_oldest
+//	  (QuerySpoolOldest). A master that does not know it ignores it, as
+//	  it ignores any query field it does not read; a target that does not
+//	  send it leaves the master not knowing, never wrong.
 //	2 (2026-12-05): the protocol's own types for jobs (INSERT) and runs
 //	  instead of the domain's; run output uploaded incrementally, as chunks
 //	  the master appends (RunReport.Output; StepAttempt has no output);
@@ -106,6 +110,10 @@ const (
 	QuerySpoolDropped = "spool_dropped" // runs dropped because the spool was full
 	QueryClockOffset  = "clock_offset"  // ms, measured at the last SYNC-TIME
 	QueryPaused       = "paused"        // whether the target believes it is paused
+	// QuerySpoolOldest is how long, in seconds (decimals allowed), the oldest run
+	// waiting in the spool has waited to be uploaded (0 when none waits).
+	// Optional: a target that does not send it leaves it unknown.
+	QuerySpoolOldest = "spool_oldest"
 	// QueryEpoch is the catalog epoch the target holds: a master of
 	// another epoch answers at once, so the target resyncs without waiting
 	// out a held poll.

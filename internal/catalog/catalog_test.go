@@ -221,7 +221,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 1, Status: muster.InstructionFailed, Error: "proxy not found"}, {Seq: 2, Status: muster.InstructionDownloaded}}); err != nil {
+		if _, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 1, Status: muster.InstructionFailed, Error: "proxy not found"}, {Seq: 2, Status: muster.InstructionDownloaded}}); err != nil {
 			t.Fatal(err)
 		}
 		status := func() muster.Target {
@@ -249,7 +249,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 		}
 
 		t.Run("retry reposts and clears", func(t *testing.T) {
-			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 3, Status: muster.InstructionFailed, Error: "still broken"}}); err != nil {
+			if _, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 3, Status: muster.InstructionFailed, Error: "still broken"}}); err != nil {
 				t.Fatal(err)
 			}
 			in, err := db.RetryInstruction(ctx, "", 3, admin)
@@ -264,7 +264,7 @@ func TestFailedInstructionBlocksUntilSuperseded(t *testing.T) {
 			}
 		})
 		t.Run("delete clears", func(t *testing.T) {
-			if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 4, Status: muster.InstructionFailed, Error: "again"}}); err != nil {
+			if _, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 4, Status: muster.InstructionFailed, Error: "again"}}); err != nil {
 				t.Fatal(err)
 			}
 			if err := db.DeleteInstruction(ctx, "web1", 4, admin); err != nil {

@@ -130,9 +130,9 @@ const MaxErrorLen = 1024
 // Ack records the outcome of instructions a target applied. An ack for an
 // instruction that is no longer pending (superseded, deleted, already
 // acknowledged) changes nothing, so acks may be repeated.
-func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) error {
+func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Acked, error) {
 	if len(acks) == 0 {
-		return nil
+		return nil, nil
 	}
 	rows := make([]AckRow, len(acks))
 	for i, a := range acks {
@@ -145,8 +145,10 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) error 
 			rows[i].Status, rows[i].Error = muster.InstructionFailed, truncate(msg, MaxErrorLen)
 		}
 	}
-	return c.update(ctx, func(tx *tx) error {
-		if err := tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
+	var acked []Acked
+	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		if acked, err = tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
 			return err
 		}
 		// A deleted target that has collected its DEFECT is gone: the
@@ -157,6 +159,10 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) error 
 		}
 		return tx.CloseInstructions(ctx, targetID, []muster.InstructionStatus{muster.InstructionPending}, muster.InstructionDeleted)
 	})
+	if err != nil {
+		return nil, err
+	}
+	return acked, nil
 }
 
 // truncate cuts s to at most n bytes, on a character boundary.

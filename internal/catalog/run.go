@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -52,6 +53,17 @@ type RunResult struct {
 	RunID string
 	OK    bool
 	Error string
+	// Ended is set when this upload recorded the run finished for the
+	// first time: Job, Status and Duration are then its outcome. A run is
+	// counted ended once, whatever revisions repeat its outcome.
+	Ended    bool
+	Job      string
+	Status   muster.RunStatus
+	Duration time.Duration
+	// Dispatch, when set, is how long the run's first step took to start
+	// after its START was posted (the master's clock, the target's skew
+	// taken off), measured when the catalog first records the run.
+	Dispatch *time.Duration
 }
 
 // UpsertRuns records runs uploaded by a target, each at its revision: a
@@ -92,8 +104,15 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
 			outputs = append(outputs, rep.Output)
 		}
+		held, err := tx.RunsHeld(ctx, target.ID, runIDs(rows))
+		if err != nil {
+			return err
+		}
 		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
 		if err != nil {
+			return err
+		}
+		if err := tx.noteOutcomes(target, rows, upserts, held, results); err != nil {
 			return err
 		}
 		// The last outcome of each job is its finished run the master
@@ -155,6 +174,66 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		return nil
 	})
 	return results, err
+}
+
+func runIDs(rows []RunRow) []string {
+	ids := make([]string, len(rows))
+	for i, r := range rows {
+		ids[i] = r.RunID
+	}
+	return ids
+}
+
+// noteOutcomes fills in, for the metrics, the results of the runs stored
+// (rows, upserts) that ended with this upload, having been held running or
+// not at all (held), and the dispatch time of those that came from a START
+// whose first step this upload brings.
+func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, held map[string]RunHeld, results []RunResult) error {
+	byID := make(map[string]*RunResult, len(rows))
+	for i := range results {
+		if results[i].OK {
+			byID[results[i].RunID] = &results[i]
+		}
+	}
+	var fresh []string
+	for k, u := range upserts {
+		r := rows[k]
+		was, known := held[r.RunID]
+		if !u.Changed {
+			continue
+		}
+		res := byID[r.RunID]
+		if r.Status.Finished() && (!known || !was.Status.Finished()) {
+			res.Ended, res.Job, res.Status = true, r.Job, r.Status
+			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
+		}
+		if !was.Started && fromStart(r.Run) && len(r.Steps) > 0 && !r.Steps[0].StartedAt.IsZero() {
+			fresh = append(fresh, r.RunID)
+		}
+	}
+	if len(fresh) == 0 {
+		return nil
+	}
+	posted, err := tx.StartsPosted(tx.ctx, target.ID, fresh)
+	if err != nil {
+		return err
+	}
+	skew := time.Duration(target.ClockSkewMS) * time.Millisecond
+	for k, r := range rows {
+		at, ok := posted[r.RunID]
+		if !ok || !upserts[k].Changed || held[r.RunID].Started || len(r.Steps) == 0 {
+			continue
+		}
+		d := max(r.Steps[0].StartedAt.Add(-skew).Sub(at), 0)
+		byID[r.RunID].Dispatch = &d
+	}
+	return nil
+}
+
+// fromStart reports whether a run came from a START (an operator's), not
+// from a schedule.
+func fromStart(r muster.Run) bool {
+	return r.Trigger == muster.TriggerOperator || strings.HasPrefix(r.Trigger, muster.TriggerOperator+":")
 }
 
 // appendOutput stores the chunks of output of one of the target's runs

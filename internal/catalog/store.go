@@ -43,6 +43,8 @@ var ErrDuplicate = errors.New("catalog: duplicate")
 // noRows reports whether err says a query for one row found none.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
+//go:generate go run ./internal/timedgen
+
 // Store is a catalog database.
 type Store interface {
 	Reads
@@ -125,6 +127,15 @@ type Reads interface {
 	NextDeliveryAt(ctx context.Context) (time.Time, bool, error)
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error)
 	FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error)
+	// GaugeRows reads what the master's metrics show as gauges, in a few
+	// statements whatever the size of the fleet.
+	GaugeRows(ctx context.Context) (GaugeRows, error)
+	// RunsHeld returns what the catalog holds of each of a target's runs
+	// named that it has recorded.
+	RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]RunHeld, error)
+	// StartsPosted returns when the STARTs of a target's runs named were
+	// posted, for those that came from a START.
+	StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error)
 }
 
 // Tx is a write transaction: the reads, and the writes.
@@ -211,7 +222,9 @@ type Tx interface {
 	Supersede(ctx context.Context, targetIDs []int64, job string, moot []muster.Operation) error
 	InsertInstructions(ctx context.Context, ins []InstructionRow) error
 	MarkSent(ctx context.Context, targetIDs []int64, job string) error
-	AckInstructions(ctx context.Context, targetID int64, acks []AckRow, at time.Time) error
+	// AckInstructions records the outcomes of pending instructions, and
+	// returns the operation and outcome of each it changed.
+	AckInstructions(ctx context.Context, targetID int64, acks []AckRow, at time.Time) ([]Acked, error)
 	// SetInstructionStatus moves an instruction from one of the statuses
 	// in from to status, and reports whether it did.
 	SetInstructionStatus(ctx context.Context, targetID, seq int64, from []muster.InstructionStatus, status muster.InstructionStatus) (bool, error)
@@ -401,6 +414,12 @@ type AckRow struct {
 	Error  string
 }
 
+// Acked is an instruction whose outcome an acknowledgement recorded.
+type Acked struct {
+	Operation muster.Operation
+	Status    muster.InstructionStatus
+}
+
 // QueuedStartRow is a START held back by a job's max_parallel_targets.
 type QueuedStartRow struct {
 	ID        int64
@@ -430,6 +449,14 @@ type OutputRow struct {
 	Attempt int
 	Offset  int64
 	Data    []byte
+}
+
+// RunHeld is what the catalog holds of a run, for telling what an upload
+// of it changes.
+type RunHeld struct {
+	Status muster.RunStatus
+	// Started is set when a step of the run is held.
+	Started bool
 }
 
 // RunUpsert is what storing one run did.

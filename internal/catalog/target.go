@@ -21,6 +21,10 @@ type Heartbeat struct {
 	Protocol     int
 	SpoolDepth   int
 	SpoolDropped int
+	// SpoolOldest is how long the oldest run the target has not uploaded
+	// has waited in its spool (zero when none waits); nil when the target
+	// does not say (before protocol 2's spool_oldest).
+	SpoolOldest *time.Duration
 	// ClockOffset is the offset the target measured at its last SYNC-TIME,
 	// if it has done one.
 	ClockOffset *time.Duration

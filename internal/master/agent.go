@@ -311,6 +311,10 @@ func wireInstructions(rows []catalog.InstructionRow) []agentproto.Instruction {
 	return out
 }
 
+// maxSpoolOldest bounds the age of a spooled run a target may report: ten
+// years, far beyond any retention, and far within a time.Duration.
+const maxSpoolOldest = 10 * 365 * 24 * time.Hour
+
 // heartbeatFrom reads the heartbeat carried by a poll's query.
 func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, error) {
 	get := func(k string) string {
@@ -345,6 +349,14 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	}
 	hb.SpoolDepth, _ = strconv.Atoi(get(agentproto.QuerySpoolDepth))
 	hb.SpoolDropped, _ = strconv.Atoi(get(agentproto.QuerySpoolDropped))
+	if s := get(agentproto.QuerySpoolOldest); s != "" {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v < 0 || v > maxSpoolOldest.Seconds() {
+			return hb, muster.Errorf(muster.EINVALID, "%s: seconds, 0 to %d", agentproto.QuerySpoolOldest, int64(maxSpoolOldest.Seconds()))
+		}
+		d := time.Duration(v * float64(time.Second))
+		hb.SpoolOldest = &d
+	}
 	hb.DiskFull, _ = strconv.ParseBool(get(agentproto.QueryDiskFull))
 	switch hb.ProcessTracking = get(agentproto.QueryProcessTracking); hb.ProcessTracking {
 	case "", "cgroup", "environment":
@@ -370,9 +382,11 @@ func (a *agent) ack(w http.ResponseWriter, r *http.Request, t catalog.TargetIden
 			acks[i].Status, acks[i].Error = muster.InstructionFailed, k.Error
 		}
 	}
-	if err := a.m.Catalog.Ack(r.Context(), t.ID, acks); err != nil {
+	acked, err := a.m.Catalog.Ack(r.Context(), t.ID, acks)
+	if err != nil {
 		return err
 	}
+	a.m.metrics.acked(acked)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
@@ -402,6 +416,9 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	var results []agentproto.RunResult
 	write := func(uploads []catalog.RunUpload) error {
 		res, err := a.m.Catalog.UpsertRuns(r.Context(), t, uploads)
+		if err == nil {
+			a.m.metrics.recorded(res)
+		}
 		for _, x := range res {
 			results = append(results, agentproto.RunResult{RunID: x.RunID, OK: x.OK, Error: x.Error})
 		}

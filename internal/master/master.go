@@ -24,8 +24,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/musterhq/muster"
@@ -217,7 +215,7 @@ func New(cfg Config) (*Main, error) {
 		return nil, err
 	}
 	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute),
-		targetRequests: newSlots[int64](maxRequestsPerTarget), uploads: newUploads(cfg.Limits), alerts: alerts}
+		targetRequests: newSlots[int64](maxRequestsPerTarget), uploads: newUploads(cfg.Limits), alerts: alerts, metrics: newMetrics()}
 	m.alerts.leader = m.leader.Load
 	return m, nil
 }
@@ -243,6 +241,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	store = catalog.TimeStore(store, m.metrics.observeStore)
 	m.Catalog, err = catalog.Open(ctx, store, catalog.Options{Now: m.cfg.Now, Logger: m.log, OnCommit: m.committed})
 	if err != nil {
 		store.Close()
@@ -289,7 +288,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// then polls announce none, which leaves a target's list as it is.
 	m.masters.Store(&[]string{})
 
-	m.metrics = newMetrics()
+	m.metrics.registry.MustRegister(&gaugeCollector{read: m.Catalog.Gauges, now: time.Now, maxAge: time.Second})
 	mux := http.NewServeMux()
 	agent := &agent{m: m}
 	m.agentRoutes = agent.routes()
@@ -611,25 +610,4 @@ func ignoreClosed(err error) error {
 		return nil
 	}
 	return err
-}
-
-// metrics are the master's Prometheus metrics, in its own registry so that
-// several masters can run in one process (tests, muster dev).
-type metrics struct {
-	registry *prometheus.Registry
-	polls    prometheus.Counter
-	held     prometheus.Gauge
-	runs     prometheus.Counter
-}
-
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		polls:    prometheus.NewCounter(prometheus.CounterOpts{Name: "muster_polls_total", Help: "Polls received from targets."}),
-		held:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "muster_polls_held", Help: "Polls being held open now."}),
-		runs:     prometheus.NewCounter(prometheus.CounterOpts{Name: "muster_run_reports_total", Help: "Run reports received from targets."}),
-	}
-	m.registry.MustRegister(m.polls, m.held, m.runs,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
 )
@@ -117,15 +118,28 @@ func (t *txQueries) MarkSent(ctx context.Context, targetIDs []int64, job string)
 }
 
 // AckInstructions records a target's acks in one statement.
-func (t *txQueries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) error {
+func (t *txQueries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) ([]catalog.Acked, error) {
 	seqs, statuses, errs := make([]int64, len(acks)), make([]string, len(acks)), make([]string, len(acks))
 	for i, a := range acks {
 		seqs[i], statuses[i], errs[i] = a.Seq, string(a.Status), a.Error
 	}
-	_, err := t.tx.Exec(ctx, `UPDATE instructions i SET status = a.status, error = a.error, downloaded_at = $2
+	rows, err := t.tx.Query(ctx, `UPDATE instructions i SET status = a.status, error = a.error, downloaded_at = $2
 		FROM unnest($3::bigint[], $4::text[], $5::text[]) AS a(seq, status, error)
-		WHERE i.target_id = $1 AND i.seq = a.seq AND i.status = 'pending'`, targetID, at.UnixMilli(), seqs, statuses, errs)
-	return classify(err)
+		WHERE i.target_id = $1 AND i.seq = a.seq AND i.status = 'pending'
+		RETURNING i.operation, i.status`, targetID, at.UnixMilli(), seqs, statuses, errs)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	var out []catalog.Acked
+	for rows.Next() {
+		var op, status string
+		if err := rows.Scan(&op, &status); err != nil {
+			return nil, classify(err)
+		}
+		out = append(out, catalog.Acked{Operation: muster.Operation(op), Status: muster.InstructionStatus(status)})
+	}
+	return out, classify(rows.Err())
 }
 
 // UpsertRuns stores runs in one pipelined batch.
@@ -166,7 +180,13 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 	utc, intervals, protocols, depth, dropped := make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n), make([]int32, 0, n)
 	skew := make([]int64, 0, n)
 	full, tracking := make([]bool, 0, n), make([]string, 0, n)
+	oldest := make([]*int64, 0, n)
 	for id, hb := range beats {
+		var o *int64
+		if v := sqlstore.SpoolOldestAt(hb); v.Valid {
+			o = &v.Int64
+		}
+		oldest = append(oldest, o)
 		ids, at = append(ids, id), append(at, hb.At.UnixMilli())
 		var off *int64
 		if hb.ClockOffset != nil {
@@ -187,11 +207,12 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 	_, err := t.tx.Exec(ctx, `UPDATE targets t SET last_poll_at = h.at, local_time_at_poll = h.local, time_zone = h.tz,
 			utc_offset_minutes = h.utc, clock_skew_ms = h.skew, poll_interval = h.interval, version = h.version,
 			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
-			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking
+			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking,
+			spool_oldest_at = h.oldest
 		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
-			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[])
-			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking)
+			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[], $15::bigint[])
+			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking, oldest)
 		WHERE t.id = h.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
-		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking)
+		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking, oldest)
 	return classify(err)
 }

@@ -145,14 +145,22 @@ func (s *Queries) MarkSent(ctx context.Context, targetIDs []int64, job string) e
 
 // AckInstructions records outcomes of a target's pending instructions; one
 // no longer pending is left as it is.
-func (s *Queries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) error {
+func (s *Queries) AckInstructions(ctx context.Context, targetID int64, acks []catalog.AckRow, at time.Time) ([]catalog.Acked, error) {
+	var out []catalog.Acked
 	for _, a := range acks {
-		if _, err := s.Q.Exec(ctx, `UPDATE instructions SET status = $1, error = $2, downloaded_at = $3
-			WHERE target_id = $4 AND seq = $5 AND status = 'pending'`, string(a.Status), a.Error, ms(at), targetID, a.Seq); err != nil {
-			return err
+		var op string
+		err := s.Q.QueryRow(ctx, `UPDATE instructions SET status = $1, error = $2, downloaded_at = $3
+			WHERE target_id = $4 AND seq = $5 AND status = 'pending' RETURNING operation`,
+			string(a.Status), a.Error, ms(at), targetID, a.Seq).Scan(&op)
+		switch {
+		case noRows(err):
+		case err != nil:
+			return nil, err
+		default:
+			out = append(out, catalog.Acked{Operation: muster.Operation(op), Status: a.Status})
 		}
 	}
-	return nil
+	return out, nil
 }
 
 // SetInstructionStatus moves an instruction from one of the statuses from.

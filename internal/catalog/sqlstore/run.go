@@ -212,3 +212,53 @@ func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
 		o.Run, o.Attempt, o.Offset, o.Data)
 	return err
 }
+
+// RunsHeld returns the status held of each of the runs named that the
+// catalog has recorded for the target.
+func (s *Queries) RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]catalog.RunHeld, error) {
+	out := make(map[string]catalog.RunHeld, len(runIDs))
+	if len(runIDs) == 0 {
+		return out, nil
+	}
+	a := &args{d: s.D}
+	q := `SELECT run_id, status, steps NOT IN ('[]', 'null') FROM runs WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
+	rows, err := s.Q.Query(ctx, q, a.vals...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, status string
+		var started bool
+		if err := rows.Scan(&id, &status, &started); err != nil {
+			return nil, err
+		}
+		out[id] = catalog.RunHeld{Status: muster.RunStatus(status), Started: started}
+	}
+	return out, rows.Err()
+}
+
+// StartsPosted returns when the STARTs of the runs named were posted to
+// the target (instructions_start_run).
+func (s *Queries) StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error) {
+	out := make(map[string]time.Time, len(runIDs))
+	if len(runIDs) == 0 {
+		return out, nil
+	}
+	a := &args{d: s.D}
+	q := `SELECT run_id, posted_at FROM instructions WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
+	rows, err := s.Q.Query(ctx, q, a.vals...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var at int64
+		if err := rows.Scan(&id, &at); err != nil {
+			return nil, err
+		}
+		out[id] = fromMS(at)
+	}
+	return out, rows.Err()
+}

@@ -216,14 +216,24 @@ func (s *Queries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.H
 		if _, err := s.Q.Exec(ctx, `UPDATE targets SET last_poll_at = $1, local_time_at_poll = $2, time_zone = $3,
 				utc_offset_minutes = $4, clock_skew_ms = $5, poll_interval = $6, version = $7, protocol = $8,
 				spool_depth = $9, spool_dropped = $10, clock_offset_ms = COALESCE($11, clock_offset_ms), disk_full = $12,
-				process_tracking = $13
+				process_tracking = $13, spool_oldest_at = $15
 			WHERE id = $14 AND (last_poll_at IS NULL OR last_poll_at <= $1)`,
 			ms(hb.At), formatLocal(hb.LocalTime), hb.TimeZone, hb.OffsetMinutes(), hb.SkewMS(), hb.PollInterval, hb.Version,
-			hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, hb.DiskFull, hb.ProcessTracking, id); err != nil {
+			hb.Protocol, hb.SpoolDepth, hb.SpoolDropped, offset, hb.DiskFull, hb.ProcessTracking, id, SpoolOldestAt(hb)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// SpoolOldestAt is when, by the master's clock, the oldest run a
+// heartbeat reports waiting entered the target's spool; NULL when none
+// waits or the target does not say.
+func SpoolOldestAt(hb catalog.Heartbeat) sql.NullInt64 {
+	if hb.SpoolOldest == nil || hb.SpoolDepth == 0 {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: ms(hb.At.Add(-*hb.SpoolOldest)), Valid: true}
 }
 
 // formatLocal keeps a target's local time with its offset.
