@@ -12,6 +12,10 @@ const (
 	StatusNormal           = "normal"
 	StatusSuspectedOffline = "suspected_offline"
 	StatusBlocked          = "blocked"
+	// StatusDefected is a target that left: it defected, or was deleted
+	// and collected its DEFECT (or was deleted with --force). Its name is
+	// free and its history stays.
+	StatusDefected = "defected"
 )
 
 // Flags besides the statuses above.
@@ -69,6 +73,13 @@ type Target struct {
 	ProcessTracking string    `json:"process_tracking"`
 	EnlistedAt      time.Time `json:"enlisted_at"`
 	EnlistedBy      string    `json:"enlisted_by"`
+	// DefectedAt is when a defected target left; DefectedBy who made it
+	// leave (the target itself, or the API key that deleted it), also set
+	// on a deleted target still waiting to collect its DEFECT; Departure
+	// says how, in words.
+	DefectedAt *time.Time `json:"defected_at,omitempty"`
+	DefectedBy string     `json:"defected_by,omitempty"`
+	Departure  string     `json:"departure,omitempty"`
 }
 
 // TargetState is what the master records about a target between polls; the

@@ -94,12 +94,26 @@ func newTargetListCmd() *cobra.Command {
 		Short: "List enlisted targets with their status",
 		Long: `List enlisted targets. STATUS is derived when read: suspected_offline after
 three poll intervals without a poll (master clock), blocked while an
-instruction the target failed to apply is neither superseded nor cleared.`,
+instruction the target failed to apply is neither superseded nor cleared.
+
+With --status defected, list instead the targets that left the fleet: those
+that defected (muster defect on the target), and those deleted on the master
+(muster target delete), with when, how and by whom. Their history stays.`,
+		Example: `  muster target list
+  muster target list --status blocked
+  muster target list --status defected`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Target, error) {
 				return c.Targets(cmd.Context(), status)
 			}, func(w io.Writer, targets []muster.Target) error {
+				if status == muster.StatusDefected {
+					t := newTable(w, "NAME", "DEFECTED", "HOW", "ENLISTED", "LOCATION")
+					for _, tg := range targets {
+						t.row(tg.Name, timeOrDash(tg.DefectedAt), dash(tg.Departure), tg.EnlistedAt.Local().Format(time.RFC3339), dash(tg.Location))
+					}
+					return t.flush()
+				}
 				now := time.Now()
 				t := newTable(w, "NAME", "STATUS", "LAST POLL", "UNREAD", "POLL", "LOCAL TIME", "VERSION", "LOCATION")
 				for _, tg := range targets {
@@ -112,7 +126,7 @@ instruction the target failed to apply is neither superseded nor cleared.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused or deleted")
+	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused, deleted, or defected (targets that left)")
 	return cmd
 }
 
@@ -136,9 +150,16 @@ func newTargetShowCmd() *cobra.Command {
 func printTarget(w io.Writer, tg muster.Target) error {
 	now := time.Now()
 	t := newTable(w, "FIELD", "VALUE")
+	t.row("name", tg.Name)
+	t.row("status", statusText(tg))
+	if tg.Status == muster.StatusDefected {
+		// A target that left: what it was, and when and why it left; the
+		// rest described it while it was enlisted.
+		t.row("defected", timeOrDash(tg.DefectedAt)+": "+dash(tg.Departure))
+	} else if tg.Departure != "" {
+		t.row("deleted", tg.Departure)
+	}
 	for _, kv := range [][2]string{
-		{"name", tg.Name},
-		{"status", statusText(tg)},
 		{"location", dash(tg.Location)},
 		{"enlisted", tg.EnlistedAt.Local().Format(time.RFC3339) + " by " + dash(tg.EnlistedBy)},
 		{"last poll", ago(tg.LastPoll, now)},
@@ -161,6 +182,13 @@ func statusText(tg muster.Target) string {
 		return tg.Status + " (+" + tg.Flags[1] + ")"
 	}
 	return tg.Status
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
 }
 
 func localTime(tg muster.Target) string {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -80,7 +81,8 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			return err
 		}
 		for _, j := range jobs {
-			if _, err := tx.targetIDs(fmt.Sprintf("job %q: targets", j.Name), j.Targets); err != nil {
+			var leftOut, warnings []string
+			if j.Targets, leftOut, warnings, err = tx.presentTargets(fmt.Sprintf("job %q: targets", j.Name), j.Targets); err != nil {
 				return err
 			}
 			if _, err := tx.groupIDs(fmt.Sprintf("job %q: groups", j.Name), j.Groups); err != nil {
@@ -99,6 +101,7 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			if err != nil {
 				return err
 			}
+			c.LeftOut, c.Warnings = leftOut, warnings
 			res.Changes = append(res.Changes, c)
 			res.Posted += len(c.Instructions)
 			var created []string
@@ -136,6 +139,35 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 		return res, err
 	}
 	return res, c.update(ctx, apply)
+}
+
+// presentTargets returns the targets a job names that are enlisted, and a
+// warning for each that left the fleet (defected, or deleted): those are
+// left out, so that a job file naming a server that left still applies. A
+// name no target ever held is an error that names field.
+func (tx *tx) presentTargets(field string, names []string) (present, leftOut, warnings []string, err error) {
+	ids, gone, err := tx.liveTargetIDs(names)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var unknown []string
+	for _, n := range names {
+		_, live := ids[n]
+		_, left := gone[n]
+		switch {
+		case live:
+			present = append(present, n)
+		case left:
+			leftOut = append(leftOut, n)
+			warnings = append(warnings, fmt.Sprintf("%s: %q is left out: no target of that name is enlisted now%s", field, n, goneNote(gone, n)))
+		default:
+			unknown = append(unknown, fmt.Sprintf("%q", n))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, nil, nil, muster.Errorf(muster.EINVALID, "%s: no enlisted target named %s; `muster target list` shows the enlisted ones", field, strings.Join(unknown, ", "))
+	}
+	return present, leftOut, warnings, nil
 }
 
 // ValidateJob checks a job's structure, its time zone and its schedules. A

@@ -77,6 +77,9 @@ type Reads interface {
 	LastSeqs(ctx context.Context) (map[int64]int64, error)
 	FindTargets(ctx context.Context, f TargetQuery) ([]TargetRow, error)
 	FindTargetByName(ctx context.Context, name string) (TargetRow, error)
+	// FindGoneTargets returns, of names, those no live target holds but a
+	// target that left did: the last to hold each.
+	FindGoneTargets(ctx context.Context, names []string) (map[string]TargetRow, error)
 	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
 	ActiveTargets(ctx context.Context) (map[string]int64, error)
 	// PollState returns what a poll needs of its target's row.
@@ -147,7 +150,7 @@ type Tx interface {
 	// RaiseSeq moves a target's counter to at least atLeast and returns it.
 	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)
 	InsertTarget(ctx context.Context, t TargetRow) (int64, error)
-	SetTargetState(ctx context.Context, id int64, state string, at *time.Time) error
+	SetTargetState(ctx context.Context, id int64, state string, d Departure) error
 	SetLocation(ctx context.Context, id int64, location string) error
 	SetPaused(ctx context.Context, ids []int64, paused bool) error
 	// SetSeenOffline records the offline detector's view of a target and
@@ -277,6 +280,21 @@ const (
 	TargetDefected = "defected"
 )
 
+// How targets leave (TargetRow.DefectedHow).
+const (
+	DepartureDefected = "defected" // the target defected itself
+	DepartureDeleted  = "deleted"  // deleted on the master; it collects its DEFECT
+	DepartureForced   = "forced"   // deleted with --force: no DEFECT posted
+)
+
+// Departure is how a target leaves, by whom, and when it is defected (nil
+// while a deleted target waits to collect its DEFECT).
+type Departure struct {
+	How string
+	By  string
+	At  *time.Time
+}
+
 // TargetRow is a target as the catalog stores it.
 type TargetRow struct {
 	ID          int64
@@ -304,6 +322,9 @@ type TargetRow struct {
 	ClockOffsetMS    *int64
 	DiskFull         bool
 	ProcessTracking  string
+	// How the target left (a Departure How) and who made it, once it
+	// left or was deleted.
+	DefectedHow, DefectedBy string
 	// Counts of the target's pending and failed instructions, filled in
 	// when the query asks for them.
 	Unread, Blocking int
@@ -313,6 +334,7 @@ type TargetRow struct {
 type TargetQuery struct {
 	Name       string // exact, normalized
 	ActiveOnly bool
+	Defected   bool // only defected targets instead
 	WithCounts bool // fill in Unread and Blocking
 }
 

@@ -173,14 +173,17 @@ func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (Target
 // TargetFilter selects targets.
 type TargetFilter struct {
 	Name   string // exact (normalized) name
-	Status string // derived status or flag: normal, suspected_offline, blocked, paused or deleted
+	Status string // derived status or flag: normal, suspected_offline, blocked, paused, deleted or defected
 }
 
 // FindTargets lists active targets (and deleted ones waiting for their
 // DEFECT) with their status derived at the catalog's clock, ordered by
-// name.
+// name. Status defected lists the targets that left instead, each with
+// when, how and by whom (a name enlisted again is listed once for each
+// time it left, newest first).
 func (c *Catalog) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target, error) {
-	rows, err := c.store.FindTargets(ctx, TargetQuery{Name: f.Name, WithCounts: true})
+	q := TargetQuery{Name: f.Name, WithCounts: true, Defected: f.Status == muster.StatusDefected}
+	rows, err := c.store.FindTargets(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -222,6 +225,11 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 		lt := localAt.Add(now.Sub(*t.LastPoll))
 		t.LocalTime = &lt
 	}
+	t.DefectedAt, t.DefectedBy, t.Departure = r.DefectedAt, r.DefectedBy, departure(r)
+	if r.State == TargetDefected {
+		t.Status, t.Flags = muster.StatusDefected, []string{}
+		return t
+	}
 	var last time.Time
 	if t.LastPoll != nil {
 		last = *t.LastPoll
@@ -239,18 +247,43 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 	return t
 }
 
+// departure says, in words, how a target left (or is leaving).
+func departure(r TargetRow) string {
+	switch {
+	case r.DefectedHow == DepartureDefected:
+		return "defected itself (muster defect on the target)"
+	case r.DefectedHow == DepartureForced:
+		return "deleted with --force by " + dashed(r.DefectedBy) + ": no DEFECT was posted"
+	case r.DefectedHow == DepartureDeleted && r.State == TargetDefected:
+		return "deleted by " + dashed(r.DefectedBy) + ", then collected its DEFECT"
+	case r.DefectedHow == DepartureDeleted:
+		return "deleted by " + dashed(r.DefectedBy) + ", waiting to collect its DEFECT"
+	case r.State == TargetDefected:
+		return "defected" // left before the catalog recorded how
+	}
+	return ""
+}
+
 func hasStatus(t muster.Target, status string) bool {
-	if status == muster.StatusNormal {
-		return t.Status == muster.StatusNormal
+	if status == muster.StatusNormal || status == muster.StatusDefected {
+		return t.Status == status
 	}
 	return slices.Contains(t.Flags, status)
 }
 
-// FindTarget returns one active target by name.
+// FindTarget returns one target by name: the one enlisted under it, or
+// else the last that held it and left (status defected), so that a target
+// that left can still be looked up with its history.
 func (c *Catalog) FindTarget(ctx context.Context, name string) (muster.Target, error) {
-	ts, err := c.FindTargets(ctx, TargetFilter{Name: muster.NormalizeTargetName(name)})
+	n := muster.NormalizeTargetName(name)
+	ts, err := c.FindTargets(ctx, TargetFilter{Name: n})
 	if err != nil {
 		return muster.Target{}, err
+	}
+	if len(ts) == 0 {
+		if ts, err = c.FindTargets(ctx, TargetFilter{Name: n, Status: muster.StatusDefected}); err != nil {
+			return muster.Target{}, err
+		}
 	}
 	if len(ts) == 0 {
 		return muster.Target{}, noTarget(name)
@@ -263,22 +296,55 @@ func noTarget(name string) error {
 }
 
 // targetIDs resolves active target names to ids; an unknown name is an
-// error that names it.
+// error that names it, and says so of a target that left.
 func (tx *tx) targetIDs(field string, names []string) (map[string]int64, error) {
-	ids, err := tx.TargetIDs(tx.ctx, names)
+	ids, gone, err := tx.liveTargetIDs(names)
 	if err != nil {
 		return nil, err
 	}
 	var unknown []string
 	for _, n := range names {
 		if _, ok := ids[n]; !ok {
-			unknown = append(unknown, fmt.Sprintf("%q", n))
+			unknown = append(unknown, fmt.Sprintf("%q", n)+goneNote(gone, n))
 		}
 	}
 	if len(unknown) > 0 {
 		return nil, muster.Errorf(muster.EINVALID, "%s: no enlisted target named %s; `muster target list` shows the enlisted ones", field, strings.Join(unknown, ", "))
 	}
 	return ids, nil
+}
+
+// liveTargetIDs resolves active target names to ids, and returns besides
+// the names that only a target that left (defected, or deleted) held.
+func (tx *tx) liveTargetIDs(names []string) (map[string]int64, map[string]TargetRow, error) {
+	ids, err := tx.TargetIDs(tx.ctx, names)
+	if err != nil || len(ids) == len(names) {
+		return ids, map[string]TargetRow{}, err
+	}
+	var missing []string
+	for _, n := range names {
+		if _, ok := ids[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	gone, err := tx.FindGoneTargets(tx.ctx, missing)
+	return ids, gone, err
+}
+
+// goneNote is " (it defected at ...)" for a name a target that left held.
+func goneNote(gone map[string]TargetRow, name string) string {
+	r, ok := gone[name]
+	if !ok {
+		return ""
+	}
+	if r.State == TargetDeleted {
+		return fmt.Sprintf(" (it was %s)", departure(r))
+	}
+	at := "at an unrecorded time"
+	if r.DefectedAt != nil {
+		at = "at " + r.DefectedAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf(" (it left %s: %s)", at, departure(r))
 }
 
 // SetLocation records where a target is.

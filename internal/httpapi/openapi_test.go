@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
@@ -236,7 +237,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	code := 0
 	for name, v := range map[string]any{
-		"Target": muster.Target{},
+		"Target": muster.Target{DefectedAt: new(time.Time), DefectedBy: "x", Departure: "x"},
 		"Job": muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x", Category: "x",
 			TimeZone: "x", Timeout: 1, Env: map[string]string{"A": "x"}, Misfire: "x", Groups: []string{"x"},
 			TargetEnv: map[string]map[string]string{"x": {}}, MaxParallelTargets: 1},
@@ -256,7 +257,8 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"StepAttempt": muster.StepAttempt{ExitCode: &code, Message: "x"},
 		"Instruction": muster.Instruction{},
 		"JobTarget":   muster.JobTarget{},
-		"JobChange":   muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}}},
+		"JobChange": muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}},
+			LeftOut: []string{"x"}, Warnings: []string{"x"}},
 		"StartResult": muster.StartResult{},
 		"Event":       muster.Event{Window: 1},
 		"Operator":    muster.Operator{},

@@ -119,9 +119,10 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, c caller) error {
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted:
+	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted,
+		muster.StatusDefected:
 	default:
-		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused or deleted", status)
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused, deleted or defected", status)
 	}
 	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: status})
 	if err != nil {
