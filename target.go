@@ -1,7 +1,10 @@
 package muster
 
 import (
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Target status values. A target is suspected offline when it has not polled
@@ -50,6 +53,7 @@ type Target struct {
 	Status               string     `json:"status"`
 	Flags                []string   `json:"flags"`
 	Location             string     `json:"location"`
+	Description          string     `json:"description"`
 	LastPoll             *time.Time `json:"last_poll"`
 	UnreadInstructions   int        `json:"unread_instructions"`
 	BlockingInstructions int        `json:"blocking_instructions"`
@@ -115,6 +119,24 @@ func DeriveStatus(now time.Time, s TargetState) (status string, flags []string) 
 		return StatusBlocked, flags
 	}
 	return StatusNormal, flags
+}
+
+// Bounds of what operators say of a target.
+const (
+	MaxTargetLocation    = 200
+	MaxTargetDescription = 1000
+)
+
+// ValidateTargetText checks a target's location or description: at most
+// max characters, no control characters (it is shown in one table cell).
+func ValidateTargetText(field, s string, max int) error {
+	if n := utf8.RuneCountInString(s); n > max {
+		return Errorf(EINVALID, "%s: at most %d characters, not %d", field, max, n)
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return Errorf(EINVALID, "%s: only printable text on one line, without control characters", field)
+	}
+	return nil
 }
 
 // ValidatePollInterval checks a poll interval in seconds against SQL Server

@@ -81,7 +81,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 	f.StringVar(&dataDir, "data", "", "the target's data directory (made by muster enlist)")
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
-	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
+	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetSetCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
 		newTargetPauseCmd(true), newTargetPauseCmd(false), newTargetPollCmd())
 	return cmd
 }
@@ -147,6 +147,46 @@ func newTargetShowCmd() *cobra.Command {
 	return cmd
 }
 
+func newTargetSetCmd() *cobra.Command {
+	var cf clientFlags
+	var location, description string
+	cmd := &cobra.Command{
+		Use:   "set NAME [--location TEXT] [--description TEXT]",
+		Short: "Change where a target is, or what it is for",
+		Long: `Change an enlisted target's location (set when it enlisted, with muster
+enlist --location) or its description. A flag left out leaves that field as
+it is; an empty value clears it. The change is recorded in the audit log.
+
+The location is at most 200 characters, the description at most 1000, each on
+one line. A target that is enlisted again (RE-ENLIST) reports the location it
+was enlisted with, if it has one.`,
+		Example: `  muster target set web1 --location "dc2, rack 14"
+  muster target set web1 --description "front end, Europe" -o json
+  muster target set web1 --description ""`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u httpapi.TargetUpdate
+			if cmd.Flags().Changed("location") {
+				u.Location = &location
+			}
+			if cmd.Flags().Changed("description") {
+				u.Description = &description
+			}
+			if u.Location == nil && u.Description == nil {
+				return errors.New("give --location, --description or both")
+			}
+			return query(cmd, &cf, func(c *httpapi.Client) (muster.Target, error) {
+				return c.UpdateTarget(cmd.Context(), args[0], u)
+			}, printTarget)
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	cmd.Flags().StringVar(&location, "location", "", "where the target is, e.g. \"dc2, rack 14\"")
+	cmd.Flags().StringVar(&description, "description", "", "what the target is for")
+	return cmd
+}
+
 func printTarget(w io.Writer, tg muster.Target) error {
 	now := time.Now()
 	t := newTable(w, "FIELD", "VALUE")
@@ -161,6 +201,7 @@ func printTarget(w io.Writer, tg muster.Target) error {
 	}
 	for _, kv := range [][2]string{
 		{"location", dash(tg.Location)},
+		{"description", dash(tg.Description)},
 		{"enlisted", tg.EnlistedAt.Local().Format(time.RFC3339) + " by " + dash(tg.EnlistedBy)},
 		{"last poll", ago(tg.LastPoll, now)},
 		{"unread instructions", strconv.Itoa(tg.UnreadInstructions)},

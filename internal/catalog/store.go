@@ -152,6 +152,7 @@ type Tx interface {
 	InsertTarget(ctx context.Context, t TargetRow) (int64, error)
 	SetTargetState(ctx context.Context, id int64, state string, d Departure) error
 	SetLocation(ctx context.Context, id int64, location string) error
+	SetTargetDetails(ctx context.Context, id int64, location, description string) error
 	SetPaused(ctx context.Context, ids []int64, paused bool) error
 	// SetSeenOffline records the offline detector's view of a target and
 	// reports whether it changed it.
@@ -302,6 +303,7 @@ type TargetRow struct {
 	Name        string
 	State       string
 	Location    string
+	Description string
 	EnlistedAt  time.Time
 	EnlistedBy  string
 	DefectedAt  *time.Time

@@ -202,7 +202,7 @@ func (c *Catalog) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Tar
 // target derives what operators see of a target row at now, overlaid with
 // the heartbeat not yet written.
 func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
-	t := muster.Target{Name: r.Name, Location: r.Location, EnlistedAt: r.EnlistedAt, EnlistedBy: r.EnlistedBy,
+	t := muster.Target{Name: r.Name, Location: r.Location, Description: r.Description, EnlistedAt: r.EnlistedAt, EnlistedBy: r.EnlistedBy,
 		LastPoll: r.LastPoll, TimeZone: r.TimeZone, UTCOffsetMinutes: r.UTCOffsetMinutes, ClockSkewMS: r.ClockSkewMS,
 		PollInterval: r.PollInterval, Version: r.Version, Protocol: r.Protocol, SpoolDepth: r.SpoolDepth,
 		SpoolDropped: r.SpoolDropped, ClockOffsetMS: r.ClockOffsetMS, UnreadInstructions: r.Unread,
@@ -350,6 +350,63 @@ func goneNote(gone map[string]TargetRow, name string) string {
 // SetLocation records where a target is.
 func (c *Catalog) SetLocation(ctx context.Context, id int64, location string) error {
 	return c.update(ctx, func(tx *tx) error { return tx.SetLocation(ctx, id, location) })
+}
+
+// TargetDetails are what an operator may change of a target after it
+// enlisted; a nil field stays as it is.
+type TargetDetails struct {
+	Location    *string `json:"location,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// SetTargetDetails changes an enlisted target's location or description,
+// recording the change in the audit log; a change to what it already says
+// changes (and records) nothing. It returns the target as it is after.
+func (c *Catalog) SetTargetDetails(ctx context.Context, name string, d TargetDetails, by muster.Actor) (muster.Target, error) {
+	if d.Location == nil && d.Description == nil {
+		return muster.Target{}, muster.Errorf(muster.EINVALID, "location, description: give at least one to change")
+	}
+	if d.Location != nil {
+		if err := muster.ValidateTargetText("location", *d.Location, muster.MaxTargetLocation); err != nil {
+			return muster.Target{}, err
+		}
+	}
+	if d.Description != nil {
+		if err := muster.ValidateTargetText("description", *d.Description, muster.MaxTargetDescription); err != nil {
+			return muster.Target{}, err
+		}
+	}
+	name = muster.NormalizeTargetName(name)
+	err := c.update(ctx, func(tx *tx) error {
+		t, err := tx.FindTargetByName(ctx, name)
+		switch {
+		case noRows(err) || (err == nil && t.State != TargetActive):
+			return noTarget(name)
+		case err != nil:
+			return err
+		}
+		location, description := t.Location, t.Description
+		var lines []string
+		if d.Location != nil && *d.Location != location {
+			lines = append(lines, fmt.Sprintf("~ location: %q -> %q", location, *d.Location))
+			location = *d.Location
+		}
+		if d.Description != nil && *d.Description != description {
+			lines = append(lines, fmt.Sprintf("~ description: %q -> %q", description, *d.Description))
+			description = *d.Description
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		if err := tx.SetTargetDetails(ctx, t.ID, location, description); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetSet, Targets: []string{name}, Changes: lines})
+	})
+	if err != nil {
+		return muster.Target{}, err
+	}
+	return c.FindTarget(ctx, name)
 }
 
 // TargetID returns the id of an active (or deleted, not yet defected)

@@ -32,7 +32,7 @@ func (s *Queries) LastSeqs(ctx context.Context) (map[int64]int64, error) {
 const targetColumns = `t.id, t.uid, t.name, t.state, t.location, t.enlisted_at, t.enlisted_by, t.defected_at, t.paused,
 	t.seen_offline, t.last_seq, t.last_poll_at, t.local_time_at_poll, t.time_zone, t.utc_offset_minutes, t.clock_skew_ms,
 	t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped, t.clock_offset_ms, t.disk_full, t.process_tracking,
-	t.defected_how, t.defected_by`
+	t.defected_how, t.defected_by, t.description`
 
 func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	var t catalog.TargetRow
@@ -42,7 +42,7 @@ func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	dest := append([]any{&t.ID, &t.UID, &t.Name, &t.State, &t.Location, &enlisted, &t.EnlistedBy, &defected, &t.Paused,
 		&t.SeenOffline, &t.LastSeq, &lastPoll, &local, &t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS,
 		&t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped, &offset, &t.DiskFull, &t.ProcessTracking,
-		&t.DefectedHow, &t.DefectedBy}, more...)
+		&t.DefectedHow, &t.DefectedBy, &t.Description}, more...)
 	if err := r.Scan(dest...); err != nil {
 		return t, err
 	}
@@ -189,6 +189,12 @@ func (s *Queries) SetTargetState(ctx context.Context, id int64, state string, d 
 // SetLocation records where a target is.
 func (s *Queries) SetLocation(ctx context.Context, id int64, location string) error {
 	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1 WHERE id = $2`, location, id)
+	return err
+}
+
+// SetTargetDetails records where a target is and what it is.
+func (s *Queries) SetTargetDetails(ctx context.Context, id int64, location, description string) error {
+	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1, description = $2 WHERE id = $3`, location, description, id)
 	return err
 }
 

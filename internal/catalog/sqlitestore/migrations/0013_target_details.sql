@@ -7,3 +7,7 @@
 ALTER TABLE targets ADD COLUMN defected_how TEXT NOT NULL DEFAULT '';
 ALTER TABLE targets ADD COLUMN defected_by TEXT NOT NULL DEFAULT '';
 CREATE INDEX targets_name ON targets (name, id);
+
+-- What an operator says of a target besides its location (muster target
+-- set NAME --description TEXT).
+ALTER TABLE targets ADD COLUMN description TEXT NOT NULL DEFAULT '';
