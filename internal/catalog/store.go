@@ -96,7 +96,7 @@ type Reads interface {
 	// FindAudit returns audit entries, newest first.
 	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
 	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
-	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
+	GroupTargets(ctx context.Context, jobID int64) (map[string]Member, error)
 	FindGroups(ctx context.Context) ([]muster.Group, error)
 	GroupIDs(ctx context.Context, names []string) (map[string]int64, error)
 	GroupMembers(ctx context.Context, groupID int64) (map[string]int64, error)
@@ -296,6 +296,13 @@ type Departure struct {
 	At  *time.Time
 }
 
+// Member is a target in one or more of a job's groups: its id, and the
+// names of those groups, sorted.
+type Member struct {
+	ID     int64
+	Groups []string
+}
+
 // TargetRow is a target as the catalog stores it.
 type TargetRow struct {
 	ID          int64
@@ -376,7 +383,8 @@ type JobRow struct {
 	Version    int64
 	Definition []byte
 	// Enabled, Scheduled and Category are copied out of the definition,
-	// for queries.
+	// for queries. With overrides, Enabled and Scheduled say whether the
+	// job is enabled, and scheduled, on any target.
 	Enabled   bool
 	Scheduled bool
 	Category  string
@@ -470,6 +478,11 @@ type NoSuccessRow struct {
 	Target    string
 	SuccessAt *time.Time
 	SentAt    *time.Time
+	// Definition is the job's stored definition, and Via the job's groups
+	// the target is in: with them, a job with overrides is watched only
+	// where it is enabled and scheduled.
+	Definition []byte
+	Via        []string
 }
 
 // OperatorRow is an operator with its webhook secret.
