@@ -47,6 +47,7 @@ const (
 	AuditTargetEnlist      = "target.enlist"
 	AuditTargetDefect      = "target.defect"
 	AuditTargetDelete      = "target.delete"
+	AuditTargetSet         = "target.set"
 	AuditTargetPause       = "target.pause"
 	AuditTargetResume      = "target.resume"
 	AuditTargetResync      = "target.resync"

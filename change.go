@@ -23,6 +23,11 @@ type JobChange struct {
 	// numbers, so a caller can follow each to its target (none on a dry
 	// run, which posts nothing).
 	Posted []Instruction `json:"posted,omitempty"`
+	// LeftOut are the targets the job names that have left the fleet
+	// (defected, or deleted): the job is applied without them. Warnings
+	// say so, one line each, with when and how each left.
+	LeftOut  []string `json:"left_out,omitempty"`
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // ApplyResult lists the changes of an apply, in request order, then pruned

@@ -47,6 +47,11 @@ type Job struct {
 	// master starts it: further targets' STARTs wait until a run ends. 0
 	// means no cap. (Scheduled fires run on each target's own clock.)
 	MaxParallelTargets int `json:"max_parallel_targets,omitempty" yaml:"max_parallel_targets,omitempty"`
+	// Overrides change the job on particular targets, or on the members of
+	// its groups: schedules, enabled, timeouts, env, connections and
+	// proxies (see Override for which wins). Each target receives the job
+	// with the overrides that apply to it, and only those.
+	Overrides []Override `json:"overrides,omitempty" yaml:"overrides,omitempty"`
 
 	// Version increases with every change on the master. A target applies an
 	// INSERT only at a version not older than the one it holds.
@@ -139,6 +144,7 @@ func (j *Job) Problems() []FieldError {
 			add(path, "%s", err.Error())
 		}
 	}
+	j.overrideProblems(add)
 	if j.MaxParallelTargets < 0 {
 		add("max_parallel_targets", "max_parallel_targets: must not be negative")
 	}
@@ -261,26 +267,39 @@ func (j *Job) Normalize() {
 			j.Schedules[i].Name = DefaultScheduleName(i)
 		}
 	}
+	j.normalizeOverrides()
 }
 
 // Definition returns the part of j a target runs: j without where it runs,
 // and without what only the master uses (so a target of an older version,
 // which refuses unknown fields, never sees a field added for the master).
 func (j Job) Definition() Job {
-	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets, j.Category = nil, nil, nil, 0, ""
+	j.Targets, j.Groups, j.TargetEnv, j.MaxParallelTargets, j.Category, j.Overrides = nil, nil, nil, 0, "", nil
 	return j
 }
 
-// DefinitionFor returns the definition the named target receives: its own
-// target_env values merged over the job's env.
-func (j Job) DefinitionFor(target string) Job {
-	over := j.TargetEnv[target]
+// DefinitionFor returns the definition the named target receives, given
+// the job's groups it is a member of: the job with the overrides of those
+// groups applied in the order the job lists them, then its own target_env
+// values merged over env, then its own override (see Override).
+func (j Job) DefinitionFor(target string, groups []string) Job {
 	d := j.Definition()
-	if len(over) > 0 {
-		env := make(map[string]string, len(j.Env)+len(over))
-		maps.Copy(env, j.Env)
+	overrides := j.OverridesFor(target, groups)
+	own := len(overrides) > 0 && overrides[len(overrides)-1].Target == target
+	for i, o := range overrides {
+		if own && i == len(overrides)-1 {
+			break
+		}
+		o.apply(&d)
+	}
+	if over := j.TargetEnv[target]; len(over) > 0 {
+		env := make(map[string]string, len(d.Env)+len(over))
+		maps.Copy(env, d.Env)
 		maps.Copy(env, over)
 		d.Env = env
+	}
+	if own {
+		overrides[len(overrides)-1].apply(&d)
 	}
 	return d
 }

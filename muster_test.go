@@ -221,7 +221,7 @@ func TestJobCategory(t *testing.T) {
 func TestDefinitionLeavesOutCategory(t *testing.T) {
 	j := muster.NewJob()
 	j.Name, j.Category, j.Description = "job", "Reports", "nightly"
-	if d := j.DefinitionFor("web1"); d.Category != "" || d.Description != "nightly" {
+	if d := j.DefinitionFor("web1", nil); d.Category != "" || d.Description != "nightly" {
 		t.Errorf("definition: category %q, description %q; want no category and the description", d.Category, d.Description)
 	}
 	if j.Category != "Reports" {

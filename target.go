@@ -1,7 +1,10 @@
 package muster
 
 import (
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Target status values. A target is suspected offline when it has not polled
@@ -12,6 +15,10 @@ const (
 	StatusNormal           = "normal"
 	StatusSuspectedOffline = "suspected_offline"
 	StatusBlocked          = "blocked"
+	// StatusDefected is a target that left: it defected, or was deleted
+	// and collected its DEFECT (or was deleted with --force). Its name is
+	// free and its history stays.
+	StatusDefected = "defected"
 )
 
 // Flags besides the statuses above.
@@ -46,6 +53,7 @@ type Target struct {
 	Status               string     `json:"status"`
 	Flags                []string   `json:"flags"`
 	Location             string     `json:"location"`
+	Description          string     `json:"description"`
 	LastPoll             *time.Time `json:"last_poll"`
 	UnreadInstructions   int        `json:"unread_instructions"`
 	BlockingInstructions int        `json:"blocking_instructions"`
@@ -69,6 +77,13 @@ type Target struct {
 	ProcessTracking string    `json:"process_tracking"`
 	EnlistedAt      time.Time `json:"enlisted_at"`
 	EnlistedBy      string    `json:"enlisted_by"`
+	// DefectedAt is when a defected target left; DefectedBy who made it
+	// leave (the target itself, or the API key that deleted it), also set
+	// on a deleted target still waiting to collect its DEFECT; Departure
+	// says how, in words.
+	DefectedAt *time.Time `json:"defected_at,omitempty"`
+	DefectedBy string     `json:"defected_by,omitempty"`
+	Departure  string     `json:"departure,omitempty"`
 }
 
 // TargetState is what the master records about a target between polls; the
@@ -104,6 +119,24 @@ func DeriveStatus(now time.Time, s TargetState) (status string, flags []string) 
 		return StatusBlocked, flags
 	}
 	return StatusNormal, flags
+}
+
+// Bounds of what operators say of a target.
+const (
+	MaxTargetLocation    = 200
+	MaxTargetDescription = 1000
+)
+
+// ValidateTargetText checks a target's location or description: at most
+// max characters, no control characters (it is shown in one table cell).
+func ValidateTargetText(field, s string, max int) error {
+	if n := utf8.RuneCountInString(s); n > max {
+		return Errorf(EINVALID, "%s: at most %d characters, not %d", field, max, n)
+	}
+	if !utf8.ValidString(s) || strings.ContainsFunc(s, unicode.IsControl) {
+		return Errorf(EINVALID, "%s: only printable text on one line, without control characters", field)
+	}
+	return nil
 }
 
 // ValidatePollInterval checks a poll interval in seconds against SQL Server

@@ -89,6 +89,17 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return err
 			}
+			for i, ch := range res.Changes {
+				for _, warning := range ch.Warnings {
+					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
+				}
+				if i < len(req.Jobs) && len(ch.LeftOut) > 0 {
+					// What runs nowhere is judged by the targets applied.
+					req.Jobs[i].Targets = slices.DeleteFunc(slices.Clone(req.Jobs[i].Targets), func(n string) bool {
+						return slices.Contains(ch.LeftOut, muster.NormalizeTargetName(n))
+					})
+				}
+			}
 			if err := warnRunsNowhere(cmd.Context(), cmd.ErrOrStderr(), c, req.Jobs); err != nil {
 				return err
 			}

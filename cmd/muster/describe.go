@@ -80,7 +80,123 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 		}
 		t.row("  "+o.Target, viaText(o.Via), status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
 	}
-	return t.flush()
+	if err := t.flush(); err != nil {
+		return err
+	}
+	if len(j.Overrides) > 0 {
+		printOverrides(w, j)
+	}
+	return nil
+}
+
+// printOverrides lists a job's overrides, then what each of its targets
+// gets where that differs from the job, and which override gives it.
+func printOverrides(w io.Writer, j muster.JobStatus) {
+	fmt.Fprintln(w, "overrides (a target gets the job's value, then its groups' overrides in this order, then target_env, then its own):")
+	for _, o := range j.Overrides {
+		var parts []string
+		for _, c := range overrideChanges(o) {
+			parts = append(parts, c.field+": "+c.value)
+		}
+		fmt.Fprintf(w, "  %s: %s\n", o.Subject(), strings.Join(parts, "; "))
+	}
+	fmt.Fprintln(w, "what each target gets, where it differs from the job:")
+	for _, out := range j.Outcomes {
+		var groups []string
+		for _, v := range out.Via {
+			if g, ok := strings.CutPrefix(v, "group:"); ok {
+				groups = append(groups, g)
+			}
+		}
+		// Field by field, the last override to set it wins.
+		var order []string
+		won := map[string]string{}
+		set := func(field, value, why string) {
+			if _, ok := won[field]; !ok {
+				order = append(order, field)
+			}
+			won[field] = value + " (" + why + ")"
+		}
+		overrides := j.OverridesFor(out.Target, groups)
+		own := len(overrides) > 0 && overrides[len(overrides)-1].Target == out.Target
+		for i, o := range overrides {
+			if own && i == len(overrides)-1 {
+				break
+			}
+			for _, c := range overrideChanges(o) {
+				set(c.field, c.value, o.Subject())
+			}
+		}
+		for _, k := range slices.Sorted(maps.Keys(j.TargetEnv[out.Target])) {
+			set("env "+k, strconv.Quote(j.TargetEnv[out.Target][k]), "target_env")
+		}
+		if own {
+			o := overrides[len(overrides)-1]
+			for _, c := range overrideChanges(o) {
+				set(c.field, c.value, "its own override")
+			}
+		}
+		if len(order) == 0 {
+			fmt.Fprintf(w, "  %s: the job as defined\n", out.Target)
+			continue
+		}
+		fmt.Fprintf(w, "  %s:\n", out.Target)
+		for _, f := range order {
+			fmt.Fprintf(w, "    %s: %s\n", f, won[f])
+		}
+	}
+}
+
+type overrideChange struct{ field, value string }
+
+// overrideChanges lists what an override sets, one field each, in words.
+func overrideChanges(o muster.Override) []overrideChange {
+	var out []overrideChange
+	if o.Enabled != nil {
+		out = append(out, overrideChange{"enabled", map[bool]string{true: "yes", false: "no: its schedules do not fire"}[*o.Enabled]})
+	}
+	if o.Schedules != nil {
+		if len(*o.Schedules) == 0 {
+			out = append(out, overrideChange{"schedules", "none; it runs only when started"})
+		}
+		var parts []string
+		for _, s := range *o.Schedules {
+			parts = append(parts, s.Name+": "+schedule.Describe(s))
+		}
+		if len(parts) > 0 {
+			out = append(out, overrideChange{"schedules", strings.Join(parts, "; ")})
+		}
+	}
+	if o.Timeout != nil {
+		out = append(out, overrideChange{"run timeout", durationOrNone(*o.Timeout)})
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Env)) {
+		out = append(out, overrideChange{"env " + k, strconv.Quote(o.Env[k])})
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Steps)) {
+		so := o.Steps[name]
+		if so.Timeout != nil {
+			out = append(out, overrideChange{"step " + name + " timeout", durationOrNone(*so.Timeout)})
+		}
+		if so.Connection != nil {
+			out = append(out, overrideChange{"step " + name + " connection", strconv.Quote(*so.Connection)})
+		}
+		if so.RunAs != nil {
+			proxy := "the daemon's own user"
+			if *so.RunAs != "" {
+				proxy = "the target's proxy " + strconv.Quote(*so.RunAs)
+			}
+			out = append(out, overrideChange{"step " + name + " runs as", proxy})
+		}
+	}
+	return out
+}
+
+func durationOrNone(d muster.Duration) string {
+	if d <= 0 {
+		return "none"
+	}
+	return d.Short()
 }
 
 // madeBy says when, and by which API key, a job was made or changed.

@@ -83,7 +83,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve this target's own Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101; plain HTTP, so keep it on loopback or a management network); off by default")
-	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
+	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetSetCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
 		newTargetPauseCmd(true), newTargetPauseCmd(false), newTargetPollCmd())
 	return cmd
 }
@@ -99,12 +99,26 @@ three poll intervals without a poll (master clock), blocked while an
 instruction the target failed to apply is neither superseded nor cleared.
 Flags follow it in brackets: paused, disk_full (the target's data directory
 is full: its runs' outcomes wait in its memory, and its schedules' fires are
-recorded skipped, until space is freed) and deleted.`,
+recorded skipped, until space is freed) and deleted.
+
+With --status defected, list instead the targets that left the fleet: those
+that defected (muster defect on the target), and those deleted on the master
+(muster target delete), with when, how and by whom. Their history stays.`,
+		Example: `  muster target list
+  muster target list --status blocked
+  muster target list --status defected`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Target, error) {
 				return c.Targets(cmd.Context(), status)
 			}, func(w io.Writer, targets []muster.Target) error {
+				if status == muster.StatusDefected {
+					t := newTable(w, "NAME", "DEFECTED", "HOW", "ENLISTED", "LOCATION")
+					for _, tg := range targets {
+						t.row(tg.Name, timeOrDash(tg.DefectedAt), dash(tg.Departure), tg.EnlistedAt.Local().Format(time.RFC3339), dash(tg.Location))
+					}
+					return t.flush()
+				}
 				now := time.Now()
 				t := newTable(w, "NAME", "STATUS", "LAST POLL", "UNREAD", "POLL", "LOCAL TIME", "VERSION", "LOCATION")
 				for _, tg := range targets {
@@ -117,7 +131,7 @@ recorded skipped, until space is freed) and deleted.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused, disk_full or deleted")
+	cmd.Flags().StringVar(&status, "status", "", "only targets with this status or flag: normal, suspected_offline, blocked, paused, disk_full, deleted, or defected (targets that left)")
 	return cmd
 }
 
@@ -138,13 +152,61 @@ func newTargetShowCmd() *cobra.Command {
 	return cmd
 }
 
+func newTargetSetCmd() *cobra.Command {
+	var cf clientFlags
+	var location, description string
+	cmd := &cobra.Command{
+		Use:   "set NAME [--location TEXT] [--description TEXT]",
+		Short: "Change where a target is, or what it is for",
+		Long: `Change an enlisted target's location (set when it enlisted, with muster
+enlist --location) or its description. A flag left out leaves that field as
+it is; an empty value clears it. The change is recorded in the audit log.
+
+The location is at most 200 characters, the description at most 1000, each on
+one line. A target that is enlisted again (RE-ENLIST) reports the location it
+was enlisted with, if it has one.`,
+		Example: `  muster target set web1 --location "dc2, rack 14"
+  muster target set web1 --description "front end, Europe" -o json
+  muster target set web1 --description ""`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var u httpapi.TargetUpdate
+			if cmd.Flags().Changed("location") {
+				u.Location = &location
+			}
+			if cmd.Flags().Changed("description") {
+				u.Description = &description
+			}
+			if u.Location == nil && u.Description == nil {
+				return errors.New("give --location, --description or both")
+			}
+			return query(cmd, &cf, func(c *httpapi.Client) (muster.Target, error) {
+				return c.UpdateTarget(cmd.Context(), args[0], u)
+			}, printTarget)
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	cmd.Flags().StringVar(&location, "location", "", "where the target is, e.g. \"dc2, rack 14\"")
+	cmd.Flags().StringVar(&description, "description", "", "what the target is for")
+	return cmd
+}
+
 func printTarget(w io.Writer, tg muster.Target) error {
 	now := time.Now()
 	t := newTable(w, "FIELD", "VALUE")
+	t.row("name", tg.Name)
+	t.row("status", statusText(tg))
+	if tg.Status == muster.StatusDefected {
+		// A target that left: what it was, and when and why it left; the
+		// rest described it while it was enlisted.
+		t.row("defected", timeOrDash(tg.DefectedAt)+": "+dash(tg.Departure))
+	} else if tg.Departure != "" {
+		t.row("deleted", tg.Departure)
+	}
 	for _, kv := range [][2]string{
-		{"name", tg.Name},
-		{"status", statusText(tg)},
 		{"location", dash(tg.Location)},
+		{"description", dash(tg.Description)},
 		{"enlisted", tg.EnlistedAt.Local().Format(time.RFC3339) + " by " + dash(tg.EnlistedBy)},
 		{"last poll", ago(tg.LastPoll, now)},
 		{"unread instructions", strconv.Itoa(tg.UnreadInstructions)},
@@ -174,6 +236,13 @@ func statusText(tg muster.Target) string {
 		return tg.Status
 	}
 	return tg.Status + " (+" + strings.Join(more, ", +") + ")"
+}
+
+func timeOrDash(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Local().Format(time.RFC3339)
 }
 
 func localTime(tg muster.Target) string {

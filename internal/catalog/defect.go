@@ -12,7 +12,7 @@ import (
 // any job. Its history stays. by is the target itself.
 func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
-		if err := tx.defect(targetID); err != nil {
+		if err := tx.defect(targetID, Departure{How: DepartureDefected, By: by.String()}); err != nil {
 			return err
 		}
 		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetDefect, Targets: []string{by.Name},
@@ -20,11 +20,12 @@ func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Ac
 	})
 }
 
-func (tx *tx) defect(targetID int64) error {
+func (tx *tx) defect(targetID int64, d Departure) error {
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
 		return err
 	}
-	return tx.SetTargetState(tx.ctx, targetID, TargetDefected, &tx.now)
+	d.At = &tx.now
+	return tx.SetTargetState(tx.ctx, targetID, TargetDefected, d)
 }
 
 // DeleteTarget removes a target from the master's side (SQL Server's
@@ -51,7 +52,7 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 		e := muster.AuditEntry{Action: muster.AuditTargetDelete, Targets: []string{name}}
 		if force {
 			e.Changes = []string{"forgotten at once (--force): no DEFECT posted"}
-			if err := tx.defect(t.ID); err != nil {
+			if err := tx.defect(t.ID, Departure{How: DepartureForced, By: by.String()}); err != nil {
 				return err
 			}
 			return tx.audit(by, e)
@@ -64,7 +65,7 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 			return err
 		}
 		e.Changes = []string{fmt.Sprintf("posted DEFECT %s (seq %d); the target is a tombstone until it collects it", name, seq)}
-		if err := tx.SetTargetState(ctx, t.ID, TargetDeleted, nil); err != nil {
+		if err := tx.SetTargetState(ctx, t.ID, TargetDeleted, Departure{How: DepartureDeleted, By: by.String()}); err != nil {
 			return err
 		}
 		return tx.audit(by, e)

@@ -1,7 +1,9 @@
 package catalog
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -280,12 +282,16 @@ func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
 	}
 	now := c.opts.Now()
 	var fresh []due
+	defs := map[string]*muster.Job{} // decoded definitions with overrides, by job
 	for w := range watches {
 		rows, err := c.store.NoSuccessWatches(ctx, w.job, w.target)
 		if err != nil {
 			return 0, err
 		}
 		for _, r := range rows {
+			if !scheduledOn(r, defs) {
+				continue
+			}
 			since, what := r.SentAt, "since it was sent to the target"
 			if r.SuccessAt != nil {
 				since, what = r.SuccessAt, "since its last success"
@@ -342,4 +348,26 @@ func (c *Catalog) PruneEvents(ctx context.Context, cutoff time.Time) (int64, err
 		return err
 	})
 	return n, err
+}
+
+// scheduledOn says whether a watched job is enabled and scheduled on the
+// row's target: the row's job is enabled and scheduled on some target, and
+// with overrides, maybe not this one. defs caches decoded definitions.
+func scheduledOn(r NoSuccessRow, defs map[string]*muster.Job) bool {
+	if !bytes.Contains(r.Definition, []byte(`"overrides"`)) {
+		return true
+	}
+	j, ok := defs[r.Job]
+	if !ok {
+		var d muster.Job
+		if json.Unmarshal(r.Definition, &d) == nil {
+			j = &d
+		}
+		defs[r.Job] = j
+	}
+	if j == nil {
+		return true
+	}
+	d := j.DefinitionFor(r.Target, r.Via)
+	return d.Enabled && len(d.Schedules) > 0
 }

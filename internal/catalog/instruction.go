@@ -308,7 +308,7 @@ func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64
 			if !targeted {
 				return muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", seq, r.Job, r.Target)
 			}
-			body = insertPayload(j, r.Target)
+			body = insertPayload(j.job, r.Target, j.via[r.Target])
 		}
 		newSeq, err := tx.post(r.TargetID, r.Operation, r.Job, body)
 		if err != nil {
@@ -382,7 +382,7 @@ func (tx *tx) resync(targetID, after int64) (int64, error) {
 		sj := jobs[name]
 		for tname, tid := range sj.targets {
 			if tid == targetID {
-				ps = append(ps, posting{target: targetID, op: muster.OpInsert, job: name, payload: insertPayload(sj.job, tname)})
+				ps = append(ps, posting{target: targetID, op: muster.OpInsert, job: name, payload: insertPayload(sj.job, tname, sj.via[tname])})
 			}
 		}
 	}

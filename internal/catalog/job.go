@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -28,9 +29,15 @@ type ApplyOptions struct {
 type storedJob struct {
 	id       int64
 	row      JobRow
-	job      muster.Job       // with Version, its own Targets and Groups
-	targets  map[string]int64 // effective targets: named ones and group members
-	explicit map[string]bool  // the effective targets the job names itself
+	job      muster.Job          // with Version, its own Targets and Groups
+	targets  map[string]int64    // effective targets: named ones and group members
+	explicit map[string]bool     // the effective targets the job names itself
+	via      map[string][]string // the job's groups each effective target is in
+}
+
+// definitionFor is what target receives of the job.
+func (sj storedJob) definitionFor(target string) muster.Job {
+	return sj.job.DefinitionFor(target, sj.via[target])
 }
 
 // targetNames returns the job's effective targets, sorted.
@@ -80,13 +87,19 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			return err
 		}
 		for _, j := range jobs {
-			if _, err := tx.targetIDs(fmt.Sprintf("job %q: targets", j.Name), j.Targets); err != nil {
+			var leftOut, warnings []string
+			if j.Targets, leftOut, warnings, err = tx.presentTargets(fmt.Sprintf("job %q: targets", j.Name), j.Targets); err != nil {
 				return err
 			}
 			if _, err := tx.groupIDs(fmt.Sprintf("job %q: groups", j.Name), j.Groups); err != nil {
 				return err
 			}
 			old, ok := existing[j.Name]
+			var dropped []string
+			if j.Overrides, dropped, err = tx.presentOverrides(j); err != nil {
+				return err
+			}
+			warnings = append(warnings, dropped...)
 			if err := tx.placementInScope(by, old.job, j); err != nil {
 				return err
 			}
@@ -99,6 +112,7 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 			if err != nil {
 				return err
 			}
+			c.LeftOut, c.Warnings = leftOut, warnings
 			res.Changes = append(res.Changes, c)
 			res.Posted += len(c.Instructions)
 			var created []string
@@ -138,6 +152,58 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 	return res, c.update(ctx, apply)
 }
 
+// presentTargets returns the targets a job names that are enlisted, and a
+// warning for each that left the fleet (defected, or deleted): those are
+// left out, so that a job file naming a server that left still applies. A
+// name no target ever held is an error that names field.
+func (tx *tx) presentTargets(field string, names []string) (present, leftOut, warnings []string, err error) {
+	ids, gone, err := tx.liveTargetIDs(names)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	var unknown []string
+	for _, n := range names {
+		_, live := ids[n]
+		_, left := gone[n]
+		switch {
+		case live:
+			present = append(present, n)
+		case left:
+			leftOut = append(leftOut, n)
+			warnings = append(warnings, fmt.Sprintf("%s: %q is left out: no target of that name is enlisted now%s", field, n, goneNote(gone, n)))
+		default:
+			unknown = append(unknown, fmt.Sprintf("%q", n))
+		}
+	}
+	if len(unknown) > 0 {
+		return nil, nil, nil, muster.Errorf(muster.EINVALID, "%s: no enlisted target named %s; `muster target list` shows the enlisted ones", field, strings.Join(unknown, ", "))
+	}
+	return present, leftOut, warnings, nil
+}
+
+// presentOverrides returns a job's overrides without those of targets that
+// left the fleet, and a warning for each of those. An override of a target
+// never enlisted is an error that names it.
+func (tx *tx) presentOverrides(j muster.Job) ([]muster.Override, []string, error) {
+	var kept []muster.Override
+	var warnings []string
+	for i, o := range j.Overrides {
+		if o.Target == "" {
+			kept = append(kept, o)
+			continue
+		}
+		present, _, w, err := tx.presentTargets(fmt.Sprintf("job %q: overrides[%d].target", j.Name, i), []string{o.Target})
+		if err != nil {
+			return nil, nil, err
+		}
+		if len(present) > 0 {
+			kept = append(kept, o)
+		}
+		warnings = append(warnings, w...)
+	}
+	return kept, warnings, nil
+}
+
 // ValidateJob checks a job's structure, its time zone and its schedules. A
 // schedule is compiled in the job's zone, or UTC when the job has none (the
 // target's zone is not known here; a schedule that can fire in one zone can
@@ -156,13 +222,26 @@ func ValidateJob(j *muster.Job) error {
 	if err := schedule.ValidateAll(j.Schedules, loc); err != nil {
 		return muster.Errorf(muster.EINVALID, "job %q: %s", j.Name, muster.ErrorMessage(err))
 	}
+	for i, o := range j.Overrides {
+		if o.Schedules == nil {
+			continue
+		}
+		if err := schedule.ValidateAll(*o.Schedules, loc); err != nil {
+			return muster.Errorf(muster.EINVALID, "job %q: overrides[%d].%s", j.Name, i, muster.ErrorMessage(err))
+		}
+	}
 	return nil
 }
 
 // jobRow is the stored form of a job.
 func jobRow(j muster.Job) (JobRow, error) {
 	def, err := definitionJSON(j)
-	return JobRow{Name: j.Name, Version: j.Version, Definition: def, Enabled: j.Enabled, Scheduled: len(j.Schedules) > 0, Category: j.Category}, err
+	enabled, scheduled := j.Enabled, len(j.Schedules) > 0
+	for _, o := range j.Overrides {
+		enabled = enabled || (o.Enabled != nil && *o.Enabled)
+		scheduled = scheduled || (o.Schedules != nil && len(*o.Schedules) > 0)
+	}
+	return JobRow{Name: j.Name, Version: j.Version, Definition: def, Enabled: enabled, Scheduled: scheduled, Category: j.Category}, err
 }
 
 func (tx *tx) createJob(j muster.Job, actor string) (muster.JobChange, error) {
@@ -182,7 +261,7 @@ func (tx *tx) createJob(j muster.Job, actor string) (muster.JobChange, error) {
 		return muster.JobChange{}, err
 	}
 	c := muster.JobChange{Job: j.Name, Action: muster.ActionCreate, Version: j.Version}
-	sj := storedJob{id: id, targets: map[string]int64{}, explicit: map[string]bool{}}
+	sj := storedJob{id: id, targets: map[string]int64{}, explicit: map[string]bool{}, via: map[string][]string{}}
 	return c, tx.placeJob(sj, j, true, &c)
 }
 
@@ -244,10 +323,13 @@ func (tx *tx) placeJob(old storedJob, j muster.Job, defChanged bool, c *muster.J
 // defChanged says whether its stored definition changed (if not, no target
 // it stays on receives anything new).
 func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *muster.JobChange) error {
-	want, explicit, err := tx.effectiveTargets(old.id, j.Targets)
+	want, explicit, via, err := tx.effectiveTargets(old.id, j.Targets)
 	if err != nil {
 		return err
 	}
+	// With overrides, what a target receives depends on its groups too,
+	// which change without the definition changing.
+	perTarget := len(old.job.Overrides) > 0 || len(j.Overrides) > 0
 	names := sortedKeys(want)
 	for n := range old.targets {
 		if _, ok := want[n]; !ok {
@@ -275,17 +357,17 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *muster.
 			if err := tx.InsertJobTarget(tx.ctx, old.id, tid, explicit[name]); err != nil {
 				return err
 			}
-			p = posting{target: tid, op: muster.OpInsert, job: j.Name, payload: insertPayload(j, name)}
+			p = posting{target: tid, op: muster.OpInsert, job: j.Name, payload: insertPayload(j, name, via[name])}
 		default:
 			if explicit[name] != old.explicit[name] {
 				if err := tx.SetJobTargetExplicit(tx.ctx, old.id, tid, explicit[name]); err != nil {
 					return err
 				}
 			}
-			if !defChanged {
+			if !defChanged && !perTarget {
 				continue
 			}
-			before, after := old.job.DefinitionFor(name), j.DefinitionFor(name)
+			before, after := old.definitionFor(name), j.DefinitionFor(name, via[name])
 			if bytes.Equal(versionless(before), versionless(after)) {
 				continue
 			}
@@ -294,7 +376,7 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *muster.
 			if bytes.Equal(bodyJSON(before), bodyJSON(after)) {
 				p = posting{target: tid, op: muster.OpUpdate, job: j.Name, payload: updatePayload(after)}
 			} else {
-				p = posting{target: tid, op: muster.OpInsert, job: j.Name, payload: insertPayload(j, name)}
+				p = posting{target: tid, op: muster.OpInsert, job: j.Name, payload: insertPayload(j, name, via[name])}
 			}
 		}
 		ps = append(ps, p)
@@ -326,22 +408,23 @@ func versionless(j muster.Job) []byte {
 }
 
 // effectiveTargets returns the active targets a job runs on, by name: those
-// it names and the members of its groups (as recorded), and which of them
-// it names itself.
-func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, map[string]bool, error) {
+// it names and the members of its groups (as recorded), which of them it
+// names itself, and the job's groups each is in.
+func (tx *tx) effectiveTargets(jobID int64, named []string) (map[string]int64, map[string]bool, map[string][]string, error) {
 	ids, err := tx.targetIDs("targets", named)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	explicit := map[string]bool{}
 	for n := range ids {
 		explicit[n] = true
 	}
 	members, err := tx.GroupTargets(tx.ctx, jobID)
-	for n, id := range members {
-		ids[n] = id
+	via := make(map[string][]string, len(members))
+	for n, m := range members {
+		ids[n], via[n] = m.ID, m.Groups
 	}
-	return ids, explicit, err
+	return ids, explicit, via, err
 }
 
 // deleteJob posts DELETE to each of the job's targets, which supersedes its
@@ -478,7 +561,7 @@ func (c *Catalog) findJobs(ctx context.Context, q JobQuery) ([]muster.JobStatus,
 
 // stored decodes a job row.
 func stored(r JobRow) (storedJob, error) {
-	sj := storedJob{id: r.ID, row: r, targets: map[string]int64{}, explicit: map[string]bool{}}
+	sj := storedJob{id: r.ID, row: r, targets: map[string]int64{}, explicit: map[string]bool{}, via: map[string][]string{}}
 	if err := json.Unmarshal(r.Definition, &sj.job); err != nil {
 		return sj, fmt.Errorf("job %q: stored definition: %w", r.Name, err)
 	}
@@ -489,6 +572,9 @@ func stored(r JobRow) (storedJob, error) {
 	}
 	for _, t := range r.Targets {
 		sj.targets[t.Target] = t.TargetID
+		if len(t.Via) > 0 {
+			sj.via[t.Target] = t.Via
+		}
 		if t.Explicit {
 			sj.job.Targets = append(sj.job.Targets, t.Target)
 			sj.explicit[t.Target] = true
@@ -534,15 +620,15 @@ func (tx *tx) lockJob(name string) (storedJob, error) {
 }
 
 // jobForTarget returns the named job and whether it runs on the target.
-func (tx *tx) jobForTarget(name string, targetID int64) (muster.Job, bool, error) {
+func (tx *tx) jobForTarget(name string, targetID int64) (storedJob, bool, error) {
 	sj, err := tx.loadJob(name)
 	if muster.ErrorCode(err) == muster.ENOTFOUND {
-		return muster.Job{}, false, nil
+		return storedJob{}, false, nil
 	}
 	if err != nil {
-		return muster.Job{}, false, err
+		return storedJob{}, false, err
 	}
-	return sj.job, slices.Contains(slices.Collect(maps.Values(sj.targets)), targetID), nil
+	return sj, slices.Contains(slices.Collect(maps.Values(sj.targets)), targetID), nil
 }
 
 // definitionJSON is the stored form of a job: everything but its version
@@ -559,11 +645,11 @@ func bodyJSON(j muster.Job) []byte {
 	return versionless(j)
 }
 
-// insertPayload is the INSERT a target receives: the job as it runs there,
-// in the protocol's own form, which every protocol a master accepts
-// decodes.
-func insertPayload(j muster.Job, target string) agentproto.Job {
-	return agentproto.JobFromDomain(j.DefinitionFor(target))
+// insertPayload is the INSERT a target receives: the job as it runs there
+// (a member of the job's groups in groups), in the protocol's own form,
+// which every protocol a master accepts decodes.
+func insertPayload(j muster.Job, target string, groups []string) agentproto.Job {
+	return agentproto.JobFromDomain(j.DefinitionFor(target, groups))
 }
 
 func updatePayload(j muster.Job) agentproto.UpdatePayload {

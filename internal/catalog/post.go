@@ -81,9 +81,9 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 			var payload any
 			switch op {
 			case muster.OpInsert:
-				payload = insertPayload(job.job, name)
+				payload = insertPayload(job.job, name, job.via[name])
 			case muster.OpUpdate:
-				payload = updatePayload(job.job)
+				payload = updatePayload(job.definitionFor(name))
 			case muster.OpSetPoll:
 				payload = agentproto.SetPollPayload{PollInterval: req.Value}
 			}

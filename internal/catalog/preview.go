@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -13,7 +14,8 @@ import (
 const MaxPreview = 1000
 
 // NextFires computes the next count fires of a job on each of its targets,
-// as each target will: in the job's zone or the zone the target reports,
+// as each target will: on its own schedules (overrides applied), in the
+// job's zone or the zone the target reports,
 // with the target's jitter. At-start schedules are not listed.
 func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]muster.TargetFires, error) {
 	if count < 1 || count > MaxPreview {
@@ -35,7 +37,14 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 	out := []muster.TargetFires{}
 	for _, o := range job.Outcomes { // every target the job runs on, named or through a group
 		target := o.Target
-		zone := job.TimeZone
+		var groups []string
+		for _, v := range o.Via {
+			if g, ok := strings.CutPrefix(v, "group:"); ok {
+				groups = append(groups, g)
+			}
+		}
+		def := job.DefinitionFor(target, groups) // its own schedules, with overrides
+		zone := def.TimeZone
 		if zone == "" {
 			zone = zones[target]
 		}
@@ -44,7 +53,7 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 			loc, zone = time.UTC, "UTC"
 		}
 		tf := muster.TargetFires{Target: target, TimeZone: zone, Fires: []muster.Fire{}}
-		for _, s := range job.Schedules {
+		for _, s := range def.Schedules {
 			plan, err := schedule.Compile(s, loc)
 			if err != nil || plan.AtStart() {
 				continue

@@ -120,7 +120,7 @@ func TestRetriedStartKeepsItsOverrides(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}}); err != nil {
+		if _, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "boom"}}); err != nil {
 			t.Fatal(err)
 		}
 		in, err := db.RetryInstruction(ctx, "web1", res.Runs[0].Seq, admin)

@@ -79,6 +79,9 @@ type Reads interface {
 	LastSeqs(ctx context.Context) (map[int64]int64, error)
 	FindTargets(ctx context.Context, f TargetQuery) ([]TargetRow, error)
 	FindTargetByName(ctx context.Context, name string) (TargetRow, error)
+	// FindGoneTargets returns, of names, those no live target holds but a
+	// target that left did: the last to hold each.
+	FindGoneTargets(ctx context.Context, names []string) (map[string]TargetRow, error)
 	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
 	ActiveTargets(ctx context.Context) (map[string]int64, error)
 	// PollState returns what a poll needs of its target's row.
@@ -95,7 +98,7 @@ type Reads interface {
 	// FindAudit returns audit entries, newest first.
 	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
 	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
-	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
+	GroupTargets(ctx context.Context, jobID int64) (map[string]Member, error)
 	FindGroups(ctx context.Context) ([]muster.Group, error)
 	GroupIDs(ctx context.Context, names []string) (map[string]int64, error)
 	GroupMembers(ctx context.Context, groupID int64) (map[string]int64, error)
@@ -158,8 +161,9 @@ type Tx interface {
 	// RaiseSeq moves a target's counter to at least atLeast and returns it.
 	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)
 	InsertTarget(ctx context.Context, t TargetRow) (int64, error)
-	SetTargetState(ctx context.Context, id int64, state string, at *time.Time) error
+	SetTargetState(ctx context.Context, id int64, state string, d Departure) error
 	SetLocation(ctx context.Context, id int64, location string) error
+	SetTargetDetails(ctx context.Context, id int64, location, description string) error
 	SetPaused(ctx context.Context, ids []int64, paused bool) error
 	// SetSeenOffline records the offline detector's view of a target and
 	// reports whether it changed it.
@@ -290,6 +294,28 @@ const (
 	TargetDefected = "defected"
 )
 
+// How targets leave (TargetRow.DefectedHow).
+const (
+	DepartureDefected = "defected" // the target defected itself
+	DepartureDeleted  = "deleted"  // deleted on the master; it collects its DEFECT
+	DepartureForced   = "forced"   // deleted with --force: no DEFECT posted
+)
+
+// Departure is how a target leaves, by whom, and when it is defected (nil
+// while a deleted target waits to collect its DEFECT).
+type Departure struct {
+	How string
+	By  string
+	At  *time.Time
+}
+
+// Member is a target in one or more of a job's groups: its id, and the
+// names of those groups, sorted.
+type Member struct {
+	ID     int64
+	Groups []string
+}
+
 // TargetRow is a target as the catalog stores it.
 type TargetRow struct {
 	ID          int64
@@ -297,6 +323,7 @@ type TargetRow struct {
 	Name        string
 	State       string
 	Location    string
+	Description string
 	EnlistedAt  time.Time
 	EnlistedBy  string
 	DefectedAt  *time.Time
@@ -317,6 +344,9 @@ type TargetRow struct {
 	ClockOffsetMS    *int64
 	DiskFull         bool
 	ProcessTracking  string
+	// How the target left (a Departure How) and who made it, once it
+	// left or was deleted.
+	DefectedHow, DefectedBy string
 	// Counts of the target's pending and failed instructions, filled in
 	// when the query asks for them.
 	Unread, Blocking int
@@ -326,6 +356,7 @@ type TargetRow struct {
 type TargetQuery struct {
 	Name       string // exact, normalized
 	ActiveOnly bool
+	Defected   bool // only defected targets instead
 	WithCounts bool // fill in Unread and Blocking
 }
 
@@ -365,7 +396,8 @@ type JobRow struct {
 	Version    int64
 	Definition []byte
 	// Enabled, Scheduled and Category are copied out of the definition,
-	// for queries.
+	// for queries. With overrides, Enabled and Scheduled say whether the
+	// job is enabled, and scheduled, on any target.
 	Enabled   bool
 	Scheduled bool
 	Category  string
@@ -473,6 +505,11 @@ type NoSuccessRow struct {
 	Target    string
 	SuccessAt *time.Time
 	SentAt    *time.Time
+	// Definition is the job's stored definition, and Via the job's groups
+	// the target is in: with them, a job with overrides is watched only
+	// where it is enabled and scheduled.
+	Definition []byte
+	Via        []string
 }
 
 // OperatorRow is an operator with its webhook secret.

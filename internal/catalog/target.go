@@ -177,14 +177,17 @@ func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (Target
 // TargetFilter selects targets.
 type TargetFilter struct {
 	Name   string // exact (normalized) name
-	Status string // derived status or flag: normal, suspected_offline, blocked, paused, disk_full or deleted
+	Status string // derived status or flag: normal, suspected_offline, blocked, paused, disk_full or deleted; or defected
 }
 
 // FindTargets lists active targets (and deleted ones waiting for their
 // DEFECT) with their status derived at the catalog's clock, ordered by
-// name.
+// name. Status defected lists the targets that left instead, each with
+// when, how and by whom (a name enlisted again is listed once for each
+// time it left, newest first).
 func (c *Catalog) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Target, error) {
-	rows, err := c.store.FindTargets(ctx, TargetQuery{Name: f.Name, WithCounts: true})
+	q := TargetQuery{Name: f.Name, WithCounts: true, Defected: f.Status == muster.StatusDefected}
+	rows, err := c.store.FindTargets(ctx, q)
 	if err != nil {
 		return nil, err
 	}
@@ -203,7 +206,7 @@ func (c *Catalog) FindTargets(ctx context.Context, f TargetFilter) ([]muster.Tar
 // target derives what operators see of a target row at now, overlaid with
 // the heartbeat not yet written.
 func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
-	t := muster.Target{Name: r.Name, Location: r.Location, EnlistedAt: r.EnlistedAt, EnlistedBy: r.EnlistedBy,
+	t := muster.Target{Name: r.Name, Location: r.Location, Description: r.Description, EnlistedAt: r.EnlistedAt, EnlistedBy: r.EnlistedBy,
 		LastPoll: r.LastPoll, TimeZone: r.TimeZone, UTCOffsetMinutes: r.UTCOffsetMinutes, ClockSkewMS: r.ClockSkewMS,
 		PollInterval: r.PollInterval, Version: r.Version, Protocol: r.Protocol, SpoolDepth: r.SpoolDepth,
 		SpoolDropped: r.SpoolDropped, ClockOffsetMS: r.ClockOffsetMS, UnreadInstructions: r.Unread,
@@ -226,6 +229,11 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 		lt := localAt.Add(now.Sub(*t.LastPoll))
 		t.LocalTime = &lt
 	}
+	t.DefectedAt, t.DefectedBy, t.Departure = r.DefectedAt, r.DefectedBy, departure(r)
+	if r.State == TargetDefected {
+		t.Status, t.Flags = muster.StatusDefected, []string{}
+		return t
+	}
 	var last time.Time
 	if t.LastPoll != nil {
 		last = *t.LastPoll
@@ -243,18 +251,43 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 	return t
 }
 
+// departure says, in words, how a target left (or is leaving).
+func departure(r TargetRow) string {
+	switch {
+	case r.DefectedHow == DepartureDefected:
+		return "defected itself (muster defect on the target)"
+	case r.DefectedHow == DepartureForced:
+		return "deleted with --force by " + dashed(r.DefectedBy) + ": no DEFECT was posted"
+	case r.DefectedHow == DepartureDeleted && r.State == TargetDefected:
+		return "deleted by " + dashed(r.DefectedBy) + ", then collected its DEFECT"
+	case r.DefectedHow == DepartureDeleted:
+		return "deleted by " + dashed(r.DefectedBy) + ", waiting to collect its DEFECT"
+	case r.State == TargetDefected:
+		return "defected" // left before the catalog recorded how
+	}
+	return ""
+}
+
 func hasStatus(t muster.Target, status string) bool {
-	if status == muster.StatusNormal {
-		return t.Status == muster.StatusNormal
+	if status == muster.StatusNormal || status == muster.StatusDefected {
+		return t.Status == status
 	}
 	return slices.Contains(t.Flags, status)
 }
 
-// FindTarget returns one active target by name.
+// FindTarget returns one target by name: the one enlisted under it, or
+// else the last that held it and left (status defected), so that a target
+// that left can still be looked up with its history.
 func (c *Catalog) FindTarget(ctx context.Context, name string) (muster.Target, error) {
-	ts, err := c.FindTargets(ctx, TargetFilter{Name: muster.NormalizeTargetName(name)})
+	n := muster.NormalizeTargetName(name)
+	ts, err := c.FindTargets(ctx, TargetFilter{Name: n})
 	if err != nil {
 		return muster.Target{}, err
+	}
+	if len(ts) == 0 {
+		if ts, err = c.FindTargets(ctx, TargetFilter{Name: n, Status: muster.StatusDefected}); err != nil {
+			return muster.Target{}, err
+		}
 	}
 	if len(ts) == 0 {
 		return muster.Target{}, noTarget(name)
@@ -267,16 +300,16 @@ func noTarget(name string) error {
 }
 
 // targetIDs resolves active target names to ids; an unknown name is an
-// error that names it.
+// error that names it, and says so of a target that left.
 func (tx *tx) targetIDs(field string, names []string) (map[string]int64, error) {
-	ids, err := tx.TargetIDs(tx.ctx, names)
+	ids, gone, err := tx.liveTargetIDs(names)
 	if err != nil {
 		return nil, err
 	}
 	var unknown []string
 	for _, n := range names {
 		if _, ok := ids[n]; !ok {
-			unknown = append(unknown, fmt.Sprintf("%q", n))
+			unknown = append(unknown, fmt.Sprintf("%q", n)+goneNote(gone, n))
 		}
 	}
 	if len(unknown) > 0 {
@@ -285,9 +318,99 @@ func (tx *tx) targetIDs(field string, names []string) (map[string]int64, error) 
 	return ids, nil
 }
 
+// liveTargetIDs resolves active target names to ids, and returns besides
+// the names that only a target that left (defected, or deleted) held.
+func (tx *tx) liveTargetIDs(names []string) (map[string]int64, map[string]TargetRow, error) {
+	ids, err := tx.TargetIDs(tx.ctx, names)
+	if err != nil || len(ids) == len(names) {
+		return ids, map[string]TargetRow{}, err
+	}
+	var missing []string
+	for _, n := range names {
+		if _, ok := ids[n]; !ok {
+			missing = append(missing, n)
+		}
+	}
+	gone, err := tx.FindGoneTargets(tx.ctx, missing)
+	return ids, gone, err
+}
+
+// goneNote is " (it defected at ...)" for a name a target that left held.
+func goneNote(gone map[string]TargetRow, name string) string {
+	r, ok := gone[name]
+	if !ok {
+		return ""
+	}
+	if r.State == TargetDeleted {
+		return fmt.Sprintf(" (it was %s)", departure(r))
+	}
+	at := "at an unrecorded time"
+	if r.DefectedAt != nil {
+		at = "at " + r.DefectedAt.UTC().Format(time.RFC3339)
+	}
+	return fmt.Sprintf(" (it left %s: %s)", at, departure(r))
+}
+
 // SetLocation records where a target is.
 func (c *Catalog) SetLocation(ctx context.Context, id int64, location string) error {
 	return c.update(ctx, func(tx *tx) error { return tx.SetLocation(ctx, id, location) })
+}
+
+// TargetDetails are what an operator may change of a target after it
+// enlisted; a nil field stays as it is.
+type TargetDetails struct {
+	Location    *string `json:"location,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// SetTargetDetails changes an enlisted target's location or description,
+// recording the change in the audit log; a change to what it already says
+// changes (and records) nothing. It returns the target as it is after.
+func (c *Catalog) SetTargetDetails(ctx context.Context, name string, d TargetDetails, by muster.Actor) (muster.Target, error) {
+	if d.Location == nil && d.Description == nil {
+		return muster.Target{}, muster.Errorf(muster.EINVALID, "location, description: give at least one to change")
+	}
+	if d.Location != nil {
+		if err := muster.ValidateTargetText("location", *d.Location, muster.MaxTargetLocation); err != nil {
+			return muster.Target{}, err
+		}
+	}
+	if d.Description != nil {
+		if err := muster.ValidateTargetText("description", *d.Description, muster.MaxTargetDescription); err != nil {
+			return muster.Target{}, err
+		}
+	}
+	name = muster.NormalizeTargetName(name)
+	err := c.update(ctx, func(tx *tx) error {
+		t, err := tx.FindTargetByName(ctx, name)
+		switch {
+		case noRows(err) || (err == nil && t.State != TargetActive):
+			return noTarget(name)
+		case err != nil:
+			return err
+		}
+		location, description := t.Location, t.Description
+		var lines []string
+		if d.Location != nil && *d.Location != location {
+			lines = append(lines, fmt.Sprintf("~ location: %q -> %q", location, *d.Location))
+			location = *d.Location
+		}
+		if d.Description != nil && *d.Description != description {
+			lines = append(lines, fmt.Sprintf("~ description: %q -> %q", description, *d.Description))
+			description = *d.Description
+		}
+		if len(lines) == 0 {
+			return nil
+		}
+		if err := tx.SetTargetDetails(ctx, t.ID, location, description); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetSet, Targets: []string{name}, Changes: lines})
+	})
+	if err != nil {
+		return muster.Target{}, err
+	}
+	return c.FindTarget(ctx, name)
 }
 
 // TargetID returns the id of an active (or deleted, not yet defected)

@@ -84,6 +84,13 @@ func (t *timedReads) FindTargetByName(p0 context.Context, p1 string) (TargetRow,
 	return r0, r1
 }
 
+func (t *timedReads) FindGoneTargets(p0 context.Context, p1 []string) (map[string]TargetRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindGoneTargets(p0, p1)
+	t.observe("FindGoneTargets", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) TargetIDs(p0 context.Context, p1 []string) (map[string]int64, error) {
 	start := time.Now()
 	r0, r1 := t.r.TargetIDs(p0, p1)
@@ -161,7 +168,7 @@ func (t *timedReads) FindJobs(p0 context.Context, p1 JobQuery) ([]JobRow, error)
 	return r0, r1
 }
 
-func (t *timedReads) GroupTargets(p0 context.Context, p1 int64) (map[string]int64, error) {
+func (t *timedReads) GroupTargets(p0 context.Context, p1 int64) (map[string]Member, error) {
 	start := time.Now()
 	r0, r1 := t.r.GroupTargets(p0, p1)
 	t.observe("GroupTargets", time.Since(start))
@@ -441,7 +448,7 @@ func (t *timedTx) InsertTarget(p0 context.Context, p1 TargetRow) (int64, error) 
 	return r0, r1
 }
 
-func (t *timedTx) SetTargetState(p0 context.Context, p1 int64, p2 string, p3 *time.Time) error {
+func (t *timedTx) SetTargetState(p0 context.Context, p1 int64, p2 string, p3 Departure) error {
 	start := time.Now()
 	r0 := t.tx.SetTargetState(p0, p1, p2, p3)
 	t.observe("SetTargetState", time.Since(start))
@@ -452,6 +459,13 @@ func (t *timedTx) SetLocation(p0 context.Context, p1 int64, p2 string) error {
 	start := time.Now()
 	r0 := t.tx.SetLocation(p0, p1, p2)
 	t.observe("SetLocation", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) SetTargetDetails(p0 context.Context, p1 int64, p2 string, p3 string) error {
+	start := time.Now()
+	r0 := t.tx.SetTargetDetails(p0, p1, p2, p3)
+	t.observe("SetTargetDetails", time.Since(start))
 	return r0
 }
 

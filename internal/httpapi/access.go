@@ -28,6 +28,7 @@ var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, ca
 var scopedRoutes = map[string]bool{
 	"GET /api/v1/targets":                   true,
 	"GET /api/v1/targets/{name}":            true,
+	"PATCH /api/v1/targets/{name}":          true,
 	"POST /api/v1/targets/{name}/poll":      true,
 	"GET /api/v1/jobs":                      true,
 	"POST /api/v1/apply":                    true,

@@ -66,6 +66,7 @@ func list(path string, hidden ...string) probe {
 var probes = map[string]probe{
 	"GET /api/v1/targets":                   list("/api/v1/targets", `"db1"`),
 	"GET /api/v1/targets/{name}":            {in: get("/api/v1/targets/web1"), out: get("/api/v1/targets/db1")},
+	"PATCH /api/v1/targets/{name}":          {in: request{"PATCH", "/api/v1/targets/web1", `{"location": "dc2"}`}, out: request{"PATCH", "/api/v1/targets/db1", `{"location": "dc2"}`}},
 	"DELETE /api/v1/targets/{name}":         {in: request{"DELETE", "/api/v1/targets/web2", ""}, out: request{"DELETE", "/api/v1/targets/db1", ""}},
 	"POST /api/v1/tokens":                   same(request{"POST", "/api/v1/tokens", `{"target": "new1"}`}),
 	"GET /api/v1/jobs":                      list("/api/v1/jobs", `"db-backup"`),

@@ -87,6 +87,13 @@ func (c *Client) Target(ctx context.Context, name string) (muster.Target, error)
 	return out, c.do(ctx, http.MethodGet, "/api/v1/targets/"+url.PathEscape(name), nil, nil, &out)
 }
 
+// UpdateTarget changes a target's location or description, and returns
+// the target as it is after.
+func (c *Client) UpdateTarget(ctx context.Context, name string, u TargetUpdate) (muster.Target, error) {
+	var out muster.Target
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/targets/"+url.PathEscape(name), nil, u, &out)
+}
+
 // DeleteTarget deletes a target: with force, at once; otherwise it becomes
 // a tombstone until it collects the DEFECT posted to it.
 func (c *Client) DeleteTarget(ctx context.Context, name string, force bool) error {

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
@@ -236,27 +237,32 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 	schemas := doc["components"].(map[string]any)["schemas"].(map[string]any)
 	code := 0
 	for name, v := range map[string]any{
-		"Target": muster.Target{},
+		"Target": muster.Target{DefectedAt: new(time.Time), DefectedBy: "x", Departure: "x"},
 		"Job": muster.Job{Targets: []string{"x"}, Schedules: []muster.Schedule{{}}, Version: 1, Description: "x", Category: "x",
 			TimeZone: "x", Timeout: 1, Env: map[string]string{"A": "x"}, Misfire: "x", Groups: []string{"x"},
-			TargetEnv: map[string]map[string]string{"x": {}}, MaxParallelTargets: 1},
+			TargetEnv: map[string]map[string]string{"x": {}}, MaxParallelTargets: 1, Overrides: []muster.Override{{}}},
+		"Override": muster.Override{Target: "x", Group: "x", Enabled: new(bool), Schedules: &[]muster.Schedule{}, Timeout: new(muster.Duration),
+			Env: map[string]string{"A": "x"}, Steps: map[string]muster.StepOverride{"x": {}}},
+		"StepOverride": muster.StepOverride{Timeout: new(muster.Duration), Connection: new(string), RunAs: new(string)},
 		"Step": muster.Step{Shell: "x", Command: []string{"x"}, SQL: "x", Connection: "x", Params: []string{"x"}, Workdir: "x",
 			Env: map[string]string{"A": "x"}, Timeout: 1, Retry: &muster.Retry{}, OnSuccess: "x", OnFailure: "x", RunAs: "x"},
-		"Retry":       muster.Retry{Interval: 1},
-		"TargetFires": muster.TargetFires{},
-		"Fire":        muster.Fire{},
-		"PurgeResult": muster.PurgeResult{},
-		"Group":       muster.Group{},
-		"PostRequest": httpapi.PostRequest{Job: "x", Targets: []string{"x"}, Value: 1},
-		"PollResult":  httpapi.PollResult{},
-		"ResyncBody":  httpapi.ResyncBody{Targets: []string{"x"}, All: true},
-		"PauseBody":   httpapi.PauseBody{Targets: []string{"x"}, Group: "x"},
-		"TargetsBody": httpapi.TargetsBody{},
-		"Run":         muster.Run{Message: "x", TargetOffline: true},
-		"StepAttempt": muster.StepAttempt{ExitCode: &code, Message: "x"},
-		"Instruction": muster.Instruction{},
-		"JobTarget":   muster.JobTarget{},
-		"JobChange":   muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}}},
+		"Retry":        muster.Retry{Interval: 1},
+		"TargetFires":  muster.TargetFires{},
+		"Fire":         muster.Fire{},
+		"PurgeResult":  muster.PurgeResult{},
+		"Group":        muster.Group{},
+		"PostRequest":  httpapi.PostRequest{Job: "x", Targets: []string{"x"}, Value: 1},
+		"PollResult":   httpapi.PollResult{},
+		"ResyncBody":   httpapi.ResyncBody{Targets: []string{"x"}, All: true},
+		"PauseBody":    httpapi.PauseBody{Targets: []string{"x"}, Group: "x"},
+		"TargetsBody":  httpapi.TargetsBody{},
+		"TargetUpdate": httpapi.TargetUpdate{Location: new(string), Description: new(string)},
+		"Run":          muster.Run{Message: "x", TargetOffline: true},
+		"StepAttempt":  muster.StepAttempt{ExitCode: &code, Message: "x"},
+		"Instruction":  muster.Instruction{},
+		"JobTarget":    muster.JobTarget{},
+		"JobChange": muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}},
+			LeftOut: []string{"x"}, Warnings: []string{"x"}},
 		"StartResult": muster.StartResult{},
 		"Event":       muster.Event{Window: 1},
 		"Operator":    muster.Operator{},

@@ -68,6 +68,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	read, operate, admin := catalog.RoleReader, catalog.RoleOperator, catalog.RoleAdmin
 	s.handle(mux, "GET /api/v1/targets", read, s.listTargets)
 	s.handle(mux, "GET /api/v1/targets/{name}", read, s.showTarget)
+	s.handle(mux, "PATCH /api/v1/targets/{name}", operate, s.updateTarget)
 	s.handle(mux, "DELETE /api/v1/targets/{name}", admin, s.deleteTarget)
 	s.handle(mux, "POST /api/v1/tokens", admin, s.createToken)
 	s.handle(mux, "GET /api/v1/jobs", read, s.listJobs)
@@ -119,9 +120,10 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, c caller) error {
 	status := r.URL.Query().Get("status")
 	switch status {
-	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDiskFull, muster.FlagDeleted:
+	case "", muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDiskFull, muster.FlagDeleted,
+		muster.StatusDefected:
 	default:
-		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused, disk_full or deleted", status)
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused, disk_full, deleted or defected", status)
 	}
 	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: status})
 	if err != nil {
@@ -143,6 +145,31 @@ func (s *Server) showTarget(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	t, err := s.DB.FindTarget(r.Context(), r.PathValue("name"))
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// TargetUpdate changes what operators say of a target; a field left out
+// stays as it is, and an empty string clears it.
+type TargetUpdate struct {
+	Location    *string `json:"location,omitempty"`
+	Description *string `json:"description,omitempty"`
+}
+
+// updateTarget answers PATCH /api/v1/targets/{name}.
+func (s *Server) updateTarget(w http.ResponseWriter, r *http.Request, c caller) error {
+	if err := s.checkTarget(r.Context(), c, r.PathValue("name")); err != nil {
+		return err
+	}
+	var body TargetUpdate
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
+		return err
+	}
+	t, err := s.DB.SetTargetDetails(r.Context(), r.PathValue("name"),
+		catalog.TargetDetails{Location: body.Location, Description: body.Description}, c.actor())
 	if err != nil {
 		return err
 	}

@@ -32,6 +32,8 @@ var typeWords = map[reflect.Type]string{
 	reflect.TypeFor[muster.WeeklyFrequency]():          "weekly",
 	reflect.TypeFor[muster.MonthlyFrequency]():         "monthly",
 	reflect.TypeFor[muster.MonthlyRelativeFrequency](): "monthly_relative",
+	reflect.TypeFor[muster.Override]():                 "an override",
+	reflect.TypeFor[muster.StepOverride]():             "a step override",
 }
 
 // examples show the shape a key's value takes, for "must be a mapping"
@@ -48,6 +50,16 @@ var examples = map[string]string{
 	"steps":            "{name: build, shell: make}",
 	"schedules":        `{cron: "0 2 * * *"}`,
 	"jobs":             "{name: backup, targets: [db1], steps: [...]}",
+	"overrides":        "{target: web1, timeout: 2h}",
+}
+
+// exampleFor returns the example of a key's value at field: an override's
+// steps are a mapping by step name, not a list of steps.
+func exampleFor(field, key string) string {
+	if key == "steps" && strings.HasPrefix(field, "overrides[") {
+		return "{STEP: {timeout: 10m}}"
+	}
+	return examples[key]
 }
 
 var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
@@ -170,10 +182,10 @@ func (d *decoder) wrongShape(at, n *yaml.Node, field, key, want string) {
 	switch {
 	case want == "a list" && n.Kind == yaml.ScalarNode:
 		d.fail(at, "%s must be a list, e.g. [%s]", field, n.Value)
-	case want == "a list" && n.Kind == yaml.MappingNode && examples[key] != "":
-		d.fail(at, "%s must be a list, each item starting with \"- \", e.g. - %s", field, examples[key])
-	case want == "a mapping" && examples[key] != "":
-		d.fail(at, "%s must be a mapping, e.g. %s, not %s", field, examples[key], got)
+	case want == "a list" && n.Kind == yaml.MappingNode && exampleFor(field, key) != "":
+		d.fail(at, "%s must be a list, each item starting with \"- \", e.g. - %s", field, exampleFor(field, key))
+	case want == "a mapping" && exampleFor(field, key) != "":
+		d.fail(at, "%s must be a mapping, e.g. %s, not %s", field, exampleFor(field, key), got)
 	default:
 		d.fail(at, "%s must be %s, not %s", field, want, got)
 	}

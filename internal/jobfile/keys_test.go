@@ -65,7 +65,8 @@ func TestDocumentedKeysMatchTheDecoder(t *testing.T) {
 		typ     any
 		nested  map[string]any
 	}{
-		{"## Job keys", muster.Job{}, nil},
+		{"## Job keys", muster.Job{}, map[string]any{"overrides": muster.Override{}}},
+		{"## Overrides: one job, different per target", muster.Override{}, map[string]any{"steps": muster.StepOverride{}}},
 		{"### Step keys", muster.Step{}, map[string]any{"retry": muster.Retry{}}},
 		{"## Schedules", muster.Schedule{}, map[string]any{
 			"daily": muster.DailyFrequency{}, "weekly": muster.WeeklyFrequency{}, "monthly": muster.MonthlyFrequency{},

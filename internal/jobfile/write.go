@@ -21,15 +21,35 @@ import (
 // gives j back unchanged.
 func Entry(j muster.Job) muster.Job {
 	j.Version = 0
-	if len(j.Schedules) > 0 {
-		j.Schedules = append([]muster.Schedule(nil), j.Schedules...)
-		for i := range j.Schedules {
-			if j.Schedules[i].Name == muster.DefaultScheduleName(i) {
-				j.Schedules[i].Name = ""
+	j.Schedules = unnamed(j.Schedules)
+	if len(j.Overrides) > 0 {
+		j.Overrides = append([]muster.Override(nil), j.Overrides...)
+		for i, o := range j.Overrides {
+			if o.Schedules != nil {
+				s := unnamed(*o.Schedules)
+				if s == nil {
+					s = []muster.Schedule{}
+				}
+				j.Overrides[i].Schedules = &s
 			}
 		}
 	}
 	return j
+}
+
+// unnamed returns a copy of schedules without the names the master fills
+// in (schedule-1, schedule-2, …).
+func unnamed(schedules []muster.Schedule) []muster.Schedule {
+	if len(schedules) == 0 {
+		return schedules
+	}
+	out := append([]muster.Schedule(nil), schedules...)
+	for i := range out {
+		if out[i].Name == muster.DefaultScheduleName(i) {
+			out[i].Name = ""
+		}
+	}
+	return out
 }
 
 // Write writes jobs as a job file: the form `muster export` prints and

@@ -46,6 +46,14 @@ func exampleJobs() []muster.Job {
 		{Once: "2027-06-01T09:00:00"},
 		{AtStart: true},
 	}
+	off, conn, proxy := false, "eu-warehouse", ""
+	hour, minute := muster.Duration(time.Hour), muster.Duration(time.Minute)
+	full.Overrides = []muster.Override{
+		{Group: "reporting", Timeout: &hour, Env: map[string]string{"REPORT_DIR": "/eu"},
+			Steps: map[string]muster.StepOverride{"query": {Connection: &conn, Timeout: &minute}, "mail": {RunAs: &proxy}}},
+		{Target: "web2", Enabled: &off, Schedules: &[]muster.Schedule{{Cron: "0 * * * *"}, {Name: "late", Cron: "0 23 * * *"}}},
+		{Target: "web1", Schedules: &[]muster.Schedule{}},
+	}
 	quiet := muster.NewJob()
 	quiet.Name, quiet.Enabled = "quiet", false
 	quiet.Steps = []muster.Step{{Name: "noop", Command: []string{"true"}}}

@@ -93,12 +93,17 @@ func (s *Queries) PruneEvents(ctx context.Context, raisedBefore time.Time) (int6
 func (s *Queries) NoSuccessWatches(ctx context.Context, job, target string) ([]catalog.NoSuccessRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (w catalog.NoSuccessRow, err error) {
 		var success, sent sql.NullInt64
-		err = r.Scan(&w.Job, &w.TargetID, &w.Target, &success, &sent)
-		w.SuccessAt, w.SentAt = fromNullMS(success), fromNullMS(sent)
+		var def string
+		var via sql.NullString
+		err = r.Scan(&w.Job, &w.TargetID, &w.Target, &success, &sent, &def, &via)
+		w.SuccessAt, w.SentAt, w.Definition, w.Via = fromNullMS(success), fromNullMS(sent), []byte(def), split(via)
 		return w, err
 	}, `SELECT j.name, t.id, t.name, jt.last_success_at,
 			(SELECT MIN(i.posted_at) FROM instructions i WHERE i.target_id = t.id AND i.job_name = j.name
-				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at)
+				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at),
+			j.definition,
+			(SELECT string_agg(g.name, ',' ORDER BY g.name) FROM job_groups jg JOIN groups g ON g.id = jg.group_id
+				JOIN group_members gm ON gm.group_id = g.id WHERE jg.job_id = jt.job_id AND gm.target_id = jt.target_id)
 		FROM job_targets jt JOIN jobs j ON j.id = jt.job_id JOIN targets t ON t.id = jt.target_id
 		WHERE t.state = 'active' AND j.enabled AND j.scheduled
 			AND ($1 = '' OR j.name = $1) AND ($2 = '' OR t.name = $2)`, job, target)

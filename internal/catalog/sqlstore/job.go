@@ -85,10 +85,28 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 	return jobs, groups.Err()
 }
 
-// GroupTargets returns the active targets in the groups a job names.
-func (s *Queries) GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error) {
-	return nameIDs(ctx, s.Q, `SELECT DISTINCT t.name, t.id FROM job_groups jg JOIN group_members gm ON gm.group_id = jg.group_id
-		JOIN targets t ON t.id = gm.target_id WHERE jg.job_id = $1 AND t.state = 'active'`, jobID)
+// GroupTargets returns the active targets in the groups a job names, each
+// with those of the groups it is in.
+func (s *Queries) GroupTargets(ctx context.Context, jobID int64) (map[string]catalog.Member, error) {
+	rows, err := s.Q.Query(ctx, `SELECT t.name, t.id, g.name FROM job_groups jg JOIN group_members gm ON gm.group_id = jg.group_id
+		JOIN groups g ON g.id = jg.group_id JOIN targets t ON t.id = gm.target_id
+		WHERE jg.job_id = $1 AND t.state = 'active' ORDER BY t.name, g.name`, jobID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := map[string]catalog.Member{}
+	for rows.Next() {
+		var name, group string
+		var id int64
+		if err := rows.Scan(&name, &id, &group); err != nil {
+			return nil, err
+		}
+		m := out[name]
+		m.ID, m.Groups = id, append(m.Groups, group)
+		out[name] = m
+	}
+	return out, rows.Err()
 }
 
 // LockJobs does nothing: a transaction of a store that is not shared is

@@ -31,7 +31,8 @@ func (s *Queries) LastSeqs(ctx context.Context) (map[int64]int64, error) {
 // targetColumns are the columns scanTarget reads, of targets aliased t.
 const targetColumns = `t.id, t.uid, t.name, t.state, t.location, t.enlisted_at, t.enlisted_by, t.defected_at, t.paused,
 	t.seen_offline, t.last_seq, t.last_poll_at, t.local_time_at_poll, t.time_zone, t.utc_offset_minutes, t.clock_skew_ms,
-	t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped, t.clock_offset_ms, t.disk_full, t.process_tracking`
+	t.poll_interval, t.version, t.protocol, t.spool_depth, t.spool_dropped, t.clock_offset_ms, t.disk_full, t.process_tracking,
+	t.defected_how, t.defected_by, t.description`
 
 func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	var t catalog.TargetRow
@@ -40,7 +41,8 @@ func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	var local string
 	dest := append([]any{&t.ID, &t.UID, &t.Name, &t.State, &t.Location, &enlisted, &t.EnlistedBy, &defected, &t.Paused,
 		&t.SeenOffline, &t.LastSeq, &lastPoll, &local, &t.TimeZone, &t.UTCOffsetMinutes, &t.ClockSkewMS,
-		&t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped, &offset, &t.DiskFull, &t.ProcessTracking}, more...)
+		&t.PollInterval, &t.Version, &t.Protocol, &t.SpoolDepth, &t.SpoolDropped, &offset, &t.DiskFull, &t.ProcessTracking,
+		&t.DefectedHow, &t.DefectedBy, &t.Description}, more...)
 	if err := r.Scan(dest...); err != nil {
 		return t, err
 	}
@@ -52,7 +54,8 @@ func scanTarget(r Row, more ...any) (catalog.TargetRow, error) {
 	return t, nil
 }
 
-// FindTargets returns the targets that are not defected, by name.
+// FindTargets returns the targets that are not defected (or, with
+// Defected, only the defected ones, newest first within a name), by name.
 func (s *Queries) FindTargets(ctx context.Context, f catalog.TargetQuery) ([]catalog.TargetRow, error) {
 	a := &args{d: s.D}
 	q := `SELECT ` + targetColumns
@@ -60,9 +63,13 @@ func (s *Queries) FindTargets(ctx context.Context, f catalog.TargetQuery) ([]cat
 		q += `, (SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending'),
 			(SELECT COUNT(*) FROM instructions i WHERE i.target_id = t.id AND i.status = 'failed')`
 	}
-	q += ` FROM targets t WHERE t.state IN ('active', 'deleted')`
-	if f.ActiveOnly {
-		q += ` AND t.state = 'active'`
+	switch {
+	case f.Defected:
+		q += ` FROM targets t WHERE t.state = 'defected'`
+	case f.ActiveOnly:
+		q += ` FROM targets t WHERE t.state = 'active'`
+	default:
+		q += ` FROM targets t WHERE t.state IN ('active', 'deleted')`
 	}
 	if f.Name != "" {
 		q += ` AND t.name = ` + a.add(f.Name)
@@ -75,13 +82,32 @@ func (s *Queries) FindTargets(ctx context.Context, f catalog.TargetQuery) ([]cat
 		t, err := scanTarget(r, &unread, &blocking)
 		t.Unread, t.Blocking = unread, blocking
 		return t, err
-	}, q+` ORDER BY t.name`, a.vals...)
+	}, q+` ORDER BY t.name, t.id DESC`, a.vals...)
 }
 
 // FindTargetByName returns the target that holds a name: active, or
 // deleted and waiting for its DEFECT.
 func (s *Queries) FindTargetByName(ctx context.Context, name string) (catalog.TargetRow, error) {
 	return scanTarget(s.Q.QueryRow(ctx, `SELECT `+targetColumns+` FROM targets t WHERE t.name = $1 AND t.state <> 'defected'`, name))
+}
+
+// FindGoneTargets returns, of names, those that no live target holds but a
+// target that left did: the last to hold each (defected, or deleted and
+// waiting to collect its DEFECT).
+func (s *Queries) FindGoneTargets(ctx context.Context, names []string) (map[string]catalog.TargetRow, error) {
+	out := map[string]catalog.TargetRow{}
+	if len(names) == 0 {
+		return out, nil
+	}
+	a := &args{d: s.D}
+	rows, err := collect(ctx, s.Q, func(r Rows) (catalog.TargetRow, error) { return scanTarget(r) },
+		`SELECT `+targetColumns+` FROM targets t WHERE t.state <> 'active' AND `+in(a, "t.name", names)+`
+			AND NOT EXISTS (SELECT 1 FROM targets l WHERE l.name = t.name AND l.state = 'active')
+		ORDER BY t.id`, a.vals...)
+	for _, r := range rows {
+		out[r.Name] = r // the newest last
+	}
+	return out, err
 }
 
 // TargetIDs resolves active target names to ids; names it does not know
@@ -147,19 +173,28 @@ func (s *Queries) InsertTarget(ctx context.Context, t catalog.TargetRow) (int64,
 	return id, err
 }
 
-// SetTargetState moves a target to a state; at is its defection time.
-func (s *Queries) SetTargetState(ctx context.Context, id int64, state string, at *time.Time) error {
-	if at == nil {
-		_, err := s.Q.Exec(ctx, `UPDATE targets SET state = $1 WHERE id = $2`, state, id)
+// SetTargetState moves a target to a state, recording how it leaves and
+// by whom; at is its defection time.
+func (s *Queries) SetTargetState(ctx context.Context, id int64, state string, d catalog.Departure) error {
+	if d.At == nil {
+		_, err := s.Q.Exec(ctx, `UPDATE targets SET state = $1, defected_how = $2, defected_by = $3 WHERE id = $4`,
+			state, d.How, d.By, id)
 		return err
 	}
-	_, err := s.Q.Exec(ctx, `UPDATE targets SET state = $1, defected_at = $2 WHERE id = $3`, state, ms(*at), id)
+	_, err := s.Q.Exec(ctx, `UPDATE targets SET state = $1, defected_at = $2, defected_how = $3, defected_by = $4 WHERE id = $5`,
+		state, ms(*d.At), d.How, d.By, id)
 	return err
 }
 
 // SetLocation records where a target is.
 func (s *Queries) SetLocation(ctx context.Context, id int64, location string) error {
 	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1 WHERE id = $2`, location, id)
+	return err
+}
+
+// SetTargetDetails records where a target is and what it is.
+func (s *Queries) SetTargetDetails(ctx context.Context, id int64, location, description string) error {
+	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1, description = $2 WHERE id = $3`, location, description, id)
 	return err
 }
 

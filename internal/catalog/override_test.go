@@ -1,0 +1,205 @@
+package catalog_test
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// received returns the job a target was last sent in an INSERT.
+func received(t *testing.T, db *catalog.Catalog, id catalog.TargetIdentity, job string) agentproto.Job {
+	t.Helper()
+	ins, err := db.PendingInstructions(context.Background(), id.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j agentproto.Job
+	found := false
+	for _, in := range ins {
+		if in.Operation == muster.OpInsert && in.Job == job {
+			if err := json.Unmarshal(in.Payload, &j); err != nil {
+				t.Fatal(err)
+			}
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("%s was sent no INSERT of %s: %v", id.Name, job, ops(ins))
+	}
+	return j
+}
+
+func scheduleNames(j agentproto.Job) []string {
+	var out []string
+	for _, s := range j.Schedules {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+// reportJob runs on web1 and web2 by name and on group eu, with an
+// override for eu and one for web2.
+func reportJob() muster.Job {
+	j := muster.NewJob()
+	j.Name = "report"
+	j.Targets = []string{"web1", "web2"}
+	j.Groups = []string{"eu"}
+	j.Steps = []muster.Step{{Name: "q", SQL: "select 1", Connection: "main"}, {Name: "copy", Shell: "cp a b"}}
+	j.Schedules = []muster.Schedule{{Name: "nightly", Cron: "0 2 * * *"}}
+	twoHours, conn := muster.Duration(2*time.Hour), "eu-main"
+	j.Overrides = []muster.Override{
+		{Group: "eu", Timeout: &twoHours, Steps: map[string]muster.StepOverride{"q": {Connection: &conn}}},
+		{Target: "web2", Schedules: &[]muster.Schedule{{Name: "hourly", Cron: "0 * * * *"}}},
+	}
+	return j
+}
+
+// Each target receives the job with its own overrides applied, and a
+// change to one override, or to a group's members, re-posts only where
+// what a target receives changed.
+func TestOverridesArePostedPerTarget(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1, web2, db1 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "db1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"db1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.ApplyJobs(ctx, []muster.Job{reportJob()}, catalog.ApplyOptions{}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"INSERT db1", "INSERT web1", "INSERT web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
+			t.Fatalf("posted %v, want %v", res.Changes[0].Instructions, want)
+		}
+		for _, c := range []struct {
+			id         catalog.TargetIdentity
+			schedules  []string
+			timeout    time.Duration
+			connection string
+		}{
+			{web1, []string{"nightly"}, 0, "main"},
+			{web2, []string{"hourly"}, 0, "main"},
+			{db1, []string{"nightly"}, 2 * time.Hour, "eu-main"},
+		} {
+			got := received(t, db, c.id, "report")
+			if !slices.Equal(scheduleNames(got), c.schedules) || got.Timeout.Std() != c.timeout || got.Steps[0].Connection != c.connection {
+				t.Errorf("%s received schedules %v, timeout %s, connection %q; want %v, %s, %q", c.id.Name, scheduleNames(got),
+					got.Timeout.Std(), got.Steps[0].Connection, c.schedules, c.timeout, c.connection)
+			}
+		}
+
+		// The overrides come back as applied.
+		shown, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(shown.Overrides) != 2 || shown.Overrides[1].Target != "web2" || (*shown.Overrides[1].Schedules)[0].Cron != "0 * * * *" {
+			t.Errorf("stored overrides: %+v", shown.Overrides)
+		}
+
+		// Each target's next fires follow its own schedules.
+		fires, err := db.NextFires(ctx, "report", 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tf := range fires {
+			want := "nightly"
+			if tf.Target == "web2" {
+				want = "hourly"
+			}
+			if len(tf.Fires) != 1 || tf.Fires[0].Schedule != want {
+				t.Errorf("next fire on %s: %+v, want one of schedule %s", tf.Target, tf.Fires, want)
+			}
+		}
+
+		// A change to web2's override goes to web2 alone.
+		j := reportJob()
+		j.Overrides[1].Schedules = &[]muster.Schedule{{Name: "half-hourly", Cron: "*/30 * * * *"}}
+		res, err = db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"INSERT web2"}; !slices.Equal(res.Changes[0].Instructions, want) {
+			t.Errorf("changing web2's schedules posted %v, want %v", res.Changes[0].Instructions, want)
+		}
+		// Disabling the job on web1 alone is an UPDATE to web1 alone.
+		off := false
+		j.Overrides = append(j.Overrides, muster.Override{Target: "web1", Enabled: &off})
+		if res, err = db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"UPDATE web1"}; !slices.Equal(res.Changes[0].Instructions, want) {
+			t.Errorf("disabling on web1 posted %v, want %v", res.Changes[0].Instructions, want)
+		}
+		// web2 joining eu falls under eu's override: it receives the job
+		// again, and no other target does.
+		changes, err := db.SetGroupMembers(ctx, "eu", []string{"web2"}, false, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changes) != 1 || !slices.Equal(changes[0].Instructions, []string{"INSERT web2"}) {
+			t.Errorf("web2 joining eu posted %+v, want INSERT web2 only", changes)
+		}
+		got := received(t, db, web2, "report")
+		if got.Timeout.Std() != 2*time.Hour || got.Steps[0].Connection != "eu-main" || !slices.Equal(scheduleNames(got), []string{"half-hourly"}) {
+			t.Errorf("web2 in eu received timeout %s, connection %q, schedules %v; want eu's timeout and connection, its own schedules",
+				got.Timeout.Std(), got.Steps[0].Connection, scheduleNames(got))
+		}
+	})
+}
+
+// An override naming a target never enlisted is an error that names the
+// override; one of a target that left is left out with a warning.
+func TestOverrideTargetsMustBeEnlisted(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		web2 := enlist(t, db, "web2")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		off := false
+		j := reportJob()
+		j.Targets = []string{"web1"}
+		j.Overrides = []muster.Override{{Target: "web1", Enabled: &off}, {Target: "x", Enabled: &off}}
+		_, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(muster.ErrorMessage(err), `job "report": overrides[1].target: no enlisted target named "x"`) {
+			t.Fatalf("got %v, want EINVALID naming overrides[1].target", err)
+		}
+		if _, err := db.FindJob(ctx, "report"); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("the refused job was stored: %v", err)
+		}
+
+		if err := db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"}); err != nil {
+			t.Fatal(err)
+		}
+		j.Overrides[1].Target = "web2"
+		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if w := res.Changes[0].Warnings; len(w) != 1 || !strings.HasPrefix(w[0], `job "report": overrides[1].target: "web2" is left out`) {
+			t.Errorf("warnings %q, want one for overrides[1]", w)
+		}
+		got, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Overrides) != 1 || got.Overrides[0].Target != "web1" {
+			t.Errorf("stored overrides %+v, want web1's alone", got.Overrides)
+		}
+	})
+}
