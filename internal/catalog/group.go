@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/musterhq/muster"
@@ -58,13 +59,33 @@ func (c *Catalog) CreateGroup(ctx context.Context, name string, by muster.Actor)
 	})
 }
 
-// RenameGroup renames a group. Jobs keep targeting it (job files naming the
-// old name must be updated before their next apply).
+// RenameGroup renames a group. Jobs keep targeting it, and their group
+// overrides follow it to its new name; what each target receives does not
+// change. (Job files naming the old name must be updated before their next
+// apply.)
 func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by muster.Actor) error {
 	if err := muster.ValidateName("new group name", newName); err != nil {
 		return err
 	}
 	return c.update(ctx, func(tx *tx) error {
+		// The jobs naming the group, read as they are before the rename.
+		var before []storedJob
+		if id, err := tx.group(name); err == nil {
+			names, err := tx.JobsNamingGroup(ctx, id)
+			if err != nil {
+				return err
+			}
+			if err := tx.LockJobs(ctx, names); err != nil {
+				return err
+			}
+			for _, n := range names {
+				sj, err := tx.loadJob(n)
+				if err != nil {
+					return err
+				}
+				before = append(before, sj)
+			}
+		}
 		found, err := tx.RenameGroup(ctx, name, newName)
 		switch {
 		case errors.Is(err, ErrDuplicate):
@@ -74,8 +95,32 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 		case !found:
 			return muster.Errorf(muster.ENOTFOUND, "no group named %q", name)
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName,
-			Changes: []string{fmt.Sprintf("name: %s -> %s", name, newName)}})
+		lines := []string{fmt.Sprintf("name: %s -> %s", name, newName)}
+		for _, old := range before {
+			j, renamed := old.job, false
+			j.Overrides = slices.Clone(j.Overrides)
+			for i := range j.Overrides {
+				if j.Overrides[i].Group == name {
+					j.Overrides[i].Group, renamed = newName, true
+				}
+			}
+			if !renamed {
+				continue
+			}
+			j.Groups = slices.Clone(j.Groups)
+			for i := range j.Groups {
+				if j.Groups[i] == name {
+					j.Groups[i] = newName
+				}
+			}
+			slices.Sort(j.Groups)
+			ch, err := tx.updateJob(old, j, by.Name)
+			if err != nil {
+				return err
+			}
+			lines = append(lines, fmt.Sprintf("job %s: its override of group %s now names %s (version %d)", j.Name, name, newName, ch.Version))
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName, Changes: lines})
 	})
 }
 

@@ -157,6 +157,33 @@ func TestOverridesArePostedPerTarget(t *testing.T) {
 			t.Errorf("web2 in eu received timeout %s, connection %q, schedules %v; want eu's timeout and connection, its own schedules",
 				got.Timeout.Std(), got.Steps[0].Connection, scheduleNames(got))
 		}
+
+		// A renamed group takes its overrides with it, and no target
+		// receives anything: what each runs is the same.
+		posted, err := db.FindInstructions(ctx, catalog.InstructionFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RenameGroup(ctx, "eu", "europe", admin); err != nil {
+			t.Fatal(err)
+		}
+		renamed, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if renamed.Overrides[0].Group != "europe" || !slices.Equal(renamed.Groups, []string{"europe"}) {
+			t.Errorf("after the rename: groups %v, first override of %s; want europe", renamed.Groups, renamed.Overrides[0].Subject())
+		}
+		if after, _ := db.FindInstructions(ctx, catalog.InstructionFilter{}); len(after) != len(posted) {
+			t.Errorf("renaming the group posted %d instruction(s), want none", len(after)-len(posted))
+		}
+		j.Groups, j.Overrides[0].Group = []string{"europe"}, "europe"
+		if res, err = db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if res.Changes[0].Action != muster.ActionUnchanged {
+			t.Errorf("the job file with the new name: %s %v, want unchanged", res.Changes[0].Action, res.Changes[0].Diff)
+		}
 	})
 }
 

@@ -138,8 +138,16 @@ func TestDeletedOfflineTargetDefectsWhenItReturns(t *testing.T) {
 
 	back := env.StartTarget("web1")
 	waitExit(t, back)
-	if _, err := env.Client.Target(ctx, "web1"); muster.ErrorCode(err) != muster.ENOTFOUND {
-		t.Errorf("after the target defected: %v, want it gone", err)
+	// The tombstone is gone: web1 is shown as a target that left, and
+	// how.
+	gone, err := env.Client.Target(ctx, "web1")
+	if err != nil || gone.Status != muster.StatusDefected || gone.DefectedAt == nil ||
+		!strings.HasSuffix(gone.Departure, ", then collected its DEFECT") {
+		t.Errorf("after the target defected: %s, defected at %v, %q, %v; want it defected after collecting its DEFECT",
+			gone.Status, gone.DefectedAt, gone.Departure, err)
+	}
+	if live, err := env.Client.Targets(ctx, ""); err != nil || len(live) != 0 {
+		t.Errorf("enlisted targets after it defected: %+v %v, want none", live, err)
 	}
 	env.AddTarget("web1")
 }
