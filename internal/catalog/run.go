@@ -104,15 +104,11 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
 			outputs = append(outputs, rep.Output)
 		}
-		held, err := tx.RunsHeld(ctx, target.ID, runIDs(rows))
-		if err != nil {
-			return err
-		}
 		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
 		if err != nil {
 			return err
 		}
-		if err := tx.noteOutcomes(target, rows, upserts, held, results); err != nil {
+		if err := tx.noteOutcomes(target, rows, upserts, results); err != nil {
 			return err
 		}
 		// The last outcome of each job is its finished run the master
@@ -176,19 +172,11 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 	return results, err
 }
 
-func runIDs(rows []RunRow) []string {
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.RunID
-	}
-	return ids
-}
-
 // noteOutcomes fills in, for the metrics, the results of the runs stored
 // (rows, upserts) that ended with this upload, having been held running or
-// not at all (held), and the dispatch time of those that came from a START
-// whose first step this upload brings.
-func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, held map[string]RunHeld, results []RunResult) error {
+// not at all, and the dispatch time of those that came from a START whose
+// first step this upload brings.
+func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, results []RunResult) error {
 	byID := make(map[string]*RunResult, len(rows))
 	for i := range results {
 		if results[i].OK {
@@ -198,12 +186,15 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 	var fresh []string
 	for k, u := range upserts {
 		r := rows[k]
-		was, known := held[r.RunID]
 		if !u.Changed {
 			continue
 		}
+		var was RunHeld
+		if u.Held != nil {
+			was = *u.Held
+		}
 		res := byID[r.RunID]
-		if r.Status.Finished() && (!known || !was.Status.Finished()) {
+		if r.Status.Finished() && !was.Status.Finished() {
 			res.Ended, res.Job, res.Status = true, r.Job, r.Status
 			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
 		}
@@ -221,7 +212,7 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 	skew := time.Duration(target.ClockSkewMS) * time.Millisecond
 	for k, r := range rows {
 		at, ok := posted[r.RunID]
-		if !ok || !upserts[k].Changed || held[r.RunID].Started || len(r.Steps) == 0 {
+		if !ok || !upserts[k].Changed || (upserts[k].Held != nil && upserts[k].Held.Started) || len(r.Steps) == 0 {
 			continue
 		}
 		d := max(r.Steps[0].StartedAt.Add(-skew).Sub(at), 0)
