@@ -62,7 +62,7 @@ type RunResult struct {
 	Duration time.Duration
 	// Dispatch, when set, is how long the run's first step took to start
 	// after its START was posted (the master's clock, the target's skew
-	// taken off), measured when the catalog first records the run.
+	// taken off), measured by the upload that first brings the step.
 	Dispatch *time.Duration
 }
 
@@ -183,7 +183,8 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 			byID[results[i].RunID] = &results[i]
 		}
 	}
-	var fresh []string
+	var fresh []string // START's runs whose first step this upload brings
+	var freshRows []RunRow
 	for k, u := range upserts {
 		r := rows[k]
 		if !u.Changed {
@@ -199,7 +200,7 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
 		}
 		if !was.Started && fromStart(r.Run) && len(r.Steps) > 0 && !r.Steps[0].StartedAt.IsZero() {
-			fresh = append(fresh, r.RunID)
+			fresh, freshRows = append(fresh, r.RunID), append(freshRows, r)
 		}
 	}
 	if len(fresh) == 0 {
@@ -210,9 +211,9 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 		return err
 	}
 	skew := time.Duration(target.ClockSkewMS) * time.Millisecond
-	for k, r := range rows {
+	for _, r := range freshRows {
 		at, ok := posted[r.RunID]
-		if !ok || !upserts[k].Changed || (upserts[k].Held != nil && upserts[k].Held.Started) || len(r.Steps) == 0 {
+		if !ok {
 			continue
 		}
 		d := max(r.Steps[0].StartedAt.Add(-skew).Sub(at), 0)
