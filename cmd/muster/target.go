@@ -39,8 +39,13 @@ FILE holds this server's own settings, which the master never sees:
     backup: {user: backup}
   allow_downloaded_jobs_to_match_proxy_name: false
 
+With --metrics-listen ADDR, the target serves its own Prometheus metrics at
+http://ADDR/metrics: runs started and finished, its spool, failed polls, the
+last poll its master answered, and whether its disk is full (docs/metrics.md).
+
 With a subcommand, list or show the targets enlisted in a master.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
+  muster target --data /var/lib/muster-target --metrics-listen 127.0.0.1:9101
   muster target list
   muster target show web1 -o json`,
 		Args: cobra.NoArgs,

@@ -62,7 +62,7 @@ type RunResult struct {
 	Duration time.Duration
 	// Dispatch, when set, is how long the run's first step took to start
 	// after its START was posted (the master's clock, the target's skew
-	// taken off), measured when the catalog first records the run.
+	// taken off), measured by the upload that first brings the step.
 	Dispatch *time.Duration
 }
 
@@ -104,15 +104,11 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
 			outputs = append(outputs, rep.Output)
 		}
-		held, err := tx.RunsHeld(ctx, target.ID, runIDs(rows))
-		if err != nil {
-			return err
-		}
 		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
 		if err != nil {
 			return err
 		}
-		if err := tx.noteOutcomes(target, rows, upserts, held, results); err != nil {
+		if err := tx.noteOutcomes(target, rows, upserts, results); err != nil {
 			return err
 		}
 		// The last outcome of each job is its finished run the master
@@ -176,39 +172,35 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 	return results, err
 }
 
-func runIDs(rows []RunRow) []string {
-	ids := make([]string, len(rows))
-	for i, r := range rows {
-		ids[i] = r.RunID
-	}
-	return ids
-}
-
 // noteOutcomes fills in, for the metrics, the results of the runs stored
 // (rows, upserts) that ended with this upload, having been held running or
-// not at all (held), and the dispatch time of those that came from a START
-// whose first step this upload brings.
-func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, held map[string]RunHeld, results []RunResult) error {
+// not at all, and the dispatch time of those that came from a START whose
+// first step this upload brings.
+func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUpsert, results []RunResult) error {
 	byID := make(map[string]*RunResult, len(rows))
 	for i := range results {
 		if results[i].OK {
 			byID[results[i].RunID] = &results[i]
 		}
 	}
-	var fresh []string
+	var fresh []string // START's runs whose first step this upload brings
+	var freshRows []RunRow
 	for k, u := range upserts {
 		r := rows[k]
-		was, known := held[r.RunID]
 		if !u.Changed {
 			continue
 		}
+		var was RunHeld
+		if u.Held != nil {
+			was = *u.Held
+		}
 		res := byID[r.RunID]
-		if r.Status.Finished() && (!known || !was.Status.Finished()) {
+		if r.Status.Finished() && !was.Status.Finished() {
 			res.Ended, res.Job, res.Status = true, r.Job, r.Status
 			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
 		}
 		if !was.Started && fromStart(r.Run) && len(r.Steps) > 0 && !r.Steps[0].StartedAt.IsZero() {
-			fresh = append(fresh, r.RunID)
+			fresh, freshRows = append(fresh, r.RunID), append(freshRows, r)
 		}
 	}
 	if len(fresh) == 0 {
@@ -219,9 +211,9 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 		return err
 	}
 	skew := time.Duration(target.ClockSkewMS) * time.Millisecond
-	for k, r := range rows {
+	for _, r := range freshRows {
 		at, ok := posted[r.RunID]
-		if !ok || !upserts[k].Changed || held[r.RunID].Started || len(r.Steps) == 0 {
+		if !ok {
 			continue
 		}
 		d := max(r.Steps[0].StartedAt.Add(-skew).Sub(at), 0)

@@ -133,9 +133,6 @@ type Reads interface {
 	// GaugeRows reads what the master's metrics show as gauges, in a few
 	// statements whatever the size of the fleet.
 	GaugeRows(ctx context.Context) (GaugeRows, error)
-	// RunsHeld returns what the catalog holds of each of a target's runs
-	// named that it has recorded.
-	RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]RunHeld, error)
 	// StartsPosted returns when the STARTs of a target's runs named were
 	// posted, for those that came from a START.
 	StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error)
@@ -483,8 +480,8 @@ type OutputRow struct {
 	Data    []byte
 }
 
-// RunHeld is what the catalog holds of a run, for telling what an upload
-// of it changes.
+// RunHeld is what the catalog held of a run before an upload replaced it,
+// for telling what the upload changed.
 type RunHeld struct {
 	Status muster.RunStatus
 	// Started is set when a step of the run is held.
@@ -495,6 +492,9 @@ type RunHeld struct {
 type RunUpsert struct {
 	Changed bool
 	Row     int64 // the run's row, in the order the catalog first recorded runs
+	// Held is what the run held before, when it changed a run already
+	// recorded; nil when it recorded the run.
+	Held *RunHeld
 }
 
 // NoSuccessRow is an enabled, scheduled job on an active target, with when

@@ -378,13 +378,6 @@ func (t *timedReads) GaugeRows(p0 context.Context) (GaugeRows, error) {
 	return r0, r1
 }
 
-func (t *timedReads) RunsHeld(p0 context.Context, p1 int64, p2 []string) (map[string]RunHeld, error) {
-	start := time.Now()
-	r0, r1 := t.r.RunsHeld(p0, p1, p2)
-	t.observe("RunsHeld", time.Since(start))
-	return r0, r1
-}
-
 func (t *timedReads) StartsPosted(p0 context.Context, p1 int64, p2 []string) (map[string]time.Time, error) {
 	start := time.Now()
 	r0, r1 := t.r.StartsPosted(p0, p1, p2)

@@ -158,7 +158,7 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 	res := t.tx.SendBatch(ctx, b)
 	out := make([]catalog.RunUpsert, len(runs))
 	for i := range runs {
-		err := res.QueryRow().Scan(&out[i].Row)
+		err := sqlstore.ScanUpsert(res.QueryRow(), &out[i])
 		switch {
 		case errors.Is(err, pgx.ErrNoRows):
 		case err != nil:

@@ -12,16 +12,32 @@ import (
 )
 
 // sqlUpsertRun stores a run at its revision; an older or equal revision
-// changes nothing (and returns no row).
+// changes nothing (and returns no row). It returns the run's row and, when
+// it replaced one, what that held (prior_status, prior_started; NULL when
+// it inserted the run).
 const sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
 		started_at, finished_at, duration_ms, steps, updated_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
 	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
 		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
 		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
-		updated_at = excluded.updated_at
+		updated_at = excluded.updated_at,
+		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
 	WHERE excluded.revision > runs.revision
-	RETURNING id`
+	RETURNING id, prior_status, prior_started`
+
+// ScanUpsert reads what sqlUpsertRun returns into u.
+func ScanUpsert(row Row, u *catalog.RunUpsert) error {
+	var prior sql.NullString
+	var started sql.NullBool
+	if err := row.Scan(&u.Row, &prior, &started); err != nil {
+		return err
+	}
+	if prior.Valid {
+		u.Held = &catalog.RunHeld{Status: muster.RunStatus(prior.String), Started: started.Bool}
+	}
+	return nil
+}
 
 // RunParams returns the parameters of sqlUpsertRun for one run.
 func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
@@ -45,7 +61,7 @@ func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog
 		if err != nil {
 			return nil, err
 		}
-		err = s.Q.QueryRow(ctx, sqlUpsertRun, params...).Scan(&out[i].Row)
+		err = ScanUpsert(s.Q.QueryRow(ctx, sqlUpsertRun, params...), &out[i])
 		switch {
 		case noRows(err):
 		case err != nil:
@@ -211,31 +227,6 @@ func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
 	_, err := s.Q.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 		o.Run, o.Attempt, o.Offset, o.Data)
 	return err
-}
-
-// RunsHeld returns the status held of each of the runs named that the
-// catalog has recorded for the target.
-func (s *Queries) RunsHeld(ctx context.Context, targetID int64, runIDs []string) (map[string]catalog.RunHeld, error) {
-	out := make(map[string]catalog.RunHeld, len(runIDs))
-	if len(runIDs) == 0 {
-		return out, nil
-	}
-	a := &args{d: s.D}
-	q := `SELECT run_id, status, steps NOT IN ('[]', 'null') FROM runs WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
-	rows, err := s.Q.Query(ctx, q, a.vals...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id, status string
-		var started bool
-		if err := rows.Scan(&id, &status, &started); err != nil {
-			return nil, err
-		}
-		out[id] = catalog.RunHeld{Status: muster.RunStatus(status), Started: started}
-	}
-	return out, rows.Err()
 }
 
 // StartsPosted returns when the STARTs of the runs named were posted to
