@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -31,6 +32,10 @@ token's CA before the target enlists with the first that answers. The target
 talks to one master at a time, and moves to the next when it stops
 answering; masters added to the group later are learnt from the masters.
 
+A master that is busy (too many enlistments at once) says when to ask
+again; the enlistment is sent again then, with the same token, up to ten
+times, each retry told on stderr.
+
 The token is read from --token or --token-file only, never from the
 environment, so an operator's MUSTER_TOKEN is not sent by mistake.`,
 		Example: `  muster enlist --master https://master.example.com:7070 --token mst1.… --name web1 --data /var/lib/muster-target
@@ -51,6 +56,9 @@ environment, so an operator's MUSTER_TOKEN is not sent by mistake.`,
 			if o.Token == "" {
 				return errors.New("--token or --token-file: an enlistment token is required; create one on the master with `muster token create --target NAME`")
 			}
+			// A master that refuses for now, and the retry, are told on
+			// stderr.
+			o.Log = slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 			ctx, stop := signalContext()
 			defer stop()
 			e, err := agent.Enlist(ctx, o)

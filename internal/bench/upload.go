@@ -227,8 +227,9 @@ func maxSizeUpload(round, runMax int, at time.Time) ([]byte, error) {
 }
 
 // uploadBody posts an encoded RunsRequest until the master takes it,
-// backing off as a target does (100 ms doubling to 5 s, with jitter)
-// while it answers 429 or 503. It returns how many times it was refused.
+// backing off as a target does (100 ms doubling to 5 s, with jitter, or
+// the Retry-After the master asks for when longer) while it answers 429 or
+// 503. It returns how many times it was refused.
 func (s *simTarget) uploadBody(ctx context.Context, body []byte) (refused int, err error) {
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.base.JoinPath(agentproto.PathRuns).String(), bytes.NewReader(body))
@@ -242,10 +243,13 @@ func (s *simTarget) uploadBody(ctx context.Context, body []byte) (refused int, e
 			return refused, err
 		}
 		if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode == http.StatusServiceUnavailable {
-			io.Copy(io.Discard, resp.Body)
+			refusal := jsonhttp.DecodeError(resp)
 			resp.Body.Close()
 			d := min(100*time.Millisecond<<min(refused, 6), 5*time.Second)
 			d += time.Duration(rand.Int64N(int64(d) / 5))
+			if after, ok := jsonhttp.RetryAfter(refusal); ok {
+				d = max(d, after+time.Duration(rand.Int64N(int64(after)/5+1)))
+			}
 			refused++
 			select {
 			case <-ctx.Done():

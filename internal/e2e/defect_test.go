@@ -92,8 +92,8 @@ func TestForcedDefectWithTheMasterDown(t *testing.T) {
 
 	short, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
-	if _, err := agent.Defect(short, targetCfg(env, "web1"), false); err == nil || !strings.Contains(err.Error(), "cannot be reached") {
-		t.Fatalf("a graceful defect with the master down: %v, want it refused as the master cannot be reached", err)
+	if _, err := agent.Defect(short, targetCfg(env, "web1"), false); err == nil || !strings.Contains(err.Error(), "run again with --force to defect anyway") {
+		t.Fatalf("a graceful defect with the master down: %v, want it refused, advising --force", err)
 	}
 	if _, err := os.Stat(filepath.Join(env.Dir, "target-web1", "cert.pem")); err != nil {
 		t.Fatalf("a failed defect changed the data directory: %v", err)
@@ -185,8 +185,8 @@ func TestRefusedDefectLeavesARunningTargetAlone(t *testing.T) {
 		return len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1
 	})
 	env.StopMaster()
-	if _, err := agent.Defect(ctx, targetCfg(env, "web1"), false); err == nil || !strings.Contains(err.Error(), "cannot be reached") {
-		t.Fatalf("a graceful defect with the master down: %v, want it refused as the master cannot be reached", err)
+	if _, err := agent.Defect(ctx, targetCfg(env, "web1"), false); err == nil || !strings.Contains(err.Error(), "run again with --force to defect anyway") {
+		t.Fatalf("a graceful defect with the master down: %v, want it refused, advising --force", err)
 	}
 	runs, _ := tg.Main.LocalRuns(ctx)
 	if len(runs) != 1 || runs[0].RunID != res.Runs[0].RunID || runs[0].Status != muster.RunRunning {
