@@ -36,6 +36,11 @@ type ScheduleResult struct {
 	Missed     int `json:"missed"`
 	Duplicates int `json:"duplicates"`
 	Skipped    int `json:"skipped"`
+	// NoOutput counts runs whose step printed no scheduled time that could
+	// be read (so their fires count as missed); NoOutputRun describes the
+	// first.
+	NoOutput    int    `json:"no_output,omitempty"`
+	NoOutputRun string `json:"no_output_run,omitempty"`
 	// SpawnFloor is what this machine allows at best: the same number of
 	// `/bin/sh -c` processes started at once by this process, at the same
 	// rate (once a second, half a second after each fire, so that the
@@ -134,7 +139,13 @@ func schedules(ctx context.Context, e *env) (Result, error) {
 			}
 			at, err := time.Parse(time.RFC3339, strings.TrimSpace(r.Steps[0].Output))
 			if err != nil {
-				return nil, fmt.Errorf("run %s of %s: MUSTER_SCHEDULED_AT %q: %v", r.RunID, j.Name, r.Steps[0].Output, err)
+				// Its fire cannot be told: it counts as missed, and the
+				// report says what the run was.
+				res.NoOutput++
+				if res.NoOutputRun == "" {
+					res.NoOutputRun = fmt.Sprintf("run %s of %s: %s %q, step %s %q, output %q", r.RunID, j.Name, r.Status, r.Message, r.Steps[0].Status, r.Steps[0].Message, r.Steps[0].Output)
+				}
+				continue
 			}
 			if at.Before(from) || !at.Before(to) {
 				continue
@@ -170,6 +181,7 @@ func (r *ScheduleResult) Table(w io.Writer) error {
 		{name: fmt.Sprintf("spawn floor: %d `/bin/sh -c` started at once, each second", r.Jobs), measured: dist(r.SpawnFloor)},
 		{name: "fires expected / ran", measured: fmt.Sprintf("%d / %d", r.Expected, r.Fired)},
 		{name: "missed, duplicate, skipped fires", measured: fmt.Sprintf("%d, %d, %d", r.Missed, r.Duplicates, r.Skipped), budget: "0 missed, 0 duplicate", result: verdict(counts...)},
+		{name: "runs without a readable MUSTER_SCHEDULED_AT", measured: or(r.NoOutputRun, "none")},
 	})
 }
 
