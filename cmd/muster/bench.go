@@ -25,11 +25,13 @@ CSR, mutual TLS, long-poll, acks, run uploads). Everything talks over TLS on
 
 Scenarios (defaults in brackets):
   dispatch  start request → step process started on the target, and → run
-            recorded on the master [1 target process, 1000 starts]
+            recorded on the master, beside the dispatch floor measured
+            after each start [1 target process, 1000 starts]
   fanout    one START to every target: all running, all recorded
             [100 targets: processes; more: simulated; 5 fan-outs]
-  schedule  jobs due every second on one target: lateness, missed and
-            duplicate fires [50 jobs, 60 s]
+  schedule  jobs due every second, spread over --targets target processes:
+            lateness beside the spawn floor measured in the same window,
+            missed and duplicate fires [50 jobs, 1 target, 60 s]
   fleet     a master holding every target's long-poll (60 s heartbeat): its
             RSS, CPU, open files, and a fan-out at that size
             [10000 simulated targets, 60 s]
@@ -43,10 +45,17 @@ Scenarios (defaults in brackets):
             RSS and data directory growth [1 target process, --runs 40
             steps of --size 5MiB]
 
+Where a budget is a multiple of what the machine allows at best (a floor
+measured in the same run), the table gives the ratio; -o json lists every
+bound under "budget", each with what was measured, the bound, the floor
+and the ratio where one applies, and whether it was met; "met" is whether
+all were.
+
 The data directories live in a temporary directory removed at the end,
 unless --dir names one.`,
 		Example: `  muster bench dispatch
   muster bench dispatch --targets 100 -o json
+  muster bench schedule --targets 3
   muster bench fanout --targets 1000
   muster bench output --runs 100 --size 10MiB
   muster bench fleet --targets 10000 --profile /tmp/prof
@@ -82,7 +91,27 @@ unless --dir names one.`,
 	f.IntVar(&o.Masters, "masters", 0, "masters serving the catalog, with --store (fleet spreads its targets over them)")
 	f.StringVarP(&output, "output", "o", outputTable, outputHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on stderr")
-	cmd.AddCommand(newBenchServeMasterCmd())
+	cmd.AddCommand(newBenchServeMasterCmd(), newBenchServeEchoCmd())
+	return cmd
+}
+
+// newBenchServeEchoCmd is the far end of the TLS round trip that `muster
+// bench dispatch` measures as part of its floor.
+func newBenchServeEchoCmd() *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "serve-echo --dir DIR",
+		Short:  "Answer TLS requests of a fixed size, for muster bench's dispatch floor",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext()
+			defer stop()
+			return bench.ServeEcho(ctx, cmd.OutOrStdout(), dir)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "dir", "", "directory of the CA and the server certificate")
+	cmd.MarkFlagRequired("dir")
 	return cmd
 }
 

@@ -23,6 +23,11 @@ func TestBenchCommand(t *testing.T) {
 	var res struct {
 		Scenario string  `json:"scenario"`
 		RSSMiB   float64 `json:"rss_mib"`
+		Budget   []struct {
+			Figure   string  `json:"figure"`
+			Measured float64 `json:"measured"`
+		} `json:"budget"`
+		Met *bool `json:"met"`
 	}
 	out := cmd.Stdout.(*syncBuffer).String()
 	if err := json.Unmarshal([]byte(out), &res); err != nil {
@@ -30,6 +35,10 @@ func TestBenchCommand(t *testing.T) {
 	}
 	if res.Scenario != "agent" || res.RSSMiB <= 0 {
 		t.Errorf("got %+v, want the agent scenario's figures", res)
+	}
+	// The report holds its figures to the budget, for a script to read.
+	if res.Met == nil || len(res.Budget) != 2 || res.Budget[0].Figure != "rss_mib" || res.Budget[0].Measured != res.RSSMiB {
+		t.Errorf("budget %+v, met %v: want the RSS and CPU bounds with what was measured", res.Budget, res.Met)
 	}
 }
 

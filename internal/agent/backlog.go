@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	"github.com/musterhq/muster"
@@ -41,6 +42,9 @@ func (m *Main) record(ctx context.Context, run muster.Run, output []outputChunk)
 	b := m.backlog
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	// The executor goes on writing its run's steps in place: what waits
+	// here, to be written later by another goroutine, is a copy.
+	run.Steps = slices.Clone(run.Steps)
 	if p, waiting := b.runs[run.RunID]; waiting {
 		p.run, p.output = run, append(p.output, output...)
 		return nil

@@ -238,22 +238,30 @@ func signalRun(runID string, sig syscall.Signal) {
 
 // processes tracks the step processes this daemon started, so that, as a
 // child subreaper, it reaps only the orphans it inherits and never a step
-// whose exit status os/exec is waiting for.
+// whose exit status os/exec is waiting for. Steps start concurrently (the
+// fires of one second start together, as fast as the machine forks); the
+// reaper waits until no start is under way before it reaps.
 type processes struct {
-	mu   sync.Mutex
-	pids map[int]bool
+	// spawning is held for reading by each start, from before its fork
+	// until its pid is tracked, and for writing by the reaper: a child
+	// the reaper finds untracked is then never a step just started.
+	spawning sync.RWMutex
+	mu       sync.Mutex // guards pids
+	pids     map[int]bool
 }
 
 func newProcesses() *processes { return &processes{pids: map[int]bool{}} }
 
-// start starts cmd and tracks it, under the lock the reaper takes.
+// start starts cmd and tracks it.
 func (p *processes) start(cmd *exec.Cmd) error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.spawning.RLock()
+	defer p.spawning.RUnlock()
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	p.mu.Lock()
 	p.pids[cmd.Process.Pid] = true
+	p.mu.Unlock()
 	return nil
 }
 
@@ -277,18 +285,42 @@ func becomeSubreaper() error {
 }
 
 // reap waits for inherited orphans that have exited, so they do not stay
-// zombies. Step processes are left to os/exec.
+// zombies. Step processes are left to os/exec. The scan of /proc takes no
+// lock, so steps start meanwhile; only the wait for the zombies it found
+// excludes starts, and skips those that are tracked steps.
 func (p *processes) reap() {
+	zombies := zombieChildren()
+	if len(zombies) == 0 {
+		return
+	}
+	p.spawning.Lock()
+	defer p.spawning.Unlock()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for _, pid := range zombies {
+		if p.pids[pid] {
+			continue
+		}
+		// A child that is not a tracked step, while no start is under
+		// way: an inherited orphan (or, its pid reused since the scan,
+		// another that WNOHANG leaves alone while it runs).
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+	}
+}
+
+// zombieChildren lists the children of this process that have exited and
+// not been waited for.
+func zombieChildren() []int {
 	self := strconv.Itoa(os.Getpid())
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return
+		return nil
 	}
+	var pids []int
 	for _, e := range entries {
 		pid, err := strconv.Atoi(e.Name())
-		if err != nil || p.pids[pid] {
+		if err != nil {
 			continue
 		}
 		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
@@ -302,10 +334,10 @@ func (p *processes) reap() {
 		}
 		fields := strings.Fields(string(stat[i+1:]))
 		if len(fields) > 1 && fields[0] == "Z" && fields[1] == self {
-			var ws syscall.WaitStatus
-			syscall.Wait4(pid, &ws, syscall.WNOHANG, nil)
+			pids = append(pids, pid)
 		}
 	}
+	return pids
 }
 
 // reapLoop reaps inherited orphans every few seconds until ctx is done.

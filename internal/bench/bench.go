@@ -80,6 +80,10 @@ type Options struct {
 // report (`-o json`); Table writes it for people.
 type Result interface {
 	Table(w io.Writer) error
+	// limits are the bounds of the scenario's budget, with what was
+	// measured against each.
+	limits() []limit
+	verdictOf() *Verdict
 }
 
 // Run runs one scenario.
@@ -105,7 +109,12 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		return nil, err
 	}
 	defer e.close()
-	return run(ctx, e)
+	res, err := run(ctx, e)
+	if err != nil {
+		return nil, err
+	}
+	*res.verdictOf() = judge(res.limits())
+	return res, nil
 }
 
 // env is the working state of one scenario run.
@@ -262,41 +271,6 @@ func ms3(v float64) string {
 		return fmt.Sprintf("%.1f", v)
 	}
 	return fmt.Sprintf("%.2f", v)
-}
-
-// limit is one bound of a budget.
-type limit struct {
-	what   string  // "p99", "RSS"
-	got    float64 // measured
-	bound  float64
-	unit   string // "ms", "MiB", "runs/s"
-	atMost bool   // the measure must be ≤ bound (else ≥)
-}
-
-// atMost and atLeast make budget bounds.
-func atMost(what string, got, bound float64, unit string) limit {
-	return limit{what: what, got: got, bound: bound, unit: unit, atMost: true}
-}
-func atLeast(what string, got, bound float64, unit string) limit {
-	return limit{what: what, got: got, bound: bound, unit: unit}
-}
-
-// verdict says whether every bound holds, and by how much each that does
-// not is missed.
-func verdict(limits ...limit) string {
-	var missed []string
-	for _, l := range limits {
-		if l.atMost && l.got > l.bound {
-			missed = append(missed, fmt.Sprintf("%s %s > %s %s (%.1f× over)", l.what, num(l.got), num(l.bound), l.unit, l.got/l.bound))
-		}
-		if !l.atMost && l.got < l.bound {
-			missed = append(missed, fmt.Sprintf("%s %s < %s %s (%.0f%% of it)", l.what, num(l.got), num(l.bound), l.unit, 100*l.got/l.bound))
-		}
-	}
-	if len(missed) == 0 {
-		return "met"
-	}
-	return "MISSED: " + strings.Join(missed, "; ")
 }
 
 func num(v float64) string {

@@ -52,6 +52,58 @@ func run(t *testing.T, scenario string, o bench.Options) bench.Result {
 	return res
 }
 
+// reportOf is the machine-readable report of res, as -o json prints it.
+func reportOf(t *testing.T, res bench.Result) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// checkBudget checks that the report lists a bound for each of figures, with
+// the value measured for it, and that every bound over a floor carries the
+// floor and the ratio to it.
+func checkBudget(t *testing.T, res bench.Result, figures ...string) {
+	t.Helper()
+	m := reportOf(t, res)
+	if _, ok := m["met"].(bool); !ok {
+		t.Errorf("-o json has no \"met\": %v", m)
+	}
+	list, _ := m["budget"].([]any)
+	seen := map[string]bool{}
+	for _, c := range list {
+		c := c.(map[string]any)
+		f, _ := c["figure"].(string)
+		seen[f] = true
+		for _, k := range []string{"measured", "unit", "at_most", "bound", "met"} {
+			if _, ok := c[k]; !ok {
+				t.Errorf("budget entry %q has no %q: %v", f, k, c)
+			}
+		}
+		if times, ok := c["floor_times"].(float64); ok && times > 0 {
+			floor, _ := c["floor"].(float64)
+			ratio, _ := c["ratio"].(float64)
+			measured, _ := c["measured"].(float64)
+			if floor <= 0 || ratio <= 0 {
+				t.Errorf("budget entry %q over a floor without the floor or the ratio: %v", f, c)
+			} else if got := measured / floor; got < ratio-0.001 || got > ratio+0.001 {
+				t.Errorf("budget entry %q: ratio %v, but measured / floor is %v", f, ratio, got)
+			}
+		}
+	}
+	for _, f := range figures {
+		if !seen[f] {
+			t.Errorf("-o json has no budget for %q: %v", f, list)
+		}
+	}
+}
+
 // The scenarios, each at a size that proves it works (figures here mean
 // nothing: they are measured under the race detector, beside other tests).
 // What is asserted are counts: every start measured, every fire
@@ -77,11 +129,37 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("start_to_running has no %q: %s", k, b)
 			}
 		}
+		// The floor was measured after each counted start, every part of
+		// it, and the budget of start → running is held to it.
+		floor, _ := m["dispatch_floor"].(map[string]any)
+		for _, k := range []string{"", "master_commit", "tls_round_trip", "target_commit", "exec"} {
+			s := floor
+			if k != "" {
+				s, _ = floor[k].(map[string]any)
+			}
+			if n, _ := s["count"].(float64); n != 20 {
+				t.Errorf("dispatch_floor %q: %v samples, want 20: %s", k, s["count"], b)
+			}
+			if p50, _ := s["p50_ms"].(float64); p50 <= 0 {
+				t.Errorf("dispatch_floor %q: p50 %v, want a measured time: %s", k, s["p50_ms"], b)
+			}
+		}
+		checkBudget(t, r, "start_to_running.p50_ms", "start_to_running.p99_ms", "start_to_recorded.p50_ms")
+		if got, want := r.Budget[0].Floor, r.DispatchFloor.P50; got != want || got <= 0 {
+			t.Errorf("start → running held to a floor of %v ms, want the measured floor p50 %v", got, want)
+		}
 	})
 	t.Run("simulated", func(t *testing.T) {
 		r := run(t, "dispatch", bench.Options{Targets: 3, Runs: 10, Mode: bench.ModeSim}).(*bench.DispatchResult)
 		if r.StartToRunning.Count != 10 || r.TargetMode != bench.ModeSim {
 			t.Errorf("measured %d starts on %s targets, want 10 on simulated ones", r.StartToRunning.Count, r.TargetMode)
+		}
+		if r.DispatchFloor.Count != 10 || r.DispatchFloor.TargetCommit.P50 <= 0 {
+			t.Errorf("floor: %d samples, target commit p50 %v ms; want 10 measured", r.DispatchFloor.Count, r.DispatchFloor.TargetCommit.P50)
+		}
+		// Three targets are held to the fleet's multiple of the floor.
+		if r.Budget[0].FloorTimes != 1.5 {
+			t.Errorf("start → running of 3 targets held to %v × the floor, want 1.5", r.Budget[0].FloorTimes)
 		}
 	})
 }
@@ -91,13 +169,41 @@ func TestFanout(t *testing.T) {
 	if r.AllRunning.Count != 2 || r.StartToRunning.Count != 10 {
 		t.Errorf("measured %d fan-outs and %d starts, want 2 and 10", r.AllRunning.Count, r.StartToRunning.Count)
 	}
+	checkBudget(t, r, "all_running.p50_ms", "all_running.max_ms")
+	// The budget is for 1,000 targets: reported, not counted.
+	for _, c := range r.Budget {
+		if c.For == "" {
+			t.Errorf("budget %q counted at 5 targets", c.Figure)
+		}
+	}
+	if !r.Met {
+		t.Error("a run whose every budget is for another size is not met")
+	}
 }
 
 func TestSchedule(t *testing.T) {
-	r := run(t, "schedule", bench.Options{Jobs: 3, Duration: 3 * time.Second}).(*bench.ScheduleResult)
-	if r.Expected != 9 || r.Missed != 0 || r.Duplicates != 0 || r.Lateness.Count != 9 {
-		t.Errorf("expected %d fires, %d missed, %d duplicates, %d measured; want 9, 0, 0, 9", r.Expected, r.Missed, r.Duplicates, r.Lateness.Count)
-	}
+	t.Run("one target", func(t *testing.T) {
+		r := run(t, "schedule", bench.Options{Jobs: 3, Duration: 3 * time.Second}).(*bench.ScheduleResult)
+		if r.Expected != 9 || r.Missed != 0 || r.Duplicates != 0 || r.Lateness.Count != 9 {
+			t.Errorf("expected %d fires, %d missed, %d duplicates, %d measured; want 9, 0, 0, 9", r.Expected, r.Missed, r.Duplicates, r.Lateness.Count)
+		}
+		// The floor started as many processes as fires were expected.
+		if r.SpawnFloor.Count != 9 || r.SpawnFloor.P50 <= 0 {
+			t.Errorf("spawn floor: %d processes, p50 %v ms; want 9 measured", r.SpawnFloor.Count, r.SpawnFloor.P50)
+		}
+		checkBudget(t, r, "lateness.p99_ms", "missed", "duplicates")
+		if _, ok := reportOf(t, r)["spawn_floor"].(map[string]any)["p99_ms"]; !ok {
+			t.Errorf("-o json has no spawn_floor.p99_ms")
+		}
+	})
+	t.Run("three targets", func(t *testing.T) {
+		r := run(t, "schedule", bench.Options{Targets: 3, Jobs: 6, Duration: 2 * time.Second}).(*bench.ScheduleResult)
+		if r.Targets != 3 || r.Expected != 12 || r.Missed != 0 || r.Duplicates != 0 || r.Lateness.Count != 12 || r.SpawnFloor.Count != 12 {
+			t.Errorf("%d targets: expected %d fires, %d missed, %d duplicates, %d measured, %d in the floor; want 3: 12, 0, 0, 12, 12",
+				r.Targets, r.Expected, r.Missed, r.Duplicates, r.Lateness.Count, r.SpawnFloor.Count)
+		}
+		checkBudget(t, r, "lateness.p50_ms", "lateness.p99_ms")
+	})
 }
 
 func TestFleet(t *testing.T) {
@@ -105,6 +211,10 @@ func TestFleet(t *testing.T) {
 	if r.PollsHeld < 20 || r.MasterOpenFiles < 20 || r.MasterRSSMiB <= 0 {
 		t.Errorf("%d polls held, %d open files, %.0f MiB: want the master holding 20 targets", r.PollsHeld, r.MasterOpenFiles, r.MasterRSSMiB)
 	}
+	if r.MasterKiBPerTarget <= 0 {
+		t.Errorf("master RSS per target %v KiB, want it measured", r.MasterKiBPerTarget)
+	}
+	checkBudget(t, r, "polls_held", "master_rss_kib_per_target", "fanout_all_running_ms")
 }
 
 func TestIngest(t *testing.T) {
@@ -112,6 +222,7 @@ func TestIngest(t *testing.T) {
 	if r.BatchLatency.Count != 4 || r.RunsPerSecond <= 0 {
 		t.Errorf("%d uploads at %.0f runs/s: want 4 batches of 500", r.BatchLatency.Count, r.RunsPerSecond)
 	}
+	checkBudget(t, r, "runs_per_s")
 }
 
 func TestUpload(t *testing.T) {
@@ -123,6 +234,7 @@ func TestUpload(t *testing.T) {
 		t.Errorf("%d uploads of %d bytes in %d shapes, RSS %.0f → %.0f MiB: want 2 uploads of over 60 MiB, one of each shape, measured",
 			r.UploadLatency.Count, r.BodyBytes, len(r.Shapes), r.IdleRSSMiB, r.PeakRSSMiB)
 	}
+	checkBudget(t, r, "peak_above_idle_mib")
 }
 
 func TestAgent(t *testing.T) {
@@ -130,6 +242,7 @@ func TestAgent(t *testing.T) {
 	if r.RSSMiB <= 0 || r.OpenFiles == 0 {
 		t.Errorf("RSS %.1f MiB, %d open files: the target was not measured", r.RSSMiB, r.OpenFiles)
 	}
+	checkBudget(t, r, "rss_mib", "cpu_percent")
 }
 
 func TestUnknownScenario(t *testing.T) {
@@ -143,4 +256,5 @@ func TestOutput(t *testing.T) {
 	if r.Steps != 3 || r.StoredOutputBytes == 0 || r.PeakRSSMiB <= 0 {
 		t.Errorf("%d steps, %d bytes of output stored, peak RSS %.1f MiB: want 3 steps measured", r.Steps, r.StoredOutputBytes, r.PeakRSSMiB)
 	}
+	checkBudget(t, r, "took_s", "target_peak_rss_mib", "target_dir_grew_mib")
 }

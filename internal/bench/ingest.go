@@ -33,6 +33,7 @@ type IngestResult struct {
 	// microseconds: what bounds ingest when the master has a core to
 	// itself, and steadier than a rate measured on a shared machine.
 	MasterCPUPerRun float64 `json:"master_cpu_us_per_run"`
+	Verdict
 }
 
 // ingestBatch is how many runs one upload carries: what a target sends
@@ -123,18 +124,23 @@ func syntheticRuns(target string, first, count int, at time.Time) []agentproto.R
 
 // Table writes the ingest figures beside their budgets.
 func (r *IngestResult) Table(w io.Writer) error {
-	budget := float64(budgetIngestSQLite)
-	if r.Backend == "postgres" {
-		budget = budgetIngestPostgres
-	}
+	budget := r.limits()[0].bound
 	return writeTable(w, []string{
 		fmt.Sprintf("muster bench ingest: %d finished runs uploaded by %d targets at once, %d a batch (POST /agent/v1/runs)", r.Runs, r.Targets, r.Batch),
 		"fleet: master process (catalog: " + r.Backend + "); " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
 		machine(),
 	}, []figure{
 		{name: "history ingest on the master (" + r.Backend + ")", measured: fmt.Sprintf("%.0f runs/s (%d runs in %.1f s)", r.RunsPerSecond, r.Runs, r.ElapsedS),
-			budget: fmt.Sprintf("≥ %s runs/s", num(budget)), result: verdict(atLeast("ingest", r.RunsPerSecond, budget, "runs/s"))},
+			budget: fmt.Sprintf("≥ %s runs/s", num(budget)), result: verdict(r.limits()...)},
 		{name: fmt.Sprintf("upload of %d runs, round trip", r.Batch), measured: dist(r.BatchLatency)},
 		{name: "master CPU while ingesting", measured: fmt.Sprintf("%.0f%% of one core; %.0f µs a run", r.MasterCPUPercent, r.MasterCPUPerRun)},
 	})
+}
+
+func (r *IngestResult) limits() []limit {
+	budget := float64(budgetIngestSQLite)
+	if r.Backend == "postgres" {
+		budget = budgetIngestPostgres
+	}
+	return []limit{atLeast("runs_per_s", "ingest", r.RunsPerSecond, budget, "runs/s")}
 }

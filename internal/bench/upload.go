@@ -50,6 +50,7 @@ type UploadResult struct {
 	// UploadLatency runs from an upload's first attempt to its acceptance,
 	// retries included.
 	UploadLatency Summary `json:"upload_latency"`
+	Verdict
 }
 
 // budgetUploadMiB bounds the master's memory above idle under any number
@@ -286,9 +287,13 @@ func (r *UploadResult) Table(w io.Writer) error {
 		machine(),
 	}, []figure{
 		{name: "master memory above idle while uploading", measured: fmt.Sprintf("%.0f MiB (RSS %.0f → peak %.0f MiB, %s)", r.PeakAboveIdleMiB, r.IdleRSSMiB, r.PeakRSSMiB, r.PeakSource),
-			budget: fmt.Sprintf("≤ %d MiB", budgetUploadMiB), result: verdict(atMost("peak above idle", r.PeakAboveIdleMiB, budgetUploadMiB, "MiB"))},
+			budget: fmt.Sprintf("≤ %d MiB", budgetUploadMiB), result: verdict(r.limits()...)},
 		{name: "uploads refused for later (429/503), then retried", measured: strconv.Itoa(r.Refused)},
 		{name: "upload, first try to accepted", measured: dist(r.UploadLatency)},
 		{name: "upload throughput", measured: fmt.Sprintf("%.0f MiB/s (%.1f s)", r.MiBPerSecond, r.ElapsedS)},
 	})
+}
+
+func (r *UploadResult) limits() []limit {
+	return []limit{atMost("peak_above_idle_mib", "peak above idle", r.PeakAboveIdleMiB, budgetUploadMiB, "MiB")}
 }

@@ -23,14 +23,15 @@ import (
 // Open returns two handles on the database file at path: write, with a
 // single connection whose transactions take the write lock at BEGIN (so two
 // writers never deadlock on upgrade), and read, a small pool for queries.
+// Every connection keeps the statements it runs prepared (see connector).
 func Open(path string, synchronous string) (write, read *sql.DB, err error) {
-	write, err = sql.Open("sqlite", dsn(path, synchronous, true))
+	write, err = openCached(dsn(path, synchronous, true))
 	if err != nil {
 		return nil, nil, err
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read, err = sql.Open("sqlite", dsn(path, synchronous, false))
+	read, err = openCached(dsn(path, synchronous, false))
 	if err != nil {
 		write.Close()
 		return nil, nil, err

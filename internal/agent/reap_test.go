@@ -1,0 +1,96 @@
+package agent
+
+import (
+	"errors"
+	"os/exec"
+	"sync"
+	"syscall"
+	"testing"
+	"unsafe"
+)
+
+// waitExited blocks until child pid has exited, leaving it a zombie
+// (waitid with WNOWAIT), so that reap can find it.
+func waitExited(t *testing.T, pid int) {
+	t.Helper()
+	const pPID, wNOWAIT = 1, 0x01000000
+	var info [128]byte
+	for {
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid), uintptr(unsafe.Pointer(&info[0])), syscall.WEXITED|wNOWAIT, 0, 0)
+		if errno == syscall.EINTR {
+			continue
+		}
+		if errno != 0 {
+			t.Fatalf("waitid %d: %v", pid, errno)
+		}
+		return
+	}
+}
+
+// Steps start concurrently while the reaper runs, and the reaper never
+// takes a step's exit status from os/exec; a child that is not a step is
+// reaped.
+func TestReap(t *testing.T) {
+	p := newProcesses()
+	const steps = 30
+	stop := make(chan struct{})
+	reaped := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				reaped <- n
+				return
+			default:
+				p.reap()
+				n++
+			}
+		}
+	}()
+	codes := make([]int, steps)
+	errs := make([]error, steps)
+	var wg sync.WaitGroup
+	for i := range steps {
+		wg.Go(func() {
+			cmd := exec.Command("/bin/sh", "-c", "exit 3")
+			if errs[i] = p.start(cmd); errs[i] != nil {
+				return
+			}
+			err := cmd.Wait()
+			p.done(cmd.Process.Pid)
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) {
+				errs[i] = err
+				return
+			}
+			codes[i] = exit.ExitCode()
+		})
+	}
+	wg.Wait()
+	close(stop)
+	if n := <-reaped; n == 0 {
+		t.Error("the reaper did not run while the steps started")
+	}
+	for i := range steps {
+		if errs[i] != nil || codes[i] != 3 {
+			t.Errorf("step %d: exit code %d, err %v; want 3 from os/exec", i, codes[i], errs[i])
+		}
+	}
+	if len(p.pids) != 0 {
+		t.Errorf("%d steps still tracked after they ended", len(p.pids))
+	}
+
+	// A child started outside the tracker, as an orphan a step leaves is
+	// inherited, is reaped once it has exited.
+	orphan := exec.Command("/bin/true")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitExited(t, orphan.Process.Pid)
+	p.reap()
+	var ws syscall.WaitStatus
+	if _, err := syscall.Wait4(orphan.Process.Pid, &ws, syscall.WNOHANG, nil); !errors.Is(err, syscall.ECHILD) {
+		t.Errorf("wait for the untracked child after reap: %v, want ECHILD (reaped)", err)
+	}
+}
