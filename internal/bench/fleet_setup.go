@@ -85,6 +85,9 @@ func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *record
 // waits until the masters hold a poll from every one.
 func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) ([]*simTarget, error) {
 	m := ms[0]
+	if err := ensureOpenFiles(n); err != nil {
+		return nil, err
+	}
 	e.progress("enlisting %d simulated targets", n)
 	names := targetNames(n)
 	sims := make([]*simTarget, n)
