@@ -83,8 +83,8 @@ type KeyResponse struct {
 	Key string `json:"key"`
 }
 
-// newAPIKeySecret makes the secret of an API key.
-func newAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
+// NewAPIKeySecret makes the secret of an API key.
+func NewAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ caller) error {
 	keys, err := s.DB.FindAPIKeys(r.Context())
@@ -107,7 +107,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c caller) err
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(catalog.MaxKeyTTL/time.Second) {
 		return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, or 0 for a key that lives until it is revoked", int64(catalog.MaxKeyTTL/time.Second))
 	}
-	secret := newAPIKeySecret()
+	secret := NewAPIKeySecret()
 	k, err := s.DB.CreateAPIKey(r.Context(), catalog.NewAPIKey{Name: req.Name, Role: req.Role, Scope: scope,
 		TTL: time.Duration(req.TTLSeconds) * time.Second}, pki.HashSecret(secret), c.actor())
 	if err != nil {
