@@ -183,7 +183,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, v *view) error
 		return err
 	}
 	if len(res.Runs) == 1 {
-		http.Redirect(w, r, "/runs/"+url.PathEscape(res.Runs[0].Target)+"/"+url.PathEscape(res.Runs[0].RunID), http.StatusSeeOther)
+		http.Redirect(w, r, "/runs/"+url.PathEscape(res.Runs[0].Target)+"/"+url.PathEscape(res.Runs[0].RunID)+"?started=1", http.StatusSeeOther)
 		return nil
 	}
 	http.Redirect(w, r, "/jobs/"+url.PathEscape(name), http.StatusSeeOther)
