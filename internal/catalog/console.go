@@ -206,3 +206,14 @@ func (c *Catalog) AuthenticateSession(ctx context.Context, hash string) (KeyIden
 func (c *Catalog) EndSession(ctx context.Context, hash string) error {
 	return c.update(ctx, func(tx *tx) error { return tx.DeleteConsoleSession(ctx, hash) })
 }
+
+// FindTargetJobs returns the jobs that run on a target, each with where it
+// runs and how it last went there: what the console's target page shows,
+// without reading every other job's outcomes.
+func (c *Catalog) FindTargetJobs(ctx context.Context, target string) ([]muster.JobStatus, error) {
+	id, err := c.TargetID(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return c.findJobs(ctx, JobQuery{TargetID: id})
+}

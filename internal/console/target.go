@@ -38,7 +38,7 @@ func (s *Server) target(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.Instructions, err = s.DB.FindInstructions(r.Context(), catalog.InstructionFilter{Target: t.Name, Limit: 200}); err != nil {
 		return err
 	}
-	jobs, err := s.DB.FindJobs(r.Context())
+	jobs, err := s.DB.FindTargetJobs(r.Context(), t.Name)
 	if err != nil {
 		return err
 	}
