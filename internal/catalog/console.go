@@ -217,3 +217,15 @@ func (c *Catalog) FindTargetJobs(ctx context.Context, target string) ([]muster.J
 	}
 	return c.findJobs(ctx, JobQuery{TargetID: id})
 }
+
+// FindJobList returns every job's definition, without where it runs: the
+// list beside the matrix, which FindOutcomes fills.
+func (c *Catalog) FindJobList(ctx context.Context) ([]muster.JobStatus, error) {
+	return c.findJobs(ctx, JobQuery{WithoutTargets: true})
+}
+
+// FindOutcomes returns the last outcome of every job on each of its
+// targets, in no order.
+func (c *Catalog) FindOutcomes(ctx context.Context) ([]OutcomeRow, error) {
+	return c.store.FindOutcomes(ctx)
+}

@@ -163,5 +163,24 @@ func TestFindTargetJobs(t *testing.T) {
 		if _, err := db.FindTargetJobs(ctx, "nope"); muster.ErrorCode(err) != muster.ENOTFOUND {
 			t.Errorf("jobs of an unknown target: %v, want not found", err)
 		}
+		// The matrix reads definitions and outcomes apart.
+		list, err := db.FindJobList(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list) != 2 || list[0].Name != "both" || len(list[0].Outcomes) != 0 || len(list[0].Steps) != 1 {
+			t.Errorf("job list %+v, want both and one, with their steps and without outcomes", list)
+		}
+		outcomes, err := db.FindOutcomes(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pairs := map[string]bool{}
+		for _, o := range outcomes {
+			pairs[o.Job+"@"+o.Target] = o.LastRunID == ""
+		}
+		if len(outcomes) != 3 || !pairs["both@web1"] || !pairs["both@web2"] || !pairs["one@web2"] {
+			t.Errorf("outcomes %+v, want both on web1 and web2 and one on web2, none run yet", outcomes)
+		}
 	})
 }

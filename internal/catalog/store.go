@@ -97,6 +97,9 @@ type Reads interface {
 	// FindAudit returns audit entries, newest first.
 	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
 	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
+	// FindOutcomes returns every job's last outcome on each of its
+	// targets, in no order: the job × target matrix, read lean.
+	FindOutcomes(ctx context.Context) ([]OutcomeRow, error)
 	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
 	FindGroups(ctx context.Context) ([]muster.Group, error)
 	GroupIDs(ctx context.Context, names []string) (map[string]int64, error)
@@ -354,6 +357,18 @@ type EnlistTokenRow struct {
 type JobQuery struct {
 	Name     string // one job by name
 	TargetID int64  // the jobs that run on a target
+	// WithoutTargets leaves out each job's targets and outcomes, for a
+	// list of definitions that reads them apart (FindOutcomes).
+	WithoutTargets bool
+}
+
+// OutcomeRow is the last outcome of a job on one of its targets.
+type OutcomeRow struct {
+	Job           string
+	Target        string
+	LastRunID     string
+	LastStatus    muster.RunStatus
+	LastStartedAt *time.Time
 }
 
 // JobRow is a job as stored: its definition is the JSON of muster.Job

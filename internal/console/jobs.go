@@ -33,6 +33,7 @@ type jobsPage struct {
 type jobRow struct {
 	muster.JobStatus
 	Counts map[muster.RunStatus]int
+	Runs   int // targets the job runs on
 	Cells  []cell
 }
 
@@ -51,7 +52,11 @@ func failed(s muster.RunStatus) bool {
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
 	p := jobsPage{Group: q.Get("group"), FailedOnly: q.Get("failed") == "1", Page: pageNumber(r)}
-	jobs, err := s.DB.FindJobs(r.Context())
+	jobs, err := s.DB.FindJobList(r.Context())
+	if err != nil {
+		return err
+	}
+	outcomes, err := s.DB.FindOutcomes(r.Context())
 	if err != nil {
 		return err
 	}
@@ -72,14 +77,18 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.Group != "" && inGroup == nil {
 		return muster.Errorf(muster.ENOTFOUND, "group: no target group named %q", p.Group)
 	}
-	// The columns: every target a job runs on, in the group if one is
-	// chosen, and with a failure if only failures are asked for.
+	// Each job's outcomes by target; the columns are every target a job
+	// runs on, in the group if one is chosen, and with a failure if only
+	// failures are asked for.
+	byJob := map[string]map[string]muster.JobTarget{}
 	cols := map[string]bool{}
-	for _, j := range jobs {
-		for _, o := range j.Outcomes {
-			if (inGroup == nil || inGroup[o.Target]) && (!p.FailedOnly || failed(o.LastStatus)) {
-				cols[o.Target] = true
-			}
+	for _, o := range outcomes {
+		if byJob[o.Job] == nil {
+			byJob[o.Job] = map[string]muster.JobTarget{}
+		}
+		byJob[o.Job][o.Target] = muster.JobTarget{Target: o.Target, LastRunID: o.LastRunID, LastStatus: o.LastStatus, LastStartedAt: o.LastStartedAt}
+		if (inGroup == nil || inGroup[o.Target]) && (!p.FailedOnly || failed(o.LastStatus)) {
+			cols[o.Target] = true
 		}
 	}
 	all := make([]string, 0, len(cols))
@@ -92,26 +101,22 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	from := (p.Page - 1) * matrixColumns
 	p.Targets = all[from:min(from+matrixColumns, len(all))]
 	for _, j := range jobs {
-		row := jobRow{JobStatus: j, Counts: map[muster.RunStatus]int{}}
-		byTarget := map[string]muster.JobTarget{}
-		anyFailed := false
-		for _, o := range j.Outcomes {
-			byTarget[o.Target] = o
+		row := jobRow{JobStatus: j, Counts: map[muster.RunStatus]int{}, Runs: len(byJob[j.Name])}
+		anyFailed, anyInGroup := false, inGroup == nil
+		for t, o := range byJob[j.Name] {
 			if o.LastStatus != "" {
 				row.Counts[o.LastStatus]++
 			}
-			if failed(o.LastStatus) && (inGroup == nil || inGroup[o.Target]) {
-				anyFailed = true
+			if inGroup == nil || inGroup[t] {
+				anyInGroup = true
+				anyFailed = anyFailed || failed(o.LastStatus)
 			}
 		}
-		if p.FailedOnly && !anyFailed {
-			continue
-		}
-		if inGroup != nil && !slices.ContainsFunc(j.Outcomes, func(o muster.JobTarget) bool { return inGroup[o.Target] }) {
+		if (p.FailedOnly && !anyFailed) || !anyInGroup {
 			continue
 		}
 		for _, t := range p.Targets {
-			o, ok := byTarget[t]
+			o, ok := byJob[j.Name][t]
 			row.Cells = append(row.Cells, cell{Target: t, Runs: ok, Outcome: o})
 		}
 		p.Jobs = append(p.Jobs, row)
