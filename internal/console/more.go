@@ -41,7 +41,7 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
 
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
-	entries, err := s.DB.FindAudit(r.Context(), catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: 200})
+	entries, err := s.DB.FindAudit(r.Context(), catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: 100})
 	if err != nil {
 		return err
 	}

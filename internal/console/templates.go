@@ -71,6 +71,9 @@ var funcs = template.FuncMap{
 	"tlocal": func(t time.Time, minutes int) string {
 		return t.UTC().Add(time.Duration(minutes)*time.Minute).Format("2006-01-02 15:04:05") + " " + offset(minutes)
 	},
+	// head is the first n of list; rest counts the others.
+	"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
+	"rest": func(n int, list []string) int { return max(0, len(list)-n) },
 	"ms": func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
 	"deref": func(p *int) int {
 		if p == nil {
