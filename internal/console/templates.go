@@ -74,7 +74,7 @@ var funcs = template.FuncMap{
 	// head is the first n of list; rest counts the others.
 	"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
 	"rest": func(n int, list []string) int { return max(0, len(list)-n) },
-	"ms": func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+	"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
 	"deref": func(p *int) int {
 		if p == nil {
 			return 0
