@@ -23,7 +23,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -240,19 +239,4 @@ func pageNumber(r *http.Request) int {
 		return 1
 	}
 	return n
-}
-
-// since describes how long ago t was, at now.
-func since(now, t time.Time) string {
-	d := now.Sub(t).Round(time.Second)
-	switch {
-	case d < 0:
-		return "in " + (-d).String()
-	case d < time.Minute:
-		return d.String() + " ago"
-	case d < time.Hour:
-		return d.Round(time.Minute).String() + " ago"
-	default:
-		return d.Round(time.Hour).String() + " ago"
-	}
 }
