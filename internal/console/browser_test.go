@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
@@ -142,6 +143,17 @@ func TestConsoleInBrowser(t *testing.T) {
 			t.Fatalf("the fleet lists %v, want [web1 web2]", names)
 		}
 		screenshot(t, ctx, "fleet")
+		// Every control is reachable from the keyboard: Tab, from the top
+		// of the page, reaches the first target's Poll button.
+		const poll = `document.activeElement === document.querySelector('tr[data-target="web1"] td.actions button')`
+		tabs := 0
+		for ; tabs < 40 && !get(t, ctx, "focus", chromedp.Evaluate[bool](poll)); tabs++ {
+			do(t, ctx, "press Tab", chromedp.KeyEvent(kb.Tab))
+		}
+		if tabs == 40 {
+			t.Fatal("40 presses of Tab did not reach web1's Poll button")
+		}
+		t.Logf("Tab reaches web1's Poll button in %d presses", tabs)
 	})
 
 	t.Run("start a job and watch its run and output", func(t *testing.T) {
@@ -228,6 +240,11 @@ func TestConsoleInBrowser(t *testing.T) {
 			if !slices.Equal(forms, []string{"/logout"}) {
 				t.Errorf("a reader's %s has forms %v, want only /logout", page, forms)
 			}
+		}
+		// At a phone's width the fleet fits: nothing scrolls sideways.
+		do(t, reader, "the fleet on a phone", chromedp.Navigate(env.Master.URL+"/fleet"), chromedp.WaitVisible(`tr[data-target="web2"]`))
+		if wide := get(t, reader, "page width", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth`)); wide {
+			t.Error("the fleet page is wider than a phone's screen")
 		}
 		status := get(t, reader, "forged POST", chromedp.Evaluate[int](`fetch("/targets/web1/pause", {method: "POST",
 			body: new URLSearchParams({csrf: document.querySelector("form[action='/logout'] input[name=csrf]").value})}).then(r => r.status)`,

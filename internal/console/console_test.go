@@ -392,3 +392,27 @@ func TestLoginLink(t *testing.T) {
 		t.Fatalf("an expired link: %d\n%s", status, body)
 	}
 }
+
+// After signing in, the form goes back only to a page of the console,
+// never to another site.
+func TestSignInGoesOnlyToLocalPages(t *testing.T) {
+	s := newSite(t)
+	for next, want := range map[string]string{
+		"/jobs?failed=1":       "/jobs?failed=1",
+		"//evil.example/fleet": "/fleet",
+		"https://evil.example": "/fleet",
+		`/\evil.example`:       "/fleet",
+	} {
+		c := s.browser()
+		_, body := s.get(c, "/login")
+		token := csrfField.FindStringSubmatch(body)[1]
+		resp, err := c.PostForm(s.srv.URL+"/login", url.Values{"csrf": {token}, "key": {s.keys[catalog.RoleReader]}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != want {
+			t.Errorf("next=%q: %d to %q, want 303 to %q", next, resp.StatusCode, got, want)
+		}
+	}
+}

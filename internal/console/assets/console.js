@@ -19,6 +19,15 @@
       t.textContent = fmt.format(d);
     }
   }
+  // The live region does not refresh while focus is inside it, so that a
+  // keyboard user moving through its buttons keeps their place.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var live = document.getElementById("live");
+    var focus = document.activeElement;
+    if (live && e.detail.elt === live && focus && focus !== live && live.contains(focus)) {
+      e.preventDefault();
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () { localise(document); });
   document.addEventListener("htmx:afterSettle", function (e) { localise(e.target); });
 })();
