@@ -198,6 +198,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		runAndWait(t, env, "check")
 		do(t, ctx, "the cell turns red without a reload", chromedp.WaitVisible(cell+`.s-failed`))
 		screenshot(t, ctx, "matrix")
+		// htmx adds no style the policy would refuse.
+		if n := get(t, ctx, "styles", chromedp.Evaluate[int](`document.querySelectorAll("style, [style]").length`)); n != 0 {
+			t.Errorf("the page has %d inline styles after live refreshes, which its policy refuses", n)
+		}
 		do(t, ctx, "failed only", chromedp.Navigate(env.Master.URL+"/jobs?failed=1"), chromedp.WaitVisible(cell+`.s-failed`))
 		jobs := get(t, ctx, "rows", chromedp.Evaluate[[]string](`[...document.querySelectorAll("table.matrix tbody th a")].map(a => a.textContent)`))
 		if !slices.Equal(jobs, []string{"check"}) {
