@@ -22,6 +22,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
 
 	"github.com/musterhq/muster"
@@ -131,7 +132,7 @@ func (s *Server) page(mux *http.ServeMux, pattern, route string, h pageHandler) 
 		v, err := s.session(r)
 		if err != nil {
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/login?next="+urlQueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
 			}
 			s.fail(w, r, nil, err)

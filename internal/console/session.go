@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -171,5 +170,3 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request, v *view) error {
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil
 }
-
-func urlQueryEscape(s string) string { return url.QueryEscape(s) }
