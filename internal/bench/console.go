@@ -109,7 +109,11 @@ func consolePages(ctx context.Context, e *env) (Result, error) {
 			}
 			batch = append(batch, consoleRun(names[i], fmt.Sprintf("job-%03d", j), status, at))
 		}
-		return sims[i].upload(ctx, batch)
+		err := sims[i].upload(ctx, batch)
+		// The upload's connection is not needed again: a fleet of 10,000
+		// keeps only its polls open.
+		sims[i].hc.CloseIdleConnections()
+		return err
 	})
 	if err != nil {
 		return nil, err

@@ -94,12 +94,12 @@ type Reads interface {
 	// console session by the hash of its secret, with its key.
 	FindConsoleLink(ctx context.Context, hash string) (ConsoleTokenRow, error)
 	FindConsoleSession(ctx context.Context, hash string) (ConsoleTokenRow, error)
-	// FindAudit returns audit entries, newest first.
-	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
-	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
 	// FindOutcomes returns every job's last outcome on each of its
 	// targets, in no order: the job × target matrix, read lean.
 	FindOutcomes(ctx context.Context) ([]OutcomeRow, error)
+	// FindAudit returns audit entries, newest first.
+	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
+	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
 	GroupTargets(ctx context.Context, jobID int64) (map[string]int64, error)
 	FindGroups(ctx context.Context) ([]muster.Group, error)
 	GroupIDs(ctx context.Context, names []string) (map[string]int64, error)
