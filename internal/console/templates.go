@@ -51,11 +51,12 @@ var funcs = template.FuncMap{
 		iso := at.UTC().Format(time.RFC3339)
 		return template.HTML(`<time datetime="` + iso + `">` + at.UTC().Format("2006-01-02 15:04:05") + ` UTC</time>`)
 	},
-	// label turns a status word into words: suspected_offline → suspected offline.
+	// label turns a status word into words: suspected_offline → suspected
+	// offline; a deleted target is defecting until it collects its DEFECT.
 	"label": func(s any) string {
 		word := strings.ReplaceAll(toString(s), "_", " ")
 		if word == muster.FlagDeleted {
-			return "defected"
+			return "deleted, defecting"
 		}
 		return word
 	},
