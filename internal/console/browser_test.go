@@ -169,7 +169,7 @@ func TestConsoleInBrowser(t *testing.T) {
 		screenshot(t, ctx, "run")
 		do(t, ctx, "the job page", chromedp.Navigate(env.Master.URL+"/jobs/nightly"), chromedp.WaitVisible(`table.runs`))
 		text := get(t, ctx, "job page", chromedp.Text(`main`))
-		for _, want := range []string{"Dump the database every night", "retries: 2 every 1s", "listed in the job", "succeeded"} {
+		for _, want := range []string{"Dump the database every night", "every weekday at 02:30", "retries: 2 every 1s", "listed in the job", "succeeded", "02:30 UTC there"} {
 			if !strings.Contains(text, want) {
 				t.Errorf("the job page does not say %q:\n%s", want, text)
 			}

@@ -151,7 +151,7 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 // fires and its history.
 type jobPage struct {
 	muster.JobStatus
-	Fires          []muster.TargetFires
+	Fires          map[string][]muster.Fire // by target
 	History        []muster.Run
 	IdempotencyKey string
 }
@@ -163,8 +163,13 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	}
 	p := jobPage{JobStatus: j, IdempotencyKey: "console-" + pki.RandomSecret()}
 	if len(j.Schedules) > 0 {
-		if p.Fires, err = s.DB.NextFires(r.Context(), j.Name, 3); err != nil {
+		fires, err := s.DB.NextFires(r.Context(), j.Name, 3)
+		if err != nil {
 			return err
+		}
+		p.Fires = make(map[string][]muster.Fire, len(fires))
+		for _, f := range fires {
+			p.Fires[f.Target] = f.Fires
 		}
 	}
 	if p.History, err = s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: j.Name, Limit: 50}); err != nil {
