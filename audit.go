@@ -64,6 +64,7 @@ const (
 	AuditAlertDelete       = "alert.delete"
 	AuditKeyCreate         = "apikey.create"
 	AuditKeyRevoke         = "apikey.revoke"
+	AuditLoginLinkCreate   = "loginlink.create"
 )
 
 // AuditEntry is one change in the audit log: when, by whom, from where,

@@ -44,6 +44,10 @@ Scenarios (defaults in brackets):
   output    one run whose steps print a lot: its time, the target's peak
             RSS and data directory growth [1 target process, --runs 40
             steps of --size 5MiB]
+  console   each page of the web console, signed in: p50 and p99 against
+            the 200 ms budget [1000 simulated targets in 10 groups, --jobs
+            100 aimed at them, a run of each on each target; --runs 30
+            fetches a page]
 
 Where a budget is a multiple of what the machine allows at best (a floor
 measured in the same run), the table gives the ratio; -o json lists every
@@ -58,6 +62,7 @@ unless --dir names one.`,
   muster bench schedule --targets 3
   muster bench fanout --targets 1000
   muster bench output --runs 100 --size 10MiB
+  muster bench console --targets 1000 --jobs 100
   muster bench fleet --targets 10000 --profile /tmp/prof
   muster bench fleet --targets 20000 --masters 2 --store postgres://root@127.0.0.1/test`,
 		Args:      cobra.ExactArgs(1),

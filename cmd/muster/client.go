@@ -33,12 +33,17 @@ func (f *clientFlags) registerOutput(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "output", "o", outputTable, outputHelp)
 }
 
+// address is the master's address, from the flags or the environment.
+func (f *clientFlags) address() string {
+	if f.addr != "" {
+		return f.addr
+	}
+	return envOr("MUSTER_ADDR", defaultAddr)
+}
+
 // client builds an API client from the flags and the environment.
 func (f *clientFlags) client() (*httpapi.Client, error) {
-	addr := f.addr
-	if addr == "" {
-		addr = envOr("MUSTER_ADDR", defaultAddr)
-	}
+	addr := f.address()
 	token := f.token
 	if token == "" {
 		token = envOr("MUSTER_TOKEN", "")

@@ -146,8 +146,13 @@ then try:
   %[6]s job history hello --steps
   %[6]s downloadlist
 
+and open the web console with the link this prints (the browser warns about
+the master's own CA, %[7]s, unless you trust it):
+
+  %[6]s login-link
+
 Press Ctrl-C to stop.
-`, n, strings.Join(names, ", "), dir, envFile, jobsFile, bin)
+`, n, strings.Join(names, ", "), dir, envFile, jobsFile, bin, caFile)
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping")
 	return nil

@@ -29,7 +29,7 @@ import (
 )
 
 // Scenarios are the benchmark scenarios, in the order of the budget table.
-var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "upload", "agent", "output"}
+var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "upload", "agent", "output", "console"}
 
 // Target modes.
 const (
@@ -97,6 +97,7 @@ func Run(ctx context.Context, scenario string, o Options) (Result, error) {
 		"upload":   uploads,
 		"agent":    idleAgent,
 		"output":   output,
+		"console":  consolePages,
 	}[scenario]
 	if !ok {
 		return nil, fmt.Errorf("no scenario %q; the scenarios are %s", scenario, strings.Join(Scenarios, ", "))

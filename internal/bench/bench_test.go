@@ -258,3 +258,15 @@ func TestOutput(t *testing.T) {
 	}
 	checkBudget(t, r, "took_s", "target_peak_rss_mib", "target_dir_grew_mib")
 }
+
+func TestConsole(t *testing.T) {
+	r := run(t, "console", bench.Options{Targets: 20, Jobs: 10, Runs: 2}).(*bench.ConsoleResult)
+	if r.Runs != 20 || len(r.Pages) != 14 {
+		t.Fatalf("%d runs recorded, %d pages timed: want a run of each job on each of its 2 targets, and 14 pages", r.Runs, len(r.Pages))
+	}
+	for _, p := range r.Pages {
+		if p.Latency.Count != 2 || p.Bytes == 0 {
+			t.Errorf("%s: fetched %d times, %d bytes: want 2 fetches of a page", p.Page, p.Latency.Count, p.Bytes)
+		}
+	}
+}

@@ -95,6 +95,13 @@ type Reads interface {
 	// FindAPIKeys returns the keys by name (the one named, unless name is
 	// ""), whatever their state.
 	FindAPIKeys(ctx context.Context, name string) ([]APIKeyRow, error)
+	// FindConsoleLink and FindConsoleSession return a login link or a
+	// console session by the hash of its secret, with its key.
+	FindConsoleLink(ctx context.Context, hash string) (ConsoleTokenRow, error)
+	FindConsoleSession(ctx context.Context, hash string) (ConsoleTokenRow, error)
+	// FindOutcomes returns every job's last outcome on each of its
+	// targets, in no order: the job × target matrix, read lean.
+	FindOutcomes(ctx context.Context) ([]OutcomeRow, error)
 	// FindAudit returns audit entries, newest first.
 	FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error)
 	FindJobs(ctx context.Context, f JobQuery) ([]JobRow, error)
@@ -193,6 +200,14 @@ type Tx interface {
 	// SetKeysUsed moves each key's last use forward to the time given (never
 	// back: several masters write it).
 	SetKeysUsed(ctx context.Context, used map[int64]time.Time) error
+	InsertConsoleLink(ctx context.Context, t ConsoleTokenRow, hash string) error
+	// UseConsoleLink marks an unused link used and reports whether it did.
+	UseConsoleLink(ctx context.Context, id int64, at time.Time) (bool, error)
+	InsertConsoleSession(ctx context.Context, t ConsoleTokenRow, hash, source string) error
+	DeleteConsoleSession(ctx context.Context, hash string) error
+	// DeleteConsoleTokens deletes the links and sessions that expired
+	// before a time.
+	DeleteConsoleTokens(ctx context.Context, expiredBefore time.Time) error
 	// InsertAudit appends entries to the audit log.
 	InsertAudit(ctx context.Context, entries []muster.AuditEntry) error
 	// PruneAudit deletes the entries made before a time.
@@ -383,6 +398,18 @@ type EnlistTokenRow struct {
 type JobQuery struct {
 	Name     string // one job by name
 	TargetID int64  // the jobs that run on a target
+	// WithoutTargets leaves out each job's targets and outcomes, for a
+	// list of definitions that reads them apart (FindOutcomes).
+	WithoutTargets bool
+}
+
+// OutcomeRow is the last outcome of a job on one of its targets.
+type OutcomeRow struct {
+	Job           string
+	Target        string
+	LastRunID     string
+	LastStatus    muster.RunStatus
+	LastStartedAt *time.Time
 }
 
 // JobRow is a job as stored: its definition is the JSON of muster.Job

@@ -19,8 +19,6 @@ import (
 // route is for keys without scopes. docs/security.md has the whole table,
 // and TestAccessTable holds the routes to it.
 
-var roleRank = map[string]int{catalog.RoleReader: 1, catalog.RoleOperator: 2, catalog.RoleAdmin: 3}
-
 // scopedRoutes are the routes a key with a scope may call. Their handlers
 // list only what is in the scope, and refuse a named job, target,
 // instruction or group outside it (the catalog refuses changes outside it
@@ -76,19 +74,50 @@ func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, er
 	if err != nil {
 		return caller{}, err
 	}
-	if roleRank[k.Role] < roleRank[role] {
-		return caller{}, muster.Errorf(muster.EFORBIDDEN, "%s needs the %s role; API key %q has the %s role: use a key with the %s role (an admin makes one with `muster apikey create NAME --role %s`)",
+	if err := allow(k, pattern, role); err != nil {
+		return caller{}, err
+	}
+	return caller{key: k, source: Source(r)}, nil
+}
+
+// allow checks that key k may call the route pattern, which needs role.
+func allow(k catalog.KeyIdentity, pattern, role string) error {
+	if !catalog.RoleAtLeast(k.Role, role) {
+		return muster.Errorf(muster.EFORBIDDEN, "%s needs the %s role; API key %q has the %s role: use a key with the %s role (an admin makes one with `muster apikey create NAME --role %s`)",
 			pattern, role, k.Name, k.Role, role, role)
 	}
 	if k.Scope.Limited() && !scopedRoutes[pattern] {
-		return caller{}, muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped (%s), and %s is open only to keys without scopes; ask an admin for a key without scopes",
+		return muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped (%s), and %s is open only to keys without scopes; ask an admin for a key without scopes",
 			k.Name, k.Scope, pattern)
 	}
+	return nil
+}
+
+// Authorize checks that key k may do what the API route pattern ("POST
+// /api/v1/jobs/{name}/start") does, by the same rules the API applies to
+// its own requests. The web console asks it before each change it makes,
+// and before it shows a control, so the two never disagree. A pattern the
+// API does not register is refused.
+func (s *Server) Authorize(k catalog.KeyIdentity, pattern string) error {
+	role, ok := s.roles[pattern]
+	if !ok {
+		return muster.Errorf(muster.EFORBIDDEN, "%s is not an API route, so nobody may call it", pattern)
+	}
+	return allow(k, pattern, role)
+}
+
+// Source is the address a request came from, as the audit log records it.
+func Source(r *http.Request) string {
 	source, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
-		source = r.RemoteAddr
+		return r.RemoteAddr
 	}
-	return caller{key: k, source: source}, nil
+	return source
+}
+
+// Actor is key k, acting from the address of r, as the catalog records it.
+func Actor(k catalog.KeyIdentity, r *http.Request) muster.Actor {
+	return caller{key: k, source: Source(r)}.actor()
 }
 
 // checkJob refuses a job outside the caller's scope.

@@ -111,6 +111,7 @@ var probes = map[string]probe{
 	"GET /api/v1/apikeys":                   same(get("/api/v1/apikeys")),
 	"POST /api/v1/apikeys":                  same(request{"POST", "/api/v1/apikeys", `{"name": "new-key", "role": "reader"}`}),
 	"POST /api/v1/apikeys/{name}/revoke":    same(request{"POST", "/api/v1/apikeys/spare/revoke", ""}),
+	"POST /api/v1/loginlinks":               same(request{"POST", "/api/v1/loginlinks", `{"role": "reader"}`}),
 	"GET /api/v1/audit":                     same(get("/api/v1/audit")),
 }
 

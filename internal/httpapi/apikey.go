@@ -17,6 +17,52 @@ func (s *Server) keyRoutes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/v1/apikeys", catalog.RoleAdmin, s.createKey)
 	s.handle(mux, "POST /api/v1/apikeys/{name}/revoke", catalog.RoleAdmin, s.revokeKey)
 	s.handle(mux, "GET /api/v1/audit", catalog.RoleReader, s.listAudit)
+	s.handle(mux, "POST /api/v1/loginlinks", catalog.RoleAdmin, s.createLoginLink)
+}
+
+// LoginLinkRequest asks for a login link to the web console.
+type LoginLinkRequest struct {
+	// Role is the role the console session gets: the caller's own when
+	// empty, never above it.
+	Role string `json:"role,omitempty"`
+	// TTLSeconds is how long the link may be opened: 300 when 0, from 60
+	// to 86400.
+	TTLSeconds int `json:"ttl_seconds,omitempty"`
+}
+
+// LoginLinkResponse is a new single-use login link. Path is relative to
+// the master's URL; it is shown once, and the master keeps only its hash.
+type LoginLinkResponse struct {
+	Path      string    `json:"path"`
+	Key       string    `json:"key"`
+	Role      string    `json:"role"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// LoginPath is the console's path that opens a login link.
+const LoginPath = "/login/link"
+
+func (s *Server) createLoginLink(w http.ResponseWriter, r *http.Request, c caller) error {
+	var req LoginLinkRequest
+	if err := jsonhttp.DecodeJSON(w, r, maxBody, &req); err != nil {
+		return err
+	}
+	ttl := catalog.DefaultLinkTTL
+	if req.TTLSeconds != 0 {
+		ttl = time.Duration(req.TTLSeconds) * time.Second
+	}
+	role := req.Role
+	if role == "" {
+		role = c.key.Role
+	}
+	secret := "mll_" + pki.RandomSecret()
+	expires, err := s.DB.CreateLoginLink(r.Context(), pki.HashSecret(secret), c.key, role, ttl, c.actor())
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusCreated, LoginLinkResponse{Path: LoginPath + "?secret=" + secret, Key: c.key.Name,
+		Role: role, ExpiresAt: expires.UTC()})
+	return nil
 }
 
 // KeyRequest creates an API key.
@@ -37,8 +83,8 @@ type KeyResponse struct {
 	Key string `json:"key"`
 }
 
-// newAPIKeySecret makes the secret of an API key.
-func newAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
+// NewAPIKeySecret makes the secret of an API key.
+func NewAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
 
 func (s *Server) listKeys(w http.ResponseWriter, r *http.Request, _ caller) error {
 	keys, err := s.DB.FindAPIKeys(r.Context())
@@ -61,7 +107,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c caller) err
 	if req.TTLSeconds < 0 || req.TTLSeconds > int64(catalog.MaxKeyTTL/time.Second) {
 		return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, or 0 for a key that lives until it is revoked", int64(catalog.MaxKeyTTL/time.Second))
 	}
-	secret := newAPIKeySecret()
+	secret := NewAPIKeySecret()
 	k, err := s.DB.CreateAPIKey(r.Context(), catalog.NewAPIKey{Name: req.Name, Role: req.Role, Scope: scope,
 		TTL: time.Duration(req.TTLSeconds) * time.Second}, pki.HashSecret(secret), c.actor())
 	if err != nil {

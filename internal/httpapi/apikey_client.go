@@ -46,3 +46,10 @@ func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry,
 	var out []muster.AuditEntry
 	return out, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
 }
+
+// CreateLoginLink asks for a single-use login link to the web console.
+func (c *Client) CreateLoginLink(ctx context.Context, req LoginLinkRequest) (LoginLinkResponse, error) {
+	var out LoginLinkResponse
+	err := c.do(ctx, "POST", "/api/v1/loginlinks", nil, req, &out)
+	return out, err
+}

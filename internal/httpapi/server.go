@@ -55,6 +55,7 @@ type Server struct {
 	Log    *slog.Logger
 
 	patterns []string
+	roles    map[string]string // the least role of each pattern
 }
 
 type handler func(w http.ResponseWriter, r *http.Request, c caller) error
@@ -103,6 +104,10 @@ func (s *Server) Patterns() []string { return s.patterns }
 // access.go).
 func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 	s.patterns = append(s.patterns, pattern)
+	if s.roles == nil {
+		s.roles = map[string]string{}
+	}
+	s.roles[pattern] = role
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r, pattern, role)
 		if muster.ErrorCode(err) == muster.EUNAUTHORIZED {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/console"
 	"github.com/musterhq/muster/internal/dirlock"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
@@ -295,6 +296,10 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	agent.register(mux, m.agentRoutes)
 	api := &httpapi.Server{DB: m.Catalog, Tokens: m, Hub: m.hub, Poker: m.hub, Now: m.cfg.Now, Log: m.log}
 	api.Routes(mux)
+	web := &console.Server{DB: m.Catalog, API: api, Poker: m.hub, Log: m.log, Secure: true}
+	if err := web.Routes(mux); err != nil {
+		return err
+	}
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)

@@ -37,15 +37,25 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 	for i, j := range jobs {
 		index[j.ID], ids[i] = i, j.ID
 	}
-	// Each effective target, with the job's groups it is in.
-	a = &args{d: s.D}
+	if !f.WithoutTargets {
+		if err := s.jobTargets(ctx, jobs, index, ids); err != nil {
+			return nil, err
+		}
+	}
+	return jobs, s.jobGroups(ctx, jobs, index, ids)
+}
+
+// jobTargets reads each job's effective targets, with the job's groups
+// each is in.
+func (s *Queries) jobTargets(ctx context.Context, jobs []catalog.JobRow, index map[int64]int, ids []int64) error {
+	a := &args{d: s.D}
 	rows, err := s.Q.Query(ctx, `SELECT jt.job_id, jt.target_id, t.name, jt.explicit, jt.last_run_id, jt.last_status, jt.last_message,
 			jt.last_started_at, jt.last_duration_ms, jt.last_success_at,
 			(SELECT string_agg(g.name, ',' ORDER BY g.name) FROM job_groups jg JOIN groups g ON g.id = jg.group_id
 				JOIN group_members gm ON gm.group_id = g.id WHERE jg.job_id = jt.job_id AND gm.target_id = jt.target_id)
 		FROM job_targets jt JOIN targets t ON t.id = jt.target_id WHERE `+in(a, "jt.job_id", ids)+` ORDER BY t.name`, a.vals...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -56,33 +66,34 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 		var status string
 		if err := rows.Scan(&jobID, &o.TargetID, &o.Target, &o.Explicit, &o.LastRunID, &status, &o.LastMessage,
 			&started, &o.LastDurationMS, &success, &via); err != nil {
-			return nil, err
+			return err
 		}
 		o.LastStatus, o.LastStartedAt, o.LastSuccessAt, o.Via = muster.RunStatus(status), fromNullMS(started), fromNullMS(success), split(via)
 		i := index[jobID]
 		jobs[i].Targets = append(jobs[i].Targets, o)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	rows.Close()
-	a = &args{d: s.D}
+	return rows.Err()
+}
+
+// jobGroups reads each job's groups.
+func (s *Queries) jobGroups(ctx context.Context, jobs []catalog.JobRow, index map[int64]int, ids []int64) error {
+	a := &args{d: s.D}
 	groups, err := s.Q.Query(ctx, `SELECT jg.job_id, g.name FROM job_groups jg JOIN groups g ON g.id = jg.group_id
 		WHERE `+in(a, "jg.job_id", ids)+` ORDER BY g.name`, a.vals...)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	defer groups.Close()
 	for groups.Next() {
 		var id int64
 		var g string
 		if err := groups.Scan(&id, &g); err != nil {
-			return nil, err
+			return err
 		}
 		i := index[id]
 		jobs[i].Groups = append(jobs[i].Groups, g)
 	}
-	return jobs, groups.Err()
+	return groups.Err()
 }
 
 // GroupTargets returns the active targets in the groups a job names, each

@@ -1,0 +1,33 @@
+// Shows every <time datetime="..."> in the viewer's own zone; the page
+// carries UTC, which is what a reader without scripts sees. Runs on load
+// and after each live refresh.
+(function () {
+  "use strict";
+  var fmt = new Intl.DateTimeFormat(undefined, {
+    year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", timeZoneName: "short"
+  });
+  function localise(root) {
+    var times = (root || document).querySelectorAll("time[datetime]");
+    for (var i = 0; i < times.length; i++) {
+      var t = times[i];
+      if (t.dataset.utc) { continue; }
+      var d = new Date(t.getAttribute("datetime"));
+      if (isNaN(d)) { continue; }
+      t.dataset.utc = t.textContent;
+      t.title = t.textContent;
+      t.textContent = fmt.format(d);
+    }
+  }
+  // The live region does not refresh while focus is inside it, so that a
+  // keyboard user moving through its buttons keeps their place.
+  document.addEventListener("htmx:beforeRequest", function (e) {
+    var live = document.getElementById("live");
+    var focus = document.activeElement;
+    if (live && e.detail.elt === live && focus && focus !== live && live.contains(focus)) {
+      e.preventDefault();
+    }
+  });
+  document.addEventListener("DOMContentLoaded", function () { localise(document); });
+  document.addEventListener("htmx:afterSettle", function (e) { localise(e.target); });
+})();

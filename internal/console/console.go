@@ -1,0 +1,243 @@
+// Package console is the master's web console, served at / on the master's
+// one listener: server-rendered pages (html/template) made live by htmx,
+// which is vendored and embedded with the stylesheet and one small script,
+// so nothing is fetched from elsewhere and no Node is needed to build or
+// run it.
+//
+// The console reads and changes the catalog through the same methods the
+// operator API calls, and asks the API's own access rules
+// (httpapi.Server.Authorize) before it shows a control and again before it
+// makes a change, so a reader sees no control that changes anything and a
+// reader's forged POST is refused whatever the page sent. A person signs
+// in with an API key, or with a single-use login link an admin prints
+// (`muster login-link`); the session acts as that key, and each change is
+// in the audit log under its name.
+package console
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"html/template"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
+)
+
+//go:embed assets templates
+var files embed.FS
+
+// Authorizer answers whether a key may do what an API route does.
+type Authorizer interface {
+	Authorize(k catalog.KeyIdentity, pattern string) error
+}
+
+// Server serves the web console.
+type Server struct {
+	DB    *catalog.Catalog
+	API   Authorizer
+	Poker httpapi.Poker
+	Log   *slog.Logger
+	// Secure marks the session cookie Secure; set it when the listener
+	// speaks TLS (the master always does).
+	Secure bool
+
+	pages map[string]*template.Template
+}
+
+// Security headers on every console response. The pages load scripts
+// and styles from the master alone and have no inline script, so the
+// policy needs no exceptions.
+var securityHeaders = map[string]string{
+	"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+	"X-Content-Type-Options":  "nosniff",
+	"Referrer-Policy":         "no-referrer",
+	"X-Frame-Options":         "DENY",
+}
+
+// Routes registers the console on mux.
+func (s *Server) Routes(mux *http.ServeMux) error {
+	if err := s.parse(); err != nil {
+		return err
+	}
+	assets, err := fs.Sub(files, "assets")
+	if err != nil {
+		return err
+	}
+	static := http.StripPrefix("/assets/", http.FileServerFS(assets))
+	mux.Handle("GET /assets/", s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "public, max-age=3600")
+		static.ServeHTTP(w, r)
+	})))
+	mux.Handle("GET /{$}", s.headers(http.RedirectHandler("/fleet", http.StatusSeeOther)))
+	mux.Handle("GET /login", s.headers(http.HandlerFunc(s.loginForm)))
+	mux.Handle("POST /login", s.headers(http.HandlerFunc(s.login)))
+	mux.Handle("GET "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.openLink)))
+	s.page(mux, "POST /logout", "", s.logout)
+
+	s.page(mux, "GET /fleet", "", s.fleet)
+	s.page(mux, "POST /targets/{name}/poll", "POST /api/v1/targets/{name}/poll", s.forcePoll)
+	s.page(mux, "POST /targets/{name}/resync", "POST /api/v1/resync", s.resync)
+	s.page(mux, "POST /targets/{name}/pause", "POST /api/v1/pause", s.pause(true))
+	s.page(mux, "POST /targets/{name}/resume", "POST /api/v1/resume", s.pause(false))
+	s.page(mux, "GET /targets/{name}/delete", "DELETE /api/v1/targets/{name}", s.confirmDelete)
+	s.page(mux, "POST /targets/{name}/delete", "DELETE /api/v1/targets/{name}", s.deleteTarget)
+	s.page(mux, "GET /targets/{name}", "", s.target)
+	s.page(mux, "POST /instructions/{target}/{seq}/retry", "POST /api/v1/downloadlist/{seq}/retry", s.retryInstruction)
+	s.page(mux, "POST /instructions/{target}/{seq}/delete", "DELETE /api/v1/downloadlist/{seq}", s.deleteInstruction)
+
+	s.page(mux, "GET /jobs", "", s.jobs)
+	s.page(mux, "GET /jobs/{name}", "", s.job)
+	s.page(mux, "POST /jobs/{name}/start", "POST /api/v1/jobs/{name}/start", s.startJob)
+	s.page(mux, "POST /jobs/{name}/stop", "POST /api/v1/jobs/{name}/stop", s.stopJob)
+	s.page(mux, "POST /jobs/{name}/enable", "POST /api/v1/jobs/{name}/enable", s.enableJob(true))
+	s.page(mux, "POST /jobs/{name}/disable", "POST /api/v1/jobs/{name}/disable", s.enableJob(false))
+	s.page(mux, "GET /runs/{target}/{id}", "", s.run)
+
+	s.page(mux, "GET /events", "", s.events)
+	s.page(mux, "GET /alerts", "", s.alerts)
+	s.page(mux, "GET /audit", "GET /api/v1/audit", s.audit)
+	s.page(mux, "GET /keys", "GET /api/v1/apikeys", s.keys)
+	s.page(mux, "POST /keys", "POST /api/v1/apikeys", s.createKey)
+	s.page(mux, "POST /keys/{name}/revoke", "POST /api/v1/apikeys/{name}/revoke", s.revokeKey)
+	return nil
+}
+
+// A handler of a console page gets the request's session.
+type pageHandler func(w http.ResponseWriter, r *http.Request, v *view) error
+
+// headers wraps h with the security headers.
+func (s *Server) headers(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range securityHeaders {
+			w.Header().Set(k, v)
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// page registers a page or an action that needs a session. route, when
+// set, is the API route whose access rules the action follows: the
+// session's key must be allowed it. Every POST must carry the session's
+// CSRF token.
+func (s *Server) page(mux *http.ServeMux, pattern, route string, h pageHandler) {
+	mux.Handle(pattern, s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.session(r)
+		if err != nil {
+			if r.Method == http.MethodGet {
+				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				return
+			}
+			s.fail(w, r, nil, err)
+			return
+		}
+		if r.Method == http.MethodPost {
+			if err := checkCSRF(r, v.csrf); err != nil {
+				s.fail(w, r, v, err)
+				return
+			}
+		}
+		if route != "" {
+			if err := s.API.Authorize(v.Key, route); err != nil {
+				s.fail(w, r, v, err)
+				return
+			}
+		}
+		if err := h(w, r, v); err != nil {
+			s.fail(w, r, v, err)
+		}
+	})))
+}
+
+// view is what every page template gets: who is signed in, what they may
+// do, and the page's own data.
+type view struct {
+	s     *Server
+	Key   catalog.KeyIdentity
+	CSRF  string
+	Title string
+	Nav   string
+	// Live is the URL the page's live region reloads from every two
+	// seconds; empty for a page that stays as it is.
+	Live  string
+	Flash string
+	Data  any
+	csrf  string
+}
+
+// Can reports whether the signed-in key may do what the API route pattern
+// does: a page shows a control only when it may.
+func (v *view) Can(pattern string) bool { return v.s.API.Authorize(v.Key, pattern) == nil }
+
+// render writes the named page with v.
+func (s *Server) render(w http.ResponseWriter, status int, name string, v *view) error {
+	t, ok := s.pages[name]
+	if !ok {
+		return errors.New("console: no page " + name)
+	}
+	var buf bytes.Buffer
+	if err := t.ExecuteTemplate(&buf, "layout", v); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, err := w.Write(buf.Bytes())
+	return err
+}
+
+// fail answers a request that went wrong: with the error page, in the
+// status the API would answer with.
+func (s *Server) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	status := jsonhttp.StatusCode(muster.ErrorCode(err))
+	msg := muster.ErrorMessage(err)
+	if status >= 500 {
+		s.Log.Error("console", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg = "the master could not answer: " + msg
+	}
+	if v == nil {
+		v = &view{s: s}
+	}
+	v.Title, v.Nav, v.Live, v.Data = "Refused", "", "", errorPage{Status: status, Code: muster.ErrorCode(err), Message: msg}
+	if rerr := s.render(w, status, "error", v); rerr != nil {
+		http.Error(w, msg, status)
+	}
+}
+
+type errorPage struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+// back redirects a form's POST to the page it came from (a path given in
+// the form's "back" field), or to fallback.
+func back(w http.ResponseWriter, r *http.Request, fallback string) error {
+	to := r.PostFormValue("back")
+	if !localPath(to) {
+		to = fallback
+	}
+	http.Redirect(w, r, to, http.StatusSeeOther)
+	return nil
+}
+
+// localPath reports whether p is a path on this site, never another host.
+func localPath(p string) bool {
+	return len(p) > 0 && p[0] == '/' && (len(p) == 1 || (p[1] != '/' && p[1] != '\\'))
+}
+
+// pageNumber reads ?page=N, from 1.
+func pageNumber(r *http.Request) int {
+	n, err := strconv.Atoi(r.URL.Query().Get("page"))
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}

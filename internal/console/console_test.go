@@ -1,0 +1,418 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/console"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/testenv"
+)
+
+// site is the console and the API on a real catalog (SQLite in a temporary
+// directory), served by httptest, with a clock the test moves.
+type site struct {
+	t     *testing.T
+	srv   *httptest.Server
+	db    *catalog.Catalog
+	clock *testenv.Clock
+	keys  map[string]string // role → secret of a key with that role
+	poked []int64
+}
+
+func newSite(t *testing.T) *site {
+	t.Helper()
+	ctx := context.Background()
+	s := &site{t: t, clock: &testenv.Clock{}, keys: map[string]string{}}
+	db, err := catalog.Open(ctx, catalogtest.SQLite.Open(t), catalog.Options{Now: s.clock.Now, Logger: testenv.Logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s.db = db
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	for _, role := range []string{catalog.RoleAdmin, catalog.RoleOperator, catalog.RoleReader} {
+		secret := httpapi.NewAPIKeySecret()
+		if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: role + "-key", Role: role}, pki.HashSecret(secret), master); err != nil {
+			t.Fatal(err)
+		}
+		s.keys[role] = secret
+	}
+	for _, name := range []string{"web1", "web2"} {
+		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, master); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+			func(string) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+			}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mux := http.NewServeMux()
+	api := &httpapi.Server{DB: db, Poker: pokeFunc(func(ids []int64) bool { s.poked = append(s.poked, ids...); return true }),
+		Now: s.clock.Now, Log: slog.New(slog.DiscardHandler)}
+	api.Routes(mux)
+	web := &console.Server{DB: db, API: api, Poker: api.Poker, Log: testenv.Logger(t)}
+	if err := web.Routes(mux); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = httptest.NewServer(mux)
+	t.Cleanup(s.srv.Close)
+	return s
+}
+
+type pokeFunc func([]int64) bool
+
+func (f pokeFunc) Poke(ids []int64) bool { return f(ids) }
+
+// browser is a client with a cookie jar that does not follow redirects.
+func (s *site) browser() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// get fetches a page and returns its status and body.
+func (s *site) get(c *http.Client, path string) (int, string) {
+	s.t.Helper()
+	resp, err := c.Get(s.srv.URL + path)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// post submits a form and returns the status and body.
+func (s *site) post(c *http.Client, path string, form url.Values) (int, string) {
+	s.t.Helper()
+	resp, err := c.PostForm(s.srv.URL+path, form)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// signIn signs a new browser in with the key of role through the form,
+// and returns it with the session's CSRF token.
+func (s *site) signIn(role string) (*http.Client, string) {
+	s.t.Helper()
+	c := s.browser()
+	_, body := s.get(c, "/login")
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		s.t.Fatalf("the sign-in form has no csrf field:\n%s", body)
+	}
+	status, body := s.post(c, "/login", url.Values{"csrf": {m[1]}, "key": {s.keys[role]}, "next": {"/fleet"}})
+	if status != http.StatusSeeOther {
+		s.t.Fatalf("sign in as %s: %d, want 303\n%s", role, status, body)
+	}
+	status, body = s.get(c, "/fleet")
+	if status != http.StatusOK {
+		s.t.Fatalf("fleet after signing in: %d\n%s", status, body)
+	}
+	m = csrfField.FindStringSubmatch(body)
+	if m == nil {
+		s.t.Fatalf("the fleet page has no csrf field:\n%s", body)
+	}
+	return c, m[1]
+}
+
+func TestSignedOutGoesToSignIn(t *testing.T) {
+	s := newSite(t)
+	c := s.browser()
+	resp, err := c.Get(s.srv.URL + "/jobs?group=web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got, want := resp.Header.Get("Location"), "/login?next="+url.QueryEscape("/jobs?group=web"); resp.StatusCode != http.StatusSeeOther || got != want {
+		t.Fatalf("GET /jobs signed out: %d to %q, want 303 to %q", resp.StatusCode, got, want)
+	}
+	if status, _ := s.post(c, "/targets/web1/pause", url.Values{}); status != http.StatusUnauthorized {
+		t.Fatalf("POST signed out: %d, want 401", status)
+	}
+}
+
+func TestSignInRefusesBadKeysAndForeignForms(t *testing.T) {
+	s := newSite(t)
+	c := s.browser()
+	_, body := s.get(c, "/login")
+	token := csrfField.FindStringSubmatch(body)[1]
+	for _, tc := range []struct {
+		name   string
+		forged bool // the form's token is not the cookie's
+		key    string
+		want   int
+	}{
+		{"wrong key", false, "mat_nope", http.StatusUnauthorized},
+		{"no key", false, "", http.StatusBadRequest},
+		{"form from elsewhere", true, s.keys[catalog.RoleAdmin], http.StatusForbidden},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			csrf := token
+			if tc.forged {
+				csrf = "forged"
+			}
+			status, body := s.post(c, "/login", url.Values{"csrf": {csrf}, "key": {tc.key}})
+			if status != tc.want {
+				t.Fatalf("got %d, want %d\n%s", status, tc.want, regexp.MustCompile(`role="alert">[^<]*`).FindString(body))
+			}
+			if strings.Contains(body, "Sign out") {
+				t.Fatal("the refusal signed the browser in")
+			}
+			// Each refusal sets a new form token; read it for the next case.
+			_, b := s.get(c, "/login")
+			token = csrfField.FindStringSubmatch(b)[1]
+		})
+	}
+}
+
+func TestSecurityHeaders(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleReader)
+	for _, path := range []string{"/login", "/fleet", "/assets/htmx.min.js", "/jobs/nope"} {
+		resp, err := c.Get(s.srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		for k, want := range map[string]string{
+			"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+		} {
+			if got := resp.Header.Get(k); got != want {
+				t.Errorf("%s: %s = %q, want %q", path, k, got, want)
+			}
+		}
+	}
+	// The session cookie is out of scripts' reach and never sent by
+	// another site.
+	resp, err := s.browser().Get(s.srv.URL + "/login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	cookies := resp.Cookies()
+	if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
+		t.Fatalf("sign-in cookie %+v: want one, HttpOnly and SameSite=Strict", cookies)
+	}
+}
+
+// Pages hold no inline script: the policy would block it, and the
+// console must work under it.
+func TestNoInlineScript(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleAdmin)
+	inline := regexp.MustCompile(`<script(?:\s[^>]*)?>\s*[^<\s]|\son[a-z]+="`)
+	pages := []string{"/fleet", "/jobs", "/targets/web1", "/events", "/alerts", "/audit", "/keys", "/targets/web1/delete"}
+	for _, path := range pages {
+		status, body := s.get(c, path)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d\n%s", path, status, body)
+		}
+		if m := inline.FindString(body); m != "" {
+			t.Errorf("%s has inline script: %q", path, m)
+		}
+	}
+	t.Logf("%d pages checked", len(pages))
+}
+
+func TestCSRF(t *testing.T) {
+	s := newSite(t)
+	c, token := s.signIn(catalog.RoleOperator)
+	for _, tc := range []struct {
+		name string
+		form url.Values
+	}{
+		{"no token", url.Values{}},
+		{"another session's token", url.Values{"csrf": {strings.Repeat("0", len(token))}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			status, body := s.post(c, "/targets/web1/pause", tc.form)
+			if status != http.StatusForbidden || !strings.Contains(body, "csrf") {
+				t.Fatalf("got %d, want 403 naming the csrf token\n%s", status, body)
+			}
+		})
+	}
+	target, err := s.db.FindTarget(context.Background(), "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(target.Flags, muster.FlagPaused) {
+		t.Fatalf("web1 flags %v after refused pauses, want it not paused", target.Flags)
+	}
+	if status, body := s.post(c, "/targets/web1/pause", url.Values{"csrf": {token}, "back": {"/fleet"}}); status != http.StatusSeeOther {
+		t.Fatalf("pause with the token: %d\n%s", status, body)
+	}
+	entries, err := s.db.FindAudit(context.Background(), catalog.AuditFilter{Target: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) == 0 || entries[0].Action != muster.AuditTargetPause || entries[0].Actor.Name != "operator-key" {
+		t.Fatalf("audit of the pause: %+v, want target.pause by operator-key first", entries)
+	}
+}
+
+// A reader's session shows no control that changes anything, and the
+// server refuses what a reader forges, whatever the page offered.
+func TestReaderRefused(t *testing.T) {
+	s := newSite(t)
+	c, token := s.signIn(catalog.RoleReader)
+	for _, path := range []string{"/fleet", "/targets/web1", "/jobs"} {
+		_, body := s.get(c, path)
+		if n := strings.Count(body, `method="post"`); n != 1 || !strings.Contains(body, `action="/logout"`) {
+			t.Errorf("a reader's %s has %d forms that post, want only sign out", path, n)
+		}
+		if strings.Contains(body, "Delete…") {
+			t.Errorf("a reader's %s links to deleting a target", path)
+		}
+	}
+	forged := []string{"/targets/web1/pause", "/targets/web1/poll", "/targets/web1/resync", "/targets/web1/delete",
+		"/jobs/any/start", "/jobs/any/stop", "/instructions/web1/1/retry", "/keys"}
+	for _, path := range forged {
+		status, body := s.post(c, path, url.Values{"csrf": {token}, "confirm": {"web1"}, "name": {"x"}, "role": {"admin"}})
+		if status != http.StatusForbidden {
+			t.Errorf("reader POST %s: %d, want 403\n%s", path, status, body)
+		}
+	}
+	if len(s.poked) != 0 {
+		t.Errorf("a reader's forged poll reached targets %v", s.poked)
+	}
+	t.Logf("%d forged posts refused", len(forged))
+	// An operator may pause but not delete or manage keys.
+	op, optoken := s.signIn(catalog.RoleOperator)
+	for path, want := range map[string]int{"/targets/web2/delete": http.StatusForbidden, "/keys": http.StatusForbidden, "/targets/web2/pause": http.StatusSeeOther} {
+		if status, body := s.post(op, path, url.Values{"csrf": {optoken}, "confirm": {"web2"}, "name": {"x"}, "role": {"reader"}}); status != want {
+			t.Errorf("operator POST %s: %d, want %d\n%s", path, status, want, body)
+		}
+	}
+}
+
+func TestSessionExpires(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleReader)
+	s.clock.Advance(catalog.SessionTTL - time.Minute)
+	if status, _ := s.get(c, "/fleet"); status != http.StatusOK {
+		t.Fatalf("a minute before the session ends: %d, want 200", status)
+	}
+	s.clock.Advance(2 * time.Minute)
+	resp, err := c.Get(s.srv.URL + "/fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login") {
+		t.Fatalf("after the session ended: %d to %q, want 303 to the sign-in page", resp.StatusCode, resp.Header.Get("Location"))
+	}
+}
+
+func TestRevokingTheKeyEndsItsSessions(t *testing.T) {
+	s := newSite(t)
+	c, token := s.signIn(catalog.RoleOperator)
+	admin, adminToken := s.signIn(catalog.RoleAdmin)
+	if status, body := s.post(admin, "/keys/operator-key/revoke", url.Values{"csrf": {adminToken}}); status != http.StatusSeeOther {
+		t.Fatalf("revoke from the console: %d\n%s", status, body)
+	}
+	status, body := s.post(c, "/targets/web1/pause", url.Values{"csrf": {token}})
+	if status != http.StatusUnauthorized || !strings.Contains(body, "revoked") {
+		t.Fatalf("a revoked key's session: %d, want 401 saying it was revoked\n%s", status, body)
+	}
+	entries, err := s.db.FindAudit(context.Background(), catalog.AuditFilter{Actor: "admin-key"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 || entries[0].Action != muster.AuditKeyRevoke {
+		t.Fatalf("audit by admin-key: %+v, want the revocation", entries)
+	}
+}
+
+func TestLoginLink(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	admin, err := s.db.AuthenticateAPIKey(ctx, pki.HashSecret(s.keys[catalog.RoleAdmin]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := muster.Actor{Kind: muster.ActorKey, Name: admin.Name, Role: admin.Role}
+	if _, err := s.db.CreateLoginLink(ctx, "h", catalog.KeyIdentity{Name: "reader-key", Role: catalog.RoleReader, ID: 3}, catalog.RoleAdmin, time.Minute, actor); muster.ErrorCode(err) != muster.EFORBIDDEN {
+		t.Fatalf("a reader's link as admin: %v, want forbidden", err)
+	}
+	if _, err := s.db.CreateLoginLink(ctx, "h", admin, catalog.RoleReader, 48*time.Hour, actor); muster.ErrorCode(err) != muster.EINVALID {
+		t.Fatalf("a link for two days: %v, want invalid", err)
+	}
+	secret := "mll_" + pki.RandomSecret()
+	if _, err := s.db.CreateLoginLink(ctx, pki.HashSecret(secret), admin, catalog.RoleReader, time.Minute, actor); err != nil {
+		t.Fatal(err)
+	}
+	c := s.browser()
+	resp, err := c.Get(s.srv.URL + httpapi.LoginPath + "?secret=" + secret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/fleet" {
+		t.Fatalf("opening the link: %d to %q, want 303 to /fleet", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	status, body := s.get(c, "/fleet")
+	if status != http.StatusOK || !strings.Contains(body, "admin-key") || !strings.Contains(body, `class="role">reader`) {
+		t.Fatalf("the link's session: %d, want admin-key in the reader role\n%s", status, body)
+	}
+	// The link works once.
+	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret); status != http.StatusUnauthorized || !strings.Contains(body, "works once") {
+		t.Fatalf("the link opened again: %d\n%s", status, body)
+	}
+	// An expired link does not open.
+	late := "mll_" + pki.RandomSecret()
+	if _, err := s.db.CreateLoginLink(ctx, pki.HashSecret(late), admin, "", time.Minute, actor); err != nil {
+		t.Fatal(err)
+	}
+	s.clock.Advance(2 * time.Minute)
+	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+late); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+		t.Fatalf("an expired link: %d\n%s", status, body)
+	}
+}
+
+// After signing in, the form goes back only to a page of the console,
+// never to another site.
+func TestSignInGoesOnlyToLocalPages(t *testing.T) {
+	s := newSite(t)
+	for next, want := range map[string]string{
+		"/jobs?failed=1":       "/jobs?failed=1",
+		"//evil.example/fleet": "/fleet",
+		"https://evil.example": "/fleet",
+		`/\evil.example`:       "/fleet",
+	} {
+		c := s.browser()
+		_, body := s.get(c, "/login")
+		token := csrfField.FindStringSubmatch(body)[1]
+		resp, err := c.PostForm(s.srv.URL+"/login", url.Values{"csrf": {token}, "key": {s.keys[catalog.RoleReader]}, "next": {next}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if got := resp.Header.Get("Location"); resp.StatusCode != http.StatusSeeOther || got != want {
+			t.Errorf("next=%q: %d to %q, want 303 to %q", next, resp.StatusCode, got, want)
+		}
+	}
+}

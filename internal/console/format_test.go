@@ -1,0 +1,61 @@
+package console
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+)
+
+func TestOffset(t *testing.T) {
+	for minutes, want := range map[int]string{0: "UTC+00:00", 60: "UTC+01:00", -330: "UTC-05:30", 345: "UTC+05:45", -600: "UTC-10:00"} {
+		if got := offset(minutes); got != want {
+			t.Errorf("offset(%d) = %q, want %q", minutes, got, want)
+		}
+	}
+}
+
+func TestLocalTime(t *testing.T) {
+	at := time.Date(2026, 12, 5, 22, 30, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		name string
+		t    muster.Target
+		want string
+	}{
+		{"never polled", muster.Target{}, "never polled"},
+		{"east of UTC", muster.Target{LocalTime: &at, TimeZone: "Asia/Kolkata", UTCOffsetMinutes: 330}, "04:00 Asia/Kolkata (UTC+05:30)"},
+		{"west of UTC", muster.Target{LocalTime: &at, TimeZone: "America/New_York", UTCOffsetMinutes: -300}, "17:30 America/New_York (UTC-05:00)"},
+		{"no zone name", muster.Target{LocalTime: &at}, "22:30 local (UTC+00:00)"},
+	} {
+		if got := localTime(tc.t); got != tc.want {
+			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestBadges(t *testing.T) {
+	for _, tc := range []struct {
+		status string
+		flags  []string
+		want   []string
+	}{
+		{muster.StatusNormal, []string{}, []string{"normal"}},
+		{muster.StatusNormal, []string{muster.FlagPaused}, []string{"normal", "paused"}},
+		{muster.StatusSuspectedOffline, []string{muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagDeleted},
+			[]string{"suspected_offline", "blocked", "deleted"}},
+	} {
+		if got := badges(muster.Target{Status: tc.status, Flags: tc.flags}); !slices.Equal(got, tc.want) {
+			t.Errorf("badges(%s, %v) = %v, want %v", tc.status, tc.flags, got, tc.want)
+		}
+	}
+}
+
+func TestLocalPath(t *testing.T) {
+	for p, want := range map[string]bool{"/fleet": true, "/": true, "/jobs?failed=1": true, "": false, "//evil": false,
+		`/\evil`: false, "https://evil": false, "fleet": false} {
+		if got := localPath(p); got != want {
+			t.Errorf("localPath(%q) = %v, want %v", p, got, want)
+		}
+	}
+}

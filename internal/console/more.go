@@ -1,0 +1,96 @@
+package console
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+func (s *Server) events(w http.ResponseWriter, r *http.Request, v *view) error {
+	events, err := s.DB.FindEvents(r.Context(), catalog.EventFilter{Target: r.URL.Query().Get("target"), Job: r.URL.Query().Get("job"), Limit: 200})
+	if err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Live, v.Data = "Events", "events", r.URL.RequestURI(), events
+	return s.render(w, http.StatusOK, "events", v)
+}
+
+// alertsPage is the alerts and the operators they notify.
+type alertsPage struct {
+	Alerts    []muster.Alert
+	Operators []muster.Operator
+}
+
+func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
+	var p alertsPage
+	var err error
+	if p.Alerts, err = s.DB.FindAlerts(r.Context()); err != nil {
+		return err
+	}
+	if p.Operators, err = s.DB.FindOperators(r.Context()); err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Data = "Alerts and operators", "alerts", p
+	return s.render(w, http.StatusOK, "alerts", v)
+}
+
+func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *view) error {
+	q := r.URL.Query()
+	entries, err := s.DB.FindAudit(r.Context(), catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: 100})
+	if err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Live, v.Data = "Audit log", "audit", r.URL.RequestURI(), entries
+	return s.render(w, http.StatusOK, "audit", v)
+}
+
+// keysPage lists API keys, with the secret of one just made.
+type keysPage struct {
+	Keys    []muster.APIKey
+	Created *httpapi.KeyResponse
+}
+
+func (s *Server) keys(w http.ResponseWriter, r *http.Request, v *view) error {
+	return s.showKeys(w, r, v, nil)
+}
+
+func (s *Server) showKeys(w http.ResponseWriter, r *http.Request, v *view, created *httpapi.KeyResponse) error {
+	keys, err := s.DB.FindAPIKeys(r.Context())
+	if err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Data = "API keys", "keys", keysPage{Keys: keys, Created: created}
+	return s.render(w, http.StatusOK, "keys", v)
+}
+
+// createKey makes an API key and shows its secret, once.
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request, v *view) error {
+	ttl := time.Duration(0)
+	if days := r.PostFormValue("ttl_days"); days != "" {
+		n, err := strconv.Atoi(days)
+		if err != nil || n < 0 {
+			return muster.Errorf(muster.EINVALID, "ttl_days: %q is not a number of days", days)
+		}
+		ttl = time.Duration(n) * 24 * time.Hour
+	}
+	secret := httpapi.NewAPIKeySecret()
+	k, err := s.DB.CreateAPIKey(r.Context(), catalog.NewAPIKey{Name: r.PostFormValue("name"), Role: r.PostFormValue("role"), TTL: ttl},
+		pki.HashSecret(secret), httpapi.Actor(v.Key, r))
+	if err != nil {
+		return err
+	}
+	return s.showKeys(w, r, v, &httpapi.KeyResponse{APIKey: k, Key: secret})
+}
+
+func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, v *view) error {
+	if _, err := s.DB.RevokeAPIKey(r.Context(), r.PathValue("name"), httpapi.Actor(v.Key, r)); err != nil {
+		return err
+	}
+	http.Redirect(w, r, "/keys", http.StatusSeeOther)
+	return nil
+}

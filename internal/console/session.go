@@ -1,0 +1,172 @@
+package console
+
+import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// Cookies. The session cookie holds the session's secret; the master keeps
+// its hash. The sign-in cookie holds a random token the sign-in form
+// repeats (double submit), so that no other site can sign a browser in.
+const (
+	sessionCookie = "muster_session"
+	signInCookie  = "muster_signin"
+)
+
+// csrfToken is the CSRF token of a session: derived from the session's
+// secret, so a page of another site, which cannot read the cookie, cannot
+// know it, and the master stores nothing more.
+func csrfToken(secret string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte("muster console csrf"))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// checkCSRF refuses a POST whose csrf field (or X-CSRF-Token header) is not
+// want.
+func checkCSRF(r *http.Request, want string) error {
+	got := r.Header.Get("X-CSRF-Token")
+	if got == "" {
+		got = r.PostFormValue("csrf")
+	}
+	if want == "" || !hmac.Equal([]byte(got), []byte(want)) {
+		return muster.Errorf(muster.EFORBIDDEN, "csrf: the form's token does not match your session; reload the page and try again")
+	}
+	return nil
+}
+
+// session returns the view of a request's signed-in session.
+func (s *Server) session(r *http.Request) (*view, error) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return nil, muster.Errorf(muster.EUNAUTHORIZED, "you are signed out; sign in with an API key or a login link")
+	}
+	k, err := s.DB.AuthenticateSession(r.Context(), pki.HashSecret(c.Value))
+	if err != nil {
+		return nil, err
+	}
+	if k.Scope.Limited() {
+		return nil, scopedRefusal(k.Name)
+	}
+	token := csrfToken(c.Value)
+	return &view{s: s, Key: k, CSRF: token, csrf: token}, nil
+}
+
+// scopedRefusal refuses a scoped key: the console shows the whole fleet.
+func scopedRefusal(name string) error {
+	return muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped, and the console shows the whole fleet: sign in with a key without scopes, or use the API and CLI, which keep to the scope", name)
+}
+
+// setSession sets the session cookie for secret, until expires.
+func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.Time) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", Expires: expires,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+}
+
+// loginPage is the sign-in form's data.
+type loginPage struct {
+	Next    string
+	Token   string
+	Message string
+}
+
+// loginForm shows the sign-in form, with a fresh double-submit token.
+func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
+	s.showLogin(w, r, http.StatusOK, "")
+}
+
+func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
+	token := pki.RandomSecret()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	next := r.URL.Query().Get("next")
+	if next == "" {
+		next = r.PostFormValue("next")
+	}
+	if !localPath(next) {
+		next = "/fleet"
+	}
+	v := &view{s: s, Title: "Sign in", Data: loginPage{Next: next, Token: token, Message: msg}}
+	if err := s.render(w, status, "login", v); err != nil {
+		s.Log.Error("console", "path", r.URL.Path, "err", err)
+	}
+}
+
+// login signs in with an API key typed into the form.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) {
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	c, err := r.Cookie(signInCookie)
+	if err != nil || c.Value == "" || !hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf"))) {
+		s.showLogin(w, r, http.StatusForbidden, "The sign-in form expired or came from elsewhere; try again.")
+		return
+	}
+	key := strings.TrimSpace(r.PostFormValue("key"))
+	if key == "" {
+		s.showLogin(w, r, http.StatusBadRequest, "key: paste an API key (muster apikey create makes one).")
+		return
+	}
+	secret := pki.RandomSecret()
+	k, expires, err := s.DB.StartSession(r.Context(), pki.HashSecret(key), pki.HashSecret(secret), httpapi.Source(r))
+	if err == nil && k.Scope.Limited() {
+		s.DB.EndSession(r.Context(), pki.HashSecret(secret))
+		err = scopedRefusal(k.Name)
+	}
+	if err != nil {
+		status := http.StatusUnauthorized
+		if muster.ErrorCode(err) == muster.EFORBIDDEN {
+			status = http.StatusForbidden
+		}
+		if muster.ErrorCode(err) == muster.EINTERNAL {
+			s.Log.Error("console sign-in", "err", err)
+			status = http.StatusInternalServerError
+		}
+		s.showLogin(w, r, status, muster.ErrorMessage(err))
+		return
+	}
+	s.setSession(w, secret, expires)
+	next := r.PostFormValue("next")
+	if !localPath(next) {
+		next = "/fleet"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
+}
+
+// openLink spends a login link, sets the session cookie, and goes to the
+// fleet page.
+func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
+	link := r.URL.Query().Get("secret")
+	secret := pki.RandomSecret()
+	k, expires, err := s.DB.OpenLoginLink(r.Context(), pki.HashSecret(link), pki.HashSecret(secret), httpapi.Source(r))
+	if err == nil && k.Scope.Limited() {
+		s.DB.EndSession(r.Context(), pki.HashSecret(secret))
+		err = scopedRefusal(k.Name)
+	}
+	if err != nil {
+		s.fail(w, r, nil, err)
+		return
+	}
+	s.setSession(w, secret, expires)
+	http.Redirect(w, r, "/fleet", http.StatusSeeOther)
+}
+
+// logout ends the session.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request, v *view) error {
+	c, err := r.Cookie(sessionCookie)
+	if err == nil {
+		if err := s.DB.EndSession(r.Context(), pki.HashSecret(c.Value)); err != nil {
+			return err
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/login", http.StatusSeeOther)
+	return nil
+}
