@@ -269,4 +269,15 @@ func TestConsole(t *testing.T) {
 			t.Errorf("%s: fetched %d times, %d bytes: want 2 fetches of a page", p.Page, p.Latency.Count, p.Bytes)
 		}
 	}
+	figures := make([]string, len(r.Pages))
+	for i := range r.Pages {
+		figures[i] = fmt.Sprintf("pages[%d].latency.p99_ms", i)
+	}
+	checkBudget(t, r, figures...)
+	// The budget is for 1,000 targets: reported, not counted.
+	for _, c := range r.Budget {
+		if c.For == "" {
+			t.Errorf("budget %q counted at 20 targets", c.Figure)
+		}
+	}
 }

@@ -154,6 +154,27 @@ func (t *timedReads) FindAPIKeys(p0 context.Context, p1 string) ([]APIKeyRow, er
 	return r0, r1
 }
 
+func (t *timedReads) FindConsoleLink(p0 context.Context, p1 string) (ConsoleTokenRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindConsoleLink(p0, p1)
+	t.observe("FindConsoleLink", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedReads) FindConsoleSession(p0 context.Context, p1 string) (ConsoleTokenRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindConsoleSession(p0, p1)
+	t.observe("FindConsoleSession", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedReads) FindOutcomes(p0 context.Context) ([]OutcomeRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindOutcomes(p0)
+	t.observe("FindOutcomes", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) FindAudit(p0 context.Context, p1 AuditFilter) ([]muster.AuditEntry, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindAudit(p0, p1)
@@ -578,6 +599,41 @@ func (t *timedTx) SetKeysUsed(p0 context.Context, p1 map[int64]time.Time) error 
 	start := time.Now()
 	r0 := t.tx.SetKeysUsed(p0, p1)
 	t.observe("SetKeysUsed", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) InsertConsoleLink(p0 context.Context, p1 ConsoleTokenRow, p2 string) error {
+	start := time.Now()
+	r0 := t.tx.InsertConsoleLink(p0, p1, p2)
+	t.observe("InsertConsoleLink", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) UseConsoleLink(p0 context.Context, p1 int64, p2 time.Time) (bool, error) {
+	start := time.Now()
+	r0, r1 := t.tx.UseConsoleLink(p0, p1, p2)
+	t.observe("UseConsoleLink", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedTx) InsertConsoleSession(p0 context.Context, p1 ConsoleTokenRow, p2 string, p3 string) error {
+	start := time.Now()
+	r0 := t.tx.InsertConsoleSession(p0, p1, p2, p3)
+	t.observe("InsertConsoleSession", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) DeleteConsoleSession(p0 context.Context, p1 string) error {
+	start := time.Now()
+	r0 := t.tx.DeleteConsoleSession(p0, p1)
+	t.observe("DeleteConsoleSession", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) DeleteConsoleTokens(p0 context.Context, p1 time.Time) error {
+	start := time.Now()
+	r0 := t.tx.DeleteConsoleTokens(p0, p1)
+	t.observe("DeleteConsoleTokens", time.Since(start))
 	return r0
 }
 
