@@ -416,3 +416,39 @@ func TestSignInGoesOnlyToLocalPages(t *testing.T) {
 		}
 	}
 }
+
+// A target that left the fleet is not among the active ones; the status
+// filter lists it apart, with no control that acts on a target.
+func TestFleetListsTargetsThatLeft(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	web2, err := s.db.AuthenticateTarget(ctx, "serial-web2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.signIn(catalog.RoleAdmin)
+	_, body := s.get(c, "/fleet")
+	if !strings.Contains(body, `data-target="web1"`) || strings.Contains(body, `data-target="web2"`) {
+		t.Errorf("the fleet lists the defected web2 among its targets, or not web1:\n%s", body)
+	}
+	if !strings.Contains(body, `<option value="defected">defected (1)</option>`) {
+		t.Errorf("the status filter does not count one defected target:\n%s", body)
+	}
+	status, body := s.get(c, "/fleet?status=defected")
+	if status != http.StatusOK {
+		t.Fatalf("/fleet?status=defected: %d\n%s", status, body)
+	}
+	row := regexp.MustCompile(`(?s)<tr data-target="web2">.*?</tr>`).FindString(body)
+	if row == "" || strings.Contains(body, `data-target="web1"`) {
+		t.Fatalf("the defected list does not hold web2 alone:\n%s", body)
+	}
+	if strings.Contains(row, `method="post"`) || strings.Contains(row, "Delete…") {
+		t.Errorf("a defected target's row has controls:\n%s", row)
+	}
+	if status, _ := s.get(c, "/fleet?status=asleep"); status != http.StatusBadRequest {
+		t.Errorf("/fleet?status=asleep: %d, want 400", status)
+	}
+}

@@ -87,11 +87,19 @@ func skew(ms int64) string {
 func (s *Server) fleet(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
 	p := fleetPage{Status: q.Get("status"), Group: q.Get("group"), Query: strings.TrimSpace(q.Get("q")), Page: pageNumber(r),
-		Statuses: []string{muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDeleted}}
+		Statuses: []string{muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDiskFull,
+			muster.FlagDeleted, muster.StatusDefected}}
 	if p.Status != "" && !slices.Contains(p.Statuses, p.Status) {
-		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused or deleted", p.Status)
+		return muster.Errorf(muster.EINVALID, "status: %q is not a status; use normal, suspected_offline, blocked, paused, disk_full, deleted or defected", p.Status)
 	}
 	targets, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{})
+	if err != nil {
+		return err
+	}
+	// Targets that left the fleet are listed apart, as `target list
+	// --status defected` lists them: their history stays, their names may
+	// be enlisted again.
+	gone, err := s.DB.FindTargets(r.Context(), catalog.TargetFilter{Status: muster.StatusDefected})
 	if err != nil {
 		return err
 	}
@@ -109,12 +117,17 @@ func (s *Server) fleet(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.Group != "" && !slices.Contains(p.Groups, p.Group) {
 		return muster.Errorf(muster.ENOTFOUND, "group: no target group named %q", p.Group)
 	}
-	p.All, p.Counts = len(targets), map[string]int{}
-	var match []muster.Target
+	p.All, p.Counts = len(targets), map[string]int{muster.StatusDefected: len(gone)}
 	for _, t := range targets {
 		for _, b := range badges(t) {
 			p.Counts[b]++
 		}
+	}
+	if p.Status == muster.StatusDefected {
+		targets = gone
+	}
+	var match []muster.Target
+	for _, t := range targets {
 		if p.Status != "" && !slices.Contains(badges(t), p.Status) {
 			continue
 		}
