@@ -383,6 +383,10 @@ type EnlistTokenRow struct {
 type JobQuery struct {
 	Name     string // one job by name
 	TargetID int64  // the jobs that run on a target
+	// Posting reads only what posting an instruction needs: each target's
+	// id and name, without the job's groups, the groups each target is in,
+	// or the last outcomes, which a START or a STOP does not use.
+	Posting bool
 }
 
 // JobRow is a job as stored: its definition is the JSON of muster.Job
