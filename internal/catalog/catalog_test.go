@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -398,6 +399,84 @@ func TestHeartbeatsFlush(t *testing.T) {
 		}
 		if checked != 2 {
 			t.Fatalf("checked %d targets, want 2", checked)
+		}
+	})
+}
+
+// A START fanned out to many targets (posted on SQLite in one statement
+// for the counters, one for the instructions and one for the audit
+// entry's targets) gives every target the next number of its own
+// sequence, each target's download list the START with its run and its
+// expiry, and the audit entry every target.
+func TestStartFannedOut(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		const n = 510
+		ids := map[string]catalog.TargetIdentity{}
+		var names []string
+		for i := range n {
+			name := fmt.Sprintf("t%03d", i)
+			ids[name] = enlist(t, db, name)
+			names = append(names, name)
+		}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("wide", names...)}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		// One more instruction to the first ten: their counters are ahead.
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "wide", Targets: names[:10]}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "wide"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Runs) != n {
+			t.Fatalf("got %d runs, want %d", len(res.Runs), n)
+		}
+		checked := 0
+		for i, r := range res.Runs {
+			want := int64(2) // the INSERT, then this START
+			if i < 10 {
+				want = 3
+			}
+			if r.Seq != want {
+				t.Errorf("%s: seq %d, want %d", r.Target, r.Seq, want)
+			}
+			ins, err := db.PendingInstructions(ctx, ids[r.Target].ID, r.Seq-1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ins) != 1 || ins[0].Seq != r.Seq || ins[0].Operation != muster.OpStart || !strings.Contains(string(ins[0].Payload), r.RunID) {
+				t.Fatalf("%s: pending after %d: %+v, want the START of run %s at %d", r.Target, r.Seq-1, ins, r.RunID, r.Seq)
+			}
+			checked++
+		}
+		if checked != n {
+			t.Errorf("checked %d targets, want %d", checked, n)
+		}
+		// Each START holds its expiry as a time the catalog compares.
+		if active, err := db.Store().ActiveStarts(ctx, "wide", clk.Now()); err != nil || active != n+10 {
+			t.Errorf("STARTs under way: %d (%v), want %d", active, err, n+10)
+		}
+		if active, err := db.Store().ActiveStarts(ctx, "wide", clk.Now().Add(11*time.Minute)); err != nil || active != 0 {
+			t.Errorf("STARTs under way once expired: %d (%v), want 0", active, err)
+		}
+		// The audit entry names every target.
+		for _, name := range []string{names[0], names[n-1]} {
+			entries, err := db.FindAudit(ctx, catalog.AuditFilter{Target: name, Job: "wide"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			starts := 0
+			for _, e := range entries {
+				if e.Action == muster.AuditJobStart {
+					starts++
+				}
+			}
+			if want := map[bool]int{true: 2, false: 1}[name == names[0]]; starts != want {
+				t.Errorf("audit entries of starts on %s: %d, want %d", name, starts, want)
+			}
 		}
 	})
 }

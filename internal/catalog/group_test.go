@@ -142,3 +142,75 @@ func TestNextFiresThroughAGroup(t *testing.T) {
 		}
 	})
 }
+
+// A START reads the job as posting needs it (JobQuery.Posting): the same
+// effective targets, with the same ids, as the full read, through the
+// job's own list and through its groups, and a START reaches each once.
+func TestPostingReadOfAJob(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		for _, n := range []string{"db1", "web1", "web2"} {
+			enlist(t, db, n)
+		}
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		j := job("deploy", "db1", "web2")
+		j.Groups = []string{"web"}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+
+		full, err := db.Store().FindJobs(ctx, catalog.JobQuery{Name: "deploy"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		lean, err := db.Store().FindJobs(ctx, catalog.JobQuery{Name: "deploy", Posting: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(full) != 1 || len(lean) != 1 {
+			t.Fatalf("got %d and %d jobs, want 1 and 1", len(full), len(lean))
+		}
+		if lean[0].ID != full[0].ID || lean[0].Version != full[0].Version || string(lean[0].Definition) != string(full[0].Definition) {
+			t.Errorf("posting read: job %d v%d, want %d v%d with the same definition", lean[0].ID, lean[0].Version, full[0].ID, full[0].Version)
+		}
+		if len(lean[0].Groups) != 0 {
+			t.Errorf("posting read: groups %v, want none read", lean[0].Groups)
+		}
+		if len(lean[0].Targets) != len(full[0].Targets) {
+			t.Fatalf("posting read: %d targets, want %d", len(lean[0].Targets), len(full[0].Targets))
+		}
+		for i, got := range lean[0].Targets {
+			want := full[0].Targets[i]
+			if got.Target != want.Target || got.TargetID != want.TargetID {
+				t.Errorf("target %d: got %s (%d), want %s (%d)", i, got.Target, got.TargetID, want.Target, want.TargetID)
+			}
+			if got.Explicit || len(got.Via) != 0 {
+				t.Errorf("target %s: explicit %v via %v, want neither read", got.Target, got.Explicit, got.Via)
+			}
+		}
+
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, r := range res.Runs {
+			got = append(got, r.Target)
+		}
+		if want := []string{"db1", "web1", "web2"}; !slices.Equal(got, want) {
+			t.Errorf("START went to %v, want %v", got, want)
+		}
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Targets: []string{"other"}}, admin); muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("START to a target the job does not run on: got %v, want EINVALID", err)
+		}
+		if _, err := db.StopJob(ctx, "nope", nil, admin); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("STOP of no job: got %v, want ENOTFOUND", err)
+		}
+	})
+}

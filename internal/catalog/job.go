@@ -600,13 +600,25 @@ func (tx *tx) loadJobs(q JobQuery) (map[string]storedJob, error) {
 
 // loadJob reads one job by name.
 func (tx *tx) loadJob(name string) (storedJob, error) {
-	jobs, err := tx.loadJobs(JobQuery{Name: name})
+	return tx.loadOne(JobQuery{Name: name})
+}
+
+// loadJobToPost reads one job by name with only what posting START or
+// STOP to its targets needs (JobQuery.Posting): its definition and its
+// targets' ids and names. Its job has neither Targets nor Groups.
+func (tx *tx) loadJobToPost(name string) (storedJob, error) {
+	return tx.loadOne(JobQuery{Name: name, Posting: true})
+}
+
+// loadOne reads the job q names.
+func (tx *tx) loadOne(q JobQuery) (storedJob, error) {
+	jobs, err := tx.loadJobs(q)
 	if err != nil {
 		return storedJob{}, err
 	}
-	j, ok := jobs[name]
+	j, ok := jobs[q.Name]
 	if !ok {
-		return storedJob{}, noJob(name)
+		return storedJob{}, noJob(q.Name)
 	}
 	return j, nil
 }
@@ -617,6 +629,14 @@ func (tx *tx) lockJob(name string) (storedJob, error) {
 		return storedJob{}, err
 	}
 	return tx.loadJob(name)
+}
+
+// lockJobToPost takes a job's row, then reads it as loadJobToPost does.
+func (tx *tx) lockJobToPost(name string) (storedJob, error) {
+	if err := tx.LockJobs(tx.ctx, []string{name}); err != nil {
+		return storedJob{}, err
+	}
+	return tx.loadJobToPost(name)
 }
 
 // jobForTarget returns the named job and whether it runs on the target.

@@ -78,7 +78,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 				return err
 			}
 		}
-		job, err := tx.loadJob(req.Job)
+		job, err := tx.loadJobToPost(req.Job)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		if limit > 0 {
 			// Counting the job's runs under way decides how many start now:
 			// take the job's row first, so that two starts count in turn.
-			if job, err = tx.lockJob(req.Job); err != nil {
+			if job, err = tx.lockJobToPost(req.Job); err != nil {
 				return err
 			}
 		}
@@ -198,7 +198,7 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 	}
 	var ch muster.JobChange
 	err := c.update(ctx, func(tx *tx) error {
-		job, err := tx.loadJob(name)
+		job, err := tx.loadJobToPost(name)
 		if err != nil {
 			return err
 		}
@@ -243,7 +243,7 @@ func (tx *tx) queueStart(jobID, targetID int64, q queuedStart) error {
 // START, so one is never posted twice, however many masters release at
 // once.
 func (tx *tx) releaseQueued(job string) error {
-	sj, err := tx.lockJob(job)
+	sj, err := tx.lockJobToPost(job)
 	if muster.ErrorCode(err) == muster.ENOTFOUND {
 		return nil
 	}

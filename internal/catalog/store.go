@@ -401,6 +401,10 @@ type JobQuery struct {
 	// WithoutTargets leaves out each job's targets and outcomes, for a
 	// list of definitions that reads them apart (FindOutcomes).
 	WithoutTargets bool
+	// Posting reads only what posting an instruction needs: each target's
+	// id and name, without the job's groups, the groups each target is in,
+	// or the last outcomes, which a START or a STOP does not use.
+	Posting bool
 }
 
 // OutcomeRow is the last outcome of a job on one of its targets.

@@ -51,7 +51,8 @@ func (s *Queries) InsertAudit(ctx context.Context, entries []muster.AuditEntry) 
 const maxSubjectRows = 300
 
 // InsertAuditSubjects records the jobs and targets of entries, whose ids
-// are ids, in statements of up to maxSubjectRows rows.
+// are ids: on SQLite in one statement, elsewhere in statements of up to
+// maxSubjectRows rows.
 func (s *Queries) InsertAuditSubjects(ctx context.Context, entries []muster.AuditEntry, ids []int64) error {
 	type subject struct {
 		id         int64
@@ -65,6 +66,20 @@ func (s *Queries) InsertAuditSubjects(ctx context.Context, entries []muster.Audi
 		for _, t := range e.Targets {
 			rows = append(rows, subject{ids[i], subjectTarget, t})
 		}
+	}
+	if len(rows) > 1 && !s.D.ArrayParams {
+		// One JSON parameter: see inJSON.
+		list := make([][]any, len(rows))
+		for i, r := range rows {
+			list[i] = []any{r.id, r.kind, r.name}
+		}
+		b, err := json.Marshal(list)
+		if err != nil {
+			return err
+		}
+		_, err = s.Q.Exec(ctx, `INSERT INTO audit_subjects (audit_id, kind, name)
+			SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each($1)`, string(b))
+		return err
 	}
 	for len(rows) > 0 {
 		n := min(len(rows), maxSubjectRows)

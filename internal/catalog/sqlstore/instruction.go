@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -119,9 +120,30 @@ func (s *Queries) Supersede(ctx context.Context, targetIDs []int64, job string, 
 	return err
 }
 
-// InsertInstructions appends instructions to download lists, one statement
-// each.
+// InsertInstructions appends instructions to download lists: several, on
+// an engine without array parameters (SQLite), in one statement that reads
+// them from one JSON parameter (a START fanned out to a thousand targets
+// is one statement); otherwise one statement each, as the engine that
+// takes arrays does only for one or two.
 func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.InstructionRow) error {
+	if len(ins) > 1 && !s.D.ArrayParams {
+		rows := make([][]any, len(ins))
+		for i, in := range ins {
+			var expires any // JSON null: no expiry
+			if in.ExpiresAt != nil {
+				expires = ms(*in.ExpiresAt)
+			}
+			rows[i] = []any{in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), ms(in.PostedAt), in.RunID, expires}
+		}
+		b, err := json.Marshal(rows)
+		if err != nil {
+			return err
+		}
+		_, err = s.Q.Exec(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
+			SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, 'pending', value ->> 5, value ->> 6, value ->> 7
+			FROM json_each($1)`, string(b))
+		return err
+	}
 	for _, in := range ins {
 		if _, err := s.Q.Exec(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
 			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)`,

@@ -37,6 +37,9 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 	for i, j := range jobs {
 		index[j.ID], ids[i] = i, j.ID
 	}
+	if f.Posting {
+		return jobs, s.postingTargets(ctx, jobs, index, ids)
+	}
 	if !f.WithoutTargets {
 		if err := s.jobTargets(ctx, jobs, index, ids); err != nil {
 			return nil, err
@@ -94,6 +97,29 @@ func (s *Queries) jobGroups(ctx context.Context, jobs []catalog.JobRow, index ma
 		jobs[i].Groups = append(jobs[i].Groups, g)
 	}
 	return groups.Err()
+}
+
+// postingTargets reads the effective targets of jobs (whose positions
+// in jobs index maps their ids to) with only their ids and names: one
+// indexed join, without the groups each target is in.
+func (s *Queries) postingTargets(ctx context.Context, jobs []catalog.JobRow, index map[int64]int, ids []int64) error {
+	a := &args{d: s.D}
+	rows, err := s.Q.Query(ctx, `SELECT jt.job_id, jt.target_id, t.name FROM job_targets jt JOIN targets t ON t.id = jt.target_id
+		WHERE `+in(a, "jt.job_id", ids)+` ORDER BY t.name`, a.vals...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var jobID int64
+		var o catalog.JobTargetRow
+		if err := rows.Scan(&jobID, &o.TargetID, &o.Target); err != nil {
+			return err
+		}
+		i := index[jobID]
+		jobs[i].Targets = append(jobs[i].Targets, o)
+	}
+	return rows.Err()
 }
 
 // GroupTargets returns the active targets in the groups a job names, each

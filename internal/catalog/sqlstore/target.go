@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/musterhq/muster/internal/catalog"
@@ -136,21 +137,58 @@ func (s *Queries) PollState(ctx context.Context, id int64) (lastSeq int64, pause
 // alone.
 func (s *Queries) LockTarget(context.Context, int64) error { return nil }
 
-// NextSeqs increments each target's counter, one statement per target.
+// NextSeqs increments the targets' counters and returns each one's new
+// value: one statement for the targets whose counter moves by the same
+// count (a START fanned out moves every one by one), returning what it set.
 func (s *Queries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
-	out := make(map[int64]int64, len(counts))
+	byCount := map[int][]int64{}
 	for id, n := range counts {
-		var seq int64
-		err := s.Q.QueryRow(ctx, `UPDATE targets SET last_seq = last_seq + $1 WHERE id = $2 RETURNING last_seq`, n, id).Scan(&seq)
-		if noRows(err) {
-			return nil, fmt.Errorf("post to target %d: no such target", id)
+		byCount[n] = append(byCount[n], id)
+	}
+	out := make(map[int64]int64, len(counts))
+	for n, ids := range byCount {
+		slices.Sort(ids)
+		a := &args{d: s.D}
+		q := `UPDATE targets SET last_seq = last_seq + ` + a.add(n)
+		if len(ids) == 1 { // the statement of every START to one target
+			q += ` WHERE id = ` + a.add(ids[0])
+		} else {
+			where, err := inJSON(a, "id", ids)
+			if err != nil {
+				return nil, err
+			}
+			q += ` WHERE ` + where
 		}
-		if err != nil {
+		if err := s.returnSeqs(ctx, q+` RETURNING id, last_seq`, a.vals, out); err != nil {
 			return nil, err
+		}
+	}
+	if len(out) != len(counts) {
+		for id := range counts {
+			if _, ok := out[id]; !ok {
+				return nil, fmt.Errorf("post to target %d: no such target", id)
+			}
+		}
+	}
+	return out, nil
+}
+
+// returnSeqs runs an update of targets' counters and adds what it
+// returns, each target's id and new counter, to out.
+func (s *Queries) returnSeqs(ctx context.Context, q string, vals []any, out map[int64]int64) error {
+	rows, err := s.Q.Query(ctx, q, vals...)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, seq int64
+		if err := rows.Scan(&id, &seq); err != nil {
+			return err
 		}
 		out[id] = seq
 	}
-	return out, nil
+	return rows.Err()
 }
 
 // RaiseSeq moves a target's counter to at least atLeast.
