@@ -21,6 +21,7 @@ import (
 	"html/template"
 	"io/fs"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -234,6 +235,44 @@ func localPath(p string) bool {
 }
 
 // pageNumber reads ?page=N, from 1.
+// pager is where a paginated page stands: its page of Pages, and the
+// links to the pages before and after it.
+type pager struct {
+	Page, Pages int
+	Prev, Next  string
+}
+
+// paginate places the pager among the pages of n items, size a page,
+// keeping its page within them, and returns the bounds of the page's items.
+func (p *pager) paginate(n, size int) (from, to int) {
+	p.Pages = max(1, (n+size-1)/size)
+	p.Page = min(max(p.Page, 1), p.Pages)
+	from = (p.Page - 1) * size
+	return from, min(from+size, n)
+}
+
+// link sets the links to the pages before and after, on path with the
+// query q (its filters), and returns the link to the page itself.
+func (p *pager) link(path string, q url.Values) string {
+	at := func(page int) string {
+		u := maps.Clone(q)
+		if page > 1 {
+			u.Set("page", strconv.Itoa(page))
+		}
+		if len(u) == 0 {
+			return path
+		}
+		return path + "?" + u.Encode()
+	}
+	if p.Page > 1 {
+		p.Prev = at(p.Page - 1)
+	}
+	if p.Page < p.Pages {
+		p.Next = at(p.Page + 1)
+	}
+	return at(p.Page)
+}
+
 func pageNumber(r *http.Request) int {
 	n, err := strconv.Atoi(r.URL.Query().Get("page"))
 	if err != nil || n < 1 {

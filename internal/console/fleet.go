@@ -27,11 +27,8 @@ type fleetPage struct {
 	Status   string
 	Group    string
 	Query    string
-	Page     int
-	Pages    int
-	Prev     string
-	Next     string
 	Statuses []string
+	pager
 }
 
 // targetRow is a target as a row of the fleet.
@@ -86,7 +83,7 @@ func skew(ms int64) string {
 
 func (s *Server) fleet(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
-	p := fleetPage{Status: q.Get("status"), Group: q.Get("group"), Query: strings.TrimSpace(q.Get("q")), Page: pageNumber(r),
+	p := fleetPage{Status: q.Get("status"), Group: q.Get("group"), Query: strings.TrimSpace(q.Get("q")), pager: pager{Page: pageNumber(r)},
 		Statuses: []string{muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked, muster.FlagPaused, muster.FlagDiskFull,
 			muster.FlagDeleted, muster.StatusDefected}}
 	if p.Status != "" && !slices.Contains(p.Statuses, p.Status) {
@@ -140,34 +137,18 @@ func (s *Server) fleet(w http.ResponseWriter, r *http.Request, v *view) error {
 		match = append(match, t)
 	}
 	p.Total = len(match)
-	p.Pages = max(1, (p.Total+fleetPageSize-1)/fleetPageSize)
-	p.Page = min(p.Page, p.Pages)
-	from := (p.Page - 1) * fleetPageSize
-	for _, t := range match[from:min(from+fleetPageSize, p.Total)] {
+	from, to := p.paginate(p.Total, fleetPageSize)
+	for _, t := range match[from:to] {
 		p.Rows = append(p.Rows, targetRow{Target: t, Groups: member[t.Name], Badges: badges(t), Skew: skew(t.ClockSkewMS), Local: localTime(t)})
 	}
-	link := func(page int) string {
-		u := url.Values{}
-		for k, val := range map[string]string{"status": p.Status, "group": p.Group, "q": p.Query} {
-			if val != "" {
-				u.Set(k, val)
-			}
+	filters := url.Values{}
+	for k, val := range map[string]string{"status": p.Status, "group": p.Group, "q": p.Query} {
+		if val != "" {
+			filters.Set(k, val)
 		}
-		if page > 1 {
-			u.Set("page", fmt.Sprint(page))
-		}
-		if len(u) == 0 {
-			return "/fleet"
-		}
-		return "/fleet?" + u.Encode()
 	}
-	if p.Page > 1 {
-		p.Prev = link(p.Page - 1)
-	}
-	if p.Page < p.Pages {
-		p.Next = link(p.Page + 1)
-	}
-	v.Title, v.Nav, v.Live, v.Data = "Fleet", "fleet", link(p.Page), p
+	v.Title, v.Nav, v.Live = "Fleet", "fleet", p.link("/fleet", filters)
+	v.Data = p
 	return s.render(w, http.StatusOK, "fleet", v)
 }
 

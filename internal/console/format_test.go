@@ -1,6 +1,7 @@
 package console
 
 import (
+	"net/url"
 	"slices"
 	"testing"
 	"time"
@@ -57,5 +58,34 @@ func TestLocalPath(t *testing.T) {
 		if got := localPath(p); got != want {
 			t.Errorf("localPath(%q) = %v, want %v", p, got, want)
 		}
+	}
+}
+
+func TestPager(t *testing.T) {
+	filters := url.Values{"group": {"eu west"}}
+	cases := []struct {
+		page, n          int
+		from, to, pages  int
+		self, prev, next string
+	}{
+		{1, 0, 0, 0, 1, "/fleet?group=eu+west", "", ""},
+		{1, 250, 0, 100, 3, "/fleet?group=eu+west", "", "/fleet?group=eu+west&page=2"},
+		{2, 250, 100, 200, 3, "/fleet?group=eu+west&page=2", "/fleet?group=eu+west", "/fleet?group=eu+west&page=3"},
+		{9, 250, 200, 250, 3, "/fleet?group=eu+west&page=3", "/fleet?group=eu+west&page=2", ""}, // past the end: the last page
+	}
+	for _, c := range cases {
+		p := pager{Page: c.page}
+		from, to := p.paginate(c.n, 100)
+		self := p.link("/fleet", filters)
+		if from != c.from || to != c.to || p.Pages != c.pages || self != c.self || p.Prev != c.prev || p.Next != c.next {
+			t.Errorf("page %d of %d items: [%d, %d) of %d pages, self %q, prev %q, next %q; want [%d, %d) of %d, %q, %q, %q",
+				c.page, c.n, from, to, p.Pages, self, p.Prev, p.Next, c.from, c.to, c.pages, c.self, c.prev, c.next)
+		}
+	}
+	if len(filters) != 1 {
+		t.Errorf("the filters were changed: %v", filters)
+	}
+	if got := (&pager{Page: 1}).link("/jobs", url.Values{}); got != "/jobs" {
+		t.Errorf("an unfiltered first page links to %q, want /jobs", got)
 	}
 }

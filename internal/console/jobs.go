@@ -1,7 +1,6 @@
 package console
 
 import (
-	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -23,10 +22,7 @@ type jobsPage struct {
 	Groups     []string
 	Group      string
 	FailedOnly bool
-	Page       int
-	Pages      int
-	Prev       string
-	Next       string
+	pager
 }
 
 // jobRow is a job with its counts and its matrix row.
@@ -51,7 +47,7 @@ func failed(s muster.RunStatus) bool {
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
-	p := jobsPage{Group: q.Get("group"), FailedOnly: q.Get("failed") == "1", Page: pageNumber(r)}
+	p := jobsPage{Group: q.Get("group"), FailedOnly: q.Get("failed") == "1", pager: pager{Page: pageNumber(r)}}
 	jobs, err := s.DB.FindJobList(r.Context())
 	if err != nil {
 		return err
@@ -96,10 +92,8 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 		all = append(all, t)
 	}
 	slices.Sort(all)
-	p.Pages = max(1, (len(all)+matrixColumns-1)/matrixColumns)
-	p.Page = min(p.Page, p.Pages)
-	from := (p.Page - 1) * matrixColumns
-	p.Targets = all[from:min(from+matrixColumns, len(all))]
+	from, to := p.paginate(len(all), matrixColumns)
+	p.Targets = all[from:to]
 	for _, j := range jobs {
 		row := jobRow{JobStatus: j, Counts: map[muster.RunStatus]int{}, Runs: len(byJob[j.Name])}
 		anyFailed, anyInGroup := false, inGroup == nil
@@ -121,29 +115,15 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 		}
 		p.Jobs = append(p.Jobs, row)
 	}
-	link := func(page int) string {
-		u := url.Values{}
-		if p.Group != "" {
-			u.Set("group", p.Group)
-		}
-		if p.FailedOnly {
-			u.Set("failed", "1")
-		}
-		if page > 1 {
-			u.Set("page", fmt.Sprint(page))
-		}
-		if len(u) == 0 {
-			return "/jobs"
-		}
-		return "/jobs?" + u.Encode()
+	filters := url.Values{}
+	if p.Group != "" {
+		filters.Set("group", p.Group)
 	}
-	if p.Page > 1 {
-		p.Prev = link(p.Page - 1)
+	if p.FailedOnly {
+		filters.Set("failed", "1")
 	}
-	if p.Page < p.Pages {
-		p.Next = link(p.Page + 1)
-	}
-	v.Title, v.Nav, v.Live, v.Data = "Jobs", "jobs", link(p.Page), p
+	v.Title, v.Nav, v.Live = "Jobs", "jobs", p.link("/jobs", filters)
+	v.Data = p
 	return s.render(w, http.StatusOK, "jobs", v)
 }
 
