@@ -91,34 +91,7 @@ func TestMasterKilledDuringDispatches(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	onMaster := map[string]int{}
-	for _, r := range runs {
-		onMaster[r.RunID]++
-		if r.Status != muster.RunSucceeded {
-			t.Errorf("run %s of %s: %s %q", r.RunID, r.Job, r.Status, r.Message)
-		}
-	}
-	ran := executions(f.readEffects())
-	lost, duplicated := 0, 0
-	for _, ref := range ids {
-		id := ref.RunID
-		switch n := ran[id]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			duplicated++
-		}
-		if onMaster[id] != 1 {
-			t.Errorf("run %s is on the master %d times", id, onMaster[id])
-		}
-		delete(ran, id)
-	}
-	for id, n := range ran {
-		t.Errorf("run %s ran %d times but no START asked for it", id, n)
-	}
-	if lost > 0 || duplicated > 0 {
-		t.Errorf("of %d dispatches, %d never ran and %d ran more than once", len(ids), lost, duplicated)
-	}
+	lost, duplicated := checkOnce(t, ids, runs, executions(f.readEffects()))
 	if kills.Load() == 0 {
 		t.Error("the master was never killed; the test proves nothing")
 	}

@@ -163,35 +163,9 @@ func (g *group) dispatchThrough(ctx context.Context, p plan, fault func(quarter 
 	if err != nil {
 		t.Fatal(err)
 	}
-	onMaster := map[string]int{}
-	for _, r := range runs {
-		onMaster[r.RunID]++
-		if r.Status != muster.RunSucceeded {
-			t.Errorf("run %s of %s: %s %q", r.RunID, r.Job, r.Status, r.Message)
-		}
-	}
-	ran := executions(g.readEffects())
-	lost, duplicated := 0, 0
-	for _, ref := range ids {
-		switch n := ran[ref.RunID]; {
-		case n == 0:
-			lost++
-		case n > 1:
-			duplicated++
-		}
-		if onMaster[ref.RunID] != 1 {
-			t.Errorf("run %s is on the master %d times", ref.RunID, onMaster[ref.RunID])
-		}
-		delete(ran, ref.RunID)
-	}
-	for id, n := range ran {
-		t.Errorf("run %s ran %d times but no START asked for it", id, n)
-	}
+	lost, duplicated := checkOnce(t, ids, runs, executions(g.readEffects()))
 	if len(ids) != len(jobs) {
 		t.Errorf("%d STARTs accepted of %d", len(ids), len(jobs))
-	}
-	if lost > 0 || duplicated > 0 {
-		t.Errorf("of %d dispatches, %d never ran and %d ran more than once", len(ids), lost, duplicated)
 	}
 	figures := map[string]any{"dispatches": len(ids), "targets": len(g.targets), "masters": len(g.masters), "lost": lost, "duplicated": duplicated,
 		"poll_interval_s": haPollInterval.Seconds()}

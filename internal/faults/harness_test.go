@@ -331,3 +331,38 @@ var reportMu sync.Mutex
 
 // ms renders a duration in milliseconds, to the tenth.
 func ms(d time.Duration) float64 { return float64(d.Round(100*time.Microsecond)) / 1e6 }
+
+// checkOnce holds the runs of the STARTs ids to "exactly once": each ran
+// once by the steps' own record (ran, from executions) and is on the
+// master once among runs, each succeeded, and nothing ran that no START
+// asked for. It returns how many never ran and how many ran more than once.
+func checkOnce(t *testing.T, ids []muster.RunRef, runs []muster.Run, ran map[string]int) (lost, duplicated int) {
+	t.Helper()
+	onMaster := map[string]int{}
+	for _, r := range runs {
+		onMaster[r.RunID]++
+		if r.Status != muster.RunSucceeded {
+			t.Errorf("run %s of %s: %s %q", r.RunID, r.Job, r.Status, r.Message)
+		}
+	}
+	for _, ref := range ids {
+		id := ref.RunID
+		switch n := ran[id]; {
+		case n == 0:
+			lost++
+		case n > 1:
+			duplicated++
+		}
+		if onMaster[id] != 1 {
+			t.Errorf("run %s is on the master %d times", id, onMaster[id])
+		}
+		delete(ran, id)
+	}
+	for id, n := range ran {
+		t.Errorf("run %s ran %d times but no START asked for it", id, n)
+	}
+	if lost > 0 || duplicated > 0 {
+		t.Errorf("of %d dispatches, %d never ran and %d ran more than once", len(ids), lost, duplicated)
+	}
+	return lost, duplicated
+}
