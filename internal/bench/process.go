@@ -118,6 +118,28 @@ func (d *daemon) ExitCode() int {
 	return d.cmd.ProcessState.ExitCode()
 }
 
+// Dump asks the process for a dump of its goroutines (SIGQUIT: the Go
+// runtime writes every goroutine's stack to the log, then exits) and waits
+// for it to go. It is for a test that found the daemon stuck.
+func (d *daemon) Dump() error {
+	if !d.Running() {
+		return nil
+	}
+	if err := d.cmd.Process.Signal(syscall.SIGQUIT); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-d.done:
+		return nil
+	case <-time.After(stopTimeout):
+		d.Kill()
+		return fmt.Errorf("%s did not exit within %s of SIGQUIT; killed", d.exe, stopTimeout)
+	}
+}
+
+// LogFile is the file that receives what the process writes.
+func (d *daemon) LogFile() string { return d.log }
+
 // Log returns what the process has written so far.
 func (d *daemon) Log() string {
 	b, _ := os.ReadFile(d.log)

@@ -68,22 +68,66 @@ func newGroup(ctx context.Context, t *testing.T, store string) *group {
 	return g
 }
 
+// stalled is how long a START may go unaccepted by both masters before
+// the test takes the live masters' goroutines and fails: far beyond a
+// failover, which takes a poll interval.
+const stalled = 3 * time.Minute
+
 // start starts job through master i with an idempotency key, as `muster
 // job start` does, resending it with the same key, through the other
-// master, while the one tried cannot answer.
+// master, while the one tried cannot answer. It logs what each master
+// answered while it cannot start, and when neither accepts it for longer
+// than stalled, it dumps the running masters' goroutines into their logs
+// and fails naming the files.
 func (g *group) start(ctx context.Context, i int, job, key string) muster.RunRef {
 	g.t.Helper()
+	began, logged := time.Now(), time.Now()
+	var last [2]error
 	for {
 		res, err := g.masters[i].Client.StartJob(ctx, job, httpapi.StartBody{IdempotencyKey: key})
 		if err == nil {
 			return res.Refs()[0]
 		}
+		last[i] = err
 		if ctx.Err() != nil {
 			g.t.Fatalf("start %s: %v", job, err)
+		}
+		if time.Since(logged) > 10*time.Second {
+			g.t.Logf("start %s not accepted for %s: master 1: %v; master 2: %v", job, time.Since(began).Round(time.Second), last[0], last[1])
+			logged = time.Now()
+		}
+		if time.Since(began) > stalled {
+			g.t.Fatalf("start %s: accepted by neither master for %s (master 1: %v; master 2: %v); %s",
+				job, stalled, last[0], last[1], g.dump())
 		}
 		i = 1 - i
 		sleep(ctx, 50*time.Millisecond)
 	}
+}
+
+// dump takes the goroutines of the running masters into their logs and
+// copies the logs to a directory the test's cleanup does not remove,
+// which it names.
+func (g *group) dump() string {
+	keep, err := os.MkdirTemp("", "muster-stall-")
+	if err != nil {
+		return fmt.Sprintf("the masters' logs could not be kept: %v", err)
+	}
+	for i, m := range g.masters {
+		if m.Running() {
+			if err := m.Dump(); err != nil {
+				g.t.Log(err)
+			}
+		}
+		b, err := os.ReadFile(m.LogFile())
+		if err == nil {
+			err = os.WriteFile(filepath.Join(keep, fmt.Sprintf("master%d.log", i+1)), b, 0o644)
+		}
+		if err != nil {
+			g.t.Logf("master %d's log: %v", i+1, err)
+		}
+	}
+	return "the masters' logs, with the goroutines of those that were running, are in " + keep
 }
 
 // inContact waits until every target has polled a master after since,
