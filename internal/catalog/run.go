@@ -155,6 +155,10 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		if err != nil {
 			return err
 		}
+		rolling, err := tx.JobsWithRunningRollouts(ctx)
+		if err != nil {
+			return err
+		}
 		for _, job := range sortedKeys(latestOf) {
 			l := latestOf[job]
 			if err := tx.SetLastOutcome(ctx, target.ID, l.run, l.row); err != nil {
@@ -163,6 +167,12 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			// A run that ended frees a max_parallel_targets slot.
 			if slices.Contains(queued, job) {
 				if err := tx.releaseQueued(job); err != nil {
+					return err
+				}
+			}
+			// A run that ended may end its rollout's wave.
+			if slices.Contains(rolling, job) {
+				if err := tx.advanceRollouts(job); err != nil {
 					return err
 				}
 			}
