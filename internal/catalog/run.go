@@ -151,11 +151,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		if len(latestOf) == 0 {
 			return nil
 		}
-		queued, err := tx.JobsWithQueuedStarts(ctx)
-		if err != nil {
-			return err
-		}
-		rolling, err := tx.JobsWithRunningRollouts(ctx)
+		queued, rolling, err := tx.JobsAwaitingRuns(ctx)
 		if err != nil {
 			return err
 		}

@@ -125,6 +125,10 @@ type Reads interface {
 	RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]RolloutTargetRow, error)
 	// JobsWithRunningRollouts returns the jobs that have a running rollout.
 	JobsWithRunningRollouts(ctx context.Context) ([]string, error)
+	// JobsAwaitingRuns returns, in one statement, the jobs with held-back
+	// STARTs and those with a running rollout: a run of theirs that ends
+	// may release a START or a wave.
+	JobsAwaitingRuns(ctx context.Context) (queued, rolling []string, err error)
 	FindRuns(ctx context.Context, f RunFilter) ([]RunRow, error)
 	// RunKey returns a run's row.
 	RunKey(ctx context.Context, targetID int64, runID string) (int64, error)

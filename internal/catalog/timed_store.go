@@ -301,6 +301,13 @@ func (t *timedReads) JobsWithRunningRollouts(p0 context.Context) ([]string, erro
 	return r0, r1
 }
 
+func (t *timedReads) JobsAwaitingRuns(p0 context.Context) ([]string, []string, error) {
+	start := time.Now()
+	r0, r1, r2 := t.r.JobsAwaitingRuns(p0)
+	t.observe("JobsAwaitingRuns", time.Since(start))
+	return r0, r1, r2
+}
+
 func (t *timedReads) FindRuns(p0 context.Context, p1 RunFilter) ([]RunRow, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindRuns(p0, p1)

@@ -66,6 +66,30 @@ func (s *Queries) JobsWithRunningRollouts(ctx context.Context) ([]string, error)
 	return texts(ctx, s.Q, `SELECT DISTINCT job_name FROM rollouts WHERE state = 'running' ORDER BY job_name`)
 }
 
+// JobsAwaitingRuns returns the jobs with held-back STARTs and those with a
+// running rollout, in one statement.
+func (s *Queries) JobsAwaitingRuns(ctx context.Context) (queued, rolling []string, err error) {
+	type jobOf struct {
+		name    string
+		rollout bool
+	}
+	jobs, err := collect(ctx, s.Q, func(r Rows) (j jobOf, err error) {
+		var kind int
+		err = r.Scan(&j.name, &kind)
+		j.rollout = kind == 1
+		return j, err
+	}, `SELECT j.name, 0 FROM queued_starts q JOIN jobs j ON j.id = q.job_id
+		UNION SELECT job_name, 1 FROM rollouts WHERE state = 'running'`)
+	for _, j := range jobs {
+		if j.rollout {
+			rolling = append(rolling, j.name)
+		} else {
+			queued = append(queued, j.name)
+		}
+	}
+	return queued, rolling, err
+}
+
 // InsertRollout stores a rollout and returns its id.
 func (s *Queries) InsertRollout(ctx context.Context, ro catalog.RolloutRow) (int64, error) {
 	var id int64
