@@ -157,6 +157,9 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 		return err // another master posts the wave
 	}
 	job, err := tx.lockJobToPost(row.Job)
+	if muster.ErrorCode(err) == muster.ENOTFOUND {
+		return nil // deleted meanwhile: its rollouts go with it
+	}
 	if err != nil {
 		return err
 	}

@@ -200,6 +200,30 @@ func TestRolloutCancelledByStop(t *testing.T) {
 	})
 }
 
+// Deleting a job deletes its rollouts; a run of it uploaded later is
+// recorded all the same.
+func TestRolloutGoesWithItsJob(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 2)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		runID := startedOn(t, db)["web1"]
+		if _, err := db.DeleteJob(ctx, "deploy", admin); err != nil {
+			t.Fatal(err)
+		}
+		endRun(t, db, clk, ids["web1"], runID, muster.RunSucceeded)
+		if err := db.AdvanceRollouts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ros := must(db.FindRollouts(ctx, "deploy", 0)); len(ros) != 0 {
+			t.Errorf("rollouts of the deleted job: %+v, want none", ros)
+		}
+	})
+}
+
 // A START the target refused counts as a failed run, and the master's
 // periodic look moves the rollout on without any run uploaded.
 func TestRolloutCountsRefusedStart(t *testing.T) {
