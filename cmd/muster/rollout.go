@@ -118,6 +118,9 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 	if err != nil {
 		return err
 	}
+	if res.Rollout == nil {
+		return fmt.Errorf("the master answered the start of %s without a rollout", job)
+	}
 	ro := *res.Rollout
 	fmt.Fprintf(w, "rollout %d of %s: %d target(s) in %d wave(s) of %d\n", ro.ID, job, len(ro.Targets), ro.Waves, ro.WaveSize)
 	deadline := time.Now().Add(timeout)
