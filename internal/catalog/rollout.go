@@ -152,16 +152,19 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 		_, err := tx.EndRollout(tx.ctx, row.ID, muster.RolloutDone, "", tx.now)
 		return err
 	}
-	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
-	if err != nil || !mine {
-		return err // another master posts the wave
-	}
+	// The job's row first, then the rollout's, in the order a run upload
+	// releasing held-back STARTs takes them: two masters never wait on
+	// each other.
 	job, err := tx.lockJobToPost(row.Job)
 	if muster.ErrorCode(err) == muster.ENOTFOUND {
 		return nil // deleted meanwhile: its rollouts go with it
 	}
 	if err != nil {
 		return err
+	}
+	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
+	if err != nil || !mine {
+		return err // another master posts the wave
 	}
 	var req rolloutRequest
 	if err := json.Unmarshal(row.Request, &req); err != nil {
