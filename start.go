@@ -27,6 +27,9 @@ type StartResult struct {
 	Job       string       `json:"job"`
 	Runs      []StartedRun `json:"runs"`
 	ExpiresAt time.Time    `json:"expires_at"`
+	// Rollout is the rollout the start began, when it asked for waves:
+	// Runs then holds the first wave's runs only.
+	Rollout *Rollout `json:"rollout,omitempty"`
 	// Replayed is true when the idempotency key matched an earlier request
 	// and nothing new was posted.
 	Replayed bool `json:"replayed"`

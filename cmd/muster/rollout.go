@@ -4,19 +4,82 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/vbauerster/mpb/v8"
 	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 )
+
+func newRolloutCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "rollout",
+		Short: "Show the rollouts that start jobs in waves",
+		Args:  cobra.NoArgs,
+	}
+	cmd.AddCommand(newRolloutListCmd())
+	return cmd
+}
+
+func newRolloutListCmd() *cobra.Command {
+	var cf clientFlags
+	var waves bool
+	cmd := &cobra.Command{
+		Use:   "list JOB [--waves]",
+		Short: "List a job's rollouts, newest first, with their progress",
+		Long: `List a job's rollouts (muster job start --batch), newest first: each one's
+state (running, done, halted or cancelled, with why), the wave posted last
+of how many, and how many runs were started, succeeded and failed. With
+--waves, each target of each rollout too, by wave, with how its run stands.
+With -o json, everything, targets included.`,
+		Example: `  muster rollout list deploy
+  muster rollout list deploy --waves`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Rollout, error) {
+				return c.Rollouts(cmd.Context(), args[0])
+			}, func(w io.Writer, ros []muster.Rollout) error {
+				return printRollouts(w, ros, waves)
+			})
+		},
+	}
+	cf.register(cmd)
+	cf.registerOutput(cmd)
+	cmd.Flags().BoolVar(&waves, "waves", false, "show each target of each rollout, by wave")
+	return cmd
+}
+
+// printRollouts prints rollouts as a table, or with waves each rollout
+// and its targets.
+func printRollouts(w io.Writer, ros []muster.Rollout, waves bool) error {
+	if !waves {
+		t := newTable(w, "ID", "STATE", "WAVE", "STARTED", "SUCCEEDED", "FAILED", "BATCH", "MAX FAILURES", "CREATED", "BY", "REASON")
+		for _, r := range ros {
+			t.row(strconv.FormatInt(r.ID, 10), string(r.State), fmt.Sprintf("%d/%d", r.Wave, r.Waves), strconv.Itoa(r.Started),
+				strconv.Itoa(r.Succeeded), strconv.Itoa(r.Failed), r.Batch, strconv.Itoa(r.MaxFailures),
+				r.CreatedAt.Local().Format("2006-01-02 15:04:05"), r.CreatedBy, dash(r.Reason))
+		}
+		return t.flush()
+	}
+	for _, r := range ros {
+		fmt.Fprintf(w, "rollout %d: %s at wave %d/%d, %d started, %d succeeded, %d failed%s\n", r.ID, r.State, r.Wave, r.Waves,
+			r.Started, r.Succeeded, r.Failed, map[bool]string{true: " (" + r.Reason + ")", false: ""}[r.Reason != ""])
+		for wave := 1; wave <= r.Waves; wave++ {
+			fmt.Fprintf(w, "  wave %d:\n", wave)
+			for _, t := range r.WaveTargets(wave) {
+				fmt.Fprintf(w, "    %s  %s  %s\n", t.Target, t.Status, dash(t.Message))
+			}
+		}
+	}
+	return nil
+}
 
 // rolloutFlags are job start's --group, --batch and --max-failures.
 type rolloutFlags struct {
@@ -25,57 +88,159 @@ type rolloutFlags struct {
 	maxFailures int
 }
 
-// run starts a job on a group's members, or in waves: each wave starts
-// when the previous one has finished, and the rollout stops when more runs
-// than --max-failures have failed.
+// rolloutPoll is how often the CLI reads a rollout it follows.
+const rolloutPoll = 500 * time.Millisecond
+
+// run starts a job on a group's members, or in waves: the master stores the
+// rollout and posts each wave when the previous one has finished, halting
+// it when more runs than --max-failures have failed. run follows it and
+// reports each wave; the rollout goes on if run is interrupted.
 func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, job string, body httpapi.StartBody, timeout time.Duration) error {
-	targets, err := f.targets(ctx, c, job, body.Targets)
-	if err != nil {
-		return err
+	spec := muster.RolloutSpec{Batch: f.batch, MaxFailures: f.maxFailures}
+	if spec.Batch == "" {
+		spec.Batch = "100%" // --group alone: one wave
 	}
-	size := len(targets)
-	if f.batch != "" {
-		if size, err = waveSize(f.batch, len(targets)); err != nil {
-			return err
-		}
+	if _, err := spec.WaveSize(1); err != nil {
+		return fmt.Errorf("--batch: %s", err.(*muster.Error).Message)
 	}
-	key := httpapi.NewIdempotencyKey()
-	deadline := time.Now().Add(timeout)
-	waves := (len(targets) + size - 1) / size
-	failed := 0
-	for i := range waves {
-		wave := targets[i*size : min((i+1)*size, len(targets))]
-		rest := targets[min((i+1)*size, len(targets)):]
-		b := body
-		b.Targets, b.IdempotencyKey = wave, fmt.Sprintf("%s-wave-%d", key, i+1)
-		res, err := c.StartJob(ctx, job, b)
+	if spec.MaxFailures < 0 {
+		return fmt.Errorf("--max-failures: %d is negative", spec.MaxFailures)
+	}
+	if f.group != "" {
+		targets, err := f.targets(ctx, c, job, body.Targets)
 		if err != nil {
 			return err
 		}
-		label := fmt.Sprintf("wave %d/%d", i+1, waves)
-		fmt.Fprintf(w, "%s: %s\n", label, strings.Join(wave, ", "))
-		bar, finish := progressBar(w, label, len(wave))
-		sw, err := awaitRuns(ctx, c, res, deadline, bar, func(s string) { fmt.Fprintln(w, s) })
+		body.Targets = targets
+	}
+	body.Rollout = &spec
+	res, err := c.StartJob(ctx, job, body)
+	if err != nil {
+		return err
+	}
+	if res.Rollout == nil {
+		return fmt.Errorf("the master answered the start of %s without a rollout", job)
+	}
+	ro := *res.Rollout
+	fmt.Fprintf(w, "rollout %d of %s: %d target(s) in %d wave(s) of %d\n", ro.ID, job, len(ro.Targets), ro.Waves, ro.WaveSize)
+	deadline := time.Now().Add(timeout)
+	for wave := 1; wave <= ro.Waves; wave++ {
+		if ro, err = followRollout(ctx, c, ro, deadline, nil, func(r muster.Rollout) bool { return r.Wave >= wave || !r.Active() }); err != nil {
+			return err
+		}
+		if ro.Wave < wave {
+			break // it ended, or the time is up, before this wave
+		}
+		label := fmt.Sprintf("wave %d/%d", wave, ro.Waves)
+		targets := ro.WaveTargets(wave)
+		names := make([]string, len(targets))
+		for i, t := range targets {
+			names[i] = t.Target
+		}
+		fmt.Fprintf(w, "%s: %s\n", label, strings.Join(names, ", "))
+		bar, finish := progressBar(w, label, len(targets))
+		ro, err = followRollout(ctx, c, ro, deadline, bar, func(r muster.Rollout) bool { return waveEnded(r, wave) })
 		finish()
 		if err != nil {
 			return err
 		}
-		n, outstanding, _ := sw.report(w)
-		failed += n
-		if len(outstanding) > 0 {
+		if outstanding := reportWave(w, ro, wave); len(outstanding) > 0 {
 			return &exitError{code: 2, err: fmt.Errorf("timed out after %s; still waiting for %s; not started: %s",
-				timeout, strings.Join(outstanding, ", "), dash(strings.Join(rest, ", ")))}
-		}
-		if failed > f.maxFailures {
-			return &exitError{code: 1, err: fmt.Errorf("stopped after %s: %d run(s) failed, more than --max-failures %d; not started: %s",
-				label, failed, f.maxFailures, dash(strings.Join(rest, ", ")))}
+				timeout, strings.Join(outstanding, ", "), dash(strings.Join(waiting(ro), ", ")))}
 		}
 	}
-	if failed > 0 {
-		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", failed, len(targets))}
+	// The last wave's end ends the rollout, at once or, for a START that
+	// expired unrun, at the master's next look.
+	if ro, err = followRollout(ctx, c, ro, deadline, nil, func(r muster.Rollout) bool { return !r.Active() }); err != nil {
+		return err
 	}
-	fmt.Fprintf(w, "rollout of %s done: %d target(s) in %d wave(s)\n", job, len(targets), waves)
+	switch ro.State {
+	case muster.RolloutHalted:
+		return &exitError{code: 1, err: fmt.Errorf("stopped after wave %d/%d: %d run(s) failed, more than --max-failures %d; not started: %s",
+			ro.Wave, ro.Waves, ro.Failed, ro.MaxFailures, dash(strings.Join(waiting(ro), ", ")))}
+	case muster.RolloutCancelled:
+		return &exitError{code: 1, err: fmt.Errorf("rollout %d cancelled after wave %d/%d: %s; not started: %s",
+			ro.ID, ro.Wave, ro.Waves, ro.Reason, dash(strings.Join(waiting(ro), ", ")))}
+	case muster.RolloutRunning:
+		return &exitError{code: 2, err: fmt.Errorf("timed out after %s; rollout %d is still running", timeout, ro.ID)}
+	}
+	if ro.Failed > 0 {
+		return &exitError{code: 1, err: fmt.Errorf("%d of %d runs did not succeed", ro.Failed, len(ro.Targets))}
+	}
+	fmt.Fprintf(w, "rollout of %s done: %d target(s) in %d wave(s)\n", job, len(ro.Targets), ro.Waves)
 	return nil
+}
+
+// followRollout reads a rollout until done says it is where the caller
+// waits for, or the deadline passes, telling progress (if set) how many
+// runs of the current wave have ended.
+func followRollout(ctx context.Context, c *httpapi.Client, ro muster.Rollout, deadline time.Time, progress func(int), done func(muster.Rollout) bool) (muster.Rollout, error) {
+	for !done(ro) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return ro, ctx.Err()
+		case <-time.After(rolloutPoll):
+		}
+		next, err := c.Rollout(ctx, ro.Job, ro.ID)
+		switch {
+		case muster.ErrorCode(err) == muster.EUNAVAILABLE:
+			continue // the master is restarting: the rollout goes on
+		case err != nil:
+			return ro, err
+		}
+		ro = next
+		if progress != nil {
+			n := 0
+			for _, t := range ro.WaveTargets(ro.Wave) {
+				if t.Ended() {
+					n++
+				}
+			}
+			progress(n)
+		}
+	}
+	return ro, nil
+}
+
+// waveEnded reports whether every run of a rollout's wave has ended.
+func waveEnded(ro muster.Rollout, wave int) bool {
+	for _, t := range ro.WaveTargets(wave) {
+		if !t.Ended() {
+			return false
+		}
+	}
+	return true
+}
+
+// reportWave prints each ended run of a wave, and returns the targets of
+// the wave still outstanding.
+func reportWave(w io.Writer, ro muster.Rollout, wave int) (outstanding []string) {
+	for _, t := range ro.WaveTargets(wave) {
+		switch {
+		case t.Status == muster.RolloutNotRun:
+			fmt.Fprintf(w, "%s on %s: not run: %s\n", ro.Job, t.Target, t.Message)
+		case t.Ended():
+			msg := ""
+			if t.Message != "" {
+				msg = ": " + t.Message
+			}
+			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", ro.Job, t.Target, t.Status, millis(t.DurationMS), msg)
+		default:
+			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: %s)", t.Target, t.RunID, t.Status))
+		}
+	}
+	return outstanding
+}
+
+// waiting returns the targets of a rollout's waves not posted.
+func waiting(ro muster.Rollout) []string {
+	var out []string
+	for _, t := range ro.Targets {
+		if t.Status == muster.RolloutWaiting {
+			out = append(out, t.Target)
+		}
+	}
+	return out
 }
 
 // targets returns the job's targets the rollout covers: those in the group
@@ -109,23 +274,6 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 	}
 	slices.Sort(targets)
 	return targets, nil
-}
-
-// waveSize reads --batch: a number of targets, or a percentage of n,
-// rounded up, and at least one.
-func waveSize(batch string, n int) (int, error) {
-	if pct, ok := strings.CutSuffix(batch, "%"); ok {
-		p, err := strconv.ParseFloat(pct, 64)
-		if err != nil || p <= 0 || p > 100 {
-			return 0, fmt.Errorf("--batch: %q is not a percentage from 0 to 100", batch)
-		}
-		return max(1, int(math.Ceil(p/100*float64(n)))), nil
-	}
-	size, err := strconv.Atoi(batch)
-	if err != nil || size < 1 {
-		return 0, fmt.Errorf("--batch: %q is not a number of targets or a percentage such as 25%%", batch)
-	}
-	return size, nil
 }
 
 // progressBar shows a wave's progress on a terminal; elsewhere it shows

@@ -151,7 +151,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		if len(latestOf) == 0 {
 			return nil
 		}
-		queued, err := tx.JobsWithQueuedStarts(ctx)
+		queued, rolling, err := tx.JobsAwaitingRuns(ctx)
 		if err != nil {
 			return err
 		}
@@ -163,6 +163,12 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			// A run that ended frees a max_parallel_targets slot.
 			if slices.Contains(queued, job) {
 				if err := tx.releaseQueued(job); err != nil {
+					return err
+				}
+			}
+			// A run that ended may end its rollout's wave.
+			if slices.Contains(rolling, job) {
+				if err := tx.advanceRollouts(job); err != nil {
 					return err
 				}
 			}

@@ -35,6 +35,9 @@ type StartRequest struct {
 	Env map[string]string
 	// Step is the step the runs begin at (default: the first).
 	Step string
+	// Rollout, when set, starts the targets in waves instead of all at
+	// once (see StartJob).
+	Rollout *muster.RolloutSpec
 }
 
 // StartJob posts START to the job's targets (all, or those named) in one
@@ -43,6 +46,11 @@ type StartRequest struct {
 // returns the earlier result and posts nothing; the same key with a
 // different request is a conflict. Each run's id is random, made here: no
 // target can guess another's.
+//
+// With a rollout, the targets (sorted by name) are split into waves; the
+// rollout is stored with every run id chosen, and only the first wave's
+// STARTs are posted: the others are posted as the waves before them end
+// (see advanceRollouts).
 func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Actor) (muster.StartResult, error) {
 	if !by.Scope.HasJob(req.Job) {
 		return muster.StartResult{}, outOfScope(by, fmt.Sprintf("job %q", req.Job))
@@ -59,13 +67,19 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 	if err := muster.ValidateEnv("env", req.Env); err != nil {
 		return muster.StartResult{}, err
 	}
+	if req.Rollout != nil {
+		if err := req.Rollout.Validate("rollout."); err != nil {
+			return muster.StartResult{}, err
+		}
+	}
 	canonical, err := json.Marshal(struct {
 		Job       string
 		Targets   []string
 		ExpiresIn time.Duration
 		Env       map[string]string
 		Step      string
-	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step})
+		Rollout   *muster.RolloutSpec `json:",omitempty"`
+	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step, req.Rollout})
 	if err != nil {
 		return muster.StartResult{}, err
 	}
@@ -82,8 +96,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		if err != nil {
 			return err
 		}
-		limit := job.job.MaxParallelTargets
-		if limit > 0 {
+		if job.job.MaxParallelTargets > 0 {
 			// Counting the job's runs under way decides how many start now:
 			// take the job's row first, so that two starts count in turn.
 			if job, err = tx.lockJobToPost(req.Job); err != nil {
@@ -107,41 +120,32 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 			}
 		}
 		res = muster.StartResult{Job: job.job.Name, ExpiresAt: expiry(tx.now, req.ExpiresIn).UTC(), Runs: []muster.StartedRun{}}
-		active := 0
-		if limit > 0 {
-			if active, err = tx.ActiveStarts(ctx, job.job.Name, tx.now); err != nil {
+		p := agentproto.StartPayload{RequestedBy: by.Name, Env: req.Env, Step: req.Step}
+		runIDs := make([]string, len(targets))
+		for i := range targets {
+			runIDs[i] = muster.NewRunID()
+		}
+		first := targets
+		var lines []string
+		if req.Rollout != nil {
+			ro, err := tx.createRollout(job, *req.Rollout, targets, runIDs, rolloutRequest{Payload: p, ExpiresIn: req.ExpiresIn}, by)
+			if err != nil {
 				return err
 			}
+			res.Rollout = &ro
+			first = targets[:ro.WaveSize]
+			lines = append(lines, fmt.Sprintf("rollout %d: %d wave(s) of %d target(s), halting when more than %d run(s) fail",
+				ro.ID, ro.Waves, ro.WaveSize, ro.MaxFailures))
 		}
-		var ps []posting
-		for _, t := range targets {
-			p := agentproto.StartPayload{RunID: muster.NewRunID(), RequestedBy: by.Name, Env: req.Env, Step: req.Step}
-			if limit > 0 && active >= limit {
-				if err := tx.queueStart(job.id, job.targets[t], queuedStart{Payload: p, ExpiresIn: req.ExpiresIn}); err != nil {
-					return err
-				}
-				res.Runs = append(res.Runs, muster.StartedRun{Target: t, RunID: p.RunID, Queued: true})
-				continue
-			}
-			active++
-			p.ExpiresAt = res.ExpiresAt
-			ps = append(ps, posting{target: job.targets[t], op: muster.OpStart, job: job.job.Name, payload: p})
-			res.Runs = append(res.Runs, muster.StartedRun{Target: t, RunID: p.RunID})
-		}
-		seqs, err := tx.postAll(ps)
-		if err != nil {
+		if res.Runs, err = tx.startRuns(job, first, runIDs, p, req.ExpiresIn); err != nil {
 			return err
 		}
-		i := 0
-		lines := make([]string, len(res.Runs))
-		for r, run := range res.Runs {
-			lines[r] = fmt.Sprintf("run %s on %s", run.RunID, run.Target)
+		for _, run := range res.Runs {
+			line := fmt.Sprintf("run %s on %s", run.RunID, run.Target)
 			if run.Queued {
-				lines[r] += " (queued by max_parallel_targets)"
-				continue
+				line += " (queued by max_parallel_targets)"
 			}
-			res.Runs[r].Seq = seqs[i]
-			i++
+			lines = append(lines, line)
 		}
 		if req.Step != "" {
 			lines = append(lines, "beginning at step "+req.Step)
@@ -162,6 +166,49 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		return nil
 	})
 	return res, err
+}
+
+// startRuns posts START of job to targets, the run ids given, each START
+// carrying p, and holds back those beyond the job's max_parallel_targets
+// (whose row the caller has locked when it sets one).
+func (tx *tx) startRuns(job storedJob, targets, runIDs []string, p agentproto.StartPayload, expiresIn time.Duration) ([]muster.StartedRun, error) {
+	limit, active := job.job.MaxParallelTargets, 0
+	if limit > 0 {
+		var err error
+		if active, err = tx.ActiveStarts(tx.ctx, job.job.Name, tx.now); err != nil {
+			return nil, err
+		}
+	}
+	expiresAt := expiry(tx.now, expiresIn).UTC()
+	runs := make([]muster.StartedRun, 0, len(targets))
+	var ps []posting
+	for i, t := range targets {
+		p := p
+		p.RunID = runIDs[i]
+		if limit > 0 && active >= limit {
+			if err := tx.queueStart(job.id, job.targets[t], queuedStart{Payload: p, ExpiresIn: expiresIn}); err != nil {
+				return nil, err
+			}
+			runs = append(runs, muster.StartedRun{Target: t, RunID: p.RunID, Queued: true})
+			continue
+		}
+		active++
+		p.ExpiresAt = expiresAt
+		ps = append(ps, posting{target: job.targets[t], op: muster.OpStart, job: job.job.Name, payload: p})
+		runs = append(runs, muster.StartedRun{Target: t, RunID: p.RunID})
+	}
+	seqs, err := tx.postAll(ps)
+	if err != nil {
+		return nil, err
+	}
+	i := 0
+	for r := range runs {
+		if !runs[r].Queued {
+			runs[r].Seq = seqs[i]
+			i++
+		}
+	}
+	return runs, nil
 }
 
 // claimStart records an idempotency key for a start request, or, when the
@@ -191,7 +238,8 @@ func (tx *tx) claimStart(key, request string, res *muster.StartResult) (replayed
 }
 
 // StopJob posts STOP to the job's targets (all, or those named): each
-// cancels the job's running run, which is recorded as canceled.
+// cancels the job's running run, which is recorded as canceled. It cancels
+// the job's running rollouts too: their waves not yet posted never are.
 func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by muster.Actor) (muster.JobChange, error) {
 	if !by.Scope.HasJob(name) {
 		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
@@ -218,7 +266,12 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 		if err := tx.record(&ch, ps, names); err != nil {
 			return err
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names, Changes: jobChangeLines(ch)})
+		cancelled, err := tx.cancelRollouts(job.job.Name, by)
+		if err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
+			Changes: append(jobChangeLines(ch), cancelled...)})
 	})
 	return ch, err
 }

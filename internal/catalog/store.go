@@ -118,6 +118,17 @@ type Reads interface {
 	ActiveStarts(ctx context.Context, job string, now time.Time) (int, error)
 	QueuedStarts(ctx context.Context, jobID int64, limit int) ([]QueuedStartRow, error)
 	JobsWithQueuedStarts(ctx context.Context) ([]string, error)
+	// FindRollouts returns rollouts, newest first.
+	FindRollouts(ctx context.Context, q RolloutQuery) ([]RolloutRow, error)
+	// RolloutTargets returns the targets of the rollouts named, in order,
+	// each with its run and its START as they stand.
+	RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]RolloutTargetRow, error)
+	// JobsWithRunningRollouts returns the jobs that have a running rollout.
+	JobsWithRunningRollouts(ctx context.Context) ([]string, error)
+	// JobsAwaitingRuns returns, in one statement, the jobs with held-back
+	// STARTs and those with a running rollout: a run of theirs that ends
+	// may release a START or a wave.
+	JobsAwaitingRuns(ctx context.Context) (queued, rolling []string, err error)
 	FindRuns(ctx context.Context, f RunFilter) ([]RunRow, error)
 	// RunKey returns a run's row.
 	RunKey(ctx context.Context, targetID int64, runID string) (int64, error)
@@ -260,6 +271,15 @@ type Tx interface {
 	// there: whoever removes it posts its START.
 	DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
 	DeleteQueuedStarts(ctx context.Context, jobID, targetID int64) error
+	InsertRollout(ctx context.Context, r RolloutRow) (int64, error)
+	InsertRolloutTargets(ctx context.Context, ts []RolloutTargetRow) error
+	// AdvanceRollout moves a running rollout's current wave from one wave
+	// to the next, and reports whether it did: whoever moves it posts the
+	// wave.
+	AdvanceRollout(ctx context.Context, id int64, from, to int) (bool, error)
+	// EndRollout moves a running rollout to state, and reports whether it
+	// did.
+	EndRollout(ctx context.Context, id int64, state muster.RolloutState, reason string, at time.Time) (bool, error)
 
 	// UpsertRuns stores runs at their revisions: one not newer than the
 	// revision held changes nothing. It returns, per run, whether it
@@ -487,6 +507,52 @@ type QueuedStartRow struct {
 	TargetID  int64
 	Payload   []byte
 	CreatedAt time.Time
+}
+
+// RolloutQuery selects rollouts.
+type RolloutQuery struct {
+	Job         string // a job's, by name
+	ID          int64  // one rollout
+	RunningOnly bool
+	Limit       int // 0: no limit
+}
+
+// RolloutRow is a rollout as stored. Request is what each START of it
+// carries, as JSON.
+type RolloutRow struct {
+	ID          int64
+	JobID       int64
+	Job         string
+	State       muster.RolloutState
+	Reason      string
+	Batch       string
+	WaveSize    int
+	Waves       int
+	MaxFailures int
+	Wave        int // the last wave posted, from 1
+	Request     []byte
+	CreatedAt   time.Time
+	CreatedBy   string
+	EndedAt     *time.Time
+}
+
+// RolloutTargetRow is one target of a rollout, in the order the rollout
+// starts them, with its wave and its run's id.
+type RolloutTargetRow struct {
+	RolloutID int64
+	Position  int
+	Wave      int
+	TargetID  int64
+	Target    string
+	RunID     string
+	// Filled in by RolloutTargets: the run, once recorded, and the START,
+	// once posted.
+	RunStatus   muster.RunStatus
+	DurationMS  int64
+	Message     string
+	StartStatus muster.InstructionStatus
+	StartError  string
+	ExpiresAt   *time.Time
 }
 
 // RunRow is a run as a target reported it.

@@ -280,6 +280,34 @@ func (t *timedReads) JobsWithQueuedStarts(p0 context.Context) ([]string, error) 
 	return r0, r1
 }
 
+func (t *timedReads) FindRollouts(p0 context.Context, p1 RolloutQuery) ([]RolloutRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindRollouts(p0, p1)
+	t.observe("FindRollouts", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedReads) RolloutTargets(p0 context.Context, p1 []int64) ([]RolloutTargetRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.RolloutTargets(p0, p1)
+	t.observe("RolloutTargets", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedReads) JobsWithRunningRollouts(p0 context.Context) ([]string, error) {
+	start := time.Now()
+	r0, r1 := t.r.JobsWithRunningRollouts(p0)
+	t.observe("JobsWithRunningRollouts", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedReads) JobsAwaitingRuns(p0 context.Context) ([]string, []string, error) {
+	start := time.Now()
+	r0, r1, r2 := t.r.JobsAwaitingRuns(p0)
+	t.observe("JobsAwaitingRuns", time.Since(start))
+	return r0, r1, r2
+}
+
 func (t *timedReads) FindRuns(p0 context.Context, p1 RunFilter) ([]RunRow, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindRuns(p0, p1)
@@ -831,6 +859,34 @@ func (t *timedTx) DeleteQueuedStarts(p0 context.Context, p1 int64, p2 int64) err
 	r0 := t.tx.DeleteQueuedStarts(p0, p1, p2)
 	t.observe("DeleteQueuedStarts", time.Since(start))
 	return r0
+}
+
+func (t *timedTx) InsertRollout(p0 context.Context, p1 RolloutRow) (int64, error) {
+	start := time.Now()
+	r0, r1 := t.tx.InsertRollout(p0, p1)
+	t.observe("InsertRollout", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedTx) InsertRolloutTargets(p0 context.Context, p1 []RolloutTargetRow) error {
+	start := time.Now()
+	r0 := t.tx.InsertRolloutTargets(p0, p1)
+	t.observe("InsertRolloutTargets", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) AdvanceRollout(p0 context.Context, p1 int64, p2 int, p3 int) (bool, error) {
+	start := time.Now()
+	r0, r1 := t.tx.AdvanceRollout(p0, p1, p2, p3)
+	t.observe("AdvanceRollout", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedTx) EndRollout(p0 context.Context, p1 int64, p2 muster.RolloutState, p3 string, p4 time.Time) (bool, error) {
+	start := time.Now()
+	r0, r1 := t.tx.EndRollout(p0, p1, p2, p3, p4)
+	t.observe("EndRollout", time.Since(start))
+	return r0, r1
 }
 
 func (t *timedTx) UpsertRuns(p0 context.Context, p1 int64, p2 []RunRow, p3 time.Time) ([]RunUpsert, error) {

@@ -184,6 +184,27 @@ func TestConsoleInBrowser(t *testing.T) {
 		}
 	})
 
+	t.Run("start a job in waves and watch the rollout to done", func(t *testing.T) {
+		do(t, ctx, "start nightly in waves of one", chromedp.Navigate(env.Master.URL+"/jobs/nightly"),
+			chromedp.SetValue(`input[name="batch"]`, "1"), chromedp.SetValue(`input[name="max_failures"]`, "0"),
+			chromedp.Click(`form.start button[type="submit"]`), chromedp.WaitVisible(`section.rollout[data-state="running"]`))
+		// The first wave's run takes a second: the page shows web2 waiting
+		// for it, then follows the rollout to its end without a reload.
+		do(t, ctx, "web2 waits for the first wave", chromedp.WaitVisible(`section.rollout .badge.r-waiting[data-target="web2"]`))
+		do(t, ctx, "the rollout is done", chromedp.WaitVisible(`section.rollout[data-state="done"]`))
+		text := get(t, ctx, "the rollout", chromedp.Text(`section.rollout`))
+		for _, want := range []string{"wave 2 of 2", "2 started, 2 succeeded, 0 failed of 2", "web1: succeeded", "web2: succeeded"} {
+			if !strings.Contains(text, want) {
+				t.Errorf("the rollout does not say %q:\n%s", want, text)
+			}
+		}
+		screenshot(t, ctx, "rollout")
+		ros, err := env.Client.Rollouts(bg, "nightly")
+		if err != nil || len(ros) != 1 || ros[0].State != muster.RolloutDone || ros[0].CreatedBy != "admin" {
+			t.Fatalf("the API's rollouts of nightly: %+v %v, want one done, by admin", ros, err)
+		}
+	})
+
 	t.Run("the matrix turns red when a run fails", func(t *testing.T) {
 		runAndWait(t, env, "check")
 		cell := `td.cell[data-job="check"][data-target="web1"]`

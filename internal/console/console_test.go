@@ -291,7 +291,7 @@ func TestReaderRefused(t *testing.T) {
 	forged := []string{"/targets/web1/pause", "/targets/web1/poll", "/targets/web1/resync", "/targets/web1/delete",
 		"/jobs/any/start", "/jobs/any/stop", "/instructions/web1/1/retry", "/keys"}
 	for _, path := range forged {
-		status, body := s.post(c, path, url.Values{"csrf": {token}, "confirm": {"web1"}, "name": {"x"}, "role": {"admin"}})
+		status, body := s.post(c, path, url.Values{"csrf": {token}, "confirm": {"web1"}, "name": {"x"}, "role": {"admin"}, "batch": {"1"}})
 		if status != http.StatusForbidden {
 			t.Errorf("reader POST %s: %d, want 403\n%s", path, status, body)
 		}

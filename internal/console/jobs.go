@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/musterhq/muster"
@@ -133,6 +134,7 @@ type jobPage struct {
 	muster.JobStatus
 	Fires          map[string][]muster.Fire // by target
 	History        []muster.Run
+	Rollouts       []muster.Rollout // newest first
 	IdempotencyKey string
 }
 
@@ -155,12 +157,16 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.History, err = s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: j.Name, Limit: 50}); err != nil {
 		return err
 	}
+	if p.Rollouts, err = s.DB.FindRollouts(r.Context(), j.Name, 0); err != nil {
+		return err
+	}
 	v.Title, v.Nav, v.Live, v.Data = "Job "+j.Name, "jobs", "/jobs/"+url.PathEscape(j.Name), p
 	return s.render(w, http.StatusOK, "job", v)
 }
 
 // startJob starts a job now on the targets ticked, or on all of its
-// targets when none is.
+// targets when none is; with a wave size, in waves, which the job's page
+// then follows.
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, v *view) error {
 	name := r.PathValue("name")
 	if err := r.ParseForm(); err != nil {
@@ -168,9 +174,17 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, v *view) error
 	}
 	req := catalog.StartRequest{Job: name, Targets: r.PostForm["target"], IdempotencyKey: r.PostFormValue("idempotency_key"),
 		Step: strings.TrimSpace(r.PostFormValue("step"))}
+	var err error
+	if req.Rollout, err = rolloutForm(r.PostFormValue("batch"), r.PostFormValue("max_failures")); err != nil {
+		return err
+	}
 	res, err := s.DB.StartJob(r.Context(), req, httpapi.Actor(v.Key, r))
 	if err != nil {
 		return err
+	}
+	if res.Rollout != nil {
+		http.Redirect(w, r, "/jobs/"+url.PathEscape(name)+"#rollout-"+strconv.FormatInt(res.Rollout.ID, 10), http.StatusSeeOther)
+		return nil
 	}
 	if len(res.Runs) == 1 {
 		http.Redirect(w, r, "/runs/"+url.PathEscape(res.Runs[0].Target)+"/"+url.PathEscape(res.Runs[0].RunID)+"?started=1", http.StatusSeeOther)
@@ -178,6 +192,27 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, v *view) error
 	}
 	http.Redirect(w, r, "/jobs/"+url.PathEscape(name), http.StatusSeeOther)
 	return nil
+}
+
+// rolloutForm reads the start form's wave size and max failures: no
+// rollout when both are empty.
+func rolloutForm(batch, maxFailures string) (*muster.RolloutSpec, error) {
+	batch, maxFailures = strings.TrimSpace(batch), strings.TrimSpace(maxFailures)
+	if batch == "" {
+		if maxFailures != "" {
+			return nil, muster.Errorf(muster.EINVALID, "max_failures: applies to a start in waves; give a wave size too")
+		}
+		return nil, nil
+	}
+	spec := &muster.RolloutSpec{Batch: batch}
+	if maxFailures != "" {
+		n, err := strconv.Atoi(maxFailures)
+		if err != nil {
+			return nil, muster.Errorf(muster.EINVALID, "max_failures: %q is not a whole number", maxFailures)
+		}
+		spec.MaxFailures = n
+	}
+	return spec, nil
 }
 
 func (s *Server) stopJob(w http.ResponseWriter, r *http.Request, v *view) error {

@@ -76,6 +76,15 @@ var funcs = template.FuncMap{
 	"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
 	"rest": func(n int, list []string) int { return max(0, len(list)-n) },
 	"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+	"add":  func(a, b int) int { return a + b },
+	// waves numbers a rollout's waves, from 1.
+	"waves": func(ro muster.Rollout) []int {
+		out := make([]int, ro.Waves)
+		for i := range out {
+			out[i] = i + 1
+		}
+		return out
+	},
 	"deref": func(p *int) int {
 		if p == nil {
 			return 0

@@ -38,6 +38,8 @@ var scopedRoutes = map[string]bool{
 	"POST /api/v1/jobs/{name}/stop":         true,
 	"GET /api/v1/jobs/{name}/history":       true,
 	"GET /api/v1/jobs/{name}/next":          true,
+	"GET /api/v1/jobs/{name}/rollouts":      true,
+	"GET /api/v1/jobs/{name}/rollouts/{id}": true,
 	"GET /api/v1/runs":                      true,
 	"GET /api/v1/downloadlist":              true,
 	"POST /api/v1/downloadlist/{seq}/retry": true,

@@ -79,6 +79,8 @@ var probes = map[string]probe{
 	"POST /api/v1/jobs/{name}/stop":         {in: request{"POST", "/api/v1/jobs/web-backup/stop", ""}, out: request{"POST", "/api/v1/jobs/db-backup/stop", ""}},
 	"GET /api/v1/jobs/{name}/history":       {in: get("/api/v1/jobs/web-backup/history"), out: get("/api/v1/jobs/db-backup/history")},
 	"GET /api/v1/jobs/{name}/next":          {in: get("/api/v1/jobs/web-backup/next"), out: get("/api/v1/jobs/db-backup/next")},
+	"GET /api/v1/jobs/{name}/rollouts":      {in: get("/api/v1/jobs/web-backup/rollouts"), out: get("/api/v1/jobs/db-backup/rollouts")},
+	"GET /api/v1/jobs/{name}/rollouts/{id}": {in: get("/api/v1/jobs/web-backup/rollouts/1"), out: get("/api/v1/jobs/db-backup/rollouts/1")},
 	"POST /api/v1/history/purge":            same(request{"POST", "/api/v1/history/purge", `{"keep_per_job": 1}`}),
 	"GET /api/v1/runs":                      {in: get("/api/v1/runs?job=web-backup"), out: get("/api/v1/runs?job=db-backup")},
 	"GET /api/v1/downloadlist":              list("/api/v1/downloadlist", `"db1"`, `"db-backup"`),

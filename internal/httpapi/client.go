@@ -189,6 +189,18 @@ func (c *Client) NextFires(ctx context.Context, name string, count int) ([]muste
 	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name)+"/next", url.Values{"count": {strconv.Itoa(count)}}, nil, &out)
 }
 
+// Rollouts returns a job's rollouts, newest first.
+func (c *Client) Rollouts(ctx context.Context, job string) ([]muster.Rollout, error) {
+	var out []muster.Rollout
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/rollouts", nil, nil, &out)
+}
+
+// Rollout returns one of a job's rollouts.
+func (c *Client) Rollout(ctx context.Context, job string, id int64) (muster.Rollout, error) {
+	var out muster.Rollout
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/rollouts/"+strconv.FormatInt(id, 10), nil, nil, &out)
+}
+
 // PurgeHistory deletes runs.
 func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (muster.PurgeResult, error) {
 	var out muster.PurgeResult

@@ -82,6 +82,8 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.handle(mux, "POST /api/v1/jobs/{name}/stop", operate, s.stopJob)
 	s.handle(mux, "GET /api/v1/jobs/{name}/history", read, s.jobHistory)
 	s.handle(mux, "GET /api/v1/jobs/{name}/next", read, s.nextFires)
+	s.handle(mux, "GET /api/v1/jobs/{name}/rollouts", read, s.jobRollouts)
+	s.handle(mux, "GET /api/v1/jobs/{name}/rollouts/{id}", read, s.jobRollouts)
 	s.handle(mux, "POST /api/v1/history/purge", admin, s.purgeHistory)
 	s.handle(mux, "GET /api/v1/runs", read, s.listRuns)
 	s.handle(mux, "GET /api/v1/downloadlist", read, s.downloadList)
@@ -328,6 +330,9 @@ type StartBody struct {
 	ExpiresInSeconds int               `json:"expires_in_seconds,omitempty"`
 	Env              map[string]string `json:"env,omitempty"`  // overrides for these runs
 	Step             string            `json:"step,omitempty"` // the step to begin at
+	// Rollout starts the targets in waves, each once every run of the
+	// wave before has ended; the master drives it.
+	Rollout *muster.RolloutSpec `json:"rollout,omitempty"`
 }
 
 func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -347,7 +352,7 @@ func (s *Server) startJob(w http.ResponseWriter, r *http.Request, c caller) erro
 	res, err := s.DB.StartJob(r.Context(), catalog.StartRequest{
 		Job: r.PathValue("name"), Targets: body.Targets, IdempotencyKey: key,
 		ExpiresIn: time.Duration(body.ExpiresInSeconds) * time.Second,
-		Env:       body.Env, Step: body.Step,
+		Env:       body.Env, Step: body.Step, Rollout: body.Rollout,
 	}, c.actor())
 	if err != nil {
 		return err
@@ -393,6 +398,35 @@ func (s *Server) nextFires(w http.ResponseWriter, r *http.Request, c caller) err
 		return err
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, fires)
+	return nil
+}
+
+// jobRollouts answers GET /api/v1/jobs/{name}/rollouts, the job's
+// rollouts newest first, and GET …/rollouts/{id}, one of them.
+func (s *Server) jobRollouts(w http.ResponseWriter, r *http.Request, c caller) error {
+	name := r.PathValue("name")
+	if err := checkJob(c, name); err != nil {
+		return err
+	}
+	var id int64
+	if v := r.PathValue("id"); v != "" {
+		var err error
+		if id, err = strconv.ParseInt(v, 10, 64); err != nil || id < 1 {
+			return muster.Errorf(muster.EINVALID, "id: %q is not a rollout id (a number from 1)", v)
+		}
+	}
+	ros, err := s.DB.FindRollouts(r.Context(), name, id)
+	if err != nil {
+		return err
+	}
+	if id == 0 {
+		jsonhttp.WriteJSON(w, http.StatusOK, ros)
+		return nil
+	}
+	if len(ros) == 0 {
+		return muster.Errorf(muster.ENOTFOUND, "job %q has no rollout %d", name, id)
+	}
+	jsonhttp.WriteJSON(w, http.StatusOK, ros[0])
 	return nil
 }
 

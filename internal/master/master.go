@@ -528,8 +528,9 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 }
 
 // maintain applies the history retention limits every HistoryInterval,
-// and releases held-back STARTs whose slots freed by expiry every few
-// seconds, while this master holds the singleton duties.
+// and every few seconds releases held-back STARTs whose slots freed by
+// expiry and moves on rollouts whose waves ended with a START refused or
+// expired, while this master holds the singleton duties.
 func (m *Main) maintain(ctx context.Context) {
 	history := time.NewTicker(m.cfg.HistoryInterval)
 	defer history.Stop()
@@ -546,6 +547,9 @@ func (m *Main) maintain(ctx context.Context) {
 		default:
 			if err := m.Catalog.ReleaseQueuedStarts(ctx); err != nil && ctx.Err() == nil {
 				m.log.Error("release queued starts", muster.LogErr, err)
+			}
+			if err := m.Catalog.AdvanceRollouts(ctx); err != nil && ctx.Err() == nil {
+				m.log.Error("advance rollouts", muster.LogErr, err)
 			}
 		}
 		select {
