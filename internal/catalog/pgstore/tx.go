@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -142,11 +143,88 @@ func (t *txQueries) AckInstructions(ctx context.Context, targetID int64, acks []
 	return out, classify(rows.Err())
 }
 
-// UpsertRuns stores runs in one pipelined batch.
+// UpsertRuns stores runs in one statement, their rows passed as arrays;
+// each keeps its own revision guard, and only the runs it changed come
+// back. A batch that names a run twice (which one statement cannot insert
+// and then update) goes one statement a run, pipelined.
 func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
+	index := make(map[string]int, len(runs))
+	for i, r := range runs {
+		if _, dup := index[r.RunID]; dup {
+			return t.upsertRunsEach(ctx, targetID, runs, at)
+		}
+		index[r.RunID] = i
+	}
+	n := len(runs)
+	ids, jobs, statuses, triggers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	messages, steps := make([]string, n), make([]string, n)
+	revisions, started, durations := make([]int64, n), make([]int64, n), make([]int64, n)
+	finished := make([]*int64, n)
+	for i, r := range runs {
+		b, err := json.Marshal(r.Steps)
+		if err != nil {
+			return nil, err
+		}
+		ids[i], jobs[i], statuses[i], triggers[i] = r.RunID, r.Job, string(r.Status), r.Trigger
+		messages[i], steps[i] = r.Message, string(b)
+		revisions[i], started[i], durations[i] = r.Revision, r.StartedAt.UnixMilli(), r.DurationMS
+		if r.FinishedAt != nil {
+			ms := r.FinishedAt.UnixMilli()
+			finished[i] = &ms
+		}
+	}
+	rows, err := t.tx.Query(ctx, sqlUpsertRuns, targetID, at.UnixMilli(),
+		ids, jobs, statuses, triggers, messages, revisions, started, finished, durations, steps)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := make([]catalog.RunUpsert, n)
+	for rows.Next() {
+		var runID string
+		var u catalog.RunUpsert
+		if err := sqlstore.ScanUpsert(upsertRow{rows, &runID}, &u); err != nil {
+			return nil, classify(err)
+		}
+		i, ok := index[runID]
+		if !ok {
+			return nil, fmt.Errorf("upsert of runs: run %q came back unasked", runID)
+		}
+		u.Changed = true
+		out[i] = u
+	}
+	return out, classify(rows.Err())
+}
+
+// sqlUpsertRuns is sqlstore's statement that stores a run at its revision,
+// for many runs at once: $1 the target, $2 the time, then a column each.
+const sqlUpsertRuns = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+		started_at, finished_at, duration_ms, steps, updated_at)
+	SELECT $1, r.run_id, r.job_name, r.status, r.trigger, r.message, r.revision, r.started_at, r.finished_at, r.duration_ms, r.steps, $2
+	FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
+		AS r(run_id, job_name, status, trigger, message, revision, started_at, finished_at, duration_ms, steps)
+	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
+		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
+		updated_at = excluded.updated_at,
+		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
+	WHERE excluded.revision > runs.revision
+	RETURNING id, prior_status, prior_started, run_id`
+
+// upsertRow scans a row of sqlUpsertRuns: sqlstore's columns, then the
+// run's id.
+type upsertRow struct {
+	rows  pgx.Rows
+	runID *string
+}
+
+func (r upsertRow) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
+
+// upsertRunsEach stores runs one statement each, in one pipelined batch.
+func (t *txQueries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	b := &pgx.Batch{}
 	for _, r := range runs {
 		params, err := sqlstore.RunParams(targetID, r, at)
@@ -169,6 +247,22 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 		}
 	}
 	return out, classify(res.Close())
+}
+
+// InsertOutputs stores chunks of output in one statement.
+func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
+	if len(chunks) <= 1 {
+		return t.Queries.InsertOutputs(ctx, chunks)
+	}
+	n := len(chunks)
+	runs, attempts, offsets, data := make([]int64, n), make([]int32, n), make([]int64, n), make([][]byte, n)
+	for i, c := range chunks {
+		runs[i], attempts[i], offsets[i], data[i] = c.Run, int32(c.Attempt), c.Offset, c.Data
+	}
+	_, err := t.tx.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data)
+		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bytea[]) ON CONFLICT DO NOTHING`,
+		runs, attempts, offsets, data)
+	return classify(err)
 }
 
 // FlushHeartbeats writes heartbeats in one statement; one older than what a

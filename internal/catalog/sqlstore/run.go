@@ -222,11 +222,16 @@ func (s *Queries) OutputEnd(ctx context.Context, run int64, attempt int) (int64,
 	return end, err
 }
 
-// InsertOutput stores a chunk of output unless one is held at its place.
-func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
-	_, err := s.Q.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		o.Run, o.Attempt, o.Offset, o.Data)
-	return err
+// InsertOutputs stores chunks of output, one statement each, each unless
+// one is held at its place.
+func (s *Queries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
+	for _, o := range chunks {
+		if _, err := s.Q.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			o.Run, o.Attempt, o.Offset, o.Data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StartsPosted returns when the STARTs of the runs named were posted to
