@@ -21,7 +21,7 @@ import (
 // where the shared statements would take one per row.
 type txQueries struct {
 	*sqlstore.Queries
-	tx pgx.Tx
+	tx *pipeline
 	s  *Store
 }
 
@@ -111,11 +111,11 @@ func (t *txQueries) InsertInstructions(ctx context.Context, ins []catalog.Instru
 	return classify(err)
 }
 
-// MarkSent records in one statement that targets were sent a job.
+// MarkSent records in one statement, held, that targets were sent a job.
 func (t *txQueries) MarkSent(ctx context.Context, targetIDs []int64, job string) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO sent_jobs (target_id, job_name) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`,
+	t.tx.hold(`INSERT INTO sent_jobs (target_id, job_name) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`,
 		targetIDs, job)
-	return classify(err)
+	return nil
 }
 
 // AckInstructions records a target's acks in one statement.
@@ -233,7 +233,10 @@ func (t *txQueries) upsertRunsEach(ctx context.Context, targetID int64, runs []c
 		}
 		b.Queue(sqlstore.SQLUpsertRun, params...)
 	}
-	res := t.tx.SendBatch(ctx, b)
+	res, err := t.tx.send(ctx, b)
+	if err != nil {
+		return nil, classify(err)
+	}
 	out := make([]catalog.RunUpsert, len(runs))
 	for i := range runs {
 		err := sqlstore.ScanUpsert(res.QueryRow(), &out[i])
@@ -249,7 +252,7 @@ func (t *txQueries) upsertRunsEach(ctx context.Context, targetID int64, runs []c
 	return out, classify(res.Close())
 }
 
-// InsertOutputs stores chunks of output in one statement.
+// InsertOutputs stores chunks of output in one statement, held.
 func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
 	if len(chunks) <= 1 {
 		return t.Queries.InsertOutputs(ctx, chunks)
@@ -259,10 +262,10 @@ func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRo
 	for i, c := range chunks {
 		runs[i], attempts[i], offsets[i], data[i] = c.Run, int32(c.Attempt), c.Offset, c.Data
 	}
-	_, err := t.tx.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data)
+	t.tx.hold(`INSERT INTO run_output (run, attempt, byte_offset, data)
 		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bytea[]) ON CONFLICT DO NOTHING`,
 		runs, attempts, offsets, data)
-	return classify(err)
+	return nil
 }
 
 // FlushHeartbeats writes heartbeats in one statement; one older than what a
