@@ -2,12 +2,14 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -128,5 +130,58 @@ func TestWritesRoundTrips(t *testing.T) {
 		if i > 0 && n != uploadTrips {
 			t.Errorf("upload %d of %d runs: %d round trips, want %d", i, size, n, uploadTrips)
 		}
+	}
+}
+
+// A held write that fails fails its transaction, whether the statement
+// that sends it is a read or the COMMIT: the error is PostgreSQL's, what
+// the transaction wrote before is rolled back, and the connection goes
+// back to the pool fit for the next transaction.
+func TestHeldWriteFailureFailsTheTransaction(t *testing.T) {
+	s := catalogtest.OpenPostgres(t, catalogtest.PostgresURL(t))
+	ctx := context.Background()
+	at := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
+	orphan := []catalog.InstructionRow{{TargetID: 424242, Seq: 1, Operation: muster.OpStart, Job: "j", Payload: []byte(`{}`), PostedAt: at}}
+	for _, c := range []struct {
+		name string
+		then func(tx catalog.Tx) error // after the failing held write
+	}{
+		{"sent with a read", func(tx catalog.Tx) error {
+			_, err := tx.FindGroups(ctx)
+			return err
+		}},
+		{"sent with the commit", func(catalog.Tx) error { return nil }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			err := s.Update(ctx, func(tx catalog.Tx) error {
+				if err := tx.InsertGroup(ctx, "half-made", at); err != nil {
+					return err
+				}
+				// No such target: the foreign key refuses the instruction.
+				if err := tx.InsertInstructions(ctx, orphan); err != nil {
+					return err
+				}
+				return c.then(tx)
+			})
+			var pgErr *pgconn.PgError
+			if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
+				t.Fatalf("error %v, want PostgreSQL's foreign key violation (23503)", err)
+			}
+			if err := s.Update(ctx, func(tx catalog.Tx) error { return tx.InsertGroup(ctx, "after-"+c.name, at) }); err != nil {
+				t.Fatalf("the next transaction: %v", err)
+			}
+			groups, err := s.FindGroups(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, g := range groups {
+				if g.Name == "half-made" {
+					t.Errorf("the failed transaction's group was kept")
+				}
+			}
+			if len(groups) == 0 || groups[len(groups)-1].Name != "after-"+c.name {
+				t.Errorf("groups %v, want the next transaction's", groups)
+			}
+		})
 	}
 }
