@@ -81,10 +81,10 @@ func TestWritesRoundTrips(t *testing.T) {
 	}
 
 	// A START with an idempotency key: BEGIN and forgetting old keys
-	// with the claim of its key; the job; its target; the sequence number;
-	// then the instruction, the answer kept for the key, the audit entry
-	// and the notification with the COMMIT.
-	const startTrips = 5
+	// with the claim of its key; the job with its targets; the sequence
+	// number; then the instruction, the answer kept for the key, the audit
+	// entry and the notification with the COMMIT.
+	const startTrips = 4
 	for i := range 3 { // the first prepares its statements
 		n := rt.count(func() {
 			if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup", IdempotencyKey: fmt.Sprint("key-", i)}, admin); err != nil {

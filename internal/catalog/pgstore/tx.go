@@ -313,3 +313,32 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking, oldest)
 	return classify(err)
 }
+
+// FindJobs reads a job to post (a START's, a STOP's) in one statement,
+// with its targets' ids and names as two arrays in name order, where the
+// shared statements take two round trips; other reads are sqlstore's.
+func (t *txQueries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.JobRow, error) {
+	if !f.Posting || f.Name == "" || f.TargetID != 0 {
+		return t.Queries.FindJobs(ctx, f)
+	}
+	var ids []int64
+	var names []string
+	j, err := sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, `SELECT `+sqlstore.JobColumns+`,
+			COALESCE(p.ids, '{}'), COALESCE(p.names, '{}')
+		FROM jobs j LEFT JOIN LATERAL (
+			SELECT array_agg(jt.target_id ORDER BY t.name) AS ids, array_agg(t.name ORDER BY t.name) AS names
+			FROM job_targets jt JOIN targets t ON t.id = jt.target_id WHERE jt.job_id = j.id) p ON TRUE
+		WHERE j.name = $1`, f.Name)}, &ids, &names)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return []catalog.JobRow{}, nil
+	case err != nil:
+		return nil, err
+	case len(ids) != len(names):
+		return nil, fmt.Errorf("job %q: %d target ids for %d names", f.Name, len(ids), len(names))
+	}
+	for i, id := range ids {
+		j.Targets = append(j.Targets, catalog.JobTargetRow{TargetID: id, Target: names[i]})
+	}
+	return []catalog.JobRow{j}, nil
+}
