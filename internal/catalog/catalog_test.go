@@ -355,6 +355,67 @@ func TestUpsertRunsRevisionGuard(t *testing.T) {
 	})
 }
 
+// In one batch of distinct runs, each keeps its own revision guard and
+// its own output: a stale revision changes nothing but its new output, a
+// newer one replaces what is held, a new run is inserted; each is answered
+// for itself.
+func TestUpsertRunsBatchOfDistinctRuns(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		run := func(id string, rev int64, status muster.RunStatus, chunk catalog.OutputChunk) catalog.RunUpload {
+			return catalog.RunUpload{Revision: rev, Output: []catalog.OutputChunk{chunk}, Run: muster.Run{Job: "a", RunID: id,
+				Status: status, Trigger: "operator", StartedAt: clk.Now(),
+				Steps: []muster.StepAttempt{{Name: "one", Attempt: 1, Status: muster.AttemptRunning, StartedAt: clk.Now()}}}}
+		}
+		first := []catalog.RunUpload{
+			run("r1", 2, muster.RunSucceeded, catalog.OutputChunk{Data: "one "}),
+			run("r2", 1, muster.RunRunning, catalog.OutputChunk{Data: "two "}),
+		}
+		if res, err := db.UpsertRuns(ctx, web1, first); err != nil || !res[0].OK || !res[1].OK || !res[0].Ended || res[1].Ended {
+			t.Fatalf("first upload: %+v %v", res, err)
+		}
+		second := []catalog.RunUpload{
+			run("r1", 1, muster.RunRunning, catalog.OutputChunk{Offset: 0, Data: "one more"}), // stale
+			run("r2", 2, muster.RunFailed, catalog.OutputChunk{Offset: 4, Data: "done"}),      // newer
+			run("r3", 1, muster.RunSucceeded, catalog.OutputChunk{Data: "three"}),             // new
+		}
+		res, err := db.UpsertRuns(ctx, web1, second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, want := range []struct {
+			id    string
+			ended bool
+		}{{"r1", false}, {"r2", true}, {"r3", true}} {
+			if got := res[i]; got.RunID != want.id || !got.OK || got.Ended != want.ended {
+				t.Errorf("result %d: %+v, want run %s ok, ended %v", i, got, want.id, want.ended)
+			}
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Job: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, r := range runs {
+			got[r.RunID] = string(r.Status) + " " + r.Steps[0].Output
+		}
+		want := map[string]string{"r1": "succeeded one more", "r2": "failed two done", "r3": "succeeded three"}
+		if len(got) != len(want) {
+			t.Fatalf("runs %v, want %v", got, want)
+		}
+		for id, w := range want {
+			if got[id] != w {
+				t.Errorf("run %s: %q, want %q", id, got[id], w)
+			}
+		}
+	})
+}
+
 // Heartbeats are seen at once and written within the flush; one older than
 // what the catalog holds (another master's, written later) changes nothing.
 func TestHeartbeatsFlush(t *testing.T) {

@@ -122,10 +122,11 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		// the target, which no_success watches, moves to when the master
 		// learns of it (windows are judged by the master's clock).
 		var succeeded []string
+		out := outputAppender{tx: tx, targetID: target.ID, ends: map[outputPlace]int64{}}
 		for k, u := range upserts {
 			// Output counts whatever the revision it comes with: a chunk
 			// held is not stored again.
-			if err := tx.appendOutput(target.ID, rows[k].RunID, u, outputs[k]); err != nil {
+			if err := out.add(rows[k].RunID, u, outputs[k]); err != nil {
 				return err
 			}
 			if !u.Changed {
@@ -142,6 +143,9 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 			if prev, ok := latestOf[r.Job]; r.Status.Finished() && (!ok || u.Row >= prev.row) {
 				latestOf[r.Job] = last{r, u.Row}
 			}
+		}
+		if err := tx.InsertOutputs(ctx, out.rows); err != nil {
+			return err
 		}
 		for _, job := range succeeded {
 			if err := tx.SetLastSuccess(ctx, target.ID, job, tx.now); err != nil {
@@ -234,35 +238,56 @@ func fromStart(r muster.Run) bool {
 	return r.Trigger == muster.TriggerOperator || strings.HasPrefix(r.Trigger, muster.TriggerOperator+":")
 }
 
-// appendOutput stores the chunks of output of one of the target's runs
-// that the catalog does not hold yet: each is appended to its attempt's
-// output, from where that output ends, and a chunk (or the part of one)
-// already held is not stored again.
-func (tx *tx) appendOutput(targetID int64, runID string, u RunUpsert, chunks []OutputChunk) error {
+// outputAppender collects the chunks of output of one upload's runs that
+// the catalog does not hold yet, each appended to its attempt's output from
+// where that output ends; a chunk (or the part of one) already held is not
+// stored again. The chunks are then stored together.
+type outputAppender struct {
+	tx       *tx
+	targetID int64
+	ends     map[outputPlace]int64 // where each attempt's output ends, with the chunks collected
+	rows     []OutputRow
+}
+
+// outputPlace is an attempt of a run, by row.
+type outputPlace struct {
+	run     int64
+	attempt int
+}
+
+// add collects the chunks of one run, stored as u says.
+func (a *outputAppender) add(runID string, u RunUpsert, chunks []OutputChunk) error {
 	if len(chunks) == 0 {
 		return nil
 	}
 	run := u.Row
 	if !u.Changed {
 		var err error
-		if run, err = tx.RunKey(tx.ctx, targetID, runID); err != nil {
+		if run, err = a.tx.RunKey(a.tx.ctx, a.targetID, runID); err != nil {
 			return err
 		}
 	}
+	// A run this upload inserted holds no output yet: only a run held
+	// before has an end to read.
+	fresh := u.Changed && u.Held == nil
 	for _, c := range chunks {
-		end, err := tx.OutputEnd(tx.ctx, run, c.Attempt)
-		if err != nil {
-			return err
+		at := outputPlace{run, c.Attempt}
+		end, ok := a.ends[at]
+		if !ok && !fresh {
+			var err error
+			if end, err = a.tx.OutputEnd(a.tx.ctx, run, c.Attempt); err != nil {
+				return err
+			}
 		}
 		if held := end - c.Offset; held > 0 {
 			if held >= int64(len(c.Data)) {
+				a.ends[at] = end
 				continue
 			}
 			c.Offset, c.Data = end, c.Data[held:]
 		}
-		if err := tx.InsertOutput(tx.ctx, OutputRow{Run: run, Attempt: c.Attempt, Offset: c.Offset, Data: []byte(c.Data)}); err != nil {
-			return err
-		}
+		a.ends[at] = c.Offset + int64(len(c.Data))
+		a.rows = append(a.rows, OutputRow{Run: run, Attempt: c.Attempt, Offset: c.Offset, Data: []byte(c.Data)})
 	}
 	return nil
 }

@@ -289,9 +289,9 @@ type Tx interface {
 	// unless a run recorded later (a higher row) is already.
 	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error
 	SetLastSuccess(ctx context.Context, targetID int64, job string, at time.Time) error
-	// InsertOutput stores a chunk of output unless one is held at its
-	// place.
-	InsertOutput(ctx context.Context, o OutputRow) error
+	// InsertOutputs stores chunks of output, each unless one is held at
+	// its place.
+	InsertOutputs(ctx context.Context, chunks []OutputRow) error
 	PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error)
 
 	// RaiseEvent records an event under key unless one is recorded under it,

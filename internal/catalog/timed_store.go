@@ -910,10 +910,10 @@ func (t *timedTx) SetLastSuccess(p0 context.Context, p1 int64, p2 string, p3 tim
 	return r0
 }
 
-func (t *timedTx) InsertOutput(p0 context.Context, p1 OutputRow) error {
+func (t *timedTx) InsertOutputs(p0 context.Context, p1 []OutputRow) error {
 	start := time.Now()
-	r0 := t.tx.InsertOutput(p0, p1)
-	t.observe("InsertOutput", time.Since(start))
+	r0 := t.tx.InsertOutputs(p0, p1)
+	t.observe("InsertOutputs", time.Since(start))
 	return r0
 }
 

@@ -3,37 +3,30 @@ package pgstore
 import (
 	"context"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
 )
 
-// InsertAudit appends entries in one pipelined batch, where the shared
-// statements take a round trip each, then their subjects as the shared
-// statements do (a few rows a statement).
+// InsertAudit appends entries, each with its subjects in the same
+// statement, held to be sent with the next statement (or the COMMIT): the
+// audit log costs a START no round trip of its own.
 func (t *txQueries) InsertAudit(ctx context.Context, entries []muster.AuditEntry) error {
-	if len(entries) <= 1 {
-		return t.Queries.InsertAudit(ctx, entries)
-	}
-	b := &pgx.Batch{}
 	for _, e := range entries {
 		params, err := sqlstore.AuditParams(e)
 		if err != nil {
 			return err
 		}
-		b.Queue(sqlstore.SQLInsertAudit, params...)
-	}
-	res := t.tx.SendBatch(ctx, b)
-	ids := make([]int64, len(entries))
-	for i := range entries {
-		if err := res.QueryRow().Scan(&ids[i]); err != nil {
-			res.Close()
-			return classify(err)
+		kinds := make([]string, 0, len(e.Jobs)+len(e.Targets))
+		names := make([]string, 0, len(e.Jobs)+len(e.Targets))
+		for _, j := range e.Jobs {
+			kinds, names = append(kinds, sqlstore.SubjectJob), append(names, j)
 		}
+		for _, tg := range e.Targets {
+			kinds, names = append(kinds, sqlstore.SubjectTarget), append(names, tg)
+		}
+		t.tx.hold(`WITH a AS (`+sqlstore.SQLInsertAudit+`)
+			INSERT INTO audit_subjects (audit_id, kind, name) SELECT a.id, s.kind, s.name FROM a, unnest($9::text[], $10::text[]) AS s(kind, name)`,
+			append(params, kinds, names)...)
 	}
-	if err := res.Close(); err != nil {
-		return classify(err)
-	}
-	return t.Queries.InsertAuditSubjects(ctx, entries, ids)
+	return nil
 }

@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
@@ -70,6 +72,48 @@ func BenchmarkPollQueries(b *testing.B) {
 				b.Fatal(err)
 			}
 			rows.Close()
+		}
+	})
+}
+
+// The floor under a write on PostgreSQL, to set beside BenchmarkStartJob
+// and BenchmarkUpsertRuns (package catalog) run at the same time: one
+// round trip on a held connection, and the smallest durable write (BEGIN,
+// a row inserted and COMMIT, sent as one batch: one round trip and the
+// commit's WAL flush).
+func BenchmarkFloor(b *testing.B) {
+	url := catalogtest.PostgresURL(b)
+	ctx := context.Background()
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `CREATE TABLE floor (id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, at BIGINT NOT NULL)`); err != nil {
+		b.Fatal(err)
+	}
+	conn, err := pool.Acquire(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Release()
+	b.Run("round-trip", func(b *testing.B) {
+		for b.Loop() {
+			var one int
+			if err := conn.QueryRow(ctx, `SELECT 1`).Scan(&one); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("commit", func(b *testing.B) {
+		for b.Loop() {
+			batch := &pgx.Batch{}
+			batch.Queue(`BEGIN`)
+			batch.Queue(`INSERT INTO floor (at) VALUES ($1)`, time.Now().UnixMilli())
+			batch.Queue(`COMMIT`)
+			if err := conn.SendBatch(ctx, batch).Close(); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

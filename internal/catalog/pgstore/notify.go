@@ -27,6 +27,7 @@ const notePage = 500
 
 // Notify tells the other masters, when the transaction commits, what it
 // changed: NOTIFY is delivered at commit, and not at all on rollback.
+// The notifications are held, to go with the COMMIT.
 func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
 	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events, Masters: c.Masters}
 	notes := []note{first}
@@ -49,9 +50,7 @@ func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
 		if err != nil {
 			return err
 		}
-		if _, err := t.tx.Exec(ctx, `SELECT pg_notify($1, $2)`, t.s.channel, string(b)); err != nil {
-			return classify(err)
-		}
+		t.tx.hold(`SELECT pg_notify($1, $2)`, t.s.channel, string(b)) // sent with the COMMIT
 	}
 	return nil
 }

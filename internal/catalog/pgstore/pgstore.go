@@ -55,6 +55,9 @@ type Options struct {
 	// that stops checking (killed, frozen, cut off) loses them within
 	// three intervals.
 	LeaseInterval time.Duration
+	// Tracer, when set, is told of every statement and batch the pool's
+	// connections send (tests count round trips with it).
+	Tracer pgx.QueryTracer
 }
 
 // Store is a catalog on a PostgreSQL database (in its search_path schema).
@@ -82,6 +85,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, muster.Wrap(muster.EINVALID, err, "--store: %q is not a PostgreSQL URL such as postgres://muster@db.example.com/muster", redact(url))
+	}
+	if opts.Tracer != nil {
+		cfg.ConnConfig.Tracer = opts.Tracer
 	}
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
@@ -202,18 +208,19 @@ func (s *Store) DryRun(ctx context.Context, fn func(catalog.Tx) error) error {
 }
 
 func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit bool) error {
-	tx, err := s.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.ReadCommitted})
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return classify(err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(&txQueries{Queries: sqlstore.New(querier{tx}, dialect), tx: tx, s: s}); err != nil {
+	p := begin(conn)
+	defer p.release(context.WithoutCancel(ctx))
+	if err := fn(&txQueries{Queries: sqlstore.New(querier{p}, dialect), tx: p, s: s}); err != nil {
 		return err
 	}
 	if !commit {
-		return nil
+		return classify(p.rollback(ctx))
 	}
-	return classify(tx.Commit(ctx))
+	return classify(p.commit(ctx))
 }
 
 // classify turns PostgreSQL's errors into what the catalog acts on: a
@@ -271,6 +278,17 @@ func (q querier) Query(ctx context.Context, query string, args ...any) (sqlstore
 
 func (q querier) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
 	return pgRow{q.q.QueryRow(ctx, query, args...)}
+}
+
+// Hold sends a statement with the next one, in a transaction; elsewhere
+// it runs it at once.
+func (q querier) Hold(ctx context.Context, query string, args ...any) error {
+	if p, ok := q.q.(*pipeline); ok {
+		p.hold(query, args...)
+		return nil
+	}
+	_, err := q.Exec(ctx, query, args...)
+	return err
 }
 
 type pgRows struct{ pgx.Rows }

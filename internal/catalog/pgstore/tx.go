@@ -3,6 +3,7 @@ package pgstore
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -20,7 +21,7 @@ import (
 // where the shared statements would take one per row.
 type txQueries struct {
 	*sqlstore.Queries
-	tx pgx.Tx
+	tx *pipeline
 	s  *Store
 }
 
@@ -110,11 +111,11 @@ func (t *txQueries) InsertInstructions(ctx context.Context, ins []catalog.Instru
 	return classify(err)
 }
 
-// MarkSent records in one statement that targets were sent a job.
+// MarkSent records in one statement, held, that targets were sent a job.
 func (t *txQueries) MarkSent(ctx context.Context, targetIDs []int64, job string) error {
-	_, err := t.tx.Exec(ctx, `INSERT INTO sent_jobs (target_id, job_name) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`,
+	t.tx.hold(`INSERT INTO sent_jobs (target_id, job_name) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING`,
 		targetIDs, job)
-	return classify(err)
+	return nil
 }
 
 // AckInstructions records a target's acks in one statement.
@@ -142,11 +143,88 @@ func (t *txQueries) AckInstructions(ctx context.Context, targetID int64, acks []
 	return out, classify(rows.Err())
 }
 
-// UpsertRuns stores runs in one pipelined batch.
+// UpsertRuns stores runs in one statement, their rows passed as arrays;
+// each keeps its own revision guard, and only the runs it changed come
+// back. A batch that names a run twice (which one statement cannot insert
+// and then update) goes one statement a run, pipelined.
 func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	if len(runs) == 0 {
 		return nil, nil
 	}
+	index := make(map[string]int, len(runs))
+	for i, r := range runs {
+		if _, dup := index[r.RunID]; dup {
+			return t.upsertRunsEach(ctx, targetID, runs, at)
+		}
+		index[r.RunID] = i
+	}
+	n := len(runs)
+	ids, jobs, statuses, triggers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+	messages, steps := make([]string, n), make([]string, n)
+	revisions, started, durations := make([]int64, n), make([]int64, n), make([]int64, n)
+	finished := make([]*int64, n)
+	for i, r := range runs {
+		b, err := json.Marshal(r.Steps)
+		if err != nil {
+			return nil, err
+		}
+		ids[i], jobs[i], statuses[i], triggers[i] = r.RunID, r.Job, string(r.Status), r.Trigger
+		messages[i], steps[i] = r.Message, string(b)
+		revisions[i], started[i], durations[i] = r.Revision, r.StartedAt.UnixMilli(), r.DurationMS
+		if r.FinishedAt != nil {
+			ms := r.FinishedAt.UnixMilli()
+			finished[i] = &ms
+		}
+	}
+	rows, err := t.tx.Query(ctx, sqlUpsertRuns, targetID, at.UnixMilli(),
+		ids, jobs, statuses, triggers, messages, revisions, started, finished, durations, steps)
+	if err != nil {
+		return nil, classify(err)
+	}
+	defer rows.Close()
+	out := make([]catalog.RunUpsert, n)
+	for rows.Next() {
+		var runID string
+		var u catalog.RunUpsert
+		if err := sqlstore.ScanUpsert(upsertRow{rows, &runID}, &u); err != nil {
+			return nil, classify(err)
+		}
+		i, ok := index[runID]
+		if !ok {
+			return nil, fmt.Errorf("upsert of runs: run %q came back unasked", runID)
+		}
+		u.Changed = true
+		out[i] = u
+	}
+	return out, classify(rows.Err())
+}
+
+// sqlUpsertRuns is sqlstore's statement that stores a run at its revision,
+// for many runs at once: $1 the target, $2 the time, then a column each.
+const sqlUpsertRuns = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+		started_at, finished_at, duration_ms, steps, updated_at)
+	SELECT $1, r.run_id, r.job_name, r.status, r.trigger, r.message, r.revision, r.started_at, r.finished_at, r.duration_ms, r.steps, $2
+	FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
+		AS r(run_id, job_name, status, trigger, message, revision, started_at, finished_at, duration_ms, steps)
+	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
+		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
+		updated_at = excluded.updated_at,
+		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
+	WHERE excluded.revision > runs.revision
+	RETURNING id, prior_status, prior_started, run_id`
+
+// upsertRow scans a row of sqlUpsertRuns: sqlstore's columns, then the
+// run's id.
+type upsertRow struct {
+	rows  pgx.Rows
+	runID *string
+}
+
+func (r upsertRow) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
+
+// upsertRunsEach stores runs one statement each, in one pipelined batch.
+func (t *txQueries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	b := &pgx.Batch{}
 	for _, r := range runs {
 		params, err := sqlstore.RunParams(targetID, r, at)
@@ -155,7 +233,10 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 		}
 		b.Queue(sqlstore.SQLUpsertRun, params...)
 	}
-	res := t.tx.SendBatch(ctx, b)
+	res, err := t.tx.send(ctx, b)
+	if err != nil {
+		return nil, classify(err)
+	}
 	out := make([]catalog.RunUpsert, len(runs))
 	for i := range runs {
 		err := sqlstore.ScanUpsert(res.QueryRow(), &out[i])
@@ -169,6 +250,22 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 		}
 	}
 	return out, classify(res.Close())
+}
+
+// InsertOutputs stores chunks of output in one statement, held.
+func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
+	if len(chunks) <= 1 {
+		return t.Queries.InsertOutputs(ctx, chunks)
+	}
+	n := len(chunks)
+	runs, attempts, offsets, data := make([]int64, n), make([]int32, n), make([]int64, n), make([][]byte, n)
+	for i, c := range chunks {
+		runs[i], attempts[i], offsets[i], data[i] = c.Run, int32(c.Attempt), c.Offset, c.Data
+	}
+	t.tx.hold(`INSERT INTO run_output (run, attempt, byte_offset, data)
+		SELECT * FROM unnest($1::bigint[], $2::int[], $3::bigint[], $4::bytea[]) ON CONFLICT DO NOTHING`,
+		runs, attempts, offsets, data)
+	return nil
 }
 
 // FlushHeartbeats writes heartbeats in one statement; one older than what a
@@ -215,4 +312,33 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 		WHERE t.id = h.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
 		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking, oldest)
 	return classify(err)
+}
+
+// FindJobs reads a job to post (a START's, a STOP's) in one statement,
+// with its targets' ids and names as two arrays in name order, where the
+// shared statements take two round trips; other reads are sqlstore's.
+func (t *txQueries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.JobRow, error) {
+	if !f.Posting || f.Name == "" || f.TargetID != 0 {
+		return t.Queries.FindJobs(ctx, f)
+	}
+	var ids []int64
+	var names []string
+	j, err := sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, `SELECT `+sqlstore.JobColumns+`,
+			COALESCE(p.ids, '{}'), COALESCE(p.names, '{}')
+		FROM jobs j LEFT JOIN LATERAL (
+			SELECT array_agg(jt.target_id ORDER BY t.name) AS ids, array_agg(t.name ORDER BY t.name) AS names
+			FROM job_targets jt JOIN targets t ON t.id = jt.target_id WHERE jt.job_id = j.id) p ON TRUE
+		WHERE j.name = $1`, f.Name)}, &ids, &names)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return []catalog.JobRow{}, nil
+	case err != nil:
+		return nil, err
+	case len(ids) != len(names):
+		return nil, fmt.Errorf("job %q: %d target ids for %d names", f.Name, len(ids), len(names))
+	}
+	for i, id := range ids {
+		j.Targets = append(j.Targets, catalog.JobTargetRow{TargetID: id, Target: names[i]})
+	}
+	return []catalog.JobRow{j}, nil
 }

@@ -13,8 +13,8 @@ import (
 
 // Subject kinds of audit_subjects: what an entry concerns, to find it by.
 const (
-	subjectJob    = "job"
-	subjectTarget = "target"
+	SubjectJob    = "job"
+	SubjectTarget = "target"
 )
 
 // SQLInsertAudit appends one entry to the audit log and returns its id.
@@ -61,10 +61,10 @@ func (s *Queries) InsertAuditSubjects(ctx context.Context, entries []muster.Audi
 	var rows []subject
 	for i, e := range entries {
 		for _, j := range e.Jobs {
-			rows = append(rows, subject{ids[i], subjectJob, j})
+			rows = append(rows, subject{ids[i], SubjectJob, j})
 		}
 		for _, t := range e.Targets {
-			rows = append(rows, subject{ids[i], subjectTarget, t})
+			rows = append(rows, subject{ids[i], SubjectTarget, t})
 		}
 	}
 	if len(rows) > 1 && !s.D.ArrayParams {
@@ -107,7 +107,7 @@ func (s *Queries) FindAudit(ctx context.Context, f catalog.AuditFilter) ([]muste
 	if f.Actor != "" {
 		q += ` AND a.actor = ` + a.add(f.Actor)
 	}
-	for kind, name := range map[string]string{subjectJob: f.Job, subjectTarget: f.Target} {
+	for kind, name := range map[string]string{SubjectJob: f.Job, SubjectTarget: f.Target} {
 		if name != "" {
 			q += ` AND EXISTS (SELECT 1 FROM audit_subjects s WHERE s.audit_id = a.id AND s.kind = ` + a.add(kind) +
 				` AND s.name = ` + a.add(name) + `)`
@@ -148,9 +148,9 @@ func (s *Queries) FindAudit(ctx context.Context, f catalog.AuditFilter) ([]muste
 		}
 		e := &entries[index[id]]
 		switch kind {
-		case subjectJob:
+		case SubjectJob:
 			e.Jobs = append(e.Jobs, name)
-		case subjectTarget:
+		case SubjectTarget:
 			e.Targets = append(e.Targets, name)
 		}
 	}

@@ -145,7 +145,7 @@ func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.Instruct
 		return err
 	}
 	for _, in := range ins {
-		if _, err := s.Q.Exec(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
+		if err := s.execHeld(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
 			VALUES ($1, $2, $3, $4, $5, 'pending', $6, $7, $8)`,
 			in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), ms(in.PostedAt), in.RunID, nullMS(in.ExpiresAt)); err != nil {
 			return err

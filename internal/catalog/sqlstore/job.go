@@ -19,16 +19,8 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 	case f.TargetID != 0:
 		where = ` WHERE j.id IN (SELECT job_id FROM job_targets WHERE target_id = ` + a.add(f.TargetID) + `)`
 	}
-	jobs, err := collect(ctx, s.Q, func(r Rows) (j catalog.JobRow, err error) {
-		var def string
-		var created, updated int64
-		err = r.Scan(&j.ID, &j.Name, &j.Version, &def, &j.Enabled, &j.Scheduled, &j.Category, &created, &updated, &j.CreatedBy, &j.UpdatedBy)
-		j.Definition, j.CreatedAt, j.UpdatedAt = []byte(def), fromMS(created), fromMS(updated)
-		j.Groups, j.Targets = []string{}, []catalog.JobTargetRow{}
-		return j, err
-	}, `SELECT j.id, j.name, j.version, j.definition, j.enabled, j.scheduled, j.category, j.created_at, j.updated_at,
-			j.created_by, j.updated_by
-		FROM jobs j`+where+` ORDER BY j.name`, a.vals...)
+	jobs, err := collect(ctx, s.Q, func(r Rows) (catalog.JobRow, error) { return ScanJob(r) },
+		`SELECT `+JobColumns+` FROM jobs j`+where+` ORDER BY j.name`, a.vals...)
 	if err != nil || len(jobs) == 0 {
 		return jobs, err
 	}
@@ -46,6 +38,23 @@ func (s *Queries) FindJobs(ctx context.Context, f catalog.JobQuery) ([]catalog.J
 		}
 	}
 	return jobs, s.jobGroups(ctx, jobs, index, ids)
+}
+
+// JobColumns are the columns of jobs j that ScanJob reads.
+const JobColumns = `j.id, j.name, j.version, j.definition, j.enabled, j.scheduled, j.category, j.created_at, j.updated_at,
+	j.created_by, j.updated_by`
+
+// ScanJob reads a job's JobColumns, then extra, from a row; the job's
+// groups and targets are empty.
+func ScanJob(r Row, extra ...any) (catalog.JobRow, error) {
+	var j catalog.JobRow
+	var def string
+	var created, updated int64
+	err := r.Scan(append([]any{&j.ID, &j.Name, &j.Version, &def, &j.Enabled, &j.Scheduled, &j.Category, &created, &updated,
+		&j.CreatedBy, &j.UpdatedBy}, extra...)...)
+	j.Definition, j.CreatedAt, j.UpdatedAt = []byte(def), fromMS(created), fromMS(updated)
+	j.Groups, j.Targets = []string{}, []catalog.JobTargetRow{}
+	return j, err
 }
 
 // jobTargets reads each job's effective targets, with the job's groups

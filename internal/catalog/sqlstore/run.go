@@ -77,20 +77,18 @@ func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog
 // unless a run the catalog recorded later already is: runs are ordered by
 // when the master first recorded them, which no target can forge.
 func (s *Queries) SetLastOutcome(ctx context.Context, targetID int64, r catalog.RunRow, row int64) error {
-	_, err := s.Q.Exec(ctx, `UPDATE job_targets SET last_run_id = $1, last_status = $2, last_message = $3,
+	return s.execHeld(ctx, `UPDATE job_targets SET last_run_id = $1, last_status = $2, last_message = $3,
 			last_started_at = $4, last_duration_ms = $5, last_run_row = $6
 		WHERE target_id = $7 AND job_id = (SELECT id FROM jobs WHERE name = $8)
 			AND (last_run_row IS NULL OR last_run_row <= $6)`,
 		r.RunID, string(r.Status), r.Message, ms(r.StartedAt), r.DurationMS, row, targetID, r.Job)
-	return err
 }
 
 // SetLastSuccess moves a job's last success on a target forward to at.
 func (s *Queries) SetLastSuccess(ctx context.Context, targetID int64, job string, at time.Time) error {
-	_, err := s.Q.Exec(ctx, `UPDATE job_targets SET last_success_at = $1
+	return s.execHeld(ctx, `UPDATE job_targets SET last_success_at = $1
 		WHERE target_id = $2 AND job_id = (SELECT id FROM jobs WHERE name = $3)
 			AND (last_success_at IS NULL OR last_success_at < $1)`, ms(at), targetID, job)
-	return err
 }
 
 // FindRuns returns runs, newest first.
@@ -222,11 +220,16 @@ func (s *Queries) OutputEnd(ctx context.Context, run int64, attempt int) (int64,
 	return end, err
 }
 
-// InsertOutput stores a chunk of output unless one is held at its place.
-func (s *Queries) InsertOutput(ctx context.Context, o catalog.OutputRow) error {
-	_, err := s.Q.Exec(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-		o.Run, o.Attempt, o.Offset, o.Data)
-	return err
+// InsertOutputs stores chunks of output, one statement each, each unless
+// one is held at its place.
+func (s *Queries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
+	for _, o := range chunks {
+		if err := s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+			o.Run, o.Attempt, o.Offset, o.Data); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // StartsPosted returns when the STARTs of the runs named were posted to

@@ -29,6 +29,24 @@ type Querier interface {
 	QueryRow(ctx context.Context, query string, args ...any) Row
 }
 
+// Holder is a Querier that can hold a statement whose result nothing
+// waits for, to send it with the next statement (PostgreSQL's pipeline):
+// one round trip for both. The held statement's error, if any, comes back
+// from a later call of the transaction, which then fails as a whole.
+type Holder interface {
+	Hold(ctx context.Context, query string, args ...any) error
+}
+
+// execHeld runs a write whose result nothing waits for: held when the
+// Querier is a Holder, else at once.
+func (s *Queries) execHeld(ctx context.Context, query string, args ...any) error {
+	if h, ok := s.Q.(Holder); ok {
+		return h.Hold(ctx, query, args...)
+	}
+	_, err := s.Q.Exec(ctx, query, args...)
+	return err
+}
+
 // Rows is the result of a query.
 type Rows interface {
 	Next() bool

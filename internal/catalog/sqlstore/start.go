@@ -25,14 +25,12 @@ func (s *Queries) ClaimStart(ctx context.Context, key, request string, at time.T
 
 // SetStartResponse records the answer to a claimed start request.
 func (s *Queries) SetStartResponse(ctx context.Context, key, response string) error {
-	_, err := s.Q.Exec(ctx, `UPDATE starts SET response = $1 WHERE idempotency_key = $2`, response, key)
-	return err
+	return s.execHeld(ctx, `UPDATE starts SET response = $1 WHERE idempotency_key = $2`, response, key)
 }
 
 // DeleteStarts forgets idempotency keys recorded before a time.
 func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) error {
-	_, err := s.Q.Exec(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
-	return err
+	return s.execHeld(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
 }
 
 // ActiveStarts counts a job's runs that hold a max_parallel_targets slot:
