@@ -178,6 +178,20 @@ func (r *DispatchResult) runningFigure() figure {
 	return f
 }
 
+// describeTargets says what the targets are: simulated ones in procs sim
+// processes, or as describeMode says.
+func describeTargets(mode string, n, procs int) string {
+	if mode == ModeSim && procs > 0 {
+		return describeSims(n, procs)
+	}
+	return describeMode(mode, n)
+}
+
+// describeSims says what n simulated targets in procs sim processes are.
+func describeSims(n, procs int) string {
+	return fmt.Sprintf("%d simulated target(s) in %d sim process(es) (real enlistment, mTLS, long-poll, acks and uploads; no store, no exec: the step's start is when a target would exec)", n, procs)
+}
+
 // describeMode says what the targets are.
 func describeMode(mode string, n int) string {
 	if mode == ModeSim {

@@ -74,30 +74,20 @@ func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*Tar
 	return targets, waitPollsHeld(ctx, n, m)
 }
 
-// startSimTargets enlists n simulated targets with m, starts their polling,
-// and waits until the master holds a poll from every one.
+// startSimTargets enlists n simulated targets with m in this process,
+// starts their polling, and waits until the master holds a poll from every
+// one. (Scenarios that measure a fleet rather than drive a few targets
+// use startSimFleet, which runs them in sim processes.)
 func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *recorder) ([]*simTarget, error) {
-	return e.startSimFleet(ctx, []*Master{m}, n, rec)
-}
-
-// startSimFleet enlists n simulated targets with the first master, spreads
-// their polls over the masters (target i polls master i mod len(ms)), and
-// waits until the masters hold a poll from every one.
-func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) ([]*simTarget, error) {
-	m := ms[0]
 	if err := ensureOpenFiles(n); err != nil {
 		return nil, err
 	}
 	e.progress("enlisting %d simulated targets", n)
 	names := targetNames(n)
 	sims := make([]*simTarget, n)
-	start := time.Now()
 	err := parallel(ctx, n, enlistWorkers, func(ctx context.Context, i int) error {
-		s, err := enlistSim(ctx, m, ms[i%len(ms)].URL, names[i], rec)
+		s, err := enlistSim(ctx, m, m.URL, names[i], rec)
 		sims[i] = s
-		if i > 0 && i%1000 == 0 {
-			e.progress("enlisted %d of %d in %s", i, n, time.Since(start).Round(time.Second))
-		}
 		return err
 	})
 	if err != nil {
@@ -110,7 +100,7 @@ func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recor
 		go func() { defer wg.Done(); s.run(runCtx) }()
 	}
 	e.onClose(func() { stop(); wg.Wait() })
-	return sims, waitPollsHeld(ctx, n, ms...)
+	return sims, waitPollsHeld(ctx, n, m)
 }
 
 // waitPollsHeld waits until the masters hold at least n polls between them.
