@@ -144,6 +144,19 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("dispatch_floor %q: p50 %v, want a measured time: %s", k, s["p50_ms"], b)
 			}
 		}
+		// Each hop was timed for every counted start, and the hops come in
+		// the order the start takes them.
+		hops, _ := m["hops"].(map[string]any)
+		for _, k := range []string{"request_to_transaction", "transaction_to_poll_reply", "poll_reply_to_target_read",
+			"target_read_to_commit", "commit_to_exec_returned", "request_to_response"} {
+			s, _ := hops[k].(map[string]any)
+			if n, _ := s["count"].(float64); n != 20 {
+				t.Errorf("hops %q: %v samples, want 20: %s", k, s["count"], b)
+			}
+			if p50, _ := s["p50_ms"].(float64); p50 <= 0 {
+				t.Errorf("hops %q: p50 %v, want a measured time: %s", k, s["p50_ms"], b)
+			}
+		}
 		checkBudget(t, r, "start_to_running.p50_ms", "start_to_running.p99_ms", "start_to_recorded.p50_ms")
 		if got, want := r.Budget[0].Floor, r.DispatchFloor.P50; got != want || got <= 0 {
 			t.Errorf("start → running held to a floor of %v ms, want the measured floor p50 %v", got, want)
@@ -153,6 +166,9 @@ func TestDispatch(t *testing.T) {
 		r := run(t, "dispatch", bench.Options{Targets: 3, Runs: 10, Mode: bench.ModeSim}).(*bench.DispatchResult)
 		if r.StartToRunning.Count != 10 || r.TargetMode != bench.ModeSim {
 			t.Errorf("measured %d starts on %s targets, want 10 on simulated ones", r.StartToRunning.Count, r.TargetMode)
+		}
+		if r.Hops != nil {
+			t.Errorf("hops %+v from simulated targets, which trace nothing", r.Hops)
 		}
 		if r.DispatchFloor.Count != 10 || r.DispatchFloor.TargetCommit.P50 <= 0 {
 			t.Errorf("floor: %d samples, target commit p50 %v ms; want 10 measured", r.DispatchFloor.Count, r.DispatchFloor.TargetCommit.P50)

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -66,12 +67,13 @@ func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*Tar
 		return nil, err
 	}
 	for _, t := range targets {
+		t.TraceFile = filepath.Join(t.Dir, traceFile)
 		if err := t.Start(); err != nil {
 			return nil, err
 		}
 		e.onClose(func() { t.Stop() })
 	}
-	return targets, waitPollsHeld(ctx, n, m)
+	return targets, e.waitPollsHeld(ctx, n, m)
 }
 
 // startSimTargets enlists n simulated targets with m in this process,
@@ -100,15 +102,28 @@ func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *record
 		go func() { defer wg.Done(); s.run(runCtx) }()
 	}
 	e.onClose(func() { stop(); wg.Wait() })
-	return sims, waitPollsHeld(ctx, n, m)
+	return sims, e.waitPollsHeld(ctx, n, m)
 }
 
-// waitPollsHeld waits until the masters hold at least n polls between them.
-func waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
-	return waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		held, err := pollsHeld(ctx, ms)
+// waitPollsHeld waits until the masters hold at least n polls between
+// them, saying every half minute how many they hold.
+func (e *env) waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
+	held, said := 0, time.Now()
+	err := waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		h, err := pollsHeld(ctx, ms)
+		if err == nil {
+			held = h
+		}
+		if time.Since(said) >= 30*time.Second {
+			e.progress("the masters hold %d of %d polls", held, n)
+			said = time.Now()
+		}
 		return err == nil && held >= n, nil
 	})
+	if errors.Is(err, errTimeout) {
+		return fmt.Errorf("%w (they held %d)", err, held)
+	}
+	return err
 }
 
 // pollsHeld sums the polls the masters hold.

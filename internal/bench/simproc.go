@@ -238,7 +238,7 @@ func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recor
 			return 0, err
 		}
 	}
-	return procs, waitPollsHeld(ctx, n, ms...)
+	return procs, e.waitPollsHeld(ctx, n, ms...)
 }
 
 // simProcess is a running `muster bench serve-sims`, seen from the bench
