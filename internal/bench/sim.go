@@ -30,6 +30,8 @@ type simTarget struct {
 	rec    simEvents
 	cursor int64
 	steps  map[string]string // job → name of its first step
+	// failed, when set, is told of each failed poll.
+	failed func(error)
 }
 
 // simPollInterval is the heartbeat the simulated targets report (the
@@ -102,6 +104,9 @@ func (s *simTarget) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		if err := s.pollOnce(ctx); err != nil {
+			if s.failed != nil && ctx.Err() == nil {
+				s.failed(err)
+			}
 			d := min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
 			d += time.Duration(rand.Int64N(int64(d) / 5))
 			failures++

@@ -108,30 +108,35 @@ func serveSims(ctx context.Context, spec simSpec, w *eventWriter) error {
 		return err
 	}
 	m := &Master{URL: spec.EnlistURL, Client: client, Roots: roots}
-	sims := make([]*simTarget, len(spec.Names))
+	// Each target polls as soon as it is enlisted, as a real one does: the
+	// masters take the fleet's connections at the pace of enlistment, not
+	// all at once.
+	failures := &failureLog{w: os.Stderr, every: 10 * time.Second}
+	runCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { stop(); wg.Wait() }() // the targets stop before w closes
 	var enlisted atomic.Int64
-	err = parallel(ctx, len(sims), max(spec.Workers, 1), func(ctx context.Context, i int) error {
+	err = parallel(ctx, len(spec.Names), max(spec.Workers, 1), func(ctx context.Context, i int) error {
 		s, err := enlistSim(ctx, m, spec.PollURLs[i], spec.Names[i], w)
-		sims[i] = s
-		if err == nil && enlisted.Add(1)%enlistReportEvery == 0 {
+		if err != nil {
+			return err
+		}
+		s.failed = failures.note
+		wg.Add(1)
+		go func() { defer wg.Done(); s.run(runCtx) }()
+		if enlisted.Add(1)%enlistReportEvery == 0 {
 			w.send(simEvent{Kind: eventEnlisted, N: enlistReportEvery})
 		}
-		return err
+		return nil
 	})
 	if err != nil {
 		return err
 	}
-	if rest := len(sims) % enlistReportEvery; rest > 0 {
+	if rest := len(spec.Names) % enlistReportEvery; rest > 0 {
 		w.send(simEvent{Kind: eventEnlisted, N: rest})
-	}
-	var wg sync.WaitGroup
-	for _, s := range sims {
-		wg.Add(1)
-		go func() { defer wg.Done(); s.run(ctx) }()
 	}
 	w.send(simEvent{Kind: eventReady})
 	<-ctx.Done()
-	wg.Wait()
 	return nil
 }
 
@@ -356,4 +361,25 @@ func logTail(path string) string {
 		s = "…" + s[len(s)-2000:]
 	}
 	return s
+}
+
+// failureLog writes how many polls failed, and the last error, at most
+// once every so often: a sim process's log says why its targets do not
+// poll without writing a line for each of thousands.
+type failureLog struct {
+	w     io.Writer
+	every time.Duration
+	mu    sync.Mutex
+	n     int
+	last  time.Time
+}
+
+func (f *failureLog) note(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.n++
+	if now := time.Now(); now.Sub(f.last) >= f.every {
+		fmt.Fprintf(f.w, "%s: %d poll(s) failed; the last: %v\n", now.Format(time.RFC3339), f.n, err)
+		f.n, f.last = 0, now
+	}
 }
