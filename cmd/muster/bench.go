@@ -49,6 +49,10 @@ Scenarios (defaults in brackets):
             100 aimed at them, a run of each on each target; --runs 30
             fetches a page]
 
+The simulated targets of fleet and fanout run in child processes of up to
+--sims-per-process each, since each holds a connection and a process may
+hold no more than its open-file limit.
+
 Where a budget is a multiple of what the machine allows at best (a floor
 measured in the same run), the table gives the ratio; -o json lists every
 bound under "budget", each with what was measured, the bound, the floor
@@ -96,7 +100,8 @@ unless --dir names one.`,
 	f.IntVar(&o.Masters, "masters", 0, "masters serving the catalog, with --store (fleet spreads its targets over them)")
 	f.StringVarP(&output, "output", "o", outputTable, outputHelp)
 	f.BoolVarP(&quiet, "quiet", "q", false, "print no progress on stderr")
-	cmd.AddCommand(newBenchServeMasterCmd(), newBenchServeEchoCmd())
+	f.IntVar(&o.SimsPerProcess, "sims-per-process", 0, "simulated targets each sim process holds (fleet, fanout; default 10000, at most the open-file limit allows)")
+	cmd.AddCommand(newBenchServeMasterCmd(), newBenchServeEchoCmd(), newBenchServeSimsCmd())
 	return cmd
 }
 
@@ -118,6 +123,23 @@ func newBenchServeEchoCmd() *cobra.Command {
 	cmd.Flags().StringVar(&dir, "dir", "", "directory of the CA and the server certificate")
 	cmd.MarkFlagRequired("dir")
 	return cmd
+}
+
+// newBenchServeSimsCmd is a process of simulated targets for `muster bench
+// fleet` and `fanout`: it reads its targets from stdin, reports on stdout,
+// and stops when stdin closes.
+func newBenchServeSimsCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:    "serve-sims",
+		Short:  "Hold a share of a simulated fleet, for muster bench",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			ctx, stop := signalContext()
+			defer stop()
+			return bench.ServeSims(ctx, cmd.InOrStdin(), cmd.OutOrStdout())
+		},
+	}
 }
 
 // newBenchServeMasterCmd is the master process of `muster bench --profile`:

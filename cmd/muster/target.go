@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -16,7 +17,7 @@ import (
 )
 
 func newTargetCmd() *cobra.Command {
-	var dataDir, configFile, logLevel, metricsListen string
+	var dataDir, configFile, logLevel, metricsListen, traceFile string
 	cmd := &cobra.Command{
 		Use:   "target --data DIR [--config FILE]",
 		Short: "Run an enlisted target, or list and show targets",
@@ -43,6 +44,11 @@ With --metrics-listen ADDR, the target serves its own Prometheus metrics at
 http://ADDR/metrics: runs started and finished, its spool, failed polls, the
 last poll its master answered, and whether its disk is full (docs/metrics.md).
 
+With --trace FILE, the target appends to FILE a line of JSON for each run a
+START launches: when the master wrote the poll reply that brought it, when the
+target read it, committed the run, and when exec of the first step returned
+(Unix nanoseconds). muster bench dispatch reads it to time each hop.
+
 With a subcommand, list or show the targets enlisted in a master.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
   muster target --data /var/lib/muster-target --metrics-listen 127.0.0.1:9101
@@ -64,6 +70,14 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			cfg := agent.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
 			cfg.MetricsListen = metricsListen
+			if traceFile != "" {
+				f, err := os.OpenFile(traceFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return fmt.Errorf("--trace: %w", err)
+				}
+				defer f.Close()
+				cfg.Trace = f
+			}
 			cfg.Subreaper = true
 			m, err := agent.New(cfg)
 			if err != nil {
@@ -87,6 +101,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 	f.StringVar(&dataDir, "data", "", "the target's data directory (made by muster enlist)")
 	f.StringVar(&configFile, "config", "", "the target's settings file (YAML)")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	f.StringVar(&traceFile, "trace", "", "append the times of each START's hops on this target to this file, a JSON line a run (for muster bench dispatch)")
 	f.StringVar(&metricsListen, "metrics-listen", "", "serve this target's own Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101; plain HTTP, so keep it on loopback or a management network); off by default")
 	cmd.AddCommand(newTargetListCmd(), newTargetShowCmd(), newTargetSetCmd(), newTargetDeleteCmd(), newTargetResyncCmd(),
 		newTargetPauseCmd(true), newTargetPauseCmd(false), newTargetPollCmd())

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"os"
@@ -52,6 +53,9 @@ type Config struct {
 	// applied; an error it returns fails the instruction. Tests use it to
 	// inject failures.
 	FailInstruction func(agentproto.Instruction) error
+	// Trace, when set, receives a line for each run a START launches:
+	// the times of its dispatch's hops (see StartTrace).
+	Trace io.Writer
 	// Logger receives the daemon's log; slog.Default() by default.
 	Logger *slog.Logger
 }
@@ -68,8 +72,9 @@ func DefaultConfig() Config {
 
 // Main is a target daemon.
 type Main struct {
-	cfg Config
-	log *slog.Logger
+	cfg   Config
+	log   *slog.Logger
+	trace *tracer
 
 	lock   *os.File
 	store  *store
@@ -91,7 +96,10 @@ type Main struct {
 	// reads to know when to leave a silent master.
 	pollInterval atomic.Int64
 	// masters are the group's masters as the poll loop last recorded them.
-	masters    []string
+	masters []string
+	// replyTrace is the trace of the poll reply being applied, when
+	// traced (poll loop only).
+	replyTrace *StartTrace
 	uploadWake chan struct{}
 	backlog    *backlog
 	spoolAges  spoolAges
@@ -134,7 +142,7 @@ func New(cfg Config) (*Main, error) {
 		log = slog.Default()
 	}
 	ev := newEvents(cfg.Now)
-	return &Main{cfg: cfg, log: ev.logger(log), events: ev, uploadWake: make(chan struct{}, 1), backlog: newBacklog(),
+	return &Main{cfg: cfg, log: ev.logger(log), trace: newTracer(cfg.Trace), events: ev, uploadWake: make(chan struct{}, 1), backlog: newBacklog(),
 		uploadLimits: defaultUploadLimits(), defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
 }
 

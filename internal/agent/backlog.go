@@ -22,6 +22,10 @@ type backlog struct {
 	order []string               // run ids, oldest first
 	full  bool                   // the last write failed for want of space
 	wake  chan struct{}
+	// next gathers the states recorded while a commit is under way; commit
+	// is held by the caller committing a batch (see record).
+	next   *recordBatch
+	commit sync.Mutex
 }
 
 // pendingRun is a run's latest state and the output not yet recorded.
@@ -38,28 +42,71 @@ func newBacklog() *backlog {
 // one. A run already waiting in the backlog waits on, its new state after
 // the old (their order is kept); a write the store refuses puts the run in
 // the backlog. It returns the store's error, if it refused the write.
+//
+// Runs recorded at once share a commit: while one commit is under way,
+// the states that come are queued, and the first of their callers to have
+// the store commits them all in one transaction (group commit), so that
+// the steps of a schedule's tick, all spawned together, cost the single
+// writer one synced commit, not one each. Each caller returns once its
+// state is committed, as before.
 func (m *Main) record(ctx context.Context, run muster.Run, output []outputChunk) error {
 	b := m.backlog
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	// The executor goes on writing its run's steps in place: what waits
 	// here, to be written later by another goroutine, is a copy.
 	run.Steps = slices.Clone(run.Steps)
 	if p, waiting := b.runs[run.RunID]; waiting {
 		p.run, p.output = run, append(p.output, output...)
+		b.mu.Unlock()
 		return nil
 	}
-	err := m.store.saveRun(ctx, run, output)
-	if err != nil {
-		b.runs[run.RunID] = &pendingRun{run: run, output: output}
-		b.order = append(b.order, run.RunID)
-		b.full = isFull(err)
+	if b.next == nil {
+		b.next = &recordBatch{done: make(chan struct{})}
+	}
+	batch := b.next
+	batch.runs = append(batch.runs, pendingRun{run: run, output: output})
+	b.mu.Unlock()
+
+	b.commit.Lock()
+	defer b.commit.Unlock()
+	select {
+	case <-batch.done: // committed by another caller of the batch
+		return batch.err
+	default:
+	}
+	b.mu.Lock()
+	if b.next == batch {
+		b.next = nil // later states make the next batch
+	}
+	b.mu.Unlock()
+	batch.err = m.store.saveRuns(ctx, batch.runs)
+	if batch.err != nil {
+		b.mu.Lock()
+		for _, p := range batch.runs {
+			if q, waiting := b.runs[p.run.RunID]; waiting {
+				q.run, q.output = p.run, append(q.output, p.output...)
+				continue
+			}
+			b.runs[p.run.RunID] = &pendingRun{run: p.run, output: p.output}
+			b.order = append(b.order, p.run.RunID)
+		}
+		b.full = isFull(batch.err)
+		b.mu.Unlock()
 		select {
 		case b.wake <- struct{}{}:
 		default:
 		}
 	}
-	return err
+	close(batch.done)
+	return batch.err
+}
+
+// recordBatch is the run states recorded while a commit was under way,
+// committed together.
+type recordBatch struct {
+	runs []pendingRun
+	err  error         // the commit's; read after done
+	done chan struct{} // closed once committed, or refused
 }
 
 // flushBacklog writes the runs of the backlog, oldest first, each in its

@@ -51,7 +51,8 @@ type activeRun struct {
 	cancel      context.CancelCauseFunc
 	spawned     chan struct{} // closed once the first step's process started, or the run ended
 	spawnOnce   sync.Once
-	cg          *runCgroup // the run's own cgroup, when cgroups are used
+	cg          *runCgroup  // the run's own cgroup, when cgroups are used
+	trace       *StartTrace // a START's hops until its first exec, when traced
 
 	// The run's output, which only its goroutine touches: what it has
 	// kept so far (all attempts, against run_output_limit), where the

@@ -52,6 +52,7 @@ func (m *Main) pollOnce(ctx context.Context) error {
 		m.log.Warn("the masters a poll reply announced are not used", "masters", resp.Masters, muster.LogErr, err)
 	}
 	var launched []*activeRun
+	m.replyTrace = m.trace.reply(resp.ServerTime)
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
@@ -229,6 +230,7 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		return nil, err
 	}
 	m.enl.Cursor = in.Seq
+	m.trace.committed(m.replyTrace, started)
 	if started != nil {
 		// The run is committed with the cursor; only now is its process
 		// spawned, first of all: the uploader is woken once the step has

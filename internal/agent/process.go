@@ -45,6 +45,11 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	err = e.procs.start(cmd)
 	attempt.StartedAt = e.m.now()
 	ar.markSpawned()
+	if err == nil {
+		if terr := e.m.trace.execReturned(ar, attempt.StartedAt); terr != nil {
+			e.m.log.Warn("the dispatch trace could not be written", muster.LogRunID, run.RunID, muster.LogErr, terr)
+		}
+	}
 	if err != nil {
 		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("cannot start: %v", err)
 		return attempt

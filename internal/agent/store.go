@@ -322,6 +322,22 @@ type outputChunk struct {
 	data    string
 }
 
+// saveRuns records run states, in order, with their output, in one
+// transaction.
+func (s *store) saveRuns(ctx context.Context, runs []pendingRun) error {
+	return s.update(ctx, func(tx *sql.Tx) error {
+		for _, p := range runs {
+			if _, err := putRun(ctx, tx, p.run); err != nil {
+				return err
+			}
+			if err := appendOutput(ctx, tx, p.run.RunID, p.output); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
 // saveRun writes a run's new state, and the chunks of output that came
 // since the last, in one transaction.
 func (s *store) saveRun(ctx context.Context, r muster.Run, output []outputChunk) error {

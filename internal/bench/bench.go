@@ -35,7 +35,8 @@ var Scenarios = []string{"dispatch", "fanout", "schedule", "fleet", "ingest", "u
 const (
 	// ModeProcess runs each target as a real `muster target` process.
 	ModeProcess = "process"
-	// ModeSim runs simulated targets in the benchmark's own process.
+	// ModeSim runs simulated targets: in the benchmark's own process, or,
+	// for fleet and fanout, in sim processes of up to SimsPerProcess each.
 	ModeSim = "sim"
 )
 
@@ -72,6 +73,10 @@ type Options struct {
 	// Masters is how many masters serve the catalog (more than one needs a
 	// PostgreSQL Store); fleet spreads its targets' polls over them.
 	Masters int
+	// SimsPerProcess is how many simulated targets each sim process holds
+	// in the fleet and fanout scenarios (10,000 when 0), at most what the
+	// open-file limit leaves room for.
+	SimsPerProcess int
 	// Progress receives progress lines; nothing when nil.
 	Progress io.Writer
 }

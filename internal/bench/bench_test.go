@@ -144,6 +144,19 @@ func TestDispatch(t *testing.T) {
 				t.Errorf("dispatch_floor %q: p50 %v, want a measured time: %s", k, s["p50_ms"], b)
 			}
 		}
+		// Each hop was timed for every counted start, and the hops come in
+		// the order the start takes them.
+		hops, _ := m["hops"].(map[string]any)
+		for _, k := range []string{"request_to_transaction", "transaction_to_poll_reply", "poll_reply_to_target_read",
+			"target_read_to_commit", "commit_to_exec_returned", "request_to_response"} {
+			s, _ := hops[k].(map[string]any)
+			if n, _ := s["count"].(float64); n != 20 {
+				t.Errorf("hops %q: %v samples, want 20: %s", k, s["count"], b)
+			}
+			if p50, _ := s["p50_ms"].(float64); p50 <= 0 {
+				t.Errorf("hops %q: p50 %v, want a measured time: %s", k, s["p50_ms"], b)
+			}
+		}
 		checkBudget(t, r, "start_to_running.p50_ms", "start_to_running.p99_ms", "start_to_recorded.p50_ms")
 		if got, want := r.Budget[0].Floor, r.DispatchFloor.P50; got != want || got <= 0 {
 			t.Errorf("start → running held to a floor of %v ms, want the measured floor p50 %v", got, want)
@@ -153,6 +166,9 @@ func TestDispatch(t *testing.T) {
 		r := run(t, "dispatch", bench.Options{Targets: 3, Runs: 10, Mode: bench.ModeSim}).(*bench.DispatchResult)
 		if r.StartToRunning.Count != 10 || r.TargetMode != bench.ModeSim {
 			t.Errorf("measured %d starts on %s targets, want 10 on simulated ones", r.StartToRunning.Count, r.TargetMode)
+		}
+		if r.Hops != nil {
+			t.Errorf("hops %+v from simulated targets, which trace nothing", r.Hops)
 		}
 		if r.DispatchFloor.Count != 10 || r.DispatchFloor.TargetCommit.P50 <= 0 {
 			t.Errorf("floor: %d samples, target commit p50 %v ms; want 10 measured", r.DispatchFloor.Count, r.DispatchFloor.TargetCommit.P50)
@@ -165,9 +181,16 @@ func TestDispatch(t *testing.T) {
 }
 
 func TestFanout(t *testing.T) {
-	r := run(t, "fanout", bench.Options{Targets: 5, Runs: 2, Mode: bench.ModeSim}).(*bench.FanoutResult)
-	if r.AllRunning.Count != 2 || r.StartToRunning.Count != 10 {
-		t.Errorf("measured %d fan-outs and %d starts, want 2 and 10", r.AllRunning.Count, r.StartToRunning.Count)
+	// Five simulated targets, two to a sim process: three processes.
+	r := run(t, "fanout", bench.Options{Targets: 5, Runs: 2, Mode: bench.ModeSim, SimsPerProcess: 2}).(*bench.FanoutResult)
+	if r.AllRunning.Count != 2 || r.StartToRunning.Count != 10 || r.SimProcesses != 3 {
+		t.Errorf("measured %d fan-outs and %d starts in %d sim processes, want 2 and 10 in 3", r.AllRunning.Count, r.StartToRunning.Count, r.SimProcesses)
+	}
+	// Every start was seen on a target after the request, by the clock of
+	// the sim process that held it.
+	if r.StartToRunning.P50 <= 0 || r.AllRunning.Max < r.StartToRunning.Max {
+		t.Errorf("start → running p50 %v ms, all running max %v ms, each max %v ms: want times after the request, all running the slowest",
+			r.StartToRunning.P50, r.AllRunning.Max, r.StartToRunning.Max)
 	}
 	checkBudget(t, r, "all_running.p50_ms", "all_running.max_ms")
 	// The budget is for 1,000 targets: reported, not counted.
@@ -207,9 +230,17 @@ func TestSchedule(t *testing.T) {
 }
 
 func TestFleet(t *testing.T) {
-	r := run(t, "fleet", bench.Options{Targets: 20, Duration: time.Second}).(*bench.FleetResult)
+	// Twenty simulated targets, eight to a sim process: three processes,
+	// the last holding four.
+	r := run(t, "fleet", bench.Options{Targets: 20, Duration: time.Second, SimsPerProcess: 8}).(*bench.FleetResult)
 	if r.PollsHeld < 20 || r.MasterOpenFiles < 20 || r.MasterRSSMiB <= 0 {
 		t.Errorf("%d polls held, %d open files, %.0f MiB: want the master holding 20 targets", r.PollsHeld, r.MasterOpenFiles, r.MasterRSSMiB)
+	}
+	if r.SimProcesses != 3 {
+		t.Errorf("%d sim processes, want 3 of at most 8 targets", r.SimProcesses)
+	}
+	if r.FanoutRunningMS <= 0 || r.FanoutRecordedMS < r.FanoutRunningMS {
+		t.Errorf("fan-out all running %v ms, all recorded %v ms: want both measured, recorded after running", r.FanoutRunningMS, r.FanoutRecordedMS)
 	}
 	if r.MasterKiBPerTarget <= 0 {
 		t.Errorf("master RSS per target %v KiB, want it measured", r.MasterKiBPerTarget)

@@ -28,6 +28,8 @@ type DispatchResult struct {
 	// DispatchFloor is measured once after each start, warm-up included,
 	// counted after the warm-up as the starts are.
 	DispatchFloor DispatchFloor `json:"dispatch_floor"`
+	// Hops split start → running hop by hop (target processes only).
+	Hops *DispatchHops `json:"hops,omitempty"`
 	// Store is the catalog: sqlite or postgres.
 	Store string `json:"store"`
 	Verdict
@@ -82,6 +84,7 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 	res := &DispatchResult{Scenario: "dispatch", Targets: n, Runs: runs, TargetMode: mode, Warmup: min(n+10, 200), Store: storeName(e.o.Store)}
 	e.progress("%d warm-up starts, then %d measured", res.Warmup, runs)
 	var running, recorded []time.Duration
+	var samples []dispatchSample
 	for i := range res.Warmup + runs {
 		target := names[i%n]
 		t0 := time.Now()
@@ -89,6 +92,7 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 		if err != nil {
 			return nil, err
 		}
+		answered := time.Now()
 		got, at, err := WaitRuns(ctx, m.Client, started.Refs()[:1], time.Minute)
 		if err != nil {
 			return nil, err
@@ -108,6 +112,7 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 		if i < res.Warmup {
 			continue
 		}
+		samples = append(samples, dispatchSample{runID: r.RunID, sent: t0, answered: answered, expiresAt: started.ExpiresAt})
 		running = append(running, r.Steps[0].StartedAt.Sub(t0))
 		recorded = append(recorded, at.Sub(t0))
 		if (i-res.Warmup+1)%500 == 0 {
@@ -116,26 +121,45 @@ func dispatch(ctx context.Context, e *env) (Result, error) {
 	}
 	res.StartToRunning, res.StartToRecorded = Summarize(running), Summarize(recorded)
 	res.DispatchFloor = probe.floor()
+	if len(targets) > 0 {
+		dirs := make([]string, len(targets))
+		for i, t := range targets {
+			dirs[i] = t.Dir
+		}
+		traces, err := readTraces(dirs)
+		if err != nil {
+			return nil, err
+		}
+		if res.Hops, err = hopsOf(samples, traces); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
 }
 
 // Table writes the dispatch figures beside their budgets.
 func (r *DispatchResult) Table(w io.Writer) error {
-	return writeTable(w, []string{
-		fmt.Sprintf("muster bench dispatch: %d start(s) of `/bin/sh -c true`, one at a time, round robin over %d target(s), after %d warm-up starts", r.Runs, r.Targets, r.Warmup),
-		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
-		machine(),
-	}, []figure{
+	figures := []figure{
 		r.runningFigure(),
 		{name: "dispatch floor: master commit + TLS round trip + target synced commit + exec", measured: dist(r.DispatchFloor.Summary)},
 		{name: "  floor parts at p50: master commit, round trip, target commit, exec",
 			measured: fmt.Sprintf("%s, %s, %s, %s ms", ms3(r.DispatchFloor.MasterCommit.P50), ms3(r.DispatchFloor.RoundTrip.P50), ms3(r.DispatchFloor.TargetCommit.P50), ms3(r.DispatchFloor.Exec.P50))},
-		{
-			name: "start request → run recorded on master", measured: dist(r.StartToRecorded),
-			budget: "p50 ≤ 10 ms",
-			result: verdict(r.recordedLimits()...),
-		},
+	}
+	if h := r.Hops; h != nil {
+		figures = append(figures, figure{name: "  hops at p50: request → START transaction → poll reply → target read → committed → exec returned",
+			measured: fmt.Sprintf("%s, %s, %s, %s, %s ms (the operator's answer: %s ms)", ms3(h.RequestToTransaction.P50), ms3(h.TransactionToReply.P50),
+				ms3(h.ReplyToRead.P50), ms3(h.ReadToCommit.P50), ms3(h.CommitToExec.P50), ms3(h.RequestToResponse.P50))})
+	}
+	figures = append(figures, figure{
+		name: "start request → run recorded on master", measured: dist(r.StartToRecorded),
+		budget: "p50 ≤ 10 ms",
+		result: verdict(r.recordedLimits()...),
 	})
+	return writeTable(w, []string{
+		fmt.Sprintf("muster bench dispatch: %d start(s) of `/bin/sh -c true`, one at a time, round robin over %d target(s), after %d warm-up starts", r.Runs, r.Targets, r.Warmup),
+		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		machine(),
+	}, figures)
 }
 
 func (r *DispatchResult) limits() []limit {
@@ -176,6 +200,20 @@ func (r *DispatchResult) runningFigure() figure {
 	}
 	f.result = verdict(r.runningLimits()...)
 	return f
+}
+
+// describeTargets says what the targets are: simulated ones in procs sim
+// processes, or as describeMode says.
+func describeTargets(mode string, n, procs int) string {
+	if mode == ModeSim && procs > 0 {
+		return describeSims(n, procs)
+	}
+	return describeMode(mode, n)
+}
+
+// describeSims says what n simulated targets in procs sim processes are.
+func describeSims(n, procs int) string {
+	return fmt.Sprintf("%d simulated target(s) in %d sim process(es) (real enlistment, mTLS, long-poll, acks and uploads; no store, no exec: the step's start is when a target would exec)", n, procs)
 }
 
 // describeMode says what the targets are.

@@ -23,6 +23,9 @@ type FanoutResult struct {
 	AllRecorded Summary `json:"all_recorded"`
 	// StartToRunning has one sample per target per fan-out.
 	StartToRunning Summary `json:"start_to_running"`
+	// SimProcesses is how many processes held the simulated targets; 0
+	// with target processes.
+	SimProcesses int `json:"sim_processes,omitempty"`
 	// Store is the catalog: sqlite or postgres.
 	Store string `json:"store"`
 	Verdict
@@ -50,10 +53,11 @@ func fanout(ctx context.Context, e *env) (Result, error) {
 		return nil, err
 	}
 	rec := newRecorder()
+	procs := 0
 	if mode == ModeProcess {
 		_, err = e.startProcessTargets(ctx, m, n)
 	} else {
-		_, err = e.startSimTargets(ctx, m, n, rec)
+		procs, err = e.startSimFleet(ctx, []*Master{m}, n, rec)
 	}
 	if err != nil {
 		return nil, err
@@ -61,7 +65,7 @@ func fanout(ctx context.Context, e *env) (Result, error) {
 	if err := applyJobs(ctx, m, shellJob("fanout", "true", targetNames(n))); err != nil {
 		return nil, err
 	}
-	res := &FanoutResult{Scenario: "fanout", Targets: n, Runs: reps, TargetMode: mode, Store: storeName(e.o.Store)}
+	res := &FanoutResult{Scenario: "fanout", Targets: n, Runs: reps, TargetMode: mode, SimProcesses: procs, Store: storeName(e.o.Store)}
 	var allRunning, allRecorded, each []time.Duration
 	for i := range reps + 1 { // the first is a warm-up
 		f, err := fanOnce(ctx, m, rec, mode, "fanout", n)
@@ -104,9 +108,10 @@ func fanOnce(ctx context.Context, m *Master, rec *recorder, mode, job string, n 
 	}
 	var f fanned
 	if mode == ModeSim {
+		next := 0 // ids before it are recorded: each is looked up once
 		err := rec.wait(ctx, fmt.Sprintf("%d runs recorded", n), 10*time.Minute, func() bool {
-			for _, id := range ids {
-				if _, ok := rec.finishes[id]; !ok {
+			for ; next < len(ids); next++ {
+				if _, ok := rec.finishes[ids[next]]; !ok {
 					return false
 				}
 			}
@@ -146,7 +151,7 @@ func (r *FanoutResult) Table(w io.Writer) error {
 		budget: "p50 ≤ 150 ms, max ≤ 1 s (1,000 targets)", result: verdict(r.limits()...)}
 	return writeTable(w, []string{
 		fmt.Sprintf("muster bench fanout: %d fan-out(s) of one START of `/bin/sh -c true` to every target, after one warm-up", r.Runs),
-		"fleet: master process; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		"fleet: master process; " + describeTargets(r.TargetMode, r.Targets, r.SimProcesses) + "; TLS on 127.0.0.1",
 		machine(),
 	}, []figure{
 		running,

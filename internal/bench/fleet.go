@@ -42,6 +42,8 @@ type FleetResult struct {
 	Store     string          `json:"store"`
 	Masters   int             `json:"masters"`
 	PerMaster []MasterFigures `json:"per_master,omitempty"`
+	// SimProcesses is how many processes held the simulated targets.
+	SimProcesses int `json:"sim_processes"`
 	// MasterKiBPerTarget is the master's resident set, all targets
 	// connected, divided by the targets it holds.
 	MasterKiBPerTarget float64 `json:"master_rss_kib_per_target"`
@@ -79,7 +81,7 @@ func fleet(ctx context.Context, e *env) (Result, error) {
 	rec := newRecorder()
 	res := &FleetResult{Scenario: "fleet", Targets: n, TargetMode: ModeSim, WindowS: window.Seconds(), Store: storeName(e.o.Store), Masters: len(ms)}
 	start := time.Now()
-	if _, err := e.startSimFleet(ctx, ms, n, rec); err != nil {
+	if res.SimProcesses, err = e.startSimFleet(ctx, ms, n, rec); err != nil {
 		return nil, err
 	}
 	res.EnlistS = time.Since(start).Seconds()
@@ -168,7 +170,7 @@ func (r *FleetResult) Table(w io.Writer) error {
 		budget: "≤ 50 KiB (10,000 targets)", result: verdict(l[2])}
 	return writeTable(w, []string{
 		fmt.Sprintf("muster bench fleet: %d targets long-polling with the default 60 s heartbeat (polls held 55 s); master measured over %.0f s", r.Targets, r.WindowS),
-		"fleet: master process (catalog: " + r.Store + "); " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		"fleet: master process (catalog: " + r.Store + "); " + describeSims(r.Targets, r.SimProcesses) + "; TLS on 127.0.0.1",
 		machine(),
 	}, []figure{
 		held,
@@ -199,7 +201,7 @@ func (r *FleetResult) sharedTable(w io.Writer) error {
 		budget: "≤ 2 s", result: verdict(l[2])}
 	return writeTable(w, []string{
 		fmt.Sprintf("muster bench fleet: %d targets long-polling %d masters on one PostgreSQL catalog (polls spread evenly); measured over %.0f s", r.Targets, r.Masters, r.WindowS),
-		"fleet: master processes; " + describeMode(r.TargetMode, r.Targets) + "; TLS on 127.0.0.1",
+		"fleet: master processes; " + describeSims(r.Targets, r.SimProcesses) + "; TLS on 127.0.0.1",
 		machine(),
 	}, []figure{held, rss, fan,
 		{name: fmt.Sprintf("START fanned out to %d targets → all recorded", r.Targets), measured: fmt.Sprintf("%s ms", ms3(r.FanoutRecordedMS))},

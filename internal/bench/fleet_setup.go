@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"sync"
@@ -66,38 +67,29 @@ func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*Tar
 		return nil, err
 	}
 	for _, t := range targets {
+		t.TraceFile = filepath.Join(t.Dir, traceFile)
 		if err := t.Start(); err != nil {
 			return nil, err
 		}
 		e.onClose(func() { t.Stop() })
 	}
-	return targets, waitPollsHeld(ctx, n, m)
+	return targets, e.waitPollsHeld(ctx, n, m)
 }
 
-// startSimTargets enlists n simulated targets with m, starts their polling,
-// and waits until the master holds a poll from every one.
+// startSimTargets enlists n simulated targets with m in this process,
+// starts their polling, and waits until the master holds a poll from every
+// one. (Scenarios that measure a fleet rather than drive a few targets
+// use startSimFleet, which runs them in sim processes.)
 func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *recorder) ([]*simTarget, error) {
-	return e.startSimFleet(ctx, []*Master{m}, n, rec)
-}
-
-// startSimFleet enlists n simulated targets with the first master, spreads
-// their polls over the masters (target i polls master i mod len(ms)), and
-// waits until the masters hold a poll from every one.
-func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) ([]*simTarget, error) {
-	m := ms[0]
 	if err := ensureOpenFiles(n); err != nil {
 		return nil, err
 	}
 	e.progress("enlisting %d simulated targets", n)
 	names := targetNames(n)
 	sims := make([]*simTarget, n)
-	start := time.Now()
 	err := parallel(ctx, n, enlistWorkers, func(ctx context.Context, i int) error {
-		s, err := enlistSim(ctx, m, ms[i%len(ms)].URL, names[i], rec)
+		s, err := enlistSim(ctx, m, m.URL, names[i], rec)
 		sims[i] = s
-		if i > 0 && i%1000 == 0 {
-			e.progress("enlisted %d of %d in %s", i, n, time.Since(start).Round(time.Second))
-		}
 		return err
 	})
 	if err != nil {
@@ -110,15 +102,28 @@ func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recor
 		go func() { defer wg.Done(); s.run(runCtx) }()
 	}
 	e.onClose(func() { stop(); wg.Wait() })
-	return sims, waitPollsHeld(ctx, n, ms...)
+	return sims, e.waitPollsHeld(ctx, n, m)
 }
 
-// waitPollsHeld waits until the masters hold at least n polls between them.
-func waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
-	return waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
-		held, err := pollsHeld(ctx, ms)
+// waitPollsHeld waits until the masters hold at least n polls between
+// them, saying every half minute how many they hold.
+func (e *env) waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
+	held, said := 0, time.Now()
+	err := waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
+		h, err := pollsHeld(ctx, ms)
+		if err == nil {
+			held = h
+		}
+		if time.Since(said) >= 30*time.Second {
+			e.progress("the masters hold %d of %d polls", held, n)
+			said = time.Now()
+		}
 		return err == nil && held >= n, nil
 	})
+	if errors.Is(err, errTimeout) {
+		return fmt.Errorf("%w (they held %d)", err, held)
+	}
+	return err
 }
 
 // pollsHeld sums the polls the masters hold.

@@ -27,9 +27,11 @@ type simTarget struct {
 	name   string
 	base   *url.URL
 	hc     *http.Client
-	rec    *recorder
+	rec    simEvents
 	cursor int64
 	steps  map[string]string // job → name of its first step
+	// failed, when set, is told of each failed poll.
+	failed func(error)
 }
 
 // simPollInterval is the heartbeat the simulated targets report (the
@@ -38,7 +40,7 @@ const simPollInterval = muster.DefaultPollInterval
 
 // enlistSim enlists a simulated target named name in m; it polls the master
 // at pollURL (m's, or another master's of the same catalog).
-func enlistSim(ctx context.Context, m *Master, pollURL, name string, rec *recorder) (*simTarget, error) {
+func enlistSim(ctx context.Context, m *Master, pollURL, name string, rec simEvents) (*simTarget, error) {
 	tok, err := m.Client.CreateToken(ctx, name, 15*time.Minute)
 	if err != nil {
 		return nil, err
@@ -102,6 +104,9 @@ func (s *simTarget) run(ctx context.Context) {
 	failures := 0
 	for ctx.Err() == nil {
 		if err := s.pollOnce(ctx); err != nil {
+			if s.failed != nil && ctx.Err() == nil {
+				s.failed(err)
+			}
 			d := min(100*time.Millisecond<<min(failures, 6), 5*time.Second)
 			d += time.Duration(rand.Int64N(int64(d) / 5))
 			failures++
@@ -212,6 +217,15 @@ func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) 
 		return fmt.Errorf("the master answered %d of %d runs", len(resp.Results), len(reports))
 	}
 	return nil
+}
+
+// simEvents is told what a simulated target's runs do: a recorder in this
+// process, or the events a sim process writes to the bench process.
+type simEvents interface {
+	// running is when the run's step would have been exec'd.
+	running(run string, at time.Time)
+	// recorded is when the master took the run's finished report.
+	recorded(run string, at time.Time)
 }
 
 // recorder collects what simulated targets see, for the scenarios to wait

@@ -17,6 +17,9 @@ type TargetProcess struct {
 	Dir  string
 	// UID is the enlistment id, part of every run id the target makes.
 	UID string
+	// TraceFile, when set, receives the target's dispatch trace
+	// (`muster target --trace`) from its next start.
+	TraceFile string
 }
 
 // EnlistTarget enlists data directory dir as target name in the master
@@ -39,5 +42,8 @@ func EnlistTarget(ctx context.Context, exe string, c *httpapi.Client, masterURL,
 // Start starts the target daemon.
 func (t *TargetProcess) Start() error {
 	t.args = []string{"target", "--data", t.Dir, "--log-level", "warn"}
+	if t.TraceFile != "" {
+		t.args = append(t.args, "--trace", t.TraceFile)
+	}
 	return t.start()
 }
