@@ -1,6 +1,10 @@
 package master
 
-import "github.com/prometheus/client_golang/prometheus/testutil"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+)
 
 // Limits the external tests check the defaults against.
 const (
@@ -40,4 +44,11 @@ func TargetRequests(m *Main) int {
 		n += k
 	}
 	return n
+}
+
+// StoreQueries counts the calls of a store method the master made.
+func StoreQueries(m *Main, op string) uint64 {
+	var d dto.Metric
+	m.metrics.storeQueries.WithLabelValues(op).(prometheus.Metric).Write(&d)
+	return d.GetHistogram().GetSampleCount()
 }

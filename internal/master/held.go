@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,7 +100,7 @@ func (p *heldPoll) wait() {
 	}
 	p.startReading()
 	if !p.a.m.hub.park(p) {
-		p.answer(context.Background())
+		answer(context.Background(), p.a.m, []*heldPoll{p})
 	}
 }
 
@@ -134,31 +135,57 @@ func (p *heldPoll) stopReading() bool {
 // aLongTimeAgo is a deadline that has passed.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// answer answers a poll the hub let go of: with its instructions when it
-// was woken, with the target's state when poked, empty when its hold
-// ended or the master is closing. A wake-up that brought nothing for the
-// poll parks it again.
-func (p *heldPoll) answer(ctx context.Context) {
-	if !p.stopReading() {
-		p.finish()
+// answer answers polls the hub let go of: each with its instructions when
+// it was woken, with the target's state when poked, empty when its hold
+// ended or the master is closing. The instructions of all the polls woken
+// are read in one statement; a wake-up that brought nothing for a poll
+// parks it again.
+func answer(ctx context.Context, m *Main, polls []*heldPoll) {
+	after := make(map[int64]int64, len(polls))
+	woken := make([]*heldPoll, 0, len(polls))
+	for _, p := range polls {
+		if !p.stopReading() {
+			p.finish()
+			continue
+		}
+		switch {
+		case isClosed(m.hub.Closed()):
+			p.respond(nil)
+		case isClosed(p.poked):
+			var err error
+			_, p.reply.Paused, err = m.Catalog.PollState(ctx, p.target)
+			p.respond(err)
+		case isClosed(p.woken):
+			// Subscribe again before the read: what is posted after it
+			// wakes the poll again.
+			p.woken = m.hub.Subscribe(p.target)
+			if _, twice := after[p.target]; twice {
+				// Another poll of the target is in the read: read this
+				// one's after its own cursor.
+				ins, err := m.Catalog.PendingInstructions(ctx, p.target, p.after)
+				p.answerWith(ctx, ins, err)
+				continue
+			}
+			after[p.target] = p.after
+			woken = append(woken, p)
+		default: // the hold ended
+			p.respond(nil)
+		}
+	}
+	pending, err := m.Catalog.PendingInstructionsOf(ctx, after)
+	for _, p := range woken {
+		p.answerWith(ctx, pending[p.target], err)
+	}
+}
+
+// answerWith answers a woken poll with the instructions read for it, or
+// parks it again if there are none.
+func (p *heldPoll) answerWith(ctx context.Context, ins []catalog.InstructionRow, err error) {
+	if err == nil && len(ins) == 0 {
+		p.wait()
 		return
 	}
-	m := p.a.m
-	var err error
-	select {
-	case <-m.hub.Closed():
-	case <-p.poked:
-		_, p.reply.Paused, err = m.Catalog.PollState(ctx, p.target)
-	case <-p.woken:
-		p.woken = m.hub.Subscribe(p.target)
-		var ins []catalog.InstructionRow
-		if ins, err = m.Catalog.PendingInstructions(ctx, p.target, p.after); err == nil && len(ins) == 0 {
-			p.wait()
-			return
-		}
-		p.reply.Instructions = wireInstructions(ins)
-	default: // the hold ended
-	}
+	p.reply.Instructions = wireInstructions(ins)
 	p.respond(err)
 }
 
@@ -305,6 +332,7 @@ func (l *resumedListener) Addr() net.Addr { return l.addr }
 
 // answerers answer parked polls, a few at a time.
 type answerers struct {
+	m       *Main
 	mu      sync.Mutex
 	ready   *sync.Cond
 	queue   []*heldPoll
@@ -317,8 +345,8 @@ type answerers struct {
 // keep both the catalog and the sockets busy on a few cores.
 const answerersCount = 16
 
-func newAnswerers() *answerers {
-	q := &answerers{}
+func newAnswerers(m *Main) *answerers {
+	q := &answerers{m: m}
 	q.ready = sync.NewCond(&q.mu)
 	return q
 }
@@ -369,10 +397,16 @@ func (q *answerers) run() {
 			q.mu.Unlock()
 			return
 		}
-		p := q.queue[0]
-		q.queue[0] = nil
-		q.queue = q.queue[1:]
+		n := min(len(q.queue), maxAnswerBatch)
+		batch := slices.Clone(q.queue[:n])
+		clear(q.queue[:n])
+		q.queue = q.queue[n:]
 		q.mu.Unlock()
-		p.answer(ctx)
+		answer(ctx, q.m, batch)
 	}
 }
+
+// maxAnswerBatch is how many parked polls an answerer takes at once: the
+// polls a post woke are read in statements of that many targets, and the
+// answerers share a large fan-out.
+const maxAnswerBatch = 128

@@ -123,6 +123,48 @@ func TestParkedPollIsAnsweredAndItsConnectionServesTheNext(t *testing.T) {
 	}
 }
 
+// The polls one post wakes are answered from reads of several targets at
+// once, none from a read of its own.
+func TestParkedPollsWokenTogetherAreReadTogether(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	names := []string{"web1", "web2", "web3"}
+	var results []<-chan pollResult
+	for _, name := range names {
+		p := newPoller(env, enlistRaw(t, env, name))
+		defer p.hc.CloseIdleConnections()
+		results = append(results, p.pollInBackground(context.Background(), heldQuery))
+	}
+	waitParked(t, env.Master, len(names))
+	alone, together := master.StoreQueries(env.Master, "PendingInstructions"), master.StoreQueries(env.Master, "PendingInstructionsOf")
+
+	job := muster.NewJob()
+	job.Name, job.Targets = "backup", names
+	job.Steps = []muster.Step{{Name: "main", Shell: "true"}}
+	if _, err := env.Client.Apply(context.Background(), httpapi.ApplyRequest{Jobs: []muster.Job{job}}); err != nil {
+		t.Fatal(err)
+	}
+	answered := 0
+	for i, done := range results {
+		res := <-done
+		if res.err != nil {
+			t.Fatalf("%s: %v", names[i], res.err)
+		}
+		if len(res.reply.Instructions) != 1 || res.reply.Instructions[0].Job != "backup" {
+			t.Errorf("%s was answered with %+v, want the INSERT of backup", names[i], res.reply.Instructions)
+		}
+		answered++
+	}
+	if answered != len(names) {
+		t.Fatalf("%d polls answered, want %d", answered, len(names))
+	}
+	if n := master.StoreQueries(env.Master, "PendingInstructions") - alone; n != 0 {
+		t.Errorf("%d woken polls read their instructions alone, want none", n)
+	}
+	if n := master.StoreQueries(env.Master, "PendingInstructionsOf") - together; n < 1 || n > uint64(len(names)) {
+		t.Errorf("%d reads of several targets answered %d polls, want 1 to %d", n, len(names), len(names))
+	}
+}
+
 // A parked poll is answered at once, with the target's state, when the
 // target is paused.
 func TestParkedPollIsAnsweredWhenPoked(t *testing.T) {

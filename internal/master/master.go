@@ -220,7 +220,7 @@ func New(cfg Config) (*Main, error) {
 	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute),
 		targetRequests: newSlots[int64](maxRequestsPerTarget), uploads: newUploads(cfg.Limits), alerts: alerts, metrics: newMetrics()}
 	m.alerts.leader = m.leader.Load
-	m.answerers = newAnswerers()
+	m.answerers = newAnswerers(m)
 	m.hub.answer = m.answerers.add
 	return m, nil
 }
