@@ -123,10 +123,12 @@ func (p *heldPoll) startReading() {
 	}()
 }
 
-// stopReading ends the read, and reports whether the target is still
-// there to be answered.
-func (p *heldPoll) stopReading() bool {
-	p.raw.SetReadDeadline(aLongTimeAgo)
+// stopReading ends the read. readStopped waits for it to end, and
+// reports whether the target is still there to be answered. Answering
+// several polls, the reads are all ended first, then waited for.
+func (p *heldPoll) stopReading() { p.raw.SetReadDeadline(aLongTimeAgo) }
+
+func (p *heldPoll) readStopped() bool {
 	<-p.read
 	p.raw.SetReadDeadline(time.Time{})
 	return !p.gone.Load()
@@ -144,7 +146,10 @@ func answer(ctx context.Context, m *Main, polls []*heldPoll) {
 	after := make(map[int64]int64, len(polls))
 	woken := make([]*heldPoll, 0, len(polls))
 	for _, p := range polls {
-		if !p.stopReading() {
+		p.stopReading()
+	}
+	for _, p := range polls {
+		if !p.readStopped() {
 			p.finish()
 			continue
 		}
@@ -210,7 +215,7 @@ func (p *heldPoll) respond(err error) {
 		persist = false
 	default:
 	}
-	p.conn.SetWriteDeadline(m.now().Add(replyWriteTimeout))
+	p.conn.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
 	if err := w.writeTo(p.conn, persist); err != nil {
 		persist = false
 	}
