@@ -104,23 +104,26 @@ func (p *heldPoll) wait() {
 	}
 }
 
-// startReading starts the read that notices the target going away: a
-// target sends nothing on the connection until its poll is answered, so
-// the read ends only when the target closes the connection, resets it, or
-// breaks the protocol, or when stopReading ends it.
+// startReading starts the look at the socket that notices the target
+// going away: a target sends nothing on the connection until its poll is
+// answered, so the look ends only when the target closes the connection,
+// resets it, or breaks the protocol, or when stopReading ends it.
 func (p *heldPoll) startReading() {
 	done := make(chan struct{})
 	p.read = done
 	go func() {
 		defer close(done)
-		var b [1]byte
-		n, err := p.raw.Read(b[:])
-		var timeout net.Error
-		if n > 0 || !errors.As(err, &timeout) || !timeout.Timeout() {
+		if _, err := peek(p.raw); !isTimeout(err) {
 			p.gone.Store(true)
 			p.a.m.hub.unpark(p)
 		}
 	}()
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var timeout net.Error
+	return errors.As(err, &timeout) && timeout.Timeout()
 }
 
 // stopReading ends the read. readStopped waits for it to end, and
@@ -220,7 +223,9 @@ func (p *heldPoll) respond(err error) {
 		persist = false
 	}
 	p.conn.SetWriteDeadline(time.Time{})
-	if !persist || !m.resumed.resume(p.conn) {
+	if persist {
+		m.resumed.await(p.conn, p.raw, m.srv.IdleTimeout)
+	} else {
 		p.conn.Close()
 	}
 	p.conn = nil
@@ -293,17 +298,56 @@ func (b *bufferedReply) writeTo(w io.Writer, persist bool) error {
 
 // resumedListener hands the connections of answered polls back to the
 // server, which serves them as if just accepted (their TLS handshake is
-// done) so that a target's next request reuses its connection.
+// done) so that a target's next request reuses its connection. A
+// connection is handed back once its next request starts to arrive: the
+// server gives a new connection's first request ReadHeaderTimeout, where a
+// connection between requests has IdleTimeout, and a target may take
+// longer than the one to apply what its poll brought.
 type resumedListener struct {
 	addr   net.Addr
 	conns  chan net.Conn
 	closed chan struct{}
 	once   sync.Once
+
+	mu   sync.Mutex
+	idle map[net.Conn]struct{} // sockets waited on by await
+	wg   sync.WaitGroup
 }
 
 func newResumedListener(addr net.Addr) *resumedListener {
-	return &resumedListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{})}
+	return &resumedListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{}), idle: map[net.Conn]struct{}{}}
 }
+
+// await gives conn back to the server when its next request starts to
+// arrive, raw being the socket under its TLS, or closes it if none comes
+// within idle, or the listener is closed first.
+func (l *resumedListener) await(conn, raw net.Conn, idle time.Duration) {
+	l.mu.Lock()
+	if isClosed(l.closed) {
+		l.mu.Unlock()
+		conn.Close()
+		return
+	}
+	raw.SetReadDeadline(time.Now().Add(idle))
+	l.idle[raw] = struct{}{}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.wg.Done()
+		n, err := peek(raw)
+		raw.SetReadDeadline(time.Time{})
+		l.mu.Lock()
+		delete(l.idle, raw)
+		l.mu.Unlock()
+		if n == 0 || err != nil || !l.resume(conn) {
+			conn.Close()
+		}
+	}()
+}
+
+// wait waits until every connection await was given is handed back or
+// closed; Close first.
+func (l *resumedListener) wait() { l.wg.Wait() }
 
 // resume gives conn back to the server, and reports whether it took it:
 // it does not once the server is closing.
@@ -326,9 +370,17 @@ func (l *resumedListener) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops the listener: connections given back after it are closed.
+// Close stops the listener: connections given back after it are closed,
+// and so are those waiting for their next request.
 func (l *resumedListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
+	l.once.Do(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		close(l.closed)
+		for raw := range l.idle {
+			raw.SetReadDeadline(aLongTimeAgo)
+		}
+	})
 	return nil
 }
 

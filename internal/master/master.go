@@ -413,7 +413,7 @@ func (m *Main) Run(ctx context.Context) error {
 	defer m.answerers.stop() // after the hub answered what is parked
 	go func() { errc <- m.srv.Serve(tls.NewListener(m.ln, m.srv.TLSConfig)) }()
 	go func() { resumedc <- m.srv.Serve(m.resumed) }()
-	defer func() { m.resumed.Close(); <-resumedc }()
+	defer func() { m.resumed.Close(); <-resumedc; m.resumed.wait() }()
 	defer m.hub.Close()
 	bg, stopBG := context.WithCancel(ctx)
 	m.bg.Add(4)
