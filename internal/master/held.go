@@ -24,12 +24,12 @@ import (
 // connection from net/http (Hijack) and returns, so that while the poll
 // waits it has no goroutine of net/http's, no handler goroutine and no
 // buffers; what remains is the connection's TLS state, the few fields of
-// a heldPoll, and one goroutine blocked in a read of the socket, which is
-// how the master notices the target going away. A wake-up, a poke, the
-// end of the hold or the master closing hands the poll to a small pool of
-// answerers, which read its instructions, write its reply by hand and give
-// the connection back to the server (the resumed listener), where the
-// target's next request on it is served as on any other.
+// a heldPoll, and one goroutine blocked in a look at the socket (peek),
+// which is how the master notices the target going away. A wake-up, a
+// poke, the end of the hold or the master closing hands the poll to a
+// small pool of answerers, which read its instructions, write its reply by
+// hand and give the connection back to the server (the resumed listener),
+// where the target's next request on it is served as on any other.
 //
 // A poll whose writer cannot be taken (HTTP/2, a test's recorder) is held
 // by its handler instead, as polls were before.
@@ -44,7 +44,7 @@ type heldPoll struct {
 	target  int64
 	after   int64
 	conn    net.Conn // the hijacked connection
-	raw     net.Conn // under its TLS, read while parked
+	raw     net.Conn // under its TLS, looked at while parked
 	header  http.Header
 	reply   agentproto.PollResponse
 	persist bool // the connection serves further requests after the reply
@@ -54,7 +54,7 @@ type heldPoll struct {
 	timer *time.Timer     // the end of the hold
 
 	expired atomic.Bool // the timer fired
-	gone    atomic.Bool // the read saw the target go away, or send out of turn
+	gone    atomic.Bool // the look saw the target go away, or send out of turn
 	read    chan struct{}
 }
 
