@@ -124,6 +124,17 @@ func (c *Catalog) PendingInstructions(ctx context.Context, targetID, after int64
 	return c.store.PendingInstructions(ctx, targetID, after, MaxPollBatch)
 }
 
+// PendingInstructionsOf returns the pending instructions of several
+// targets, each after its own cursor (after maps targets to it), at most
+// MaxPollBatch a target, in one read: the held polls one post woke are
+// answered together. A target with none has no entry.
+func (c *Catalog) PendingInstructionsOf(ctx context.Context, after map[int64]int64) (map[int64][]InstructionRow, error) {
+	if len(after) == 0 {
+		return nil, nil
+	}
+	return c.store.PendingInstructionsOf(ctx, after, MaxPollBatch)
+}
+
 // MaxErrorLen bounds an instruction error as stored.
 const MaxErrorLen = 1024
 

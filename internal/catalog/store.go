@@ -111,6 +111,9 @@ type Reads interface {
 	GroupMembers(ctx context.Context, groupID int64) (map[string]int64, error)
 	JobsNamingGroup(ctx context.Context, groupID int64) ([]string, error)
 	PendingInstructions(ctx context.Context, targetID, after int64, limit int) ([]InstructionRow, error)
+	// PendingInstructionsOf is PendingInstructions for several targets at
+	// once, in one statement: after maps each to its cursor.
+	PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]InstructionRow, error)
 	FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error)
 	InstructionsBySeq(ctx context.Context, target string, seq int64) ([]InstructionRow, error)
 	WasSent(ctx context.Context, targetID int64, job string) (bool, error)

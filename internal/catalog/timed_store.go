@@ -231,6 +231,13 @@ func (t *timedReads) PendingInstructions(p0 context.Context, p1 int64, p2 int64,
 	return r0, r1
 }
 
+func (t *timedReads) PendingInstructionsOf(p0 context.Context, p1 map[int64]int64, p2 int) (map[int64][]InstructionRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.PendingInstructionsOf(p0, p1, p2)
+	t.observe("PendingInstructionsOf", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) FindInstructions(p0 context.Context, p1 InstructionFilter) ([]muster.Instruction, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindInstructions(p0, p1)

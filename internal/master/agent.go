@@ -194,8 +194,18 @@ func (a *agent) authenticated(h agentHandler, access Access) http.Handler {
 		if !a.m.targetRequests.acquire(t.ID) {
 			return muster.Errorf(muster.ERATELIMIT, "target %q has %d requests in progress, as many as a target may", t.Name, maxRequestsPerTarget)
 		}
-		defer a.m.targetRequests.release(t.ID)
-		return h(w, r, t)
+		parked := false
+		defer func() {
+			if !parked {
+				a.m.targetRequests.release(t.ID)
+			}
+		}()
+		err = h(w, r, t)
+		if err == errParked {
+			// The parked poll answers, and releases the slot, later.
+			parked, err = true, nil
+		}
+		return err
 	})
 }
 
@@ -235,7 +245,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	// committed after the read pokes this poll, one committed before is in
 	// what it reads.
 	poked := a.m.hub.Poked(t.ID)
-	defer a.m.hub.Done(t.ID, poked)
+	parked := false
+	defer func() {
+		if !parked {
+			a.m.hub.Done(t.ID, poked)
+		}
+	}()
 	last, paused, err := a.m.Catalog.PollState(r.Context(), t.ID)
 	if err != nil {
 		return err
@@ -258,26 +273,34 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		return nil
 	}
 
-	timer := time.NewTimer(hold)
-	defer timer.Stop()
-	a.m.metrics.held.Inc()
-	defer a.m.metrics.held.Dec()
 	// Everything up to last is either pending (and read below) or not for
 	// this poll: a check against the catalog wakes it only for what comes
 	// after.
 	a.m.hub.Hold(t.ID, last)
+	woken := a.m.hub.Subscribe(t.ID)
+	ins, err := a.m.Catalog.PendingInstructions(r.Context(), t.ID, after)
+	if err != nil {
+		return err
+	}
+	if len(ins) == 0 && hold > 0 && a.park(w, r, t, after, hold, reply, poked, woken) {
+		parked = true
+		return errParked // the parked poll is answered later
+	}
+	timer := time.NewTimer(hold)
+	defer timer.Stop()
+	a.m.metrics.held.Inc()
+	defer a.m.metrics.held.Dec()
 	for {
-		woken := a.m.hub.Subscribe(t.ID)
-		ins, err := a.m.Catalog.PendingInstructions(r.Context(), t.ID, after)
-		if err != nil {
-			return err
-		}
 		if len(ins) > 0 || hold <= 0 {
 			reply.Instructions = wireInstructions(ins)
 			break
 		}
 		select {
 		case <-woken:
+			woken = a.m.hub.Subscribe(t.ID)
+			if ins, err = a.m.Catalog.PendingInstructions(r.Context(), t.ID, after); err != nil {
+				return err
+			}
 			continue
 		case <-poked:
 			// Answer now, with the target's state as it is now.

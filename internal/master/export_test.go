@@ -1,5 +1,11 @@
 package master
 
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+)
+
 // Limits the external tests check the defaults against.
 const (
 	HandshakeTimeout  = readHeaderTimeout
@@ -13,4 +19,36 @@ func UploadTurns(m *Main) int {
 	m.uploads.mu.Lock()
 	defer m.uploads.mu.Unlock()
 	return len(m.uploads.perTarget)
+}
+
+// ParkedPolls counts the polls parked in the master's hub.
+func ParkedPolls(m *Main) int {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	n := 0
+	for _, polls := range m.hub.parked {
+		n += len(polls)
+	}
+	return n
+}
+
+// HeldPolls is the muster_polls_held gauge.
+func HeldPolls(m *Main) float64 { return testutil.ToFloat64(m.metrics.held) }
+
+// TargetRequests counts the requests of targets in progress.
+func TargetRequests(m *Main) int {
+	m.targetRequests.mu.Lock()
+	defer m.targetRequests.mu.Unlock()
+	n := 0
+	for _, k := range m.targetRequests.n {
+		n += k
+	}
+	return n
+}
+
+// StoreQueries counts the calls of a store method the master made.
+func StoreQueries(m *Main, op string) uint64 {
+	var d dto.Metric
+	m.metrics.storeQueries.WithLabelValues(op).(prometheus.Metric).Write(&d)
+	return d.GetHistogram().GetSampleCount()
 }

@@ -13,11 +13,17 @@ import (
 // poll here through the catalog's notifications; the hub also remembers how
 // far each held poll has seen, so that a periodic check against the
 // catalog wakes any poll a lost notification left waiting (WakeBehind).
+//
+// A parked poll (see heldPoll) has no goroutine waiting on the channels:
+// the hub keeps it, and hands it to its answerers when it would have closed
+// one of them for it, or the poll's hold ended, or its target went away.
 type Hub struct {
 	mu      sync.Mutex
 	targets signals           // closed by Wake: new instructions
 	pokes   map[int64]*pokers // closed by Poke: answer now, with or without any
 	seen    map[int64]int64
+	parked  map[int64]map[*heldPoll]struct{}
+	answer  func(*heldPoll) // queues a parked poll to be answered; it must not block
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -48,7 +54,67 @@ func (s signals) fire(targets []int64) {
 
 // NewHub returns an empty hub.
 func NewHub() *Hub {
-	return &Hub{targets: signals{}, pokes: map[int64]*pokers{}, seen: map[int64]int64{}, runs: make(chan struct{}), closed: make(chan struct{})}
+	return &Hub{targets: signals{}, pokes: map[int64]*pokers{}, seen: map[int64]int64{}, parked: map[int64]map[*heldPoll]struct{}{},
+		runs: make(chan struct{}), closed: make(chan struct{})}
+}
+
+// park keeps p until something answers it, and reports whether it did:
+// it does not when p is due an answer already (it was woken or poked
+// since it subscribed, its hold ended, its target went away, the hub is
+// closed), and the caller answers it.
+func (h *Hub) park(p *heldPoll) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if isClosed(p.woken) || isClosed(p.poked) || isClosed(h.closed) || p.expired.Load() || p.gone.Load() {
+		return false
+	}
+	polls, ok := h.parked[p.target]
+	if !ok {
+		polls = map[*heldPoll]struct{}{}
+		h.parked[p.target] = polls
+	}
+	polls[p] = struct{}{}
+	return true
+}
+
+// unpark hands p to be answered if it is parked.
+func (h *Hub) unpark(p *heldPoll) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if polls, ok := h.parked[p.target]; ok {
+		if _, ok := polls[p]; ok {
+			delete(polls, p)
+			if len(polls) == 0 {
+				delete(h.parked, p.target)
+			}
+			h.answer(p)
+		}
+	}
+}
+
+// answerParked hands every poll parked for the target to be answered.
+func (h *Hub) answerParked(target int64) {
+	for p := range h.parked[target] {
+		h.answer(p)
+	}
+	delete(h.parked, target)
+}
+
+// answerAllParked hands every parked poll to be answered.
+func (h *Hub) answerAllParked() {
+	for target := range h.parked {
+		h.answerParked(target)
+	}
+}
+
+// isClosed reports whether ch is closed.
+func isClosed(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
 }
 
 // Subscribe returns a channel closed at the next Wake of the target.
@@ -63,6 +129,9 @@ func (h *Hub) Wake(targets []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.targets.fire(targets)
+	for _, id := range targets {
+		h.answerParked(id)
+	}
 }
 
 // Hold records that a poll of the target is held having seen every
@@ -87,6 +156,9 @@ func (h *Hub) WakeBehind(lastSeqs map[int64]int64) int {
 		}
 	}
 	h.targets.fire(behind)
+	for _, id := range behind {
+		h.answerParked(id)
+	}
 	return len(behind)
 }
 
@@ -98,6 +170,7 @@ func (h *Hub) WakeAll() {
 		close(ch)
 		delete(h.targets, id)
 	}
+	h.answerAllParked()
 }
 
 // pokers are the polls of one target waiting for a poke: usually one, but
@@ -135,6 +208,7 @@ func (h *Hub) Poke(targets []int64) bool {
 			delete(h.pokes, id)
 			held = true
 		}
+		h.answerParked(id)
 	}
 	return held
 }
@@ -148,6 +222,7 @@ func (h *Hub) PokeAll() {
 		close(p.ch)
 		delete(h.pokes, id)
 	}
+	h.answerAllParked()
 }
 
 // Done drops a finished poll's subscription to pokes, poked being what
@@ -186,4 +261,11 @@ func (h *Hub) WakeRuns() {
 func (h *Hub) Closed() <-chan struct{} { return h.closed }
 
 // Close answers every held poll and wait.
-func (h *Hub) Close() { h.once.Do(func() { close(h.closed) }) }
+func (h *Hub) Close() {
+	h.once.Do(func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		close(h.closed)
+		h.answerAllParked()
+	})
+}

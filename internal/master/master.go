@@ -143,6 +143,8 @@ type Main struct {
 	lock           *dirlock.Lock
 	ln             net.Listener
 	srv            *http.Server
+	resumed        *resumedListener // connections of answered polls, back to srv
+	answerers      *answerers       // answer parked polls
 	agentRoutes    []AgentRoute
 	metrics        *metrics
 	enlistFailures *failureLimiter
@@ -218,6 +220,8 @@ func New(cfg Config) (*Main, error) {
 	m := &Main{cfg: cfg, log: log, hub: NewHub(), rechecks: make(chan struct{}, 1), enlistFailures: newFailureLimiter(10, time.Minute),
 		targetRequests: newSlots[int64](maxRequestsPerTarget), uploads: newUploads(cfg.Limits), alerts: alerts, metrics: newMetrics()}
 	m.alerts.leader = m.leader.Load
+	m.answerers = newAnswerers(m)
+	m.hub.answer = m.answerers.add
 	return m, nil
 }
 
@@ -267,6 +271,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return fmt.Errorf("--listen %s: %w", m.cfg.Listen, err)
 	}
+	m.resumed = newResumedListener(m.ln.Addr())
 	host, port, _ := net.SplitHostPort(m.ln.Addr().String())
 	hosts := append(pki.DefaultHosts(), m.cfg.Hosts...)
 	urlHost := host
@@ -403,8 +408,13 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 // answered at once, in-flight requests get ShutdownTimeout to finish.
 func (m *Main) Run(ctx context.Context) error {
 	m.started = m.now()
-	errc := make(chan error, 1)
+	errc, resumedc := make(chan error, 1), make(chan error, 1)
+	m.answerers.start()
+	defer m.answerers.stop() // after the hub answered what is parked
 	go func() { errc <- m.srv.Serve(tls.NewListener(m.ln, m.srv.TLSConfig)) }()
+	go func() { resumedc <- m.srv.Serve(m.resumed) }()
+	defer func() { m.resumed.Close(); <-resumedc; m.resumed.wait() }()
+	defer m.hub.Close()
 	bg, stopBG := context.WithCancel(ctx)
 	m.bg.Add(4)
 	go func() { defer m.bg.Done(); m.maintain(bg) }()

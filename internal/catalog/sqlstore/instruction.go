@@ -25,6 +25,55 @@ func (s *Queries) PendingInstructions(ctx context.Context, targetID, after int64
 		WHERE target_id = $1 AND seq > $2 AND status = 'pending' ORDER BY seq LIMIT $3`, targetID, after, limit)
 }
 
+// PendingInstructionsOf returns the pending instructions of several
+// targets, each after its own sequence number (after maps targets to it),
+// at most limit a target, in order: the polls a post woke, read in one
+// statement. A target with none has no entry.
+func (s *Queries) PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]catalog.InstructionRow, error) {
+	a := &args{d: s.D}
+	ids, cursors := make([]int64, 0, len(after)), make([]int64, 0, len(after))
+	for id, seq := range after {
+		ids, cursors = append(ids, id), append(cursors, seq)
+	}
+	var polls string
+	if s.D.ArrayParams {
+		polls = `SELECT * FROM unnest(` + a.add(ids) + `::bigint[], ` + a.add(cursors) + `::bigint[]) AS p (target_id, after_seq)`
+	} else {
+		pairs := make([][2]int64, len(ids))
+		for i := range ids {
+			pairs[i] = [2]int64{ids[i], cursors[i]}
+		}
+		b, err := json.Marshal(pairs)
+		if err != nil {
+			return nil, err
+		}
+		polls = `SELECT value ->> 0 AS target_id, value ->> 1 AS after_seq FROM json_each(` + a.add(string(b)) + `)`
+	}
+	q := `SELECT target_id, seq, operation, job_name, payload FROM (
+		SELECT i.target_id, i.seq, i.operation, i.job_name, i.payload,
+			row_number() OVER (PARTITION BY i.target_id ORDER BY i.seq) AS n
+		FROM (` + polls + `) AS p JOIN instructions i ON i.target_id = p.target_id AND i.seq > p.after_seq
+		WHERE i.status = 'pending') AS w
+		WHERE n <= ` + a.add(limit) + ` ORDER BY target_id, seq`
+	rows, err := collect(ctx, s.Q, func(r Rows) (in catalog.InstructionRow, err error) {
+		var op, payload string
+		err = r.Scan(&in.TargetID, &in.Seq, &op, &in.Job, &payload)
+		in.Operation, in.Status = muster.Operation(op), muster.InstructionPending
+		if payload != "" {
+			in.Payload = []byte(payload)
+		}
+		return in, err
+	}, q, a.vals...)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int64][]catalog.InstructionRow{}
+	for _, in := range rows {
+		out[in.TargetID] = append(out[in.TargetID], in)
+	}
+	return out, nil
+}
+
 // FindInstructions lists the newest download-list entries of targets that
 // are not defected, by target then sequence number.
 func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFilter) ([]muster.Instruction, error) {

@@ -1,0 +1,72 @@
+package catalog_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// The pending instructions of several targets, read in one statement, are
+// what each target's own read finds after its own cursor, at most the
+// limit a target; a target with none has no entry.
+func TestPendingInstructionsOf(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1, web2, web3 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "web3")
+		jobs := []muster.Job{job("a", "web1", "web2"), job("b", "web1"), job("c", "web1")}
+		if _, err := db.ApplyJobs(ctx, jobs, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		after := map[int64]int64{web1.ID: 1, web2.ID: 0, web3.ID: 0}
+		got, err := db.PendingInstructionsOf(ctx, after)
+		if err != nil {
+			t.Fatal(err)
+		}
+		checked := 0
+		for _, id := range []int64{web1.ID, web2.ID, web3.ID} {
+			want, err := db.PendingInstructions(ctx, id, after[id])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(ops(got[id]), ops(want)) {
+				t.Errorf("target %d: read together %v, alone %v", id, ops(got[id]), ops(want))
+			}
+			for i := range min(len(want), len(got[id])) {
+				if g, w := got[id][i], want[i]; g.Seq != w.Seq || g.TargetID != id || string(g.Payload) != string(w.Payload) {
+					t.Errorf("target %d, instruction %d: read together seq %d of target %d, alone seq %d of %d", id, i, g.Seq, g.TargetID, w.Seq, id)
+				}
+			}
+			checked++
+		}
+		if checked != 3 {
+			t.Fatalf("checked %d targets, want 3", checked)
+		}
+		if want := []string{"INSERT b", "INSERT c"}; !slices.Equal(ops(got[web1.ID]), want) {
+			t.Errorf("web1 after 1: %v, want %v", ops(got[web1.ID]), want)
+		}
+		if _, ok := got[web3.ID]; ok {
+			t.Errorf("web3, with nothing pending, has an entry: %v", ops(got[web3.ID]))
+		}
+
+		t.Run("at most the limit a target", func(t *testing.T) {
+			got, err := db.Store().PendingInstructionsOf(ctx, map[int64]int64{web1.ID: 0, web2.ID: 0}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g1, g2 := ops(got[web1.ID]), ops(got[web2.ID]); !slices.Equal(g1, []string{"INSERT a"}) || !slices.Equal(g2, []string{"INSERT a"}) {
+				t.Errorf("with a limit of 1: web1 %v, web2 %v; want the first of each", g1, g2)
+			}
+		})
+		t.Run("no targets", func(t *testing.T) {
+			got, err := db.PendingInstructionsOf(ctx, nil)
+			if err != nil || len(got) != 0 {
+				t.Errorf("no targets: %v, %v; want nothing", got, err)
+			}
+		})
+	})
+}

@@ -1,0 +1,469 @@
+package master
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jsonhttp"
+)
+
+// A poll held on an HTTP/1.1 connection is parked: its handler takes the
+// connection from net/http (Hijack) and returns, so that while the poll
+// waits it has no goroutine of net/http's, no handler goroutine and no
+// buffers; what remains is the connection's TLS state, the few fields of
+// a heldPoll, and one goroutine blocked in a look at the socket (peek),
+// which is how the master notices the target going away. A wake-up, a
+// poke, the end of the hold or the master closing hands the poll to a
+// small pool of answerers, which read its instructions, write its reply by
+// hand and give the connection back to the server (the resumed listener),
+// where the target's next request on it is served as on any other.
+//
+// A poll whose writer cannot be taken (HTTP/2, a test's recorder) is held
+// by its handler instead, as polls were before.
+
+// errParked is what the poll handler returns once it has parked its poll:
+// the reply and the target's request slot are the held poll's now.
+var errParked = errors.New("the poll is parked")
+
+// heldPoll is a parked poll.
+type heldPoll struct {
+	a       *agent
+	target  int64
+	after   int64
+	conn    net.Conn // the hijacked connection
+	raw     net.Conn // under its TLS, looked at while parked
+	header  http.Header
+	reply   agentproto.PollResponse
+	persist bool // the connection serves further requests after the reply
+
+	poked <-chan struct{} // from Hub.Poked
+	woken <-chan struct{} // from Hub.Subscribe, renewed at each wake-up
+	timer *time.Timer     // the end of the hold
+
+	expired atomic.Bool // the timer fired
+	gone    atomic.Bool // the look saw the target go away, or send out of turn
+	read    chan struct{}
+}
+
+// park takes the connection of a poll that is to be held, and parks the
+// poll in the hub. It reports whether the poll is the parked one's to
+// answer now, its Done and its request slot with it; it is not when the
+// connection cannot be taken, or the master is not serving, and the
+// handler holds the poll itself.
+func (a *agent) park(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity, after int64, hold time.Duration,
+	reply agentproto.PollResponse, poked, woken <-chan struct{}) bool {
+	hj, ok := w.(http.Hijacker)
+	if !ok || r.ProtoMajor != 1 || !a.m.answerers.serving() {
+		return false
+	}
+	header := w.Header().Clone()
+	conn, brw, err := hj.Hijack()
+	if err != nil {
+		return false
+	}
+	p := &heldPoll{a: a, target: t.ID, after: after, conn: conn, raw: conn, header: header, reply: reply,
+		persist: !r.Close && r.ProtoAtLeast(1, 1), poked: poked, woken: woken}
+	if tc, ok := conn.(*tls.Conn); ok {
+		p.raw = tc.NetConn()
+	}
+	if brw.Reader.Buffered() > 0 {
+		// The target sent more while its poll is unanswered, which no
+		// client of this protocol does: answer now and close.
+		p.persist = false
+		p.expired.Store(true)
+	}
+	a.m.metrics.held.Inc()
+	p.timer = time.AfterFunc(hold, func() { p.expired.Store(true); a.m.hub.unpark(p) })
+	p.wait()
+	return true
+}
+
+// wait parks the poll, or answers it at once if something answered it
+// while it was not parked.
+func (p *heldPoll) wait() {
+	if p.gone.Load() {
+		p.finish()
+		return
+	}
+	p.startReading()
+	if !p.a.m.hub.park(p) {
+		answer(context.Background(), p.a.m, []*heldPoll{p})
+	}
+}
+
+// startReading starts the look at the socket that notices the target
+// going away: a target sends nothing on the connection until its poll is
+// answered, so the look ends only when the target closes the connection,
+// resets it, or breaks the protocol, or when stopReading ends it.
+func (p *heldPoll) startReading() {
+	done := make(chan struct{})
+	p.read = done
+	go func() {
+		defer close(done)
+		if _, err := peek(p.raw); !isTimeout(err) {
+			p.gone.Store(true)
+			p.a.m.hub.unpark(p)
+		}
+	}()
+}
+
+// isTimeout reports whether err is a deadline passing.
+func isTimeout(err error) bool {
+	var timeout net.Error
+	return errors.As(err, &timeout) && timeout.Timeout()
+}
+
+// stopReading ends the read. readStopped waits for it to end, and
+// reports whether the target is still there to be answered. Answering
+// several polls, the reads are all ended first, then waited for.
+func (p *heldPoll) stopReading() { p.raw.SetReadDeadline(aLongTimeAgo) }
+
+func (p *heldPoll) readStopped() bool {
+	<-p.read
+	p.raw.SetReadDeadline(time.Time{})
+	return !p.gone.Load()
+}
+
+// aLongTimeAgo is a deadline that has passed.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// answer answers polls the hub let go of: each with its instructions when
+// it was woken, with the target's state when poked, empty when its hold
+// ended or the master is closing. The instructions of all the polls woken
+// are read in one statement; a wake-up that brought nothing for a poll
+// parks it again.
+func answer(ctx context.Context, m *Main, polls []*heldPoll) {
+	after := make(map[int64]int64, len(polls))
+	woken := make([]*heldPoll, 0, len(polls))
+	for _, p := range polls {
+		p.stopReading()
+	}
+	for _, p := range polls {
+		if !p.readStopped() {
+			p.finish()
+			continue
+		}
+		switch {
+		case isClosed(m.hub.Closed()):
+			p.respond(nil)
+		case isClosed(p.poked):
+			var err error
+			_, p.reply.Paused, err = m.Catalog.PollState(ctx, p.target)
+			p.respond(err)
+		case isClosed(p.woken):
+			// Subscribe again before the read: what is posted after it
+			// wakes the poll again.
+			p.woken = m.hub.Subscribe(p.target)
+			if _, twice := after[p.target]; twice {
+				// Another poll of the target is in the read: read this
+				// one's after its own cursor.
+				ins, err := m.Catalog.PendingInstructions(ctx, p.target, p.after)
+				p.answerWith(ctx, ins, err)
+				continue
+			}
+			after[p.target] = p.after
+			woken = append(woken, p)
+		default: // the hold ended
+			p.respond(nil)
+		}
+	}
+	pending, err := m.Catalog.PendingInstructionsOf(ctx, after)
+	for _, p := range woken {
+		p.answerWith(ctx, pending[p.target], err)
+	}
+}
+
+// answerWith answers a woken poll with the instructions read for it, or
+// parks it again if there are none.
+func (p *heldPoll) answerWith(ctx context.Context, ins []catalog.InstructionRow, err error) {
+	if err == nil && len(ins) == 0 {
+		p.wait()
+		return
+	}
+	p.reply.Instructions = wireInstructions(ins)
+	p.respond(err)
+}
+
+// respond writes the poll's reply, or err, and gives the connection back
+// to the server to serve the target's next request.
+func (p *heldPoll) respond(err error) {
+	m := p.a.m
+	w := &bufferedReply{header: p.header}
+	if err != nil {
+		retryLater(w, err)
+		jsonhttp.WriteError(w, pollRequest, m.log, err)
+	} else {
+		if p.reply.Instructions == nil {
+			p.reply.Instructions = []agentproto.Instruction{}
+		}
+		p.reply.Masters, p.reply.ServerTime = m.masterURLs(), m.now()
+		jsonhttp.WriteJSON(w, http.StatusOK, p.reply)
+	}
+	persist := p.persist
+	select {
+	case <-m.hub.Closed():
+		persist = false
+	default:
+	}
+	p.conn.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
+	if err := w.writeTo(p.conn, persist); err != nil {
+		persist = false
+	}
+	p.conn.SetWriteDeadline(time.Time{})
+	if persist {
+		m.resumed.await(p.conn, p.raw, m.srv.IdleTimeout)
+	} else {
+		p.conn.Close()
+	}
+	p.conn = nil
+	p.done()
+}
+
+// finish lets go of a poll whose target went away: nobody reads a reply.
+func (p *heldPoll) finish() {
+	p.conn.Close()
+	p.done()
+}
+
+// done releases what the poll held while it was held.
+func (p *heldPoll) done() {
+	m := p.a.m
+	p.timer.Stop()
+	m.hub.Done(p.target, p.poked)
+	m.metrics.held.Dec()
+	m.targetRequests.release(p.target)
+}
+
+// replyWriteTimeout bounds the write of a held poll's reply: a target that
+// does not read it in that time loses its connection, and the answerer
+// goes on to the next.
+const replyWriteTimeout = 10 * time.Second
+
+// pollRequest stands for a parked poll's request where an error reply
+// names it in the log.
+var pollRequest = (&http.Request{Method: http.MethodGet, URL: &url.URL{Path: agentproto.PathInstructions}, Header: http.Header{}}).
+	WithContext(context.Background())
+
+// bufferedReply is an http.ResponseWriter that keeps the reply, for a
+// parked poll's answerer to write by hand.
+type bufferedReply struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (b *bufferedReply) Header() http.Header { return b.header }
+
+func (b *bufferedReply) WriteHeader(status int) {
+	if b.status == 0 {
+		b.status = status
+	}
+}
+
+func (b *bufferedReply) Write(p []byte) (int, error) {
+	b.WriteHeader(http.StatusOK)
+	return b.body.Write(p)
+}
+
+// writeTo writes the reply as HTTP/1.1, asking the client to close the
+// connection after it unless persist.
+func (b *bufferedReply) writeTo(w io.Writer, persist bool) error {
+	h := b.header
+	h.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	h.Set("Content-Length", fmt.Sprint(b.body.Len()))
+	if !persist {
+		h.Set("Connection", "close")
+	}
+	var out bytes.Buffer
+	fmt.Fprintf(&out, "HTTP/1.1 %d %s\r\n", b.status, http.StatusText(b.status))
+	h.Write(&out)
+	out.WriteString("\r\n")
+	out.Write(b.body.Bytes())
+	_, err := w.Write(out.Bytes())
+	return err
+}
+
+// resumedListener hands the connections of answered polls back to the
+// server, which serves them as if just accepted (their TLS handshake is
+// done) so that a target's next request reuses its connection. A
+// connection is handed back once its next request starts to arrive: the
+// server gives a new connection's first request ReadHeaderTimeout, where a
+// connection between requests has IdleTimeout, and a target may take
+// longer than the one to apply what its poll brought.
+type resumedListener struct {
+	addr   net.Addr
+	conns  chan net.Conn
+	closed chan struct{}
+	once   sync.Once
+
+	mu   sync.Mutex
+	idle map[net.Conn]struct{} // sockets waited on by await
+	wg   sync.WaitGroup
+}
+
+func newResumedListener(addr net.Addr) *resumedListener {
+	return &resumedListener{addr: addr, conns: make(chan net.Conn), closed: make(chan struct{}), idle: map[net.Conn]struct{}{}}
+}
+
+// await gives conn back to the server when its next request starts to
+// arrive, raw being the socket under its TLS, or closes it if none comes
+// within idle, or the listener is closed first.
+func (l *resumedListener) await(conn, raw net.Conn, idle time.Duration) {
+	l.mu.Lock()
+	if isClosed(l.closed) {
+		l.mu.Unlock()
+		conn.Close()
+		return
+	}
+	raw.SetReadDeadline(time.Now().Add(idle))
+	l.idle[raw] = struct{}{}
+	l.wg.Add(1)
+	l.mu.Unlock()
+	go func() {
+		defer l.wg.Done()
+		n, err := peek(raw)
+		raw.SetReadDeadline(time.Time{})
+		l.mu.Lock()
+		delete(l.idle, raw)
+		l.mu.Unlock()
+		if n == 0 || err != nil || !l.resume(conn) {
+			conn.Close()
+		}
+	}()
+}
+
+// wait waits until every connection await was given is handed back or
+// closed; Close first.
+func (l *resumedListener) wait() { l.wg.Wait() }
+
+// resume gives conn back to the server, and reports whether it took it:
+// it does not once the server is closing.
+func (l *resumedListener) resume(conn net.Conn) bool {
+	select {
+	case l.conns <- conn:
+		return true
+	case <-l.closed:
+		return false
+	}
+}
+
+// Accept returns the next connection given back.
+func (l *resumedListener) Accept() (net.Conn, error) {
+	select {
+	case c := <-l.conns:
+		return c, nil
+	case <-l.closed:
+		return nil, net.ErrClosed
+	}
+}
+
+// Close stops the listener: connections given back after it are closed,
+// and so are those waiting for their next request.
+func (l *resumedListener) Close() error {
+	l.once.Do(func() {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		close(l.closed)
+		for raw := range l.idle {
+			raw.SetReadDeadline(aLongTimeAgo)
+		}
+	})
+	return nil
+}
+
+// Addr is the address of the listener the connections came from.
+func (l *resumedListener) Addr() net.Addr { return l.addr }
+
+// answerers answer parked polls, a few at a time.
+type answerers struct {
+	m       *Main
+	mu      sync.Mutex
+	ready   *sync.Cond
+	queue   []*heldPoll
+	stopped bool
+	running atomic.Bool
+	wg      sync.WaitGroup
+}
+
+// answerersCount is how many parked polls are answered at once: enough to
+// keep both the catalog and the sockets busy on a few cores.
+const answerersCount = 16
+
+func newAnswerers(m *Main) *answerers {
+	q := &answerers{m: m}
+	q.ready = sync.NewCond(&q.mu)
+	return q
+}
+
+// start starts the answerers.
+func (q *answerers) start() {
+	q.mu.Lock()
+	q.stopped = false
+	q.mu.Unlock()
+	q.wg.Add(answerersCount)
+	for range answerersCount {
+		go q.run()
+	}
+	q.running.Store(true)
+}
+
+// serving reports whether the answerers are started, and polls may park.
+func (q *answerers) serving() bool { return q.running.Load() }
+
+// add queues a parked poll to be answered. It never blocks: the hub calls
+// it with its lock held.
+func (q *answerers) add(p *heldPoll) {
+	q.mu.Lock()
+	q.queue = append(q.queue, p)
+	q.mu.Unlock()
+	q.ready.Signal()
+}
+
+// stop answers what is queued, then stops the answerers.
+func (q *answerers) stop() {
+	q.running.Store(false)
+	q.mu.Lock()
+	q.stopped = true
+	q.mu.Unlock()
+	q.ready.Broadcast()
+	q.wg.Wait()
+}
+
+func (q *answerers) run() {
+	defer q.wg.Done()
+	ctx := context.Background()
+	for {
+		q.mu.Lock()
+		for len(q.queue) == 0 && !q.stopped {
+			q.ready.Wait()
+		}
+		if len(q.queue) == 0 {
+			q.mu.Unlock()
+			return
+		}
+		n := min(len(q.queue), maxAnswerBatch)
+		batch := slices.Clone(q.queue[:n])
+		clear(q.queue[:n])
+		q.queue = q.queue[n:]
+		q.mu.Unlock()
+		answer(ctx, q.m, batch)
+	}
+}
+
+// maxAnswerBatch is how many parked polls an answerer takes at once: the
+// polls a post woke are read in statements of that many targets, and the
+// answerers share a large fan-out.
+const maxAnswerBatch = 128
