@@ -93,11 +93,15 @@ func (d *daemon) Kill() error {
 
 // Stop sends SIGTERM and waits for the process to exit, killing it after
 // stopTimeout.
-func (d *daemon) Stop() error {
+func (d *daemon) Stop() error { return d.signal(syscall.SIGTERM) }
+
+// signal sends sig and waits for the process to exit, killing it after
+// stopTimeout.
+func (d *daemon) signal(sig syscall.Signal) error {
 	if !d.Running() {
 		return nil
 	}
-	if err := d.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+	if err := d.cmd.Process.Signal(sig); err != nil && !errors.Is(err, os.ErrProcessDone) {
 		return err
 	}
 	select {
@@ -105,7 +109,7 @@ func (d *daemon) Stop() error {
 		return nil
 	case <-time.After(stopTimeout):
 		d.Kill()
-		return fmt.Errorf("%s did not stop within %s of SIGTERM; killed", d.exe, stopTimeout)
+		return fmt.Errorf("%s did not exit within %s of %s; killed", d.exe, stopTimeout, sig)
 	}
 }
 
@@ -121,21 +125,7 @@ func (d *daemon) ExitCode() int {
 // Dump asks the process for a dump of its goroutines (SIGQUIT: the Go
 // runtime writes every goroutine's stack to the log, then exits) and waits
 // for it to go. It is for a test that found the daemon stuck.
-func (d *daemon) Dump() error {
-	if !d.Running() {
-		return nil
-	}
-	if err := d.cmd.Process.Signal(syscall.SIGQUIT); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
-	}
-	select {
-	case <-d.done:
-		return nil
-	case <-time.After(stopTimeout):
-		d.Kill()
-		return fmt.Errorf("%s did not exit within %s of SIGQUIT; killed", d.exe, stopTimeout)
-	}
-}
+func (d *daemon) Dump() error { return d.signal(syscall.SIGQUIT) }
 
 // LogFile is the file that receives what the process writes.
 func (d *daemon) LogFile() string { return d.log }

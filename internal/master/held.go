@@ -66,9 +66,13 @@ type heldPoll struct {
 func (a *agent) park(w http.ResponseWriter, r *http.Request, t catalog.TargetIdentity, after int64, hold time.Duration,
 	reply agentproto.PollResponse, poked, woken <-chan struct{}) bool {
 	hj, ok := w.(http.Hijacker)
-	if !ok || r.ProtoMajor != 1 || !a.m.answerers.serving() {
+	if !ok || r.ProtoMajor != 1 || !a.m.answerers.enter() {
 		return false
 	}
+	// The server does not wait for a handler whose connection it gave up:
+	// the answerers' stop does, until this one has parked its poll or
+	// answered it.
+	defer a.m.answerers.leave()
 	header := w.Header().Clone()
 	conn, brw, err := hj.Hijack()
 	if err != nil {
@@ -395,6 +399,8 @@ type answerers struct {
 	queue   []*heldPoll
 	stopped bool
 	running atomic.Bool
+	inline  int        // poll handlers between enter and leave
+	left    *sync.Cond // a handler left
 	wg      sync.WaitGroup
 }
 
@@ -405,6 +411,7 @@ const answerersCount = 16
 func newAnswerers(m *Main) *answerers {
 	q := &answerers{m: m}
 	q.ready = sync.NewCond(&q.mu)
+	q.left = sync.NewCond(&q.mu)
 	return q
 }
 
@@ -420,8 +427,26 @@ func (q *answerers) start() {
 	q.running.Store(true)
 }
 
-// serving reports whether the answerers are started, and polls may park.
-func (q *answerers) serving() bool { return q.running.Load() }
+// enter reports whether the answerers are serving, and a poll handler
+// may park its poll; one that may calls leave once it has parked the poll
+// or answered it, and stop waits for it.
+func (q *answerers) enter() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.running.Load() || q.stopped {
+		return false
+	}
+	q.inline++
+	return true
+}
+
+// leave ends what enter began.
+func (q *answerers) leave() {
+	q.mu.Lock()
+	q.inline--
+	q.mu.Unlock()
+	q.left.Broadcast()
+}
 
 // add queues a parked poll to be answered. It never blocks: the hub calls
 // it with its lock held.
@@ -432,11 +457,15 @@ func (q *answerers) add(p *heldPoll) {
 	q.ready.Signal()
 }
 
-// stop answers what is queued, then stops the answerers.
+// stop waits for the poll handlers parking or answering their polls,
+// answers what is queued, then stops the answerers.
 func (q *answerers) stop() {
 	q.running.Store(false)
 	q.mu.Lock()
 	q.stopped = true
+	for q.inline > 0 {
+		q.left.Wait()
+	}
 	q.mu.Unlock()
 	q.ready.Broadcast()
 	q.wg.Wait()

@@ -206,12 +206,7 @@ const sqlUpsertRuns = `INSERT INTO runs (target_id, run_id, job_name, status, tr
 	SELECT $1, r.run_id, r.job_name, r.status, r.trigger, r.message, r.revision, r.started_at, r.finished_at, r.duration_ms, r.steps, $2
 	FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bigint[], $12::text[])
 		AS r(run_id, job_name, status, trigger, message, revision, started_at, finished_at, duration_ms, steps)
-	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
-		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
-		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
-		updated_at = excluded.updated_at,
-		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
-	WHERE excluded.revision > runs.revision
+	` + sqlstore.SQLRunAtRevision + `
 	RETURNING id, prior_status, prior_started, run_id`
 
 // upsertRow scans a row of sqlUpsertRuns: sqlstore's columns, then the

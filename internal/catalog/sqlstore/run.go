@@ -18,13 +18,18 @@ import (
 const sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
 		started_at, finished_at, duration_ms, steps, updated_at)
 	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
-	ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
+` + SQLRunAtRevision + `
+	RETURNING id, prior_status, prior_started`
+
+// SQLRunAtRevision is the conflict clause of a run's upsert: the stored
+// run is replaced only by a later revision, and what it held is kept in
+// prior_status and prior_started.
+const SQLRunAtRevision = `ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
 		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
 		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
 		updated_at = excluded.updated_at,
 		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
-	WHERE excluded.revision > runs.revision
-	RETURNING id, prior_status, prior_started`
+	WHERE excluded.revision > runs.revision`
 
 // ScanUpsert reads what sqlUpsertRun returns into u.
 func ScanUpsert(row Row, u *catalog.RunUpsert) error {
