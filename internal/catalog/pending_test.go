@@ -62,6 +62,16 @@ func TestPendingInstructionsOf(t *testing.T) {
 				t.Errorf("with a limit of 1: web1 %v, web2 %v; want the first of each", g1, g2)
 			}
 		})
+		t.Run("one target", func(t *testing.T) {
+			got, err := db.PendingInstructionsOf(ctx, map[int64]int64{web1.ID: 1})
+			if err != nil || len(got) != 1 || !slices.Equal(ops(got[web1.ID]), []string{"INSERT b", "INSERT c"}) {
+				t.Errorf("web1 alone after 1: %v, %v; want only web1's INSERT b, INSERT c", got, err)
+			}
+			got, err = db.PendingInstructionsOf(ctx, map[int64]int64{web3.ID: 0})
+			if _, ok := got[web3.ID]; err != nil || ok {
+				t.Errorf("web3 alone, with nothing pending: %v, %v; want no entry", got, err)
+			}
+		})
 		t.Run("no targets", func(t *testing.T) {
 			got, err := db.PendingInstructionsOf(ctx, nil)
 			if err != nil || len(got) != 0 {

@@ -216,12 +216,7 @@ func (p *heldPoll) respond(err error) {
 		p.reply.Masters, p.reply.ServerTime = m.masterURLs(), m.now()
 		jsonhttp.WriteJSON(w, http.StatusOK, p.reply)
 	}
-	persist := p.persist
-	select {
-	case <-m.hub.Closed():
-		persist = false
-	default:
-	}
+	persist := p.persist && !isClosed(m.hub.Closed())
 	p.conn.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
 	if err := w.writeTo(p.conn, persist); err != nil {
 		persist = false
