@@ -32,6 +32,9 @@ func driverOf() (driver.Driver, error) {
 type connector struct {
 	dsn string
 	drv driver.Driver
+	// cp, on the write handle, checkpoints in the background as its
+	// transactions commit; sql.DB.Close stops it.
+	cp *checkpointer
 }
 
 func (c connector) Connect(context.Context) (driver.Conn, error) {
@@ -39,18 +42,32 @@ func (c connector) Connect(context.Context) (driver.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &cachingConn{inner: dc, stmts: map[string]*cachedStmt{}}, nil
+	return &cachingConn{inner: dc, stmts: map[string]*cachedStmt{}, cp: c.cp}, nil
 }
 
 func (c connector) Driver() driver.Driver { return c.drv }
 
-// openCached is sql.Open of modernc's SQLite with the statement cache.
-func openCached(dsn string) (*sql.DB, error) {
+// Close stops the checkpointer, if the handle has one.
+func (c connector) Close() error {
+	if c.cp == nil {
+		return nil
+	}
+	return c.cp.Close()
+}
+
+// openCached is sql.Open of modernc's SQLite with the statement cache and,
+// for a write handle, the background checkpointer (checkpoint is the DSN
+// its own connection opens with).
+func openCached(dsn, checkpoint string) (*sql.DB, error) {
 	drv, err := driverOf()
 	if err != nil {
 		return nil, err
 	}
-	return sql.OpenDB(connector{dsn: dsn, drv: drv}), nil
+	c := connector{dsn: dsn, drv: drv}
+	if checkpoint != "" {
+		c.cp = newCheckpointer(checkpoint, drv)
+	}
+	return sql.OpenDB(c), nil
 }
 
 // cachingConn is one connection with its statements. database/sql uses a
@@ -58,6 +75,7 @@ func openCached(dsn string) (*sql.DB, error) {
 type cachingConn struct {
 	inner driver.Conn
 	stmts map[string]*cachedStmt
+	cp    *checkpointer
 }
 
 // cachedStmt is a prepared statement and whether rows read from it are
@@ -165,7 +183,11 @@ func (c *cachingConn) Begin() (driver.Tx, error) {
 }
 
 func (c *cachingConn) BeginTx(ctx context.Context, opts driver.TxOptions) (driver.Tx, error) {
-	return c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	tx, err := c.inner.(driver.ConnBeginTx).BeginTx(ctx, opts)
+	if err != nil || c.cp == nil {
+		return tx, err
+	}
+	return countingTx{Tx: tx, cp: c.cp}, nil
 }
 
 func (c *cachingConn) Close() error {

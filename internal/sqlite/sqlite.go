@@ -24,14 +24,16 @@ import (
 // single connection whose transactions take the write lock at BEGIN (so two
 // writers never deadlock on upgrade), and read, a small pool for queries.
 // Every connection keeps the statements it runs prepared (see connector).
+// The write handle checkpoints the log in the background (see
+// checkpointer) until it is closed.
 func Open(path string, synchronous string) (write, read *sql.DB, err error) {
-	write, err = openCached(dsn(path, synchronous, true))
+	write, err = openCached(dsn(path, synchronous, true), dsn(path, synchronous, false))
 	if err != nil {
 		return nil, nil, err
 	}
 	write.SetMaxOpenConns(1)
 	write.SetConnMaxIdleTime(0)
-	read, err = openCached(dsn(path, synchronous, false))
+	read, err = openCached(dsn(path, synchronous, false), "")
 	if err != nil {
 		write.Close()
 		return nil, nil, err
@@ -56,6 +58,7 @@ func dsn(path, synchronous string, write bool) string {
 	q.Add("_pragma", "foreign_keys(1)")
 	if write {
 		q.Set("_txlock", "immediate")
+		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", checkpointBackstop))
 	}
 	return "file:" + path + "?" + q.Encode()
 }
