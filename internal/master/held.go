@@ -443,13 +443,16 @@ func (q *answerers) leave() {
 	q.left.Broadcast()
 }
 
-// add queues a parked poll to be answered. It never blocks: the hub calls
-// it with its lock held.
-func (q *answerers) add(p *heldPoll) {
+// add queues parked polls to be answered. It never blocks: the hub calls
+// it with its lock held. The polls go into the queue together, so that an
+// answerer takes them in one batch (up to maxAnswerBatch).
+func (q *answerers) add(polls []*heldPoll) {
 	q.mu.Lock()
-	q.queue = append(q.queue, p)
+	q.queue = append(q.queue, polls...)
 	q.mu.Unlock()
-	q.ready.Signal()
+	for range min((len(polls)+maxAnswerBatch-1)/maxAnswerBatch, answerersCount) {
+		q.ready.Signal()
+	}
 }
 
 // stop waits for the poll handlers parking or answering their polls,

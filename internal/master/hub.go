@@ -23,7 +23,7 @@ type Hub struct {
 	pokes   map[int64]*pokers // closed by Poke: answer now, with or without any
 	seen    map[int64]int64
 	parked  map[int64]map[*heldPoll]struct{}
-	answer  func(*heldPoll) // queues a parked poll to be answered; it must not block
+	answer  func([]*heldPoll) // queues parked polls to be answered; it must not block
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -87,23 +87,37 @@ func (h *Hub) unpark(p *heldPoll) {
 			if len(polls) == 0 {
 				delete(h.parked, p.target)
 			}
-			h.answer(p)
+			h.answer([]*heldPoll{p})
 		}
 	}
 }
 
-// answerParked hands every poll parked for the target to be answered.
-func (h *Hub) answerParked(target int64) {
-	for p := range h.parked[target] {
-		h.answer(p)
+// answerParked hands every poll parked for the targets to be answered, all
+// at once: the polls one change wakes are read and answered together.
+func (h *Hub) answerParked(targets ...int64) {
+	var polls []*heldPoll
+	for _, target := range targets {
+		for p := range h.parked[target] {
+			polls = append(polls, p)
+		}
+		delete(h.parked, target)
 	}
-	delete(h.parked, target)
+	if len(polls) > 0 {
+		h.answer(polls)
+	}
 }
 
 // answerAllParked hands every parked poll to be answered.
 func (h *Hub) answerAllParked() {
-	for target := range h.parked {
-		h.answerParked(target)
+	var polls []*heldPoll
+	for target, parked := range h.parked {
+		for p := range parked {
+			polls = append(polls, p)
+		}
+		delete(h.parked, target)
+	}
+	if len(polls) > 0 {
+		h.answer(polls)
 	}
 }
 
@@ -129,9 +143,7 @@ func (h *Hub) Wake(targets []int64) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.targets.fire(targets)
-	for _, id := range targets {
-		h.answerParked(id)
-	}
+	h.answerParked(targets...)
 }
 
 // Hold records that a poll of the target is held having seen every
@@ -156,9 +168,7 @@ func (h *Hub) WakeBehind(lastSeqs map[int64]int64) int {
 		}
 	}
 	h.targets.fire(behind)
-	for _, id := range behind {
-		h.answerParked(id)
-	}
+	h.answerParked(behind...)
 	return len(behind)
 }
 
@@ -208,8 +218,8 @@ func (h *Hub) Poke(targets []int64) bool {
 			delete(h.pokes, id)
 			held = true
 		}
-		h.answerParked(id)
 	}
+	h.answerParked(targets...)
 	return held
 }
 
