@@ -235,16 +235,23 @@ type KeyIdentity struct {
 
 // AuthenticateAPIKey returns the active key whose secret has the hash. An
 // expired or revoked key is refused, saying which. The use is noted, and
-// written within KeyUseGranularity.
+// written within KeyUseGranularity. The row read is remembered for the next
+// requests until a change that may touch it commits (see credentials).
 func (c *Catalog) AuthenticateAPIKey(ctx context.Context, hash string) (KeyIdentity, error) {
-	r, err := c.store.FindAPIKey(ctx, hash)
-	if noRows(err) {
-		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the API key is not valid for this master")
-	}
-	if err != nil {
-		return KeyIdentity{}, err
-	}
 	now := c.opts.Now()
+	r, ok := c.creds.key(hash, now)
+	if !ok {
+		gen := c.creds.generation()
+		var err error
+		r, err = c.store.FindAPIKey(ctx, hash)
+		if noRows(err) {
+			return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the API key is not valid for this master")
+		}
+		if err != nil {
+			return KeyIdentity{}, err
+		}
+		c.creds.putKey(hash, r, gen, now)
+	}
 	switch muster.KeyState(now, r.ExpiresAt, r.RevokedAt) {
 	case muster.KeyRevoked:
 		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "API key %q was revoked at %s by %s; ask an admin for a new key (`muster apikey create`)",

@@ -39,11 +39,15 @@ type Commit struct {
 	// Masters is set when a master started serving the catalog: the
 	// others read the group's masters again, for their targets.
 	Masters bool
+	// Credentials is set when the transaction may have changed an API
+	// key, a certificate or a target's identity: the other masters forget
+	// the ones they remember (Catalog.ForgetCredentials).
+	Credentials bool
 }
 
 // Empty reports whether the commit changed nothing anyone waits for.
 func (c Commit) Empty() bool {
-	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events && !c.Masters
+	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events && !c.Masters && !c.Credentials
 }
 
 // Options configure a Catalog.
@@ -70,6 +74,7 @@ type Catalog struct {
 
 	beats    heartbeats
 	keyUse   keyUse
+	creds    credentials
 	down     unavailable
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -169,7 +174,14 @@ type tx struct {
 	// audits are the audit entries of the changes made, written just
 	// before commit.
 	audits []muster.AuditEntry
+	// keepsCredentials: the transaction changes no API key, certificate
+	// or target identity, so what authentications remember stays.
+	keepsCredentials bool
 }
+
+// keepCredentials says the transaction changes no API key, certificate
+// or target identity (see credentials).
+func (t *tx) keepCredentials() { t.keepsCredentials = true }
 
 // maxAttempts bounds how often a transaction that lost a race is run again.
 const maxAttempts = 20
@@ -203,6 +215,7 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 			for id := range t.wake {
 				t.c.Targets = append(t.c.Targets, id)
 			}
+			t.c.Credentials = !t.keepsCredentials
 			if commit && !t.c.Empty() {
 				return stx.Notify(ctx, t.c)
 			}
@@ -216,6 +229,11 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 		}
 		if commit {
 			c.down.note(err)
+			// Forgotten whether or not the commit went through: one that
+			// failed in flight may still have been applied.
+			if t != nil && !t.keepsCredentials {
+				c.creds.forget()
+			}
 		}
 		if errors.Is(err, ErrRetry) && attempt < maxAttempts && ctx.Err() == nil {
 			// Lost a race with another master: wait a little, longer each

@@ -24,6 +24,7 @@ func (c *Catalog) DispatchEvents(ctx context.Context, newID func() string) (even
 	}
 	err = c.update(ctx, func(tx *tx) error {
 		events, deliveries = 0, 0
+		tx.keepCredentials()
 		routes, err := tx.AlertRoutes(ctx)
 		if err != nil {
 			return err

@@ -177,6 +177,7 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 		// tombstone is lifted and its name is free.
 		lifted, err := tx.LiftTombstone(ctx, targetID, tx.now)
 		if err != nil || !lifted {
+			tx.keepCredentials()
 			return err
 		}
 		return tx.CloseInstructions(ctx, targetID, []muster.InstructionStatus{muster.InstructionPending}, muster.InstructionDeleted)

@@ -74,6 +74,7 @@ type RunResult struct {
 func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports []RunUpload) ([]RunResult, error) {
 	results := make([]RunResult, len(reports))
 	err := c.update(ctx, func(tx *tx) error {
+		tx.keepCredentials()
 		// A target's clock may run ahead of the master's by its measured
 		// skew; a time further ahead is a lie, which would pin the job's
 		// last outcome.

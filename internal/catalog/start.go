@@ -85,6 +85,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 	}
 	var res muster.StartResult
 	err = c.update(ctx, func(tx *tx) error {
+		tx.keepCredentials()
 		res = muster.StartResult{}
 		if req.IdempotencyKey != "" {
 			replayed, err := tx.claimStart(req.IdempotencyKey, string(canonical), &res)

@@ -465,6 +465,9 @@ func (m *Main) lead(held bool) {
 // heard wakes what other masters' commits concern here. After a break in
 // notifications, every held poll looks again.
 func (m *Main) heard(c catalog.Commit, missed bool) {
+	if missed || c.Credentials {
+		m.Catalog.ForgetCredentials()
+	}
 	if missed {
 		m.hub.WakeAll()
 		m.hub.WakeRuns()

@@ -20,6 +20,9 @@ type note struct {
 	Runs    bool    `json:"r,omitempty"`
 	Events  bool    `json:"e,omitempty"`
 	Masters bool    `json:"m,omitempty"`
+	// Credentials: an API key, a certificate or a target's identity may
+	// have changed.
+	Credentials bool `json:"c,omitempty"`
 }
 
 // notePage bounds the targets one notification names.
@@ -29,7 +32,7 @@ const notePage = 500
 // changed: NOTIFY is delivered at commit, and not at all on rollback.
 // The notifications are held, to go with the COMMIT.
 func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
-	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events, Masters: c.Masters}
+	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events, Masters: c.Masters, Credentials: c.Credentials}
 	notes := []note{first}
 	for len(c.Targets) > 0 || len(c.Poke) > 0 {
 		n := &notes[len(notes)-1]
@@ -102,7 +105,7 @@ func (s *Store) listen(ctx context.Context, up func(), fn func(c catalog.Commit,
 		if err := json.Unmarshal([]byte(n.Payload), &msg); err != nil || msg.From == s.self {
 			continue
 		}
-		c := catalog.Commit{Targets: msg.Targets, Poke: msg.Poke, Events: msg.Events, Masters: msg.Masters}
+		c := catalog.Commit{Targets: msg.Targets, Poke: msg.Poke, Events: msg.Events, Masters: msg.Masters, Credentials: msg.Credentials}
 		if msg.Runs {
 			c.Runs = []string{""}
 		}

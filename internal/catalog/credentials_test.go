@@ -1,0 +1,186 @@
+package catalog_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// reads counts the store's lookups of credentials.
+type reads struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (r *reads) observe(op string, _ time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.n[op]++
+}
+
+func (r *reads) of(op string) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n[op]
+}
+
+// An authentication reads its row once; the next ones use it until a
+// change that may touch it commits, or for a second at most.
+func TestCredentialsRemembered(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		r := &reads{n: map[string]int{}}
+		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		id := enlist(t, db, "web-1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web-1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ops", Role: catalog.RoleOperator}, "hash-ops", admin); err != nil {
+			t.Fatal(err)
+		}
+		authenticate := func(want int) {
+			t.Helper()
+			for i := range 3 {
+				if k, err := db.AuthenticateAPIKey(ctx, "hash-ops"); err != nil || k.Name != "ops" {
+					t.Fatalf("key, try %d: %+v, %v", i, k, err)
+				}
+				if got, err := db.AuthenticateTarget(ctx, "serial-web-1"); err != nil || got.ID != id.ID {
+					t.Fatalf("certificate, try %d: %+v, %v", i, got, err)
+				}
+			}
+			if k, c := r.of("FindAPIKey"), r.of("FindCert"); k != want || c != want {
+				t.Fatalf("the key was read %d times and the certificate %d, want %d each", k, c, want)
+			}
+		}
+		authenticate(1)
+
+		// A START, an acknowledgement and a run upload change no credential.
+		started, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Ack(ctx, id.ID, []catalog.AckRow{{Seq: started.Runs[0].Seq}}); err != nil {
+			t.Fatal(err)
+		}
+		at := clk.Now()
+		if _, err := db.UpsertRuns(ctx, id, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "backup", Target: "web-1",
+			RunID: started.Runs[0].RunID, Status: muster.RunRunning, Trigger: "manual", StartedAt: at}}}); err != nil {
+			t.Fatal(err)
+		}
+		authenticate(1)
+
+		// A second later, both are read again.
+		clk.Add(time.Second)
+		authenticate(2)
+
+		// Any other change forgets them: a revoked key is refused at once.
+		if _, err := db.RevokeAPIKey(ctx, "ops", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.AuthenticateAPIKey(ctx, "hash-ops"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Fatalf("the revoked key: %v, want EUNAUTHORIZED", err)
+		}
+		if n := r.of("FindAPIKey"); n != 3 {
+			t.Errorf("the key was read %d times, want 3: the revocation did not forget it", n)
+		}
+		if _, err := db.AuthenticateTarget(ctx, "serial-web-1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.of("FindCert"); n != 3 {
+			t.Errorf("the certificate was read %d times, want 3", n)
+		}
+		db.ForgetCredentials()
+		if _, err := db.AuthenticateTarget(ctx, "serial-web-1"); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.of("FindCert"); n != 4 {
+			t.Errorf("the certificate was read %d times after ForgetCredentials, want 4", n)
+		}
+	})
+}
+
+// On a shared catalog, a key revoked through one master is refused by the
+// other once it forgets what it remembers: when the notification of the
+// change arrives (it says Credentials; the master then calls
+// ForgetCredentials), or a second later if it is lost.
+func TestSharedCredentialsRevoked(t *testing.T) {
+	a, b, clk := twoMasters(t)
+	ctx := context.Background()
+	for _, name := range []string{"ops", "dev"} {
+		if _, err := a.CreateAPIKey(ctx, catalog.NewAPIKey{Name: name, Role: catalog.RoleOperator}, "hash-"+name, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.AuthenticateAPIKey(ctx, "hash-"+name); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	t.Run("a lost notification costs a second at most", func(t *testing.T) {
+		if _, err := a.RevokeAPIKey(ctx, "ops", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.AuthenticateAPIKey(ctx, "hash-ops"); err != nil {
+			t.Fatalf("b, not told of the revocation: %v, want the key it remembers", err)
+		}
+		clk.Add(time.Second)
+		if _, err := b.AuthenticateAPIKey(ctx, "hash-ops"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Fatalf("b a second after the revocation: %v, want EUNAUTHORIZED", err)
+		}
+	})
+
+	t.Run("the notification says so", func(t *testing.T) {
+		if _, err := b.AuthenticateAPIKey(ctx, "hash-dev"); err != nil {
+			t.Fatal(err)
+		}
+		lctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		heard := make(chan catalog.Commit, 64)
+		go b.Store().Listen(lctx, func(c catalog.Commit, missed bool) {
+			if !missed {
+				heard <- c
+			}
+		})
+		// A note sent before the listener is up is not heard: change
+		// something until one is.
+		for i := 0; ; i++ {
+			if i == 100 {
+				t.Fatal("no notification heard after 100 changes")
+			}
+			if _, err := a.CreateAPIKey(ctx, catalog.NewAPIKey{Name: fmt.Sprintf("probe-%d", i), Role: catalog.RoleReader}, fmt.Sprintf("hash-probe-%d", i), admin); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case c := <-heard:
+				if !c.Credentials {
+					t.Fatalf("the note of a new key = %+v, want Credentials", c)
+				}
+			case <-time.After(100 * time.Millisecond):
+				continue
+			}
+			break
+		}
+		if _, err := a.RevokeAPIKey(ctx, "dev", admin); err != nil {
+			t.Fatal(err)
+		}
+		for c := range heard {
+			if c.Credentials {
+				break
+			}
+		}
+		b.ForgetCredentials()
+		if _, err := b.AuthenticateAPIKey(ctx, "hash-dev"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Fatalf("b once told of the revocation: %v, want EUNAUTHORIZED", err)
+		}
+	})
+}
