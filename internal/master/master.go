@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -337,6 +338,13 @@ func advertisedURL(s string) (string, error) {
 // other masters tell it of.
 func (m *Main) committed(c catalog.Commit) {
 	m.hub.Wake(c.Targets)
+	if len(c.Targets) > 0 {
+		// The answerer the wake readied runs next on this processor, but
+		// only once this goroutine blocks: after the committing request has
+		// written its own answer. Yielding lets it write the poll's reply
+		// first, which is what the target waits for.
+		runtime.Gosched()
+	}
 	m.hub.Poke(c.Poke)
 	if len(c.Runs) > 0 {
 		m.hub.WakeRuns()
