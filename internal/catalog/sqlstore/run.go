@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -58,8 +59,82 @@ func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
 // batch it.
 const SQLUpsertRun = sqlUpsertRun
 
-// UpsertRuns stores runs at their revisions, one statement each.
+// UpsertRuns stores runs at their revisions in one statement, their rows
+// passed as one JSON array; each keeps its own revision guard, and only the
+// runs it changed come back. A batch that names a run twice (which one
+// statement cannot insert and then update) goes one statement a run.
+// PostgreSQL passes the rows as arrays instead (pgstore).
 func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
+	if len(runs) < 2 {
+		return s.upsertRunsEach(ctx, targetID, runs, at)
+	}
+	index := make(map[string]int, len(runs))
+	rows := make([][10]any, len(runs))
+	for i, r := range runs {
+		if _, dup := index[r.RunID]; dup {
+			return s.upsertRunsEach(ctx, targetID, runs, at)
+		}
+		index[r.RunID] = i
+		steps, err := json.Marshal(r.Steps)
+		if err != nil {
+			return nil, err
+		}
+		var finished *int64 // JSON null when the run has not finished
+		if r.FinishedAt != nil {
+			at := ms(*r.FinishedAt)
+			finished = &at
+		}
+		rows[i] = [10]any{r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, r.Revision,
+			ms(r.StartedAt), finished, r.DurationMS, string(steps)}
+	}
+	b, err := json.Marshal(rows)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Q.Query(ctx, sqlUpsertRunsJSON, targetID, ms(at), string(b))
+	if err != nil {
+		return nil, err
+	}
+	defer res.Close()
+	out := make([]catalog.RunUpsert, len(runs))
+	for res.Next() {
+		var runID string
+		var u catalog.RunUpsert
+		if err := ScanUpsert(withRunID{res, &runID}, &u); err != nil {
+			return nil, err
+		}
+		i, ok := index[runID]
+		if !ok {
+			return nil, fmt.Errorf("upsert of runs: run %q came back unasked", runID)
+		}
+		u.Changed = true
+		out[i] = u
+	}
+	return out, res.Err()
+}
+
+// sqlUpsertRunsJSON is sqlUpsertRun for many runs at once: $1 the target,
+// $2 the time, $3 the runs, each an array of its columns. (The WHERE
+// tells SQLite's parser that ON CONFLICT is the upsert's.)
+const sqlUpsertRunsJSON = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+		started_at, finished_at, duration_ms, steps, updated_at)
+	SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
+		value ->> 7, value ->> 8, value ->> 9, $2
+	FROM json_each($3) WHERE TRUE
+` + SQLRunAtRevision + `
+	RETURNING id, prior_status, prior_started, run_id`
+
+// withRunID scans a row of sqlUpsertRunsJSON: sqlUpsertRun's columns,
+// then the run's id.
+type withRunID struct {
+	rows  Rows
+	runID *string
+}
+
+func (r withRunID) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
+
+// upsertRunsEach stores runs one statement each.
+func (s *Queries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	out := make([]catalog.RunUpsert, len(runs))
 	for i, r := range runs {
 		params, err := RunParams(targetID, r, at)
@@ -225,9 +300,28 @@ func (s *Queries) OutputEnd(ctx context.Context, run int64, attempt int) (int64,
 	return end, err
 }
 
-// InsertOutputs stores chunks of output, one statement each, each unless
-// one is held at its place.
+// InsertOutputs stores chunks of output, each unless one is held at its
+// place: in one statement, their rows passed as one JSON array (the bytes
+// in hex), when there are several and they are small together; otherwise
+// one statement each. PostgreSQL passes the rows as arrays (pgstore).
 func (s *Queries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
+	size := 0
+	for _, o := range chunks {
+		size += len(o.Data)
+	}
+	if len(chunks) > 1 && size <= maxOutputsJSON {
+		rows := make([][4]any, len(chunks))
+		for i, o := range chunks {
+			rows[i] = [4]any{o.Run, o.Attempt, o.Offset, hex.EncodeToString(o.Data)}
+		}
+		b, err := json.Marshal(rows)
+		if err != nil {
+			return err
+		}
+		return s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data)
+			SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3) FROM json_each($1) WHERE TRUE
+			ON CONFLICT DO NOTHING`, string(b))
+	}
 	for _, o := range chunks {
 		if err := s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
 			o.Run, o.Attempt, o.Offset, o.Data); err != nil {
@@ -236,6 +330,10 @@ func (s *Queries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow)
 	}
 	return nil
 }
+
+// maxOutputsJSON bounds the bytes of output stored in one statement: past
+// it, the statement's cost is the bytes, not the statement.
+const maxOutputsJSON = 256 << 10
 
 // StartsPosted returns when the STARTs of the runs named were posted to
 // the target (instructions_start_run).
