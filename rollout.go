@@ -36,7 +36,7 @@ type RolloutSpec struct {
 // with prefix (such as "rollout.").
 func (s RolloutSpec) Validate(prefix string) error {
 	if _, err := s.WaveSize(1); err != nil {
-		return Errorf(EINVALID, "%sbatch: %s", prefix, err.(*Error).Message)
+		return Errorf(EINVALID, "%sbatch: %s", prefix, ErrorMessage(err))
 	}
 	if s.MaxFailures < 0 {
 		return Errorf(EINVALID, "%smax_failures: %d is negative; give 0 (halt at the first failure) or more", prefix, s.MaxFailures)

@@ -101,7 +101,7 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 		spec.Batch = "100%" // --group alone: one wave
 	}
 	if _, err := spec.WaveSize(1); err != nil {
-		return fmt.Errorf("--batch: %s", err.(*muster.Error).Message)
+		return fmt.Errorf("--batch: %s", muster.ErrorMessage(err))
 	}
 	if spec.MaxFailures < 0 {
 		return fmt.Errorf("--max-failures: %d is negative", spec.MaxFailures)
