@@ -516,9 +516,14 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 		return err
 	}
 	urls := make([]string, 0, len(masters))
+	others := false
 	for _, ms := range masters {
 		urls = append(urls, ms.URL)
+		others = others || ms.URL != m.URL
 	}
+	// Alone, this master's commits need tell no one; a master that starts
+	// is heard of at once (Commit.Masters), and read here again.
+	m.Catalog.Store().SetPeers(others)
 	if prev := m.masters.Swap(&urls); !slices.Equal(*prev, urls) {
 		// Targets hear of a master that joined (or left) at once, not at
 		// their next poll: the one they poll may fail before that.
