@@ -336,7 +336,7 @@ func advertisedURL(s string) (string, error) {
 // committed hears of every commit of this master's catalog, and of those
 // other masters tell it of.
 func (m *Main) committed(c catalog.Commit) {
-	m.hub.Wake(c.Targets)
+	m.hub.Wake(c.Targets, c.Posted)
 	m.hub.Poke(c.Poke)
 	if len(c.Runs) > 0 {
 		m.hub.WakeRuns()
