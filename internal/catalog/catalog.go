@@ -43,6 +43,13 @@ type Commit struct {
 	// key, a certificate or a target's identity: the other masters forget
 	// the ones they remember (Catalog.ForgetCredentials).
 	Credentials bool
+	// Posted holds, by target, the instructions the transaction posted,
+	// in sequence order, as they were committed: a poll woken by the
+	// commit whose cursor they follow is answered with them, without
+	// reading them back. A target whose instructions the transaction
+	// also superseded or closed has no entry. Other masters do not hear
+	// of them (see Tx.Notify): theirs read what they were woken for.
+	Posted map[int64][]InstructionRow
 }
 
 // Empty reports whether the commit changed nothing anyone waits for.

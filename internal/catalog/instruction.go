@@ -73,6 +73,7 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 		if err := tx.Supersede(tx.ctx, superseded[k], k.job, moot(k.op)); err != nil {
 			return nil, err
 		}
+		tx.unpost(superseded[k]...)
 	}
 	last, err := tx.NextSeqs(tx.ctx, counts)
 	if err != nil {
@@ -107,12 +108,45 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 	if err := tx.InsertInstructions(tx.ctx, rows); err != nil {
 		return nil, err
 	}
+	if tx.c.Posted == nil {
+		tx.c.Posted = map[int64][]InstructionRow{}
+	}
+	for _, row := range rows {
+		row.Status = muster.InstructionPending
+		tx.c.Posted[row.TargetID] = append(tx.c.Posted[row.TargetID], row)
+	}
 	for job, targets := range sent {
 		if err := tx.MarkSent(tx.ctx, targets, job); err != nil {
 			return nil, err
 		}
 	}
 	return seqs, nil
+}
+
+// unpost leaves the targets out of what the commit says was posted
+// (Commit.Posted): the transaction changed instructions it may have posted
+// to them, and their polls read what is pending.
+func (tx *tx) unpost(targets ...int64) {
+	for _, id := range targets {
+		delete(tx.c.Posted, id)
+	}
+}
+
+// CloseInstructions, SetInstructionStatus and ClearTarget are the store's,
+// having left the target out of what the commit says was posted.
+func (tx *tx) CloseInstructions(ctx context.Context, targetID int64, from []muster.InstructionStatus, status muster.InstructionStatus) error {
+	tx.unpost(targetID)
+	return tx.Tx.CloseInstructions(ctx, targetID, from, status)
+}
+
+func (tx *tx) SetInstructionStatus(ctx context.Context, targetID, seq int64, from []muster.InstructionStatus, status muster.InstructionStatus) (bool, error) {
+	tx.unpost(targetID)
+	return tx.Tx.SetInstructionStatus(ctx, targetID, seq, from, status)
+}
+
+func (tx *tx) ClearTarget(ctx context.Context, targetID int64) error {
+	tx.unpost(targetID)
+	return tx.Tx.ClearTarget(ctx, targetID)
 }
 
 // MaxPollBatch bounds how many instructions one poll reply carries.

@@ -80,3 +80,60 @@ func TestPendingInstructionsOf(t *testing.T) {
 		})
 	})
 }
+
+// Each commit tells what it posted to each target: what the target's read
+// after its cursor before the commit finds, and nothing more.
+func TestCommitCarriesWhatItPosted(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, commits := MustOpen(t, eng)
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+		changed := job("a", "web1", "web2")
+		changed.Steps[0].Shell = "echo changed"
+		cursors := map[int64]int64{web1.ID: 0, web2.ID: 0}
+		for _, c := range []struct {
+			name   string
+			change func() error
+		}{
+			{"apply", func() error {
+				_, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}, admin)
+				return err
+			}},
+			{"apply superseding the first", func() error {
+				_, err := db.ApplyJobs(ctx, []muster.Job{changed}, catalog.ApplyOptions{}, admin)
+				return err
+			}},
+			{"start", func() error {
+				_, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}, admin)
+				return err
+			}},
+		} {
+			before := len(*commits)
+			if err := c.change(); err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if n := len(*commits) - before; n != 1 {
+				t.Fatalf("%s: %d commits, want 1", c.name, n)
+			}
+			posted := (*commits)[before].Posted
+			if len(posted) != 2 {
+				t.Fatalf("%s: posted to %d targets, want 2", c.name, len(posted))
+			}
+			for _, id := range []int64{web1.ID, web2.ID} {
+				want, err := db.PendingInstructions(ctx, id, cursors[id])
+				if err != nil {
+					t.Fatal(err)
+				}
+				got := posted[id]
+				if !slices.Equal(ops(got), ops(want)) || len(got) != 1 {
+					t.Fatalf("%s, target %d: posted %v, pending %v; want the one instruction", c.name, id, ops(got), ops(want))
+				}
+				if g, w := got[0], want[0]; g.Seq != w.Seq || g.TargetID != id || g.Status != w.Status || string(g.Payload) != string(w.Payload) {
+					t.Errorf("%s, target %d: posted seq %d of target %d (%s) %s, pending seq %d (%s) %s",
+						c.name, id, g.Seq, g.TargetID, g.Status, g.Payload, w.Seq, w.Status, w.Payload)
+				}
+				cursors[id] = got[0].Seq
+			}
+		}
+	})
+}

@@ -61,6 +61,12 @@ type Store interface {
 	// missed set, since notifications may have been lost. A store that is not
 	// shared returns at once.
 	Listen(ctx context.Context, fn func(c Commit, missed bool))
+	// SetPeers tells the store whether other masters serve the catalog
+	// with this one, as their records in it say; until told, it assumes
+	// they do. With none, a commit tells no one (Tx.Notify): the
+	// notification would reach only this master's own listener, which
+	// ignores it, and costs the commit the time to deliver it.
+	SetPeers(others bool)
 	// Lead calls held(true) when this master takes the singleton duties and
 	// held(false) when it loses them, until ctx ends. A store that is not
 	// shared holds them at once.

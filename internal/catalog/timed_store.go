@@ -50,6 +50,8 @@ func (t *timedStore) Shared() bool { return t.s.Shared() }
 
 func (t *timedStore) Listen(ctx context.Context, fn func(c Commit, missed bool)) { t.s.Listen(ctx, fn) }
 
+func (t *timedStore) SetPeers(others bool) { t.s.SetPeers(others) }
+
 func (t *timedStore) Lead(ctx context.Context, held func(bool)) { t.s.Lead(ctx, held) }
 
 func (t *timedStore) Describe() string { return t.s.Describe() }

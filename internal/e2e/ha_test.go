@@ -9,11 +9,14 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
@@ -146,6 +149,100 @@ func TestTwoMastersShareOneCatalog(t *testing.T) {
 		got, err := env.Client.History(context.Background(), "hello", "", 10)
 		if err != nil || len(got) != 1 {
 			t.Fatalf("history on %s: %d runs, %v", env.Master.URL, len(got), err)
+		}
+	}
+}
+
+// A master alone on its PostgreSQL catalog tells no one of its commits
+// (only its own listener would hear them); once a second master serves
+// the catalog, it tells it of them again. A listener on the catalog shows
+// which: notifications arrive in commit order, so a commit heard of
+// after the master's says whether the master's was sent.
+func TestLoneMasterNotifiesOnlyOnceAnotherJoins(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
+	one := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: shared})
+	apply(t, one, shellJob("hello", "true", "web1"))
+	ctx, cancel := context.WithCancel(context.Background())
+	web1, err := one.Master.Catalog.TargetID(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	listener, other := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	var mu sync.Mutex
+	var heard []int64 // the targets of each commit heard, in order
+	arrived := make(chan struct{}, 1)
+	listening := make(chan struct{})
+	go func() {
+		defer close(listening)
+		listener.Listen(ctx, func(c catalog.Commit, missed bool) {
+			mu.Lock()
+			heard = append(heard, c.Targets...)
+			mu.Unlock()
+			select {
+			case arrived <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-listening }()
+	// mark commits a notification naming target id on the other store,
+	// and waits until the listener hears it; it returns the targets heard
+	// since the mark before.
+	var marks int64
+	mark := func() []int64 {
+		t.Helper()
+		marks++
+		id := -marks
+		deadline := time.After(10 * time.Second)
+		for {
+			if err := other.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{id}}) }); err != nil {
+				t.Fatal(err)
+			}
+			mu.Lock()
+			i := slices.Index(heard, id)
+			var since []int64
+			if i >= 0 {
+				since = slices.Clone(heard[:i])
+				heard = slices.Clone(heard[i+1:])
+			}
+			mu.Unlock()
+			if i >= 0 {
+				return since
+			}
+			select {
+			case <-arrived:
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("the listener did not hear mark %d", id)
+			}
+		}
+	}
+	mark() // the listener listens
+
+	// startHeard starts the job through master one and reports whether the
+	// listener heard of it.
+	startHeard := func() bool {
+		t.Helper()
+		if _, err := one.Client.StartJob(ctx, "hello", httpapi.StartBody{}); err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(mark(), web1)
+	}
+	// Alone from its first check of the catalog's masters on.
+	tries := 0
+	for deadline := time.Now().Add(10 * time.Second); startHeard(); tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("master one, alone, still notified after %d starts", tries+1)
+		}
+	}
+	testenv.Join(t, one, shared)
+	tries = 0
+	for deadline := time.Now().Add(10 * time.Second); !startHeard(); tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("master one did not notify with a second master serving, after %d starts", tries+1)
 		}
 	}
 }

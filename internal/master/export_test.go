@@ -1,6 +1,7 @@
 package master
 
 import (
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	dto "github.com/prometheus/client_model/go"
@@ -52,3 +53,7 @@ func StoreQueries(m *Main, op string) uint64 {
 	m.metrics.storeQueries.WithLabelValues(op).(prometheus.Metric).Write(&d)
 	return d.GetHistogram().GetSampleCount()
 }
+
+// Heard delivers c to the master as the notification of another master's
+// commit.
+func Heard(m *Main, c catalog.Commit) { m.heard(c, false) }

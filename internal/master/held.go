@@ -52,6 +52,9 @@ type heldPoll struct {
 	poked <-chan struct{} // from Hub.Poked
 	woken <-chan struct{} // from Hub.Subscribe, renewed at each wake-up
 	timer *time.Timer     // the end of the hold
+	// posted is what the commit that woke the poll posted to its target
+	// (catalog.Commit.Posted), set by the hub as it hands the poll over.
+	posted []catalog.InstructionRow
 
 	expired atomic.Bool // the timer fired
 	gone    atomic.Bool // the look saw the target go away, or send out of turn
@@ -171,6 +174,14 @@ func answer(ctx context.Context, m *Main, polls []*heldPoll) {
 			// Subscribe again before the read: what is posted after it
 			// wakes the poll again.
 			p.woken = m.hub.Subscribe(p.target)
+			posted := p.posted
+			p.posted = nil
+			if follows(posted, p.after) {
+				// What woke the poll is all it has pending up to the
+				// last of it: no need to read it back.
+				p.answerWith(ctx, posted, nil)
+				continue
+			}
 			if _, twice := after[p.target]; twice {
 				// Another poll of the target is in the read: read this
 				// one's after its own cursor.
@@ -188,6 +199,22 @@ func answer(ctx context.Context, m *Main, polls []*heldPoll) {
 	for _, p := range woken {
 		p.answerWith(ctx, pending[p.target], err)
 	}
+}
+
+// follows reports whether rows, committed together and in sequence
+// order, are what a poll whose cursor is after has pending from its next
+// instruction on: they begin right after it, leave no gap, and fit in a
+// reply. Later instructions are the next poll's.
+func follows(rows []catalog.InstructionRow, after int64) bool {
+	if len(rows) == 0 || len(rows) > catalog.MaxPollBatch {
+		return false
+	}
+	for i, r := range rows {
+		if r.Seq != after+1+int64(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // answerWith answers a woken poll with the instructions read for it, or
@@ -443,14 +470,13 @@ func (q *answerers) leave() {
 	q.left.Broadcast()
 }
 
-// add queues parked polls to be answered. It never blocks: the hub calls
-// it with its lock held. The polls go into the queue together, so that an
-// answerer takes them in one batch (up to maxAnswerBatch).
-func (q *answerers) add(polls []*heldPoll) {
+// add queues parked polls to be answered, an answerer woken for each
+// batch of them. It never blocks: the hub calls it with its lock held.
+func (q *answerers) add(polls ...*heldPoll) {
 	q.mu.Lock()
 	q.queue = append(q.queue, polls...)
 	q.mu.Unlock()
-	for range min((len(polls)+maxAnswerBatch-1)/maxAnswerBatch, answerersCount) {
+	for i := 0; i < len(polls); i += maxAnswerBatch {
 		q.ready.Signal()
 	}
 }

@@ -3,6 +3,7 @@ package master_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptrace"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/master"
@@ -123,26 +125,114 @@ func TestParkedPollIsAnsweredAndItsConnectionServesTheNext(t *testing.T) {
 	}
 }
 
-// The polls one post wakes are answered from reads of several targets at
-// once, none from a read of its own.
+// A parked poll woken by a post of this master is answered with what the
+// post committed, without reading it back; one whose cursor is behind
+// what was posted (the instructions between are no longer pending) reads
+// what it has pending.
+func TestParkedPollIsAnsweredWithWhatWokeIt(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	p := newPoller(env, enlistRaw(t, env, "web1"))
+	defer p.hc.CloseIdleConnections()
+	id, err := env.Master.Catalog.TargetID(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := muster.NewJob()
+	job.Name, job.Targets = "backup", []string{"web1"}
+	job.Steps = []muster.Step{{Name: "main", Shell: "true"}}
+	if _, err := env.Client.Apply(ctx, httpapi.ApplyRequest{Jobs: []muster.Job{job}}); err != nil {
+		t.Fatal(err)
+	}
+	last := int64(1) // the INSERT of backup
+
+	for _, c := range []struct {
+		name   string
+		behind int64 // how far the poll's cursor is behind the last posted
+		reads  uint64
+	}{
+		{"cursor at the last posted", 0, 0},
+		{"cursor behind", 1, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			// The target has what was posted so far.
+			if _, err := env.Master.Catalog.Ack(ctx, id, []catalog.AckRow{{Seq: last, Status: muster.InstructionDownloaded}}); err != nil {
+				t.Fatal(err)
+			}
+			done := p.pollInBackground(ctx, "after="+strconv.FormatInt(last-c.behind, 10)+"&wait=55&poll_interval=60")
+			waitParked(t, env.Master, 1)
+			before := master.StoreQueries(env.Master, "PendingInstructions") + master.StoreQueries(env.Master, "PendingInstructionsOf")
+			started, err := env.Client.StartJob(ctx, "backup", httpapi.StartBody{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			res := <-done
+			if res.err != nil {
+				t.Fatal(res.err)
+			}
+			if len(res.reply.Instructions) != 1 || res.reply.Instructions[0].Operation != muster.OpStart || res.reply.Instructions[0].Seq != last+1 {
+				t.Fatalf("the woken poll brought %+v, want the START, seq %d", res.reply.Instructions, last+1)
+			}
+			last++
+			var payload agentproto.StartPayload
+			if err := json.Unmarshal(res.reply.Instructions[0].Payload, &payload); err != nil {
+				t.Fatal(err)
+			}
+			if payload.RunID != started.Runs[0].RunID {
+				t.Errorf("the START carries run %q, want %q", payload.RunID, started.Runs[0].RunID)
+			}
+			reads := master.StoreQueries(env.Master, "PendingInstructions") + master.StoreQueries(env.Master, "PendingInstructionsOf") - before
+			if reads != c.reads {
+				t.Errorf("the woken poll read its instructions %d times, want %d", reads, c.reads)
+			}
+		})
+	}
+}
+
+// The polls another master's post wakes here (told by its notification,
+// which names the targets only) are answered from reads of several
+// targets at once, none from a read of its own.
 func TestParkedPollsWokenTogetherAreReadTogether(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
 	names := []string{"web1", "web2", "web3"}
 	var results []<-chan pollResult
 	for _, name := range names {
 		p := newPoller(env, enlistRaw(t, env, name))
 		defer p.hc.CloseIdleConnections()
-		results = append(results, p.pollInBackground(context.Background(), heldQuery))
+		results = append(results, p.pollInBackground(ctx, heldQuery))
 	}
 	waitParked(t, env.Master, len(names))
 	alone, together := master.StoreQueries(env.Master, "PendingInstructions"), master.StoreQueries(env.Master, "PendingInstructionsOf")
 
-	job := muster.NewJob()
-	job.Name, job.Targets = "backup", names
-	job.Steps = []muster.Step{{Name: "main", Shell: "true"}}
-	if _, err := env.Client.Apply(context.Background(), httpapi.ApplyRequest{Jobs: []muster.Job{job}}); err != nil {
+	// The other master's post, committed to the catalog behind this
+	// master's back.
+	counts := map[int64]int{}
+	var ids []int64
+	for _, name := range names {
+		id, err := env.Master.Catalog.TargetID(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[id] = 1
+		ids = append(ids, id)
+	}
+	err := env.Master.Catalog.Store().Update(ctx, func(tx catalog.Tx) error {
+		seqs, err := tx.NextSeqs(ctx, counts)
+		if err != nil {
+			return err
+		}
+		var rows []catalog.InstructionRow
+		for _, id := range ids {
+			rows = append(rows, catalog.InstructionRow{TargetID: id, Seq: seqs[id], Operation: muster.OpInsert, Job: "backup",
+				Payload: []byte(`{}`), PostedAt: time.Now()})
+		}
+		return tx.InsertInstructions(ctx, rows)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	master.Heard(env.Master, catalog.Commit{Targets: ids})
 	answered := 0
 	for i, done := range results {
 		res := <-done

@@ -2,6 +2,8 @@ package master
 
 import (
 	"sync"
+
+	"github.com/musterhq/muster/internal/catalog"
 )
 
 // Hub wakes held polls. A poller subscribes before it reads its pending
@@ -23,7 +25,7 @@ type Hub struct {
 	pokes   map[int64]*pokers // closed by Poke: answer now, with or without any
 	seen    map[int64]int64
 	parked  map[int64]map[*heldPoll]struct{}
-	answer  func([]*heldPoll) // queues parked polls to be answered; it must not block
+	answer  func(...*heldPoll) // queues parked polls to be answered; it must not block
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
@@ -87,37 +89,41 @@ func (h *Hub) unpark(p *heldPoll) {
 			if len(polls) == 0 {
 				delete(h.parked, p.target)
 			}
-			h.answer([]*heldPoll{p})
+			h.answer(p)
 		}
 	}
 }
 
-// answerParked hands every poll parked for the targets to be answered, all
-// at once: the polls one change wakes are read and answered together.
-func (h *Hub) answerParked(targets ...int64) {
+// takeParked appends the polls parked for the target to polls, to be
+// handed to the answerers together, and forgets them.
+func (h *Hub) takeParked(target int64, polls []*heldPoll) []*heldPoll {
+	for p := range h.parked[target] {
+		polls = append(polls, p)
+	}
+	delete(h.parked, target)
+	return polls
+}
+
+// answerParked hands every poll parked for the targets to be answered, at
+// once, so that an answerer takes them together.
+func (h *Hub) answerParked(targets []int64) {
 	var polls []*heldPoll
-	for _, target := range targets {
-		for p := range h.parked[target] {
-			polls = append(polls, p)
-		}
-		delete(h.parked, target)
+	for _, id := range targets {
+		polls = h.takeParked(id, polls)
 	}
 	if len(polls) > 0 {
-		h.answer(polls)
+		h.answer(polls...)
 	}
 }
 
 // answerAllParked hands every parked poll to be answered.
 func (h *Hub) answerAllParked() {
 	var polls []*heldPoll
-	for target, parked := range h.parked {
-		for p := range parked {
-			polls = append(polls, p)
-		}
-		delete(h.parked, target)
+	for target := range h.parked {
+		polls = h.takeParked(target, polls)
 	}
 	if len(polls) > 0 {
-		h.answer(polls)
+		h.answer(polls...)
 	}
 }
 
@@ -138,12 +144,22 @@ func (h *Hub) Subscribe(target int64) <-chan struct{} {
 	return h.targets.wait(target)
 }
 
-// Wake wakes every poll held for the given targets.
-func (h *Hub) Wake(targets []int64) {
+// Wake wakes every poll held for the given targets. posted holds, by
+// target, the instructions the commit that wakes them posted (see
+// catalog.Commit.Posted), which the polls parked for the target are given
+// to answer with, where their cursor leads straight to them.
+func (h *Hub) Wake(targets []int64, posted map[int64][]catalog.InstructionRow) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.targets.fire(targets)
-	h.answerParked(targets...)
+	for _, id := range targets {
+		if rows := posted[id]; len(rows) > 0 {
+			for p := range h.parked[id] {
+				p.posted = rows
+			}
+		}
+	}
+	h.answerParked(targets)
 }
 
 // Hold records that a poll of the target is held having seen every
@@ -168,7 +184,7 @@ func (h *Hub) WakeBehind(lastSeqs map[int64]int64) int {
 		}
 	}
 	h.targets.fire(behind)
-	h.answerParked(behind...)
+	h.answerParked(behind)
 	return len(behind)
 }
 
@@ -219,7 +235,7 @@ func (h *Hub) Poke(targets []int64) bool {
 			held = true
 		}
 	}
-	h.answerParked(targets...)
+	h.answerParked(targets)
 	return held
 }
 

@@ -337,7 +337,7 @@ func advertisedURL(s string) (string, error) {
 // committed hears of every commit of this master's catalog, and of those
 // other masters tell it of.
 func (m *Main) committed(c catalog.Commit) {
-	m.hub.Wake(c.Targets)
+	m.hub.Wake(c.Targets, c.Posted)
 	if len(c.Targets) > 0 {
 		// The answerer the wake readied runs next on this processor, but
 		// only once this goroutine blocks: after the committing request has
@@ -527,9 +527,14 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 		return err
 	}
 	urls := make([]string, 0, len(masters))
+	others := false
 	for _, ms := range masters {
 		urls = append(urls, ms.URL)
+		others = others || ms.URL != m.URL
 	}
+	// Alone, this master's commits need tell no one; a master that starts
+	// is heard of at once (Commit.Masters), and read here again.
+	m.Catalog.Store().SetPeers(others)
 	if prev := m.masters.Swap(&urls); !slices.Equal(*prev, urls) {
 		// Targets hear of a master that joined (or left) at once, not at
 		// their next poll: the one they poll may fail before that.

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	_ "github.com/jackc/pgx/v5/stdlib"
 
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
@@ -116,4 +117,57 @@ func BenchmarkFloor(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A commit that notifies, as a START's does, while a master listens: told
+// that other masters serve the catalog, and told it is alone, when it
+// sends no notification. The listener is a second store, as a master's
+// own listening connection is: PostgreSQL delivers to it either way.
+func BenchmarkNotifiedCommit(b *testing.B) {
+	url := catalogtest.PostgresURL(b)
+	s, listener := catalogtest.OpenPostgres(b, url), catalogtest.OpenPostgres(b, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	heard := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		listener.Listen(ctx, func(catalog.Commit, bool) {
+			select {
+			case heard <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	defer func() { cancel(); <-done }()
+	commit := func() {
+		err := s.Update(ctx, func(tx catalog.Tx) error {
+			if err := tx.SetMeta(ctx, "bench", time.Now().String()); err != nil {
+				return err
+			}
+			return tx.Notify(ctx, catalog.Commit{Targets: []int64{1}})
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	// Listening starts asynchronously: commit until it hears.
+	for listening := false; !listening; {
+		commit()
+		select {
+		case <-heard:
+			listening = true
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for _, c := range []struct {
+		name   string
+		others bool
+	}{{"others", true}, {"alone", false}} {
+		b.Run(c.name, func(b *testing.B) {
+			s.SetPeers(c.others)
+			for b.Loop() {
+				commit()
+			}
+		})
+	}
 }

@@ -30,8 +30,14 @@ const notePage = 500
 
 // Notify tells the other masters, when the transaction commits, what it
 // changed: NOTIFY is delivered at commit, and not at all on rollback.
-// The notifications are held, to go with the COMMIT.
+// The notifications are held, to go with the COMMIT. With no other master
+// serving the catalog (SetPeers) there is no one to tell: the only
+// listener is this master's own, and delivering to it would cost the
+// COMMIT the signal to its backend and the machine the work of both.
 func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
+	if t.s.alone.Load() {
+		return nil
+	}
 	first := note{From: t.s.self, Runs: len(c.Runs) > 0, Events: c.Events, Masters: c.Masters, Credentials: c.Credentials}
 	notes := []note{first}
 	for len(c.Targets) > 0 || len(c.Poke) > 0 {
@@ -57,6 +63,14 @@ func (t *txQueries) Notify(ctx context.Context, c catalog.Commit) error {
 	}
 	return nil
 }
+
+// SetPeers tells the store whether other masters serve the catalog; it
+// assumes they do until told. A master that starts while this one
+// believes itself alone misses at most the notifications of commits made
+// before this one hears of it (its own start is notified, as this one
+// listens whatever it believes), which its periodic check against the
+// catalog makes up for.
+func (s *Store) SetPeers(others bool) { s.alone.Store(!others) }
 
 // Listen delivers the other masters' commits until ctx ends, on a
 // connection of its own; after a broken connection it reconnects, and

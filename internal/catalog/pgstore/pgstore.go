@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,6 +72,7 @@ type Store struct {
 	leaseKey      int64  // advisory lock of the singleton duties
 	self          string // tells this store's notifications from the others'
 	schema        string
+	alone         atomic.Bool // no other master serves the catalog (SetPeers)
 }
 
 // Open connects to the database at url (postgres://user@host:port/db?…;

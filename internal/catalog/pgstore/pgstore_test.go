@@ -121,6 +121,50 @@ func TestNotifyReachesTheOtherMasters(t *testing.T) {
 	}
 }
 
+// A store told that no other master serves the catalog notifies no one
+// of its commits; told again that others do, it notifies them. The
+// notifications of one catalog are delivered in commit order, so the
+// commit that b hears last shows that the one before it sent nothing.
+func TestAloneNotifiesNoOne(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	onB := &heard{ch: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
+	defer func() { cancel(); wg.Wait() }()
+	post := func(target int64) {
+		t.Helper()
+		if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{target}}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Listening starts asynchronously: post until b hears, counting tries.
+	tries := 0
+	for deadline := time.Now().Add(10 * time.Second); len(onB.targets()) == 0; tries++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("b heard nothing of %d commits", tries)
+		}
+		post(1)
+		select {
+		case <-onB.ch:
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+
+	a.SetPeers(false)
+	post(2)
+	a.SetPeers(true)
+	post(3)
+	for !slices.Contains(onB.targets(), 3) {
+		<-onB.ch
+	}
+	if slices.Contains(onB.targets(), 2) {
+		t.Error("b heard a commit made while a was told it was alone")
+	}
+}
+
 func containsAll(have, want []int64) bool {
 	for _, w := range want {
 		if !slices.Contains(have, w) {

@@ -83,6 +83,9 @@ func (s *Store) Shared() bool { return false }
 // Listen returns at once: no other master writes this catalog.
 func (s *Store) Listen(context.Context, func(catalog.Commit, bool)) {}
 
+// SetPeers does nothing: no other master serves a SQLite catalog.
+func (s *Store) SetPeers(bool) {}
+
 // Lead holds the singleton duties at once, until ctx ends.
 func (s *Store) Lead(ctx context.Context, held func(bool)) {
 	held(true)

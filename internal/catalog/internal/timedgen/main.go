@@ -21,7 +21,7 @@ import (
 
 // untimed are the Store methods that are not calls to the database:
 // Update and DryRun are timed as transactions, around their own calls.
-var untimed = []string{"Update", "DryRun", "Shared", "Listen", "Lead", "Describe", "Close"}
+var untimed = []string{"Update", "DryRun", "Shared", "Listen", "SetPeers", "Lead", "Describe", "Close"}
 
 func main() {
 	in, out := "store.go", "timed_store.go"
@@ -182,6 +182,8 @@ func (t *timedStore) DryRun(ctx context.Context, fn func(Tx) error) error {
 func (t *timedStore) Shared() bool { return t.s.Shared() }
 
 func (t *timedStore) Listen(ctx context.Context, fn func(c Commit, missed bool)) { t.s.Listen(ctx, fn) }
+
+func (t *timedStore) SetPeers(others bool) { t.s.SetPeers(others) }
 
 func (t *timedStore) Lead(ctx context.Context, held func(bool)) { t.s.Lead(ctx, held) }
 
