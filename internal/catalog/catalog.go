@@ -70,6 +70,7 @@ type Catalog struct {
 
 	beats    heartbeats
 	keyUse   keyUse
+	writes   writeQueue
 	down     unavailable
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -188,23 +189,42 @@ func (c *Catalog) dryRun(ctx context.Context, fn func(*tx) error) error {
 }
 
 func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool) error {
+	return c.transactAll(ctx, []*member{{ctx: ctx, fn: fn}}, commit)
+}
+
+// transactAll runs the members' fns, in order, in one write transaction
+// on ctx, each on a tx of its own, and commits it (when commit is set) if
+// every one returns nil. Their audits are written, and the other masters
+// notified, once for all; OnCommit hears their merged Commit once.
+func (c *Catalog) transactAll(ctx context.Context, members []*member, commit bool) error {
 	for attempt := 1; ; attempt++ {
-		var t *tx
+		var merged Commit
 		run := func(stx Tx) error {
-			t = &tx{Tx: stx, ctx: ctx, now: c.opts.Now(), wake: map[int64]struct{}{}}
-			if err := fn(t); err != nil {
-				return err
+			now := c.opts.Now()
+			wake := map[int64]struct{}{}
+			var audits []muster.AuditEntry
+			merged = Commit{}
+			for _, m := range members {
+				t := &tx{Tx: stx, ctx: m.ctx, now: now, wake: map[int64]struct{}{}}
+				if err := m.call(t); err != nil {
+					return err
+				}
+				audits = append(audits, t.audits...)
+				for id := range t.wake {
+					wake[id] = struct{}{}
+				}
+				merged.merge(t.c)
 			}
-			if commit && len(t.audits) > 0 {
-				if err := stx.InsertAudit(ctx, t.audits); err != nil {
+			if commit && len(audits) > 0 {
+				if err := stx.InsertAudit(ctx, audits); err != nil {
 					return fmt.Errorf("audit log: %w", err)
 				}
 			}
-			for id := range t.wake {
-				t.c.Targets = append(t.c.Targets, id)
+			for id := range wake {
+				merged.Targets = append(merged.Targets, id)
 			}
-			if commit && !t.c.Empty() {
-				return stx.Notify(ctx, t.c)
+			if commit && !merged.Empty() {
+				return stx.Notify(ctx, merged)
 			}
 			return nil
 		}
@@ -226,8 +246,8 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 		if err != nil {
 			return err
 		}
-		if commit && c.opts.OnCommit != nil && !t.c.Empty() {
-			c.opts.OnCommit(t.c)
+		if commit && c.opts.OnCommit != nil && !merged.Empty() {
+			c.opts.OnCommit(merged)
 		}
 		return nil
 	}

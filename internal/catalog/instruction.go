@@ -168,7 +168,9 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 		}
 	}
 	var acked []Acked
-	err := c.update(ctx, func(tx *tx) error {
+	// Acknowledgements share their transaction with those (and the run
+	// uploads) that come meanwhile: see updateShared.
+	err := c.updateShared(ctx, 0, func(tx *tx) error {
 		var err error
 		if acked, err = tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
 			return err
