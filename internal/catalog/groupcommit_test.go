@@ -32,7 +32,11 @@ type commitLog struct {
 	commits []catalog.Commit
 }
 
-func (l *commitLog) add(c catalog.Commit) { l.mu.Lock(); l.commits = append(l.commits, c); l.mu.Unlock() }
+func (l *commitLog) add(c catalog.Commit) {
+	l.mu.Lock()
+	l.commits = append(l.commits, c)
+	l.mu.Unlock()
+}
 
 func (l *commitLog) since(n int) []catalog.Commit {
 	l.mu.Lock()
