@@ -7,8 +7,8 @@ import (
 )
 
 // Group commit. In a fan-out every target acknowledges its START and
-// uploads its run at about the same moment, and each of those is a write
-// transaction of its own: a synced commit each (a WAL flush on PostgreSQL),
+// uploads its run at about the same moment, and each of those would be a
+// write transaction of its own: a commit each (a WAL flush on PostgreSQL),
 // through SQLite's single writer one after another. updateShared lets such
 // writes share a transaction by flat combining, with no timer: a write that
 // finds no shared transaction running runs at once, alone, as update would;
@@ -80,8 +80,13 @@ type member struct {
 	done chan struct{}
 }
 
-// errPanicked is a member's error when its fn panicked.
-var errPanicked = errors.New("catalog: a write of the shared transaction panicked")
+// errPanicked is a member's error when its fn panicked; errLeaderPanicked
+// when the transaction it shared failed with a panic outside the members'
+// fns, committed or not.
+var (
+	errPanicked       = errors.New("catalog: a write of the shared transaction panicked")
+	errLeaderPanicked = errors.New("catalog: the shared transaction panicked; its outcome is unknown")
+)
 
 // call runs the member's fn on t. A shared write's panic becomes
 // errPanicked, so that a panic in one member rolls the transaction back
@@ -130,20 +135,33 @@ func (c *Catalog) updateShared(ctx context.Context, size int, fn func(*tx) error
 	}
 	w.mu.Unlock()
 
+	// Whatever happens (a panic outside the members' fns, in the store or
+	// in OnCommit), the members are answered and the lead passed on, or
+	// every later shared write would wait for ever.
+	finished := false
+	defer func() {
+		if !finished {
+			for _, o := range group {
+				if o.err == nil && o.panicked == nil {
+					o.err = errLeaderPanicked
+				}
+			}
+		}
+		w.mu.Lock()
+		if len(w.queue) > 0 {
+			next := w.queue[0]
+			next.lead = true
+			close(next.done)
+		} else {
+			w.busy = false
+		}
+		w.mu.Unlock()
+		for _, o := range group[1:] {
+			close(o.done)
+		}
+	}()
 	c.commitGroup(ctx, group)
-
-	w.mu.Lock()
-	if len(w.queue) > 0 {
-		next := w.queue[0]
-		next.lead = true
-		close(next.done)
-	} else {
-		w.busy = false
-	}
-	w.mu.Unlock()
-	for _, o := range group[1:] {
-		close(o.done)
-	}
+	finished = true
 	return m.answer()
 }
 

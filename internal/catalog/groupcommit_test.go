@@ -62,7 +62,7 @@ func fanOut(t *testing.T, eng catalogtest.Engine, n int) (*catalog.Catalog, *cou
 	var ids []catalog.TargetIdentity
 	var names []string
 	for i := range n {
-		name := fmt.Sprintf("t%02d", i)
+		name := fmt.Sprintf("t%03d", i)
 		ids, names = append(ids, enlist(t, db, name)), append(names, name)
 	}
 	if _, err := db.ApplyJobs(ctx, []muster.Job{job("fan", names...)}, catalog.ApplyOptions{}, admin); err != nil {
@@ -347,6 +347,42 @@ func TestPanicInASharedTransaction(t *testing.T) {
 		}
 		if err != nil || len(res) != 1 || !res[0].OK {
 			t.Errorf("the upload beside it: %+v (%v), want it stored", res, err)
+		}
+	})
+}
+
+// A shared transaction takes at most 256 writes: the rest wait for the
+// next one.
+func TestSharedTransactionIsBounded(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		const n = 300
+		db, store, _, _, ids, runs := fanOut(t, eng, n)
+		release := holdWrites(t, db)
+		updates := store.updates.Load()
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i, id := range ids {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_, errs[i] = db.Ack(ctx, id.ID, []catalog.AckRow{{Seq: runs[i].Seq, Status: muster.InstructionDownloaded}})
+			}()
+		}
+		awaitQueued(t, db, n)
+		release()
+		wg.Wait()
+		if got := store.updates.Load() - updates; got != 2 {
+			t.Errorf("%d write transactions for %d acknowledgements, want 2 (256 and 44)", got, n)
+		}
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("%s: %v", ids[i].Name, err)
+			}
+		}
+		pending, err := db.FindInstructions(ctx, catalog.InstructionFilter{Job: "fan", Operation: muster.OpStart, Pending: true})
+		if err != nil || len(pending) != 0 {
+			t.Errorf("%d STARTs pending (%v), want none", len(pending), err)
 		}
 	})
 }
