@@ -52,9 +52,11 @@ type Commit struct {
 	Posted map[int64][]InstructionRow
 }
 
-// Empty reports whether the commit changed nothing anyone waits for.
+// Empty reports whether the commit changed nothing anyone waits for here.
+// A change of credentials alone is not heard here (the catalog forgot what
+// it remembered already), only by the other masters.
 func (c Commit) Empty() bool {
-	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events && !c.Masters && !c.Credentials
+	return len(c.Targets) == 0 && len(c.Runs) == 0 && len(c.Poke) == 0 && !c.Events && !c.Masters
 }
 
 // Options configure a Catalog.
@@ -82,6 +84,7 @@ type Catalog struct {
 	beats    heartbeats
 	keyUse   keyUse
 	creds    credentials
+	writes   writeQueue
 	down     unavailable
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -184,6 +187,8 @@ type tx struct {
 	// keepsCredentials: the transaction changes no API key, certificate
 	// or target identity, so what authentications remember stays.
 	keepsCredentials bool
+	// unposted are the targets left out of c.Posted (see unpost).
+	unposted map[int64]struct{}
 }
 
 // keepCredentials says the transaction changes no API key, certificate
@@ -207,24 +212,54 @@ func (c *Catalog) dryRun(ctx context.Context, fn func(*tx) error) error {
 }
 
 func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool) error {
+	return c.transactAll(ctx, []*member{{ctx: ctx, fn: fn}}, commit)
+}
+
+// transactAll runs the members' fns, in order, in one write transaction
+// on ctx, each on a tx of its own, and commits it (when commit is set) if
+// every one returns nil. Their audits are written, and the other masters
+// notified, once for all; OnCommit hears their merged Commit once.
+func (c *Catalog) transactAll(ctx context.Context, members []*member, commit bool) error {
 	for attempt := 1; ; attempt++ {
-		var t *tx
+		var merged Commit
+		mayChangeCredentials := false
 		run := func(stx Tx) error {
-			t = &tx{Tx: stx, ctx: ctx, now: c.opts.Now(), wake: map[int64]struct{}{}}
-			if err := fn(t); err != nil {
-				return err
+			now := c.opts.Now()
+			wake := map[int64]struct{}{}
+			var audits []muster.AuditEntry
+			merged = Commit{}
+			for _, m := range members {
+				t := &tx{Tx: stx, ctx: m.ctx, now: now, wake: map[int64]struct{}{}}
+				err := m.call(t)
+				if !t.keepsCredentials {
+					mayChangeCredentials = true
+					t.c.Credentials = true
+				}
+				if err != nil {
+					return err
+				}
+				audits = append(audits, t.audits...)
+				for id := range t.wake {
+					wake[id] = struct{}{}
+				}
+				// A member that changed a target's instructions may have
+				// changed those an earlier member posted: its polls read
+				// them.
+				for id := range t.unposted {
+					delete(merged.Posted, id)
+				}
+				merged.merge(t.c)
 			}
-			if commit && len(t.audits) > 0 {
-				if err := stx.InsertAudit(ctx, t.audits); err != nil {
+			if commit && len(audits) > 0 {
+				if err := stx.InsertAudit(ctx, audits); err != nil {
 					return fmt.Errorf("audit log: %w", err)
 				}
 			}
-			for id := range t.wake {
-				t.c.Targets = append(t.c.Targets, id)
+			for id := range wake {
+				merged.Targets = append(merged.Targets, id)
 			}
-			t.c.Credentials = !t.keepsCredentials
-			if commit && !t.c.Empty() {
-				return stx.Notify(ctx, t.c)
+			if commit && (!merged.Empty() || merged.Credentials) {
+				return stx.Notify(ctx, merged)
 			}
 			return nil
 		}
@@ -238,7 +273,7 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 			c.down.note(err)
 			// Forgotten whether or not the commit went through: one that
 			// failed in flight may still have been applied.
-			if t != nil && !t.keepsCredentials {
+			if mayChangeCredentials {
 				c.creds.forget()
 			}
 		}
@@ -251,8 +286,8 @@ func (c *Catalog) transact(ctx context.Context, fn func(*tx) error, commit bool)
 		if err != nil {
 			return err
 		}
-		if commit && c.opts.OnCommit != nil && !t.c.Empty() {
-			c.opts.OnCommit(t.c)
+		if commit && c.opts.OnCommit != nil && !merged.Empty() {
+			c.opts.OnCommit(merged)
 		}
 		return nil
 	}

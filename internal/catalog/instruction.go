@@ -127,8 +127,12 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 // (Commit.Posted): the transaction changed instructions it may have posted
 // to them, and their polls read what is pending.
 func (tx *tx) unpost(targets ...int64) {
+	if tx.unposted == nil {
+		tx.unposted = map[int64]struct{}{}
+	}
 	for _, id := range targets {
 		delete(tx.c.Posted, id)
+		tx.unposted[id] = struct{}{}
 	}
 }
 
@@ -202,7 +206,9 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 		}
 	}
 	var acked []Acked
-	err := c.update(ctx, func(tx *tx) error {
+	// Acknowledgements share their transaction with those (and the run
+	// uploads) that come meanwhile: see updateShared.
+	err := c.updateShared(ctx, 0, func(tx *tx) error {
 		var err error
 		if acked, err = tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
 			return err

@@ -73,7 +73,9 @@ type RunResult struct {
 // bad run is refused on its own and does not hold up the others.
 func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports []RunUpload) ([]RunResult, error) {
 	results := make([]RunResult, len(reports))
-	err := c.update(ctx, func(tx *tx) error {
+	// Uploads share their transaction with those (and the
+	// acknowledgements) that come meanwhile: see updateShared.
+	err := c.updateShared(ctx, uploadSize(reports), func(tx *tx) error {
 		tx.keepCredentials()
 		// A target's clock may run ahead of the master's by its measured
 		// skew; a time further ahead is a lie, which would pin the job's
@@ -181,6 +183,22 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		return nil
 	})
 	return results, err
+}
+
+// uploadSize is about how many bytes an upload writes: its output, its
+// messages and a little for each run and attempt.
+func uploadSize(reports []RunUpload) int {
+	n := 0
+	for _, rep := range reports {
+		n += 256 + len(rep.Run.Message)
+		for _, s := range rep.Run.Steps {
+			n += 128 + len(s.Output) + len(s.Message)
+		}
+		for _, o := range rep.Output {
+			n += len(o.Data)
+		}
+	}
+	return n
 }
 
 // noteOutcomes fills in, for the metrics, the results of the runs stored

@@ -1,0 +1,16 @@
+package catalog
+
+import "context"
+
+// UpdateShared runs fn as a write that may share its transaction with the
+// acknowledgements and uploads that come meanwhile.
+func (c *Catalog) UpdateShared(ctx context.Context, fn func(Tx) error) error {
+	return c.updateShared(ctx, 0, func(t *tx) error { return fn(t) })
+}
+
+// QueuedWrites is how many writes wait for a shared transaction.
+func (c *Catalog) QueuedWrites() int {
+	c.writes.mu.Lock()
+	defer c.writes.mu.Unlock()
+	return len(c.writes.queue)
+}
