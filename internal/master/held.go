@@ -244,10 +244,6 @@ func (p *heldPoll) respond(err error) {
 		jsonhttp.WriteJSON(w, http.StatusOK, p.reply)
 	}
 	persist := p.persist && !isClosed(m.hub.Closed())
-	// Released before the reply is written: the target may send its next
-	// request as soon as it has read it, and must find the poll no longer
-	// held and its request slot free.
-	p.done()
 	p.conn.SetWriteDeadline(time.Now().Add(replyWriteTimeout))
 	if err := w.writeTo(p.conn, persist); err != nil {
 		persist = false
@@ -259,6 +255,7 @@ func (p *heldPoll) respond(err error) {
 		p.conn.Close()
 	}
 	p.conn = nil
+	p.done()
 }
 
 // finish lets go of a poll whose target went away: nobody reads a reply.
