@@ -71,8 +71,9 @@ func isFull(err error) bool {
 
 func openStore(ctx context.Context, path string, now func() time.Time) (*store, error) {
 	// FULL: the spool and the cursor are the target's promises; a power
-	// cut must not lose a run that was started or replay a START.
-	write, read, err := sqlite.Open(path, "FULL")
+	// cut must not lose a run that was started or replay a START. Two
+	// readers: a target reads little, and each holds a page cache.
+	write, read, err := sqlite.Open(path, "FULL", 2)
 	if err != nil {
 		return nil, err
 	}

@@ -176,7 +176,7 @@ type floorDB struct {
 }
 
 func openFloorDB(path, synchronous string) (*floorDB, error) {
-	write, read, err := sqlite.Open(path, synchronous)
+	write, read, err := sqlite.Open(path, synchronous, 1)
 	if err != nil {
 		return nil, err
 	}

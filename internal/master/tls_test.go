@@ -84,7 +84,7 @@ func call(env *testenv.Env, id *identity, method, path string, in, out any) erro
 // catalogRows counts the rows of every table of the master's catalog.
 func catalogRows(t *testing.T, env *testenv.Env) map[string]int {
 	t.Helper()
-	write, read, err := sqlite.Open(filepath.Join(env.Dir, "master", master.CatalogFile), "NORMAL")
+	write, read, err := sqlite.Open(filepath.Join(env.Dir, "master", master.CatalogFile), "NORMAL", 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,7 @@ import (
 
 func openTest(tb testing.TB) (write, read *sql.DB) {
 	tb.Helper()
-	write, read, err := Open(filepath.Join(tb.TempDir(), "test.db"), "FULL")
+	write, read, err := Open(filepath.Join(tb.TempDir(), "test.db"), "FULL", 2)
 	if err != nil {
 		tb.Fatal(err)
 	}

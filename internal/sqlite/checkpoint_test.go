@@ -28,7 +28,7 @@ func checkpointerOf(t *testing.T, db *sql.DB) *checkpointer {
 func TestCheckpointInBackground(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "test.db")
-	write, read, err := Open(path, "FULL")
+	write, read, err := Open(path, "FULL", 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,11 +22,12 @@ import (
 
 // Open returns two handles on the database file at path: write, with a
 // single connection whose transactions take the write lock at BEGIN (so two
-// writers never deadlock on upgrade), and read, a small pool for queries.
+// writers never deadlock on upgrade), and read, a pool of readers
+// connections for queries.
 // Every connection keeps the statements it runs prepared (see connector).
 // The write handle checkpoints the log in the background (see
 // checkpointer) until it is closed.
-func Open(path string, synchronous string) (write, read *sql.DB, err error) {
+func Open(path string, synchronous string, readers int) (write, read *sql.DB, err error) {
 	write, err = openCached(dsn(path, synchronous, true), dsn(path, synchronous, false))
 	if err != nil {
 		return nil, nil, err
@@ -41,14 +42,13 @@ func Open(path string, synchronous string) (write, read *sql.DB, err error) {
 	// Every reader stays open: database/sql keeps two idle by default and
 	// closes the rest, and a reopened connection runs its pragmas and
 	// prepares its statements again (at 1,000 polls arriving together, a
-	// tenth of the master's CPU went to that).
+	// tenth of the master's CPU went to that). Each holds its own page
+	// cache, so a process that reads little asks for few.
+	readers = max(readers, 1)
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	return write, read, nil
 }
-
-// readers is how many connections read at once.
-const readers = 8
 
 func dsn(path, synchronous string, write bool) string {
 	q := url.Values{}

@@ -32,6 +32,10 @@ type Store struct {
 	readStmts     *sqlite.Stmts
 }
 
+// readers is how many connections read the catalog at once: the polls,
+// the operators and the duties of a busy master.
+const readers = 8
+
 // dialect: SQLite takes one parameter per list element.
 var dialect = sqlstore.Dialect{}
 
@@ -53,7 +57,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	// NORMAL: the master's catalog is replayed from its targets' own
 	// records after a power cut (a START lost here was never acknowledged
 	// to its operator by a run), unlike a target's spool.
-	write, read, err := sqlite.Open(path, "NORMAL")
+	write, read, err := sqlite.Open(path, "NORMAL", readers)
 	if err != nil {
 		return nil, err
 	}
