@@ -22,19 +22,22 @@ func openTest(tb testing.TB) (write, read *sql.DB) {
 }
 
 // cached returns the statements the write handle's one connection holds.
-func cached(t *testing.T, db *sql.DB) map[string]*cachedStmt {
+func cached(t *testing.T, db *sql.DB) map[string]*cachedStmt { return connOf(t, db).stmts }
+
+// connOf returns a connection of db, as the statement cache wraps it.
+func connOf(t *testing.T, db *sql.DB) *cachingConn {
 	t.Helper()
 	c, err := db.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	var stmts map[string]*cachedStmt
+	var cc *cachingConn
 	c.Raw(func(dc any) error {
-		stmts = dc.(*cachingConn).stmts
+		cc = dc.(*cachingConn)
 		return nil
 	})
-	return stmts
+	return cc
 }
 
 func TestStatementCache(t *testing.T) {

@@ -2,28 +2,11 @@ package sqlite
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 )
-
-// checkpointerOf returns the checkpointer of a write handle.
-func checkpointerOf(t *testing.T, db *sql.DB) *checkpointer {
-	t.Helper()
-	c, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	var cp *checkpointer
-	c.Raw(func(dc any) error {
-		cp = dc.(*cachingConn).cp
-		return nil
-	})
-	return cp
-}
 
 func TestCheckpointInBackground(t *testing.T) {
 	ctx := context.Background()
@@ -40,10 +23,10 @@ func TestCheckpointInBackground(t *testing.T) {
 	if err := write.QueryRow(`PRAGMA wal_autocheckpoint`).Scan(&backstop); err != nil || backstop != checkpointBackstop {
 		t.Fatalf("wal_autocheckpoint = %d (%v), want %d", backstop, err, checkpointBackstop)
 	}
-	if cp := checkpointerOf(t, read); cp != nil {
+	if cp := connOf(t, read).cp; cp != nil {
 		t.Fatal("the read handle has a checkpointer; only the write handle checkpoints")
 	}
-	cp := checkpointerOf(t, write)
+	cp := connOf(t, write).cp
 	if cp == nil {
 		t.Fatal("the write handle has no checkpointer")
 	}
