@@ -239,18 +239,12 @@ type KeyIdentity struct {
 // requests until a change that may touch it commits (see credentials).
 func (c *Catalog) AuthenticateAPIKey(ctx context.Context, hash string) (KeyIdentity, error) {
 	now := c.opts.Now()
-	r, ok := c.creds.key(hash, now)
-	if !ok {
-		gen := c.creds.generation()
-		var err error
-		r, err = c.store.FindAPIKey(ctx, hash)
-		if noRows(err) {
-			return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the API key is not valid for this master")
-		}
-		if err != nil {
-			return KeyIdentity{}, err
-		}
-		c.creds.putKey(hash, r, gen, now)
+	r, err := recall(&c.creds, (*credentials).keyRows, hash, now, func() (APIKeyRow, error) { return c.store.FindAPIKey(ctx, hash) })
+	if noRows(err) {
+		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the API key is not valid for this master")
+	}
+	if err != nil {
+		return KeyIdentity{}, err
 	}
 	switch muster.KeyState(now, r.ExpiresAt, r.RevokedAt) {
 	case muster.KeyRevoked:

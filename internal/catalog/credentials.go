@@ -34,14 +34,6 @@ type remembered[T any] struct {
 	at  time.Time // when it was read, by the catalog's clock
 }
 
-// generation is taken before a row is read; the row is remembered only if
-// nothing was forgotten meanwhile.
-func (c *credentials) generation() uint64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.gen
-}
-
 // forget drops every remembered row.
 func (c *credentials) forget() {
 	c.mu.Lock()
@@ -50,48 +42,34 @@ func (c *credentials) forget() {
 	c.keys, c.certs = nil, nil
 }
 
-func (c *credentials) key(hash string, now time.Time) (APIKeyRow, bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return fresh(c.keys[hash], now)
-}
+func (c *credentials) keyRows() *map[string]remembered[APIKeyRow] { return &c.keys }
+func (c *credentials) certRows() *map[string]remembered[CertRow]  { return &c.certs }
 
-func (c *credentials) cert(serial string, now time.Time) (CertRow, bool) {
+// recall returns the row of k in the map rows picks, if it was read less
+// than credentialsTTL ago; otherwise it reads it and remembers it, unless
+// something was forgotten while it read.
+func recall[T any](c *credentials, rows func(*credentials) *map[string]remembered[T], k string, now time.Time, read func() (T, error)) (T, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return fresh(c.certs[serial], now)
-}
-
-func (c *credentials) putKey(hash string, r APIKeyRow, gen uint64, now time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if gen == c.gen {
-		c.keys = put(c.keys, hash, r, now)
+	r := (*rows(c))[k]
+	gen := c.gen
+	c.mu.Unlock()
+	if !r.at.IsZero() && !now.Before(r.at) && now.Sub(r.at) < credentialsTTL {
+		return r.row, nil
 	}
-}
-
-func (c *credentials) putCert(serial string, r CertRow, gen uint64, now time.Time) {
+	row, err := read()
+	if err != nil {
+		return row, err
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen == c.gen {
-		c.certs = put(c.certs, serial, r, now)
+		m := rows(c)
+		if *m == nil || len(*m) >= maxCredentials {
+			*m = map[string]remembered[T]{}
+		}
+		(*m)[k] = remembered[T]{row: row, at: now}
 	}
-}
-
-func fresh[T any](r remembered[T], now time.Time) (T, bool) {
-	if r.at.IsZero() || now.Before(r.at) || now.Sub(r.at) >= credentialsTTL {
-		var zero T
-		return zero, false
-	}
-	return r.row, true
-}
-
-func put[T any](m map[string]remembered[T], k string, row T, now time.Time) map[string]remembered[T] {
-	if m == nil || len(m) >= maxCredentials {
-		m = map[string]remembered[T]{}
-	}
-	m[k] = remembered[T]{row: row, at: now}
-	return m
+	return row, nil
 }
 
 // ForgetCredentials drops the credentials remembered, for a change another

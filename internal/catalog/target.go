@@ -159,19 +159,12 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 // deleted target. The row read is remembered for the next requests until
 // a change that may touch it commits (see credentials).
 func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (TargetIdentity, error) {
-	now := c.opts.Now()
-	cert, ok := c.creds.cert(serial, now)
-	if !ok {
-		gen := c.creds.generation()
-		var err error
-		cert, err = c.store.FindCert(ctx, serial)
-		if noRows(err) {
-			return TargetIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
-		}
-		if err != nil {
-			return TargetIdentity{}, err
-		}
-		c.creds.putCert(serial, cert, gen, now)
+	cert, err := recall(&c.creds, (*credentials).certRows, serial, c.opts.Now(), func() (CertRow, error) { return c.store.FindCert(ctx, serial) })
+	if noRows(err) {
+		return TargetIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
+	}
+	if err != nil {
+		return TargetIdentity{}, err
 	}
 	t := cert.Target
 	id := TargetIdentity{ID: t.ID, UID: t.UID, Name: t.Name, State: t.State, Paused: t.Paused, PollInterval: t.PollInterval,
