@@ -151,12 +151,9 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 	if len(runs) == 0 {
 		return nil, nil
 	}
-	index := make(map[string]int, len(runs))
-	for i, r := range runs {
-		if _, dup := index[r.RunID]; dup {
-			return t.upsertRunsEach(ctx, targetID, runs, at)
-		}
-		index[r.RunID] = i
+	index, distinct := sqlstore.RunIndex(runs)
+	if !distinct {
+		return t.upsertRunsEach(ctx, targetID, runs, at)
 	}
 	n := len(runs)
 	ids, jobs, statuses, triggers := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
@@ -181,22 +178,8 @@ func (t *txQueries) UpsertRuns(ctx context.Context, targetID int64, runs []catal
 	if err != nil {
 		return nil, classify(err)
 	}
-	defer rows.Close()
-	out := make([]catalog.RunUpsert, n)
-	for rows.Next() {
-		var runID string
-		var u catalog.RunUpsert
-		if err := sqlstore.ScanUpsert(upsertRow{rows, &runID}, &u); err != nil {
-			return nil, classify(err)
-		}
-		i, ok := index[runID]
-		if !ok {
-			return nil, fmt.Errorf("upsert of runs: run %q came back unasked", runID)
-		}
-		u.Changed = true
-		out[i] = u
-	}
-	return out, classify(rows.Err())
+	out, err := sqlstore.ScanUpserts(rows, index)
+	return out, classify(err)
 }
 
 // sqlUpsertRuns is sqlstore's statement that stores a run at its revision,
@@ -208,15 +191,6 @@ const sqlUpsertRuns = `INSERT INTO runs (target_id, run_id, job_name, status, tr
 		AS r(run_id, job_name, status, trigger, message, revision, started_at, finished_at, duration_ms, steps)
 	` + sqlstore.SQLRunAtRevision + `
 	RETURNING id, prior_status, prior_started, run_id`
-
-// upsertRow scans a row of sqlUpsertRuns: sqlstore's columns, then the
-// run's id.
-type upsertRow struct {
-	rows  pgx.Rows
-	runID *string
-}
-
-func (r upsertRow) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
 
 // upsertRunsEach stores runs one statement each, in one pipelined batch.
 func (t *txQueries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {

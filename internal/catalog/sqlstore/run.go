@@ -65,16 +65,12 @@ const SQLUpsertRun = sqlUpsertRun
 // statement cannot insert and then update) goes one statement a run.
 // PostgreSQL passes the rows as arrays instead (pgstore).
 func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
-	if len(runs) < 2 {
+	index, distinct := RunIndex(runs)
+	if len(runs) < 2 || !distinct {
 		return s.upsertRunsEach(ctx, targetID, runs, at)
 	}
-	index := make(map[string]int, len(runs))
 	rows := make([][10]any, len(runs))
 	for i, r := range runs {
-		if _, dup := index[r.RunID]; dup {
-			return s.upsertRunsEach(ctx, targetID, runs, at)
-		}
-		index[r.RunID] = i
 		steps, err := json.Marshal(r.Steps)
 		if err != nil {
 			return nil, err
@@ -95,12 +91,34 @@ func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog
 	if err != nil {
 		return nil, err
 	}
-	defer res.Close()
-	out := make([]catalog.RunUpsert, len(runs))
-	for res.Next() {
+	return ScanUpserts(res, index)
+}
+
+// RunIndex returns each run's place in runs, by its id, and whether every
+// id is named once (a statement for many runs cannot insert a run and then
+// update it).
+func RunIndex(runs []catalog.RunRow) (map[string]int, bool) {
+	index := make(map[string]int, len(runs))
+	for i, r := range runs {
+		if _, dup := index[r.RunID]; dup {
+			return nil, false
+		}
+		index[r.RunID] = i
+	}
+	return index, true
+}
+
+// ScanUpserts reads, and closes, the rows of a statement that stored many
+// runs: sqlUpsertRun's columns, then the run's id. Each goes to its run's
+// place (index, from RunIndex), marked changed; a run not returned was
+// not changed.
+func ScanUpserts(rows Rows, index map[string]int) ([]catalog.RunUpsert, error) {
+	defer rows.Close()
+	out := make([]catalog.RunUpsert, len(index))
+	for rows.Next() {
 		var runID string
 		var u catalog.RunUpsert
-		if err := ScanUpsert(withRunID{res, &runID}, &u); err != nil {
+		if err := ScanUpsert(withRunID{rows, &runID}, &u); err != nil {
 			return nil, err
 		}
 		i, ok := index[runID]
@@ -110,7 +128,7 @@ func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog
 		u.Changed = true
 		out[i] = u
 	}
-	return out, res.Err()
+	return out, rows.Err()
 }
 
 // sqlUpsertRunsJSON is sqlUpsertRun for many runs at once: $1 the target,
