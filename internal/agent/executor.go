@@ -52,6 +52,7 @@ type activeRun struct {
 	spawned     chan struct{} // closed once the first step's process started, or the run ended
 	spawnOnce   sync.Once
 	cg          *runCgroup  // the run's own cgroup, when cgroups are used
+	armed       *armed      // its first step, started behind the gate while the run commits
 	trace       *StartTrace // a START's hops until its first exec, when traced
 
 	// The run's output, which only its goroutine touches: what it has
@@ -204,6 +205,7 @@ func (e *executor) forget(ar *activeRun) {
 	}
 	e.begun--
 	ar.cancel(nil)
+	e.disarm(ar, true)
 }
 
 // launch executes a committed run in the background, at once or, when
@@ -215,6 +217,10 @@ func (e *executor) launch(ar *activeRun) {
 	e.begun--
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active >= limit {
 		// Queued: it spawns nothing for now, and nobody should wait for it.
+		// (A run armed as it was recorded did not expect to queue; its
+		// cgroup stays the run's.)
+		ar.adopt()
+		e.disarm(ar, false)
 		ar.markSpawned()
 		e.queue = append(e.queue, ar)
 		return
@@ -285,19 +291,25 @@ func (e *executor) execute(ar *activeRun) {
 	job := ar.job
 	ctx := ar.ctx
 	e.m.counters.started.Add(1)
-	if e.m.cg.base != "" {
+	ar.adopt()
+	if e.m.cg.base != "" && ar.cg == nil {
 		rc, err := e.m.cg.create(run.RunID)
 		if err != nil {
 			e.m.log.Warn("no cgroup for the run; its processes are tracked by process group and environment", muster.LogRunID, run.RunID, muster.LogErr, err)
 		} else {
 			ar.cg = rc
-			defer func() {
-				if err := rc.remove(); err != nil {
-					e.m.log.Warn("the run's cgroup could not be removed", muster.LogRunID, run.RunID, muster.LogErr, err)
-				}
-			}()
 		}
 	}
+	if rc := ar.cg; rc != nil {
+		defer func() {
+			if err := rc.remove(); err != nil {
+				e.m.log.Warn("the run's cgroup could not be removed", muster.LogRunID, run.RunID, muster.LogErr, err)
+			}
+		}()
+	}
+	// An armed first step the run never reached (it was stopped first) is
+	// let go unrun, before the cgroup goes.
+	defer e.disarm(ar, false)
 	if job.Timeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout.Std(), errJobTimeout)

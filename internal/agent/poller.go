@@ -196,6 +196,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			applyErr = m.applyDelete(ctx, tx, in)
 		case in.Operation == muster.OpStart:
 			started, applyErr = m.applyStart(ctx, tx, in, serverTime)
+			if started != nil {
+				m.exec.arm(started) // its process starts while this commits
+			}
 		case in.Operation == muster.OpStop:
 			applyErr = m.exec.stop(in.Job, "stopped by the operator")
 		case in.Operation == muster.OpDefect:
@@ -232,8 +235,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 	m.enl.Cursor = in.Seq
 	m.trace.committed(m.replyTrace, started)
 	if started != nil {
-		// The run is committed with the cursor; only now is its process
-		// spawned, first of all: the uploader is woken once the step has
+		// The run is committed with the cursor; only now may its step run
+		// (an armed step's process started during the commit, and waits at
+		// its gate), first of all: the uploader is woken once the step has
 		// started. A crash in between leaves a run recorded as running with
 		// no process, which the next start records as abandoned.
 		m.exec.launch(started)

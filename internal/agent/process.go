@@ -28,21 +28,21 @@ const killGrace = 5 * time.Second
 // cgroup, or else the process group and every process whose environment
 // carries the run's id (see cgroup.go).
 func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
-	out := e.outputFor(ar)
-	cmd, err := e.command(step, env)
-	if err != nil {
-		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
-		return attempt
+	var cmd *exec.Cmd
+	var out *output
+	var err error
+	if a := ar.takeArmed(step.Name, attempt.Attempt); a != nil {
+		cmd, out = a.cmd, a.out
+		err = a.release()
+	} else {
+		out = e.outputFor(ar)
+		if cmd, err = e.command(step, env); err != nil {
+			attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
+			return attempt
+		}
+		e.attach(ar, cmd, out)
+		err = e.procs.start(cmd)
 	}
-	cmd.Stdout, cmd.Stderr = out, out
-	if ar.cg != nil {
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, ar.cg.fd
-	}
-	// Output pipes stay open while any process holds them; WaitDelay stops
-	// Wait from hanging on such leftovers.
-	cmd.WaitDelay = 2 * time.Second
-
-	err = e.procs.start(cmd)
 	attempt.StartedAt = e.m.now()
 	ar.markSpawned()
 	if err == nil {
@@ -117,6 +117,19 @@ loop:
 	}
 	return attempt
 }
+
+// attach gives a step's process its output and, with a cgroup, its place.
+func (e *executor) attach(ar *activeRun, cmd *exec.Cmd, out *output) {
+	cmd.Stdout, cmd.Stderr = out, out
+	if ar.cg != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, ar.cg.fd
+	}
+	cmd.WaitDelay = stepWaitDelay
+}
+
+// stepWaitDelay bounds how long Wait waits for a step's output pipes after
+// it exited: they stay open while any process holds them.
+const stepWaitDelay = 2 * time.Second
 
 // signal sends sig to a step's process group and to every other process
 // of the run: those in its cgroup (SIGKILL kills the cgroup), or without

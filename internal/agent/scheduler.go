@@ -287,6 +287,7 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 			ar, err := s.record(ctx, tx, f)
 			if ar != nil {
 				started = append(started, ar)
+				m.exec.arm(ar) // its process starts while this commits
 			}
 			if err != nil {
 				return err

@@ -12,7 +12,9 @@ import (
 // line of JSON with the times, read on this host's clock, of the hops of
 // its dispatch after the master: the master wrote the poll reply
 // (server_time, the master's clock), the target read it, committed the
-// run, and exec of the first step returned. Nothing is traced without one.
+// run, and the first step's process was started and let go: exec
+// returned, and for an armed step (armed.go), whose exec may return
+// before the commit, its gate opened. Nothing is traced without one.
 
 // StartTrace is one line of the trace: Unix nanoseconds.
 type StartTrace struct {

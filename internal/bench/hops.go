@@ -38,8 +38,10 @@ type DispatchHops struct {
 	ReplyToRead Summary `json:"poll_reply_to_target_read"`
 	// ReadToCommit: the target's apply transaction and its synced commit.
 	ReadToCommit Summary `json:"target_read_to_commit"`
-	// CommitToExec: the run handed to its goroutine, the step's command
-	// built, and fork and exec until Start returned.
+	// CommitToExec: the run handed to its goroutine, and the step's
+	// process started and let go. A shell step is armed (started while
+	// the target commits, waiting at a gate); this is then the wait for
+	// its exec if it outlasted the commit, and the gate's opening.
 	CommitToExec Summary `json:"commit_to_exec_returned"`
 	// RequestToResponse is for comparison: until the operator has the
 	// answer to the start request.
