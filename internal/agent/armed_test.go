@@ -26,14 +26,19 @@ func TestArmedStepRunsOnlyOnceItsRunIsCommitted(t *testing.T) {
 	if _, err := m.apply(ctx, insert(t, 1, j), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	// The START's transaction fails at its last write, after the step was
-	// armed.
-	if _, err := m.store.write.ExecContext(ctx, `CREATE TRIGGER no_ack BEFORE INSERT ON acks
-		BEGIN SELECT RAISE(ABORT, 'the test refuses this ack'); END`); err != nil {
-		t.Fatal(err)
+	// The START's transaction fails at its COMMIT, after the step was
+	// armed: its ack leaves a row that breaks a deferred foreign key.
+	for _, stmt := range []string{
+		`CREATE TABLE test_parent (id INTEGER PRIMARY KEY)`,
+		`CREATE TABLE test_child (parent INTEGER REFERENCES test_parent (id) DEFERRABLE INITIALLY DEFERRED)`,
+		`CREATE TRIGGER test_orphan AFTER INSERT ON acks BEGIN INSERT INTO test_child VALUES (42); END`,
+	} {
+		if _, err := m.store.write.ExecContext(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
 	}
 	in := start(t, 2, "report", "r1", time.Now().Add(time.Minute))
-	if _, err := m.apply(ctx, in, time.Now()); err == nil || !strings.Contains(err.Error(), "the test refuses this ack") {
+	if _, err := m.apply(ctx, in, time.Now()); err == nil || !strings.Contains(err.Error(), "FOREIGN KEY constraint failed") {
 		t.Fatalf("apply of a START that cannot commit: %v", err)
 	}
 	m.exec.wait() // the armed process, let go and reaped
@@ -44,7 +49,7 @@ func TestArmedStepRunsOnlyOnceItsRunIsCommitted(t *testing.T) {
 		t.Fatalf("cursor %d after the failed START, want 1", m.enl.Cursor)
 	}
 
-	if _, err := m.store.write.ExecContext(ctx, `DROP TRIGGER no_ack`); err != nil {
+	if _, err := m.store.write.ExecContext(ctx, `DROP TRIGGER test_orphan`); err != nil {
 		t.Fatal(err)
 	}
 	ar, err := m.apply(ctx, in, time.Now())

@@ -196,9 +196,6 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 			applyErr = m.applyDelete(ctx, tx, in)
 		case in.Operation == muster.OpStart:
 			started, applyErr = m.applyStart(ctx, tx, in, serverTime)
-			if started != nil {
-				m.exec.arm(started) // its process starts while this commits
-			}
 		case in.Operation == muster.OpStop:
 			applyErr = m.exec.stop(in.Job, "stopped by the operator")
 		case in.Operation == muster.OpDefect:
@@ -224,7 +221,14 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 				return err
 			}
 		}
-		return applied(ctx, tx, in.Seq, applyErr)
+		if err := applied(ctx, tx, in.Seq, applyErr); err != nil {
+			return err
+		}
+		if started != nil {
+			// Its process starts while this commits.
+			m.exec.arm(started)
+		}
+		return nil
 	})
 	if err != nil {
 		if started != nil {

@@ -287,11 +287,14 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 			ar, err := s.record(ctx, tx, f)
 			if ar != nil {
 				started = append(started, ar)
-				m.exec.arm(ar) // its process starts while this commits
 			}
 			if err != nil {
 				return err
 			}
+		}
+		// Their processes start while this commits.
+		for _, ar := range started {
+			m.exec.arm(ar)
 		}
 		return nil
 	})
