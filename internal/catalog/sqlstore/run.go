@@ -46,7 +46,7 @@ func ScanUpsert(row Row, u *catalog.RunUpsert) error {
 
 // RunParams returns the parameters of sqlUpsertRun for one run.
 func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
-	steps, err := json.Marshal(r.Steps)
+	steps, err := AppendSteps(nil, r.Steps)
 	if err != nil {
 		return nil, err
 	}
@@ -71,16 +71,26 @@ func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog
 	out := make([]catalog.RunUpsert, len(runs))
 	updated := ms(at)
 	params := make([]any, 0, upsertRunsValues.cols*upsertRunsValues.rows(len(runs)))
+	var buf []byte
+	var ends []int
 	for rest := runs; len(rest) > 0; {
 		n := upsertRunsValues.rows(len(rest))
-		params = params[:0]
+		// The statement's step attempts, encoded one after the other into
+		// one string that each run's are a part of.
+		buf, ends = buf[:0], ends[:0]
 		for _, r := range rest[:n] {
-			steps, err := json.Marshal(r.Steps)
-			if err != nil {
+			var err error
+			if buf, err = AppendSteps(buf, r.Steps); err != nil {
 				return nil, err
 			}
+			ends = append(ends, len(buf))
+		}
+		steps, start := string(buf), 0
+		params = params[:0]
+		for i, r := range rest[:n] {
 			params = append(params, targetID, r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, r.Revision,
-				ms(r.StartedAt), nullMS(r.FinishedAt), r.DurationMS, string(steps), updated)
+				ms(r.StartedAt), nullMS(r.FinishedAt), r.DurationMS, steps[start:ends[i]], updated)
+			start = ends[i]
 		}
 		res, err := s.Q.Query(ctx, upsertRunsValues.text(n), params...)
 		if err != nil {
