@@ -414,23 +414,23 @@ func (l *listReader) value() ([]byte, error) {
 		return nil, err
 	}
 	start, i := l.pos, l.pos
-	depth, str, esc := 0, false, false
+	depth, str := 0, false
 	for {
 		for ; i < len(l.buf); i++ {
 			c := l.buf[i]
 			if str {
-				if esc {
-					esc = false
-					continue
-				}
-				j := bytes.IndexAny(l.buf[i:], `"\`)
+				j := bytes.IndexByte(l.buf[i:], '"')
 				if j < 0 {
 					i = len(l.buf) - 1
 					continue
 				}
 				i += j
-				if l.buf[i] == '\\' {
-					esc = true
+				// A quote after an odd number of backslashes is escaped.
+				k := i
+				for l.buf[k-1] == '\\' {
+					k--
+				}
+				if (i-k)%2 == 1 {
 					continue
 				}
 				str = false
