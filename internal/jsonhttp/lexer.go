@@ -1,7 +1,9 @@
 package jsonhttp
 
 import (
+	"bytes"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -164,53 +166,70 @@ func (l *Lexer) String() string {
 		l.pos = i + 1
 		return string(l.data[start:i])
 	}
-	var b []byte
-	b = append(b, l.data[start:i]...)
-	for i < len(l.data) {
+	// The string ends at its first quote after an even number of
+	// backslashes; unescaped, it is no longer than it is here.
+	end := i
+	for {
+		j := bytes.IndexByte(l.data[end:], '"')
+		if j < 0 {
+			l.bad = true
+			return ""
+		}
+		end += j
+		k := end
+		for l.data[k-1] == '\\' {
+			k--
+		}
+		if (end-k)%2 == 0 {
+			break
+		}
+		end++
+	}
+	var b strings.Builder
+	b.Grow(end - start)
+	b.Write(l.data[start:i])
+	for i < end {
 		c := l.data[i]
 		switch {
-		case c == '"':
-			l.pos = i + 1
-			return string(b)
 		case c < 0x20:
 			l.bad = true
 			return ""
 		case c >= utf8.RuneSelf:
-			r, size := utf8.DecodeRune(l.data[i:])
+			r, size := utf8.DecodeRune(l.data[i:end])
 			if r == utf8.RuneError && size == 1 {
 				l.bad = true
 				return ""
 			}
-			b = append(b, l.data[i:i+size]...)
+			b.Write(l.data[i : i+size])
 			i += size
 		case c != '\\':
-			b = append(b, c)
-			i++
-		default:
-			if i+1 == len(l.data) {
-				l.bad = true
-				return ""
+			j := i + 1
+			for j < end && l.data[j] >= 0x20 && l.data[j] < utf8.RuneSelf && l.data[j] != '\\' {
+				j++
 			}
+			b.Write(l.data[i:j])
+			i = j
+		default:
 			switch e := l.data[i+1]; e {
 			case '"', '\\', '/':
-				b = append(b, e)
+				b.WriteByte(e)
 			case 'b':
-				b = append(b, '\b')
+				b.WriteByte('\b')
 			case 'f':
-				b = append(b, '\f')
+				b.WriteByte('\f')
 			case 'n':
-				b = append(b, '\n')
+				b.WriteByte('\n')
 			case 'r':
-				b = append(b, '\r')
+				b.WriteByte('\r')
 			case 't':
-				b = append(b, '\t')
+				b.WriteByte('\t')
 			case 'u':
-				r, ok := l.hex4(i + 2)
+				r, ok := hex4(l.data[i+2 : end])
 				if !ok || (r >= 0xd800 && r < 0xe000) { // surrogates: left to encoding/json
 					l.bad = true
 					return ""
 				}
-				b = utf8.AppendRune(b, r)
+				b.WriteRune(r)
 				i += 4
 			default:
 				l.bad = true
@@ -219,17 +238,17 @@ func (l *Lexer) String() string {
 			i += 2
 		}
 	}
-	l.bad = true
-	return ""
+	l.pos = end + 1
+	return b.String()
 }
 
-// hex4 reads the four hex digits at i.
-func (l *Lexer) hex4(i int) (rune, bool) {
-	if i+4 > len(l.data) {
+// hex4 reads four hex digits at the start of p.
+func hex4(p []byte) (rune, bool) {
+	if len(p) < 4 {
 		return 0, false
 	}
 	var r rune
-	for _, c := range l.data[i : i+4] {
+	for _, c := range p[:4] {
 		switch {
 		case c >= '0' && c <= '9':
 			c -= '0'
