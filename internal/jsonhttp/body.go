@@ -419,21 +419,12 @@ func (l *listReader) value() ([]byte, error) {
 		for ; i < len(l.buf); i++ {
 			c := l.buf[i]
 			if str {
-				j := bytes.IndexByte(l.buf[i:], '"')
-				if j < 0 {
+				q := closingQuote(l.buf, i)
+				if q < 0 {
 					i = len(l.buf) - 1
 					continue
 				}
-				i += j
-				// A quote after an odd number of backslashes is escaped.
-				k := i
-				for l.buf[k-1] == '\\' {
-					k--
-				}
-				if (i-k)%2 == 1 {
-					continue
-				}
-				str = false
+				i, str = q, false
 				if depth == 0 {
 					return l.took(start, i+1)
 				}
@@ -485,3 +476,24 @@ func (l *listReader) took(start, end int) ([]byte, error) {
 
 // errItemTooLarge ends a list whose item is over its size.
 var errItemTooLarge = errors.New("list item too large")
+
+// closingQuote returns where the string open before p[i] ends: its first
+// quote from i on after an even number of backslashes (one after an odd
+// number is escaped); -1 when p holds none.
+func closingQuote(p []byte, i int) int {
+	for {
+		j := bytes.IndexByte(p[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		k := i
+		for p[k-1] == '\\' {
+			k--
+		}
+		if (i-k)%2 == 0 {
+			return i
+		}
+		i++
+	}
+}

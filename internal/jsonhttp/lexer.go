@@ -1,7 +1,6 @@
 package jsonhttp
 
 import (
-	"bytes"
 	"strconv"
 	"strings"
 	"time"
@@ -168,22 +167,10 @@ func (l *Lexer) String() string {
 	}
 	// The string ends at its first quote after an even number of
 	// backslashes; unescaped, it is no longer than it is here.
-	end := i
-	for {
-		j := bytes.IndexByte(l.data[end:], '"')
-		if j < 0 {
-			l.bad = true
-			return ""
-		}
-		end += j
-		k := end
-		for l.data[k-1] == '\\' {
-			k--
-		}
-		if (end-k)%2 == 0 {
-			break
-		}
-		end++
+	end := closingQuote(l.data, i)
+	if end < 0 {
+		l.bad = true
+		return ""
 	}
 	var b strings.Builder
 	b.Grow(end - start)
