@@ -38,10 +38,17 @@ func ScanUpsert(row Row, u *catalog.RunUpsert) error {
 	if err := row.Scan(&u.Row, &prior, &started); err != nil {
 		return err
 	}
-	if prior.Valid {
-		u.Held = &catalog.RunHeld{Status: muster.RunStatus(prior.String), Started: started.Bool}
-	}
+	u.Held = held(prior, started)
 	return nil
+}
+
+// held is what a run's row held before an upsert replaced it, from
+// prior_status and prior_started: nil when the upsert inserted it.
+func held(prior sql.NullString, started sql.NullBool) *catalog.RunHeld {
+	if !prior.Valid {
+		return nil
+	}
+	return &catalog.RunHeld{Status: muster.RunStatus(prior.String), Started: started.Bool}
 }
 
 // RunParams returns the parameters of sqlUpsertRun for one run.
@@ -138,30 +145,27 @@ func ScanUpserts(rows Rows, index map[string]int) ([]catalog.RunUpsert, error) {
 // run of index.
 func scanUpsertsInto(rows Rows, index map[string]int, out []catalog.RunUpsert) error {
 	defer rows.Close()
+	// The same destinations for every row: a row costs no allocation but
+	// its run's id.
+	var (
+		row     int64
+		prior   sql.NullString
+		started sql.NullBool
+		runID   string
+	)
+	dest := []any{&row, &prior, &started, &runID}
 	for rows.Next() {
-		var runID string
-		var u catalog.RunUpsert
-		if err := ScanUpsert(withRunID{rows, &runID}, &u); err != nil {
+		if err := rows.Scan(dest...); err != nil {
 			return err
 		}
 		i, ok := index[runID]
 		if !ok {
 			return fmt.Errorf("upsert of runs: run %q came back unasked", runID)
 		}
-		u.Changed = true
-		out[i] = u
+		out[i] = catalog.RunUpsert{Row: row, Held: held(prior, started), Changed: true}
 	}
 	return rows.Err()
 }
-
-// withRunID scans a row of upsertRunsValues: sqlUpsertRun's columns,
-// then the run's id.
-type withRunID struct {
-	rows  Rows
-	runID *string
-}
-
-func (r withRunID) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
 
 // upsertRunsEach stores runs one statement each.
 func (s *Queries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
