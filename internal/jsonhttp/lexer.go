@@ -229,6 +229,45 @@ func (l *Lexer) String() string {
 	return b.String()
 }
 
+// Names keeps one copy of each short string that repeats through a body
+// (a job's name, a target's, a status), for the Lexers of its items to
+// share: a list of 500 runs of one job then holds one string of its name,
+// not 500. It keeps at most maxNames.
+type Names struct{ m map[string]string }
+
+// maxNames bounds the strings a Names keeps, and maxNameLen their length.
+const (
+	maxNames   = 64
+	maxNameLen = 128
+)
+
+// Name reads a string as String does, returning the copy names keeps of
+// it when there is one.
+func (l *Lexer) Name(names *Names) string {
+	if l.bad {
+		return ""
+	}
+	start := l.pos
+	b, ok := l.raw()
+	if !ok {
+		l.pos = start
+		return l.String()
+	}
+	if s, ok := names.m[string(b)]; ok {
+		return s
+	}
+	// A plain string with bytes outside ASCII: checked as String checks it.
+	l.pos = start
+	s := l.String()
+	if !l.bad && len(s) <= maxNameLen && len(names.m) < maxNames {
+		if names.m == nil {
+			names.m = make(map[string]string, maxNames)
+		}
+		names.m[s] = s
+	}
+	return s
+}
+
 // hex4 reads four hex digits at the start of p.
 func hex4(p []byte) (rune, bool) {
 	if len(p) < 4 {

@@ -8,12 +8,18 @@ import (
 	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
-// decodeRunReport decodes a run report of protocol 2 as encoding/json
-// decodes it (unknown fields refused), when it is in the plain form a
-// target writes (jsonhttp.Lexer); it reports false, having decoded
-// nothing of worth, for any other form, left to encoding/json. It is the
-// hot path of an upload: a field each, no reflection.
-func decodeRunReport(data []byte, rep *agentproto.RunReport) bool {
+// runReports decodes the run reports of one upload; the names its runs
+// repeat (job, target, status, trigger, step) are held once.
+type runReports struct {
+	names jsonhttp.Names
+}
+
+// decode decodes a run report of protocol 2 as encoding/json decodes it
+// (unknown fields refused), when it is in the plain form a target writes
+// (jsonhttp.Lexer); it reports false, having decoded nothing of worth, for
+// any other form, left to encoding/json. It is the hot path of an upload:
+// a field each, no reflection.
+func (d *runReports) decode(data []byte, rep *agentproto.RunReport) bool {
 	l := jsonhttp.NewLexer(data)
 	var seen fields
 	l.Object(func(key []byte) {
@@ -23,7 +29,7 @@ func decodeRunReport(data []byte, rep *agentproto.RunReport) bool {
 			rep.Revision = l.Int(64)
 		case "run":
 			seen.once(l, 1)
-			decodeRun(l, &rep.Run)
+			d.run(l, &rep.Run)
 		case "output":
 			seen.once(l, 2)
 			if l.Null() {
@@ -58,26 +64,26 @@ func decodeRunReport(data []byte, rep *agentproto.RunReport) bool {
 	return l.OK()
 }
 
-// decodeRun decodes the run of a report.
-func decodeRun(l *jsonhttp.Lexer, r *agentproto.Run) {
+// run decodes the run of a report.
+func (d *runReports) run(l *jsonhttp.Lexer, r *agentproto.Run) {
 	var seen fields
 	l.Object(func(key []byte) {
 		switch string(key) {
 		case "job":
 			seen.once(l, 0)
-			r.Job = l.String()
+			r.Job = l.Name(&d.names)
 		case "target":
 			seen.once(l, 1)
-			r.Target = l.String()
+			r.Target = l.Name(&d.names)
 		case "run_id":
 			seen.once(l, 2)
 			r.RunID = l.String()
 		case "status":
 			seen.once(l, 3)
-			r.Status = muster.RunStatus(l.String())
+			r.Status = muster.RunStatus(l.Name(&d.names))
 		case "trigger":
 			seen.once(l, 4)
-			r.Trigger = l.String()
+			r.Trigger = l.Name(&d.names)
 		case "message":
 			seen.once(l, 5)
 			r.Message = l.String()
@@ -104,7 +110,7 @@ func decodeRun(l *jsonhttp.Lexer, r *agentproto.Run) {
 			r.Steps = []agentproto.StepAttempt{}
 			l.Array(func() {
 				r.Steps = append(r.Steps, agentproto.StepAttempt{})
-				decodeStep(l, &r.Steps[len(r.Steps)-1])
+				d.step(l, &r.Steps[len(r.Steps)-1])
 			})
 		default:
 			l.Fail()
@@ -112,20 +118,20 @@ func decodeRun(l *jsonhttp.Lexer, r *agentproto.Run) {
 	})
 }
 
-// decodeStep decodes a step attempt of a run.
-func decodeStep(l *jsonhttp.Lexer, s *agentproto.StepAttempt) {
+// step decodes a step attempt of a run.
+func (d *runReports) step(l *jsonhttp.Lexer, s *agentproto.StepAttempt) {
 	var seen fields
 	l.Object(func(key []byte) {
 		switch string(key) {
 		case "name":
 			seen.once(l, 0)
-			s.Name = l.String()
+			s.Name = l.Name(&d.names)
 		case "attempt":
 			seen.once(l, 1)
 			s.Attempt = int(l.Int(strconv.IntSize))
 		case "status":
 			seen.once(l, 2)
-			s.Status = muster.AttemptStatus(l.String())
+			s.Status = muster.AttemptStatus(l.Name(&d.names))
 		case "exit_code":
 			seen.once(l, 3)
 			if l.Null() {

@@ -15,7 +15,7 @@ import (
 )
 
 // runReportSeeds are run reports as targets write them, and in forms they
-// do not, which decodeRunReport must either decode as encoding/json does
+// do not, which runReports must either decode as encoding/json does
 // or leave to it.
 func runReportSeeds() []string {
 	code := 2
@@ -66,7 +66,7 @@ func runReportSeeds() []string {
 	)
 }
 
-// What decodeRunReport decodes, encoding/json decodes the same; and it
+// What runReports decodes, encoding/json decodes the same; and it
 // decodes what targets write.
 func TestDecodeRunReportIsEncodingJSON(t *testing.T) {
 	seeds := runReportSeeds()
@@ -104,13 +104,18 @@ func FuzzDecodeRunReport(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) { checkDecodeRunReport(t, s) })
 }
 
-// checkDecodeRunReport checks that decodeRunReport decodes s as
+// checkDecodeRunReport checks that runReports decodes s as
 // encoding/json does, if it decodes it, and reports whether it did.
 func checkDecodeRunReport(t *testing.T, s string) bool {
 	t.Helper()
-	var got agentproto.RunReport
-	if !decodeRunReport([]byte(s), &got) {
+	// Twice with the same decoder: the second reads the names it keeps.
+	var d runReports
+	var got, again agentproto.RunReport
+	if !d.decode([]byte(s), &got) {
 		return false
+	}
+	if !d.decode([]byte(s), &again) || !reflect.DeepEqual(got, again) {
+		t.Errorf("%s decoded again: %+v, first %+v", s, again, got)
 	}
 	var want agentproto.RunReport
 	dec := json.NewDecoder(strings.NewReader(s))
