@@ -416,6 +416,82 @@ func TestUpsertRunsBatchOfDistinctRuns(t *testing.T) {
 	})
 }
 
+// An upload of as many runs as one may hold is stored over several
+// statements: every run with its own revision guard and its own output,
+// large chunks of output among small ones.
+func TestUpsertRunsFullUpload(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		const n = catalog.MaxRunsPerUpload
+		large := strings.Repeat("x", 300<<10) // over what one statement stores
+		upload := func(i int, rev int64, status muster.RunStatus, chunk catalog.OutputChunk) catalog.RunUpload {
+			return catalog.RunUpload{Revision: rev, Output: []catalog.OutputChunk{chunk}, Run: muster.Run{Job: "a",
+				RunID: fmt.Sprintf("r%04d", i), Status: status, Trigger: "operator", StartedAt: clk.Now(),
+				Steps: []muster.StepAttempt{{Name: "one", Attempt: 1, Status: muster.AttemptRunning, StartedAt: clk.Now()}}}}
+		}
+		first := make([]catalog.RunUpload, n)
+		for i := range first {
+			data := fmt.Sprintf("%04d ", i)
+			if i%100 == 7 {
+				data = large
+			}
+			first[i] = upload(i, 2, muster.RunRunning, catalog.OutputChunk{Data: data})
+		}
+		res, err := db.UpsertRuns(ctx, web1, first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if !r.OK || r.Ended || r.RunID != first[i].Run.RunID {
+				t.Fatalf("first upload, result %d: %+v, want run %s ok, not ended", i, r, first[i].Run.RunID)
+			}
+		}
+		// Every third run comes again at an older revision, which changes
+		// nothing but adds its output; the others end.
+		second := make([]catalog.RunUpload, n)
+		for i := range second {
+			offset := int64(len(first[i].Output[0].Data))
+			if i%3 == 0 {
+				second[i] = upload(i, 1, muster.RunSucceeded, catalog.OutputChunk{Offset: offset, Data: "stale"})
+			} else {
+				second[i] = upload(i, 3, muster.RunFailed, catalog.OutputChunk{Offset: offset, Data: "done"})
+			}
+		}
+		if res, err = db.UpsertRuns(ctx, web1, second); err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range res {
+			if want := i%3 != 0; !r.OK || r.Ended != want || r.RunID != second[i].Run.RunID {
+				t.Fatalf("second upload, result %d: %+v, want run %s ok, ended %v", i, r, second[i].Run.RunID, want)
+			}
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Job: "a", Limit: 2 * n})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != n {
+			t.Fatalf("%d runs, want %d", len(runs), n)
+		}
+		for _, r := range runs {
+			var i int
+			fmt.Sscanf(r.RunID, "r%04d", &i)
+			status, output := muster.RunFailed, first[i].Output[0].Data+"done"
+			if i%3 == 0 {
+				status, output = muster.RunRunning, first[i].Output[0].Data+"stale"
+			}
+			if r.Status != status || r.Steps[0].Output != output {
+				t.Errorf("run %s: %s with %d bytes of output (%.12q), want %s with %d (%.12q)", r.RunID, r.Status,
+					len(r.Steps[0].Output), r.Steps[0].Output, status, len(output), output)
+			}
+		}
+	})
+}
+
 // Heartbeats are seen at once and written within the flush; one older than
 // what the catalog holds (another master's, written later) changes nothing.
 func TestHeartbeatsFlush(t *testing.T) {

@@ -136,7 +136,7 @@ func (b *Body) Err(err error) error {
 // for it, is an empty list.
 func DecodeList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem int64) ([]T, error) {
 	var all []T
-	err := StreamList(w, r, limit, field, maxItems, maxItem, limit, func(items []T) error {
+	err := StreamList(w, r, limit, field, maxItems, maxItem, limit, nil, func(items []T) error {
 		all = append(all, items...)
 		return nil
 	})
@@ -149,11 +149,13 @@ func DecodeList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 // write them and let them go before the rest arrive. An error flush
 // returns ends the decoding and is returned; items already flushed stay
 // flushed when a later part of the body turns out not to be valid.
-func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem, batch int64, flush func([]T) error) error {
+//
+// fast, when not nil, decodes an item first (see Lexer); an item it does
+// not take (it returns false) is decoded by encoding/json.
+func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem, batch int64,
+	fast func(data []byte, item *T) bool, flush func([]T) error) error {
 	body := NewBody(w, r, limit)
-	in := &itemReader{r: body, max: maxItem}
-	dec := json.NewDecoder(in)
-	dec.DisallowUnknownFields()
+	in := &listReader{src: body, max: maxItem}
 	var items []T
 	count, since := 0, int64(0)
 	fail := func(err error) error {
@@ -162,45 +164,87 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 		}
 		return body.Err(err)
 	}
-	if err := expectDelim(dec, '{'); err != nil {
+	// The items are decoded one at a time from the body's bytes, each
+	// found whole first: encoding/json's Decoder would scan each twice.
+	slow := newItemDecoder()
+	if err := in.expect('{'); err != nil {
 		return fail(err)
 	}
 	seen := false
-	for dec.More() {
-		tok, err := dec.Token()
+	for next := byte('{'); ; {
+		c, err := in.peek()
 		if err != nil {
 			return fail(err)
 		}
-		switch key, _ := tok.(string); {
+		if c == '}' {
+			in.pos++
+			break
+		}
+		if next == ',' {
+			if err := in.expect(','); err != nil {
+				return fail(err)
+			}
+		}
+		next = ','
+		key, err := in.key()
+		if err != nil {
+			return fail(err)
+		}
+		switch {
 		case key != field:
 			return muster.Errorf(muster.EINVALID, "the request body is not valid: json: unknown field %q", key)
 		case seen:
 			return muster.Errorf(muster.EINVALID, "%s: given twice", field)
 		}
 		seen = true
-		tok, err = dec.Token()
-		if err != nil {
+		if err := in.expect(':'); err != nil {
 			return fail(err)
 		}
-		if tok == nil {
-			continue // null
+		if c, err = in.peek(); err != nil {
+			return fail(err)
 		}
-		if tok != json.Delim('[') {
-			return muster.Errorf(muster.EINVALID, "%s: a list is required", field)
+		if c != '[' {
+			v, err := in.value()
+			if err != nil {
+				return fail(err)
+			}
+			if string(v) != "null" {
+				return muster.Errorf(muster.EINVALID, "%s: a list is required", field)
+			}
+			continue
 		}
-		for dec.More() {
+		in.pos++
+		for first := true; ; first = false {
+			if c, err = in.peek(); err != nil {
+				return fail(err)
+			}
+			if c == ']' {
+				in.pos++
+				break
+			}
+			if !first {
+				if err := in.expect(','); err != nil {
+					return fail(err)
+				}
+			}
 			if count == maxItems {
 				return muster.Errorf(muster.EINVALID, "%s: at most %d in one request", field, maxItems)
 			}
-			in.start = dec.InputOffset()
-			var item T
-			if err := dec.Decode(&item); err != nil {
+			data, err := in.value()
+			if err != nil {
 				return fail(err)
+			}
+			var item T
+			if fast == nil || !fast(data, &item) {
+				var zero T
+				item = zero
+				if err := slow.decode(data, &item); err != nil {
+					return fail(err)
+				}
 			}
 			items = append(items, item)
 			count++
-			since += dec.InputOffset() - in.start
-			in.start = dec.InputOffset()
+			since += int64(len(data))
 			if since >= batch {
 				if err := flush(items); err != nil {
 					return err
@@ -209,14 +253,8 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 				items, since = items[:0], 0
 			}
 		}
-		if err := expectDelim(dec, ']'); err != nil {
-			return fail(err)
-		}
 	}
-	if err := expectDelim(dec, '}'); err != nil {
-		return fail(err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := in.peek(); err != io.EOF {
 		if err == nil {
 			return muster.Errorf(muster.EINVALID, "the request body holds more than one JSON value")
 		}
@@ -228,40 +266,234 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 	return nil
 }
 
-// expectDelim reads the next token, which must be d.
-func expectDelim(dec *json.Decoder, d json.Delim) error {
-	tok, err := dec.Token()
-	if err != nil {
+// itemDecoder decodes list items with encoding/json, one Decoder for all:
+// each item's bytes are fed to it in turn, followed by a space that ends
+// a number. Its buffer, grown to the largest item, is kept.
+type itemDecoder struct {
+	feed *itemFeed
+	dec  *json.Decoder
+}
+
+func newItemDecoder() *itemDecoder {
+	f := &itemFeed{}
+	dec := json.NewDecoder(f)
+	dec.DisallowUnknownFields()
+	return &itemDecoder{feed: f, dec: dec}
+}
+
+// decode decodes data, one JSON value, into v.
+func (d *itemDecoder) decode(data []byte, v any) error {
+	d.feed.data, d.feed.space = data, true
+	if err := d.dec.Decode(v); err != nil {
 		return err
 	}
-	if tok != d {
-		return fmt.Errorf("%v where %v belongs", tok, d)
+	if len(d.feed.data) > 0 || d.dec.More() {
+		return errors.New("json: a list item holds more than one value")
 	}
 	return nil
+}
+
+// itemFeed is what an itemDecoder reads: an item, then a space, then the
+// end of the input until the next item.
+type itemFeed struct {
+	data  []byte
+	space bool
+}
+
+func (f *itemFeed) Read(p []byte) (int, error) {
+	n := copy(p, f.data)
+	f.data = f.data[n:]
+	if n < len(p) && len(f.data) == 0 && f.space {
+		p[n] = ' '
+		n++
+		f.space = false
+	}
+	if n == 0 {
+		return 0, io.ErrUnexpectedEOF
+	}
+	return n, nil
+}
+
+// listReader reads a JSON body a token at a time, and a list item whole.
+type listReader struct {
+	src io.Reader
+	max int64 // bytes an item may take
+	buf []byte
+	pos int // the next byte of buf to read
+	err error
+}
+
+// minRead is the least a read asks of the body.
+const minRead = 32 << 10
+
+// more reads more of the body, dropping buf[:keep] first; it returns how
+// far what was kept moved back.
+func (l *listReader) more(keep int) (int, error) {
+	if l.err != nil {
+		return 0, l.err
+	}
+	n := copy(l.buf, l.buf[keep:])
+	l.buf = l.buf[:n]
+	l.pos -= keep
+	if cap(l.buf)-len(l.buf) < minRead {
+		grown := make([]byte, len(l.buf), max(2*cap(l.buf), len(l.buf)+minRead))
+		copy(grown, l.buf)
+		l.buf = grown
+	}
+	for {
+		m, err := l.src.Read(l.buf[len(l.buf):cap(l.buf)])
+		l.buf = l.buf[:len(l.buf)+m]
+		if err != nil {
+			l.err = err
+		}
+		if m > 0 || err != nil {
+			if m > 0 {
+				return keep, nil
+			}
+			return keep, err
+		}
+	}
+}
+
+// peek returns the next byte that is not white space, reading more as
+// needed; io.EOF at the end of the body.
+func (l *listReader) peek() (byte, error) {
+	for {
+		for l.pos < len(l.buf) {
+			switch c := l.buf[l.pos]; c {
+			case ' ', '\t', '\n', '\r':
+				l.pos++
+			default:
+				return c, nil
+			}
+		}
+		if _, err := l.more(l.pos); err != nil {
+			return 0, err
+		}
+	}
+}
+
+// expect reads the byte c, after white space.
+func (l *listReader) expect(c byte) error {
+	got, err := l.peek()
+	switch {
+	case err == io.EOF:
+		return io.ErrUnexpectedEOF
+	case err != nil:
+		return err
+	case got != c:
+		return fmt.Errorf("invalid character %q where %q belongs", got, c)
+	}
+	l.pos++
+	return nil
+}
+
+// key reads an object's key.
+func (l *listReader) key() (string, error) {
+	if c, err := l.peek(); err != nil || c != '"' {
+		return "", l.expect('"')
+	}
+	v, err := l.value()
+	if err != nil {
+		return "", err
+	}
+	var key string
+	err = json.Unmarshal(v, &key)
+	return key, err
+}
+
+// value reads one JSON value whole, after white space, and returns its
+// bytes, which hold until the next read. It finds where the value ends
+// (strings, and objects and arrays closed as deep as they were opened);
+// whether what it holds is valid is the decoder's to say.
+func (l *listReader) value() ([]byte, error) {
+	if _, err := l.peek(); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	start, i := l.pos, l.pos
+	depth, str := 0, false
+	for {
+		for ; i < len(l.buf); i++ {
+			c := l.buf[i]
+			if str {
+				q := closingQuote(l.buf, i)
+				if q < 0 {
+					i = len(l.buf) - 1
+					continue
+				}
+				i, str = q, false
+				if depth == 0 {
+					return l.took(start, i+1)
+				}
+				continue
+			}
+			switch c {
+			case '"':
+				str = true
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth == 0 {
+					return l.took(start, i)
+				}
+				if depth--; depth == 0 {
+					return l.took(start, i+1)
+				}
+			case ',', ' ', '\t', '\n', '\r':
+				if depth == 0 {
+					return l.took(start, i)
+				}
+			}
+		}
+		if int64(i-start) > l.max {
+			return nil, errItemTooLarge
+		}
+		moved, err := l.more(start)
+		start, i = start-moved, i-moved
+		if err == io.EOF {
+			if depth == 0 && !str && i > start {
+				return l.took(start, i) // a number or literal last in the body
+			}
+			return nil, io.ErrUnexpectedEOF
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+}
+
+// took ends a value at end.
+func (l *listReader) took(start, end int) ([]byte, error) {
+	if int64(end-start) > l.max {
+		return nil, errItemTooLarge
+	}
+	l.pos = end
+	return l.buf[start:end], nil
 }
 
 // errItemTooLarge ends a list whose item is over its size.
 var errItemTooLarge = errors.New("list item too large")
 
-// itemReader lets a decoder read at most max bytes past the start of the
-// list item it decodes: the decoder buffers a whole item before it decodes
-// it, and would otherwise buffer one as large as the body.
-type itemReader struct {
-	r     io.Reader
-	max   int64
-	start int64 // the offset the current item starts at, or after
-	read  int64
-}
-
-func (ir *itemReader) Read(p []byte) (int, error) {
-	room := ir.start + ir.max - ir.read
-	if room <= 0 {
-		return 0, errItemTooLarge
+// closingQuote returns where the string open before p[i] ends: its first
+// quote from i on after an even number of backslashes (one after an odd
+// number is escaped); -1 when p holds none.
+func closingQuote(p []byte, i int) int {
+	for {
+		j := bytes.IndexByte(p[i:], '"')
+		if j < 0 {
+			return -1
+		}
+		i += j
+		k := i
+		for p[k-1] == '\\' {
+			k--
+		}
+		if (i-k)%2 == 0 {
+			return i
+		}
+		i++
 	}
-	if int64(len(p)) > room {
-		p = p[:room]
-	}
-	n, err := ir.r.Read(p)
-	ir.read += int64(n)
-	return n, err
 }

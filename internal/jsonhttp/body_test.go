@@ -7,8 +7,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/jsonhttp"
@@ -132,6 +134,52 @@ func TestDecodeList(t *testing.T) {
 				t.Errorf("%d items, code %q (%v); want %d, %q", len(items), got, err, tc.items, tc.code)
 			}
 		})
+	}
+}
+
+// A list's items are found whole however the body arrives, a byte at a
+// time included: strings holding brackets, commas and escaped quotes, white
+// space anywhere, an item that is not an object (null decodes to nothing;
+// a number is refused as encoding/json refuses it).
+func TestDecodeListFindsItemsWhole(t *testing.T) {
+	items := []item{{1, `a "quoted" [text], {with} brackets\`}, {2, "line\nbreak"}, {3, ""}, {4, "é 😀"}}
+	want := `{"items":[{"id":1,"text":"a \"quoted\" [text], {with} brackets\\"},{"id":2,"text":"line\nbreak"},` +
+		`{"id":3},{"text":"\u00e9 \ud83d\ude00","id":4}]}`
+	spaced := " { \"items\" :\n[ {\"id\":1,\"text\":\"a \\\"quoted\\\" [text], {with} brackets\\\\\"} ,\t{\"id\":2,\"text\":\"line\\nbreak\"} , " +
+		"{\"id\":3}, {\"text\":\"é 😀\",\"id\":4} ] } \n"
+	for name, body := range map[string]string{"compact": want, "spaced": spaced} {
+		for _, oneByte := range []bool{false, true} {
+			var src io.Reader = strings.NewReader(body)
+			if oneByte {
+				src = iotest.OneByteReader(src)
+			}
+			r := httptest.NewRequest(http.MethodPost, "/", src)
+			got, err := jsonhttp.DecodeList[item](httptest.NewRecorder(), r, 1<<20, "items", 10, 1<<10)
+			if err != nil || !slices.Equal(got, items) {
+				t.Errorf("%s (a byte at a time: %v): %+v, %v; want %+v", name, oneByte, got, err, items)
+			}
+		}
+	}
+	for body, code := range map[string]string{
+		`{"items":[null,{"id":1}]}`:  "",
+		`{"items":[1]}`:              muster.EINVALID,
+		`{"items":["x"]}`:            muster.EINVALID,
+		`{"items":[{"id":1}}]}`:      muster.EINVALID,
+		`{"items":[{"id":1},]}`:      muster.EINVALID,
+		`{"items":[{"id":1} {}]}`:    muster.EINVALID,
+		`{"items":[{"id":"1"}]}`:     muster.EINVALID,
+		`{"items":[{"id":1}]`:        muster.EINVALID,
+		`{"items":[{"id":1,"text":"`: muster.EINVALID,
+		`{"it\u0065ms":[]}`:          "",
+		`{"items":nul}`:              muster.EINVALID,
+		`{"items":[]} x`:             muster.EINVALID,
+		``:                           muster.EINVALID,
+	} {
+		r := httptest.NewRequest(http.MethodPost, "/", iotest.OneByteReader(strings.NewReader(body)))
+		_, err := jsonhttp.DecodeList[item](httptest.NewRecorder(), r, 1<<20, "items", 10, 1<<10)
+		if got := muster.ErrorCode(err); got != code {
+			t.Errorf("%s: code %q (%v), want %q", body, got, err, code)
+		}
 	}
 }
 

@@ -451,10 +451,10 @@ func (a *agent) runs(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		return err
 	}
 	if targetProtocol(r) == v1.Version {
-		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk,
+		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk, nil,
 			func(reports []v1.RunReport) error { return write(uploadsV1(reports)) })
 	} else {
-		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk,
+		err = jsonhttp.StreamList(w, r, maxRunsBody, "runs", catalog.MaxRunsPerUpload, maxRunReport, runsWriteChunk, (&runReports{}).decode,
 			func(reports []agentproto.RunReport) error { return write(uploadsV2(reports)) })
 	}
 	if err != nil {

@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -39,15 +38,22 @@ func ScanUpsert(row Row, u *catalog.RunUpsert) error {
 	if err := row.Scan(&u.Row, &prior, &started); err != nil {
 		return err
 	}
-	if prior.Valid {
-		u.Held = &catalog.RunHeld{Status: muster.RunStatus(prior.String), Started: started.Bool}
-	}
+	u.Held = held(prior, started)
 	return nil
+}
+
+// held is what a run's row held before an upsert replaced it, from
+// prior_status and prior_started: nil when the upsert inserted it.
+func held(prior sql.NullString, started sql.NullBool) *catalog.RunHeld {
+	if !prior.Valid {
+		return nil
+	}
+	return &catalog.RunHeld{Status: muster.RunStatus(prior.String), Started: started.Bool}
 }
 
 // RunParams returns the parameters of sqlUpsertRun for one run.
 func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
-	steps, err := json.Marshal(r.Steps)
+	steps, err := AppendSteps(nil, r.Steps)
 	if err != nil {
 		return nil, err
 	}
@@ -59,40 +65,58 @@ func RunParams(targetID int64, r catalog.RunRow, at time.Time) ([]any, error) {
 // batch it.
 const SQLUpsertRun = sqlUpsertRun
 
-// UpsertRuns stores runs at their revisions in one statement, their rows
-// passed as one JSON array; each keeps its own revision guard, and only the
-// runs it changed come back. A batch that names a run twice (which one
-// statement cannot insert and then update) goes one statement a run.
-// PostgreSQL passes the rows as arrays instead (pgstore).
+// UpsertRuns stores runs at their revisions, many to a statement (SQLite's:
+// PostgreSQL passes the rows as arrays instead, in pgstore); each run keeps
+// its own revision guard, and only the runs a statement changed come back.
+// A batch that names a run twice (which one statement cannot insert and
+// then update) goes one statement a run.
 func (s *Queries) UpsertRuns(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
 	index, distinct := RunIndex(runs)
 	if len(runs) < 2 || !distinct {
 		return s.upsertRunsEach(ctx, targetID, runs, at)
 	}
-	rows := make([][10]any, len(runs))
-	for i, r := range runs {
-		steps, err := json.Marshal(r.Steps)
+	out := make([]catalog.RunUpsert, len(runs))
+	updated := ms(at)
+	params := make([]any, 0, upsertRunsValues.cols*upsertRunsValues.rows(len(runs)))
+	var buf []byte
+	var ends []int
+	for rest := runs; len(rest) > 0; {
+		n := upsertRunsValues.rows(len(rest))
+		// The statement's step attempts, encoded one after the other into
+		// one string that each run's are a part of.
+		buf, ends = buf[:0], ends[:0]
+		for _, r := range rest[:n] {
+			var err error
+			if buf, err = AppendSteps(buf, r.Steps); err != nil {
+				return nil, err
+			}
+			ends = append(ends, len(buf))
+		}
+		steps, start := string(buf), 0
+		params = params[:0]
+		for i, r := range rest[:n] {
+			params = append(params, targetID, r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, r.Revision,
+				ms(r.StartedAt), nullMS(r.FinishedAt), r.DurationMS, steps[start:ends[i]], updated)
+			start = ends[i]
+		}
+		res, err := s.Q.Query(ctx, upsertRunsValues.text(n), params...)
 		if err != nil {
 			return nil, err
 		}
-		var finished *int64 // JSON null when the run has not finished
-		if r.FinishedAt != nil {
-			at := ms(*r.FinishedAt)
-			finished = &at
+		if err := scanUpsertsInto(res, index, out); err != nil {
+			return nil, err
 		}
-		rows[i] = [10]any{r.RunID, r.Job, string(r.Status), r.Trigger, r.Message, r.Revision,
-			ms(r.StartedAt), finished, r.DurationMS, string(steps)}
+		rest = rest[n:]
 	}
-	b, err := json.Marshal(rows)
-	if err != nil {
-		return nil, err
-	}
-	res, err := s.Q.Query(ctx, sqlUpsertRunsJSON, targetID, ms(at), string(b))
-	if err != nil {
-		return nil, err
-	}
-	return ScanUpserts(res, index)
+	return out, nil
 }
+
+// upsertRunsValues is sqlUpsertRun for many runs at once, a row of
+// parameters each, in sqlUpsertRun's order; it returns the run's id last.
+var upsertRunsValues = newValuesInsert(`INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
+		started_at, finished_at, duration_ms, steps, updated_at)`, 12,
+	SQLRunAtRevision+`
+	RETURNING id, prior_status, prior_started, run_id`)
 
 // RunIndex returns each run's place in runs, by its id, and whether every
 // id is named once (a statement for many runs cannot insert a run and then
@@ -113,43 +137,35 @@ func RunIndex(runs []catalog.RunRow) (map[string]int, bool) {
 // place (index, from RunIndex), marked changed; a run not returned was
 // not changed.
 func ScanUpserts(rows Rows, index map[string]int) ([]catalog.RunUpsert, error) {
-	defer rows.Close()
 	out := make([]catalog.RunUpsert, len(index))
+	return out, scanUpsertsInto(rows, index, out)
+}
+
+// scanUpsertsInto is ScanUpserts into out, which holds a place for each
+// run of index.
+func scanUpsertsInto(rows Rows, index map[string]int, out []catalog.RunUpsert) error {
+	defer rows.Close()
+	// The same destinations for every row: a row costs no allocation but
+	// its run's id.
+	var (
+		row     int64
+		prior   sql.NullString
+		started sql.NullBool
+		runID   string
+	)
+	dest := []any{&row, &prior, &started, &runID}
 	for rows.Next() {
-		var runID string
-		var u catalog.RunUpsert
-		if err := ScanUpsert(withRunID{rows, &runID}, &u); err != nil {
-			return nil, err
+		if err := rows.Scan(dest...); err != nil {
+			return err
 		}
 		i, ok := index[runID]
 		if !ok {
-			return nil, fmt.Errorf("upsert of runs: run %q came back unasked", runID)
+			return fmt.Errorf("upsert of runs: run %q came back unasked", runID)
 		}
-		u.Changed = true
-		out[i] = u
+		out[i] = catalog.RunUpsert{Row: row, Held: held(prior, started), Changed: true}
 	}
-	return out, rows.Err()
+	return rows.Err()
 }
-
-// sqlUpsertRunsJSON is sqlUpsertRun for many runs at once: $1 the target,
-// $2 the time, $3 the runs, each an array of its columns. (The WHERE
-// tells SQLite's parser that ON CONFLICT is the upsert's.)
-const sqlUpsertRunsJSON = `INSERT INTO runs (target_id, run_id, job_name, status, trigger, message, revision,
-		started_at, finished_at, duration_ms, steps, updated_at)
-	SELECT $1, value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5, value ->> 6,
-		value ->> 7, value ->> 8, value ->> 9, $2
-	FROM json_each($3) WHERE TRUE
-` + SQLRunAtRevision + `
-	RETURNING id, prior_status, prior_started, run_id`
-
-// withRunID scans a row of sqlUpsertRunsJSON: sqlUpsertRun's columns,
-// then the run's id.
-type withRunID struct {
-	rows  Rows
-	runID *string
-}
-
-func (r withRunID) Scan(dest ...any) error { return r.rows.Scan(append(dest, r.runID)...) }
 
 // upsertRunsEach stores runs one statement each.
 func (s *Queries) upsertRunsEach(ctx context.Context, targetID int64, runs []catalog.RunRow, at time.Time) ([]catalog.RunUpsert, error) {
@@ -319,39 +335,53 @@ func (s *Queries) OutputEnd(ctx context.Context, run int64, attempt int) (int64,
 }
 
 // InsertOutputs stores chunks of output, each unless one is held at its
-// place: in one statement, their rows passed as one JSON array (the bytes
-// in hex), when there are several and they are small together; otherwise
-// one statement each. PostgreSQL passes the rows as arrays (pgstore).
+// place: several to a statement, a row of parameters each, up to
+// maxOutputsBytes of output a statement (SQLite's: PostgreSQL passes the
+// rows as arrays, in pgstore); a single chunk, or a large one, alone.
 func (s *Queries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRow) error {
-	size := 0
-	for _, o := range chunks {
-		size += len(o.Data)
-	}
-	if len(chunks) > 1 && size <= maxOutputsJSON {
-		rows := make([][4]any, len(chunks))
-		for i, o := range chunks {
-			rows[i] = [4]any{o.Run, o.Attempt, o.Offset, hex.EncodeToString(o.Data)}
+	var params []any
+	for rest := chunks; len(rest) > 0; {
+		n := insertOutputsValues.rows(len(rest))
+		for n > 1 && outputBytes(rest[:n]) > maxOutputsBytes {
+			n /= 2
 		}
-		b, err := json.Marshal(rows)
-		if err != nil {
+		if n == 1 {
+			o := rest[0]
+			if err := s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
+				o.Run, o.Attempt, o.Offset, o.Data); err != nil {
+				return err
+			}
+			rest = rest[1:]
+			continue
+		}
+		params = params[:0]
+		for _, o := range rest[:n] {
+			params = append(params, o.Run, o.Attempt, o.Offset, o.Data)
+		}
+		if err := s.execHeld(ctx, insertOutputsValues.text(n), params...); err != nil {
 			return err
 		}
-		return s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data)
-			SELECT value ->> 0, value ->> 1, value ->> 2, unhex(value ->> 3) FROM json_each($1) WHERE TRUE
-			ON CONFLICT DO NOTHING`, string(b))
-	}
-	for _, o := range chunks {
-		if err := s.execHeld(ctx, `INSERT INTO run_output (run, attempt, byte_offset, data) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`,
-			o.Run, o.Attempt, o.Offset, o.Data); err != nil {
-			return err
-		}
+		rest = rest[n:]
 	}
 	return nil
 }
 
-// maxOutputsJSON bounds the bytes of output stored in one statement: past
-// it, the statement's cost is the bytes, not the statement.
-const maxOutputsJSON = 256 << 10
+// insertOutputsValues stores many chunks at once.
+var insertOutputsValues = newValuesInsert(`INSERT INTO run_output (run, attempt, byte_offset, data)`, 4, `ON CONFLICT DO NOTHING`)
+
+// outputBytes is the output the chunks hold.
+func outputBytes(chunks []catalog.OutputRow) int {
+	n := 0
+	for _, o := range chunks {
+		n += len(o.Data)
+	}
+	return n
+}
+
+// maxOutputsBytes bounds the bytes of output stored in one statement, which
+// the driver copies to bind: past it, the statement's cost is the bytes,
+// not the statement.
+const maxOutputsBytes = 256 << 10
 
 // StartsPosted returns when the STARTs of the runs named were posted to
 // the target (instructions_start_run).
