@@ -319,6 +319,76 @@ func TestStartIdempotency(t *testing.T) {
 	})
 }
 
+// A START that names its one target takes the target's sequence number
+// with its first reads; whatever becomes of the request, the target's
+// instructions keep consecutive numbers: a replayed key, a refused request
+// and a job under max_parallel_targets take none, and a key whose request
+// was refused stays free.
+func TestStartToOneTargetKeepsSequenceNumbers(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		capped := job("capped", "web1", "web2")
+		capped.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), capped, job("gone", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		web1 := []string{"web1"}
+		start := func(req catalog.StartRequest) muster.StartResult {
+			t.Helper()
+			res, err := db.StartJob(ctx, req, admin)
+			if err != nil {
+				t.Fatalf("start %+v: %v", req, err)
+			}
+			return res
+		}
+		first := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"})
+		if again := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != first.Runs[0] {
+			t.Errorf("retried start: %+v, want %+v replayed", again, first)
+		}
+		_, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: web1, Step: "nope", IdempotencyKey: "k2"}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("start at a step the job does not have: %v, want invalid", err)
+		}
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "nosuch", Targets: web1, IdempotencyKey: "k3"}, admin)
+		if muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("start of a job that does not exist: %v, want not found", err)
+		}
+		start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k2"})
+		start(catalog.StartRequest{Job: "a", IdempotencyKey: "k3"})
+		if res := start(catalog.StartRequest{Job: "capped", Targets: web1}); res.Runs[0].Queued {
+			t.Errorf("capped job's first start: %+v, want posted", res.Runs[0])
+		}
+		if res := start(catalog.StartRequest{Job: "capped", Targets: web1}); !res.Runs[0].Queued {
+			t.Errorf("capped job's second start: %+v, want queued", res.Runs[0])
+		}
+		gone := start(catalog.StartRequest{Job: "gone", Targets: web1, IdempotencyKey: "k4"})
+		if _, err := db.DeleteJob(ctx, "gone", admin); err != nil {
+			t.Fatal(err)
+		}
+		if again := start(catalog.StartRequest{Job: "gone", Targets: web1, IdempotencyKey: "k4"}); !again.Replayed || again.Runs[0] != gone.Runs[0] {
+			t.Errorf("retried start of a job deleted since: %+v, want %+v replayed", again, gone)
+		}
+		all, err := db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, in := range all {
+			got = append(got, fmt.Sprintf("%d %s %s", in.Seq, in.Operation, in.Job))
+			if in.Seq != int64(i+1) {
+				t.Errorf("instruction %d has seq %d, want %d", i, in.Seq, i+1)
+			}
+		}
+		want := []string{"1 INSERT a", "2 INSERT capped", "3 INSERT gone", "4 START a", "5 START a", "6 START a", "7 START capped", "8 START gone", "9 DELETE gone"}
+		if !slices.Equal(got, want) {
+			t.Errorf("web1's instructions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
 func TestUpsertRunsRevisionGuard(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()

@@ -828,9 +828,9 @@ func (t *timedTx) PruneDownloaded(p0 context.Context, p1 int) (int64, error) {
 	return r0, r1
 }
 
-func (t *timedTx) ClaimStart(p0 context.Context, p1 string, p2 string, p3 time.Time) (bool, error) {
+func (t *timedTx) ClaimStart(p0 context.Context, p1 StartClaim) (ClaimedStart, error) {
 	start := time.Now()
-	r0, r1 := t.tx.ClaimStart(p0, p1, p2, p3)
+	r0, r1 := t.tx.ClaimStart(p0, p1)
 	t.observe("ClaimStart", time.Since(start))
 	return r0, r1
 }
