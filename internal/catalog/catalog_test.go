@@ -319,6 +319,54 @@ func TestStartIdempotency(t *testing.T) {
 	})
 }
 
+// An idempotency key is remembered for IdempotencyWindow: past it, the
+// same key starts the job again, whether or not the retention duty has
+// deleted it yet (PruneStarts), and is remembered anew.
+func TestStartKeyForgottenAfterItsWindow(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		start := func(req catalog.StartRequest) muster.StartResult {
+			t.Helper()
+			res, err := db.StartJob(ctx, req, admin)
+			if err != nil {
+				t.Fatalf("start %+v: %v", req, err)
+			}
+			return res
+		}
+		prune := func(want int64) {
+			t.Helper()
+			if n, err := db.PruneStarts(ctx); err != nil || n != want {
+				t.Errorf("PruneStarts: %d, %v; want %d deleted", n, err, want)
+			}
+		}
+		first := start(catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"})
+		clk.Add(catalog.IdempotencyWindow - time.Minute)
+		prune(0)
+		if again := start(catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != first.Runs[0] {
+			t.Errorf("within the window: %+v, want %+v replayed", again, first)
+		}
+		clk.Add(2 * time.Minute)
+		second := start(catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}) // another request: the key is free
+		if second.Replayed || second.Runs[0].RunID == first.Runs[0].RunID {
+			t.Errorf("past the window: %+v, want a new run", second)
+		}
+		if again := start(catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != second.Runs[0] {
+			t.Errorf("the key recorded anew: %+v, want %+v replayed", again, second)
+		}
+		_, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"}, admin)
+		if muster.ErrorCode(err) != muster.ECONFLICT {
+			t.Errorf("the first request again: %v, want conflict with the key's new request", err)
+		}
+		clk.Add(catalog.IdempotencyWindow + time.Minute)
+		prune(1)
+	})
+}
+
 // A START that names its one target takes the target's sequence number
 // with its first reads; whatever becomes of the request, the target's
 // instructions keep consecutive numbers: a replayed key, a refused request

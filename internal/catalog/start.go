@@ -219,12 +219,7 @@ func (tx *tx) startRuns(job storedJob, targets, runIDs []string, p agentproto.St
 // takes that target's sequence number with these reads (ClaimStart), which
 // postAll then uses.
 func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResult) (storedJob, bool, error) {
-	if req.IdempotencyKey != "" {
-		if err := tx.DeleteStarts(tx.ctx, tx.now.Add(-IdempotencyWindow)); err != nil {
-			return storedJob{}, false, err
-		}
-	}
-	c := StartClaim{Key: req.IdempotencyKey, Request: request, At: tx.now, Job: req.Job}
+	c := StartClaim{Key: req.IdempotencyKey, Request: request, At: tx.now, Forgotten: tx.now.Add(-IdempotencyWindow), Job: req.Job}
 	if len(req.Targets) == 1 && req.Rollout == nil {
 		c.Target = req.Targets[0]
 	}
@@ -243,6 +238,21 @@ func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResu
 	}
 	job, err := stored(claimed.Job)
 	return job, false, err
+}
+
+// PruneStarts deletes the idempotency keys older than IdempotencyWindow,
+// and returns how many. A start does not wait for it to reuse a key that
+// old (StartClaim.Forgotten): the master's retention duty calls it to keep
+// the table small.
+func (c *Catalog) PruneStarts(ctx context.Context) (int64, error) {
+	var n int64
+	err := c.update(ctx, func(tx *tx) error {
+		tx.keepCredentials()
+		var err error
+		n, err = tx.DeleteStarts(ctx, tx.now.Add(-IdempotencyWindow))
+		return err
+	})
+	return n, err
 }
 
 // replayStart sets res to the result of the start request that used key

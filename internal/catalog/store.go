@@ -271,13 +271,15 @@ type Tx interface {
 
 	// ClaimStart makes the reads a start request begins with, in one round
 	// trip where the store can (see StartClaim): it records the request's
-	// idempotency key, unless the key is taken (a concurrent claim of the
+	// idempotency key, unless the key is taken and not forgotten (a concurrent claim of the
 	// same key waits for the first to commit or roll back); it reads the
 	// job as FindJobs with Posting does; and it may take the next sequence
 	// number of the one target the START goes to, as NextSeqs does.
 	ClaimStart(ctx context.Context, c StartClaim) (ClaimedStart, error)
 	SetStartResponse(ctx context.Context, key, response string) error
-	DeleteStarts(ctx context.Context, before time.Time) error
+	// DeleteStarts forgets the idempotency keys recorded before a time,
+	// and returns how many.
+	DeleteStarts(ctx context.Context, before time.Time) (int64, error)
 	InsertQueuedStart(ctx context.Context, q QueuedStartRow) error
 	// DeleteQueuedStart removes a queue entry and reports whether it was
 	// there: whoever removes it posts its START.
@@ -442,8 +444,10 @@ type JobQuery struct {
 // StartClaim is what a start request reads before it posts (Tx.ClaimStart).
 type StartClaim struct {
 	// Key, when set, is the idempotency key recorded with Request at At.
-	Key, Request string
-	At           time.Time
+	// A key recorded before Forgotten counts as free: it is recorded
+	// anew, whether or not DeleteStarts has deleted it yet.
+	Key, Request  string
+	At, Forgotten time.Time
 	// Job is the job to start, read as JobQuery.Posting reads it.
 	Job string
 	// Target, when set, is the one target the START is to go to. Its next

@@ -80,9 +80,9 @@ func TestWritesRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A START with an idempotency key: BEGIN and forgetting old keys with
-	// one statement that claims its key, reads the job with its targets
-	// and, when the START names its one target, takes that target's
+	// A START with an idempotency key: BEGIN with one statement that
+	// claims its key, reads the job with its targets and, when the START
+	// names its one target, takes that target's
 	// sequence number (otherwise taken in a round trip of its own); then
 	// the instruction, the answer kept for the key, the audit entry and
 	// the notification with the COMMIT.

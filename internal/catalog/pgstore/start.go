@@ -26,7 +26,7 @@ func (t *txQueries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catal
 	var ids []int64
 	var names []string
 	var err error
-	out.Job, err = sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, sqlClaimStart, c.Key, c.Request, c.At.UnixMilli(), c.Job, c.Target)},
+	out.Job, err = sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, sqlClaimStart, c.Key, c.Request, c.At.UnixMilli(), c.Forgotten.UnixMilli(), c.Job, c.Target)},
 		&ids, &names, &out.Claimed, &out.TargetID, &out.Seq)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -57,9 +57,10 @@ func (t *txQueries) claimedWithoutJob(ctx context.Context, key string) (catalog.
 	return catalog.ClaimedStart{Claimed: ok && response == ""}, nil
 }
 
-// sqlClaimStart claims the key $1 for the request $2 at $3 (none when $1
-// is empty), reads the job named $4, and takes the next sequence number of
-// its target named $5 (none when $5 is empty) on the conditions of
+// sqlClaimStart claims the key $1 for the request $2 at $3, taking it over
+// if it was recorded before $4 (none when $1 is empty), reads the job named
+// $5, and takes the next sequence number of its target named $6 (none when
+// $6 is empty) on the conditions of
 // ClaimStart. The statement's parts see one snapshot: the claim's row is
 // known to the rest only through the claim's RETURNING, and the target's
 // counter is read as of its row's lock (READ COMMITTED's update of the
@@ -67,7 +68,7 @@ func (t *txQueries) claimedWithoutJob(ctx context.Context, key string) (catalog.
 const sqlClaimStart = `WITH claim AS (
 		INSERT INTO starts (idempotency_key, request, response, created_at)
 		SELECT $1, $2, '', $3 WHERE $1 <> ''
-		ON CONFLICT (idempotency_key) DO NOTHING
+		` + sqlstore.SQLClaimForgotten + `
 		RETURNING 1),
 	claimed AS (SELECT $1 = '' OR EXISTS (SELECT FROM claim) AS yes),
 	job AS (
@@ -75,11 +76,11 @@ const sqlClaimStart = `WITH claim AS (
 		FROM jobs j LEFT JOIN LATERAL (
 			SELECT array_agg(jt.target_id ORDER BY t.name) AS ids, array_agg(t.name ORDER BY t.name) AS names
 			FROM job_targets jt JOIN targets t ON t.id = jt.target_id WHERE jt.job_id = j.id) p ON TRUE
-		WHERE j.name = $4),
+		WHERE j.name = $5),
 	seq AS (
 		UPDATE targets t SET last_seq = t.last_seq + 1
 		FROM job, claimed
-		WHERE $5 <> '' AND claimed.yes AND t.id = job.target_ids[array_position(job.target_names, $5)]
+		WHERE $6 <> '' AND claimed.yes AND t.id = job.target_ids[array_position(job.target_names, $6)]
 			AND COALESCE((job.definition::jsonb ->> 'max_parallel_targets')::int, 0) <= 0
 		RETURNING t.id, t.last_seq)
 	SELECT ` + sqlstore.JobColumns + `, j.target_ids, j.target_names, claimed.yes,

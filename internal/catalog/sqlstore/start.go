@@ -25,7 +25,7 @@ func (s *Queries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catalog
 	out := catalog.ClaimedStart{Claimed: true}
 	if c.Key != "" {
 		n, err := s.Q.Exec(ctx, `INSERT INTO starts (idempotency_key, request, response, created_at) VALUES ($1, $2, '', $3)
-			ON CONFLICT (idempotency_key) DO NOTHING`, c.Key, c.Request, ms(c.At))
+			`+SQLClaimForgotten, c.Key, c.Request, ms(c.At), ms(c.Forgotten))
 		if err != nil || n == 0 {
 			return catalog.ClaimedStart{}, err
 		}
@@ -60,14 +60,20 @@ func (s *Queries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catalog
 	return out, nil
 }
 
+// SQLClaimForgotten ends the insert of a start's idempotency key, $4
+// being the time before which a key is forgotten: a key taken and not
+// forgotten stays as it is; a forgotten one is recorded anew.
+const SQLClaimForgotten = `ON CONFLICT (idempotency_key) DO UPDATE SET request = excluded.request, response = '',
+		created_at = excluded.created_at WHERE starts.created_at < $4`
+
 // SetStartResponse records the answer to a claimed start request.
 func (s *Queries) SetStartResponse(ctx context.Context, key, response string) error {
 	return s.execHeld(ctx, `UPDATE starts SET response = $1 WHERE idempotency_key = $2`, response, key)
 }
 
 // DeleteStarts forgets idempotency keys recorded before a time.
-func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) error {
-	return s.execHeld(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
+func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) (int64, error) {
+	return s.Q.Exec(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
 }
 
 // ActiveStarts counts a job's runs that hold a max_parallel_targets slot:
