@@ -367,8 +367,8 @@ func TestStartKeyForgottenAfterItsWindow(t *testing.T) {
 	})
 }
 
-// A START that names its one target takes the target's sequence number
-// with its first reads; whatever becomes of the request, the target's
+// A START to one target (named, or the job's only one) takes the target's
+// sequence number with its first reads; whatever becomes of the request, the target's
 // instructions keep consecutive numbers: a replayed key, a refused request
 // and a job under max_parallel_targets take none, and a key whose request
 // was refused stays free.
@@ -412,6 +412,7 @@ func TestStartToOneTargetKeepsSequenceNumbers(t *testing.T) {
 		if res := start(catalog.StartRequest{Job: "capped", Targets: web1}); !res.Runs[0].Queued {
 			t.Errorf("capped job's second start: %+v, want queued", res.Runs[0])
 		}
+		start(catalog.StartRequest{Job: "gone"})
 		gone := start(catalog.StartRequest{Job: "gone", Targets: web1, IdempotencyKey: "k4"})
 		if _, err := db.DeleteJob(ctx, "gone", admin); err != nil {
 			t.Fatal(err)
@@ -430,7 +431,7 @@ func TestStartToOneTargetKeepsSequenceNumbers(t *testing.T) {
 				t.Errorf("instruction %d has seq %d, want %d", i, in.Seq, i+1)
 			}
 		}
-		want := []string{"1 INSERT a", "2 INSERT capped", "3 INSERT gone", "4 START a", "5 START a", "6 START a", "7 START capped", "8 START gone", "9 DELETE gone"}
+		want := []string{"1 INSERT a", "2 INSERT capped", "3 INSERT gone", "4 START a", "5 START a", "6 START a", "7 START capped", "8 START gone", "9 START gone", "10 DELETE gone"}
 		if !slices.Equal(got, want) {
 			t.Errorf("web1's instructions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 		}

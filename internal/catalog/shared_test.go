@@ -38,12 +38,14 @@ func twoMasters(t *testing.T) (a, b *catalog.Catalog, clk *clock) {
 // Sequence numbers of one target posted by two masters at once are unique,
 // without gaps, and commit in order: a poller never sees seq N+1 before N.
 // One master names the target, so that its STARTs take their numbers with
-// their first reads (ClaimStart), the other's after reading the job.
+// their first reads (ClaimStart); the other's go to the job's two targets,
+// which take theirs after reading the job.
 func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 	a, b, _ := twoMasters(t)
 	ctx := context.Background()
 	web1 := enlist(t, a, "web1")
-	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+	enlist(t, a, "web2")
+	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 	const perMaster = 60

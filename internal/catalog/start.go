@@ -215,13 +215,16 @@ func (tx *tx) startRuns(job storedJob, targets, runIDs []string, p agentproto.St
 
 // claimStart records a start request's idempotency key (when it has one)
 // and reads its job to post, or, when the key was used before, sets res to
-// that request's result and reports true. A START to one target named
-// takes that target's sequence number with these reads (ClaimStart), which
-// postAll then uses.
+// that request's result and reports true. A START to one target (named,
+// or the job's only one) takes that target's sequence number with these
+// reads (ClaimStart), which postAll then uses.
 func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResult) (storedJob, bool, error) {
 	c := StartClaim{Key: req.IdempotencyKey, Request: request, At: tx.now, Forgotten: tx.now.Add(-IdempotencyWindow), Job: req.Job}
-	if len(req.Targets) == 1 && req.Rollout == nil {
-		c.Target = req.Targets[0]
+	if len(req.Targets) <= 1 && req.Rollout == nil {
+		c.One = true
+		if len(req.Targets) == 1 {
+			c.Target = req.Targets[0]
+		}
 	}
 	claimed, err := tx.ClaimStart(tx.ctx, c)
 	if err != nil {

@@ -450,12 +450,15 @@ type StartClaim struct {
 	At, Forgotten time.Time
 	// Job is the job to start, read as JobQuery.Posting reads it.
 	Job string
-	// Target, when set, is the one target the START is to go to. Its next
-	// sequence number is taken, its row locked to commit as NextSeqs locks
-	// it, if the key was claimed (or none given), the job runs on the
-	// target, and the job's definition sets no max_parallel_targets (whose
-	// count of runs takes the job's row first). The caller, which uses the
-	// number for the START, sends nothing else to the target before it.
+	// One says the START goes to one target: Target, or, when Target is
+	// empty, the job's only target if it has exactly one. That target's
+	// next sequence number is taken, its row locked to commit as NextSeqs
+	// locks it, if the key was claimed (or none given), the job runs on
+	// the target, and the job's definition sets no max_parallel_targets
+	// (whose count of runs takes the job's row first). The caller, which
+	// uses the number for the START, posts nothing else to the target
+	// before it.
+	One    bool
 	Target string
 }
 

@@ -26,7 +26,7 @@ func (t *txQueries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catal
 	var ids []int64
 	var names []string
 	var err error
-	out.Job, err = sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, sqlClaimStart, c.Key, c.Request, c.At.UnixMilli(), c.Forgotten.UnixMilli(), c.Job, c.Target)},
+	out.Job, err = sqlstore.ScanJob(pgRow{t.tx.QueryRow(ctx, sqlClaimStart, c.Key, c.Request, c.At.UnixMilli(), c.Forgotten.UnixMilli(), c.Job, c.One, c.Target)},
 		&ids, &names, &out.Claimed, &out.TargetID, &out.Seq)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -59,9 +59,9 @@ func (t *txQueries) claimedWithoutJob(ctx context.Context, key string) (catalog.
 
 // sqlClaimStart claims the key $1 for the request $2 at $3, taking it over
 // if it was recorded before $4 (none when $1 is empty), reads the job named
-// $5, and takes the next sequence number of its target named $6 (none when
-// $6 is empty) on the conditions of
-// ClaimStart. The statement's parts see one snapshot: the claim's row is
+// $5, and, when $6 (StartClaim.One), takes the next sequence number of its
+// target named $7, or of its only target when $7 is empty, on the
+// conditions of ClaimStart. The statement's parts see one snapshot: the claim's row is
 // known to the rest only through the claim's RETURNING, and the target's
 // counter is read as of its row's lock (READ COMMITTED's update of the
 // newest version), so it follows whatever START committed before.
@@ -80,7 +80,9 @@ const sqlClaimStart = `WITH claim AS (
 	seq AS (
 		UPDATE targets t SET last_seq = t.last_seq + 1
 		FROM job, claimed
-		WHERE $6 <> '' AND claimed.yes AND t.id = job.target_ids[array_position(job.target_names, $6)]
+		WHERE $6 AND claimed.yes AND t.id = CASE
+				WHEN $7 <> '' THEN job.target_ids[array_position(job.target_names, $7)]
+				WHEN cardinality(job.target_ids) = 1 THEN job.target_ids[1] END
 			AND COALESCE((job.definition::jsonb ->> 'max_parallel_targets')::int, 0) <= 0
 		RETURNING t.id, t.last_seq)
 	SELECT ` + sqlstore.JobColumns + `, j.target_ids, j.target_names, claimed.yes,

@@ -35,7 +35,7 @@ func (s *Queries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catalog
 		return out, err
 	}
 	out.Job, out.Found = jobs[0], true
-	if c.Target == "" {
+	if !c.One {
 		return out, nil
 	}
 	var def struct {
@@ -48,7 +48,7 @@ func (s *Queries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catalog
 		return out, nil
 	}
 	for _, t := range out.Job.Targets {
-		if t.Target == c.Target {
+		if t.Target == c.Target || c.Target == "" && len(out.Job.Targets) == 1 {
 			seqs, err := s.NextSeqs(ctx, map[int64]int{t.TargetID: 1})
 			if err != nil {
 				return catalog.ClaimedStart{}, err
