@@ -155,8 +155,8 @@ func (tx *tx) nextSeqs(counts map[int64]int) (map[int64]int64, error) {
 // seqsUsed checks that the sequence numbers taken with a read were all
 // posted: one left would leave a gap in its target's instructions.
 func (tx *tx) seqsUsed() error {
-	for id, seq := range tx.seqs {
-		return fmt.Errorf("target %d: sequence number %d taken and not posted", id, seq)
+	if len(tx.seqs) > 0 {
+		return fmt.Errorf("sequence numbers taken and not posted (by target): %v", tx.seqs)
 	}
 	return nil
 }

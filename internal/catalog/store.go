@@ -271,10 +271,11 @@ type Tx interface {
 
 	// ClaimStart makes the reads a start request begins with, in one round
 	// trip where the store can (see StartClaim): it records the request's
-	// idempotency key, unless the key is taken and not forgotten (a concurrent claim of the
-	// same key waits for the first to commit or roll back); it reads the
-	// job as FindJobs with Posting does; and it may take the next sequence
-	// number of the one target the START goes to, as NextSeqs does.
+	// idempotency key, unless the key is taken and not forgotten (a
+	// concurrent claim of the same key waits for the first to commit or
+	// roll back); it reads the job as FindJobs with Posting does; and it
+	// may take the next sequence number of the one target the START goes
+	// to, as NextSeqs does.
 	ClaimStart(ctx context.Context, c StartClaim) (ClaimedStart, error)
 	SetStartResponse(ctx context.Context, key, response string) error
 	// DeleteStarts forgets the idempotency keys recorded before a time,
