@@ -189,6 +189,9 @@ type tx struct {
 	keepsCredentials bool
 	// unposted are the targets left out of c.Posted (see unpost).
 	unposted map[int64]struct{}
+	// seqs are sequence numbers taken with a read (ClaimStart), by
+	// target, for postAll to use first.
+	seqs map[int64]int64
 }
 
 // keepCredentials says the transaction changes no API key, certificate

@@ -319,6 +319,125 @@ func TestStartIdempotency(t *testing.T) {
 	})
 }
 
+// An idempotency key is remembered for IdempotencyWindow: past it, the
+// same key starts the job again, whether or not the retention duty has
+// deleted it yet (PruneStarts), and is remembered anew.
+func TestStartKeyForgottenAfterItsWindow(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		start := func(req catalog.StartRequest) muster.StartResult {
+			t.Helper()
+			res, err := db.StartJob(ctx, req, admin)
+			if err != nil {
+				t.Fatalf("start %+v: %v", req, err)
+			}
+			return res
+		}
+		prune := func(want int64) {
+			t.Helper()
+			if n, err := db.PruneStarts(ctx); err != nil || n != want {
+				t.Errorf("PruneStarts: %d, %v; want %d deleted", n, err, want)
+			}
+		}
+		first := start(catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"})
+		clk.Add(catalog.IdempotencyWindow - time.Minute)
+		prune(0)
+		if again := start(catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != first.Runs[0] {
+			t.Errorf("within the window: %+v, want %+v replayed", again, first)
+		}
+		clk.Add(2 * time.Minute)
+		second := start(catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}) // another request: the key is free
+		if second.Replayed || second.Runs[0].RunID == first.Runs[0].RunID {
+			t.Errorf("past the window: %+v, want a new run", second)
+		}
+		if again := start(catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != second.Runs[0] {
+			t.Errorf("the key recorded anew: %+v, want %+v replayed", again, second)
+		}
+		_, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: []string{"web1"}, IdempotencyKey: "k1"}, admin)
+		if muster.ErrorCode(err) != muster.ECONFLICT {
+			t.Errorf("the first request again: %v, want conflict with the key's new request", err)
+		}
+		clk.Add(catalog.IdempotencyWindow + time.Minute)
+		prune(1)
+	})
+}
+
+// A START to one target (named, or the job's only one) takes the target's
+// sequence number with its first reads; whatever becomes of the request, the target's
+// instructions keep consecutive numbers: a replayed key, a refused request
+// and a job under max_parallel_targets take none, and a key whose request
+// was refused stays free.
+func TestStartToOneTargetKeepsSequenceNumbers(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		capped := job("capped", "web1", "web2")
+		capped.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2"), capped, job("gone", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		web1 := []string{"web1"}
+		start := func(req catalog.StartRequest) muster.StartResult {
+			t.Helper()
+			res, err := db.StartJob(ctx, req, admin)
+			if err != nil {
+				t.Fatalf("start %+v: %v", req, err)
+			}
+			return res
+		}
+		first := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"})
+		if again := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != first.Runs[0] {
+			t.Errorf("retried start: %+v, want %+v replayed", again, first)
+		}
+		_, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", Targets: web1, Step: "nope", IdempotencyKey: "k2"}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID {
+			t.Errorf("start at a step the job does not have: %v, want invalid", err)
+		}
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "nosuch", Targets: web1, IdempotencyKey: "k3"}, admin)
+		if muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("start of a job that does not exist: %v, want not found", err)
+		}
+		start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k2"})
+		start(catalog.StartRequest{Job: "a", IdempotencyKey: "k3"})
+		if res := start(catalog.StartRequest{Job: "capped", Targets: web1}); res.Runs[0].Queued {
+			t.Errorf("capped job's first start: %+v, want posted", res.Runs[0])
+		}
+		if res := start(catalog.StartRequest{Job: "capped", Targets: web1}); !res.Runs[0].Queued {
+			t.Errorf("capped job's second start: %+v, want queued", res.Runs[0])
+		}
+		start(catalog.StartRequest{Job: "gone"})
+		gone := start(catalog.StartRequest{Job: "gone", Targets: web1, IdempotencyKey: "k4"})
+		if _, err := db.DeleteJob(ctx, "gone", admin); err != nil {
+			t.Fatal(err)
+		}
+		if again := start(catalog.StartRequest{Job: "gone", Targets: web1, IdempotencyKey: "k4"}); !again.Replayed || again.Runs[0] != gone.Runs[0] {
+			t.Errorf("retried start of a job deleted since: %+v, want %+v replayed", again, gone)
+		}
+		all, err := db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for i, in := range all {
+			got = append(got, fmt.Sprintf("%d %s %s", in.Seq, in.Operation, in.Job))
+			if in.Seq != int64(i+1) {
+				t.Errorf("instruction %d has seq %d, want %d", i, in.Seq, i+1)
+			}
+		}
+		want := []string{"1 INSERT a", "2 INSERT capped", "3 INSERT gone", "4 START a", "5 START a", "6 START a", "7 START capped", "8 START gone", "9 START gone", "10 DELETE gone"}
+		if !slices.Equal(got, want) {
+			t.Errorf("web1's instructions:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	})
+}
+
 func TestUpsertRunsRevisionGuard(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()

@@ -75,7 +75,7 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 		}
 		tx.unpost(superseded[k]...)
 	}
-	last, err := tx.NextSeqs(tx.ctx, counts)
+	last, err := tx.nextSeqs(counts)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +121,44 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 		}
 	}
 	return seqs, nil
+}
+
+// nextSeqs increments each target's sequence counter by the count given
+// (NextSeqs), a number taken already with a read (tx.seqs) counting as
+// the first, and returns each counter's new value.
+func (tx *tx) nextSeqs(counts map[int64]int) (map[int64]int64, error) {
+	last := make(map[int64]int64, len(counts))
+	rest := make(map[int64]int, len(counts))
+	for id, n := range counts {
+		if seq, ok := tx.seqs[id]; ok {
+			delete(tx.seqs, id)
+			last[id] = seq
+			n--
+		}
+		if n > 0 {
+			rest[id] = n
+		}
+	}
+	if len(rest) == 0 {
+		return last, nil
+	}
+	more, err := tx.NextSeqs(tx.ctx, rest)
+	if err != nil {
+		return nil, err
+	}
+	for id, seq := range more {
+		last[id] = seq // the target's row stayed locked since its number was taken: they follow
+	}
+	return last, nil
+}
+
+// seqsUsed checks that the sequence numbers taken with a read were all
+// posted: one left would leave a gap in its target's instructions.
+func (tx *tx) seqsUsed() error {
+	if len(tx.seqs) > 0 {
+		return fmt.Errorf("sequence numbers taken and not posted (by target): %v", tx.seqs)
+	}
+	return nil
 }
 
 // unpost leaves the targets out of what the commit says was posted

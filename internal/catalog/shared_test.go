@@ -37,11 +37,15 @@ func twoMasters(t *testing.T) (a, b *catalog.Catalog, clk *clock) {
 
 // Sequence numbers of one target posted by two masters at once are unique,
 // without gaps, and commit in order: a poller never sees seq N+1 before N.
+// One master names the target, so that its STARTs take their numbers with
+// their first reads (ClaimStart); the other's go to the job's two targets,
+// which take theirs after reading the job.
 func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 	a, b, _ := twoMasters(t)
 	ctx := context.Background()
 	web1 := enlist(t, a, "web1")
-	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+	enlist(t, a, "web2")
+	if _, err := a.ApplyJobs(ctx, []muster.Job{job("tick", "web1", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 	const perMaster = 60
@@ -75,12 +79,16 @@ func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*perMaster)
-	for _, c := range []*catalog.Catalog{a, b} {
+	for i, c := range []*catalog.Catalog{a, b} {
+		req := catalog.StartRequest{Job: "tick"}
+		if i == 1 {
+			req.Targets = []string{"web1"}
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			for range perMaster {
-				if _, err := c.StartJob(ctx, catalog.StartRequest{Job: "tick"}, admin); err != nil {
+				if _, err := c.StartJob(ctx, req, admin); err != nil {
 					errs <- err
 				}
 			}
@@ -124,7 +132,8 @@ func TestSharedSequenceNumbersCommitInOrder(t *testing.T) {
 	}
 }
 
-// An idempotency key sent to two masters at once starts the job once.
+// An idempotency key sent to two masters at once starts the job once, and
+// the retry that lost takes no sequence number of the target it names.
 func TestSharedIdempotencyKey(t *testing.T) {
 	a, b, _ := twoMasters(t)
 	ctx := context.Background()
@@ -140,7 +149,7 @@ func TestSharedIdempotencyKey(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				res, err := c.StartJob(ctx, catalog.StartRequest{Job: "deploy", IdempotencyKey: key}, admin)
+				res, err := c.StartJob(ctx, catalog.StartRequest{Job: "deploy", Targets: []string{"web1"}, IdempotencyKey: key}, admin)
 				if err != nil {
 					t.Error(err)
 				}
@@ -161,6 +170,11 @@ func TestSharedIdempotencyKey(t *testing.T) {
 	}
 	if len(starts) != 20 {
 		t.Fatalf("%d STARTs posted for 20 keys", len(starts))
+	}
+	for i, in := range starts {
+		if want := int64(i + 2); in.Seq != want { // after the job's INSERT
+			t.Fatalf("START %d has seq %d, want %d (unique, no gaps)", i, in.Seq, want)
+		}
 	}
 }
 

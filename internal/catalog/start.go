@@ -84,17 +84,15 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		return muster.StartResult{}, err
 	}
 	var res muster.StartResult
+	// A write transaction at READ COMMITTED (on PostgreSQL; SQLite's
+	// transactions are serial): what it decides on is locked or
+	// constrained (the key's uniqueness, the target's row for its sequence
+	// number, the job's row under max_parallel_targets).
 	err = c.update(ctx, func(tx *tx) error {
 		tx.keepCredentials()
 		res = muster.StartResult{}
-		if req.IdempotencyKey != "" {
-			replayed, err := tx.claimStart(req.IdempotencyKey, string(canonical), &res)
-			if err != nil || replayed {
-				return err
-			}
-		}
-		job, err := tx.loadJobToPost(req.Job)
-		if err != nil {
+		job, replayed, err := tx.claimStart(req, string(canonical), &res)
+		if err != nil || replayed {
 			return err
 		}
 		if job.job.MaxParallelTargets > 0 {
@@ -139,6 +137,9 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 				ro.ID, ro.Waves, ro.WaveSize, ro.MaxFailures))
 		}
 		if res.Runs, err = tx.startRuns(job, first, runIDs, p, req.ExpiresIn); err != nil {
+			return err
+		}
+		if err := tx.seqsUsed(); err != nil {
 			return err
 		}
 		for _, run := range res.Runs {
@@ -212,30 +213,68 @@ func (tx *tx) startRuns(job storedJob, targets, runIDs []string, p agentproto.St
 	return runs, nil
 }
 
-// claimStart records an idempotency key for a start request, or, when the
-// key was used before, sets res to that request's result and reports true.
-func (tx *tx) claimStart(key, request string, res *muster.StartResult) (replayed bool, err error) {
-	if err := tx.DeleteStarts(tx.ctx, tx.now.Add(-IdempotencyWindow)); err != nil {
-		return false, err
+// claimStart records a start request's idempotency key (when it has one)
+// and reads its job to post, or, when the key was used before, sets res to
+// that request's result and reports true. A START to one target (named,
+// or the job's only one) takes that target's sequence number with these
+// reads (ClaimStart), which postAll then uses.
+func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResult) (storedJob, bool, error) {
+	c := StartClaim{Key: req.IdempotencyKey, Request: request, At: tx.now, Forgotten: tx.now.Add(-IdempotencyWindow), Job: req.Job}
+	if len(req.Targets) <= 1 && req.Rollout == nil {
+		c.One = true
+		if len(req.Targets) == 1 {
+			c.Target = req.Targets[0]
+		}
 	}
-	claimed, err := tx.ClaimStart(tx.ctx, key, request, tx.now)
-	if err != nil || claimed {
-		return false, err
+	claimed, err := tx.ClaimStart(tx.ctx, c)
+	if err != nil {
+		return storedJob{}, false, err
 	}
+	if !claimed.Claimed {
+		return storedJob{}, true, tx.replayStart(req.IdempotencyKey, request, res)
+	}
+	if !claimed.Found {
+		return storedJob{}, false, noJob(req.Job)
+	}
+	if claimed.Seq != 0 {
+		tx.seqs = map[int64]int64{claimed.TargetID: claimed.Seq}
+	}
+	job, err := stored(claimed.Job)
+	return job, false, err
+}
+
+// PruneStarts deletes the idempotency keys older than IdempotencyWindow,
+// and returns how many. A start does not wait for it to reuse a key that
+// old (StartClaim.Forgotten): the master's retention duty calls it to keep
+// the table small.
+func (c *Catalog) PruneStarts(ctx context.Context) (int64, error) {
+	var n int64
+	err := c.update(ctx, func(tx *tx) error {
+		tx.keepCredentials()
+		var err error
+		n, err = tx.DeleteStarts(ctx, tx.now.Add(-IdempotencyWindow))
+		return err
+	})
+	return n, err
+}
+
+// replayStart sets res to the result of the start request that used key
+// before, which must have been the same request.
+func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
 	prevReq, prevRes, ok, err := tx.FindStart(tx.ctx, key)
 	switch {
 	case err != nil:
-		return false, err
+		return err
 	case !ok:
-		return false, fmt.Errorf("idempotency key %q: %w", key, ErrRetry) // forgotten meanwhile
+		return fmt.Errorf("idempotency key %q: %w", key, ErrRetry) // forgotten meanwhile
 	case prevReq != request:
-		return false, muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used for a different start request", key)
+		return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used for a different start request", key)
 	}
 	if err := json.Unmarshal([]byte(prevRes), res); err != nil {
-		return false, err
+		return err
 	}
 	res.Replayed = true
-	return true, nil
+	return nil
 }
 
 // StopJob posts STOP to the job's targets (all, or those named): each

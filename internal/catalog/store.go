@@ -269,12 +269,18 @@ type Tx interface {
 	CloseInstructions(ctx context.Context, targetID int64, from []muster.InstructionStatus, status muster.InstructionStatus) error
 	PruneDownloaded(ctx context.Context, keep int) (int64, error)
 
-	// ClaimStart records an idempotency key with its request, unless the
-	// key is taken, and reports whether it did. A concurrent claim of the
-	// same key waits for the first to commit or roll back.
-	ClaimStart(ctx context.Context, key, request string, at time.Time) (bool, error)
+	// ClaimStart makes the reads a start request begins with, in one round
+	// trip where the store can (see StartClaim): it records the request's
+	// idempotency key, unless the key is taken and not forgotten (a
+	// concurrent claim of the same key waits for the first to commit or
+	// roll back); it reads the job as FindJobs with Posting does; and it
+	// may take the next sequence number of the one target the START goes
+	// to, as NextSeqs does.
+	ClaimStart(ctx context.Context, c StartClaim) (ClaimedStart, error)
 	SetStartResponse(ctx context.Context, key, response string) error
-	DeleteStarts(ctx context.Context, before time.Time) error
+	// DeleteStarts forgets the idempotency keys recorded before a time,
+	// and returns how many.
+	DeleteStarts(ctx context.Context, before time.Time) (int64, error)
 	InsertQueuedStart(ctx context.Context, q QueuedStartRow) error
 	// DeleteQueuedStart removes a queue entry and reports whether it was
 	// there: whoever removes it posts its START.
@@ -434,6 +440,40 @@ type JobQuery struct {
 	// id and name, without the job's groups, the groups each target is in,
 	// or the last outcomes, which a START or a STOP does not use.
 	Posting bool
+}
+
+// StartClaim is what a start request reads before it posts (Tx.ClaimStart).
+type StartClaim struct {
+	// Key, when set, is the idempotency key recorded with Request at At.
+	// A key recorded before Forgotten counts as free: it is recorded
+	// anew, whether or not DeleteStarts has deleted it yet.
+	Key, Request  string
+	At, Forgotten time.Time
+	// Job is the job to start, read as JobQuery.Posting reads it.
+	Job string
+	// One says the START goes to one target: Target, or, when Target is
+	// empty, the job's only target if it has exactly one. That target's
+	// next sequence number is taken, its row locked to commit as NextSeqs
+	// locks it, if the key was claimed (or none given), the job runs on
+	// the target, and the job's definition sets no max_parallel_targets
+	// (whose count of runs takes the job's row first). The caller, which
+	// uses the number for the START, posts nothing else to the target
+	// before it.
+	One    bool
+	Target string
+}
+
+// ClaimedStart is what Tx.ClaimStart found.
+type ClaimedStart struct {
+	// Claimed: the key was recorded, or none was given. When it was not,
+	// the key was used before (FindStart), and no sequence number was
+	// taken.
+	Claimed bool
+	Job     JobRow
+	Found   bool // the job exists
+	// TargetID and Seq are the target's sequence number taken (see
+	// StartClaim.Target); both are 0 when none was.
+	TargetID, Seq int64
 }
 
 // OutcomeRow is the last outcome of a job on one of its targets.

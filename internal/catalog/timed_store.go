@@ -828,9 +828,9 @@ func (t *timedTx) PruneDownloaded(p0 context.Context, p1 int) (int64, error) {
 	return r0, r1
 }
 
-func (t *timedTx) ClaimStart(p0 context.Context, p1 string, p2 string, p3 time.Time) (bool, error) {
+func (t *timedTx) ClaimStart(p0 context.Context, p1 StartClaim) (ClaimedStart, error) {
 	start := time.Now()
-	r0, r1 := t.tx.ClaimStart(p0, p1, p2, p3)
+	r0, r1 := t.tx.ClaimStart(p0, p1)
 	t.observe("ClaimStart", time.Since(start))
 	return r0, r1
 }
@@ -842,11 +842,11 @@ func (t *timedTx) SetStartResponse(p0 context.Context, p1 string, p2 string) err
 	return r0
 }
 
-func (t *timedTx) DeleteStarts(p0 context.Context, p1 time.Time) error {
+func (t *timedTx) DeleteStarts(p0 context.Context, p1 time.Time) (int64, error) {
 	start := time.Now()
-	r0 := t.tx.DeleteStarts(p0, p1)
+	r0, r1 := t.tx.DeleteStarts(p0, p1)
 	t.observe("DeleteStarts", time.Since(start))
-	return r0
+	return r0, r1
 }
 
 func (t *timedTx) InsertQueuedStart(p0 context.Context, p1 QueuedStartRow) error {

@@ -590,8 +590,8 @@ func (m *Main) maintain(ctx context.Context) {
 }
 
 // pruneHistory deletes runs, and finished instructions, beyond the
-// retention limits, if any are set, and audit log entries older than
-// AuditMaxAge.
+// retention limits, if any are set, audit log entries older than
+// AuditMaxAge, and start requests' idempotency keys past their window.
 func (m *Main) pruneHistory(ctx context.Context) error {
 	n, err := m.Catalog.PruneAudit(ctx, m.cfg.AuditMaxAge)
 	if err != nil {
@@ -599,6 +599,11 @@ func (m *Main) pruneHistory(ctx context.Context) error {
 	}
 	if n > 0 {
 		m.log.Info("audit log retention deleted entries", "deleted", n)
+	}
+	if n, err := m.Catalog.PruneStarts(ctx); err != nil {
+		return err
+	} else if n > 0 {
+		m.log.Debug("forgot idempotency keys past their window", "deleted", n)
 	}
 	if m.cfg.DownloadedMaxRows > 0 {
 		n, err := m.Catalog.PruneDownloaded(ctx, m.cfg.DownloadedMaxRows)

@@ -46,8 +46,7 @@ func (r *roundTrips) count(fn func()) int64 {
 }
 
 // The writes on the paths the budgets measure take a bounded number of
-// round trips to PostgreSQL, whatever their size: a START to one target
-// (its BEGIN and the writes whose results it does not wait for go with the
+// round trips to PostgreSQL, whatever their size: a START (its BEGIN and the writes whose results it does not wait for go with the
 // statements it does wait for, and with the COMMIT), and an upload of
 // finished runs with their output, however many.
 func TestWritesRoundTrips(t *testing.T) {
@@ -64,35 +63,55 @@ func TestWritesRoundTrips(t *testing.T) {
 	}
 	defer db.Close()
 	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
-	if _, err := db.CreateEnlistToken(ctx, "hash-web1", "web1", 15*time.Minute, admin); err != nil {
-		t.Fatal(err)
+	var web1 catalog.TargetIdentity
+	for _, name := range []string{"web1", "web2"} {
+		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, 15*time.Minute, admin); err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+			func(string) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if name == "web1" {
+			web1 = id
+		}
 	}
-	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-web1", Name: "web1", UID: "uid-web1"},
-		func(string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: "serial-web1", NotAfter: time.Now().Add(time.Hour)}, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
-	job := muster.NewJob()
+	job, both := muster.NewJob(), muster.NewJob()
 	job.Name, job.Targets, job.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "main", Shell: "true"}}
-	if _, err := db.ApplyJobs(ctx, []muster.Job{job}, catalog.ApplyOptions{}, admin); err != nil {
+	both.Name, both.Targets, both.Steps = "both", []string{"web1", "web2"}, job.Steps
+	if _, err := db.ApplyJobs(ctx, []muster.Job{job, both}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
 
-	// A START with an idempotency key: BEGIN and forgetting old keys
-	// with the claim of its key; the job with its targets; the sequence
-	// number; then the instruction, the answer kept for the key, the audit
-	// entry and the notification with the COMMIT.
-	const startTrips = 4
-	for i := range 3 { // the first prepares its statements
-		n := rt.count(func() {
-			if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup", IdempotencyKey: fmt.Sprint("key-", i)}, admin); err != nil {
-				t.Fatal(err)
+	// A START to one target (named, or the job's only one) with an
+	// idempotency key: BEGIN with one statement that claims its key, reads
+	// the job with its targets and takes the target's sequence number;
+	// then the instruction, the answer kept for the key, the audit entry
+	// and the notification with the COMMIT. A START to several targets
+	// takes their sequence numbers in one more.
+	for _, c := range []struct {
+		job     string
+		targets []string
+		trips   int64
+	}{
+		{"backup", []string{"web1"}, 2},
+		{"backup", nil, 2},
+		{"both", []string{"web2"}, 2},
+		{"both", nil, 3},
+	} {
+		for i := range 3 { // the first prepares its statements
+			n := rt.count(func() {
+				req := catalog.StartRequest{Job: c.job, Targets: c.targets, IdempotencyKey: fmt.Sprint("key-", c.job, c.targets, i)}
+				if _, err := db.StartJob(ctx, req, admin); err != nil {
+					t.Fatal(err)
+				}
+			})
+			if i > 0 && n != c.trips {
+				t.Errorf("START %d of %s to targets %q: %d round trips, want %d", i, c.job, c.targets, n, c.trips)
 			}
-		})
-		if i > 0 && n != startTrips {
-			t.Errorf("START %d: %d round trips, want %d", i, n, startTrips)
 		}
 	}
 

@@ -51,8 +51,10 @@ func (t *txQueries) LockOperator(ctx context.Context, name string) (catalog.Oper
 	return t.Queries.LockOperator(ctx, name)
 }
 
-// NextSeqs increments the targets' counters in one statement, having taken
-// their rows in id order.
+// NextSeqs increments the targets' counters in one statement that takes
+// their rows in id order, so that two posts to overlapping targets never
+// wait for each other: its subquery locks the rows as its sort hands them
+// out, and the update reaches a row only through the subquery's.
 func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
 	if len(counts) == 1 {
 		return t.Queries.NextSeqs(ctx, counts)
@@ -66,11 +68,10 @@ func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int
 	for i, id := range ids {
 		ns[i] = int64(counts[id])
 	}
-	if _, err := t.tx.Exec(ctx, `SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE`, ids); err != nil {
-		return nil, classify(err)
-	}
 	rows, err := t.tx.Query(ctx, `UPDATE targets t SET last_seq = t.last_seq + c.n
-		FROM unnest($1::bigint[], $2::bigint[]) AS c(id, n) WHERE t.id = c.id RETURNING t.id, t.last_seq`, ids, ns)
+		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked,
+			unnest($1::bigint[], $2::bigint[]) AS c(id, n)
+		WHERE t.id = locked.id AND c.id = locked.id RETURNING t.id, t.last_seq`, ids, ns)
 	if err != nil {
 		return nil, classify(err)
 	}

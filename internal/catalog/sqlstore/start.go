@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/musterhq/muster/internal/catalog"
@@ -16,12 +18,53 @@ func (s *Queries) FindStart(ctx context.Context, key string) (request, response 
 	return request, response, err == nil, err
 }
 
-// ClaimStart records an idempotency key unless it is taken.
-func (s *Queries) ClaimStart(ctx context.Context, key, request string, at time.Time) (bool, error) {
-	n, err := s.Q.Exec(ctx, `INSERT INTO starts (idempotency_key, request, response, created_at) VALUES ($1, $2, '', $3)
-		ON CONFLICT (idempotency_key) DO NOTHING`, key, request, ms(at))
-	return n > 0, err
+// ClaimStart records a start request's idempotency key unless it is
+// taken, reads the job, and takes the sequence number of the START's
+// target when it may: one statement after the other.
+func (s *Queries) ClaimStart(ctx context.Context, c catalog.StartClaim) (catalog.ClaimedStart, error) {
+	out := catalog.ClaimedStart{Claimed: true}
+	if c.Key != "" {
+		n, err := s.Q.Exec(ctx, `INSERT INTO starts (idempotency_key, request, response, created_at) VALUES ($1, $2, '', $3)
+			`+SQLClaimForgotten, c.Key, c.Request, ms(c.At), ms(c.Forgotten))
+		if err != nil || n == 0 {
+			return catalog.ClaimedStart{}, err
+		}
+	}
+	jobs, err := s.FindJobs(ctx, catalog.JobQuery{Name: c.Job, Posting: true})
+	if err != nil || len(jobs) == 0 {
+		return out, err
+	}
+	out.Job, out.Found = jobs[0], true
+	if !c.One {
+		return out, nil
+	}
+	var def struct {
+		MaxParallelTargets int `json:"max_parallel_targets"`
+	}
+	if err := json.Unmarshal(out.Job.Definition, &def); err != nil {
+		return catalog.ClaimedStart{}, fmt.Errorf("job %q: stored definition: %w", c.Job, err)
+	}
+	if def.MaxParallelTargets > 0 {
+		return out, nil
+	}
+	for _, t := range out.Job.Targets {
+		if t.Target == c.Target || c.Target == "" && len(out.Job.Targets) == 1 {
+			seqs, err := s.NextSeqs(ctx, map[int64]int{t.TargetID: 1})
+			if err != nil {
+				return catalog.ClaimedStart{}, err
+			}
+			out.TargetID, out.Seq = t.TargetID, seqs[t.TargetID]
+			break
+		}
+	}
+	return out, nil
 }
+
+// SQLClaimForgotten ends the insert of a start's idempotency key, $4
+// being the time before which a key is forgotten: a key taken and not
+// forgotten stays as it is; a forgotten one is recorded anew.
+const SQLClaimForgotten = `ON CONFLICT (idempotency_key) DO UPDATE SET request = excluded.request, response = '',
+		created_at = excluded.created_at WHERE starts.created_at < $4`
 
 // SetStartResponse records the answer to a claimed start request.
 func (s *Queries) SetStartResponse(ctx context.Context, key, response string) error {
@@ -29,8 +72,8 @@ func (s *Queries) SetStartResponse(ctx context.Context, key, response string) er
 }
 
 // DeleteStarts forgets idempotency keys recorded before a time.
-func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) error {
-	return s.execHeld(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
+func (s *Queries) DeleteStarts(ctx context.Context, before time.Time) (int64, error) {
+	return s.Q.Exec(ctx, `DELETE FROM starts WHERE created_at < $1`, ms(before))
 }
 
 // ActiveStarts counts a job's runs that hold a max_parallel_targets slot:
