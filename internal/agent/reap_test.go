@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"os/exec"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -93,4 +95,29 @@ func TestReap(t *testing.T) {
 	if _, err := syscall.Wait4(orphan.Process.Pid, &ws, syscall.WNOHANG, nil); !errors.Is(err, syscall.ECHILD) {
 		t.Errorf("wait for the untracked child after reap: %v, want ECHILD (reaped)", err)
 	}
+}
+
+// The reap loop reaps an orphan once it exits: its exit (SIGCHLD) wakes the
+// loop, which otherwise reads nothing.
+func TestReapLoopWakesWhenAChildExits(t *testing.T) {
+	p := newProcesses()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.reapLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	orphan := exec.Command("/bin/true")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := orphan.Process.Pid
+	// waitid with WNOWAIT and WNOHANG looks without reaping: ECHILD once
+	// the loop has reaped the child.
+	const pPID, wNOWAIT = 1, 0x01000000
+	waitFor(t, 10*time.Second, "the orphan to be reaped", func() bool {
+		var info [128]byte
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid), uintptr(unsafe.Pointer(&info[0])),
+			syscall.WEXITED|syscall.WNOHANG|wNOWAIT, 0, 0)
+		return errno == syscall.ECHILD
+	})
 }
