@@ -316,20 +316,18 @@ func (p *processes) reap() {
 }
 
 // zombieChildren lists the children of this process that have exited and
-// not been waited for.
+// not been waited for. It reads the state of its children alone, which
+// each of its threads lists (/proc/self/task/TID/children); on a kernel
+// without those lists (CONFIG_PROC_CHILDREN), of every process.
 func zombieChildren() []int {
-	self := strconv.Itoa(os.Getpid())
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
+	self := os.Getpid()
+	candidates, ok := children(self)
+	if !ok {
+		candidates = allProcesses()
 	}
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+	for _, pid := range candidates {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
 			continue
 		}
@@ -339,7 +337,46 @@ func zombieChildren() []int {
 			continue
 		}
 		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) > 1 && fields[0] == "Z" && fields[1] == self {
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(self) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// children lists the children of process self's threads; ok is false on a
+// kernel that does not list them.
+func children(self int) (pids []int, ok bool) {
+	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(self) + "/children"); err != nil {
+		return nil, false
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range tasks {
+		list, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue // the thread has exited
+		}
+		for _, f := range strings.Fields(string(list)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, true
+}
+
+// allProcesses lists every process on the server.
+func allProcesses() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
 			pids = append(pids, pid)
 		}
 	}

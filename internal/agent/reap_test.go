@@ -3,7 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
@@ -120,4 +122,24 @@ func TestReapLoopWakesWhenAChildExits(t *testing.T) {
 			syscall.WEXITED|syscall.WNOHANG|wNOWAIT, 0, 0)
 		return errno == syscall.ECHILD
 	})
+}
+
+// Both ways of finding the children the reaper looks at find a child: the
+// children lists of this process's threads, where the kernel has them, and
+// the scan of every process, where it does not.
+func TestChildrenAreFound(t *testing.T) {
+	child := exec.Command("/bin/sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	pid := child.Process.Pid
+	if pids, ok := children(os.Getpid()); !ok {
+		t.Log("this kernel does not list a thread's children (CONFIG_PROC_CHILDREN)")
+	} else if !slices.Contains(pids, pid) {
+		t.Errorf("children of this process: %v, want %d among them", pids, pid)
+	}
+	if pids := allProcesses(); !slices.Contains(pids, pid) {
+		t.Errorf("all processes: %d of them, want %d among them", len(pids), pid)
+	}
 }
