@@ -325,6 +325,7 @@ func zombieChildren() []int {
 	if !ok {
 		candidates = allProcesses()
 	}
+	ppid := strconv.Itoa(self)
 	var pids []int
 	for _, pid := range candidates {
 		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -337,7 +338,7 @@ func zombieChildren() []int {
 			continue
 		}
 		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) > 1 && fields[0] == "Z" && fields[1] == strconv.Itoa(self) {
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == ppid {
 			pids = append(pids, pid)
 		}
 	}
@@ -389,9 +390,8 @@ const reapInterval = 2 * time.Second
 
 // reapLoop reaps inherited orphans until ctx is done: once at the start,
 // then when a child has exited (SIGCHLD), at most once every reapInterval. A
-// target whose children do not exit reads nothing: a scan reads the stat
-// of every process on the server, which every 2 s was most of an idle
-// target's CPU and allocations.
+// target whose children do not exit reads nothing: a scan every 2 s was
+// most of an idle target's CPU and allocations.
 func (p *processes) reapLoop(ctx context.Context) {
 	exited := make(chan os.Signal, 1)
 	signal.Notify(exited, syscall.SIGCHLD)
