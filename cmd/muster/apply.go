@@ -228,15 +228,26 @@ func awaitApplied(ctx context.Context, w, errw io.Writer, c *httpapi.Client, pos
 	return nil
 }
 
-var actionMarks = map[string]string{
-	muster.ActionCreate: "+", muster.ActionUpdate: "~", muster.ActionDelete: "-", muster.ActionUnchanged: "=",
+// actionMark is the mark printApply puts before a job an apply changed.
+func actionMark(action string) string {
+	switch action {
+	case muster.ActionCreate:
+		return "+"
+	case muster.ActionUpdate:
+		return "~"
+	case muster.ActionDelete:
+		return "-"
+	case muster.ActionUnchanged:
+		return "="
+	}
+	return ""
 }
 
 // printApply prints what an apply changed; waiting says whether the
 // command goes on to wait for the targets.
 func printApply(w io.Writer, res muster.ApplyResult, waiting bool) {
 	for _, c := range res.Changes {
-		line := fmt.Sprintf("%s %s", actionMarks[c.Action], c.Job)
+		line := fmt.Sprintf("%s %s", actionMark(c.Action), c.Job)
 		switch c.Action {
 		case muster.ActionUnchanged:
 			line += ": unchanged"

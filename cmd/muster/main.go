@@ -32,7 +32,7 @@ func (e *exitError) Error() string { return e.err.Error() }
 
 // run executes the command line and returns the exit code.
 func run(args []string, stdout, stderr io.Writer) int {
-	root := newRoot(stdout, stderr)
+	root := newRoot(stdout, stderr, args)
 	root.SetArgs(args)
 	err := root.Execute()
 	if err == nil {
@@ -49,7 +49,39 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 1
 }
 
-func newRoot(stdout, stderr io.Writer) *cobra.Command {
+// commands are muster's subcommands, each by the name it is called by.
+// TestCommandNames holds each name to its command's.
+var commands = []struct {
+	name string
+	new  func() *cobra.Command
+}{
+	{"master", newMasterCmd},
+	{"target", newTargetCmd},
+	{"enlist", newEnlistCmd},
+	{"defect", newDefectCmd},
+	{"token", newTokenCmd},
+	{"apikey", newAPIKeyCmd},
+	{"audit", newAuditCmd},
+	{"login-link", newLoginLinkCmd},
+	{"apply", newApplyCmd},
+	{"export", newExportCmd},
+	{"import", newImportCmd},
+	{"job", newJobCmd},
+	{"rollout", newRolloutCmd},
+	{"downloadlist", newDownloadListCmd},
+	{"group", newGroupCmd},
+	{"post", newPostCmd},
+	{"history", newHistoryCmd},
+	{"operator", newOperatorCmd},
+	{"alert", newAlertCmd},
+	{"event", newEventCmd},
+	{"dev", newDevCmd},
+	{"bench", newBenchCmd},
+	{"store", newStoreCmd},
+}
+
+// newRoot returns the root command for the command line args.
+func newRoot(stdout, stderr io.Writer, args []string) *cobra.Command {
 	root := &cobra.Command{
 		Use:   "muster",
 		Short: "A multiserver job scheduler",
@@ -64,31 +96,20 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
-	root.AddCommand(
-		newMasterCmd(),
-		newTargetCmd(),
-		newEnlistCmd(),
-		newDefectCmd(),
-		newTokenCmd(),
-		newAPIKeyCmd(),
-		newAuditCmd(),
-		newLoginLinkCmd(),
-		newApplyCmd(),
-		newExportCmd(),
-		newImportCmd(),
-		newJobCmd(),
-		newRolloutCmd(),
-		newDownloadListCmd(),
-		newGroupCmd(),
-		newPostCmd(),
-		newHistoryCmd(),
-		newOperatorCmd(),
-		newAlertCmd(),
-		newEventCmd(),
-		newDevCmd(),
-		newBenchCmd(),
-		newStoreCmd(),
-	)
+	// A command line that begins with a subcommand's name gets that
+	// subcommand alone: the target daemon, for one, then builds none of
+	// the others (their flags, their help), and reads none of their code.
+	// Anything else (help, completion, a mistyped name cobra suggests a
+	// fix for, a flag of the root) gets them all.
+	for _, c := range commands {
+		if len(args) > 0 && args[0] == c.name {
+			root.AddCommand(c.new())
+			return root
+		}
+	}
+	for _, c := range commands {
+		root.AddCommand(c.new())
+	}
 	return root
 }
 

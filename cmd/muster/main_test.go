@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -118,5 +119,26 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 			},
 		},
 		RequireExplicitExec: true,
+	}
+}
+
+// Each entry of commands is called by the name it is listed under, so that
+// a command line naming it builds that command alone.
+func TestCommandNames(t *testing.T) {
+	for _, c := range commands {
+		if got := c.new().Name(); got != c.name {
+			t.Errorf("command listed as %q is called %q", c.name, got)
+		}
+	}
+}
+
+// A command line that names a subcommand builds it alone; any other
+// builds them all.
+func TestRootBuildsTheCommandNamed(t *testing.T) {
+	if got := len(newRoot(io.Discard, io.Discard, []string{"target", "--data", "/nonexistent"}).Commands()); got != 1 {
+		t.Errorf("muster target …: %d subcommands built, want 1", got)
+	}
+	if got := len(newRoot(io.Discard, io.Discard, []string{"--help"}).Commands()); got != len(commands) {
+		t.Errorf("muster --help: %d subcommands built, want %d", got, len(commands))
 	}
 }

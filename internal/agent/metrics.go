@@ -42,55 +42,65 @@ func (c *counters) runFinished(s muster.RunStatus) {
 var finishedStatuses = []muster.RunStatus{muster.RunSucceeded, muster.RunFailed, muster.RunTimedOut,
 	muster.RunCanceled, muster.RunAbandoned, muster.RunSkipped}
 
-// Descriptions of the target's own metrics.
-var (
-	descStarted = prometheus.NewDesc("muster_target_runs_started_total",
-		"Runs this target process started (a START, a schedule, or at startup).", nil, nil)
-	descFinished = prometheus.NewDesc("muster_target_runs_finished_total",
-		"Runs this target process finished, by outcome.", []string{"status"}, nil)
-	descTargetSpool = prometheus.NewDesc("muster_target_spool_runs",
-		"Runs waiting to be uploaded to the master, those waiting in memory for a full disk included.", nil, nil)
-	descTargetSpoolAge = prometheus.NewDesc("muster_target_spool_oldest_age_seconds",
-		"How long the oldest run waiting to be uploaded has waited (0 when none waits).", nil, nil)
-	descPollErrors = prometheus.NewDesc("muster_target_poll_errors_total",
-		"Polls of the master that failed (unreachable, refused, or an instruction that could not be applied).", nil, nil)
-	descLastPoll = prometheus.NewDesc("muster_target_last_poll_success_timestamp_seconds",
-		"When the master last answered a poll (Unix time); absent before the first answer.", nil, nil)
-	descDiskFull = prometheus.NewDesc("muster_target_disk_full",
-		"1 while the data directory is full and runs' outcomes wait in memory, else 0.", nil, nil)
-)
+// targetDescs describes the target's own metrics. They are built when the
+// metrics are first served (--metrics-listen), not at startup.
+type targetDescs struct {
+	started, finished, spool, spoolAge, pollErrors, lastPoll, diskFull *prometheus.Desc
+}
+
+func newTargetDescs() targetDescs {
+	return targetDescs{
+		started: prometheus.NewDesc("muster_target_runs_started_total",
+			"Runs this target process started (a START, a schedule, or at startup).", nil, nil),
+		finished: prometheus.NewDesc("muster_target_runs_finished_total",
+			"Runs this target process finished, by outcome.", []string{"status"}, nil),
+		spool: prometheus.NewDesc("muster_target_spool_runs",
+			"Runs waiting to be uploaded to the master, those waiting in memory for a full disk included.", nil, nil),
+		spoolAge: prometheus.NewDesc("muster_target_spool_oldest_age_seconds",
+			"How long the oldest run waiting to be uploaded has waited (0 when none waits).", nil, nil),
+		pollErrors: prometheus.NewDesc("muster_target_poll_errors_total",
+			"Polls of the master that failed (unreachable, refused, or an instruction that could not be applied).", nil, nil),
+		lastPoll: prometheus.NewDesc("muster_target_last_poll_success_timestamp_seconds",
+			"When the master last answered a poll (Unix time); absent before the first answer.", nil, nil),
+		diskFull: prometheus.NewDesc("muster_target_disk_full",
+			"1 while the data directory is full and runs' outcomes wait in memory, else 0.", nil, nil),
+	}
+}
 
 // targetCollector reads the target's metrics when they are scraped.
-type targetCollector struct{ m *Main }
+type targetCollector struct {
+	m *Main
+	d targetDescs
+}
 
 func (c targetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descStarted, descFinished, descTargetSpool, descTargetSpoolAge, descPollErrors, descLastPoll, descDiskFull} {
+	for _, d := range []*prometheus.Desc{c.d.started, c.d.finished, c.d.spool, c.d.spoolAge, c.d.pollErrors, c.d.lastPoll, c.d.diskFull} {
 		ch <- d
 	}
 }
 
 func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
 	m := c.m
-	ch <- prometheus.MustNewConstMetric(descStarted, prometheus.CounterValue, float64(m.counters.started.Load()))
+	ch <- prometheus.MustNewConstMetric(c.d.started, prometheus.CounterValue, float64(m.counters.started.Load()))
 	m.counters.mu.Lock()
 	for _, s := range finishedStatuses {
-		ch <- prometheus.MustNewConstMetric(descFinished, prometheus.CounterValue, float64(m.counters.finished[s]), string(s))
+		ch <- prometheus.MustNewConstMetric(c.d.finished, prometheus.CounterValue, float64(m.counters.finished[s]), string(s))
 	}
 	m.counters.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	depth, oldest := m.spool(ctx)
-	ch <- prometheus.MustNewConstMetric(descTargetSpool, prometheus.GaugeValue, float64(depth))
-	ch <- prometheus.MustNewConstMetric(descTargetSpoolAge, prometheus.GaugeValue, oldest.Seconds())
-	ch <- prometheus.MustNewConstMetric(descPollErrors, prometheus.CounterValue, float64(m.counters.pollErrors.Load()))
+	ch <- prometheus.MustNewConstMetric(c.d.spool, prometheus.GaugeValue, float64(depth))
+	ch <- prometheus.MustNewConstMetric(c.d.spoolAge, prometheus.GaugeValue, oldest.Seconds())
+	ch <- prometheus.MustNewConstMetric(c.d.pollErrors, prometheus.CounterValue, float64(m.counters.pollErrors.Load()))
 	if at := m.counters.lastPoll.Load(); at > 0 {
-		ch <- prometheus.MustNewConstMetric(descLastPoll, prometheus.GaugeValue, float64(at)/1000)
+		ch <- prometheus.MustNewConstMetric(c.d.lastPoll, prometheus.GaugeValue, float64(at)/1000)
 	}
 	full := 0.0
 	if m.diskFull() {
 		full = 1
 	}
-	ch <- prometheus.MustNewConstMetric(descDiskFull, prometheus.GaugeValue, full)
+	ch <- prometheus.MustNewConstMetric(c.d.diskFull, prometheus.GaugeValue, full)
 }
 
 // listenMetrics binds the address of the target's own metrics, if one is
@@ -135,7 +145,7 @@ func (m *Main) serveMetrics(ctx context.Context) {
 		return
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(targetCollector{m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(targetCollector{m, newTargetDescs()}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}

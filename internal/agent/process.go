@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -328,20 +329,19 @@ func (p *processes) reap() {
 }
 
 // zombieChildren lists the children of this process that have exited and
-// not been waited for.
+// not been waited for. It reads the state of its children alone, which
+// each of its threads lists (/proc/self/task/TID/children); on a kernel
+// without those lists (CONFIG_PROC_CHILDREN), of every process.
 func zombieChildren() []int {
-	self := strconv.Itoa(os.Getpid())
-	entries, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
+	self := os.Getpid()
+	candidates, ok := children(self)
+	if !ok {
+		candidates = allProcesses()
 	}
+	ppid := strconv.Itoa(self)
 	var pids []int
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		stat, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+	for _, pid := range candidates {
+		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 		if err != nil {
 			continue
 		}
@@ -351,23 +351,73 @@ func zombieChildren() []int {
 			continue
 		}
 		fields := strings.Fields(string(stat[i+1:]))
-		if len(fields) > 1 && fields[0] == "Z" && fields[1] == self {
+		if len(fields) > 1 && fields[0] == "Z" && fields[1] == ppid {
 			pids = append(pids, pid)
 		}
 	}
 	return pids
 }
 
-// reapLoop reaps inherited orphans every few seconds until ctx is done.
+// children lists the children of process self's threads; ok is false on a
+// kernel that does not list them.
+func children(self int) (pids []int, ok bool) {
+	if _, err := os.Stat("/proc/self/task/" + strconv.Itoa(self) + "/children"); err != nil {
+		return nil, false
+	}
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, false
+	}
+	for _, t := range tasks {
+		list, err := os.ReadFile("/proc/self/task/" + t.Name() + "/children")
+		if err != nil {
+			continue // the thread has exited
+		}
+		for _, f := range strings.Fields(string(list)) {
+			if pid, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	return pids, true
+}
+
+// allProcesses lists every process on the server.
+func allProcesses() []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var pids []int
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// reapInterval is the least time between two scans for orphans, however
+// often children exit.
+const reapInterval = 2 * time.Second
+
+// reapLoop reaps inherited orphans until ctx is done: once at the start,
+// then when a child has exited (SIGCHLD), at most once every reapInterval. A
+// target whose children do not exit reads nothing: a scan every 2 s was
+// most of an idle target's CPU and allocations.
 func (p *processes) reapLoop(ctx context.Context) {
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
+	exited := make(chan os.Signal, 1)
+	signal.Notify(exited, syscall.SIGCHLD)
+	defer signal.Stop(exited)
 	for {
+		p.reap()
+		if !sleep(ctx, reapInterval) {
+			return
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			p.reap()
+		case <-exited: // kept while the loop slept
 		}
 	}
 }

@@ -1,11 +1,15 @@
 package agent
 
 import (
+	"context"
 	"errors"
+	"os"
 	"os/exec"
+	"slices"
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -92,5 +96,50 @@ func TestReap(t *testing.T) {
 	var ws syscall.WaitStatus
 	if _, err := syscall.Wait4(orphan.Process.Pid, &ws, syscall.WNOHANG, nil); !errors.Is(err, syscall.ECHILD) {
 		t.Errorf("wait for the untracked child after reap: %v, want ECHILD (reaped)", err)
+	}
+}
+
+// The reap loop reaps an orphan once it exits: its exit (SIGCHLD) wakes the
+// loop, which otherwise reads nothing.
+func TestReapLoopWakesWhenAChildExits(t *testing.T) {
+	p := newProcesses()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.reapLoop(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	orphan := exec.Command("/bin/true")
+	if err := orphan.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pid := orphan.Process.Pid
+	// waitid with WNOWAIT and WNOHANG looks without reaping: ECHILD once
+	// the loop has reaped the child.
+	const pPID, wNOWAIT = 1, 0x01000000
+	waitFor(t, 10*time.Second, "the orphan to be reaped", func() bool {
+		var info [128]byte
+		_, _, errno := syscall.Syscall6(syscall.SYS_WAITID, pPID, uintptr(pid), uintptr(unsafe.Pointer(&info[0])),
+			syscall.WEXITED|syscall.WNOHANG|wNOWAIT, 0, 0)
+		return errno == syscall.ECHILD
+	})
+}
+
+// Both ways of finding the children the reaper looks at find a child: the
+// children lists of this process's threads, where the kernel has them, and
+// the scan of every process, where it does not.
+func TestChildrenAreFound(t *testing.T) {
+	child := exec.Command("/bin/sleep", "60")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { child.Process.Kill(); child.Wait() }()
+	pid := child.Process.Pid
+	if pids, ok := children(os.Getpid()); !ok {
+		t.Log("this kernel does not list a thread's children (CONFIG_PROC_CHILDREN)")
+	} else if !slices.Contains(pids, pid) {
+		t.Errorf("children of this process: %v, want %d among them", pids, pid)
+	}
+	if pids := allProcesses(); !slices.Contains(pids, pid) {
+		t.Errorf("all processes: %d of them, want %d among them", len(pids), pid)
 	}
 }

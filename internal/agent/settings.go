@@ -143,7 +143,7 @@ func (s Settings) validate() error {
 		return muster.Errorf(muster.EINVALID, "max_concurrent_runs: must not be negative")
 	}
 	for name, c := range s.Connections {
-		if _, ok := sqlDrivers[c.Driver]; !ok {
+		if _, ok := sqlDriver(c.Driver); !ok {
 			return muster.Errorf(muster.EINVALID, "connections.%s.driver: %q is not postgres, mysql or sqlite", name, c.Driver)
 		}
 		if c.DSN == "" {

@@ -15,12 +15,16 @@ import (
 	"github.com/musterhq/muster"
 )
 
-// Connection drivers a target's settings may name, and the database/sql
-// driver behind each.
-var sqlDrivers = map[string]string{
-	"postgres": "pgx",
-	"mysql":    "mysql",
-	"sqlite":   "sqlite",
+// sqlDriver is the database/sql driver behind a connection driver a
+// target's settings may name; ok is false for a name that is not one.
+func sqlDriver(name string) (driver string, ok bool) {
+	switch name {
+	case "postgres":
+		return "pgx", true
+	case "mysql", "sqlite":
+		return name, true
+	}
+	return "", false
 }
 
 // connections holds one small pool per named connection, opened on first
@@ -45,7 +49,8 @@ func (c *connections) get(name string) (*sql.DB, error) {
 	if !ok {
 		return nil, fmt.Errorf("connection %q not found on this target", name)
 	}
-	db, err := sql.Open(sqlDrivers[def.Driver], def.DSN)
+	driver, _ := sqlDriver(def.Driver) // the settings were checked when loaded
+	db, err := sql.Open(driver, def.DSN)
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}

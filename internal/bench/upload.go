@@ -81,7 +81,7 @@ func uploads(ctx context.Context, e *env) (Result, error) {
 	rounds := (total + n - 1) / n
 	bodies := make([][][]byte, rounds)
 	for r := range bodies {
-		for _, shape := range uploadShapes {
+		for _, shape := range uploadShapes() {
 			b, err := maxSizeUpload(r, shape.runMax, time.Now())
 			if err != nil {
 				return nil, err
@@ -90,7 +90,7 @@ func uploads(ctx context.Context, e *env) (Result, error) {
 		}
 	}
 	res := &UploadResult{Scenario: "upload", Targets: n, TargetMode: ModeSim, Uploads: total, BodyBytes: int64(len(bodies[0][0]))}
-	for _, shape := range uploadShapes {
+	for _, shape := range uploadShapes() {
 		res.Shapes = append(res.Shapes, shape.name)
 	}
 	e.progress("%d targets send %d uploads of %.1f MiB (%s), %d at once", n, total, MiB(res.BodyBytes), strings.Join(res.Shapes, ", "), n)
@@ -115,7 +115,7 @@ func uploads(ctx context.Context, e *env) (Result, error) {
 	err = parallel(ctx, n, n, func(ctx context.Context, i int) error {
 		for r := 0; r*n+i < total; r++ {
 			start := time.Now()
-			refused, err := sims[i].uploadBody(ctx, bodies[r][i%len(uploadShapes)])
+			refused, err := sims[i].uploadBody(ctx, bodies[r][i%len(uploadShapes())])
 			mu.Lock()
 			res.Refused += refused
 			lat = append(lat, time.Since(start))
@@ -171,16 +171,21 @@ func sampleRSS(pid int, peak *atomic.Int64) (stop func()) {
 	return func() { close(done); wg.Wait() }
 }
 
-// Shapes of the largest uploads: runs of one attempt with the largest
+// uploadShapes are the largest uploads: runs of one attempt with the largest
 // output a master takes (catalog.MaxOutputBytes), and the largest runs it
 // takes (agentproto.MaxRunReport), of several such attempts. The second
 // costs a master more to write: each run is encoded and copied whole.
-var uploadShapes = []struct {
+func uploadShapes() []uploadShape {
+	return []uploadShape{
+		{fmt.Sprintf("runs of %d MiB", catalog.MaxOutputBytes>>20), catalog.MaxOutputBytes + 64<<10},
+		{fmt.Sprintf("runs of %d MiB", agentproto.MaxRunReport>>20), agentproto.MaxRunReport - 64<<10},
+	}
+}
+
+// uploadShape is a size of run an upload is made of.
+type uploadShape struct {
 	name   string
 	runMax int
-}{
-	{fmt.Sprintf("runs of %d MiB", catalog.MaxOutputBytes>>20), catalog.MaxOutputBytes + 64<<10},
-	{fmt.Sprintf("runs of %d MiB", agentproto.MaxRunReport>>20), agentproto.MaxRunReport - 64<<10},
 }
 
 // maxSizeUpload encodes finished runs of job "upload", each at most runMax

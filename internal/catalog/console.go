@@ -42,10 +42,10 @@ func (c *Catalog) CreateLoginLink(ctx context.Context, hash string, by KeyIdenti
 	if role == "" {
 		role = by.Role
 	}
-	if _, ok := roleRank[role]; !ok {
+	if roleRank(role) == 0 {
 		return time.Time{}, muster.Errorf(muster.EINVALID, "role: %q is not a role; use admin, operator or reader", role)
 	}
-	if roleRank[role] > roleRank[by.Role] {
+	if roleRank(role) > roleRank(by.Role) {
 		return time.Time{}, muster.Errorf(muster.EFORBIDDEN, "role: API key %q has the %s role and cannot sign anyone in as %s", by.Name, by.Role, role)
 	}
 	if ttl < time.Minute || ttl > MaxLoginLinkTTL {
@@ -67,13 +67,24 @@ func (c *Catalog) CreateLoginLink(ctx context.Context, hash string, by KeyIdenti
 	return expires, err
 }
 
-// roleRank orders the roles, least first.
-var roleRank = map[string]int{RoleReader: 1, RoleOperator: 2, RoleAdmin: 3}
+// roleRank orders the roles, least first; it is 0 for a word that is not
+// a role. A switch, not a map, so that no process builds it at startup.
+func roleRank(role string) int {
+	switch role {
+	case RoleReader:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
 
 // RoleAtLeast reports whether role have is need or above it. A role that
 // is not one is below every role.
 func RoleAtLeast(have, need string) bool {
-	return roleRank[have] > 0 && roleRank[have] >= roleRank[need]
+	return roleRank(have) > 0 && roleRank(have) >= roleRank(need)
 }
 
 // keyRefusal says why a stored key no longer signs anyone in, or nil.
@@ -96,7 +107,7 @@ func (t ConsoleTokenRow) identity() (KeyIdentity, error) {
 		return KeyIdentity{}, fmt.Errorf("api key %q: stored scopes: %w", t.Key.Name, err)
 	}
 	role := t.Role
-	if roleRank[t.Key.Role] < roleRank[role] {
+	if roleRank(t.Key.Role) < roleRank(role) {
 		role = t.Key.Role // the key was never above; keep to the lower
 	}
 	return KeyIdentity{ID: t.Key.ID, Name: t.Key.Name, Role: role, Scope: scope}, nil

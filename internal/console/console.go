@@ -56,11 +56,11 @@ type Server struct {
 // Security headers on every console response. The pages load scripts
 // and styles from the master alone and have no inline script, so the
 // policy needs no exceptions.
-var securityHeaders = map[string]string{
-	"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
-	"X-Content-Type-Options":  "nosniff",
-	"Referrer-Policy":         "no-referrer",
-	"X-Frame-Options":         "DENY",
+var securityHeaders = [...][2]string{
+	{"Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"},
+	{"X-Content-Type-Options", "nosniff"},
+	{"Referrer-Policy", "no-referrer"},
+	{"X-Frame-Options", "DENY"},
 }
 
 // Routes registers the console on mux.
@@ -117,8 +117,8 @@ type pageHandler func(w http.ResponseWriter, r *http.Request, v *view) error
 // headers wraps h with the security headers.
 func (s *Server) headers(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		for k, v := range securityHeaders {
-			w.Header().Set(k, v)
+		for _, kv := range securityHeaders {
+			w.Header().Set(kv[0], kv[1])
 		}
 		h.ServeHTTP(w, r)
 	})

@@ -18,6 +18,7 @@ var pageNames = []string{"error", "login", "fleet", "delete", "target", "jobs", 
 // parse reads the embedded templates.
 func (s *Server) parse() error {
 	s.pages = map[string]*template.Template{}
+	funcs := templateFuncs()
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(files, "templates/layout.html", "templates/"+name+".html")
 		if err != nil {
@@ -31,66 +32,71 @@ func (s *Server) parse() error {
 // pairOf carries two values into a template.
 type pairOf struct{ A, B any }
 
-var funcs = template.FuncMap{
-	// time writes t as a <time> element in UTC; console.js shows it in the
-	// viewer's zone.
-	"time": func(t any) template.HTML {
-		var at time.Time
-		switch v := t.(type) {
-		case time.Time:
-			at = v
-		case *time.Time:
-			if v == nil {
+// templateFuncs are the functions the pages call. Built when the console
+// parses its pages, not at startup, so that a process without a console
+// (a target, the CLI) never builds them.
+func templateFuncs() template.FuncMap {
+	return template.FuncMap{
+		// time writes t as a <time> element in UTC; console.js shows it in the
+		// viewer's zone.
+		"time": func(t any) template.HTML {
+			var at time.Time
+			switch v := t.(type) {
+			case time.Time:
+				at = v
+			case *time.Time:
+				if v == nil {
+					return ""
+				}
+				at = *v
+			}
+			if at.IsZero() {
 				return ""
 			}
-			at = *v
-		}
-		if at.IsZero() {
-			return ""
-		}
-		iso := at.UTC().Format(time.RFC3339)
-		return template.HTML(`<time datetime="` + iso + `">` + at.UTC().Format("2006-01-02 15:04:05") + ` UTC</time>`)
-	},
-	// label turns a status word into words: suspected_offline → suspected
-	// offline; a deleted target is defecting until it collects its DEFECT.
-	"label": func(s any) string {
-		word := strings.ReplaceAll(toString(s), "_", " ")
-		if word == muster.FlagDeleted {
-			return "deleted, defecting"
-		}
-		return word
-	},
-	"path":  url.PathEscape,
-	"query": url.QueryEscape,
-	"pair":  func(a, b any) pairOf { return pairOf{a, b} },
-	"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
-	"join":  func(list []string, sep string) string { return strings.Join(list, sep) },
-	"describe": func(s muster.Schedule) string {
-		return schedule.Describe(s)
-	},
-	// tlocal writes t in a target's zone, by its UTC offset.
-	"tlocal": func(t time.Time, minutes int) string {
-		return t.UTC().Add(time.Duration(minutes)*time.Minute).Format("2006-01-02 15:04:05") + " " + offset(minutes)
-	},
-	// head is the first n of list; rest counts the others.
-	"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
-	"rest": func(n int, list []string) int { return max(0, len(list)-n) },
-	"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
-	"add":  func(a, b int) int { return a + b },
-	// waves numbers a rollout's waves, from 1.
-	"waves": func(ro muster.Rollout) []int {
-		out := make([]int, ro.Waves)
-		for i := range out {
-			out[i] = i + 1
-		}
-		return out
-	},
-	"deref": func(p *int) int {
-		if p == nil {
-			return 0
-		}
-		return *p
-	},
+			iso := at.UTC().Format(time.RFC3339)
+			return template.HTML(`<time datetime="` + iso + `">` + at.UTC().Format("2006-01-02 15:04:05") + ` UTC</time>`)
+		},
+		// label turns a status word into words: suspected_offline → suspected
+		// offline; a deleted target is defecting until it collects its DEFECT.
+		"label": func(s any) string {
+			word := strings.ReplaceAll(toString(s), "_", " ")
+			if word == muster.FlagDeleted {
+				return "deleted, defecting"
+			}
+			return word
+		},
+		"path":  url.PathEscape,
+		"query": url.QueryEscape,
+		"pair":  func(a, b any) pairOf { return pairOf{a, b} },
+		"has":   func(list []string, s string) bool { return slices.Contains(list, s) },
+		"join":  func(list []string, sep string) string { return strings.Join(list, sep) },
+		"describe": func(s muster.Schedule) string {
+			return schedule.Describe(s)
+		},
+		// tlocal writes t in a target's zone, by its UTC offset.
+		"tlocal": func(t time.Time, minutes int) string {
+			return t.UTC().Add(time.Duration(minutes)*time.Minute).Format("2006-01-02 15:04:05") + " " + offset(minutes)
+		},
+		// head is the first n of list; rest counts the others.
+		"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
+		"rest": func(n int, list []string) int { return max(0, len(list)-n) },
+		"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+		"add":  func(a, b int) int { return a + b },
+		// waves numbers a rollout's waves, from 1.
+		"waves": func(ro muster.Rollout) []int {
+			out := make([]int, ro.Waves)
+			for i := range out {
+				out[i] = i + 1
+			}
+			return out
+		},
+		"deref": func(p *int) int {
+			if p == nil {
+				return 0
+			}
+			return *p
+		},
+	}
 }
 
 func toString(v any) string { return fmt.Sprint(v) }

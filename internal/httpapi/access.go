@@ -15,40 +15,44 @@ import (
 // Who may call what. Every route under /api/v1/ but the OpenAPI document
 // needs an API key. Each route names the least role it needs (reader <
 // operator < admin). A key with a scope (muster.Scope) may call only the
-// routes in scopedRoutes, whose handlers keep to its scope; every other
+// routes in scopedRoute, whose handlers keep to its scope; every other
 // route is for keys without scopes. docs/security.md has the whole table,
 // and TestAccessTable holds the routes to it.
 
-// scopedRoutes are the routes a key with a scope may call. Their handlers
-// list only what is in the scope, and refuse a named job, target,
+// scopedRoute reports whether a key with a scope may call the route with
+// this pattern. Their handlers list only what is in the scope, and refuse a named job, target,
 // instruction or group outside it (the catalog refuses changes outside it
 // in the transaction that would make them).
-var scopedRoutes = map[string]bool{
-	"GET /api/v1/targets":                   true,
-	"GET /api/v1/targets/{name}":            true,
-	"PATCH /api/v1/targets/{name}":          true,
-	"POST /api/v1/targets/{name}/poll":      true,
-	"GET /api/v1/jobs":                      true,
-	"POST /api/v1/apply":                    true,
-	"GET /api/v1/jobs/{name}":               true,
-	"DELETE /api/v1/jobs/{name}":            true,
-	"POST /api/v1/jobs/{name}/enable":       true,
-	"POST /api/v1/jobs/{name}/disable":      true,
-	"POST /api/v1/jobs/{name}/start":        true,
-	"POST /api/v1/jobs/{name}/stop":         true,
-	"GET /api/v1/jobs/{name}/history":       true,
-	"GET /api/v1/jobs/{name}/next":          true,
-	"GET /api/v1/jobs/{name}/rollouts":      true,
-	"GET /api/v1/jobs/{name}/rollouts/{id}": true,
-	"GET /api/v1/runs":                      true,
-	"GET /api/v1/downloadlist":              true,
-	"POST /api/v1/downloadlist/{seq}/retry": true,
-	"DELETE /api/v1/downloadlist/{seq}":     true,
-	"GET /api/v1/groups":                    true,
-	"POST /api/v1/post":                     true,
-	"POST /api/v1/pause":                    true,
-	"POST /api/v1/resume":                   true,
-	"GET /api/v1/events":                    true,
+func scopedRoute(pattern string) bool {
+	switch pattern {
+	case "GET /api/v1/targets",
+		"GET /api/v1/targets/{name}",
+		"PATCH /api/v1/targets/{name}",
+		"POST /api/v1/targets/{name}/poll",
+		"GET /api/v1/jobs",
+		"POST /api/v1/apply",
+		"GET /api/v1/jobs/{name}",
+		"DELETE /api/v1/jobs/{name}",
+		"POST /api/v1/jobs/{name}/enable",
+		"POST /api/v1/jobs/{name}/disable",
+		"POST /api/v1/jobs/{name}/start",
+		"POST /api/v1/jobs/{name}/stop",
+		"GET /api/v1/jobs/{name}/history",
+		"GET /api/v1/jobs/{name}/next",
+		"GET /api/v1/jobs/{name}/rollouts",
+		"GET /api/v1/jobs/{name}/rollouts/{id}",
+		"GET /api/v1/runs",
+		"GET /api/v1/downloadlist",
+		"POST /api/v1/downloadlist/{seq}/retry",
+		"DELETE /api/v1/downloadlist/{seq}",
+		"GET /api/v1/groups",
+		"POST /api/v1/post",
+		"POST /api/v1/pause",
+		"POST /api/v1/resume",
+		"GET /api/v1/events":
+		return true
+	}
+	return false
 }
 
 // caller is the authenticated API key of a request, and where the request
@@ -88,7 +92,7 @@ func allow(k catalog.KeyIdentity, pattern, role string) error {
 		return muster.Errorf(muster.EFORBIDDEN, "%s needs the %s role; API key %q has the %s role: use a key with the %s role (an admin makes one with `muster apikey create NAME --role %s`)",
 			pattern, role, k.Name, k.Role, role, role)
 	}
-	if k.Scope.Limited() && !scopedRoutes[pattern] {
+	if k.Scope.Limited() && !scopedRoute(pattern) {
 		return muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped (%s), and %s is open only to keys without scopes; ask an admin for a key without scopes",
 			k.Name, k.Scope, pattern)
 	}

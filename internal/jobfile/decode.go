@@ -21,36 +21,68 @@ type decoder struct {
 	job string // the job being decoded, for messages; "" outside one
 }
 
-// typeWords names the structs of a job file in messages.
-var typeWords = map[reflect.Type]string{
-	reflect.TypeFor[muster.Job]():                      "a job",
-	reflect.TypeFor[muster.Step]():                     "a step",
-	reflect.TypeFor[muster.Schedule]():                 "a schedule",
-	reflect.TypeFor[muster.Retry]():                    "retry",
-	reflect.TypeFor[muster.Repeat]():                   "repeat",
-	reflect.TypeFor[muster.DailyFrequency]():           "daily",
-	reflect.TypeFor[muster.WeeklyFrequency]():          "weekly",
-	reflect.TypeFor[muster.MonthlyFrequency]():         "monthly",
-	reflect.TypeFor[muster.MonthlyRelativeFrequency](): "monthly_relative",
-	reflect.TypeFor[muster.Override]():                 "an override",
-	reflect.TypeFor[muster.StepOverride]():             "a step override",
+// typeWord names a struct of a job file in messages ("" for any other
+// type). This and example are switches, not maps, so that nothing is built
+// when the program starts: the target daemon, which is this binary too,
+// never reads a job file.
+func typeWord(t reflect.Type) string {
+	switch t {
+	case reflect.TypeFor[muster.Job]():
+		return "a job"
+	case reflect.TypeFor[muster.Step]():
+		return "a step"
+	case reflect.TypeFor[muster.Schedule]():
+		return "a schedule"
+	case reflect.TypeFor[muster.Retry]():
+		return "retry"
+	case reflect.TypeFor[muster.Repeat]():
+		return "repeat"
+	case reflect.TypeFor[muster.DailyFrequency]():
+		return "daily"
+	case reflect.TypeFor[muster.WeeklyFrequency]():
+		return "weekly"
+	case reflect.TypeFor[muster.MonthlyFrequency]():
+		return "monthly"
+	case reflect.TypeFor[muster.MonthlyRelativeFrequency]():
+		return "monthly_relative"
+	case reflect.TypeFor[muster.Override]():
+		return "an override"
+	case reflect.TypeFor[muster.StepOverride]():
+		return "a step override"
+	}
+	return ""
 }
 
-// examples show the shape a key's value takes, for "must be a mapping"
-// messages; keys not listed get a generic word.
-var examples = map[string]string{
-	"retry":            "{attempts: 2, interval: 30s}",
-	"repeat":           `{every: 15m, from: "08:00", until: "18:00"}`,
-	"daily":            "{every: 1}",
-	"weekly":           "{days: [mon, fri]}",
-	"monthly":          "{day: 1}",
-	"monthly_relative": "{week: last, day: friday}",
-	"env":              "{NAME: value}",
-	"target_env":       "{web1: {NAME: value}}",
-	"steps":            "{name: build, shell: make}",
-	"schedules":        `{cron: "0 2 * * *"}`,
-	"jobs":             "{name: backup, targets: [db1], steps: [...]}",
-	"overrides":        "{target: web1, timeout: 2h}",
+// example shows the shape a key's value takes, for "must be a mapping"
+// messages; "" for a key that gets a generic word.
+func example(key string) string {
+	switch key {
+	case "retry":
+		return "{attempts: 2, interval: 30s}"
+	case "repeat":
+		return `{every: 15m, from: "08:00", until: "18:00"}`
+	case "daily":
+		return "{every: 1}"
+	case "weekly":
+		return "{days: [mon, fri]}"
+	case "monthly":
+		return "{day: 1}"
+	case "monthly_relative":
+		return "{week: last, day: friday}"
+	case "env":
+		return "{NAME: value}"
+	case "target_env":
+		return "{web1: {NAME: value}}"
+	case "steps":
+		return "{name: build, shell: make}"
+	case "schedules":
+		return `{cron: "0 2 * * *"}`
+	case "jobs":
+		return "{name: backup, targets: [db1], steps: [...]}"
+	case "overrides":
+		return "{target: web1, timeout: 2h}"
+	}
+	return ""
 }
 
 // exampleFor returns the example of a key's value at field: an override's
@@ -59,10 +91,8 @@ func exampleFor(field, key string) string {
 	if key == "steps" && strings.HasPrefix(field, "overrides[") {
 		return "{STEP: {timeout: 10m}}"
 	}
-	return examples[key]
+	return example(key)
 }
-
-var unmarshalerType = reflect.TypeFor[yaml.Unmarshaler]()
 
 // fail records a problem at node n, prefixed with the job it is in.
 func (d *decoder) fail(n *yaml.Node, format string, args ...any) {
@@ -91,7 +121,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, key string) {
 	if n == nil || isNull(n) {
 		return
 	}
-	if reflect.PointerTo(v.Type()).Implements(unmarshalerType) {
+	if reflect.PointerTo(v.Type()).Implements(reflect.TypeFor[yaml.Unmarshaler]()) {
 		if err := v.Addr().Interface().(yaml.Unmarshaler).UnmarshalYAML(n); err != nil {
 			// muster's unmarshalers wrap their reason with the line; the
 			// location is given here, so only the reason is kept.
@@ -196,13 +226,13 @@ func (d *decoder) wrongShape(at, n *yaml.Node, field, key, want string) {
 // own keys win, as in yaml.v3.
 func (d *decoder) decodeStruct(at, n *yaml.Node, v reflect.Value, field string) {
 	t := v.Type()
-	words := typeWords[t]
+	words := typeWord(t)
 	if n.Kind != yaml.MappingNode {
 		what := field
 		if what == "" {
 			what = words
 		}
-		if ex := examples[lastKey(field)]; ex != "" {
+		if ex := example(lastKey(field)); ex != "" {
 			d.fail(at, "%s must be a mapping of keys to values, e.g. %s", what, ex)
 		} else {
 			d.fail(at, "%s must be a mapping of keys to values", what)

@@ -3,7 +3,7 @@ package jobfile
 import (
 	"bytes"
 	"fmt"
-	"regexp"
+	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -21,7 +21,25 @@ import (
 // bisection (a parse per step); larger files get yaml's own line.
 const maxLocateSize = 1 << 20
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): `)
+// yamlLine reads yaml's "yaml: line N: " prefix off msg: the line number
+// and the message after it. ok is false for a message without one. (A
+// function, not a regexp compiled at startup: the target daemon, which is
+// this binary too, never reads a job file.)
+func yamlLine(msg string) (n int, rest string, ok bool) {
+	s, found := strings.CutPrefix(msg, "yaml: line ")
+	if !found {
+		return 0, msg, false
+	}
+	digits, rest, found := strings.Cut(s, ": ")
+	if !found || digits == "" || strings.TrimLeft(digits, "0123456789") != "" {
+		return 0, msg, false
+	}
+	n, err := strconv.Atoi(digits)
+	if err != nil {
+		return 0, msg, false
+	}
+	return n, rest, true
+}
 
 // syntaxProblem turns a parse error of src into a problem at the line that
 // caused it.
@@ -40,11 +58,15 @@ func syntaxProblem(src []byte, err error) problem {
 			}
 		}
 		n = lo
-	} else if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		fmt.Sscan(m[1], &n)
+	} else if line, _, ok := yamlLine(msg); ok {
+		n = line
 	}
 	n = min(max(n, 1), len(lines))
-	return explainSyntax(lines, n, yamlLine.ReplaceAllString(strings.TrimPrefix(msg, "yaml: "), ""))
+	rest := strings.TrimPrefix(msg, "yaml: ")
+	if _, r, ok := yamlLine(rest); ok {
+		rest = r
+	}
+	return explainSyntax(lines, n, rest)
 }
 
 // sameError reports whether parsing src fails with msg.

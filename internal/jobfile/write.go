@@ -188,16 +188,20 @@ func removeKey(n *yaml.Node, key string) {
 	}
 }
 
-// flowKeys are the small mappings written on one line, as docs/jobs.md
-// writes them: retry: {attempts: 2, interval: 5m}.
-var flowKeys = map[string]bool{
-	"retry": true, "daily": true, "weekly": true, "monthly": true, "monthly_relative": true, "repeat": true,
+// flowKey reports whether key is one of the small mappings written on one
+// line, as docs/jobs.md writes them: retry: {attempts: 2, interval: 5m}.
+func flowKey(key string) bool {
+	switch key {
+	case "retry", "daily", "weekly", "monthly", "monthly_relative", "repeat":
+		return true
+	}
+	return false
 }
 
 // maxFlowLen is the longest list or mapping written on one line.
 const maxFlowLen = 72
 
-// compact writes short lists of scalars and the small mappings of flowKeys
+// compact writes short lists of scalars and the small mappings of flowKey
 // on one line, as people write them. key is the key n is the value of.
 func compact(n *yaml.Node, key string) {
 	switch n.Kind {
@@ -205,7 +209,7 @@ func compact(n *yaml.Node, key string) {
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			compact(n.Content[i+1], n.Content[i].Value)
 		}
-		if flowKeys[key] && oneLine(n) {
+		if flowKey(key) && oneLine(n) {
 			n.Style = yaml.FlowStyle
 		}
 	case yaml.SequenceNode:

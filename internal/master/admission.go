@@ -87,7 +87,7 @@ func (g *admission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !credentials {
 		addr := remoteIP(r)
 		if reason := g.acquire(addr); reason != "" {
-			g.refuse(w, r, reason, muster.Errorf(muster.ERATELIMIT, "too many requests without credentials in progress (%s); retry in a moment", reasonText[reason]))
+			g.refuse(w, r, reason, muster.Errorf(muster.ERATELIMIT, "too many requests without credentials in progress (%s); retry in a moment", reasonText(reason)))
 			return
 		}
 		defer g.release(addr)
@@ -99,9 +99,12 @@ func (g *admission) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.next.ServeHTTP(w, r)
 }
 
-var reasonText = map[string]string{
-	refusedAddress: "from this address",
-	refusedTotal:   "from all addresses",
+// reasonText says where the requests a refusal counted came from.
+func reasonText(reason string) string {
+	if reason == refusedAddress {
+		return "from this address"
+	}
+	return "from all addresses"
 }
 
 // claimsCredentials reports whether a request offers the credentials its

@@ -136,7 +136,7 @@ func isTimeout(err error) bool {
 // stopReading ends the read. readStopped waits for it to end, and
 // reports whether the target is still there to be answered. Answering
 // several polls, the reads are all ended first, then waited for.
-func (p *heldPoll) stopReading() { p.raw.SetReadDeadline(aLongTimeAgo) }
+func (p *heldPoll) stopReading() { p.raw.SetReadDeadline(aLongTimeAgo()) }
 
 func (p *heldPoll) readStopped() bool {
 	<-p.read
@@ -144,8 +144,9 @@ func (p *heldPoll) readStopped() bool {
 	return !p.gone.Load()
 }
 
-// aLongTimeAgo is a deadline that has passed.
-var aLongTimeAgo = time.Unix(1, 0)
+// aLongTimeAgo is a deadline that has passed. A function, not a variable,
+// so that the package has nothing to compute when the program starts.
+func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 
 // answer answers polls the hub let go of: each with its instructions when
 // it was woken, with the target's state when poked, empty when its hold
@@ -279,9 +280,9 @@ func (p *heldPoll) done() {
 const replyWriteTimeout = 10 * time.Second
 
 // pollRequest stands for a parked poll's request where an error reply
-// names it in the log.
-var pollRequest = (&http.Request{Method: http.MethodGet, URL: &url.URL{Path: agentproto.PathInstructions}, Header: http.Header{}}).
-	WithContext(context.Background())
+// names it in the log. Its context is context.Background (a Request
+// without one answers that), and it has no header to read.
+var pollRequest = &http.Request{Method: http.MethodGet, URL: &url.URL{Path: agentproto.PathInstructions}}
 
 // bufferedReply is an http.ResponseWriter that keeps the reply, for a
 // parked poll's answerer to write by hand.
@@ -404,7 +405,7 @@ func (l *resumedListener) Close() error {
 		defer l.mu.Unlock()
 		close(l.closed)
 		for raw := range l.idle {
-			raw.SetReadDeadline(aLongTimeAgo)
+			raw.SetReadDeadline(aLongTimeAgo())
 		}
 	})
 	return nil

@@ -90,26 +90,46 @@ func (m *metrics) acked(acked []catalog.Acked) {
 	}
 }
 
-// Descriptions of the gauges read from the catalog.
-var (
-	descTargets = prometheus.NewDesc("muster_targets",
-		"Targets by status: normal, suspected_offline, blocked, paused, deleted (waiting to collect its DEFECT), defected.",
-		[]string{"status"}, nil)
-	descFailed = prometheus.NewDesc("muster_instructions_failed",
-		"Failed instructions of a target neither superseded nor cleared: they block it.", []string{"target"}, nil)
-	descLastSuccess = prometheus.NewDesc("muster_job_last_success_timestamp_seconds",
-		"When the master recorded a job's last successful run on a target (Unix time).", []string{"job", "target"}, nil)
-	descCertExpiry = prometheus.NewDesc("muster_target_cert_expiry_timestamp_seconds",
-		"When a target's newest client certificate expires (Unix time); the target renews it at two thirds of its life.",
-		[]string{"target"}, nil)
-	descSpoolRuns = prometheus.NewDesc("muster_spool_runs",
-		"Runs waiting in a target's spool to be uploaded, as of its last poll.", []string{"target"}, nil)
-	descSpoolAge = prometheus.NewDesc("muster_spool_oldest_age_seconds",
-		"How long the oldest run waiting in a target's spool has waited (0 when none waits); absent for a target that does not report it.",
-		[]string{"target"}, nil)
-	descGaugeErrors = prometheus.NewDesc("muster_catalog_scrape_errors_total",
-		"Scrapes whose read of the catalog's state failed.", nil, nil)
-)
+// gaugeDescs describes the gauges read from the catalog.
+type gaugeDescs struct {
+	targets, failed, lastSuccess, certExpiry, spoolRuns, spoolAge, scrapeErrors *prometheus.Desc
+}
+
+// gaugeDescsOnce builds the descriptions the first time a master's metrics
+// are described or collected, not when the program starts: a target or the
+// CLI, which are the same binary, never needs them. (A package-level
+// sync.OnceValue would itself be a call made at startup.)
+var gaugeDescsOnce struct {
+	sync.Once
+	d gaugeDescs
+}
+
+func descs() gaugeDescs {
+	gaugeDescsOnce.Do(func() { gaugeDescsOnce.d = newGaugeDescs() })
+	return gaugeDescsOnce.d
+}
+
+func newGaugeDescs() gaugeDescs {
+	return gaugeDescs{
+		targets: prometheus.NewDesc("muster_targets",
+			"Targets by status: normal, suspected_offline, blocked, paused, deleted (waiting to collect its DEFECT), defected.",
+			[]string{"status"}, nil),
+		failed: prometheus.NewDesc("muster_instructions_failed",
+			"Failed instructions of a target neither superseded nor cleared: they block it.", []string{"target"}, nil),
+		lastSuccess: prometheus.NewDesc("muster_job_last_success_timestamp_seconds",
+			"When the master recorded a job's last successful run on a target (Unix time).", []string{"job", "target"}, nil),
+		certExpiry: prometheus.NewDesc("muster_target_cert_expiry_timestamp_seconds",
+			"When a target's newest client certificate expires (Unix time); the target renews it at two thirds of its life.",
+			[]string{"target"}, nil),
+		spoolRuns: prometheus.NewDesc("muster_spool_runs",
+			"Runs waiting in a target's spool to be uploaded, as of its last poll.", []string{"target"}, nil),
+		spoolAge: prometheus.NewDesc("muster_spool_oldest_age_seconds",
+			"How long the oldest run waiting in a target's spool has waited (0 when none waits); absent for a target that does not report it.",
+			[]string{"target"}, nil),
+		scrapeErrors: prometheus.NewDesc("muster_catalog_scrape_errors_total",
+			"Scrapes whose read of the catalog's state failed.", nil, nil),
+	}
+}
 
 // gaugeStatuses are the statuses muster_targets always has a series for.
 var gaugeStatuses = []string{muster.StatusNormal, muster.StatusSuspectedOffline, muster.StatusBlocked,
@@ -136,14 +156,16 @@ type gaugeCollector struct {
 const gaugeReadTimeout = 5 * time.Second
 
 func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descTargets, descFailed, descLastSuccess, descCertExpiry, descSpoolRuns, descSpoolAge, descGaugeErrors} {
+	all := descs()
+	for _, d := range []*prometheus.Desc{all.targets, all.failed, all.lastSuccess, all.certExpiry, all.spoolRuns, all.spoolAge, all.scrapeErrors} {
 		ch <- d
 	}
 }
 
 func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
+	d := descs()
 	gauges, ok := g.gauges()
-	ch <- prometheus.MustNewConstMetric(descGaugeErrors, prometheus.CounterValue, g.errorCount())
+	ch <- prometheus.MustNewConstMetric(d.scrapeErrors, prometheus.CounterValue, g.errorCount())
 	if !ok {
 		// Without the catalog's state, no series rather than wrong ones;
 		// the master's own metrics are still served.
@@ -152,20 +174,20 @@ func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]float64{catalog.GaugeDefected: float64(gauges.Defected)}
 	for _, t := range gauges.Targets {
 		counts[t.Status]++
-		ch <- prometheus.MustNewConstMetric(descFailed, prometheus.GaugeValue, float64(t.Blocking), t.Name)
-		ch <- prometheus.MustNewConstMetric(descSpoolRuns, prometheus.GaugeValue, float64(t.SpoolRuns), t.Name)
+		ch <- prometheus.MustNewConstMetric(d.failed, prometheus.GaugeValue, float64(t.Blocking), t.Name)
+		ch <- prometheus.MustNewConstMetric(d.spoolRuns, prometheus.GaugeValue, float64(t.SpoolRuns), t.Name)
 		if t.SpoolKnown {
-			ch <- prometheus.MustNewConstMetric(descSpoolAge, prometheus.GaugeValue, t.SpoolOldestAge.Seconds(), t.Name)
+			ch <- prometheus.MustNewConstMetric(d.spoolAge, prometheus.GaugeValue, t.SpoolOldestAge.Seconds(), t.Name)
 		}
 		if t.CertNotAfter != nil {
-			ch <- prometheus.MustNewConstMetric(descCertExpiry, prometheus.GaugeValue, unixSeconds(*t.CertNotAfter), t.Name)
+			ch <- prometheus.MustNewConstMetric(d.certExpiry, prometheus.GaugeValue, unixSeconds(*t.CertNotAfter), t.Name)
 		}
 	}
 	for _, s := range gaugeStatuses {
-		ch <- prometheus.MustNewConstMetric(descTargets, prometheus.GaugeValue, counts[s], s)
+		ch <- prometheus.MustNewConstMetric(d.targets, prometheus.GaugeValue, counts[s], s)
 	}
 	for _, l := range gauges.LastSuccess {
-		ch <- prometheus.MustNewConstMetric(descLastSuccess, prometheus.GaugeValue, unixSeconds(l.At), l.Job, l.Target)
+		ch <- prometheus.MustNewConstMetric(d.lastSuccess, prometheus.GaugeValue, unixSeconds(l.At), l.Job, l.Target)
 	}
 }
 

@@ -10,17 +10,31 @@ import (
 	"github.com/musterhq/muster/internal/schedule"
 )
 
-// builtinCategories are SQL Server's default job categories: a job in one
-// has no category to speak of.
-var builtinCategories = map[string]bool{
-	"[uncategorized (local)]":        true,
-	"[uncategorized (multi-server)]": true,
-	"[uncategorized]":                true,
+// builtinCategory reports whether k (lower case) is one of SQL Server's
+// default job categories: a job in one has no category to speak of. This
+// package's lookup tables are switches, not maps, so that nothing is built
+// when the program starts: the target daemon, which is this binary too,
+// never imports jobs.
+func builtinCategory(k string) bool {
+	switch k {
+	case "[uncategorized (local)]",
+		"[uncategorized (multi-server)]",
+		"[uncategorized]":
+		return true
+	}
+	return false
 }
 
-// defaultDescription is what SQL Server (and SSMS's script of a job)
-// stores when a job has no description.
-var defaultDescription = map[string]bool{"no description available.": true, "no description available": true}
+// isDefaultDescription reports whether k (lower case) is what SQL Server
+// (and SSMS's script of a job) stores when a job has no description.
+func isDefaultDescription(k string) bool {
+	switch k {
+	case "no description available.",
+		"no description available":
+		return true
+	}
+	return false
+}
 
 // job maps one job, or reports why it cannot carry over. An owner other
 // than sa is reported: a T-SQL step of a job owned by a login that is not
@@ -47,7 +61,7 @@ func (mp *mapping) job(j *agentJob) (muster.Job, bool) {
 	mj.Enabled = j.enabled
 	mj.Steps = steps
 	mj.Description = strings.TrimSpace(j.description)
-	if defaultDescription[strings.ToLower(mj.Description)] {
+	if isDefaultDescription(strings.ToLower(mj.Description)) {
 		mj.Description = ""
 	}
 	if len(mj.Description) > 1024 {
@@ -114,7 +128,7 @@ func category(c string) string {
 		}
 		return r
 	}, strings.ToValidUTF8(c, "")))
-	if builtinCategories[strings.ToLower(c)] {
+	if builtinCategory(strings.ToLower(c)) {
 		return ""
 	}
 	if len(c) > muster.MaxCategoryLen {
@@ -201,16 +215,25 @@ func (mp *mapping) targets(j *agentJob, mj *muster.Job, f *stepFindings) []unmap
 	return unmapped
 }
 
-// localServers are the names that mean the server the script was written
-// for.
-var localServers = map[string]bool{"(local)": true, ".": true, "localhost": true, "(localhost)": true}
+// localServer reports whether k (lower case) is a name that means the
+// server the script was written for.
+func localServer(k string) bool {
+	switch k {
+	case "(local)",
+		".",
+		"localhost",
+		"(localhost)":
+		return true
+	}
+	return false
+}
 
 // target maps a SQL Server name to a target name, or says why it cannot.
 func (mp *mapping) target(server string) (string, string) {
 	if t, ok := mp.targetMap[strings.ToLower(server)]; ok {
 		return t, ""
 	}
-	if localServers[strings.ToLower(server)] {
+	if localServer(strings.ToLower(server)) {
 		return "", "the job runs on the server the script was written for (the SQL Server master itself), and muster has no local jobs: name the target to run it on with --target-map '" + server + "=TARGET'"
 	}
 	t := muster.NormalizeTargetName(server)

@@ -191,9 +191,9 @@ func (m *msdb) assign(st stmt) {
 
 // call runs one procedure call.
 func (m *msdb) call(st stmt) {
-	order, known := params[st.proc]
+	order, known := procParams(st.proc)
 	if !known {
-		if reason, ok := notCarried[st.proc]; ok {
+		if reason, ok := notCarriedReason(st.proc); ok {
 			m.finding(st.line, LeftOut, "%s is not read: %s", st.proc, reason)
 		} else if strings.HasPrefix(st.proc, "sp_") && !strings.HasPrefix(st.proc, "sp_help") && !m.ignored[st.proc] {
 			m.ignored[st.proc] = true

@@ -7,66 +7,104 @@ import (
 	"strings"
 )
 
-// params lists the parameters of each procedure the import reads, in the
+// procParams lists the parameters of each procedure the import reads, in the
 // order the procedure declares them (Microsoft's reference for msdb), so
 // that arguments given by position find their names.
-var params = map[string][]string{
-	"sp_add_job": {"job_name", "enabled", "description", "start_step_id", "category_name", "category_id",
-		"owner_login_name", "notify_level_eventlog", "notify_level_email", "notify_level_netsend", "notify_level_page",
-		"notify_email_operator_name", "notify_netsend_operator_name", "notify_page_operator_name", "delete_level",
-		"job_id", "originating_server"},
-	"sp_update_job": {"job_id", "job_name", "new_name", "enabled", "description", "start_step_id", "category_name",
-		"owner_login_name", "notify_level_eventlog", "notify_level_email", "notify_level_netsend", "notify_level_page",
-		"notify_email_operator_name", "notify_netsend_operator_name", "notify_page_operator_name", "delete_level",
-		"automatic_post"},
-	"sp_delete_job": {"job_id", "job_name", "originating_server", "delete_history", "delete_unused_schedule"},
-	"sp_add_jobstep": {"job_id", "job_name", "step_id", "step_name", "subsystem", "command", "additional_parameters",
-		"cmdexec_success_code", "on_success_action", "on_success_step_id", "on_fail_action", "on_fail_step_id",
-		"server", "database_name", "database_user_name", "retry_attempts", "retry_interval", "os_run_priority",
-		"output_file_name", "flags", "proxy_id", "proxy_name", "step_uid"},
-	"sp_update_jobstep": {"job_id", "job_name", "step_id", "step_name", "subsystem", "command", "additional_parameters",
-		"cmdexec_success_code", "on_success_action", "on_success_step_id", "on_fail_action", "on_fail_step_id",
-		"server", "database_name", "database_user_name", "retry_attempts", "retry_interval", "os_run_priority",
-		"output_file_name", "flags", "proxy_id", "proxy_name"},
-	"sp_delete_jobstep": {"job_id", "job_name", "step_id"},
-	"sp_add_jobschedule": {"job_id", "job_name", "name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
-		"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
-		"active_end_date", "active_start_time", "active_end_time", "schedule_id", "automatic_post", "schedule_uid"},
-	"sp_add_schedule": {"schedule_name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
-		"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
-		"active_end_date", "active_start_time", "active_end_time", "owner_login_name", "schedule_uid", "schedule_id",
-		"originating_server"},
-	"sp_attach_schedule":         {"job_id", "job_name", "schedule_id", "schedule_name", "automatic_post"},
-	"sp_add_jobserver":           {"job_id", "job_name", "server_name", "automatic_post"},
-	"sp_delete_jobserver":        {"job_id", "job_name", "server_name"},
-	"sp_apply_job_to_targets":    {"job_id", "job_name", "target_server_groups", "target_servers", "operation"},
-	"sp_remove_job_from_targets": {"job_id", "job_name", "target_server_groups", "target_servers"},
-	"sp_add_category":            {"class", "type", "name"},
-	"sp_add_operator": {"name", "enabled", "email_address", "pager_address", "weekday_pager_start_time",
-		"weekday_pager_end_time", "saturday_pager_start_time", "saturday_pager_end_time", "sunday_pager_start_time",
-		"sunday_pager_end_time", "pager_days", "netsend_address", "category_name"},
-	"sp_add_targetservergroup":   {"name"},
-	"sp_add_targetsvrgrp_member": {"group_name", "server_name"},
+func procParams(k string) ([]string, bool) {
+	switch k {
+	case "sp_add_job":
+		return []string{"job_name", "enabled", "description", "start_step_id", "category_name", "category_id",
+			"owner_login_name", "notify_level_eventlog", "notify_level_email", "notify_level_netsend", "notify_level_page",
+			"notify_email_operator_name", "notify_netsend_operator_name", "notify_page_operator_name", "delete_level",
+			"job_id", "originating_server"}, true
+	case "sp_update_job":
+		return []string{"job_id", "job_name", "new_name", "enabled", "description", "start_step_id", "category_name",
+			"owner_login_name", "notify_level_eventlog", "notify_level_email", "notify_level_netsend", "notify_level_page",
+			"notify_email_operator_name", "notify_netsend_operator_name", "notify_page_operator_name", "delete_level",
+			"automatic_post"}, true
+	case "sp_delete_job":
+		return []string{"job_id", "job_name", "originating_server", "delete_history", "delete_unused_schedule"}, true
+	case "sp_add_jobstep":
+		return []string{"job_id", "job_name", "step_id", "step_name", "subsystem", "command", "additional_parameters",
+			"cmdexec_success_code", "on_success_action", "on_success_step_id", "on_fail_action", "on_fail_step_id",
+			"server", "database_name", "database_user_name", "retry_attempts", "retry_interval", "os_run_priority",
+			"output_file_name", "flags", "proxy_id", "proxy_name", "step_uid"}, true
+	case "sp_update_jobstep":
+		return []string{"job_id", "job_name", "step_id", "step_name", "subsystem", "command", "additional_parameters",
+			"cmdexec_success_code", "on_success_action", "on_success_step_id", "on_fail_action", "on_fail_step_id",
+			"server", "database_name", "database_user_name", "retry_attempts", "retry_interval", "os_run_priority",
+			"output_file_name", "flags", "proxy_id", "proxy_name"}, true
+	case "sp_delete_jobstep":
+		return []string{"job_id", "job_name", "step_id"}, true
+	case "sp_add_jobschedule":
+		return []string{"job_id", "job_name", "name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
+			"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
+			"active_end_date", "active_start_time", "active_end_time", "schedule_id", "automatic_post", "schedule_uid"}, true
+	case "sp_add_schedule":
+		return []string{"schedule_name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
+			"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
+			"active_end_date", "active_start_time", "active_end_time", "owner_login_name", "schedule_uid", "schedule_id",
+			"originating_server"}, true
+	case "sp_attach_schedule":
+		return []string{"job_id", "job_name", "schedule_id", "schedule_name", "automatic_post"}, true
+	case "sp_add_jobserver":
+		return []string{"job_id", "job_name", "server_name", "automatic_post"}, true
+	case "sp_delete_jobserver":
+		return []string{"job_id", "job_name", "server_name"}, true
+	case "sp_apply_job_to_targets":
+		return []string{"job_id", "job_name", "target_server_groups", "target_servers", "operation"}, true
+	case "sp_remove_job_from_targets":
+		return []string{"job_id", "job_name", "target_server_groups", "target_servers"}, true
+	case "sp_add_category":
+		return []string{"class", "type", "name"}, true
+	case "sp_add_operator":
+		return []string{"name", "enabled", "email_address", "pager_address", "weekday_pager_start_time",
+			"weekday_pager_end_time", "saturday_pager_start_time", "saturday_pager_end_time", "sunday_pager_start_time",
+			"sunday_pager_end_time", "pager_days", "netsend_address", "category_name"}, true
+	case "sp_add_targetservergroup":
+		return []string{"name"}, true
+	case "sp_add_targetsvrgrp_member":
+		return []string{"group_name", "server_name"}, true
+	}
+	return nil, false
 }
 
-// notCarried says, for SQL Server Agent procedures whose effect has no
+// notCarriedReason says, for SQL Server Agent procedures whose effect has no
 // place in a job definition, why they are left out.
-var notCarried = map[string]string{
-	"sp_add_alert":                "SQL Server alerts fire on error numbers, severities and performance conditions; muster alerts fire on job and target events (muster alert create)",
-	"sp_add_notification":         "SQL Server alert notifications have no equivalent; muster alerts name the operators they notify (muster alert create)",
-	"sp_add_proxy":                "proxies are defined on each target, in its settings file (proxies:), not on the master",
-	"sp_grant_proxy_to_subsystem": "proxies are defined on each target, in its settings file (proxies:), not on the master",
-	"sp_grant_login_to_proxy":     "proxies are defined on each target, in its settings file (proxies:), not on the master",
-	"sp_start_job":                "a script that defines jobs does not start them here; start one with muster job start",
-	"sp_stop_job":                 "a script that defines jobs does not stop them here; stop one with muster job stop",
-	"sp_msx_enlist":               "targets enlist with muster enlist, run on the target",
-	"sp_msx_defect":               "targets defect with muster defect, run on the target",
-	"sp_post_msx_operation":       "muster posts every change itself; muster post sends the rest",
-	"sp_update_schedule":          "changing a schedule after creating it is not read; write the schedule as it should be",
-	"sp_update_jobschedule":       "changing a schedule after creating it is not read; write the schedule as it should be",
-	"sp_detach_schedule":          "detaching a schedule is not read; attach only the schedules a job keeps",
-	"sp_delete_schedule":          "deleting a schedule is not read; create only the schedules jobs keep",
-	"sp_delete_jobschedule":       "deleting a schedule is not read; create only the schedules jobs keep",
+func notCarriedReason(k string) (string, bool) {
+	switch k {
+	case "sp_add_alert":
+		return "SQL Server alerts fire on error numbers, severities and performance conditions; muster alerts fire on job and target events (muster alert create)", true
+	case "sp_add_notification":
+		return "SQL Server alert notifications have no equivalent; muster alerts name the operators they notify (muster alert create)", true
+	case "sp_add_proxy":
+		return "proxies are defined on each target, in its settings file (proxies:), not on the master", true
+	case "sp_grant_proxy_to_subsystem":
+		return "proxies are defined on each target, in its settings file (proxies:), not on the master", true
+	case "sp_grant_login_to_proxy":
+		return "proxies are defined on each target, in its settings file (proxies:), not on the master", true
+	case "sp_start_job":
+		return "a script that defines jobs does not start them here; start one with muster job start", true
+	case "sp_stop_job":
+		return "a script that defines jobs does not stop them here; stop one with muster job stop", true
+	case "sp_msx_enlist":
+		return "targets enlist with muster enlist, run on the target", true
+	case "sp_msx_defect":
+		return "targets defect with muster defect, run on the target", true
+	case "sp_post_msx_operation":
+		return "muster posts every change itself; muster post sends the rest", true
+	case "sp_update_schedule":
+		return "changing a schedule after creating it is not read; write the schedule as it should be", true
+	case "sp_update_jobschedule":
+		return "changing a schedule after creating it is not read; write the schedule as it should be", true
+	case "sp_detach_schedule":
+		return "detaching a schedule is not read; attach only the schedules a job keeps", true
+	case "sp_delete_schedule":
+		return "deleting a schedule is not read; create only the schedules jobs keep", true
+	case "sp_delete_jobschedule":
+		return "deleting a schedule is not read; create only the schedules jobs keep", true
+	}
+	return "", false
 }
 
 // bind gives each argument of a call its parameter's name, taking those

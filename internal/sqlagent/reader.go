@@ -394,16 +394,58 @@ func isOperator(t token) bool {
 	return false
 }
 
-// statementKeywords are the words that begin a T-SQL statement, so that a
-// bare word after an EXEC is read as the next statement, not an argument.
-var statementKeywords = map[string]bool{
-	"alter": true, "backup": true, "begin": true, "break": true, "checkpoint": true, "close": true,
-	"commit": true, "continue": true, "create": true, "dbcc": true, "deallocate": true, "declare": true,
-	"delete": true, "deny": true, "drop": true, "else": true, "end": true, "exec": true, "execute": true,
-	"fetch": true, "goto": true, "grant": true, "if": true, "insert": true, "kill": true, "merge": true,
-	"open": true, "print": true, "raiserror": true, "restore": true, "return": true, "revert": true,
-	"revoke": true, "rollback": true, "save": true, "select": true, "set": true, "throw": true,
-	"truncate": true, "update": true, "use": true, "waitfor": true, "while": true, "with": true,
+// statementKeywordLower reports whether k (lower case) is a word that
+// begins a T-SQL statement, so that a bare word after an EXEC is read as
+// the next statement, not an argument.
+func statementKeywordLower(k string) bool {
+	switch k {
+	case "alter",
+		"backup",
+		"begin",
+		"break",
+		"checkpoint",
+		"close",
+		"commit",
+		"continue",
+		"create",
+		"dbcc",
+		"deallocate",
+		"declare",
+		"delete",
+		"deny",
+		"drop",
+		"else",
+		"end",
+		"exec",
+		"execute",
+		"fetch",
+		"goto",
+		"grant",
+		"if",
+		"insert",
+		"kill",
+		"merge",
+		"open",
+		"print",
+		"raiserror",
+		"restore",
+		"return",
+		"revert",
+		"revoke",
+		"rollback",
+		"save",
+		"select",
+		"set",
+		"throw",
+		"truncate",
+		"update",
+		"use",
+		"waitfor",
+		"while",
+		"with":
+		return true
+	}
+	return false
 }
 
-func statementKeyword(word string) bool { return statementKeywords[strings.ToLower(word)] }
+func statementKeyword(word string) bool { return statementKeywordLower(strings.ToLower(word)) }

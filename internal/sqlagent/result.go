@@ -110,6 +110,23 @@ func (f Finding) String() string {
 
 // quote puts a name between double quotes as a person reads it: unlike %q,
 // it leaves the backslashes of Windows names (CONTOSO\sqlagent) alone.
-func quote(s string) string { return `"` + quoted.Replace(s) + `"` }
-
-var quoted = strings.NewReplacer(`"`, `\"`, "\n", `\n`, "\r", `\r`, "\t", `\t`)
+func quote(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; c {
+		case '"':
+			b.WriteString(`\"`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\t':
+			b.WriteString(`\t`)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

@@ -34,13 +34,31 @@ var (
 	mondayFirst = []string{"mon", "tue", "wed", "thu", "fri", "sat", "sun"}
 )
 
-// relativeWeeks and relativeDays are freq_relative_interval and
+// relativeWeek and relativeDay read freq_relative_interval and
 // freq_interval of a monthly relative schedule.
-var (
-	relativeWeeks = map[int]string{1: "first", 2: "second", 4: "third", 8: "fourth", 16: "last"}
-	relativeDays  = map[int]string{1: "sunday", 2: "monday", 3: "tuesday", 4: "wednesday", 5: "thursday",
-		6: "friday", 7: "saturday", 8: "day", 9: "weekday", 10: "weekend_day"}
-)
+func relativeWeek(v int) (string, bool) {
+	switch v {
+	case 1:
+		return "first", true
+	case 2:
+		return "second", true
+	case 4:
+		return "third", true
+	case 8:
+		return "fourth", true
+	case 16:
+		return "last", true
+	}
+	return "", false
+}
+
+func relativeDay(v int) (string, bool) {
+	days := [...]string{"sunday", "monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "day", "weekday", "weekend_day"}
+	if v < 1 || v > len(days) {
+		return "", false
+	}
+	return days[v-1], true
+}
 
 // secondsPerDay is the length of a day on the clock.
 const secondsPerDay = 24 * 60 * 60
@@ -95,11 +113,11 @@ func (s *agentSchedule) toMuster(name string) mapped {
 		}
 		ms.Monthly = &muster.MonthlyFrequency{Every: every(s.recurrence), Day: s.freqInterval}
 	case freqMonthlyRelative:
-		week, ok := relativeWeeks[s.relativeInterval]
+		week, ok := relativeWeek(s.relativeInterval)
 		if !ok {
 			return mapped{leftOut: fmt.Sprintf("@freq_relative_interval %d is not 1 (first), 2 (second), 4 (third), 8 (fourth) or 16 (last)", s.relativeInterval)}
 		}
-		day, ok := relativeDays[s.freqInterval]
+		day, ok := relativeDay(s.freqInterval)
 		if !ok {
 			return mapped{leftOut: fmt.Sprintf("@freq_interval %d is not a day of a relative monthly schedule (1 Sunday … 7 Saturday, 8 day, 9 weekday, 10 weekend day)", s.freqInterval)}
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -17,18 +18,32 @@ const (
 	actionGoto        = 4
 )
 
-// unsupportedSubsystems names the subsystems muster has no equivalent for.
-var unsupportedSubsystems = map[string]string{
-	"SSIS":            "SSIS package execution",
-	"DTS":             "SSIS package execution",
-	"ANALYSISQUERY":   "an Analysis Services query",
-	"ANALYSISCOMMAND": "an Analysis Services command",
-	"ACTIVESCRIPTING": "ActiveX scripting (VBScript or JScript)",
-	"DISTRIBUTION":    "the replication Distribution Agent",
-	"SNAPSHOT":        "the replication Snapshot Agent",
-	"LOGREADER":       "the replication Log Reader Agent",
-	"MERGE":           "the replication Merge Agent",
-	"QUEUEREADER":     "the replication Queue Reader Agent",
+// unsupportedSubsystem names what a subsystem muster has no equivalent for
+// does.
+func unsupportedSubsystem(k string) (string, bool) {
+	switch k {
+	case "SSIS":
+		return "SSIS package execution", true
+	case "DTS":
+		return "SSIS package execution", true
+	case "ANALYSISQUERY":
+		return "an Analysis Services query", true
+	case "ANALYSISCOMMAND":
+		return "an Analysis Services command", true
+	case "ACTIVESCRIPTING":
+		return "ActiveX scripting (VBScript or JScript)", true
+	case "DISTRIBUTION":
+		return "the replication Distribution Agent", true
+	case "SNAPSHOT":
+		return "the replication Snapshot Agent", true
+	case "LOGREADER":
+		return "the replication Log Reader Agent", true
+	case "MERGE":
+		return "the replication Merge Agent", true
+	case "QUEUEREADER":
+		return "the replication Queue Reader Agent", true
+	}
+	return "", false
 }
 
 // powerShellEnv is the variable a PowerShell step's script is passed in:
@@ -41,14 +56,33 @@ const powerShellEnv = "POWERSHELL_SCRIPT"
 const powerShell = `command -v pwsh >/dev/null 2>&1 || { echo "this step needs PowerShell (pwsh), which is not installed on this target" >&2; exit 127; }
 exec pwsh -NoProfile -NonInteractive -Command "$` + powerShellEnv + `"`
 
-var (
+// commandPatterns are what a step's command is read for.
+type commandPatterns struct {
 	// goLine is a GO line inside a T-SQL step's command.
-	goLine = regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*$`)
+	goLine *regexp.Regexp
 	// agentToken is a SQL Server Agent token, such as $(ESCAPE_SQUOTE(JOBID)).
-	agentToken = regexp.MustCompile(`\$\((ESCAPE_[A-Z]+\()?[A-Z][A-Z0-9_-]*\)?\)`)
+	agentToken *regexp.Regexp
 	// windowsCommand is a command line written for cmd.exe.
-	windowsCommand = regexp.MustCompile(`(?i)(^\s*"?[a-z]:\\|\.(exe|bat|cmd)\b|^\s*cmd(\.exe)?\s+/c\b)`)
-)
+	windowsCommand *regexp.Regexp
+}
+
+// compiled holds the patterns, compiled by the first import that reads a
+// step rather than when the program starts.
+var compiled struct {
+	once sync.Once
+	commandPatterns
+}
+
+func patterns() *commandPatterns {
+	compiled.once.Do(func() {
+		compiled.commandPatterns = commandPatterns{
+			goLine:         regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*$`),
+			agentToken:     regexp.MustCompile(`\$\((ESCAPE_[A-Z]+\()?[A-Z][A-Z0-9_-]*\)?\)`),
+			windowsCommand: regexp.MustCompile(`(?i)(^\s*"?[a-z]:\\|\.(exe|bat|cmd)\b|^\s*cmd(\.exe)?\s+/c\b)`),
+		}
+	})
+	return &compiled.commandPatterns
+}
 
 // stepFindings collects a job's findings about its steps.
 type stepFindings struct {
@@ -113,7 +147,7 @@ func (mp *mapping) steps(j *agentJob, f *stepFindings) []muster.Step {
 // stepKind sets what the step runs, by its subsystem.
 func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 	sub := strings.ToUpper(strings.TrimSpace(s.subsystem))
-	if what, ok := unsupportedSubsystems[sub]; ok {
+	if what, ok := unsupportedSubsystem(sub); ok {
 		f.note(s, NotImported, "the step runs %s (@subsystem %s), which muster has no equivalent for", what, s.subsystem)
 		return
 	}
@@ -121,8 +155,8 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		f.note(s, NotImported, "the step has no command")
 		return
 	}
-	if agentToken.MatchString(s.command) {
-		f.note(s, Note, "its command uses SQL Server Agent tokens such as %s, which muster does not replace; a shell step finds the job, target and run in MUSTER_JOB, MUSTER_TARGET and MUSTER_RUN_ID", agentToken.FindString(s.command))
+	if patterns().agentToken.MatchString(s.command) {
+		f.note(s, Note, "its command uses SQL Server Agent tokens such as %s, which muster does not replace; a shell step finds the job, target and run in MUSTER_JOB, MUSTER_TARGET and MUSTER_RUN_ID", patterns().agentToken.FindString(s.command))
 	}
 	switch sub {
 	case "TSQL", "":
@@ -136,7 +170,7 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		} else {
 			ms.Connection = objectName(db, "master")
 		}
-		if n := len(goLine.FindAllStringIndex(s.command, -1)); n > 0 {
+		if n := len(patterns().goLine.FindAllStringIndex(s.command, -1)); n > 0 {
 			f.note(s, Note, "its T-SQL holds %d GO line(s); a muster sql step runs its text as one batch, so split it into a step per batch", n)
 		}
 		if s.databaseUser != "" {
@@ -149,7 +183,7 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 			ms.Shell = fmt.Sprintf("(\n%s\n)\ntest $? -eq %d", strings.TrimRight(s.command, "\n"), s.successCode)
 			f.note(s, Note, "it succeeds when its command exits %d (@cmdexec_success_code), as in SQL Server: the shell tests the exit code", s.successCode)
 		}
-		if windowsCommand.MatchString(s.command) {
+		if patterns().windowsCommand.MatchString(s.command) {
 			f.note(s, Note, "its command looks written for Windows; a muster target runs it with /bin/sh -c")
 		}
 	case "POWERSHELL":
