@@ -7,14 +7,16 @@ import (
 	"github.com/musterhq/muster"
 )
 
-// A run's first step, when it is a shell script, is armed: its process is
-// started while the run's record commits, instead of after. The shell waits
-// at a gate, a pipe on its descriptor 3, before the step's own script: it
-// goes on once the record is durable (release), or, if the record is not
-// (the transaction failed, the target died), it reads end of file and exits
-// having run nothing. A START still runs at most once across a power cut,
-// and the fork and exec, the longest part of a dispatch, no longer wait for
-// the commit's fsync.
+// The first step of a START's run, when it is a shell script, is armed:
+// its process is started while the run's record commits, instead of after.
+// The shell waits at a gate, a pipe on its descriptor 3, before the step's
+// own script: it goes on once the record is durable (release), or, if the
+// record is not (the transaction failed, the target died), it reads end of
+// file and exits having run nothing. A START still runs at most once across
+// a power cut, and the fork and exec, the longest part of a dispatch, no
+// longer wait for the commit's fsync. Scheduled fires are not armed: the
+// fires due in one second commit together, and as many forks beside that
+// commit made them later, not sooner.
 
 // gateScript comes before an armed step's script, on the same line, so the
 // script's line numbers are unchanged. It closes the gate's descriptor

@@ -292,10 +292,8 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 				return err
 			}
 		}
-		// Their processes start while this commits.
-		for _, ar := range started {
-			m.exec.arm(ar)
-		}
+		// Their steps are not armed (armed.go): fifty forks beside the
+		// commit made the fires later, not sooner (lateness p50 20 → 28 ms).
 		return nil
 	})
 	if err != nil {
