@@ -209,3 +209,41 @@ func TestSpoolKeepsEachReportWithinTheMastersLimit(t *testing.T) {
 		t.Fatalf("%d uploads: 18 MiB of encoded output cannot fit fewer than 3 reports", uploads)
 	}
 }
+
+// An upload reads a run and its output as of one moment: a state saved
+// while it reads (the step began, printed and ended) goes in the next
+// upload with its output, not as output of the older state read first,
+// which the master would refuse with it (that state has no such attempt).
+func TestSpoolReadsARunAndItsOutputTogether(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	if err := m.store.saveRun(ctx, spoolRun("r1", 0), nil); err != nil {
+		t.Fatal(err)
+	}
+	saved := 0
+	m.store.afterRunsRead = func() {
+		m.store.afterRunsRead = nil
+		done := spoolRun("r1", 1)
+		done.Status, done.Steps[0].Status = muster.RunSucceeded, muster.AttemptSucceeded
+		if err := m.store.saveRun(ctx, done, []outputChunk{{0, 0, "2026-12-06T08:37:30Z\n"}}); err != nil {
+			t.Error(err)
+		}
+		saved++
+	}
+	want := []string{"r1@1", "r1@2 0:0:2026-12-06T08:37:30Z\n"}
+	for i, w := range want {
+		up, err := m.store.unsentRuns(ctx, defaultUploadLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Join(sent(up), " "); got != w {
+			t.Fatalf("upload %d: %q, want %q", i+1, got, w)
+		}
+		if err := m.store.markUploaded(ctx, up, acceptAll(up)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if saved != 1 {
+		t.Fatalf("the next state was saved %d times during the uploads, want once", saved)
+	}
+}

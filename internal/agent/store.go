@@ -54,6 +54,10 @@ type store struct {
 	// fault, when set, fails every write with the error it holds before
 	// it reaches SQLite: the seam through which tests fill the disk.
 	fault atomic.Pointer[error]
+	// afterRunsRead, when set, runs in unsentRuns between its read of the
+	// runs and of their output: the seam through which a test saves a
+	// run's next state in between.
+	afterRunsRead func()
 }
 
 // errFull is the condition of a data directory whose filesystem is full.
@@ -415,7 +419,17 @@ type upload struct {
 func (s *store) unsentRuns(ctx context.Context, lim uploadLimits) (upload, error) {
 	limit, budget := lim.runs, lim.body
 	var up upload
-	rows, err := s.read.QueryContext(ctx, `SELECT run_id, revision, data, uploaded_output FROM runs WHERE revision > uploaded_revision
+	// The runs and their output are read in one transaction, from one
+	// snapshot. Read apart, a state saved in between (a step that began and
+	// ended) would bring its output along with the older revision read
+	// first; the master refuses output for an attempt that revision does
+	// not have, and the output, counted as sent with it, was lost.
+	tx, err := s.read.BeginTx(ctx, nil)
+	if err != nil {
+		return up, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT run_id, revision, data, uploaded_output FROM runs WHERE revision > uploaded_revision
 		ORDER BY started_at LIMIT ?`, limit)
 	if err != nil {
 		return up, err
@@ -444,6 +458,9 @@ func (s *store) unsentRuns(ctx context.Context, lim uploadLimits) (upload, error
 	if err := rows.Err(); err != nil {
 		return up, err
 	}
+	if s.afterRunsRead != nil {
+		s.afterRunsRead()
+	}
 	size := 0
 	for _, p := range runs {
 		size += runOverhead + len(p.rep.Run.Message)
@@ -451,7 +468,7 @@ func (s *store) unsentRuns(ctx context.Context, lim uploadLimits) (upload, error
 			up.more = true
 			break
 		}
-		last, complete, err := s.unsentOutput(ctx, &p.rep, p.from, &size, budget, lim.report, len(up.reports) == 0)
+		last, complete, err := unsentOutput(ctx, tx, &p.rep, p.from, &size, budget, lim.report, len(up.reports) == 0)
 		if err != nil {
 			return up, err
 		}
@@ -473,8 +490,8 @@ const runOverhead = 1024
 // the first chunk is added whatever its size when first is set. It
 // returns the last chunk added (from, if none) and whether every unsent
 // chunk was.
-func (s *store) unsentOutput(ctx context.Context, rep *agentproto.RunReport, from int64, size *int, budget, maxReport int, first bool) (int64, bool, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT id, attempt, offset, data FROM output WHERE run_id = ? AND id > ? ORDER BY id`,
+func unsentOutput(ctx context.Context, tx *sql.Tx, rep *agentproto.RunReport, from int64, size *int, budget, maxReport int, first bool) (int64, bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id, attempt, offset, data FROM output WHERE run_id = ? AND id > ? ORDER BY id`,
 		rep.Run.RunID, from)
 	if err != nil {
 		return from, false, err
