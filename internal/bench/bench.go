@@ -64,7 +64,8 @@ type Options struct {
 	// Mode is ModeProcess or ModeSim; each scenario has a default.
 	Mode string
 	// ProfileDir, when set, runs the master under a CPU profile and takes
-	// a heap profile, written there.
+	// a heap profile, written there; with several masters, the second's in
+	// its subdirectory master2, and so on.
 	ProfileDir string
 	// Store is a PostgreSQL database (postgres://…) to put the catalog in,
 	// in a new schema dropped at the end; "" is SQLite in the master's data
@@ -213,6 +214,10 @@ func (e *env) startMasters(ctx context.Context, n int) ([]*Master, error) {
 		if i > 0 {
 			dir = filepath.Join(e.dir, fmt.Sprintf("master%d", i+1))
 			o.Token = ms[0].Token
+			if e.o.ProfileDir != "" {
+				// Each master's profiles in a directory of its own.
+				o.ProfileDir = filepath.Join(e.o.ProfileDir, fmt.Sprintf("master%d", i+1))
+			}
 		}
 		m, err := StartMaster(ctx, e.o.Exe, dir, o)
 		if err != nil {
