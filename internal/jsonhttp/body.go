@@ -155,7 +155,7 @@ func DecodeList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem, batch int64,
 	fast func(data []byte, item *T) bool, flush func([]T) error) error {
 	body := NewBody(w, r, limit)
-	in := &listReader{src: body, max: maxItem}
+	in := &listReader{src: body, max: maxItem, first: firstRead(r.ContentLength)}
 	var items []T
 	count, since := 0, int64(0)
 	fail := func(err error) error {
@@ -316,15 +316,28 @@ func (f *itemFeed) Read(p []byte) (int, error) {
 
 // listReader reads a JSON body a token at a time, and a list item whole.
 type listReader struct {
-	src io.Reader
-	max int64 // bytes an item may take
-	buf []byte
-	pos int // the next byte of buf to read
-	err error
+	src   io.Reader
+	max   int64 // bytes an item may take
+	first int   // the size of the first buffer
+	buf   []byte
+	pos   int // the next byte of buf to read
+	err   error
 }
 
-// minRead is the least a read asks of the body.
+// minRead is the least a read asks of the body, once past the first
+// buffer.
 const minRead = 32 << 10
+
+// firstRead is the size of a body's first buffer: the body whole when its
+// length is known and smaller than minRead, or 4 KiB. Ten thousand targets
+// uploading a run each at once (a fan-out's first uploads) then hold about
+// their bodies' size each, not minRead.
+func firstRead(length int64) int {
+	if length >= 0 && length < minRead {
+		return int(length) + 1 // + 1: the read that finds the end
+	}
+	return 4 << 10
+}
 
 // more reads more of the body, dropping buf[:keep] first; it returns how
 // far what was kept moved back.
@@ -335,7 +348,12 @@ func (l *listReader) more(keep int) (int, error) {
 	n := copy(l.buf, l.buf[keep:])
 	l.buf = l.buf[:n]
 	l.pos -= keep
-	if cap(l.buf)-len(l.buf) < minRead {
+	switch free := cap(l.buf) - len(l.buf); {
+	case l.buf == nil:
+		l.buf = make([]byte, 0, max(l.first, 1))
+	case free == 0, cap(l.buf) >= minRead && free < minRead:
+		// A first buffer smaller than minRead grows only once full: the
+		// read that finds the end of a body it holds whole needs no more.
 		grown := make([]byte, len(l.buf), max(2*cap(l.buf), len(l.buf)+minRead))
 		copy(grown, l.buf)
 		l.buf = grown
