@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"context"
 	"sync"
 	"time"
 )
@@ -70,6 +71,45 @@ func recall[T any](c *credentials, rows func(*credentials) *map[string]remembere
 		(*m)[k] = remembered[T]{row: row, at: now}
 	}
 	return row, nil
+}
+
+// RecallTargets reads the certificates of the serials that are not
+// remembered (or no longer fresh) in one statement, and remembers them as
+// AuthenticateTarget would, one by one: the polls an answerer replies to
+// are each followed at once by their target's acknowledgement, which then
+// finds its row remembered rather than reading it on its own. A serial
+// that names no certificate is left for AuthenticateTarget to refuse.
+func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
+	now := c.opts.Now()
+	cr := &c.creds
+	cr.mu.Lock()
+	gen := cr.gen
+	stale := make([]string, 0, len(serials))
+	for _, s := range serials {
+		if r := cr.certs[s]; r.at.IsZero() || now.Before(r.at) || now.Sub(r.at) >= credentialsTTL {
+			stale = append(stale, s)
+		}
+	}
+	cr.mu.Unlock()
+	if len(stale) == 0 {
+		return nil
+	}
+	rows, err := c.store.FindCerts(ctx, stale)
+	if err != nil {
+		return err
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	if gen != cr.gen {
+		return nil // something changed while it read: nothing read is kept
+	}
+	for _, row := range rows {
+		if cr.certs == nil || len(cr.certs) >= maxCredentials {
+			cr.certs = map[string]remembered[CertRow]{}
+		}
+		cr.certs[row.Serial] = remembered[CertRow]{row: row, at: now}
+	}
+	return nil
 }
 
 // ForgetCredentials drops the credentials remembered, for a change another

@@ -184,3 +184,67 @@ func TestSharedCredentialsRevoked(t *testing.T) {
 		}
 	})
 }
+
+// The certificates of targets whose polls are answered together are read
+// in one statement; each target's next authentication then reads nothing,
+// for a second at most, as if it had read its own.
+func TestRecallTargets(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		r := &reads{n: map[string]int{}}
+		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		ids := map[string]int64{}
+		for _, name := range []string{"web-1", "web-2", "web-3"} {
+			ids[name] = enlist(t, db, name).ID
+		}
+		authenticate := func() {
+			t.Helper()
+			for name, id := range ids {
+				if got, err := db.AuthenticateTarget(ctx, "serial-"+name); err != nil || got.ID != id || got.Name != name {
+					t.Fatalf("%s: %+v, %v; want target %d", name, got, err, id)
+				}
+			}
+		}
+		serials := []string{"serial-web-1", "serial-web-2", "serial-web-3", "serial-none"}
+		if err := db.RecallTargets(ctx, serials); err != nil {
+			t.Fatal(err)
+		}
+		authenticate()
+		if got := [2]int{r.of("FindCerts"), r.of("FindCert")}; got != [2]int{1, 0} {
+			t.Fatalf("(FindCerts, FindCert) = %v, want one read of all three and none alone", got)
+		}
+		if _, err := db.AuthenticateTarget(ctx, "serial-none"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Fatalf("a serial no certificate has: %v, want EUNAUTHORIZED", err)
+		}
+
+		// What is remembered and fresh is not read again.
+		if err := db.RecallTargets(ctx, serials[:3]); err != nil {
+			t.Fatal(err)
+		}
+		if n := r.of("FindCerts"); n != 1 {
+			t.Errorf("FindCerts ran %d times, want 1: the certificates were fresh", n)
+		}
+
+		// A second later they are read again, together.
+		clk.Add(time.Second)
+		if err := db.RecallTargets(ctx, serials[:3]); err != nil {
+			t.Fatal(err)
+		}
+		authenticate()
+		if got := [2]int{r.of("FindCerts"), r.of("FindCert")}; got != [2]int{2, 1} {
+			t.Fatalf("(FindCerts, FindCert) = %v, want (2, 1)", got)
+		}
+
+		// A change that may touch them forgets them, whoever read them.
+		db.ForgetCredentials()
+		authenticate()
+		if n := r.of("FindCert"); n != 4 {
+			t.Errorf("FindCert ran %d times after ForgetCredentials, want 4", n)
+		}
+	})
+}

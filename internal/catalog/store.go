@@ -93,6 +93,9 @@ type Reads interface {
 	// PollState returns what a poll needs of its target's row.
 	PollState(ctx context.Context, id int64) (lastSeq int64, paused bool, err error)
 	FindCert(ctx context.Context, serial string) (CertRow, error)
+	// FindCerts returns the certificates of the serials that exist, with
+	// their targets, in no particular order.
+	FindCerts(ctx context.Context, serials []string) ([]CertRow, error)
 	NewestCert(ctx context.Context, targetID int64) (CertRow, error)
 	FindEnlistToken(ctx context.Context, hash string) (EnlistTokenRow, error)
 	CountAPITokens(ctx context.Context) (int, error)

@@ -121,6 +121,13 @@ func (t *timedReads) FindCert(p0 context.Context, p1 string) (CertRow, error) {
 	return r0, r1
 }
 
+func (t *timedReads) FindCerts(p0 context.Context, p1 []string) ([]CertRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindCerts(p0, p1)
+	t.observe("FindCerts", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) NewestCert(p0 context.Context, p1 int64) (CertRow, error) {
 	start := time.Now()
 	r0, r1 := t.r.NewestCert(p0, p1)

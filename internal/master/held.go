@@ -18,6 +18,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/pki"
 )
 
 // A poll held on an HTTP/1.1 connection is parked: its handler takes the
@@ -42,6 +43,7 @@ var errParked = errors.New("the poll is parked")
 type heldPoll struct {
 	a       *agent
 	target  int64
+	serial  string // of the target's certificate
 	after   int64
 	conn    net.Conn // the hijacked connection
 	raw     net.Conn // under its TLS, looked at while parked
@@ -81,7 +83,11 @@ func (a *agent) park(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return false
 	}
-	p := &heldPoll{a: a, target: t.ID, after: after, conn: conn, raw: conn, header: header, reply: reply,
+	var serial string
+	if leaf := verifiedLeaf(r); leaf != nil {
+		serial = pki.SerialString(leaf.SerialNumber)
+	}
+	p := &heldPoll{a: a, target: t.ID, serial: serial, after: after, conn: conn, raw: conn, header: header, reply: reply,
 		persist: !r.Close && r.ProtoAtLeast(1, 1), poked: poked, woken: woken}
 	if tc, ok := conn.(*tls.Conn); ok {
 		p.raw = tc.NetConn()
@@ -154,6 +160,8 @@ func aLongTimeAgo() time.Time { return time.Unix(1, 0) }
 // are read in one statement; a wake-up that brought nothing for a poll
 // parks it again.
 func answer(ctx context.Context, m *Main, polls []*heldPoll) {
+	recalled := recallTargets(ctx, m, polls)
+	defer func() { <-recalled }()
 	after := make(map[int64]int64, len(polls))
 	woken := make([]*heldPoll, 0, len(polls))
 	for _, p := range polls {
@@ -200,6 +208,36 @@ func answer(ctx context.Context, m *Main, polls []*heldPoll) {
 	for _, p := range woken {
 		p.answerWith(ctx, pending[p.target], err)
 	}
+}
+
+// recallTargets has the catalog remember, in one read, the certificates
+// of the targets of polls woken or poked together, and returns a channel
+// closed once it has. Each such target sends its next request (an
+// acknowledgement, a poll) as soon as it has its reply, and that request's
+// authentication would otherwise read its certificate on its own: in a
+// fan-out, thousands of single reads that queue for the catalog's
+// connections with the reads of the polls' instructions. The read runs
+// while the polls are answered; a request that comes before it ends reads
+// its own.
+func recallTargets(ctx context.Context, m *Main, polls []*heldPoll) <-chan struct{} {
+	done := make(chan struct{})
+	serials := make([]string, 0, len(polls))
+	for _, p := range polls {
+		if p.serial != "" && (isClosed(p.woken) || isClosed(p.poked)) {
+			serials = append(serials, p.serial)
+		}
+	}
+	if len(serials) < 2 {
+		close(done) // one target's own lookup costs as much
+		return done
+	}
+	go func() {
+		defer close(done)
+		// A failed read leaves each request to read its own certificate,
+		// as it would have; the answers do not depend on it.
+		_ = m.Catalog.RecallTargets(ctx, serials)
+	}()
+	return done
 }
 
 // follows reports whether rows, committed together and in sequence

@@ -191,7 +191,8 @@ func TestParkedPollIsAnsweredWithWhatWokeIt(t *testing.T) {
 
 // The polls another master's post wakes here (told by its notification,
 // which names the targets only) are answered from reads of several
-// targets at once, none from a read of its own.
+// targets at once, none from a read of its own; and the certificates of
+// those targets, which their next requests present, are read at once too.
 func TestParkedPollsWokenTogetherAreReadTogether(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})
 	ctx := context.Background()
@@ -204,6 +205,10 @@ func TestParkedPollsWokenTogetherAreReadTogether(t *testing.T) {
 	}
 	waitParked(t, env.Master, len(names))
 	alone, together := master.StoreQueries(env.Master, "PendingInstructions"), master.StoreQueries(env.Master, "PendingInstructionsOf")
+	// Their certificates, read when the polls came, are forgotten: the
+	// targets' next requests would read them again.
+	env.Master.Catalog.ForgetCredentials()
+	certs := master.StoreQueries(env.Master, "FindCerts")
 
 	// The other master's post, committed to the catalog behind this
 	// master's back.
@@ -253,6 +258,11 @@ func TestParkedPollsWokenTogetherAreReadTogether(t *testing.T) {
 	if n := master.StoreQueries(env.Master, "PendingInstructionsOf") - together; n < 1 || n > uint64(len(names)) {
 		t.Errorf("%d reads of several targets answered %d polls, want 1 to %d", n, len(names), len(names))
 	}
+	// The certificates their next requests present are read together too,
+	// while the polls are answered.
+	testenv.Eventually(t, 10*time.Second, "the certificates read together", func() bool {
+		return master.StoreQueries(env.Master, "FindCerts") > certs
+	})
 }
 
 // A parked poll is answered at once, with the target's state, when the

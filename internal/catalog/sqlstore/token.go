@@ -8,19 +8,41 @@ import (
 	"github.com/musterhq/muster/internal/catalog"
 )
 
-// FindCert returns a certificate with its target.
-func (s *Queries) FindCert(ctx context.Context, serial string) (catalog.CertRow, error) {
+// certColumns are what FindCert and FindCerts read of a certificate and
+// its target, in scanCert's order.
+const certColumns = `c.serial, c.target_id, c.issued_at, c.not_after, c.key_hash, c.replaced_at,
+	t.uid, t.name, t.state, t.paused, t.poll_interval, t.clock_skew_ms
+	FROM certs c JOIN targets t ON t.id = c.target_id`
+
+// scanCert scans a row of certColumns.
+func scanCert(r Row) (catalog.CertRow, error) {
 	var c catalog.CertRow
 	var issued, notAfter int64
 	var replaced sql.NullInt64
-	err := s.Q.QueryRow(ctx, `SELECT c.serial, c.target_id, c.issued_at, c.not_after, c.key_hash, c.replaced_at,
-			t.uid, t.name, t.state, t.paused, t.poll_interval, t.clock_skew_ms
-		FROM certs c JOIN targets t ON t.id = c.target_id WHERE c.serial = $1`, serial).
-		Scan(&c.Serial, &c.TargetID, &issued, &notAfter, &c.KeyHash, &replaced,
-			&c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.Paused, &c.Target.PollInterval, &c.Target.ClockSkewMS)
+	err := r.Scan(&c.Serial, &c.TargetID, &issued, &notAfter, &c.KeyHash, &replaced,
+		&c.Target.UID, &c.Target.Name, &c.Target.State, &c.Target.Paused, &c.Target.PollInterval, &c.Target.ClockSkewMS)
 	c.Target.ID = c.TargetID
 	c.IssuedAt, c.NotAfter, c.ReplacedAt = fromMS(issued), fromMS(notAfter), fromNullMS(replaced)
 	return c, err
+}
+
+// FindCert returns a certificate with its target.
+func (s *Queries) FindCert(ctx context.Context, serial string) (catalog.CertRow, error) {
+	return scanCert(s.Q.QueryRow(ctx, `SELECT `+certColumns+` WHERE c.serial = $1`, serial))
+}
+
+// FindCerts returns the certificates of the serials that exist, with their
+// targets, in no particular order.
+func (s *Queries) FindCerts(ctx context.Context, serials []string) ([]catalog.CertRow, error) {
+	if len(serials) == 0 {
+		return nil, nil
+	}
+	a := &args{d: s.D}
+	where, err := inJSON(a, "c.serial", serials)
+	if err != nil {
+		return nil, err
+	}
+	return collect(ctx, s.Q, func(r Rows) (catalog.CertRow, error) { return scanCert(r) }, `SELECT `+certColumns+` WHERE `+where, a.vals...)
 }
 
 // NewestCert returns the target's certificate that has not been replaced.
