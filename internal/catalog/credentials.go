@@ -54,7 +54,7 @@ func recall[T any](c *credentials, rows func(*credentials) *map[string]remembere
 	r := (*rows(c))[k]
 	gen := c.gen
 	c.mu.Unlock()
-	if !r.at.IsZero() && !now.Before(r.at) && now.Sub(r.at) < credentialsTTL {
+	if r.fresh(now) {
 		return r.row, nil
 	}
 	row, err := read()
@@ -64,13 +64,23 @@ func recall[T any](c *credentials, rows func(*credentials) *map[string]remembere
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if gen == c.gen {
-		m := rows(c)
-		if *m == nil || len(*m) >= maxCredentials {
-			*m = map[string]remembered[T]{}
-		}
-		(*m)[k] = remembered[T]{row: row, at: now}
+		remember(rows(c), k, row, now)
 	}
 	return row, nil
+}
+
+// fresh reports whether r was read less than credentialsTTL before now.
+func (r remembered[T]) fresh(now time.Time) bool {
+	return !r.at.IsZero() && !now.Before(r.at) && now.Sub(r.at) < credentialsTTL
+}
+
+// remember keeps row under k in *m, read at now, starting the map afresh
+// once it holds maxCredentials.
+func remember[T any](m *map[string]remembered[T], k string, row T, now time.Time) {
+	if *m == nil || len(*m) >= maxCredentials {
+		*m = map[string]remembered[T]{}
+	}
+	(*m)[k] = remembered[T]{row: row, at: now}
 }
 
 // RecallTargets reads the certificates of the serials that are not
@@ -86,7 +96,7 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	gen := cr.gen
 	stale := make([]string, 0, len(serials))
 	for _, s := range serials {
-		if r := cr.certs[s]; r.at.IsZero() || now.Before(r.at) || now.Sub(r.at) >= credentialsTTL {
+		if !cr.certs[s].fresh(now) {
 			stale = append(stale, s)
 		}
 	}
@@ -104,10 +114,7 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 		return nil // something changed while it read: nothing read is kept
 	}
 	for _, row := range rows {
-		if cr.certs == nil || len(cr.certs) >= maxCredentials {
-			cr.certs = map[string]remembered[CertRow]{}
-		}
-		cr.certs[row.Serial] = remembered[CertRow]{row: row, at: now}
+		remember(&cr.certs, row.Serial, row, now)
 	}
 	return nil
 }
