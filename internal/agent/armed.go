@@ -71,11 +71,7 @@ func (e *executor) arm(ar *activeRun) {
 		defer r.Close()
 		cmd.Args[len(cmd.Args)-1] = gateScript + step.Shell
 		cmd.ExtraFiles = []*os.File{r}
-		cmd.Stdout, cmd.Stderr = a.out, a.out
-		if a.cg != nil {
-			cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, a.cg.fd
-		}
-		cmd.WaitDelay = stepWaitDelay
+		attach(cmd, a.out, a.cg)
 		a.cmd, a.gate, a.err = cmd, w, e.procs.start(cmd)
 	}()
 }

@@ -41,7 +41,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 			attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
 			return attempt
 		}
-		e.attach(ar, cmd, out)
+		attach(cmd, out, ar.cg)
 		err = e.procs.start(cmd)
 	}
 	attempt.StartedAt = e.m.now()
@@ -120,10 +120,10 @@ loop:
 }
 
 // attach gives a step's process its output and, with a cgroup, its place.
-func (e *executor) attach(ar *activeRun, cmd *exec.Cmd, out *output) {
+func attach(cmd *exec.Cmd, out *output, cg *runCgroup) {
 	cmd.Stdout, cmd.Stderr = out, out
-	if ar.cg != nil {
-		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, ar.cg.fd
+	if cg != nil {
+		cmd.SysProcAttr.UseCgroupFD, cmd.SysProcAttr.CgroupFD = true, cg.fd
 	}
 	cmd.WaitDelay = stepWaitDelay
 }
