@@ -81,6 +81,9 @@ type TargetIdentity struct {
 	// ClockSkewMS is the target's clock skew as last measured.
 	ClockSkewMS  int64
 	CertNotAfter time.Time
+	// CertSerial is the serial of the certificate the target presented,
+	// when it was authenticated by one.
+	CertSerial string
 }
 
 // Enlist consumes the token, creates the target and records the certificate
@@ -168,7 +171,7 @@ func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (Target
 	}
 	t := cert.Target
 	id := TargetIdentity{ID: t.ID, UID: t.UID, Name: t.Name, State: t.State, Paused: t.Paused, PollInterval: t.PollInterval,
-		ClockSkewMS: t.ClockSkewMS, CertNotAfter: cert.NotAfter}
+		ClockSkewMS: t.ClockSkewMS, CertNotAfter: cert.NotAfter, CertSerial: serial}
 	if hb, ok := c.beats.lookup(t.ID); ok && hb.PollInterval > 0 {
 		id.PollInterval, id.ClockSkewMS = hb.PollInterval, hb.SkewMS()
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/jsonhttp"
-	"github.com/musterhq/muster/internal/pki"
 )
 
 // A poll held on an HTTP/1.1 connection is parked: its handler takes the
@@ -83,11 +82,7 @@ func (a *agent) park(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil {
 		return false
 	}
-	var serial string
-	if leaf := verifiedLeaf(r); leaf != nil {
-		serial = pki.SerialString(leaf.SerialNumber)
-	}
-	p := &heldPoll{a: a, target: t.ID, serial: serial, after: after, conn: conn, raw: conn, header: header, reply: reply,
+	p := &heldPoll{a: a, target: t.ID, serial: t.CertSerial, after: after, conn: conn, raw: conn, header: header, reply: reply,
 		persist: !r.Close && r.ProtoAtLeast(1, 1), poked: poked, woken: woken}
 	if tc, ok := conn.(*tls.Conn); ok {
 		p.raw = tc.NetConn()
