@@ -330,14 +330,7 @@ func TestStartKeyForgottenAfterItsWindow(t *testing.T) {
 		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
 		}
-		start := func(req catalog.StartRequest) muster.StartResult {
-			t.Helper()
-			res, err := db.StartJob(ctx, req, admin)
-			if err != nil {
-				t.Fatalf("start %+v: %v", req, err)
-			}
-			return res
-		}
+		start := func(req catalog.StartRequest) muster.StartResult { t.Helper(); return mustStart(t, db, req) }
 		prune := func(want int64) {
 			t.Helper()
 			if n, err := db.PruneStarts(ctx); err != nil || n != want {
@@ -384,14 +377,7 @@ func TestStartToOneTargetKeepsSequenceNumbers(t *testing.T) {
 			t.Fatal(err)
 		}
 		web1 := []string{"web1"}
-		start := func(req catalog.StartRequest) muster.StartResult {
-			t.Helper()
-			res, err := db.StartJob(ctx, req, admin)
-			if err != nil {
-				t.Fatalf("start %+v: %v", req, err)
-			}
-			return res
-		}
+		start := func(req catalog.StartRequest) muster.StartResult { t.Helper(); return mustStart(t, db, req) }
 		first := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"})
 		if again := start(catalog.StartRequest{Job: "a", Targets: web1, IdempotencyKey: "k1"}); !again.Replayed || again.Runs[0] != first.Runs[0] {
 			t.Errorf("retried start: %+v, want %+v replayed", again, first)
@@ -735,4 +721,14 @@ func TestStartFannedOut(t *testing.T) {
 			}
 		}
 	})
+}
+
+// mustStart starts a job as the admin, failing the test if it cannot.
+func mustStart(t *testing.T, db *catalog.Catalog, req catalog.StartRequest) muster.StartResult {
+	t.Helper()
+	res, err := db.StartJob(context.Background(), req, admin)
+	if err != nil {
+		t.Fatalf("start %+v: %v", req, err)
+	}
+	return res
 }
