@@ -273,6 +273,11 @@ func TestAgent(t *testing.T) {
 	if r.RSSMiB <= 0 || r.OpenFiles == 0 {
 		t.Errorf("RSS %.1f MiB, %d open files: the target was not measured", r.RSSMiB, r.OpenFiles)
 	}
+	// The two parts are read with the whole, in one read of the
+	// process's status, and the binary is mapped, so both are there.
+	if r.RSSAnonMiB <= 0 || r.RSSFileMiB <= 0 || r.RSSAnonMiB+r.RSSFileMiB > r.RSSMiB+0.01 {
+		t.Errorf("RSS %.2f MiB: anonymous %.2f, mapped files %.2f; want both measured, within the whole", r.RSSMiB, r.RSSAnonMiB, r.RSSFileMiB)
+	}
 	checkBudget(t, r, "rss_mib", "cpu_percent")
 }
 

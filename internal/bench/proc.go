@@ -13,6 +13,8 @@ import (
 // ProcStats is what /proc tells about a process at one moment.
 type ProcStats struct {
 	RSS       int64         // resident set, bytes (VmRSS)
+	RSSAnon   int64         // of which anonymous memory: heap, stacks (RssAnon)
+	RSSFile   int64         // of which mapped files, the binary's pages first (RssFile)
 	PeakRSS   int64         // high-water mark of the resident set (VmHWM)
 	CPU       time.Duration // user + system time since the process started
 	OpenFiles int           // entries in /proc/PID/fd
@@ -44,6 +46,10 @@ func ReadProc(pid int) (ProcStats, error) {
 		switch k {
 		case "VmRSS":
 			st.RSS = n << 10
+		case "RssAnon":
+			st.RSSAnon = n << 10
+		case "RssFile":
+			st.RSSFile = n << 10
 		case "VmHWM":
 			st.PeakRSS = n << 10
 		case "Threads":
