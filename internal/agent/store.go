@@ -634,7 +634,14 @@ type LocalRun struct {
 
 // localRuns returns the spool, oldest first.
 func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
-	rows, err := s.read.QueryContext(ctx, `SELECT data, revision <= uploaded_revision, rejected FROM runs ORDER BY started_at, run_id`)
+	// Runs and output from one snapshot, as the uploader reads them: apart,
+	// a run's older state could come with output of attempts it lacks.
+	tx, err := s.read.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, `SELECT data, revision <= uploaded_revision, rejected FROM runs ORDER BY started_at, run_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -655,7 +662,7 @@ func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
 		return nil, err
 	}
 	for i := range out {
-		if err := s.readOutput(ctx, &out[i].Run); err != nil {
+		if err := readOutput(ctx, tx, &out[i].Run); err != nil {
 			return nil, err
 		}
 	}
@@ -663,8 +670,8 @@ func (s *store) localRuns(ctx context.Context) ([]LocalRun, error) {
 }
 
 // readOutput fills in the output of r's attempts from the stored chunks.
-func (s *store) readOutput(ctx context.Context, r *muster.Run) error {
-	rows, err := s.read.QueryContext(ctx, `SELECT attempt, data FROM output WHERE run_id = ? ORDER BY id`, r.RunID)
+func readOutput(ctx context.Context, tx *sql.Tx, r *muster.Run) error {
+	rows, err := tx.QueryContext(ctx, `SELECT attempt, data FROM output WHERE run_id = ? ORDER BY id`, r.RunID)
 	if err != nil {
 		return err
 	}
