@@ -22,8 +22,10 @@ import (
 // its certificate in the read of the replied targets (RecallTargets).
 //
 // Each row is as fresh as a lookup of its own would have been: it is read
-// after the lookup began. It is remembered as recall remembers, unless
-// something was forgotten while it was read.
+// after the lookup began, or by a read that began before it with nothing
+// forgotten since (what a lookup would then find remembered). It is
+// remembered as recall remembers, unless something was forgotten while it
+// was read.
 type certReads struct {
 	mu      sync.Mutex
 	running bool
@@ -35,6 +37,8 @@ type certReads struct {
 type certRead struct {
 	serials []string
 	lead    chan struct{} // closed when the read may begin (for a waiting read)
+	started bool          // set, with gen, when the read begins
+	gen     uint64        // the credentials' generation when it began
 	done    chan struct{} // closed when rows and err are set
 	rows    map[string]CertRow
 	err     error
@@ -46,7 +50,7 @@ func (c *Catalog) findCert(ctx context.Context, serial string) (CertRow, error) 
 	if row, ok := c.creds.freshCert(serial, c.opts.Now()); ok {
 		return row, nil
 	}
-	r, lead := c.certReads.join([]string{serial})
+	r, lead := c.certReads.join([]string{serial}, c.creds.generation())
 	if lead {
 		c.readCerts(ctx, r)
 	}
@@ -61,13 +65,14 @@ func (c *Catalog) findCert(ctx context.Context, serial string) (CertRow, error) 
 	return row, nil
 }
 
-// join adds serials (those no read holds yet) to a read: a new one,
-// which the caller leads at once, when none is running; else the next,
-// which its first member leads once the running read ends (the caller
-// when lead is set). It returns a read holding the serials to wait for;
-// when they are held by several reads, the last of them, which ends after
-// the others.
-func (q *certReads) join(serials []string) (r *certRead, lead bool) {
+// join adds serials (those no read holds yet, or that the running read
+// holds but began before gen, the credentials' generation) to a read: a
+// new one, which the caller leads at once, when none is running; else the
+// next, which its first member leads once the running read ends (the
+// caller when lead is set). It returns a read holding the serials to wait
+// for; when they are held by several reads, the last of them, which ends
+// after the others.
+func (q *certReads) join(serials []string, gen uint64) (r *certRead, lead bool) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	if q.reading == nil {
@@ -76,7 +81,7 @@ func (q *certReads) join(serials []string) (r *certRead, lead bool) {
 	var held *certRead
 	var fresh []string
 	for _, s := range serials {
-		if h, ok := q.reading[s]; ok {
+		if h, ok := q.reading[s]; ok && (!h.started || h.gen == gen) {
 			if held == nil || h == q.next {
 				held = h
 			}
@@ -118,6 +123,10 @@ func (c *Catalog) readCerts(ctx context.Context, r *certRead) {
 	c.creds.mu.Lock()
 	gen, at := c.creds.gen, c.opts.Now()
 	c.creds.mu.Unlock()
+	q := &c.certReads
+	q.mu.Lock()
+	r.started, r.gen = true, gen
+	q.mu.Unlock()
 	var rows []CertRow
 	if len(r.serials) == 1 {
 		var row CertRow
@@ -137,10 +146,11 @@ func (c *Catalog) readCerts(ctx context.Context, r *certRead) {
 	if r.err == nil {
 		c.creds.rememberCerts(rows, gen, at)
 	}
-	q := &c.certReads
 	q.mu.Lock()
 	for _, s := range r.serials {
-		delete(q.reading, s)
+		if q.reading[s] == r {
+			delete(q.reading, s)
+		}
 	}
 	next := q.next
 	q.next = nil

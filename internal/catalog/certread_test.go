@@ -114,3 +114,38 @@ func TestCertLookupsReadTogether(t *testing.T) {
 		}
 	})
 }
+
+// A lookup that comes while its serial is being read waits for that read
+// only if nothing was forgotten since it began: after a forget (a
+// certificate revoked, say) it reads the row again.
+func TestCertLookupAfterForgetReadsAgain(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		store := &slowCerts{Store: e.Open(t), entered: make(chan struct{}), release: make(chan struct{})}
+		db, err := catalog.Open(ctx, store, catalog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		enlist(t, db, "web-1")
+		errs := make(chan error, 2)
+		authenticate := func() {
+			_, err := db.AuthenticateTarget(ctx, "serial-web-1")
+			errs <- err
+		}
+		go authenticate()
+		<-store.entered
+		db.ForgetCredentials()
+		go authenticate()
+		awaitWaitingCertReads(t, db, 1)
+		close(store.release)
+		for range 2 {
+			if err := <-errs; err != nil {
+				t.Fatal(err)
+			}
+		}
+		if store.single != 2 {
+			t.Errorf("the certificate was read %d times, want 2", store.single)
+		}
+	})
+}

@@ -118,12 +118,19 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	r, lead := c.certReads.join(stale)
+	r, lead := c.certReads.join(stale, cr.generation())
 	if lead {
 		c.readCerts(ctx, r)
 	}
 	<-r.done
 	return r.err
+}
+
+// generation is moved on by each forget.
+func (c *credentials) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
 }
 
 // freshCert returns the certificate of serial if it was read less than
