@@ -86,6 +86,7 @@ func fanout(ctx context.Context, e *env) (Result, error) {
 // fanned is what one fan-out measured.
 type fanned struct {
 	allRunning, allRecorded time.Duration
+	startAnswered           time.Duration   // the START request → its answer
 	each                    []time.Duration // start → running, per target
 }
 
@@ -107,6 +108,7 @@ func fanOnce(ctx context.Context, m *Master, rec *recorder, mode, job string, n 
 		return fanned{}, fmt.Errorf("the START went to %d targets, not %d", len(ids), n)
 	}
 	var f fanned
+	f.startAnswered = time.Since(t0)
 	if mode == ModeSim {
 		next := 0 // ids before it are recorded: each is looked up once
 		err := rec.wait(ctx, fmt.Sprintf("%d runs recorded", n), 10*time.Minute, func() bool {

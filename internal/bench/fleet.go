@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -132,6 +133,10 @@ func fleet(ctx context.Context, e *env) (Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	each := slices.Sorted(slices.Values(f.each))
+	e.progress("the START answered in %s; runs running from %s, half by %s, all by %s; all recorded in %s",
+		f.startAnswered.Round(time.Millisecond), each[0].Round(time.Millisecond), each[len(each)/2].Round(time.Millisecond),
+		f.allRunning.Round(time.Millisecond), f.allRecorded.Round(time.Millisecond))
 	res.FanoutRunningMS, res.FanoutRecordedMS = msOf(f.allRunning), msOf(f.allRecorded)
 	for i, mm := range ms {
 		if st, err := ReadProc(mm.Pid()); err == nil {

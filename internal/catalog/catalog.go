@@ -81,14 +81,15 @@ type Catalog struct {
 	log   *slog.Logger
 	epoch atomic.Pointer[string]
 
-	beats    heartbeats
-	keyUse   keyUse
-	creds    credentials
-	writes   writeQueue
-	down     unavailable
-	stopOnce sync.Once
-	stop     chan struct{}
-	done     chan struct{}
+	beats     heartbeats
+	keyUse    keyUse
+	creds     credentials
+	certReads certReads
+	writes    writeQueue
+	down      unavailable
+	stopOnce  sync.Once
+	stop      chan struct{}
+	done      chan struct{}
 }
 
 // Open opens a catalog on a store (already migrated), giving a new catalog

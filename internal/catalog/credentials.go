@@ -22,7 +22,8 @@ const maxCredentials = 100_000
 // and operators does not read the same rows for each. Every committed write
 // transaction forgets them all, unless it said it changes no credential
 // (tx.keepCredentials): only the hot paths (a START, an acknowledgement, a
-// run upload) say so.
+// run upload) say so, and the heartbeats' flush, which forgets the
+// certificates of its targets alone.
 type credentials struct {
 	mu    sync.Mutex
 	gen   uint64 // moved on by each forget
@@ -43,8 +44,21 @@ func (c *credentials) forget() {
 	c.keys, c.certs = nil, nil
 }
 
+// forgetTargets drops the remembered certificates of the targets beats
+// holds, and keeps what is being read meanwhile from being remembered (it
+// may have been read before the heartbeats were written).
+func (c *credentials) forgetTargets(beats map[int64]Heartbeat) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.gen++
+	for serial, r := range c.certs {
+		if _, ok := beats[r.row.TargetID]; ok {
+			delete(c.certs, serial)
+		}
+	}
+}
+
 func (c *credentials) keyRows() *map[string]remembered[APIKeyRow] { return &c.keys }
-func (c *credentials) certRows() *map[string]remembered[CertRow]  { return &c.certs }
 
 // recall returns the row of k in the map rows picks, if it was read less
 // than credentialsTTL ago; otherwise it reads it and remembers it, unless
@@ -84,16 +98,16 @@ func remember[T any](m *map[string]remembered[T], k string, row T, now time.Time
 }
 
 // RecallTargets reads the certificates of the serials that are not
-// remembered (or no longer fresh) in one statement, and remembers them as
-// AuthenticateTarget would, one by one: the polls an answerer replies to
-// are each followed at once by their target's acknowledgement, which then
-// finds its row remembered rather than reading it on its own. A serial
-// that names no certificate is left for AuthenticateTarget to refuse.
+// remembered (or no longer fresh) in one statement (certReads), and
+// remembers them as AuthenticateTarget would, one by one: the polls an
+// answerer replies to are each followed at once by their target's
+// acknowledgement, which then finds its row remembered, or waits for this
+// read, rather than reading it on its own. A serial that names no
+// certificate is left for AuthenticateTarget to refuse.
 func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	now := c.opts.Now()
 	cr := &c.creds
 	cr.mu.Lock()
-	gen := cr.gen
 	stale := make([]string, 0, len(serials))
 	for _, s := range serials {
 		if !cr.certs[s].fresh(now) {
@@ -104,19 +118,41 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	rows, err := c.store.FindCerts(ctx, stale)
-	if err != nil {
-		return err
+	r, lead := c.certReads.join(stale, cr.generation())
+	if lead {
+		c.readCerts(ctx, r)
 	}
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	if gen != cr.gen {
-		return nil // something changed while it read: nothing read is kept
+	<-r.done
+	return r.err
+}
+
+// generation is moved on by each forget.
+func (c *credentials) generation() uint64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.gen
+}
+
+// freshCert returns the certificate of serial if it was read less than
+// credentialsTTL before now.
+func (c *credentials) freshCert(serial string, now time.Time) (CertRow, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	r := c.certs[serial]
+	return r.row, r.fresh(now)
+}
+
+// rememberCerts remembers rows read at now, unless something was
+// forgotten since gen.
+func (c *credentials) rememberCerts(rows []CertRow, gen uint64, now time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if gen != c.gen {
+		return
 	}
 	for _, row := range rows {
-		remember(&cr.certs, row.Serial, row, now)
+		remember(&c.certs, row.Serial, row, now)
 	}
-	return nil
 }
 
 // ForgetCredentials drops the credentials remembered, for a change another

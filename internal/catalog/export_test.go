@@ -14,3 +14,14 @@ func (c *Catalog) QueuedWrites() int {
 	defer c.writes.mu.Unlock()
 	return len(c.writes.queue)
 }
+
+// WaitingCertReads is how many serials wait for the certificate read
+// running to end.
+func (c *Catalog) WaitingCertReads() int {
+	c.certReads.mu.Lock()
+	defer c.certReads.mu.Unlock()
+	if c.certReads.next == nil {
+		return 0
+	}
+	return len(c.certReads.next.serials)
+}

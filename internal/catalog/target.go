@@ -162,7 +162,7 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 // deleted target. The row read is remembered for the next requests until
 // a change that may touch it commits (see credentials).
 func (c *Catalog) AuthenticateTarget(ctx context.Context, serial string) (TargetIdentity, error) {
-	cert, err := recall(&c.creds, (*credentials).certRows, serial, c.opts.Now(), func() (CertRow, error) { return c.store.FindCert(ctx, serial) })
+	cert, err := c.findCert(ctx, serial)
 	if noRows(err) {
 		return TargetIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
 	}
