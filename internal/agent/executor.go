@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type executor struct {
 	active  int                   // runs holding a slot
 	begun   int                   // runs recorded and not yet launched (or forgotten)
 	wg      sync.WaitGroup
+	burst   atomic.Pointer[burst] // the latest runs launched together (burst.go)
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -53,6 +55,7 @@ type activeRun struct {
 	spawnOnce   sync.Once
 	cg          *runCgroup  // the run's own cgroup, when cgroups are used
 	armed       *armed      // its first step, started behind the gate while the run commits
+	burst       *burst      // the fires launched with it, when a schedule fired it
 	trace       *StartTrace // a START's hops until its first exec, when traced
 
 	// The run's output, which only its goroutine touches: what it has
@@ -87,8 +90,15 @@ func (ar *activeRun) keep(run *muster.Run, data string) {
 	ar.outputKept += int64(len(data))
 }
 
-// markSpawned closes spawned, once.
-func (ar *activeRun) markSpawned() { ar.spawnOnce.Do(func() { close(ar.spawned) }) }
+// markSpawned closes spawned, once, and tells the run's burst.
+func (ar *activeRun) markSpawned() {
+	ar.spawnOnce.Do(func() {
+		close(ar.spawned)
+		if ar.burst != nil {
+			ar.burst.spawnedOne()
+		}
+	})
+}
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{}}
@@ -275,6 +285,14 @@ func (e *executor) wait() { e.wg.Wait() }
 // save records the run's current state, with the output kept since the
 // last save, and has it uploaded.
 func (e *executor) save(ar *activeRun, run *muster.Run) {
+	// A run that has spawned lets the spawns of a burst go first; one
+	// that has not (a queued run saying it no longer waits) does not wait
+	// for its own.
+	select {
+	case <-ar.spawned:
+		e.quiet(ar.ctx)
+	default:
+	}
 	output := ar.unsaved
 	ar.unsaved = nil
 	if err := e.m.record(context.Background(), *run, output); err != nil {

@@ -307,6 +307,9 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 		s.failed(fs, err)
 		return
 	}
+	// The uploader is woken now, but waits until the runs have spawned
+	// (burst.go).
+	m.exec.startBurst(started)
 	for _, ar := range started {
 		m.exec.launch(ar)
 	}
