@@ -294,7 +294,7 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 		}
 		// Their steps are not armed (armed.go): fifty forks beside the
 		// commit made the fires later, not sooner (lateness p50 20 → 28 ms).
-		return nil
+		return m.exec.trim(ctx, tx)
 	})
 	if err != nil {
 		for _, ar := range started {
@@ -387,7 +387,7 @@ func (s *scheduler) recordUnrecorded(ctx context.Context) {
 				return err
 			}
 		}
-		return nil
+		return s.m.exec.trim(ctx, tx)
 	})
 	if err != nil {
 		s.failures++

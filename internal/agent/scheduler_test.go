@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // scheduleBubble runs a target's scheduler over one job in a synctest
@@ -147,5 +149,50 @@ func TestPausedTargetFiresNothing(t *testing.T) {
 	}
 	if got := runs[0].Steps[0].Output; got != "2027-01-10T05:06:00-05:00\n" {
 		t.Errorf("the run after the pause fired for %q", got)
+	}
+}
+
+// The fires of one second are recorded in one transaction, which trims the
+// spool once they are all in: to spool_limit, the oldest finished runs
+// first, none that runs.
+func TestFiresTrimTheSpoolOnce(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.SpoolLimit = 3 })
+	ctx := context.Background()
+	for i := range 5 {
+		run := muster.Run{Job: "old", Target: "web1", RunID: fmt.Sprintf("old%d", i), Trigger: "operator", Status: muster.RunSucceeded,
+			StartedAt: m.now().Add(time.Duration(i-10) * time.Second), Steps: []muster.StepAttempt{}}
+		if err := m.store.saveRun(ctx, run, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fs []firing
+	for _, name := range []string{"a", "b"} {
+		j := scheduledEcho("* * * * *")
+		j.Name = name
+		plan, err := schedule.Compile(j.Schedules[0], time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, firing{e: &entry{job: j, sched: j.Schedules[0], plan: plan}, at: m.now().Truncate(time.Minute)})
+	}
+	m.sched.fireAll(ctx, fs)
+	m.exec.wait()
+	var got []string
+	runs, err := m.store.localRuns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		got = append(got, r.Job)
+	}
+	slices.Sort(got)
+	if want := []string{"a", "b", "old"}; !slices.Equal(got, want) {
+		t.Errorf("the spool holds runs of %v, want %v (the newest old run and both fires)", got, want)
+	}
+	if got := localRun(t, m, "old4"); got.Status != muster.RunSucceeded {
+		t.Errorf("the newest old run is %s, want kept, succeeded", got.Status)
+	}
+	if n := m.store.spoolDropped(ctx); n != 4 {
+		t.Errorf("the spool dropped %d runs, want 4", n)
 	}
 }
