@@ -408,6 +408,15 @@ func (e *executor) execute(ar *activeRun) {
 	e.save(ar, &run)
 }
 
+// isRunning reports whether a run of the job is running (or queued, or
+// recorded to be launched).
+func (e *executor) isRunning(job string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.running[job]
+	return ok
+}
+
 // release lets the job of a run that has ended run again.
 func (e *executor) release(ar *activeRun) {
 	e.mu.Lock()

@@ -196,3 +196,62 @@ func TestFiresTrimTheSpoolOnce(t *testing.T) {
 		t.Errorf("the spool dropped %d runs, want 4", n)
 	}
 }
+
+// The fires of an instant are recorded recordLead before it, and their
+// steps start when it comes, not before; the next fire of the job too,
+// though its run was running when the scheduler last looked.
+func TestFireRecordedAheadStartsWhenDue(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
+	due := []time.Time{start.Add(30 * time.Second), start.Add(90 * time.Second)}
+	var ahead [][]muster.Run
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(m *Main, _ func()) {
+		for _, d := range due {
+			time.Sleep(d.Sub(m.cfg.Now()) - recordLead/2)
+			local, err := m.store.localRuns(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rs []muster.Run
+			for _, r := range local {
+				rs = append(rs, r.Run)
+			}
+			ahead = append(ahead, rs)
+		}
+		time.Sleep(recordLead)
+	})
+	for i, rs := range ahead {
+		if len(rs) != i+1 || rs[i].Status != muster.RunRunning || len(rs[i].Steps) != 0 {
+			t.Fatalf("fire %d: runs %+v %s before it: want it recorded, running, no step yet", i+1, rs, recordLead/2)
+		}
+	}
+	if len(runs) != len(due) {
+		t.Fatalf("runs %+v, want the %d fires", runs, len(due))
+	}
+	for i, r := range runs {
+		if len(r.Steps) != 1 || r.Steps[0].StartedAt.Before(due[i]) {
+			t.Errorf("fire %d: steps %+v, want one started no sooner than %s", i+1, r.Steps, due[i])
+		}
+		if !r.StartedAt.Equal(due[i]) {
+			t.Errorf("fire %d: the run started at %s, want when the fire was due, %s", i+1, r.StartedAt, due[i])
+		}
+	}
+}
+
+// A target that stops between recording a fire ahead and its instant ends
+// the run canceled: its step never starts.
+func TestFireRecordedAheadCanceledIfTheTargetStops(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(*Main, func()) {
+		time.Sleep(30*time.Second - recordLead/2)
+	})
+	if len(runs) != 1 {
+		t.Fatalf("runs %+v, want the one fire recorded", runs)
+	}
+	r := runs[0]
+	if r.Status != muster.RunCanceled || !strings.Contains(r.Message, errStoppedBeforeDue.Error()) {
+		t.Errorf("the run is %s: %q, want canceled: %q", r.Status, r.Message, errStoppedBeforeDue)
+	}
+	if len(r.Steps) != 1 || r.Steps[0].Status != muster.AttemptCanceled || r.Steps[0].ExitCode != nil || r.Steps[0].Output != "" {
+		t.Errorf("steps %+v, want one canceled that never ran", r.Steps)
+	}
+}
