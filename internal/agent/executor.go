@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,6 +39,7 @@ type executor struct {
 	active  int                   // runs holding a slot
 	begun   int                   // runs recorded and not yet launched (or forgotten)
 	wg      sync.WaitGroup
+	burst   atomic.Pointer[burst] // the latest runs launched together (burst.go)
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -53,6 +55,7 @@ type activeRun struct {
 	spawnOnce   sync.Once
 	cg          *runCgroup  // the run's own cgroup, when cgroups are used
 	armed       *armed      // its first step, started behind the gate while the run commits
+	burst       *burst      // the fires launched with it, when a schedule fired it
 	trace       *StartTrace // a START's hops until its first exec, when traced
 
 	// The run's output, which only its goroutine touches: what it has
@@ -87,8 +90,15 @@ func (ar *activeRun) keep(run *muster.Run, data string) {
 	ar.outputKept += int64(len(data))
 }
 
-// markSpawned closes spawned, once.
-func (ar *activeRun) markSpawned() { ar.spawnOnce.Do(func() { close(ar.spawned) }) }
+// markSpawned closes spawned, once, and tells the run's burst.
+func (ar *activeRun) markSpawned() {
+	ar.spawnOnce.Do(func() {
+		close(ar.spawned)
+		if ar.burst != nil {
+			ar.burst.spawnedOne()
+		}
+	})
+}
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{}}
@@ -142,8 +152,8 @@ func (e *executor) recover(ctx context.Context) error {
 }
 
 // begin records a new run in tx: running (or queued), or skipped when the
-// job is already running here. The caller launches the returned run after
-// commit.
+// job is already running here. The caller trims the spool (trim) once it
+// has recorded its runs, and launches the returned run after commit.
 func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run muster.Run) (*activeRun, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -161,9 +171,6 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	if _, err := putRun(ctx, tx, run); err != nil {
 		return nil, err
 	}
-	if err := e.trim(ctx, tx); err != nil {
-		return nil, err
-	}
 	rctx, cancel := context.WithCancelCause(context.Background())
 	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{})}
 	e.running[job.Name] = ar
@@ -171,22 +178,22 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	return ar, nil
 }
 
-// recordSkipped writes a finished, skipped run in tx. The caller wakes the
-// uploader after commit.
+// recordSkipped writes a finished, skipped run in tx. The caller trims the
+// spool (trim) once it has recorded its runs, and wakes the uploader after
+// commit.
 func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run) error {
 	run.Status = muster.RunSkipped
 	run.FinishedAt = &run.StartedAt
 	if _, err := putRun(ctx, tx, run); err != nil {
 		return err
 	}
-	if err := e.trim(ctx, tx); err != nil {
-		return err
-	}
 	e.m.counters.runFinished(muster.RunSkipped)
 	return nil
 }
 
-// trim bounds the spool after a new run is recorded.
+// trim bounds the spool after new runs are recorded: once a transaction,
+// not once a run (counting the unsent runs was a quarter of the time the
+// fires of a second took to record).
 func (e *executor) trim(ctx context.Context, tx *sql.Tx) error {
 	dropped, err := trimSpool(ctx, tx, e.m.cfg.Settings.SpoolLimit)
 	if dropped > 0 {
@@ -275,6 +282,14 @@ func (e *executor) wait() { e.wg.Wait() }
 // save records the run's current state, with the output kept since the
 // last save, and has it uploaded.
 func (e *executor) save(ar *activeRun, run *muster.Run) {
+	// A run that has spawned lets the spawns of a burst go first; one
+	// that has not (a queued run saying it no longer waits) does not wait
+	// for its own.
+	select {
+	case <-ar.spawned:
+		e.quiet(ar.ctx)
+	default:
+	}
 	output := ar.unsaved
 	ar.unsaved = nil
 	if err := e.m.record(context.Background(), *run, output); err != nil {
@@ -391,6 +406,15 @@ func (e *executor) execute(ar *activeRun) {
 	// has uploaded, before this run's goroutine is done.
 	e.release(ar)
 	e.save(ar, &run)
+}
+
+// isRunning reports whether a run of the job is running (or queued, or
+// recorded to be launched).
+func (e *executor) isRunning(job string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.running[job]
+	return ok
 }
 
 // release lets the job of a run that has ended run again.

@@ -195,7 +195,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		case in.Operation == muster.OpDelete:
 			applyErr = m.applyDelete(ctx, tx, in)
 		case in.Operation == muster.OpStart:
-			started, applyErr = m.applyStart(ctx, tx, in, serverTime)
+			if started, applyErr = m.applyStart(ctx, tx, in, serverTime); applyErr == nil {
+				applyErr = m.exec.trim(ctx, tx)
+			}
 		case in.Operation == muster.OpStop:
 			applyErr = m.exec.stop(in.Job, "stopped by the operator")
 		case in.Operation == muster.OpDefect:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -16,6 +17,14 @@ import (
 // restarts at the instant a schedule is due runs that fire late rather than
 // losing it; fires missed for longer follow the job's misfire policy.
 const misfireGrace = 5 * time.Second
+
+// recordLead is how long before they are due the fires of one instant are
+// recorded: their transaction (a few milliseconds for fifty fires) is done
+// by the time they are due, and their steps spawn at once then, instead of
+// after it. A fire is recorded early only if its job is not running (the
+// job's run may end before the fire is due, and the fire then runs, where
+// recorded early it would be skipped) and the target is not paused.
+const recordLead = 25 * time.Millisecond
 
 // maxMissedScan bounds how many missed fires are counted after a long
 // outage of a frequent schedule.
@@ -83,15 +92,14 @@ func (s *scheduler) run(ctx context.Context) {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
-		var first *entry
-		for _, e := range entries {
-			if first == nil || e.due().Before(first.due()) {
-				first = e
-			}
-		}
 		wait := time.Hour
-		if first != nil {
-			wait = max(first.due().Sub(s.m.cfg.Now()), 0)
+		if len(entries) > 0 {
+			now := s.m.cfg.Now()
+			first := s.wakeAt(entries[0], now)
+			for _, e := range entries[1:] {
+				first = minTime(first, s.wakeAt(e, now))
+			}
+			wait = max(first.Sub(now), 0)
 		}
 		if len(s.unrecorded) > 0 {
 			wait = min(wait, s.m.backoff(s.failures))
@@ -111,21 +119,53 @@ func (s *scheduler) run(ctx context.Context) {
 		now := s.m.cfg.Now()
 		var due []firing
 		for _, e := range entries {
-			if e.next.IsZero() || e.due().After(now) {
+			if e.next.IsZero() || s.recordAt(e).After(now) {
 				continue
 			}
 			if now.Sub(e.due()) > misfireGrace {
 				// The process was stopped or starved: treat as missed.
 				e.next = s.catchUp(ctx, e, e.next, now)
 			}
-			if !e.next.IsZero() && !e.due().After(now) {
-				due = append(due, firing{e: e, at: e.next})
-				e.next = s.nextAfter(e, e.next)
+		}
+		// Of the fires not yet due, only those of the first instant are
+		// recorded now: they launch together when it comes, and those of
+		// a later instant in their own turn.
+		var launchAt time.Time
+		for _, e := range entries {
+			if !e.next.IsZero() && !s.recordAt(e).After(now) && e.due().After(now) && (launchAt.IsZero() || e.due().Before(launchAt)) {
+				launchAt = e.due()
 			}
 		}
-		s.fireAll(ctx, due)
+		for _, e := range entries {
+			if e.next.IsZero() || s.recordAt(e).After(now) || e.due().After(now) && !e.due().Equal(launchAt) {
+				continue
+			}
+			due = append(due, firing{e: e, at: e.next})
+			e.next = s.nextAfter(e, e.next)
+		}
+		s.fireAt(ctx, due, launchAt)
 		entries = dropFinished(entries)
 	}
+}
+
+// recordAt is when the entry's next fire is to be recorded: recordLead
+// before it is due, or when it is due if its job is running or the target
+// paused.
+func (s *scheduler) recordAt(e *entry) time.Time {
+	if s.m.paused.Load() || s.m.exec.isRunning(e.job.Name) {
+		return e.due()
+	}
+	return e.due().Add(-recordLead)
+}
+
+// wakeAt is when to look again at the entry's next fire: recordLead
+// before it is due, when its job may well have ended the run that runs
+// now, and from then on when it is to be recorded.
+func (s *scheduler) wakeAt(e *entry, now time.Time) time.Time {
+	if t := e.due().Add(-recordLead); t.After(now) {
+		return t
+	}
+	return s.recordAt(e)
 }
 
 func dropFinished(entries []*entry) []*entry {
@@ -276,7 +316,16 @@ func (s *scheduler) fire(ctx context.Context, e *entry, at time.Time, skipMessag
 // launches them. The run id comes from (job, schedule, scheduled time), and
 // each schedule's last fire is moved in the same transaction, so a fire is
 // recorded once whatever restarts or replays happen.
-func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
+func (s *scheduler) fireAll(ctx context.Context, fs []firing) { s.fireAt(ctx, fs, time.Time{}) }
+
+// errStoppedBeforeDue ends a run recorded ahead of its fire when the
+// daemon stops before the fire is due: its step never starts.
+var errStoppedBeforeDue = errors.New("the target daemon stopped before the fire was due")
+
+// fireAt is fireAll for fires recorded ahead of their instant, launchAt
+// (zero: due now): their runs are launched when it comes. If the daemon
+// stops before, they end canceled, their steps never started.
+func (s *scheduler) fireAt(ctx context.Context, fs []firing, launchAt time.Time) {
 	if len(fs) == 0 {
 		return
 	}
@@ -294,7 +343,7 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 		}
 		// Their steps are not armed (armed.go): fifty forks beside the
 		// commit made the fires later, not sooner (lateness p50 20 → 28 ms).
-		return nil
+		return m.exec.trim(ctx, tx)
 	})
 	if err != nil {
 		for _, ar := range started {
@@ -307,6 +356,20 @@ func (s *scheduler) fireAll(ctx context.Context, fs []firing) {
 		s.failed(fs, err)
 		return
 	}
+	if d := launchAt.Sub(m.cfg.Now()); d > 0 && len(started) > 0 {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			for _, ar := range started {
+				ar.cancel(errStoppedBeforeDue)
+			}
+		}
+	}
+	// The uploader is woken now, but waits until the runs have spawned
+	// (burst.go).
+	m.exec.startBurst(started)
 	for _, ar := range started {
 		m.exec.launch(ar)
 	}
@@ -322,11 +385,12 @@ func (s *scheduler) record(ctx context.Context, tx *sql.Tx, f firing) (*activeRu
 		return nil, setLastFire(ctx, tx, f.e.job.Name, f.e.sched.Name, f.at)
 	}
 	run := muster.Run{
-		Job:       f.e.job.Name,
-		Target:    m.enl.Name,
-		RunID:     muster.ScheduledRunID(m.enl.UID, f.e.job.Name, f.e.sched.Name, f.at),
-		Trigger:   muster.TriggerSchedule + ":" + f.e.sched.Name,
-		StartedAt: m.now(),
+		Job:     f.e.job.Name,
+		Target:  m.enl.Name,
+		RunID:   muster.ScheduledRunID(m.enl.UID, f.e.job.Name, f.e.sched.Name, f.at),
+		Trigger: muster.TriggerSchedule + ":" + f.e.sched.Name,
+		// A fire recorded ahead of its instant starts then.
+		StartedAt: maxTime(m.now(), f.at.Add(f.e.jitter).In(m.loc)),
 		Steps:     []muster.StepAttempt{},
 	}
 	if f.e.plan.AtStart() {
@@ -384,7 +448,7 @@ func (s *scheduler) recordUnrecorded(ctx context.Context) {
 				return err
 			}
 		}
-		return nil
+		return s.m.exec.trim(ctx, tx)
 	})
 	if err != nil {
 		s.failures++

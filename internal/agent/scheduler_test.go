@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // scheduleBubble runs a target's scheduler over one job in a synctest
@@ -147,5 +149,109 @@ func TestPausedTargetFiresNothing(t *testing.T) {
 	}
 	if got := runs[0].Steps[0].Output; got != "2027-01-10T05:06:00-05:00\n" {
 		t.Errorf("the run after the pause fired for %q", got)
+	}
+}
+
+// The fires of one second are recorded in one transaction, which trims the
+// spool once they are all in: to spool_limit, the oldest finished runs
+// first, none that runs.
+func TestFiresTrimTheSpoolOnce(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.SpoolLimit = 3 })
+	ctx := context.Background()
+	for i := range 5 {
+		run := muster.Run{Job: "old", Target: "web1", RunID: fmt.Sprintf("old%d", i), Trigger: "operator", Status: muster.RunSucceeded,
+			StartedAt: m.now().Add(time.Duration(i-10) * time.Second), Steps: []muster.StepAttempt{}}
+		if err := m.store.saveRun(ctx, run, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var fs []firing
+	for _, name := range []string{"a", "b"} {
+		j := scheduledEcho("* * * * *")
+		j.Name = name
+		plan, err := schedule.Compile(j.Schedules[0], time.UTC)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, firing{e: &entry{job: j, sched: j.Schedules[0], plan: plan}, at: m.now().Truncate(time.Minute)})
+	}
+	m.sched.fireAll(ctx, fs)
+	m.exec.wait()
+	var got []string
+	runs, err := m.store.localRuns(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range runs {
+		got = append(got, r.Job)
+	}
+	slices.Sort(got)
+	if want := []string{"a", "b", "old"}; !slices.Equal(got, want) {
+		t.Errorf("the spool holds runs of %v, want %v (the newest old run and both fires)", got, want)
+	}
+	if got := localRun(t, m, "old4"); got.Status != muster.RunSucceeded {
+		t.Errorf("the newest old run is %s, want kept, succeeded", got.Status)
+	}
+	if n := m.store.spoolDropped(ctx); n != 4 {
+		t.Errorf("the spool dropped %d runs, want 4", n)
+	}
+}
+
+// The fires of an instant are recorded recordLead before it, and their
+// steps start when it comes, not before; the next fire of the job too,
+// though its run was running when the scheduler last looked.
+func TestFireRecordedAheadStartsWhenDue(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
+	due := []time.Time{start.Add(30 * time.Second), start.Add(90 * time.Second)}
+	var ahead [][]muster.Run
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(m *Main, _ func()) {
+		for _, d := range due {
+			time.Sleep(d.Sub(m.cfg.Now()) - recordLead/2)
+			local, err := m.store.localRuns(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rs []muster.Run
+			for _, r := range local {
+				rs = append(rs, r.Run)
+			}
+			ahead = append(ahead, rs)
+		}
+		time.Sleep(recordLead)
+	})
+	for i, rs := range ahead {
+		if len(rs) != i+1 || rs[i].Status != muster.RunRunning || len(rs[i].Steps) != 0 {
+			t.Fatalf("fire %d: runs %+v %s before it: want it recorded, running, no step yet", i+1, rs, recordLead/2)
+		}
+	}
+	if len(runs) != len(due) {
+		t.Fatalf("runs %+v, want the %d fires", runs, len(due))
+	}
+	for i, r := range runs {
+		if len(r.Steps) != 1 || r.Steps[0].StartedAt.Before(due[i]) {
+			t.Errorf("fire %d: steps %+v, want one started no sooner than %s", i+1, r.Steps, due[i])
+		}
+		if !r.StartedAt.Equal(due[i]) {
+			t.Errorf("fire %d: the run started at %s, want when the fire was due, %s", i+1, r.StartedAt, due[i])
+		}
+	}
+}
+
+// A target that stops between recording a fire ahead and its instant ends
+// the run canceled: its step never starts.
+func TestFireRecordedAheadCanceledIfTheTargetStops(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(*Main, func()) {
+		time.Sleep(30*time.Second - recordLead/2)
+	})
+	if len(runs) != 1 {
+		t.Fatalf("runs %+v, want the one fire recorded", runs)
+	}
+	r := runs[0]
+	if r.Status != muster.RunCanceled || !strings.Contains(r.Message, errStoppedBeforeDue.Error()) {
+		t.Errorf("the run is %s: %q, want canceled: %q", r.Status, r.Message, errStoppedBeforeDue)
+	}
+	if len(r.Steps) != 1 || r.Steps[0].Status != muster.AttemptCanceled || r.Steps[0].ExitCode != nil || r.Steps[0].Output != "" {
+		t.Errorf("steps %+v, want one canceled that never ran", r.Steps)
 	}
 }

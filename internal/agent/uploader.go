@@ -80,6 +80,7 @@ func (m *Main) uploadLoop(ctx context.Context) {
 func (m *Main) uploadOnce(ctx context.Context) error {
 	lim := m.uploadLimits
 	for {
+		m.exec.quiet(ctx)
 		up, err := m.store.unsentRuns(ctx, lim)
 		if err != nil || len(up.reports) == 0 {
 			return err
