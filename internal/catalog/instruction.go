@@ -200,6 +200,17 @@ func (c *Catalog) PendingInstructions(ctx context.Context, targetID, after int64
 	return c.store.PendingInstructions(ctx, targetID, after, MaxPollBatch)
 }
 
+// PollPending returns what a poll reads of the catalog: the last
+// sequence number posted to the target, whether it is paused, and its
+// pending instructions after seq (at most MaxPollBatch, in sequence
+// order), in one read of one snapshot. In a fan-out every target polls
+// again as soon as it is answered: one statement a poll instead of two
+// halves what those polls ask of the catalog's connections while the
+// later replies are still being sent.
+func (c *Catalog) PollPending(ctx context.Context, targetID, after int64) (lastSeq int64, paused bool, ins []InstructionRow, err error) {
+	return c.store.PollPending(ctx, targetID, after, MaxPollBatch)
+}
+
 // PendingInstructionsOf returns the pending instructions of several
 // targets, each after its own cursor (after maps targets to it), at most
 // MaxPollBatch a target, in one read: the held polls one post woke are

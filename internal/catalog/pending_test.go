@@ -2,6 +2,8 @@ package catalog_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"slices"
 	"testing"
 
@@ -135,5 +137,73 @@ func TestCommitCarriesWhatItPosted(t *testing.T) {
 				cursors[id] = got[0].Seq
 			}
 		}
+	})
+}
+
+// A poll's one read finds what the target's state and its own read of
+// pending instructions find: the last sequence number, whether it is
+// paused, and what is pending after its cursor, at most the limit; a
+// target with nothing pending still has its state, and a target that does
+// not exist is not found.
+func TestPollPending(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1, web2, web3 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "web3")
+		jobs := []muster.Job{job("a", "web1", "web2"), job("b", "web1"), job("c", "web1")}
+		if _, err := db.ApplyJobs(ctx, jobs, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetPaused(ctx, []string{"web2"}, "", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			name       string
+			id, after  int64
+			wantPaused bool
+			wantOps    []string
+		}{
+			{"web1 after 1", web1.ID, 1, false, []string{"INSERT b", "INSERT c"}},
+			{"web1 after all", web1.ID, 3, false, []string{}},
+			{"web2, paused", web2.ID, 0, true, []string{"INSERT a"}},
+			{"web3, nothing pending", web3.ID, 0, false, []string{}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				last, paused, ins, err := db.PollPending(ctx, c.id, c.after)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantLast, _, err := db.PollState(ctx, c.id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := db.PendingInstructions(ctx, c.id, c.after)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if last != wantLast || paused != c.wantPaused {
+					t.Errorf("last %d, paused %v; want %d, %v", last, paused, wantLast, c.wantPaused)
+				}
+				if !slices.Equal(ops(ins), c.wantOps) || !slices.Equal(ops(ins), ops(want)) {
+					t.Errorf("pending %v; want %v, as read alone (%v)", ops(ins), c.wantOps, ops(want))
+				}
+				for i := range min(len(want), len(ins)) {
+					if g, w := ins[i], want[i]; g.Seq != w.Seq || g.TargetID != c.id || g.Job != w.Job || string(g.Payload) != string(w.Payload) {
+						t.Errorf("instruction %d: seq %d of target %d, job %q; alone seq %d, job %q", i, g.Seq, g.TargetID, g.Job, w.Seq, w.Job)
+					}
+				}
+			})
+		}
+		t.Run("at most the limit", func(t *testing.T) {
+			_, _, ins, err := db.Store().PollPending(ctx, web1.ID, 0, 2)
+			if want := []string{"INSERT a", "INSERT b"}; err != nil || !slices.Equal(ops(ins), want) {
+				t.Errorf("web1 with a limit of 2: %v, %v; want %v", ops(ins), err, want)
+			}
+		})
+		t.Run("no such target", func(t *testing.T) {
+			if _, _, _, err := db.PollPending(ctx, web3.ID+100, 0); !errors.Is(err, sql.ErrNoRows) {
+				t.Errorf("a target that does not exist: %v; want sql.ErrNoRows", err)
+			}
+		})
 	})
 }

@@ -120,6 +120,9 @@ type Reads interface {
 	GroupMembers(ctx context.Context, groupID int64) (map[string]int64, error)
 	JobsNamingGroup(ctx context.Context, groupID int64) ([]string, error)
 	PendingInstructions(ctx context.Context, targetID, after int64, limit int) ([]InstructionRow, error)
+	// PollPending is PollState and PendingInstructions in one statement,
+	// of one snapshot.
+	PollPending(ctx context.Context, targetID, after int64, limit int) (lastSeq int64, paused bool, ins []InstructionRow, err error)
 	// PendingInstructionsOf is PendingInstructions for several targets at
 	// once, in one statement: after maps each to its cursor.
 	PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]InstructionRow, error)

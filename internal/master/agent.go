@@ -251,7 +251,11 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 			a.m.hub.Done(t.ID, poked)
 		}
 	}()
-	last, paused, err := a.m.Catalog.PollState(r.Context(), t.ID)
+	// Subscribe to wake-ups before the read too: what is posted after it
+	// wakes the poll; what is posted before is in it (and a wake-up for
+	// what the read found only has the poll read again).
+	woken := a.m.hub.Subscribe(t.ID)
+	last, paused, ins, err := a.m.Catalog.PollPending(r.Context(), t.ID, after)
 	if err != nil {
 		return err
 	}
@@ -273,15 +277,10 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		return nil
 	}
 
-	// Everything up to last is either pending (and read below) or not for
-	// this poll: a check against the catalog wakes it only for what comes
-	// after.
+	// Everything up to last is either pending (and read with it) or not
+	// for this poll: a check against the catalog wakes it only for what
+	// comes after.
 	a.m.hub.Hold(t.ID, last)
-	woken := a.m.hub.Subscribe(t.ID)
-	ins, err := a.m.Catalog.PendingInstructions(r.Context(), t.ID, after)
-	if err != nil {
-		return err
-	}
 	if len(ins) == 0 && hold > 0 && a.park(w, r, t, after, hold, reply, poked, woken) {
 		parked = true
 		return errParked // the parked poll is answered later

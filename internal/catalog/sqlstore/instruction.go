@@ -25,6 +25,47 @@ func (s *Queries) PendingInstructions(ctx context.Context, targetID, after int64
 		WHERE target_id = $1 AND seq > $2 AND status = 'pending' ORDER BY seq LIMIT $3`, targetID, after, limit)
 }
 
+// PollPending returns what a poll reads: its target's last sequence
+// number and whether it is paused, with the target's pending instructions
+// after a sequence number, in order. One statement reads both, so that
+// they are of one snapshot and a poll costs one round trip: the target's
+// row, joined to each pending instruction or, with none, alone.
+func (s *Queries) PollPending(ctx context.Context, targetID, after int64, limit int) (lastSeq int64, paused bool, ins []catalog.InstructionRow, err error) {
+	rows, err := s.Q.Query(ctx, `SELECT t.last_seq, t.paused, i.seq, i.operation, i.job_name, i.payload
+		FROM targets t LEFT JOIN instructions i ON i.target_id = t.id AND i.seq > $2 AND i.status = 'pending'
+		WHERE t.id = $1 ORDER BY i.seq LIMIT $3`, targetID, after, limit)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	defer rows.Close()
+	found := false
+	ins = []catalog.InstructionRow{}
+	for rows.Next() {
+		var seq sql.NullInt64
+		var op, job, payload sql.NullString
+		if err := rows.Scan(&lastSeq, &paused, &seq, &op, &job, &payload); err != nil {
+			return 0, false, nil, err
+		}
+		found = true
+		if !seq.Valid {
+			continue // the target's row alone: nothing pending
+		}
+		in := catalog.InstructionRow{TargetID: targetID, Seq: seq.Int64, Operation: muster.Operation(op.String),
+			Job: job.String, Status: muster.InstructionPending}
+		if payload.String != "" {
+			in.Payload = []byte(payload.String)
+		}
+		ins = append(ins, in)
+	}
+	if err := rows.Err(); err != nil {
+		return 0, false, nil, err
+	}
+	if !found {
+		return 0, false, nil, sql.ErrNoRows
+	}
+	return lastSeq, paused, ins, nil
+}
+
 // PendingInstructionsOf returns the pending instructions of several
 // targets, each after its own sequence number (after maps targets to it),
 // at most limit a target, in order: the polls a post woke, read in one
