@@ -209,7 +209,7 @@ func TestMetricsAfterRuns(t *testing.T) {
 	}
 	// The read of a scrape is timed in the next one's.
 	again := scrapeMaster(t, env)
-	for _, op := range []string{"UpsertRuns", "PendingInstructions", "AckInstructions", "Update", "GaugeRows"} {
+	for _, op := range []string{"UpsertRuns", "PollPending", "AckInstructions", "Update", "GaugeRows"} {
 		if n, ok := again.value("muster_store_query_seconds", "op="+op); !ok || n == 0 {
 			t.Errorf("muster_store_query_seconds{op=%q}: %v observations (%v), want some", op, n, ok)
 		}
