@@ -42,6 +42,19 @@ func (s *slowCerts) FindCerts(ctx context.Context, serials []string) ([]catalog.
 	return s.Store.FindCerts(ctx, serials)
 }
 
+// openSlowCerts opens a catalog on e whose certificate reads wait for
+// the test to let them go.
+func openSlowCerts(t *testing.T, e catalogtest.Engine) (*slowCerts, *catalog.Catalog) {
+	t.Helper()
+	store := &slowCerts{Store: e.Open(t), entered: make(chan struct{}), release: make(chan struct{})}
+	db, err := catalog.Open(context.Background(), store, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return store, db
+}
+
 func awaitWaitingCertReads(t *testing.T, db *catalog.Catalog, n int) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -60,12 +73,7 @@ func awaitWaitingCertReads(t *testing.T, db *catalog.Catalog, n int) {
 func TestCertLookupsReadTogether(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
-		store := &slowCerts{Store: e.Open(t), entered: make(chan struct{}), release: make(chan struct{})}
-		db, err := catalog.Open(ctx, store, catalog.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		store, db := openSlowCerts(t, e)
 		for _, name := range []string{"web-1", "web-2", "web-3"} {
 			enlist(t, db, name)
 		}
@@ -121,12 +129,7 @@ func TestCertLookupsReadTogether(t *testing.T) {
 func TestCertLookupAfterForgetReadsAgain(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
-		store := &slowCerts{Store: e.Open(t), entered: make(chan struct{}), release: make(chan struct{})}
-		db, err := catalog.Open(ctx, store, catalog.Options{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		store, db := openSlowCerts(t, e)
 		enlist(t, db, "web-1")
 		errs := make(chan error, 2)
 		authenticate := func() {

@@ -12,6 +12,19 @@ import (
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
+// threeWithJobs enlists web1, web2 and web3 and applies three jobs: a on
+// web1 and web2, b and c on web1, so that web1 has three INSERTs pending,
+// web2 one and web3 none.
+func threeWithJobs(t *testing.T, db *catalog.Catalog) (web1, web2, web3 catalog.TargetIdentity) {
+	t.Helper()
+	web1, web2, web3 = enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "web3")
+	jobs := []muster.Job{job("a", "web1", "web2"), job("b", "web1"), job("c", "web1")}
+	if _, err := db.ApplyJobs(context.Background(), jobs, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	return web1, web2, web3
+}
+
 // The pending instructions of several targets, read in one statement, are
 // what each target's own read finds after its own cursor, at most the
 // limit a target; a target with none has no entry.
@@ -19,11 +32,7 @@ func TestPendingInstructionsOf(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, eng)
-		web1, web2, web3 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "web3")
-		jobs := []muster.Job{job("a", "web1", "web2"), job("b", "web1"), job("c", "web1")}
-		if _, err := db.ApplyJobs(ctx, jobs, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		web1, web2, web3 := threeWithJobs(t, db)
 		after := map[int64]int64{web1.ID: 1, web2.ID: 0, web3.ID: 0}
 		got, err := db.PendingInstructionsOf(ctx, after)
 		if err != nil {
@@ -149,11 +158,7 @@ func TestPollPending(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, eng)
-		web1, web2, web3 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "web3")
-		jobs := []muster.Job{job("a", "web1", "web2"), job("b", "web1"), job("c", "web1")}
-		if _, err := db.ApplyJobs(ctx, jobs, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		web1, web2, web3 := threeWithJobs(t, db)
 		if _, err := db.SetPaused(ctx, []string{"web2"}, "", true, admin); err != nil {
 			t.Fatal(err)
 		}
