@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"sync"
 )
 
@@ -32,6 +33,10 @@ type certReads struct {
 	next    *certRead            // the lookups waiting for the running read
 	reading map[string]*certRead // each serial in the running or next read
 }
+
+// errCertReadUnfinished answers the lookups of a read that did not end
+// (its store panicked).
+var errCertReadUnfinished = errors.New("the certificate read did not finish")
 
 // certRead is one statement's worth of lookups.
 type certRead struct {
@@ -127,37 +132,45 @@ func (c *Catalog) readCerts(ctx context.Context, r *certRead) {
 	q.mu.Lock()
 	r.started, r.gen = true, gen
 	q.mu.Unlock()
+	// Whatever happens in the read (a panic in the store), its members
+	// are answered and the next read let go, or every later lookup would
+	// wait for ever.
+	r.err = errCertReadUnfinished
+	defer func() {
+		q.mu.Lock()
+		for _, s := range r.serials {
+			if q.reading[s] == r {
+				delete(q.reading, s)
+			}
+		}
+		next := q.next
+		q.next = nil
+		q.running = next != nil
+		q.mu.Unlock()
+		close(r.done)
+		if next != nil {
+			close(next.lead)
+		}
+	}()
 	var rows []CertRow
+	var err error
 	if len(r.serials) == 1 {
 		var row CertRow
-		row, r.err = c.store.FindCert(ctx, r.serials[0])
-		if r.err == nil {
+		row, err = c.store.FindCert(ctx, r.serials[0])
+		if err == nil {
 			rows = []CertRow{row}
-		} else if noRows(r.err) {
-			r.err = nil
+		} else if noRows(err) {
+			err = nil
 		}
 	} else {
-		rows, r.err = c.store.FindCerts(ctx, r.serials)
+		rows, err = c.store.FindCerts(ctx, r.serials)
 	}
 	r.rows = make(map[string]CertRow, len(rows))
 	for _, row := range rows {
 		r.rows[row.Serial] = row
 	}
-	if r.err == nil {
+	if err == nil {
 		c.creds.rememberCerts(rows, gen, at)
 	}
-	q.mu.Lock()
-	for _, s := range r.serials {
-		if q.reading[s] == r {
-			delete(q.reading, s)
-		}
-	}
-	next := q.next
-	q.next = nil
-	q.running = next != nil
-	q.mu.Unlock()
-	close(r.done)
-	if next != nil {
-		close(next.lead)
-	}
+	r.err = err
 }

@@ -152,3 +152,49 @@ func TestCertLookupAfterForgetReadsAgain(t *testing.T) {
 		}
 	})
 }
+
+// brokenCerts panics in its first certificate lookup.
+type brokenCerts struct {
+	catalog.Store
+	once sync.Once
+}
+
+func (s *brokenCerts) FindCert(ctx context.Context, serial string) (catalog.CertRow, error) {
+	s.once.Do(func() { panic("the store broke") })
+	return s.Store.FindCert(ctx, serial)
+}
+
+// A read whose store panics lets the next one go: the lookup after it
+// reads and authenticates, instead of waiting for ever behind it.
+func TestCertReadThatPanicsLetsTheNextGo(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		db, err := catalog.Open(ctx, &brokenCerts{Store: e.Open(t)}, catalog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		enlist(t, db, "web-1")
+		func() {
+			defer func() {
+				if p := recover(); p != "the store broke" {
+					t.Fatalf("the first lookup: recovered %v, want the store's panic", p)
+				}
+			}()
+			db.AuthenticateTarget(ctx, "serial-web-1")
+		}()
+		done := make(chan error, 1)
+		go func() {
+			_, err := db.AuthenticateTarget(ctx, "serial-web-1")
+			done <- err
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the lookup after the broken read: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatal("the lookup after the broken read is still waiting for it")
+		}
+	})
+}
