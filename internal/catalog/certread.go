@@ -55,11 +55,7 @@ func (c *Catalog) findCert(ctx context.Context, serial string) (CertRow, error) 
 	if row, ok := c.creds.freshCert(serial, c.opts.Now()); ok {
 		return row, nil
 	}
-	r, lead := c.certReads.join([]string{serial}, c.creds.generation())
-	if lead {
-		c.readCerts(ctx, r)
-	}
-	<-r.done
+	r := c.readTogether(ctx, []string{serial})
 	if r.err != nil {
 		return CertRow{}, r.err
 	}
@@ -68,6 +64,17 @@ func (c *Catalog) findCert(ctx context.Context, serial string) (CertRow, error) 
 		return CertRow{}, sql.ErrNoRows
 	}
 	return row, nil
+}
+
+// readTogether has serials read, in a read of their own or with others
+// (join), and returns that read once it has ended.
+func (c *Catalog) readTogether(ctx context.Context, serials []string) *certRead {
+	r, lead := c.certReads.join(serials, c.creds.generation())
+	if lead {
+		c.readCerts(ctx, r)
+	}
+	<-r.done
+	return r
 }
 
 // join adds serials (those no read holds yet, or that the running read

@@ -118,12 +118,7 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	if len(stale) == 0 {
 		return nil
 	}
-	r, lead := c.certReads.join(stale, cr.generation())
-	if lead {
-		c.readCerts(ctx, r)
-	}
-	<-r.done
-	return r.err
+	return c.readTogether(ctx, stale).err
 }
 
 // generation is moved on by each forget.
