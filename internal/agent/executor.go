@@ -152,8 +152,9 @@ func (e *executor) recover(ctx context.Context) error {
 }
 
 // begin records a new run in tx: running (or queued), or skipped when the
-// job is already running here. The caller trims the spool (trim) once it
-// has recorded its runs, and launches the returned run after commit.
+// job is already running here; or nothing, when the spool already has the
+// run (a replay). The caller trims the spool (trim) once it has recorded
+// its runs, and launches the returned run after commit.
 func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run muster.Run) (*activeRun, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -168,7 +169,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue)+e.begun >= limit {
 		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
 	}
-	if _, err := putRun(ctx, tx, run); err != nil {
+	if added, err := insertRun(ctx, tx, run); err != nil || !added {
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(context.Background())
@@ -178,13 +179,13 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	return ar, nil
 }
 
-// recordSkipped writes a finished, skipped run in tx. The caller trims the
-// spool (trim) once it has recorded its runs, and wakes the uploader after
-// commit.
+// recordSkipped writes a finished, skipped run in tx, unless the spool
+// already has the run (a replay). The caller trims the spool (trim) once
+// it has recorded its runs, and wakes the uploader after commit.
 func (e *executor) recordSkipped(ctx context.Context, tx *sql.Tx, run muster.Run) error {
 	run.Status = muster.RunSkipped
 	run.FinishedAt = &run.StartedAt
-	if _, err := putRun(ctx, tx, run); err != nil {
+	if added, err := insertRun(ctx, tx, run); err != nil || !added {
 		return err
 	}
 	e.m.counters.runFinished(muster.RunSkipped)

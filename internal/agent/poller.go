@@ -399,18 +399,18 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	if p.RunID == "" {
 		return nil, fmt.Errorf("START %q: the payload has no run_id", in.Job)
 	}
-	if done, err := runExists(ctx, tx, p.RunID); err != nil || done {
-		return nil, err // a replayed START: the run already happened
-	}
+	// A replayed START, whose run already happened, changes nothing: the
+	// run's insert says so where the run is recorded (insertRun), and the
+	// refusals below ask first, since its job may have changed since.
 	job, ok, err := m.store.job(ctx, tx, in.Job)
 	if err != nil {
 		return nil, err
 	}
-	if !ok {
-		return nil, fmt.Errorf("START %q: the job is not on this target (did its INSERT fail?)", in.Job)
-	}
-	if p.Step != "" && !slices.ContainsFunc(job.Steps, func(s muster.Step) bool { return s.Name == p.Step }) {
-		return nil, fmt.Errorf("START %q: the job as this target holds it (version %d) has no step %q", in.Job, job.Version, p.Step)
+	if err := startable(job, ok, in, p); err != nil {
+		if done, existsErr := runExists(ctx, tx, p.RunID); existsErr != nil || done {
+			return nil, existsErr
+		}
+		return nil, err
 	}
 	trigger := muster.TriggerOperator
 	if p.RequestedBy != "" {
@@ -430,6 +430,18 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 		ar.env, ar.startStep = p.Env, p.Step
 	}
 	return ar, err
+}
+
+// startable refuses a START of a job this target does not hold (ok is
+// false), or at a step the job as held does not have.
+func startable(job muster.Job, ok bool, in agentproto.Instruction, p agentproto.StartPayload) error {
+	if !ok {
+		return fmt.Errorf("START %q: the job is not on this target (did its INSERT fail?)", in.Job)
+	}
+	if p.Step != "" && !slices.ContainsFunc(job.Steps, func(s muster.Step) bool { return s.Name == p.Step }) {
+		return fmt.Errorf("START %q: the job as this target holds it (version %d) has no step %q", in.Job, job.Version, p.Step)
+	}
+	return nil
 }
 
 // applySetPoll changes the poll interval.

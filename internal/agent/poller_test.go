@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,6 +148,63 @@ func TestStartOfARunningJobIsSkipped(t *testing.T) {
 	m.exec.wait()
 	if r := localRun(t, m, "r1"); r.Status != muster.RunCanceled {
 		t.Errorf("the first run after a stop: %s", r.Status)
+	}
+}
+
+// A START the target has already recorded, sent again under a new
+// sequence number (a master restored from a backup posts it anew), is
+// acknowledged and changes nothing: its run is not recorded again, not
+// skipped as a second run of its job, and not refused because its job has
+// changed since.
+func TestReplayedStartChangesNothing(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	j := flowJob("slow", muster.Step{Name: "main", Shell: "sleep 30"})
+	if _, err := m.apply(ctx, insert(t, 1, j), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	expired := start(t, 2, "slow", "r0", time.Now().Add(-time.Minute))
+	if _, err := m.apply(ctx, expired, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if first, err := m.apply(ctx, start(t, 3, "slow", "r1", time.Now().Add(time.Minute)), time.Now()); err != nil || first == nil {
+		t.Fatalf("first START: %v %v", first, err)
+	}
+	// r1 is running: its replay is not a second run of the job.
+	again, err := m.apply(ctx, start(t, 4, "slow", "r1", time.Now().Add(time.Minute)), time.Now())
+	if err != nil || again != nil {
+		t.Fatalf("replayed START of the running run: %v %v, want nothing launched", again, err)
+	}
+	if r := localRun(t, m, "r1"); r.Status != muster.RunRunning || r.Message != "" {
+		t.Errorf("the running run after its replay: %s %q, want running as it was", r.Status, r.Message)
+	}
+	// r0 expired on its way: replayed unexpired, it is still not run.
+	if again, err := m.apply(ctx, start(t, 5, "slow", "r0", time.Now().Add(time.Minute)), time.Now()); err != nil || again != nil {
+		t.Fatalf("replayed START of the skipped run: %v %v, want nothing launched", again, err)
+	}
+	if r := localRun(t, m, "r0"); r.Status != muster.RunSkipped || !strings.Contains(r.Message, "expired") {
+		t.Errorf("the skipped run after its replay: %s %q, want skipped as it was", r.Status, r.Message)
+	}
+	m.exec.stopAll("the test is over")
+	m.exec.wait()
+	// The job deleted since: the replay is still no error; a START of a
+	// new run of it is one.
+	del := agentproto.Instruction{Seq: 6, Operation: muster.OpDelete, Job: "slow"}
+	if _, err := m.apply(ctx, del, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range []agentproto.Instruction{start(t, 7, "slow", "r1", time.Now().Add(time.Minute)), start(t, 8, "slow", "r2", time.Now().Add(time.Minute))} {
+		if _, err := m.apply(ctx, in, time.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := acks(t, m)
+	want := []string{"ok", "ok", "ok", "ok", "ok", "ok", "ok"}
+	if len(got) != 8 || !slices.Equal(got[:7], want) || !strings.Contains(got[7], "not on this target") {
+		t.Errorf("acks %q: want seven ok, then the START of a new run of a deleted job refused", got)
+	}
+	if r := localRun(t, m, "r1"); r.Status != muster.RunCanceled {
+		t.Errorf("r1 after the stop and its replay: %s, want canceled", r.Status)
 	}
 }
 

@@ -319,6 +319,24 @@ func putRun(ctx context.Context, tx *sql.Tx, r muster.Run) (int64, error) {
 	return rev, err
 }
 
+// insertRun writes a new run at revision 1, and reports false, writing
+// nothing, if the spool has (or had, within retention) a run of that id:
+// a replayed START or fire, which already happened. One statement where a
+// check and an insert took two, on the dispatch path.
+func insertRun(ctx context.Context, tx *sql.Tx, r muster.Run) (bool, error) {
+	data, err := json.Marshal(r)
+	if err != nil {
+		return false, err
+	}
+	var rev int64
+	err = tx.QueryRowContext(ctx, `INSERT INTO runs (run_id, job, status, revision, data, started_at) VALUES (?, ?, ?, 1, ?, ?)
+		ON CONFLICT (run_id) DO NOTHING RETURNING revision`, r.RunID, r.Job, string(r.Status), string(data), r.StartedAt.UnixMilli()).Scan(&rev)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // outputChunk is a piece of one attempt's output: data follows the first
 // offset bytes of the output of the run's steps[attempt].
 type outputChunk struct {
