@@ -152,14 +152,24 @@ func (m *Main) serveControl(ctx context.Context) {
 		return
 	}
 	os.Chmod(path, 0o600)
-	mux := http.NewServeMux()
-	mux.HandleFunc("POST /defect", func(w http.ResponseWriter, r *http.Request) {
+	// One route, matched by hand: a ServeMux records where each of its
+	// patterns was registered, which reads the binary's line tables into
+	// memory in every target process for an endpoint seldom called.
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/defect" {
+			http.NotFound(w, r)
+			return
+		}
+		if r.Method != http.MethodPost {
+			w.Header().Set("Allow", http.MethodPost)
+			http.Error(w, "only POST", http.StatusMethodNotAllowed)
+			return
+		}
 		force, _ := strconv.ParseBool(r.URL.Query().Get("force"))
 		res := m.requestDefect(r.Context(), force, byOperator)
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(res)
-	})
-	srv := &http.Server{Handler: mux}
+	})}
 	go func() {
 		<-ctx.Done()
 		// Shutdown, not Close: the answer to a defect is written after

@@ -10,11 +10,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/metrics"
 )
 
 // counters are what the target counts for its own metrics, kept whether
@@ -45,25 +42,25 @@ var finishedStatuses = []muster.RunStatus{muster.RunSucceeded, muster.RunFailed,
 // targetDescs describes the target's own metrics. They are built when the
 // metrics are first served (--metrics-listen), not at startup.
 type targetDescs struct {
-	started, finished, spool, spoolAge, pollErrors, lastPoll, diskFull *prometheus.Desc
+	started, finished, spool, spoolAge, pollErrors, lastPoll, diskFull *metrics.Desc
 }
 
 func newTargetDescs() targetDescs {
 	return targetDescs{
-		started: prometheus.NewDesc("muster_target_runs_started_total",
-			"Runs this target process started (a START, a schedule, or at startup).", nil, nil),
-		finished: prometheus.NewDesc("muster_target_runs_finished_total",
-			"Runs this target process finished, by outcome.", []string{"status"}, nil),
-		spool: prometheus.NewDesc("muster_target_spool_runs",
-			"Runs waiting to be uploaded to the master, those waiting in memory for a full disk included.", nil, nil),
-		spoolAge: prometheus.NewDesc("muster_target_spool_oldest_age_seconds",
-			"How long the oldest run waiting to be uploaded has waited (0 when none waits).", nil, nil),
-		pollErrors: prometheus.NewDesc("muster_target_poll_errors_total",
-			"Polls of the master that failed (unreachable, refused, or an instruction that could not be applied).", nil, nil),
-		lastPoll: prometheus.NewDesc("muster_target_last_poll_success_timestamp_seconds",
-			"When the master last answered a poll (Unix time); absent before the first answer.", nil, nil),
-		diskFull: prometheus.NewDesc("muster_target_disk_full",
-			"1 while the data directory is full and runs' outcomes wait in memory, else 0.", nil, nil),
+		started: metrics.NewDesc("muster_target_runs_started_total",
+			"Runs this target process started (a START, a schedule, or at startup).", metrics.KindCounter),
+		finished: metrics.NewDesc("muster_target_runs_finished_total",
+			"Runs this target process finished, by outcome.", metrics.KindCounter, "status"),
+		spool: metrics.NewDesc("muster_target_spool_runs",
+			"Runs waiting to be uploaded to the master, those waiting in memory for a full disk included.", metrics.KindGauge),
+		spoolAge: metrics.NewDesc("muster_target_spool_oldest_age_seconds",
+			"How long the oldest run waiting to be uploaded has waited (0 when none waits).", metrics.KindGauge),
+		pollErrors: metrics.NewDesc("muster_target_poll_errors_total",
+			"Polls of the master that failed (unreachable, refused, or an instruction that could not be applied).", metrics.KindCounter),
+		lastPoll: metrics.NewDesc("muster_target_last_poll_success_timestamp_seconds",
+			"When the master last answered a poll (Unix time); absent before the first answer.", metrics.KindGauge),
+		diskFull: metrics.NewDesc("muster_target_disk_full",
+			"1 while the data directory is full and runs' outcomes wait in memory, else 0.", metrics.KindGauge),
 	}
 }
 
@@ -73,34 +70,32 @@ type targetCollector struct {
 	d targetDescs
 }
 
-func (c targetCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.d.started, c.d.finished, c.d.spool, c.d.spoolAge, c.d.pollErrors, c.d.lastPoll, c.d.diskFull} {
-		ch <- d
-	}
+func (c targetCollector) Describe() []*metrics.Desc {
+	return []*metrics.Desc{c.d.started, c.d.finished, c.d.spool, c.d.spoolAge, c.d.pollErrors, c.d.lastPoll, c.d.diskFull}
 }
 
-func (c targetCollector) Collect(ch chan<- prometheus.Metric) {
+func (c targetCollector) Collect(s *metrics.Scrape) {
 	m := c.m
-	ch <- prometheus.MustNewConstMetric(c.d.started, prometheus.CounterValue, float64(m.counters.started.Load()))
+	s.Add(c.d.started, float64(m.counters.started.Load()))
 	m.counters.mu.Lock()
-	for _, s := range finishedStatuses {
-		ch <- prometheus.MustNewConstMetric(c.d.finished, prometheus.CounterValue, float64(m.counters.finished[s]), string(s))
+	for _, status := range finishedStatuses {
+		s.Add(c.d.finished, float64(m.counters.finished[status]), string(status))
 	}
 	m.counters.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	depth, oldest := m.spool(ctx)
-	ch <- prometheus.MustNewConstMetric(c.d.spool, prometheus.GaugeValue, float64(depth))
-	ch <- prometheus.MustNewConstMetric(c.d.spoolAge, prometheus.GaugeValue, oldest.Seconds())
-	ch <- prometheus.MustNewConstMetric(c.d.pollErrors, prometheus.CounterValue, float64(m.counters.pollErrors.Load()))
+	s.Add(c.d.spool, float64(depth))
+	s.Add(c.d.spoolAge, oldest.Seconds())
+	s.Add(c.d.pollErrors, float64(m.counters.pollErrors.Load()))
 	if at := m.counters.lastPoll.Load(); at > 0 {
-		ch <- prometheus.MustNewConstMetric(c.d.lastPoll, prometheus.GaugeValue, float64(at)/1000)
+		s.Add(c.d.lastPoll, float64(at)/1000)
 	}
 	full := 0.0
 	if m.diskFull() {
 		full = 1
 	}
-	ch <- prometheus.MustNewConstMetric(c.d.diskFull, prometheus.GaugeValue, full)
+	s.Add(c.d.diskFull, full)
 }
 
 // listenMetrics binds the address of the target's own metrics, if one is
@@ -144,10 +139,10 @@ func (m *Main) serveMetrics(ctx context.Context) {
 	if m.metricsLn == nil {
 		return
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(targetCollector{m, newTargetDescs()}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := metrics.NewRegistry()
+	reg.Register(targetCollector{m, newTargetDescs()}, metrics.GoCollector(), metrics.ProcessCollector())
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{MaxRequestsInFlight: 4}))
+	mux.Handle("GET /metrics", reg.Handler(4))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}
 	done := make(chan struct{})
 	go func() {

@@ -7,10 +7,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/metrics"
 )
 
 // maxAnonymousBody is the largest body a request without credentials may
@@ -35,18 +34,16 @@ type admission struct {
 	perAddress *slots[string]
 	all        *slots[struct{}]
 
-	refused *prometheus.CounterVec
+	refused *metrics.CounterVec
 }
 
-func newAdmission(next http.Handler, limits LimitConfig, access func(string) Access, log *slog.Logger, reg prometheus.Registerer) *admission {
+func newAdmission(next http.Handler, limits LimitConfig, access func(string) Access, log *slog.Logger, reg *metrics.Registry) *admission {
 	g := &admission{next: next, limits: limits, access: access, log: log,
 		perAddress: newSlots[string](limits.PerAddress), all: newSlots[struct{}](limits.Unauthenticated),
-		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "muster_requests_refused_total",
-			Help: "Requests the listener answered at once, before any handler, because a limit was reached: too many requests without credentials (from one address, or in all), or a body too large for one.",
-		}, []string{"limit"}),
+		refused: reg.CounterVec("muster_requests_refused_total",
+			"Requests the listener answered at once, before any handler, because a limit was reached: too many requests without credentials (from one address, or in all), or a body too large for one.",
+			"limit"),
 	}
-	reg.MustRegister(g.refused)
 	return g
 }
 

@@ -2,9 +2,6 @@ package master
 
 import (
 	"github.com/musterhq/muster/internal/catalog"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	dto "github.com/prometheus/client_model/go"
 )
 
 // Limits the external tests check the defaults against.
@@ -34,7 +31,7 @@ func ParkedPolls(m *Main) int {
 }
 
 // HeldPolls is the muster_polls_held gauge.
-func HeldPolls(m *Main) float64 { return testutil.ToFloat64(m.metrics.held) }
+func HeldPolls(m *Main) float64 { return m.metrics.held.Value() }
 
 // TargetRequests counts the requests of targets in progress.
 func TargetRequests(m *Main) int {
@@ -49,9 +46,7 @@ func TargetRequests(m *Main) int {
 
 // StoreQueries counts the calls of a store method the master made.
 func StoreQueries(m *Main, op string) uint64 {
-	var d dto.Metric
-	m.metrics.storeQueries.WithLabelValues(op).(prometheus.Metric).Write(&d)
-	return d.GetHistogram().GetSampleCount()
+	return m.metrics.storeQueries.WithLabelValues(op).Count()
 }
 
 // Heard delivers c to the master as the notification of another master's

@@ -25,8 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/console"
@@ -147,7 +145,7 @@ type Main struct {
 	resumed        *resumedListener // connections of answered polls, back to srv
 	answerers      *answerers       // answer parked polls
 	agentRoutes    []AgentRoute
-	metrics        *metrics
+	metrics        *masterMetrics
 	enlistFailures *failureLimiter
 	targetRequests *slots[int64]
 	uploads        *uploads
@@ -295,7 +293,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	// then polls announce none, which leaves a target's list as it is.
 	m.masters.Store(&[]string{})
 
-	m.metrics.registry.MustRegister(&gaugeCollector{read: m.Catalog.Gauges, now: time.Now, maxAge: time.Second})
+	m.metrics.registry.Register(&gaugeCollector{read: m.Catalog.Gauges, now: time.Now, maxAge: time.Second})
 	mux := http.NewServeMux()
 	agent := &agent{m: m}
 	m.agentRoutes = agent.routes()
@@ -306,7 +304,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := web.Routes(mux); err != nil {
 		return err
 	}
-	mux.Handle("GET /metrics", promhttp.HandlerFor(m.metrics.registry, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", m.metrics.registry.Handler(0))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{

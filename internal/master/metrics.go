@@ -5,11 +5,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/metrics"
 )
 
 // metrics are the master's Prometheus metrics, in its own registry so that
@@ -17,17 +15,17 @@ import (
 // histograms count what this master process saw; the gauges of the
 // catalog's state (gaugeCollector) are read from the catalog when scraped,
 // and so are the same on every master of a shared catalog.
-type metrics struct {
-	registry *prometheus.Registry
-	polls    prometheus.Counter
-	held     prometheus.Gauge
-	runs     prometheus.Counter
+type masterMetrics struct {
+	registry *metrics.Registry
+	polls    *metrics.Counter
+	held     *metrics.Gauge
+	runs     *metrics.Counter
 
-	runsEnded    *prometheus.CounterVec   // job, status
-	runDuration  *prometheus.HistogramVec // job
-	dispatch     prometheus.Histogram
-	instructions *prometheus.CounterVec   // operation, status
-	storeQueries *prometheus.HistogramVec // op
+	runsEnded    *metrics.CounterVec   // job, status
+	runDuration  *metrics.HistogramVec // job
+	dispatch     *metrics.Histogram
+	instructions *metrics.CounterVec   // operation, status
+	storeQueries *metrics.HistogramVec // op
 }
 
 // Buckets of the histograms, in seconds. A dispatch is milliseconds on a
@@ -39,39 +37,39 @@ var (
 	storeBuckets    = []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5}
 )
 
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		polls:    prometheus.NewCounter(prometheus.CounterOpts{Name: "muster_polls_total", Help: "Polls received from targets."}),
-		held:     prometheus.NewGauge(prometheus.GaugeOpts{Name: "muster_polls_held", Help: "Polls being held open now."}),
-		runs:     prometheus.NewCounter(prometheus.CounterOpts{Name: "muster_run_reports_total", Help: "Run reports received from targets."}),
-		runsEnded: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muster_runs_total",
-			Help: "Runs this master recorded finished, by job and outcome (succeeded, failed, timed_out, canceled, abandoned, skipped)."},
-			[]string{"job", "status"}),
-		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "muster_run_duration_seconds",
-			Help: "How long the runs this master recorded finished took, by job.", Buckets: runBuckets}, []string{"job"}),
-		dispatch: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "muster_dispatch_seconds",
-			Help: "From a START posted to the first step of its run running on the target.", Buckets: dispatchBuckets}),
-		instructions: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "muster_instructions_total",
-			Help: "Instructions targets acknowledged to this master, by operation and outcome (downloaded: applied; failed)."},
-			[]string{"operation", "status"}),
-		storeQueries: prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "muster_store_query_seconds",
-			Help:    "How long the catalog's queries and statements took, by store operation; Update and DryRun are whole transactions.",
-			Buckets: storeBuckets}, []string{"op"}),
+func newMetrics() *masterMetrics {
+	r := metrics.NewRegistry()
+	m := &masterMetrics{
+		registry: r,
+		polls:    r.Counter("muster_polls_total", "Polls received from targets."),
+		held:     r.Gauge("muster_polls_held", "Polls being held open now."),
+		runs:     r.Counter("muster_run_reports_total", "Run reports received from targets."),
+		runsEnded: r.CounterVec("muster_runs_total",
+			"Runs this master recorded finished, by job and outcome (succeeded, failed, timed_out, canceled, abandoned, skipped).",
+			"job", "status"),
+		runDuration: r.HistogramVec("muster_run_duration_seconds",
+			"How long the runs this master recorded finished took, by job.", runBuckets, "job"),
+		dispatch: r.Histogram("muster_dispatch_seconds",
+			"From a START posted to the first step of its run running on the target.", dispatchBuckets),
+		instructions: r.CounterVec("muster_instructions_total",
+			"Instructions targets acknowledged to this master, by operation and outcome (downloaded: applied; failed).",
+			"operation", "status"),
+		storeQueries: r.HistogramVec("muster_store_query_seconds",
+			"How long the catalog's queries and statements took, by store operation; Update and DryRun are whole transactions.",
+			storeBuckets, "op"),
 	}
-	m.registry.MustRegister(m.polls, m.held, m.runs, m.runsEnded, m.runDuration, m.dispatch, m.instructions, m.storeQueries,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	r.Register(metrics.GoCollector(), metrics.ProcessCollector())
 	return m
 }
 
 // observeStore is the catalog store's timing hook (catalog.TimeStore).
-func (m *metrics) observeStore(op string, d time.Duration) {
+func (m *masterMetrics) observeStore(op string, d time.Duration) {
 	m.storeQueries.WithLabelValues(op).Observe(d.Seconds())
 }
 
 // recorded counts the runs an upload recorded finished, and the dispatch
 // times of the runs it recorded first.
-func (m *metrics) recorded(results []catalog.RunResult) {
+func (m *masterMetrics) recorded(results []catalog.RunResult) {
 	for _, r := range results {
 		if r.Ended {
 			m.runsEnded.WithLabelValues(r.Job, string(r.Status)).Inc()
@@ -84,7 +82,7 @@ func (m *metrics) recorded(results []catalog.RunResult) {
 }
 
 // acked counts the instructions an acknowledgement recorded.
-func (m *metrics) acked(acked []catalog.Acked) {
+func (m *masterMetrics) acked(acked []catalog.Acked) {
 	for _, a := range acked {
 		m.instructions.WithLabelValues(string(a.Operation), string(a.Status)).Inc()
 	}
@@ -92,7 +90,7 @@ func (m *metrics) acked(acked []catalog.Acked) {
 
 // gaugeDescs describes the gauges read from the catalog.
 type gaugeDescs struct {
-	targets, failed, lastSuccess, certExpiry, spoolRuns, spoolAge, scrapeErrors *prometheus.Desc
+	targets, failed, lastSuccess, certExpiry, spoolRuns, spoolAge, scrapeErrors *metrics.Desc
 }
 
 // gaugeDescsOnce builds the descriptions the first time a master's metrics
@@ -111,23 +109,26 @@ func descs() gaugeDescs {
 
 func newGaugeDescs() gaugeDescs {
 	return gaugeDescs{
-		targets: prometheus.NewDesc("muster_targets",
+		targets: metrics.NewDesc("muster_targets",
 			"Targets by status: normal, suspected_offline, blocked, paused, deleted (waiting to collect its DEFECT), defected.",
-			[]string{"status"}, nil),
-		failed: prometheus.NewDesc("muster_instructions_failed",
-			"Failed instructions of a target neither superseded nor cleared: they block it.", []string{"target"}, nil),
-		lastSuccess: prometheus.NewDesc("muster_job_last_success_timestamp_seconds",
-			"When the master recorded a job's last successful run on a target (Unix time).", []string{"job", "target"}, nil),
-		certExpiry: prometheus.NewDesc("muster_target_cert_expiry_timestamp_seconds",
+			metrics.KindGauge, "status"),
+		failed: metrics.NewDesc("muster_instructions_failed",
+			"Failed instructions of a target neither superseded nor cleared: they block it.",
+			metrics.KindGauge, "target"),
+		lastSuccess: metrics.NewDesc("muster_job_last_success_timestamp_seconds",
+			"When the master recorded a job's last successful run on a target (Unix time).",
+			metrics.KindGauge, "job", "target"),
+		certExpiry: metrics.NewDesc("muster_target_cert_expiry_timestamp_seconds",
 			"When a target's newest client certificate expires (Unix time); the target renews it at two thirds of its life.",
-			[]string{"target"}, nil),
-		spoolRuns: prometheus.NewDesc("muster_spool_runs",
-			"Runs waiting in a target's spool to be uploaded, as of its last poll.", []string{"target"}, nil),
-		spoolAge: prometheus.NewDesc("muster_spool_oldest_age_seconds",
+			metrics.KindGauge, "target"),
+		spoolRuns: metrics.NewDesc("muster_spool_runs",
+			"Runs waiting in a target's spool to be uploaded, as of its last poll.",
+			metrics.KindGauge, "target"),
+		spoolAge: metrics.NewDesc("muster_spool_oldest_age_seconds",
 			"How long the oldest run waiting in a target's spool has waited (0 when none waits); absent for a target that does not report it.",
-			[]string{"target"}, nil),
-		scrapeErrors: prometheus.NewDesc("muster_catalog_scrape_errors_total",
-			"Scrapes whose read of the catalog's state failed.", nil, nil),
+			metrics.KindGauge, "target"),
+		scrapeErrors: metrics.NewDesc("muster_catalog_scrape_errors_total",
+			"Scrapes whose read of the catalog's state failed.", metrics.KindCounter),
 	}
 }
 
@@ -155,17 +156,15 @@ type gaugeCollector struct {
 // gaugeReadTimeout bounds a scrape's read of the catalog.
 const gaugeReadTimeout = 5 * time.Second
 
-func (g *gaugeCollector) Describe(ch chan<- *prometheus.Desc) {
+func (g *gaugeCollector) Describe() []*metrics.Desc {
 	all := descs()
-	for _, d := range []*prometheus.Desc{all.targets, all.failed, all.lastSuccess, all.certExpiry, all.spoolRuns, all.spoolAge, all.scrapeErrors} {
-		ch <- d
-	}
+	return []*metrics.Desc{all.targets, all.failed, all.lastSuccess, all.certExpiry, all.spoolRuns, all.spoolAge, all.scrapeErrors}
 }
 
-func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
+func (g *gaugeCollector) Collect(s *metrics.Scrape) {
 	d := descs()
 	gauges, ok := g.gauges()
-	ch <- prometheus.MustNewConstMetric(d.scrapeErrors, prometheus.CounterValue, g.errorCount())
+	s.Add(d.scrapeErrors, g.errorCount())
 	if !ok {
 		// Without the catalog's state, no series rather than wrong ones;
 		// the master's own metrics are still served.
@@ -174,20 +173,20 @@ func (g *gaugeCollector) Collect(ch chan<- prometheus.Metric) {
 	counts := map[string]float64{catalog.GaugeDefected: float64(gauges.Defected)}
 	for _, t := range gauges.Targets {
 		counts[t.Status]++
-		ch <- prometheus.MustNewConstMetric(d.failed, prometheus.GaugeValue, float64(t.Blocking), t.Name)
-		ch <- prometheus.MustNewConstMetric(d.spoolRuns, prometheus.GaugeValue, float64(t.SpoolRuns), t.Name)
+		s.Add(d.failed, float64(t.Blocking), t.Name)
+		s.Add(d.spoolRuns, float64(t.SpoolRuns), t.Name)
 		if t.SpoolKnown {
-			ch <- prometheus.MustNewConstMetric(d.spoolAge, prometheus.GaugeValue, t.SpoolOldestAge.Seconds(), t.Name)
+			s.Add(d.spoolAge, t.SpoolOldestAge.Seconds(), t.Name)
 		}
 		if t.CertNotAfter != nil {
-			ch <- prometheus.MustNewConstMetric(d.certExpiry, prometheus.GaugeValue, unixSeconds(*t.CertNotAfter), t.Name)
+			s.Add(d.certExpiry, unixSeconds(*t.CertNotAfter), t.Name)
 		}
 	}
-	for _, s := range gaugeStatuses {
-		ch <- prometheus.MustNewConstMetric(d.targets, prometheus.GaugeValue, counts[s], s)
+	for _, status := range gaugeStatuses {
+		s.Add(d.targets, counts[status], status)
 	}
 	for _, l := range gauges.LastSuccess {
-		ch <- prometheus.MustNewConstMetric(d.lastSuccess, prometheus.GaugeValue, unixSeconds(l.At), l.Job, l.Target)
+		s.Add(d.lastSuccess, unixSeconds(l.At), l.Job, l.Target)
 	}
 }
 

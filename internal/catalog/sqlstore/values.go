@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"math/bits"
 	"strings"
+	"sync"
 )
 
 // SQLite stores many rows in one statement fastest with a row of bound
@@ -18,28 +19,35 @@ const maxValuesRows = 128
 
 // valuesInsert is one INSERT for 1, 2, 4, … up to maxValuesRows rows of
 // bound parameters: a handful of texts, each prepared once, serve a batch
-// of any length.
+// of any length. The texts are written when first used, not when the
+// program starts: a target or the CLI, the same binary, never uses them.
 type valuesInsert struct {
-	cols  int      // parameters a row
+	cols       int // parameters a row
+	head, tail string
+
+	once  sync.Once
 	texts []string // texts[k] stores 2^k rows
 }
 
 // newValuesInsert returns the statements head + "VALUES (?, …), …" + tail
 // for rows of cols parameters.
-func newValuesInsert(head string, cols int, tail string) valuesInsert {
-	row := "(?" + strings.Repeat(", ?", cols-1) + ")"
-	v := valuesInsert{cols: cols}
-	for n := 1; n <= maxValuesRows; n *= 2 {
-		v.texts = append(v.texts, head+" VALUES "+row+strings.Repeat(", "+row, n-1)+"\n"+tail)
-	}
-	return v
+func newValuesInsert(head string, cols int, tail string) *valuesInsert {
+	return &valuesInsert{cols: cols, head: head, tail: tail}
 }
 
 // rows returns how many of n rows the next statement stores: the largest
 // power of two not over n or maxValuesRows.
-func (v valuesInsert) rows(n int) int {
+func (v *valuesInsert) rows(n int) int {
 	return 1 << (bits.Len(uint(min(n, maxValuesRows))) - 1)
 }
 
 // text returns the statement for n rows, a count rows returned.
-func (v valuesInsert) text(n int) string { return v.texts[bits.Len(uint(n))-1] }
+func (v *valuesInsert) text(n int) string {
+	v.once.Do(func() {
+		row := "(?" + strings.Repeat(", ?", v.cols-1) + ")"
+		for n := 1; n <= maxValuesRows; n *= 2 {
+			v.texts = append(v.texts, v.head+" VALUES "+row+strings.Repeat(", "+row, n-1)+"\n"+v.tail)
+		}
+	})
+	return v.texts[bits.Len(uint(n))-1]
+}
