@@ -10,6 +10,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -316,4 +317,30 @@ func TestHandlerInFlight(t *testing.T) {
 	if code := <-done; code != http.StatusOK {
 		t.Errorf("the first scrape: %d, want 200", code)
 	}
+}
+
+// Any label value and help text round-trips through Prometheus's parser.
+func FuzzEscaping(f *testing.F) {
+	for _, s := range []string{"", "plain", `a"b`, `back\slash`, "line\nfeed", `\n`, "é ✓", "\x00\xff"} {
+		f.Add(s, s)
+	}
+	f.Fuzz(func(t *testing.T, value, help string) {
+		if !utf8.ValidString(value) || !utf8.ValidString(help) {
+			t.Skip("the format is UTF-8")
+		}
+		r := NewRegistry()
+		r.CounterVec("demo_total", help, "v").WithLabelValues(value).Inc()
+		fams := parse(t, text(t, r))
+		fam := fams["demo_total"]
+		if fam == nil || len(fam.GetMetric()) != 1 {
+			t.Fatalf("families %v", fams)
+		}
+		if got := fam.GetMetric()[0].GetLabel()[0].GetValue(); got != value {
+			t.Errorf("label value %q read back as %q", value, got)
+		}
+		// The format's reader drops the blanks before a help text.
+		if got, want := fam.GetHelp(), strings.TrimLeft(help, " \t"); got != want {
+			t.Errorf("help %q read back as %q", help, got)
+		}
+	})
 }
