@@ -186,13 +186,13 @@ func (c *Catalog) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event
 // does not hold its own downtime against its targets. It returns how many
 // events it raised.
 func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, error) {
-	rows, err := c.store.FindTargets(ctx, TargetQuery{ActiveOnly: true})
+	rows, err := c.store.FindPresence(ctx)
 	if err != nil {
 		return 0, err
 	}
 	now := c.opts.Now()
 	type change struct {
-		row     TargetRow
+		row     PresenceRow
 		offline bool
 		last    time.Time
 		every   int

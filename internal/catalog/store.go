@@ -84,6 +84,9 @@ type Reads interface {
 	Meta(ctx context.Context, key string) (string, bool, error)
 	LastSeqs(ctx context.Context) (map[int64]int64, error)
 	FindTargets(ctx context.Context, f TargetQuery) ([]TargetRow, error)
+	// FindPresence returns what DetectPresence judges of every active
+	// target, by name.
+	FindPresence(ctx context.Context) ([]PresenceRow, error)
 	FindTargetByName(ctx context.Context, name string) (TargetRow, error)
 	// FindGoneTargets returns, of names, those no live target holds but a
 	// target that left did: the last to hold each.
@@ -403,6 +406,16 @@ type TargetRow struct {
 	// Counts of the target's pending and failed instructions, filled in
 	// when the query asks for them.
 	Unread, Blocking int
+}
+
+// PresenceRow is what DetectPresence reads of a target: no more than it
+// judges presence by, so that a fleet's scan stays narrow.
+type PresenceRow struct {
+	ID           int64
+	Name         string
+	LastPoll     *time.Time // the heartbeat's time as last written
+	PollInterval int
+	SeenOffline  bool
 }
 
 // TargetQuery selects targets: active and deleted ones (not defected).

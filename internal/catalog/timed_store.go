@@ -79,6 +79,13 @@ func (t *timedReads) FindTargets(p0 context.Context, p1 TargetQuery) ([]TargetRo
 	return r0, r1
 }
 
+func (t *timedReads) FindPresence(p0 context.Context) ([]PresenceRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindPresence(p0)
+	t.observe("FindPresence", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) FindTargetByName(p0 context.Context, p1 string) (TargetRow, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindTargetByName(p0, p1)

@@ -86,6 +86,19 @@ func (s *Queries) FindTargets(ctx context.Context, f catalog.TargetQuery) ([]cat
 	}, q+` ORDER BY t.name, t.id DESC`, a.vals...)
 }
 
+// FindPresence returns the id, name, last poll, poll interval and
+// seen_offline mark of every active target, by name: the columns
+// DetectPresence judges by, where FindTargets reads whole rows.
+func (s *Queries) FindPresence(ctx context.Context) ([]catalog.PresenceRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (catalog.PresenceRow, error) {
+		var p catalog.PresenceRow
+		var lastPoll sql.NullInt64
+		err := r.Scan(&p.ID, &p.Name, &lastPoll, &p.PollInterval, &p.SeenOffline)
+		p.LastPoll = fromNullMS(lastPoll)
+		return p, err
+	}, `SELECT id, name, last_poll_at, poll_interval, seen_offline FROM targets WHERE state = 'active' ORDER BY name, id DESC`)
+}
+
 // FindTargetByName returns the target that holds a name: active, or
 // deleted and waiting for its DEFECT.
 func (s *Queries) FindTargetByName(ctx context.Context, name string) (catalog.TargetRow, error) {

@@ -1,0 +1,91 @@
+package pgstore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// A post to every target rewrites each target's row on its own page (a
+// heap-only update, no index entries), since the table's pages are written
+// half full: a START to 20,000 targets spent most of its counters' update
+// moving rows to other pages and indexing them again. A few rows may still
+// move: the first heartbeat's old versions take room until they are
+// pruned, which a transaction elsewhere in the database can hold back
+// (one row a page moved so, where without the setting nearly all did).
+func TestTargetRowsUpdatedInPlace(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	s := catalogtest.OpenPostgres(t, url)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const n = 300 // a dozen pages of rows
+	if _, err := conn.Exec(ctx, `INSERT INTO targets (uid, name, enlisted_at)
+		SELECT 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series(1, $1) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	pages := func() map[int64]string {
+		t.Helper()
+		rows, err := conn.Query(ctx, `SELECT id, (ctid::text::point)[0]::bigint FROM targets`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]string{}
+		for rows.Next() {
+			var id, page int64
+			if err := rows.Scan(&id, &page); err != nil {
+				t.Fatal(err)
+			}
+			out[id] = fmt.Sprint(page)
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	counts, beats := map[int64]int{}, map[int64]catalog.Heartbeat{}
+	now := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
+	for i := range n {
+		counts[int64(i+1)] = 1
+		beats[int64(i+1)] = catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "Europe/Amsterdam", PollInterval: 60, Version: "1.0.0", Protocol: 3}
+	}
+	post := func() {
+		t.Helper()
+		if err := s.Update(ctx, func(tx catalog.Tx) error {
+			_, err := tx.NextSeqs(ctx, counts)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush := func() {
+		t.Helper()
+		if err := s.Update(ctx, func(tx catalog.Tx) error { return tx.FlushHeartbeats(ctx, beats) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	flush() // the first poll fills in the row: it may grow out of its page
+	before := pages()
+	if len(before) != n {
+		t.Fatalf("%d targets, want %d", len(before), n)
+	}
+	post()
+	moved := 0
+	for id, page := range pages() {
+		if page != before[id] {
+			moved++
+		}
+	}
+	if moved > n/10 {
+		t.Errorf("%d of %d target rows moved to another page after a post, want a tenth at most", moved, n)
+	}
+}
