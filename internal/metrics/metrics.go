@@ -184,8 +184,13 @@ type vec[T any] struct {
 	desc *Desc
 	newT func() *T
 	mu   sync.RWMutex
-	m    map[string]*T // by the label values joined with 0xff
-	keys map[string][]string
+	m    map[string]entry[T] // by the label values joined with 0xff
+}
+
+// entry is one set of label values and its metric.
+type entry[T any] struct {
+	values []string
+	t      *T
 }
 
 func (v *vec[T]) with(values []string) *T {
@@ -194,32 +199,31 @@ func (v *vec[T]) with(values []string) *T {
 	}
 	key := strings.Join(values, "\xff")
 	v.mu.RLock()
-	t, ok := v.m[key]
+	e, ok := v.m[key]
 	v.mu.RUnlock()
 	if ok {
-		return t
+		return e.t
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if t, ok := v.m[key]; ok {
-		return t
+	if e, ok := v.m[key]; ok {
+		return e.t
 	}
-	t = v.newT()
-	v.m[key] = t
-	v.keys[key] = slices.Clone(values)
-	return t
+	e = entry[T]{values: slices.Clone(values), t: v.newT()}
+	v.m[key] = e
+	return e.t
 }
 
 func (v *vec[T]) each(f func(values []string, t *T)) {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
-	for k, t := range v.m {
-		f(v.keys[k], t)
+	for _, e := range v.m {
+		f(e.values, e.t)
 	}
 }
 
 func newVec[T any](d *Desc, newT func() *T) *vec[T] {
-	return &vec[T]{desc: d, newT: newT, m: map[string]*T{}, keys: map[string][]string{}}
+	return &vec[T]{desc: d, newT: newT, m: map[string]entry[T]{}}
 }
 
 // CounterVec is a family of counters by label values.
@@ -235,10 +239,7 @@ func (c *CounterVec) Collect(s *Scrape) {
 }
 
 // HistogramVec is a family of histograms by label values.
-type HistogramVec struct {
-	v      *vec[Histogram]
-	bounds []float64
-}
+type HistogramVec struct{ v *vec[Histogram] }
 
 // WithLabelValues returns the histogram of these label values, making it
 // empty the first time.

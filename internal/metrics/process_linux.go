@@ -15,12 +15,18 @@ func ProcessCollector() Collector { return processCollector{} }
 
 type processCollector struct{}
 
-var procOnce struct {
-	sync.Once
+// procDescSet describes the process's series, built when a registry first
+// asks for them.
+type procDescSet struct {
 	cpu, open, maxFDs, vsize, vmax, rss, start *Desc
 }
 
-func procDescs() []*Desc {
+var procOnce struct {
+	sync.Once
+	procDescSet
+}
+
+func procDescs() *procDescSet {
 	p := &procOnce
 	p.Do(func() {
 		p.cpu = NewDesc("process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", KindCounter)
@@ -31,18 +37,20 @@ func procDescs() []*Desc {
 		p.rss = NewDesc("process_resident_memory_bytes", "Resident memory size in bytes.", KindGauge)
 		p.start = NewDesc("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", KindGauge)
 	})
-	return []*Desc{p.cpu, p.open, p.maxFDs, p.vsize, p.vmax, p.rss, p.start}
+	return &p.procDescSet
 }
 
-func (processCollector) Describe() []*Desc { return procDescs() }
+func (processCollector) Describe() []*Desc {
+	p := procDescs()
+	return []*Desc{p.cpu, p.open, p.maxFDs, p.vsize, p.vmax, p.rss, p.start}
+}
 
 // userHZ is the unit of /proc's CPU times: USER_HZ, 100 on every Linux
 // architecture Go runs on.
 const userHZ = 100
 
 func (processCollector) Collect(s *Scrape) {
-	procDescs()
-	p := &procOnce
+	p := procDescs()
 	if st, err := readStat(); err == nil {
 		s.Add(p.cpu, float64(st.utime+st.stime)/userHZ)
 		s.Add(p.vsize, float64(st.vsize))

@@ -77,8 +77,7 @@ func (r *Registry) CounterVec(name, help string, labels ...string) *CounterVec {
 // HistogramVec registers a family of histograms by these label names.
 func (r *Registry) HistogramVec(name, help string, bounds []float64, labels ...string) *HistogramVec {
 	checkBounds(name, bounds)
-	h := &HistogramVec{bounds: bounds}
-	h.v = newVec(NewDesc(name, help, KindHistogram, labels...), func() *Histogram { return newHistogram(bounds) })
+	h := &HistogramVec{newVec(NewDesc(name, help, KindHistogram, labels...), func() *Histogram { return newHistogram(bounds) })}
 	r.Register(h)
 	return h
 }
