@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
-	"github.com/vbauerster/mpb/v8"
-	"github.com/vbauerster/mpb/v8/decor"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
@@ -282,14 +280,28 @@ func progressBar(w io.Writer, label string, total int) (func(done int), func()) 
 	if f, ok := w.(*os.File); !ok || !isTerminal(f) {
 		return nil, func() {}
 	}
-	p := mpb.New(mpb.WithOutput(w), mpb.WithWidth(40))
-	bar := p.AddBar(int64(total),
-		mpb.PrependDecorators(decor.Name(label+" "), decor.CountersNoUnit("%d/%d")),
-		mpb.AppendDecorators(decor.Percentage()))
-	return func(done int) { bar.SetCurrent(int64(done)) }, func() {
-		bar.SetTotal(-1, true)
-		p.Wait()
+	last := -1
+	draw := func(done int) {
+		if done == last {
+			return
+		}
+		last = done
+		fmt.Fprint(w, "\r"+barLine(label, done, total, 40))
 	}
+	draw(0)
+	return draw, func() { fmt.Fprintln(w) }
+}
+
+// barLine is one line of a progress bar: the label, done of total, a bar
+// of width cells and the percentage.
+func barLine(label string, done, total, width int) string {
+	done = min(max(done, 0), total)
+	filled, pct := width, 100
+	if total > 0 {
+		filled, pct = done*width/total, done*100/total
+	}
+	return fmt.Sprintf("%s %d/%d [%s%s] %3d %%", label, done, total,
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), pct)
 }
 
 // isTerminal reports whether f is a character device (a terminal).
