@@ -26,11 +26,11 @@ import (
 //
 // Only on a store that several masters share (PostgreSQL), where each
 // statement is a round trip to the database server and a turn at the
-// pool's connections: there, 16 polls at once took 86 µs a poll read
-// alone and 37 µs read together (BenchmarkPolls). On SQLite a read is a
-// call into a local file, 19 µs a poll alone against 25 µs together:
-// waiting for the running read costs more than the statements it saves,
-// and every poll reads alone.
+// pool's connections: there, 16 polls at once took 53–86 µs a poll read
+// alone and 28–37 µs read together (BenchmarkPolls, three runs). On
+// SQLite a read is a call into a local file, 9.4–19 µs a poll alone
+// against 9.9–25 µs together: waiting for the running read costs more
+// than the statements it saves, and every poll reads alone.
 type pollReads struct {
 	mu      sync.Mutex
 	running bool
