@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -79,6 +80,50 @@ func benchPendingInstructions(b *testing.B, e catalogtest.Engine) {
 		if err != nil || len(ins) == 0 {
 			b.Fatal(len(ins), err)
 		}
+	}
+}
+
+// Polling again after a fan-out: polls of many targets at once, each
+// finding its START pending, read each alone (Store.PollPending) and
+// through the catalog, which reads the polls that come while one is read
+// together.
+func BenchmarkPolls(b *testing.B) {
+	eachEngine(b, benchPolls)
+}
+
+func benchPolls(b *testing.B, e catalogtest.Engine) {
+	db, _, _ := MustOpen(b, e)
+	targets := fleetJob(b, db, 1000)
+	ctx := context.Background()
+	if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench"}, admin); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		poll func(id int64) (int, error)
+	}{
+		{"alone", func(id int64) (int, error) {
+			_, _, ins, err := db.Store().PollPending(ctx, id, 1, catalog.MaxPollBatch)
+			return len(ins), err
+		}},
+		{"together", func(id int64) (int, error) {
+			_, _, ins, err := db.PollPending(ctx, id, 1)
+			return len(ins), err
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			var next atomic.Int64
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					t := targets[next.Add(1)%int64(len(targets))]
+					if n, err := c.poll(t.ID); err != nil || n != 1 {
+						b.Fatal(n, err)
+					}
+				}
+			})
+		})
 	}
 }
 

@@ -85,6 +85,7 @@ type Catalog struct {
 	keyUse    keyUse
 	creds     credentials
 	certReads certReads
+	pollReads pollReads
 	writes    writeQueue
 	down      unavailable
 	stopOnce  sync.Once

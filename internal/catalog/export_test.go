@@ -25,3 +25,13 @@ func (c *Catalog) WaitingCertReads() int {
 	}
 	return len(c.certReads.next.serials)
 }
+
+// WaitingPolls is how many polls wait for the poll read running to end.
+func (c *Catalog) WaitingPolls() int {
+	c.pollReads.mu.Lock()
+	defer c.pollReads.mu.Unlock()
+	if c.pollReads.next == nil {
+		return 0
+	}
+	return len(c.pollReads.next.after)
+}

@@ -206,9 +206,16 @@ func (c *Catalog) PendingInstructions(ctx context.Context, targetID, after int64
 // order), in one read of one snapshot. In a fan-out every target polls
 // again as soon as it is answered: one statement a poll instead of two
 // halves what those polls ask of the catalog's connections while the
-// later replies are still being sent.
+// later replies are still being sent, and polls that come while one is
+// read are read together, in one statement (pollread.go). The caller
+// subscribes to wake-ups before it calls PollPending: the read begins
+// after the call.
 func (c *Catalog) PollPending(ctx context.Context, targetID, after int64) (lastSeq int64, paused bool, ins []InstructionRow, err error) {
-	return c.store.PollPending(ctx, targetID, after, MaxPollBatch)
+	p, err := c.pollPending(ctx, targetID, after)
+	if err != nil {
+		return 0, false, nil, err
+	}
+	return p.LastSeq, p.Paused, p.Instructions, nil
 }
 
 // PendingInstructionsOf returns the pending instructions of several

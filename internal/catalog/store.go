@@ -126,6 +126,10 @@ type Reads interface {
 	// PollPending is PollState and PendingInstructions in one statement,
 	// of one snapshot.
 	PollPending(ctx context.Context, targetID, after int64, limit int) (lastSeq int64, paused bool, ins []InstructionRow, err error)
+	// PollPendingOf is PollPending for several targets at once, in one
+	// statement: after maps each to its cursor. A target without a row
+	// has no entry.
+	PollPendingOf(ctx context.Context, after map[int64]int64, limit int) (map[int64]PollRow, error)
 	// PendingInstructionsOf is PendingInstructions for several targets at
 	// once, in one statement: after maps each to its cursor.
 	PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]InstructionRow, error)
@@ -553,6 +557,15 @@ type InstructionRow struct {
 	// RunID and ExpiresAt are a START's.
 	RunID     string
 	ExpiresAt *time.Time
+}
+
+// PollRow is what a poll reads of its target, in one snapshot: the last
+// sequence number posted to it, whether it is paused, and its pending
+// instructions after the poll's cursor, in order.
+type PollRow struct {
+	LastSeq      int64
+	Paused       bool
+	Instructions []InstructionRow
 }
 
 // AckRow is the outcome of one instruction as a target reported it.

@@ -254,6 +254,13 @@ func (t *timedReads) PollPending(p0 context.Context, p1 int64, p2 int64, p3 int)
 	return r0, r1, r2, r3
 }
 
+func (t *timedReads) PollPendingOf(p0 context.Context, p1 map[int64]int64, p2 int) (map[int64]PollRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.PollPendingOf(p0, p1, p2)
+	t.observe("PollPendingOf", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) PendingInstructionsOf(p0 context.Context, p1 map[int64]int64, p2 int) (map[int64][]InstructionRow, error) {
 	start := time.Now()
 	r0, r1 := t.r.PendingInstructionsOf(p0, p1, p2)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strconv"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -66,30 +67,83 @@ func (s *Queries) PollPending(ctx context.Context, targetID, after int64, limit 
 	return lastSeq, paused, ins, nil
 }
 
+// PollPendingOf is PollPending for several targets, each after its own
+// sequence number (after maps targets to it), at most limit instructions
+// a target, in one statement: the polls that came together, read in one
+// snapshot. A target without a row has no entry.
+func (s *Queries) PollPendingOf(ctx context.Context, after map[int64]int64, limit int) (map[int64]catalog.PollRow, error) {
+	a := &args{d: s.D}
+	q := `SELECT target_id, last_seq, paused, seq, operation, job_name, payload FROM (
+		SELECT t.id AS target_id, t.last_seq, t.paused, i.seq, i.operation, i.job_name, i.payload,
+			row_number() OVER (PARTITION BY t.id ORDER BY i.seq) AS n
+		FROM (` + s.cursors(a, after) + `) AS p JOIN targets t ON t.id = p.target_id
+		LEFT JOIN instructions i ON i.target_id = t.id AND i.seq > p.after_seq AND i.status = 'pending') AS w
+		WHERE n <= ` + a.add(limit) + ` ORDER BY target_id, seq`
+	rows, err := s.Q.Query(ctx, q, a.vals...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := make(map[int64]catalog.PollRow, len(after))
+	for rows.Next() {
+		var id, last int64
+		var paused bool
+		var seq sql.NullInt64
+		var op, job, payload sql.NullString
+		if err := rows.Scan(&id, &last, &paused, &seq, &op, &job, &payload); err != nil {
+			return nil, err
+		}
+		p, ok := out[id]
+		if !ok {
+			p = catalog.PollRow{LastSeq: last, Paused: paused, Instructions: []catalog.InstructionRow{}}
+		}
+		if seq.Valid {
+			in := catalog.InstructionRow{TargetID: id, Seq: seq.Int64, Operation: muster.Operation(op.String),
+				Job: job.String, Status: muster.InstructionPending}
+			if payload.String != "" {
+				in.Payload = []byte(payload.String)
+			}
+			p.Instructions = append(p.Instructions, in)
+		}
+		out[id] = p
+	}
+	return out, rows.Err()
+}
+
+// cursors returns a query of the pairs of after as rows (target_id,
+// after_seq): from two array parameters, or one JSON parameter on an
+// engine without arrays.
+func (s *Queries) cursors(a *args, after map[int64]int64) string {
+	ids, seqs := make([]int64, 0, len(after)), make([]int64, 0, len(after))
+	for id, seq := range after {
+		ids, seqs = append(ids, id), append(seqs, seq)
+	}
+	if s.D.ArrayParams {
+		return `SELECT * FROM unnest(` + a.add(ids) + `::bigint[], ` + a.add(seqs) + `::bigint[]) AS p (target_id, after_seq)`
+	}
+	b := make([]byte, 0, 24*len(ids))
+	b = append(b, '[')
+	for i := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, ids[i], 10)
+		b = append(b, ',')
+		b = strconv.AppendInt(b, seqs[i], 10)
+		b = append(b, ']')
+	}
+	b = append(b, ']')
+	return `SELECT value ->> 0 AS target_id, value ->> 1 AS after_seq FROM json_each(` + a.add(string(b)) + `)`
+}
+
 // PendingInstructionsOf returns the pending instructions of several
 // targets, each after its own sequence number (after maps targets to it),
 // at most limit a target, in order: the polls a post woke, read in one
 // statement. A target with none has no entry.
 func (s *Queries) PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]catalog.InstructionRow, error) {
 	a := &args{d: s.D}
-	ids, cursors := make([]int64, 0, len(after)), make([]int64, 0, len(after))
-	for id, seq := range after {
-		ids, cursors = append(ids, id), append(cursors, seq)
-	}
-	var polls string
-	if s.D.ArrayParams {
-		polls = `SELECT * FROM unnest(` + a.add(ids) + `::bigint[], ` + a.add(cursors) + `::bigint[]) AS p (target_id, after_seq)`
-	} else {
-		pairs := make([][2]int64, len(ids))
-		for i := range ids {
-			pairs[i] = [2]int64{ids[i], cursors[i]}
-		}
-		b, err := json.Marshal(pairs)
-		if err != nil {
-			return nil, err
-		}
-		polls = `SELECT value ->> 0 AS target_id, value ->> 1 AS after_seq FROM json_each(` + a.add(string(b)) + `)`
-	}
+	polls := s.cursors(a, after)
 	q := `SELECT target_id, seq, operation, job_name, payload FROM (
 		SELECT i.target_id, i.seq, i.operation, i.job_name, i.payload,
 			row_number() OVER (PARTITION BY i.target_id ORDER BY i.seq) AS n
