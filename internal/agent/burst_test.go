@@ -3,6 +3,8 @@ package agent
 import (
 	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -131,6 +133,119 @@ func TestBurstRunSavesBeforeItsSpawn(t *testing.T) {
 		}
 		if got := localRun(t, m, "r0"); got.Message != run.Message {
 			t.Errorf("run r0's message in the store is %q, want %q", got.Message, run.Message)
+		}
+	})
+}
+
+// gcPercents is a stand-in for debug.SetGCPercent that remembers every
+// setting, starting from GOGC 100.
+type gcPercents struct {
+	mu      sync.Mutex
+	current int
+	set     []int
+}
+
+func watchCollector(m *Main) *gcPercents {
+	g := &gcPercents{current: 100}
+	m.exec.gc.setPercent = func(p int) int {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		old := g.current
+		g.current = p
+		g.set = append(g.set, p)
+		return old
+	}
+	return g
+}
+
+func (g *gcPercents) settings() []int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return slices.Clone(g.set)
+}
+
+// The collector is off from the hold before a burst until its last run
+// has spawned, and then back at the GOGC it had.
+func TestBurstHoldsTheCollectorUntilSpawned(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newTestMain(t)
+		g := watchCollector(m)
+		a, b := burstRun(t, m, "a"), burstRun(t, m, "b")
+		m.exec.gc.hold()
+		m.exec.startBurst([]*activeRun{a, b})
+		a.markSpawned()
+		if got := g.settings(); !slices.Equal(got, []int{-1}) {
+			t.Fatalf("GOGC settings while run b has not spawned: %v, want [-1] (off)", got)
+		}
+		b.markSpawned()
+		if got := g.settings(); !slices.Equal(got, []int{-1, 100}) {
+			t.Errorf("GOGC settings once the burst spawned: %v, want [-1 100] (off, then back on)", got)
+		}
+		// The deadline passing later changes nothing.
+		time.Sleep(2 * spawnWait)
+		if got := g.settings(); len(got) != 2 {
+			t.Errorf("GOGC settings after the deadline: %v, want [-1 100]", got)
+		}
+	})
+}
+
+// A run that never spawns holds the collector off for spawnWait, no
+// longer.
+func TestBurstCollectorResumesAtSpawnWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newTestMain(t)
+		g := watchCollector(m)
+		m.exec.gc.hold()
+		m.exec.startBurst([]*activeRun{burstRun(t, m, "a")})
+		time.Sleep(spawnWait - time.Millisecond)
+		synctest.Wait()
+		if got := g.settings(); !slices.Equal(got, []int{-1}) {
+			t.Fatalf("GOGC settings before spawnWait: %v, want [-1] (off)", got)
+		}
+		time.Sleep(time.Millisecond)
+		synctest.Wait()
+		if got := g.settings(); !slices.Equal(got, []int{-1, 100}) {
+			t.Errorf("GOGC settings at spawnWait: %v, want [-1 100] (off, then back on)", got)
+		}
+	})
+}
+
+// The fires of the next instant held the collector before the burst
+// before theirs spawned: the earlier burst's end leaves it off, and their
+// own turns it on, once.
+func TestBurstCollectorHeldByTheNextBurst(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newTestMain(t)
+		g := watchCollector(m)
+		a, b := burstRun(t, m, "a"), burstRun(t, m, "b")
+		m.exec.gc.hold()
+		m.exec.startBurst([]*activeRun{a})
+		m.exec.gc.hold()
+		a.markSpawned()
+		if got := g.settings(); !slices.Equal(got, []int{-1}) {
+			t.Fatalf("GOGC settings after the first burst, the next one held: %v, want [-1] (off)", got)
+		}
+		m.exec.startBurst([]*activeRun{b})
+		b.markSpawned()
+		time.Sleep(2 * spawnWait)
+		if got := g.settings(); !slices.Equal(got, []int{-1, 100}) {
+			t.Errorf("GOGC settings after both bursts: %v, want [-1 100]", got)
+		}
+	})
+}
+
+// Without a hold (a burst of a START, or of fires the store refused),
+// a burst leaves the collector alone.
+func TestBurstWithoutHoldLeavesTheCollector(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := newTestMain(t)
+		g := watchCollector(m)
+		a := burstRun(t, m, "a")
+		m.exec.startBurst([]*activeRun{a})
+		a.markSpawned()
+		time.Sleep(2 * spawnWait)
+		if got := g.settings(); len(got) != 0 {
+			t.Errorf("GOGC settings: %v, want none", got)
 		}
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -40,6 +41,7 @@ type executor struct {
 	begun   int                   // runs recorded and not yet launched (or forgotten)
 	wg      sync.WaitGroup
 	burst   atomic.Pointer[burst] // the latest runs launched together (burst.go)
+	gc      collector             // held off while a burst spawns (burst.go)
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -101,7 +103,8 @@ func (ar *activeRun) markSpawned() {
 }
 
 func newExecutor(m *Main) *executor {
-	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{}}
+	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{},
+		gc: collector{setPercent: debug.SetGCPercent}}
 }
 
 // close releases the SQL connection pools.

@@ -356,6 +356,10 @@ func (s *scheduler) fireAt(ctx context.Context, fs []firing, launchAt time.Time)
 		s.failed(fs, err)
 		return
 	}
+	if len(started) > 0 {
+		// Switched on again once they have spawned (burst.go).
+		m.exec.gc.hold()
+	}
 	if d := launchAt.Sub(m.cfg.Now()); d > 0 && len(started) > 0 {
 		t := time.NewTimer(d)
 		select {

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -34,7 +36,9 @@ func TestMain(m *testing.M) {
 func run(t *testing.T, scenario string, o bench.Options) bench.Result {
 	t.Helper()
 	o.Exe = testenv.MusterBinary(t)
-	o.Dir = t.TempDir()
+	if o.Dir == "" {
+		o.Dir = t.TempDir()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	res, err := bench.Run(ctx, scenario, o)
@@ -206,7 +210,8 @@ func TestFanout(t *testing.T) {
 
 func TestSchedule(t *testing.T) {
 	t.Run("one target", func(t *testing.T) {
-		r := run(t, "schedule", bench.Options{Jobs: 3, Duration: 3 * time.Second}).(*bench.ScheduleResult)
+		dir := t.TempDir()
+		r := run(t, "schedule", bench.Options{Jobs: 3, Duration: 3 * time.Second, Dir: dir}).(*bench.ScheduleResult)
 		if r.Expected != 9 || r.Missed != 0 || r.Duplicates != 0 || r.Lateness.Count != 9 {
 			t.Errorf("expected %d fires, %d missed, %d duplicates, %d measured; want 9, 0, 0, 9", r.Expected, r.Missed, r.Duplicates, r.Lateness.Count)
 		}
@@ -217,6 +222,26 @@ func TestSchedule(t *testing.T) {
 		checkBudget(t, r, "lateness.p99_ms", "missed", "duplicates")
 		if _, ok := reportOf(t, r)["spawn_floor"].(map[string]any)["p99_ms"]; !ok {
 			t.Errorf("-o json has no spawn_floor.p99_ms")
+		}
+		// --dir keeps every sample summarized, each fire's and each of
+		// the floor's spawns, with its planned instant.
+		b, err := os.ReadFile(filepath.Join(dir, "schedule-samples.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		kinds := map[string]int{}
+		for i, line := range strings.Split(strings.TrimSpace(string(b)), "\n")[1:] {
+			f := strings.Split(line, ",")
+			if len(f) != 4 {
+				t.Fatalf("sample %d: %q, want 4 fields", i+1, line)
+			}
+			if at, err := strconv.ParseInt(f[2], 10, 64); err != nil || at <= 0 {
+				t.Errorf("sample %d: planned instant %q", i+1, f[2])
+			}
+			kinds[f[0]]++
+		}
+		if kinds["fire"] != 9 || kinds["floor"] != 9 || len(kinds) != 2 {
+			t.Errorf("samples by kind: %v; want 9 fires, 9 of the floor", kinds)
 		}
 	})
 	t.Run("three targets", func(t *testing.T) {

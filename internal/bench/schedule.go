@@ -7,6 +7,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -106,6 +108,7 @@ func schedules(ctx context.Context, e *env) (Result, error) {
 	res := &ScheduleResult{Scenario: "schedule", Targets: n, SpawnFloor: Summarize(sp.late), Jobs: jobs, DurationS: window.Seconds(), TargetMode: ModeProcess,
 		Expected: jobs * int(window/time.Second)}
 	var late []time.Duration
+	samples := sp.samples
 	for _, j := range defs {
 		var runs []muster.Run
 		// Wait until the runs of the window have all been uploaded
@@ -156,12 +159,42 @@ func schedules(ctx context.Context, e *env) (Result, error) {
 			}
 			seen[at] = true
 			late = append(late, r.Steps[0].StartedAt.Sub(at))
+			samples = append(samples, lateSample{kind: "fire", name: j.Name, at: at, late: r.Steps[0].StartedAt.Sub(at)})
 		}
 		res.Fired += len(seen)
 	}
 	res.Missed = res.Expected - res.Fired
 	res.Lateness = Summarize(late)
+	if e.o.Dir != "" {
+		if err := writeSamples(filepath.Join(e.dir, scheduleSamplesFile), samples); err != nil {
+			return nil, err
+		}
+	}
 	return res, nil
+}
+
+// scheduleSamplesFile is where, with --dir, the schedule scenario keeps
+// every sample it summarized, fires and floor alike, one a line, so that
+// the seconds of the worst ones can be told.
+const scheduleSamplesFile = "schedule-samples.csv"
+
+// lateSample is one fire's lateness, or one spawn of the floor's.
+type lateSample struct {
+	kind string // "fire" or "floor"
+	name string // the job, or the floor's spawn number
+	at   time.Time
+	late time.Duration
+}
+
+// writeSamples writes samples as CSV: kind, name, the planned instant in
+// Unix nanoseconds, the lateness in milliseconds.
+func writeSamples(path string, samples []lateSample) error {
+	var b strings.Builder
+	b.WriteString("kind,name,at_unix_ns,late_ms\n")
+	for _, s := range samples {
+		fmt.Fprintf(&b, "%s,%s,%d,%.3f\n", s.kind, s.name, s.at.UnixNano(), float64(s.late)/float64(time.Millisecond))
+	}
+	return os.WriteFile(path, []byte(b.String()), 0o644)
 }
 
 // Table writes the schedule figures beside their budgets.
@@ -209,8 +242,9 @@ func (r *ScheduleResult) floorTimes() float64 {
 
 // spawned is what spawnFloor measured.
 type spawned struct {
-	late []time.Duration
-	err  error
+	late    []time.Duration
+	samples []lateSample
+	err     error
 }
 
 // spawnFloor starts n `/bin/sh -c` processes at once, each in a goroutine
@@ -247,6 +281,9 @@ func spawnFloor(ctx context.Context, first time.Time, ticks, n int) spawned {
 			return spawned{err: fmt.Errorf("spawn floor: %w", err)}
 		}
 		sp.late = append(sp.late, late...)
+		for i, l := range late {
+			sp.samples = append(sp.samples, lateSample{kind: "floor", name: strconv.Itoa(i + 1), at: at, late: l})
+		}
 	}
 	return sp
 }
