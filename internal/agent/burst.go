@@ -20,10 +20,10 @@ import (
 // second while fifty fires a second run, so its small heap is collected
 // about twice a second, and most collections began during a burst, where
 // their marking (from 2 ms to tens of milliseconds on a busy machine)
-// took one of two cores while the steps forked. The collector is switched off from the commit that records the
-// fires until their burst has spawned, or its deadline passed, and then
-// back on (at the GOGC it had); what the burst allocated meanwhile is
-// collected after it.
+// took one of two cores while the steps forked. The collector is switched
+// off from the commit that records the fires until their burst has
+// spawned, or its deadline passed, and then back on (at the GOGC it had);
+// what the burst allocated meanwhile is collected after it.
 
 // burst is the runs of one firing, launched together.
 type burst struct {
