@@ -7,13 +7,16 @@ package catalogtest
 
 import (
 	"context"
+	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/pgstore"
 	"github.com/musterhq/muster/internal/catalog/sqlitestore"
@@ -103,4 +106,42 @@ func PostgresURL(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { drop(context.Background()) })
 	return url
+}
+
+// PostgresDatabaseURL creates a new, empty database on the test server and
+// returns its URL; the database is dropped when the test ends. It is for a
+// test of what PostgreSQL's vacuum horizon decides: dead row versions are
+// kept while any transaction in the same database holds a snapshot older
+// than them, so a test that counts pages must not share its database with
+// tests running beside it. Others take a schema (PostgresURL).
+func PostgresDatabaseURL(tb testing.TB) string {
+	tb.Helper()
+	dsn := PostgresDSN(tb)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := "muster_test_" + strings.ReplaceAll(muster.NewRunID(), "-", "")[:12]
+	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
+		tb.Fatalf("creating a database for the test (the user of MUSTER_TEST_POSTGRES needs CREATEDB): %v", err)
+	}
+	tb.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			tb.Errorf("dropping database %s: %v", name, err)
+			return
+		}
+		defer conn.Close(ctx)
+		if _, err := conn.Exec(ctx, `DROP DATABASE `+pgx.Identifier{name}.Sanitize()+` WITH (FORCE)`); err != nil {
+			tb.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(dsn)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
 }

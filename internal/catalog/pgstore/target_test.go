@@ -17,10 +17,15 @@ import (
 // half full: a START to 20,000 targets spent most of its counters' update
 // moving rows to other pages and indexing them again. A few rows may still
 // move: the first heartbeat's old versions take room until they are
-// pruned, which a transaction elsewhere in the database can hold back
-// (one row a page moved so, where without the setting nearly all did).
+// pruned (one row a page moved so, where without the setting nearly all
+// did). The test runs in a database of its own and waits for the
+// transactions older than that heartbeat to end, so that another test's
+// transaction cannot hold the pruning back.
 func TestTargetRowsUpdatedInPlace(t *testing.T) {
-	url := catalogtest.PostgresURL(t)
+	// A database of its own: a snapshot held by a test running beside it
+	// in the same database would keep the first flush's dead row versions
+	// on their pages, and the post's new ones would find no room there.
+	url := catalogtest.PostgresDatabaseURL(t)
 	s := catalogtest.OpenPostgres(t, url)
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
@@ -74,6 +79,7 @@ func TestTargetRowsUpdatedInPlace(t *testing.T) {
 		}
 	}
 	flush() // the first poll fills in the row: it may grow out of its page
+	waitForOlderTransactions(t, conn)
 	before := pages()
 	if len(before) != n {
 		t.Fatalf("%d targets, want %d", len(before), n)
@@ -87,5 +93,35 @@ func TestTargetRowsUpdatedInPlace(t *testing.T) {
 	}
 	if moved > n/10 {
 		t.Errorf("%d of %d target rows moved to another page after a post, want a tenth at most", moved, n)
+	}
+}
+
+// waitForOlderTransactions returns once no transaction that began before
+// it still runs anywhere on the server. Until then, the row versions the
+// caller's last commit replaced stay on their pages: every snapshot taken
+// meanwhile, the caller's own included, reaches back to the oldest
+// transaction running in any database. It waits on the server, for the
+// other tests' transactions; a few milliseconds in practice.
+func waitForOlderTransactions(t *testing.T, conn *pgx.Conn) {
+	t.Helper()
+	ctx := context.Background()
+	var mark int64
+	if err := conn.QueryRow(ctx, `SELECT txid_current()`).Scan(&mark); err != nil {
+		t.Fatal(err)
+	}
+	for tries := 0; ; tries++ {
+		var oldest int64
+		if err := conn.QueryRow(ctx, `SELECT txid_snapshot_xmin(txid_current_snapshot())`).Scan(&oldest); err != nil {
+			t.Fatal(err)
+		}
+		if oldest > mark {
+			return
+		}
+		if tries == 3000 {
+			t.Fatalf("a transaction older than %d still runs on the server after 3,000 looks (30 s)", mark)
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
