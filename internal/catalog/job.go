@@ -561,7 +561,7 @@ func (c *Catalog) findJobs(ctx context.Context, q JobQuery) ([]muster.JobStatus,
 
 // stored decodes a job row.
 func stored(r JobRow) (storedJob, error) {
-	sj := storedJob{id: r.ID, row: r, targets: map[string]int64{}, explicit: map[string]bool{}, via: map[string][]string{}}
+	sj := storedJob{id: r.ID, row: r}
 	if err := json.Unmarshal(r.Definition, &sj.job); err != nil {
 		return sj, fmt.Errorf("job %q: stored definition: %w", r.Name, err)
 	}
@@ -570,7 +570,41 @@ func stored(r JobRow) (storedJob, error) {
 	if len(sj.job.Groups) == 0 {
 		sj.job.Groups = nil
 	}
-	for _, t := range r.Targets {
+	sj.placeTargets(r.Targets)
+	return sj, nil
+}
+
+// startDefinition is what a start reads of a job's stored definition.
+type startDefinition struct {
+	MaxParallelTargets int `json:"max_parallel_targets"`
+	Steps              []struct {
+		Name string `json:"name"`
+	} `json:"steps"`
+}
+
+// storedToStart decodes a job row read to post a START (JobQuery.Posting)
+// as stored does, but decodes of its definition only what a start uses:
+// the job's max_parallel_targets and its steps' names. Its job holds
+// nothing else of the definition.
+func storedToStart(r JobRow) (storedJob, error) {
+	var def startDefinition
+	if err := json.Unmarshal(r.Definition, &def); err != nil {
+		return storedJob{}, fmt.Errorf("job %q: stored definition: %w", r.Name, err)
+	}
+	sj := storedJob{id: r.ID, row: r}
+	sj.job = muster.Job{Name: r.Name, Version: r.Version, MaxParallelTargets: def.MaxParallelTargets, Steps: make([]muster.Step, len(def.Steps))}
+	for i, s := range def.Steps {
+		sj.job.Steps[i].Name = s.Name
+	}
+	sj.placeTargets(r.Targets)
+	return sj, nil
+}
+
+// placeTargets records the job's effective targets, those it names
+// itself, and the groups each is in.
+func (sj *storedJob) placeTargets(targets []JobTargetRow) {
+	sj.targets, sj.explicit, sj.via = make(map[string]int64, len(targets)), map[string]bool{}, map[string][]string{}
+	for _, t := range targets {
 		sj.targets[t.Target] = t.TargetID
 		if len(t.Via) > 0 {
 			sj.via[t.Target] = t.Via
@@ -580,7 +614,6 @@ func stored(r JobRow) (storedJob, error) {
 			sj.explicit[t.Target] = true
 		}
 	}
-	return sj, nil
 }
 
 // loadJobs reads jobs with their targets, keyed by name.

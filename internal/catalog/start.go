@@ -239,7 +239,7 @@ func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResu
 	if claimed.Seq != 0 {
 		tx.seqs = map[int64]int64{claimed.TargetID: claimed.Seq}
 	}
-	job, err := stored(claimed.Job)
+	job, err := storedToStart(claimed.Job)
 	return job, false, err
 }
 

@@ -1,0 +1,77 @@
+package sqlitestore
+
+import (
+	"context"
+	"io/fs"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"testing/fstest"
+
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/sqlite"
+)
+
+// A catalog made before migration 0018 keeps its audit entries' subjects
+// when the table holding them is rebuilt without a rowid, and finds its
+// entries by them as before.
+func TestAuditSubjectsKeptByMigration0018(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "catalog.db")
+	before := fstest.MapFS{}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if path.Base(name) >= "0018" {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = &fstest.MapFile{Data: body}
+	}
+	write, read, err := sqlite.Open(file, "NORMAL", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.Migrate(ctx, write, before, "migrations"); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO audit (id, at, actor, actor_kind, action) VALUES (7, 1000, 'ops', 'key', 'job.start')`,
+		`INSERT INTO audit_subjects (audit_id, kind, name) VALUES (7, 'job', 'backup'), (7, 'target', 'db1'), (7, 'target', 'db2')`,
+	} {
+		if _, err := write.ExecContext(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write.Close()
+	read.Close()
+
+	s, err := Open(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var sql string
+	if err := s.read.QueryRowContext(ctx, `SELECT sql FROM sqlite_schema WHERE name = 'audit_subjects'`).Scan(&sql); err != nil {
+		t.Fatal(err)
+	}
+	if want := "WITHOUT ROWID"; !strings.Contains(sql, want) {
+		t.Errorf("audit_subjects is %q, want a table %s", sql, want)
+	}
+	for _, f := range []catalog.AuditFilter{{Job: "backup"}, {Target: "db2"}} {
+		got, err := s.FindAudit(ctx, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || got[0].ID != 7 || !slices.Equal(got[0].Jobs, []string{"backup"}) || !slices.Equal(got[0].Targets, []string{"db1", "db2"}) {
+			t.Errorf("FindAudit(%+v) = %+v, want entry 7 on job backup and targets db1, db2", f, got)
+		}
+	}
+}
