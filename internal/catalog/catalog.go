@@ -86,11 +86,14 @@ type Catalog struct {
 	creds     credentials
 	certReads certReads
 	pollReads pollReads
-	writes    writeQueue
-	down      unavailable
-	stopOnce  sync.Once
-	stop      chan struct{}
-	done      chan struct{}
+	// sharedRead bounds a read that several requests share
+	// (sharedReadContext).
+	sharedRead time.Duration
+	writes     writeQueue
+	down       unavailable
+	stopOnce   sync.Once
+	stop       chan struct{}
+	done       chan struct{}
 }
 
 // Open opens a catalog on a store (already migrated), giving a new catalog
@@ -105,7 +108,7 @@ func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Catalog{store: store, opts: opts, log: opts.Logger, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Catalog{store: store, opts: opts, log: opts.Logger, sharedRead: sharedReadTimeout, stop: make(chan struct{}), done: make(chan struct{})}
 	c.beats.pending = map[int64]Heartbeat{}
 	err := c.update(ctx, func(tx *tx) error {
 		if _, err := tx.InsertMeta(ctx, "epoch", newEpoch()); err != nil {

@@ -129,9 +129,8 @@ func (c *Catalog) readCerts(ctx context.Context, r *certRead) {
 	if r.lead != nil {
 		<-r.lead
 	}
-	// The members of a read share it: one whose request is cancelled
-	// does not fail the others'.
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := c.sharedReadContext(ctx)
+	defer cancel()
 	c.creds.mu.Lock()
 	gen, at := c.creds.gen, c.opts.Now()
 	c.creds.mu.Unlock()
@@ -172,6 +171,7 @@ func (c *Catalog) readCerts(ctx context.Context, r *certRead) {
 	} else {
 		rows, err = c.store.FindCerts(ctx, r.serials)
 	}
+	err = c.sharedReadErr(ctx, err)
 	r.rows = make(map[string]CertRow, len(rows))
 	for _, row := range rows {
 		r.rows[row.Serial] = row

@@ -1,6 +1,9 @@
 package catalog
 
-import "context"
+import (
+	"context"
+	"time"
+)
 
 // UpdateShared runs fn as a write that may share its transaction with the
 // acknowledgements and uploads that come meanwhile.
@@ -35,3 +38,7 @@ func (c *Catalog) WaitingPolls() int {
 	}
 	return len(c.pollReads.next.after)
 }
+
+// SetSharedReadTimeout sets the bound of the reads that several requests
+// share; before the catalog is used.
+func (c *Catalog) SetSharedReadTimeout(d time.Duration) { c.sharedRead = d }

@@ -5,6 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"sync"
+	"time"
+
+	"github.com/musterhq/muster"
 )
 
 // pollReads reads what polls read of the catalog (PollPending), together
@@ -107,9 +110,8 @@ func (c *Catalog) readPolls(ctx context.Context, r *pollRead) {
 	if r.lead != nil {
 		<-r.lead
 	}
-	// The members of a read share it: one whose request is cancelled
-	// does not fail the others'.
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := c.sharedReadContext(ctx)
+	defer cancel()
 	q := &c.pollReads
 	// Whatever happens in the read (a panic in the store), its members
 	// are answered and the next read let go, or every later poll would
@@ -135,9 +137,33 @@ func (c *Catalog) readPolls(ctx context.Context, r *pollRead) {
 			} else if noRows(err) {
 				err = nil
 			}
-			r.err = err
+			r.err = c.sharedReadErr(ctx, err)
 		}
 		return
 	}
-	r.polls, r.err = c.store.PollPendingOf(ctx, r.after, MaxPollBatch)
+	var err error
+	r.polls, err = c.store.PollPendingOf(ctx, r.after, MaxPollBatch)
+	r.err = c.sharedReadErr(ctx, err)
+}
+
+// sharedReadTimeout bounds a read that several requests share.
+const sharedReadTimeout = 10 * time.Second
+
+// sharedReadContext is the context of a read that several requests share
+// (certificate lookups, polls): not cancelled with the request of the one
+// that leads it, which would fail the others', but bounded. A read that
+// the database never answers (its server cut off without a reset) then
+// fails its members, and lets the requests after them read again, within
+// sharedReadTimeout rather than when TCP gives up on the connection.
+func (c *Catalog) sharedReadContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), c.sharedRead)
+}
+
+// sharedReadErr is the error a shared read's members get: when its bound
+// passed, the catalog's database is unavailable.
+func (c *Catalog) sharedReadErr(ctx context.Context, err error) error {
+	if err != nil && errors.Is(ctx.Err(), context.DeadlineExceeded) && muster.ErrorCode(err) != muster.EUNAVAILABLE {
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database did not answer a read within %s", c.sharedRead)
+	}
+	return err
 }

@@ -273,3 +273,69 @@ func TestPollReadThatPanicsLetsTheNextGo(t *testing.T) {
 		}
 	})
 }
+
+// hungPolls is a store shared by several masters whose first poll read is
+// never answered, as when the database's server is cut off without a
+// reset: it returns only when its context ends.
+type hungPolls struct {
+	catalog.Store
+	once   sync.Once
+	hanged chan struct{}
+}
+
+func (s *hungPolls) Shared() bool { return true }
+
+func (s *hungPolls) PollPending(ctx context.Context, targetID, after int64, limit int) (int64, bool, []catalog.InstructionRow, error) {
+	hang := false
+	s.once.Do(func() { hang = true })
+	if hang {
+		close(s.hanged)
+		<-ctx.Done()
+		return 0, false, nil, ctx.Err()
+	}
+	return s.Store.PollPending(ctx, targetID, after, limit)
+}
+
+// A shared read the database never answers fails its poll as unavailable
+// once its bound passes, though the poll's own context never ends, and
+// the poll that waited behind it then reads and is answered.
+func TestHungPollReadEndsAtItsBound(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		store := &hungPolls{Store: e.Open(t), hanged: make(chan struct{})}
+		db, err := catalog.Open(ctx, store, catalog.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		db.SetSharedReadTimeout(100 * time.Millisecond)
+		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+		first := make(chan error, 1)
+		go func() {
+			_, _, _, err := db.PollPending(ctx, web1.ID, 0)
+			first <- err
+		}()
+		<-store.hanged
+		second := make(chan error, 1)
+		go func() {
+			_, _, _, err := db.PollPending(ctx, web2.ID, 0)
+			second <- err
+		}()
+		answer := func(name string, c chan error) error {
+			t.Helper()
+			select {
+			case err := <-c:
+				return err
+			case <-time.After(30 * time.Second):
+				t.Fatalf("%s is still waiting", name)
+				return nil
+			}
+		}
+		if err := answer("the hung poll", first); muster.ErrorCode(err) != muster.EUNAVAILABLE {
+			t.Fatalf("the hung poll: %v (code %q), want %s", err, muster.ErrorCode(err), muster.EUNAVAILABLE)
+		}
+		if err := answer("the poll after the hung read", second); err != nil {
+			t.Fatalf("the poll after the hung read: %v", err)
+		}
+	})
+}
