@@ -11,17 +11,24 @@ import (
 	"github.com/musterhq/muster/internal/catalog"
 )
 
+// pendingInstruction is a pending instruction as its columns read it; an
+// empty payload is none.
+func pendingInstruction(targetID, seq int64, op, job, payload string) catalog.InstructionRow {
+	in := catalog.InstructionRow{TargetID: targetID, Seq: seq, Operation: muster.Operation(op), Job: job, Status: muster.InstructionPending}
+	if payload != "" {
+		in.Payload = []byte(payload)
+	}
+	return in
+}
+
 // PendingInstructions returns a target's pending instructions after a
 // sequence number, in order.
 func (s *Queries) PendingInstructions(ctx context.Context, targetID, after int64, limit int) ([]catalog.InstructionRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (in catalog.InstructionRow, err error) {
-		var op, payload string
-		err = r.Scan(&in.Seq, &op, &in.Job, &payload)
-		in.TargetID, in.Operation, in.Status = targetID, muster.Operation(op), muster.InstructionPending
-		if payload != "" {
-			in.Payload = []byte(payload)
-		}
-		return in, err
+		var seq int64
+		var op, job, payload string
+		err = r.Scan(&seq, &op, &job, &payload)
+		return pendingInstruction(targetID, seq, op, job, payload), err
 	}, `SELECT seq, operation, job_name, payload FROM instructions
 		WHERE target_id = $1 AND seq > $2 AND status = 'pending' ORDER BY seq LIMIT $3`, targetID, after, limit)
 }
@@ -51,12 +58,7 @@ func (s *Queries) PollPending(ctx context.Context, targetID, after int64, limit 
 		if !seq.Valid {
 			continue // the target's row alone: nothing pending
 		}
-		in := catalog.InstructionRow{TargetID: targetID, Seq: seq.Int64, Operation: muster.Operation(op.String),
-			Job: job.String, Status: muster.InstructionPending}
-		if payload.String != "" {
-			in.Payload = []byte(payload.String)
-		}
-		ins = append(ins, in)
+		ins = append(ins, pendingInstruction(targetID, seq.Int64, op.String, job.String, payload.String))
 	}
 	if err := rows.Err(); err != nil {
 		return 0, false, nil, err
@@ -98,12 +100,7 @@ func (s *Queries) PollPendingOf(ctx context.Context, after map[int64]int64, limi
 			p = catalog.PollRow{LastSeq: last, Paused: paused, Instructions: []catalog.InstructionRow{}}
 		}
 		if seq.Valid {
-			in := catalog.InstructionRow{TargetID: id, Seq: seq.Int64, Operation: muster.Operation(op.String),
-				Job: job.String, Status: muster.InstructionPending}
-			if payload.String != "" {
-				in.Payload = []byte(payload.String)
-			}
-			p.Instructions = append(p.Instructions, in)
+			p.Instructions = append(p.Instructions, pendingInstruction(id, seq.Int64, op.String, job.String, payload.String))
 		}
 		out[id] = p
 	}
@@ -150,14 +147,11 @@ func (s *Queries) PendingInstructionsOf(ctx context.Context, after map[int64]int
 		FROM (` + polls + `) AS p JOIN instructions i ON i.target_id = p.target_id AND i.seq > p.after_seq
 		WHERE i.status = 'pending') AS w
 		WHERE n <= ` + a.add(limit) + ` ORDER BY target_id, seq`
-	rows, err := collect(ctx, s.Q, func(r Rows) (in catalog.InstructionRow, err error) {
-		var op, payload string
-		err = r.Scan(&in.TargetID, &in.Seq, &op, &in.Job, &payload)
-		in.Operation, in.Status = muster.Operation(op), muster.InstructionPending
-		if payload != "" {
-			in.Payload = []byte(payload)
-		}
-		return in, err
+	rows, err := collect(ctx, s.Q, func(r Rows) (catalog.InstructionRow, error) {
+		var target, seq int64
+		var op, job, payload string
+		err := r.Scan(&target, &seq, &op, &job, &payload)
+		return pendingInstruction(target, seq, op, job, payload), err
 	}, q, a.vals...)
 	if err != nil {
 		return nil, err
