@@ -95,7 +95,7 @@ unless --dir names one.`,
 	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent)")
 	f.StringVar(&o.Mode, "mode", "", "targets: process (real muster target processes) or sim (simulated)")
 	f.StringVar(&o.Dir, "dir", "", "keep the data directories and logs here (and, for schedule, every sample in schedule-samples.csv)")
-	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory (with --masters, the second master's to its subdirectory master2, and so on)")
+	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory (with --masters, the second master's to its subdirectory master2, and so on); fleet profiles the fan-out apart, in master.window.cpu.pprof")
 	f.StringVar(&o.Store, "store", "", "put the catalog in this PostgreSQL database (postgres://…), in a new schema dropped at the end\n(dispatch, fanout, ingest, fleet; default: SQLite)")
 	f.IntVar(&o.Masters, "masters", 0, "masters serving the catalog, with --store (fleet spreads its targets over them)")
 	f.StringVarP(&output, "output", "o", outputTable, outputHelp)

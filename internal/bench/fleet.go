@@ -129,6 +129,10 @@ func fleet(ctx context.Context, e *env) (Result, error) {
 	if err := applyJobs(ctx, m, shellJob("fleet", "true", names)); err != nil {
 		return nil, err
 	}
+	if e.o.ProfileDir != "" {
+		stop := profileWindow(ctx, ms, rec, n)
+		defer stop()
+	}
 	f, err := fanOnce(ctx, m, rec, ModeSim, "fleet", n)
 	if err != nil {
 		return nil, err
@@ -229,4 +233,28 @@ func (r *FleetResult) limits() []limit {
 		atMost("master_rss_kib_per_target", "RSS per target", r.MasterKiBPerTarget, budgetFleetKiBPerTarget, "KiB").at(full, "10,000 targets"),
 		atMost("fanout_all_running_ms", "all running", r.FanoutRunningMS, budgetFleetFanoutRunning, "ms").at(full, "10,000 targets"),
 	}
+}
+
+// profileWindow has each master, under `bench serve-master`, profile its
+// CPU from now until n more runs are running (SIGUSR2 begins and ends the
+// window's profile), so the fan-out's profile holds the fan-out. stop waits
+// for the window to end.
+func profileWindow(ctx context.Context, ms []*Master, rec *recorder, n int) (stop func()) {
+	toggle := func() {
+		for _, m := range ms {
+			m.cmd.Process.Signal(syscall.SIGUSR2)
+		}
+	}
+	rec.mu.Lock()
+	from := len(rec.starts)
+	rec.mu.Unlock()
+	toggle()
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		rec.wait(ctx, "the fan-out's runs running", 10*time.Minute, func() bool { return len(rec.starts) >= from+n })
+		toggle()
+	}()
+	return func() { cancel(); <-done }
 }
