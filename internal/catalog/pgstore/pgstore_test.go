@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"go.uber.org/goleak"
 
 	"github.com/musterhq/muster"
@@ -251,5 +252,63 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	_, err := pgstore.Open(ctx, "postgres://root@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", pgstore.Options{})
 	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE {
 		t.Fatalf("open on a closed port: code %q (%v), want %q", code, err, muster.EUNAVAILABLE)
+	}
+}
+
+// The rows a START to the fleet inserts for each target (its instruction,
+// the audit entry's subject) are checked by no trigger of their own
+// (migration 0009), and what the foreign keys did for them is done by the
+// store: pruning the audit deletes the subjects of the entries it prunes,
+// leaving none without its entry.
+func TestPostedRowsCarryNoForeignKey(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	s := catalogtest.OpenPostgres(t, url)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	rows, err := conn.Query(ctx, `SELECT conrelid::regclass::text FROM pg_constraint
+		WHERE contype = 'f' AND connamespace = current_schema()::regnamespace`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"instructions", "audit_subjects"} {
+		if slices.Contains(tables, table) {
+			t.Errorf("%s has a foreign key", table)
+		}
+	}
+	if !slices.Contains(tables, "job_targets") {
+		t.Errorf("foreign keys on %v: job_targets's is missing, so the query did not read this catalog's", tables)
+	}
+
+	old := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	entries := []muster.AuditEntry{
+		{At: old, Actor: muster.Actor{Kind: muster.ActorKey, Name: "ci"}, Action: muster.AuditJobStart, Jobs: []string{"backup"}, Targets: []string{"db1", "db2"}},
+		{At: old.Add(48 * time.Hour), Actor: muster.Actor{Kind: muster.ActorKey, Name: "ci"}, Action: muster.AuditJobStart, Jobs: []string{"backup"}, Targets: []string{"db3"}},
+	}
+	if err := s.Update(ctx, func(tx catalog.Tx) error { return tx.InsertAudit(ctx, entries) }); err != nil {
+		t.Fatal(err)
+	}
+	var pruned int64
+	if err := s.Update(ctx, func(tx catalog.Tx) error {
+		pruned, err = tx.PruneAudit(ctx, old.Add(time.Hour))
+		return err
+	}); err != nil || pruned != 1 {
+		t.Fatalf("PruneAudit = %d, %v; want the 1 older entry", pruned, err)
+	}
+	var kept, orphans int
+	if err := conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE NOT EXISTS (SELECT 1 FROM audit a WHERE a.id = s.audit_id))
+		FROM audit_subjects s`).Scan(&kept, &orphans); err != nil {
+		t.Fatal(err)
+	}
+	if kept != 2 || orphans != 0 {
+		t.Errorf("after pruning: %d subjects, %d of them without their entry; want the kept entry's 2 (backup, db3), none without", kept, orphans)
 	}
 }

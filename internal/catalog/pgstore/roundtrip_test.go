@@ -160,7 +160,7 @@ func TestHeldWriteFailureFailsTheTransaction(t *testing.T) {
 	s := catalogtest.OpenPostgres(t, catalogtest.PostgresURL(t))
 	ctx := context.Background()
 	at := time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
-	orphan := []catalog.InstructionRow{{TargetID: 424242, Seq: 1, Operation: muster.OpStart, Job: "j", Payload: []byte(`{}`), PostedAt: at}}
+	row := catalog.InstructionRow{TargetID: 424242, Seq: 1, Operation: muster.OpStart, Job: "j", Payload: []byte(`{}`), PostedAt: at}
 	for _, c := range []struct {
 		name string
 		then func(tx catalog.Tx) error // after the failing held write
@@ -176,15 +176,16 @@ func TestHeldWriteFailureFailsTheTransaction(t *testing.T) {
 				if err := tx.InsertGroup(ctx, "half-made", at); err != nil {
 					return err
 				}
-				// No such target: the foreign key refuses the instruction.
-				if err := tx.InsertInstructions(ctx, orphan); err != nil {
+				// The same sequence number twice: the primary key refuses
+				// the instructions.
+				if err := tx.InsertInstructions(ctx, []catalog.InstructionRow{row, row}); err != nil {
 					return err
 				}
 				return c.then(tx)
 			})
 			var pgErr *pgconn.PgError
-			if !errors.As(err, &pgErr) || pgErr.Code != "23503" {
-				t.Fatalf("error %v, want PostgreSQL's foreign key violation (23503)", err)
+			if !errors.As(err, &pgErr) || pgErr.Code != "23505" {
+				t.Fatalf("error %v, want PostgreSQL's unique violation (23505)", err)
 			}
 			if err := s.Update(ctx, func(tx catalog.Tx) error { return tx.InsertGroup(ctx, "after-"+c.name, at) }); err != nil {
 				t.Fatalf("the next transaction: %v", err)
