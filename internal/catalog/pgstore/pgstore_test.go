@@ -261,15 +261,8 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 // store: pruning the audit deletes the subjects of the entries it prunes,
 // leaving none without its entry.
 func TestPostedRowsCarryNoForeignKey(t *testing.T) {
-	url := catalogtest.PostgresURL(t)
-	s := catalogtest.OpenPostgres(t, url)
+	s, conn := openWithConn(t, catalogtest.PostgresURL(t))
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-
 	rows, err := conn.Query(ctx, `SELECT conrelid::regclass::text FROM pg_constraint
 		WHERE contype = 'f' AND connamespace = current_schema()::regnamespace`)
 	if err != nil {
@@ -311,4 +304,17 @@ func TestPostedRowsCarryNoForeignKey(t *testing.T) {
 	if kept != 2 || orphans != 0 {
 		t.Errorf("after pruning: %d subjects, %d of them without their entry; want the kept entry's 2 (backup, db3), none without", kept, orphans)
 	}
+}
+
+// openWithConn opens the store at url, and a connection of the test's own
+// to the same catalog, closed when the test ends.
+func openWithConn(t *testing.T, url string) (*pgstore.Store, *pgx.Conn) {
+	t.Helper()
+	s := catalogtest.OpenPostgres(t, url)
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return s, conn
 }

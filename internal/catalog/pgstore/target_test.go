@@ -25,14 +25,8 @@ func TestTargetRowsUpdatedInPlace(t *testing.T) {
 	// A database of its own: a snapshot held by a test running beside it
 	// in the same database would keep the first flush's dead row versions
 	// on their pages, and the post's new ones would find no room there.
-	url := catalogtest.PostgresDatabaseURL(t)
-	s := catalogtest.OpenPostgres(t, url)
+	s, conn := openWithConn(t, catalogtest.PostgresDatabaseURL(t))
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
 	const n = 300 // a dozen pages of rows
 	if _, err := conn.Exec(ctx, `INSERT INTO targets (uid, name, enlisted_at)
 		SELECT 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series(1, $1) g`, n); err != nil {
