@@ -1,13 +1,13 @@
 -- A START to the fleet inserts an instruction for every target and an
 -- audit subject for each of them, in one transaction. PostgreSQL checks a
 -- foreign key with a trigger run for each row, a lookup of the referenced
--- row taken under lock: at 20,000 targets those checks were about a third
--- of the instructions' COPY and of the audit's insert. Neither check can
--- fail:
+-- row taken under lock: at 20,000 targets the instructions' COPY took
+-- about 240 ms with those checks and 145 without, the audit's insert 180
+-- and 145. Neither check can fail:
 -- - an instruction's target is a row the posting transaction has locked
---   already, when it took the target's next sequence numbers (NextSeqs
---   fails the post when a target's row is missing), and targets' rows are
---   never deleted (a deleted target keeps its row as a tombstone);
+--   already, when it took the target's next sequence numbers (a post to a
+--   target whose row is missing fails there), and targets' rows are never
+--   deleted (a deleted target keeps its row as a tombstone);
 -- - an audit subject is inserted by the statement that inserts its entry,
 --   and pruning the audit deletes the subjects with their entries
 --   (PruneAudit) rather than through a cascade.
