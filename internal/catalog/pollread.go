@@ -62,8 +62,7 @@ func (c *Catalog) pollPending(ctx context.Context, targetID, after int64) (PollR
 		r, lead = c.pollReads.join(targetID, after)
 	}
 	if r == nil {
-		last, paused, ins, err := c.store.PollPending(ctx, targetID, after, MaxPollBatch)
-		return PollRow{LastSeq: last, Paused: paused, Instructions: ins}, err
+		return c.readPoll(ctx, targetID, after)
 	}
 	if lead {
 		c.readPolls(ctx, r)
@@ -77,6 +76,13 @@ func (c *Catalog) pollPending(ctx context.Context, targetID, after int64) (PollR
 		return PollRow{}, sql.ErrNoRows
 	}
 	return p, nil
+}
+
+// readPoll reads what a poll of the target after its cursor finds, in a
+// read of its own.
+func (c *Catalog) readPoll(ctx context.Context, targetID, after int64) (PollRow, error) {
+	last, paused, ins, err := c.store.PollPending(ctx, targetID, after, MaxPollBatch)
+	return PollRow{LastSeq: last, Paused: paused, Instructions: ins}, err
 }
 
 // join adds a poll to a read: a new one, which the caller leads at once,
@@ -130,10 +136,10 @@ func (c *Catalog) readPolls(ctx context.Context, r *pollRead) {
 	}()
 	if len(r.after) == 1 {
 		for id, after := range r.after {
-			last, paused, ins, err := c.store.PollPending(ctx, id, after, MaxPollBatch)
+			p, err := c.readPoll(ctx, id, after)
 			r.polls = map[int64]PollRow{}
 			if err == nil {
-				r.polls[id] = PollRow{LastSeq: last, Paused: paused, Instructions: ins}
+				r.polls[id] = p
 			} else if noRows(err) {
 				err = nil
 			}
