@@ -143,13 +143,34 @@ func TestNewRunIDIsRandom(t *testing.T) {
 			t.Fatalf("run id %s made twice", id)
 		}
 		seen[id] = true
-		if len(id) != 36 || id[14] != '4' {
-			t.Fatalf("id %s is not a version 4 UUID", id)
+		if len(id) != 36 || id[14] != '7' || !strings.ContainsRune("89ab", rune(id[19])) {
+			t.Fatalf("id %s is not a version 7 UUID of RFC 9562's variant", id)
 		}
 		n++
 	}
 	if n != 1000 {
 		t.Fatalf("checked %d ids, want 1000", n)
+	}
+}
+
+// Run ids made later sort after those made earlier, whatever their random
+// bits: the catalog's index by run id grows at its end.
+func TestNewRunIDsSortByTime(t *testing.T) {
+	base := time.Date(2026, 12, 6, 21, 30, 0, 0, time.UTC)
+	n := 0
+	for i := range 500 {
+		earlier, later := muster.NewRunIDAt(base.Add(time.Duration(i)*time.Millisecond)), muster.NewRunIDAt(base.Add(time.Duration(i+1)*time.Millisecond))
+		if earlier >= later {
+			t.Fatalf("run id %s, made 1 ms before %s, does not sort before it", earlier, later)
+		}
+		n++
+	}
+	if n != 500 {
+		t.Fatalf("compared %d pairs, want 500", n)
+	}
+	// The time is the first 48 bits, in milliseconds since 1970.
+	if got, want := muster.NewRunIDAt(base)[:13], "01a24d43-83c0"; got != want {
+		t.Errorf("run id made at %s begins %s, want %s", base, got, want)
 	}
 }
 

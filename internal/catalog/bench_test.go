@@ -62,6 +62,55 @@ func benchStartJob(b *testing.B, e catalogtest.Engine) {
 	}
 }
 
+// Posting on a catalog with history: a START fanned out to targets that
+// each already hold downloaded instructions, as a fleet that has run for a
+// while does (the master keeps up to 1,000 a target: --downloaded-max-rows).
+// A fresh catalog, as BenchmarkStartJob has, hides what a START costs in
+// the indexes of the download lists once they are large.
+func BenchmarkStartJobWithHistory(b *testing.B) {
+	eachEngine(b, func(b *testing.B, e catalogtest.Engine) {
+		const targets, history = 1000, 100
+		b.Run(fmt.Sprintf("targets=%d/history=%d", targets, history), func(b *testing.B) {
+			db, _, _ := MustOpen(b, e)
+			ids := fleetJob(b, db, targets)
+			ctx := context.Background()
+			start := func(key string) {
+				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: key}, admin); err != nil {
+					b.Fatal(err)
+				}
+				for _, t := range ids {
+					ins, err := db.PendingInstructions(ctx, t.ID, 0)
+					if err != nil || len(ins) == 0 {
+						b.Fatal(t.Name, len(ins), err)
+					}
+					acks := make([]catalog.AckRow, len(ins))
+					for i, in := range ins {
+						acks[i] = catalog.AckRow{Seq: in.Seq, Status: muster.InstructionDownloaded}
+					}
+					if _, err := db.Ack(ctx, t.ID, acks); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			for i := range history {
+				start(fmt.Sprint("history-", i))
+			}
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				i++
+				b.StopTimer()
+				start(fmt.Sprint("acked-", i)) // the previous START's, acked out of the timing
+				b.StartTimer()
+				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}, admin); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*targets), "ns/instruction")
+		})
+	})
+}
+
 // Delivering: what a poll reads when a START is pending.
 func BenchmarkPendingInstructions(b *testing.B) {
 	eachEngine(b, benchPendingInstructions)

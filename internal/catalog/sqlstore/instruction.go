@@ -238,31 +238,44 @@ func (s *Queries) WasSent(ctx context.Context, targetID int64, job string) (bool
 
 // Supersede marks superseded the failed instructions of a job on the
 // targets, and its pending ones whose operation the new one makes moot.
+// The failed and the pending go by a statement each, so that each reads
+// only the index of its status, never the targets' whole history.
 func (s *Queries) Supersede(ctx context.Context, targetIDs []int64, job string, moot []muster.Operation) error {
 	if len(targetIDs) == 0 {
 		return nil
 	}
-	a := &args{d: s.D}
 	ops := make([]string, len(moot))
 	for i, op := range moot {
 		ops[i] = string(op)
 	}
-	q := `UPDATE instructions SET status = 'superseded' WHERE ` + in(a, "target_id", targetIDs) +
-		` AND (status = 'failed' OR (status = 'pending' AND ` + in(a, "operation", ops) + `))`
-	if job != "" {
-		q += ` AND job_name = ` + a.add(job)
-	} else {
-		q += ` AND job_name <> ''`
+	for _, pending := range []bool{false, true} {
+		a := &args{d: s.D}
+		q := `UPDATE instructions SET status = 'superseded' WHERE ` + in(a, "target_id", targetIDs)
+		if pending {
+			if len(ops) == 0 {
+				continue
+			}
+			q += ` AND status = 'pending' AND ` + in(a, "operation", ops)
+		} else {
+			q += ` AND status = 'failed'`
+		}
+		if job != "" {
+			q += ` AND job_name = ` + a.add(job)
+		} else {
+			q += ` AND job_name <> ''`
+		}
+		if _, err := s.Q.Exec(ctx, q, a.vals...); err != nil {
+			return err
+		}
 	}
-	_, err := s.Q.Exec(ctx, q, a.vals...)
-	return err
+	return nil
 }
 
-// InsertInstructions appends instructions to download lists: several, on
-// an engine without array parameters (SQLite), in one statement that reads
-// them from one JSON parameter (a START fanned out to a thousand targets
-// is one statement); otherwise one statement each, as the engine that
-// takes arrays does only for one or two.
+// InsertInstructions appends instructions to download lists, pending:
+// several, on an engine without array parameters (SQLite), to a statement,
+// a row of parameters each (a START fanned out to a thousand targets is
+// eight statements of 128 rows); otherwise one statement each, as the
+// engine that takes arrays does only for one or two (pgstore copies more).
 func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.InstructionRow) error {
 	if len(ins) > 1 && !s.D.ArrayParams {
 		rows := make([][]any, len(ins))

@@ -49,7 +49,7 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 			COALESCE(i.status, ''), COALESCE(i.error, ''), i.expires_at
 		FROM rollout_targets rt
 		LEFT JOIN runs r ON r.target_id = rt.target_id AND r.run_id = rt.run_id
-		LEFT JOIN instructions i ON i.target_id = rt.target_id AND i.run_id = rt.run_id
+		LEFT JOIN instructions i ON i.target_id = rt.target_id AND i.run_id = rt.run_id AND i.run_id <> ''
 		WHERE ` + in(a, "rt.rollout_id", rolloutIDs) + ` ORDER BY rt.rollout_id, rt.position`
 	return collect(ctx, s.Q, func(r Rows) (t catalog.RolloutTargetRow, err error) {
 		var expires sql.NullInt64

@@ -391,7 +391,9 @@ func (s *Queries) StartsPosted(ctx context.Context, targetID int64, runIDs []str
 		return out, nil
 	}
 	a := &args{d: s.D}
-	q := `SELECT run_id, posted_at FROM instructions WHERE target_id = ` + a.add(targetID) + ` AND ` + in(a, "run_id", runIDs)
+	// run_id <> '' is the condition of the index by run id, which a
+	// statement must state for the index to serve it.
+	q := `SELECT run_id, posted_at FROM instructions WHERE target_id = ` + a.add(targetID) + ` AND run_id <> '' AND ` + in(a, "run_id", runIDs)
 	rows, err := s.Q.Query(ctx, q, a.vals...)
 	if err != nil {
 		return nil, err

@@ -1,0 +1,4 @@
+package muster
+
+// NewRunIDAt is newRunIDAt, for tests of the order of run ids.
+var NewRunIDAt = newRunIDAt
