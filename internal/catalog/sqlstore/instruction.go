@@ -3,7 +3,6 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"strconv"
 	"time"
 
@@ -278,22 +277,21 @@ func (s *Queries) Supersede(ctx context.Context, targetIDs []int64, job string, 
 // engine that takes arrays does only for one or two (pgstore copies more).
 func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.InstructionRow) error {
 	if len(ins) > 1 && !s.D.ArrayParams {
-		rows := make([][]any, len(ins))
-		for i, in := range ins {
-			var expires any // JSON null: no expiry
-			if in.ExpiresAt != nil {
-				expires = ms(*in.ExpiresAt)
+		// Many to a statement, a row of parameters each (see valuesInsert).
+		params := make([]any, 0, insertInstructionsValues.cols*insertInstructionsValues.rows(len(ins)))
+		for rest := ins; len(rest) > 0; {
+			n := insertInstructionsValues.rows(len(rest))
+			params = params[:0]
+			for _, in := range rest[:n] {
+				params = append(params, in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), statusPending,
+					ms(in.PostedAt), in.RunID, nullMS(in.ExpiresAt))
 			}
-			rows[i] = []any{in.TargetID, in.Seq, string(in.Operation), in.Job, string(in.Payload), ms(in.PostedAt), in.RunID, expires}
+			if _, err := s.Q.Exec(ctx, insertInstructionsValues.text(n), params...); err != nil {
+				return err
+			}
+			rest = rest[n:]
 		}
-		b, err := json.Marshal(rows)
-		if err != nil {
-			return err
-		}
-		_, err = s.Q.Exec(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
-			SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, 'pending', value ->> 5, value ->> 6, value ->> 7
-			FROM json_each($1)`, string(b))
-		return err
+		return nil
 	}
 	for _, in := range ins {
 		if err := s.execHeld(ctx, `INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)
@@ -304,6 +302,12 @@ func (s *Queries) InsertInstructions(ctx context.Context, ins []catalog.Instruct
 	}
 	return nil
 }
+
+// insertInstructionsValues stores many instructions at once, each pending.
+var insertInstructionsValues = newValuesInsert(`INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, run_id, expires_at)`, 9, ``)
+
+// statusPending is the status of an instruction posted.
+const statusPending = string(muster.InstructionPending)
 
 // MarkSent records that targets were sent a job (by an INSERT): a target may
 // upload runs only of jobs it was sent.
