@@ -9,7 +9,7 @@ import (
 
 // GaugeRows reads what the master's metrics show as gauges: a row per
 // active or deleted target with its count of blocking instructions (the
-// instructions_open index) and its newest certificate (certs_target), the
+// instructions_failed index) and its newest certificate (certs_target), the
 // count of defected targets, and each job's last success per target.
 func (s *Queries) GaugeRows(ctx context.Context) (catalog.GaugeRows, error) {
 	var g catalog.GaugeRows
