@@ -119,3 +119,117 @@ func waitForOlderTransactions(t *testing.T, conn *pgx.Conn) {
 		}
 	}
 }
+
+// A heartbeat flush takes the targets' rows in id order, as a post does,
+// so that the two never deadlock over a fleet's rows. Here a transaction
+// holds one target's row; the flush, of every target, stops there. Taken
+// in id order, it holds exactly the rows before it: a third transaction
+// that skips locked rows finds only those after it free. The rows are
+// stored in the reverse of their ids' order, which a flush that took them
+// as it came upon them would follow.
+func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	s, conn := openWithConn(t, url)
+	ctx := context.Background()
+	const n, held = 60, 30
+	// Rows written in the reverse of their ids' order, so that the table's
+	// own order, in which a statement may come upon them, is not the ids'.
+	if _, err := conn.Exec(ctx, `INSERT INTO targets (id, uid, name, enlisted_at)
+		SELECT g, 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series($1, 1, -1) g`, n); err != nil {
+		t.Fatal(err)
+	}
+	var ids []int64
+	rows, err := conn.Query(ctx, `SELECT id FROM targets ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := rows.Err(); err != nil || len(ids) != n {
+		t.Fatalf("%d targets (%v), want %d", len(ids), err, n)
+	}
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(ctx)
+	hold, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hold.Exec(ctx, `SELECT id FROM targets WHERE id = $1 FOR UPDATE`, ids[held]); err != nil {
+		t.Fatal(err)
+	}
+
+	beats := map[int64]catalog.Heartbeat{}
+	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
+	for _, id := range ids {
+		beats[id] = catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
+	}
+	flushed := make(chan error, 1)
+	go func() {
+		flushed <- s.Update(ctx, func(tx catalog.Tx) error { return tx.FlushHeartbeats(ctx, beats) })
+	}()
+	// Until the flush waits for the held row.
+	for tries := 0; ; tries++ {
+		var waiting bool
+		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE targets t SET last_poll_at%')`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting {
+			break
+		}
+		if tries == 3000 {
+			t.Fatal("the flush did not come to wait for the held row after 3,000 looks (30 s)")
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	free, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err = free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := free.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := ids[held+1:]; fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("rows free while the flush waits for row %d: %v, want those after it, %v", ids[held], got, want)
+	}
+
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-flushed; err != nil {
+		t.Fatalf("flush: %v", err)
+	}
+	var written int
+	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM targets WHERE last_poll_at = $1`, now.UnixMilli()).Scan(&written); err != nil {
+		t.Fatal(err)
+	}
+	if written != n {
+		t.Errorf("%d heartbeats written, want %d", written, n)
+	}
+}

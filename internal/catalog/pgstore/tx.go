@@ -239,7 +239,12 @@ func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRo
 }
 
 // FlushHeartbeats writes heartbeats in one statement; one older than what a
-// target's row holds (written by another master) changes nothing.
+// target's row holds (written by another master) changes nothing. It takes
+// the targets' rows in id order, as a post does (NextSeqs): a flush and a
+// START to the same targets that took them in different orders could each
+// hold a row the other waits for, until PostgreSQL found the deadlock
+// (deadlock_timeout, 1 s by default) and failed one of them, to be run
+// again. Taken in one order, the later waits for the earlier to commit.
 func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.Heartbeat) error {
 	n := len(beats)
 	ids, at, offsets := make([]int64, 0, n), make([]int64, 0, n), make([]*int64, 0, n)
@@ -276,10 +281,11 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
 			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking,
 			spool_oldest_at = h.oldest
-		FROM unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
+		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked,
+			unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
 			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[], $15::bigint[])
 			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking, oldest)
-		WHERE t.id = h.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
+		WHERE t.id = locked.id AND h.id = locked.id AND (t.last_poll_at IS NULL OR t.last_poll_at <= h.at)`,
 		ids, at, local, zones, utc, skew, intervals, versions, protocols, depth, dropped, offsets, full, tracking, oldest)
 	return classify(err)
 }
