@@ -233,3 +233,85 @@ func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
 		t.Errorf("%d heartbeats written, want %d", written, n)
 	}
 }
+
+// A heartbeat flush and a post's counters do not wait for a target's row
+// that a foreign key being checked holds (FOR KEY SHARE: a job applied to
+// the target inserts its job_targets row). Locking it FOR UPDATE did, and a
+// job applied to the fleet, which checks its targets' rows in name order,
+// deadlocked with flushes that took them in id order.
+func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	s, conn := openWithConn(t, url)
+	ctx := context.Background()
+	var id, second int64
+	if err := conn.QueryRow(ctx, `INSERT INTO targets (uid, name, enlisted_at) VALUES ('uid-1', 'web-1', 0) RETURNING id`).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.QueryRow(ctx, `INSERT INTO targets (uid, name, enlisted_at) VALUES ('uid-2', 'web-2', 0) RETURNING id`).Scan(&second); err != nil {
+		t.Fatal(err)
+	}
+	checker, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer checker.Close(ctx)
+	check, err := checker.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer check.Rollback(ctx)
+	if _, err := check.Exec(ctx, `SELECT id FROM targets WHERE id = $1 FOR KEY SHARE`, id); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 6, 22, 30, 0, 0, time.UTC)
+	beat := catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
+	writes := []struct {
+		name string
+		fn   func(tx catalog.Tx) error
+	}{
+		{"heartbeat flush", func(tx catalog.Tx) error {
+			return tx.FlushHeartbeats(ctx, map[int64]catalog.Heartbeat{id: beat, second: beat})
+		}},
+		// Two targets take the statement that locks in id order; one is
+		// counted alone.
+		{"post's counters, two targets", func(tx catalog.Tx) error {
+			_, err := tx.NextSeqs(ctx, map[int64]int{id: 1, second: 1})
+			return err
+		}},
+		{"post's counter, one target", func(tx catalog.Tx) error {
+			_, err := tx.NextSeqs(ctx, map[int64]int{id: 1})
+			return err
+		}},
+	}
+	for _, w := range writes {
+		done := make(chan error, 1)
+		go func() { done <- s.Update(ctx, w.fn) }()
+		for tries := 0; ; tries++ {
+			select {
+			case err := <-done:
+				if err != nil {
+					t.Fatalf("%s: %v", w.name, err)
+				}
+			default:
+				var waiting bool
+				if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+					WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+					t.Fatal(err)
+				}
+				if !waiting {
+					if tries == 3000 {
+						t.Fatalf("%s neither ended nor waited after 3,000 looks (30 s)", w.name)
+					}
+					if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				check.Rollback(ctx) // let it finish, then fail
+				<-done
+				t.Fatalf("%s waits for the row a foreign-key check holds", w.name)
+			}
+			break
+		}
+	}
+}

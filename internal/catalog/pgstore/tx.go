@@ -54,7 +54,11 @@ func (t *txQueries) LockOperator(ctx context.Context, name string) (catalog.Oper
 // NextSeqs increments the targets' counters in one statement that takes
 // their rows in id order, so that two posts to overlapping targets never
 // wait for each other: its subquery locks the rows as its sort hands them
-// out, and the update reaches a row only through the subquery's.
+// out, and the update reaches a row only through the subquery's. The lock
+// is the one an update of columns other than the key takes (FOR NO KEY
+// UPDATE): a row referenced by a foreign key being checked meanwhile (a job
+// applied to the target inserts its job_targets row) holds FOR KEY SHARE,
+// which that lock does not wait for, where FOR UPDATE would.
 func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
 	if len(counts) == 1 {
 		return t.Queries.NextSeqs(ctx, counts)
@@ -69,7 +73,7 @@ func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int
 		ns[i] = int64(counts[id])
 	}
 	rows, err := t.tx.Query(ctx, `UPDATE targets t SET last_seq = t.last_seq + c.n
-		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked,
+		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked,
 			unnest($1::bigint[], $2::bigint[]) AS c(id, n)
 		WHERE t.id = locked.id AND c.id = locked.id RETURNING t.id, t.last_seq`, ids, ns)
 	if err != nil {
@@ -244,7 +248,8 @@ func (t *txQueries) InsertOutputs(ctx context.Context, chunks []catalog.OutputRo
 // START to the same targets that took them in different orders could each
 // hold a row the other waits for, until PostgreSQL found the deadlock
 // (deadlock_timeout, 1 s by default) and failed one of them, to be run
-// again. Taken in one order, the later waits for the earlier to commit.
+// again. Taken in one order, the later waits for the earlier to commit. Its
+// lock, like NextSeqs', lets foreign-key checks of the rows through.
 func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog.Heartbeat) error {
 	n := len(beats)
 	ids, at, offsets := make([]int64, 0, n), make([]int64, 0, n), make([]*int64, 0, n)
@@ -281,7 +286,7 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
 			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking,
 			spool_oldest_at = h.oldest
-		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR UPDATE) AS locked,
+		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked,
 			unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
 			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[], $15::bigint[])
 			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking, oldest)
