@@ -153,18 +153,7 @@ func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
 	if err := rows.Err(); err != nil || len(ids) != n {
 		t.Fatalf("%d targets (%v), want %d", len(ids), err, n)
 	}
-	holder, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer holder.Close(ctx)
-	hold, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hold.Exec(ctx, `SELECT id FROM targets WHERE id = $1 FOR UPDATE`, ids[held]); err != nil {
-		t.Fatal(err)
-	}
+	hold := lockTargetRow(t, url, ids[held], "FOR UPDATE")
 
 	beats := map[int64]catalog.Heartbeat{}
 	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
@@ -176,15 +165,7 @@ func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
 		flushed <- s.Update(ctx, func(tx catalog.Tx) error { return tx.FlushHeartbeats(ctx, beats) })
 	}()
 	// Until the flush waits for the held row.
-	for tries := 0; ; tries++ {
-		var waiting bool
-		if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE 'UPDATE targets t SET last_poll_at%')`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting {
-			break
-		}
+	for tries := 0; !lockAwaited(t, conn); tries++ {
 		if tries == 3000 {
 			t.Fatal("the flush did not come to wait for the held row after 3,000 looks (30 s)")
 		}
@@ -250,19 +231,7 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 	if err := conn.QueryRow(ctx, `INSERT INTO targets (uid, name, enlisted_at) VALUES ('uid-2', 'web-2', 0) RETURNING id`).Scan(&second); err != nil {
 		t.Fatal(err)
 	}
-	checker, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer checker.Close(ctx)
-	check, err := checker.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer check.Rollback(ctx)
-	if _, err := check.Exec(ctx, `SELECT id FROM targets WHERE id = $1 FOR KEY SHARE`, id); err != nil {
-		t.Fatal(err)
-	}
+	check := lockTargetRow(t, url, id, "FOR KEY SHARE")
 	now := time.Date(2026, 12, 6, 22, 30, 0, 0, time.UTC)
 	beat := catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
 	writes := []struct {
@@ -293,12 +262,7 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 					t.Fatalf("%s: %v", w.name, err)
 				}
 			default:
-				var waiting bool
-				if err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-					WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
-					t.Fatal(err)
-				}
-				if !waiting {
+				if !lockAwaited(t, conn) {
 					if tries == 3000 {
 						t.Fatalf("%s neither ended nor waited after 3,000 looks (30 s)", w.name)
 					}
@@ -314,4 +278,38 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 			break
 		}
 	}
+}
+
+// lockTargetRow holds the row of target id, locked with strength ("FOR
+// UPDATE", "FOR KEY SHARE", …), in a transaction on a connection of its
+// own, until the caller ends it or the test ends.
+func lockTargetRow(t *testing.T, url string, id int64, strength string) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(ctx) })
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT id FROM targets WHERE id = $1 `+strength, id); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// lockAwaited reports whether a statement on conn's database waits for a
+// lock.
+func lockAwaited(t *testing.T, conn *pgx.Conn) bool {
+	t.Helper()
+	var waiting bool
+	if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	return waiting
 }
