@@ -2,9 +2,9 @@
 -- targets, and the acknowledgements that follow it, write few of their
 -- pages: the same indexes as SQLite's migration 0019, which says why. A
 -- master keeps up to 1,000 finished instructions a target
--- (--downloaded-max-rows); an index keyed first by target then has a run
--- of entries on a page of its own for each target, and a fan-out dirties
--- one page of it for each target it reaches.
+-- (--downloaded-max-rows); an index ordered by target (first, or within a
+-- job) then has a run of entries on a page of its own for each target, and
+-- a fan-out dirties one page of it for each target it reaches.
 DROP INDEX IF EXISTS instructions_open;
 DROP INDEX IF EXISTS instructions_job;
 DROP INDEX IF EXISTS instructions_start_run;
