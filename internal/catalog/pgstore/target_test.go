@@ -3,6 +3,7 @@ package pgstore_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -132,26 +133,16 @@ func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
 	s, conn := openWithConn(t, url)
 	ctx := context.Background()
 	const n, held = 60, 30
-	// Rows written in the reverse of their ids' order, so that the table's
-	// own order, in which a statement may come upon them, is not the ids'.
+	// Rows written in the reverse of their ids' order (n down to 1), so
+	// that the table's own order, in which a statement may come upon them,
+	// is not the ids'.
 	if _, err := conn.Exec(ctx, `INSERT INTO targets (id, uid, name, enlisted_at)
 		SELECT g, 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series($1, 1, -1) g`, n); err != nil {
 		t.Fatal(err)
 	}
-	var ids []int64
-	rows, err := conn.Query(ctx, `SELECT id FROM targets ORDER BY id`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		ids = append(ids, id)
-	}
-	if err := rows.Err(); err != nil || len(ids) != n {
-		t.Fatalf("%d targets (%v), want %d", len(ids), err, n)
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = int64(i + 1)
 	}
 	hold := lockTargetRow(t, url, ids[held], "FOR UPDATE")
 
@@ -178,25 +169,18 @@ func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rows, err = free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
+	rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []int64
-	for rows.Next() {
-		var id int64
-		if err := rows.Scan(&id); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, id)
-	}
-	if err := rows.Err(); err != nil {
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := free.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if want := ids[held+1:]; fmt.Sprint(got) != fmt.Sprint(want) {
+	if want := ids[held+1:]; !slices.Equal(got, want) {
 		t.Errorf("rows free while the flush waits for row %d: %v, want those after it, %v", ids[held], got, want)
 	}
 
