@@ -2,9 +2,11 @@ package catalog
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -218,6 +220,10 @@ func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, e
 	if len(changes) == 0 {
 		return 0, nil
 	}
+	// The rows are written in id order, the order a post's counters and a
+	// heartbeat flush take them in, so that this transaction and theirs
+	// never each hold a row the other waits for.
+	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.row.ID, b.row.ID) })
 	raised := 0
 	err = c.update(ctx, func(tx *tx) error {
 		raised = 0

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
@@ -455,6 +457,83 @@ func TestDetectPresence(t *testing.T) {
 			}
 		})
 	})
+}
+
+// On PostgreSQL, the presence scan takes the rows of the targets whose
+// presence changed in id order, as posts and heartbeat flushes do: a rack
+// of targets going silent while a START to them posts must not leave each
+// transaction holding rows the other waits for (PostgreSQL fails one of
+// them after deadlock_timeout, 1 s, and it is run again). Here the targets'
+// names sort in the reverse of their ids, a transaction holds one target's
+// row, and the scan, marking every target offline, stops there: taken in id
+// order it holds the rows before it, and only those after it are free.
+func TestDetectPresenceTakesRowsInIDOrder(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)}
+	db, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	const n, held = 20, 10
+	ids := make([]int64, n)
+	for i := range ids {
+		ids[i] = enlist(t, db, fmt.Sprintf("web-%02d", n-i)).ID
+	}
+	if !slices.IsSorted(ids) {
+		t.Fatalf("target ids %v are not in the order of enlistment", ids)
+	}
+	start := clk.Now()
+	clk.Add(3*time.Minute + time.Second)
+	hold := catalogtest.LockTargetRow(t, url, ids[held], "FOR UPDATE")
+
+	type result struct {
+		raised int
+		err    error
+	}
+	done := make(chan result, 1)
+	go func() {
+		raised, err := db.DetectPresence(ctx, start)
+		done <- result{raised, err}
+	}()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for tries := 0; !catalogtest.LockAwaited(t, conn); tries++ {
+		if tries == 3000 {
+			t.Fatal("the presence scan did not come to wait for the held row after 3,000 looks (30 s)")
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+	free, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := free.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if want := ids[held+1:]; !slices.Equal(got, want) {
+		t.Errorf("rows free while the scan waits for row %d: %v, want those after it, %v", ids[held], got, want)
+	}
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.err != nil || r.raised != n {
+		t.Errorf("the scan raised %d events, %v; want %d", r.raised, r.err, n)
+	}
 }
 
 // The presence scan reads only what it judges by (FindPresence), not each

@@ -145,3 +145,38 @@ func PostgresDatabaseURL(tb testing.TB) string {
 	u.Path = "/" + name
 	return u.String()
 }
+
+// LockTargetRow holds the row of target id, locked with strength ("FOR
+// UPDATE", "FOR KEY SHARE", …), in a transaction on a connection of its
+// own to the PostgreSQL catalog at url, until the caller ends it or the
+// test ends.
+func LockTargetRow(tb testing.TB, url string, id int64, strength string) pgx.Tx {
+	tb.Helper()
+	ctx := context.Background()
+	c, err := pgx.Connect(ctx, url)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { c.Close(ctx) })
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, `SELECT id FROM targets WHERE id = $1 `+strength, id); err != nil {
+		tb.Fatal(err)
+	}
+	return tx
+}
+
+// LockAwaited reports whether a statement on conn's database waits for a
+// lock.
+func LockAwaited(tb testing.TB, conn *pgx.Conn) bool {
+	tb.Helper()
+	var waiting bool
+	if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
+		WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
+		tb.Fatal(err)
+	}
+	return waiting
+}

@@ -11,7 +11,11 @@
 // sequence order); a read that decides a write takes the rows it reads
 // (SELECT … FOR UPDATE, in id order); uniqueness is a constraint; a
 // transaction that deadlocks or loses a serialization race is run again by
-// the catalog.
+// the catalog. A statement or transaction that writes several targets'
+// rows (a post's counters, a heartbeat flush, a pause, the presence scan)
+// takes them in id order, FOR NO KEY UPDATE, so that two of them never
+// each hold a row the other waits for, and foreign-key checks of the rows
+// pass.
 package pgstore
 
 import (

@@ -121,85 +121,102 @@ func waitForOlderTransactions(t *testing.T, conn *pgx.Conn) {
 	}
 }
 
-// A heartbeat flush takes the targets' rows in id order, as a post does,
-// so that the two never deadlock over a fleet's rows. Here a transaction
-// holds one target's row; the flush, of every target, stops there. Taken
-// in id order, it holds exactly the rows before it: a third transaction
-// that skips locked rows finds only those after it free. The rows are
-// stored in the reverse of their ids' order, which a flush that took them
-// as it came upon them would follow.
-func TestHeartbeatsTakeRowsInIDOrder(t *testing.T) {
-	url := catalogtest.PostgresDatabaseURL(t)
-	s, conn := openWithConn(t, url)
-	ctx := context.Background()
-	const n, held = 60, 30
-	// Rows written in the reverse of their ids' order (n down to 1), so
-	// that the table's own order, in which a statement may come upon them,
-	// is not the ids'.
-	if _, err := conn.Exec(ctx, `INSERT INTO targets (id, uid, name, enlisted_at)
-		SELECT g, 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series($1, 1, -1) g`, n); err != nil {
-		t.Fatal(err)
-	}
-	ids := make([]int64, n)
-	for i := range ids {
-		ids[i] = int64(i + 1)
-	}
-	hold := lockTargetRow(t, url, ids[held], "FOR UPDATE")
-
-	beats := map[int64]catalog.Heartbeat{}
+// A heartbeat flush, and a pause of several targets, take the targets'
+// rows in id order, as a post does, so that none of them deadlocks with
+// another over a fleet's rows. Here a transaction holds one target's row;
+// the write, of every target, stops there. Taken in id order, it holds
+// exactly the rows before it: a third transaction that skips locked rows
+// finds only those after it free. The rows are stored in the reverse of
+// their ids' order, which a write that took them as it came upon them
+// would follow.
+func TestTargetRowWritesTakeRowsInIDOrder(t *testing.T) {
 	now := time.Date(2026, 12, 6, 22, 0, 0, 0, time.UTC)
-	for _, id := range ids {
-		beats[id] = catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
+	writes := []struct {
+		name    string
+		write   func(ctx context.Context, tx catalog.Tx, ids []int64) error
+		written string // counts the rows written
+	}{
+		{"heartbeat flush", func(ctx context.Context, tx catalog.Tx, ids []int64) error {
+			beats := map[int64]catalog.Heartbeat{}
+			for _, id := range ids {
+				beats[id] = catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
+			}
+			return tx.FlushHeartbeats(ctx, beats)
+		}, fmt.Sprintf(`SELECT COUNT(*) FROM targets WHERE last_poll_at = %d`, now.UnixMilli())},
+		{"pause", func(ctx context.Context, tx catalog.Tx, ids []int64) error {
+			return tx.SetPaused(ctx, ids, true)
+		}, `SELECT COUNT(*) FROM targets WHERE paused`},
 	}
-	flushed := make(chan error, 1)
-	go func() {
-		flushed <- s.Update(ctx, func(tx catalog.Tx) error { return tx.FlushHeartbeats(ctx, beats) })
-	}()
-	// Until the flush waits for the held row.
-	for tries := 0; !lockAwaited(t, conn); tries++ {
-		if tries == 3000 {
-			t.Fatal("the flush did not come to wait for the held row after 3,000 looks (30 s)")
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
-			t.Fatal(err)
-		}
-	}
+	for _, w := range writes {
+		t.Run(w.name, func(t *testing.T) {
+			url := catalogtest.PostgresDatabaseURL(t)
+			s, conn := openWithConn(t, url)
+			ctx := context.Background()
+			const n, held = 60, 30
+			// Rows written in the reverse of their ids' order (n down to 1),
+			// so that the table's own order, in which a statement may come
+			// upon them, is not the ids'.
+			if _, err := conn.Exec(ctx, `INSERT INTO targets (id, uid, name, enlisted_at)
+				SELECT g, 'uid-' || g, 'web-' || lpad(g::text, 5, '0'), 0 FROM generate_series($1, 1, -1) g`, n); err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]int64, n)
+			for i := range ids {
+				ids[i] = int64(i + 1)
+			}
+			hold := catalogtest.LockTargetRow(t, url, ids[held], "FOR UPDATE")
 
-	free, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := free.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if want := ids[held+1:]; !slices.Equal(got, want) {
-		t.Errorf("rows free while the flush waits for row %d: %v, want those after it, %v", ids[held], got, want)
-	}
+			done := make(chan error, 1)
+			go func() {
+				done <- s.Update(ctx, func(tx catalog.Tx) error { return w.write(ctx, tx, ids) })
+			}()
+			// Until the write waits for the held row.
+			for tries := 0; !catalogtest.LockAwaited(t, conn); tries++ {
+				if tries == 3000 {
+					t.Fatalf("the %s did not come to wait for the held row after 3,000 looks (30 s)", w.name)
+				}
+				if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+					t.Fatal(err)
+				}
+			}
 
-	if err := hold.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-flushed; err != nil {
-		t.Fatalf("flush: %v", err)
-	}
-	var written int
-	if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM targets WHERE last_poll_at = $1`, now.UnixMilli()).Scan(&written); err != nil {
-		t.Fatal(err)
-	}
-	if written != n {
-		t.Errorf("%d heartbeats written, want %d", written, n)
+			free, err := conn.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := free.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if want := ids[held+1:]; !slices.Equal(got, want) {
+				t.Errorf("rows free while the %s waits for row %d: %v, want those after it, %v", w.name, ids[held], got, want)
+			}
+
+			if err := hold.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; err != nil {
+				t.Fatalf("%s: %v", w.name, err)
+			}
+			var written int
+			if err := conn.QueryRow(ctx, w.written).Scan(&written); err != nil {
+				t.Fatal(err)
+			}
+			if written != n {
+				t.Errorf("%d rows written by the %s, want %d", written, w.name, n)
+			}
+		})
 	}
 }
 
-// A heartbeat flush and a post's counters do not wait for a target's row
+// A heartbeat flush, a post's counters and a pause do not wait for a target's row
 // that a foreign key being checked holds (FOR KEY SHARE: a job applied to
 // the target inserts its job_targets row). Locking it FOR UPDATE did, and a
 // job applied to the fleet, which checks its targets' rows in name order,
@@ -215,7 +232,7 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 	if err := conn.QueryRow(ctx, `INSERT INTO targets (uid, name, enlisted_at) VALUES ('uid-2', 'web-2', 0) RETURNING id`).Scan(&second); err != nil {
 		t.Fatal(err)
 	}
-	check := lockTargetRow(t, url, id, "FOR KEY SHARE")
+	check := catalogtest.LockTargetRow(t, url, id, "FOR KEY SHARE")
 	now := time.Date(2026, 12, 6, 22, 30, 0, 0, time.UTC)
 	beat := catalog.Heartbeat{At: now, LocalTime: now, TimeZone: "UTC", PollInterval: 60, Version: "1.0.0", Protocol: 2}
 	writes := []struct {
@@ -235,6 +252,7 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 			_, err := tx.NextSeqs(ctx, map[int64]int{id: 1})
 			return err
 		}},
+		{"pause", func(tx catalog.Tx) error { return tx.SetPaused(ctx, []int64{id, second}, true) }},
 	}
 	for _, w := range writes {
 		done := make(chan error, 1)
@@ -246,7 +264,7 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 					t.Fatalf("%s: %v", w.name, err)
 				}
 			default:
-				if !lockAwaited(t, conn) {
+				if !catalogtest.LockAwaited(t, conn) {
 					if tries == 3000 {
 						t.Fatalf("%s neither ended nor waited after 3,000 looks (30 s)", w.name)
 					}
@@ -262,38 +280,4 @@ func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 			break
 		}
 	}
-}
-
-// lockTargetRow holds the row of target id, locked with strength ("FOR
-// UPDATE", "FOR KEY SHARE", …), in a transaction on a connection of its
-// own, until the caller ends it or the test ends.
-func lockTargetRow(t *testing.T, url string, id int64, strength string) pgx.Tx {
-	t.Helper()
-	ctx := context.Background()
-	c, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(ctx) })
-	tx, err := c.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { tx.Rollback(ctx) })
-	if _, err := tx.Exec(ctx, `SELECT id FROM targets WHERE id = $1 `+strength, id); err != nil {
-		t.Fatal(err)
-	}
-	return tx
-}
-
-// lockAwaited reports whether a statement on conn's database waits for a
-// lock.
-func lockAwaited(t *testing.T, conn *pgx.Conn) bool {
-	t.Helper()
-	var waiting bool
-	if err := conn.QueryRow(context.Background(), `SELECT EXISTS (SELECT 1 FROM pg_stat_activity
-		WHERE datname = current_database() AND wait_event_type = 'Lock')`).Scan(&waiting); err != nil {
-		t.Fatal(err)
-	}
-	return waiting
 }

@@ -295,6 +295,20 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 	return classify(err)
 }
 
+// SetPaused pauses or resumes targets, taking their rows in id order, as
+// posts and heartbeat flushes do (see FlushHeartbeats): a group of targets
+// paused while a START to them posts waits for the post or makes it wait,
+// and never deadlocks with it.
+func (t *txQueries) SetPaused(ctx context.Context, ids []int64, paused bool) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := t.tx.Exec(ctx, `UPDATE targets t SET paused = $2
+		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked
+		WHERE t.id = locked.id`, ids, paused)
+	return classify(err)
+}
+
 // FindJobs reads a job to post (a START's, a STOP's) in one statement,
 // with its targets' ids and names as two arrays in name order, where the
 // shared statements take two round trips; other reads are sqlstore's.
