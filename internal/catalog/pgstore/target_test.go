@@ -216,11 +216,11 @@ func TestTargetRowWritesTakeRowsInIDOrder(t *testing.T) {
 	}
 }
 
-// A heartbeat flush, a post's counters and a pause do not wait for a target's row
-// that a foreign key being checked holds (FOR KEY SHARE: a job applied to
-// the target inserts its job_targets row). Locking it FOR UPDATE did, and a
-// job applied to the fleet, which checks its targets' rows in name order,
-// deadlocked with flushes that took them in id order.
+// A heartbeat flush, a post's counters and a pause do not wait for a
+// target's row that a foreign key being checked holds (FOR KEY SHARE: a job
+// applied to the target inserts its job_targets row). Locking it FOR UPDATE
+// did, and a job applied to the fleet, which checks its targets' rows in
+// name order, deadlocked with flushes that took them in id order.
 func TestTargetRowWritesLetForeignKeyChecksThrough(t *testing.T) {
 	url := catalogtest.PostgresDatabaseURL(t)
 	s, conn := openWithConn(t, url)
