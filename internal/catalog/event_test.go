@@ -502,29 +502,7 @@ func TestDetectPresenceTakesRowsInIDOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for tries := 0; !catalogtest.LockAwaited(t, conn); tries++ {
-		if tries == 3000 {
-			t.Fatal("the presence scan did not come to wait for the held row after 3,000 looks (30 s)")
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
-			t.Fatal(err)
-		}
-	}
-	free, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := free.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
+	got := catalogtest.FreeTargetsOnceBlocked(t, conn, "presence scan")
 	if want := ids[held+1:]; !slices.Equal(got, want) {
 		t.Errorf("rows free while the scan waits for row %d: %v, want those after it, %v", ids[held], got, want)
 	}

@@ -180,3 +180,34 @@ func LockAwaited(tb testing.TB, conn *pgx.Conn) bool {
 	}
 	return waiting
 }
+
+// FreeTargetsOnceBlocked waits until a statement on conn's database waits
+// for a lock (what names it in the failure), then returns the ids of the
+// targets whose rows no transaction holds, in id order: which rows a write
+// blocked part way took shows the order it takes them in.
+func FreeTargetsOnceBlocked(tb testing.TB, conn *pgx.Conn, what string) []int64 {
+	tb.Helper()
+	ctx := context.Background()
+	for tries := 0; !LockAwaited(tb, conn); tries++ {
+		if tries == 3000 {
+			tb.Fatalf("the %s did not come to wait for the held row after 3,000 looks (30 s)", what)
+		}
+		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	free, err := conn.Begin(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer free.Rollback(ctx)
+	rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return ids
+}

@@ -170,31 +170,7 @@ func TestTargetRowWritesTakeRowsInIDOrder(t *testing.T) {
 			go func() {
 				done <- s.Update(ctx, func(tx catalog.Tx) error { return w.write(ctx, tx, ids) })
 			}()
-			// Until the write waits for the held row.
-			for tries := 0; !catalogtest.LockAwaited(t, conn); tries++ {
-				if tries == 3000 {
-					t.Fatalf("the %s did not come to wait for the held row after 3,000 looks (30 s)", w.name)
-				}
-				if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
-					t.Fatal(err)
-				}
-			}
-
-			free, err := conn.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			rows, err := free.Query(ctx, `SELECT id FROM targets ORDER BY id FOR UPDATE SKIP LOCKED`)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, err := pgx.CollectRows(rows, pgx.RowTo[int64])
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := free.Rollback(ctx); err != nil {
-				t.Fatal(err)
-			}
+			got := catalogtest.FreeTargetsOnceBlocked(t, conn, w.name)
 			if want := ids[held+1:]; !slices.Equal(got, want) {
 				t.Errorf("rows free while the %s waits for row %d: %v, want those after it, %v", w.name, ids[held], got, want)
 			}
