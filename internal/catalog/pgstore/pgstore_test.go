@@ -256,10 +256,10 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 }
 
 // The rows a START to the fleet inserts for each target (its instruction,
-// the audit entry's subject) are checked by no trigger of their own
-// (migration 0009), and what the foreign keys did for them is done by the
-// store: pruning the audit deletes the subjects of the entries it prunes,
-// leaving none without its entry.
+// the audit entry's subject), and the runs an upload inserts, are checked
+// by no trigger of their own (migrations 0009 and 0011), and what the
+// foreign keys did for them is done by the store: pruning the audit deletes
+// the subjects of the entries it prunes, leaving none without its entry.
 func TestPostedRowsCarryNoForeignKey(t *testing.T) {
 	s, conn := openWithConn(t, catalogtest.PostgresURL(t))
 	ctx := context.Background()
@@ -272,7 +272,7 @@ func TestPostedRowsCarryNoForeignKey(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, table := range []string{"instructions", "audit_subjects"} {
+	for _, table := range []string{"instructions", "audit_subjects", "runs"} {
 		if slices.Contains(tables, table) {
 			t.Errorf("%s has a foreign key", table)
 		}
