@@ -57,7 +57,7 @@ func fanout(ctx context.Context, e *env) (Result, error) {
 	if mode == ModeProcess {
 		_, err = e.startProcessTargets(ctx, m, n)
 	} else {
-		procs, err = e.startSimFleet(ctx, []*Master{m}, n, rec)
+		procs, _, err = e.startSimFleet(ctx, []*Master{m}, n, rec)
 	}
 	if err != nil {
 		return nil, err

@@ -73,7 +73,8 @@ func (e *env) startProcessTargets(ctx context.Context, m *Master, n int) ([]*Tar
 		}
 		e.onClose(func() { t.Stop() })
 	}
-	return targets, e.waitPollsHeld(ctx, n, m)
+	_, err = e.waitPollsHeld(ctx, n, m)
+	return targets, err
 }
 
 // startSimTargets enlists n simulated targets with m in this process,
@@ -102,12 +103,14 @@ func (e *env) startSimTargets(ctx context.Context, m *Master, n int, rec *record
 		go func() { defer wg.Done(); s.run(runCtx) }()
 	}
 	e.onClose(func() { stop(); wg.Wait() })
-	return sims, e.waitPollsHeld(ctx, n, m)
+	_, err = e.waitPollsHeld(ctx, n, m)
+	return sims, err
 }
 
 // waitPollsHeld waits until the masters hold at least n polls between
-// them, saying every half minute how many they hold.
-func (e *env) waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
+// them, saying every half minute how many they hold, and returns how many
+// they held then.
+func (e *env) waitPollsHeld(ctx context.Context, n int, ms ...*Master) (int, error) {
 	held, said := 0, time.Now()
 	err := waitUntil(ctx, fmt.Sprintf("the masters to hold %d polls", n), 5*time.Minute, 100*time.Millisecond, func() (bool, error) {
 		h, err := pollsHeld(ctx, ms)
@@ -121,9 +124,9 @@ func (e *env) waitPollsHeld(ctx context.Context, n int, ms ...*Master) error {
 		return err == nil && held >= n, nil
 	})
 	if errors.Is(err, errTimeout) {
-		return fmt.Errorf("%w (they held %d)", err, held)
+		return held, fmt.Errorf("%w (they held %d)", err, held)
 	}
-	return err
+	return held, err
 }
 
 // pollsHeld sums the polls the masters hold.

@@ -202,13 +202,13 @@ func simsPerProcess(asked int) (int, error) {
 // the first master, their polls spread over the masters (target i polls
 // master i mod len(ms)); their runs are noted in rec. It waits until the
 // masters hold a poll from every one, and returns how many processes hold
-// them.
-func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) (int, error) {
+// them and how many polls the masters held then.
+func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recorder) (procs, held int, err error) {
 	per, err := simsPerProcess(e.o.SimsPerProcess)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	procs := (n + per - 1) / per
+	procs = (n + per - 1) / per
 	e.progress("enlisting %d simulated targets in %d process(es)", n, procs)
 	names := targetNames(n)
 	start := time.Now()
@@ -229,7 +229,7 @@ func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recor
 		}
 		sp, err := startSimProcess(e.o.Exe, filepath.Join(e.dir, fmt.Sprintf("sims%d.log", p+1)), spec, rec, onEnlisted)
 		if err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 		e.onClose(func() {
 			if err := sp.stop(); err != nil {
@@ -240,10 +240,11 @@ func (e *env) startSimFleet(ctx context.Context, ms []*Master, n int, rec *recor
 	}
 	for _, sp := range ps {
 		if err := sp.waitReady(ctx); err != nil {
-			return 0, err
+			return 0, 0, err
 		}
 	}
-	return procs, e.waitPollsHeld(ctx, n, ms...)
+	held, err = e.waitPollsHeld(ctx, n, ms...)
+	return procs, held, err
 }
 
 // simProcess is a running `muster bench serve-sims`, seen from the bench
