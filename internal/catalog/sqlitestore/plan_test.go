@@ -64,6 +64,20 @@ func (e *explainer) QueryRow(ctx context.Context, query string, args ...any) sql
 	return e.Querier.QueryRow(ctx, query, args...)
 }
 
+// openExplained opens a new catalog, closed when the test ends, and
+// returns its store with queries on its write connection that keep the
+// plan of each statement naming table.
+func openExplained(t *testing.T, table string) (*Store, *explainer, *sqlstore.Queries) {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	e := &explainer{Querier: &querier{db: s.write, stmts: s.writeStmts}, t: t, db: s.write, table: table, plans: map[string][]string{}}
+	return s, e, sqlstore.New(e, dialect)
+}
+
 // fullScan is a plan line that reads a whole table (or a whole index of
 // it) of instructions.
 var fullScan = regexp.MustCompile(`^SCAN (i|instructions)\b`)
@@ -76,13 +90,7 @@ var fullScan = regexp.MustCompile(`^SCAN (i|instructions)\b`)
 // the catalog runs it, and SQLite's own plan for it is checked.
 func TestInstructionStatementsUseTheirIndexes(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	e := &explainer{Querier: &querier{db: s.write, stmts: s.writeStmts}, t: t, db: s.write, table: "instructions", plans: map[string][]string{}}
-	q := sqlstore.New(e, dialect)
+	_, e, q := openExplained(t, "instructions")
 	now := time.Now()
 
 	calls := []struct {
@@ -183,13 +191,7 @@ func TestInstructionStatementsUseTheirIndexes(t *testing.T) {
 // history) and read by no statement.
 func TestAuditSubjectsAreReadByTheirKey(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	e := &explainer{Querier: &querier{db: s.write, stmts: s.writeStmts}, t: t, db: s.write, table: "audit_subjects", plans: map[string][]string{}}
-	q := sqlstore.New(e, dialect)
+	s, e, q := openExplained(t, "audit_subjects")
 	filters := map[string]catalog.AuditFilter{
 		"by target":         {Target: "db1"},
 		"by job":            {Job: "backup"},
