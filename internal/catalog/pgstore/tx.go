@@ -51,6 +51,12 @@ func (t *txQueries) LockOperator(ctx context.Context, name string) (catalog.Oper
 	return t.Queries.LockOperator(ctx, name)
 }
 
+// lockedTargets is the FROM item by which a statement that writes the rows
+// of the targets whose ids are $1 reaches them: it locks them in id order,
+// FOR NO KEY UPDATE, the order and the lock of every transaction that
+// writes several targets' rows (see the package comment).
+const lockedTargets = `(SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked`
+
 // NextSeqs increments the targets' counters in one statement that takes
 // their rows in id order, so that two posts to overlapping targets never
 // wait for each other: its subquery locks the rows as its sort hands them
@@ -73,7 +79,7 @@ func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int
 		ns[i] = int64(counts[id])
 	}
 	rows, err := t.tx.Query(ctx, `UPDATE targets t SET last_seq = t.last_seq + c.n
-		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked,
+		FROM `+lockedTargets+`,
 			unnest($1::bigint[], $2::bigint[]) AS c(id, n)
 		WHERE t.id = locked.id AND c.id = locked.id RETURNING t.id, t.last_seq`, ids, ns)
 	if err != nil {
@@ -286,7 +292,7 @@ func (t *txQueries) FlushHeartbeats(ctx context.Context, beats map[int64]catalog
 			protocol = h.protocol, spool_depth = h.depth, spool_dropped = h.dropped,
 			clock_offset_ms = COALESCE(h.offset_ms, t.clock_offset_ms), disk_full = h.disk_full, process_tracking = h.tracking,
 			spool_oldest_at = h.oldest
-		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked,
+		FROM `+lockedTargets+`,
 			unnest($1::bigint[], $2::bigint[], $3::text[], $4::text[], $5::int[], $6::bigint[], $7::int[], $8::text[],
 			$9::int[], $10::int[], $11::int[], $12::bigint[], $13::boolean[], $14::text[], $15::bigint[])
 			AS h(id, at, local, tz, utc, skew, interval, version, protocol, depth, dropped, offset_ms, disk_full, tracking, oldest)
@@ -304,7 +310,7 @@ func (t *txQueries) SetPaused(ctx context.Context, ids []int64, paused bool) err
 		return nil
 	}
 	_, err := t.tx.Exec(ctx, `UPDATE targets t SET paused = $2
-		FROM (SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE) AS locked
+		FROM `+lockedTargets+`
 		WHERE t.id = locked.id`, ids, paused)
 	return classify(err)
 }
