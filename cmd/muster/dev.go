@@ -132,7 +132,11 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 	if err := os.WriteFile(envFile, []byte(env), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, `muster dev: a master and %[1]d targets (%[2]s) are running; data in %[3]s
+	noun := "targets"
+	if n == 1 {
+		noun = "target"
+	}
+	fmt.Fprintf(out, `muster dev: a master and %[1]d %[8]s (%[2]s) are running; data in %[3]s
 
 In another terminal, point the CLI at this master:
 
@@ -152,7 +156,7 @@ the master's own CA, %[7]s, unless you trust it):
   %[6]s login-link
 
 Press Ctrl-C to stop.
-`, n, strings.Join(names, ", "), dir, envFile, jobsFile, bin, caFile)
+`, n, strings.Join(names, ", "), dir, envFile, jobsFile, bin, caFile, noun)
 	<-ctx.Done()
 	fmt.Fprintln(out, "\nstopping")
 	return nil
