@@ -229,3 +229,30 @@ func benchAuthenticateTarget(b *testing.B, e catalogtest.Engine) {
 		}
 	}
 }
+
+// Acknowledging: the ack a target sends for each instruction it applied,
+// here a START's (the START itself posted outside the timed part).
+func BenchmarkAck(b *testing.B) {
+	eachEngine(b, benchAck)
+}
+
+func benchAck(b *testing.B, e catalogtest.Engine) {
+	db, _, _ := MustOpen(b, e)
+	t := fleetJob(b, db, 1)[0]
+	ctx := context.Background()
+	i := 0
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		i++
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}, admin)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		acked, err := db.Ack(ctx, t.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionDownloaded}})
+		if err != nil || len(acked) != 1 {
+			b.Fatal(acked, err)
+		}
+	}
+}

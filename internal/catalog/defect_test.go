@@ -164,3 +164,68 @@ func TestDefectedTargetsAreListed(t *testing.T) {
 		}
 	})
 }
+
+// A tombstone goes when its target acknowledges its DEFECT, applied or
+// failed, and not before: the acknowledgements of other instructions, and
+// those repeated, leave it waiting.
+func TestTombstoneGoesWithTheAckOfItsDefect(t *testing.T) {
+	for _, status := range []muster.InstructionStatus{muster.InstructionDownloaded, muster.InstructionFailed} {
+		t.Run(string(status), func(t *testing.T) {
+			catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+				db, clk, _ := MustOpen(t, e)
+				ctx := context.Background()
+				web1 := enlist(t, db, "web1")
+				if _, err := db.ApplyJobs(ctx, []muster.Job{job("nightly", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+					t.Fatal(err)
+				}
+				insert := pendingOf(t, db, web1.ID)
+				if len(insert) != 1 || insert[0].Operation != muster.OpInsert {
+					t.Fatalf("pending before the delete: %+v, want the job's INSERT", insert)
+				}
+				if err := db.DeleteTarget(ctx, "web1", false, admin); err != nil {
+					t.Fatal(err)
+				}
+				defect := pendingOf(t, db, web1.ID)
+				if len(defect) != 1 || defect[0].Operation != muster.OpDefect {
+					t.Fatalf("pending after the delete: %+v, want the DEFECT alone", defect)
+				}
+				clk.Add(time.Minute)
+
+				// The INSERT's ack comes late, and once more.
+				for i := range 2 {
+					acked, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: insert[0].Seq, Status: muster.InstructionDownloaded}})
+					if err != nil || len(acked) != 0 {
+						t.Fatalf("ack %d of the INSERT cleared by the delete: %+v, %v; want nothing acknowledged", i, acked, err)
+					}
+					if tg, err := db.FindTarget(ctx, "web1"); err != nil || !slices.Contains(tg.Flags, muster.FlagDeleted) {
+						t.Fatalf("after ack %d of the INSERT: %+v, %v; want the tombstone still there", i, tg, err)
+					}
+				}
+
+				acked, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: defect[0].Seq, Status: status, Error: "gone already"}})
+				if err != nil || len(acked) != 1 || acked[0].Operation != muster.OpDefect {
+					t.Fatalf("ack of the DEFECT: %+v, %v; want the DEFECT acknowledged", acked, err)
+				}
+				gone, err := db.FindTarget(ctx, "web1")
+				if err != nil || gone.Status != muster.StatusDefected || gone.DefectedAt == nil || !gone.DefectedAt.Equal(clk.Now()) ||
+					gone.Departure != "deleted by key admin (admin), then collected its DEFECT" {
+					t.Fatalf("after the DEFECT's ack: %s at %v, %q, %v; want defected now, having collected its DEFECT",
+						gone.Status, gone.DefectedAt, gone.Departure, err)
+				}
+				if acked, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: defect[0].Seq, Status: status}}); err != nil || len(acked) != 0 {
+					t.Errorf("the DEFECT's ack repeated: %+v, %v; want nothing acknowledged", acked, err)
+				}
+			})
+		})
+	}
+}
+
+// pendingOf returns the instructions pending for a target.
+func pendingOf(t *testing.T, db *catalog.Catalog, target int64) []catalog.InstructionRow {
+	t.Helper()
+	ins, err := db.PendingInstructions(context.Background(), target, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ins
+}

@@ -270,7 +270,13 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 			return err
 		}
 		// A deleted target that has collected its DEFECT is gone: the
-		// tombstone is lifted and its name is free.
+		// tombstone is lifted and its name is free. Only a deleted target
+		// is posted a DEFECT, with its deletion, so only the ack that
+		// brings one can lift it: the others skip the statement.
+		if !slices.ContainsFunc(acked, func(a Acked) bool { return a.Operation == muster.OpDefect }) {
+			tx.keepCredentials()
+			return nil
+		}
 		lifted, err := tx.LiftTombstone(ctx, targetID, tx.now)
 		if err != nil || !lifted {
 			tx.keepCredentials()

@@ -47,8 +47,9 @@ func (r *roundTrips) count(fn func()) int64 {
 
 // The writes on the paths the budgets measure take a bounded number of
 // round trips to PostgreSQL, whatever their size: a START (its BEGIN and the writes whose results it does not wait for go with the
-// statements it does wait for, and with the COMMIT), and an upload of
-// finished runs with their output, however many.
+// statements it does wait for, and with the COMMIT), the acknowledgement
+// a target sends once it applied it, and an upload of finished runs with
+// their output, however many.
 func TestWritesRoundTrips(t *testing.T) {
 	rt := &roundTrips{}
 	s, err := pgstore.Open(context.Background(), catalogtest.PostgresURL(t), pgstore.Options{Tracer: rt})
@@ -112,6 +113,30 @@ func TestWritesRoundTrips(t *testing.T) {
 			if i > 0 && n != c.trips {
 				t.Errorf("START %d of %s to targets %q: %d round trips, want %d", i, c.job, c.targets, n, c.trips)
 			}
+		}
+	}
+
+	// An acknowledgement of one instruction other than a DEFECT: BEGIN
+	// with its update, and the COMMIT.
+	pending, err := db.PendingInstructions(ctx, web1.ID, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pending) < 3 {
+		t.Fatalf("web1 has %d instructions pending, want 3 or more to acknowledge", len(pending))
+	}
+	for i, in := range pending[:3] { // the first prepares its statement
+		var acked []catalog.Acked
+		n := rt.count(func() {
+			if acked, err = db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: in.Seq, Status: muster.InstructionDownloaded}}); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if len(acked) != 1 {
+			t.Errorf("ack of %s %d: %d instructions acknowledged, want 1", in.Operation, in.Seq, len(acked))
+		}
+		if i > 0 && n != 2 {
+			t.Errorf("ack of %s %d: %d round trips, want 2", in.Operation, in.Seq, n)
 		}
 	}
 
