@@ -60,12 +60,6 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 	if err := dev.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		if dev.ProcessState == nil {
-			dev.Process.Kill()
-			dev.Wait()
-		}
-	})
 	lines := make(chan string)
 	go func() {
 		defer close(lines)
@@ -74,6 +68,14 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 			lines <- s.Text()
 		}
 	}()
+	t.Cleanup(func() {
+		if dev.ProcessState == nil { // the test failed before Ctrl-C
+			dev.Process.Kill()
+			for range lines {
+			}
+			dev.Wait()
+		}
+	})
 	var printed []string
 	for line := range readyLines(t, lines, dev.Stderr.(*syncBuffer)) {
 		printed = append(printed, line)
@@ -82,8 +84,8 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 		t.Errorf("first line %q, want %q", printed[0], want)
 	}
 
-	// The environment file, and the commands, indented under "then try:"
-	// and before the console's link.
+	// The environment file to source, and the commands: the lines
+	// indented by two spaces.
 	var env []string
 	var commands [][]string
 	for _, line := range printed {
@@ -106,12 +108,12 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 		"downloadlist":      "dev-1",
 		"login-link":        "https://127.0.0.1:",
 	}
+	self, err := os.Stat(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
 	ran := 0
 	for _, c := range commands {
-		self, err := os.Stat(os.Args[0])
-		if err != nil {
-			t.Fatal(err)
-		}
 		// As a shell finds it: testscript puts this binary on PATH as
 		// "muster", and muster dev then prints that name.
 		path, err := exec.LookPath(c[0])
