@@ -37,6 +37,12 @@ func fleetJob(b *testing.B, db *catalog.Catalog, n int) []catalog.TargetIdentity
 	return ids
 }
 
+// oneTargetJob opens a catalog with one target and a job on it.
+func oneTargetJob(b *testing.B, e catalogtest.Engine) (*catalog.Catalog, catalog.TargetIdentity) {
+	db, _, _ := MustOpen(b, e)
+	return db, fleetJob(b, db, 1)[0]
+}
+
 // Posting: a START to one target, and fanned out to many, in one
 // transaction with its idempotency key.
 func BenchmarkStartJob(b *testing.B) {
@@ -119,8 +125,7 @@ func BenchmarkPendingInstructions(b *testing.B) {
 }
 
 func benchPendingInstructions(b *testing.B, e catalogtest.Engine) {
-	db, _, _ := MustOpen(b, e)
-	t := fleetJob(b, db, 1)[0]
+	db, t := oneTargetJob(b, e)
 	ctx := context.Background()
 	if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench"}, admin); err != nil {
 		b.Fatal(err)
@@ -237,8 +242,7 @@ func BenchmarkAck(b *testing.B) {
 }
 
 func benchAck(b *testing.B, e catalogtest.Engine) {
-	db, _, _ := MustOpen(b, e)
-	t := fleetJob(b, db, 1)[0]
+	db, t := oneTargetJob(b, e)
 	ctx := context.Background()
 	i := 0
 	b.ReportAllocs()
