@@ -235,28 +235,37 @@ func benchAuthenticateTarget(b *testing.B, e catalogtest.Engine) {
 	}
 }
 
-// Acknowledging: the ack a target sends for each instruction it applied,
-// here a START's (the START itself posted outside the timed part).
+// Acknowledging: the ack a target sends for the instructions it applied:
+// one START's, as in a fan-out, and 50 at once, as a job file's INSERTs
+// are (each here a START, posted outside the timed part).
 func BenchmarkAck(b *testing.B) {
 	eachEngine(b, benchAck)
 }
 
 func benchAck(b *testing.B, e catalogtest.Engine) {
-	db, t := oneTargetJob(b, e)
-	ctx := context.Background()
-	i := 0
-	b.ReportAllocs()
-	for b.Loop() {
-		b.StopTimer()
-		i++
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}, admin)
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.StartTimer()
-		acked, err := db.Ack(ctx, t.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionDownloaded}})
-		if err != nil || len(acked) != 1 {
-			b.Fatal(acked, err)
-		}
+	for _, n := range []int{1, 50} {
+		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) {
+			db, t := oneTargetJob(b, e)
+			ctx := context.Background()
+			i := 0
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				acks := make([]catalog.AckRow, n)
+				for k := range acks {
+					i++
+					res, err := db.StartJob(ctx, catalog.StartRequest{Job: "bench", IdempotencyKey: fmt.Sprint(i)}, admin)
+					if err != nil {
+						b.Fatal(err)
+					}
+					acks[k] = catalog.AckRow{Seq: res.Runs[0].Seq, Status: muster.InstructionDownloaded}
+				}
+				b.StartTimer()
+				acked, err := db.Ack(ctx, t.ID, acks)
+				if err != nil || len(acked) != n {
+					b.Fatal(len(acked), err)
+				}
+			}
+		})
 	}
 }
