@@ -112,7 +112,6 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ran := 0
 	for _, c := range commands {
 		// As a shell finds it: testscript puts this binary on PATH as
 		// "muster", and muster dev then prints that name.
@@ -139,12 +138,11 @@ func TestDevCommandsRunAsPrinted(t *testing.T) {
 					t.Errorf("%s printed no %q:\n%s", line, text, out)
 				}
 				delete(want, prefix)
-				ran++
 			}
 		}
 	}
-	if ran != 6 || len(want) != 0 {
-		t.Errorf("ran %d of the 6 commands expected; not printed: %v", ran, slices.Sorted(maps.Keys(want)))
+	if len(want) != 0 { // each command checked deletes its entry
+		t.Errorf("commands expected and not printed, or not run: %v", slices.Sorted(maps.Keys(want)))
 	}
 
 	if err := dev.Process.Signal(os.Interrupt); err != nil {
