@@ -224,8 +224,7 @@ func BenchmarkAuthenticateTarget(b *testing.B) {
 }
 
 func benchAuthenticateTarget(b *testing.B, e catalogtest.Engine) {
-	db, _, _ := MustOpen(b, e)
-	fleetJob(b, db, 1)
+	db, _ := oneTargetJob(b, e)
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
