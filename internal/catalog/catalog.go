@@ -110,6 +110,9 @@ func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
 	}
 	c := &Catalog{store: store, opts: opts, log: opts.Logger, sharedRead: sharedReadTimeout, stop: make(chan struct{}), done: make(chan struct{})}
 	c.beats.pending = map[int64]Heartbeat{}
+	if store.Shared() {
+		c.creds.ttl = credentialsTTL
+	}
 	err := c.update(ctx, func(tx *tx) error {
 		if _, err := tx.InsertMeta(ctx, "epoch", newEpoch()); err != nil {
 			return err

@@ -7,10 +7,11 @@ import (
 )
 
 // credentialsTTL bounds how long a lookup of an API key or a client
-// certificate is used again without reading its row. On a catalog of its
-// own, every change that may touch those rows forgets them at once; on a
-// shared catalog, a change made by another master is forgotten when its
-// notification arrives, and a notification lost costs at most this long.
+// certificate is used again without reading its row on a shared catalog. A
+// change made by another master is forgotten when its notification
+// arrives, and a notification lost costs at most this long. A catalog of
+// its own has no other writer: every change that may touch those rows
+// forgets them at once, and a row is used until then.
 const credentialsTTL = time.Second
 
 // maxCredentials bounds the lookups remembered, a guard against a fleet of
@@ -22,11 +23,12 @@ const maxCredentials = 100_000
 // and operators does not read the same rows for each. Every committed write
 // transaction forgets them all, unless it said it changes no credential
 // (tx.keepCredentials): only the hot paths (a START, an acknowledgement, a
-// run upload) say so, and the heartbeats' flush, which forgets the
-// certificates of its targets alone.
+// run upload) say so, and the heartbeats' flush, which brings the poll
+// interval and clock skew of its targets' certificates up to date.
 type credentials struct {
 	mu    sync.Mutex
-	gen   uint64 // moved on by each forget
+	gen   uint64        // moved on by each forget
+	ttl   time.Duration // how long a row is used; 0: until forgotten
 	keys  map[string]remembered[APIKeyRow]
 	certs map[string]remembered[CertRow]
 }
@@ -44,31 +46,40 @@ func (c *credentials) forget() {
 	c.keys, c.certs = nil, nil
 }
 
-// forgetTargets drops the remembered certificates of the targets beats
-// holds, and keeps what is being read meanwhile from being remembered (it
-// may have been read before the heartbeats were written).
-func (c *credentials) forgetTargets(beats map[int64]Heartbeat) {
+// flushed brings the remembered certificates of the targets whose
+// heartbeats were written up to date, as a read of their rows would find
+// them: a heartbeat writes, of what a certificate's row holds, the poll
+// interval and the clock skew. It keeps what is being read meanwhile from
+// being remembered (it may have been read before the heartbeats were
+// written). When the write failed (written), they are forgotten.
+func (c *credentials) flushed(beats map[int64]Heartbeat, written bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.gen++
 	for serial, r := range c.certs {
-		if _, ok := beats[r.row.TargetID]; ok {
+		hb, ok := beats[r.row.TargetID]
+		switch {
+		case !ok:
+		case !written:
 			delete(c.certs, serial)
+		default:
+			r.row.Target.PollInterval, r.row.Target.ClockSkewMS = hb.PollInterval, hb.SkewMS()
+			c.certs[serial] = r
 		}
 	}
 }
 
 func (c *credentials) keyRows() *map[string]remembered[APIKeyRow] { return &c.keys }
 
-// recall returns the row of k in the map rows picks, if it was read less
-// than credentialsTTL ago; otherwise it reads it and remembers it, unless
+// recall returns the row of k in the map rows picks, if it is fresh;
+// otherwise it reads it and remembers it, unless
 // something was forgotten while it read.
 func recall[T any](c *credentials, rows func(*credentials) *map[string]remembered[T], k string, now time.Time, read func() (T, error)) (T, error) {
 	c.mu.Lock()
 	r := (*rows(c))[k]
-	gen := c.gen
+	gen, fresh := c.gen, r.fresh(now, c.ttl)
 	c.mu.Unlock()
-	if r.fresh(now) {
+	if fresh {
 		return r.row, nil
 	}
 	row, err := read()
@@ -83,9 +94,10 @@ func recall[T any](c *credentials, rows func(*credentials) *map[string]remembere
 	return row, nil
 }
 
-// fresh reports whether r was read less than credentialsTTL before now.
-func (r remembered[T]) fresh(now time.Time) bool {
-	return !r.at.IsZero() && !now.Before(r.at) && now.Sub(r.at) < credentialsTTL
+// fresh reports whether r was read less than ttl before now, or at all
+// when ttl is 0.
+func (r remembered[T]) fresh(now time.Time, ttl time.Duration) bool {
+	return !r.at.IsZero() && (ttl == 0 || !now.Before(r.at) && now.Sub(r.at) < ttl)
 }
 
 // remember keeps row under k in *m, read at now, starting the map afresh
@@ -110,7 +122,7 @@ func (c *Catalog) RecallTargets(ctx context.Context, serials []string) error {
 	cr.mu.Lock()
 	stale := make([]string, 0, len(serials))
 	for _, s := range serials {
-		if !cr.certs[s].fresh(now) {
+		if !cr.certs[s].fresh(now, cr.ttl) {
 			stale = append(stale, s)
 		}
 	}
@@ -128,13 +140,12 @@ func (c *credentials) generation() uint64 {
 	return c.gen
 }
 
-// freshCert returns the certificate of serial if it was read less than
-// credentialsTTL before now.
+// freshCert returns the certificate of serial if it is fresh.
 func (c *credentials) freshCert(serial string, now time.Time) (CertRow, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	r := c.certs[serial]
-	return r.row, r.fresh(now)
+	return r.row, r.fresh(now, c.ttl)
 }
 
 // rememberCerts remembers rows read at now, unless something was

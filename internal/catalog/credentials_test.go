@@ -31,7 +31,8 @@ func (r *reads) of(op string) int {
 }
 
 // An authentication reads its row once; the next ones use it until a
-// change that may touch it commits, or for a second at most.
+// change that may touch it commits, or, on a shared catalog, for a second
+// at most.
 func TestCredentialsRemembered(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
@@ -80,9 +81,17 @@ func TestCredentialsRemembered(t *testing.T) {
 		}
 		authenticate(1)
 
-		// A second later, both are read again.
-		clk.Add(time.Second)
-		authenticate(2)
+		// A second later, both are read again on a shared catalog, where a
+		// notification may be lost; a catalog of its own has no other
+		// writer, and an hour changes nothing.
+		read := 1
+		if db.Store().Shared() {
+			clk.Add(time.Second)
+			read = 2
+		} else {
+			clk.Add(time.Hour)
+		}
+		authenticate(read)
 
 		// Any other change forgets them: a revoked key is refused at once.
 		if _, err := db.RevokeAPIKey(ctx, "ops", admin); err != nil {
@@ -91,21 +100,22 @@ func TestCredentialsRemembered(t *testing.T) {
 		if _, err := db.AuthenticateAPIKey(ctx, "hash-ops"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
 			t.Fatalf("the revoked key: %v, want EUNAUTHORIZED", err)
 		}
-		if n := r.of("FindAPIKey"); n != 3 {
-			t.Errorf("the key was read %d times, want 3: the revocation did not forget it", n)
+		read++
+		if n := r.of("FindAPIKey"); n != read {
+			t.Errorf("the key was read %d times, want %d: the revocation did not forget it", n, read)
 		}
 		if _, err := db.AuthenticateTarget(ctx, "serial-web-1"); err != nil {
 			t.Fatal(err)
 		}
-		if n := r.of("FindCert"); n != 3 {
-			t.Errorf("the certificate was read %d times, want 3", n)
+		if n := r.of("FindCert"); n != read {
+			t.Errorf("the certificate was read %d times, want %d", n, read)
 		}
 		db.ForgetCredentials()
 		if _, err := db.AuthenticateTarget(ctx, "serial-web-1"); err != nil {
 			t.Fatal(err)
 		}
-		if n := r.of("FindCert"); n != 4 {
-			t.Errorf("the certificate was read %d times after ForgetCredentials, want 4", n)
+		if n := r.of("FindCert"); n != read+1 {
+			t.Errorf("the certificate was read %d times after ForgetCredentials, want %d", n, read+1)
 		}
 	})
 }
@@ -187,7 +197,7 @@ func TestSharedCredentialsRevoked(t *testing.T) {
 
 // The certificates of targets whose polls are answered together are read
 // in one statement; each target's next authentication then reads nothing,
-// for a second at most, as if it had read its own.
+// as if it had read its own: on a shared catalog for a second at most.
 func TestRecallTargets(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
@@ -230,21 +240,81 @@ func TestRecallTargets(t *testing.T) {
 			t.Errorf("FindCerts ran %d times, want 1: the certificates were fresh", n)
 		}
 
-		// A second later they are read again, together.
-		clk.Add(time.Second)
+		// A second later they are read again, together, on a shared
+		// catalog; not on a catalog of its own.
+		want := [2]int{1, 1} // the serial no certificate has was read alone
+		if db.Store().Shared() {
+			clk.Add(time.Second)
+			want = [2]int{2, 1}
+		} else {
+			clk.Add(time.Hour)
+		}
 		if err := db.RecallTargets(ctx, serials[:3]); err != nil {
 			t.Fatal(err)
 		}
 		authenticate()
-		if got := [2]int{r.of("FindCerts"), r.of("FindCert")}; got != [2]int{2, 1} {
-			t.Fatalf("(FindCerts, FindCert) = %v, want (2, 1)", got)
+		if got := [2]int{r.of("FindCerts"), r.of("FindCert")}; got != want {
+			t.Fatalf("(FindCerts, FindCert) = %v, want %v", got, want)
 		}
 
 		// A change that may touch them forgets them, whoever read them.
 		db.ForgetCredentials()
 		authenticate()
-		if n := r.of("FindCert"); n != 4 {
-			t.Errorf("FindCert ran %d times after ForgetCredentials, want 4", n)
+		if n := r.of("FindCert"); n != want[1]+3 {
+			t.Errorf("FindCert ran %d times after ForgetCredentials, want %d", n, want[1]+3)
+		}
+	})
+}
+
+// A flush of heartbeats forgets no certificate: it brings the poll
+// interval and clock skew of those of its targets up to date, as a read
+// of their rows would find them, and the next authentications read
+// nothing.
+func TestHeartbeatFlushKeepsCertificates(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		r := &reads{n: map[string]int{}}
+		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		web1 := enlist(t, db, "web-1")
+		enlist(t, db, "web-2")
+		identity := func(name string) catalog.TargetIdentity {
+			t.Helper()
+			id, err := db.AuthenticateTarget(ctx, "serial-"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return id
+		}
+		before := identity("web-2")
+		identity("web-1")
+		// The target's clock runs 2.5 s ahead of the master's.
+		db.RecordPoll(web1.ID, catalog.Heartbeat{At: clk.Now(), LocalTime: clk.Now().Add(2500 * time.Millisecond), PollInterval: 45})
+		if err := db.FlushHeartbeats(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 3 {
+			if id := identity("web-1"); id.PollInterval != 45 || id.ClockSkewMS != 2500 {
+				t.Fatalf("web-1 after the flush, try %d: poll interval %d, skew %d ms; want 45 and 2500", i, id.PollInterval, id.ClockSkewMS)
+			}
+			if id := identity("web-2"); id != before {
+				t.Fatalf("web-2, not in the flush, try %d: %+v, want %+v", i, id, before)
+			}
+		}
+		if n := r.of("FindCert"); n != 2 {
+			t.Fatalf("FindCert ran %d times, want 2: the flush forgot a certificate", n)
+		}
+		// What the flush wrote is what a read finds.
+		db.ForgetCredentials()
+		if id := identity("web-1"); id.PollInterval != 45 || id.ClockSkewMS != 2500 {
+			t.Fatalf("web-1 read again: poll interval %d, skew %d ms; want 45 and 2500", id.PollInterval, id.ClockSkewMS)
+		}
+		if n := r.of("FindCert"); n != 3 {
+			t.Fatalf("FindCert ran %d times, want 3", n)
 		}
 	})
 }

@@ -76,18 +76,19 @@ func (c *Catalog) FlushHeartbeats(ctx context.Context) error {
 
 	// Of what a target's identity holds, a heartbeat changes only its poll
 	// interval and clock skew, which a remembered certificate's row holds
-	// too: the flush forgets the certificates of its targets alone, not
-	// all the credentials remembered, and tells the other masters nothing.
-	// In a fan-out each master flushes every second, and forgetting all
-	// made every acknowledgement and upload that followed read its target's
-	// certificate again. A target polls one master at a time; another that
-	// remembers its row from before it moved uses that row's poll interval
-	// and skew for credentialsTTL at most, as when a notification is lost.
+	// too: the flush brings those up to date in the certificates of its
+	// targets (forgets them if it failed), forgets no other credential, and
+	// tells the other masters nothing. In a fan-out each master flushes
+	// every second: forgetting made every acknowledgement and upload that
+	// followed read its target's certificate again. A target polls one
+	// master at a time; another that remembers its row from before it moved
+	// uses that row's poll interval and skew for credentialsTTL at most, as
+	// when a notification is lost.
 	err := c.update(ctx, func(tx *tx) error {
 		tx.keepCredentials()
 		return tx.FlushHeartbeats(ctx, batch)
 	})
-	c.creds.forgetTargets(batch)
+	c.creds.flushed(batch, err == nil)
 	c.beats.mu.Lock()
 	if err != nil {
 		// Put the batch back unless a newer heartbeat replaced an entry.
