@@ -261,7 +261,10 @@ func (l *Lexer) Name(names *Names) string {
 	s := l.String()
 	if !l.bad && len(s) <= maxNameLen && len(names.m) < maxNames {
 		if names.m == nil {
-			names.m = make(map[string]string, maxNames)
+			// Grown as names come: an upload of one run (a fan-out's) has
+			// five or six, and room made for maxNames at once was most of
+			// what its decoding allocated.
+			names.m = map[string]string{}
 		}
 		names.m[s] = s
 	}

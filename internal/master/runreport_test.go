@@ -131,3 +131,29 @@ func checkDecodeRunReport(t *testing.T, s string) bool {
 	}
 	return true
 }
+
+// BenchmarkDecodeRunReport decodes the report a target uploads when a
+// START's step has begun: one run, running, one step, each upload with a
+// decoder of its own, as each request has.
+func BenchmarkDecodeRunReport(b *testing.B) {
+	at := time.Date(2026, 12, 7, 5, 40, 0, 0, time.UTC)
+	data, err := json.Marshal(agentproto.RunReport{Revision: 1, Run: agentproto.Run{Job: "fleet", Target: "sim-04711",
+		RunID: "019af2c4-6a1e-7b3c-9d2e-5f4a3b2c1d0e", Status: muster.RunRunning, Trigger: muster.TriggerOperator, StartedAt: at,
+		Steps: []agentproto.StepAttempt{{Name: "main", Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	for b.Loop() {
+		var d runReports
+		var rep agentproto.RunReport
+		if !d.decode(data, &rep) {
+			b.Fatalf("not decoded: %s", data)
+		}
+		n++
+	}
+	if n == 0 {
+		b.Fatal("no report decoded")
+	}
+}
