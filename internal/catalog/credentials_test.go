@@ -30,19 +30,27 @@ func (r *reads) of(op string) int {
 	return r.n[op]
 }
 
+// openCounting opens a catalog on a new store of the engine, its clock
+// stopped, and counts the store's lookups; it is closed when the test ends.
+func openCounting(t *testing.T, e catalogtest.Engine) (*catalog.Catalog, *clock, *reads) {
+	t.Helper()
+	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	r := &reads{n: map[string]int{}}
+	db, err := catalog.Open(context.Background(), catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, clk, r
+}
+
 // An authentication reads its row once; the next ones use it until a
 // change that may touch it commits, or, on a shared catalog, for a second
 // at most.
 func TestCredentialsRemembered(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-		r := &reads{n: map[string]int{}}
-		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db, clk, r := openCounting(t, e)
 		id := enlist(t, db, "web-1")
 		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web-1")}, catalog.ApplyOptions{}, admin); err != nil {
 			t.Fatal(err)
@@ -201,13 +209,7 @@ func TestSharedCredentialsRevoked(t *testing.T) {
 func TestRecallTargets(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-		r := &reads{n: map[string]int{}}
-		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db, clk, r := openCounting(t, e)
 		ids := map[string]int64{}
 		for _, name := range []string{"web-1", "web-2", "web-3"} {
 			ids[name] = enlist(t, db, name).ID
@@ -273,13 +275,7 @@ func TestRecallTargets(t *testing.T) {
 func TestHeartbeatFlushKeepsCertificates(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
-		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-		r := &reads{n: map[string]int{}}
-		db, err := catalog.Open(ctx, catalog.TimeStore(e.Open(t), r.observe), catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer db.Close()
+		db, clk, r := openCounting(t, e)
 		web1 := enlist(t, db, "web-1")
 		enlist(t, db, "web-2")
 		identity := func(name string) catalog.TargetIdentity {
