@@ -72,8 +72,8 @@ func (c *credentials) flushed(beats map[int64]Heartbeat, written bool) {
 func (c *credentials) keyRows() *map[string]remembered[APIKeyRow] { return &c.keys }
 
 // recall returns the row of k in the map rows picks, if it is fresh;
-// otherwise it reads it and remembers it, unless
-// something was forgotten while it read.
+// otherwise it reads it and remembers it, unless something was forgotten
+// while it read.
 func recall[T any](c *credentials, rows func(*credentials) *map[string]remembered[T], k string, now time.Time, read func() (T, error)) (T, error) {
 	c.mu.Lock()
 	r := (*rows(c))[k]
