@@ -127,7 +127,13 @@ func TestRunFailureNotifiesASignedWebhook(t *testing.T) {
 	if msg, _ := body["message"].(string); !strings.Contains(msg, "exit code 2") {
 		t.Errorf("message %q does not say why", msg)
 	}
-	h := history(t, env, "backup-failed")
+	// The master records the delivery once the webhook's reply is back,
+	// which may be after the hook has the request.
+	var h []muster.Delivery
+	testenv.Eventually(t, wait, "the delivery's outcome in the history", func() bool {
+		h = history(t, env, "backup-failed")
+		return len(h) != 1 || h[0].Status != muster.DeliveryPending
+	})
 	if len(h) != 1 || h[0].Status != muster.DeliveryDelivered || h[0].Attempts != 1 || h[0].ID != req.Header.Get("Muster-Delivery") {
 		t.Errorf("history %+v, want one delivery, delivered at the first attempt, with the header's id", h)
 	}
