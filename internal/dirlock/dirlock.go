@@ -1,5 +1,7 @@
 // Package dirlock takes an exclusive lock on a data directory, so that two
-// processes never use one at once (a master's or a target's).
+// processes never use one at once (a master's or a target's), or on a file
+// standing for something else two must not share (a master's SQLite
+// catalog kept outside its data directory).
 package dirlock
 
 import (
@@ -17,13 +19,20 @@ import (
 // File is the lock file in a data directory.
 const File = "lock"
 
-// Lock is a data directory held by this process.
+// Lock is a data directory (or what a file stands for) held by this
+// process.
 type Lock struct{ f *os.File }
 
 // Acquire locks dir. The lock goes with the process, however it ends; one
 // held elsewhere is refused (ECONFLICT), naming the process that holds it.
 func Acquire(dir string) (*Lock, error) {
-	path := filepath.Join(dir, File)
+	return AcquireFile(filepath.Join(dir, File), "data directory "+dir)
+}
+
+// AcquireFile locks the file at path (made if need be), which stands for
+// what, as Acquire locks a data directory: a refusal says that what is in
+// use, and by which process.
+func AcquireFile(path, what string) (*Lock, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
 		return nil, err
@@ -38,7 +47,7 @@ func Acquire(dir string) (*Lock, error) {
 			} else {
 				holder = "process " + holder
 			}
-			return nil, muster.Errorf(muster.ECONFLICT, "data directory %s is in use by %s; stop it first", dir, holder)
+			return nil, muster.Errorf(muster.ECONFLICT, "%s is in use by %s; stop it first", what, holder)
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}

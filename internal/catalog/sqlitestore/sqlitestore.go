@@ -17,6 +17,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
+	"github.com/musterhq/muster/internal/dirlock"
 	"github.com/musterhq/muster/internal/sqlite"
 )
 
@@ -27,10 +28,16 @@ var migrations embed.FS
 type Store struct {
 	catalog.Reads // on the read pool
 	path          string
+	lock          *dirlock.Lock // on path+LockSuffix while open
 	write, read   *sql.DB
 	writeStmts    *sqlite.Stmts
 	readStmts     *sqlite.Stmts
 }
+
+// LockSuffix names, after the catalog's path, the file a Store holds
+// locked while it is open: a second Store of the catalog, in this process
+// or another, is refused until the first is closed.
+const LockSuffix = "-lock"
 
 // readers is how many connections read the catalog at once: the polls,
 // the operators and the duties of a busy master.
@@ -41,7 +48,20 @@ var dialect = sqlstore.Dialect{}
 
 // Open opens (creating and migrating if needed) the catalog at path. The
 // file, and its write-ahead log, are readable by their owner only.
-func Open(ctx context.Context, path string) (*Store, error) {
+func Open(ctx context.Context, path string) (s *Store, err error) {
+	// One master at a time: the catalog may be kept outside the master's
+	// data directory (sqlite:PATH), where that directory's lock does not
+	// reach, and a master on a catalog of its own tells no other of its
+	// changes (it remembers credentials until it changes them itself).
+	lock, err := dirlock.AcquireFile(path+LockSuffix, "catalog "+path)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if err != nil {
+			lock.Release()
+		}
+	}()
 	// The catalog holds hashes of secrets and webhook secrets: keep it
 	// private from the start, WAL and shared memory included.
 	for _, p := range []string{path, path + "-wal", path + "-shm"} {
@@ -61,7 +81,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Store{path: path, write: write, read: read, writeStmts: sqlite.NewStmts(write), readStmts: sqlite.NewStmts(read)}
+	s = &Store{path: path, lock: lock, write: write, read: read, writeStmts: sqlite.NewStmts(write), readStmts: sqlite.NewStmts(read)}
 	s.Reads = sqlstore.New(&querier{db: read, stmts: s.readStmts}, dialect)
 	if err := sqlite.Migrate(ctx, write, migrations, "migrations"); err != nil {
 		s.Close()
@@ -76,9 +96,9 @@ func (s *Store) Path() string { return s.path }
 // Describe names the file.
 func (s *Store) Describe() string { return "SQLite at " + s.path }
 
-// Close closes the database.
+// Close closes the database and lets it go to another master.
 func (s *Store) Close() error {
-	return errors.Join(s.writeStmts.Close(), s.readStmts.Close(), s.write.Close(), s.read.Close())
+	return errors.Join(s.writeStmts.Close(), s.readStmts.Close(), s.write.Close(), s.read.Close(), s.lock.Release())
 }
 
 // Shared is false: one master uses a SQLite catalog.

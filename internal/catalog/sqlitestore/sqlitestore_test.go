@@ -2,10 +2,13 @@ package sqlitestore_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog/sqlitestore"
 )
 
@@ -59,5 +62,33 @@ func TestCatalogFilesArePrivate(t *testing.T) {
 	}
 	if checked == 0 {
 		t.Error("no catalog file was there to check after reopening")
+	}
+}
+
+// A catalog is used by one master at a time, wherever it is kept: a second
+// Store of it is refused, naming the catalog and the process that has it,
+// until the first is closed.
+func TestCatalogIsLockedWhileOpen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "elsewhere.db")
+	first, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = sqlitestore.Open(context.Background(), path)
+	if muster.ErrorCode(err) != muster.ECONFLICT {
+		t.Fatalf("a second Open while the first is open: %v, want ECONFLICT", err)
+	}
+	if want := fmt.Sprintf("catalog %s is in use by process %d", path, os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("refusal %q does not say %q", err, want)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+	again, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatalf("Open after the first was closed: %v", err)
+	}
+	if err := again.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
