@@ -58,14 +58,15 @@ func (c *credentials) flushed(beats map[int64]Heartbeat, written bool) {
 	c.gen++
 	for serial, r := range c.certs {
 		hb, ok := beats[r.row.TargetID]
-		switch {
-		case !ok:
-		case !written:
-			delete(c.certs, serial)
-		default:
-			r.row.Target.PollInterval, r.row.Target.ClockSkewMS = hb.PollInterval, hb.SkewMS()
-			c.certs[serial] = r
+		if !ok {
+			continue
 		}
+		if !written {
+			delete(c.certs, serial)
+			continue
+		}
+		r.row.Target.PollInterval, r.row.Target.ClockSkewMS = hb.PollInterval, hb.SkewMS()
+		c.certs[serial] = r
 	}
 }
 
