@@ -28,16 +28,16 @@ var migrations embed.FS
 type Store struct {
 	catalog.Reads // on the read pool
 	path          string
-	lock          *dirlock.Lock // on path+LockSuffix while open
+	lock          *dirlock.Lock // on path+lockSuffix while open
 	write, read   *sql.DB
 	writeStmts    *sqlite.Stmts
 	readStmts     *sqlite.Stmts
 }
 
-// LockSuffix names, after the catalog's path, the file a Store holds
+// lockSuffix names, after the catalog's path, the file a Store holds
 // locked while it is open: a second Store of the catalog, in this process
 // or another, is refused until the first is closed.
-const LockSuffix = "-lock"
+const lockSuffix = "-lock"
 
 // readers is how many connections read the catalog at once: the polls,
 // the operators and the duties of a busy master.
@@ -53,7 +53,7 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 	// data directory (sqlite:PATH), where that directory's lock does not
 	// reach, and a master on a catalog of its own tells no other of its
 	// changes (it remembers credentials until it changes them itself).
-	lock, err := dirlock.AcquireFile(path+LockSuffix, "catalog "+path)
+	lock, err := dirlock.AcquireFile(path+lockSuffix, "catalog "+path)
 	if err != nil {
 		return nil, err
 	}
