@@ -59,8 +59,11 @@ func (c *Catalog) DispatchEvents(ctx context.Context, newID func() string) (even
 			}
 		}
 		events = len(batch)
-		// Every event raised before the alert changes is matched now.
-		return tx.MarkDispatched(ctx, batch[len(batch)-1].ID)
+		ids := make([]int64, len(batch))
+		for i, e := range batch {
+			ids[i] = e.ID
+		}
+		return tx.MarkDispatched(ctx, ids)
 	})
 	return events, deliveries, err
 }

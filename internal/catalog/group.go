@@ -29,6 +29,24 @@ func (tx *tx) groupIDs(field string, names []string) (map[string]int64, error) {
 	return ids, nil
 }
 
+// lockGroupJobs takes a group's row, then the rows of the jobs naming it,
+// and returns those jobs' names as they are once taken. No job can start
+// naming the group until commit (a write of jobs shares every group's row
+// first), and one deleted meanwhile is not among them.
+func (tx *tx) lockGroupJobs(id int64) ([]string, error) {
+	if err := tx.LockGroup(tx.ctx, id); err != nil {
+		return nil, err
+	}
+	names, err := tx.JobsNamingGroup(tx.ctx, id)
+	if err != nil || len(names) == 0 {
+		return names, err
+	}
+	if err := tx.LockJobs(tx.ctx, names); err != nil {
+		return nil, err
+	}
+	return tx.JobsNamingGroup(tx.ctx, id)
+}
+
 // group resolves one group name; an unknown one is ENOTFOUND.
 func (tx *tx) group(name string) (int64, error) {
 	ids, err := tx.GroupIDs(tx.ctx, []string{name})
@@ -71,11 +89,8 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 		// The jobs naming the group, read as they are before the rename.
 		var before []storedJob
 		if id, err := tx.group(name); err == nil {
-			names, err := tx.JobsNamingGroup(ctx, id)
+			names, err := tx.lockGroupJobs(id)
 			if err != nil {
-				return err
-			}
-			if err := tx.LockJobs(ctx, names); err != nil {
 				return err
 			}
 			for _, n := range names {
@@ -131,6 +146,9 @@ func (c *Catalog) DeleteGroup(ctx context.Context, name string, by muster.Actor)
 		if err != nil {
 			return err
 		}
+		if err := tx.LockGroup(ctx, id); err != nil {
+			return err
+		}
 		jobs, err := tx.JobsNamingGroup(ctx, id)
 		if err != nil {
 			return err
@@ -162,11 +180,8 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 		if err != nil {
 			return err
 		}
-		jobs, err := tx.JobsNamingGroup(ctx, gid)
+		jobs, err := tx.lockGroupJobs(gid)
 		if err != nil {
-			return err
-		}
-		if err := tx.LockJobs(ctx, jobs); err != nil {
 			return err
 		}
 		before := map[string]storedJob{}

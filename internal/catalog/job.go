@@ -78,7 +78,11 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 	apply := func(tx *tx) error {
 		res = muster.ApplyResult{DryRun: opt.DryRun, Changes: []muster.JobChange{}}
 		// Applies change many jobs at once; they take every job's row so
-		// that two never interleave.
+		// that two never interleave, and first share every group's, so
+		// that no group's members or name change under them.
+		if err := tx.ShareGroups(ctx); err != nil {
+			return err
+		}
 		if err := tx.LockJobs(ctx, nil); err != nil {
 			return err
 		}

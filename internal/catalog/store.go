@@ -26,7 +26,7 @@ import (
 //     constraints; a change that loses a race for one is retried or refused;
 //   - a run upload is guarded by its revision per (target, run id);
 //   - a read that decides a write takes the rows it decides on (LockJobs,
-//     LockTarget), or the write is guarded by what it read (a job's version,
+//     LockTarget, LockGroup and ShareGroups), or the write is guarded by what it read (a job's version,
 //     an instruction's or a token's state) and the transaction is retried when
 //     the guard fails.
 
@@ -246,6 +246,14 @@ type Tx interface {
 	// PruneAudit deletes the entries made before a time.
 	PruneAudit(ctx context.Context, before time.Time) (int64, error)
 
+	// ShareGroups takes every group's row, shared, until commit: a write of
+	// jobs, which reads the groups they name and their members, against a
+	// change of a group's members or name (LockGroup). Groups are taken
+	// before jobs.
+	ShareGroups(ctx context.Context) error
+	// LockGroup takes a group's row, exclusively, until commit: a change of
+	// its members or name, before it reads the jobs naming it.
+	LockGroup(ctx context.Context, id int64) error
 	// LockJobs takes the named jobs' rows (every job's when names is nil)
 	// until commit.
 	LockJobs(ctx context.Context, names []string) error
@@ -325,9 +333,9 @@ type Tx interface {
 	// RaiseEvent records an event under key unless one is recorded under it,
 	// and reports whether it did.
 	RaiseEvent(ctx context.Context, key string, e muster.Event, raisedAt time.Time) (bool, error)
-	// MarkDispatched marks dispatched every event up to id, and forgets
-	// alert changes every event up to id has been matched against.
-	MarkDispatched(ctx context.Context, upTo int64) error
+	// MarkDispatched marks the events with the given ids dispatched, and
+	// forgets the alert changes no event waiting to be matched precedes.
+	MarkDispatched(ctx context.Context, ids []int64) error
 	PruneEvents(ctx context.Context, raisedBefore time.Time) (int64, error)
 
 	InsertOperator(ctx context.Context, op OperatorRow) error

@@ -716,6 +716,20 @@ func (t *timedTx) PruneAudit(p0 context.Context, p1 time.Time) (int64, error) {
 	return r0, r1
 }
 
+func (t *timedTx) ShareGroups(p0 context.Context) error {
+	start := time.Now()
+	r0 := t.tx.ShareGroups(p0)
+	t.observe("ShareGroups", time.Since(start))
+	return r0
+}
+
+func (t *timedTx) LockGroup(p0 context.Context, p1 int64) error {
+	start := time.Now()
+	r0 := t.tx.LockGroup(p0, p1)
+	t.observe("LockGroup", time.Since(start))
+	return r0
+}
+
 func (t *timedTx) LockJobs(p0 context.Context, p1 []string) error {
 	start := time.Now()
 	r0 := t.tx.LockJobs(p0, p1)
@@ -968,7 +982,7 @@ func (t *timedTx) RaiseEvent(p0 context.Context, p1 string, p2 muster.Event, p3 
 	return r0, r1
 }
 
-func (t *timedTx) MarkDispatched(p0 context.Context, p1 int64) error {
+func (t *timedTx) MarkDispatched(p0 context.Context, p1 []int64) error {
 	start := time.Now()
 	r0 := t.tx.MarkDispatched(p0, p1)
 	t.observe("MarkDispatched", time.Since(start))

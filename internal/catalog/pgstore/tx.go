@@ -43,6 +43,20 @@ func (t *txQueries) LockJobs(ctx context.Context, names []string) error {
 	return classify(err)
 }
 
+// ShareGroups takes every group's row, FOR SHARE: applies share them
+// with each other, and wait for, or hold off, a change of a group's
+// members or name.
+func (t *txQueries) ShareGroups(ctx context.Context) error {
+	_, err := t.tx.Exec(ctx, `SELECT id FROM groups ORDER BY id FOR SHARE`)
+	return classify(err)
+}
+
+// LockGroup takes a group's row FOR UPDATE.
+func (t *txQueries) LockGroup(ctx context.Context, id int64) error {
+	_, err := t.tx.Exec(ctx, `SELECT id FROM groups WHERE id = $1 FOR UPDATE`, id)
+	return classify(err)
+}
+
 // LockOperator returns an operator's row, taken until commit.
 func (t *txQueries) LockOperator(ctx context.Context, name string) (catalog.OperatorRow, error) {
 	if _, err := t.tx.Exec(ctx, `SELECT id FROM operators WHERE name = $1 FOR UPDATE`, name); err != nil {

@@ -66,13 +66,22 @@ func (s *Queries) UndispatchedEvents(ctx context.Context, limit int) ([]muster.E
 		`SELECT `+eventColumns+` FROM events e WHERE NOT e.dispatched ORDER BY e.id LIMIT $1`, limit)
 }
 
-// MarkDispatched marks events up to an id matched, and forgets the alert
-// changes they were the last of.
-func (s *Queries) MarkDispatched(ctx context.Context, upTo int64) error {
-	if _, err := s.Q.Exec(ctx, `UPDATE events SET dispatched = TRUE WHERE NOT dispatched AND id <= $1`, upTo); err != nil {
+// MarkDispatched marks the events matched, and forgets each alert change
+// that no event still waiting to be matched comes before. The events are
+// named, not bounded by the last one's id: on PostgreSQL an id is taken
+// at insert, so an event may commit after one numbered later, and be
+// waiting still when the later one is matched.
+func (s *Queries) MarkDispatched(ctx context.Context, ids []int64) error {
+	a := &args{d: s.D}
+	matched, err := inJSON(a, "id", ids)
+	if err != nil {
 		return err
 	}
-	_, err := s.Q.Exec(ctx, `UPDATE alerts SET changed_after_event = 0 WHERE changed_after_event BETWEEN 1 AND $1`, upTo)
+	if _, err := s.Q.Exec(ctx, `UPDATE events SET dispatched = TRUE WHERE `+matched, a.vals...); err != nil {
+		return err
+	}
+	_, err = s.Q.Exec(ctx, `UPDATE alerts SET changed_after_event = 0 WHERE changed_after_event > 0
+		AND NOT EXISTS (SELECT 1 FROM events e WHERE NOT e.dispatched AND e.id <= alerts.changed_after_event)`)
 	return err
 }
 

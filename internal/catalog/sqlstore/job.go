@@ -159,6 +159,12 @@ func (s *Queries) GroupTargets(ctx context.Context, jobID int64) (map[string]cat
 // alone.
 func (s *Queries) LockJobs(context.Context, []string) error { return nil }
 
+// ShareGroups does nothing, as LockJobs.
+func (s *Queries) ShareGroups(context.Context) error { return nil }
+
+// LockGroup does nothing, as LockJobs.
+func (s *Queries) LockGroup(context.Context, int64) error { return nil }
+
 // InsertJob creates a job; a name taken is ErrDuplicate.
 func (s *Queries) InsertJob(ctx context.Context, j catalog.JobRow) (int64, error) {
 	var id int64

@@ -1,0 +1,255 @@
+package pgstore_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/catalog/pgstore"
+)
+
+// pauseAt calls hook once, as the first statement whose text contains
+// match is sent: the transaction sending it waits there until hook returns.
+type pauseAt struct {
+	match string
+	once  sync.Once
+	hook  func()
+}
+
+func (p *pauseAt) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	if strings.Contains(d.SQL, p.match) {
+		p.once.Do(p.hook)
+	}
+	return ctx
+}
+
+func (p *pauseAt) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+// openPaused opens a catalog on the PostgreSQL database at url whose
+// transactions pause at p.
+func openPaused(t *testing.T, url string, p *pauseAt) *catalog.Catalog {
+	t.Helper()
+	ctx := context.Background()
+	s, err := pgstore.Open(ctx, url, pgstore.Options{Tracer: p})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	c, err := catalog.Open(ctx, s, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// alongside runs fn on its own goroutine and returns once fn has returned
+// or a statement on conn's database waits for a lock; wait then waits for
+// fn and returns its error.
+func alongside(t *testing.T, conn *pgx.Conn, fn func() error) (wait func() error) {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- fn() }()
+	for tries := 0; ; tries++ {
+		select {
+		case err := <-done:
+			return func() error { return err }
+		default:
+		}
+		if catalogtest.LockAwaited(t, conn) {
+			return func() error { return <-done }
+		}
+		if tries == 3000 {
+			t.Fatal("the transaction alongside neither ended nor came to wait for a lock after 3,000 looks (30 s)")
+		}
+		if _, err := conn.Exec(context.Background(), `SELECT pg_sleep(0.01)`); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Event ids are taken at insert, not at commit: an event may commit after
+// one numbered later, after the dispatcher read the events waiting and
+// before it marked them matched. It stays waiting, and the next pass
+// matches it.
+func TestDispatchMatchesAnEventCommittedOutOfIDOrder(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	ctx := context.Background()
+	other := catalogtest.OpenPostgres(t, url) // another master, raising events
+
+	release, committed := make(chan struct{}), make(chan struct{})
+	c := openPaused(t, url, &pauseAt{match: "UPDATE events SET dispatched", hook: func() {
+		close(release) // the earlier-numbered event's transaction commits now
+		<-committed
+	}})
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	if _, err := c.CreateOperator(ctx, muster.Operator{Name: "mail", Email: "ops@example.com"}, "", admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.CreateAlert(ctx, muster.Alert{Name: "all", Event: muster.EventAny, Notify: []string{"mail"}}, admin); err != nil {
+		t.Fatal(err)
+	}
+	ev := func(msg string) muster.Event {
+		return muster.Event{Name: muster.EventRunFailed, Severity: muster.SeverityError, Source: "test", Message: msg, At: time.Now()}
+	}
+	raised := make(chan struct{})
+	go func() {
+		defer close(committed)
+		err := other.Update(ctx, func(tx catalog.Tx) error {
+			if _, err := tx.RaiseEvent(ctx, "first", ev("first"), time.Now()); err != nil {
+				return err
+			}
+			close(raised)
+			<-release
+			return nil
+		})
+		if err != nil {
+			t.Error(err)
+		}
+	}()
+	<-raised
+	if err := other.Update(ctx, func(tx catalog.Tx) error {
+		_, err := tx.RaiseEvent(ctx, "second", ev("second"), time.Now())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+
+	var passes []int
+	for {
+		n, _, err := c.DispatchEvents(ctx, muster.NewRunID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			break
+		}
+		passes = append(passes, n)
+		if len(passes) == 3 {
+			t.Fatalf("still dispatching after three passes: %v events", passes)
+		}
+	}
+	<-committed
+	if len(passes) != 2 || passes[0] != 1 || passes[1] != 1 {
+		t.Errorf("passes dispatched %v events, want [1 1]: the second first, then the first once committed", passes)
+	}
+	if left, err := other.UndispatchedEvents(ctx, 10); err != nil || len(left) != 0 {
+		t.Errorf("events waiting after the passes: %v, %v; want none", left, err)
+	}
+	ds, err := c.FindDeliveries(ctx, catalog.DeliveryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int{}
+	for _, d := range ds {
+		got[d.Event.Message]++
+	}
+	if len(ds) != 2 || got["first"] != 1 || got["second"] != 1 {
+		t.Errorf("deliveries by event: %v, want one for each of first and second", got)
+	}
+}
+
+// A job applied naming a group, and a target joining the group, at the
+// same time on two masters: whichever goes first, the other waits for it
+// at the group's row and then reads what it wrote, and the new member
+// gets the job. Each case pauses the first transaction after its read of
+// the other's side (the apply after reading the group's members, the
+// group's change after reading the jobs naming it) and runs the second
+// meanwhile.
+func TestGroupChangeAndApplyNamingItSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	backup := muster.NewJob()
+	backup.Name, backup.Groups, backup.Steps = "backup", []string{"web"}, []muster.Step{{Name: "hello", Shell: "echo hello"}}
+	join := func(c *catalog.Catalog) error {
+		_, err := c.SetGroupMembers(context.Background(), "web", []string{"web2"}, false, admin)
+		return err
+	}
+	apply := func(c *catalog.Catalog) error {
+		_, err := c.ApplyJobs(context.Background(), []muster.Job{backup}, catalog.ApplyOptions{}, admin)
+		return err
+	}
+	cases := []struct {
+		name          string
+		pause         string // the first transaction's statement it pauses at
+		first, second func(*catalog.Catalog) error
+	}{
+		{"apply first", "INSERT INTO job_targets", apply, join},
+		{"group change first", "INSERT INTO group_members", join, apply},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			url := catalogtest.PostgresDatabaseURL(t)
+			ctx := context.Background()
+			other, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer other.Close()
+			enlist(t, other, "web1")
+			enlist(t, other, "web2")
+			if err := other.CreateGroup(ctx, "web", admin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+
+			var second func() error
+			c := openPaused(t, url, &pauseAt{match: tc.pause, hook: func() {
+				second = alongside(t, conn, func() error { return tc.second(other) })
+			}})
+			if err := tc.first(c); err != nil {
+				t.Fatal(err)
+			}
+			if second == nil {
+				t.Fatalf("the first transaction never sent %q", tc.pause)
+			}
+			if err := second(); err != nil {
+				t.Fatal(err)
+			}
+			for _, name := range []string{"web1", "web2"} {
+				ins, err := c.FindInstructions(ctx, catalog.InstructionFilter{Target: name})
+				if err != nil {
+					t.Fatal(err)
+				}
+				n := 0
+				for _, in := range ins {
+					if in.Operation == muster.OpInsert && in.Job == "backup" {
+						n++
+					}
+				}
+				if n != 1 {
+					t.Errorf("%s, in group web which job backup names, has %d INSERTs of backup, want 1: %v", name, n, ins)
+				}
+			}
+		})
+	}
+}
+
+// enlist enlists a target by name.
+func enlist(t *testing.T, c *catalog.Catalog, name string) {
+	t.Helper()
+	ctx := context.Background()
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	if _, err := c.CreateEnlistToken(ctx, "hash-"+name, name, 15*time.Minute, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+		func(uid string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+		}); err != nil {
+		t.Fatal(err)
+	}
+}
