@@ -2,6 +2,7 @@ package pgstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -163,10 +164,19 @@ func (p *pipeline) empty() bool { return !p.begun && len(p.held) == 1 }
 func (p *pipeline) release(ctx context.Context) {
 	p.held = nil
 	if pc := p.conn.Conn().PgConn(); !pc.IsClosed() && !pc.IsBusy() && pc.TxStatus() != 'I' {
-		p.conn.Exec(ctx, `ROLLBACK`)
+		ctx, cancel := context.WithTimeout(ctx, rollbackTimeout)
+		if _, err := p.conn.Exec(ctx, `ROLLBACK`); err != nil {
+			pc.Close(ctx) // at once if the wait is over; the pool drops it
+		}
+		cancel()
 	}
 	p.conn.Release()
 }
+
+// rollbackTimeout bounds the ROLLBACK of a transaction that did not
+// commit: a connection that stops answering is closed after it, not held
+// from the pool until the kernel gives up on it (a quarter of an hour).
+var rollbackTimeout = 5 * time.Second
 
 // batchRows are the rows of a query sent in a batch: done with them, the
 // batch is closed.

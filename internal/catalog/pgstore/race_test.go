@@ -2,6 +2,8 @@ package pgstore_test
 
 import (
 	"context"
+	"errors"
+	neturl "net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 	"github.com/musterhq/muster/internal/catalog/pgstore"
+	"github.com/musterhq/muster/internal/faults"
 )
 
 // pauseAt calls hook once, as the first statement whose text contains
@@ -251,5 +254,57 @@ func enlist(t *testing.T, c *catalog.Catalog, name string) {
 			return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
 		}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// A transaction that fails on a connection that has stopped answering
+// gives the connection up once its ROLLBACK's time is over, rather than
+// hold it from the pool until TCP gives up; once the network is back the
+// store serves again.
+func TestRollbackOnAStalledConnectionIsBounded(t *testing.T) {
+	defer pgstore.SetRollbackTimeout(200 * time.Millisecond)()
+	ctx := context.Background()
+	u, err := neturl.Parse(catalogtest.PostgresURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy, err := faults.NewProxy(u.Host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer proxy.Close()
+	u.Host = proxy.Addr()
+	s, err := pgstore.Open(ctx, u.String(), pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+
+	refused := errors.New("refused by the test")
+	done := make(chan error, 1)
+	go func() {
+		done <- s.Update(ctx, func(tx catalog.Tx) error {
+			if _, err := tx.TargetIDs(ctx, []string{"web1"}); err != nil { // the transaction is open on the server
+				return err
+			}
+			proxy.Stall()
+			return refused
+		})
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, refused) {
+			t.Fatalf("the transaction returned %v, want the error its function returned", err)
+		}
+	case <-time.After(time.Minute):
+		proxy.Heal() // so that the store can close
+		t.Fatal("the ROLLBACK on a stalled connection had not given up after a minute")
+	}
+	proxy.Heal()
+	if err := s.Update(ctx, func(tx catalog.Tx) error {
+		_, err := tx.TargetIDs(ctx, []string{"web1"})
+		return err
+	}); err != nil {
+		t.Fatalf("a transaction once the network is back: %v", err)
 	}
 }
