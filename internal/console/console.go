@@ -25,6 +25,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -230,8 +232,21 @@ func back(w http.ResponseWriter, r *http.Request, fallback string) error {
 }
 
 // localPath reports whether p is a path on this site, never another host.
+// Browsers drop tab, LF and CR from a URL and read a backslash as a slash,
+// so "/\t/evil.example" or "/\\evil.example" would lead them away: p may
+// hold neither a control character nor a backslash, decoded or not, and
+// its path must begin with a single slash.
 func localPath(p string) bool {
-	return len(p) > 0 && p[0] == '/' && (len(p) == 1 || (p[1] != '/' && p[1] != '\\'))
+	u, err := url.Parse(p)
+	if err != nil || u.Scheme != "" || u.Host != "" || u.User != nil || u.Opaque != "" {
+		return false
+	}
+	return cleanText(p) && cleanText(u.Path) && strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(u.Path, "//")
+}
+
+// cleanText reports whether s has no control character and no backslash.
+func cleanText(s string) bool {
+	return !strings.ContainsFunc(s, func(r rune) bool { return r == '\\' || unicode.IsControl(r) })
 }
 
 // pageNumber reads ?page=N, from 1.

@@ -52,9 +52,40 @@ func TestBadges(t *testing.T) {
 	}
 }
 
+// localPath takes only a path on this site. Browsers drop tab, LF and CR
+// from a Location and read a backslash as a slash, so "/\t/evil.example"
+// and "/\\evil.example" would take them to another host; the encoded
+// forms are refused too, in case something on the way decodes them.
 func TestLocalPath(t *testing.T) {
-	for p, want := range map[string]bool{"/fleet": true, "/": true, "/jobs?failed=1": true, "": false, "//evil": false,
-		`/\evil`: false, "https://evil": false, "fleet": false} {
+	for p, want := range map[string]bool{
+		"/":                           true,
+		"/fleet":                      true,
+		"/jobs?failed=1":              true,
+		"/fleet?group=eu+west&page=2": true,
+		"/targets/web%201":            true,
+		"/audit?target=web1#latest":   true,
+		"":                            false,
+		"fleet":                       false,
+		"//evil.example":              false,
+		"///evil.example":             false,
+		`/\evil.example`:              false,
+		`/fleet\..\\evil.example`:     false,
+		"https://evil.example":        false,
+		"https:/evil.example":         false,
+		"javascript:alert(1)":         false,
+		"/\t/evil.example":            false,
+		"/\n/evil.example":            false,
+		"/\r/evil.example":            false,
+		"/\x00/evil.example":          false,
+		"/\x7f/evil.example":          false,
+		"/\u0085/evil.example":        false,
+		"/fleet\n":                    false,
+		"/%09/evil.example":           false,
+		"/%0a/evil.example":           false,
+		"/%2f/evil.example":           false,
+		"/%5cevil.example":            false,
+		"/%zz":                        false,
+	} {
 		if got := localPath(p); got != want {
 			t.Errorf("localPath(%q) = %v, want %v", p, got, want)
 		}
