@@ -121,14 +121,20 @@ func DeriveStatus(now time.Time, s TargetState) (status string, flags []string) 
 	return StatusNormal, flags
 }
 
-// Bounds of what operators say of a target.
+// Bounds of what operators and targets say of a target, in characters.
+// An operator sets the location and the description; a target reports its
+// location, who enlisted it, its time zone and its version.
 const (
 	MaxTargetLocation    = 200
 	MaxTargetDescription = 1000
+	MaxTargetEnlistedBy  = 100
+	MaxTargetTimeZone    = 64
+	MaxTargetVersion     = 64
 )
 
-// ValidateTargetText checks a target's location or description: at most
-// max characters, no control characters (it is shown in one table cell).
+// ValidateTargetText checks a text field of a target, whoever says it: at
+// most max characters, no control characters (it is shown in one table
+// cell, and printed to terminals).
 func ValidateTargetText(field, s string, max int) error {
 	if n := utf8.RuneCountInString(s); n > max {
 		return Errorf(EINVALID, "%s: at most %d characters, not %d", field, max, n)

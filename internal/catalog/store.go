@@ -199,7 +199,6 @@ type Tx interface {
 	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)
 	InsertTarget(ctx context.Context, t TargetRow) (int64, error)
 	SetTargetState(ctx context.Context, id int64, state string, d Departure) error
-	SetLocation(ctx context.Context, id int64, location string) error
 	SetTargetDetails(ctx context.Context, id int64, location, description string) error
 	SetPaused(ctx context.Context, ids []int64, paused bool) error
 	// SetSeenOffline records the offline detector's view of a target and

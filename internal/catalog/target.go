@@ -355,9 +355,12 @@ func goneNote(gone map[string]TargetRow, name string) string {
 	return fmt.Sprintf(" (it left %s: %s)", at, departure(r))
 }
 
-// SetLocation records where a target is.
-func (c *Catalog) SetLocation(ctx context.Context, id int64, location string) error {
-	return c.update(ctx, func(tx *tx) error { return tx.SetLocation(ctx, id, location) })
+// SetLocation records where a target is, as the target reports it when
+// it enlists again: it is checked as an operator's is, and a change is in
+// the audit log under by, the target; the location it already has changes
+// (and records) nothing.
+func (c *Catalog) SetLocation(ctx context.Context, name, location string, by muster.Actor) error {
+	return c.setTargetDetails(ctx, name, TargetDetails{Location: &location}, by)
 }
 
 // TargetDetails are what an operator may change of a target after it
@@ -371,21 +374,28 @@ type TargetDetails struct {
 // recording the change in the audit log; a change to what it already says
 // changes (and records) nothing. It returns the target as it is after.
 func (c *Catalog) SetTargetDetails(ctx context.Context, name string, d TargetDetails, by muster.Actor) (muster.Target, error) {
+	if err := c.setTargetDetails(ctx, name, d, by); err != nil {
+		return muster.Target{}, err
+	}
+	return c.FindTarget(ctx, muster.NormalizeTargetName(name))
+}
+
+func (c *Catalog) setTargetDetails(ctx context.Context, name string, d TargetDetails, by muster.Actor) error {
 	if d.Location == nil && d.Description == nil {
-		return muster.Target{}, muster.Errorf(muster.EINVALID, "location, description: give at least one to change")
+		return muster.Errorf(muster.EINVALID, "location, description: give at least one to change")
 	}
 	if d.Location != nil {
 		if err := muster.ValidateTargetText("location", *d.Location, muster.MaxTargetLocation); err != nil {
-			return muster.Target{}, err
+			return err
 		}
 	}
 	if d.Description != nil {
 		if err := muster.ValidateTargetText("description", *d.Description, muster.MaxTargetDescription); err != nil {
-			return muster.Target{}, err
+			return err
 		}
 	}
 	name = muster.NormalizeTargetName(name)
-	err := c.update(ctx, func(tx *tx) error {
+	return c.update(ctx, func(tx *tx) error {
 		t, err := tx.FindTargetByName(ctx, name)
 		switch {
 		case noRows(err) || (err == nil && t.State != TargetActive):
@@ -411,10 +421,6 @@ func (c *Catalog) SetTargetDetails(ctx context.Context, name string, d TargetDet
 		}
 		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetSet, Targets: []string{name}, Changes: lines})
 	})
-	if err != nil {
-		return muster.Target{}, err
-	}
-	return c.FindTarget(ctx, name)
 }
 
 // TargetID returns the id of an active (or deleted, not yet defected)

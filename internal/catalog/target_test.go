@@ -92,3 +92,49 @@ func targetSets(t *testing.T, db *catalog.Catalog) []muster.AuditEntry {
 		return e.Action != muster.AuditTargetSet
 	})
 }
+
+// A target reports its location when it enlists again: it is checked as
+// an operator's is, and a change is in the audit log under the target;
+// the location it already has records nothing, and a refused one changes
+// nothing.
+func TestSetLocation(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		by := muster.Actor{Kind: muster.ActorTarget, Name: "web1", Source: "192.0.2.10"}
+		for range 2 {
+			if err := db.SetLocation(ctx, "web1", "rack 4", by); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, c := range []struct {
+			location string
+			msg      string
+		}{
+			{"\x1b]8;;https://evil.example\x1b\\rack 5\x1b]8;;\x1b\\", "location: only printable text on one line"},
+			{"rack 5\r\nrack 6", "location: only printable text on one line"},
+			{strings.Repeat("x", 201), "location: at most 200 characters, not 201"},
+		} {
+			err := db.SetLocation(ctx, "web1", c.location, by)
+			if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(muster.ErrorMessage(err), c.msg) {
+				t.Errorf("location %q: got %v, want %s %q", c.location, err, muster.EINVALID, c.msg)
+			}
+		}
+		got, err := db.FindTarget(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Location != "rack 4" {
+			t.Errorf("location %q, want \"rack 4\"", got.Location)
+		}
+		entries := targetSets(t, db)
+		if len(entries) != 1 {
+			t.Fatalf("%d target.set entries, want 1: %+v", len(entries), entries)
+		}
+		if e := entries[0]; e.Kind != muster.ActorTarget || e.Name != "web1" || e.Source != by.Source || !slices.Equal(e.Targets, []string{"web1"}) ||
+			!slices.Equal(e.Changes, []string{`~ location: "" -> "rack 4"`}) {
+			t.Errorf("entry = %+v, want target.set by %v of web1's location", e, by)
+		}
+	})
+}

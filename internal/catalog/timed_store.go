@@ -534,13 +534,6 @@ func (t *timedTx) SetTargetState(p0 context.Context, p1 int64, p2 string, p3 Dep
 	return r0
 }
 
-func (t *timedTx) SetLocation(p0 context.Context, p1 int64, p2 string) error {
-	start := time.Now()
-	r0 := t.tx.SetLocation(p0, p1, p2)
-	t.observe("SetLocation", time.Since(start))
-	return r0
-}
-
 func (t *timedTx) SetTargetDetails(p0 context.Context, p1 int64, p2 string, p3 string) error {
 	start := time.Now()
 	r0 := t.tx.SetTargetDetails(p0, p1, p2, p3)

@@ -3,6 +3,7 @@ package master
 import (
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"runtime"
 	"strconv"
@@ -227,9 +228,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 	if err != nil || after < 0 {
 		return muster.Errorf(muster.EINVALID, "%s: a sequence number is required", agentproto.QueryAfter)
 	}
-	hb, err := heartbeatFrom(q, a.m.now())
+	hb, leftOut, err := heartbeatFrom(q, a.m.now())
 	if err != nil {
 		return err
+	}
+	if leftOut != nil {
+		a.m.log.Warn("heartbeat fields left out", muster.LogTarget, t.Name, muster.LogErr, leftOut)
 	}
 	hb.Protocol = targetProtocol(r)
 	a.m.Catalog.RecordPoll(t.ID, hb)
@@ -337,19 +341,21 @@ func wireInstructions(rows []catalog.InstructionRow) []agentproto.Instruction {
 // years, far beyond any retention, and far within a time.Duration.
 const maxSpoolOldest = 10 * 365 * 24 * time.Hour
 
-// heartbeatFrom reads the heartbeat carried by a poll's query.
-func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, error) {
+// heartbeatFrom reads the heartbeat carried by a poll's query. What it
+// left out, recorded as unreported, is in leftOut; a refusal of the poll
+// is in err.
+func heartbeatFrom(q map[string][]string, now time.Time) (hb catalog.Heartbeat, leftOut, err error) {
 	get := func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
 	}
-	hb := catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion)}
+	hb = catalog.Heartbeat{At: now, TimeZone: get(agentproto.QueryTimeZone), Version: get(agentproto.QueryVersion)}
 	if s := get(agentproto.QueryLocalTime); s != "" {
 		lt, err := time.Parse(time.RFC3339Nano, s)
 		if err != nil {
-			return hb, muster.Errorf(muster.EINVALID, "%s: RFC 3339 time with offset required", agentproto.QueryLocalTime)
+			return hb, nil, muster.Errorf(muster.EINVALID, "%s: RFC 3339 time with offset required", agentproto.QueryLocalTime)
 		}
 		hb.LocalTime = lt
 	}
@@ -357,14 +363,14 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	if s := get(agentproto.QueryPollInterval); s != "" {
 		v, err := strconv.Atoi(s)
 		if err != nil || muster.ValidatePollInterval(agentproto.QueryPollInterval, v) != nil {
-			return hb, muster.Errorf(muster.EINVALID, "%s: %d to %d seconds", agentproto.QueryPollInterval, muster.MinPollInterval, muster.MaxPollInterval)
+			return hb, nil, muster.Errorf(muster.EINVALID, "%s: %d to %d seconds", agentproto.QueryPollInterval, muster.MinPollInterval, muster.MaxPollInterval)
 		}
 		hb.PollInterval = v
 	}
 	if s := get(agentproto.QueryClockOffset); s != "" {
 		v, err := strconv.ParseInt(s, 10, 64)
 		if err != nil {
-			return hb, muster.Errorf(muster.EINVALID, "%s: milliseconds", agentproto.QueryClockOffset)
+			return hb, nil, muster.Errorf(muster.EINVALID, "%s: milliseconds", agentproto.QueryClockOffset)
 		}
 		d := time.Duration(v) * time.Millisecond
 		hb.ClockOffset = &d
@@ -374,7 +380,7 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	if s := get(agentproto.QuerySpoolOldest); s != "" {
 		v, err := strconv.ParseFloat(s, 64)
 		if err != nil || v < 0 || v > maxSpoolOldest.Seconds() {
-			return hb, muster.Errorf(muster.EINVALID, "%s: seconds, 0 to %d", agentproto.QuerySpoolOldest, int64(maxSpoolOldest.Seconds()))
+			return hb, nil, muster.Errorf(muster.EINVALID, "%s: seconds, 0 to %d", agentproto.QuerySpoolOldest, int64(maxSpoolOldest.Seconds()))
 		}
 		d := time.Duration(v * float64(time.Second))
 		hb.SpoolOldest = &d
@@ -383,12 +389,19 @@ func heartbeatFrom(q map[string][]string, now time.Time) (catalog.Heartbeat, err
 	switch hb.ProcessTracking = get(agentproto.QueryProcessTracking); hb.ProcessTracking {
 	case "", "cgroup", "environment":
 	default:
-		return hb, muster.Errorf(muster.EINVALID, "%s: cgroup or environment, not %q", agentproto.QueryProcessTracking, hb.ProcessTracking)
+		return hb, nil, muster.Errorf(muster.EINVALID, "%s: cgroup or environment, not %q", agentproto.QueryProcessTracking, hb.ProcessTracking)
 	}
-	if len(hb.TimeZone) > 64 || len(hb.Version) > 64 {
-		return hb, muster.Errorf(muster.EINVALID, "tz and version are at most 64 characters")
+	// Text that would be refused at enlistment is left out, and the poll
+	// answered: a target whose polls were refused would get no
+	// instructions. The poll logs what was left out.
+	var left []error
+	if err := muster.ValidateTargetText(agentproto.QueryTimeZone, hb.TimeZone, muster.MaxTargetTimeZone); err != nil {
+		hb.TimeZone, left = "", append(left, err)
 	}
-	return hb, nil
+	if err := muster.ValidateTargetText(agentproto.QueryVersion, hb.Version, muster.MaxTargetVersion); err != nil {
+		hb.Version, left = "", append(left, err)
+	}
+	return hb, errors.Join(left...), nil
 }
 
 // ack answers POST /agent/v1/acks.
@@ -530,8 +543,9 @@ func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.Targe
 	if err := jsonhttp.DecodeJSON(w, r, maxEnlistBody, &req); err != nil {
 		return err
 	}
-	if len(req.Location) > 200 || len(req.TimeZone) > 64 || len(req.Version) > 64 {
-		return muster.Errorf(muster.EINVALID, "location, time_zone and version: at most 200, 64 and 64 characters")
+	if err := checkReported(reported{"location", req.Location, muster.MaxTargetLocation},
+		reported{"time_zone", req.TimeZone, muster.MaxTargetTimeZone}, reported{"version", req.Version, muster.MaxTargetVersion}); err != nil {
+		return err
 	}
 	if err := muster.ValidatePollInterval("poll_interval", req.PollInterval); err != nil {
 		return err
@@ -539,11 +553,31 @@ func (a *agent) reenlist(w http.ResponseWriter, r *http.Request, t catalog.Targe
 	a.m.Catalog.RecordPoll(t.ID, catalog.Heartbeat{At: a.m.now(), LocalTime: req.LocalTime, TimeZone: req.TimeZone,
 		PollInterval: req.PollInterval, Version: req.Version, Protocol: targetProtocol(r)})
 	if req.Location != "" {
-		if err := a.m.Catalog.SetLocation(r.Context(), t.ID, req.Location); err != nil {
+		by := muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)}
+		if err := a.m.Catalog.SetLocation(r.Context(), t.Name, req.Location, by); err != nil {
 			return err
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// reported is a text field a target reports of itself, with its bound.
+type reported struct {
+	field, value string
+	max          int
+}
+
+// checkReported checks what a target reports of itself as an operator's
+// words are checked (muster.ValidateTargetText): it is shown in the
+// console and printed to terminals as they are. It returns the first
+// field refused.
+func checkReported(fields ...reported) error {
+	for _, f := range fields {
+		if err := muster.ValidateTargetText(f.field, f.value, f.max); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -58,11 +58,10 @@ func (a *agent) doEnlist(r *http.Request, name string, req agentproto.EnlistRequ
 	if tok.CAFingerprint != a.m.CA.Fingerprint() {
 		return agentproto.EnlistResponse{}, muster.Errorf(muster.EUNAUTHORIZED, "token: it was made by another master (its CA fingerprint differs)")
 	}
-	if len(req.Location) > 200 {
-		return agentproto.EnlistResponse{}, muster.Errorf(muster.EINVALID, "location: at most 200 characters")
-	}
-	if len(req.EnlistedBy) > 100 || len(req.TimeZone) > 64 || len(req.Version) > 64 {
-		return agentproto.EnlistResponse{}, muster.Errorf(muster.EINVALID, "enlisted_by, time_zone and version: at most 100, 64 and 64 characters")
+	if err := checkReported(reported{"location", req.Location, muster.MaxTargetLocation},
+		reported{"enlisted_by", req.EnlistedBy, muster.MaxTargetEnlistedBy}, reported{"time_zone", req.TimeZone, muster.MaxTargetTimeZone},
+		reported{"version", req.Version, muster.MaxTargetVersion}); err != nil {
+		return agentproto.EnlistResponse{}, err
 	}
 	interval := req.PollInterval
 	if interval == 0 {

@@ -1,9 +1,11 @@
 package master
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,62 @@ func TestEnlistInvalidNameIsNotAGuess(t *testing.T) {
 	}
 	if got := guessEnlist(t, m, testAddr, "web1"); got != http.StatusUnauthorized {
 		t.Errorf("a guess after 20 invalid names was answered %d, want 401", got)
+	}
+}
+
+// What a target says of itself when it enlists is checked as an
+// operator's words are: a refusal names the field, and leaves the token
+// unspent and the target unenlisted.
+func TestEnlistChecksWhatTheTargetReports(t *testing.T) {
+	m := testMaster(t, nil)
+	ctx := context.Background()
+	tok, _, err := m.NewEnlistToken(ctx, "web1", time.Hour, m.Self())
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := agentproto.EnlistRequest{Token: tok, Name: "web1", CSR: csr, PollInterval: 60,
+		Location: "rack 4", EnlistedBy: "root", TimeZone: "Europe/Paris", Version: "1.0"}
+	for _, c := range []struct {
+		name   string
+		change func(*agentproto.EnlistRequest)
+		msg    string
+	}{
+		{"an escape sequence in the location", func(r *agentproto.EnlistRequest) { r.Location = "rack 4\x1b[2J" }, "location: only printable text on one line"},
+		{"a long location", func(r *agentproto.EnlistRequest) { r.Location = strings.Repeat("x", 201) }, "location: at most 200 characters, not 201"},
+		{"a line break in enlisted_by", func(r *agentproto.EnlistRequest) { r.EnlistedBy = "root\nadmin" }, "enlisted_by: only printable text on one line"},
+		{"a long enlisted_by", func(r *agentproto.EnlistRequest) { r.EnlistedBy = strings.Repeat("é", 101) }, "enlisted_by: at most 100 characters, not 101"},
+		{"a tab in the time zone", func(r *agentproto.EnlistRequest) { r.TimeZone = "Europe/\tParis" }, "time_zone: only printable text on one line"},
+		{"a NUL in the version", func(r *agentproto.EnlistRequest) { r.Version = "1.0\x00" }, "version: only printable text on one line"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			req := good
+			c.change(&req)
+			w := serve(m, nil, http.MethodPost, agentproto.PathEnlist, req)
+			if w.Code != http.StatusBadRequest {
+				t.Fatalf("got %d, want 400 %s %q", w.Code, muster.EINVALID, c.msg)
+			}
+			if code, msg := errorReply(t, w); code != muster.EINVALID || !strings.Contains(msg, c.msg) {
+				t.Errorf("got %s %q, want %s %q", code, msg, muster.EINVALID, c.msg)
+			}
+		})
+	}
+	if w := serve(m, nil, http.MethodPost, agentproto.PathEnlist, good); w.Code != http.StatusOK {
+		t.Fatalf("enlisting with the token after the refusals: %d %s", w.Code, w.Body)
+	}
+	got, err := m.Catalog.FindTarget(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Location != "rack 4" || got.EnlistedBy != "root" || got.TimeZone != "Europe/Paris" || got.Version != "1.0" {
+		t.Errorf("enlisted at %q by %q in %q, version %q; want what the request said", got.Location, got.EnlistedBy, got.TimeZone, got.Version)
 	}
 }
 

@@ -99,6 +99,7 @@ func FuzzPollQuery(f *testing.F) {
 		"after=0&poll_interval=0",
 		"after=0&local_time=yesterday",
 		"after=0&tz=" + strings.Repeat("x", 65),
+		"after=0&tz=%1B%5B2J&version=1.0%0A",
 		"after=99999999999999999999",
 		"after=0&after=1&wait=-5",
 	} {
@@ -107,8 +108,10 @@ func FuzzPollQuery(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw string) {
 		q, err := url.ParseQuery(raw)
 		if err == nil {
-			if hb, err := heartbeatFrom(q, time.Now()); err == nil {
-				if muster.ValidatePollInterval("poll_interval", hb.PollInterval) != nil || len(hb.TimeZone) > 64 || len(hb.Version) > 64 {
+			if hb, _, err := heartbeatFrom(q, time.Now()); err == nil {
+				if muster.ValidatePollInterval("poll_interval", hb.PollInterval) != nil ||
+					muster.ValidateTargetText("tz", hb.TimeZone, muster.MaxTargetTimeZone) != nil ||
+					muster.ValidateTargetText("version", hb.Version, muster.MaxTargetVersion) != nil {
 					t.Fatalf("heartbeat %+v taken from %q", hb, raw)
 				}
 			} else if muster.ErrorCode(err) != muster.EINVALID {

@@ -145,13 +145,20 @@ func serveRequest(m *Main, addr string, cs *tls.ConnectionState, r *http.Request
 // errorCode returns the code of an error reply.
 func errorCode(t testing.TB, w *httptest.ResponseRecorder) string {
 	t.Helper()
+	code, _ := errorReply(t, w)
+	return code
+}
+
+// errorReply returns the code and message of an error reply.
+func errorReply(t testing.TB, w *httptest.ResponseRecorder) (code, message string) {
+	t.Helper()
 	var body struct {
-		Error struct{ Code string } `json:"error"`
+		Error struct{ Code, Message string } `json:"error"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
 		t.Fatalf("reply %d is not an error body: %q", w.Code, w.Body)
 	}
-	return body.Error.Code
+	return body.Error.Code, body.Error.Message
 }
 
 // A master's data directory is locked while it runs: a second master on it

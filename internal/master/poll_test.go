@@ -3,8 +3,11 @@ package master
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -127,3 +130,42 @@ func TestHubPokesASecondPollAfterTheFirstIsDone(t *testing.T) {
 // serialOf returns the serial of the target's certificate, as the catalog
 // knows it.
 func serialOf(tg testTarget) string { return pki.SerialString(tg.cert.SerialNumber) }
+
+// A poll whose heartbeat carries a time zone or version that enlisting
+// would refuse is answered all the same, since a target whose polls were
+// refused would get no instructions; the field is stored as unreported
+// and the master logs it, naming the target and the field.
+func TestPollLeavesOutHeartbeatTextItWouldRefuse(t *testing.T) {
+	var log syncBuffer
+	m := testMaster(t, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&log, nil)) })
+	tg := enlist(t, m, "web1")
+	for _, c := range []struct {
+		tz, version     string
+		wantTZ, wantVer string
+		field, rule     string
+	}{
+		{"Europe/Paris\x1b[2J", "1.0", "", "1.0", "tz", "only printable text on one line"},
+		{"Europe/Paris", "1.0\n1.1", "Europe/Paris", "", "version", "only printable text on one line"},
+		{"Europe/Paris", strings.Repeat("1", 65), "Europe/Paris", "", "version", "at most 64 characters, not 65"},
+	} {
+		q := url.Values{agentproto.QueryAfter: {"0"}, agentproto.QueryWait: {"0"},
+			agentproto.QueryTimeZone: {c.tz}, agentproto.QueryVersion: {c.version}}
+		w := serve(m, tg.tls, http.MethodGet, agentproto.PathInstructions+"?"+q.Encode(), nil)
+		if w.Code != http.StatusOK {
+			t.Fatalf("poll with tz %q and version %q: %d %s, want 200", c.tz, c.version, w.Code, w.Body)
+		}
+		got, err := m.Catalog.FindTarget(context.Background(), "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.TimeZone != c.wantTZ || got.Version != c.wantVer {
+			t.Errorf("poll with tz %q and version %q stored %q and %q, want %q and %q", c.tz, c.version, got.TimeZone, got.Version, c.wantTZ, c.wantVer)
+		}
+		if want := c.field + ": " + c.rule; !strings.Contains(log.String(), want) {
+			t.Errorf("the master's log does not say %q:\n%s", want, log.String())
+		}
+	}
+	if want := `msg="heartbeat fields left out" target=web1`; !strings.Contains(log.String(), want) {
+		t.Errorf("the master's log does not say %q:\n%s", want, log.String())
+	}
+}

@@ -237,12 +237,6 @@ func (s *Queries) SetTargetState(ctx context.Context, id int64, state string, d 
 	return err
 }
 
-// SetLocation records where a target is.
-func (s *Queries) SetLocation(ctx context.Context, id int64, location string) error {
-	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1 WHERE id = $2`, location, id)
-	return err
-}
-
 // SetTargetDetails records where a target is and what it is.
 func (s *Queries) SetTargetDetails(ctx context.Context, id int64, location, description string) error {
 	_, err := s.Q.Exec(ctx, `UPDATE targets SET location = $1, description = $2 WHERE id = $3`, location, description, id)
