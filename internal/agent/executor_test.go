@@ -134,3 +134,22 @@ func TestMaxConcurrentRunsQueues(t *testing.T) {
 		t.Errorf("the second run started at %s, before the first ended at %s", second.Steps[0].StartedAt, first.FinishedAt)
 	}
 }
+
+// A step that exits 0 leaving a background child that holds its output
+// open succeeds, stepWaitDelay after it exited, with the output it wrote;
+// the child is killed with whatever else the step left.
+func TestStepLeavingABackgroundChildSucceeds(t *testing.T) {
+	m := newTestMain(t)
+	r := runJob(t, m, flowJob("bg", muster.Step{Name: "main", Shell: "sleep 30 & echo started"}))
+	if r.Status != muster.RunSucceeded || r.Message != "" {
+		t.Errorf("run %s %q, want succeeded", r.Status, r.Message)
+	}
+	a := r.Steps[0]
+	code := -1 // none
+	if a.ExitCode != nil {
+		code = *a.ExitCode
+	}
+	if a.Status != muster.AttemptSucceeded || a.Message != "" || code != 0 || a.Output != "started\n" {
+		t.Errorf("step %s %q, exit code %d, output %q; want succeeded, exit code 0, output %q", a.Status, a.Message, code, a.Output, "started\n")
+	}
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -109,7 +110,11 @@ loop:
 	switch {
 	case ctx.Err() != nil:
 		// runAttempt records timed_out or canceled from the cause.
-	case waitErr == nil:
+	case waitErr == nil, errors.Is(waitErr, exec.ErrWaitDelay):
+		// ErrWaitDelay: the step exited 0, and something it started
+		// (`daemon &`) held its output open past stepWaitDelay. The step
+		// succeeded; what it left was killed above, and its output up to
+		// then is kept.
 		attempt.Status = muster.AttemptSucceeded
 	case attempt.ExitCode != nil:
 		attempt.Status, attempt.Message = muster.AttemptFailed, fmt.Sprintf("exit code %d", *attempt.ExitCode)
