@@ -26,6 +26,13 @@ const misfireGrace = 5 * time.Second
 // recorded early it would be skipped) and the target is not paused.
 const recordLead = 25 * time.Millisecond
 
+// wallClockCheck is the longest the scheduler sleeps while a fire is ahead.
+// It sleeps on the monotonic clock, but fires are due by the wall clock: a
+// wall clock stepped forward during a long sleep (NTP, a resumed VM) would
+// make a fire late by the step, and then missed. Reading the wall clock
+// again every minute bounds that, for a wakeup a minute.
+const wallClockCheck = time.Minute
+
 // maxMissedScan bounds how many missed fires are counted after a long
 // outage of a frequent schedule.
 const maxMissedScan = 1_000_000
@@ -99,7 +106,7 @@ func (s *scheduler) run(ctx context.Context) {
 			for _, e := range entries[1:] {
 				first = minTime(first, s.wakeAt(e, now))
 			}
-			wait = max(first.Sub(now), 0)
+			wait = min(max(first.Sub(now), 0), wallClockCheck)
 		}
 		if len(s.unrecorded) > 0 {
 			wait = min(wait, s.m.backoff(s.failures))

@@ -14,18 +14,42 @@ import (
 	"github.com/musterhq/muster/internal/schedule"
 )
 
+// bubble is a target's scheduler in a synctest bubble (scheduleBubble).
+type bubble struct {
+	m    *Main
+	clk  clock  // the wall clock: the bubble's, offset
+	stop func() // stops the scheduler and waits for its runs
+}
+
+// start starts the scheduler, as a daemon starting does: it reads what the
+// store holds.
+func (b *bubble) start() {
+	b.m.sched = newScheduler(b.m)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); b.m.sched.run(ctx) }()
+	b.stop = func() { cancel(); <-done; b.m.exec.wait() }
+}
+
+// restart stops the scheduler and starts it again, as a restarted daemon
+// would.
+func (b *bubble) restart() { b.stop(); b.start() }
+
 // scheduleBubble runs a target's scheduler over one job in a synctest
-// bubble, whose clock starts at start, in New York; the target has held
-// the job since held (zero: since start). drive moves time on with
-// time.Sleep, which the bubble runs at once, and may restart the scheduler
-// as a restarted daemon would (it reads what the store holds). It returns
-// the runs recorded, oldest first.
-func scheduleBubble(t *testing.T, job muster.Job, start, held time.Time, drive func(m *Main, restart func())) []muster.Run {
+// bubble, whose wall clock starts at start, in New York; the target has
+// held the job since held (zero: since start). drive moves time on with
+// time.Sleep, which the bubble runs at once, and may restart the
+// scheduler or step the wall clock (b.clk.Advance), as NTP or a resumed VM
+// may, while the monotonic clock runs on. It returns the runs recorded,
+// oldest first.
+func scheduleBubble(t *testing.T, job muster.Job, start, held time.Time, drive func(b *bubble)) []muster.Run {
 	t.Helper()
 	var recorded []muster.Run
 	synctest.Test(t, func(t *testing.T) {
-		offset := time.Until(start)
-		m := newTestMain(t, func(c *Config) { c.Now = func() time.Time { return time.Now().Add(offset) } })
+		b := &bubble{}
+		b.clk.Advance(time.Until(start))
+		b.m = newTestMain(t, func(c *Config) { c.Now = b.clk.Now })
+		m := b.m
 		ny, err := time.LoadLocation("America/New_York")
 		if err != nil {
 			t.Fatal(err)
@@ -38,17 +62,10 @@ func scheduleBubble(t *testing.T, job muster.Job, start, held time.Time, drive f
 		if err := m.store.update(ctx, func(tx *sql.Tx) error { return putJob(ctx, tx, job, held) }); err != nil {
 			t.Fatal(err)
 		}
-		run := func() (stop func()) {
-			m.sched = newScheduler(m)
-			sctx, cancel := context.WithCancel(ctx)
-			done := make(chan struct{})
-			go func() { defer close(done); m.sched.run(sctx) }()
-			return func() { cancel(); <-done; m.exec.wait() }
-		}
-		stop := run()
-		drive(m, func() { stop(); stop = run() })
+		b.start()
+		drive(b)
 		synctest.Wait()
-		stop()
+		b.stop()
 		local, err := m.store.localRuns(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -71,7 +88,7 @@ func scheduledEcho(cron string) muster.Job {
 // New York) fires once, at the first valid instant after it.
 func TestDaylightSavingSpringForward(t *testing.T) {
 	start := time.Date(2027, 3, 14, 6, 59, 57, 0, time.UTC) // 01:59:57 EST
-	runs := scheduleBubble(t, scheduledEcho("30 2 * * *"), start, time.Time{}, func(*Main, func()) {
+	runs := scheduleBubble(t, scheduledEcho("30 2 * * *"), start, time.Time{}, func(*bubble) {
 		time.Sleep(time.Hour) // to 02:59:57 EDT, past the gap and the fire
 	})
 	if len(runs) != 1 {
@@ -86,9 +103,9 @@ func TestDaylightSavingSpringForward(t *testing.T) {
 // once, at its first occurrence, even across a restart in between.
 func TestDaylightSavingFallBack(t *testing.T) {
 	start := time.Date(2027, 11, 7, 5, 29, 57, 0, time.UTC) // 01:29:57 EDT
-	runs := scheduleBubble(t, scheduledEcho("30 1 * * *"), start, time.Time{}, func(_ *Main, restart func()) {
+	runs := scheduleBubble(t, scheduledEcho("30 1 * * *"), start, time.Time{}, func(b *bubble) {
 		time.Sleep(time.Hour) // to 01:29:57 EST: the first 01:30 fired
-		restart()             // just before the second 01:30
+		b.restart()           // just before the second 01:30
 		time.Sleep(time.Minute)
 	})
 	if len(runs) != 1 {
@@ -115,7 +132,7 @@ func TestMisfirePolicies(t *testing.T) {
 		t.Run(tc.policy, func(t *testing.T) {
 			j := scheduledEcho("*/10 * * * *")
 			j.Misfire = tc.policy
-			runs := scheduleBubble(t, j, start, held, func(*Main, func()) { time.Sleep(time.Second) })
+			runs := scheduleBubble(t, j, start, held, func(*bubble) { time.Sleep(time.Second) })
 			if len(runs) != len(tc.want) {
 				t.Fatalf("%d runs, want %d", len(runs), len(tc.want))
 			}
@@ -137,11 +154,11 @@ func TestMisfirePolicies(t *testing.T) {
 // not run, nor counted as missed, when it resumes.
 func TestPausedTargetFiresNothing(t *testing.T) {
 	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
-	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(m *Main, restart func()) {
-		m.paused.Store(true)
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(b *bubble) {
+		b.m.paused.Store(true)
 		time.Sleep(5 * time.Minute)
-		m.paused.Store(false)
-		restart()
+		b.m.paused.Store(false)
+		b.restart()
 		time.Sleep(time.Minute)
 	})
 	if len(runs) != 1 || runs[0].Status != muster.RunSucceeded {
@@ -204,10 +221,10 @@ func TestFireRecordedAheadStartsWhenDue(t *testing.T) {
 	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
 	due := []time.Time{start.Add(30 * time.Second), start.Add(90 * time.Second)}
 	var ahead [][]muster.Run
-	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(m *Main, _ func()) {
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(b *bubble) {
 		for _, d := range due {
-			time.Sleep(d.Sub(m.cfg.Now()) - recordLead/2)
-			local, err := m.store.localRuns(context.Background())
+			time.Sleep(d.Sub(b.m.cfg.Now()) - recordLead/2)
+			local, err := b.m.store.localRuns(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -241,7 +258,7 @@ func TestFireRecordedAheadStartsWhenDue(t *testing.T) {
 // the run canceled: its step never starts.
 func TestFireRecordedAheadCanceledIfTheTargetStops(t *testing.T) {
 	start := time.Date(2027, 1, 10, 10, 0, 30, 0, time.UTC)
-	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(*Main, func()) {
+	runs := scheduleBubble(t, scheduledEcho("* * * * *"), start, time.Time{}, func(*bubble) {
 		time.Sleep(30*time.Second - recordLead/2)
 	})
 	if len(runs) != 1 {
@@ -253,5 +270,23 @@ func TestFireRecordedAheadCanceledIfTheTargetStops(t *testing.T) {
 	}
 	if len(r.Steps) != 1 || r.Steps[0].Status != muster.AttemptCanceled || r.Steps[0].ExitCode != nil || r.Steps[0].Output != "" {
 		t.Errorf("steps %+v, want one canceled that never ran", r.Steps)
+	}
+}
+
+// The wall clock stepped forward while the scheduler sleeps towards a fire
+// (NTP correcting a clock that was behind, a VM resumed) does not make the
+// fire late: it runs when the wall clock reaches it.
+func TestClockStepForwardFiresOnTime(t *testing.T) {
+	start := time.Date(2027, 1, 10, 15, 30, 0, 0, time.UTC) // 10:30 EST; the fire at 11:00
+	runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+		time.Sleep(90 * time.Second)    // 10:31:30
+		b.clk.Advance(20 * time.Minute) // 10:51:30, the fire 8.5 minutes away
+		time.Sleep(38 * time.Minute)    // 11:29:30
+	})
+	if len(runs) != 1 || runs[0].Status != muster.RunSucceeded {
+		t.Fatalf("runs %+v, want the 11:00 fire, succeeded", runs)
+	}
+	if got, want := runs[0].StartedAt, start.Add(30*time.Minute); !got.Equal(want) {
+		t.Errorf("the fire started at %s, want %s", got, want)
 	}
 }
