@@ -329,6 +329,12 @@ func (m *Main) Close() error {
 // now returns the target's clock in its time zone.
 func (m *Main) now() time.Time { return m.cfg.Now().In(m.loc) }
 
+// monotonic returns the monotonic clock's reading at t, a time of the
+// clock near now. Durations are measured on the monotonic clock: the wall
+// clock may be stepped while a run runs (NTP, a resumed VM), and now's
+// times have no monotonic reading (In drops it).
+func (m *Main) monotonic(t time.Time) time.Time { return time.Now().Add(t.Sub(m.cfg.Now())) }
+
 // backoff returns the wait before attempt n (from 0) to reach the master.
 func (m *Main) backoff(n int) time.Duration { return backoff(m.cfg.MaxBackoff, n) }
 

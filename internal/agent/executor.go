@@ -60,6 +60,10 @@ type activeRun struct {
 	burst       *burst      // the fires launched with it, when a schedule fired it
 	trace       *StartTrace // a START's hops until its first exec, when traced
 
+	// When the run and its current attempt started, on the monotonic
+	// clock: their durations are measured on it (see monotonic).
+	began, attemptBegan time.Time
+
 	// The run's output, which only its goroutine touches: what it has
 	// kept so far (all attempts, against run_output_limit), where the
 	// current attempt's output ends, and the chunks not yet in the store.
@@ -176,7 +180,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 		return nil, err
 	}
 	rctx, cancel := context.WithCancelCause(context.Background())
-	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{})}
+	ar := &activeRun{job: job, run: run, ctx: rctx, cancel: cancel, spawned: make(chan struct{}), began: e.m.monotonic(run.StartedAt)}
 	e.running[job.Name] = ar
 	e.begun++
 	return ar, nil
@@ -403,7 +407,7 @@ func (e *executor) execute(ar *activeRun) {
 		break
 	}
 	now := e.m.now()
-	run.Status, run.FinishedAt, run.DurationMS = status, &now, now.Sub(run.StartedAt).Milliseconds()
+	run.Status, run.FinishedAt, run.DurationMS = status, &now, time.Since(ar.began).Milliseconds()
 	e.m.counters.runFinished(status)
 	// The job may run again once its outcome is recorded: the master may
 	// post the next START as soon as it has the outcome, which the save
@@ -473,6 +477,7 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 // runAttempt runs one attempt of a step and records it in run.
 func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, n int) muster.StepAttempt {
 	attempt := muster.StepAttempt{Name: step.Name, Attempt: n, Status: muster.AttemptRunning, StartedAt: e.m.now()}
+	ar.attemptBegan = time.Now()
 	run.Steps = append(run.Steps, attempt)
 	if err := context.Cause(ctx); err != nil {
 		attempt.Status, attempt.Message = muster.AttemptCanceled, err.Error()
@@ -500,7 +505,7 @@ func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Ru
 	case cause != nil:
 		attempt.Status, attempt.Message = muster.AttemptCanceled, cause.Error()
 	}
-	attempt.DurationMS = e.m.now().Sub(attempt.StartedAt).Milliseconds()
+	attempt.DurationMS = time.Since(ar.attemptBegan).Milliseconds()
 	run.Steps[len(run.Steps)-1] = attempt
 	return attempt
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,5 +154,31 @@ func TestStepLeavingABackgroundChildSucceeds(t *testing.T) {
 	}
 	if a.Status != muster.AttemptSucceeded || a.Message != "" || code != 0 || a.Output != "started\n" {
 		t.Errorf("step %s %q, exit code %d, output %q; want succeeded, exit code 0, output %q", a.Status, a.Message, code, a.Output, "started\n")
+	}
+}
+
+// The wall clock stepped back a minute while a step runs (NTP correcting a
+// clock that was ahead) changes neither its duration nor its run's.
+func TestDurationsAcrossAClockStep(t *testing.T) {
+	clk := &clock{}
+	m := newTestMain(t, func(c *Config) { c.Now = clk.Now })
+	// The step waits until the test writes to the FIFO, after the step.
+	fifo := filepath.Join(t.TempDir(), "go")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startRun(t, m, flowJob("slow", muster.Step{Name: "main", Shell: "read -r _ < " + fifo}), "r1")
+	m.exec.mu.Lock()
+	ar := m.exec.running["slow"]
+	m.exec.mu.Unlock()
+	<-ar.spawned
+	clk.Advance(-time.Minute)
+	if err := os.WriteFile(fifo, []byte("\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.exec.wait()
+	r := localRun(t, m, "r1")
+	if r.Status != muster.RunSucceeded || r.Steps[0].DurationMS < 0 || r.DurationMS < r.Steps[0].DurationMS || r.DurationMS >= time.Minute.Milliseconds() {
+		t.Errorf("run %s, %d ms, its step %d ms; want succeeded, 0 ≤ the step's ≤ the run's < 60000 ms", r.Status, r.DurationMS, r.Steps[0].DurationMS)
 	}
 }

@@ -45,7 +45,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 		attach(cmd, out, ar.cg)
 		err = e.procs.start(cmd)
 	}
-	attempt.StartedAt = e.m.now()
+	attempt.StartedAt, ar.attemptBegan = e.m.now(), time.Now()
 	ar.markSpawned()
 	if err == nil {
 		if terr := e.m.trace.execReturned(ar, attempt.StartedAt); terr != nil {
