@@ -238,6 +238,9 @@ func (e *executor) launch(ar *activeRun) {
 		e.disarm(ar, false)
 		ar.markSpawned()
 		e.queue = append(e.queue, ar)
+		if ar.ctx.Err() != nil { // stopped before it was launched
+			e.dequeue(ar)
+		}
 		return
 	}
 	e.active++
@@ -269,6 +272,7 @@ func (e *executor) stop(job, reason string) error {
 	defer e.mu.Unlock()
 	if ar, ok := e.running[job]; ok {
 		ar.cancel(errors.New(reason))
+		e.dequeue(ar)
 	}
 	return nil
 }
@@ -280,8 +284,27 @@ func (e *executor) stopAll(reason string) int {
 	defer e.mu.Unlock()
 	for _, ar := range e.running {
 		ar.cancel(errors.New(reason))
+		e.dequeue(ar)
 	}
 	return len(e.running)
+}
+
+// dequeue takes a canceled run out of the queue, if it waits there, and
+// ends it now rather than when a slot frees: until it has ended its job
+// stays busy, and every START and fire of it is skipped. It executes
+// without a slot, ending canceled before its first step starts, and is
+// recorded and uploaded as any canceled run. The caller holds e.mu.
+func (e *executor) dequeue(ar *activeRun) {
+	i := slices.Index(e.queue, ar)
+	if i < 0 {
+		return
+	}
+	e.queue = slices.Delete(e.queue, i, i+1)
+	go func() {
+		defer e.wg.Done()
+		e.execute(ar)
+		e.m.wakeUploader()
+	}()
 }
 
 // wait waits for every launched run to finish.

@@ -157,6 +157,31 @@ func TestStepLeavingABackgroundChildSucceeds(t *testing.T) {
 	}
 }
 
+// A STOP of a run queued behind max_concurrent_runs ends it at once,
+// canceled before its step started, and frees its job, without waiting
+// for a slot.
+func TestStopQueuedRun(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.MaxConcurrentRuns = 1 })
+	startRun(t, m, flowJob("long", muster.Step{Name: "main", Shell: "sleep 60"}), "r1")
+	startRun(t, m, flowJob("queued", muster.Step{Name: "main", Shell: "true"}), "r2")
+	if err := m.exec.stop("queued", "stopped by the operator"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "the queued run to end", func() bool { return localRun(t, m, "r2").Status != muster.RunRunning })
+	r2, r1, busy := localRun(t, m, "r2"), localRun(t, m, "r1"), m.exec.isRunning("queued")
+	m.exec.stop("long", "cleanup")
+	m.exec.wait()
+	if want := `stopped by the operator, in step "main"`; r2.Status != muster.RunCanceled || r2.Message != want {
+		t.Errorf("the stopped run is %s %q, want canceled %q", r2.Status, r2.Message, want)
+	}
+	if len(r2.Steps) != 1 || r2.Steps[0].Status != muster.AttemptCanceled || r2.Steps[0].ExitCode != nil {
+		t.Errorf("its steps %+v, want one canceled that never started", r2.Steps)
+	}
+	if r1.Status != muster.RunRunning || busy {
+		t.Errorf("the run holding the slot is %s, want still running; the stopped run's job busy: %v", r1.Status, busy)
+	}
+}
+
 // The wall clock stepped back a minute while a step runs (NTP correcting a
 // clock that was ahead) changes neither its duration nor its run's.
 func TestDurationsAcrossAClockStep(t *testing.T) {
