@@ -88,17 +88,29 @@ func (s *scheduler) jobsChanged() {
 }
 
 // run fires schedules until ctx is canceled. At-start schedules fire the
-// first time it runs in a daemon's life (run again after a failed defect,
-// they do not fire twice).
+// first time the schedules load in a daemon's life (run again after a
+// failed defect, they do not fire twice). Schedules that cannot be read
+// (the store failing) are read again, with backoff, until they are; the
+// schedules read before fire meanwhile.
 func (s *scheduler) run(ctx context.Context) {
-	entries, err := s.load(ctx, !s.startFired)
-	s.startFired = true
-	if err != nil {
-		s.m.log.Error("load schedules", muster.LogErr, err)
-	}
+	var entries []*entry
+	stale, failures := true, 0 // whether entries lag the store, and how many loads failed since
+	var retryIn time.Duration
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
+		if stale {
+			loaded, err := s.load(ctx, !s.startFired)
+			if err == nil {
+				entries, stale, failures, s.startFired = loaded, false, 0, true
+			} else if ctx.Err() != nil {
+				return
+			} else {
+				failures++
+				retryIn = s.m.backoff(failures)
+				logFailure(s.m.log, failures, "load schedules", err, retryIn)
+			}
+		}
 		wait := time.Hour
 		if len(entries) > 0 {
 			now := s.m.cfg.Now()
@@ -111,14 +123,15 @@ func (s *scheduler) run(ctx context.Context) {
 		if len(s.unrecorded) > 0 {
 			wait = min(wait, s.m.backoff(s.failures))
 		}
+		if stale {
+			wait = min(wait, retryIn)
+		}
 		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
 			return
 		case <-s.changed:
-			if entries, err = s.load(ctx, false); err != nil {
-				s.m.log.Error("load schedules", muster.LogErr, err)
-			}
+			stale = true
 			continue
 		case <-timer.C:
 		}
@@ -206,6 +219,12 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 	now := s.m.cfg.Now()
 	var entries []*entry
 	for _, hj := range jobs {
+		if hj.err != nil {
+			// One job's bad row costs that job its schedules, not the
+			// others theirs.
+			s.m.log.Error("job cannot be scheduled", muster.LogJob, hj.job.Name, muster.LogErr, hj.err)
+			continue
+		}
 		if !hj.job.Enabled {
 			continue
 		}
@@ -500,9 +519,11 @@ type heldJob struct {
 	job       muster.Job
 	updatedAt time.Time
 	lastFire  map[string]time.Time // by schedule name
+	err       error                // why its stored definition cannot be read; job holds its name alone then
 }
 
-// scheduledJobs returns the held jobs that have schedules.
+// scheduledJobs returns the held jobs that have schedules. A job whose
+// stored definition cannot be decoded is returned with its name and err.
 func (s *store) scheduledJobs(ctx context.Context) ([]heldJob, error) {
 	rows, err := s.read.QueryContext(ctx, `SELECT j.name, j.version, j.definition, j.updated_at, st.schedule, st.last_fire
 		FROM jobs j LEFT JOIN schedule_state st ON st.job = j.name ORDER BY j.name`)
@@ -521,11 +542,12 @@ func (s *store) scheduledJobs(ctx context.Context) ([]heldJob, error) {
 		}
 		if len(out) == 0 || out[len(out)-1].job.Name != name {
 			var j muster.Job
+			var bad error
 			if err := json.Unmarshal([]byte(def), &j); err != nil {
-				return nil, fmt.Errorf("job %q: stored definition: %w", name, err)
+				j, bad = muster.Job{Name: name}, fmt.Errorf("stored definition: %w", err)
 			}
 			j.Version = version
-			out = append(out, heldJob{job: j, updatedAt: time.UnixMilli(updated), lastFire: map[string]time.Time{}})
+			out = append(out, heldJob{job: j, updatedAt: time.UnixMilli(updated), lastFire: map[string]time.Time{}, err: bad})
 		}
 		if sched.Valid {
 			out[len(out)-1].lastFire[sched.String] = time.Unix(0, last.Int64)

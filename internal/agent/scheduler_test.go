@@ -290,3 +290,64 @@ func TestClockStepForwardFiresOnTime(t *testing.T) {
 		t.Errorf("the fire started at %s, want %s", got, want)
 	}
 }
+
+// bootAndHourly is a job that runs when the target starts and every hour.
+func bootAndHourly() muster.Job {
+	j := scheduledEcho("0 * * * *")
+	j.Schedules = append(j.Schedules, muster.Schedule{Name: "boot", AtStart: true})
+	return j
+}
+
+// summary lists runs as trigger, status and start (New York time, to the
+// minute), by start.
+func summary(runs []muster.Run) []string {
+	slices.SortFunc(runs, func(a, b muster.Run) int { return a.StartedAt.Compare(b.StartedAt) })
+	var out []string
+	for _, r := range runs {
+		out = append(out, fmt.Sprintf("%s %s %s", r.Trigger, r.Status, r.StartedAt.Format("15:04")))
+	}
+	return out
+}
+
+// A held job whose stored definition cannot be read is skipped: the other
+// jobs' schedules, at-start ones included, fire as ever.
+func TestAJobThatCannotBeReadIsSkipped(t *testing.T) {
+	start := time.Date(2027, 1, 10, 15, 30, 0, 0, time.UTC) // 10:30 EST
+	runs := scheduleBubble(t, bootAndHourly(), start, time.Time{}, func(b *bubble) {
+		time.Sleep(time.Minute)
+		if _, err := b.m.store.write.Exec(`INSERT INTO jobs (name, version, definition, updated_at) VALUES ('broken', 1, '{"steps": 7}', 0)`); err != nil {
+			t.Fatal(err)
+		}
+		b.restart() // 10:31
+		time.Sleep(3 * time.Hour)
+	})
+	want := []string{"startup:boot succeeded 10:30", "startup:boot succeeded 10:31",
+		"schedule:nightly succeeded 11:00", "schedule:nightly succeeded 12:00", "schedule:nightly succeeded 13:00"}
+	if got := summary(runs); !slices.Equal(got, want) {
+		t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A target whose store cannot be read as it starts reads its schedules
+// again, with backoff, until it can, and then fires them, at-start ones
+// included.
+func TestSchedulesLoadAgainAfterAReadError(t *testing.T) {
+	start := time.Date(2027, 1, 10, 15, 30, 0, 0, time.UTC) // 10:30 EST
+	runs := scheduleBubble(t, bootAndHourly(), start, time.Time{}, func(b *bubble) {
+		time.Sleep(time.Minute)
+		if _, err := b.m.store.write.Exec(`ALTER TABLE jobs RENAME TO jobs_away`); err != nil {
+			t.Fatal(err)
+		}
+		b.restart() // 10:31, the jobs unreadable
+		time.Sleep(10 * time.Second)
+		if _, err := b.m.store.write.Exec(`ALTER TABLE jobs_away RENAME TO jobs`); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(3 * time.Hour)
+	})
+	want := []string{"startup:boot succeeded 10:30", "startup:boot succeeded 10:31",
+		"schedule:nightly succeeded 11:00", "schedule:nightly succeeded 12:00", "schedule:nightly succeeded 13:00"}
+	if got := summary(runs); !slices.Equal(got, want) {
+		t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
