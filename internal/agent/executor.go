@@ -533,6 +533,10 @@ func (e *executor) runAttempt(ctx context.Context, ar *activeRun, run *muster.Ru
 	return attempt
 }
 
+// bashFunctionPrefix begins the names of the variables bash exports its
+// functions in; a step's environment has none.
+const bashFunctionPrefix = "BASH_FUNC_"
+
 // stepPath is the PATH every step gets.
 const stepPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -547,6 +551,14 @@ func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step)
 	env := map[string]string{"PATH": stepPath, "HOME": e.m.home, "LANG": lang}
 	for _, layer := range []map[string]string{ar.job.Env, step.Env, ar.env} {
 		for k, v := range layer {
+			// Where /bin/sh is bash, a BASH_FUNC_name%% variable is a
+			// function that replaces the command name: read, and with it
+			// the gate of an armed step (armed.go), which would run the
+			// step before its run is recorded. The master refuses such
+			// names; the target does not rely on it.
+			if strings.HasPrefix(k, bashFunctionPrefix) {
+				continue
+			}
 			env[k] = v
 		}
 	}

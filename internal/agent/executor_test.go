@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -205,5 +206,28 @@ func TestDurationsAcrossAClockStep(t *testing.T) {
 	r := localRun(t, m, "r1")
 	if r.Status != muster.RunSucceeded || r.Steps[0].DurationMS < 0 || r.DurationMS < r.Steps[0].DurationMS || r.DurationMS >= time.Minute.Milliseconds() {
 		t.Errorf("run %s, %d ms, its step %d ms; want succeeded, 0 ≤ the step's ≤ the run's < 60000 ms", r.Status, r.DurationMS, r.Steps[0].DurationMS)
+	}
+}
+
+// A step's environment has no exported bash functions (BASH_FUNC_…), from
+// the job, the step or a START: where /bin/sh is bash, one named read
+// would open an armed step's gate.
+func TestStepEnvironmentDropsBashFunctions(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.Lang = "C.UTF-8" })
+	j := flowJob("j", muster.Step{Name: "main", Shell: "true", Env: map[string]string{"BASH_FUNC_true%%": "() { :; }", "STEP": "s"}})
+	j.Env = map[string]string{"BASH_FUNC_read%%": "() { :; }", "JOB": "j"}
+	ar := &activeRun{job: j, env: map[string]string{"BASH_FUNC_exit%%": "() { :; }", "BASH_FUNC_X": "x", "START": "1"}}
+	run := muster.Run{Job: "j", Target: "web1", RunID: "r1"}
+	env := m.exec.environment(ar, &run, j.Steps[0])
+	var got []string
+	for k := range env {
+		if !strings.HasPrefix(k, "MUSTER_") {
+			got = append(got, k+"="+env[k])
+		}
+	}
+	slices.Sort(got)
+	want := []string{"HOME=" + m.home, "JOB=j", "LANG=C.UTF-8", "PATH=" + stepPath, "START=1", "STEP=s"}
+	if !slices.Equal(got, want) {
+		t.Errorf("environment %q, want %q", got, want)
 	}
 }
