@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -145,7 +146,34 @@ func newTable(w io.Writer, header ...string) *table {
 	return t
 }
 
-func (t *table) row(cells ...string) { fmt.Fprintln(t.tw, strings.Join(cells, "\t")) }
+// row writes one row; each cell is made safe for a terminal (see cell).
+func (t *table) row(cells ...string) {
+	safe := make([]string, len(cells))
+	for i, c := range cells {
+		safe[i] = cell(c)
+	}
+	fmt.Fprintln(t.tw, strings.Join(safe, "\t"))
+}
+
+// cell writes each control character of s (a tab, a line break, an escape
+// a terminal would act on) as its Go escape: what a target or a step
+// reported, shown in a table, can neither break its columns nor drive the
+// terminal it is printed on.
+func cell(s string) string {
+	if !strings.ContainsFunc(s, unicode.IsControl) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 func (t *table) flush() error { return t.tw.Flush() }
 

@@ -63,3 +63,22 @@ func TestCheckOutput(t *testing.T) {
 		t.Errorf("xml: got %v", err)
 	}
 }
+
+// A table's cells show control characters as escapes: a location or a
+// message that a target reported cannot break the columns or act on the
+// terminal.
+func TestTableCellsEscapeControlCharacters(t *testing.T) {
+	var buf bytes.Buffer
+	tb := newTable(&buf, "NAME", "LOCATION")
+	tb.row("web1", "rack 4\x1b[2J\x1b]8;;https://evil.example\x07")
+	tb.row("web2", "a\tb\nc\u0085 café")
+	if err := tb.flush(); err != nil {
+		t.Fatal(err)
+	}
+	want := "NAME  LOCATION\n" +
+		`web1  rack 4\x1b[2J\x1b]8;;https://evil.example\a` + "\n" +
+		`web2  a\tb\nc\u0085 café` + "\n"
+	if got := buf.String(); got != want {
+		t.Errorf("table:\n%q\nwant\n%q", got, want)
+	}
+}
