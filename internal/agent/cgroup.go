@@ -206,7 +206,23 @@ func (rc *runCgroup) kill() { killCgroup(rc.path) }
 func (rc *runCgroup) remove() error {
 	syscall.Close(rc.fd)
 	killCgroup(rc.path)
-	return os.Remove(rc.path)
+	return removeCgroup(rc.path)
+}
+
+// removeCgroup removes an emptied cgroup with the cgroups under it,
+// deepest first: a step running as root may have made its own below its
+// run's, and a cgroup with one below it cannot be removed.
+func removeCgroup(path string) error {
+	if entries, err := os.ReadDir(path); err == nil {
+		for _, e := range entries {
+			if e.IsDir() {
+				if err := removeCgroup(filepath.Join(path, e.Name())); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return os.Remove(path)
 }
 
 // cgroupEmptyWait bounds how long a kill waits for a cgroup to empty: the
@@ -263,7 +279,7 @@ func sweepCgroups(base string, running func(runID string) bool) (int, error) {
 		}
 		path := filepath.Join(base, e.Name())
 		killCgroup(path)
-		if err := os.Remove(path); err != nil {
+		if err := removeCgroup(path); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -3,12 +3,15 @@ package agent
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"testing/synctest"
@@ -184,4 +187,41 @@ func TestKillMissingCgroupDoesNotWait(t *testing.T) {
 			t.Fatalf("killCgroup of a missing cgroup waited %s", waited)
 		}
 	})
+}
+
+// A run's cgroup is removed with the cgroups a step made below it, by the
+// run's end and by the sweep after a daemon was killed: a cgroup with
+// another below it cannot be removed by itself.
+func TestRunCgroupIsRemovedWithTheCgroupsBelowIt(t *testing.T) {
+	base, err := cgroupBase(fmt.Sprintf("test-%d", os.Getpid()))
+	if err != nil {
+		t.Skipf("runs cannot have cgroups here (%v)", err)
+	}
+	defer os.Remove(base)
+	c := &cgroups{base: base}
+	for _, how := range []string{"run's end", "sweep"} {
+		rc, err := c.create("r-" + strings.ReplaceAll(how, " ", "-"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.MkdirAll(filepath.Join(rc.path, "step", "below"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if how == "run's end" {
+			err = rc.remove()
+		} else {
+			syscall.Close(rc.fd)
+			var n int
+			n, err = sweepCgroups(base, func(string) bool { return false })
+			if err == nil && n != 1 {
+				t.Errorf("the sweep removed %d run cgroups, want 1", n)
+			}
+		}
+		if err != nil {
+			t.Errorf("%s: %v", how, err)
+		}
+		if _, err := os.Stat(rc.path); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("after the %s the run's cgroup %s is still there (%v)", how, rc.path, err)
+		}
+	}
 }
