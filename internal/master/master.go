@@ -446,8 +446,9 @@ func (m *Main) Run(ctx context.Context) error {
 
 // masterURLs are the advertised URLs of the masters of a shared
 // catalog, for targets to move between; a master alone sends none (its
-// own URL, made from its listener, may not be how its targets reach it),
-// and so does one that has not read them from the catalog yet.
+// own URL, made from its listener, may not be how its targets reach it;
+// see recheckOnce), and so does one that has not read them from the
+// catalog yet.
 func (m *Main) masterURLs() []string {
 	if !m.Catalog.Store().Shared() {
 		return nil
@@ -531,8 +532,13 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 		others = others || ms.URL != m.URL
 	}
 	// Alone, this master's commits need tell no one; a master that starts
-	// is heard of at once (Commit.Masters), and read here again.
+	// is heard of at once (Commit.Masters), and read here again. Nor are
+	// its targets told of masters: its own URL may be made from its
+	// listener, not how they reach it, and would replace the one they use.
 	m.Catalog.Store().SetPeers(others)
+	if !others {
+		urls = urls[:0]
+	}
 	if prev := m.masters.Swap(&urls); !slices.Equal(*prev, urls) {
 		// Targets hear of a master that joined (or left) at once, not at
 		// their next poll: the one they poll may fail before that.
