@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -214,34 +215,91 @@ func dialer() *net.Dialer {
 
 func (c *client) close() { c.http.Load().CloseIdleConnections() }
 
+// replyTimeout bounds how long a request, once sent whole, waits for the
+// master's reply to begin (a poll's: after the wait it asked the master to
+// hold it for). A master whose process is stuck (on a catalog it lost
+// without a reset, say) still completes handshakes, and its kernel answers
+// keep-alive probes, so nothing else would end the wait: the request would
+// wait for ever, and the poll loop behind its acks with it. A master that
+// does not reply within it is silent, as one that cannot be reached.
+var replyTimeout = 30 * time.Second
+
+// errNoReply ends a request whose reply did not begin within its bound.
+var errNoReply = errors.New("no reply")
+
 // call sends a request with the protocol header and decodes the reply.
 func (c *client) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	return c.callWith(ctx, c.http.Load(), method, path, query, in, out)
+	return c.callWith(ctx, c.http.Load(), replyTimeout, method, path, query, in, out)
 }
 
-func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, query url.Values, in, out any) error {
+// callWith is call on hc, waiting at most replyWithin for the reply to
+// begin once the request is sent. A request given up on for the caller's
+// own reasons (ctx canceled) says nothing of the master; one whose
+// deadline passed, or whose reply did not begin in time, says it is
+// silent.
+func (c *client) callWith(ctx context.Context, hc *http.Client, replyWithin time.Duration, method, path string, query url.Values, in, out any) error {
 	base := c.base()
 	u := base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
+	rctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	w := &replyWait{within: replyWithin, cancel: cancel}
+	defer w.stop()
+	err := jsonhttp.Do(httptrace.WithClientTrace(rctx, w.trace()), hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
+	silent := errors.Is(context.Cause(rctx), errNoReply) || errors.Is(ctx.Err(), context.DeadlineExceeded)
 	var te *jsonhttp.TransportError
-	if errors.As(err, &te) {
+	if errors.As(err, &te) || (silent && err != nil) {
 		if ctx.Err() == nil {
 			// The pooled connections may be as dead as the one that
 			// failed; the next request dials afresh.
 			hc.CloseIdleConnections()
 		}
-		err = muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", base.Host)
+		if silent {
+			err = muster.Errorf(muster.EUNAVAILABLE, "master %s: no reply within %s of the request", base.Host, replyWithin)
+		} else {
+			err = muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", base.Host)
+		}
 	}
 	switch {
-	case ctx.Err() != nil: // given up on: says nothing of the master
+	case ctx.Err() != nil && !silent: // given up on: says nothing of the master
 	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
-		c.unanswered(base) // unreachable, or shutting down
+		c.unanswered(base) // unreachable, silent, or shutting down
 	default:
 		c.answered(base)
 	}
 	return err
+}
+
+// replyWait ends a request whose reply has not begun within its bound of
+// the request being written.
+type replyWait struct {
+	within time.Duration
+	cancel context.CancelCauseFunc
+	mu     sync.Mutex
+	timer  *time.Timer
+}
+
+func (w *replyWait) trace() *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) {
+			w.mu.Lock()
+			defer w.mu.Unlock()
+			if w.timer != nil { // written again, on another connection
+				w.timer.Stop()
+			}
+			w.timer = time.AfterFunc(w.within, func() { w.cancel(errNoReply) })
+		},
+		GotFirstResponseByte: w.stop,
+	}
+}
+
+func (w *replyWait) stop() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.timer != nil {
+		w.timer.Stop()
+	}
 }
 
 // heartbeat is what a poll reports about the target.
@@ -278,7 +336,7 @@ func (c *client) poll(ctx context.Context, after int64, epoch string, wait time.
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}
 	var resp agentproto.PollResponse
-	err := c.call(ctx, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
+	err := c.callWith(ctx, c.http.Load(), wait+replyTimeout, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
 	return resp, err
 }
 
@@ -314,7 +372,7 @@ func (c *client) renewExpired(ctx context.Context, req agentproto.RenewExpiredRe
 	tr := c.transport(nil)
 	defer tr.CloseIdleConnections()
 	var resp agentproto.RenewResponse
-	err := c.callWith(ctx, &http.Client{Transport: tr}, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
+	err := c.callWith(ctx, &http.Client{Transport: tr}, replyTimeout, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
 	return resp, err
 }
 

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"crypto/x509"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/master"
 )
 
@@ -248,5 +252,61 @@ func TestClientSkipsAMasterThatNeverAnswered(t *testing.T) {
 	c.unanswered(c.base()) // m3 answered: a failure starts an episode
 	if len(moves) != 2 {
 		t.Fatalf("moves %v: left m3 at its first failure though it had answered", moves)
+	}
+}
+
+// A master that takes connections but never replies (its process stuck,
+// its kernel and TLS stack still answering) is silent: a poll whose
+// deadline passes, and any request whose reply has not begun within
+// replyTimeout of being sent, count against it as a refused connection
+// does, and the client moves to the next master. Without the bound an
+// acknowledgement to it would wait for ever, and the poll loop with it.
+func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
+	defer func(d time.Duration) { replyTimeout = d }(replyTimeout)
+	replyTimeout = 200 * time.Millisecond
+	release := make(chan struct{})
+	stuck := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	defer good.Close()
+	defer stuck.Close()
+	defer close(release)
+	roots := x509.NewCertPool()
+	roots.AddCert(stuck.Certificate())
+	roots.AddCert(good.Certificate())
+	clk := &clock{}
+	var moves []string
+	c, err := newClient([]string{stuck.URL, good.URL}, stuck.URL, roots, nil, clk.Now,
+		func() time.Duration { return 10 * time.Second }, func(from, to string) { moves = append(moves, from+" → "+to) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+
+	// A poll held past its own deadline (pollOnce's).
+	pctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	_, err = c.poll(pctx, 0, "e", time.Minute, heartbeat{LocalTime: clk.Now(), PollInterval: 10})
+	cancel()
+	if muster.ErrorCode(err) != muster.EUNAVAILABLE {
+		t.Fatalf("a poll the master held past its deadline: %v, want %s", err, muster.EUNAVAILABLE)
+	}
+	clk.Advance(time.Minute) // past any delay drawn for leaving a master silent for a 10 s interval
+	// An acknowledgement, with no deadline of its caller's.
+	err = c.ack(context.Background(), []agentproto.Ack{{Seq: 1, OK: true}})
+	if muster.ErrorCode(err) != muster.EUNAVAILABLE || !strings.Contains(err.Error(), "no reply within 200ms") {
+		t.Fatalf("an acknowledgement the master never replied to: %v, want %s saying no reply within 200ms", err, muster.EUNAVAILABLE)
+	}
+	if want := []string{stuck.URL + " → " + good.URL}; !slices.Equal(moves, want) {
+		t.Fatalf("moves %v, want %v", moves, want)
+	}
+	if err := c.ack(context.Background(), []agentproto.Ack{{Seq: 1, OK: true}}); err != nil {
+		t.Errorf("an acknowledgement to the master moved to: %v", err)
 	}
 }
