@@ -310,3 +310,27 @@ func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
 		t.Errorf("an acknowledgement to the master moved to: %v", err)
 	}
 }
+
+// A SYNC-TIME or a RE-ENLIST that cannot reach the master is kept for the
+// next poll, not failed: the cursor stays before it and nothing is
+// acknowledged; once the master answers, it is carried out.
+func TestExchangeWithAnUnreachableMasterIsKept(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	ctx := context.Background()
+	cursor := m.enl.Cursor
+	tm.halt(t)
+	for i, op := range []muster.Operation{muster.OpSyncTime, muster.OpReEnlist} {
+		in := agentproto.Instruction{Seq: cursor + 1, Operation: op}
+		_, err := m.apply(ctx, in, time.Now())
+		if muster.ErrorCode(err) != muster.EUNAVAILABLE {
+			t.Fatalf("%d: %s with the master down: %v, want %s", i, op, err, muster.EUNAVAILABLE)
+		}
+		if m.enl.Cursor != cursor {
+			t.Errorf("%s moved the cursor to %d, want %d", op, m.enl.Cursor, cursor)
+		}
+		if acks, err := m.store.pendingAcks(ctx); err != nil || len(acks) != 0 {
+			t.Errorf("%s left acknowledgements %v (%v), want none", op, acks, err)
+		}
+	}
+}

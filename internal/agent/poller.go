@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -173,6 +174,12 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		exchanged = m.syncTime(ctx)
 	case muster.OpReEnlist:
 		exchanged = m.reEnlist(ctx)
+	}
+	if ctx.Err() != nil || muster.ErrorCode(exchanged) == muster.EUNAVAILABLE {
+		// The master could not be reached (or is going away), or the
+		// target is: the instruction is kept, for the next poll to carry
+		// out, not failed.
+		return nil, cmp.Or(ctx.Err(), exchanged)
 	}
 	var started *activeRun
 	err := m.store.update(ctx, func(tx *sql.Tx) error {
