@@ -20,6 +20,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/netopt"
 )
 
 // client speaks the agent protocol over mutual TLS to the target's master:
@@ -189,29 +190,13 @@ func (c *client) transport(cert *tls.Certificate) *http.Transport {
 }
 
 // deadPeerTimeout bounds how long a connection to a master that has gone
-// silent is kept. A master can vanish without a word (a link down, a
-// firewall or NAT dropping the connection's state); with no bound, a
-// request in flight on such a connection waits until the kernel gives up,
-// about 15 minutes, and every upload queued behind it waits too. Keep-alive
-// probes find a silent connection while a reply is awaited (a held poll
-// included: the master's kernel answers them), and, on Linux,
-// TCP_USER_TIMEOUT closes one whose sent data stays unacknowledged, each
-// within about this long. A slow link that still makes progress is not
-// affected.
+// silent is kept (see netopt.DeadPeerDialer): a request in flight on it,
+// and every upload queued behind it, would otherwise wait until the kernel
+// gives up, about 15 minutes.
 const deadPeerTimeout = 20 * time.Second
 
 // dialer makes the connections to the master.
-func dialer() *net.Dialer {
-	return &net.Dialer{
-		Timeout: 30 * time.Second,
-		KeepAliveConfig: net.KeepAliveConfig{
-			// A probe after half the bound in silence, another a quarter
-			// later, and the connection is closed when neither is answered.
-			Enable: true, Idle: deadPeerTimeout / 2, Interval: deadPeerTimeout / 4, Count: 2,
-		},
-		Control: boundUnacked(deadPeerTimeout),
-	}
-}
+func dialer() *net.Dialer { return netopt.DeadPeerDialer(30*time.Second, deadPeerTimeout) }
 
 func (c *client) close() { c.http.Load().CloseIdleConnections() }
 

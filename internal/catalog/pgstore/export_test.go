@@ -1,6 +1,10 @@
 package pgstore
 
-import "time"
+import (
+	"context"
+	"net"
+	"time"
+)
 
 // SetRollbackTimeout sets how long the ROLLBACK of a transaction that did
 // not commit may take, until restore is called.
@@ -8,4 +12,14 @@ func SetRollbackTimeout(d time.Duration) (restore func()) {
 	old := rollbackTimeout
 	rollbackTimeout = d
 	return func() { rollbackTimeout = old }
+}
+
+// PoolConn is one of the pool's connections to the database, until
+// release.
+func PoolConn(ctx context.Context, s *Store) (c net.Conn, release func(), err error) {
+	pc, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return pc.Conn().PgConn().Conn(), pc.Release, nil
 }

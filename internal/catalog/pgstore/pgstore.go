@@ -42,6 +42,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
+	"github.com/musterhq/muster/internal/netopt"
 )
 
 //go:embed migrations
@@ -64,6 +65,10 @@ type Options struct {
 	// connections send (tests count round trips with it).
 	Tracer pgx.QueryTracer
 }
+
+// deadPeerTimeout bounds how long a connection to a database gone silent
+// is kept (see netopt.DeadPeerDialer).
+const deadPeerTimeout = 20 * time.Second
 
 // Store is a catalog on a PostgreSQL database (in its search_path schema).
 type Store struct {
@@ -95,6 +100,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if opts.Tracer != nil {
 		cfg.ConnConfig.Tracer = opts.Tracer
 	}
+	// A database that vanishes without a word (a link down, a firewall
+	// dropping the connection's state) fails the statements waiting on it
+	// within deadPeerTimeout, and the master answers 503, rather than
+	// waiting for the kernel's quarter of an hour.
+	cfg.ConnConfig.DialFunc = netopt.DeadPeerDialer(30*time.Second, deadPeerTimeout).DialContext
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
 	}
