@@ -160,14 +160,22 @@ func check(ps *problems, item *yaml.Node, j *muster.Job) {
 			loc = l
 		}
 	}
-	for i, s := range j.Schedules {
-		if _, err := schedule.Compile(s, loc); err != nil {
-			name := s.Name
-			if name == "" {
-				name = muster.DefaultScheduleName(i)
+	compile := func(path string, schedules []muster.Schedule) {
+		for i, s := range schedules {
+			if _, err := schedule.Compile(s, loc); err != nil {
+				name := s.Name
+				if name == "" {
+					name = muster.DefaultScheduleName(i)
+				}
+				at := lookup(item, fmt.Sprintf("%s[%d]", path, i))
+				ps.add(at.Line, at.Column, "job %q: %s[%d] %q: %s", j.Name, path, i, name, muster.ErrorMessage(err))
 			}
-			at := lookup(item, fmt.Sprintf("schedules[%d]", i))
-			ps.add(at.Line, at.Column, "job %q: schedules[%d] %q: %s", j.Name, i, name, muster.ErrorMessage(err))
+		}
+	}
+	compile("schedules", j.Schedules)
+	for i, o := range j.Overrides {
+		if o.Schedules != nil {
+			compile(fmt.Sprintf("overrides[%d].schedules", i), *o.Schedules)
 		}
 	}
 }

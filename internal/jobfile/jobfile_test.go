@@ -113,6 +113,8 @@ func TestReadErrors(t *testing.T) {
 			`jobs.yaml:3:5: job "a": time_zone: "Mars/Olympus" is not an IANA time zone`},
 		{"never fires", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - name: leap\n        cron: \"0 0 30 2 *\"\n",
 			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
+		{"override never fires", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: s, shell: x}]\n    overrides:\n      - target: web1\n        schedules:\n          - cron: \"0 25 * * *\"\n",
+			`jobs.yaml:8:13: job "a": overrides[0].schedules[0] "schedule-1": cron "0 25 * * *": hour field "25"`},
 		{"job twice", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n  - name: a\n    steps: [{name: s, shell: x}]\n",
 			`jobs.yaml:4:5: job "a" is already defined on line 2`},
 		{"second document", "jobs: []\n---\njobs: []\n", `jobs.yaml:3:1: a second YAML document`},
