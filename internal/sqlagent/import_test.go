@@ -1,6 +1,7 @@
 package sqlagent_test
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -179,5 +180,52 @@ EXEC sp_add_jobstep @job_name = N'j', @step_name = N'c', @command = N'SELECT 3',
 	want := []flow{{"c", "quit_success", "goto:a"}, {"a", "", ""}, {"b", "goto:c", "goto:c"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// A schedule that fires every few days, weeks or months counts them, in
+// SQL Server, from its @active_start_date, and without one from the day
+// it was made, which a script does not say: the import keeps the schedule
+// and notes that its days may differ, naming the fix. With a start date,
+// or every one, nothing is noted.
+func TestImportNotesAnEveryWithoutItsStartDate(t *testing.T) {
+	for _, tc := range []struct {
+		params string
+		every  int // 0: no note
+	}{
+		{"@freq_type = 4, @freq_interval = 3, @active_start_time = 60000", 3},
+		{"@freq_type = 8, @freq_interval = 2, @freq_recurrence_factor = 2", 2},
+		{"@freq_type = 16, @freq_interval = 1, @freq_recurrence_factor = 3", 3},
+		{"@freq_type = 32, @freq_interval = 2, @freq_relative_interval = 1, @freq_recurrence_factor = 2, @freq_subday_type = 4, @freq_subday_interval = 30", 2},
+		{"@freq_type = 4, @freq_interval = 3, @active_start_date = 20240130", 0},
+		{"@freq_type = 4, @freq_interval = 1", 0},
+		{"@freq_type = 8, @freq_interval = 2, @freq_recurrence_factor = 1", 0},
+	} {
+		res := importText(t, sqlagent.Options{}, "s.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N's', @command = N'SELECT 1'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+EXEC sp_add_jobschedule @job_name = N'j', @name = N'x', `+tc.params+"\n")
+		if len(res.Jobs) != 1 || len(res.Jobs[0].Schedules) == 0 {
+			t.Fatalf("%s: jobs %v, findings %v", tc.params, res.Jobs, res.Findings)
+		}
+		var notes []string
+		for _, f := range res.Findings {
+			if strings.Contains(f.Message, "@active_start_date") {
+				notes = append(notes, f.Level+": "+f.Message)
+			}
+		}
+		want := 0
+		if tc.every > 0 {
+			want = 1
+		}
+		if len(notes) != want {
+			t.Errorf("%s: notes on the start date %v, want %d", tc.params, notes, want)
+			continue
+		}
+		if want == 1 && (!strings.HasPrefix(notes[0], sqlagent.Note+": ") ||
+			!strings.Contains(notes[0], fmt.Sprintf("counts every %d from the day the schedule was made", tc.every)) ||
+			!strings.Contains(notes[0], "set start_date to that day")) {
+			t.Errorf("%s: %q, want a note of the day SQL Server counts every %d from, and the fix", tc.params, notes[0], tc.every)
+		}
 	}
 }

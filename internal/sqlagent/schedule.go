@@ -144,9 +144,9 @@ func (s *agentSchedule) toMuster(name string) mapped {
 				return mapped{leftOut: err}
 			}
 		}
-		return s.check(mapped{schedules: []muster.Schedule{ms}})
+		return s.anchored(s.check(mapped{schedules: []muster.Schedule{ms}}), ms)
 	case subdaySeconds, subdayMinutes, subdayHours:
-		return s.repeat(ms)
+		return s.anchored(s.repeat(ms), ms)
 	}
 	return mapped{leftOut: fmt.Sprintf("@freq_subday_type %d is not 1 (at a time), 2 (seconds), 4 (minutes) or 8 (hours)", s.subdayType)}
 }
@@ -248,6 +248,34 @@ func (s *agentSchedule) check(m mapped) mapped {
 			return mapped{leftOut: muster.ErrorMessage(err)}
 		}
 	}
+	return m
+}
+
+// anchored adds to m a note when ms fires every few days, weeks or months
+// and the script gave no @active_start_date: SQL Server then counts from
+// the day the schedule was made, which a script does not record, where
+// muster counts from a fixed day, so the days may differ.
+func (s *agentSchedule) anchored(m mapped, ms muster.Schedule) mapped {
+	every := 0
+	switch {
+	case ms.Daily != nil:
+		every = ms.Daily.Every
+	case ms.Weekly != nil:
+		every = ms.Weekly.Every
+	case ms.Monthly != nil:
+		every = ms.Monthly.Every
+	case ms.MonthlyRelative != nil:
+		every = ms.MonthlyRelative.Every
+	}
+	if m.leftOut != "" || s.startDate != 0 || every < 2 {
+		return m
+	}
+	note := fmt.Sprintf("without @active_start_date SQL Server counts every %d from the day the schedule was made, which the script does not say; "+
+		"muster counts from 2000-01-01 (weeks from Monday 2000-01-03): set start_date to that day to keep the same days", every)
+	if m.note != "" {
+		note = m.note + "; " + note
+	}
+	m.note = note
 	return m
 }
 
