@@ -182,7 +182,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.client, err = newClient(enl.Masters, enl.MasterURL, roots, cert, m.cfg.Now,
+	m.client, err = newClient(enl.Masters, enl.MasterURL, roots, cert, m.cfg.PollWait, m.cfg.Now,
 		func() time.Duration { return time.Duration(m.pollInterval.Load()) * time.Second }, m.movedTo)
 	if err != nil {
 		return fmt.Errorf("%s: the enlistment's masters: %w", m.cfg.DataDir, err)

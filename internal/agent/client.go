@@ -9,7 +9,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/url"
 	"strconv"
 	"strings"
@@ -38,6 +37,7 @@ type client struct {
 
 	now      func() time.Time
 	interval func() time.Duration // the poll interval: a silent master is left within it
+	pollWait time.Duration        // the longest a poll asks the master to hold it
 	moved    func(from, to string)
 
 	mu      sync.Mutex
@@ -53,11 +53,11 @@ type client struct {
 }
 
 // newClient returns a client of the masters, starting with current (one of
-// them). now and interval say when a silent master is left; moved is told
-// when one is.
-func newClient(masters []string, current string, roots *x509.CertPool, cert *tls.Certificate, now func() time.Time,
+// them), whose polls ask the master to hold them at most pollWait. now and
+// interval say when a silent master is left; moved is told when one is.
+func newClient(masters []string, current string, roots *x509.CertPool, cert *tls.Certificate, pollWait time.Duration, now func() time.Time,
 	interval func() time.Duration, moved func(from, to string)) (*client, error) {
-	c := &client{roots: roots, now: now, interval: interval, moved: moved}
+	c := &client{roots: roots, now: now, interval: interval, pollWait: pollWait, moved: moved}
 	if err := c.setMasters(masters, current); err != nil {
 		return nil, err
 	}
@@ -180,12 +180,13 @@ func (c *client) transport(cert *tls.Certificate) *http.Transport {
 		cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return cert, nil }
 	}
 	return &http.Transport{
-		DialContext:         dialer().DialContext,
-		TLSClientConfig:     cfg,
-		ForceAttemptHTTP2:   true,
-		MaxIdleConnsPerHost: 4,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
+		DialContext:           dialer().DialContext,
+		TLSClientConfig:       cfg,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ResponseHeaderTimeout: c.pollWait + replyTimeout,
 	}
 }
 
@@ -201,90 +202,50 @@ func dialer() *net.Dialer { return netopt.DeadPeerDialer(30*time.Second, deadPee
 func (c *client) close() { c.http.Load().CloseIdleConnections() }
 
 // replyTimeout bounds how long a request, once sent whole, waits for the
-// master's reply to begin (a poll's: after the wait it asked the master to
-// hold it for). A master whose process is stuck (on a catalog it lost
-// without a reset, say) still completes handshakes, and its kernel answers
-// keep-alive probes, so nothing else would end the wait: the request would
-// wait for ever, and the poll loop behind its acks with it. A master that
-// does not reply within it is silent, as one that cannot be reached.
+// master's reply to begin, after the longest a poll asks the master to
+// hold it (the transport's ResponseHeaderTimeout). A master whose process
+// is stuck (on a catalog it lost without a reset, say) still completes
+// handshakes, and its kernel answers keep-alive probes, so nothing else
+// would end the wait: the request would wait for ever, and the poll loop
+// behind its acks with it. A master that does not reply within it is
+// silent, as one that cannot be reached.
 var replyTimeout = 30 * time.Second
-
-// errNoReply ends a request whose reply did not begin within its bound.
-var errNoReply = errors.New("no reply")
 
 // call sends a request with the protocol header and decodes the reply.
 func (c *client) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
-	return c.callWith(ctx, c.http.Load(), replyTimeout, method, path, query, in, out)
+	return c.callWith(ctx, c.http.Load(), method, path, query, in, out)
 }
 
-// callWith is call on hc, waiting at most replyWithin for the reply to
-// begin once the request is sent. A request given up on for the caller's
-// own reasons (ctx canceled) says nothing of the master; one whose
-// deadline passed, or whose reply did not begin in time, says it is
-// silent.
-func (c *client) callWith(ctx context.Context, hc *http.Client, replyWithin time.Duration, method, path string, query url.Values, in, out any) error {
+// callWith is call on hc. A request given up on for the caller's own
+// reasons (ctx canceled) says nothing of the master; one whose deadline
+// passed (a poll held past its bound), or whose reply did not begin in
+// time, says it is silent.
+func (c *client) callWith(ctx context.Context, hc *http.Client, method, path string, query url.Values, in, out any) error {
 	base := c.base()
 	u := base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	w := &replyWait{within: replyWithin, cancel: cancel}
-	defer w.stop()
-	err := jsonhttp.Do(httptrace.WithClientTrace(rctx, w.trace()), hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
-	silent := errors.Is(context.Cause(rctx), errNoReply) || errors.Is(ctx.Err(), context.DeadlineExceeded)
+	expired := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	var te *jsonhttp.TransportError
-	if errors.As(err, &te) || (silent && err != nil) {
+	if errors.As(err, &te) {
 		if ctx.Err() == nil {
 			// The pooled connections may be as dead as the one that
 			// failed; the next request dials afresh.
 			hc.CloseIdleConnections()
 		}
-		if silent {
-			err = muster.Errorf(muster.EUNAVAILABLE, "master %s: no reply within %s of the request", base.Host, replyWithin)
-		} else {
-			err = muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", base.Host)
-		}
+		err = muster.Wrap(muster.EUNAVAILABLE, te.Err, "master %s", base.Host)
+	} else if expired && err != nil {
+		err = muster.Wrap(muster.EUNAVAILABLE, err, "master %s: no reply in time", base.Host)
 	}
 	switch {
-	case ctx.Err() != nil && !silent: // given up on: says nothing of the master
+	case ctx.Err() != nil && !expired: // given up on: says nothing of the master
 	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
 		c.unanswered(base) // unreachable, silent, or shutting down
 	default:
 		c.answered(base)
 	}
 	return err
-}
-
-// replyWait ends a request whose reply has not begun within its bound of
-// the request being written.
-type replyWait struct {
-	within time.Duration
-	cancel context.CancelCauseFunc
-	mu     sync.Mutex
-	timer  *time.Timer
-}
-
-func (w *replyWait) trace() *httptrace.ClientTrace {
-	return &httptrace.ClientTrace{
-		WroteRequest: func(httptrace.WroteRequestInfo) {
-			w.mu.Lock()
-			defer w.mu.Unlock()
-			if w.timer != nil { // written again, on another connection
-				w.timer.Stop()
-			}
-			w.timer = time.AfterFunc(w.within, func() { w.cancel(errNoReply) })
-		},
-		GotFirstResponseByte: w.stop,
-	}
-}
-
-func (w *replyWait) stop() {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.timer != nil {
-		w.timer.Stop()
-	}
 }
 
 // heartbeat is what a poll reports about the target.
@@ -321,7 +282,7 @@ func (c *client) poll(ctx context.Context, after int64, epoch string, wait time.
 		q.Set(agentproto.QueryClockOffset, strconv.FormatInt(hb.ClockOffset.Milliseconds(), 10))
 	}
 	var resp agentproto.PollResponse
-	err := c.callWith(ctx, c.http.Load(), wait+replyTimeout, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
+	err := c.call(ctx, http.MethodGet, agentproto.PathInstructions, q, nil, &resp)
 	return resp, err
 }
 
@@ -357,7 +318,7 @@ func (c *client) renewExpired(ctx context.Context, req agentproto.RenewExpiredRe
 	tr := c.transport(nil)
 	defer tr.CloseIdleConnections()
 	var resp agentproto.RenewResponse
-	err := c.callWith(ctx, &http.Client{Transport: tr}, replyTimeout, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
+	err := c.callWith(ctx, &http.Client{Transport: tr}, http.MethodPost, agentproto.PathRenewExpired, nil, req, &resp)
 	return resp, err
 }
 
