@@ -29,8 +29,9 @@ const recordLead = 25 * time.Millisecond
 // wallClockCheck is the longest the scheduler sleeps while a fire is ahead.
 // It sleeps on the monotonic clock, but fires are due by the wall clock: a
 // wall clock stepped forward during a long sleep (NTP, a resumed VM) would
-// make a fire late by the step, and then missed. Reading the wall clock
-// again every minute bounds that, for a wakeup a minute.
+// make a fire late by up to the sleep. Reading the wall clock again every
+// minute bounds that, for a wakeup a minute; a fire the step went past
+// runs at that wakeup, late but not missed (see run).
 const wallClockCheck = time.Minute
 
 // maxMissedScan bounds how many missed fires are counted after a long
@@ -127,6 +128,7 @@ func (s *scheduler) run(ctx context.Context) {
 			wait = min(wait, retryIn)
 		}
 		timer.Reset(wait)
+		slept, sleptMono := s.m.cfg.Now(), time.Now()
 		select {
 		case <-ctx.Done():
 			return
@@ -137,12 +139,17 @@ func (s *scheduler) run(ctx context.Context) {
 		}
 		s.recordUnrecorded(ctx)
 		now := s.m.cfg.Now()
+		// A wall clock stepped forward during the sleep (by how much more
+		// it moved than the monotonic clock) makes the fires it stepped
+		// over late by the step, not missed: the target was running. The
+		// first of them fires now; any more are missed at the next wake.
+		grace := misfireGrace + max(now.Sub(slept)-time.Since(sleptMono), 0)
 		var due []firing
 		for _, e := range entries {
 			if e.next.IsZero() || s.recordAt(e).After(now) {
 				continue
 			}
-			if now.Sub(e.due()) > misfireGrace {
+			if now.Sub(e.due()) > grace {
 				// The process was stopped or starved: treat as missed.
 				e.next = s.catchUp(ctx, e, e.next, now)
 			}

@@ -291,6 +291,21 @@ func TestClockStepForwardFiresOnTime(t *testing.T) {
 	}
 }
 
+// A wall clock stepped forward past a fire, while the scheduler sleeps,
+// makes the fire late, not missed: it runs at the scheduler's next look at
+// the clock, within a minute of the step. The next hour's fire is on time.
+func TestClockStepForwardPastAFireRunsItLate(t *testing.T) {
+	start := time.Date(2027, 1, 10, 15, 30, 0, 0, time.UTC) // 10:30 EST; the fire at 11:00
+	runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+		time.Sleep(90 * time.Second)    // 10:31:30
+		b.clk.Advance(29 * time.Minute) // 11:00:30, the fire stepped over
+		time.Sleep(90 * time.Minute)    // 12:30:30
+	})
+	if got, want := summary(runs), []string{"schedule:nightly succeeded 11:01", "schedule:nightly succeeded 12:00"}; !slices.Equal(got, want) {
+		t.Errorf("runs %v, want %v", got, want)
+	}
+}
+
 // bootAndHourly is a job that runs when the target starts and every hour.
 func bootAndHourly() muster.Job {
 	j := scheduledEcho("0 * * * *")
