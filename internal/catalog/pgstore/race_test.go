@@ -340,3 +340,76 @@ func TestConnectionsToTheDatabaseBoundASilentPeer(t *testing.T) {
 		t.Errorf("TCP_USER_TIMEOUT %d ms and SO_KEEPALIVE %d, want 20000 and 1", timeout, keepalive)
 	}
 }
+
+// A change of one group and a change of another, both named by one job,
+// wait for each other at the job's row and no more: the rename of g1
+// rewrites the job's groups, whose row for g2 refers to g2, while g2's
+// members change. Neither holds a lock the other's foreign-key check waits
+// for, so PostgreSQL finds no deadlock.
+func TestChangesOfTwoGroupsOfOneJobDoNotDeadlock(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url := catalogtest.PostgresDatabaseURL(t)
+	ctx := context.Background()
+	other, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	enlist(t, other, "web1")
+	enlist(t, other, "web2")
+	for _, g := range []string{"g1", "g2"} {
+		if err := other.CreateGroup(ctx, g, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := other.SetGroupMembers(ctx, "g1", []string{"web1"}, false, admin); err != nil {
+		t.Fatal(err)
+	}
+	off := false
+	j := muster.NewJob()
+	j.Name, j.Groups, j.Steps = "backup", []string{"g1", "g2"}, []muster.Step{{Name: "hello", Shell: "echo hello"}}
+	j.Overrides = []muster.Override{{Group: "g1", Enabled: &off}} // a rename rewrites the job
+	if _, err := other.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	deadlocks := func() int64 {
+		t.Helper()
+		var n int64
+		if err := conn.QueryRow(ctx, `SELECT pg_stat_get_db_deadlocks(oid) FROM pg_database WHERE datname = current_database()`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := deadlocks()
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "DELETE FROM job_groups", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "g2", []string{"web2"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.RenameGroup(ctx, "g1", "g1x", admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the rename never rewrote the job's groups")
+	}
+	if err := second(); err != nil {
+		t.Fatal(err)
+	}
+	// The backend whose transaction was broken reports the deadlock as it
+	// goes idle, a second or more after the last report it made: the
+	// deadlock check itself waits a second (deadlock_timeout) first.
+	if _, err := conn.Exec(ctx, `SELECT pg_stat_clear_snapshot()`); err != nil {
+		t.Fatal(err)
+	}
+	if n := deadlocks() - before; n != 0 {
+		t.Errorf("PostgreSQL broke %d deadlocks between the two changes, want none", n)
+	}
+}

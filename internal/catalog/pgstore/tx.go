@@ -51,9 +51,14 @@ func (t *txQueries) ShareGroups(ctx context.Context) error {
 	return classify(err)
 }
 
-// LockGroup takes a group's row FOR UPDATE.
+// LockGroup takes a group's row FOR NO KEY UPDATE: it waits for, and holds
+// off, ShareGroups' FOR SHARE, but not the FOR KEY SHARE that a row
+// referring to the group takes (a job's groups rewritten, a member added),
+// which FOR UPDATE would: a change of one group, rewriting a job that
+// names it and another, would then wait for a change of the other group
+// waiting for the job, a deadlock.
 func (t *txQueries) LockGroup(ctx context.Context, id int64) error {
-	_, err := t.tx.Exec(ctx, `SELECT id FROM groups WHERE id = $1 FOR UPDATE`, id)
+	_, err := t.tx.Exec(ctx, `SELECT id FROM groups WHERE id = $1 FOR NO KEY UPDATE`, id)
 	return classify(err)
 }
 
