@@ -233,7 +233,12 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 		return err
 	}
 	if leftOut != nil {
-		a.m.log.Warn("heartbeat fields left out", muster.LogTarget, t.Name, muster.LogErr, leftOut)
+		// Said once for what a target keeps sending, not at every poll.
+		if said, _ := a.m.heartbeatWarned.Swap(t.ID, leftOut.Error()); said != leftOut.Error() {
+			a.m.log.Warn("heartbeat fields left out", muster.LogTarget, t.Name, muster.LogErr, leftOut)
+		}
+	} else {
+		a.m.heartbeatWarned.Delete(t.ID)
 	}
 	hb.Protocol = targetProtocol(r)
 	a.m.Catalog.RecordPoll(t.ID, hb)

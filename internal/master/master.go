@@ -154,8 +154,11 @@ type Main struct {
 	rechecks       chan struct{}            // recheckSoon: run the recheck loop now
 	recorded       bool                     // the recheck loop recorded this master once
 	masters        atomic.Pointer[[]string] // advertised URLs of the live masters
-	started        time.Time
-	bg             sync.WaitGroup
+	// heartbeatWarned holds, by target id, what was last said of the
+	// heartbeat text a poll of the target left out.
+	heartbeatWarned sync.Map
+	started         time.Time
+	bg              sync.WaitGroup
 }
 
 // New checks the configuration; Open does the work.

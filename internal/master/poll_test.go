@@ -168,4 +168,21 @@ func TestPollLeavesOutHeartbeatTextItWouldRefuse(t *testing.T) {
 	if want := `msg="heartbeat fields left out" target=web1`; !strings.Contains(log.String(), want) {
 		t.Errorf("the master's log does not say %q:\n%s", want, log.String())
 	}
+	// What a target keeps sending is said once, and again after a poll
+	// that sent nothing to leave out.
+	poll := func(version string) {
+		t.Helper()
+		q := url.Values{agentproto.QueryAfter: {"0"}, agentproto.QueryWait: {"0"}, agentproto.QueryVersion: {version}}
+		if w := serve(m, tg.tls, http.MethodGet, agentproto.PathInstructions+"?"+q.Encode(), nil); w.Code != http.StatusOK {
+			t.Fatalf("poll with version %q: %d %s", version, w.Code, w.Body)
+		}
+	}
+	said := func() int { return strings.Count(log.String(), "heartbeat fields left out") }
+	before := said()
+	for _, v := range []string{"1\n2", "1\n2", "1\n2", "1.0", "1\n2"} {
+		poll(v)
+	}
+	if n := said() - before; n != 2 {
+		t.Errorf("five polls (bad, the same twice, good, bad) said %d times that fields were left out, want 2:\n%s", n, log.String())
+	}
 }
