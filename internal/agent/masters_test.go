@@ -264,7 +264,7 @@ func TestClientSkipsAMasterThatNeverAnswered(t *testing.T) {
 // acknowledgement to it would wait for ever, and the poll loop with it.
 func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
 	defer func(d time.Duration) { replyTimeout = d }(replyTimeout)
-	replyTimeout = 200 * time.Millisecond
+	replyTimeout = time.Second
 	release := make(chan struct{})
 	stuck := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		select {
@@ -291,8 +291,9 @@ func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
 	}
 	defer c.close()
 
-	// A poll held past its own deadline (pollOnce's).
-	pctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	// A poll held past its own deadline (pollOnce's, which ends a poll
+	// before the transport's bound does).
+	pctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	_, err = c.poll(pctx, 0, "e", time.Minute, heartbeat{LocalTime: clk.Now(), PollInterval: 10})
 	cancel()
 	if muster.ErrorCode(err) != muster.EUNAVAILABLE {
