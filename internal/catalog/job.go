@@ -354,7 +354,7 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *muster.
 				return err
 			}
 			// STARTs held back for it would reach a target without the job.
-			if err := tx.DeleteQueuedStarts(tx.ctx, old.id, oldTID); err != nil {
+			if _, err := tx.DeleteQueuedStarts(tx.ctx, old.id, []int64{oldTID}); err != nil {
 				return err
 			}
 		case wanted && !had:

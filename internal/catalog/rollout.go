@@ -101,8 +101,12 @@ func rolloutTarget(t RolloutTargetRow, wave int, now time.Time) muster.RolloutTa
 		out.Status, out.Message = muster.RolloutNotRun, "the START was "+string(t.StartStatus)
 	case t.StartStatus == muster.InstructionPending && t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 		out.Status, out.Message = muster.RolloutNotRun, "the START expired before the target collected it"
+	case t.StartStatus == "" && !t.Held:
+		// Never posted, and no longer held back: dropped with the target
+		// (deleted, or out of the job) or by a STOP.
+		out.Status, out.Message = muster.RolloutNotRun, "the START held back by max_parallel_targets was dropped"
 	default:
-		out.Status = muster.RolloutPosted // posted, or queued by max_parallel_targets
+		out.Status = muster.RolloutPosted // posted, or held back by max_parallel_targets
 	}
 	return out
 }

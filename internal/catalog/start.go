@@ -278,8 +278,10 @@ func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
 }
 
 // StopJob posts STOP to the job's targets (all, or those named): each
-// cancels the job's running run, which is recorded as canceled. It cancels
-// the job's running rollouts too: their waves not yet posted never are.
+// cancels the job's running run, which is recorded as canceled. The STARTs
+// max_parallel_targets holds back on the master for those targets are
+// dropped, so that none is posted after the STOP. It cancels the job's
+// running rollouts too: their waves not yet posted never are.
 func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by muster.Actor) (muster.JobChange, error) {
 	if !by.Scope.HasJob(name) {
 		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
@@ -296,22 +298,31 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 		}
 		ch = muster.JobChange{Job: job.job.Name, Action: muster.ActionStop, Version: job.job.Version}
 		ps := make([]posting, len(names))
+		tids := make([]int64, len(names))
 		for i, t := range names {
 			tid, ok := job.targets[t]
 			if !ok {
 				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
 			}
-			ps[i] = posting{target: tid, op: muster.OpStop, job: job.job.Name}
+			ps[i], tids[i] = posting{target: tid, op: muster.OpStop, job: job.job.Name}, tid
 		}
 		if err := tx.record(&ch, ps, names); err != nil {
+			return err
+		}
+		dropped, err := tx.DeleteQueuedStarts(tx.ctx, job.id, tids)
+		if err != nil {
 			return err
 		}
 		cancelled, err := tx.cancelRollouts(job.job.Name, by)
 		if err != nil {
 			return err
 		}
+		lines := jobChangeLines(ch)
+		if dropped > 0 {
+			lines = append(lines, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
+		}
 		return tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
-			Changes: append(jobChangeLines(ch), cancelled...)})
+			Changes: append(lines, cancelled...)})
 	})
 	return ch, err
 }

@@ -305,7 +305,9 @@ type Tx interface {
 	// DeleteQueuedStart removes a queue entry and reports whether it was
 	// there: whoever removes it posts its START.
 	DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
-	DeleteQueuedStarts(ctx context.Context, jobID, targetID int64) error
+	// DeleteQueuedStarts drops the STARTs held back for a job on the
+	// targets, and returns how many it dropped.
+	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error)
 	InsertRollout(ctx context.Context, r RolloutRow) (int64, error)
 	InsertRolloutTargets(ctx context.Context, ts []RolloutTargetRow) error
 	// AdvanceRollout moves a running rollout's current wave from one wave
@@ -641,6 +643,9 @@ type RolloutTargetRow struct {
 	StartStatus muster.InstructionStatus
 	StartError  string
 	ExpiresAt   *time.Time
+	// Held: a START of the job is held back for the target on the master
+	// (max_parallel_targets).
+	Held bool
 }
 
 // RunRow is a run as a target reported it.

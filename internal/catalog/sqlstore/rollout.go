@@ -46,7 +46,9 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 	a := &args{d: s.D}
 	q := `SELECT rt.rollout_id, rt.position, rt.wave, rt.target_id, rt.target, rt.run_id,
 			COALESCE(r.status, ''), COALESCE(r.duration_ms, 0), COALESCE(r.message, ''),
-			COALESCE(i.status, ''), COALESCE(i.error, ''), i.expires_at
+			COALESCE(i.status, ''), COALESCE(i.error, ''), i.expires_at,
+			EXISTS (SELECT 1 FROM queued_starts q JOIN jobs j ON j.id = q.job_id JOIN rollouts ro ON ro.job_name = j.name
+				WHERE ro.id = rt.rollout_id AND q.target_id = rt.target_id)
 		FROM rollout_targets rt
 		LEFT JOIN runs r ON r.target_id = rt.target_id AND r.run_id = rt.run_id
 		LEFT JOIN instructions i ON i.target_id = rt.target_id AND i.run_id = rt.run_id AND i.run_id <> ''
@@ -55,7 +57,7 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 		var expires sql.NullInt64
 		var run, start string
 		err = r.Scan(&t.RolloutID, &t.Position, &t.Wave, &t.TargetID, &t.Target, &t.RunID,
-			&run, &t.DurationMS, &t.Message, &start, &t.StartError, &expires)
+			&run, &t.DurationMS, &t.Message, &start, &t.StartError, &expires, &t.Held)
 		t.RunStatus, t.StartStatus, t.ExpiresAt = muster.RunStatus(run), muster.InstructionStatus(start), fromNullMS(expires)
 		return t, err
 	}, q, a.vals...)

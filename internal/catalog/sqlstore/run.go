@@ -272,13 +272,19 @@ func scanRun(r Rows) (catalog.RunRow, error) {
 	return run, nil
 }
 
+// inRunningRollout is true of a run a running rollout waits on, or counts
+// the failures of: retention keeps it until the rollout ends.
+const inRunningRollout = `EXISTS (SELECT 1 FROM rollout_targets rt JOIN rollouts ro ON ro.id = rt.rollout_id
+	WHERE ro.state = 'running' AND rt.target_id = runs.target_id AND rt.run_id = runs.run_id)`
+
 // PurgeRuns deletes finished runs that started before a time, and beyond
-// the newest keepPerJob of each job, of one job or every job.
+// the newest keepPerJob finished runs of each job, of one job or every
+// job; never one of a running rollout.
 func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error) {
 	var deleted int64
 	if startedBefore != nil {
 		a := &args{d: s.D}
-		q := `DELETE FROM runs WHERE status <> 'running' AND started_at < ` + a.add(ms(*startedBefore))
+		q := `DELETE FROM runs WHERE status <> 'running' AND NOT ` + inRunningRollout + ` AND started_at < ` + a.add(ms(*startedBefore))
 		if job != "" {
 			q += ` AND job_name = ` + a.add(job)
 		}
@@ -290,14 +296,14 @@ func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time
 	}
 	if keepPerJob > 0 {
 		a := &args{d: s.D}
-		filter := ``
+		filter := ` WHERE status <> 'running'`
 		if job != "" {
-			filter = ` WHERE job_name = ` + a.add(job)
+			filter += ` AND job_name = ` + a.add(job)
 		}
 		n, err := s.Q.Exec(ctx, `DELETE FROM runs WHERE id IN (
-			SELECT id FROM (SELECT id, status, ROW_NUMBER() OVER (PARTITION BY job_name ORDER BY started_at DESC, id DESC) AS n
+			SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_name ORDER BY started_at DESC, id DESC) AS n
 				FROM runs`+filter+`) AS ranked
-			WHERE n > `+a.add(keepPerJob)+` AND status <> 'running')`, a.vals...)
+			WHERE n > `+a.add(keepPerJob)+`) AND NOT `+inRunningRollout, a.vals...)
 		if err != nil {
 			return 0, err
 		}

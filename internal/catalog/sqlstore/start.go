@@ -120,8 +120,13 @@ func (s *Queries) DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
 	return n > 0, err
 }
 
-// DeleteQueuedStarts drops the STARTs held back for a job on a target.
-func (s *Queries) DeleteQueuedStarts(ctx context.Context, jobID, targetID int64) error {
-	_, err := s.Q.Exec(ctx, `DELETE FROM queued_starts WHERE job_id = $1 AND target_id = $2`, jobID, targetID)
-	return err
+// DeleteQueuedStarts drops the STARTs held back for a job on the targets,
+// and returns how many it dropped.
+func (s *Queries) DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error) {
+	a := &args{d: s.D}
+	targets, err := inJSON(a, "target_id", targetIDs)
+	if err != nil {
+		return 0, err
+	}
+	return s.Q.Exec(ctx, `DELETE FROM queued_starts WHERE job_id = `+a.add(jobID)+` AND `+targets, a.vals...)
 }

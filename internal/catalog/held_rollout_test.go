@@ -1,0 +1,151 @@
+package catalog_test
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// muster job stop while STARTs wait on the master under
+// max_parallel_targets drops them: when the stopped run ends and its slot
+// frees, no START is posted after the STOP.
+func TestStopDropsTheStartsHeldBack(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		a := enlist(t, db, "a")
+		b := enlist(t, db, "b")
+		j := job("deploy", "a", "b")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
+		if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
+			t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		// a's run is stopped: it ends canceled.
+		at := clk.Now()
+		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
+			Status: muster.RunCanceled, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+			t.Fatalf("upload: %+v %v", r, err)
+		}
+		if err := db.ReleaseQueuedStarts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ops []muster.Operation
+		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+			ops = append(ops, in.Operation)
+		}
+		if want := []muster.Operation{muster.OpInsert, muster.OpStop}; !slices.Equal(ops, want) {
+			t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Job: "deploy"})
+		if err != nil || len(entries) == 0 || entries[0].Action != muster.AuditJobStop ||
+			!slices.Contains(entries[0].Changes, "1 START(s) held back by max_parallel_targets dropped") {
+			t.Errorf("the newest audit entry of the job: %+v %v, want the stop, saying one held START was dropped", entries, err)
+		}
+	})
+}
+
+// A rollout whose current wave holds a START back on the master
+// (max_parallel_targets), for a target deleted meanwhile: the START is
+// dropped with the target, and the rollout counts it not run, as it counts
+// a posted START the deletion superseded: the wave ends when its other
+// runs do, and, a failure more than the rollout allows (none), the rollout
+// halts rather than wait for ever.
+func TestRolloutGoesOnPastADroppedHeldStart(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := map[string]catalog.TargetIdentity{}
+		for _, n := range []string{"web1", "web2", "web3"} {
+			ids[n] = enlist(t, db, n)
+		}
+		j := job("deploy", "web1", "web2", "web3")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin)
+		if err != nil || len(res.Runs) != 2 || !res.Runs[1].Queued {
+			t.Fatalf("start: %+v %v, want web1 posted, web2 queued", res, err)
+		}
+		if err := db.DeleteTarget(ctx, "web2", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		endRun(t, db, clk, ids["web1"], res.Runs[0].RunID, muster.RunSucceeded)
+		for range 3 {
+			if err := db.ReleaseQueuedStarts(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.AdvanceRollouts(ctx); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(catalog.MaxStartExpiry + 1)
+		}
+		ro := oneRollout(t, db)
+		if ro.State != muster.RolloutHalted || ro.Failed != 1 {
+			t.Errorf("rollout %s at wave %d of %d with %d failed; want it halted on the deleted target's dropped START, one failure", ro.State, ro.Wave, ro.Waves, ro.Failed)
+		}
+		for _, rt := range ro.Targets {
+			if rt.Target == "web2" && (rt.Status != muster.RolloutNotRun || rt.Message != "the START held back by max_parallel_targets was dropped") {
+				t.Errorf("web2: %s %q, want %s saying its held START was dropped", rt.Status, rt.Message, muster.RolloutNotRun)
+			}
+		}
+	})
+}
+
+// History retention (keep_per_job, as --history-max-runs applies it every
+// ten minutes) keeps the runs of a running rollout: a finished run of the
+// current wave stays while another of the wave runs, and the rollout goes
+// on to its next wave when that one ends.
+func TestRetentionKeepsTheRunsOfARunningRollout(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin)
+		if err != nil || len(res.Runs) != 2 {
+			t.Fatalf("start: %+v %v", res, err)
+		}
+		for _, r := range res.Runs {
+			if _, err := db.Ack(ctx, ids[r.Target].ID, []catalog.AckRow{{Seq: r.Seq, Status: muster.InstructionDownloaded}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		endRun(t, db, clk, ids[res.Runs[0].Target], res.Runs[0].RunID, muster.RunSucceeded)
+		clk.Add(1e9)
+		at := clk.Now()
+		if r, err := db.UpsertRuns(ctx, ids[res.Runs[1].Target], []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy",
+			RunID: res.Runs[1].RunID, Status: muster.RunRunning, Trigger: "operator", StartedAt: at}}}); err != nil || !r[0].OK {
+			t.Fatalf("upload: %+v %v", r, err)
+		}
+		if res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{KeepPerJob: 1}, masterActor()); err != nil || res.Deleted != 0 {
+			t.Fatalf("the purge deleted %d runs (%v), want none: both are the running rollout's", res.Deleted, err)
+		}
+		endRun2 := func() {
+			at := clk.Now()
+			if r, err := db.UpsertRuns(ctx, ids[res.Runs[1].Target], []catalog.RunUpload{{Revision: 2, Run: muster.Run{Job: "deploy",
+				RunID: res.Runs[1].RunID, Status: muster.RunSucceeded, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+				t.Fatalf("upload: %+v %v", r, err)
+			}
+		}
+		endRun2()
+		if err := db.AdvanceRollouts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if ro := oneRollout(t, db); ro.Wave != 2 || ro.Succeeded != 2 {
+			t.Errorf("rollout at wave %d of %d with %d succeeded, want wave 2 with both of wave 1's runs", ro.Wave, ro.Waves, ro.Succeeded)
+		}
+	})
+}
+
+func masterActor() muster.Actor { return muster.Actor{Kind: muster.ActorMaster, Name: "master"} }
