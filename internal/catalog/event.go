@@ -185,7 +185,8 @@ func (c *Catalog) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event
 // stopped polling (by muster.DeriveStatus), and target_online for each that
 // was offline and polls again: once per transition, remembered in the
 // target's row. A poll counts from upSince at the earliest, so the master
-// does not hold its own downtime against its targets. It returns how many
+// does not hold its own downtime against its targets (but a target already
+// seen offline stays so until it polls). It returns how many
 // events it raised.
 func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, error) {
 	rows, err := c.store.FindPresence(ctx)
@@ -209,7 +210,9 @@ func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, e
 			ch.last, ch.every = hb.At, hb.PollInterval
 		}
 		state := muster.TargetState{LastPoll: ch.last, PollInterval: ch.every}
-		if state.LastPoll.Before(upSince) {
+		if state.LastPoll.Before(upSince) && !r.SeenOffline {
+			// A target seen offline before the master's start has not
+			// polled since: it is still offline, not back.
 			state.LastPoll = upSince
 		}
 		status, _ := muster.DeriveStatus(now, state)

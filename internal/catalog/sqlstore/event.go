@@ -86,19 +86,26 @@ func (s *Queries) MarkDispatched(ctx context.Context, ids []int64) error {
 }
 
 // PruneEvents deletes matched events raised before a time, with their
-// notifications, once none of these is pending.
+// notifications, once none of these is pending. The newest no_success of
+// each job, target and window stays: it is how a scan knows that the
+// stretch without success it reports was reported, however long the
+// stretch lasts.
 func (s *Queries) PruneEvents(ctx context.Context, raisedBefore time.Time) (int64, error) {
-	if _, err := s.Q.Exec(ctx, `DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE raised_at < $1 AND dispatched)
+	const prunable = `raised_at < $1 AND dispatched AND NOT (name = 'no_success' AND NOT EXISTS (SELECT 1 FROM events n
+		WHERE n.name = 'no_success' AND n.job_name = events.job_name AND n.target_name = events.target_name
+			AND n.window_ms = events.window_ms AND n.id > events.id))`
+	if _, err := s.Q.Exec(ctx, `DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE `+prunable+`)
 		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = deliveries.event_id AND p.status = 'pending')`, ms(raisedBefore)); err != nil {
 		return 0, err
 	}
-	return s.Q.Exec(ctx, `DELETE FROM events WHERE raised_at < $1 AND dispatched
+	return s.Q.Exec(ctx, `DELETE FROM events WHERE `+prunable+`
 		AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)`, ms(raisedBefore))
 }
 
 // NoSuccessWatches returns the enabled, scheduled jobs on active targets
 // (one job or all, one target or all), with their last success there and
-// when they were first sent there since they were created.
+// when they were first sent there since they were created, and since the
+// target last left them (a DELETE posted).
 func (s *Queries) NoSuccessWatches(ctx context.Context, job, target string) ([]catalog.NoSuccessRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (w catalog.NoSuccessRow, err error) {
 		var success, sent sql.NullInt64
@@ -109,7 +116,9 @@ func (s *Queries) NoSuccessWatches(ctx context.Context, job, target string) ([]c
 		return w, err
 	}, `SELECT j.name, t.id, t.name, jt.last_success_at,
 			(SELECT MIN(i.posted_at) FROM instructions i WHERE i.target_id = t.id AND i.job_name = j.name
-				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at),
+				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at
+				AND NOT EXISTS (SELECT 1 FROM instructions d WHERE d.target_id = t.id AND d.job_name = j.name
+					AND d.operation = 'DELETE' AND d.seq > i.seq)),
 			j.definition,
 			(SELECT string_agg(g.name, ',' ORDER BY g.name) FROM job_groups jg JOIN groups g ON g.id = jg.group_id
 				JOIN group_members gm ON gm.group_id = g.id WHERE jg.job_id = jt.job_id AND gm.target_id = jt.target_id)
