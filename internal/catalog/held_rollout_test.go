@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -149,3 +150,35 @@ func TestRetentionKeepsTheRunsOfARunningRollout(t *testing.T) {
 }
 
 func masterActor() muster.Actor { return muster.Actor{Kind: muster.ActorMaster, Name: "master"} }
+
+// History retention by age takes the rollouts that ended before it, with
+// their targets' records, and keeps a running one however old.
+func TestRetentionTakesEndedRollouts(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		rolloutFleet(t, db, 2)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil { // the rollout ends, canceled
+			t.Fatal(err)
+		}
+		clk.Add(48 * time.Hour)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(48 * time.Hour)
+		if _, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: 24 * time.Hour}, masterActor()); err != nil {
+			t.Fatal(err)
+		}
+		ros, err := db.FindRollouts(ctx, "deploy", 0)
+		if err != nil || len(ros) != 1 || ros[0].State != muster.RolloutRunning || len(ros[0].Targets) != 2 {
+			t.Fatalf("rollouts after the purge: %+v %v, want the running one alone, with its two targets", ros, err)
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Limit: 1})
+		if err != nil || len(entries) != 1 || !slices.Contains(entries[0].Changes, "deleted 1 rollout(s) ended more than 24h ago") {
+			t.Errorf("the purge's audit entry: %+v %v, want it to say one rollout was deleted", entries, err)
+		}
+	})
+}

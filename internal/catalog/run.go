@@ -469,7 +469,15 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Act
 		if res.Deleted, err = tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob); err != nil {
 			return err
 		}
-		if by.Kind == muster.ActorMaster && res.Deleted == 0 {
+		// Rollouts are history too: those ended before the age limit go,
+		// with the record of each of their targets.
+		var rollouts int64
+		if before != nil {
+			if rollouts, err = tx.PruneRollouts(ctx, req.Job, *before); err != nil {
+				return err
+			}
+		}
+		if by.Kind == muster.ActorMaster && res.Deleted == 0 && rollouts == 0 {
 			return nil
 		}
 		line := fmt.Sprintf("deleted %d finished run(s)", res.Deleted)
@@ -479,7 +487,11 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Act
 		if req.KeepPerJob > 0 {
 			line += fmt.Sprintf(" beyond the newest %d per job", req.KeepPerJob)
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditHistoryPurge, Jobs: nonEmpty(req.Job), Changes: []string{line}})
+		lines := []string{line}
+		if rollouts > 0 {
+			lines = append(lines, fmt.Sprintf("deleted %d rollout(s) ended more than %s ago", rollouts, muster.Duration(req.OlderThan).Short()))
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditHistoryPurge, Jobs: nonEmpty(req.Job), Changes: lines})
 	})
 	return res, err
 }

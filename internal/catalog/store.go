@@ -309,6 +309,9 @@ type Tx interface {
 	// targets, and returns how many it dropped.
 	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error)
 	InsertRollout(ctx context.Context, r RolloutRow) (int64, error)
+	// PruneRollouts deletes the rollouts, of one job or every job, that
+	// ended before a time, with their targets, and returns how many.
+	PruneRollouts(ctx context.Context, job string, endedBefore time.Time) (int64, error)
 	InsertRolloutTargets(ctx context.Context, ts []RolloutTargetRow) error
 	// AdvanceRollout moves a running rollout's current wave from one wave
 	// to the next, and reports whether it did: whoever moves it posts the

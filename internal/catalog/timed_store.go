@@ -912,6 +912,13 @@ func (t *timedTx) InsertRollout(p0 context.Context, p1 RolloutRow) (int64, error
 	return r0, r1
 }
 
+func (t *timedTx) PruneRollouts(p0 context.Context, p1 string, p2 time.Time) (int64, error) {
+	start := time.Now()
+	r0, r1 := t.tx.PruneRollouts(p0, p1, p2)
+	t.observe("PruneRollouts", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedTx) InsertRolloutTargets(p0 context.Context, p1 []RolloutTargetRow) error {
 	start := time.Now()
 	r0 := t.tx.InsertRolloutTargets(p0, p1)

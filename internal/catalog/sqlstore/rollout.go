@@ -63,6 +63,17 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 	}, q, a.vals...)
 }
 
+// PruneRollouts deletes the rollouts, of one job or every job, that ended
+// before a time; their targets go with them.
+func (s *Queries) PruneRollouts(ctx context.Context, job string, endedBefore time.Time) (int64, error) {
+	a := &args{d: s.D}
+	q := `DELETE FROM rollouts WHERE state <> 'running' AND ended_at < ` + a.add(ms(endedBefore))
+	if job != "" {
+		q += ` AND job_name = ` + a.add(job)
+	}
+	return s.Q.Exec(ctx, q, a.vals...)
+}
+
 // JobsWithRunningRollouts returns the jobs that have a running rollout.
 func (s *Queries) JobsWithRunningRollouts(ctx context.Context) ([]string, error) {
 	return texts(ctx, s.Q, `SELECT DISTINCT job_name FROM rollouts WHERE state = 'running' ORDER BY job_name`)
