@@ -188,15 +188,8 @@ func TestGroupChangeAndApplyNamingItSerialize(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			url := catalogtest.PostgresDatabaseURL(t)
+			url, other := otherMaster(t)
 			ctx := context.Background()
-			other, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer other.Close()
-			enlist(t, other, "web1")
-			enlist(t, other, "web2")
 			if err := other.CreateGroup(ctx, "web", admin); err != nil {
 				t.Fatal(err)
 			}
@@ -239,6 +232,21 @@ func TestGroupChangeAndApplyNamingItSerialize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// otherMaster opens a catalog, as another master, on a PostgreSQL database
+// of its own (whose URL it returns), with targets web1 and web2 enlisted.
+func otherMaster(t *testing.T) (url string, other *catalog.Catalog) {
+	t.Helper()
+	url = catalogtest.PostgresDatabaseURL(t)
+	other, err := catalog.Open(context.Background(), catalogtest.OpenPostgres(t, url), catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { other.Close() })
+	enlist(t, other, "web1")
+	enlist(t, other, "web2")
+	return url, other
 }
 
 // enlist enlists a target by name.
@@ -316,15 +324,8 @@ func TestRollbackOnAStalledConnectionIsBounded(t *testing.T) {
 // for, so PostgreSQL finds no deadlock.
 func TestChangesOfTwoGroupsOfOneJobDoNotDeadlock(t *testing.T) {
 	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
-	url := catalogtest.PostgresDatabaseURL(t)
+	url, other := otherMaster(t)
 	ctx := context.Background()
-	other, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer other.Close()
-	enlist(t, other, "web1")
-	enlist(t, other, "web2")
 	for _, g := range []string{"g1", "g2"} {
 		if err := other.CreateGroup(ctx, g, admin); err != nil {
 			t.Fatal(err)
