@@ -79,6 +79,13 @@ func TestRolloutGoesOnPastADroppedHeldStart(t *testing.T) {
 		if err != nil || len(res.Runs) != 2 || !res.Runs[1].Queued {
 			t.Fatalf("start: %+v %v, want web1 posted, web2 queued", res, err)
 		}
+		var shown []string
+		for _, rt := range res.Rollout.Targets {
+			shown = append(shown, rt.Target+" "+rt.Status)
+		}
+		if want := []string{"web1 posted", "web2 posted", "web3 waiting"}; !slices.Equal(shown, want) {
+			t.Errorf("the start shows the rollout's targets %v, want %v: the first wave posted or held back", shown, want)
+		}
 		if err := db.DeleteTarget(ctx, "web2", true, admin); err != nil {
 			t.Fatal(err)
 		}

@@ -61,6 +61,10 @@ func (tx *tx) createRollout(job storedJob, spec muster.RolloutSpec, targets, run
 			return muster.Rollout{}, err
 		}
 	}
+	// The caller posts the first wave, or holds it back: it shows posted.
+	for i := range ts {
+		ts[i].Held = ts[i].Wave == 1
+	}
 	return rolloutOf(row, ts, tx.now), nil
 }
 
