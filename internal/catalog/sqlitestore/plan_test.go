@@ -137,6 +137,10 @@ func TestInstructionStatementsUseTheirIndexes(t *testing.T) {
 			_, err := q.RolloutTargets(ctx, []int64{1})
 			return err
 		}},
+		{"RolloutTargets", "queued_starts_target", false, func() error {
+			_, err := q.RolloutTargets(ctx, []int64{1})
+			return err
+		}},
 		{"NoSuccessWatches", "instructions_inserts", false, func() error {
 			_, err := q.NoSuccessWatches(ctx, "", "")
 			return err

@@ -47,9 +47,11 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 	q := `SELECT rt.rollout_id, rt.position, rt.wave, rt.target_id, rt.target, rt.run_id,
 			COALESCE(r.status, ''), COALESCE(r.duration_ms, 0), COALESCE(r.message, ''),
 			COALESCE(i.status, ''), COALESCE(i.error, ''), i.expires_at,
-			EXISTS (SELECT 1 FROM queued_starts q JOIN jobs j ON j.id = q.job_id JOIN rollouts ro ON ro.job_name = j.name
-				WHERE ro.id = rt.rollout_id AND q.target_id = rt.target_id)
-		FROM rollout_targets rt
+			CASE WHEN r.status IS NULL AND i.status IS NULL AND rt.wave <= ro.current_wave
+				THEN EXISTS (SELECT 1 FROM queued_starts q JOIN jobs j ON j.id = q.job_id
+					WHERE j.name = ro.job_name AND q.target_id = rt.target_id)
+				ELSE FALSE END
+		FROM rollout_targets rt JOIN rollouts ro ON ro.id = rt.rollout_id
 		LEFT JOIN runs r ON r.target_id = rt.target_id AND r.run_id = rt.run_id
 		LEFT JOIN instructions i ON i.target_id = rt.target_id AND i.run_id = rt.run_id AND i.run_id <> ''
 		WHERE ` + in(a, "rt.rollout_id", rolloutIDs) + ` ORDER BY rt.rollout_id, rt.position`
