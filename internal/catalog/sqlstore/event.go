@@ -91,9 +91,8 @@ func (s *Queries) MarkDispatched(ctx context.Context, ids []int64) error {
 // stretch without success it reports was reported, however long the
 // stretch lasts.
 func (s *Queries) PruneEvents(ctx context.Context, raisedBefore time.Time) (int64, error) {
-	const prunable = `raised_at < $1 AND dispatched AND NOT (name = 'no_success' AND NOT EXISTS (SELECT 1 FROM events n
-		WHERE n.name = 'no_success' AND n.job_name = events.job_name AND n.target_name = events.target_name
-			AND n.window_ms = events.window_ms AND n.id > events.id))`
+	const prunable = `raised_at < $1 AND dispatched AND id NOT IN (SELECT MAX(id) FROM events
+		WHERE name = 'no_success' GROUP BY job_name, target_name, window_ms)`
 	if _, err := s.Q.Exec(ctx, `DELETE FROM deliveries WHERE event_id IN (SELECT id FROM events WHERE `+prunable+`)
 		AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.event_id = deliveries.event_id AND p.status = 'pending')`, ms(raisedBefore)); err != nil {
 		return 0, err
