@@ -181,6 +181,27 @@ func LockAwaited(tb testing.TB, conn *pgx.Conn) bool {
 	return waiting
 }
 
+// AwaitLock waits until a statement on conn's database waits for a lock,
+// and reports true, or until ended reports true first, and reports false;
+// it fails the test, naming what (what is awaited), after 30 s of neither.
+func AwaitLock(tb testing.TB, conn *pgx.Conn, what string, ended func() bool) bool {
+	tb.Helper()
+	for tries := 0; ; tries++ {
+		if ended() {
+			return false
+		}
+		if LockAwaited(tb, conn) {
+			return true
+		}
+		if tries == 3000 {
+			tb.Fatalf("%s did not happen after 3,000 looks (30 s)", what)
+		}
+		if _, err := conn.Exec(context.Background(), `SELECT pg_sleep(0.01)`); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
 // FreeTargetsOnceBlocked waits until a statement on conn's database waits
 // for a lock (what names it in the failure), then returns the ids of the
 // targets whose rows no transaction holds, in id order: which rows a write
@@ -188,14 +209,7 @@ func LockAwaited(tb testing.TB, conn *pgx.Conn) bool {
 func FreeTargetsOnceBlocked(tb testing.TB, conn *pgx.Conn, what string) []int64 {
 	tb.Helper()
 	ctx := context.Background()
-	for tries := 0; !LockAwaited(tb, conn); tries++ {
-		if tries == 3000 {
-			tb.Fatalf("the %s did not come to wait for the held row after 3,000 looks (30 s)", what)
-		}
-		if _, err := conn.Exec(ctx, `SELECT pg_sleep(0.01)`); err != nil {
-			tb.Fatal(err)
-		}
-	}
+	AwaitLock(tb, conn, "the "+what+" coming to wait for the held row", func() bool { return false })
 	free, err := conn.Begin(ctx)
 	if err != nil {
 		tb.Fatal(err)

@@ -60,22 +60,19 @@ func alongside(t *testing.T, conn *pgx.Conn, fn func() error) (wait func() error
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- fn() }()
-	for tries := 0; ; tries++ {
+	var err error
+	ended := func() bool {
 		select {
-		case err := <-done:
-			return func() error { return err }
+		case err = <-done:
+			return true
 		default:
-		}
-		if catalogtest.LockAwaited(t, conn) {
-			return func() error { return <-done }
-		}
-		if tries == 3000 {
-			t.Fatal("the transaction alongside neither ended nor came to wait for a lock after 3,000 looks (30 s)")
-		}
-		if _, err := conn.Exec(context.Background(), `SELECT pg_sleep(0.01)`); err != nil {
-			t.Fatal(err)
+			return false
 		}
 	}
+	if catalogtest.AwaitLock(t, conn, "the transaction alongside ending or waiting for a lock", ended) {
+		return func() error { return <-done }
+	}
+	return func() error { return err }
 }
 
 // Event ids are taken at insert, not at commit: an event may commit after
