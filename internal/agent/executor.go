@@ -237,10 +237,11 @@ func (e *executor) launch(ar *activeRun) {
 		ar.adopt()
 		e.disarm(ar, false)
 		ar.markSpawned()
-		e.queue = append(e.queue, ar)
 		if ar.ctx.Err() != nil { // stopped before it was launched
-			e.dequeue(ar)
+			go e.endUnslotted(ar)
+			return
 		}
+		e.queue = append(e.queue, ar)
 		return
 	}
 	e.active++
@@ -291,20 +292,22 @@ func (e *executor) stopAll(reason string) int {
 
 // dequeue takes a canceled run out of the queue, if it waits there, and
 // ends it now rather than when a slot frees: until it has ended its job
-// stays busy, and every START and fire of it is skipped. It executes
-// without a slot, ending canceled before its first step starts, and is
-// recorded and uploaded as any canceled run. The caller holds e.mu.
+// stays busy, and every START and fire of it is skipped. The caller holds
+// e.mu.
 func (e *executor) dequeue(ar *activeRun) {
-	i := slices.Index(e.queue, ar)
-	if i < 0 {
-		return
+	if i := slices.Index(e.queue, ar); i >= 0 {
+		e.queue = slices.Delete(e.queue, i, i+1)
+		go e.endUnslotted(ar)
 	}
-	e.queue = slices.Delete(e.queue, i, i+1)
-	go func() {
-		defer e.wg.Done()
-		e.execute(ar)
-		e.m.wakeUploader()
-	}()
+}
+
+// endUnslotted executes a canceled run without a slot: it ends canceled
+// before its first step starts, and is recorded and uploaded as any
+// canceled run.
+func (e *executor) endUnslotted(ar *activeRun) {
+	defer e.wg.Done()
+	e.execute(ar)
+	e.m.wakeUploader()
 }
 
 // wait waits for every launched run to finish.
