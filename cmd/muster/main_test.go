@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,6 +100,21 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 				}
 				ts.Value("env").(*testenv.Env).StartTarget(args[0])
 			},
+			// stop-master stops the master (gracefully); start-master starts
+			// it again on the same address and data directory.
+			"stop-master": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 0 {
+					ts.Fatalf("usage: stop-master")
+				}
+				ts.Value("env").(*testenv.Env).StopMaster()
+			},
+			"start-master": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) != 0 {
+					ts.Fatalf("usage: start-master")
+				}
+				env := ts.Value("env").(*testenv.Env)
+				env.StartMaster(strings.TrimPrefix(env.Master.URL, "https://"))
+			},
 			// eventually CMD ARGS... runs a command until it succeeds, for
 			// at most 20 seconds: for states that settle (a target polling).
 			"eventually": func(ts *testscript.TestScript, neg bool, args []string) {
@@ -113,6 +129,27 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 					}
 					if time.Now().After(deadline) {
 						ts.Fatalf("%s did not succeed within 20s: %v", strings.Join(args, " "), err)
+					}
+					time.Sleep(100 * time.Millisecond)
+				}
+			},
+			// eventually-stdout REGEXP CMD ARGS... runs a command until it
+			// succeeds with a line of its output matching REGEXP, for at
+			// most 20 seconds.
+			"eventually-stdout": func(ts *testscript.TestScript, neg bool, args []string) {
+				if neg || len(args) < 2 {
+					ts.Fatalf("usage: eventually-stdout regexp command args...")
+				}
+				re, err := regexp.Compile("(?m)" + args[0])
+				ts.Check(err)
+				deadline := time.Now().Add(20 * time.Second)
+				for {
+					err := ts.Exec(args[1], args[2:]...)
+					if err == nil && re.MatchString(ts.ReadFile("stdout")) {
+						return
+					}
+					if time.Now().After(deadline) {
+						ts.Fatalf("%s did not print a line matching %q within 20s (last: %v)", strings.Join(args[1:], " "), args[0], err)
 					}
 					time.Sleep(100 * time.Millisecond)
 				}

@@ -15,7 +15,7 @@ func newStoreCmd() *cobra.Command {
 		Use:   "store",
 		Short: "Manage the master's catalog database",
 	}
-	cmd.AddCommand(newStoreMigrateCmd())
+	cmd.AddCommand(newStoreMigrateCmd(), newStoreBackupCmd(), newStoreRestoreCmd())
 	return cmd
 }
 

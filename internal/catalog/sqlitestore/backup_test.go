@@ -1,0 +1,245 @@
+package sqlitestore_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/sqlitestore"
+)
+
+var admin = muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+
+func shellJob(name string) muster.Job {
+	return muster.Job{Name: name, Enabled: true, Steps: []muster.Step{{Name: "s", Shell: "true"}}}
+}
+
+// openCatalog opens a catalog at path, closed at the end of the test.
+func openCatalog(t *testing.T, path string) *catalog.Catalog {
+	t.Helper()
+	s, err := sqlitestore.Open(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Open(context.Background(), s, catalog.Options{})
+	if err != nil {
+		s.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// count runs a COUNT query on the SQLite file at path.
+func count(t *testing.T, path, query string, args ...any) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(query, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// A backup taken while a master writes the catalog is one consistent
+// snapshot: every job in it comes with the audit entry committed in the
+// same transaction, and the catalog goes on taking changes.
+func TestBackupWhileTheCatalogIsWritten(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	for i := range 20 {
+		if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob(fmt.Sprintf("before-%d", i))}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	applied, first := 0, make(chan struct{})
+	wg.Go(func() {
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob(fmt.Sprintf("during-%d", i))}, catalog.ApplyOptions{}, admin); err != nil {
+				t.Error(err)
+				if applied == 0 {
+					close(first)
+				}
+				return
+			}
+			if applied++; applied == 1 {
+				close(first)
+			}
+		}
+	})
+	<-first
+	taken := time.Date(2026, 12, 7, 3, 0, 0, 0, time.UTC)
+	var snaps []sqlitestore.Snapshot
+	for i := range 3 {
+		snap, err := sqlitestore.Backup(ctx, path, filepath.Join(dir, fmt.Sprintf("backup-%d.db", i)), taken)
+		if err != nil {
+			close(stop)
+			wg.Wait()
+			t.Fatal(err)
+		}
+		snaps = append(snaps, snap)
+	}
+	close(stop)
+	wg.Wait()
+	for i, snap := range snaps {
+		jobs := count(t, snap.Path, `SELECT COUNT(*) FROM jobs`)
+		audited := count(t, snap.Path, `SELECT COUNT(*) FROM audit WHERE action = ?`, muster.AuditJobCreate)
+		if jobs != audited || jobs < 20 || jobs != snap.Jobs {
+			t.Errorf("backup %d: %d jobs, %d job.create entries, Snapshot.Jobs %d; want equal, at least 20", i, jobs, audited, snap.Jobs)
+		}
+		if !snap.TakenAt.Equal(taken) {
+			t.Errorf("backup %d: TakenAt %v, want %v", i, snap.TakenAt, taken)
+		}
+		if fi, err := os.Stat(snap.Path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Errorf("backup %d: %v, mode %v; want a file private to its owner", i, err, fi.Mode().Perm())
+		}
+		if _, err := os.Stat(snap.Path + ".partial"); !os.IsNotExist(err) {
+			t.Errorf("backup %d: the partial file is left: %v", i, err)
+		}
+	}
+	// The master still takes changes: the backups held off no writer.
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("after")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A backup is never written over a file, nor taken of something that is
+// not a catalog; a catalog from a newer muster is not restored.
+func TestBackupRefusals(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	openCatalog(t, path)
+	now := time.Now()
+	existing := filepath.Join(dir, "existing.db")
+	if err := os.WriteFile(existing, []byte("keep me"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sqlitestore.Backup(ctx, path, existing, now); muster.ErrorCode(err) != muster.ECONFLICT {
+		t.Errorf("backup over an existing file: %v, want ECONFLICT", err)
+	}
+	if b, _ := os.ReadFile(existing); string(b) != "keep me" {
+		t.Errorf("the existing file now holds %q", b)
+	}
+	if _, err := sqlitestore.Backup(ctx, filepath.Join(dir, "none.db"), filepath.Join(dir, "b.db"), now); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("backup of no catalog: %v, want EINVALID", err)
+	}
+	if _, err := sqlitestore.Backup(ctx, path, filepath.Join(dir, "no", "such", "b.db"), now); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("backup into no directory: %v, want EINVALID", err)
+	}
+	other := filepath.Join(dir, "other.db")
+	db, err := sql.Open("sqlite", "file:"+other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE t (x)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, err := sqlitestore.Backup(ctx, other, filepath.Join(dir, "b.db"), now); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("backup of a database that is not a catalog: %v, want EINVALID", err)
+	}
+	if _, _, err := sqlitestore.Restore(ctx, other, filepath.Join(dir, "restored.db"), now); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("restore of a database that is not a catalog: %v, want EINVALID", err)
+	}
+	if _, _, err := sqlitestore.Restore(ctx, existing, filepath.Join(dir, "restored.db"), now); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("restore of a file that is not a database: %v, want EINVALID", err)
+	}
+
+	newer := filepath.Join(dir, "newer.db")
+	if _, err := sqlitestore.Backup(ctx, path, newer, now); err != nil {
+		t.Fatal(err)
+	}
+	db, err = sql.Open("sqlite", "file:"+newer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO schema_migrations (version, applied_at) VALUES (9999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	if _, _, err := sqlitestore.Restore(ctx, newer, filepath.Join(dir, "restored.db"), now); muster.ErrorCode(err) != muster.EUNSUPPORTED {
+		t.Errorf("restore of a newer muster's catalog: %v, want EUNSUPPORTED", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "restored.db")); !os.IsNotExist(err) {
+		t.Errorf("a refused restore left a catalog: %v", err)
+	}
+}
+
+// A restore is refused while a master uses the catalog. Once it is
+// stopped, the backup takes the catalog's place with a new epoch; the
+// catalog it replaced is kept, with the changes still in its log.
+func TestRestore(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	s, err := sqlitestore.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := catalog.Open(ctx, s, catalog.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	oldEpoch := c.Epoch()
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("after-backup")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
+	if _, _, err := sqlitestore.Restore(ctx, backup, path, now); muster.ErrorCode(err) != muster.ECONFLICT {
+		t.Fatalf("restore while the catalog is open: %v, want ECONFLICT", err)
+	}
+	c.Close()
+	snap, replaced, err := sqlitestore.Restore(ctx, backup, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := path + ".replaced-20261207T103000Z"; replaced != want {
+		t.Errorf("the replaced catalog was kept as %q, want %q", replaced, want)
+	}
+	if snap.Jobs != 1 {
+		t.Errorf("restored %d jobs, want 1", snap.Jobs)
+	}
+	if _, err := os.Stat(backup); err != nil {
+		t.Errorf("the backup itself is gone: %v", err)
+	}
+	if n := count(t, replaced, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 1 {
+		t.Errorf("the replaced catalog has %d of the change made after the backup, want 1", n)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'kept'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job applied before the backup, want 1", n)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 0 {
+		t.Errorf("the restored catalog has %d of the job applied after the backup, want 0", n)
+	}
+	if c = openCatalog(t, path); c.Epoch() == oldEpoch {
+		t.Error("the restored catalog kept its epoch: targets would trust cursors the backup is behind")
+	}
+}
