@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"time"
 
@@ -26,6 +27,25 @@ func (c *Catalog) InitCA(ctx context.Context, certKey, cert, keyKey, sealedKey s
 		return nil
 	})
 	return created, err
+}
+
+// KeepMeta stores value under key unless the catalog has a value there
+// already, and returns the value the catalog has.
+func (c *Catalog) KeepMeta(ctx context.Context, key, value string) (string, error) {
+	var created bool
+	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		created, err = tx.InsertMeta(ctx, key, value)
+		return err
+	})
+	if err != nil || created {
+		return value, err
+	}
+	kept, ok, err := c.store.Meta(ctx, key)
+	if err == nil && !ok {
+		err = fmt.Errorf("the catalog's %s was deleted meanwhile", key)
+	}
+	return kept, err
 }
 
 // UpsertMaster records that a master serves the catalog, and where.

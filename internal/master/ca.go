@@ -12,10 +12,12 @@ import (
 	"github.com/musterhq/muster/internal/pki"
 )
 
-// Meta keys of a shared catalog's CA.
+// Meta keys of a shared catalog's CA, and of the fingerprint of the CA in
+// the data directory of a master with a catalog of its own.
 const (
-	metaCACert = "ca_cert"
-	metaCAKey  = "ca_key" // sealed with the secret of --secret-file
+	metaCACert        = "ca_cert"
+	metaCAKey         = "ca_key" // sealed with the secret of --secret-file
+	metaCAFingerprint = "ca_fingerprint"
 )
 
 // loadCA loads the CA. A master with a catalog of its own keeps the CA in
@@ -25,15 +27,7 @@ const (
 // writes ca.pem to its data directory, for operators.
 func (m *Main) loadCA(ctx context.Context) error {
 	if !m.Catalog.Store().Shared() {
-		ca, created, err := pki.LoadOrCreateCA(m.cfg.DataDir, m.now())
-		if err != nil {
-			return err
-		}
-		m.CA, m.CreatedCA = ca, created
-		if created {
-			m.log.Info("created a certificate authority", muster.LogFile, filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", ca.Fingerprint())
-		}
-		return nil
+		return m.loadOwnCA(ctx)
 	}
 	secret, err := ReadSecret(m.cfg.SecretFile)
 	if err != nil {
@@ -76,6 +70,53 @@ func (m *Main) loadCA(ctx context.Context) error {
 	}
 	if m.CreatedCA {
 		m.log.Info("created the catalog's certificate authority", muster.LogFile, filepath.Join(m.cfg.DataDir, pki.CACertFile), "fingerprint", m.CA.Fingerprint())
+	}
+	return nil
+}
+
+// loadOwnCA loads the CA of a master with a catalog of its own from its
+// data directory, or creates it there on a new catalog. The catalog records
+// the CA's fingerprint, and a master whose CA is not the one recorded does
+// not start: its targets hold certificates of that CA, and trust no
+// other. So a data directory restored without its CA files, or a catalog
+// given to another master's directory, is refused, not served with a new
+// CA that no target would reach.
+func (m *Main) loadOwnCA(ctx context.Context) error {
+	dir := m.cfg.DataDir
+	recorded, known, err := m.Catalog.Store().Meta(ctx, metaCAFingerprint)
+	if err != nil {
+		return err
+	}
+	if !pki.HasCA(dir) {
+		targets, err := m.Catalog.Store().ActiveTargets(ctx)
+		if err != nil {
+			return err
+		}
+		if known || len(targets) > 0 {
+			which := "the CA"
+			if known {
+				which = "its CA (sha256 " + recorded + ")"
+			}
+			return muster.Errorf(muster.EPRECONDITION, "%s has no CA (%s and %s), but %s has %d enlisted targets, which trust only %s: put that CA's two files back in %s (from a backup of the data directory); a new CA would be trusted by no target",
+				dir, pki.CACertFile, pki.CAKeyFile, m.Catalog.Describe(), len(targets), which, dir)
+		}
+	}
+	ca, created, err := pki.LoadOrCreateCA(dir, m.now())
+	if err != nil {
+		return err
+	}
+	if known && ca.Fingerprint() != recorded {
+		return muster.Errorf(muster.EPRECONDITION, "the CA in %s (sha256 %s) is not the one the targets of %s were enlisted with (sha256 %s): put that CA's %s and %s in %s, or give this master the catalog of its own CA",
+			dir, ca.Fingerprint(), m.Catalog.Describe(), recorded, pki.CACertFile, pki.CAKeyFile, dir)
+	}
+	if !known {
+		if _, err := m.Catalog.KeepMeta(ctx, metaCAFingerprint, ca.Fingerprint()); err != nil {
+			return err
+		}
+	}
+	m.CA, m.CreatedCA = ca, created
+	if created {
+		m.log.Info("created a certificate authority", muster.LogFile, filepath.Join(dir, pki.CACertFile), "fingerprint", ca.Fingerprint())
 	}
 	return nil
 }

@@ -26,7 +26,7 @@ func TestAMasterAloneGivesNoMasters(t *testing.T) {
 	if err := os.WriteFile(secret, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	m := testMaster(t, func(c *Config) { c.Store, c.SecretFile, c.Listen = url, secret, "0.0.0.0:7070" })
+	m := testMaster(t, func(c *Config) { c.Store, c.SecretFile, c.Listen = url, secret, "0.0.0.0:0" })
 	ctx := context.Background()
 	if err := m.recheckOnce(ctx); err != nil {
 		t.Fatal(err)

@@ -40,6 +40,16 @@ type CA struct {
 	key     *ecdsa.PrivateKey
 }
 
+// HasCA reports whether dir holds a CA's certificate or key (or both).
+func HasCA(dir string) bool {
+	for _, f := range []string{CACertFile, CAKeyFile} {
+		if _, err := os.Lstat(filepath.Join(dir, f)); !errors.Is(err, os.ErrNotExist) {
+			return true
+		}
+	}
+	return false
+}
+
 // LoadOrCreateCA loads the CA from dir, or creates one (ECDSA P-256) when
 // neither file exists. It reports whether it created one.
 func LoadOrCreateCA(dir string, now time.Time) (ca *CA, created bool, err error) {

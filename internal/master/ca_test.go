@@ -1,0 +1,108 @@
+package master
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// A master whose catalog its targets were enlisted in with one CA never
+// starts with another: not with a new one made because the data
+// directory's CA files are gone (restored to a new machine without them),
+// nor with another master's. Either would leave every target unable to
+// reach it, with nothing saying why.
+func TestMasterKeepsToItsCatalogsCA(t *testing.T) {
+	dir := t.TempDir()
+	open := func(dataDir string) (*Main, error) {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Listen = dataDir, "127.0.0.1:0"
+		cfg.Logger = slog.New(slog.DiscardHandler)
+		m, err := New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m, m.Open(context.Background())
+	}
+	m, err := open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprint := m.CA.Fingerprint()
+	enlist(t, m, "web1")
+	m.Close()
+
+	// The CA files are lost: no new CA is made.
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+		if err := os.Rename(filepath.Join(dir, f), filepath.Join(dir, f+".saved")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = open(dir)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), fingerprint) {
+		t.Fatalf("a master without its CA files: %v, want EPRECONDITION naming the CA %s", err, fingerprint)
+	}
+	if _, err := os.Stat(filepath.Join(dir, pki.CAKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("a refused start made a CA key: %v", err)
+	}
+
+	// Another master's CA beside the catalog is refused too.
+	other := t.TempDir()
+	if _, _, err := pki.LoadOrCreateCA(other, m.now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+		b, err := os.ReadFile(filepath.Join(other, f))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, f), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = open(dir)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), fingerprint) {
+		t.Fatalf("a master with another CA: %v, want EPRECONDITION naming the CA %s", err, fingerprint)
+	}
+
+	// With its own CA back, it starts.
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+		if err := os.Rename(filepath.Join(dir, f+".saved"), filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err = open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.CreatedCA || m.CA.Fingerprint() != fingerprint {
+		t.Errorf("restarted with CA %s (created %v), want %s", m.CA.Fingerprint(), m.CreatedCA, fingerprint)
+	}
+	m.Close()
+
+	// A catalog from before the fingerprint was recorded, with enlisted
+	// targets, is not given a new CA either.
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, CatalogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM meta WHERE key = ?`, metaCAFingerprint); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, f := range []string{pki.CACertFile, pki.CAKeyFile} {
+		if err := os.Remove(filepath.Join(dir, f)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = open(dir)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "1 enlisted targets") {
+		t.Fatalf("a master without its CA files, its catalog without the CA's fingerprint: %v, want EPRECONDITION", err)
+	}
+}
