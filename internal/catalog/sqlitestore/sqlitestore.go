@@ -321,7 +321,8 @@ var _ catalog.Store = (*Store)(nil)
 // the rows it refers to.
 var Tables = []string{"meta", "targets", "certs", "enlist_tokens", "api_tokens", "jobs", "groups", "group_members",
 	"job_groups", "job_targets", "instructions", "sent_jobs", "runs", "run_output", "starts", "queued_starts", "events", "operators",
-	"alerts", "alert_operators", "deliveries", "masters", "audit", "audit_subjects"}
+	"alerts", "alert_operators", "deliveries", "masters", "audit", "audit_subjects", "rollouts", "rollout_targets",
+	"console_links", "console_sessions"}
 
 // Dump calls fn with the column names of a table, then with each of its
 // rows, as SQLite holds them.
