@@ -380,3 +380,20 @@ func TestStoreMigrateCopiesEveryTable(t *testing.T) {
 		}
 	}
 }
+
+// A PostgreSQL catalog a master has already started on holds no targets or
+// jobs, but its own admin key, audit log and master: the copy refuses it
+// as not empty, naming what it holds, rather than failing on a clash of
+// ids or mixing the two catalogs.
+func TestStoreMigrateRefusesACatalogAMasterStartedOn(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	pg := testenv.New(t, testenv.Options{Master: func(c *master.Config) { c.Store, c.SecretFile = url, secret }})
+	pg.StopMaster()
+	env := testenv.New(t, testenv.Options{})
+	env.StopMaster()
+	_, err := master.MigrateStore(context.Background(), "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("migrating into a catalog a master started on: %v, want refused as not empty", err)
+	}
+}
