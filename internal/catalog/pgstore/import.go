@@ -116,7 +116,8 @@ func columnTypes(ctx context.Context, tx pgx.Tx, table string) (map[string]strin
 }
 
 // convert turns a value as SQLite holds it into one for a PostgreSQL column:
-// SQLite keeps booleans as 0 and 1, and may hand text back as bytes.
+// SQLite keeps booleans as 0 and 1, may hand text back as bytes, and keeps
+// in text what PostgreSQL's cannot hold.
 func convert(v any, pgType string) (any, error) {
 	switch x := v.(type) {
 	case nil:
@@ -145,8 +146,10 @@ func convert(v any, pgType string) (any, error) {
 			return nil, fmt.Errorf("%v is not an integer", v)
 		}
 	case "text":
+		// PostgreSQL's text holds neither invalid UTF-8 nor NUL, which
+		// SQLite's does.
 		if s, ok := v.(string); ok {
-			return strings.ToValidUTF8(s, "\uFFFD"), nil
+			return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD"), nil
 		}
 		return fmt.Sprint(v), nil
 	}
