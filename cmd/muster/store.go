@@ -26,8 +26,9 @@ func newStoreMigrateCmd() *cobra.Command {
 		Short: "Copy a master's SQLite catalog into PostgreSQL, for several masters",
 		Long: `Copy a whole catalog from SQLite into an empty PostgreSQL database (or
 schema): targets with their sequence numbers and the catalog's epoch,
-certificates, tokens, jobs, groups, the download list, history, events,
-operators and alerts, in one transaction. The CA is copied from the SQLite
+certificates, tokens and API keys, jobs, groups, the download list, history
+and output, events, operators, alerts, the audit log, rollouts and console
+sessions, in one transaction. The CA is copied from the SQLite
 master's data directory into the catalog, its key encrypted with the secret
 in --secret-file, which every master of the new catalog reads.
 

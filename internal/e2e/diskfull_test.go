@@ -94,3 +94,29 @@ func TestMasterDiskFull(t *testing.T) {
 }
 
 func applyRequest(jobs ...muster.Job) httpapi.ApplyRequest { return httpapi.ApplyRequest{Jobs: jobs} }
+
+// A master whose catalog file is deleted under it (a careless cleanup)
+// says so, to operators and in /readyz, rather than taking changes into a
+// file no one will find again: the next start would begin on an empty
+// catalog.
+func TestMasterCatalogFileDeleted(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	apply(t, env, shellJob("hello", "echo hello", "web1"))
+	settled(t, env)
+
+	path := filepath.Join(env.Dir, "master", master.CatalogFile)
+	for _, f := range []string{path, path + "-wal", path + "-shm"} {
+		if err := os.Remove(f); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	_, err := env.Client.Apply(ctx, applyRequest(shellJob("more", "echo more", "web1")))
+	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE || !strings.Contains(err.Error(), "was deleted") {
+		t.Errorf("apply with the catalog file deleted: code %q (%v), want %q saying the file was deleted", code, err, muster.EUNAVAILABLE)
+	}
+	code, body := readyz(t, env)
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "was deleted") {
+		t.Errorf("/readyz with the catalog file deleted: %d %q, want 503 saying the file was deleted", code, body)
+	}
+}

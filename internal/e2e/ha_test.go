@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"io"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -301,5 +304,96 @@ func TestMasterWithoutItsDatabase(t *testing.T) {
 	runs := startAndWait(t, env, "hello")
 	if runs[0].Status != muster.RunSucceeded {
 		t.Fatalf("run after the database came back: %s %q", runs[0].Status, runs[0].Message)
+	}
+}
+
+// Every table of a SQLite catalog is copied whole into PostgreSQL: a
+// rollout, its targets, console sessions and login links as much as jobs
+// and runs. Each table holds as many rows after the copy as before (meta
+// gains the CA, which a SQLite master keeps in files).
+func TestStoreMigrateCopiesEveryTable(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	apply(t, env, shellJob("hello", "echo hello", "web1"))
+	settled(t, env)
+	res, err := env.Client.StartJob(ctx, "hello", httpapi.StartBody{Rollout: &muster.RolloutSpec{Batch: "1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Rollout == nil {
+		t.Fatalf("started %+v, want a rollout", res)
+	}
+	if _, err := env.Client.CreateLoginLink(ctx, httpapi.LoginLinkRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	rollouts, err := env.Client.Rollouts(ctx, "hello")
+	if err != nil || len(rollouts) != 1 {
+		t.Fatalf("rollouts before the migration: %+v, %v", rollouts, err)
+	}
+	env.StopMaster()
+
+	path := filepath.Join(env.Dir, "master", master.CatalogFile)
+	if _, err := master.MigrateStore(ctx, "sqlite:"+path, url, secret); err != nil {
+		t.Fatal(err)
+	}
+	src, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dst.Close(ctx)
+	rows, err := src.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	rows.Close()
+	for _, table := range tables {
+		var before, after int
+		if err := src.QueryRowContext(ctx, `SELECT COUNT(*) FROM "`+table+`"`).Scan(&before); err != nil {
+			t.Fatal(err)
+		}
+		if err := dst.QueryRow(ctx, `SELECT COUNT(*) FROM `+pgx.Identifier{table}.Sanitize()).Scan(&after); err != nil {
+			t.Errorf("table %s: %v", table, err)
+			continue
+		}
+		if after != before && !(table == "meta" && after > before) { // meta gains the CA
+			t.Errorf("table %s: %d rows in PostgreSQL, %d in SQLite", table, after, before)
+		}
+	}
+	for _, table := range []string{"rollouts", "rollout_targets", "console_links"} {
+		if !slices.Contains(tables, table) {
+			t.Errorf("the SQLite catalog has no table %s", table)
+		}
+	}
+}
+
+// A PostgreSQL catalog a master has already started on holds no targets or
+// jobs, but its own admin key, audit log and master: the copy refuses it
+// as not empty, naming what it holds, rather than failing on a clash of
+// ids or mixing the two catalogs.
+func TestStoreMigrateRefusesACatalogAMasterStartedOn(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := secretFile(t)
+	pg := testenv.New(t, testenv.Options{Master: func(c *master.Config) { c.Store, c.SecretFile = url, secret }})
+	pg.StopMaster()
+	env := testenv.New(t, testenv.Options{})
+	env.StopMaster()
+	_, err := master.MigrateStore(context.Background(), "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "not empty") {
+		t.Fatalf("migrating into a catalog a master started on: %v, want refused as not empty", err)
 	}
 }

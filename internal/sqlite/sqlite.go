@@ -126,6 +126,19 @@ func IsFull(err error) bool {
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_FULL
 }
 
+// IsReadOnly reports whether err says the database cannot be written: its
+// file or filesystem turned read-only, or the file was moved.
+func IsReadOnly(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_READONLY
+}
+
+// IsIOError reports whether err says the disk failed a read or a write.
+func IsIOError(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_IOERR
+}
+
 // IsBusy reports whether err says the database stayed locked past the busy
 // timeout.
 func IsBusy(err error) bool {

@@ -23,7 +23,13 @@ type Source interface {
 func (s *Store) Import(ctx context.Context, src Source, tables []string, meta map[string]string) (map[string]int64, error) {
 	counts := map[string]int64{}
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		for _, t := range []string{"targets", "jobs", "runs", "events", "groups"} {
+		// Empty but for what its schema starts with: a catalog a master
+		// started on holds that master's admin key, audit log and row,
+		// whose ids the copy's would clash with.
+		for _, t := range tables {
+			if t == "meta" || t == "operators" {
+				continue
+			}
 			var n int
 			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM `+t).Scan(&n); err != nil {
 				return err
@@ -110,7 +116,8 @@ func columnTypes(ctx context.Context, tx pgx.Tx, table string) (map[string]strin
 }
 
 // convert turns a value as SQLite holds it into one for a PostgreSQL column:
-// SQLite keeps booleans as 0 and 1, and may hand text back as bytes.
+// SQLite keeps booleans as 0 and 1, may hand text back as bytes, and keeps
+// in text what PostgreSQL's cannot hold.
 func convert(v any, pgType string) (any, error) {
 	switch x := v.(type) {
 	case nil:
@@ -139,8 +146,10 @@ func convert(v any, pgType string) (any, error) {
 			return nil, fmt.Errorf("%v is not an integer", v)
 		}
 	case "text":
+		// PostgreSQL's text holds neither invalid UTF-8 nor NUL, which
+		// SQLite's does.
 		if s, ok := v.(string); ok {
-			return strings.ToValidUTF8(s, "\uFFFD"), nil
+			return strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", "\uFFFD"), nil
 		}
 		return fmt.Sprint(v), nil
 	}

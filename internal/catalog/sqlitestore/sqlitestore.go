@@ -29,6 +29,7 @@ type Store struct {
 	catalog.Reads // on the read pool
 	path          string
 	lock          *dirlock.Lock // on path+lockSuffix while open
+	file          os.FileInfo   // the file opened at path, to tell it was deleted or replaced since
 	write, read   *sql.DB
 	writeStmts    *sqlite.Stmts
 	readStmts     *sqlite.Stmts
@@ -87,7 +88,30 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 		s.Close()
 		return nil, fmt.Errorf("migrate catalog %s: %w", path, err)
 	}
+	if s.file, err = os.Stat(path); err != nil {
+		s.Close()
+		return nil, err
+	}
 	return s, nil
+}
+
+// inPlace reports, as unavailable, a catalog file deleted or replaced
+// since it was opened. SQLite goes on reading and writing the file it
+// opened, which no one will open again: a change committed there would be
+// acknowledged, then lost at the next start.
+func (s *Store) inPlace() error {
+	fi, err := os.Stat(s.path)
+	if err == nil && os.SameFile(fi, s.file) {
+		return nil
+	}
+	how := "replaced"
+	if errors.Is(err, os.ErrNotExist) {
+		how = "deleted"
+	} else if err != nil {
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog file cannot be checked")
+	}
+	// Said without the path: /readyz, which anyone may ask, says this.
+	return muster.Errorf(muster.EUNAVAILABLE, "the catalog file was %s while the master had it open: changes are refused, as the master's next start would not see them; restart the master on the catalog (restored from a backup if need be)", how)
 }
 
 // Path is the file the catalog is in.
@@ -120,7 +144,10 @@ func (s *Store) Lead(ctx context.Context, held func(bool)) {
 // Ping checks that the database answers.
 func (s *Store) Ping(ctx context.Context) error {
 	var one int
-	return classify(s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one))
+	if err := s.read.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return classify(err)
+	}
+	return s.inPlace()
 }
 
 // Update runs fn in a write transaction, alone (BEGIN IMMEDIATE).
@@ -134,6 +161,9 @@ func (s *Store) DryRun(ctx context.Context, fn func(catalog.Tx) error) error {
 }
 
 func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit bool) (err error) {
+	if err := s.inPlace(); err != nil {
+		return err
+	}
 	sqlTx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
 		return classify(err)
@@ -166,8 +196,9 @@ func (s *Store) transact(ctx context.Context, fn func(catalog.Tx) error, commit 
 }
 
 // classify turns SQLite's errors into what the catalog acts on: a unique
-// constraint broken, a lock not had in time (retried), a full disk (said
-// as such to operators and by /readyz).
+// constraint broken, a lock not had in time (retried), a full disk, a
+// read-only file or filesystem, an I/O error (each said as such to
+// operators and by /readyz).
 func classify(err error) error {
 	switch {
 	case err == nil:
@@ -176,6 +207,10 @@ func classify(err error) error {
 		return fmt.Errorf("%w: %w", catalog.ErrDuplicate, err)
 	case sqlite.IsFull(err):
 		return muster.Wrap(muster.EUNAVAILABLE, err, "the master's disk is full: the catalog cannot record changes until space is freed")
+	case sqlite.IsReadOnly(err):
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog is read-only (its file or filesystem): it cannot record changes until it is writable again")
+	case sqlite.IsIOError(err):
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the master's disk failed a read or write of the catalog (an I/O error): check the disk and its filesystem")
 	case sqlite.IsBusy(err):
 		return fmt.Errorf("%w: %w", catalog.ErrRetry, err)
 	}
@@ -321,7 +356,8 @@ var _ catalog.Store = (*Store)(nil)
 // the rows it refers to.
 var Tables = []string{"meta", "targets", "certs", "enlist_tokens", "api_tokens", "jobs", "groups", "group_members",
 	"job_groups", "job_targets", "instructions", "sent_jobs", "runs", "run_output", "starts", "queued_starts", "events", "operators",
-	"alerts", "alert_operators", "deliveries", "masters", "audit", "audit_subjects"}
+	"alerts", "alert_operators", "deliveries", "masters", "audit", "audit_subjects", "rollouts", "rollout_targets",
+	"console_links", "console_sessions"}
 
 // Dump calls fn with the column names of a table, then with each of its
 // rows, as SQLite holds them.
