@@ -732,3 +732,79 @@ func mustStart(t *testing.T, db *catalog.Catalog, req catalog.StartRequest) must
 	}
 	return res
 }
+
+// A NUL byte in what a target reports (a step printing binary, a driver's
+// error message) is stored: PostgreSQL's text cannot hold one, and a run
+// refused for it would be uploaded again and again, holding up the runs
+// behind it. Output is kept byte for byte; the texts get U+FFFD in its
+// place.
+func TestUpsertRunsWithNULBytes(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		exit := 3
+		up := catalog.RunUpload{Revision: 1, Output: []catalog.OutputChunk{{Data: "bin\x00ary"}}, Run: muster.Run{Job: "a",
+			RunID: "r-nul", Status: muster.RunFailed, Trigger: "operator\x00", StartedAt: clk.Now(), Message: "failed: \x00 in the message",
+			Steps: []muster.StepAttempt{{Name: "one\x00", Attempt: 1, Status: muster.AttemptFailed, ExitCode: &exit, StartedAt: clk.Now(),
+				Message: "ERROR: \x00 from the server"}}}}
+		res, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{up})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 1 || !res[0].OK {
+			t.Fatalf("upload: %+v, want the run stored", res)
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Job: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(runs) != 1 {
+			t.Fatalf("%d runs, want 1", len(runs))
+		}
+		r := runs[0]
+		if r.Message != "failed: \uFFFD in the message" || r.Steps[0].Message != "ERROR: \uFFFD from the server" {
+			t.Errorf("messages %q and %q, want the NUL as U+FFFD", r.Message, r.Steps[0].Message)
+		}
+		if r.Steps[0].Output != "bin\x00ary" {
+			t.Errorf("output %q, want it byte for byte", r.Steps[0].Output)
+		}
+
+		// A run id or job name with a NUL is refused, that run alone.
+		bad := []catalog.RunUpload{up, up, up}
+		bad[0].Run.RunID, bad[1].Run.Job, bad[2].Run.RunID = "r\x00", "a\x00", "r-ok"
+		res, err = db.UpsertRuns(ctx, web1, bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res) != 3 || res[0].OK || !strings.Contains(res[0].Error, "run_id: ") || res[1].OK || !strings.Contains(res[1].Error, "job: ") || !res[2].OK {
+			t.Errorf("upload of runs with a NUL in the run id and in the job: %+v, want those two refused and the third stored", res)
+		}
+
+		// So with events, and an instruction's error.
+		evs, err := db.RecordTargetEvents(ctx, web1, []catalog.TargetEvent{
+			{ID: 1, Name: muster.EventSpoolFull, Severity: 3, Message: "full\x00", At: clk.Now()},
+			{ID: 2, Name: muster.EventSpoolFull, Severity: 3, Job: "a\x00", At: clk.Now()},
+			{ID: 3, Name: muster.EventSpoolFull, Severity: 3, RunID: "r\x00", At: clk.Now()},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 3 || !evs[0].OK || evs[1].OK || !strings.Contains(evs[1].Error, "job: ") || evs[2].OK || !strings.Contains(evs[2].Error, "run_id: ") {
+			t.Errorf("events with a NUL: %+v, want the first stored, the others refused", evs)
+		}
+		if _, err := db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: 1, Status: muster.InstructionFailed, Error: "no such \x00 file"}}); err != nil {
+			t.Fatal(err)
+		}
+		failed, err := db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Errors: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(failed) != 1 || failed[0].Error != "no such \uFFFD file" {
+			t.Errorf("failed instructions %+v, want one whose error has U+FFFD for the NUL", failed)
+		}
+	})
+}

@@ -7,7 +7,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/musterhq/muster"
 )
@@ -132,7 +134,7 @@ func (c *Catalog) RecordTargetEvents(ctx context.Context, target TargetIdentity,
 			}
 			if _, err := tx.raise(fmt.Sprintf("target/%s/%d", target.UID, e.ID), muster.Event{
 				Name: e.Name, Severity: e.Name.Severity(), Source: muster.SourceTarget, Target: target.Name, Job: e.Job, RunID: e.RunID,
-				Message: e.Message, At: e.At,
+				Message: storable(e.Message), At: e.At,
 			}); err != nil {
 				return err
 			}
@@ -154,8 +156,12 @@ func checkTargetEvent(e TargetEvent) string {
 		return fmt.Sprintf("event %d: severity: 1 to 4, not %d", e.ID, e.Severity)
 	case len(e.Job) > muster.MaxNameLen:
 		return fmt.Sprintf("event %d: job: at most %d characters", e.ID, muster.MaxNameLen)
+	case strings.ContainsFunc(e.Job, unicode.IsControl):
+		return fmt.Sprintf("event %d: job: %q has control characters", e.ID, e.Job)
 	case len(e.RunID) > MaxRunIDLen:
 		return fmt.Sprintf("event %d: run_id: at most %d characters", e.ID, MaxRunIDLen)
+	case strings.ContainsFunc(e.RunID, unicode.IsControl):
+		return fmt.Sprintf("event %d: run_id: %q has control characters", e.ID, e.RunID)
 	case len(e.Message) > muster.MaxEventMessageLen:
 		return fmt.Sprintf("event %d: message: at most %d bytes", e.ID, muster.MaxEventMessageLen)
 	case e.At.IsZero():

@@ -258,7 +258,7 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 			if msg == "" {
 				msg = "the target reported an error without a message"
 			}
-			rows[i].Status, rows[i].Error = muster.InstructionFailed, truncate(msg, MaxErrorLen)
+			rows[i].Status, rows[i].Error = muster.InstructionFailed, truncate(storable(msg), MaxErrorLen)
 		}
 	}
 	var acked []Acked
@@ -288,6 +288,16 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 		return nil, err
 	}
 	return acked, nil
+}
+
+// storable returns text a target reported with each NUL byte as U+FFFD:
+// PostgreSQL's text cannot hold a NUL, and a report refused for one would
+// be sent again and again. Both engines store the same.
+func storable(s string) string {
+	if strings.IndexByte(s, 0) < 0 {
+		return s
+	}
+	return strings.ReplaceAll(s, "\x00", "\uFFFD")
 }
 
 // truncate cuts s to at most n bytes, on a character boundary.

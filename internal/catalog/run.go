@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/musterhq/muster"
 )
@@ -104,7 +105,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 				continue
 			}
 			results[i].OK = true
-			rows = append(rows, RunRow{Run: r, Revision: rep.Revision})
+			rows = append(rows, RunRow{Run: storableRun(r), Revision: rep.Revision})
 			outputs = append(outputs, rep.Output)
 		}
 		upserts, err := tx.UpsertRuns(ctx, target.ID, rows, tx.now)
@@ -311,6 +312,24 @@ func (a *outputAppender) add(runID string, u RunUpsert, chunks []OutputChunk) er
 	return nil
 }
 
+// storableRun returns r with its texts storable. The steps are copied
+// before a change: they are the caller's.
+func storableRun(r muster.Run) muster.Run {
+	r.Trigger, r.Message = storable(r.Trigger), storable(r.Message)
+	cloned := false
+	for i, s := range r.Steps {
+		name, msg := storable(s.Name), storable(s.Message)
+		if name == s.Name && msg == s.Message {
+			continue
+		}
+		if !cloned {
+			r.Steps, cloned = slices.Clone(r.Steps), true
+		}
+		r.Steps[i].Name, r.Steps[i].Message = name, msg
+	}
+	return r
+}
+
 // checkRun returns why a report cannot be stored, or "". Times may not lie
 // past latest.
 func checkRun(rep RunUpload, latest time.Time) string {
@@ -318,8 +337,12 @@ func checkRun(rep RunUpload, latest time.Time) string {
 	switch {
 	case r.RunID == "" || len(r.RunID) > MaxRunIDLen:
 		return fmt.Sprintf("run_id: 1 to %d characters", MaxRunIDLen)
+	case strings.ContainsFunc(r.RunID, unicode.IsControl):
+		return fmt.Sprintf("run_id: %q has control characters", r.RunID)
 	case r.Job == "" || len(r.Job) > muster.MaxNameLen:
 		return fmt.Sprintf("run %s: job: a job name is required", r.RunID)
+	case strings.ContainsFunc(r.Job, unicode.IsControl):
+		return fmt.Sprintf("run %s: job: %q has control characters", r.RunID, r.Job)
 	case rep.Revision < 1:
 		return fmt.Sprintf("run %s: revision: must be 1 or more", r.RunID)
 	case !r.Status.Valid():
