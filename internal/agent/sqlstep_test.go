@@ -1,0 +1,164 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// sqlService is the DSN of a database the tests run SQL steps against:
+// the variable's, else the default. A test skips when it does not answer,
+// or fails when MUSTER_TEST_REQUIRE_SERVICES=1.
+func sqlService(t *testing.T, envVar, def, driver string) string {
+	t.Helper()
+	dsn := os.Getenv(envVar)
+	if dsn == "" {
+		dsn = def
+	}
+	db, err := sql.Open(driver, dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		db.Close()
+	}
+	if err != nil {
+		if os.Getenv("MUSTER_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s (%s) is required and does not answer: %v", envVar, dsn, err)
+		}
+		t.Skipf("skipping: no database at %s (set %s): %v", dsn, envVar, err)
+	}
+	return dsn
+}
+
+func postgresService(t *testing.T) string {
+	return sqlService(t, "MUSTER_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "pgx")
+}
+
+func mysqlService(t *testing.T) string {
+	return sqlService(t, "MUSTER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test", "mysql")
+}
+
+// await polls cond until it holds, failing the test if it does not within
+// a generous bound.
+func await(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A statement whose step is stopped or times out ends on the server too,
+// with its connection: PostgreSQL and MariaDB both keep running a
+// statement whose client has only gone away. (MariaDB's SLEEP notices a
+// closed connection within seconds; BENCHMARK, as real work, does not.)
+func TestSQLStatementStoppedEndsOnTheServer(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver, dsn, sleep, probe, kill string
+	}{
+		{"postgres", "pgx", postgresService(t), "SELECT pg_sleep(120) AS %s",
+			"SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'",
+			"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'"},
+		{"mysql", "mysql", mysqlService(t), "SELECT BENCHMARK(100000000000, MD5('x')) AS %s",
+			"SELECT count(*) FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')",
+			"SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			probe, err := sql.Open(tc.driver, tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer probe.Close()
+			marker := fmt.Sprintf("stopped_%d", time.Now().UnixNano())
+			defer func() {
+				// What a failure left running is not left to burn the
+				// server's CPU for hours.
+				rows, err := probe.Query(tc.kill, marker)
+				if err != nil {
+					return
+				}
+				var ids []int64
+				for rows.Next() {
+					var id int64
+					if rows.Scan(&id) == nil {
+						ids = append(ids, id)
+					}
+				}
+				rows.Close()
+				for _, id := range ids {
+					if tc.name == "mysql" {
+						probe.Exec(fmt.Sprintf("KILL %d", id))
+					} else {
+						probe.Exec("SELECT pg_terminate_backend($1)", id)
+					}
+				}
+			}()
+			on := func() (int, error) {
+				var n int
+				err := probe.QueryRow(tc.probe, marker).Scan(&n)
+				return n, err
+			}
+			conns := newConnections(map[string]Connection{"db": {Driver: tc.name, DSN: tc.dsn}})
+			defer conns.close()
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			done := make(chan error, 1)
+			go func() {
+				_, err := conns.run(ctx, "db", fmt.Sprintf(tc.sleep, marker), nil, &bytes.Buffer{})
+				done <- err
+			}()
+			await(t, "the statement runs on the server", func() (bool, error) {
+				n, err := on()
+				return n == 1, err
+			})
+			stop()
+			if err := <-done; err == nil {
+				t.Fatal("a stopped statement succeeded")
+			}
+			await(t, "the stopped statement and its connection are gone from the server", func() (bool, error) {
+				n, err := on()
+				return n == 0, err
+			})
+		})
+	}
+}
+
+// A statement that returns rows prints them even after a comment: a
+// script's first lines are often one.
+func TestSQLRowsAfterALeadingComment(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		for _, text := range []string{
+			"-- the nightly report\nSELECT 1 AS a",
+			"/* the nightly\n   report */ SELECT 1 AS a",
+			"  -- one\n\t/* two */ -- three\n (SELECT 1 AS a)",
+		} {
+			var out bytes.Buffer
+			outcome, err := conns.run(context.Background(), name, text, nil, &out)
+			if err != nil || outcome != "1 row returned" || out.String() != "a\n1\n(1 row returned)\n" {
+				t.Errorf("%s %q: outcome %q, err %v, output %q; want the row", name, text, outcome, err, out.String())
+			}
+		}
+	}
+}
