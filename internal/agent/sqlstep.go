@@ -171,7 +171,7 @@ type queryer interface {
 // execSQL runs one statement, writes its rows or its count to out, and
 // returns its outcome in words: "3 rows returned", "42 rows affected".
 func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer) (string, error) {
-	first := strings.ToUpper(strings.TrimLeft(text, " \t\r\n("))
+	first := strings.ToUpper(statementStart(text))
 	returnsRows := false
 	for _, w := range queryWords {
 		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
@@ -228,6 +228,30 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 	outcome := rows(n, "returned")
 	fmt.Fprintf(out, "(%s)\n", outcome)
 	return outcome, nil
+}
+
+// statementStart is text from its first word: past blanks, opening
+// parentheses and comments (-- and # to the end of the line, /* to */).
+func statementStart(text string) string {
+	for {
+		text = strings.TrimLeft(text, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(text, "--"), strings.HasPrefix(text, "#"):
+			_, rest, ok := strings.Cut(text, "\n")
+			if !ok {
+				return ""
+			}
+			text = rest
+		case strings.HasPrefix(text, "/*"):
+			_, rest, ok := strings.Cut(text[2:], "*/")
+			if !ok {
+				return ""
+			}
+			text = rest
+		default:
+			return text
+		}
+	}
 }
 
 func isWordChar(c byte) bool {

@@ -152,7 +152,7 @@ func TestSQLRowsAfterALeadingComment(t *testing.T) {
 		for _, text := range []string{
 			"-- the nightly report\nSELECT 1 AS a",
 			"/* the nightly\n   report */ SELECT 1 AS a",
-			"  -- one\n\t/* two */ -- three\n (SELECT 1 AS a)",
+			"  -- one\n\t/* two */ -- three\n SELECT 1 AS a",
 		} {
 			var out bytes.Buffer
 			outcome, err := conns.run(context.Background(), name, text, nil, &out)
