@@ -4,11 +4,17 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // sqlService is the DSN of a database the tests run SQL steps against:
@@ -160,5 +166,51 @@ func TestSQLRowsAfterALeadingComment(t *testing.T) {
 				t.Errorf("%s %q: outcome %q, err %v, output %q; want the row", name, text, outcome, err, out.String())
 			}
 		}
+	}
+}
+
+// Several statements in one step run as each database runs them, as
+// docs/jobs.md says: PostgreSQL in one transaction, MariaDB not at all,
+// SQLite one after the other, each committed.
+func TestSQLScriptsOfSeveralStatements(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_script_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT)", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+		_, err := conns.run(ctx, name, "INSERT INTO "+table+" VALUES (1); INSERT INTO no_such_table_here VALUES (2)", nil, io.Discard)
+		var out bytes.Buffer
+		if _, err := conns.run(ctx, name, "SELECT count(*) AS n FROM "+table, nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		var pgErr *pgconn.PgError
+		var myErr *mysql.MySQLError
+		switch name {
+		case "postgres":
+			if !errors.As(err, &pgErr) || pgErr.Code != "42P01" || out.String() != "n\n0\n(1 row returned)\n" {
+				t.Errorf("postgres: %v, then %q; want the undefined table, and the whole script rolled back", err, out.String())
+			}
+		case "mysql":
+			if !errors.As(err, &myErr) || myErr.Number != 1064 || out.String() != "n\n0\n(1 row returned)\n" {
+				t.Errorf("mysql: %v, then %q; want a syntax error (1064), and nothing run", err, out.String())
+			}
+		case "sqlite":
+			if err == nil || !strings.Contains(err.Error(), "no such table") || out.String() != "n\n1\n(1 row returned)\n" {
+				t.Errorf("sqlite: %v, then %q; want no such table, and the first statement done", err, out.String())
+			}
+		}
+	}
+	_, err := conns.run(ctx, "postgres", "SELECT $1::text; SELECT 2", []any{"x"}, io.Discard)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42601" {
+		t.Errorf("postgres with params: %v, want it refused (42601)", err)
 	}
 }
