@@ -30,7 +30,8 @@ func sqlDriver(name string) (driver string, ok bool) {
 }
 
 // connections holds one small pool per named connection, opened on first
-// use. The DSNs (and their secrets) are in the target's settings only.
+// use, that keeps no idle connection. The DSNs (and their secrets) are in
+// the target's settings only.
 type connections struct {
 	defs  map[string]Connection
 	mu    sync.Mutex
@@ -57,7 +58,11 @@ func (c *connections) get(name string) (*sql.DB, error) {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}
 	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(1)
+	// No connection outlives its step: a transaction a step leaves open
+	// is rolled back as its connection closes, and nothing it SET (a
+	// search_path, a role, a user variable, an isolation level) reaches
+	// another step, maybe another job's.
+	db.SetMaxIdleConns(0)
 	c.pools[name] = db
 	return db, nil
 }

@@ -214,3 +214,100 @@ func TestSQLScriptsOfSeveralStatements(t *testing.T) {
 		t.Errorf("postgres with params: %v, want it refused (42601)", err)
 	}
 }
+
+// On SQLite a statement that changes no rows (CREATE, DROP, a SELECT run
+// as an exec) says 0 rows affected, not the count of whatever statement
+// changed rows last on its pooled connection, another job's maybe.
+func TestSQLiteCountsOnlyWhatTheStatementChanged(t *testing.T) {
+	conns := newConnections(map[string]Connection{"lite": {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")}})
+	defer conns.close()
+	for _, step := range []struct{ text, want string }{
+		{"CREATE TABLE t (a INT)", "0 rows affected"},
+		{"INSERT INTO t VALUES (1), (2), (3)", "3 rows affected"},
+		{"CREATE INDEX t_a ON t (a)", "0 rows affected"},
+		{"UPDATE t SET a = a + 1 WHERE a > 1", "2 rows affected"},
+		{"UPDATE t SET a = 0 WHERE a > 100", "0 rows affected"},
+		{"DELETE FROM t WHERE a = 1", "1 row affected"},
+		{"DROP TABLE t", "0 rows affected"},
+	} {
+		outcome, err := conns.run(context.Background(), "lite", step.text, nil, io.Discard)
+		if err != nil || outcome != step.want {
+			t.Errorf("%s: %q, %v; want %q", step.text, outcome, err, step.want)
+		}
+	}
+}
+
+// Each step has a session of its own: a transaction a step leaves open is
+// rolled back when it ends, and is not where the next step's statements
+// run, uncommitted, holding their locks, whatever job they belong to; what
+// a step SETs does not carry over either.
+func TestSQLStepLeavesNoSessionToTheNext(t *testing.T) {
+	lite := filepath.Join(t.TempDir(), "lite.db")
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: lite},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_tx_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT)", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+		begin := "BEGIN; INSERT INTO " + table + " VALUES (1)"
+		if name == "mysql" {
+			begin = "START TRANSACTION"
+		} else if name == "sqlite" {
+			begin = "BEGIN"
+		}
+		if _, err := conns.run(ctx, name, begin, nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conns.run(ctx, name, "INSERT INTO "+table+" VALUES (2)", nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// Read from a connection of the test's own.
+		var probe *sql.DB
+		var err error
+		switch name {
+		case "postgres":
+			probe, err = sql.Open("pgx", conns.defs[name].DSN)
+		case "mysql":
+			probe, err = sql.Open("mysql", conns.defs[name].DSN)
+		case "sqlite":
+			probe, err = sql.Open("sqlite", lite)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		rows, err := probe.QueryContext(ctx, "SELECT a FROM "+table+" ORDER BY a")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for rows.Next() {
+			var a int
+			rows.Scan(&a)
+			got = append(got, a)
+		}
+		rows.Close()
+		probe.Close()
+		if len(got) != 1 || got[0] != 2 {
+			t.Errorf("%s: the table holds %v, want [2]: the next step's INSERT committed on its own", name, got)
+		}
+	}
+	for _, tc := range []struct{ name, set, show, want string }{
+		{"postgres", "SET application_name = 'set_by_a_step'", "SHOW application_name", "application_name\n\n(1 row returned)\n"},
+		{"mysql", "SET @set_by_a_step = 1", "SELECT @set_by_a_step AS v", "v\nNULL\n(1 row returned)\n"},
+	} {
+		if _, err := conns.run(ctx, tc.name, tc.set, nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var out bytes.Buffer
+		if _, err := conns.run(ctx, tc.name, tc.show, nil, &out); err != nil || out.String() != tc.want {
+			t.Errorf("%s: %q after %q: %q, %v; want %q", tc.name, tc.show, tc.set, out.String(), err, tc.want)
+		}
+	}
+}
