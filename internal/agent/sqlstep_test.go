@@ -311,3 +311,26 @@ func TestSQLStepLeavesNoSessionToTheNext(t *testing.T) {
 		}
 	}
 }
+
+// A connection that cannot be made, or whose DSN cannot be read, fails
+// the step with an error that never shows the DSN's password: the step's
+// message goes to the master, its history and its API.
+func TestSQLConnectionErrorsKeepThePasswordOut(t *testing.T) {
+	const secret = "s3cr3tPW"
+	conns := newConnections(map[string]Connection{
+		"pg-refused":   {Driver: "postgres", DSN: "postgres://muster:" + secret + "@127.0.0.1:1/app?connect_timeout=5"},
+		"pg-malformed": {Driver: "postgres", DSN: "postgres://muster:" + secret + "%zz@127.0.0.1/app"},
+		"pg-keywords":  {Driver: "postgres", DSN: "host=127.0.0.1 port=nope user=muster password=" + secret},
+		"pg-wrong":     {Driver: "postgres", DSN: "postgres://no_such_user_here:" + secret + "@127.0.0.1:5432/test?sslmode=disable"},
+		"my-refused":   {Driver: "mysql", DSN: "muster:" + secret + "@tcp(127.0.0.1:1)/app?timeout=5s"},
+		"my-malformed": {Driver: "mysql", DSN: "muster:" + secret + "@tcp(127.0.0.1:1/app"},
+		"my-wrong":     {Driver: "mysql", DSN: "no_such_user_here:" + secret + "@tcp(127.0.0.1:3306)/test"},
+	})
+	defer conns.close()
+	for name := range conns.defs {
+		_, err := conns.run(context.Background(), name, "SELECT 1", nil, io.Discard)
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v; want an error without the password", name, err)
+		}
+	}
+}
