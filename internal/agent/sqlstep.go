@@ -10,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+	"github.com/go-sql-driver/mysql" // registers "mysql"
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
@@ -27,6 +28,20 @@ func sqlDriver(name string) (driver string, ok bool) {
 		return name, true
 	}
 	return "", false
+}
+
+// checkDSN parses a connection's DSN as its driver will. Neither parser
+// puts the password in its errors: pgx masks it, the MySQL driver names
+// only what it could not read.
+func checkDSN(c Connection) error {
+	var err error
+	switch c.Driver {
+	case "postgres":
+		_, err = pgx.ParseConfig(c.DSN)
+	case "mysql":
+		_, err = mysql.ParseDSN(c.DSN)
+	}
+	return err
 }
 
 // connections holds one small pool per named connection, opened on first
