@@ -149,6 +149,9 @@ func (s Settings) validate() error {
 		if c.DSN == "" {
 			return muster.Errorf(muster.EINVALID, "connections.%s.dsn: required", name)
 		}
+		if err := checkDSN(c); err != nil {
+			return muster.Errorf(muster.EINVALID, "connections.%s.dsn: %v", name, err)
+		}
 	}
 	for name, p := range s.Proxies {
 		if p.User == "" {

@@ -31,3 +31,32 @@ func TestOutputLimitSettings(t *testing.T) {
 		}
 	}
 }
+
+// A connection's DSN is read when the settings are, as its driver is: a
+// DSN that cannot be parsed stops the target at start, named, without its
+// password, instead of failing every run of every job that uses it.
+func TestConnectionDSNsAreCheckedWhenRead(t *testing.T) {
+	const secret = "s3cr3tPW"
+	for _, tc := range []struct{ yaml, err string }{
+		{`connections: {pg: {driver: postgres, dsn: "postgres://u:` + secret + `@127.0.0.1:5432/app"}}`, ""},
+		{`connections: {pg: {driver: postgres, dsn: "host=127.0.0.1 user=u password=` + secret + `"}}`, ""},
+		{`connections: {my: {driver: mysql, dsn: "u:` + secret + `@tcp(127.0.0.1:3306)/app"}}`, ""},
+		{`connections: {lite: {driver: sqlite, dsn: "/var/lib/app/app.db"}}`, ""},
+		{`connections: {pg: {driver: postgres, dsn: "postgres://u:` + secret + `%zz@127.0.0.1/app"}}`, "connections.pg.dsn: "},
+		{`connections: {pg: {driver: postgres, dsn: "host=127.0.0.1 port=nope password=` + secret + `"}}`, "connections.pg.dsn: "},
+		{`connections: {my: {driver: mysql, dsn: "u:` + secret + `@tcp(127.0.0.1:3306/app"}}`, "connections.my.dsn: "},
+		{`connections: {my: {driver: mysql, dsn: "postgres://u:` + secret + `@127.0.0.1/app"}}`, "connections.my.dsn: "},
+	} {
+		path := filepath.Join(t.TempDir(), "target.yaml")
+		os.WriteFile(path, []byte(tc.yaml+"\n"), 0o600)
+		_, err := LoadSettings(path)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%s: %v", tc.yaml, err)
+		case tc.err != "" && (muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%s: %v, want an error with %q", tc.yaml, err, tc.err)
+		case err != nil && strings.Contains(err.Error(), secret):
+			t.Errorf("%s: %v shows the password", tc.yaml, err)
+		}
+	}
+}

@@ -3,12 +3,15 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
+	"time"
 
-	_ "github.com/go-sql-driver/mysql" // registers "mysql"
+	"github.com/go-sql-driver/mysql" // registers "mysql"
+	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
@@ -27,8 +30,23 @@ func sqlDriver(name string) (driver string, ok bool) {
 	return "", false
 }
 
+// checkDSN parses a connection's DSN as its driver will. Neither parser
+// puts the password in its errors: pgx masks it, the MySQL driver names
+// only what it could not read.
+func checkDSN(c Connection) error {
+	var err error
+	switch c.Driver {
+	case "postgres":
+		_, err = pgx.ParseConfig(c.DSN)
+	case "mysql":
+		_, err = mysql.ParseDSN(c.DSN)
+	}
+	return err
+}
+
 // connections holds one small pool per named connection, opened on first
-// use. The DSNs (and their secrets) are in the target's settings only.
+// use, that keeps no idle connection. The DSNs (and their secrets) are in
+// the target's settings only.
 type connections struct {
 	defs  map[string]Connection
 	mu    sync.Mutex
@@ -55,7 +73,11 @@ func (c *connections) get(name string) (*sql.DB, error) {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}
 	db.SetMaxOpenConns(4)
-	db.SetMaxIdleConns(1)
+	// No connection outlives its step: a transaction a step leaves open
+	// is rolled back as its connection closes, and nothing it SET (a
+	// search_path, a role, a user variable, an isolation level) reaches
+	// another step, maybe another job's.
+	db.SetMaxIdleConns(0)
 	c.pools[name] = db
 	return db, nil
 }
@@ -69,6 +91,60 @@ func (c *connections) close() {
 	}
 }
 
+// run runs one statement against the named connection, writing its rows
+// or its count to out; see execSQL. When ctx ends first the statement ends
+// on the server too, with its connection.
+func (c *connections) run(ctx context.Context, name, text string, args []any, out io.Writer) (string, error) {
+	db, err := c.get(name)
+	if err != nil {
+		return "", err
+	}
+	if c.defs[name].Driver != "mysql" {
+		// pgx answers a cancelled context with a cancel request to the
+		// server, then closes the connection; SQLite is interrupted.
+		return execSQL(ctx, db, text, args, out)
+	}
+	// MySQL and MariaDB keep running a statement whose client has closed
+	// its connection, until it ends by itself. The driver closes it when
+	// ctx ends; then the target kills the connection's thread on the
+	// server, from a connection of its own (the pool's may all be taken
+	// by statements being stopped).
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	var thread uint64
+	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+		return "", err
+	}
+	outcome, err := execSQL(ctx, conn, text, args, out)
+	if ctx.Err() != nil {
+		c.kill(name, thread)
+		// The killed connection must not go back to the pool.
+		conn.Raw(func(any) error { return driver.ErrBadConn })
+	}
+	return outcome, err
+}
+
+// killTimeout bounds the kill of a stopped statement: a server that does
+// not answer does not hold the step.
+const killTimeout = 10 * time.Second
+
+// kill ends a MySQL or MariaDB connection's thread, and the statement it
+// runs, on the server. It is best effort: a thread already gone is not an
+// error worth reporting, and an unreachable server kept nothing.
+func (c *connections) kill(name string, thread uint64) {
+	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
+	defer cancel()
+	db, err := sql.Open("mysql", c.defs[name].DSN)
+	if err != nil {
+		return
+	}
+	defer db.Close()
+	db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", thread))
+}
+
 // queryWords start statements that return rows.
 var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA", "TABLE", "DESCRIBE", "DESC"}
 
@@ -77,11 +153,6 @@ var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA
 // that returns rows prints them, tab-separated under a header line; any
 // other prints how many rows it affected. ctx cancels the statement.
 func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
-	db, err := e.sql.get(step.Connection)
-	if err != nil {
-		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
-		return attempt
-	}
 	args := make([]any, len(step.Params))
 	for i, p := range step.Params {
 		args[i] = env[p]
@@ -89,7 +160,7 @@ func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, s
 	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt
 	e.save(ar, run)
-	outcome, err := execSQL(ctx, db, step.SQL, args, out)
+	outcome, err := e.sql.run(ctx, step.Connection, step.SQL, args, out)
 	ar.keep(run, out.final())
 	switch {
 	case ctx.Err() != nil:
@@ -111,10 +182,16 @@ func rows(n int64, what string) string {
 	return fmt.Sprintf("%d rows %s", n, what)
 }
 
+// queryer is a pool (*sql.DB) or one of its connections (*sql.Conn).
+type queryer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
 // execSQL runs one statement, writes its rows or its count to out, and
 // returns its outcome in words: "3 rows returned", "42 rows affected".
-func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out io.Writer) (string, error) {
-	first := strings.ToUpper(strings.TrimLeft(text, " \t\r\n("))
+func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer) (string, error) {
+	first := strings.ToUpper(statementStart(text))
 	returnsRows := false
 	for _, w := range queryWords {
 		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
@@ -171,6 +248,30 @@ func execSQL(ctx context.Context, db *sql.DB, text string, args []any, out io.Wr
 	outcome := rows(n, "returned")
 	fmt.Fprintf(out, "(%s)\n", outcome)
 	return outcome, nil
+}
+
+// statementStart is text from its first word: past blanks, opening
+// parentheses and comments (-- and # to the end of the line, /* to */).
+func statementStart(text string) string {
+	for {
+		text = strings.TrimLeft(text, " \t\r\n\f(")
+		switch {
+		case strings.HasPrefix(text, "--"), strings.HasPrefix(text, "#"):
+			_, rest, ok := strings.Cut(text, "\n")
+			if !ok {
+				return ""
+			}
+			text = rest
+		case strings.HasPrefix(text, "/*"):
+			_, rest, ok := strings.Cut(text[2:], "*/")
+			if !ok {
+				return ""
+			}
+			text = rest
+		default:
+			return text
+		}
+	}
 }
 
 func isWordChar(c byte) bool {

@@ -1,0 +1,336 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// sqlService is the DSN of a database the tests run SQL steps against:
+// the variable's, else the default. A test skips when it does not answer,
+// or fails when MUSTER_TEST_REQUIRE_SERVICES=1.
+func sqlService(t *testing.T, envVar, def, driver string) string {
+	t.Helper()
+	dsn := os.Getenv(envVar)
+	if dsn == "" {
+		dsn = def
+	}
+	db, err := sql.Open(driver, dsn)
+	if err == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err = db.PingContext(ctx)
+		cancel()
+		db.Close()
+	}
+	if err != nil {
+		if os.Getenv("MUSTER_TEST_REQUIRE_SERVICES") == "1" {
+			t.Fatalf("%s (%s) is required and does not answer: %v", envVar, dsn, err)
+		}
+		t.Skipf("skipping: no database at %s (set %s): %v", dsn, envVar, err)
+	}
+	return dsn
+}
+
+func postgresService(t *testing.T) string {
+	return sqlService(t, "MUSTER_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "pgx")
+}
+
+func mysqlService(t *testing.T) string {
+	return sqlService(t, "MUSTER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test", "mysql")
+}
+
+// await polls cond until it holds, failing the test if it does not within
+// a generous bound.
+func await(t *testing.T, what string, cond func() (bool, error)) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ok, err := cond()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 30s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A statement whose step is stopped or times out ends on the server too,
+// with its connection: PostgreSQL and MariaDB both keep running a
+// statement whose client has only gone away. (MariaDB's SLEEP notices a
+// closed connection within seconds; BENCHMARK, as real work, does not.)
+func TestSQLStatementStoppedEndsOnTheServer(t *testing.T) {
+	for _, tc := range []struct {
+		name, driver, dsn, sleep, probe, kill string
+	}{
+		{"postgres", "pgx", postgresService(t), "SELECT pg_sleep(120) AS %s",
+			"SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'",
+			"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'"},
+		{"mysql", "mysql", mysqlService(t), "SELECT BENCHMARK(100000000000, MD5('x')) AS %s",
+			"SELECT count(*) FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')",
+			"SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			probe, err := sql.Open(tc.driver, tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer probe.Close()
+			marker := fmt.Sprintf("stopped_%d", time.Now().UnixNano())
+			defer func() {
+				// What a failure left running is not left to burn the
+				// server's CPU for hours.
+				rows, err := probe.Query(tc.kill, marker)
+				if err != nil {
+					return
+				}
+				var ids []int64
+				for rows.Next() {
+					var id int64
+					if rows.Scan(&id) == nil {
+						ids = append(ids, id)
+					}
+				}
+				rows.Close()
+				for _, id := range ids {
+					if tc.name == "mysql" {
+						probe.Exec(fmt.Sprintf("KILL %d", id))
+					} else {
+						probe.Exec("SELECT pg_terminate_backend($1)", id)
+					}
+				}
+			}()
+			on := func() (int, error) {
+				var n int
+				err := probe.QueryRow(tc.probe, marker).Scan(&n)
+				return n, err
+			}
+			conns := newConnections(map[string]Connection{"db": {Driver: tc.name, DSN: tc.dsn}})
+			defer conns.close()
+			ctx, stop := context.WithCancel(context.Background())
+			defer stop()
+			done := make(chan error, 1)
+			go func() {
+				_, err := conns.run(ctx, "db", fmt.Sprintf(tc.sleep, marker), nil, &bytes.Buffer{})
+				done <- err
+			}()
+			await(t, "the statement runs on the server", func() (bool, error) {
+				n, err := on()
+				return n == 1, err
+			})
+			stop()
+			if err := <-done; err == nil {
+				t.Fatal("a stopped statement succeeded")
+			}
+			await(t, "the stopped statement and its connection are gone from the server", func() (bool, error) {
+				n, err := on()
+				return n == 0, err
+			})
+		})
+	}
+}
+
+// A statement that returns rows prints them even after a comment: a
+// script's first lines are often one.
+func TestSQLRowsAfterALeadingComment(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		for _, text := range []string{
+			"-- the nightly report\nSELECT 1 AS a",
+			"/* the nightly\n   report */ SELECT 1 AS a",
+			"  -- one\n\t/* two */ -- three\n SELECT 1 AS a",
+		} {
+			var out bytes.Buffer
+			outcome, err := conns.run(context.Background(), name, text, nil, &out)
+			if err != nil || outcome != "1 row returned" || out.String() != "a\n1\n(1 row returned)\n" {
+				t.Errorf("%s %q: outcome %q, err %v, output %q; want the row", name, text, outcome, err, out.String())
+			}
+		}
+	}
+}
+
+// Several statements in one step run as each database runs them, as
+// docs/jobs.md says: PostgreSQL in one transaction, MariaDB not at all,
+// SQLite one after the other, each committed.
+func TestSQLScriptsOfSeveralStatements(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_script_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT)", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+		_, err := conns.run(ctx, name, "INSERT INTO "+table+" VALUES (1); INSERT INTO no_such_table_here VALUES (2)", nil, io.Discard)
+		var out bytes.Buffer
+		if _, err := conns.run(ctx, name, "SELECT count(*) AS n FROM "+table, nil, &out); err != nil {
+			t.Fatal(err)
+		}
+		var pgErr *pgconn.PgError
+		var myErr *mysql.MySQLError
+		switch name {
+		case "postgres":
+			if !errors.As(err, &pgErr) || pgErr.Code != "42P01" || out.String() != "n\n0\n(1 row returned)\n" {
+				t.Errorf("postgres: %v, then %q; want the undefined table, and the whole script rolled back", err, out.String())
+			}
+		case "mysql":
+			if !errors.As(err, &myErr) || myErr.Number != 1064 || out.String() != "n\n0\n(1 row returned)\n" {
+				t.Errorf("mysql: %v, then %q; want a syntax error (1064), and nothing run", err, out.String())
+			}
+		case "sqlite":
+			if err == nil || !strings.Contains(err.Error(), "no such table") || out.String() != "n\n1\n(1 row returned)\n" {
+				t.Errorf("sqlite: %v, then %q; want no such table, and the first statement done", err, out.String())
+			}
+		}
+	}
+	_, err := conns.run(ctx, "postgres", "SELECT $1::text; SELECT 2", []any{"x"}, io.Discard)
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42601" {
+		t.Errorf("postgres with params: %v, want it refused (42601)", err)
+	}
+}
+
+// On SQLite a statement that changes no rows (CREATE, DROP, a SELECT run
+// as an exec) says 0 rows affected, not the count of whatever statement
+// changed rows last on its pooled connection, another job's maybe.
+func TestSQLiteCountsOnlyWhatTheStatementChanged(t *testing.T) {
+	conns := newConnections(map[string]Connection{"lite": {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")}})
+	defer conns.close()
+	for _, step := range []struct{ text, want string }{
+		{"CREATE TABLE t (a INT)", "0 rows affected"},
+		{"INSERT INTO t VALUES (1), (2), (3)", "3 rows affected"},
+		{"CREATE INDEX t_a ON t (a)", "0 rows affected"},
+		{"UPDATE t SET a = a + 1 WHERE a > 1", "2 rows affected"},
+		{"UPDATE t SET a = 0 WHERE a > 100", "0 rows affected"},
+		{"DELETE FROM t WHERE a = 1", "1 row affected"},
+		{"DROP TABLE t", "0 rows affected"},
+	} {
+		outcome, err := conns.run(context.Background(), "lite", step.text, nil, io.Discard)
+		if err != nil || outcome != step.want {
+			t.Errorf("%s: %q, %v; want %q", step.text, outcome, err, step.want)
+		}
+	}
+}
+
+// Each step has a session of its own: a transaction a step leaves open is
+// rolled back when it ends, and is not where the next step's statements
+// run, uncommitted, holding their locks, whatever job they belong to; what
+// a step SETs does not carry over either.
+func TestSQLStepLeavesNoSessionToTheNext(t *testing.T) {
+	lite := filepath.Join(t.TempDir(), "lite.db")
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: postgresService(t)},
+		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"sqlite":   {Driver: "sqlite", DSN: lite},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_tx_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT)", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+		begin := "BEGIN; INSERT INTO " + table + " VALUES (1)"
+		if name == "mysql" {
+			begin = "START TRANSACTION"
+		} else if name == "sqlite" {
+			begin = "BEGIN"
+		}
+		if _, err := conns.run(ctx, name, begin, nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, err := conns.run(ctx, name, "INSERT INTO "+table+" VALUES (2)", nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		// Read from a connection of the test's own.
+		var probe *sql.DB
+		var err error
+		switch name {
+		case "postgres":
+			probe, err = sql.Open("pgx", conns.defs[name].DSN)
+		case "mysql":
+			probe, err = sql.Open("mysql", conns.defs[name].DSN)
+		case "sqlite":
+			probe, err = sql.Open("sqlite", lite)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		rows, err := probe.QueryContext(ctx, "SELECT a FROM "+table+" ORDER BY a")
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for rows.Next() {
+			var a int
+			rows.Scan(&a)
+			got = append(got, a)
+		}
+		rows.Close()
+		probe.Close()
+		if len(got) != 1 || got[0] != 2 {
+			t.Errorf("%s: the table holds %v, want [2]: the next step's INSERT committed on its own", name, got)
+		}
+	}
+	for _, tc := range []struct{ name, set, show, want string }{
+		{"postgres", "SET application_name = 'set_by_a_step'", "SHOW application_name", "application_name\n\n(1 row returned)\n"},
+		{"mysql", "SET @set_by_a_step = 1", "SELECT @set_by_a_step AS v", "v\nNULL\n(1 row returned)\n"},
+	} {
+		if _, err := conns.run(ctx, tc.name, tc.set, nil, io.Discard); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		var out bytes.Buffer
+		if _, err := conns.run(ctx, tc.name, tc.show, nil, &out); err != nil || out.String() != tc.want {
+			t.Errorf("%s: %q after %q: %q, %v; want %q", tc.name, tc.show, tc.set, out.String(), err, tc.want)
+		}
+	}
+}
+
+// A connection that cannot be made, or whose DSN cannot be read, fails
+// the step with an error that never shows the DSN's password: the step's
+// message goes to the master, its history and its API.
+func TestSQLConnectionErrorsKeepThePasswordOut(t *testing.T) {
+	const secret = "s3cr3tPW"
+	conns := newConnections(map[string]Connection{
+		"pg-refused":   {Driver: "postgres", DSN: "postgres://muster:" + secret + "@127.0.0.1:1/app?connect_timeout=5"},
+		"pg-malformed": {Driver: "postgres", DSN: "postgres://muster:" + secret + "%zz@127.0.0.1/app"},
+		"pg-keywords":  {Driver: "postgres", DSN: "host=127.0.0.1 port=nope user=muster password=" + secret},
+		"pg-wrong":     {Driver: "postgres", DSN: "postgres://no_such_user_here:" + secret + "@127.0.0.1:5432/test?sslmode=disable"},
+		"my-refused":   {Driver: "mysql", DSN: "muster:" + secret + "@tcp(127.0.0.1:1)/app?timeout=5s"},
+		"my-malformed": {Driver: "mysql", DSN: "muster:" + secret + "@tcp(127.0.0.1:1/app"},
+		"my-wrong":     {Driver: "mysql", DSN: "no_such_user_here:" + secret + "@tcp(127.0.0.1:3306)/test"},
+	})
+	defer conns.close()
+	for name := range conns.defs {
+		_, err := conns.run(context.Background(), name, "SELECT 1", nil, io.Discard)
+		if err == nil || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v; want an error without the password", name, err)
+		}
+	}
+}
