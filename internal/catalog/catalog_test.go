@@ -773,15 +773,18 @@ func TestUpsertRunsWithNULBytes(t *testing.T) {
 			t.Errorf("output %q, want it byte for byte", r.Steps[0].Output)
 		}
 
-		// A run id or job name with a NUL is refused, that run alone.
-		bad := []catalog.RunUpload{up, up, up}
+		// A run id or job name with a NUL is refused, that run alone; so is
+		// a negative duration, which would take from the metrics' sums.
+		bad := []catalog.RunUpload{up, up, up, up}
 		bad[0].Run.RunID, bad[1].Run.Job, bad[2].Run.RunID = "r\x00", "a\x00", "r-ok"
+		bad[3].Run.RunID, bad[3].Run.DurationMS = "r-neg", -5
 		res, err = db.UpsertRuns(ctx, web1, bad)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(res) != 3 || res[0].OK || !strings.Contains(res[0].Error, "run_id: ") || res[1].OK || !strings.Contains(res[1].Error, "job: ") || !res[2].OK {
-			t.Errorf("upload of runs with a NUL in the run id and in the job: %+v, want those two refused and the third stored", res)
+		if len(res) != 4 || res[0].OK || !strings.Contains(res[0].Error, "run_id: ") || res[1].OK || !strings.Contains(res[1].Error, "job: ") || !res[2].OK ||
+			res[3].OK || !strings.Contains(res[3].Error, "duration_ms: must not be negative") {
+			t.Errorf("upload of runs with a NUL in the run id and in the job, and a negative duration: %+v, want all but r-ok refused", res)
 		}
 
 		// So with events, and an instruction's error.

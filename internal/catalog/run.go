@@ -357,6 +357,8 @@ func checkRun(rep RunUpload, latest time.Time) string {
 		return fmt.Sprintf("run %s: steps: at most %d attempts", r.RunID, MaxAttempts)
 	case len(r.Message) > MaxMessageLen:
 		return fmt.Sprintf("run %s: message: at most %d bytes", r.RunID, MaxMessageLen)
+	case r.DurationMS < 0:
+		return fmt.Sprintf("run %s: duration_ms: must not be negative", r.RunID)
 	}
 	for i, s := range r.Steps {
 		switch {
@@ -366,6 +368,8 @@ func checkRun(rep RunUpload, latest time.Time) string {
 			return fmt.Sprintf("run %s: steps[%d]: output: at most %d bytes", r.RunID, i, MaxOutputBytes)
 		case s.StartedAt.After(latest):
 			return fmt.Sprintf("run %s: steps[%d]: started_at: later than the master's clock allows", r.RunID, i)
+		case s.DurationMS < 0:
+			return fmt.Sprintf("run %s: steps[%d]: duration_ms: must not be negative", r.RunID, i)
 		}
 	}
 	var total int64
