@@ -23,3 +23,11 @@ func PoolConn(ctx context.Context, s *Store) (c net.Conn, release func(), err er
 	}
 	return pc.Conn().PgConn().Conn(), pc.Release, nil
 }
+
+// SetImportBatch sets the bounds of an import's batches, until restore is
+// called.
+func SetImportBatch(rows, bytes int) (restore func()) {
+	oldRows, oldBytes := importBatchRows, importBatchBytes
+	importBatchRows, importBatchBytes = rows, bytes
+	return func() { importBatchRows, importBatchBytes = oldRows, oldBytes }
+}

@@ -49,8 +49,29 @@ func (s *Store) Import(ctx context.Context, src Source, tables []string, meta ma
 			if err != nil {
 				return err
 			}
+			// The rows go in batches of bounded size, each copied as the
+			// source is read: a table (the runs' output, say) may hold
+			// more than the memory of the machine doing the copy.
 			var cols []string
 			var rows [][]any
+			var size int
+			flush := func() error {
+				if len(rows) == 0 {
+					return nil
+				}
+				for _, c := range cols {
+					if _, ok := types[c]; !ok {
+						return fmt.Errorf("%s.%s: the column is not in the PostgreSQL catalog; upgrade this muster", table, c)
+					}
+				}
+				n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+				if err != nil {
+					return fmt.Errorf("copy %s: %w", table, err)
+				}
+				counts[table] += n
+				rows, size = rows[:0], 0
+				return nil
+			}
 			err = src.Dump(ctx, table, func(c []string, row []any) error {
 				cols = c
 				for i, v := range row {
@@ -58,24 +79,24 @@ func (s *Store) Import(ctx context.Context, src Source, tables []string, meta ma
 					if row[i], cerr = convert(v, types[c[i]]); cerr != nil {
 						return fmt.Errorf("%s.%s: %w", table, c[i], cerr)
 					}
+					switch x := row[i].(type) {
+					case string:
+						size += len(x)
+					case []byte:
+						size += len(x)
+					}
 				}
 				rows = append(rows, row)
+				if size += 8 * len(row); len(rows) >= importBatchRows || size >= importBatchBytes {
+					return flush()
+				}
 				return nil
 			})
+			if err == nil {
+				err = flush()
+			}
 			if err != nil {
 				return err
-			}
-			for _, c := range cols {
-				if _, ok := types[c]; !ok {
-					return fmt.Errorf("%s.%s: the column is not in the PostgreSQL catalog; upgrade this muster", table, c)
-				}
-			}
-			if len(rows) > 0 {
-				n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
-				if err != nil {
-					return fmt.Errorf("copy %s: %w", table, err)
-				}
-				counts[table] = n
 			}
 			if types["id"] == "bigint" {
 				if _, err := tx.Exec(ctx, `SELECT setval(pg_get_serial_sequence($1, 'id'), GREATEST(COALESCE(MAX(id), 0), 1), MAX(id) IS NOT NULL) FROM `+table, table); err != nil {
@@ -92,6 +113,13 @@ func (s *Store) Import(ctx context.Context, src Source, tables []string, meta ma
 	})
 	return counts, classify(err)
 }
+
+// An import copies a table's rows in batches of at most importBatchRows
+// rows or about importBatchBytes.
+var (
+	importBatchRows  = 10000
+	importBatchBytes = 32 << 20
+)
 
 // columnTypes returns the data type of each column of a table.
 func columnTypes(ctx context.Context, tx pgx.Tx, table string) (map[string]string, error) {

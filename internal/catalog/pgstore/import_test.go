@@ -2,9 +2,12 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/catalog/pgstore"
 )
 
 // rowsSource is a catalog to copy from, held in memory.
@@ -35,5 +38,43 @@ func TestImportReplacesWhatPostgresCannotHold(t *testing.T) {
 	v, ok, err := s.Meta(ctx, "note")
 	if err != nil || !ok || v != "a\uFFFDb\uFFFDc" {
 		t.Fatalf("meta note after the copy: %q, %v, %v; want %q", v, ok, err, "a\uFFFDb\uFFFDc")
+	}
+}
+
+// A table is copied in batches, bounded in rows and in bytes, as it is
+// read, not held whole: every row arrives, whichever bound ends a batch.
+func TestImportCopiesInBatches(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		name        string
+		rows, bytes int
+	}{{"by rows", 7, 1 << 20}, {"by bytes", 1000, 2500}} {
+		t.Run(c.name, func(t *testing.T) {
+			defer pgstore.SetImportBatch(c.rows, c.bytes)()
+			s := catalogtest.OpenPostgres(t, catalogtest.PostgresURL(t))
+			var rows [][]any
+			for i := range 25 {
+				rows = append(rows, []any{fmt.Sprintf("k%02d", i), strings.Repeat(string(rune('a'+i)), 1000)})
+			}
+			src := rowsSource{"meta": {cols: []string{"key", "value"}, rows: rows}}
+			counts, err := s.Import(ctx, src, []string{"meta"}, nil)
+			if err != nil {
+				t.Fatalf("import: %v", err)
+			}
+			if counts["meta"] != 25 {
+				t.Errorf("%d rows copied, want 25", counts["meta"])
+			}
+			checked := 0
+			for i := range 25 {
+				v, ok, err := s.Meta(ctx, fmt.Sprintf("k%02d", i))
+				if err != nil || !ok || v != rows[i][1] {
+					t.Errorf("k%02d after the copy: %d bytes, %v, %v", i, len(v), ok, err)
+				}
+				checked++
+			}
+			if checked != 25 {
+				t.Fatalf("checked %d rows, want 25", checked)
+			}
+		})
 	}
 }
