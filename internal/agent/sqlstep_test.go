@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -15,40 +14,9 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/musterhq/muster/internal/testdb"
 )
-
-// sqlService is the DSN of a database the tests run SQL steps against:
-// the variable's, else the default. A test skips when it does not answer,
-// or fails when MUSTER_TEST_REQUIRE_SERVICES=1.
-func sqlService(t *testing.T, envVar, def, driver string) string {
-	t.Helper()
-	dsn := os.Getenv(envVar)
-	if dsn == "" {
-		dsn = def
-	}
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		db.Close()
-	}
-	if err != nil {
-		if os.Getenv("MUSTER_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s (%s) is required and does not answer: %v", envVar, dsn, err)
-		}
-		t.Skipf("skipping: no database at %s (set %s): %v", dsn, envVar, err)
-	}
-	return dsn
-}
-
-func postgresService(t *testing.T) string {
-	return sqlService(t, "MUSTER_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "pgx")
-}
-
-func mysqlService(t *testing.T) string {
-	return sqlService(t, "MUSTER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test", "mysql")
-}
 
 // await polls cond until it holds, failing the test if it does not within
 // a generous bound.
@@ -78,10 +46,10 @@ func TestSQLStatementStoppedEndsOnTheServer(t *testing.T) {
 	for _, tc := range []struct {
 		name, driver, dsn, sleep, probe, kill string
 	}{
-		{"postgres", "pgx", postgresService(t), "SELECT pg_sleep(120) AS %s",
+		{"postgres", "pgx", testdb.Postgres(t), "SELECT pg_sleep(120) AS %s",
 			"SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'",
 			"SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%%' || $1 || '%%'"},
-		{"mysql", "mysql", mysqlService(t), "SELECT BENCHMARK(100000000000, MD5('x')) AS %s",
+		{"mysql", "mysql", testdb.MySQL(t), "SELECT BENCHMARK(100000000000, MD5('x')) AS %s",
 			"SELECT count(*) FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')",
 			"SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%%', ?, '%%')"},
 	} {
@@ -149,8 +117,8 @@ func TestSQLStatementStoppedEndsOnTheServer(t *testing.T) {
 // script's first lines are often one.
 func TestSQLRowsAfterALeadingComment(t *testing.T) {
 	conns := newConnections(map[string]Connection{
-		"postgres": {Driver: "postgres", DSN: postgresService(t)},
-		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
 		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
 	})
 	defer conns.close()
@@ -174,8 +142,8 @@ func TestSQLRowsAfterALeadingComment(t *testing.T) {
 // SQLite one after the other, each committed.
 func TestSQLScriptsOfSeveralStatements(t *testing.T) {
 	conns := newConnections(map[string]Connection{
-		"postgres": {Driver: "postgres", DSN: postgresService(t)},
-		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
 		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
 	})
 	defer conns.close()
@@ -244,8 +212,8 @@ func TestSQLiteCountsOnlyWhatTheStatementChanged(t *testing.T) {
 func TestSQLStepLeavesNoSessionToTheNext(t *testing.T) {
 	lite := filepath.Join(t.TempDir(), "lite.db")
 	conns := newConnections(map[string]Connection{
-		"postgres": {Driver: "postgres", DSN: postgresService(t)},
-		"mysql":    {Driver: "mysql", DSN: mysqlService(t)},
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
 		"sqlite":   {Driver: "sqlite", DSN: lite},
 	})
 	defer conns.close()

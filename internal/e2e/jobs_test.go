@@ -16,6 +16,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/testdb"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -273,37 +274,12 @@ func allDone(runs []muster.Run) bool {
 	return true
 }
 
-// serviceDSN returns the DSN of a test database from the environment (or
-// the default), skipping the test when it does not answer, unless CI
-// requires it.
-func serviceDSN(t *testing.T, envVar, def, driver string) string {
-	t.Helper()
-	dsn := os.Getenv(envVar)
-	if dsn == "" {
-		dsn = def
-	}
-	db, err := sql.Open(driver, dsn)
-	if err == nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		err = db.PingContext(ctx)
-		cancel()
-		db.Close()
-	}
-	if err != nil {
-		if os.Getenv("MUSTER_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("%s (%s) is required and does not answer: %v", envVar, dsn, err)
-		}
-		t.Skipf("skipping: no database at %s (set %s): %v", dsn, envVar, err)
-	}
-	return dsn
-}
-
 // SQL steps run against connections defined on the target: the real
 // PostgreSQL, MariaDB and SQLite, with muster's variables bound as
 // parameters, never substituted.
 func TestSQLSteps(t *testing.T) {
-	pg := serviceDSN(t, "MUSTER_TEST_POSTGRES", "postgres://root@127.0.0.1:5432/test?sslmode=disable", "pgx")
-	my := serviceDSN(t, "MUSTER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test", "mysql")
+	pg := testdb.Postgres(t)
+	my := testdb.MySQL(t)
 	lite := filepath.Join(t.TempDir(), "lite.db")
 	env := testenv.New(t, testenv.Options{
 		Targets: []string{"web1"},
