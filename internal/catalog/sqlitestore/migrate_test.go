@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -20,28 +21,7 @@ import (
 func TestAuditSubjectsKeptByMigration0018(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "catalog.db")
-	before := fstest.MapFS{}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		if path.Base(name) >= "0018" {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[name] = &fstest.MapFile{Data: body}
-	}
-	write, read, err := sqlite.Open(file, "NORMAL", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlite.Migrate(ctx, write, before, "migrations"); err != nil {
-		t.Fatal(err)
-	}
+	write, read := migratedBefore(t, file, "0018")
 	for _, q := range []string{
 		`INSERT INTO audit (id, at, actor, actor_kind, action) VALUES (7, 1000, 'ops', 'key', 'job.start')`,
 		`INSERT INTO audit_subjects (audit_id, kind, name) VALUES (7, 'job', 'backup'), (7, 'target', 'db1'), (7, 'target', 'db2')`,
@@ -74,4 +54,34 @@ func TestAuditSubjectsKeptByMigration0018(t *testing.T) {
 			t.Errorf("FindAudit(%+v) = %+v, want entry 7 on job backup and targets db1, db2", f, got)
 		}
 	}
+}
+
+// migratedBefore opens a new catalog at file (write and read handles, as
+// Open makes them) with the migrations before the one numbered version
+// applied, the way a catalog of an older muster is.
+func migratedBefore(t *testing.T, file, version string) (write, read *sql.DB) {
+	t.Helper()
+	before := fstest.MapFS{}
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range names {
+		if path.Base(name) >= version {
+			continue
+		}
+		body, err := fs.ReadFile(migrations, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		before[name] = &fstest.MapFile{Data: body}
+	}
+	write, read, err = sqlite.Open(file, "NORMAL", 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlite.Migrate(context.Background(), write, before, "migrations"); err != nil {
+		t.Fatal(err)
+	}
+	return write, read
 }

@@ -3,19 +3,15 @@ package sqlitestore
 import (
 	"context"
 	"encoding/json"
-	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
 	"testing"
-	"testing/fstest"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/pgstore"
-	"github.com/musterhq/muster/internal/sqlite"
 )
 
 // A catalog made by the first release, with a target, a job, its
@@ -25,27 +21,7 @@ import (
 func TestFirstReleaseCatalogUpgradesAndCopies(t *testing.T) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), "catalog.db")
-	first := fstest.MapFS{}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range names {
-		if path.Base(name) < "0002" {
-			body, err := fs.ReadFile(migrations, name)
-			if err != nil {
-				t.Fatal(err)
-			}
-			first[name] = &fstest.MapFile{Data: body}
-		}
-	}
-	write, read, err := sqlite.Open(file, "NORMAL", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlite.Migrate(ctx, write, first, "migrations"); err != nil {
-		t.Fatal(err)
-	}
+	write, read := migratedBefore(t, file, "0002")
 	job := muster.NewJob()
 	job.Name, job.Steps = "backup", []muster.Step{{Name: "main", Shell: "true"}}
 	def, err := json.Marshal(job)
