@@ -26,8 +26,9 @@ func newStoreMigrateCmd() *cobra.Command {
 		Short: "Copy a master's SQLite catalog into PostgreSQL, for several masters",
 		Long: `Copy a whole catalog from SQLite into an empty PostgreSQL database (or
 schema): targets with their sequence numbers and the catalog's epoch,
-certificates, tokens, jobs, groups, the download list, history, events,
-operators and alerts, in one transaction. The CA is copied from the SQLite
+certificates, tokens, jobs, groups, the download list, history, rollouts
+(one under way goes on), events, operators and alerts, in one transaction.
+Console sessions are not copied: people sign in to the console again. The CA is copied from the SQLite
 master's data directory into the catalog, its key encrypted with the secret
 in --secret-file, which every master of the new catalog reads.
 

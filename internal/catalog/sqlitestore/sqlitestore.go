@@ -320,7 +320,7 @@ var _ catalog.Store = (*Store)(nil)
 // Tables are the catalog's tables, in an order that copies every row after
 // the rows it refers to.
 var Tables = []string{"meta", "targets", "certs", "enlist_tokens", "api_tokens", "jobs", "groups", "group_members",
-	"job_groups", "job_targets", "instructions", "sent_jobs", "runs", "run_output", "starts", "queued_starts", "events", "operators",
+	"job_groups", "job_targets", "instructions", "sent_jobs", "runs", "run_output", "starts", "queued_starts", "rollouts", "rollout_targets", "events", "operators",
 	"alerts", "alert_operators", "deliveries", "masters", "audit", "audit_subjects"}
 
 // Dump calls fn with the column names of a table, then with each of its
