@@ -127,7 +127,7 @@ master's clock, once for each such stretch.
 	f.StringVar(&req.Job, "job", "", "only events of this job")
 	f.StringVar(&req.Target, "target", "", "only events of this target")
 	f.StringVar(&minSeverity, "min-severity", "", "only events at or above this severity: 1-4 or info, warning, error, critical")
-	f.DurationVar(&window, "window", 0, "for no_success: how long a job may go without success (default 26h)")
+	f.Var((*days)(&window), "window", "for no_success: how long a job may go without success, e.g. 26h or 7d (default 26h)")
 	f.StringArrayVar(&req.Notify, "notify", nil, "an operator to notify; repeat for several (required)")
 	cmd.MarkFlagRequired("on")
 	cmd.MarkFlagRequired("notify")

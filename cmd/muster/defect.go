@@ -55,7 +55,11 @@ received are lost, and the master must be told with
 				fmt.Fprintf(out, "%d run(s) the master never received were discarded\n", res.RunsLost)
 			}
 			if !res.MasterTold {
-				fmt.Fprintln(out, "the master was not told: run `muster target delete NAME --force` on it")
+				name := res.Target
+				if name == "" {
+					name = "NAME" // a daemon of an older release does not say
+				}
+				fmt.Fprintf(out, "the master was not told: run `muster target delete %s --force` on it\n", name)
 			}
 			return nil
 		},

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -45,5 +46,38 @@ func TestParseSince(t *testing.T) {
 	}
 	if _, err := parseSince("yesterday", now); err == nil || !strings.Contains(err.Error(), "is neither a duration") {
 		t.Errorf("yesterday: %v, want it refused as neither a duration nor a time", err)
+	}
+}
+
+// Every flag whose natural unit is days takes them, as muster apikey create
+// --ttl 90d and muster master --audit-max-age 365d do: "--ttl 7d", the
+// longest an enlistment token lives, is not refused as an unknown unit.
+func TestDurationFlagsTakeDays(t *testing.T) {
+	for _, args := range [][]string{
+		{"token", "create", "--target", "web1", "--ttl", "7d"},
+		{"history", "purge", "--older-than", "30d"},
+		{"alert", "create", "stale", "--on", "no_success", "--window", "2d", "--notify", "oncall"},
+		{"master", "--data", "/nonexistent", "--history-max-age", "90d", "--cert-ttl", "2d"},
+	} {
+		root := newRoot(io.Discard, io.Discard, args)
+		cmd, rest, err := root.Find(args)
+		if err != nil {
+			t.Fatalf("muster %s: %v", strings.Join(args, " "), err)
+		}
+		if err := cmd.ParseFlags(rest); err != nil {
+			t.Errorf("muster %s: %v", strings.Join(args, " "), err)
+		}
+	}
+}
+
+// An enlistment token's --ttl out of range is refused by the command, naming
+// its flag and the range in the flag's own units, before any request.
+func TestTokenTTLOutOfRange(t *testing.T) {
+	for _, ttl := range []string{"8d", "30s"} {
+		var stdout, stderr strings.Builder
+		code := run([]string{"token", "create", "--target", "web1", "--ttl", ttl, "--addr", "https://127.0.0.1:1"}, &stdout, &stderr)
+		if want := "muster: --ttl: a token lives from 1m to 7d, not " + ttl + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("--ttl %s: exit %d, stderr %q; want 1, %q", ttl, code, stderr.String(), want)
+		}
 	}
 }

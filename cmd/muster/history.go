@@ -49,7 +49,7 @@ itself every ten minutes.`,
 	cf.register(purge)
 	f := purge.Flags()
 	f.StringVar(&body.Job, "job", "", "only this job's runs")
-	f.DurationVar(&olderThan, "older-than", 0, "delete runs that started longer ago than this")
+	f.Var((*days)(&olderThan), "older-than", "delete runs that started longer ago than this, e.g. 30d or 720h")
 	f.IntVar(&body.KeepPerJob, "keep", 0, "keep only the newest N runs of each job")
 	cmd.AddCommand(purge)
 	return cmd

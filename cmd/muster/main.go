@@ -34,7 +34,10 @@ func (e *exitError) Error() string { return e.err.Error() }
 func run(args []string, stdout, stderr io.Writer) int {
 	root := newRoot(stdout, stderr, args)
 	root.SetArgs(args)
-	err := root.Execute()
+	err := unknownSubcommand(root, args)
+	if err == nil {
+		err = root.Execute()
+	}
 	if err == nil {
 		return 0
 	}
@@ -111,6 +114,40 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		root.AddCommand(c.new())
 	}
 	return root
+}
+
+// unknownSubcommand returns the error for a command line that names a group
+// of commands (muster job, muster group, …) and then a word that is none of
+// its subcommands, as cobra returns for a mistyped command: cobra itself
+// prints the group's help and succeeds, so that "muster job strat backup" in
+// a script would pass for a start.
+func unknownSubcommand(root *cobra.Command, args []string) error {
+	for _, a := range args {
+		if a == "-h" || a == "--help" {
+			return nil // help, as asked
+		}
+	}
+	cmd, rest, err := root.Find(args)
+	if err != nil || cmd == root || cmd.Runnable() || !cmd.HasSubCommands() {
+		return nil
+	}
+	for _, a := range rest {
+		if a == "--" {
+			return nil
+		}
+		if strings.HasPrefix(a, "-") {
+			continue
+		}
+		msg := fmt.Sprintf("unknown command %q for %q", a, cmd.CommandPath())
+		if cmd.SuggestionsMinimumDistance <= 0 {
+			cmd.SuggestionsMinimumDistance = 2
+		}
+		if s := cmd.SuggestionsFor(a); len(s) > 0 {
+			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+		}
+		return errors.New(msg)
+	}
+	return nil
 }
 
 // signalContext is canceled by SIGINT or SIGTERM.

@@ -179,3 +179,37 @@ func TestRootBuildsTheCommandNamed(t *testing.T) {
 		t.Errorf("muster --help: %d subcommands built, want %d", got, len(commands))
 	}
 }
+
+// A mistyped subcommand of a command group is an error, as a mistyped
+// command is, not the group's help and exit status 0: a script that calls
+// "muster job strat backup" must not go on as though the job started.
+func TestUnknownSubcommandFails(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		suggest string
+	}{
+		{[]string{"job", "strat", "backup"}, `unknown command "strat" for "muster job"`, "start"},
+		{[]string{"group", "lst"}, `unknown command "lst" for "muster group"`, "list"},
+		{[]string{"store", "migrat"}, `unknown command "migrat" for "muster store"`, "migrate"},
+		{[]string{"import", "sqlagen", "jobs.sql"}, `unknown command "sqlagen" for "muster import"`, "sqlagent"},
+		{[]string{"apikey", "revoke-all"}, `unknown command "revoke-all" for "muster apikey"`, ""},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(tc.args, &stdout, &stderr)
+		if code != 1 {
+			t.Errorf("muster %s: exit %d, want 1 (stdout %q)", strings.Join(tc.args, " "), code, stdout.String())
+		}
+		if !strings.Contains(stderr.String(), tc.want) {
+			t.Errorf("muster %s: stderr %q, want %q", strings.Join(tc.args, " "), stderr.String(), tc.want)
+		}
+		if tc.suggest != "" && !strings.Contains(stderr.String(), "Did you mean this?\n\t"+tc.suggest) {
+			t.Errorf("muster %s: stderr %q does not suggest %q", strings.Join(tc.args, " "), stderr.String(), tc.suggest)
+		}
+	}
+	// The group alone still shows its help, successfully.
+	var stdout, stderr strings.Builder
+	if code := run([]string{"job"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Available Commands:") {
+		t.Errorf("muster job: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/catalog"
 )
 
 func newTokenCmd() *cobra.Command {
@@ -15,7 +17,7 @@ func newTokenCmd() *cobra.Command {
 	}
 	var cf clientFlags
 	var name string
-	var ttl time.Duration
+	ttl := 15 * time.Minute
 	create := &cobra.Command{
 		Use:   "create --target NAME [--ttl 15m]",
 		Short: "Create a single-use enlistment token for a target name",
@@ -26,6 +28,10 @@ hash. Pass it to "muster enlist --token" on the target.`,
   ssh web1 muster enlist --master https://master:7070 --token "$TOKEN" --name web1 --data /var/lib/muster-target`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if ttl < time.Minute || ttl > catalog.MaxEnlistTokenTTL {
+				most, d := days(catalog.MaxEnlistTokenTTL), days(ttl)
+				return fmt.Errorf("--ttl: a token lives from 1m to %s, not %s", most.String(), d.String())
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -40,7 +46,7 @@ hash. Pass it to "muster enlist --token" on the target.`,
 	}
 	cf.register(create)
 	create.Flags().StringVar(&name, "target", "", "the name the target will enlist under (required)")
-	create.Flags().DurationVar(&ttl, "ttl", 15*time.Minute, "how long the token stays valid (1m to 168h)")
+	create.Flags().Var((*days)(&ttl), "ttl", "how long the token stays valid, 1m to 7d")
 	create.MarkFlagRequired("target")
 	cmd.AddCommand(create)
 	return cmd

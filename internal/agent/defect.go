@@ -51,6 +51,7 @@ func (m *Main) defectAsked() {
 // DefectResult says what a defect did.
 type DefectResult struct {
 	Master       string `json:"master"`
+	Target       string `json:"target"` // the name it was enlisted under
 	JobsDeleted  int    `json:"jobs_deleted"`
 	RunsCanceled int    `json:"runs_canceled"`
 	RunsLost     int    `json:"runs_lost"`   // spooled runs the master never received
@@ -80,7 +81,7 @@ func (m *Main) requestDefect(ctx context.Context, force bool, by string) DefectR
 // and the enlistment. Without force, a master that cannot be told aborts
 // the defect and changes nothing locally.
 func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult {
-	res := DefectResult{Master: m.Master()}
+	res := DefectResult{Master: m.Master(), Target: m.Name()}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if err := m.flushAcks(ctx); err != nil && !force {
@@ -100,7 +101,7 @@ func (m *Main) defectNow(ctx context.Context, force, byMaster bool) DefectResult
 			res.Error = fmt.Sprintf("the master at %s cannot be told: %v; run again with --force to defect anyway", res.Master, err)
 			return res
 		}
-		m.log.Warn("defecting without telling the master; run `muster target delete --force` there", muster.LogErr, err)
+		m.log.Warn("defecting without telling the master; run `muster target delete "+m.Name()+" --force` there", muster.LogErr, err)
 	} else {
 		res.MasterTold = true
 	}

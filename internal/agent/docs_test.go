@@ -11,7 +11,7 @@ import (
 // Every target settings file shown in the docs loads.
 func TestDocumentedSettingsLoad(t *testing.T) {
 	n := 0
-	for _, page := range []string{"jobs.md", "operations.md", "protocol.md"} {
+	for _, page := range []string{"jobs.md", "operations.md", "protocol.md", "alerts.md"} {
 		doc, err := os.ReadFile(filepath.Join("../../docs", page))
 		if err != nil {
 			t.Fatal(err)

@@ -56,6 +56,15 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 	if before[0].Status != muster.RunSucceeded {
 		t.Fatalf("run on SQLite: %s", before[0].Status)
 	}
+	// A rollout, which muster rollout list shows after the move as before.
+	started, err := env.Client.StartJob(ctx, "hello", httpapi.StartBody{Rollout: &muster.RolloutSpec{Batch: "1"}})
+	if err != nil || started.Rollout == nil {
+		t.Fatalf("start in waves: %+v, %v", started, err)
+	}
+	testenv.Eventually(t, wait, "the rollout done", func() bool {
+		r, err := env.Client.Rollout(ctx, "hello", started.Rollout.ID)
+		return err == nil && r.State == muster.RolloutDone
+	})
 	epoch := env.Master.Catalog.Epoch()
 	target, err := env.Client.Target(ctx, "web1")
 	if err != nil {
@@ -93,8 +102,12 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 2 {
-		t.Fatalf("history holds %d runs, want the one before the migration and the one after", len(runs))
+	if len(runs) != 3 {
+		t.Fatalf("history holds %d runs, want the two before the migration and the one after", len(runs))
+	}
+	rollouts, err := env.Client.Rollouts(ctx, "hello")
+	if err != nil || len(rollouts) != 1 || rollouts[0].ID != started.Rollout.ID || rollouts[0].State != muster.RolloutDone || rollouts[0].Succeeded != 1 {
+		t.Errorf("the rollouts of job hello after the migration: %+v, %v; want rollout %d, done, its run succeeded", rollouts, err, started.Rollout.ID)
 	}
 	if entries, err := env.Client.Audit(ctx, httpapi.AuditFilter{Job: "hello"}); err != nil || len(entries) == 0 || entries[len(entries)-1].Action != muster.AuditJobCreate {
 		t.Errorf("the audit log of job hello after the migration: %+v, %v; want its creation first", entries, err)

@@ -85,3 +85,36 @@ func migratedBefore(t *testing.T, file, version string) (write, read *sql.DB) {
 	}
 	return write, read
 }
+
+// Tables, which muster store migrate copies into PostgreSQL, names every
+// table of the catalog but those a move leaves behind on purpose, so that a
+// table added by a migration is not silently lost by the next move (a
+// rollout under way, its waves and their runs).
+func TestTablesNameEveryTable(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "catalog.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	notCopied := []string{
+		"schema_migrations", // the PostgreSQL catalog has its own
+	}
+	rows, err := s.read.QueryContext(ctx, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(Tables, name) && !slices.Contains(notCopied, name) {
+			t.Errorf("table %s is not in Tables: muster store migrate would not copy it", name)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+}
