@@ -24,6 +24,9 @@ func (tx *tx) defect(targetID int64, d Departure) error {
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
 		return err
 	}
+	// A poll the target holds is answered now, refused as its next
+	// request would be, rather than when its hold ends.
+	tx.c.Poke = append(tx.c.Poke, targetID)
 	d.At = &tx.now
 	return tx.SetTargetState(tx.ctx, targetID, TargetDefected, d)
 }
