@@ -317,3 +317,35 @@ func TestDeleteOfATargetThatDefectedMeanwhile(t *testing.T) {
 		t.Errorf("enlisting web1 again after it defected: %v", err)
 	}
 }
+
+// A tombstone renews its certificate, to collect its DEFECT; a target that
+// left does not.
+func TestRenewalOfATargetThatLeft(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "tomb")
+		gone := enlist(t, db, "gone")
+		if err := db.DeleteTarget(ctx, "tomb", false, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DefectTarget(ctx, gone.ID, muster.Actor{Kind: muster.ActorTarget, Name: "gone"}); err != nil {
+			t.Fatal(err)
+		}
+		sign := func(serial string) func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+			return func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: serial, NotAfter: clk.Now().Add(time.Hour), KeyHash: "k-" + serial}, nil
+			}
+		}
+		if _, err := db.RenewCert(ctx, "serial-tomb", "k-tomb-2", sign("tomb-2")); err != nil {
+			t.Errorf("the tombstone renews: %v", err)
+		}
+		id, err := db.AuthenticateTarget(ctx, "tomb-2")
+		if err != nil || id.State != catalog.TargetDeleted {
+			t.Errorf("the tombstone's new certificate is %+v, %v; want the tombstone's", id, err)
+		}
+		if _, err := db.RenewCert(ctx, "serial-gone", "k-gone-2", sign("gone-2")); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Errorf("a defected target renews: %v, want unauthorized", err)
+		}
+	})
+}
