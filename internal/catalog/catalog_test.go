@@ -135,6 +135,71 @@ func TestEnlistToken(t *testing.T) {
 	})
 }
 
+// Enlistments sent at once with one token, or with two tokens for one
+// name, enlist the target once: the others are refused as a token already
+// used or a name already taken, and the token that lost stays unused.
+func TestEnlistTokenRace(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		sign := func(uid string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
+		}
+		for _, tokens := range [][]string{{"one"}, {"this", "that"}} {
+			name := "web-" + tokens[0]
+			for _, h := range tokens {
+				if _, err := db.CreateEnlistToken(ctx, h, name, 15*time.Minute, admin); err != nil {
+					t.Fatal(err)
+				}
+			}
+			errs := make([]error, 8)
+			var wg sync.WaitGroup
+			for i := range errs {
+				wg.Go(func() {
+					_, errs[i] = db.Enlist(ctx, catalog.Enlistment{TokenHash: tokens[i%len(tokens)], Name: name,
+						UID: fmt.Sprintf("%s-%d", name, i)}, sign)
+				})
+			}
+			wg.Wait()
+			enlisted := 0
+			for _, err := range errs {
+				switch muster.ErrorCode(err) {
+				case "":
+					enlisted++
+				case muster.EUNAUTHORIZED, muster.ECONFLICT:
+				default:
+					t.Errorf("%s: %v, want enlisted, or refused as used or taken", name, err)
+				}
+			}
+			if enlisted != 1 {
+				t.Errorf("%s: enlisted %d times at once, want once: %v", name, enlisted, errs)
+			}
+		}
+		// Of the two tokens for web-this, the one that lost is unused: it
+		// enlists the name once the target left.
+		live, err := db.FindTarget(ctx, "web-this")
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.TargetID(ctx, live.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DefectTarget(ctx, id, muster.Actor{Kind: muster.ActorTarget, Name: "web-this"}); err != nil {
+			t.Fatal(err)
+		}
+		again := 0
+		for _, h := range []string{"this", "that"} {
+			if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: h, Name: "web-this", UID: "again-" + h}, sign); err == nil {
+				again++
+			}
+		}
+		if again != 1 {
+			t.Errorf("after web-this left, %d of its two tokens enlisted it again; want the one that lost the race", again)
+		}
+	})
+}
+
 func TestApplyPostsInstructions(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()

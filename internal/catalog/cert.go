@@ -9,7 +9,10 @@ import (
 )
 
 // RenewCert issues a new certificate to the target that holds oldSerial, if
-// the target is active and oldSerial is its newest certificate, and marks
+// the target is active, or deleted and waiting to collect its DEFECT (a
+// tombstone away for longer than its certificate lived renews by proof of
+// possession, and its new certificate serves as the old one did: only to
+// collect the DEFECT), and oldSerial is its newest certificate, and marks
 // the old one replaced. The old certificate keeps working until it expires,
 // so requests in flight during a renewal are not refused.
 //
@@ -36,7 +39,7 @@ func (c *Catalog) RenewCert(ctx context.Context, oldSerial, csrKeyHash string, s
 		}
 		t := TargetIdentity{ID: old.TargetID, UID: old.Target.UID, Name: old.Target.Name, State: old.Target.State}
 		switch {
-		case t.State != TargetActive:
+		case t.State != TargetActive && t.State != TargetDeleted:
 			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; enlist it again with a new token", t.Name)
 		case old.ReplacedAt != nil:
 			newest, err := tx.NewestCert(ctx, t.ID)

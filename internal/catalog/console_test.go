@@ -184,3 +184,70 @@ func TestFindTargetJobs(t *testing.T) {
 		}
 	})
 }
+
+// A session or login link belongs to the key it was made for, and to no
+// key that comes after it: neither a new key given the name of a revoked
+// one, nor the admin key given a new secret (--reset-admin-token), which
+// is how an admin whose key leaked takes it back.
+func TestConsoleSessionsDoNotOutliveTheirKey(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+
+		t.Run("a new key of a revoked key's name", func(t *testing.T) {
+			if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ci", Role: catalog.RoleOperator}, "key-ci-1", admin); err != nil {
+				t.Fatal(err)
+			}
+			old, err := db.AuthenticateAPIKey(ctx, "key-ci-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.StartSession(ctx, "key-ci-1", "session-ci-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CreateLoginLink(ctx, "link-ci-1", old, "", time.Hour, admin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.RevokeAPIKey(ctx, "ci", admin); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ci", Role: catalog.RoleOperator}, "key-ci-2", admin); err != nil {
+				t.Fatal(err)
+			}
+			if id, err := db.AuthenticateSession(ctx, "session-ci-1"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+				t.Errorf("the revoked key's session acts as the new key: %+v, %v; want unauthorized", id, err)
+			}
+			if id, _, err := db.OpenLoginLink(ctx, "link-ci-1", "session-ci-link", ""); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+				t.Errorf("the revoked key's login link opens as the new key: %+v, %v; want unauthorized", id, err)
+			}
+		})
+
+		t.Run("the admin key given a new secret", func(t *testing.T) {
+			if err := db.ResetAdminKey(ctx, "key-admin-1", admin); err != nil {
+				t.Fatal(err)
+			}
+			boss, err := db.AuthenticateAPIKey(ctx, "key-admin-1")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.StartSession(ctx, "key-admin-1", "session-admin-1", ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := db.CreateLoginLink(ctx, "link-admin-1", boss, "", time.Hour, admin); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.ResetAdminKey(ctx, "key-admin-2", admin); err != nil {
+				t.Fatal(err)
+			}
+			if id, err := db.AuthenticateSession(ctx, "session-admin-1"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+				t.Errorf("a session of the admin key's old secret: %+v, %v; want unauthorized", id, err)
+			}
+			if id, _, err := db.OpenLoginLink(ctx, "link-admin-1", "session-admin-link", ""); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+				t.Errorf("a login link of the admin key's old secret opens: %+v, %v; want unauthorized", id, err)
+			}
+			if _, _, err := db.StartSession(ctx, "key-admin-2", "session-admin-2", ""); err != nil {
+				t.Errorf("the new secret signs in: %v", err)
+			}
+		})
+	})
+}

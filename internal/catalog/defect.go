@@ -9,9 +9,24 @@ import (
 
 // DefectTarget records that a target left: it is marked defected (its name
 // is free again), its open instructions are dropped and it no longer runs
-// any job. Its history stays. by is the target itself.
+// any job. Its history stays. by is the target itself, by.Name its name;
+// a target that left already (deleted with --force, or defected) is
+// refused.
 func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
+		// The target may have left since its certificate was looked up
+		// (deleted with --force, or a defection of its own that
+		// committed first): it does not leave again.
+		if err := tx.LockTarget(ctx, targetID); err != nil {
+			return err
+		}
+		t, err := tx.FindTargetByName(ctx, by.Name)
+		if noRows(err) || (err == nil && t.ID != targetID) {
+			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", by.Name)
+		}
+		if err != nil {
+			return err
+		}
 		if err := tx.defect(targetID, Departure{How: DepartureDefected, By: by.String()}); err != nil {
 			return err
 		}
@@ -24,6 +39,9 @@ func (tx *tx) defect(targetID int64, d Departure) error {
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
 		return err
 	}
+	// A poll the target holds is answered now, refused as its next
+	// request would be, rather than when its hold ends.
+	tx.c.Poke = append(tx.c.Poke, targetID)
 	d.At = &tx.now
 	return tx.SetTargetState(tx.ctx, targetID, TargetDefected, d)
 }
@@ -48,6 +66,14 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 		}
 		if err := tx.LockTarget(ctx, t.ID); err != nil {
 			return err
+		}
+		// What was read before the row was taken may have changed since
+		// (the target defected, or collected its DEFECT): read again.
+		if again, err := tx.FindTargetByName(ctx, name); err != nil || again.ID != t.ID || again.State != t.State {
+			if err != nil && !noRows(err) {
+				return err
+			}
+			return fmt.Errorf("target %q changed while it was deleted: %w", name, ErrRetry)
 		}
 		e := muster.AuditEntry{Action: muster.AuditTargetDelete, Targets: []string{name}}
 		if force {

@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
@@ -228,4 +230,122 @@ func pendingOf(t *testing.T, db *catalog.Catalog, target int64) []catalog.Instru
 		t.Fatal(err)
 	}
 	return ins
+}
+
+// A target that already left does not leave again: a defection sent with
+// a certificate whose target was deleted with --force meanwhile (its
+// lookup, remembered on another master, not yet forgotten) is refused, and
+// the departure recorded stays the one that happened.
+func TestDefectOfATargetThatLeftIsRefused(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if err := db.DeleteTarget(ctx, "web1", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		err := db.DefectTarget(ctx, web1.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web1"})
+		if muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Errorf("defecting a target deleted with --force: %v, want unauthorized", err)
+		}
+		gone, err := db.FindTarget(ctx, "web1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := "deleted with --force by key admin (admin): no DEFECT was posted"; gone.DefectedBy != "key admin (admin)" || gone.Departure != want {
+			t.Errorf("web1 left by %q: %q; want by key admin (admin): %q", gone.DefectedBy, gone.Departure, want)
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Target: "web1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, en := range entries {
+			if en.Action == muster.AuditTargetDefect {
+				t.Errorf("the refused defection is in the audit log: %+v", en)
+			}
+		}
+	})
+}
+
+// On PostgreSQL a deletion reads the target, then waits for its row: a
+// defection the target committed meanwhile must not be overwritten by
+// the deletion, which would make the target that left a tombstone waiting
+// for a DEFECT it will never collect, and hold its name.
+func TestDeleteOfATargetThatDefectedMeanwhile(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	ctx := context.Background()
+	clk := &clock{t: time.Date(2026, 12, 7, 0, 0, 0, 0, time.UTC)}
+	db, err := catalog.Open(ctx, catalogtest.OpenPostgres(t, url), catalog.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	web1 := enlist(t, db, "web1")
+	hold := catalogtest.LockTargetRow(t, url, web1.ID, "FOR UPDATE")
+	done := make(chan error, 1)
+	go func() { done <- db.DeleteTarget(ctx, "web1", false, admin) }()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	catalogtest.AwaitLock(t, conn, "the deletion waiting for the target's row", func() bool { return len(done) > 0 })
+	// The target's own defection commits while the deletion waits.
+	if _, err := hold.Exec(ctx, `UPDATE targets SET state = 'defected', defected_at = $1, defected_how = 'defected', defected_by = 'target web1'
+		WHERE id = $2`, clk.Now().UnixMilli(), web1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := hold.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("deleting a target that defected meanwhile: %v, want not found", err)
+	}
+	gone, err := db.FindTarget(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if gone.Status != muster.StatusDefected || gone.DefectedBy != "target web1" {
+		t.Errorf("web1 is %s, left by %q (%s); want defected by target web1", gone.Status, gone.DefectedBy, gone.Departure)
+	}
+	if _, err := db.CreateEnlistToken(ctx, "h-again", "web1", 15*time.Minute, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h-again", Name: "web1", UID: "u-again"}, func(uid string) (catalog.IssuedCert, error) {
+		return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
+	}); err != nil {
+		t.Errorf("enlisting web1 again after it defected: %v", err)
+	}
+}
+
+// A tombstone renews its certificate, to collect its DEFECT; a target that
+// left does not.
+func TestRenewalOfATargetThatLeft(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "tomb")
+		gone := enlist(t, db, "gone")
+		if err := db.DeleteTarget(ctx, "tomb", false, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DefectTarget(ctx, gone.ID, muster.Actor{Kind: muster.ActorTarget, Name: "gone"}); err != nil {
+			t.Fatal(err)
+		}
+		sign := func(serial string) func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+			return func(catalog.TargetIdentity) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: serial, NotAfter: clk.Now().Add(time.Hour), KeyHash: "k-" + serial}, nil
+			}
+		}
+		if _, err := db.RenewCert(ctx, "serial-tomb", "k-tomb-2", sign("tomb-2")); err != nil {
+			t.Errorf("the tombstone renews: %v", err)
+		}
+		id, err := db.AuthenticateTarget(ctx, "tomb-2")
+		if err != nil || id.State != catalog.TargetDeleted {
+			t.Errorf("the tombstone's new certificate is %+v, %v; want the tombstone's", id, err)
+		}
+		if _, err := db.RenewCert(ctx, "serial-gone", "k-gone-2", sign("gone-2")); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+			t.Errorf("a defected target renews: %v, want unauthorized", err)
+		}
+	})
 }

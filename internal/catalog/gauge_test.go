@@ -89,7 +89,7 @@ func TestGauges(t *testing.T) {
 		db, clk, _ := MustOpen(t, eng)
 		web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
 		enlist(t, db, "web3")
-		if err := db.DefectTarget(ctx, enlist(t, db, "gone").ID, admin); err != nil {
+		if err := db.DefectTarget(ctx, enlist(t, db, "gone").ID, muster.Actor{Kind: muster.ActorTarget, Name: "gone"}); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1", "web2")}, catalog.ApplyOptions{}, admin); err != nil {

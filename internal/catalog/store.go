@@ -224,8 +224,10 @@ type Tx interface {
 	LockAPIKeys(ctx context.Context) ([]APIKeyRow, error)
 	InsertAPIKey(ctx context.Context, k APIKeyRow, hash string) error
 	// ResetAPIKey gives the named key the hash, role and scopes of k, with
-	// no expiry, not revoked, creating it if needed.
+	// no expiry, not revoked, creating it if needed, and ends the console
+	// sessions and login links of its old secret.
 	ResetAPIKey(ctx context.Context, k APIKeyRow, hash string) error
+	// DeleteAPIKey deletes a key with its console sessions and login links.
 	DeleteAPIKey(ctx context.Context, id int64) error
 	// RevokeAPIKey marks an unrevoked key revoked and reports whether it did.
 	RevokeAPIKey(ctx context.Context, id int64, at time.Time, by string) (bool, error)

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
@@ -184,13 +185,11 @@ func (a *agent) authenticated(h agentHandler, access Access) http.Handler {
 		if err != nil {
 			return err
 		}
-		switch {
-		case leaf.Subject.CommonName != t.Name:
+		if leaf.Subject.CommonName != t.Name {
 			return muster.Errorf(muster.EUNAUTHORIZED, "the certificate does not name its target")
-		case t.State == catalog.TargetDeleted && access != AccessTombstone:
-			return muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name)
-		case t.State == catalog.TargetDefected:
-			return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name)
+		}
+		if err := admitState(t, access); err != nil {
+			return err
 		}
 		if !a.m.targetRequests.acquire(t.ID) {
 			return muster.Errorf(muster.ERATELIMIT, "target %q has %d requests in progress, as many as a target may", t.Name, maxRequestsPerTarget)
@@ -208,6 +207,31 @@ func (a *agent) authenticated(h agentHandler, access Access) http.Handler {
 		}
 		return err
 	})
+}
+
+// admitState refuses a target whose state does not allow access.
+func admitState(t catalog.TargetIdentity, access Access) error {
+	switch {
+	case t.State == catalog.TargetDeleted && access != AccessTombstone:
+		return muster.Errorf(muster.EGONE, "target %q was deleted on the master; it may only collect its DEFECT", t.Name)
+	case t.State == catalog.TargetDefected:
+		return muster.Errorf(muster.EUNAUTHORIZED, "target %q is no longer enlisted in this master; run `muster defect --force` on it, then enlist it again", t.Name)
+	}
+	return nil
+}
+
+// stillEnlisted checks again, for a poll held since it was authenticated
+// and then poked, that its target may still poll: a target that left
+// meanwhile is refused, as its next request would be.
+func (m *Main) stillEnlisted(ctx context.Context, serial string) error {
+	if serial == "" {
+		return nil
+	}
+	t, err := m.Catalog.AuthenticateTarget(ctx, serial)
+	if err != nil {
+		return err
+	}
+	return admitState(t, AccessTombstone)
 }
 
 // verifiedLeaf returns the client certificate if the TLS layer verified it
@@ -312,6 +336,9 @@ func (a *agent) poll(w http.ResponseWriter, r *http.Request, t catalog.TargetIde
 			continue
 		case <-poked:
 			// Answer now, with the target's state as it is now.
+			if err := a.m.stillEnlisted(r.Context(), t.CertSerial); err != nil {
+				return err
+			}
 			if _, reply.Paused, err = a.m.Catalog.PollState(r.Context(), t.ID); err != nil {
 				return err
 			}

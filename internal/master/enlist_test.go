@@ -4,6 +4,9 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -210,5 +213,47 @@ func TestFailureLimiterIsBounded(t *testing.T) {
 	}
 	if n != 3*maxFailureKeys || len(l.fails) > maxFailureKeys {
 		t.Errorf("after %d failures under distinct keys the limiter holds %d keys; want at most %d", n, len(l.fails), maxFailureKeys)
+	}
+}
+
+// A target deleted while it was away for longer than its certificate
+// lived still collects its DEFECT when it returns: its proof of possession
+// renews the certificate, which, as its old one, serves only to collect
+// the DEFECT. Refused, the target would never learn it was deleted, and
+// would go on running its jobs on its own schedules.
+func TestDeletedTargetWithAnExpiredCertificateCollectsItsDefect(t *testing.T) {
+	clk := &pinned{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+	m := testMaster(t, func(c *Config) { c.Now = clk.Now; c.CertTTL = time.Hour })
+	web1 := enlist(t, m, "web1")
+	if err := m.Catalog.DeleteTarget(context.Background(), "web1", false, m.Self()); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(2 * time.Hour) // away for longer than its certificate lived
+
+	w := serve(m, nil, http.MethodPost, agentproto.PathRenewExpired, renewExpiredRequest(t, web1.cert.Raw, web1.key, "web1"))
+	if w.Code != http.StatusOK {
+		t.Fatalf("the deleted target's proof of possession: %d %s, want 200", w.Code, w.Body)
+	}
+	var renewed agentproto.RenewResponse
+	if err := json.Unmarshal(w.Body.Bytes(), &renewed); err != nil {
+		t.Fatal(err)
+	}
+	cert, err := pki.ParseCertPEM(renewed.Cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cs := &tls.ConnectionState{HandshakeComplete: true, PeerCertificates: []*x509.Certificate{cert},
+		VerifiedChains: [][]*x509.Certificate{{cert, m.CA.Cert}}}
+	w = serve(m, cs, http.MethodGet, agentproto.PathInstructions+"?after=0&wait=0&poll_interval=60", nil)
+	var poll agentproto.PollResponse
+	if w.Code != http.StatusOK || json.Unmarshal(w.Body.Bytes(), &poll) != nil || len(poll.Instructions) != 1 || poll.Instructions[0].Operation != muster.OpDefect {
+		t.Fatalf("the renewed tombstone's poll: %d %s, want its DEFECT", w.Code, w.Body)
+	}
+	// The new certificate is a tombstone's as the old one was.
+	if w := serve(m, cs, http.MethodPost, agentproto.PathRuns, agentproto.RunsRequest{}); w.Code != http.StatusGone {
+		t.Errorf("the renewed tombstone uploads runs: %d %s, want 410", w.Code, w.Body)
+	}
+	if w := serve(m, cs, http.MethodPost, agentproto.PathRenew, agentproto.RenewRequest{}); w.Code != http.StatusGone {
+		t.Errorf("the renewed tombstone renews over mutual TLS: %d %s, want 410", w.Code, w.Body)
 	}
 }

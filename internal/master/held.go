@@ -171,8 +171,10 @@ func answer(ctx context.Context, m *Main, polls []*heldPoll) {
 		case isClosed(m.hub.Closed()):
 			p.respond(nil)
 		case isClosed(p.poked):
-			var err error
-			_, p.reply.Paused, err = m.Catalog.PollState(ctx, p.target)
+			err := m.stillEnlisted(ctx, p.serial)
+			if err == nil {
+				_, p.reply.Paused, err = m.Catalog.PollState(ctx, p.target)
+			}
 			p.respond(err)
 		case isClosed(p.woken):
 			// Subscribe again before the read: what is posted after it

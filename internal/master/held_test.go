@@ -288,6 +288,28 @@ func TestParkedPollIsAnsweredWhenPoked(t *testing.T) {
 	}
 }
 
+// A parked poll is answered at once when its target is deleted with
+// --force: refused, as the target's next request would be, not left held
+// until its hold ends as if the target were still enlisted.
+func TestParkedPollIsRefusedWhenItsTargetIsForgotten(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	id := enlistRaw(t, env, "web1")
+	p := newPoller(env, id)
+	defer p.hc.CloseIdleConnections()
+	ctx := context.Background()
+
+	done := p.pollInBackground(ctx, heldQuery)
+	waitParked(t, env.Master, 1)
+	if err := env.Master.Catalog.DeleteTarget(ctx, "web1", true, env.Master.Self()); err != nil {
+		t.Fatal(err)
+	}
+	// Left held, the poll would be answered when its hold ends, with no
+	// error.
+	if res := <-done; muster.ErrorCode(res.err) != muster.EUNAUTHORIZED {
+		t.Errorf("the poll of the forgotten target was answered %+v, %v; want unauthorized", res.reply, res.err)
+	}
+}
+
 // A parked poll whose hold ends is answered empty.
 func TestParkedPollIsAnsweredEmptyWhenItsHoldEnds(t *testing.T) {
 	env := testenv.New(t, testenv.Options{})

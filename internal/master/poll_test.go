@@ -12,6 +12,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -103,6 +104,50 @@ func TestPollAnswersAPauseWhileHeld(t *testing.T) {
 			t.Error("the reply does not say paused")
 		}
 	})
+}
+
+// A poll held by its handler is answered at once when its target is
+// deleted with --force, or defects: refused, as its next request would be.
+func TestHeldPollIsRefusedWhenItsTargetLeaves(t *testing.T) {
+	for _, leave := range []string{"deleted with --force", "defected"} {
+		t.Run(leave, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				m := testMaster(t, nil)
+				tg := enlist(t, m, "web1")
+				ctx := context.Background()
+				id, err := m.Catalog.AuthenticateTarget(ctx, serialOf(tg))
+				if err != nil {
+					t.Fatal(err)
+				}
+				r := httptest.NewRequest(http.MethodGet, agentproto.PathInstructions+"?after=0&wait=55&poll_interval=60&paused=false", nil)
+				w := httptest.NewRecorder()
+				type result struct {
+					held time.Duration
+					err  error
+				}
+				done := make(chan result)
+				start := time.Now()
+				go func() {
+					err := (&agent{m: m}).poll(w, r, id)
+					done <- result{time.Since(start), err}
+				}()
+				synctest.Wait() // the poll is held
+				time.Sleep(10 * time.Second)
+				if leave == "defected" {
+					err = m.Catalog.DefectTarget(ctx, id.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web1"})
+				} else {
+					err = m.Catalog.DeleteTarget(ctx, "web1", true, m.Self())
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				res := <-done
+				if res.held != 10*time.Second || muster.ErrorCode(res.err) != muster.EUNAUTHORIZED {
+					t.Errorf("the poll answered after %s with %v (%s); want after 10s, when the target left, unauthorized", res.held, res.err, w.Body)
+				}
+			})
+		})
+	}
 }
 
 // A target that gave up on a held poll's connection polls again while the

@@ -61,8 +61,18 @@ func (s *Queries) InsertAPIKey(ctx context.Context, k catalog.APIKeyRow, hash st
 }
 
 // ResetAPIKey sets the named key's secret, role and scopes, with no expiry
-// and not revoked, creating it if needed.
+// and not revoked, creating it if needed. The console sessions and login
+// links of its old secret end: a new secret is how a leaked key is taken
+// back.
 func (s *Queries) ResetAPIKey(ctx context.Context, k catalog.APIKeyRow, hash string) error {
+	for _, q := range []string{
+		`DELETE FROM console_sessions WHERE key_id IN (SELECT id FROM api_tokens WHERE name = $1)`,
+		`DELETE FROM console_links WHERE key_id IN (SELECT id FROM api_tokens WHERE name = $1)`,
+	} {
+		if _, err := s.Q.Exec(ctx, q, k.Name); err != nil {
+			return err
+		}
+	}
 	_, err := s.Q.Exec(ctx, `INSERT INTO api_tokens (name, role, hash, scopes, created_at, created_by, expires_at)
 			VALUES ($1, $2, $3, $4, $5, $6, $7)
 		ON CONFLICT (name) DO UPDATE SET role = excluded.role, hash = excluded.hash, scopes = excluded.scopes,
@@ -72,10 +82,20 @@ func (s *Queries) ResetAPIKey(ctx context.Context, k catalog.APIKeyRow, hash str
 	return err
 }
 
-// DeleteAPIKey deletes a key, to give its name to a new one.
+// DeleteAPIKey deletes a key, to give its name to a new one, with its
+// console sessions and login links: the new key may be given the same id
+// (SQLite reuses the largest), and must not inherit them.
 func (s *Queries) DeleteAPIKey(ctx context.Context, id int64) error {
-	_, err := s.Q.Exec(ctx, `DELETE FROM api_tokens WHERE id = $1`, id)
-	return err
+	for _, q := range []string{
+		`DELETE FROM console_sessions WHERE key_id = $1`,
+		`DELETE FROM console_links WHERE key_id = $1`,
+		`DELETE FROM api_tokens WHERE id = $1`,
+	} {
+		if _, err := s.Q.Exec(ctx, q, id); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // RevokeAPIKey marks a key revoked unless it is.
