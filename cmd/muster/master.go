@@ -20,7 +20,7 @@ func newMasterCmd() *cobra.Command {
 		Short: "Run the master server",
 		Long: `Run the master: the catalog of jobs and targets, the certificate authority, and
 one HTTPS listener for the operator API (/api/v1/), the target protocol
-(/agent/v1/), /metrics, /healthz and /readyz.
+(/agent/v1/), /metrics (to an API key), /healthz and /readyz.
 
 On its first start with an empty data directory the master creates a CA
 (ca.pem, give it to operators as MUSTER_CACERT), a server certificate, and an

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -49,12 +52,77 @@ func scrapeURL(t *testing.T, client *http.Client, url string) scrape {
 }
 
 // scrapeMaster scrapes a master's /metrics, as Prometheus does: over TLS,
-// with no credentials.
+// with a reader's API key.
 func scrapeMaster(t *testing.T, env *testenv.Env) scrape {
 	t.Helper()
+	return scrapeURL(t, metricsClient(env, readerKey(t, env)), env.Master.URL+"/metrics")
+}
+
+// readerKey is the secret of an API key with the reader role, made once
+// for env.
+func readerKey(t *testing.T, env *testenv.Env) string {
+	t.Helper()
+	if k, ok := readerKeys.Load(env); ok {
+		return k.(string)
+	}
+	// Masters sharing a catalog share its keys: each env makes its own.
+	name := fmt.Sprintf("prometheus-%d", readerKeyCount.Add(1))
+	k, err := env.Client.CreateAPIKey(context.Background(), httpapi.KeyRequest{Name: name, Role: "reader"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	readerKeys.Store(env, k.Key)
+	return k.Key
+}
+
+var (
+	readerKeys     sync.Map // *testenv.Env → the secret of its reader key
+	readerKeyCount atomic.Int64
+)
+
+// metricsClient is a client of env's master sending key ("" for none).
+func metricsClient(env *testenv.Env, key string) *http.Client {
 	tr := &http.Transport{TLSClientConfig: &tls.Config{RootCAs: env.Master.CA.Pool()}}
-	defer tr.CloseIdleConnections()
-	return scrapeURL(t, &http.Client{Transport: tr, Timeout: 10 * time.Second}, env.Master.URL+"/metrics")
+	return &http.Client{Timeout: 10 * time.Second, Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		if key != "" {
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+key)
+		}
+		return tr.RoundTrip(r)
+	})}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// The master's metrics name every job and target, and when each
+// certificate expires: a scrape needs an API key (a reader's will do),
+// as the rest of the fleet's inventory does. A key with scopes, which
+// sees part of the fleet, is refused.
+func TestMasterMetricsNeedAKey(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	scoped, err := env.Client.CreateAPIKey(context.Background(), httpapi.KeyRequest{Name: "team", Role: "reader", Scopes: []string{"job:team-*"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		key  string
+		want int
+	}{{"", http.StatusUnauthorized}, {"mat_not-a-key", http.StatusUnauthorized}, {scoped.Key, http.StatusForbidden}, {readerKey(t, env), http.StatusOK}} {
+		resp, err := metricsClient(env, c.key).Get(env.Master.URL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != c.want {
+			t.Errorf("GET /metrics with key %.8q…: %s, want %d\n%.300s", c.key, resp.Status, c.want, body)
+		}
+		if c.want != http.StatusOK && strings.Contains(string(body), "muster_") {
+			t.Errorf("GET /metrics with key %.8q… was refused, but its body has series:\n%.300s", c.key, body)
+		}
+	}
 }
 
 // series finds the series of a family whose labels include want

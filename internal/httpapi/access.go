@@ -72,11 +72,11 @@ func (c caller) scope() muster.Scope { return c.key.Scope }
 // authenticate finds the API key of a request and checks it may call the
 // route pattern, which needs role.
 func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, error) {
-	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(token) == "" {
+	token, ok := BearerToken(r)
+	if !ok {
 		return caller{}, muster.Errorf(muster.EUNAUTHORIZED, "an API key is required: send Authorization: Bearer <key> (the CLI reads MUSTER_TOKEN or --token)")
 	}
-	k, err := s.DB.AuthenticateAPIKey(r.Context(), pki.HashSecret(strings.TrimSpace(token)))
+	k, err := s.DB.AuthenticateAPIKey(r.Context(), pki.HashSecret(token))
 	if err != nil {
 		return caller{}, err
 	}
@@ -84,6 +84,14 @@ func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, er
 		return caller{}, err
 	}
 	return caller{key: k, source: Source(r)}, nil
+}
+
+// BearerToken returns the token of a request's Authorization header, if it
+// has one of the Bearer scheme (named in any case, as RFC 9110 has it).
+func BearerToken(r *http.Request) (string, bool) {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	token = strings.TrimSpace(token)
+	return token, strings.EqualFold(scheme, "Bearer") && token != ""
 }
 
 // allow checks that key k may call the route pattern, which needs role.

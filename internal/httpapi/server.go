@@ -112,16 +112,35 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 	s.roles[pattern] = role
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r, pattern, role)
-		if muster.ErrorCode(err) == muster.EUNAUTHORIZED {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="muster"`)
-		}
 		if err == nil {
 			err = h(w, r, c)
 		}
 		if err != nil {
-			s.writeError(w, r, err)
+			s.refuse(w, r, err)
 		}
 	})
+}
+
+// Protect serves h, a route outside the API (the metrics), only to callers
+// whose API key has at least role and no scopes, refusing others as the
+// API's routes do.
+func (s *Server) Protect(pattern, role string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := s.authenticate(r, pattern, role); err != nil {
+			s.refuse(w, r, err)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// refuse answers err, saying how to authenticate when it is the lack of a
+// valid key.
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, err error) {
+	if muster.ErrorCode(err) == muster.EUNAUTHORIZED {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="muster"`)
+	}
+	s.writeError(w, r, err)
 }
 
 func (s *Server) listTargets(w http.ResponseWriter, r *http.Request, c caller) error {

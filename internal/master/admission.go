@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/metrics"
 )
@@ -106,13 +107,14 @@ func reasonText(reason string) string {
 
 // claimsCredentials reports whether a request offers the credentials its
 // route authenticates with, checked before its body is read: a bearer token
-// on the operator API, a certificate this master's CA issued on the target
+// on the operator API and the metrics, a certificate this master's CA issued on the target
 // protocol. An offer that does not hold is refused as soon as it is
 // checked, and expireBody closes its connection then.
 func (g *admission) claimsCredentials(r *http.Request) bool {
 	switch p := r.URL.Path; {
-	case strings.HasPrefix(p, "/api/"):
-		return strings.HasPrefix(r.Header.Get("Authorization"), "Bearer ")
+	case strings.HasPrefix(p, "/api/"), p == "/metrics":
+		_, ok := httpapi.BearerToken(r)
+		return ok
 	case strings.HasPrefix(p, "/agent/"):
 		return g.access(p) != AccessAnyone && verifiedLeaf(r) != nil
 	}

@@ -307,7 +307,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := web.Routes(mux); err != nil {
 		return err
 	}
-	mux.Handle("GET /metrics", m.metrics.registry.Handler(0))
+	// The series name every job and target: as the rest of the fleet's
+	// inventory, they are for a key's holder.
+	mux.Handle("GET /metrics", api.Protect("GET /metrics", catalog.RoleReader, m.metrics.registry.Handler(0)))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{
