@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -126,7 +127,7 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		return Enlisted{}, muster.Errorf(muster.EUNAVAILABLE, "--master: no master can be reached at %s", o.MasterURL)
 	}
 
-	key, err := pki.NewKey()
+	key, keyPEM, err := enlistmentKey(o.DataDir)
 	if err != nil {
 		return Enlisted{}, err
 	}
@@ -185,10 +186,6 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		}
 	}
 
-	keyPEM, err := pki.EncodeKeyPEM(key)
-	if err != nil {
-		return Enlisted{}, err
-	}
 	if _, err := tls.X509KeyPair(resp.Cert, keyPEM); err != nil {
 		return Enlisted{}, fmt.Errorf("the master's certificate does not match our key: %w", err)
 	}
@@ -202,7 +199,9 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		}
 	}
 	// The enlistment is committed last: files without it are simply
-	// overwritten by the next attempt.
+	// overwritten by the next attempt. The key it was made with is used
+	// no more for another.
+	os.Remove(filepath.Join(o.DataDir, EnlistKeyFile))
 	err = st.saveEnlistment(ctx, enlistment{
 		MasterURL: u.String(), Masters: group, Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
 		PollInterval: resp.PollInterval, EnlistedAt: o.Now(), Location: req.Location,
@@ -211,6 +210,32 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		return Enlisted{}, err
 	}
 	return Enlisted{Name: resp.Name, UID: resp.UID, Master: resp.Master, MasterURL: u.String(), Masters: group}, nil
+}
+
+// EnlistKeyFile holds, in a data directory, the key an enlistment asks a
+// certificate for, from before its request is sent until it is enlisted.
+const EnlistKeyFile = "enlist-key.pem"
+
+// enlistmentKey returns the key to enlist with: the one an earlier attempt
+// made and left, or a new one, kept before the request is sent. An
+// enlistment whose reply was lost is then sent again, with its token, for
+// the same key, which the master recognises as the enlistment it made.
+func enlistmentKey(dir string) (*ecdsa.PrivateKey, []byte, error) {
+	path := filepath.Join(dir, EnlistKeyFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if key, err := pki.ParseKeyPEM(b); err == nil {
+			return key, b, nil
+		}
+	}
+	key, err := pki.NewKey()
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	return key, b, pki.WriteFileAtomic(path, b, 0o600)
 }
 
 // postEnlist sends the enlistment request over TLS that trusts only the CA

@@ -876,3 +876,60 @@ func TestUpsertRunsWithNULBytes(t *testing.T) {
 		}
 	})
 }
+
+// An enlistment whose reply was lost is sent again with the same token and
+// the same key: the master answers it as the enlistment it already made,
+// with a new certificate for the same target, rather than refusing the
+// token as used. The same token with another key is still refused.
+func TestEnlistRepeatedAfterALostReply(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		n := 0
+		sign := func(uid string) (catalog.IssuedCert, error) {
+			n++
+			return catalog.IssuedCert{Serial: fmt.Sprintf("serial-%d", n), NotAfter: clk.Now().Add(time.Hour), KeyHash: "key-1"}, nil
+		}
+		if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, admin); err != nil {
+			t.Fatal(err)
+		}
+		e := catalog.Enlistment{TokenHash: "h1", Name: "web1", UID: "u1", KeyHash: "key-1"}
+		first, err := db.Enlist(ctx, e, sign)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clk.Add(time.Minute)
+		e.UID = "u2" // each request comes with a new uid
+		again, err := db.Enlist(ctx, e, sign)
+		if err != nil {
+			t.Fatalf("the same enlistment again: %v, want it answered", err)
+		}
+		if again.ID != first.ID || again.UID != "u1" || n != 2 {
+			t.Errorf("the repeated enlistment: %+v after %+v with %d certificates signed; want the same target, uid u1, and a second certificate", again, first, n)
+		}
+		for _, serial := range []string{"serial-1", "serial-2"} {
+			if id, err := db.AuthenticateTarget(ctx, serial); err != nil || id.ID != first.ID {
+				t.Errorf("certificate %s: %+v, %v; want it to name web1", serial, id, err)
+			}
+		}
+		targets, err := db.FindTargets(ctx, catalog.TargetFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(targets) != 1 {
+			t.Errorf("%d targets, want 1", len(targets))
+		}
+
+		other := e
+		other.KeyHash = "key-2"
+		_, err = db.Enlist(ctx, other, sign)
+		if muster.ErrorCode(err) != muster.EUNAUTHORIZED || !strings.Contains(err.Error(), "already used") {
+			t.Errorf("the token with another key: %v, want unauthorized, already used", err)
+		}
+		clk.Add(15 * time.Minute)
+		_, err = db.Enlist(ctx, e, sign)
+		if muster.ErrorCode(err) != muster.EUNAUTHORIZED || n != 2 {
+			t.Errorf("the same enlistment once the token expired: %v (%d certificates), want unauthorized and none signed", err, n)
+		}
+	})
+}

@@ -61,6 +61,10 @@ type Enlistment struct {
 	Heartbeat  Heartbeat
 	// Source is the address the enlistment came from, for the audit log.
 	Source string
+	// KeyHash is pki.KeyHash of the key the target asks a certificate for:
+	// an enlistment sent again with its token and key, its reply lost, is
+	// answered as the one it repeats.
+	KeyHash string
 }
 
 // IssuedCert describes a certificate signed for a target.
@@ -99,6 +103,10 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 		case err != nil:
 			return err
 		case tok.UsedAt != nil:
+			if again, ok, err := tx.repeatEnlistment(tok, e, sign); err != nil || ok {
+				id = again
+				return err
+			}
 			return muster.Errorf(muster.EUNAUTHORIZED, "the enlistment token was already used at %s; tokens are single-use: create another with `muster token create --target %s`", tok.UsedAt.Format(time.RFC3339), e.Name)
 		case !tx.now.Before(tok.ExpiresAt):
 			return muster.Errorf(muster.EUNAUTHORIZED, "the enlistment token expired at %s; create another with `muster token create --target %s`", tok.ExpiresAt.Format(time.RFC3339), e.Name)
@@ -154,6 +162,42 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 			muster.AuditEntry{Action: muster.AuditTargetEnlist, Targets: []string{e.Name}, Changes: lines})
 	})
 	return id, err
+}
+
+// repeatEnlistment answers an enlistment sent again after its reply was
+// lost: the token's own, its target still enlisted from it, asking a
+// certificate for the key of the target's newest (sign checks that the
+// request holds that key). It issues another certificate for the same
+// target and reports true; for any other use of a used token, false.
+func (tx *tx) repeatEnlistment(tok EnlistTokenRow, e Enlistment, sign func(uid string) (IssuedCert, error)) (TargetIdentity, bool, error) {
+	if e.KeyHash == "" || !tx.now.Before(tok.ExpiresAt) || tok.TargetName != e.Name {
+		return TargetIdentity{}, false, nil
+	}
+	held, err := tx.FindTargetByName(tx.ctx, e.Name)
+	if noRows(err) {
+		return TargetIdentity{}, false, nil
+	}
+	if err != nil || held.State != TargetActive || !held.EnlistedAt.Equal(*tok.UsedAt) {
+		return TargetIdentity{}, false, err
+	}
+	newest, err := tx.NewestCert(tx.ctx, held.ID)
+	if noRows(err) {
+		return TargetIdentity{}, false, nil
+	}
+	if err != nil || newest.KeyHash != e.KeyHash {
+		return TargetIdentity{}, false, err
+	}
+	cert, err := sign(held.UID)
+	if err != nil {
+		return TargetIdentity{}, false, err
+	}
+	if err := tx.InsertCert(tx.ctx, CertRow{Serial: cert.Serial, TargetID: held.ID, IssuedAt: tx.now, NotAfter: cert.NotAfter, KeyHash: cert.KeyHash}); err != nil {
+		return TargetIdentity{}, false, err
+	}
+	id := TargetIdentity{ID: held.ID, UID: held.UID, Name: held.Name, State: held.State, Paused: held.Paused, PollInterval: held.PollInterval, CertNotAfter: cert.NotAfter}
+	return id, true, tx.audit(muster.Actor{Kind: muster.ActorTarget, Name: e.Name, Source: e.Source},
+		muster.AuditEntry{Action: muster.AuditTargetEnlist, Targets: []string{e.Name},
+			Changes: []string{"the same enlistment again, with its token and key (its reply was lost)", "certificate " + cert.Serial}})
 }
 
 // AuthenticateTarget returns the target a client certificate serial was

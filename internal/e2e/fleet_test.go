@@ -3,6 +3,7 @@ package e2e_test
 import (
 	"context"
 	"net/http"
+	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -245,5 +247,70 @@ func TestMasterCannotEnlist(t *testing.T) {
 	})
 	if err == nil || !strings.Contains(err.Error(), "a master's data directory") {
 		t.Errorf("enlisting the master's data directory: %v", err)
+	}
+}
+
+// An enlistment whose reply never arrived (the connection cut after the
+// master committed it) is run again with the same token, and succeeds:
+// the target kept the key it asked a certificate for, and the master
+// answers the repeat as the enlistment it made. The target then polls.
+func TestEnlistAgainAfterALostReply(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	dir := filepath.Join(env.Dir, "target-web1") // where env starts web1 from
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	token := env.Token("web1")
+
+	// The first attempt, as the target sends it, its reply dropped.
+	key, err := pki.NewKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyPEM, err := pki.EncodeKeyPEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pki.WriteFileAtomic(filepath.Join(dir, agent.EnlistKeyFile), keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	csr, err := pki.NewCSR(key, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := pki.ParseEnlistToken(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(tok.CAFingerprint, "127.0.0.1")}
+	defer tr.CloseIdleConnections()
+	var lost agentproto.EnlistResponse
+	err = jsonhttp.Do(ctx, &http.Client{Transport: tr}, jsonhttp.Request{Method: http.MethodPost, URL: env.Master.URL + agentproto.PathEnlist,
+		In:     agentproto.EnlistRequest{Token: token, Name: "web1", CSR: csr, PollInterval: muster.DefaultPollInterval, Protocol: agentproto.Version},
+		Out:    &lost,
+		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	got, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: env.Master.URL, Token: token, Name: "web1", DataDir: dir})
+	if err != nil {
+		t.Fatalf("enlisting again with the same token: %v", err)
+	}
+	if got.UID != lost.UID {
+		t.Errorf("enlisted again as uid %s, want the first enlistment's %s", got.UID, lost.UID)
+	}
+	if _, err := os.Stat(filepath.Join(dir, agent.EnlistKeyFile)); !os.IsNotExist(err) {
+		t.Errorf("the enlistment's key file is left once enlisted: %v", err)
+	}
+	env.StartTarget("web1")
+	testenv.Eventually(t, 10*time.Second, "web1 polls", func() bool {
+		tg, err := env.Client.Target(ctx, "web1")
+		return err == nil && tg.LastPoll != nil && tg.LastPoll.After(tg.EnlistedAt)
+	})
+	ts, err := env.Client.Targets(ctx, "")
+	if err != nil || len(ts) != 1 {
+		t.Errorf("targets: %v, %v; want web1 once", ts, err)
 	}
 }

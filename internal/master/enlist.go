@@ -70,10 +70,14 @@ func (a *agent) doEnlist(r *http.Request, name string, req agentproto.EnlistRequ
 	if err := muster.ValidatePollInterval("poll_interval", interval); err != nil {
 		return agentproto.EnlistResponse{}, err
 	}
+	// The key asked for, to know an enlistment sent again (a CSR that does
+	// not parse is refused when it is signed, after the token's check).
+	keyHash, keyErr := pki.CSRKeyHash(req.CSR)
 	now := a.m.now()
 	uid := newUID()
 	var cert *pki.ClientCert
 	id, err := a.m.Catalog.Enlist(r.Context(), catalog.Enlistment{
+		KeyHash:    keyHash,
 		TokenHash:  pki.HashSecret(tok.Secret),
 		Name:       name,
 		UID:        uid,
@@ -83,11 +87,10 @@ func (a *agent) doEnlist(r *http.Request, name string, req agentproto.EnlistRequ
 		Heartbeat: catalog.Heartbeat{At: now, LocalTime: req.LocalTime, TimeZone: req.TimeZone, PollInterval: interval,
 			Version: req.Version, Protocol: req.Protocol},
 	}, func(uid string) (catalog.IssuedCert, error) {
-		keyHash, err := pki.CSRKeyHash(req.CSR)
-		if err != nil {
-			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
+		err := keyErr
+		if err == nil {
+			cert, err = a.m.CA.SignTarget(req.CSR, name, uid, now, a.m.cfg.CertTTL)
 		}
-		cert, err = a.m.CA.SignTarget(req.CSR, name, uid, now, a.m.cfg.CertTTL)
 		if err != nil {
 			return catalog.IssuedCert{}, muster.Errorf(muster.EINVALID, "%v", err)
 		}
