@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -126,19 +127,24 @@ type DeliveryAttempt struct {
 	RetryAt time.Time
 }
 
-// RecordDeliveryAttempt records an attempt at the pending delivery id.
+// RecordDeliveryAttempt records an attempt at the pending delivery id. The
+// error is stored as text: what is not UTF-8 in it (a receiver's answer
+// may hold anything), and a NUL, become U+FFFD.
 func (c *Catalog) RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error {
 	return c.update(ctx, func(tx *tx) error {
 		status, lastErr := muster.DeliveryDelivered, ""
+		if a.Err != nil {
+			lastErr = muster.TruncateMessage(storable(strings.ToValidUTF8(a.Err.Error(), "\uFFFD")))
+		}
 		var next, delivered *time.Time
 		switch {
 		case a.Err == nil:
 			now := tx.now
 			delivered = &now
 		case a.RetryAt.IsZero():
-			status, lastErr = muster.DeliveryFailed, muster.TruncateMessage(a.Err.Error())
+			status = muster.DeliveryFailed
 		default:
-			status, lastErr = muster.DeliveryPending, muster.TruncateMessage(a.Err.Error())
+			status = muster.DeliveryPending
 			next = &a.RetryAt
 		}
 		return tx.RecordDeliveryAttempt(ctx, id, status, lastErr, next, delivered)

@@ -648,3 +648,43 @@ func TestPruneEvents(t *testing.T) {
 		}
 	})
 }
+
+// What a receiver answers ends up in an attempt's error: bytes that are
+// not UTF-8, or a NUL, are recorded (as U+FFFD) like any other answer, so
+// the attempt counts and the notification is not sent again and again.
+func TestDeliveryAttemptErrorWithAnyBytes(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, 1, clk.Now())})
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		due, err := db.DueDeliveries(ctx, 10)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("due %+v %v, want one", due, err)
+		}
+		if err := db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{
+			Err: errors.New("webhook: HTTP 500: caf\xc3 \xff\x00end"), RetryAt: clk.Now().Add(time.Minute),
+		}); err != nil {
+			t.Fatalf("record an attempt whose error is not UTF-8: %v", err)
+		}
+		h, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+		if err != nil || len(h) != 1 {
+			t.Fatalf("history %+v %v", h, err)
+		}
+		if want := "webhook: HTTP 500: caf\uFFFD \uFFFD\uFFFDend"; h[0].Attempts != 1 || h[0].LastError != want {
+			t.Errorf("%d attempts, error %q; want 1, %q", h[0].Attempts, h[0].LastError, want)
+		}
+	})
+}

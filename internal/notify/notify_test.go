@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/notify"
@@ -227,4 +230,25 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("550: %v, want a permanent error", err)
 		}
 	})
+}
+
+// The start of a refusal's body is quoted in the error, cut on a
+// character, and what is not UTF-8 in it is replaced: the error is text.
+func TestWebhookErrorQuotesTheReplyAsText(t *testing.T) {
+	for name, body := range map[string]string{
+		"cut in a character": strings.Repeat("a", 199) + "ééé",
+		"not UTF-8":          "erreur \xe9 \xff",
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, body)
+			}))
+			defer srv.Close()
+			err := (&notify.Webhook{}).Send(context.Background(), srv.URL, "a-secret-of-some-length", sample)
+			if err == nil || !strings.Contains(err.Error(), "HTTP 400: ") || !utf8.ValidString(err.Error()) {
+				t.Errorf("error %q, want HTTP 400 and valid UTF-8", err)
+			}
+		})
+	}
 }
