@@ -219,6 +219,16 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("ParseSMTPTLS(ssl): %v, want an error naming the modes", err)
 		}
 	})
+	t.Run("a mail accepted is delivered, however QUIT goes", func(t *testing.T) {
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{DropQuit: true})
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Errorf("the server accepted the mail, then closed the connection at QUIT: %v, want delivered", err)
+		}
+		if n := len(srv.Mails()); n != 1 {
+			t.Errorf("%d mails, want 1", n)
+		}
+	})
 	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
 		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
 		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
