@@ -106,16 +106,17 @@ type PendingDelivery struct {
 	Secret string
 }
 
-// DueDeliveries returns up to limit pending deliveries whose next attempt
-// is due, the earliest first.
-func (c *Catalog) DueDeliveries(ctx context.Context, limit int) ([]PendingDelivery, error) {
-	return c.store.DueDeliveries(ctx, c.opts.Now(), limit)
+// DueDeliveries returns pending deliveries whose next attempt is due, the
+// earliest first: at most perAddress to each channel and address (so that
+// the many to one address do not hide those to others), limit in all.
+func (c *Catalog) DueDeliveries(ctx context.Context, perAddress, limit int) ([]PendingDelivery, error) {
+	return c.store.DueDeliveries(ctx, c.opts.Now(), perAddress, limit)
 }
 
-// NextDeliveryAt returns when the earliest pending delivery is due, or ok
-// false when none is pending.
-func (c *Catalog) NextDeliveryAt(ctx context.Context) (at time.Time, ok bool, err error) {
-	return c.store.NextDeliveryAt(ctx)
+// NextDeliveryAt returns when the earliest pending delivery that is due
+// after after is due, or ok false when none is.
+func (c *Catalog) NextDeliveryAt(ctx context.Context, after time.Time) (at time.Time, ok bool, err error) {
+	return c.store.NextDeliveryAt(ctx, after)
 }
 
 // DeliveryAttempt is the outcome of one attempt to send a delivery.
