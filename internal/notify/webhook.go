@@ -30,7 +30,9 @@ func (w *Webhook) client() *http.Client {
 // delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
 // attempt; any other reply is permanent.
 func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
-	body, err := json.Marshal(n.Payload)
+	p := n.Payload
+	p.Delivery = n.ID
+	body, err := json.Marshal(p)
 	if err != nil {
 		return permanent("encode the notification: %v", err)
 	}
