@@ -3,6 +3,7 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -105,16 +106,17 @@ type PendingDelivery struct {
 	Secret string
 }
 
-// DueDeliveries returns up to limit pending deliveries whose next attempt
-// is due, the earliest first.
-func (c *Catalog) DueDeliveries(ctx context.Context, limit int) ([]PendingDelivery, error) {
-	return c.store.DueDeliveries(ctx, c.opts.Now(), limit)
+// DueDeliveries returns pending deliveries whose next attempt is due, the
+// earliest first: at most perAddress to each channel and address (so that
+// the many to one address do not hide those to others), limit in all.
+func (c *Catalog) DueDeliveries(ctx context.Context, perAddress, limit int) ([]PendingDelivery, error) {
+	return c.store.DueDeliveries(ctx, c.opts.Now(), perAddress, limit)
 }
 
-// NextDeliveryAt returns when the earliest pending delivery is due, or ok
-// false when none is pending.
-func (c *Catalog) NextDeliveryAt(ctx context.Context) (at time.Time, ok bool, err error) {
-	return c.store.NextDeliveryAt(ctx)
+// NextDeliveryAt returns when the earliest pending delivery that is due
+// after after is due, or ok false when none is.
+func (c *Catalog) NextDeliveryAt(ctx context.Context, after time.Time) (at time.Time, ok bool, err error) {
+	return c.store.NextDeliveryAt(ctx, after)
 }
 
 // DeliveryAttempt is the outcome of one attempt to send a delivery.
@@ -126,19 +128,24 @@ type DeliveryAttempt struct {
 	RetryAt time.Time
 }
 
-// RecordDeliveryAttempt records an attempt at the pending delivery id.
+// RecordDeliveryAttempt records an attempt at the pending delivery id. The
+// error is stored as text: what is not UTF-8 in it (a receiver's answer
+// may hold anything), and a NUL, become U+FFFD.
 func (c *Catalog) RecordDeliveryAttempt(ctx context.Context, id string, a DeliveryAttempt) error {
 	return c.update(ctx, func(tx *tx) error {
 		status, lastErr := muster.DeliveryDelivered, ""
+		if a.Err != nil {
+			lastErr = muster.TruncateMessage(storable(strings.ToValidUTF8(a.Err.Error(), "\uFFFD")))
+		}
 		var next, delivered *time.Time
 		switch {
 		case a.Err == nil:
 			now := tx.now
 			delivered = &now
 		case a.RetryAt.IsZero():
-			status, lastErr = muster.DeliveryFailed, muster.TruncateMessage(a.Err.Error())
+			status = muster.DeliveryFailed
 		default:
-			status, lastErr = muster.DeliveryPending, muster.TruncateMessage(a.Err.Error())
+			status = muster.DeliveryPending
 			next = &a.RetryAt
 		}
 		return tx.RecordDeliveryAttempt(ctx, id, status, lastErr, next, delivered)

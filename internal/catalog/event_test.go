@@ -320,7 +320,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 		}
 
 		t.Run("due deliveries carry the secret; attempts are recorded", func(t *testing.T) {
-			due, err := db.DueDeliveries(ctx, 10)
+			due, err := db.DueDeliveries(ctx, 10, 100)
 			if err != nil || len(due) != 2 {
 				t.Fatalf("due %+v %v, want the webhook and the e-mail", due, err)
 			}
@@ -330,14 +330,14 @@ func TestDispatchAndDeliveries(t *testing.T) {
 			retry := clk.Now().Add(time.Minute)
 			db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{Err: errors.New("HTTP 503"), RetryAt: retry})
 			db.RecordDeliveryAttempt(ctx, due[1].ID, catalog.DeliveryAttempt{})
-			if left, _ := db.DueDeliveries(ctx, 10); len(left) != 0 {
+			if left, _ := db.DueDeliveries(ctx, 10, 100); len(left) != 0 {
 				t.Errorf("%d due right after, want 0", len(left))
 			}
-			if next, ok, _ := db.NextDeliveryAt(ctx); !ok || !next.Equal(retry) {
+			if next, ok, _ := db.NextDeliveryAt(ctx, clk.Now()); !ok || !next.Equal(retry) {
 				t.Errorf("next at %s %v, want %s", next, ok, retry)
 			}
 			clk.Add(time.Minute)
-			left, _ := db.DueDeliveries(ctx, 10)
+			left, _ := db.DueDeliveries(ctx, 10, 100)
 			if len(left) != 1 || left[0].Attempts != 1 || left[0].LastError != "HTTP 503" {
 				t.Fatalf("due after a minute %+v", left)
 			}
@@ -346,7 +346,7 @@ func TestDispatchAndDeliveries(t *testing.T) {
 			if len(failed) != 2 {
 				t.Errorf("%d failed, want 2 (no address, and the 404)", len(failed))
 			}
-			if _, ok, _ := db.NextDeliveryAt(ctx); ok {
+			if _, ok, _ := db.NextDeliveryAt(ctx, clk.Now()); ok {
 				t.Error("something is still pending")
 			}
 		})
@@ -632,7 +632,7 @@ func TestPruneEvents(t *testing.T) {
 		}
 		forward(1)
 		forward(2)
-		due, _ := db.DueDeliveries(ctx, 10)
+		due, _ := db.DueDeliveries(ctx, 10, 100)
 		db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{}) // the first delivered, the second pending
 		clk.Add(48 * time.Hour)
 		forward(3)
@@ -645,6 +645,92 @@ func TestPruneEvents(t *testing.T) {
 		}
 		if h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{}); len(h) != 2 {
 			t.Errorf("%d notifications left, want 2", len(h))
+		}
+	})
+}
+
+// What a receiver answers ends up in an attempt's error: bytes that are
+// not UTF-8, or a NUL, are recorded (as U+FFFD) like any other answer, so
+// the attempt counts and the notification is not sent again and again.
+func TestDeliveryAttemptErrorWithAnyBytes(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, 1, clk.Now())})
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		due, err := db.DueDeliveries(ctx, 10, 100)
+		if err != nil || len(due) != 1 {
+			t.Fatalf("due %+v %v, want one", due, err)
+		}
+		if err := db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{
+			Err: errors.New("webhook: HTTP 500: caf\xc3 \xff\x00end"), RetryAt: clk.Now().Add(time.Minute),
+		}); err != nil {
+			t.Fatalf("record an attempt whose error is not UTF-8: %v", err)
+		}
+		h, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+		if err != nil || len(h) != 1 {
+			t.Fatalf("history %+v %v", h, err)
+		}
+		if want := "webhook: HTTP 500: caf\uFFFD \uFFFD\uFFFDend"; h[0].Attempts != 1 || h[0].LastError != want {
+			t.Errorf("%d attempts, error %q; want 1, %q", h[0].Attempts, h[0].LastError, want)
+		}
+	})
+}
+
+// Due deliveries are read at most so many per address, so that a flood to
+// one address does not hide the deliveries to others.
+func TestDueDeliveriesPerAddress(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "flooded", Webhook: "https://a.example.com/hook"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "other", Webhook: "https://b.example.com/hook"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "flood", Event: muster.EventRunFailed, Notify: []string{"flooded"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(fmt.Sprintf("r%d", i), "backup", muster.RunFailed, 1, clk.Now())})
+		}
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "last", Event: muster.EventRunFailed, Notify: []string{"other"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r-last", "backup", muster.RunFailed, 1, clk.Now())})
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		due, err := db.DueDeliveries(ctx, 2, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, d := range due {
+			got = append(got, d.Operator+" "+d.Event.RunID)
+		}
+		if want := []string{"flooded r0", "flooded r1", "other r-last"}; !slices.Equal(got, want) {
+			t.Errorf("due %q, want %q", got, want)
 		}
 	})
 }

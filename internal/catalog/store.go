@@ -166,8 +166,12 @@ type Reads interface {
 	AlertsNotifying(ctx context.Context, operatorID int64) ([]string, error)
 	FindAlerts(ctx context.Context, name string) ([]muster.Alert, error)
 	AlertRoutes(ctx context.Context) ([]AlertRoute, error)
-	DueDeliveries(ctx context.Context, now time.Time, limit int) ([]PendingDelivery, error)
-	NextDeliveryAt(ctx context.Context) (time.Time, bool, error)
+	// DueDeliveries returns pending deliveries due by now, the earliest
+	// first: at most perAddress to each (channel, address), limit in all.
+	DueDeliveries(ctx context.Context, now time.Time, perAddress, limit int) ([]PendingDelivery, error)
+	// NextDeliveryAt returns when the earliest pending delivery due after
+	// after is due.
+	NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error)
 	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error)
 	FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error)
 	// GaugeRows reads what the master's metrics show as gauges, in a few

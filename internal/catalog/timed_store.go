@@ -429,16 +429,16 @@ func (t *timedReads) AlertRoutes(p0 context.Context) ([]AlertRoute, error) {
 	return r0, r1
 }
 
-func (t *timedReads) DueDeliveries(p0 context.Context, p1 time.Time, p2 int) ([]PendingDelivery, error) {
+func (t *timedReads) DueDeliveries(p0 context.Context, p1 time.Time, p2 int, p3 int) ([]PendingDelivery, error) {
 	start := time.Now()
-	r0, r1 := t.r.DueDeliveries(p0, p1, p2)
+	r0, r1 := t.r.DueDeliveries(p0, p1, p2, p3)
 	t.observe("DueDeliveries", time.Since(start))
 	return r0, r1
 }
 
-func (t *timedReads) NextDeliveryAt(p0 context.Context) (time.Time, bool, error) {
+func (t *timedReads) NextDeliveryAt(p0 context.Context, p1 time.Time) (time.Time, bool, error) {
 	start := time.Now()
-	r0, r1, r2 := t.r.NextDeliveryAt(p0)
+	r0, r1, r2 := t.r.NextDeliveryAt(p0, p1)
 	t.observe("NextDeliveryAt", time.Since(start))
 	return r0, r1, r2
 }

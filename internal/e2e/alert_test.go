@@ -124,6 +124,9 @@ func TestRunFailureNotifiesASignedWebhook(t *testing.T) {
 			t.Errorf("body %s = %v, want %v", k, body[k], want)
 		}
 	}
+	if body["delivery"] != req.Header.Get("Muster-Delivery") {
+		t.Errorf("body delivery %v, header Muster-Delivery %q: want the same id", body["delivery"], req.Header.Get("Muster-Delivery"))
+	}
 	if msg, _ := body["message"].(string); !strings.Contains(msg, "exit code 2") {
 		t.Errorf("message %q does not say why", msg)
 	}

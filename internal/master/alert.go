@@ -11,7 +11,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -91,6 +90,14 @@ type alerting struct {
 	// duties: only that master detects events and delivers notifications.
 	leader  func() bool
 	startMu sync.Mutex
+
+	// lanes send deliveries, one per address (see dispatchOnce).
+	lanes     sync.WaitGroup
+	lanesMu   sync.Mutex
+	busy      map[laneKey]bool
+	ended     map[laneKey]bool // lanes that ended since the pass read what is due
+	holdUntil time.Time        // no lane starts before, after a failure to record
+	holdErr   error
 }
 
 // newAlerting checks the configuration (a zero field takes its default)
@@ -195,22 +202,36 @@ func (a *alerting) stop() {
 	if a != nil {
 		a.detector.Stop()
 		a.dispatcher.Stop()
+		a.lanes.Wait()
 	}
 }
 
-// dueBatch is how many due deliveries one pass reads, and sendParallel how
-// many of them are sent at once.
+// Deliveries are sent in lanes, one lane per address: a lane sends the
+// deliveries due to its address one at a time, in order, while lanes run in
+// parallel, so a receiver that is slow or does not answer delays only what
+// goes to it. A pass reads at most lanePage due deliveries for each
+// address, dueBatch in all, and at most maxLanes lanes run at once.
 const (
-	dueBatch     = 32
-	sendParallel = 8
+	lanePage = 32
+	dueBatch = 1024
+	maxLanes = 32
 )
 
-// dispatchOnce matches new events against the alerts, then makes one
-// attempt at every delivery that is due. It returns how long to wait
-// before the next pass: until the next retry is due, at most MaxIdle.
+// laneKey is the address a lane serves.
+type laneKey struct{ channel, address string }
+
+// dispatchOnce matches new events against the alerts, then starts a lane
+// for each address with deliveries due and none running. A lane wakes the
+// dispatcher when it ends. It returns how long to wait before the next
+// pass: until the next retry is due, at most MaxIdle.
 func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	if !a.leader() {
 		return a.cfg.MaxIdle, nil
+	}
+	now := a.now()
+	if hold, err := a.held(now); hold > 0 {
+		// An attempt could not be recorded: do not make it again at once.
+		return hold, fmt.Errorf("record a notification attempt: %w", err)
 	}
 	for {
 		n, _, err := a.db.DispatchEvents(ctx, newUID)
@@ -221,53 +242,91 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 			break
 		}
 	}
-	for {
-		due, err := a.db.DueDeliveries(ctx, dueBatch)
-		if err != nil {
-			return a.cfg.MaxIdle, err
+	a.lanesMu.Lock()
+	clear(a.ended)
+	a.lanesMu.Unlock()
+	due, err := a.db.DueDeliveries(ctx, lanePage, dueBatch)
+	if err != nil {
+		return a.cfg.MaxIdle, err
+	}
+	for _, queue := range byAddress(due) {
+		key := laneKey{queue[0].Channel, queue[0].Address}
+		if !a.claimLane(key) {
+			continue // its lane sends it; a lane that ends wakes us
 		}
-		sem := make(chan struct{}, sendParallel)
-		var wg sync.WaitGroup
-		var recordErr atomic.Pointer[error]
-		for _, queue := range byAddress(due) {
-			sem <- struct{}{}
-			wg.Add(1)
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				for _, d := range queue {
-					if err := a.deliver(ctx, d); err != nil {
-						recordErr.Store(&err)
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		if err := recordErr.Load(); err != nil {
-			// The attempts could not be recorded: do not make them again
-			// at once.
-			return a.cfg.MaxIdle, fmt.Errorf("record a notification attempt: %w", *err)
-		}
-		if ctx.Err() != nil || len(due) < dueBatch {
-			break
-		}
+		a.lanes.Add(1)
+		go a.runLane(ctx, key, queue)
 	}
 	wait := a.cfg.MaxIdle
-	next, ok, err := a.db.NextDeliveryAt(ctx)
+	next, ok, err := a.db.NextDeliveryAt(ctx, now)
 	if ok {
 		wait = min(wait, max(next.Sub(a.now()), 0))
 	}
 	return wait, err
 }
 
+// claimLane marks key's lane running and reports whether it may start:
+// not while it runs, nor when it ended after this pass read what is due
+// (what was read may already be sent).
+func (a *alerting) claimLane(key laneKey) bool {
+	a.lanesMu.Lock()
+	defer a.lanesMu.Unlock()
+	if a.busy[key] || a.ended[key] || len(a.busy) >= maxLanes {
+		return false
+	}
+	if a.busy == nil {
+		a.busy = map[laneKey]bool{}
+	}
+	a.busy[key] = true
+	return true
+}
+
+// runLane sends queue, one delivery at a time, then frees its lane and
+// wakes the dispatcher.
+func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.PendingDelivery) {
+	defer a.lanes.Done()
+	defer a.dispatcher.Wake()
+	defer func() {
+		a.lanesMu.Lock()
+		delete(a.busy, key)
+		if a.ended == nil {
+			a.ended = map[laneKey]bool{}
+		}
+		a.ended[key] = true
+		a.lanesMu.Unlock()
+	}()
+	for _, d := range queue {
+		if ctx.Err() != nil || !a.leader() {
+			return
+		}
+		if err := a.deliver(ctx, d); err != nil {
+			a.hold(err)
+			return
+		}
+	}
+}
+
+// hold stops new lanes for MaxIdle after an attempt could not be recorded.
+func (a *alerting) hold(err error) {
+	a.lanesMu.Lock()
+	defer a.lanesMu.Unlock()
+	a.holdUntil, a.holdErr = a.now().Add(a.cfg.MaxIdle), err
+}
+
+// held returns how long new lanes are still held, and why.
+func (a *alerting) held(now time.Time) (time.Duration, error) {
+	a.lanesMu.Lock()
+	defer a.lanesMu.Unlock()
+	return a.holdUntil.Sub(now), a.holdErr
+}
+
 // byAddress splits deliveries, in the order given, into one queue per
-// address, each in that order. A queue is sent one delivery at a time,
-// queues in parallel: a receiver gets a target_offline before the
-// target_online that follows it, while a slow receiver delays no other.
+// address, each in that order.
 func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	var queues [][]catalog.PendingDelivery
-	index := map[[2]string]int{}
+	index := map[laneKey]int{}
 	for _, d := range due {
-		key := [2]string{d.Channel, d.Address}
+		key := laneKey{d.Channel, d.Address}
 		i, ok := index[key]
 		if !ok {
 			i = len(queues)

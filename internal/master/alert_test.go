@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -85,6 +86,18 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 	return a, db, clk
 }
 
+// settle runs the dispatcher as its loop does: a pass, then, when the lanes
+// it started have ended, the pass they wake. It returns that pass's wait.
+func settle(ctx context.Context, a *alerting) (time.Duration, error) {
+	if _, err := a.dispatchOnce(ctx); err != nil {
+		return 0, err
+	}
+	a.lanes.Wait()
+	wait, err := a.dispatchOnce(ctx)
+	a.lanes.Wait()
+	return wait, err
+}
+
 // A delivery is tried once per pass when due, waits out each delay of the
 // Retry list in turn, and fails when the list is spent; the wait runOnce
 // returns is the time to the next attempt.
@@ -115,7 +128,7 @@ func TestDispatcherBacksOffByTheRetryList(t *testing.T) {
 		{time.Hour, 3, muster.DeliveryFailed, a.cfg.MaxIdle},
 	} {
 		clk.Add(want.advance)
-		wait, err := a.dispatchOnce(ctx)
+		wait, err := settle(ctx, a)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -133,7 +146,7 @@ func TestDispatcherDoesNotRetryARefusal(t *testing.T) {
 	var status atomic.Int32
 	status.Store(http.StatusUnauthorized)
 	a, db, _ := dispatchFixture(t, &status)
-	if _, err := a.dispatchOnce(ctx); err != nil {
+	if _, err := settle(ctx, a); err != nil {
 		t.Fatal(err)
 	}
 	h, _ := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
@@ -178,5 +191,77 @@ func TestSMTPSettings(t *testing.T) {
 		if _, err := smtpSender(cfg, "master", time.Now); err == nil || !strings.Contains(err.Error(), c.flag) {
 			t.Errorf("%+v: %v, want an error naming %s", cfg, err, c.flag)
 		}
+	}
+}
+
+// A receiver that does not answer holds up only the notifications to its
+// own address: one to another address, queued behind many to the slow one,
+// is sent meanwhile.
+func TestSlowReceiverDelaysNoOtherAddress(t *testing.T) {
+	ctx := context.Background()
+	var status atomic.Int32
+	status.Store(http.StatusNoContent)
+	a, db, clk := dispatchFixture(t, &status)
+	a.cfg.AttemptTimeout = time.Hour
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(slow.Close)
+	got := make(chan string, 100)
+	fast := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get(notify.HeaderDelivery)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(fast.Close)
+	for name, url := range map[string]string{"slow": slow.URL, "fast": fast.URL} {
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: name, Webhook: url}, "a-secret-of-some-length", admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.DeleteAlert(ctx, "backup-failed", admin); err != nil {
+		t.Fatal(err)
+	}
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := func(runID string) {
+		t.Helper()
+		end := clk.Now()
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+			Job: "backup", RunID: runID, Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alert := func(name, op string) {
+		t.Helper()
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: name, Event: muster.EventRunFailed, Notify: []string{op}}, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alert("to-slow", "slow")
+	for i := range 2 * dueBatch {
+		fail(fmt.Sprintf("r%d", i+2))
+	}
+	if _, _, err := db.DispatchEvents(ctx, newUID); err != nil {
+		t.Fatal(err)
+	}
+	alert("to-fast", "fast")
+	fail("last")
+
+	a.start(db)
+	defer a.stop()
+	defer close(release)
+	select {
+	case <-got:
+	case <-time.After(time.Minute):
+		t.Fatal("the notification to the fast receiver was not sent while the slow one held its own")
 	}
 }

@@ -28,6 +28,9 @@ type Payload struct {
 	At       time.Time        `json:"at"`
 	Alert    string           `json:"alert"`
 	Operator string           `json:"operator"`
+	// Delivery is the notification's id, as in the Muster-Delivery
+	// header; in the body, it is signed. A webhook sets it.
+	Delivery string `json:"delivery"`
 }
 
 // Notification is one delivery: its id, the same at every attempt so a

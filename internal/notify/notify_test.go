@@ -6,11 +6,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/notify"
@@ -48,8 +51,12 @@ func TestWebhookIsSignedJSON(t *testing.T) {
 	if err := json.Unmarshal(r.Body, &body); err != nil {
 		t.Fatal(err)
 	}
+	// The delivery id is in the body too, under the signature: a receiver
+	// that drops repeats by it cannot be made to take a replayed body as a
+	// new notification by a Muster-Delivery header changed in transit.
 	want := map[string]any{"event": "run_failed", "severity": 3.0, "job": "backup", "target": "web1", "run_id": "r1",
-		"message": sample.Payload.Message, "at": "2026-11-25T02:30:00Z", "alert": "backup-failed", "operator": "oncall"}
+		"message": sample.Payload.Message, "at": "2026-11-25T02:30:00Z", "alert": "backup-failed", "operator": "oncall",
+		"delivery": sample.ID}
 	if len(body) != len(want) {
 		t.Errorf("body %v, want the fields %v", body, want)
 	}
@@ -216,6 +223,16 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("ParseSMTPTLS(ssl): %v, want an error naming the modes", err)
 		}
 	})
+	t.Run("a mail accepted is delivered, however QUIT goes", func(t *testing.T) {
+		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{DropQuit: true})
+		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
+		if err := s.Send(ctx, "oncall@example.com", sample); err != nil {
+			t.Errorf("the server accepted the mail, then closed the connection at QUIT: %v, want delivered", err)
+		}
+		if n := len(srv.Mails()); n != 1 {
+			t.Errorf("%d mails, want 1", n)
+		}
+	})
 	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
 		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
 		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
@@ -227,4 +244,25 @@ func TestSMTP(t *testing.T) {
 			t.Errorf("550: %v, want a permanent error", err)
 		}
 	})
+}
+
+// The start of a refusal's body is quoted in the error, cut on a
+// character, and what is not UTF-8 in it is replaced: the error is text.
+func TestWebhookErrorQuotesTheReplyAsText(t *testing.T) {
+	for name, body := range map[string]string{
+		"cut in a character": strings.Repeat("a", 199) + "ééé",
+		"not UTF-8":          "erreur \xe9 \xff",
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.WriteHeader(http.StatusBadRequest)
+				io.WriteString(w, body)
+			}))
+			defer srv.Close()
+			err := (&notify.Webhook{}).Send(context.Background(), srv.URL, "a-secret-of-some-length", sample)
+			if err == nil || !strings.Contains(err.Error(), "HTTP 400: ") || !utf8.ValidString(err.Error()) {
+				t.Errorf("error %q, want HTTP 400 and valid UTF-8", err)
+			}
+		})
+	}
 }

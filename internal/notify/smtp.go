@@ -189,7 +189,10 @@ func (s *SMTP) converse(conn net.Conn, deadline time.Time, host string, mode SMT
 	if err := w.Close(); err != nil {
 		return err
 	}
-	return c.Quit()
+	// The server took the message when it answered the data: how the
+	// goodbye goes changes nothing, and failing now would send it again.
+	c.Quit()
+	return nil
 }
 
 // tlsError marks a failed TLS handshake: a certificate the server cannot

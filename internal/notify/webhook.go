@@ -30,7 +30,9 @@ func (w *Webhook) client() *http.Client {
 // delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
 // attempt; any other reply is permanent.
 func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
-	body, err := json.Marshal(n.Payload)
+	p := n.Payload
+	p.Delivery = n.ID
+	body, err := json.Marshal(p)
 	if err != nil {
 		return permanent("encode the notification: %v", err)
 	}
@@ -61,14 +63,15 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	}
 }
 
-// excerpt renders the start of a reply body for an error message.
+// excerpt renders the start of a reply body for an error message: text,
+// what is not UTF-8 replaced, at most 200 characters.
 func excerpt(b []byte) string {
-	s := strings.Join(strings.Fields(string(b)), " ")
+	s := strings.Join(strings.Fields(strings.ToValidUTF8(string(b), "\uFFFD")), " ")
 	if s == "" {
 		return ""
 	}
-	if len(s) > 200 {
-		s = s[:200] + "…"
+	if r := []rune(s); len(r) > 200 {
+		s = string(r[:200]) + "…"
 	}
 	return ": " + s
 }

@@ -35,6 +35,9 @@ type SMTPOptions struct {
 	// RefuseSTARTTLS, when set, makes the server offer STARTTLS and answer
 	// it with this reply, e.g. "454 4.7.0 TLS not available".
 	RefuseSTARTTLS string
+	// DropQuit makes the server close the connection when told QUIT,
+	// without answering it.
+	DropQuit bool
 }
 
 // SMTPServer is a minimal SMTP server on a real TCP socket on 127.0.0.1: it
@@ -199,7 +202,9 @@ func (s *SMTPServer) session(conn net.Conn) {
 		case "NOOP":
 			reply("250 2.0.0 ok")
 		case "QUIT":
-			reply("221 2.0.0 bye")
+			if !s.opts.DropQuit {
+				reply("221 2.0.0 bye")
+			}
 			return
 		default:
 			reply("500 5.5.2 unknown command %q", verb)

@@ -184,20 +184,25 @@ func scanDelivery(r Row, more ...any) (muster.Delivery, error) {
 }
 
 // DueDeliveries returns pending notifications due by now, the earliest
-// first, with their operator's webhook secret.
-func (s *Queries) DueDeliveries(ctx context.Context, now time.Time, limit int) ([]catalog.PendingDelivery, error) {
+// first, with their operator's webhook secret: at most perAddress to each
+// channel and address, limit in all.
+func (s *Queries) DueDeliveries(ctx context.Context, now time.Time, perAddress, limit int) ([]catalog.PendingDelivery, error) {
 	return collect(ctx, s.Q, func(r Rows) (p catalog.PendingDelivery, err error) {
 		p.Delivery, err = scanDelivery(r, &p.Secret)
 		return p, err
 	}, `SELECT `+deliveryColumns+`, COALESCE(o.webhook_secret, '')
-		FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN operators o ON o.id = d.operator_id
-		WHERE d.status = 'pending' AND d.next_attempt_at <= $1 ORDER BY d.next_attempt_at, d.id LIMIT $2`, ms(now), limit)
+		FROM (SELECT dd.*, ROW_NUMBER() OVER (PARTITION BY dd.channel, dd.address ORDER BY dd.next_attempt_at, dd.id) AS lane_rank
+			FROM deliveries dd WHERE dd.status = 'pending' AND dd.next_attempt_at <= $1) d
+		JOIN events e ON e.id = d.event_id LEFT JOIN operators o ON o.id = d.operator_id
+		WHERE d.lane_rank <= $2 ORDER BY d.next_attempt_at, d.id LIMIT $3`, ms(now), perAddress, limit)
 }
 
-// NextDeliveryAt returns when the earliest pending notification is due.
-func (s *Queries) NextDeliveryAt(ctx context.Context) (time.Time, bool, error) {
+// NextDeliveryAt returns when the earliest pending notification due after
+// after is due.
+func (s *Queries) NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
 	var next sql.NullInt64
-	err := s.Q.QueryRow(ctx, `SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'`).Scan(&next)
+	err := s.Q.QueryRow(ctx, `SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND next_attempt_at > $1`,
+		ms(after)).Scan(&next)
 	if err != nil || !next.Valid {
 		return time.Time{}, false, err
 	}
