@@ -152,10 +152,41 @@ func (c *Catalog) UpdateOperator(ctx context.Context, name string, u OperatorUpd
 		if err := tx.UpdateOperator(ctx, OperatorRow{ID: row.ID, Secret: secret, Operator: op}); err != nil {
 			return err
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditOperatorUpdate, Object: "operator " + name,
-			Changes: operatorLines(row.Operator, op, secret != row.Secret)})
+		lines := operatorLines(row.Operator, op, secret != row.Secret)
+		// What is still pending goes where the operator is now reached.
+		for _, ch := range []struct {
+			channel, what, before, after string
+		}{{muster.ChannelWebhook, "webhook", row.Webhook, op.Webhook}, {muster.ChannelEmail, "e-mail address", row.Email, op.Email}} {
+			if ch.before == ch.after {
+				continue
+			}
+			reason := fmt.Sprintf("the %s was removed", ch.what)
+			n, err := tx.ReaddressDeliveries(ctx, row.ID, ch.channel, ch.after, reason)
+			switch {
+			case err != nil:
+				return err
+			case n == 0:
+			case ch.after == "":
+				lines = append(lines, fmt.Sprintf("%s failed: %s", pendingCount(n), reason))
+			default:
+				verb := "go"
+				if n == 1 {
+					verb = "goes"
+				}
+				lines = append(lines, fmt.Sprintf("%s now %s to the new %s", pendingCount(n), verb, ch.what))
+			}
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditOperatorUpdate, Object: "operator " + name, Changes: lines})
 	})
 	return op, made, err
+}
+
+// pendingCount says n pending notifications.
+func pendingCount(n int64) string {
+	if n == 1 {
+		return "1 pending notification"
+	}
+	return fmt.Sprintf("%d pending notifications", n)
 }
 
 // operatorLines says how an operator changed, never with its secret.

@@ -734,3 +734,62 @@ func TestDueDeliveriesPerAddress(t *testing.T) {
 		}
 	})
 }
+
+// Notifications still pending when an operator's address changes go to the
+// new address (an operator fixing a wrong webhook expects its retries
+// there); when the address is removed, they fail, saying so.
+func TestPendingDeliveriesFollowTheOperatorsAddress(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/typo", Email: "old@example.com"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"ops"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, 1, clk.Now())})
+		if _, n, err := db.DispatchEvents(ctx, newID); err != nil || n != 2 {
+			t.Fatalf("%d deliveries (%v), want the webhook and the e-mail", n, err)
+		}
+		fixed := "https://hooks.example.com/right"
+		if _, _, err := db.UpdateOperator(ctx, "ops", catalog.OperatorUpdate{Webhook: &fixed}, func() string { return "unused" }, admin); err != nil {
+			t.Fatal(err)
+		}
+		none := ""
+		if _, _, err := db.UpdateOperator(ctx, "ops", catalog.OperatorUpdate{Email: &none}, func() string { return "unused" }, admin); err != nil {
+			t.Fatal(err)
+		}
+		due, err := db.DueDeliveries(ctx, 10, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(due) != 1 || due[0].Channel != muster.ChannelWebhook || due[0].Address != fixed {
+			t.Errorf("due %+v, want only the webhook, to %s", due, fixed)
+		}
+		failed, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryFailed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(failed) != 1 || failed[0].Channel != muster.ChannelEmail || !strings.Contains(failed[0].LastError, "e-mail address was removed") {
+			t.Errorf("failed %+v, want the e-mail, its address removed", failed)
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, e := range entries {
+			if e.Action == muster.AuditOperatorUpdate {
+				lines = append(lines, e.Changes...)
+			}
+		}
+		if !slices.Contains(lines, "1 pending notification now goes to the new webhook") || !slices.Contains(lines, "1 pending notification failed: the e-mail address was removed") {
+			t.Errorf("audit lines %q, want what became of the pending notifications", lines)
+		}
+	})
+}

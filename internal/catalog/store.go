@@ -354,6 +354,10 @@ type Tx interface {
 	UpdateOperator(ctx context.Context, op OperatorRow) error
 	DeleteOperator(ctx context.Context, id int64) error
 	FailDeliveries(ctx context.Context, operatorID int64, reason string) error
+	// ReaddressDeliveries sends an operator's notifications pending on a
+	// channel to address, or, when it is "", fails them with reason. It
+	// returns how many it changed.
+	ReaddressDeliveries(ctx context.Context, operatorID int64, channel, address, reason string) (int64, error)
 	InsertAlert(ctx context.Context, a muster.Alert, operatorIDs []int64) error
 	SetAlertEnabled(ctx context.Context, name string, enabled bool) (bool, error)
 	DeleteAlert(ctx context.Context, name string) (bool, error)

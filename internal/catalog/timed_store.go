@@ -1031,6 +1031,13 @@ func (t *timedTx) FailDeliveries(p0 context.Context, p1 int64, p2 string) error 
 	return r0
 }
 
+func (t *timedTx) ReaddressDeliveries(p0 context.Context, p1 int64, p2 string, p3 string, p4 string) (int64, error) {
+	start := time.Now()
+	r0, r1 := t.tx.ReaddressDeliveries(p0, p1, p2, p3, p4)
+	t.observe("ReaddressDeliveries", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedTx) InsertAlert(p0 context.Context, p1 muster.Alert, p2 []int64) error {
 	start := time.Now()
 	r0 := t.tx.InsertAlert(p0, p1, p2)

@@ -65,6 +65,17 @@ func (s *Queries) FailDeliveries(ctx context.Context, operatorID int64, reason s
 	return err
 }
 
+// ReaddressDeliveries sends an operator's notifications pending on a
+// channel to address, or fails them with reason when it is "".
+func (s *Queries) ReaddressDeliveries(ctx context.Context, operatorID int64, channel, address, reason string) (int64, error) {
+	if address == "" {
+		return s.Q.Exec(ctx, `UPDATE deliveries SET status = 'failed', last_error = $1, next_attempt_at = NULL
+			WHERE operator_id = $2 AND channel = $3 AND status = 'pending'`, reason, operatorID, channel)
+	}
+	return s.Q.Exec(ctx, `UPDATE deliveries SET address = $1 WHERE operator_id = $2 AND channel = $3 AND status = 'pending'`,
+		address, operatorID, channel)
+}
+
 // AlertsNotifying returns the alerts that notify an operator, by name.
 func (s *Queries) AlertsNotifying(ctx context.Context, operatorID int64) ([]string, error) {
 	return texts(ctx, s.Q, `SELECT a.name FROM alerts a JOIN alert_operators ao ON ao.alert_id = a.id WHERE ao.operator_id = $1
