@@ -134,8 +134,17 @@ func (s *Server) page(mux *http.ServeMux, pattern, route string, h pageHandler) 
 	mux.Handle(pattern, s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.session(r)
 		if err != nil {
+			signIn := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
+			if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "true" {
+				// A live refresh: htmx would follow a redirect unseen and
+				// swap in nothing, blanking the page. It takes the page
+				// itself to the sign-in form instead.
+				w.Header().Set("HX-Redirect", signIn)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, signIn, http.StatusSeeOther)
 				return
 			}
 			s.fail(w, r, nil, err)

@@ -1,0 +1,48 @@
+package console_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/testenv"
+)
+
+// signInWithKey signs a new browser in through the sign-in form with an
+// API key.
+func signInWithKey(t *testing.T, env *testenv.Env, key string) context.Context {
+	t.Helper()
+	b := newBrowser(t, 1280, 800)
+	do(t, b, "sign in with a key", chromedp.Navigate(env.Master.URL+"/login"), chromedp.WaitVisible(`#key`),
+		chromedp.SetValue(`#key`, key), chromedp.Click(`.signin button[type="submit"]`), chromedp.WaitVisible(`tr[data-target]`))
+	return b
+}
+
+// TestConsoleLiveInBrowser follows what a page open in a browser does as
+// things change behind it: its session ending, its master going away.
+func TestConsoleLiveInBrowser(t *testing.T) {
+	chromium(t)
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	bg := context.Background()
+
+	t.Run("a page whose session ends goes to the sign-in form", func(t *testing.T) {
+		k, err := env.Client.CreateAPIKey(bg, httpapi.KeyRequest{Name: "alice", Role: "operator"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := signInWithKey(t, env, k.Key)
+		do(t, b, "the target's page", chromedp.Navigate(env.Master.URL+"/targets/web1"), chromedp.WaitVisible(`#live .facts`))
+		if _, err := env.Client.RevokeAPIKey(bg, "alice"); err != nil {
+			t.Fatal(err)
+		}
+		// The next live refresh finds the session gone: the page goes to
+		// the sign-in form, which will come back to it.
+		do(t, b, "the sign-in form", chromedp.WaitVisible(`#key`))
+		loc := get(t, b, "location", chromedp.Location())
+		if want := env.Master.URL + "/login?next=%2Ftargets%2Fweb1"; loc != want {
+			t.Fatalf("after the key was revoked the page went to %s, want %s", loc, want)
+		}
+	})
+}
