@@ -83,7 +83,7 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 	mux.Handle("GET /login", s.headers(http.HandlerFunc(s.loginForm)))
 	mux.Handle("POST /login", s.headers(http.HandlerFunc(s.login)))
 	mux.Handle("GET "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.openLink)))
-	s.page(mux, "POST /logout", "", s.logout)
+	mux.Handle("POST /logout", s.headers(http.HandlerFunc(s.logout)))
 
 	s.page(mux, "GET /fleet", "", s.fleet)
 	s.page(mux, "POST /targets/{name}/poll", "POST /api/v1/targets/{name}/poll", s.forcePoll)

@@ -32,3 +32,15 @@ func TestLiveRefreshAfterTheSessionEndedGoesToSignIn(t *testing.T) {
 			resp.StatusCode, got, resp.Header.Get("Location"), want)
 	}
 }
+
+// Sign out works whatever became of the session: one that already ended
+// still clears the cookie and goes to the sign-in form.
+func TestSignOutAfterTheSessionEnded(t *testing.T) {
+	s := newSite(t)
+	c, token := s.signIn(catalog.RoleReader)
+	s.clock.Advance(catalog.SessionTTL + time.Minute)
+	status, loc := s.redirect(c, "/logout", url.Values{"csrf": {token}})
+	if status != http.StatusSeeOther || loc != "/login" {
+		t.Fatalf("sign out of an ended session: %d to %q, want 303 to /login", status, loc)
+	}
+}
