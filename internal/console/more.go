@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -68,13 +69,16 @@ func (s *Server) showKeys(w http.ResponseWriter, r *http.Request, v *view, creat
 	return s.render(w, http.StatusOK, "keys", v)
 }
 
+// maxKeyDays is the longest lifetime the form takes, catalog.MaxKeyTTL.
+const maxKeyDays = int(catalog.MaxKeyTTL / (24 * time.Hour))
+
 // createKey makes an API key and shows its secret, once.
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, v *view) error {
 	ttl := time.Duration(0)
-	if days := r.PostFormValue("ttl_days"); days != "" {
+	if days := strings.TrimSpace(r.PostFormValue("ttl_days")); days != "" {
 		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
-			return muster.Errorf(muster.EINVALID, "ttl_days: %q is not a number of days", days)
+		if err != nil || n < 0 || n > maxKeyDays {
+			return muster.Errorf(muster.EINVALID, "ttl_days: %q is not a whole number of days from 1 to %d, or 0 for a key that lives until it is revoked", days, maxKeyDays)
 		}
 		ttl = time.Duration(n) * 24 * time.Hour
 	}
