@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -45,4 +46,20 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 			t.Fatalf("after the key was revoked the page went to %s, want %s", loc, want)
 		}
 	})
+}
+
+// TestConsoleKeysInBrowser makes an API key in the form.
+func TestConsoleKeysInBrowser(t *testing.T) {
+	chromium(t)
+	env := testenv.New(t, testenv.Options{})
+	ctx := newBrowser(t, 1280, 800)
+	do(t, ctx, "the keys page", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`),
+		chromedp.Navigate(env.Master.URL+"/keys"), chromedp.WaitVisible(`input[name="name"]`))
+	// The form checks a name as the master does, before it is sent.
+	for name, want := range map[string]bool{"Alice": true, "db.backup-2": true, "alice-": false, "bad name": false} {
+		valid := get(t, ctx, "check "+name, chromedp.Evaluate[bool](`(() => { const i = document.querySelector("input[name=name]"); i.value = `+strconv.Quote(name)+`; return i.checkValidity(); })()`))
+		if valid != want {
+			t.Errorf("the form takes the name %q: %v, want %v", name, valid, want)
+		}
+	}
 }
