@@ -3,6 +3,7 @@ package console_test
 import (
 	"context"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -48,7 +49,8 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 	})
 }
 
-// TestConsoleKeysInBrowser makes an API key in the form.
+// TestConsoleKeysInBrowser makes an API key in the form: its secret is
+// shown once, and going back to the page sends nothing again.
 func TestConsoleKeysInBrowser(t *testing.T) {
 	chromium(t)
 	env := testenv.New(t, testenv.Options{})
@@ -61,5 +63,32 @@ func TestConsoleKeysInBrowser(t *testing.T) {
 		if valid != want {
 			t.Errorf("the form takes the name %q: %v, want %v", name, valid, want)
 		}
+	}
+	do(t, ctx, "create a key", chromedp.SetValue(`input[name="name"]`, "Alice"), chromedp.Click(`form.inline button[type="submit"]`),
+		chromedp.WaitVisible(`section.created pre`))
+	secret := get(t, ctx, "the secret", chromedp.TextContent(`section.created pre`))
+	if !strings.HasPrefix(secret, "mat_") {
+		t.Fatalf("the page shows %q, want the key's secret", secret)
+	}
+	do(t, ctx, "go elsewhere and back", chromedp.Navigate(env.Master.URL+"/fleet"), chromedp.WaitVisible(`main h1`),
+		// The browser may show the page again from its back-forward cache,
+		// without asking the master.
+		chromedp.Evaluate[chromedp.Void](`history.back()`))
+	testenv.Eventually(t, wait, "back on the keys page", func() bool {
+		back, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`location.pathname === "/keys" && document.readyState === "complete" && document.querySelector("input[name=name]") !== null`))
+		return err == nil && back
+	})
+	if loc := get(t, ctx, "location", chromedp.Location()); loc != env.Master.URL+"/keys" {
+		t.Fatalf("back went to %s, want %s/keys", loc, env.Master.URL)
+	}
+	if shown := get(t, ctx, "the secret again", chromedp.Evaluate[bool](`document.querySelector("section.created") !== null`)); shown {
+		t.Error("going back shows the secret again")
+	}
+	keys, err := env.Client.APIKeys(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(keys); n != 2 {
+		t.Errorf("%d keys after making one, want 2 (the admin's and Alice)", n)
 	}
 }

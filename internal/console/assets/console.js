@@ -28,6 +28,13 @@
       e.preventDefault();
     }
   });
+  // What is shown once (a new key's secret) is not shown again when the
+  // browser brings the page back from its back-forward cache.
+  window.addEventListener("pageshow", function (e) {
+    if (!e.persisted) { return; }
+    var once = document.querySelectorAll("[data-once]");
+    for (var i = 0; i < once.length; i++) { once[i].remove(); }
+  });
   document.addEventListener("DOMContentLoaded", function () { localise(document); });
   document.addEventListener("htmx:afterSettle", function (e) { localise(e.target); });
 })();
