@@ -8,6 +8,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -46,6 +47,31 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 		if want := env.Master.URL + "/login?next=%2Ftargets%2Fweb1"; loc != want {
 			t.Fatalf("after the key was revoked the page went to %s, want %s", loc, want)
 		}
+	})
+
+	t.Run("a page that cannot refresh says so, and why", func(t *testing.T) {
+		ctx := newBrowser(t, 1280, 800)
+		do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+		if _, err := env.Client.Apply(bg, httpapi.ApplyRequest{Jobs: []muster.Job{shellJob("gone", "true", "web1")}}); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "the job's page", chromedp.Navigate(env.Master.URL+"/jobs/gone"), chromedp.WaitVisible(`#live`))
+		if _, err := env.Client.DeleteJob(bg, "gone"); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "the page says it is not up to date", chromedp.WaitVisible(`#stale`))
+		if text := get(t, ctx, "notice", chromedp.TextContent(`#stale`)); !strings.Contains(text, `no job named "gone"`) {
+			t.Errorf("the notice says %q, want why: no job named \"gone\"", text)
+		}
+
+		do(t, ctx, "the target's page", chromedp.Navigate(env.Master.URL+"/targets/web1"), chromedp.WaitVisible(`#live .facts`))
+		env.StopMaster()
+		do(t, ctx, "the page says the master does not answer", chromedp.WaitVisible(`#stale`))
+		if text := get(t, ctx, "notice", chromedp.TextContent(`#stale`)); !strings.Contains(text, "does not answer") {
+			t.Errorf("with the master stopped the notice says %q, want that it does not answer", text)
+		}
+		env.RestartMaster()
+		do(t, ctx, "the page refreshes again", chromedp.WaitNotVisible(`#stale`), chromedp.WaitVisible(`#live .facts`))
 	})
 }
 

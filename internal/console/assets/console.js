@@ -35,6 +35,22 @@
     var once = document.querySelectorAll("[data-once]");
     for (var i = 0; i < once.length; i++) { once[i].remove(); }
   });
+  // A live region that cannot refresh says so, and why, above it; it keeps
+  // trying, and the notice goes with the next refresh that works.
+  function stale(text) {
+    var n = document.getElementById("stale");
+    if (n) { n.textContent = text; n.hidden = !text; }
+  }
+  document.addEventListener("htmx:responseError", function (e) {
+    var why = "the master answered " + e.detail.xhr.status;
+    var page = new DOMParser().parseFromString(e.detail.xhr.responseText || "", "text/html");
+    var msg = page.querySelector(".error p");
+    if (msg) { why = msg.textContent.trim(); }
+    stale("Not up to date: " + why + ". Trying again every two seconds.");
+  });
+  document.addEventListener("htmx:sendError", function () {
+    stale("Not up to date: the master does not answer. Trying again every two seconds.");
+  });
   document.addEventListener("DOMContentLoaded", function () { localise(document); });
-  document.addEventListener("htmx:afterSettle", function (e) { localise(e.target); });
+  document.addEventListener("htmx:afterSettle", function (e) { stale(""); localise(e.target); });
 })();
