@@ -2,6 +2,8 @@ package console_test
 
 import (
 	"context"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,6 +74,49 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 		}
 		env.RestartMaster()
 		do(t, ctx, "the page refreshes again", chromedp.WaitNotVisible(`#stale`), chromedp.WaitVisible(`#live .facts`))
+	})
+
+	t.Run("a running step's output keeps its place as it grows", func(t *testing.T) {
+		ctx := newBrowser(t, 1280, 800)
+		do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+		flag := filepath.Join(t.TempDir(), "go")
+		job := shellJob("follow", "seq 1 400; while [ ! -e "+flag+" ]; do sleep 0.1; done; echo end", "web1")
+		if _, err := env.Client.Apply(bg, httpapi.ApplyRequest{Jobs: []muster.Job{job}}); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "start it", chromedp.Navigate(env.Master.URL+"/jobs/follow"),
+			chromedp.Click(`form.start button[type="submit"]`), chromedp.WaitVisible(`#run-status.r-running`))
+		testenv.Eventually(t, wait, "the output to overflow its box", func() bool {
+			long, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const p = document.querySelector("pre.output"); return p !== null && p.scrollHeight > 3 * p.clientHeight; })()`))
+			return err == nil && long
+		})
+		// nextRefresh scrolls the output as set, waits for the live region's
+		// next refresh, and returns where the output then is.
+		nextRefresh := func(set string) string {
+			return get(t, ctx, "the next refresh", chromedp.Evaluate[string](`new Promise(done => {
+				const p = document.querySelector("pre.output");
+				`+set+`;
+				document.addEventListener("htmx:beforeRequest", () => {
+					document.addEventListener("htmx:afterSettle", () => {
+						const p = document.querySelector("pre.output");
+						done(p.scrollTop + p.clientHeight >= p.scrollHeight - 2 ? "end" : String(p.scrollTop));
+					}, {once: true});
+				}, {once: true});
+			})`, chromedp.EvalAwaitPromise))
+		}
+		if at := nextRefresh(`p.scrollTop = 200`); at != "200" {
+			t.Errorf("the output scrolled to 200 is at %s after a refresh, want 200", at)
+		}
+		if at := nextRefresh(`p.scrollTop = p.scrollHeight`); at != "end" {
+			t.Errorf("the output scrolled to its end is at %s after a refresh, want still at its end", at)
+		}
+		if err := os.WriteFile(flag, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		do(t, ctx, "the run ends", chromedp.WaitVisible(`#run-status.r-succeeded`))
+		if at := get(t, ctx, "where", chromedp.Evaluate[bool](`(() => { const p = document.querySelector("pre.output"); return p.scrollTop + p.clientHeight >= p.scrollHeight - 2; })()`)); !at {
+			t.Error("the output followed to its end is not at its end when the run ends")
+		}
 	})
 }
 

@@ -51,6 +51,26 @@
   document.addEventListener("htmx:sendError", function () {
     stale("Not up to date: the master does not answer. Trying again every two seconds.");
   });
+  // A step's output keeps its scroll across refreshes, and one scrolled to
+  // its end stays at its end as it grows: a running step can be read, and
+  // followed.
+  var scrolls = {};
+  function outputs() { return document.querySelectorAll("pre.output[data-attempt]"); }
+  document.addEventListener("htmx:beforeSwap", function () {
+    scrolls = {};
+    var outs = outputs();
+    for (var i = 0; i < outs.length; i++) {
+      var p = outs[i];
+      scrolls[p.dataset.attempt] = p.scrollTop + p.clientHeight >= p.scrollHeight - 2 ? -1 : p.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var outs = outputs();
+    for (var i = 0; i < outs.length; i++) {
+      var at = scrolls[outs[i].dataset.attempt];
+      if (at !== undefined) { outs[i].scrollTop = at < 0 ? outs[i].scrollHeight : at; }
+    }
+  });
   document.addEventListener("DOMContentLoaded", function () { localise(document); });
   document.addEventListener("htmx:afterSettle", function (e) { stale(""); localise(e.target); });
 })();
