@@ -163,3 +163,37 @@ func TestConsoleKeysInBrowser(t *testing.T) {
 		t.Errorf("%d keys after making one, want 2 (the admin's and Alice)", n)
 	}
 }
+
+// TestConsoleStartAgainAfterBack starts a job, goes back to its page and
+// starts it again: a second start, not the first one's replay.
+func TestConsoleStartAgainAfterBack(t *testing.T) {
+	chromium(t)
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	if _, err := env.Client.Apply(context.Background(), httpapi.ApplyRequest{Jobs: []muster.Job{shellJob("again", "echo hi", "web1")}}); err != nil {
+		t.Fatal(err)
+	}
+	ctx := newBrowser(t, 1280, 800)
+	do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+	do(t, ctx, "start it", chromedp.Navigate(env.Master.URL+"/jobs/again"), chromedp.WaitVisible(`form.start`),
+		chromedp.Evaluate[chromedp.Void](`window.startedFromHere = true`),
+		chromedp.Click(`form.start button[type="submit"]`), chromedp.WaitVisible(`#run-status.r-succeeded`))
+	first := get(t, ctx, "the first run", chromedp.Location())
+	// Back: the browser may bring the page back from its back-forward
+	// cache, form, idempotency key and all; the page loads itself again.
+	do(t, ctx, "back", chromedp.Evaluate[chromedp.Void](`history.back()`))
+	testenv.Eventually(t, wait, "the job's page, loaded again", func() bool {
+		back, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`location.pathname === "/jobs/again" && document.readyState === "complete" && !window.startedFromHere && document.querySelector("form.start") !== null`))
+		return err == nil && back
+	})
+	do(t, ctx, "start it again", chromedp.Click(`form.start button[type="submit"]`), chromedp.WaitVisible(`#run-status.r-succeeded`))
+	if second := get(t, ctx, "the second run", chromedp.Location()); second == first {
+		t.Errorf("starting again after going back went to the first run, %s", first)
+	}
+	runs, err := env.Client.History(context.Background(), "again", "web1", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(runs) != 2 {
+		t.Fatalf("%d runs of again, want 2", len(runs))
+	}
+}

@@ -28,12 +28,16 @@
       e.preventDefault();
     }
   });
-  // What is shown once (a new key's secret) is not shown again when the
-  // browser brings the page back from its back-forward cache.
+  // A page the browser brings back from its back-forward cache (Back,
+  // Forward) is loaded again: as it was, it would show again what is
+  // shown once (a new key's secret), and its start form would send the
+  // idempotency key of a start already made, which the master answers
+  // with that start instead of a new one.
   window.addEventListener("pageshow", function (e) {
     if (!e.persisted) { return; }
     var once = document.querySelectorAll("[data-once]");
     for (var i = 0; i < once.length; i++) { once[i].remove(); }
+    location.reload();
   });
   // A live region that cannot refresh says so, and why, above it; it keeps
   // trying, and the notice goes with the next refresh that works.
