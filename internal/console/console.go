@@ -83,7 +83,7 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 	mux.Handle("GET /login", s.headers(http.HandlerFunc(s.loginForm)))
 	mux.Handle("POST /login", s.headers(http.HandlerFunc(s.login)))
 	mux.Handle("GET "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.openLink)))
-	s.page(mux, "POST /logout", "", s.logout)
+	mux.Handle("POST /logout", s.headers(http.HandlerFunc(s.logout)))
 
 	s.page(mux, "GET /fleet", "", s.fleet)
 	s.page(mux, "POST /targets/{name}/poll", "POST /api/v1/targets/{name}/poll", s.forcePoll)
@@ -134,8 +134,17 @@ func (s *Server) page(mux *http.ServeMux, pattern, route string, h pageHandler) 
 	mux.Handle(pattern, s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.session(r)
 		if err != nil {
+			signIn := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
+			if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "true" {
+				// A live refresh: htmx would follow a redirect unseen and
+				// swap in nothing, blanking the page. It takes the page
+				// itself to the sign-in form instead.
+				w.Header().Set("HX-Redirect", signIn)
+				w.WriteHeader(http.StatusUnauthorized)
+				return
+			}
 			if r.Method == http.MethodGet {
-				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+				http.Redirect(w, r, signIn, http.StatusSeeOther)
 				return
 			}
 			s.fail(w, r, nil, err)

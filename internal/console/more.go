@@ -1,8 +1,11 @@
 package console
 
 import (
+	"crypto/hmac"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -55,11 +58,24 @@ type keysPage struct {
 	Created *httpapi.KeyResponse
 }
 
-func (s *Server) keys(w http.ResponseWriter, r *http.Request, v *view) error {
-	return s.showKeys(w, r, v, nil)
-}
+// createdCookie carries a key just made, with its secret, from the POST
+// that made it to the one page that shows it: the POST answers with a
+// redirect, so that going back or reloading sends nothing again.
+const createdCookie = "muster_created_key"
 
-func (s *Server) showKeys(w http.ResponseWriter, r *http.Request, v *view, created *httpapi.KeyResponse) error {
+// maxKeyDays is the longest lifetime the form takes, catalog.MaxKeyTTL.
+const maxKeyDays = int(catalog.MaxKeyTTL / (24 * time.Hour))
+
+func (s *Server) keys(w http.ResponseWriter, r *http.Request, v *view) error {
+	var created *httpapi.KeyResponse
+	if c, err := r.Cookie(createdCookie); err == nil {
+		http.SetCookie(w, &http.Cookie{Name: createdCookie, Value: "", Path: "/keys", MaxAge: -1,
+			HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+		// Shown only to the session that made it.
+		if q, err := url.ParseQuery(c.Value); err == nil && hmac.Equal([]byte(q.Get("session")), []byte(v.csrf)) {
+			created = &httpapi.KeyResponse{APIKey: muster.APIKey{Name: q.Get("name"), Role: q.Get("role")}, Key: q.Get("key")}
+		}
+	}
 	keys, err := s.DB.FindAPIKeys(r.Context())
 	if err != nil {
 		return err
@@ -68,13 +84,14 @@ func (s *Server) showKeys(w http.ResponseWriter, r *http.Request, v *view, creat
 	return s.render(w, http.StatusOK, "keys", v)
 }
 
-// createKey makes an API key and shows its secret, once.
+// createKey makes an API key, and goes to the keys page, which shows its
+// secret once.
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request, v *view) error {
 	ttl := time.Duration(0)
-	if days := r.PostFormValue("ttl_days"); days != "" {
+	if days := strings.TrimSpace(r.PostFormValue("ttl_days")); days != "" {
 		n, err := strconv.Atoi(days)
-		if err != nil || n < 0 {
-			return muster.Errorf(muster.EINVALID, "ttl_days: %q is not a number of days", days)
+		if err != nil || n < 0 || n > maxKeyDays {
+			return muster.Errorf(muster.EINVALID, "ttl_days: %q is not a whole number of days from 1 to %d, or 0 for a key that lives until it is revoked", days, maxKeyDays)
 		}
 		ttl = time.Duration(n) * 24 * time.Hour
 	}
@@ -84,7 +101,11 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, v *view) erro
 	if err != nil {
 		return err
 	}
-	return s.showKeys(w, r, v, &httpapi.KeyResponse{APIKey: k, Key: secret})
+	created := url.Values{"name": {k.Name}, "role": {k.Role}, "key": {secret}, "session": {v.csrf}}
+	http.SetCookie(w, &http.Cookie{Name: createdCookie, Value: created.Encode(), Path: "/keys", MaxAge: 300,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	http.Redirect(w, r, "/keys", http.StatusSeeOther)
+	return nil
 }
 
 func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, v *view) error {

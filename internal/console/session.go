@@ -157,16 +157,27 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/fleet", http.StatusSeeOther)
 }
 
-// logout ends the session.
-func (s *Server) logout(w http.ResponseWriter, r *http.Request, v *view) error {
-	c, err := r.Cookie(sessionCookie)
+// logout ends the session and clears its cookie. A session that has
+// already ended (expired, its key revoked) has nothing left to end: the
+// cookie is cleared all the same, so that Sign out always signs out.
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
+	v, err := s.session(r)
+	if muster.ErrorCode(err) == muster.EINTERNAL {
+		s.fail(w, r, nil, err)
+		return
+	}
 	if err == nil {
+		if err := checkCSRF(r, v.csrf); err != nil {
+			s.fail(w, r, v, err)
+			return
+		}
+		c, _ := r.Cookie(sessionCookie)
 		if err := s.DB.EndSession(r.Context(), pki.HashSecret(c.Value)); err != nil {
-			return err
+			s.fail(w, r, v, err)
+			return
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
 		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
-	return nil
 }
