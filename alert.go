@@ -22,6 +22,32 @@ type Operator struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+// RedactWebhook returns a webhook URL as shown to a key below admin: its
+// scheme and host, with "/…" for the rest. The path and query of a webhook
+// often carry its credential (a chat service's incoming webhook, say).
+func RedactWebhook(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return u
+	}
+	host, tail, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndex(host, "@"); i >= 0 {
+		host = host[i+1:] // user information is a credential too
+	}
+	if tail == "" && !strings.ContainsAny(host, "?#") {
+		return scheme + "://" + host
+	}
+	host, _, _ = strings.Cut(host, "?")
+	host, _, _ = strings.Cut(host, "#")
+	return scheme + "://" + host + "/…"
+}
+
+// Redacted returns o with its webhook as RedactWebhook shows it.
+func (o Operator) Redacted() Operator {
+	o.Webhook = RedactWebhook(o.Webhook)
+	return o
+}
+
 // MaxWebhookLen bounds a webhook URL.
 const MaxWebhookLen = 2048
 

@@ -285,3 +285,20 @@ func TestErrorUnwrap(t *testing.T) {
 		t.Errorf("an Error with no cause unwraps to context.Canceled")
 	}
 }
+
+// A webhook is shown below admin as its scheme and host: whatever may
+// carry its credential (a path, a query, user information) is left out.
+func TestRedactWebhook(t *testing.T) {
+	for in, want := range map[string]string{
+		"https://hooks.example.com/services/T0/B0/secret": "https://hooks.example.com/…",
+		"https://hooks.example.com":                       "https://hooks.example.com",
+		"https://hooks.example.com/":                      "https://hooks.example.com",
+		"https://hooks.example.com?token=secret":          "https://hooks.example.com/…",
+		"https://user:pass@hooks.example.com:8443/x":      "https://hooks.example.com:8443/…",
+		"": "",
+	} {
+		if got := muster.RedactWebhook(in); got != want {
+			t.Errorf("RedactWebhook(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -38,6 +38,11 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.Operators, err = s.DB.FindOperators(r.Context()); err != nil {
 		return err
 	}
+	if v.Key.Role != catalog.RoleAdmin {
+		for i := range p.Operators {
+			p.Operators[i] = p.Operators[i].Redacted()
+		}
+	}
 	v.Title, v.Nav, v.Data = "Alerts and operators", "alerts", p
 	return s.render(w, http.StatusOK, "alerts", v)
 }

@@ -69,6 +69,10 @@ func (c caller) actor() muster.Actor {
 
 func (c caller) scope() muster.Scope { return c.key.Scope }
 
+// admin reports whether the caller's key has the admin role, which alone
+// sees operators' webhooks whole (see muster.RedactWebhook).
+func (c caller) admin() bool { return c.key.Role == catalog.RoleAdmin }
+
 // authenticate finds the API key of a request and checks it may call the
 // route pattern, which needs role.
 func (s *Server) authenticate(r *http.Request, pattern, role string) (caller, error) {

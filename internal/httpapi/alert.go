@@ -46,19 +46,27 @@ type OperatorResponse struct {
 // newWebhookSecret makes a webhook signing secret.
 func newWebhookSecret() string { return "mws_" + pki.RandomSecret() }
 
-func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) listOperators(w http.ResponseWriter, r *http.Request, c caller) error {
 	ops, err := s.DB.FindOperators(r.Context())
 	if err != nil {
 		return err
+	}
+	if !c.admin() {
+		for i := range ops {
+			ops[i] = ops[i].Redacted()
+		}
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, ops)
 	return nil
 }
 
-func (s *Server) showOperator(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) showOperator(w http.ResponseWriter, r *http.Request, c caller) error {
 	op, err := s.DB.FindOperator(r.Context(), r.PathValue("name"))
 	if err != nil {
 		return err
+	}
+	if !c.admin() {
+		op = op.Redacted()
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, op)
 	return nil
@@ -172,7 +180,7 @@ func (s *Server) enableAlert(enabled bool) handler {
 
 // alertHistory answers GET /api/v1/alerts/history: the notifications
 // alerts sent, newest first.
-func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, _ caller) error {
+func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
 	if err != nil {
@@ -189,6 +197,13 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, _ caller) 
 	})
 	if err != nil {
 		return err
+	}
+	if !c.admin() {
+		for i := range list {
+			if list[i].Channel == muster.ChannelWebhook {
+				list[i].Address = muster.RedactWebhook(list[i].Address)
+			}
+		}
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
