@@ -217,7 +217,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, v *view, err error
 	if v == nil {
 		v = &view{s: s}
 	}
-	v.Title, v.Nav, v.Live, v.Data = "Refused", "", "", errorPage{Status: status, Code: muster.ErrorCode(err), Message: msg}
+	v.Title, v.Nav, v.Live, v.Data = "Refused", "", "", errorPage{Status: status, Code: muster.ErrorCode(err), Message: msg, Form: r.Method == http.MethodPost}
 	if rerr := s.render(w, status, "error", v); rerr != nil {
 		http.Error(w, msg, status)
 	}
@@ -227,6 +227,9 @@ type errorPage struct {
 	Status  int
 	Code    string
 	Message string
+	// Form is set when a form was refused: the page offers to go back to
+	// it, to correct what the message names.
+	Form bool
 }
 
 // back redirects a form's POST to the page it came from (a path given in

@@ -55,6 +55,9 @@ func TestKeyLifetimeInDays(t *testing.T) {
 		if status != http.StatusBadRequest || !strings.Contains(body, "ttl_days: ") {
 			t.Errorf("ttl_days=%s: %d, want 400 naming ttl_days\n%s", days, status, body)
 		}
+		if !strings.Contains(body, "data-history-back>Back to the form</a>") {
+			t.Errorf("ttl_days=%s: the refusal offers no way back to the form\n%s", days, body)
+		}
 	}
 	keys, err := s.db.FindAPIKeys(context.Background())
 	if err != nil {

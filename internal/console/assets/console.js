@@ -75,6 +75,12 @@
       if (at !== undefined) { outs[i].scrollTop = at < 0 ? outs[i].scrollHeight : at; }
     }
   });
+  // "Back to the form" on a refused form's page goes back in the history,
+  // to the form; without scripts it goes to the fleet.
+  document.addEventListener("click", function (e) {
+    var a = e.target.closest && e.target.closest("[data-history-back]");
+    if (a && history.length > 1) { e.preventDefault(); history.back(); }
+  });
   document.addEventListener("DOMContentLoaded", function () { localise(document); });
   document.addEventListener("htmx:afterSettle", function (e) { stale(""); localise(e.target); });
 })();
