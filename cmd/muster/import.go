@@ -188,7 +188,7 @@ func printImportPlan(cmd *cobra.Command, format string, out importOutput) error 
 		return err
 	}
 	printPlanned(w, out.Result)
-	fmt.Fprintf(w, "# dry run: nothing applied; %d job(s), %d operator(s) and %d alert(s) would be\n",
+	fmt.Fprintf(w, "# dry run: nothing applied; %d job(s), %d operator(s) and %d alert(s) would be applied\n",
 		len(out.Jobs), len(out.Operators), len(out.Alerts))
 	return nil
 }

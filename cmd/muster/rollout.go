@@ -241,6 +241,24 @@ func waiting(ro muster.Rollout) []string {
 	return out
 }
 
+// jobTargets returns the targets a job runs on, sorted.
+func jobTargets(j muster.JobStatus) []string {
+	var out []string
+	for _, o := range j.Outcomes {
+		out = append(out, o.Target)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// listOrNone joins names with commas, or says none.
+func listOrNone(names []string) string {
+	if len(names) == 0 {
+		return "none"
+	}
+	return strings.Join(names, ", ")
+}
+
 // targets returns the job's targets the rollout covers: those in the group
 // (if one is given), or those named, or all of them, sorted.
 func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string, named []string) ([]string, error) {
@@ -268,7 +286,17 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(members, t) })
 	}
 	if len(targets) == 0 {
-		return nil, fmt.Errorf("job %q runs on none of the targets chosen", job)
+		var chosen []string
+		if len(named) > 0 {
+			chosen = append(chosen, "--target "+strings.Join(named, ","))
+		}
+		if f.group != "" {
+			chosen = append(chosen, fmt.Sprintf("--group %s", f.group))
+		}
+		if len(chosen) == 0 {
+			return nil, fmt.Errorf("job %q runs on no target", job)
+		}
+		return nil, fmt.Errorf("job %q runs on none of the targets chosen (%s); it runs on %s", job, strings.Join(chosen, " and "), listOrNone(jobTargets(j)))
 	}
 	slices.Sort(targets)
 	return targets, nil
