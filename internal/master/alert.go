@@ -59,11 +59,19 @@ type SMTPConfig struct {
 	RootCAs *x509.CertPool
 }
 
-// DefaultAlertConfig returns the defaults: six attempts over about eight
-// minutes, detectors every five seconds.
+// maxRetryAfter bounds how long a receiver's Retry-After delays the next
+// attempt at a notification.
+const maxRetryAfter = time.Hour
+
+// DefaultAlertConfig returns the defaults: 18 attempts over about a day,
+// so that a receiver down for an afternoon (a chat service's outage, a
+// mail server's maintenance) still gets what was raised meanwhile;
+// detectors every five seconds.
 func DefaultAlertConfig() AlertConfig {
 	return AlertConfig{
-		Retry:          []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute},
+		Retry: []time.Duration{10 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute,
+			15 * time.Minute, 30 * time.Minute, time.Hour, time.Hour, time.Hour, 2 * time.Hour, 2 * time.Hour,
+			4 * time.Hour, 4 * time.Hour, 4 * time.Hour, 4 * time.Hour},
 		AttemptTimeout: 30 * time.Second,
 		DetectInterval: 5 * time.Second,
 		NoSuccessGrace: 3 * time.Minute,
@@ -351,7 +359,10 @@ func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) error
 	attempt := catalog.DeliveryAttempt{Err: err}
 	if err != nil {
 		if n := d.Attempts + 1; !notify.IsPermanent(err) && n <= len(a.cfg.Retry) {
-			attempt.RetryAt = a.now().Add(a.cfg.Retry[n-1])
+			// A receiver that asks to be left alone longer is, up to
+			// an hour.
+			wait := max(a.cfg.Retry[n-1], min(notify.RetryAfter(err), maxRetryAfter))
+			attempt.RetryAt = a.now().Add(wait)
 		} else {
 			a.log.Warn("notification failed", "alert", d.Alert, "operator", d.Operator, "channel", d.Channel,
 				"event", d.Event.Name, "attempts", n, muster.LogErr, err)

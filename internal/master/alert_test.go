@@ -35,6 +35,13 @@ func (c *pinned) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.Unlo
 // it returns the alerting (not started: tests call runOnce) and the clock.
 func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Catalog, *pinned) {
 	t.Helper()
+	return dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(int(status.Load())) })
+}
+
+// dispatchFixtureWith is dispatchFixture with a receiver answering as
+// receive does.
+func dispatchFixtureWith(t *testing.T, receive http.HandlerFunc) (*alerting, *catalog.Catalog, *pinned) {
+	t.Helper()
 	ctx := context.Background()
 	clk := &pinned{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	db, err := catalog.Open(ctx, catalogtest.SQLite.Open(t), catalog.Options{Now: clk.Now})
@@ -42,9 +49,7 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.WriteHeader(int(status.Load()))
-	}))
+	srv := httptest.NewServer(receive)
 	t.Cleanup(srv.Close)
 
 	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
@@ -263,5 +268,40 @@ func TestSlowReceiverDelaysNoOtherAddress(t *testing.T) {
 	case <-got:
 	case <-time.After(time.Minute):
 		t.Fatal("the notification to the fast receiver was not sent while the slow one held its own")
+	}
+}
+
+// A receiver that answers 429 or 503 with Retry-After is not tried again
+// before it asks (within an hour), even where the Retry list would try
+// sooner; a Retry-After shorter than the list's wait changes nothing.
+func TestDispatcherHonoursRetryAfter(t *testing.T) {
+	ctx := context.Background()
+	var after atomic.Value
+	after.Store("600")
+	a, db, clk := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", after.Load().(string))
+		w.WriteHeader(http.StatusTooManyRequests)
+	})
+	next := func() time.Time {
+		t.Helper()
+		h, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+		if err != nil || len(h) != 1 || h[0].NextAttemptAt == nil {
+			t.Fatalf("history %+v %v, want one delivery, pending", h, err)
+		}
+		return *h[0].NextAttemptAt
+	}
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := next(), clk.Now().Add(10*time.Minute); !got.Equal(want) {
+		t.Errorf("after Retry-After: 600, the next attempt at %s, want %s (not the list's minute)", got, want)
+	}
+	clk.Add(10 * time.Minute)
+	after.Store("1") // shorter than the list's 5 minutes
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := next(), clk.Now().Add(5*time.Minute); !got.Equal(want) {
+		t.Errorf("after Retry-After: 1, the next attempt at %s, want %s (the list's wait)", got, want)
 	}
 }

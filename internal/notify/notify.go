@@ -75,6 +75,9 @@ func Verify(secret string, body []byte, signature string) bool {
 type Error struct {
 	Message   string
 	Permanent bool
+	// RetryAfter is how long the receiver asked to be left alone
+	// (Retry-After), or 0.
+	RetryAfter time.Duration
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -91,6 +94,16 @@ func permanent(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Permanent
+}
+
+// RetryAfter is how long the receiver of a failed attempt asked to be left
+// alone, or 0.
+func RetryAfter(err error) time.Duration {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.RetryAfter
+	}
+	return 0
 }
 
 // subject is a notification's one-line summary.

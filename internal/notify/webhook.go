@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/musterhq/muster"
 )
@@ -55,12 +58,29 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	case code >= 200 && code < 300:
 		return nil
 	case code == http.StatusRequestTimeout, code == http.StatusTooEarly, code == http.StatusTooManyRequests, code >= 500:
-		return transient("webhook %s: HTTP %d%s", url, code, excerpt(reply))
+		err := &Error{Message: fmt.Sprintf("webhook %s: HTTP %d%s", url, code, excerpt(reply))}
+		err.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
+		return err
 	case code >= 300 && code < 400:
 		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, resp.Header.Get("Location"))
 	default:
 		return permanent("webhook %s: HTTP %d%s", url, code, excerpt(reply))
 	}
+}
+
+// retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 when
+// there is none to read.
+func retryAfter(h string, now time.Time) time.Duration {
+	if h == "" {
+		return 0
+	}
+	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+		return time.Duration(max(s, 0)) * time.Second
+	}
+	if at, err := http.ParseTime(h); err == nil {
+		return max(at.Sub(now), 0)
+	}
+	return 0
 }
 
 // excerpt renders the start of a reply body for an error message: text,
