@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/musterhq/muster"
+)
+
+// proxyTarget is a test target whose settings let jobs run steps as the
+// proxy "nob", the OS user nobody; it skips the test where steps cannot
+// switch users (not root).
+func proxyTarget(t *testing.T, adjust ...func(*Config)) *Main {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("running a step as another user needs root")
+	}
+	return newTestMain(t, append([]func(*Config){func(c *Config) {
+		c.Settings.Proxies = map[string]Proxy{"nob": {User: "nobody"}}
+		c.Settings.AllowDownloadedJobsToMatchProxyName = true
+	}}, adjust...)...)
+}
+
+// openDir is a directory every user may enter and list, as a data
+// directory made beforehand often is (mkdir, systemd's StateDirectory=).
+func openDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "muster-open-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// A step running as a proxy cannot read the target's store (the jobs it
+// holds, their env included, and every run's output), even where the data
+// directory is open to all: the store's files are the daemon user's alone.
+func TestProxyStepCannotReadTheStore(t *testing.T) {
+	dir := openDir(t)
+	m := proxyTarget(t, func(c *Config) { c.DataDir = dir })
+	secret := flowJob("secret", muster.Step{Name: "main", Shell: "true"})
+	secret.Env = map[string]string{"API_TOKEN": "s3cr3t"}
+	if r := runJob(t, m, secret); r.Status != muster.RunSucceeded {
+		t.Fatalf("run %s %q", r.Status, r.Message)
+	}
+	store := filepath.Join(dir, StoreFile)
+	for _, f := range []string{store, store + "-wal", store + "-shm"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm()&0o077 != 0 {
+			t.Errorf("%s has mode %v, want no access for others than its owner", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	script := "for f in " + store + " " + store + "-wal " + store + "-shm; do if cat $f >/dev/null 2>&1; then echo read $f; fi; done"
+	r := runJob(t, m, flowJob("spy", muster.Step{Name: "main", Shell: script, RunAs: "nob"}))
+	if r.Status != muster.RunSucceeded || r.Steps[0].Output != "" {
+		t.Errorf("the proxy step: %s %q, output %q; want it to read none of the store's files", r.Status, r.Message, r.Steps[0].Output)
+	}
+}
