@@ -3,7 +3,9 @@ package agent
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 )
@@ -62,5 +64,19 @@ func TestProxyStepCannotReadTheStore(t *testing.T) {
 	r := runJob(t, m, flowJob("spy", muster.Step{Name: "main", Shell: script, RunAs: "nob"}))
 	if r.Status != muster.RunSucceeded || r.Steps[0].Output != "" {
 		t.Errorf("the proxy step: %s %q, output %q; want it to read none of the store's files", r.Status, r.Message, r.Steps[0].Output)
+	}
+}
+
+// A step that writes bytes that are not UTF-8 keeps no more than
+// output_limit of them, as text: the master takes at most its own limit
+// of an attempt's output, and what the target kept beyond it was lost.
+func TestBinaryOutputIsKeptWithinOutputLimit(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.Settings.OutputLimit = 1 << 10 })
+	r := runJob(t, m, flowJob("binary", muster.Step{Name: "main", Shell: `yes "$(printf '\377')" | head -c 100000`}))
+	out := r.Steps[0].Output
+	_, tail, cut := strings.Cut(out, "bytes are kept]\n")
+	head, _, _ := strings.Cut(out, "\n[muster: ")
+	if !cut || len(head)+len(tail) > 1<<10 || !utf8.ValidString(out) {
+		t.Errorf("kept %d bytes (%d and %d around the line about the cut) of a 1 KiB output_limit: %.120q…", len(out), len(head), len(tail), out)
 	}
 }
