@@ -80,3 +80,20 @@ func TestBinaryOutputIsKeptWithinOutputLimit(t *testing.T) {
 		t.Errorf("kept %d bytes (%d and %d around the line about the cut) of a 1 KiB output_limit: %.120q…", len(out), len(head), len(tail), out)
 	}
 }
+
+// A job the target took while it let jobs run steps as its proxies runs
+// none as a proxy once its settings no longer do (restarted with
+// allow_downloaded_jobs_to_match_proxy_name off): the step fails, saying
+// why, and runs nothing.
+func TestProxyStepNeedsProxyMatchingWhenItRuns(t *testing.T) {
+	m := proxyTarget(t, func(c *Config) { c.Settings.AllowDownloadedJobsToMatchProxyName = false })
+	marker := filepath.Join(openDir(t), "ran")
+	r := runJob(t, m, flowJob("held", muster.Step{Name: "main", Shell: "touch " + marker, RunAs: "nob"}))
+	a := r.Steps[0]
+	if a.Status != muster.AttemptFailed || !strings.Contains(a.Message, "proxy matching is disabled on the target") {
+		t.Errorf("the step %s %q; want failed, saying proxy matching is disabled", a.Status, a.Message)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the step ran")
+	}
+}

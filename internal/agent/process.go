@@ -211,8 +211,13 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 	return cmd, nil
 }
 
-// proxyUser resolves a proxy of the settings to its OS user.
+// proxyUser resolves a proxy of the settings to its OS user, when the
+// settings let jobs run steps as proxies: a job the target took before
+// they stopped letting them (and a restart) runs none.
 func (m *Main) proxyUser(name string) (*user.User, error) {
+	if !m.cfg.Settings.AllowDownloadedJobsToMatchProxyName {
+		return nil, fmt.Errorf("run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", name)
+	}
 	p, ok := m.cfg.Settings.Proxies[name]
 	if !ok {
 		return nil, fmt.Errorf("run_as %q: proxy not found", name)
