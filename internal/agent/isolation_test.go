@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"unicode/utf8"
 
@@ -95,5 +96,33 @@ func TestProxyStepNeedsProxyMatchingWhenItRuns(t *testing.T) {
 	}
 	if _, err := os.Stat(marker); err == nil {
 		t.Error("the step ran")
+	}
+}
+
+// A step inherits no file descriptor but its standard input, output and
+// error: not those the daemon opened (its store, its connections, its
+// control socket), nor those it was started with by a parent that did not
+// mark them close-on-exec.
+func TestStepsInheritNoDescriptor(t *testing.T) {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	inherited, err := syscall.Dup(int(f.Fd())) // as a parent leaves one: not close-on-exec
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Close(inherited)
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	runTarget(t, m)
+	// ls lists the shell's descriptors (the shell's glob, or ls's of
+	// itself, would show the directory being read).
+	tm.apply(t, shellJob("fds", []string{"web1"}, `ls /proc/$$/fd`))
+	tm.settled(t)
+	r := tm.finished(t, tm.start(t, "fds")...)[0]
+	if r.Status != muster.RunSucceeded || r.Steps[0].Output != "0\n1\n2\n" {
+		t.Errorf("the step: %s %q, its descriptors %q; want 0 1 2 (%d is the daemon's, inherited)", r.Status, r.Message, r.Steps[0].Output, inherited)
 	}
 }

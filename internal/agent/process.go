@@ -211,6 +211,24 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 	return cmd, nil
 }
 
+// keepDescriptorsFromSteps marks every descriptor of this process but
+// standard input, output and error close-on-exec. Go opens its own so, but
+// not those a parent left the daemon open, which every step would
+// otherwise inherit: a step, even one running as a proxy, could read or
+// write what the daemon's parent holds. It reads /proc and does nothing
+// where there is none.
+func keepDescriptorsFromSteps() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
 // proxyUser resolves a proxy of the settings to its OS user, when the
 // settings let jobs run steps as proxies: a job the target took before
 // they stopped letting them (and a restart) runs none.
