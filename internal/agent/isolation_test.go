@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -125,4 +128,66 @@ func TestStepsInheritNoDescriptor(t *testing.T) {
 	if r.Status != muster.RunSucceeded || r.Steps[0].Output != "0\n1\n2\n" {
 		t.Errorf("the step: %s %q, its descriptors %q; want 0 1 2 (%d is the daemon's, inherited)", r.Status, r.Message, r.Steps[0].Output, inherited)
 	}
+}
+
+// A step running as a proxy has its user's uid, primary group and
+// supplementary groups, none of the daemon's (root's), and HOME, USER and
+// LOGNAME as its user's, which the job's env may still set, as jobs.md
+// says: later entries win.
+func TestProxyStepRunsAsItsUser(t *testing.T) {
+	m := proxyTarget(t)
+	u, err := user.Lookup("nobody")
+	if err != nil {
+		t.Skip(err)
+	}
+	r := runJob(t, m, flowJob("who", muster.Step{Name: "main", Shell: `echo "$(id -u) $(id -g) $(id -G) $HOME $USER $LOGNAME"`, RunAs: "nob"}))
+	if want := fmt.Sprintf("%s %s %s %s nobody nobody\n", u.Uid, u.Gid, u.Gid, u.HomeDir); r.Status != muster.RunSucceeded || r.Steps[0].Output != want {
+		t.Errorf("as nobody: %s %q, output %q; want %q", r.Status, r.Message, r.Steps[0].Output, want)
+	}
+	j := flowJob("home", muster.Step{Name: "main", Shell: `echo "$HOME $USER"`, RunAs: "nob", Env: map[string]string{"HOME": "/tmp"}})
+	if r := runJob(t, m, j); r.Steps[0].Output != "/tmp nobody\n" {
+		t.Errorf("with HOME in the step's env: %q, want %q", r.Steps[0].Output, "/tmp nobody\n")
+	}
+}
+
+// A proxy's user keeps the supplementary groups /etc/group gives it.
+func TestProxyStepHasItsUsersGroups(t *testing.T) {
+	name, groups := userWithSupplementaryGroups(t)
+	m := proxyTarget(t, func(c *Config) { c.Settings.Proxies = map[string]Proxy{"p": {User: name}} })
+	r := runJob(t, m, flowJob("groups", muster.Step{Name: "main", Shell: `id -G`, RunAs: "p"}))
+	got := strings.Fields(r.Steps[0].Output)
+	slices.Sort(got)
+	if r.Status != muster.RunSucceeded || !slices.Equal(got, groups) {
+		t.Errorf("%s's groups: %s %q, output %q; want %v", name, r.Status, r.Message, r.Steps[0].Output, groups)
+	}
+}
+
+// userWithSupplementaryGroups finds a user of this system that /etc/group
+// names as a member of a group, and its groups, sorted; it skips the test
+// when there is none.
+func userWithSupplementaryGroups(t *testing.T) (string, []string) {
+	t.Helper()
+	b, err := os.ReadFile("/etc/group")
+	if err != nil {
+		t.Skip(err)
+	}
+	for line := range strings.Lines(string(b)) {
+		f := strings.Split(strings.TrimSpace(line), ":")
+		if len(f) < 4 || f[3] == "" {
+			continue
+		}
+		name := strings.Split(f[3], ",")[0]
+		u, err := user.Lookup(name)
+		if err != nil || u.Uid == "0" {
+			continue
+		}
+		groups, err := u.GroupIds()
+		if err != nil || len(groups) < 2 {
+			continue
+		}
+		slices.Sort(groups)
+		return name, groups
+	}
+	t.Skip("no user here has a supplementary group")
+	return "", nil
 }

@@ -172,6 +172,7 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Dir = step.Workdir
+	home := env["HOME"]
 	if step.RunAs != "" {
 		u, err := e.m.proxyUser(step.RunAs)
 		if err != nil {
@@ -188,12 +189,12 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 			}
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
-		env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
+		home = u.HomeDir
 	}
 	if cmd.Dir == "" {
 		// The home directory, or / for users without one (nobody's is
 		// /nonexistent).
-		cmd.Dir = env["HOME"]
+		cmd.Dir = home
 		if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
 			cmd.Dir = "/"
 		}
