@@ -1,8 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"slices"
@@ -10,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 	"unicode/utf8"
+	"unsafe"
 
 	"github.com/musterhq/muster"
 )
@@ -190,4 +194,52 @@ func userWithSupplementaryGroups(t *testing.T) (string, []string) {
 	}
 	t.Skip("no user here has a supplementary group")
 	return "", nil
+}
+
+// A step has no controlling terminal, even when the daemon has one (run in
+// a terminal, as `muster dev` does): a step that asks for a password on
+// /dev/tty fails at once instead of stopping until its timeout, and a step
+// running as a proxy cannot type into the terminal of the user who started
+// the daemon (TIOCSTI). The test runs itself again in a session of its own
+// whose controlling terminal is a new pseudo-terminal.
+func TestStepHasNoControllingTerminal(t *testing.T) {
+	if os.Getenv("MUSTER_TEST_IN_TERMINAL") != "" {
+		if f, err := os.Open("/dev/tty"); err != nil {
+			t.Fatalf("the test has no controlling terminal: %v", err)
+		} else {
+			f.Close()
+		}
+		m := newTestMain(t)
+		r := runJob(t, m, flowJob("tty", muster.Step{Name: "main", Shell: `(: </dev/tty) 2>/dev/null && echo terminal || echo none`}))
+		if r.Status != muster.RunSucceeded || r.Steps[0].Output != "none\n" {
+			t.Errorf("the step: %s %q, output %q; want none, no controlling terminal", r.Status, r.Message, r.Steps[0].Output)
+		}
+		return
+	}
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	defer ptmx.Close()
+	var unlock, n int32
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, ptmx.Fd(), syscall.TIOCSPTLCK, uintptr(unsafe.Pointer(&unlock))); e != 0 {
+		t.Skipf("unlock the pseudo-terminal: %v", e)
+	}
+	if _, _, e := syscall.Syscall(syscall.SYS_IOCTL, ptmx.Fd(), syscall.TIOCGPTN, uintptr(unsafe.Pointer(&n))); e != 0 {
+		t.Skipf("name the pseudo-terminal: %v", e)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Skip(err)
+	}
+	defer pts.Close()
+	go io.Copy(io.Discard, ptmx) // what is written to the terminal
+	cmd := exec.Command(os.Args[0], "-test.run=^TestStepHasNoControllingTerminal$", "-test.v")
+	cmd.Env = append(os.Environ(), "MUSTER_TEST_IN_TERMINAL=1")
+	var out bytes.Buffer
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = pts, &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Run(); err != nil {
+		t.Errorf("in a terminal: %v\n%s", err, out.String())
+	}
 }

@@ -153,7 +153,7 @@ func (ar *activeRun) signal(pgid int, sig syscall.Signal) {
 }
 
 // command builds the process for a shell or command step: its program, a
-// new process group, its environment, its directory, and the proxy user it
+// new session, its environment, its directory, and the proxy user it
 // runs as.
 func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
@@ -170,7 +170,10 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 			cmd.Path, cmd.Err = path, nil
 		}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A session of its own, and so a process group of its own, without a
+	// controlling terminal: a step of a daemon started in a terminal
+	// neither stops reading it (SIGTTIN) nor, as a proxy, types into it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = step.Workdir
 	home := env["HOME"]
 	if step.RunAs != "" {
