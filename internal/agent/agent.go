@@ -155,6 +155,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+	keepDescriptorsFromSteps()
 	if m.lock, err = lockDir(m.cfg.DataDir); err != nil {
 		return err
 	}

@@ -552,6 +552,13 @@ func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step)
 		lang = "C.UTF-8"
 	}
 	env := map[string]string{"PATH": stepPath, "HOME": e.m.home, "LANG": lang}
+	if step.RunAs != "" {
+		// The proxy's user's, which the env below may still set (a proxy
+		// that cannot be used fails the step in command).
+		if u, err := e.m.proxyUser(step.RunAs); err == nil {
+			env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
+		}
+	}
 	for _, layer := range []map[string]string{ar.job.Env, step.Env, ar.env} {
 		for k, v := range layer {
 			// Where /bin/sh is bash, a BASH_FUNC_name%% variable is a

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -102,5 +104,50 @@ func TestOutputWithNothingLeft(t *testing.T) {
 	got := collect(newOutput(0, "run_output_limit 1KiB, of which the run had 0B left"), []string{"hello\n"})
 	if want := "[muster: 6 bytes of output dropped: run_output_limit 1KiB, of which the run had 0B left]\n"; got != want {
 		t.Errorf("got %q, want %q", got, want)
+	}
+}
+
+// What is kept of an attempt is within its limit, and valid UTF-8,
+// whatever the step writes: an invalid byte that becomes U+FFFD (three
+// bytes) counts as the three it takes, in the head, the tail and the
+// bytes said to be dropped.
+func TestOutputStaysWithinItsLimitWhateverItsBytes(t *testing.T) {
+	note := regexp.MustCompile(`\n\[muster: (\d+) bytes of output dropped here \(output_limit 64B\); the first and last 32 bytes are kept\]\n`)
+	for _, tc := range []struct {
+		name   string
+		writes []string
+	}{
+		{"invalid bytes between letters", []string{strings.Repeat("\xffa", 32)}},
+		{"in small writes", strings.SplitAfter(strings.Repeat("\xffa", 200), "a")},
+		{"a character cut between writes, then invalid", []string{"abc\xe2", "\x82", "\xac", strings.Repeat("\xfe-", 100)}},
+		{"a character never finished", []string{strings.Repeat("é", 40), "\xe2\x82"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := collect(newOutput(64, "output_limit 64B"), tc.writes)
+			if !utf8.ValidString(got) {
+				t.Errorf("%q is not valid UTF-8", got)
+			}
+			kept := note.ReplaceAllString(got, "")
+			if len(kept) > 64 {
+				t.Errorf("%d bytes kept of a 64-byte limit: %q", len(kept), got)
+			}
+			var raw int
+			for _, w := range tc.writes {
+				raw += len(w)
+			}
+			if m := note.FindStringSubmatch(got); m != nil {
+				dropped, _ := strconv.Atoi(m[1])
+				if dropped+len(kept) < raw {
+					t.Errorf("%d bytes said dropped and %d kept, of %d written", dropped, len(kept), raw)
+				}
+			}
+		})
+	}
+	// Valid text is kept as written.
+	if got := collect(newOutput(64, "x"), []string{"abc\xe2", "\x82", "\xac!"}); got != "abc€!" {
+		t.Errorf("a character written in three parts came out as %q", got)
+	}
+	if got := collect(newOutput(64, "x"), []string{"a\xff\xfe\xfdb", "\xffc"}); got != "a\uFFFDb\uFFFDc" {
+		t.Errorf("runs of invalid bytes came out as %q, want each as one U+FFFD", got)
 	}
 }

@@ -153,7 +153,7 @@ func (ar *activeRun) signal(pgid int, sig syscall.Signal) {
 }
 
 // command builds the process for a shell or command step: its program, a
-// new process group, its environment, its directory, and the proxy user it
+// new session, its environment, its directory, and the proxy user it
 // runs as.
 func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, error) {
 	var cmd *exec.Cmd
@@ -170,8 +170,12 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 			cmd.Path, cmd.Err = path, nil
 		}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// A session of its own, and so a process group of its own, without a
+	// controlling terminal: a step of a daemon started in a terminal
+	// neither stops reading it (SIGTTIN) nor, as a proxy, types into it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = step.Workdir
+	home := env["HOME"]
 	if step.RunAs != "" {
 		u, err := e.m.proxyUser(step.RunAs)
 		if err != nil {
@@ -188,12 +192,12 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 			}
 		}
 		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid), Groups: groups}
-		env["HOME"], env["USER"], env["LOGNAME"] = u.HomeDir, u.Username, u.Username
+		home = u.HomeDir
 	}
 	if cmd.Dir == "" {
 		// The home directory, or / for users without one (nobody's is
 		// /nonexistent).
-		cmd.Dir = env["HOME"]
+		cmd.Dir = home
 		if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
 			cmd.Dir = "/"
 		}
@@ -211,8 +215,31 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 	return cmd, nil
 }
 
-// proxyUser resolves a proxy of the settings to its OS user.
+// keepDescriptorsFromSteps marks every descriptor of this process but
+// standard input, output and error close-on-exec. Go opens its own so, but
+// not those a parent left the daemon open, which every step would
+// otherwise inherit: a step, even one running as a proxy, could read or
+// write what the daemon's parent holds. It reads /proc and does nothing
+// where there is none.
+func keepDescriptorsFromSteps() {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return
+	}
+	for _, e := range entries {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			syscall.CloseOnExec(fd)
+		}
+	}
+}
+
+// proxyUser resolves a proxy of the settings to its OS user, when the
+// settings let jobs run steps as proxies: a job the target took before
+// they stopped letting them (and a restart) runs none.
 func (m *Main) proxyUser(name string) (*user.User, error) {
+	if !m.cfg.Settings.AllowDownloadedJobsToMatchProxyName {
+		return nil, fmt.Errorf("run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", name)
+	}
 	p, ok := m.cfg.Settings.Proxies[name]
 	if !ok {
 		return nil, fmt.Errorf("run_as %q: proxy not found", name)

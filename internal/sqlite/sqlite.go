@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
 	"path"
 	"sort"
 	"strconv"
@@ -27,7 +28,14 @@ import (
 // Every connection keeps the statements it runs prepared (see connector).
 // The write handle checkpoints the log in the background (see
 // checkpointer) until it is closed.
+//
+// The database and its log are readable by their owner alone: they hold
+// what the process keeps (job definitions with their env, run output),
+// whatever the mode of their directory.
 func Open(path string, synchronous string, readers int) (write, read *sql.DB, err error) {
+	if err := ownerOnly(path); err != nil {
+		return nil, nil, err
+	}
 	write, err = openCached(dsn(path, synchronous, true), dsn(path, synchronous, false))
 	if err != nil {
 		return nil, nil, err
@@ -48,6 +56,33 @@ func Open(path string, synchronous string, readers int) (write, read *sql.DB, er
 	read.SetMaxOpenConns(readers)
 	read.SetMaxIdleConns(readers)
 	return write, read, nil
+}
+
+// ownerOnly creates the database file at path, if it is missing, with
+// access for its owner alone, and takes access away from others on the
+// files of one that exists (a store made by an earlier version was
+// readable by all). SQLite gives its log and shared-memory files the
+// database file's mode.
+func ownerOnly(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	for _, name := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		fi, err := os.Stat(name)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		} else if err != nil {
+			return err
+		}
+		if mode := fi.Mode().Perm(); mode&0o077 != 0 {
+			if err := os.Chmod(name, mode&^0o077); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func dsn(path, synchronous string, write bool) string {
