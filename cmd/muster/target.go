@@ -67,11 +67,14 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			if err != nil {
 				return err
 			}
+			if warning := settings.Exposure(configFile); warning != "" {
+				log.Warn(warning)
+			}
 			cfg := agent.DefaultConfig()
 			cfg.DataDir, cfg.Settings, cfg.Logger = dataDir, settings, log
 			cfg.MetricsListen = metricsListen
 			if traceFile != "" {
-				f, err := os.OpenFile(traceFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				f, err := os.OpenFile(traceFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 				if err != nil {
 					return fmt.Errorf("--trace: %w", err)
 				}

@@ -121,6 +121,21 @@ func LoadSettings(path string) (Settings, error) {
 	return s, nil
 }
 
+// Exposure returns, for settings read from the file at path, why the file
+// should be readable by its owner alone, or "" when it is or holds no
+// connection: a DSN's password is in it, and any user of the machine,
+// the steps of other jobs included, could read it.
+func (s Settings) Exposure(path string) string {
+	if path == "" || len(s.Connections) == 0 {
+		return ""
+	}
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%s holds the connections' DSNs, their passwords included, and others may read it (mode %#o): chmod 600 it", path, fi.Mode().Perm())
+}
+
 func (s Settings) validate() error {
 	if s.TimeZone != "" {
 		if _, err := time.LoadLocation(s.TimeZone); err != nil {

@@ -60,3 +60,39 @@ func TestConnectionDSNsAreCheckedWhenRead(t *testing.T) {
 		}
 	}
 }
+
+// A settings file with connections (whose DSNs hold passwords) that others
+// may read is named, with its mode and what to do; a private one, or one
+// without connections, is not.
+func TestSettingsExposure(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	conns := "connections:\n  app: {driver: postgres, dsn: 'postgres://app:secret@db/app'}\n"
+	cases := []struct {
+		path string
+		want string
+	}{
+		{write("open.yaml", conns, 0o644), "chmod 600"},
+		{write("private.yaml", conns, 0o600), ""},
+		{write("none.yaml", "time_zone: UTC\n", 0o644), ""},
+	}
+	for _, c := range cases {
+		s, err := LoadSettings(c.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := s.Exposure(c.path)
+		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) || strings.Contains(got, "secret") {
+			t.Errorf("%s: %q, want %q (and never the password)", filepath.Base(c.path), got, c.want)
+		}
+	}
+}
