@@ -113,6 +113,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r, pattern, role)
 		if err == nil {
+			err = checkQuery(pattern, r.URL.Query())
+		}
+		if err == nil {
 			err = h(w, r, c)
 		}
 		if err != nil {

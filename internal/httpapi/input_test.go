@@ -1,0 +1,191 @@
+package httpapi_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/pki"
+)
+
+// inputAdmin is the admin key of an inputServer.
+const inputAdmin = "mat_input-admin"
+
+// inputServer serves the operator API on a catalog of engine e holding a
+// small fleet: targets web1 and web2 in group web, jobs backup (on web1
+// and web2) and report (on group web) with a run each, operator dba and
+// alert failures.
+type inputServer struct {
+	url string
+	hc  *http.Client
+	db  *catalog.Catalog
+}
+
+func newInputServer(t *testing.T, e catalogtest.Engine) *inputServer {
+	t.Helper()
+	ctx := context.Background()
+	db, err := catalog.Open(ctx, e.Open(t), catalog.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "admin", Role: catalog.RoleAdmin}, pki.HashSecret(inputAdmin), self); err != nil {
+		t.Fatal(err)
+	}
+	ids := map[string]catalog.TargetIdentity{}
+	for _, name := range []string{"web1", "web2"} {
+		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, self); err != nil {
+			t.Fatal(err)
+		}
+		id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+			func(string) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+			})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[name] = id
+	}
+	if err := db.CreateGroup(ctx, "web", self); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false, self); err != nil {
+		t.Fatal(err)
+	}
+	backup, report := muster.NewJob(), muster.NewJob()
+	backup.Name, backup.Targets = "backup", []string{"web1", "web2"}
+	backup.Steps = []muster.Step{{Name: "dump", Shell: "true"}}
+	report.Name, report.Groups = "report", []string{"web"}
+	report.Steps = []muster.Step{{Name: "run", Shell: "true"}}
+	if _, err := db.ApplyJobs(ctx, []muster.Job{backup, report}, catalog.ApplyOptions{}, self); err != nil {
+		t.Fatal(err)
+	}
+	for target, job := range map[string]string{"web1": "backup", "web2": "report"} {
+		res, err := db.UpsertRuns(ctx, ids[target], []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: job, RunID: "run-" + target,
+			Status: muster.RunFailed, Trigger: "operator", StartedAt: time.Now()}}})
+		if err != nil || !res[0].OK {
+			t.Fatalf("upload a run of %s: %+v, %v", job, res, err)
+		}
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "dba", Email: "dba@example.com"}, "", self); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failures", Event: muster.EventRunFailed, Notify: []string{"dba"}}, self); err != nil {
+		t.Fatal(err)
+	}
+	s := &httpapi.Server{DB: db, Log: slog.New(slog.DiscardHandler), Tokens: noTokens{}, Poker: noPoker{}, Hub: noHub{}}
+	mux := http.NewServeMux()
+	s.Routes(mux)
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(srv.Close)
+	hc := srv.Client()
+	t.Cleanup(hc.CloseIdleConnections)
+	return &inputServer{url: srv.URL, hc: hc, db: db}
+}
+
+type noTokens struct{}
+
+func (noTokens) NewEnlistToken(context.Context, string, time.Duration, muster.Actor) (string, time.Time, error) {
+	return "", time.Time{}, muster.Errorf(muster.EINTERNAL, "no tokens in this test")
+}
+
+type noHub struct{}
+
+func (noHub) RunsChanged() <-chan struct{} { return nil }
+func (noHub) Closed() <-chan struct{}      { return nil }
+
+type noPoker struct{}
+
+func (noPoker) Poke([]int64) bool { return false }
+
+// call sends a request with the admin key and returns the status and the
+// body.
+func (s *inputServer) call(t *testing.T, method, path, body string, header ...string) (int, []byte) {
+	t.Helper()
+	var in io.Reader
+	if body != "" {
+		in = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, s.url+path, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+inputAdmin)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := s.hc.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+// refused checks that a reply is the error want (a code), with a message
+// beginning with field and a colon.
+func refused(t *testing.T, what string, status int, body []byte, want, field string) {
+	t.Helper()
+	var eb struct {
+		Error struct{ Code, Message string }
+	}
+	json.Unmarshal(body, &eb)
+	switch {
+	case eb.Error.Code != want:
+		t.Errorf("%s: %d %s; want %s", what, status, body, want)
+	case field != "" && !strings.HasPrefix(eb.Error.Message, field+":"):
+		t.Errorf("%s: %q does not begin with %q", what, eb.Error.Message, field+":")
+	}
+}
+
+// A query parameter a route does not take, or one given twice that is not
+// a list, is refused naming it: it is not ignored, nor is all but its first
+// value.
+func TestQueryParametersAreChecked(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	for _, tc := range []struct{ method, path, field string }{
+		{"DELETE", "/api/v1/targets?all=true&all=false", "all"},
+		{"DELETE", "/api/v1/targets?all=true&force=false&force=true", "force"},
+		{"DELETE", "/api/v1/targets/web1?force=false&force=true", "force"},
+		{"GET", "/api/v1/jobs/backup/history?limit=1&limit=5", "limit"},
+		{"GET", "/api/v1/jobs/backup/history?target=web1&target=web2", "target"},
+		{"GET", "/api/v1/jobs/backup/history?targte=web1", "targte"},
+		{"GET", "/api/v1/downloadlist?job=backup&job=report", "job"},
+		{"GET", "/api/v1/audit?limit=5&since=2026-01-02T15:04:05Z&since=2020-01-02T15:04:05Z", "since"},
+		{"GET", "/api/v1/events?Limit=5", "Limit"},
+		{"GET", "/api/v1/jobs?category=a&category=b", "category"},
+		{"GET", "/api/v1/jobs/backup?verbose=1", "verbose"},
+		{"POST", "/api/v1/downloadlist/1/retry?target=web1&target=web2", "target"},
+	} {
+		status, body := s.call(t, tc.method, tc.path, "")
+		refused(t, tc.method+" "+tc.path, status, body, muster.EINVALID, tc.field)
+	}
+	if ts, err := s.db.FindTargets(context.Background(), catalog.TargetFilter{}); err != nil || len(ts) != 2 {
+		t.Errorf("targets after the refusals: %d, %v; want both still there", len(ts), err)
+	}
+	// A list is a list.
+	q := url.Values{"run": {"web1:run-web1", "web2:run-web2"}}
+	status, body := s.call(t, "GET", "/api/v1/runs?"+q.Encode(), "")
+	if status != http.StatusOK {
+		t.Errorf("GET /api/v1/runs with two runs: %d %s", status, body)
+	}
+}
