@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -187,5 +188,31 @@ func TestQueryParametersAreChecked(t *testing.T) {
 	status, body := s.call(t, "GET", "/api/v1/runs?"+q.Encode(), "")
 	if status != http.StatusOK {
 		t.Errorf("GET /api/v1/runs with two runs: %d %s", status, body)
+	}
+}
+
+// A body that does not decode is refused naming the field, and in an apply
+// the job, as the catalog's own refusals of an apply do.
+func TestUndecodableBodiesNameTheField(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	step := `"steps": [{"name": "s", "shell": "true"%s}]`
+	job := func(name, extra string) string {
+		return fmt.Sprintf(`{"jobs": [{"name": %q, "targets": ["web1"], `+step+`}]}`, name, extra)
+	}
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/api/v1/apply", job("late", `, "timeout": "-5s"`), `job "late": steps.timeout`},
+		{"POST", "/api/v1/apply", job("late", `, "timeout": 5`), `job "late": steps.timeout`},
+		{"POST", "/api/v1/apply", job("late", `, "retry": {"attempts": "3"}`), `job "late": steps.retry.attempts`},
+		{"POST", "/api/v1/apply", job("late", `, "bogus": 1`), `job "late": bogus`},
+		{"POST", "/api/v1/apply", `{"jobs": [null]}`, "jobs"},
+		{"POST", "/api/v1/apply", `{"jobs": {}}`, "jobs"},
+		{"POST", "/api/v1/alerts", `{"name": "slow", "event": "no_success", "notify": ["dba"], "window": "-1h"}`, "window"},
+		{"POST", "/api/v1/tokens", `{"target": "web3", "ttl_seconds": "600"}`, "ttl_seconds"},
+		{"POST", "/api/v1/jobs/backup/start", `{"targets": "web1"}`, "targets"},
+		{"POST", "/api/v1/history/purge", `{"keep_per_job": 1.5}`, "keep_per_job"},
+		{"PATCH", "/api/v1/targets/web1", `{"Location ": "x"}`, "Location "},
+	} {
+		status, body := s.call(t, tc.method, tc.path, tc.body)
+		refused(t, tc.method+" "+tc.path+" "+tc.body, status, body, muster.EINVALID, tc.field)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -300,12 +301,29 @@ type applyBody struct {
 	DryRun bool      `json:"dry_run"`
 }
 
-// jobBody decodes a job with the definition defaults applied first.
+// jobBody decodes a job with the definition defaults applied first. A job
+// that cannot be decoded is refused naming it, as the catalog names the
+// jobs it refuses.
 type jobBody struct{ muster.Job }
 
 func (j *jobBody) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return muster.Errorf(muster.EINVALID, "jobs: a job is an object, not null")
+	}
 	j.Job = muster.NewJob()
-	return decodeStrict(b, &j.Job)
+	err := decodeStrict(b, &j.Job)
+	if err == nil {
+		return nil
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	json.Unmarshal(b, &named)
+	what := "job"
+	if named.Name != "" {
+		what = fmt.Sprintf("job %q", named.Name)
+	}
+	return muster.Errorf(muster.EINVALID, "%s: %s", what, muster.ErrorMessage(jsonhttp.DecodeFailure(err)))
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
