@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -86,7 +88,7 @@ func newInputServer(t *testing.T, e catalogtest.Engine) *inputServer {
 	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failures", Event: muster.EventRunFailed, Notify: []string{"dba"}}, self); err != nil {
 		t.Fatal(err)
 	}
-	s := &httpapi.Server{DB: db, Log: slog.New(slog.DiscardHandler), Tokens: noTokens{}, Poker: noPoker{}, Hub: noHub{}}
+	s := &httpapi.Server{DB: db, Log: slog.New(slog.DiscardHandler), Tokens: catalogTokens{db}, Poker: noPoker{}, Hub: noHub{}}
 	mux := http.NewServeMux()
 	s.Routes(mux)
 	srv := httptest.NewTLSServer(mux)
@@ -96,10 +98,14 @@ func newInputServer(t *testing.T, e catalogtest.Engine) *inputServer {
 	return &inputServer{url: srv.URL, hc: hc, db: db}
 }
 
-type noTokens struct{}
+// catalogTokens makes enlistment tokens as the master does, but for the
+// secret.
+type catalogTokens struct{ db *catalog.Catalog }
 
-func (noTokens) NewEnlistToken(context.Context, string, time.Duration, muster.Actor) (string, time.Time, error) {
-	return "", time.Time{}, muster.Errorf(muster.EINTERNAL, "no tokens in this test")
+func (c catalogTokens) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error) {
+	secret := "mst1.test." + pki.RandomSecret()
+	at, err := c.db.CreateEnlistToken(ctx, pki.HashSecret(secret), muster.NormalizeTargetName(name), ttl, by)
+	return secret, at, err
 }
 
 type noHub struct{}
@@ -215,4 +221,112 @@ func TestUndecodableBodiesNameTheField(t *testing.T) {
 		status, body := s.call(t, tc.method, tc.path, tc.body)
 		refused(t, tc.method+" "+tc.path+" "+tc.body, status, body, muster.EINVALID, tc.field)
 	}
+}
+
+// dump reads everything the API shows of the catalog, but when each API
+// key was last used (every request uses one).
+func (s *inputServer) dump(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	paths := []string{"/api/v1/targets", "/api/v1/jobs", "/api/v1/groups", "/api/v1/operators", "/api/v1/alerts",
+		"/api/v1/apikeys", "/api/v1/audit?limit=1000", "/api/v1/downloadlist", "/api/v1/events", "/api/v1/alerts/history",
+		"/api/v1/jobs/backup", "/api/v1/jobs/report", "/api/v1/jobs/backup/history", "/api/v1/jobs/report/history",
+		"/api/v1/jobs/backup/rollouts", "/api/v1/targets/web1", "/api/v1/targets/web2"}
+	for _, p := range paths {
+		status, body := s.call(t, "GET", p, "")
+		if status != http.StatusOK {
+			t.Fatalf("GET %s: %d %s", p, status, body)
+		}
+		out[p] = lastUsedRE.ReplaceAllString(string(body), "")
+	}
+	return out
+}
+
+var lastUsedRE = regexp.MustCompile(`"last_used_at":("[^"]*"|null),?`)
+
+// Every change the API refuses, for bad input, leaves the catalog exactly
+// as it was, on both engines: nothing of it is written, not even to the
+// audit log.
+func TestRefusedChangesLeaveTheCatalogAsItWas(t *testing.T) {
+	long := strings.Repeat("x", 1<<20)
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		s := newInputServer(t, e)
+		before := s.dump(t)
+		for _, r := range []struct {
+			method, path, body string
+			code               string
+		}{
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "new", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}, {"name": "backup", "targets": ["nope"], "steps": [{"name": "s", "shell": "true"}]}]}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "new", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}, {"name": "new", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}]}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "backup", "targets": ["web1", "web1"], "steps": [{"name": "s", "shell": "true"}]}], "prune": true}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "backup", "targets": ["web1"], "max_parallel_targets": -1, "steps": [{"name": "s", "shell": "true"}]}]}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "backup\u0000x", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}]}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "backup", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}]} {}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [], "prune": true}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "` + long + `"}]}`, muster.EINVALID},
+			{"DELETE", "/api/v1/jobs/nope", "", muster.ENOTFOUND},
+			{"POST", "/api/v1/jobs/backup/start", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/jobs/backup/start", `{"expires_in_seconds": -1}`, muster.EINVALID},
+			{"POST", "/api/v1/jobs/backup/start", `{"env": {"A=B": "x"}}`, muster.EINVALID},
+			{"POST", "/api/v1/jobs/backup/start", `{"rollout": {"batch": "0"}}`, muster.EINVALID},
+			{"POST", "/api/v1/jobs/backup/start", `{"step": "nope"}`, muster.EINVALID},
+			{"POST", "/api/v1/jobs/backup/stop", `{"targets": [""]}`, muster.EINVALID},
+			{"POST", "/api/v1/history/purge", `{"older_than_seconds": -1}`, muster.EINVALID},
+			{"POST", "/api/v1/history/purge", `{"keep_per_job": -1}`, muster.EINVALID},
+			{"POST", "/api/v1/groups", `{"name": " web"}`, muster.EINVALID},
+			{"POST", "/api/v1/groups", `{"name": "a/b"}`, muster.EINVALID},
+			{"POST", "/api/v1/groups", `{"name": "web"}`, muster.ECONFLICT},
+			{"POST", "/api/v1/groups/web/rename", `{"name": ""}`, muster.EINVALID},
+			{"POST", "/api/v1/groups/web/add", `{"targets": []}`, muster.EINVALID},
+			{"POST", "/api/v1/groups/web/remove", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/groups/web/remove", `{"targets": ["web1", "web1"]}`, muster.EINVALID},
+			{"POST", "/api/v1/post", `{"operation": "SET-POLL", "value": 5}`, muster.EINVALID},
+			{"POST", "/api/v1/post", `{"operation": "DEFECT", "targets": ["web1"]}`, muster.EINVALID},
+			{"POST", "/api/v1/post", `{"operation": "START", "job": "backup", "targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/post", `{"operation": "SYNC-TIME", "targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/resync", `{"targets": ["web1"], "all": true}`, muster.EINVALID},
+			{"POST", "/api/v1/resync", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/pause", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
+			{"POST", "/api/v1/pause", `{"group": "nope"}`, muster.EINVALID},
+			{"PATCH", "/api/v1/targets/web1", `{"location": "a\nb"}`, muster.EINVALID},
+			{"PATCH", "/api/v1/targets/web1", `{"description": "` + long + `"}`, muster.ETOOLARGE},
+			{"PATCH", "/api/v1/targets/web1", `{}`, muster.EINVALID},
+			{"DELETE", "/api/v1/targets", "", muster.EINVALID},
+			{"DELETE", "/api/v1/targets?all=yes", "", muster.EINVALID},
+			{"DELETE", "/api/v1/targets/nope", "", muster.ENOTFOUND},
+			{"POST", "/api/v1/tokens", `{"target": "web 3"}`, muster.EINVALID},
+			{"POST", "/api/v1/tokens", `{"target": "web3", "ttl_seconds": 59}`, muster.EINVALID},
+			{"POST", "/api/v1/operators", `{"name": "ops", "email": "not an address"}`, muster.EINVALID},
+			{"POST", "/api/v1/operators", `{"name": "dba", "email": "dba@example.com"}`, muster.ECONFLICT},
+			{"PATCH", "/api/v1/operators/dba", `{"email": "nope"}`, muster.EINVALID},
+			{"PATCH", "/api/v1/operators/dba", `{"webhook_secret": "x", "new_secret": true}`, muster.EINVALID},
+			{"DELETE", "/api/v1/operators/dba", "", muster.ECONFLICT},
+			{"POST", "/api/v1/alerts", `{"name": "a", "event": "bogus", "notify": ["dba"]}`, muster.EINVALID},
+			{"POST", "/api/v1/alerts", `{"name": "a", "event": "run_failed", "notify": ["dba", "dba"]}`, muster.EINVALID},
+			{"POST", "/api/v1/alerts", `{"name": "a", "event": "run_failed", "notify": ["dba"], "min_severity": 9}`, muster.EINVALID},
+			{"POST", "/api/v1/apikeys", `{"name": "k", "role": "root"}`, muster.EINVALID},
+			{"POST", "/api/v1/apikeys", `{"name": "k", "role": "reader", "ttl_seconds": -1}`, muster.EINVALID},
+			{"POST", "/api/v1/apikeys", `{"name": "k", "role": "reader", "scopes": ["job:"]}`, muster.EINVALID},
+			{"POST", "/api/v1/apikeys", `{"name": "admin", "role": "reader"}`, muster.ECONFLICT},
+			{"POST", "/api/v1/loginlinks", `{"ttl_seconds": 59}`, muster.EINVALID},
+			{"POST", "/api/v1/loginlinks", `{"ttl_seconds": 9223372036}`, muster.EINVALID},
+			{"POST", "/api/v1/downloadlist/0/retry?target=web1", "", muster.EINVALID},
+			{"DELETE", "/api/v1/downloadlist/99?target=web1", "", muster.ENOTFOUND},
+		} {
+			status, body := s.call(t, r.method, r.path, r.body)
+			what := r.method + " " + r.path + " " + r.body
+			if len(what) > 200 {
+				what = what[:200] + "…"
+			}
+			refused(t, what, status, body, r.code, "")
+			if after := s.dump(t); !maps.Equal(after, before) {
+				for p := range before {
+					if after[p] != before[p] {
+						t.Errorf("%s changed %s:\n%s\n->\n%s", what, p, before[p], after[p])
+					}
+				}
+				before = after
+			}
+		}
+	})
 }
