@@ -330,3 +330,17 @@ func TestRefusedChangesLeaveTheCatalogAsItWas(t *testing.T) {
 		}
 	})
 }
+
+// A purge refused is refused naming the body's fields, not the catalog's.
+func TestPurgeRefusalsNameTheField(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	for _, tc := range []struct{ body, field string }{
+		{`{"keep_per_job": -1}`, "keep_per_job"},
+		{`{"older_than_seconds": -1}`, "older_than_seconds"},
+		{`{"older_than_seconds": 4000000000}`, "older_than_seconds"},
+		{`{}`, "older_than_seconds, keep_per_job"},
+	} {
+		status, body := s.call(t, "POST", "/api/v1/history/purge", tc.body)
+		refused(t, tc.body, status, body, muster.EINVALID, tc.field)
+	}
+}
