@@ -103,7 +103,7 @@ func newInputServer(t *testing.T, e catalogtest.Engine) *inputServer {
 type catalogTokens struct{ db *catalog.Catalog }
 
 func (c catalogTokens) NewEnlistToken(ctx context.Context, name string, ttl time.Duration, by muster.Actor) (string, time.Time, error) {
-	secret := "mst1.test." + pki.RandomSecret()
+	secret := "mst1." + strings.Repeat("0", 64) + "." + pki.RandomSecret()
 	at, err := c.db.CreateEnlistToken(ctx, pki.HashSecret(secret), muster.NormalizeTargetName(name), ttl, by)
 	return secret, at, err
 }
