@@ -3,6 +3,8 @@ package muster
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,13 +36,36 @@ func (d Duration) Short() string {
 // MarshalJSON writes d as a duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-// UnmarshalJSON reads a duration string.
+// UnmarshalJSON reads a duration string; null leaves d as it is. What is
+// not a duration is refused with a *json.UnmarshalTypeError, which the
+// decoder completes with the field's name.
 func (d *Duration) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return nil
+	}
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("a duration is a string such as \"90s\" or \"15m\"")
+		return &json.UnmarshalTypeError{Value: jsonKind(b), Type: reflect.TypeFor[Duration]()}
 	}
-	return d.parse(s)
+	if err := d.parse(s); err != nil {
+		return &json.UnmarshalTypeError{Value: strconv.Quote(s), Type: reflect.TypeFor[Duration]()}
+	}
+	return nil
+}
+
+// jsonKind names the kind of a JSON value as encoding/json's errors do.
+func jsonKind(b []byte) string {
+	switch b[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "bool"
+	case '"':
+		return "string"
+	}
+	return "number " + string(b)
 }
 
 // MarshalYAML writes d as a duration string in its short form, as a person

@@ -254,7 +254,7 @@ address, shown as channel "none"). ERROR is the last attempt's.`,
 	fl.StringVar(&f.Alert, "alert", "", "only this alert's notifications")
 	fl.StringVar(&f.Operator, "operator", "", "only notifications to this operator")
 	fl.StringVar(&status, "status", "", "only pending, delivered or failed notifications")
-	fl.IntVar(&f.Limit, "limit", 50, "at most this many (the newest)")
+	boundedIntVar(fl, &f.Limit, "limit", 50, 1, httpapi.MaxEventsLimit, "at most this many (the newest)")
 	return cmd
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 )
 
@@ -54,7 +55,7 @@ Reading it needs a key without scopes.`,
 	fl.StringVar(&f.Actor, "actor", "", "only changes by this API key, target or master")
 	fl.StringVar(&f.Job, "job", "", "only changes to this job")
 	fl.StringVar(&f.Target, "target", "", "only changes concerning this target")
-	fl.IntVar(&f.Limit, "limit", 100, "at most this many (the newest)")
+	boundedIntVar(fl, &f.Limit, "limit", 100, 1, catalog.MaxAuditList, "at most this many (the newest)")
 	return cmd
 }
 

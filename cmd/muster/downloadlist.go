@@ -57,7 +57,7 @@ target with --target.`,
 	fl.StringVar(&f.Operation, "operation", "", "only this operation (INSERT, UPDATE, DELETE, START, …)")
 	fl.BoolVar(&f.Pending, "pending", false, "only instructions not yet acknowledged")
 	fl.BoolVar(&f.Errors, "errors", false, "only failed instructions")
-	fl.IntVar(&f.Limit, "limit", 1000, "at most this many (the newest)")
+	boundedIntVar(fl, &f.Limit, "limit", 1000, 1, httpapi.MaxDownloadListLimit, "at most this many (the newest)")
 	cmd.AddCommand(newDownloadListActionCmd("retry"), newDownloadListActionCmd("delete"))
 	return cmd
 }

@@ -2,9 +2,12 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 )
 
 // days is a duration flag that also takes days, as long retention periods
@@ -53,4 +56,33 @@ func parseDays(in string) (time.Duration, error) {
 		return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 15m", in)
 	}
 	return total + v, nil
+}
+
+// boundedInt is an int flag that takes only a whole number from lo to hi:
+// the master would refuse what is beyond, naming its own parameter, and
+// the client leaves out a limit below 1, which would get the default.
+type boundedInt struct {
+	p      *int
+	lo, hi int
+}
+
+// boundedIntVar defines a boundedInt flag.
+func boundedIntVar(f *pflag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
+	*p = def
+	f.Var(&boundedInt{p: p, lo: lo, hi: hi}, name, usage)
+}
+
+func (b *boundedInt) String() string { return strconv.Itoa(*b.p) }
+func (b *boundedInt) Type() string   { return "int" }
+
+func (b *boundedInt) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < b.lo || n > b.hi {
+		if b.hi == math.MaxInt {
+			return fmt.Errorf("a whole number of %d or more", b.lo)
+		}
+		return fmt.Errorf("a whole number from %d to %d", b.lo, b.hi)
+	}
+	*b.p = n
+	return nil
 }

@@ -81,3 +81,29 @@ func TestTokenTTLOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// A --limit (or --keep) out of the range the master takes is refused by
+// the command, naming its flag, before any request: not sent, to be
+// refused naming the API's parameter, nor left out for the default.
+func TestCountFlagsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"event", "list", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"event", "list", "--limit", "-1"}, `invalid argument "-1" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"event", "list", "--limit", "10001"}, `invalid argument "10001" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"audit", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"alert", "history", "--limit", "-5"}, `invalid argument "-5" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"downloadlist", "--limit", "100001"}, `invalid argument "100001" for "--limit" flag: a whole number from 1 to 100000`},
+		{[]string{"job", "history", "backup", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
+		{[]string{"history", "purge", "--keep", "-1"}, `invalid argument "-1" for "--keep" flag: a whole number of 0 or more`},
+		{[]string{"history", "purge", "--older-than", "900000h"}, `--older-than: at most 100 years (36500d), not 37500d`},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append(tc.args, "--addr", "https://127.0.0.1:1", "--token", "mat_x"), &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("%v: exit %d, stderr %q; want 1, %q", tc.args, code, stderr.String(), want)
+		}
+	}
+}

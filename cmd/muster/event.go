@@ -64,6 +64,6 @@ happened, by the clock of the server that raised it.
 	fl.StringVar(&f.Target, "target", "", "only events of this target")
 	fl.StringVar(&f.Job, "job", "", "only events of this job")
 	fl.StringVar(&minSeverity, "min-severity", "", "only events at or above this severity: 1-4 or info, warning, error, critical")
-	fl.IntVar(&f.Limit, "limit", 50, "at most this many (the newest)")
+	boundedIntVar(fl, &f.Limit, "limit", 50, 1, httpapi.MaxEventsLimit, "at most this many (the newest)")
 	return cmd
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,6 +34,9 @@ itself every ten minutes.`,
 			if olderThan == 0 && body.KeepPerJob == 0 {
 				return errors.New("give --older-than or --keep (or both)")
 			}
+			if olderThan > httpapi.MaxPurgeAge*time.Second {
+				return fmt.Errorf("--older-than: at most 100 years (36500d), not %s", (*days)(&olderThan))
+			}
 			body.OlderThanSeconds = int64(olderThan / time.Second)
 			c, err := cf.client()
 			if err != nil {
@@ -50,7 +54,7 @@ itself every ten minutes.`,
 	f := purge.Flags()
 	f.StringVar(&body.Job, "job", "", "only this job's runs")
 	f.Var((*days)(&olderThan), "older-than", "delete runs that started longer ago than this, e.g. 30d or 720h")
-	f.IntVar(&body.KeepPerJob, "keep", 0, "keep only the newest N runs of each job")
+	boundedIntVar(f, &body.KeepPerJob, "keep", 0, 0, math.MaxInt, "keep only the newest N runs of each job")
 	cmd.AddCommand(purge)
 	return cmd
 }

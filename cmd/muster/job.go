@@ -375,7 +375,7 @@ interrupted.`,
 	cf.registerOutput(cmd)
 	f := cmd.Flags()
 	f.StringVar(&target, "target", "", "only runs on this target")
-	f.IntVar(&limit, "limit", 20, "at most this many runs")
+	boundedIntVar(f, &limit, "limit", 20, 1, httpapi.MaxHistoryLimit, "at most this many runs")
 	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
 	f.BoolVarP(&follow, "follow", "f", false, "then follow the job's new runs and their output until interrupted")
 	return cmd

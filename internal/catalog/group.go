@@ -176,6 +176,11 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 			return err
 		}
 		names := normalizeTargets(targets)
+		for i, n := range names {
+			if j := slices.Index(names[:i], n); j >= 0 {
+				return muster.Errorf(muster.EINVALID, "targets[%d]: target %q is listed twice (targets[%d])", i, n, j)
+			}
+		}
 		tids, err := tx.targetIDs("targets", names)
 		if err != nil {
 			return err

@@ -57,9 +57,12 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 		if err != nil {
 			return nil, err
 		}
+		// The STARTs were posted when the transaction began, the default
+		// expiry before they expire.
+		at := res.ExpiresAt.Add(-muster.DefaultStartExpiry)
 		var out []muster.Instruction
 		for _, r := range res.Runs {
-			out = append(out, muster.Instruction{Seq: r.Seq, Target: r.Target, Operation: op, Job: res.Job, Status: muster.InstructionPending})
+			out = append(out, muster.Instruction{Seq: r.Seq, Target: r.Target, Operation: op, Job: res.Job, PostedAt: at, Status: muster.InstructionPending})
 		}
 		return out, nil
 	}

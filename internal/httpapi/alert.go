@@ -182,7 +182,7 @@ func (s *Server) enableAlert(enabled bool) handler {
 // alerts sent, newest first.
 func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
+	limit, err := intParam(q.Get("limit"), "limit", 50, 1, MaxEventsLimit)
 	if err != nil {
 		return err
 	}
@@ -212,7 +212,7 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) 
 // listEvents answers GET /api/v1/events, newest first.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", 50, 1, 10000)
+	limit, err := intParam(q.Get("limit"), "limit", 50, 1, MaxEventsLimit)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -33,6 +34,14 @@ const (
 
 // MaxRunWait bounds how long GET /api/v1/runs?wait= holds a request.
 const MaxRunWait = 30 * time.Second
+
+// The largest limit= of each list that takes one.
+const (
+	MaxHistoryLimit      = 10000  // GET /api/v1/jobs/{name}/history
+	MaxRunsLimit         = 1000   // GET /api/v1/runs?job=
+	MaxDownloadListLimit = 100000 // GET /api/v1/downloadlist
+	MaxEventsLimit       = 10000  // GET /api/v1/events, /api/v1/alerts/history
+)
 
 // Notifier tells when recorded runs change, and when the server is stopping.
 type Notifier interface {
@@ -112,6 +121,9 @@ func (s *Server) handle(mux *http.ServeMux, pattern, role string, h handler) {
 	s.roles[pattern] = role
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		c, err := s.authenticate(r, pattern, role)
+		if err == nil {
+			err = checkQuery(pattern, r.URL.Query())
+		}
 		if err == nil {
 			err = h(w, r, c)
 		}
@@ -297,12 +309,29 @@ type applyBody struct {
 	DryRun bool      `json:"dry_run"`
 }
 
-// jobBody decodes a job with the definition defaults applied first.
+// jobBody decodes a job with the definition defaults applied first. A job
+// that cannot be decoded is refused naming it, as the catalog names the
+// jobs it refuses.
 type jobBody struct{ muster.Job }
 
 func (j *jobBody) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		return muster.Errorf(muster.EINVALID, "jobs: a job is an object, not null")
+	}
 	j.Job = muster.NewJob()
-	return decodeStrict(b, &j.Job)
+	err := decodeStrict(b, &j.Job)
+	if err == nil {
+		return nil
+	}
+	var named struct {
+		Name string `json:"name"`
+	}
+	json.Unmarshal(b, &named)
+	what := "job"
+	if named.Name != "" {
+		what = fmt.Sprintf("job %q", named.Name)
+	}
+	return muster.Errorf(muster.EINVALID, "%s: %s", what, muster.ErrorMessage(jsonhttp.DecodeFailure(err)))
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -449,6 +478,9 @@ func (s *Server) jobRollouts(w http.ResponseWriter, r *http.Request, c caller) e
 	return nil
 }
 
+// MaxPurgeAge is the largest older_than_seconds of a purge: 100 years.
+const MaxPurgeAge = 100 * 365 * 24 * 3600
+
 // PurgeBody is the body of POST /api/v1/history/purge.
 type PurgeBody struct {
 	Job              string `json:"job,omitempty"`
@@ -461,8 +493,13 @@ func (s *Server) purgeHistory(w http.ResponseWriter, r *http.Request, c caller) 
 	if err := jsonhttp.DecodeJSON(w, r, maxBody, &body); err != nil {
 		return err
 	}
-	if body.OlderThanSeconds < 0 || body.OlderThanSeconds > 100*365*24*3600 {
-		return muster.Errorf(muster.EINVALID, "older_than_seconds: from 0 to 100 years")
+	switch {
+	case body.OlderThanSeconds < 0 || body.OlderThanSeconds > MaxPurgeAge:
+		return muster.Errorf(muster.EINVALID, "older_than_seconds: from 0 to %d (100 years), not %d", MaxPurgeAge, body.OlderThanSeconds)
+	case body.KeepPerJob < 0:
+		return muster.Errorf(muster.EINVALID, "keep_per_job: 0 or more, not %d", body.KeepPerJob)
+	case body.OlderThanSeconds == 0 && body.KeepPerJob == 0:
+		return muster.Errorf(muster.EINVALID, "older_than_seconds, keep_per_job: give one or both; a purge needs a limit")
 	}
 	res, err := s.DB.PurgeRuns(r.Context(), catalog.PurgeRequest{
 		Job: body.Job, OlderThan: time.Duration(body.OlderThanSeconds) * time.Second, KeepPerJob: body.KeepPerJob,
@@ -479,7 +516,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", 20, 1, 10000)
+	limit, err := intParam(q.Get("limit"), "limit", 20, 1, MaxHistoryLimit)
 	if err != nil {
 		return err
 	}
@@ -530,7 +567,7 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c caller) erro
 		if err := checkJob(c, job); err != nil {
 			return err
 		}
-		limit, err := intParam(q.Get("limit"), "limit", 20, 1, 1000)
+		limit, err := intParam(q.Get("limit"), "limit", 20, 1, MaxRunsLimit)
 		if err != nil {
 			return err
 		}
@@ -608,7 +645,7 @@ func AllFinished(runs []muster.Run, want int) bool {
 
 func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
-	limit, err := intParam(q.Get("limit"), "limit", 1000, 1, 100000)
+	limit, err := intParam(q.Get("limit"), "limit", 1000, 1, MaxDownloadListLimit)
 	if err != nil {
 		return err
 	}

@@ -125,7 +125,7 @@ func (b *Body) Err(err error) error {
 	case errors.Is(err, context.Canceled):
 		return muster.Wrap(muster.ECANCELED, err, "the request was canceled")
 	}
-	return muster.Errorf(muster.EINVALID, "the request body is not valid: %v", err)
+	return DecodeFailure(err)
 }
 
 // DecodeList decodes a request body of the form {"<field>": [item, ...]} a
