@@ -19,7 +19,7 @@ const followWait = httpapi.MaxRunWait - 5*time.Second
 
 func newJobLogsCmd() *cobra.Command {
 	var cf clientFlags
-	var follow bool
+	var follow, raw bool
 	cmd := &cobra.Command{
 		Use:   "logs RUN-ID [-f]",
 		Short: "Print a run's output, step by step; with -f, follow it as it runs",
@@ -28,7 +28,12 @@ job history and job show print), then its outcome.
 
 With -f, follow a running run: output is printed as the target uploads it
 (about once a second while a step runs), then the outcome once the run ends.
-The exit status is 0 if the run succeeded, 1 if it did not.`,
+The exit status is 0 if the run succeeded, 1 if it did not.
+
+On a terminal, control characters in the output (escape sequences, carriage
+returns) are printed as escapes such as \x1b, so that what a step printed
+cannot drive the terminal; --raw prints them as they are. Redirected to a
+file or a pipe, the output is always as the step wrote it.`,
 		Example: `  muster job logs 5f0c2a4e-7d4b-8c1e-9a3f-0b1c2d3e4f50
   muster job logs 5f0c2a4e-7d4b-8c1e-9a3f-0b1c2d3e4f50 -f`,
 		Args: cobra.ExactArgs(1),
@@ -37,11 +42,12 @@ The exit status is 0 if the run succeeded, 1 if it did not.`,
 			if err != nil {
 				return err
 			}
-			return followRun(cmd.Context(), cmd.OutOrStdout(), c, args[0], follow)
+			return followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), c, args[0], follow)
 		},
 	}
 	cf.register(cmd)
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "follow the run until it ends")
+	cmd.Flags().BoolVar(&raw, "raw", false, "print control characters as they are, even on a terminal")
 	return cmd
 }
 

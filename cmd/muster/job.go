@@ -337,7 +337,7 @@ func newJobHistoryCmd() *cobra.Command {
 	var cf clientFlags
 	var target string
 	var limit int
-	var steps, follow bool
+	var steps, follow, raw bool
 	cmd := &cobra.Command{
 		Use:   "history NAME [--target T] [--limit N] [--follow]",
 		Short: "Show a job's runs, newest first; with --follow, follow new runs as they go",
@@ -347,7 +347,10 @@ output).
 With --follow, go on after the listing: print each run of the job as it
 starts, its output as the target uploads it (about once a second while a
 step runs, each line prefixed with the target), and its outcome, until
-interrupted.`,
+interrupted.
+
+On a terminal, control characters in the output are printed as escapes
+such as \x1b (--raw prints them as they are), as muster job logs does.`,
 		Example: `  muster job history backup --steps
   muster job history backup --follow`,
 		Args: cobra.ExactArgs(1),
@@ -355,7 +358,7 @@ interrupted.`,
 			if follow {
 				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 					return c.History(cmd.Context(), args[0], target, limit)
-				}, printHistory(steps)); err != nil {
+				}, printHistory(steps, raw)); err != nil {
 					return err
 				}
 				c, err := cf.client()
@@ -364,11 +367,11 @@ interrupted.`,
 				}
 				ctx, stop := signalContext()
 				defer stop()
-				return followHistory(ctx, cmd.OutOrStdout(), c, args[0], target)
+				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], target)
 			}
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 				return c.History(cmd.Context(), args[0], target, limit)
-			}, printHistory(steps))
+			}, printHistory(steps, raw))
 		},
 	}
 	cf.register(cmd)
@@ -378,15 +381,16 @@ interrupted.`,
 	boundedIntVar(f, &limit, "limit", 20, 1, httpapi.MaxHistoryLimit, "at most this many runs")
 	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
 	f.BoolVarP(&follow, "follow", "f", false, "then follow the job's new runs and their output until interrupted")
+	f.BoolVar(&raw, "raw", false, "print control characters in output as they are, even on a terminal")
 	return cmd
 }
 
 // printHistory prints runs as a table, or with steps each attempt and its
 // output.
-func printHistory(steps bool) func(io.Writer, []muster.Run) error {
+func printHistory(steps, raw bool) func(io.Writer, []muster.Run) error {
 	return func(w io.Writer, runs []muster.Run) error {
 		if steps {
-			printRunsWithSteps(w, runs)
+			printRunsWithSteps(forTerminal(w, raw), runs)
 			return nil
 		}
 		t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -176,6 +177,54 @@ func cell(s string) string {
 }
 
 func (t *table) flush() error { return t.tw.Flush() }
+
+// forTerminal returns the writer step output is printed to: w itself when
+// raw, or when w is not a terminal (a file, a pipe: the output as the step
+// wrote it); on a terminal, a writer that prints each control character but
+// line breaks and tabs as its Go escape, as a table's cells are. A step's
+// output, or a target that lies about it, then cannot drive the operator's
+// terminal (move its cursor, retitle it, rewrite what it shows).
+func forTerminal(w io.Writer, raw bool) io.Writer {
+	if raw || !writesToTerminal(w) {
+		return w
+	}
+	return escapingWriter{w}
+}
+
+// writesToTerminal reports whether w is a terminal.
+var writesToTerminal = func(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && isTerminal(f)
+}
+
+// escapingWriter writes what it is given with its control characters, but
+// line breaks and tabs, escaped.
+type escapingWriter struct{ w io.Writer }
+
+func (e escapingWriter) Write(p []byte) (int, error) {
+	if _, err := io.WriteString(e.w, escapeControls(string(p))); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}
+
+// escapeControls is cell, but for line breaks and tabs, which it keeps.
+func escapeControls(s string) string {
+	control := func(r rune) bool { return r != '\n' && r != '\t' && unicode.IsControl(r) }
+	if !strings.ContainsFunc(s, control) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if control(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	return b.String()
+}
 
 // ago renders how long before now t was, for tables ("12s ago").
 func ago(t *time.Time, now time.Time) string {

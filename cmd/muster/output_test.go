@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/musterhq/muster"
 )
 
 // -o yaml holds what -o json holds: the same keys and values, read back
@@ -80,5 +83,38 @@ func TestTableCellsEscapeControlCharacters(t *testing.T) {
 		`web2  a\tb\nc\u0085 café` + "\n"
 	if got := buf.String(); got != want {
 		t.Errorf("table:\n%q\nwant\n%q", got, want)
+	}
+}
+
+// Step output printed to a terminal has its control characters, but line
+// breaks and tabs, escaped: an escape sequence a step (or a target lying
+// about its output) printed cannot retitle, clear or rewrite the operator's
+// terminal. --raw, or a file or pipe, gets the output as it was written.
+func TestStepOutputOnATerminal(t *testing.T) {
+	out := "ok\tdone\n\x1b]0;owned\x07\x1b[2J\rhidden\n"
+	terminal := &bytes.Buffer{}
+	defer func(old func(io.Writer) bool) { writesToTerminal = old }(writesToTerminal)
+	writesToTerminal = func(w io.Writer) bool { return w == terminal }
+
+	for _, c := range []struct {
+		name string
+		w    *bytes.Buffer
+		raw  bool
+		want string
+	}{
+		{"a terminal", terminal, false, "ok\tdone\n\\x1b]0;owned\\a\\x1b[2J\\rhidden\n"},
+		{"a terminal, --raw", terminal, true, out},
+		{"a file", &bytes.Buffer{}, false, out},
+	} {
+		c.w.Reset()
+		printRunsWithSteps(forTerminal(c.w, c.raw), []muster.Run{{RunID: "r1", Target: "web1", Status: muster.RunSucceeded,
+			Steps: []muster.StepAttempt{{Name: "s", Attempt: 1, Status: muster.AttemptSucceeded, Output: out}}}})
+		want := ""
+		for _, line := range strings.Split(strings.TrimRight(c.want, "\n"), "\n") {
+			want += "    | " + line + "\n"
+		}
+		if got := c.w.String(); !strings.Contains(got, want) {
+			t.Errorf("%s: printed\n%q\nwant it to hold\n%q", c.name, got, want)
+		}
 	}
 }
