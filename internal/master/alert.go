@@ -219,10 +219,15 @@ func (a *alerting) stop() {
 // parallel, so a receiver that is slow or does not answer delays only what
 // goes to it. A pass reads at most lanePage due deliveries for each
 // address, dueBatch in all, and at most maxLanes lanes run at once.
+// digestMin or more deliveries due at once to one address, one after
+// another, of one alert and one event, go as one notification, a digest
+// (notify.NewDigest), of at most lanePage: a fleet that goes offline
+// together is told in a few requests or mails, not one for each target.
 const (
-	lanePage = 32
-	dueBatch = 1024
-	maxLanes = 32
+	lanePage  = 100
+	dueBatch  = 1024
+	maxLanes  = 32
+	digestMin = 3
 )
 
 // laneKey is the address a lane serves.
@@ -303,15 +308,37 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 		a.ended[key] = true
 		a.lanesMu.Unlock()
 	}()
-	for _, d := range queue {
+	for _, group := range digests(queue) {
 		if ctx.Err() != nil || !a.leader() {
 			return
 		}
-		if err := a.deliver(ctx, d); err != nil {
+		if err := a.deliver(ctx, group); err != nil {
 			a.hold(err)
 			return
 		}
 	}
+}
+
+// digests splits a lane's queue, in its order, into what is sent as one
+// notification: runs of digestMin or more deliveries of one alert and one
+// event together, every other delivery alone.
+func digests(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	var out [][]catalog.PendingDelivery
+	for i := 0; i < len(queue); {
+		j := i + 1
+		for j < len(queue) && queue[j].Alert == queue[i].Alert && queue[j].Event.Name == queue[i].Event.Name {
+			j++
+		}
+		if j-i >= digestMin {
+			out = append(out, queue[i:j])
+		} else {
+			for k := i; k < j; k++ {
+				out = append(out, queue[k:k+1])
+			}
+		}
+		i = j
+	}
+	return out
 }
 
 // hold stops new lanes for MaxIdle after an attempt could not be recorded.
@@ -346,33 +373,48 @@ func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	return queues
 }
 
-// deliver makes one attempt at a delivery and records it: delivered, to be
-// retried after the next wait of the Retry list, or failed. It returns
-// only an error recording the attempt.
-func (a *alerting) deliver(ctx context.Context, d catalog.PendingDelivery) error {
+// deliver makes one attempt at a notification (one delivery, or a digest
+// of several) and records it for each: delivered, to be retried after the
+// next wait of the Retry list, or failed. It returns only an error
+// recording the attempt.
+func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery) error {
+	d := group[0]
+	n := notify.NewNotification(d.Delivery)
+	if len(group) > 1 {
+		ds := make([]muster.Delivery, len(group))
+		for i, g := range group {
+			ds[i] = g.Delivery
+		}
+		n = notify.NewDigest(ds)
+	}
 	actx, cancel := context.WithTimeout(ctx, a.cfg.AttemptTimeout)
-	err := a.send(actx, d)
+	err := a.send(actx, d, n)
 	cancel()
 	if ctx.Err() != nil {
 		return nil // stopping: this attempt does not count, and is made again at the next start
 	}
-	attempt := catalog.DeliveryAttempt{Err: err}
-	if err != nil {
-		if n := d.Attempts + 1; !notify.IsPermanent(err) && n <= len(a.cfg.Retry) {
-			// A receiver that asks to be left alone longer is, up to
-			// an hour.
-			wait := max(a.cfg.Retry[n-1], min(notify.RetryAfter(err), maxRetryAfter))
-			attempt.RetryAt = a.now().Add(wait)
-		} else {
-			a.log.Warn("notification failed", "alert", d.Alert, "operator", d.Operator, "channel", d.Channel,
-				"event", d.Event.Name, "attempts", n, muster.LogErr, err)
+	for _, d := range group {
+		attempt := catalog.DeliveryAttempt{Err: err}
+		if err != nil {
+			if n := d.Attempts + 1; !notify.IsPermanent(err) && n <= len(a.cfg.Retry) {
+				// A receiver that asks to be left alone longer is, up
+				// to an hour.
+				wait := max(a.cfg.Retry[n-1], min(notify.RetryAfter(err), maxRetryAfter))
+				attempt.RetryAt = a.now().Add(wait)
+			} else {
+				a.log.Warn("notification failed", "alert", d.Alert, "operator", d.Operator, "channel", d.Channel,
+					"event", d.Event.Name, "attempts", n, muster.LogErr, err)
+			}
+		}
+		if err := a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt); err != nil {
+			return err
 		}
 	}
-	return a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt)
+	return nil
 }
 
-func (a *alerting) send(ctx context.Context, d catalog.PendingDelivery) error {
-	n := notify.NewNotification(d.Delivery)
+// send makes one attempt at sending n to d's address.
+func (a *alerting) send(ctx context.Context, d catalog.PendingDelivery, n notify.Notification) error {
 	switch d.Channel {
 	case muster.ChannelWebhook:
 		if d.Secret == "" {

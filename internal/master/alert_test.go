@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -303,5 +304,68 @@ func TestDispatcherHonoursRetryAfter(t *testing.T) {
 	}
 	if got, want := next(), clk.Now().Add(5*time.Minute); !got.Equal(want) {
 		t.Errorf("after Retry-After: 1, the next attempt at %s, want %s (the list's wait)", got, want)
+	}
+}
+
+// Notifications of one alert and one event due at once to one address go
+// as one digest, carrying each with its own delivery id, and every one of
+// them is recorded delivered: a fleet that fails together is told in one
+// request, not one a target.
+func TestDispatcherSendsADigestOfAFlood(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	var bodies []notify.Payload
+	a, db, clk := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		bodies = append(bodies, p)
+		mu.Unlock()
+	})
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := clk.Now()
+	for i := 2; i <= 5; i++ {
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+			Job: "backup", RunID: fmt.Sprintf("r%d", i), Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(bodies) != 1 {
+		t.Fatalf("%d requests, want one digest", len(bodies))
+	}
+	d := bodies[0]
+	ids := map[string]bool{}
+	for _, e := range d.Events {
+		if e.Event != muster.EventRunFailed || e.Delivery == "" {
+			t.Errorf("digest event %+v, want run_failed with its delivery id", e)
+		}
+		ids[e.Delivery] = true
+	}
+	if d.Count != 5 || len(d.Events) != 5 || len(ids) != 5 || !strings.HasPrefix(d.Delivery, "digest-") ||
+		d.Message != "5 run_failed events on web1 of job backup" {
+		t.Errorf("digest %+v, want 5 run_failed events, each its own id", d)
+	}
+	delivered, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryDelivered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(delivered) != 5 {
+		t.Errorf("%d deliveries recorded delivered, want 5", len(delivered))
+	}
+	for _, dl := range delivered {
+		if !ids[dl.ID] {
+			t.Errorf("delivery %s was recorded delivered but is not in the digest", dl.ID)
+		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,6 +32,11 @@ type Payload struct {
 	// Delivery is the notification's id, as in the Muster-Delivery
 	// header; in the body, it is signed. A webhook sets it.
 	Delivery string `json:"delivery"`
+	// Count and Events are a digest's (see NewDigest): how many
+	// notifications it carries, and each as it would have been sent
+	// alone, with its own delivery id.
+	Count  int       `json:"count,omitempty"`
+	Events []Payload `json:"events,omitempty"`
 }
 
 // Notification is one delivery: its id, the same at every attempt so a
@@ -47,6 +53,60 @@ func NewNotification(d muster.Delivery) Notification {
 		Event: e.Name, Severity: e.Severity, Job: e.Job, Target: e.Target, RunID: e.RunID, Message: e.Message,
 		At: e.At, Alert: d.Alert, Operator: d.Operator,
 	}}
+}
+
+// NewDigest returns one notification carrying ds, notifications of one
+// alert and one event to one address, due at once (a fleet that went
+// offline together): each as NewNotification makes it, with its own id,
+// under a summary of them all. Its id is made from theirs, so the same
+// notifications make the same digest, at every attempt.
+func NewDigest(ds []muster.Delivery) Notification {
+	first := ds[0]
+	p := Payload{Event: first.Event.Name, Alert: first.Alert, Operator: first.Operator, Count: len(ds),
+		Job: first.Event.Job, Target: first.Event.Target}
+	ids := make([]string, len(ds))
+	var targets, jobs []string
+	for i, d := range ds {
+		e := NewNotification(d).Payload
+		e.Delivery = d.ID
+		p.Events = append(p.Events, e)
+		ids[i] = d.ID
+		p.Severity = max(p.Severity, e.Severity)
+		if e.At.After(p.At) {
+			p.At = e.At
+		}
+		if e.Target != p.Target {
+			p.Target = ""
+		}
+		if e.Job != p.Job {
+			p.Job = ""
+		}
+		if e.Target != "" && !slices.Contains(targets, e.Target) {
+			targets = append(targets, e.Target)
+		}
+		if e.Job != "" && !slices.Contains(jobs, e.Job) {
+			jobs = append(jobs, e.Job)
+		}
+	}
+	p.Message = fmt.Sprintf("%d %s events", len(ds), p.Event)
+	if len(targets) > 0 {
+		p.Message += " on " + someOf(targets)
+	}
+	if len(jobs) > 0 {
+		p.Message += " of job " + someOf(jobs)
+	}
+	slices.Sort(ids)
+	sum := sha256.Sum256([]byte(strings.Join(ids, "\n")))
+	return Notification{ID: "digest-" + hex.EncodeToString(sum[:16]), Payload: p}
+}
+
+// someOf names the first few of names, and how many more there are.
+func someOf(names []string) string {
+	const shown = 10
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }
 
 // Headers of a webhook request (also set on e-mails).
@@ -108,6 +168,9 @@ func RetryAfter(err error) time.Duration {
 
 // subject is a notification's one-line summary.
 func (p Payload) subject() string {
+	if p.Count > 0 {
+		return fmt.Sprintf("[muster] %d × %s (%s)", p.Count, p.Event, p.Severity)
+	}
 	s := fmt.Sprintf("[muster] %s (%s)", p.Event, p.Severity)
 	if p.Target != "" {
 		s += " on " + p.Target
@@ -136,6 +199,15 @@ func (p Payload) text() string {
 		if f[1] != "" {
 			fmt.Fprintf(&b, "%-10s%s\n", f[0]+":", f[1])
 		}
+	}
+	for _, e := range p.Events {
+		fmt.Fprintf(&b, "\n%s  %s", e.At.UTC().Format(time.RFC3339), e.Event)
+		for _, f := range []string{e.Target, e.Job, e.RunID} {
+			if f != "" {
+				fmt.Fprintf(&b, "  %s", f)
+			}
+		}
+		fmt.Fprintf(&b, "\n  %s\n", e.Message)
 	}
 	return b.String()
 }
