@@ -108,6 +108,9 @@ type OperatorUpdate struct {
 // is shown once; a secret given in u is not); one that loses its webhook
 // loses its secret.
 func (c *Catalog) UpdateOperator(ctx context.Context, name string, u OperatorUpdate, newSecret func() string, by muster.Actor) (muster.Operator, string, error) {
+	if u.Webhook == nil && u.Email == nil && u.WebhookSecret == nil && !u.NewSecret {
+		return muster.Operator{}, "", muster.Errorf(muster.EINVALID, "operator %q: nothing to change: give webhook, email, webhook_secret or new_secret", name)
+	}
 	if u.WebhookSecret != nil && u.NewSecret {
 		return muster.Operator{}, "", muster.Errorf(muster.EINVALID, "webhook_secret and new_secret: give one or the other")
 	}

@@ -756,6 +756,9 @@ func TestPendingDeliveriesFollowTheOperatorsAddress(t *testing.T) {
 		if _, n, err := db.DispatchEvents(ctx, newID); err != nil || n != 2 {
 			t.Fatalf("%d deliveries (%v), want the webhook and the e-mail", n, err)
 		}
+		if _, _, err := db.UpdateOperator(ctx, "ops", catalog.OperatorUpdate{}, func() string { return "unused" }, admin); muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "nothing to change") {
+			t.Errorf("an update that changes nothing: %v, want invalid, nothing to change", err)
+		}
 		fixed := "https://hooks.example.com/right"
 		if _, _, err := db.UpdateOperator(ctx, "ops", catalog.OperatorUpdate{Webhook: &fixed}, func() string { return "unused" }, admin); err != nil {
 			t.Fatal(err)
