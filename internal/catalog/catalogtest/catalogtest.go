@@ -7,6 +7,7 @@ package catalogtest
 
 import (
 	"context"
+	"crypto/rand"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -16,7 +17,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/pgstore"
 	"github.com/musterhq/muster/internal/catalog/sqlitestore"
@@ -123,7 +123,7 @@ func PostgresDatabaseURL(tb testing.TB) string {
 		tb.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	name := "muster_test_" + strings.ReplaceAll(muster.NewRunID(), "-", "")[:12]
+	name := "muster_test_" + strings.ToLower(rand.Text()[:16]) // random: not two tests' in one millisecond
 	if _, err := conn.Exec(ctx, `CREATE DATABASE `+pgx.Identifier{name}.Sanitize()); err != nil {
 		tb.Fatalf("creating a database for the test (the user of MUSTER_TEST_POSTGRES needs CREATEDB): %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
@@ -76,5 +77,37 @@ func TestImportCopiesInBatches(t *testing.T) {
 				t.Fatalf("checked %d rows, want 25", checked)
 			}
 		})
+	}
+}
+
+// Schemas made at the same moment (tests side by side, benchmarks) get
+// names of their own: a name taken from a time-ordered id collided within
+// a millisecond.
+func TestNewSchemasAtOnce(t *testing.T) {
+	dsn := catalogtest.PostgresDSN(t)
+	ctx := context.Background()
+	const n = 16
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			_, drop, err := pgstore.NewSchema(ctx, dsn, "muster_test_")
+			if err == nil {
+				t.Cleanup(func() { drop(context.Background()) })
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	made := 0
+	for _, err := range errs {
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		made++
+	}
+	if made != n {
+		t.Errorf("%d of %d schemas made", made, n)
 	}
 }

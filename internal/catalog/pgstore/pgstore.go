@@ -20,6 +20,7 @@ package pgstore
 
 import (
 	"context"
+	"crypto/rand"
 	"embed"
 	"errors"
 	"fmt"
@@ -331,7 +332,10 @@ func NewSchema(ctx context.Context, url, prefix string) (string, func(context.Co
 		return "", nil, classify(err)
 	}
 	defer conn.Close(ctx)
-	schema := prefix + strings.ReplaceAll(muster.NewRunID(), "-", "")[:12]
+	// Random, not time-ordered: schemas made in the same millisecond (by
+	// tests side by side, by benchmarks) must not share a name.
+	schema := prefix + rand.Text()[:16]
+	schema = strings.ToLower(schema) // search_path folds unquoted names
 	if _, err := conn.Exec(ctx, `CREATE SCHEMA `+pgx.Identifier{schema}.Sanitize()); err != nil {
 		return "", nil, classify(err)
 	}
