@@ -574,7 +574,7 @@ func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step)
 	}
 	scheduled := ""
 	if !ar.scheduledAt.IsZero() {
-		scheduled = ar.scheduledAt.In(e.m.loc).Format(time.RFC3339)
+		scheduled = ar.scheduledAt.Format(time.RFC3339) // in the schedule's zone (record)
 	}
 	env["MUSTER_JOB"] = run.Job
 	env["MUSTER_TARGET"] = run.Target
