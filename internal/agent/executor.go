@@ -485,6 +485,7 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		if a.Status == muster.AttemptSucceeded || a.Status == muster.AttemptCanceled || n == tries || ctx.Err() != nil {
 			return a
 		}
+		outcome := a
 		a.Status = muster.AttemptRetry
 		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
 		run.Steps[len(run.Steps)-1] = a
@@ -492,8 +493,12 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
+			// Stopped, or the job timed out, before the retry: there is
+			// none, and the attempt's own outcome is the step's.
 			t.Stop()
-			return a
+			outcome.Message = strings.TrimPrefix(outcome.Message+"; not retried: "+context.Cause(ctx).Error(), "; ")
+			run.Steps[len(run.Steps)-1] = outcome
+			return outcome
 		case <-t.C:
 		}
 	}

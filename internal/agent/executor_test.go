@@ -231,3 +231,21 @@ func TestStepEnvironmentDropsBashFunctions(t *testing.T) {
 		t.Errorf("environment %q, want %q", got, want)
 	}
 }
+
+// A run stopped, or timed out, while a failed step waits to be retried
+// ends there, and the step's last attempt says what it was, not retry: no
+// retry came.
+func TestRunEndedWhileAStepWaitsForItsRetry(t *testing.T) {
+	m := newTestMain(t)
+	j := flowJob("flaky", muster.Step{Name: "main", Shell: "exit 3",
+		Retry: &muster.Retry{Attempts: 2, Interval: muster.Duration(time.Hour)}})
+	j.Timeout = muster.Duration(200 * time.Millisecond)
+	r := runJob(t, m, j)
+	if r.Status != muster.RunTimedOut || len(r.Steps) != 1 {
+		t.Fatalf("run %s with %d attempts, want timed_out after one", r.Status, len(r.Steps))
+	}
+	a := r.Steps[0]
+	if want := "exit code 3; not retried: the job timed out"; a.Status != muster.AttemptFailed || a.Message != want {
+		t.Errorf("the last attempt: %s %q, want failed %q", a.Status, a.Message, want)
+	}
+}
