@@ -334,7 +334,8 @@ func (e *executor) save(ar *activeRun, run *muster.Run) {
 
 // execute runs the job's steps, following each step's flow actions, until
 // one ends the run. A run never executes more than MaxRunExecutions times
-// its number of steps, so goto loops end.
+// its number of steps, nor makes more than MaxRunAttempts attempts (retries
+// included), so goto loops end.
 func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
@@ -378,6 +379,15 @@ func (e *executor) execute(ar *activeRun) {
 	// fails names it first, whatever step its flow ended at.
 	var failure string
 	for executions := 0; ; executions++ {
+		if len(run.Steps) >= muster.MaxRunAttempts {
+			// Retries count: a master takes no more attempts of one run.
+			status = muster.RunFailed
+			run.Message = fmt.Sprintf("the run made %d step attempts, the most a run may; is a goto looping?", muster.MaxRunAttempts)
+			if failure != "" {
+				run.Message += " (" + failure + ")"
+			}
+			break
+		}
 		if executions == limit {
 			status = muster.RunFailed
 			run.Message = fmt.Sprintf("the run executed %d steps, the most a job of %d steps may (%d × its steps); is a goto looping?", limit, len(job.Steps), muster.MaxRunExecutions)
@@ -483,6 +493,11 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 	for n := 1; n <= tries; n++ {
 		a = e.runAttempt(ctx, ar, run, step, n)
 		if a.Status == muster.AttemptSucceeded || a.Status == muster.AttemptCanceled || n == tries || ctx.Err() != nil {
+			return a
+		}
+		if len(run.Steps) >= muster.MaxRunAttempts {
+			a.Message = strings.TrimPrefix(a.Message+"; not retried: the run made its most attempts", "; ")
+			run.Steps[len(run.Steps)-1] = a
 			return a
 		}
 		outcome := a
