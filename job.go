@@ -235,6 +235,11 @@ const (
 // multiple of its number of steps, so goto loops end.
 const MaxRunExecutions = 10
 
+// MaxRunAttempts bounds how many step attempts (retries included) one run
+// may make: a run that reaches it ends failed, as at MaxRunExecutions. It
+// is as many as a master takes in one run's report.
+const MaxRunAttempts = MaxRunExecutions * MaxSteps
+
 func stepLabel(i int, s Step) string {
 	if s.Name != "" {
 		return fmt.Sprintf("steps[%d] %q", i, s.Name)

@@ -334,7 +334,8 @@ func (e *executor) save(ar *activeRun, run *muster.Run) {
 
 // execute runs the job's steps, following each step's flow actions, until
 // one ends the run. A run never executes more than MaxRunExecutions times
-// its number of steps, so goto loops end.
+// its number of steps, nor makes more than MaxRunAttempts attempts (retries
+// included), so goto loops end.
 func (e *executor) execute(ar *activeRun) {
 	run := ar.run
 	job := ar.job
@@ -378,6 +379,15 @@ func (e *executor) execute(ar *activeRun) {
 	// fails names it first, whatever step its flow ended at.
 	var failure string
 	for executions := 0; ; executions++ {
+		if len(run.Steps) >= muster.MaxRunAttempts {
+			// Retries count: a master takes no more attempts of one run.
+			status = muster.RunFailed
+			run.Message = fmt.Sprintf("the run made %d step attempts, the most a run may; is a goto looping?", muster.MaxRunAttempts)
+			if failure != "" {
+				run.Message += " (" + failure + ")"
+			}
+			break
+		}
 		if executions == limit {
 			status = muster.RunFailed
 			run.Message = fmt.Sprintf("the run executed %d steps, the most a job of %d steps may (%d × its steps); is a goto looping?", limit, len(job.Steps), muster.MaxRunExecutions)
@@ -485,6 +495,12 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		if a.Status == muster.AttemptSucceeded || a.Status == muster.AttemptCanceled || n == tries || ctx.Err() != nil {
 			return a
 		}
+		if len(run.Steps) >= muster.MaxRunAttempts {
+			a.Message = strings.TrimPrefix(a.Message+"; not retried: the run made its most attempts", "; ")
+			run.Steps[len(run.Steps)-1] = a
+			return a
+		}
+		outcome := a
 		a.Status = muster.AttemptRetry
 		a.Message = strings.TrimSpace(a.Message + fmt.Sprintf("; retry %d of %d in %s", n, tries-1, interval))
 		run.Steps[len(run.Steps)-1] = a
@@ -492,8 +508,12 @@ func (e *executor) runStep(ctx context.Context, ar *activeRun, run *muster.Run, 
 		t := time.NewTimer(interval)
 		select {
 		case <-ctx.Done():
+			// Stopped, or the job timed out, before the retry: there is
+			// none, and the attempt's own outcome is the step's.
 			t.Stop()
-			return a
+			outcome.Message = strings.TrimPrefix(outcome.Message+"; not retried: "+context.Cause(ctx).Error(), "; ")
+			run.Steps[len(run.Steps)-1] = outcome
+			return outcome
 		case <-t.C:
 		}
 	}
@@ -574,7 +594,7 @@ func (e *executor) environment(ar *activeRun, run *muster.Run, step muster.Step)
 	}
 	scheduled := ""
 	if !ar.scheduledAt.IsZero() {
-		scheduled = ar.scheduledAt.In(e.m.loc).Format(time.RFC3339)
+		scheduled = ar.scheduledAt.Format(time.RFC3339) // in the schedule's zone (record)
 	}
 	env["MUSTER_JOB"] = run.Job
 	env["MUSTER_TARGET"] = run.Target

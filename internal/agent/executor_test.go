@@ -231,3 +231,43 @@ func TestStepEnvironmentDropsBashFunctions(t *testing.T) {
 		t.Errorf("environment %q, want %q", got, want)
 	}
 }
+
+// A run stopped, or timed out, while a failed step waits to be retried
+// ends there, and the step's last attempt says what it was, not retry: no
+// retry came.
+func TestRunEndedWhileAStepWaitsForItsRetry(t *testing.T) {
+	m := newTestMain(t)
+	j := flowJob("flaky", muster.Step{Name: "main", Shell: "exit 3",
+		Retry: &muster.Retry{Attempts: 2, Interval: muster.Duration(time.Hour)}})
+	j.Timeout = muster.Duration(200 * time.Millisecond)
+	r := runJob(t, m, j)
+	if r.Status != muster.RunTimedOut || len(r.Steps) != 1 {
+		t.Fatalf("run %s with %d attempts, want timed_out after one", r.Status, len(r.Steps))
+	}
+	a := r.Steps[0]
+	if want := "exit code 3; not retried: the job timed out"; a.Status != muster.AttemptFailed || a.Message != want {
+		t.Errorf("the last attempt: %s %q, want failed %q", a.Status, a.Message, want)
+	}
+}
+
+// Retries count towards a run's bound: a goto loop over a step that is
+// retried ends once the run has made muster.MaxRunAttempts attempts, which
+// the master takes in one report, and not after 10 × (retries + 1) of
+// them, which it refuses.
+func TestRetriesInAGotoLoopAreBounded(t *testing.T) {
+	m := newTestMain(t)
+	// A program that does not exist fails at once, without a fork.
+	r := runJob(t, m, flowJob("loop", muster.Step{Name: "main", Command: []string{"no-such-program"}, OnFailure: "goto:main",
+		Retry: &muster.Retry{Attempts: muster.MaxRetryAttempts}}))
+	if len(r.Steps) != muster.MaxRunAttempts {
+		t.Errorf("%d attempts, want %d", len(r.Steps), muster.MaxRunAttempts)
+	}
+	want := fmt.Sprintf("the run made %d step attempts, the most a run may; is a goto looping?", muster.MaxRunAttempts)
+	if r.Status != muster.RunFailed || !strings.HasPrefix(r.Message, want) {
+		t.Errorf("run %s %q, want failed %q…", r.Status, r.Message, want)
+	}
+	last := r.Steps[len(r.Steps)-1]
+	if last.Status != muster.AttemptFailed || !strings.HasSuffix(last.Message, "not retried: the run made its most attempts") {
+		t.Errorf("the last attempt: %s %q", last.Status, last.Message)
+	}
+}

@@ -445,7 +445,9 @@ func (s *scheduler) record(ctx context.Context, tx *sql.Tx, f firing) (*activeRu
 	}
 	started, err := m.exec.begin(ctx, tx, f.e.job, run)
 	if started != nil {
-		started.scheduledAt = f.at
+		// In the schedule's zone (the job's, or its CRON_TZ), which
+		// MUSTER_SCHEDULED_AT is written in.
+		started.scheduledAt = f.at.In(f.e.plan.Location())
 	}
 	return started, err
 }

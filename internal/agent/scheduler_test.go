@@ -366,3 +366,29 @@ func TestSchedulesLoadAgainAfterAReadError(t *testing.T) {
 		t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// MUSTER_SCHEDULED_AT is the scheduled time in the schedule's zone: the
+// job's time_zone, or a cron's CRON_TZ, rather than the target's (New
+// York here).
+func TestScheduledAtIsInTheSchedulesZone(t *testing.T) {
+	start := time.Date(2027, 1, 10, 10, 59, 57, 0, time.UTC)
+	for _, tc := range []struct {
+		name, zone, cron, want string
+	}{
+		{"the target's zone", "", "0 6 * * *", "2027-01-10T06:00:00-05:00\n"},
+		{"the job's time_zone", "Europe/Paris", "0 12 * * *", "2027-01-10T12:00:00+01:00\n"},
+		{"CRON_TZ", "Europe/Paris", "CRON_TZ=Asia/Tokyo 0 20 * * *", "2027-01-10T20:00:00+09:00\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := scheduledEcho(tc.cron)
+			j.TimeZone = tc.zone
+			runs := scheduleBubble(t, j, start, time.Time{}, func(*bubble) { time.Sleep(time.Minute) })
+			if len(runs) != 1 {
+				t.Fatalf("%d runs, want 1", len(runs))
+			}
+			if got := runs[0].Steps[0].Output; got != tc.want {
+				t.Errorf("MUSTER_SCHEDULED_AT %q, want %q", got, tc.want)
+			}
+		})
+	}
+}

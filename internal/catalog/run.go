@@ -15,8 +15,8 @@ import (
 const (
 	MaxRunsPerUpload = 1000
 	MaxRunIDLen      = 64
-	MaxAttempts      = 10 * muster.MaxSteps // a run never executes more than 10 × its steps
-	MaxOutputBytes   = 4 << 20              // per attempt, as uploaded
+	MaxAttempts      = muster.MaxRunAttempts // a run never makes more attempts
+	MaxOutputBytes   = 4 << 20               // per attempt, as uploaded
 	MaxMessageLen    = 4096
 	// MaxOutputNote is what a target may add to an attempt's output
 	// beyond MaxOutputBytes: the line saying how much it dropped.
