@@ -243,3 +243,28 @@ func TestStepHasNoControllingTerminal(t *testing.T) {
 		t.Errorf("in a terminal: %v\n%s", err, out.String())
 	}
 }
+
+// A command step's program is found in the absolute directories of the
+// step's PATH only: a relative entry ("bin", or "" for the current
+// directory) would be looked up from the daemon's directory and then run
+// from the step's workdir, another program than the one found.
+func TestStepProgramSkipsRelativePathEntries(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "bin", "tool"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	abs := filepath.Join(dir, "bin")
+	if p, err := stepProgram("tool", "bin:/usr/bin"); err == nil || !strings.Contains(err.Error(), `relative entry "bin" is not searched`) {
+		t.Errorf("tool on PATH bin:/usr/bin: %q, %v; want refused, naming the relative entry", p, err)
+	}
+	if p, err := stepProgram("tool", "/usr/bin:"+abs); err != nil || p != filepath.Join(abs, "tool") {
+		t.Errorf("tool on an absolute PATH: %q, %v; want %s", p, err, filepath.Join(abs, "tool"))
+	}
+	if p, err := stepProgram("sh", ":/bin"); err != nil || p != "/bin/sh" {
+		t.Errorf("sh on PATH :/bin: %q, %v; want /bin/sh, the empty entry skipped", p, err)
+	}
+}

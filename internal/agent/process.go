@@ -251,13 +251,27 @@ func (m *Main) proxyUser(name string) (*user.User, error) {
 	return u, nil
 }
 
-// stepProgram finds name in the directories of path.
+// stepProgram finds name in the absolute directories of path.
 func stepProgram(name, path string) (string, error) {
+	relative := ""
 	for _, dir := range filepath.SplitList(path) {
+		if !filepath.IsAbs(dir) {
+			// An entry such as "bin", or "" (the current directory),
+			// would be looked up from the daemon's directory, then run
+			// from the step's workdir: another program than the one
+			// found. It is not searched, as os/exec refuses it (ErrDot).
+			if relative == "" {
+				relative = fmt.Sprintf("%q", dir)
+			}
+			continue
+		}
 		p := filepath.Join(dir, name)
 		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
 			return p, nil
 		}
+	}
+	if relative != "" {
+		return "", fmt.Errorf("%q not found in the absolute directories of PATH %s (the relative entry %s is not searched: give the program's path, or an absolute directory)", name, path, relative)
 	}
 	return "", fmt.Errorf("%q not found in %s", name, path)
 }
