@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"fmt"
 	"io/fs"
 	"path"
 	"path/filepath"
@@ -227,5 +228,32 @@ func TestOlderStoreMovesLongOutputInChunks(t *testing.T) {
 	}
 	if got != out {
 		t.Errorf("uploaded %d bytes of output, want the %d", len(got), len(out))
+	}
+}
+
+// A store a newer target has migrated is refused by an older one, which
+// does not know its schema, with a message naming both schemas.
+func TestNewerStoreIsRefused(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), StoreFile)
+	s, err := openStore(ctx, file, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest int
+	if err := s.read.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&latest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = openStore(ctx, file, time.Now)
+	if err == nil {
+		s.Close()
+	}
+	want := fmt.Sprintf("schema %d; this muster knows up to %d", latest+1, latest)
+	if muster.ErrorCode(err) != muster.EUNSUPPORTED || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("opening a store of schema %d: %v (code %q); want %s, saying %q", latest+1, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
 	}
 }
