@@ -2,8 +2,14 @@ package pgstore
 
 import (
 	"context"
+	"io/fs"
 	"net"
+	"path"
+	"strconv"
+	"strings"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // SetRollbackTimeout sets how long the ROLLBACK of a transaction that did
@@ -30,4 +36,27 @@ func SetImportBatch(rows, bytes int) (restore func()) {
 	oldRows, oldBytes := importBatchRows, importBatchBytes
 	importBatchRows, importBatchBytes = rows, bytes
 	return func() { importBatchRows, importBatchBytes = oldRows, oldBytes }
+}
+
+// MigrateBefore migrates the catalog at url with the migrations whose
+// files' names sort before version: the catalog an older muster left.
+func MigrateBefore(ctx context.Context, url, version string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := &Store{pool: pool}
+	return s.migrateWhile(ctx, func(name string) bool { return name < version })
+}
+
+// LatestMigration is the number of the last migration this muster has.
+func LatestMigration() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		latest = max(latest, n)
+	}
+	return latest
 }
