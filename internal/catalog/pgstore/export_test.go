@@ -2,11 +2,7 @@ package pgstore
 
 import (
 	"context"
-	"io/fs"
 	"net"
-	"path"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -48,15 +44,4 @@ func MigrateBefore(ctx context.Context, url, version string) error {
 	defer pool.Close()
 	s := &Store{pool: pool}
 	return s.migrateWhile(ctx, func(name string) bool { return name < version })
-}
-
-// LatestMigration is the number of the last migration this muster has.
-func LatestMigration() int {
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	latest := 0
-	for _, name := range names {
-		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
-		latest = max(latest, n)
-	}
-	return latest
 }

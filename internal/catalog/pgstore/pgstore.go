@@ -218,6 +218,18 @@ func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) 
 	return nil
 }
 
+// LatestMigration is the number of the last migration this muster has:
+// the catalog schema it knows.
+func LatestMigration() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		latest = max(latest, n)
+	}
+	return latest
+}
+
 // Describe names the database and the schema, without the password.
 func (s *Store) Describe() string {
 	return fmt.Sprintf("PostgreSQL at %s:%d/%s, schema %s", s.conn.Host, s.conn.Port, s.conn.Database, s.schema)

@@ -131,7 +131,7 @@ func TestNewerCatalogIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	latest := latestMigration()
+	latest := LatestMigration()
 	newer := latest + 1
 	if _, err := s.write.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, newer); err != nil {
 		t.Fatal(err)
