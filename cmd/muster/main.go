@@ -97,6 +97,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	root.SetVersionTemplate(versionText())
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	// A command line that begins with a subcommand's name gets that

@@ -151,6 +151,17 @@ func (c *client) unanswered(u *url.URL) {
 	c.moved(u.String(), to.String())
 }
 
+// refused notes that the master at u refused to serve this target (it
+// speaks another protocol), and moves to the next master at once.
+func (c *client) refused(u *url.URL) {
+	c.mu.Lock()
+	if c.masters[c.current] == u {
+		c.untried = true
+	}
+	c.mu.Unlock()
+	c.unanswered(u)
+}
+
 // leaveDelay is how long a silent master is kept: between a tenth and
 // four tenths of the poll interval, drawn at random, so that with the
 // retries' backoff (6 s at most, jitter included) a target moves within a
@@ -242,6 +253,11 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 	case ctx.Err() != nil && !expired: // given up on: says nothing of the master
 	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
 		c.unanswered(base) // unreachable, silent, or shutting down
+	case muster.ErrorCode(err) == muster.EUNSUPPORTED:
+		// A master of another protocol (one not upgraded yet, in a group
+		// being upgraded) will not serve this target until it is upgraded
+		// itself: another master of the group may.
+		c.refused(base)
 	default:
 		c.answered(base)
 	}

@@ -336,3 +336,43 @@ func TestExchangeWithAnUnreachableMasterIsKept(t *testing.T) {
 		}
 	}
 }
+
+// A master that refuses the target's protocol (426: a master not yet
+// upgraded, a target already upgraded) will not serve it until it is
+// upgraded itself: the client moves to the next master at once, as from
+// one that never answered, rather than staying with it.
+func TestClientLeavesAMasterOfAnotherProtocol(t *testing.T) {
+	old := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusUpgradeRequired)
+		w.Write([]byte(`{"error":{"code":"unsupported","message":"the target speaks protocol 3, newer than this master's 2; upgrade the master first (it accepts protocols 1 to 2)"}}`))
+	}))
+	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	defer good.Close()
+	defer old.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(old.Certificate())
+	roots.AddCert(good.Certificate())
+	clk := &clock{}
+	var moves []string
+	c, err := newClient([]string{old.URL, good.URL}, old.URL, roots, nil, 0, clk.Now,
+		func() time.Duration { return time.Minute }, func(from, to string) { moves = append(moves, from+" → "+to) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.answered(c.base()) // it answered before its refusal: a silent master would be kept a while
+	_, err = c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
+	if muster.ErrorCode(err) != muster.EUNSUPPORTED || !strings.Contains(err.Error(), "protocol 3") {
+		t.Fatalf("a poll the master refused for its protocol: %v, want %s", err, muster.EUNSUPPORTED)
+	}
+	if want := []string{old.URL + " → " + good.URL}; !slices.Equal(moves, want) {
+		t.Fatalf("moves %v, want %v", moves, want)
+	}
+	if err := c.ack(context.Background(), []agentproto.Ack{{Seq: 1, OK: true}}); err != nil {
+		t.Errorf("an acknowledgement to the master moved to: %v", err)
+	}
+}

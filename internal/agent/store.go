@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"path"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -87,6 +90,18 @@ func openStore(ctx context.Context, path string, now func() time.Time) (*store, 
 		return nil, fmt.Errorf("migrate %s: %w", path, err)
 	}
 	return &store{write: write, read: read, now: now}, nil
+}
+
+// StoreSchema is the number of the last migration of the target's store
+// this muster has: the store schema it knows.
+func StoreSchema() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		latest = max(latest, n)
+	}
+	return latest
 }
 
 func (s *store) Close() error { return errors.Join(s.write.Close(), s.read.Close()) }

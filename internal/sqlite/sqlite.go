@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -19,6 +20,8 @@ import (
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/musterhq/muster"
 )
 
 // Open returns two handles on the database file at path: write, with a
@@ -109,12 +112,24 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		base := path.Base(name)
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
+	versions := make([]int, len(names))
+	for i, name := range names {
+		if versions[i], err = strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0]); err != nil {
 			return fmt.Errorf("migration %s: the name must start with a number", name)
 		}
+	}
+	// A database a newer build has migrated has a schema this one does not
+	// know: run on it, it would misread what it holds, or write what the
+	// newer build cannot read back.
+	var applied sql.NullInt64
+	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&applied); err != nil {
+		return err
+	}
+	if latest := slices.Max(append(versions, 0)); applied.Valid && int(applied.Int64) > latest {
+		return muster.Errorf(muster.EUNSUPPORTED, "it was written by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one", applied.Int64, latest)
+	}
+	for i, name := range names {
+		base, version := path.Base(name), versions[i]
 		body, err := fs.ReadFile(fsys, name)
 		if err != nil {
 			return err

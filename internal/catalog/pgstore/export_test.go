@@ -4,6 +4,8 @@ import (
 	"context"
 	"net"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
 // SetRollbackTimeout sets how long the ROLLBACK of a transaction that did
@@ -30,4 +32,16 @@ func SetImportBatch(rows, bytes int) (restore func()) {
 	oldRows, oldBytes := importBatchRows, importBatchBytes
 	importBatchRows, importBatchBytes = rows, bytes
 	return func() { importBatchRows, importBatchBytes = oldRows, oldBytes }
+}
+
+// MigrateBefore migrates the catalog at url with the migrations whose
+// files' names sort before version: the catalog an older muster left.
+func MigrateBefore(ctx context.Context, url, version string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := &Store{pool: pool}
+	return s.migrateWhile(ctx, func(name string) bool { return name < version })
 }

@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"net"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -156,18 +157,31 @@ func redact(url string) string {
 }
 
 // migrate applies, each in its own transaction and one master at a time,
-// the migrations the database has not seen.
+// the migrations the database has not seen. A catalog a newer muster has
+// migrated is refused: this muster does not know its schema.
 func (s *Store) migrate(ctx context.Context) error {
+	return s.migrateWhile(ctx, func(string) bool { return true })
+}
+
+// migrateWhile is migrate applying the migrations, in order, while apply
+// says yes to the file's name.
+func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) error {
 	names, err := fs.Glob(migrations, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
 	sort.Strings(names)
-	for _, name := range names {
-		base := path.Base(name)
-		version, err := strconv.Atoi(strings.SplitN(base, "_", 2)[0])
-		if err != nil {
+	versions := make([]int, len(names))
+	for i, name := range names {
+		if versions[i], err = strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0]); err != nil {
 			return fmt.Errorf("migration %s: the name must start with a number", name)
+		}
+	}
+	latest := slices.Max(append(versions, 0))
+	for i, name := range names {
+		base, version := path.Base(name), versions[i]
+		if !apply(base) {
+			break
 		}
 		body, err := fs.ReadFile(migrations, name)
 		if err != nil {
@@ -180,9 +194,17 @@ func (s *Store) migrate(ctx context.Context) error {
 			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
 				return err
 			}
-			var n int
-			if err := tx.QueryRow(ctx, `SELECT COUNT(*) FROM schema_migrations WHERE version = $1`, version).Scan(&n); err != nil || n > 0 {
+			var applied, n int
+			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0), COUNT(*) FILTER (WHERE version = $1) FROM schema_migrations`,
+				version).Scan(&applied, &n); err != nil {
 				return err
+			}
+			if applied > latest {
+				return muster.Errorf(muster.EUNSUPPORTED, "the catalog (%s) was migrated by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one",
+					s.Describe(), applied, latest)
+			}
+			if n > 0 {
+				return nil
 			}
 			if _, err := tx.Exec(ctx, string(body)); err != nil {
 				return fmt.Errorf("migration %s: %w", base, err)
@@ -195,6 +217,18 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// LatestMigration is the number of the last migration this muster has:
+// the catalog schema it knows.
+func LatestMigration() int {
+	names, _ := fs.Glob(migrations, "migrations/*.sql")
+	latest := 0
+	for _, name := range names {
+		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
+		latest = max(latest, n)
+	}
+	return latest
 }
 
 // Describe names the database and the schema, without the password.

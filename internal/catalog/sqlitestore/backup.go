@@ -225,14 +225,14 @@ func schemaOf(ctx context.Context, db *sql.DB, path string) (int, error) {
 	if err != nil || !version.Valid || epochs != 1 {
 		return 0, muster.Errorf(muster.EINVALID, "%s is not a muster catalog", path)
 	}
-	if latest := latestMigration(); int(version.Int64) > latest {
+	if latest := LatestMigration(); int(version.Int64) > latest {
 		return 0, muster.Errorf(muster.EUNSUPPORTED, "%s is a catalog of a newer muster (schema %d; this muster knows up to %d): use that muster's binary", path, version.Int64, latest)
 	}
 	return int(version.Int64), nil
 }
 
-// latestMigration is the number of the last migration this muster has.
-func latestMigration() int {
+// LatestMigration is the number of the last migration this muster has.
+func LatestMigration() int {
 	names, _ := fs.Glob(migrations, "migrations/*.sql")
 	latest := 0
 	for _, name := range names {

@@ -3,8 +3,10 @@ package sqlitestore
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -117,4 +119,27 @@ func TestFirstReleaseCatalogUpgradesAndCopies(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("PostgreSQL copy", pg)
+}
+
+// A catalog a newer muster has migrated is refused by an older one, which
+// does not know its schema, with a message naming both schemas; it is left
+// as it was.
+func TestNewerCatalogIsRefused(t *testing.T) {
+	ctx := context.Background()
+	file := filepath.Join(t.TempDir(), "catalog.db")
+	s, err := Open(ctx, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	latest := LatestMigration()
+	newer := latest + 1
+	if _, err := s.write.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, 0)`, newer); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(ctx, file)
+	want := fmt.Sprintf("schema %d; this muster knows up to %d", newer, latest)
+	if muster.ErrorCode(err) != muster.EUNSUPPORTED || err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), file) {
+		t.Fatalf("opening a catalog of schema %d: %v (code %q); want %s, naming the file and %q", newer, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
+	}
 }

@@ -1,0 +1,121 @@
+package pgstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/catalog/pgstore"
+)
+
+// A catalog left at each earlier migration, with a target, a job, its
+// instructions, a run with output and a key, keeps them all through the
+// migrations since: ids, sequence numbers and times as they were.
+func TestOlderCatalogUpgrades(t *testing.T) {
+	ctx := context.Background()
+	job := muster.NewJob()
+	job.Name, job.Steps = "backup", []muster.Step{{Name: "main", Shell: "true"}}
+	def, err := json.Marshal(job)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const at = int64(1_700_000_000_000)
+	for _, level := range []string{"0002", "0006", "0009", "0010", "0011", "0012"} {
+		t.Run("before "+level, func(t *testing.T) {
+			url := catalogtest.PostgresURL(t)
+			if err := pgstore.MigrateBefore(ctx, url, level); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			for _, q := range []struct {
+				sql  string
+				args []any
+			}{
+				{`INSERT INTO meta (key, value) VALUES ('epoch', 'e1')`, nil},
+				{`INSERT INTO targets (id, uid, name, enlisted_at, last_seq) VALUES (7, 'u7', 'db1', $1, 3)`, []any{at}},
+				{`INSERT INTO certs (serial, target_id, issued_at, not_after) VALUES ('s1', 7, $1, $2)`, []any{at, at + 86_400_000}},
+				{`INSERT INTO api_tokens (id, name, role, hash, created_at) VALUES (4, 'admin', 'admin', 'h4', $1)`, []any{at}},
+				{`INSERT INTO jobs (id, name, version, definition, created_at, updated_at) VALUES (9, 'backup', 2, $1, $2, $2)`, []any{string(def), at}},
+				{`INSERT INTO job_targets (job_id, target_id, last_run_id, last_status, last_started_at, last_duration_ms) VALUES (9, 7, 'r1', 'succeeded', $1, 1500)`, []any{at}},
+				{`INSERT INTO sent_jobs (target_id, job_name) VALUES (7, 'backup')`, nil},
+				{`INSERT INTO instructions (target_id, seq, operation, job_name, payload, status, posted_at, downloaded_at, run_id) VALUES
+					(7, 1, 'INSERT', 'backup', '{}', 'downloaded', $1, $1, ''), (7, 2, 'START', 'backup', '{}', 'downloaded', $1, $1, 'r1'),
+					(7, 3, 'UPDATE', 'backup', '{}', 'pending', $1, NULL, '')`, []any{at}},
+				{`INSERT INTO runs (id, target_id, run_id, job_name, status, trigger, revision, started_at, finished_at, duration_ms, steps, updated_at)
+					VALUES (11, 7, 'r1', 'backup', 'succeeded', 'start', 2, $1, $2, 1500, '[{"name":"main","attempt":1,"status":"succeeded","output":""}]', $2)`, []any{at, at + 1500}},
+				{`INSERT INTO run_output (run, attempt, byte_offset, data) VALUES (11, 0, 0, $1)`, []any{[]byte("hello\n")}},
+			} {
+				if _, err := conn.Exec(ctx, q.sql, q.args...); err != nil {
+					t.Fatalf("%s: %v", q.sql, err)
+				}
+			}
+
+			s := catalogtest.OpenPostgres(t, url)
+			r := catalog.Reads(s)
+			if target, err := r.FindTargetByName(ctx, "db1"); err != nil || target.ID != 7 || target.LastSeq != 3 || target.EnlistedAt.UnixMilli() != at {
+				t.Errorf("target db1: %+v, %v; want id 7, last seq 3, enlisted at %d", target, err, at)
+			}
+			if jobs, err := r.FindJobs(ctx, catalog.JobQuery{Name: "backup"}); err != nil || len(jobs) != 1 || jobs[0].ID != 9 || jobs[0].Version != 2 || !jobs[0].Enabled {
+				t.Errorf("job backup: %+v, %v; want id 9, version 2, enabled", jobs, err)
+			}
+			if sent, err := r.WasSent(ctx, 7, "backup"); err != nil || !sent {
+				t.Errorf("job backup sent to db1: %v, %v; want true", sent, err)
+			}
+			runs, err := r.FindRuns(ctx, catalog.RunFilter{Job: "backup"})
+			if err != nil || len(runs) != 1 || runs[0].RunID != "r1" || runs[0].Status != muster.RunSucceeded || runs[0].StartedAt.UnixMilli() != at {
+				t.Errorf("runs of backup: %+v, %v; want r1 succeeded", runs, err)
+			}
+			if out, err := r.RunOutputs(ctx, []int64{11}); err != nil || len(out) != 1 || string(out[0].Data) != "hello\n" {
+				t.Errorf("output of r1: %+v, %v; want hello", out, err)
+			}
+			if outcomes, err := r.FindOutcomes(ctx); err != nil || len(outcomes) != 1 || outcomes[0].LastRunID != "r1" || outcomes[0].LastStatus != muster.RunSucceeded {
+				t.Errorf("last outcomes: %+v, %v; want r1 succeeded", outcomes, err)
+			}
+			if keys, err := r.FindAPIKeys(ctx, "admin"); err != nil || len(keys) != 1 || keys[0].ID != 4 {
+				t.Errorf("key admin: %+v, %v; want id 4", keys, err)
+			}
+			if pending, err := r.PendingInstructions(ctx, 7, 0, 10); err != nil || len(pending) != 1 || pending[0].Seq != 3 {
+				t.Errorf("pending instructions of db1: %+v, %v; want seq 3", pending, err)
+			}
+			if epoch, ok, err := r.Meta(ctx, "epoch"); err != nil || !ok || epoch != "e1" {
+				t.Errorf("epoch %q, %v, %v; want e1", epoch, ok, err)
+			}
+			var version int
+			if err := conn.QueryRow(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&version); err != nil || version != pgstore.LatestMigration() {
+				t.Errorf("schema %d, %v; want %d", version, err, pgstore.LatestMigration())
+			}
+		})
+	}
+}
+
+// A catalog a newer muster has migrated is refused by an older one, which
+// does not know its schema, with a message naming both schemas; the
+// masters already serving it are not told anything.
+func TestNewerCatalogIsRefused(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	_, conn := openWithConn(t, url)
+	latest := pgstore.LatestMigration()
+	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, latest+1); err != nil {
+		t.Fatal(err)
+	}
+	s, err := pgstore.Open(ctx, url, pgstore.Options{})
+	if err == nil {
+		s.Close()
+	}
+	want := fmt.Sprintf("schema %d; this muster knows up to %d", latest+1, latest)
+	if muster.ErrorCode(err) != muster.EUNSUPPORTED || err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("opening a catalog of schema %d: %v (code %q); want %s, saying %q", latest+1, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
+	}
+}
