@@ -7,10 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,6 +17,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/migration"
 	"github.com/musterhq/muster/internal/sqlite"
 )
 
@@ -94,15 +92,7 @@ func openStore(ctx context.Context, path string, now func() time.Time) (*store, 
 
 // StoreSchema is the number of the last migration of the target's store
 // this muster has: the store schema it knows.
-func StoreSchema() int {
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	latest := 0
-	for _, name := range names {
-		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
-		latest = max(latest, n)
-	}
-	return latest
-}
+func StoreSchema() int { return migration.Latest(migrations, "migrations") }
 
 func (s *store) Close() error { return errors.Join(s.write.Close(), s.read.Close()) }
 

@@ -11,17 +11,13 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
-	"path"
-	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/migration"
 )
 
 // Open returns two handles on the database file at path: write, with a
@@ -107,16 +103,9 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
 	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)`); err != nil {
 		return err
 	}
-	names, err := fs.Glob(fsys, path.Join(dir, "*.sql"))
+	files, err := migration.List(fsys, dir)
 	if err != nil {
 		return err
-	}
-	sort.Strings(names)
-	versions := make([]int, len(names))
-	for i, name := range names {
-		if versions[i], err = strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0]); err != nil {
-			return fmt.Errorf("migration %s: the name must start with a number", name)
-		}
 	}
 	// A database a newer build has migrated has a schema this one does not
 	// know: run on it, it would misread what it holds, or write what the
@@ -125,16 +114,15 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, dir string) error {
 	if err := db.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&applied); err != nil {
 		return err
 	}
-	if latest := slices.Max(append(versions, 0)); applied.Valid && int(applied.Int64) > latest {
+	if latest := migration.Newest(files); applied.Valid && int(applied.Int64) > latest {
 		return muster.Errorf(muster.EUNSUPPORTED, "it was written by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one", applied.Int64, latest)
 	}
-	for i, name := range names {
-		base, version := path.Base(name), versions[i]
-		body, err := fs.ReadFile(fsys, name)
+	for _, f := range files {
+		body, err := fs.ReadFile(fsys, f.Path)
 		if err != nil {
 			return err
 		}
-		if err := apply(ctx, db, version, base, string(body)); err != nil {
+		if err := apply(ctx, db, f.Version, f.Name, string(body)); err != nil {
 			return err
 		}
 	}

@@ -29,9 +29,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net"
-	"path"
-	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -44,6 +41,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
+	"github.com/musterhq/muster/internal/migration"
 	"github.com/musterhq/muster/internal/netopt"
 )
 
@@ -166,24 +164,17 @@ func (s *Store) migrate(ctx context.Context) error {
 // migrateWhile is migrate applying the migrations, in order, while apply
 // says yes to the file's name.
 func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	files, err := migration.List(migrations, "migrations")
 	if err != nil {
 		return err
 	}
-	sort.Strings(names)
-	versions := make([]int, len(names))
-	for i, name := range names {
-		if versions[i], err = strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0]); err != nil {
-			return fmt.Errorf("migration %s: the name must start with a number", name)
-		}
-	}
-	latest := slices.Max(append(versions, 0))
-	for i, name := range names {
-		base, version := path.Base(name), versions[i]
+	latest := migration.Newest(files)
+	for _, f := range files {
+		base, version := f.Name, f.Version
 		if !apply(base) {
 			break
 		}
-		body, err := fs.ReadFile(migrations, name)
+		body, err := fs.ReadFile(migrations, f.Path)
 		if err != nil {
 			return err
 		}
@@ -221,15 +212,7 @@ func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) 
 
 // LatestMigration is the number of the last migration this muster has:
 // the catalog schema it knows.
-func LatestMigration() int {
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	latest := 0
-	for _, name := range names {
-		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
-		latest = max(latest, n)
-	}
-	return latest
-}
+func LatestMigration() int { return migration.Latest(migrations, "migrations") }
 
 // Describe names the database and the schema, without the password.
 func (s *Store) Describe() string {

@@ -8,14 +8,12 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/dirlock"
+	"github.com/musterhq/muster/internal/migration"
 )
 
 // Snapshot describes a catalog file: a backup, or the catalog a backup
@@ -232,15 +230,7 @@ func schemaOf(ctx context.Context, db *sql.DB, path string) (int, error) {
 }
 
 // LatestMigration is the number of the last migration this muster has.
-func LatestMigration() int {
-	names, _ := fs.Glob(migrations, "migrations/*.sql")
-	latest := 0
-	for _, name := range names {
-		n, _ := strconv.Atoi(strings.SplitN(path.Base(name), "_", 2)[0])
-		latest = max(latest, n)
-	}
-	return latest
-}
+func LatestMigration() int { return migration.Latest(migrations, "migrations") }
 
 func copyFile(src, dst string) error {
 	in, err := os.Open(src)
