@@ -5,47 +5,27 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io/fs"
-	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
-	"testing/fstest"
 	"time"
 	"unicode/utf8"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/sqlite"
+	"github.com/musterhq/muster/internal/migration/migrationtest"
 )
 
 // migratedBefore makes the store file with the migrations numbered below
 // version applied: the store a target of an older release left.
 func migratedBefore(t *testing.T, file, version string) (write, read *sql.DB) {
 	t.Helper()
-	before := fstest.MapFS{}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	v, err := strconv.Atoi(version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range names {
-		if path.Base(name) >= version {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[name] = &fstest.MapFile{Data: body}
-	}
-	write, read, err = sqlite.Open(file, "FULL", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlite.Migrate(context.Background(), write, before, "migrations"); err != nil {
-		t.Fatal(err)
-	}
-	return write, read
+	return migrationtest.OpenBefore(t, file, "FULL", migrations, "migrations", v)
 }
 
 // A target's store left at each earlier migration, holding what a target

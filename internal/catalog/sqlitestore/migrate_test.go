@@ -3,16 +3,14 @@ package sqlitestore
 import (
 	"context"
 	"database/sql"
-	"io/fs"
-	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
-	"testing/fstest"
 
 	"github.com/musterhq/muster/internal/catalog"
-	"github.com/musterhq/muster/internal/sqlite"
+	"github.com/musterhq/muster/internal/migration/migrationtest"
 )
 
 // A catalog made before migration 0018 keeps its audit entries' subjects
@@ -61,29 +59,11 @@ func TestAuditSubjectsKeptByMigration0018(t *testing.T) {
 // applied, the way a catalog of an older muster is.
 func migratedBefore(t *testing.T, file, version string) (write, read *sql.DB) {
 	t.Helper()
-	before := fstest.MapFS{}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	v, err := strconv.Atoi(version)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range names {
-		if path.Base(name) >= version {
-			continue
-		}
-		body, err := fs.ReadFile(migrations, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		before[name] = &fstest.MapFile{Data: body}
-	}
-	write, read, err = sqlite.Open(file, "NORMAL", 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := sqlite.Migrate(context.Background(), write, before, "migrations"); err != nil {
-		t.Fatal(err)
-	}
-	return write, read
+	return migrationtest.OpenBefore(t, file, "NORMAL", migrations, "migrations", v)
 }
 
 // Tables, which muster store migrate copies into PostgreSQL, names every
