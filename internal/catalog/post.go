@@ -66,6 +66,24 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 		}
 		return out, nil
 	}
+	if op == muster.OpStop {
+		// As muster job stop: the STARTs max_parallel_targets holds back
+		// for those targets, and the job's running rollouts, go too, so
+		// that no START follows the STOP.
+		var ch muster.JobChange
+		err := c.update(ctx, func(tx *tx) error {
+			job, err := tx.loadJobToPost(req.Job)
+			if err != nil {
+				return err
+			}
+			if len(job.targets) == 0 {
+				return muster.Errorf(muster.EPRECONDITION, "job %q runs on no target", req.Job)
+			}
+			ch, err = tx.stopJob(job, req.Targets, by)
+			return err
+		})
+		return ch.Posted, err
+	}
 	var posted []muster.Instruction
 	err := c.update(ctx, func(tx *tx) error {
 		posted = posted[:0]
