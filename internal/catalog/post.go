@@ -142,7 +142,10 @@ func (tx *tx) postTargets(op muster.Operation, jobName string, named []string) (
 		ids, err := tx.ActiveTargets(tx.ctx)
 		return ids, storedJob{}, err
 	}
-	job, err := tx.loadJob(jobName)
+	// The job's row is taken before it is read: a change or deletion of
+	// the job committed meanwhile would otherwise be overtaken by what
+	// this posts (an INSERT of a deleted job after its DELETE).
+	job, err := tx.lockJob(jobName)
 	if err != nil {
 		return nil, job, err
 	}
