@@ -22,8 +22,9 @@ func newDownloadListCmd() *cobra.Command {
 
 STATUS is pending (not yet acknowledged), downloaded (applied), failed (the
 target could not apply it; the target is blocked until it is superseded,
-retried or deleted), superseded (a newer INSERT or DELETE of the same job
-replaced it) or deleted (by an operator).
+retried or deleted), superseded (a newer INSERT or DELETE of the same job, a
+retry or a resync replaced it) or deleted (by an operator, or with its target
+when the target was deleted or defected).
 
 Sequence numbers are per target: where a SEQ alone is ambiguous, name the
 target with --target.`,

@@ -238,12 +238,22 @@ func printTarget(w io.Writer, tg muster.Target) error {
 		{"local time", localTime(tg)},
 		{"time zone", fmt.Sprintf("%s (UTC%+03d:%02d)", dash(tg.TimeZone), tg.UTCOffsetMinutes/60, abs(tg.UTCOffsetMinutes%60))},
 		{"clock skew", millis(tg.ClockSkewMS)},
+		{"clock offset", clockOffset(tg)},
 		{"spool", fmt.Sprintf("%d run(s) waiting, %d dropped", tg.SpoolDepth, tg.SpoolDropped)},
 		{"version", fmt.Sprintf("%s (protocol %d)", dash(tg.Version), tg.Protocol)},
 	} {
 		t.row(kv[0], kv[1])
 	}
 	return t.flush()
+}
+
+// clockOffset is the offset from the master's clock a target measured at
+// its last SYNC-TIME (muster post sync-time), or says there was none.
+func clockOffset(tg muster.Target) string {
+	if tg.ClockOffsetMS == nil {
+		return "- (no SYNC-TIME yet)"
+	}
+	return millis(*tg.ClockOffsetMS) + " (by SYNC-TIME)"
 }
 
 // statusText is a target's status, with every flag it has besides:

@@ -146,6 +146,11 @@ func New(cfg Config) (*Main, error) {
 		uploadLimits: defaultUploadLimits(), defectReq: make(chan defectRequest), masterDefect: make(chan struct{}, 1)}, nil
 }
 
+// notEnlisted says that dir holds no enlistment.
+func notEnlisted(dir string) error {
+	return muster.Errorf(muster.ENOTFOUND, "%s is not enlisted in a master; run `muster enlist --data %s ...` first", dir, dir)
+}
+
 // Open locks the data directory, opens the store, loads the enlistment and
 // the certificate, and records runs a previous process left running as
 // abandoned.
@@ -167,7 +172,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return err
 	}
 	if !ok {
-		return fmt.Errorf("%s is not enlisted in a master; run `muster enlist --data %s ...` first", m.cfg.DataDir, m.cfg.DataDir)
+		return notEnlisted(m.cfg.DataDir)
 	}
 	m.enl = enl
 	m.pollInterval.Store(int64(enl.PollInterval))

@@ -193,6 +193,12 @@ func Defect(ctx context.Context, cfg Config, force bool) (DefectResult, error) {
 	if err != nil {
 		return DefectResult{}, err
 	}
+	// A directory without a target's store (missing, mistyped, or never
+	// enlisted) has nothing to defect; nothing is made in it (SQL
+	// Server's 14298).
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, StoreFile)); errors.Is(err, os.ErrNotExist) {
+		return DefectResult{}, notEnlisted(cfg.DataDir)
+	}
 	if lock, err := lockDir(cfg.DataDir); err != nil {
 		// The daemon holds the directory: ask it.
 		return defectRunning(ctx, cfg.DataDir, force, err)

@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -48,5 +51,23 @@ func TestDeletedTargetDefects(t *testing.T) {
 	}
 	if _, ok, err := m.store.enlistment(ctx); err != nil || ok {
 		t.Errorf("after the defect the enlistment is still there (%v)", err)
+	}
+}
+
+// Defecting a directory that is not enlisted (SQL Server's 14298) says
+// so, whether the directory is missing (a mistyped --data) or holds no
+// target, and leaves nothing behind in it.
+func TestDefectOfADirectoryNotEnlisted(t *testing.T) {
+	empty := t.TempDir()
+	for _, dir := range []string{filepath.Join(t.TempDir(), "no-such-dir"), empty} {
+		cfg := DefaultConfig()
+		cfg.DataDir = dir
+		_, err := Defect(context.Background(), cfg, false)
+		if muster.ErrorCode(err) != muster.ENOTFOUND || !strings.Contains(err.Error(), dir+" is not enlisted in a master") {
+			t.Errorf("defect of %s: %v (code %q), want ENOTFOUND saying it is not enlisted", dir, err, muster.ErrorCode(err))
+		}
+	}
+	if left, _ := os.ReadDir(empty); len(left) > 0 {
+		t.Errorf("a defect that found nothing to defect left %v behind", left)
 	}
 }

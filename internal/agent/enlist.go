@@ -87,10 +87,14 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		return Enlisted{}, fmt.Errorf("--master: %w", err)
 	}
 	// A master cannot be a target (SQL Server's 14299): its data
-	// directory holds a catalog. (A master runs its own jobs with
-	// --also-target, which enlists a separate directory.)
-	if _, err := os.Stat(filepath.Join(o.DataDir, "catalog.db")); err == nil {
-		return Enlisted{}, fmt.Errorf("%s is a master's data directory; a master cannot enlist in a master. To run jobs on the master's server, start the master with --also-target NAME", o.DataDir)
+	// directory holds the CA's key, and its catalog unless that is kept
+	// elsewhere (sqlite:PATH, PostgreSQL). Enlisting it would replace the
+	// master's ca.pem with the other master's. (A master runs its own
+	// jobs with --also-target, which enlists a separate directory.)
+	for _, f := range []string{"catalog.db", pki.CAKeyFile} {
+		if _, err := os.Lstat(filepath.Join(o.DataDir, f)); err == nil {
+			return Enlisted{}, fmt.Errorf("%s is a master's data directory (it holds %s); a master cannot enlist in a master. To run jobs on the master's server, start the master with --also-target NAME", o.DataDir, f)
+		}
 	}
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return Enlisted{}, err

@@ -349,3 +349,35 @@ func TestRenewalOfATargetThatLeft(t *testing.T) {
 		}
 	})
 }
+
+// A server enlisting under the name of a target deleted on the master and
+// waiting for its DEFECT is refused, and told both ways out: the old
+// target defects when it polls, or, gone for good, is forgotten with
+// muster target delete --force, after which the name enlists.
+func TestEnlistUnderATombstonesName(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		if err := db.DeleteTarget(ctx, "web1", false, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateEnlistToken(ctx, "hash-again", "web1", 15*time.Minute, admin); err != nil {
+			t.Fatal(err)
+		}
+		again := catalog.Enlistment{TokenHash: "hash-again", Name: "web1", UID: "uid-again"}
+		sign := func(string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: "serial-again", NotAfter: time.Now().Add(time.Hour)}, nil
+		}
+		_, err := db.Enlist(ctx, again, sign)
+		if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), "`muster target delete web1 --force`") {
+			t.Errorf("enlisting under a tombstone's name: %v (code %q), want a conflict naming muster target delete web1 --force", err, muster.ErrorCode(err))
+		}
+		if err := db.DeleteTarget(ctx, "web1", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Enlist(ctx, again, sign); err != nil {
+			t.Errorf("enlisting once the tombstone was forgotten: %v", err)
+		}
+	})
+}

@@ -189,3 +189,53 @@ func TestRetentionTakesEndedRollouts(t *testing.T) {
 		}
 	})
 }
+
+// A STOP posted by hand (muster post stop) stops the job as muster job
+// stop does: the STARTs max_parallel_targets holds back are dropped, so
+// none is posted after the STOP when the stopped run ends.
+func TestPostedStopDropsTheStartsHeldBack(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		a := enlist(t, db, "a")
+		b := enlist(t, db, "b")
+		j := job("deploy", "a", "b")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
+		if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
+			t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
+		}
+		posted, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpStop, Job: "deploy"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var to []string
+		for _, in := range posted {
+			if in.Operation != muster.OpStop || in.Job != "deploy" || in.Seq == 0 {
+				t.Errorf("posted %+v, want a STOP of deploy", in)
+			}
+			to = append(to, in.Target)
+		}
+		if !slices.Equal(to, []string{"a", "b"}) {
+			t.Errorf("STOP posted to %v, want a and b", to)
+		}
+		at := clk.Now()
+		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
+			Status: muster.RunCanceled, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+			t.Fatalf("upload: %+v %v", r, err)
+		}
+		if err := db.ReleaseQueuedStarts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ops []muster.Operation
+		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+			ops = append(ops, in.Operation)
+		}
+		if want := []muster.Operation{muster.OpInsert, muster.OpStop}; !slices.Equal(ops, want) {
+			t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
+		}
+	})
+}

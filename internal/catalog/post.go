@@ -66,6 +66,24 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 		}
 		return out, nil
 	}
+	if op == muster.OpStop {
+		// As muster job stop: the STARTs max_parallel_targets holds back
+		// for those targets, and the job's running rollouts, go too, so
+		// that no START follows the STOP.
+		var ch muster.JobChange
+		err := c.update(ctx, func(tx *tx) error {
+			job, err := tx.loadJobToPost(req.Job)
+			if err != nil {
+				return err
+			}
+			if len(job.targets) == 0 {
+				return muster.Errorf(muster.EPRECONDITION, "job %q runs on no target", req.Job)
+			}
+			ch, err = tx.stopJob(job, req.Targets, by)
+			return err
+		})
+		return ch.Posted, err
+	}
 	var posted []muster.Instruction
 	err := c.update(ctx, func(tx *tx) error {
 		posted = posted[:0]
@@ -124,7 +142,10 @@ func (tx *tx) postTargets(op muster.Operation, jobName string, named []string) (
 		ids, err := tx.ActiveTargets(tx.ctx)
 		return ids, storedJob{}, err
 	}
-	job, err := tx.loadJob(jobName)
+	// The job's row is taken before it is read: a change or deletion of
+	// the job committed meanwhile would otherwise be overtaken by what
+	// this posts (an INSERT of a deleted job after its DELETE).
+	job, err := tx.lockJob(jobName)
 	if err != nil {
 		return nil, job, err
 	}

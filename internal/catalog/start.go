@@ -292,39 +292,48 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 		if err != nil {
 			return err
 		}
-		names := normalizeTargets(targets)
-		if len(names) == 0 {
-			names = job.targetNames()
-		}
-		ch = muster.JobChange{Job: job.job.Name, Action: muster.ActionStop, Version: job.job.Version}
-		ps := make([]posting, len(names))
-		tids := make([]int64, len(names))
-		for i, t := range names {
-			tid, ok := job.targets[t]
-			if !ok {
-				return muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
-			}
-			ps[i], tids[i] = posting{target: tid, op: muster.OpStop, job: job.job.Name}, tid
-		}
-		if err := tx.record(&ch, ps, names); err != nil {
-			return err
-		}
-		dropped, err := tx.DeleteQueuedStarts(tx.ctx, job.id, tids)
-		if err != nil {
-			return err
-		}
-		cancelled, err := tx.cancelRollouts(job.job.Name, by)
-		if err != nil {
-			return err
-		}
-		lines := jobChangeLines(ch)
-		if dropped > 0 {
-			lines = append(lines, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
-		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
-			Changes: append(lines, cancelled...)})
+		ch, err = tx.stopJob(job, targets, by)
+		return err
 	})
 	return ch, err
+}
+
+// stopJob posts STOP of job to the targets named (all of the job's, if
+// none are), drops the STARTs held back for them and cancels the job's
+// running rollouts, and records it in the audit log.
+func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.JobChange, error) {
+	name := job.job.Name
+	names := normalizeTargets(targets)
+	if len(names) == 0 {
+		names = job.targetNames()
+	}
+	ch := muster.JobChange{Job: job.job.Name, Action: muster.ActionStop, Version: job.job.Version}
+	ps := make([]posting, len(names))
+	tids := make([]int64, len(names))
+	for i, t := range names {
+		tid, ok := job.targets[t]
+		if !ok {
+			return ch, muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
+		}
+		ps[i], tids[i] = posting{target: tid, op: muster.OpStop, job: job.job.Name}, tid
+	}
+	if err := tx.record(&ch, ps, names); err != nil {
+		return ch, err
+	}
+	dropped, err := tx.DeleteQueuedStarts(tx.ctx, job.id, tids)
+	if err != nil {
+		return ch, err
+	}
+	cancelled, err := tx.cancelRollouts(job.job.Name, by)
+	if err != nil {
+		return ch, err
+	}
+	lines := jobChangeLines(ch)
+	if dropped > 0 {
+		lines = append(lines, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
+	}
+	return ch, tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
+		Changes: append(lines, cancelled...)})
 }
 
 // queuedStart is a START held back by max_parallel_targets.

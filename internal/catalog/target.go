@@ -119,7 +119,7 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 		case err != nil:
 			return err
 		case held.State == TargetDeleted:
-			return muster.Errorf(muster.ECONFLICT, "target %q was deleted and has not yet collected its DEFECT; wait for it to defect, or run `muster defect --force` on it, then enlist again", e.Name)
+			return muster.Errorf(muster.ECONFLICT, "target %q was deleted and has not yet collected its DEFECT; wait for it to defect (or run `muster defect` on it), or, if it will not come back, forget it with `muster target delete %s --force`; then enlist again", e.Name, e.Name)
 		default:
 			return muster.Errorf(muster.ECONFLICT, "a target named %q is already enlisted (since %s); defect it (`muster defect` on that server) or delete it (`muster target delete %s`) before enlisting another with this name", e.Name, held.EnlistedAt.Format(time.RFC3339), e.Name)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
+	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/testenv"
 )
@@ -248,6 +249,35 @@ func TestMasterCannotEnlist(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "a master's data directory") {
 		t.Errorf("enlisting the master's data directory: %v", err)
 	}
+}
+
+// A master's data directory cannot be enlisted when its catalog is kept
+// elsewhere either (sqlite:PATH, or PostgreSQL): it holds the CA, whose
+// ca.pem an enlistment would replace with another master's.
+func TestMasterWithCatalogElsewhereCannotEnlist(t *testing.T) {
+	catalogFile := filepath.Join(t.TempDir(), "catalog.db")
+	env := testenv.New(t, testenv.Options{Master: func(c *master.Config) { c.Store = "sqlite:" + catalogFile }})
+	dir := filepath.Join(env.Dir, "master")
+	env.StopMaster()
+	caBefore, err := os.ReadFile(filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := testenv.New(t, testenv.Options{})
+	_, err = agent.Enlist(context.Background(), agent.EnlistOptions{
+		MasterURL: other.Master.URL, Token: other.Token("self"), Name: "self", DataDir: dir,
+	})
+	if err == nil || !strings.Contains(err.Error(), "a master's data directory") {
+		t.Errorf("enlisting the data directory of a master whose catalog is elsewhere: %v", err)
+	}
+	caAfter, err := os.ReadFile(filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(caAfter) != string(caBefore) {
+		t.Errorf("the master's %s was replaced", pki.CACertFile)
+	}
+	env.StartMaster("127.0.0.1:0") // and the master still starts, with its own CA
 }
 
 // An enlistment whose reply never arrived (the connection cut after the

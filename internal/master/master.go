@@ -39,6 +39,10 @@ const (
 	AdminTokenFile = "admin.token"
 )
 
+// targetStoreFile is the store of a target's data directory
+// (agent.StoreFile), which a master's never holds.
+const targetStoreFile = "target.db"
+
 // Config configures a master.
 type Config struct {
 	// DataDir holds the master's own files: the CA (or, on a shared
@@ -238,6 +242,12 @@ func (m *Main) Open(ctx context.Context) (err error) {
 			m.Close()
 		}
 	}()
+	// A target cannot be a master, as a master cannot be a target
+	// (SQL Server's 14360): nothing is written into a target's
+	// directory.
+	if _, err := os.Lstat(filepath.Join(m.cfg.DataDir, targetStoreFile)); err == nil {
+		return muster.Errorf(muster.EINVALID, "--data: %s is a target's data directory (it holds %s); a target cannot be a master: give the master a directory of its own", m.cfg.DataDir, targetStoreFile)
+	}
 	if err := os.MkdirAll(m.cfg.DataDir, 0o700); err != nil {
 		return err
 	}

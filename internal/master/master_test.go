@@ -7,17 +7,22 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"go.uber.org/goleak"
 
 	"github.com/musterhq/muster"
+	targetagent "github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/pki"
 )
@@ -190,4 +195,31 @@ func TestDataDirectoryIsLocked(t *testing.T) {
 		t.Fatalf("a master on the directory once the first closed: %v", err)
 	}
 	again.Close()
+}
+
+// A target's data directory cannot be a master's (a target cannot be a
+// master, as a master cannot be a target): the master refuses it, saying
+// so, and writes no catalog into it.
+func TestTargetDataDirectoryIsNotAMasters(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, targetagent.StoreFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen = dir, "127.0.0.1:0"
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Open(context.Background())
+	if err == nil {
+		m.Close()
+	}
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "is a target's data directory") {
+		t.Errorf("a master on a target's data directory: %v (code %q), want refused as a target's", err, muster.ErrorCode(err))
+	}
+	if _, err := os.Stat(filepath.Join(dir, CatalogFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("a catalog was written into the target's data directory: %v", err)
+	}
 }

@@ -379,3 +379,55 @@ func TestChangesOfTwoGroupsOfOneJobDoNotDeadlock(t *testing.T) {
 		t.Errorf("PostgreSQL broke %d deadlocks between the two changes, want none", n)
 	}
 }
+
+// An INSERT posted by hand (muster post insert) and the job's deletion, at
+// the same time on two masters: the post takes the job's row before it
+// reads the job, so the deletion's DELETE comes after the INSERT, and the
+// target does not hold a job the master no longer has. Without the lock,
+// the post read the job, the deletion committed meanwhile, and the INSERT
+// was posted after its DELETE.
+func TestPostedInsertAndTheJobsDeletionSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	backup := muster.NewJob()
+	backup.Name, backup.Targets, backup.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "hello", Shell: "echo hello"}}
+	if _, err := other.ApplyJobs(ctx, []muster.Job{backup}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "SET status = 'superseded' WHERE status = 'failed'", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.DeleteJob(ctx, "backup", admin)
+			return err
+		})
+	}})
+	if _, err := c.Post(ctx, catalog.PostRequest{Operation: muster.OpInsert, Job: "backup"}, admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the post never superseded anything")
+	}
+	if err := second(); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := c.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last muster.Instruction
+	for _, in := range ins {
+		if in.Job == "backup" && in.Status == muster.InstructionPending && in.Seq > last.Seq {
+			last = in
+		}
+	}
+	if last.Operation != muster.OpDelete {
+		t.Errorf("the last pending instruction of backup on web1 is %s (seq %d), want DELETE: %+v", last.Operation, last.Seq, ins)
+	}
+}
