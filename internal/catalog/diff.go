@@ -59,6 +59,10 @@ func flattenJob(j muster.Job, out map[string]string) {
 func flatten(prefix string, v any, out map[string]string) {
 	switch x := v.(type) {
 	case map[string]any:
+		if len(x) == 0 && prefix != "" {
+			// An empty mapping is a value of its own, as stored.
+			out[prefix] = "{}"
+		}
 		for k, e := range x {
 			p := k
 			if prefix != "" {
@@ -67,6 +71,12 @@ func flatten(prefix string, v any, out map[string]string) {
 			flatten(p, e, out)
 		}
 	case []any:
+		if len(x) == 0 {
+			// An empty list is a value of its own: an override's
+			// schedules: [] leaves a target none, where no schedules key
+			// leaves it the job's.
+			out[prefix] = "[]"
+		}
 		for i, e := range x {
 			flatten(prefix+"["+strconv.Itoa(i)+"]", e, out)
 		}

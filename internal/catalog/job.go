@@ -295,7 +295,7 @@ func (tx *tx) updateJob(old storedJob, j muster.Job, actor string) (muster.JobCh
 	if err := tx.placeJob(old, j, defChanged, &c); err != nil {
 		return muster.JobChange{}, err
 	}
-	if len(c.Diff) > 0 || len(c.Instructions) > 0 {
+	if defChanged || len(c.Diff) > 0 || len(c.Instructions) > 0 {
 		c.Action = muster.ActionUpdate
 	}
 	return c, nil

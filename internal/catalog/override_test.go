@@ -230,3 +230,91 @@ func TestOverrideTargetsMustBeEnlisted(t *testing.T) {
 		}
 	})
 }
+
+// A target that leaves a group, and still runs the job by name, is sent
+// the job again without the group's override.
+func TestLeavingAGroupDropsItsOverride(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"web1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		j := job("report", "web1")
+		j.Groups = []string{"eu"}
+		j.Timeout = muster.Duration(time.Hour)
+		two := muster.Duration(2 * time.Hour)
+		j.Overrides = []muster.Override{{Group: "eu", Timeout: &two}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if got := received(t, db, web1, "report"); got.Timeout.Std() != 2*time.Hour {
+			t.Fatalf("web1 in eu received timeout %s, want 2h", got.Timeout.Std())
+		}
+		changes, err := db.SetGroupMembers(ctx, "eu", []string{"web1"}, true, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(changes) != 1 || !slices.Equal(changes[0].Instructions, []string{"INSERT web1"}) {
+			t.Fatalf("web1 leaving eu posted %+v, want INSERT web1", changes)
+		}
+		if got := received(t, db, web1, "report"); got.Timeout.Std() != time.Hour {
+			t.Errorf("web1 out of eu received timeout %s, want the job's 1h", got.Timeout.Std())
+		}
+	})
+}
+
+// A dry run shows every change to an override, and an apply that changes
+// the stored definition says so.
+func TestOverrideChangesAreShown(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		enlist(t, db, "db1")
+		off := false
+		j := job("report", "web1")
+		j.Schedules = []muster.Schedule{{Name: "nightly", Cron: "0 2 * * *"}}
+		j.Overrides = []muster.Override{{Target: "web1", Enabled: &off}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		j.Overrides[0].Schedules = &[]muster.Schedule{}
+		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{DryRun: true}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := res.Changes[0]
+		if c.Action != muster.ActionUpdate || !slices.ContainsFunc(c.Diff, func(d string) bool { return strings.Contains(d, "overrides[0].schedules") }) {
+			t.Errorf("dry run of schedules: [] on web1: %s %v %v, want an update whose diff names overrides[0].schedules", c.Action, c.Diff, c.Instructions)
+		}
+
+		// An override of a target the job does not run on changes no
+		// target, yet changes the job.
+		j.Overrides[0].Schedules = nil
+		j.Overrides = append(j.Overrides, muster.Override{Target: "db1", Enabled: &off})
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		j.Overrides[1].Schedules = &[]muster.Schedule{}
+		res, err = db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		after, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := res.Changes[0]; after.Version != before.Version && c.Action == muster.ActionUnchanged {
+			t.Errorf("the job went from version %d to %d, yet the apply said %s %v", before.Version, after.Version, c.Action, c.Diff)
+		}
+	})
+}
