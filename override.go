@@ -48,6 +48,11 @@ func (o Override) Subject() string {
 	return "group " + o.Group
 }
 
+// ChangesNothing reports whether o sets no field.
+func (o Override) ChangesNothing() bool {
+	return o.Enabled == nil && o.Schedules == nil && o.Timeout == nil && len(o.Env) == 0 && len(o.Steps) == 0
+}
+
 // overrideProblems checks j's overrides against the rest of j: each names
 // exactly one target or one of the job's groups, once; each changes
 // something; its steps exist and take what it sets.
@@ -81,7 +86,7 @@ func (j *Job) overrideProblems(add func(path, format string, args ...any)) {
 			add(at, "%s: %s is already overridden at overrides[%d]; merge the two", at, o.Subject(), prev)
 		}
 		seen[o.Subject()] = i
-		if o.Enabled == nil && o.Schedules == nil && o.Timeout == nil && len(o.Env) == 0 && len(o.Steps) == 0 {
+		if o.ChangesNothing() {
 			add(at, "%s: changes nothing; set enabled, schedules, timeout, env or steps", at)
 		}
 		if o.Timeout != nil && *o.Timeout < 0 {

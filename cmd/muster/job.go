@@ -181,7 +181,14 @@ func newJobEnableCmd(enable bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: map[bool]string{true: "Enable a job's schedules", false: "Disable a job's schedules (it can still be started by hand)"}[enable],
-		Args:  cobra.ExactArgs(1),
+		Long: map[bool]string{
+			true: `Enable a job's schedules. Targets whose override sets enabled: false stay
+disabled.`,
+			false: `Disable a job's schedules on every target; it can still be started by hand.
+The job's overrides lose their enabled: true (an override that set nothing
+else goes), as it would beat the job's own; apply the job file again to
+bring them back.`}[enable],
+		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
 			if err != nil {

@@ -466,7 +466,11 @@ func (c *Catalog) DeleteJob(ctx context.Context, name string, by muster.Actor) (
 }
 
 // SetJobEnabled enables or disables a job and posts UPDATE to its targets.
-// Setting the state it already has changes nothing.
+// Setting the state it already has changes nothing. Disabling a job
+// disables it on every target: the overrides that enable it somewhere lose
+// their enabled (and an override left changing nothing goes), as they would
+// otherwise beat the job's own. Enabling it leaves the overrides that
+// disable it somewhere as they are.
 func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, by muster.Actor) (muster.JobChange, error) {
 	if !by.Scope.HasJob(name) {
 		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
@@ -479,6 +483,9 @@ func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, 
 		}
 		j := old.job
 		j.Enabled = enabled
+		if !enabled {
+			j.Overrides = withoutEnabling(j.Overrides)
+		}
 		if ch, err = tx.updateJob(old, j, by.Name); err != nil || ch.Action == muster.ActionUnchanged {
 			return err
 		}
@@ -489,6 +496,22 @@ func (c *Catalog) SetJobEnabled(ctx context.Context, name string, enabled bool, 
 		return tx.audit(by, muster.AuditEntry{Action: action, Jobs: []string{name}, Targets: postedTargets(ch), Changes: jobChangeLines(ch)})
 	})
 	return ch, err
+}
+
+// withoutEnabling returns overrides without enabled: true, and without
+// the overrides that set nothing else.
+func withoutEnabling(overrides []muster.Override) []muster.Override {
+	var out []muster.Override
+	for _, o := range overrides {
+		if o.Enabled != nil && *o.Enabled {
+			o.Enabled = nil
+			if o.ChangesNothing() {
+				continue
+			}
+		}
+		out = append(out, o)
+	}
+	return out
 }
 
 // auditJobChange records a change an apply or a delete made to a job;

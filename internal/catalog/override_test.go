@@ -318,3 +318,65 @@ func TestOverrideChangesAreShown(t *testing.T) {
 		}
 	})
 }
+
+// Disabling a job stops its schedules on every target, those whose
+// override enabled it too.
+func TestDisablingAJobBeatsEnabledOverrides(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1, web2, db1 := enlist(t, db, "web1"), enlist(t, db, "web2"), enlist(t, db, "db1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"db1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		on, off := true, false
+		hour := muster.Duration(time.Hour)
+		// Off by default; on where the overrides say so.
+		j := job("report", "web1", "web2")
+		j.Groups = []string{"eu"}
+		j.Enabled = false
+		j.Schedules = []muster.Schedule{{Name: "nightly", Cron: "0 2 * * *"}}
+		j.Overrides = []muster.Override{{Group: "eu", Enabled: &on, Timeout: &hour}, {Target: "web1", Enabled: &on}, {Target: "web2", Enabled: &off}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := db.SetJobEnabled(ctx, "report", false, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []string{"UPDATE db1", "UPDATE web1"}; ch.Action != muster.ActionUpdate || !slices.Equal(ch.Instructions, want) {
+			t.Errorf("disabling: %s, posted %v; want an update posting %v", ch.Action, ch.Instructions, want)
+		}
+		for _, id := range []catalog.TargetIdentity{web1, web2, db1} {
+			ins, err := db.PendingInstructions(ctx, id.ID, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			enabled := false
+			for _, in := range ins {
+				var p struct{ Enabled bool }
+				if err := json.Unmarshal(in.Payload, &p); err != nil {
+					t.Fatal(err)
+				}
+				enabled = p.Enabled
+			}
+			if enabled {
+				t.Errorf("%s holds the disabled job enabled: %v", id.Name, ops(ins))
+			}
+		}
+		got, err := db.FindJob(ctx, "report")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.Enabled || len(got.Overrides) != 2 || got.Overrides[0].Enabled != nil || got.Overrides[0].Timeout == nil || got.Overrides[1].Target != "web2" {
+			t.Errorf("disabled job: enabled %v, overrides %+v; want eu's timeout and web2's override kept, no override enabling it", got.Enabled, got.Overrides)
+		}
+		// Disabled already: nothing to do.
+		if ch, err := db.SetJobEnabled(ctx, "report", false, admin); err != nil || ch.Action != muster.ActionUnchanged {
+			t.Errorf("disabling again: %s %v, %v; want unchanged", ch.Action, ch.Instructions, err)
+		}
+	})
+}
