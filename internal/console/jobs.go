@@ -1,6 +1,7 @@
 package console
 
 import (
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // matrixColumns is how many targets one page of the matrix shows.
@@ -32,6 +34,9 @@ type jobRow struct {
 	Counts map[muster.RunStatus]int
 	Runs   int // targets the job runs on
 	Cells  []cell
+	// OverrideEnables and OverrideSchedules say whether an override
+	// enables the job, or gives it other schedules, somewhere.
+	OverrideEnables, OverrideSchedules bool
 }
 
 // cell is one job on one target in the matrix.
@@ -97,6 +102,10 @@ func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	p.Targets = all[from:to]
 	for _, j := range jobs {
 		row := jobRow{JobStatus: j, Counts: map[muster.RunStatus]int{}, Runs: len(byJob[j.Name])}
+		for _, o := range j.Overrides {
+			row.OverrideEnables = row.OverrideEnables || (o.Enabled != nil && *o.Enabled)
+			row.OverrideSchedules = row.OverrideSchedules || o.Schedules != nil
+		}
 		anyFailed, anyInGroup := false, inGroup == nil
 		for t, o := range byJob[j.Name] {
 			if o.LastStatus != "" {
@@ -136,6 +145,84 @@ type jobPage struct {
 	History        []muster.Run
 	Rollouts       []muster.Rollout // newest first
 	IdempotencyKey string
+	// With overrides: each override in words, and by target, whether
+	// its schedules fire there and what changes the job there.
+	OverrideText []overrideText
+	Here         map[string]targetDefinition
+	// EnabledSomewhere says whether the job's schedules fire on any of
+	// its targets (an override may enable a job that is disabled).
+	EnabledSomewhere bool
+}
+
+// overrideText is one override in words.
+type overrideText struct {
+	Subject  string
+	Settings []string
+}
+
+// targetDefinition is what a target gets of a job, where it differs from
+// the job: whether it is enabled there, and what changes it there, in the
+// order they apply.
+type targetDefinition struct {
+	Enabled bool
+	From    []string
+}
+
+// overrideSettings lists what an override sets, in words.
+func overrideSettings(o muster.Override) []string {
+	var out []string
+	if o.Enabled != nil {
+		out = append(out, map[bool]string{true: "enabled", false: "disabled: its schedules do not fire"}[*o.Enabled])
+	}
+	if o.Schedules != nil {
+		if len(*o.Schedules) == 0 {
+			out = append(out, "schedules: none; it runs only when started")
+		}
+		for _, sc := range *o.Schedules {
+			out = append(out, "schedule "+sc.Name+": "+schedule.Describe(sc))
+		}
+	}
+	if o.Timeout != nil {
+		out = append(out, "run timeout: "+durationOrNone(*o.Timeout))
+	}
+	for _, k := range slices.Sorted(maps.Keys(o.Env)) {
+		out = append(out, "env "+k+"="+strconv.Quote(o.Env[k]))
+	}
+	for _, name := range slices.Sorted(maps.Keys(o.Steps)) {
+		so := o.Steps[name]
+		if so.Timeout != nil {
+			out = append(out, "step "+name+" timeout: "+durationOrNone(*so.Timeout))
+		}
+		if so.Connection != nil {
+			out = append(out, "step "+name+" connection: "+*so.Connection)
+		}
+		if so.RunAs != nil {
+			who := "the daemon's own user"
+			if *so.RunAs != "" {
+				who = "proxy " + *so.RunAs
+			}
+			out = append(out, "step "+name+" runs as "+who)
+		}
+	}
+	return out
+}
+
+func durationOrNone(d muster.Duration) string {
+	if d <= 0 {
+		return "none"
+	}
+	return d.Short()
+}
+
+// viaGroups returns the job's groups a target is in, from its Via.
+func viaGroups(via []string) []string {
+	var out []string
+	for _, v := range via {
+		if g, ok := strings.CutPrefix(v, "group:"); ok {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
@@ -143,8 +230,38 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	p := jobPage{JobStatus: j, IdempotencyKey: "console-" + pki.RandomSecret()}
-	if len(j.Schedules) > 0 {
+	p := jobPage{JobStatus: j, IdempotencyKey: "console-" + pki.RandomSecret(), EnabledSomewhere: j.Enabled}
+	scheduled := len(j.Schedules) > 0
+	if len(j.Overrides) > 0 {
+		p.EnabledSomewhere = false
+		for _, o := range j.Overrides {
+			p.OverrideText = append(p.OverrideText, overrideText{Subject: o.Subject(), Settings: overrideSettings(o)})
+			scheduled = scheduled || (o.Schedules != nil && len(*o.Schedules) > 0)
+		}
+		p.Here = make(map[string]targetDefinition, len(j.Outcomes))
+		for _, out := range j.Outcomes {
+			groups := viaGroups(out.Via)
+			d := targetDefinition{Enabled: j.DefinitionFor(out.Target, groups).Enabled}
+			// In the order they apply: its groups', target_env, its own.
+			own := false
+			for _, o := range j.OverridesFor(out.Target, groups) {
+				if o.Target != "" {
+					own = true
+					continue
+				}
+				d.From = append(d.From, o.Subject())
+			}
+			if len(j.TargetEnv[out.Target]) > 0 {
+				d.From = append(d.From, "target_env")
+			}
+			if own {
+				d.From = append(d.From, "its own override")
+			}
+			p.Here[out.Target] = d
+			p.EnabledSomewhere = p.EnabledSomewhere || d.Enabled
+		}
+	}
+	if scheduled {
 		fires, err := s.DB.NextFires(r.Context(), j.Name, 3)
 		if err != nil {
 			return err
