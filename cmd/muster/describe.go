@@ -16,7 +16,19 @@ import (
 // printJob describes a job as it behaves: its settings, each step with its
 // flow, each schedule in words, and where it runs and why.
 func printJob(w io.Writer, j muster.JobStatus) error {
-	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, map[bool]string{true: "enabled", false: "disabled: its schedules do not fire"}[j.Enabled])
+	overrideEnables, overrideSchedules := false, false
+	for _, o := range j.Overrides {
+		overrideEnables = overrideEnables || (o.Enabled != nil && *o.Enabled)
+		overrideSchedules = overrideSchedules || (o.Schedules != nil && len(*o.Schedules) > 0)
+	}
+	state := "enabled"
+	switch {
+	case !j.Enabled && overrideEnables:
+		state = "disabled, but enabled on some targets by their overrides (below)"
+	case !j.Enabled:
+		state = "disabled: its schedules do not fire"
+	}
+	fmt.Fprintf(w, "job %s (version %d, %s)\n", j.Name, j.Version, state)
 	if j.Description != "" {
 		fmt.Fprintf(w, "  %s\n", j.Description)
 	}
@@ -52,7 +64,9 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 		printStep(w, j.Steps, i, s)
 	}
 
-	if len(j.Schedules) == 0 {
+	if len(j.Schedules) == 0 && overrideSchedules {
+		fmt.Fprintln(w, "schedules: none of the job's own; overrides give some targets schedules (below)")
+	} else if len(j.Schedules) == 0 {
 		fmt.Fprintln(w, "schedules: none; the job runs only when started (muster job start)")
 	} else {
 		fmt.Fprintf(w, "schedules (in %s):\n", zone)
