@@ -351,12 +351,22 @@ func lastKey(field string) string {
 // further than the file does (a default, or a key that was left out).
 func lookup(job *yaml.Node, path string) *yaml.Node {
 	n := job
-	for _, part := range strings.Split(path, ".") {
+	parts := strings.Split(path, ".")
+	for i := 0; i < len(parts); i++ {
+		part := parts[i]
 		if part == "" {
 			continue
 		}
 		key, rest, _ := strings.Cut(part, "[")
 		next := findKey(n, key)
+		// A key may hold dots itself (a step's name in an override's
+		// steps): try it with the parts that follow.
+		for j := i + 1; next == nil && rest == "" && j < len(parts); j++ {
+			key = strings.Join(parts[i:j+1], ".")
+			if next = findKey(n, key); next != nil {
+				i = j
+			}
+		}
 		if next == nil {
 			return n
 		}

@@ -115,6 +115,9 @@ func TestReadErrors(t *testing.T) {
 			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
 		{"override never fires", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: s, shell: x}]\n    overrides:\n      - target: web1\n        schedules:\n          - cron: \"0 25 * * *\"\n",
 			`jobs.yaml:8:13: job "a": overrides[0].schedules[0] "schedule-1": cron "0 25 * * *": hour field "25"`},
+		// A step name may hold dots: the problem is still at its key.
+		{"override of a dotted step", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: copy.v2, shell: x}]\n    overrides:\n      - target: web1\n        steps:\n          copy.v2:\n            connection: x\n",
+			`jobs.yaml:9:13: job "a": overrides[0].steps.copy.v2.connection: only a sql step has a connection`},
 		{"job twice", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n  - name: a\n    steps: [{name: s, shell: x}]\n",
 			`jobs.yaml:4:5: job "a" is already defined on line 2`},
 		{"second document", "jobs: []\n---\njobs: []\n", `jobs.yaml:3:1: a second YAML document`},
