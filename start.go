@@ -60,4 +60,7 @@ type TargetFires struct {
 	Target   string `json:"target"`
 	TimeZone string `json:"time_zone"` // the zone the job's schedules fire in there
 	Fires    []Fire `json:"fires"`
+	// Disabled says the job is disabled there (the job's enabled, or an
+	// override's): its schedules do not fire, and Fires is empty.
+	Disabled bool `json:"disabled,omitempty"`
 }

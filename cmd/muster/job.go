@@ -99,7 +99,7 @@ json, everything the master holds about the job, outcomes included.
 
 With --next N, list instead the next N fire times of its schedules on each
 target, computed as the target will: in the job's time zone or the one the
-target reports, with the target's jitter.`,
+target reports, with the target's jitter; none where the job is disabled.`,
 		Example: `  muster job show backup
   muster job show backup -o yaml > backup.yaml
   muster job show backup --next 10`,
@@ -135,7 +135,10 @@ target reports, with the target's jitter.`,
 func printFires(w io.Writer, targets []muster.TargetFires) error {
 	for _, tf := range targets {
 		fmt.Fprintf(w, "%s (%s):\n", tf.Target, tf.TimeZone)
-		if len(tf.Fires) == 0 {
+		switch {
+		case tf.Disabled:
+			fmt.Fprintln(w, "  none: the job is disabled there, its schedules do not fire")
+		case len(tf.Fires) == 0:
 			fmt.Fprintln(w, "  no upcoming fires")
 		}
 		for _, f := range tf.Fires {

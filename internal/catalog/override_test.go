@@ -380,3 +380,37 @@ func TestDisablingAJobBeatsEnabledOverrides(t *testing.T) {
 		}
 	})
 }
+
+// A target on which an override disables the job has no next fires: its
+// schedules do not fire there.
+func TestNextFiresLeavesOutDisabledTargets(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		off := false
+		j := job("report", "web1", "web2")
+		j.Schedules = []muster.Schedule{{Name: "nightly", Cron: "0 2 * * *"}}
+		j.Overrides = []muster.Override{{Target: "web1", Enabled: &off}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		fires, err := db.NextFires(ctx, "report", 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tf := range fires {
+			switch tf.Target {
+			case "web1":
+				if len(tf.Fires) != 0 || !tf.Disabled {
+					t.Errorf("web1, disabled by its override: %d fire(s), disabled %v; want none, disabled", len(tf.Fires), tf.Disabled)
+				}
+			case "web2":
+				if len(tf.Fires) != 2 || tf.Disabled {
+					t.Errorf("web2: %d fire(s), disabled %v; want 2, enabled", len(tf.Fires), tf.Disabled)
+				}
+			}
+		}
+	})
+}

@@ -16,7 +16,8 @@ const MaxPreview = 1000
 // NextFires computes the next count fires of a job on each of its targets,
 // as each target will: on its own schedules (overrides applied), in the
 // job's zone or the zone the target reports,
-// with the target's jitter. At-start schedules are not listed.
+// with the target's jitter. At-start schedules are not listed, nor fires on
+// a target where the job is disabled (Disabled says so).
 func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]muster.TargetFires, error) {
 	if count < 1 || count > MaxPreview {
 		return nil, muster.Errorf(muster.EINVALID, "count: from 1 to %d", MaxPreview)
@@ -52,7 +53,12 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 		if err != nil || zone == "" {
 			loc, zone = time.UTC, "UTC"
 		}
-		tf := muster.TargetFires{Target: target, TimeZone: zone, Fires: []muster.Fire{}}
+		tf := muster.TargetFires{Target: target, TimeZone: zone, Fires: []muster.Fire{}, Disabled: !def.Enabled}
+		if tf.Disabled {
+			// Its schedules do not fire there.
+			out = append(out, tf)
+			continue
+		}
 		for _, s := range def.Schedules {
 			plan, err := schedule.Compile(s, loc)
 			if err != nil || plan.AtStart() {
