@@ -104,6 +104,11 @@ func (c *Catalog) ApplyJobs(ctx context.Context, jobs []muster.Job, opt ApplyOpt
 				return err
 			}
 			warnings = append(warnings, dropped...)
+			stray, err := tx.strayOverrides(j)
+			if err != nil {
+				return err
+			}
+			warnings = append(warnings, stray...)
 			if err := tx.placementInScope(by, old.job, j); err != nil {
 				return err
 			}
@@ -206,6 +211,31 @@ func (tx *tx) presentOverrides(j muster.Job) ([]muster.Override, []string, error
 		warnings = append(warnings, w...)
 	}
 	return kept, warnings, nil
+}
+
+// strayOverrides warns of each override of a target the job does not run
+// on (it names it neither in targets nor through a group): it changes
+// nothing until the target joins one of the job's groups, and is most
+// likely a slip of the name.
+func (tx *tx) strayOverrides(j muster.Job) ([]string, error) {
+	var members map[string]bool
+	var warnings []string
+	for i, o := range j.Overrides {
+		if o.Target == "" || slices.Contains(j.Targets, o.Target) {
+			continue
+		}
+		if members == nil {
+			var err error
+			if members, err = scopeTargets(tx.ctx, tx, muster.Scope{Groups: j.Groups}); err != nil {
+				return nil, err
+			}
+		}
+		if !members[o.Target] {
+			warnings = append(warnings, fmt.Sprintf("job %q: overrides[%d].target: %q is not a target of the job (not in its targets, nor a member of its groups); the override changes nothing unless it joins one of its groups",
+				j.Name, i, o.Target))
+		}
+	}
+	return warnings, nil
 }
 
 // ValidateJob checks a job's structure, its time zone and its schedules. A

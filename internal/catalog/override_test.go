@@ -414,3 +414,33 @@ func TestNextFiresLeavesOutDisabledTargets(t *testing.T) {
 		}
 	})
 }
+
+// An override of an enlisted target the job does not run on changes
+// nothing for now: the apply warns, naming it.
+func TestOverrideOfATargetOutsideTheJobWarns(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		enlist(t, db, "db1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"db1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		off := false
+		j := job("report", "web1")
+		j.Groups = []string{"eu"}
+		j.Overrides = []muster.Override{{Target: "web1", Enabled: &off}, {Target: "db1", Enabled: &off}, {Target: "web2", Enabled: &off}}
+		res, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := res.Changes[0].Warnings
+		if len(w) != 1 || !strings.HasPrefix(w[0], `job "report": overrides[2].target: "web2" is not a target of the job`) {
+			t.Errorf("warnings %q, want one for overrides[2] (web2)", w)
+		}
+	})
+}
