@@ -134,12 +134,21 @@ func (j *Job) Problems() []FieldError {
 		}
 		seenGroups[g] = true
 	}
+	envTargets := map[string]string{} // the key given, by target
 	for _, t := range slices.Sorted(maps.Keys(j.TargetEnv)) {
 		path := "target_env." + t
-		if err := ValidateTargetName("target_env", NormalizeTargetName(t)); err != nil {
+		n := NormalizeTargetName(t)
+		if err := ValidateTargetName("target_env", n); err != nil {
 			add(path, "%s", err.Error())
 			continue
 		}
+		// Target names are case-insensitive: two spellings of one
+		// target would be merged in an order left to chance.
+		if prev, dup := envTargets[n]; dup {
+			add(path, "%s: target %s is already given as target_env.%s; merge the two", path, n, prev)
+			continue
+		}
+		envTargets[n] = t
 		if err := ValidateEnv("target_env."+t, j.TargetEnv[t]); err != nil {
 			add(path, "%s", err.Error())
 		}
@@ -265,7 +274,11 @@ func (j *Job) Normalize() {
 		for t, e := range j.TargetEnv {
 			env[NormalizeTargetName(t)] = e
 		}
-		j.TargetEnv = env
+		// Two spellings of one target are left as given, for Validate
+		// to refuse, rather than merged in an order left to chance.
+		if len(env) == len(j.TargetEnv) {
+			j.TargetEnv = env
+		}
 	}
 	for i := range j.Schedules {
 		if j.Schedules[i].Name == "" {

@@ -82,10 +82,13 @@ func (j *Job) overrideProblems(add func(path, format string, args ...any)) {
 				at, o.Group)
 			continue
 		}
-		if prev, dup := seen[o.Subject()]; dup {
-			add(at, "%s: %s is already overridden at overrides[%d]; merge the two", at, o.Subject(), prev)
+		// Target names are case-insensitive (the job may not be
+		// normalized yet, as read from a file).
+		subject := Override{Target: NormalizeTargetName(o.Target), Group: o.Group}.Subject()
+		if prev, dup := seen[subject]; dup {
+			add(at, "%s: %s is already overridden at overrides[%d]; merge the two", at, subject, prev)
 		}
-		seen[o.Subject()] = i
+		seen[subject] = i
 		if o.ChangesNothing() {
 			add(at, "%s: changes nothing; set enabled, schedules, timeout, env or steps", at)
 		}

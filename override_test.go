@@ -138,3 +138,20 @@ func TestOverrideProblems(t *testing.T) {
 		t.Errorf("a target overridden twice: %+v", ps)
 	}
 }
+
+// Target names are case-insensitive: two overrides, or two target_env
+// entries, of one target in two spellings are refused as read from a
+// file (before Normalize), not left to chance.
+func TestTargetNamedTwiceInTwoSpellings(t *testing.T) {
+	j := overridden()
+	j.Overrides = append(j.Overrides, muster.Override{Target: "WEB1", Enabled: ptr(true)})
+	if ps := j.Problems(); len(ps) != 1 || ps[0].Path != "overrides[3]" || !strings.Contains(ps[0].Message, "target web1 is already overridden at overrides[2]") {
+		t.Errorf("a target overridden twice, not normalized: %+v", ps)
+	}
+	j = overridden()
+	j.TargetEnv = map[string]map[string]string{"web1": {"A": "1"}, "WEB1": {"A": "2"}}
+	ps := j.Problems()
+	if len(ps) != 1 || ps[0].Path != "target_env.web1" || !strings.Contains(ps[0].Message, `target_env.web1: target web1 is already given as target_env.WEB1; merge the two`) {
+		t.Errorf("target_env of one target twice: %+v", ps)
+	}
+}

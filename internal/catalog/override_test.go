@@ -444,3 +444,19 @@ func TestOverrideOfATargetOutsideTheJobWarns(t *testing.T) {
 		}
 	})
 }
+
+// One target's target_env given in two spellings is refused, not merged
+// in an order left to chance.
+func TestTargetEnvOfOneTargetInTwoSpellings(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		j := job("report", "web1")
+		j.TargetEnv = map[string]map[string]string{"web1": {"A": "1"}, "WEB1": {"A": "2"}}
+		_, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(muster.ErrorMessage(err), "target_env.web1: target web1 is already given as target_env.WEB1") {
+			t.Fatalf("got %v, want EINVALID naming target_env.web1", err)
+		}
+	})
+}
