@@ -18,7 +18,8 @@ func newGroupCmd() *cobra.Command {
 		Long: `Target groups are named sets of targets. A job that names a group in its
 groups: runs on every member, live: adding a target to the group sends it the
 group's jobs at once, removing it deletes them there (unless the job still
-runs there by name or through another group). A target may be in several
+runs there by name or through another group, where it is sent the job again
+if an override of the group changed it there). A target may be in several
 groups. Group names hold letters, digits, '.', '-' and '_'.`,
 		Example: `  muster group create web
   muster group add web web1 web2
