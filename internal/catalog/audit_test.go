@@ -198,3 +198,44 @@ func TestAuditOfAFleet(t *testing.T) {
 		}
 	})
 }
+
+// An alert on a job and a target is found in the log of either for as
+// long as it lives: its creation, disabling, enabling and deletion. One
+// asked for a state it has already changes and records nothing.
+func TestAuditOfAnAlertNamesWhatItWatches(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failures", Event: muster.EventRunFailed, Job: "backup", Target: "web1",
+			Notify: []string{muster.MSXOperator}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		for _, enabled := range []bool{true, false, false, true} {
+			if a, err := db.SetAlertEnabled(ctx, "failures", enabled, admin); err != nil || a.Enabled != enabled {
+				t.Fatalf("SetAlertEnabled(%t) = %+v, %v", enabled, a, err)
+			}
+		}
+		if err := db.DeleteAlert(ctx, "failures", admin); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{muster.AuditAlertCreate, muster.AuditAlertDisable, muster.AuditAlertEnable, muster.AuditAlertDelete}
+		for _, f := range []catalog.AuditFilter{{Job: "backup"}, {Target: "web1"}} {
+			var got []string
+			for _, a := range actions(audit(t, db, f)) {
+				if strings.HasPrefix(a, "alert.") {
+					got = append(got, a)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v finds %v, want %v", f, got, want)
+			}
+		}
+		if _, err := db.SetAlertEnabled(ctx, "failures", true, admin); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("enable a deleted alert: got %v, want ENOTFOUND", err)
+		}
+	})
+}
