@@ -239,3 +239,47 @@ func TestAuditOfAnAlertNamesWhatItWatches(t *testing.T) {
 		}
 	})
 }
+
+// A group's rename concerns every job naming it: each now names the new
+// name, and one whose override names it gets a new version. --job finds
+// the rename for each.
+func TestAuditOfAGroupRenameNamesItsJobs(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"web1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		plain, tuned := job("plain"), job("tuned")
+		plain.Targets, tuned.Targets = nil, nil
+		plain.Groups, tuned.Groups = []string{"eu"}, []string{"eu"}
+		hour := muster.Duration(time.Hour)
+		tuned.Overrides = []muster.Override{{Group: "eu", Timeout: &hour}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{plain, tuned, job("elsewhere", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RenameGroup(ctx, "eu", "europe", admin); err != nil {
+			t.Fatal(err)
+		}
+		renamed := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if renamed.Action != muster.AuditGroupRename || renamed.Object != "group europe" || !slices.Equal(renamed.Jobs, []string{"plain", "tuned"}) {
+			t.Fatalf("the rename's entry: %s on %q concerning jobs %q, want group.rename on group europe concerning plain and tuned",
+				renamed.Action, renamed.Object, renamed.Jobs)
+		}
+		if want := "job tuned: its override of group eu now names europe (version 2)"; !slices.Contains(renamed.Changes, want) {
+			t.Errorf("the rename's changes: %q, want %q", renamed.Changes, want)
+		}
+		for _, name := range []string{"plain", "tuned"} {
+			if got := audit(t, db, catalog.AuditFilter{Job: name, Limit: 1}); got[0].ID != renamed.ID {
+				t.Errorf("--job %s: newest %s, want the rename", name, got[0].Action)
+			}
+		}
+		if got := audit(t, db, catalog.AuditFilter{Job: "elsewhere", Limit: 1}); got[0].Action != muster.AuditJobCreate {
+			t.Errorf("--job elsewhere: newest %s, want its creation", got[0].Action)
+		}
+	})
+}
