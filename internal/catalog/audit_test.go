@@ -283,3 +283,59 @@ func TestAuditOfAGroupRenameNamesItsJobs(t *testing.T) {
 		}
 	})
 }
+
+// A purge of every job's history, by an operator or by the master's
+// retention, concerns each job whose runs it deleted, and says how many
+// of each: --job finds it for those jobs, and for no other.
+func TestAuditOfAPurgeNamesTheJobsItDeletedFrom(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1"), job("c", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		old := clk.Now()
+		clk.Add(48 * time.Hour)
+		var ups []catalog.RunUpload
+		for i, j := range []string{"a", "a", "b"} {
+			ups = append(ups, report(fmt.Sprintf("old%d", i), j, muster.RunSucceeded, 1, old))
+		}
+		ups = append(ups, report("new", "c", muster.RunSucceeded, 1, clk.Now()))
+		if _, err := db.UpsertRuns(ctx, web1, ups); err != nil {
+			t.Fatal(err)
+		}
+		for _, by := range []muster.Actor{masterActor(), admin} {
+			res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: 24 * time.Hour}, by)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if by.Kind == muster.ActorMaster {
+				if res.Deleted != 3 {
+					t.Fatalf("retention deleted %d runs, want 3", res.Deleted)
+				}
+				purged := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+				if purged.Action != muster.AuditHistoryPurge || !slices.Equal(purged.Jobs, []string{"a", "b"}) {
+					t.Fatalf("the purge's entry: %s concerning jobs %q, want history.purge concerning a and b", purged.Action, purged.Jobs)
+				}
+				for _, want := range []string{"deleted 3 finished run(s) older than 24h", "a: 2 run(s)", "b: 1 run(s)"} {
+					if !slices.Contains(purged.Changes, want) {
+						t.Errorf("the purge's changes: %q, want %q", purged.Changes, want)
+					}
+				}
+				for job, want := range map[string]bool{"a": true, "b": true, "c": false} {
+					got := audit(t, db, catalog.AuditFilter{Job: job, Limit: 1})
+					if found := got[0].ID == purged.ID; found != want {
+						t.Errorf("--job %s finds the purge: %t, want %t", job, found, want)
+					}
+				}
+				continue
+			}
+			// An operator's purge that deleted nothing is recorded, naming
+			// no job.
+			if purged := audit(t, db, catalog.AuditFilter{Limit: 1})[0]; purged.Actor.Name != admin.Name || len(purged.Jobs) != 0 {
+				t.Errorf("the empty purge's entry: by %s concerning jobs %q, want by %s concerning none", purged.Actor.Name, purged.Jobs, admin.Name)
+			}
+		}
+	})
+}
