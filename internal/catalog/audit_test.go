@@ -339,3 +339,46 @@ func TestAuditOfAPurgeNamesTheJobsItDeletedFrom(t *testing.T) {
 		}
 	})
 }
+
+// A resync drops a target's open instructions, an operator's among them,
+// and posts every job it runs again: one an operator asks for and one the
+// target asks for (after a restore) are each recorded, under who asked,
+// concerning the target and the jobs posted to it.
+func TestAuditOfAResync(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1", "web2"), job("c", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ResyncTargets(ctx, []string{"web1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		byKey := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if byKey.Action != muster.AuditTargetResync || byKey.Actor.Name != admin.Name || !slices.Equal(byKey.Targets, []string{"web1"}) ||
+			!slices.Equal(byKey.Jobs, []string{"a", "b"}) {
+			t.Errorf("the operator's resync: %s by %s concerning targets %q and jobs %q, want target.resync by %s concerning web1, a and b",
+				byKey.Action, byKey.Actor, byKey.Targets, byKey.Jobs, admin.Name)
+		}
+
+		// The target asks, its cursor ahead of the catalog's.
+		target := muster.Actor{Kind: muster.ActorTarget, Name: "web1", Source: "10.0.0.9"}
+		if _, err := db.Resync(ctx, web1.ID, 500, target); err != nil {
+			t.Fatal(err)
+		}
+		asked := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if asked.Action != muster.AuditTargetResync || asked.Actor.Kind != muster.ActorTarget || asked.Actor.Name != "web1" ||
+			asked.Actor.Source != "10.0.0.9" || !slices.Equal(asked.Targets, []string{"web1"}) || !slices.Equal(asked.Jobs, []string{"a", "b"}) {
+			t.Fatalf("the target's resync: %s by %+v concerning targets %q and jobs %q, want target.resync by target web1 from 10.0.0.9 concerning web1, a and b",
+				asked.Action, asked.Actor, asked.Targets, asked.Jobs)
+		}
+		if !slices.ContainsFunc(asked.Changes, func(l string) bool { return strings.Contains(l, "asked") && strings.Contains(l, "500") }) {
+			t.Errorf("the target's resync: changes %q, want one saying it asked, from its cursor 500", asked.Changes)
+		}
+		if got := audit(t, db, catalog.AuditFilter{Job: "a", Limit: 1}); got[0].ID != asked.ID {
+			t.Errorf("--job a: newest %s, want the target's resync", got[0].Action)
+		}
+	})
+}

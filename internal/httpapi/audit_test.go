@@ -179,7 +179,7 @@ var auditCases = map[string]auditCase{
 			{"operator", request{"POST", "/api/v1/post", `{"operation": "SYNC-TIME", "targets": ["nowhere"]}`}, http.StatusBadRequest},
 		}},
 	"POST /api/v1/resync": {key: "admin", req: request{"POST", "/api/v1/resync", `{"targets": ["web1"]}`},
-		want: []auditWant{{action: muster.AuditTargetResync, targets: []string{"web1"}, changes: []string{"superseded"}}},
+		want: []auditWant{{action: muster.AuditTargetResync, jobs: []string{"web-backup"}, targets: []string{"web1"}, changes: []string{"superseded"}}},
 		refused: []refusal{
 			{"operator", request{"POST", "/api/v1/resync", `{"targets": ["web1"]}`}, http.StatusForbidden},
 			{"admin", request{"POST", "/api/v1/resync", `{"targets": ["nowhere"]}`}, http.StatusBadRequest},
