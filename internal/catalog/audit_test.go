@@ -382,3 +382,42 @@ func TestAuditOfAResync(t *testing.T) {
 		}
 	})
 }
+
+// A target that leaves, deleted or defected, stops running its jobs: the
+// entry concerns each of them, so that --job finds why the job no longer
+// runs there.
+func TestAuditOfADepartureNamesTheJobsItRan(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		web2 := enlist(t, db, "web2")
+		enlist(t, db, "web3")
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		grouped := job("grouped")
+		grouped.Groups = []string{"web"}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{grouped, job("named", "web1", "web2"), job("other", "web3")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteTarget(ctx, "web1", false, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{"web1", "web2"} {
+			left := audit(t, db, catalog.AuditFilter{Target: target, Limit: 1})[0]
+			if !slices.Equal(left.Jobs, []string{"grouped", "named"}) {
+				t.Errorf("%s on %s concerns jobs %q, want grouped and named", left.Action, target, left.Jobs)
+			}
+			if !slices.Contains(left.Changes, "no longer runs grouped, named") {
+				t.Errorf("%s on %s: changes %q, want the jobs it no longer runs", left.Action, target, left.Changes)
+			}
+		}
+	})
+}

@@ -62,7 +62,8 @@ var auditCases = map[string]auditCase{
 			{"operator", request{"PATCH", "/api/v1/targets/web1", `{"location": "dc\n2"}`}, http.StatusBadRequest},
 		}},
 	"DELETE /api/v1/targets/{name}": {key: "admin", req: request{"DELETE", "/api/v1/targets/web2", ""},
-		want: []auditWant{{action: muster.AuditTargetDelete, targets: []string{"web2"}, changes: []string{"posted DEFECT web2"}}},
+		want: []auditWant{{action: muster.AuditTargetDelete, jobs: []string{"web-backup"}, targets: []string{"web2"},
+			changes: []string{"posted DEFECT web2", "no longer runs web-backup"}}},
 		refused: []refusal{
 			{"operator", request{"DELETE", "/api/v1/targets/web2", ""}, http.StatusForbidden},
 			{"admin", request{"DELETE", "/api/v1/targets/nowhere", ""}, http.StatusNotFound},
@@ -198,9 +199,9 @@ var auditCases = map[string]auditCase{
 	"POST /api/v1/targets/{name}/poll": {key: "operator", req: request{"POST", "/api/v1/targets/web1/poll", ""}},
 	"DELETE /api/v1/targets": {key: "admin", req: request{"DELETE", "/api/v1/targets?all=true", ""},
 		want: []auditWant{
-			{action: muster.AuditTargetDelete, targets: []string{"db1"}, changes: []string{"posted DEFECT db1"}},
-			{action: muster.AuditTargetDelete, targets: []string{"web1"}, changes: []string{"posted DEFECT web1"}},
-			{action: muster.AuditTargetDelete, targets: []string{"web2"}, changes: []string{"posted DEFECT web2"}},
+			{action: muster.AuditTargetDelete, jobs: []string{"db-backup"}, targets: []string{"db1"}, changes: []string{"posted DEFECT db1"}},
+			{action: muster.AuditTargetDelete, jobs: []string{"web-backup"}, targets: []string{"web1"}, changes: []string{"posted DEFECT web1"}},
+			{action: muster.AuditTargetDelete, jobs: []string{"web-backup"}, targets: []string{"web2"}, changes: []string{"posted DEFECT web2"}},
 		},
 		refused: []refusal{{"admin", request{"DELETE", "/api/v1/targets", ""}, http.StatusBadRequest}}},
 	"POST /api/v1/operators": {key: "admin",
