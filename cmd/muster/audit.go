@@ -23,9 +23,10 @@ func newAuditCmd() *cobra.Command {
 		Long: `Show the audit log, newest first: every change made through the API (applies
 with each job's diff, starts, stops, deletes, groups, enlistment tokens,
 instructions, pauses, resyncs, history purges, operators, alerts, API keys),
-and the enlistments and defections targets made, each with who made it (the
-API key and its role, the target, or the master itself), from which
-address, when, and what changed.
+and the enlistments, defections, resyncs and location changes targets made,
+and the master's own history retention, each with who made it (the API key
+and its role, the target, or the master itself), from which address, when,
+and what changed.
 
 The log is written in the same transaction as the change, so a change and
 its record commit together. It cannot be changed or deleted through the API;

@@ -291,8 +291,9 @@ func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert, by muster.Act
 		if a.MinSeverity != 0 {
 			lines[0] += " at or above " + a.MinSeverity.String()
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditAlertCreate, Object: "alert " + a.Name,
-			Jobs: nonEmpty(a.Job), Targets: nonEmpty(muster.NormalizeTargetName(a.Target)), Changes: lines})
+		e := alertEntry(muster.AuditAlertCreate, a)
+		e.Changes = lines
+		return tx.audit(by, e)
 	})
 	return a, err
 }
@@ -305,6 +306,11 @@ func (c *Catalog) CreateAlert(ctx context.Context, a muster.Alert, by muster.Act
 func (c *Catalog) SetAlertEnabled(ctx context.Context, name string, enabled bool, by muster.Actor) (muster.Alert, error) {
 	var a muster.Alert
 	err := c.update(ctx, func(tx *tx) error {
+		var err error
+		if a, err = tx.alert(name); err != nil || a.Enabled == enabled {
+			// One already so changes (and records) nothing.
+			return err
+		}
 		found, err := tx.SetAlertEnabled(ctx, name, enabled)
 		if err != nil {
 			return err
@@ -312,20 +318,32 @@ func (c *Catalog) SetAlertEnabled(ctx context.Context, name string, enabled bool
 		if !found {
 			return noAlert(name)
 		}
-		alerts, err := tx.FindAlerts(ctx, name)
-		if err == nil && len(alerts) > 0 {
-			a = alerts[0]
-		}
-		if err != nil {
-			return err
-		}
+		a.Enabled = enabled
 		action := muster.AuditAlertDisable
 		if enabled {
 			action = muster.AuditAlertEnable
 		}
-		return tx.audit(by, muster.AuditEntry{Action: action, Object: "alert " + name})
+		return tx.audit(by, alertEntry(action, a))
 	})
 	return a, err
+}
+
+// alert reads one alert; an unknown name is ENOTFOUND.
+func (tx *tx) alert(name string) (muster.Alert, error) {
+	alerts, err := tx.FindAlerts(tx.ctx, name)
+	if err != nil {
+		return muster.Alert{}, err
+	}
+	if len(alerts) == 0 {
+		return muster.Alert{}, noAlert(name)
+	}
+	return alerts[0], nil
+}
+
+// alertEntry is the audit entry of an action on alert a, concerning the
+// job and the target it watches, so that the log of either finds it.
+func alertEntry(action string, a muster.Alert) muster.AuditEntry {
+	return muster.AuditEntry{Action: action, Object: "alert " + a.Name, Jobs: nonEmpty(a.Job), Targets: nonEmpty(muster.NormalizeTargetName(a.Target))}
 }
 
 func noAlert(name string) error {
@@ -336,6 +354,10 @@ func noAlert(name string) error {
 // and is still delivered.
 func (c *Catalog) DeleteAlert(ctx context.Context, name string, by muster.Actor) error {
 	return c.update(ctx, func(tx *tx) error {
+		a, err := tx.alert(name)
+		if err != nil {
+			return err
+		}
 		found, err := tx.DeleteAlert(ctx, name)
 		if err == nil && !found {
 			err = noAlert(name)
@@ -343,6 +365,6 @@ func (c *Catalog) DeleteAlert(ctx context.Context, name string, by muster.Actor)
 		if err != nil {
 			return err
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditAlertDelete, Object: "alert " + name})
+		return tx.audit(by, alertEntry(muster.AuditAlertDelete, a))
 	})
 }

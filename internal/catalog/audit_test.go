@@ -198,3 +198,226 @@ func TestAuditOfAFleet(t *testing.T) {
 		}
 	})
 }
+
+// An alert on a job and a target is found in the log of either for as
+// long as it lives: its creation, disabling, enabling and deletion. One
+// asked for a state it has already changes and records nothing.
+func TestAuditOfAnAlertNamesWhatItWatches(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failures", Event: muster.EventRunFailed, Job: "backup", Target: "web1",
+			Notify: []string{muster.MSXOperator}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		for _, enabled := range []bool{true, false, false, true} {
+			if a, err := db.SetAlertEnabled(ctx, "failures", enabled, admin); err != nil || a.Enabled != enabled {
+				t.Fatalf("SetAlertEnabled(%t) = %+v, %v", enabled, a, err)
+			}
+		}
+		if err := db.DeleteAlert(ctx, "failures", admin); err != nil {
+			t.Fatal(err)
+		}
+		want := []string{muster.AuditAlertCreate, muster.AuditAlertDisable, muster.AuditAlertEnable, muster.AuditAlertDelete}
+		for _, f := range []catalog.AuditFilter{{Job: "backup"}, {Target: "web1"}} {
+			var got []string
+			for _, a := range actions(audit(t, db, f)) {
+				if strings.HasPrefix(a, "alert.") {
+					got = append(got, a)
+				}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("%+v finds %v, want %v", f, got, want)
+			}
+		}
+		if _, err := db.SetAlertEnabled(ctx, "failures", true, admin); muster.ErrorCode(err) != muster.ENOTFOUND {
+			t.Errorf("enable a deleted alert: got %v, want ENOTFOUND", err)
+		}
+	})
+}
+
+// A group's rename concerns every job naming it: each now names the new
+// name, and one whose override names it gets a new version. --job finds
+// the rename for each.
+func TestAuditOfAGroupRenameNamesItsJobs(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "eu", []string{"web1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		plain, tuned := job("plain"), job("tuned")
+		plain.Targets, tuned.Targets = nil, nil
+		plain.Groups, tuned.Groups = []string{"eu"}, []string{"eu"}
+		hour := muster.Duration(time.Hour)
+		tuned.Overrides = []muster.Override{{Group: "eu", Timeout: &hour}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{plain, tuned, job("elsewhere", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RenameGroup(ctx, "eu", "europe", admin); err != nil {
+			t.Fatal(err)
+		}
+		renamed := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if renamed.Action != muster.AuditGroupRename || renamed.Object != "group europe" || !slices.Equal(renamed.Jobs, []string{"plain", "tuned"}) {
+			t.Fatalf("the rename's entry: %s on %q concerning jobs %q, want group.rename on group europe concerning plain and tuned",
+				renamed.Action, renamed.Object, renamed.Jobs)
+		}
+		if want := "job tuned: its override of group eu now names europe (version 2)"; !slices.Contains(renamed.Changes, want) {
+			t.Errorf("the rename's changes: %q, want %q", renamed.Changes, want)
+		}
+		for _, name := range []string{"plain", "tuned"} {
+			if got := audit(t, db, catalog.AuditFilter{Job: name, Limit: 1}); got[0].ID != renamed.ID {
+				t.Errorf("--job %s: newest %s, want the rename", name, got[0].Action)
+			}
+		}
+		if got := audit(t, db, catalog.AuditFilter{Job: "elsewhere", Limit: 1}); got[0].Action != muster.AuditJobCreate {
+			t.Errorf("--job elsewhere: newest %s, want its creation", got[0].Action)
+		}
+	})
+}
+
+// A purge of every job's history, by an operator or by the master's
+// retention, concerns each job whose runs it deleted, and says how many
+// of each: --job finds it for those jobs, and for no other.
+func TestAuditOfAPurgeNamesTheJobsItDeletedFrom(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1"), job("c", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		old := clk.Now()
+		clk.Add(48 * time.Hour)
+		var ups []catalog.RunUpload
+		for i, j := range []string{"a", "a", "b"} {
+			ups = append(ups, report(fmt.Sprintf("old%d", i), j, muster.RunSucceeded, 1, old))
+		}
+		ups = append(ups, report("new", "c", muster.RunSucceeded, 1, clk.Now()))
+		if _, err := db.UpsertRuns(ctx, web1, ups); err != nil {
+			t.Fatal(err)
+		}
+		for _, by := range []muster.Actor{masterActor(), admin} {
+			res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: 24 * time.Hour}, by)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if by.Kind == muster.ActorMaster {
+				if res.Deleted != 3 {
+					t.Fatalf("retention deleted %d runs, want 3", res.Deleted)
+				}
+				purged := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+				if purged.Action != muster.AuditHistoryPurge || !slices.Equal(purged.Jobs, []string{"a", "b"}) {
+					t.Fatalf("the purge's entry: %s concerning jobs %q, want history.purge concerning a and b", purged.Action, purged.Jobs)
+				}
+				for _, want := range []string{"deleted 3 finished run(s) older than 24h", "a: 2 run(s)", "b: 1 run(s)"} {
+					if !slices.Contains(purged.Changes, want) {
+						t.Errorf("the purge's changes: %q, want %q", purged.Changes, want)
+					}
+				}
+				for job, want := range map[string]bool{"a": true, "b": true, "c": false} {
+					got := audit(t, db, catalog.AuditFilter{Job: job, Limit: 1})
+					if found := got[0].ID == purged.ID; found != want {
+						t.Errorf("--job %s finds the purge: %t, want %t", job, found, want)
+					}
+				}
+				continue
+			}
+			// An operator's purge that deleted nothing is recorded, naming
+			// no job.
+			if purged := audit(t, db, catalog.AuditFilter{Limit: 1})[0]; purged.Actor.Name != admin.Name || len(purged.Jobs) != 0 {
+				t.Errorf("the empty purge's entry: by %s concerning jobs %q, want by %s concerning none", purged.Actor.Name, purged.Jobs, admin.Name)
+			}
+		}
+	})
+}
+
+// A resync drops a target's open instructions, an operator's among them,
+// and posts every job it runs again: one an operator asks for and one the
+// target asks for (after a restore) are each recorded, under who asked,
+// concerning the target and the jobs posted to it.
+func TestAuditOfAResync(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		enlist(t, db, "web2")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1"), job("b", "web1", "web2"), job("c", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.ResyncTargets(ctx, []string{"web1"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		byKey := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if byKey.Action != muster.AuditTargetResync || byKey.Actor.Name != admin.Name || !slices.Equal(byKey.Targets, []string{"web1"}) ||
+			!slices.Equal(byKey.Jobs, []string{"a", "b"}) {
+			t.Errorf("the operator's resync: %s by %s concerning targets %q and jobs %q, want target.resync by %s concerning web1, a and b",
+				byKey.Action, byKey.Actor, byKey.Targets, byKey.Jobs, admin.Name)
+		}
+
+		// The target asks, its cursor ahead of the catalog's.
+		target := muster.Actor{Kind: muster.ActorTarget, Name: "web1", Source: "10.0.0.9"}
+		if _, err := db.Resync(ctx, web1.ID, 500, target); err != nil {
+			t.Fatal(err)
+		}
+		asked := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if asked.Action != muster.AuditTargetResync || asked.Actor.Kind != muster.ActorTarget || asked.Actor.Name != "web1" ||
+			asked.Actor.Source != "10.0.0.9" || !slices.Equal(asked.Targets, []string{"web1"}) || !slices.Equal(asked.Jobs, []string{"a", "b"}) {
+			t.Fatalf("the target's resync: %s by %+v concerning targets %q and jobs %q, want target.resync by target web1 from 10.0.0.9 concerning web1, a and b",
+				asked.Action, asked.Actor, asked.Targets, asked.Jobs)
+		}
+		if !slices.ContainsFunc(asked.Changes, func(l string) bool { return strings.Contains(l, "asked") && strings.Contains(l, "500") }) {
+			t.Errorf("the target's resync: changes %q, want one saying it asked, from its cursor 500", asked.Changes)
+		}
+		if got := audit(t, db, catalog.AuditFilter{Job: "a", Limit: 1}); got[0].ID != asked.ID {
+			t.Errorf("--job a: newest %s, want the target's resync", got[0].Action)
+		}
+	})
+}
+
+// A target that leaves, deleted or defected, stops running its jobs: the
+// entry concerns each of them, so that --job finds why the job no longer
+// runs there.
+func TestAuditOfADepartureNamesTheJobsItRan(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		web2 := enlist(t, db, "web2")
+		enlist(t, db, "web3")
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.SetGroupMembers(ctx, "web", []string{"web1", "web2"}, false, admin); err != nil {
+			t.Fatal(err)
+		}
+		grouped := job("grouped")
+		grouped.Groups = []string{"web"}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{grouped, job("named", "web1", "web2"), job("other", "web3")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteTarget(ctx, "web1", false, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"}); err != nil {
+			t.Fatal(err)
+		}
+		for _, target := range []string{"web1", "web2"} {
+			left := audit(t, db, catalog.AuditFilter{Target: target, Limit: 1})[0]
+			if !slices.Equal(left.Jobs, []string{"grouped", "named"}) {
+				t.Errorf("%s on %s concerns jobs %q, want grouped and named", left.Action, target, left.Jobs)
+			}
+			if !slices.Contains(left.Changes, "no longer runs grouped, named") {
+				t.Errorf("%s on %s: changes %q, want the jobs it no longer runs", left.Action, target, left.Changes)
+			}
+		}
+	})
+}

@@ -3,6 +3,9 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 
 	"github.com/musterhq/muster"
 )
@@ -27,12 +30,41 @@ func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Ac
 		if err != nil {
 			return err
 		}
+		jobs, err := tx.departingJobs(targetID)
+		if err != nil {
+			return err
+		}
+		e := muster.AuditEntry{Action: muster.AuditTargetDefect, Targets: []string{by.Name}, Jobs: jobs,
+			Changes: append([]string{"defected: its jobs and open instructions dropped; its history stays"}, noLongerRuns(jobs)...)}
 		if err := tx.defect(targetID, Departure{How: DepartureDefected, By: by.String()}); err != nil {
 			return err
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetDefect, Targets: []string{by.Name},
-			Changes: []string{"defected: its jobs and open instructions dropped; its history stays"}})
+		return tx.audit(by, e)
 	})
+}
+
+// departingJobs returns the jobs a leaving target runs, which it runs no
+// more once it has left: its departure's audit entry concerns them.
+func (tx *tx) departingJobs(targetID int64) ([]string, error) {
+	jobs, err := tx.loadJobs(JobQuery{TargetID: targetID})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, name := range sortedKeys(jobs) {
+		if slices.Contains(slices.Collect(maps.Values(jobs[name].targets)), targetID) {
+			names = append(names, name)
+		}
+	}
+	return names, nil
+}
+
+// noLongerRuns says which jobs a target that left no longer runs.
+func noLongerRuns(jobs []string) []string {
+	if len(jobs) == 0 {
+		return nil
+	}
+	return []string{"no longer runs " + strings.Join(jobs, ", ")}
 }
 
 func (tx *tx) defect(targetID int64, d Departure) error {
@@ -75,9 +107,13 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 			}
 			return fmt.Errorf("target %q changed while it was deleted: %w", name, ErrRetry)
 		}
-		e := muster.AuditEntry{Action: muster.AuditTargetDelete, Targets: []string{name}}
+		jobs, err := tx.departingJobs(t.ID)
+		if err != nil {
+			return err
+		}
+		e := muster.AuditEntry{Action: muster.AuditTargetDelete, Targets: []string{name}, Jobs: jobs}
 		if force {
-			e.Changes = []string{"forgotten at once (--force): no DEFECT posted"}
+			e.Changes = append([]string{"forgotten at once (--force): no DEFECT posted"}, noLongerRuns(jobs)...)
 			if err := tx.defect(t.ID, Departure{How: DepartureForced, By: by.String()}); err != nil {
 				return err
 			}
@@ -90,7 +126,7 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 		if err != nil {
 			return err
 		}
-		e.Changes = []string{fmt.Sprintf("posted DEFECT %s (seq %d); the target is a tombstone until it collects it", name, seq)}
+		e.Changes = append([]string{fmt.Sprintf("posted DEFECT %s (seq %d); the target is a tombstone until it collects it", name, seq)}, noLongerRuns(jobs)...)
 		if err := tx.SetTargetState(ctx, t.ID, TargetDeleted, Departure{How: DepartureDeleted, By: by.String()}); err != nil {
 			return err
 		}

@@ -110,8 +110,12 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 		case !found:
 			return muster.Errorf(muster.ENOTFOUND, "no group named %q", name)
 		}
-		lines := []string{fmt.Sprintf("name: %s -> %s", name, newName)}
+		// Every job naming the group now names it by its new name: the
+		// entry concerns each of them.
+		e := muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName,
+			Changes: []string{fmt.Sprintf("name: %s -> %s", name, newName)}}
 		for _, old := range before {
+			e.Jobs = append(e.Jobs, old.job.Name)
 			j, renamed := old.job, false
 			j.Overrides = slices.Clone(j.Overrides)
 			for i := range j.Overrides {
@@ -133,9 +137,13 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 			if err != nil {
 				return err
 			}
-			lines = append(lines, fmt.Sprintf("job %s: its override of group %s now names %s (version %d)", j.Name, name, newName, ch.Version))
+			e.Changes = append(e.Changes, fmt.Sprintf("job %s: its override of group %s now names %s (version %d)", j.Name, name, newName, ch.Version))
+			for _, in := range ch.Instructions {
+				e.Changes = append(e.Changes, "posted "+in+" ("+j.Name+")")
+			}
+			e.Targets = append(e.Targets, postedTargets(ch)...)
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName, Changes: lines})
+		return tx.audit(by, e)
 	})
 }
 

@@ -485,44 +485,57 @@ func nonEmpty(s string) []string {
 
 // Resync drops a target's open instructions and posts DELETE of every job
 // followed by an INSERT of each job it should hold (SQL Server's
-// sp_resync_targetserver). The sequence counter moves past after, the
-// target's own cursor, so a catalog restored from a backup does not hand
-// out numbers the target has already consumed. It returns the sequence
-// number the re-posted instructions follow.
-func (c *Catalog) Resync(ctx context.Context, targetID, after int64) (int64, error) {
+// sp_resync_targetserver), as the target asks when it finds the catalog
+// restored. The sequence counter moves past after, the target's own
+// cursor, so a catalog restored from a backup does not hand out numbers
+// the target has already consumed. It returns the sequence number the
+// re-posted instructions follow. The resync is recorded in the audit log
+// under by, the target.
+func (c *Catalog) Resync(ctx context.Context, targetID, after int64, by muster.Actor) (int64, error) {
 	var base int64
 	err := c.update(ctx, func(tx *tx) error {
+		var jobs []string
 		var err error
-		base, err = tx.resync(targetID, after)
-		return err
+		if base, jobs, err = tx.resync(targetID, after); err != nil {
+			return err
+		}
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetResync, Targets: []string{by.Name}, Jobs: jobs,
+			Changes: []string{fmt.Sprintf("asked by the target, its cursor at seq %d: %s", after, resyncLine)}})
 	})
 	return base, err
 }
 
-func (tx *tx) resync(targetID, after int64) (int64, error) {
+// resyncLine says what a resync does, for the audit log.
+const resyncLine = "open instructions superseded; DELETE of every job, then an INSERT of each job it runs, posted"
+
+// resync does a target's resync and returns the sequence number the
+// instructions it posted follow, and the jobs it posted an INSERT of.
+func (tx *tx) resync(targetID, after int64) (int64, []string, error) {
 	open := []muster.InstructionStatus{muster.InstructionPending, muster.InstructionFailed}
 	if err := tx.CloseInstructions(tx.ctx, targetID, open, muster.InstructionSuperseded); err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	base, err := tx.RaiseSeq(tx.ctx, targetID, after)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	jobs, err := tx.loadJobs(JobQuery{TargetID: targetID})
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	ps := []posting{{target: targetID, op: muster.OpDelete}}
+	var names []string
 	for _, name := range sortedKeys(jobs) {
 		sj := jobs[name]
 		for tname, tid := range sj.targets {
 			if tid == targetID {
 				ps = append(ps, posting{target: targetID, op: muster.OpInsert, job: name, payload: insertPayload(sj.job, tname, sj.via[tname])})
+				names = append(names, name)
 			}
 		}
 	}
 	_, err = tx.postAll(ps)
-	return base, err
+	return base, names, err
 }
 
 // expiry converts an optional duration to an absolute time.

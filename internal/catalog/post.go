@@ -197,16 +197,18 @@ func (c *Catalog) ResyncTargets(ctx context.Context, names []string, all bool, b
 		if err := tx.targetsInScope(by, "targets", done); err != nil {
 			return err
 		}
+		var jobs []string
 		for _, name := range done {
-			if _, err := tx.resync(ids[name], 0); err != nil {
+			_, posted, err := tx.resync(ids[name], 0)
+			if err != nil {
 				return fmt.Errorf("resync %s: %w", name, err)
 			}
+			jobs = append(jobs, posted...)
 		}
 		if len(done) == 0 {
 			return nil
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetResync, Targets: done,
-			Changes: []string{"open instructions superseded; DELETE of every job, then an INSERT of each job it runs, posted"}})
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditTargetResync, Targets: done, Jobs: jobs, Changes: []string{resyncLine}})
 	})
 	return done, err
 }

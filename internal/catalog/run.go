@@ -492,9 +492,13 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Act
 			t := tx.now.Add(-req.OlderThan)
 			before = &t
 		}
-		var err error
-		if res.Deleted, err = tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob); err != nil {
+		perJob, err := tx.PurgeRuns(ctx, req.Job, before, req.KeepPerJob)
+		if err != nil {
 			return err
+		}
+		res.Deleted = 0
+		for _, n := range perJob {
+			res.Deleted += n
 		}
 		// Rollouts are history too: those ended before the age limit go,
 		// with the record of each of their targets.
@@ -515,10 +519,18 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Act
 			line += fmt.Sprintf(" beyond the newest %d per job", req.KeepPerJob)
 		}
 		lines := []string{line}
+		// The entry concerns each job it deleted runs of, saying how many.
+		jobs := nonEmpty(req.Job)
+		for _, name := range sortedKeys(perJob) {
+			if req.Job == "" {
+				jobs = append(jobs, name)
+				lines = append(lines, fmt.Sprintf("%s: %d run(s)", name, perJob[name]))
+			}
+		}
 		if rollouts > 0 {
 			lines = append(lines, fmt.Sprintf("deleted %d rollout(s) ended more than %s ago", rollouts, muster.Duration(req.OlderThan).Short()))
 		}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditHistoryPurge, Jobs: nonEmpty(req.Job), Changes: lines})
+		return tx.audit(by, muster.AuditEntry{Action: muster.AuditHistoryPurge, Jobs: jobs, Changes: lines})
 	})
 	return res, err
 }

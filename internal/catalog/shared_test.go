@@ -387,3 +387,58 @@ func TestSharedEnlistTokenUsedOnce(t *testing.T) {
 		}
 	}
 }
+
+// Two masters changing one job at once each record every change they
+// commit, once, under their own actor, and the log read newest first is
+// the order they committed in: each entry's diff starts from what the one
+// before it left.
+func TestSharedAuditRecordsEachChangeInOrder(t *testing.T) {
+	a, b, _ := twoMasters(t)
+	ctx := context.Background()
+	enlist(t, a, "web1")
+	const rounds = 15
+	var wg sync.WaitGroup
+	for i, c := range []*catalog.Catalog{a, b} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			by := muster.Actor{Kind: muster.ActorKey, Name: fmt.Sprintf("key%d", i), Role: catalog.RoleOperator, Source: "10.0.0.1"}
+			for r := range rounds {
+				j := job("shared", "web1")
+				j.Description = fmt.Sprintf("master %d, round %d", i, r)
+				if _, err := c.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, by); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	entries := audit(t, b, catalog.AuditFilter{Job: "shared", Limit: catalog.MaxAuditList})
+	if len(entries) != 2*rounds {
+		t.Fatalf("%d entries on the job, want %d", len(entries), 2*rounds)
+	}
+	prev, by := "", map[string]int{}
+	for _, e := range slices.Backward(entries) {
+		by[e.Actor.Name]++
+		var from, to string
+		for _, l := range e.Changes {
+			if _, err := fmt.Sscanf(l, "~ description: %q -> %q", &from, &to); err == nil {
+				break
+			}
+			if _, err := fmt.Sscanf(l, "+ description: %q", &to); err == nil {
+				from = ""
+				break
+			}
+		}
+		if to == "" || from != prev {
+			t.Fatalf("entry %d (%s by %s): description %q -> %q, but the entry before left %q", e.ID, e.Action, e.Actor.Name, from, to, prev)
+		}
+		prev = to
+	}
+	if by["key0"] != rounds || by["key1"] != rounds {
+		t.Errorf("entries by actor: %v, want %d each", by, rounds)
+	}
+	if final, err := a.FindJob(ctx, "shared"); err != nil || final.Description != prev {
+		t.Errorf("the job's description %q (%v), but the newest entry says %q", final.Description, err, prev)
+	}
+}

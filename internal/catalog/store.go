@@ -338,7 +338,9 @@ type Tx interface {
 	// InsertOutputs stores chunks of output, each unless one is held at
 	// its place.
 	InsertOutputs(ctx context.Context, chunks []OutputRow) error
-	PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error)
+	// PurgeRuns deletes finished runs (see PurgeRequest) and returns how
+	// many it deleted of each job.
+	PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (map[string]int64, error)
 
 	// RaiseEvent records an event under key unless one is recorded under it,
 	// and reports whether it did.

@@ -968,7 +968,7 @@ func (t *timedTx) InsertOutputs(p0 context.Context, p1 []OutputRow) error {
 	return r0
 }
 
-func (t *timedTx) PurgeRuns(p0 context.Context, p1 string, p2 *time.Time, p3 int) (int64, error) {
+func (t *timedTx) PurgeRuns(p0 context.Context, p1 string, p2 *time.Time, p3 int) (map[string]int64, error) {
 	start := time.Now()
 	r0, r1 := t.tx.PurgeRuns(p0, p1, p2, p3)
 	t.observe("PurgeRuns", time.Since(start))

@@ -44,6 +44,10 @@ func TestNewEpochMakesTargetsResync(t *testing.T) {
 	if !holds(t, env, "web1", "a") || !holds(t, env, "web1", "b") {
 		t.Error("after the resync web1 does not hold both jobs")
 	}
+	// The resync is in the audit log, under the target that asked.
+	if got := auditActions(t, env, httpapi.AuditFilter{Job: "b", Limit: 1}); !slices.Equal(got, []string{muster.AuditTargetResync + " by target web1"}) {
+		t.Errorf("the newest audit entry on job b: %q, want the resync web1 asked for", got)
+	}
 	if runs := startAndWait(t, env, "a"); runs[0].Status != muster.RunSucceeded {
 		t.Errorf("a run after the resync: %s", runs[0].Status)
 	}

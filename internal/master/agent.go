@@ -619,7 +619,7 @@ func (a *agent) resync(w http.ResponseWriter, r *http.Request, t catalog.TargetI
 	if err := jsonhttp.DecodeJSON(w, r, maxAckBody, &req); err != nil {
 		return err
 	}
-	base, err := a.m.Catalog.Resync(r.Context(), t.ID, req.After)
+	base, err := a.m.Catalog.Resync(r.Context(), t.ID, req.After, muster.Actor{Kind: muster.ActorTarget, Name: t.Name, Source: remoteIP(r)})
 	if err != nil {
 		return err
 	}

@@ -279,20 +279,28 @@ const inRunningRollout = `EXISTS (SELECT 1 FROM rollout_targets rt JOIN rollouts
 
 // PurgeRuns deletes finished runs that started before a time, and beyond
 // the newest keepPerJob finished runs of each job, of one job or every
-// job; never one of a running rollout.
-func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (int64, error) {
-	var deleted int64
+// job; never one of a running rollout. It returns how many it deleted of
+// each job.
+func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time.Time, keepPerJob int) (map[string]int64, error) {
+	deleted := map[string]int64{}
+	purge := func(q string, vals ...any) error {
+		names, err := collect(ctx, s.Q, func(r Rows) (name string, err error) {
+			return name, r.Scan(&name)
+		}, q+` RETURNING job_name`, vals...)
+		for _, n := range names {
+			deleted[n]++
+		}
+		return err
+	}
 	if startedBefore != nil {
 		a := &args{d: s.D}
 		q := `DELETE FROM runs WHERE status <> 'running' AND NOT ` + inRunningRollout + ` AND started_at < ` + a.add(ms(*startedBefore))
 		if job != "" {
 			q += ` AND job_name = ` + a.add(job)
 		}
-		n, err := s.Q.Exec(ctx, q, a.vals...)
-		if err != nil {
-			return 0, err
+		if err := purge(q, a.vals...); err != nil {
+			return nil, err
 		}
-		deleted += n
 	}
 	if keepPerJob > 0 {
 		a := &args{d: s.D}
@@ -300,14 +308,12 @@ func (s *Queries) PurgeRuns(ctx context.Context, job string, startedBefore *time
 		if job != "" {
 			filter += ` AND job_name = ` + a.add(job)
 		}
-		n, err := s.Q.Exec(ctx, `DELETE FROM runs WHERE id IN (
+		if err := purge(`DELETE FROM runs WHERE id IN (
 			SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY job_name ORDER BY started_at DESC, id DESC) AS n
 				FROM runs`+filter+`) AS ranked
-			WHERE n > `+a.add(keepPerJob)+`) AND NOT `+inRunningRollout, a.vals...)
-		if err != nil {
-			return 0, err
+			WHERE n > `+a.add(keepPerJob)+`) AND NOT `+inRunningRollout, a.vals...); err != nil {
+			return nil, err
 		}
-		deleted += n
 	}
 	return deleted, nil
 }
