@@ -114,6 +114,25 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 		// entry concerns each of them.
 		e := muster.AuditEntry{Action: muster.AuditGroupRename, Object: "group " + newName,
 			Changes: []string{fmt.Sprintf("name: %s -> %s", name, newName)}}
+		// Keys scoped to the group keep covering it: left naming the old
+		// name, a key would cover nothing, then the members of any group
+		// later given that name.
+		keys, err := tx.LockAPIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			i := slices.Index(k.Scopes, "group:"+name)
+			if i < 0 {
+				continue
+			}
+			scopes := slices.Clone(k.Scopes)
+			scopes[i] = "group:" + newName
+			if err := tx.SetAPIKeyScopes(ctx, k.ID, scopes); err != nil {
+				return err
+			}
+			e.Changes = append(e.Changes, fmt.Sprintf("API key %s: its scope group:%s now names group:%s", k.Name, name, newName))
+		}
 		for _, old := range before {
 			e.Jobs = append(e.Jobs, old.job.Name)
 			j, renamed := old.job, false

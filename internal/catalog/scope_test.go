@@ -226,3 +226,51 @@ func TestScopedReads(t *testing.T) {
 		}
 	})
 }
+
+// A key scoped to a group keeps covering the group when the group is
+// renamed: its scope follows the new name. Left naming the old one, it
+// would cover nothing, and then, once a new group took the old name, the
+// members of a group its holders were never given.
+func TestKeyScopeFollowsARenamedGroup(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := scopedFleet(t, e)
+		ctx := context.Background()
+		scope, err := muster.ParseScopes("scopes", []string{"group:web", "job:web-*"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "web-team", Role: catalog.RoleOperator, Scope: scope}, "hash-web-team", admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RenameGroup(ctx, "web", "frontend", admin); err != nil {
+			t.Fatal(err)
+		}
+		k, err := db.AuthenticateAPIKey(ctx, "hash-web-team")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := k.Scope.Strings(); !slices.Equal(got, []string{"group:frontend", "job:web-*"}) {
+			t.Errorf("the key's scopes after the rename: %v, want [group:frontend job:web-*]", got)
+		}
+		// A new group under the old name is not the key's.
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
+		if k, _ := db.AuthenticateAPIKey(ctx, "hash-web-team"); slices.Contains(k.Scope.Strings(), "group:web") {
+			t.Errorf("the key covers the new group web: %v", k.Scope.Strings())
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var lines []string
+		for _, e := range entries {
+			if e.Action == muster.AuditGroupRename {
+				lines = append(lines, e.Changes...)
+			}
+		}
+		if !slices.Contains(lines, "API key web-team: its scope group:web now names group:frontend") {
+			t.Errorf("the rename's audit lines %q, want the key's scope named", lines)
+		}
+	})
+}

@@ -233,6 +233,8 @@ type Tx interface {
 	ResetAPIKey(ctx context.Context, k APIKeyRow, hash string) error
 	// DeleteAPIKey deletes a key with its console sessions and login links.
 	DeleteAPIKey(ctx context.Context, id int64) error
+	// SetAPIKeyScopes replaces a key's scopes.
+	SetAPIKeyScopes(ctx context.Context, id int64, scopes []string) error
 	// RevokeAPIKey marks an unrevoked key revoked and reports whether it did.
 	RevokeAPIKey(ctx context.Context, id int64, at time.Time, by string) (bool, error)
 	// SetKeysUsed moves each key's last use forward to the time given (never

@@ -646,6 +646,13 @@ func (t *timedTx) DeleteAPIKey(p0 context.Context, p1 int64) error {
 	return r0
 }
 
+func (t *timedTx) SetAPIKeyScopes(p0 context.Context, p1 int64, p2 []string) error {
+	start := time.Now()
+	r0 := t.tx.SetAPIKeyScopes(p0, p1, p2)
+	t.observe("SetAPIKeyScopes", time.Since(start))
+	return r0
+}
+
 func (t *timedTx) RevokeAPIKey(p0 context.Context, p1 int64, p2 time.Time, p3 string) (bool, error) {
 	start := time.Now()
 	r0, r1 := t.tx.RevokeAPIKey(p0, p1, p2, p3)

@@ -104,6 +104,12 @@ func (s *Queries) RevokeAPIKey(ctx context.Context, id int64, at time.Time, by s
 	return n > 0, err
 }
 
+// SetAPIKeyScopes replaces a key's scopes.
+func (s *Queries) SetAPIKeyScopes(ctx context.Context, id int64, scopes []string) error {
+	_, err := s.Q.Exec(ctx, `UPDATE api_tokens SET scopes = $1 WHERE id = $2`, strings.Join(scopes, ","), id)
+	return err
+}
+
 // SetKeysUsed moves keys' last use forward.
 func (s *Queries) SetKeysUsed(ctx context.Context, used map[int64]time.Time) error {
 	for id, at := range used {
