@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -23,6 +24,12 @@ import (
 
 // MaxRolloutsShown bounds how many of a job's rollouts FindRollouts returns.
 const MaxRolloutsShown = 20
+
+// RolloutTargetGone is why a rollout's target was not run when no START
+// of it was posted or held back: the target was deleted or taken out of
+// the job before its START was posted, or a STOP dropped the START
+// max_parallel_targets held back.
+const RolloutTargetGone = "no START was posted: the target was deleted or taken out of the job, or a STOP dropped the START held back by max_parallel_targets"
 
 // rolloutInsertBatch is how many targets of a rollout one statement
 // inserts.
@@ -107,8 +114,9 @@ func rolloutTarget(t RolloutTargetRow, wave int, now time.Time) muster.RolloutTa
 		out.Status, out.Message = muster.RolloutNotRun, "the START expired before the target collected it"
 	case t.StartStatus == "" && !t.Held:
 		// Never posted, and no longer held back: dropped with the target
-		// (deleted, or out of the job) or by a STOP.
-		out.Status, out.Message = muster.RolloutNotRun, "the START held back by max_parallel_targets was dropped"
+		// (deleted, or out of the job) or by a STOP, or never posted to a
+		// target gone before its wave.
+		out.Status, out.Message = muster.RolloutNotRun, RolloutTargetGone
 	default:
 		out.Status = muster.RolloutPosted // posted, or held back by max_parallel_targets
 	}
@@ -170,23 +178,38 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 	if err != nil {
 		return err
 	}
-	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
-	if err != nil || !mine {
-		return err // another master posts the wave
-	}
-	var req rolloutRequest
-	if err := json.Unmarshal(row.Request, &req); err != nil {
-		return err
-	}
-	var targets, runIDs []string
+	// A target deleted, or taken out of the job, since the rollout began
+	// gets no START: it would never collect it, or would refuse it. It
+	// counts not run, a failure, before the wave's others start.
+	var targets, runIDs, gone []string
 	for _, t := range ts {
 		if t.Wave != ro.Wave+1 {
 			continue
 		}
-		// A target the job left since gets its START all the same: it
-		// refuses it, or never collects it, and the run counts as not run.
-		job.targets[t.Target] = t.TargetID
+		if id, ok := job.targets[t.Target]; !ok || id != t.TargetID {
+			gone = append(gone, t.Target)
+			continue
+		}
 		targets, runIDs = append(targets, t.Target), append(runIDs, t.RunID)
+	}
+	if len(gone) > 0 && ro.Failed+len(gone) > ro.MaxFailures {
+		why := fmt.Sprintf("%d run(s) failed by wave %d/%d, and %s of wave %d deleted or taken out of the job: more than max_failures %d",
+			ro.Failed, ro.Wave, ro.Waves, strings.Join(gone, ", "), ro.Wave+1, ro.MaxFailures)
+		_, err := tx.EndRollout(tx.ctx, row.ID, muster.RolloutHalted, why, tx.now)
+		return err
+	}
+	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
+	if err != nil || !mine {
+		return err // another master posts the wave
+	}
+	if len(targets) == 0 {
+		// Nothing to wait for: the wave ended as it began.
+		row.Wave++
+		return tx.advanceRollout(row, ts)
+	}
+	var req rolloutRequest
+	if err := json.Unmarshal(row.Request, &req); err != nil {
+		return err
 	}
 	_, err = tx.startRuns(job, targets, runIDs, req.Payload, req.ExpiresIn)
 	return err

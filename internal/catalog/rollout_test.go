@@ -357,3 +357,78 @@ func TestSharedRolloutWavePostedOnce(t *testing.T) {
 		t.Errorf("at the end: %+v, want done with 8 failed", ro)
 	}
 }
+
+// A target deleted, or taken out of the job, before its wave is posted is
+// not started: no START is posted to a target that will never collect it
+// or run the job, the rollout counts it not run, saying why, and goes on
+// to the next wave at once instead of waiting for the START to expire.
+func TestRolloutSkipsATargetGoneBeforeItsWave(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		for _, how := range []string{"deleted", "forgotten", "taken out of the job"} {
+			t.Run(how, func(t *testing.T) {
+				ctx := context.Background()
+				db, clk, _ := MustOpen(t, eng)
+				ids := rolloutFleet(t, db, 3)
+				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1", MaxFailures: 1}}, admin); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				switch how {
+				case "deleted":
+					err = db.DeleteTarget(ctx, "web2", false, admin)
+				case "forgotten":
+					err = db.DeleteTarget(ctx, "web2", true, admin)
+				default:
+					_, err = db.ApplyJobs(ctx, []muster.Job{job("deploy", "web1", "web3")}, catalog.ApplyOptions{}, admin)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				endRun(t, db, clk, ids["web1"], startedOn(t, db)["web1"], muster.RunSucceeded)
+				if err := db.AdvanceRollouts(ctx); err != nil {
+					t.Fatal(err)
+				}
+				started := startedOn(t, db)
+				if _, ok := started["web2"]; ok {
+					t.Errorf("a START was posted to web2, %s before its wave", how)
+				}
+				ro := oneRollout(t, db)
+				web2 := ro.Targets[1]
+				if ro.Wave != 3 || ro.Failed != 1 || web2.Status != muster.RolloutNotRun || web2.Message != catalog.RolloutTargetGone {
+					t.Errorf("rollout at wave %d/%d with %d failed, web2 %s %q; want wave 3 posted at once, web2 %s: %q",
+						ro.Wave, ro.Waves, ro.Failed, web2.Status, web2.Message, muster.RolloutNotRun, catalog.RolloutTargetGone)
+				}
+				if _, ok := started["web3"]; !ok {
+					t.Errorf("web3 was not started: %v", started)
+				}
+			})
+		}
+	})
+}
+
+// A target gone before its wave counts against max_failures before the
+// wave starts: with none allowed, the rollout halts, saying which target
+// went, and the wave's others are not started.
+func TestRolloutHaltsOnATargetGoneBeforeItsWave(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteTarget(ctx, "web3", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		started := startedOn(t, db)
+		endRun(t, db, clk, ids["web1"], started["web1"], muster.RunSucceeded)
+		endRun(t, db, clk, ids["web2"], started["web2"], muster.RunSucceeded)
+		ro := oneRollout(t, db)
+		if ro.State != muster.RolloutHalted || ro.Wave != 1 || !strings.Contains(ro.Reason, "web3 of wave 2 deleted or taken out of the job") {
+			t.Errorf("rollout %s at wave %d/%d (%q), want halted at wave 1 naming web3", ro.State, ro.Wave, ro.Waves, ro.Reason)
+		}
+		if n := len(startedOn(t, db)); n != 2 {
+			t.Errorf("%d STARTs, want wave 1's 2", n)
+		}
+	})
+}
