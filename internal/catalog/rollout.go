@@ -31,6 +31,10 @@ const MaxRolloutsShown = 20
 // max_parallel_targets held back.
 const RolloutTargetGone = "no START was posted: the target was deleted or taken out of the job, or a STOP dropped the START held back by max_parallel_targets"
 
+// RolloutRunLost is why a rollout's target was not run when it collected
+// its START but was deleted before its run was recorded.
+const RolloutRunLost = "the target was deleted before its run was recorded"
+
 // rolloutInsertBatch is how many targets of a rollout one statement
 // inserts.
 const rolloutInsertBatch = 500
@@ -112,6 +116,8 @@ func rolloutTarget(t RolloutTargetRow, wave int, now time.Time) muster.RolloutTa
 		out.Status, out.Message = muster.RolloutNotRun, "the START was "+string(t.StartStatus)
 	case t.StartStatus == muster.InstructionPending && t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 		out.Status, out.Message = muster.RolloutNotRun, "the START expired before the target collected it"
+	case t.StartStatus == muster.InstructionDownloaded && t.Gone:
+		out.Status, out.Message = muster.RolloutNotRun, RolloutRunLost
 	case t.StartStatus == "" && !t.Held:
 		// Never posted, and no longer held back: dropped with the target
 		// (deleted, or out of the job) or by a STOP, or never posted to a

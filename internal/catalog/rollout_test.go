@@ -432,3 +432,37 @@ func TestRolloutHaltsOnATargetGoneBeforeItsWave(t *testing.T) {
 		}
 	})
 }
+
+// A target that collected its START and died before its run was recorded
+// stalls its wave; deleting it (as the runbook says) ends that: the
+// rollout counts its run not run, a failure, and goes on.
+func TestRolloutGoesOnPastADeletedTargetsRun(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		for _, force := range []bool{false, true} {
+			t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+				ctx := context.Background()
+				db, _, _ := MustOpen(t, eng)
+				ids := rolloutFleet(t, db, 2)
+				res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1", MaxFailures: 1}}, admin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Ack(ctx, ids["web1"].ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionDownloaded}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.DeleteTarget(ctx, "web1", force, admin); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.AdvanceRollouts(ctx); err != nil {
+					t.Fatal(err)
+				}
+				ro := oneRollout(t, db)
+				web1 := ro.Targets[0]
+				if ro.Wave != 2 || ro.Failed != 1 || web1.Status != muster.RolloutNotRun || web1.Message != catalog.RolloutRunLost {
+					t.Errorf("rollout at wave %d/%d with %d failed, web1 %s %q; want wave 2 posted, web1 %s: %q",
+						ro.Wave, ro.Waves, ro.Failed, web1.Status, web1.Message, muster.RolloutNotRun, catalog.RolloutRunLost)
+				}
+			})
+		}
+	})
+}
