@@ -254,6 +254,11 @@ also caps how many run at once.`,
 			if body.Env, err = parseEnv(env); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("max-failures") && ro.batch == "" {
+				// Without waves every target starts at once: nothing is
+				// left to halt.
+				return fmt.Errorf("--max-failures: applies to a start in waves; give --batch too")
+			}
 			if ro.group != "" || ro.batch != "" {
 				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
 			}
