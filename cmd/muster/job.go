@@ -318,7 +318,10 @@ func newJobStopCmd() *cobra.Command {
 		Short: "Stop a job's running runs",
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
-statement) and records the run as canceled.`,
+statement) and records the run as canceled. The STARTs max_parallel_targets
+holds back on the master for those targets are dropped, and the job's
+running rollouts (muster job start --batch) are cancelled: their waves not
+yet posted never are. Each is said.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -330,6 +333,9 @@ statement) and records the run as canceled.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "posted %s\n", strings.Join(ch.Instructions, ", "))
+			for _, note := range ch.Notes {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
 			return nil
 		},
 	}

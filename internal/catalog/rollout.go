@@ -222,9 +222,17 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 }
 
 // cancelRollouts cancels the running rollouts of a job that by stopped,
-// and returns a line for the audit log for each.
+// and returns a line for each, saying how many targets it never started.
 func (tx *tx) cancelRollouts(job string, by muster.Actor) ([]string, error) {
 	rows, err := tx.FindRollouts(tx.ctx, RolloutQuery{Job: job, RunningOnly: true})
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	ts, err := tx.RolloutTargets(tx.ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -235,7 +243,13 @@ func (tx *tx) cancelRollouts(job string, by muster.Actor) ([]string, error) {
 			return nil, err
 		}
 		if ok {
-			lines = append(lines, fmt.Sprintf("rollout %d cancelled at wave %d/%d", r.ID, r.Wave, r.Waves))
+			waiting := 0
+			for _, t := range ts {
+				if t.RolloutID == r.ID && t.Wave > r.Wave {
+					waiting++
+				}
+			}
+			lines = append(lines, fmt.Sprintf("rollout %d cancelled at wave %d/%d: %d target(s) not started", r.ID, r.Wave, r.Waves, waiting))
 		}
 	}
 	return lines, nil

@@ -179,8 +179,12 @@ func TestRolloutCancelledByStop(t *testing.T) {
 		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "50%"}}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+		ch, err := db.StopJob(ctx, "deploy", nil, admin)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := []string{"rollout 1 cancelled at wave 1/2: 1 target(s) not started"}; !slices.Equal(ch.Notes, want) {
+			t.Errorf("the stop's notes: %q, want %q", ch.Notes, want)
 		}
 		endRun(t, db, clk, ids["web1"], startedOn(t, db)["web1"], muster.RunCanceled)
 		if err := db.AdvanceRollouts(ctx); err != nil {
@@ -194,7 +198,7 @@ func TestRolloutCancelledByStop(t *testing.T) {
 			t.Errorf("web2 was started after the stop")
 		}
 		entries := must(auditOf(db, muster.AuditJobStop))
-		if len(entries) != 1 || !slices.Contains(entries[0].Changes, "rollout 1 cancelled at wave 1/2") {
+		if len(entries) != 1 || !slices.Contains(entries[0].Changes, "rollout 1 cancelled at wave 1/2: 1 target(s) not started") {
 			t.Errorf("stop's audit entry: %+v, want the rollout cancelled", entries)
 		}
 	})

@@ -328,12 +328,12 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	if err != nil {
 		return ch, err
 	}
-	lines := jobChangeLines(ch)
 	if dropped > 0 {
-		lines = append(lines, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
+		ch.Notes = append(ch.Notes, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
 	}
+	ch.Notes = append(ch.Notes, cancelled...)
 	return ch, tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
-		Changes: append(lines, cancelled...)})
+		Changes: append(jobChangeLines(ch), ch.Notes...)})
 }
 
 // queuedStart is a START held back by max_parallel_targets.
