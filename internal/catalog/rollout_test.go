@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -469,4 +470,60 @@ func TestRolloutGoesOnPastADeletedTargetsRun(t *testing.T) {
 			})
 		}
 	})
+}
+
+// A second rollout of a job while one is running is refused, naming the
+// running one: both would start every target, each target running the job
+// twice (as when the command following a rollout is interrupted and run
+// again). Once the first has ended, another may start.
+func TestRolloutRefusedWhileOneRuns(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		rolloutFleet(t, db, 3)
+		req := catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}
+		if _, err := db.StartJob(ctx, req, admin); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.StartJob(ctx, req, admin)
+		if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), "job \"deploy\" has rollout 1 running, at wave 1/3") {
+			t.Errorf("a second rollout: %v, want %s naming rollout 1", err, muster.ECONFLICT)
+		}
+		if n := len(must(db.FindRollouts(ctx, "deploy", 0))); n != 1 {
+			t.Errorf("%d rollouts, want 1", n)
+		}
+		if n := len(startedOn(t, db)); n != 1 {
+			t.Errorf("%d STARTs, want the first rollout's 1", n)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.StartJob(ctx, req, admin); err != nil {
+			t.Errorf("a rollout after the first was cancelled: %v", err)
+		}
+	})
+}
+
+// Two masters starting a rollout of one job at once: one starts, the
+// other is refused.
+func TestSharedRolloutStartsOnce(t *testing.T) {
+	a, b, _ := twoMasters(t)
+	ctx := context.Background()
+	rolloutFleet(t, a, 4)
+	for range 5 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, c := range []*catalog.Catalog{a, b} {
+			wg.Go(func() {
+				_, errs[i] = c.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin)
+			})
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) || muster.ErrorCode(errors.Join(errs...)) != muster.ECONFLICT {
+			t.Fatalf("two rollouts at once: %v, %v; want one started, the other refused", errs[0], errs[1])
+		}
+		if _, err := a.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

@@ -95,10 +95,16 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		if err != nil || replayed {
 			return err
 		}
-		if job.job.MaxParallelTargets > 0 {
-			// Counting the job's runs under way decides how many start now:
-			// take the job's row first, so that two starts count in turn.
+		if job.job.MaxParallelTargets > 0 || req.Rollout != nil {
+			// Counting the job's runs under way decides how many start now,
+			// and a rollout starts only when none runs: take the job's row
+			// first, so that two starts count, or look, in turn.
 			if job, err = tx.lockJobToPost(req.Job); err != nil {
+				return err
+			}
+		}
+		if req.Rollout != nil {
+			if err := tx.noRunningRollout(req.Job); err != nil {
 				return err
 			}
 		}
@@ -168,6 +174,18 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		return nil
 	})
 	return res, err
+}
+
+// noRunningRollout refuses a rollout of a job that has one running: each
+// would start every target, so that each ran the job twice.
+func (tx *tx) noRunningRollout(job string) error {
+	rows, err := tx.FindRollouts(tx.ctx, RolloutQuery{Job: job, RunningOnly: true, Limit: 1})
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	r := rows[0]
+	return muster.Errorf(muster.ECONFLICT, "job %q has rollout %d running, at wave %d/%d: follow it with muster rollout list %s, or stop the job to cancel it first",
+		job, r.ID, r.Wave, r.Waves, job)
 }
 
 // startRuns posts START of job to targets, the run ids given, each START
