@@ -12,7 +12,7 @@ import (
 //
 //	running ──► done       every wave ran, whatever its runs' outcomes
 //	   │  └───► halted     more runs failed than max_failures allows
-//	   └──────► cancelled  the job was stopped
+//	   └──────► cancelled  the job was stopped (on all its targets)
 type RolloutState string
 
 // Rollout states (a closed set).

@@ -319,9 +319,10 @@ func newJobStopCmd() *cobra.Command {
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
 statement) and records the run as canceled. The STARTs max_parallel_targets
-holds back on the master for those targets are dropped, and the job's
-running rollouts (muster job start --batch) are cancelled: their waves not
-yet posted never are. Each is said.`,
+holds back on the master for those targets are dropped. Without --target,
+the job's running rollouts (muster job start --batch) are cancelled too:
+their waves not yet posted never are; with it, they go on, counting the
+stopped runs failed. What was dropped or cancelled is said.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()

@@ -527,3 +527,42 @@ func TestSharedRolloutStartsOnce(t *testing.T) {
 		}
 	}
 }
+
+// Stopping the job on some of its targets stops those runs only (a run
+// that hangs, say): the rollout goes on, counting them failed. Stopping it
+// everywhere cancels the rollout.
+func TestRolloutGoesOnPastAStopOnOneTarget(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2", MaxFailures: 1}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := db.StopJob(ctx, "deploy", []string{"web1"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch.Notes) != 0 {
+			t.Errorf("the stop on web1 says %q, want nothing cancelled", ch.Notes)
+		}
+		started := startedOn(t, db)
+		endRun(t, db, clk, ids["web1"], started["web1"], muster.RunCanceled)
+		endRun(t, db, clk, ids["web2"], started["web2"], muster.RunSucceeded)
+		if ro := oneRollout(t, db); ro.State != muster.RolloutRunning || ro.Wave != 2 || ro.Failed != 1 {
+			t.Errorf("rollout %s at wave %d/%d with %d failed (%s), want running at wave 2 with web1's run failed", ro.State, ro.Wave, ro.Waves, ro.Failed, ro.Reason)
+		}
+		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpStop, Job: "deploy", Targets: []string{"web3"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if ro := oneRollout(t, db); ro.State != muster.RolloutRunning {
+			t.Errorf("after a STOP posted to web3: rollout %s, want running", ro.State)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		if ro := oneRollout(t, db); ro.State != muster.RolloutCancelled {
+			t.Errorf("after the job was stopped: rollout %s, want cancelled", ro.State)
+		}
+	})
+}

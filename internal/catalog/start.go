@@ -298,8 +298,9 @@ func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
 // StopJob posts STOP to the job's targets (all, or those named): each
 // cancels the job's running run, which is recorded as canceled. The STARTs
 // max_parallel_targets holds back on the master for those targets are
-// dropped, so that none is posted after the STOP. It cancels the job's
-// running rollouts too: their waves not yet posted never are.
+// dropped, so that none is posted after the STOP. Stopped on all its
+// targets (none named), the job's running rollouts are cancelled too: their
+// waves not yet posted never are.
 func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by muster.Actor) (muster.JobChange, error) {
 	if !by.Scope.HasJob(name) {
 		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
@@ -317,8 +318,8 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 }
 
 // stopJob posts STOP of job to the targets named (all of the job's, if
-// none are), drops the STARTs held back for them and cancels the job's
-// running rollouts, and records it in the audit log.
+// none are), drops the STARTs held back for them and, when none are named,
+// cancels the job's running rollouts, and records it in the audit log.
 func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.JobChange, error) {
 	name := job.job.Name
 	names := normalizeTargets(targets)
@@ -342,9 +343,14 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	if err != nil {
 		return ch, err
 	}
-	cancelled, err := tx.cancelRollouts(job.job.Name, by)
-	if err != nil {
-		return ch, err
+	var cancelled []string
+	if len(normalizeTargets(targets)) == 0 {
+		// Stopped everywhere, the job's rollouts end too. Stopped on some
+		// targets (a run that hangs), they go on, counting those runs
+		// failed.
+		if cancelled, err = tx.cancelRollouts(job.job.Name, by); err != nil {
+			return ch, err
+		}
 	}
 	if dropped > 0 {
 		ch.Notes = append(ch.Notes, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
