@@ -28,6 +28,10 @@ type JobChange struct {
 	// say so, one line each, with when and how each left.
 	LeftOut  []string `json:"left_out,omitempty"`
 	Warnings []string `json:"warnings,omitempty"`
+	// Notes say what else the change did, one line each: a stop, the
+	// STARTs max_parallel_targets held back that it dropped and the
+	// rollouts it cancelled.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // ApplyResult lists the changes of an apply, in request order, then pruned

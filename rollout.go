@@ -12,7 +12,7 @@ import (
 //
 //	running ──► done       every wave ran, whatever its runs' outcomes
 //	   │  └───► halted     more runs failed than max_failures allows
-//	   └──────► cancelled  the job was stopped
+//	   └──────► cancelled  the job was stopped (on all its targets)
 type RolloutState string
 
 // Rollout states (a closed set).
@@ -52,7 +52,9 @@ func (s RolloutSpec) WaveSize(n int) (int, error) {
 		if err != nil || math.IsNaN(p) || p <= 0 || p > 100 {
 			return 0, Errorf(EINVALID, "%q is not a percentage above 0%% and at most 100%%", s.Batch)
 		}
-		return max(1, int(math.Ceil(p/100*float64(n)))), nil
+		// p*n first: for a whole percentage the division is exact, where
+		// p/100 is not (0.07*100 is 7.000000000000001, rounded up to 8).
+		return max(1, int(math.Ceil(p*float64(n)/100))), nil
 	}
 	size, err := strconv.Atoi(s.Batch)
 	if err != nil || size < 1 {

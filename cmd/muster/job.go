@@ -264,6 +264,11 @@ also caps how many run at once.`,
 			if body.Env, err = parseEnv(env); err != nil {
 				return err
 			}
+			if cmd.Flags().Changed("max-failures") && ro.batch == "" {
+				// Without waves every target starts at once: nothing is
+				// left to halt.
+				return fmt.Errorf("--max-failures: applies to a start in waves; give --batch too")
+			}
 			if ro.group != "" || ro.batch != "" {
 				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
 			}
@@ -323,7 +328,11 @@ func newJobStopCmd() *cobra.Command {
 		Short: "Stop a job's running runs",
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
-statement) and records the run as canceled.`,
+statement) and records the run as canceled. The STARTs max_parallel_targets
+holds back on the master for those targets are dropped. Without --target,
+the job's running rollouts (muster job start --batch) are cancelled too:
+their waves not yet posted never are; with it, they go on, counting the
+stopped runs failed. What was dropped or cancelled is said.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -335,6 +344,9 @@ statement) and records the run as canceled.`,
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "posted %s\n", strings.Join(ch.Instructions, ", "))
+			for _, note := range ch.Notes {
+				fmt.Fprintln(cmd.OutOrStdout(), note)
+			}
 			return nil
 		},
 	}

@@ -154,8 +154,10 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 	}
 	switch ro.State {
 	case muster.RolloutHalted:
-		return &exitError{code: 1, err: fmt.Errorf("stopped after wave %d/%d: %d run(s) failed, more than --max-failures %d; not started: %s",
-			ro.Wave, ro.Waves, ro.Failed, ro.MaxFailures, dash(strings.Join(waiting(ro), ", ")))}
+		// The master's reason: more runs failed than allowed, or a target
+		// of the next wave was deleted or taken out of the job.
+		return &exitError{code: 1, err: fmt.Errorf("stopped after wave %d/%d: %s; not started: %s",
+			ro.Wave, ro.Waves, ro.Reason, dash(strings.Join(waiting(ro), ", ")))}
 	case muster.RolloutCancelled:
 		return &exitError{code: 1, err: fmt.Errorf("rollout %d cancelled after wave %d/%d: %s; not started: %s",
 			ro.ID, ro.Wave, ro.Waves, ro.Reason, dash(strings.Join(waiting(ro), ", ")))}

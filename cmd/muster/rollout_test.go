@@ -1,8 +1,16 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
+	"time"
+
+	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/testenv"
 )
 
 func TestBarLine(t *testing.T) {
@@ -39,5 +47,32 @@ func TestProgressBarOnlyOnTerminal(t *testing.T) {
 	w.Close()
 	if b, _ := r.Read(make([]byte, 1)); b != 0 {
 		t.Errorf("progressBar on a pipe wrote %d byte(s); want none", b)
+	}
+}
+
+// A rollout the master halts because a target of its next wave was deleted
+// ends the command with the master's reason, naming the target, not with
+// a count of failed runs that is not more than --max-failures.
+func TestRolloutHaltedOnADeletedTarget(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	gate := filepath.Join(t.TempDir(), "go")
+	applyJobs(t, env.Client, shellJob("deploy", "while [ ! -f "+gate+" ]; do sleep 0.05; done", "web1", "web2"))
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- rolloutFlags{batch: "1"}.run(context.Background(), out, env.Client, "deploy", httpapi.StartBody{}, time.Minute)
+	}()
+	testenv.Eventually(t, 30*time.Second, "wave 1 to be posted", func() bool { return strings.Contains(out.String(), "wave 1/2: web1") })
+	if err := env.Client.DeleteTarget(context.Background(), "web2", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 1 || !strings.Contains(err.Error(), "web2 of wave 2 deleted or taken out of the job") ||
+		!strings.Contains(err.Error(), "not started: web2") {
+		t.Errorf("run: %v, want exit 1 naming web2 as deleted and not started\n%s", err, out.String())
 	}
 }

@@ -104,7 +104,7 @@ func TestRolloutGoesOnPastADroppedHeldStart(t *testing.T) {
 			t.Errorf("rollout %s at wave %d of %d with %d failed; want it halted on the deleted target's dropped START, one failure", ro.State, ro.Wave, ro.Waves, ro.Failed)
 		}
 		for _, rt := range ro.Targets {
-			if rt.Target == "web2" && (rt.Status != muster.RolloutNotRun || rt.Message != "the START held back by max_parallel_targets was dropped") {
+			if rt.Target == "web2" && (rt.Status != muster.RolloutNotRun || rt.Message != catalog.RolloutTargetGone) {
 				t.Errorf("web2: %s %q, want %s saying its held START was dropped", rt.Status, rt.Message, muster.RolloutNotRun)
 			}
 		}

@@ -68,8 +68,8 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 	}
 	if op == muster.OpStop {
 		// As muster job stop: the STARTs max_parallel_targets holds back
-		// for those targets, and the job's running rollouts, go too, so
-		// that no START follows the STOP.
+		// for those targets go too, so that no START follows the STOP,
+		// and, posted to all the job's targets, its running rollouts.
 		var ch muster.JobChange
 		err := c.update(ctx, func(tx *tx) error {
 			job, err := tx.loadJobToPost(req.Job)

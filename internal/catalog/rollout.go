@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -23,6 +24,16 @@ import (
 
 // MaxRolloutsShown bounds how many of a job's rollouts FindRollouts returns.
 const MaxRolloutsShown = 20
+
+// RolloutTargetGone is why a rollout's target was not run when no START
+// of it was posted or held back: the target was deleted or taken out of
+// the job before its START was posted, or a STOP dropped the START
+// max_parallel_targets held back.
+const RolloutTargetGone = "no START was posted: the target was deleted or taken out of the job, or a STOP dropped the START held back by max_parallel_targets"
+
+// RolloutRunLost is why a rollout's target was not run when it collected
+// its START but was deleted before its run was recorded.
+const RolloutRunLost = "the target was deleted before its run was recorded"
 
 // rolloutInsertBatch is how many targets of a rollout one statement
 // inserts.
@@ -105,10 +116,13 @@ func rolloutTarget(t RolloutTargetRow, wave int, now time.Time) muster.RolloutTa
 		out.Status, out.Message = muster.RolloutNotRun, "the START was "+string(t.StartStatus)
 	case t.StartStatus == muster.InstructionPending && t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
 		out.Status, out.Message = muster.RolloutNotRun, "the START expired before the target collected it"
+	case t.StartStatus == muster.InstructionDownloaded && t.Gone:
+		out.Status, out.Message = muster.RolloutNotRun, RolloutRunLost
 	case t.StartStatus == "" && !t.Held:
 		// Never posted, and no longer held back: dropped with the target
-		// (deleted, or out of the job) or by a STOP.
-		out.Status, out.Message = muster.RolloutNotRun, "the START held back by max_parallel_targets was dropped"
+		// (deleted, or out of the job) or by a STOP, or never posted to a
+		// target gone before its wave.
+		out.Status, out.Message = muster.RolloutNotRun, RolloutTargetGone
 	default:
 		out.Status = muster.RolloutPosted // posted, or held back by max_parallel_targets
 	}
@@ -170,32 +184,55 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 	if err != nil {
 		return err
 	}
-	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
-	if err != nil || !mine {
-		return err // another master posts the wave
-	}
-	var req rolloutRequest
-	if err := json.Unmarshal(row.Request, &req); err != nil {
-		return err
-	}
-	var targets, runIDs []string
+	// A target deleted, or taken out of the job, since the rollout began
+	// gets no START: it would never collect it, or would refuse it. It
+	// counts not run, a failure, before the wave's others start.
+	var targets, runIDs, gone []string
 	for _, t := range ts {
 		if t.Wave != ro.Wave+1 {
 			continue
 		}
-		// A target the job left since gets its START all the same: it
-		// refuses it, or never collects it, and the run counts as not run.
-		job.targets[t.Target] = t.TargetID
+		if id, ok := job.targets[t.Target]; !ok || id != t.TargetID {
+			gone = append(gone, t.Target)
+			continue
+		}
 		targets, runIDs = append(targets, t.Target), append(runIDs, t.RunID)
+	}
+	if len(gone) > 0 && ro.Failed+len(gone) > ro.MaxFailures {
+		why := fmt.Sprintf("%d run(s) failed by wave %d/%d, and %s of wave %d deleted or taken out of the job: more than max_failures %d",
+			ro.Failed, ro.Wave, ro.Waves, strings.Join(gone, ", "), ro.Wave+1, ro.MaxFailures)
+		_, err := tx.EndRollout(tx.ctx, row.ID, muster.RolloutHalted, why, tx.now)
+		return err
+	}
+	mine, err := tx.AdvanceRollout(tx.ctx, row.ID, ro.Wave, ro.Wave+1)
+	if err != nil || !mine {
+		return err // another master posts the wave
+	}
+	if len(targets) == 0 {
+		// Nothing to wait for: the wave ended as it began.
+		row.Wave++
+		return tx.advanceRollout(row, ts)
+	}
+	var req rolloutRequest
+	if err := json.Unmarshal(row.Request, &req); err != nil {
+		return err
 	}
 	_, err = tx.startRuns(job, targets, runIDs, req.Payload, req.ExpiresIn)
 	return err
 }
 
 // cancelRollouts cancels the running rollouts of a job that by stopped,
-// and returns a line for the audit log for each.
+// and returns a line for each, saying how many targets it never started.
 func (tx *tx) cancelRollouts(job string, by muster.Actor) ([]string, error) {
 	rows, err := tx.FindRollouts(tx.ctx, RolloutQuery{Job: job, RunningOnly: true})
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	ids := make([]int64, len(rows))
+	for i, r := range rows {
+		ids[i] = r.ID
+	}
+	ts, err := tx.RolloutTargets(tx.ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -206,7 +243,13 @@ func (tx *tx) cancelRollouts(job string, by muster.Actor) ([]string, error) {
 			return nil, err
 		}
 		if ok {
-			lines = append(lines, fmt.Sprintf("rollout %d cancelled at wave %d/%d", r.ID, r.Wave, r.Waves))
+			waiting := 0
+			for _, t := range ts {
+				if t.RolloutID == r.ID && t.Wave > r.Wave {
+					waiting++
+				}
+			}
+			lines = append(lines, fmt.Sprintf("rollout %d cancelled at wave %d/%d: %d target(s) not started", r.ID, r.Wave, r.Waves, waiting))
 		}
 	}
 	return lines, nil

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -179,8 +180,12 @@ func TestRolloutCancelledByStop(t *testing.T) {
 		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "50%"}}, admin); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+		ch, err := db.StopJob(ctx, "deploy", nil, admin)
+		if err != nil {
 			t.Fatal(err)
+		}
+		if want := []string{"rollout 1 cancelled at wave 1/2: 1 target(s) not started"}; !slices.Equal(ch.Notes, want) {
+			t.Errorf("the stop's notes: %q, want %q", ch.Notes, want)
 		}
 		endRun(t, db, clk, ids["web1"], startedOn(t, db)["web1"], muster.RunCanceled)
 		if err := db.AdvanceRollouts(ctx); err != nil {
@@ -194,7 +199,7 @@ func TestRolloutCancelledByStop(t *testing.T) {
 			t.Errorf("web2 was started after the stop")
 		}
 		entries := must(auditOf(db, muster.AuditJobStop))
-		if len(entries) != 1 || !slices.Contains(entries[0].Changes, "rollout 1 cancelled at wave 1/2") {
+		if len(entries) != 1 || !slices.Contains(entries[0].Changes, "rollout 1 cancelled at wave 1/2: 1 target(s) not started") {
 			t.Errorf("stop's audit entry: %+v, want the rollout cancelled", entries)
 		}
 	})
@@ -356,4 +361,208 @@ func TestSharedRolloutWavePostedOnce(t *testing.T) {
 	if ro := oneRollout(t, a); ro.State != muster.RolloutDone || ro.Failed != 8 {
 		t.Errorf("at the end: %+v, want done with 8 failed", ro)
 	}
+}
+
+// A target deleted, or taken out of the job, before its wave is posted is
+// not started: no START is posted to a target that will never collect it
+// or run the job, the rollout counts it not run, saying why, and goes on
+// to the next wave at once instead of waiting for the START to expire.
+func TestRolloutSkipsATargetGoneBeforeItsWave(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		for _, how := range []string{"deleted", "forgotten", "taken out of the job"} {
+			t.Run(how, func(t *testing.T) {
+				ctx := context.Background()
+				db, clk, _ := MustOpen(t, eng)
+				ids := rolloutFleet(t, db, 3)
+				if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1", MaxFailures: 1}}, admin); err != nil {
+					t.Fatal(err)
+				}
+				var err error
+				switch how {
+				case "deleted":
+					err = db.DeleteTarget(ctx, "web2", false, admin)
+				case "forgotten":
+					err = db.DeleteTarget(ctx, "web2", true, admin)
+				default:
+					_, err = db.ApplyJobs(ctx, []muster.Job{job("deploy", "web1", "web3")}, catalog.ApplyOptions{}, admin)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				endRun(t, db, clk, ids["web1"], startedOn(t, db)["web1"], muster.RunSucceeded)
+				if err := db.AdvanceRollouts(ctx); err != nil {
+					t.Fatal(err)
+				}
+				started := startedOn(t, db)
+				if _, ok := started["web2"]; ok {
+					t.Errorf("a START was posted to web2, %s before its wave", how)
+				}
+				ro := oneRollout(t, db)
+				web2 := ro.Targets[1]
+				if ro.Wave != 3 || ro.Failed != 1 || web2.Status != muster.RolloutNotRun || web2.Message != catalog.RolloutTargetGone {
+					t.Errorf("rollout at wave %d/%d with %d failed, web2 %s %q; want wave 3 posted at once, web2 %s: %q",
+						ro.Wave, ro.Waves, ro.Failed, web2.Status, web2.Message, muster.RolloutNotRun, catalog.RolloutTargetGone)
+				}
+				if _, ok := started["web3"]; !ok {
+					t.Errorf("web3 was not started: %v", started)
+				}
+			})
+		}
+	})
+}
+
+// A target gone before its wave counts against max_failures before the
+// wave starts: with none allowed, the rollout halts, saying which target
+// went, and the wave's others are not started.
+func TestRolloutHaltsOnATargetGoneBeforeItsWave(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteTarget(ctx, "web3", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		started := startedOn(t, db)
+		endRun(t, db, clk, ids["web1"], started["web1"], muster.RunSucceeded)
+		endRun(t, db, clk, ids["web2"], started["web2"], muster.RunSucceeded)
+		ro := oneRollout(t, db)
+		if ro.State != muster.RolloutHalted || ro.Wave != 1 || !strings.Contains(ro.Reason, "web3 of wave 2 deleted or taken out of the job") {
+			t.Errorf("rollout %s at wave %d/%d (%q), want halted at wave 1 naming web3", ro.State, ro.Wave, ro.Waves, ro.Reason)
+		}
+		if n := len(startedOn(t, db)); n != 2 {
+			t.Errorf("%d STARTs, want wave 1's 2", n)
+		}
+	})
+}
+
+// A target that collected its START and died before its run was recorded
+// stalls its wave; deleting it (as the runbook says) ends that: the
+// rollout counts its run not run, a failure, and goes on.
+func TestRolloutGoesOnPastADeletedTargetsRun(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		for _, force := range []bool{false, true} {
+			t.Run(fmt.Sprintf("force=%v", force), func(t *testing.T) {
+				ctx := context.Background()
+				db, _, _ := MustOpen(t, eng)
+				ids := rolloutFleet(t, db, 2)
+				res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1", MaxFailures: 1}}, admin)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.Ack(ctx, ids["web1"].ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionDownloaded}}); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.DeleteTarget(ctx, "web1", force, admin); err != nil {
+					t.Fatal(err)
+				}
+				if err := db.AdvanceRollouts(ctx); err != nil {
+					t.Fatal(err)
+				}
+				ro := oneRollout(t, db)
+				web1 := ro.Targets[0]
+				if ro.Wave != 2 || ro.Failed != 1 || web1.Status != muster.RolloutNotRun || web1.Message != catalog.RolloutRunLost {
+					t.Errorf("rollout at wave %d/%d with %d failed, web1 %s %q; want wave 2 posted, web1 %s: %q",
+						ro.Wave, ro.Waves, ro.Failed, web1.Status, web1.Message, muster.RolloutNotRun, catalog.RolloutRunLost)
+				}
+			})
+		}
+	})
+}
+
+// A second rollout of a job while one is running is refused, naming the
+// running one: both would start every target, each target running the job
+// twice (as when the command following a rollout is interrupted and run
+// again). Once the first has ended, another may start.
+func TestRolloutRefusedWhileOneRuns(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		rolloutFleet(t, db, 3)
+		req := catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}
+		if _, err := db.StartJob(ctx, req, admin); err != nil {
+			t.Fatal(err)
+		}
+		_, err := db.StartJob(ctx, req, admin)
+		if muster.ErrorCode(err) != muster.ECONFLICT || !strings.Contains(err.Error(), "job \"deploy\" has rollout 1 running, at wave 1/3") {
+			t.Errorf("a second rollout: %v, want %s naming rollout 1", err, muster.ECONFLICT)
+		}
+		if n := len(must(db.FindRollouts(ctx, "deploy", 0))); n != 1 {
+			t.Errorf("%d rollouts, want 1", n)
+		}
+		if n := len(startedOn(t, db)); n != 1 {
+			t.Errorf("%d STARTs, want the first rollout's 1", n)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.StartJob(ctx, req, admin); err != nil {
+			t.Errorf("a rollout after the first was cancelled: %v", err)
+		}
+	})
+}
+
+// Two masters starting a rollout of one job at once: one starts, the
+// other is refused.
+func TestSharedRolloutStartsOnce(t *testing.T) {
+	a, b, _ := twoMasters(t)
+	ctx := context.Background()
+	rolloutFleet(t, a, 4)
+	for range 5 {
+		var wg sync.WaitGroup
+		errs := make([]error, 2)
+		for i, c := range []*catalog.Catalog{a, b} {
+			wg.Go(func() {
+				_, errs[i] = c.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2"}}, admin)
+			})
+		}
+		wg.Wait()
+		if (errs[0] == nil) == (errs[1] == nil) || muster.ErrorCode(errors.Join(errs...)) != muster.ECONFLICT {
+			t.Fatalf("two rollouts at once: %v, %v; want one started, the other refused", errs[0], errs[1])
+		}
+		if _, err := a.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// Stopping the job on some of its targets stops those runs only (a run
+// that hangs, say): the rollout goes on, counting them failed. Stopping it
+// everywhere cancels the rollout.
+func TestRolloutGoesOnPastAStopOnOneTarget(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "2", MaxFailures: 1}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		ch, err := db.StopJob(ctx, "deploy", []string{"web1"}, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ch.Notes) != 0 {
+			t.Errorf("the stop on web1 says %q, want nothing cancelled", ch.Notes)
+		}
+		started := startedOn(t, db)
+		endRun(t, db, clk, ids["web1"], started["web1"], muster.RunCanceled)
+		endRun(t, db, clk, ids["web2"], started["web2"], muster.RunSucceeded)
+		if ro := oneRollout(t, db); ro.State != muster.RolloutRunning || ro.Wave != 2 || ro.Failed != 1 {
+			t.Errorf("rollout %s at wave %d/%d with %d failed (%s), want running at wave 2 with web1's run failed", ro.State, ro.Wave, ro.Waves, ro.Failed, ro.Reason)
+		}
+		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpStop, Job: "deploy", Targets: []string{"web3"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if ro := oneRollout(t, db); ro.State != muster.RolloutRunning {
+			t.Errorf("after a STOP posted to web3: rollout %s, want running", ro.State)
+		}
+		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		if ro := oneRollout(t, db); ro.State != muster.RolloutCancelled {
+			t.Errorf("after the job was stopped: rollout %s, want cancelled", ro.State)
+		}
+	})
 }

@@ -95,10 +95,16 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		if err != nil || replayed {
 			return err
 		}
-		if job.job.MaxParallelTargets > 0 {
-			// Counting the job's runs under way decides how many start now:
-			// take the job's row first, so that two starts count in turn.
+		if job.job.MaxParallelTargets > 0 || req.Rollout != nil {
+			// Counting the job's runs under way decides how many start now,
+			// and a rollout starts only when none runs: take the job's row
+			// first, so that two starts count, or look, in turn.
 			if job, err = tx.lockJobToPost(req.Job); err != nil {
+				return err
+			}
+		}
+		if req.Rollout != nil {
+			if err := tx.noRunningRollout(req.Job); err != nil {
 				return err
 			}
 		}
@@ -168,6 +174,18 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		return nil
 	})
 	return res, err
+}
+
+// noRunningRollout refuses a rollout of a job that has one running: each
+// would start every target, so that each ran the job twice.
+func (tx *tx) noRunningRollout(job string) error {
+	rows, err := tx.FindRollouts(tx.ctx, RolloutQuery{Job: job, RunningOnly: true, Limit: 1})
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	r := rows[0]
+	return muster.Errorf(muster.ECONFLICT, "job %q has rollout %d running, at wave %d/%d: follow it with muster rollout list %s, or stop the job to cancel it first",
+		job, r.ID, r.Wave, r.Waves, job)
 }
 
 // startRuns posts START of job to targets, the run ids given, each START
@@ -280,8 +298,9 @@ func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
 // StopJob posts STOP to the job's targets (all, or those named): each
 // cancels the job's running run, which is recorded as canceled. The STARTs
 // max_parallel_targets holds back on the master for those targets are
-// dropped, so that none is posted after the STOP. It cancels the job's
-// running rollouts too: their waves not yet posted never are.
+// dropped, so that none is posted after the STOP. Stopped on all its
+// targets (none named), the job's running rollouts are cancelled too: their
+// waves not yet posted never are.
 func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by muster.Actor) (muster.JobChange, error) {
 	if !by.Scope.HasJob(name) {
 		return muster.JobChange{}, outOfScope(by, fmt.Sprintf("job %q", name))
@@ -299,8 +318,8 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 }
 
 // stopJob posts STOP of job to the targets named (all of the job's, if
-// none are), drops the STARTs held back for them and cancels the job's
-// running rollouts, and records it in the audit log.
+// none are), drops the STARTs held back for them and, when none are named,
+// cancels the job's running rollouts, and records it in the audit log.
 func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.JobChange, error) {
 	name := job.job.Name
 	names := normalizeTargets(targets)
@@ -324,16 +343,21 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	if err != nil {
 		return ch, err
 	}
-	cancelled, err := tx.cancelRollouts(job.job.Name, by)
-	if err != nil {
-		return ch, err
+	var cancelled []string
+	if len(normalizeTargets(targets)) == 0 {
+		// Stopped everywhere, the job's rollouts end too. Stopped on some
+		// targets (a run that hangs), they go on, counting those runs
+		// failed.
+		if cancelled, err = tx.cancelRollouts(job.job.Name, by); err != nil {
+			return ch, err
+		}
 	}
-	lines := jobChangeLines(ch)
 	if dropped > 0 {
-		lines = append(lines, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
+		ch.Notes = append(ch.Notes, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
 	}
+	ch.Notes = append(ch.Notes, cancelled...)
 	return ch, tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
-		Changes: append(lines, cancelled...)})
+		Changes: append(jobChangeLines(ch), ch.Notes...)})
 }
 
 // queuedStart is a START held back by max_parallel_targets.

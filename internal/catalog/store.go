@@ -663,6 +663,9 @@ type RolloutTargetRow struct {
 	// Held: a START of the job is held back for the target on the master
 	// (max_parallel_targets).
 	Held bool
+	// Gone: the target was deleted (or defected) since; a run it has not
+	// uploaded never will be.
+	Gone bool
 }
 
 // RunRow is a run as a target reported it.

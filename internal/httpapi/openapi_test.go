@@ -262,7 +262,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Instruction":  muster.Instruction{},
 		"JobTarget":    muster.JobTarget{},
 		"JobChange": muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}},
-			LeftOut: []string{"x"}, Warnings: []string{"x"}},
+			LeftOut: []string{"x"}, Warnings: []string{"x"}, Notes: []string{"x"}},
 		"StartResult":   muster.StartResult{Rollout: &muster.Rollout{}},
 		"RolloutSpec":   muster.RolloutSpec{},
 		"Rollout":       muster.Rollout{Reason: "x", EndedAt: new(time.Time)},

@@ -50,8 +50,10 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 			CASE WHEN r.status IS NULL AND i.status IS NULL AND rt.wave <= ro.current_wave
 				THEN EXISTS (SELECT 1 FROM queued_starts q JOIN jobs j ON j.id = q.job_id
 					WHERE j.name = ro.job_name AND q.target_id = rt.target_id)
-				ELSE FALSE END
+				ELSE FALSE END,
+			COALESCE(tg.state, 'defected') <> 'active'
 		FROM rollout_targets rt JOIN rollouts ro ON ro.id = rt.rollout_id
+		LEFT JOIN targets tg ON tg.id = rt.target_id
 		LEFT JOIN runs r ON r.target_id = rt.target_id AND r.run_id = rt.run_id
 		LEFT JOIN instructions i ON i.target_id = rt.target_id AND i.run_id = rt.run_id AND i.run_id <> ''
 		WHERE ` + in(a, "rt.rollout_id", rolloutIDs) + ` ORDER BY rt.rollout_id, rt.position`
@@ -59,7 +61,7 @@ func (s *Queries) RolloutTargets(ctx context.Context, rolloutIDs []int64) ([]cat
 		var expires sql.NullInt64
 		var run, start string
 		err = r.Scan(&t.RolloutID, &t.Position, &t.Wave, &t.TargetID, &t.Target, &t.RunID,
-			&run, &t.DurationMS, &t.Message, &start, &t.StartError, &expires, &t.Held)
+			&run, &t.DurationMS, &t.Message, &start, &t.StartError, &expires, &t.Held, &t.Gone)
 		t.RunStatus, t.StartStatus, t.ExpiresAt = muster.RunStatus(run), muster.InstructionStatus(start), fromNullMS(expires)
 		return t, err
 	}, q, a.vals...)
