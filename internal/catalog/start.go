@@ -322,7 +322,8 @@ func (c *Catalog) StopJob(ctx context.Context, name string, targets []string, by
 // cancels the job's running rollouts, and records it in the audit log.
 func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.JobChange, error) {
 	name := job.job.Name
-	names := normalizeTargets(targets)
+	// A target named twice (in two spellings) is stopped once.
+	names := slices.Compact(slices.Sorted(slices.Values(normalizeTargets(targets))))
 	if len(names) == 0 {
 		names = job.targetNames()
 	}
