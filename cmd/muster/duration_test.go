@@ -73,10 +73,10 @@ func TestDurationFlagsTakeDays(t *testing.T) {
 // An enlistment token's --ttl out of range is refused by the command, naming
 // its flag and the range in the flag's own units, before any request.
 func TestTokenTTLOutOfRange(t *testing.T) {
-	for _, ttl := range []string{"8d", "30s"} {
+	for ttl, said := range map[string]string{"8d": "8d", "30s": "30s", "0": "0s", "0s": "0s"} {
 		var stdout, stderr strings.Builder
 		code := run([]string{"token", "create", "--target", "web1", "--ttl", ttl, "--addr", "https://127.0.0.1:1"}, &stdout, &stderr)
-		if want := "muster: --ttl: a token lives from 1m to 7d, not " + ttl + "\n"; code != 1 || stderr.String() != want {
+		if want := "muster: --ttl: a token lives from 1m to 7d, not " + said + "\n"; code != 1 || stderr.String() != want {
 			t.Errorf("--ttl %s: exit %d, stderr %q; want 1, %q", ttl, code, stderr.String(), want)
 		}
 	}

@@ -29,8 +29,12 @@ hash. Pass it to "muster enlist --token" on the target.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if ttl < time.Minute || ttl > catalog.MaxEnlistTokenTTL {
-				most, d := days(catalog.MaxEnlistTokenTTL), days(ttl)
-				return fmt.Errorf("--ttl: a token lives from 1m to %s, not %s", most.String(), d.String())
+				most, given := days(catalog.MaxEnlistTokenTTL), days(ttl)
+				said := given.String()
+				if ttl == 0 {
+					said = "0s" // days shows no zero, as a default it hides
+				}
+				return fmt.Errorf("--ttl: a token lives from 1m to %s, not %s", most.String(), said)
 			}
 			c, err := cf.client()
 			if err != nil {

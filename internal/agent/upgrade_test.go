@@ -166,10 +166,23 @@ func TestOlderStoreUpgrades(t *testing.T) {
 // the target's limits allow, each starting where the one before it ended,
 // in bytes.
 func TestOlderStoreMovesLongOutputInChunks(t *testing.T) {
+	t.Run("text", func(t *testing.T) { testOlderStoreMovesLongOutput(t, strings.Repeat("é", 300_000)) }) // 600,000 bytes
+	// A NUL is a character of the output as any other: what follows it
+	// is moved too.
+	t.Run("with a NUL", func(t *testing.T) { testOlderStoreMovesLongOutput(t, "a\x00"+strings.Repeat("é", 300_000)) })
+	// Chunks of a longer one end before a character, whichever byte of
+	// one the limit falls on.
+	t.Run("cut in a character", func(t *testing.T) { testOlderStoreMovesLongOutput(t, "\x00"+strings.Repeat("é", 1_100_000)) })
+	t.Run("cut in a character of three bytes", func(t *testing.T) {
+		testOlderStoreMovesLongOutput(t, "a\x00"+strings.Repeat("€", 800_000)+"\x00end")
+	})
+	t.Run("cut before a character", func(t *testing.T) { testOlderStoreMovesLongOutput(t, strings.Repeat("x", 3<<20)) })
+}
+
+func testOlderStoreMovesLongOutput(t *testing.T, out string) {
 	ctx := context.Background()
 	file := filepath.Join(t.TempDir(), StoreFile)
 	write, read := migratedBefore(t, file, "0006")
-	out := strings.Repeat("é", 300_000) // 600,000 bytes
 	r := muster.Run{Job: "j", Target: "web1", RunID: "r1", Status: muster.RunFailed, StartedAt: time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC),
 		Steps: []muster.StepAttempt{{Name: "a", Attempt: 1, Status: muster.AttemptFailed, Output: out}}}
 	data, err := json.Marshal(r)
