@@ -156,8 +156,12 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 	case muster.RolloutHalted:
 		// The master's reason: more runs failed than allowed, or a target
 		// of the next wave was deleted or taken out of the job.
+		reason := ro.Reason
+		if reason == "" { // a master that records none
+			reason = fmt.Sprintf("%d run(s) failed, more than --max-failures %d", ro.Failed, ro.MaxFailures)
+		}
 		return &exitError{code: 1, err: fmt.Errorf("stopped after wave %d/%d: %s; not started: %s",
-			ro.Wave, ro.Waves, ro.Reason, dash(strings.Join(waiting(ro), ", ")))}
+			ro.Wave, ro.Waves, reason, dash(strings.Join(waiting(ro), ", ")))}
 	case muster.RolloutCancelled:
 		return &exitError{code: 1, err: fmt.Errorf("rollout %d cancelled after wave %d/%d: %s; not started: %s",
 			ro.ID, ro.Wave, ro.Waves, ro.Reason, dash(strings.Join(waiting(ro), ", ")))}

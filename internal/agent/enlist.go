@@ -203,9 +203,9 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 		}
 	}
 	// The enlistment is committed last: files without it are simply
-	// overwritten by the next attempt. The key it was made with is used
-	// no more for another.
-	os.Remove(filepath.Join(o.DataDir, EnlistKeyFile))
+	// overwritten by the next attempt, which asks again with the key the
+	// master already certified. Once committed, that key is used no more
+	// for another enlistment.
 	err = st.saveEnlistment(ctx, enlistment{
 		MasterURL: u.String(), Masters: group, Name: resp.Name, UID: resp.UID, Epoch: resp.Epoch, Master: resp.Master,
 		PollInterval: resp.PollInterval, EnlistedAt: o.Now(), Location: req.Location,
@@ -213,6 +213,7 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if err != nil {
 		return Enlisted{}, err
 	}
+	os.Remove(filepath.Join(o.DataDir, EnlistKeyFile))
 	return Enlisted{Name: resp.Name, UID: resp.UID, Master: resp.Master, MasterURL: u.String(), Masters: group}, nil
 }
 

@@ -65,11 +65,16 @@ func Backup(ctx context.Context, path, dst string, now time.Time) (Snapshot, err
 			os.Remove(tmp)
 		}
 	}()
+	// Made empty and private first (VACUUM INTO writes into an empty
+	// file): the copy holds what the catalog does, readable by its owner
+	// alone from its first byte.
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return Snapshot{}, fmt.Errorf("--to: %w", err)
+	}
+	f.Close()
 	if _, err := src.ExecContext(ctx, `VACUUM INTO ?`, tmp); err != nil {
 		return Snapshot{}, fmt.Errorf("back up %s: %w", path, err)
-	}
-	if err := os.Chmod(tmp, 0o600); err != nil {
-		return Snapshot{}, err
 	}
 	if err := stamp(ctx, tmp, now); err != nil {
 		return Snapshot{}, err
