@@ -17,18 +17,7 @@ import (
 func TestStopDropsTheStartsHeldBack(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
-		db, clk, _ := MustOpen(t, eng)
-		a := enlist(t, db, "a")
-		b := enlist(t, db, "b")
-		j := job("deploy", "a", "b")
-		j.MaxParallelTargets = 1
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
-		if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
-			t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
-		}
+		db, clk, a, b, res := startHeldBack(t, eng)
 		if _, err := db.StopJob(ctx, "deploy", nil, admin); err != nil {
 			t.Fatal(err)
 		}
@@ -196,18 +185,7 @@ func TestRetentionTakesEndedRollouts(t *testing.T) {
 func TestPostedStopDropsTheStartsHeldBack(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
-		db, clk, _ := MustOpen(t, eng)
-		a := enlist(t, db, "a")
-		b := enlist(t, db, "b")
-		j := job("deploy", "a", "b")
-		j.MaxParallelTargets = 1
-		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
-		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
-		if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
-			t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
-		}
+		db, clk, a, b, res := startHeldBack(t, eng)
 		posted, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpStop, Job: "deploy"}, admin)
 		if err != nil {
 			t.Fatal(err)
@@ -238,4 +216,23 @@ func TestPostedStopDropsTheStartsHeldBack(t *testing.T) {
 			t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
 		}
 	})
+}
+
+// startHeldBack enlists a and b, applies the job deploy on both with
+// max_parallel_targets 1, and starts it: a's START posted, b's held back.
+func startHeldBack(t *testing.T, eng catalogtest.Engine) (db *catalog.Catalog, clk *clock, a, b catalog.TargetIdentity, res muster.StartResult) {
+	t.Helper()
+	ctx := context.Background()
+	db, clk, _ = MustOpen(t, eng)
+	a, b = enlist(t, db, "a"), enlist(t, db, "b")
+	j := job("deploy", "a", "b")
+	j.MaxParallelTargets = 1
+	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
+	if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
+		t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
+	}
+	return db, clk, a, b, res
 }
