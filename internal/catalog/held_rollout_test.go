@@ -22,21 +22,7 @@ func TestStopDropsTheStartsHeldBack(t *testing.T) {
 			t.Fatal(err)
 		}
 		// a's run is stopped: it ends canceled.
-		at := clk.Now()
-		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
-			Status: muster.RunCanceled, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
-			t.Fatalf("upload: %+v %v", r, err)
-		}
-		if err := db.ReleaseQueuedStarts(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var ops []muster.Operation
-		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
-			ops = append(ops, in.Operation)
-		}
-		if want := []muster.Operation{muster.OpInsert, muster.OpStop}; !slices.Equal(ops, want) {
-			t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
-		}
+		noStartAfterTheStop(t, db, clk, a, b, res)
 		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Job: "deploy"})
 		if err != nil || len(entries) == 0 || entries[0].Action != muster.AuditJobStop ||
 			!slices.Contains(entries[0].Changes, "1 START(s) held back by max_parallel_targets dropped") {
@@ -200,21 +186,7 @@ func TestPostedStopDropsTheStartsHeldBack(t *testing.T) {
 		if !slices.Equal(to, []string{"a", "b"}) {
 			t.Errorf("STOP posted to %v, want a and b", to)
 		}
-		at := clk.Now()
-		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
-			Status: muster.RunCanceled, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
-			t.Fatalf("upload: %+v %v", r, err)
-		}
-		if err := db.ReleaseQueuedStarts(ctx); err != nil {
-			t.Fatal(err)
-		}
-		var ops []muster.Operation
-		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
-			ops = append(ops, in.Operation)
-		}
-		if want := []muster.Operation{muster.OpInsert, muster.OpStop}; !slices.Equal(ops, want) {
-			t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
-		}
+		noStartAfterTheStop(t, db, clk, a, b, res)
 	})
 }
 
@@ -235,4 +207,27 @@ func startHeldBack(t *testing.T, eng catalogtest.Engine) (db *catalog.Catalog, c
 		t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
 	}
 	return db, clk, a, b, res
+}
+
+// noStartAfterTheStop ends a's stopped run of deploy and releases what
+// its slot frees (see startHeldBack): b, whose START was held back, must
+// hold its INSERT and the STOP, and no START after them.
+func noStartAfterTheStop(t *testing.T, db *catalog.Catalog, clk *clock, a, b catalog.TargetIdentity, res muster.StartResult) {
+	t.Helper()
+	ctx := context.Background()
+	at := clk.Now()
+	if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
+		Status: muster.RunCanceled, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+		t.Fatalf("upload: %+v %v", r, err)
+	}
+	if err := db.ReleaseQueuedStarts(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var ops []muster.Operation
+	for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+		ops = append(ops, in.Operation)
+	}
+	if want := []muster.Operation{muster.OpInsert, muster.OpStop}; !slices.Equal(ops, want) {
+		t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
+	}
 }
