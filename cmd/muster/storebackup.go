@@ -100,11 +100,7 @@ func sqliteFlag(name, value string) (string, error) {
 	if strings.HasPrefix(value, "postgres://") || strings.HasPrefix(value, "postgresql://") {
 		return "", muster.Errorf(muster.EINVALID, "%s: a catalog on PostgreSQL is backed up and restored with pg_dump and pg_restore (docs/ha.md)", name)
 	}
-	path, ok := strings.CutPrefix(value, "sqlite:")
-	if !ok || path == "" {
-		return "", muster.Errorf(muster.EINVALID, "%s: %q is not sqlite:PATH, the catalog.db of a master's data directory", name, value)
-	}
-	return path, nil
+	return sqlitestore.CatalogPath(name, value)
 }
 
 func describeSnapshot(out io.Writer, s sqlitestore.Snapshot) {

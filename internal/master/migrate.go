@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog/pgstore"
@@ -26,9 +25,9 @@ type Migration struct {
 // transaction, the CA's key sealed with the secret in secretFile. Targets
 // keep their enlistment, sequence numbers and the catalog's epoch.
 func MigrateStore(ctx context.Context, from, to, secretFile string) (Migration, error) {
-	path, ok := strings.CutPrefix(from, "sqlite:")
-	if !ok || path == "" {
-		return Migration{}, muster.Errorf(muster.EINVALID, "--from: %q is not sqlite:PATH, the catalog.db of a master's data directory", from)
+	path, err := sqlitestore.CatalogPath("--from", from)
+	if err != nil {
+		return Migration{}, err
 	}
 	if !isShared(to) {
 		return Migration{}, muster.Errorf(muster.EINVALID, "--to: %q is not a PostgreSQL URL such as postgres://muster@db.example.com/muster", to)

@@ -9,12 +9,23 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/dirlock"
 	"github.com/musterhq/muster/internal/migration"
 )
+
+// CatalogPath returns the path a flag's sqlite:PATH names, or an error
+// naming the flag.
+func CatalogPath(flag, value string) (string, error) {
+	path, ok := strings.CutPrefix(value, "sqlite:")
+	if !ok || path == "" {
+		return "", muster.Errorf(muster.EINVALID, "%s: %q is not sqlite:PATH, the catalog.db of a master's data directory", flag, value)
+	}
+	return path, nil
+}
 
 // Snapshot describes a catalog file: a backup, or the catalog a backup
 // was taken of.
