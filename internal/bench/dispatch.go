@@ -42,7 +42,10 @@ const (
 	budgetRunningFloorTimes      = 1.25
 	budgetRunningFloorTimesFleet = 1.5
 	budgetRunningP99             = 10
-	budgetRecordedP50            = 10
+	// The run recorded on the master, which DESIGN.md bounds at 5 ms on a
+	// quiet machine: the step's own run, its outcome committed on the
+	// target, the upload and the master's commit after the start.
+	budgetRecordedP50 = 5
 	// On PostgreSQL the master's commit is a network round trip, not a
 	// local write.
 	budgetRunningP50Postgres = 3
@@ -152,7 +155,7 @@ func (r *DispatchResult) Table(w io.Writer) error {
 	}
 	figures = append(figures, figure{
 		name: "start request → run recorded on master", measured: dist(r.StartToRecorded),
-		budget: "p50 ≤ 10 ms",
+		budget: fmt.Sprintf("p50 ≤ %d ms", budgetRecordedP50),
 		result: verdict(r.recordedLimits()...),
 	})
 	return writeTable(w, []string{
