@@ -480,9 +480,10 @@ func (m *msdb) deleteStep(c *call) {
 }
 
 // newSchedule reads the frequency parameters sp_add_jobschedule and
-// sp_add_schedule share.
+// sp_add_schedule share. An end date or time of 0 is read as
+// sp_verify_schedule reads it: no end date (99991231), and 23:59:59.
 func (m *msdb) newSchedule(c *call, name string, intervalDefault int) *agentSchedule {
-	return &agentSchedule{
+	s := &agentSchedule{
 		name: name, file: m.file, line: c.stmt.line,
 		enabled:          c.int("enabled", 1) != 0,
 		freqType:         c.int("freq_type", 0),
@@ -496,6 +497,13 @@ func (m *msdb) newSchedule(c *call, name string, intervalDefault int) *agentSche
 		startTime:        c.int("active_start_time", 0),
 		endTime:          c.int("active_end_time", 235959),
 	}
+	if s.endDate == 0 {
+		s.endDate = 99991231
+	}
+	if s.endTime == 0 {
+		s.endTime = 235959
+	}
+	return s
 }
 
 func (m *msdb) addJobSchedule(c *call) {
