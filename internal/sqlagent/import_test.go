@@ -229,3 +229,50 @@ EXEC sp_add_jobschedule @job_name = N'j', @name = N'x', `+tc.params+"\n")
 		}
 	}
 }
+
+// sp_delete_jobstep renumbers the steps after the one it deletes, and the
+// references to them, then sets every reference to the deleted step's
+// number to quit (with success on success, with failure on failure), as
+// msdb's procedure does: that number, after the renumbering, also names the
+// step that followed the deleted one. The import does the same, and notes
+// each reference it sets to quit.
+func TestImportDeletesAStepAsMSDBDoes(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'Load'
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Extract', @command = N'EXEC etl.Extract',
+    @on_success_action = 4, @on_success_step_id = 2, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Old transform', @command = N'EXEC etl.OldTransform',
+    @on_success_action = 3, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Transform', @command = N'EXEC etl.Transform',
+    @on_success_action = 3, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Publish', @command = N'EXEC etl.Publish',
+    @on_success_action = 1, @on_fail_action = 4, @on_fail_step_id = 3
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Report', @command = N'EXEC etl.Report', @on_success_action = 2
+EXEC sp_add_jobserver @job_name = N'Load', @server_name = N'SQL01'
+EXEC sp_delete_jobstep @job_name = N'Load', @step_id = 2
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	type flow struct{ name, success, failure string }
+	var got []flow
+	for _, s := range res.Jobs[0].Steps {
+		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
+	}
+	want := []flow{
+		{"Extract", "quit_success", "goto:Report"}, // went to the deleted step
+		{"Transform", "", "goto:Report"},
+		{"Publish", "quit_success", ""}, // went to Transform, step 3, which became step 2
+		{"Report", "quit_failure", ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, want := range []struct{ step, text string }{
+		{"Extract", `@on_success_action went to step 2, "Old transform", which sp_delete_jobstep deletes here; as in SQL Server, it quits with success instead`},
+		{"Publish", `@on_fail_action went to step 3, "Transform", which sp_delete_jobstep renumbers 2 here and then, as for the deleted step 2, sets every reference to it to quit; as in SQL Server, it quits with failure instead`},
+	} {
+		if !hasFinding(res, sqlagent.Note, `a.sql:12: job "Load": step "`+want.step+`": `+want.text) {
+			t.Errorf("no note %q on step %s in %v", want.text, want.step, res.Findings)
+		}
+	}
+}

@@ -469,12 +469,38 @@ func (m *msdb) deleteStep(c *call) {
 	}
 	id := slices.Index(j.steps, s) + 1
 	j.steps = slices.Delete(j.steps, id-1, id)
+	// As msdb's sp_delete_jobstep: references past the deleted step move
+	// down one; then every reference to the deleted step's number quits,
+	// with success on success and failure on failure. After the renumbering
+	// that number also names the step that followed the deleted one, so
+	// references to it quit too.
 	for _, o := range j.steps {
-		if o.onSuccessStep > id {
-			o.onSuccessStep--
-		}
-		if o.onFailStep > id {
-			o.onFailStep--
+		for _, r := range []struct {
+			field      string
+			step, act  *int
+			quit       int
+			quitReason string
+		}{
+			{"@on_success_action", &o.onSuccessStep, &o.onSuccess, actionQuitSuccess, "success"},
+			{"@on_fail_action", &o.onFailStep, &o.onFail, actionQuitFailure, "failure"},
+		} {
+			was := *r.step
+			if *r.step > id {
+				*r.step--
+			}
+			if *r.step != id {
+				continue
+			}
+			if *r.act != r.quit {
+				if was == id {
+					j.note(m.file, c.stmt.line, Note, o.name, "", "%s went to step %d, %s, which sp_delete_jobstep deletes here; as in SQL Server, it quits with %s instead",
+						r.field, was, quote(s.name), r.quitReason)
+				} else {
+					j.note(m.file, c.stmt.line, Note, o.name, "", "%s went to step %d, %s, which sp_delete_jobstep renumbers %d here and then, as for the deleted step %d, sets every reference to it to quit; as in SQL Server, it quits with %s instead",
+						r.field, was, quote(j.steps[id-1].name), id, id, r.quitReason)
+				}
+			}
+			*r.step, *r.act = 0, r.quit
 		}
 	}
 }
