@@ -276,3 +276,53 @@ EXEC sp_delete_jobstep @job_name = N'Load', @step_id = 2
 		}
 	}
 }
+
+// A script that changes schedules after making them (sp_update_schedule,
+// sp_update_jobschedule), takes them off jobs (sp_detach_schedule,
+// sp_delete_jobschedule) or deletes them (sp_delete_schedule) leaves each
+// job with the schedules msdb would hold: a schedule shared by several
+// jobs changes for all of them, and a change SQL Server refuses is
+// reported and changes nothing.
+func TestImportChangesSchedulesAsMSDBDoes(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_schedule @schedule_name = N'Nightly', @freq_type = 4, @freq_interval = 1, @active_start_time = 010000
+EXEC sp_add_schedule @schedule_name = N'Hourly', @freq_type = 4, @freq_interval = 1, @freq_subday_type = 8, @freq_subday_interval = 1
+`+job("a")+job("b")+job("c")+`EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Nightly'
+EXEC sp_attach_schedule @job_name = N'b', @schedule_name = N'Nightly'
+EXEC sp_attach_schedule @job_name = N'b', @schedule_name = N'Hourly'
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Weekly', @freq_type = 8, @freq_interval = 2, @freq_recurrence_factor = 1, @active_start_time = 60000
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Old', @freq_type = 4, @freq_interval = 1
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Paused', @freq_type = 4, @freq_interval = 1, @active_start_time = 120000
+GO
+EXEC sp_update_schedule @name = N'Nightly', @active_start_time = 020000
+EXEC sp_detach_schedule @job_name = N'b', @schedule_name = N'Hourly'
+EXEC sp_update_jobschedule @job_name = N'c', @name = N'Weekly', @new_name = N'Monday', @active_start_time = 70000
+EXEC sp_delete_jobschedule @job_name = N'c', @name = N'Old'
+EXEC sp_update_schedule @name = N'Paused', @enabled = 0
+EXEC sp_delete_schedule @schedule_name = N'Nightly'
+EXEC sp_delete_schedule @schedule_name = N'Hourly'
+EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Hourly'
+`)
+	got := map[string][]string{}
+	for _, j := range res.Jobs {
+		got[j.Name] = []string{}
+		for _, s := range j.Schedules {
+			got[j.Name] = append(got[j.Name], s.Name+" "+s.At)
+		}
+	}
+	want := map[string][]string{"a": {"Nightly 02:00"}, "b": {"Nightly 02:00"}, "c": {"Monday 07:00"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("schedules %v, want %v", got, want)
+	}
+	for _, want := range []struct{ level, text string }{
+		{sqlagent.LeftOut, `a.sql:24: sp_delete_schedule: schedule "Nightly" is attached to 2 job(s); SQL Server deletes it only with @force_delete = 1; the call is ignored`},
+		{sqlagent.LeftOut, `a.sql:26: sp_attach_schedule: no schedule named "Hourly" is created before this call; job "a" does not get it`},
+		{sqlagent.LeftOut, `a.sql:17: job "c": schedule "Paused": the schedule is disabled (@enabled = 0)`},
+	} {
+		if !hasFinding(res, want.level, want.text) {
+			t.Errorf("no %s finding %q in %v", want.level, want.text, res.Findings)
+		}
+	}
+	if hasFinding(res, sqlagent.LeftOut, "is not read") {
+		t.Errorf("a schedule procedure is reported as not read: %v", res.Findings)
+	}
+}
