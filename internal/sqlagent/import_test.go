@@ -326,3 +326,33 @@ EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Hourly'
 		t.Errorf("a schedule procedure is reported as not read: %v", res.Findings)
 	}
 }
+
+// A step whose command holds SQL Server Agent tokens imports as written,
+// and the report says what the tokens then do to the program that reads
+// the command: /bin/sh and PowerShell run $(…) as a command, a database
+// receives it as text.
+func TestImportSaysWhatUnreplacedTokensDo(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @on_success_action = 3,
+    @command = N'PRINT ''$(ESCAPE_SQUOTE(JOBNAME))'''
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'shell', @subsystem = N'CmdExec', @on_success_action = 3,
+    @command = N'sqlcmd -E -S $(ESCAPE_SQUOTE(SRVR)) -Q "EXEC dbo.Purge" -b'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'ps', @subsystem = N'PowerShell',
+    @command = N'Get-Item SQLSERVER:\SQL\$(ESCAPE_NONE(SRVR))'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`)
+	if len(res.Jobs) != 1 || res.Jobs[0].Steps[1].Shell != `sqlcmd -E -S $(ESCAPE_SQUOTE(SRVR)) -Q "EXEC dbo.Purge" -b` {
+		t.Fatalf("jobs %+v, findings %v", res.Jobs, res.Findings)
+	}
+	for _, want := range []struct{ step, text string }{
+		{"sql", "tokens such as $(ESCAPE_SQUOTE(JOBNAME)), which muster does not replace: the database receives them as written"},
+		{"shell", "tokens such as $(ESCAPE_SQUOTE(SRVR)), which muster does not replace: to /bin/sh, $(…) runs a command, so the step fails"},
+		{"shell", "$MUSTER_JOB, $MUSTER_TARGET and $MUSTER_RUN_ID"},
+		{"ps", "tokens such as $(ESCAPE_NONE(SRVR)), which muster does not replace: to PowerShell, $(…) outside single quotes runs a command"},
+		{"ps", "$env:MUSTER_JOB"},
+	} {
+		if !hasFinding(res, sqlagent.LeftOut, `job "j": step "`+want.step+`": `, want.text) {
+			t.Errorf("no finding %q on step %s in %v", want.text, want.step, res.Findings)
+		}
+	}
+}
