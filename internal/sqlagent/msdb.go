@@ -532,13 +532,16 @@ func (m *msdb) deleteStep(c *call) {
 }
 
 // newSchedule reads the frequency parameters sp_add_jobschedule and
-// sp_add_schedule share. An end date or time of 0 is read as
-// sp_verify_schedule reads it: no end date (99991231), and 23:59:59.
-func (m *msdb) newSchedule(c *call, name string, intervalDefault int) *agentSchedule {
+// sp_add_schedule share, with the defaults of the procedure: sp_add_schedule
+// has no frequency by default and fires on day 1 (@freq_interval 1),
+// sp_add_jobschedule fires once (@freq_type 1) with @freq_interval 0. An end
+// date or time of 0 is read as sp_verify_schedule reads it: no end date
+// (99991231), and 23:59:59.
+func (m *msdb) newSchedule(c *call, name string, typeDefault, intervalDefault int) *agentSchedule {
 	s := &agentSchedule{
 		name: name, file: m.file, line: c.stmt.line,
 		enabled:          c.int("enabled", 1) != 0,
-		freqType:         c.int("freq_type", 0),
+		freqType:         c.int("freq_type", typeDefault),
 		freqInterval:     c.int("freq_interval", intervalDefault),
 		subdayType:       c.int("freq_subday_type", 0),
 		subdayInterval:   c.int("freq_subday_interval", 0),
@@ -596,7 +599,7 @@ func (m *msdb) addJobSchedule(c *call) {
 	if j == nil {
 		return
 	}
-	s := m.newSchedule(c, c.str("name", ""), 0)
+	s := m.newSchedule(c, c.str("name", ""), freqOnce, 0)
 	c.output("schedule_id", binding{sched: s})
 	if j.attach(m.file, c.stmt.line, s) {
 		m.indexSchedule(s)
@@ -604,7 +607,7 @@ func (m *msdb) addJobSchedule(c *call) {
 }
 
 func (m *msdb) addSchedule(c *call) {
-	s := m.newSchedule(c, c.str("schedule_name", ""), 1)
+	s := m.newSchedule(c, c.str("schedule_name", ""), 0, 1)
 	c.output("schedule_id", binding{sched: s})
 	c.output("schedule_uid", binding{sched: s})
 	if m.sharedSchedules >= maxSharedSchedules {
