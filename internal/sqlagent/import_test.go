@@ -356,3 +356,26 @@ EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
 		}
 	}
 }
+
+// sp_add_schedule's @freq_interval is 0 by default, as msdb declares it: a
+// weekly or monthly schedule that does not name its days is one SQL Server
+// refuses, and the import leaves it out saying so, rather than firing on
+// Sundays or on the 1st.
+func TestImportScheduleWithoutItsDays(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", job("j")+`EXEC sp_add_schedule @schedule_name = N'Weekly', @freq_type = 8, @freq_recurrence_factor = 1
+EXEC sp_add_schedule @schedule_name = N'Monthly', @freq_type = 16, @freq_recurrence_factor = 1
+EXEC sp_attach_schedule @job_name = N'j', @schedule_name = N'Weekly'
+EXEC sp_attach_schedule @job_name = N'j', @schedule_name = N'Monthly'
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Schedules) != 0 {
+		t.Fatalf("jobs %+v, want j without schedules", res.Jobs)
+	}
+	for _, want := range []string{
+		`a.sql:4: job "j": schedule "Weekly": @freq_interval 0 names no weekday`,
+		`a.sql:5: job "j": schedule "Monthly": @freq_interval 0 is not a day of the month`,
+	} {
+		if !hasFinding(res, sqlagent.LeftOut, want) {
+			t.Errorf("no finding %q in %v", want, res.Findings)
+		}
+	}
+}

@@ -532,17 +532,16 @@ func (m *msdb) deleteStep(c *call) {
 }
 
 // newSchedule reads the frequency parameters sp_add_jobschedule and
-// sp_add_schedule share, with the defaults of the procedure: sp_add_schedule
-// has no frequency by default and fires on day 1 (@freq_interval 1),
-// sp_add_jobschedule fires once (@freq_type 1) with @freq_interval 0. An end
-// date or time of 0 is read as sp_verify_schedule reads it: no end date
-// (99991231), and 23:59:59.
-func (m *msdb) newSchedule(c *call, name string, typeDefault, intervalDefault int) *agentSchedule {
+// sp_add_schedule share, with msdb's defaults: @freq_interval is 0 for
+// both, @freq_type 0 (none) for sp_add_schedule and 1 (once) for
+// sp_add_jobschedule. An end date or time of 0 is read as
+// sp_verify_schedule reads it: no end date (99991231), and 23:59:59.
+func (m *msdb) newSchedule(c *call, name string, typeDefault int) *agentSchedule {
 	s := &agentSchedule{
 		name: name, file: m.file, line: c.stmt.line,
 		enabled:          c.int("enabled", 1) != 0,
 		freqType:         c.int("freq_type", typeDefault),
-		freqInterval:     c.int("freq_interval", intervalDefault),
+		freqInterval:     c.int("freq_interval", 0),
 		subdayType:       c.int("freq_subday_type", 0),
 		subdayInterval:   c.int("freq_subday_interval", 0),
 		relativeInterval: c.int("freq_relative_interval", 0),
@@ -599,7 +598,7 @@ func (m *msdb) addJobSchedule(c *call) {
 	if j == nil {
 		return
 	}
-	s := m.newSchedule(c, c.str("name", ""), freqOnce, 0)
+	s := m.newSchedule(c, c.str("name", ""), freqOnce)
 	c.output("schedule_id", binding{sched: s})
 	if j.attach(m.file, c.stmt.line, s) {
 		m.indexSchedule(s)
@@ -607,7 +606,7 @@ func (m *msdb) addJobSchedule(c *call) {
 }
 
 func (m *msdb) addSchedule(c *call) {
-	s := m.newSchedule(c, c.str("schedule_name", ""), 0, 1)
+	s := m.newSchedule(c, c.str("schedule_name", ""), 0)
 	c.output("schedule_id", binding{sched: s})
 	c.output("schedule_uid", binding{sched: s})
 	if m.sharedSchedules >= maxSharedSchedules {
