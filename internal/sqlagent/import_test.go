@@ -379,3 +379,43 @@ EXEC sp_attach_schedule @job_name = N'j', @schedule_name = N'Monthly'
 		}
 	}
 }
+
+// SSMS scripts a schedule that several jobs share once for each job, with
+// the same @schedule_uid: msdb's sp_add_schedule then finds the schedule of
+// that uid and sp_add_jobschedule attaches it, so there is one schedule. A
+// later change to it by name changes it for every job, and a later job can
+// attach it by name.
+func TestImportSharesASchedulesByItsUID(t *testing.T) {
+	const nightly = `EXEC @ReturnCode = msdb.dbo.sp_add_jobschedule @job_id=@jobId, @name=N'Nightly', 
+		@enabled=1, 
+		@freq_type=4, 
+		@freq_interval=1, 
+		@freq_subday_type=1, 
+		@active_start_date=20240115, 
+		@active_end_date=99991231, 
+		@active_start_time=10000, 
+		@active_end_time=235959, 
+		@schedule_uid=N'5d3b7a52-2f4c-4a8e-9d0b-0f3f0e6d8a11'
+`
+	script := func(name string) string {
+		return `DECLARE @ReturnCode INT, @jobId BINARY(16)
+EXEC @ReturnCode = msdb.dbo.sp_add_job @job_name=N'` + name + `', @job_id = @jobId OUTPUT
+EXEC @ReturnCode = msdb.dbo.sp_add_jobstep @job_id=@jobId, @step_name=N'run', @subsystem=N'TSQL', @command=N'SELECT 1'
+` + nightly + `EXEC @ReturnCode = msdb.dbo.sp_add_jobserver @job_id = @jobId, @server_name = N'SQL01'
+GO
+`
+	}
+	res := importText(t, sqlagent.Options{}, "a.sql", script("a")+script("b"), "b.sql", job("c")+`EXEC sp_attach_schedule @job_name = N'c', @schedule_name = N'Nightly'
+EXEC sp_update_schedule @name = N'Nightly', @active_start_time = 030000
+`)
+	got := map[string][]string{}
+	for _, j := range res.Jobs {
+		for _, s := range j.Schedules {
+			got[j.Name] = append(got[j.Name], s.Name+" "+s.At)
+		}
+	}
+	want := map[string][]string{"a": {"Nightly 03:00"}, "b": {"Nightly 03:00"}, "c": {"Nightly 03:00"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("schedules %v, want %v; findings %v", got, want, res.Findings)
+	}
+}

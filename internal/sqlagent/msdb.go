@@ -19,7 +19,9 @@ type msdb struct {
 	jobIndex map[string]*agentJob // by lower-cased name
 	// schedules are those sysschedules holds (made by sp_add_schedule, or
 	// by sp_add_jobschedule for its job), by lower-cased name.
-	schedules       map[string]map[*agentSchedule]bool
+	schedules map[string]map[*agentSchedule]bool
+	// scheduleUIDs are the schedules made with a @schedule_uid, by it.
+	scheduleUIDs    map[string]*agentSchedule
 	sharedSchedules int
 	operators       []*agentOperator
 	// categories the scripts declare with sp_add_category, as written.
@@ -107,6 +109,7 @@ type agentSchedule struct {
 	// deleted is set once sysschedules no longer holds it.
 	jobs    map[*agentJob]bool
 	deleted bool
+	uid     string // the @schedule_uid it was made with, lower-cased
 
 	freqType, freqInterval       int
 	subdayType, subdayInterval   int
@@ -146,6 +149,7 @@ const (
 
 func newMSDB() *msdb {
 	return &msdb{jobIndex: map[string]*agentJob{}, schedules: map[string]map[*agentSchedule]bool{},
+		scheduleUIDs:  map[string]*agentSchedule{},
 		operatorIndex: map[string]*agentOperator{}, categorySet: map[string]bool{}, groupIndex: map[string]*agentGroup{}}
 }
 
@@ -599,14 +603,29 @@ func (m *msdb) addJobSchedule(c *call) {
 		return
 	}
 	s := m.newSchedule(c, c.str("name", ""), freqOnce)
+	if old := m.sameUID(c, s); old != nil {
+		c.output("schedule_id", binding{sched: old})
+		c.output("schedule_uid", binding{sched: old})
+		if !old.jobs[j] {
+			j.attach(m.file, c.stmt.line, old)
+		}
+		return
+	}
 	c.output("schedule_id", binding{sched: s})
+	c.output("schedule_uid", binding{sched: s})
 	if j.attach(m.file, c.stmt.line, s) {
 		m.indexSchedule(s)
+		m.rememberUID(s)
 	}
 }
 
 func (m *msdb) addSchedule(c *call) {
 	s := m.newSchedule(c, c.str("schedule_name", ""), 0)
+	if old := m.sameUID(c, s); old != nil {
+		c.output("schedule_id", binding{sched: old})
+		c.output("schedule_uid", binding{sched: old})
+		return
+	}
 	c.output("schedule_id", binding{sched: s})
 	c.output("schedule_uid", binding{sched: s})
 	if m.sharedSchedules >= maxSharedSchedules {
@@ -615,6 +634,48 @@ func (m *msdb) addSchedule(c *call) {
 	}
 	m.sharedSchedules++
 	m.indexSchedule(s)
+	m.rememberUID(s)
+}
+
+// sameUID sets s.uid to the @schedule_uid a call gives. When a schedule of
+// that uid exists, it returns it, changed to what the call says: msdb's
+// sp_add_schedule updates the schedule of a known uid rather than adding
+// one, which is how SSMS's script of each job that shares a schedule
+// shares it again.
+func (m *msdb) sameUID(c *call, s *agentSchedule) *agentSchedule {
+	var old *agentSchedule
+	b, ok := c.resolve("schedule_uid")
+	switch {
+	case !ok:
+		return nil
+	case b.sched != nil && !b.sched.deleted:
+		// A variable an earlier call's @schedule_uid OUTPUT set: an OUTPUT
+		// parameter passes its value in too.
+		old = b.sched
+	case b.v.kind == valString:
+		s.uid = strings.ToLower(strings.Trim(b.v.text, "{} "))
+		if strings.Trim(s.uid, "0-") == "" {
+			s.uid = "" // the zero uid, which msdb reads as none
+		}
+		old = m.scheduleUIDs[s.uid]
+	}
+	if old == nil {
+		return nil
+	}
+	m.unindexSchedule(old)
+	old.name, old.enabled = s.name, s.enabled
+	old.freqType, old.freqInterval, old.subdayType, old.subdayInterval = s.freqType, s.freqInterval, s.subdayType, s.subdayInterval
+	old.relativeInterval, old.recurrence = s.relativeInterval, s.recurrence
+	old.startDate, old.endDate, old.startTime, old.endTime = s.startDate, s.endDate, s.startTime, s.endTime
+	m.indexSchedule(old)
+	return old
+}
+
+// rememberUID records the schedule of a uid, if it was made with one.
+func (m *msdb) rememberUID(s *agentSchedule) {
+	if s.uid != "" {
+		m.scheduleUIDs[s.uid] = s
+	}
 }
 
 // indexSchedule and unindexSchedule keep m.schedules' index by name.
@@ -637,6 +698,9 @@ func (m *msdb) unindexSchedule(s *agentSchedule) {
 // dropSchedule deletes a schedule no job uses from sysschedules.
 func (m *msdb) dropSchedule(s *agentSchedule) {
 	m.unindexSchedule(s)
+	if s.uid != "" && m.scheduleUIDs[s.uid] == s {
+		delete(m.scheduleUIDs, s.uid)
+	}
 	s.deleted = true
 }
 
