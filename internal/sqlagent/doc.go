@@ -25,10 +25,16 @@
 // # What carries over
 //
 // The procedures read are sp_add_job, sp_update_job, sp_delete_job,
-// sp_add_jobstep, sp_update_jobstep, sp_add_jobschedule, sp_add_schedule,
-// sp_attach_schedule, sp_add_jobserver, sp_apply_job_to_targets,
-// sp_add_category, sp_add_operator, sp_add_targetservergroup and
-// sp_add_targetsvrgrp_member. What has no equivalent in muster is reported
+// sp_add_jobstep, sp_update_jobstep, sp_delete_jobstep, sp_add_jobschedule,
+// sp_update_jobschedule, sp_delete_jobschedule, sp_add_schedule,
+// sp_update_schedule, sp_attach_schedule, sp_detach_schedule,
+// sp_delete_schedule, sp_add_jobserver, sp_delete_jobserver,
+// sp_apply_job_to_targets, sp_remove_job_from_targets, sp_add_category,
+// sp_add_operator, sp_add_targetservergroup and sp_add_targetsvrgrp_member.
+// Each does what msdb's procedure of that name does, down to how adding or
+// deleting a step renumbers the steps after it and the references to them,
+// and how changing a schedule several jobs share changes it for all of
+// them; a call msdb would refuse is reported and changes nothing. What has no equivalent in muster is reported
 // as a Finding, naming the file, line, job, step or schedule and the
 // reason; the rest still imports. A job with a step that cannot run in
 // muster (SSIS, Analysis Services, replication, ActiveX scripting) is left

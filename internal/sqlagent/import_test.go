@@ -229,3 +229,193 @@ EXEC sp_add_jobschedule @job_name = N'j', @name = N'x', `+tc.params+"\n")
 		}
 	}
 }
+
+// sp_delete_jobstep renumbers the steps after the one it deletes, and the
+// references to them, then sets every reference to the deleted step's
+// number to quit (with success on success, with failure on failure), as
+// msdb's procedure does: that number, after the renumbering, also names the
+// step that followed the deleted one. The import does the same, and notes
+// each reference it sets to quit.
+func TestImportDeletesAStepAsMSDBDoes(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'Load'
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Extract', @command = N'EXEC etl.Extract',
+    @on_success_action = 4, @on_success_step_id = 2, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Old transform', @command = N'EXEC etl.OldTransform',
+    @on_success_action = 3, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Transform', @command = N'EXEC etl.Transform',
+    @on_success_action = 3, @on_fail_action = 4, @on_fail_step_id = 5
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Publish', @command = N'EXEC etl.Publish',
+    @on_success_action = 1, @on_fail_action = 4, @on_fail_step_id = 3
+EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Report', @command = N'EXEC etl.Report', @on_success_action = 2
+EXEC sp_add_jobserver @job_name = N'Load', @server_name = N'SQL01'
+EXEC sp_delete_jobstep @job_name = N'Load', @step_id = 2
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	type flow struct{ name, success, failure string }
+	var got []flow
+	for _, s := range res.Jobs[0].Steps {
+		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
+	}
+	want := []flow{
+		{"Extract", "quit_success", "goto:Report"}, // went to the deleted step
+		{"Transform", "", "goto:Report"},
+		{"Publish", "quit_success", ""}, // went to Transform, step 3, which became step 2
+		{"Report", "quit_failure", ""},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, want := range []struct{ step, text string }{
+		{"Extract", `@on_success_action went to step 2, "Old transform", which sp_delete_jobstep deletes here; as in SQL Server, it quits with success instead`},
+		{"Publish", `@on_fail_action went to step 3, "Transform", which sp_delete_jobstep renumbers 2 here and then, as for the deleted step 2, sets every reference to it to quit; as in SQL Server, it quits with failure instead`},
+	} {
+		if !hasFinding(res, sqlagent.Note, `a.sql:12: job "Load": step "`+want.step+`": `+want.text) {
+			t.Errorf("no note %q on step %s in %v", want.text, want.step, res.Findings)
+		}
+	}
+}
+
+// A script that changes schedules after making them (sp_update_schedule,
+// sp_update_jobschedule), takes them off jobs (sp_detach_schedule,
+// sp_delete_jobschedule) or deletes them (sp_delete_schedule) leaves each
+// job with the schedules msdb would hold: a schedule shared by several
+// jobs changes for all of them, and a change SQL Server refuses is
+// reported and changes nothing.
+func TestImportChangesSchedulesAsMSDBDoes(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_schedule @schedule_name = N'Nightly', @freq_type = 4, @freq_interval = 1, @active_start_time = 010000
+EXEC sp_add_schedule @schedule_name = N'Hourly', @freq_type = 4, @freq_interval = 1, @freq_subday_type = 8, @freq_subday_interval = 1
+`+job("a")+job("b")+job("c")+`EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Nightly'
+EXEC sp_attach_schedule @job_name = N'b', @schedule_name = N'Nightly'
+EXEC sp_attach_schedule @job_name = N'b', @schedule_name = N'Hourly'
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Weekly', @freq_type = 8, @freq_interval = 2, @freq_recurrence_factor = 1, @active_start_time = 60000
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Old', @freq_type = 4, @freq_interval = 1
+EXEC sp_add_jobschedule @job_name = N'c', @name = N'Paused', @freq_type = 4, @freq_interval = 1, @active_start_time = 120000
+GO
+EXEC sp_update_schedule @name = N'Nightly', @active_start_time = 020000
+EXEC sp_detach_schedule @job_name = N'b', @schedule_name = N'Hourly'
+EXEC sp_update_jobschedule @job_name = N'c', @name = N'Weekly', @new_name = N'Monday', @active_start_time = 70000
+EXEC sp_delete_jobschedule @job_name = N'c', @name = N'Old'
+EXEC sp_update_schedule @name = N'Paused', @enabled = 0
+EXEC sp_delete_schedule @schedule_name = N'Nightly'
+EXEC sp_delete_schedule @schedule_name = N'Hourly'
+EXEC sp_attach_schedule @job_name = N'a', @schedule_name = N'Hourly'
+`)
+	got := map[string][]string{}
+	for _, j := range res.Jobs {
+		got[j.Name] = []string{}
+		for _, s := range j.Schedules {
+			got[j.Name] = append(got[j.Name], s.Name+" "+s.At)
+		}
+	}
+	want := map[string][]string{"a": {"Nightly 02:00"}, "b": {"Nightly 02:00"}, "c": {"Monday 07:00"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("schedules %v, want %v", got, want)
+	}
+	for _, want := range []struct{ level, text string }{
+		{sqlagent.LeftOut, `a.sql:24: sp_delete_schedule: schedule "Nightly" is attached to 2 job(s); SQL Server deletes it only with @force_delete = 1; the call is ignored`},
+		{sqlagent.LeftOut, `a.sql:26: sp_attach_schedule: no schedule named "Hourly" is created before this call; job "a" does not get it`},
+		{sqlagent.LeftOut, `a.sql:17: job "c": schedule "Paused": the schedule is disabled (@enabled = 0)`},
+	} {
+		if !hasFinding(res, want.level, want.text) {
+			t.Errorf("no %s finding %q in %v", want.level, want.text, res.Findings)
+		}
+	}
+	if hasFinding(res, sqlagent.LeftOut, "is not read") {
+		t.Errorf("a schedule procedure is reported as not read: %v", res.Findings)
+	}
+}
+
+// A step whose command holds SQL Server Agent tokens imports as written,
+// and the report says what the tokens then do to the program that reads
+// the command: /bin/sh and PowerShell run $(…) as a command, a database
+// receives it as text.
+func TestImportSaysWhatUnreplacedTokensDo(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @on_success_action = 3,
+    @command = N'PRINT ''$(ESCAPE_SQUOTE(JOBNAME))'''
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'shell', @subsystem = N'CmdExec', @on_success_action = 3,
+    @command = N'sqlcmd -E -S $(ESCAPE_SQUOTE(SRVR)) -Q "EXEC dbo.Purge" -b'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'ps', @subsystem = N'PowerShell',
+    @command = N'Get-Item SQLSERVER:\SQL\$(ESCAPE_NONE(SRVR))'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`)
+	if len(res.Jobs) != 1 || res.Jobs[0].Steps[1].Shell != `sqlcmd -E -S $(ESCAPE_SQUOTE(SRVR)) -Q "EXEC dbo.Purge" -b` {
+		t.Fatalf("jobs %+v, findings %v", res.Jobs, res.Findings)
+	}
+	for _, want := range []struct{ step, text string }{
+		{"sql", "tokens such as $(ESCAPE_SQUOTE(JOBNAME)), which muster does not replace: the database receives them as written"},
+		{"shell", "tokens such as $(ESCAPE_SQUOTE(SRVR)), which muster does not replace: to /bin/sh, $(…) runs a command, so the step fails"},
+		{"shell", "$MUSTER_JOB, $MUSTER_TARGET and $MUSTER_RUN_ID"},
+		{"ps", "tokens such as $(ESCAPE_NONE(SRVR)), which muster does not replace: to PowerShell, $(…) outside single quotes runs a command"},
+		{"ps", "$env:MUSTER_JOB"},
+	} {
+		if !hasFinding(res, sqlagent.LeftOut, `job "j": step "`+want.step+`": `, want.text) {
+			t.Errorf("no finding %q on step %s in %v", want.text, want.step, res.Findings)
+		}
+	}
+}
+
+// sp_add_schedule's @freq_interval is 0 by default, as msdb declares it: a
+// weekly or monthly schedule that does not name its days is one SQL Server
+// refuses, and the import leaves it out saying so, rather than firing on
+// Sundays or on the 1st.
+func TestImportScheduleWithoutItsDays(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", job("j")+`EXEC sp_add_schedule @schedule_name = N'Weekly', @freq_type = 8, @freq_recurrence_factor = 1
+EXEC sp_add_schedule @schedule_name = N'Monthly', @freq_type = 16, @freq_recurrence_factor = 1
+EXEC sp_attach_schedule @job_name = N'j', @schedule_name = N'Weekly'
+EXEC sp_attach_schedule @job_name = N'j', @schedule_name = N'Monthly'
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Schedules) != 0 {
+		t.Fatalf("jobs %+v, want j without schedules", res.Jobs)
+	}
+	for _, want := range []string{
+		`a.sql:4: job "j": schedule "Weekly": @freq_interval 0 names no weekday`,
+		`a.sql:5: job "j": schedule "Monthly": @freq_interval 0 is not a day of the month`,
+	} {
+		if !hasFinding(res, sqlagent.LeftOut, want) {
+			t.Errorf("no finding %q in %v", want, res.Findings)
+		}
+	}
+}
+
+// SSMS scripts a schedule that several jobs share once for each job, with
+// the same @schedule_uid: msdb's sp_add_schedule then finds the schedule of
+// that uid and sp_add_jobschedule attaches it, so there is one schedule. A
+// later change to it by name changes it for every job, and a later job can
+// attach it by name.
+func TestImportSharesASchedulesByItsUID(t *testing.T) {
+	const nightly = `EXEC @ReturnCode = msdb.dbo.sp_add_jobschedule @job_id=@jobId, @name=N'Nightly', 
+		@enabled=1, 
+		@freq_type=4, 
+		@freq_interval=1, 
+		@freq_subday_type=1, 
+		@active_start_date=20240115, 
+		@active_end_date=99991231, 
+		@active_start_time=10000, 
+		@active_end_time=235959, 
+		@schedule_uid=N'5d3b7a52-2f4c-4a8e-9d0b-0f3f0e6d8a11'
+`
+	script := func(name string) string {
+		return `DECLARE @ReturnCode INT, @jobId BINARY(16)
+EXEC @ReturnCode = msdb.dbo.sp_add_job @job_name=N'` + name + `', @job_id = @jobId OUTPUT
+EXEC @ReturnCode = msdb.dbo.sp_add_jobstep @job_id=@jobId, @step_name=N'run', @subsystem=N'TSQL', @command=N'SELECT 1'
+` + nightly + `EXEC @ReturnCode = msdb.dbo.sp_add_jobserver @job_id = @jobId, @server_name = N'SQL01'
+GO
+`
+	}
+	res := importText(t, sqlagent.Options{}, "a.sql", script("a")+script("b"), "b.sql", job("c")+`EXEC sp_attach_schedule @job_name = N'c', @schedule_name = N'Nightly'
+EXEC sp_update_schedule @name = N'Nightly', @active_start_time = 030000
+`)
+	got := map[string][]string{}
+	for _, j := range res.Jobs {
+		for _, s := range j.Schedules {
+			got[j.Name] = append(got[j.Name], s.Name+" "+s.At)
+		}
+	}
+	want := map[string][]string{"a": {"Nightly 03:00"}, "b": {"Nightly 03:00"}, "c": {"Nightly 03:00"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("schedules %v, want %v; findings %v", got, want, res.Findings)
+	}
+}

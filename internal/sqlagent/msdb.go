@@ -15,9 +15,13 @@ import (
 // calls are run in order, file after file, as if the scripts ran one after
 // another on the same server.
 type msdb struct {
-	jobs            []*agentJob                 // in the order they were made; deleted ones too
-	jobIndex        map[string]*agentJob        // by lower-cased name
-	schedules       map[string][]*agentSchedule // made by sp_add_schedule, by lower-cased name
+	jobs     []*agentJob          // in the order they were made; deleted ones too
+	jobIndex map[string]*agentJob // by lower-cased name
+	// schedules are those sysschedules holds (made by sp_add_schedule, or
+	// by sp_add_jobschedule for its job), by lower-cased name.
+	schedules map[string]map[*agentSchedule]bool
+	// scheduleUIDs are the schedules made with a @schedule_uid, by it.
+	scheduleUIDs    map[string]*agentSchedule
 	sharedSchedules int
 	operators       []*agentOperator
 	// categories the scripts declare with sp_add_category, as written.
@@ -101,6 +105,11 @@ type agentSchedule struct {
 	file    string
 	line    int
 	enabled bool
+	// jobs are those the schedule is attached to (sysjobschedules);
+	// deleted is set once sysschedules no longer holds it.
+	jobs    map[*agentJob]bool
+	deleted bool
+	uid     string // the @schedule_uid it was made with, lower-cased
 
 	freqType, freqInterval       int
 	subdayType, subdayInterval   int
@@ -139,7 +148,8 @@ const (
 )
 
 func newMSDB() *msdb {
-	return &msdb{jobIndex: map[string]*agentJob{}, schedules: map[string][]*agentSchedule{},
+	return &msdb{jobIndex: map[string]*agentJob{}, schedules: map[string]map[*agentSchedule]bool{},
+		scheduleUIDs:  map[string]*agentSchedule{},
 		operatorIndex: map[string]*agentOperator{}, categorySet: map[string]bool{}, groupIndex: map[string]*agentGroup{}}
 }
 
@@ -229,6 +239,16 @@ func (m *msdb) call(st stmt) {
 		m.addSchedule(c)
 	case "sp_attach_schedule":
 		m.attachSchedule(c)
+	case "sp_update_schedule":
+		m.updateSchedule(c)
+	case "sp_update_jobschedule":
+		m.updateJobSchedule(c)
+	case "sp_detach_schedule":
+		m.detachSchedule(c)
+	case "sp_delete_jobschedule":
+		m.deleteJobSchedule(c)
+	case "sp_delete_schedule":
+		m.deleteSchedule(c)
 	case "sp_add_jobserver":
 		m.addJobServer(c)
 	case "sp_delete_jobserver":
@@ -365,6 +385,16 @@ func (m *msdb) deleteJob(c *call) {
 	}
 	j.deleted = true
 	delete(m.jobIndex, strings.ToLower(j.name))
+	// As msdb does, the job's schedules that no other job uses go with it,
+	// unless @delete_unused_schedule = 0.
+	dropUnused := c.int("delete_unused_schedule", 1) != 0
+	for _, s := range j.schedules {
+		delete(s.jobs, j)
+		if dropUnused && len(s.jobs) == 0 {
+			m.dropSchedule(s)
+		}
+	}
+	j.schedules = nil
 }
 
 func (m *msdb) addStep(c *call) {
@@ -469,24 +499,53 @@ func (m *msdb) deleteStep(c *call) {
 	}
 	id := slices.Index(j.steps, s) + 1
 	j.steps = slices.Delete(j.steps, id-1, id)
+	// As msdb's sp_delete_jobstep: references past the deleted step move
+	// down one; then every reference to the deleted step's number quits,
+	// with success on success and failure on failure. After the renumbering
+	// that number also names the step that followed the deleted one, so
+	// references to it quit too.
 	for _, o := range j.steps {
-		if o.onSuccessStep > id {
-			o.onSuccessStep--
-		}
-		if o.onFailStep > id {
-			o.onFailStep--
+		for _, r := range []struct {
+			field      string
+			step, act  *int
+			quit       int
+			quitReason string
+		}{
+			{"@on_success_action", &o.onSuccessStep, &o.onSuccess, actionQuitSuccess, "success"},
+			{"@on_fail_action", &o.onFailStep, &o.onFail, actionQuitFailure, "failure"},
+		} {
+			was := *r.step
+			if *r.step > id {
+				*r.step--
+			}
+			if *r.step != id {
+				continue
+			}
+			if *r.act != r.quit {
+				if was == id {
+					j.note(m.file, c.stmt.line, Note, o.name, "", "%s went to step %d, %s, which sp_delete_jobstep deletes here; as in SQL Server, it quits with %s instead",
+						r.field, was, quote(s.name), r.quitReason)
+				} else {
+					j.note(m.file, c.stmt.line, Note, o.name, "", "%s went to step %d, %s, which sp_delete_jobstep renumbers %d here and then, as for the deleted step %d, sets every reference to it to quit; as in SQL Server, it quits with %s instead",
+						r.field, was, quote(j.steps[id-1].name), id, id, r.quitReason)
+				}
+			}
+			*r.step, *r.act = 0, r.quit
 		}
 	}
 }
 
 // newSchedule reads the frequency parameters sp_add_jobschedule and
-// sp_add_schedule share.
-func (m *msdb) newSchedule(c *call, name string, intervalDefault int) *agentSchedule {
-	return &agentSchedule{
+// sp_add_schedule share, with msdb's defaults: @freq_interval is 0 for
+// both, @freq_type 0 (none) for sp_add_schedule and 1 (once) for
+// sp_add_jobschedule. An end date or time of 0 is read as
+// sp_verify_schedule reads it: no end date (99991231), and 23:59:59.
+func (m *msdb) newSchedule(c *call, name string, typeDefault int) *agentSchedule {
+	s := &agentSchedule{
 		name: name, file: m.file, line: c.stmt.line,
 		enabled:          c.int("enabled", 1) != 0,
-		freqType:         c.int("freq_type", 0),
-		freqInterval:     c.int("freq_interval", intervalDefault),
+		freqType:         c.int("freq_type", typeDefault),
+		freqInterval:     c.int("freq_interval", 0),
 		subdayType:       c.int("freq_subday_type", 0),
 		subdayInterval:   c.int("freq_subday_interval", 0),
 		relativeInterval: c.int("freq_relative_interval", 0),
@@ -496,6 +555,46 @@ func (m *msdb) newSchedule(c *call, name string, intervalDefault int) *agentSche
 		startTime:        c.int("active_start_time", 0),
 		endTime:          c.int("active_end_time", 235959),
 	}
+	s.normalize()
+	return s
+}
+
+// normalize reads an end date or time of 0 as sp_verify_schedule does.
+func (s *agentSchedule) normalize() {
+	if s.endDate == 0 {
+		s.endDate = 99991231
+	}
+	if s.endTime == 0 {
+		s.endTime = 235959
+	}
+}
+
+// update sets the frequency parameters sp_update_schedule and
+// sp_update_jobschedule give, keeping the others, and renames the schedule
+// to @new_name.
+func (m *msdb) update(c *call, s *agentSchedule) {
+	if c.has("enabled") {
+		s.enabled = c.int("enabled", 1) != 0
+	}
+	for _, f := range []struct {
+		param string
+		v     *int
+	}{
+		{"freq_type", &s.freqType}, {"freq_interval", &s.freqInterval}, {"freq_subday_type", &s.subdayType},
+		{"freq_subday_interval", &s.subdayInterval}, {"freq_relative_interval", &s.relativeInterval},
+		{"freq_recurrence_factor", &s.recurrence}, {"active_start_date", &s.startDate},
+		{"active_end_date", &s.endDate}, {"active_start_time", &s.startTime}, {"active_end_time", &s.endTime},
+	} {
+		if c.has(f.param) {
+			*f.v = c.int(f.param, *f.v)
+		}
+	}
+	s.normalize()
+	if name := strings.TrimSpace(c.str("new_name", "")); name != "" {
+		m.unindexSchedule(s)
+		s.name = name
+		m.indexSchedule(s)
+	}
 }
 
 func (m *msdb) addJobSchedule(c *call) {
@@ -503,13 +602,30 @@ func (m *msdb) addJobSchedule(c *call) {
 	if j == nil {
 		return
 	}
-	s := m.newSchedule(c, c.str("name", ""), 0)
+	s := m.newSchedule(c, c.str("name", ""), freqOnce)
+	if old := m.sameUID(c, s); old != nil {
+		c.output("schedule_id", binding{sched: old})
+		c.output("schedule_uid", binding{sched: old})
+		if !old.jobs[j] {
+			j.attach(m.file, c.stmt.line, old)
+		}
+		return
+	}
 	c.output("schedule_id", binding{sched: s})
-	j.attach(m.file, c.stmt.line, s)
+	c.output("schedule_uid", binding{sched: s})
+	if j.attach(m.file, c.stmt.line, s) {
+		m.indexSchedule(s)
+		m.rememberUID(s)
+	}
 }
 
 func (m *msdb) addSchedule(c *call) {
-	s := m.newSchedule(c, c.str("schedule_name", ""), 1)
+	s := m.newSchedule(c, c.str("schedule_name", ""), 0)
+	if old := m.sameUID(c, s); old != nil {
+		c.output("schedule_id", binding{sched: old})
+		c.output("schedule_uid", binding{sched: old})
+		return
+	}
 	c.output("schedule_id", binding{sched: s})
 	c.output("schedule_uid", binding{sched: s})
 	if m.sharedSchedules >= maxSharedSchedules {
@@ -517,8 +633,103 @@ func (m *msdb) addSchedule(c *call) {
 		return
 	}
 	m.sharedSchedules++
+	m.indexSchedule(s)
+	m.rememberUID(s)
+}
+
+// sameUID sets s.uid to the @schedule_uid a call gives. When a schedule of
+// that uid exists, it returns it, changed to what the call says: msdb's
+// sp_add_schedule updates the schedule of a known uid rather than adding
+// one, which is how SSMS's script of each job that shares a schedule
+// shares it again.
+func (m *msdb) sameUID(c *call, s *agentSchedule) *agentSchedule {
+	var old *agentSchedule
+	b, ok := c.resolve("schedule_uid")
+	switch {
+	case !ok:
+		return nil
+	case b.sched != nil && !b.sched.deleted:
+		// A variable an earlier call's @schedule_uid OUTPUT set: an OUTPUT
+		// parameter passes its value in too.
+		old = b.sched
+	case b.v.kind == valString:
+		s.uid = strings.ToLower(strings.Trim(b.v.text, "{} "))
+		if strings.Trim(s.uid, "0-") == "" {
+			s.uid = "" // the zero uid, which msdb reads as none
+		}
+		old = m.scheduleUIDs[s.uid]
+	}
+	if old == nil {
+		return nil
+	}
+	m.unindexSchedule(old)
+	old.name, old.enabled = s.name, s.enabled
+	old.freqType, old.freqInterval, old.subdayType, old.subdayInterval = s.freqType, s.freqInterval, s.subdayType, s.subdayInterval
+	old.relativeInterval, old.recurrence = s.relativeInterval, s.recurrence
+	old.startDate, old.endDate, old.startTime, old.endTime = s.startDate, s.endDate, s.startTime, s.endTime
+	m.indexSchedule(old)
+	return old
+}
+
+// rememberUID records the schedule of a uid, if it was made with one.
+func (m *msdb) rememberUID(s *agentSchedule) {
+	if s.uid != "" {
+		m.scheduleUIDs[s.uid] = s
+	}
+}
+
+// indexSchedule and unindexSchedule keep m.schedules' index by name.
+func (m *msdb) indexSchedule(s *agentSchedule) {
 	key := strings.ToLower(s.name)
-	m.schedules[key] = append(m.schedules[key], s)
+	if m.schedules[key] == nil {
+		m.schedules[key] = map[*agentSchedule]bool{}
+	}
+	m.schedules[key][s] = true
+}
+
+func (m *msdb) unindexSchedule(s *agentSchedule) {
+	key := strings.ToLower(s.name)
+	delete(m.schedules[key], s)
+	if len(m.schedules[key]) == 0 {
+		delete(m.schedules, key)
+	}
+}
+
+// dropSchedule deletes a schedule no job uses from sysschedules.
+func (m *msdb) dropSchedule(s *agentSchedule) {
+	m.unindexSchedule(s)
+	if s.uid != "" && m.scheduleUIDs[s.uid] == s {
+		delete(m.scheduleUIDs, s.uid)
+	}
+	s.deleted = true
+}
+
+// findSchedule finds the schedule a call names by its name parameter or
+// by @schedule_id, or says why it finds none.
+func (m *msdb) findSchedule(c *call, nameParam string) (*agentSchedule, string) {
+	byName := func(name string) (*agentSchedule, string) {
+		found := m.schedules[strings.ToLower(name)]
+		if len(found) > 1 {
+			return nil, fmt.Sprintf("%d schedules are named %q (SQL Server refuses a name that is not unique): name one by @schedule_id", len(found), name)
+		}
+		for s := range found {
+			return s, ""
+		}
+		return nil, fmt.Sprintf("no schedule named %q is created before this call", name)
+	}
+	if c.has(nameParam) {
+		return byName(c.str(nameParam, ""))
+	}
+	b, _ := c.resolve("schedule_id")
+	switch {
+	case b.sched != nil && b.sched.deleted:
+		return nil, fmt.Sprintf("schedule %q was deleted before this call", b.sched.name)
+	case b.sched != nil:
+		return b.sched, ""
+	case b.v.kind == valSchedLookup:
+		return byName(b.v.text)
+	}
+	return nil, "@schedule_id names a schedule this script does not create"
 }
 
 func (m *msdb) attachSchedule(c *call) {
@@ -526,44 +737,135 @@ func (m *msdb) attachSchedule(c *call) {
 	if j == nil {
 		return
 	}
-	var s *agentSchedule
-	if c.has("schedule_name") {
-		name := c.str("schedule_name", "")
-		switch found := m.schedules[strings.ToLower(name)]; len(found) {
-		case 0:
-			m.finding(c.stmt.line, LeftOut, "sp_attach_schedule: no schedule named %q is created (with sp_add_schedule) before this call; job %q does not get it", name, j.name)
-			return
-		case 1:
-			s = found[0]
-		default:
-			m.finding(c.stmt.line, LeftOut, "sp_attach_schedule: %d schedules are named %q; name one by @schedule_id; job %q does not get one", len(found), name, j.name)
-			return
-		}
-	} else {
-		b, _ := c.resolve("schedule_id")
-		switch found := m.schedules[strings.ToLower(b.v.text)]; {
-		case b.sched != nil:
-			s = b.sched
-		case b.v.kind == valSchedLookup && len(found) == 1:
-			s = found[0]
-		}
-		if s == nil {
-			m.finding(c.stmt.line, LeftOut, "sp_attach_schedule: @schedule_id names a schedule this script does not create; job %q does not get it", j.name)
-			return
-		}
+	s, why := m.findSchedule(c, "schedule_name")
+	if s == nil {
+		m.finding(c.stmt.line, LeftOut, "sp_attach_schedule: %s; job %q does not get it", why, j.name)
+		return
 	}
-	if !slices.Contains(j.schedules, s) {
+	if !s.jobs[j] {
 		j.attach(m.file, c.stmt.line, s)
 	}
 }
 
-// attach gives the job a schedule, within muster's bound on schedules.
-func (j *agentJob) attach(file string, line int, s *agentSchedule) {
-	if len(j.schedules) >= muster.MaxSchedules {
-		j.note(file, line, LeftOut, "", s.name, "the job already has the %d schedules a muster job may have; this one is left out", muster.MaxSchedules)
+func (m *msdb) updateSchedule(c *call) {
+	s, why := m.findSchedule(c, "name")
+	if s == nil {
+		m.finding(c.stmt.line, LeftOut, "sp_update_schedule: %s; the call is ignored", why)
 		return
 	}
+	m.update(c, s)
+}
+
+// jobSchedule finds the schedule of a job that a call names by @name.
+func (m *msdb) jobSchedule(c *call, j *agentJob) *agentSchedule {
+	name := strings.TrimSpace(c.str("name", ""))
+	var found []*agentSchedule
+	for _, s := range j.schedules {
+		if strings.EqualFold(s.name, name) {
+			found = append(found, s)
+		}
+	}
+	switch len(found) {
+	case 0:
+		m.finding(c.stmt.line, LeftOut, "%s: job %q has no schedule named %q; the call is ignored", c.stmt.proc, j.name, name)
+		return nil
+	case 1:
+		return found[0]
+	}
+	m.finding(c.stmt.line, LeftOut, "%s: job %q has %d schedules named %q (SQL Server refuses a name that is not unique); the call is ignored", c.stmt.proc, j.name, len(found), name)
+	return nil
+}
+
+func (m *msdb) updateJobSchedule(c *call) {
+	if j := c.job(); j != nil {
+		if s := m.jobSchedule(c, j); s != nil {
+			m.update(c, s)
+		}
+	}
+}
+
+func (m *msdb) detachSchedule(c *call) {
+	j := c.job()
+	if j == nil {
+		return
+	}
+	s, why := m.findSchedule(c, "schedule_name")
+	switch {
+	case s == nil:
+		m.finding(c.stmt.line, LeftOut, "sp_detach_schedule: %s; the call is ignored", why)
+	case !s.jobs[j]:
+		m.finding(c.stmt.line, LeftOut, "sp_detach_schedule: schedule %q is not attached to job %q; the call is ignored", s.name, j.name)
+	default:
+		j.detach(s)
+		if c.int("delete_unused_schedule", 0) != 0 && len(s.jobs) == 0 {
+			m.dropSchedule(s)
+		}
+	}
+}
+
+func (m *msdb) deleteJobSchedule(c *call) {
+	j := c.job()
+	if j == nil {
+		return
+	}
+	keep := c.int("keep_schedule", 0) != 0
+	var schedules []*agentSchedule
+	if strings.EqualFold(strings.TrimSpace(c.str("name", "")), "ALL") {
+		schedules = slices.Clone(j.schedules)
+	} else if s := m.jobSchedule(c, j); s != nil {
+		schedules = []*agentSchedule{s}
+	}
+	if !keep {
+		for _, s := range schedules {
+			if len(s.jobs) > 1 {
+				m.finding(c.stmt.line, LeftOut, "sp_delete_jobschedule: schedule %q is attached to other jobs too; SQL Server refuses to delete it (detach it with sp_detach_schedule, or give @keep_schedule = 1); the call is ignored", s.name)
+				return
+			}
+		}
+	}
+	for _, s := range schedules {
+		j.detach(s)
+		if !keep {
+			m.dropSchedule(s)
+		}
+	}
+}
+
+func (m *msdb) deleteSchedule(c *call) {
+	s, why := m.findSchedule(c, "schedule_name")
+	switch {
+	case s == nil:
+		m.finding(c.stmt.line, LeftOut, "sp_delete_schedule: %s; the call is ignored", why)
+		return
+	case len(s.jobs) > 0 && c.int("force_delete", 0) == 0:
+		m.finding(c.stmt.line, LeftOut, "sp_delete_schedule: schedule %q is attached to %d job(s); SQL Server deletes it only with @force_delete = 1; the call is ignored", s.name, len(s.jobs))
+		return
+	}
+	for j := range s.jobs {
+		j.detach(s)
+	}
+	m.dropSchedule(s)
+}
+
+// attach gives the job a schedule, within muster's bound on schedules,
+// and reports whether it did.
+func (j *agentJob) attach(file string, line int, s *agentSchedule) bool {
+	if len(j.schedules) >= muster.MaxSchedules {
+		j.note(file, line, LeftOut, "", s.name, "the job already has the %d schedules a muster job may have; this one is left out", muster.MaxSchedules)
+		return false
+	}
 	j.schedules = append(j.schedules, s)
+	if s.jobs == nil {
+		s.jobs = map[*agentJob]bool{}
+	}
+	s.jobs[j] = true
+	return true
+}
+
+// detach takes a schedule off the job.
+func (j *agentJob) detach(s *agentSchedule) {
+	j.schedules = slices.DeleteFunc(j.schedules, func(o *agentSchedule) bool { return o == s })
+	delete(s.jobs, j)
 }
 
 func (m *msdb) addJobServer(c *call) {

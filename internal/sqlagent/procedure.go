@@ -47,6 +47,20 @@ func procParams(k string) ([]string, bool) {
 			"originating_server"}, true
 	case "sp_attach_schedule":
 		return []string{"job_id", "job_name", "schedule_id", "schedule_name", "automatic_post"}, true
+	case "sp_update_schedule":
+		return []string{"schedule_id", "name", "new_name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
+			"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
+			"active_end_date", "active_start_time", "active_end_time", "owner_login_name", "automatic_post"}, true
+	case "sp_update_jobschedule":
+		return []string{"job_id", "job_name", "name", "new_name", "enabled", "freq_type", "freq_interval", "freq_subday_type",
+			"freq_subday_interval", "freq_relative_interval", "freq_recurrence_factor", "active_start_date",
+			"active_end_date", "active_start_time", "active_end_time", "automatic_post"}, true
+	case "sp_detach_schedule":
+		return []string{"job_id", "job_name", "schedule_id", "schedule_name", "delete_unused_schedule", "automatic_post"}, true
+	case "sp_delete_jobschedule":
+		return []string{"job_id", "job_name", "name", "keep_schedule", "automatic_post"}, true
+	case "sp_delete_schedule":
+		return []string{"schedule_id", "schedule_name", "force_delete", "automatic_post"}, true
 	case "sp_add_jobserver":
 		return []string{"job_id", "job_name", "server_name", "automatic_post"}, true
 	case "sp_delete_jobserver":
@@ -93,16 +107,6 @@ func notCarriedReason(k string) (string, bool) {
 		return "targets defect with muster defect, run on the target", true
 	case "sp_post_msx_operation":
 		return "muster posts every change itself; muster post sends the rest", true
-	case "sp_update_schedule":
-		return "changing a schedule after creating it is not read; write the schedule as it should be", true
-	case "sp_update_jobschedule":
-		return "changing a schedule after creating it is not read; write the schedule as it should be", true
-	case "sp_detach_schedule":
-		return "detaching a schedule is not read; attach only the schedules a job keeps", true
-	case "sp_delete_schedule":
-		return "deleting a schedule is not read; create only the schedules jobs keep", true
-	case "sp_delete_jobschedule":
-		return "deleting a schedule is not read; create only the schedules jobs keep", true
 	}
 	return "", false
 }

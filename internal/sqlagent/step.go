@@ -155,8 +155,19 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		f.note(s, NotImported, "the step has no command")
 		return
 	}
-	if patterns().agentToken.MatchString(s.command) {
-		f.note(s, Note, "its command uses SQL Server Agent tokens such as %s, which muster does not replace; a shell step finds the job, target and run in MUSTER_JOB, MUSTER_TARGET and MUSTER_RUN_ID", patterns().agentToken.FindString(s.command))
+	if token := patterns().agentToken.FindString(s.command); token != "" {
+		// What the token does when nothing replaces it depends on what
+		// reads the command.
+		switch sub {
+		case "CMDEXEC":
+			f.note(s, LeftOut, "its command uses SQL Server Agent tokens such as %s, which muster does not replace: to /bin/sh, $(…) runs a command, so the step fails, or goes on with an empty value, until they are rewritten; "+
+				"the step finds its job, target and run in $MUSTER_JOB, $MUSTER_TARGET and $MUSTER_RUN_ID", token)
+		case "POWERSHELL":
+			f.note(s, LeftOut, "its command uses SQL Server Agent tokens such as %s, which muster does not replace: to PowerShell, $(…) outside single quotes runs a command, so the step fails, or goes on with an empty value, until they are rewritten; "+
+				"the step finds its job, target and run in $env:MUSTER_JOB, $env:MUSTER_TARGET and $env:MUSTER_RUN_ID", token)
+		default:
+			f.note(s, LeftOut, "its command uses SQL Server Agent tokens such as %s, which muster does not replace: the database receives them as written", token)
+		}
 	}
 	switch sub {
 	case "TSQL", "":
