@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"embed"
 	"encoding/json"
 	"errors"
@@ -183,11 +184,27 @@ func setState(ctx context.Context, tx *sql.Tx, key, value string) error {
 	return err
 }
 
-// update runs fn in a write transaction and commits it. The rollback is
-// deferred, so that even a panic in fn gives the single write connection
-// back; after a commit it does nothing.
+// update runs fn in a write transaction and commits it, synced. The
+// rollback is deferred, so that even a panic in fn gives the single write
+// connection back; after a commit it does nothing.
 func (s *store) update(ctx context.Context, fn func(*sql.Tx) error) error {
-	err := s.transact(ctx, fn)
+	return s.noteFull(s.transact(ctx, fn, true))
+}
+
+// updateUnsynced is update for a transaction whose loss in a power cut
+// costs only a repeat: its commit is written to the log, but the log is
+// not synced (synchronous=NORMAL), so it waits for no disk, and a synced
+// commit queued behind it waits only for the write. The next synced commit
+// syncs it with its own: the log is one file, written in order. What it
+// records is what the master already holds (see markUploaded): lost, it is
+// sent again, and the master takes the repeat as it takes one whose answer
+// the network lost.
+func (s *store) updateUnsynced(ctx context.Context, fn func(*sql.Tx) error) error {
+	return s.noteFull(s.transact(ctx, fn, false))
+}
+
+// noteFull notes whether the store refused a write for want of space.
+func (s *store) noteFull(err error) error {
 	switch {
 	case err == nil:
 		s.full.Store(false)
@@ -200,14 +217,46 @@ func (s *store) update(ctx context.Context, fn func(*sql.Tx) error) error {
 	return err
 }
 
-func (s *store) transact(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *store) transact(ctx context.Context, fn func(*sql.Tx) error, synced bool) error {
 	if f := s.fault.Load(); f != nil {
 		return *f
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
+	if synced {
+		tx, err := s.write.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		return commit(tx, fn)
+	}
+	// The store has one write connection: held here, it runs the pragmas
+	// and the transaction with no other writer between them. SQLite will
+	// not change the level inside a transaction, so it is changed around
+	// it, and set back whatever happens: a connection left unsynced would
+	// drop the guarantee of every commit after.
+	conn, err := s.write.Conn(ctx)
 	if err != nil {
 		return err
 	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		return err
+	}
+	defer func() {
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), `PRAGMA synchronous = FULL`); err != nil {
+			// Not set back: the connection is discarded, and the one
+			// opened in its place is synced.
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+	tx, err := conn.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	return commit(tx, fn)
+}
+
+// commit runs fn in tx and commits it, or rolls it back.
+func commit(tx *sql.Tx, fn func(*sql.Tx) error) error {
 	defer tx.Rollback()
 	if err := fn(tx); err != nil {
 		return err
@@ -558,9 +607,11 @@ func encodedLen(s string) int {
 
 // markUploaded records the master's answers to an upload: the output each
 // run's report carried is the master's, and so is the revision, unless the
-// report carried only part of the output still to send.
+// report carried only part of the output still to send. Its commit is not
+// synced: a run finishing meanwhile has its synced commit wait for no
+// disk but its own, and a mark lost in a power cut sends the runs again.
 func (s *store) markUploaded(ctx context.Context, up upload, results []agentproto.RunResult) error {
-	return s.update(ctx, func(tx *sql.Tx) error {
+	return s.updateUnsynced(ctx, func(tx *sql.Tx) error {
 		for i, res := range results {
 			if i >= len(up.reports) || res.RunID != up.reports[i].Run.RunID {
 				return fmt.Errorf("the master answered for run %q where it was sent another", res.RunID)
