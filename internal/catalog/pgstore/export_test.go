@@ -45,3 +45,15 @@ func MigrateBefore(ctx context.Context, url, version string) error {
 	s := &Store{pool: pool}
 	return s.migrateWhile(ctx, func(name string) bool { return name < version })
 }
+
+// Migrate applies the migrations the catalog at url has not seen, as a
+// master opening it with opts does.
+func Migrate(ctx context.Context, url string, opts Options) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := &Store{pool: pool, opts: opts, log: opts.Logger}
+	return s.migrate(ctx)
+}

@@ -64,6 +64,9 @@ type Options struct {
 	// Tracer, when set, is told of every statement and batch the pool's
 	// connections send (tests count round trips with it).
 	Tracer pgx.QueryTracer
+	// MigrationLockWait bounds how long a migration waits at once for the
+	// lock of a table it changes; 2 s when zero. See migrateWhile.
+	MigrationLockWait time.Duration
 }
 
 // deadPeerTimeout bounds how long a connection to a database gone silent
@@ -92,6 +95,9 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	}
 	if opts.LeaseInterval <= 0 {
 		opts.LeaseInterval = 5 * time.Second
+	}
+	if opts.MigrationLockWait <= 0 {
+		opts.MigrationLockWait = 2 * time.Second
 	}
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
@@ -163,6 +169,14 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // migrateWhile is migrate applying the migrations, in order, while apply
 // says yes to the file's name.
+//
+// A migration that changes a table waits for that table's lock, and while
+// it waits, PostgreSQL queues every request for the table behind it: the
+// uploads, polls and starts of every master serving the catalog would
+// wait as long as whatever holds the table (a long report, a dump, an
+// idle transaction). So a migration waits at most MigrationLockWait at
+// once (lock_timeout), then steps back, rolled back whole, lets the queue
+// through, says so in the log, and tries again, for as long as ctx lasts.
 func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) error {
 	files, err := migration.List(migrations, "migrations")
 	if err != nil {
@@ -170,44 +184,77 @@ func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) 
 	}
 	latest := migration.Newest(files)
 	for _, f := range files {
-		base, version := f.Name, f.Version
-		if !apply(base) {
+		if !apply(f.Name) {
 			break
 		}
 		body, err := fs.ReadFile(migrations, f.Path)
 		if err != nil {
 			return err
 		}
-		err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.leaseKey^0x5eed); err != nil {
-				return err
+		for tries := 1; ; tries++ {
+			err = s.migrateOne(ctx, f, string(body), latest)
+			if !isLockTimeout(err) {
+				break
 			}
-			if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
-				return err
+			wait := s.opts.MigrationLockWait
+			s.log.Warn("a catalog migration waits for a table another session holds; it stepped back and tries again",
+				"migration", f.Name, "tries", tries, "again_in", wait.String(),
+				"hint", "a long transaction on the catalog (see pg_stat_activity) holds a table it changes")
+			t := time.NewTimer(wait)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return fmt.Errorf("migration %s: %w (it waited for a table's lock %d times)", f.Name, ctx.Err(), tries)
+			case <-t.C:
 			}
-			var applied, n int
-			if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0), COUNT(*) FILTER (WHERE version = $1) FROM schema_migrations`,
-				version).Scan(&applied, &n); err != nil {
-				return err
-			}
-			if applied > latest {
-				return muster.Errorf(muster.EUNSUPPORTED, "the catalog (%s) was migrated by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one",
-					s.Describe(), applied, latest)
-			}
-			if n > 0 {
-				return nil
-			}
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
-				return fmt.Errorf("migration %s: %w", base, err)
-			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, version, time.Now().UnixMilli())
-			return err
-		})
+		}
 		if err != nil {
 			return classify(err)
 		}
 	}
 	return nil
+}
+
+// migrateOne applies one migration, unless the catalog has it, in a
+// transaction of its own, one master at a time.
+func (s *Store) migrateOne(ctx context.Context, f migration.File, body string, latest int) error {
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, s.leaseKey^0x5eed); err != nil {
+			return err
+		}
+		// Set once the migration lock is held: the masters waiting for
+		// it wait as long as the one applying takes.
+		if _, err := tx.Exec(ctx, fmt.Sprintf(`SET LOCAL lock_timeout = %d`, s.opts.MigrationLockWait.Milliseconds())); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)`); err != nil {
+			return err
+		}
+		var applied, n int
+		if err := tx.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0), COUNT(*) FILTER (WHERE version = $1) FROM schema_migrations`,
+			f.Version).Scan(&applied, &n); err != nil {
+			return err
+		}
+		if applied > latest {
+			return muster.Errorf(muster.EUNSUPPORTED, "the catalog (%s) was migrated by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one",
+				s.Describe(), applied, latest)
+		}
+		if n > 0 {
+			return nil
+		}
+		if _, err := tx.Exec(ctx, body); err != nil {
+			return fmt.Errorf("migration %s: %w", f.Name, err)
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, f.Version, time.Now().UnixMilli())
+		return err
+	})
+}
+
+// isLockTimeout reports whether err is PostgreSQL's lock_not_available:
+// a lock not granted within lock_timeout.
+func isLockTimeout(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "55P03"
 }
 
 // LatestMigration is the number of the last migration this muster has:
