@@ -122,7 +122,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	ctx := newBrowser(t, 1280, 800)
 	bg := context.Background()
 	flag := filepath.Join(t.TempDir(), "fail")
-	nightly := shellJob("nightly", "echo dumping; sleep 1; echo done", "web1", "web2")
+	nightly := shellJob("nightly", `printf '\033[32mdumping\033[0m\n'; sleep 1; echo done`, "web1", "web2")
 	nightly.Description = "Dump the database every night"
 	nightly.Schedules = []muster.Schedule{{Name: "weekdays", Cron: "30 2 * * 1-5"}}
 	nightly.Steps = append(nightly.Steps, muster.Step{Name: "prune", Shell: "echo pruned", Retry: &muster.Retry{Attempts: 2, Interval: muster.Duration(time.Second)}})
@@ -165,6 +165,10 @@ func TestConsoleInBrowser(t *testing.T) {
 		output := get(t, ctx, "output", chromedp.TextContent(`pre.output`))
 		if output != "dumping\ndone\n" {
 			t.Fatalf("the run page shows output %q, want dumping and done", output)
+		}
+		// The step's terminal colour shows as a colour, not as an escape.
+		if c := get(t, ctx, "the colour of dumping", chromedp.Evaluate[string](`getComputedStyle(document.querySelector("pre.output span.t-f2")).color`)); c != "rgb(16, 124, 16)" {
+			t.Errorf("dumping, printed green, shows in %q, want rgb(16, 124, 16)", c)
 		}
 		screenshot(t, ctx, "run")
 		do(t, ctx, "the job page", chromedp.Navigate(env.Master.URL+"/jobs/nightly"), chromedp.WaitVisible(`table.runs`))

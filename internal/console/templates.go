@@ -56,6 +56,9 @@ func templateFuncs() template.FuncMap {
 			iso := at.UTC().Format(time.RFC3339)
 			return template.HTML(`<time datetime="` + iso + `">` + at.UTC().Format("2006-01-02 15:04:05") + ` UTC</time>`)
 		},
+		// terminal renders a step's output with its terminal colours; see
+		// terminalHTML.
+		"terminal": terminalHTML,
 		// label turns a status word into words: suspected_offline → suspected
 		// offline; a deleted target is defecting until it collects its DEFECT.
 		"label": func(s any) string {
