@@ -113,6 +113,27 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 	return nil
 }
 
+// WithPages wraps mux, on which the console's routes are registered, so
+// that a browser asking for a page nothing serves (a mistyped or outdated
+// link) gets the console's page saying so, with its navigation, where a
+// program asking for it (no text/html in its Accept) gets mux's answer,
+// as does every path under /api/.
+func (s *Server) WithPages(mux *http.ServeMux) http.Handler {
+	notFound := s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, _ := s.session(r)
+		s.fail(w, r, v, muster.Errorf(muster.ENOTFOUND, "there is no page at %s", r.URL.Path))
+	}))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") && !strings.HasPrefix(r.URL.Path, "/api/") {
+			if _, pattern := mux.Handler(r); pattern == "" {
+				notFound.ServeHTTP(w, r)
+				return
+			}
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
 // A handler of a console page gets the request's session.
 type pageHandler func(w http.ResponseWriter, r *http.Request, v *view) error
 

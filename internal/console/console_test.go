@@ -72,7 +72,7 @@ func newSite(t *testing.T) *site {
 	if err := web.Routes(mux); err != nil {
 		t.Fatal(err)
 	}
-	s.srv = httptest.NewServer(mux)
+	s.srv = httptest.NewServer(web.WithPages(mux))
 	t.Cleanup(s.srv.Close)
 	return s
 }
@@ -504,5 +504,56 @@ func TestFleetListsTargetsThatLeft(t *testing.T) {
 	}
 	if status, _ := s.get(c, "/fleet?status=asleep"); status != http.StatusBadRequest {
 		t.Errorf("/fleet?status=asleep: %d, want 400", status)
+	}
+}
+
+// A browser asking for a page nothing serves gets the console's page
+// saying so, in the console's layout, with the security headers; a
+// program asking for it, and any path under /api/, gets the plain answer.
+func TestPageNotFound(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleOperator)
+	fetch := func(c *http.Client, path, accept string) (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, s.srv.URL+path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if accept != "" {
+			req.Header.Set("Accept", accept)
+		}
+		resp, err := c.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, string(b)
+	}
+	const browserAccept = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+	resp, body := fetch(c, "/jobz", browserAccept)
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") ||
+		!strings.Contains(body, "there is no page at /jobz") || !strings.Contains(body, `href="/jobs"`) ||
+		resp.Header.Get("Content-Security-Policy") == "" {
+		t.Errorf("a browser's GET /jobz: %d %s, CSP %q:\n%s\nwant 404, the console's page naming the path, with its navigation",
+			resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Content-Security-Policy"), body)
+	}
+	// Signed out: the same page, offering to sign in.
+	resp, body = fetch(s.browser(), "/jobz", browserAccept)
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(body, `href="/login"`) {
+		t.Errorf("a signed-out browser's GET /jobz: %d:\n%s\nwant 404 offering to sign in", resp.StatusCode, body)
+	}
+	for _, p := range []struct{ path, accept, want string }{
+		{"/jobz", "", "404 page not found\n"},
+		{"/jobz", "application/json", "404 page not found\n"},
+	} {
+		resp, body := fetch(c, p.path, p.accept)
+		if resp.StatusCode != http.StatusNotFound || body != p.want {
+			t.Errorf("GET %s with Accept %q: %d %q, want 404 %q", p.path, p.accept, resp.StatusCode, body, p.want)
+		}
+	}
+	resp, body = fetch(c, "/api/v1/nosuch", browserAccept)
+	if resp.StatusCode != http.StatusNotFound || !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") {
+		t.Errorf("a browser's GET /api/v1/nosuch: %d %s %q, want the API's 404 in JSON", resp.StatusCode, resp.Header.Get("Content-Type"), body)
 	}
 }

@@ -323,7 +323,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{
-		Handler:           newAdmission(mux, m.cfg.Limits, accessOf(m.agentRoutes), m.log, m.metrics.registry),
+		Handler:           newAdmission(web.WithPages(mux), m.cfg.Limits, accessOf(m.agentRoutes), m.log, m.metrics.registry),
 		TLSConfig:         pki.ServerTLSConfig(cert, m.CA),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
