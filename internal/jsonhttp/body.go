@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"reflect"
 
 	"github.com/musterhq/muster"
 )
@@ -151,7 +152,9 @@ func DecodeList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 // flushed when a later part of the body turns out not to be valid.
 //
 // fast, when not nil, decodes an item first (see Lexer); an item it does
-// not take (it returns false) is decoded by encoding/json.
+// not take (it returns false) is decoded by encoding/json, once its keys
+// are checked (CheckKeys). fast must not take a key given twice or spelled
+// otherwise than its field.
 func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem, batch int64,
 	fast func(data []byte, item *T) bool, flush func([]T) error) error {
 	body := NewBody(w, r, limit)
@@ -167,6 +170,7 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 	// The items are decoded one at a time from the body's bytes, each
 	// found whole first: encoding/json's Decoder would scan each twice.
 	slow := newItemDecoder()
+	itemType := reflect.TypeFor[T]()
 	if err := in.expect('{'); err != nil {
 		return fail(err)
 	}
@@ -238,6 +242,10 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 			if fast == nil || !fast(data, &item) {
 				var zero T
 				item = zero
+				// fast takes only keys spelled exactly, each once.
+				if err := checkKeys(data, itemType, field, count); err != nil {
+					return err
+				}
 				if err := slow.decode(data, &item); err != nil {
 					return fail(err)
 				}

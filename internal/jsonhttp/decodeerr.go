@@ -15,8 +15,11 @@ import (
 // body (or a part of one) with encoding/json returned: an invalid error
 // whose message names the field, when the decoder knows it, and the rule
 // the value broke, in the API's words rather than Go's. An error that is
-// already a *muster.Error is returned as it is.
+// already a *muster.Error is returned as it is, and nil as nil.
 func DecodeFailure(err error) error {
+	if err == nil {
+		return nil
+	}
 	var me *muster.Error
 	if errors.As(err, &me) {
 		return err

@@ -52,3 +52,66 @@ func TestDecodeJSONNamesTheFieldAndRule(t *testing.T) {
 		t.Errorf(`{"window": null}: %v, window %v; want it left as it was`, err, v.Window)
 	}
 }
+
+// own decodes itself; its keys are its own to check.
+type own struct{ raw string }
+
+func (o *own) UnmarshalJSON(b []byte) error {
+	o.raw = string(b)
+	return nil
+}
+
+// A key given twice in one object, or spelled otherwise than the API
+// spells it, is refused naming it: encoding/json alone would take the last
+// of two values, and fill "name" from "NAME" or "Name", where a proxy or
+// validator in front of the API may read another value than the master.
+func TestDecodeJSONRefusesKeysNotSpelledExactly(t *testing.T) {
+	type step struct {
+		Name string `json:"name"`
+	}
+	type embedded struct {
+		Note string `json:"note"`
+	}
+	type request struct {
+		embedded
+		Name  string            `json:"name"`
+		Steps []step            `json:"steps"`
+		Env   map[string]string `json:"env"`
+		Any   any               `json:"any"`
+		Own   own               `json:"own"`
+		Plain int
+	}
+	for _, tc := range []struct{ body, want string }{
+		{`{"name": "a", "name": "b"}`, "name: given twice"},
+		{`{"name": "a", "n\u0061me": "b"}`, "name: given twice"},
+		{`{"name": "a", "Name": "b"}`, `Name: no such field; keys are case-sensitive: "name"`},
+		{`{"NAME": "a"}`, `NAME: no such field; keys are case-sensitive: "name"`},
+		{`{"nAme": "a"}`, `nAme: no such field; keys are case-sensitive: "name"`},
+		{`{"ſteps": []}`, `ſteps: no such field; keys are case-sensitive: "steps"`},
+		{`{"Note": "a"}`, `Note: no such field; keys are case-sensitive: "note"`},
+		{`{"plain": 1}`, `plain: no such field; keys are case-sensitive: "Plain"`},
+		{`{"steps": [{"name": "a"}, {"name": "b", "name": "c"}]}`, "steps.name: given twice"},
+		{`{"steps": [{"Name": "a"}]}`, `steps.Name: no such field; keys are case-sensitive: "name"`},
+		{`{"steps": [{"bogus": "a"}]}`, "steps.bogus: no such field"},
+		{`{"env": {"A": "1", "a": "2", "A": "3"}}`, "env.A: given twice"},
+		{`{"any": {"x": {"y": 1, "y": 2}}}`, "any.x.y: given twice"},
+		{`{"any": [{"k": 1, "k": 1}]}`, "any.k: given twice"},
+		{`{"own": {"k": 1, "k": 1, "o": [{"}": "]"}]}, "name": "a", "name": "b"}`, "name: given twice"},
+	} {
+		var v request
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+		err := jsonhttp.DecodeJSON(httptest.NewRecorder(), r, 1<<20, &v)
+		if muster.ErrorCode(err) != muster.EINVALID || muster.ErrorMessage(err) != tc.want {
+			t.Errorf("%s: %v\n want invalid: %s", tc.body, err, tc.want)
+		}
+	}
+	// Keys spelled exactly, escaped or not, in any order, and map keys that
+	// differ only in case, are taken.
+	var v request
+	body := `{"own": {"K": [1, "x"], "k": {}}, "Plain": 1, "env": {"A": "1", "a": "2"}, "n\u0061me": "x", "note": "n", "steps": [{"name": "a"}, {"name": "b"}], "any": {"Y": 1, "y": 2}}`
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	if err := jsonhttp.DecodeJSON(httptest.NewRecorder(), r, 1<<20, &v); err != nil || v.Name != "x" || v.Note != "n" || v.Plain != 1 ||
+		len(v.Steps) != 2 || v.Env["a"] != "2" || v.Own.raw != `{"K": [1, "x"], "k": {}}` {
+		t.Errorf("%s: %+v, %v", body, v, err)
+	}
+}
