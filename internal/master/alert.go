@@ -125,7 +125,7 @@ func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
 			*d.v = d.def
 		}
 	}
-	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, keep: mcfg.HistoryMaxAge, webhook: &notify.Webhook{Client: cfg.HTTPClient}}
+	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, keep: mcfg.HistoryMaxAge, webhook: &notify.Webhook{Client: cfg.HTTPClient, Now: mcfg.Now}}
 	var err error
 	if a.smtp, err = smtpSender(cfg.SMTP, mcfg.Name, mcfg.Now); err != nil {
 		return nil, err

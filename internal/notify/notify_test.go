@@ -29,7 +29,8 @@ var sample = notify.Notification{ID: "7d3c1a52-0b7e-4c1e-9d0a-2f1f3c4b5a69", Pay
 func TestWebhookIsSignedJSON(t *testing.T) {
 	hook := testenv.NewWebhookReceiver(t)
 	const secret = "a-secret-of-some-length"
-	if err := (&notify.Webhook{}).Send(context.Background(), hook.URL, secret, sample); err != nil {
+	sent := time.Date(2026, 11, 25, 2, 30, 4, 0, time.UTC)
+	if err := (&notify.Webhook{Now: func() time.Time { return sent }}).Send(context.Background(), hook.URL, secret, sample); err != nil {
 		t.Fatal(err)
 	}
 	reqs := hook.Requests()
@@ -37,12 +38,16 @@ func TestWebhookIsSignedJSON(t *testing.T) {
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
+	// The signature is over the timestamp and the body: a body captured and
+	// sent again later cannot be given a fresh timestamp.
 	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("1795573804."))
 	mac.Write(r.Body)
-	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); r.Header.Get("Muster-Signature") != want {
+	if want := "v1=" + hex.EncodeToString(mac.Sum(nil)); r.Header.Get("Muster-Signature") != want {
 		t.Errorf("Muster-Signature %q, want %q", r.Header.Get("Muster-Signature"), want)
 	}
-	for h, want := range map[string]string{"Content-Type": "application/json", "Muster-Event": "run_failed", "Muster-Delivery": sample.ID} {
+	for h, want := range map[string]string{"Content-Type": "application/json", "Muster-Event": "run_failed", "Muster-Delivery": sample.ID,
+		"Muster-Timestamp": "1795573804"} {
 		if got := r.Header.Get(h); got != want {
 			t.Errorf("%s: %q, want %q", h, got, want)
 		}
@@ -65,8 +70,59 @@ func TestWebhookIsSignedJSON(t *testing.T) {
 			t.Errorf("body %s: %v, want %v", k, body[k], v)
 		}
 	}
-	if !notify.Verify(secret, r.Body, r.Header.Get("Muster-Signature")) || notify.Verify("another-secret-entirely", r.Body, r.Header.Get("Muster-Signature")) {
-		t.Error("Verify does not tell the right secret from a wrong one")
+	ts, sig := r.Header.Get("Muster-Timestamp"), r.Header.Get("Muster-Signature")
+	bodyOnly := hmac.New(sha256.New, []byte(secret))
+	bodyOnly.Write(r.Body)
+	for _, tc := range []struct {
+		name            string
+		secret, ts, sig string
+		now             time.Time
+		ok              bool
+	}{
+		{"as sent", secret, ts, sig, sent, true},
+		{"received a little later", secret, ts, sig, sent.Add(notify.DefaultTolerance), true},
+		{"by a clock a little behind", secret, ts, sig, sent.Add(-notify.DefaultTolerance), true},
+		{"under another secret", "another-secret-entirely", ts, sig, sent, false},
+		{"replayed later", secret, ts, sig, sent.Add(notify.DefaultTolerance + time.Second), false},
+		{"replayed later under a fresh timestamp", secret, "1795577404", sig, sent.Add(time.Hour), false},
+		{"without a timestamp", secret, "", sig, sent, false},
+		{"with a timestamp that is no number", secret, "1795573804.0", sig, sent, false},
+		{"without a signature", secret, ts, "", sent, false},
+		{"signed over the body alone", secret, ts, "v1=" + hex.EncodeToString(bodyOnly.Sum(nil)), sent, false},
+	} {
+		err := notify.Verify(tc.secret, r.Body, tc.ts, tc.sig, tc.now, notify.DefaultTolerance)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Verify: %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// Each attempt at a notification is signed at its own time, with the same
+// delivery id: a retry a day later is as fresh as the first attempt.
+func TestWebhookAttemptsAreSignedWhenSent(t *testing.T) {
+	hook := testenv.NewWebhookReceiver(t)
+	const secret = "a-secret-of-some-length"
+	first := time.Date(2026, 11, 25, 2, 30, 4, 0, time.UTC)
+	for _, at := range []time.Time{first, first.Add(26 * time.Hour)} {
+		if err := (&notify.Webhook{Now: func() time.Time { return at }}).Send(context.Background(), hook.URL, secret, sample); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := hook.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	for i, at := range []time.Time{first, first.Add(26 * time.Hour)} {
+		r := reqs[i]
+		if got := r.Header.Get("Muster-Delivery"); got != sample.ID {
+			t.Errorf("attempt %d: Muster-Delivery %q, want %q", i+1, got, sample.ID)
+		}
+		if err := notify.Verify(secret, r.Body, r.Header.Get("Muster-Timestamp"), r.Header.Get("Muster-Signature"), at, notify.DefaultTolerance); err != nil {
+			t.Errorf("attempt %d, checked when it was sent: %v", i+1, err)
+		}
+	}
+	if reqs[0].Header.Get("Muster-Signature") == reqs[1].Header.Get("Muster-Signature") {
+		t.Error("two attempts a day apart carry one signature")
 	}
 }
 

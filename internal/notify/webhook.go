@@ -20,6 +20,9 @@ type Webhook struct {
 	// when nil. (A redirected POST may turn into a GET and lose its body:
 	// point the operator at the final URL instead.)
 	Client *http.Client
+	// Now is when an attempt is signed (Muster-Timestamp); time.Now when
+	// nil.
+	Now func() time.Time
 }
 
 func (w *Webhook) client() *http.Client {
@@ -29,7 +32,8 @@ func (w *Webhook) client() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// Send makes one attempt to POST n to url, signed with secret. A 2xx reply
+// Send makes one attempt to POST n to url, signed with secret at the time
+// of the attempt. A 2xx reply
 // delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
 // attempt; any other reply is permanent.
 func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
@@ -47,7 +51,15 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	req.Header.Set("User-Agent", "muster/"+muster.Version)
 	req.Header.Set(HeaderEvent, string(n.Payload.Event))
 	req.Header.Set(HeaderDelivery, n.ID)
-	req.Header.Set(HeaderSignature, Sign(secret, body))
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	// Each attempt is signed when it is made: a retry a day later is as
+	// fresh as the first attempt, under the same delivery id.
+	ts := now().Unix()
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	resp, err := w.client().Do(req)
 	if err != nil {
 		return transient("webhook %s: %v", url, err)
