@@ -341,6 +341,19 @@ func digests(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	return out
 }
 
+// splitSmall returns part as one digest, or, when it is too small for
+// one, each of its deliveries alone.
+func splitSmall(part []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	if len(part) >= digestMin {
+		return [][]catalog.PendingDelivery{part}
+	}
+	out := make([][]catalog.PendingDelivery, len(part))
+	for i := range part {
+		out[i] = part[i : i+1]
+	}
+	return out
+}
+
 // hold stops new lanes for MaxIdle after an attempt could not be recorded.
 func (a *alerting) hold(err error) {
 	a.lanesMu.Lock()
@@ -375,8 +388,11 @@ func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 
 // deliver makes one attempt at a notification (one delivery, or a digest
 // of several) and records it for each: delivered, to be retried after the
-// next wait of the Retry list, or failed. It returns only an error
-// recording the attempt.
+// next wait of the Retry list, or failed. A digest refused for its size is
+// sent again at once in two halves, each split again if refused so, down
+// to one notification a request (fewer than digestMin go one at a time):
+// only what is too large alone fails. It returns only an error recording
+// the attempt.
 func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery) error {
 	d := group[0]
 	n := notify.NewNotification(d.Delivery)
@@ -392,6 +408,20 @@ func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery)
 	cancel()
 	if ctx.Err() != nil {
 		return nil // stopping: this attempt does not count, and is made again at the next start
+	}
+	if len(group) > 1 && notify.IsTooLarge(err) {
+		half := len(group) / 2
+		for _, part := range [][]catalog.PendingDelivery{group[:half], group[half:]} {
+			for _, p := range splitSmall(part) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err := a.deliver(ctx, p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	for _, d := range group {
 		attempt := catalog.DeliveryAttempt{Err: err}

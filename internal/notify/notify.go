@@ -177,6 +177,9 @@ type Error struct {
 	// RetryAfter is how long the receiver asked to be left alone
 	// (Retry-After), or 0.
 	RetryAfter time.Duration
+	// TooLarge is a refusal of the notification for its size (HTTP 413,
+	// SMTP 552): a digest is sent again in smaller parts.
+	TooLarge bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -193,6 +196,13 @@ func permanent(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Permanent
+}
+
+// IsTooLarge reports whether err is a refusal of a notification for its
+// size.
+func IsTooLarge(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.TooLarge
 }
 
 // RetryAfter is how long the receiver of a failed attempt asked to be left

@@ -128,15 +128,16 @@ func TestWebhookAttemptsAreSignedWhenSent(t *testing.T) {
 
 func TestWebhookFailures(t *testing.T) {
 	for _, tc := range []struct {
-		status    int
-		permanent bool
+		status              int
+		permanent, tooLarge bool
 	}{
-		{http.StatusServiceUnavailable, false},
-		{http.StatusTooManyRequests, false},
-		{http.StatusRequestTimeout, false},
-		{http.StatusNotFound, true},
-		{http.StatusUnauthorized, true},
-		{http.StatusFound, true},
+		{http.StatusServiceUnavailable, false, false},
+		{http.StatusTooManyRequests, false, false},
+		{http.StatusRequestTimeout, false, false},
+		{http.StatusNotFound, true, false},
+		{http.StatusUnauthorized, true, false},
+		{http.StatusFound, true, false},
+		{http.StatusRequestEntityTooLarge, true, true},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			hook := testenv.NewWebhookReceiver(t)
@@ -144,6 +145,9 @@ func TestWebhookFailures(t *testing.T) {
 			err := (&notify.Webhook{}).Send(context.Background(), hook.URL, "a-secret-of-some-length", sample)
 			if err == nil || notify.IsPermanent(err) != tc.permanent {
 				t.Errorf("got %v (permanent %v), want an error, permanent %v", err, notify.IsPermanent(err), tc.permanent)
+			}
+			if notify.IsTooLarge(err) != tc.tooLarge {
+				t.Errorf("got %v (too large %v), want too large %v", err, notify.IsTooLarge(err), tc.tooLarge)
 			}
 			if n := len(hook.Requests()); n != 1 {
 				t.Errorf("%d requests, want 1 (redirects are not followed)", n)
@@ -291,13 +295,16 @@ func TestSMTP(t *testing.T) {
 	})
 	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
 		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
-		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
+		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user", "552 5.3.4 message too big")
 		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
 		if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) {
 			t.Errorf("451: %v, want a transient error", err)
 		}
-		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !strings.Contains(err.Error(), "550") {
-			t.Errorf("550: %v, want a permanent error", err)
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || notify.IsTooLarge(err) || !strings.Contains(err.Error(), "550") {
+			t.Errorf("550: %v, want a permanent error, not for its size", err)
+		}
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !notify.IsTooLarge(err) {
+			t.Errorf("552: %v, want a permanent refusal for its size", err)
 		}
 	})
 }

@@ -75,6 +75,8 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 		return err
 	case code >= 300 && code < 400:
 		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, resp.Header.Get("Location"))
+	case code == http.StatusRequestEntityTooLarge:
+		return &Error{Message: fmt.Sprintf("webhook %s: HTTP %d%s", url, code, excerpt(reply)), Permanent: true, TooLarge: true}
 	default:
 		return permanent("webhook %s: HTTP %d%s", url, code, excerpt(reply))
 	}
