@@ -100,11 +100,15 @@ type alerting struct {
 	startMu sync.Mutex
 
 	// lanes send deliveries, one per address (see dispatchOnce).
-	lanes     sync.WaitGroup
-	lanesMu   sync.Mutex
-	busy      map[laneKey]bool
-	ended     map[laneKey]bool // lanes that ended since the pass read what is due
-	holdUntil time.Time        // no lane starts before, after a failure to record
+	lanes   sync.WaitGroup
+	lanesMu sync.Mutex
+	busy    map[laneKey]bool
+	ended   map[laneKey]bool // lanes that ended since the pass read what is due
+	// sending are the deliveries a lane holds: a delivery readdressed while
+	// a lane holds it (the operator's address changed) is not given to the
+	// new address's lane until the old lane lets it go.
+	sending   map[string]bool
+	holdUntil time.Time // no lane starts before, after a failure to record
 	holdErr   error
 }
 
@@ -244,7 +248,7 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	now := a.now()
 	if hold, err := a.held(now); hold > 0 {
 		// An attempt could not be recorded: do not make it again at once.
-		return hold, fmt.Errorf("record a notification attempt: %w", err)
+		return hold, err
 	}
 	for {
 		n, _, err := a.db.DispatchEvents(ctx, newUID)
@@ -264,8 +268,8 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	}
 	for _, queue := range byAddress(due) {
 		key := laneKey{queue[0].Channel, queue[0].Address}
-		if !a.claimLane(key) {
-			continue // its lane sends it; a lane that ends wakes us
+		if queue = a.claimLane(key, queue); queue == nil {
+			continue // a lane sends it; a lane that ends wakes us
 		}
 		a.lanes.Add(1)
 		go a.runLane(ctx, key, queue)
@@ -278,20 +282,33 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	return wait, err
 }
 
-// claimLane marks key's lane running and reports whether it may start:
-// not while it runs, nor when it ended after this pass read what is due
-// (what was read may already be sent).
-func (a *alerting) claimLane(key laneKey) bool {
+// claimLane marks key's lane running with the deliveries of queue no
+// other lane holds, and returns them; nil when it may not start: not while
+// it runs, nor when it ended after this pass read what is due (what was
+// read may already be sent), nor with nothing to send.
+func (a *alerting) claimLane(key laneKey, queue []catalog.PendingDelivery) []catalog.PendingDelivery {
 	a.lanesMu.Lock()
 	defer a.lanesMu.Unlock()
 	if a.busy[key] || a.ended[key] || len(a.busy) >= maxLanes {
-		return false
+		return nil
+	}
+	var free []catalog.PendingDelivery
+	for _, d := range queue {
+		if !a.sending[d.ID] {
+			free = append(free, d)
+		}
+	}
+	if len(free) == 0 {
+		return nil
 	}
 	if a.busy == nil {
-		a.busy = map[laneKey]bool{}
+		a.busy, a.sending = map[laneKey]bool{}, map[string]bool{}
 	}
 	a.busy[key] = true
-	return true
+	for _, d := range free {
+		a.sending[d.ID] = true
+	}
+	return free
 }
 
 // runLane sends queue, one delivery at a time, then frees its lane and
@@ -301,6 +318,9 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 	defer a.dispatcher.Wake()
 	defer func() {
 		a.lanesMu.Lock()
+		for _, d := range queue {
+			delete(a.sending, d.ID)
+		}
 		delete(a.busy, key)
 		if a.ended == nil {
 			a.ended = map[laneKey]bool{}
@@ -312,11 +332,45 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 		if ctx.Err() != nil || !a.leader() {
 			return
 		}
-		if err := a.deliver(ctx, group); err != nil {
+		// What the lane read may have changed since: the operator's address
+		// (its pending deliveries go to the new one, which another lane
+		// serves), its secret, or the delivery failed.
+		now, err := a.stillHere(ctx, key, group)
+		if err != nil {
 			a.hold(err)
 			return
 		}
+		for _, part := range splitSmall(now) {
+			if err := a.deliver(ctx, part); err != nil {
+				a.hold(fmt.Errorf("record a notification attempt: %w", err))
+				return
+			}
+		}
 	}
+}
+
+// stillHere returns those of group that are still pending to key's
+// address, as they are now, in group's order.
+func (a *alerting) stillHere(ctx context.Context, key laneKey, group []catalog.PendingDelivery) ([]catalog.PendingDelivery, error) {
+	ids := make([]string, len(group))
+	for i, d := range group {
+		ids[i] = d.ID
+	}
+	pending, err := a.db.PendingDeliveries(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the deliveries to send: %w", err)
+	}
+	current := make(map[string]catalog.PendingDelivery, len(pending))
+	for _, p := range pending {
+		current[p.ID] = p
+	}
+	var out []catalog.PendingDelivery
+	for _, d := range group {
+		if p, ok := current[d.ID]; ok && p.Channel == key.channel && p.Address == key.address {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // digests splits a lane's queue, in its order, into what is sent as one

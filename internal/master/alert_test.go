@@ -439,3 +439,69 @@ func TestDispatcherSplitsADigestTooLarge(t *testing.T) {
 		t.Errorf("%d requests refused, want 3", refused)
 	}
 }
+
+// A lane that is sending to an address when the operator's address changes
+// sends nothing more there: what it still held goes to the new address, as
+// the pending deliveries were readdressed, and once only.
+func TestLaneFollowsTheOperatorsNewAddress(t *testing.T) {
+	ctx := context.Background()
+	first, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var toOld, toNew []string // the run of each notification received
+	a, db, clk := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		toOld = append(toOld, p.RunID)
+		n := len(toOld)
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+	})
+	newHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		toNew = append(toNew, p.RunID)
+		mu.Unlock()
+	}))
+	t.Cleanup(newHook.Close)
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := clk.Now()
+	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+		Job: "backup", RunID: "r2", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.dispatchOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-first // the lane is sending r1's notification to the old address
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	hook := newHook.URL
+	if _, _, err := db.UpdateOperator(ctx, "oncall", catalog.OperatorUpdate{Webhook: &hook}, func() string { return "unused" }, admin); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(toOld) != 1 || toOld[0] != "r1" || len(toNew) != 1 || toNew[0] != "r2" {
+		t.Errorf("the old address got %v, the new one %v; want [r1] and [r2]", toOld, toNew)
+	}
+	delivered, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryDelivered})
+	if err != nil || len(delivered) != 2 {
+		t.Errorf("%d delivered (%v), want 2", len(delivered), err)
+	}
+}
