@@ -231,6 +231,30 @@ func TestUndecodableBodiesNameTheField(t *testing.T) {
 	}
 }
 
+// A body sent as something else than JSON is refused naming the header,
+// whatever it holds: a browser may send a cross-site form or text/plain
+// body without asking first, and a body of another type was not meant for
+// a JSON API. A body without a Content-Type, and JSON with a charset of
+// UTF-8, are read.
+func TestBodiesThatAreNotJSONAreRefused(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	before := s.dump(t)
+	for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+		"application/json; charset=latin1", "application/jsonx", "json"} {
+		status, body := s.call(t, "POST", "/api/v1/groups", `{"name": "db"}`, "Content-Type", ct)
+		refused(t, ct, status, body, muster.EINVALID, "Content-Type")
+	}
+	if after := s.dump(t); !maps.Equal(after, before) {
+		t.Error("a refused body changed the catalog")
+	}
+	for i, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON;Charset=UTF-8", ""} {
+		status, body := s.call(t, "POST", "/api/v1/groups", fmt.Sprintf(`{"name": "db%d"}`, i), "Content-Type", ct)
+		if status != http.StatusCreated {
+			t.Errorf("Content-Type %q: %d %s, want 201", ct, status, body)
+		}
+	}
+}
+
 // dump reads everything the API shows of the catalog, but when each API
 // key was last used (every request uses one).
 func (s *inputServer) dump(t *testing.T) map[string]string {

@@ -181,10 +181,14 @@ func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
 	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }
 
-// DecodeJSON decodes a request body into v, refusing a key given twice or
-// not spelled exactly as its field (CheckKeys), unknown fields and
-// trailing data. The body is bounded by limit as Body bounds it.
+// DecodeJSON decodes a request body into v, refusing a body declared as
+// another type than JSON (CheckContentType), a key given twice or not
+// spelled exactly as its field (CheckKeys), unknown fields and trailing
+// data. The body is bounded by limit as Body bounds it.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := CheckContentType(r); err != nil {
+		return err
+	}
 	body := NewBody(w, r, limit)
 	data, err := readBody(body, r.ContentLength, limit)
 	if err != nil {

@@ -272,6 +272,19 @@ func TestAgentBodiesRefuseKeysNotSpelledExactly(t *testing.T) {
 			t.Errorf("%s %s: %d %s; want 400 %s", tc.path, tc.body, w.Code, w.Body, tc.want)
 		}
 	}
+	// A body declared as another type than JSON is not read.
+	for _, path := range []string{agentproto.PathRuns, agentproto.PathAcks} {
+		body := `{"runs":[` + report + `]}`
+		if path == agentproto.PathAcks {
+			body = `{"acks":[{"seq":1,"ok":true}]}`
+		}
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "text/plain")
+		w := serveRequest(m, testAddr, tg.tls, r)
+		if code, msg := errorReply(t, w); w.Code != http.StatusBadRequest || code != muster.EINVALID || !strings.HasPrefix(msg, "Content-Type:") {
+			t.Errorf("%s as text/plain: %d %s; want 400 naming Content-Type", path, w.Code, w.Body)
+		}
+	}
 	runs, err := m.Catalog.FindRuns(context.Background(), catalog.RunFilter{Job: "backup"})
 	if err != nil || len(runs) != 0 {
 		t.Errorf("%d runs recorded (%v); want none", len(runs), err)
