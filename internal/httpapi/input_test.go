@@ -225,6 +225,8 @@ func TestUndecodableBodiesNameTheField(t *testing.T) {
 		{"POST", "/api/v1/apply", job("late", `, "shell": "false"`), `job "late": steps.shell`},
 		{"POST", "/api/v1/apply", `{"jobs": [{"name": "a", "Name": "b", "targets": ["web1"]}]}`, `job "a": Name`},
 		{"POST", "/api/v1/apply", `{"jobs": [], "prune": false, "prune": true}`, "prune"},
+		{"POST", "/api/v1/apply", job("late", ", \"env\": {\"A\": \"caf\xe9\"}"), `job "late": steps.env.A`},
+		{"PATCH", "/api/v1/targets/web1", "{\"location\": \"d\xffb\"}", "location"},
 	} {
 		status, body := s.call(t, tc.method, tc.path, tc.body)
 		refused(t, tc.method+" "+tc.path+" "+tc.body, status, body, muster.EINVALID, tc.field)
@@ -325,6 +327,8 @@ func TestRefusedChangesLeaveTheCatalogAsItWas(t *testing.T) {
 			{"POST", "/api/v1/pause", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
 			{"POST", "/api/v1/pause", `{"group": "nope"}`, muster.EINVALID},
 			{"PATCH", "/api/v1/targets/web1", `{"location": "a\nb"}`, muster.EINVALID},
+			{"PATCH", "/api/v1/targets/web1", "{\"description\": \"caf\xe9\"}", muster.EINVALID},
+			{"POST", "/api/v1/apply", "{\"jobs\": [{\"name\": \"new\", \"targets\": [\"web1\"], \"steps\": [{\"name\": \"s\", \"shell\": \"echo caf\xe9\"}]}]}", muster.EINVALID},
 			{"PATCH", "/api/v1/targets/web1", `{"description": "` + long + `"}`, muster.ETOOLARGE},
 			{"PATCH", "/api/v1/targets/web1", `{}`, muster.EINVALID},
 			{"DELETE", "/api/v1/targets", "", muster.EINVALID},

@@ -267,7 +267,7 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 				var zero T
 				item = zero
 				// fast takes only keys spelled exactly, each once.
-				if err := checkKeys(data, itemType, field, count); err != nil {
+				if err := checkKeys(data, itemType, field, count, false); err != nil {
 					return err
 				}
 				if err := slow.decode(data, &item); err != nil {

@@ -115,3 +115,37 @@ func TestDecodeJSONRefusesKeysNotSpelledExactly(t *testing.T) {
 		t.Errorf("%s: %+v, %v", body, v, err)
 	}
 }
+
+// A string that is not valid UTF-8 is refused naming its field, not
+// stored with U+FFFD in place of its bytes (what encoding/json does): a
+// name, a location, a script changed on the way in.
+func TestDecodeJSONRefusesStringsNotUTF8(t *testing.T) {
+	type step struct {
+		Shell string `json:"shell"`
+	}
+	type request struct {
+		Name  string            `json:"name"`
+		Steps []step            `json:"steps"`
+		Env   map[string]string `json:"env"`
+	}
+	for _, tc := range []struct{ body, want string }{
+		{"{\"name\": \"d\xffb\"}", "name: not valid UTF-8"},
+		{"{\"steps\": [{\"shell\": \"echo caf\xe9\"}]}", "steps.shell: not valid UTF-8"},
+		{"{\"env\": {\"A\": \"\xc3\"}}", "env.A: not valid UTF-8"},
+		{"{\"env\": {\"\xc3\": \"x\"}}", "env: a key is not valid UTF-8"},
+		{"\"\xff\"", "the request body is not valid UTF-8"},
+	} {
+		var v request
+		r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tc.body))
+		err := jsonhttp.DecodeJSON(httptest.NewRecorder(), r, 1<<20, &v)
+		if muster.ErrorCode(err) != muster.EINVALID || muster.ErrorMessage(err) != tc.want {
+			t.Errorf("%q: %v\n want invalid: %s", tc.body, err, tc.want)
+		}
+	}
+	var v request
+	body := `{"name": "caf\u00e9 é 😀", "env": {"é": "\ud83d\ude00"}}`
+	r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+	if err := jsonhttp.DecodeJSON(httptest.NewRecorder(), r, 1<<20, &v); err != nil || v.Name != "café é 😀" || v.Env["é"] != "😀" {
+		t.Errorf("%s: %+v, %v", body, v, err)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 )
@@ -202,22 +203,30 @@ type keyError struct {
 	rule string
 }
 
-func (e *keyError) Error() string { return strings.Join(e.path, ".") + ": " + e.rule }
+func (e *keyError) Error() string {
+	if len(e.path) == 0 {
+		return e.rule
+	}
+	return strings.Join(e.path, ".") + ": " + e.rule
+}
 
 // CheckKeys checks the keys of data, one JSON value to be decoded into a
 // value of type t: it returns an invalid error naming the first key given
 // twice in one object, or not spelled exactly as the field it would fill,
-// and nil when there is none. What is not valid JSON it leaves to the
-// decoder to explain (it returns nil).
+// or the first string (or key) that is not valid UTF-8, which encoding/json
+// would take with U+FFFD in place of its bytes; nil when there is none.
+// What is not valid JSON it leaves to the decoder to explain (it returns
+// nil).
 func CheckKeys(data []byte, t reflect.Type) error {
-	return checkKeys(data, t, "", -1)
+	return checkKeys(data, t, "", -1, true)
 }
 
 // checkKeys is CheckKeys for item index of the list field, named so in
-// its errors, when field is not "".
-func checkKeys(data []byte, t reflect.Type, field string, index int) error {
+// its errors, when field is not "", checking strings are UTF-8 when utf8
+// is true.
+func checkKeys(data []byte, t reflect.Type, field string, index int, utf8 bool) error {
 	c := checkers.Get().(*keyChecker)
-	c.data, c.pos = data, 0
+	c.data, c.pos, c.utf8 = data, 0, utf8
 	err := c.value(shapeOf(t), 0)
 	clear(c.path[:cap(c.path)])
 	clear(c.keys[:cap(c.keys)])
@@ -237,6 +246,7 @@ type keyChecker struct {
 	data []byte
 	pos  int
 	path [][]byte // the keys from the root to the value read
+	utf8 bool     // refuse strings that are not UTF-8
 	keys []string // the keys of the free-keyed objects being read, each object's after its parent's
 }
 
@@ -304,13 +314,30 @@ func (c *keyChecker) value(s *shape, depth int) error {
 			}
 		}
 	case '"':
-		_, _, err := c.str()
+		raw, _, err := c.str()
+		if err == nil && c.utf8 && !isASCII(raw) && !utf8.Valid(raw) {
+			return c.invalid(false)
+		}
 		return err
 	case 0:
 		return errNotJSON
 	}
 	c.literal()
 	return nil
+}
+
+// invalid returns the error for the value being read, which is not
+// UTF-8, or holds a key that is not (key).
+func (c *keyChecker) invalid(key bool) error {
+	switch {
+	case len(c.path) > 0 && key:
+		return c.errorAt(c.path, "a key is not valid UTF-8")
+	case len(c.path) > 0:
+		return c.errorAt(c.path, "not valid UTF-8")
+	case key:
+		return &keyError{rule: "a key of the request body is not valid UTF-8"}
+	}
+	return &keyError{rule: "the request body is not valid UTF-8"}
 }
 
 // skip reads a value without looking at its keys.
@@ -397,6 +424,9 @@ func (c *keyChecker) object(s *shape, depth int) error {
 			return err
 		}
 		key := raw
+		if c.utf8 && !isASCII(raw) && !utf8.Valid(raw) {
+			return c.invalid(true)
+		}
 		if escaped || !isASCII(raw) {
 			// As the decoder reads it: escapes undone, what is not UTF-8
 			// replaced.
@@ -479,11 +509,16 @@ func (c *keyChecker) object(s *shape, depth int) error {
 
 // refuse returns the error for key, in the object being read.
 func (c *keyChecker) refuse(key []byte, rule string) error {
-	path := make([]string, 0, len(c.path)+1)
-	for _, k := range c.path {
-		path = append(path, string(k))
+	return c.errorAt(append(c.path[:len(c.path):len(c.path)], key), rule)
+}
+
+// errorAt returns the error for the value at path.
+func (c *keyChecker) errorAt(path [][]byte, rule string) error {
+	names := make([]string, len(path))
+	for i, k := range path {
+		names[i] = string(k)
 	}
-	return &keyError{path: append(path, string(key)), rule: rule}
+	return &keyError{path: names, rule: rule}
 }
 
 // unknownKey says why key is not one of s's: not a key at all, or a key
