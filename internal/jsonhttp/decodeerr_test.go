@@ -15,7 +15,9 @@ import (
 // type names, and not a bare EOF.
 func TestDecodeJSONNamesTheFieldAndRule(t *testing.T) {
 	type request struct {
-		TTL    int             `json:"ttl_seconds"`
+		TTL    int64           `json:"ttl_seconds"`
+		Small  int8            `json:"small"`
+		Count  uint16          `json:"count"`
 		Window muster.Duration `json:"window"`
 		Inner  struct {
 			On bool `json:"on"`
@@ -30,6 +32,10 @@ func TestDecodeJSONNamesTheFieldAndRule(t *testing.T) {
 		{`{"ttl_seconds": "5"}`, "ttl_seconds: a whole number, not a string"},
 		{`{"ttl_seconds": 1e20}`, "ttl_seconds: a whole number, not 1e20"},
 		{`{"ttl_seconds": 1.5}`, "ttl_seconds: a whole number, not 1.5"},
+		{`{"ttl_seconds": 99999999999999999999}`, "ttl_seconds: a whole number from -9223372036854775808 to 9223372036854775807, not 99999999999999999999"},
+		{`{"small": 300}`, "small: a whole number from -128 to 127, not 300"},
+		{`{"count": -1}`, "count: a whole number from 0 to 65535, not -1"},
+		{`{"count": 1e3}`, "count: a whole number, not 1e3"},
 		{`{"window": "-1s"}`, `window: a duration of 0 or more, such as "90s" or "15m", not "-1s"`},
 		{`{"window": "soon"}`, `window: a duration of 0 or more, such as "90s" or "15m", not "soon"`},
 		{`{"window": 90}`, `window: a duration of 0 or more, such as "90s" or "15m", not 90`},
