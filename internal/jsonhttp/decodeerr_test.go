@@ -1,6 +1,7 @@
 package jsonhttp_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -85,6 +86,7 @@ func TestDecodeJSONRefusesKeysNotSpelledExactly(t *testing.T) {
 		Env   map[string]string `json:"env"`
 		Any   any               `json:"any"`
 		Own   own               `json:"own"`
+		Raw   json.RawMessage   `json:"raw"`
 		Plain int
 	}
 	for _, tc := range []struct{ body, want string }{
@@ -102,6 +104,7 @@ func TestDecodeJSONRefusesKeysNotSpelledExactly(t *testing.T) {
 		{`{"env": {"A": "1", "a": "2", "A": "3"}}`, "env.A: given twice"},
 		{`{"any": {"x": {"y": 1, "y": 2}}}`, "any.x.y: given twice"},
 		{`{"any": [{"k": 1, "k": 1}]}`, "any.k: given twice"},
+		{`{"raw": {"k": {"j": 1, "j": 2}}}`, "raw.k.j: given twice"},
 		{`{"own": {"k": 1, "k": 1, "o": [{"}": "]"}]}, "name": "a", "name": "b"}`, "name: given twice"},
 	} {
 		var v request

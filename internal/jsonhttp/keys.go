@@ -47,6 +47,7 @@ var (
 	shapes      sync.Map // reflect.Type to *shape
 	shapesMu    sync.Mutex
 	unmarshaler = reflect.TypeFor[json.Unmarshaler]()
+	rawMessage  = reflect.TypeFor[json.RawMessage]()
 	textDecoder = reflect.TypeFor[encoding.TextUnmarshaler]()
 )
 
@@ -75,6 +76,8 @@ func makeShape(t reflect.Type, making map[reflect.Type]*shape) *shape {
 	// with Unmarshal when it decodes an object, so that its refusals can
 	// say what it is; a text decoder takes a string.
 	switch {
+	case t == rawMessage:
+		return anyShape // kept as sent, for a decoder that may not check
 	case t.Implements(unmarshaler) || reflect.PointerTo(t).Implements(unmarshaler):
 		return ownShape
 	case t.Implements(textDecoder) || reflect.PointerTo(t).Implements(textDecoder):
