@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -327,5 +328,28 @@ func TestWebhookErrorQuotesTheReplyAsText(t *testing.T) {
 				t.Errorf("error %q, want HTTP 400 and valid UTF-8", err)
 			}
 		})
+	}
+}
+
+// A receiver's Retry-After is read as it asks, however long: a wait too
+// long for a time.Duration is the longest one, not a negative one.
+func TestWebhookRetryAfter(t *testing.T) {
+	for header, want := range map[string]time.Duration{
+		"120":                   2 * time.Minute,
+		"-5":                    0,
+		"9999999999":            time.Duration(math.MaxInt64),
+		"99999999999999999999":  time.Duration(math.MaxInt64),
+		"soon":                  0,
+		"-99999999999999999999": 0,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", header)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		err := (&notify.Webhook{}).Send(context.Background(), srv.URL, "a-secret-of-some-length", sample)
+		srv.Close()
+		if got := notify.RetryAfter(err); got != want {
+			t.Errorf("Retry-After: %s: %v (%v), want %v", header, got, err, want)
+		}
 	}
 }

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -83,12 +85,19 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 }
 
 // retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 when
-// there is none to read.
+// there is none to read. The caller bounds what it waits.
 func retryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+	s, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) {
+		// Seconds past what a Duration holds (or an int64: ParseInt then
+		// gives its bound) are the longest wait a Duration holds, not
+		// one that wrapped negative.
+		if s > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64)
+		}
 		return time.Duration(max(s, 0)) * time.Second
 	}
 	if at, err := http.ParseTime(h); err == nil {
