@@ -19,7 +19,9 @@ MSXOperator, the master's own operator, exists from the start with no address
 until you give it one; it cannot be deleted.
 
 Webhooks receive a JSON POST signed with the operator's secret: the header
-Muster-Signature is "sha256=" and the hex HMAC-SHA256 of the body. E-mail goes
+Muster-Signature is "v1=" and the hex HMAC-SHA256 of the Muster-Timestamp
+header, a dot, and the body; refuse a timestamp more than 5 minutes from your
+clock (docs/alerts.md). E-mail goes
 through the SMTP server the master was started with (muster master --smtp-addr).`,
 		Args: cobra.NoArgs,
 	}

@@ -113,6 +113,14 @@ func (c *Catalog) DueDeliveries(ctx context.Context, perAddress, limit int) ([]P
 	return c.store.DueDeliveries(ctx, c.opts.Now(), perAddress, limit)
 }
 
+// PendingDeliveries returns those of the deliveries ids that are still
+// pending, as they are now: an operator's address or secret may have
+// changed since they were read (their pending deliveries go to the new
+// address), or they may have been failed meanwhile. They come in no order.
+func (c *Catalog) PendingDeliveries(ctx context.Context, ids []string) ([]PendingDelivery, error) {
+	return c.store.PendingDeliveries(ctx, ids)
+}
+
 // NextDeliveryAt returns when the earliest pending delivery that is due
 // after after is due, or ok false when none is.
 func (c *Catalog) NextDeliveryAt(ctx context.Context, after time.Time) (at time.Time, ok bool, err error) {

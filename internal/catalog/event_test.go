@@ -796,3 +796,53 @@ func TestPendingDeliveriesFollowTheOperatorsAddress(t *testing.T) {
 		}
 	})
 }
+
+// PendingDeliveries reads deliveries again as they are now: at the
+// operator's new address and with its new secret, and without those no
+// longer pending.
+func TestPendingDeliveriesAsTheyAreNow(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		for _, id := range []string{"r1", "r2", "r3"} {
+			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(id, "backup", muster.RunFailed, 1, clk.Now())})
+		}
+		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+			t.Fatal(err)
+		}
+		due, err := db.DueDeliveries(ctx, 10, 100)
+		if err != nil || len(due) != 3 {
+			t.Fatalf("due %+v %v, want three", due, err)
+		}
+		if err := db.RecordDeliveryAttempt(ctx, due[0].ID, catalog.DeliveryAttempt{}); err != nil {
+			t.Fatal(err)
+		}
+		hook, secret := "https://hooks.example.com/b", "another-secret-of-16"
+		if _, _, err := db.UpdateOperator(ctx, "hook", catalog.OperatorUpdate{Webhook: &hook, WebhookSecret: &secret}, nil, admin); err != nil {
+			t.Fatal(err)
+		}
+		now, err := db.PendingDeliveries(ctx, []string{due[0].ID, due[1].ID, due[2].ID, "no-such-delivery"})
+		if err != nil || len(now) != 2 {
+			t.Fatalf("%+v %v, want the two still pending", now, err)
+		}
+		for _, d := range now {
+			if (d.ID != due[1].ID && d.ID != due[2].ID) || d.Address != hook || d.Secret != secret || d.Channel != muster.ChannelWebhook {
+				t.Errorf("%s to %s %s with secret %q; want %s or %s to %s with the new secret", d.ID, d.Channel, d.Address, d.Secret,
+					due[1].ID, due[2].ID, hook)
+			}
+		}
+		if none, err := db.PendingDeliveries(ctx, nil); err != nil || len(none) != 0 {
+			t.Errorf("of none: %+v %v", none, err)
+		}
+	})
+}

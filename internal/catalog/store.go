@@ -169,6 +169,10 @@ type Reads interface {
 	// DueDeliveries returns pending deliveries due by now, the earliest
 	// first: at most perAddress to each (channel, address), limit in all.
 	DueDeliveries(ctx context.Context, now time.Time, perAddress, limit int) ([]PendingDelivery, error)
+	// PendingDeliveries returns those of the deliveries uids that are
+	// still pending, as they are now (address, operator's secret), in no
+	// order.
+	PendingDeliveries(ctx context.Context, uids []string) ([]PendingDelivery, error)
 	// NextDeliveryAt returns when the earliest pending delivery due after
 	// after is due.
 	NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error)

@@ -436,6 +436,13 @@ func (t *timedReads) DueDeliveries(p0 context.Context, p1 time.Time, p2 int, p3 
 	return r0, r1
 }
 
+func (t *timedReads) PendingDeliveries(p0 context.Context, p1 []string) ([]PendingDelivery, error) {
+	start := time.Now()
+	r0, r1 := t.r.PendingDeliveries(p0, p1)
+	t.observe("PendingDeliveries", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) NextDeliveryAt(p0 context.Context, p1 time.Time) (time.Time, bool, error) {
 	start := time.Now()
 	r0, r1, r2 := t.r.NextDeliveryAt(p0, p1)

@@ -110,8 +110,9 @@ func TestRunFailureNotifiesASignedWebhook(t *testing.T) {
 
 	req := hook.Accepted()[0]
 	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(req.Header.Get("Muster-Timestamp") + "."))
 	mac.Write(req.Body)
-	if got, want := req.Header.Get("Muster-Signature"), "sha256="+hex.EncodeToString(mac.Sum(nil)); got != want {
+	if got, want := req.Header.Get("Muster-Signature"), "v1="+hex.EncodeToString(mac.Sum(nil)); got != want {
 		t.Errorf("Muster-Signature %q, want %q", got, want)
 	}
 	var body map[string]any

@@ -209,7 +209,7 @@ func TestUndecodableBodiesNameTheField(t *testing.T) {
 		{"POST", "/api/v1/apply", job("late", `, "timeout": "-5s"`), `job "late": steps.timeout`},
 		{"POST", "/api/v1/apply", job("late", `, "timeout": 5`), `job "late": steps.timeout`},
 		{"POST", "/api/v1/apply", job("late", `, "retry": {"attempts": "3"}`), `job "late": steps.retry.attempts`},
-		{"POST", "/api/v1/apply", job("late", `, "bogus": 1`), `job "late": bogus`},
+		{"POST", "/api/v1/apply", job("late", `, "bogus": 1`), `job "late": steps.bogus`},
 		{"POST", "/api/v1/apply", `{"jobs": [null]}`, "jobs"},
 		{"POST", "/api/v1/apply", `{"jobs": {}}`, "jobs"},
 		{"POST", "/api/v1/alerts", `{"name": "slow", "event": "no_success", "notify": ["dba"], "window": "-1h"}`, "window"},
@@ -217,9 +217,43 @@ func TestUndecodableBodiesNameTheField(t *testing.T) {
 		{"POST", "/api/v1/jobs/backup/start", `{"targets": "web1"}`, "targets"},
 		{"POST", "/api/v1/history/purge", `{"keep_per_job": 1.5}`, "keep_per_job"},
 		{"PATCH", "/api/v1/targets/web1", `{"Location ": "x"}`, "Location "},
+		{"PATCH", "/api/v1/targets/web1", `{"location": "a", "location": "b"}`, "location"},
+		{"PATCH", "/api/v1/targets/web1", `{"location": "a", "Location": "b"}`, "Location"},
+		{"POST", "/api/v1/groups", `{"NAME": "db"}`, "NAME"},
+		{"POST", "/api/v1/operators", `{"name": "ops", "email": "a@example.com", "email": "b@example.com"}`, "email"},
+		{"POST", "/api/v1/jobs/backup/start", `{"targets": ["web1"], "Targets": ["web2"]}`, "Targets"},
+		{"POST", "/api/v1/apply", job("late", `, "shell": "false"`), `job "late": steps.shell`},
+		{"POST", "/api/v1/apply", `{"jobs": [{"name": "a", "Name": "b", "targets": ["web1"]}]}`, `job "a": Name`},
+		{"POST", "/api/v1/apply", `{"jobs": [], "prune": false, "prune": true}`, "prune"},
+		{"POST", "/api/v1/apply", job("late", ", \"env\": {\"A\": \"caf\xe9\"}"), `job "late": steps.env.A`},
+		{"PATCH", "/api/v1/targets/web1", "{\"location\": \"d\xffb\"}", "location"},
 	} {
 		status, body := s.call(t, tc.method, tc.path, tc.body)
 		refused(t, tc.method+" "+tc.path+" "+tc.body, status, body, muster.EINVALID, tc.field)
+	}
+}
+
+// A body sent as something else than JSON is refused naming the header,
+// whatever it holds: a browser may send a cross-site form or text/plain
+// body without asking first, and a body of another type was not meant for
+// a JSON API. A body without a Content-Type, and JSON with a charset of
+// UTF-8, are read.
+func TestBodiesThatAreNotJSONAreRefused(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	before := s.dump(t)
+	for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x",
+		"application/json; charset=latin1", "application/jsonx", "json"} {
+		status, body := s.call(t, "POST", "/api/v1/groups", `{"name": "db"}`, "Content-Type", ct)
+		refused(t, ct, status, body, muster.EINVALID, "Content-Type")
+	}
+	if after := s.dump(t); !maps.Equal(after, before) {
+		t.Error("a refused body changed the catalog")
+	}
+	for i, ct := range []string{"application/json", "application/json; charset=utf-8", "Application/JSON;Charset=UTF-8", ""} {
+		status, body := s.call(t, "POST", "/api/v1/groups", fmt.Sprintf(`{"name": "db%d"}`, i), "Content-Type", ct)
+		if status != http.StatusCreated {
+			t.Errorf("Content-Type %q: %d %s, want 201", ct, status, body)
+		}
 	}
 }
 
@@ -276,6 +310,10 @@ func TestRefusedChangesLeaveTheCatalogAsItWas(t *testing.T) {
 			{"POST", "/api/v1/groups", `{"name": " web"}`, muster.EINVALID},
 			{"POST", "/api/v1/groups", `{"name": "a/b"}`, muster.EINVALID},
 			{"POST", "/api/v1/groups", `{"name": "web"}`, muster.ECONFLICT},
+			{"POST", "/api/v1/groups", `{"name": "db", "name": "web"}`, muster.EINVALID},
+			{"POST", "/api/v1/groups", `{"Name": "db"}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "new", "targets": ["web1"], "steps": [{"name": "s", "shell": "true", "Shell": "rm -rf /"}]}]}`, muster.EINVALID},
+			{"POST", "/api/v1/apply", `{"jobs": [{"name": "new", "name": "backup", "targets": ["web1"], "steps": [{"name": "s", "shell": "true"}]}]}`, muster.EINVALID},
 			{"POST", "/api/v1/groups/web/rename", `{"name": ""}`, muster.EINVALID},
 			{"POST", "/api/v1/groups/web/add", `{"targets": []}`, muster.EINVALID},
 			{"POST", "/api/v1/groups/web/remove", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
@@ -289,6 +327,8 @@ func TestRefusedChangesLeaveTheCatalogAsItWas(t *testing.T) {
 			{"POST", "/api/v1/pause", `{"targets": ["web1", "nope"]}`, muster.EINVALID},
 			{"POST", "/api/v1/pause", `{"group": "nope"}`, muster.EINVALID},
 			{"PATCH", "/api/v1/targets/web1", `{"location": "a\nb"}`, muster.EINVALID},
+			{"PATCH", "/api/v1/targets/web1", "{\"description\": \"caf\xe9\"}", muster.EINVALID},
+			{"POST", "/api/v1/apply", "{\"jobs\": [{\"name\": \"new\", \"targets\": [\"web1\"], \"steps\": [{\"name\": \"s\", \"shell\": \"echo caf\xe9\"}]}]}", muster.EINVALID},
 			{"PATCH", "/api/v1/targets/web1", `{"description": "` + long + `"}`, muster.ETOOLARGE},
 			{"PATCH", "/api/v1/targets/web1", `{}`, muster.EINVALID},
 			{"DELETE", "/api/v1/targets", "", muster.EINVALID},

@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -319,19 +320,40 @@ func (j *jobBody) UnmarshalJSON(b []byte) error {
 		return muster.Errorf(muster.EINVALID, "jobs: a job is an object, not null")
 	}
 	j.Job = muster.NewJob()
-	err := decodeStrict(b, &j.Job)
+	err := jsonhttp.Unmarshal(b, &j.Job)
 	if err == nil {
 		return nil
 	}
-	var named struct {
-		Name string `json:"name"`
-	}
-	json.Unmarshal(b, &named)
 	what := "job"
-	if named.Name != "" {
-		what = fmt.Sprintf("job %q", named.Name)
+	if name := jobName(b); name != "" {
+		what = fmt.Sprintf("job %q", name)
 	}
 	return muster.Errorf(muster.EINVALID, "%s: %s", what, muster.ErrorMessage(jsonhttp.DecodeFailure(err)))
+}
+
+// jobName returns the first name a job's JSON gives, under the key "name"
+// spelled so: the job a refusal names is the one the body names first, not
+// the one encoding/json would take ("Name" for "name", the last of two).
+func jobName(b []byte) string {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return ""
+	}
+	for dec.More() {
+		key, err := dec.Token()
+		if err != nil {
+			return ""
+		}
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return ""
+		}
+		var name string
+		if key == "name" && json.Unmarshal(v, &name) == nil {
+			return name
+		}
+	}
+	return ""
 }
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"os"
+	"reflect"
+	"strings"
 
 	"github.com/musterhq/muster"
 )
@@ -106,6 +109,25 @@ func (b *Body) scan(p []byte) {
 	}
 }
 
+// CheckContentType refuses a request whose body is declared as something
+// else than JSON: application/json, or a type ending in +json, in UTF-8 if
+// it names a charset. A body without a Content-Type is read as JSON. A
+// browser sends a form or text/plain body across sites without asking
+// first; what was not meant for a JSON API is not read as JSON.
+func CheckContentType(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if ct == "" || ct == "application/json" { // what muster's clients send, without parsing
+		return nil
+	}
+	typ, params, err := mime.ParseMediaType(ct)
+	if err == nil && (typ == "application/json" || strings.HasPrefix(typ, "application/") && strings.HasSuffix(typ, "+json")) {
+		if cs, ok := params["charset"]; !ok || strings.EqualFold(cs, "utf-8") {
+			return nil
+		}
+	}
+	return muster.Errorf(muster.EINVALID, "Content-Type: the request body must be JSON (application/json, in UTF-8), not %q", ct)
+}
+
 // Err returns the error to answer with for err, met while decoding the
 // body: too large, nested too deep, too slow to arrive, canceled, or not
 // valid JSON of the expected shape.
@@ -151,9 +173,14 @@ func DecodeList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 // flushed when a later part of the body turns out not to be valid.
 //
 // fast, when not nil, decodes an item first (see Lexer); an item it does
-// not take (it returns false) is decoded by encoding/json.
+// not take (it returns false) is decoded by encoding/json, once its keys
+// are checked (CheckKeys). fast must not take a key given twice or spelled
+// otherwise than its field.
 func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, field string, maxItems int, maxItem, batch int64,
 	fast func(data []byte, item *T) bool, flush func([]T) error) error {
+	if err := CheckContentType(r); err != nil {
+		return err
+	}
 	body := NewBody(w, r, limit)
 	in := &listReader{src: body, max: maxItem, first: firstRead(r.ContentLength)}
 	var items []T
@@ -167,6 +194,7 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 	// The items are decoded one at a time from the body's bytes, each
 	// found whole first: encoding/json's Decoder would scan each twice.
 	slow := newItemDecoder()
+	itemType := reflect.TypeFor[T]()
 	if err := in.expect('{'); err != nil {
 		return fail(err)
 	}
@@ -238,6 +266,10 @@ func StreamList[T any](w http.ResponseWriter, r *http.Request, limit int64, fiel
 			if fast == nil || !fast(data, &item) {
 				var zero T
 				item = zero
+				// fast takes only keys spelled exactly, each once.
+				if err := checkKeys(data, itemType, field, count, false); err != nil {
+					return err
+				}
 				if err := slow.decode(data, &item); err != nil {
 					return fail(err)
 				}

@@ -120,6 +120,9 @@ func TestDecodeList(t *testing.T) {
 		{"no field", `{}`, 0, ""},
 		{"an unknown field", `{"items":[],"more":1}`, 0, muster.EINVALID},
 		{"an unknown field in an item", `{"items":[{"id":1,"more":1}]}`, 0, muster.EINVALID},
+		{"a key twice in an item", `{"items":[{"id":1},{"id":1,"id":2}]}`, 0, muster.EINVALID},
+		{"a key in another case in an item", `{"items":[{"ID":1}]}`, 0, muster.EINVALID},
+		{"the field in another case", `{"Items":[]}`, 0, muster.EINVALID},
 		{"the field twice", `{"items":[],"items":[]}`, 0, muster.EINVALID},
 		{"not a list", `{"items":{"id":1}}`, 0, muster.EINVALID},
 		{"not an object", `[{"id":1}]`, 0, muster.EINVALID},
@@ -141,6 +144,29 @@ func TestDecodeList(t *testing.T) {
 // time included: strings holding brackets, commas and escaped quotes, white
 // space anywhere, an item that is not an object (null decodes to nothing;
 // a number is refused as encoding/json refuses it).
+// A key of an item given twice, or spelled in another case, is refused
+// naming the item and the key, whether the item is decoded by encoding/json
+// or first offered to a decoder of its own, which leaves it to
+// encoding/json.
+func TestDecodeListRefusesKeysNotSpelledExactly(t *testing.T) {
+	declined := func([]byte, *item) bool { return false }
+	for _, fast := range []func([]byte, *item) bool{nil, declined} {
+		for body, want := range map[string]string{
+			`{"items":[{"id":1},{"id":1,"id":2}]}`:     "items[1].id: given twice",
+			`{"items":[{"id":1,"Text":"a"}]}`:          `items[0].Text: no such field; keys are case-sensitive: "text"`,
+			`{"items":[{"text":"a","t\u0065xt":"b"}]}`: "items[0].text: given twice",
+		} {
+			r := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(body))
+			n := 0
+			err := jsonhttp.StreamList(httptest.NewRecorder(), r, 1<<20, "items", 10, 1<<10, 1<<10, fast,
+				func(items []item) error { n += len(items); return nil })
+			if muster.ErrorCode(err) != muster.EINVALID || muster.ErrorMessage(err) != want || n != 0 {
+				t.Errorf("%s (a decoder of its own: %v): %d items, %v; want none, invalid: %s", body, fast != nil, n, err, want)
+			}
+		}
+	}
+}
+
 func TestDecodeListFindsItemsWhole(t *testing.T) {
 	items := []item{{1, `a "quoted" [text], {with} brackets\`}, {2, "line\nbreak"}, {3, ""}, {4, "é 😀"}}
 	want := `{"items":[{"id":1,"text":"a \"quoted\" [text], {with} brackets\\"},{"id":2,"text":"line\nbreak"},` +

@@ -15,8 +15,11 @@ import (
 // body (or a part of one) with encoding/json returned: an invalid error
 // whose message names the field, when the decoder knows it, and the rule
 // the value broke, in the API's words rather than Go's. An error that is
-// already a *muster.Error is returned as it is.
+// already a *muster.Error is returned as it is, and nil as nil.
 func DecodeFailure(err error) error {
+	if err == nil {
+		return nil
+	}
 	var me *muster.Error
 	if errors.As(err, &me) {
 		return err
@@ -36,6 +39,9 @@ func decodeMessage(err error) string {
 		return fmt.Sprintf("the request body is not valid JSON: %s (at byte %d)", strings.TrimPrefix(syntax.Error(), "json: "), syntax.Offset)
 	case errors.As(err, &typ):
 		want := wantOf(typ.Type)
+		if r, ok := intRange(typ.Type, typ.Value); ok && want == "a whole number" {
+			want += " " + r // a whole number, but not one the field holds
+		}
 		if typ.Field == "" {
 			return fmt.Sprintf("the request body must be %s, not %s", want, valueOf(typ.Value))
 		}
@@ -74,6 +80,26 @@ func wantOf(t reflect.Type) string {
 		return wantOf(t.Elem())
 	}
 	return "a " + t.String()
+}
+
+// intRange says what whole numbers a field of Go type t holds, when t is
+// an integer type and value (an UnmarshalTypeError's) is a whole number.
+func intRange(t reflect.Type, value string) (string, bool) {
+	n, ok := strings.CutPrefix(value, "number ")
+	if !ok || strings.TrimLeft(strings.TrimPrefix(n, "-"), "0123456789") != "" {
+		return "", false
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		bits := t.Bits()
+		return fmt.Sprintf("from %d to %d", int64(-1)<<(bits-1), int64(uint64(1)<<(bits-1)-1)), true
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return fmt.Sprintf("from 0 to %d", uint64(1)<<(t.Bits()-1)*2-1), true
+	}
+	return "", false
 }
 
 // valueOf says what encoding/json's description of a value (an

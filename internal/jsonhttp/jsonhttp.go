@@ -13,6 +13,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -180,21 +181,63 @@ func SetRetryAfter(w http.ResponseWriter, d time.Duration) {
 	w.Header().Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
 }
 
-// DecodeJSON decodes a request body into v, refusing unknown fields and
-// trailing data. The body is bounded by limit as Body bounds it.
+// DecodeJSON decodes a request body into v, refusing a body declared as
+// another type than JSON (CheckContentType), a key given twice or not
+// spelled exactly as its field (CheckKeys), unknown fields and trailing
+// data. The body is bounded by limit as Body bounds it.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any) error {
+	if err := CheckContentType(r); err != nil {
+		return err
+	}
 	body := NewBody(w, r, limit)
-	dec := json.NewDecoder(body)
+	data, err := readBody(body, r.ContentLength, limit)
+	if err != nil {
+		return body.Err(err)
+	}
+	if err := CheckKeys(data, reflect.TypeOf(v)); err != nil {
+		return err
+	}
+	return DecodeFailure(decodeValue(data, v))
+}
+
+// readBody reads body whole, into a buffer of its length when it is known.
+func readBody(body io.Reader, length, limit int64) ([]byte, error) {
+	if length < 0 || length > limit {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, 0, length+1) // + 1: the read that finds the end
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)] // a length that was not the body's
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// decodeValue decodes data, which holds one JSON value, into v, refusing
+// unknown fields and trailing data.
+func decodeValue(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return body.Err(err)
+		return err
 	}
 	// More reads on to the end of the body, or to what follows the value.
 	if dec.More() {
 		return muster.Errorf(muster.EINVALID, "the request body holds more than one JSON value")
 	}
 	if _, err := dec.Token(); err != io.EOF {
-		return body.Err(err)
+		if err == nil {
+			err = muster.Errorf(muster.EINVALID, "the request body holds more than one JSON value")
+		}
+		return err
 	}
 	return nil
 }

@@ -100,11 +100,15 @@ type alerting struct {
 	startMu sync.Mutex
 
 	// lanes send deliveries, one per address (see dispatchOnce).
-	lanes     sync.WaitGroup
-	lanesMu   sync.Mutex
-	busy      map[laneKey]bool
-	ended     map[laneKey]bool // lanes that ended since the pass read what is due
-	holdUntil time.Time        // no lane starts before, after a failure to record
+	lanes   sync.WaitGroup
+	lanesMu sync.Mutex
+	busy    map[laneKey]bool
+	ended   map[laneKey]bool // lanes that ended since the pass read what is due
+	// sending are the deliveries a lane holds: a delivery readdressed while
+	// a lane holds it (the operator's address changed) is not given to the
+	// new address's lane until the old lane lets it go.
+	sending   map[string]bool
+	holdUntil time.Time // no lane starts before, after a failure to record
 	holdErr   error
 }
 
@@ -125,7 +129,7 @@ func newAlerting(mcfg Config, log *slog.Logger) (*alerting, error) {
 			*d.v = d.def
 		}
 	}
-	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, keep: mcfg.HistoryMaxAge, webhook: &notify.Webhook{Client: cfg.HTTPClient}}
+	a := &alerting{cfg: cfg, now: mcfg.Now, log: log, keep: mcfg.HistoryMaxAge, webhook: &notify.Webhook{Client: cfg.HTTPClient, Now: mcfg.Now}}
 	var err error
 	if a.smtp, err = smtpSender(cfg.SMTP, mcfg.Name, mcfg.Now); err != nil {
 		return nil, err
@@ -244,7 +248,7 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	now := a.now()
 	if hold, err := a.held(now); hold > 0 {
 		// An attempt could not be recorded: do not make it again at once.
-		return hold, fmt.Errorf("record a notification attempt: %w", err)
+		return hold, err
 	}
 	for {
 		n, _, err := a.db.DispatchEvents(ctx, newUID)
@@ -264,8 +268,8 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	}
 	for _, queue := range byAddress(due) {
 		key := laneKey{queue[0].Channel, queue[0].Address}
-		if !a.claimLane(key) {
-			continue // its lane sends it; a lane that ends wakes us
+		if queue = a.claimLane(key, queue); queue == nil {
+			continue // a lane sends it; a lane that ends wakes us
 		}
 		a.lanes.Add(1)
 		go a.runLane(ctx, key, queue)
@@ -278,20 +282,33 @@ func (a *alerting) dispatchOnce(ctx context.Context) (time.Duration, error) {
 	return wait, err
 }
 
-// claimLane marks key's lane running and reports whether it may start:
-// not while it runs, nor when it ended after this pass read what is due
-// (what was read may already be sent).
-func (a *alerting) claimLane(key laneKey) bool {
+// claimLane marks key's lane running with the deliveries of queue no
+// other lane holds, and returns them; nil when it may not start: not while
+// it runs, nor when it ended after this pass read what is due (what was
+// read may already be sent), nor with nothing to send.
+func (a *alerting) claimLane(key laneKey, queue []catalog.PendingDelivery) []catalog.PendingDelivery {
 	a.lanesMu.Lock()
 	defer a.lanesMu.Unlock()
 	if a.busy[key] || a.ended[key] || len(a.busy) >= maxLanes {
-		return false
+		return nil
+	}
+	var free []catalog.PendingDelivery
+	for _, d := range queue {
+		if !a.sending[d.ID] {
+			free = append(free, d)
+		}
+	}
+	if len(free) == 0 {
+		return nil
 	}
 	if a.busy == nil {
-		a.busy = map[laneKey]bool{}
+		a.busy, a.sending = map[laneKey]bool{}, map[string]bool{}
 	}
 	a.busy[key] = true
-	return true
+	for _, d := range free {
+		a.sending[d.ID] = true
+	}
+	return free
 }
 
 // runLane sends queue, one delivery at a time, then frees its lane and
@@ -301,6 +318,9 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 	defer a.dispatcher.Wake()
 	defer func() {
 		a.lanesMu.Lock()
+		for _, d := range queue {
+			delete(a.sending, d.ID)
+		}
 		delete(a.busy, key)
 		if a.ended == nil {
 			a.ended = map[laneKey]bool{}
@@ -312,11 +332,45 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 		if ctx.Err() != nil || !a.leader() {
 			return
 		}
-		if err := a.deliver(ctx, group); err != nil {
+		// What the lane read may have changed since: the operator's address
+		// (its pending deliveries go to the new one, which another lane
+		// serves), its secret, or the delivery failed.
+		now, err := a.stillHere(ctx, key, group)
+		if err != nil {
 			a.hold(err)
 			return
 		}
+		for _, part := range splitSmall(now) {
+			if err := a.deliver(ctx, part); err != nil {
+				a.hold(fmt.Errorf("record a notification attempt: %w", err))
+				return
+			}
+		}
 	}
+}
+
+// stillHere returns those of group that are still pending to key's
+// address, as they are now, in group's order.
+func (a *alerting) stillHere(ctx context.Context, key laneKey, group []catalog.PendingDelivery) ([]catalog.PendingDelivery, error) {
+	ids := make([]string, len(group))
+	for i, d := range group {
+		ids[i] = d.ID
+	}
+	pending, err := a.db.PendingDeliveries(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("read the deliveries to send: %w", err)
+	}
+	current := make(map[string]catalog.PendingDelivery, len(pending))
+	for _, p := range pending {
+		current[p.ID] = p
+	}
+	var out []catalog.PendingDelivery
+	for _, d := range group {
+		if p, ok := current[d.ID]; ok && p.Channel == key.channel && p.Address == key.address {
+			out = append(out, p)
+		}
+	}
+	return out, nil
 }
 
 // digests splits a lane's queue, in its order, into what is sent as one
@@ -337,6 +391,19 @@ func digests(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 			}
 		}
 		i = j
+	}
+	return out
+}
+
+// splitSmall returns part as one digest, or, when it is too small for
+// one, each of its deliveries alone.
+func splitSmall(part []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	if len(part) >= digestMin {
+		return [][]catalog.PendingDelivery{part}
+	}
+	out := make([][]catalog.PendingDelivery, len(part))
+	for i := range part {
+		out[i] = part[i : i+1]
 	}
 	return out
 }
@@ -375,8 +442,11 @@ func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 
 // deliver makes one attempt at a notification (one delivery, or a digest
 // of several) and records it for each: delivered, to be retried after the
-// next wait of the Retry list, or failed. It returns only an error
-// recording the attempt.
+// next wait of the Retry list, or failed. A digest refused for its size is
+// sent again at once in two halves, each split again if refused so, down
+// to one notification a request (fewer than digestMin go one at a time):
+// only what is too large alone fails. It returns only an error recording
+// the attempt.
 func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery) error {
 	d := group[0]
 	n := notify.NewNotification(d.Delivery)
@@ -392,6 +462,20 @@ func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery)
 	cancel()
 	if ctx.Err() != nil {
 		return nil // stopping: this attempt does not count, and is made again at the next start
+	}
+	if len(group) > 1 && notify.IsTooLarge(err) {
+		half := len(group) / 2
+		for _, part := range [][]catalog.PendingDelivery{group[:half], group[half:]} {
+			for _, p := range splitSmall(part) {
+				if ctx.Err() != nil {
+					return nil
+				}
+				if err := a.deliver(ctx, p); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
 	}
 	for _, d := range group {
 		attempt := catalog.DeliveryAttempt{Err: err}

@@ -369,3 +369,139 @@ func TestDispatcherSendsADigestOfAFlood(t *testing.T) {
 		}
 	}
 }
+
+// A digest the receiver refuses as too large (413) is sent again in
+// halves, at once, down to one notification a request: only a
+// notification too large alone fails, not every one the digest carried.
+func TestDispatcherSplitsADigestTooLarge(t *testing.T) {
+	ctx := context.Background()
+	var mu sync.Mutex
+	accepted := map[string]int{} // delivery id: times received in an accepted request
+	refused := 0
+	a, db, clk := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if p.Count > 2 || p.RunID == "r3" {
+			refused++
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		if p.Count == 0 {
+			accepted[p.Delivery]++
+		}
+		for _, e := range p.Events {
+			accepted[e.Delivery]++
+		}
+	})
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := clk.Now()
+	for i := 2; i <= 5; i++ {
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+			Job: "backup", RunID: fmt.Sprintf("r%d", i), Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	all, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(all) != 5 {
+		t.Fatalf("%d deliveries, want 5", len(all))
+	}
+	for _, d := range all {
+		want, times := muster.DeliveryDelivered, 1
+		if d.Event.RunID == "r3" {
+			want, times = muster.DeliveryFailed, 0
+		}
+		if d.Status != want || d.Attempts != 1 || accepted[d.ID] != times {
+			t.Errorf("delivery of %s: %s after %d attempts, received %d times; want %s after 1, received %d times",
+				d.Event.RunID, d.Status, d.Attempts, accepted[d.ID], want, times)
+		}
+		if d.Event.RunID == "r3" && !strings.Contains(d.LastError, "413") {
+			t.Errorf("delivery of r3 failed with %q, want the 413", d.LastError)
+		}
+	}
+	// 5 refused, then 3 of its halves (2 and 3), then r3 alone.
+	if refused != 3 {
+		t.Errorf("%d requests refused, want 3", refused)
+	}
+}
+
+// A lane that is sending to an address when the operator's address changes
+// sends nothing more there: what it still held goes to the new address, as
+// the pending deliveries were readdressed, and once only.
+func TestLaneFollowsTheOperatorsNewAddress(t *testing.T) {
+	ctx := context.Background()
+	first, release := make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var toOld, toNew []string // the run of each notification received
+	a, db, clk := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		toOld = append(toOld, p.RunID)
+		n := len(toOld)
+		mu.Unlock()
+		if n == 1 {
+			close(first)
+			<-release
+		}
+	})
+	newHook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var p notify.Payload
+		if err := json.NewDecoder(r.Body).Decode(&p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		toNew = append(toNew, p.RunID)
+		mu.Unlock()
+	}))
+	t.Cleanup(newHook.Close)
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	end := clk.Now()
+	if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+		Job: "backup", RunID: "r2", Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+	}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.dispatchOnce(ctx); err != nil {
+		t.Fatal(err)
+	}
+	<-first // the lane is sending r1's notification to the old address
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	hook := newHook.URL
+	if _, _, err := db.UpdateOperator(ctx, "oncall", catalog.OperatorUpdate{Webhook: &hook}, func() string { return "unused" }, admin); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(toOld) != 1 || toOld[0] != "r1" || len(toNew) != 1 || toNew[0] != "r2" {
+		t.Errorf("the old address got %v, the new one %v; want [r1] and [r2]", toOld, toNew)
+	}
+	delivered, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryDelivered})
+	if err != nil || len(delivered) != 2 {
+		t.Errorf("%d delivered (%v), want 2", len(delivered), err)
+	}
+}

@@ -245,3 +245,48 @@ func TestRunUploadRoomIsFreeWhenTheReplyIsRead(t *testing.T) {
 		t.Errorf("the first upload: %d; the next, sent as the reply was read: %d %s; want 200 and 200", first.Code, next.Code, next.Body)
 	}
 }
+
+// A target's body with a key given twice, or spelled in another case, is
+// refused naming the key, and nothing of it is recorded: encoding/json
+// would take the last of two values, or fill "status" from "Status".
+func TestAgentBodiesRefuseKeysNotSpelledExactly(t *testing.T) {
+	m := testMaster(t, nil)
+	tg := enlist(t, m, "web1")
+	applyJob(t, m, "backup", "web1")
+	rep, err := json.Marshal(finishedRun("backup", "run-1", "ok"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	report := string(rep)
+	for _, tc := range []struct{ path, body, want string }{
+		{agentproto.PathRuns, `{"runs":[` + strings.Replace(report, `"revision":1`, `"revision":1,"revision":2`, 1) + `]}`,
+			"runs[0].revision: given twice"},
+		{agentproto.PathRuns, `{"runs":[` + strings.Replace(report, `"status":"succeeded"`, `"status":"succeeded","Status":"failed"`, 1) + `]}`,
+			`runs[0].run.Status: no such field; keys are case-sensitive: "status"`},
+		{agentproto.PathRuns, `{"runs":[` + report + `],"runs":[]}`, "runs: given twice"},
+		{agentproto.PathAcks, `{"acks":[{"seq":1,"ok":false,"error":"no such step","ok":true}]}`, "acks.ok: given twice"},
+		{agentproto.PathAcks, `{"acks":[{"seq":1,"OK":true}]}`, `acks.OK: no such field; keys are case-sensitive: "ok"`},
+	} {
+		w := serve(m, tg.tls, http.MethodPost, tc.path, []byte(tc.body))
+		if code, msg := errorReply(t, w); w.Code != http.StatusBadRequest || code != muster.EINVALID || msg != tc.want {
+			t.Errorf("%s %s: %d %s; want 400 %s", tc.path, tc.body, w.Code, w.Body, tc.want)
+		}
+	}
+	// A body declared as another type than JSON is not read.
+	for _, path := range []string{agentproto.PathRuns, agentproto.PathAcks} {
+		body := `{"runs":[` + report + `]}`
+		if path == agentproto.PathAcks {
+			body = `{"acks":[{"seq":1,"ok":true}]}`
+		}
+		r := httptest.NewRequest(http.MethodPost, path, strings.NewReader(body))
+		r.Header.Set("Content-Type", "text/plain")
+		w := serveRequest(m, testAddr, tg.tls, r)
+		if code, msg := errorReply(t, w); w.Code != http.StatusBadRequest || code != muster.EINVALID || !strings.HasPrefix(msg, "Content-Type:") {
+			t.Errorf("%s as text/plain: %d %s; want 400 naming Content-Type", path, w.Code, w.Body)
+		}
+	}
+	runs, err := m.Catalog.FindRuns(context.Background(), catalog.RunFilter{Job: "backup"})
+	if err != nil || len(runs) != 0 {
+		t.Errorf("%d runs recorded (%v); want none", len(runs), err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,25 +110,63 @@ func someOf(names []string) string {
 	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }
 
-// Headers of a webhook request (also set on e-mails).
+// Headers of a webhook request (the first two also set on e-mails).
 const (
 	HeaderEvent     = "Muster-Event"
 	HeaderDelivery  = "Muster-Delivery"
+	HeaderTimestamp = "Muster-Timestamp"
 	HeaderSignature = "Muster-Signature"
 )
 
-// Sign returns the Muster-Signature of body: "sha256=" and the hex
-// HMAC-SHA256 of the body with the operator's secret.
-func Sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+// DefaultTolerance is how far a webhook's Muster-Timestamp may be from the
+// receiver's clock, either way, for Verify to take it: long enough for a
+// slow network and a clock a little off, short enough that a request
+// captured and sent again is refused soon after (within it, a receiver
+// drops the repeat by its delivery id).
+const DefaultTolerance = 5 * time.Minute
+
+// Sign returns the Muster-Signature of a webhook sent at the Unix time
+// timestamp (its Muster-Timestamp) with body: "v1=" and the hex
+// HMAC-SHA256, under the operator's secret, of the timestamp in decimal, a
+// dot, and the body.
+func Sign(secret string, timestamp int64, body []byte) string {
+	return "v1=" + hex.EncodeToString(signature(secret, strconv.FormatInt(timestamp, 10), body))
 }
 
-// Verify reports whether signature is body's Muster-Signature under
-// secret, comparing in constant time. Receivers do this.
-func Verify(secret string, body []byte, signature string) bool {
-	return hmac.Equal([]byte(Sign(secret, body)), []byte(signature))
+func signature(secret, timestamp string, body []byte) []byte {
+	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte(timestamp))
+	mac.Write([]byte{'.'})
+	mac.Write(body)
+	return mac.Sum(nil)
+}
+
+// Errors of Verify.
+var (
+	ErrSignature = errors.New("notify: the signature does not match the body and timestamp")
+	ErrTimestamp = errors.New("notify: the timestamp is too far from now")
+)
+
+// Verify checks a webhook request as its receiver does: timestamp and
+// signature are its Muster-Timestamp and Muster-Signature headers, body
+// its body as received. The signature must be body's at that timestamp
+// under secret (compared in constant time), and the timestamp within
+// tolerance of now, either way.
+func Verify(secret string, body []byte, timestamp, sig string, now time.Time, tolerance time.Duration) error {
+	ts, err := strconv.ParseInt(timestamp, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s %q is not a Unix time in seconds", ErrTimestamp, HeaderTimestamp, timestamp)
+	}
+	mac, ok := strings.CutPrefix(sig, "v1=")
+	got, err := hex.DecodeString(mac)
+	if !ok || err != nil || !hmac.Equal(got, signature(secret, timestamp, body)) {
+		return ErrSignature
+	}
+	if d := now.Sub(time.Unix(ts, 0)); d > tolerance || d < -tolerance {
+		return fmt.Errorf("%w: signed at %s, %s from now, beyond %s", ErrTimestamp, time.Unix(ts, 0).UTC().Format(time.RFC3339),
+			d.Round(time.Second), tolerance)
+	}
+	return nil
 }
 
 // Error is a failed attempt. Permanent means another attempt cannot help:
@@ -138,6 +177,9 @@ type Error struct {
 	// RetryAfter is how long the receiver asked to be left alone
 	// (Retry-After), or 0.
 	RetryAfter time.Duration
+	// TooLarge is a refusal of the notification for its size (HTTP 413,
+	// SMTP 552): a digest is sent again in smaller parts.
+	TooLarge bool
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -154,6 +196,13 @@ func permanent(format string, args ...any) error {
 func IsPermanent(err error) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Permanent
+}
+
+// IsTooLarge reports whether err is a refusal of a notification for its
+// size.
+func IsTooLarge(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.TooLarge
 }
 
 // RetryAfter is how long the receiver of a failed attempt asked to be left

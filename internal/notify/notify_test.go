@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -29,7 +30,8 @@ var sample = notify.Notification{ID: "7d3c1a52-0b7e-4c1e-9d0a-2f1f3c4b5a69", Pay
 func TestWebhookIsSignedJSON(t *testing.T) {
 	hook := testenv.NewWebhookReceiver(t)
 	const secret = "a-secret-of-some-length"
-	if err := (&notify.Webhook{}).Send(context.Background(), hook.URL, secret, sample); err != nil {
+	sent := time.Date(2026, 11, 25, 2, 30, 4, 0, time.UTC)
+	if err := (&notify.Webhook{Now: func() time.Time { return sent }}).Send(context.Background(), hook.URL, secret, sample); err != nil {
 		t.Fatal(err)
 	}
 	reqs := hook.Requests()
@@ -37,12 +39,16 @@ func TestWebhookIsSignedJSON(t *testing.T) {
 		t.Fatalf("%d requests, want 1", len(reqs))
 	}
 	r := reqs[0]
+	// The signature is over the timestamp and the body: a body captured and
+	// sent again later cannot be given a fresh timestamp.
 	mac := hmac.New(sha256.New, []byte(secret))
+	mac.Write([]byte("1795573804."))
 	mac.Write(r.Body)
-	if want := "sha256=" + hex.EncodeToString(mac.Sum(nil)); r.Header.Get("Muster-Signature") != want {
+	if want := "v1=" + hex.EncodeToString(mac.Sum(nil)); r.Header.Get("Muster-Signature") != want {
 		t.Errorf("Muster-Signature %q, want %q", r.Header.Get("Muster-Signature"), want)
 	}
-	for h, want := range map[string]string{"Content-Type": "application/json", "Muster-Event": "run_failed", "Muster-Delivery": sample.ID} {
+	for h, want := range map[string]string{"Content-Type": "application/json", "Muster-Event": "run_failed", "Muster-Delivery": sample.ID,
+		"Muster-Timestamp": "1795573804"} {
 		if got := r.Header.Get(h); got != want {
 			t.Errorf("%s: %q, want %q", h, got, want)
 		}
@@ -65,22 +71,74 @@ func TestWebhookIsSignedJSON(t *testing.T) {
 			t.Errorf("body %s: %v, want %v", k, body[k], v)
 		}
 	}
-	if !notify.Verify(secret, r.Body, r.Header.Get("Muster-Signature")) || notify.Verify("another-secret-entirely", r.Body, r.Header.Get("Muster-Signature")) {
-		t.Error("Verify does not tell the right secret from a wrong one")
+	ts, sig := r.Header.Get("Muster-Timestamp"), r.Header.Get("Muster-Signature")
+	bodyOnly := hmac.New(sha256.New, []byte(secret))
+	bodyOnly.Write(r.Body)
+	for _, tc := range []struct {
+		name            string
+		secret, ts, sig string
+		now             time.Time
+		ok              bool
+	}{
+		{"as sent", secret, ts, sig, sent, true},
+		{"received a little later", secret, ts, sig, sent.Add(notify.DefaultTolerance), true},
+		{"by a clock a little behind", secret, ts, sig, sent.Add(-notify.DefaultTolerance), true},
+		{"under another secret", "another-secret-entirely", ts, sig, sent, false},
+		{"replayed later", secret, ts, sig, sent.Add(notify.DefaultTolerance + time.Second), false},
+		{"replayed later under a fresh timestamp", secret, "1795577404", sig, sent.Add(time.Hour), false},
+		{"without a timestamp", secret, "", sig, sent, false},
+		{"with a timestamp that is no number", secret, "1795573804.0", sig, sent, false},
+		{"without a signature", secret, ts, "", sent, false},
+		{"signed over the body alone", secret, ts, "v1=" + hex.EncodeToString(bodyOnly.Sum(nil)), sent, false},
+	} {
+		err := notify.Verify(tc.secret, r.Body, tc.ts, tc.sig, tc.now, notify.DefaultTolerance)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: Verify: %v, want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// Each attempt at a notification is signed at its own time, with the same
+// delivery id: a retry a day later is as fresh as the first attempt.
+func TestWebhookAttemptsAreSignedWhenSent(t *testing.T) {
+	hook := testenv.NewWebhookReceiver(t)
+	const secret = "a-secret-of-some-length"
+	first := time.Date(2026, 11, 25, 2, 30, 4, 0, time.UTC)
+	for _, at := range []time.Time{first, first.Add(26 * time.Hour)} {
+		if err := (&notify.Webhook{Now: func() time.Time { return at }}).Send(context.Background(), hook.URL, secret, sample); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reqs := hook.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("%d requests, want 2", len(reqs))
+	}
+	for i, at := range []time.Time{first, first.Add(26 * time.Hour)} {
+		r := reqs[i]
+		if got := r.Header.Get("Muster-Delivery"); got != sample.ID {
+			t.Errorf("attempt %d: Muster-Delivery %q, want %q", i+1, got, sample.ID)
+		}
+		if err := notify.Verify(secret, r.Body, r.Header.Get("Muster-Timestamp"), r.Header.Get("Muster-Signature"), at, notify.DefaultTolerance); err != nil {
+			t.Errorf("attempt %d, checked when it was sent: %v", i+1, err)
+		}
+	}
+	if reqs[0].Header.Get("Muster-Signature") == reqs[1].Header.Get("Muster-Signature") {
+		t.Error("two attempts a day apart carry one signature")
 	}
 }
 
 func TestWebhookFailures(t *testing.T) {
 	for _, tc := range []struct {
-		status    int
-		permanent bool
+		status              int
+		permanent, tooLarge bool
 	}{
-		{http.StatusServiceUnavailable, false},
-		{http.StatusTooManyRequests, false},
-		{http.StatusRequestTimeout, false},
-		{http.StatusNotFound, true},
-		{http.StatusUnauthorized, true},
-		{http.StatusFound, true},
+		{http.StatusServiceUnavailable, false, false},
+		{http.StatusTooManyRequests, false, false},
+		{http.StatusRequestTimeout, false, false},
+		{http.StatusNotFound, true, false},
+		{http.StatusUnauthorized, true, false},
+		{http.StatusFound, true, false},
+		{http.StatusRequestEntityTooLarge, true, true},
 	} {
 		t.Run(http.StatusText(tc.status), func(t *testing.T) {
 			hook := testenv.NewWebhookReceiver(t)
@@ -88,6 +146,9 @@ func TestWebhookFailures(t *testing.T) {
 			err := (&notify.Webhook{}).Send(context.Background(), hook.URL, "a-secret-of-some-length", sample)
 			if err == nil || notify.IsPermanent(err) != tc.permanent {
 				t.Errorf("got %v (permanent %v), want an error, permanent %v", err, notify.IsPermanent(err), tc.permanent)
+			}
+			if notify.IsTooLarge(err) != tc.tooLarge {
+				t.Errorf("got %v (too large %v), want too large %v", err, notify.IsTooLarge(err), tc.tooLarge)
 			}
 			if n := len(hook.Requests()); n != 1 {
 				t.Errorf("%d requests, want 1 (redirects are not followed)", n)
@@ -235,13 +296,16 @@ func TestSMTP(t *testing.T) {
 	})
 	t.Run("4xx is worth another attempt, 5xx is not", func(t *testing.T) {
 		srv := testenv.NewSMTPServer(t, testenv.SMTPOptions{})
-		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user")
+		srv.RejectRecipients("451 4.3.0 try again later", "550 5.1.1 no such user", "552 5.3.4 message too big")
 		s := &notify.SMTP{Addr: srv.Addr, From: "muster@example.com"}
 		if err := s.Send(ctx, "oncall@example.com", sample); err == nil || notify.IsPermanent(err) {
 			t.Errorf("451: %v, want a transient error", err)
 		}
-		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !strings.Contains(err.Error(), "550") {
-			t.Errorf("550: %v, want a permanent error", err)
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || notify.IsTooLarge(err) || !strings.Contains(err.Error(), "550") {
+			t.Errorf("550: %v, want a permanent error, not for its size", err)
+		}
+		if err := s.Send(ctx, "oncall@example.com", sample); !notify.IsPermanent(err) || !notify.IsTooLarge(err) {
+			t.Errorf("552: %v, want a permanent refusal for its size", err)
 		}
 	})
 }
@@ -264,5 +328,28 @@ func TestWebhookErrorQuotesTheReplyAsText(t *testing.T) {
 				t.Errorf("error %q, want HTTP 400 and valid UTF-8", err)
 			}
 		})
+	}
+}
+
+// A receiver's Retry-After is read as it asks, however long: a wait too
+// long for a time.Duration is the longest one, not a negative one.
+func TestWebhookRetryAfter(t *testing.T) {
+	for header, want := range map[string]time.Duration{
+		"120":                   2 * time.Minute,
+		"-5":                    0,
+		"9999999999":            time.Duration(math.MaxInt64),
+		"99999999999999999999":  time.Duration(math.MaxInt64),
+		"soon":                  0,
+		"-99999999999999999999": 0,
+	} {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Retry-After", header)
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}))
+		err := (&notify.Webhook{}).Send(context.Background(), srv.URL, "a-secret-of-some-length", sample)
+		srv.Close()
+		if got := notify.RetryAfter(err); got != want {
+			t.Errorf("Retry-After: %s: %v (%v), want %v", header, got, err, want)
+		}
 	}
 }

@@ -226,7 +226,8 @@ func classifySMTP(addr string, err error) error {
 		return &Error{Message: fmt.Sprintf("SMTP server %s: %s", addr, ne.Message), Permanent: ne.Permanent}
 	case errors.As(err, &tp):
 		msg := fmt.Sprintf("SMTP server %s: %d %s", addr, tp.Code, tp.Msg)
-		return &Error{Message: msg, Permanent: tp.Code >= 500}
+		// 552: over the server's size (RFC 1870), or the mailbox's.
+		return &Error{Message: msg, Permanent: tp.Code >= 500, TooLarge: tp.Code == 552}
 	case errors.As(err, &te) && te.permanent():
 		return permanent("SMTP server %s: %v", addr, te)
 	}

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -20,6 +22,9 @@ type Webhook struct {
 	// when nil. (A redirected POST may turn into a GET and lose its body:
 	// point the operator at the final URL instead.)
 	Client *http.Client
+	// Now is when an attempt is signed (Muster-Timestamp); time.Now when
+	// nil.
+	Now func() time.Time
 }
 
 func (w *Webhook) client() *http.Client {
@@ -29,7 +34,8 @@ func (w *Webhook) client() *http.Client {
 	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
 
-// Send makes one attempt to POST n to url, signed with secret. A 2xx reply
+// Send makes one attempt to POST n to url, signed with secret at the time
+// of the attempt. A 2xx reply
 // delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
 // attempt; any other reply is permanent.
 func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
@@ -47,7 +53,15 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	req.Header.Set("User-Agent", "muster/"+muster.Version)
 	req.Header.Set(HeaderEvent, string(n.Payload.Event))
 	req.Header.Set(HeaderDelivery, n.ID)
-	req.Header.Set(HeaderSignature, Sign(secret, body))
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	// Each attempt is signed when it is made: a retry a day later is as
+	// fresh as the first attempt, under the same delivery id.
+	ts := now().Unix()
+	req.Header.Set(HeaderTimestamp, strconv.FormatInt(ts, 10))
+	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	resp, err := w.client().Do(req)
 	if err != nil {
 		return transient("webhook %s: %v", url, err)
@@ -63,18 +77,27 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 		return err
 	case code >= 300 && code < 400:
 		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, resp.Header.Get("Location"))
+	case code == http.StatusRequestEntityTooLarge:
+		return &Error{Message: fmt.Sprintf("webhook %s: HTTP %d%s", url, code, excerpt(reply)), Permanent: true, TooLarge: true}
 	default:
 		return permanent("webhook %s: HTTP %d%s", url, code, excerpt(reply))
 	}
 }
 
 // retryAfter reads a Retry-After header: seconds, or an HTTP date; 0 when
-// there is none to read.
+// there is none to read. The caller bounds what it waits.
 func retryAfter(h string, now time.Time) time.Duration {
 	if h == "" {
 		return 0
 	}
-	if s, err := strconv.Atoi(strings.TrimSpace(h)); err == nil {
+	s, err := strconv.ParseInt(strings.TrimSpace(h), 10, 64)
+	if err == nil || errors.Is(err, strconv.ErrRange) {
+		// Seconds past what a Duration holds (or an int64: ParseInt then
+		// gives its bound) are the longest wait a Duration holds, not
+		// one that wrapped negative.
+		if s > int64(math.MaxInt64/time.Second) {
+			return time.Duration(math.MaxInt64)
+		}
 		return time.Duration(max(s, 0)) * time.Second
 	}
 	if at, err := http.ParseTime(h); err == nil {

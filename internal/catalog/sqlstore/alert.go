@@ -208,6 +208,22 @@ func (s *Queries) DueDeliveries(ctx context.Context, now time.Time, perAddress, 
 		WHERE d.lane_rank <= $2 ORDER BY d.next_attempt_at, d.id LIMIT $3`, ms(now), perAddress, limit)
 }
 
+// PendingDeliveries returns those of the notifications uids still pending,
+// with their operator's webhook secret.
+func (s *Queries) PendingDeliveries(ctx context.Context, uids []string) ([]catalog.PendingDelivery, error) {
+	a := &args{d: s.D}
+	cond, err := inJSON(a, "d.uid", uids)
+	if err != nil {
+		return nil, err
+	}
+	return collect(ctx, s.Q, func(r Rows) (p catalog.PendingDelivery, err error) {
+		p.Delivery, err = scanDelivery(r, &p.Secret)
+		return p, err
+	}, `SELECT `+deliveryColumns+`, COALESCE(o.webhook_secret, '')
+		FROM deliveries d JOIN events e ON e.id = d.event_id LEFT JOIN operators o ON o.id = d.operator_id
+		WHERE d.status = 'pending' AND `+cond, a.vals...)
+}
+
 // NextDeliveryAt returns when the earliest pending notification due after
 // after is due.
 func (s *Queries) NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error) {
