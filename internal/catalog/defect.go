@@ -103,6 +103,13 @@ func noLongerRuns(jobs []string) []string {
 }
 
 func (tx *tx) defect(targetID int64, d Departure) error {
+	how := "was deleted"
+	if d.How == DepartureDefected {
+		how = "defected"
+	}
+	if err := tx.endRunsOf(targetID, how); err != nil {
+		return err
+	}
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
 		return err
 	}
@@ -156,6 +163,9 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 				return err
 			}
 			return tx.audit(by, e)
+		}
+		if err := tx.endRunsOf(t.ID, "was deleted"); err != nil {
+			return err
 		}
 		if err := tx.ClearTarget(ctx, t.ID); err != nil {
 			return err

@@ -180,6 +180,9 @@ type Reads interface {
 	// StartsPosted returns when the STARTs of a target's runs named were
 	// posted, for those that came from a START.
 	StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error)
+	// StartsWithoutRun returns the STARTs q selects whose run is not
+	// recorded, by target then sequence number.
+	StartsWithoutRun(ctx context.Context, q StartQuery) ([]StartRow, error)
 }
 
 // Tx is a write transaction: the reads, and the writes.
@@ -583,6 +586,22 @@ type InstructionRow struct {
 	// RunID and ExpiresAt are a START's.
 	RunID     string
 	ExpiresAt *time.Time
+}
+
+// StartQuery selects START instructions: those on the targets in one of
+// the statuses, of the job (unless Job is ""), with the sequence numbers
+// named (unless none are).
+type StartQuery struct {
+	TargetIDs []int64
+	Statuses  []muster.InstructionStatus
+	Job       string
+	Seqs      []int64
+}
+
+// StartRow is a START instruction, with the error its target reported.
+type StartRow struct {
+	InstructionRow
+	Error string
 }
 
 // PollRow is what a poll reads of its target, in one snapshot: the last

@@ -471,6 +471,13 @@ func (t *timedReads) StartsPosted(p0 context.Context, p1 int64, p2 []string) (ma
 	return r0, r1
 }
 
+func (t *timedReads) StartsWithoutRun(p0 context.Context, p1 StartQuery) ([]StartRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.StartsWithoutRun(p0, p1)
+	t.observe("StartsWithoutRun", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedStore) Ping(p0 context.Context) error {
 	start := time.Now()
 	r0 := t.s.Ping(p0)

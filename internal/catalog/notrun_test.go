@@ -1,0 +1,136 @@
+package catalog_test
+
+import (
+	"context"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/catalogtest"
+)
+
+// A START that will never run (its target refused it, or it was
+// superseded or deleted before its target collected it) is recorded as a
+// finished run, skipped, with why: never left "starting" on the master,
+// where whoever follows the run would wait for it for ever. Whoever
+// follows runs is woken.
+func TestStartNeverRunIsRecordedSkipped(t *testing.T) {
+	cases := []struct {
+		name string
+		// settle makes the START of run on a (seq) never run.
+		settle func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64)
+		want   string // in the run's message
+	}{
+		{"refused", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			acks := []catalog.AckRow{{Seq: seq, Status: muster.InstructionFailed, Error: `START "deploy": the job is not on this target (did its INSERT fail?)`}}
+			if _, err := db.Ack(context.Background(), a.ID, acks); err != nil {
+				t.Fatal(err)
+			}
+		}, `the target refused it: START "deploy": the job is not on this target (did its INSERT fail?)`},
+		{"deleted", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if err := db.DeleteInstruction(context.Background(), "a", seq, admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "it was deleted from the download list before the target collected it"},
+		{"job deleted", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if _, err := db.DeleteJob(context.Background(), "deploy", admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "a DELETE of the job superseded it before the target collected it"},
+		{"DELETE posted", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if _, err := db.Post(context.Background(), catalog.PostRequest{Operation: muster.OpDelete, Job: "deploy"}, admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "a DELETE of the job superseded it before the target collected it"},
+		{"resync", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if _, err := db.ResyncTargets(context.Background(), []string{"a"}, false, admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "a resync of the target superseded it before the target collected it"},
+		{"target deleted", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if err := db.DeleteTarget(context.Background(), "a", false, admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "the target was deleted before it collected it"},
+		{"target forgotten", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if err := db.DeleteTarget(context.Background(), "a", true, admin); err != nil {
+				t.Fatal(err)
+			}
+		}, "the target was deleted before it collected it"},
+		{"target defected", func(t *testing.T, db *catalog.Catalog, a catalog.TargetIdentity, seq int64) {
+			if err := db.DefectTarget(context.Background(), a.ID, muster.Actor{Kind: muster.ActorTarget, Name: "a"}); err != nil {
+				t.Fatal(err)
+			}
+		}, "the target defected before it collected it"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+				ctx := context.Background()
+				db, clk, commits := MustOpen(t, e)
+				a := enlist(t, db, "a")
+				if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
+					t.Fatal(err)
+				}
+				posted := clk.Now()
+				res := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
+				ref := muster.RunRef{Target: "a", RunID: res.Runs[0].RunID}
+				clk.Add(time.Minute)
+				*commits = nil
+				tc.settle(t, db, a, res.Runs[0].Seq)
+
+				runs, err := db.FindRuns(ctx, catalog.RunFilter{Runs: []muster.RunRef{ref}})
+				if err != nil || len(runs) != 1 {
+					t.Fatalf("the run of the START: %+v %v, want it recorded", runs, err)
+				}
+				r := runs[0]
+				if r.Status != muster.RunSkipped || r.FinishedAt == nil || !r.FinishedAt.Equal(clk.Now()) || !r.StartedAt.Equal(posted) {
+					t.Errorf("run %+v: want skipped, started when its START was posted (%s), finished now (%s)", r, posted, clk.Now())
+				}
+				if r.Job != "deploy" || r.Trigger != "operator:admin" || len(r.Steps) != 0 {
+					t.Errorf("run %+v: want job deploy, trigger operator:admin, no step", r)
+				}
+				if want := "the START (seq " + strconv.FormatInt(res.Runs[0].Seq, 10) + ") was not run: " + tc.want; r.Message != want {
+					t.Errorf("message %q, want %q", r.Message, want)
+				}
+				if !slices.ContainsFunc(*commits, func(c catalog.Commit) bool { return slices.Contains(c.Runs, ref.RunID) }) {
+					t.Errorf("no commit names run %s: whoever follows it is not woken", ref.RunID)
+				}
+			})
+		})
+	}
+}
+
+// The run the master records for a START not run is replaced by its
+// target's report, should the target have run it after all (a START it
+// collected just before a DELETE superseded it): the report is taken as the
+// run's first, so that its end is counted once, when it comes.
+func TestReportReplacesTheRecordOfAStartNotRun(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, e)
+		a := enlist(t, db, "a")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
+		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpDelete, Job: "deploy"}, admin); err != nil {
+			t.Fatal(err)
+		}
+		at := clk.Now()
+		out, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
+			Status: muster.RunSucceeded, Trigger: "operator:admin", StartedAt: at, FinishedAt: &at,
+			Steps: []muster.StepAttempt{{Name: "s", Attempt: 1, Status: muster.AttemptSucceeded, StartedAt: at}}}}})
+		if err != nil || !out[0].OK || !out[0].Ended || out[0].Status != muster.RunSucceeded {
+			t.Fatalf("the target's report: %+v %v, want it stored, the run ended succeeded", out, err)
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Runs: res.Refs()})
+		if err != nil || len(runs) != 1 || runs[0].Status != muster.RunSucceeded || runs[0].Message != "" || len(runs[0].Steps) != 1 {
+			t.Errorf("the run: %+v %v, want the target's report", runs, err)
+		}
+	})
+}
