@@ -10,7 +10,8 @@ import (
 
 // RunStatus is the state of a run. A run is created running and ends in one
 // of the other states; only a newer revision from its target changes it,
-// but for a START no target will run, which the master records skipped.
+// but for what no target will report: the master records a START never run
+// skipped, and a run left running by a target that left abandoned.
 type RunStatus string
 
 // Run statuses (a closed set).

@@ -69,8 +69,15 @@ func (tx *tx) endStarts(q StartQuery, why string) error {
 
 // endRunsOf ends, as a target leaves (how: "defected", or "was deleted"),
 // what it will never report: its STARTs not collected are recorded not
-// run.
+// run, and its runs still recorded running abandoned. A target that has
+// left uploads nothing more.
 func (tx *tx) endRunsOf(targetID int64, how string) error {
-	return tx.endStarts(StartQuery{TargetIDs: []int64{targetID},
+	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID},
 		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, "the target "+how+" before it collected it")
+	if err != nil {
+		return err
+	}
+	ids, err := tx.AbandonRuns(tx.ctx, targetID, "the target "+how+" before it reported the run's end", tx.now)
+	tx.c.Runs = append(tx.c.Runs, ids...)
+	return err
 }

@@ -214,6 +214,9 @@ type Tx interface {
 	// ClearTarget drops a leaving target's open instructions and removes it
 	// from every job, group and start queue.
 	ClearTarget(ctx context.Context, id int64) error
+	// AbandonRuns ends a leaving target's runs still recorded running as
+	// abandoned, at, with the message, and returns their run ids.
+	AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error)
 	// LiftTombstone marks a deleted target defected once it has collected
 	// its DEFECT, and reports whether it did.
 	LiftTombstone(ctx context.Context, id int64, at time.Time) (bool, error)

@@ -449,3 +449,10 @@ func (s *Queries) StartsWithoutRun(ctx context.Context, q catalog.StartQuery) ([
 		return st, err
 	}, stmt, a.vals...)
 }
+
+// AbandonRuns ends a leaving target's runs still recorded running.
+func (s *Queries) AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error) {
+	return texts(ctx, s.Q, `UPDATE runs SET status = 'abandoned', message = $1, finished_at = $2, updated_at = $2,
+			duration_ms = CASE WHEN $2 > started_at THEN $2 - started_at ELSE 0 END
+		WHERE target_id = $3 AND status = 'running' RETURNING run_id`, message, ms(at), targetID)
+}
