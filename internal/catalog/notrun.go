@@ -3,6 +3,7 @@ package catalog
 import (
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
@@ -20,6 +21,49 @@ const (
 	notRunResync     = "a resync of the target superseded it before the target collected it"
 )
 
+// notRun collects the runs of STARTs that will never run, to record them
+// skipped.
+type notRun struct {
+	tx       *tx
+	byTarget map[int64][]RunRow
+	order    []int64
+}
+
+// add notes the run of a START (p) of job to the target, asked for at
+// posted, which will never run, and why.
+func (n *notRun) add(targetID int64, job string, p agentproto.StartPayload, posted time.Time, message string) {
+	trigger := muster.TriggerOperator
+	if p.RequestedBy != "" {
+		trigger += ":" + p.RequestedBy
+	}
+	now := n.tx.now
+	r := muster.Run{Job: job, RunID: p.RunID, Status: muster.RunSkipped, Trigger: trigger, Message: truncate(message, MaxMessageLen),
+		StartedAt: posted, FinishedAt: &now, Steps: []muster.StepAttempt{}}
+	if n.byTarget == nil {
+		n.byTarget = map[int64][]RunRow{}
+	}
+	if _, ok := n.byTarget[targetID]; !ok {
+		n.order = append(n.order, targetID)
+	}
+	n.byTarget[targetID] = append(n.byTarget[targetID], RunRow{Run: r, Revision: NotRunRevision})
+}
+
+// record stores the runs noted, and wakes whoever follows them.
+func (n *notRun) record() error {
+	for _, id := range n.order {
+		ups, err := n.tx.UpsertRuns(n.tx.ctx, id, n.byTarget[id], n.tx.now)
+		if err != nil {
+			return err
+		}
+		for k, u := range ups {
+			if u.Changed {
+				n.tx.c.Runs = append(n.tx.c.Runs, n.byTarget[id][k].RunID)
+			}
+		}
+	}
+	return nil
+}
+
 // endStarts records, for each START q selects (pending or refused) whose
 // run is not recorded, a finished run, skipped, since its target never ran
 // it, saying why (the target's error, for a refused one): a run is never
@@ -29,52 +73,53 @@ func (tx *tx) endStarts(q StartQuery, why string) error {
 	if err != nil || len(starts) == 0 {
 		return err
 	}
-	byTarget := map[int64][]RunRow{}
-	var order []int64
+	n := notRun{tx: tx}
 	for _, s := range starts {
 		var p agentproto.StartPayload
 		if err := json.Unmarshal(s.Payload, &p); err != nil {
 			return fmt.Errorf("START seq %d: stored payload: %w", s.Seq, err)
 		}
-		trigger := muster.TriggerOperator
-		if p.RequestedBy != "" {
-			trigger += ":" + p.RequestedBy
-		}
+		p.RunID = s.RunID
 		reason := why
 		if s.Status == muster.InstructionFailed {
 			reason = "the target refused it: " + s.Error
 		}
-		msg := truncate(fmt.Sprintf("the START (seq %d) was not run: %s", s.Seq, reason), MaxMessageLen)
-		now := tx.now
-		r := muster.Run{Job: s.Job, RunID: s.RunID, Status: muster.RunSkipped, Trigger: trigger, Message: msg,
-			StartedAt: s.PostedAt, FinishedAt: &now, Steps: []muster.StepAttempt{}}
-		if _, ok := byTarget[s.TargetID]; !ok {
-			order = append(order, s.TargetID)
-		}
-		byTarget[s.TargetID] = append(byTarget[s.TargetID], RunRow{Run: r, Revision: NotRunRevision})
+		n.add(s.TargetID, s.Job, p, s.PostedAt, fmt.Sprintf("the START (seq %d) was not run: %s", s.Seq, reason))
 	}
-	for _, id := range order {
-		ups, err := tx.UpsertRuns(tx.ctx, id, byTarget[id], tx.now)
-		if err != nil {
-			return err
-		}
-		for k, u := range ups {
-			if u.Changed {
-				tx.c.Runs = append(tx.c.Runs, byTarget[id][k].RunID)
-			}
-		}
+	return n.record()
+}
+
+// dropQueued drops the STARTs max_parallel_targets holds back for a job
+// (any, when jobID is 0) on the targets (any, when targetIDs is nil): their
+// runs, whose ids the starts returned, are recorded skipped, saying why,
+// since they will never be posted. It returns how many it dropped.
+func (tx *tx) dropQueued(jobID int64, targetIDs []int64, why string) (int, error) {
+	rows, err := tx.DeleteQueuedStarts(tx.ctx, jobID, targetIDs)
+	if err != nil || len(rows) == 0 {
+		return 0, err
 	}
-	return nil
+	n := notRun{tx: tx}
+	for _, e := range rows {
+		var q queuedStart
+		if err := json.Unmarshal(e.Payload, &q); err != nil {
+			return 0, fmt.Errorf("queued start %d: %w", e.ID, err)
+		}
+		n.add(e.TargetID, e.Job, q.Payload, e.CreatedAt, "the START was held back by max_parallel_targets, and dropped before it was posted: "+why)
+	}
+	return len(rows), n.record()
 }
 
 // endRunsOf ends, as a target leaves (how: "defected", or "was deleted"),
-// what it will never report: its STARTs not collected are recorded not
-// run, and its runs still recorded running abandoned. A target that has
-// left uploads nothing more.
+// what it will never report: its STARTs not collected, or held back, are
+// recorded not run, and its runs still recorded running abandoned. A
+// target that has left uploads nothing more.
 func (tx *tx) endRunsOf(targetID int64, how string) error {
 	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID},
 		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, "the target "+how+" before it collected it")
 	if err != nil {
+		return err
+	}
+	if _, err := tx.dropQueued(0, []int64{targetID}, "the target "+how); err != nil {
 		return err
 	}
 	ids, err := tx.AbandonRuns(tx.ctx, targetID, "the target "+how+" before it reported the run's end", tx.now)

@@ -192,3 +192,64 @@ func TestReportReplacesTheRecordOfAStartNotRun(t *testing.T) {
 		}
 	})
 }
+
+// A START max_parallel_targets holds back, and then drops (the job stopped
+// or deleted, a DELETE posted, the target out of the job or gone), is
+// never posted: its run, whose id the start returned, is recorded skipped,
+// saying why, rather than left queued for ever.
+func TestStartHeldBackAndDroppedIsRecordedSkipped(t *testing.T) {
+	cases := []struct {
+		name string
+		drop func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error
+		want string
+	}{
+		{"stopped", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			_, err := db.StopJob(ctx, "deploy", nil, admin)
+			return err
+		}, "the job was stopped"},
+		{"DELETE posted", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			_, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpDelete, Job: "deploy", Targets: []string{"b"}}, admin)
+			return err
+		}, "a DELETE of the job was posted to the target"},
+		{"job deleted", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			_, err := db.DeleteJob(ctx, "deploy", admin)
+			return err
+		}, "the job was deleted"},
+		{"out of the job", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			j := job("deploy", "a")
+			j.MaxParallelTargets = 1
+			_, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin)
+			return err
+		}, "the job no longer runs on the target"},
+		{"target deleted", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			return db.DeleteTarget(ctx, "b", false, admin)
+		}, "the target was deleted"},
+		{"target defected", func(ctx context.Context, db *catalog.Catalog, b catalog.TargetIdentity) error {
+			return db.DefectTarget(ctx, b.ID, muster.Actor{Kind: muster.ActorTarget, Name: "b"})
+		}, "the target defected"},
+	}
+	for _, tc := range cases {
+		t.Run(strings.ReplaceAll(tc.name, " ", "_"), func(t *testing.T) {
+			catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+				ctx := context.Background()
+				db, clk, _, b, res := startHeldBack(t, e)
+				queued := clk.Now()
+				clk.Add(time.Minute)
+				if err := tc.drop(ctx, db, b); err != nil {
+					t.Fatal(err)
+				}
+				ref := muster.RunRef{Target: "b", RunID: res.Runs[1].RunID}
+				runs, err := db.FindRuns(ctx, catalog.RunFilter{Runs: []muster.RunRef{ref}})
+				if err != nil || len(runs) != 1 {
+					t.Fatalf("b's run: %+v %v, want it recorded", runs, err)
+				}
+				r := runs[0]
+				want := "the START was held back by max_parallel_targets, and dropped before it was posted: " + tc.want
+				if r.Status != muster.RunSkipped || r.Message != want || r.Job != "deploy" || r.Trigger != "operator:admin" ||
+					!r.StartedAt.Equal(queued) || r.FinishedAt == nil || !r.FinishedAt.Equal(clk.Now()) {
+					t.Errorf("b's run: %+v, want skipped, started when queued, finished now, saying %q", r, want)
+				}
+			})
+		})
+	}
+}

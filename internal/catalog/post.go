@@ -134,7 +134,7 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 			for i, name := range names {
 				ids[i] = targets[name]
 			}
-			dropped, err := tx.DeleteQueuedStarts(ctx, job.id, ids)
+			dropped, err := tx.dropQueued(job.id, ids, "a DELETE of the job was posted to the target")
 			if err != nil {
 				return err
 			}

@@ -319,9 +319,10 @@ type Tx interface {
 	// DeleteQueuedStart removes a queue entry and reports whether it was
 	// there: whoever removes it posts its START.
 	DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
-	// DeleteQueuedStarts drops the STARTs held back for a job on the
-	// targets, and returns how many it dropped.
-	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error)
+	// DeleteQueuedStarts drops the STARTs held back for a job (any job
+	// when jobID is 0) on the targets (any target when targetIDs is nil),
+	// and returns those it dropped, each with its job's name.
+	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) ([]QueuedStartRow, error)
 	InsertRollout(ctx context.Context, r RolloutRow) (int64, error)
 	// PruneRollouts deletes the rollouts, of one job or every job, that
 	// ended before a time, with their targets, and returns how many.
@@ -636,6 +637,7 @@ type QueuedStartRow struct {
 	TargetID  int64
 	Payload   []byte
 	CreatedAt time.Time
+	Job       string // set by DeleteQueuedStarts
 }
 
 // RolloutQuery selects rollouts.

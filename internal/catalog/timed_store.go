@@ -919,7 +919,7 @@ func (t *timedTx) DeleteQueuedStart(p0 context.Context, p1 int64) (bool, error) 
 	return r0, r1
 }
 
-func (t *timedTx) DeleteQueuedStarts(p0 context.Context, p1 int64, p2 []int64) (int64, error) {
+func (t *timedTx) DeleteQueuedStarts(p0 context.Context, p1 int64, p2 []int64) ([]QueuedStartRow, error) {
 	start := time.Now()
 	r0, r1 := t.tx.DeleteQueuedStarts(p0, p1, p2)
 	t.observe("DeleteQueuedStarts", time.Since(start))
