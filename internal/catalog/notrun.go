@@ -48,16 +48,22 @@ func (n *notRun) add(targetID int64, job string, p agentproto.StartPayload, post
 	n.byTarget[targetID] = append(n.byTarget[targetID], RunRow{Run: r, Revision: NotRunRevision})
 }
 
-// record stores the runs noted, and wakes whoever follows them.
+// record stores the runs noted, each its job's last outcome on its target
+// (as a run skipped there is), and wakes whoever follows them.
 func (n *notRun) record() error {
 	for _, id := range n.order {
-		ups, err := n.tx.UpsertRuns(n.tx.ctx, id, n.byTarget[id], n.tx.now)
+		rows := n.byTarget[id]
+		ups, err := n.tx.UpsertRuns(n.tx.ctx, id, rows, n.tx.now)
 		if err != nil {
 			return err
 		}
 		for k, u := range ups {
-			if u.Changed {
-				n.tx.c.Runs = append(n.tx.c.Runs, n.byTarget[id][k].RunID)
+			if !u.Changed {
+				continue
+			}
+			n.tx.c.Runs = append(n.tx.c.Runs, rows[k].RunID)
+			if err := n.tx.SetLastOutcome(n.tx.ctx, id, rows[k], u.Row); err != nil {
+				return err
 			}
 		}
 	}

@@ -253,3 +253,50 @@ func TestStartHeldBackAndDroppedIsRecordedSkipped(t *testing.T) {
 		})
 	}
 }
+
+// The job's last outcome on a target is its newest run there, as the
+// history shows it, a START refused included, as a START skipped on the
+// target is; and it moves on to the run its retry brings.
+func TestRefusedStartIsTheJobsLastOutcome(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, e)
+		a := enlist(t, db, "a")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		res := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
+		acks := []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "disk full"}}
+		if _, err := db.Ack(ctx, a.ID, acks); err != nil {
+			t.Fatal(err)
+		}
+		j, err := db.FindJob(ctx, "deploy")
+		if err != nil || len(j.Outcomes) != 1 {
+			t.Fatalf("job: %+v %v", j, err)
+		}
+		if o := j.Outcomes[0]; o.LastRunID != res.Runs[0].RunID || o.LastStatus != muster.RunSkipped || !strings.Contains(o.LastMessage, "disk full") {
+			t.Errorf("last outcome %+v, want the refused run %s, skipped, saying why", o, res.Runs[0].RunID)
+		}
+		retried, err := db.RetryInstruction(ctx, "a", res.Runs[0].Seq, admin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		newID := startRunID(t, db, "a", retried.Seq)
+		if newID == res.Runs[0].RunID {
+			t.Fatalf("the retried START has the refused one's run id %s, want a new one", newID)
+		}
+		clk.Add(time.Second)
+		at := clk.Now()
+		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: newID,
+			Status: muster.RunSucceeded, Trigger: "operator:admin", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+			t.Fatalf("upload: %+v %v", r, err)
+		}
+		if j, err = db.FindJob(ctx, "deploy"); err != nil || j.Outcomes[0].LastRunID != newID || j.Outcomes[0].LastStatus != muster.RunSucceeded {
+			t.Errorf("last outcome %+v %v, want the retried run %s, succeeded", j.Outcomes, err, newID)
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Job: "deploy"})
+		if err != nil || len(runs) != 2 || runs[0].RunID != newID || runs[1].RunID != res.Runs[0].RunID {
+			t.Errorf("history %+v %v, want the retried run, then the refused one, once each", runs, err)
+		}
+	})
+}
