@@ -541,7 +541,10 @@ const resyncLine = "open instructions superseded; DELETE of every job, then an I
 // resync does a target's resync and returns the sequence number the
 // instructions it posted follow, and the jobs it posted an INSERT of.
 func (tx *tx) resync(targetID, after int64) (int64, []string, error) {
-	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID}, Statuses: []muster.InstructionStatus{muster.InstructionPending}}, notRunResync)
+	// The target collected the STARTs up to its cursor, after, whatever a
+	// catalog restored from a backup says: only those after it are not run.
+	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID}, After: after,
+		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, notRunResync)
 	if err != nil {
 		return 0, nil, err
 	}

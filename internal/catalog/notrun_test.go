@@ -300,3 +300,27 @@ func TestRefusedStartIsTheJobsLastOutcome(t *testing.T) {
 		}
 	})
 }
+
+// A target that finds the catalog restored asks for a resync, giving its
+// cursor: the STARTs up to it, pending in the restored catalog, were
+// collected (and their runs reported before the restore), so they are not
+// recorded as not run; those after it are.
+func TestResyncAskedByTheTargetSparesTheStartsItCollected(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, e)
+		a := enlist(t, db, "a")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		collected := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
+		later := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
+		if _, err := db.Resync(ctx, a.ID, collected.Runs[0].Seq, muster.Actor{Kind: muster.ActorTarget, Name: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Job: "deploy"})
+		if err != nil || len(runs) != 1 || runs[0].RunID != later.Runs[0].RunID || runs[0].Status != muster.RunSkipped {
+			t.Errorf("runs %+v %v, want only the START after the cursor (%s) recorded skipped", runs, err, later.Runs[0].RunID)
+		}
+	})
+}

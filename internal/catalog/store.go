@@ -594,12 +594,13 @@ type InstructionRow struct {
 
 // StartQuery selects START instructions: those on the targets in one of
 // the statuses, of the job (unless Job is ""), with the sequence numbers
-// named (unless none are).
+// named (unless none are), after the sequence number After.
 type StartQuery struct {
 	TargetIDs []int64
 	Statuses  []muster.InstructionStatus
 	Job       string
 	Seqs      []int64
+	After     int64
 }
 
 // StartRow is a START instruction, with the error its target reported.

@@ -439,6 +439,9 @@ func (s *Queries) StartsWithoutRun(ctx context.Context, q catalog.StartQuery) ([
 	if len(q.Seqs) > 0 {
 		stmt += ` AND ` + in(a, "i.seq", q.Seqs)
 	}
+	if q.After > 0 {
+		stmt += ` AND i.seq > ` + a.add(q.After)
+	}
 	stmt += ` AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id)
 		ORDER BY i.target_id, i.seq`
 	return collect(ctx, s.Q, func(r Rows) (st catalog.StartRow, err error) {
