@@ -9,7 +9,9 @@ import (
 )
 
 // RunStatus is the state of a run. A run is created running and ends in one
-// of the other states; only a newer revision from its target changes it.
+// of the other states; only a newer revision from its target changes it,
+// but for what no target will report: the master records a START never run
+// skipped, and a run left running by a target that left abandoned.
 type RunStatus string
 
 // Run statuses (a closed set).
@@ -20,7 +22,7 @@ const (
 	RunTimedOut  RunStatus = "timed_out"
 	RunCanceled  RunStatus = "canceled"
 	RunAbandoned RunStatus = "abandoned" // its target died mid-run
-	RunSkipped   RunStatus = "skipped"   // not run: expired START, already running
+	RunSkipped   RunStatus = "skipped"   // not run: expired, refused or withdrawn START, already running
 )
 
 // Valid reports whether s is one of the run statuses.

@@ -146,6 +146,21 @@ func (sw *startWatch) ended(r muster.StartedRun) bool {
 	return in.Status != muster.InstructionPending && in.Status != muster.InstructionDownloaded && in.Status != ""
 }
 
+// skippedUnread reports whether a run of the start is recorded skipped
+// without a step while its START is not known to be settled.
+func (sw *startWatch) skippedUnread() bool {
+	for _, r := range sw.res.Runs {
+		run, ok := sw.runs[r.RunID]
+		if !ok || r.Seq == 0 || run.Status != muster.RunSkipped || len(run.Steps) > 0 {
+			continue
+		}
+		if _, settled := sw.starts.settled[instructionKey{r.Target, r.Seq}]; !settled {
+			return true
+		}
+	}
+	return false
+}
+
 func (sw *startWatch) countEnded() int {
 	n := 0
 	for _, r := range sw.res.Runs {
@@ -212,6 +227,14 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, d
 			progress(sw.countEnded())
 		}
 		if sw.countEnded() == len(res.Runs) {
+			// A run recorded skipped before its START was read settled may
+			// be the master's record of a START refused: the START says
+			// why, and whether the target refused it.
+			if sw.skippedUnread() && !sw.starts.done() {
+				if err := sw.starts.check(ctx); err != nil {
+					return nil, err
+				}
+			}
 			return sw, nil
 		}
 		if err != nil {
@@ -232,8 +255,11 @@ func (sw *startWatch) report(w io.Writer) (failed int, outstanding, refusals []s
 	for _, s := range sw.res.Runs {
 		r, recorded := sw.runs[s.RunID]
 		start, _ := sw.starts.state(instructionKey{s.Target, s.Seq})
+		// The master records a START that was refused, superseded or
+		// deleted as a run skipped: the START says more.
+		settled := start.Status == muster.InstructionFailed || start.Status == muster.InstructionSuperseded || start.Status == muster.InstructionDeleted
 		switch {
-		case recorded && r.Status.Finished():
+		case recorded && r.Status.Finished() && !(settled && r.Status == muster.RunSkipped):
 			msg := ""
 			if r.Message != "" {
 				msg = ": " + r.Message

@@ -39,8 +39,43 @@ func (c *Catalog) DefectTarget(ctx context.Context, targetID int64, by muster.Ac
 		if err := tx.defect(targetID, Departure{How: DepartureDefected, By: by.String()}); err != nil {
 			return err
 		}
+		if err := tx.dropOverridesOf(by.Name, by, &e); err != nil {
+			return err
+		}
 		return tx.audit(by, e)
 	})
+}
+
+// dropOverridesOf removes the overrides of a target that left from every
+// job, as SQL Server's sp_msx_defect and sp_delete_targetserver remove the
+// target's rows: a server enlisted later under its name is a new target,
+// which must not inherit them. The target no longer runs any job, so no
+// other target receives anything new; each job's version moves, and e
+// (the departure's audit entry) says which lost an override.
+func (tx *tx) dropOverridesOf(target string, by muster.Actor, e *muster.AuditEntry) error {
+	jobs, err := tx.loadJobs(JobQuery{})
+	if err != nil {
+		return err
+	}
+	for _, name := range sortedKeys(jobs) {
+		old := jobs[name]
+		i := slices.IndexFunc(old.job.Overrides, func(o muster.Override) bool { return o.Target == target })
+		if i < 0 {
+			continue
+		}
+		j := old.job
+		j.Overrides = slices.Delete(slices.Clone(j.Overrides), i, i+1)
+		ch, err := tx.updateJob(old, j, by.Name)
+		if err != nil {
+			return err
+		}
+		e.Jobs = append(e.Jobs, name)
+		e.Changes = append(e.Changes, fmt.Sprintf("job %s: its override of target %s dropped (version %d)", name, target, ch.Version))
+		for _, in := range ch.Instructions {
+			e.Changes = append(e.Changes, "posted "+in+" ("+name+")")
+		}
+	}
+	return nil
 }
 
 // departingJobs returns the jobs a leaving target runs, which it runs no
@@ -68,6 +103,13 @@ func noLongerRuns(jobs []string) []string {
 }
 
 func (tx *tx) defect(targetID int64, d Departure) error {
+	how := "was deleted"
+	if d.How == DepartureDefected {
+		how = "defected"
+	}
+	if err := tx.endRunsOf(targetID, how); err != nil {
+		return err
+	}
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
 		return err
 	}
@@ -117,7 +159,13 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 			if err := tx.defect(t.ID, Departure{How: DepartureForced, By: by.String()}); err != nil {
 				return err
 			}
+			if err := tx.dropOverridesOf(name, by, &e); err != nil {
+				return err
+			}
 			return tx.audit(by, e)
+		}
+		if err := tx.endRunsOf(t.ID, "was deleted"); err != nil {
+			return err
 		}
 		if err := tx.ClearTarget(ctx, t.ID); err != nil {
 			return err
@@ -128,6 +176,9 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 		}
 		e.Changes = append([]string{fmt.Sprintf("posted DEFECT %s (seq %d); the target is a tombstone until it collects it", name, seq)}, noLongerRuns(jobs)...)
 		if err := tx.SetTargetState(ctx, t.ID, TargetDeleted, Departure{How: DepartureDeleted, By: by.String()}); err != nil {
+			return err
+		}
+		if err := tx.dropOverridesOf(name, by, &e); err != nil {
 			return err
 		}
 		return tx.audit(by, e)

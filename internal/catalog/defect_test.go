@@ -381,3 +381,80 @@ func TestEnlistUnderATombstonesName(t *testing.T) {
 		}
 	})
 }
+
+// A target that leaves the fleet takes its overrides with it (as SQL
+// Server's sp_msx_defect and sp_delete_targetserver take the target's
+// rows): a server enlisted later under the same name is a new target, and
+// does not inherit what was set for the old one. The departure's audit
+// entry says which jobs lost an override; no other target is posted
+// anything, since what each receives is unchanged.
+func TestTargetThatLeavesTakesItsOverrides(t *testing.T) {
+	for _, how := range []string{"defect", "delete", "delete --force"} {
+		t.Run(strings.ReplaceAll(how, " ", ""), func(t *testing.T) {
+			catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+				db, _, _ := MustOpen(t, e)
+				ctx := context.Background()
+				web1, web2 := enlist(t, db, "web1"), enlist(t, db, "web2")
+				if err := db.CreateGroup(ctx, "eu", admin); err != nil {
+					t.Fatal(err)
+				}
+				if _, err := db.ApplyJobs(ctx, []muster.Job{reportJob()}, catalog.ApplyOptions{}, admin); err != nil {
+					t.Fatal(err)
+				}
+				before := must(db.PendingInstructions(ctx, web1.ID, 0))
+				switch how {
+				case "defect":
+					err := db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"})
+					if err != nil {
+						t.Fatal(err)
+					}
+				default:
+					if err := db.DeleteTarget(ctx, "web2", how != "delete", admin); err != nil {
+						t.Fatal(err)
+					}
+				}
+				j, err := db.FindJob(ctx, "report")
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, o := range j.Overrides {
+					if o.Target == "web2" {
+						t.Errorf("job report keeps an override of web2, which left: %+v", o)
+					}
+				}
+				if len(j.Overrides) != 1 || j.Overrides[0].Group != "eu" {
+					t.Errorf("overrides %+v, want only eu's", j.Overrides)
+				}
+				if after := must(db.PendingInstructions(ctx, web1.ID, 0)); len(after) != len(before) {
+					t.Errorf("web1 was posted %v, want nothing new (was %v)", ops(after), ops(before))
+				}
+				entries, err := db.FindAudit(ctx, catalog.AuditFilter{Limit: 1})
+				if err != nil || len(entries) != 1 || !slices.ContainsFunc(entries[0].Changes, func(l string) bool {
+					return strings.HasPrefix(l, "job report: its override of target web2 dropped (version ")
+				}) {
+					t.Errorf("the departure's audit entry: %+v %v, want it to say report's override of web2 was dropped", entries, err)
+				}
+				if how == "delete" {
+					return // the name is the tombstone's until it collects its DEFECT
+				}
+				if _, err := db.CreateEnlistToken(ctx, "hash-again", "web2", 15*time.Minute, admin); err != nil {
+					t.Fatal(err)
+				}
+				again, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-again", Name: "web2", UID: "uid-again"},
+					func(string) (catalog.IssuedCert, error) {
+						return catalog.IssuedCert{Serial: "serial-again", NotAfter: time.Now().Add(time.Hour)}, nil
+					})
+				if err != nil {
+					t.Fatal(err)
+				}
+				j.Targets = append(j.Targets, "web2")
+				if _, err := db.ApplyJobs(ctx, []muster.Job{j.Job}, catalog.ApplyOptions{}, admin); err != nil {
+					t.Fatal(err)
+				}
+				if got := scheduleNames(received(t, db, again, "report")); !slices.Equal(got, []string{"nightly"}) {
+					t.Errorf("the new web2 received schedules %v, want the job's own [nightly], not the old web2's override", got)
+				}
+			})
+		})
+	}
+}

@@ -231,3 +231,37 @@ func noStartAfterTheStop(t *testing.T, db *catalog.Catalog, clk *clock, a, b cat
 		t.Errorf("b was posted %v, want %v: no START after the STOP", ops, want)
 	}
 }
+
+// A DELETE posted by hand (muster post delete) drops the STARTs
+// max_parallel_targets holds back for the targets it goes to, as a
+// deletion of the job does: each would reach a target without the job,
+// which would refuse it.
+func TestPostedDeleteDropsTheStartsHeldBack(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, a, b, res := startHeldBack(t, eng)
+		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpDelete, Job: "deploy", Targets: []string{"b"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		// a's run ends, freeing the one slot.
+		at := res.ExpiresAt.Add(-muster.DefaultStartExpiry)
+		if r, err := db.UpsertRuns(ctx, a, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: res.Runs[0].RunID,
+			Status: muster.RunSucceeded, Trigger: "operator", StartedAt: at, FinishedAt: &at}}}); err != nil || !r[0].OK {
+			t.Fatalf("upload: %+v %v", r, err)
+		}
+		if err := db.ReleaseQueuedStarts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ops []muster.Operation
+		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+			ops = append(ops, in.Operation)
+		}
+		if want := []muster.Operation{muster.OpDelete}; !slices.Equal(ops, want) {
+			t.Errorf("b has %v pending, want %v: no START after the DELETE", ops, want)
+		}
+		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Limit: 1})
+		if err != nil || len(entries) != 1 || !slices.Contains(entries[0].Changes, "1 START(s) held back by max_parallel_targets dropped") {
+			t.Errorf("the post's audit entry: %+v %v, want it to say the START held back was dropped", entries, err)
+		}
+	})
+}

@@ -70,6 +70,15 @@ func (tx *tx) postAll(ps []posting) ([]int64, error) {
 		}
 	}
 	for _, k := range order {
+		if k.op == muster.OpDelete && k.job != "" {
+			// The job's STARTs the targets have not collected will never
+			// run there.
+			err := tx.endStarts(StartQuery{TargetIDs: superseded[k], Job: k.job,
+				Statuses: []muster.InstructionStatus{muster.InstructionPending}}, notRunSuperseded)
+			if err != nil {
+				return nil, err
+			}
+		}
 		if err := tx.Supersede(tx.ctx, superseded[k], k.job, moot(k.op)); err != nil {
 			return nil, err
 		}
@@ -269,6 +278,20 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 		if acked, err = tx.AckInstructions(ctx, targetID, rows, tx.now); err != nil {
 			return err
 		}
+		// A START its target refused will never run: its run is recorded
+		// so, rather than left starting.
+		if slices.ContainsFunc(acked, func(a Acked) bool { return a.Operation == muster.OpStart && a.Status == muster.InstructionFailed }) {
+			var failed []int64
+			for _, r := range rows {
+				if r.Status == muster.InstructionFailed {
+					failed = append(failed, r.Seq)
+				}
+			}
+			if err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID}, Seqs: failed,
+				Statuses: []muster.InstructionStatus{muster.InstructionFailed}}, ""); err != nil {
+				return err
+			}
+		}
 		// A deleted target that has collected its DEFECT is gone: the
 		// tombstone is lifted and its name is free. Only a deleted target
 		// is posted a DEFECT, with its deletion, so only the ack that
@@ -412,7 +435,7 @@ func (tx *tx) setStatus(r InstructionRow, status muster.InstructionStatus, from 
 // failed one superseded, which clears the block it caused. A failed INSERT
 // is reposted with the job's current definition, since that is what the
 // operator wants in force; a failed START is a new start, with a new run id
-// and a fresh expiry.
+// and a fresh expiry (the refused run stays in the history, skipped).
 func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64, by muster.Actor) (muster.Instruction, error) {
 	var posted muster.Instruction
 	err := c.update(ctx, func(tx *tx) error {
@@ -466,6 +489,13 @@ func (c *Catalog) DeleteInstruction(ctx context.Context, target string, seq int6
 		if err != nil {
 			return err
 		}
+		if r.Operation == muster.OpStart && r.Status == muster.InstructionPending {
+			err := tx.endStarts(StartQuery{TargetIDs: []int64{r.TargetID}, Seqs: []int64{r.Seq},
+				Statuses: []muster.InstructionStatus{muster.InstructionPending}}, notRunDeleted)
+			if err != nil {
+				return err
+			}
+		}
 		if err := tx.setStatus(r, muster.InstructionDeleted, open...); err != nil {
 			return err
 		}
@@ -511,6 +541,13 @@ const resyncLine = "open instructions superseded; DELETE of every job, then an I
 // resync does a target's resync and returns the sequence number the
 // instructions it posted follow, and the jobs it posted an INSERT of.
 func (tx *tx) resync(targetID, after int64) (int64, []string, error) {
+	// The target collected the STARTs up to its cursor, after, whatever a
+	// catalog restored from a backup says: only those after it are not run.
+	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID}, After: after,
+		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, notRunResync)
+	if err != nil {
+		return 0, nil, err
+	}
 	open := []muster.InstructionStatus{muster.InstructionPending, muster.InstructionFailed}
 	if err := tx.CloseInstructions(tx.ctx, targetID, open, muster.InstructionSuperseded); err != nil {
 		return 0, nil, err

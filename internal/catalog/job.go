@@ -384,7 +384,7 @@ func (tx *tx) reconcile(old storedJob, j muster.Job, defChanged bool, c *muster.
 				return err
 			}
 			// STARTs held back for it would reach a target without the job.
-			if _, err := tx.DeleteQueuedStarts(tx.ctx, old.id, []int64{oldTID}); err != nil {
+			if _, err := tx.dropQueued(old.id, []int64{oldTID}, "the job no longer runs on the target"); err != nil {
 				return err
 			}
 		case wanted && !had:
@@ -471,6 +471,9 @@ func (tx *tx) deleteJob(old storedJob) (muster.JobChange, error) {
 		ps[i] = posting{target: old.targets[name], op: muster.OpDelete, job: old.job.Name}
 	}
 	if err := tx.record(&c, ps, names); err != nil {
+		return c, err
+	}
+	if _, err := tx.dropQueued(old.id, nil, "the job was deleted"); err != nil {
 		return c, err
 	}
 	return c, tx.DeleteJob(tx.ctx, old.id)

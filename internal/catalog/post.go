@@ -126,6 +126,22 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 			}
 			e.Changes = append(e.Changes, line)
 		}
+		if op == muster.OpDelete {
+			// As a deletion of the job: the STARTs max_parallel_targets
+			// holds back for those targets would reach them without the
+			// job, and be refused.
+			ids := make([]int64, len(names))
+			for i, name := range names {
+				ids[i] = targets[name]
+			}
+			dropped, err := tx.dropQueued(job.id, ids, "a DELETE of the job was posted to the target")
+			if err != nil {
+				return err
+			}
+			if dropped > 0 {
+				e.Changes = append(e.Changes, fmt.Sprintf("%d START(s) held back by max_parallel_targets dropped", dropped))
+			}
+		}
 		return tx.audit(by, e)
 	})
 	return posted, err

@@ -105,8 +105,13 @@ func rolloutOf(row RolloutRow, ts []RolloutTargetRow, now time.Time) muster.Roll
 // wave stands at now.
 func rolloutTarget(t RolloutTargetRow, wave int, now time.Time) muster.RolloutTarget {
 	out := muster.RolloutTarget{Target: t.Target, Wave: t.Wave, RunID: t.RunID}
+	// A START refused, superseded or deleted, or held back and dropped
+	// before it was posted, has the run the master recorded for it,
+	// skipped (endStarts, dropQueued): the START says more.
+	settled := t.StartStatus == muster.InstructionFailed || t.StartStatus == muster.InstructionSuperseded ||
+		t.StartStatus == muster.InstructionDeleted || (t.StartStatus == "" && !t.Held)
 	switch {
-	case t.RunStatus != "":
+	case t.RunStatus != "" && !(settled && t.RunStatus == muster.RunSkipped):
 		out.Status, out.DurationMS, out.Message = string(t.RunStatus), t.DurationMS, t.Message
 	case t.Wave > wave:
 		out.Status = muster.RolloutWaiting

@@ -340,7 +340,7 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	if err := tx.record(&ch, ps, names); err != nil {
 		return ch, err
 	}
-	dropped, err := tx.DeleteQueuedStarts(tx.ctx, job.id, tids)
+	dropped, err := tx.dropQueued(job.id, tids, "the job was stopped")
 	if err != nil {
 		return ch, err
 	}

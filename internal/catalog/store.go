@@ -184,6 +184,9 @@ type Reads interface {
 	// StartsPosted returns when the STARTs of a target's runs named were
 	// posted, for those that came from a START.
 	StartsPosted(ctx context.Context, targetID int64, runIDs []string) (map[string]time.Time, error)
+	// StartsWithoutRun returns the STARTs q selects whose run is not
+	// recorded, by target then sequence number.
+	StartsWithoutRun(ctx context.Context, q StartQuery) ([]StartRow, error)
 }
 
 // Tx is a write transaction: the reads, and the writes.
@@ -215,6 +218,9 @@ type Tx interface {
 	// ClearTarget drops a leaving target's open instructions and removes it
 	// from every job, group and start queue.
 	ClearTarget(ctx context.Context, id int64) error
+	// AbandonRuns ends a leaving target's runs still recorded running as
+	// abandoned, at, with the message, and returns their run ids.
+	AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error)
 	// LiftTombstone marks a deleted target defected once it has collected
 	// its DEFECT, and reports whether it did.
 	LiftTombstone(ctx context.Context, id int64, at time.Time) (bool, error)
@@ -317,9 +323,10 @@ type Tx interface {
 	// DeleteQueuedStart removes a queue entry and reports whether it was
 	// there: whoever removes it posts its START.
 	DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
-	// DeleteQueuedStarts drops the STARTs held back for a job on the
-	// targets, and returns how many it dropped.
-	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error)
+	// DeleteQueuedStarts drops the STARTs held back for a job (any job
+	// when jobID is 0) on the targets (any target when targetIDs is nil),
+	// and returns those it dropped, each with its job's name.
+	DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) ([]QueuedStartRow, error)
 	InsertRollout(ctx context.Context, r RolloutRow) (int64, error)
 	// PruneRollouts deletes the rollouts, of one job or every job, that
 	// ended before a time, with their targets, and returns how many.
@@ -589,6 +596,23 @@ type InstructionRow struct {
 	ExpiresAt *time.Time
 }
 
+// StartQuery selects START instructions: those on the targets in one of
+// the statuses, of the job (unless Job is ""), with the sequence numbers
+// named (unless none are), after the sequence number After.
+type StartQuery struct {
+	TargetIDs []int64
+	Statuses  []muster.InstructionStatus
+	Job       string
+	Seqs      []int64
+	After     int64
+}
+
+// StartRow is a START instruction, with the error its target reported.
+type StartRow struct {
+	InstructionRow
+	Error string
+}
+
 // PollRow is what a poll reads of its target, in one snapshot: the last
 // sequence number posted to it, whether it is paused, and its pending
 // instructions after the poll's cursor, in order.
@@ -618,6 +642,7 @@ type QueuedStartRow struct {
 	TargetID  int64
 	Payload   []byte
 	CreatedAt time.Time
+	Job       string // set by DeleteQueuedStarts
 }
 
 // RolloutQuery selects rollouts.

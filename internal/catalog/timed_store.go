@@ -478,6 +478,13 @@ func (t *timedReads) StartsPosted(p0 context.Context, p1 int64, p2 []string) (ma
 	return r0, r1
 }
 
+func (t *timedReads) StartsWithoutRun(p0 context.Context, p1 StartQuery) ([]StartRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.StartsWithoutRun(p0, p1)
+	t.observe("StartsWithoutRun", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedStore) Ping(p0 context.Context) error {
 	start := time.Now()
 	r0 := t.s.Ping(p0)
@@ -567,6 +574,13 @@ func (t *timedTx) ClearTarget(p0 context.Context, p1 int64) error {
 	r0 := t.tx.ClearTarget(p0, p1)
 	t.observe("ClearTarget", time.Since(start))
 	return r0
+}
+
+func (t *timedTx) AbandonRuns(p0 context.Context, p1 int64, p2 string, p3 time.Time) ([]string, error) {
+	start := time.Now()
+	r0, r1 := t.tx.AbandonRuns(p0, p1, p2, p3)
+	t.observe("AbandonRuns", time.Since(start))
+	return r0, r1
 }
 
 func (t *timedTx) LiftTombstone(p0 context.Context, p1 int64, p2 time.Time) (bool, error) {
@@ -912,7 +926,7 @@ func (t *timedTx) DeleteQueuedStart(p0 context.Context, p1 int64) (bool, error) 
 	return r0, r1
 }
 
-func (t *timedTx) DeleteQueuedStarts(p0 context.Context, p1 int64, p2 []int64) (int64, error) {
+func (t *timedTx) DeleteQueuedStarts(p0 context.Context, p1 int64, p2 []int64) ([]QueuedStartRow, error) {
 	start := time.Now()
 	r0, r1 := t.tx.DeleteQueuedStarts(p0, p1, p2)
 	t.observe("DeleteQueuedStarts", time.Since(start))

@@ -23,12 +23,16 @@ const sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, tri
 
 // SQLRunAtRevision is the conflict clause of a run's upsert: the stored
 // run is replaced only by a later revision, and what it held is kept in
-// prior_status and prior_started.
+// prior_status and prior_started. A run at revision 0 is the master's own
+// record of a START that was not run (catalog.NotRunRevision): its
+// target's report, should one come after all, replaces it as if it were
+// the first (prior_status NULL).
 const SQLRunAtRevision = `ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
 		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
 		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
 		updated_at = excluded.updated_at,
-		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
+		prior_status = CASE WHEN runs.revision > 0 THEN runs.status END,
+		prior_started = CASE WHEN runs.revision > 0 THEN runs.steps NOT IN ('[]', 'null') END
 	WHERE excluded.revision > runs.revision`
 
 // ScanUpsert reads what sqlUpsertRun returns into u.
@@ -420,4 +424,38 @@ func (s *Queries) StartsPosted(ctx context.Context, targetID int64, runIDs []str
 		out[id] = fromMS(at)
 	}
 	return out, rows.Err()
+}
+
+// StartsWithoutRun returns the STARTs q selects whose run is not recorded
+// (instructions_open, then the runs' key).
+func (s *Queries) StartsWithoutRun(ctx context.Context, q catalog.StartQuery) ([]catalog.StartRow, error) {
+	a := &args{d: s.D}
+	stmt := `SELECT i.target_id, i.seq, i.job_name, i.payload, i.status, i.error, i.posted_at, i.run_id FROM instructions i
+		WHERE ` + in(a, "i.target_id", q.TargetIDs) + ` AND ` + in(a, "i.status", statusTexts(q.Statuses)) +
+		` AND i.operation = 'START' AND i.run_id <> ''`
+	if q.Job != "" {
+		stmt += ` AND i.job_name = ` + a.add(q.Job)
+	}
+	if len(q.Seqs) > 0 {
+		stmt += ` AND ` + in(a, "i.seq", q.Seqs)
+	}
+	if q.After > 0 {
+		stmt += ` AND i.seq > ` + a.add(q.After)
+	}
+	stmt += ` AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id)
+		ORDER BY i.target_id, i.seq`
+	return collect(ctx, s.Q, func(r Rows) (st catalog.StartRow, err error) {
+		var payload, status string
+		var posted int64
+		err = r.Scan(&st.TargetID, &st.Seq, &st.Job, &payload, &status, &st.Error, &posted, &st.RunID)
+		st.Operation, st.Payload, st.Status, st.PostedAt = muster.OpStart, []byte(payload), muster.InstructionStatus(status), fromMS(posted)
+		return st, err
+	}, stmt, a.vals...)
+}
+
+// AbandonRuns ends a leaving target's runs still recorded running.
+func (s *Queries) AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error) {
+	return texts(ctx, s.Q, `UPDATE runs SET status = 'abandoned', message = $1, finished_at = $2, updated_at = $2,
+			duration_ms = CASE WHEN $2 > started_at THEN $2 - started_at ELSE 0 END
+		WHERE target_id = $3 AND status = 'running' RETURNING run_id`, message, ms(at), targetID)
 }

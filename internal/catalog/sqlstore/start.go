@@ -120,13 +120,27 @@ func (s *Queries) DeleteQueuedStart(ctx context.Context, id int64) (bool, error)
 	return n > 0, err
 }
 
-// DeleteQueuedStarts drops the STARTs held back for a job on the targets,
-// and returns how many it dropped.
-func (s *Queries) DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) (int64, error) {
+// DeleteQueuedStarts drops the STARTs held back for a job (any, when jobID
+// is 0) on the targets (any, when targetIDs is nil), and returns them.
+func (s *Queries) DeleteQueuedStarts(ctx context.Context, jobID int64, targetIDs []int64) ([]catalog.QueuedStartRow, error) {
 	a := &args{d: s.D}
-	targets, err := inJSON(a, "target_id", targetIDs)
-	if err != nil {
-		return 0, err
+	where := "TRUE"
+	if jobID != 0 {
+		where += ` AND job_id = ` + a.add(jobID)
 	}
-	return s.Q.Exec(ctx, `DELETE FROM queued_starts WHERE job_id = `+a.add(jobID)+` AND `+targets, a.vals...)
+	if targetIDs != nil {
+		targets, err := inJSON(a, "target_id", targetIDs)
+		if err != nil {
+			return nil, err
+		}
+		where += ` AND ` + targets
+	}
+	return collect(ctx, s.Q, func(r Rows) (q catalog.QueuedStartRow, err error) {
+		var payload string
+		var created int64
+		err = r.Scan(&q.ID, &q.JobID, &q.TargetID, &payload, &created, &q.Job)
+		q.Payload, q.CreatedAt = []byte(payload), fromMS(created)
+		return q, err
+	}, `DELETE FROM queued_starts WHERE `+where+`
+		RETURNING id, job_id, target_id, payload, created_at, (SELECT name FROM jobs WHERE jobs.id = queued_starts.job_id)`, a.vals...)
 }
