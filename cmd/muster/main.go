@@ -156,6 +156,18 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// daemonContext is signalContext for a daemon that runs steps: it is also
+// canceled by SIGHUP, whose default action would end the process at once,
+// leaving its runs recorded running and their processes behind. A daemon
+// started with SIGHUP ignored (nohup) keeps ignoring it.
+func daemonContext() (context.Context, context.CancelFunc) {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	return signal.NotifyContext(context.Background(), sigs...)
+}
+
 // newLogger returns a text logger on w at the named level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level
