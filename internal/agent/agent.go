@@ -161,6 +161,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	keepDescriptorsFromSteps()
+	if err := checkEnlisted(m.cfg.DataDir); err != nil {
+		return err
+	}
 	if m.lock, err = lockDir(m.cfg.DataDir); err != nil {
 		return err
 	}
