@@ -116,3 +116,43 @@ func TestTargetUnderNohupIgnoresSIGHUP(t *testing.T) {
 	daemon.Process.Signal(syscall.SIGTERM)
 	exitedCleanly(t, done, "SIGTERM")
 }
+
+// A second signal while the target stops kills the steps of its runs at
+// once, without their grace after SIGTERM; the runs are recorded canceled
+// all the same and the daemon exits 0. Each signal is logged.
+func TestTargetSecondSignalKillsStepsAtOnce(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	dir := enlist(t, env, "web1")
+	daemon := startMuster(t, "target", "--data", dir, "--log-level", "info")
+	done := waitFor(daemon)
+	applyJobs(t, env.Client, shellJob("stubborn", "trap '' TERM; sleep 300 & wait", "web1"))
+	var res muster.StartResult
+	testenv.Eventually(t, 20*time.Second, "the START to be accepted", func() bool {
+		var err error
+		res, err = env.Client.StartJob(context.Background(), "stubborn", httpapi.StartBody{})
+		return err == nil
+	})
+	id := res.Runs[0].RunID
+	testenv.Eventually(t, 20*time.Second, "the run to be running with its processes", func() bool {
+		r, ok := runOf(t, env.Client, id)
+		return ok && r.Status == muster.RunRunning && len(testenv.RunProcesses(id)) >= 2
+	})
+	out := daemon.Stdout.(*syncBuffer)
+
+	daemon.Process.Signal(syscall.SIGTERM)
+	testenv.Eventually(t, 20*time.Second, "the daemon to say it stops", func() bool {
+		return strings.Contains(out.String(), `msg="stopping: runs in progress are stopped`)
+	})
+	daemon.Process.Signal(syscall.SIGINT)
+	exitedCleanly(t, done, "SIGTERM, then SIGINT")
+	if !strings.Contains(out.String(), `msg="stopping at once: killing the steps of the runs in progress" signal=interrupt`) {
+		t.Errorf("the second signal is not logged:\n%s", out)
+	}
+	r, _ := runOf(t, env.Client, id)
+	if want := `the target daemon stopped, in step "main"`; r.Status != muster.RunCanceled || r.Message != want {
+		t.Errorf("run %s %q, want %s %q", r.Status, r.Message, muster.RunCanceled, want)
+	}
+	if pids := testenv.RunProcesses(id); len(pids) > 0 {
+		t.Errorf("processes of the stopped run survive: %v", pids)
+	}
+}

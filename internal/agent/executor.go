@@ -42,6 +42,10 @@ type executor struct {
 	wg      sync.WaitGroup
 	burst   atomic.Pointer[burst] // the latest runs launched together (burst.go)
 	gc      collector             // held off while a burst spawns (burst.go)
+	// hurry is closed when the steps of stopped runs are to be killed
+	// without their grace (Main.Hurry).
+	hurry     chan struct{}
+	hurryOnce sync.Once
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -108,7 +112,7 @@ func (ar *activeRun) markSpawned() {
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{},
-		gc: collector{setPercent: debug.SetGCPercent}}
+		gc: collector{setPercent: debug.SetGCPercent}, hurry: make(chan struct{})}
 }
 
 // close releases the SQL connection pools.
