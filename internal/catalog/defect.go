@@ -75,7 +75,12 @@ func (tx *tx) defect(targetID int64, d Departure) error {
 	// request would be, rather than when its hold ends.
 	tx.c.Poke = append(tx.c.Poke, targetID)
 	d.At = &tx.now
-	return tx.SetTargetState(tx.ctx, targetID, TargetDefected, d)
+	if err := tx.SetTargetState(tx.ctx, targetID, TargetDefected, d); err != nil {
+		return err
+	}
+	return tx.abandonRuns(targetID, func(string) (string, error) {
+		return departure(TargetRow{State: TargetDefected, DefectedHow: d.How, DefectedBy: d.By}), nil
+	})
 }
 
 // DeleteTarget removes a target from the master's side (SQL Server's

@@ -333,6 +333,9 @@ type Tx interface {
 	// revision held changes nothing. It returns, per run, whether it
 	// changed and the run's row.
 	UpsertRuns(ctx context.Context, targetID int64, runs []RunRow, at time.Time) ([]RunUpsert, error)
+	// RunningRuns returns the runs a target last reported running, oldest
+	// first.
+	RunningRuns(ctx context.Context, targetID int64) ([]RunRow, error)
 	// SetLastOutcome makes run the last outcome of its job on its target,
 	// unless a run recorded later (a higher row) is already.
 	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error

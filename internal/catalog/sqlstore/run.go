@@ -252,6 +252,15 @@ func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.
 	return out, nil
 }
 
+// RunningRuns returns the runs a target last reported running, oldest
+// first.
+func (s *Queries) RunningRuns(ctx context.Context, targetID int64) ([]catalog.RunRow, error) {
+	return collect(ctx, s.Q, scanRun, `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
+			r.revision, r.updated_at, r.id, t.id, t.last_poll_at, t.poll_interval
+		FROM runs r JOIN targets t ON t.id = r.target_id WHERE r.target_id = $1 AND r.status = 'running'
+		ORDER BY r.started_at, r.id`, targetID)
+}
+
 func scanRun(r Rows) (catalog.RunRow, error) {
 	var run catalog.RunRow
 	var started, updated int64
