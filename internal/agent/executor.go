@@ -145,7 +145,13 @@ func (e *executor) recover(ctx context.Context) error {
 				r.Steps[j].Message = "interrupted: the target stopped"
 			}
 		}
-		if err := e.m.store.saveRun(ctx, r, nil); err != nil {
+		if err := e.m.record(ctx, r, nil); isFull(err) {
+			// It waits in memory, and is written once space returns, as
+			// any run state the full disk refuses: the daemon starts.
+			e.m.log.Warn("run abandoned by a previous process; the data directory is full, so it is recorded once space returns",
+				muster.LogJob, r.Job, muster.LogRunID, r.RunID, muster.LogErr, err)
+			continue
+		} else if err != nil {
 			return err
 		}
 		e.m.log.Warn("run abandoned by a previous process", muster.LogJob, r.Job, muster.LogRunID, r.RunID)
