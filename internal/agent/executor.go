@@ -26,6 +26,11 @@ var (
 	errStepTimeout = errors.New("the step timed out")
 )
 
+// queuedPrefix begins the message of a run recorded while it waits for a
+// slot (max_concurrent_runs); the run clears it, and records that, before
+// its first step starts.
+const queuedPrefix = "queued: "
+
 // executor runs jobs: at most one run per job at a time on this target (SQL
 // Server Agent's rule), at most max_concurrent_runs at once (the rest queue
 // in the order they were started), each step in its own process group so
@@ -135,8 +140,14 @@ func (e *executor) recover(ctx context.Context) error {
 		}
 		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
+		queued := strings.HasPrefix(r.Message, queuedPrefix)
 		r.Status = muster.RunAbandoned
 		r.Message = "the target stopped while the run was in progress"
+		if queued {
+			// Its last recorded state: it leaves the queue, and records
+			// that, before its first step starts.
+			r.Message = "the target stopped while the run waited in the queue (max_concurrent_runs)"
+		}
 		r.FinishedAt = &now
 		r.DurationMS = now.Sub(r.StartedAt).Milliseconds()
 		for j := range r.Steps {
@@ -184,7 +195,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	// Runs fired together are all begun before any is launched: count
 	// them, so that those launch will queue say so.
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue)+e.begun >= limit {
-		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
+		run.Message = fmt.Sprintf(queuedPrefix+"max_concurrent_runs (%d) runs are running", limit)
 	}
 	if added, err := insertRun(ctx, tx, run); err != nil || !added {
 		return nil, err
