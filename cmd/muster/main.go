@@ -156,6 +156,47 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
+// daemonContext is signalContext for a daemon that runs steps: it is also
+// canceled by SIGHUP, whose default action would end the process at once,
+// leaving its runs recorded running and their processes behind (a daemon
+// started with SIGHUP ignored, under nohup, keeps ignoring it). Every
+// signal after the first calls again, which hurries the stop. Each is
+// logged. stop releases the signals and waits for the goroutine that
+// watches them.
+func daemonContext(log *slog.Logger, again func()) (ctx context.Context, stop func()) {
+	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
+	if !signal.Ignored(syscall.SIGHUP) {
+		sigs = append(sigs, syscall.SIGHUP)
+	}
+	got := make(chan os.Signal, 4)
+	signal.Notify(got, sigs...)
+	ctx, cancel := context.WithCancel(context.Background())
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for first := true; ; first = false {
+			select {
+			case <-quit:
+				return
+			case sig := <-got:
+				if first {
+					log.Info("stopping: runs in progress are stopped and recorded canceled; signal again to kill their steps at once", "signal", sig.String())
+					cancel()
+				} else {
+					log.Warn("stopping at once: killing the steps of the runs in progress", "signal", sig.String())
+					again()
+				}
+			}
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(got)
+		close(quit)
+		<-done
+		cancel()
+	}
+}
+
 // newLogger returns a text logger on w at the named level.
 func newLogger(w io.Writer, level string) (*slog.Logger, error) {
 	var l slog.Level

@@ -86,7 +86,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			ctx, stop := daemonContext(log, m.Hurry)
 			defer stop()
 			if err := m.Open(ctx); err != nil {
 				return err

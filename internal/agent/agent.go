@@ -40,6 +40,10 @@ type Config struct {
 	PollWait time.Duration
 	// MaxBackoff caps the wait between attempts to reach the master.
 	MaxBackoff time.Duration
+	// KillGrace is how long a step's processes have between SIGTERM and
+	// SIGKILL when the step is stopped or times out (5 s by default), unless
+	// Hurry is called.
+	KillGrace time.Duration
 	// Now is the clock; time.Now by default.
 	Now func() time.Time
 	// Subreaper makes the daemon the parent of processes its steps orphan
@@ -66,6 +70,7 @@ func DefaultConfig() Config {
 		Settings:   DefaultSettings(),
 		PollWait:   55 * time.Second,
 		MaxBackoff: 5 * time.Second,
+		KillGrace:  5 * time.Second,
 		Now:        time.Now,
 	}
 }
@@ -134,6 +139,9 @@ func New(cfg Config) (*Main, error) {
 	if cfg.MaxBackoff <= 0 {
 		cfg.MaxBackoff = def.MaxBackoff
 	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = def.KillGrace
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -161,6 +169,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		}
 	}()
 	keepDescriptorsFromSteps()
+	if err := checkEnlisted(m.cfg.DataDir); err != nil {
+		return err
+	}
 	if m.lock, err = lockDir(m.cfg.DataDir); err != nil {
 		return err
 	}
@@ -220,6 +231,15 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	return m.exec.recover(ctx)
 }
 
+// Hurry kills the steps of the runs being stopped at once, without the
+// grace between SIGTERM and SIGKILL: a daemon told to stop a second time
+// calls it. Their runs are recorded as the stop says.
+func (m *Main) Hurry() {
+	if m.exec != nil {
+		m.exec.hurryOnce.Do(func() { close(m.exec.hurry) })
+	}
+}
+
 // Name returns the target's name.
 func (m *Main) Name() string { return m.enl.Name }
 
@@ -245,6 +265,7 @@ func (m *Main) Run(ctx context.Context) error {
 			if err := m.uploadOnce(flush); err != nil {
 				m.log.Warn("runs not uploaded before stopping; they stay in the spool", muster.LogErr, err)
 			}
+			m.log.Info("target stopped", "runs_canceled", canceled)
 			return nil
 		}
 		res := m.defectNow(context.WithoutCancel(ctx), req.force, req.by == byMaster)

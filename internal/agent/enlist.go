@@ -99,6 +99,9 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	if err := os.MkdirAll(o.DataDir, 0o700); err != nil {
 		return Enlisted{}, err
 	}
+	if err := checkWritable(o.DataDir); err != nil {
+		return Enlisted{}, err
+	}
 	lock, err := lockDir(o.DataDir)
 	if err != nil {
 		return Enlisted{}, err

@@ -26,6 +26,11 @@ var (
 	errStepTimeout = errors.New("the step timed out")
 )
 
+// queuedPrefix begins the message of a run recorded while it waits for a
+// slot (max_concurrent_runs); the run clears it, and records that, before
+// its first step starts.
+const queuedPrefix = "queued: "
+
 // executor runs jobs: at most one run per job at a time on this target (SQL
 // Server Agent's rule), at most max_concurrent_runs at once (the rest queue
 // in the order they were started), each step in its own process group so
@@ -42,6 +47,10 @@ type executor struct {
 	wg      sync.WaitGroup
 	burst   atomic.Pointer[burst] // the latest runs launched together (burst.go)
 	gc      collector             // held off while a burst spawns (burst.go)
+	// hurry is closed when the steps of stopped runs are to be killed
+	// without their grace (Main.Hurry).
+	hurry     chan struct{}
+	hurryOnce sync.Once
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -108,7 +117,7 @@ func (ar *activeRun) markSpawned() {
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{},
-		gc: collector{setPercent: debug.SetGCPercent}}
+		gc: collector{setPercent: debug.SetGCPercent}, hurry: make(chan struct{})}
 }
 
 // close releases the SQL connection pools.
@@ -131,8 +140,14 @@ func (e *executor) recover(ctx context.Context) error {
 		}
 		signalRun(r.RunID, syscall.SIGKILL)
 		now := e.m.now()
+		queued := strings.HasPrefix(r.Message, queuedPrefix)
 		r.Status = muster.RunAbandoned
 		r.Message = "the target stopped while the run was in progress"
+		if queued {
+			// Its last recorded state: it leaves the queue, and records
+			// that, before its first step starts.
+			r.Message = "the target stopped while the run waited in the queue (max_concurrent_runs)"
+		}
 		r.FinishedAt = &now
 		r.DurationMS = now.Sub(r.StartedAt).Milliseconds()
 		for j := range r.Steps {
@@ -141,7 +156,13 @@ func (e *executor) recover(ctx context.Context) error {
 				r.Steps[j].Message = "interrupted: the target stopped"
 			}
 		}
-		if err := e.m.store.saveRun(ctx, r, nil); err != nil {
+		if err := e.m.record(ctx, r, nil); isFull(err) {
+			// It waits in memory, and is written once space returns, as
+			// any run state the full disk refuses: the daemon starts.
+			e.m.log.Warn("run abandoned by a previous process; the data directory is full, so it is recorded once space returns",
+				muster.LogJob, r.Job, muster.LogRunID, r.RunID, muster.LogErr, err)
+			continue
+		} else if err != nil {
 			return err
 		}
 		e.m.log.Warn("run abandoned by a previous process", muster.LogJob, r.Job, muster.LogRunID, r.RunID)
@@ -174,7 +195,7 @@ func (e *executor) begin(ctx context.Context, tx *sql.Tx, job muster.Job, run mu
 	// Runs fired together are all begun before any is launched: count
 	// them, so that those launch will queue say so.
 	if limit := e.m.cfg.Settings.MaxConcurrentRuns; limit > 0 && e.active+len(e.queue)+e.begun >= limit {
-		run.Message = fmt.Sprintf("queued: max_concurrent_runs (%d) runs are running", limit)
+		run.Message = fmt.Sprintf(queuedPrefix+"max_concurrent_runs (%d) runs are running", limit)
 	}
 	if added, err := insertRun(ctx, tx, run); err != nil || !added {
 		return nil, err

@@ -20,10 +20,6 @@ import (
 	"github.com/musterhq/muster"
 )
 
-// killGrace is how long a step's processes have between SIGTERM and SIGKILL
-// when the step is stopped or times out.
-const killGrace = 5 * time.Second
-
 // runProcess runs a shell or command attempt as its own process group, in
 // the run's cgroup when there is one, and records it in run. When ctx ends
 // (timeout, STOP, the daemon stopping) the whole tree is killed: the run's
@@ -84,12 +80,17 @@ loop:
 			break loop
 		case <-ctx.Done():
 			ar.signal(pgid, syscall.SIGTERM)
+			grace := time.NewTimer(e.m.cfg.KillGrace)
 			select {
 			case waitErr = <-done:
-			case <-time.After(killGrace):
+			case <-grace.C:
+				ar.signal(pgid, syscall.SIGKILL)
+				waitErr = <-done
+			case <-e.hurry:
 				ar.signal(pgid, syscall.SIGKILL)
 				waitErr = <-done
 			}
+			grace.Stop()
 			// Children that ignored SIGTERM, or outlived their parent.
 			ar.signal(pgid, syscall.SIGKILL)
 			break loop

@@ -40,7 +40,7 @@ func loadIdentity(dir string) (*tls.Certificate, error) {
 		}
 		return &c, nil
 	}
-	return nil, fmt.Errorf("load the target's certificate: %w", err)
+	return nil, fmt.Errorf("load the target's certificate %s with its key %s: %w", certPath, keyPath, err)
 }
 
 // renewAt is when a certificate should be renewed: at two thirds of its

@@ -392,3 +392,26 @@ func TestScheduledAtIsInTheSchedulesZone(t *testing.T) {
 		})
 	}
 }
+
+// A wall clock stepped backward past a fire that ran (NTP correcting a
+// clock that was ahead) does not run it again, whether the daemon carries
+// on or restarts: the next fire is the one after it, when the wall clock
+// reaches it.
+func TestClockStepBackwardDoesNotFireAgain(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			start := time.Date(2027, 1, 10, 15, 59, 0, 0, time.UTC) // 10:59 EST; the fire at 11:00
+			runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+				time.Sleep(2 * time.Minute)      // 11:01, the fire ran
+				b.clk.Advance(-30 * time.Minute) // 10:31
+				if restart {
+					b.restart()
+				}
+				time.Sleep(90 * time.Minute) // 12:01
+			})
+			if got, want := summary(runs), []string{"schedule:nightly succeeded 11:00", "schedule:nightly succeeded 12:00"}; !slices.Equal(got, want) {
+				t.Errorf("runs %v, want %v", got, want)
+			}
+		})
+	}
+}

@@ -128,3 +128,46 @@ func diskFullCleared(t *testing.T, tm *testMaster) bool {
 	}
 	return len(all) == 1 && !slices.Contains(all[0].Flags, muster.FlagDiskFull) && len(flagged) == 0
 }
+
+// A target killed mid-run whose data directory is full when it starts
+// again starts all the same: the run it finds running is recorded
+// abandoned in memory, and written and sent once space returns, as any
+// run state the full disk refuses. (It refused to start, "the data
+// directory is full", and a service manager restarting it met the same
+// until someone freed space.)
+func TestTargetRestartsOnAFullDisk(t *testing.T) {
+	dir := mountTmpfs(t, "3m")
+	tm := startTestMaster(t)
+	m := tm.enlistIn(t, "web1", dir)
+	m.Close() // the daemon runs in its own process
+	p := &targetProcess{dir: dir}
+	p.start(t)
+	defer func() {
+		p.kill()
+		if t.Failed() {
+			t.Logf("daemon log:\n%s", p.log.String())
+		}
+	}()
+	tm.apply(t, shellJob("hang", []string{"web1"}, "sleep 600"))
+	tm.settled(t)
+	id := tm.start(t, "hang")[0]
+	waitFor(t, time.Minute, "the run to be running on the master", func() bool {
+		runs, err := tm.api.Runs(context.Background(), []muster.RunRef{{RunID: id}}, 0)
+		return err == nil && len(runs) == 1 && runs[0].Status == muster.RunRunning && len(runs[0].Steps) == 1
+	})
+	p.kill()
+	filler := filepath.Join(dir, "filler")
+	exec.Command("sh", "-c", "cat /dev/zero > '"+filler+"'").Run() // fails, the disk full
+
+	m = openTarget(t, dir)
+	if r, ok := backlogged(m, id); !ok || r.Status != muster.RunAbandoned {
+		t.Fatalf("the run left running waits in memory as %+v (%v), want abandoned", r.Status, ok)
+	}
+	runTarget(t, m)
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	if r := tm.finished(t, id)[0]; r.Status != muster.RunAbandoned {
+		t.Errorf("once space returned the master holds the run %s, want abandoned", r.Status)
+	}
+}

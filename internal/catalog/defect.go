@@ -107,7 +107,7 @@ func (tx *tx) defect(targetID int64, d Departure) error {
 	if d.How == DepartureDefected {
 		how = "defected"
 	}
-	if err := tx.endRunsOf(targetID, how); err != nil {
+	if err := tx.endRunsOf(targetID, how, TargetRow{State: TargetDefected, DefectedHow: d.How, DefectedBy: d.By}); err != nil {
 		return err
 	}
 	if err := tx.ClearTarget(tx.ctx, targetID); err != nil {
@@ -164,7 +164,8 @@ func (c *Catalog) DeleteTarget(ctx context.Context, name string, force bool, by 
 			}
 			return tx.audit(by, e)
 		}
-		if err := tx.endRunsOf(t.ID, "was deleted"); err != nil {
+		left := TargetRow{State: TargetDeleted, DefectedHow: DepartureDeleted, DefectedBy: by.String()}
+		if err := tx.endRunsOf(t.ID, "was deleted", left); err != nil {
 			return err
 		}
 		if err := tx.ClearTarget(ctx, t.ID); err != nil {

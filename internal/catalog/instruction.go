@@ -305,7 +305,15 @@ func (c *Catalog) Ack(ctx context.Context, targetID int64, acks []AckRow) ([]Ack
 			tx.keepCredentials()
 			return err
 		}
-		return tx.CloseInstructions(ctx, targetID, []muster.InstructionStatus{muster.InstructionPending}, muster.InstructionDeleted)
+		if err := tx.CloseInstructions(ctx, targetID, []muster.InstructionStatus{muster.InstructionPending}, muster.InstructionDeleted); err != nil {
+			return err
+		}
+		// Runs it did not report before it went (a tombstone may not)
+		// never will be.
+		return tx.abandonRuns(targetID, func(name string) (string, error) {
+			gone, err := tx.FindGoneTargets(ctx, []string{name})
+			return departure(gone[name]), err
+		})
 	})
 	if err != nil {
 		return nil, err

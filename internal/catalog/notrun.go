@@ -115,11 +115,12 @@ func (tx *tx) dropQueued(jobID int64, targetIDs []int64, why string) (int, error
 	return len(rows), n.record()
 }
 
-// endRunsOf ends, as a target leaves (how: "defected", or "was deleted"),
-// what it will never report: its STARTs not collected, or held back, are
-// recorded not run, and its runs still recorded running abandoned. A
-// target that has left uploads nothing more.
-func (tx *tx) endRunsOf(targetID int64, how string) error {
+// endRunsOf ends, as a target leaves (how: "defected", or "was deleted";
+// left, its row as it leaves, says so in full), what it will never
+// report: its STARTs not collected, or held back, are recorded not run,
+// and its runs still recorded running abandoned. A target that has left
+// uploads nothing more.
+func (tx *tx) endRunsOf(targetID int64, how string, left TargetRow) error {
 	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID},
 		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, "the target "+how+" before it collected it")
 	if err != nil {
@@ -128,7 +129,5 @@ func (tx *tx) endRunsOf(targetID int64, how string) error {
 	if _, err := tx.dropQueued(0, []int64{targetID}, "the target "+how); err != nil {
 		return err
 	}
-	ids, err := tx.AbandonRuns(tx.ctx, targetID, "the target "+how+" before it reported the run's end", tx.now)
-	tx.c.Runs = append(tx.c.Runs, ids...)
-	return err
+	return tx.abandonRuns(targetID, func(string) (string, error) { return departure(left), nil })
 }

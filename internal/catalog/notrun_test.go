@@ -105,64 +105,6 @@ func TestStartNeverRunIsRecordedSkipped(t *testing.T) {
 	}
 }
 
-// A run still recorded running when its target leaves would be shown
-// running for ever: a target that left reports nothing more. It is
-// recorded abandoned, saying why; its finished runs are left as they are.
-func TestRunsOfATargetThatLeavesAreAbandoned(t *testing.T) {
-	for _, how := range []string{"deleted", "forgotten", "defected"} {
-		t.Run(how, func(t *testing.T) {
-			catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
-				ctx := context.Background()
-				db, clk, _ := MustOpen(t, e)
-				a := enlist(t, db, "a")
-				if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a"), job("report", "a")}, catalog.ApplyOptions{}, admin); err != nil {
-					t.Fatal(err)
-				}
-				started := clk.Now()
-				at := started.Add(time.Second)
-				up := []catalog.RunUpload{
-					{Revision: 1, Run: muster.Run{Job: "deploy", RunID: "r-running", Status: muster.RunRunning, Trigger: "operator", StartedAt: started}},
-					{Revision: 2, Run: muster.Run{Job: "report", RunID: "r-done", Status: muster.RunSucceeded, Trigger: "operator", StartedAt: started, FinishedAt: &at, DurationMS: 1000}},
-				}
-				if res, err := db.UpsertRuns(ctx, a, up); err != nil || !res[0].OK || !res[1].OK {
-					t.Fatalf("upload: %+v %v", res, err)
-				}
-				clk.Add(time.Minute)
-				var err error
-				want := "the target was deleted before it reported the run's end"
-				switch how {
-				case "deleted":
-					err = db.DeleteTarget(ctx, "a", false, admin)
-				case "forgotten":
-					err = db.DeleteTarget(ctx, "a", true, admin)
-				case "defected":
-					err = db.DefectTarget(ctx, a.ID, muster.Actor{Kind: muster.ActorTarget, Name: "a"})
-					want = "the target defected before it reported the run's end"
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
-				runs, err := db.FindRuns(ctx, catalog.RunFilter{Target: "a"})
-				if err != nil || len(runs) != 2 {
-					t.Fatalf("a's runs: %+v %v, want two", runs, err)
-				}
-				for _, r := range runs {
-					switch r.RunID {
-					case "r-running":
-						if r.Status != muster.RunAbandoned || r.Message != want || r.FinishedAt == nil || !r.FinishedAt.Equal(clk.Now()) || r.DurationMS != time.Minute.Milliseconds() {
-							t.Errorf("the running run: %+v, want abandoned now, after a minute, saying %q", r, want)
-						}
-					case "r-done":
-						if r.Status != muster.RunSucceeded || r.Message != "" || r.DurationMS != 1000 {
-							t.Errorf("the finished run: %+v, want it as it was", r)
-						}
-					}
-				}
-			})
-		})
-	}
-}
-
 // The run the master records for a START not run is replaced by its
 // target's report, should the target have run it after all (a START it
 // collected just before a DELETE superseded it): the report is taken as the

@@ -117,11 +117,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 		}
 		// The last outcome of each job is its finished run the master
 		// recorded last; only that one of a batch is written.
-		type last struct {
-			run RunRow
-			row int64
-		}
-		latestOf := map[string]last{}
+		latestOf := map[string]lastRun{}
 		// Jobs with a run newly recorded succeeded: their last success on
 		// the target, which no_success watches, moves to when the master
 		// learns of it (windows are judged by the master's clock).
@@ -145,7 +141,7 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 				succeeded = append(succeeded, r.Job)
 			}
 			if prev, ok := latestOf[r.Job]; r.Status.Finished() && (!ok || u.Row >= prev.row) {
-				latestOf[r.Job] = last{r, u.Row}
+				latestOf[r.Job] = lastRun{r, u.Row}
 			}
 		}
 		if err := tx.InsertOutputs(ctx, out.rows); err != nil {
@@ -156,34 +152,97 @@ func (c *Catalog) UpsertRuns(ctx context.Context, target TargetIdentity, reports
 				return err
 			}
 		}
-		if len(latestOf) == 0 {
-			return nil
-		}
-		queued, rolling, err := tx.JobsAwaitingRuns(ctx)
-		if err != nil {
-			return err
-		}
-		for _, job := range sortedKeys(latestOf) {
-			l := latestOf[job]
-			if err := tx.SetLastOutcome(ctx, target.ID, l.run, l.row); err != nil {
-				return err
-			}
-			// A run that ended frees a max_parallel_targets slot.
-			if slices.Contains(queued, job) {
-				if err := tx.releaseQueued(job); err != nil {
-					return err
-				}
-			}
-			// A run that ended may end its rollout's wave.
-			if slices.Contains(rolling, job) {
-				if err := tx.advanceRollouts(job); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
+		return tx.settle(target.ID, latestOf)
 	})
 	return results, err
+}
+
+// lastRun is the finished run of a job the master recorded last, with its
+// row.
+type lastRun struct {
+	run RunRow
+	row int64
+}
+
+// settle records, for each job, its finished run recorded last as the
+// job's last outcome on the target, and lets what waited on a run end go
+// on: a max_parallel_targets slot frees, a rollout's wave may end.
+func (tx *tx) settle(targetID int64, latestOf map[string]lastRun) error {
+	if len(latestOf) == 0 {
+		return nil
+	}
+	queued, rolling, err := tx.JobsAwaitingRuns(tx.ctx)
+	if err != nil {
+		return err
+	}
+	for _, job := range sortedKeys(latestOf) {
+		l := latestOf[job]
+		if err := tx.SetLastOutcome(tx.ctx, targetID, l.run, l.row); err != nil {
+			return err
+		}
+		if slices.Contains(queued, job) {
+			if err := tx.releaseQueued(job); err != nil {
+				return err
+			}
+		}
+		if slices.Contains(rolling, job) {
+			if err := tx.advanceRollouts(job); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// abandonRuns records abandoned the runs a target that left the fleet
+// last reported running, which it can report no more: left running, they
+// would stay so for ever, and hold up what waits on them (a
+// max_parallel_targets slot, a rollout's wave). how says, for the
+// target's name, how it left.
+func (tx *tx) abandonRuns(targetID int64, how func(name string) (string, error)) error {
+	rows, err := tx.RunningRuns(tx.ctx, targetID)
+	if err != nil || len(rows) == 0 {
+		return err
+	}
+	left, err := how(rows[0].Target)
+	if err != nil {
+		return err
+	}
+	msg := fmt.Sprintf("the target left the fleet before it reported the run's end (%s); what became of the run is unknown", left)
+	for i := range rows {
+		r := &rows[i]
+		end := tx.now
+		if end.Before(r.StartedAt) {
+			end = r.StartedAt
+		}
+		r.Status, r.Message, r.FinishedAt, r.DurationMS = muster.RunAbandoned, msg, &end, end.Sub(r.StartedAt).Milliseconds()
+		for j := range r.Steps {
+			if r.Steps[j].Status == muster.AttemptRunning {
+				r.Steps[j].Status, r.Steps[j].Message = muster.AttemptCanceled, "the target left the fleet"
+			}
+		}
+		r.Revision++
+	}
+	upserts, err := tx.UpsertRuns(tx.ctx, targetID, rows, tx.now)
+	if err != nil {
+		return err
+	}
+	target := TargetIdentity{ID: targetID, Name: rows[0].Target}
+	latestOf := map[string]lastRun{}
+	for k, u := range upserts {
+		if !u.Changed {
+			continue
+		}
+		r := rows[k]
+		tx.c.Runs = append(tx.c.Runs, r.RunID)
+		if err := tx.runEvents(target, r.Run); err != nil {
+			return err
+		}
+		if prev, ok := latestOf[r.Job]; !ok || u.Row >= prev.row {
+			latestOf[r.Job] = lastRun{r, u.Row}
+		}
+	}
+	return tx.settle(targetID, latestOf)
 }
 
 // uploadSize is about how many bytes an upload writes: its output, its

@@ -218,9 +218,6 @@ type Tx interface {
 	// ClearTarget drops a leaving target's open instructions and removes it
 	// from every job, group and start queue.
 	ClearTarget(ctx context.Context, id int64) error
-	// AbandonRuns ends a leaving target's runs still recorded running as
-	// abandoned, at, with the message, and returns their run ids.
-	AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error)
 	// LiftTombstone marks a deleted target defected once it has collected
 	// its DEFECT, and reports whether it did.
 	LiftTombstone(ctx context.Context, id int64, at time.Time) (bool, error)
@@ -344,6 +341,9 @@ type Tx interface {
 	// revision held changes nothing. It returns, per run, whether it
 	// changed and the run's row.
 	UpsertRuns(ctx context.Context, targetID int64, runs []RunRow, at time.Time) ([]RunUpsert, error)
+	// RunningRuns returns the runs a target last reported running, oldest
+	// first.
+	RunningRuns(ctx context.Context, targetID int64) ([]RunRow, error)
 	// SetLastOutcome makes run the last outcome of its job on its target,
 	// unless a run recorded later (a higher row) is already.
 	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error

@@ -576,13 +576,6 @@ func (t *timedTx) ClearTarget(p0 context.Context, p1 int64) error {
 	return r0
 }
 
-func (t *timedTx) AbandonRuns(p0 context.Context, p1 int64, p2 string, p3 time.Time) ([]string, error) {
-	start := time.Now()
-	r0, r1 := t.tx.AbandonRuns(p0, p1, p2, p3)
-	t.observe("AbandonRuns", time.Since(start))
-	return r0, r1
-}
-
 func (t *timedTx) LiftTombstone(p0 context.Context, p1 int64, p2 time.Time) (bool, error) {
 	start := time.Now()
 	r0, r1 := t.tx.LiftTombstone(p0, p1, p2)
@@ -972,6 +965,13 @@ func (t *timedTx) UpsertRuns(p0 context.Context, p1 int64, p2 []RunRow, p3 time.
 	start := time.Now()
 	r0, r1 := t.tx.UpsertRuns(p0, p1, p2, p3)
 	t.observe("UpsertRuns", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedTx) RunningRuns(p0 context.Context, p1 int64) ([]RunRow, error) {
+	start := time.Now()
+	r0, r1 := t.tx.RunningRuns(p0, p1)
+	t.observe("RunningRuns", time.Since(start))
 	return r0, r1
 }
 

@@ -256,6 +256,15 @@ func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.
 	return out, nil
 }
 
+// RunningRuns returns the runs a target last reported running, oldest
+// first.
+func (s *Queries) RunningRuns(ctx context.Context, targetID int64) ([]catalog.RunRow, error) {
+	return collect(ctx, s.Q, scanRun, `SELECT r.job_name, t.name, r.run_id, r.status, r.trigger, r.message, r.started_at, r.finished_at, r.duration_ms, r.steps,
+			r.revision, r.updated_at, r.id, t.id, t.last_poll_at, t.poll_interval
+		FROM runs r JOIN targets t ON t.id = r.target_id WHERE r.target_id = $1 AND r.status = 'running'
+		ORDER BY r.started_at, r.id`, targetID)
+}
+
 func scanRun(r Rows) (catalog.RunRow, error) {
 	var run catalog.RunRow
 	var started, updated int64
@@ -451,11 +460,4 @@ func (s *Queries) StartsWithoutRun(ctx context.Context, q catalog.StartQuery) ([
 		st.Operation, st.Payload, st.Status, st.PostedAt = muster.OpStart, []byte(payload), muster.InstructionStatus(status), fromMS(posted)
 		return st, err
 	}, stmt, a.vals...)
-}
-
-// AbandonRuns ends a leaving target's runs still recorded running.
-func (s *Queries) AbandonRuns(ctx context.Context, targetID int64, message string, at time.Time) ([]string, error) {
-	return texts(ctx, s.Q, `UPDATE runs SET status = 'abandoned', message = $1, finished_at = $2, updated_at = $2,
-			duration_ms = CASE WHEN $2 > started_at THEN $2 - started_at ELSE 0 END
-		WHERE target_id = $3 AND status = 'running' RETURNING run_id`, message, ms(at), targetID)
 }

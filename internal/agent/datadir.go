@@ -1,0 +1,110 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/musterhq/muster"
+)
+
+// checkEnlisted says why the daemon cannot run from dir, before anything
+// is made in it: it does not exist or holds no target's store (a mistyped
+// --data is not made into an empty target), the store was lost beside the
+// enlistment's certificate, or the daemon may not write there.
+func checkEnlisted(dir string) error {
+	if err := checkWritable(dir); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return notEnlisted(dir)
+		}
+		return err
+	}
+	store := filepath.Join(dir, StoreFile)
+	if _, err := os.Stat(store); errors.Is(err, os.ErrNotExist) {
+		if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
+			return muster.Errorf(muster.ENOTFOUND, "%s is missing: this directory holds a target's certificate (%s) without its store "+
+				"(its jobs, its place in the download list, its runs not yet sent). Put back a copy of %s taken while the daemon was stopped, "+
+				"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory",
+				store, CertFile, StoreFile)
+		}
+		return notEnlisted(dir)
+	}
+	return nil
+}
+
+// checkWritable says why this process may not use dir as a target's data
+// directory: it is not a directory, it is on a read-only file system, or
+// it (or a file of the target's in it) is another user's. It wraps
+// os.ErrNotExist when dir does not exist.
+func checkWritable(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return muster.Errorf(muster.EINVALID, "--data: %s is not a directory", dir)
+	}
+	if err := access(dir, dir, fi, unix.W_OK|unix.X_OK); err != nil { // it makes files there
+		return err
+	}
+	for _, f := range []string{LockFile, StoreFile, StoreFile + "-wal", StoreFile + "-shm", KeyFile, CertFile, CAFile} {
+		path := filepath.Join(dir, f)
+		if fi, err := os.Stat(path); err == nil {
+			if err := access(dir, path, fi, unix.R_OK|unix.W_OK); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// access checks that this process may use path (dir, or a file in it) as
+// mode asks (access(2)), and says how to set it right when it may not.
+func access(dir, path string, fi os.FileInfo, mode uint32) error {
+	err := unix.Access(path, mode)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, syscall.EROFS):
+		return muster.Errorf(muster.EPRECONDITION, "data directory %s is on a read-only file system; the target writes its store there: mount it read-write, or enlist with a data directory that is", dir)
+	case !errors.Is(err, syscall.EACCES) && !errors.Is(err, syscall.EPERM):
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	what := "data directory " + dir
+	if path != dir {
+		what = path
+	}
+	self := os.Geteuid()
+	owner := -1
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		owner = int(st.Uid)
+	}
+	if owner == self {
+		return muster.Errorf(muster.EFORBIDDEN, "%s is not readable and writable by its owner, %s, who runs this process (mode %s): chmod -R u+rwX %s", what, userName(self), fi.Mode(), dir)
+	}
+	return muster.Errorf(muster.EFORBIDDEN, "%s belongs to %s, and this process runs as %s: run the target as its owner, or give the directory to this user: chown -R %s %s",
+		what, userName(owner), userName(self), userArg(self), dir)
+}
+
+// userName is a uid as a message names it: "user root (uid 0)", or
+// "uid 1234" for a uid without a name.
+func userName(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return fmt.Sprintf("user %s (uid %d)", u.Username, uid)
+	}
+	return "uid " + strconv.Itoa(uid)
+}
+
+// userArg is a uid as chown takes it: its name, or its number.
+func userArg(uid int) string {
+	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
+		return u.Username
+	}
+	return strconv.Itoa(uid)
+}

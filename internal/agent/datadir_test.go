@@ -1,0 +1,168 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/musterhq/muster"
+)
+
+// openTargetDir opens the target daemon of dir as `muster target` does.
+func openTargetDir(dir string) error {
+	cfg := DefaultConfig()
+	cfg.DataDir = dir
+	m, err := New(cfg)
+	if err != nil {
+		return err
+	}
+	if err := m.Open(context.Background()); err != nil {
+		return err
+	}
+	return m.Close()
+}
+
+// enlistedCopy returns a data directory holding an enlisted target's files,
+// made from a real enlistment, for a test to damage.
+func enlistedCopy(t *testing.T) string {
+	t.Helper()
+	tm := startTestMaster(t)
+	dir := filepath.Join(t.TempDir(), "target")
+	m := tm.enlistIn(t, "web1", dir)
+	m.Close()
+	return dir
+}
+
+// A data directory the daemon cannot use is refused with an error naming
+// it, what is wrong, and what to do, and nothing is made in it.
+func TestOpenRefusesADataDirectoryItCannotUse(t *testing.T) {
+	t.Run("missing", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "muster-targt")
+		err := openTargetDir(dir)
+		if muster.ErrorCode(err) != muster.ENOTFOUND || !strings.Contains(err.Error(), dir+" is not enlisted in a master; run `muster enlist --data "+dir) {
+			t.Errorf("got %v (%s), want %s: not enlisted", err, muster.ErrorCode(err), muster.ENOTFOUND)
+		}
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("the directory was made: %v", err)
+		}
+	})
+	t.Run("empty", func(t *testing.T) {
+		dir := t.TempDir()
+		err := openTargetDir(dir)
+		if muster.ErrorCode(err) != muster.ENOTFOUND || !strings.Contains(err.Error(), dir+" is not enlisted in a master") {
+			t.Errorf("got %v (%s), want %s: not enlisted", err, muster.ErrorCode(err), muster.ENOTFOUND)
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 0 {
+			t.Errorf("made in the directory: %v", left)
+		}
+	})
+	t.Run("store lost", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		for _, f := range []string{StoreFile, StoreFile + "-wal", StoreFile + "-shm"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		err := openTargetDir(dir)
+		want := filepath.Join(dir, StoreFile) + " is missing: this directory holds a target's certificate (cert.pem) without its store"
+		if muster.ErrorCode(err) != muster.ENOTFOUND || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "muster target delete NAME --force") {
+			t.Errorf("got %v (%s), want %s: %s, and how to enlist again", err, muster.ErrorCode(err), muster.ENOTFOUND, want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, StoreFile)); !os.IsNotExist(err) {
+			t.Errorf("an empty store was made: %v", err)
+		}
+	})
+	t.Run("certificate damaged", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		os.WriteFile(filepath.Join(dir, CertFile), []byte("junk\n"), 0o600)
+		err := openTargetDir(dir)
+		if err == nil || !strings.Contains(err.Error(), filepath.Join(dir, CertFile)) {
+			t.Errorf("got %v, want an error naming %s", err, filepath.Join(dir, CertFile))
+		}
+	})
+	t.Run("store damaged", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		for _, f := range []string{StoreFile + "-wal", StoreFile + "-shm"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		os.WriteFile(filepath.Join(dir, StoreFile), []byte(strings.Repeat("junk", 1024)), 0o600)
+		err := openTargetDir(dir)
+		if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), filepath.Join(dir, StoreFile)+": the target's store is damaged") {
+			t.Errorf("got %v (%s), want %s: damaged, naming the store", err, muster.ErrorCode(err), muster.EPRECONDITION)
+		}
+	})
+	t.Run("read-only", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {
+			t.Skipf("cannot bind-mount here: %v: %s", err, out)
+		}
+		t.Cleanup(func() { exec.Command("umount", dir).Run() })
+		if out, err := exec.Command("mount", "-o", "remount,bind,ro", dir).CombinedOutput(); err != nil {
+			t.Skipf("cannot remount read-only here: %v: %s", err, out)
+		}
+		err := openTargetDir(dir)
+		if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "data directory "+dir+" is on a read-only file system") {
+			t.Errorf("got %v (%s), want %s: read-only, naming the directory", err, muster.ErrorCode(err), muster.EPRECONDITION)
+		}
+	})
+}
+
+// A target started as a user who may not write its data directory (made
+// by `muster enlist` as root, the daemon run as another user) is refused
+// saying whose the directory is and how to set it right.
+func TestOpenRefusesADataDirectoryOfAnotherUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root, to run the daemon as another user")
+	}
+	// A copy of this binary, and a data directory, that nobody can reach.
+	open, err := os.MkdirTemp("", "muster-datadir-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(open) })
+	os.Chmod(open, 0o755)
+	bin := filepath.Join(open, "agent.test")
+	copyFile(t, os.Args[0], bin, 0o755)
+	dir := filepath.Join(open, "target")
+	tm := startTestMaster(t)
+	tm.enlistIn(t, "web1", dir).Close()
+
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(), "MUSTER_AGENT_DAEMON="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if code := cmd.ProcessState.ExitCode(); err == nil || code != 1 {
+		t.Fatalf("exit code %d (%v), want 1; output:\n%s", code, err, out)
+	}
+	self, arg := "uid 65534", "65534"
+	if u, err := user.LookupId("65534"); err == nil {
+		self, arg = "user "+u.Username+" (uid 65534)", u.Username
+	}
+	want := "data directory " + dir + " belongs to user root (uid 0), and this process runs as " + self
+	if !strings.Contains(string(out), want) || !strings.Contains(string(out), "chown -R "+arg+" "+dir) {
+		t.Errorf("got %s\nwant %q, and the chown that mends it", out, want)
+	}
+}
+
+func copyFile(t *testing.T, from, to string, mode os.FileMode) {
+	t.Helper()
+	src, err := os.Open(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(to, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.Copy(dst, src); err != nil {
+		t.Fatal(err)
+	}
+	if err := dst.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
