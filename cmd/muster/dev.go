@@ -68,9 +68,10 @@ It prints the environment to use and what to try next.`,
 				}
 				defer os.RemoveAll(dir)
 			}
-			ctx, stop := signalContext()
+			var local lateTargets
+			ctx, stop := daemonContext(log, local.hurry)
 			defer stop()
-			return runDev(ctx, cmd.OutOrStdout(), log, dir, listen, n)
+			return runDev(ctx, cmd.OutOrStdout(), log, dir, listen, n, &local)
 		},
 	}
 	f := cmd.Flags()
@@ -81,7 +82,7 @@ It prints the environment to use and what to try next.`,
 	return cmd
 }
 
-func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen string, n int) error {
+func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen string, n int, local *lateTargets) error {
 	cfg := master.DefaultConfig()
 	cfg.DataDir, cfg.Listen, cfg.Logger = filepath.Join(dir, "master"), listen, log.With("process", "master")
 	m, err := master.New(cfg)
@@ -111,6 +112,7 @@ func runDev(ctx context.Context, out io.Writer, log *slog.Logger, dir, listen st
 		return err
 	}
 	targets := newLocalTargets(m, log)
+	local.set(targets)
 	defer targets.close()
 	var names []string
 	for i := 1; i <= n; i++ {

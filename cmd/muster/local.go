@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -23,6 +24,7 @@ type localTargets struct {
 	ctx   context.Context
 	stop  context.CancelFunc
 	wg    sync.WaitGroup
+	mu    sync.Mutex // mains, which a signal's hurry reads
 	mains []*agent.Main
 }
 
@@ -51,7 +53,9 @@ func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bo
 	if err := t.Open(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", name, err)
 	}
+	l.mu.Lock()
 	l.mains = append(l.mains, t)
+	l.mu.Unlock()
 	l.wg.Add(1)
 	go func() {
 		defer l.wg.Done()
@@ -61,6 +65,28 @@ func (l *localTargets) start(ctx context.Context, name, dir string, subreaper bo
 	}()
 	return nil
 }
+
+// hurry kills the steps of every target's runs at once, rather than after
+// their grace, as a second signal to a target does (see daemonContext). It
+// is for any goroutine, and does nothing on a nil l: the targets not
+// started yet.
+func (l *localTargets) hurry() {
+	if l == nil {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, t := range l.mains {
+		t.Hurry()
+	}
+}
+
+// lateTargets is the local targets of a process, set once they start, for
+// a signal handler made before them.
+type lateTargets struct{ p atomic.Pointer[localTargets] }
+
+func (l *lateTargets) set(t *localTargets) { l.p.Store(t) }
+func (l *lateTargets) hurry()              { l.p.Load().hurry() }
 
 // close stops every target and waits for them.
 func (l *localTargets) close() {

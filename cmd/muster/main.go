@@ -156,13 +156,14 @@ func signalContext() (context.Context, context.CancelFunc) {
 	return signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 }
 
-// daemonContext is signalContext for a daemon that runs steps: it is also
-// canceled by SIGHUP, whose default action would end the process at once,
-// leaving its runs recorded running and their processes behind (a daemon
-// started with SIGHUP ignored, under nohup, keeps ignoring it). Every
-// signal after the first calls again, which hurries the stop. Each is
-// logged. stop releases the signals and waits for the goroutine that
-// watches them.
+// daemonContext is signalContext for a daemon: it is also canceled by
+// SIGHUP, whose default action would end the process at once, leaving the
+// runs of the steps it runs recorded running and their processes behind,
+// and a master's polls unanswered (a daemon started with SIGHUP ignored,
+// under nohup, keeps ignoring it). For a daemon that runs steps (again
+// not nil) every signal after the first calls again, which hurries the
+// stop. Each is logged. stop releases the signals and waits for the
+// goroutine that watches them.
 func daemonContext(log *slog.Logger, again func()) (ctx context.Context, stop func()) {
 	sigs := []os.Signal{os.Interrupt, syscall.SIGTERM}
 	if !signal.Ignored(syscall.SIGHUP) {
@@ -179,10 +180,14 @@ func daemonContext(log *slog.Logger, again func()) (ctx context.Context, stop fu
 			case <-quit:
 				return
 			case sig := <-got:
-				if first {
+				switch {
+				case first && again == nil:
+					log.Info("stopping", "signal", sig.String())
+					cancel()
+				case first:
 					log.Info("stopping: runs in progress are stopped and recorded canceled; signal again to kill their steps at once", "signal", sig.String())
 					cancel()
-				} else {
+				case again != nil:
 					log.Warn("stopping at once: killing the steps of the runs in progress", "signal", sig.String())
 					again()
 				}

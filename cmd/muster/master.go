@@ -53,7 +53,15 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 			if err != nil {
 				return err
 			}
-			ctx, stop := signalContext()
+			// SIGHUP stops a master as SIGTERM does: with --also-target
+			// it runs steps, and a hang-up ending it at once would leave
+			// them behind, their runs recorded running.
+			var local lateTargets
+			hurry := local.hurry
+			if alsoTarget == "" {
+				hurry = nil
+			}
+			ctx, stop := daemonContext(log, hurry)
 			defer stop()
 			if err := m.Open(ctx); err != nil {
 				return err
@@ -77,6 +85,7 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 			done := make(chan error, 1)
 			go func() { done <- m.Run(runCtx) }()
 			targets := newLocalTargets(m, log)
+			local.set(targets)
 			err = targets.start(ctx, alsoTarget, filepath.Join(cfg.DataDir, "also-target"), true)
 			if err == nil {
 				fmt.Fprintf(out, "also running jobs here, as target %s\n", alsoTarget)

@@ -328,3 +328,57 @@ func TestMasterAlsoTarget(t *testing.T) {
 		return ok && r.Status == muster.RunSucceeded && r.Steps[0].Output == "on the master\n"
 	})
 }
+
+// SIGHUP stops a master that also runs a target as SIGTERM does: its
+// target's runs are stopped and recorded canceled, their processes are
+// gone, and the master exits 0. (It died at once, its steps left behind
+// and their runs recorded running.)
+func TestMasterAlsoTargetSIGHUPStopsGracefully(t *testing.T) {
+	dataDir := t.TempDir()
+	m := startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--also-target", "hub", "--log-level", "warn")
+	done := waitFor(m)
+	url := waitForURL(t, m)
+	token, _ := os.ReadFile(filepath.Join(dataDir, master.AdminTokenFile))
+	roots, _ := pki.LoadPool(filepath.Join(dataDir, pki.CACertFile))
+	c, err := httpapi.NewClient(url, strings.TrimSpace(string(token)), roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	testenv.Eventually(t, 20*time.Second, "the master's own target", func() bool {
+		tg, err := c.Target(ctx, "hub")
+		return err == nil && tg.Status == muster.StatusNormal
+	})
+	applyJobs(t, c, shellJob("long", "sleep 300 & sleep 300", "hub"))
+	var res muster.StartResult
+	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
+		res, err = c.StartJob(ctx, "long", httpapi.StartBody{})
+		return err == nil
+	})
+	id := res.Runs[0].RunID
+	testenv.Eventually(t, 20*time.Second, "the run to be running with its processes", func() bool {
+		r, ok := runOf(t, c, id)
+		return ok && r.Status == muster.RunRunning && len(testenv.RunProcesses(id)) >= 3
+	})
+
+	m.Process.Signal(syscall.SIGHUP)
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the master exited with %v after SIGHUP; want exit status 0", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the master did not exit after SIGHUP")
+	}
+	if pids := testenv.RunProcesses(id); len(pids) > 0 {
+		t.Errorf("processes of the stopped run survive: %v", pids)
+	}
+	// Started again on its data, the master has the run recorded canceled.
+	m = startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn")
+	if c, err = httpapi.NewClient(waitForURL(t, m), strings.TrimSpace(string(token)), roots); err != nil {
+		t.Fatal(err)
+	}
+	if r, _ := runOf(t, c, id); r.Status != muster.RunCanceled {
+		t.Errorf("the run is %s %q after the master's SIGHUP, want %s", r.Status, r.Message, muster.RunCanceled)
+	}
+}
