@@ -44,15 +44,28 @@ func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 
 // do sends a request and decodes a JSON reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	return c.send(ctx, method, path, query, body, out, nil)
+}
+
+// send is do, keeping the reply's header in reply when it is not nil.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body, out any, reply http.Header) error {
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	err := jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: method, URL: u.String(), In: body, Out: out,
-		Header: http.Header{"Authorization": {"Bearer " + c.token}}})
+		Header: http.Header{"Authorization": {"Bearer " + c.token}}, ReplyHeader: reply})
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
 		return explainTransport(c.base.Host, te.Err)
 	}
 	return err
+}
+
+// page reads a page of a list into out, and returns the cursor of the
+// next page: empty on the last.
+func (c *Client) page(ctx context.Context, path string, query url.Values, out any) (string, error) {
+	h := http.Header{}
+	err := c.send(ctx, http.MethodGet, path, query, nil, out, h)
+	return nextCursor(h), err
 }
 
 // explainTransport turns a connection failure into advice.
