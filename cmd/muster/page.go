@@ -36,14 +36,16 @@ func (p *pageFlags) pageSize(cmd *cobra.Command, limit int) int {
 }
 
 // printPages reads pages with read, from --cursor on, and prints them in
-// format: with --all every page, each as it comes, as one JSON array, one
-// YAML sequence or one table; else one page, and then, on stderr, the
+// format: with --all every page, as one JSON array or YAML sequence, each
+// page as it comes, or as one table (its columns aligned over every page,
+// so printed at the end); else one page, and then, on stderr, the
 // command that reads on when entries remain. A page is read with the
 // cursor of the one before, so each entry recorded before the first page
 // is printed once, however many are recorded meanwhile.
 func printPages[T any](cmd *cobra.Command, p *pageFlags, format string, read func(cursor string) ([]T, string, error), table func(io.Writer, []T) error) error {
 	w := cmd.OutOrStdout()
 	cursor, n := p.cursor, 0
+	var rows []T // of a table
 	for {
 		page, next, err := read(cursor)
 		if err != nil {
@@ -58,7 +60,9 @@ func printPages[T any](cmd *cobra.Command, p *pageFlags, format string, read fun
 			}
 			return nil
 		}
-		if err := printPage(w, format, page, n, table); err != nil {
+		if format == outputTable {
+			rows = append(rows, page...)
+		} else if err := printPage(w, format, page, n); err != nil {
 			return err
 		}
 		n += len(page)
@@ -77,16 +81,16 @@ func printPages[T any](cmd *cobra.Command, p *pageFlags, format string, read fun
 	case format == outputYAML && n == 0:
 		_, err := io.WriteString(w, "[]\n")
 		return err
-	case format == outputTable && n == 0:
-		return table(w, nil)
+	case format == outputTable:
+		return table(w, rows)
 	}
 	return nil
 }
 
 // printPage prints one page of --all, after n entries printed before it:
-// the entries of a JSON array as printJSON indents them, a YAML sequence's
-// items, or the table's lines.
-func printPage[T any](w io.Writer, format string, page []T, n int, table func(io.Writer, []T) error) error {
+// the entries of a JSON array as printJSON indents them, or a YAML
+// sequence's items.
+func printPage[T any](w io.Writer, format string, page []T, n int) error {
 	if len(page) == 0 {
 		return nil
 	}
@@ -109,8 +113,6 @@ func printPage[T any](w io.Writer, format string, page []T, n int, table func(io
 			}
 		}
 		return nil
-	case outputYAML:
-		return printYAML(w, page)
 	}
-	return table(w, page)
+	return printYAML(w, page)
 }

@@ -95,11 +95,11 @@ func (c *Catalog) FindAuditPage(ctx context.Context, f AuditFilter) ([]muster.Au
 	limit := f.Limit
 	f.Limit++ // one more tells whether there is a next page
 	entries, err := c.store.FindAudit(ctx, f)
-	if err != nil || len(entries) <= limit {
-		return entries, "", err
+	if err != nil {
+		return nil, "", err
 	}
-	entries = entries[:limit]
-	return entries, encodeCursor(auditList, entries[limit-1].ID), nil
+	entries, next := pageOf(entries, limit, auditList, func(e muster.AuditEntry) []int64 { return []int64{e.ID} })
+	return entries, next, nil
 }
 
 // PruneAudit deletes the audit entries older than maxAge, and returns how

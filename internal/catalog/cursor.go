@@ -62,3 +62,14 @@ func clip(s string) string {
 	}
 	return s
 }
+
+// pageOf trims rows, read with one more than limit, to limit, and returns
+// the cursor of list after the last row kept: empty when no row was left
+// out.
+func pageOf[T any](rows []T, limit int, list string, key func(T) []int64) ([]T, string) {
+	if len(rows) <= limit {
+		return rows, ""
+	}
+	rows = rows[:limit]
+	return rows, encodeCursor(list, key(rows[limit-1])...)
+}

@@ -172,7 +172,7 @@ type Reads interface {
 	// NextDeliveryAt returns when the earliest pending delivery due after
 	// after is due.
 	NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error)
-	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error)
+	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]StoredDelivery, error)
 	FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error)
 	// GaugeRows reads what the master's metrics show as gauges, in a few
 	// statements whatever the size of the fleet.

@@ -443,7 +443,7 @@ func (t *timedReads) NextDeliveryAt(p0 context.Context, p1 time.Time) (time.Time
 	return r0, r1, r2
 }
 
-func (t *timedReads) FindDeliveries(p0 context.Context, p1 DeliveryFilter) ([]muster.Delivery, error) {
+func (t *timedReads) FindDeliveries(p0 context.Context, p1 DeliveryFilter) ([]StoredDelivery, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindDeliveries(p0, p1)
 	t.observe("FindDeliveries", time.Since(start))

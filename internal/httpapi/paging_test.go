@@ -7,7 +7,9 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -113,5 +115,88 @@ func TestAuditIsReadPageByPage(t *testing.T) {
 		if got[i].ID != before[i].ID || got[i].Object != before[i].Object {
 			t.Errorf("entry %d = %d %q, want %d %q", i, got[i].ID, got[i].Object, before[i].ID, before[i].Object)
 		}
+	}
+}
+
+// pagedList is a list read page by page: its first page's URL, and the id
+// of an entry.
+type pagedList[T any] struct {
+	path string
+	id   func(T) string
+}
+
+// walk reads every page of a list, following each reply's link to the
+// next, calling between reads, and returns the entries read and how many
+// pages.
+func walk[T any](t *testing.T, hc *http.Client, base, token string, l pagedList[T], between func()) ([]string, int) {
+	t.Helper()
+	var ids []string
+	next, pages := base+l.path, 0
+	for next != "" {
+		var page []T
+		page, next = getPage[T](t, hc, base, next, token)
+		for _, v := range page {
+			ids = append(ids, l.id(v))
+		}
+		if pages++; pages > 20 {
+			t.Fatalf("%s: still a next page after %d pages", l.path, pages)
+		}
+		between()
+	}
+	return ids, pages
+}
+
+// The events and the alerts' notifications are read page by page like
+// the audit log: each entry there was when the walk began, once, newest
+// first, whatever is raised meanwhile.
+func TestEventsAndNotificationsAreReadPageByPage(t *testing.T) {
+	base, hc, db := apiServer(t)
+	ctx := context.Background()
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateEnlistToken(ctx, "hash-web1", "web1", time.Hour, self); err != nil {
+		t.Fatal(err)
+	}
+	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-web1", Name: "web1", UID: "uid-web1"},
+		func(string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: "serial-web1", NotAfter: time.Now().Add(time.Hour)}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, "", self); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}, self); err != nil {
+		t.Fatal(err)
+	}
+	n := int64(0)
+	raise := func() {
+		n++
+		if _, err := db.RecordTargetEvents(ctx, web1, []catalog.TargetEvent{{ID: n, Name: muster.EventSpoolFull, Severity: 3, Message: "full", At: time.Now()}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := db.DispatchEvents(ctx, func() string { return fmt.Sprintf("d%d", n) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 12 {
+		raise()
+	}
+	events := pagedList[muster.Event]{"/api/v1/events?event=spool_full&limit=5", func(e muster.Event) string { return fmt.Sprint(e.ID) }}
+	wantEvents, _ := walk(t, hc, base, reader, pagedList[muster.Event]{"/api/v1/events?event=spool_full&limit=1000", events.id}, func() {})
+	gotEvents, pages := walk(t, hc, base, reader, events, raise)
+	if !slices.Equal(gotEvents, wantEvents) || pages != 3 {
+		t.Errorf("events in %d pages: %v, want %v in 3", pages, gotEvents, wantEvents)
+	}
+
+	notes := pagedList[muster.Delivery]{"/api/v1/alerts/history?alert=spool&limit=5", func(d muster.Delivery) string { return d.ID }}
+	wantNotes, _ := walk(t, hc, base, reader, pagedList[muster.Delivery]{"/api/v1/alerts/history?alert=spool&limit=1000", notes.id}, func() {})
+	gotNotes, pages := walk(t, hc, base, reader, notes, raise)
+	if len(wantNotes) <= 10 || !slices.Equal(gotNotes, wantNotes) || pages != 3 {
+		t.Errorf("notifications in %d pages: %v, want %v (11 to 15) in 3", pages, gotNotes, wantNotes)
 	}
 }
