@@ -271,7 +271,7 @@ the filters select, reading them a page at a time.`,
 	fl.StringVar(&f.Operator, "operator", "", "only notifications to this operator")
 	fl.StringVar(&status, "status", "", "only pending, delivered or failed notifications")
 	boundedIntVar(fl, &f.Limit, "limit", 50, 1, httpapi.MaxEventsLimit, "at most this many (the newest)")
-	pf.register(cmd, "notification")
+	pf.register(cmd, "notification", 1000)
 	return cmd
 }
 

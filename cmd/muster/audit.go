@@ -75,7 +75,7 @@ recorded while it reads.`,
 	fl.StringVar(&f.Job, "job", "", "only changes to this job")
 	fl.StringVar(&f.Target, "target", "", "only changes concerning this target")
 	boundedIntVar(fl, &f.Limit, "limit", 100, 1, catalog.MaxAuditList, "at most this many (the newest)")
-	pf.register(cmd, "entry")
+	pf.register(cmd, "entry", 1000)
 	return cmd
 }
 

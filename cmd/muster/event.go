@@ -81,6 +81,6 @@ filters select, reading them a page at a time.
 	fl.StringVar(&f.Job, "job", "", "only events of this job")
 	fl.StringVar(&minSeverity, "min-severity", "", "only events at or above this severity: 1-4 or info, warning, error, critical")
 	boundedIntVar(fl, &f.Limit, "limit", 50, 1, httpapi.MaxEventsLimit, "at most this many (the newest)")
-	pf.register(cmd, "event")
+	pf.register(cmd, "event", 1000)
 	return cmd
 }

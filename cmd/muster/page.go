@@ -14,23 +14,25 @@ import (
 type pageFlags struct {
 	cursor string
 	all    bool
+	// size is how many entries each request of --all reads when --limit
+	// is not given.
+	size int
 }
 
-// allPageSize is how many entries each request of --all reads when
-// --limit is not given.
-const allPageSize = 1000
-
-func (p *pageFlags) register(cmd *cobra.Command, noun string) {
+// register adds --cursor and --all, whose requests read size entries at
+// a time unless --limit says otherwise.
+func (p *pageFlags) register(cmd *cobra.Command, noun string, size int) {
+	p.size = size
 	fl := cmd.Flags()
 	fl.StringVar(&p.cursor, "cursor", "", "read on from where a page ended: the cursor printed after it")
-	fl.BoolVar(&p.all, "all", false, "read every "+noun+", page by page (--limit, else "+fmt.Sprint(allPageSize)+", at a time), not only the newest --limit")
+	fl.BoolVar(&p.all, "all", false, "read every "+noun+", page by page (--limit, else "+fmt.Sprint(size)+", at a time), not only the newest --limit")
 }
 
 // pageSize returns the limit of each request: with --all, --limit when it
-// was given, else allPageSize.
+// was given, else the size registered.
 func (p *pageFlags) pageSize(cmd *cobra.Command, limit int) int {
 	if p.all && !cmd.Flags().Changed("limit") {
-		return allPageSize
+		return p.size
 	}
 	return limit
 }

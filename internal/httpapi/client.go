@@ -222,15 +222,18 @@ func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (muster.Purge
 
 // History returns a job's runs, newest first.
 func (c *Client) History(ctx context.Context, job, target string, limit int) ([]muster.Run, error) {
-	q := url.Values{}
-	if target != "" {
-		q.Set("target", target)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	out, _, err := c.HistoryPage(ctx, job, target, limit, "")
+	return out, err
+}
+
+// HistoryPage returns a page of a job's runs, newest first, from cursor
+// on (the first page when it is empty), and the cursor of the next page:
+// empty on the last.
+func (c *Client) HistoryPage(ctx context.Context, job, target string, limit int, cursor string) ([]muster.Run, string, error) {
+	q := filterQuery(map[string]string{"target": target, "cursor": cursor}, limit)
 	var out []muster.Run
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, &out)
+	return out, next, err
 }
 
 // Runs returns the named runs; with wait > 0 the master holds the reply

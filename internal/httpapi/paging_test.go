@@ -200,3 +200,58 @@ func TestEventsAndNotificationsAreReadPageByPage(t *testing.T) {
 		t.Errorf("notifications in %d pages: %v, want %v (11 to 15) in 3", pages, gotNotes, wantNotes)
 	}
 }
+
+// A job's history is read page by page, newest first: runs that started
+// at the same instant keep one order (the order the master recorded them)
+// so that no page boundary splits them twice or not at all, and runs
+// uploaded between reads move none from one page to another.
+func TestJobHistoryIsReadPageByPage(t *testing.T) {
+	base, hc, db := apiServer(t)
+	ctx := context.Background()
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateEnlistToken(ctx, "hash-web1", "web1", time.Hour, self); err != nil {
+		t.Fatal(err)
+	}
+	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-web1", Name: "web1", UID: "uid-web1"},
+		func(string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: "serial-web1", NotAfter: time.Now().Add(time.Hour)}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "dump", Shell: "true"}}
+	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, self); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 12, 1, 2, 0, 0, 0, time.UTC)
+	n := 0
+	upload := func(started time.Time) {
+		n++
+		end := started.Add(time.Second)
+		r := muster.Run{Job: "backup", RunID: fmt.Sprintf("r%02d", n), Status: muster.RunSucceeded, Trigger: muster.TriggerSchedule, StartedAt: started, FinishedAt: &end}
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: r}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Seven runs that started at one instant, then four a minute apart.
+	for range 7 {
+		upload(at)
+	}
+	for i := range 4 {
+		upload(at.Add(time.Duration(i+1) * time.Minute))
+	}
+	history := pagedList[muster.Run]{"/api/v1/jobs/backup/history?limit=3", func(r muster.Run) string { return r.RunID }}
+	want, _ := walk(t, hc, base, reader, pagedList[muster.Run]{"/api/v1/jobs/backup/history?limit=1000", history.id}, func() {})
+	if len(want) != 11 {
+		t.Fatalf("history: %d runs, want 11", len(want))
+	}
+	got, pages := walk(t, hc, base, reader, history, func() { upload(at.Add(time.Hour)) })
+	if !slices.Equal(got, want) || pages != 4 {
+		t.Errorf("history in %d pages: %v, want %v in 4", pages, got, want)
+	}
+}

@@ -521,11 +521,12 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	name := r.PathValue("name")
-	runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit})
+	runs, next, err := s.DB.FindRunsPage(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit,
+		Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
+	if len(runs) == 0 && q.Get("cursor") == "" {
 		// Tell "no such job" from "no runs yet". A deleted job's history
 		// is still served.
 		if _, err := s.DB.FindJob(r.Context(), name); err != nil {
@@ -534,6 +535,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 			}
 		}
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, runs)
 	return nil
 }

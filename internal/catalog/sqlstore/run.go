@@ -220,6 +220,12 @@ func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.
 	if f.Scope.Limited() {
 		q += ` AND ` + scopeJobs(a, "r.job_name", f.Scope)
 	}
+	if f.Before != nil {
+		// The first term reads the index by start time; the second takes
+		// the runs that started at the same time by their row.
+		at := a.add(ms(f.Before.StartedAt))
+		q += ` AND r.started_at <= ` + at + ` AND (r.started_at < ` + at + ` OR r.id < ` + a.add(f.Before.Row) + `)`
+	}
 	want := map[muster.RunRef]bool{}
 	if len(f.Runs) > 0 {
 		ids := make([]string, len(f.Runs))
