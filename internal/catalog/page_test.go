@@ -111,3 +111,67 @@ func TestHistoryPages(t *testing.T) {
 		}
 	})
 }
+
+// The download lists are read a page at a time, newest first by when an
+// entry was posted, its sequence number and its target: a START fanned
+// out posts one number to every target at one instant, and a page
+// boundary among those neither repeats nor skips one. A page lists its
+// entries by target then sequence number.
+func TestDownloadListPages(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		var targets []string
+		for i := range 5 {
+			name := fmt.Sprintf("web%d", i)
+			enlist(t, db, name)
+			targets = append(targets, name)
+		}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", targets...)}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		start := func() {
+			if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup"}, admin); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start()
+		key := func(in muster.Instruction) string { return fmt.Sprintf("%s/%d", in.Target, in.Seq) }
+		all, err := db.FindInstructions(ctx, catalog.InstructionFilter{Job: "backup"})
+		if err != nil || len(all) != 10 {
+			t.Fatalf("%d instructions (%v), want 10", len(all), err)
+		}
+		var want []string
+		for _, in := range all {
+			want = append(want, key(in))
+		}
+		var got []string
+		f, pages := catalog.InstructionFilter{Job: "backup", Limit: 3}, 0
+		for {
+			page, next, err := db.FindInstructionsPage(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.IsSortedFunc(page, func(a, b muster.Instruction) int {
+				return strings.Compare(key(a), key(b)) // one digit each
+			}) {
+				t.Errorf("page %d: %v, want it by target then sequence number", pages, page)
+			}
+			for _, in := range page {
+				got = append(got, key(in))
+			}
+			if pages++; next == "" || pages > 10 {
+				break
+			}
+			f.Cursor = next
+			start() // posted after the walk began: in none of its pages
+		}
+		if pages != 4 {
+			t.Errorf("pages = %d, want 4", pages)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, want) {
+			t.Errorf("read %v, want %v", got, want)
+		}
+	})
+}

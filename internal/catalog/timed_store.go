@@ -268,7 +268,7 @@ func (t *timedReads) PendingInstructionsOf(p0 context.Context, p1 map[int64]int6
 	return r0, r1
 }
 
-func (t *timedReads) FindInstructions(p0 context.Context, p1 InstructionFilter) ([]muster.Instruction, error) {
+func (t *timedReads) FindInstructions(p0 context.Context, p1 InstructionFilter) ([]StoredInstruction, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindInstructions(p0, p1)
 	t.observe("FindInstructions", time.Since(start))

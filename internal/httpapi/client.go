@@ -313,12 +313,23 @@ type DownloadListFilter struct {
 	Pending, Errors        bool
 	Seq                    int64
 	Limit                  int
+	// Cursor reads on after the page that named it as its next.
+	Cursor string
 }
 
-// DownloadList lists instructions.
+// DownloadList lists a page of instructions: the newest, by target then
+// sequence number.
 func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]muster.Instruction, error) {
+	out, _, err := c.DownloadListPage(ctx, f)
+	return out, err
+}
+
+// DownloadListPage lists a page of instructions, the newest (after
+// f.Cursor's page) by target then sequence number, and returns the
+// cursor of the next page: empty on the last.
+func (c *Client) DownloadListPage(ctx context.Context, f DownloadListFilter) ([]muster.Instruction, string, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"target": f.Target, "job": f.Job, "operation": f.Operation} {
+	for k, v := range map[string]string{"target": f.Target, "job": f.Job, "operation": f.Operation, "cursor": f.Cursor} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -336,7 +347,8 @@ func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]must
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	var out []muster.Instruction
-	return out, c.do(ctx, http.MethodGet, "/api/v1/downloadlist", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/downloadlist", q, &out)
+	return out, next, err
 }
 
 // RetryInstruction reposts a failed instruction.

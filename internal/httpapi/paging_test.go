@@ -255,3 +255,57 @@ func TestJobHistoryIsReadPageByPage(t *testing.T) {
 		t.Errorf("history in %d pages: %v, want %v in 4", pages, got, want)
 	}
 }
+
+// The download lists are read page by page, newest first: instructions a
+// fan-out posted to many targets at one instant, with the same sequence
+// numbers, keep one order (by target), so that a page boundary among them
+// neither repeats nor skips one; each page lists its entries by target
+// and sequence number.
+func TestDownloadListIsReadPageByPage(t *testing.T) {
+	base, hc, db := apiServer(t)
+	ctx := context.Background()
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	var targets []string
+	for i := range 6 {
+		name := fmt.Sprintf("web%d", i)
+		targets = append(targets, name)
+		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, self); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+			func(string) (catalog.IssuedCert, error) {
+				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+			}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "backup", targets, []muster.Step{{Name: "dump", Shell: "true"}}
+	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, self); err != nil {
+		t.Fatal(err)
+	}
+	start := func() {
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "backup"}, self); err != nil {
+			t.Fatal(err)
+		}
+	}
+	start()
+	id := func(in muster.Instruction) string { return fmt.Sprintf("%s/%d", in.Target, in.Seq) }
+	want, _ := walk(t, hc, base, reader, pagedList[muster.Instruction]{"/api/v1/downloadlist?job=backup&limit=1000", id}, func() {})
+	if len(want) != 12 {
+		t.Fatalf("download lists: %d entries, want 12", len(want))
+	}
+	got, pages := walk(t, hc, base, reader, pagedList[muster.Instruction]{"/api/v1/downloadlist?job=backup&limit=5", id}, start)
+	if pages != 3 || len(got) != len(want) {
+		t.Fatalf("read %v in %d pages, want the 12 of %v in 3", got, pages, want)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("read %v, want %v", got, want)
+	}
+}

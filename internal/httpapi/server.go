@@ -674,6 +674,7 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 		Errors:    errs,
 		Limit:     limit,
 		Scope:     c.scope(),
+		Cursor:    q.Get("cursor"),
 	}
 	if f.Job != "" {
 		if err := checkJob(c, f.Job); err != nil {
@@ -683,10 +684,11 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 	if f.Operation != "" && !f.Operation.Valid() {
 		return muster.Errorf(muster.EINVALID, "operation: %q is not an operation; use INSERT, UPDATE, DELETE, START, STOP, RE-ENLIST, DEFECT, SYNC-TIME or SET-POLL", f.Operation)
 	}
-	list, err := s.DB.FindInstructions(r.Context(), f)
+	list, next, err := s.DB.FindInstructionsPage(r.Context(), f)
 	if err != nil {
 		return err
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
