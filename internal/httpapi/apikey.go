@@ -137,8 +137,8 @@ func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ caller) err
 	}
 	f := catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: limit, Cursor: q.Get("cursor")}
 	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return muster.Errorf(muster.EINVALID, "since: a time such as 2026-01-02T15:04:05Z, not %q", v)
+		if f.Since, err = timeParam(v, "since"); err != nil {
+			return err
 		}
 	}
 	entries, next, err := s.DB.FindAuditPage(r.Context(), f)

@@ -309,3 +309,28 @@ func TestDownloadListIsReadPageByPage(t *testing.T) {
 		t.Errorf("read %v, want %v", got, want)
 	}
 }
+
+// since= takes a time in any zone. A time written into a URL as it is,
+// its offset's + turned into a space by the query's decoding, is read as
+// the offset it was, not refused as no time.
+func TestAuditSinceInAnyZone(t *testing.T) {
+	base, hc, db := apiServer(t)
+	ctx := context.Background()
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	future := time.Now().Add(time.Hour).UTC()
+	for _, since := range []string{
+		future.Format(time.RFC3339),
+		url.QueryEscape(future.In(time.FixedZone("", 2*3600)).Format(time.RFC3339)),
+		future.In(time.FixedZone("", 2*3600)).Format(time.RFC3339), // + left as it is
+		future.In(time.FixedZone("", -5*3600)).Format(time.RFC3339),
+	} {
+		entries, next := getPage[muster.AuditEntry](t, hc, base, base+"/api/v1/audit?since="+since, reader)
+		if len(entries) != 0 || next != "" {
+			t.Errorf("since=%s: %d entries, want none (the key was made an hour before)", since, len(entries))
+		}
+	}
+}

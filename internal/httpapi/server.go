@@ -729,6 +729,20 @@ func boolParam(v, name string) (bool, error) {
 	return b, nil
 }
 
+// timeParam reads an RFC 3339 time in any zone. A URL that carries the
+// time as it is written decodes the + of its offset as a space
+// (2026-01-02T15:04:05 02:00): that is read as the + it was.
+func timeParam(v, name string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if n := len(v); err != nil && n > 6 && v[n-6] == ' ' && v[n-3] == ':' {
+		t, err = time.Parse(time.RFC3339, v[:n-6]+"+"+v[n-5:])
+	}
+	if err != nil {
+		return time.Time{}, muster.Errorf(muster.EINVALID, "%s: a time such as 2026-01-02T15:04:05Z or 2026-01-02T17:04:05+02:00, not %q", name, v)
+	}
+	return t, nil
+}
+
 func intParam(v, name string, def, lo, hi int) (int, error) {
 	if v == "" {
 		return def, nil
