@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -333,4 +335,59 @@ func TestAuditSinceInAnyZone(t *testing.T) {
 			t.Errorf("since=%s: %d entries, want none (the key was made an hour before)", since, len(entries))
 		}
 	}
+}
+
+// pending= and errors= of the download list take a boolean; another value
+// is refused naming the parameter, as the OpenAPI document says, not
+// ignored (which would list every instruction).
+func TestDownloadListFlagsAreBooleans(t *testing.T) {
+	base, hc, db := apiServer(t)
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(context.Background(), catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	doc := openAPIParams(t, "/api/v1/downloadlist")
+	for _, name := range []string{"pending", "errors"} {
+		if strings.Contains(doc[name], "ignored") {
+			t.Errorf("the OpenAPI document says of %s: %q; another value is refused", name, doc[name])
+		}
+		req, _ := http.NewRequest(http.MethodGet, base+"/api/v1/downloadlist?"+name+"=yes", nil)
+		req.Header.Set("Authorization", "Bearer "+reader)
+		resp, err := hc.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e struct {
+			Error muster.Error `json:"error"`
+		}
+		json.NewDecoder(resp.Body).Decode(&e)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest || e.Error.Code != muster.EINVALID || !strings.HasPrefix(e.Error.Message, name+": ") {
+			t.Errorf("%s=yes: %d %s %q, want 400 invalid naming %s", name, resp.StatusCode, e.Error.Code, e.Error.Message, name)
+		}
+	}
+}
+
+// openAPIParams returns the descriptions of a GET path's query parameters
+// in the OpenAPI document.
+func openAPIParams(t *testing.T, path string) map[string]string {
+	t.Helper()
+	var doc struct {
+		Paths map[string]map[string]struct {
+			Parameters []struct{ Name, Description string } `json:"parameters"`
+		} `json:"paths"`
+	}
+	raw, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]string{}
+	for _, p := range doc.Paths[path]["get"].Parameters {
+		out[p.Name] = p.Description
+	}
+	return out
 }
