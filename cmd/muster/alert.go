@@ -216,23 +216,39 @@ func newAlertDeleteCmd() *cobra.Command {
 
 func newAlertHistoryCmd() *cobra.Command {
 	var cf clientFlags
+	var pf pageFlags
 	var f httpapi.AlertHistoryFilter
 	var status string
 	cmd := &cobra.Command{
-		Use:   "history [--alert A] [--operator O] [--status S]",
+		Use:   "history [--alert A] [--operator O] [--status S] [--all | --cursor C]",
 		Short: "Show what alerts fired and whether delivery succeeded",
 		Long: `Show notifications, newest first: one for each event, alert, operator and
 channel. STATUS is pending (attempts remain; NEXT says when), delivered, or
 failed (the receiver refused it, attempts ran out, or the operator has no
-address, shown as channel "none"). ERROR is the last attempt's.`,
+address, shown as channel "none"). ERROR is the last attempt's.
+
+It shows the newest --limit notifications, and then, on stderr, when older
+ones remain, the --cursor that reads on from there; --all shows every one
+the filters select, reading them a page at a time.`,
 		Example: `  muster alert history
   muster alert history --status failed
-  muster alert history --alert backup-failed -o json`,
+  muster alert history --alert backup-failed -o json
+  muster alert history --all --status failed -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.Status = muster.DeliveryStatus(status)
-			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Delivery, error) {
-				return c.AlertHistory(cmd.Context(), f)
+			format, err := cf.format()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			f.Limit = pf.pageSize(cmd, f.Limit)
+			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Delivery, string, error) {
+				f.Cursor = cursor
+				return c.AlertHistoryPage(cmd.Context(), f)
 			}, func(w io.Writer, list []muster.Delivery) error {
 				now := time.Now()
 				t := newTable(w, "FIRED", "ALERT", "EVENT", "TARGET", "JOB", "OPERATOR", "CHANNEL", "STATUS", "ATTEMPTS", "ERROR")
@@ -255,6 +271,7 @@ address, shown as channel "none"). ERROR is the last attempt's.`,
 	fl.StringVar(&f.Operator, "operator", "", "only notifications to this operator")
 	fl.StringVar(&status, "status", "", "only pending, delivered or failed notifications")
 	boundedIntVar(fl, &f.Limit, "limit", 50, 1, httpapi.MaxEventsLimit, "at most this many (the newest)")
+	pf.register(cmd, "notification", 1000)
 	return cmd
 }
 

@@ -17,8 +17,9 @@ func newAuditCmd() *cobra.Command {
 	var cf clientFlags
 	var f httpapi.AuditFilter
 	var since string
+	var pf pageFlags
 	cmd := &cobra.Command{
-		Use:   "audit [--since D] [--actor NAME] [--job J] [--target T] [-o json]",
+		Use:   "audit [--since D] [--actor NAME] [--job J] [--target T] [--all | --cursor C] [-o json]",
 		Short: "Show who changed what, newest first",
 		Long: `Show the audit log, newest first: every change made through the API (applies
 with each job's diff, starts, stops, deletes, groups, enlistment tokens,
@@ -31,10 +32,17 @@ and what changed.
 The log is written in the same transaction as the change, so a change and
 its record commit together. It cannot be changed or deleted through the API;
 the master deletes entries older than --audit-max-age (365 days by default).
-Reading it needs a key without scopes.`,
+Reading it needs a key without scopes.
+
+It prints the newest --limit entries, and then, on stderr, when older ones
+remain, the --cursor that reads on from there. --all reads every entry the
+filters select, a page at a time, printing each page as it comes: it gives
+every entry recorded before it began exactly once, however many changes are
+recorded while it reads.`,
 		Example: `  muster audit --since 24h
   muster audit --actor ci --job nightly-backup
-  muster audit --target db1 -o json`,
+  muster audit --target db1 -o json
+  muster audit --all --since 2026-01-01T00:00:00Z -o json > audit-2026.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if since != "" {
@@ -44,8 +52,18 @@ Reading it needs a key without scopes.`,
 				}
 				f.Since = t
 			}
-			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.AuditEntry, error) {
-				return c.Audit(cmd.Context(), f)
+			format, err := cf.format()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			f.Limit = pf.pageSize(cmd, f.Limit)
+			return printPages(cmd, &pf, format, func(cursor string) ([]muster.AuditEntry, string, error) {
+				f.Cursor = cursor
+				return c.AuditPage(cmd.Context(), f)
 			}, printAudit)
 		},
 	}
@@ -57,6 +75,7 @@ Reading it needs a key without scopes.`,
 	fl.StringVar(&f.Job, "job", "", "only changes to this job")
 	fl.StringVar(&f.Target, "target", "", "only changes concerning this target")
 	boundedIntVar(fl, &f.Limit, "limit", 100, 1, catalog.MaxAuditList, "at most this many (the newest)")
+	pf.register(cmd, "entry", 1000)
 	return cmd
 }
 

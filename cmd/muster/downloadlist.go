@@ -1,9 +1,12 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -14,9 +17,10 @@ import (
 
 func newDownloadListCmd() *cobra.Command {
 	var cf clientFlags
+	var pf pageFlags
 	var f httpapi.DownloadListFilter
 	cmd := &cobra.Command{
-		Use:   "downloadlist [--target T] [--job J] [--pending] [--errors]",
+		Use:   "downloadlist [--target T] [--job J] [--pending] [--errors] [--all | --cursor C]",
 		Short: "Show the instructions posted to targets (the download list)",
 		Long: `Show the instructions posted to targets, by target and sequence number.
 
@@ -27,15 +31,36 @@ retry or a resync replaced it) or deleted (by an operator, or with its target
 when the target was deleted or defected).
 
 Sequence numbers are per target: where a SEQ alone is ambiguous, name the
-target with --target.`,
+target with --target.
+
+It shows the newest --limit instructions, and then, on stderr, when older
+ones remain, the --cursor that reads on from there: the instructions posted
+before those. --all shows every one the filters select, reading them a page
+at a time (with -o json or yaml, each page by target and sequence number).`,
 		Example: `  muster downloadlist --errors
   muster downloadlist retry 42 --target web1
-  muster downloadlist delete 42 --target web1`,
+  muster downloadlist delete 42 --target web1
+  muster downloadlist --all --job nightly-backup -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Instruction, error) {
-				return c.DownloadList(cmd.Context(), f)
+			format, err := cf.format()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			f.Limit = pf.pageSize(cmd, f.Limit)
+			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Instruction, string, error) {
+				f.Cursor = cursor
+				return c.DownloadListPage(cmd.Context(), f)
 			}, func(w io.Writer, list []muster.Instruction) error {
+				// --all's pages, each by target, as one table.
+				list = slices.Clone(list)
+				slices.SortStableFunc(list, func(a, b muster.Instruction) int {
+					return cmp.Or(strings.Compare(a.Target, b.Target), cmp.Compare(a.Seq, b.Seq))
+				})
 				now := time.Now()
 				t := newTable(w, "TARGET", "SEQ", "OPERATION", "JOB", "POSTED", "DOWNLOADED", "STATUS", "ERROR")
 				for _, in := range list {
@@ -59,6 +84,7 @@ target with --target.`,
 	fl.BoolVar(&f.Pending, "pending", false, "only instructions not yet acknowledged")
 	fl.BoolVar(&f.Errors, "errors", false, "only failed instructions")
 	boundedIntVar(fl, &f.Limit, "limit", 1000, 1, httpapi.MaxDownloadListLimit, "at most this many (the newest)")
+	pf.register(cmd, "instruction", 10000)
 	cmd.AddCommand(newDownloadListActionCmd("retry"), newDownloadListActionCmd("delete"))
 	return cmd
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -360,11 +361,14 @@ func newJobHistoryCmd() *cobra.Command {
 	var target string
 	var limit int
 	var steps, follow, raw bool
+	var pf pageFlags
 	cmd := &cobra.Command{
-		Use:   "history NAME [--target T] [--limit N] [--follow]",
+		Use:   "history NAME [--target T] [--limit N] [--all | --cursor C] [--follow]",
 		Short: "Show a job's runs, newest first; with --follow, follow new runs as they go",
 		Long: `Show a job's runs, newest first (with --steps, each step attempt with its
-output).
+output): the newest --limit, and then, on stderr, when older runs remain, the
+--cursor that reads on from there. --all shows every run the master holds of
+the job, reading them a page at a time.
 
 With --follow, go on after the listing: print each run of the job as it
 starts, its output as the target uploads it (about once a second while a
@@ -374,9 +378,13 @@ interrupted.
 On a terminal, control characters in the output are printed as escapes
 such as \x1b (--raw prints them as they are), as muster job logs does.`,
 		Example: `  muster job history backup --steps
-  muster job history backup --follow`,
+  muster job history backup --follow
+  muster job history backup --all --target db1 -o json`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if follow && (pf.all || pf.cursor != "") {
+				return errors.New("--follow: shows the newest runs, then new ones; give it without --all and --cursor")
+			}
 			if follow {
 				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 					return c.History(cmd.Context(), args[0], target, limit)
@@ -391,8 +399,17 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				defer stop()
 				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], target)
 			}
-			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
-				return c.History(cmd.Context(), args[0], target, limit)
+			format, err := cf.format()
+			if err != nil {
+				return err
+			}
+			c, err := cf.client()
+			if err != nil {
+				return err
+			}
+			limit = pf.pageSize(cmd, limit)
+			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Run, string, error) {
+				return c.HistoryPage(cmd.Context(), args[0], target, limit, cursor)
 			}, printHistory(steps, raw))
 		},
 	}
@@ -404,6 +421,7 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 	f.BoolVar(&steps, "steps", false, "show each step attempt with its output")
 	f.BoolVarP(&follow, "follow", "f", false, "then follow the job's new runs and their output until interrupted")
 	f.BoolVar(&raw, "raw", false, "print control characters in output as they are, even on a terminal")
+	pf.register(cmd, "run", 100) // a run carries its output: fewer a page
 	return cmd
 }
 

@@ -13,8 +13,12 @@ import (
 // master is told otherwise.
 const DefaultAuditMaxAge = 365 * 24 * time.Hour
 
-// MaxAuditList bounds one read of the audit log.
+// MaxAuditList bounds one page of the audit log; the cursor each page
+// names reads on from where it ended.
 const MaxAuditList = 10000
+
+// auditList names the audit log in its cursors.
+const auditList = "audit log"
 
 // AuditFilter selects entries of the audit log.
 type AuditFilter struct {
@@ -23,6 +27,12 @@ type AuditFilter struct {
 	Job    string    // concerning this job
 	Target string    // concerning this target
 	Limit  int       // the newest this many; 100 when zero
+	// Cursor reads on after the page that named it as its next: the
+	// entries older than that page's last. Empty for the newest.
+	Cursor string
+	// BeforeID bounds the entries to those numbered below it; 0 for no
+	// bound. The catalog sets it from Cursor for its store.
+	BeforeID int64
 }
 
 // audit records a change in the transaction that makes it: the change and
@@ -58,14 +68,38 @@ func nonNilLines(lines []string) []string {
 
 // FindAudit returns audit entries, newest first.
 func (c *Catalog) FindAudit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error) {
+	entries, _, err := c.FindAuditPage(ctx, f)
+	return entries, err
+}
+
+// FindAuditPage returns a page of audit entries, newest first, and the
+// cursor of the next page: empty when no entry the filter selects is
+// older than the page's last. Entries are in the order of their ids, the
+// order their changes were recorded in, so a page never splits entries
+// made at one instant by chance.
+func (c *Catalog) FindAuditPage(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, string, error) {
 	if f.Limit < 0 || f.Limit > MaxAuditList {
-		return nil, muster.Errorf(muster.EINVALID, "limit: from 1 to %d", MaxAuditList)
+		return nil, "", muster.Errorf(muster.EINVALID, "limit: from 1 to %d, not %d", MaxAuditList, f.Limit)
 	}
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
+	key, err := decodeCursor(auditList, f.Cursor, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	if key != nil {
+		f.BeforeID = key[0]
+	}
 	f.Target = muster.NormalizeTargetName(f.Target)
-	return c.store.FindAudit(ctx, f)
+	limit := f.Limit
+	f.Limit++ // one more tells whether there is a next page
+	entries, err := c.store.FindAudit(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	entries, next := pageOf(entries, limit, auditList, func(e muster.AuditEntry) []int64 { return []int64{e.ID} })
+	return entries, next, nil
 }
 
 // PruneAudit deletes the audit entries older than maxAge, and returns how

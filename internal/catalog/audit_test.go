@@ -421,3 +421,93 @@ func TestAuditOfADepartureNamesTheJobsItRan(t *testing.T) {
 		}
 	})
 }
+
+// The audit log is read a page at a time, each page naming the cursor of
+// the next, with or without filters; changes recorded between two reads
+// come in no page of the walk, and move no entry from one page to
+// another. Entries made at one instant keep the order they were recorded
+// in.
+func TestAuditPages(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		enlist(t, db, "web1")
+		for _, name := range []string{"a", "b"} {
+			if _, err := db.ApplyJobs(ctx, []muster.Job{job(name, "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Eleven toggles of each job, all at the same instant (the clock
+		// stands still).
+		for i := range 11 {
+			for _, name := range []string{"a", "b"} {
+				if _, err := db.SetJobEnabled(ctx, name, i%2 == 1, admin); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		for _, tc := range []struct {
+			name string
+			f    catalog.AuditFilter
+		}{
+			{"all", catalog.AuditFilter{Limit: 5}},
+			{"job", catalog.AuditFilter{Job: "a", Limit: 4}},
+		} {
+			t.Run(tc.name, func(t *testing.T) {
+				f := tc.f
+				f.Limit = catalog.MaxAuditList
+				want := audit(t, db, f)
+				var got []muster.AuditEntry
+				f, pages := tc.f, 0
+				for {
+					page, next, err := db.FindAuditPage(ctx, f)
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, page...)
+					pages++
+					if next == "" {
+						break
+					}
+					if pages > 20 {
+						t.Fatalf("still a next page after %d pages", pages)
+					}
+					f.Cursor = next
+					// A change recorded between reads.
+					if _, err := db.SetJobEnabled(ctx, "a", pages%2 == 0, admin); err != nil {
+						t.Fatal(err)
+					}
+				}
+				// A page is full but the last, which is not empty.
+				if want := (len(want) + tc.f.Limit - 1) / tc.f.Limit; pages != want {
+					t.Errorf("pages = %d, want %d", pages, want)
+				}
+				if len(got) != len(want) {
+					t.Fatalf("read %d entries in pages, want %d", len(got), len(want))
+				}
+				for i := range want {
+					if got[i].ID != want[i].ID {
+						t.Fatalf("entry %d = id %d, want %d", i, got[i].ID, want[i].ID)
+					}
+					if i > 0 && got[i].ID >= got[i-1].ID {
+						t.Fatalf("entry %d: id %d after %d, want newest first", i, got[i].ID, got[i-1].ID)
+					}
+				}
+			})
+		}
+	})
+}
+
+// A cursor that no page of the audit log gave is refused, naming the
+// cursor; the first page is not given instead.
+func TestAuditRefusesABadCursor(t *testing.T) {
+	db, _, _ := MustOpen(t, catalogtest.SQLite)
+	ctx := context.Background()
+	enlist(t, db, "web1")
+	for _, c := range []string{"nonsense", "ZXZlbnRzOjE", "YXVkaXQgbG9nOi0x", "YXVkaXQgbG9nOjE6Mg"} {
+		_, _, err := db.FindAuditPage(ctx, catalog.AuditFilter{Cursor: c})
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "cursor: ") {
+			t.Errorf("cursor %q: %v, want invalid naming the cursor", c, err)
+		}
+	}
+}

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -165,11 +166,55 @@ type DeliveryFilter struct {
 	Alert    string
 	Operator string
 	Status   muster.DeliveryStatus
-	Limit    int
+	Limit    int // the newest this many; 100 when zero
+	// Cursor reads on after the page that named it as its next. Empty for
+	// the newest.
+	Cursor string
+	// BeforeKey bounds the notifications to those the catalog numbered
+	// below it; 0 for no bound. The catalog sets it from Cursor for its
+	// store.
+	BeforeKey int64
 }
+
+// StoredDelivery is a notification as the store keeps it: with the number
+// the catalog gave it when it was made, which orders the alert history.
+type StoredDelivery struct {
+	muster.Delivery
+	Key int64
+}
+
+// deliveryList names the alert history in its cursors.
+const deliveryList = "alert history"
 
 // FindDeliveries returns deliveries with their events, newest first: the
 // alert history.
 func (c *Catalog) FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error) {
-	return c.store.FindDeliveries(ctx, f)
+	list, _, err := c.FindDeliveriesPage(ctx, f)
+	return list, err
+}
+
+// FindDeliveriesPage returns a page of the alert history, newest first
+// (in the order the notifications were made), and the cursor of the next
+// page: empty when no notification the filter selects is older than the
+// page's last.
+func (c *Catalog) FindDeliveriesPage(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, string, error) {
+	key, err := decodeCursor(deliveryList, f.Cursor, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	if key != nil {
+		f.BeforeKey = key[0]
+	}
+	limit := cmp.Or(f.Limit, 100)
+	f.Limit = limit + 1 // one more tells whether there is a next page
+	rows, err := c.store.FindDeliveries(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := pageOf(rows, limit, deliveryList, func(r StoredDelivery) []int64 { return []int64{r.Key} })
+	out := make([]muster.Delivery, len(rows))
+	for i, r := range rows {
+		out[i] = r.Delivery
+	}
+	return out, next, nil
 }

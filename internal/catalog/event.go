@@ -176,15 +176,46 @@ type EventFilter struct {
 	Target      string
 	Job         string
 	MinSeverity muster.Severity
-	Limit       int
+	Limit       int // the newest this many; 100 when zero
 	// Scope keeps only the events of its jobs, and those of no job on
 	// targets in its groups.
 	Scope muster.Scope
+	// Cursor reads on after the page that named it as its next. Empty for
+	// the newest.
+	Cursor string
+	// BeforeID bounds the events to those numbered below it; 0 for no
+	// bound. The catalog sets it from Cursor for its store.
+	BeforeID int64
 }
+
+// eventList names the events in their cursors.
+const eventList = "events"
 
 // FindEvents returns events, newest first.
 func (c *Catalog) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event, error) {
-	return c.store.FindEvents(ctx, f)
+	events, _, err := c.FindEventsPage(ctx, f)
+	return events, err
+}
+
+// FindEventsPage returns a page of events, newest first (by id, the order
+// they were recorded in), and the cursor of the next page: empty when no
+// event the filter selects is older than the page's last.
+func (c *Catalog) FindEventsPage(ctx context.Context, f EventFilter) ([]muster.Event, string, error) {
+	key, err := decodeCursor(eventList, f.Cursor, 1)
+	if err != nil {
+		return nil, "", err
+	}
+	if key != nil {
+		f.BeforeID = key[0]
+	}
+	limit := cmp.Or(f.Limit, 100)
+	f.Limit = limit + 1 // one more tells whether there is a next page
+	events, err := c.store.FindEvents(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	events, next := pageOf(events, limit, eventList, func(e muster.Event) []int64 { return []int64{e.ID} })
+	return events, next, nil
 }
 
 // DetectPresence raises target_offline for each active target that has

@@ -797,6 +797,92 @@ func TestPendingDeliveriesFollowTheOperatorsAddress(t *testing.T) {
 	})
 }
 
+// Events and notifications are read a page at a time, each page naming
+// the cursor of the next: every one there was when the walk began comes
+// once, newest first, while more are raised between reads. A cursor of
+// one list is refused by another.
+func TestEventAndDeliveryPages(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "spool", Event: muster.EventSpoolFull, Notify: []string{"ops"}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		n := int64(0)
+		raise := func() {
+			n++
+			// All at one instant: the order is the order they were recorded.
+			if _, err := db.RecordTargetEvents(ctx, web1, []catalog.TargetEvent{{ID: n, Name: muster.EventSpoolFull, Severity: 3, Message: "full", At: clk.Now()}}); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for range 11 {
+			raise()
+		}
+
+		want := mustEvents(t, db, catalog.EventFilter{Event: muster.EventSpoolFull, Limit: 1000})
+		var got []muster.Event
+		f, pages := catalog.EventFilter{Event: muster.EventSpoolFull, Limit: 4}, 0
+		for {
+			page, next, err := db.FindEventsPage(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, pages = append(got, page...), pages+1
+			if next == "" || pages > 10 {
+				break
+			}
+			f.Cursor = next
+			raise()
+		}
+		if len(got) != 11 || pages != 3 {
+			t.Fatalf("read %d events in %d pages, want 11 in 3", len(got), pages)
+		}
+		for i := range want {
+			if got[i].ID != want[i].ID {
+				t.Fatalf("event %d = %d, want %d", i, got[i].ID, want[i].ID)
+			}
+		}
+		if _, _, err := db.FindDeliveriesPage(ctx, catalog.DeliveryFilter{Cursor: f.Cursor}); muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "cursor: ") {
+			t.Errorf("an events cursor read the alert history: %v, want invalid naming the cursor", err)
+		}
+
+		wantD, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Alert: "spool", Limit: 1000})
+		if err != nil || len(wantD) != 13 {
+			t.Fatalf("%d notifications (%v), want 13", len(wantD), err)
+		}
+		var gotD []muster.Delivery
+		df, pages := catalog.DeliveryFilter{Alert: "spool", Limit: 5}, 0
+		for {
+			page, next, err := db.FindDeliveriesPage(ctx, df)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gotD, pages = append(gotD, page...), pages+1
+			if next == "" || pages > 10 {
+				break
+			}
+			df.Cursor = next
+			raise()
+		}
+		if len(gotD) != len(wantD) || pages != 3 {
+			t.Fatalf("read %d notifications in %d pages, want %d in 3", len(gotD), pages, len(wantD))
+		}
+		for i := range wantD {
+			if gotD[i].ID != wantD[i].ID {
+				t.Fatalf("notification %d = %s, want %s", i, gotD[i].ID, wantD[i].ID)
+			}
+		}
+	})
+}
+
 // PendingDeliveries reads deliveries again as they are now: at the
 // operator's new address and with its new secret, and without those no
 // longer pending.

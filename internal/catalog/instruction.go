@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -352,16 +353,75 @@ type InstructionFilter struct {
 	Pending   bool // only pending
 	Errors    bool // only failed
 	Seq       int64
-	Limit     int
+	Limit     int // the newest this many; 1000 when zero
 	// Scope keeps only the instructions of its jobs, and those of no job
 	// on targets in its groups.
 	Scope muster.Scope
+	// Cursor reads on after the page that named it as its next. Empty for
+	// the newest.
+	Cursor string
+	// Before, when not nil, keeps the instructions posted before it, newest
+	// first. The catalog sets it from Cursor for its store.
+	Before *InstructionKey
 }
+
+// InstructionKey is where an instruction sorts among the download lists,
+// newest first: when it was posted, then its sequence number, then its
+// target's row (a START fanned out posts the same number to many targets
+// at one instant).
+type InstructionKey struct {
+	PostedAt time.Time
+	Seq      int64
+	TargetID int64
+}
+
+// StoredInstruction is a download-list entry with its target's row, which
+// orders it among entries posted at one instant.
+type StoredInstruction struct {
+	muster.Instruction
+	TargetID int64
+}
+
+// downloadList names the download lists in their cursors.
+const downloadList = "download lists"
 
 // FindInstructions lists download-list entries of active targets, by target
 // then sequence number.
 func (c *Catalog) FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error) {
-	return c.store.FindInstructions(ctx, f)
+	list, _, err := c.FindInstructionsPage(ctx, f)
+	return list, err
+}
+
+// FindInstructionsPage reads a page of the download lists of active
+// targets: the newest entries (by when they were posted, their sequence
+// number, their target), listed by target then sequence number, and the
+// cursor of the next page: empty when no entry the filter selects is
+// older than the page's oldest.
+func (c *Catalog) FindInstructionsPage(ctx context.Context, f InstructionFilter) ([]muster.Instruction, string, error) {
+	key, err := decodeCursor(downloadList, f.Cursor, 3)
+	if err != nil {
+		return nil, "", err
+	}
+	if key != nil {
+		f.Before = &InstructionKey{PostedAt: time.UnixMilli(key[0]).UTC(), Seq: key[1], TargetID: key[2]}
+	}
+	limit := cmp.Or(f.Limit, 1000)
+	f.Limit = limit + 1 // one more tells whether there is a next page
+	rows, err := c.store.FindInstructions(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := pageOf(rows, limit, downloadList, func(in StoredInstruction) []int64 {
+		return []int64{in.PostedAt.UnixMilli(), in.Seq, in.TargetID}
+	})
+	out := make([]muster.Instruction, len(rows))
+	for i, r := range rows {
+		out[i] = r.Instruction
+	}
+	slices.SortFunc(out, func(a, b muster.Instruction) int {
+		return cmp.Or(strings.Compare(a.Target, b.Target), cmp.Compare(a.Seq, b.Seq))
+	})
+	return out, next, nil
 }
 
 // instructionRef finds the one instruction seq names, among those in the

@@ -1,6 +1,7 @@
 package catalog
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
@@ -460,7 +461,24 @@ type RunFilter struct {
 	Limit int
 	// Scope keeps only the runs of its jobs.
 	Scope muster.Scope
+	// Cursor reads on after the page that named it as its next. Empty for
+	// the newest.
+	Cursor string
+	// Before, when not nil, keeps the runs that sort after it, newest
+	// first: those that started before it, or at the same time and were
+	// recorded before it. The catalog sets it from Cursor for its store.
+	Before *RunKey
 }
+
+// RunKey is where a run sorts in a history, newest first: when it
+// started, then the row the master recorded it in.
+type RunKey struct {
+	StartedAt time.Time
+	Row       int64
+}
+
+// historyList names a history of runs in its cursors.
+const historyList = "history"
 
 // FindRuns returns runs, newest first. A run last reported running whose
 // target is now suspected offline says so.
@@ -469,6 +487,35 @@ func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, erro
 	if err != nil {
 		return nil, err
 	}
+	return c.runs(ctx, rows)
+}
+
+// FindRunsPage returns a page of runs, newest first (by the time they
+// started, runs that started together in the order the master recorded
+// them), and the cursor of the next page: empty when no run the filter
+// selects sorts after the page's last.
+func (c *Catalog) FindRunsPage(ctx context.Context, f RunFilter) ([]muster.Run, string, error) {
+	key, err := decodeCursor(historyList, f.Cursor, 2)
+	if err != nil {
+		return nil, "", err
+	}
+	if key != nil {
+		f.Before = &RunKey{StartedAt: time.UnixMilli(key[0]).UTC(), Row: key[1]}
+	}
+	limit := cmp.Or(f.Limit, 100)
+	f.Limit = limit + 1 // one more tells whether there is a next page
+	rows, err := c.store.FindRuns(ctx, f)
+	if err != nil {
+		return nil, "", err
+	}
+	rows, next := pageOf(rows, limit, historyList, func(r RunRow) []int64 { return []int64{r.StartedAt.UnixMilli(), r.Key} })
+	runs, err := c.runs(ctx, rows)
+	return runs, next, err
+}
+
+// runs returns the runs of rows. A run last reported running whose target
+// is now suspected offline says so.
+func (c *Catalog) runs(ctx context.Context, rows []RunRow) ([]muster.Run, error) {
 	now := c.opts.Now()
 	runs := make([]muster.Run, len(rows))
 	keys := make([]int64, len(rows))

@@ -133,7 +133,7 @@ type Reads interface {
 	// PendingInstructionsOf is PendingInstructions for several targets at
 	// once, in one statement: after maps each to its cursor.
 	PendingInstructionsOf(ctx context.Context, after map[int64]int64, limit int) (map[int64][]InstructionRow, error)
-	FindInstructions(ctx context.Context, f InstructionFilter) ([]muster.Instruction, error)
+	FindInstructions(ctx context.Context, f InstructionFilter) ([]StoredInstruction, error)
 	InstructionsBySeq(ctx context.Context, target string, seq int64) ([]InstructionRow, error)
 	WasSent(ctx context.Context, targetID int64, job string) (bool, error)
 	FindStart(ctx context.Context, key string) (request, response string, ok bool, err error)
@@ -176,7 +176,7 @@ type Reads interface {
 	// NextDeliveryAt returns when the earliest pending delivery due after
 	// after is due.
 	NextDeliveryAt(ctx context.Context, after time.Time) (time.Time, bool, error)
-	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, error)
+	FindDeliveries(ctx context.Context, f DeliveryFilter) ([]StoredDelivery, error)
 	FindMasters(ctx context.Context, seenSince time.Time) ([]MasterRow, error)
 	// GaugeRows reads what the master's metrics show as gauges, in a few
 	// statements whatever the size of the fleet.

@@ -268,7 +268,7 @@ func (t *timedReads) PendingInstructionsOf(p0 context.Context, p1 map[int64]int6
 	return r0, r1
 }
 
-func (t *timedReads) FindInstructions(p0 context.Context, p1 InstructionFilter) ([]muster.Instruction, error) {
+func (t *timedReads) FindInstructions(p0 context.Context, p1 InstructionFilter) ([]StoredInstruction, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindInstructions(p0, p1)
 	t.observe("FindInstructions", time.Since(start))
@@ -450,7 +450,7 @@ func (t *timedReads) NextDeliveryAt(p0 context.Context, p1 time.Time) (time.Time
 	return r0, r1, r2
 }
 
-func (t *timedReads) FindDeliveries(p0 context.Context, p1 DeliveryFilter) ([]muster.Delivery, error) {
+func (t *timedReads) FindDeliveries(p0 context.Context, p1 DeliveryFilter) ([]StoredDelivery, error) {
 	start := time.Now()
 	r0, r1 := t.r.FindDeliveries(p0, p1)
 	t.observe("FindDeliveries", time.Since(start))

@@ -14,12 +14,52 @@ import (
 	"github.com/musterhq/muster/internal/pki"
 )
 
+// listPage is a page of a list read newest first: its entries, and the
+// links to the newest page and to the next, older one (each empty when
+// there is none).
+type listPage[T any] struct {
+	Entries       []T
+	Newest, Older string
+}
+
+// pageLinks sets the links of a page of the list at path: to the page
+// that starts at cursor next, and, on a page that is not the first, to the
+// newest; the request's filters carry over.
+func (p *listPage[T]) pageLinks(r *http.Request, path, next string) {
+	q := r.URL.Query()
+	at := func(cursor string) string {
+		q.Del("cursor")
+		if cursor != "" {
+			q.Set("cursor", cursor)
+		}
+		if len(q) == 0 {
+			return path
+		}
+		return path + "?" + q.Encode()
+	}
+	if next != "" {
+		p.Older = at(next)
+	}
+	if r.URL.Query().Get("cursor") != "" {
+		p.Newest = at("")
+	}
+}
+
+// eventsPageSize is how many events a page of the console shows.
+const eventsPageSize = 200
+
 func (s *Server) events(w http.ResponseWriter, r *http.Request, v *view) error {
-	events, err := s.DB.FindEvents(r.Context(), catalog.EventFilter{Target: r.URL.Query().Get("target"), Job: r.URL.Query().Get("job"), Limit: 200})
+	q := r.URL.Query()
+	var p listPage[muster.Event]
+	var next string
+	var err error
+	p.Entries, next, err = s.DB.FindEventsPage(r.Context(), catalog.EventFilter{Target: q.Get("target"), Job: q.Get("job"), Limit: eventsPageSize,
+		Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}
-	v.Title, v.Nav, v.Live, v.Data = "Events", "events", r.URL.RequestURI(), events
+	p.pageLinks(r, "/events", next)
+	v.Title, v.Nav, v.Live, v.Data = "Events", "events", r.URL.RequestURI(), p
 	return s.render(w, http.StatusOK, "events", v)
 }
 
@@ -47,13 +87,22 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
 	return s.render(w, http.StatusOK, "alerts", v)
 }
 
+// auditPageSize is how many entries a page of the console's audit log
+// shows.
+const auditPageSize = 100
+
 func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
-	entries, err := s.DB.FindAudit(r.Context(), catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: 100})
+	var p listPage[muster.AuditEntry]
+	var next string
+	var err error
+	p.Entries, next, err = s.DB.FindAuditPage(r.Context(), catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"),
+		Limit: auditPageSize, Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}
-	v.Title, v.Nav, v.Live, v.Data = "Audit log", "audit", r.URL.RequestURI(), entries
+	p.pageLinks(r, "/audit", next)
+	v.Title, v.Nav, v.Live, v.Data = "Audit log", "audit", r.URL.RequestURI(), p
 	return s.render(w, http.StatusOK, "audit", v)
 }
 

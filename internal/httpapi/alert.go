@@ -178,8 +178,8 @@ func (s *Server) enableAlert(enabled bool) handler {
 	}
 }
 
-// alertHistory answers GET /api/v1/alerts/history: the notifications
-// alerts sent, newest first.
+// alertHistory answers GET /api/v1/alerts/history: a page of the
+// notifications alerts sent, newest first, with a Link header to the next.
 func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 50, 1, MaxEventsLimit)
@@ -192,8 +192,8 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) 
 	default:
 		return muster.Errorf(muster.EINVALID, "status: %q is not a delivery status; use pending, delivered or failed", status)
 	}
-	list, err := s.DB.FindDeliveries(r.Context(), catalog.DeliveryFilter{
-		Alert: q.Get("alert"), Operator: q.Get("operator"), Status: status, Limit: limit,
+	list, next, err := s.DB.FindDeliveriesPage(r.Context(), catalog.DeliveryFilter{
+		Alert: q.Get("alert"), Operator: q.Get("operator"), Status: status, Limit: limit, Cursor: q.Get("cursor"),
 	})
 	if err != nil {
 		return err
@@ -205,11 +205,13 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) 
 			}
 		}
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
 
-// listEvents answers GET /api/v1/events, newest first.
+// listEvents answers GET /api/v1/events: a page of events, newest first,
+// with a Link header to the next.
 func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 50, 1, MaxEventsLimit)
@@ -217,7 +219,7 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	f := catalog.EventFilter{Event: muster.EventName(q.Get("event")), Target: muster.NormalizeTargetName(q.Get("target")), Job: q.Get("job"),
-		Limit: limit, Scope: c.scope()}
+		Limit: limit, Scope: c.scope(), Cursor: q.Get("cursor")}
 	if f.Job != "" {
 		if err := checkJob(c, f.Job); err != nil {
 			return err
@@ -231,10 +233,11 @@ func (s *Server) listEvents(w http.ResponseWriter, r *http.Request, c caller) er
 			return err
 		}
 	}
-	events, err := s.DB.FindEvents(r.Context(), f)
+	events, next, err := s.DB.FindEventsPage(r.Context(), f)
 	if err != nil {
 		return err
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, events)
 	return nil
 }

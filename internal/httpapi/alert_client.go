@@ -71,13 +71,24 @@ type AlertHistoryFilter struct {
 	Alert, Operator string
 	Status          muster.DeliveryStatus
 	Limit           int
+	// Cursor reads on after the page that named it as its next.
+	Cursor string
 }
 
-// AlertHistory lists the notifications alerts sent, newest first.
+// AlertHistory lists a page of the notifications alerts sent, newest
+// first.
 func (c *Client) AlertHistory(ctx context.Context, f AlertHistoryFilter) ([]muster.Delivery, error) {
-	q := filterQuery(map[string]string{"alert": f.Alert, "operator": f.Operator, "status": string(f.Status)}, f.Limit)
+	out, _, err := c.AlertHistoryPage(ctx, f)
+	return out, err
+}
+
+// AlertHistoryPage lists a page of the notifications alerts sent, newest
+// first, and returns the cursor of the next page: empty on the last.
+func (c *Client) AlertHistoryPage(ctx context.Context, f AlertHistoryFilter) ([]muster.Delivery, string, error) {
+	q := filterQuery(map[string]string{"alert": f.Alert, "operator": f.Operator, "status": string(f.Status), "cursor": f.Cursor}, f.Limit)
 	var out []muster.Delivery
-	return out, c.do(ctx, http.MethodGet, "/api/v1/alerts/history", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/alerts/history", q, &out)
+	return out, next, err
 }
 
 // EventFilter selects events.
@@ -85,16 +96,26 @@ type EventFilter struct {
 	Event, Target, Job string
 	MinSeverity        muster.Severity
 	Limit              int
+	// Cursor reads on after the page that named it as its next.
+	Cursor string
 }
 
-// Events lists events, newest first.
+// Events lists a page of events, newest first.
 func (c *Client) Events(ctx context.Context, f EventFilter) ([]muster.Event, error) {
-	q := filterQuery(map[string]string{"event": f.Event, "target": f.Target, "job": f.Job}, f.Limit)
+	out, _, err := c.EventsPage(ctx, f)
+	return out, err
+}
+
+// EventsPage lists a page of events, newest first, and returns the cursor
+// of the next page: empty on the last.
+func (c *Client) EventsPage(ctx context.Context, f EventFilter) ([]muster.Event, string, error) {
+	q := filterQuery(map[string]string{"event": f.Event, "target": f.Target, "job": f.Job, "cursor": f.Cursor}, f.Limit)
 	if f.MinSeverity > 0 {
 		q.Set("min_severity", strconv.Itoa(int(f.MinSeverity)))
 	}
 	var out []muster.Event
-	return out, c.do(ctx, http.MethodGet, "/api/v1/events", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/events", q, &out)
+	return out, next, err
 }
 
 // filterQuery makes a query of the parameters that are set, and limit if it is.

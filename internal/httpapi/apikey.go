@@ -127,23 +127,25 @@ func (s *Server) revokeKey(w http.ResponseWriter, r *http.Request, c caller) err
 }
 
 // listAudit answers GET /api/v1/audit[?since=RFC3339][&actor=][&job=]
-// [&target=][&limit=]: the audit log, newest first.
+// [&target=][&limit=][&cursor=]: a page of the audit log, newest first,
+// with a Link header to the next page when there is one.
 func (s *Server) listAudit(w http.ResponseWriter, r *http.Request, _ caller) error {
 	q := r.URL.Query()
 	limit, err := intParam(q.Get("limit"), "limit", 100, 1, catalog.MaxAuditList)
 	if err != nil {
 		return err
 	}
-	f := catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: limit}
+	f := catalog.AuditFilter{Actor: q.Get("actor"), Job: q.Get("job"), Target: q.Get("target"), Limit: limit, Cursor: q.Get("cursor")}
 	if v := q.Get("since"); v != "" {
-		if f.Since, err = time.Parse(time.RFC3339, v); err != nil {
-			return muster.Errorf(muster.EINVALID, "since: a time such as 2026-01-02T15:04:05Z, not %q", v)
+		if f.Since, err = timeParam(v, "since"); err != nil {
+			return err
 		}
 	}
-	entries, err := s.DB.FindAudit(r.Context(), f)
+	entries, next, err := s.DB.FindAuditPage(r.Context(), f)
 	if err != nil {
 		return err
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, entries)
 	return nil
 }

@@ -35,16 +35,26 @@ type AuditFilter struct {
 	Job    string
 	Target string
 	Limit  int
+	// Cursor reads on after the page that named it as its next.
+	Cursor string
 }
 
-// Audit reads the audit log, newest first.
+// Audit reads a page of the audit log, newest first.
 func (c *Client) Audit(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, error) {
-	q := filterQuery(map[string]string{"actor": f.Actor, "job": f.Job, "target": f.Target}, f.Limit)
+	out, _, err := c.AuditPage(ctx, f)
+	return out, err
+}
+
+// AuditPage reads a page of the audit log, newest first, and returns the
+// cursor of the next page: empty on the last.
+func (c *Client) AuditPage(ctx context.Context, f AuditFilter) ([]muster.AuditEntry, string, error) {
+	q := filterQuery(map[string]string{"actor": f.Actor, "job": f.Job, "target": f.Target, "cursor": f.Cursor}, f.Limit)
 	if !f.Since.IsZero() {
 		q.Set("since", f.Since.UTC().Format(time.RFC3339))
 	}
 	var out []muster.AuditEntry
-	return out, c.do(ctx, http.MethodGet, "/api/v1/audit", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/audit", q, &out)
+	return out, next, err
 }
 
 // CreateLoginLink asks for a single-use login link to the web console.

@@ -44,15 +44,28 @@ func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 
 // do sends a request and decodes a JSON reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
+	return c.send(ctx, method, path, query, body, out, nil)
+}
+
+// send is do, keeping the reply's header in reply when it is not nil.
+func (c *Client) send(ctx context.Context, method, path string, query url.Values, body, out any, reply http.Header) error {
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	err := jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: method, URL: u.String(), In: body, Out: out,
-		Header: http.Header{"Authorization": {"Bearer " + c.token}}})
+		Header: http.Header{"Authorization": {"Bearer " + c.token}}, ReplyHeader: reply})
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
 		return explainTransport(c.base.Host, te.Err)
 	}
 	return err
+}
+
+// page reads a page of a list into out, and returns the cursor of the
+// next page: empty on the last.
+func (c *Client) page(ctx context.Context, path string, query url.Values, out any) (string, error) {
+	h := http.Header{}
+	err := c.send(ctx, http.MethodGet, path, query, nil, out, h)
+	return nextCursor(h), err
 }
 
 // explainTransport turns a connection failure into advice.
@@ -209,15 +222,18 @@ func (c *Client) PurgeHistory(ctx context.Context, body PurgeBody) (muster.Purge
 
 // History returns a job's runs, newest first.
 func (c *Client) History(ctx context.Context, job, target string, limit int) ([]muster.Run, error) {
-	q := url.Values{}
-	if target != "" {
-		q.Set("target", target)
-	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
+	out, _, err := c.HistoryPage(ctx, job, target, limit, "")
+	return out, err
+}
+
+// HistoryPage returns a page of a job's runs, newest first, from cursor
+// on (the first page when it is empty), and the cursor of the next page:
+// empty on the last.
+func (c *Client) HistoryPage(ctx context.Context, job, target string, limit int, cursor string) ([]muster.Run, string, error) {
+	q := filterQuery(map[string]string{"target": target, "cursor": cursor}, limit)
 	var out []muster.Run
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, &out)
+	return out, next, err
 }
 
 // Runs returns the named runs; with wait > 0 the master holds the reply
@@ -297,12 +313,23 @@ type DownloadListFilter struct {
 	Pending, Errors        bool
 	Seq                    int64
 	Limit                  int
+	// Cursor reads on after the page that named it as its next.
+	Cursor string
 }
 
-// DownloadList lists instructions.
+// DownloadList lists a page of instructions: the newest, by target then
+// sequence number.
 func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]muster.Instruction, error) {
+	out, _, err := c.DownloadListPage(ctx, f)
+	return out, err
+}
+
+// DownloadListPage lists a page of instructions, the newest (after
+// f.Cursor's page) by target then sequence number, and returns the
+// cursor of the next page: empty on the last.
+func (c *Client) DownloadListPage(ctx context.Context, f DownloadListFilter) ([]muster.Instruction, string, error) {
 	q := url.Values{}
-	for k, v := range map[string]string{"target": f.Target, "job": f.Job, "operation": f.Operation} {
+	for k, v := range map[string]string{"target": f.Target, "job": f.Job, "operation": f.Operation, "cursor": f.Cursor} {
 		if v != "" {
 			q.Set(k, v)
 		}
@@ -320,7 +347,8 @@ func (c *Client) DownloadList(ctx context.Context, f DownloadListFilter) ([]must
 		q.Set("limit", strconv.Itoa(f.Limit))
 	}
 	var out []muster.Instruction
-	return out, c.do(ctx, http.MethodGet, "/api/v1/downloadlist", q, nil, &out)
+	next, err := c.page(ctx, "/api/v1/downloadlist", q, &out)
+	return out, next, err
 }
 
 // RetryInstruction reposts a failed instruction.

@@ -543,11 +543,12 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 		return err
 	}
 	name := r.PathValue("name")
-	runs, err := s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit})
+	runs, next, err := s.DB.FindRunsPage(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit,
+		Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
+	if len(runs) == 0 && q.Get("cursor") == "" {
 		// Tell "no such job" from "no runs yet". A deleted job's history
 		// is still served.
 		if _, err := s.DB.FindJob(r.Context(), name); err != nil {
@@ -556,6 +557,7 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 			}
 		}
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, runs)
 	return nil
 }
@@ -694,6 +696,7 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 		Errors:    errs,
 		Limit:     limit,
 		Scope:     c.scope(),
+		Cursor:    q.Get("cursor"),
 	}
 	if f.Job != "" {
 		if err := checkJob(c, f.Job); err != nil {
@@ -703,10 +706,11 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 	if f.Operation != "" && !f.Operation.Valid() {
 		return muster.Errorf(muster.EINVALID, "operation: %q is not an operation; use INSERT, UPDATE, DELETE, START, STOP, RE-ENLIST, DEFECT, SYNC-TIME or SET-POLL", f.Operation)
 	}
-	list, err := s.DB.FindInstructions(r.Context(), f)
+	list, next, err := s.DB.FindInstructionsPage(r.Context(), f)
 	if err != nil {
 		return err
 	}
+	setNextPage(w, r, next)
 	jsonhttp.WriteJSON(w, http.StatusOK, list)
 	return nil
 }
@@ -745,6 +749,20 @@ func boolParam(v, name string) (bool, error) {
 		return false, muster.Errorf(muster.EINVALID, "%s: true or false, not %q", name, v)
 	}
 	return b, nil
+}
+
+// timeParam reads an RFC 3339 time in any zone. A URL that carries the
+// time as it is written decodes the + of its offset as a space
+// (2026-01-02T15:04:05 02:00): that is read as the + it was.
+func timeParam(v, name string) (time.Time, error) {
+	t, err := time.Parse(time.RFC3339, v)
+	if n := len(v); err != nil && n > 6 && v[n-6] == ' ' && v[n-3] == ':' {
+		t, err = time.Parse(time.RFC3339, v[:n-6]+"+"+v[n-5:])
+	}
+	if err != nil {
+		return time.Time{}, muster.Errorf(muster.EINVALID, "%s: a time such as 2026-01-02T15:04:05Z or 2026-01-02T17:04:05+02:00, not %q", name, v)
+	}
+	return t, nil
 }
 
 func intParam(v, name string, def, lo, hi int) (int, error) {

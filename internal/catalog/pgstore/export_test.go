@@ -3,9 +3,14 @@ package pgstore
 import (
 	"context"
 	"net"
+	"strings"
+	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/catalog/sqlstore"
 )
 
 // SetRollbackTimeout sets how long the ROLLBACK of a transaction that did
@@ -44,6 +49,59 @@ func MigrateBefore(ctx context.Context, url, version string) error {
 	defer pool.Close()
 	s := &Store{pool: pool}
 	return s.migrateWhile(ctx, func(name string) bool { return name < version })
+}
+
+// Explained returns reads on s's pool that ask PostgreSQL for the plan of
+// each statement whose text holds from, before running it, and add the
+// plan's lines to plans.
+func Explained(t testing.TB, s *Store, from string, plans *[]string) catalog.Reads {
+	return sqlstore.New(&explainer{querier: querier{s.pool}, t: t, from: from, plans: plans}, dialect)
+}
+
+// Exec runs a statement on s's pool.
+func Exec(ctx context.Context, s *Store, query string) error {
+	_, err := s.pool.Exec(ctx, query)
+	return err
+}
+
+// explainer is a Querier that asks PostgreSQL for the plan of each
+// statement whose text holds from before running it, and keeps the plans.
+type explainer struct {
+	querier
+	t     testing.TB
+	from  string
+	plans *[]string
+}
+
+func (e *explainer) explain(ctx context.Context, query string, args []any) {
+	if !strings.Contains(query, e.from) {
+		return
+	}
+	rows, err := e.q.Query(ctx, "EXPLAIN "+query, args...)
+	if err != nil {
+		e.t.Fatalf("EXPLAIN: %v\n%s", err, query)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			e.t.Fatal(err)
+		}
+		*e.plans = append(*e.plans, line)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func (e *explainer) Query(ctx context.Context, query string, args ...any) (sqlstore.Rows, error) {
+	e.explain(ctx, query, args)
+	return e.querier.Query(ctx, query, args...)
+}
+
+func (e *explainer) QueryRow(ctx context.Context, query string, args ...any) sqlstore.Row {
+	e.explain(ctx, query, args)
+	return e.querier.QueryRow(ctx, query, args...)
 }
 
 // Migrate applies the migrations the catalog at url has not seen, as a

@@ -158,6 +158,11 @@ func TestInstructionStatementsUseTheirIndexes(t *testing.T) {
 			_, err := q.FindInstructions(ctx, catalog.InstructionFilter{Job: "backup", Limit: 50})
 			return err
 		}},
+		{"FindInstructions after a page", "instructions_posted", false, func() error {
+			_, err := q.FindInstructions(ctx, catalog.InstructionFilter{Job: "backup", Limit: 50,
+				Before: &catalog.InstructionKey{PostedAt: now, Seq: 7, TargetID: 3}})
+			return err
+		}},
 	}
 	for _, c := range calls {
 		e.label = c.label

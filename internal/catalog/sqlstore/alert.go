@@ -237,14 +237,19 @@ func (s *Queries) NextDeliveryAt(ctx context.Context, after time.Time) (time.Tim
 }
 
 // FindDeliveries returns notifications with their events, newest first.
-func (s *Queries) FindDeliveries(ctx context.Context, f catalog.DeliveryFilter) ([]muster.Delivery, error) {
+func (s *Queries) FindDeliveries(ctx context.Context, f catalog.DeliveryFilter) ([]catalog.StoredDelivery, error) {
 	a := &args{d: s.D}
-	q := `SELECT ` + deliveryColumns + ` FROM deliveries d JOIN events e ON e.id = d.event_id WHERE TRUE`
+	q := `SELECT ` + deliveryColumns + `, d.id FROM deliveries d JOIN events e ON e.id = d.event_id WHERE TRUE`
 	for col, v := range map[string]string{"d.alert_name": f.Alert, "d.operator_name": f.Operator, "d.status": string(f.Status)} {
 		if v != "" {
 			q += ` AND ` + col + ` = ` + a.add(v)
 		}
 	}
-	return collect(ctx, s.Q, func(r Rows) (muster.Delivery, error) { return scanDelivery(r) },
-		q+` ORDER BY d.id DESC LIMIT `+a.add(limitOr(f.Limit, 100)), a.vals...)
+	if f.BeforeKey > 0 {
+		q += ` AND d.id < ` + a.add(f.BeforeKey)
+	}
+	return collect(ctx, s.Q, func(r Rows) (row catalog.StoredDelivery, err error) {
+		row.Delivery, err = scanDelivery(r, &row.Key)
+		return row, err
+	}, q+` ORDER BY d.id DESC LIMIT `+a.add(limitOr(f.Limit, 100)), a.vals...)
 }

@@ -107,6 +107,9 @@ func (s *Queries) FindAudit(ctx context.Context, f catalog.AuditFilter) ([]muste
 	if f.Actor != "" {
 		q += ` AND a.actor = ` + a.add(f.Actor)
 	}
+	if f.BeforeID > 0 {
+		q += ` AND a.id < ` + a.add(f.BeforeID)
+	}
 	for kind, name := range map[string]string{SubjectJob: f.Job, SubjectTarget: f.Target} {
 		if name != "" {
 			q += ` AND EXISTS (SELECT 1 FROM audit_subjects s WHERE s.audit_id = a.id AND s.kind = ` + a.add(kind) +

@@ -55,6 +55,9 @@ func (s *Queries) FindEvents(ctx context.Context, f catalog.EventFilter) ([]must
 	if f.Scope.Limited() {
 		q += ` AND ` + scopeJobOrTarget(a, "e.job_name", f.Scope, func(a *args) string { return scopeTargetNames(a, "e.target_name", f.Scope) })
 	}
+	if f.BeforeID > 0 {
+		q += ` AND e.id < ` + a.add(f.BeforeID)
+	}
 	return collect(ctx, s.Q, func(r Rows) (muster.Event, error) { return scanEvent(r) },
 		q+` ORDER BY e.id DESC LIMIT `+a.add(limitOr(f.Limit, 100)), a.vals...)
 }

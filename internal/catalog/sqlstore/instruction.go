@@ -163,10 +163,11 @@ func (s *Queries) PendingInstructionsOf(ctx context.Context, after map[int64]int
 }
 
 // FindInstructions lists the newest download-list entries of targets that
-// are not defected, by target then sequence number.
-func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFilter) ([]muster.Instruction, error) {
+// are not defected (newest by when they were posted, their sequence
+// number, then their target), at most f.Limit, in that order.
+func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFilter) ([]catalog.StoredInstruction, error) {
 	a := &args{d: s.D}
-	q := `SELECT t.name AS target, i.seq, i.operation, i.job_name, i.posted_at, i.downloaded_at, i.status, i.error
+	q := `SELECT t.name AS target, i.seq, i.operation, i.job_name, i.posted_at, i.downloaded_at, i.status, i.error, i.target_id
 		FROM instructions i JOIN targets t ON t.id = i.target_id WHERE t.state <> 'defected'`
 	if f.Target != "" {
 		q += ` AND t.name = ` + a.add(f.Target)
@@ -189,17 +190,23 @@ func (s *Queries) FindInstructions(ctx context.Context, f catalog.InstructionFil
 	if f.Scope.Limited() {
 		q += ` AND ` + scopeJobOrTarget(a, "i.job_name", f.Scope, func(a *args) string { return scopeTargetIDs(a, "i.target_id", f.Scope) })
 	}
+	if b := f.Before; b != nil {
+		// The first term reads the index by time of posting; the rest
+		// orders what was posted at one instant.
+		at, seq := a.add(ms(b.PostedAt)), a.add(b.Seq)
+		q += ` AND i.posted_at <= ` + at + ` AND (i.posted_at < ` + at + ` OR i.seq < ` + seq +
+			` OR (i.seq = ` + seq + ` AND i.target_id < ` + a.add(b.TargetID) + `))`
+	}
 	limit := f.Limit
 	if limit <= 0 {
 		limit = 1000
 	}
-	// The newest entries are the interesting ones; show them in order.
-	q = `SELECT * FROM (` + q + ` ORDER BY i.posted_at DESC, i.seq DESC LIMIT ` + a.add(limit) + `) AS recent ORDER BY target, seq`
-	return collect(ctx, s.Q, func(r Rows) (in muster.Instruction, err error) {
+	q += ` ORDER BY i.posted_at DESC, i.seq DESC, i.target_id DESC LIMIT ` + a.add(limit)
+	return collect(ctx, s.Q, func(r Rows) (in catalog.StoredInstruction, err error) {
 		var op, status string
 		var posted int64
 		var downloaded sql.NullInt64
-		err = r.Scan(&in.Target, &in.Seq, &op, &in.Job, &posted, &downloaded, &status, &in.Error)
+		err = r.Scan(&in.Target, &in.Seq, &op, &in.Job, &posted, &downloaded, &status, &in.Error, &in.TargetID)
 		in.Operation, in.Status = muster.Operation(op), muster.InstructionStatus(status)
 		in.PostedAt, in.DownloadedAt = fromMS(posted), fromNullMS(downloaded)
 		return in, err

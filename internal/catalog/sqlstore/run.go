@@ -219,10 +219,27 @@ func (s *Queries) FindRuns(ctx context.Context, f catalog.RunFilter) ([]catalog.
 		q += ` AND r.job_name = ` + a.add(f.Job)
 	}
 	if f.Target != "" {
-		q += ` AND t.name = ` + a.add(f.Target)
+		// The targets of the name (one, or with those defected before it
+		// was taken again) first: the runs of one are read by its index
+		// in the list's order, and stopped at the limit.
+		ids, err := collect(ctx, s.Q, func(r Rows) (id int64, err error) { return id, r.Scan(&id) },
+			`SELECT id FROM targets WHERE name = $1`, f.Target)
+		if err != nil || len(ids) == 0 {
+			return nil, err
+		}
+		if len(ids) == 1 {
+			q += ` AND r.target_id = ` + a.add(ids[0])
+		} else {
+			q += ` AND ` + in(a, "r.target_id", ids)
+		}
 	}
 	if f.Scope.Limited() {
 		q += ` AND ` + scopeJobs(a, "r.job_name", f.Scope)
+	}
+	if f.Before != nil {
+		// A row value: both engines read it as a bound of the indexes by
+		// (job or target, started_at, id), in the history's order.
+		q += ` AND (r.started_at, r.id) < (` + a.add(ms(f.Before.StartedAt)) + `, ` + a.add(f.Before.Row) + `)`
 	}
 	want := map[muster.RunRef]bool{}
 	if len(f.Runs) > 0 {
