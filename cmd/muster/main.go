@@ -108,12 +108,14 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 	for _, c := range commands {
 		if len(args) > 0 && args[0] == c.name {
 			root.AddCommand(c.new())
+			explainArgs(root)
 			return root
 		}
 	}
 	for _, c := range commands {
 		root.AddCommand(c.new())
 	}
+	explainArgs(root)
 	return root
 }
 
@@ -139,16 +141,22 @@ func unknownSubcommand(root *cobra.Command, args []string) error {
 		if strings.HasPrefix(a, "-") {
 			continue
 		}
-		msg := fmt.Sprintf("unknown command %q for %q", a, cmd.CommandPath())
-		if cmd.SuggestionsMinimumDistance <= 0 {
-			cmd.SuggestionsMinimumDistance = 2
-		}
-		if s := cmd.SuggestionsFor(a); len(s) > 0 {
-			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
-		}
-		return errors.New(msg)
+		return unknownCommand(cmd, a)
 	}
 	return nil
+}
+
+// unknownCommand is the error for a word given where cmd wants one of its
+// subcommands, with the subcommands it may be a mistyping of.
+func unknownCommand(cmd *cobra.Command, word string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", word, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(word); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // signalContext is canceled by SIGINT or SIGTERM.

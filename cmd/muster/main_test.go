@@ -213,3 +213,58 @@ func TestUnknownSubcommandFails(t *testing.T) {
 		t.Errorf("muster job: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
 	}
 }
+
+// A command given too few or too many arguments says which it takes, by
+// the names its usage gives them, and shows that usage: cobra's own
+// "accepts 1 arg(s), received 0" names neither.
+func TestWrongArgumentCount(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "start"},
+			"job start: NAME is missing; usage: muster job start NAME [--target T]... [--env K=V]... [--step NAME] [--wait [--timeout 10m]] [flags]"},
+		{[]string{"job", "show", "nightly", "backup"},
+			`job show takes NAME, not 2 arguments ("nightly", "backup"); usage: muster job show NAME [--next N] [flags]`},
+		{[]string{"group", "add", "web"},
+			`group add takes GROUP TARGET..., not 1 argument ("web"); usage: muster group add GROUP TARGET... [flags]`},
+		{[]string{"group", "rename"},
+			"group rename: NAME NEW-NAME is missing; usage: muster group rename NAME NEW-NAME [flags]"},
+		{[]string{"job", "logs"},
+			"job logs: RUN-ID is missing; usage: muster job logs RUN-ID [-f] [flags]"},
+		{[]string{"job", "list", "backup"},
+			`job list takes no arguments, not 1 ("backup"); usage: muster job list [--category C] [flags]`},
+		{[]string{"import", "sqlagent"},
+			"import sqlagent: FILE... is missing; usage: muster import sqlagent FILE... [--dry-run]"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(tc.args, &stdout, &stderr)
+		if code != 1 {
+			t.Errorf("muster %s: exit %d, want 1", strings.Join(tc.args, " "), code)
+		}
+		if got := stderr.String(); !strings.HasPrefix(got, "muster: "+tc.want) || strings.Count(got, "\n") != 1 {
+			t.Errorf("muster %s: stderr\n%q\nwant one line starting\n%q", strings.Join(tc.args, " "), got, "muster: "+tc.want)
+		}
+	}
+}
+
+// A word given to a command that is also a group of commands, and takes no
+// arguments itself, is taken for a mistyped subcommand.
+func TestMistypedSubcommandOfARunnableGroup(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		suggest string
+	}{
+		{[]string{"target", "lst"}, `unknown command "lst" for "muster target"`, "list"},
+		{[]string{"downloadlist", "retyr", "4"}, `unknown command "retyr" for "muster downloadlist"`, "retry"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code != 1 {
+			t.Errorf("muster %s: exit %d, want 1", strings.Join(tc.args, " "), code)
+		}
+		if got := stderr.String(); !strings.Contains(got, tc.want) || !strings.Contains(got, "Did you mean this?\n\t"+tc.suggest) {
+			t.Errorf("muster %s: stderr %q, want %q suggesting %q", strings.Join(tc.args, " "), got, tc.want, tc.suggest)
+		}
+	}
+}
