@@ -89,9 +89,12 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return err
 			}
+			// What the master and the targets say is escaped on a
+			// terminal (a refusal is a target's text).
+			errw := forTerminal(cmd.ErrOrStderr(), false)
 			for i, ch := range res.Changes {
 				for _, warning := range ch.Warnings {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
+					fmt.Fprintln(errw, "warning: "+warning)
 				}
 				if i < len(req.Jobs) && len(ch.LeftOut) > 0 {
 					// What runs nowhere is judged by the targets applied.
@@ -100,10 +103,10 @@ jobs on the master that are not in FILE are deleted.`,
 					})
 				}
 			}
-			if err := warnRunsNowhere(cmd.Context(), cmd.ErrOrStderr(), c, req.Jobs); err != nil {
+			if err := warnRunsNowhere(cmd.Context(), errw, c, req.Jobs); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
+			w := forTerminal(cmd.OutOrStdout(), false)
 			if err := printAs(w, format, res, func(w io.Writer) error {
 				printApply(w, res, wait)
 				return nil
@@ -111,7 +114,7 @@ jobs on the master that are not in FILE are deleted.`,
 				return err
 			}
 			if format != outputTable {
-				w = cmd.ErrOrStderr() // what follows is for a person
+				w = errw // what follows is for a person
 			}
 			if !wait {
 				return nil
@@ -120,7 +123,7 @@ jobs on the master that are not in FILE are deleted.`,
 			for _, ch := range res.Changes {
 				posted = append(posted, ch.Posted...)
 			}
-			return awaitApplied(cmd.Context(), w, cmd.ErrOrStderr(), c, posted, timeout)
+			return awaitApplied(cmd.Context(), w, errw, c, posted, timeout)
 		},
 	}
 	cf.register(cmd)

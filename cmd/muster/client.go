@@ -81,7 +81,10 @@ func (f *clientFlags) format() (string, error) {
 }
 
 // query makes one API call and prints its result: as JSON with -o json, as
-// YAML with -o yaml, else with table.
+// YAML with -o yaml, else with table, whose control characters are escaped
+// on a terminal (forTerminal): what it prints besides a table's cells (a
+// job's description, a step's script, a run's message) is text the master
+// holds, written by others.
 func query[T any](cmd *cobra.Command, f *clientFlags, call func(*httpapi.Client) (T, error), table func(io.Writer, T) error) error {
 	format, err := f.format()
 	if err != nil {
@@ -95,5 +98,5 @@ func query[T any](cmd *cobra.Command, f *clientFlags, call func(*httpapi.Client)
 	if err != nil {
 		return err
 	}
-	return printAs(cmd.OutOrStdout(), format, v, func(w io.Writer) error { return table(w, v) })
+	return printAs(cmd.OutOrStdout(), format, v, func(w io.Writer) error { return table(forTerminal(w, false), v) })
 }

@@ -276,13 +276,15 @@ also caps how many run at once.`,
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
+			// What targets report (a run's message, a refusal) is
+			// escaped on a terminal.
+			w := forTerminal(cmd.OutOrStdout(), false)
 			unheld, err := printStarted(cmd.Context(), w, c, res)
 			if err != nil {
 				return err
 			}
 			if wait {
-				return waitForRuns(cmd.Context(), w, cmd.ErrOrStderr(), c, res, timeout)
+				return waitForRuns(cmd.Context(), w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
 			}
 			if len(unheld) > 0 {
 				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))

@@ -41,6 +41,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// An error may carry text from the master or a target (a refusal, a
+	// run's message): on a terminal its control characters are escaped.
+	stderr = forTerminal(stderr, false)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {

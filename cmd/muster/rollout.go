@@ -219,6 +219,7 @@ func waveEnded(ro muster.Rollout, wave int) bool {
 // reportWave prints each ended run of a wave, and returns the targets of
 // the wave still outstanding.
 func reportWave(w io.Writer, ro muster.Rollout, wave int) (outstanding []string) {
+	w = forTerminal(w, false) // a run's message is a target's text
 	for _, t := range ro.WaveTargets(wave) {
 		switch {
 		case t.Status == muster.RolloutNotRun:
