@@ -53,7 +53,8 @@ a proxy it does not have, a time zone it does not know. Without --wait, apply
 returns once the master has posted the instructions, without waiting for the
 targets. With --wait, it waits until every target has applied or refused its
 instruction, and exits 1 naming each target that refused and why (2 if
---timeout passes first, naming the targets that have not polled).
+--timeout passes first, naming the targets that have not polled; 130 if
+interrupted, when what was posted stays posted).
 
 With --dry-run nothing changes and the differences are printed. With --prune,
 jobs on the master that are not in FILE are deleted.`,
@@ -123,7 +124,9 @@ jobs on the master that are not in FILE are deleted.`,
 			for _, ch := range res.Changes {
 				posted = append(posted, ch.Posted...)
 			}
-			return awaitApplied(cmd.Context(), w, errw, c, posted, timeout)
+			ctx, in := interruptible(cmd.Context())
+			err = awaitApplied(ctx, w, errw, c, posted, timeout)
+			return in.end(err, "stopped waiting; what was posted stays posted, and the targets apply it when they poll: `muster downloadlist --pending` shows what they have not")
 		},
 	}
 	cf.register(cmd)

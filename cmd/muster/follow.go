@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -28,7 +27,8 @@ job history and job show print), then its outcome.
 
 With -f, follow a running run: output is printed as the target uploads it
 (about once a second while a step runs), then the outcome once the run ends.
-The exit status is 0 if the run succeeded, 1 if it did not.
+The exit status is 0 if the run succeeded, 1 if it did not, and 130 (143 for
+SIGTERM) if following was interrupted: the run itself goes on.
 
 On a terminal, control characters in the output (escape sequences, carriage
 returns) are printed as escapes such as \x1b, so that what a step printed
@@ -42,7 +42,17 @@ file or a pipe, the output is always as the step wrote it.`,
 			if err != nil {
 				return err
 			}
-			return followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), c, args[0], follow)
+			if !follow {
+				_, err := followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), c, args[0], false)
+				return err
+			}
+			ctx, in := interruptible(cmd.Context())
+			r, err := followRun(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], true)
+			goesOn := fmt.Sprintf("stopped following run %s, which is not recorded yet", args[0])
+			if r.RunID != "" {
+				goesOn = fmt.Sprintf("stopped following run %s; it goes on: `muster job stop %s --target %s` stops it", r.RunID, r.Job, r.Target)
+			}
+			return in.end(err, goesOn)
 		},
 	}
 	cf.register(cmd)
@@ -52,8 +62,8 @@ file or a pipe, the output is always as the step wrote it.`,
 }
 
 // followRun prints a run's output and outcome; with follow, as the run
-// goes on, until it ends.
-func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string, follow bool) error {
+// goes on, until it ends. It returns the run as it last read it.
+func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string, follow bool) (last muster.Run, _ error) {
 	p := newOutputPrinter(w, "")
 	tag := ""
 	for {
@@ -63,10 +73,7 @@ func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string
 		}
 		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Runs: []muster.RunRef{{RunID: runID}}}, tag, wait)
 		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
-			}
-			return err
+			return last, err
 		}
 		tag = newTag
 		if !changed {
@@ -74,22 +81,23 @@ func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string
 		}
 		if len(runs) == 0 {
 			if !follow {
-				return muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
+				return last, muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
 			}
 			continue
 		}
 		r := runs[0]
+		last = r
 		p.print(r)
 		if r.Status.Finished() {
 			fmt.Fprintln(w, outcomeLine(r))
 			if r.Status != muster.RunSucceeded {
-				return &exitError{code: 1, err: fmt.Errorf("run %s on %s %s", r.RunID, r.Target, r.Status)}
+				return r, &exitError{code: 1, err: fmt.Errorf("run %s on %s %s", r.RunID, r.Target, r.Status)}
 			}
-			return nil
+			return r, nil
 		}
 		if !follow {
 			fmt.Fprintf(w, "run %s on %s is still %s; follow it with -f\n", r.RunID, r.Target, runStatus(r))
-			return nil
+			return r, nil
 		}
 	}
 }

@@ -240,13 +240,15 @@ and exit 0 if all succeeded, 1 if any did not or a target refused its START
 (with the target's reason, as soon as it does), or 2 if --timeout passed first
 (saying which targets are outstanding, and which have not polled). While a
 target is not collecting its START, --wait says how long it has not polled.
+Interrupted (Ctrl-C, or SIGTERM), --wait stops waiting, not the runs: it
+says how to stop them, and exits 130 (143 for SIGTERM).
 
 With --group, start only on the job's targets that are in that group. With
 --batch, start in waves of that many targets (a number, or a percentage of
 them), each wave after the previous one has finished, and halt when more runs
 have failed than --max-failures (0 by default). The master drives the
-rollout: it goes on if this command is interrupted, and across a restart of
-the master. The command follows it, reporting per target what ran, what
+rollout: it goes on if this command is interrupted (which then exits 130),
+and across a restart of the master. The command follows it, reporting per target what ran, what
 failed and what was never started, and exits 1 if the rollout halted or any
 run did not succeed. On a terminal each wave shows a progress bar. muster
 rollout list shows a job's rollouts. The job's max_parallel_targets, if set,
@@ -270,7 +272,9 @@ also caps how many run at once.`,
 				return fmt.Errorf("--max-failures: applies to a start in waves; give --batch too")
 			}
 			if ro.group != "" || ro.batch != "" {
-				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
+				ctx, in := interruptible(cmd.Context())
+				err := ro.run(ctx, cmd.OutOrStdout(), c, args[0], body, timeout)
+				return in.end(err, fmt.Sprintf("stopped following; the master goes on with the rollout: `muster rollout list %s --waves` shows how it goes, `muster job stop %s` cancels it", args[0], args[0]))
 			}
 			res, err := c.StartJob(cmd.Context(), args[0], body)
 			if err != nil {
@@ -284,7 +288,13 @@ also caps how many run at once.`,
 				return err
 			}
 			if wait {
-				return waitForRuns(cmd.Context(), w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
+				ctx, in := interruptible(cmd.Context())
+				err := waitForRuns(ctx, w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
+				stop := "muster job stop " + args[0]
+				for _, t := range body.Targets {
+					stop += " --target " + t
+				}
+				return in.end(err, fmt.Sprintf("stopped waiting; the runs go on on their targets: `%s` stops them, `muster job history %s` shows how they end", stop, args[0]))
 			}
 			if len(unheld) > 0 {
 				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))
