@@ -43,11 +43,11 @@ file or a pipe, the output is always as the step wrote it.`,
 				return err
 			}
 			if !follow {
-				_, err := followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), c, args[0], false)
+				_, err := followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), cmd.ErrOrStderr(), c, args[0], false)
 				return err
 			}
 			ctx, in := interruptible(cmd.Context())
-			r, err := followRun(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], true)
+			r, err := followRun(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], true)
 			goesOn := fmt.Sprintf("stopped following run %s, which is not recorded yet", args[0])
 			if r.RunID != "" {
 				goesOn = fmt.Sprintf("stopped following run %s; it goes on: `muster job stop %s --target %s` stops it", r.RunID, r.Job, r.Target)
@@ -62,10 +62,12 @@ file or a pipe, the output is always as the step wrote it.`,
 }
 
 // followRun prints a run's output and outcome; with follow, as the run
-// goes on, until it ends. It returns the run as it last read it.
-func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string, follow bool) (last muster.Run, _ error) {
+// goes on, until it ends, saying once on note while the run is not
+// recorded yet. It returns the run as it last read it.
+func followRun(ctx context.Context, w, note io.Writer, c *httpapi.Client, runID string, follow bool) (last muster.Run, _ error) {
 	p := newOutputPrinter(w, "")
 	tag := ""
+	noted := false
 	for {
 		wait := followWait
 		if tag == "" || !follow {
@@ -82,6 +84,10 @@ func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string
 		if len(runs) == 0 {
 			if !follow {
 				return last, muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
+			}
+			if !noted {
+				noted = true
+				fmt.Fprintf(note, "run %s is not recorded yet; waiting for its target to run it (check the id if no START gave it)\n", runID)
 			}
 			continue
 		}
