@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jobfile"
 )
@@ -128,7 +129,7 @@ target reports, with the target's jitter; none where the job is disabled.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().IntVar(&next, "next", 0, "list the next N fire times per target instead")
+	boundedIntVar(cmd.Flags(), &next, "next", 0, 1, catalog.MaxPreview, "list the next N fire times per target instead (at most 1000)")
 	return cmd
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -103,8 +104,8 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
 	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "give the admin API key a new secret (written to admin.token), replacing the old one;\nit is active again if it was revoked or expired")
 	f.StringVar(&alsoTarget, "also-target", "", "also run a target named NAME in this process, so jobs can run on the master's own server")
-	f.IntVar(&cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, "keep at most this many finished instructions per target (0: no limit)")
-	f.IntVar(&cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, "keep at most this many finished runs per job (0: no limit)")
+	boundedIntVar(f, &cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, 0, math.MaxInt, "keep at most this many finished instructions per target (0: no limit)")
+	boundedIntVar(f, &cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, 0, math.MaxInt, "keep at most this many finished runs per job (0: no limit)")
 	f.Var((*days)(&cfg.HistoryMaxAge), "history-max-age", "delete finished runs older than this, e.g. 90d or 2160h (0: keep them)")
 	f.Var((*days)(&cfg.AuditMaxAge), "audit-max-age", "delete audit log entries older than this, e.g. 365d or 2160h")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")
