@@ -268,3 +268,42 @@ func TestMistypedSubcommandOfARunnableGroup(t *testing.T) {
 		}
 	}
 }
+
+// A client setting that is wrong is named as it was given: the flag, or
+// the environment variable an operator's profile set, which no flag on the
+// command line would lead them to.
+func TestClientSettingErrorsNameTheirSource(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"MUSTER_ADDR": "http://127.0.0.1:7070"}, nil,
+			"MUSTER_ADDR: the master speaks HTTPS only; use https://127.0.0.1:7070"},
+		{nil, []string{"--addr", "http://127.0.0.1:7070"},
+			"--addr: the master speaks HTTPS only; use https://127.0.0.1:7070"},
+		{map[string]string{"MUSTER_ADDR": "https://"}, nil,
+			`MUSTER_ADDR: "https://" is not a master address such as https://127.0.0.1:7070`},
+		{map[string]string{"MUSTER_CACERT": "/nonexistent/ca.pem"}, nil,
+			"MUSTER_CACERT: open /nonexistent/ca.pem: no such file or directory"},
+		{nil, []string{"--cacert", "/nonexistent/ca.pem"},
+			"--cacert: open /nonexistent/ca.pem: no such file or directory"},
+		{map[string]string{"MUSTER_TOKEN": "@/nonexistent/token"}, nil,
+			"MUSTER_TOKEN: open /nonexistent/token: no such file or directory"},
+		{nil, []string{"--token", "@/nonexistent/token"},
+			"--token: open /nonexistent/token: no such file or directory"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Setenv("MUSTER_ADDR", "")
+			t.Setenv("MUSTER_CACERT", "")
+			t.Setenv("MUSTER_TOKEN", "mat_x")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr strings.Builder
+			if code := run(append([]string{"job", "list"}, tc.args...), &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+				t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), "muster: "+tc.want+"\n")
+			}
+		})
+	}
+}

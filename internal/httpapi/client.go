@@ -25,17 +25,19 @@ type Client struct {
 }
 
 // NewClient returns a client for the master at addr (https://host:port),
-// authenticating with token and verifying the master against roots.
+// authenticating with token and verifying the master against roots. An
+// addr it cannot use is an EINVALID error whose message the caller prefixes
+// with where addr came from (a flag, a variable).
 func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "https://" + addr
 	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
-		return nil, muster.Errorf(muster.EINVALID, "--addr: %q is not a master address such as https://127.0.0.1:7070", addr)
+		return nil, muster.Errorf(muster.EINVALID, "%q is not a master address such as https://127.0.0.1:7070", addr)
 	}
 	if u.Scheme != "https" {
-		return nil, muster.Errorf(muster.EINVALID, "--addr: the master speaks HTTPS only; use https://%s", u.Host)
+		return nil, muster.Errorf(muster.EINVALID, "the master speaks HTTPS only; use https://%s", u.Host)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
