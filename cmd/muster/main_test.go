@@ -74,6 +74,7 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 			}})
 			e.Values["env"] = env
 			e.Setenv("MUSTER_ADDR", env.Master.URL)
+			e.Setenv("MASTER_HOSTPORT", strings.TrimPrefix(env.Master.URL, "https://"))
 			e.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
 			e.Setenv("MUSTER_CACERT", filepath.Join(env.Dir, "master", pki.CACertFile))
 			e.Setenv("MASTER_DATA", filepath.Join(env.Dir, "master"))

@@ -44,6 +44,10 @@ func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 	return &Client{base: u, token: token, http: &http.Client{Transport: tr}}, nil
 }
 
+// URL is the master's address as the client reaches it, with its scheme
+// (https://127.0.0.1:7070 when it was given as 127.0.0.1:7070).
+func (c *Client) URL() string { return c.base.String() }
+
 // do sends a request and decodes a JSON reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
 	u := c.base.JoinPath(path)
