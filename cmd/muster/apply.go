@@ -69,6 +69,9 @@ jobs on the master that are not in FILE are deleted.`,
 			if wait && req.DryRun {
 				return errors.New("--wait: a dry run posts nothing to wait for")
 			}
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			var r io.Reader = cmd.InOrStdin()
 			name := "stdin"
 			if file != "-" {

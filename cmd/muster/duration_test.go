@@ -123,3 +123,28 @@ func TestCountFlagsOutOfRange(t *testing.T) {
 		}
 	}
 }
+
+// A start's expiry and a wait's timeout the command cannot honour are
+// refused naming the flag, before any request: an expiry under a second
+// was sent as 0, which the master takes for its default of 10 minutes, and
+// a timeout of 0 or less timed out at once, exiting 2.
+func TestStartAndWaitFlagsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "start", "backup", "--expires", "500ms"}, "--expires: from 1s to 24h, not 500ms"},
+		{[]string{"job", "start", "backup", "--expires", "0s"}, "--expires: from 1s to 24h, not 0s"},
+		{[]string{"job", "start", "backup", "--expires", "25h"}, "--expires: from 1s to 24h, not 25h0m0s"},
+		{[]string{"job", "start", "backup", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
+		{[]string{"job", "start", "backup", "--wait", "--timeout", "-5m"}, "--timeout: a duration above 0, such as 30m, not -5m0s"},
+		{[]string{"apply", "-f", "jobs.yaml", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
+		{[]string{"post", "set-poll", "--value", "5"}, "--value: the poll interval is 10 to 28800 seconds, not 5"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append(tc.args, "--addr", "https://127.0.0.1:1", "--token", "mat_x"), &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("%v: exit %d, stderr %q; want 1, %q", tc.args, code, stderr.String(), want)
+		}
+	}
+}

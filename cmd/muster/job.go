@@ -259,6 +259,13 @@ also caps how many run at once.`,
   muster job start deploy --group web --batch 25% --max-failures 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The master takes whole seconds, and 0 for its default.
+			if expires < time.Second || expires > catalog.MaxStartExpiry {
+				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), expires)
+			}
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -308,7 +315,7 @@ also caps how many run at once.`,
 	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, --group or --batch (which always wait), how long to wait")
-	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
+	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
 	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
