@@ -112,6 +112,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		if len(args) > 0 && args[0] == c.name {
 			root.AddCommand(c.new())
 			explainArgs(root)
+			addCompletions(root)
 			return root
 		}
 	}
@@ -119,6 +120,7 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 		root.AddCommand(c.new())
 	}
 	explainArgs(root)
+	addCompletions(root)
 	return root
 }
 
