@@ -82,6 +82,7 @@ func (f *clientFlags) client() (*httpapi.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", addrFrom, err)
 	}
+	c.SetCASource(cacertFrom)
 	return c, nil
 }
 

@@ -308,3 +308,26 @@ func TestClientSettingErrorsNameTheirSource(t *testing.T) {
 		})
 	}
 }
+
+// A master whose certificate the client cannot verify is explained by what
+// the client was given: another CA (the wrong ca.pem), or none at all.
+func TestUnverifiedMasterNamesTheCAUsed(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	other := testenv.New(t, testenv.Options{})
+	t.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
+	t.Setenv("MUSTER_ADDR", env.Master.URL)
+	host := strings.TrimPrefix(env.Master.URL, "https://")
+	for _, tc := range []struct {
+		cacert, want string
+	}{
+		{filepath.Join(other.Dir, "master", pki.CACertFile),
+			"cannot verify the master at " + host + ": its certificate is not signed by the CA in MUSTER_CACERT; set MUSTER_CACERT (or --cacert) to this master's ca.pem"},
+		{"", "cannot verify the master at " + host + ": no CA was given, and its certificate is not signed by one this system trusts; set MUSTER_CACERT (or --cacert) to the master's ca.pem"},
+	} {
+		t.Setenv("MUSTER_CACERT", tc.cacert)
+		var stdout, stderr strings.Builder
+		if code := run([]string{"job", "list"}, &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+			t.Errorf("MUSTER_CACERT=%q: exit %d, stderr %q; want 1, %q", tc.cacert, code, stderr.String(), "muster: "+tc.want+"\n")
+		}
+	}
+}
