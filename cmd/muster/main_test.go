@@ -331,3 +331,33 @@ func TestUnverifiedMasterNamesTheCAUsed(t *testing.T) {
 		}
 	}
 }
+
+// MUSTER_STORE is the master's catalog when --store is not given, and its
+// value, which may hold a database password, is not printed as the flag's
+// default in muster master --help.
+func TestMasterStoreFromTheEnvironment(t *testing.T) {
+	t.Setenv("MUSTER_STORE", "postgres://muster:s3cret@db.example.com/muster")
+	var stdout, stderr strings.Builder
+	if code := run([]string{"master", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("master --help: exit %d, stderr %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "s3cret") {
+		t.Errorf("master --help prints MUSTER_STORE's password:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "(default $MUSTER_STORE, else catalog.db in the data directory)\n") {
+		t.Errorf("master --help does not say where --store's default comes from:\n%s", stdout.String())
+	}
+
+	// The master opens the catalog MUSTER_STORE names (then fails to
+	// listen where it cannot).
+	catalog := filepath.Join(t.TempDir(), "elsewhere.db")
+	t.Setenv("MUSTER_STORE", "sqlite:"+catalog)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"master", "--data", t.TempDir(), "--listen", "256.0.0.1:0", "--log-level", "error"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("master: exit %d, want 1; stderr %s", code, stderr.String())
+	}
+	if _, err := os.Stat(catalog); err != nil {
+		t.Errorf("the master did not open the catalog MUSTER_STORE names: %v", err)
+	}
+}

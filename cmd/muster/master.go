@@ -47,6 +47,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 				return err
 			}
 			cfg.Logger = log
+			if !cmd.Flags().Changed("store") {
+				cfg.Store = envOr("MUSTER_STORE", "")
+			}
 			if cfg.AuditMaxAge <= 0 {
 				return fmt.Errorf("--audit-max-age: the audit log is always kept for a while; give a positive duration such as 365d, not %s", time.Duration(cfg.AuditMaxAge))
 			}
@@ -93,7 +96,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory: catalog, CA and admin token (required)")
-	f.StringVar(&cfg.Store, "store", envOr("MUSTER_STORE", ""), "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
+	// MUSTER_STORE is read when the command runs, not made the flag's
+	// default: help would print it, password and all.
+	f.StringVar(&cfg.Store, "store", "", "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
 	f.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the secret that encrypts the CA key in a PostgreSQL catalog\n(at least 32 bytes, mode 0600, the same on every master)")
 	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
