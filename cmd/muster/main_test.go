@@ -361,3 +361,22 @@ func TestMasterStoreFromTheEnvironment(t *testing.T) {
 		t.Errorf("the master did not open the catalog MUSTER_STORE names: %v", err)
 	}
 }
+
+// A required flag left out is named as it is typed, with the command's
+// usage, where cobra said `required flag(s) "file" not set`.
+func TestRequiredFlagsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply"}, "apply: -f/--file is required; usage: muster apply -f FILE [--dry-run] [--prune] [--wait [--timeout 5m]] [flags]"},
+		{[]string{"enlist", "--name", "web1"}, "enlist: --data and --master are required; usage: muster enlist --master URL[,URL...] --token TOKEN --name NAME --data DIR [--location TEXT] [flags]"},
+		{[]string{"alert", "create", "late", "--on", "any"}, "alert create: --notify is required; usage: muster alert create NAME --on EVENT [--job J] [--target T] [--min-severity N] [--window 26h] --notify OPERATOR [flags]"},
+		{[]string{"store", "backup"}, "store backup: --from and --to are required; usage: muster store backup --from sqlite:PATH --to FILE [flags]"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+			t.Errorf("muster %s: exit %d, stderr\n%q\nwant\n%q", strings.Join(tc.args, " "), code, stderr.String(), "muster: "+tc.want+"\n")
+		}
+	}
+}
