@@ -33,7 +33,8 @@ func newJobListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [--category C]",
 		Short: "List jobs with their last outcome on each target",
-		Long: `List jobs with their category and the last outcome on each target. With
+		Long: `List jobs with their category, how many targets each runs on (named in its
+targets, or members of its groups) and its last outcome on each. With
 --category, only the jobs of that category (in any case).`,
 		Example: `  muster job list
   muster job list --category "Database Maintenance" -o yaml`,
@@ -42,9 +43,11 @@ func newJobListCmd() *cobra.Command {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.JobStatus, error) {
 				return c.JobsInCategory(cmd.Context(), category)
 			}, func(w io.Writer, jobs []muster.JobStatus) error {
+				// TARGETS counts where the job runs: the targets it names
+				// and its groups' members, each once (one outcome each).
 				t := newTable(w, "NAME", "CATEGORY", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
 				for _, j := range jobs {
-					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Outcomes)),
 						strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
 				}
 				return t.flush()
