@@ -185,18 +185,27 @@ func awaitApplied(ctx context.Context, w, errw io.Writer, c *httpapi.Client, pos
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var silent map[string]string
+	warn := func(s string) { fmt.Fprintln(errw, s) }
+	outage := &masterOutage{warn: warn}
 	for {
-		if err := d.check(ctx); err != nil {
+		// The wait goes on across a restart of the master.
+		err := d.check(ctx)
+		if err == nil && !d.done() {
+			var s map[string]string
+			if s, err = d.silence(ctx); err == nil {
+				silent = s
+				d.warnSilent(warn, silent)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // interrupted: not the master's doing
+		}
+		if _, err := outage.seen(err); err != nil {
 			return err
 		}
 		if d.done() || !time.Now().Before(deadline) {
 			break
 		}
-		var err error
-		if silent, err = d.silence(ctx); err != nil {
-			return err
-		}
-		d.warnSilent(func(s string) { fmt.Fprintln(errw, s) }, silent)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

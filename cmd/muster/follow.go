@@ -63,19 +63,29 @@ file or a pipe, the output is always as the step wrote it.`,
 
 // followRun prints a run's output and outcome; with follow, as the run
 // goes on, until it ends, saying once on note while the run is not
-// recorded yet. It returns the run as it last read it.
+// recorded yet, and while the master does not answer (following goes on
+// across its restart). It returns the run as it last read it.
 func followRun(ctx context.Context, w, note io.Writer, c *httpapi.Client, runID string, follow bool) (last muster.Run, _ error) {
 	p := newOutputPrinter(w, "")
 	tag := ""
 	noted := false
+	outage := &masterOutage{warn: func(s string) { fmt.Fprintln(note, s) }}
 	for {
 		wait := followWait
 		if tag == "" || !follow {
 			wait = 0
 		}
 		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Runs: []muster.RunRef{{RunID: runID}}}, tag, wait)
-		if err != nil {
+		if err != nil && (!follow || ctx.Err() != nil) {
 			return last, err
+		}
+		if down, err := outage.seen(err); err != nil {
+			return last, err
+		} else if down {
+			if err := pause(ctx); err != nil {
+				return last, err
+			}
+			continue
 		}
 		tag = newTag
 		if !changed {
@@ -109,23 +119,30 @@ func followRun(ctx context.Context, w, note io.Writer, c *httpapi.Client, runID 
 }
 
 // followHistory prints a job's runs as they start, their output as it is
-// written, and their outcomes, until ctx ends.
-func followHistory(ctx context.Context, w io.Writer, c *httpapi.Client, job, target string) error {
+// written, and their outcomes, until ctx ends, saying on note while the
+// master does not answer (following goes on across its restart).
+func followHistory(ctx context.Context, w, note io.Writer, c *httpapi.Client, job, target string) error {
 	printers := map[string]*outputPrinter{}
 	done := map[string]bool{}
 	tag := ""
 	first := true
+	outage := &masterOutage{warn: func(s string) { fmt.Fprintln(note, s) }}
 	for {
 		wait := followWait
 		if first {
 			wait = 0
 		}
 		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Job: job, Target: target, Limit: 20}, tag, wait)
-		if err != nil {
-			if ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if down, err := outage.seen(err); err != nil {
+			return err
+		} else if down {
+			if err := pause(ctx); err != nil {
 				return nil
 			}
-			return err
+			continue
 		}
 		tag = newTag
 		if !changed {
@@ -239,4 +256,15 @@ func newOutput(printed, now string) string {
 		common++
 	}
 	return "\n[muster: the target dropped part of this output (it keeps the first and last parts); what it kept since follows]\n" + now[common:]
+}
+
+// pause waits a second before a follower asks a master that does not
+// answer again, or returns ctx's error.
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+		return nil
+	}
 }

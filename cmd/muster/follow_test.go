@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestFollowHistory(t *testing.T) {
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- followHistory(ctx, out, env.Client, "ticker", "") }()
+	go func() { done <- followHistory(ctx, out, io.Discard, env.Client, "ticker", "") }()
 	testenv.Eventually(t, 20*time.Second, "the START to be accepted", func() bool {
 		_, err := env.Client.StartJob(context.Background(), "ticker", httpapi.StartBody{})
 		return err == nil

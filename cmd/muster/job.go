@@ -412,7 +412,7 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				}
 				ctx, stop := signalContext()
 				defer stop()
-				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], target)
+				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
 			}
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 				return c.History(cmd.Context(), args[0], target, limit)
