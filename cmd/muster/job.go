@@ -244,8 +244,10 @@ and exit 0 if all succeeded, 1 if any did not or a target refused its START
 (with the target's reason, as soon as it does), or 2 if --timeout passed first
 (saying which targets are outstanding, and which have not polled). While a
 target is not collecting its START, --wait says how long it has not polled.
-Interrupted (Ctrl-C, or SIGTERM), --wait stops waiting, not the runs: it
-says how to stop them, and exits 130 (143 for SIGTERM).
+A restart of the master does not end the wait: it says the master does not
+answer, and goes on when it does. Interrupted (Ctrl-C, or SIGTERM), --wait
+stops waiting, not the runs: it says how to stop them, and exits 130 (143 for
+SIGTERM).
 
 With --group, start only on the job's targets that are in that group. With
 --batch, start in waves of that many targets (a number, or a percentage of
