@@ -140,6 +140,10 @@ func TestStartAndWaitFlagsOutOfRange(t *testing.T) {
 		{[]string{"job", "start", "backup", "--wait", "--timeout", "-5m"}, "--timeout: a duration above 0, such as 30m, not -5m0s"},
 		{[]string{"apply", "-f", "jobs.yaml", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
 		{[]string{"post", "set-poll", "--value", "5"}, "--value: the poll interval is 10 to 28800 seconds, not 5"},
+		// --follow prints runs as text as they come: after -o json's
+		// list, that made the output neither JSON nor text.
+		{[]string{"job", "history", "backup", "--follow", "-o", "json"}, "--follow prints text as runs go on; it takes no -o json"},
+		{[]string{"job", "history", "backup", "-f", "-o", "yaml"}, "--follow prints text as runs go on; it takes no -o yaml"},
 	} {
 		var stdout, stderr strings.Builder
 		code := run(append(tc.args, "--addr", "https://127.0.0.1:1", "--token", "mat_x"), &stdout, &stderr)

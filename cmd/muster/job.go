@@ -403,6 +403,9 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if follow {
+				if cf.output != "" && cf.output != outputTable {
+					return fmt.Errorf("--follow prints text as runs go on; it takes no -o %s", cf.output)
+				}
 				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 					return c.History(cmd.Context(), args[0], target, limit)
 				}, printHistory(steps, raw)); err != nil {
