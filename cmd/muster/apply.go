@@ -53,7 +53,8 @@ a proxy it does not have, a time zone it does not know. Without --wait, apply
 returns once the master has posted the instructions, without waiting for the
 targets. With --wait, it waits until every target has applied or refused its
 instruction, and exits 1 naming each target that refused and why (2 if
---timeout passes first, naming the targets that have not polled).
+--timeout passes first, naming the targets that have not polled; 130 if
+interrupted, when what was posted stays posted).
 
 With --dry-run nothing changes and the differences are printed. With --prune,
 jobs on the master that are not in FILE are deleted.`,
@@ -67,6 +68,9 @@ jobs on the master that are not in FILE are deleted.`,
 			}
 			if wait && req.DryRun {
 				return errors.New("--wait: a dry run posts nothing to wait for")
+			}
+			if err := checkTimeout(timeout); err != nil {
+				return err
 			}
 			var r io.Reader = cmd.InOrStdin()
 			name := "stdin"
@@ -89,9 +93,12 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return err
 			}
+			// What the master and the targets say is escaped on a
+			// terminal (a refusal is a target's text).
+			errw := forTerminal(cmd.ErrOrStderr(), false)
 			for i, ch := range res.Changes {
 				for _, warning := range ch.Warnings {
-					fmt.Fprintln(cmd.ErrOrStderr(), "warning: "+warning)
+					fmt.Fprintln(errw, "warning: "+warning)
 				}
 				if i < len(req.Jobs) && len(ch.LeftOut) > 0 {
 					// What runs nowhere is judged by the targets applied.
@@ -100,10 +107,10 @@ jobs on the master that are not in FILE are deleted.`,
 					})
 				}
 			}
-			if err := warnRunsNowhere(cmd.Context(), cmd.ErrOrStderr(), c, req.Jobs); err != nil {
+			if err := warnRunsNowhere(cmd.Context(), errw, c, req.Jobs); err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
+			w := forTerminal(cmd.OutOrStdout(), false)
 			if err := printAs(w, format, res, func(w io.Writer) error {
 				printApply(w, res, wait)
 				return nil
@@ -111,7 +118,7 @@ jobs on the master that are not in FILE are deleted.`,
 				return err
 			}
 			if format != outputTable {
-				w = cmd.ErrOrStderr() // what follows is for a person
+				w = errw // what follows is for a person
 			}
 			if !wait {
 				return nil
@@ -120,7 +127,9 @@ jobs on the master that are not in FILE are deleted.`,
 			for _, ch := range res.Changes {
 				posted = append(posted, ch.Posted...)
 			}
-			return awaitApplied(cmd.Context(), w, cmd.ErrOrStderr(), c, posted, timeout)
+			ctx, in := interruptible(cmd.Context())
+			err = awaitApplied(ctx, w, errw, c, posted, timeout)
+			return in.end(err, "stopped waiting; what was posted stays posted, and the targets apply it when they poll: `muster downloadlist --pending` shows what they have not")
 		},
 	}
 	cf.register(cmd)
@@ -176,18 +185,27 @@ func awaitApplied(ctx context.Context, w, errw io.Writer, c *httpapi.Client, pos
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	var silent map[string]string
+	warn := func(s string) { fmt.Fprintln(errw, s) }
+	outage := &masterOutage{warn: warn}
 	for {
-		if err := d.check(ctx); err != nil {
+		// The wait goes on across a restart of the master.
+		err := d.check(ctx)
+		if err == nil && !d.done() {
+			var s map[string]string
+			if s, err = d.silence(ctx); err == nil {
+				silent = s
+				d.warnSilent(warn, silent)
+			}
+		}
+		if ctx.Err() != nil {
+			return ctx.Err() // interrupted: not the master's doing
+		}
+		if _, err := outage.seen(err); err != nil {
 			return err
 		}
 		if d.done() || !time.Now().Before(deadline) {
 			break
 		}
-		var err error
-		if silent, err = d.silence(ctx); err != nil {
-			return err
-		}
-		d.warnSilent(func(s string) { fmt.Fprintln(errw, s) }, silent)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()

@@ -66,6 +66,15 @@ type boundedInt struct {
 	lo, hi int
 }
 
+// checkTimeout checks the --timeout of a command that waits: one of 0 or
+// less would time out at once.
+func checkTimeout(d time.Duration) error {
+	if d <= 0 {
+		return fmt.Errorf("--timeout: a duration above 0, such as 30m, not %s", d)
+	}
+	return nil
+}
+
 // boundedIntVar defines a boundedInt flag.
 func boundedIntVar(f *pflag.FlagSet, p *int, name string, def, lo, hi int, usage string) {
 	*p = def

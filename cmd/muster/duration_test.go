@@ -99,6 +99,51 @@ func TestCountFlagsOutOfRange(t *testing.T) {
 		{[]string{"job", "history", "backup", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
 		{[]string{"history", "purge", "--keep", "-1"}, `invalid argument "-1" for "--keep" flag: a whole number of 0 or more`},
 		{[]string{"history", "purge", "--older-than", "900000h"}, `--older-than: at most 100 years (36500d), not 37500d`},
+		{[]string{"job", "show", "backup", "--next", "-1"}, `invalid argument "-1" for "--next" flag: a whole number from 1 to 1000`},
+		{[]string{"job", "show", "backup", "--next", "1001"}, `invalid argument "1001" for "--next" flag: a whole number from 1 to 1000`},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(append(tc.args, "--addr", "https://127.0.0.1:1", "--token", "mat_x"), &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("%v: exit %d, stderr %q; want 1, %q", tc.args, code, stderr.String(), want)
+		}
+	}
+	// The master's limits: a negative one was taken for 0, no limit.
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"master", "--data", t.TempDir(), "--listen", "256.0.0.1:0", "--history-max-runs", "-5"}, `invalid argument "-5" for "--history-max-runs" flag: a whole number of 0 or more`},
+		{[]string{"master", "--data", t.TempDir(), "--listen", "256.0.0.1:0", "--downloaded-max-rows", "-1"}, `invalid argument "-1" for "--downloaded-max-rows" flag: a whole number of 0 or more`},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(tc.args, &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("%v: exit %d, stderr %q; want 1, %q", tc.args, code, stderr.String(), want)
+		}
+	}
+}
+
+// A start's expiry and a wait's timeout the command cannot honour are
+// refused naming the flag, before any request: an expiry under a second
+// was sent as 0, which the master takes for its default of 10 minutes, and
+// a timeout of 0 or less timed out at once, exiting 2.
+func TestStartAndWaitFlagsOutOfRange(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "start", "backup", "--expires", "500ms"}, "--expires: from 1s to 24h, not 500ms"},
+		{[]string{"job", "start", "backup", "--expires", "0s"}, "--expires: from 1s to 24h, not 0s"},
+		{[]string{"job", "start", "backup", "--expires", "25h"}, "--expires: from 1s to 24h, not 25h0m0s"},
+		{[]string{"job", "start", "backup", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
+		{[]string{"job", "start", "backup", "--wait", "--timeout", "-5m"}, "--timeout: a duration above 0, such as 30m, not -5m0s"},
+		{[]string{"apply", "-f", "jobs.yaml", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
+		{[]string{"post", "set-poll", "--value", "5"}, "--value: the poll interval is 10 to 28800 seconds, not 5"},
+		// --follow prints runs as text as they come: after -o json's
+		// list, that made the output neither JSON nor text.
+		{[]string{"job", "history", "backup", "--follow", "-o", "json"}, "--follow prints text as runs go on; it takes no -o json"},
+		{[]string{"job", "history", "backup", "-f", "-o", "yaml"}, "--follow prints text as runs go on; it takes no -o yaml"},
 	} {
 		var stdout, stderr strings.Builder
 		code := run(append(tc.args, "--addr", "https://127.0.0.1:1", "--token", "mat_x"), &stdout, &stderr)

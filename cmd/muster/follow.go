@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -28,7 +27,8 @@ job history and job show print), then its outcome.
 
 With -f, follow a running run: output is printed as the target uploads it
 (about once a second while a step runs), then the outcome once the run ends.
-The exit status is 0 if the run succeeded, 1 if it did not.
+The exit status is 0 if the run succeeded, 1 if it did not, and 130 (143 for
+SIGTERM) if following was interrupted: the run itself goes on.
 
 On a terminal, control characters in the output (escape sequences, carriage
 returns) are printed as escapes such as \x1b, so that what a step printed
@@ -42,7 +42,17 @@ file or a pipe, the output is always as the step wrote it.`,
 			if err != nil {
 				return err
 			}
-			return followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), c, args[0], follow)
+			if !follow {
+				_, err := followRun(cmd.Context(), forTerminal(cmd.OutOrStdout(), raw), cmd.ErrOrStderr(), c, args[0], false)
+				return err
+			}
+			ctx, in := interruptible(cmd.Context())
+			r, err := followRun(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], true)
+			goesOn := fmt.Sprintf("stopped following run %s, which is not recorded yet", args[0])
+			if r.RunID != "" {
+				goesOn = fmt.Sprintf("stopped following run %s; it goes on: `muster job stop %s --target %s` stops it", r.RunID, r.Job, r.Target)
+			}
+			return in.end(err, goesOn)
 		},
 	}
 	cf.register(cmd)
@@ -52,21 +62,30 @@ file or a pipe, the output is always as the step wrote it.`,
 }
 
 // followRun prints a run's output and outcome; with follow, as the run
-// goes on, until it ends.
-func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string, follow bool) error {
+// goes on, until it ends, saying once on note while the run is not
+// recorded yet, and while the master does not answer (following goes on
+// across its restart). It returns the run as it last read it.
+func followRun(ctx context.Context, w, note io.Writer, c *httpapi.Client, runID string, follow bool) (last muster.Run, _ error) {
 	p := newOutputPrinter(w, "")
 	tag := ""
+	noted := false
+	outage := &masterOutage{warn: func(s string) { fmt.Fprintln(note, s) }}
 	for {
 		wait := followWait
 		if tag == "" || !follow {
 			wait = 0
 		}
 		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Runs: []muster.RunRef{{RunID: runID}}}, tag, wait)
-		if err != nil {
-			if errors.Is(err, context.Canceled) {
-				return nil
+		if err != nil && (!follow || ctx.Err() != nil) {
+			return last, err
+		}
+		if down, err := outage.seen(err); err != nil {
+			return last, err
+		} else if down {
+			if err := pause(ctx); err != nil {
+				return last, err
 			}
-			return err
+			continue
 		}
 		tag = newTag
 		if !changed {
@@ -74,44 +93,56 @@ func followRun(ctx context.Context, w io.Writer, c *httpapi.Client, runID string
 		}
 		if len(runs) == 0 {
 			if !follow {
-				return muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
+				return last, muster.Errorf(muster.ENOTFOUND, "no run %s is recorded (a START not yet run is recorded when its target runs it)", runID)
+			}
+			if !noted {
+				noted = true
+				fmt.Fprintf(note, "run %s is not recorded yet; waiting for its target to run it (check the id if no START gave it)\n", runID)
 			}
 			continue
 		}
 		r := runs[0]
+		last = r
 		p.print(r)
 		if r.Status.Finished() {
 			fmt.Fprintln(w, outcomeLine(r))
 			if r.Status != muster.RunSucceeded {
-				return &exitError{code: 1, err: fmt.Errorf("run %s on %s %s", r.RunID, r.Target, r.Status)}
+				return r, &exitError{code: 1, err: fmt.Errorf("run %s on %s %s", r.RunID, r.Target, r.Status)}
 			}
-			return nil
+			return r, nil
 		}
 		if !follow {
 			fmt.Fprintf(w, "run %s on %s is still %s; follow it with -f\n", r.RunID, r.Target, runStatus(r))
-			return nil
+			return r, nil
 		}
 	}
 }
 
 // followHistory prints a job's runs as they start, their output as it is
-// written, and their outcomes, until ctx ends.
-func followHistory(ctx context.Context, w io.Writer, c *httpapi.Client, job, target string) error {
+// written, and their outcomes, until ctx ends, saying on note while the
+// master does not answer (following goes on across its restart).
+func followHistory(ctx context.Context, w, note io.Writer, c *httpapi.Client, job, target string) error {
 	printers := map[string]*outputPrinter{}
 	done := map[string]bool{}
 	tag := ""
 	first := true
+	outage := &masterOutage{warn: func(s string) { fmt.Fprintln(note, s) }}
 	for {
 		wait := followWait
 		if first {
 			wait = 0
 		}
 		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Job: job, Target: target, Limit: 20}, tag, wait)
-		if err != nil {
-			if ctx.Err() != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if down, err := outage.seen(err); err != nil {
+			return err
+		} else if down {
+			if err := pause(ctx); err != nil {
 				return nil
 			}
-			return err
+			continue
 		}
 		tag = newTag
 		if !changed {
@@ -225,4 +256,15 @@ func newOutput(printed, now string) string {
 		common++
 	}
 	return "\n[muster: the target dropped part of this output (it keeps the first and last parts); what it kept since follows]\n" + now[common:]
+}
+
+// pause waits a second before a follower asks a master that does not
+// answer again, or returns ctx's error.
+func pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(time.Second):
+		return nil
+	}
 }

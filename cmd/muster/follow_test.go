@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func TestFollowHistory(t *testing.T) {
 	out := &syncBuffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- followHistory(ctx, out, env.Client, "ticker", "") }()
+	go func() { done <- followHistory(ctx, out, io.Discard, env.Client, "ticker", "") }()
 	testenv.Eventually(t, 20*time.Second, "the START to be accepted", func() bool {
 		_, err := env.Client.StartJob(context.Background(), "ticker", httpapi.StartBody{})
 		return err == nil
@@ -34,5 +35,26 @@ func TestFollowHistory(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out.String())
 		}
+	}
+}
+
+// job logs -f of a run not recorded yet (its START not collected, or a
+// mistyped id) says once that it waits for it, rather than nothing at all.
+func TestFollowRunNotRecordedYet(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	var out, note syncBuffer
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	const id = "01a250c8-969e-76a0-a0db-e6ae5c1b9a9c"
+	go func() {
+		_, err := followRun(ctx, &out, &note, env.Client, id, true)
+		done <- err
+	}()
+	want := "run " + id + " is not recorded yet; waiting for its target to run it (check the id if no START gave it)\n"
+	testenv.Eventually(t, 20*time.Second, "the note", func() bool { return note.String() != "" })
+	cancel()
+	<-done
+	if note.String() != want || out.String() != "" {
+		t.Errorf("printed %q, noted %q; want nothing printed and the note %q", out.String(), note.String(), want)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jobfile"
 )
@@ -33,7 +34,8 @@ func newJobListCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "list [--category C]",
 		Short: "List jobs with their last outcome on each target",
-		Long: `List jobs with their category and the last outcome on each target. With
+		Long: `List jobs with their category, how many targets each runs on (named in its
+targets, or members of its groups) and its last outcome on each. With
 --category, only the jobs of that category (in any case).`,
 		Example: `  muster job list
   muster job list --category "Database Maintenance" -o yaml`,
@@ -42,9 +44,11 @@ func newJobListCmd() *cobra.Command {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.JobStatus, error) {
 				return c.JobsInCategory(cmd.Context(), category)
 			}, func(w io.Writer, jobs []muster.JobStatus) error {
+				// TARGETS counts where the job runs: the targets it names
+				// and its groups' members, each once (one outcome each).
 				t := newTable(w, "NAME", "CATEGORY", "ENABLED", "VERSION", "TARGETS", "SCHEDULES", "LAST OUTCOMES")
 				for _, j := range jobs {
-					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Targets)),
+					t.row(j.Name, dash(j.Category), yesNo(j.Enabled), strconv.FormatInt(j.Version, 10), strconv.Itoa(len(j.Outcomes)),
 						strconv.Itoa(len(j.Schedules)), outcomeSummary(j.Outcomes))
 				}
 				return t.flush()
@@ -129,7 +133,7 @@ target reports, with the target's jitter; none where the job is disabled.`,
 	}
 	cf.register(cmd)
 	cf.registerOutput(cmd)
-	cmd.Flags().IntVar(&next, "next", 0, "list the next N fire times per target instead")
+	boundedIntVar(cmd.Flags(), &next, "next", 0, 1, catalog.MaxPreview, "list the next N fire times per target instead (at most 1000)")
 	return cmd
 }
 
@@ -241,13 +245,17 @@ and exit 0 if all succeeded, 1 if any did not or a target refused its START
 (with the target's reason, as soon as it does), or 2 if --timeout passed first
 (saying which targets are outstanding, and which have not polled). While a
 target is not collecting its START, --wait says how long it has not polled.
+A restart of the master does not end the wait: it says the master does not
+answer, and goes on when it does. Interrupted (Ctrl-C, or SIGTERM), --wait
+stops waiting, not the runs: it says how to stop them, and exits 130 (143 for
+SIGTERM).
 
 With --group, start only on the job's targets that are in that group. With
 --batch, start in waves of that many targets (a number, or a percentage of
 them), each wave after the previous one has finished, and halt when more runs
 have failed than --max-failures (0 by default). The master drives the
-rollout: it goes on if this command is interrupted, and across a restart of
-the master. The command follows it, reporting per target what ran, what
+rollout: it goes on if this command is interrupted (which then exits 130),
+and across a restart of the master. The command follows it, reporting per target what ran, what
 failed and what was never started, and exits 1 if the rollout halted or any
 run did not succeed. On a terminal each wave shows a progress bar. muster
 rollout list shows a job's rollouts. The job's max_parallel_targets, if set,
@@ -257,6 +265,13 @@ also caps how many run at once.`,
   muster job start deploy --group web --batch 25% --max-failures 1`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The master takes whole seconds, and 0 for its default.
+			if expires < time.Second || expires > catalog.MaxStartExpiry {
+				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), expires)
+			}
+			if err := checkTimeout(timeout); err != nil {
+				return err
+			}
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -271,19 +286,29 @@ also caps how many run at once.`,
 				return fmt.Errorf("--max-failures: applies to a start in waves; give --batch too")
 			}
 			if ro.group != "" || ro.batch != "" {
-				return ro.run(cmd.Context(), cmd.OutOrStdout(), c, args[0], body, timeout)
+				ctx, in := interruptible(cmd.Context())
+				err := ro.run(ctx, cmd.OutOrStdout(), c, args[0], body, timeout)
+				return in.end(err, fmt.Sprintf("stopped following; the master goes on with the rollout: `muster rollout list %s --waves` shows how it goes, `muster job stop %s` cancels it", args[0], args[0]))
 			}
 			res, err := c.StartJob(cmd.Context(), args[0], body)
 			if err != nil {
 				return err
 			}
-			w := cmd.OutOrStdout()
+			// What targets report (a run's message, a refusal) is
+			// escaped on a terminal.
+			w := forTerminal(cmd.OutOrStdout(), false)
 			unheld, err := printStarted(cmd.Context(), w, c, res)
 			if err != nil {
 				return err
 			}
 			if wait {
-				return waitForRuns(cmd.Context(), w, cmd.ErrOrStderr(), c, res, timeout)
+				ctx, in := interruptible(cmd.Context())
+				err := waitForRuns(ctx, w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
+				stop := "muster job stop " + args[0]
+				for _, t := range body.Targets {
+					stop += " --target " + t
+				}
+				return in.end(err, fmt.Sprintf("stopped waiting; the runs go on on their targets: `%s` stops them, `muster job history %s` shows how they end", stop, args[0]))
 			}
 			if len(unheld) > 0 {
 				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))
@@ -296,7 +321,7 @@ also caps how many run at once.`,
 	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, --group or --batch (which always wait), how long to wait")
-	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run")
+	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
 	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
@@ -386,6 +411,9 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				return errors.New("--follow: shows the newest runs, then new ones; give it without --all and --cursor")
 			}
 			if follow {
+				if cf.output != "" && cf.output != outputTable {
+					return fmt.Errorf("--follow prints text as runs go on; it takes no -o %s", cf.output)
+				}
 				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
 					return c.History(cmd.Context(), args[0], target, limit)
 				}, printHistory(steps, raw)); err != nil {
@@ -397,7 +425,7 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				}
 				ctx, stop := signalContext()
 				defer stop()
-				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), c, args[0], target)
+				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
 			}
 			format, err := cf.format()
 			if err != nil {

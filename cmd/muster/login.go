@@ -46,7 +46,7 @@ the page.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimRight(cf.address(), "/")+link.Path)
+			fmt.Fprintln(cmd.OutOrStdout(), strings.TrimRight(c.URL(), "/")+link.Path)
 			fmt.Fprintf(cmd.ErrOrStderr(), "signs in once as API key %s (%s) until %s\n", link.Key, link.Role, link.ExpiresAt.Local().Format(time.RFC3339))
 			return nil
 		},

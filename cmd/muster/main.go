@@ -41,6 +41,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	// An error may carry text from the master or a target (a refusal, a
+	// run's message): on a terminal its control characters are escaped.
+	stderr = forTerminal(stderr, false)
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil && ee.err.Error() != "" {
@@ -108,12 +111,16 @@ Start with "muster dev" to try a master and two targets on this machine.`,
 	for _, c := range commands {
 		if len(args) > 0 && args[0] == c.name {
 			root.AddCommand(c.new())
+			explainArgs(root)
+			addCompletions(root)
 			return root
 		}
 	}
 	for _, c := range commands {
 		root.AddCommand(c.new())
 	}
+	explainArgs(root)
+	addCompletions(root)
 	return root
 }
 
@@ -139,16 +146,22 @@ func unknownSubcommand(root *cobra.Command, args []string) error {
 		if strings.HasPrefix(a, "-") {
 			continue
 		}
-		msg := fmt.Sprintf("unknown command %q for %q", a, cmd.CommandPath())
-		if cmd.SuggestionsMinimumDistance <= 0 {
-			cmd.SuggestionsMinimumDistance = 2
-		}
-		if s := cmd.SuggestionsFor(a); len(s) > 0 {
-			msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
-		}
-		return errors.New(msg)
+		return unknownCommand(cmd, a)
 	}
 	return nil
+}
+
+// unknownCommand is the error for a word given where cmd wants one of its
+// subcommands, with the subcommands it may be a mistyping of.
+func unknownCommand(cmd *cobra.Command, word string) error {
+	msg := fmt.Sprintf("unknown command %q for %q", word, cmd.CommandPath())
+	if cmd.SuggestionsMinimumDistance <= 0 {
+		cmd.SuggestionsMinimumDistance = 2
+	}
+	if s := cmd.SuggestionsFor(word); len(s) > 0 {
+		msg += "\n\nDid you mean this?\n\t" + strings.Join(s, "\n\t")
+	}
+	return errors.New(msg)
 }
 
 // signalContext is canceled by SIGINT or SIGTERM.

@@ -74,6 +74,7 @@ func scriptParams(t *testing.T, file string) testscript.Params {
 			}})
 			e.Values["env"] = env
 			e.Setenv("MUSTER_ADDR", env.Master.URL)
+			e.Setenv("MASTER_HOSTPORT", strings.TrimPrefix(env.Master.URL, "https://"))
 			e.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
 			e.Setenv("MUSTER_CACERT", filepath.Join(env.Dir, "master", pki.CACertFile))
 			e.Setenv("MASTER_DATA", filepath.Join(env.Dir, "master"))
@@ -211,5 +212,171 @@ func TestUnknownSubcommandFails(t *testing.T) {
 	var stdout, stderr strings.Builder
 	if code := run([]string{"job"}, &stdout, &stderr); code != 0 || !strings.Contains(stdout.String(), "Available Commands:") {
 		t.Errorf("muster job: exit %d, stdout %q, stderr %q", code, stdout.String(), stderr.String())
+	}
+}
+
+// A command given too few or too many arguments says which it takes, by
+// the names its usage gives them, and shows that usage: cobra's own
+// "accepts 1 arg(s), received 0" names neither.
+func TestWrongArgumentCount(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "start"},
+			"job start: NAME is missing; usage: muster job start NAME [--target T]... [--env K=V]... [--step NAME] [--wait [--timeout 10m]] [flags]"},
+		{[]string{"job", "show", "nightly", "backup"},
+			`job show takes NAME, not 2 arguments ("nightly", "backup"); usage: muster job show NAME [--next N] [flags]`},
+		{[]string{"group", "add", "web"},
+			`group add takes GROUP TARGET..., not 1 argument ("web"); usage: muster group add GROUP TARGET... [flags]`},
+		{[]string{"group", "rename"},
+			"group rename: NAME NEW-NAME is missing; usage: muster group rename NAME NEW-NAME [flags]"},
+		{[]string{"job", "logs"},
+			"job logs: RUN-ID is missing; usage: muster job logs RUN-ID [-f] [flags]"},
+		{[]string{"job", "list", "backup"},
+			`job list takes no arguments, not 1 ("backup"); usage: muster job list [--category C] [flags]`},
+		{[]string{"import", "sqlagent"},
+			"import sqlagent: FILE... is missing; usage: muster import sqlagent FILE... [--dry-run]"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run(tc.args, &stdout, &stderr)
+		if code != 1 {
+			t.Errorf("muster %s: exit %d, want 1", strings.Join(tc.args, " "), code)
+		}
+		if got := stderr.String(); !strings.HasPrefix(got, "muster: "+tc.want) || strings.Count(got, "\n") != 1 {
+			t.Errorf("muster %s: stderr\n%q\nwant one line starting\n%q", strings.Join(tc.args, " "), got, "muster: "+tc.want)
+		}
+	}
+}
+
+// A word given to a command that is also a group of commands, and takes no
+// arguments itself, is taken for a mistyped subcommand.
+func TestMistypedSubcommandOfARunnableGroup(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		want    string
+		suggest string
+	}{
+		{[]string{"target", "lst"}, `unknown command "lst" for "muster target"`, "list"},
+		{[]string{"downloadlist", "retyr", "4"}, `unknown command "retyr" for "muster downloadlist"`, "retry"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code != 1 {
+			t.Errorf("muster %s: exit %d, want 1", strings.Join(tc.args, " "), code)
+		}
+		if got := stderr.String(); !strings.Contains(got, tc.want) || !strings.Contains(got, "Did you mean this?\n\t"+tc.suggest) {
+			t.Errorf("muster %s: stderr %q, want %q suggesting %q", strings.Join(tc.args, " "), got, tc.want, tc.suggest)
+		}
+	}
+}
+
+// A client setting that is wrong is named as it was given: the flag, or
+// the environment variable an operator's profile set, which no flag on the
+// command line would lead them to.
+func TestClientSettingErrorsNameTheirSource(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"MUSTER_ADDR": "http://127.0.0.1:7070"}, nil,
+			"MUSTER_ADDR: the master speaks HTTPS only; use https://127.0.0.1:7070"},
+		{nil, []string{"--addr", "http://127.0.0.1:7070"},
+			"--addr: the master speaks HTTPS only; use https://127.0.0.1:7070"},
+		{map[string]string{"MUSTER_ADDR": "https://"}, nil,
+			`MUSTER_ADDR: "https://" is not a master address such as https://127.0.0.1:7070`},
+		{map[string]string{"MUSTER_CACERT": "/nonexistent/ca.pem"}, nil,
+			"MUSTER_CACERT: open /nonexistent/ca.pem: no such file or directory"},
+		{nil, []string{"--cacert", "/nonexistent/ca.pem"},
+			"--cacert: open /nonexistent/ca.pem: no such file or directory"},
+		{map[string]string{"MUSTER_TOKEN": "@/nonexistent/token"}, nil,
+			"MUSTER_TOKEN: open /nonexistent/token: no such file or directory"},
+		{nil, []string{"--token", "@/nonexistent/token"},
+			"--token: open /nonexistent/token: no such file or directory"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Setenv("MUSTER_ADDR", "")
+			t.Setenv("MUSTER_CACERT", "")
+			t.Setenv("MUSTER_TOKEN", "mat_x")
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			var stdout, stderr strings.Builder
+			if code := run(append([]string{"job", "list"}, tc.args...), &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+				t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), "muster: "+tc.want+"\n")
+			}
+		})
+	}
+}
+
+// A master whose certificate the client cannot verify is explained by what
+// the client was given: another CA (the wrong ca.pem), or none at all.
+func TestUnverifiedMasterNamesTheCAUsed(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	other := testenv.New(t, testenv.Options{})
+	t.Setenv("MUSTER_TOKEN", env.Master.AdminToken)
+	t.Setenv("MUSTER_ADDR", env.Master.URL)
+	host := strings.TrimPrefix(env.Master.URL, "https://")
+	for _, tc := range []struct {
+		cacert, want string
+	}{
+		{filepath.Join(other.Dir, "master", pki.CACertFile),
+			"cannot verify the master at " + host + ": its certificate is not signed by the CA in MUSTER_CACERT; set MUSTER_CACERT (or --cacert) to this master's ca.pem"},
+		{"", "cannot verify the master at " + host + ": no CA was given, and its certificate is not signed by one this system trusts; set MUSTER_CACERT (or --cacert) to the master's ca.pem"},
+	} {
+		t.Setenv("MUSTER_CACERT", tc.cacert)
+		var stdout, stderr strings.Builder
+		if code := run([]string{"job", "list"}, &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+			t.Errorf("MUSTER_CACERT=%q: exit %d, stderr %q; want 1, %q", tc.cacert, code, stderr.String(), "muster: "+tc.want+"\n")
+		}
+	}
+}
+
+// MUSTER_STORE is the master's catalog when --store is not given, and its
+// value, which may hold a database password, is not printed as the flag's
+// default in muster master --help.
+func TestMasterStoreFromTheEnvironment(t *testing.T) {
+	t.Setenv("MUSTER_STORE", "postgres://muster:s3cret@db.example.com/muster")
+	var stdout, stderr strings.Builder
+	if code := run([]string{"master", "--help"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("master --help: exit %d, stderr %s", code, stderr.String())
+	}
+	if strings.Contains(stdout.String(), "s3cret") {
+		t.Errorf("master --help prints MUSTER_STORE's password:\n%s", stdout.String())
+	}
+	if !strings.Contains(stdout.String(), "(default $MUSTER_STORE, else catalog.db in the data directory)\n") {
+		t.Errorf("master --help does not say where --store's default comes from:\n%s", stdout.String())
+	}
+
+	// The master opens the catalog MUSTER_STORE names (then fails to
+	// listen where it cannot).
+	catalog := filepath.Join(t.TempDir(), "elsewhere.db")
+	t.Setenv("MUSTER_STORE", "sqlite:"+catalog)
+	stdout.Reset()
+	stderr.Reset()
+	if code := run([]string{"master", "--data", t.TempDir(), "--listen", "256.0.0.1:0", "--log-level", "error"}, &stdout, &stderr); code != 1 {
+		t.Fatalf("master: exit %d, want 1; stderr %s", code, stderr.String())
+	}
+	if _, err := os.Stat(catalog); err != nil {
+		t.Errorf("the master did not open the catalog MUSTER_STORE names: %v", err)
+	}
+}
+
+// A required flag left out is named as it is typed, with the command's
+// usage, where cobra said `required flag(s) "file" not set`.
+func TestRequiredFlagsMissing(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"apply"}, "apply: -f/--file is required; usage: muster apply -f FILE [--dry-run] [--prune] [--wait [--timeout 5m]] [flags]"},
+		{[]string{"enlist", "--name", "web1"}, "enlist: --data and --master are required; usage: muster enlist --master URL[,URL...] --token TOKEN --name NAME --data DIR [--location TEXT] [flags]"},
+		{[]string{"alert", "create", "late", "--on", "any"}, "alert create: --notify is required; usage: muster alert create NAME --on EVENT [--job J] [--target T] [--min-severity N] [--window 26h] --notify OPERATOR [flags]"},
+		{[]string{"store", "backup"}, "store backup: --from and --to are required; usage: muster store backup --from sqlite:PATH --to FILE [flags]"},
+	} {
+		var stdout, stderr strings.Builder
+		if code := run(tc.args, &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
+			t.Errorf("muster %s: exit %d, stderr\n%q\nwant\n%q", strings.Join(tc.args, " "), code, stderr.String(), "muster: "+tc.want+"\n")
+		}
 	}
 }

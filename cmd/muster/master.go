@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"path/filepath"
 	"time"
 
@@ -46,6 +47,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 				return err
 			}
 			cfg.Logger = log
+			if !cmd.Flags().Changed("store") {
+				cfg.Store = envOr("MUSTER_STORE", "")
+			}
 			if cfg.AuditMaxAge <= 0 {
 				return fmt.Errorf("--audit-max-age: the audit log is always kept for a while; give a positive duration such as 365d, not %s", time.Duration(cfg.AuditMaxAge))
 			}
@@ -101,7 +105,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.DataDir, "data", "", "data directory: catalog, CA and admin token (required)")
-	f.StringVar(&cfg.Store, "store", envOr("MUSTER_STORE", ""), "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
+	// MUSTER_STORE is read when the command runs, not made the flag's
+	// default: help would print it, password and all.
+	f.StringVar(&cfg.Store, "store", "", "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
 	f.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the secret that encrypts the CA key in a PostgreSQL catalog\n(at least 32 bytes, mode 0600, the same on every master)")
 	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
@@ -112,8 +118,8 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")
 	f.BoolVar(&cfg.ResetAdminToken, "reset-admin-token", false, "give the admin API key a new secret (written to admin.token), replacing the old one;\nit is active again if it was revoked or expired")
 	f.StringVar(&alsoTarget, "also-target", "", "also run a target named NAME in this process, so jobs can run on the master's own server")
-	f.IntVar(&cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, "keep at most this many finished instructions per target (0: no limit)")
-	f.IntVar(&cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, "keep at most this many finished runs per job (0: no limit)")
+	boundedIntVar(f, &cfg.DownloadedMaxRows, "downloaded-max-rows", cfg.DownloadedMaxRows, 0, math.MaxInt, "keep at most this many finished instructions per target (0: no limit)")
+	boundedIntVar(f, &cfg.HistoryMaxRunsPerJob, "history-max-runs", cfg.HistoryMaxRunsPerJob, 0, math.MaxInt, "keep at most this many finished runs per job (0: no limit)")
 	f.Var((*days)(&cfg.HistoryMaxAge), "history-max-age", "delete finished runs older than this, e.g. 90d or 2160h (0: keep them)")
 	f.Var((*days)(&cfg.AuditMaxAge), "audit-max-age", "delete audit log entries older than this, e.g. 365d or 2160h")
 	f.StringVar(&logLevel, "log-level", "info", "log level: debug, info, warn or error")

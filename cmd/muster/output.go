@@ -184,7 +184,17 @@ func (t *table) flush() error { return t.tw.Flush() }
 // line breaks and tabs as its Go escape, as a table's cells are. A step's
 // output, or a target that lies about it, then cannot drive the operator's
 // terminal (move its cursor, retitle it, rewrite what it shows).
+//
+// A writer forTerminal already made is returned as it is, or, raw, as the
+// terminal beneath it: a table function that prints step output with --raw
+// undoes the escaping query gives every table.
 func forTerminal(w io.Writer, raw bool) io.Writer {
+	if e, ok := w.(escapingWriter); ok {
+		if raw {
+			return e.w
+		}
+		return e
+	}
 	if raw || !writesToTerminal(w) {
 		return w
 	}

@@ -43,8 +43,13 @@ Target operations take no job and go to every target (or those named):
 		if !req.Operation.Valid() {
 			return fmt.Errorf("%q is not an operation; use one of %s", args[0], strings.Join(cmd.ValidArgs, ", "))
 		}
-		if req.Operation == muster.OpSetPoll && !cmd.Flags().Changed("value") {
-			return errors.New("set-poll needs --value SECONDS (10 to 28800)")
+		if req.Operation == muster.OpSetPoll {
+			if !cmd.Flags().Changed("value") {
+				return errors.New("set-poll needs --value SECONDS (10 to 28800)")
+			}
+			if err := muster.ValidatePollInterval("--value", req.Value); err != nil {
+				return err
+			}
 		}
 		c, err := cf.client()
 		if err != nil {

@@ -42,7 +42,16 @@ With -o json, everything, targets included.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return query(cmd, &cf, func(c *httpapi.Client) ([]muster.Rollout, error) {
-				return c.Rollouts(cmd.Context(), args[0])
+				ros, err := c.Rollouts(cmd.Context(), args[0])
+				if err == nil && len(ros) == 0 {
+					// None: say so if there is no such job either (a
+					// mistyped name), as job history does. A deleted
+					// job's rollouts are still listed.
+					if _, err := c.Job(cmd.Context(), args[0]); muster.ErrorCode(err) == muster.ENOTFOUND {
+						return nil, err
+					}
+				}
+				return ros, err
 			}, func(w io.Writer, ros []muster.Rollout) error {
 				return printRollouts(w, ros, waves)
 			})
@@ -219,6 +228,7 @@ func waveEnded(ro muster.Rollout, wave int) bool {
 // reportWave prints each ended run of a wave, and returns the targets of
 // the wave still outstanding.
 func reportWave(w io.Writer, ro muster.Rollout, wave int) (outstanding []string) {
+	w = forTerminal(w, false) // a run's message is a target's text
 	for _, t := range ro.WaveTargets(wave) {
 		switch {
 		case t.Status == muster.RolloutNotRun:

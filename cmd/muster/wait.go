@@ -174,7 +174,8 @@ func (sw *startWatch) countEnded() int {
 // awaitRuns waits until every run of a start is recorded finished, or its
 // target refused its START, or the deadline. progress, if set, hears how
 // many runs have ended whenever that may have changed; warn hears, once per
-// target, that a target is not collecting its START.
+// target, that a target is not collecting its START, and, once each time,
+// that the master stopped answering (the wait goes on across its restart).
 func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, deadline time.Time, progress func(int), warn func(string)) (*startWatch, error) {
 	var posted []muster.Instruction
 	for _, r := range res.Runs {
@@ -183,6 +184,7 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, d
 		}
 	}
 	sw := &startWatch{res: res, runs: map[string]muster.Run{}, starts: newDelivery(c, posted)}
+	outage := &masterOutage{warn: warn}
 	for {
 		left := time.Until(deadline)
 		if left <= 0 {
@@ -206,22 +208,27 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, d
 			hold = min(hold, refusalCheck)
 		}
 		runs, err := c.Runs(ctx, refs, hold)
-		if err != nil && muster.ErrorCode(err) != muster.EUNAVAILABLE {
-			return nil, err
-		}
 		for _, r := range runs {
 			sw.runs[r.RunID] = r
 		}
 		if err == nil && unrecorded && !sw.starts.done() {
-			if err := sw.starts.check(ctx); err != nil {
-				return nil, err
+			// The master may stop between these calls as well.
+			if err = sw.starts.check(ctx); err == nil {
+				var silent map[string]string
+				if silent, err = sw.starts.silence(ctx); err == nil {
+					sw.silent = silent
+					if warn != nil {
+						sw.starts.warnSilent(warn, sw.silent)
+					}
+				}
 			}
-			if sw.silent, err = sw.starts.silence(ctx); err != nil {
-				return nil, err
-			}
-			if warn != nil {
-				sw.starts.warnSilent(warn, sw.silent)
-			}
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err() // interrupted: not the master's doing
+		}
+		down, err := outage.seen(err)
+		if err != nil {
+			return nil, err
 		}
 		if progress != nil {
 			progress(sw.countEnded())
@@ -237,7 +244,7 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, d
 			}
 			return sw, nil
 		}
-		if err != nil {
+		if down {
 			select {
 			case <-ctx.Done():
 				return nil, ctx.Err()
@@ -245,6 +252,36 @@ func awaitRuns(ctx context.Context, c *httpapi.Client, res muster.StartResult, d
 			}
 		}
 	}
+}
+
+// masterOutage is what a command that waits knows of the master's
+// answering: it goes on across a restart of the master (or a spell of the
+// network), saying once that the master does not answer, and once that it
+// does again.
+type masterOutage struct {
+	warn func(string) // nil: say nothing
+	down bool
+}
+
+// seen takes the error of a round of calls to the master. It returns
+// whether the master is down (EUNAVAILABLE: try again in a while), and any
+// other error, which ends the wait.
+func (o *masterOutage) seen(err error) (down bool, _ error) {
+	switch {
+	case err == nil:
+		if o.down && o.warn != nil {
+			o.warn("the master answers again")
+		}
+		o.down = false
+		return false, nil
+	case muster.ErrorCode(err) != muster.EUNAVAILABLE:
+		return false, err
+	}
+	if !o.down && o.warn != nil {
+		o.warn(fmt.Sprintf("the master does not answer; waiting for it (%s)", muster.ErrorMessage(err)))
+	}
+	o.down = true
+	return true, nil
 }
 
 // report prints each ended run of a start, and returns how many did not

@@ -22,25 +22,39 @@ type Client struct {
 	base  *url.URL
 	token string
 	http  *http.Client
+	// roots and caFrom say which CA the master is verified against, and
+	// where it came from, to explain a master that cannot be verified.
+	roots  *x509.CertPool
+	caFrom string
 }
 
 // NewClient returns a client for the master at addr (https://host:port),
-// authenticating with token and verifying the master against roots.
+// authenticating with token and verifying the master against roots. An
+// addr it cannot use is an EINVALID error whose message the caller prefixes
+// with where addr came from (a flag, a variable).
 func NewClient(addr, token string, roots *x509.CertPool) (*Client, error) {
 	if !strings.Contains(addr, "://") {
 		addr = "https://" + addr
 	}
 	u, err := url.Parse(addr)
 	if err != nil || u.Host == "" {
-		return nil, muster.Errorf(muster.EINVALID, "--addr: %q is not a master address such as https://127.0.0.1:7070", addr)
+		return nil, muster.Errorf(muster.EINVALID, "%q is not a master address such as https://127.0.0.1:7070", addr)
 	}
 	if u.Scheme != "https" {
-		return nil, muster.Errorf(muster.EINVALID, "--addr: the master speaks HTTPS only; use https://%s", u.Host)
+		return nil, muster.Errorf(muster.EINVALID, "the master speaks HTTPS only; use https://%s", u.Host)
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	return &Client{base: u, token: token, http: &http.Client{Transport: tr}}, nil
+	return &Client{base: u, token: token, http: &http.Client{Transport: tr}, roots: roots}, nil
 }
+
+// SetCASource names where the client's CA came from (a flag, a variable),
+// in the error for a master its certificate does not verify.
+func (c *Client) SetCASource(from string) { c.caFrom = from }
+
+// URL is the master's address as the client reaches it, with its scheme
+// (https://127.0.0.1:7070 when it was given as 127.0.0.1:7070).
+func (c *Client) URL() string { return c.base.String() }
 
 // do sends a request and decodes a JSON reply into out (if not nil).
 func (c *Client) do(ctx context.Context, method, path string, query url.Values, body, out any) error {
@@ -55,7 +69,7 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 		Header: http.Header{"Authorization": {"Bearer " + c.token}}, ReplyHeader: reply})
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
-		return explainTransport(c.base.Host, te.Err)
+		return c.explainTransport(te.Err)
 	}
 	return err
 }
@@ -69,13 +83,20 @@ func (c *Client) page(ctx context.Context, path string, query url.Values, out an
 }
 
 // explainTransport turns a connection failure into advice.
-func explainTransport(host string, err error) error {
+func (c *Client) explainTransport(err error) error {
+	host := c.base.Host
 	var unknownAuth x509.UnknownAuthorityError
 	var hostErr x509.HostnameError
 	var opErr *net.OpError
 	switch {
+	case errors.As(err, &unknownAuth) && c.roots == nil:
+		return muster.Errorf(muster.EUNAVAILABLE, "cannot verify the master at %s: no CA was given, and its certificate is not signed by one this system trusts; set MUSTER_CACERT (or --cacert) to the master's ca.pem", host)
 	case errors.As(err, &unknownAuth):
-		return muster.Errorf(muster.EUNAVAILABLE, "cannot verify the master at %s: its certificate is not signed by the CA given; set MUSTER_CACERT (or --cacert) to the master's ca.pem", host)
+		ca := "the CA given"
+		if c.caFrom != "" {
+			ca = "the CA in " + c.caFrom
+		}
+		return muster.Errorf(muster.EUNAVAILABLE, "cannot verify the master at %s: its certificate is not signed by %s; set MUSTER_CACERT (or --cacert) to this master's ca.pem", host, ca)
 	case errors.As(err, &hostErr):
 		return muster.Errorf(muster.EUNAVAILABLE, "the master's certificate does not cover %s; start the master with --host %s, or use an address it covers", host, hostErr.Host)
 	case errors.As(err, &opErr):
@@ -284,7 +305,7 @@ func (c *Client) WatchRuns(ctx context.Context, f RunsFilter, etag string, wait 
 	err = jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: http.MethodGet, URL: u.String(), Header: h, Out: &runs, ReplyHeader: reply})
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
-		return nil, etag, false, explainTransport(c.base.Host, te.Err)
+		return nil, etag, false, c.explainTransport(te.Err)
 	}
 	if err != nil {
 		return nil, etag, false, err
