@@ -237,16 +237,7 @@ the filters select, reading them a page at a time.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			f.Status = muster.DeliveryStatus(status)
-			format, err := cf.format()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			f.Limit = pf.pageSize(cmd, f.Limit)
-			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Delivery, string, error) {
+			return listPages(cmd, &cf, &pf, &f.Limit, func(c *httpapi.Client, cursor string) ([]muster.Delivery, string, error) {
 				f.Cursor = cursor
 				return c.AlertHistoryPage(cmd.Context(), f)
 			}, func(w io.Writer, list []muster.Delivery) error {

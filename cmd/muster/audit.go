@@ -52,16 +52,7 @@ recorded while it reads.`,
 				}
 				f.Since = t
 			}
-			format, err := cf.format()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			f.Limit = pf.pageSize(cmd, f.Limit)
-			return printPages(cmd, &pf, format, func(cursor string) ([]muster.AuditEntry, string, error) {
+			return listPages(cmd, &cf, &pf, &f.Limit, func(c *httpapi.Client, cursor string) ([]muster.AuditEntry, string, error) {
 				f.Cursor = cursor
 				return c.AuditPage(cmd.Context(), f)
 			}, printAudit)

@@ -43,16 +43,7 @@ at a time (with -o json or yaml, each page by target and sequence number).`,
   muster downloadlist --all --job nightly-backup -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			format, err := cf.format()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			f.Limit = pf.pageSize(cmd, f.Limit)
-			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Instruction, string, error) {
+			return listPages(cmd, &cf, &pf, &f.Limit, func(c *httpapi.Client, cursor string) ([]muster.Instruction, string, error) {
 				f.Cursor = cursor
 				return c.DownloadListPage(cmd.Context(), f)
 			}, func(w io.Writer, list []muster.Instruction) error {

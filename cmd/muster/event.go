@@ -51,16 +51,7 @@ filters select, reading them a page at a time.
 				}
 				f.MinSeverity = s
 			}
-			format, err := cf.format()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			f.Limit = pf.pageSize(cmd, f.Limit)
-			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Event, string, error) {
+			return listPages(cmd, &cf, &pf, &f.Limit, func(c *httpapi.Client, cursor string) ([]muster.Event, string, error) {
 				f.Cursor = cursor
 				return c.EventsPage(cmd.Context(), f)
 			}, func(w io.Writer, events []muster.Event) error {

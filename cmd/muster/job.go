@@ -427,16 +427,7 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				defer stop()
 				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
 			}
-			format, err := cf.format()
-			if err != nil {
-				return err
-			}
-			c, err := cf.client()
-			if err != nil {
-				return err
-			}
-			limit = pf.pageSize(cmd, limit)
-			return printPages(cmd, &pf, format, func(cursor string) ([]muster.Run, string, error) {
+			return listPages(cmd, &cf, &pf, &limit, func(c *httpapi.Client, cursor string) ([]muster.Run, string, error) {
 				return c.HistoryPage(cmd.Context(), args[0], target, limit, cursor)
 			}, printHistory(steps, raw))
 		},

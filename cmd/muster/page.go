@@ -6,6 +6,8 @@ import (
 	"io"
 
 	"github.com/spf13/cobra"
+
+	"github.com/musterhq/muster/internal/httpapi"
 )
 
 // pageFlags are the flags of a command that prints a list the master
@@ -35,6 +37,22 @@ func (p *pageFlags) pageSize(cmd *cobra.Command, limit int) int {
 		return p.size
 	}
 	return limit
+}
+
+// listPages prints, as printPages does, what read gives, in the format
+// the command's flags ask for, from the master they name; each request
+// reads *limit entries, or, with --all, the size pageSize says.
+func listPages[T any](cmd *cobra.Command, cf *clientFlags, p *pageFlags, limit *int, read func(c *httpapi.Client, cursor string) ([]T, string, error), table func(io.Writer, []T) error) error {
+	format, err := cf.format()
+	if err != nil {
+		return err
+	}
+	c, err := cf.client()
+	if err != nil {
+		return err
+	}
+	*limit = p.pageSize(cmd, *limit)
+	return printPages(cmd, p, format, func(cursor string) ([]T, string, error) { return read(c, cursor) }, table)
 }
 
 // printPages reads pages with read, from --cursor on, and prints them in

@@ -303,26 +303,8 @@ func (b *syncBuffer) String() string {
 
 // muster master --also-target runs jobs on the master's own server.
 func TestMasterAlsoTarget(t *testing.T) {
-	dataDir := t.TempDir()
-	m := startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--also-target", "hub", "--log-level", "warn")
-	url := waitForURL(t, m)
-	token, _ := os.ReadFile(filepath.Join(dataDir, master.AdminTokenFile))
-	roots, _ := pki.LoadPool(filepath.Join(dataDir, pki.CACertFile))
-	c, err := httpapi.NewClient(url, strings.TrimSpace(string(token)), roots)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	testenv.Eventually(t, 20*time.Second, "the master's own target", func() bool {
-		tg, err := c.Target(ctx, "hub")
-		return err == nil && tg.Status == muster.StatusNormal
-	})
-	applyJobs(t, c, shellJob("local", "echo on the master", "hub"))
-	var res muster.StartResult
-	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
-		res, err = c.StartJob(ctx, "local", httpapi.StartBody{})
-		return err == nil
-	})
+	_, c := startAlsoTarget(t, t.TempDir())
+	res := startOn(t, c, shellJob("local", "echo on the master", "hub"))
 	testenv.Eventually(t, 20*time.Second, "the run on the master's target", func() bool {
 		r, ok := runOf(t, c, res.Runs[0].RunID)
 		return ok && r.Status == muster.RunSucceeded && r.Steps[0].Output == "on the master\n"
@@ -335,27 +317,9 @@ func TestMasterAlsoTarget(t *testing.T) {
 // and their runs recorded running.)
 func TestMasterAlsoTargetSIGHUPStopsGracefully(t *testing.T) {
 	dataDir := t.TempDir()
-	m := startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--also-target", "hub", "--log-level", "warn")
+	m, c := startAlsoTarget(t, dataDir)
 	done := waitFor(m)
-	url := waitForURL(t, m)
-	token, _ := os.ReadFile(filepath.Join(dataDir, master.AdminTokenFile))
-	roots, _ := pki.LoadPool(filepath.Join(dataDir, pki.CACertFile))
-	c, err := httpapi.NewClient(url, strings.TrimSpace(string(token)), roots)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	testenv.Eventually(t, 20*time.Second, "the master's own target", func() bool {
-		tg, err := c.Target(ctx, "hub")
-		return err == nil && tg.Status == muster.StatusNormal
-	})
-	applyJobs(t, c, shellJob("long", "sleep 300 & sleep 300", "hub"))
-	var res muster.StartResult
-	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
-		res, err = c.StartJob(ctx, "long", httpapi.StartBody{})
-		return err == nil
-	})
-	id := res.Runs[0].RunID
+	id := startOn(t, c, shellJob("long", "sleep 300 & sleep 300", "hub")).Runs[0].RunID
 	testenv.Eventually(t, 20*time.Second, "the run to be running with its processes", func() bool {
 		r, ok := runOf(t, c, id)
 		return ok && r.Status == muster.RunRunning && len(testenv.RunProcesses(id)) >= 3
@@ -375,10 +339,47 @@ func TestMasterAlsoTargetSIGHUPStopsGracefully(t *testing.T) {
 	}
 	// Started again on its data, the master has the run recorded canceled.
 	m = startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--log-level", "warn")
-	if c, err = httpapi.NewClient(waitForURL(t, m), strings.TrimSpace(string(token)), roots); err != nil {
-		t.Fatal(err)
-	}
+	c = masterClient(t, dataDir, waitForURL(t, m))
 	if r, _ := runOf(t, c, id); r.Status != muster.RunCanceled {
 		t.Errorf("the run is %s %q after the master's SIGHUP, want %s", r.Status, r.Message, muster.RunCanceled)
 	}
+}
+
+// startAlsoTarget starts a master on dataDir that also runs a target,
+// hub, and returns it with a client of its admin key once hub is enlisted.
+func startAlsoTarget(t *testing.T, dataDir string) (*exec.Cmd, *httpapi.Client) {
+	t.Helper()
+	m := startMuster(t, "master", "--data", dataDir, "--listen", "127.0.0.1:0", "--also-target", "hub", "--log-level", "warn")
+	c := masterClient(t, dataDir, waitForURL(t, m))
+	testenv.Eventually(t, 20*time.Second, "the master's own target", func() bool {
+		tg, err := c.Target(context.Background(), "hub")
+		return err == nil && tg.Status == muster.StatusNormal
+	})
+	return m, c
+}
+
+// masterClient is a client of the admin key of the master on dataDir,
+// listening at url.
+func masterClient(t *testing.T, dataDir, url string) *httpapi.Client {
+	t.Helper()
+	token, _ := os.ReadFile(filepath.Join(dataDir, master.AdminTokenFile))
+	roots, _ := pki.LoadPool(filepath.Join(dataDir, pki.CACertFile))
+	c, err := httpapi.NewClient(url, strings.TrimSpace(string(token)), roots)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// startOn applies job and starts it once the target has it.
+func startOn(t *testing.T, c *httpapi.Client, job muster.Job) muster.StartResult {
+	t.Helper()
+	applyJobs(t, c, job)
+	var res muster.StartResult
+	testenv.Eventually(t, 20*time.Second, "the job to start", func() bool {
+		var err error
+		res, err = c.StartJob(context.Background(), job.Name, httpapi.StartBody{})
+		return err == nil
+	})
+	return res
 }
