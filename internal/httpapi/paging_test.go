@@ -73,11 +73,7 @@ func getPage[T any](t *testing.T, hc *http.Client, base, u, token string) ([]T, 
 func TestAuditIsReadPageByPage(t *testing.T) {
 	base, hc, db := apiServer(t)
 	ctx := context.Background()
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
+	reader, self := readerKey(t, db)
 	for i := range 24 {
 		if err := db.CreateGroup(ctx, fmt.Sprintf("g%02d", i), self); err != nil {
 			t.Fatal(err)
@@ -154,21 +150,8 @@ func walk[T any](t *testing.T, hc *http.Client, base, token string, l pagedList[
 func TestEventsAndNotificationsAreReadPageByPage(t *testing.T) {
 	base, hc, db := apiServer(t)
 	ctx := context.Background()
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateEnlistToken(ctx, "hash-web1", "web1", time.Hour, self); err != nil {
-		t.Fatal(err)
-	}
-	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-web1", Name: "web1", UID: "uid-web1"},
-		func(string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: "serial-web1", NotAfter: time.Now().Add(time.Hour)}, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader, self := readerKey(t, db)
+	web1 := enlistIn(t, db, "web1")
 	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "ops", Email: "ops@example.com"}, "", self); err != nil {
 		t.Fatal(err)
 	}
@@ -210,21 +193,8 @@ func TestEventsAndNotificationsAreReadPageByPage(t *testing.T) {
 func TestJobHistoryIsReadPageByPage(t *testing.T) {
 	base, hc, db := apiServer(t)
 	ctx := context.Background()
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := db.CreateEnlistToken(ctx, "hash-web1", "web1", time.Hour, self); err != nil {
-		t.Fatal(err)
-	}
-	web1, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-web1", Name: "web1", UID: "uid-web1"},
-		func(string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: "serial-web1", NotAfter: time.Now().Add(time.Hour)}, nil
-		})
-	if err != nil {
-		t.Fatal(err)
-	}
+	reader, self := readerKey(t, db)
+	web1 := enlistIn(t, db, "web1")
 	j := muster.NewJob()
 	j.Name, j.Targets, j.Steps = "backup", []string{"web1"}, []muster.Step{{Name: "dump", Shell: "true"}}
 	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, self); err != nil {
@@ -266,24 +236,12 @@ func TestJobHistoryIsReadPageByPage(t *testing.T) {
 func TestDownloadListIsReadPageByPage(t *testing.T) {
 	base, hc, db := apiServer(t)
 	ctx := context.Background()
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
+	reader, self := readerKey(t, db)
 	var targets []string
 	for i := range 6 {
 		name := fmt.Sprintf("web%d", i)
 		targets = append(targets, name)
-		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, self); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
-			func(string) (catalog.IssuedCert, error) {
-				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
-			}); err != nil {
-			t.Fatal(err)
-		}
+		enlistIn(t, db, name)
 	}
 	j := muster.NewJob()
 	j.Name, j.Targets, j.Steps = "backup", targets, []muster.Step{{Name: "dump", Shell: "true"}}
@@ -317,12 +275,7 @@ func TestDownloadListIsReadPageByPage(t *testing.T) {
 // the offset it was, not refused as no time.
 func TestAuditSinceInAnyZone(t *testing.T) {
 	base, hc, db := apiServer(t)
-	ctx := context.Background()
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
+	reader, _ := readerKey(t, db)
 	future := time.Now().Add(time.Hour).UTC()
 	for _, since := range []string{
 		future.Format(time.RFC3339),
@@ -342,11 +295,7 @@ func TestAuditSinceInAnyZone(t *testing.T) {
 // ignored (which would list every instruction).
 func TestDownloadListFlagsAreBooleans(t *testing.T) {
 	base, hc, db := apiServer(t)
-	const reader = "mat_reader-secret"
-	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
-	if _, err := db.CreateAPIKey(context.Background(), catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
-		t.Fatal(err)
-	}
+	reader, _ := readerKey(t, db)
 	doc := openAPIParams(t, "/api/v1/downloadlist")
 	for _, name := range []string{"pending", "errors"} {
 		if strings.Contains(doc[name], "ignored") {
@@ -390,4 +339,33 @@ func openAPIParams(t *testing.T, path string) map[string]string {
 		out[p.Name] = p.Description
 	}
 	return out
+}
+
+// readerKey makes a reader's API key and returns its secret, with the
+// actor the tests make their changes as.
+func readerKey(t *testing.T, db *catalog.Catalog) (string, muster.Actor) {
+	t.Helper()
+	const reader = "mat_reader-secret"
+	self := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateAPIKey(context.Background(), catalog.NewAPIKey{Name: "ro", Role: catalog.RoleReader}, pki.HashSecret(reader), self); err != nil {
+		t.Fatal(err)
+	}
+	return reader, self
+}
+
+// enlistIn enlists a target named name in db.
+func enlistIn(t *testing.T, db *catalog.Catalog, name string) catalog.TargetIdentity {
+	t.Helper()
+	ctx, self := context.Background(), muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, self); err != nil {
+		t.Fatal(err)
+	}
+	id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+		func(string) (catalog.IssuedCert, error) {
+			return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id
 }
