@@ -49,17 +49,7 @@ func newInputServer(t *testing.T, e catalogtest.Engine) *inputServer {
 	}
 	ids := map[string]catalog.TargetIdentity{}
 	for _, name := range []string{"web1", "web2"} {
-		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, self); err != nil {
-			t.Fatal(err)
-		}
-		id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
-			func(string) (catalog.IssuedCert, error) {
-				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
-			})
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[name] = id
+		ids[name] = enlistIn(t, db, name)
 	}
 	if err := db.CreateGroup(ctx, "web", self); err != nil {
 		t.Fatal(err)
