@@ -401,3 +401,20 @@ func TestAddressAnsweredByAnotherServer(t *testing.T) {
 		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), want)
 	}
 }
+
+// A job file muster apply cannot read is named with the flag that gave it.
+func TestApplyFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{filepath.Join(dir, "missing.yaml"), "-f: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
+		{dir, "-f: " + dir + " is a directory, not a job file"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run([]string{"apply", "-f", tc.file, "--addr", "https://127.0.0.1:1", "--token", "mat_x"}, &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("-f %s: exit %d, stderr %q; want 1, %q", tc.file, code, stderr.String(), want)
+		}
+	}
+}
