@@ -77,9 +77,12 @@ jobs on the master that are not in FILE are deleted.`,
 			if file != "-" {
 				f, err := os.Open(file)
 				if err != nil {
-					return err
+					return fmt.Errorf("-f: %w", err)
 				}
 				defer f.Close()
+				if fi, err := f.Stat(); err == nil && fi.IsDir() {
+					return fmt.Errorf("-f: %s is a directory, not a job file", file)
+				}
 				r, name = f, file
 			}
 			if req.Jobs, err = jobfile.Read(name, r); err != nil {

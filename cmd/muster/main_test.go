@@ -1,8 +1,11 @@
 package main
 
 import (
+	"encoding/pem"
 	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -377,6 +380,41 @@ func TestRequiredFlagsMissing(t *testing.T) {
 		var stdout, stderr strings.Builder
 		if code := run(tc.args, &stdout, &stderr); code != 1 || stderr.String() != "muster: "+tc.want+"\n" {
 			t.Errorf("muster %s: exit %d, stderr\n%q\nwant\n%q", strings.Join(tc.args, " "), code, stderr.String(), "muster: "+tc.want+"\n")
+		}
+	}
+}
+
+// An address where something other than a master answers (a path after
+// the port, another server) gets one line naming the URL that answered and
+// what it said, where it got the other server's page across two lines.
+func TestAddressAnsweredByAnotherServer(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	defer srv.Close()
+	ca := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr strings.Builder
+	code := run([]string{"job", "list", "--addr", srv.URL + "/console", "--cacert", ca, "--token", "mat_x"}, &stdout, &stderr)
+	want := "muster: GET " + srv.URL + "/console/api/v1/jobs answered 404 Not Found, not as muster does (\"404 page not found\")\n"
+	if code != 1 || stderr.String() != want {
+		t.Errorf("exit %d, stderr %q; want 1, %q", code, stderr.String(), want)
+	}
+}
+
+// A job file muster apply cannot read is named with the flag that gave it.
+func TestApplyFileUnreadable(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		file, want string
+	}{
+		{filepath.Join(dir, "missing.yaml"), "-f: open " + filepath.Join(dir, "missing.yaml") + ": no such file or directory"},
+		{dir, "-f: " + dir + " is a directory, not a job file"},
+	} {
+		var stdout, stderr strings.Builder
+		code := run([]string{"apply", "-f", tc.file, "--addr", "https://127.0.0.1:1", "--token", "mat_x"}, &stdout, &stderr)
+		if want := "muster: " + tc.want + "\n"; code != 1 || stderr.String() != want {
+			t.Errorf("-f %s: exit %d, stderr %q; want 1, %q", tc.file, code, stderr.String(), want)
 		}
 	}
 }

@@ -115,11 +115,18 @@ func decodeError(resp *http.Response) *muster.Error {
 	if json.Unmarshal(body, &eb) == nil && eb.Error.Code != "" {
 		return &muster.Error{Code: eb.Error.Code, Message: eb.Error.Message}
 	}
-	msg := http.StatusText(resp.StatusCode)
-	if len(body) > 0 && len(body) < 512 {
-		msg = fmt.Sprintf("%s: %s", msg, body)
+	// Not muster's reply: another server answered (a proxy, a wrong
+	// address or path). Say which URL answered and what, on one line.
+	msg := fmt.Sprintf("%d %s, not as muster does", resp.StatusCode, http.StatusText(resp.StatusCode))
+	if text := strings.Join(strings.Fields(string(body)), " "); text != "" && len(body) < 512 {
+		msg += fmt.Sprintf(" (%q)", text)
 	}
-	return &muster.Error{Code: ErrorCodeFromStatus(resp.StatusCode), Message: fmt.Sprintf("%s (HTTP %d)", msg, resp.StatusCode)}
+	if req := resp.Request; req != nil && req.URL != nil {
+		u := *req.URL
+		u.RawQuery, u.User = "", nil
+		msg = fmt.Sprintf("%s %s answered %s", req.Method, u.String(), msg)
+	}
+	return &muster.Error{Code: ErrorCodeFromStatus(resp.StatusCode), Message: msg}
 }
 
 // RetryLater is an error reply that said when to try again, with a
