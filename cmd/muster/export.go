@@ -1,13 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jobfile"
 )
 
@@ -38,6 +41,11 @@ changes nothing. Keep the file in version control and apply it from there.
 			all, err := c.JobsInCategory(cmd.Context(), category)
 			if err != nil {
 				return err
+			}
+			if category != "" && len(all) == 0 {
+				// Most likely mistyped, and the file, empty, would
+				// delete every job if applied with --prune.
+				return noSuchCategory(cmd.Context(), c, category)
 			}
 			jobs := make([]muster.Job, 0, len(all))
 			for _, j := range all {
@@ -72,4 +80,24 @@ changes nothing. Keep the file in version control and apply it from there.
 	cmd.Flags().StringVarP(&cf.output, "output", "o", outputYAML, "output format: yaml or json")
 	cmd.Flags().StringVar(&category, "category", "", "only the jobs of this category")
 	return cmd
+}
+
+// noSuchCategory is the error for a category no job has, naming those
+// the jobs have.
+func noSuchCategory(ctx context.Context, c *httpapi.Client, category string) error {
+	all, err := c.JobsInCategory(ctx, "")
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, j := range all {
+		if j.Category != "" && !slices.Contains(names, strconv.Quote(j.Category)) {
+			names = append(names, strconv.Quote(j.Category))
+		}
+	}
+	slices.Sort(names)
+	if len(names) == 0 {
+		return muster.Errorf(muster.ENOTFOUND, "--category: no job is in category %q; no job has a category", category)
+	}
+	return muster.Errorf(muster.ENOTFOUND, "--category: no job is in category %q; the categories are %s", category, strings.Join(names, ", "))
 }
