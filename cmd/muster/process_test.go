@@ -33,7 +33,18 @@ func startMuster(t *testing.T, args ...string) *exec.Cmd {
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	t.Cleanup(func() {
-		if cmd.Process != nil && cmd.ProcessState == nil {
+		if v, ok := awaited.Load(cmd); ok {
+			// waitFor waits for it: it is stopped the same way, and its
+			// end read from there.
+			exited := v.(chan struct{})
+			cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-exited:
+			case <-time.After(10 * time.Second):
+				cmd.Process.Kill()
+				<-exited
+			}
+		} else if cmd.Process != nil && cmd.ProcessState == nil {
 			// Stopped as a service manager would, so that a daemon
 			// removes what it made outside its data directory (a
 			// target's cgroups); killed if it does not stop.
@@ -316,6 +327,7 @@ func TestMasterAlsoTarget(t *testing.T) {
 // gone, and the master exits 0. (It died at once, its steps left behind
 // and their runs recorded running.)
 func TestMasterAlsoTargetSIGHUPStopsGracefully(t *testing.T) {
+	hangUpsReachChildren(t)
 	dataDir := t.TempDir()
 	m, c := startAlsoTarget(t, dataDir)
 	done := waitFor(m)

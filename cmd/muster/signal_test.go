@@ -4,7 +4,9 @@ import (
 	"context"
 	"os"
 	"os/exec"
+	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -33,11 +35,32 @@ func startLongRun(t *testing.T, env *testenv.Env, job string) string {
 	return id
 }
 
+// awaited holds, for each process waitFor waits for, a channel closed
+// once it has exited, which startMuster's cleanup waits on rather than
+// waiting for the process a second time.
+var awaited sync.Map // *exec.Cmd → chan struct{}
+
 // waitFor waits for the process in the background.
 func waitFor(cmd *exec.Cmd) <-chan error {
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+	done, exited := make(chan error, 1), make(chan struct{})
+	awaited.Store(cmd, exited)
+	go func() {
+		err := cmd.Wait()
+		close(exited)
+		done <- err
+	}()
 	return done
+}
+
+// hangUpsReachChildren makes the processes this test starts take SIGHUP's
+// default action, stopping, even when the test runs with SIGHUP ignored
+// (under nohup), which children would inherit: a signal this process
+// catches is reset to its default in a child, one it ignores stays
+// ignored.
+func hangUpsReachChildren(t *testing.T) {
+	c := make(chan os.Signal, 1)
+	signal.Notify(c, syscall.SIGHUP)
+	t.Cleanup(func() { signal.Stop(c) })
 }
 
 // exitedCleanly waits for the daemon and fails unless it exited with 0.
@@ -59,6 +82,7 @@ func exitedCleanly(t *testing.T, done <-chan error, sig string) {
 // exits 0. (It used to die at once, leaving its runs running on the master
 // and their processes behind.)
 func TestTargetSIGHUPStopsGracefully(t *testing.T) {
+	hangUpsReachChildren(t)
 	env := testenv.New(t, testenv.Options{})
 	dir := enlist(t, env, "web1")
 	daemon := startMuster(t, "target", "--data", dir, "--log-level", "warn")
