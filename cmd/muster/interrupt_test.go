@@ -64,6 +64,11 @@ func TestInterruptedWaitSaysWhatGoesOn(t *testing.T) {
 		t.Errorf("the run is %s after the commands that waited for it were interrupted, want running", r.Status)
 	}
 
+	code, out = interrupt(t, syscall.SIGINT, id[1], "job", "history", "long", "-f")
+	if code != 130 || !strings.Contains(out, "muster: interrupted: stopped following the history of long; its runs go on: `muster job stop long` stops them\n") {
+		t.Errorf("job history -f, interrupted: exit %d, output\n%s", code, out)
+	}
+
 	file := filepath.Join(dir, "jobs.yaml")
 	if err := os.WriteFile(file, []byte("jobs:\n  - name: far\n    targets: [web2]\n    steps: [{name: a, shell: 'true'}]\n"), 0o600); err != nil {
 		t.Fatal(err)

@@ -398,7 +398,7 @@ the job, reading them a page at a time.
 With --follow, go on after the listing: print each run of the job as it
 starts, its output as the target uploads it (about once a second while a
 step runs, each line prefixed with the target), and its outcome, until
-interrupted.
+interrupted: then it exits 130 (143 for SIGTERM), and the runs go on.
 
 On a terminal, control characters in the output are printed as escapes
 such as \x1b (--raw prints them as they are), as muster job logs does.`,
@@ -423,9 +423,13 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				if err != nil {
 					return err
 				}
-				ctx, stop := signalContext()
-				defer stop()
-				return followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
+				ctx, in := interruptible(cmd.Context())
+				err = followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
+				stopCmd := "muster job stop " + args[0]
+				if target != "" {
+					stopCmd += " --target " + target
+				}
+				return in.end(err, fmt.Sprintf("stopped following the history of %s; its runs go on: `%s` stops them", args[0], stopCmd))
 			}
 			return listPages(cmd, &cf, &pf, &limit, func(c *httpapi.Client, cursor string) ([]muster.Run, string, error) {
 				return c.HistoryPage(cmd.Context(), args[0], target, limit, cursor)
