@@ -23,7 +23,11 @@ func newTokenCmd() *cobra.Command {
 		Short: "Create a single-use enlistment token for a target name",
 		Long: `Print a new enlistment token, alone on stdout. It can be used once, by a
 target enlisting under NAME, before it expires. The master stores only its
-hash. Pass it to "muster enlist --token" on the target.`,
+hash. Pass it to "muster enlist --token" on the target.
+
+A token for a name that a target still holds is made all the same, for the
+server that will take the name over, with a note on stderr: it enlists only
+once that target has defected or been deleted.`,
 		Example: `  TOKEN=$(muster token create --target web1)
   ssh web1 muster enlist --master https://master:7070 --token "$TOKEN" --name web1 --data /var/lib/muster-target`,
 		Args: cobra.NoArgs,
@@ -45,6 +49,9 @@ hash. Pass it to "muster enlist --token" on the target.`,
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), tok.Token)
+			if tok.Note != "" {
+				fmt.Fprintln(cmd.ErrOrStderr(), "note: "+tok.Note)
+			}
 			return nil
 		},
 	}

@@ -241,6 +241,10 @@ type TokenResponse struct {
 	Token     string    `json:"token"`
 	Target    string    `json:"target"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Note says, when the name is taken, that the token enlists only once
+	// it is free: a token may be made ahead for the server that will take
+	// over the name.
+	Note string `json:"note,omitempty"`
 }
 
 func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) error {
@@ -260,8 +264,29 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 	if err != nil {
 		return err
 	}
-	jsonhttp.WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC()})
+	note, err := s.nameTakenNote(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	jsonhttp.WriteJSON(w, http.StatusCreated, TokenResponse{Token: tok, Target: name, ExpiresAt: expires.UTC(), Note: note})
 	return nil
+}
+
+// nameTakenNote says why a token for name cannot enlist yet, if a target
+// holds the name, or "" if none does.
+func (s *Server) nameTakenNote(ctx context.Context, name string) (string, error) {
+	t, err := s.DB.FindTarget(ctx, name)
+	switch {
+	case muster.ErrorCode(err) == muster.ENOTFOUND:
+		return "", nil
+	case err != nil:
+		return "", err
+	case t.Status == muster.StatusDefected:
+		return "", nil
+	case slices.Contains(t.Flags, muster.FlagDeleted):
+		return fmt.Sprintf("target %s was deleted and has not collected its DEFECT yet; this token enlists a server as %s only once it has, or once `muster target delete %s --force` forgets it", name, name, name), nil
+	}
+	return fmt.Sprintf("target %s is enlisted (since %s); this token enlists a server as %s only once %s has defected or been deleted", name, t.EnlistedAt.UTC().Format(time.RFC3339), name, name), nil
 }
 
 // listJobs answers GET /api/v1/jobs[?category=C]: the jobs in the
