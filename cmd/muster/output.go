@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 	"unicode"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 )
@@ -157,21 +158,35 @@ func (t *table) row(cells ...string) {
 }
 
 // cell writes each control character of s (a tab, a line break, an escape
-// a terminal would act on) as its Go escape: what a target or a step
-// reported, shown in a table, can neither break its columns nor drive the
-// terminal it is printed on.
-func cell(s string) string {
-	if !strings.ContainsFunc(s, unicode.IsControl) {
+// a terminal would act on) and each bidirectional control (which would show
+// the text in another order than it reads) as its Go escape: what a target
+// or a step reported, shown in a table, can neither break its columns nor
+// drive or mislead the terminal it is printed on.
+func cell(s string) string { return escapeRunes(s, unshowable) }
+
+// unshowable reports whether r is printed as its escape on a terminal.
+func unshowable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
+
+// escapeRunes writes each rune of s that escape reports as its Go escape.
+// Bytes that are not UTF-8 (a character split between two writes, say) are
+// written as they are.
+func escapeRunes(s string, escape func(rune) bool) string {
+	if !strings.ContainsFunc(s, escape) {
 		return s
 	}
 	var b strings.Builder
-	for _, r := range s {
-		if unicode.IsControl(r) {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b.WriteByte(s[i])
+		case escape(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
-		} else {
-			b.WriteRune(r)
+		default:
+			b.WriteString(s[i : i+size])
 		}
+		i += size
 	}
 	return b.String()
 }
@@ -208,7 +223,7 @@ var writesToTerminal = func(w io.Writer) bool {
 }
 
 // escapingWriter writes what it is given with its control characters, but
-// line breaks and tabs, escaped.
+// line breaks and tabs, and its bidirectional controls escaped.
 type escapingWriter struct{ w io.Writer }
 
 func (e escapingWriter) Write(p []byte) (int, error) {
@@ -220,20 +235,7 @@ func (e escapingWriter) Write(p []byte) (int, error) {
 
 // escapeControls is cell, but for line breaks and tabs, which it keeps.
 func escapeControls(s string) string {
-	control := func(r rune) bool { return r != '\n' && r != '\t' && unicode.IsControl(r) }
-	if !strings.ContainsFunc(s, control) {
-		return s
-	}
-	var b strings.Builder
-	for _, r := range s {
-		if control(r) {
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		} else {
-			b.WriteRune(r)
-		}
-	}
-	return b.String()
+	return escapeRunes(s, func(r rune) bool { return r != '\n' && r != '\t' && unshowable(r) })
 }
 
 // ago renders how long before now t was, for tables ("12s ago").

@@ -75,12 +75,16 @@ func TestTableCellsEscapeControlCharacters(t *testing.T) {
 	tb := newTable(&buf, "NAME", "LOCATION")
 	tb.row("web1", "rack 4\x1b[2J\x1b]8;;https://evil.example\x07")
 	tb.row("web2", "a\tb\nc\u0085 café")
+	// Bidirectional controls would show the text in another order than it
+	// reads: "rack 4 \u202e1kcar" shows as "rack 4 rack1".
+	tb.row("web3", "rack 4 \u202e1kcar\u202c \u2066x\u2069\u200f")
 	if err := tb.flush(); err != nil {
 		t.Fatal(err)
 	}
 	want := "NAME  LOCATION\n" +
 		`web1  rack 4\x1b[2J\x1b]8;;https://evil.example\a` + "\n" +
-		`web2  a\tb\nc\u0085 café` + "\n"
+		`web2  a\tb\nc\u0085 café` + "\n" +
+		`web3  rack 4 \u202e1kcar\u202c \u2066x\u2069\u200f` + "\n"
 	if got := buf.String(); got != want {
 		t.Errorf("table:\n%q\nwant\n%q", got, want)
 	}
@@ -91,7 +95,7 @@ func TestTableCellsEscapeControlCharacters(t *testing.T) {
 // about its output) printed cannot retitle, clear or rewrite the operator's
 // terminal. --raw, or a file or pipe, gets the output as it was written.
 func TestStepOutputOnATerminal(t *testing.T) {
-	out := "ok\tdone\n\x1b]0;owned\x07\x1b[2J\rhidden\n"
+	out := "ok\tdone\n\x1b]0;owned\x07\x1b[2J\rhidden\n\u202eevil\u202c\n"
 	terminal := &bytes.Buffer{}
 	defer func(old func(io.Writer) bool) { writesToTerminal = old }(writesToTerminal)
 	writesToTerminal = func(w io.Writer) bool { return w == terminal }
@@ -102,7 +106,7 @@ func TestStepOutputOnATerminal(t *testing.T) {
 		raw  bool
 		want string
 	}{
-		{"a terminal", terminal, false, "ok\tdone\n\\x1b]0;owned\\a\\x1b[2J\\rhidden\n"},
+		{"a terminal", terminal, false, "ok\tdone\n\\x1b]0;owned\\a\\x1b[2J\\rhidden\n\\u202eevil\\u202c\n"},
 		{"a terminal, --raw", terminal, true, out},
 		{"a file", &bytes.Buffer{}, false, out},
 	} {
@@ -116,5 +120,28 @@ func TestStepOutputOnATerminal(t *testing.T) {
 		if got := c.w.String(); !strings.Contains(got, want) {
 			t.Errorf("%s: printed\n%q\nwant it to hold\n%q", c.name, got, want)
 		}
+	}
+}
+
+// Output reaches the terminal in pieces that may split a character: each
+// piece's bytes are escaped or passed on as they are, never replaced, so the
+// terminal puts the character together again.
+func TestEscapingKeepsACharacterSplitAcrossWrites(t *testing.T) {
+	var buf bytes.Buffer
+	w := escapingWriter{&buf}
+	text := "caf\u00e9\x1b[2J na\u00efve\n"
+	for i := 0; i < len(text); i++ { // one byte at a time
+		if n, err := w.Write([]byte{text[i]}); n != 1 || err != nil {
+			t.Fatalf("Write: %d, %v", n, err)
+		}
+	}
+	if got, want := buf.String(), "caf\u00e9\\x1b[2J na\u00efve\n"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+	buf.Reset()
+	w.Write([]byte("a\xc3")) // the first byte of é, then the rest with a control
+	w.Write([]byte("\xa9\x07"))
+	if got, want := buf.String(), "a\u00e9\\a"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
 	}
 }

@@ -70,9 +70,11 @@ func terminalHTML(s string) template.HTML {
 }
 
 // escaped reports whether r is shown other than as itself: the control
-// characters but line breaks, tabs and carriage returns.
+// characters but line breaks, tabs and carriage returns, and the
+// bidirectional controls, which would show the text in another order than
+// it reads.
 func escaped(r rune) bool {
-	return r != '\n' && r != '\t' && r != '\r' && unicode.IsControl(r)
+	return r != '\n' && r != '\t' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r))
 }
 
 // escapeSequence splits the escape sequence at the start of s (at its

@@ -21,6 +21,7 @@ func TestTerminalOutputAsHTML(t *testing.T) {
 		{"cursor moves and erasures left out", "50%\x1b[2K\x1b[1G100%\x1b[?25h", "50%100%"},
 		{"a window title and a link: their text kept", "\x1b]0;title\x07\x1b]8;;https://example.com\x1b\\docs\x1b]8;;\x1b\\ here", "docs here"},
 		{"other control characters escaped", "bell\a nul\x00 del\x7f\r\n\ttab", `bell\a nul\x00 del\x7f` + "\r\n\ttab"},
+		{"bidirectional controls escaped, not followed", "ok \u202e1kcar\u202c \u2066x\u2069\u200f", `ok \u202e1kcar\u202c \u2066x\u2069\u200f`},
 		{"a sequence cut at the end of the output", "done\x1b[3", "done"},
 		{"a lone escape at the end", "done\x1b", "done"},
 		{"an escape before a character of two bytes", "a\x1bé b", "a b"},
