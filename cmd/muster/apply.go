@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -34,6 +35,8 @@ job, UPDATE when only enabled or description changed, DELETE where a job no
 longer runs. A job that has not changed posts nothing. Every mistake in the
 file is reported at once, at FILE:LINE:COL, and nothing is applied; unknown
 targets and invalid schedules are errors that name the job and the rule.
+What only the master can check (that a target or a group exists, that your
+key reaches it) is reported at its FILE:LINE:COL too.
 
   jobs:
     - name: hello
@@ -85,7 +88,11 @@ jobs on the master that are not in FILE are deleted.`,
 				}
 				r, name = f, file
 			}
-			if req.Jobs, err = jobfile.Read(name, r); err != nil {
+			src, err := io.ReadAll(io.LimitReader(r, jobfile.MaxSize+1))
+			if err != nil {
+				return fmt.Errorf("-f: %w", err)
+			}
+			if req.Jobs, err = jobfile.Read(name, bytes.NewReader(src)); err != nil {
 				return err
 			}
 			c, err := cf.client()
@@ -94,7 +101,7 @@ jobs on the master that are not in FILE are deleted.`,
 			}
 			res, err := c.Apply(cmd.Context(), req)
 			if err != nil {
-				return err
+				return placeInFile(name, src, err)
 			}
 			// What the master and the targets say is escaped on a
 			// terminal (a refusal is a target's text).
@@ -145,6 +152,22 @@ jobs on the master that are not in FILE are deleted.`,
 	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, how long to wait")
 	cmd.MarkFlagRequired("file")
 	return cmd
+}
+
+// placeInFile puts before what the master refused in a job file the
+// place in the file it speaks of, FILE:LINE:COL, as the mistakes found
+// before sending it are shown: the master checks what needs the fleet
+// (targets and groups that exist, what the key may reach).
+func placeInFile(name string, src []byte, err error) error {
+	var e *muster.Error
+	if !errors.As(err, &e) || e.Code == muster.EINTERNAL || e.Code == muster.EUNAVAILABLE {
+		return err
+	}
+	line, col, ok := jobfile.Locate(src, e.Message)
+	if !ok {
+		return err
+	}
+	return &muster.Error{Code: e.Code, Message: fmt.Sprintf("%s:%d:%d: %s", name, line, max(col, 1), e.Message), Err: e.Err}
 }
 
 // warnRunsNowhere warns of jobs that run on no target: they name none and
