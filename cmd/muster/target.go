@@ -82,6 +82,7 @@ With a subcommand, list or show the targets enlisted in a master.`,
 				cfg.Trace = f
 			}
 			cfg.Subreaper = true
+			cfg.ReleaseStartupCode = true
 			m, err := agent.New(cfg)
 			if err != nil {
 				return err

@@ -50,6 +50,11 @@ type Config struct {
 	// (PR_SET_CHILD_SUBREAPER), and reaps them. The target command sets it;
 	// tests that run targets inside a test binary do not.
 	Subreaper bool
+	// ReleaseStartupCode has the target, releaseAfter after it starts,
+	// release the pages of its binary that start-up mapped (see
+	// releaseStartupCode). The target command sets it; a target inside
+	// another process (a test, muster dev) does not.
+	ReleaseStartupCode bool
 	// MetricsListen is the address the target serves its own Prometheus
 	// metrics at (GET /metrics, plain HTTP); none when empty.
 	MetricsListen string
@@ -257,6 +262,17 @@ func (m *Main) Run(ctx context.Context) error {
 	ctl.Add(1)
 	go func() { defer ctl.Done(); m.serveMetrics(ctlCtx) }()
 	defer func() { stopControl(); ctl.Wait() }()
+	if m.cfg.ReleaseStartupCode {
+		release := time.AfterFunc(releaseAfter, func() {
+			n, err := releaseStartupCode()
+			if err != nil {
+				m.log.Warn("the pages start-up mapped are kept", muster.LogErr, err)
+				return
+			}
+			m.log.Debug("released the pages start-up mapped", "bytes", n)
+		})
+		defer release.Stop()
+	}
 	for {
 		req, ok, canceled := m.runUntil(ctx)
 		if !ok {
