@@ -183,6 +183,38 @@ EXEC sp_add_jobstep @job_name = N'j', @step_name = N'c', @command = N'SELECT 3',
 	}
 }
 
+// "Go to the next step" (3) on the last step has no step to go to: SQL
+// Server Agent ends the job there with that step's outcome, a failure when
+// it failed. The import leaves both actions at muster's defaults, whose
+// meaning on the last step is the same (next ends the run succeeded,
+// quit_failure ends it failed), and notes nothing.
+func TestImportNextOnTheLastStepEndsWithItsOutcome(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'a', @command = N'SELECT 1', @on_success_action = 3, @on_fail_action = 3
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'b', @command = N'SELECT 2', @on_success_action = 3, @on_fail_action = 3
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'db1'
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	type flow struct{ name, success, failure string }
+	var got []flow
+	for _, s := range res.Jobs[0].Steps {
+		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
+	}
+	want := []flow{{"a", "", "next"}, {"b", "", ""}}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	last := res.Jobs[0].Steps[1]
+	if got := last.FailureAction(); got != muster.ActionQuitFailure {
+		t.Errorf("last step's failure action %q, want %q", got, muster.ActionQuitFailure)
+	}
+	if len(res.Findings) != 0 {
+		t.Errorf("findings %v, want none", res.Findings)
+	}
+}
+
 // A schedule that fires every few days, weeks or months counts them, in
 // SQL Server, from its @active_start_date, and without one from the day
 // it was made, which a script does not say: the import keeps the schedule
