@@ -21,6 +21,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // Files in a target's data directory besides the store and the lock.
@@ -210,7 +211,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		return fmt.Errorf("%s: the enlistment's masters: %w", m.cfg.DataDir, err)
 	}
 	if m.cfg.Settings.TimeZone != "" {
-		m.loc, _ = time.LoadLocation(m.cfg.Settings.TimeZone)
+		m.loc, _ = schedule.LoadZone(m.cfg.Settings.TimeZone)
 		m.tzName = m.cfg.Settings.TimeZone
 	} else {
 		m.loc, m.tzName = localZone()

@@ -22,6 +22,7 @@ import (
 	"github.com/musterhq/muster/internal/agentproto"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // EnlistOptions say how to enlist a data directory in a master.
@@ -144,7 +145,7 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	}
 	loc, tzName := localZone()
 	if o.TimeZone != "" {
-		if loc, err = time.LoadLocation(o.TimeZone); err != nil {
+		if loc, err = schedule.LoadZone(o.TimeZone); err != nil {
 			return Enlisted{}, fmt.Errorf("time zone %q: %w", o.TimeZone, err)
 		}
 		tzName = o.TimeZone

@@ -355,7 +355,7 @@ func (m *Main) jobLocation(j muster.Job) (*time.Location, error) {
 	if loc, ok := m.zones.Load(j.TimeZone); ok {
 		return loc.(*time.Location), nil
 	}
-	loc, err := time.LoadLocation(j.TimeZone)
+	loc, err := schedule.LoadZone(j.TimeZone)
 	if err != nil {
 		return nil, fmt.Errorf("time_zone: %q is not an IANA time zone", j.TimeZone)
 	}

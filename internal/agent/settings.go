@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/schedule"
 )
 
 // Settings are a target's local settings, read from the file given to
@@ -138,7 +139,7 @@ func (s Settings) Exposure(path string) string {
 
 func (s Settings) validate() error {
 	if s.TimeZone != "" {
-		if _, err := time.LoadLocation(s.TimeZone); err != nil {
+		if _, err := schedule.LoadZone(s.TimeZone); err != nil {
 			return muster.Errorf(muster.EINVALID, "time_zone: %q is not an IANA time zone such as Europe/Paris", s.TimeZone)
 		}
 	}

@@ -32,6 +32,28 @@ func TestOutputLimitSettings(t *testing.T) {
 	}
 }
 
+// The target's time_zone is an IANA name: "Local" is refused, naming the
+// setting, rather than taken as whatever zone the daemon's process has.
+func TestSettingsTimeZone(t *testing.T) {
+	for _, tc := range []struct{ yaml, err string }{
+		{"time_zone: Europe/Paris\n", ""},
+		{"time_zone: Local\n", `time_zone: "Local" is not an IANA time zone`},
+		{"time_zone: Mars/Olympus\n", `time_zone: "Mars/Olympus" is not an IANA time zone`},
+	} {
+		path := filepath.Join(t.TempDir(), "target.yaml")
+		if err := os.WriteFile(path, []byte(tc.yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, err := LoadSettings(path)
+		switch {
+		case tc.err == "" && err != nil:
+			t.Errorf("%q: %v", tc.yaml, err)
+		case tc.err != "" && (muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.err)):
+			t.Errorf("%q: %v, want EINVALID with %q", tc.yaml, err, tc.err)
+		}
+	}
+}
+
 // A connection's DSN is read when the settings are, as its driver is: a
 // DSN that cannot be parsed stops the target at start, named, without its
 // password, instead of failing every run of every job that uses it.

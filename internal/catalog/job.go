@@ -249,7 +249,7 @@ func ValidateJob(j *muster.Job) error {
 	loc := time.UTC
 	if j.TimeZone != "" {
 		var err error
-		if loc, err = time.LoadLocation(j.TimeZone); err != nil {
+		if loc, err = schedule.LoadZone(j.TimeZone); err != nil {
 			return muster.Errorf(muster.EINVALID, "job %q: time_zone: %q is not an IANA time zone such as Europe/Paris", j.Name, j.TimeZone)
 		}
 	}

@@ -153,7 +153,7 @@ func check(ps *problems, item *yaml.Node, j *muster.Job) {
 	if j.TimeZone != "" {
 		// With a zone that does not exist, the schedules are still
 		// checked, in UTC: most of their rules do not depend on the zone.
-		if l, err := time.LoadLocation(j.TimeZone); err != nil {
+		if l, err := schedule.LoadZone(j.TimeZone); err != nil {
 			at := lookup(item, "time_zone")
 			ps.add(at.Line, at.Column, "job %q: time_zone: %q is not an IANA time zone such as Europe/Paris", j.Name, j.TimeZone)
 		} else {

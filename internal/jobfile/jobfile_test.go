@@ -111,6 +111,8 @@ func TestReadErrors(t *testing.T) {
 			`jobs.yaml:6:17: job "a": schedules[0].jitter: invalid duration "soon"`},
 		{"bad zone", "jobs:\n  - name: a\n    time_zone: Mars/Olympus\n    steps: [{name: s, shell: x}]\n",
 			`jobs.yaml:3:5: job "a": time_zone: "Mars/Olympus" is not an IANA time zone`},
+		{"local zone", "jobs:\n  - name: a\n    time_zone: Local\n    steps: [{name: s, shell: x}]\n",
+			`jobs.yaml:3:5: job "a": time_zone: "Local" is not an IANA time zone`},
 		{"never fires", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - name: leap\n        cron: \"0 0 30 2 *\"\n",
 			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
 		{"override never fires", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: s, shell: x}]\n    overrides:\n      - target: web1\n        schedules:\n          - cron: \"0 25 * * *\"\n",
