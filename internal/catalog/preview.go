@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -30,9 +31,9 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 	if err != nil {
 		return nil, err
 	}
-	zones := map[string]string{}
+	zones, offsets := map[string]string{}, map[string]int{}
 	for _, t := range targets {
-		zones[t.Name] = t.TimeZone
+		zones[t.Name], offsets[t.Name] = t.TimeZone, t.UTCOffsetMinutes
 	}
 	now := c.opts.Now()
 	out := []muster.TargetFires{}
@@ -49,8 +50,14 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 		if zone == "" {
 			zone = zones[target]
 		}
-		loc, err := time.LoadLocation(zone)
-		if err != nil || zone == "" {
+		loc, err := schedule.LoadZone(zone)
+		switch {
+		case err == nil:
+		case zone != "" && def.TimeZone == "":
+			// The target reported a zone with no IANA name ("Local", its
+			// /etc/localtime a copy): it fires at the offset it reported.
+			loc, zone = offsetZone(offsets[target])
+		default:
 			loc, zone = time.UTC, "UTC"
 		}
 		tf := muster.TargetFires{Target: target, TimeZone: zone, Fires: []muster.Fire{}, Disabled: !def.Enabled}
@@ -81,4 +88,18 @@ func (c *Catalog) NextFires(ctx context.Context, name string, count int) ([]must
 		out = append(out, tf)
 	}
 	return out, nil
+}
+
+// offsetZone is a fixed zone at a UTC offset in minutes, named as
+// "UTC+05:30" ("UTC" when the offset is 0).
+func offsetZone(minutes int) (*time.Location, string) {
+	if minutes == 0 {
+		return time.UTC, "UTC"
+	}
+	sign, m := '+', minutes
+	if m < 0 {
+		sign, m = '-', -m
+	}
+	name := fmt.Sprintf("UTC%c%02d:%02d", sign, m/60, m%60)
+	return time.FixedZone(name, minutes*60), name
 }
