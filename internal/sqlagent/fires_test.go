@@ -38,6 +38,30 @@ func TestImportedSchedulesFireAsDocumented(t *testing.T) {
 		{"Tuesday every other week from a Tuesday",
 			"@freq_type = 8, @freq_interval = 4, @freq_recurrence_factor = 2, @active_start_date = 20240102, @active_start_time = 90000",
 			"2024-01-01 00:00:00", []string{"2024-01-02 09:00:00", "2024-01-16 09:00:00", "2024-01-30 09:00:00"}},
+		// SQL Server Agent counts "every N weeks" in weeks running Sunday to
+		// Saturday, from the week of @active_start_date, where muster's run
+		// Monday to Sunday: from Wednesday 2024-01-10 the active weeks
+		// start Sundays 01-07, 01-21, 02-04.
+		{"Sunday and Monday (1+2) every other week from a Wednesday",
+			"@freq_type = 8, @freq_interval = 3, @freq_recurrence_factor = 2, @active_start_date = 20240110, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-21 09:00:00", "2024-01-22 09:00:00", "2024-02-04 09:00:00", "2024-02-05 09:00:00"}},
+		{"Monday every other week from a Sunday",
+			"@freq_type = 8, @freq_interval = 2, @freq_recurrence_factor = 2, @active_start_date = 20240107, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-08 09:00:00", "2024-01-22 09:00:00", "2024-02-05 09:00:00"}},
+		{"Saturday and Sunday (1+64) every third week from a Saturday",
+			"@freq_type = 8, @freq_interval = 65, @freq_recurrence_factor = 3, @active_start_date = 20240113, @active_start_time = 120000",
+			"2024-01-01 00:00:00", []string{"2024-01-13 12:00:00", "2024-01-28 12:00:00", "2024-02-03 12:00:00", "2024-02-18 12:00:00"}},
+		{"Sunday every other week from a Wednesday",
+			"@freq_type = 8, @freq_interval = 1, @freq_recurrence_factor = 2, @active_start_date = 20240110, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-21 09:00:00", "2024-02-04 09:00:00", "2024-02-18 09:00:00"}},
+		{"Sunday and Tuesday (1+4) every other week, ending before the first Sunday",
+			"@freq_type = 8, @freq_interval = 5, @freq_recurrence_factor = 2, @active_start_date = 20240108, @active_end_date = 20240120, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-09 09:00:00", noMore}},
+		// Without a start date, each Sunday comes before the Monday of its
+		// week, as in SQL Server's weeks (muster counts from 2000-01-03).
+		{"Sunday and Monday (1+2) every other week, with no start date",
+			"@freq_type = 8, @freq_interval = 3, @freq_recurrence_factor = 2, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-01 09:00:00", "2024-01-14 09:00:00", "2024-01-15 09:00:00", "2024-01-28 09:00:00"}},
 		{"Saturday and Sunday (1+64)",
 			"@freq_type = 8, @freq_interval = 65, @freq_recurrence_factor = 1, @active_start_time = 120000",
 			"2024-01-01 00:00:00", []string{"2024-01-06 12:00:00", "2024-01-07 12:00:00", "2024-01-13 12:00:00"}},

@@ -2,6 +2,7 @@ package sqlagent
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -144,9 +145,9 @@ func (s *agentSchedule) toMuster(name string) mapped {
 				return mapped{leftOut: err}
 			}
 		}
-		return s.anchored(s.check(mapped{schedules: []muster.Schedule{ms}}), ms)
+		return s.anchored(s.check(sundayFirstWeeks(mapped{schedules: []muster.Schedule{ms}})), ms)
 	case subdaySeconds, subdayMinutes, subdayHours:
-		return s.anchored(s.repeat(ms), ms)
+		return s.anchored(s.check(sundayFirstWeeks(s.repeat(ms))), ms)
 	}
 	return mapped{leftOut: fmt.Sprintf("@freq_subday_type %d is not 1 (at a time), 2 (seconds), 4 (minutes) or 8 (hours)", s.subdayType)}
 }
@@ -237,6 +238,67 @@ func (s *agentSchedule) acrossMidnight(evening muster.Schedule, from, until, eve
 	if m.leftOut == "" {
 		m.note = note
 	}
+	return m
+}
+
+// sundayFirstWeeks maps the weeks of a schedule every few weeks as SQL
+// Server Agent counts them, Sunday to Saturday from the week of
+// @active_start_date, onto muster's, which run Monday to Sunday from the
+// Monday of start_date's week. A Sunday is the first day of SQL Server's
+// week and the last of muster's, so the Sundays become a schedule of their
+// own, from the first Sunday SQL Server would fire on; and where the start
+// date is a Sunday the other days start the day after it, so that muster's
+// first week is SQL Server's. Every week is the same in both.
+func sundayFirstWeeks(m mapped) mapped {
+	if m.leftOut != "" || len(m.schedules) != 1 {
+		return m
+	}
+	ms := m.schedules[0]
+	if ms.Weekly == nil || ms.Weekly.Every < 2 {
+		return m
+	}
+	every := ms.Weekly.Every
+	sunday, others := ms, ms
+	sunday.Weekly = &muster.WeeklyFrequency{Every: every, Days: []string{"sun"}}
+	others.Weekly = &muster.WeeklyFrequency{Every: every, Days: slices.DeleteFunc(slices.Clone(ms.Weekly.Days), func(d string) bool { return d == "sun" })}
+	// Without a start date muster counts from the week of Monday
+	// 2000-01-03; SQL Server's week of it began on Sunday 2000-01-02.
+	weekStart := time.Date(2000, 1, 2, 0, 0, 0, 0, time.UTC)
+	if ms.StartDate != "" {
+		start, err := time.Parse(time.DateOnly, ms.StartDate)
+		if err != nil {
+			return mapped{leftOut: fmt.Sprintf("start_date %q is not a date", ms.StartDate)}
+		}
+		weekStart = start.AddDate(0, 0, -int(start.Weekday()))
+		if start.Weekday() == time.Sunday {
+			others.StartDate = start.AddDate(0, 0, 1).Format(time.DateOnly)
+		} else {
+			weekStart = weekStart.AddDate(0, 0, 7*every) // the start date passed its week's Sunday
+		}
+	}
+	if !slices.Contains(ms.Weekly.Days, "sun") {
+		return mapped{schedules: []muster.Schedule{others}, note: m.note}
+	}
+	sunday.StartDate = weekStart.Format(time.DateOnly)
+	if sunday.EndDate != "" && sunday.EndDate < sunday.StartDate {
+		if len(others.Weekly.Days) == 0 {
+			return mapped{leftOut: "the schedule ends before the first Sunday it would fire on"}
+		}
+		return mapped{schedules: []muster.Schedule{others}}
+	}
+	if ms.Name != "" {
+		sunday.Name = trimName(ms.Name[:min(len(ms.Name), muster.MaxNameLen-len("-sunday"))]) + "-sunday"
+	}
+	if len(others.Weekly.Days) == 0 {
+		sunday.Name = ms.Name
+		return mapped{schedules: []muster.Schedule{sunday}}
+	}
+	m.schedules = []muster.Schedule{others, sunday}
+	note := fmt.Sprintf("SQL Server counts every %d weeks from Sunday, muster from Monday: the Sundays are a schedule of their own", every)
+	if ms.Name != "" {
+		note += ", " + sunday.Name
+	}
+	m.note = note
 	return m
 }
 
