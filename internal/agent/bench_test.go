@@ -3,12 +3,14 @@ package agent
 import (
 	"context"
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // benchTarget is a target daemon with its store open and nothing running:
@@ -66,4 +68,59 @@ func BenchmarkApply(b *testing.B) {
 			}
 		}
 	})
+}
+
+// Reading a poll reply: the keys checked (a key given twice or spelled in
+// another case refused) and then decoded, the reply and each INSERT's
+// payload, against decoding alone. An empty reply is a held poll that
+// ended; a full one a resync.
+func BenchmarkPollReplyDecode(b *testing.B) {
+	job := muster.NewJob()
+	job.Name = "backup"
+	job.Steps = []muster.Step{{Name: "dump", Shell: "pg_dump app > /var/backups/app.sql", Env: map[string]string{"PGHOST": "db1", "PGUSER": "backup"}}}
+	job.Schedules = []muster.Schedule{{Name: "nightly", Cron: "30 2 * * *"}}
+	for _, n := range []int{0, 200} {
+		reply := agentproto.PollResponse{Epoch: "a1c9f3865fe7040f", Protocol: agentproto.Version, ServerTime: time.Now(), Instructions: []agentproto.Instruction{}}
+		for i := range n {
+			job.Name, job.Version = "backup"+strconv.Itoa(i), int64(i+1)
+			reply.Instructions = append(reply.Instructions, agentproto.Instruction{Seq: int64(i + 1), Operation: muster.OpInsert, Job: job.Name,
+				Payload: payload(b, agentproto.JobFromDomain(job))})
+		}
+		data := payload(b, reply)
+		b.Run(strconv.Itoa(n)+" INSERTs/decoded", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var r agentproto.PollResponse
+				if err := json.Unmarshal(data, &r); err != nil {
+					b.Fatal(err)
+				}
+				for _, in := range r.Instructions {
+					var j agentproto.InsertPayload
+					if err := json.Unmarshal(in.Payload, &j); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+		b.Run(strconv.Itoa(n)+" INSERTs/checked", func(b *testing.B) {
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var r agentproto.PollResponse
+				if err := jsonhttp.CheckReplyKeys(data, reflect.TypeOf(&r)); err != nil {
+					b.Fatal(err)
+				}
+				if err := json.Unmarshal(data, &r); err != nil {
+					b.Fatal(err)
+				}
+				for _, in := range r.Instructions {
+					var j agentproto.InsertPayload
+					if err := decodeStrict(in, &j); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+		})
+	}
 }

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/schedule"
 )
 
@@ -278,11 +277,12 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 
 // decodeStrict decodes an instruction payload, refusing fields this target
 // does not know: a newer master's step kind must fail loudly, not be
-// dropped and run as something else.
+// dropped and run as something else. A key given twice, or spelled in
+// another case than its field, is refused too (jsonhttp.Unmarshal), not
+// taken as one of its readings: a step's command is the one the master
+// meant, or none.
 func decodeStrict(in agentproto.Instruction, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(in.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonhttp.Unmarshal(in.Payload, v); err != nil {
 		return fmt.Errorf("%s %q: cannot read the payload (this target runs muster %s): %v", in.Operation, in.Job, muster.Version, err)
 	}
 	return nil
