@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -121,6 +122,57 @@ func BenchmarkPollReplyDecode(b *testing.B) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// A run's life as the uploader sends it: each attempt begins and ends,
+// each change saved and uploaded, with a KiB of output an attempt. The
+// bytes sent per run are reported: the output goes once, but each report
+// carries the run whole, every attempt so far, so a run of n attempts
+// sends its attempts about n²/2 times over.
+func BenchmarkRunUploadByAttempts(b *testing.B) {
+	ctx := context.Background()
+	line := strings.Repeat("x", 1023) + "\n"
+	for _, n := range []int{10, 100, 1000} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			m := benchTarget(b)
+			runs, sent := 0, 0
+			for b.Loop() {
+				runs++
+				r := muster.Run{RunID: "run-" + strconv.Itoa(runs), Job: "loop", Status: muster.RunRunning, StartedAt: time.Now().UTC()}
+				for i := range n {
+					r.Steps = append(r.Steps, muster.StepAttempt{Name: "step" + strconv.Itoa(i%muster.MaxSteps), Status: muster.AttemptRunning, StartedAt: time.Now().UTC()})
+					for phase := range 2 {
+						var out []outputChunk
+						if phase == 1 {
+							r.Steps[i].Status = muster.AttemptSucceeded
+							out = []outputChunk{{attempt: i, data: line}}
+						}
+						if err := m.store.saveRun(ctx, r, out); err != nil {
+							b.Fatal(err)
+						}
+						up, err := m.store.unsentRuns(ctx, defaultUploadLimits())
+						if err != nil {
+							b.Fatal(err)
+						}
+						body, err := json.Marshal(agentproto.RunsRequest{Runs: up.reports})
+						if err != nil {
+							b.Fatal(err)
+						}
+						sent += len(body)
+						results := make([]agentproto.RunResult, len(up.reports))
+						for k, rep := range up.reports {
+							results[k] = agentproto.RunResult{RunID: rep.Run.RunID, OK: true}
+						}
+						if err := m.store.markUploaded(ctx, up, results); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+			}
+			b.ReportMetric(float64(sent)/float64(runs), "bytes-sent/run")
+			b.ReportMetric(float64(n*len(line)), "output-bytes/run")
 		})
 	}
 }
