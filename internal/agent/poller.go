@@ -45,6 +45,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
 	}
+	if err := inOrder(resp.Instructions); err != nil {
+		return err
+	}
 	if err := m.setPaused(ctx, resp.Paused); err != nil {
 		return err
 	}
@@ -74,6 +77,19 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// inOrder refuses a reply whose instructions are not in increasing
+// sequence order, as a master sends them: applied as they came, one after
+// a higher one would be skipped as replayed, and never acknowledged.
+func inOrder(ins []agentproto.Instruction) error {
+	for i := 1; i < len(ins); i++ {
+		if ins[i].Seq <= ins[i-1].Seq {
+			return muster.Errorf(muster.EINVALID, "the master's reply is out of order: instruction %d comes after %d; none of it is applied",
+				ins[i].Seq, ins[i-1].Seq)
+		}
+	}
+	return nil
 }
 
 // heartbeat is what the next poll reports about the target. The spool

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -87,5 +88,38 @@ func TestPollReplyRefusesAKeyGivenTwiceOrMisspelled(t *testing.T) {
 				t.Fatalf("poll: %v (reply %+v), want %s saying %q", err, resp, muster.EINVALID, tc.want)
 			}
 		})
+	}
+}
+
+// A master sends a target's instructions in sequence order. A reply that
+// does not is refused whole, before any of it is applied: applied as it
+// came, an instruction after a higher one would be skipped as replayed,
+// and never acknowledged.
+func TestPollReplyOutOfOrderIsRefused(t *testing.T) {
+	m := newTestMain(t)
+	m.enl.Epoch = "e"
+	setPoll := func(seq, interval int) string {
+		return `{"seq":` + strconv.Itoa(seq) + `,"operation":"SET-POLL","payload":{"poll_interval":` + strconv.Itoa(interval) + `}}`
+	}
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"epoch":"e","protocol":2,"instructions":[` + setPoll(2, 30) + `,` + setPoll(1, 40) + `]}`))
+	}))
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	c, err := newClient([]string{srv.URL}, srv.URL, roots, nil, time.Second, time.Now,
+		func() time.Duration { return time.Minute }, func(string, string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	m.client = c
+	err = m.pollOnce(context.Background())
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "instruction 1 comes after 2") {
+		t.Fatalf("poll: %v, want %s saying instruction 1 comes after 2", err, muster.EINVALID)
+	}
+	if m.enl.Cursor != 0 {
+		t.Errorf("cursor %d, want 0: nothing of the reply applied", m.enl.Cursor)
 	}
 }
