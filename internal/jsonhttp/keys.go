@@ -267,7 +267,10 @@ type keyChecker struct {
 	// unknownOK lets through a key that fills no field of a struct, in
 	// any spelling, as a free key.
 	unknownOK bool
-	keys      []string // the keys of the free-keyed objects being read, each object's after its parent's
+	// keys are the keys of the free-keyed objects being read, each
+	// object's after its parent's: slices of data, or of a key unescaped,
+	// not copies.
+	keys [][]byte
 }
 
 // checkers keep keyCheckers, and what they grew, for the next body.
@@ -530,15 +533,15 @@ func (c *keyChecker) freeKey(key []byte, keys int, free *map[string]bool) bool {
 		return false
 	}
 	for _, k := range c.keys[keys:] {
-		if k == string(key) {
+		if string(k) == string(key) {
 			return true
 		}
 	}
-	c.keys = append(c.keys, string(key))
+	c.keys = append(c.keys, key)
 	if len(c.keys)-keys > few {
 		*free = make(map[string]bool, 2*few)
 		for _, k := range c.keys[keys:] {
-			(*free)[k] = true
+			(*free)[string(k)] = true
 		}
 	}
 	return false
