@@ -235,7 +235,7 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 	base := c.base()
 	u := base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out,
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out, Strict: true,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
 	expired := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	var te *jsonhttp.TransportError

@@ -1,11 +1,9 @@
 package agent
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/schedule"
 )
 
@@ -46,6 +45,9 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	if resp.ResyncRequired || resp.Epoch != m.enl.Epoch {
 		return m.resync(ctx, resp)
 	}
+	if err := inOrder(resp.Instructions); err != nil {
+		return err
+	}
 	if err := m.setPaused(ctx, resp.Paused); err != nil {
 		return err
 	}
@@ -75,6 +77,19 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// inOrder refuses a reply whose instructions are not in increasing
+// sequence order, as a master sends them: applied as they came, one after
+// a higher one would be skipped as replayed, and never acknowledged.
+func inOrder(ins []agentproto.Instruction) error {
+	for i := 1; i < len(ins); i++ {
+		if ins[i].Seq <= ins[i-1].Seq {
+			return muster.Errorf(muster.EINVALID, "the master's reply is out of order: instruction %d comes after %d; none of it is applied",
+				ins[i].Seq, ins[i-1].Seq)
+		}
+	}
+	return nil
 }
 
 // heartbeat is what the next poll reports about the target. The spool
@@ -278,11 +293,12 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 
 // decodeStrict decodes an instruction payload, refusing fields this target
 // does not know: a newer master's step kind must fail loudly, not be
-// dropped and run as something else.
+// dropped and run as something else. A key given twice, or spelled in
+// another case than its field, is refused too (jsonhttp.Unmarshal), not
+// taken as one of its readings: a step's command is the one the master
+// meant, or none.
 func decodeStrict(in agentproto.Instruction, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(in.Payload))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
+	if err := jsonhttp.Unmarshal(in.Payload, v); err != nil {
 		return fmt.Errorf("%s %q: cannot read the payload (this target runs muster %s): %v", in.Operation, in.Job, muster.Version, err)
 	}
 	return nil

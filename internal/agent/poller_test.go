@@ -72,7 +72,7 @@ func TestApplyAcknowledgesEachInstruction(t *testing.T) {
 	}
 	got := acks(t, m)
 	if len(got) != 4 || got[0] != "ok" || !strings.Contains(got[1], "run_as \"nobody-here\"") ||
-		!strings.Contains(got[2], `unknown field "priority"`) || got[3] != "ok" {
+		!strings.Contains(got[2], `priority: no such field`) || got[3] != "ok" {
 		t.Fatalf("acks %q: want ok, the proxy refused, the unknown field refused, ok", got)
 	}
 	if m.enl.Cursor != 4 {

@@ -260,6 +260,11 @@ type Request struct {
 	// ReplyHeader, when not nil, receives the reply's header: an ETag, for
 	// one.
 	ReplyHeader http.Header
+	// Strict reads the reply as a request body is read (CheckReplyKeys):
+	// a key given twice or spelled in another case than its field is
+	// refused, not taken as one of its readings. A key of no field is
+	// still let through: a newer server may add one.
+	Strict bool
 }
 
 // TransportError is a request that got no HTTP answer (the connection could
@@ -311,8 +316,28 @@ func Do(ctx context.Context, hc *http.Client, req Request) error {
 		_, err := io.Copy(io.Discard, resp.Body)
 		return err
 	}
+	if req.Strict {
+		return decodeStrictReply(resp.Body, req.Out, req.Method, hreq.URL.Path)
+	}
 	if err := json.NewDecoder(resp.Body).Decode(req.Out); err != nil {
 		return fmt.Errorf("decode the reply to %s %s: %w", req.Method, hreq.URL.Path, err)
+	}
+	return nil
+}
+
+// decodeStrictReply decodes the reply body into out, checking its keys
+// first (CheckReplyKeys). A reply is read whole either way: encoding/json's
+// Decoder buffers a value whole before it decodes it.
+func decodeStrictReply(body io.Reader, out any, method, path string) error {
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return fmt.Errorf("read the reply to %s %s: %w", method, path, err)
+	}
+	if err := CheckReplyKeys(data, reflect.TypeOf(out)); err != nil {
+		return muster.Wrap(muster.EINVALID, err, "the reply to %s %s", method, path)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode the reply to %s %s: %w", method, path, err)
 	}
 	return nil
 }

@@ -224,12 +224,26 @@ func CheckKeys(data []byte, t reflect.Type) error {
 	return checkKeys(data, t, "", -1, true)
 }
 
+// CheckReplyKeys is CheckKeys for a reply, which may carry keys a newer
+// sender added: a key that fills no field in any spelling is let through
+// (its value's keys checked as free keys), once. A key given twice, or
+// spelled in another case than the field it would fill, is refused as
+// CheckKeys refuses it.
+func CheckReplyKeys(data []byte, t reflect.Type) error {
+	return checkers.Get().(*keyChecker).check(data, t, "", -1, true, true)
+}
+
 // checkKeys is CheckKeys for item index of the list field, named so in
 // its errors, when field is not "", checking strings are UTF-8 when utf8
 // is true.
 func checkKeys(data []byte, t reflect.Type, field string, index int, utf8 bool) error {
-	c := checkers.Get().(*keyChecker)
-	c.data, c.pos, c.utf8 = data, 0, utf8
+	return checkers.Get().(*keyChecker).check(data, t, field, index, utf8, false)
+}
+
+// check is checkKeys with c, letting unknown keys through when unknownOK
+// is true; it puts c back in checkers.
+func (c *keyChecker) check(data []byte, t reflect.Type, field string, index int, utf8, unknownOK bool) error {
+	c.data, c.pos, c.utf8, c.unknownOK = data, 0, utf8, unknownOK
 	err := c.value(shapeOf(t), 0)
 	clear(c.path[:cap(c.path)])
 	clear(c.keys[:cap(c.keys)])
@@ -250,7 +264,13 @@ type keyChecker struct {
 	pos  int
 	path [][]byte // the keys from the root to the value read
 	utf8 bool     // refuse strings that are not UTF-8
-	keys []string // the keys of the free-keyed objects being read, each object's after its parent's
+	// unknownOK lets through a key that fills no field of a struct, in
+	// any spelling, as a free key.
+	unknownOK bool
+	// keys are the keys of the free-keyed objects being read, each
+	// object's after its parent's: slices of data, or of a key unescaped,
+	// not copies.
+	keys [][]byte
 }
 
 // checkers keep keyCheckers, and what they grew, for the next body.
@@ -444,12 +464,20 @@ func (c *keyChecker) object(s *shape, depth int) error {
 		}
 		c.pos++
 		elem := anyShape
-		switch s.kind {
-		case shapeStruct:
-			i, ok := s.fields[string(key)]
-			if !ok {
-				return c.refuse(key, unknownKey(s, string(key)))
+		i, ok := 0, false
+		if s.kind == shapeStruct {
+			i, ok = s.fields[string(key)]
+		}
+		switch {
+		case s.kind == shapeStruct && !ok:
+			rule := unknownKey(s, string(key))
+			if !c.unknownOK || rule != noSuchField {
+				return c.refuse(key, rule)
 			}
+			if c.freeKey(key, keys, &free) {
+				return c.refuse(key, "given twice")
+			}
+		case s.kind == shapeStruct:
 			if i < 128 {
 				if seen[i/64]&(1<<(i%64)) != 0 {
 					return c.refuse(key, "given twice")
@@ -469,27 +497,8 @@ func (c *keyChecker) object(s *shape, depth int) error {
 			if s.kind == shapeMap {
 				elem = s.elem
 			}
-			// A few keys are compared one by one; many are looked up.
-			const few = 16
-			switch {
-			case free != nil:
-				if free[string(key)] {
-					return c.refuse(key, "given twice")
-				}
-				free[string(key)] = true
-			default:
-				for _, k := range c.keys[keys:] {
-					if k == string(key) {
-						return c.refuse(key, "given twice")
-					}
-				}
-				c.keys = append(c.keys, string(key))
-				if len(c.keys)-keys > few {
-					free = make(map[string]bool, 2*few)
-					for _, k := range c.keys[keys:] {
-						free[k] = true
-					}
-				}
+			if c.freeKey(key, keys, &free) {
+				return c.refuse(key, "given twice")
 			}
 		}
 		c.path = append(c.path, key)
@@ -508,6 +517,34 @@ func (c *keyChecker) object(s *shape, depth int) error {
 			return errNotJSON
 		}
 	}
+}
+
+// freeKey notes key, a free key of the object being read, whose keys
+// begin at c.keys[keys] (or are in *free, when many), and reports whether
+// the object gave it already.
+func (c *keyChecker) freeKey(key []byte, keys int, free *map[string]bool) bool {
+	// A few keys are compared one by one; many are looked up.
+	const few = 16
+	if *free != nil {
+		if (*free)[string(key)] {
+			return true
+		}
+		(*free)[string(key)] = true
+		return false
+	}
+	for _, k := range c.keys[keys:] {
+		if string(k) == string(key) {
+			return true
+		}
+	}
+	c.keys = append(c.keys, key)
+	if len(c.keys)-keys > few {
+		*free = make(map[string]bool, 2*few)
+		for _, k := range c.keys[keys:] {
+			(*free)[string(k)] = true
+		}
+	}
+	return false
 }
 
 // refuse returns the error for key, in the object being read.
@@ -532,8 +569,11 @@ func unknownKey(s *shape, key string) string {
 			return fmt.Sprintf("no such field; keys are case-sensitive: %q", name)
 		}
 	}
-	return "no such field"
+	return noSuchField
 }
+
+// noSuchField is the rule a key that fills no field breaks.
+const noSuchField = "no such field"
 
 func isASCII(b []byte) bool {
 	for _, c := range b {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strconv"
 	"strings"
@@ -117,12 +118,16 @@ func accessOf(routes []AgentRoute) func(path string) Access {
 }
 
 // serve wraps an agent endpoint: it refuses a target whose protocol this
-// master does not speak, with a message naming both versions, stamps every
-// reply with ours, and answers with the error h returns, if any.
+// master does not speak, with a message naming both versions, and a query
+// parameter given twice; stamps every reply with ours, and answers with
+// the error h returns, if any.
 func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set(agentproto.HeaderProtocol, strconv.Itoa(agentproto.Version))
 		err := checkProtocol(r.Header.Get(agentproto.HeaderProtocol))
+		if err == nil {
+			err = checkQueryOnce(r.URL.Query())
+		}
 		if err == nil {
 			err = h(w, r)
 		}
@@ -131,6 +136,27 @@ func (a *agent) serve(h func(w http.ResponseWriter, r *http.Request) error) http
 			jsonhttp.WriteError(w, r, a.m.log, err)
 		}
 	})
+}
+
+// checkQueryOnce refuses a query parameter given more than once. No
+// parameter of the agent protocol is a list: a handler reads the first
+// value, and a proxy or log in front of the master may read another, so a
+// poll would do other than it said (paused=false&paused=true). A parameter
+// the master does not read is let through, as the protocol promises, but
+// not twice.
+func checkQueryOnce(q url.Values) error {
+	// Of the names given twice, the first in order, so that the error is
+	// always the same.
+	first, twice := "", false
+	for name, v := range q {
+		if len(v) > 1 && (!twice || name < first) {
+			first, twice = name, true
+		}
+	}
+	if twice {
+		return muster.Errorf(muster.EINVALID, "%s: given %d times; give it once", first, len(q[first]))
+	}
+	return nil
 }
 
 // retryLater asks a target refused for now (ERATELIMIT: its requests or
