@@ -115,3 +115,12 @@ func Migrate(ctx context.Context, url string, opts Options) error {
 	s := &Store{pool: pool, opts: opts, log: opts.Logger}
 	return s.migrate(ctx)
 }
+
+// LeasePID is the backend pid of s's lease session while it holds the
+// singleton duties, 0 otherwise.
+func LeasePID(s *Store) int32 {
+	if me := s.holder.Load(); me != nil {
+		return me.pid
+	}
+	return 0
+}

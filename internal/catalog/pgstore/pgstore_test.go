@@ -243,6 +243,58 @@ func TestLeaseMovesWhenTheHolderGoes(t *testing.T) {
 	}
 }
 
+// A master hears that it lost the duties only when its lease's connection
+// next answers, which a master frozen past idle_session_timeout, then
+// resumed, has not used yet; the database knows at once. HoldsDuties asks
+// the database: once the lease's session has ended, it says ErrNotLeader
+// before Lead has noticed, and after another master took the duties.
+func TestHoldsDutiesAsksTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	a, err := pgstore.Open(ctx, url, pgstore.Options{LeaseInterval: time.Minute}) // Lead does not look again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) || muster.ErrorCode(err) != muster.EPRECONDITION {
+		t.Fatalf("before leading: HoldsDuties = %v (code %q), want ErrNotLeader (%q)", err, muster.ErrorCode(err), muster.EPRECONDITION)
+	}
+	lead := func(s *pgstore.Store) (stop func()) {
+		lctx, cancel := context.WithCancel(ctx)
+		held, done := make(chan bool, 8), make(chan struct{})
+		go func() { defer close(done); s.Lead(lctx, func(h bool) { held <- h }) }()
+		for !<-held {
+		}
+		return func() { cancel(); <-done }
+	}
+	stopA := lead(a)
+	defer stopA()
+	if err := a.HoldsDuties(ctx); err != nil {
+		t.Fatalf("while holding the lease: HoldsDuties = %v, want nil", err)
+	}
+	admin, err := pgx.Connect(ctx, catalogtest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var ended bool
+	if err := admin.QueryRow(ctx, `SELECT pg_terminate_backend($1, 10000)`, pgstore.LeasePID(a)).Scan(&ended); err != nil || !ended {
+		t.Fatalf("ending the lease's session: %v, %v", ended, err)
+	}
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) {
+		t.Fatalf("after its lease's session ended: HoldsDuties = %v, want ErrNotLeader", err)
+	}
+	b := catalogtest.OpenPostgres(t, url)
+	stopB := lead(b)
+	defer stopB()
+	if err := b.HoldsDuties(ctx); err != nil {
+		t.Errorf("the master that took the duties: HoldsDuties = %v, want nil", err)
+	}
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) {
+		t.Errorf("the deposed master, after another took the duties: HoldsDuties = %v, want ErrNotLeader", err)
+	}
+}
+
 // A store whose database is gone answers with EUNAVAILABLE, not as an
 // internal error.
 func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
