@@ -564,5 +564,9 @@ func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
 			}
 		}
 	}
+	if errors.Is(err, catalog.ErrNotLeader) {
+		// Deposed while frozen: the lease's next check tells the master.
+		err = nil
+	}
 	return a.cfg.DetectInterval, err
 }
