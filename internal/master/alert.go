@@ -342,9 +342,12 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 		}
 		for _, part := range splitSmall(now) {
 			if err := a.deliver(ctx, part); err != nil {
-				if !errors.Is(err, catalog.ErrNotLeader) && ctx.Err() == nil {
-					a.hold(err)
+				if errors.Is(err, catalog.ErrNotLeader) {
+					// Deposed: no lane starts until the lease's next check
+					// has told this master, nor says more of it.
+					err = nil
 				}
+				a.hold(err)
 				return
 			}
 		}
@@ -410,7 +413,8 @@ func splitSmall(part []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	return out
 }
 
-// hold stops new lanes for MaxIdle after an attempt could not be recorded.
+// hold stops new lanes for MaxIdle after an attempt could not be recorded,
+// or, with err nil, after this master found that it lost the duties.
 func (a *alerting) hold(err error) {
 	a.lanesMu.Lock()
 	defer a.lanesMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -38,7 +39,13 @@ func TestDeposedLeaderSendsNoNotification(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
 	var sent atomic.Int32
 	storeA := catalogtest.OpenPostgres(t, url)
-	a, dbA, clk := dispatchFixtureOn(t, storeA, func(w http.ResponseWriter, r *http.Request) { sent.Add(1) })
+	var asked atomic.Int32 // times a asked whether it holds the duties
+	timedA := catalog.TimeStore(storeA, func(op string, _ time.Duration) {
+		if op == "HoldsDuties" {
+			asked.Add(1)
+		}
+	})
+	a, dbA, clk := dispatchFixtureOn(t, timedA, func(w http.ResponseWriter, r *http.Request) { sent.Add(1) })
 
 	stopA := leadUntilHeld(t, storeA)
 	stopA() // a's lease session ends, as a frozen master's does
@@ -52,6 +59,11 @@ func TestDeposedLeaderSendsNoNotification(t *testing.T) {
 	}
 	if n := sent.Load(); n != 0 {
 		t.Fatalf("a master that lost the duties sent %d notifications, want 0", n)
+	}
+	// Told once, it does not ask again at every pass until its lease's
+	// next check tells it too.
+	if n := asked.Load(); n != 1 {
+		t.Errorf("a asked whether it holds the duties %d times in two passes, want 1", n)
 	}
 	dbB, err := catalog.Open(ctx, storeB, catalog.Options{Now: clk.Now})
 	if err != nil {
@@ -72,6 +84,7 @@ func TestDeposedLeaderSendsNoNotification(t *testing.T) {
 		t.Fatalf("the master holding the duties sent %d notifications, want 1", n)
 	}
 	// a, resumed, does not send it again.
+	clk.Add(a.cfg.MaxIdle)
 	if _, err := settle(ctx, a); err != nil {
 		t.Fatal(err)
 	}
