@@ -124,3 +124,6 @@ func LeasePID(s *Store) int32 {
 	}
 	return 0
 }
+
+// Channel is the name of the catalog's notification channel.
+func Channel(s *Store) string { return s.channel }

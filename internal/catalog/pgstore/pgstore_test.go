@@ -122,6 +122,57 @@ func TestNotifyReachesTheOtherMasters(t *testing.T) {
 	}
 }
 
+// A master whose listening session ends (the database restarted, or a
+// DBA ended it) says it may have missed notifications, so that every held
+// poll looks again, and listens again: the commits after it are heard.
+func TestListenRecoversAfterItsSessionEnds(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	onB := &heard{ch: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
+	defer func() { cancel(); wg.Wait() }()
+	post := func(id int64) {
+		t.Helper()
+		if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{id}}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hears := func(id int64) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for !slices.Contains(onB.targets(), id) {
+			post(id) // listening starts asynchronously
+			select {
+			case <-onB.ch:
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("b did not hear target %d", id)
+			}
+		}
+	}
+	hears(1)
+	admin, err := pgx.Connect(ctx, catalogtest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var ended int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND strpos(query, $1) > 0) t`, pgstore.Channel(b)).Scan(&ended); err != nil || ended == 0 {
+		t.Fatalf("ending the listening session: %d ended, %v", ended, err)
+	}
+	hears(2)
+	onB.mu.Lock()
+	missed := onB.missed
+	onB.mu.Unlock()
+	if missed == 0 {
+		t.Error("b listens again without saying it may have missed notifications")
+	}
+}
+
 // A store told that no other master serves the catalog notifies no one
 // of its commits; told again that others do, it notifies them. The
 // notifications of one catalog are delivered in commit order, so the
