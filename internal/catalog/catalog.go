@@ -216,6 +216,21 @@ func (c *Catalog) update(ctx context.Context, fn func(*tx) error) error {
 	return c.transact(ctx, fn, true)
 }
 
+// duty runs fn, an act of one of the singleton duties, in a write
+// transaction, and commits it only if this master still holds the duties
+// when fn is done (Store.HoldsDuties), ErrNotLeader otherwise: a master
+// deposed while it was frozen, that has not heard so yet, acts on what it
+// read before, or on what it held in memory, and another master does the
+// duty now.
+func (c *Catalog) duty(ctx context.Context, fn func(*tx) error) error {
+	return c.update(ctx, func(tx *tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		return c.store.HoldsDuties(ctx)
+	})
+}
+
 // dryRun runs fn in a write transaction and rolls it back whatever happens,
 // so a preview computes exactly what the change would do.
 func (c *Catalog) dryRun(ctx context.Context, fn func(*tx) error) error {

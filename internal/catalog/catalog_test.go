@@ -46,6 +46,7 @@ func MustOpen(tb testing.TB, e catalogtest.Engine) (*catalog.Catalog, *clock, *[
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { db.Close() })
+	tb.Cleanup(lead(tb, db)) // it holds the singleton duties, as a master alone does
 	return db, clk, commits
 }
 

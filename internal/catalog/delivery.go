@@ -128,6 +128,11 @@ func (c *Catalog) NextDeliveryAt(ctx context.Context, after time.Time) (at time.
 	return c.store.NextDeliveryAt(ctx, after)
 }
 
+// HoldsDuties asks the database whether this master holds the singleton
+// duties now (see Store.HoldsDuties): nil when it does, ErrNotLeader when
+// it does not.
+func (c *Catalog) HoldsDuties(ctx context.Context) error { return c.store.HoldsDuties(ctx) }
+
 // DeliveryAttempt is the outcome of one attempt to send a delivery.
 type DeliveryAttempt struct {
 	// Err is why the attempt failed; nil when it was delivered.

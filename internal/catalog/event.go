@@ -243,7 +243,10 @@ func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, e
 		if r.LastPoll != nil {
 			ch.last = *r.LastPoll
 		}
-		if hb, ok := c.beats.lookup(r.ID); ok {
+		// A heartbeat this master has not written yet is the last poll,
+		// unless the catalog has a later one: this master may have been
+		// frozen with it, and the target polled another since.
+		if hb, ok := c.beats.lookup(r.ID); ok && hb.At.After(ch.last) {
 			ch.last, ch.every = hb.At, hb.PollInterval
 		}
 		state := muster.TargetState{LastPoll: ch.last, PollInterval: ch.every}
@@ -265,7 +268,7 @@ func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, e
 	// never each hold a row the other waits for.
 	slices.SortFunc(changes, func(a, b change) int { return cmp.Compare(a.row.ID, b.row.ID) })
 	raised := 0
-	err = c.update(ctx, func(tx *tx) error {
+	err = c.duty(ctx, func(tx *tx) error {
 		raised = 0
 		for _, ch := range changes {
 			changed, err := tx.SetSeenOffline(ctx, ch.row.ID, ch.offline)
@@ -289,7 +292,10 @@ func (c *Catalog) DetectPresence(ctx context.Context, upSince time.Time) (int, e
 		}
 		return nil
 	})
-	return raised, err
+	if err != nil {
+		return 0, err
+	}
+	return raised, nil
 }
 
 func pollText(t time.Time) string {
@@ -367,7 +373,7 @@ func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	raised := 0
-	err = c.update(ctx, func(tx *tx) error {
+	err = c.duty(ctx, func(tx *tx) error {
 		raised = 0
 		for _, d := range fresh {
 			ok, err := tx.raise(d.key, d.e)
@@ -380,7 +386,10 @@ func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
 		}
 		return nil
 	})
-	return raised, err
+	if err != nil {
+		return 0, err
+	}
+	return raised, nil
 }
 
 // PruneEvents deletes the events raised before cutoff, with their

@@ -476,6 +476,7 @@ func TestDetectPresenceTakesRowsInIDOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
+	defer lead(t, db)()
 	const n, held = 20, 10
 	ids := make([]int64, n)
 	for i := range ids {
@@ -528,6 +529,7 @@ func TestDetectPresenceReadsWhatItJudges(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer db.Close()
+		defer lead(t, db)()
 		start := clk.Now()
 		web1 := enlist(t, db, "web1")
 		enlist(t, db, "web2")

@@ -40,6 +40,12 @@ var ErrRetry = errors.New("catalog: transaction must be retried")
 // constraint: the name, key or id is taken.
 var ErrDuplicate = errors.New("catalog: duplicate")
 
+// ErrNotLeader says that this master does not hold the singleton duties:
+// the database ended its lease's session (the master froze or was cut off
+// from it) and another master may run them now.
+var ErrNotLeader = &muster.Error{Code: muster.EPRECONDITION,
+	Message: "this master does not hold the catalog's singleton duties: its lease on them ended, and another master may run them"}
+
 // noRows reports whether err says a query for one row found none.
 func noRows(err error) bool { return errors.Is(err, sql.ErrNoRows) }
 
@@ -71,6 +77,14 @@ type Store interface {
 	// held(false) when it loses them, until ctx ends. A store that is not
 	// shared holds them at once.
 	Lead(ctx context.Context, held func(bool))
+	// HoldsDuties asks the database whether this master holds the
+	// singleton duties now: nil when it does, ErrNotLeader when it does not
+	// (its lease's session ended: another master may run them), another
+	// error when the database does not answer. A master calls it before
+	// each act of a duty that must not be done twice (a notification sent),
+	// since it hears of losing the duties only at Lead's next check. A store
+	// that is not shared always holds them.
+	HoldsDuties(ctx context.Context) error
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Describe names the database for a person, without secrets.

@@ -485,6 +485,13 @@ func (t *timedReads) StartsWithoutRun(p0 context.Context, p1 StartQuery) ([]Star
 	return r0, r1
 }
 
+func (t *timedStore) HoldsDuties(p0 context.Context) error {
+	start := time.Now()
+	r0 := t.s.HoldsDuties(p0)
+	t.observe("HoldsDuties", time.Since(start))
+	return r0
+}
+
 func (t *timedStore) Ping(p0 context.Context) error {
 	start := time.Now()
 	r0 := t.s.Ping(p0)

@@ -342,7 +342,12 @@ func (a *alerting) runLane(ctx context.Context, key laneKey, queue []catalog.Pen
 		}
 		for _, part := range splitSmall(now) {
 			if err := a.deliver(ctx, part); err != nil {
-				a.hold(fmt.Errorf("record a notification attempt: %w", err))
+				if errors.Is(err, catalog.ErrNotLeader) {
+					// Deposed: no lane starts until the lease's next check
+					// has told this master, nor says more of it.
+					err = nil
+				}
+				a.hold(err)
 				return
 			}
 		}
@@ -408,7 +413,8 @@ func splitSmall(part []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	return out
 }
 
-// hold stops new lanes for MaxIdle after an attempt could not be recorded.
+// hold stops new lanes for MaxIdle after an attempt could not be recorded,
+// or, with err nil, after this master found that it lost the duties.
 func (a *alerting) hold(err error) {
 	a.lanesMu.Lock()
 	defer a.lanesMu.Unlock()
@@ -446,8 +452,25 @@ func byAddress(due []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 // sent again at once in two halves, each split again if refused so, down
 // to one notification a request (fewer than digestMin go one at a time):
 // only what is too large alone fails. It returns only an error recording
-// the attempt.
+// the attempt, or asking whether this master still holds the duties
+// (catalog.ErrNotLeader when it does not: it sends nothing then).
 func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery) error {
+	// The duties may have moved since this master last heard of its lease:
+	// it may have been frozen past it, and resumed with this lane where it
+	// stopped. The database says whether it holds them now, just before
+	// the notification goes, so that it does not send what the master that
+	// took them over sends. (What it sent just before it was cut off, and
+	// could not record, the other sends again: receivers drop a repeat by
+	// its delivery id.)
+	if err := a.db.HoldsDuties(ctx); err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		if errors.Is(err, catalog.ErrNotLeader) {
+			return err
+		}
+		return fmt.Errorf("check that this master holds the duties before a notification: %w", err)
+	}
 	d := group[0]
 	n := notify.NewNotification(d.Delivery)
 	if len(group) > 1 {
@@ -491,7 +514,7 @@ func (a *alerting) deliver(ctx context.Context, group []catalog.PendingDelivery)
 			}
 		}
 		if err := a.db.RecordDeliveryAttempt(context.WithoutCancel(ctx), d.ID, attempt); err != nil {
-			return err
+			return fmt.Errorf("record a notification attempt: %w", err)
 		}
 	}
 	return nil
@@ -544,6 +567,10 @@ func (a *alerting) detectOnce(ctx context.Context) (time.Duration, error) {
 				a.log.Info("history retention deleted events", "deleted", pruned)
 			}
 		}
+	}
+	if errors.Is(err, catalog.ErrNotLeader) {
+		// Deposed while frozen: the lease's next check tells the master.
+		err = nil
 	}
 	return a.cfg.DetectInterval, err
 }

@@ -43,9 +43,15 @@ func dispatchFixture(t *testing.T, status *atomic.Int32) (*alerting, *catalog.Ca
 // receive does.
 func dispatchFixtureWith(t *testing.T, receive http.HandlerFunc) (*alerting, *catalog.Catalog, *pinned) {
 	t.Helper()
+	return dispatchFixtureOn(t, catalogtest.SQLite.Open(t), receive)
+}
+
+// dispatchFixtureOn is dispatchFixtureWith on store.
+func dispatchFixtureOn(t *testing.T, store catalog.Store, receive http.HandlerFunc) (*alerting, *catalog.Catalog, *pinned) {
+	t.Helper()
 	ctx := context.Background()
 	clk := &pinned{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	db, err := catalog.Open(ctx, catalogtest.SQLite.Open(t), catalog.Options{Now: clk.Now})
+	db, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -115,3 +115,15 @@ func Migrate(ctx context.Context, url string, opts Options) error {
 	s := &Store{pool: pool, opts: opts, log: opts.Logger}
 	return s.migrate(ctx)
 }
+
+// LeasePID is the backend pid of s's lease session while it holds the
+// singleton duties, 0 otherwise.
+func LeasePID(s *Store) int32 {
+	if me := s.holder.Load(); me != nil {
+		return me.pid
+	}
+	return 0
+}
+
+// Channel is the name of the catalog's notification channel.
+func Channel(s *Store) string { return s.channel }

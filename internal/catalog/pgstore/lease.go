@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
 )
 
 // Lead competes for the catalog's singleton duties until ctx ends: the
@@ -44,6 +45,7 @@ func (s *Store) lead(ctx context.Context, held func(bool)) (err error) {
 	holding := false
 	defer func() {
 		if holding {
+			s.holder.Store(nil)
 			held(false)
 		}
 		conn.Close(context.WithoutCancel(ctx))
@@ -71,9 +73,12 @@ func (s *Store) lead(ctx context.Context, held func(bool)) (err error) {
 			err = conn.QueryRow(check, `SELECT 1`).Scan(&one)
 		} else {
 			var got bool
-			err = conn.QueryRow(check, `SELECT pg_try_advisory_lock($1)`, s.leaseKey).Scan(&got)
+			var me leaseSession
+			err = conn.QueryRow(check, `SELECT pg_try_advisory_lock($1), pid, backend_start FROM pg_stat_activity
+				WHERE pid = pg_backend_pid()`, s.leaseKey).Scan(&got, &me.pid, &me.start)
 			if err == nil && got {
 				holding = true
+				s.holder.Store(&me)
 				held(true)
 			}
 		}
@@ -87,4 +92,37 @@ func (s *Store) lead(ctx context.Context, held func(bool)) (err error) {
 		case <-t.C:
 		}
 	}
+}
+
+// leaseSession names the session holding the lease: a backend's pid, and
+// when it started, since a pid is used again after its backend ends.
+type leaseSession struct {
+	pid   int32
+	start time.Time
+}
+
+// HoldsDuties asks the database whether this store's lease session holds
+// the advisory lock of the singleton duties now. The lease's own
+// connection cannot say: a master frozen past idle_session_timeout, then
+// resumed, finds out only when it next uses it, and its duties may act
+// before that. The question goes on a pool connection, to the server's
+// table of locks.
+func (s *Store) HoldsDuties(ctx context.Context) error {
+	me := s.holder.Load()
+	if me == nil {
+		return catalog.ErrNotLeader
+	}
+	var holds bool
+	err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.pid = $1 AND a.backend_start = $2
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND l.classid::bigint = $3 AND l.objid::bigint = $4 AND l.objsubid = 1)`,
+		me.pid, me.start, int64(uint64(s.leaseKey)>>32), int64(uint32(s.leaseKey))).Scan(&holds)
+	if err != nil {
+		return classify(err)
+	}
+	if !holds {
+		return catalog.ErrNotLeader
+	}
+	return nil
 }

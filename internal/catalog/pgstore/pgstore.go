@@ -80,9 +80,10 @@ type Store struct {
 	conn          *pgx.ConnConfig // for the listening and lease connections
 	opts          Options
 	log           *slog.Logger
-	channel       string // notifications of this catalog
-	leaseKey      int64  // advisory lock of the singleton duties
-	self          string // tells this store's notifications from the others'
+	channel       string                       // notifications of this catalog
+	leaseKey      int64                        // advisory lock of the singleton duties
+	holder        atomic.Pointer[leaseSession] // the lease's session while it holds the lock
+	self          string                       // tells this store's notifications from the others'
 	schema        string
 	alone         atomic.Bool // no other master serves the catalog (SetPeers)
 }

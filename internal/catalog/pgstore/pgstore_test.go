@@ -122,6 +122,57 @@ func TestNotifyReachesTheOtherMasters(t *testing.T) {
 	}
 }
 
+// A master whose listening session ends (the database restarted, or a
+// DBA ended it) says it may have missed notifications, so that every held
+// poll looks again, and listens again: the commits after it are heard.
+func TestListenRecoversAfterItsSessionEnds(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	onB := &heard{ch: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
+	defer func() { cancel(); wg.Wait() }()
+	post := func(id int64) {
+		t.Helper()
+		if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{id}}) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hears := func(id int64) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for !slices.Contains(onB.targets(), id) {
+			post(id) // listening starts asynchronously
+			select {
+			case <-onB.ch:
+			case <-time.After(100 * time.Millisecond):
+			case <-deadline:
+				t.Fatalf("b did not hear target %d", id)
+			}
+		}
+	}
+	hears(1)
+	admin, err := pgx.Connect(ctx, catalogtest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var ended int
+	if err := admin.QueryRow(ctx, `SELECT count(*) FROM (SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity
+		WHERE query LIKE 'LISTEN %' AND strpos(query, $1) > 0) t`, pgstore.Channel(b)).Scan(&ended); err != nil || ended == 0 {
+		t.Fatalf("ending the listening session: %d ended, %v", ended, err)
+	}
+	hears(2)
+	onB.mu.Lock()
+	missed := onB.missed
+	onB.mu.Unlock()
+	if missed == 0 {
+		t.Error("b listens again without saying it may have missed notifications")
+	}
+}
+
 // A store told that no other master serves the catalog notifies no one
 // of its commits; told again that others do, it notifies them. The
 // notifications of one catalog are delivered in commit order, so the
@@ -240,6 +291,58 @@ func TestLeaseMovesWhenTheHolderGoes(t *testing.T) {
 	defer mu.Unlock()
 	if both > 0 {
 		t.Errorf("both masters held the duties at once %d times", both)
+	}
+}
+
+// A master hears that it lost the duties only when its lease's connection
+// next answers, which a master frozen past idle_session_timeout, then
+// resumed, has not used yet; the database knows at once. HoldsDuties asks
+// the database: once the lease's session has ended, it says ErrNotLeader
+// before Lead has noticed, and after another master took the duties.
+func TestHoldsDutiesAsksTheDatabase(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	a, err := pgstore.Open(ctx, url, pgstore.Options{LeaseInterval: time.Minute}) // Lead does not look again
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) || muster.ErrorCode(err) != muster.EPRECONDITION {
+		t.Fatalf("before leading: HoldsDuties = %v (code %q), want ErrNotLeader (%q)", err, muster.ErrorCode(err), muster.EPRECONDITION)
+	}
+	lead := func(s *pgstore.Store) (stop func()) {
+		lctx, cancel := context.WithCancel(ctx)
+		held, done := make(chan bool, 8), make(chan struct{})
+		go func() { defer close(done); s.Lead(lctx, func(h bool) { held <- h }) }()
+		for !<-held {
+		}
+		return func() { cancel(); <-done }
+	}
+	stopA := lead(a)
+	defer stopA()
+	if err := a.HoldsDuties(ctx); err != nil {
+		t.Fatalf("while holding the lease: HoldsDuties = %v, want nil", err)
+	}
+	admin, err := pgx.Connect(ctx, catalogtest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var ended bool
+	if err := admin.QueryRow(ctx, `SELECT pg_terminate_backend($1, 10000)`, pgstore.LeasePID(a)).Scan(&ended); err != nil || !ended {
+		t.Fatalf("ending the lease's session: %v, %v", ended, err)
+	}
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) {
+		t.Fatalf("after its lease's session ended: HoldsDuties = %v, want ErrNotLeader", err)
+	}
+	b := catalogtest.OpenPostgres(t, url)
+	stopB := lead(b)
+	defer stopB()
+	if err := b.HoldsDuties(ctx); err != nil {
+		t.Errorf("the master that took the duties: HoldsDuties = %v, want nil", err)
+	}
+	if err := a.HoldsDuties(ctx); !errors.Is(err, catalog.ErrNotLeader) {
+		t.Errorf("the deposed master, after another took the duties: HoldsDuties = %v, want ErrNotLeader", err)
 	}
 }
 

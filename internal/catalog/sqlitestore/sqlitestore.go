@@ -134,6 +134,9 @@ func (s *Store) Listen(context.Context, func(catalog.Commit, bool)) {}
 // SetPeers does nothing: no other master serves a SQLite catalog.
 func (s *Store) SetPeers(bool) {}
 
+// HoldsDuties returns nil: a master alone holds the singleton duties.
+func (s *Store) HoldsDuties(context.Context) error { return nil }
+
 // Lead holds the singleton duties at once, until ctx ends.
 func (s *Store) Lead(ctx context.Context, held func(bool)) {
 	held(true)
