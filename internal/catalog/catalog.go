@@ -134,6 +134,9 @@ func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
 		return err
 	})
 	if err == nil {
+		err = c.endRunsOfDeparted(ctx)
+	}
+	if err == nil {
 		err = c.RefreshEpoch(ctx)
 	}
 	if err != nil {
