@@ -218,8 +218,10 @@ func (tx *tx) abandonRuns(targetID int64, how func(name string) (string, error))
 		}
 		r.Status, r.Message, r.FinishedAt, r.DurationMS = muster.RunAbandoned, msg, &end, end.Sub(r.StartedAt).Milliseconds()
 		for j := range r.Steps {
-			if r.Steps[j].Status == muster.AttemptRunning {
-				r.Steps[j].Status, r.Steps[j].Message = muster.AttemptCanceled, "the target left the fleet"
+			if a := &r.Steps[j]; a.Status == muster.AttemptRunning {
+				// It ran, as far as the master knows, until the target left.
+				a.Status, a.Message = muster.AttemptCanceled, "the target left the fleet"
+				a.DurationMS = max(end.Sub(a.StartedAt), 0).Milliseconds()
 			}
 		}
 		r.Revision++
