@@ -111,13 +111,26 @@ func newDownloadListActionCmd(action string) *cobra.Command {
 			if err != nil {
 				return withSupersededHint(err, target)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "reposted instruction %d as %s %s %d on %s\n", seq, in.Operation, in.Job, in.Seq, in.Target)
+			fmt.Fprintln(cmd.OutOrStdout(), retriedLine(seq, in))
 			return nil
 		},
 	}
 	cf.register(cmd)
 	cmd.Flags().StringVar(&target, "target", "", "the target the instruction was posted to")
 	return cmd
+}
+
+// retriedLine says what the retry of instruction seq posted, in: for a
+// START, the run it starts, posted now or held back by the job's
+// max_parallel_targets.
+func retriedLine(seq int64, in muster.Instruction) string {
+	switch {
+	case in.Queued:
+		return fmt.Sprintf("reposted instruction %d as %s %s on %s, queued by max_parallel_targets: run %s", seq, in.Operation, in.Job, in.Target, in.RunID)
+	case in.RunID != "":
+		return fmt.Sprintf("reposted instruction %d as %s %s %d on %s: run %s", seq, in.Operation, in.Job, in.Seq, in.Target, in.RunID)
+	}
+	return fmt.Sprintf("reposted instruction %d as %s %s %d on %s", seq, in.Operation, in.Job, in.Seq, in.Target)
 }
 
 // withSupersededHint adds, to the refusal to change an instruction that is

@@ -148,8 +148,15 @@ func (e *executor) recover(ctx context.Context) error {
 			// that, before its first step starts.
 			r.Message = "the target stopped while the run waited in the queue (max_concurrent_runs)"
 		}
-		r.FinishedAt = &now
-		r.DurationMS = now.Sub(r.StartedAt).Milliseconds()
+		// A clock set back across the restart puts now before the run's
+		// start: it ends as it started, not before (a negative duration is
+		// refused by the master, which would show the run running for ever).
+		end := now
+		if end.Before(r.StartedAt) {
+			end = r.StartedAt
+		}
+		r.FinishedAt = &end
+		r.DurationMS = end.Sub(r.StartedAt).Milliseconds()
 		for j := range r.Steps {
 			if r.Steps[j].Status == muster.AttemptRunning {
 				r.Steps[j].Status = muster.AttemptCanceled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 )
@@ -34,5 +35,29 @@ func TestRecoverSaysWhetherTheRunHadStarted(t *testing.T) {
 		if r := localRun(t, m, id); r.Status != muster.RunAbandoned || r.Message != want {
 			t.Errorf("run %s: %s %q, want %s %q", id, r.Status, r.Message, muster.RunAbandoned, want)
 		}
+	}
+}
+
+// A run that a previous process left running, and that the clock now
+// shows as started later than now (the clock was set back across the
+// restart), is recorded abandoned with a duration of 0, not a negative
+// one, which the master refuses: its end would never reach the master,
+// and the run would show running there for ever.
+func TestRecoverAfterTheClockWentBack(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	later := m.now().Add(time.Hour)
+	r := muster.Run{Job: "a", Target: "web1", RunID: "ahead", Status: muster.RunRunning, StartedAt: later,
+		Steps: []muster.StepAttempt{{Name: "main", Attempt: 1, Status: muster.AttemptRunning, StartedAt: later}}}
+	if err := m.store.update(ctx, func(tx *sql.Tx) error { _, err := insertRun(ctx, tx, r); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.exec.recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := localRun(t, m, "ahead")
+	if got.Status != muster.RunAbandoned || got.DurationMS != 0 || got.FinishedAt == nil || got.FinishedAt.Before(got.StartedAt) {
+		t.Errorf("run: %s, finished %v after %d ms (started %s); want abandoned, after 0 ms, finished no earlier than it started",
+			got.Status, got.FinishedAt, got.DurationMS, got.StartedAt)
 	}
 }

@@ -31,6 +31,12 @@ type Commit struct {
 	Targets []int64
 	// Runs whose recorded state changed.
 	Runs []string
+	// Ended holds the runs the transaction recorded finished for the
+	// first time, whoever recorded the end (a target's upload, or the
+	// master for a START never run or a departed target's run): each run
+	// is here once, in the commit that ended it. Other masters do not
+	// hear of them: the master whose transaction ended a run counts it.
+	Ended []RunEnd
 	// Poke lists targets whose held poll should be answered now, though
 	// nothing was posted to them (their state changed, e.g. paused).
 	Poke []int64
@@ -50,6 +56,13 @@ type Commit struct {
 	// also superseded or closed has no entry. Other masters do not hear
 	// of them (see Tx.Notify): theirs read what they were woken for.
 	Posted map[int64][]InstructionRow
+}
+
+// RunEnd is a run recorded finished: its job, outcome and duration.
+type RunEnd struct {
+	Job      string
+	Status   muster.RunStatus
+	Duration time.Duration
 }
 
 // Empty reports whether the commit changed nothing anyone waits for here.
@@ -120,6 +133,9 @@ func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
 		_, err := tx.InsertMeta(ctx, "created_at", tx.now.UTC().Format(time.RFC3339))
 		return err
 	})
+	if err == nil {
+		err = c.endRunsOfDeparted(ctx)
+	}
 	if err == nil {
 		err = c.RefreshEpoch(ctx)
 	}

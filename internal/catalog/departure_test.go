@@ -70,8 +70,9 @@ func TestRunsOfATargetThatLeftAreAbandoned(t *testing.T) {
 				t.Errorf("%s's running run: %s %q, finished %v after %d ms; want %s %q, as it left, after a minute",
 					n, r.Status, r.Message, r.FinishedAt, r.DurationMS, muster.RunAbandoned, want)
 			}
-			if len(r.Steps) != 1 || r.Steps[0].Status != muster.AttemptCanceled || r.Steps[0].Message != "the target left the fleet" {
-				t.Errorf("%s's running run's steps: %+v, want its attempt canceled, the target having left", n, r.Steps)
+			if len(r.Steps) != 1 || r.Steps[0].Status != muster.AttemptCanceled || r.Steps[0].Message != "the target left the fleet" ||
+				r.Steps[0].DurationMS != time.Minute.Milliseconds() {
+				t.Errorf("%s's running run's steps: %+v, want its attempt canceled, the target having left, after a minute", n, r.Steps)
 			}
 			if d := findRun(t, db, n, "done-"+n); d.Status != muster.RunSucceeded {
 				t.Errorf("%s's finished run is %s, want succeeded as reported", n, d.Status)

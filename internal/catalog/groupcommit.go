@@ -193,6 +193,7 @@ func (c *Catalog) commitGroup(ctx context.Context, group []*member) {
 // by the caller, which keeps them unique.
 func (c *Commit) merge(o Commit) {
 	c.Runs = append(c.Runs, o.Runs...)
+	c.Ended = append(c.Ended, o.Ended...)
 	c.Poke = append(c.Poke, o.Poke...)
 	c.Events = c.Events || o.Events
 	c.Masters = c.Masters || o.Masters

@@ -503,7 +503,10 @@ func (tx *tx) setStatus(r InstructionRow, status muster.InstructionStatus, from 
 // failed one superseded, which clears the block it caused. A failed INSERT
 // is reposted with the job's current definition, since that is what the
 // operator wants in force; a failed START is a new start, with a new run id
-// and a fresh expiry (the refused run stays in the history, skipped).
+// (which the instruction returned says) and a fresh expiry, held back like
+// any start while the job runs on as many targets as its
+// max_parallel_targets allows (the refused run stays in the history,
+// skipped).
 func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64, by muster.Actor) (muster.Instruction, error) {
 	var posted muster.Instruction
 	err := c.update(ctx, func(tx *tx) error {
@@ -518,14 +521,23 @@ func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64
 		if len(r.Payload) > 0 {
 			body = json.RawMessage(r.Payload)
 		}
+		audit := func(posted string) error {
+			return tx.audit(by, muster.AuditEntry{Action: muster.AuditInstructionRetry, Object: fmt.Sprintf("instruction %d", seq),
+				Jobs: nonEmpty(r.Job), Targets: []string{r.Target},
+				Changes: []string{fmt.Sprintf("failed %s %s (seq %d) superseded, %s", r.Operation, r.Target, seq, posted)}})
+		}
 		switch r.Operation {
 		case muster.OpStart:
-			var p agentproto.StartPayload
-			if err := json.Unmarshal(r.Payload, &p); err != nil {
-				return fmt.Errorf("instruction %d: stored START: %w", seq, err)
+			run, err := tx.retryStart(r)
+			if err != nil {
+				return err
 			}
-			p.RunID, p.ExpiresAt = muster.NewRunID(), expiry(tx.now, 0).UTC()
-			body = p
+			posted = muster.Instruction{Seq: run.Seq, Target: r.Target, Operation: r.Operation, Job: r.Job, PostedAt: tx.now.UTC(),
+				Status: muster.InstructionPending, RunID: run.RunID, Queued: run.Queued}
+			if run.Queued {
+				return audit(fmt.Sprintf("run %s queued by max_parallel_targets", run.RunID))
+			}
+			return audit(fmt.Sprintf("reposted as seq %d, run %s", run.Seq, run.RunID))
 		case muster.OpInsert:
 			j, targeted, err := tx.jobForTarget(r.Job, r.TargetID)
 			if err != nil {
@@ -541,11 +553,33 @@ func (c *Catalog) RetryInstruction(ctx context.Context, target string, seq int64
 			return err
 		}
 		posted = muster.Instruction{Seq: newSeq, Target: r.Target, Operation: r.Operation, Job: r.Job, PostedAt: tx.now.UTC(), Status: muster.InstructionPending}
-		return tx.audit(by, muster.AuditEntry{Action: muster.AuditInstructionRetry, Object: fmt.Sprintf("instruction %d", seq),
-			Jobs: nonEmpty(r.Job), Targets: []string{r.Target},
-			Changes: []string{fmt.Sprintf("failed %s %s (seq %d) superseded, reposted as seq %d", r.Operation, r.Target, seq, newSeq)}})
+		return audit(fmt.Sprintf("reposted as seq %d", newSeq))
 	})
 	return posted, err
+}
+
+// retryStart starts again, as a new run, the failed START r: posted now,
+// or held back by the job's max_parallel_targets as any start is.
+func (tx *tx) retryStart(r InstructionRow) (muster.StartedRun, error) {
+	var p agentproto.StartPayload
+	if err := json.Unmarshal(r.Payload, &p); err != nil {
+		return muster.StartedRun{}, fmt.Errorf("instruction %d: stored START: %w", r.Seq, err)
+	}
+	// The job's row is taken first, as a start takes it, so that two
+	// starts count the runs under way in turn.
+	job, err := tx.lockJobToPost(r.Job)
+	if err != nil && muster.ErrorCode(err) != muster.ENOTFOUND {
+		return muster.StartedRun{}, err
+	}
+	if _, ok := job.targets[r.Target]; err != nil || !ok {
+		return muster.StartedRun{}, muster.Errorf(muster.EPRECONDITION, "instruction %d: job %q no longer runs on %s; delete the instruction instead", r.Seq, r.Job, r.Target)
+	}
+	p.RunID, p.ExpiresAt = muster.NewRunID(), time.Time{}
+	runs, err := tx.startRuns(job, []string{r.Target}, []string{p.RunID}, p, 0)
+	if err != nil {
+		return muster.StartedRun{}, err
+	}
+	return runs[0], tx.seqsUsed()
 }
 
 // DeleteInstruction marks a pending or failed instruction deleted: it is not

@@ -62,6 +62,7 @@ func (n *notRun) record() error {
 				continue
 			}
 			n.tx.c.Runs = append(n.tx.c.Runs, rows[k].RunID)
+			n.tx.noteEnd(rows[k], u)
 			if err := n.tx.SetLastOutcome(n.tx.ctx, id, rows[k], u.Row); err != nil {
 				return err
 			}

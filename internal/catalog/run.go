@@ -218,8 +218,10 @@ func (tx *tx) abandonRuns(targetID int64, how func(name string) (string, error))
 		}
 		r.Status, r.Message, r.FinishedAt, r.DurationMS = muster.RunAbandoned, msg, &end, end.Sub(r.StartedAt).Milliseconds()
 		for j := range r.Steps {
-			if r.Steps[j].Status == muster.AttemptRunning {
-				r.Steps[j].Status, r.Steps[j].Message = muster.AttemptCanceled, "the target left the fleet"
+			if a := &r.Steps[j]; a.Status == muster.AttemptRunning {
+				// It ran, as far as the master knows, until the target left.
+				a.Status, a.Message = muster.AttemptCanceled, "the target left the fleet"
+				a.DurationMS = max(end.Sub(a.StartedAt), 0).Milliseconds()
 			}
 		}
 		r.Revision++
@@ -236,6 +238,7 @@ func (tx *tx) abandonRuns(targetID int64, how func(name string) (string, error))
 		}
 		r := rows[k]
 		tx.c.Runs = append(tx.c.Runs, r.RunID)
+		tx.noteEnd(r, u)
 		if err := tx.runEvents(target, r.Run); err != nil {
 			return err
 		}
@@ -285,7 +288,7 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 			was = *u.Held
 		}
 		res := byID[r.RunID]
-		if r.Status.Finished() && !was.Status.Finished() {
+		if tx.noteEnd(r, u) {
 			res.Ended, res.Job, res.Status = true, r.Job, r.Status
 			res.Duration = time.Duration(r.DurationMS) * time.Millisecond
 		}
@@ -310,6 +313,17 @@ func (tx *tx) noteOutcomes(target TargetIdentity, rows []RunRow, upserts []RunUp
 		byID[r.RunID].Dispatch = &d
 	}
 	return nil
+}
+
+// noteEnd notes, for the OnCommit hook (and the master's metrics), the
+// end of run r stored as u says, when this is the first time the catalog
+// records it finished. It reports whether it noted one.
+func (tx *tx) noteEnd(r RunRow, u RunUpsert) bool {
+	if !u.Changed || !r.Status.Finished() || (u.Held != nil && u.Held.Status.Finished()) {
+		return false
+	}
+	tx.c.Ended = append(tx.c.Ended, RunEnd{Job: r.Job, Status: r.Status, Duration: time.Duration(r.DurationMS) * time.Millisecond})
+	return true
 }
 
 // fromStart reports whether a run came from a START (an operator's), not

@@ -105,6 +105,11 @@ type Reads interface {
 	// FindGoneTargets returns, of names, those no live target holds but a
 	// target that left did: the last to hold each.
 	FindGoneTargets(ctx context.Context, names []string) (map[string]TargetRow, error)
+	// DepartedWithRuns returns the targets that left the fleet (defected,
+	// or deleted and waiting to collect their DEFECT) and still have a run
+	// recorded running or a START held back by max_parallel_targets: what
+	// a catalog of a release that did not end them at departure holds.
+	DepartedWithRuns(ctx context.Context) ([]TargetRow, error)
 	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
 	ActiveTargets(ctx context.Context) (map[string]int64, error)
 	// PollState returns what a poll needs of its target's row.

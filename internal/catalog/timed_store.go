@@ -100,6 +100,13 @@ func (t *timedReads) FindGoneTargets(p0 context.Context, p1 []string) (map[strin
 	return r0, r1
 }
 
+func (t *timedReads) DepartedWithRuns(p0 context.Context) ([]TargetRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.DepartedWithRuns(p0)
+	t.observe("DepartedWithRuns", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) TargetIDs(p0 context.Context, p1 []string) (map[string]int64, error) {
 	start := time.Now()
 	r0, r1 := t.r.TargetIDs(p0, p1)

@@ -73,8 +73,14 @@ func (s *Server) retryInstruction(w http.ResponseWriter, r *http.Request, v *vie
 	if err != nil {
 		return err
 	}
-	if _, err := s.DB.RetryInstruction(r.Context(), target, seq, httpapi.Actor(v.Key, r)); err != nil {
+	in, err := s.DB.RetryInstruction(r.Context(), target, seq, httpapi.Actor(v.Key, r))
+	if err != nil {
 		return err
+	}
+	if in.RunID != "" {
+		// A retried START is a new run: its page follows it, as a start's.
+		http.Redirect(w, r, "/runs/"+url.PathEscape(in.Target)+"/"+url.PathEscape(in.RunID)+"?started=1", http.StatusSeeOther)
+		return nil
 	}
 	return back(w, r, "/targets/"+url.PathEscape(target))
 }

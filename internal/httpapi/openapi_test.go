@@ -259,7 +259,7 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"TargetUpdate": httpapi.TargetUpdate{Location: new(string), Description: new(string)},
 		"Run":          muster.Run{Message: "x", TargetOffline: true},
 		"StepAttempt":  muster.StepAttempt{ExitCode: &code, Message: "x"},
-		"Instruction":  muster.Instruction{},
+		"Instruction":  muster.Instruction{RunID: "x", Queued: true},
 		"JobTarget":    muster.JobTarget{},
 		"JobChange": muster.JobChange{Diff: []string{"x"}, Instructions: []string{"x"}, Posted: []muster.Instruction{{}},
 			LeftOut: []string{"x"}, Warnings: []string{"x"}, Notes: []string{"x"}},

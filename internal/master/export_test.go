@@ -1,6 +1,7 @@
 package master
 
 import (
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 )
 
@@ -52,3 +53,8 @@ func StoreQueries(m *Main, op string) uint64 {
 // Heard delivers c to the master as the notification of another master's
 // commit.
 func Heard(m *Main, c catalog.Commit) { m.heard(c, false) }
+
+// RunsEnded is muster_runs_total for job and status.
+func RunsEnded(m *Main, job string, status muster.RunStatus) float64 {
+	return m.metrics.runsEnded.WithLabelValues(job, string(status)).Value()
+}

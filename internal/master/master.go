@@ -350,6 +350,7 @@ func advertisedURL(s string) (string, error) {
 // committed hears of every commit of this master's catalog, and of those
 // other masters tell it of.
 func (m *Main) committed(c catalog.Commit) {
+	m.metrics.ended(c.Ended)
 	m.hub.Wake(c.Targets, c.Posted)
 	if len(c.Targets) > 0 {
 		// The answerer the wake readied runs next on this processor, but
@@ -497,6 +498,8 @@ func (m *Main) heard(c catalog.Commit, missed bool) {
 		m.recheckSoon()
 		return
 	}
+	// The runs another master's commit ended are that master's to count.
+	c.Ended = nil
 	m.committed(c)
 }
 

@@ -67,17 +67,23 @@ func (m *masterMetrics) observeStore(op string, d time.Duration) {
 	m.storeQueries.WithLabelValues(op).Observe(d.Seconds())
 }
 
-// recorded counts the runs an upload recorded finished, and the dispatch
-// times of the runs it recorded first.
+// recorded counts the dispatch times of the runs an upload recorded first.
 func (m *masterMetrics) recorded(results []catalog.RunResult) {
 	for _, r := range results {
-		if r.Ended {
-			m.runsEnded.WithLabelValues(r.Job, string(r.Status)).Inc()
-			m.runDuration.WithLabelValues(r.Job).Observe(r.Duration.Seconds())
-		}
 		if r.Dispatch != nil {
 			m.dispatch.Observe(r.Dispatch.Seconds())
 		}
+	}
+}
+
+// ended counts the runs a transaction of this master recorded finished,
+// whoever ended them: a target's upload, or the master itself (a START
+// never run, a departed target's run). The catalog tells each run's end
+// once (catalog.Commit.Ended).
+func (m *masterMetrics) ended(ends []catalog.RunEnd) {
+	for _, e := range ends {
+		m.runsEnded.WithLabelValues(e.Job, string(e.Status)).Inc()
+		m.runDuration.WithLabelValues(e.Job).Observe(e.Duration.Seconds())
 	}
 }
 

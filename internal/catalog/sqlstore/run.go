@@ -25,14 +25,13 @@ const sqlUpsertRun = `INSERT INTO runs (target_id, run_id, job_name, status, tri
 // run is replaced only by a later revision, and what it held is kept in
 // prior_status and prior_started. A run at revision 0 is the master's own
 // record of a START that was not run (catalog.NotRunRevision): its
-// target's report, should one come after all, replaces it as if it were
-// the first (prior_status NULL).
+// target's report, should one come after all, replaces it, and what it
+// held (skipped, no step) says that the run's end was counted already.
 const SQLRunAtRevision = `ON CONFLICT (target_id, run_id) DO UPDATE SET status = excluded.status, trigger = excluded.trigger,
 		message = excluded.message, revision = excluded.revision, started_at = excluded.started_at,
 		finished_at = excluded.finished_at, duration_ms = excluded.duration_ms, steps = excluded.steps,
 		updated_at = excluded.updated_at,
-		prior_status = CASE WHEN runs.revision > 0 THEN runs.status END,
-		prior_started = CASE WHEN runs.revision > 0 THEN runs.steps NOT IN ('[]', 'null') END
+		prior_status = runs.status, prior_started = runs.steps NOT IN ('[]', 'null')
 	WHERE excluded.revision > runs.revision`
 
 // ScanUpsert reads what sqlUpsertRun returns into u.

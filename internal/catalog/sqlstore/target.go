@@ -124,6 +124,16 @@ func (s *Queries) FindGoneTargets(ctx context.Context, names []string) (map[stri
 	return out, err
 }
 
+// DepartedWithRuns returns the targets that left and still have a run
+// running (found by the index of running runs) or a START queued.
+func (s *Queries) DepartedWithRuns(ctx context.Context) ([]catalog.TargetRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (catalog.TargetRow, error) { return scanTarget(r) },
+		`SELECT `+targetColumns+` FROM targets t WHERE t.state <> 'active'
+			AND (t.id IN (SELECT r.target_id FROM runs r WHERE r.status = 'running')
+				OR EXISTS (SELECT 1 FROM queued_starts q WHERE q.target_id = t.id))
+		ORDER BY t.id`)
+}
+
 // TargetIDs resolves active target names to ids; names it does not know
 // are left out.
 func (s *Queries) TargetIDs(ctx context.Context, names []string) (map[string]int64, error) {

@@ -1,0 +1,35 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+)
+
+// endRunsOfDeparted ends what targets that left the fleet under a release
+// that did not end it at their departure left open: their runs recorded
+// running, abandoned, and their STARTs held back, recorded skipped, as
+// endRunsOf does now. Left so, they would stay running for ever, and hold
+// up a max_parallel_targets slot or a rollout's wave. A catalog without
+// any reads one indexed statement.
+func (c *Catalog) endRunsOfDeparted(ctx context.Context) error {
+	return c.update(ctx, func(tx *tx) error {
+		tx.keepCredentials()
+		gone, err := tx.DepartedWithRuns(ctx)
+		if err != nil {
+			return err
+		}
+		for _, t := range gone {
+			how := "defected"
+			if t.State == TargetDeleted {
+				how = "was deleted"
+				if t.DefectedHow == "" {
+					t.DefectedHow = DepartureDeleted // left before the catalog recorded how
+				}
+			}
+			if err := tx.endRunsOf(t.ID, how, t); err != nil {
+				return fmt.Errorf("target %s, which left: %w", t.Name, err)
+			}
+		}
+		return nil
+	})
+}

@@ -1,0 +1,50 @@
+package console_test
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"strconv"
+	"testing"
+
+	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/catalog"
+)
+
+// Retrying a failed START from a target's page leads to the page of the
+// run it starts, as starting a job on one target does: the operator
+// follows the new run rather than looking for it.
+func TestRetriedStartLeadsToItsRun(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "report", []string{"web1"}, []muster.Step{{Name: "copy", Shell: "cp a b"}}
+	if _, err := s.db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, master); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.db.StartJob(ctx, catalog.StartRequest{Job: "report"}, master)
+	if err != nil {
+		t.Fatal(err)
+	}
+	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "no room"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, token := s.signIn(catalog.RoleOperator)
+	resp, err := c.PostForm(s.srv.URL+"/instructions/web1/"+strconv.FormatInt(res.Runs[0].Seq, 10)+"/retry", url.Values{"csrf": {token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	loc := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusSeeOther || len(loc) < len("/runs/web1/") || loc[:len("/runs/web1/")] != "/runs/web1/" {
+		t.Errorf("retry: %d to %q, want 303 to the new run's page, /runs/web1/…", resp.StatusCode, loc)
+	}
+	if loc == "/runs/web1/"+res.Runs[0].RunID+"?started=1" {
+		t.Errorf("retry leads to the refused run's page %q, want the new run's", loc)
+	}
+}
