@@ -30,13 +30,17 @@ const releaseAfter = 10 * time.Second
 // process of the binary; a page the target runs again comes back on a
 // minor fault, read from the cache, not the disk. Nothing written is
 // dropped: only the binary's read-only mappings are released, never its
-// data, which the process writes.
+// data, which the process writes, and of those only the ones that hold no
+// page of the process's own. A read-only mapping can: the dynamic linker
+// writes the relocated data of a PIE binary (RELRO) and then makes it
+// read-only, and a debugger writes its breakpoints into code; released,
+// those pages would read as the file has them again.
 func releaseStartupCode() (int, error) {
 	exe, err := os.Stat("/proc/self/exe")
 	if err != nil {
 		return 0, err
 	}
-	f, err := os.Open("/proc/self/maps")
+	f, err := os.Open("/proc/self/smaps")
 	if err != nil {
 		return 0, err
 	}
@@ -59,20 +63,41 @@ func releaseStartupCode() (int, error) {
 // span is a range of the address space, [start, end).
 type span struct{ start, end uintptr }
 
-// readOnlyMappingsOf reads /proc/self/maps from r and returns the mappings
-// of file that are private and not writable: its code and read-only data.
-// The file is known by its device and inode, as the path of a binary that
-// was replaced on disk reads "… (deleted)".
+// readOnlyMappingsOf reads /proc/self/smaps from r and returns the mappings
+// of file that are private and not writable, and hold only pages of the
+// file, none the process wrote (Anonymous: 0 kB): its code and read-only
+// data as the file has them. A mapping whose count of such pages is not
+// given is not chosen. The file is known by its device and inode, as the
+// path of a binary that was replaced on disk reads "… (deleted)".
 func readOnlyMappingsOf(r io.Reader, file os.FileInfo) ([]span, error) {
 	dev, ino, err := deviceAndInode(file)
 	if err != nil {
 		return nil, err
 	}
 	var out []span
+	var cur *span      // the mapping being read, if it is a candidate
+	unwritten := false // cur's Anonymous is 0 kB
+	done := func() {
+		if cur != nil && unwritten {
+			out = append(out, *cur)
+		}
+		cur, unwritten = nil, false
+	}
 	sc := bufio.NewScanner(r)
 	for sc.Scan() {
-		// address perms offset dev inode path
 		fs := strings.Fields(sc.Text())
+		if len(fs) == 0 {
+			continue
+		}
+		if strings.HasSuffix(fs[0], ":") {
+			// A field of the mapping above: "Anonymous: 0 kB".
+			if cur != nil && fs[0] == "Anonymous:" {
+				unwritten = len(fs) == 3 && fs[1] == "0" && fs[2] == "kB"
+			}
+			continue
+		}
+		done()
+		// address perms offset dev inode path
 		if len(fs) < 5 || fs[3] != dev || fs[4] != ino || len(fs[1]) != 4 || fs[1][1] != '-' || fs[1][3] != 'p' {
 			continue
 		}
@@ -80,10 +105,11 @@ func readOnlyMappingsOf(r io.Reader, file os.FileInfo) ([]span, error) {
 		start, err1 := strconv.ParseUint(lo, 16, 64)
 		end, err2 := strconv.ParseUint(hi, 16, 64)
 		if !ok || err1 != nil || err2 != nil || end <= start {
-			return nil, fmt.Errorf("/proc/self/maps: cannot read %q", sc.Text())
+			return nil, fmt.Errorf("/proc/self/smaps: cannot read %q", sc.Text())
 		}
-		out = append(out, span{uintptr(start), uintptr(end)})
+		cur = &span{uintptr(start), uintptr(end)}
 	}
+	done()
 	return out, sc.Err()
 }
 
