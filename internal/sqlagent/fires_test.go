@@ -57,6 +57,9 @@ func TestImportedSchedulesFireAsDocumented(t *testing.T) {
 		{"Sunday and Tuesday (1+4) every other week, ending before the first Sunday",
 			"@freq_type = 8, @freq_interval = 5, @freq_recurrence_factor = 2, @active_start_date = 20240108, @active_end_date = 20240120, @active_start_time = 90000",
 			"2024-01-01 00:00:00", []string{"2024-01-09 09:00:00", noMore}},
+		{"Sunday and Monday (1+2) every other week, starting and ending on a Sunday",
+			"@freq_type = 8, @freq_interval = 3, @freq_recurrence_factor = 2, @active_start_date = 20240107, @active_end_date = 20240107, @active_start_time = 90000",
+			"2024-01-01 00:00:00", []string{"2024-01-07 09:00:00", noMore}},
 		// Without a start date, each Sunday comes before the Monday of its
 		// week, as in SQL Server's weeks (muster counts from 2000-01-03).
 		{"Sunday and Monday (1+2) every other week, with no start date",

@@ -279,9 +279,12 @@ func sundayFirstWeeks(m mapped) mapped {
 	if !slices.Contains(ms.Weekly.Days, "sun") {
 		return mapped{schedules: []muster.Schedule{others}, note: m.note}
 	}
+	// A schedule that starts and ends on the same Sunday fires on none of
+	// the other days.
+	noOthers := len(others.Weekly.Days) == 0 || others.EndDate != "" && others.EndDate < others.StartDate
 	sunday.StartDate = weekStart.Format(time.DateOnly)
 	if sunday.EndDate != "" && sunday.EndDate < sunday.StartDate {
-		if len(others.Weekly.Days) == 0 {
+		if noOthers {
 			return mapped{leftOut: "the schedule ends before the first Sunday it would fire on"}
 		}
 		return mapped{schedules: []muster.Schedule{others}}
@@ -289,7 +292,7 @@ func sundayFirstWeeks(m mapped) mapped {
 	if ms.Name != "" {
 		sunday.Name = trimName(ms.Name[:min(len(ms.Name), muster.MaxNameLen-len("-sunday"))]) + "-sunday"
 	}
-	if len(others.Weekly.Days) == 0 {
+	if noOthers {
 		sunday.Name = ms.Name
 		return mapped{schedules: []muster.Schedule{sunday}}
 	}
