@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 	"unicode"
@@ -167,11 +168,12 @@ func cell(s string) string { return escapeRunes(s, unshowable) }
 // unshowable reports whether r is printed as its escape on a terminal.
 func unshowable(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }
 
-// escapeRunes writes each rune of s that escape reports as its Go escape.
-// Bytes that are not UTF-8 (a character split between two writes, say) are
-// written as they are.
+// escapeRunes writes each rune of s that escape reports as its Go escape,
+// and each byte that is not UTF-8 as \xNN: a terminal could take such a
+// byte, with what follows it, for a control. (escapingWriter puts a
+// character split between two writes together before it gets here.)
 func escapeRunes(s string, escape func(rune) bool) string {
-	if !strings.ContainsFunc(s, escape) {
+	if !strings.ContainsFunc(s, escape) && utf8.ValidString(s) {
 		return s
 	}
 	var b strings.Builder
@@ -179,7 +181,7 @@ func escapeRunes(s string, escape func(rune) bool) string {
 		r, size := utf8.DecodeRuneInString(s[i:])
 		switch {
 		case r == utf8.RuneError && size == 1:
-			b.WriteByte(s[i])
+			fmt.Fprintf(&b, `\x%02x`, s[i])
 		case escape(r):
 			q := strconv.QuoteRune(r)
 			b.WriteString(q[1 : len(q)-1])
@@ -204,7 +206,7 @@ func (t *table) flush() error { return t.tw.Flush() }
 // terminal beneath it: a table function that prints step output with --raw
 // undoes the escaping query gives every table.
 func forTerminal(w io.Writer, raw bool) io.Writer {
-	if e, ok := w.(escapingWriter); ok {
+	if e, ok := w.(*escapingWriter); ok {
 		if raw {
 			return e.w
 		}
@@ -213,7 +215,7 @@ func forTerminal(w io.Writer, raw bool) io.Writer {
 	if raw || !writesToTerminal(w) {
 		return w
 	}
-	return escapingWriter{w}
+	return &escapingWriter{w: w}
 }
 
 // writesToTerminal reports whether w is a terminal.
@@ -223,11 +225,33 @@ var writesToTerminal = func(w io.Writer) bool {
 }
 
 // escapingWriter writes what it is given with its control characters, but
-// line breaks and tabs, and its bidirectional controls escaped.
-type escapingWriter struct{ w io.Writer }
+// line breaks and tabs, and its bidirectional controls escaped. A
+// character that a write ends in the middle of is held until the next
+// write completes it, and escaped then as any other: a control written a
+// byte at a time is escaped as one written whole. (What the last write
+// leaves incomplete is no character, and a terminal would show none.)
+type escapingWriter struct {
+	w    io.Writer
+	mu   sync.Mutex
+	held []byte // the start of a character the last write ended in
+}
 
-func (e escapingWriter) Write(p []byte) (int, error) {
-	if _, err := io.WriteString(e.w, escapeControls(string(p))); err != nil {
+func (e *escapingWriter) Write(p []byte) (int, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s := string(e.held) + string(p)
+	e.held = e.held[:0]
+	// The last character, if it is incomplete, waits for the next write.
+	for i := len(s) - 1; i >= 0 && i >= len(s)-utf8.UTFMax+1; i-- {
+		if utf8.RuneStart(s[i]) {
+			if !utf8.FullRuneInString(s[i:]) {
+				e.held = append(e.held, s[i:]...)
+				s = s[:i]
+			}
+			break
+		}
+	}
+	if _, err := io.WriteString(e.w, escapeControls(s)); err != nil {
 		return 0, err
 	}
 	return len(p), nil

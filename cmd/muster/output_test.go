@@ -128,7 +128,7 @@ func TestStepOutputOnATerminal(t *testing.T) {
 // terminal puts the character together again.
 func TestEscapingKeepsACharacterSplitAcrossWrites(t *testing.T) {
 	var buf bytes.Buffer
-	w := escapingWriter{&buf}
+	w := &escapingWriter{w: &buf}
 	text := "caf\u00e9\x1b[2J na\u00efve\n"
 	for i := 0; i < len(text); i++ { // one byte at a time
 		if n, err := w.Write([]byte{text[i]}); n != 1 || err != nil {
@@ -142,6 +142,25 @@ func TestEscapingKeepsACharacterSplitAcrossWrites(t *testing.T) {
 	w.Write([]byte("a\xc3")) // the first byte of é, then the rest with a control
 	w.Write([]byte("\xa9\x07"))
 	if got, want := buf.String(), "a\u00e9\\a"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
+	}
+}
+
+// A control split between two writes is escaped as it is whole: a C1
+// control (CSI, U+009B) or a bidirectional control written a byte at a
+// time does not reach the terminal as itself. A byte that begins no
+// character is escaped too.
+func TestEscapingAControlSplitAcrossWrites(t *testing.T) {
+	var buf bytes.Buffer
+	defer func(old func(io.Writer) bool) { writesToTerminal = old }(writesToTerminal)
+	writesToTerminal = func(w io.Writer) bool { return w == &buf }
+	w := forTerminal(&buf, false)
+	for _, piece := range []string{"a\xc2", "\x9b2J b\xe2\x80", "\xae", "c \x9b\xff d\n"} {
+		if n, err := w.Write([]byte(piece)); n != len(piece) || err != nil {
+			t.Fatalf("Write(%q): %d, %v", piece, n, err)
+		}
+	}
+	if got, want := buf.String(), `a\u009b2J b\u202ec \x9b\xff d`+"\n"; got != want {
 		t.Errorf("printed %q, want %q", got, want)
 	}
 }
