@@ -337,6 +337,14 @@ func (s *agentSchedule) anchored(m mapped, ms muster.Schedule) mapped {
 	}
 	note := fmt.Sprintf("without @active_start_date SQL Server counts every %d from the day the schedule was made, which the script does not say; "+
 		"muster counts from 2000-01-01 (weeks from Monday 2000-01-03): set start_date to that day to keep the same days", every)
+	if ms.Weekly != nil {
+		// Weeks are not kept by a start date alone: SQL Server's start on
+		// Sunday, and the import maps them (sundayFirstWeeks) from the
+		// start date it is given.
+		note = fmt.Sprintf("without @active_start_date SQL Server counts every %d weeks from the week the schedule was made, which the script does not say; "+
+			"muster counts from the week of Monday 2000-01-03, and its weeks start on Monday, SQL Server's on Sunday: "+
+			"add @active_start_date = that day to the script and import it again to keep the same days", every)
+	}
 	if m.note != "" {
 		note = m.note + "; " + note
 	}
