@@ -260,11 +260,13 @@ func (s *Server) createToken(w http.ResponseWriter, r *http.Request, c caller) e
 		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
-	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.actor())
+	// Read before the token is made: a token made, and then an error for
+	// its note, would leave a token nobody holds.
+	note, err := s.nameTakenNote(r.Context(), name)
 	if err != nil {
 		return err
 	}
-	note, err := s.nameTakenNote(r.Context(), name)
+	tok, expires, err := s.Tokens.NewEnlistToken(r.Context(), name, ttl, c.actor())
 	if err != nil {
 		return err
 	}
