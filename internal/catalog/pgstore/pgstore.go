@@ -115,6 +115,11 @@ func Open(ctx context.Context, url string, opts Options) (*Store, error) {
 	if !strings.Contains(url, "pool_max_conns") {
 		cfg.MaxConns = 16
 	}
+	// A singleton duty's transaction holds a connection while it asks, on
+	// another, whether this master still holds the duties (HoldsDuties).
+	if cfg.MaxConns < 2 {
+		return nil, muster.Errorf(muster.EINVALID, "--store: pool_max_conns: at least 2, not %d (a duty's transaction asks on a second connection whether this master still holds the duties)", cfg.MaxConns)
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -420,4 +421,24 @@ func openWithConn(t *testing.T, url string) (*pgstore.Store, *pgx.Conn) {
 	}
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return s, conn
+}
+
+// A pool of one connection is refused, naming the parameter: a singleton
+// duty's transaction holds a connection while it asks, on another, whether
+// the master still holds the duties, and would wait for ever.
+func TestOpenRefusesAPoolOfOneConnection(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	sep := "?"
+	if strings.Contains(url, "?") {
+		sep = "&"
+	}
+	_, err := pgstore.Open(context.Background(), url+sep+"pool_max_conns=1", pgstore.Options{})
+	if muster.ErrorCode(err) != muster.EINVALID || err == nil || !strings.Contains(err.Error(), "pool_max_conns: at least 2, not 1") {
+		t.Fatalf("got %v, want invalid naming pool_max_conns", err)
+	}
+	s, err := pgstore.Open(context.Background(), url+sep+"pool_max_conns=2", pgstore.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
 }
