@@ -28,7 +28,11 @@ const releaseAfter = 10 * time.Second
 // process's RSS counts about four times the binary that an idle target
 // uses. Released, the pages stay in the page cache, shared with every
 // process of the binary; a page the target runs again comes back on a
-// minor fault, read from the cache, not the disk. Nothing written is
+// minor fault, read from the cache, not the disk. So nothing is freed at
+// once; but the kernel counts those pages to the target no more, and,
+// mapped by no process, they are among the first it reclaims when the
+// server runs short of memory, where code mapped by a process is kept
+// longest. Nothing written is
 // dropped: only the binary's read-only mappings are released, never its
 // data, which the process writes, and of those only the ones that hold no
 // page of the process's own. A read-only mapping can: the dynamic linker
