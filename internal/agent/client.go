@@ -222,6 +222,11 @@ func (c *client) close() { c.http.Load().CloseIdleConnections() }
 // silent, as one that cannot be reached.
 var replyTimeout = 30 * time.Second
 
+// replyLimit bounds a reply the target reads (agentproto.MaxReplyBytes):
+// one from a broken master, or a party that is not one, cannot exhaust
+// its memory.
+var replyLimit int64 = agentproto.MaxReplyBytes
+
 // call sends a request with the protocol header and decodes the reply.
 func (c *client) call(ctx context.Context, method, path string, query url.Values, in, out any) error {
 	return c.callWith(ctx, c.http.Load(), method, path, query, in, out)
@@ -235,7 +240,7 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 	base := c.base()
 	u := base.JoinPath(path)
 	u.RawQuery = query.Encode()
-	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out, Strict: true,
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: method, URL: u.String(), In: in, Out: out, Strict: true, MaxReply: replyLimit,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
 	expired := errors.Is(ctx.Err(), context.DeadlineExceeded)
 	var te *jsonhttp.TransportError

@@ -255,7 +255,7 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
 	var out agentproto.EnlistResponse
-	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: http.MethodPost, URL: u.JoinPath(agentproto.PathEnlist).String(), In: req, Out: &out, Strict: true,
+	err := jsonhttp.Do(ctx, hc, jsonhttp.Request{Method: http.MethodPost, URL: u.JoinPath(agentproto.PathEnlist).String(), In: req, Out: &out, Strict: true, MaxReply: replyLimit,
 		Header: http.Header{agentproto.HeaderProtocol: {strconv.Itoa(agentproto.Version)}}})
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {

@@ -376,3 +376,53 @@ func TestClientLeavesAMasterOfAnotherProtocol(t *testing.T) {
 		t.Errorf("an acknowledgement to the master moved to: %v", err)
 	}
 }
+
+// A reply longer than a master may send (agentproto.MaxReplyBytes; lower
+// here) is refused with an error that names the limit, and the target
+// stops reading it there: a master that sends without end cannot exhaust
+// the target's memory.
+func TestClientRefusesAReplyOverTheLimit(t *testing.T) {
+	defer func(n int64) { replyLimit = n }(replyLimit)
+	replyLimit = 1 << 20
+	sent := make(chan bool, 1)
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		// A poll reply whose one instruction's job name never ends, written
+		// a chunk at a time: far more than the limit, held a chunk at a time.
+		whole := func() bool {
+			if _, err := w.Write([]byte(`{"epoch":"e","protocol":2,"instructions":[{"seq":1,"operation":"INSERT","job":"`)); err != nil {
+				return false
+			}
+			chunk := []byte(strings.Repeat("x", 32<<10))
+			for n := 0; n < 64<<20; n += len(chunk) {
+				if _, err := w.Write(chunk); err != nil {
+					return false
+				}
+			}
+			_, err := w.Write([]byte(`"}]}`))
+			return err == nil
+		}()
+		sent <- whole
+	}))
+	defer srv.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(srv.Certificate())
+	clk := &clock{}
+	c, err := newClient([]string{srv.URL}, srv.URL, roots, nil, 0, clk.Now,
+		func() time.Duration { return 10 * time.Second }, func(from, to string) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	_, err = c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 10})
+	whole := <-sent
+	if code := muster.ErrorCode(err); code != muster.ETOOLARGE {
+		t.Fatalf("a poll reply over the limit: %v (code %s), want %s", err, code, muster.ETOOLARGE)
+	}
+	if msg := muster.ErrorMessage(err); !strings.Contains(msg, "limit of 1048576 bytes") {
+		t.Errorf("message %q; want it to name the limit of 1048576 bytes", msg)
+	}
+	if whole {
+		t.Error("the master sent the whole reply; want the target to stop reading at the limit")
+	}
+}

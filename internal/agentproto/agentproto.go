@@ -185,6 +185,24 @@ type PollResponse struct {
 	Masters []string `json:"masters,omitempty"`
 }
 
+// Bounds on a poll reply. A master stops adding instructions to a reply
+// once the next one would take their payloads past MaxPollBytes, and
+// always sends at least one, so a job larger than that alone still goes;
+// the rest go in the next poll, after the cursor the target acknowledged
+// (as they do past the 500 instructions a reply carries at most). One
+// instruction's payload is at most MaxInstructionBytes: the largest job
+// definition the API takes, a 16 MiB apply body, grows at most six times
+// when it is encoded again (JSON writes <, > and & as \u003c and the like).
+// A target reads at most MaxReplyBytes of any reply, which holds both and
+// the rest of the reply with a margin, and refuses a longer one unread: a
+// broken master, or one that is not a master, cannot make it read without
+// end.
+const (
+	MaxPollBytes        = 32 << 20
+	MaxInstructionBytes = 6 * 16 << 20
+	MaxReplyBytes       = MaxPollBytes + MaxInstructionBytes + 16<<20
+)
+
 // Instruction is one download-list entry as delivered. Payload depends on
 // Operation (see the payload types below) and is decoded strictly: a field
 // the target does not know is an error, never dropped.

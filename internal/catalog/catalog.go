@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
 )
 
 // Commit tells the OnCommit hook what a committed transaction changed.
@@ -102,11 +103,14 @@ type Catalog struct {
 	// sharedRead bounds a read that several requests share
 	// (sharedReadContext).
 	sharedRead time.Duration
-	writes     writeQueue
-	down       unavailable
-	stopOnce   sync.Once
-	stop       chan struct{}
-	done       chan struct{}
+	// maxPollBytes bounds the payloads of one poll reply's instructions
+	// (agentproto.MaxPollBytes; lower in tests).
+	maxPollBytes int
+	writes       writeQueue
+	down         unavailable
+	stopOnce     sync.Once
+	stop         chan struct{}
+	done         chan struct{}
 }
 
 // Open opens a catalog on a store (already migrated), giving a new catalog
@@ -121,7 +125,7 @@ func Open(ctx context.Context, store Store, opts Options) (*Catalog, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	c := &Catalog{store: store, opts: opts, log: opts.Logger, sharedRead: sharedReadTimeout, stop: make(chan struct{}), done: make(chan struct{})}
+	c := &Catalog{store: store, opts: opts, log: opts.Logger, sharedRead: sharedReadTimeout, maxPollBytes: agentproto.MaxPollBytes, stop: make(chan struct{}), done: make(chan struct{})}
 	c.beats.pending = map[int64]Heartbeat{}
 	if store.Shared() {
 		c.creds.ttl = credentialsTTL

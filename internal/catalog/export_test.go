@@ -42,3 +42,7 @@ func (c *Catalog) WaitingPolls() int {
 // SetSharedReadTimeout sets the bound of the reads that several requests
 // share; before the catalog is used.
 func (c *Catalog) SetSharedReadTimeout(d time.Duration) { c.sharedRead = d }
+
+// SetMaxPollBytes sets the bound on the payloads of one poll reply's
+// instructions, so that a test need not post megabytes to pass it.
+func (c *Catalog) SetMaxPollBytes(n int) { c.maxPollBytes = n }

@@ -204,17 +204,35 @@ func (tx *tx) ClearTarget(ctx context.Context, targetID int64) error {
 // MaxPollBatch bounds how many instructions one poll reply carries.
 const MaxPollBatch = 500
 
+// FitPoll returns the first of rows, in sequence order, that one poll
+// reply carries: at most MaxPollBatch, and none past the one that would
+// take their payloads over agentproto.MaxPollBytes, but always the
+// first, so that a job larger than the bound alone still goes. The rest
+// are the next poll's, after the cursor the target acknowledges.
+func (c *Catalog) FitPoll(rows []InstructionRow) []InstructionRow {
+	rows = rows[:min(len(rows), MaxPollBatch)]
+	size := 0
+	for i, r := range rows {
+		size += len(r.Payload)
+		if i > 0 && size > c.maxPollBytes {
+			return rows[:i]
+		}
+	}
+	return rows
+}
+
 // PendingInstructions returns the target's pending instructions after seq,
-// in sequence order.
+// in sequence order, as many as one poll reply carries (FitPoll).
 func (c *Catalog) PendingInstructions(ctx context.Context, targetID, after int64) ([]InstructionRow, error) {
-	return c.store.PendingInstructions(ctx, targetID, after, MaxPollBatch)
+	ins, err := c.store.PendingInstructions(ctx, targetID, after, MaxPollBatch)
+	return c.FitPoll(ins), err
 }
 
 // PollPending returns what a poll reads of the catalog: the last
 // sequence number posted to the target, whether it is paused, and its
-// pending instructions after seq (at most MaxPollBatch, in sequence
-// order), in one read of one snapshot. In a fan-out every target polls
-// again as soon as it is answered: one statement a poll instead of two
+// pending instructions after seq (as many as one reply carries, FitPoll,
+// in sequence order), in one read of one snapshot. In a fan-out every
+// target polls again as soon as it is answered: one statement a poll instead of two
 // halves what those polls ask of the catalog's connections while the
 // later replies are still being sent, and polls that come while one is
 // read are read together, in one statement (pollread.go). The caller
@@ -225,12 +243,12 @@ func (c *Catalog) PollPending(ctx context.Context, targetID, after int64) (lastS
 	if err != nil {
 		return 0, false, nil, err
 	}
-	return p.LastSeq, p.Paused, p.Instructions, nil
+	return p.LastSeq, p.Paused, c.FitPoll(p.Instructions), nil
 }
 
 // PendingInstructionsOf returns the pending instructions of several
 // targets, each after its own cursor (after maps targets to it), at most
-// MaxPollBatch a target, in one read: the held polls one post woke are
+// one reply's worth a target (FitPoll), in one read: the held polls one post woke are
 // answered together. A target with none has no entry. One target, as a
 // single START wakes, is read with its own statement, which costs less
 // than the join.
@@ -240,14 +258,18 @@ func (c *Catalog) PendingInstructionsOf(ctx context.Context, after map[int64]int
 		return nil, nil
 	case 1:
 		for id, seq := range after {
-			ins, err := c.store.PendingInstructions(ctx, id, seq, MaxPollBatch)
+			ins, err := c.PendingInstructions(ctx, id, seq)
 			if err != nil || len(ins) == 0 {
 				return nil, err
 			}
 			return map[int64][]InstructionRow{id: ins}, nil
 		}
 	}
-	return c.store.PendingInstructionsOf(ctx, after, MaxPollBatch)
+	pending, err := c.store.PendingInstructionsOf(ctx, after, MaxPollBatch)
+	for id, ins := range pending {
+		pending[id] = c.FitPoll(ins)
+	}
+	return pending, err
 }
 
 // MaxErrorLen bounds an instruction error as stored.

@@ -265,6 +265,10 @@ type Request struct {
 	// refused, not taken as one of its readings. A key of no field is
 	// still let through: a newer server may add one.
 	Strict bool
+	// MaxReply, when not 0, bounds the reply body in bytes: one longer
+	// is refused (ETOOLARGE) once MaxReply bytes of it are read, and the
+	// rest is not read.
+	MaxReply int64
 }
 
 // TransportError is a request that got no HTTP answer (the connection could
@@ -310,19 +314,45 @@ func Do(ctx context.Context, hc *http.Client, req Request) error {
 	if resp.StatusCode >= 300 && resp.StatusCode != http.StatusNotModified {
 		return DecodeError(resp)
 	}
+	var reply io.Reader = resp.Body
+	if req.MaxReply > 0 {
+		reply = &limitedReply{r: io.LimitReader(resp.Body, req.MaxReply+1), left: req.MaxReply,
+			err: muster.Errorf(muster.ETOOLARGE, "the reply to %s %s is over its limit of %d bytes", req.Method, hreq.URL.Path, req.MaxReply)}
+	}
 	// 304 Not Modified answers a conditional request (If-None-Match): what
 	// the caller holds is still current, and there is no body.
 	if req.Out == nil || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
-		_, err := io.Copy(io.Discard, resp.Body)
+		_, err := io.Copy(io.Discard, reply)
 		return err
 	}
 	if req.Strict {
-		return decodeStrictReply(resp.Body, req.Out, req.Method, hreq.URL.Path)
+		return decodeStrictReply(reply, req.Out, req.Method, hreq.URL.Path)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(req.Out); err != nil {
+	if err := json.NewDecoder(reply).Decode(req.Out); err != nil {
 		return fmt.Errorf("decode the reply to %s %s: %w", req.Method, hreq.URL.Path, err)
 	}
 	return nil
+}
+
+// limitedReply reads a reply body of at most left bytes more, and fails
+// with err at the first byte past them: r reads one byte past the limit
+// at most, so that a body of exactly the limit is told from a longer one,
+// and nothing after it is read.
+type limitedReply struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (l *limitedReply) Read(p []byte) (int, error) {
+	n, err := l.r.Read(p)
+	if int64(n) > l.left {
+		n = int(l.left)
+		l.left = 0
+		return n, l.err
+	}
+	l.left -= int64(n)
+	return n, err
 }
 
 // decodeStrictReply decodes the reply body into out, checking its keys

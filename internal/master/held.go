@@ -253,14 +253,15 @@ func follows(rows []catalog.InstructionRow, after int64) bool {
 	return true
 }
 
-// answerWith answers a woken poll with the instructions read for it, or
-// parks it again if there are none.
+// answerWith answers a woken poll with the instructions read for it, as
+// many as one reply carries (what woke it may be more), or parks it again
+// if there are none.
 func (p *heldPoll) answerWith(ctx context.Context, ins []catalog.InstructionRow, err error) {
 	if err == nil && len(ins) == 0 {
 		p.wait()
 		return
 	}
-	p.reply.Instructions = wireInstructions(ins)
+	p.reply.Instructions = wireInstructions(p.a.m.Catalog.FitPoll(ins))
 	p.respond(err)
 }
 
