@@ -127,14 +127,7 @@ func TestNotifyReachesTheOtherMasters(t *testing.T) {
 // DBA ended it) says it may have missed notifications, so that every held
 // poll looks again, and listens again: the commits after it are heard.
 func TestListenRecoversAfterItsSessionEnds(t *testing.T) {
-	url := catalogtest.PostgresURL(t)
-	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	onB := &heard{ch: make(chan struct{}, 1)}
-	wg.Add(1)
-	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
-	defer func() { cancel(); wg.Wait() }()
+	ctx, a, b, onB := bListens(t)
 	post := func(id int64) {
 		t.Helper()
 		if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{id}}) }); err != nil {
@@ -174,19 +167,26 @@ func TestListenRecoversAfterItsSessionEnds(t *testing.T) {
 	}
 }
 
+// bListens opens two stores on one new catalog, a and b, with b listening
+// into onB until the test ends.
+func bListens(t *testing.T) (ctx context.Context, a, b *pgstore.Store, onB *heard) {
+	url := catalogtest.PostgresURL(t)
+	a, b = catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	onB = &heard{ch: make(chan struct{}, 1)}
+	wg.Add(1)
+	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	return ctx, a, b, onB
+}
+
 // A store told that no other master serves the catalog notifies no one
 // of its commits; told again that others do, it notifies them. The
 // notifications of one catalog are delivered in commit order, so the
 // commit that b hears last shows that the one before it sent nothing.
 func TestAloneNotifiesNoOne(t *testing.T) {
-	url := catalogtest.PostgresURL(t)
-	a, b := catalogtest.OpenPostgres(t, url), catalogtest.OpenPostgres(t, url)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	onB := &heard{ch: make(chan struct{}, 1)}
-	wg.Add(1)
-	go func() { defer wg.Done(); b.Listen(ctx, onB.add) }()
-	defer func() { cancel(); wg.Wait() }()
+	ctx, a, _, onB := bListens(t)
 	post := func(target int64) {
 		t.Helper()
 		if err := a.Update(ctx, func(tx catalog.Tx) error { return tx.Notify(ctx, catalog.Commit{Targets: []int64{target}}) }); err != nil {
