@@ -64,19 +64,7 @@ func TestPollReplyRefusesAKeyGivenTwiceOrMisspelled(t *testing.T) {
 		{"unknown key", `{"epoch":"e","protocol":2,"later":{"a":1},"instructions":[` + ins + `]}`, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				w.Header().Set("Content-Type", "application/json")
-				w.Write([]byte(tc.reply))
-			}))
-			defer srv.Close()
-			roots := x509.NewCertPool()
-			roots.AddCert(srv.Certificate())
-			c, err := newClient([]string{srv.URL}, srv.URL, roots, nil, time.Second, time.Now,
-				func() time.Duration { return time.Minute }, func(string, string) {})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.close()
+			c := replyingMaster(t, tc.reply)
 			resp, err := c.poll(context.Background(), 0, "e", 0, heartbeat{})
 			if tc.want == "" {
 				if err != nil || len(resp.Instructions) != 1 {
@@ -101,11 +89,25 @@ func TestPollReplyOutOfOrderIsRefused(t *testing.T) {
 	setPoll := func(seq, interval int) string {
 		return `{"seq":` + strconv.Itoa(seq) + `,"operation":"SET-POLL","payload":{"poll_interval":` + strconv.Itoa(interval) + `}}`
 	}
+	m.client = replyingMaster(t, `{"epoch":"e","protocol":2,"instructions":[`+setPoll(2, 30)+`,`+setPoll(1, 40)+`]}`)
+	err := m.pollOnce(context.Background())
+	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "instruction 1 comes after 2") {
+		t.Fatalf("poll: %v, want %s saying instruction 1 comes after 2", err, muster.EINVALID)
+	}
+	if m.enl.Cursor != 0 {
+		t.Errorf("cursor %d, want 0: nothing of the reply applied", m.enl.Cursor)
+	}
+}
+
+// replyingMaster returns a client of a master that answers every request
+// with reply, until the test ends.
+func replyingMaster(t *testing.T, reply string) *client {
+	t.Helper()
 	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{"epoch":"e","protocol":2,"instructions":[` + setPoll(2, 30) + `,` + setPoll(1, 40) + `]}`))
+		w.Write([]byte(reply))
 	}))
-	defer srv.Close()
+	t.Cleanup(srv.Close)
 	roots := x509.NewCertPool()
 	roots.AddCert(srv.Certificate())
 	c, err := newClient([]string{srv.URL}, srv.URL, roots, nil, time.Second, time.Now,
@@ -113,13 +115,6 @@ func TestPollReplyOutOfOrderIsRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.close()
-	m.client = c
-	err = m.pollOnce(context.Background())
-	if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "instruction 1 comes after 2") {
-		t.Fatalf("poll: %v, want %s saying instruction 1 comes after 2", err, muster.EINVALID)
-	}
-	if m.enl.Cursor != 0 {
-		t.Errorf("cursor %d, want 0: nothing of the reply applied", m.enl.Cursor)
-	}
+	t.Cleanup(c.close)
+	return c
 }
