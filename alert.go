@@ -3,6 +3,7 @@ package muster
 import (
 	"fmt"
 	"net/mail"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -59,8 +60,37 @@ func ValidateOperatorName(field, name string) error {
 	return nil
 }
 
-// ValidateWebhook checks a webhook address: an absolute http or https URL.
-// "" (no webhook) is valid.
+// awsMetadataV6 is the IPv6 address of the AWS instance metadata service.
+var awsMetadataV6 = netip.MustParseAddr("fd00:ec2::254")
+
+// WebhookAddrRefused says why the master delivers no webhook to ip, or ""
+// when it may. Link-local addresses are where cloud instance metadata
+// services answer (169.254.169.254, fd00:ec2::254), handing whoever asks
+// the host's cloud credentials; an unspecified address reaches the
+// master's own host. Loopback and private addresses are allowed: internal
+// receivers are common (see docs/security.md).
+func WebhookAddrRefused(ip netip.Addr) string {
+	ip = ip.Unmap()
+	var what string
+	switch {
+	case ip.IsUnspecified():
+		what = "unspecified (0.0.0.0 or ::)"
+	case ip.Is4() && ip.IsLinkLocalUnicast():
+		what = "link-local (169.254.0.0/16), where cloud instance metadata services answer"
+	case ip.IsLinkLocalUnicast():
+		what = "link-local (fe80::/10)"
+	case ip.WithZone("") == awsMetadataV6:
+		what = "the AWS instance metadata service (fd00:ec2::254), link-local in effect"
+	default:
+		return ""
+	}
+	return fmt.Sprintf("%s is %s: the master delivers no webhook to link-local or unspecified addresses", ip, what)
+}
+
+// ValidateWebhook checks a webhook address: an absolute http or https URL,
+// whose host, when it is an IP address, is one WebhookAddrRefused allows.
+// (A name is checked on each address it resolves to when a notification is
+// sent.) "" (no webhook) is valid.
 func ValidateWebhook(field, u string) error {
 	if u == "" {
 		return nil
@@ -71,6 +101,11 @@ func ValidateWebhook(field, u string) error {
 	p, err := url.Parse(u)
 	if err != nil || (p.Scheme != "http" && p.Scheme != "https") || p.Host == "" {
 		return Errorf(EINVALID, "%s: %q is not an http or https URL such as https://hooks.example.com/muster", field, u)
+	}
+	if ip, err := netip.ParseAddr(p.Hostname()); err == nil {
+		if why := WebhookAddrRefused(ip); why != "" {
+			return Errorf(EINVALID, "%s: %s", field, why)
+		}
 	}
 	return nil
 }

@@ -374,3 +374,36 @@ func TestPurgeRefusalsNameTheField(t *testing.T) {
 		refused(t, tc.body, status, body, muster.EINVALID, tc.field)
 	}
 }
+
+// A webhook at a literal link-local or unspecified address (a cloud's
+// instance metadata service) is refused when it is set, naming the field,
+// and the operator stays as it was; loopback and private addresses are
+// internal receivers, and are taken.
+func TestLinkLocalWebhookRefused(t *testing.T) {
+	s := newInputServer(t, catalogtest.SQLite)
+	for _, tc := range []struct{ method, path, body, field string }{
+		{"POST", "/api/v1/operators", `{"name": "ops", "webhook": "http://169.254.169.254/latest/meta-data/"}`, `operator "ops": webhook`},
+		{"POST", "/api/v1/operators", `{"name": "ops", "webhook": "http://[fd00:ec2::254]/latest/meta-data/"}`, `operator "ops": webhook`},
+		{"POST", "/api/v1/operators", `{"name": "ops", "webhook": "http://[fe80::1%25eth0]:8080/hook"}`, `operator "ops": webhook`},
+		{"POST", "/api/v1/operators", `{"name": "ops", "webhook": "http://[::ffff:169.254.169.254]/"}`, `operator "ops": webhook`},
+		{"POST", "/api/v1/operators", `{"name": "ops", "webhook": "http://0.0.0.0:8080/hook"}`, `operator "ops": webhook`},
+		{"PATCH", "/api/v1/operators/dba", `{"webhook": "https://169.254.170.2/v2/credentials"}`, `operator "dba": webhook`},
+		{"PATCH", "/api/v1/operators/dba", `{"webhook": "http://[::]/hook"}`, `operator "dba": webhook`},
+	} {
+		before := s.dump(t)
+		status, body := s.call(t, tc.method, tc.path, tc.body)
+		refused(t, tc.body, status, body, muster.EINVALID, tc.field)
+		if !strings.Contains(string(body), "link-local") && !strings.Contains(string(body), "unspecified") {
+			t.Errorf("%s: %s does not name the rule", tc.body, body)
+		}
+		if after := s.dump(t); !maps.Equal(after, before) {
+			t.Errorf("%s changed the catalog", tc.body)
+		}
+	}
+	for i, hook := range []string{"http://127.0.0.1:9000/hook", "http://[::1]:9000/hook", "https://10.0.0.5/hook", "http://192.168.1.10/hook"} {
+		body := fmt.Sprintf(`{"name": "internal%d", "webhook": %q}`, i, hook)
+		if status, reply := s.call(t, "POST", "/api/v1/operators", body); status != http.StatusCreated {
+			t.Errorf("%s: %d %s, want 201", body, status, reply)
+		}
+	}
+}
