@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -18,20 +21,44 @@ import (
 
 // Webhook POSTs notifications as JSON.
 type Webhook struct {
-	// Client sends the requests; a client that never follows redirects
-	// when nil. (A redirected POST may turn into a GET and lose its body:
-	// point the operator at the final URL instead.)
+	// Client sends the requests when set, as it is. When nil, a client
+	// that never follows redirects (a redirected POST may turn into a GET
+	// and lose its body: point the operator at the final URL instead),
+	// and that refuses to connect to an address muster.WebhookAddrRefused
+	// refuses: checked on the address dialed, after the name is looked
+	// up, so a name that resolves there (or comes to) is refused too.
 	Client *http.Client
 	// Now is when an attempt is signed (Muster-Timestamp); time.Now when
 	// nil.
 	Now func() time.Time
+
+	resolver *net.Resolver // looks up names; net.DefaultResolver when nil
 }
 
 func (w *Webhook) client() *http.Client {
 	if w.Client != nil {
 		return w.Client
 	}
-	return &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Resolver: w.resolver, Control: refuseAddr}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.DialContext = d.DialContext
+	// A connection per attempt: none is left idle between deliveries,
+	// and each is dialed, so checked.
+	t.DisableKeepAlives = true
+	return &http.Client{Transport: t, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// refuseAddr is a net.Dialer's Control: it refuses, for good, to connect
+// to an address muster.WebhookAddrRefused refuses.
+func refuseAddr(network, address string, _ syscall.RawConn) error {
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return permanent("cannot check the address %q before connecting: %v", address, err)
+	}
+	if why := muster.WebhookAddrRefused(ap.Addr()); why != "" {
+		return permanent("refused to connect to %s: %s", address, why)
+	}
+	return nil
 }
 
 // Send makes one attempt to POST n to url, signed with secret at the time
@@ -49,6 +76,13 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	if err != nil {
 		return permanent("webhook %s: %v", url, err)
 	}
+	// A literal address is checked here too: through a proxy, the proxy
+	// does the dialing.
+	if ip, err := netip.ParseAddr(req.URL.Hostname()); err == nil {
+		if why := muster.WebhookAddrRefused(ip); why != "" {
+			return permanent("webhook %s: %s", url, why)
+		}
+	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "muster/"+muster.Version)
 	req.Header.Set(HeaderEvent, string(n.Payload.Event))
@@ -64,6 +98,10 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 	req.Header.Set(HeaderSignature, Sign(secret, ts, body))
 	resp, err := w.client().Do(req)
 	if err != nil {
+		var refused *Error
+		if errors.As(err, &refused) {
+			return permanent("webhook %s: %s", url, refused.Message)
+		}
 		return transient("webhook %s: %v", url, err)
 	}
 	defer resp.Body.Close()
