@@ -39,7 +39,9 @@ type AlertConfig struct {
 	// MaxIdle is the longest the dispatcher waits before it looks at the
 	// outbox again when nothing wakes it.
 	MaxIdle time.Duration
-	// HTTPClient sends webhooks; one that does not follow redirects when nil.
+	// HTTPClient sends webhooks, as it is; when nil, one that does not
+	// follow redirects and refuses link-local and unspecified addresses
+	// (see notify.Webhook).
 	HTTPClient *http.Client
 }
 
