@@ -103,42 +103,13 @@ jobs on the master that are not in FILE are deleted.`,
 			if err != nil {
 				return placeInFile(name, src, err)
 			}
-			// What the master and the targets say is escaped on a
-			// terminal (a refusal is a target's text).
-			errw := forTerminal(cmd.ErrOrStderr(), false)
-			for i, ch := range res.Changes {
-				for _, warning := range ch.Warnings {
-					fmt.Fprintln(errw, "warning: "+warning)
-				}
-				if i < len(req.Jobs) && len(ch.LeftOut) > 0 {
-					// What runs nowhere is judged by the targets applied.
-					req.Jobs[i].Targets = slices.DeleteFunc(slices.Clone(req.Jobs[i].Targets), func(n string) bool {
-						return slices.Contains(ch.LeftOut, muster.NormalizeTargetName(n))
-					})
-				}
-			}
-			if err := warnRunsNowhere(cmd.Context(), errw, c, req.Jobs); err != nil {
-				return err
-			}
-			w := forTerminal(cmd.OutOrStdout(), false)
-			if err := printAs(w, format, res, func(w io.Writer) error {
-				printApply(w, res, wait)
-				return nil
-			}); err != nil {
-				return err
-			}
-			if format != outputTable {
-				w = errw // what follows is for a person
-			}
 			if !wait {
-				return nil
+				return reportApplied(cmd.Context(), cmd, format, c, req.Jobs, res, false, timeout)
 			}
-			var posted []muster.Instruction
-			for _, ch := range res.Changes {
-				posted = append(posted, ch.Posted...)
-			}
+			// The signals are taken before the first line is printed, which
+			// a script may wait for before it interrupts.
 			ctx, in := interruptible(cmd.Context())
-			err = awaitApplied(ctx, w, errw, c, posted, timeout)
+			err = reportApplied(ctx, cmd, format, c, req.Jobs, res, true, timeout)
 			return in.end(err, "stopped waiting; what was posted stays posted, and the targets apply it when they poll: `muster downloadlist --pending` shows what they have not")
 		},
 	}
@@ -168,6 +139,47 @@ func placeInFile(name string, src []byte, err error) error {
 		return err
 	}
 	return &muster.Error{Code: e.Code, Message: fmt.Sprintf("%s:%d:%d: %s", name, line, max(col, 1), e.Message), Err: e.Err}
+}
+
+// reportApplied prints what an apply changed, and the warnings on it; with
+// wait, it then waits until every target has applied or refused what was
+// posted to it.
+func reportApplied(ctx context.Context, cmd *cobra.Command, format string, c *httpapi.Client, jobs []muster.Job, res muster.ApplyResult, wait bool, timeout time.Duration) error {
+	// What the master and the targets say is escaped on a terminal (a
+	// refusal is a target's text).
+	errw := forTerminal(cmd.ErrOrStderr(), false)
+	for i, ch := range res.Changes {
+		for _, warning := range ch.Warnings {
+			fmt.Fprintln(errw, "warning: "+warning)
+		}
+		if i < len(jobs) && len(ch.LeftOut) > 0 {
+			// What runs nowhere is judged by the targets applied.
+			jobs[i].Targets = slices.DeleteFunc(slices.Clone(jobs[i].Targets), func(n string) bool {
+				return slices.Contains(ch.LeftOut, muster.NormalizeTargetName(n))
+			})
+		}
+	}
+	if err := warnRunsNowhere(ctx, errw, c, jobs); err != nil {
+		return err
+	}
+	w := forTerminal(cmd.OutOrStdout(), false)
+	if err := printAs(w, format, res, func(w io.Writer) error {
+		printApply(w, res, wait)
+		return nil
+	}); err != nil {
+		return err
+	}
+	if format != outputTable {
+		w = errw // what follows is for a person
+	}
+	if !wait {
+		return nil
+	}
+	var posted []muster.Instruction
+	for _, ch := range res.Changes {
+		posted = append(posted, ch.Posted...)
+	}
+	return awaitApplied(ctx, w, errw, c, posted, timeout)
 }
 
 // warnRunsNowhere warns of jobs that run on no target: they name none and

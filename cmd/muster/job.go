@@ -297,18 +297,23 @@ also caps how many run at once.`,
 			// What targets report (a run's message, a refusal) is
 			// escaped on a terminal.
 			w := forTerminal(cmd.OutOrStdout(), false)
-			unheld, err := printStarted(cmd.Context(), w, c, res)
-			if err != nil {
-				return err
-			}
 			if wait {
+				// The signals are taken before the first line is printed,
+				// which a script may wait for before it interrupts.
 				ctx, in := interruptible(cmd.Context())
-				err := waitForRuns(ctx, w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
+				_, err := printStarted(ctx, w, c, res)
+				if err == nil {
+					err = waitForRuns(ctx, w, forTerminal(cmd.ErrOrStderr(), false), c, res, timeout)
+				}
 				stop := "muster job stop " + args[0]
 				for _, t := range body.Targets {
 					stop += " --target " + t
 				}
 				return in.end(err, fmt.Sprintf("stopped waiting; the runs go on on their targets: `%s` stops them, `muster job history %s` shows how they end", stop, args[0]))
+			}
+			unheld, err := printStarted(cmd.Context(), w, c, res)
+			if err != nil {
+				return err
 			}
 			if len(unheld) > 0 {
 				return fmt.Errorf("not started on %s, which does not hold the job", strings.Join(unheld, ", "))
@@ -414,17 +419,19 @@ such as \x1b (--raw prints them as they are), as muster job logs does.`,
 				if cf.output != "" && cf.output != outputTable {
 					return fmt.Errorf("--follow prints text as runs go on; it takes no -o %s", cf.output)
 				}
-				if err := query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
-					return c.History(cmd.Context(), args[0], target, limit)
-				}, printHistory(steps, raw)); err != nil {
-					return err
-				}
 				c, err := cf.client()
 				if err != nil {
 					return err
 				}
+				// The signals are taken before the listing is printed,
+				// which a script may wait for before it interrupts.
 				ctx, in := interruptible(cmd.Context())
-				err = followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
+				err = query(cmd, &cf, func(c *httpapi.Client) ([]muster.Run, error) {
+					return c.History(ctx, args[0], target, limit)
+				}, printHistory(steps, raw))
+				if err == nil {
+					err = followHistory(ctx, forTerminal(cmd.OutOrStdout(), raw), forTerminal(cmd.ErrOrStderr(), false), c, args[0], target)
+				}
 				stopCmd := "muster job stop " + args[0]
 				if target != "" {
 					stopCmd += " --target " + target
