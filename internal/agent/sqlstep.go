@@ -99,50 +99,63 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	if err != nil {
 		return "", err
 	}
-	if c.defs[name].Driver != "mysql" {
-		// pgx answers a cancelled context with a cancel request to the
-		// server, then closes the connection; SQLite is interrupted.
-		return execSQL(ctx, db, text, args, out)
+	server := c.defs[name].Driver
+	if server != "mysql" && server != "postgres" {
+		return execSQL(ctx, db, text, args, out) // SQLite is interrupted
 	}
 	// MySQL and MariaDB keep running a statement whose client has closed
-	// its connection, until it ends by itself. The driver closes it when
-	// ctx ends; then the target kills the connection's thread on the
-	// server, from a connection of its own (the pool's may all be taken
+	// its connection, until it ends by itself, and so does PostgreSQL
+	// (unless client_connection_check_interval is set). pgx sends a cancel
+	// request as it closes the connection, but on its own, from a
+	// goroutine, best effort: one lost (the server or a pooler in front of
+	// it did not take it in time) left the statement running. So the
+	// target ends the connection on the server itself, statement and
+	// session, from a connection of its own (the pool's may all be taken
 	// by statements being stopped).
 	conn, err := db.Conn(ctx)
 	if err != nil {
 		return "", err
 	}
 	defer conn.Close()
-	var thread uint64
-	if err := conn.QueryRowContext(ctx, "SELECT CONNECTION_ID()").Scan(&thread); err != nil {
+	var session uint64
+	if err := conn.QueryRowContext(ctx, sessionQuery[server]).Scan(&session); err != nil {
 		return "", err
 	}
 	outcome, err := execSQL(ctx, conn, text, args, out)
 	if ctx.Err() != nil {
-		c.kill(name, thread)
+		c.kill(name, session)
 		// The killed connection must not go back to the pool.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return outcome, err
 }
 
+// sessionQuery and killStatement read a connection's session on the
+// server, and end it there, by server.
+var (
+	sessionQuery  = map[string]string{"mysql": "SELECT CONNECTION_ID()", "postgres": "SELECT pg_backend_pid()"}
+	killStatement = map[string]string{"mysql": "KILL CONNECTION %d", "postgres": "SELECT pg_terminate_backend(%d)"}
+)
+
 // killTimeout bounds the kill of a stopped statement: a server that does
 // not answer does not hold the step.
 const killTimeout = 10 * time.Second
 
-// kill ends a MySQL or MariaDB connection's thread, and the statement it
-// runs, on the server. It is best effort: a thread already gone is not an
+// kill ends a connection's session, and the statement it runs, on the
+// server: a MySQL or MariaDB thread, a PostgreSQL backend (which the same
+// role may end). It is best effort: a session already gone is not an
 // error worth reporting, and an unreachable server kept nothing.
-func (c *connections) kill(name string, thread uint64) {
+func (c *connections) kill(name string, session uint64) {
 	ctx, cancel := context.WithTimeout(context.Background(), killTimeout)
 	defer cancel()
-	db, err := sql.Open("mysql", c.defs[name].DSN)
+	def := c.defs[name]
+	drv, _ := sqlDriver(def.Driver)
+	db, err := sql.Open(drv, def.DSN)
 	if err != nil {
 		return
 	}
 	defer db.Close()
-	db.ExecContext(ctx, fmt.Sprintf("KILL CONNECTION %d", thread))
+	db.ExecContext(ctx, fmt.Sprintf(killStatement[def.Driver], session))
 }
 
 // queryWords start statements that return rows.

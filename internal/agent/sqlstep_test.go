@@ -4,11 +4,15 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -300,5 +304,94 @@ func TestSQLConnectionErrorsKeepThePasswordOut(t *testing.T) {
 		if err == nil || strings.Contains(err.Error(), secret) {
 			t.Errorf("%s: %v; want an error without the password", name, err)
 		}
+	}
+}
+
+// A stopped statement ends on a PostgreSQL server even when the cancel
+// request the driver sends is lost, as a pooler or proxy in front of the
+// server may lose it: here a proxy that passes sessions and drops cancel
+// requests.
+func TestSQLStatementStoppedEndsBehindAProxyThatDropsCancels(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := u.Host
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	defer func() { ln.Close(); wg.Wait() }()
+	dropped := make(chan struct{}, 8)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer client.Close()
+				// A startup message: its length, then its code; a cancel
+				// request's code is 80877102.
+				head := make([]byte, 8)
+				if _, err := io.ReadFull(client, head); err != nil {
+					return
+				}
+				if binary.BigEndian.Uint32(head[4:]) == 80877102 {
+					dropped <- struct{}{}
+					return
+				}
+				upstream, err := net.Dial("tcp", server)
+				if err != nil {
+					return
+				}
+				defer upstream.Close()
+				upstream.Write(head)
+				go func() { io.Copy(client, upstream); client.Close() }()
+				io.Copy(upstream, client)
+			}()
+		}
+	}()
+	u.Host = ln.Addr().String()
+	probe, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	marker := fmt.Sprintf("stopped_%d", time.Now().UnixNano())
+	defer probe.Exec(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, marker)
+	on := func() (bool, error) {
+		var n int
+		err := probe.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, marker).Scan(&n)
+		return n > 0, err
+	}
+	conns := newConnections(map[string]Connection{"db": {Driver: "postgres", DSN: u.String()}})
+	defer conns.close()
+	ctx, stop := context.WithCancel(context.Background())
+	defer stop()
+	done := make(chan error, 1)
+	go func() {
+		_, err := conns.run(ctx, "db", "SELECT pg_sleep(120) AS "+marker, nil, &bytes.Buffer{})
+		done <- err
+	}()
+	await(t, "the statement runs on the server", on)
+	stop()
+	if err := <-done; err == nil {
+		t.Fatal("a stopped statement succeeded")
+	}
+	await(t, "the stopped statement and its connection are gone from the server", func() (bool, error) {
+		running, err := on()
+		return !running, err
+	})
+	select {
+	case <-dropped:
+	default:
+		t.Error("no cancel request reached the proxy: the test proves nothing")
 	}
 }
