@@ -125,6 +125,16 @@ type Main struct {
 	// masterDefect holds the DEFECT the master posted until Run takes it.
 	masterDefect chan struct{}
 	wg           sync.WaitGroup
+	// testHooks are set only by tests, to hold a loop at a point of the
+	// start-up order.
+	testHooks testHooks
+}
+
+// testHooks are called, when set, at points of the start-up order. They
+// are nil outside tests.
+type testHooks struct {
+	beforeLoad func() error // before each load of the schedules; an error fails the load
+	pollHeld   func()       // when the poll loop waits for the schedules' first load
 }
 
 // New checks the configuration; Open does the work.
@@ -306,11 +316,27 @@ func (m *Main) runUntil(ctx context.Context) (defectRequest, bool, int) {
 		m.wg.Add(1)
 		go func() { defer m.wg.Done(); m.exec.procs.reapLoop(runCtx) }()
 	}
+	// The poll loop starts once the scheduler has tried its first load:
+	// that load counts the fires missed while the daemon was down from when
+	// each job was last changed, and a change applied before it would hide
+	// them. A load that fails does not hold the poll loop: it is tried
+	// again while the poll loop runs.
+	loaded := make(chan struct{})
 	m.wg.Add(4)
 	go func() { defer m.wg.Done(); m.renewLoop(runCtx) }()
-	go func() { defer m.wg.Done(); m.pollLoop(runCtx) }()
+	go func() {
+		defer m.wg.Done()
+		if m.testHooks.pollHeld != nil {
+			m.testHooks.pollHeld()
+		}
+		select {
+		case <-loaded:
+			m.pollLoop(runCtx)
+		case <-runCtx.Done():
+		}
+	}()
 	go func() { defer m.wg.Done(); m.uploadLoop(runCtx) }()
-	go func() { defer m.wg.Done(); m.sched.run(runCtx) }()
+	go func() { defer m.wg.Done(); m.sched.run(runCtx, loaded) }()
 	m.wg.Add(2)
 	go func() { defer m.wg.Done(); m.eventLoop(runCtx) }()
 	go func() { defer m.wg.Done(); m.backlogLoop(runCtx) }()

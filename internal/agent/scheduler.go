@@ -92,8 +92,9 @@ func (s *scheduler) jobsChanged() {
 // first time the schedules load in a daemon's life (run again after a
 // failed defect, they do not fire twice). Schedules that cannot be read
 // (the store failing) are read again, with backoff, until they are; the
-// schedules read before fire meanwhile.
-func (s *scheduler) run(ctx context.Context) {
+// schedules read before fire meanwhile. It closes loaded (if not nil) once
+// its first load has been tried, whether it succeeded or failed.
+func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 	var entries []*entry
 	stale, failures := true, 0 // whether entries lag the store, and how many loads failed since
 	var retryIn time.Duration
@@ -101,15 +102,19 @@ func (s *scheduler) run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		if stale {
-			loaded, err := s.load(ctx, !s.startFired)
+			read, err := s.load(ctx, !s.startFired)
 			if err == nil {
-				entries, stale, failures, s.startFired = loaded, false, 0, true
+				entries, stale, failures, s.startFired = read, false, 0, true
 			} else if ctx.Err() != nil {
 				return
 			} else {
 				failures++
 				retryIn = s.m.backoff(failures)
 				logFailure(s.m.log, failures, "load schedules", err, retryIn)
+			}
+			if loaded != nil {
+				close(loaded)
+				loaded = nil
 			}
 		}
 		wait := time.Hour
@@ -219,6 +224,11 @@ func (s *scheduler) nextAfter(e *entry, t time.Time) time.Time {
 // is within misfireGrace, the rest are recorded as one skipped run so that
 // no fire is lost silently. At start, at_start schedules fire.
 func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
+	if hook := s.m.testHooks.beforeLoad; hook != nil {
+		if err := hook(); err != nil {
+			return nil, err
+		}
+	}
 	jobs, err := s.m.store.scheduledJobs(ctx)
 	if err != nil {
 		return nil, err

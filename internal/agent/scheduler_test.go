@@ -27,7 +27,7 @@ func (b *bubble) start() {
 	b.m.sched = newScheduler(b.m)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); b.m.sched.run(ctx) }()
+	go func() { defer close(done); b.m.sched.run(ctx, nil) }()
 	b.stop = func() { cancel(); <-done; b.m.exec.wait() }
 }
 
