@@ -169,14 +169,7 @@ EXEC sp_add_jobstep @job_name = N'j', @step_name = N'a', @command = N'SELECT 1',
 EXEC sp_add_jobstep @job_name = N'j', @step_name = N'b', @command = N'SELECT 2', @on_success_action = 3, @on_fail_action = 3
 EXEC sp_add_jobstep @job_name = N'j', @step_name = N'c', @command = N'SELECT 3', @on_fail_action = 4, @on_fail_step_id = 1
 `)
-	if len(res.Jobs) != 1 {
-		t.Fatalf("findings %v", res.Findings)
-	}
-	type flow struct{ name, success, failure string }
-	var got []flow
-	for _, s := range res.Jobs[0].Steps {
-		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
-	}
+	got := stepFlows(t, res)
 	want := []flow{{"c", "quit_success", "goto:a"}, {"a", "", ""}, {"b", "goto:c", "goto:c"}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -194,14 +187,7 @@ EXEC sp_add_jobstep @job_name = N'j', @step_name = N'a', @command = N'SELECT 1',
 EXEC sp_add_jobstep @job_name = N'j', @step_name = N'b', @command = N'SELECT 2', @on_success_action = 3, @on_fail_action = 3
 EXEC sp_add_jobserver @job_name = N'j', @server_name = N'db1'
 `)
-	if len(res.Jobs) != 1 {
-		t.Fatalf("findings %v", res.Findings)
-	}
-	type flow struct{ name, success, failure string }
-	var got []flow
-	for _, s := range res.Jobs[0].Steps {
-		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
-	}
+	got := stepFlows(t, res)
 	want := []flow{{"a", "", "next"}, {"b", "", ""}}
 	if !slices.Equal(got, want) {
 		t.Errorf("got %+v, want %+v", got, want)
@@ -288,14 +274,7 @@ EXEC sp_add_jobstep @job_name = N'Load', @step_name = N'Report', @command = N'EX
 EXEC sp_add_jobserver @job_name = N'Load', @server_name = N'SQL01'
 EXEC sp_delete_jobstep @job_name = N'Load', @step_id = 2
 `)
-	if len(res.Jobs) != 1 {
-		t.Fatalf("findings %v", res.Findings)
-	}
-	type flow struct{ name, success, failure string }
-	var got []flow
-	for _, s := range res.Jobs[0].Steps {
-		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
-	}
+	got := stepFlows(t, res)
 	want := []flow{
 		{"Extract", "quit_success", "goto:Report"}, // went to the deleted step
 		{"Transform", "", "goto:Report"},
@@ -456,4 +435,20 @@ EXEC sp_update_schedule @name = N'Nightly', @active_start_time = 030000
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("schedules %v, want %v; findings %v", got, want, res.Findings)
 	}
+}
+
+// flow is where a step goes on success and on failure.
+type flow struct{ name, success, failure string }
+
+// stepFlows returns the flow of each step of the one job res imported.
+func stepFlows(t *testing.T, res *sqlagent.Result) []flow {
+	t.Helper()
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	var got []flow
+	for _, s := range res.Jobs[0].Steps {
+		got = append(got, flow{s.Name, s.OnSuccess, s.OnFailure})
+	}
+	return got
 }
