@@ -799,6 +799,16 @@ func mustStart(t *testing.T, db *catalog.Catalog, req catalog.StartRequest) must
 	return res
 }
 
+// enlistWithDeploy enlists target a and applies a job deploy on it.
+func enlistWithDeploy(t *testing.T, db *catalog.Catalog) catalog.TargetIdentity {
+	t.Helper()
+	a := enlist(t, db, "a")
+	if _, err := db.ApplyJobs(context.Background(), []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 // A NUL byte in what a target reports (a step printing binary, a driver's
 // error message) is stored: PostgreSQL's text cannot hold one, and a run
 // refused for it would be uploaded again and again, holding up the runs

@@ -659,15 +659,7 @@ func TestDeliveryAttemptErrorWithAnyBytes(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
-			t.Fatal(err)
-		}
+		backupAlertsHook(t, db)
 		db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("r1", "backup", muster.RunFailed, 1, clk.Now())})
 		if _, _, err := db.DispatchEvents(ctx, newID); err != nil {
 			t.Fatal(err)
@@ -893,15 +885,7 @@ func TestPendingDeliveriesAsTheyAreNow(t *testing.T) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
 		web1 := enlist(t, db, "web1")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
-			t.Fatal(err)
-		}
+		backupAlertsHook(t, db)
 		for _, id := range []string{"r1", "r2", "r3"} {
 			db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(id, "backup", muster.RunFailed, 1, clk.Now())})
 		}
@@ -933,4 +917,20 @@ func TestPendingDeliveriesAsTheyAreNow(t *testing.T) {
 			t.Errorf("of none: %+v %v", none, err)
 		}
 	})
+}
+
+// backupAlertsHook applies a job backup on web1 and an alert that tells
+// the operator hook, by webhook, of each of its failed runs.
+func backupAlertsHook(t *testing.T, db *catalog.Catalog) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "hook", Webhook: "https://hooks.example.com/a"}, "secret-of-at-least-16", admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "failed", Event: muster.EventRunFailed, Notify: []string{"hook"}}, admin); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -113,10 +113,7 @@ func TestReportReplacesTheRecordOfAStartNotRun(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, e)
-		a := enlist(t, db, "a")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		a := enlistWithDeploy(t, db)
 		res := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
 		if _, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpDelete, Job: "deploy"}, admin); err != nil {
 			t.Fatal(err)
@@ -203,10 +200,7 @@ func TestRefusedStartIsTheJobsLastOutcome(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, e)
-		a := enlist(t, db, "a")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		a := enlistWithDeploy(t, db)
 		res := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
 		acks := []catalog.AckRow{{Seq: res.Runs[0].Seq, Status: muster.InstructionFailed, Error: "disk full"}}
 		if _, err := db.Ack(ctx, a.ID, acks); err != nil {
@@ -251,10 +245,7 @@ func TestResyncAskedByTheTargetSparesTheStartsItCollected(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, e)
-		a := enlist(t, db, "a")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		a := enlistWithDeploy(t, db)
 		collected := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
 		later := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
 		if _, err := db.Resync(ctx, a.ID, collected.Runs[0].Seq, muster.Actor{Kind: muster.ActorTarget, Name: "a"}); err != nil {

@@ -75,10 +75,7 @@ func TestRetriedStartSaysItsRun(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		ctx := context.Background()
 		db, _, _ := MustOpen(t, e)
-		a := enlist(t, db, "a")
-		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "a")}, catalog.ApplyOptions{}, admin); err != nil {
-			t.Fatal(err)
-		}
+		a := enlistWithDeploy(t, db)
 		refused := mustStart(t, db, catalog.StartRequest{Job: "deploy"})
 		if _, err := db.Ack(ctx, a.ID, []catalog.AckRow{{Seq: refused.Runs[0].Seq, Status: muster.InstructionFailed, Error: "no room"}}); err != nil {
 			t.Fatal(err)

@@ -330,21 +330,7 @@ func TestDispatcherSendsADigestOfAFlood(t *testing.T) {
 		bodies = append(bodies, p)
 		mu.Unlock()
 	})
-	web1, err := db.AuthenticateTarget(ctx, "s1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := clk.Now()
-	for i := 2; i <= 5; i++ {
-		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
-			Job: "backup", RunID: fmt.Sprintf("r%d", i), Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
-		}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := settle(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	failFourMore(t, db, clk.Now(), a)
 	mu.Lock()
 	defer mu.Unlock()
 	if len(bodies) != 1 {
@@ -403,21 +389,7 @@ func TestDispatcherSplitsADigestTooLarge(t *testing.T) {
 			accepted[e.Delivery]++
 		}
 	})
-	web1, err := db.AuthenticateTarget(ctx, "s1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	end := clk.Now()
-	for i := 2; i <= 5; i++ {
-		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
-			Job: "backup", RunID: fmt.Sprintf("r%d", i), Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
-		}}}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := settle(ctx, a); err != nil {
-		t.Fatal(err)
-	}
+	failFourMore(t, db, clk.Now(), a)
 	all, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -509,5 +481,26 @@ func TestLaneFollowsTheOperatorsNewAddress(t *testing.T) {
 	delivered, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryDelivered})
 	if err != nil || len(delivered) != 2 {
 		t.Errorf("%d delivered (%v), want 2", len(delivered), err)
+	}
+}
+
+// failFourMore records four more failed runs of backup on web1 (r2 to r5),
+// ending at end, and settles a's deliveries.
+func failFourMore(t *testing.T, db *catalog.Catalog, end time.Time, a *alerting) {
+	t.Helper()
+	ctx := context.Background()
+	web1, err := db.AuthenticateTarget(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 2; i <= 5; i++ {
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{{Revision: 1, Run: muster.Run{
+			Job: "backup", RunID: fmt.Sprintf("r%d", i), Status: muster.RunFailed, Trigger: "operator", StartedAt: end, FinishedAt: &end,
+		}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := settle(ctx, a); err != nil {
+		t.Fatal(err)
 	}
 }
