@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -216,6 +217,23 @@ func Defect(ctx context.Context, cfg Config, force bool) (DefectResult, error) {
 	return res, nil
 }
 
+// How long, and how often, `muster defect` asks again a daemon that holds
+// its data directory but does not answer on its control socket yet.
+const (
+	controlWait       = 30 * time.Second
+	controlRetryEvery = 50 * time.Millisecond
+)
+
+// controlRetried is called, when set (by tests), each time the control
+// socket is found not listening, before it is asked again.
+var controlRetried func()
+
+// notListening reports whether err says nothing listens on the control
+// socket: it is missing, or left by a daemon that died.
+func notListening(err error) bool {
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+}
+
 // defectRunning asks a running daemon to defect.
 func defectRunning(ctx context.Context, dir string, force bool, lockErr error) (DefectResult, error) {
 	path := filepath.Join(dir, ControlSocket)
@@ -229,6 +247,24 @@ func defectRunning(ctx context.Context, dir string, force bool, lockErr error) (
 		return DefectResult{}, err
 	}
 	resp, err := hc.Do(req)
+	// A daemon that is starting holds the directory before it listens on
+	// the socket (its store is opened first, its migrations applied): the
+	// socket is missing, or a dead daemon's is left that nobody answers.
+	// It is asked again until it listens, for as long as a start takes at
+	// most and while the directory stays held.
+	for wait := time.Now().Add(controlWait); err != nil && notListening(err) && time.Now().Before(wait); {
+		if controlRetried != nil {
+			controlRetried()
+		}
+		if !sleep(ctx, controlRetryEvery) {
+			return DefectResult{}, context.Cause(ctx)
+		}
+		if lock, lerr := lockDir(dir); lerr == nil {
+			unlockDir(lock)
+			return DefectResult{}, fmt.Errorf("the daemon that held data directory %s stopped before its control socket answered; run the command again", dir)
+		}
+		resp, err = hc.Do(req)
+	}
 	if err != nil {
 		return DefectResult{}, fmt.Errorf("%v, and its control socket does not answer (%v)", lockErr, err)
 	}

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +72,75 @@ func TestDefectOfADirectoryNotEnlisted(t *testing.T) {
 	}
 	if left, _ := os.ReadDir(empty); len(left) > 0 {
 		t.Errorf("a defect that found nothing to defect left %v behind", left)
+	}
+}
+
+// `muster defect` run while the daemon starts, after it took its data
+// directory and before it listens on its control socket, waits for the
+// socket rather than failing.
+func TestDefectWaitsForAStartingDaemon(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := lockDir(dir) // the starting daemon
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlockDir(lock)
+	_, lockErr := lockDir(dir)
+	if lockErr == nil {
+		t.Fatal("the directory could be locked twice")
+	}
+	tries := 0
+	var srv *http.Server
+	controlRetried = func() {
+		if tries++; tries == 2 { // the daemon listens at last
+			ln, err := net.Listen("unix", filepath.Join(dir, ControlSocket))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			srv = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				json.NewEncoder(w).Encode(DefectResult{Target: "db1", MasterTold: true})
+			})}
+			go srv.Serve(ln)
+		}
+	}
+	defer func() { controlRetried = nil }()
+	res, err := defectRunning(context.Background(), dir, false, lockErr)
+	if srv != nil {
+		defer srv.Close()
+	}
+	if err != nil {
+		t.Fatalf("defect while the daemon starts: %v", err)
+	}
+	if res.Target != "db1" || !res.MasterTold {
+		t.Errorf("result %+v, want the daemon's answer", res)
+	}
+	if tries != 2 {
+		t.Errorf("the socket was found not listening %d times, want 2", tries)
+	}
+}
+
+// A daemon that stops before it listens leaves `muster defect` saying so,
+// not waiting on.
+func TestDefectStopsWaitingWhenTheDaemonStops(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := lockDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, lockErr := lockDir(dir)
+	tries := 0
+	controlRetried = func() {
+		if tries++; tries == 1 {
+			unlockDir(lock)
+		}
+	}
+	defer func() { controlRetried = nil }()
+	_, err = defectRunning(context.Background(), dir, false, lockErr)
+	if err == nil || !strings.Contains(err.Error(), "stopped before its control socket answered") {
+		t.Fatalf("defect after the daemon stopped: %v, want it said to have stopped", err)
+	}
+	if tries != 1 {
+		t.Errorf("the socket was found not listening %d times, want 1", tries)
 	}
 }
