@@ -20,6 +20,16 @@ import (
 // outputInterval is how often a running step's output is saved and sent.
 const outputInterval = time.Second
 
+// startSaveDelay is how long a step's process runs before its start is
+// saved and uploaded. Most steps of most jobs end sooner, and are then
+// saved once, ended: one synced commit of the target's store and one
+// upload where there were two, each of which the end's had to wait
+// behind. The run itself was recorded before its process started (that
+// is what keeps a START from running twice); what a power cut within the
+// delay loses is only that the step had begun, and the run, found running
+// at the next start, is recorded abandoned as it would be anyway.
+const startSaveDelay = 50 * time.Millisecond
+
 // Causes a run's context ends with.
 var (
 	errJobTimeout  = errors.New("the job timed out")
@@ -51,6 +61,8 @@ type executor struct {
 	// without their grace (Main.Hurry).
 	hurry     chan struct{}
 	hurryOnce sync.Once
+	// startSaveDelay is the package's, but for tests.
+	startSaveDelay time.Duration
 }
 
 // activeRun is a run that has been recorded and is executing, or about to.
@@ -117,7 +129,7 @@ func (ar *activeRun) markSpawned() {
 
 func newExecutor(m *Main) *executor {
 	return &executor{m: m, procs: newProcesses(), sql: newConnections(m.cfg.Settings.Connections), running: map[string]*activeRun{},
-		gc: collector{setPercent: debug.SetGCPercent}, hurry: make(chan struct{})}
+		gc: collector{setPercent: debug.SetGCPercent}, hurry: make(chan struct{}), startSaveDelay: startSaveDelay}
 }
 
 // close releases the SQL connection pools.

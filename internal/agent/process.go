@@ -54,7 +54,6 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	}
 	pgid := cmd.Process.Pid
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(ar, run)
 
 	done := make(chan error, 1)
 	go func() {
@@ -62,15 +61,21 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 		e.procs.done(cmd.Process.Pid)
 		done <- err
 	}()
-	// While the step runs, the head of its output is stored and uploaded
-	// as it comes, about once a second, so a long step can be followed on
-	// the master; each byte is stored and sent once.
+	// The attempt's start is saved and uploaded once it has run for
+	// startSaveDelay; a step that ends sooner is saved once, ended. While
+	// it runs, the head of its output is stored and uploaded as it comes,
+	// about once a second, so a long step can be followed on the master;
+	// each byte is stored and sent once.
+	started := time.NewTimer(e.startSaveDelay)
+	defer started.Stop()
 	tick := time.NewTicker(outputInterval)
 	defer tick.Stop()
 	var waitErr error
 loop:
 	for {
 		select {
+		case <-started.C:
+			e.save(ar, run)
 		case <-tick.C:
 			if chunk := out.take(); chunk != "" {
 				ar.keep(run, chunk)

@@ -172,8 +172,27 @@ func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, s
 	}
 	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt
-	e.save(ar, run)
-	outcome, err := e.sql.run(ctx, step.Connection, step.SQL, args, out)
+	// As for a process (see startSaveDelay), the attempt's start is saved
+	// only if the statement is still running after the delay.
+	type result struct {
+		outcome string
+		err     error
+	}
+	ended := make(chan result, 1)
+	go func() {
+		outcome, err := e.sql.run(ctx, step.Connection, step.SQL, args, out)
+		ended <- result{outcome, err}
+	}()
+	started := time.NewTimer(e.startSaveDelay)
+	var res result
+	select {
+	case res = <-ended:
+		started.Stop()
+	case <-started.C:
+		e.save(ar, run)
+		res = <-ended
+	}
+	outcome, err := res.outcome, res.err
 	ar.keep(run, out.final())
 	switch {
 	case ctx.Err() != nil:
