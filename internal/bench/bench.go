@@ -147,7 +147,11 @@ func newEnv(o Options) (*env, error) {
 		return nil, fmt.Errorf("raise the open-file limit: %w", err)
 	}
 	e := &env{o: o, dir: o.Dir, cleanup: func() {}}
-	if e.dir == "" {
+	if e.dir != "" {
+		if err := os.MkdirAll(e.dir, 0o700); err != nil {
+			return nil, fmt.Errorf("--dir: %w", err)
+		}
+	} else {
 		dir, err := os.MkdirTemp("", "muster-bench-")
 		if err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/musterhq/muster/internal/bench"
+	"github.com/musterhq/muster/internal/testdb"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -164,6 +165,19 @@ func TestDispatch(t *testing.T) {
 		checkBudget(t, r, "start_to_running.p50_ms", "start_to_running.p99_ms", "start_to_recorded.p50_ms")
 		if got, want := r.Budget[0].Floor, r.DispatchFloor.P50; got != want || got <= 0 {
 			t.Errorf("start → running held to a floor of %v ms, want the measured floor p50 %v", got, want)
+		}
+	})
+	// On a catalog in PostgreSQL (--store), with --dir naming a directory
+	// that does not exist yet: the bench makes it, and keeps the masters'
+	// shared secret there.
+	t.Run("postgres", func(t *testing.T) {
+		dir := filepath.Join(t.TempDir(), "kept")
+		r := run(t, "dispatch", bench.Options{Runs: 5, Store: testdb.Postgres(t), Dir: dir}).(*bench.DispatchResult)
+		if r.Store != "postgres" || r.StartToRunning.Count != 5 || r.StartToRecorded.Count != 5 {
+			t.Errorf("measured %d and %d starts on %s, want 5 on postgres", r.StartToRunning.Count, r.StartToRecorded.Count, r.Store)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "secret")); err != nil {
+			t.Errorf("the masters' secret is not kept in --dir: %v", err)
 		}
 	})
 	t.Run("simulated", func(t *testing.T) {
