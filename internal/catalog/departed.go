@@ -18,15 +18,23 @@ func (c *Catalog) endRunsOfDeparted(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		// Every one's STARTs first, then the runs: a run abandoned frees
+		// a max_parallel_targets slot, which releases the START held back
+		// next, and that must not be one of another target that left.
 		for _, t := range gone {
 			how := "defected"
 			if t.State == TargetDeleted {
 				how = "was deleted"
-				if t.DefectedHow == "" {
-					t.DefectedHow = DepartureDeleted // left before the catalog recorded how
-				}
 			}
-			if err := tx.endRunsOf(t.ID, how, t); err != nil {
+			if err := tx.endStartsOf(t.ID, how); err != nil {
+				return fmt.Errorf("target %s, which left: %w", t.Name, err)
+			}
+		}
+		for _, t := range gone {
+			if t.State == TargetDeleted && t.DefectedHow == "" {
+				t.DefectedHow = DepartureDeleted // left before the catalog recorded how
+			}
+			if err := tx.abandonRunsOf(t.ID, t); err != nil {
 				return fmt.Errorf("target %s, which left: %w", t.Name, err)
 			}
 		}

@@ -223,7 +223,10 @@ type Tx interface {
 	// transaction is alone anyway).
 	LockTarget(ctx context.Context, id int64) error
 	// NextSeqs increments each target's sequence counter by the count
-	// given and returns the new values; the rows stay locked to commit.
+	// given and returns the new values; the rows stay locked to commit. A
+	// target no longer active (its departure committed after the
+	// transaction read it) takes no number: ErrRetry, so that nothing is
+	// posted to a target that will never collect it.
 	NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error)
 	// RaiseSeq moves a target's counter to at least atLeast and returns it.
 	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)
