@@ -7,10 +7,12 @@ import (
 
 // endRunsOfDeparted ends what targets that left the fleet under a release
 // that did not end it at their departure left open: their runs recorded
-// running, abandoned, and their STARTs held back, recorded skipped, as
-// endRunsOf does now. Left so, they would stay running for ever, and hold
-// up a max_parallel_targets slot or a rollout's wave. A catalog without
-// any reads one indexed statement.
+// running, abandoned, and their STARTs held back, or posted and not
+// collected, recorded skipped, as endRunsOf does now. A START posted not
+// collected is there when a release posted it to a target as it left
+// (a start racing the departure on another master). Left so, they would
+// stay running for ever, and hold up a max_parallel_targets slot or a
+// rollout's wave. A catalog without any reads one indexed statement.
 func (c *Catalog) endRunsOfDeparted(ctx context.Context) error {
 	return c.update(ctx, func(tx *tx) error {
 		tx.keepCredentials()

@@ -107,8 +107,10 @@ type Reads interface {
 	FindGoneTargets(ctx context.Context, names []string) (map[string]TargetRow, error)
 	// DepartedWithRuns returns the targets that left the fleet (defected,
 	// or deleted and waiting to collect their DEFECT) and still have a run
-	// recorded running or a START held back by max_parallel_targets: what
-	// a catalog of a release that did not end them at departure holds.
+	// recorded running, a START held back by max_parallel_targets, or a
+	// START pending whose run is not recorded: what a catalog of a release
+	// that did not end them at departure holds, or, for a START, of one
+	// that posted it to a target as it left.
 	DepartedWithRuns(ctx context.Context) ([]TargetRow, error)
 	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
 	ActiveTargets(ctx context.Context) (map[string]int64, error)

@@ -125,12 +125,16 @@ func (s *Queries) FindGoneTargets(ctx context.Context, names []string) (map[stri
 }
 
 // DepartedWithRuns returns the targets that left and still have a run
-// running (found by the index of running runs) or a START queued.
+// running (found by the index of running runs), a START queued, or a
+// START pending whose run is not recorded (by the index of pending
+// instructions).
 func (s *Queries) DepartedWithRuns(ctx context.Context) ([]catalog.TargetRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (catalog.TargetRow, error) { return scanTarget(r) },
 		`SELECT `+targetColumns+` FROM targets t WHERE t.state <> 'active'
 			AND (t.id IN (SELECT r.target_id FROM runs r WHERE r.status = 'running')
-				OR EXISTS (SELECT 1 FROM queued_starts q WHERE q.target_id = t.id))
+				OR EXISTS (SELECT 1 FROM queued_starts q WHERE q.target_id = t.id)
+				OR EXISTS (SELECT 1 FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending' AND i.operation = 'START'
+					AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id)))
 		ORDER BY t.id`)
 }
 
