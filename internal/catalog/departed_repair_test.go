@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -85,6 +86,59 @@ func TestOpenEndsRunsOfTargetsThatLeftBefore(t *testing.T) {
 		}
 		if r := findRun(t, db, "here", "run-here"); r.Status != muster.RunRunning {
 			t.Errorf("here's run: %s, want running still: here is in the fleet", r.Status)
+		}
+	})
+}
+
+// A START posted to a target as it left (a start racing its departure on
+// another master, before posting checked that the target was still in the
+// fleet) stays pending for a target that will never collect it: its run
+// is never recorded, and until it expires it holds a max_parallel_targets
+// slot. Opened, the catalog records its run skipped, as a departure does
+// a START not collected, and the slot is free.
+func TestOpenEndsStartsPostedToTargetsThatLeft(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		store := e.Open(t)
+		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		old, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { old.Close() })
+		gone := enlist(t, old, "gone")
+		enlist(t, old, "here")
+		j := job("long", "gone", "here")
+		j.MaxParallelTargets = 1
+		if _, err := old.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		posted := mustStart(t, old, catalog.StartRequest{Job: "long", Targets: []string{"gone"}, ExpiresIn: time.Hour})
+		if posted.Runs[0].Queued {
+			t.Fatalf("the start to gone: %+v, want it posted", posted)
+		}
+		// The target left as the START was posted: the departure's
+		// clearing came before it.
+		err = store.Update(ctx, func(tx catalog.Tx) error {
+			return tx.SetTargetState(ctx, gone.ID, catalog.TargetDefected, catalog.Departure{How: catalog.DepartureDefected, By: "target gone"})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		clk.Add(time.Minute)
+		db, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		r := findRun(t, db, "gone", posted.Runs[0].RunID)
+		want := fmt.Sprintf("the START (seq %d) was not run: the target defected before it collected it", posted.Runs[0].Seq)
+		if r.Status != muster.RunSkipped || r.Message != want {
+			t.Errorf("the START's run: %s %q, want %s %q", r.Status, r.Message, muster.RunSkipped, want)
+		}
+		if res := mustStart(t, db, catalog.StartRequest{Job: "long", Targets: []string{"here"}}); res.Runs[0].Queued {
+			t.Errorf("a start on here: %+v, want it posted: the START to gone holds no slot", res.Runs[0])
 		}
 	})
 }

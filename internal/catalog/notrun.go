@@ -122,13 +122,28 @@ func (tx *tx) dropQueued(jobID int64, targetIDs []int64, why string) (int, error
 // and its runs still recorded running abandoned. A target that has left
 // uploads nothing more.
 func (tx *tx) endRunsOf(targetID int64, how string, left TargetRow) error {
+	if err := tx.endStartsOf(targetID, how); err != nil {
+		return err
+	}
+	return tx.abandonRunsOf(targetID, left)
+}
+
+// endStartsOf records not run, as a target leaves (see endRunsOf), its
+// STARTs not collected or held back.
+func (tx *tx) endStartsOf(targetID int64, how string) error {
 	err := tx.endStarts(StartQuery{TargetIDs: []int64{targetID},
 		Statuses: []muster.InstructionStatus{muster.InstructionPending}}, "the target "+how+" before it collected it")
 	if err != nil {
 		return err
 	}
-	if _, err := tx.dropQueued(0, []int64{targetID}, "the target "+how); err != nil {
-		return err
-	}
+	_, err = tx.dropQueued(0, []int64{targetID}, "the target "+how)
+	return err
+}
+
+// abandonRunsOf records abandoned, as a target leaves (see endRunsOf),
+// its runs still recorded running. Each run's end frees what waited on it
+// (a max_parallel_targets slot releases a START held back), so the
+// STARTs held back for it go first (endStartsOf).
+func (tx *tx) abandonRunsOf(targetID int64, left TargetRow) error {
 	return tx.abandonRuns(targetID, func(string) (string, error) { return departure(left), nil })
 }

@@ -238,3 +238,60 @@ func TestPanicInATransactionRollsBack(t *testing.T) {
 		}
 	})
 }
+
+// A START held back by max_parallel_targets for a target as it left (a
+// start queued it on one master while the target's departure, on another,
+// cleared what it had held back) is dropped when a slot frees, its run
+// recorded skipped, instead of being posted to a target that will never
+// collect it. The run that freed the slot is recorded.
+func TestQueuedStartOfATargetThatLeftIsDropped(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		gone := enlist(t, db, "gone")
+		here := enlist(t, db, "here")
+		j := job("deploy", "gone", "here")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		running := mustStart(t, db, catalog.StartRequest{Job: "deploy", Targets: []string{"here"}})
+		held := mustStart(t, db, catalog.StartRequest{Job: "deploy", Targets: []string{"gone"}})
+		if running.Runs[0].Queued || !held.Runs[0].Queued {
+			t.Fatalf("starts: %+v, %+v; want here's posted, gone's held back", running.Runs, held.Runs)
+		}
+		// gone leaves; the START held back for it is queued after.
+		var queued []catalog.QueuedStartRow
+		err := db.Store().Update(ctx, func(tx catalog.Tx) error {
+			var err error
+			queued, err = tx.DeleteQueuedStarts(ctx, 0, []int64{gone.ID})
+			return err
+		})
+		if err != nil || len(queued) != 1 {
+			t.Fatalf("gone's START held back: %v, %v", queued, err)
+		}
+		if err := db.DeleteTarget(ctx, "gone", true, admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Store().Update(ctx, func(tx catalog.Tx) error { return tx.InsertQueuedStart(ctx, queued[0]) }); err != nil {
+			t.Fatal(err)
+		}
+
+		at := clk.Now()
+		res, err := db.UpsertRuns(ctx, here, []catalog.RunUpload{{Revision: 1, Run: muster.Run{Job: "deploy", RunID: running.Runs[0].RunID,
+			Status: muster.RunSucceeded, Trigger: muster.TriggerOperator, StartedAt: at, FinishedAt: &at}}})
+		if err != nil || !res[0].OK {
+			t.Fatalf("here's run: %+v, %v", res, err)
+		}
+		if n := len(must(db.Store().StartsWithoutRun(ctx, catalog.StartQuery{TargetIDs: []int64{gone.ID},
+			Statuses: []muster.InstructionStatus{muster.InstructionPending}}))); n != 0 {
+			t.Errorf("%d START(s) posted to gone, which left; want none", n)
+		}
+		if r := findRun(t, db, "gone", held.Runs[0].RunID); r.Status != muster.RunSkipped {
+			t.Errorf("gone's START held back: run %s %q, want %s", r.Status, r.Message, muster.RunSkipped)
+		}
+		if jobs := must(db.Store().JobsWithQueuedStarts(ctx)); len(jobs) != 0 {
+			t.Errorf("jobs with STARTs held back: %v, want none", jobs)
+		}
+	})
+}

@@ -403,7 +403,23 @@ func (tx *tx) releaseQueued(job string) error {
 	if err != nil {
 		return err
 	}
+	member := map[int64]bool{}
+	for _, id := range sj.targets {
+		member[id] = true
+	}
+	dropped := 0
 	for _, e := range queued {
+		if !member[e.TargetID] {
+			// Its target left the job, or the fleet, as the START was held
+			// back (a start on another master queued it while the
+			// departure cleared the queue): it would never run there.
+			n, err := tx.dropQueued(sj.id, []int64{e.TargetID}, "its target no longer runs the job")
+			if err != nil {
+				return err
+			}
+			dropped += n
+			continue
+		}
 		var q queuedStart
 		if err := json.Unmarshal(e.Payload, &q); err != nil {
 			return fmt.Errorf("queued start %d: %w", e.ID, err)
@@ -419,6 +435,9 @@ func (tx *tx) releaseQueued(job string) error {
 		if _, err := tx.post(e.TargetID, muster.OpStart, job, q.Payload); err != nil {
 			return err
 		}
+	}
+	if dropped > 0 {
+		return tx.releaseQueued(job) // the slots those would have taken
 	}
 	return nil
 }

@@ -107,8 +107,10 @@ type Reads interface {
 	FindGoneTargets(ctx context.Context, names []string) (map[string]TargetRow, error)
 	// DepartedWithRuns returns the targets that left the fleet (defected,
 	// or deleted and waiting to collect their DEFECT) and still have a run
-	// recorded running or a START held back by max_parallel_targets: what
-	// a catalog of a release that did not end them at departure holds.
+	// recorded running, a START held back by max_parallel_targets, or a
+	// START pending whose run is not recorded: what a catalog of a release
+	// that did not end them at departure holds, or, for a START, of one
+	// that posted it to a target as it left.
 	DepartedWithRuns(ctx context.Context) ([]TargetRow, error)
 	TargetIDs(ctx context.Context, names []string) (map[string]int64, error)
 	ActiveTargets(ctx context.Context) (map[string]int64, error)
@@ -223,7 +225,10 @@ type Tx interface {
 	// transaction is alone anyway).
 	LockTarget(ctx context.Context, id int64) error
 	// NextSeqs increments each target's sequence counter by the count
-	// given and returns the new values; the rows stay locked to commit.
+	// given and returns the new values; the rows stay locked to commit. A
+	// target no longer active (its departure committed after the
+	// transaction read it) takes no number: ErrRetry, so that nothing is
+	// posted to a target that will never collect it.
 	NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error)
 	// RaiseSeq moves a target's counter to at least atLeast and returns it.
 	RaiseSeq(ctx context.Context, id, atLeast int64) (int64, error)

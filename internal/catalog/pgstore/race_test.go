@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	neturl "net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -429,5 +430,75 @@ func TestPostedInsertAndTheJobsDeletionSerialize(t *testing.T) {
 	}
 	if last.Operation != muster.OpDelete {
 		t.Errorf("the last pending instruction of backup on web1 is %s (seq %d), want DELETE: %+v", last.Operation, last.Seq, ins)
+	}
+}
+
+// A start and the departure of one of its targets, at the same time on two
+// masters: the departure takes the target's row first and the start waits
+// for it there, to number its START. Once the departure has committed, the
+// START is not posted to the target that left, which would never collect
+// it: it would stay pending with its run never recorded, holding a
+// max_parallel_targets slot until it expired, and a start --wait waiting
+// for it. The start runs again and reads the job as it is now: without
+// that target.
+func TestStartAndTheDepartureOfItsTargetSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	for _, tc := range []struct {
+		name    string
+		targets []string // the start's
+		want    []string // targets started
+		code    string   // the start's error
+	}{
+		{"every target", nil, []string{"web2"}, ""},
+		{"the target alone", []string{"web1"}, nil, muster.EINVALID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			url, other := otherMaster(t)
+			ctx := context.Background()
+			backup := muster.NewJob()
+			backup.Name, backup.Targets, backup.Steps = "backup", []string{"web1", "web2"}, []muster.Step{{Name: "hello", Shell: "echo hello"}}
+			if _, err := other.ApplyJobs(ctx, []muster.Job{backup}, catalog.ApplyOptions{}, admin); err != nil {
+				t.Fatal(err)
+			}
+			conn, err := pgx.Connect(ctx, url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+
+			var res muster.StartResult
+			var second func() error
+			c := openPaused(t, url, &pauseAt{match: "UPDATE targets SET state", hook: func() {
+				second = alongside(t, conn, func() error {
+					var err error
+					res, err = other.StartJob(ctx, catalog.StartRequest{Job: "backup", Targets: tc.targets}, admin)
+					return err
+				})
+			}})
+			if err := c.DeleteTarget(ctx, "web1", true, admin); err != nil {
+				t.Fatal(err)
+			}
+			if second == nil {
+				t.Fatal("the departure never set the target's state")
+			}
+			if err := second(); muster.ErrorCode(err) != tc.code {
+				t.Fatalf("the start: %v, want code %q", err, tc.code)
+			}
+			var started []string
+			for _, r := range res.Runs {
+				started = append(started, r.Target)
+			}
+			if !slices.Equal(started, tc.want) {
+				t.Errorf("started on %v, want %v", started, tc.want)
+			}
+			var gone int
+			if err := conn.QueryRow(ctx, `SELECT COUNT(*) FROM instructions i JOIN targets t ON t.id = i.target_id
+				WHERE t.name = 'web1' AND i.operation = 'START'`).Scan(&gone); err != nil {
+				t.Fatal(err)
+			}
+			if gone != 0 {
+				t.Errorf("%d START(s) posted to web1, which left the fleet; want none", gone)
+			}
+		})
 	}
 }

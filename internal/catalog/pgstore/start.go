@@ -64,7 +64,9 @@ func (t *txQueries) claimedWithoutJob(ctx context.Context, key string) (catalog.
 // conditions of ClaimStart. The statement's parts see one snapshot: the claim's row is
 // known to the rest only through the claim's RETURNING, and the target's
 // counter is read as of its row's lock (READ COMMITTED's update of the
-// newest version), so it follows whatever START committed before.
+// newest version), so it follows whatever START committed before; a
+// target whose departure committed meanwhile is not numbered (the START's
+// post, NextSeqs, then finds it gone).
 const sqlClaimStart = `WITH claim AS (
 		INSERT INTO starts (idempotency_key, request, response, created_at)
 		SELECT $1, $2, '', $3 WHERE $1 <> ''
@@ -84,6 +86,7 @@ const sqlClaimStart = `WITH claim AS (
 				WHEN $7 <> '' THEN job.target_ids[array_position(job.target_names, $7)]
 				WHEN cardinality(job.target_ids) = 1 THEN job.target_ids[1] END
 			AND COALESCE((job.definition::jsonb ->> 'max_parallel_targets')::int, 0) <= 0
+			AND t.state = 'active'
 		RETURNING t.id, t.last_seq)
 	SELECT ` + sqlstore.JobColumns + `, j.target_ids, j.target_names, claimed.yes,
 		COALESCE(seq.id, 0), COALESCE(seq.last_seq, 0)

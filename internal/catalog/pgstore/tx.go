@@ -83,7 +83,9 @@ const lockedTargets = `(SELECT id FROM targets WHERE id = ANY($1) ORDER BY id FO
 // is the one an update of columns other than the key takes (FOR NO KEY
 // UPDATE): a row referenced by a foreign key being checked meanwhile (a job
 // applied to the target inserts its job_targets row) holds FOR KEY SHARE,
-// which that lock does not wait for, where FOR UPDATE would.
+// which that lock does not wait for, where FOR UPDATE would. A target
+// whose departure committed while the statement waited for its row is not
+// posted to (catalog.ErrRetry).
 func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
 	if len(counts) == 1 {
 		return t.Queries.NextSeqs(ctx, counts)
@@ -100,7 +102,7 @@ func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int
 	rows, err := t.tx.Query(ctx, `UPDATE targets t SET last_seq = t.last_seq + c.n
 		FROM `+lockedTargets+`,
 			unnest($1::bigint[], $2::bigint[]) AS c(id, n)
-		WHERE t.id = locked.id AND c.id = locked.id RETURNING t.id, t.last_seq`, ids, ns)
+		WHERE t.id = locked.id AND c.id = locked.id AND t.state = 'active' RETURNING t.id, t.last_seq`, ids, ns)
 	if err != nil {
 		return nil, classify(err)
 	}
@@ -117,7 +119,9 @@ func (t *txQueries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int
 		return nil, classify(err)
 	}
 	if len(out) != len(ids) {
-		return nil, fmt.Errorf("post to %d targets: %d exist", len(ids), len(out))
+		// One left the fleet since the transaction read it (its departure
+		// held its row): run again, it reads the fleet without it.
+		return nil, fmt.Errorf("post to %d targets: %d in the fleet: %w", len(ids), len(out), catalog.ErrRetry)
 	}
 	return out, nil
 }

@@ -125,12 +125,16 @@ func (s *Queries) FindGoneTargets(ctx context.Context, names []string) (map[stri
 }
 
 // DepartedWithRuns returns the targets that left and still have a run
-// running (found by the index of running runs) or a START queued.
+// running (found by the index of running runs), a START queued, or a
+// START pending whose run is not recorded (by the index of pending
+// instructions).
 func (s *Queries) DepartedWithRuns(ctx context.Context) ([]catalog.TargetRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (catalog.TargetRow, error) { return scanTarget(r) },
 		`SELECT `+targetColumns+` FROM targets t WHERE t.state <> 'active'
 			AND (t.id IN (SELECT r.target_id FROM runs r WHERE r.status = 'running')
-				OR EXISTS (SELECT 1 FROM queued_starts q WHERE q.target_id = t.id))
+				OR EXISTS (SELECT 1 FROM queued_starts q WHERE q.target_id = t.id)
+				OR EXISTS (SELECT 1 FROM instructions i WHERE i.target_id = t.id AND i.status = 'pending' AND i.operation = 'START'
+					AND NOT EXISTS (SELECT 1 FROM runs r WHERE r.target_id = i.target_id AND r.run_id = i.run_id)))
 		ORDER BY t.id`)
 }
 
@@ -163,6 +167,8 @@ func (s *Queries) LockTarget(context.Context, int64) error { return nil }
 // NextSeqs increments the targets' counters and returns each one's new
 // value: one statement for the targets whose counter moves by the same
 // count (a START fanned out moves every one by one), returning what it set.
+// A target that is no longer active (it defected, or was deleted, after
+// the transaction read it) is not posted to: catalog.ErrRetry.
 func (s *Queries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64]int64, error) {
 	byCount := map[int][]int64{}
 	for id, n := range counts {
@@ -172,15 +178,15 @@ func (s *Queries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64
 	for n, ids := range byCount {
 		slices.Sort(ids)
 		a := &args{d: s.D}
-		q := `UPDATE targets SET last_seq = last_seq + ` + a.add(n)
+		q := `UPDATE targets SET last_seq = last_seq + ` + a.add(n) + ` WHERE state = 'active' AND `
 		if len(ids) == 1 { // the statement of every START to one target
-			q += ` WHERE id = ` + a.add(ids[0])
+			q += `id = ` + a.add(ids[0])
 		} else {
 			where, err := inJSON(a, "id", ids)
 			if err != nil {
 				return nil, err
 			}
-			q += ` WHERE ` + where
+			q += where
 		}
 		if err := s.returnSeqs(ctx, q+` RETURNING id, last_seq`, a.vals, out); err != nil {
 			return nil, err
@@ -189,7 +195,9 @@ func (s *Queries) NextSeqs(ctx context.Context, counts map[int64]int) (map[int64
 	if len(out) != len(counts) {
 		for id := range counts {
 			if _, ok := out[id]; !ok {
-				return nil, fmt.Errorf("post to target %d: no such target", id)
+				// It left the fleet since the transaction read it: run
+				// again, it reads the fleet without it.
+				return nil, fmt.Errorf("post to target %d, which left the fleet: %w", id, catalog.ErrRetry)
 			}
 		}
 	}
