@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,25 +202,7 @@ func testNoPollMissesItsWakeUp(t *testing.T, held, posting *testenv.Env) {
 	const rounds = 24
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	f := newWakeFleet()
-	names := make([]string, targets)
-	ids := make([]int64, targets)
-	var wg sync.WaitGroup
-	pollCtx, stopPolls := context.WithCancel(ctx)
-	defer func() { stopPolls(); wg.Wait() }()
-	for i := range targets {
-		names[i] = fmt.Sprintf("t%03d", i)
-		p := newPoller(held, enlistRaw(t, held, names[i]))
-		defer p.hc.CloseIdleConnections()
-		id, err := held.Master.Catalog.TargetID(ctx, names[i])
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids[i], f.posted[id] = id, 0
-		wg.Add(1)
-		go func() { defer wg.Done(); f.run(pollCtx, p, id) }()
-	}
-	waitParked(t, held.Master, targets)
+	f, names, ids := startWakeFleet(t, ctx, held, targets)
 
 	posts := []wakePost{ownPost(posting.Master), heardPost(posting.Master)}
 	if posting != held {
@@ -239,6 +222,13 @@ func testNoPollMissesItsWakeUp(t *testing.T, held, posting *testenv.Env) {
 		if len(toIDs) == 0 {
 			return
 		}
+		if round%2 == 1 {
+			// A wake-up that brings nothing new (a notification of a
+			// commit already read, or one sent after notifications were
+			// missed): the polls it hands over find nothing and park
+			// again, as the post that follows comes.
+			master.Heard(held.Master, catalog.Commit{Targets: toIDs})
+		}
 		if err := posts[round%len(posts)](ctx, toNames, toIDs); err != nil {
 			t.Errorf("round %d: %v", round, err)
 			return
@@ -248,6 +238,9 @@ func testNoPollMissesItsWakeUp(t *testing.T, held, posting *testenv.Env) {
 			f.posted[id]++
 		}
 		f.mu.Unlock()
+		if n := master.StrandedPolls(held.Master); n > 0 {
+			t.Errorf("round %d: %d polls parked though woken: each waits for its hold to end", round, n)
+		}
 	}
 	everyOne := func(*rand.Rand) bool { return true }
 	someOf := func(rng *rand.Rand) bool { return rng.IntN(3) == 0 }
@@ -274,8 +267,57 @@ func testNoPollMissesItsWakeUp(t *testing.T, held, posting *testenv.Env) {
 		}()
 	}
 	posters.Wait()
-	behind := f.caughtUp(ctx)
+	f.check(t, ctx, held.Master, targets, posting == held)
+}
 
+// startWakeFleet enlists n targets with env's master and has them poll
+// until the test ends, and waits until every one's poll is parked.
+func startWakeFleet(t *testing.T, ctx context.Context, env *testenv.Env, n int) (f *wakeFleet, names []string, ids []int64) {
+	t.Helper()
+	f = newWakeFleet()
+	names, ids = make([]string, n), make([]int64, n)
+	var wg sync.WaitGroup
+	pollCtx, stopPolls := context.WithCancel(ctx)
+	t.Cleanup(func() { stopPolls(); wg.Wait() })
+	for i := range n {
+		names[i] = fmt.Sprintf("t%03d", i)
+		p := newPoller(env, enlistRaw(t, env, names[i]))
+		t.Cleanup(p.hc.CloseIdleConnections)
+		id, err := env.Master.Catalog.TargetID(ctx, names[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i], f.posted[id] = id, 0
+		wg.Add(1)
+		go func() { defer wg.Done(); f.run(pollCtx, p, id) }()
+	}
+	waitParked(t, env.Master, n)
+	return f, names, ids
+}
+
+// check checks, once everything is posted, that every target got all that
+// was posted to it, every reply being its next instructions and none
+// empty. When every post was this master's, the wake-ups are all
+// delivered once the posts return: then it also checks that once every
+// poll is parked again, none is behind (waiting for its hold to end).
+func (f *wakeFleet) check(t *testing.T, ctx context.Context, m *master.Main, targets int, delivered bool) {
+	t.Helper()
+	if delivered {
+		waitParked(t, m, targets)
+		f.mu.Lock()
+		var behind []string
+		for id, last := range f.posted {
+			if f.cursor[id] < last {
+				behind = append(behind, fmt.Sprintf("target %d at %d of %d", id, f.cursor[id], last))
+			}
+		}
+		f.mu.Unlock()
+		if len(behind) > 0 {
+			slices.Sort(behind)
+			t.Fatalf("every poll is parked, and %d targets are behind: their polls missed their wake-up: %v", len(behind), behind)
+		}
+	}
+	behind := f.caughtUp(ctx)
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if len(f.failed) > 0 {
@@ -296,4 +338,64 @@ func testNoPollMissesItsWakeUp(t *testing.T, held, posting *testenv.Env) {
 		posted += n
 	}
 	t.Logf("%d instructions posted to %d targets, in %d replies (%d with several)", posted, targets, f.replies, f.several)
+}
+
+// A post made in each gap of a poll's life wakes it: as the poll
+// subscribes to wake-ups (before the read it decides on), or as it parks
+// (after that read), whether in its handler or in an answerer that woke
+// it and found nothing new. Each post made there is one the poll either
+// reads or is woken by; none leaves it parked behind, for its hold to end.
+func TestAPostInEveryGapWakesThePoll(t *testing.T) {
+	for _, gap := range []string{master.GapSubscribe, master.GapPark} {
+		t.Run(gap, func(t *testing.T) { testAPostInTheGapWakesThePoll(t, gap) })
+	}
+}
+
+func testAPostInTheGapWakesThePoll(t *testing.T, gap string) {
+	env := testenv.New(t, testenv.Options{})
+	const targets = 4
+	const budget = 300 // posts made in the gap
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	f, names, ids := startWakeFleet(t, ctx, env, targets)
+	name := map[int64]string{}
+	for i, id := range ids {
+		name[id] = names[i]
+	}
+	var left atomic.Int64
+	left.Store(budget)
+	var racing sync.Mutex // one post at a time, each in the gap it was made in
+	master.RaceWakeUps(env.Master, func(at string, target int64) {
+		racing.Lock()
+		defer racing.Unlock()
+		if at != gap || left.Add(-1) < 0 {
+			return
+		}
+		if _, err := env.Master.Catalog.Post(ctx, catalog.PostRequest{Operation: muster.OpSyncTime, Targets: []string{name[target]}}, env.Master.Self()); err != nil {
+			t.Errorf("post in the gap: %v", err)
+			return
+		}
+		f.mu.Lock()
+		f.posted[target]++
+		f.mu.Unlock()
+	})
+	// A wake-up that brings nothing: every poll is handed over, finds
+	// nothing, and subscribes and parks again, with a post made in the
+	// gap; each reply has its target poll again, which subscribes and
+	// parks with one too, until the posts are spent. Every poll parked
+	// before then is one that missed its wake-up.
+	master.Heard(env.Master, catalog.Commit{Targets: ids})
+	testenv.Eventually(t, time.Minute, "the posts in the gap spent, or every poll parked", func() bool {
+		return left.Load() <= 0 || master.ParkedPolls(env.Master) == targets
+	})
+	if n := left.Load(); n > 0 {
+		racing.Lock() // no post in flight
+		n = left.Load()
+		racing.Unlock()
+		if n > 0 && master.ParkedPolls(env.Master) == targets {
+			t.Errorf("every poll parked with %d of %d posts in the gap to make: a post in the gap left its poll parked", n, budget)
+		}
+	}
+	master.RaceWakeUps(env.Master, func(string, int64) {})
+	f.check(t, ctx, env.Master, targets, true)
 }
