@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -32,6 +33,12 @@ type simTarget struct {
 	steps  map[string]string // job → name of its first step
 	// failed, when set, is told of each failed poll.
 	failed func(error)
+	// acks and reports are what polls brought that the master has not
+	// taken yet (a refused or failed request): sent again before the next
+	// poll, as a target sends what it spooled, so that a busy master
+	// loses no run of a fan-out.
+	acks    []agentproto.Ack
+	reports []agentproto.RunReport
 }
 
 // simPollInterval is the heartbeat the simulated targets report (the
@@ -121,6 +128,9 @@ func (s *simTarget) run(ctx context.Context) {
 }
 
 func (s *simTarget) pollOnce(ctx context.Context) error {
+	if err := s.send(ctx); err != nil {
+		return err
+	}
 	q := url.Values{}
 	q.Set(agentproto.QueryAfter, strconv.FormatInt(s.cursor, 10))
 	q.Set(agentproto.QueryWait, "55")
@@ -136,8 +146,6 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 	if err := agentCall(ctx, s.hc, http.MethodGet, u, nil, &resp); err != nil {
 		return err
 	}
-	var acks []agentproto.Ack
-	var runs []agentproto.Run
 	for _, in := range resp.Instructions {
 		if in.Seq <= s.cursor {
 			continue
@@ -156,38 +164,45 @@ func (s *simTarget) pollOnce(ctx context.Context) error {
 			// Here a target commits the run and execs the step.
 			at := time.Now()
 			s.rec.running(p.RunID, at)
-			runs = append(runs, agentproto.Run{Job: in.Job, Target: s.name, RunID: p.RunID, Status: muster.RunRunning,
-				Trigger: muster.TriggerOperator, StartedAt: at,
-				Steps: []agentproto.StepAttempt{{Name: s.steps[in.Job], Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}})
+			s.reports = append(s.reports, agentproto.RunReport{Revision: 1, Run: agentproto.Run{Job: in.Job, Target: s.name, RunID: p.RunID,
+				Status: muster.RunRunning, Trigger: muster.TriggerOperator, StartedAt: at,
+				Steps: []agentproto.StepAttempt{{Name: s.steps[in.Job], Attempt: 1, Status: muster.AttemptRunning, StartedAt: at}}}})
 		}
-		acks = append(acks, agentproto.Ack{Seq: in.Seq, OK: true})
+		s.acks = append(s.acks, agentproto.Ack{Seq: in.Seq, OK: true})
 		s.cursor = in.Seq
 	}
-	if len(acks) > 0 {
-		if err := agentCall(ctx, s.hc, http.MethodPost, s.base.JoinPath(agentproto.PathAcks), agentproto.AckRequest{Acks: acks}, nil); err != nil {
+	return s.send(ctx)
+}
+
+// send sends what polls brought that the master has not taken yet: the
+// acknowledgements, then each run's report as running (revision 1), then
+// finished (revision 2).
+func (s *simTarget) send(ctx context.Context) error {
+	if len(s.acks) > 0 {
+		if err := agentCall(ctx, s.hc, http.MethodPost, s.base.JoinPath(agentproto.PathAcks), agentproto.AckRequest{Acks: s.acks}, nil); err != nil {
 			return err
 		}
+		s.acks = nil
 	}
-	if len(runs) == 0 {
-		return nil
-	}
-	reports := make([]agentproto.RunReport, len(runs))
-	for i, r := range runs {
-		reports[i] = agentproto.RunReport{Revision: 1, Run: r}
-	}
-	if err := s.upload(ctx, reports); err != nil {
-		return err
-	}
-	for i := range reports {
-		reports[i].Revision = 2
-		finish(&reports[i].Run, time.Now())
-	}
-	if err := s.upload(ctx, reports); err != nil {
-		return err
-	}
-	now := time.Now()
-	for _, r := range runs {
-		s.rec.recorded(r.RunID, now)
+	for len(s.reports) > 0 {
+		if err := s.upload(ctx, s.reports); err != nil {
+			if errors.Is(err, errRunRefused) {
+				s.reports = nil // sent again, it would be refused again
+			}
+			return err
+		}
+		if s.reports[0].Revision == 2 {
+			now := time.Now()
+			for _, r := range s.reports {
+				s.rec.recorded(r.Run.RunID, now)
+			}
+			s.reports = nil
+			break
+		}
+		for i := range s.reports {
+			s.reports[i].Revision = 2
+			finish(&s.reports[i].Run, time.Now())
+		}
 	}
 	return nil
 }
@@ -202,6 +217,10 @@ func finish(r *agentproto.Run, now time.Time) {
 	}
 }
 
+// errRunRefused is the error of an upload whose runs the master answered
+// for, refusing some.
+var errRunRefused = errors.New("the master refused a run")
+
 // upload sends run reports and fails unless the master took every one.
 func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) error {
 	var resp agentproto.RunsResponse
@@ -210,11 +229,11 @@ func (s *simTarget) upload(ctx context.Context, reports []agentproto.RunReport) 
 	}
 	for _, r := range resp.Results {
 		if !r.OK {
-			return fmt.Errorf("the master refused run %s: %s", r.RunID, r.Error)
+			return fmt.Errorf("%w: %s: %s", errRunRefused, r.RunID, r.Error)
 		}
 	}
 	if len(resp.Results) != len(reports) {
-		return fmt.Errorf("the master answered %d of %d runs", len(resp.Results), len(reports))
+		return fmt.Errorf("%w: it answered for %d of %d runs", errRunRefused, len(resp.Results), len(reports))
 	}
 	return nil
 }

@@ -31,6 +31,34 @@ func ParkedPolls(m *Main) int {
 	return n
 }
 
+// StrandedPolls counts the polls parked in the master's hub though a
+// wake-up or a poke came for them since they subscribed: a poll the hub
+// should have handed over, or refused to park, and that waits for its
+// hold to end instead.
+func StrandedPolls(m *Main) int {
+	m.hub.mu.Lock()
+	defer m.hub.mu.Unlock()
+	n := 0
+	for _, polls := range m.hub.parked {
+		for p := range polls {
+			if isClosed(p.woken) || isClosed(p.poked) {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// Gaps in a poll's life where RaceWakeUps runs its race.
+const (
+	GapSubscribe = gapSubscribe
+	GapPark      = gapPark
+)
+
+// RaceWakeUps has the master's hub call race as a poll subscribes to
+// wake-ups and as it parks, before either.
+func RaceWakeUps(m *Main, race func(gap string, target int64)) { m.hub.race.Store(&race) }
+
 // HeldPolls is the muster_polls_held gauge.
 func HeldPolls(m *Main) float64 { return m.metrics.held.Value() }
 

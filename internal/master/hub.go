@@ -2,6 +2,7 @@ package master
 
 import (
 	"sync"
+	"sync/atomic"
 
 	"github.com/musterhq/muster/internal/catalog"
 )
@@ -29,6 +30,23 @@ type Hub struct {
 	runs    chan struct{}
 	closed  chan struct{}
 	once    sync.Once
+	// race, set by tests, runs as a poll subscribes to wake-ups and as it
+	// parks, before either: a test posts there, in the gaps where what is
+	// posted must still wake the poll.
+	race atomic.Pointer[func(gap string, target int64)]
+}
+
+// Gaps in a poll's life where the hub runs the test's race.
+const (
+	gapSubscribe = "subscribe" // before a subscription to wake-ups, made before the read the poll decides on
+	gapPark      = "park"      // before the poll parks, after that read
+)
+
+// raced runs the test's race, if one is set.
+func (h *Hub) raced(gap string, target int64) {
+	if f := h.race.Load(); f != nil {
+		(*f)(gap, target)
+	}
 }
 
 // signals holds one channel per target, closed when the target is signalled.
@@ -65,6 +83,7 @@ func NewHub() *Hub {
 // since it subscribed, its hold ended, its target went away, the hub is
 // closed), and the caller answers it.
 func (h *Hub) park(p *heldPoll) bool {
+	h.raced(gapPark, p.target)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if isClosed(p.woken) || isClosed(p.poked) || isClosed(h.closed) || p.expired.Load() || p.gone.Load() {
@@ -139,6 +158,7 @@ func isClosed(ch <-chan struct{}) bool {
 
 // Subscribe returns a channel closed at the next Wake of the target.
 func (h *Hub) Subscribe(target int64) <-chan struct{} {
+	h.raced(gapSubscribe, target)
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.targets.wait(target)
