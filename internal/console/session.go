@@ -43,6 +43,15 @@ func checkCSRF(r *http.Request, want string) error {
 	return nil
 }
 
+// ClaimsSession reports whether r carries a console session cookie, not
+// yet checked: the master counts such a request among those with
+// credentials, as it does one with a bearer token, and the console refuses
+// it before it reads its form when the session does not hold.
+func ClaimsSession(r *http.Request) bool {
+	c, err := r.Cookie(sessionCookie)
+	return err == nil && c.Value != ""
+}
+
 // session returns the view of a request's signed-in session.
 func (s *Server) session(r *http.Request) (*view, error) {
 	c, err := r.Cookie(sessionCookie)
