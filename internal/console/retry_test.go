@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -46,5 +47,21 @@ func TestRetriedStartLeadsToItsRun(t *testing.T) {
 	}
 	if loc == "/runs/web1/"+res.Runs[0].RunID+"?started=1" {
 		t.Errorf("retry leads to the refused run's page %q, want the new run's", loc)
+	}
+}
+
+// The page of a run just started waits for its target to report it; a
+// link to a run "just started" on a target that is not enlisted, to which
+// no START went, is a page that does not exist, not one that waits
+// forever saying the START was sent.
+func TestStartedRunOnNoTargetIsNotFound(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleReader)
+	status, body := s.get(c, "/runs/nope/01a251e3-1c30-728e-b92c-6dbd99182db9?started=1")
+	if status != http.StatusNotFound || strings.Contains(body, "sent the START") {
+		t.Errorf("a started run on a target not enlisted: %d, want 404:\n%s", status, body)
+	}
+	if status, _ := s.get(c, "/runs/web1/01a251e3-1c30-728e-b92c-6dbd99182db9?started=1"); status != http.StatusOK {
+		t.Errorf("a started run not yet reported on web1: %d, want 200, the page waiting for it", status)
 	}
 }
