@@ -10,6 +10,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -129,13 +130,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		err = scopedRefusal(k.Name)
 	}
 	if err != nil {
-		status := http.StatusUnauthorized
-		if muster.ErrorCode(err) == muster.EFORBIDDEN {
-			status = http.StatusForbidden
-		}
-		if muster.ErrorCode(err) == muster.EINTERNAL {
+		// In the status the API would answer with: 401 for a key that is
+		// not valid, 503 while the catalog does not answer.
+		status := jsonhttp.StatusCode(muster.ErrorCode(err))
+		if status >= 500 {
 			s.Log.Error("console sign-in", "err", err)
-			status = http.StatusInternalServerError
 		}
 		s.showLogin(w, r, status, muster.ErrorMessage(err))
 		return

@@ -76,3 +76,25 @@ func TestCatalogDownIsUnavailableNotSignedOut(t *testing.T) {
 		})
 	}
 }
+
+func (s *downStore) Update(ctx context.Context, fn func(catalog.Tx) error) error {
+	if s.down.Load() {
+		return muster.Errorf(muster.EUNAVAILABLE, "the catalog database cannot be reached")
+	}
+	return s.Store.Update(ctx, fn)
+}
+
+// Signing in while the catalog's database does not answer is refused with
+// 503 and why, not 401 as if the key were wrong.
+func TestSignInWithTheCatalogDownIsUnavailable(t *testing.T) {
+	store := &downStore{Store: catalogtest.SQLite.Open(t)}
+	s := newSiteOn(t, store)
+	c := s.browser()
+	_, body := s.get(c, "/login")
+	token := csrfField.FindStringSubmatch(body)[1]
+	store.down.Store(true)
+	status, body := s.post(c, "/login", url.Values{"csrf": {token}, "key": {s.keys[catalog.RoleReader]}})
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "the catalog database cannot be reached") {
+		t.Fatalf("sign in with the catalog down: %d, want 503 saying the catalog cannot be reached:\n%s", status, body)
+	}
+}
