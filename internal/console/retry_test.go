@@ -65,3 +65,40 @@ func TestStartedRunOnNoTargetIsNotFound(t *testing.T) {
 		t.Errorf("a started run not yet reported on web1: %d, want 200, the page waiting for it", status)
 	}
 }
+
+// A target is blocked by its failed instruction however many were posted
+// to it since: its page shows that instruction, with Retry and Delete,
+// beside the newest of its download list.
+func TestTargetPageShowsAnOldFailedInstruction(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	bad, busy := muster.NewJob(), muster.NewJob()
+	bad.Name, bad.Targets, bad.Steps = "bad", []string{"web1"}, []muster.Step{{Name: "s", Shell: "true"}}
+	busy.Name, busy.Targets, busy.Steps = "busy", []string{"web1"}, []muster.Step{{Name: "s", Shell: "true"}}
+	if _, err := s.db.ApplyJobs(ctx, []muster.Job{bad, busy}, catalog.ApplyOptions{}, master); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "bad"})
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("the INSERT of bad: %v %v", ins, err)
+	}
+	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "no such proxy"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 210 {
+		if _, err := s.db.StartJob(ctx, catalog.StartRequest{Job: "busy"}, master); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := s.signIn(catalog.RoleOperator)
+	_, body := s.get(c, "/targets/web1")
+	seq := strconv.FormatInt(ins[0].Seq, 10)
+	if !strings.Contains(body, `data-seq="`+seq+`" data-status="failed"`) || !strings.Contains(body, `action="/instructions/web1/`+seq+`/retry"`) {
+		t.Errorf("web1's page, 210 instructions after the one that blocks it, does not show instruction %s with Retry", seq)
+	}
+}
