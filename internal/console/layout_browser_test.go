@@ -34,11 +34,19 @@ func TestConsoleLongNamesFitAPhone(t *testing.T) {
 	if _, err := env.Client.Apply(bg, httpapi.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
 		t.Fatal(err)
 	}
+	res, err := env.Client.StartJob(bg, job, httpapi.StartBody{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.Runs(bg, res.Refs(), wait); err != nil {
+		t.Fatal(err)
+	}
+	run := "/runs/web1/" + res.Runs[0].RunID
 	ctx := newBrowser(t, 390, 844)
 	// A desktop window is never narrower than about 500 px: the page is
 	// shown as a phone would, 390 px wide.
 	do(t, ctx, "sign in", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`tr[data-target="web1"]`))
-	for _, page := range []string{"/fleet", "/jobs", "/jobs/" + job, "/targets/web1", "/events", "/audit", "/alerts"} {
+	for _, page := range []string{"/fleet", "/jobs", "/jobs/" + job, "/targets/web1", "/events", "/audit", "/alerts", "/keys", run, "/jobs/" + job + "x"} {
 		do(t, ctx, "open "+page, chromedp.Navigate(env.Master.URL+page), chromedp.WaitVisible(`main h1`))
 		if wide := get(t, ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); wide > 390 {
 			screenshot(t, ctx, "wide-"+strings.Trim(strings.ReplaceAll(page[:min(len(page), 12)], "/", "-"), "-"))
