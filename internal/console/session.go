@@ -167,10 +167,12 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 
 // logout ends the session and clears its cookie. A session that has
 // already ended (expired, its key revoked) has nothing left to end: the
-// cookie is cleared all the same, so that Sign out always signs out.
+// cookie is cleared all the same, so that Sign out always signs out. One
+// that could not be read (the catalog does not answer) is not ended: the
+// page says so, and the cookie is kept to end it with.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	v, err := s.session(r)
-	if muster.ErrorCode(err) == muster.EINTERNAL {
+	if code := muster.ErrorCode(err); err != nil && code != muster.EUNAUTHORIZED && code != muster.EFORBIDDEN {
 		s.fail(w, r, nil, err)
 		return
 	}

@@ -98,3 +98,21 @@ func TestSignInWithTheCatalogDownIsUnavailable(t *testing.T) {
 		t.Fatalf("sign in with the catalog down: %d, want 503 saying the catalog cannot be reached:\n%s", status, body)
 	}
 }
+
+// Sign out while the catalog does not answer says that it could not sign
+// out, rather than clear the cookie alone and leave the session usable
+// for hours by whoever else holds it.
+func TestSignOutWithTheCatalogDownIsUnavailable(t *testing.T) {
+	store := &downStore{Store: catalogtest.SQLite.Open(t)}
+	s := newSiteOn(t, store)
+	c, token := s.signIn(catalog.RoleReader)
+	store.down.Store(true)
+	status, body := s.post(c, "/logout", url.Values{"csrf": {token}})
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "the catalog database cannot be reached") {
+		t.Fatalf("sign out with the catalog down: %d, want 503 saying the catalog cannot be reached:\n%s", status, body)
+	}
+	store.down.Store(false)
+	if status, _ := s.get(c, "/fleet"); status != http.StatusOK {
+		t.Fatalf("the fleet once the catalog answers again: %d, want 200: the session was not ended, and its cookie is kept to end it", status)
+	}
+}
