@@ -154,6 +154,13 @@ func (s *Server) headers(h http.Handler) http.Handler {
 func (s *Server) page(mux *http.ServeMux, pattern, route string, h pageHandler) {
 	mux.Handle(pattern, s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		v, err := s.session(r)
+		if code := muster.ErrorCode(err); err != nil && code != muster.EUNAUTHORIZED && code != muster.EFORBIDDEN {
+			// The session could not be read (the catalog's database does
+			// not answer): the page says so, and a live refresh keeps what
+			// it showed and tries again, rather than signing out.
+			s.fail(w, r, nil, err)
+			return
+		}
 		if err != nil {
 			signIn := "/login?next=" + url.QueryEscape(r.URL.RequestURI())
 			if r.Method == http.MethodGet && r.Header.Get("HX-Request") == "true" {

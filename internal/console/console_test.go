@@ -37,9 +37,15 @@ type site struct {
 
 func newSite(t *testing.T) *site {
 	t.Helper()
+	return newSiteOn(t, catalogtest.SQLite.Open(t))
+}
+
+// newSiteOn is newSite on store, which a test may wrap to make it fail.
+func newSiteOn(t *testing.T, store catalog.Store) *site {
+	t.Helper()
 	ctx := context.Background()
 	s := &site{t: t, clock: &testenv.Clock{}, keys: map[string]string{}}
-	db, err := catalog.Open(ctx, catalogtest.SQLite.Open(t), catalog.Options{Now: s.clock.Now, Logger: testenv.Logger(t)})
+	db, err := catalog.Open(ctx, store, catalog.Options{Now: s.clock.Now, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

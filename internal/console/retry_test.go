@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -46,5 +47,58 @@ func TestRetriedStartLeadsToItsRun(t *testing.T) {
 	}
 	if loc == "/runs/web1/"+res.Runs[0].RunID+"?started=1" {
 		t.Errorf("retry leads to the refused run's page %q, want the new run's", loc)
+	}
+}
+
+// The page of a run just started waits for its target to report it; a
+// link to a run "just started" on a target that is not enlisted, to which
+// no START went, is a page that does not exist, not one that waits
+// forever saying the START was sent.
+func TestStartedRunOnNoTargetIsNotFound(t *testing.T) {
+	s := newSite(t)
+	c, _ := s.signIn(catalog.RoleReader)
+	status, body := s.get(c, "/runs/nope/01a251e3-1c30-728e-b92c-6dbd99182db9?started=1")
+	if status != http.StatusNotFound || strings.Contains(body, "sent the START") {
+		t.Errorf("a started run on a target not enlisted: %d, want 404:\n%s", status, body)
+	}
+	if status, _ := s.get(c, "/runs/web1/01a251e3-1c30-728e-b92c-6dbd99182db9?started=1"); status != http.StatusOK {
+		t.Errorf("a started run not yet reported on web1: %d, want 200, the page waiting for it", status)
+	}
+}
+
+// A target is blocked by its failed instruction however many were posted
+// to it since: its page shows that instruction, with Retry and Delete,
+// beside the newest of its download list.
+func TestTargetPageShowsAnOldFailedInstruction(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	bad, busy := muster.NewJob(), muster.NewJob()
+	bad.Name, bad.Targets, bad.Steps = "bad", []string{"web1"}, []muster.Step{{Name: "s", Shell: "true"}}
+	busy.Name, busy.Targets, busy.Steps = "busy", []string{"web1"}, []muster.Step{{Name: "s", Shell: "true"}}
+	if _, err := s.db.ApplyJobs(ctx, []muster.Job{bad, busy}, catalog.ApplyOptions{}, master); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "bad"})
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("the INSERT of bad: %v %v", ins, err)
+	}
+	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "no such proxy"}}); err != nil {
+		t.Fatal(err)
+	}
+	for range 210 {
+		if _, err := s.db.StartJob(ctx, catalog.StartRequest{Job: "busy"}, master); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c, _ := s.signIn(catalog.RoleOperator)
+	_, body := s.get(c, "/targets/web1")
+	seq := strconv.FormatInt(ins[0].Seq, 10)
+	if !strings.Contains(body, `data-seq="`+seq+`" data-status="failed"`) || !strings.Contains(body, `action="/instructions/web1/`+seq+`/retry"`) {
+		t.Errorf("web1's page, 210 instructions after the one that blocks it, does not show instruction %s with Retry", seq)
 	}
 }

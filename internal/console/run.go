@@ -24,18 +24,23 @@ func (s *Server) run(w http.ResponseWriter, r *http.Request, v *view) error {
 		return err
 	}
 	var p runPage
+	t, err := s.DB.FindTarget(r.Context(), ref.Target)
+	switch {
+	case err == nil:
+		p.Target, p.Known = t, true
+	case muster.ErrorCode(err) != muster.ENOTFOUND:
+		return err
+	}
 	if len(runs) == 0 {
 		// A START is a run once its target reports it, within a second of
-		// receiving it: the page of a run just started waits for it.
-		if r.URL.Query().Get("started") != "1" {
+		// receiving it: the page of a run just started waits for it. No
+		// START went to a target that is not enlisted.
+		if r.URL.Query().Get("started") != "1" || !p.Known {
 			return muster.Errorf(muster.ENOTFOUND, "no run %s on target %s", ref.RunID, ref.Target)
 		}
 		p.Waiting, p.Run = true, muster.Run{RunID: ref.RunID, Target: ref.Target, Status: muster.RunRunning}
 	} else {
 		p.Run = runs[0]
-	}
-	if t, err := s.DB.FindTarget(r.Context(), ref.Target); err == nil {
-		p.Target, p.Known = t, true
 	}
 	v.Title, v.Nav, v.Data = "Run of "+p.Job+" on "+p.Run.Target, "jobs", p
 	if p.Waiting {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -41,6 +42,15 @@ func checkCSRF(r *http.Request, want string) error {
 		return muster.Errorf(muster.EFORBIDDEN, "csrf: the form's token does not match your session; reload the page and try again")
 	}
 	return nil
+}
+
+// ClaimsSession reports whether r carries a console session cookie, not
+// yet checked: the master counts such a request among those with
+// credentials, as it does one with a bearer token, and the console refuses
+// it before it reads its form when the session does not hold.
+func ClaimsSession(r *http.Request) bool {
+	c, err := r.Cookie(sessionCookie)
+	return err == nil && c.Value != ""
 }
 
 // session returns the view of a request's signed-in session.
@@ -120,13 +130,11 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 		err = scopedRefusal(k.Name)
 	}
 	if err != nil {
-		status := http.StatusUnauthorized
-		if muster.ErrorCode(err) == muster.EFORBIDDEN {
-			status = http.StatusForbidden
-		}
-		if muster.ErrorCode(err) == muster.EINTERNAL {
+		// In the status the API would answer with: 401 for a key that is
+		// not valid, 503 while the catalog does not answer.
+		status := jsonhttp.StatusCode(muster.ErrorCode(err))
+		if status >= 500 {
 			s.Log.Error("console sign-in", "err", err)
-			status = http.StatusInternalServerError
 		}
 		s.showLogin(w, r, status, muster.ErrorMessage(err))
 		return
@@ -159,10 +167,12 @@ func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 
 // logout ends the session and clears its cookie. A session that has
 // already ended (expired, its key revoked) has nothing left to end: the
-// cookie is cleared all the same, so that Sign out always signs out.
+// cookie is cleared all the same, so that Sign out always signs out. One
+// that could not be read (the catalog does not answer) is not ended: the
+// page says so, and the cookie is kept to end it with.
 func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 	v, err := s.session(r)
-	if muster.ErrorCode(err) == muster.EINTERNAL {
+	if code := muster.ErrorCode(err); err != nil && code != muster.EUNAUTHORIZED && code != muster.EFORBIDDEN {
 		s.fail(w, r, nil, err)
 		return
 	}

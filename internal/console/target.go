@@ -1,8 +1,10 @@
 package console
 
 import (
+	"cmp"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 
 	"github.com/musterhq/muster"
@@ -38,6 +40,18 @@ func (s *Server) target(w http.ResponseWriter, r *http.Request, v *view) error {
 	if p.Instructions, err = s.DB.FindInstructions(r.Context(), catalog.InstructionFilter{Target: t.Name, Limit: 200}); err != nil {
 		return err
 	}
+	// The failed instructions block the target however old they are:
+	// each is shown, with Retry and Delete, among the newest.
+	failed, err := s.DB.FindInstructions(r.Context(), catalog.InstructionFilter{Target: t.Name, Errors: true, Limit: 200})
+	if err != nil {
+		return err
+	}
+	for _, in := range failed {
+		if !slices.ContainsFunc(p.Instructions, func(o muster.Instruction) bool { return o.Seq == in.Seq }) {
+			p.Instructions = append(p.Instructions, in)
+		}
+	}
+	slices.SortFunc(p.Instructions, func(a, b muster.Instruction) int { return cmp.Compare(a.Seq, b.Seq) })
 	jobs, err := s.DB.FindTargetJobs(r.Context(), t.Name)
 	if err != nil {
 		return err

@@ -59,6 +59,9 @@ func templateFuncs() template.FuncMap {
 		// terminal renders a step's output with its terminal colours; see
 		// terminalHTML.
 		"terminal": terminalHTML,
+		// text shows control and bidirectional characters escaped; see
+		// plainText.
+		"text": plainText,
 		// label turns a status word into words: suspected_offline → suspected
 		// offline; a deleted target is defecting until it collects its DEFECT.
 		"label": func(s any) string {

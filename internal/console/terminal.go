@@ -77,6 +77,26 @@ func escaped(r rune) bool {
 	return r != '\n' && r != '\t' && r != '\r' && (unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r))
 }
 
+// plainText writes what a target reported, or what a job runs, for a
+// page: its characters that escaped reports (controls, bidirectional
+// controls) as their Go escapes, \u202e, as the CLI shows them, so that
+// no text is shown in another order than it is written.
+func plainText(s string) string {
+	if !strings.ContainsFunc(s, escaped) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if escaped(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // escapeSequence splits the escape sequence at the start of s (at its
 // ESC) from the rest: a CSI sequence (ESC [ parameters final) gives its
 // parameters and final byte; any other sequence, a string sequence (OSC,

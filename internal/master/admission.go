@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/console"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/metrics"
@@ -108,7 +109,7 @@ func reasonText(reason string) string {
 // claimsCredentials reports whether a request offers the credentials its
 // route authenticates with, checked before its body is read: a bearer token
 // on the operator API and the metrics, a certificate this master's CA issued on the target
-// protocol. An offer that does not hold is refused as soon as it is
+// protocol, a session cookie on the web console. An offer that does not hold is refused as soon as it is
 // checked, and expireBody closes its connection then.
 func (g *admission) claimsCredentials(r *http.Request) bool {
 	switch p := r.URL.Path; {
@@ -117,8 +118,12 @@ func (g *admission) claimsCredentials(r *http.Request) bool {
 		return ok
 	case strings.HasPrefix(p, "/agent/"):
 		return g.access(p) != AccessAnyone && verifiedLeaf(r) != nil
+	default:
+		// The web console: a signed-in person's pages carry the
+		// session cookie, which the console checks before it reads a
+		// form.
+		return console.ClaimsSession(r)
 	}
-	return false
 }
 
 // acquire counts a request without credentials from addr in, or returns

@@ -1,6 +1,7 @@
 package master
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/pki"
 )
 
 // heldRequest is an enlistment from addr whose body has not arrived yet.
@@ -93,4 +95,31 @@ func TestUnauthenticatedBodyOverTheLimit(t *testing.T) {
 	if w.Code != http.StatusRequestEntityTooLarge || errorCode(t, w) != muster.ETOOLARGE {
 		t.Errorf("%d %s, want 413", w.Code, w.Body)
 	}
+}
+
+// A person signed in to the web console is an operator too: their pages,
+// and the live refresh each open page makes every two seconds, are not
+// counted against the caps on requests without credentials, nor is each
+// answered on a connection closed after it.
+func TestConsoleSessionsAreNotCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := testMaster(t, func(c *Config) { c.Limits.PerAddress = 1; c.Limits.Unauthenticated = 1 })
+		secret := pki.RandomSecret()
+		if _, _, err := m.Catalog.StartSession(context.Background(), pki.HashSecret(m.AdminToken), pki.HashSecret(secret), "test"); err != nil {
+			t.Fatal(err)
+		}
+		held := hold(m, "192.0.2.1:1")
+		synctest.Wait() // it holds the one slot
+		r := httptest.NewRequest(http.MethodGet, "/fleet", nil)
+		r.RemoteAddr = "192.0.2.1:2"
+		r.AddCookie(&http.Cookie{Name: "muster_session", Value: secret})
+		w := httptest.NewRecorder()
+		m.srv.Handler.ServeHTTP(w, r)
+		if w.Code != http.StatusOK || w.Header().Get("Connection") == "close" {
+			t.Errorf("a signed-in console page with the caps full: %d (Connection: %q) %.200s, want 200 on a connection kept open",
+				w.Code, w.Header().Get("Connection"), w.Body)
+		}
+		held.body.Close()
+		<-held.done
+	})
 }

@@ -317,7 +317,14 @@ func classify(err error) error {
 	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
+	// A connection the server refused (the database not accepting
+	// connections, or gone) is the catalog unavailable, whatever the
+	// server said, as is one that could not be made.
+	var connectErr *pgconn.ConnectError
 	var pgErr *pgconn.PgError
+	if errors.As(err, &connectErr) && errors.As(err, &pgErr) {
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database is not available (%s)", pgErr.Message)
+	}
 	if errors.As(err, &pgErr) {
 		switch {
 		case pgErr.Code == "23505":
@@ -331,7 +338,6 @@ func classify(err error) error {
 		}
 		return err
 	}
-	var connectErr *pgconn.ConnectError
 	var netErr net.Error
 	if errors.As(err, &connectErr) || errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
 		errors.Is(err, net.ErrClosed) || pgconn.Timeout(err) || strings.Contains(err.Error(), "conn closed") {

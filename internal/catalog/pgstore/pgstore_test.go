@@ -359,6 +359,33 @@ func TestUnreachableDatabaseIsUnavailable(t *testing.T) {
 	}
 }
 
+// A server that answers but refuses the connection (the database not
+// accepting connections, during maintenance) is the catalog unavailable
+// too, not an internal error: a page says so in a 503.
+func TestRefusedConnectionIsUnavailable(t *testing.T) {
+	url := catalogtest.PostgresDatabaseURL(t)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	admin, err := pgx.Connect(ctx, catalogtest.PostgresDSN(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	db := pgx.Identifier{cfg.Database}.Sanitize()
+	if _, err := admin.Exec(ctx, `ALTER DATABASE `+db+` ALLOW_CONNECTIONS false`); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { admin.Exec(context.Background(), `ALTER DATABASE `+db+` ALLOW_CONNECTIONS true`) })
+	_, err = pgstore.Open(ctx, url, pgstore.Options{})
+	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE {
+		t.Fatalf("open on a database not accepting connections: code %q (%v), want %q", code, err, muster.EUNAVAILABLE)
+	}
+}
+
 // The rows a START to the fleet inserts for each target (its instruction,
 // the audit entry's subject), and the runs an upload inserts, are checked
 // by no trigger of their own (migrations 0009 and 0011), and what the
