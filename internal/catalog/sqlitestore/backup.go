@@ -157,7 +157,8 @@ func Inspect(ctx context.Context, path string) (Snapshot, error) {
 // Restore puts the backup at src in place of the catalog at path, with no
 // master using it (it holds the catalog's lock throughout). The catalog it
 // replaces, with its write-ahead log, is kept beside it, renamed with the
-// time of the restore; the restored catalog gets a new epoch, so every
+// time of the restore (and a number, if a restore in the same second took
+// that name); the restored catalog gets a new epoch, so every
 // target resyncs its jobs at its next poll instead of trusting a cursor
 // the backup may be behind.
 func Restore(ctx context.Context, src, path string, now time.Time) (restored Snapshot, replaced string, err error) {
@@ -188,7 +189,9 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 		return Snapshot{}, "", err
 	}
 	if _, err := os.Stat(path); err == nil {
-		replaced = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
+		if replaced, err = unusedName(path+".replaced-"+now.UTC().Format("20060102T150405Z"), "", "-wal", "-shm"); err != nil {
+			return Snapshot{}, "", fmt.Errorf("keep the catalog being replaced: %w", err)
+		}
 		// The log and shared memory go with the file they belong to: a
 		// log left beside the restored catalog would be replayed into it.
 		for _, suffix := range []string{"", "-wal", "-shm"} {
@@ -202,6 +205,31 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	}
 	snap.Path = path
 	return snap, replaced, syncDir(filepath.Dir(path))
+}
+
+// unusedName returns base, or base with -2, -3… after it, the first for
+// which no file named it with any of suffixes exists: a rename onto a file
+// replaces it, and a catalog kept by an earlier restore in the same second
+// (or a log beside it) must not be.
+func unusedName(base string, suffixes ...string) (string, error) {
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		free := true
+		for _, suffix := range suffixes {
+			if _, err := os.Lstat(name + suffix); err == nil {
+				free = false
+				break
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+		}
+		if free {
+			return name, nil
+		}
+	}
 }
 
 // newEpochIn gives the catalog file at path a new epoch.

@@ -243,3 +243,44 @@ func TestRestore(t *testing.T) {
 		t.Error("the restored catalog kept its epoch: targets would trust cursors the backup is behind")
 	}
 }
+
+// Two restores within the same second (a wrong backup put back, then the
+// right one at once, or a script) each keep the catalog they replace: the
+// second does not write over the first one's, which may be the only copy
+// of the catalog as it was before either.
+func TestRestoreTwiceInASecondKeepsBothCatalogs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("after-backup")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	now := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
+	_, first, err := sqlitestore.Restore(ctx, backup, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, second, err := sqlitestore.Restore(ctx, backup, path, now.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatalf("both restores kept the catalog they replaced as %s", first)
+	}
+	if n := count(t, first, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 1 {
+		t.Errorf("%s, the catalog the first restore replaced, has %d of the change made after the backup, want 1", first, n)
+	}
+	if n := count(t, second, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 0 {
+		t.Errorf("%s, the catalog the second restore replaced, has %d of the change made after the backup, want 0", second, n)
+	}
+}
