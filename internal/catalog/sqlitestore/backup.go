@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -155,7 +154,9 @@ func Inspect(ctx context.Context, path string) (Snapshot, error) {
 }
 
 // Restore puts the backup at src in place of the catalog at path, with no
-// master using it (it holds the catalog's lock throughout). The catalog it
+// master using it (it holds the catalog's lock throughout). What is put
+// in place is what SQLite reads in src, with a write-ahead log beside it:
+// src may be a catalog a restore replaced, kept with its log. The catalog it
 // replaces, with its write-ahead log, is kept beside it, renamed with the
 // time of the restore (and a number, if a restore in the same second took
 // that name); the restored catalog gets a new epoch, so every
@@ -179,7 +180,7 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	}
 	tmp := path + ".restoring"
 	defer os.Remove(tmp)
-	if err := copyFile(src, tmp); err != nil {
+	if err := copyCatalog(ctx, src, tmp); err != nil {
 		return Snapshot{}, "", err
 	}
 	if err := newEpochIn(ctx, tmp); err != nil {
@@ -187,6 +188,10 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	}
 	if err := syncFile(tmp); err != nil {
 		return Snapshot{}, "", err
+	}
+	// The size restored, which src's file alone need not say.
+	if fi, err := os.Stat(tmp); err == nil {
+		snap.Bytes = fi.Size()
 	}
 	if _, err := os.Stat(path); err == nil {
 		if replaced, err = unusedName(path+".replaced-"+now.UTC().Format("20060102T150405Z"), "", "-wal", "-shm"); err != nil {
@@ -276,18 +281,26 @@ func schemaOf(ctx context.Context, db *sql.DB, path string) (int, error) {
 // LatestMigration is the number of the last migration this muster has.
 func LatestMigration() int { return migration.Latest(migrations, "migrations") }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// copyCatalog writes what the catalog file src holds to a new file dst,
+// replacing any there, in one read transaction (VACUUM INTO): what SQLite
+// reads in src, with the changes still in a write-ahead log beside it,
+// which a copy of the file's bytes would leave out.
+func copyCatalog(ctx context.Context, src, dst string) error {
+	os.Remove(dst)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f.Close()
+	db, err := openFile(src, false)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Close())
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
 }
 
 func syncFile(path string) error {

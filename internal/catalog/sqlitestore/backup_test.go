@@ -284,3 +284,51 @@ func TestRestoreTwiceInASecondKeepsBothCatalogs(t *testing.T) {
 		t.Errorf("%s, the catalog the second restore replaced, has %d of the change made after the backup, want 0", second, n)
 	}
 }
+
+// A restore from a catalog file whose latest changes are still in its
+// write-ahead log beside it (the catalog a restore replaced after the
+// master crashed, kept with its log, which the operator puts back) restores
+// those changes too: what SQLite reads in the file, not the file's bytes
+// alone.
+func TestRestoreFromACatalogWithItsLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	c := openCatalog(t, live)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("in-the-log")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	// The files as a crash leaves them: the log not copied back into the
+	// catalog file.
+	crashed := filepath.Join(dir, "catalog.db.replaced-20261207T103000Z")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(live + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(crashed + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the catalog's log: %v, %v; want the changes in it", fi, err)
+	}
+	c.Close()
+
+	path := filepath.Join(dir, "catalog.db")
+	snap, _, err := sqlitestore.Restore(ctx, crashed, path, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Jobs != 1 {
+		t.Errorf("the restore says it restored %d jobs, want 1", snap.Jobs)
+	}
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if snap.Bytes != fi.Size() {
+		t.Errorf("the restore says it restored %d bytes; the catalog has %d", snap.Bytes, fi.Size())
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'in-the-log'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job in the log, want 1", n)
+	}
+}
