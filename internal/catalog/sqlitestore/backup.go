@@ -193,13 +193,21 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	if fi, err := os.Stat(tmp); err == nil {
 		snap.Bytes = fi.Size()
 	}
-	if _, err := os.Stat(path); err == nil {
-		if replaced, err = unusedName(path+".replaced-"+now.UTC().Format("20060102T150405Z"), "", "-wal", "-shm"); err != nil {
+	// The log and shared memory go with the file they belong to, and go
+	// even without it (the file removed after a crash): a log left beside
+	// the restored catalog would be replayed into it.
+	suffixes := []string{"", "-wal", "-shm", "-journal"}
+	present := false
+	for _, suffix := range suffixes {
+		if _, err := os.Lstat(path + suffix); err == nil {
+			present = true
+		}
+	}
+	if present {
+		if replaced, err = unusedName(path+".replaced-"+now.UTC().Format("20060102T150405Z"), suffixes...); err != nil {
 			return Snapshot{}, "", fmt.Errorf("keep the catalog being replaced: %w", err)
 		}
-		// The log and shared memory go with the file they belong to: a
-		// log left beside the restored catalog would be replayed into it.
-		for _, suffix := range []string{"", "-wal", "-shm"} {
+		for _, suffix := range suffixes {
 			if err := os.Rename(path+suffix, replaced+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return Snapshot{}, "", fmt.Errorf("keep the catalog being replaced: %w", err)
 			}

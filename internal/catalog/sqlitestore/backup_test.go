@@ -332,3 +332,63 @@ func TestRestoreFromACatalogWithItsLog(t *testing.T) {
 		t.Errorf("the restored catalog has %d of the job in the log, want 1", n)
 	}
 }
+
+// A restore where the catalog file is gone but its write-ahead log is not
+// (the file removed after a crash, the log left) moves the log aside too:
+// left beside the restored catalog, it would be replayed into it at the
+// master's start, mixing the lost catalog's pages into the backup's.
+func TestRestoreMovesAsideALogWithoutItsCatalog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("in-the-log")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	// The log as a crash leaves it.
+	logs := map[string][]byte{}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[suffix] = b
+	}
+	c.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for suffix, b := range logs {
+		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, replaced, err := sqlitestore.Restore(ctx, backup, path, time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(path + suffix); !os.IsNotExist(err) {
+			t.Errorf("%s is left beside the restored catalog: %v", filepath.Base(path+suffix), err)
+		}
+	}
+	if replaced == "" {
+		t.Error("the restore says it replaced nothing; the log it moved aside is not named")
+	} else if _, err := os.Stat(replaced + "-wal"); err != nil {
+		t.Errorf("the log was not kept as %s-wal: %v", filepath.Base(replaced), err)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'in-the-log'`); n != 0 {
+		t.Errorf("the restored catalog has %d of the job in the old log, want 0", n)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'kept'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job in the backup, want 1", n)
+	}
+}
