@@ -141,3 +141,16 @@ func MigrationNames() ([]string, error) {
 	}
 	return names, nil
 }
+
+// MigrateWith applies to the catalog at url, as the migration numbered
+// version named name, the statements in body: a migration this build does
+// not have (one that fails, for tests).
+func MigrateWith(ctx context.Context, url string, version int, name, body string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := &Store{pool: pool}
+	return s.migrateOne(ctx, migration.File{Name: name, Version: version}, body, version)
+}
