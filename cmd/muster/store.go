@@ -20,7 +20,7 @@ func newStoreCmd() *cobra.Command {
 }
 
 func newStoreMigrateCmd() *cobra.Command {
-	var from, to, secretFile string
+	var from, to, secretFile, dataDir string
 	cmd := &cobra.Command{
 		Use:   "migrate --from sqlite:PATH --to postgres://… --secret-file FILE",
 		Short: "Copy a master's SQLite catalog into PostgreSQL, for several masters",
@@ -29,8 +29,10 @@ schema): targets with their sequence numbers and the catalog's epoch,
 certificates, tokens and API keys, jobs, groups, the download list, history
 and output, events, operators, alerts, the audit log, rollouts and console
 sessions, in one transaction. The CA is copied from the SQLite
-master's data directory into the catalog, its key encrypted with the secret
-in --secret-file, which every master of the new catalog reads.
+master's data directory (--data; by default the catalog's directory, where
+a master keeps catalog.db unless --store sqlite:PATH put it elsewhere)
+into the catalog, its key encrypted with the secret in --secret-file,
+which every master of the new catalog reads.
 
 Stop the master first. Start the masters on PostgreSQL where targets reach
 the old one (its address, or a name that moves to them): targets carry on
@@ -39,7 +41,7 @@ without enlisting again or resyncing. See docs/ha.md.`,
       --to postgres://muster@db.example.com/muster --secret-file /etc/muster/secret`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := master.MigrateStore(context.Background(), from, to, secretFile)
+			m, err := master.MigrateStore(context.Background(), from, to, secretFile, dataDir)
 			if err != nil {
 				return err
 			}
@@ -58,6 +60,7 @@ without enlisting again or resyncing. See docs/ha.md.`,
 	f.StringVar(&from, "from", "", "the SQLite catalog: sqlite:PATH to a master's catalog.db (required)")
 	f.StringVar(&to, "to", "", "the PostgreSQL database to copy into, empty (required)")
 	f.StringVar(&secretFile, "secret-file", "", "file holding the secret the masters will read to use the CA (required)")
+	f.StringVar(&dataDir, "data", "", "the master's data directory, which holds its CA (default: the directory of the catalog)")
 	cmd.MarkFlagRequired("from")
 	cmd.MarkFlagRequired("to")
 	cmd.MarkFlagRequired("secret-file")

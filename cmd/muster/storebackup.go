@@ -61,7 +61,10 @@ SQLite catalog. Stop the master first: the restore is refused while a master
 uses the catalog.
 
 The catalog being replaced is not deleted: it is renamed, with its
-write-ahead log, to PATH.replaced-TIME. The restored catalog gets a new
+write-ahead log, to PATH.replaced-TIME (PATH.replaced-TIME-2, and so on, if
+a restore in the same second took that name); a log left without its
+catalog (the file removed after a crash) is moved aside the same way, not
+replayed into the restored catalog. The restored catalog gets a new
 epoch, so every target resyncs at its next poll: it is sent every job it
 should hold, as the backup has them, and drops the rest. Targets enlisted
 after the backup was taken are unknown to it and must enlist again.`,

@@ -3,7 +3,11 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"testing"
 
@@ -54,5 +58,36 @@ func TestVersionNamesProtocolAndSchemas(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("muster --version printed %q, want it to say %q", out.String(), want)
 		}
+	}
+}
+
+// The output of muster --version the docs show names the protocol and
+// schemas of this build, as the command run by a reader of the docs
+// prints them: an upgrade's order and the refusal of a newer catalog are
+// read off them.
+func TestDocumentedVersionIsThisBuilds(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--version"}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 3 {
+		t.Fatalf("muster --version printed %q, want 3 lines", out.String())
+	}
+	shown := 0
+	for _, page := range []string{"../../docs/operations.md", "../../docs/runbooks/upgrade.md"} {
+		doc, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, b := range regexp.MustCompile("(?s)```\nmuster version [^\n]*\n(.*?)```").FindAllStringSubmatch(string(doc), -1) {
+			shown++
+			if got := strings.Split(strings.TrimSpace(b[1]), "\n"); !slices.Equal(got, lines[1:]) {
+				t.Errorf("%s shows muster --version saying %q; this build says %q", filepath.Base(page), got, lines[1:])
+			}
+		}
+	}
+	if shown < 2 {
+		t.Errorf("found muster --version's output %d times in the docs, want 2", shown)
 	}
 }

@@ -75,13 +75,6 @@ func isFull(err error) bool {
 	return errors.Is(err, errFull) || errors.Is(err, syscall.ENOSPC)
 }
 
-// isDamaged reports whether err says that a file is not an SQLite
-// database, or a damaged one.
-func isDamaged(err error) bool {
-	var coded interface{ Code() int }
-	return errors.As(err, &coded) && (coded.Code()&0xff == sqlite3.SQLITE_NOTADB || coded.Code()&0xff == sqlite3.SQLITE_CORRUPT)
-}
-
 func openStore(ctx context.Context, path string, now func() time.Time) (*store, error) {
 	// FULL: the spool and the cursor are the target's promises; a power
 	// cut must not lose a run that was started or replay a START. Two
@@ -93,7 +86,7 @@ func openStore(ctx context.Context, path string, now func() time.Time) (*store, 
 	if err := sqlite.Migrate(ctx, write, migrations, "migrations"); err != nil {
 		write.Close()
 		read.Close()
-		if isDamaged(err) {
+		if sqlite.IsDamaged(err) {
 			return nil, muster.Wrap(muster.EPRECONDITION, err, "%s: the target's store is damaged (%v). Put back a copy of it taken while the daemon was stopped, "+
 				"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory", path, err)
 		}

@@ -250,3 +250,10 @@ func TestNewerStoreIsRefused(t *testing.T) {
 		t.Fatalf("opening a store of schema %d: %v (code %q); want %s, saying %q", latest+1, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
 	}
 }
+
+// Every migration of a target's store applies to a store with rows in
+// each of its tables, as one a target has used for a while has, and keeps
+// them.
+func TestMigrationsApplyToAFilledStore(t *testing.T) {
+	migrationtest.Stepwise(t, filepath.Join(t.TempDir(), "target.db"), "FULL", migrations, "migrations")
+}

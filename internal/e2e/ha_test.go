@@ -73,7 +73,7 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 
 	addr := env.Master.URL
 	env.StopMaster()
-	m, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret)
+	m, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 			t.Errorf("table %s: no rows copied", table)
 		}
 	}
-	if _, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret); muster.ErrorCode(err) != muster.EPRECONDITION {
+	if _, err := master.MigrateStore(ctx, "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret, ""); muster.ErrorCode(err) != muster.EPRECONDITION {
 		t.Fatalf("a second migration into the same catalog: %v, want refused as not empty", err)
 	}
 
@@ -348,7 +348,7 @@ func TestStoreMigrateCopiesEveryTable(t *testing.T) {
 	env.StopMaster()
 
 	path := filepath.Join(env.Dir, "master", master.CatalogFile)
-	if _, err := master.MigrateStore(ctx, "sqlite:"+path, url, secret); err != nil {
+	if _, err := master.MigrateStore(ctx, "sqlite:"+path, url, secret, ""); err != nil {
 		t.Fatal(err)
 	}
 	src, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
@@ -405,7 +405,7 @@ func TestStoreMigrateRefusesACatalogAMasterStartedOn(t *testing.T) {
 	pg.StopMaster()
 	env := testenv.New(t, testenv.Options{})
 	env.StopMaster()
-	_, err := master.MigrateStore(context.Background(), "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret)
+	_, err := master.MigrateStore(context.Background(), "sqlite:"+filepath.Join(env.Dir, "master", master.CatalogFile), url, secret, "")
 	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "not empty") {
 		t.Fatalf("migrating into a catalog a master started on: %v, want refused as not empty", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 
@@ -21,13 +22,19 @@ type Migration struct {
 }
 
 // MigrateStore copies a master's SQLite catalog (the catalog.db of its data
-// directory, with the CA beside it) into an empty PostgreSQL catalog, in one
-// transaction, the CA's key sealed with the secret in secretFile. Targets
-// keep their enlistment, sequence numbers and the catalog's epoch.
-func MigrateStore(ctx context.Context, from, to, secretFile string) (Migration, error) {
+// directory, or the one its --store sqlite:PATH names) into an empty
+// PostgreSQL catalog, in one transaction, with the master's CA, its key
+// sealed with the secret in secretFile. The CA is read from dataDir, the
+// master's data directory; "" is the catalog's directory. Targets keep
+// their enlistment, sequence numbers and the catalog's epoch.
+func MigrateStore(ctx context.Context, from, to, secretFile, dataDir string) (Migration, error) {
 	path, err := sqlitestore.CatalogPath("--from", from)
 	if err != nil {
 		return Migration{}, err
+	}
+	dir, flag := dataDir, "--data"
+	if dir == "" {
+		dir, flag = filepath.Dir(path), "--from"
 	}
 	if !isShared(to) {
 		return Migration{}, muster.Errorf(muster.EINVALID, "--to: %q is not a PostgreSQL URL such as postgres://muster@db.example.com/muster", to)
@@ -39,15 +46,17 @@ func MigrateStore(ctx context.Context, from, to, secretFile string) (Migration, 
 	if err != nil {
 		return Migration{}, err
 	}
-	dir := filepath.Dir(path)
 	certPEM, certErr := os.ReadFile(filepath.Join(dir, pki.CACertFile))
 	keyPEM, keyErr := os.ReadFile(filepath.Join(dir, pki.CAKeyFile))
 	if err := errors.Join(certErr, keyErr); err != nil {
-		return Migration{}, fmt.Errorf("--from: the master's CA (%s and %s beside the catalog): %w", pki.CACertFile, pki.CAKeyFile, err)
+		if dataDir == "" && (errors.Is(certErr, fs.ErrNotExist) || errors.Is(keyErr, fs.ErrNotExist)) {
+			return Migration{}, muster.Errorf(muster.EINVALID, "--data: the master's CA (%s and %s) is not beside the catalog, in %s; name the master's data directory, which holds it, with --data", pki.CACertFile, pki.CAKeyFile, dir)
+		}
+		return Migration{}, fmt.Errorf("%s: the master's CA (%s and %s in %s): %w", flag, pki.CACertFile, pki.CAKeyFile, dir, err)
 	}
 	ca, err := pki.ParseCA(certPEM, keyPEM)
 	if err != nil {
-		return Migration{}, fmt.Errorf("--from: the master's CA in %s: %w", dir, err)
+		return Migration{}, fmt.Errorf("%s: the master's CA in %s: %w", flag, dir, err)
 	}
 	sealed, err := pki.Seal(secret, keyPEM)
 	if err != nil {

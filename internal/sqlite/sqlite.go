@@ -177,6 +177,13 @@ func IsIOError(err error) bool {
 	return errors.As(err, &e) && e.Code()&0xff == sqlite3.SQLITE_IOERR
 }
 
+// IsDamaged reports whether err says that a file is not an SQLite
+// database, or a damaged one.
+func IsDamaged(err error) bool {
+	var e *sqlite.Error
+	return errors.As(err, &e) && (e.Code()&0xff == sqlite3.SQLITE_NOTADB || e.Code()&0xff == sqlite3.SQLITE_CORRUPT)
+}
+
 // IsBusy reports whether err says the database stayed locked past the busy
 // timeout.
 func IsBusy(err error) bool {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlstore"
+	"github.com/musterhq/muster/internal/migration"
 )
 
 // SetRollbackTimeout sets how long the ROLLBACK of a transaction that did
@@ -127,3 +128,29 @@ func LeasePID(s *Store) int32 {
 
 // Channel is the name of the catalog's notification channel.
 func Channel(s *Store) string { return s.channel }
+
+// MigrationNames returns the names of the catalog's migrations, in order.
+func MigrationNames() ([]string, error) {
+	files, err := migration.List(migrations, "migrations")
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = f.Name
+	}
+	return names, nil
+}
+
+// MigrateWith applies to the catalog at url, as the migration numbered
+// version named name, the statements in body: a migration this build does
+// not have (one that fails, for tests).
+func MigrateWith(ctx context.Context, url string, version int, name, body string) error {
+	pool, err := pgxpool.New(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	s := &Store{pool: pool}
+	return s.migrateOne(ctx, migration.File{Name: name, Version: version}, body, version)
+}

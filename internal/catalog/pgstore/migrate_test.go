@@ -2,7 +2,9 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
@@ -105,3 +107,37 @@ func (h recordHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h recordHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h recordHandler) WithGroup(string) slog.Handler      { return h }
+
+// A migration that fails partway leaves the catalog as the migration
+// before it left it, untouched by the statements that ran before the one
+// that failed, and the error names the migration.
+func TestFailedMigrationLeavesThePreviousSchema(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	if err := pgstore.Migrate(ctx, url, pgstore.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	latest := pgstore.LatestMigration()
+	name := fmt.Sprintf("%04d_fails.sql", latest+1)
+	err := pgstore.MigrateWith(ctx, url, latest+1, name,
+		`CREATE TABLE half_made (x INTEGER); ALTER TABLE targets ADD COLUMN half_made TEXT; INSERT INTO missing VALUES (1);`)
+	if err == nil || !strings.Contains(err.Error(), "migration "+name+": ") {
+		t.Fatalf("a failing migration: %v, want an error naming migration %s", err, name)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var version, tables, cols int
+	if err := conn.QueryRow(ctx, `SELECT
+		(SELECT MAX(version) FROM schema_migrations),
+		(SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'half_made'),
+		(SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = 'targets' AND column_name = 'half_made')`).
+		Scan(&version, &tables, &cols); err != nil {
+		t.Fatal(err)
+	}
+	if version != latest || tables != 0 || cols != 0 {
+		t.Errorf("after the failed migration: schema %d, table made %d times, column added %d times; want schema %d, neither", version, tables, cols, latest)
+	}
+}

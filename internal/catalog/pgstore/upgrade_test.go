@@ -119,3 +119,141 @@ func TestNewerCatalogIsRefused(t *testing.T) {
 		t.Fatalf("opening a catalog of schema %d: %v (code %q); want %s, saying %q", latest+1, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
 	}
 }
+
+// Every migration of the catalog applies to a catalog with rows in each of
+// its tables, as one masters have used for a while has, and keeps them.
+func TestMigrationsApplyToAFilledCatalog(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	names, err := pgstore.MigrationNames()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for i, name := range names {
+		if i > 0 {
+			if err := fillEmpty(ctx, conn); err != nil {
+				t.Fatalf("before migration %s: %v", name, err)
+			}
+		}
+		before, err := rowCounts(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		through := "9999"
+		if i+1 < len(names) {
+			through = names[i+1]
+		}
+		if err := pgstore.MigrateBefore(ctx, url, through); err != nil {
+			t.Fatalf("migration %s on a catalog with a row in each table: %v", name, err)
+		}
+		after, err := rowCounts(ctx, conn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for table, n := range before {
+			if m, ok := after[table]; ok && m < n {
+				t.Errorf("migration %s: table %s has %d rows, %d before it", name, table, m, n)
+			}
+		}
+	}
+	if err := fillEmpty(ctx, conn); err != nil {
+		t.Fatalf("after the last migration: %v", err)
+	}
+}
+
+// fillEmpty inserts a row in each table of the catalog on conn that has
+// none (but schema_migrations): every integer column 1 (an id, a
+// reference to one), every boolean true, every other column '{}' (text
+// that is also a JSON object). Tables are filled in whatever order lets
+// each row's references find theirs.
+func fillEmpty(ctx context.Context, conn *pgx.Conn) error {
+	rows, err := conn.Query(ctx, `SELECT table_name, column_name, data_type FROM information_schema.columns
+		WHERE table_schema = current_schema() AND table_name <> 'schema_migrations' ORDER BY table_name, ordinal_position`)
+	if err != nil {
+		return err
+	}
+	cols := map[string][]string{}
+	values := map[string][]any{}
+	var tables []string
+	for rows.Next() {
+		var table, col, typ string
+		if err := rows.Scan(&table, &col, &typ); err != nil {
+			return err
+		}
+		if _, ok := cols[table]; !ok {
+			tables = append(tables, table)
+		}
+		cols[table] = append(cols[table], `"`+col+`"`)
+		switch typ {
+		case "bigint", "integer", "smallint":
+			values[table] = append(values[table], int64(1))
+		case "boolean":
+			values[table] = append(values[table], true)
+		case "bytea":
+			values[table] = append(values[table], []byte("{}"))
+		default:
+			values[table] = append(values[table], "{}")
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	counts, err := rowCounts(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var empty []string
+	for _, table := range tables {
+		if counts[table] == 0 {
+			empty = append(empty, table)
+		}
+	}
+	for len(empty) > 0 {
+		var left []string
+		var errs []string
+		for _, table := range empty {
+			ph := make([]string, len(cols[table]))
+			for i := range ph {
+				ph[i] = fmt.Sprintf("$%d", i+1)
+			}
+			q := fmt.Sprintf(`INSERT INTO %q (%s) VALUES (%s)`, table, strings.Join(cols[table], ", "), strings.Join(ph, ", "))
+			if _, err := conn.Exec(ctx, q, values[table]...); err != nil {
+				left = append(left, table)
+				errs = append(errs, fmt.Sprintf("fill %s: %v", table, err))
+			}
+		}
+		if len(left) == len(empty) {
+			return fmt.Errorf("%s", strings.Join(errs, "; "))
+		}
+		empty = left
+	}
+	return nil
+}
+
+// rowCounts returns the number of rows of each table of the catalog on
+// conn (but schema_migrations).
+func rowCounts(ctx context.Context, conn *pgx.Conn) (map[string]int, error) {
+	rows, err := conn.Query(ctx, `SELECT table_name FROM information_schema.tables
+		WHERE table_schema = current_schema() AND table_type = 'BASE TABLE' AND table_name <> 'schema_migrations'`)
+	if err != nil {
+		return nil, err
+	}
+	tables, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, err
+	}
+	counts := map[string]int{}
+	for _, table := range tables {
+		var n int
+		if err := conn.QueryRow(ctx, fmt.Sprintf(`SELECT COUNT(*) FROM %q`, table)).Scan(&n); err != nil {
+			return nil, err
+		}
+		counts[table] = n
+	}
+	return counts, nil
+}

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -155,9 +154,12 @@ func Inspect(ctx context.Context, path string) (Snapshot, error) {
 }
 
 // Restore puts the backup at src in place of the catalog at path, with no
-// master using it (it holds the catalog's lock throughout). The catalog it
+// master using it (it holds the catalog's lock throughout). What is put
+// in place is what SQLite reads in src, with a write-ahead log beside it:
+// src may be a catalog a restore replaced, kept with its log. The catalog it
 // replaces, with its write-ahead log, is kept beside it, renamed with the
-// time of the restore; the restored catalog gets a new epoch, so every
+// time of the restore (and a number, if a restore in the same second took
+// that name); the restored catalog gets a new epoch, so every
 // target resyncs its jobs at its next poll instead of trusting a cursor
 // the backup may be behind.
 func Restore(ctx context.Context, src, path string, now time.Time) (restored Snapshot, replaced string, err error) {
@@ -178,7 +180,7 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	}
 	tmp := path + ".restoring"
 	defer os.Remove(tmp)
-	if err := copyFile(src, tmp); err != nil {
+	if err := copyCatalog(ctx, src, tmp); err != nil {
 		return Snapshot{}, "", err
 	}
 	if err := newEpochIn(ctx, tmp); err != nil {
@@ -187,11 +189,25 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	if err := syncFile(tmp); err != nil {
 		return Snapshot{}, "", err
 	}
-	if _, err := os.Stat(path); err == nil {
-		replaced = path + ".replaced-" + now.UTC().Format("20060102T150405Z")
-		// The log and shared memory go with the file they belong to: a
-		// log left beside the restored catalog would be replayed into it.
-		for _, suffix := range []string{"", "-wal", "-shm"} {
+	// The size restored, which src's file alone need not say.
+	if fi, err := os.Stat(tmp); err == nil {
+		snap.Bytes = fi.Size()
+	}
+	// The log and shared memory go with the file they belong to, and go
+	// even without it (the file removed after a crash): a log left beside
+	// the restored catalog would be replayed into it.
+	suffixes := []string{"", "-wal", "-shm", "-journal"}
+	present := false
+	for _, suffix := range suffixes {
+		if _, err := os.Lstat(path + suffix); err == nil {
+			present = true
+		}
+	}
+	if present {
+		if replaced, err = unusedName(path+".replaced-"+now.UTC().Format("20060102T150405Z"), suffixes...); err != nil {
+			return Snapshot{}, "", fmt.Errorf("keep the catalog being replaced: %w", err)
+		}
+		for _, suffix := range suffixes {
 			if err := os.Rename(path+suffix, replaced+suffix); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return Snapshot{}, "", fmt.Errorf("keep the catalog being replaced: %w", err)
 			}
@@ -202,6 +218,31 @@ func Restore(ctx context.Context, src, path string, now time.Time) (restored Sna
 	}
 	snap.Path = path
 	return snap, replaced, syncDir(filepath.Dir(path))
+}
+
+// unusedName returns base, or base with -2, -3… after it, the first for
+// which no file named it with any of suffixes exists: a rename onto a file
+// replaces it, and a catalog kept by an earlier restore in the same second
+// (or a log beside it) must not be.
+func unusedName(base string, suffixes ...string) (string, error) {
+	for n := 1; ; n++ {
+		name := base
+		if n > 1 {
+			name = fmt.Sprintf("%s-%d", base, n)
+		}
+		free := true
+		for _, suffix := range suffixes {
+			if _, err := os.Lstat(name + suffix); err == nil {
+				free = false
+				break
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return "", err
+			}
+		}
+		if free {
+			return name, nil
+		}
+	}
 }
 
 // newEpochIn gives the catalog file at path a new epoch.
@@ -248,18 +289,26 @@ func schemaOf(ctx context.Context, db *sql.DB, path string) (int, error) {
 // LatestMigration is the number of the last migration this muster has.
 func LatestMigration() int { return migration.Latest(migrations, "migrations") }
 
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
+// copyCatalog writes what the catalog file src holds to a new file dst,
+// replacing any there, in one read transaction (VACUUM INTO): what SQLite
+// reads in src, with the changes still in a write-ahead log beside it,
+// which a copy of the file's bytes would leave out.
+func copyCatalog(ctx context.Context, src, dst string) error {
+	os.Remove(dst)
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	f.Close()
+	db, err := openFile(src, false)
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, in)
-	return errors.Join(err, out.Close())
+	defer db.Close()
+	if _, err := db.ExecContext(ctx, `VACUUM INTO ?`, dst); err != nil {
+		return fmt.Errorf("copy %s: %w", src, err)
+	}
+	return nil
 }
 
 func syncFile(path string) error {

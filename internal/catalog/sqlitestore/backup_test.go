@@ -243,3 +243,152 @@ func TestRestore(t *testing.T) {
 		t.Error("the restored catalog kept its epoch: targets would trust cursors the backup is behind")
 	}
 }
+
+// Two restores within the same second (a wrong backup put back, then the
+// right one at once, or a script) each keep the catalog they replace: the
+// second does not write over the first one's, which may be the only copy
+// of the catalog as it was before either.
+func TestRestoreTwiceInASecondKeepsBothCatalogs(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("after-backup")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+
+	now := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
+	_, first, err := sqlitestore.Restore(ctx, backup, path, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, second, err := sqlitestore.Restore(ctx, backup, path, now.Add(time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if first == second {
+		t.Fatalf("both restores kept the catalog they replaced as %s", first)
+	}
+	if n := count(t, first, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 1 {
+		t.Errorf("%s, the catalog the first restore replaced, has %d of the change made after the backup, want 1", first, n)
+	}
+	if n := count(t, second, `SELECT COUNT(*) FROM jobs WHERE name = 'after-backup'`); n != 0 {
+		t.Errorf("%s, the catalog the second restore replaced, has %d of the change made after the backup, want 0", second, n)
+	}
+}
+
+// A restore from a catalog file whose latest changes are still in its
+// write-ahead log beside it (the catalog a restore replaced after the
+// master crashed, kept with its log, which the operator puts back) restores
+// those changes too: what SQLite reads in the file, not the file's bytes
+// alone.
+func TestRestoreFromACatalogWithItsLog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	live := filepath.Join(dir, "live.db")
+	c := openCatalog(t, live)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("in-the-log")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	// The files as a crash leaves them: the log not copied back into the
+	// catalog file.
+	crashed := filepath.Join(dir, "catalog.db.replaced-20261207T103000Z")
+	for _, suffix := range []string{"", "-wal", "-shm"} {
+		b, err := os.ReadFile(live + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(crashed+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fi, err := os.Stat(crashed + "-wal"); err != nil || fi.Size() == 0 {
+		t.Fatalf("the catalog's log: %v, %v; want the changes in it", fi, err)
+	}
+	c.Close()
+
+	path := filepath.Join(dir, "catalog.db")
+	snap, _, err := sqlitestore.Restore(ctx, crashed, path, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if snap.Jobs != 1 {
+		t.Errorf("the restore says it restored %d jobs, want 1", snap.Jobs)
+	}
+	if fi, err := os.Stat(path); err != nil {
+		t.Fatal(err)
+	} else if snap.Bytes != fi.Size() {
+		t.Errorf("the restore says it restored %d bytes; the catalog has %d", snap.Bytes, fi.Size())
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'in-the-log'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job in the log, want 1", n)
+	}
+}
+
+// A restore where the catalog file is gone but its write-ahead log is not
+// (the file removed after a crash, the log left) moves the log aside too:
+// left beside the restored catalog, it would be replayed into it at the
+// master's start, mixing the lost catalog's pages into the backup's.
+func TestRestoreMovesAsideALogWithoutItsCatalog(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "catalog.db")
+	c := openCatalog(t, path)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	backup := filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("in-the-log")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	// The log as a crash leaves it.
+	logs := map[string][]byte{}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		b, err := os.ReadFile(path + suffix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		logs[suffix] = b
+	}
+	c.Close()
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	for suffix, b := range logs {
+		if err := os.WriteFile(path+suffix, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	_, replaced, err := sqlitestore.Restore(ctx, backup, path, time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, suffix := range []string{"-wal", "-shm"} {
+		if _, err := os.Stat(path + suffix); !os.IsNotExist(err) {
+			t.Errorf("%s is left beside the restored catalog: %v", filepath.Base(path+suffix), err)
+		}
+	}
+	if replaced == "" {
+		t.Error("the restore says it replaced nothing; the log it moved aside is not named")
+	} else if _, err := os.Stat(replaced + "-wal"); err != nil {
+		t.Errorf("the log was not kept as %s-wal: %v", filepath.Base(replaced), err)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'in-the-log'`); n != 0 {
+		t.Errorf("the restored catalog has %d of the job in the old log, want 0", n)
+	}
+	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'kept'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job in the backup, want 1", n)
+	}
+}

@@ -98,3 +98,9 @@ func TestTablesNameEveryTable(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// Every migration of the catalog applies to a catalog with rows in each of
+// its tables, as one a master has used for a while has, and keeps them.
+func TestMigrationsApplyToAFilledCatalog(t *testing.T) {
+	migrationtest.Stepwise(t, filepath.Join(t.TempDir(), "catalog.db"), "NORMAL", migrations, "migrations")
+}

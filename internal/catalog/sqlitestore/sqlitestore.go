@@ -86,6 +86,9 @@ func Open(ctx context.Context, path string) (s *Store, err error) {
 	s.Reads = sqlstore.New(&querier{db: read, stmts: s.readStmts}, dialect)
 	if err := sqlite.Migrate(ctx, write, migrations, "migrations"); err != nil {
 		s.Close()
+		if sqlite.IsDamaged(err) {
+			return nil, muster.Wrap(muster.EPRECONDITION, err, "catalog %s is damaged: put back a backup of it with muster store restore (docs/operations.md, Back up and restore)", path)
+		}
 		return nil, fmt.Errorf("migrate catalog %s: %w", path, err)
 	}
 	if s.file, err = os.Stat(path); err != nil {

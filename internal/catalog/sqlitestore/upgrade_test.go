@@ -143,3 +143,17 @@ func TestNewerCatalogIsRefused(t *testing.T) {
 		t.Fatalf("opening a catalog of schema %d: %v (code %q); want %s, naming the file and %q", newer, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
 	}
 }
+
+// A catalog file that is not a database (overwritten, truncated by a
+// failing disk) is refused at open as damaged, saying how to recover,
+// rather than as a migration that failed.
+func TestDamagedCatalogSaysHowToRecover(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "catalog.db")
+	if err := os.WriteFile(file, []byte(strings.Repeat("not a database\n", 1000)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Open(context.Background(), file)
+	if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(err.Error(), "muster store restore") || !strings.Contains(err.Error(), file) {
+		t.Fatalf("opening a damaged catalog: %v (code %q); want %s naming the file and muster store restore", err, muster.ErrorCode(err), muster.EPRECONDITION)
+	}
+}
