@@ -240,8 +240,9 @@ func keepDescriptorsFromSteps() {
 }
 
 // proxyUser resolves a proxy of the settings to its OS user, when the
-// settings let jobs run steps as proxies: a job the target took before
-// they stopped letting them (and a restart) runs none.
+// settings let jobs run steps as proxies and the daemon, as root, can
+// switch users: a job the target took before they stopped letting them (and
+// a restart) runs none.
 func (m *Main) proxyUser(name string) (*user.User, error) {
 	if !m.cfg.Settings.AllowDownloadedJobsToMatchProxyName {
 		return nil, fmt.Errorf("run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", name)
@@ -249,6 +250,12 @@ func (m *Main) proxyUser(name string) (*user.User, error) {
 	p, ok := m.cfg.Settings.Proxies[name]
 	if !ok {
 		return nil, fmt.Errorf("run_as %q: proxy not found", name)
+	}
+	// Only root may set a process's user and groups (setgroups fails even
+	// for the daemon's own user): without this, a daemon that is not root
+	// takes the job and fails each run with "operation not permitted".
+	if uid := os.Geteuid(); uid != 0 {
+		return nil, fmt.Errorf("run_as %q: the target daemon runs as %s, not root, and cannot switch to the proxy's user %q: run the target as root to run steps as proxies", name, userName(uid), p.User)
 	}
 	u, err := user.Lookup(p.User)
 	if err != nil {
