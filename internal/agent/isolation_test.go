@@ -307,15 +307,9 @@ func TestProxyStepOfADaemonNotRoot(t *testing.T) {
 	}
 	// The test binary, where the user daemon can run it.
 	dir := openDir(t)
-	self, err := os.ReadFile(os.Args[0])
-	if err != nil {
-		t.Fatal(err)
-	}
 	bin := filepath.Join(dir, "agent.test")
-	if err := os.WriteFile(bin, self, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(dir, 0o777); err != nil {
+	copyFile(t, os.Args[0], bin, 0o755)
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil { // its temporary directory too
 		t.Fatal(err)
 	}
 	cmd := exec.Command(bin, "-test.run=^TestProxyStepOfADaemonNotRoot$", "-test.v")
