@@ -320,3 +320,26 @@ func TestProxyStepOfADaemonNotRoot(t *testing.T) {
 		t.Errorf("as the user daemon: %v\n%s", err, out)
 	}
 }
+
+// A step run as a proxy in a workdir its user may not enter fails before
+// anything runs, naming the workdir and the user, not the shell it would
+// have started ("fork/exec /bin/sh: permission denied").
+func TestProxyStepWorkdirItsUserMayNotEnter(t *testing.T) {
+	m := proxyTarget(t)
+	closed := filepath.Join(openDir(t), "closed", "sub") // closed is root's alone
+	if err := os.MkdirAll(closed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(closed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runJob(t, m, flowJob("closed", muster.Step{Name: "main", Shell: "true", RunAs: "nob", Workdir: closed}))
+	a := r.Steps[0]
+	want := fmt.Sprintf("workdir %q: the proxy's user \"nobody\" may not enter %s (mode drwx------, owner root, group root)", closed, filepath.Dir(closed))
+	if a.Status != muster.AttemptFailed || !strings.Contains(a.Message, want) || a.ExitCode != nil {
+		t.Errorf("the step: %s %q (exit code %v); want failed, saying %q", a.Status, a.Message, a.ExitCode, want)
+	}
+	if r := runJob(t, m, flowJob("open", muster.Step{Name: "main", Shell: "pwd", RunAs: "nob", Workdir: openDir(t)})); r.Status != muster.RunSucceeded {
+		t.Errorf("in a directory every user may enter: %s %q", r.Status, r.Message)
+	}
+}
