@@ -115,6 +115,23 @@ func TestOpenRefusesADataDirectoryItCannotUse(t *testing.T) {
 			}
 		})
 	}
+	t.Run("enlisting into a directory others may write", func(t *testing.T) {
+		tm := startTestMaster(t)
+		dir := filepath.Join(t.TempDir(), "target")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL, Token: tm.token(t, "web1"), Name: "web1", DataDir: dir})
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), "chmod go-w "+dir) {
+			t.Errorf("got %v (%s), want %s, and the chmod that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN)
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 0 {
+			t.Errorf("made in the directory: %v", left)
+		}
+	})
 	t.Run("in a directory others may write", func(t *testing.T) {
 		dir := enlistedCopy(t)
 		parent := filepath.Dir(dir)
