@@ -198,6 +198,14 @@ func followRollout(ctx context.Context, c *httpapi.Client, ro muster.Rollout, de
 		switch {
 		case muster.ErrorCode(err) == muster.EUNAVAILABLE:
 			continue // the master is restarting: the rollout goes on
+		case muster.ErrorCode(err) == muster.ENOTFOUND:
+			// Deleting a job deletes its rollouts: say that, not that
+			// the job has no such rollout.
+			if _, jerr := c.Job(ctx, ro.Job); muster.ErrorCode(jerr) == muster.ENOTFOUND {
+				return ro, &exitError{code: 1, err: fmt.Errorf("job %q was deleted during rollout %d, at wave %d/%d, and the rollout with it: no further wave starts; not started: %s",
+					ro.Job, ro.ID, ro.Wave, ro.Waves, dash(strings.Join(waiting(ro), ", ")))}
+			}
+			return ro, err
 		case err != nil:
 			return ro, err
 		}

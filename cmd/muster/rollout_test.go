@@ -76,3 +76,28 @@ func TestRolloutHaltedOnADeletedTarget(t *testing.T) {
 		t.Errorf("run: %v, want exit 1 naming web2 as deleted and not started\n%s", err, out.String())
 	}
 }
+
+// A job deleted while its rollout runs takes the rollout with it: the
+// command says the job was deleted, and which targets never started,
+// rather than that the job has no such rollout.
+func TestRolloutOfADeletedJob(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	gate := filepath.Join(t.TempDir(), "go")
+	applyJobs(t, env.Client, shellJob("deploy", "while [ ! -f "+gate+" ]; do sleep 0.05; done", "web1", "web2"))
+	t.Cleanup(func() { os.WriteFile(gate, nil, 0o600) })
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- rolloutFlags{batch: "1"}.run(context.Background(), out, env.Client, "deploy", httpapi.StartBody{}, time.Minute)
+	}()
+	testenv.Eventually(t, 30*time.Second, "wave 1 to be posted", func() bool { return strings.Contains(out.String(), "wave 1/2: web1") })
+	if _, err := env.Client.DeleteJob(context.Background(), "deploy"); err != nil {
+		t.Fatal(err)
+	}
+	err := <-done
+	var exit *exitError
+	if !errors.As(err, &exit) || exit.code != 1 || !strings.Contains(err.Error(), `job "deploy" was deleted during rollout 1, at wave 1/2`) ||
+		!strings.Contains(err.Error(), "not started: web2") {
+		t.Errorf("run: %v, want exit 1 saying the job was deleted, and web2 not started\n%s", err, out.String())
+	}
+}

@@ -21,7 +21,10 @@ import (
 // cgroup (<the daemon's cgroup>/muster-<enlistment id>/run-<run id>), and
 // every step process is started in it (clone3's CLONE_INTO_CGROUP, so not
 // even its first instruction runs outside). No process can leave a cgroup by
-// itself, whatever it does: setsid, a double fork, a cleared environment. A
+// itself, whatever it does: setsid, a double fork, a cleared environment;
+// only one that may write the cgroup files can move itself out (a step
+// running as root, or as the daemon's user under Delegate=yes; never a
+// proxy's, whose user owns none of them). A
 // run is stopped by writing cgroup.kill, which kills every process in it at
 // once, and what a step leaves behind is killed the same way when it ends.
 // After a kill -9 of the daemon, the next start kills whatever the dead

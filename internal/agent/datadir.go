@@ -39,8 +39,9 @@ func checkEnlisted(dir string) error {
 }
 
 // checkWritable says why this process may not use dir as a target's data
-// directory: it is not a directory, it is on a read-only file system, or
-// it (or a file of the target's in it) is another user's. It wraps
+// directory: it is not a directory, it is on a read-only file system, it
+// (or a file of the target's in it) is another user's, or other users may
+// write it (checkPrivate). It wraps
 // os.ErrNotExist when dir does not exist.
 func checkWritable(dir string) error {
 	fi, err := os.Stat(dir)
@@ -53,6 +54,9 @@ func checkWritable(dir string) error {
 	if err := access(dir, dir, fi, unix.W_OK|unix.X_OK); err != nil { // it makes files there
 		return err
 	}
+	if err := checkPrivate(dir); err != nil {
+		return err
+	}
 	for _, f := range []string{LockFile, StoreFile, StoreFile + "-wal", StoreFile + "-shm", KeyFile, CertFile, CAFile} {
 		path := filepath.Join(dir, f)
 		if fi, err := os.Stat(path); err == nil {
@@ -62,6 +66,39 @@ func checkWritable(dir string) error {
 		}
 	}
 	return nil
+}
+
+// checkPrivate says why no other user than dir's owner may be let near
+// it: it, or a directory above it that is not sticky (as /tmp is), may be
+// written by its group or by others, who could then rename the target's
+// files away and put their own in their place: a store of theirs is jobs
+// the daemon runs, as root; a key, a certificate or a control socket of
+// theirs speaks for the target. A step run as a proxy is such a user.
+func checkPrivate(dir string) error {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", dir, err)
+	}
+	for p := real; ; p = filepath.Dir(p) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("data directory %s: %w", dir, err)
+		}
+		if fi.Mode().Perm()&0o022 != 0 && (p == real || fi.Mode()&os.ModeSticky == 0) {
+			what, fix := "data directory "+dir, dir
+			if p != real {
+				what, fix = p+", above data directory "+dir+",", p
+			}
+			return muster.Errorf(muster.EFORBIDDEN, "%s may be written by others than its owner (mode %s): they could put files of their own in place of the target's store, key or control socket, and a step run as a proxy is such another user: chmod go-w %s", what, fi.Mode(), fix)
+		}
+		if p == filepath.Dir(p) {
+			return nil
+		}
+	}
 }
 
 // access checks that this process may use path (dir, or a file in it) as

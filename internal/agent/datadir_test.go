@@ -95,6 +95,62 @@ func TestOpenRefusesADataDirectoryItCannotUse(t *testing.T) {
 			t.Errorf("got %v (%s), want %s: damaged, naming the store", err, muster.ErrorCode(err), muster.EPRECONDITION)
 		}
 	})
+	// Another user who may write the directory (a step run as a proxy
+	// among them) could put a store of its own in place of the target's,
+	// whose jobs the daemon would then run as root, or replace its key or
+	// its control socket.
+	for _, tc := range []struct {
+		name string
+		mode os.FileMode
+	}{{"writable by others", 0o777}, {"writable by its group", 0o770}, {"writable by others, sticky", os.ModeSticky | 0o777}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := enlistedCopy(t)
+			if err := os.Chmod(dir, tc.mode); err != nil {
+				t.Fatal(err)
+			}
+			err := openTargetDir(dir)
+			want := "data directory " + dir + " may be written by others than its owner (mode " + (os.ModeDir | tc.mode).String()
+			if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chmod go-w "+dir) {
+				t.Errorf("got %v (%s), want %s: %s, and the chmod that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+			}
+		})
+	}
+	t.Run("enlisting into a directory others may write", func(t *testing.T) {
+		tm := startTestMaster(t)
+		dir := filepath.Join(t.TempDir(), "target")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(dir, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		_, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL, Token: tm.token(t, "web1"), Name: "web1", DataDir: dir})
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), "chmod go-w "+dir) {
+			t.Errorf("got %v (%s), want %s, and the chmod that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN)
+		}
+		if left, _ := os.ReadDir(dir); len(left) > 0 {
+			t.Errorf("made in the directory: %v", left)
+		}
+	})
+	t.Run("in a directory others may write", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		parent := filepath.Dir(dir)
+		if err := os.Chmod(parent, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(dir)
+		want := parent + ", above data directory " + dir + ", may be written by others than its owner (mode drwxrwxrwx)"
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chmod go-w "+parent) {
+			t.Errorf("got %v (%s), want %s: %s, and the chmod that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+		}
+		// A sticky directory (/tmp) lets no one rename what is another's.
+		if err := os.Chmod(parent, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := openTargetDir(dir); err != nil {
+			t.Errorf("in a sticky directory: %v", err)
+		}
+	})
 	t.Run("read-only", func(t *testing.T) {
 		dir := enlistedCopy(t)
 		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {

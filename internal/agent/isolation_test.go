@@ -268,3 +268,78 @@ func TestStepProgramSkipsRelativePathEntries(t *testing.T) {
 		t.Errorf("sh on PATH :/bin: %q, %v; want /bin/sh, the empty entry skipped", p, err)
 	}
 }
+
+// A target daemon that does not run as root cannot switch users: it
+// refuses a job that runs a step as a proxy, saying so and naming the
+// proxy, and a job it holds from before runs no step as one, failing the
+// step, with the same error, before anything runs. The test runs itself
+// again as the user daemon.
+func TestProxyStepOfADaemonNotRoot(t *testing.T) {
+	if os.Getenv("MUSTER_TEST_NOT_ROOT") != "" {
+		m := newTestMain(t, func(c *Config) {
+			c.Settings.Proxies = map[string]Proxy{"nob": {User: "nobody"}}
+			c.Settings.AllowDownloadedJobsToMatchProxyName = true
+		})
+		marker := filepath.Join(os.Getenv("MUSTER_TEST_OPEN_DIR"), "ran")
+		j := flowJob("as-nobody", muster.Step{Name: "main", Shell: "touch " + marker, RunAs: "nob"})
+		const want = `run_as "nob": the target daemon runs as user daemon (uid 1), not root, and cannot switch to the proxy's user "nobody"`
+		if err := m.canRun(j); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("the INSERT: %v; want it refused, saying %q", err, want)
+		}
+		a := runJob(t, m, j).Steps[0]
+		if a.Status != muster.AttemptFailed || !strings.Contains(a.Message, want) {
+			t.Errorf("the step: %s %q; want failed, saying %q", a.Status, a.Message, want)
+		}
+		if _, err := os.Stat(marker); err == nil {
+			t.Error("the step ran")
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("running the test as another user needs root")
+	}
+	u, err := user.Lookup("daemon")
+	if err != nil || u.Uid != "1" {
+		t.Skipf("no user daemon (uid 1) here: %v", err)
+	}
+	if _, err := user.Lookup("nobody"); err != nil {
+		t.Skip(err)
+	}
+	// The test binary, where the user daemon can run it.
+	dir := openDir(t)
+	bin := filepath.Join(dir, "agent.test")
+	copyFile(t, os.Args[0], bin, 0o755)
+	if err := os.Chmod(dir, os.ModeSticky|0o777); err != nil { // its temporary directory too
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-test.run=^TestProxyStepOfADaemonNotRoot$", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MUSTER_TEST_NOT_ROOT=1", "MUSTER_TEST_OPEN_DIR="+dir, "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1, Gid: 1}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("as the user daemon: %v\n%s", err, out)
+	}
+}
+
+// A step run as a proxy in a workdir its user may not enter fails before
+// anything runs, naming the workdir and the user, not the shell it would
+// have started ("fork/exec /bin/sh: permission denied").
+func TestProxyStepWorkdirItsUserMayNotEnter(t *testing.T) {
+	m := proxyTarget(t)
+	closed := filepath.Join(openDir(t), "closed", "sub") // closed is root's alone
+	if err := os.MkdirAll(closed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(closed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := runJob(t, m, flowJob("closed", muster.Step{Name: "main", Shell: "true", RunAs: "nob", Workdir: closed}))
+	a := r.Steps[0]
+	want := fmt.Sprintf("workdir %q: the proxy's user \"nobody\" may not enter %s (mode drwx------, owner root, group root)", closed, filepath.Dir(closed))
+	if a.Status != muster.AttemptFailed || !strings.Contains(a.Message, want) || a.ExitCode != nil {
+		t.Errorf("the step: %s %q (exit code %v); want failed, saying %q", a.Status, a.Message, a.ExitCode, want)
+	}
+	if r := runJob(t, m, flowJob("open", muster.Step{Name: "main", Shell: "pwd", RunAs: "nob", Workdir: openDir(t)})); r.Status != muster.RunSucceeded {
+		t.Errorf("in a directory every user may enter: %s %q", r.Status, r.Message)
+	}
+}

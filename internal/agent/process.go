@@ -182,11 +182,13 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = step.Workdir
 	home := env["HOME"]
+	var proxy *user.User
 	if step.RunAs != "" {
 		u, err := e.m.proxyUser(step.RunAs)
 		if err != nil {
 			return nil, err
 		}
+		proxy = u
 		uid, _ := strconv.ParseUint(u.Uid, 10, 32)
 		gid, _ := strconv.ParseUint(u.Gid, 10, 32)
 		var groups []uint32
@@ -209,6 +211,15 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 		}
 	} else if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("workdir %q: not a directory on this target", cmd.Dir)
+	} else if proxy != nil {
+		// The daemon sees it; the proxy's user may not. The start would
+		// then fail blaming the program ("fork/exec /bin/sh: permission
+		// denied"), not the directory.
+		if closed, fi := closedTo(cmd.Dir, cmd.SysProcAttr.Credential); closed != "" {
+			st := fi.Sys().(*syscall.Stat_t)
+			return nil, fmt.Errorf("workdir %q: the proxy's user %q may not enter %s (mode %s, owner %s, group %s)",
+				cmd.Dir, proxy.Username, closed, fi.Mode(), userArg(int(st.Uid)), groupArg(st.Gid))
+		}
 	}
 	keys := make([]string, 0, len(env))
 	for k := range env {
@@ -219,6 +230,59 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	return cmd, nil
+}
+
+// closedTo returns the first of dir and the directories above it that a
+// process with cred may not enter (search), as their modes say, and its
+// mode; "" when it may enter them all, or when a directory has an access
+// control list, which the start then judges.
+func closedTo(dir string, cred *syscall.Credential) (string, os.FileInfo) {
+	if cred.Uid == 0 {
+		return "", nil
+	}
+	real, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return "", nil
+	}
+	var paths []string
+	for p := real; ; p = filepath.Dir(p) {
+		paths = append(paths, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	for _, p := range slices.Backward(paths) {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return "", nil
+		}
+		st, ok := fi.Sys().(*syscall.Stat_t)
+		if !ok {
+			return "", nil
+		}
+		if n, err := syscall.Getxattr(p, "system.posix_acl_access", nil); err == nil && n > 0 {
+			return "", nil
+		}
+		var bit uint32 = 0o001
+		switch {
+		case st.Uid == cred.Uid:
+			bit = 0o100
+		case st.Gid == cred.Gid || slices.Contains(cred.Groups, st.Gid):
+			bit = 0o010
+		}
+		if st.Mode&bit == 0 {
+			return p, fi
+		}
+	}
+	return "", nil
+}
+
+// groupArg is a gid as chgrp takes it: its name, or its number.
+func groupArg(gid uint32) string {
+	if g, err := user.LookupGroupId(strconv.FormatUint(uint64(gid), 10)); err == nil {
+		return g.Name
+	}
+	return strconv.FormatUint(uint64(gid), 10)
 }
 
 // keepDescriptorsFromSteps marks every descriptor of this process but
@@ -240,8 +304,9 @@ func keepDescriptorsFromSteps() {
 }
 
 // proxyUser resolves a proxy of the settings to its OS user, when the
-// settings let jobs run steps as proxies: a job the target took before
-// they stopped letting them (and a restart) runs none.
+// settings let jobs run steps as proxies and the daemon, as root, can
+// switch users: a job the target took before they stopped letting them (and
+// a restart) runs none.
 func (m *Main) proxyUser(name string) (*user.User, error) {
 	if !m.cfg.Settings.AllowDownloadedJobsToMatchProxyName {
 		return nil, fmt.Errorf("run_as %q: the job step requires a proxy, but proxy matching is disabled on the target (allow_downloaded_jobs_to_match_proxy_name in its settings)", name)
@@ -249,6 +314,12 @@ func (m *Main) proxyUser(name string) (*user.User, error) {
 	p, ok := m.cfg.Settings.Proxies[name]
 	if !ok {
 		return nil, fmt.Errorf("run_as %q: proxy not found", name)
+	}
+	// Only root may set a process's user and groups (setgroups fails even
+	// for the daemon's own user): without this, a daemon that is not root
+	// takes the job and fails each run with "operation not permitted".
+	if uid := os.Geteuid(); uid != 0 {
+		return nil, fmt.Errorf("run_as %q: the target daemon runs as %s, not root, and cannot switch to the proxy's user %q: run the target as root to run steps as proxies", name, userName(uid), p.User)
 	}
 	u, err := user.Lookup(p.User)
 	if err != nil {
