@@ -19,8 +19,10 @@ func newLoginLinkCmd() *cobra.Command {
 		Use:   "login-link [--role admin|operator|reader] [--ttl D]",
 		Short: "Print a one-time link that signs a browser in to the web console (admin)",
 		Long: `Print a link to the master's web console, alone on stdout. Opened in a
-browser, it signs in once and goes to the fleet page; it cannot be opened
-again, and it expires after --ttl (5m by default, at most 24h).
+browser, it shows a page whose Sign in button signs in and goes to the
+fleet page. It signs in once, and expires after --ttl (5m by default, at
+most 24h). Opening it spends nothing: a chat's or a mail's preview of the
+link does not use it up.
 
 The console session acts as your API key, in --role (your key's own role by
 default, never above it): give a colleague who should only look a link with
@@ -53,6 +55,6 @@ the page.`,
 	}
 	cf.register(cmd)
 	cmd.Flags().StringVar(&role, "role", "", "the session's role: admin, operator or reader (default: your key's)")
-	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the link may be opened (default 5m, at most 24h)")
+	cmd.Flags().DurationVar(&ttl, "ttl", 0, "how long the link may be used (default 5m, at most 24h)")
 	return cmd
 }

@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
+	"strings"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -196,32 +198,68 @@ func signIn(ctx context.Context, m *Master) (*http.Client, error) {
 	jar, _ := cookiejar.New(nil)
 	c := &http.Client{Jar: jar, Timeout: time.Minute,
 		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: m.Roots}, MaxIdleConnsPerHost: 4}}
-	if _, err := fetch(ctx, c, m.URL+link.Path); err != nil {
+	// The link shows a page whose button signs in: its form is sent as
+	// the browser sends it.
+	page, _, err := get(ctx, c, m.URL+link.Path)
+	if err != nil {
 		return nil, fmt.Errorf("open the login link: %w", err)
+	}
+	token := linkToken.FindSubmatch(page)
+	if token == nil {
+		return nil, fmt.Errorf("open the login link: its page has no form to sign in with")
+	}
+	secret, _ := url.Parse(link.Path)
+	form := url.Values{"csrf": {string(token[1])}, "secret": {secret.Query().Get("secret")}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+httpapi.LoginPath, strings.NewReader(form.Encode()))
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("sign in with the login link: %w", err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path != "/fleet" {
+		return nil, fmt.Errorf("sign in with the login link: %s (at %s)", resp.Status, resp.Request.URL.Path)
 	}
 	return c, nil
 }
 
-// fetch gets a page, following redirects, and returns its size; a status
-// other than 200 is an error.
-func fetch(ctx context.Context, c *http.Client, u string) (int, error) {
+// linkToken finds the double-submit token in the login link's page.
+var linkToken = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// get fetches a page, following redirects, and returns its body and the
+// path it was answered at; a status other than 200 is an error.
+func get(ctx context.Context, c *http.Client, u string) ([]byte, string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err
+		return nil, "", err
 	}
 	resp, err := c.Do(req)
 	if err != nil {
-		return 0, err
+		return nil, "", err
 	}
 	defer resp.Body.Close()
-	n, err := io.Copy(io.Discard, resp.Body)
+	b, err := io.ReadAll(resp.Body)
 	if err != nil {
-		return 0, err
+		return nil, "", err
 	}
-	if resp.StatusCode != http.StatusOK || resp.Request.URL.Path == "/login" {
-		return 0, fmt.Errorf("%s answered %s (at %s)", u, resp.Status, resp.Request.URL.Path)
+	if resp.StatusCode != http.StatusOK {
+		return nil, "", fmt.Errorf("%s answered %s (at %s)", u, resp.Status, resp.Request.URL.Path)
 	}
-	return int(n), nil
+	return b, resp.Request.URL.Path, nil
+}
+
+// fetch gets a page, following redirects, and returns its size; a status
+// other than 200, or the sign-in form, is an error.
+func fetch(ctx context.Context, c *http.Client, u string) (int, error) {
+	b, at, err := get(ctx, c, u)
+	if err == nil && at == "/login" {
+		err = fmt.Errorf("%s answered with the sign-in form", u)
+	}
+	return len(b), err
 }
 
 // Table writes each page's times beside the budget.

@@ -93,6 +93,13 @@ func loginLink(t *testing.T, env *testenv.Env, args ...string) string {
 	return strings.TrimSpace(string(out))
 }
 
+// signInWith opens a login link as its person does: the page it shows,
+// then its Sign in button, until the console's page replaces it.
+func signInWith(link string) chromedp.Action[chromedp.Void] {
+	const form = `form[action="/login/link"]`
+	return chromedp.Steps(chromedp.Navigate(link), chromedp.Click(form+` button`), chromedp.WaitNotPresent(form))
+}
+
 // screenshot saves the page as docs/console/NAME.png when
 // MUSTER_SCREENSHOTS names the directory to write them to.
 func screenshot(t *testing.T, ctx context.Context, name string) {
@@ -133,7 +140,7 @@ func TestConsoleInBrowser(t *testing.T) {
 
 	t.Run("a login link shows the fleet with both targets", func(t *testing.T) {
 		link := loginLink(t, env)
-		do(t, ctx, "open the link", chromedp.Navigate(link),
+		do(t, ctx, "open the link", signInWith(link),
 			chromedp.WaitVisible(`tr[data-target="web1"]`), chromedp.WaitVisible(`tr[data-target="web2"]`))
 		if loc := get(t, ctx, "location", chromedp.Location()); loc != env.Master.URL+"/fleet" {
 			t.Fatalf("the link went to %s, want %s/fleet", loc, env.Master.URL)
@@ -262,7 +269,7 @@ func TestConsoleInBrowser(t *testing.T) {
 	t.Run("a reader has no buttons and its forged POST is refused", func(t *testing.T) {
 		reader := newBrowser(t, 390, 844) // a phone's width
 		link := loginLink(t, env, "--role", "reader")
-		do(t, reader, "open the reader's link", chromedp.Navigate(link), chromedp.WaitVisible(`tr[data-target="web1"]`))
+		do(t, reader, "open the reader's link", signInWith(link), chromedp.WaitVisible(`tr[data-target="web1"]`))
 		for _, page := range []string{"/fleet", "/targets/web1", "/jobs", "/jobs/nightly"} {
 			do(t, reader, "open "+page, chromedp.Navigate(env.Master.URL+page), chromedp.WaitVisible(`main h1`))
 			forms := get(t, reader, "forms", chromedp.Evaluate[[]string](`[...document.querySelectorAll("form[method=post]")].map(f => f.getAttribute("action"))`))

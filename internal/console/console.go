@@ -82,7 +82,8 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 	mux.Handle("GET /{$}", s.headers(http.RedirectHandler("/fleet", http.StatusSeeOther)))
 	mux.Handle("GET /login", s.headers(http.HandlerFunc(s.loginForm)))
 	mux.Handle("POST /login", s.headers(http.HandlerFunc(s.login)))
-	mux.Handle("GET "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.openLink)))
+	mux.Handle("GET "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.linkForm)))
+	mux.Handle("POST "+httpapi.LoginPath, s.headers(http.HandlerFunc(s.openLink)))
 	mux.Handle("POST /logout", s.headers(http.HandlerFunc(s.logout)))
 
 	s.page(mux, "GET /fleet", "", s.fleet)

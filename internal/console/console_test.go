@@ -119,6 +119,36 @@ func (s *site) post(c *http.Client, path string, form url.Values) (int, string) 
 
 var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
+// linkForm opens a login link in c, as its person does, and returns the
+// form its page's button sends.
+func (s *site) linkForm(c *http.Client, secret string) url.Values {
+	s.t.Helper()
+	_, body := s.get(c, httpapi.LoginPath+"?secret="+url.QueryEscape(secret))
+	m := csrfField.FindStringSubmatch(body)
+	if m == nil {
+		s.t.Fatalf("the login link's page has no csrf field:\n%s", body)
+	}
+	return url.Values{"csrf": {m[1]}, "secret": {secret}}
+}
+
+// openLinkPage signs in with a login link in c: the status and body of
+// the answer.
+func (s *site) openLinkPage(c *http.Client, secret string) (int, string) {
+	s.t.Helper()
+	return s.post(c, httpapi.LoginPath, s.linkForm(c, secret))
+}
+
+// openLink is openLinkPage, and returns the status and the Location.
+func (s *site) openLink(c *http.Client, secret string) (int, string) {
+	s.t.Helper()
+	resp, err := c.PostForm(s.srv.URL+httpapi.LoginPath, s.linkForm(c, secret))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header.Get("Location")
+}
+
 // signIn signs a new browser in with the key of role through the form,
 // and returns it with the session's CSRF token.
 func (s *site) signIn(role string) (*http.Client, string) {
@@ -372,22 +402,33 @@ func TestLoginLink(t *testing.T) {
 	if _, err := s.db.CreateLoginLink(ctx, pki.HashSecret(secret), admin, catalog.RoleReader, time.Minute, actor); err != nil {
 		t.Fatal(err)
 	}
-	c := s.browser()
-	resp, err := c.Get(s.srv.URL + httpapi.LoginPath + "?secret=" + secret)
-	if err != nil {
-		t.Fatal(err)
+	// Opened, as a link preview opens it, the link shows a page and
+	// spends nothing.
+	for i := range 2 {
+		if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret); status != http.StatusOK || !strings.Contains(body, `value="`+secret+`"`) {
+			t.Fatalf("opening the link, time %d: %d, want the page that signs in with it\n%s", i+1, status, body)
+		}
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/fleet" {
-		t.Fatalf("opening the link: %d to %q, want 303 to /fleet", resp.StatusCode, resp.Header.Get("Location"))
+	// Its form, sent from another site (no double-submit cookie), is
+	// refused and spends nothing either.
+	if status, body := s.post(s.browser(), httpapi.LoginPath, url.Values{"secret": {secret}, "csrf": {"forged"}}); status != http.StatusForbidden || !strings.Contains(body, "came from elsewhere") {
+		t.Fatalf("the link's form from another site: %d, want 403\n%s", status, body)
+	}
+	c := s.browser()
+	if status, loc := s.openLink(c, secret); status != http.StatusSeeOther || loc != "/fleet" {
+		t.Fatalf("signing in with the link: %d to %q, want 303 to /fleet", status, loc)
 	}
 	status, body := s.get(c, "/fleet")
 	if status != http.StatusOK || !strings.Contains(body, "admin-key") || !strings.Contains(body, `class="role">reader`) {
 		t.Fatalf("the link's session: %d, want admin-key in the reader role\n%s", status, body)
 	}
 	// The link works once.
-	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret); status != http.StatusUnauthorized || !strings.Contains(body, "works once") {
-		t.Fatalf("the link opened again: %d\n%s", status, body)
+	if status, body := s.openLinkPage(s.browser(), secret); status != http.StatusUnauthorized || !strings.Contains(body, "works once") {
+		t.Fatalf("the link used again: %d\n%s", status, body)
+	}
+	// A link with no secret says what is missing.
+	if status, body := s.get(s.browser(), httpapi.LoginPath); status != http.StatusBadRequest || !strings.Contains(body, "secret: the link has none") {
+		t.Fatalf("a link without its secret: %d\n%s", status, body)
 	}
 	// An expired link does not open.
 	late := "mll_" + pki.RandomSecret()
@@ -395,7 +436,7 @@ func TestLoginLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(2 * time.Minute)
-	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+late); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
+	if status, body := s.openLinkPage(s.browser(), late); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
 		t.Fatalf("an expired link: %d\n%s", status, body)
 	}
 }

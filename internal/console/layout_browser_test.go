@@ -45,7 +45,7 @@ func TestConsoleLongNamesFitAPhone(t *testing.T) {
 	ctx := newBrowser(t, 390, 844)
 	// A desktop window is never narrower than about 500 px: the page is
 	// shown as a phone would, 390 px wide.
-	do(t, ctx, "sign in", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`tr[data-target="web1"]`))
+	do(t, ctx, "sign in", chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile), signInWith(loginLink(t, env)), chromedp.WaitVisible(`tr[data-target="web1"]`))
 	for _, page := range []string{"/fleet", "/jobs", "/jobs/" + job, "/targets/web1", "/events", "/audit", "/alerts", "/keys", run, "/jobs/" + job + "x"} {
 		do(t, ctx, "open "+page, chromedp.Navigate(env.Master.URL+page), chromedp.WaitVisible(`main h1`))
 		if wide := get(t, ctx, "page width", chromedp.Evaluate[int](`document.documentElement.scrollWidth`)); wide > 390 {

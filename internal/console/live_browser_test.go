@@ -53,7 +53,7 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 
 	t.Run("a page that cannot refresh says so, and why", func(t *testing.T) {
 		ctx := newBrowser(t, 1280, 800)
-		do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+		do(t, ctx, "sign in", signInWith(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
 		if _, err := env.Client.Apply(bg, httpapi.ApplyRequest{Jobs: []muster.Job{shellJob("gone", "true", "web1")}}); err != nil {
 			t.Fatal(err)
 		}
@@ -78,7 +78,7 @@ func TestConsoleLiveInBrowser(t *testing.T) {
 
 	t.Run("a running step's output keeps its place as it grows", func(t *testing.T) {
 		ctx := newBrowser(t, 1280, 800)
-		do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+		do(t, ctx, "sign in", signInWith(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
 		flag := filepath.Join(t.TempDir(), "go")
 		job := shellJob("follow", "seq 1 400; while [ ! -e "+flag+" ]; do sleep 0.1; done; echo end", "web1")
 		if _, err := env.Client.Apply(bg, httpapi.ApplyRequest{Jobs: []muster.Job{job}}); err != nil {
@@ -126,7 +126,7 @@ func TestConsoleKeysInBrowser(t *testing.T) {
 	chromium(t)
 	env := testenv.New(t, testenv.Options{})
 	ctx := newBrowser(t, 1280, 800)
-	do(t, ctx, "the keys page", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`),
+	do(t, ctx, "the keys page", signInWith(loginLink(t, env)), chromedp.WaitVisible(`main h1`),
 		chromedp.Navigate(env.Master.URL+"/keys"), chromedp.WaitVisible(`input[name="name"]`))
 	// The form checks a name as the master does, before it is sent.
 	for name, want := range map[string]bool{"Alice": true, "db.backup-2": true, "alice-": false, "bad name": false} {
@@ -173,7 +173,7 @@ func TestConsoleStartAgainAfterBack(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := newBrowser(t, 1280, 800)
-	do(t, ctx, "sign in", chromedp.Navigate(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
+	do(t, ctx, "sign in", signInWith(loginLink(t, env)), chromedp.WaitVisible(`main h1`))
 	do(t, ctx, "start it", chromedp.Navigate(env.Master.URL+"/jobs/again"), chromedp.WaitVisible(`form.start`),
 		chromedp.Evaluate[chromedp.Void](`window.startedFromHere = true`),
 		chromedp.Click(`form.start button[type="submit"]`), chromedp.WaitVisible(`#run-status.r-succeeded`))

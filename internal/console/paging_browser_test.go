@@ -26,7 +26,7 @@ func TestConsoleAuditPagesInBrowser(t *testing.T) {
 		}
 	}
 	link := loginLink(t, env)
-	do(t, ctx, "sign in", chromedp.Navigate(link), chromedp.WaitVisible(`main`))
+	do(t, ctx, "sign in", signInWith(link), chromedp.WaitVisible(`main`))
 	// Every entry, the login link's too.
 	all, err := env.Master.Catalog.FindAudit(bg, catalog.AuditFilter{Limit: catalog.MaxAuditList})
 	if err != nil {

@@ -147,10 +147,48 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
+// linkPage is the data of the page a login link opens.
+type linkPage struct {
+	Action  string
+	Secret  string
+	Token   string
+	Message string
+}
+
+// linkForm shows the page a login link opens: a button that signs in with
+// it. Opening the link spends nothing, so that what fetches links to show
+// a preview of them (chat and mail clients, mail scanners) does not use it
+// up before the person it was made for; the form's POST does, with the
+// double-submit token the sign-in form uses, so that no other site can
+// sign a browser in with a link of its own.
+func (s *Server) linkForm(w http.ResponseWriter, r *http.Request) {
+	s.showLink(w, r, http.StatusOK, r.URL.Query().Get("secret"), "")
+}
+
+func (s *Server) showLink(w http.ResponseWriter, r *http.Request, status int, secret, msg string) {
+	if secret == "" {
+		s.fail(w, r, nil, muster.Errorf(muster.EINVALID, "secret: the link has none; copy the whole link, or ask an admin for a new one (muster login-link)"))
+		return
+	}
+	token := pki.RandomSecret()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	v := &view{s: s, Title: "Sign in", Data: linkPage{Action: httpapi.LoginPath, Secret: secret, Token: token, Message: msg}}
+	if err := s.render(w, status, "link", v); err != nil {
+		s.Log.Error("console", "path", r.URL.Path, "err", err)
+	}
+}
+
 // openLink spends a login link, sets the session cookie, and goes to the
 // fleet page.
 func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
-	link := r.URL.Query().Get("secret")
+	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
+	link := r.PostFormValue("secret")
+	c, err := r.Cookie(signInCookie)
+	if err != nil || c.Value == "" || !hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf"))) {
+		s.showLink(w, r, http.StatusForbidden, link, "The page expired or came from elsewhere; sign in again.")
+		return
+	}
 	secret := pki.RandomSecret()
 	k, expires, err := s.DB.OpenLoginLink(r.Context(), pki.HashSecret(link), pki.HashSecret(secret), httpapi.Source(r))
 	if err == nil && k.Scope.Limited() {
