@@ -106,6 +106,21 @@ func TestProxyStepNeedsProxyMatchingWhenItRuns(t *testing.T) {
 	}
 }
 
+// A proxy whose user the system does not have fails its step before
+// anything runs, saying where users are looked up.
+func TestProxyStepOfAnUnknownUser(t *testing.T) {
+	m := proxyTarget(t, func(c *Config) { c.Settings.Proxies = map[string]Proxy{"ghost": {User: "muster-no-such-user"}} })
+	marker := filepath.Join(openDir(t), "ran")
+	r := runJob(t, m, flowJob("ghost", muster.Step{Name: "main", Shell: "touch " + marker, RunAs: "ghost"}))
+	a := r.Steps[0]
+	if a.Status != muster.AttemptFailed || !strings.Contains(a.Message, `the proxy's user "muster-no-such-user" is not in /etc/passwd`) {
+		t.Errorf("the step %s %q; want failed, saying the user is not in /etc/passwd", a.Status, a.Message)
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the step ran")
+	}
+}
+
 // A step inherits no file descriptor but its standard input, output and
 // error: not those the daemon opened (its store, its connections, its
 // control socket), nor those it was started with by a parent that did not

@@ -322,6 +322,12 @@ func (m *Main) proxyUser(name string) (*user.User, error) {
 		return nil, fmt.Errorf("run_as %q: the target daemon runs as %s, not root, and cannot switch to the proxy's user %q: run the target as root to run steps as proxies", name, userName(uid), p.User)
 	}
 	u, err := user.Lookup(p.User)
+	var unknown user.UnknownUserError
+	if errors.As(err, &unknown) {
+		// The binary is static: os/user reads the files, and asks no
+		// name service.
+		return nil, fmt.Errorf("run_as %q: the proxy's user %q is not in /etc/passwd (users known only to LDAP or SSSD are not seen): give the proxy a local user", name, p.User)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("run_as %q: user %q: %v", name, p.User, err)
 	}
