@@ -254,10 +254,16 @@ func (c *client) callWith(ctx context.Context, hc *http.Client, method, path str
 	} else if expired && err != nil {
 		err = muster.Wrap(muster.EUNAVAILABLE, err, "master %s: no reply in time", base.Host)
 	}
+	var unreadable *jsonhttp.ReplyError
 	switch {
 	case ctx.Err() != nil && !expired: // given up on: says nothing of the master
 	case muster.ErrorCode(err) == muster.EUNAVAILABLE:
 		c.unanswered(base) // unreachable, silent, or shutting down
+	case errors.As(err, &unreadable):
+		// It answered with what cannot be read (cut short by a proxy,
+		// over the bound, malformed): as good as silent, and another
+		// master of the group may do better.
+		c.unanswered(base)
 	case muster.ErrorCode(err) == muster.EUNSUPPORTED:
 		// A master of another protocol (one not upgraded yet, in a group
 		// being upgraded) will not serve this target until it is upgraded

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 	"github.com/musterhq/muster/internal/master"
 )
 
@@ -424,5 +426,49 @@ func TestClientRefusesAReplyOverTheLimit(t *testing.T) {
 	}
 	if whole {
 		t.Error("the master sent the whole reply; want the target to stop reading at the limit")
+	}
+}
+
+// A master whose replies cannot be read (cut short by a proxy in front of
+// it, malformed) is as good as silent: the client moves to the next master
+// once it has been so for the delay, as from one that does not answer.
+func TestClientLeavesAMasterWhoseRepliesCannotBeRead(t *testing.T) {
+	broken := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{"epoch":"e","instructions":[`)) // cut short
+	}))
+	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	defer good.Close()
+	defer broken.Close()
+	roots := x509.NewCertPool()
+	roots.AddCert(broken.Certificate())
+	roots.AddCert(good.Certificate())
+	clk := &clock{}
+	var moves []string
+	c, err := newClient([]string{broken.URL, good.URL}, broken.URL, roots, nil, 0, clk.Now,
+		func() time.Duration { return time.Minute }, func(from, to string) { moves = append(moves, from+" → "+to) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.close()
+	c.answered(c.base()) // it answered well before: it is kept a while
+	polls := 0
+	for len(moves) == 0 && polls < 3 {
+		_, err = c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
+		var unreadable *jsonhttp.ReplyError
+		if !errors.As(err, &unreadable) {
+			t.Fatalf("a poll whose reply is cut short: %v, want a reply that cannot be read", err)
+		}
+		polls++
+		clk.Advance(30 * time.Second) // past the longest delay for a minute's interval
+	}
+	if want := []string{broken.URL + " → " + good.URL}; !slices.Equal(moves, want) || polls != 2 {
+		t.Fatalf("moves %v after %d polls, want %v after 2: the first starts the delay, the one after it moves", moves, polls, want)
+	}
+	if _, err := c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60}); err != nil {
+		t.Errorf("a poll of the master moved to: %v", err)
 	}
 }

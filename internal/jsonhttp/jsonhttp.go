@@ -278,9 +278,19 @@ type TransportError struct{ Err error }
 func (e *TransportError) Error() string { return e.Err.Error() }
 func (e *TransportError) Unwrap() error { return e.Err }
 
+// ReplyError is a reply of success whose body could not be taken: cut
+// short, longer than the request's MaxReply, or not what out decodes (a
+// key refused by Strict among them). What the server was asked may have
+// been done; what it sent back is lost. Err keeps its code.
+type ReplyError struct{ Err error }
+
+func (e *ReplyError) Error() string { return e.Err.Error() }
+func (e *ReplyError) Unwrap() error { return e.Err }
+
 // Do sends req with hc. A reply of 300 or more (but 304 Not Modified,
 // which leaves out as it is) is returned as the *muster.Error it carries; a request that got no answer as a
-// *TransportError. A reply with no body for out to decode leaves out as it
+// *TransportError; a reply of success whose body cannot be taken as a
+// *ReplyError. A reply with no body for out to decode leaves out as it
 // is.
 func Do(ctx context.Context, hc *http.Client, req Request) error {
 	var body io.Reader
@@ -321,15 +331,23 @@ func Do(ctx context.Context, hc *http.Client, req Request) error {
 	}
 	// 304 Not Modified answers a conditional request (If-None-Match): what
 	// the caller holds is still current, and there is no body.
-	if req.Out == nil || resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusNotModified {
+	if err := decodeReply(reply, resp.StatusCode, req, hreq.URL.Path); err != nil {
+		return &ReplyError{Err: err}
+	}
+	return nil
+}
+
+// decodeReply reads a reply of success into req.Out.
+func decodeReply(reply io.Reader, status int, req Request, path string) error {
+	if req.Out == nil || status == http.StatusNoContent || status == http.StatusNotModified {
 		_, err := io.Copy(io.Discard, reply)
 		return err
 	}
 	if req.Strict {
-		return decodeStrictReply(reply, req.Out, req.Method, hreq.URL.Path)
+		return decodeStrictReply(reply, req.Out, req.Method, path)
 	}
 	if err := json.NewDecoder(reply).Decode(req.Out); err != nil {
-		return fmt.Errorf("decode the reply to %s %s: %w", req.Method, hreq.URL.Path, err)
+		return fmt.Errorf("decode the reply to %s %s: %w", req.Method, path, err)
 	}
 	return nil
 }

@@ -2,6 +2,7 @@ package jsonhttp
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -88,5 +89,53 @@ func TestDoReadsAReplyOfMaxReply(t *testing.T) {
 		if err != nil || len(out.A) != 100 {
 			t.Errorf("strict=%t: a reply of exactly the limit: %v, read %d bytes of its string; want all 100", strict, err, len(out.A))
 		}
+	}
+}
+
+// Do tells a reply of success it could not take (ReplyError, its code
+// kept) from a refusal the server answered and from no answer at all.
+func TestDoTellsAReplyThatCannotBeTaken(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		switch r.URL.Path {
+		case "/cut":
+			w.Write([]byte(`{"a":`))
+		case "/twice":
+			w.Write([]byte(`{"a":"x","a":"y"}`))
+		case "/refused":
+			w.WriteHeader(http.StatusConflict)
+			w.Write([]byte(`{"error":{"code":"conflict","message":"no"}}`))
+		}
+	}))
+	defer srv.Close()
+	var out struct {
+		A string `json:"a"`
+	}
+	cases := 0
+	for _, tc := range []struct {
+		path       string
+		unreadable bool
+		code       string
+	}{
+		{"/cut", true, muster.EINTERNAL},
+		{"/twice", true, muster.EINVALID},
+		{"/refused", false, muster.ECONFLICT},
+	} {
+		cases++
+		err := Do(context.Background(), srv.Client(), Request{Method: http.MethodGet, URL: srv.URL + tc.path, Out: &out, Strict: true})
+		var re *ReplyError
+		if errors.As(err, &re) != tc.unreadable || muster.ErrorCode(err) != tc.code {
+			t.Errorf("%s: %v (code %s, a reply that cannot be taken: %v), want code %s, %v", tc.path, err, muster.ErrorCode(err), errors.As(err, &re), tc.code, tc.unreadable)
+		}
+	}
+	srv.Close()
+	err := Do(context.Background(), srv.Client(), Request{Method: http.MethodGet, URL: srv.URL + "/cut", Out: &out})
+	var re *ReplyError
+	var te *TransportError
+	if errors.As(err, &re) || !errors.As(err, &te) {
+		t.Errorf("no answer: %v, want a transport error only", err)
+	}
+	if cases != 3 {
+		t.Errorf("%d cases ran, want 3", cases)
 	}
 }
