@@ -358,3 +358,39 @@ func TestProxyStepWorkdirItsUserMayNotEnter(t *testing.T) {
 		t.Errorf("in a directory every user may enter: %s %q", r.Status, r.Message)
 	}
 }
+
+// A step without a workdir runs in its user's home, or in / when there is
+// none, or when its user may not enter it: not failing to start, blaming
+// the shell.
+func TestDefaultWorkdir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("a home its user may not enter needs root to make")
+	}
+	open := openDir(t)
+	closed := filepath.Join(t.TempDir(), "closed")
+	if err := os.Mkdir(closed, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	nobody := &syscall.Credential{Uid: 65534, Gid: 65534}
+	cases := 0
+	for _, tc := range []struct {
+		home string
+		cred *syscall.Credential
+		want string
+	}{
+		{open, nil, open},
+		{open, nobody, open},
+		{closed, nil, closed},
+		{closed, nobody, "/"},
+		{"/nonexistent", nobody, "/"},
+		{"", nil, "/"},
+	} {
+		cases++
+		if got := defaultWorkdir(tc.home, tc.cred); got != tc.want {
+			t.Errorf("home %q, as %v: %q, want %q", tc.home, tc.cred, got, tc.want)
+		}
+	}
+	if cases != 6 {
+		t.Errorf("%d cases ran, want 6", cases)
+	}
+}

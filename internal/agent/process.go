@@ -203,12 +203,7 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 		home = u.HomeDir
 	}
 	if cmd.Dir == "" {
-		// The home directory, or / for users without one (nobody's is
-		// /nonexistent).
-		cmd.Dir = home
-		if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
-			cmd.Dir = "/"
-		}
+		cmd.Dir = defaultWorkdir(home, cmd.SysProcAttr.Credential)
 	} else if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
 		return nil, fmt.Errorf("workdir %q: not a directory on this target", cmd.Dir)
 	} else if proxy != nil {
@@ -230,6 +225,21 @@ func (e *executor) command(step muster.Step, env map[string]string) (*exec.Cmd, 
 		cmd.Env = append(cmd.Env, k+"="+env[k])
 	}
 	return cmd, nil
+}
+
+// defaultWorkdir is where a step without a workdir runs: the home
+// directory, or / for a user without one (nobody's is /nonexistent), or
+// with one it may not enter (cred, a proxy's, nil for the daemon's own).
+func defaultWorkdir(home string, cred *syscall.Credential) string {
+	if fi, err := os.Stat(home); err != nil || !fi.IsDir() {
+		return "/"
+	}
+	if cred != nil {
+		if closed, _ := closedTo(home, cred); closed != "" {
+			return "/"
+		}
+	}
+	return home
 }
 
 // closedTo returns the first of dir and the directories above it that a
