@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/musterhq/muster"
 )
 
@@ -180,8 +182,47 @@ func (m *Main) serveControl(ctx context.Context) {
 		defer cancel()
 		srv.Shutdown(sctx)
 	}()
-	srv.Serve(ln)
+	srv.Serve(ownersOnly{ln})
 	os.Remove(path)
+}
+
+// ownersOnly accepts connections from root and from the daemon's own
+// user only, as the kernel reports them (SO_PEERCRED): the socket's mode
+// says as much once it is set, and this holds from the moment it listens,
+// whatever the umask made it before.
+type ownersOnly struct{ net.Listener }
+
+func (l ownersOnly) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if uid, ok := peerUID(c); ok && (uid == 0 || uid == os.Geteuid()) {
+			return c, nil
+		}
+		c.Close()
+	}
+}
+
+// peerUID is the user of the process at the other end of a Unix socket.
+func peerUID(c net.Conn) (int, bool) {
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		return 0, false
+	}
+	raw, err := uc.SyscallConn()
+	if err != nil {
+		return 0, false
+	}
+	var cred *unix.Ucred
+	var credErr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil || credErr != nil {
+		return 0, false
+	}
+	return int(cred.Uid), true
 }
 
 // Defect makes the target in cfg.DataDir leave its master. If the daemon is

@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -142,5 +145,60 @@ func TestDefectStopsWaitingWhenTheDaemonStops(t *testing.T) {
 	}
 	if tries != 1 {
 		t.Errorf("the socket was found not listening %d times, want 1", tries)
+	}
+}
+
+// The control socket answers root and the daemon's own user only, whatever
+// its mode: another local user cannot make the target defect, even in the
+// instant between the socket's creation and its chmod, under a permissive
+// umask.
+func TestControlSocketAnswersItsOwnersOnly(t *testing.T) {
+	post := func(path string) (int, error) {
+		hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", path)
+		}}}
+		resp, err := hc.Post("http://muster/defect", "", nil)
+		if err != nil {
+			return 0, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	if path := os.Getenv("MUSTER_TEST_CONTROL_SOCKET"); path != "" { // as another user
+		if status, err := post(path); err == nil {
+			t.Errorf("another user's request was answered %d; want the connection refused", status)
+		}
+		return
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("connecting as another user needs root")
+	}
+	if u, err := user.Lookup("daemon"); err != nil || u.Uid != "1" {
+		t.Skipf("no user daemon (uid 1) here: %v", err)
+	}
+	dir := openDir(t)
+	path := filepath.Join(dir, ControlSocket)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, 0o777); err != nil { // as a umask of 0 leaves it, until the chmod
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})}
+	served := make(chan struct{})
+	go func() { defer close(served); srv.Serve(ownersOnly{ln}) }()
+	defer func() { srv.Close(); <-served }()
+	if status, err := post(path); err != nil || status != http.StatusOK {
+		t.Fatalf("root's request: %d, %v; want it answered", status, err)
+	}
+	bin := filepath.Join(dir, "agent.test")
+	copyFile(t, os.Args[0], bin, 0o755)
+	cmd := exec.Command(bin, "-test.run=^TestControlSocketAnswersItsOwnersOnly$", "-test.v")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "MUSTER_TEST_CONTROL_SOCKET="+path, "TMPDIR="+dir, "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 1, Gid: 1}}
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Errorf("as the user daemon: %v\n%s", err, out)
 	}
 }
