@@ -76,6 +76,10 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 	}
 	static := http.StripPrefix("/assets/", http.FileServerFS(assets))
 	mux.Handle("GET /assets/", s.headers(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/") { // a directory: served one by one, not listed
+			s.fail(w, r, nil, muster.Errorf(muster.ENOTFOUND, "there is no page at %s", r.URL.Path))
+			return
+		}
 		w.Header().Set("Cache-Control", "public, max-age=3600")
 		static.ServeHTTP(w, r)
 	})))
@@ -125,6 +129,13 @@ func (s *Server) WithPages(mux *http.ServeMux) http.Handler {
 		s.fail(w, r, v, muster.Errorf(muster.ENOTFOUND, "there is no page at %s", r.URL.Path))
 	}))
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !strings.HasPrefix(r.URL.Path, "/api/") && !strings.HasPrefix(r.URL.Path, "/agent/") {
+			// The console's own paths carry the security headers whatever
+			// answers them, a method the route does not take (405) too.
+			for _, kv := range securityHeaders {
+				w.Header().Set(kv[0], kv[1])
+			}
+		}
 		if r.Method == http.MethodGet && strings.Contains(r.Header.Get("Accept"), "text/html") && !strings.HasPrefix(r.URL.Path, "/api/") {
 			if _, pattern := mux.Handler(r); pattern == "" {
 				notFound.ServeHTTP(w, r)
@@ -246,7 +257,16 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, v *view, err error
 	if v == nil {
 		v = &view{s: s}
 	}
-	v.Title, v.Nav, v.Live, v.Data = "Refused", "", "", errorPage{Status: status, Code: muster.ErrorCode(err), Message: msg, Form: r.Method == http.MethodPost}
+	page := errorPage{Status: status, Code: muster.ErrorCode(err), Message: msg, Form: r.Method == http.MethodPost}
+	if status == http.StatusServiceUnavailable {
+		// The master, or its catalog, does not answer for now: the page
+		// offers to try again, whether the session holds or not.
+		page.Retry = "/fleet"
+		if r.Method == http.MethodGet && localPath(r.URL.RequestURI()) {
+			page.Retry = r.URL.RequestURI()
+		}
+	}
+	v.Title, v.Nav, v.Live, v.Data = "Refused", "", "", page
 	if rerr := s.render(w, status, "error", v); rerr != nil {
 		http.Error(w, msg, status)
 	}
@@ -259,6 +279,9 @@ type errorPage struct {
 	// Form is set when a form was refused: the page offers to go back to
 	// it, to correct what the message names.
 	Form bool
+	// Retry, when set, is the page to try again: the master could not
+	// answer for now.
+	Retry string
 }
 
 // back redirects a form's POST to the page it came from (a path given in

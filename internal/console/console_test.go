@@ -227,12 +227,23 @@ func TestSignInRefusesBadKeysAndForeignForms(t *testing.T) {
 func TestSecurityHeaders(t *testing.T) {
 	s := newSite(t)
 	c, _ := s.signIn(catalog.RoleReader)
-	for _, path := range []string{"/login", "/fleet", "/assets/htmx.min.js", "/jobs/nope"} {
-		resp, err := c.Get(s.srv.URL + path)
+	for _, path := range []string{"/login", "/fleet", "/assets/htmx.min.js", "/jobs/nope", "DELETE /fleet"} {
+		method, target, ok := strings.Cut(path, " ")
+		if !ok {
+			method, target = http.MethodGet, path
+		}
+		req, err := http.NewRequest(method, s.srv.URL+target, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
+		if method == http.MethodDelete && resp.StatusCode != http.StatusMethodNotAllowed {
+			t.Errorf("%s: %d, want 405", path, resp.StatusCode)
+		}
 		for k, want := range map[string]string{
 			"Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
 			"X-Content-Type-Options":  "nosniff",
@@ -253,6 +264,19 @@ func TestSecurityHeaders(t *testing.T) {
 	cookies := resp.Cookies()
 	if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
 		t.Fatalf("sign-in cookie %+v: want one, HttpOnly and SameSite=Strict", cookies)
+	}
+}
+
+// The assets are served one by one: their directory is not listed.
+func TestAssetsAreNotListed(t *testing.T) {
+	s := newSite(t)
+	for _, path := range []string{"/assets/", "/assets/?C=M;O=D"} {
+		if status, body := s.get(s.browser(), path); status != http.StatusNotFound || strings.Contains(body, `href="htmx.min.js"`) {
+			t.Errorf("%s: %d, want 404 listing nothing\n%s", path, status, body)
+		}
+	}
+	if status, _ := s.get(s.browser(), "/assets/htmx.min.js"); status != http.StatusOK {
+		t.Errorf("an asset: %d, want 200", status)
 	}
 }
 

@@ -73,6 +73,11 @@ func TestCatalogDownIsUnavailableNotSignedOut(t *testing.T) {
 				t.Fatalf("%s %s with the catalog down: %d, Location %q, HX-Redirect %q:\n%s\nwant 503 saying the catalog cannot be reached",
 					tc.method, path, resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("HX-Redirect"), b)
 			}
+			// The page offers to try again, not to sign in: the session
+			// may well hold.
+			if strings.Contains(string(b), `href="/login"`) || (tc.method == http.MethodGet && !strings.Contains(string(b), `href="/fleet">Try again`)) {
+				t.Errorf("%s %s with the catalog down offers:\n%s\nwant to try again, not to sign in", tc.method, path, b)
+			}
 		})
 	}
 }
