@@ -152,6 +152,10 @@ type jobPage struct {
 	// EnabledSomewhere says whether the job's schedules fire on any of
 	// its targets (an override may enable a job that is disabled).
 	EnabledSomewhere bool
+	// Refused is, by target, the instruction of the job the target
+	// refused (the newest, when several): it holds the job there as it
+	// was, until retried or deleted on the target's page.
+	Refused map[string]muster.Instruction
 }
 
 // overrideText is one override in words.
@@ -273,6 +277,18 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	}
 	if p.History, err = s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: j.Name, Limit: 50}); err != nil {
 		return err
+	}
+	failed, err := s.DB.FindInstructions(r.Context(), catalog.InstructionFilter{Job: j.Name, Errors: true})
+	if err != nil {
+		return err
+	}
+	for _, in := range failed {
+		if prev, ok := p.Refused[in.Target]; !ok || in.Seq > prev.Seq {
+			if p.Refused == nil {
+				p.Refused = map[string]muster.Instruction{}
+			}
+			p.Refused[in.Target] = in
+		}
 	}
 	if p.Rollouts, err = s.DB.FindRollouts(r.Context(), j.Name, 0); err != nil {
 		return err

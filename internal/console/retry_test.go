@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -100,5 +101,39 @@ func TestTargetPageShowsAnOldFailedInstruction(t *testing.T) {
 	seq := strconv.FormatInt(ins[0].Seq, 10)
 	if !strings.Contains(body, `data-seq="`+seq+`" data-status="failed"`) || !strings.Contains(body, `action="/instructions/web1/`+seq+`/retry"`) {
 		t.Errorf("web1's page, 210 instructions after the one that blocks it, does not show instruction %s with Retry", seq)
+	}
+}
+
+// A job's page says which targets refused its definition, and why, beside
+// their last run: the target runs the job as it was, or not at all, until
+// the instruction is retried or deleted.
+func TestJobPageShowsTheTargetsThatRefusedIt(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "report", []string{"web1", "web2"}, []muster.Step{{Name: "s", Shell: "true"}}
+	if _, err := s.db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, master); err != nil {
+		t.Fatal(err)
+	}
+	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "report"})
+	if err != nil || len(ins) != 1 {
+		t.Fatalf("the INSERT of report on web1: %v %v", ins, err)
+	}
+	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "run_as \"backup\": proxy not found"}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.signIn(catalog.RoleReader)
+	status, body := s.get(c, "/jobs/report")
+	if status != http.StatusOK {
+		t.Fatalf("the job's page: %d", status)
+	}
+	refused := regexp.MustCompile(`<p class="refused" data-seq="(\d+)"><a href="/targets/(\w+)"><span class="badge i-failed">INSERT refused</span></a> <span class="error">([^<]*)</span>`).FindAllStringSubmatch(body, -1)
+	if len(refused) != 1 || refused[0][1] != strconv.FormatInt(ins[0].Seq, 10) || refused[0][2] != "web1" || refused[0][3] != `run_as &#34;backup&#34;: proxy not found` {
+		t.Errorf("the refusals shown: %q, want web1's INSERT, saying why", refused)
 	}
 }
