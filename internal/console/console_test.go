@@ -265,6 +265,25 @@ func TestSecurityHeaders(t *testing.T) {
 	if len(cookies) != 1 || !cookies[0].HttpOnly || cookies[0].SameSite != http.SameSiteStrictMode {
 		t.Fatalf("sign-in cookie %+v: want one, HttpOnly and SameSite=Strict", cookies)
 	}
+	// The session's is Lax: a link to the console followed from another
+	// site (a chat, a mail) opens signed in; its forms still need the
+	// session's token.
+	c = s.browser()
+	_, body := s.get(c, "/login")
+	resp, err = c.PostForm(s.srv.URL+"/login", url.Values{"csrf": {csrfField.FindStringSubmatch(body)[1]}, "key": {s.keys[catalog.RoleReader]}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session *http.Cookie
+	for _, ck := range resp.Cookies() {
+		if ck.Name == "muster_session" {
+			session = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode {
+		t.Fatalf("session cookie %+v: want HttpOnly and SameSite=Lax", session)
+	}
 }
 
 // The assets are served one by one: their directory is not listed.

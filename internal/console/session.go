@@ -75,10 +75,15 @@ func scopedRefusal(name string) error {
 	return muster.Errorf(muster.EFORBIDDEN, "API key %q is scoped, and the console shows the whole fleet: sign in with a key without scopes, or use the API and CLI, which keep to the scope", name)
 }
 
-// setSession sets the session cookie for secret, until expires.
+// setSession sets the session cookie for secret, until expires. It is
+// SameSite=Lax: a link to a page of the console, followed from a chat or
+// a mail, opens it signed in, where Strict would show the sign-in form
+// each time; another site's form, script or frame still gets no session
+// (every page that changes anything is a POST carrying the session's
+// CSRF token, and no page may be framed).
 func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.Time) {
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: secret, Path: "/", Expires: expires,
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
 }
 
 // loginPage is the sign-in form's data.
@@ -226,6 +231,6 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }
