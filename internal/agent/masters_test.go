@@ -257,6 +257,32 @@ func TestClientSkipsAMasterThatNeverAnswered(t *testing.T) {
 	}
 }
 
+// twoMasters makes a client of two masters: bad, which answers with
+// handler, then a good one after it, whose replies are empty; the client
+// starts with bad, and its interval is interval. moves lists the client's
+// moves, "from → to".
+func twoMasters(t *testing.T, handler http.HandlerFunc, interval time.Duration) (c *client, clk *clock, moves *[]string, bad, good string) {
+	t.Helper()
+	badSrv := httptest.NewTLSServer(handler)
+	goodSrv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Write([]byte(`{}`))
+	}))
+	t.Cleanup(goodSrv.Close)
+	t.Cleanup(badSrv.Close)
+	roots := x509.NewCertPool()
+	roots.AddCert(badSrv.Certificate())
+	roots.AddCert(goodSrv.Certificate())
+	clk, moves = &clock{}, &[]string{}
+	c, err := newClient([]string{badSrv.URL, goodSrv.URL}, badSrv.URL, roots, nil, 0, clk.Now,
+		func() time.Duration { return interval }, func(from, to string) { *moves = append(*moves, from+" → "+to) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.close)
+	return c, clk, moves, badSrv.URL, goodSrv.URL
+}
+
 // A master that takes connections but never replies (its process stuck,
 // its kernel and TLS stack still answering) is silent: a poll whose
 // deadline passes, and any request whose reply has not begun within
@@ -268,35 +294,18 @@ func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
 	defer func(d time.Duration) { replyTimeout = d }(replyTimeout)
 	replyTimeout = time.Second
 	release := make(chan struct{})
-	stuck := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	defer close(release)
+	c, clk, moves, stuck, good := twoMasters(t, func(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-release:
 		case <-r.Context().Done():
 		}
-	}))
-	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{}`))
-	}))
-	defer good.Close()
-	defer stuck.Close()
-	defer close(release)
-	roots := x509.NewCertPool()
-	roots.AddCert(stuck.Certificate())
-	roots.AddCert(good.Certificate())
-	clk := &clock{}
-	var moves []string
-	c, err := newClient([]string{stuck.URL, good.URL}, stuck.URL, roots, nil, 0, clk.Now,
-		func() time.Duration { return 10 * time.Second }, func(from, to string) { moves = append(moves, from+" → "+to) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	}, 10*time.Second)
 
 	// A poll held past its own deadline (pollOnce's, which ends a poll
 	// before the transport's bound does).
 	pctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
-	_, err = c.poll(pctx, 0, "e", time.Minute, heartbeat{LocalTime: clk.Now(), PollInterval: 10})
+	_, err := c.poll(pctx, 0, "e", time.Minute, heartbeat{LocalTime: clk.Now(), PollInterval: 10})
 	cancel()
 	if muster.ErrorCode(err) != muster.EUNAVAILABLE {
 		t.Fatalf("a poll the master held past its deadline: %v, want %s", err, muster.EUNAVAILABLE)
@@ -307,8 +316,8 @@ func TestClientLeavesAMasterThatNeverReplies(t *testing.T) {
 	if muster.ErrorCode(err) != muster.EUNAVAILABLE {
 		t.Fatalf("an acknowledgement the master never replied to: %v, want %s", err, muster.EUNAVAILABLE)
 	}
-	if want := []string{stuck.URL + " → " + good.URL}; !slices.Equal(moves, want) {
-		t.Fatalf("moves %v, want %v", moves, want)
+	if want := []string{stuck + " → " + good}; !slices.Equal(*moves, want) {
+		t.Fatalf("moves %v, want %v", *moves, want)
 	}
 	if err := c.ack(context.Background(), []agentproto.Ack{{Seq: 1, OK: true}}); err != nil {
 		t.Errorf("an acknowledgement to the master moved to: %v", err)
@@ -344,35 +353,18 @@ func TestExchangeWithAnUnreachableMasterIsKept(t *testing.T) {
 // upgraded itself: the client moves to the next master at once, as from
 // one that never answered, rather than staying with it.
 func TestClientLeavesAMasterOfAnotherProtocol(t *testing.T) {
-	old := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, clk, moves, old, good := twoMasters(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusUpgradeRequired)
 		w.Write([]byte(`{"error":{"code":"unsupported","message":"the target speaks protocol 3, newer than this master's 2; upgrade the master first (it accepts protocols 1 to 2)"}}`))
-	}))
-	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{}`))
-	}))
-	defer good.Close()
-	defer old.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(old.Certificate())
-	roots.AddCert(good.Certificate())
-	clk := &clock{}
-	var moves []string
-	c, err := newClient([]string{old.URL, good.URL}, old.URL, roots, nil, 0, clk.Now,
-		func() time.Duration { return time.Minute }, func(from, to string) { moves = append(moves, from+" → "+to) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	}, time.Minute)
 	c.answered(c.base()) // it answered before its refusal: a silent master would be kept a while
-	_, err = c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
+	_, err := c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
 	if muster.ErrorCode(err) != muster.EUNSUPPORTED || !strings.Contains(err.Error(), "protocol 3") {
 		t.Fatalf("a poll the master refused for its protocol: %v, want %s", err, muster.EUNSUPPORTED)
 	}
-	if want := []string{old.URL + " → " + good.URL}; !slices.Equal(moves, want) {
-		t.Fatalf("moves %v, want %v", moves, want)
+	if want := []string{old + " → " + good}; !slices.Equal(*moves, want) {
+		t.Fatalf("moves %v, want %v", *moves, want)
 	}
 	if err := c.ack(context.Background(), []agentproto.Ack{{Seq: 1, OK: true}}); err != nil {
 		t.Errorf("an acknowledgement to the master moved to: %v", err)
@@ -433,31 +425,14 @@ func TestClientRefusesAReplyOverTheLimit(t *testing.T) {
 // it, malformed) is as good as silent: the client moves to the next master
 // once it has been so for the delay, as from one that does not answer.
 func TestClientLeavesAMasterWhoseRepliesCannotBeRead(t *testing.T) {
-	broken := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	c, clk, moves, broken, good := twoMasters(t, func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"epoch":"e","instructions":[`)) // cut short
-	}))
-	good := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Write([]byte(`{}`))
-	}))
-	defer good.Close()
-	defer broken.Close()
-	roots := x509.NewCertPool()
-	roots.AddCert(broken.Certificate())
-	roots.AddCert(good.Certificate())
-	clk := &clock{}
-	var moves []string
-	c, err := newClient([]string{broken.URL, good.URL}, broken.URL, roots, nil, 0, clk.Now,
-		func() time.Duration { return time.Minute }, func(from, to string) { moves = append(moves, from+" → "+to) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.close()
+	}, time.Minute)
 	c.answered(c.base()) // it answered well before: it is kept a while
 	polls := 0
-	for len(moves) == 0 && polls < 3 {
-		_, err = c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
+	for len(*moves) == 0 && polls < 3 {
+		_, err := c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60})
 		var unreadable *jsonhttp.ReplyError
 		if !errors.As(err, &unreadable) {
 			t.Fatalf("a poll whose reply is cut short: %v, want a reply that cannot be read", err)
@@ -465,8 +440,8 @@ func TestClientLeavesAMasterWhoseRepliesCannotBeRead(t *testing.T) {
 		polls++
 		clk.Advance(30 * time.Second) // past the longest delay for a minute's interval
 	}
-	if want := []string{broken.URL + " → " + good.URL}; !slices.Equal(moves, want) || polls != 2 {
-		t.Fatalf("moves %v after %d polls, want %v after 2: the first starts the delay, the one after it moves", moves, polls, want)
+	if want := []string{broken + " → " + good}; !slices.Equal(*moves, want) || polls != 2 {
+		t.Fatalf("moves %v after %d polls, want %v after 2: the first starts the delay, the one after it moves", *moves, polls, want)
 	}
 	if _, err := c.poll(context.Background(), 0, "e", 0, heartbeat{LocalTime: clk.Now(), PollInterval: 60}); err != nil {
 		t.Errorf("a poll of the master moved to: %v", err)

@@ -46,13 +46,11 @@ func TestStepEndingBeforeTheDelayIsSavedOnce(t *testing.T) {
 	}
 }
 
-// A step still running after the delay has its start saved, and so
-// uploaded, while it runs: the master can show it running.
-func TestStepStillRunningHasItsStartSaved(t *testing.T) {
-	m := newTestMain(t)
-	m.exec.startSaveDelay = 0
-	gate := filepath.Join(t.TempDir(), "go")
-	job := flowJob("wait", muster.Step{Name: "one", Shell: `while [ ! -e "` + gate + `" ]; do sleep 0.01; done`})
+// startSavedWhileRunning runs job, whose first step runs until release
+// lets it end, and checks that the step's start was saved while it ran,
+// and its end after.
+func startSavedWhileRunning(t *testing.T, m *Main, job muster.Job, release func()) {
+	t.Helper()
 	startRun(t, m, job, "run-wait")
 	waitFor(t, time.Minute, "the step's start saved while it runs", func() bool {
 		run := localRun(t, m, "run-wait")
@@ -61,9 +59,7 @@ func TestStepStillRunningHasItsStartSaved(t *testing.T) {
 	if rev := revisionOf(t, m, "run-wait"); rev != 2 {
 		t.Errorf("the running run was written %d times, want 2: recorded, then its step's start", rev)
 	}
-	if err := os.WriteFile(gate, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	release()
 	m.exec.wait()
 	run := localRun(t, m, "run-wait")
 	if run.Status != muster.RunSucceeded {
@@ -72,6 +68,20 @@ func TestStepStillRunningHasItsStartSaved(t *testing.T) {
 	if rev := revisionOf(t, m, "run-wait"); rev != 3 {
 		t.Errorf("the run was written %d times, want 3: recorded, its step's start, its end", rev)
 	}
+}
+
+// A step still running after the delay has its start saved, and so
+// uploaded, while it runs: the master can show it running.
+func TestStepStillRunningHasItsStartSaved(t *testing.T) {
+	m := newTestMain(t)
+	m.exec.startSaveDelay = 0
+	gate := filepath.Join(t.TempDir(), "go")
+	job := flowJob("wait", muster.Step{Name: "one", Shell: `while [ ! -e "` + gate + `" ]; do sleep 0.01; done`})
+	startSavedWhileRunning(t, m, job, func() {
+		if err := os.WriteFile(gate, nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // So does a SQL statement still running after the delay.
@@ -97,20 +107,9 @@ func TestSQLStepStillRunningHasItsStartSaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	job := flowJob("wait", muster.Step{Name: "one", SQL: "SELECT pg_advisory_lock(7345001), pg_advisory_unlock(7345001)", Connection: "pg"})
-	startRun(t, m, job, "run-wait")
-	waitFor(t, time.Minute, "the statement's start saved while it runs", func() bool {
-		run := localRun(t, m, "run-wait")
-		return len(run.Steps) == 1 && run.Steps[0].Status == muster.AttemptRunning
+	startSavedWhileRunning(t, m, job, func() {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, lock); err != nil {
+			t.Fatal(err)
+		}
 	})
-	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, lock); err != nil {
-		t.Fatal(err)
-	}
-	m.exec.wait()
-	run := localRun(t, m, "run-wait")
-	if run.Status != muster.RunSucceeded {
-		t.Fatalf("run %s (%q), want succeeded", run.Status, run.Message)
-	}
-	if rev := revisionOf(t, m, "run-wait"); rev != 3 {
-		t.Errorf("the run was written %d times, want 3: recorded, its step's start, its end", rev)
-	}
 }

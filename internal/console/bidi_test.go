@@ -30,17 +30,7 @@ func TestBidiControlsShownEscaped(t *testing.T) {
 	if _, err := s.db.SetTargetDetails(ctx, "web1", catalog.TargetDetails{Location: &loc}, master); err != nil {
 		t.Fatal(err)
 	}
-	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "report"})
-	if err != nil || len(ins) == 0 {
-		t.Fatalf("the INSERT of report: %v %v", ins, err)
-	}
-	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "refused " + rlo + "kcatta\a"}}); err != nil {
-		t.Fatal(err)
-	}
+	s.refuse(ctx, "web1", "report", "refused "+rlo+"kcatta\a")
 	c, _ := s.signIn(catalog.RoleReader)
 	for _, tc := range []struct{ page, want string }{
 		{"/fleet", `rack \u202e7`},

@@ -67,6 +67,24 @@ func TestStartedRunOnNoTargetIsNotFound(t *testing.T) {
 	}
 }
 
+// refuse has target acknowledge its one instruction of job as refused,
+// saying why, and returns it.
+func (s *site) refuse(ctx context.Context, target, job, why string) muster.Instruction {
+	s.t.Helper()
+	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: target, Job: job})
+	if err != nil || len(ins) != 1 {
+		s.t.Fatalf("the instruction of %s on %s: %v %v", job, target, ins, err)
+	}
+	t, err := s.db.Store().FindTargetByName(ctx, target)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := s.db.Ack(ctx, t.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: why}}); err != nil {
+		s.t.Fatal(err)
+	}
+	return ins[0]
+}
+
 // A target is blocked by its failed instruction however many were posted
 // to it since: its page shows that instruction, with Retry and Delete,
 // beside the newest of its download list.
@@ -80,17 +98,7 @@ func TestTargetPageShowsAnOldFailedInstruction(t *testing.T) {
 	if _, err := s.db.ApplyJobs(ctx, []muster.Job{bad, busy}, catalog.ApplyOptions{}, master); err != nil {
 		t.Fatal(err)
 	}
-	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "bad"})
-	if err != nil || len(ins) != 1 {
-		t.Fatalf("the INSERT of bad: %v %v", ins, err)
-	}
-	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "no such proxy"}}); err != nil {
-		t.Fatal(err)
-	}
+	in := s.refuse(ctx, "web1", "bad", "no such proxy")
 	for range 210 {
 		if _, err := s.db.StartJob(ctx, catalog.StartRequest{Job: "busy"}, master); err != nil {
 			t.Fatal(err)
@@ -98,7 +106,7 @@ func TestTargetPageShowsAnOldFailedInstruction(t *testing.T) {
 	}
 	c, _ := s.signIn(catalog.RoleOperator)
 	_, body := s.get(c, "/targets/web1")
-	seq := strconv.FormatInt(ins[0].Seq, 10)
+	seq := strconv.FormatInt(in.Seq, 10)
 	if !strings.Contains(body, `data-seq="`+seq+`" data-status="failed"`) || !strings.Contains(body, `action="/instructions/web1/`+seq+`/retry"`) {
 		t.Errorf("web1's page, 210 instructions after the one that blocks it, does not show instruction %s with Retry", seq)
 	}
@@ -116,24 +124,14 @@ func TestJobPageShowsTheTargetsThatRefusedIt(t *testing.T) {
 	if _, err := s.db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, master); err != nil {
 		t.Fatal(err)
 	}
-	ins, err := s.db.FindInstructions(ctx, catalog.InstructionFilter{Target: "web1", Job: "report"})
-	if err != nil || len(ins) != 1 {
-		t.Fatalf("the INSERT of report on web1: %v %v", ins, err)
-	}
-	web1, err := s.db.Store().FindTargetByName(ctx, "web1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.db.Ack(ctx, web1.ID, []catalog.AckRow{{Seq: ins[0].Seq, Status: muster.InstructionFailed, Error: "run_as \"backup\": proxy not found"}}); err != nil {
-		t.Fatal(err)
-	}
+	in := s.refuse(ctx, "web1", "report", `run_as "backup": proxy not found`)
 	c, _ := s.signIn(catalog.RoleReader)
 	status, body := s.get(c, "/jobs/report")
 	if status != http.StatusOK {
 		t.Fatalf("the job's page: %d", status)
 	}
 	refused := regexp.MustCompile(`<p class="refused" data-seq="(\d+)"><a href="/targets/(\w+)"><span class="badge i-failed">INSERT refused</span></a> <span class="error">([^<]*)</span>`).FindAllStringSubmatch(body, -1)
-	if len(refused) != 1 || refused[0][1] != strconv.FormatInt(ins[0].Seq, 10) || refused[0][2] != "web1" || refused[0][3] != `run_as &#34;backup&#34;: proxy not found` {
+	if len(refused) != 1 || refused[0][1] != strconv.FormatInt(in.Seq, 10) || refused[0][2] != "web1" || refused[0][3] != `run_as &#34;backup&#34;: proxy not found` {
 		t.Errorf("the refusals shown: %q, want web1's INSERT, saying why", refused)
 	}
 }
