@@ -11,6 +11,18 @@ import (
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
 
+// openOn opens a catalog on store, on clk's time, closed at the test's end:
+// the catalog a master opens at its start.
+func openOn(t *testing.T, store catalog.Store, clk *clock) *catalog.Catalog {
+	t.Helper()
+	c, err := catalog.Open(context.Background(), store, catalog.Options{Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
 // A catalog of a release that did not end a departing target's runs still
 // holds them running, and its STARTs held back by max_parallel_targets
 // queued, for ever. Opened, the catalog ends them as a departure does now:
@@ -22,11 +34,7 @@ func TestOpenEndsRunsOfTargetsThatLeftBefore(t *testing.T) {
 		ctx := context.Background()
 		store := e.Open(t)
 		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-		old, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { old.Close() })
+		old := openOn(t, store, clk)
 		ids := map[string]catalog.TargetIdentity{}
 		for _, n := range []string{"gone", "tomb", "here"} {
 			ids[n] = enlist(t, old, n)
@@ -52,7 +60,7 @@ func TestOpenEndsRunsOfTargetsThatLeftBefore(t *testing.T) {
 		}
 		// The older release marked the targets gone, and nothing else.
 		clk.Add(time.Hour)
-		err = store.Update(ctx, func(tx catalog.Tx) error {
+		err := store.Update(ctx, func(tx catalog.Tx) error {
 			if err := tx.SetTargetState(ctx, ids["gone"].ID, catalog.TargetDefected, catalog.Departure{}); err != nil {
 				return err
 			}
@@ -66,11 +74,7 @@ func TestOpenEndsRunsOfTargetsThatLeftBefore(t *testing.T) {
 		}
 
 		clk.Add(time.Minute)
-		db, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+		db := openOn(t, store, clk)
 		for n, how := range map[string]string{"gone": "defected", "tomb": "deleted by -, waiting to collect its DEFECT"} {
 			r := findRun(t, db, n, "run-"+n)
 			want := "the target left the fleet before it reported the run's end (" + how + "); what became of the run is unknown"
@@ -101,11 +105,7 @@ func TestOpenEndsStartsPostedToTargetsThatLeft(t *testing.T) {
 		ctx := context.Background()
 		store := e.Open(t)
 		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-		old, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { old.Close() })
+		old := openOn(t, store, clk)
 		gone := enlist(t, old, "gone")
 		enlist(t, old, "here")
 		j := job("long", "gone", "here")
@@ -119,7 +119,7 @@ func TestOpenEndsStartsPostedToTargetsThatLeft(t *testing.T) {
 		}
 		// The target left as the START was posted: the departure's
 		// clearing came before it.
-		err = store.Update(ctx, func(tx catalog.Tx) error {
+		err := store.Update(ctx, func(tx catalog.Tx) error {
 			return tx.SetTargetState(ctx, gone.ID, catalog.TargetDefected, catalog.Departure{How: catalog.DepartureDefected, By: "target gone"})
 		})
 		if err != nil {
@@ -127,11 +127,7 @@ func TestOpenEndsStartsPostedToTargetsThatLeft(t *testing.T) {
 		}
 
 		clk.Add(time.Minute)
-		db, err := catalog.Open(ctx, store, catalog.Options{Now: clk.Now})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
+		db := openOn(t, store, clk)
 		r := findRun(t, db, "gone", posted.Runs[0].RunID)
 		want := fmt.Sprintf("the START (seq %d) was not run: the target defected before it collected it", posted.Runs[0].Seq)
 		if r.Status != muster.RunSkipped || r.Message != want {

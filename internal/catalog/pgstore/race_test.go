@@ -194,11 +194,7 @@ func TestGroupChangeAndApplyNamingItSerialize(t *testing.T) {
 			if _, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin); err != nil {
 				t.Fatal(err)
 			}
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
+			conn := dial(t, url)
 
 			var second func() error
 			c := openPaused(t, url, &pauseAt{match: tc.pause, hook: func() {
@@ -339,11 +335,7 @@ func TestChangesOfTwoGroupsOfOneJobDoNotDeadlock(t *testing.T) {
 	if _, err := other.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := dial(t, url)
 	deadlocks := func() int64 {
 		t.Helper()
 		var n int64
@@ -396,11 +388,7 @@ func TestPostedInsertAndTheJobsDeletionSerialize(t *testing.T) {
 	if _, err := other.ApplyJobs(ctx, []muster.Job{backup}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	conn := dial(t, url)
 
 	var second func() error
 	c := openPaused(t, url, &pauseAt{match: "SET status = 'superseded' WHERE status = 'failed'", hook: func() {
@@ -460,11 +448,7 @@ func TestStartAndTheDepartureOfItsTargetSerialize(t *testing.T) {
 			if _, err := other.ApplyJobs(ctx, []muster.Job{backup}, catalog.ApplyOptions{}, admin); err != nil {
 				t.Fatal(err)
 			}
-			conn, err := pgx.Connect(ctx, url)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer conn.Close(ctx)
+			conn := dial(t, url)
 
 			var res muster.StartResult
 			var second func() error
@@ -501,4 +485,16 @@ func TestStartAndTheDepartureOfItsTargetSerialize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// dial connects to the database at url, as a session of the test's own,
+// closed at the test's end.
+func dial(t *testing.T, url string) *pgx.Conn {
+	t.Helper()
+	conn, err := pgx.Connect(context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
 }

@@ -244,6 +244,27 @@ func TestRestore(t *testing.T) {
 	}
 }
 
+// backedUp makes a catalog in dir holding the job kept, backs it up, and
+// then applies the job then: the catalog (open), its path and the
+// backup's.
+func backedUp(t *testing.T, dir, then string) (c *catalog.Catalog, path, backup string) {
+	t.Helper()
+	ctx := context.Background()
+	path = filepath.Join(dir, "catalog.db")
+	c = openCatalog(t, path)
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	backup = filepath.Join(dir, "backup.db")
+	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob(then)}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	return c, path, backup
+}
+
 // Two restores within the same second (a wrong backup put back, then the
 // right one at once, or a script) each keep the catalog they replace: the
 // second does not write over the first one's, which may be the only copy
@@ -251,18 +272,7 @@ func TestRestore(t *testing.T) {
 func TestRestoreTwiceInASecondKeepsBothCatalogs(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "catalog.db")
-	c := openCatalog(t, path)
-	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
-		t.Fatal(err)
-	}
-	backup := filepath.Join(dir, "backup.db")
-	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("after-backup")}, catalog.ApplyOptions{}, admin); err != nil {
-		t.Fatal(err)
-	}
+	c, path, backup := backedUp(t, dir, "after-backup")
 	c.Close()
 
 	now := time.Date(2026, 12, 7, 10, 30, 0, 0, time.UTC)
@@ -340,18 +350,7 @@ func TestRestoreFromACatalogWithItsLog(t *testing.T) {
 func TestRestoreMovesAsideALogWithoutItsCatalog(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
-	path := filepath.Join(dir, "catalog.db")
-	c := openCatalog(t, path)
-	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("kept")}, catalog.ApplyOptions{}, admin); err != nil {
-		t.Fatal(err)
-	}
-	backup := filepath.Join(dir, "backup.db")
-	if _, err := sqlitestore.Backup(ctx, path, backup, time.Now()); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.ApplyJobs(ctx, []muster.Job{shellJob("in-the-log")}, catalog.ApplyOptions{}, admin); err != nil {
-		t.Fatal(err)
-	}
+	c, path, backup := backedUp(t, dir, "in-the-log")
 	// The log as a crash leaves it.
 	logs := map[string][]byte{}
 	for _, suffix := range []string{"-wal", "-shm"} {
