@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // Every muster command line the README, the docs and the runbooks show in a
@@ -339,4 +340,25 @@ func TestMusterCommands(t *testing.T) {
 			t.Errorf("%q: got %q, want %q", tc.script, got, tc.want)
 		}
 	}
+}
+
+// No flag's default in the help is what this machine happens to have: help
+// is read on one machine about another, so such a default is described.
+func TestHelpDefaultsAreNotThisMachines(t *testing.T) {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		t.Skip("no host name")
+	}
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if strings.Contains(f.DefValue, host) {
+				t.Errorf("%s --%s: the default shown is this host's name, %q", cmd.CommandPath(), f.Name, f.DefValue)
+			}
+		})
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(newRoot(io.Discard, io.Discard, nil))
 }
