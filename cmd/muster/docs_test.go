@@ -362,3 +362,21 @@ func TestHelpDefaultsAreNotThisMachines(t *testing.T) {
 	}
 	walk(newRoot(io.Discard, io.Discard, nil))
 }
+
+// A duration's default in the help reads as a person writes it, 15m or 26h,
+// not as Go prints it, 15m0s or 26h0m0s.
+func TestHelpDurationDefaultsReadAsWritten(t *testing.T) {
+	goForm := regexp.MustCompile(`\d[hm]0s$|\dh0m`)
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		cmd.LocalFlags().VisitAll(func(f *pflag.Flag) {
+			if goForm.MatchString(f.DefValue) {
+				t.Errorf("%s --%s: the default shown is %q", cmd.CommandPath(), f.Name, f.DefValue)
+			}
+		})
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(newRoot(io.Discard, io.Discard, nil))
+}

@@ -22,7 +22,37 @@ func (d *days) String() string {
 	if v%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
 	}
-	return v.String()
+	return shortDuration(v)
+}
+
+// duration is a Go duration flag whose default the help shows as a person
+// writes it: "(default 10m)", not "(default 10m0s)".
+type duration time.Duration
+
+func (d *duration) String() string { return shortDuration(time.Duration(*d)) }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 30m or 1h", s)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d *duration) Type() string { return "duration" }
+
+// shortDuration writes a duration as a person would: 15m, 26h, 1h30m,
+// without the zero units Go prints (15m0s, 26h0m0s).
+func shortDuration(v time.Duration) string {
+	s := v.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 func (d *days) Set(s string) error {

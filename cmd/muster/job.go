@@ -325,8 +325,9 @@ also caps how many run at once.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, --group or --batch (which always wait), how long to wait")
-	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run (1s to 24h)")
+	timeout, expires = 10*time.Minute, muster.DefaultStartExpiry
+	f.Var((*duration)(&timeout), "timeout", "with --wait, --group or --batch (which always wait), how long to wait")
+	f.Var((*duration)(&expires), "expires", "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
 	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
