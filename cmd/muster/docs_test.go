@@ -380,3 +380,20 @@ func TestHelpDurationDefaultsReadAsWritten(t *testing.T) {
 	}
 	walk(newRoot(io.Discard, io.Discard, nil))
 }
+
+// Each command's help is wrapped for a terminal: a line of prose longer
+// than 80 columns was a sentence edited without rewrapping it.
+func TestHelpProseIsWrapped(t *testing.T) {
+	var walk func(cmd *cobra.Command)
+	walk = func(cmd *cobra.Command) {
+		for _, line := range strings.Split(cmd.Long, "\n") {
+			if !strings.HasPrefix(line, " ") && len([]rune(line)) > 80 {
+				t.Errorf("%s: a line of %d columns: %q", cmd.CommandPath(), len([]rune(line)), line)
+			}
+		}
+		for _, c := range cmd.Commands() {
+			walk(c)
+		}
+	}
+	walk(newRoot(io.Discard, io.Discard, nil))
+}

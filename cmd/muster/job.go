@@ -255,11 +255,11 @@ With --group, start only on the job's targets that are in that group. With
 them), each wave after the previous one has finished, and halt when more runs
 have failed than --max-failures (0 by default). The master drives the
 rollout: it goes on if this command is interrupted (which then exits 130),
-and across a restart of the master. The command follows it, reporting per target what ran, what
-failed and what was never started, and exits 1 if the rollout halted or any
-run did not succeed. On a terminal each wave shows a progress bar. muster
-rollout list shows a job's rollouts. The job's max_parallel_targets, if set,
-also caps how many run at once.`,
+and across a restart of the master. The command follows it, reporting per
+target what ran, what failed and what was never started, and exits 1 if the
+rollout halted or any run did not succeed. On a terminal each wave shows a
+progress bar. muster rollout list shows a job's rollouts. The job's
+max_parallel_targets, if set, also caps how many run at once.`,
 		Example: `  muster job start backup
   muster job start backup --target db1 --target db2 --wait --timeout 30m
   muster job start deploy --group web --batch 25% --max-failures 1`,

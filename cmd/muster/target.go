@@ -49,7 +49,8 @@ START launches: when the master wrote the poll reply that brought it, when the
 target read it, committed the run, and when exec of the first step returned
 (Unix nanoseconds). muster bench dispatch reads it to time each hop.
 
-With a subcommand, list or show the targets enlisted in a master.`,
+With a subcommand, manage the targets enlisted in a master: list, show,
+pause, resume, resync, poll, set or delete them.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
   muster target --data /var/lib/muster-target --metrics-listen 127.0.0.1:9101
   muster target list
