@@ -269,7 +269,9 @@ func ago(t *time.Time, now time.Time) string {
 	}
 	d := now.Sub(*t)
 	if d < 0 {
-		return "in " + roundDuration(-d)
+		// Rounded to the minute first: what was set to expire in 90d a
+		// moment ago expires in 90d, not 89d and some hours.
+		return "in " + roundDuration((-d).Round(time.Minute))
 	}
 	return roundDuration(d) + " ago"
 }
