@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/musterhq/muster"
 )
 
 // days is a duration flag that also takes days, as long retention periods
@@ -22,14 +24,14 @@ func (d *days) String() string {
 	if v%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
 	}
-	return shortDuration(v)
+	return muster.Duration(v).Short()
 }
 
 // duration is a Go duration flag whose default the help shows as a person
 // writes it: "(default 10m)", not "(default 10m0s)".
 type duration time.Duration
 
-func (d *duration) String() string { return shortDuration(time.Duration(*d)) }
+func (d *duration) String() string { return muster.Duration(*d).Short() }
 
 func (d *duration) Set(s string) error {
 	v, err := time.ParseDuration(s)
@@ -41,19 +43,6 @@ func (d *duration) Set(s string) error {
 }
 
 func (d *duration) Type() string { return "duration" }
-
-// shortDuration writes a duration as a person would: 15m, 26h, 1h30m,
-// without the zero units Go prints (15m0s, 26h0m0s).
-func shortDuration(v time.Duration) string {
-	s := v.String()
-	if strings.HasSuffix(s, "m0s") {
-		s = strings.TrimSuffix(s, "0s")
-	}
-	if strings.HasSuffix(s, "h0m") {
-		s = strings.TrimSuffix(s, "0m")
-	}
-	return s
-}
 
 func (d *days) Set(s string) error {
 	v, err := parseDays(s)
@@ -100,7 +89,7 @@ type boundedInt struct {
 // less would time out at once.
 func checkTimeout(d time.Duration) error {
 	if d <= 0 {
-		return fmt.Errorf("--timeout: a duration above 0, such as 30m, not %s", d)
+		return fmt.Errorf("--timeout: a duration above 0, such as 30m, not %s", muster.Duration(d).Short())
 	}
 	return nil
 }

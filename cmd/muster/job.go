@@ -267,7 +267,7 @@ max_parallel_targets, if set, also caps how many run at once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The master takes whole seconds, and 0 for its default.
 			if expires < time.Second || expires > catalog.MaxStartExpiry {
-				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), expires)
+				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), muster.Duration(expires).Short())
 			}
 			if err := checkTimeout(timeout); err != nil {
 				return err
