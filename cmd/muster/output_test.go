@@ -177,6 +177,9 @@ func TestAgoOfATimeToCome(t *testing.T) {
 	}{
 		{90*24*time.Hour - 1500*time.Millisecond, "in 90d"},
 		{-90*24*time.Hour + time.Second, "89d ago"},
+		{-(5*time.Hour + 3*time.Minute), "5h3m ago"},
+		{10 * time.Minute, "in 10m"},
+		{-(3*time.Minute + 41*time.Second), "3m41s ago"},
 	} {
 		at := now.Add(tc.in)
 		if got := ago(&at, now); got != tc.want {
