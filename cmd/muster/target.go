@@ -20,7 +20,7 @@ func newTargetCmd() *cobra.Command {
 	var dataDir, configFile, logLevel, metricsListen, traceFile string
 	cmd := &cobra.Command{
 		Use:   "target --data DIR [--config FILE]",
-		Short: "Run an enlisted target, or list and show targets",
+		Short: "Run an enlisted target, or list, show and manage targets",
 		Long: `With --data, run the target daemon of an enlisted data directory: it polls its
 master, applies the jobs it is sent, runs them, and reports every run back.
 Runs are kept in a local spool until the master has them, so nothing is lost
