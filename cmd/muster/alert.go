@@ -223,9 +223,10 @@ func newAlertHistoryCmd() *cobra.Command {
 		Use:   "history [--alert A] [--operator O] [--status S] [--all | --cursor C]",
 		Short: "Show what alerts fired and whether delivery succeeded",
 		Long: `Show notifications, newest first: one for each event, alert, operator and
-channel. STATUS is pending (attempts remain; NEXT says when), delivered, or
-failed (the receiver refused it, attempts ran out, or the operator has no
-address, shown as channel "none"). ERROR is the last attempt's.
+channel. STATUS is pending (attempts remain: "pending (next in 30s)"),
+delivered, or failed (the receiver refused it, attempts ran out, or the
+operator has no address, shown as channel "none"). ERROR is the last
+attempt's.
 
 It shows the newest --limit notifications, and then, on stderr, when older
 ones remain, the --cursor that reads on from there; --all shows every one

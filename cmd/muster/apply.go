@@ -120,7 +120,8 @@ jobs on the master that are not in FILE are deleted.`,
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would change, change nothing")
 	f.BoolVar(&req.Prune, "prune", false, "delete jobs that are not in the file")
 	f.BoolVar(&wait, "wait", false, "wait until every target has applied or refused what was posted to it")
-	f.DurationVar(&timeout, "timeout", 5*time.Minute, "with --wait, how long to wait")
+	timeout = 5 * time.Minute
+	f.Var((*duration)(&timeout), "timeout", "with --wait, how long to wait")
 	cmd.MarkFlagRequired("file")
 	return cmd
 }

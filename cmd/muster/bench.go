@@ -89,10 +89,10 @@ unless --dir names one.`,
 	}
 	f := cmd.Flags()
 	f.IntVar(&o.Targets, "targets", 0, "targets in the fleet (default: the scenario's)")
-	f.IntVar(&o.Runs, "runs", 0, "starts, fan-outs, uploaded runs or uploads measured, or steps of the run (output) (default: the scenario's)")
+	f.IntVar(&o.Runs, "runs", 0, "what is measured: starts (dispatch), fan-outs (fanout), uploaded runs (ingest), uploads (upload),\nfetches of each page (console), or the steps of the run (output) (default: the scenario's)")
 	f.Var((*byteSizeFlag)(&o.Size), "size", "bytes each step prints (output), such as 5MiB")
-	f.IntVar(&o.Jobs, "jobs", 0, "jobs (schedule, agent)")
-	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent)")
+	f.IntVar(&o.Jobs, "jobs", 0, "jobs: due every second (schedule), held and not due (agent), or aimed at the targets (console)\n(default: the scenario's)")
+	f.DurationVar(&o.Duration, "duration", 0, "measuring window (schedule, fleet, agent; default 60s)")
 	f.StringVar(&o.Mode, "mode", "", "targets: process (real muster target processes) or sim (simulated)")
 	f.StringVar(&o.Dir, "dir", "", "keep the data directories and logs here (and, for schedule, every sample in schedule-samples.csv)")
 	f.StringVar(&o.ProfileDir, "profile", "", "write the master's CPU and heap profiles to this directory (with --masters, the second master's to its subdirectory master2, and so on); fleet profiles the fan-out apart, in master.window.cpu.pprof")

@@ -2,8 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/musterhq/muster/internal/bench"
 )
 
 // `muster bench` starts its daemons from its own executable: here this
@@ -59,5 +65,40 @@ func TestBenchOutputSize(t *testing.T) {
 	}
 	if res.Steps != 2 || res.StepBytes != 64<<10 || res.Stored != 2*64<<10 {
 		t.Errorf("got %+v, want 2 steps of 64 KiB, all of it stored", res)
+	}
+}
+
+// A bench flag whose help names the scenarios it serves names each scenario
+// an example or the docs use it with.
+func TestBenchFlagsNameTheirScenarios(t *testing.T) {
+	cmd := newBenchCmd()
+	lines := musterCommands(cmd.Example)
+	doc, err := os.ReadFile("../../docs/benchmarks.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines = append(lines, musterCommands(string(doc))...)
+	for _, args := range lines {
+		if len(args) < 2 || args[0] != "bench" || !slices.Contains(bench.Scenarios, args[1]) {
+			continue
+		}
+		for _, w := range args[2:] {
+			f := cmd.Flags().Lookup(strings.TrimPrefix(w, "--"))
+			if !strings.HasPrefix(w, "--") || f == nil {
+				continue
+			}
+			// The list is in brackets: "(schedule, agent)", "(dispatch,
+			// fanout, ingest, fleet; default: SQLite)".
+			var named []string
+			for _, m := range regexp.MustCompile(`\(([a-z, ]+)[;)]`).FindAllStringSubmatch(f.Usage, -1) {
+				list := strings.Split(m[1], ", ")
+				if !slices.ContainsFunc(list, func(s string) bool { return !slices.Contains(bench.Scenarios, s) }) {
+					named = append(named, list...)
+				}
+			}
+			if len(named) > 0 && !slices.Contains(named, args[1]) {
+				t.Errorf("muster %s: the help of %s names the scenarios it serves, and not %s: %q", strings.Join(args, " "), w, args[1], f.Usage)
+			}
+		}
 	}
 }

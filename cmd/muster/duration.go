@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/spf13/pflag"
+
+	"github.com/musterhq/muster"
 )
 
 // days is a duration flag that also takes days, as long retention periods
@@ -22,8 +24,25 @@ func (d *days) String() string {
 	if v%(24*time.Hour) == 0 {
 		return strconv.FormatInt(int64(v/(24*time.Hour)), 10) + "d"
 	}
-	return v.String()
+	return muster.Duration(v).Short()
 }
+
+// duration is a Go duration flag whose default the help shows as a person
+// writes it: "(default 10m)", not "(default 10m0s)".
+type duration time.Duration
+
+func (d *duration) String() string { return muster.Duration(*d).Short() }
+
+func (d *duration) Set(s string) error {
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a duration such as 30m or 1h", s)
+	}
+	*d = duration(v)
+	return nil
+}
+
+func (d *duration) Type() string { return "duration" }
 
 func (d *days) Set(s string) error {
 	v, err := parseDays(s)
@@ -70,7 +89,7 @@ type boundedInt struct {
 // less would time out at once.
 func checkTimeout(d time.Duration) error {
 	if d <= 0 {
-		return fmt.Errorf("--timeout: a duration above 0, such as 30m, not %s", d)
+		return fmt.Errorf("--timeout: a duration above 0, such as 30m, not %s", muster.Duration(d).Short())
 	}
 	return nil
 }

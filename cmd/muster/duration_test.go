@@ -135,9 +135,9 @@ func TestStartAndWaitFlagsOutOfRange(t *testing.T) {
 	}{
 		{[]string{"job", "start", "backup", "--expires", "500ms"}, "--expires: from 1s to 24h, not 500ms"},
 		{[]string{"job", "start", "backup", "--expires", "0s"}, "--expires: from 1s to 24h, not 0s"},
-		{[]string{"job", "start", "backup", "--expires", "25h"}, "--expires: from 1s to 24h, not 25h0m0s"},
+		{[]string{"job", "start", "backup", "--expires", "25h"}, "--expires: from 1s to 24h, not 25h"},
 		{[]string{"job", "start", "backup", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
-		{[]string{"job", "start", "backup", "--wait", "--timeout", "-5m"}, "--timeout: a duration above 0, such as 30m, not -5m0s"},
+		{[]string{"job", "start", "backup", "--wait", "--timeout", "-5m"}, "--timeout: a duration above 0, such as 30m, not -5m"},
 		{[]string{"apply", "-f", "jobs.yaml", "--wait", "--timeout", "0s"}, "--timeout: a duration above 0, such as 30m, not 0s"},
 		{[]string{"post", "set-poll", "--value", "5"}, "--value: the poll interval is 10 to 28800 seconds, not 5"},
 		// --follow prints runs as text as they come: after -o json's

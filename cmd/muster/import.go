@@ -188,8 +188,14 @@ func printImportPlan(cmd *cobra.Command, format string, out importOutput) error 
 		return err
 	}
 	printPlanned(w, out.Result)
+	operators := 0
+	for _, o := range out.Operators {
+		if o.Email != "" {
+			operators++
+		}
+	}
 	fmt.Fprintf(w, "# dry run: nothing applied; %d job(s), %d operator(s) and %d alert(s) would be applied\n",
-		len(out.Jobs), len(out.Operators), len(out.Alerts))
+		len(out.Jobs), operators, len(out.Alerts))
 	return nil
 }
 
@@ -210,11 +216,13 @@ func printPlanned(w io.Writer, res *sqlagent.Result) {
 		fmt.Fprintf(w, "# needs --target-map: %s (jobs %s): %s\n", u.Server, strings.Join(u.Jobs, ", "), u.Reason)
 	}
 	for _, o := range res.Operators {
-		addr := "no address"
-		if o.Email != "" {
-			addr = "e-mail " + o.Email
+		// The import creates only the operators the scripts give an
+		// address; it refuses to go on without the others.
+		if o.Email == "" {
+			fmt.Fprintf(w, "# operator %s: the scripts give it no address, so the master must have it already\n", o.Name)
+			continue
 		}
-		fmt.Fprintf(w, "# operator %s (%s), created if the master has none of that name\n", o.Name, addr)
+		fmt.Fprintf(w, "# operator %s (e-mail %s), created if the master has none of that name\n", o.Name, o.Email)
 	}
 	for _, a := range res.Alerts {
 		fmt.Fprintf(w, "# alert %s: %s of job %s notifies %s\n", a.Name, a.Event, a.Job, strings.Join(a.Notify, ", "))

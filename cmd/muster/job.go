@@ -255,11 +255,11 @@ With --group, start only on the job's targets that are in that group. With
 them), each wave after the previous one has finished, and halt when more runs
 have failed than --max-failures (0 by default). The master drives the
 rollout: it goes on if this command is interrupted (which then exits 130),
-and across a restart of the master. The command follows it, reporting per target what ran, what
-failed and what was never started, and exits 1 if the rollout halted or any
-run did not succeed. On a terminal each wave shows a progress bar. muster
-rollout list shows a job's rollouts. The job's max_parallel_targets, if set,
-also caps how many run at once.`,
+and across a restart of the master. The command follows it, reporting per
+target what ran, what failed and what was never started, and exits 1 if the
+rollout halted or any run did not succeed. On a terminal each wave shows a
+progress bar. muster rollout list shows a job's rollouts. The job's
+max_parallel_targets, if set, also caps how many run at once.`,
 		Example: `  muster job start backup
   muster job start backup --target db1 --target db2 --wait --timeout 30m
   muster job start deploy --group web --batch 25% --max-failures 1`,
@@ -267,7 +267,7 @@ also caps how many run at once.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			// The master takes whole seconds, and 0 for its default.
 			if expires < time.Second || expires > catalog.MaxStartExpiry {
-				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), expires)
+				return fmt.Errorf("--expires: from 1s to %s, not %s", muster.Duration(catalog.MaxStartExpiry).Short(), muster.Duration(expires).Short())
 			}
 			if err := checkTimeout(timeout); err != nil {
 				return err
@@ -325,8 +325,9 @@ also caps how many run at once.`,
 	f := cmd.Flags()
 	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
-	f.DurationVar(&timeout, "timeout", 10*time.Minute, "with --wait, --group or --batch (which always wait), how long to wait")
-	f.DurationVar(&expires, "expires", muster.DefaultStartExpiry, "a target that gets the START later than this records a skipped run (1s to 24h)")
+	timeout, expires = 10*time.Minute, muster.DefaultStartExpiry
+	f.Var((*duration)(&timeout), "timeout", "with --wait, --group or --batch (which always wait), how long to wait")
+	f.Var((*duration)(&expires), "expires", "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
 	f.StringVar(&body.Step, "step", "", "begin at this step")
 	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")

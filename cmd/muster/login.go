@@ -7,6 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/httpapi"
 )
@@ -38,7 +39,7 @@ the page.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if ttl != 0 && (ttl < time.Minute || ttl > catalog.MaxLoginLinkTTL) {
-				return fmt.Errorf("--ttl: from 1m to %s, not %s", catalog.MaxLoginLinkTTL, ttl)
+				return fmt.Errorf("--ttl: from 1m to %s, not %s", muster.Duration(catalog.MaxLoginLinkTTL).Short(), muster.Duration(ttl).Short())
 			}
 			c, err := cf.client()
 			if err != nil {

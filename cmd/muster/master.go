@@ -112,7 +112,9 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra host name or address the server certificate must cover (repeatable)")
-	f.StringVar(&cfg.Name, "name", cfg.Name, "the master's name, as targets report it")
+	// The default is this host's name, filled in by the master: help
+	// is read about other hosts, and would print this one's.
+	f.StringVar(&cfg.Name, "name", "", "the master's name, as targets report it (default: this host's name)")
 	cfg.CertTTL = 24 * time.Hour
 	f.Var((*days)(&cfg.CertTTL), "cert-ttl", "lifetime of target client certificates, e.g. 24h or 7d")
 	f.BoolVar(&cfg.NewEpoch, "new-epoch", false, "make every target resync at its next poll (after restoring the catalog from a backup)")

@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/musterhq/muster"
 )
 
 // Output formats: -o table (for people), json or yaml (for programs and
@@ -269,21 +271,23 @@ func ago(t *time.Time, now time.Time) string {
 	}
 	d := now.Sub(*t)
 	if d < 0 {
-		return "in " + roundDuration(-d)
+		// Rounded to the minute first: what was set to expire in 90d a
+		// moment ago expires in 90d, not 89d and some hours.
+		return "in " + roundDuration((-d).Round(time.Minute))
 	}
 	return roundDuration(d) + " ago"
 }
 
+// roundDuration writes d to the precision a person reads it at, without
+// the zero units Go prints: 6ms, 41s, 3m41s, 5h3m, 12d.
 func roundDuration(d time.Duration) string {
 	switch {
 	case d < time.Second:
 		return d.Round(time.Millisecond).String()
-	case d < time.Minute:
-		return d.Round(time.Second).String()
 	case d < time.Hour:
-		return d.Round(time.Second).String()
+		return muster.Duration(d.Round(time.Second)).Short()
 	case d < 48*time.Hour:
-		return d.Round(time.Minute).String()
+		return muster.Duration(d.Round(time.Minute)).Short()
 	}
 	return fmt.Sprintf("%dd", int(d.Hours()/24))
 }

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -162,5 +163,27 @@ func TestEscapingAControlSplitAcrossWrites(t *testing.T) {
 	}
 	if got, want := buf.String(), `a\u009b2J b\u202ec \x9b\xff d`+"\n"; got != want {
 		t.Errorf("printed %q, want %q", got, want)
+	}
+}
+
+// A time to come is shown as a person counts it: a key made a moment ago
+// with --ttl 90d expires in 90d, not in 89d because the listing came a
+// second later.
+func TestAgoOfATimeToCome(t *testing.T) {
+	now := time.Date(2026, 12, 7, 19, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		in   time.Duration
+		want string
+	}{
+		{90*24*time.Hour - 1500*time.Millisecond, "in 90d"},
+		{-90*24*time.Hour + time.Second, "89d ago"},
+		{-(5*time.Hour + 3*time.Minute), "5h3m ago"},
+		{10 * time.Minute, "in 10m"},
+		{-(3*time.Minute + 41*time.Second), "3m41s ago"},
+	} {
+		at := now.Add(tc.in)
+		if got := ago(&at, now); got != tc.want {
+			t.Errorf("ago(now + %s) = %q, want %q", tc.in, got, tc.want)
+		}
 	}
 }

@@ -60,7 +60,11 @@ Target operations take no job and go to every target (or those named):
 			return err
 		}
 		for _, in := range posted {
-			fmt.Fprintf(cmd.OutOrStdout(), "posted %s %s to %s (seq %d)\n", in.Operation, dash(in.Job), in.Target, in.Seq)
+			what := string(in.Operation)
+			if in.Job != "" {
+				what += " " + in.Job
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "posted %s to %s (seq %d)\n", what, in.Target, in.Seq)
 		}
 		if len(posted) == 0 {
 			fmt.Fprintln(cmd.OutOrStdout(), "no target to post to")

@@ -20,7 +20,7 @@ func newTargetCmd() *cobra.Command {
 	var dataDir, configFile, logLevel, metricsListen, traceFile string
 	cmd := &cobra.Command{
 		Use:   "target --data DIR [--config FILE]",
-		Short: "Run an enlisted target, or list and show targets",
+		Short: "Run an enlisted target, or list, show and manage targets",
 		Long: `With --data, run the target daemon of an enlisted data directory: it polls its
 master, applies the jobs it is sent, runs them, and reports every run back.
 Runs are kept in a local spool until the master has them, so nothing is lost
@@ -49,7 +49,8 @@ START launches: when the master wrote the poll reply that brought it, when the
 target read it, committed the run, and when exec of the first step returned
 (Unix nanoseconds). muster bench dispatch reads it to time each hop.
 
-With a subcommand, list or show the targets enlisted in a master.`,
+With a subcommand, manage the targets enlisted in a master: list, show,
+pause, resume, resync, poll, set or delete them.`,
 		Example: `  muster target --data /var/lib/muster-target --config /etc/muster/target.yaml
   muster target --data /var/lib/muster-target --metrics-listen 127.0.0.1:9101
   muster target list

@@ -57,7 +57,8 @@ type Options struct {
 	Runs int
 	// Size is how many bytes each step prints (output).
 	Size int64
-	// Jobs is how many scheduled jobs the schedule scenario runs.
+	// Jobs is how many jobs the schedule scenario runs, the agent
+	// scenario's target holds, and the console scenario aims at its targets.
 	Jobs int
 	// Duration is the measuring window of schedule, fleet and agent.
 	Duration time.Duration
