@@ -70,10 +70,15 @@ func checkWritable(dir string) error {
 
 // checkPrivate says why no other user than dir's owner may be let near
 // it: it, or a directory above it that is not sticky (as /tmp is), may be
-// written by its group or by others, who could then rename the target's
-// files away and put their own in their place: a store of theirs is jobs
-// the daemon runs, as root; a key, a certificate or a control socket of
-// theirs speaks for the target. A step run as a proxy is such a user.
+// written by its group or by others, or it, or a directory above it, is
+// owned by another user than root and this process's (the owner of a
+// directory may rename what is in it, sticky or not, and change its mode),
+// who could then rename the target's files away and put their own in
+// their place: a store of theirs is jobs the daemon runs, as root; a key, a
+// certificate or a control socket of theirs speaks for the target. A step
+// run as a proxy is such a user. The directories the path names on its way
+// to a symbolic link are checked as well as those it leads through, and a
+// link's own owner: whoever may replace a link redirects the path.
 func checkPrivate(dir string) error {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -83,22 +88,48 @@ func checkPrivate(dir string) error {
 	if err != nil {
 		return fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	for p := real; ; p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return fmt.Errorf("data directory %s: %w", dir, err)
-		}
-		if fi.Mode().Perm()&0o022 != 0 && (p == real || fi.Mode()&os.ModeSticky == 0) {
-			what, fix := "data directory "+dir, dir
-			if p != real {
-				what, fix = p+", above data directory "+dir+",", p
+	self := uint32(os.Geteuid())
+	checked := map[string]bool{}
+	for _, top := range []string{real, abs} {
+		for p := top; ; p = filepath.Dir(p) {
+			if !checked[p] {
+				checked[p] = true
+				what, fix := "data directory "+dir, dir
+				if p != top {
+					what, fix = p+", above data directory "+dir+",", p
+				}
+				fi, err := os.Stat(p)
+				if err != nil {
+					return fmt.Errorf("data directory %s: %w", dir, err)
+				}
+				if fi.Mode().Perm()&0o022 != 0 && (p == top || fi.Mode()&os.ModeSticky == 0) {
+					return muster.Errorf(muster.EFORBIDDEN, "%s may be written by others than its owner (mode %s): they could put files of their own in place of the target's store, key or control socket, and a step run as a proxy is such another user: chmod go-w %s", what, fi.Mode(), fix)
+				}
+				if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != self {
+					flag := ""
+					if p == top {
+						flag = "-R "
+					}
+					return notOwned(what, st.Uid, self, flag, fix)
+				}
+				if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 {
+					if st, ok := li.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != self {
+						return notOwned("the link "+p+", on the way to data directory "+dir+",", st.Uid, self, "-h ", p)
+					}
+				}
 			}
-			return muster.Errorf(muster.EFORBIDDEN, "%s may be written by others than its owner (mode %s): they could put files of their own in place of the target's store, key or control socket, and a step run as a proxy is such another user: chmod go-w %s", what, fi.Mode(), fix)
-		}
-		if p == filepath.Dir(p) {
-			return nil
+			if p == filepath.Dir(p) {
+				break
+			}
 		}
 	}
+	return nil
+}
+
+// notOwned is checkPrivate's refusal of what another user owns.
+func notOwned(what string, owner, self uint32, flag, path string) error {
+	return muster.Errorf(muster.EFORBIDDEN, "%s belongs to %s, not to %s, who runs the target, nor to root: its owner could put files of their own in place of the target's store, key or control socket: chown %s%s %s",
+		what, userName(int(owner)), userName(int(self)), flag, userArg(int(self)), path)
 }
 
 // access checks that this process may use path (dir, or a file in it) as

@@ -151,6 +151,89 @@ func TestOpenRefusesADataDirectoryItCannotUse(t *testing.T) {
 			t.Errorf("in a sticky directory: %v", err)
 		}
 	})
+	// A directory's owner may rename what is in it whatever its mode, and
+	// one that owns the data directory may put files of its own in it:
+	// the daemon's user and root are the only owners let near it.
+	t.Run("in a directory another user owns", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root, to give a directory to another user")
+		}
+		dir := enlistedCopy(t)
+		parent := filepath.Dir(dir)
+		if err := os.Chown(parent, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(dir)
+		want := parent + ", above data directory " + dir + ", belongs to " + userName(1)
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chown root "+parent) {
+			t.Errorf("got %v (%s), want %s: %s, and the chown that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+		}
+		// Under /tmp too: a sticky directory's owner may rename anything in it.
+		if err := os.Chown(parent, 0, 0); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(parent, os.ModeSticky|0o777); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(parent, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if err := openTargetDir(dir); muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) {
+			t.Errorf("in a sticky directory of another user: got %v (%s), want %s: %s", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+		}
+	})
+	t.Run("another user's", func(t *testing.T) {
+		if os.Geteuid() != 0 {
+			t.Skip("needs root, to give a directory to another user")
+		}
+		dir := enlistedCopy(t)
+		if err := os.Chown(dir, 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(dir)
+		want := "data directory " + dir + " belongs to " + userName(1)
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chown -R root "+dir) {
+			t.Errorf("got %v (%s), want %s: %s, and the chown that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+		}
+	})
+	// The directories a path names on its way to a symbolic link count as
+	// much as those the link leads through: whoever may write them may put
+	// another link in its place.
+	t.Run("through a link in a directory others may write", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		open := filepath.Join(t.TempDir(), "open")
+		if err := os.Mkdir(open, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		link := filepath.Join(open, "target")
+		if err := os.Symlink(dir, link); err != nil {
+			t.Fatal(err)
+		}
+		if err := openTargetDir(link); err != nil {
+			t.Fatalf("through a link in a directory of its own: %v", err)
+		}
+		if os.Geteuid() == 0 { // a link another user owns, which they may replace
+			if err := os.Lchown(link, 1, 1); err != nil {
+				t.Fatal(err)
+			}
+			err := openTargetDir(link)
+			want := "the link " + link + ", on the way to data directory " + link + ", belongs to " + userName(1)
+			if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chown -h root "+link) {
+				t.Errorf("got %v (%s), want %s: %s, and the chown that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+			}
+			if err := os.Lchown(link, 0, 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(open, 0o777); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(link)
+		want := open + ", above data directory " + link + ", may be written by others than its owner (mode drwxrwxrwx)"
+		if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "chmod go-w "+open) {
+			t.Errorf("got %v (%s), want %s: %s, and the chmod that mends it", err, muster.ErrorCode(err), muster.EFORBIDDEN, want)
+		}
+	})
 	t.Run("read-only", func(t *testing.T) {
 		dir := enlistedCopy(t)
 		if out, err := exec.Command("mount", "--bind", dir, dir).CombinedOutput(); err != nil {

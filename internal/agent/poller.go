@@ -266,8 +266,9 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		// The run is committed with the cursor; only now may its step run
 		// (an armed step's process started during the commit, and waits at
 		// its gate), first of all: the uploader is woken once the step has
-		// started. A crash in between leaves a run recorded as running with
-		// no process, which the next start records as abandoned.
+		// run for startSaveDelay, or has ended. A crash in between leaves a
+		// run recorded as running with no process, which the next start
+		// records as abandoned.
 		m.exec.launch(started)
 	}
 	if in.Operation == muster.OpSetPoll {

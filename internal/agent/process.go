@@ -86,6 +86,11 @@ loop:
 		case <-ctx.Done():
 			ar.signal(pgid, syscall.SIGTERM)
 			grace := time.NewTimer(e.m.cfg.KillGrace)
+			if started.Stop() {
+				// Stopped before its start was saved: it is saved now, as
+				// the step may take its whole grace to end.
+				e.save(ar, run)
+			}
 			select {
 			case waitErr = <-done:
 			case <-grace.C:

@@ -113,3 +113,38 @@ func TestSQLStepStillRunningHasItsStartSaved(t *testing.T) {
 		}
 	})
 }
+
+// A step stopped before its start was saved, that takes its kill grace
+// to end, has its start saved as it is stopped: the run does not show
+// it as not begun for as long as the grace lasts, nor lose it to a crash
+// meanwhile.
+func TestStepStoppedBeforeTheDelayHasItsStartSaved(t *testing.T) {
+	m := newTestMain(t, func(c *Config) { c.KillGrace = time.Hour })
+	m.exec.startSaveDelay = time.Hour
+	dir := t.TempDir()
+	ready, gate := filepath.Join(dir, "ready"), filepath.Join(dir, "go")
+	job := flowJob("stubborn", muster.Step{Name: "one",
+		Shell: `trap '' TERM; touch "` + ready + `"; while [ ! -e "` + gate + `" ]; do sleep 0.01; done`})
+	startRun(t, m, job, "run-stubborn")
+	waitFor(t, time.Minute, "the step to run", func() bool {
+		_, err := os.Stat(ready)
+		return err == nil
+	})
+	if rev := revisionOf(t, m, "run-stubborn"); rev != 1 {
+		t.Fatalf("the run was written %d times before the stop, want 1: recorded", rev)
+	}
+	if err := m.exec.stop("stubborn", "stopped by the operator"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the step's start saved while it takes its grace", func() bool {
+		run := localRun(t, m, "run-stubborn")
+		return len(run.Steps) == 1 && run.Steps[0].Status == muster.AttemptRunning
+	})
+	if err := os.WriteFile(gate, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m.exec.wait()
+	if run := localRun(t, m, "run-stubborn"); run.Status != muster.RunCanceled || len(run.Steps) != 1 {
+		t.Errorf("run %s with %d attempts (%q), want canceled with 1", run.Status, len(run.Steps), run.Message)
+	}
+}

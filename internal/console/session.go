@@ -47,8 +47,13 @@ func checkCSRF(r *http.Request, want string) error {
 // ClaimsSession reports whether r carries a console session cookie, not
 // yet checked: the master counts such a request among those with
 // credentials, as it does one with a bearer token, and the console refuses
-// it before it reads its form when the session does not hold.
+// it before it reads its form when the session does not hold. The
+// sign-in form and a login link's button are served without a session,
+// reading their form first: a cookie sent with them claims nothing.
 func ClaimsSession(r *http.Request) bool {
+	if p := r.URL.Path; p == "/login" || p == httpapi.LoginPath {
+		return false
+	}
 	c, err := r.Cookie(sessionCookie)
 	return err == nil && c.Value != ""
 }

@@ -5,11 +5,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"testing/synctest"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/pki"
 )
 
@@ -118,6 +120,31 @@ func TestConsoleSessionsAreNotCapped(t *testing.T) {
 		if w.Code != http.StatusOK || w.Header().Get("Connection") == "close" {
 			t.Errorf("a signed-in console page with the caps full: %d (Connection: %q) %.200s, want 200 on a connection kept open",
 				w.Code, w.Header().Get("Connection"), w.Body)
+		}
+		held.body.Close()
+		<-held.done
+	})
+}
+
+// The sign-in form and a login link's button are served without a
+// session, reading their form first: a session cookie sent with them,
+// which nothing checks, does not take them past the caps on requests
+// without credentials.
+func TestSignInWithASessionCookieIsCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m := testMaster(t, func(c *Config) { c.Limits.PerAddress = 1; c.Limits.Unauthenticated = 1 })
+		held := hold(m, "192.0.2.1:1")
+		synctest.Wait() // it holds the one slot
+		for _, path := range []string{"/login", httpapi.LoginPath} {
+			r := httptest.NewRequest(http.MethodPost, path, strings.NewReader("csrf=x&key=y&secret=z"))
+			r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			r.RemoteAddr = "192.0.2.1:2"
+			r.AddCookie(&http.Cookie{Name: "muster_session", Value: "not-a-session"})
+			w := httptest.NewRecorder()
+			m.srv.Handler.ServeHTTP(w, r)
+			if w.Code != http.StatusTooManyRequests || errorCode(t, w) != muster.ERATELIMIT {
+				t.Errorf("POST %s with a made-up session cookie, the caps full: %d %.200s, want 429 %s", path, w.Code, w.Body, muster.ERATELIMIT)
+			}
 		}
 		held.body.Close()
 		<-held.done

@@ -71,6 +71,9 @@ func Stepwise(t testing.TB, file, synchronous string, fsys fs.FS, dir string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if len(files) == 0 { // a directory mistyped holds none, and List says nothing
+		t.Fatalf("no migrations in %s", dir)
+	}
 	write, read, err := sqlite.Open(file, synchronous, 1)
 	if err != nil {
 		t.Fatal(err)
