@@ -300,8 +300,7 @@ func defectRunning(ctx context.Context, dir string, force bool, lockErr error) (
 		if !sleep(ctx, controlRetryEvery) {
 			return DefectResult{}, context.Cause(ctx)
 		}
-		if lock, lerr := lockDir(dir); lerr == nil {
-			unlockDir(lock)
+		if holderGone(dir) {
 			return DefectResult{}, fmt.Errorf("the daemon that held data directory %s stopped before its control socket answered; run the command again", dir)
 		}
 		resp, err = hc.Do(req)

@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -132,10 +133,21 @@ func TestDefectStopsWaitingWhenTheDaemonStops(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, lockErr := lockDir(dir)
+	if lockErr == nil {
+		t.Fatal("the directory could be locked twice")
+	}
+	// The daemon's process, which exits: its pid stays in the lock file.
+	exited := exec.Command("true")
+	if err := exited.Run(); err != nil {
+		t.Fatal(err)
+	}
 	tries := 0
 	controlRetried = func() {
 		if tries++; tries == 1 {
 			unlockDir(lock)
+			if err := os.WriteFile(filepath.Join(dir, LockFile), []byte(strconv.Itoa(exited.Process.Pid)+"\n"), 0o600); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 	defer func() { controlRetried = nil }()

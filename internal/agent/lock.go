@@ -52,3 +52,20 @@ func unlockDir(f *os.File) error {
 	syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 	return f.Close()
 }
+
+// holderGone reports whether the process that dir's lock file names (the
+// daemon that holds the directory, or held it last) has exited. It takes
+// no lock, so that asking never keeps a daemon from starting. A file that
+// names no process yet (its holder writes its pid just after it locks)
+// says nothing: the holder is taken to be there.
+func holderGone(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, LockFile))
+	if err != nil {
+		return false
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return false
+	}
+	return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH)
+}

@@ -318,12 +318,15 @@ func classify(err error) error {
 		return err
 	}
 	// A connection the server refused (the database not accepting
-	// connections, or gone) is the catalog unavailable, whatever the
-	// server said, as is one that could not be made.
+	// connections, or gone, or the master's credentials refused) is the
+	// catalog unavailable, whatever the server said, as is one that could
+	// not be made. What the server said names the database and the
+	// master's user: it goes to the master's log with the cause, and the
+	// reply, which may go to a client not signed in, gives its code only.
 	var connectErr *pgconn.ConnectError
 	var pgErr *pgconn.PgError
 	if errors.As(err, &connectErr) && errors.As(err, &pgErr) {
-		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database is not available (%s)", pgErr.Message)
+		return muster.Wrap(muster.EUNAVAILABLE, err, "the catalog database refused the master's connection (SQLSTATE %s; the master's log says why)", pgErr.Code)
 	}
 	if errors.As(err, &pgErr) {
 		switch {

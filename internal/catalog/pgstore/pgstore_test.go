@@ -384,6 +384,14 @@ func TestRefusedConnectionIsUnavailable(t *testing.T) {
 	if code := muster.ErrorCode(err); code != muster.EUNAVAILABLE {
 		t.Fatalf("open on a database not accepting connections: code %q (%v), want %q", code, err, muster.EUNAVAILABLE)
 	}
+	// What a client is told names neither the database nor the master's
+	// user; the log, which has the cause, does.
+	if msg := muster.ErrorMessage(err); strings.Contains(msg, cfg.Database) || strings.Contains(msg, cfg.User) || !strings.Contains(msg, "SQLSTATE 55000") {
+		t.Errorf("the refusal as a client reads it: %q, want its code and not the server's words", msg)
+	}
+	if !strings.Contains(err.Error(), "not currently accepting connections") {
+		t.Errorf("the refusal as the log reads it: %q, want the server's words", err)
+	}
 }
 
 // The rows a START to the fleet inserts for each target (its instruction,
