@@ -81,7 +81,10 @@ func TestDocumentedCommandsParse(t *testing.T) {
 // its arguments, as running it would before it does anything.
 func checkCommandLine(args []string) error {
 	root := newRoot(io.Discard, io.Discard, args)
+	// What Execute adds to the commands before it runs one.
 	root.InitDefaultVersionFlag()
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd(args...)
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return err
@@ -105,7 +108,10 @@ func checkCommandLine(args []string) error {
 // they name is one of its flags.
 func checkCommandNamed(args []string) error {
 	root := newRoot(io.Discard, io.Discard, args)
+	// What Execute adds to the commands before it runs one.
 	root.InitDefaultVersionFlag()
+	root.InitDefaultHelpCmd()
+	root.InitDefaultCompletionCmd(args...)
 	cmd, rest, err := root.Find(args)
 	if err != nil {
 		return err
@@ -127,7 +133,8 @@ func checkCommandNamed(args []string) error {
 }
 
 // musterCommands returns the arguments of each muster command in a shell
-// script: at the start of a line, after a pipe, &&, ; or &, or inside $( ).
+// script: at the start of a line, after a pipe, &&, ; or &, or inside $( ),
+// <( ) or >( ).
 // Variables and command substitutions become the word X; comments,
 // redirections and here-documents are left out. It is a shell for the
 // docs' examples, not for every script.
@@ -156,11 +163,17 @@ func musterCommands(script string) [][]string {
 		// muster …, ssh host muster …): muster is the word followed by a
 		// command name or --version (not go build -o muster, nor psql's
 		// database muster).
+		// A command whose program is muster (after assignments) is one
+		// whatever word follows, so that a misspelled command is reported.
+		program := 0
+		for program < len(words) && strings.Contains(words[program], "=") && !strings.HasPrefix(words[program], "-") {
+			program++
+		}
 		for i, w := range words {
 			if w != "muster" && !strings.HasSuffix(w, "/muster") || i+1 == len(words) {
 				continue
 			}
-			if next := words[i+1]; isCommandName(next) || next == "--version" || next == "-v" {
+			if next := words[i+1]; i == program || isCommandName(next) || next == "--version" || next == "-v" {
 				out = append(out, words[i+1:])
 				return
 			}
@@ -209,9 +222,10 @@ func musterCommands(script string) [][]string {
 				}
 				inWord = true
 				i = j
-			case strings.HasPrefix(line[i:], "$("):
-				// The substitution is a command of its own; in the word
-				// it is part of, it is X.
+			case strings.HasPrefix(line[i:], "$("), strings.HasPrefix(line[i:], "<("), strings.HasPrefix(line[i:], ">("):
+				// The substitution (of a command's output, or of a file
+				// that is its input or output) is a command of its own;
+				// in the word it is part of, it is X.
 				outer = append(outer, word.String())
 				word.Reset()
 				inWord = false
@@ -309,7 +323,7 @@ func isCommandName(name string) bool {
 			return true
 		}
 	}
-	return name == "help"
+	return name == "help" || name == "completion"
 }
 
 // The shell the docs' examples are read with.
@@ -331,6 +345,11 @@ func TestMusterCommands(t *testing.T) {
 		{"go build -o muster ./cmd/muster && ./muster dev", []string{"dev"}},
 		{"psql -d muster -c 'VACUUM FULL targets'", nil},
 		{"muster --version", []string{"--version"}},
+		// A command line that begins with muster is one, whatever it
+		// names: a misspelled command is reported, not skipped.
+		{"muster jobz list", []string{"jobz list"}},
+		{"source <(muster completion bash)", []string{"completion bash"}},
+		{"X=1 muster frobnicate --now", []string{"frobnicate --now"}},
 	} {
 		var got []string
 		for _, args := range musterCommands(tc.script) {

@@ -271,9 +271,14 @@ func ago(t *time.Time, now time.Time) string {
 	}
 	d := now.Sub(*t)
 	if d < 0 {
-		// Rounded to the minute first: what was set to expire in 90d a
-		// moment ago expires in 90d, not 89d and some hours.
-		return "in " + roundDuration((-d).Round(time.Minute))
+		// An hour or more ahead, rounded to the minute first: what was
+		// set to expire in 90d a moment ago expires in 90d, not 89d and
+		// some hours. Within the hour, to the second, as a time past is:
+		// what expires in 20s does not expire in 0s.
+		if -d >= time.Hour {
+			return "in " + roundDuration((-d).Round(time.Minute))
+		}
+		return "in " + roundDuration(-d)
 	}
 	return roundDuration(d) + " ago"
 }

@@ -180,6 +180,9 @@ func TestAgoOfATimeToCome(t *testing.T) {
 		{-(5*time.Hour + 3*time.Minute), "5h3m ago"},
 		{10 * time.Minute, "in 10m"},
 		{-(3*time.Minute + 41*time.Second), "3m41s ago"},
+		// Within the hour, to the second as a time past is.
+		{20 * time.Second, "in 20s"},
+		{3*time.Minute + 41*time.Second, "in 3m41s"},
 	} {
 		at := now.Add(tc.in)
 		if got := ago(&at, now); got != tc.want {

@@ -2,11 +2,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // Limits on one upload: how many runs it carries, and about how many bytes
@@ -86,7 +88,11 @@ func (m *Main) uploadOnce(ctx context.Context) error {
 			return err
 		}
 		results, err := m.client.uploadRuns(ctx, up.reports)
-		if muster.ErrorCode(err) == muster.ETOOLARGE {
+		// A refusal of the upload as too large, which is not a reply over
+		// what the target reads (jsonhttp.ReplyError, ETOOLARGE too): the
+		// master may have taken that upload, and nothing is left out.
+		var unreadable *jsonhttp.ReplyError
+		if muster.ErrorCode(err) == muster.ETOOLARGE && !errors.As(err, &unreadable) {
 			if smaller, ok := lim.smaller(up); ok {
 				lim = smaller
 				continue

@@ -204,3 +204,44 @@ func TestUploadRefusedChunkIsLeftOut(t *testing.T) {
 		}
 	}
 }
+
+// A reply to an upload that is over what a master may send is no refusal
+// of the upload as too large: the master took it, or a proxy in front of
+// it sent what is not its reply. Nothing is halved, left out or marked
+// refused; the runs stay in the spool and are sent again.
+func TestUploadReplyOverTheLimitRefusesNothing(t *testing.T) {
+	tm := startTestMaster(t)
+	m := uploadTarget(t, tm)
+	ctx := context.Background()
+	r := finishedRun("long-reply", 1)
+	if err := m.store.saveRun(ctx, r, []outputChunk{{0, 0, "all of it\n"}}); err != nil {
+		t.Fatal(err)
+	}
+	defer func(n int64) { replyLimit = n }(replyLimit)
+	replyLimit = 8 // less than any reply of the master's
+	err := m.uploadOnce(ctx)
+	if code := muster.ErrorCode(err); code != muster.ETOOLARGE {
+		t.Fatalf("an upload whose reply is over the limit: %v (code %s), want %s", err, code, muster.ETOOLARGE)
+	}
+	if evs := localEvents(t, m); len(evs) != 0 {
+		t.Errorf("events raised: %q", evs)
+	}
+	var rejected string
+	if err := m.store.read.QueryRow(`SELECT rejected FROM runs WHERE run_id = ?`, r.RunID).Scan(&rejected); err != nil {
+		t.Fatal(err)
+	}
+	if rejected != "" {
+		t.Errorf("the run is marked refused: %q", rejected)
+	}
+	if n := m.store.spoolDepth(ctx); n != 1 {
+		t.Errorf("spool depth %d, want the run kept to be sent again", n)
+	}
+	replyLimit = agentproto.MaxReplyBytes
+	if err := m.uploadOnce(ctx); err != nil {
+		t.Fatalf("upload: %v", err)
+	}
+	got := tm.finished(t, r.RunID)[0]
+	if len(got.Steps) != 1 || got.Steps[0].Output != "all of it\n" {
+		t.Fatalf("the master holds %d attempts, want 1 with the output %q", len(got.Steps), "all of it\n")
+	}
+}

@@ -154,8 +154,10 @@ type jobPage struct {
 	EnabledSomewhere bool
 	// Refused is, by target, the instruction of the job the target
 	// refused (the newest, when several): it holds the job there as it
-	// was, until retried or deleted on the target's page.
-	Refused map[string]muster.Instruction
+	// was, until retried or deleted on the target's page. A pointer, so
+	// that a target not in it is nil to the template, which takes any
+	// struct for true.
+	Refused map[string]*muster.Instruction
 }
 
 // overrideText is one override in words.
@@ -285,9 +287,9 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	for _, in := range failed {
 		if prev, ok := p.Refused[in.Target]; !ok || in.Seq > prev.Seq {
 			if p.Refused == nil {
-				p.Refused = map[string]muster.Instruction{}
+				p.Refused = map[string]*muster.Instruction{}
 			}
-			p.Refused[in.Target] = in
+			p.Refused[in.Target] = &in
 		}
 	}
 	if p.Rollouts, err = s.DB.FindRollouts(r.Context(), j.Name, 0); err != nil {

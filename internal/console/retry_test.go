@@ -134,4 +134,8 @@ func TestJobPageShowsTheTargetsThatRefusedIt(t *testing.T) {
 	if len(refused) != 1 || refused[0][1] != strconv.FormatInt(in.Seq, 10) || refused[0][2] != "web1" || refused[0][3] != `run_as &#34;backup&#34;: proxy not found` {
 		t.Errorf("the refusals shown: %q, want web1's INSERT, saying why", refused)
 	}
+	// web2, which took the job, shows no refusal.
+	if n := strings.Count(body, `class="refused"`); n != 1 {
+		t.Errorf("the page shows %d refusals, want web1's only", n)
+	}
 }
