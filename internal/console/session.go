@@ -235,7 +235,11 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
+	// Only a cookie the request carried is cleared: a form of another
+	// site, which the browser sends without it, clears nothing.
+	if ClaimsSession(r) {
+		http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1,
+			HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
+	}
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 }

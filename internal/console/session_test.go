@@ -44,3 +44,35 @@ func TestSignOutAfterTheSessionEnded(t *testing.T) {
 		t.Fatalf("sign out of an ended session: %d to %q, want 303 to /login", status, loc)
 	}
 }
+
+// A sign-out form sent by another site, which the browser sends without
+// the session's cookie, clears nothing; one sent with a cookie whose
+// session ended clears it.
+func TestSignOutClearsOnlyACookieItWasSent(t *testing.T) {
+	s := newSite(t)
+	cleared := func(c *http.Client) bool {
+		t.Helper()
+		resp, err := c.PostForm(s.srv.URL+"/logout", url.Values{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("sign out: %d, want 303", resp.StatusCode)
+		}
+		for _, ck := range resp.Cookies() {
+			if ck.Name == "muster_session" && ck.MaxAge < 0 {
+				return true
+			}
+		}
+		return false
+	}
+	if cleared(s.browser()) {
+		t.Error("a sign-out without the cookie cleared it")
+	}
+	c, _ := s.signIn(catalog.RoleReader)
+	s.clock.Advance(catalog.SessionTTL + time.Minute)
+	if !cleared(c) {
+		t.Error("a sign-out with the cookie of an ended session left it")
+	}
+}
