@@ -77,15 +77,22 @@ func TestDocumentedCommandsParse(t *testing.T) {
 	}
 }
 
-// checkCommandLine finds the command args name, parses its flags and checks
-// its arguments, as running it would before it does anything.
-func checkCommandLine(args []string) error {
-	root := newRoot(io.Discard, io.Discard, args)
+// findCommand finds the command args name in a root made as Execute makes
+// it, and returns the root, the command and the words after its name.
+func findCommand(args []string) (root, cmd *cobra.Command, rest []string, err error) {
+	root = newRoot(io.Discard, io.Discard, args)
 	// What Execute adds to the commands before it runs one.
 	root.InitDefaultVersionFlag()
 	root.InitDefaultHelpCmd()
 	root.InitDefaultCompletionCmd(args...)
-	cmd, rest, err := root.Find(args)
+	cmd, rest, err = root.Find(args)
+	return root, cmd, rest, err
+}
+
+// checkCommandLine finds the command args name, parses its flags and checks
+// its arguments, as running it would before it does anything.
+func checkCommandLine(args []string) error {
+	root, cmd, rest, err := findCommand(args)
 	if err != nil {
 		return err
 	}
@@ -107,12 +114,7 @@ func checkCommandLine(args []string) error {
 // checkCommandNamed finds the command args name and checks that each flag
 // they name is one of its flags.
 func checkCommandNamed(args []string) error {
-	root := newRoot(io.Discard, io.Discard, args)
-	// What Execute adds to the commands before it runs one.
-	root.InitDefaultVersionFlag()
-	root.InitDefaultHelpCmd()
-	root.InitDefaultCompletionCmd(args...)
-	cmd, rest, err := root.Find(args)
+	root, cmd, rest, err := findCommand(args)
 	if err != nil {
 		return err
 	}
