@@ -57,7 +57,8 @@ Where a budget is a multiple of what the machine allows at best (a floor
 measured in the same run), the table gives the ratio; -o json lists every
 bound under "budget", each with what was measured, the bound, the floor
 and the ratio where one applies, and whether it was met; "met" is whether
-all were.
+all were. The command exits 0 once it has measured, met or not: check
+"met" (muster bench dispatch -o json | jq -e .met).
 
 The data directories live in a temporary directory removed at the end,
 unless --dir names one.`,
