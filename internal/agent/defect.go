@@ -272,7 +272,7 @@ var controlRetried func()
 // notListening reports whether err says nothing listens on the control
 // socket: it is missing, or left by a daemon that died.
 func notListening(err error) bool {
-	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ENOENT)
+	return errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // defectRunning asks a running daemon to defect.

@@ -284,11 +284,9 @@ func (s *Server) job(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
+	p.Refused = make(map[string]*muster.Instruction, len(failed))
 	for _, in := range failed {
-		if prev, ok := p.Refused[in.Target]; !ok || in.Seq > prev.Seq {
-			if p.Refused == nil {
-				p.Refused = map[string]*muster.Instruction{}
-			}
+		if prev := p.Refused[in.Target]; prev == nil || in.Seq > prev.Seq {
 			p.Refused[in.Target] = &in
 		}
 	}

@@ -91,6 +91,23 @@ func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.T
 		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
 }
 
+// newSignInToken sets a new double-submit token in the sign-in cookie,
+// for the form of the sign-in page or of a login link's page to repeat,
+// and returns it.
+func (s *Server) newSignInToken(w http.ResponseWriter) string {
+	token := pki.RandomSecret()
+	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
+		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	return token
+}
+
+// signInTokenSent reports whether a sign-in form repeats the token of the
+// sign-in cookie: it came from a page of this console, not another site.
+func signInTokenSent(r *http.Request) bool {
+	c, err := r.Cookie(signInCookie)
+	return err == nil && c.Value != "" && hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf")))
+}
+
 // loginPage is the sign-in form's data.
 type loginPage struct {
 	Next    string
@@ -104,9 +121,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	token := pki.RandomSecret()
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	token := s.newSignInToken(w)
 	next := r.URL.Query().Get("next")
 	if next == "" {
 		next = r.PostFormValue("next")
@@ -123,8 +138,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, m
 // login signs in with an API key typed into the form.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	c, err := r.Cookie(signInCookie)
-	if err != nil || c.Value == "" || !hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf"))) {
+	if !signInTokenSent(r) {
 		s.showLogin(w, r, http.StatusForbidden, "The sign-in form expired or came from elsewhere; try again.")
 		return
 	}
@@ -180,9 +194,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, status int, se
 		s.fail(w, r, nil, muster.Errorf(muster.EINVALID, "secret: the link has none; copy the whole link, or ask an admin for a new one (muster login-link)"))
 		return
 	}
-	token := pki.RandomSecret()
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
-		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
+	token := s.newSignInToken(w)
 	v := &view{s: s, Title: "Sign in", Data: linkPage{Action: httpapi.LoginPath, Secret: secret, Token: token, Message: msg}}
 	if err := s.render(w, status, "link", v); err != nil {
 		s.Log.Error("console", "path", r.URL.Path, "err", err)
@@ -194,8 +206,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, status int, se
 func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	link := r.PostFormValue("secret")
-	c, err := r.Cookie(signInCookie)
-	if err != nil || c.Value == "" || !hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf"))) {
+	if !signInTokenSent(r) {
 		s.showLink(w, r, http.StatusForbidden, link, "The page expired or came from elsewhere; sign in again.")
 		return
 	}
