@@ -6,11 +6,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -67,9 +69,22 @@ func (c *Client) send(ctx context.Context, method, path string, query url.Values
 	u.RawQuery = query.Encode()
 	err := jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: method, URL: u.String(), In: body, Out: out,
 		Header: http.Header{"Authorization": {"Bearer " + c.token}}, ReplyHeader: reply})
+	return c.explain(err)
+}
+
+// explain turns a request that got no answer, or a reply the connection
+// cut short (the master stopping as it answered), into advice: the master
+// is unavailable, and a command that waits carries on.
+func (c *Client) explain(err error) error {
 	var te *jsonhttp.TransportError
 	if errors.As(err, &te) {
 		return c.explainTransport(te.Err)
+	}
+	var re *jsonhttp.ReplyError
+	var netErr net.Error
+	if errors.As(err, &re) && muster.ErrorCode(err) == muster.EINTERNAL &&
+		(errors.Is(err, io.ErrUnexpectedEOF) || errors.As(err, &netErr) || errors.Is(err, syscall.ECONNRESET)) {
+		return muster.Wrap(muster.EUNAVAILABLE, err, "cannot reach the master at %s: its reply was cut short; is `muster master` running there?", c.base.Host)
 	}
 	return err
 }
@@ -303,12 +318,8 @@ func (c *Client) WatchRuns(ctx context.Context, f RunsFilter, etag string, wait 
 	}
 	reply := http.Header{}
 	err = jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: http.MethodGet, URL: u.String(), Header: h, Out: &runs, ReplyHeader: reply})
-	var te *jsonhttp.TransportError
-	if errors.As(err, &te) {
-		return nil, etag, false, c.explainTransport(te.Err)
-	}
 	if err != nil {
-		return nil, etag, false, err
+		return nil, etag, false, c.explain(err)
 	}
 	newTag = reply.Get("ETag")
 	return runs, newTag, newTag != etag, nil
