@@ -121,22 +121,7 @@ func (c *Catalog) OpenLoginLink(ctx context.Context, linkHash, sessionHash, sour
 	var expires time.Time
 	err := c.update(ctx, func(tx *tx) error {
 		l, err := tx.FindConsoleLink(ctx, linkHash)
-		if noRows(err) {
-			return muster.Errorf(muster.EUNAUTHORIZED, "the login link is not valid for this master; ask an admin for a new one (`muster login-link`)")
-		}
-		if err != nil {
-			return err
-		}
-		switch {
-		case l.UsedAt != nil:
-			return muster.Errorf(muster.EUNAUTHORIZED, "the login link was used at %s and works once; ask an admin for a new one (`muster login-link`)", l.UsedAt.UTC().Format(time.RFC3339))
-		case !tx.now.Before(l.ExpiresAt):
-			return muster.Errorf(muster.EUNAUTHORIZED, "the login link expired at %s; ask an admin for a new one (`muster login-link`)", l.ExpiresAt.UTC().Format(time.RFC3339))
-		}
-		if err := keyRefusal(l.Key, tx.now); err != nil {
-			return err
-		}
-		if id, err = l.identity(); err != nil {
+		if id, err = l.linkIdentity(err, tx.now); err != nil {
 			return err
 		}
 		used, err := tx.UseConsoleLink(ctx, l.ID, tx.now)
@@ -150,6 +135,36 @@ func (c *Catalog) OpenLoginLink(ctx context.Context, linkHash, sessionHash, sour
 		return tx.InsertConsoleSession(ctx, ConsoleTokenRow{KeyID: l.KeyID, Role: id.Role, CreatedAt: tx.now, ExpiresAt: expires}, sessionHash, source)
 	})
 	return id, expires, err
+}
+
+// LoginLink returns the key and role a login link would sign in as, and
+// when it expires, without spending it: what the page the link opens
+// shows above its button. It refuses a link that OpenLoginLink would.
+func (c *Catalog) LoginLink(ctx context.Context, linkHash string) (KeyIdentity, time.Time, error) {
+	l, err := c.store.FindConsoleLink(ctx, linkHash)
+	id, err := l.linkIdentity(err, c.opts.Now())
+	return id, l.ExpiresAt, err
+}
+
+// linkIdentity is the key a login link signs in as at now, or why it does
+// not; err is the error of reading the link.
+func (l ConsoleTokenRow) linkIdentity(err error, now time.Time) (KeyIdentity, error) {
+	if noRows(err) {
+		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the login link is not valid for this master; ask an admin for a new one (`muster login-link`)")
+	}
+	if err != nil {
+		return KeyIdentity{}, err
+	}
+	switch {
+	case l.UsedAt != nil:
+		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the login link was used at %s and works once; ask an admin for a new one (`muster login-link`)", l.UsedAt.UTC().Format(time.RFC3339))
+	case !now.Before(l.ExpiresAt):
+		return KeyIdentity{}, muster.Errorf(muster.EUNAUTHORIZED, "the login link expired at %s; ask an admin for a new one (`muster login-link`)", l.ExpiresAt.UTC().Format(time.RFC3339))
+	}
+	if err := keyRefusal(l.Key, now); err != nil {
+		return KeyIdentity{}, err
+	}
+	return l.identity()
 }
 
 // sessionEnd is when a session started at now ends: after SessionTTL, or

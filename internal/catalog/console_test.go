@@ -61,9 +61,20 @@ func TestConsoleSessions(t *testing.T) {
 			if !expires.Equal(clk.Now().Add(5 * time.Minute)) {
 				t.Errorf("link expires %s, want in 5m", expires)
 			}
+			// Looked at, twice, the link says whom it signs in as and
+			// stays unspent.
+			for i := range 2 {
+				peek, until, err := db.LoginLink(ctx, "link-1")
+				if err != nil || peek.Name != "boss" || peek.Role != catalog.RoleReader || !until.Equal(expires) {
+					t.Fatalf("looking at the link, time %d: %+v until %s, %v; want boss as reader until %s", i+1, peek, until, err, expires)
+				}
+			}
 			id, ends, err := db.OpenLoginLink(ctx, "link-1", "session-1", "127.0.0.1")
 			if err != nil {
 				t.Fatal(err)
+			}
+			if _, _, err := db.LoginLink(ctx, "link-1"); muster.ErrorCode(err) != muster.EUNAUTHORIZED {
+				t.Errorf("looking at the spent link: %v, want unauthorized", err)
 			}
 			if id.Name != "boss" || id.Role != catalog.RoleReader || !ends.Equal(clk.Now().Add(catalog.SessionTTL)) {
 				t.Errorf("session %+v until %s, want boss as reader for %s", id, ends, catalog.SessionTTL)

@@ -447,10 +447,20 @@ func TestLoginLink(t *testing.T) {
 	}
 	// Opened, as a link preview opens it, the link shows a page and
 	// spends nothing.
+	// The page says whom the link signs in as, in what role.
+	opened := 0
 	for i := range 2 {
-		if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret); status != http.StatusOK || !strings.Contains(body, `value="`+secret+`"`) {
+		status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret)
+		if status != http.StatusOK || !strings.Contains(body, `value="`+secret+`"`) {
 			t.Fatalf("opening the link, time %d: %d, want the page that signs in with it\n%s", i+1, status, body)
 		}
+		if !strings.Contains(body, "as API key <strong>admin-key</strong> with the <strong>reader</strong> role") {
+			t.Fatalf("opening the link, time %d: the page does not say it signs in as admin-key, reader:\n%s", i+1, body)
+		}
+		opened++
+	}
+	if opened != 2 {
+		t.Fatalf("the link was opened %d times, want 2", opened)
 	}
 	// Its form, sent from another site (no double-submit cookie), is
 	// refused and spends nothing either.
@@ -465,8 +475,15 @@ func TestLoginLink(t *testing.T) {
 	if status != http.StatusOK || !strings.Contains(body, "admin-key") || !strings.Contains(body, `class="role">reader`) {
 		t.Fatalf("the link's session: %d, want admin-key in the reader role\n%s", status, body)
 	}
-	// The link works once.
-	if status, body := s.openLinkPage(s.browser(), secret); status != http.StatusUnauthorized || !strings.Contains(body, "works once") {
+	// The link works once: opened again, its page says so and has no
+	// button, and its form sent all the same is refused.
+	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+secret); status != http.StatusUnauthorized || !strings.Contains(body, "works once") || csrfField.MatchString(body) {
+		t.Fatalf("the link opened again: %d, want 401 saying it works once, without a form\n%s", status, body)
+	}
+	c = s.browser()
+	form := s.linkForm(c, mintLink(t, s, admin, actor))
+	form.Set("secret", secret)
+	if status, body := s.post(c, httpapi.LoginPath, form); status != http.StatusUnauthorized || !strings.Contains(body, "works once") {
 		t.Fatalf("the link used again: %d\n%s", status, body)
 	}
 	// A link with no secret says what is missing.
@@ -479,8 +496,47 @@ func TestLoginLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.clock.Advance(2 * time.Minute)
-	if status, body := s.openLinkPage(s.browser(), late); status != http.StatusUnauthorized || !strings.Contains(body, "expired") {
-		t.Fatalf("an expired link: %d\n%s", status, body)
+	if status, body := s.get(s.browser(), httpapi.LoginPath+"?secret="+late); status != http.StatusUnauthorized || !strings.Contains(body, "expired") || csrfField.MatchString(body) {
+		t.Fatalf("an expired link: %d, want 401 saying it expired, without a form\n%s", status, body)
+	}
+}
+
+// mintLink makes a new login link for the reader role as key, and returns
+// its secret.
+func mintLink(t *testing.T, s *site, key catalog.KeyIdentity, actor muster.Actor) string {
+	t.Helper()
+	secret := "mll_" + pki.RandomSecret()
+	if _, err := s.db.CreateLoginLink(context.Background(), pki.HashSecret(secret), key, catalog.RoleReader, time.Minute, actor); err != nil {
+		t.Fatal(err)
+	}
+	return secret
+}
+
+// A login link opened in one tab leaves the sign-in form open in another
+// working, and the other way round: each page's form has a cookie of its
+// own.
+func TestLoginLinkAndSignInFormInTwoTabs(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	admin, err := s.db.AuthenticateAPIKey(ctx, pki.HashSecret(s.keys[catalog.RoleAdmin]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	actor := muster.Actor{Kind: muster.ActorKey, Name: admin.Name, Role: admin.Role}
+
+	c := s.browser()
+	_, body := s.get(c, "/login")
+	signIn := csrfField.FindStringSubmatch(body)[1]
+	s.linkForm(c, mintLink(t, s, admin, actor)) // another tab
+	if status, body := s.post(c, "/login", url.Values{"csrf": {signIn}, "key": {s.keys[catalog.RoleReader]}}); status != http.StatusSeeOther {
+		t.Fatalf("the sign-in form after a link opened in another tab: %d, want 303\n%s", status, body)
+	}
+
+	c = s.browser()
+	link := s.linkForm(c, mintLink(t, s, admin, actor))
+	s.get(c, "/login") // another tab
+	if status, loc := s.redirect(c, httpapi.LoginPath, link); status != http.StatusSeeOther || loc != "/fleet" {
+		t.Fatalf("the link's button after the sign-in form opened in another tab: %d to %q, want 303 to /fleet", status, loc)
 	}
 }
 

@@ -16,10 +16,14 @@ import (
 
 // Cookies. The session cookie holds the session's secret; the master keeps
 // its hash. The sign-in cookie holds a random token the sign-in form
-// repeats (double submit), so that no other site can sign a browser in.
+// repeats (double submit), so that no other site can sign a browser in;
+// the link cookie holds the same for the page a login link opens. They are
+// two, so that a login link opened in one tab leaves a sign-in form open
+// in another working.
 const (
 	sessionCookie = "muster_session"
 	signInCookie  = "muster_signin"
+	linkCookie    = "muster_link"
 )
 
 // csrfToken is the CSRF token of a session: derived from the session's
@@ -91,20 +95,20 @@ func (s *Server) setSession(w http.ResponseWriter, secret string, expires time.T
 		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteLaxMode})
 }
 
-// newSignInToken sets a new double-submit token in the sign-in cookie,
-// for the form of the sign-in page or of a login link's page to repeat,
-// and returns it.
-func (s *Server) newSignInToken(w http.ResponseWriter) string {
+// newSignInToken sets a new double-submit token in cookie (signInCookie
+// or linkCookie), for the form of the sign-in page or of a login link's
+// page to repeat, and returns it.
+func (s *Server) newSignInToken(w http.ResponseWriter, cookie string) string {
 	token := pki.RandomSecret()
-	http.SetCookie(w, &http.Cookie{Name: signInCookie, Value: token, Path: "/login", MaxAge: 3600,
+	http.SetCookie(w, &http.Cookie{Name: cookie, Value: token, Path: "/login", MaxAge: 3600,
 		HttpOnly: true, Secure: s.Secure, SameSite: http.SameSiteStrictMode})
 	return token
 }
 
-// signInTokenSent reports whether a sign-in form repeats the token of the
-// sign-in cookie: it came from a page of this console, not another site.
-func signInTokenSent(r *http.Request) bool {
-	c, err := r.Cookie(signInCookie)
+// signInTokenSent reports whether a sign-in form repeats the token of
+// cookie: it came from a page of this console, not another site.
+func signInTokenSent(r *http.Request, cookie string) bool {
+	c, err := r.Cookie(cookie)
 	return err == nil && c.Value != "" && hmac.Equal([]byte(c.Value), []byte(r.PostFormValue("csrf")))
 }
 
@@ -121,7 +125,7 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	token := s.newSignInToken(w)
+	token := s.newSignInToken(w, signInCookie)
 	next := r.URL.Query().Get("next")
 	if next == "" {
 		next = r.PostFormValue("next")
@@ -138,7 +142,7 @@ func (s *Server) showLogin(w http.ResponseWriter, r *http.Request, status int, m
 // login signs in with an API key typed into the form.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	if !signInTokenSent(r) {
+	if !signInTokenSent(r, signInCookie) {
 		s.showLogin(w, r, http.StatusForbidden, "The sign-in form expired or came from elsewhere; try again.")
 		return
 	}
@@ -171,11 +175,15 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, next, http.StatusSeeOther)
 }
 
-// linkPage is the data of the page a login link opens.
+// linkPage is the data of the page a login link opens: whom the link
+// signs in as, or why it cannot.
 type linkPage struct {
 	Action  string
 	Secret  string
 	Token   string
+	Key     string
+	Role    string
+	Expires time.Time
 	Message string
 }
 
@@ -189,13 +197,26 @@ func (s *Server) linkForm(w http.ResponseWriter, r *http.Request) {
 	s.showLink(w, r, http.StatusOK, r.URL.Query().Get("secret"), "")
 }
 
+// showLink shows a login link's page: whom it signs in as and its button,
+// or, for a link that no longer signs anyone in, why, and no button.
 func (s *Server) showLink(w http.ResponseWriter, r *http.Request, status int, secret, msg string) {
 	if secret == "" {
 		s.fail(w, r, nil, muster.Errorf(muster.EINVALID, "secret: the link has none; copy the whole link, or ask an admin for a new one (muster login-link)"))
 		return
 	}
-	token := s.newSignInToken(w)
-	v := &view{s: s, Title: "Sign in", Data: linkPage{Action: httpapi.LoginPath, Secret: secret, Token: token, Message: msg}}
+	page := linkPage{Action: httpapi.LoginPath, Message: msg}
+	k, expires, err := s.DB.LoginLink(r.Context(), pki.HashSecret(secret))
+	switch code := muster.ErrorCode(err); {
+	case err == nil:
+		page.Secret, page.Key, page.Role, page.Expires = secret, k.Name, k.Role, expires
+		page.Token = s.newSignInToken(w, linkCookie)
+	case code == muster.EUNAUTHORIZED:
+		status, page.Message = http.StatusUnauthorized, muster.ErrorMessage(err)
+	default:
+		s.fail(w, r, nil, err)
+		return
+	}
+	v := &view{s: s, Title: "Sign in", Data: page}
 	if err := s.render(w, status, "link", v); err != nil {
 		s.Log.Error("console", "path", r.URL.Path, "err", err)
 	}
@@ -206,7 +227,7 @@ func (s *Server) showLink(w http.ResponseWriter, r *http.Request, status int, se
 func (s *Server) openLink(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
 	link := r.PostFormValue("secret")
-	if !signInTokenSent(r) {
+	if !signInTokenSent(r, linkCookie) {
 		s.showLink(w, r, http.StatusForbidden, link, "The page expired or came from elsewhere; sign in again.")
 		return
 	}

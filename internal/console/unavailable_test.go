@@ -12,6 +12,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/httpapi"
 )
 
 // downStore is a catalog store whose database stops answering when the
@@ -26,6 +27,25 @@ func (s *downStore) FindConsoleSession(ctx context.Context, hash string) (catalo
 		return catalog.ConsoleTokenRow{}, muster.Errorf(muster.EUNAVAILABLE, "the catalog database cannot be reached")
 	}
 	return s.Store.FindConsoleSession(ctx, hash)
+}
+
+func (s *downStore) FindConsoleLink(ctx context.Context, hash string) (catalog.ConsoleTokenRow, error) {
+	if s.down.Load() {
+		return catalog.ConsoleTokenRow{}, muster.Errorf(muster.EUNAVAILABLE, "the catalog database cannot be reached")
+	}
+	return s.Store.FindConsoleLink(ctx, hash)
+}
+
+// A login link opened while the catalog does not answer says so in a 503,
+// rather than that the link is not valid.
+func TestLoginLinkWithTheCatalogDownIsUnavailable(t *testing.T) {
+	store := &downStore{Store: catalogtest.SQLite.Open(t)}
+	s := newSiteOn(t, store)
+	store.down.Store(true)
+	status, body := s.get(s.browser(), httpapi.LoginPath+"?secret=mll_x")
+	if status != http.StatusServiceUnavailable || !strings.Contains(body, "the catalog database cannot be reached") {
+		t.Fatalf("a login link with the catalog down: %d, want 503 saying the catalog cannot be reached:\n%s", status, body)
+	}
 }
 
 // While the catalog's database does not answer, a signed-in page says so
