@@ -300,6 +300,19 @@ func roundDuration(d time.Duration) string {
 // millis renders a duration in milliseconds for tables.
 func millis(ms int64) string { return roundDuration(time.Duration(ms) * time.Millisecond) }
 
+// took renders how long a run or a step took, in whole milliseconds as
+// stored: one that ended within its first millisecond took "<1ms", not
+// "0s"; one still running has taken "-" so far.
+func took(ms int64, finished bool) string {
+	switch {
+	case !finished:
+		return "-"
+	case ms == 0:
+		return "<1ms"
+	}
+	return millis(ms)
+}
+
 // dash renders "" as "-".
 func dash(s string) string {
 	if s == "" {

@@ -190,3 +190,37 @@ func TestAgoOfATimeToCome(t *testing.T) {
 		}
 	}
 }
+
+// A run or a step that ended within its first millisecond took "<1ms",
+// not "0s"; one still running shows no duration yet.
+func TestHistoryShowsSubMillisecondAndRunningDurations(t *testing.T) {
+	var buf bytes.Buffer
+	printRunsWithSteps(&buf, []muster.Run{
+		{RunID: "r1", Target: "web1", Status: muster.RunSucceeded, DurationMS: 0,
+			Steps: []muster.StepAttempt{{Name: "quick", Attempt: 1, Status: muster.AttemptSucceeded}}},
+		{RunID: "r2", Target: "web1", Status: muster.RunRunning,
+			Steps: []muster.StepAttempt{{Name: "slow", Attempt: 1, Status: muster.AttemptRunning}}},
+		{RunID: "r3", Target: "web1", Status: muster.RunFailed, DurationMS: 1500,
+			Steps: []muster.StepAttempt{{Name: "long", Attempt: 1, Status: muster.AttemptFailed, DurationMS: 1500}}},
+	})
+	got := buf.String()
+	lines := 0
+	for _, want := range []string{
+		"run r1 on web1: succeeded in <1ms (",
+		"  step quick (attempt 1): succeeded, ",
+		"run r2 on web1: running (",
+		"  step slow (attempt 1): running, ",
+		"run r3 on web1: failed in 2s (",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("printed\n%s\nwant a line holding %q", got, want)
+		}
+		lines++
+	}
+	if lines != 5 {
+		t.Fatalf("checked %d lines, want 5", lines)
+	}
+	if strings.Contains(got, " 0s") {
+		t.Errorf("printed\n%s\nwhich shows a duration of 0s", got)
+	}
+}
