@@ -131,14 +131,8 @@ func (s *site) linkForm(c *http.Client, secret string) url.Values {
 	return url.Values{"csrf": {m[1]}, "secret": {secret}}
 }
 
-// openLinkPage signs in with a login link in c: the status and body of
-// the answer.
-func (s *site) openLinkPage(c *http.Client, secret string) (int, string) {
-	s.t.Helper()
-	return s.post(c, httpapi.LoginPath, s.linkForm(c, secret))
-}
-
-// openLink is openLinkPage, and returns the status and the Location.
+// openLink signs in with a login link in c, and returns the status and
+// the Location.
 func (s *site) openLink(c *http.Client, secret string) (int, string) {
 	s.t.Helper()
 	resp, err := c.PostForm(s.srv.URL+httpapi.LoginPath, s.linkForm(c, secret))
