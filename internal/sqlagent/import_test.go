@@ -452,3 +452,32 @@ func stepFlows(t *testing.T, res *sqlagent.Result) []flow {
 	}
 	return got
 }
+
+// SSMS saves scripts with Windows line endings, and a command typed in it
+// holds them too. A target runs the command on Unix: its lines end with a
+// line feed alone, so /bin/sh does not read a carriage return into the last
+// word of each line, and the GO lines of a T-SQL step are reported.
+func TestImportReadsWindowsLineEndings(t *testing.T) {
+	script := strings.ReplaceAll(`EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @on_success_action = 3, @command = N'USE Sales
+GO
+EXEC dbo.Purge'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'shell', @subsystem = N'CmdExec', @command = N'cd /var/backups
+tar czf sales.tgz sales'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`, "\n", "\r\n")
+	res := importText(t, sqlagent.Options{}, "a.sql", script)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	steps := res.Jobs[0].Steps
+	if got, want := steps[0].SQL, "USE Sales\nGO\nEXEC dbo.Purge"; got != want {
+		t.Errorf("sql %q, want %q", got, want)
+	}
+	if got, want := steps[1].Shell, "cd /var/backups\ntar czf sales.tgz sales"; got != want {
+		t.Errorf("shell %q, want %q", got, want)
+	}
+	if !hasFinding(res, sqlagent.Note, `a.sql:2: job "j": step "sql": its T-SQL holds 1 GO line(s)`) {
+		t.Errorf("the GO line is not reported: %v", res.Findings)
+	}
+}
