@@ -120,6 +120,9 @@ func (p *parser) forget() {
 }
 
 func (p *parser) run() {
+	// first is true before the first statement of a batch, where T-SQL
+	// runs a procedure named without EXEC.
+	first := true
 	for !p.done() {
 		p.forget()
 		t := p.peek(0)
@@ -127,8 +130,12 @@ func (p *parser) run() {
 		case t.kind == tokGo:
 			p.do(stmt{kind: stmtBatchEnd, line: t.line})
 			p.i++
+			first = true
+			continue
 		case t.is("EXEC") || t.is("EXECUTE"):
 			p.exec()
+		case first && p.namesProcedure():
+			p.call(t.line)
 		case t.is("DECLARE"):
 			p.declare()
 		case (t.is("SET") || t.is("SELECT")) && p.peek(1).kind == tokVar && p.peek(2).is("="):
@@ -137,7 +144,22 @@ func (p *parser) run() {
 		default:
 			p.i++
 		}
+		first = false
 	}
+}
+
+// namesProcedure reports whether the tokens ahead are the [db.][schema.]
+// name of a system procedure (sp_…) that arguments, a statement's end or
+// the batch's end follow: a call without EXEC. Any other word there
+// starts a statement the import reads past.
+func (p *parser) namesProcedure() bool {
+	k := 0
+	for p.peek(k).kind == tokIdent && p.peek(k+1).is(".") {
+		for k++; p.peek(k).is("."); k++ {
+		}
+	}
+	t := p.peek(k)
+	return t.kind == tokIdent && strings.HasPrefix(strings.ToLower(t.text), "sp_") && !p.peek(k+1).is(":")
 }
 
 // exec reads EXEC [@rc =] [db.][schema.]procedure [args].
@@ -159,7 +181,12 @@ func (p *parser) exec() {
 	case n.kind != tokIdent:
 		return
 	}
-	name := n.text
+	p.call(line)
+}
+
+// call reads [db.][schema.]procedure [args] and hands on the call.
+func (p *parser) call(line int) {
+	name := p.peek(0).text
 	p.i++
 	for p.peek(0).is(".") {
 		p.i++

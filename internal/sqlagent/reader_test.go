@@ -78,6 +78,12 @@ func TestRead(t *testing.T) {
 			"1: problem: dynamic SQL (EXEC of a string or a variable) is not read; write the procedure calls out\n2: problem: dynamic SQL (EXEC of a string or a variable) is not read; write the procedure calls out\n"},
 		{"an expression as a parameter", "EXEC sp_a @x = N'a' + N'b', @y = 1",
 			"1: sp_a [x=1 \"a\"] problem: a parameter is an expression; EXEC takes only constants and variables\n"},
+		// T-SQL runs a procedure named without EXEC when it is the first
+		// statement of its batch; later in the batch that is an error, and
+		// a word that is not a procedure's starts some other statement.
+		{"a call without EXEC first in its batch",
+			"sp_add_job N'a'\nGO\n/* x */ msdb.dbo.sp_add_jobstep @job_name = N'a'\nsp_b\nGO\nRECONFIGURE\nGO\nQuit:\nGO\nsp_c",
+			"1: sp_add_job [=1 \"a\"]\n2: GO\n3: sp_add_jobstep [job_name=1 \"a\"]\n5: GO\n7: GO\n9: GO\n10: sp_c\n"},
 		{"unicode identifiers and strings", "EXEC sp_add_job @job_name = N'Sauvegarde différentielle ☃'",
 			"1: sp_add_job [job_name=1 \"Sauvegarde différentielle ☃\"]\n"},
 	} {
