@@ -23,6 +23,10 @@
 // call counts, as it does when the script runs on a fresh msdb. Variables
 // live until the end of their batch, as in SQL Server.
 //
+// A deployment script written for sqlcmd sets its variables with :setvar
+// and uses them as $(NAME); they are replaced first, as sqlcmd replaces
+// them. An :r line, which includes another file, is reported, not followed.
+//
 // # What carries over
 //
 // The procedures read are sp_add_job, sp_update_job, sp_delete_job,

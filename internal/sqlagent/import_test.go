@@ -481,3 +481,36 @@ EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
 		t.Errorf("the GO line is not reported: %v", res.Findings)
 	}
 }
+
+// A deployment script run with sqlcmd sets its variables with :setvar and
+// uses them as $(name), anywhere in the text after that line, in any case.
+// Tokens of SQL Server Agent and variables the script does not set stay as
+// written; an :r include is reported, as the import does not follow it.
+func TestImportSetsSQLCmdVariables(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "deploy.sql", `:setvar JobName "Nightly ""purge"""
+:SETVAR server SQL01
+  :setvar db DBA
+:r .\schedules.sql
+EXEC msdb.dbo.sp_add_job @job_name=N'$(jobname)'
+GO
+EXEC msdb.dbo.sp_add_jobstep @job_name=N'$(JOBNAME)', @step_name=N'purge', @database_name=N'$(db)',
+    @command=N'EXEC dbo.Purge @Job = ''$(ESCAPE_SQUOTE(JOBNAME))'', @Env = ''$(env)'''
+EXEC msdb.dbo.sp_add_jobserver @job_name=N'$(jobname)', @server_name=N'$(server)'
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	j := res.Jobs[0]
+	if j.Name != "Nightly-purge" || !slices.Equal(j.Targets, []string{"sql01"}) || j.Steps[0].Connection != "DBA" {
+		t.Errorf("job %q on %v, connection %q; want Nightly-purge on [sql01], connection DBA", j.Name, j.Targets, j.Steps[0].Connection)
+	}
+	if got, want := j.Steps[0].SQL, `EXEC dbo.Purge @Job = '$(ESCAPE_SQUOTE(JOBNAME))', @Env = '$(env)'`; got != want {
+		t.Errorf("sql %q, want %q", got, want)
+	}
+	if !hasFinding(res, sqlagent.LeftOut, `deploy.sql:4: sqlcmd's :r .\schedules.sql is not followed`) {
+		t.Errorf("the :r is not reported: %v", res.Findings)
+	}
+	if !hasFinding(res, sqlagent.Note, `job "Nightly \"purge\"": named "Nightly-purge" in muster`) {
+		t.Errorf("the job's name is not the variable's value: %v", res.Findings)
+	}
+}
