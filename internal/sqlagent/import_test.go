@@ -514,3 +514,22 @@ EXEC msdb.dbo.sp_add_jobserver @job_name=N'$(jobname)', @server_name=N'$(server)
 		t.Errorf("the job's name is not the variable's value: %v", res.Findings)
 	}
 }
+
+// A GO line in a T-SQL step's command is reported as sqlcmd reads one: in
+// any case, with a repeat count, and with a comment after it.
+func TestImportReportsEveryGOLineOfAStep(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @command = N'USE Sales
+GO
+EXEC dbo.Purge
+  go 2
+EXEC dbo.Shrink
+GO -- the log too
+EXEC dbo.ShrinkLog
+SELECT 1 GO'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`)
+	if !hasFinding(res, sqlagent.Note, `a.sql:2: job "j": step "sql": its T-SQL holds 3 GO line(s)`) {
+		t.Errorf("the GO lines are not all reported: %v", res.Findings)
+	}
+}

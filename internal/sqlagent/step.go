@@ -76,7 +76,7 @@ var compiled struct {
 func patterns() *commandPatterns {
 	compiled.once.Do(func() {
 		compiled.commandPatterns = commandPatterns{
-			goLine:         regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*$`),
+			goLine:         regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*(--.*)?$`),
 			agentToken:     regexp.MustCompile(`\$\((ESCAPE_[A-Z]+\()?[A-Z][A-Z0-9_-]*\)?\)`),
 			windowsCommand: regexp.MustCompile(`(?i)(^\s*"?[a-z]:\\|\.(exe|bat|cmd)\b|^\s*cmd(\.exe)?\s+/c\b)`),
 		}
