@@ -533,3 +533,18 @@ EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
 		t.Errorf("the GO lines are not all reported: %v", res.Findings)
 	}
 }
+
+// SQL Server compares names without their trailing spaces, as a script
+// generated from msdb's char columns pads them: the calls find the job,
+// the schedule and the group they name however many spaces end the name.
+func TestImportFindsNamesWithTrailingSpaces(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'Nightly'
+EXEC sp_add_jobstep @job_name = N'Nightly   ', @step_name = N'run', @command = N'SELECT 1'
+EXEC sp_add_schedule @schedule_name = N'Daily', @freq_type = 4, @freq_interval = 1
+EXEC sp_attach_schedule @job_name = N'Nightly ', @schedule_name = N'Daily  '
+EXEC sp_add_jobserver @job_name = N'Nightly ', @server_name = N'SQL01'
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Steps) != 1 || len(res.Jobs[0].Schedules) != 1 || len(res.Jobs[0].Targets) != 1 {
+		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
+	}
+}
