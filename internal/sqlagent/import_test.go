@@ -548,3 +548,18 @@ EXEC sp_add_jobserver @job_name = N'Nightly ', @server_name = N'SQL01'
 		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
 	}
 }
+
+// The variables a deployment script is given on sqlcmd's command line
+// (sqlcmd -v Env=prod) are given in Options.Variables, in any case; an
+// :setvar in the script sets one again, as it does for sqlcmd.
+func TestImportGivesSQLCmdVariables(t *testing.T) {
+	res := importText(t, sqlagent.Options{Variables: map[string]string{"ENV": "prod", "Server": "SQL09"}}, "deploy.sql", `EXEC sp_add_job @job_name = N'Purge $(Env)'
+EXEC sp_add_jobstep @job_name = N'Purge $(env)', @step_name = N'run', @command = N'EXEC dbo.Purge'
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'$(Server)'
+:setvar Server SQL01
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'$(Server)'
+`)
+	if len(res.Jobs) != 1 || res.Jobs[0].Name != "Purge-prod" || !slices.Equal(res.Jobs[0].Targets, []string{"sql01", "sql09"}) {
+		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
+	}
+}

@@ -35,6 +35,9 @@ type msdb struct {
 	// The file being read, and its batch's variables.
 	file string
 	vars map[string]binding
+	// variables are the sqlcmd variables the scripts are given, by
+	// lower-cased name.
+	variables map[string]string
 
 	findings []Finding
 	ignored  map[string]bool // procedures reported as not read, per file
@@ -166,7 +169,7 @@ func (m *msdb) run(s Script) {
 	if enc != encodingUTF8 {
 		m.findings = append(m.findings, Finding{File: s.Name, Line: 1, Level: Note, Message: "read as " + enc + " text"})
 	}
-	text, includes := expandSQLCmd(text)
+	text, includes := expandSQLCmd(text, m.variables)
 	for _, inc := range includes {
 		m.findings = append(m.findings, Finding{File: s.Name, Line: inc.line, Level: LeftOut,
 			Message: fmt.Sprintf("sqlcmd's :r %s is not followed: name that file on the command line too, in the order the script reads it", inc.file)})

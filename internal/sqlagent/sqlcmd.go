@@ -1,6 +1,7 @@
 package sqlagent
 
 import (
+	"maps"
 	"strings"
 )
 
@@ -19,14 +20,18 @@ type sqlcmdInclude struct {
 // SQL Server Agent's tokens look the same, and a variable sqlcmd is given
 // with -v is not in the script. The command lines become empty lines, so
 // that line numbers stay those of the file; the :r lines, which include
-// another file, are returned.
-func expandSQLCmd(text string) (string, []sqlcmdInclude) {
-	if !strings.Contains(text, ":") {
+// another file, are returned. given are the variables sqlcmd is given on
+// its command line, by lower-cased name.
+func expandSQLCmd(text string, given map[string]string) (string, []sqlcmdInclude) {
+	if len(given) == 0 && !strings.Contains(text, ":") {
 		return text, nil
 	}
 	var b strings.Builder
 	var includes []sqlcmdInclude
-	vars := map[string]string{} // by lower-cased name
+	vars := maps.Clone(given) // by lower-cased name
+	if vars == nil {
+		vars = map[string]string{}
+	}
 	for i, line := range strings.SplitAfter(text, "\n") {
 		body := strings.TrimRight(line, "\r\n")
 		switch cmd, rest := sqlcmdCommand(body); cmd {
