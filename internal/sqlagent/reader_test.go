@@ -133,6 +133,10 @@ func TestDecodeText(t *testing.T) {
 		{"UTF-16LE", utf16le, "GOé", encodingUTF16LE},
 		{"UTF-16BE", utf16be, "GOé", encodingUTF16BE},
 		{"Windows-1252", []byte{'G', 'O', 0xE9, 0x80}, "GOé€", encoding1252},
+		// bcp -w and some tools write UTF-16 without a byte order mark;
+		// T-SQL text holds no NUL, so NULs in every other byte say so.
+		{"UTF-16LE without a byte order mark", utf16le[2:], "GOé", encodingUTF16LE},
+		{"UTF-16BE without a byte order mark", utf16be[2:], "GOé", encodingUTF16BE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text, enc, err := decodeText(tc.in)
