@@ -563,3 +563,31 @@ EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'$(Server)'
 		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
 	}
 }
+
+// In a script written for sqlcmd, a $(NAME) that no :setvar before it sets
+// and --var does not give is one sqlcmd refuses to run the script with: it
+// is reported once, where it first stands, and stays as written. SQL
+// Server Agent's tokens are not sqlcmd's variables, and a script that uses
+// no sqlcmd command is not read as one.
+func TestImportReportsUnsetSQLCmdVariables(t *testing.T) {
+	const body = `EXEC sp_add_job @job_name = N'Purge $(Env)'
+EXEC sp_add_jobstep @job_name = N'Purge $(Env)', @step_name = N'run', @subsystem = N'CmdExec',
+    @command = N'purge --server $(ESCAPE_SQUOTE(SRVR)) --job $(JOBID) --in $(Dir)'
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'SQL01'
+`
+	res := importText(t, sqlagent.Options{}, "deploy.sql", ":setvar Dir /srv\n"+body)
+	var got []string
+	for _, f := range res.Findings {
+		if strings.Contains(f.Message, "sqlcmd") {
+			got = append(got, f.String())
+		}
+	}
+	want := []string{`deploy.sql:2: $(Env) is a sqlcmd variable that no :setvar before it sets and no --var gives: sqlcmd would refuse the script; it stays as written`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	res = importText(t, sqlagent.Options{}, "plain.sql", body)
+	if hasFinding(res, sqlagent.Note, "sqlcmd") {
+		t.Errorf("a script without sqlcmd commands is reported as one: %v", res.Findings)
+	}
+}

@@ -169,10 +169,9 @@ func (m *msdb) run(s Script) {
 	if enc != encodingUTF8 {
 		m.findings = append(m.findings, Finding{File: s.Name, Line: 1, Level: Note, Message: "read as " + enc + " text"})
 	}
-	text, includes := expandSQLCmd(text, m.variables)
-	for _, inc := range includes {
-		m.findings = append(m.findings, Finding{File: s.Name, Line: inc.line, Level: LeftOut,
-			Message: fmt.Sprintf("sqlcmd's :r %s is not followed: name that file on the command line too, in the order the script reads it", inc.file)})
+	text, notes := expandSQLCmd(text, m.variables)
+	for _, n := range notes {
+		m.findings = append(m.findings, Finding{File: s.Name, Line: n.line, Level: n.level, Message: n.about})
 	}
 	err = read(text, func(st stmt) {
 		switch st.kind {

@@ -3,35 +3,40 @@ package sqlagent
 import (
 	"maps"
 	"strings"
+	"unicode"
 )
 
-// sqlcmdInclude is an :r line of a script, which sqlcmd replaces with the
-// file it names and the import does not follow.
-type sqlcmdInclude struct {
-	line int
-	file string
+// sqlcmdNote is what the import says about a sqlcmd command or variable
+// of a script: an :r it does not follow, a variable nothing sets.
+type sqlcmdNote struct {
+	line         int
+	level, about string
 }
 
 // expandSQLCmd does what sqlcmd does with a deployment script's variables
 // before T-SQL reads it: a line ":setvar NAME VALUE" (the value bare or in
 // double quotes, "" standing for one) sets NAME, and ":setvar NAME" unsets
 // it; every later $(NAME), in any case, is replaced with its value,
-// wherever it stands. A $(…) the script does not set is left as written:
-// SQL Server Agent's tokens look the same, and a variable sqlcmd is given
-// with -v is not in the script. The command lines become empty lines, so
-// that line numbers stay those of the file; the :r lines, which include
-// another file, are returned. given are the variables sqlcmd is given on
-// its command line, by lower-cased name.
-func expandSQLCmd(text string, given map[string]string) (string, []sqlcmdInclude) {
+// wherever it stands. given are the variables sqlcmd is given on its
+// command line (-v), by lower-cased name. The command lines become empty
+// lines, so that line numbers stay those of the file.
+//
+// A $(NAME) nothing sets stays as written. In a script that uses sqlcmd
+// (an :setvar or :r line, or variables given) sqlcmd would refuse it, and
+// it is noted, once per name; in any other script it is text, such as a
+// shell's $(pwd). SQL Server Agent's tokens are not sqlcmd variables.
+func expandSQLCmd(text string, given map[string]string) (string, []sqlcmdNote) {
 	if len(given) == 0 && !strings.Contains(text, ":") {
 		return text, nil
 	}
 	var b strings.Builder
-	var includes []sqlcmdInclude
+	var notes []sqlcmdNote
 	vars := maps.Clone(given) // by lower-cased name
 	if vars == nil {
 		vars = map[string]string{}
 	}
+	usesSQLCmd := len(given) > 0
+	noted := map[string]bool{}
 	for i, line := range strings.SplitAfter(text, "\n") {
 		body := strings.TrimRight(line, "\r\n")
 		switch cmd, rest := sqlcmdCommand(body); cmd {
@@ -41,20 +46,30 @@ func expandSQLCmd(text string, given map[string]string) (string, []sqlcmdInclude
 			} else if name != "" {
 				delete(vars, strings.ToLower(name))
 			}
+			usesSQLCmd = true
 			b.WriteString(line[len(body):])
 			continue
 		case "r":
-			includes = append(includes, sqlcmdInclude{line: i + 1, file: rest})
+			notes = append(notes, sqlcmdNote{line: i + 1, level: LeftOut,
+				about: "sqlcmd's :r " + rest + " is not followed: name that file on the command line too, in the order the script reads it"})
+			usesSQLCmd = true
 			b.WriteString(line[len(body):])
 			continue
 		}
-		if len(vars) == 0 {
+		if !usesSQLCmd {
 			b.WriteString(line)
 			continue
 		}
-		b.WriteString(substitute(line, vars))
+		line = substitute(line, vars, func(name string) {
+			if key := strings.ToLower(name); !noted[key] && !agentTokenName(name) {
+				noted[key] = true
+				notes = append(notes, sqlcmdNote{line: i + 1, level: Note,
+					about: "$(" + name + ") is a sqlcmd variable that no :setvar before it sets and no --var gives: sqlcmd would refuse the script; it stays as written"})
+			}
+		})
+		b.WriteString(line)
 	}
-	return b.String(), includes
+	return b.String(), notes
 }
 
 // sqlcmdCommand reads a line holding one of the sqlcmd commands the import
@@ -95,8 +110,10 @@ func setvar(rest string) (name, value string, ok bool) {
 	return name, value, true
 }
 
-// substitute replaces each $(NAME) of a variable that is set.
-func substitute(line string, vars map[string]string) string {
+// substitute replaces each $(NAME) of a variable that is set, and calls
+// unset with the NAME of each other $(NAME) whose name is one sqlcmd's
+// variables may have.
+func substitute(line string, vars map[string]string, unset func(string)) string {
 	var b strings.Builder
 	for {
 		i := strings.Index(line, "$(")
@@ -105,13 +122,42 @@ func substitute(line string, vars map[string]string) string {
 			b.WriteString(line)
 			return b.String()
 		}
-		if v, ok := vars[strings.ToLower(line[i+2:i+j])]; ok {
+		name := line[i+2 : i+j]
+		if v, ok := vars[strings.ToLower(name)]; ok {
 			b.WriteString(line[:i])
 			b.WriteString(v)
 			line = line[i+j+1:]
 			continue
 		}
+		if variableName(name) {
+			unset(name)
+		}
 		b.WriteString(line[:i+2])
 		line = line[i+2:]
 	}
+}
+
+// variableName reports whether s is a name a sqlcmd variable may have:
+// letters, digits, _ and -, starting with a letter or _.
+func variableName(s string) bool {
+	for i, r := range s {
+		switch {
+		case r == '_' || unicode.IsLetter(r):
+		case i > 0 && (r == '-' || unicode.IsDigit(r)):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// agentTokenName reports whether name is that of a SQL Server Agent token,
+// which a step's command may hold as $(NAME): it is not a sqlcmd variable.
+func agentTokenName(name string) bool {
+	switch strings.ToUpper(name) {
+	case "A-DBN", "A-SVR", "A-ERR", "A-SEV", "A-MSG", "DATE", "INST", "JOBID", "JOBNAME", "MACH", "MSSA", "OSCMD",
+		"SQLDIR", "SQLLOGDIR", "STEPCT", "STEPID", "SRVR", "TIME", "STRTTM", "STRTDT":
+		return true
+	}
+	return false
 }
