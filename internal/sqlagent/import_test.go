@@ -591,3 +591,18 @@ EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'SQL01'
 		t.Errorf("a script without sqlcmd commands is reported as one: %v", res.Findings)
 	}
 }
+
+// A schedule that ends before it starts is one SQL Server refuses; the
+// report names the script's fields, as the script wrote them.
+func TestImportNamesTheDatesOfASchedulesThatEndsBeforeItStarts(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", job("j")+`EXEC sp_add_jobschedule @job_name = N'j', @name = N'Backwards', @freq_type = 4, @freq_interval = 1,
+    @active_start_date = 20240201, @active_end_date = 20240101
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Schedules) != 0 {
+		t.Fatalf("jobs %+v", res.Jobs)
+	}
+	want := `a.sql:4: job "j": schedule "Backwards": @active_end_date 20240101 is before @active_start_date 20240201; the schedule is left out`
+	if !hasFinding(res, sqlagent.LeftOut, want) {
+		t.Errorf("no finding %q in %v", want, res.Findings)
+	}
+}
