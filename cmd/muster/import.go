@@ -194,6 +194,12 @@ func printImportPlan(cmd *cobra.Command, format string, out importOutput) error 
 		return err
 	}
 	printPlanned(w, out.Result)
+	if len(out.Unmapped) > 0 {
+		// The import refuses the whole change while a server has no
+		// target, so that no job runs on fewer servers than it did.
+		fmt.Fprintln(w, "# dry run: nothing applied; the import would apply nothing until every server above has a --target-map")
+		return nil
+	}
 	operators := 0
 	for _, o := range out.Operators {
 		if o.Email != "" {
