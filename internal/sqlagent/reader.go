@@ -149,9 +149,9 @@ func (p *parser) run() {
 }
 
 // namesProcedure reports whether the tokens ahead are the [db.][schema.]
-// name of a system procedure (sp_…) that arguments, a statement's end or
-// the batch's end follow: a call without EXEC. Any other word there
-// starts a statement the import reads past.
+// name of a system procedure (sp_…), not a label: at the start of a batch,
+// a call without EXEC. Any other word there starts a statement the import
+// reads past.
 func (p *parser) namesProcedure() bool {
 	k := 0
 	for p.peek(k).kind == tokIdent && p.peek(k+1).is(".") {
