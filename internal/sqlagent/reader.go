@@ -261,8 +261,9 @@ func (p *parser) value() (value, bool) {
 	case t.is("DEFAULT"):
 		p.i++
 		return value{kind: valDefault}, true
-	case t.kind == tokIdent && !statementKeyword(t.text) && !p.peek(1).is(":"):
-		// EXEC takes a bare word as a string: @subsystem = TSQL.
+	case t.kind == tokIdent && !t.startsStatement() && !p.peek(1).is(":"):
+		// EXEC takes a bare or [bracketed] word as a string: @subsystem
+		// = TSQL.
 		p.i++
 		return value{kind: valString, text: t.text}, true
 	}
@@ -284,7 +285,7 @@ func (p *parser) declare() {
 				break typeLoop
 			case depth == 0 && (t.is("=") || t.is(",") || t.is(";")):
 				break typeLoop
-			case depth == 0 && t.kind == tokIdent && statementKeyword(t.text):
+			case depth == 0 && t.startsStatement():
 				break typeLoop
 			case t.is("("):
 				depth++
@@ -353,7 +354,7 @@ func (p *parser) lookup() value {
 scan:
 	for !p.done() {
 		t := p.peek(0)
-		if t.kind == tokGo || depth == 0 && (t.is(";") || t.kind == tokIdent && statementKeyword(t.text) && !t.is("SELECT")) {
+		if t.kind == tokGo || depth == 0 && (t.is(";") || t.startsStatement() && !t.is("SELECT")) {
 			break
 		}
 		switch {
@@ -395,7 +396,7 @@ func (p *parser) skipExpr() {
 			return
 		case depth == 0 && (t.is(",") || t.is(";")):
 			return
-		case depth == 0 && t.kind == tokIdent && statementKeyword(t.text):
+		case depth == 0 && t.startsStatement():
 			return
 		case t.is("("):
 			depth++
@@ -476,3 +477,9 @@ func statementKeywordLower(k string) bool {
 }
 
 func statementKeyword(word string) bool { return statementKeywordLower(strings.ToLower(word)) }
+
+// startsStatement reports whether t is a keyword that begins a statement:
+// a word, not a [bracketed] or "quoted" identifier.
+func (t token) startsStatement() bool {
+	return t.kind == tokIdent && !t.dquoted && !t.bracketed && statementKeyword(t.text)
+}

@@ -84,6 +84,11 @@ func TestRead(t *testing.T) {
 		{"a call without EXEC first in its batch",
 			"sp_add_job N'a'\nGO\n/* x */ msdb.dbo.sp_add_jobstep @job_name = N'a'\nsp_b\nGO\nRECONFIGURE\nGO\nQuit:\nGO\nsp_c",
 			"1: sp_add_job [=1 \"a\"]\n2: GO\n3: sp_add_jobstep [job_name=1 \"a\"]\n5: GO\n7: GO\n9: GO\n10: sp_c\n"},
+		// EXEC takes an identifier as a string; one in brackets is never a
+		// keyword.
+		{"bracketed words as values",
+			"EXEC sp_add_job @job_name = [Backup], @category_name = [Select], @description = [NULL], @enabled = 1",
+			"1: sp_add_job [job_name=1 \"Backup\"] [category_name=1 \"Select\"] [description=1 \"NULL\"] [enabled=2 \"1\"]\n"},
 		{"unicode identifiers and strings", "EXEC sp_add_job @job_name = N'Sauvegarde différentielle ☃'",
 			"1: sp_add_job [job_name=1 \"Sauvegarde différentielle ☃\"]\n"},
 	} {
