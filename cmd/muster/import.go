@@ -29,9 +29,9 @@ func newImportCmd() *cobra.Command {
 func newImportSQLAgentCmd() *cobra.Command {
 	var cf clientFlags
 	var dryRun bool
-	var connections, targets []string
+	var connections, targets, variables []string
 	cmd := &cobra.Command{
-		Use:   "sqlagent FILE... [--dry-run] [-o table|json|yaml] [--connection-map DB=CONNECTION]... [--target-map SERVER=TARGET]...",
+		Use:   "sqlagent FILE... [--dry-run] [-o table|json|yaml] [--connection-map DB=CONNECTION]... [--target-map SERVER=TARGET]... [--var NAME=VALUE]...",
 		Short: "Import SQL Server Agent job scripts (SSMS, dbatools, hand-written T-SQL)",
 		Long: `Read T-SQL scripts of SQL Server Agent jobs — SSMS's "Script Job as > CREATE
 To", dbatools' Export-DbaScript, hand-written deployment scripts ("-" reads
@@ -45,7 +45,9 @@ script with pwsh. Servers (sp_add_jobserver, sp_apply_job_to_targets) become
 targets, renamed with --target-map SERVER=TARGET or else lower-cased; the
 server the script was written for, (local), has to be mapped, since muster
 has no local jobs. Names become muster names: spaces and other characters
-become '-'.
+become '-'. A script written for sqlcmd has its $(NAME) variables replaced:
+those its :setvar lines set, and those given with --var NAME=VALUE, as
+sqlcmd -v gives them.
 
 What has no equivalent (SSIS, Analysis Services and replication steps,
 "when the computer is idle" schedules, proxies named by number, pager
@@ -74,6 +76,9 @@ e-mail notifications are created.`,
 				return err
 			}
 			if opts.Targets, err = parseMap("--target-map", "SERVER=TARGET", targets); err != nil {
+				return err
+			}
+			if opts.Variables, err = parseMap("--var", "NAME=VALUE", variables); err != nil {
 				return err
 			}
 			scripts, err := readScripts(cmd.InOrStdin(), args)
@@ -110,6 +115,7 @@ e-mail notifications are created.`,
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be applied; apply nothing and contact no master")
 	f.StringArrayVar(&connections, "connection-map", nil, "run the T-SQL steps of database DB on target connection CONNECTION, DB=CONNECTION (repeatable)")
 	f.StringArrayVar(&targets, "target-map", nil, "run what SQL Server ran on SERVER on target TARGET, SERVER=TARGET (repeatable; (local) is the server the script was written for)")
+	f.StringArrayVar(&variables, "var", nil, "replace the sqlcmd variable $(NAME) with VALUE, NAME=VALUE, as sqlcmd -v does (repeatable)")
 	return cmd
 }
 
@@ -188,6 +194,12 @@ func printImportPlan(cmd *cobra.Command, format string, out importOutput) error 
 		return err
 	}
 	printPlanned(w, out.Result)
+	if len(out.Unmapped) > 0 {
+		// The import refuses the whole change while a server has no
+		// target, so that no job runs on fewer servers than it did.
+		fmt.Fprintln(w, "# dry run: nothing applied; the import would apply nothing until every server above has a --target-map")
+		return nil
+	}
 	operators := 0
 	for _, o := range out.Operators {
 		if o.Email != "" {

@@ -14,13 +14,18 @@
 // GO line; 'strings' and N'strings' with doubled quotes; -- and nested /* */
 // comments; [bracketed] and "quoted" identifiers. Only what defines jobs is
 // interpreted: EXEC (or EXECUTE) of the msdb procedures, with or without
-// msdb.dbo. and EXEC @ReturnCode =, parameters named in any order or given
+// msdb.dbo. and EXEC @ReturnCode =, or named without EXEC as the first
+// statement of a batch, as T-SQL allows; parameters named in any order or given
 // by position; variables set by DECLARE, SET or SELECT to a constant, bound
 // to a job by @job_id = @jobId OUTPUT or looked up by name in sysjobs. The
 // transaction boilerplate (BEGIN TRANSACTION, IF (@@ERROR <> 0 …) GOTO
 // QuitWithRollback, COMMIT) and IF NOT EXISTS guards are read past: every
 // call counts, as it does when the script runs on a fresh msdb. Variables
 // live until the end of their batch, as in SQL Server.
+//
+// A deployment script written for sqlcmd sets its variables with :setvar
+// and uses them as $(NAME); they are replaced first, as sqlcmd replaces
+// them. An :r line, which includes another file, is reported, not followed.
 //
 // # What carries over
 //

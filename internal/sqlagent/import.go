@@ -85,6 +85,10 @@ func newMapping(opts Options) (*mapping, error) {
 		}
 		mp.connections[strings.ToLower(strings.TrimSpace(db))] = conn
 	}
+	mp.m.variables = map[string]string{}
+	for name, value := range opts.Variables {
+		mp.m.variables[strings.ToLower(strings.TrimSpace(name))] = value
+	}
 	for server, target := range opts.Targets {
 		t := muster.NormalizeTargetName(target)
 		if err := muster.ValidateTargetName(fmt.Sprintf("target map %s", server), t); err != nil {

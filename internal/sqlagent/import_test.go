@@ -452,3 +452,157 @@ func stepFlows(t *testing.T, res *sqlagent.Result) []flow {
 	}
 	return got
 }
+
+// SSMS saves scripts with Windows line endings, and a command typed in it
+// holds them too. A target runs the command on Unix: its lines end with a
+// line feed alone, so /bin/sh does not read a carriage return into the last
+// word of each line, and the GO lines of a T-SQL step are reported.
+func TestImportReadsWindowsLineEndings(t *testing.T) {
+	script := strings.ReplaceAll(`EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @on_success_action = 3, @command = N'USE Sales
+GO
+EXEC dbo.Purge'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'shell', @subsystem = N'CmdExec', @command = N'cd /var/backups
+tar czf sales.tgz sales'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`, "\n", "\r\n")
+	res := importText(t, sqlagent.Options{}, "a.sql", script)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	steps := res.Jobs[0].Steps
+	if got, want := steps[0].SQL, "USE Sales\nGO\nEXEC dbo.Purge"; got != want {
+		t.Errorf("sql %q, want %q", got, want)
+	}
+	if got, want := steps[1].Shell, "cd /var/backups\ntar czf sales.tgz sales"; got != want {
+		t.Errorf("shell %q, want %q", got, want)
+	}
+	if !hasFinding(res, sqlagent.Note, `a.sql:2: job "j": step "sql": its T-SQL holds 1 GO line(s)`) {
+		t.Errorf("the GO line is not reported: %v", res.Findings)
+	}
+}
+
+// A deployment script run with sqlcmd sets its variables with :setvar and
+// uses them as $(name), anywhere in the text after that line, in any case.
+// Tokens of SQL Server Agent and variables the script does not set stay as
+// written; an :r include is reported, as the import does not follow it.
+func TestImportSetsSQLCmdVariables(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "deploy.sql", `:setvar JobName "Nightly ""purge"""
+:SETVAR server SQL01
+  :setvar db DBA
+:r .\schedules.sql
+EXEC msdb.dbo.sp_add_job @job_name=N'$(jobname)'
+GO
+EXEC msdb.dbo.sp_add_jobstep @job_name=N'$(JOBNAME)', @step_name=N'purge', @database_name=N'$(db)',
+    @command=N'EXEC dbo.Purge @Job = ''$(ESCAPE_SQUOTE(JOBNAME))'', @Env = ''$(env)'''
+EXEC msdb.dbo.sp_add_jobserver @job_name=N'$(jobname)', @server_name=N'$(server)'
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("findings %v", res.Findings)
+	}
+	j := res.Jobs[0]
+	if j.Name != "Nightly-purge" || !slices.Equal(j.Targets, []string{"sql01"}) || j.Steps[0].Connection != "DBA" {
+		t.Errorf("job %q on %v, connection %q; want Nightly-purge on [sql01], connection DBA", j.Name, j.Targets, j.Steps[0].Connection)
+	}
+	if got, want := j.Steps[0].SQL, `EXEC dbo.Purge @Job = '$(ESCAPE_SQUOTE(JOBNAME))', @Env = '$(env)'`; got != want {
+		t.Errorf("sql %q, want %q", got, want)
+	}
+	if !hasFinding(res, sqlagent.LeftOut, `deploy.sql:4: sqlcmd's :r .\schedules.sql is not followed`) {
+		t.Errorf("the :r is not reported: %v", res.Findings)
+	}
+	if !hasFinding(res, sqlagent.Note, `job "Nightly \"purge\"": named "Nightly-purge" in muster`) {
+		t.Errorf("the job's name is not the variable's value: %v", res.Findings)
+	}
+}
+
+// A GO line in a T-SQL step's command is reported as sqlcmd reads one: in
+// any case, with a repeat count, and with a comment after it.
+func TestImportReportsEveryGOLineOfAStep(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'j'
+EXEC sp_add_jobstep @job_name = N'j', @step_name = N'sql', @command = N'USE Sales
+GO
+EXEC dbo.Purge
+  go 2
+EXEC dbo.Shrink
+GO -- the log too
+EXEC dbo.ShrinkLog
+SELECT 1 GO'
+EXEC sp_add_jobserver @job_name = N'j', @server_name = N'SQL01'
+`)
+	if !hasFinding(res, sqlagent.Note, `a.sql:2: job "j": step "sql": its T-SQL holds 3 GO line(s)`) {
+		t.Errorf("the GO lines are not all reported: %v", res.Findings)
+	}
+}
+
+// SQL Server compares names without their trailing spaces, as a script
+// generated from msdb's char columns pads them: the calls find the job,
+// the schedule and the group they name however many spaces end the name.
+func TestImportFindsNamesWithTrailingSpaces(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'Nightly'
+EXEC sp_add_jobstep @job_name = N'Nightly   ', @step_name = N'run', @command = N'SELECT 1'
+EXEC sp_add_schedule @schedule_name = N'Daily', @freq_type = 4, @freq_interval = 1
+EXEC sp_attach_schedule @job_name = N'Nightly ', @schedule_name = N'Daily  '
+EXEC sp_add_jobserver @job_name = N'Nightly ', @server_name = N'SQL01'
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Steps) != 1 || len(res.Jobs[0].Schedules) != 1 || len(res.Jobs[0].Targets) != 1 {
+		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
+	}
+}
+
+// The variables a deployment script is given on sqlcmd's command line
+// (sqlcmd -v Env=prod) are given in Options.Variables, in any case; an
+// :setvar in the script sets one again, as it does for sqlcmd.
+func TestImportGivesSQLCmdVariables(t *testing.T) {
+	res := importText(t, sqlagent.Options{Variables: map[string]string{"ENV": "prod", "Server": "SQL09"}}, "deploy.sql", `EXEC sp_add_job @job_name = N'Purge $(Env)'
+EXEC sp_add_jobstep @job_name = N'Purge $(env)', @step_name = N'run', @command = N'EXEC dbo.Purge'
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'$(Server)'
+:setvar Server SQL01
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'$(Server)'
+`)
+	if len(res.Jobs) != 1 || res.Jobs[0].Name != "Purge-prod" || !slices.Equal(res.Jobs[0].Targets, []string{"sql01", "sql09"}) {
+		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
+	}
+}
+
+// In a script written for sqlcmd, a $(NAME) that no :setvar before it sets
+// and --var does not give is one sqlcmd refuses to run the script with: it
+// is reported once, where it first stands, and stays as written. SQL
+// Server Agent's tokens are not sqlcmd's variables, and a script that uses
+// no sqlcmd command is not read as one.
+func TestImportReportsUnsetSQLCmdVariables(t *testing.T) {
+	const body = `EXEC sp_add_job @job_name = N'Purge $(Env)'
+EXEC sp_add_jobstep @job_name = N'Purge $(Env)', @step_name = N'run', @subsystem = N'CmdExec',
+    @command = N'purge --server $(ESCAPE_SQUOTE(SRVR)) --job $(JOBID) --in $(Dir)'
+EXEC sp_add_jobserver @job_name = N'Purge $(env)', @server_name = N'SQL01'
+`
+	res := importText(t, sqlagent.Options{}, "deploy.sql", ":setvar Dir /srv\n"+body)
+	var got []string
+	for _, f := range res.Findings {
+		if strings.Contains(f.Message, "sqlcmd") {
+			got = append(got, f.String())
+		}
+	}
+	want := []string{`deploy.sql:2: $(Env) is a sqlcmd variable that no :setvar before it sets and no --var gives: sqlcmd would refuse the script; it stays as written`}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	res = importText(t, sqlagent.Options{}, "plain.sql", body)
+	if hasFinding(res, sqlagent.Note, "sqlcmd") {
+		t.Errorf("a script without sqlcmd commands is reported as one: %v", res.Findings)
+	}
+}
+
+// A schedule that ends before it starts is one SQL Server refuses; the
+// report names the script's fields, as the script wrote them.
+func TestImportNamesTheDatesOfASchedulesThatEndsBeforeItStarts(t *testing.T) {
+	res := importText(t, sqlagent.Options{}, "a.sql", job("j")+`EXEC sp_add_jobschedule @job_name = N'j', @name = N'Backwards', @freq_type = 4, @freq_interval = 1,
+    @active_start_date = 20240201, @active_end_date = 20240101
+`)
+	if len(res.Jobs) != 1 || len(res.Jobs[0].Schedules) != 0 {
+		t.Fatalf("jobs %+v", res.Jobs)
+	}
+	want := `a.sql:4: job "j": schedule "Backwards": @active_end_date 20240101 is before @active_start_date 20240201; the schedule is left out`
+	if !hasFinding(res, sqlagent.LeftOut, want) {
+		t.Errorf("no finding %q in %v", want, res.Findings)
+	}
+}

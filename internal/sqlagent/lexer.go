@@ -26,18 +26,19 @@ type token struct {
 	kind tokenKind
 	text string
 	// dquoted marks a "double-quoted" identifier, which a parameter value
-	// reads as a string.
-	dquoted bool
-	line    int
+	// reads as a string; bracketed, a [bracketed] one, which is never a
+	// keyword.
+	dquoted   bool
+	bracketed bool
+	line      int
 }
 
 // is reports whether t is the keyword or punctuation s (keywords in any
-// case; a bracketed [EXEC] is an identifier, not the keyword, but reading
-// it as one does no harm here).
+// case; a bracketed [EXEC] is an identifier, not the keyword).
 func (t token) is(s string) bool {
 	switch t.kind {
 	case tokIdent:
-		return !t.dquoted && strings.EqualFold(t.text, s)
+		return !t.dquoted && !t.bracketed && strings.EqualFold(t.text, s)
 	case tokPunct:
 		return t.text == s
 	}
@@ -214,7 +215,7 @@ func (l *lexer) delimited(end byte, dquoted bool) error {
 	}
 	l.line += strings.Count(l.src[l.pos:i], "\n")
 	l.pos = i
-	l.toks = append(l.toks, token{kind: tokIdent, text: b.String(), dquoted: dquoted, line: line})
+	l.toks = append(l.toks, token{kind: tokIdent, text: b.String(), dquoted: dquoted, bracketed: !dquoted, line: line})
 	l.lineStart = false
 	return nil
 }

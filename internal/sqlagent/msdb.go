@@ -35,6 +35,9 @@ type msdb struct {
 	// The file being read, and its batch's variables.
 	file string
 	vars map[string]binding
+	// variables are the sqlcmd variables the scripts are given, by
+	// lower-cased name.
+	variables map[string]string
 
 	findings []Finding
 	ignored  map[string]bool // procedures reported as not read, per file
@@ -166,6 +169,10 @@ func (m *msdb) run(s Script) {
 	if enc != encodingUTF8 {
 		m.findings = append(m.findings, Finding{File: s.Name, Line: 1, Level: Note, Message: "read as " + enc + " text"})
 	}
+	text, notes := expandSQLCmd(text, m.variables)
+	for _, n := range notes {
+		m.findings = append(m.findings, Finding{File: s.Name, Line: n.line, Level: n.level, Message: n.about})
+	}
 	err = read(text, func(st stmt) {
 		switch st.kind {
 		case stmtBatchEnd:
@@ -268,8 +275,13 @@ func (m *msdb) call(st stmt) {
 	}
 }
 
+// nameKey is how msdb compares the names of jobs, schedules, operators
+// and groups: in any case, and without the spaces around them (SQL Server
+// ignores trailing spaces, and the import trims the names it keeps).
+func nameKey(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
 // findJob returns the live job of that name (any case), or nil.
-func (m *msdb) findJob(name string) *agentJob { return m.jobIndex[strings.ToLower(name)] }
+func (m *msdb) findJob(name string) *agentJob { return m.jobIndex[nameKey(name)] }
 
 // note records a finding about a job.
 func (j *agentJob) note(file string, line int, level, step, schedule, format string, args ...any) {
@@ -298,7 +310,7 @@ func (m *msdb) addJob(c *call) {
 		j.note(m.file, c.stmt.line, Note, "", "", "@category_id %d names a category by number, which a script cannot resolve; the job has no category", c.int("category_id", 0))
 	}
 	m.jobs = append(m.jobs, j)
-	m.jobIndex[strings.ToLower(name)] = j
+	m.jobIndex[nameKey(name)] = j
 	c.output("job_id", binding{job: j})
 }
 
@@ -357,9 +369,9 @@ func (m *msdb) updateJob(c *call) {
 		case other != nil && other != j:
 			m.finding(c.stmt.line, LeftOut, "sp_update_job: job %q already exists; %q keeps its name", name, j.name)
 		default:
-			delete(m.jobIndex, strings.ToLower(j.name))
+			delete(m.jobIndex, nameKey(j.name))
 			j.name = name
-			m.jobIndex[strings.ToLower(name)] = j
+			m.jobIndex[nameKey(name)] = j
 		}
 	}
 	m.setJob(c, j)
@@ -384,7 +396,7 @@ func (m *msdb) deleteJob(c *call) {
 		return
 	}
 	j.deleted = true
-	delete(m.jobIndex, strings.ToLower(j.name))
+	delete(m.jobIndex, nameKey(j.name))
 	// As msdb does, the job's schedules that no other job uses go with it,
 	// unless @delete_unused_schedule = 0.
 	dropUnused := c.int("delete_unused_schedule", 1) != 0
@@ -680,7 +692,7 @@ func (m *msdb) rememberUID(s *agentSchedule) {
 
 // indexSchedule and unindexSchedule keep m.schedules' index by name.
 func (m *msdb) indexSchedule(s *agentSchedule) {
-	key := strings.ToLower(s.name)
+	key := nameKey(s.name)
 	if m.schedules[key] == nil {
 		m.schedules[key] = map[*agentSchedule]bool{}
 	}
@@ -688,7 +700,7 @@ func (m *msdb) indexSchedule(s *agentSchedule) {
 }
 
 func (m *msdb) unindexSchedule(s *agentSchedule) {
-	key := strings.ToLower(s.name)
+	key := nameKey(s.name)
 	delete(m.schedules[key], s)
 	if len(m.schedules[key]) == 0 {
 		delete(m.schedules, key)
@@ -708,7 +720,7 @@ func (m *msdb) dropSchedule(s *agentSchedule) {
 // by @schedule_id, or says why it finds none.
 func (m *msdb) findSchedule(c *call, nameParam string) (*agentSchedule, string) {
 	byName := func(name string) (*agentSchedule, string) {
-		found := m.schedules[strings.ToLower(name)]
+		found := m.schedules[nameKey(name)]
 		if len(found) > 1 {
 			return nil, fmt.Sprintf("%d schedules are named %q (SQL Server refuses a name that is not unique): name one by @schedule_id", len(found), name)
 		}
@@ -761,7 +773,7 @@ func (m *msdb) jobSchedule(c *call, j *agentJob) *agentSchedule {
 	name := strings.TrimSpace(c.str("name", ""))
 	var found []*agentSchedule
 	for _, s := range j.schedules {
-		if strings.EqualFold(s.name, name) {
+		if nameKey(s.name) == nameKey(name) {
 			found = append(found, s)
 		}
 	}
@@ -974,11 +986,11 @@ func (m *msdb) addOperator(c *call) {
 		disabled: c.int("enabled", 1) == 0,
 	}
 	m.operators = append(m.operators, o)
-	m.operatorIndex[strings.ToLower(name)] = o
+	m.operatorIndex[nameKey(name)] = o
 }
 
 func (m *msdb) findOperator(name string) *agentOperator {
-	return m.operatorIndex[strings.ToLower(name)]
+	return m.operatorIndex[nameKey(name)]
 }
 
 func (m *msdb) addGroup(c *call) {
@@ -986,7 +998,7 @@ func (m *msdb) addGroup(c *call) {
 	if name != "" && m.findGroup(name) == nil {
 		g := &agentGroup{name: name, file: m.file, line: c.stmt.line}
 		m.groups = append(m.groups, g)
-		m.groupIndex[strings.ToLower(name)] = g
+		m.groupIndex[nameKey(name)] = g
 	}
 }
 
@@ -1000,4 +1012,4 @@ func (m *msdb) addGroupMember(c *call) {
 	g.members = append(g.members, c.str("server_name", ""))
 }
 
-func (m *msdb) findGroup(name string) *agentGroup { return m.groupIndex[strings.ToLower(name)] }
+func (m *msdb) findGroup(name string) *agentGroup { return m.groupIndex[nameKey(name)] }

@@ -120,6 +120,9 @@ func (p *parser) forget() {
 }
 
 func (p *parser) run() {
+	// first is true before the first statement of a batch, where T-SQL
+	// runs a procedure named without EXEC.
+	first := true
 	for !p.done() {
 		p.forget()
 		t := p.peek(0)
@@ -127,8 +130,12 @@ func (p *parser) run() {
 		case t.kind == tokGo:
 			p.do(stmt{kind: stmtBatchEnd, line: t.line})
 			p.i++
+			first = true
+			continue
 		case t.is("EXEC") || t.is("EXECUTE"):
 			p.exec()
+		case first && p.namesProcedure():
+			p.call(t.line)
 		case t.is("DECLARE"):
 			p.declare()
 		case (t.is("SET") || t.is("SELECT")) && p.peek(1).kind == tokVar && p.peek(2).is("="):
@@ -137,7 +144,22 @@ func (p *parser) run() {
 		default:
 			p.i++
 		}
+		first = false
 	}
+}
+
+// namesProcedure reports whether the tokens ahead are the [db.][schema.]
+// name of a system procedure (sp_…), not a label: at the start of a batch,
+// a call without EXEC. Any other word there starts a statement the import
+// reads past.
+func (p *parser) namesProcedure() bool {
+	k := 0
+	for p.peek(k).kind == tokIdent && p.peek(k+1).is(".") {
+		for k++; p.peek(k).is("."); k++ {
+		}
+	}
+	t := p.peek(k)
+	return t.kind == tokIdent && strings.HasPrefix(strings.ToLower(t.text), "sp_") && !p.peek(k+1).is(":")
 }
 
 // exec reads EXEC [@rc =] [db.][schema.]procedure [args].
@@ -159,7 +181,12 @@ func (p *parser) exec() {
 	case n.kind != tokIdent:
 		return
 	}
-	name := n.text
+	p.call(line)
+}
+
+// call reads [db.][schema.]procedure [args] and hands on the call.
+func (p *parser) call(line int) {
+	name := p.peek(0).text
 	p.i++
 	for p.peek(0).is(".") {
 		p.i++
@@ -234,8 +261,9 @@ func (p *parser) value() (value, bool) {
 	case t.is("DEFAULT"):
 		p.i++
 		return value{kind: valDefault}, true
-	case t.kind == tokIdent && !statementKeyword(t.text) && !p.peek(1).is(":"):
-		// EXEC takes a bare word as a string: @subsystem = TSQL.
+	case t.kind == tokIdent && !t.startsStatement() && !p.peek(1).is(":"):
+		// EXEC takes a bare or [bracketed] word as a string: @subsystem
+		// = TSQL.
 		p.i++
 		return value{kind: valString, text: t.text}, true
 	}
@@ -257,7 +285,7 @@ func (p *parser) declare() {
 				break typeLoop
 			case depth == 0 && (t.is("=") || t.is(",") || t.is(";")):
 				break typeLoop
-			case depth == 0 && t.kind == tokIdent && statementKeyword(t.text):
+			case depth == 0 && t.startsStatement():
 				break typeLoop
 			case t.is("("):
 				depth++
@@ -326,7 +354,7 @@ func (p *parser) lookup() value {
 scan:
 	for !p.done() {
 		t := p.peek(0)
-		if t.kind == tokGo || depth == 0 && (t.is(";") || t.kind == tokIdent && statementKeyword(t.text) && !t.is("SELECT")) {
+		if t.kind == tokGo || depth == 0 && (t.is(";") || t.startsStatement() && !t.is("SELECT")) {
 			break
 		}
 		switch {
@@ -368,7 +396,7 @@ func (p *parser) skipExpr() {
 			return
 		case depth == 0 && (t.is(",") || t.is(";")):
 			return
-		case depth == 0 && t.kind == tokIdent && statementKeyword(t.text):
+		case depth == 0 && t.startsStatement():
 			return
 		case t.is("("):
 			depth++
@@ -449,3 +477,9 @@ func statementKeywordLower(k string) bool {
 }
 
 func statementKeyword(word string) bool { return statementKeywordLower(strings.ToLower(word)) }
+
+// startsStatement reports whether t is a keyword that begins a statement:
+// a word, not a [bracketed] or "quoted" identifier.
+func (t token) startsStatement() bool {
+	return t.kind == tokIdent && !t.dquoted && !t.bracketed && statementKeyword(t.text)
+}

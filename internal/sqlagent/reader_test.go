@@ -78,6 +78,17 @@ func TestRead(t *testing.T) {
 			"1: problem: dynamic SQL (EXEC of a string or a variable) is not read; write the procedure calls out\n2: problem: dynamic SQL (EXEC of a string or a variable) is not read; write the procedure calls out\n"},
 		{"an expression as a parameter", "EXEC sp_a @x = N'a' + N'b', @y = 1",
 			"1: sp_a [x=1 \"a\"] problem: a parameter is an expression; EXEC takes only constants and variables\n"},
+		// T-SQL runs a procedure named without EXEC when it is the first
+		// statement of its batch; later in the batch that is an error, and
+		// a word that is not a procedure's starts some other statement.
+		{"a call without EXEC first in its batch",
+			"sp_add_job N'a'\nGO\n/* x */ msdb.dbo.sp_add_jobstep @job_name = N'a'\nsp_b\nGO\nRECONFIGURE\nGO\nQuit:\nGO\nsp_c",
+			"1: sp_add_job [=1 \"a\"]\n2: GO\n3: sp_add_jobstep [job_name=1 \"a\"]\n5: GO\n7: GO\n9: GO\n10: sp_c\n"},
+		// EXEC takes an identifier as a string; one in brackets is never a
+		// keyword.
+		{"bracketed words as values",
+			"EXEC sp_add_job @job_name = [Backup], @category_name = [Select], @description = [NULL], @enabled = 1",
+			"1: sp_add_job [job_name=1 \"Backup\"] [category_name=1 \"Select\"] [description=1 \"NULL\"] [enabled=2 \"1\"]\n"},
 		{"unicode identifiers and strings", "EXEC sp_add_job @job_name = N'Sauvegarde différentielle ☃'",
 			"1: sp_add_job [job_name=1 \"Sauvegarde différentielle ☃\"]\n"},
 	} {
@@ -127,6 +138,10 @@ func TestDecodeText(t *testing.T) {
 		{"UTF-16LE", utf16le, "GOé", encodingUTF16LE},
 		{"UTF-16BE", utf16be, "GOé", encodingUTF16BE},
 		{"Windows-1252", []byte{'G', 'O', 0xE9, 0x80}, "GOé€", encoding1252},
+		// bcp -w and some tools write UTF-16 without a byte order mark;
+		// T-SQL text holds no NUL, so NULs in every other byte say so.
+		{"UTF-16LE without a byte order mark", utf16le[2:], "GOé", encodingUTF16LE},
+		{"UTF-16BE without a byte order mark", utf16be[2:], "GOé", encodingUTF16BE},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			text, enc, err := decodeText(tc.in)

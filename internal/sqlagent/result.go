@@ -23,6 +23,10 @@ type Options struct {
 	// case; "(local)" for the server the script was written for) to
 	// target names. A name not in the map is lower-cased.
 	Targets map[string]string
+	// Variables are the sqlcmd scripting variables the scripts are run
+	// with (sqlcmd -v NAME=VALUE): each $(NAME), in any case, is replaced
+	// with its value, unless a script's :setvar sets it again.
+	Variables map[string]string
 }
 
 // Result is what a set of scripts defines, in muster's terms.

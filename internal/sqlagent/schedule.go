@@ -138,6 +138,9 @@ func (s *agentSchedule) toMuster(name string) mapped {
 			return mapped{leftOut: err}
 		}
 	}
+	if s.startDate != 0 && ms.EndDate != "" && s.endDate < s.startDate {
+		return mapped{leftOut: fmt.Sprintf("@active_end_date %d is before @active_start_date %d", s.endDate, s.startDate)}
+	}
 	switch s.subdayType {
 	case 0, subdayAt:
 		if s.startTime != 0 {

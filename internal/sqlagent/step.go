@@ -76,7 +76,7 @@ var compiled struct {
 func patterns() *commandPatterns {
 	compiled.once.Do(func() {
 		compiled.commandPatterns = commandPatterns{
-			goLine:         regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*$`),
+			goLine:         regexp.MustCompile(`(?im)^[ \t]*GO[ \t]*[0-9]*[ \t]*(--.*)?$`),
 			agentToken:     regexp.MustCompile(`\$\((ESCAPE_[A-Z]+\()?[A-Z][A-Z0-9_-]*\)?\)`),
 			windowsCommand: regexp.MustCompile(`(?i)(^\s*"?[a-z]:\\|\.(exe|bat|cmd)\b|^\s*cmd(\.exe)?\s+/c\b)`),
 		}
@@ -147,15 +147,19 @@ func (mp *mapping) steps(j *agentJob, f *stepFindings) []muster.Step {
 // stepKind sets what the step runs, by its subsystem.
 func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 	sub := strings.ToUpper(strings.TrimSpace(s.subsystem))
+	// A target runs the command on Unix, where a line ends with a line
+	// feed alone: a carriage return left at the end of each line would be
+	// part of the line's last word to /bin/sh.
+	command := strings.ReplaceAll(s.command, "\r\n", "\n")
 	if what, ok := unsupportedSubsystem(sub); ok {
 		f.note(s, NotImported, "the step runs %s (@subsystem %s), which muster has no equivalent for", what, s.subsystem)
 		return
 	}
-	if strings.TrimSpace(s.command) == "" {
+	if strings.TrimSpace(command) == "" {
 		f.note(s, NotImported, "the step has no command")
 		return
 	}
-	if token := patterns().agentToken.FindString(s.command); token != "" {
+	if token := patterns().agentToken.FindString(command); token != "" {
 		// What the token does when nothing replaces it depends on what
 		// reads the command.
 		switch sub {
@@ -171,7 +175,7 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 	}
 	switch sub {
 	case "TSQL", "":
-		ms.SQL = s.command
+		ms.SQL = command
 		db := s.database
 		if db == "" {
 			db = "master"
@@ -181,7 +185,7 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		} else {
 			ms.Connection = objectName(db, "master")
 		}
-		if n := len(patterns().goLine.FindAllStringIndex(s.command, -1)); n > 0 {
+		if n := len(patterns().goLine.FindAllStringIndex(command, -1)); n > 0 {
 			f.note(s, Note, "its T-SQL holds %d GO line(s); a muster sql step runs its text as one batch, so split it into a step per batch", n)
 		}
 		if s.databaseUser != "" {
@@ -189,18 +193,18 @@ func (mp *mapping) stepKind(s *agentStep, ms *muster.Step, f *stepFindings) {
 		}
 		return
 	case "CMDEXEC":
-		ms.Shell = s.command
+		ms.Shell = command
 		if s.successCode != 0 {
-			ms.Shell = fmt.Sprintf("(\n%s\n)\ntest $? -eq %d", strings.TrimRight(s.command, "\n"), s.successCode)
+			ms.Shell = fmt.Sprintf("(\n%s\n)\ntest $? -eq %d", strings.TrimRight(command, "\n"), s.successCode)
 			f.note(s, Note, "it succeeds when its command exits %d (@cmdexec_success_code), as in SQL Server: the shell tests the exit code", s.successCode)
 		}
-		if patterns().windowsCommand.MatchString(s.command) {
+		if patterns().windowsCommand.MatchString(command) {
 			f.note(s, Note, "its command looks written for Windows; a muster target runs it with /bin/sh -c")
 		}
 	case "POWERSHELL":
 		ms.Shell = powerShell
-		ms.Env = map[string]string{powerShellEnv: s.command}
-		if strings.IndexByte(s.command, 0) >= 0 {
+		ms.Env = map[string]string{powerShellEnv: command}
+		if strings.IndexByte(command, 0) >= 0 {
 			f.note(s, NotImported, "its script holds a NUL character, which an environment variable cannot carry")
 		}
 	default:
