@@ -246,6 +246,10 @@ func spoolFull(ctx context.Context, tx *sql.Tx, dropped int64, limit int) error 
 // measured again.
 const skewRecheck = 10 * time.Minute
 
+// skewMeasureTimeout bounds the round trips that measure a clock a poll
+// reply showed off.
+const skewMeasureTimeout = 10 * time.Second
+
 // checkClockSkew measures the target's clock against the master's time in
 // a poll reply: roughly, the network delay included, and a reply read late
 // (a target frozen while it waited, a slow network) looks like a clock
@@ -267,7 +271,10 @@ func (m *Main) checkClockSkew(ctx context.Context, serverTime time.Time) {
 	if recent {
 		return
 	}
-	precise, err := m.measureOffset(ctx)
+	// Bounded: the poll's instructions wait for it.
+	mctx, cancel := context.WithTimeout(ctx, skewMeasureTimeout)
+	precise, err := m.measureOffset(mctx)
+	cancel()
 	if err != nil {
 		return // the next poll tells again
 	}
