@@ -362,16 +362,19 @@ func TestWebhookErrorsKeepThePathOut(t *testing.T) {
 	const path = "/services/T0001/B0001/s3cr3tT0ken?token=q5ecret"
 	reply := func(status int) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
-			if status == http.StatusFound {
+			switch status {
+			case http.StatusFound:
 				// Often the same address over https: its path too.
 				w.Header().Set("Location", "https://"+r.Host+r.URL.RequestURI())
+			case http.StatusMovedPermanently:
+				w.Header().Set("Location", "/moved"+r.URL.RequestURI())
 			}
 			w.WriteHeader(status)
 		}
 	}
 	checked := 0
 	for name, status := range map[string]int{
-		"retried": http.StatusServiceUnavailable, "refused": http.StatusNotFound, "redirected": http.StatusFound,
+		"retried": http.StatusServiceUnavailable, "refused": http.StatusNotFound, "redirected": http.StatusFound, "redirected here": http.StatusMovedPermanently,
 		"too large": http.StatusRequestEntityTooLarge, "nobody listening": 0,
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -392,7 +395,7 @@ func TestWebhookErrorsKeepThePathOut(t *testing.T) {
 			checked++
 		})
 	}
-	if checked != 5 {
-		t.Fatalf("checked %d cases, want 5", checked)
+	if checked != 6 {
+		t.Fatalf("checked %d cases, want 6", checked)
 	}
 }

@@ -124,10 +124,13 @@ func (w *Webhook) Send(ctx context.Context, hook, secret string, n Notification)
 		err.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return err
 	case code >= 300 && code < 400:
-		// The new address is shown as the webhook is: a redirect to https
-		// carries the same path.
-		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code,
-			muster.RedactWebhook(resp.Header.Get("Location")))
+		// The new address is shown as the webhook is, made absolute: a
+		// redirect to https, or to a path of the same host, carries a path.
+		to := "…"
+		if loc, err := resp.Location(); err == nil {
+			to = muster.RedactWebhook(loc.String())
+		}
+		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, to)
 	case code == http.StatusRequestEntityTooLarge:
 		return &Error{Message: fmt.Sprintf("webhook %s: HTTP %d%s", url, code, excerpt(reply)), Permanent: true, TooLarge: true}
 	default:
