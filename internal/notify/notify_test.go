@@ -399,3 +399,18 @@ func TestWebhookErrorsKeepThePathOut(t *testing.T) {
 		t.Fatalf("checked %d cases, want 6", checked)
 	}
 }
+
+// A receiver that does not answer within the attempt's time is told as
+// such in the history, not as the client's "context deadline exceeded".
+func TestWebhookNoReplyInTime(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := (&notify.Webhook{}).Send(ctx, srv.URL+"/hook", "a-secret-of-some-length", sample)
+	if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "no reply in time") {
+		t.Errorf("got %v, want a transient error saying no reply came in time", err)
+	}
+}

@@ -107,6 +107,9 @@ func (w *Webhook) Send(ctx context.Context, hook, secret string, n Notification)
 		if errors.As(err, &refused) {
 			return permanent("webhook %s: %s", url, refused.Message)
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return transient("webhook %s: no reply in time", url)
+		}
 		// The client's error quotes the whole URL: keep only why.
 		var uerr *neturl.Error
 		if errors.As(err, &uerr) {
