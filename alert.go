@@ -169,6 +169,9 @@ func (a *Alert) Validate() error {
 		if msg := validObjectName(a.Job); msg != "" {
 			return fail("job: %s", msg)
 		}
+		if a.Event != EventAny && !a.Event.NamesJob() {
+			return fail("job: %s names no job: the alert would never fire", a.Event)
+		}
 	}
 	if a.Target != "" {
 		a.Target = NormalizeTargetName(a.Target)
@@ -178,6 +181,10 @@ func (a *Alert) Validate() error {
 	}
 	if a.MinSeverity != 0 && !a.MinSeverity.Valid() {
 		return fail("min_severity: 1 (info) to 4 (critical), not %d", a.MinSeverity)
+	}
+	if s := a.Event.Severity(); a.Event != EventAny && a.MinSeverity > s {
+		return fail("min_severity: %s is raised at %d (%s), below %d (%s): the alert would never fire", a.Event, s, s,
+			a.MinSeverity, a.MinSeverity)
 	}
 	switch {
 	case a.Event != EventNoSuccess && a.Window != 0:

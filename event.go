@@ -128,6 +128,16 @@ func (n EventName) FromTarget() bool {
 	return false
 }
 
+// NamesJob reports whether the event may name a job: those of a target's
+// presence, its spool, its clock and its certificate never do.
+func (n EventName) NamesJob() bool {
+	switch n {
+	case EventTargetOffline, EventTargetOnline, EventSpoolFull, EventClockSkew, EventCertRenewalFailed:
+		return false
+	}
+	return true
+}
+
 // Where an event was raised.
 const (
 	SourceMaster = "master"

@@ -113,6 +113,9 @@ type events struct {
 	mu      sync.Mutex
 	queued  []localEvent
 	renewal int // raised in the current streak of renewal failures: 0 none, 1 handled, 2 unhandled
+	// inTimeAt is when the clock last measured in time after a poll reply
+	// showed it off.
+	inTimeAt time.Time
 
 	skewed atomic.Bool
 }
@@ -238,12 +241,49 @@ func spoolFull(ctx context.Context, tx *sql.Tx, dropped int64, limit int) error 
 	})
 }
 
+// skewRecheck is how long a clock that a poll reply showed off, but that
+// measured in time, is taken as in time before a poll reply makes it
+// measured again.
+const skewRecheck = 10 * time.Minute
+
+// skewMeasureTimeout bounds the round trips that measure a clock a poll
+// reply showed off.
+const skewMeasureTimeout = 10 * time.Second
+
 // checkClockSkew measures the target's clock against the master's time in
-// a poll reply: roughly, the network delay included.
+// a poll reply: roughly, the network delay included, and a reply read late
+// (a target frozen while it waited, a slow network) looks like a clock
+// ahead. So a reply that shows the clock off has it measured as SYNC-TIME
+// does, by round trips, before clock_skew is raised; one that was late
+// raises nothing.
 func (m *Main) checkClockSkew(ctx context.Context, serverTime time.Time) {
-	if !serverTime.IsZero() {
-		m.clockMeasured(ctx, m.cfg.Now().Sub(serverTime), "at a poll, network delay included")
+	if serverTime.IsZero() {
+		return
 	}
+	offset := m.cfg.Now().Sub(serverTime)
+	if offset.Abs() <= m.cfg.Settings.ClockSkewThreshold.Std() || m.events.skewed.Load() {
+		m.clockMeasured(ctx, offset, "at a poll, network delay included")
+		return
+	}
+	m.events.mu.Lock()
+	recent := !m.events.inTimeAt.IsZero() && m.cfg.Now().Sub(m.events.inTimeAt).Abs() < skewRecheck
+	m.events.mu.Unlock()
+	if recent {
+		return
+	}
+	// Bounded: the poll's instructions wait for it.
+	mctx, cancel := context.WithTimeout(ctx, skewMeasureTimeout)
+	precise, err := m.measureOffset(mctx)
+	cancel()
+	if err != nil {
+		return // the next poll tells again
+	}
+	if precise.Abs() <= m.cfg.Settings.ClockSkewThreshold.Std() {
+		m.events.mu.Lock()
+		m.events.inTimeAt = m.cfg.Now()
+		m.events.mu.Unlock()
+	}
+	m.clockMeasured(ctx, precise, "by round trips after a poll reply showed it")
 }
 
 // clockMeasured raises clock_skew when an offset from the master's clock is

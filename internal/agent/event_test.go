@@ -2,7 +2,11 @@ package agent
 
 import (
 	"bytes"
+	"context"
+	"crypto/x509"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +14,8 @@ import (
 	"time"
 
 	"github.com/musterhq/muster"
+	"github.com/musterhq/muster/internal/agentproto"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 func TestEventSettings(t *testing.T) {
@@ -76,5 +82,55 @@ func TestQueueIsBounded(t *testing.T) {
 	}
 	if n := len(q.take()); n != maxQueuedEvents {
 		t.Errorf("%d queued, want %d", n, maxQueuedEvents)
+	}
+}
+
+// A poll reply read late (a target frozen while its reply waited, a slow
+// network) carries the master's time from when it was sent, and looks
+// like a clock far ahead. A poll that suggests a skew has it measured as
+// SYNC-TIME does before clock_skew is raised: a clock in time raises
+// nothing however late the reply was read, a clock truly off raises it
+// once.
+func TestClockSkewAtAPollIsMeasuredBeforeItIsRaised(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		master time.Duration // the master's clock, from the target's
+		want   int
+	}{
+		{"a late reply, the clock in time", 0, 0},
+		{"the clock an hour ahead", -time.Hour, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path != agentproto.PathTime {
+					http.NotFound(w, r)
+					return
+				}
+				jsonhttp.WriteJSON(w, http.StatusOK, agentproto.TimeResponse{ServerTime: time.Now().Add(tc.master)})
+			}))
+			defer srv.Close()
+			roots := x509.NewCertPool()
+			roots.AddCert(srv.Certificate())
+			m := newTestMain(t)
+			c, err := newClient([]string{srv.URL}, srv.URL, roots, nil, 0, m.cfg.Now,
+				func() time.Duration { return 10 * time.Second }, func(from, to string) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.close()
+			m.client = c
+			ctx := context.Background()
+			// Stamped 30 s before the target reads it, and an hour more
+			// when the master's clock is an hour behind.
+			m.checkClockSkew(ctx, time.Now().Add(tc.master-30*time.Second))
+			m.checkClockSkew(ctx, time.Now().Add(tc.master-30*time.Second))
+			var n int
+			if err := m.store.read.QueryRowContext(ctx, `SELECT COUNT(*) FROM events WHERE name = ?`, string(muster.EventClockSkew)).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != tc.want {
+				t.Errorf("%d clock_skew events, want %d", n, tc.want)
+			}
+		})
 	}
 }

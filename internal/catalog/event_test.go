@@ -238,11 +238,19 @@ func TestCreateAlert(t *testing.T) {
 			{"window on another event", muster.Alert{Name: "a", Event: "run_failed", Window: muster.Duration(time.Hour), Notify: []string{muster.MSXOperator}}, "only a no_success alert has a window"},
 			{"window too short", muster.Alert{Name: "a", Event: "no_success", Window: muster.Duration(time.Second), Notify: []string{muster.MSXOperator}}, "window: from 1m0s"},
 			{"severity off the scale", muster.Alert{Name: "a", Event: "any", MinSeverity: 5, Notify: []string{muster.MSXOperator}}, "min_severity: 1 (info) to 4 (critical)"},
+			// Alerts that could never fire.
+			{"severity above the event's", muster.Alert{Name: "a", Event: "target_online", MinSeverity: muster.SeverityError, Notify: []string{muster.MSXOperator}},
+				`alert "a": min_severity: target_online is raised at 1 (info), below 3 (error): the alert would never fire`},
+			{"job of an event without one", muster.Alert{Name: "a", Event: "target_offline", Job: "backup", Notify: []string{muster.MSXOperator}},
+				`alert "a": job: target_offline names no job: the alert would never fire`},
 		} {
 			t.Run(tc.name, func(t *testing.T) {
 				_, err := db.CreateAlert(ctx, tc.alert, admin)
 				if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), tc.want) {
 					t.Errorf("got %v, want invalid with %q", err, tc.want)
+				}
+				if all, err := db.FindAlerts(ctx); err != nil || len(all) != 0 {
+					t.Errorf("alerts %+v (%v), want none created", all, err)
 				}
 			})
 		}

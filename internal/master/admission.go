@@ -46,6 +46,10 @@ func newAdmission(next http.Handler, limits LimitConfig, access func(string) Acc
 			"Requests the listener answered at once, before any handler, because a limit was reached: too many requests without credentials (from one address, or in all), or a body too large for one.",
 			"limit"),
 	}
+	// At 0 from the start, so that the first refusal is an increase.
+	for _, reason := range []string{refusedAddress, refusedTotal, refusedBody} {
+		g.refused.WithLabelValues(reason)
+	}
 	return g
 }
 

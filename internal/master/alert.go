@@ -380,10 +380,40 @@ func (a *alerting) stillHere(ctx context.Context, key laneKey, group []catalog.P
 	return out, nil
 }
 
-// digests splits a lane's queue, in its order, into what is sent as one
-// notification: runs of digestMin or more deliveries of one alert and one
-// event together, every other delivery alone.
+// digests splits a lane's queue into what is sent as one notification:
+// runs of digestMin or more deliveries of one alert and one event together,
+// every other delivery alone. A digest is one operator's, signed with its
+// secret: operators that share an address (one team's relay) may have
+// secrets of their own. Each operator's deliveries keep their order.
 func digests(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	var out [][]catalog.PendingDelivery
+	for _, q := range byOperator(queue) {
+		out = append(out, runs(q)...)
+	}
+	return out
+}
+
+// byOperator splits deliveries into one queue per operator, in the order
+// their operators first come, each in the order given.
+func byOperator(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
+	var queues [][]catalog.PendingDelivery
+	index := map[string]int{}
+	for _, d := range queue {
+		i, ok := index[d.Operator]
+		if !ok {
+			i = len(queues)
+			index[d.Operator] = i
+			queues = append(queues, nil)
+		}
+		queues[i] = append(queues[i], d)
+	}
+	return queues
+}
+
+// runs splits one operator's queue, in its order, into runs of digestMin or
+// more deliveries of one alert and one event, and every other delivery
+// alone.
+func runs(queue []catalog.PendingDelivery) [][]catalog.PendingDelivery {
 	var out [][]catalog.PendingDelivery
 	for i := 0; i < len(queue); {
 		j := i + 1

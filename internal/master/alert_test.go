@@ -504,3 +504,70 @@ func failFourMore(t *testing.T, db *catalog.Catalog, end time.Time, a *alerting)
 		t.Fatal(err)
 	}
 }
+
+// Two operators an alert notifies may share a webhook (one team's relay)
+// with secrets of their own: a digest carries the notifications of one
+// operator, signed with its secret, so that each operator's notifications
+// come signed as that operator's receiver checks them.
+func TestDigestIsOneOperators(t *testing.T) {
+	ctx := context.Background()
+	secrets := map[string]string{"oncall": "a-secret-of-some-length", "dba": "another-secret-of-its-own"}
+	var mu sync.Mutex
+	received := map[string]int{} // operator: notifications received, signed with its secret
+	var clk *pinned
+	a, db, clk0 := dispatchFixtureWith(t, func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var p notify.Payload
+		if err := json.Unmarshal(body, &p); err != nil {
+			t.Error(err)
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if err := notify.Verify(secrets[p.Operator], body, r.Header.Get(notify.HeaderTimestamp), r.Header.Get(notify.HeaderSignature),
+			clk.Now(), notify.DefaultTolerance); err != nil {
+			t.Errorf("a notification for %s: %v", p.Operator, err)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if p.Count == 0 {
+			received[p.Operator]++
+		}
+		for _, e := range p.Events {
+			if e.Operator != p.Operator {
+				t.Errorf("a digest for %s carries a notification for %s", p.Operator, e.Operator)
+				continue
+			}
+			received[e.Operator]++
+		}
+	})
+	mu.Lock()
+	clk = clk0
+	mu.Unlock()
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	oncall, err := db.FindOperator(ctx, "oncall")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateOperator(ctx, muster.Operator{Name: "dba", Webhook: oncall.Webhook}, secrets["dba"], admin); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteAlert(ctx, "backup-failed", admin); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateAlert(ctx, muster.Alert{Name: "backup-failed", Event: muster.EventRunFailed, Notify: []string{"oncall", "dba"}}, admin); err != nil {
+		t.Fatal(err)
+	}
+	failFourMore(t, db, clk.Now(), a)
+	mu.Lock()
+	defer mu.Unlock()
+	if received["oncall"] != 5 || received["dba"] != 5 {
+		t.Errorf("received %v, want 5 notifications for each operator", received)
+	}
+	delivered, err := db.FindDeliveries(ctx, catalog.DeliveryFilter{Status: muster.DeliveryDelivered})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(delivered) != 10 {
+		t.Errorf("%d deliveries recorded delivered, want 10", len(delivered))
+	}
+}

@@ -58,9 +58,22 @@ func newMetrics() *masterMetrics {
 			"How long the catalog's queries and statements took, by store operation; Update and DryRun are whole transactions.",
 			storeBuckets, "op"),
 	}
+	// Every series a counter's labels are known for is there from the
+	// start, at 0: increase() and rate() see a counter's first increment
+	// only from a sample before it.
+	for _, op := range ackedOperations {
+		for _, status := range []muster.InstructionStatus{muster.InstructionDownloaded, muster.InstructionFailed} {
+			m.instructions.WithLabelValues(string(op), string(status))
+		}
+	}
 	r.Register(metrics.GoCollector(), metrics.ProcessCollector())
 	return m
 }
+
+// ackedOperations are the operations muster_instructions_total always has
+// series for.
+var ackedOperations = []muster.Operation{muster.OpInsert, muster.OpUpdate, muster.OpDelete, muster.OpStart, muster.OpStop,
+	muster.OpReEnlist, muster.OpDefect, muster.OpSyncTime, muster.OpSetPoll}
 
 // observeStore is the catalog store's timing hook (catalog.TimeStore).
 func (m *masterMetrics) observeStore(op string, d time.Duration) {

@@ -87,3 +87,54 @@ func TestDocumentedAlertRules(t *testing.T) {
 		t.Errorf("alerts %v, want %v", alerts, want)
 	}
 }
+
+// Prometheus sets job and instance on every series it scrapes, and by
+// default renames a scraped label of the same name to exported_job or
+// exported_instance: a series that names a muster job in its job label
+// would lose it, and the documented rules that select on it would match
+// nothing. The documented scrape configuration keeps the master's labels
+// (honor_labels) whenever a documented series has such a label.
+func TestDocumentedScrapeKeepsTheJobLabel(t *testing.T) {
+	b, err := os.ReadFile("../../docs/metrics.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	var clashing []string
+	row := regexp.MustCompile("(?m)^\\| `(muster_[a-z_]+)` \\| [a-z]+ \\| ([^|]*) \\|")
+	for _, m := range row.FindAllStringSubmatch(doc, -1) {
+		for _, l := range strings.Split(m[2], ",") {
+			if l := strings.Trim(strings.TrimSpace(l), "`"); l == "job" || l == "instance" {
+				clashing = append(clashing, m[1]+"{"+l+"}")
+			}
+		}
+	}
+	if len(clashing) == 0 {
+		t.Skip("no documented series has a label Prometheus sets")
+	}
+	var configs []string
+	for _, m := range regexp.MustCompile("(?s)```yaml\n(.*?)```").FindAllStringSubmatch(doc, -1) {
+		if strings.HasPrefix(m[1], "scrape_configs:") {
+			configs = append(configs, m[1])
+		}
+	}
+	if len(configs) == 0 {
+		t.Fatal("docs/metrics.md has no scrape configuration")
+	}
+	for _, c := range configs {
+		var sc struct {
+			ScrapeConfigs []struct {
+				JobName     string `yaml:"job_name"`
+				HonorLabels bool   `yaml:"honor_labels"`
+			} `yaml:"scrape_configs"`
+		}
+		if err := yaml.Unmarshal([]byte(c), &sc); err != nil {
+			t.Fatalf("a scrape configuration does not decode: %v", err)
+		}
+		for _, j := range sc.ScrapeConfigs {
+			if !j.HonorLabels {
+				t.Errorf("scrape job %s: without honor_labels: true, Prometheus renames the label of %s", j.JobName, strings.Join(clashing, ", "))
+			}
+		}
+	}
+}

@@ -104,3 +104,29 @@ func seriesCount(text string, names ...string) int {
 	}
 	return n
 }
+
+// A counter whose labels are known in advance has each of their series
+// from the start, at 0: Prometheus's increase() and rate() see a counter's
+// first increment only from a sample before it, so an alert on the first
+// failed instruction, or the first refused request, since the master
+// started would otherwise never fire.
+func TestCountersOfKnownLabelsStartAtZero(t *testing.T) {
+	m := newMetrics()
+	newAdmission(nil, DefaultConfig().Limits, func(string) Access { return AccessAnyone }, nil, m.registry)
+	text := scrape(t, m.registry)
+	for _, c := range []struct {
+		name string
+		want int
+	}{
+		{"muster_instructions_total", 9 * 2}, // each operation, downloaded or failed
+		{"muster_requests_refused_total", 3}, // address, total, body
+	} {
+		if n := seriesCount(text, c.name); n != c.want {
+			t.Errorf("%s: %d series at start, want %d:\n%s", c.name, n, c.want, family(text, c.name))
+		}
+	}
+	if !strings.Contains(text, `muster_instructions_total{operation="SET-POLL",status="failed"} 0`+"\n") ||
+		!strings.Contains(text, `muster_requests_refused_total{limit="body"} 0`+"\n") {
+		t.Errorf("want the series at 0:\n%s%s", family(text, "muster_instructions_total"), family(text, "muster_requests_refused_total"))
+	}
+}

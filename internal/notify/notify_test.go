@@ -353,3 +353,64 @@ func TestWebhookRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// A webhook's path and query often carry its credential (a chat service's
+// incoming webhook), and a failed attempt's error is kept in the alert
+// history, which every key reads, and logged: it names the webhook by its
+// scheme and host only, as a key below admin is shown it.
+func TestWebhookErrorsKeepThePathOut(t *testing.T) {
+	const path = "/services/T0001/B0001/s3cr3tT0ken?token=q5ecret"
+	reply := func(status int) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			switch status {
+			case http.StatusFound:
+				// Often the same address over https: its path too.
+				w.Header().Set("Location", "https://"+r.Host+r.URL.RequestURI())
+			case http.StatusMovedPermanently:
+				w.Header().Set("Location", "/moved"+r.URL.RequestURI())
+			}
+			w.WriteHeader(status)
+		}
+	}
+	checked := 0
+	for name, status := range map[string]int{
+		"retried": http.StatusServiceUnavailable, "refused": http.StatusNotFound, "redirected": http.StatusFound, "redirected here": http.StatusMovedPermanently,
+		"too large": http.StatusRequestEntityTooLarge, "nobody listening": 0,
+	} {
+		t.Run(name, func(t *testing.T) {
+			srv := httptest.NewServer(reply(status))
+			base := srv.URL
+			if status == 0 {
+				srv.Close()
+			} else {
+				defer srv.Close()
+			}
+			err := (&notify.Webhook{}).Send(context.Background(), base+path, "a-secret-of-some-length", sample)
+			if err == nil {
+				t.Fatal("delivered, want an error")
+			}
+			if msg := err.Error(); strings.Contains(msg, "s3cr3tT0ken") || strings.Contains(msg, "q5ecret") || !strings.Contains(msg, base+"/…") {
+				t.Errorf("error %q, want the webhook named as %s/… without its path", msg, base)
+			}
+			checked++
+		})
+	}
+	if checked != 6 {
+		t.Fatalf("checked %d cases, want 6", checked)
+	}
+}
+
+// A receiver that does not answer within the attempt's time is told as
+// such in the history, not as the client's "context deadline exceeded".
+func TestWebhookNoReplyInTime(t *testing.T) {
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer srv.Close()
+	defer close(release)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err := (&notify.Webhook{}).Send(ctx, srv.URL+"/hook", "a-secret-of-some-length", sample)
+	if err == nil || notify.IsPermanent(err) || !strings.Contains(err.Error(), "no reply in time") {
+		t.Errorf("got %v, want a transient error saying no reply came in time", err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -61,20 +62,24 @@ func refuseAddr(network, address string, _ syscall.RawConn) error {
 	return nil
 }
 
-// Send makes one attempt to POST n to url, signed with secret at the time
+// Send makes one attempt to POST n to hook, signed with secret at the time
 // of the attempt. A 2xx reply
 // delivers it. A 408, 425, 429 or 5xx reply, or no reply, is worth another
-// attempt; any other reply is permanent.
-func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) error {
+// attempt; any other reply is permanent. An error names the webhook by its
+// scheme and host only (muster.RedactWebhook): it is kept in the alert
+// history, which every key reads, and logged, and a webhook's path often
+// carries its credential.
+func (w *Webhook) Send(ctx context.Context, hook, secret string, n Notification) error {
+	url := muster.RedactWebhook(hook)
 	p := n.Payload
 	p.Delivery = n.ID
 	body, err := json.Marshal(p)
 	if err != nil {
 		return permanent("encode the notification: %v", err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
-		return permanent("webhook %s: %v", url, err)
+		return permanent("webhook %s: not a URL the master can send to", url)
 	}
 	// A literal address is checked here too: through a proxy, the proxy
 	// does the dialing.
@@ -102,6 +107,14 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 		if errors.As(err, &refused) {
 			return permanent("webhook %s: %s", url, refused.Message)
 		}
+		if errors.Is(err, context.DeadlineExceeded) {
+			return transient("webhook %s: no reply in time", url)
+		}
+		// The client's error quotes the whole URL: keep only why.
+		var uerr *neturl.Error
+		if errors.As(err, &uerr) {
+			err = uerr.Err
+		}
 		return transient("webhook %s: %v", url, err)
 	}
 	defer resp.Body.Close()
@@ -114,7 +127,13 @@ func (w *Webhook) Send(ctx context.Context, url, secret string, n Notification) 
 		err.RetryAfter = retryAfter(resp.Header.Get("Retry-After"), time.Now())
 		return err
 	case code >= 300 && code < 400:
-		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, resp.Header.Get("Location"))
+		// The new address is shown as the webhook is, made absolute: a
+		// redirect to https, or to a path of the same host, carries a path.
+		to := "…"
+		if loc, err := resp.Location(); err == nil {
+			to = muster.RedactWebhook(loc.String())
+		}
+		return permanent("webhook %s: HTTP %d redirect to %q; set the operator's webhook to the final URL", url, code, to)
 	case code == http.StatusRequestEntityTooLarge:
 		return &Error{Message: fmt.Sprintf("webhook %s: HTTP %d%s", url, code, excerpt(reply)), Permanent: true, TooLarge: true}
 	default:
