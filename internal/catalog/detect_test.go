@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,6 +93,74 @@ func TestNoSuccessCountsFromATargetsReturnToTheJob(t *testing.T) {
 		clk.Add(muster.DefaultNoSuccessWindow)
 		if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
 			t.Errorf("past the window since the return, without success: %d no_success events (%v), want 1", n, err)
+		}
+	})
+}
+
+// A scheduled job disabled for longer than a no_success alert's window,
+// then enabled again, is watched from when it was enabled: it does not
+// page as soon as it is, before it has had a chance to run; past the
+// window without success, it does. Given a schedule again after running
+// without one, the same.
+func TestNoSuccessCountsFromWhenTheJobWasEnabledAgain(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		nightly := job("nightly", "web1")
+		nightly.Schedules = []muster.Schedule{{Cron: "0 2 * * *"}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{nightly}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAlert(ctx, muster.Alert{Name: "stale", Event: muster.EventNoSuccess, Job: "nightly", Notify: []string{muster.MSXOperator}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{report("ok1", "nightly", muster.RunSucceeded, 1, clk.Now())}); err != nil {
+			t.Fatal(err)
+		}
+		checks := 0
+		for _, change := range []struct {
+			name     string
+			off, on  func(muster.Job) muster.Job
+			wantText string
+		}{
+			{"disabled, then enabled",
+				func(j muster.Job) muster.Job { j.Enabled = false; return j },
+				func(j muster.Job) muster.Job { j.Enabled = true; return j },
+				"since it was last enabled with a schedule"},
+			{"without a schedule, then given one again",
+				func(j muster.Job) muster.Job { j.Schedules = nil; return j },
+				func(j muster.Job) muster.Job { return j },
+				"since it was last enabled with a schedule"},
+		} {
+			if _, err := db.ApplyJobs(ctx, []muster.Job{change.off(nightly)}, catalog.ApplyOptions{}, admin); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(3 * muster.DefaultNoSuccessWindow)
+			if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+				t.Fatalf("%s: while off: %d no_success events (%v), want 0", change.name, n, err)
+			}
+			if _, err := db.ApplyJobs(ctx, []muster.Job{change.on(nightly)}, catalog.ApplyOptions{}, admin); err != nil {
+				t.Fatal(err)
+			}
+			clk.Add(time.Minute)
+			if n, err := db.DetectNoSuccess(ctx); n != 0 || err != nil {
+				evs := mustEvents(t, db, catalog.EventFilter{Event: muster.EventNoSuccess})
+				t.Fatalf("%s: a minute after it was back on: %d no_success events (%v), want 0: %v", change.name, n, err, evs)
+			}
+			clk.Add(muster.DefaultNoSuccessWindow)
+			before := len(mustEvents(t, db, catalog.EventFilter{Event: muster.EventNoSuccess}))
+			if n, err := db.DetectNoSuccess(ctx); n != 1 || err != nil {
+				t.Fatalf("%s: past the window since it was back on: %d no_success events (%v), want 1", change.name, n, err)
+			}
+			evs := mustEvents(t, db, catalog.EventFilter{Event: muster.EventNoSuccess})
+			if len(evs) != before+1 || !strings.Contains(evs[0].Message, change.wantText) {
+				t.Fatalf("%s: events %v, want a new one saying %q", change.name, evs, change.wantText)
+			}
+			checks++
+		}
+		if checks != 2 {
+			t.Fatalf("checked %d changes, want 2", checks)
 		}
 	})
 }

@@ -310,7 +310,9 @@ func pollText(t time.Time) string {
 // once per stretch without success (the event's key holds the time the
 // stretch began, so later scans find it raised). A stretch begins at the
 // job's last success on the target or, before its first, when the job was
-// first sent there. Only enabled jobs with a schedule are watched: a job
+// first sent there; and no earlier than when the job last became enabled
+// and scheduled, so that a job disabled for longer than the window is not
+// reported as soon as it is enabled again. Only enabled jobs with a schedule are watched: a job
 // that only runs when started by hand is not expected to succeed on its
 // own. It returns how many events it raised.
 func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
@@ -347,6 +349,9 @@ func (c *Catalog) DetectNoSuccess(ctx context.Context) (int, error) {
 			since, what := r.SentAt, "since it was sent to the target"
 			if r.SuccessAt != nil {
 				since, what = r.SuccessAt, "since its last success"
+			}
+			if since != nil && r.WatchedSince != nil && r.WatchedSince.After(*since) {
+				since, what = r.WatchedSince, "since it was last enabled with a schedule"
 			}
 			if since == nil || now.Sub(*since) <= w.window {
 				continue

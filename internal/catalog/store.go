@@ -768,6 +768,9 @@ type NoSuccessRow struct {
 	Target    string
 	SuccessAt *time.Time
 	SentAt    *time.Time
+	// WatchedSince is when the job last became enabled and scheduled: a
+	// stretch without success begins no earlier.
+	WatchedSince *time.Time
 	// Definition is the job's stored definition, and Via the job's groups
 	// the target is in: with them, a job with overrides is watched only
 	// where it is enabled and scheduled.

@@ -110,18 +110,18 @@ func (s *Queries) PruneEvents(ctx context.Context, raisedBefore time.Time) (int6
 // target last left them (a DELETE posted).
 func (s *Queries) NoSuccessWatches(ctx context.Context, job, target string) ([]catalog.NoSuccessRow, error) {
 	return collect(ctx, s.Q, func(r Rows) (w catalog.NoSuccessRow, err error) {
-		var success, sent sql.NullInt64
+		var success, sent, watched sql.NullInt64
 		var def string
 		var via sql.NullString
-		err = r.Scan(&w.Job, &w.TargetID, &w.Target, &success, &sent, &def, &via)
-		w.SuccessAt, w.SentAt, w.Definition, w.Via = fromNullMS(success), fromNullMS(sent), []byte(def), split(via)
+		err = r.Scan(&w.Job, &w.TargetID, &w.Target, &success, &sent, &watched, &def, &via)
+		w.SuccessAt, w.SentAt, w.WatchedSince, w.Definition, w.Via = fromNullMS(success), fromNullMS(sent), fromNullMS(watched), []byte(def), split(via)
 		return w, err
 	}, `SELECT j.name, t.id, t.name, jt.last_success_at,
 			(SELECT MIN(i.posted_at) FROM instructions i WHERE i.target_id = t.id AND i.job_name = j.name
 				AND i.operation = 'INSERT' AND i.posted_at >= j.created_at
 				AND NOT EXISTS (SELECT 1 FROM instructions d WHERE d.target_id = t.id AND d.job_name = j.name
 					AND d.operation = 'DELETE' AND d.seq > i.seq)),
-			j.definition,
+			j.watched_since, j.definition,
 			(SELECT string_agg(g.name, ',' ORDER BY g.name) FROM job_groups jg JOIN groups g ON g.id = jg.group_id
 				JOIN group_members gm ON gm.group_id = g.id WHERE jg.job_id = jt.job_id AND gm.target_id = jt.target_id)
 		FROM job_targets jt JOIN jobs j ON j.id = jt.job_id JOIN targets t ON t.id = jt.target_id

@@ -169,17 +169,20 @@ func (s *Queries) LockGroup(context.Context, int64) error { return nil }
 func (s *Queries) InsertJob(ctx context.Context, j catalog.JobRow) (int64, error) {
 	var id int64
 	err := s.Q.QueryRow(ctx, `INSERT INTO jobs (name, version, definition, enabled, scheduled, category, created_at, updated_at,
-			created_by, updated_by)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+			created_by, updated_by, watched_since)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $7) RETURNING id`,
 		j.Name, j.Version, string(j.Definition), j.Enabled, j.Scheduled, j.Category, ms(j.CreatedAt), ms(j.UpdatedAt),
 		j.CreatedBy, j.UpdatedBy).Scan(&id)
 	return id, err
 }
 
-// UpdateJob stores a new definition of a job still at version from.
+// UpdateJob stores a new definition of a job still at version from. A
+// job that becomes enabled and scheduled again is watched for no_success
+// from now (watched_since); the right side of SET reads the row as it was.
 func (s *Queries) UpdateJob(ctx context.Context, j catalog.JobRow, from int64) (bool, error) {
 	n, err := s.Q.Exec(ctx, `UPDATE jobs SET version = $1, definition = $2, enabled = $3, scheduled = $4, category = $5,
-			updated_at = $6, updated_by = $7
+			updated_at = $6, updated_by = $7,
+			watched_since = CASE WHEN jobs.enabled AND jobs.scheduled THEN jobs.watched_since ELSE $6 END
 		WHERE id = $8 AND version = $9`,
 		j.Version, string(j.Definition), j.Enabled, j.Scheduled, j.Category, ms(j.UpdatedAt), j.UpdatedBy, j.ID, from)
 	return n > 0, err
