@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,14 @@ const recordLead = 25 * time.Millisecond
 // runs at that wakeup, late but not missed (see run).
 const wallClockCheck = time.Minute
 
+// startSyncWait bounds how long a starting target waits to hear from its
+// master before its schedules fire: what changed while it was down (a job
+// disabled, deleted or changed, the target paused) applies to its first
+// fires, at-start ones included. A master that cannot be reached does not
+// hold them longer: a refused connection at once, a silent master after
+// this. Fires due meanwhile run late, not missed.
+const startSyncWait = 10 * time.Second
+
 // maxMissedScan bounds how many missed fires are counted after a long
 // outage of a frequent schedule.
 const maxMissedScan = 1_000_000
@@ -45,6 +54,9 @@ type entry struct {
 	plan   *schedule.Plan
 	next   time.Time     // scheduled time of the next fire
 	jitter time.Duration // fixed delay added to every fire of this target
+	// late is set when a load found next already past due and judged that
+	// it runs (catchUp): it is not judged missed again when it is fired.
+	late bool
 }
 
 // due is when the entry's next fire should start.
@@ -58,6 +70,10 @@ type scheduler struct {
 	changed    chan struct{}
 	started    time.Time // when the daemon started: the at-start fire time
 	startFired bool
+	// heard is closed once the poll loop has caught up with the master
+	// after the daemon started, or failed to reach it (heardMaster).
+	heard     chan struct{}
+	heardOnce sync.Once
 	// unrecorded holds, by job and schedule, fires the store refused to
 	// record (its data directory full): they did not start, and are
 	// recorded as skipped once the store takes writes again. failures
@@ -77,8 +93,14 @@ type unrecorded struct {
 }
 
 func newScheduler(m *Main) *scheduler {
-	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now(), unrecorded: map[[2]string]*unrecorded{}}
+	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now(), heard: make(chan struct{}),
+		unrecorded: map[[2]string]*unrecorded{}}
 }
+
+// heardMaster tells the scheduler that the target has applied what its
+// master had for it when it started, or could not reach the master: the
+// schedules may fire.
+func (s *scheduler) heardMaster() { s.heardOnce.Do(func() { close(s.heard) }) }
 
 // jobsChanged tells the scheduler to reload the jobs.
 func (s *scheduler) jobsChanged() {
@@ -88,23 +110,36 @@ func (s *scheduler) jobsChanged() {
 	}
 }
 
-// run fires schedules until ctx is canceled. At-start schedules fire the
-// first time the schedules load in a daemon's life (run again after a
-// failed defect, they do not fire twice). Schedules that cannot be read
-// (the store failing) are read again, with backoff, until they are; the
-// schedules read before fire meanwhile. It closes loaded (if not nil) once
-// its first load has been tried, whether it succeeded or failed.
+// run fires schedules until ctx is canceled. The first load, as the
+// daemon starts, only counts the fires missed while it was down (the poll
+// loop waits for it: see runUntil); nothing fires until the target has
+// heard from its master (heardMaster) or startSyncWait has passed, so that
+// a job disabled meanwhile does not run. Then at-start schedules fire,
+// once in a daemon's life (run again after a failed defect, they do not
+// fire twice). Schedules that cannot be read (the store failing) are read
+// again, with backoff, until they are; the schedules read before fire
+// meanwhile. It closes loaded (if not nil) once its first load has been
+// tried, whether it succeeded or failed.
 func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 	var entries []*entry
 	stale, failures := true, 0 // whether entries lag the store, and how many loads failed since
 	var retryIn time.Duration
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	synced := s.startFired // whether schedules may fire
+	var syncTimeout <-chan time.Time
+	if !synced {
+		t := time.NewTimer(max(startSyncWait-s.m.cfg.Now().Sub(s.started), 0))
+		defer t.Stop()
+		syncTimeout = t.C
+	}
 	for {
 		if stale {
-			read, err := s.load(ctx, !s.startFired)
+			atStart := synced && !s.startFired
+			read, err := s.load(ctx, atStart)
 			if err == nil {
-				entries, stale, failures, s.startFired = read, false, 0, true
+				entries, stale, failures = read, false, 0
+				s.startFired = s.startFired || atStart
 			} else if ctx.Err() != nil {
 				return
 			} else {
@@ -116,6 +151,20 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 				close(loaded)
 				loaded = nil
 			}
+		}
+		if !synced {
+			// The poll loop is catching up with the master: changes it
+			// applies meanwhile are loaded once it has.
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.heard:
+			case <-syncTimeout:
+				s.m.log.Warn("the master was not heard from since the target started; schedules fire from the target's copy",
+					"waited", startSyncWait)
+			}
+			synced, stale = true, true
+			continue
 		}
 		wait := time.Hour
 		if len(entries) > 0 {
@@ -154,9 +203,9 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 			if e.next.IsZero() || s.recordAt(e).After(now) {
 				continue
 			}
-			if now.Sub(e.due()) > grace {
+			if now.Sub(e.due()) > grace && !e.late {
 				// The process was stopped or starved: treat as missed.
-				e.next = s.catchUp(ctx, e, e.next, now)
+				e.next = s.catchUp(ctx, e, e.next, now, grace)
 			}
 		}
 		// Of the fires not yet due, only those of the first instant are
@@ -173,7 +222,7 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 				continue
 			}
 			due = append(due, firing{e: e, at: e.next})
-			e.next = s.nextAfter(e, e.next)
+			e.next, e.late = s.nextAfter(e, e.next), false
 		}
 		s.fireAt(ctx, due, launchAt)
 		entries = dropFinished(entries)
@@ -234,6 +283,12 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		return nil, err
 	}
 	now := s.m.cfg.Now()
+	grace := misfireGrace
+	if atStart {
+		// Fires due while the target waited to hear from its master are
+		// late by the wait, not missed.
+		grace += max(now.Sub(s.started), 0)
+	}
 	var entries []*entry
 	for _, hj := range jobs {
 		if hj.err != nil {
@@ -270,7 +325,8 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 			if last := hj.lastFire[sc.Name]; last.After(base) {
 				base = last
 			}
-			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now)
+			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now, grace)
+			e.late = !e.next.IsZero() && e.due().Before(now)
 			if !e.next.IsZero() {
 				entries = append(entries, e)
 			}
@@ -280,11 +336,11 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 }
 
 // catchUp handles fires that are already past due, starting at next: the
-// latest runs late if it is within misfireGrace (or whatever its age, with
-// the job's misfire policy run_once), the others are recorded as one
-// skipped run. It returns the fire to wait for (possibly past due, to run
-// at once).
-func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) time.Time {
+// latest runs late if it is within grace (or whatever its age, with the
+// job's misfire policy run_once), the others are recorded as one skipped
+// run. It returns the fire to wait for (possibly past due, to run at
+// once).
+func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time, grace time.Duration) time.Time {
 	var first, prev, latest time.Time
 	count := 0
 	for !next.IsZero() && next.Add(e.jitter).Before(now) && count < maxMissedScan {
@@ -301,7 +357,7 @@ func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) 
 	case count == maxMissedScan:
 		s.recordMissed(ctx, e, first, latest, count)
 		return s.nextAfter(e, now)
-	case now.Sub(latest.Add(e.jitter)) <= misfireGrace || e.job.Misfire == muster.MisfireRunOnce:
+	case now.Sub(latest.Add(e.jitter)) <= grace || e.job.Misfire == muster.MisfireRunOnce:
 		if count > 1 {
 			s.recordMissed(ctx, e, first, prev, count-1)
 		}
