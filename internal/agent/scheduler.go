@@ -43,6 +43,13 @@ const wallClockCheck = time.Minute
 // this. Fires due meanwhile run late, not missed.
 const startSyncWait = 10 * time.Second
 
+// clockCorrection is how far back a wall clock must be stepped for the
+// step to count as a correction (cron's rule, and its 3 hours): the marks
+// of fires recorded before it are then as wrong as the clock was, and
+// schedules go on from the corrected time. A smaller step back does not
+// run again the fires that ran (see run).
+const clockCorrection = 3 * time.Hour
+
 // maxMissedScan bounds how many missed fires are counted after a long
 // outage of a frequent schedule.
 const maxMissedScan = 1_000_000
@@ -126,7 +133,8 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 	var retryIn time.Duration
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
-	synced := s.startFired // whether schedules may fire
+	looked, lookedMono := s.m.cfg.Now(), time.Now() // the clocks at the last look at the fires
+	synced := s.startFired                          // whether schedules may fire
 	var syncTimeout <-chan time.Time
 	if !synced {
 		t := time.NewTimer(max(startSyncWait-s.m.cfg.Now().Sub(s.started), 0))
@@ -182,7 +190,6 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 			wait = min(wait, retryIn)
 		}
 		timer.Reset(wait)
-		slept, sleptMono := s.m.cfg.Now(), time.Now()
 		select {
 		case <-ctx.Done():
 			return
@@ -192,12 +199,22 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 		case <-timer.C:
 		}
 		s.recordUnrecorded(ctx)
-		now := s.m.cfg.Now()
-		// A wall clock stepped forward during the sleep (by how much more
+		now, mono := s.m.cfg.Now(), time.Now()
+		// How much more the wall clock moved than the monotonic clock
+		// since the last look: a step, forward or back.
+		step := now.Sub(looked) - mono.Sub(lookedMono)
+		looked, lookedMono = now, mono
+		if step < -clockCorrection {
+			// The wall clock was corrected backward: the fires to wait for
+			// are those after the corrected time (load).
+			stale = true
+			continue
+		}
+		// A wall clock stepped forward since the last look (by how much more
 		// it moved than the monotonic clock) makes the fires it stepped
 		// over late by the step, not missed: the target was running. The
 		// first of them fires now; any more are missed at the next wake.
-		grace := misfireGrace + max(now.Sub(slept)-time.Since(sleptMono), 0)
+		grace := misfireGrace + max(step, 0)
 		var due []firing
 		for _, e := range entries {
 			if e.next.IsZero() || s.recordAt(e).After(now) {
@@ -278,11 +295,14 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 			return nil, err
 		}
 	}
+	now := s.m.cfg.Now()
+	if err := s.correctClock(ctx, now); err != nil {
+		return nil, err
+	}
 	jobs, err := s.m.store.scheduledJobs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := s.m.cfg.Now()
 	grace := misfireGrace
 	if atStart {
 		// Fires due while the target waited to hear from its master are
@@ -333,6 +353,29 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// correctClock moves back to now the marks (when each schedule last fired,
+// when each job was received) that a wall clock since corrected backward
+// set ahead of it, if any is more than clockCorrection ahead: fires are
+// then counted from now, neither missed nor held until the clock is back
+// where it was.
+func (s *scheduler) correctClock(ctx context.Context, now time.Time) error {
+	var ahead int
+	ns, ms := now.UnixNano(), now.UnixMilli()
+	err := s.m.store.read.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM schedule_state WHERE last_fire > ?)
+		+ (SELECT COUNT(*) FROM jobs WHERE updated_at > ?)`, now.Add(clockCorrection).UnixNano(), now.Add(clockCorrection).UnixMilli()).Scan(&ahead)
+	if err != nil || ahead == 0 {
+		return err
+	}
+	s.m.log.Warn("the wall clock was set back; schedules fire from the corrected time", "marks_ahead", ahead)
+	return s.m.store.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE schedule_state SET last_fire = ? WHERE last_fire > ?`, ns, ns); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE jobs SET updated_at = ? WHERE updated_at > ?`, ms, ms)
+		return err
+	})
 }
 
 // catchUp handles fires that are already past due, starting at next: the

@@ -451,3 +451,33 @@ func TestSilentMasterHoldsFiresAtStartOnlyForAWhile(t *testing.T) {
 		t.Errorf("runs after the restart\n%s\nwant\n%s", strings.Join(after, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// A wall clock stepped back by more than clockCorrection (NTP correcting
+// a clock that was a day ahead, a virtual machine restored from a
+// snapshot) is a correction: the schedules go on from the corrected
+// time, whether the daemon carries on or restarts, rather than fire
+// nothing until the clock is back where it was.
+func TestClockCorrectedBackwardFiresFromTheCorrectedTime(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			start := time.Date(2027, 1, 11, 15, 59, 0, 0, time.UTC) // 10:59 EST, a day ahead; the fire at 11:00
+			runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+				time.Sleep(2 * time.Minute)    // 11:01, the fire ran
+				b.clk.Advance(-24 * time.Hour) // the day before, 11:01
+				if restart {
+					b.restart()
+				}
+				time.Sleep(2 * time.Hour) // 13:01
+			})
+			var got []string
+			for _, r := range runs {
+				got = append(got, fmt.Sprintf("%s %s", r.Status, strings.TrimSpace(r.Steps[0].Output)))
+			}
+			slices.Sort(got)
+			want := []string{"succeeded 2027-01-10T12:00:00-05:00", "succeeded 2027-01-10T13:00:00-05:00", "succeeded 2027-01-11T11:00:00-05:00"}
+			if !slices.Equal(got, want) {
+				t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
