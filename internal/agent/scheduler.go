@@ -296,8 +296,10 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		}
 	}
 	now := s.m.cfg.Now()
-	if err := s.correctClock(ctx, now); err != nil {
-		return nil, err
+	if err := s.correctClock(ctx, now); err != nil && ctx.Err() == nil {
+		// The marks stay ahead in the store (a full disk): they are
+		// passed over below, and moved back at the next load.
+		s.m.log.Error("the marks a wall clock set back left ahead cannot be moved back", muster.LogErr, err)
 	}
 	jobs, err := s.m.store.scheduledJobs(ctx)
 	if err != nil {
@@ -344,6 +346,9 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 			base := hj.updatedAt
 			if last := hj.lastFire[sc.Name]; last.After(base) {
 				base = last
+			}
+			if base.After(now.Add(clockCorrection)) {
+				base = now // set by a wall clock since set back (correctClock)
 			}
 			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now, grace)
 			e.late = !e.next.IsZero() && e.due().Before(now)
