@@ -146,6 +146,9 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 			atStart := synced && !s.startFired
 			read, err := s.load(ctx, atStart)
 			if err == nil {
+				if atStart {
+					s.dropLate(ctx, entries, read)
+				}
 				entries, stale, failures = read, false, 0
 				s.startFired = s.startFired || atStart
 			} else if ctx.Err() != nil {
@@ -358,6 +361,31 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 		}
 	}
 	return entries, nil
+}
+
+// dropLate records as skipped the missed fires that the daemon's first
+// load found late and meant to run (catchUp), before, and that the load
+// after it had heard from the master, after, no longer runs: their job was
+// disabled, deleted or changed on the master while the target was down.
+// Each was a missed fire; it is not lost silently.
+func (s *scheduler) dropLate(ctx context.Context, before, after []*entry) {
+	kept := make(map[[2]string]time.Time, len(after))
+	for _, e := range after {
+		kept[[2]string{e.job.Name, e.sched.Name}] = e.next
+	}
+	var fs []firing
+	for _, e := range before {
+		if !e.late {
+			continue
+		}
+		if next, ok := kept[[2]string{e.job.Name, e.sched.Name}]; ok && !next.After(e.next) {
+			continue // still to run
+		}
+		fs = append(fs, firing{e: e, at: e.next, skip: fmt.Sprintf(
+			"the scheduled fire of %s, missed while the target was not running, is not run: its job changed on the master meanwhile (disabled, deleted or given a new version)",
+			e.next.In(s.m.loc).Format(time.RFC3339))})
+	}
+	s.fireAll(ctx, fs)
 }
 
 // correctClock moves back to now the marks (when each schedule last fired,
