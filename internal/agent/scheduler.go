@@ -171,7 +171,7 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 				return
 			case <-s.heard:
 			case <-syncTimeout:
-				s.m.log.Warn("the master was not heard from since the target started; schedules fire from the target's copy",
+				s.m.log.Warn("the target has not caught up with its master since it started; schedules fire from its copy as it stands",
 					"waited", startSyncWait)
 			}
 			synced, stale = true, true
