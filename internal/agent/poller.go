@@ -27,13 +27,28 @@ func (m *Main) pollLoop(ctx context.Context) {
 }
 
 // pollOnce sends owed acks, makes one poll, and applies its instructions.
-func (m *Main) pollOnce(ctx context.Context) error {
+// Until the target has caught up with its master after starting, it asks
+// the master not to hold the poll, and tells the scheduler once it has
+// applied everything (a reply with nothing new) or failed to reach the
+// master: the schedules wait for that (see scheduler.run).
+func (m *Main) pollOnce(ctx context.Context) (err error) {
+	wait, caughtUp := m.cfg.PollWait, false
+	select {
+	case <-m.sched.heard:
+	default:
+		wait = 0
+		defer func() {
+			if err != nil || caughtUp {
+				m.sched.heardMaster()
+			}
+		}()
+	}
 	if err := m.flushAcks(ctx); err != nil {
 		return err
 	}
 	pctx, cancel := context.WithTimeout(ctx, m.cfg.PollWait+30*time.Second)
 	defer cancel()
-	resp, err := m.client.poll(pctx, m.enl.Cursor, m.enl.Epoch, m.cfg.PollWait, m.heartbeat(ctx))
+	resp, err := m.client.poll(pctx, m.enl.Cursor, m.enl.Epoch, wait, m.heartbeat(ctx))
 	if err != nil {
 		if ctx.Err() == nil {
 			m.counters.pollErrors.Add(1)
@@ -56,10 +71,12 @@ func (m *Main) pollOnce(ctx context.Context) error {
 	}
 	var launched []*activeRun
 	m.replyTrace = m.trace.reply(resp.ServerTime)
+	caughtUp = true
 	for _, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
 		}
+		caughtUp = false
 		ar, err := m.apply(ctx, in, resp.ServerTime)
 		if ar != nil {
 			launched = append(launched, ar)

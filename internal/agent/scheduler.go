@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -34,6 +35,21 @@ const recordLead = 25 * time.Millisecond
 // runs at that wakeup, late but not missed (see run).
 const wallClockCheck = time.Minute
 
+// startSyncWait bounds how long a starting target waits to hear from its
+// master before its schedules fire: what changed while it was down (a job
+// disabled, deleted or changed, the target paused) applies to its first
+// fires, at-start ones included. A master that cannot be reached does not
+// hold them longer: a refused connection at once, a silent master after
+// this. Fires due meanwhile run late, not missed.
+const startSyncWait = 10 * time.Second
+
+// clockCorrection is how far back a wall clock must be stepped for the
+// step to count as a correction (cron's rule, and its 3 hours): the marks
+// of fires recorded before it are then as wrong as the clock was, and
+// schedules go on from the corrected time. A smaller step back does not
+// run again the fires that ran (see run).
+const clockCorrection = 3 * time.Hour
+
 // maxMissedScan bounds how many missed fires are counted after a long
 // outage of a frequent schedule.
 const maxMissedScan = 1_000_000
@@ -45,6 +61,9 @@ type entry struct {
 	plan   *schedule.Plan
 	next   time.Time     // scheduled time of the next fire
 	jitter time.Duration // fixed delay added to every fire of this target
+	// late is set when a load found next already past due and judged that
+	// it runs (catchUp): it is not judged missed again when it is fired.
+	late bool
 }
 
 // due is when the entry's next fire should start.
@@ -58,6 +77,10 @@ type scheduler struct {
 	changed    chan struct{}
 	started    time.Time // when the daemon started: the at-start fire time
 	startFired bool
+	// heard is closed once the poll loop has caught up with the master
+	// after the daemon started, or failed to reach it (heardMaster).
+	heard     chan struct{}
+	heardOnce sync.Once
 	// unrecorded holds, by job and schedule, fires the store refused to
 	// record (its data directory full): they did not start, and are
 	// recorded as skipped once the store takes writes again. failures
@@ -77,8 +100,14 @@ type unrecorded struct {
 }
 
 func newScheduler(m *Main) *scheduler {
-	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now(), unrecorded: map[[2]string]*unrecorded{}}
+	return &scheduler{m: m, changed: make(chan struct{}, 1), started: m.cfg.Now(), heard: make(chan struct{}),
+		unrecorded: map[[2]string]*unrecorded{}}
 }
+
+// heardMaster tells the scheduler that the target has applied what its
+// master had for it when it started, or could not reach the master: the
+// schedules may fire.
+func (s *scheduler) heardMaster() { s.heardOnce.Do(func() { close(s.heard) }) }
 
 // jobsChanged tells the scheduler to reload the jobs.
 func (s *scheduler) jobsChanged() {
@@ -88,23 +117,40 @@ func (s *scheduler) jobsChanged() {
 	}
 }
 
-// run fires schedules until ctx is canceled. At-start schedules fire the
-// first time the schedules load in a daemon's life (run again after a
-// failed defect, they do not fire twice). Schedules that cannot be read
-// (the store failing) are read again, with backoff, until they are; the
-// schedules read before fire meanwhile. It closes loaded (if not nil) once
-// its first load has been tried, whether it succeeded or failed.
+// run fires schedules until ctx is canceled. The first load, as the
+// daemon starts, only counts the fires missed while it was down (the poll
+// loop waits for it: see runUntil); nothing fires until the target has
+// heard from its master (heardMaster) or startSyncWait has passed, so that
+// a job disabled meanwhile does not run. Then at-start schedules fire,
+// once in a daemon's life (run again after a failed defect, they do not
+// fire twice). Schedules that cannot be read (the store failing) are read
+// again, with backoff, until they are; the schedules read before fire
+// meanwhile. It closes loaded (if not nil) once its first load has been
+// tried, whether it succeeded or failed.
 func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 	var entries []*entry
 	stale, failures := true, 0 // whether entries lag the store, and how many loads failed since
 	var retryIn time.Duration
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
+	looked, lookedMono := s.m.cfg.Now(), time.Now() // the clocks at the last look at the fires
+	synced := s.startFired                          // whether schedules may fire
+	var syncTimeout <-chan time.Time
+	if !synced {
+		t := time.NewTimer(max(startSyncWait-s.m.cfg.Now().Sub(s.started), 0))
+		defer t.Stop()
+		syncTimeout = t.C
+	}
 	for {
 		if stale {
-			read, err := s.load(ctx, !s.startFired)
+			atStart := synced && !s.startFired
+			read, err := s.load(ctx, atStart)
 			if err == nil {
-				entries, stale, failures, s.startFired = read, false, 0, true
+				if atStart {
+					s.dropLate(ctx, entries, read)
+				}
+				entries, stale, failures = read, false, 0
+				s.startFired = s.startFired || atStart
 			} else if ctx.Err() != nil {
 				return
 			} else {
@@ -116,6 +162,20 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 				close(loaded)
 				loaded = nil
 			}
+		}
+		if !synced {
+			// The poll loop is catching up with the master: changes it
+			// applies meanwhile are loaded once it has.
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.heard:
+			case <-syncTimeout:
+				s.m.log.Warn("the target has not caught up with its master since it started; schedules fire from its copy as it stands",
+					"waited", startSyncWait)
+			}
+			synced, stale = true, true
+			continue
 		}
 		wait := time.Hour
 		if len(entries) > 0 {
@@ -133,7 +193,6 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 			wait = min(wait, retryIn)
 		}
 		timer.Reset(wait)
-		slept, sleptMono := s.m.cfg.Now(), time.Now()
 		select {
 		case <-ctx.Done():
 			return
@@ -143,20 +202,30 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 		case <-timer.C:
 		}
 		s.recordUnrecorded(ctx)
-		now := s.m.cfg.Now()
-		// A wall clock stepped forward during the sleep (by how much more
+		now, mono := s.m.cfg.Now(), time.Now()
+		// How much more the wall clock moved than the monotonic clock
+		// since the last look: a step, forward or back.
+		step := now.Sub(looked) - mono.Sub(lookedMono)
+		looked, lookedMono = now, mono
+		if step < -clockCorrection {
+			// The wall clock was corrected backward: the fires to wait for
+			// are those after the corrected time (load).
+			stale = true
+			continue
+		}
+		// A wall clock stepped forward since the last look (by how much more
 		// it moved than the monotonic clock) makes the fires it stepped
 		// over late by the step, not missed: the target was running. The
 		// first of them fires now; any more are missed at the next wake.
-		grace := misfireGrace + max(now.Sub(slept)-time.Since(sleptMono), 0)
+		grace := misfireGrace + max(step, 0)
 		var due []firing
 		for _, e := range entries {
 			if e.next.IsZero() || s.recordAt(e).After(now) {
 				continue
 			}
-			if now.Sub(e.due()) > grace {
+			if now.Sub(e.due()) > grace && !e.late {
 				// The process was stopped or starved: treat as missed.
-				e.next = s.catchUp(ctx, e, e.next, now)
+				e.next = s.catchUp(ctx, e, e.next, now, grace)
 			}
 		}
 		// Of the fires not yet due, only those of the first instant are
@@ -173,7 +242,7 @@ func (s *scheduler) run(ctx context.Context, loaded chan<- struct{}) {
 				continue
 			}
 			due = append(due, firing{e: e, at: e.next})
-			e.next = s.nextAfter(e, e.next)
+			e.next, e.late = s.nextAfter(e, e.next), false
 		}
 		s.fireAt(ctx, due, launchAt)
 		entries = dropFinished(entries)
@@ -229,11 +298,22 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 			return nil, err
 		}
 	}
+	now := s.m.cfg.Now()
+	if err := s.correctClock(ctx, now); err != nil && ctx.Err() == nil {
+		// The marks stay ahead in the store (a full disk): they are
+		// passed over below, and moved back at the next load.
+		s.m.log.Error("the marks a wall clock set back left ahead cannot be moved back", muster.LogErr, err)
+	}
 	jobs, err := s.m.store.scheduledJobs(ctx)
 	if err != nil {
 		return nil, err
 	}
-	now := s.m.cfg.Now()
+	grace := misfireGrace
+	if atStart {
+		// Fires due while the target waited to hear from its master are
+		// late by the wait, not missed.
+		grace += max(now.Sub(s.started), 0)
+	}
 	var entries []*entry
 	for _, hj := range jobs {
 		if hj.err != nil {
@@ -270,7 +350,11 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 			if last := hj.lastFire[sc.Name]; last.After(base) {
 				base = last
 			}
-			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now)
+			if base.After(now.Add(clockCorrection)) {
+				base = now // set by a wall clock since set back (correctClock)
+			}
+			e.next = s.catchUp(ctx, e, s.nextAfter(e, base), now, grace)
+			e.late = !e.next.IsZero() && e.due().Before(now)
 			if !e.next.IsZero() {
 				entries = append(entries, e)
 			}
@@ -279,12 +363,60 @@ func (s *scheduler) load(ctx context.Context, atStart bool) ([]*entry, error) {
 	return entries, nil
 }
 
+// dropLate records as skipped the missed fires that the daemon's first
+// load found late and meant to run (catchUp), before, and that the load
+// after it had heard from the master, after, no longer runs: their job was
+// disabled, deleted or changed on the master while the target was down.
+// Each was a missed fire; it is not lost silently.
+func (s *scheduler) dropLate(ctx context.Context, before, after []*entry) {
+	kept := make(map[[2]string]time.Time, len(after))
+	for _, e := range after {
+		kept[[2]string{e.job.Name, e.sched.Name}] = e.next
+	}
+	var fs []firing
+	for _, e := range before {
+		if !e.late {
+			continue
+		}
+		if next, ok := kept[[2]string{e.job.Name, e.sched.Name}]; ok && !next.After(e.next) {
+			continue // still to run
+		}
+		fs = append(fs, firing{e: e, at: e.next, skip: fmt.Sprintf(
+			"the scheduled fire of %s, missed while the target was not running, is not run: its job changed on the master meanwhile (disabled, deleted or given a new version)",
+			e.next.In(s.m.loc).Format(time.RFC3339))})
+	}
+	s.fireAll(ctx, fs)
+}
+
+// correctClock moves back to now the marks (when each schedule last fired,
+// when each job was received) that a wall clock since corrected backward
+// set ahead of it, if any is more than clockCorrection ahead: fires are
+// then counted from now, neither missed nor held until the clock is back
+// where it was.
+func (s *scheduler) correctClock(ctx context.Context, now time.Time) error {
+	var ahead int
+	ns, ms := now.UnixNano(), now.UnixMilli()
+	err := s.m.store.read.QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM schedule_state WHERE last_fire > ?)
+		+ (SELECT COUNT(*) FROM jobs WHERE updated_at > ?)`, now.Add(clockCorrection).UnixNano(), now.Add(clockCorrection).UnixMilli()).Scan(&ahead)
+	if err != nil || ahead == 0 {
+		return err
+	}
+	s.m.log.Warn("the wall clock was set back; schedules fire from the corrected time", "marks_ahead", ahead)
+	return s.m.store.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `UPDATE schedule_state SET last_fire = ? WHERE last_fire > ?`, ns, ns); err != nil {
+			return err
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE jobs SET updated_at = ? WHERE updated_at > ?`, ms, ms)
+		return err
+	})
+}
+
 // catchUp handles fires that are already past due, starting at next: the
-// latest runs late if it is within misfireGrace (or whatever its age, with
-// the job's misfire policy run_once), the others are recorded as one
-// skipped run. It returns the fire to wait for (possibly past due, to run
-// at once).
-func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) time.Time {
+// latest runs late if it is within grace (or whatever its age, with the
+// job's misfire policy run_once), the others are recorded as one skipped
+// run. It returns the fire to wait for (possibly past due, to run at
+// once).
+func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time, grace time.Duration) time.Time {
 	var first, prev, latest time.Time
 	count := 0
 	for !next.IsZero() && next.Add(e.jitter).Before(now) && count < maxMissedScan {
@@ -301,7 +433,7 @@ func (s *scheduler) catchUp(ctx context.Context, e *entry, next, now time.Time) 
 	case count == maxMissedScan:
 		s.recordMissed(ctx, e, first, latest, count)
 		return s.nextAfter(e, now)
-	case now.Sub(latest.Add(e.jitter)) <= misfireGrace || e.job.Misfire == muster.MisfireRunOnce:
+	case now.Sub(latest.Add(e.jitter)) <= grace || e.job.Misfire == muster.MisfireRunOnce:
 		if count > 1 {
 			s.recordMissed(ctx, e, first, prev, count-1)
 		}

@@ -19,12 +19,19 @@ type bubble struct {
 	m    *Main
 	clk  clock  // the wall clock: the bubble's, offset
 	stop func() // stops the scheduler and waits for its runs
+	// silent makes the master silent when the scheduler starts: the
+	// target waits startSyncWait for it. Otherwise the master answers at
+	// once, with nothing new.
+	silent bool
 }
 
 // start starts the scheduler, as a daemon starting does: it reads what the
 // store holds.
 func (b *bubble) start() {
 	b.m.sched = newScheduler(b.m)
+	if !b.silent {
+		b.m.sched.heardMaster()
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); b.m.sched.run(ctx, nil) }()
@@ -411,6 +418,65 @@ func TestClockStepBackwardDoesNotFireAgain(t *testing.T) {
 			})
 			if got, want := summary(runs), []string{"schedule:nightly succeeded 11:00", "schedule:nightly succeeded 12:00"}; !slices.Equal(got, want) {
 				t.Errorf("runs %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// A target that starts while its master is silent waits startSyncWait to
+// hear what changed while it was down, then fires from its own copy: a
+// fire that came due during the wait runs late, not missed.
+func TestSilentMasterHoldsFiresAtStartOnlyForAWhile(t *testing.T) {
+	start := time.Date(2027, 1, 10, 15, 30, 0, 0, time.UTC) // 10:30 EST
+	restart := start.Add(29*time.Minute + 55*time.Second)   // 10:59:55; the hourly fire at 11:00
+	runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+		time.Sleep(restart.Sub(start))
+		b.silent = true
+		b.restart()
+		time.Sleep(time.Minute)
+	})
+	var after []string
+	for _, r := range runs {
+		if !r.StartedAt.Before(restart) {
+			out := r.Message
+			if len(r.Steps) > 0 {
+				out = r.Steps[0].Output
+			}
+			after = append(after, fmt.Sprintf("%s %s %s %q", r.Trigger, r.Status, r.StartedAt.UTC().Format("15:04:05"), out))
+		}
+	}
+	slices.Sort(after)
+	want := []string{`schedule:nightly succeeded 16:00:05 "2027-01-10T11:00:00-05:00\n"`}
+	if !slices.Equal(after, want) {
+		t.Errorf("runs after the restart\n%s\nwant\n%s", strings.Join(after, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// A wall clock stepped back by more than clockCorrection (NTP correcting
+// a clock that was a day ahead, a virtual machine restored from a
+// snapshot) is a correction: the schedules go on from the corrected
+// time, whether the daemon carries on or restarts, rather than fire
+// nothing until the clock is back where it was.
+func TestClockCorrectedBackwardFiresFromTheCorrectedTime(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		t.Run(fmt.Sprintf("restart=%v", restart), func(t *testing.T) {
+			start := time.Date(2027, 1, 11, 15, 59, 0, 0, time.UTC) // 10:59 EST, a day ahead; the fire at 11:00
+			runs := scheduleBubble(t, scheduledEcho("0 * * * *"), start, time.Time{}, func(b *bubble) {
+				time.Sleep(2 * time.Minute)    // 11:01, the fire ran
+				b.clk.Advance(-24 * time.Hour) // the day before, 11:01
+				if restart {
+					b.restart()
+				}
+				time.Sleep(2 * time.Hour) // 13:01
+			})
+			var got []string
+			for _, r := range runs {
+				got = append(got, fmt.Sprintf("%s %s", r.Status, strings.TrimSpace(r.Steps[0].Output)))
+			}
+			slices.Sort(got)
+			want := []string{"succeeded 2027-01-10T12:00:00-05:00", "succeeded 2027-01-10T13:00:00-05:00", "succeeded 2027-01-11T11:00:00-05:00"}
+			if !slices.Equal(got, want) {
+				t.Errorf("runs\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}
