@@ -34,7 +34,7 @@ groups. Group names hold letters, digits, '.', '-' and '_'.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "created group %s\n", args[0])
 			return nil
 		}),
-		groupAction("delete NAME", "Delete a group no job uses", cobra.ExactArgs(1), func(cmd *cobra.Command, c *httpapi.Client, args []string) error {
+		groupAction("delete NAME", "Delete a group no job and no active API key uses", cobra.ExactArgs(1), func(cmd *cobra.Command, c *httpapi.Client, args []string) error {
 			if err := c.DeleteGroup(cmd.Context(), args[0]); err != nil {
 				return err
 			}

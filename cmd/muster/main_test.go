@@ -418,3 +418,26 @@ func TestApplyFileUnreadable(t *testing.T) {
 		}
 	}
 }
+
+// A client flag given empty (--token "$KEY" with KEY unset) is refused,
+// not taken for a flag left out: that would act with the environment's
+// key, or reach the environment's master, instead of the one meant.
+func TestEmptyClientFlagIsRefused(t *testing.T) {
+	checked := 0
+	for _, flag := range []string{"--token", "--addr", "--cacert"} {
+		t.Run(flag, func(t *testing.T) {
+			t.Setenv("MUSTER_ADDR", "https://127.0.0.1:1")
+			t.Setenv("MUSTER_CACERT", "")
+			t.Setenv("MUSTER_TOKEN", "mat_x")
+			var stdout, stderr strings.Builder
+			code := run([]string{"job", "list", flag, ""}, &stdout, &stderr)
+			if want := `invalid argument "" for "` + flag + `" flag: empty`; code != 1 || !strings.Contains(stderr.String(), want) {
+				t.Errorf("exit %d, stderr %q; want 1, saying %q", code, stderr.String(), want)
+			}
+			checked++
+		})
+	}
+	if checked != 3 {
+		t.Fatalf("checked %d flags, want 3", checked)
+	}
+}

@@ -183,6 +183,23 @@ func (c *Catalog) DeleteGroup(ctx context.Context, name string, by muster.Actor)
 		if len(jobs) > 0 {
 			return muster.Errorf(muster.EPRECONDITION, "group %q is used by job(s) %s; remove it from their groups: first", name, strings.Join(jobs, ", "))
 		}
+		// A key left naming a deleted group would cover the members of
+		// any group later given its name, as a renamed group's would
+		// (see RenameGroup): the group stays while a key may use it.
+		keys, err := tx.LockAPIKeys(ctx)
+		if err != nil {
+			return err
+		}
+		var holders []string
+		for _, k := range keys {
+			if slices.Contains(k.Scopes, "group:"+name) && k.key(tx.now).State == muster.KeyActive {
+				holders = append(holders, k.Name)
+			}
+		}
+		if len(holders) > 0 {
+			return muster.Errorf(muster.EPRECONDITION, "group %q is in the scope of API key(s) %s, which would cover any group later given its name; revoke them first (`muster apikey revoke NAME`)",
+				name, strings.Join(holders, ", "))
+		}
 		if err := tx.DeleteGroup(ctx, id); err != nil {
 			return err
 		}

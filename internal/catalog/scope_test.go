@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -271,6 +272,42 @@ func TestKeyScopeFollowsARenamedGroup(t *testing.T) {
 		}
 		if !slices.Contains(lines, "API key web-team: its scope group:web now names group:frontend") {
 			t.Errorf("the rename's audit lines %q, want the key's scope named", lines)
+		}
+	})
+}
+
+// A group an active key's scope names is not deleted: a group made later
+// under its name would be the key's, its holders given targets they never
+// were. Once the key is revoked the group goes.
+func TestGroupInAKeysScopeStays(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := scopedFleet(t, e)
+		ctx := context.Background()
+		if err := db.CreateGroup(ctx, "stage", admin); err != nil {
+			t.Fatal(err)
+		}
+		scope, err := muster.ParseScopes("scopes", []string{"group:stage"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "stage-team", Role: catalog.RoleOperator, Scope: scope}, "hash-stage", admin); err != nil {
+			t.Fatal(err)
+		}
+		err = db.DeleteGroup(ctx, "stage", admin)
+		if muster.ErrorCode(err) != muster.EPRECONDITION || !strings.Contains(muster.ErrorMessage(err), "stage-team") {
+			t.Fatalf("deleting a group a key's scope names: %v, want %s naming the key", err, muster.EPRECONDITION)
+		}
+		if groups, err := db.FindGroups(ctx); err != nil || !slices.ContainsFunc(groups, func(g muster.Group) bool { return g.Name == "stage" }) {
+			t.Fatalf("groups after the refusal: %v, %v; want stage kept", groups, err)
+		}
+		if entries := audit(t, db, catalog.AuditFilter{}); slices.Contains(actions(entries), muster.AuditGroupDelete) {
+			t.Errorf("the refused deletion is in the audit log: %v", actions(entries))
+		}
+		if _, err := db.RevokeAPIKey(ctx, "stage-team", admin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.DeleteGroup(ctx, "stage", admin); err != nil {
+			t.Errorf("deleting the group once its key is revoked: %v", err)
 		}
 	})
 }

@@ -18,7 +18,7 @@ func (c *Client) Operators(ctx context.Context) ([]muster.Operator, error) {
 // Operator returns one operator.
 func (c *Client) Operator(ctx context.Context, name string) (muster.Operator, error) {
 	var out muster.Operator
-	return out, c.do(ctx, http.MethodGet, "/api/v1/operators/"+url.PathEscape(name), nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/operators/"+segment(name), nil, nil, &out)
 }
 
 // CreateOperator creates an operator. The reply carries the webhook secret
@@ -31,12 +31,12 @@ func (c *Client) CreateOperator(ctx context.Context, req OperatorRequest) (Opera
 // UpdateOperator changes an operator's addresses or secret.
 func (c *Client) UpdateOperator(ctx context.Context, name string, u OperatorUpdate) (OperatorResponse, error) {
 	var out OperatorResponse
-	return out, c.do(ctx, http.MethodPatch, "/api/v1/operators/"+url.PathEscape(name), nil, u, &out)
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/operators/"+segment(name), nil, u, &out)
 }
 
 // DeleteOperator deletes an operator no alert notifies.
 func (c *Client) DeleteOperator(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/operators/"+url.PathEscape(name), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/operators/"+segment(name), nil, nil, nil)
 }
 
 // Alerts lists the alerts.
@@ -53,7 +53,7 @@ func (c *Client) CreateAlert(ctx context.Context, req AlertRequest) (muster.Aler
 
 // DeleteAlert deletes an alert.
 func (c *Client) DeleteAlert(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/alerts/"+url.PathEscape(name), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/alerts/"+segment(name), nil, nil, nil)
 }
 
 // SetAlertEnabled enables or disables an alert.
@@ -63,7 +63,7 @@ func (c *Client) SetAlertEnabled(ctx context.Context, name string, enabled bool)
 		verb = "enable"
 	}
 	var out muster.Alert
-	return out, c.do(ctx, http.MethodPost, "/api/v1/alerts/"+url.PathEscape(name)+"/"+verb, nil, struct{}{}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/alerts/"+segment(name)+"/"+verb, nil, struct{}{}, &out)
 }
 
 // AlertHistoryFilter selects notifications.

@@ -49,6 +49,9 @@ func (s *Server) createLoginLink(w http.ResponseWriter, r *http.Request, c calle
 	}
 	ttl := catalog.DefaultLinkTTL
 	if req.TTLSeconds != 0 {
+		if err := ttlSeconds(int64(req.TTLSeconds), catalog.MaxLoginLinkTTL); err != nil {
+			return err
+		}
 		ttl = time.Duration(req.TTLSeconds) * time.Second
 	}
 	role := req.Role
@@ -83,6 +86,16 @@ type KeyResponse struct {
 	Key string `json:"key"`
 }
 
+// ttlSeconds checks a request's ttl_seconds, when it gives one: from 60 to
+// most, checked before it is made a duration, which a count of seconds
+// past about 292 years would wrap.
+func ttlSeconds(n int64, most time.Duration) error {
+	if n < 60 || n > int64(most/time.Second) {
+		return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, not %d", int64(most/time.Second), n)
+	}
+	return nil
+}
+
 // NewAPIKeySecret makes the secret of an API key.
 func NewAPIKeySecret() string { return "mat_" + pki.RandomSecret() }
 
@@ -104,8 +117,10 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request, c caller) err
 	if err != nil {
 		return err
 	}
-	if req.TTLSeconds < 0 || req.TTLSeconds > int64(catalog.MaxKeyTTL/time.Second) {
-		return muster.Errorf(muster.EINVALID, "ttl_seconds: from 60 to %d, or 0 for a key that lives until it is revoked", int64(catalog.MaxKeyTTL/time.Second))
+	if req.TTLSeconds != 0 {
+		if err := ttlSeconds(req.TTLSeconds, catalog.MaxKeyTTL); err != nil {
+			return muster.Errorf(muster.EINVALID, "%s, or 0 for a key that lives until it is revoked", muster.ErrorMessage(err))
+		}
 	}
 	secret := NewAPIKeySecret()
 	k, err := s.DB.CreateAPIKey(r.Context(), catalog.NewAPIKey{Name: req.Name, Role: req.Role, Scope: scope,

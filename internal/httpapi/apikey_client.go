@@ -3,7 +3,6 @@ package httpapi
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"time"
 
 	"github.com/musterhq/muster"
@@ -25,7 +24,7 @@ func (c *Client) CreateAPIKey(ctx context.Context, req KeyRequest) (KeyResponse,
 // RevokeAPIKey revokes an API key.
 func (c *Client) RevokeAPIKey(ctx context.Context, name string) (muster.APIKey, error) {
 	var out muster.APIKey
-	return out, c.do(ctx, http.MethodPost, "/api/v1/apikeys/"+url.PathEscape(name)+"/revoke", nil, nil, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/apikeys/"+segment(name)+"/revoke", nil, nil, &out)
 }
 
 // AuditFilter selects entries of the audit log.

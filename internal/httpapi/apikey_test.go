@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -194,5 +195,30 @@ func TestScopedKey(t *testing.T) {
 	entries, err := env.Client.Audit(ctx, httpapi.AuditFilter{Actor: "web-team"})
 	if err != nil || len(entries) != 1 || entries[0].Action != muster.AuditJobStart || entries[0].Actor.Source != "127.0.0.1" {
 		t.Errorf("web-team in the audit log: %+v, %v; want its one start, from 127.0.0.1", entries, err)
+	}
+}
+
+// A ttl_seconds out of range is refused naming ttl_seconds, the field the
+// request gave, however large: a count of seconds too large for a
+// duration is not taken for what it wraps to.
+func TestTTLSecondsOutOfRange(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	// 36028797018967568 seconds wrap, as nanoseconds in an int64, to one
+	// hour.
+	const wraps = 36028797018967568
+	checked := 0
+	for _, ttl := range []int64{-1, 1, 59, wraps} {
+		_, err := env.Client.CreateAPIKey(ctx, httpapi.KeyRequest{Name: "short", Role: catalog.RoleReader, TTLSeconds: ttl})
+		wantRefusal(t, fmt.Sprintf("a key with ttl_seconds %d", ttl), err, muster.EINVALID, "ttl_seconds")
+		_, err = env.Client.CreateLoginLink(ctx, httpapi.LoginLinkRequest{TTLSeconds: int(ttl)})
+		wantRefusal(t, fmt.Sprintf("a login link with ttl_seconds %d", ttl), err, muster.EINVALID, "ttl_seconds")
+		checked++
+	}
+	if checked != 4 {
+		t.Fatalf("checked %d values, want 4", checked)
+	}
+	if keys, err := env.Client.APIKeys(ctx); err != nil || len(keys) != 1 {
+		t.Errorf("keys after the refusals: %v, %v; want only the admin key", keys, err)
 	}
 }

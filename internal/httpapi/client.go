@@ -65,11 +65,26 @@ func (c *Client) do(ctx context.Context, method, path string, query url.Values, 
 
 // send is do, keeping the reply's header in reply when it is not nil.
 func (c *Client) send(ctx context.Context, method, path string, query url.Values, body, out any, reply http.Header) error {
+	if strings.Contains(path, "//") || strings.HasSuffix(path, "/") {
+		// An empty name, which the joining below would drop, sending the
+		// request to another route.
+		return muster.Errorf(muster.EINVALID, "a name is required: %s %s names none", method, path)
+	}
 	u := c.base.JoinPath(path)
 	u.RawQuery = query.Encode()
 	err := jsonhttp.Do(ctx, c.http, jsonhttp.Request{Method: method, URL: u.String(), In: body, Out: out,
 		Header: http.Header{"Authorization": {"Bearer " + c.token}}, ReplyHeader: reply})
 	return c.explain(err)
+}
+
+// segment escapes a name as one segment of a path. A name of dots alone
+// ("." or "..") is escaped too: as it is, it would be read as a dot
+// segment of the path and take the request to another route.
+func segment(name string) string {
+	if strings.Trim(name, ".") == "" {
+		return strings.Repeat("%2E", len(name))
+	}
+	return url.PathEscape(name)
 }
 
 // explain turns a request that got no answer, or a reply the connection
@@ -133,14 +148,14 @@ func (c *Client) Targets(ctx context.Context, status string) ([]muster.Target, e
 // Target returns one target.
 func (c *Client) Target(ctx context.Context, name string) (muster.Target, error) {
 	var out muster.Target
-	return out, c.do(ctx, http.MethodGet, "/api/v1/targets/"+url.PathEscape(name), nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/targets/"+segment(name), nil, nil, &out)
 }
 
 // UpdateTarget changes a target's location or description, and returns
 // the target as it is after.
 func (c *Client) UpdateTarget(ctx context.Context, name string, u TargetUpdate) (muster.Target, error) {
 	var out muster.Target
-	return out, c.do(ctx, http.MethodPatch, "/api/v1/targets/"+url.PathEscape(name), nil, u, &out)
+	return out, c.do(ctx, http.MethodPatch, "/api/v1/targets/"+segment(name), nil, u, &out)
 }
 
 // DeleteTarget deletes a target: with force, at once; otherwise it becomes
@@ -150,7 +165,7 @@ func (c *Client) DeleteTarget(ctx context.Context, name string, force bool) erro
 	if force {
 		q.Set("force", "true")
 	}
-	return c.do(ctx, http.MethodDelete, "/api/v1/targets/"+url.PathEscape(name), q, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/targets/"+segment(name), q, nil, nil)
 }
 
 // CreateToken makes a single-use enlistment token for a target name.
@@ -178,7 +193,7 @@ func (c *Client) JobsInCategory(ctx context.Context, category string) ([]muster.
 // Job returns one job.
 func (c *Client) Job(ctx context.Context, name string) (muster.JobStatus, error) {
 	var out muster.JobStatus
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name), nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+segment(name), nil, nil, &out)
 }
 
 // Apply creates or updates jobs.
@@ -190,7 +205,7 @@ func (c *Client) Apply(ctx context.Context, req ApplyRequest) (muster.ApplyResul
 // DeleteJob deletes a job.
 func (c *Client) DeleteJob(ctx context.Context, name string) (muster.JobChange, error) {
 	var out muster.JobChange
-	return out, c.do(ctx, http.MethodDelete, "/api/v1/jobs/"+url.PathEscape(name), nil, nil, &out)
+	return out, c.do(ctx, http.MethodDelete, "/api/v1/jobs/"+segment(name), nil, nil, &out)
 }
 
 // SetJobEnabled enables or disables a job.
@@ -200,7 +215,7 @@ func (c *Client) SetJobEnabled(ctx context.Context, name string, enabled bool) (
 		verb = "enable"
 	}
 	var out muster.JobChange
-	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/"+verb, nil, struct{}{}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+segment(name)+"/"+verb, nil, struct{}{}, &out)
 }
 
 // StartJob starts a job. The request carries an idempotency key; network
@@ -213,7 +228,7 @@ func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (mus
 	var out muster.StartResult
 	var err error
 	for attempt := 0; attempt < 5; attempt++ {
-		err = c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/start", nil, body, &out)
+		err = c.do(ctx, http.MethodPost, "/api/v1/jobs/"+segment(name)+"/start", nil, body, &out)
 		if muster.ErrorCode(err) != muster.EUNAVAILABLE {
 			return out, err
 		}
@@ -229,25 +244,25 @@ func (c *Client) StartJob(ctx context.Context, name string, body StartBody) (mus
 // StopJob stops a job's running runs on its targets (all, or those named).
 func (c *Client) StopJob(ctx context.Context, name string, targets []string) (muster.JobChange, error) {
 	var out muster.JobChange
-	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+url.PathEscape(name)+"/stop", nil, StopBody{Targets: targets}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/jobs/"+segment(name)+"/stop", nil, StopBody{Targets: targets}, &out)
 }
 
 // NextFires previews a job's next fires on each of its targets.
 func (c *Client) NextFires(ctx context.Context, name string, count int) ([]muster.TargetFires, error) {
 	var out []muster.TargetFires
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(name)+"/next", url.Values{"count": {strconv.Itoa(count)}}, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+segment(name)+"/next", url.Values{"count": {strconv.Itoa(count)}}, nil, &out)
 }
 
 // Rollouts returns a job's rollouts, newest first.
 func (c *Client) Rollouts(ctx context.Context, job string) ([]muster.Rollout, error) {
 	var out []muster.Rollout
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/rollouts", nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+segment(job)+"/rollouts", nil, nil, &out)
 }
 
 // Rollout returns one of a job's rollouts.
 func (c *Client) Rollout(ctx context.Context, job string, id int64) (muster.Rollout, error) {
 	var out muster.Rollout
-	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+url.PathEscape(job)+"/rollouts/"+strconv.FormatInt(id, 10), nil, nil, &out)
+	return out, c.do(ctx, http.MethodGet, "/api/v1/jobs/"+segment(job)+"/rollouts/"+strconv.FormatInt(id, 10), nil, nil, &out)
 }
 
 // PurgeHistory deletes runs.
@@ -268,7 +283,7 @@ func (c *Client) History(ctx context.Context, job, target string, limit int) ([]
 func (c *Client) HistoryPage(ctx context.Context, job, target string, limit int, cursor string) ([]muster.Run, string, error) {
 	q := filterQuery(map[string]string{"target": target, "cursor": cursor}, limit)
 	var out []muster.Run
-	next, err := c.page(ctx, "/api/v1/jobs/"+url.PathEscape(job)+"/history", q, &out)
+	next, err := c.page(ctx, "/api/v1/jobs/"+segment(job)+"/history", q, &out)
 	return out, next, err
 }
 

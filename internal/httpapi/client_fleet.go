@@ -21,12 +21,12 @@ func (c *Client) CreateGroup(ctx context.Context, name string) error {
 
 // DeleteGroup deletes a group no job uses.
 func (c *Client) DeleteGroup(ctx context.Context, name string) error {
-	return c.do(ctx, http.MethodDelete, "/api/v1/groups/"+url.PathEscape(name), nil, nil, nil)
+	return c.do(ctx, http.MethodDelete, "/api/v1/groups/"+segment(name), nil, nil, nil)
 }
 
 // RenameGroup renames a group.
 func (c *Client) RenameGroup(ctx context.Context, name, newName string) error {
-	return c.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(name)+"/rename", nil, GroupBody{Name: newName}, nil)
+	return c.do(ctx, http.MethodPost, "/api/v1/groups/"+segment(name)+"/rename", nil, GroupBody{Name: newName}, nil)
 }
 
 // GroupMembers adds targets to a group (or removes them), and returns what
@@ -37,7 +37,7 @@ func (c *Client) GroupMembers(ctx context.Context, group string, targets []strin
 		verb = "remove"
 	}
 	var out []muster.JobChange
-	return out, c.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(group)+"/"+verb, nil, TargetsBody{Targets: targets}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/groups/"+segment(group)+"/"+verb, nil, TargetsBody{Targets: targets}, &out)
 }
 
 // Post posts instructions by hand.
@@ -65,7 +65,7 @@ func (c *Client) Pause(ctx context.Context, body PauseBody, paused bool) ([]stri
 // ForcePoll makes a target answer its held poll and poll again now.
 func (c *Client) ForcePoll(ctx context.Context, name string) (PollResult, error) {
 	var out PollResult
-	return out, c.do(ctx, http.MethodPost, "/api/v1/targets/"+url.PathEscape(name)+"/poll", nil, struct{}{}, &out)
+	return out, c.do(ctx, http.MethodPost, "/api/v1/targets/"+segment(name)+"/poll", nil, struct{}{}, &out)
 }
 
 // DeleteAllTargets dismantles the fleet: every target is deleted.

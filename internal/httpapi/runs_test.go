@@ -76,3 +76,30 @@ func TestWatchRunsSeesOutputWhileRunning(t *testing.T) {
 		t.Errorf("run ids and a job: got %v, want EINVALID", err)
 	}
 }
+
+// limit and target select among a job's runs; runs named with run are
+// each returned, so either given with them is refused, naming it, rather
+// than left without effect.
+func TestRunsNamedTakeNoLimitOrTarget(t *testing.T) {
+	env := testenv.New(t, testenv.Options{})
+	ctx := context.Background()
+	refs := []muster.RunRef{{Target: "web1", RunID: "r1"}}
+	checked := 0
+	for _, c := range []struct {
+		name string
+		f    httpapi.RunsFilter
+	}{
+		{"limit", httpapi.RunsFilter{Runs: refs, Limit: 5}},
+		{"target", httpapi.RunsFilter{Runs: refs, Target: "web2"}},
+	} {
+		_, _, _, err := env.Client.WatchRuns(ctx, c.f, "", 0)
+		wantRefusal(t, "runs named with "+c.name, err, muster.EINVALID, c.name+":")
+		checked++
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d cases, want 2", checked)
+	}
+	if _, _, _, err := env.Client.WatchRuns(ctx, httpapi.RunsFilter{Runs: refs}, "", 0); err != nil {
+		t.Errorf("runs named alone: %v", err)
+	}
+}

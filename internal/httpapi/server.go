@@ -614,6 +614,10 @@ func (s *Server) listRuns(w http.ResponseWriter, r *http.Request, c caller) erro
 	switch job := q.Get("job"); {
 	case len(refs) > 0 && job != "":
 		return muster.Errorf(muster.EINVALID, "run and job: give runs or a job, not both")
+	case len(refs) > 0 && q.Has("limit"):
+		return muster.Errorf(muster.EINVALID, "limit: only with job, to bound its newest runs; every run named with run is returned")
+	case len(refs) > 0 && q.Has("target"):
+		return muster.Errorf(muster.EINVALID, "target: only with job; name a run's target in run itself (TARGET:RUN_ID)")
 	case job != "":
 		if err := checkJob(c, job); err != nil {
 			return err
