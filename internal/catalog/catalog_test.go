@@ -421,6 +421,14 @@ func TestStartKeyForgottenAfterItsWindow(t *testing.T) {
 		if muster.ErrorCode(err) != muster.ECONFLICT {
 			t.Errorf("the first request again: %v, want conflict with the key's new request", err)
 		}
+		// Another API key sending the same request under the same
+		// idempotency key is not handed the first key's result (its run
+		// ids), nor recorded as starting nothing: it is a conflict.
+		other := muster.Actor{Kind: muster.ActorKey, Name: "ci", Role: catalog.RoleOperator}
+		res, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k1"}, other)
+		if muster.ErrorCode(err) != muster.ECONFLICT || len(res.Runs) != 0 || !strings.Contains(muster.ErrorMessage(err), "another API key") {
+			t.Errorf("another key with the same idempotency key: %+v, %v; want a conflict saying another key used it, and no runs", res, err)
+		}
 		clk.Add(catalog.IdempotencyWindow + time.Minute)
 		prune(1)
 	})

@@ -72,6 +72,9 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 			return muster.StartResult{}, err
 		}
 	}
+	// The request as its idempotency key remembers it, with who sent it:
+	// another API key sending the same key is a conflict, not handed this
+	// one's result.
 	canonical, err := json.Marshal(struct {
 		Job       string
 		Targets   []string
@@ -79,7 +82,8 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 		Env       map[string]string
 		Step      string
 		Rollout   *muster.RolloutSpec `json:",omitempty"`
-	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step, req.Rollout})
+		By        string
+	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step, req.Rollout, by.Kind + " " + by.Name})
 	if err != nil {
 		return muster.StartResult{}, err
 	}
@@ -286,6 +290,10 @@ func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
 	case !ok:
 		return fmt.Errorf("idempotency key %q: %w", key, ErrRetry) // forgotten meanwhile
 	case prevReq != request:
+		var prev, this struct{ By string }
+		if json.Unmarshal([]byte(prevReq), &prev) == nil && json.Unmarshal([]byte(request), &this) == nil && prev.By != this.By {
+			return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used by another API key; each request needs a key of its own", key)
+		}
 		return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used for a different start request", key)
 	}
 	if err := json.Unmarshal([]byte(prevRes), res); err != nil {
