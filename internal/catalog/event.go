@@ -208,6 +208,7 @@ func (c *Catalog) FindEventsPage(ctx context.Context, f EventFilter) ([]muster.E
 	if key != nil {
 		f.BeforeID = key[0]
 	}
+	f.Target = muster.NormalizeTargetName(f.Target)
 	limit := cmp.Or(f.Limit, 100)
 	f.Limit = limit + 1 // one more tells whether there is a next page
 	events, err := c.store.FindEvents(ctx, f)

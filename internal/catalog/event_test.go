@@ -564,6 +564,11 @@ func TestDetectPresenceReadsWhatItJudges(t *testing.T) {
 		if evs := mustEvents(t, db, catalog.EventFilter{Target: "web1"}); len(evs) != 1 || !strings.Contains(evs[0].Message, "last poll 2026-11-25T12:02:00Z") {
 			t.Errorf("web1's events %+v, want one naming its last poll", evs)
 		}
+		// Target names are compared without regard to case, in a filter
+		// too, wherever it comes from (the API, a link of the console).
+		if evs := mustEvents(t, db, catalog.EventFilter{Target: " WEB1"}); len(evs) != 1 || evs[0].Target != "web1" {
+			t.Errorf("WEB1's events %+v, want web1's one", evs)
+		}
 		if got, want := r.of("FindTargets"), 0; got != want {
 			t.Errorf("FindTargets read %d times, want %d", got, want)
 		}
