@@ -56,7 +56,7 @@ func newTargetDescs() targetDescs {
 		spoolAge: metrics.NewDesc("muster_target_spool_oldest_age_seconds",
 			"How long the oldest run waiting to be uploaded has waited (0 when none waits).", metrics.KindGauge),
 		pollErrors: metrics.NewDesc("muster_target_poll_errors_total",
-			"Polls of the master that failed (unreachable, refused, or an instruction that could not be applied).", metrics.KindCounter),
+			"Polls of the master that failed: the master unreachable or refusing.", metrics.KindCounter),
 		lastPoll: metrics.NewDesc("muster_target_last_poll_success_timestamp_seconds",
 			"When the master last answered a poll (Unix time); absent before the first answer.", metrics.KindGauge),
 		diskFull: metrics.NewDesc("muster_target_disk_full",
