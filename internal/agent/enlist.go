@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,11 +123,14 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	// anything is sent to any; one that cannot be reached now is checked
 	// by TLS when it is first used.
 	var reachable []*url.URL
+	var uncovered x509.HostnameError
 	for _, u := range masters {
 		switch err := probeMaster(ctx, u, tok.CAFingerprint); {
 		case err == nil:
 			reachable = append(reachable, u)
 		case errors.Is(err, errUnreachable):
+		case errors.As(err, &uncovered):
+			return Enlisted{}, notCovered(u, uncovered)
 		default:
 			return Enlisted{}, muster.Wrap(muster.EINVALID, err, "--master: %s is not a master of the token's CA (the masters of a group share one CA)", u)
 		}
@@ -269,6 +273,16 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 		return out, err
 	}
 	return out, nil
+}
+
+// notCovered refuses a master of the token's CA reached at u, a name its
+// certificate was not issued for: the target would not trust it there
+// after enlisting either. It says what the certificate covers and how to
+// make it cover u's.
+func notCovered(u *url.URL, e x509.HostnameError) error {
+	host := u.Hostname()
+	return muster.Errorf(muster.EINVALID, "--master: the master at %s is of the token's CA, but its certificate does not cover %s (it covers %s): give --master with one of those names, or start the master with --host %s (or --advertise %s) so that its certificate covers it",
+		u, host, strings.Join(pki.CoveredNames(e.Certificate), ", "), host, u)
 }
 
 // errUnreachable is a master that could not be connected to.

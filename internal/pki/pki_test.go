@@ -78,13 +78,15 @@ func TestPinnedTLSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var getAs func(fp, name string) error
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()
 
-	get := func(fp string) error {
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(fp, "127.0.0.1")}}
+	get := func(fp string) error { return getAs(fp, "127.0.0.1") }
+	getAs = func(fp, name string) error {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(fp, name)}}
 		resp, err := c.Get(srv.URL)
 		if err == nil {
 			resp.Body.Close()
@@ -97,6 +99,12 @@ func TestPinnedTLSConfig(t *testing.T) {
 	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
 	if err := get(other.Fingerprint()); err == nil || !strings.Contains(err.Error(), "did not present the CA") {
 		t.Errorf("another CA's fingerprint: %v, want a refusal", err)
+	}
+	// The right master at a name its certificate does not cover is told
+	// apart from a wrong master.
+	var uncovered x509.HostnameError
+	if err := getAs(ca.Fingerprint(), "other.example"); !errors.As(err, &uncovered) || uncovered.Host != "other.example" {
+		t.Errorf("a name the certificate does not cover: %v, want a x509.HostnameError for it", err)
 	}
 }
 

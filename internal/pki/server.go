@@ -87,6 +87,16 @@ func serverCertFits(leaf *x509.Certificate, ca *CA, hosts []string, now time.Tim
 	return true
 }
 
+// CoveredNames lists the host names and addresses a server certificate
+// was issued for, as a master's --host and --advertise would name them.
+func CoveredNames(leaf *x509.Certificate) []string {
+	names := slices.Clone(leaf.DNSNames)
+	for _, ip := range leaf.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
+}
+
 // DefaultHosts are the names every server certificate covers, besides the
 // listen address and any names the operator adds.
 func DefaultHosts() []string {
