@@ -477,3 +477,24 @@ func TestEnlistNamesTheHostTheMastersCertificateDoesNotCover(t *testing.T) {
 		t.Errorf("the token after the refused enlistment: %v, want it unspent", err)
 	}
 }
+
+// A server whose clock is far behind the master's finds the master's
+// certificate not yet valid: the refusal says to check the clock, not that
+// the master is another CA's, and the token is unspent.
+func TestEnlistWithAClockBehindTheMastersSaysSo(t *testing.T) {
+	ahead := func(c *master.Config) { c.Now = func() time.Time { return time.Now().Add(time.Hour) } }
+	tm := startTestMaster(t, ahead)
+	tok := tm.token(t, "web1")
+	_, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL, Token: tok, Name: "web1", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID {
+		t.Fatalf("enlist with a clock an hour behind the master's: %v, want EINVALID", err)
+	}
+	for _, want := range []string{"not valid yet", "this server's clock"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "share one CA") || strings.Contains(err.Error(), "not a master of the token's CA") {
+		t.Errorf("the refusal %q blames the CA, which is the token's", err)
+	}
+}
