@@ -106,3 +106,26 @@ func TestMasterKeepsToItsCatalogsCA(t *testing.T) {
 		t.Fatalf("a master without its CA files, its catalog without the CA's fingerprint: %v, want EPRECONDITION", err)
 	}
 }
+
+// A --host the server certificate could never match (a URL, a port, a
+// bracketed address, a space) is refused when the master is configured,
+// naming it and the form it takes, not written into the certificate for
+// targets to fail on later. Names and addresses are taken.
+func TestHostsAreNamesOrAddresses(t *testing.T) {
+	for _, bad := range []string{"https://m1.example.com:7070", "m1.example.com:7070", "[::1]", "bad name", "", "m1..example.com", "-m1.example.com",
+		"*", "m1.*.example.com", strings.Repeat("a", 64) + ".example.com"} {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Hosts = t.TempDir(), []string{"m1.example.com", bad}
+		_, err := New(cfg)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "--host") || !strings.Contains(err.Error(), "host name or an address") {
+			t.Errorf("--host %q: %v, want EINVALID naming --host and what it takes", bad, err)
+		}
+	}
+	for _, good := range []string{"m1.example.com", "M1.Example.COM", "m1.example.com.", "*.example.com", "10.0.0.5", "::1", "fe80::1", "master", "xn--bcher-kva.example", "a-b_c.example"} {
+		cfg := DefaultConfig()
+		cfg.DataDir, cfg.Hosts = t.TempDir(), []string{good}
+		if _, err := New(cfg); err != nil {
+			t.Errorf("--host %q: %v, want it taken", good, err)
+		}
+	}
+}

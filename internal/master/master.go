@@ -205,6 +205,11 @@ func New(cfg Config) (*Main, error) {
 		}
 		cfg.Advertise = u
 	}
+	for _, h := range cfg.Hosts {
+		if err := pki.CheckHost(h); err != nil {
+			return nil, muster.Errorf(muster.EINVALID, "--host %q is not a host name or an address the server certificate can cover (such as master.example.com or 10.0.0.5): %v", h, err)
+		}
+	}
 	if _, ok := sqlitePath(cfg.Store); !ok && !isShared(cfg.Store) {
 		return nil, fmt.Errorf("--store: %q is neither a PostgreSQL URL (postgres://user@host/db) nor sqlite:PATH", cfg.Store)
 	}

@@ -6,10 +6,13 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -95,6 +98,43 @@ func CoveredNames(leaf *x509.Certificate) []string {
 		names = append(names, ip.String())
 	}
 	return names
+}
+
+// CheckHost says why h cannot be a name the master's server certificate
+// covers, or returns nil: it is an IP address, or a DNS name (labels of
+// letters, digits, '-' and '_', at most 63 characters each, 253 in all,
+// not starting or ending with '-'), which may start with a "*." wildcard
+// and end with a dot. A URL, a port or a bracketed address would be
+// written into the certificate and never match.
+func CheckHost(h string) error {
+	if net.ParseIP(h) != nil {
+		return nil
+	}
+	switch {
+	case h == "":
+		return errors.New("it is empty")
+	case strings.Contains(h, "://"):
+		return errors.New("it is a URL; give its host alone")
+	case strings.HasPrefix(h, "["):
+		return errors.New("an IPv6 address is given without brackets")
+	case strings.Contains(h, ":"):
+		return errors.New("it has a port; give the host alone")
+	}
+	name := strings.TrimSuffix(strings.TrimPrefix(h, "*."), ".")
+	if len(name) > 253 {
+		return errors.New("it is longer than 253 characters")
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return fmt.Errorf("%q is not a DNS label (1 to 63 characters, not starting or ending with '-')", label)
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_') {
+				return fmt.Errorf("%q may hold only letters, digits, '-' and '_'", label)
+			}
+		}
+	}
+	return nil
 }
 
 // DefaultHosts are the names every server certificate covers, besides the
