@@ -116,7 +116,7 @@ func CheckHost(h string) error {
 	case strings.Contains(h, "://"):
 		return errors.New("it is a URL; give its host alone")
 	case strings.HasPrefix(h, "["):
-		return errors.New("an IPv6 address is given without brackets")
+		return errors.New("give an IPv6 address without brackets")
 	case strings.Contains(h, ":"):
 		return errors.New("it has a port; give the host alone")
 	}
