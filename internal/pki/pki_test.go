@@ -130,3 +130,34 @@ func TestSealRoundTrip(t *testing.T) {
 		t.Errorf("Seal of a 5-byte secret: %v, want it refused as shorter than 32 bytes", err)
 	}
 }
+
+// Nothing the CA issues outlives it: a chain is valid only while every
+// certificate in it is, so a certificate that ended after its CA would
+// be refused from the CA's end on, whatever it says.
+func TestCertificatesDoNotOutliveTheCA(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	ca, _, err := pki.LoadOrCreateCA(dir, now.Add(-pki.CAValidity+time.Hour)) // an hour of its life left
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, "web1")
+	client, err := ca.SignTarget(csr, "web1", "uid-1", now, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !client.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("a target's certificate ends at %s, want at the CA's end, %s", client.NotAfter, ca.Cert.NotAfter)
+	}
+	if leaf, err := pki.ParseCertPEM(client.PEM); err != nil || !leaf.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("the certificate itself ends at %v (%v), want %s", leaf.NotAfter, err, ca.Cert.NotAfter)
+	}
+	server, err := pki.LoadOrIssueServerCert(dir, ca, []string{"127.0.0.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !server.Leaf.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("the server certificate ends at %s, want at the CA's end, %s", server.Leaf.NotAfter, ca.Cert.NotAfter)
+	}
+}

@@ -37,7 +37,7 @@ func LoadOrIssueServerCert(dir string, ca *CA, hosts []string, now time.Time) (t
 		SerialNumber: randomSerial(),
 		Subject:      pkix.Name{CommonName: "muster master"},
 		NotBefore:    now.Add(-Backdate),
-		NotAfter:     now.Add(ServerValidity),
+		NotAfter:     ca.notAfter(now.Add(ServerValidity)),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
 	}
