@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/pki"
@@ -119,6 +120,27 @@ func (m *Main) loadOwnCA(ctx context.Context) error {
 		m.log.Info("created a certificate authority", muster.LogFile, filepath.Join(dir, pki.CACertFile), "fingerprint", ca.Fingerprint())
 	}
 	return nil
+}
+
+// caEndWarning is how long before its CA ends a master says so when it
+// starts: its server certificate, re-issued within a quarter of its
+// life, ends with the CA from then on.
+const caEndWarning = pki.ServerValidity
+
+// sayCAEnd logs, when the master starts, that its CA ends soon, or has
+// ended: from then on no target or operator can verify the master, nor it
+// them, and every certificate the CA issued ends with it. muster does not
+// replace a CA; see docs/operations.md#certificates.
+func (m *Main) sayCAEnd() {
+	end, now := m.CA.Cert.NotAfter, m.now()
+	switch {
+	case !now.Before(end):
+		m.log.Error("the certificate authority expired: no target or operator can verify this master; enlist the targets in a master with a new CA",
+			"not_after", end.UTC().Format(time.RFC3339), "fingerprint", m.CA.Fingerprint())
+	case end.Sub(now) < caEndWarning:
+		m.log.Warn(fmt.Sprintf("the certificate authority expires in %d days: certificates it issues end then, and targets and operators can no longer verify this master; enlist the targets in a master with a new CA before then",
+			int(end.Sub(now).Hours()/24)), "not_after", end.UTC().Format(time.RFC3339), "fingerprint", m.CA.Fingerprint())
+	}
 }
 
 // CAMeta is how a shared catalog keeps its CA: the certificate, and the key

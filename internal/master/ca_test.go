@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/pki"
@@ -127,5 +129,66 @@ func TestHostsAreNamesOrAddresses(t *testing.T) {
 		if _, err := New(cfg); err != nil {
 			t.Errorf("--host %q: %v, want it taken", good, err)
 		}
+	}
+}
+
+// lockedBuffer is a log sink several goroutines may write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A master whose CA ends within a year says so when it starts, with the
+// date, and one whose CA has ended says that nothing can verify it: from
+// the CA's end no target or operator can reach the master, and nothing
+// else would say why.
+func TestMasterWarnsOfItsCAsEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		left  time.Duration // of the CA's life when the master starts
+		level string
+		says  string
+	}{
+		{"ten years left", pki.CAValidity, "", ""},
+		{"thirty days left", 30 * 24 * time.Hour, "level=WARN", "the certificate authority expires"},
+		{"ended a day ago", -24 * time.Hour, "level=ERROR", "the certificate authority expired"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := time.Now()
+			dir := t.TempDir()
+			ca, _, err := pki.LoadOrCreateCA(dir, now.Add(tc.left-pki.CAValidity))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var log lockedBuffer
+			testMaster(t, func(c *Config) {
+				c.DataDir, c.Logger = dir, slog.New(slog.NewTextHandler(&log, nil))
+			})
+			end := ca.Cert.NotAfter.UTC().Format(time.RFC3339)
+			lines := 0
+			for _, line := range strings.Split(log.String(), "\n") {
+				if strings.Contains(line, "certificate authority expire") {
+					lines++
+					if !strings.Contains(line, tc.level) || !strings.Contains(line, tc.says) || !strings.Contains(line, end) {
+						t.Errorf("the master logged %q; want %s saying %q and the CA's end, %s", line, tc.level, tc.says, end)
+					}
+				}
+			}
+			if want := map[bool]int{true: 0, false: 1}[tc.says == ""]; lines != want {
+				t.Errorf("%d lines about the CA's end, want %d; the log:\n%s", lines, want, log.String())
+			}
+		})
 	}
 }

@@ -272,6 +272,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.loadCA(ctx); err != nil {
 		return err
 	}
+	m.sayCAEnd()
 	if m.cfg.NewEpoch {
 		epoch, err := m.Catalog.RotateEpoch(ctx)
 		if err != nil {
