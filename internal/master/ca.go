@@ -143,6 +143,27 @@ func (m *Main) sayCAEnd() {
 	}
 }
 
+// checkOwnCAFiles refuses, before a catalog of the master's own is opened
+// (or made) in dir, a data directory that holds the CA's certificate and
+// not its key: most often that of a master of a catalog on PostgreSQL,
+// started without its --store, which removing ca.pem would make a new
+// master, with a new CA no target trusts.
+func checkOwnCAFiles(dir string) error {
+	if onlyCert(dir) {
+		return muster.Errorf(muster.EPRECONDITION, "%s holds %s but not %s. A master of a catalog on PostgreSQL keeps only %s in its data directory: give this one its --store (or MUSTER_STORE) and --secret-file. A master with a catalog of its own needs both: put back %s from a backup of %s",
+			dir, pki.CACertFile, pki.CAKeyFile, pki.CACertFile, pki.CAKeyFile, dir)
+	}
+	return nil
+}
+
+// onlyCert reports whether dir holds the CA's certificate and not its
+// key, as the data directory of a master of a shared catalog does.
+func onlyCert(dir string) bool {
+	_, certErr := os.Lstat(filepath.Join(dir, pki.CACertFile))
+	_, keyErr := os.Lstat(filepath.Join(dir, pki.CAKeyFile))
+	return certErr == nil && errors.Is(keyErr, os.ErrNotExist)
+}
+
 // CAMeta is how a shared catalog keeps its CA: the certificate, and the key
 // sealed with the masters' secret.
 func CAMeta(cert, sealedKey string) map[string]string {

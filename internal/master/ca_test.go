@@ -192,3 +192,45 @@ func TestMasterWarnsOfItsCAsEnd(t *testing.T) {
 		})
 	}
 }
+
+// A master of a catalog on PostgreSQL keeps only ca.pem in its data
+// directory. Started there without its --store, it is told to give it,
+// not to remove ca.pem, which would make it a new master with a new CA
+// that no target trusts.
+func TestMasterWithOnlyCAPemAsksForItsStore(t *testing.T) {
+	dir := t.TempDir()
+	caDir := t.TempDir()
+	if _, _, err := pki.LoadOrCreateCA(caDir, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(caDir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, pki.CACertFile), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.Logger = dir, "127.0.0.1:0", slog.New(slog.DiscardHandler)
+	m, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.Open(context.Background())
+	if muster.ErrorCode(err) != muster.EPRECONDITION {
+		t.Fatalf("a master with ca.pem alone: %v, want EPRECONDITION", err)
+	}
+	for _, want := range []string{pki.CAKeyFile, "--store", "--secret-file"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not name %s", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "remove both") {
+		t.Errorf("the refusal %q says to remove ca.pem", err)
+	}
+	for _, f := range []string{pki.CAKeyFile, CatalogFile} {
+		if _, err := os.Stat(filepath.Join(dir, f)); !os.IsNotExist(err) {
+			t.Errorf("a refused start made %s: %v", f, err)
+		}
+	}
+}

@@ -259,6 +259,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.lock, err = dirlock.Acquire(m.cfg.DataDir); err != nil {
 		return err
 	}
+	if !isShared(m.cfg.Store) {
+		if err := checkOwnCAFiles(m.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	store, err := openStore(ctx, m.cfg)
 	if err != nil {
 		return err
