@@ -161,3 +161,41 @@ func TestCertificatesDoNotOutliveTheCA(t *testing.T) {
 		t.Errorf("the server certificate ends at %s, want at the CA's end, %s", server.Leaf.NotAfter, ca.Cert.NotAfter)
 	}
 }
+
+// The server certificate is re-issued once it is due, and then not again
+// until the new one is; one that ends with its CA, which a new one would
+// too, is never re-issued.
+func TestServerCertIsReissuedOnceDue(t *testing.T) {
+	start := time.Now()
+	for _, tc := range []struct {
+		name     string
+		caLeft   time.Duration
+		reissued bool
+	}{
+		{"a CA of ten years", pki.CAValidity, true},
+		{"a CA of thirty days", 30 * 24 * time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := start
+			dir := t.TempDir()
+			ca, _, err := pki.LoadOrCreateCA(dir, start.Add(tc.caLeft-pki.CAValidity))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := pki.NewServerCert(dir, ca, []string{"127.0.0.1"}, func() time.Time { return now }, func(err error) { t.Error(err) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _ := sc.Get(nil)
+			now = now.Add(min(pki.ServerValidity*4/5, tc.caLeft-time.Hour))
+			second, _ := sc.Get(nil)
+			third, _ := sc.Get(nil)
+			if got := second != first; got != tc.reissued {
+				t.Errorf("re-issued when due: %v, want %v", got, tc.reissued)
+			}
+			if third != second {
+				t.Error("re-issued again at once")
+			}
+		})
+	}
+}
