@@ -127,9 +127,10 @@ func (m *Main) renew(ctx context.Context) error {
 	if !expired {
 		by = "mutual TLS"
 		resp, err = m.client.renew(ctx, csr)
-		// The master refused the certificate in the handshake: by its
-		// clock, ahead of this one, it has expired. Proof of possession
-		// does not need it valid.
+		// The master refused the certificate in the handshake: most
+		// often because by its clock, ahead of this one, it has expired.
+		// Proof of possession does not need it valid (and is refused,
+		// as this was, if the master refuses the target).
 		expired = refusedAtTLS(err)
 	}
 	if expired {
