@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -122,11 +123,17 @@ func Enlist(ctx context.Context, o EnlistOptions) (Enlisted, error) {
 	// anything is sent to any; one that cannot be reached now is checked
 	// by TLS when it is first used.
 	var reachable []*url.URL
+	var uncovered x509.HostnameError
+	var invalid x509.CertificateInvalidError
 	for _, u := range masters {
 		switch err := probeMaster(ctx, u, tok.CAFingerprint); {
 		case err == nil:
 			reachable = append(reachable, u)
 		case errors.Is(err, errUnreachable):
+		case errors.As(err, &uncovered):
+			return Enlisted{}, notCovered(u, uncovered)
+		case errors.As(err, &invalid) && invalid.Reason == x509.Expired:
+			return Enlisted{}, notValidNow(u, invalid.Cert, time.Now())
 		default:
 			return Enlisted{}, muster.Wrap(muster.EINVALID, err, "--master: %s is not a master of the token's CA (the masters of a group share one CA)", u)
 		}
@@ -269,6 +276,32 @@ func postEnlist(ctx context.Context, u *url.URL, caFingerprint string, req agent
 		return out, err
 	}
 	return out, nil
+}
+
+// notCovered refuses a master of the token's CA reached at u, a name its
+// certificate was not issued for: the target would not trust it there
+// after enlisting either. It says what the certificate covers and how to
+// make it cover u's.
+func notCovered(u *url.URL, e x509.HostnameError) error {
+	host := u.Hostname()
+	return muster.Errorf(muster.EINVALID, "--master: the master at %s is of the token's CA, but its certificate does not cover %s (it covers %s): give --master with one of those names, or start the master with --host %s (or --advertise %s) so that its certificate covers it",
+		u, host, strings.Join(pki.CoveredNames(e.Certificate), ", "), host, u)
+}
+
+// notValidNow refuses a master of the token's CA whose certificate (or
+// CA) is not valid at this server's clock, now: most often this clock is
+// far from the master's, which certificates allow for 5 minutes of.
+func notValidNow(u *url.URL, cert *x509.Certificate, now time.Time) error {
+	which := "its certificate"
+	if cert.IsCA {
+		which = "its CA's certificate"
+	}
+	state := "is not valid yet"
+	if now.After(cert.NotAfter) {
+		state = "has expired"
+	}
+	return muster.Errorf(muster.EINVALID, "--master: the master at %s is of the token's CA, but %s %s by this server's clock (%s; it is valid from %s to %s): check this server's clock against the master's, which may differ by at most %s",
+		u, which, state, now.UTC().Format(time.RFC3339), cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339), pki.Backdate)
 }
 
 // errUnreachable is a master that could not be connected to.

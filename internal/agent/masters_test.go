@@ -447,3 +447,54 @@ func TestClientLeavesAMasterWhoseRepliesCannotBeRead(t *testing.T) {
 		t.Errorf("a poll of the master moved to: %v", err)
 	}
 }
+
+// A master of the token's CA reached at a name its certificate does not
+// cover is not "another CA's master": the refusal says which names the
+// certificate covers and how to add this one, and the token is unspent.
+func TestEnlistNamesTheHostTheMastersCertificateDoesNotCover(t *testing.T) {
+	tm := &testMaster{dir: t.TempDir()}
+	tm.listen(t, "0.0.0.0:0") // reachable at 127.0.0.2, which its certificate does not cover
+	t.Cleanup(func() { tm.halt(t) })
+	_, port, err := net.SplitHostPort(strings.TrimPrefix(tm.URL, "https://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	uncovered := "https://127.0.0.2:" + port
+	tok := tm.token(t, "web1")
+	_, err = Enlist(context.Background(), EnlistOptions{MasterURL: uncovered, Token: tok, Name: "web1", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID {
+		t.Fatalf("enlist at a name the certificate does not cover: %v, want EINVALID", err)
+	}
+	for _, want := range []string{"does not cover 127.0.0.2", "127.0.0.1", "--host 127.0.0.2"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "share one CA") || strings.Contains(err.Error(), "not a master of the token's CA") {
+		t.Errorf("the refusal %q blames the CA, which is the token's", err)
+	}
+	if _, err := Enlist(context.Background(), EnlistOptions{MasterURL: "https://127.0.0.1:" + port, Token: tok, Name: "web1", DataDir: t.TempDir()}); err != nil {
+		t.Errorf("the token after the refused enlistment: %v, want it unspent", err)
+	}
+}
+
+// A server whose clock is far behind the master's finds the master's
+// certificate not yet valid: the refusal says to check the clock, not that
+// the master is another CA's, and the token is unspent.
+func TestEnlistWithAClockBehindTheMastersSaysSo(t *testing.T) {
+	ahead := func(c *master.Config) { c.Now = func() time.Time { return time.Now().Add(time.Hour) } }
+	tm := startTestMaster(t, ahead)
+	tok := tm.token(t, "web1")
+	_, err := Enlist(context.Background(), EnlistOptions{MasterURL: tm.URL, Token: tok, Name: "web1", DataDir: t.TempDir()})
+	if muster.ErrorCode(err) != muster.EINVALID {
+		t.Fatalf("enlist with a clock an hour behind the master's: %v, want EINVALID", err)
+	}
+	for _, want := range []string{"not valid yet", "this server's clock"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("the refusal %q does not say %q", err, want)
+		}
+	}
+	if strings.Contains(err.Error(), "share one CA") || strings.Contains(err.Error(), "not a master of the token's CA") {
+		t.Errorf("the refusal %q blames the CA, which is the token's", err)
+	}
+}

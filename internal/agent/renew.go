@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"time"
@@ -122,10 +123,18 @@ func (m *Main) renew(ctx context.Context) error {
 	}
 	var resp agentproto.RenewResponse
 	by := "proof of possession of the expired certificate's key"
-	if m.cfg.Now().Before(cur.Leaf.NotAfter.Add(-5 * time.Second)) {
+	expired := !m.cfg.Now().Before(cur.Leaf.NotAfter.Add(-5 * time.Second))
+	if !expired {
 		by = "mutual TLS"
 		resp, err = m.client.renew(ctx, csr)
-	} else {
+		// The master refused the certificate in the handshake: most
+		// often because by its clock, ahead of this one, it has expired.
+		// Proof of possession does not need it valid (and is refused,
+		// as this was, if the master refuses the target).
+		expired = refusedAtTLS(err)
+	}
+	if expired {
+		by = "proof of possession of the expired certificate's key"
 		sig, serr := ecdsa.SignASN1(rand.Reader, oldKey, pki.RenewalDigest(csr))
 		if serr != nil {
 			return serr
@@ -156,6 +165,14 @@ func (m *Main) renew(ctx context.Context) error {
 	m.client.setCert(&cert)
 	m.log.Info("certificate renewed", "by", by, "serial", pki.SerialString(cert.Leaf.SerialNumber), "not_after", cert.Leaf.NotAfter)
 	return nil
+}
+
+// refusedAtTLS reports whether err is the master refusing the TLS
+// handshake with an alert, as it refuses a client certificate it finds
+// expired, rather than a reply or a connection that failed.
+func refusedAtTLS(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "remote error"
 }
 
 // nextKey returns the key of a renewal in progress (key.pem.next), or makes

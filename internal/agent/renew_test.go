@@ -108,3 +108,30 @@ func TestNextRenewal(t *testing.T) {
 		}
 	}
 }
+
+// A target whose clock is behind the master's still holds, by its own
+// clock, a certificate the master finds expired, and the master refuses
+// it at TLS: the target renews by proof of possession then, rather than
+// waiting, cut off, until its own clock says the certificate expired.
+func TestRenewalWithAClockBehindTheMasters(t *testing.T) {
+	masterClock := &clock{}
+	masterClock.Advance(-80 * time.Minute) // the certificate ends 20 minutes ago, by the master's clock
+	tm := startTestMaster(t, func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour })
+	log := &logRecords{}
+	behind := func() time.Time { return time.Now().Add(-30 * time.Minute) } // the certificate has 10 minutes left, by this one
+	m := tm.enlist(t, "web1", func(c *Config) { c.Logger, c.PollWait, c.Now = slog.New(log), time.Second, behind })
+	masterClock.Advance(80 * time.Minute)
+	first := m.client.cert.Load().Leaf
+	if !behind().Before(first.NotAfter) || !time.Now().After(first.NotAfter) {
+		t.Fatalf("the certificate ends at %s: want after the target's clock (%s), before the master's", first.NotAfter, behind())
+	}
+	runTarget(t, m)
+	waitFor(t, time.Minute, "a renewed certificate", func() bool {
+		return m.client.cert.Load().Leaf.SerialNumber.Cmp(first.SerialNumber) != 0
+	})
+	if log.count(`certificate renewed by="proof of possession`) != 1 {
+		t.Errorf("want one renewal by proof of possession; the log:\n%s", strings.Join(log.lines, "\n"))
+	}
+	tm.apply(t, shellJob("ping", []string{"web1"}, "echo pong"))
+	tm.settled(t)
+}

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/pki"
@@ -119,6 +120,48 @@ func (m *Main) loadOwnCA(ctx context.Context) error {
 		m.log.Info("created a certificate authority", muster.LogFile, filepath.Join(dir, pki.CACertFile), "fingerprint", ca.Fingerprint())
 	}
 	return nil
+}
+
+// caEndWarning is how long before its CA ends a master says so when it
+// starts: its server certificate, re-issued within a quarter of its
+// life, ends with the CA from then on.
+const caEndWarning = pki.ServerValidity
+
+// sayCAEnd logs, when the master starts, that its CA ends soon, or has
+// ended: from then on no target or operator can verify the master, nor it
+// them, and every certificate the CA issued ends with it. muster does not
+// replace a CA; see docs/operations.md#certificates.
+func (m *Main) sayCAEnd() {
+	end, now := m.CA.Cert.NotAfter, m.now()
+	switch {
+	case !now.Before(end):
+		m.log.Error("the certificate authority expired: no target or operator can verify this master; enlist the targets in a master with a new CA",
+			"not_after", end.UTC().Format(time.RFC3339), "fingerprint", m.CA.Fingerprint())
+	case end.Sub(now) < caEndWarning:
+		m.log.Warn(fmt.Sprintf("the certificate authority expires in %d days: certificates it issues end then, and targets and operators can no longer verify this master; enlist the targets in a master with a new CA before then",
+			int(end.Sub(now).Hours()/24)), "not_after", end.UTC().Format(time.RFC3339), "fingerprint", m.CA.Fingerprint())
+	}
+}
+
+// checkOwnCAFiles refuses, before a catalog of the master's own is opened
+// (or made) in dir, a data directory that holds the CA's certificate and
+// not its key: most often that of a master of a catalog on PostgreSQL,
+// started without its --store, which removing ca.pem would make a new
+// master, with a new CA no target trusts.
+func checkOwnCAFiles(dir string) error {
+	if onlyCert(dir) {
+		return muster.Errorf(muster.EPRECONDITION, "%s holds %s but not %s. A master of a catalog on PostgreSQL keeps only %s in its data directory: give this one its --store (or MUSTER_STORE) and --secret-file. A master with a catalog of its own needs both: put back %s from a backup of %s",
+			dir, pki.CACertFile, pki.CAKeyFile, pki.CACertFile, pki.CAKeyFile, dir)
+	}
+	return nil
+}
+
+// onlyCert reports whether dir holds the CA's certificate and not its
+// key, as the data directory of a master of a shared catalog does.
+func onlyCert(dir string) bool {
+	_, certErr := os.Lstat(filepath.Join(dir, pki.CACertFile))
+	_, keyErr := os.Lstat(filepath.Join(dir, pki.CAKeyFile))
+	return certErr == nil && errors.Is(keyErr, os.ErrNotExist)
 }
 
 // CAMeta is how a shared catalog keeps its CA: the certificate, and the key

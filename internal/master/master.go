@@ -205,6 +205,11 @@ func New(cfg Config) (*Main, error) {
 		}
 		cfg.Advertise = u
 	}
+	for _, h := range cfg.Hosts {
+		if err := pki.CheckHost(h); err != nil {
+			return nil, muster.Errorf(muster.EINVALID, "--host %q is not a host name or an address the server certificate can cover (such as master.example.com or 10.0.0.5): %v", h, err)
+		}
+	}
 	if _, ok := sqlitePath(cfg.Store); !ok && !isShared(cfg.Store) {
 		return nil, fmt.Errorf("--store: %q is neither a PostgreSQL URL (postgres://user@host/db) nor sqlite:PATH", cfg.Store)
 	}
@@ -254,6 +259,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if m.lock, err = dirlock.Acquire(m.cfg.DataDir); err != nil {
 		return err
 	}
+	if !isShared(m.cfg.Store) {
+		if err := checkOwnCAFiles(m.cfg.DataDir); err != nil {
+			return err
+		}
+	}
 	store, err := openStore(ctx, m.cfg)
 	if err != nil {
 		return err
@@ -267,6 +277,7 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	if err := m.loadCA(ctx); err != nil {
 		return err
 	}
+	m.sayCAEnd()
 	if m.cfg.NewEpoch {
 		epoch, err := m.Catalog.RotateEpoch(ctx)
 		if err != nil {
@@ -298,7 +309,9 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		m.URL = m.cfg.Advertise
 		hosts = append(hosts, u.Hostname())
 	}
-	cert, err := pki.LoadOrIssueServerCert(m.cfg.DataDir, m.CA, hosts, m.now())
+	cert, err := pki.NewServerCert(m.cfg.DataDir, m.CA, hosts, m.now, func(err error) {
+		m.log.Error("the server certificate is due and could not be re-issued; trying again in a minute", muster.LogErr, err)
+	})
 	if err != nil {
 		return err
 	}
@@ -324,12 +337,22 @@ func (m *Main) Open(ctx context.Context) (err error) {
 	mux.HandleFunc("GET /readyz", m.ready)
 	m.srv = &http.Server{
 		Handler:           newAdmission(web.WithPages(mux), m.cfg.Limits, accessOf(m.agentRoutes), m.log, m.metrics.registry),
-		TLSConfig:         pki.ServerTLSConfig(cert, m.CA),
+		TLSConfig:         serverTLSConfig(cert, m.CA),
 		ReadHeaderTimeout: readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(m.log.Handler(), slog.LevelDebug),
 	}
 	return nil
+}
+
+// serverTLSConfig is the listener's configuration, presenting the server
+// certificate cert keeps current: in every handshake, with or without a
+// server name (a target that reaches the master by its address sends
+// none).
+func serverTLSConfig(cert *pki.ServerCert, ca *pki.CA) *tls.Config {
+	cfg := pki.ServerTLSConfig(tls.Certificate{}, ca)
+	cfg.Certificates, cfg.GetCertificate = nil, cert.Get
+	return cfg
 }
 
 // isShared reports whether a --store names a catalog several masters can

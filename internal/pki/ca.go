@@ -191,7 +191,7 @@ func (ca *CA) signClient(pub any, name, uid string, now time.Time, ttl time.Dura
 		Subject:      pkix.Name{CommonName: name, OrganizationalUnit: []string{"target"}},
 		URIs:         []*url.URL{TargetURI(uid)},
 		NotBefore:    now.Add(-Backdate),
-		NotAfter:     now.Add(ttl),
+		NotAfter:     ca.notAfter(now.Add(ttl)),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -205,6 +205,17 @@ func (ca *CA) signClient(pub any, name, uid string, now time.Time, ttl time.Dura
 		Serial:   SerialString(tmpl.SerialNumber),
 		NotAfter: tmpl.NotAfter,
 	}, nil
+}
+
+// notAfter is end, or the CA's own end if that comes first: a chain is
+// valid only while each of its certificates is, so a certificate that
+// said it lived longer would be refused from the CA's end on all the same,
+// and renewed too late.
+func (ca *CA) notAfter(end time.Time) time.Time {
+	if end.After(ca.Cert.NotAfter) {
+		return ca.Cert.NotAfter
+	}
+	return end
 }
 
 // SerialString renders a certificate serial as the catalog stores it.

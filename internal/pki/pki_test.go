@@ -78,13 +78,15 @@ func TestPinnedTLSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var getAs func(fp, name string) error
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}}
 	srv.StartTLS()
 	defer srv.Close()
 
-	get := func(fp string) error {
-		c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(fp, "127.0.0.1")}}
+	get := func(fp string) error { return getAs(fp, "127.0.0.1") }
+	getAs = func(fp, name string) error {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: pki.PinnedTLSConfig(fp, name)}}
 		resp, err := c.Get(srv.URL)
 		if err == nil {
 			resp.Body.Close()
@@ -97,6 +99,12 @@ func TestPinnedTLSConfig(t *testing.T) {
 	other, _, _ := pki.LoadOrCreateCA(t.TempDir(), now)
 	if err := get(other.Fingerprint()); err == nil || !strings.Contains(err.Error(), "did not present the CA") {
 		t.Errorf("another CA's fingerprint: %v, want a refusal", err)
+	}
+	// The right master at a name its certificate does not cover is told
+	// apart from a wrong master.
+	var uncovered x509.HostnameError
+	if err := getAs(ca.Fingerprint(), "other.example"); !errors.As(err, &uncovered) || uncovered.Host != "other.example" {
+		t.Errorf("a name the certificate does not cover: %v, want a x509.HostnameError for it", err)
 	}
 }
 
@@ -120,5 +128,74 @@ func TestSealRoundTrip(t *testing.T) {
 	}
 	if _, err := pki.Seal([]byte("short"), []byte("x")); err == nil || !strings.Contains(err.Error(), "shorter than 32 bytes") {
 		t.Errorf("Seal of a 5-byte secret: %v, want it refused as shorter than 32 bytes", err)
+	}
+}
+
+// Nothing the CA issues outlives it: a chain is valid only while every
+// certificate in it is, so a certificate that ended after its CA would
+// be refused from the CA's end on, whatever it says.
+func TestCertificatesDoNotOutliveTheCA(t *testing.T) {
+	now := time.Now()
+	dir := t.TempDir()
+	ca, _, err := pki.LoadOrCreateCA(dir, now.Add(-pki.CAValidity+time.Hour)) // an hour of its life left
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, "web1")
+	client, err := ca.SignTarget(csr, "web1", "uid-1", now, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !client.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("a target's certificate ends at %s, want at the CA's end, %s", client.NotAfter, ca.Cert.NotAfter)
+	}
+	if leaf, err := pki.ParseCertPEM(client.PEM); err != nil || !leaf.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("the certificate itself ends at %v (%v), want %s", leaf.NotAfter, err, ca.Cert.NotAfter)
+	}
+	server, err := pki.LoadOrIssueServerCert(dir, ca, []string{"127.0.0.1"}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !server.Leaf.NotAfter.Equal(ca.Cert.NotAfter) {
+		t.Errorf("the server certificate ends at %s, want at the CA's end, %s", server.Leaf.NotAfter, ca.Cert.NotAfter)
+	}
+}
+
+// The server certificate is re-issued once it is due, and then not again
+// until the new one is; one that ends with its CA, which a new one would
+// too, is never re-issued.
+func TestServerCertIsReissuedOnceDue(t *testing.T) {
+	start := time.Now()
+	for _, tc := range []struct {
+		name     string
+		caLeft   time.Duration
+		reissued bool
+	}{
+		{"a CA of ten years", pki.CAValidity, true},
+		{"a CA of thirty days", 30 * 24 * time.Hour, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			now := start
+			dir := t.TempDir()
+			ca, _, err := pki.LoadOrCreateCA(dir, start.Add(tc.caLeft-pki.CAValidity))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sc, err := pki.NewServerCert(dir, ca, []string{"127.0.0.1"}, func() time.Time { return now }, func(err error) { t.Error(err) })
+			if err != nil {
+				t.Fatal(err)
+			}
+			first, _ := sc.Get(nil)
+			now = now.Add(min(pki.ServerValidity*4/5, tc.caLeft-time.Hour))
+			second, _ := sc.Get(nil)
+			third, _ := sc.Get(nil)
+			if got := second != first; got != tc.reissued {
+				t.Errorf("re-issued when due: %v, want %v", got, tc.reissued)
+			}
+			if third != second {
+				t.Error("re-issued again at once")
+			}
+		})
 	}
 }
