@@ -295,7 +295,12 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 		targets = append(targets, o.Target)
 	}
 	if len(named) > 0 {
-		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(named, t) })
+		// Target names are case-insensitive, as the master takes them.
+		want := make([]string, len(named))
+		for i, n := range named {
+			want[i] = muster.NormalizeTargetName(n)
+		}
+		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(want, t) })
 	}
 	if f.group != "" {
 		groups, err := c.Groups(ctx)
