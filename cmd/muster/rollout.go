@@ -111,7 +111,7 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 		return fmt.Errorf("--batch: %s", muster.ErrorMessage(err))
 	}
 	if spec.MaxFailures < 0 {
-		return fmt.Errorf("--max-failures: %d is negative", spec.MaxFailures)
+		return fmt.Errorf("--max-failures: %d is negative; give 0 (halt at the first failure) or more", spec.MaxFailures)
 	}
 	if f.group != "" {
 		targets, err := f.targets(ctx, c, job, body.Targets)
