@@ -85,6 +85,9 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 	if err := muster.ValidateName("new group name", newName); err != nil {
 		return err
 	}
+	if newName == name {
+		return muster.Errorf(muster.EINVALID, "new group name: %q is the group's name already", newName)
+	}
 	return c.update(ctx, func(tx *tx) error {
 		// The jobs naming the group, read as they are before the rename.
 		var before []storedJob
