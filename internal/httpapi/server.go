@@ -708,6 +708,9 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
+	if pending && errs {
+		return muster.Errorf(muster.EINVALID, "errors: an instruction is either pending or failed; give pending or errors, not both")
+	}
 	var seq int64
 	if v := q.Get("seq"); v != "" {
 		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq < 1 {
