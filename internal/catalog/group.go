@@ -240,6 +240,19 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 				return err
 			}
 		}
+		if !remove {
+			// A target deleted on another master since it was read: its
+			// deletion held its row, which the membership waited for, and
+			// cleared its memberships before this one was made. Run again:
+			// the target is then refused, naming how it left.
+			still, err := tx.TargetIDs(ctx, names)
+			if err != nil {
+				return err
+			}
+			if len(still) != len(names) {
+				return fmt.Errorf("group %q: a target left while it was added: %w", group, ErrRetry)
+			}
+		}
 		e := muster.AuditEntry{Action: muster.AuditGroupAdd, Object: "group " + group, Targets: names}
 		if remove {
 			e.Action = muster.AuditGroupRemove

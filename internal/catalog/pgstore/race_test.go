@@ -498,3 +498,43 @@ func dial(t *testing.T, url string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// A target added to a group while it is deleted on another master: the
+// deletion takes the target's row first and clears its memberships, and
+// the addition waits for it. Once the deletion has committed, the target
+// is not made a member again (the group would list a target that left
+// as a member, and the addition report it added): the addition runs again
+// and is refused, naming the target that left.
+func TestGroupMemberAddedAndTheTargetsDeletionSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE target_id", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.DeleteTarget(ctx, "web1", false, admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the deletion never cleared the target's memberships")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("adding the deleted target: %v, want invalid, naming it", err)
+	}
+	groups, err := c.FindGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || len(groups[0].Targets) != 0 {
+		t.Errorf("groups %+v, want web without members", groups)
+	}
+}
