@@ -219,6 +219,14 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 		if err != nil {
 			return err
 		}
+		// The group deleted or renamed on another master since it was
+		// read (its row taken, this waited for it): run again, and find
+		// the name as it is now.
+		if again, err := tx.GroupIDs(ctx, []string{group}); err != nil {
+			return err
+		} else if again[group] != gid {
+			return fmt.Errorf("group %q changed while its members were: %w", group, ErrRetry)
+		}
 		before := map[string]storedJob{}
 		for _, name := range jobs {
 			if before[name], err = tx.loadJob(name); err != nil {

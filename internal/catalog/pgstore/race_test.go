@@ -538,3 +538,33 @@ func TestGroupMemberAddedAndTheTargetsDeletionSerialize(t *testing.T) {
 		t.Errorf("groups %+v, want web without members", groups)
 	}
 }
+
+// A target added to a group while the group is deleted on another master:
+// the addition waits for the deletion, then runs again and is told that
+// the group does not exist (not_found), as it would be after it.
+func TestGroupMemberAddedAndTheGroupsDeletionSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE group_id", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.DeleteGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the deletion never deleted the group's members")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("adding to the deleted group: %v, want not found", err)
+	}
+}
