@@ -568,3 +568,40 @@ func TestGroupMemberAddedAndTheGroupsDeletionSerialize(t *testing.T) {
 		t.Errorf("adding to the deleted group: %v, want not found", err)
 	}
 }
+
+// A target added to a group while the group is renamed on another master:
+// the addition runs again once the rename has committed, and finds no
+// group of the old name, rather than adding to the renamed one.
+func TestGroupMemberAddedAndTheGroupsRenameSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "UPDATE groups SET name", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.RenameGroup(ctx, "web", "frontend", admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the rename never renamed the group")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("adding to the renamed group by its old name: %v, want not found", err)
+	}
+	groups, err := c.FindGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || groups[0].Name != "frontend" || len(groups[0].Targets) != 0 {
+		t.Errorf("groups %+v, want frontend without members", groups)
+	}
+}
