@@ -65,12 +65,12 @@ type Instruction struct {
 	DownloadedAt *time.Time        `json:"downloaded_at"`
 	Status       InstructionStatus `json:"status"`
 	Error        string            `json:"error"`
-	// RunID is, in the reply of a retried START, the id of the run it
-	// starts: the one to follow in the job's history.
+	// RunID is, in the reply of a START posted or retried, the id of the
+	// run it starts: the one to follow in the job's history.
 	RunID string `json:"run_id,omitempty"`
-	// Queued is set, in the reply of a retried START, when the job's
-	// max_parallel_targets holds it back: it is posted, under a sequence
-	// number then given (Seq is 0 until then), when a slot frees.
+	// Queued is set, in the reply of a START posted or retried, when the
+	// job's max_parallel_targets holds it back: it is posted, under a
+	// sequence number then given (Seq is 0 until then), when a slot frees.
 	Queued bool `json:"queued,omitempty"`
 }
 

@@ -60,11 +60,7 @@ Target operations take no job and go to every target (or those named):
 			return err
 		}
 		for _, in := range posted {
-			what := string(in.Operation)
-			if in.Job != "" {
-				what += " " + in.Job
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "posted %s to %s (seq %d)\n", what, in.Target, in.Seq)
+			fmt.Fprintln(cmd.OutOrStdout(), postedLine(in))
 		}
 		if len(posted) == 0 {
 			fmt.Fprintln(cmd.OutOrStdout(), "no target to post to")
@@ -77,4 +73,21 @@ Target operations take no job and go to every target (or those named):
 	f.StringSliceVar(&req.Targets, "target", nil, "post only to this target (repeatable)")
 	f.IntVar(&req.Value, "value", 0, "set-poll: the poll interval in seconds")
 	return cmd
+}
+
+// postedLine says what was posted to one target: for a START, the run it
+// starts, and whether the job's max_parallel_targets holds it back (it has
+// no sequence number until it is posted).
+func postedLine(in muster.Instruction) string {
+	what := string(in.Operation)
+	if in.Job != "" {
+		what += " " + in.Job
+	}
+	switch {
+	case in.Queued:
+		return fmt.Sprintf("queued %s for %s by max_parallel_targets: run %s", what, in.Target, in.RunID)
+	case in.RunID != "":
+		return fmt.Sprintf("posted %s to %s (seq %d): run %s", what, in.Target, in.Seq, in.RunID)
+	}
+	return fmt.Sprintf("posted %s to %s (seq %d)", what, in.Target, in.Seq)
 }

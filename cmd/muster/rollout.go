@@ -111,7 +111,7 @@ func (f rolloutFlags) run(ctx context.Context, w io.Writer, c *httpapi.Client, j
 		return fmt.Errorf("--batch: %s", muster.ErrorMessage(err))
 	}
 	if spec.MaxFailures < 0 {
-		return fmt.Errorf("--max-failures: %d is negative", spec.MaxFailures)
+		return fmt.Errorf("--max-failures: %d is negative; give 0 (halt at the first failure) or more", spec.MaxFailures)
 	}
 	if f.group != "" {
 		targets, err := f.targets(ctx, c, job, body.Targets)
@@ -295,7 +295,12 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 		targets = append(targets, o.Target)
 	}
 	if len(named) > 0 {
-		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(named, t) })
+		// Target names are case-insensitive, as the master takes them.
+		want := make([]string, len(named))
+		for i, n := range named {
+			want[i] = muster.NormalizeTargetName(n)
+		}
+		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(want, t) })
 	}
 	if f.group != "" {
 		groups, err := c.Groups(ctx)

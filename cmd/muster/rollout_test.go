@@ -101,3 +101,21 @@ func TestRolloutOfADeletedJob(t *testing.T) {
 		t.Errorf("run: %v, want exit 1 saying the job was deleted, and web2 not started\n%s", err, out.String())
 	}
 }
+
+// A start limited to a group takes the targets named with it in any case,
+// as a start without --group does: target names are case-insensitive.
+func TestGroupStartTakesTargetNamesInAnyCase(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	ctx := context.Background()
+	if err := env.Client.CreateGroup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.GroupMembers(ctx, "web", []string{"web1", "web2"}, false); err != nil {
+		t.Fatal(err)
+	}
+	applyJobs(t, env.Client, shellJob("deploy", "true", "web1", "web2"))
+	got, err := rolloutFlags{group: "web"}.targets(ctx, env.Client, "deploy", []string{"WEB2"})
+	if err != nil || strings.Join(got, ",") != "web2" {
+		t.Errorf("targets(--group web --target WEB2) = %q, %v; want web2", got, err)
+	}
+}

@@ -353,7 +353,13 @@ pause are not run late.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "%sd %s\n", verb, dash(strings.Join(done, ", ")))
+			if len(done) == 0 {
+				// Only a group can come back empty: named targets are
+				// each enlisted, or refused.
+				fmt.Fprintf(cmd.OutOrStdout(), "no target to %s: group %s has no enlisted members\n", verb, group)
+				return nil
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "%sd %s\n", verb, strings.Join(done, ", "))
 			return nil
 		},
 	}

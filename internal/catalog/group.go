@@ -85,6 +85,9 @@ func (c *Catalog) RenameGroup(ctx context.Context, name, newName string, by must
 	if err := muster.ValidateName("new group name", newName); err != nil {
 		return err
 	}
+	if newName == name {
+		return muster.Errorf(muster.EINVALID, "new group name: %q is the group's name already", newName)
+	}
 	return c.update(ctx, func(tx *tx) error {
 		// The jobs naming the group, read as they are before the rename.
 		var before []storedJob
@@ -233,6 +236,14 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 		if err != nil {
 			return err
 		}
+		// The group deleted or renamed on another master since it was
+		// read (its row taken, this waited for it): run again, and find
+		// the name as it is now.
+		if again, err := tx.GroupIDs(ctx, []string{group}); err != nil {
+			return err
+		} else if again[group] != gid {
+			return fmt.Errorf("group %q changed while its members were: %w", group, ErrRetry)
+		}
 		before := map[string]storedJob{}
 		for _, name := range jobs {
 			if before[name], err = tx.loadJob(name); err != nil {
@@ -252,6 +263,19 @@ func (c *Catalog) SetGroupMembers(ctx context.Context, group string, targets []s
 				return muster.Errorf(muster.ECONFLICT, "target %q is already a member of group %q", t, group)
 			} else if err != nil {
 				return err
+			}
+		}
+		if !remove {
+			// A target deleted on another master since it was read: its
+			// deletion held its row, which the membership waited for, and
+			// cleared its memberships before this one was made. Run again:
+			// the target is then refused, naming how it left.
+			still, err := tx.TargetIDs(ctx, names)
+			if err != nil {
+				return err
+			}
+			if len(still) != len(names) {
+				return fmt.Errorf("group %q: a target left while it was added: %w", group, ErrRetry)
 			}
 		}
 		e := muster.AuditEntry{Action: muster.AuditGroupAdd, Object: "group " + group, Targets: names}

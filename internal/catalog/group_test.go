@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -211,6 +212,40 @@ func TestPostingReadOfAJob(t *testing.T) {
 		}
 		if _, err := db.StopJob(ctx, "nope", nil, admin); muster.ErrorCode(err) != muster.ENOTFOUND {
 			t.Errorf("STOP of no job: got %v, want ENOTFOUND", err)
+		}
+	})
+}
+
+// Renaming a group to the name it has is refused, naming the field, and
+// records nothing: it is a slip, not a change.
+func TestRenameGroupToItsOwnNameIsRefused(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "web1")
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
+		j := job("deploy")
+		j.Groups = []string{"web"}
+		j.Overrides = []muster.Override{{Group: "web", Env: map[string]string{"A": "1"}}}
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		before, err := db.FindAudit(ctx, catalog.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = db.RenameGroup(ctx, "web", "web", admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "new group name:") {
+			t.Errorf("renaming web to web: %v, want invalid, naming the new group name", err)
+		}
+		after, err := db.FindAudit(ctx, catalog.AuditFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(after) != len(before) {
+			t.Errorf("the refused rename recorded %d audit entries, want none", len(after)-len(before))
 		}
 	})
 }

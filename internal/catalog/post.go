@@ -62,7 +62,8 @@ func (c *Catalog) Post(ctx context.Context, req PostRequest, by muster.Actor) ([
 		at := res.ExpiresAt.Add(-muster.DefaultStartExpiry)
 		var out []muster.Instruction
 		for _, r := range res.Runs {
-			out = append(out, muster.Instruction{Seq: r.Seq, Target: r.Target, Operation: op, Job: res.Job, PostedAt: at, Status: muster.InstructionPending})
+			out = append(out, muster.Instruction{Seq: r.Seq, Target: r.Target, Operation: op, Job: res.Job, PostedAt: at,
+				Status: muster.InstructionPending, RunID: r.RunID, Queued: r.Queued})
 		}
 		return out, nil
 	}

@@ -37,3 +37,30 @@ func TestPostStopNamingATargetTwicePostsOnce(t *testing.T) {
 		}
 	})
 }
+
+// A START posted by hand says, of each target, the run it starts, and of
+// a target max_parallel_targets holds it back for, that it is queued (no
+// sequence number yet), as muster job start says.
+func TestPostStartSaysWhichStartsAreQueued(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		enlist(t, db, "a")
+		enlist(t, db, "b")
+		j := job("deploy", "a", "b")
+		j.MaxParallelTargets = 1
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		posted, err := db.Post(ctx, catalog.PostRequest{Operation: muster.OpStart, Job: "deploy"}, admin)
+		if err != nil || len(posted) != 2 {
+			t.Fatalf("posted %+v, %v; want a START for a and b", posted, err)
+		}
+		if in := posted[0]; in.Target != "a" || in.Seq == 0 || in.Queued || in.RunID == "" {
+			t.Errorf("a: %+v, want a START posted under a sequence number, with its run", in)
+		}
+		if in := posted[1]; in.Target != "b" || in.Seq != 0 || !in.Queued || in.RunID == "" {
+			t.Errorf("b: %+v, want a START queued by max_parallel_targets, with its run", in)
+		}
+	})
+}

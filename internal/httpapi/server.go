@@ -712,6 +712,9 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 	if err != nil {
 		return err
 	}
+	if pending && errs {
+		return muster.Errorf(muster.EINVALID, "errors: an instruction is either pending or failed; give pending or errors, not both")
+	}
 	var seq int64
 	if v := q.Get("seq"); v != "" {
 		if seq, err = strconv.ParseInt(v, 10, 64); err != nil || seq < 1 {
@@ -736,6 +739,16 @@ func (s *Server) downloadList(w http.ResponseWriter, r *http.Request, c caller) 
 	}
 	if f.Operation != "" && !f.Operation.Valid() {
 		return muster.Errorf(muster.EINVALID, "operation: %q is not an operation; use INSERT, UPDATE, DELETE, START, STOP, RE-ENLIST, DEFECT, SYNC-TIME or SET-POLL", f.Operation)
+	}
+	if f.Target != "" && !c.scope().Limited() {
+		// A name no target holds is a slip: an empty list would read as
+		// "nothing pending there". (A scoped key learns nothing of targets
+		// outside its groups, so it is not told.)
+		if _, err := s.DB.TargetID(r.Context(), f.Target); muster.ErrorCode(err) == muster.ENOTFOUND {
+			return muster.Errorf(muster.ENOTFOUND, "target: %s; `muster target list` shows them (a target that left takes its download list with it)", muster.ErrorMessage(err))
+		} else if err != nil {
+			return err
+		}
 	}
 	list, next, err := s.DB.FindInstructionsPage(r.Context(), f)
 	if err != nil {

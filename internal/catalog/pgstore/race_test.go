@@ -498,3 +498,110 @@ func dial(t *testing.T, url string) *pgx.Conn {
 	t.Cleanup(func() { conn.Close(context.Background()) })
 	return conn
 }
+
+// A target added to a group while it is deleted on another master: the
+// deletion takes the target's row first and clears its memberships, and
+// the addition waits for it. Once the deletion has committed, the target
+// is not made a member again (the group would list a target that left
+// as a member, and the addition report it added): the addition runs again
+// and is refused, naming the target that left.
+func TestGroupMemberAddedAndTheTargetsDeletionSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE target_id", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.DeleteTarget(ctx, "web1", false, admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the deletion never cleared the target's memberships")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.EINVALID {
+		t.Errorf("adding the deleted target: %v, want invalid, naming it", err)
+	}
+	groups, err := c.FindGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || len(groups[0].Targets) != 0 {
+		t.Errorf("groups %+v, want web without members", groups)
+	}
+}
+
+// A target added to a group while the group is deleted on another master:
+// the addition waits for the deletion, then runs again and is told that
+// the group does not exist (not_found), as it would be after it.
+func TestGroupMemberAddedAndTheGroupsDeletionSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE group_id", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.DeleteGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the deletion never deleted the group's members")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("adding to the deleted group: %v, want not found", err)
+	}
+}
+
+// A target added to a group while the group is renamed on another master:
+// the addition runs again once the rename has committed, and finds no
+// group of the old name, rather than adding to the renamed one.
+func TestGroupMemberAddedAndTheGroupsRenameSerialize(t *testing.T) {
+	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", admin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: "UPDATE groups SET name", hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
+			return err
+		})
+	}})
+	if err := c.RenameGroup(ctx, "web", "frontend", admin); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal("the rename never renamed the group")
+	}
+	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
+		t.Errorf("adding to the renamed group by its old name: %v, want not found", err)
+	}
+	groups, err := c.FindGroups(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(groups) != 1 || groups[0].Name != "frontend" || len(groups[0].Targets) != 0 {
+		t.Errorf("groups %+v, want frontend without members", groups)
+	}
+}
