@@ -45,8 +45,8 @@ With -o json, everything, targets included.`,
 				ros, err := c.Rollouts(cmd.Context(), args[0])
 				if err == nil && len(ros) == 0 {
 					// None: say so if there is no such job either (a
-					// mistyped name), as job history does. A deleted
-					// job's rollouts are still listed.
+					// mistyped name, or a job deleted with its
+					// rollouts), as job history does.
 					if _, err := c.Job(cmd.Context(), args[0]); muster.ErrorCode(err) == muster.ENOTFOUND {
 						return nil, err
 					}

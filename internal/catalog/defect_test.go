@@ -103,6 +103,7 @@ func TestDefectedTargetsAreListed(t *testing.T) {
 		web2 := enlist(t, db, "web2")
 		enlist(t, db, "web3")
 		enlist(t, db, "web4")
+		db.RecordPoll(web2.ID, catalog.Heartbeat{At: clk.Now(), LocalTime: clk.Now(), PollInterval: 60})
 		clk.Add(time.Hour)
 		left := clk.Now()
 		if err := db.DefectTarget(ctx, web2.ID, muster.Actor{Kind: muster.ActorTarget, Name: "web2"}); err != nil {
@@ -152,6 +153,9 @@ func TestDefectedTargetsAreListed(t *testing.T) {
 		}
 		if shown.Status != muster.StatusDefected || shown.DefectedBy != "target web2" {
 			t.Errorf("show web2 = %s by %q, want defected by target web2", shown.Status, shown.DefectedBy)
+		}
+		if shown.LocalTime != nil {
+			t.Errorf("show web2: local time %s, want none: a target that left has no clock to read", shown.LocalTime)
 		}
 		tomb, err := db.FindTarget(ctx, "web4")
 		if err != nil {

@@ -43,7 +43,8 @@ func (hb Heartbeat) OffsetMinutes() int {
 }
 
 // SkewMS is how far the target's clock was ahead of the master's when the
-// heartbeat arrived (network delay included, so an upper bound).
+// heartbeat arrived, less the heartbeat's time on the network (the target
+// read its clock when it sent it).
 func (hb Heartbeat) SkewMS() int64 {
 	if hb.LocalTime.IsZero() || hb.At.IsZero() {
 		return 0
@@ -273,7 +274,8 @@ func (c *Catalog) target(now time.Time, r TargetRow) muster.Target {
 			t.ClockOffsetMS = &ms
 		}
 	}
-	if t.LastPoll != nil && !localAt.IsZero() {
+	if t.LastPoll != nil && !localAt.IsZero() && r.State != TargetDefected {
+		// Its clock as it would read now; a target that left has none.
 		lt := localAt.Add(now.Sub(*t.LastPoll))
 		t.LocalTime = &lt
 	}
