@@ -1,6 +1,7 @@
 package muster
 
 import (
+	"errors"
 	"math"
 	"strconv"
 	"strings"
@@ -45,7 +46,8 @@ func (s RolloutSpec) Validate(prefix string) error {
 }
 
 // WaveSize returns how many of n targets a wave holds: Batch, or Batch
-// percent of n rounded up, and at least one.
+// percent of n rounded up, at least one, and no more than n (a batch of
+// more than there are targets, however large, is one wave of them all).
 func (s RolloutSpec) WaveSize(n int) (int, error) {
 	if pct, ok := strings.CutSuffix(s.Batch, "%"); ok {
 		p, err := strconv.ParseFloat(pct, 64)
@@ -57,10 +59,13 @@ func (s RolloutSpec) WaveSize(n int) (int, error) {
 		return max(1, int(math.Ceil(p*float64(n)/100))), nil
 	}
 	size, err := strconv.Atoi(s.Batch)
+	if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s.Batch, "-") {
+		size, err = n, nil // more targets than any fleet has
+	}
 	if err != nil || size < 1 {
 		return 0, Errorf(EINVALID, "%q is not a number of targets (1 or more) or a percentage such as 25%%", s.Batch)
 	}
-	return size, nil
+	return max(1, min(size, n)), nil
 }
 
 // Rollout is a job started in waves, as the master drives it: each wave's

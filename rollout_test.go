@@ -26,7 +26,10 @@ func TestRolloutWaveSize(t *testing.T) {
 		{"100%", 3, 3},
 		{"0.1%", 5, 1},
 		{"25%", 0, 1},
-		{"5", 3, 5},
+		{"5", 3, 3},
+		{"5", 0, 1},
+		{"9223372036854775807", 3, 3},
+		{"99999999999999999999", 3, 3},
 	} {
 		got, err := muster.RolloutSpec{Batch: tc.batch}.WaveSize(tc.targets)
 		if err != nil || got != tc.want {

@@ -52,7 +52,6 @@ func (tx *tx) createRollout(job storedJob, spec muster.RolloutSpec, targets, run
 	if err != nil {
 		return muster.Rollout{}, err
 	}
-	size = min(size, len(targets))
 	body, err := json.Marshal(req)
 	if err != nil {
 		return muster.Rollout{}, err
