@@ -99,9 +99,18 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	if err != nil {
 		return "", err
 	}
+	// A connection that cannot be made (its server down, its file's
+	// directory gone, its password refused) is named: the driver's error
+	// says which address or file, not which of the target's connections.
+	// Neither driver puts the password in it.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("connection %q: cannot connect: %w", name, err)
+	}
+	defer conn.Close()
 	server := c.defs[name].Driver
 	if server != "mysql" && server != "postgres" {
-		return execSQL(ctx, db, text, args, out) // SQLite is interrupted
+		return execSQL(ctx, conn, text, args, out) // SQLite is interrupted
 	}
 	// MySQL and MariaDB keep running a statement whose client has closed
 	// its connection, until it ends by itself, and so does PostgreSQL
@@ -112,14 +121,9 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	// target ends the connection on the server itself, statement and
 	// session, from a connection of its own (the pool's may all be taken
 	// by statements being stopped).
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
 	var session uint64
 	if err := conn.QueryRowContext(ctx, sessionQuery[server]).Scan(&session); err != nil {
-		return "", err
+		return "", fmt.Errorf("connection %q: %w", name, err)
 	}
 	outcome, err := execSQL(ctx, conn, text, args, out)
 	if ctx.Err() != nil {
