@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/go-sql-driver/mysql" // registers "mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
@@ -126,12 +128,52 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 		return "", fmt.Errorf("connection %q: %w", name, err)
 	}
 	outcome, err := execSQL(ctx, conn, text, args, out)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		err = postgresError{pgErr, text}
+	}
 	if ctx.Err() != nil {
 		c.kill(name, session)
 		// The killed connection must not go back to the pool.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return outcome, err
+}
+
+// postgresError is a PostgreSQL error as psql shows it: pgx's message
+// and SQLSTATE, then where in the statement it is, and the server's DETAIL
+// (which key a unique violation hit) and HINT.
+type postgresError struct {
+	*pgconn.PgError
+	text string // the statement, which Position counts characters of
+}
+
+func (e postgresError) Unwrap() error { return e.PgError }
+
+func (e postgresError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.PgError.Error())
+	if e.Position > 0 {
+		line, column := 1, 1
+		for i, r := range []rune(e.text) {
+			if i == int(e.Position)-1 {
+				break
+			}
+			if r == '\n' {
+				line, column = line+1, 1
+			} else {
+				column++
+			}
+		}
+		fmt.Fprintf(&b, " at line %d, column %d", line, column)
+	}
+	if e.Detail != "" {
+		b.WriteString("; DETAIL: " + e.Detail)
+	}
+	if e.Hint != "" {
+		b.WriteString("; HINT: " + e.Hint)
+	}
+	return b.String()
 }
 
 // sessionQuery and killStatement read a connection's session on the
@@ -172,7 +214,16 @@ var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA
 func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
 	args := make([]any, len(step.Params))
 	for i, p := range step.Params {
-		args[i] = env[p]
+		v, ok := env[p]
+		if !ok {
+			// A typo, or a variable this run was not started with: an
+			// empty string bound in its place would be written, or
+			// matched, as if it were the value.
+			attempt.Status = muster.AttemptFailed
+			attempt.Message = fmt.Sprintf("params[%d]: %s is not set in the step's environment", i, p)
+			return attempt
+		}
+		args[i] = v
 	}
 	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt

@@ -19,6 +19,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/testdb"
 )
 
@@ -393,5 +394,78 @@ func TestSQLStatementStoppedEndsBehindAProxyThatDropsCancels(t *testing.T) {
 	case <-dropped:
 	default:
 		t.Error("no cancel request reached the proxy: the test proves nothing")
+	}
+}
+
+// A database that cannot be reached when a step starts (its server down,
+// its file's directory gone) fails the step with a message that names the
+// connection, so whoever reads the history knows which of the target's
+// connections to look at, and still not its password.
+func TestSQLConnectionThatCannotBeMadeIsNamed(t *testing.T) {
+	const secret = "s3cr3tPW"
+	conns := newConnections(map[string]Connection{
+		"warehouse": {Driver: "postgres", DSN: "postgres://muster:" + secret + "@127.0.0.1:1/app?connect_timeout=5"},
+		"shop":      {Driver: "mysql", DSN: "muster:" + secret + "@tcp(127.0.0.1:1)/shop?timeout=5s"},
+		"local":     {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "no_such_dir", "app.db")},
+	})
+	defer conns.close()
+	for name := range conns.defs {
+		_, err := conns.run(context.Background(), name, "SELECT 1", nil, io.Discard)
+		want := fmt.Sprintf("connection %q: cannot connect: ", name)
+		if err == nil || !strings.HasPrefix(err.Error(), want) || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v; want an error starting %q, without the password", name, err, want)
+		}
+	}
+}
+
+// A PostgreSQL error says what psql would: where in the statement it is,
+// and the server's DETAIL and HINT (which key a unique violation hit).
+func TestSQLPostgresErrorSaysWhereAndWhy(t *testing.T) {
+	conns := newConnections(map[string]Connection{"pg": {Driver: "postgres", DSN: testdb.Postgres(t)}})
+	defer conns.close()
+	ctx := context.Background()
+	for _, tc := range []struct{ text, code, want string }{
+		{"SELECT 1\n  FROM no_such_table_here", "42P01",
+			`ERROR: relation "no_such_table_here" does not exist (SQLSTATE 42P01) at line 2, column 8`},
+		{"CREATE TEMP TABLE u (id int PRIMARY KEY); INSERT INTO u VALUES (1); INSERT INTO u VALUES (1)", "23505",
+			`ERROR: duplicate key value violates unique constraint "u_pkey" (SQLSTATE 23505); DETAIL: Key (id)=(1) already exists.`},
+		{"SELECT 'é' || nosuchfn()", "42883",
+			"ERROR: function nosuchfn() does not exist (SQLSTATE 42883) at line 1, column 15; HINT: No function matches the given name and argument types. You might need to add explicit type casts."},
+	} {
+		_, err := conns.run(ctx, "pg", tc.text, nil, io.Discard)
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != tc.code || err.Error() != tc.want {
+			t.Errorf("%q: %v; want %s", tc.text, err, tc.want)
+		}
+	}
+}
+
+// A param names a variable of the step's environment; one that is not
+// there (a typo, a variable a scheduled run was not started with) fails
+// the step, naming it, and runs nothing, instead of binding an empty
+// string. A variable set to the empty string binds it.
+func TestSQLParamNotInTheEnvironmentFailsTheStep(t *testing.T) {
+	lite := filepath.Join(t.TempDir(), "lite.db")
+	m := newTestMain(t, func(c *Config) {
+		c.Settings.Connections = map[string]Connection{"lite": {Driver: "sqlite", DSN: lite}}
+	})
+	create := muster.Step{Name: "create", SQL: "CREATE TABLE t (a TEXT, b TEXT)", Connection: "lite"}
+	if run := runJob(t, m, flowJob("create", create)); run.Status != muster.RunSucceeded {
+		t.Fatalf("create: %s %q", run.Status, run.Message)
+	}
+	insert := muster.Step{Name: "insert", SQL: "INSERT INTO t VALUES (?, ?)", Connection: "lite",
+		Params: []string{"EMPTY", "MUSTER_RUNID"}, Env: map[string]string{"EMPTY": ""}}
+	run := runJob(t, m, flowJob("typo", insert))
+	want := `params[1]: MUSTER_RUNID is not set in the step's environment`
+	if run.Status != muster.RunFailed || len(run.Steps) != 1 || run.Steps[0].Status != muster.AttemptFailed || run.Steps[0].Message != want {
+		t.Fatalf("run %s, steps %+v; want the step failed with %q", run.Status, run.Steps, want)
+	}
+	insert.Params = []string{"EMPTY", "MUSTER_RUN_ID"}
+	if run := runJob(t, m, flowJob("right", insert)); run.Status != muster.RunSucceeded {
+		t.Fatalf("right: %s %q", run.Status, run.Message)
+	}
+	var out bytes.Buffer
+	if _, err := m.exec.sql.run(context.Background(), "lite", "SELECT a, b FROM t", nil, &out); err != nil || out.String() != "a\tb\n\trun-right\n(1 row returned)\n" {
+		t.Errorf("the table holds %q (%v); want only the run that named its params right", out.String(), err)
 	}
 }
