@@ -34,7 +34,8 @@ func sqlDriver(name string) (driver string, ok bool) {
 
 // checkDSN parses a connection's DSN as its driver will. Neither parser
 // puts the password in its errors: pgx masks it, the MySQL driver names
-// only what it could not read.
+// only what it could not read. A SQLite DSN (which holds no password)
+// names its file by an absolute path.
 func checkDSN(c Connection) error {
 	var err error
 	switch c.Driver {
@@ -42,6 +43,20 @@ func checkDSN(c Connection) error {
 		_, err = pgx.ParseConfig(c.DSN)
 	case "mysql":
 		_, err = mysql.ParseDSN(c.DSN)
+	case "sqlite":
+		// A relative path would be read from the daemon's working
+		// directory (/ under systemd), where SQLite creates an empty
+		// database, silently, for the steps to run against.
+		path, _, _ := strings.Cut(c.DSN, "?")
+		if rest, ok := strings.CutPrefix(path, "file:"); ok {
+			path = rest
+			if rest, ok := strings.CutPrefix(path, "//"); ok {
+				path = strings.TrimPrefix(rest, "localhost")
+			}
+		}
+		if path != ":memory:" && !strings.HasPrefix(path, "/") {
+			err = fmt.Errorf("%q is not an absolute path: a SQLite database is a file named from the root, such as /var/lib/app/app.db", c.DSN)
+		}
 	}
 	return err
 }
