@@ -4,12 +4,14 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql" // registers "mysql"
 	"github.com/jackc/pgx/v5"
@@ -127,7 +129,8 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	defer conn.Close()
 	server := c.defs[name].Driver
 	if server != "mysql" && server != "postgres" {
-		return execSQL(ctx, conn, text, args, out) // SQLite is interrupted
+		// SQLite is interrupted. Its driver returns only blobs as []byte.
+		return execSQL(ctx, conn, text, args, out, true)
 	}
 	// MySQL and MariaDB keep running a statement whose client has closed
 	// its connection, until it ends by itself, and so does PostgreSQL
@@ -142,7 +145,7 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	if err := conn.QueryRowContext(ctx, sessionQuery[server]).Scan(&session); err != nil {
 		return "", fmt.Errorf("connection %q: %w", name, err)
 	}
-	outcome, err := execSQL(ctx, conn, text, args, out)
+	outcome, err := execSQL(ctx, conn, text, args, out, false)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		err = postgresError{pgErr, text}
@@ -292,7 +295,9 @@ type queryer interface {
 
 // execSQL runs one statement, writes its rows or its count to out, and
 // returns its outcome in words: "3 rows returned", "42 rows affected".
-func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer) (string, error) {
+// bytesAreBinary says every []byte value the driver returns is binary
+// data, not text.
+func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer, bytesAreBinary bool) (string, error) {
 	first := strings.ToUpper(statementStart(text))
 	returnsRows := false
 	for _, w := range queryWords {
@@ -318,13 +323,19 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 		return "", err
 	}
 	defer result.Close()
-	cols, err := result.Columns()
+	types, err := result.ColumnTypes()
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintln(out, strings.Join(cols, "\t"))
-	values := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
+	cells := make([]string, len(types))
+	binary := make([]bool, len(types))
+	for i, ct := range types {
+		cells[i] = escapeCell(ct.Name())
+		binary[i] = bytesAreBinary || binaryTypes[ct.DatabaseTypeName()]
+	}
+	fmt.Fprintln(out, strings.Join(cells, "\t"))
+	values := make([]any, len(types))
+	ptrs := make([]any, len(types))
 	for i := range values {
 		ptrs[i] = &values[i]
 	}
@@ -333,12 +344,10 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 		if err := result.Scan(ptrs...); err != nil {
 			return "", err
 		}
-		cells := make([]string, len(cols))
 		for i, v := range values {
-			if v.Valid {
-				cells[i] = v.String
-			} else {
-				cells[i] = "NULL"
+			cells[i], err = cell(v, binary[i])
+			if err != nil {
+				return "", err
 			}
 		}
 		fmt.Fprintln(out, strings.Join(cells, "\t"))
@@ -351,6 +360,43 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 	fmt.Fprintf(out, "(%s)\n", outcome)
 	return outcome, nil
 }
+
+// binaryTypes are the column types, as the drivers name them, whose values
+// are bytes rather than text: PostgreSQL's bytea, MySQL's binary strings.
+// (SQLite's driver returns a blob as []byte, whatever its column's
+// declared type, and text as a string.)
+var binaryTypes = map[string]bool{
+	"BYTEA": true, "BINARY": true, "VARBINARY": true,
+	"TINYBLOB": true, "BLOB": true, "MEDIUMBLOB": true, "LONGBLOB": true,
+}
+
+// cell is one value as a row prints it: NULL, bytes in hex as psql prints
+// them (\x00ff) when they are binary, and any other value as text, with
+// the characters that would end it (a tab, a line break) escaped as
+// mysql --batch does.
+func cell(v any, binary bool) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "NULL", nil
+	case []byte:
+		// The MySQL driver returns text as []byte too.
+		if binary || !utf8.Valid(v) {
+			return `\x` + hex.EncodeToString(v), nil
+		}
+		return escapeCell(string(v)), nil
+	case string:
+		return escapeCell(v), nil
+	}
+	var s sql.NullString // as database/sql converts numbers, times, booleans
+	if err := s.Scan(v); err != nil {
+		return "", err
+	}
+	return escapeCell(s.String), nil
+}
+
+var cellEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
+
+func escapeCell(s string) string { return cellEscaper.Replace(s) }
 
 // statementStart is text from its first word: past blanks, opening
 // parentheses and comments (-- and # to the end of the line, /* to */).

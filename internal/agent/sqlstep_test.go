@@ -469,3 +469,31 @@ func TestSQLParamNotInTheEnvironmentFailsTheStep(t *testing.T) {
 		t.Errorf("the table holds %q (%v); want only the run that named its params right", out.String(), err)
 	}
 }
+
+// Rows are printed so that each is one line and each value can be read
+// back: a tab, a line break or a backslash in a value is escaped as
+// `mysql --batch` does (\t, \n, \r, \\), and binary data (bytea, a BLOB
+// or BINARY column, a SQLite blob) is printed in hex as psql does
+// (\x00ff) instead of as bytes that are not text.
+func TestSQLRowsPrintedFaithfully(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	const want = "n\tt\tb\tu\tnum\tbt\n" + `NULL` + "\t" + `a\tb\nc\\d\r` + "\t" + `\x00ff0a` + "\t" + "é😀\t42\t" + `\x6869` + "\n(1 row returned)\n"
+	for name, text := range map[string]string{
+		"postgres": `SELECT NULL AS n, E'a\tb\nc\\d\r' AS t, '\x00ff0a'::bytea AS b, 'é😀' AS u, 42 AS num, %s AS bt`,
+		"mysql":    `SELECT NULL AS n, 'a\tb\nc\\d\r' AS t, x'00ff0a' AS b, 'é😀' AS u, 42 AS num, %s AS bt`,
+		"sqlite":   `SELECT NULL AS n, 'a' || char(9) || 'b' || char(10) || 'c\d' || char(13) AS t, x'00ff0a' AS b, 'é😀' AS u, 42 AS num, %s AS bt`,
+	} {
+		// Binary data that happens to be text ("hi") is still binary.
+		bt := map[string]string{"postgres": `'hi'::bytea`, "mysql": `CAST('hi' AS BINARY)`, "sqlite": `CAST('hi' AS BLOB)`}[name]
+		text = fmt.Sprintf(text, bt)
+		var out bytes.Buffer
+		if _, err := conns.run(context.Background(), name, text, nil, &out); err != nil || out.String() != want {
+			t.Errorf("%s: %q (%v)\nwant %q", name, out.String(), err, want)
+		}
+	}
+}
