@@ -147,8 +147,13 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	}
 	outcome, err := execSQL(ctx, conn, text, args, out, false)
 	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) {
+	switch {
+	case errors.As(err, &pgErr):
 		err = postgresError{pgErr, text}
+	case ctx.Err() == nil && lostConnection(err):
+		// The driver's words ("invalid connection", "unexpected EOF") do
+		// not say that the statement was sent, maybe committed.
+		err = fmt.Errorf("connection %q: lost while the statement ran, which may or may not have taken effect: %w", name, err)
 	}
 	if ctx.Err() != nil {
 		c.kill(name, session)
@@ -156,6 +161,12 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return outcome, err
+}
+
+// lostConnection says err is a connection lost under a statement, as the
+// drivers report it: the MySQL driver's ErrInvalidConn, a stream cut short.
+func lostConnection(err error) bool {
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // postgresError is a PostgreSQL error as psql shows it: pgx's message

@@ -497,3 +497,40 @@ func TestSQLRowsPrintedFaithfully(t *testing.T) {
 		}
 	}
 }
+
+// A connection lost while its statement runs (the session killed, the
+// server restarted) fails the step saying so, and that the statement may
+// or may not have taken effect, not with the driver's "invalid
+// connection".
+func TestSQLConnectionLostMidStatementIsSaid(t *testing.T) {
+	dsn := testdb.MySQL(t)
+	probe, err := sql.Open("mysql", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	conns := newConnections(map[string]Connection{"shop": {Driver: "mysql", DSN: dsn}})
+	defer conns.close()
+	marker := fmt.Sprintf("lost_%d", time.Now().UnixNano())
+	done := make(chan error, 1)
+	go func() {
+		_, err := conns.run(context.Background(), "shop", "SELECT SLEEP(60) AS "+marker, nil, io.Discard)
+		done <- err
+	}()
+	var id int64
+	await(t, "the statement runs on the server", func() (bool, error) {
+		err := probe.QueryRow("SELECT id FROM information_schema.processlist WHERE id <> CONNECTION_ID() AND info LIKE CONCAT('%', ?, '%')", marker).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if _, err := probe.Exec(fmt.Sprintf("KILL CONNECTION %d", id)); err != nil {
+		t.Fatal(err)
+	}
+	err = <-done
+	const want = `connection "shop": lost while the statement ran, which may or may not have taken effect: `
+	if err == nil || !strings.HasPrefix(err.Error(), want) {
+		t.Errorf("%v; want an error starting %q", err, want)
+	}
+}
