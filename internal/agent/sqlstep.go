@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -87,7 +88,11 @@ func (c *connections) get(name string) (*sql.DB, error) {
 		return nil, fmt.Errorf("connection %q not found on this target", name)
 	}
 	driver, _ := sqlDriver(def.Driver) // the settings were checked when loaded
-	db, err := sql.Open(driver, def.DSN)
+	dsn := def.DSN
+	if def.Driver == "sqlite" {
+		dsn = sqliteDSN(dsn)
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}
@@ -99,6 +104,27 @@ func (c *connections) get(name string) (*sql.DB, error) {
 	db.SetMaxIdleConns(0)
 	c.pools[name] = db
 	return db, nil
+}
+
+// sqliteBusyTimeout is how long a SQLite step waits for a lock another
+// connection holds (the application's, another step's) before it fails
+// with "database is locked", as a server's statement waits for a row
+// lock; the step's timeout or a STOP ends the wait sooner.
+const sqliteBusyTimeout = time.Minute
+
+// sqliteDSN is dsn with the busy timeout, unless it sets one itself
+// (_busy_timeout or _timeout; a _pragma=busy_timeout is applied after
+// the driver's keys, and wins).
+func sqliteDSN(dsn string) string {
+	_, query, _ := strings.Cut(dsn, "?")
+	if q, err := url.ParseQuery(query); err == nil && (q.Has("_busy_timeout") || q.Has("_timeout")) {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%s_busy_timeout=%d", dsn, sep, sqliteBusyTimeout.Milliseconds())
 }
 
 func (c *connections) close() {

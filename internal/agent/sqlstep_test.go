@@ -534,3 +534,24 @@ func TestSQLConnectionLostMidStatementIsSaid(t *testing.T) {
 		t.Errorf("%v; want an error starting %q", err, want)
 	}
 }
+
+// A SQLite step waits for a lock another connection holds (the
+// application's, another job's step) up to a minute, as a server's
+// statement waits for a row lock, instead of failing at once with
+// "database is locked"; a DSN that sets its own busy timeout keeps it.
+func TestSQLiteStepWaitsForALock(t *testing.T) {
+	dir := t.TempDir()
+	conns := newConnections(map[string]Connection{
+		"default": {Driver: "sqlite", DSN: filepath.Join(dir, "a.db")},
+		"query":   {Driver: "sqlite", DSN: filepath.Join(dir, "b.db") + "?_pragma=foreign_keys(1)"},
+		"own":     {Driver: "sqlite", DSN: filepath.Join(dir, "c.db") + "?_pragma=busy_timeout(5)"},
+		"alias":   {Driver: "sqlite", DSN: "file:" + filepath.Join(dir, "d.db") + "?_timeout=7"},
+	})
+	defer conns.close()
+	for name, want := range map[string]string{"default": "60000", "query": "60000", "own": "5", "alias": "7"} {
+		var out bytes.Buffer
+		if _, err := conns.run(context.Background(), name, "PRAGMA busy_timeout", nil, &out); err != nil || out.String() != "timeout\n"+want+"\n(1 row returned)\n" {
+			t.Errorf("%s: %q (%v); want a busy timeout of %s ms", name, out.String(), err, want)
+		}
+	}
+}
