@@ -64,9 +64,9 @@ func checkDSN(c Connection) error {
 	return err
 }
 
-// connections holds one small pool per named connection, opened on first
-// use, that keeps no idle connection. The DSNs (and their secrets) are in
-// the target's settings only.
+// connections holds one pool per named connection, opened on first use,
+// that keeps no idle connection: each step has a session of its own. The
+// DSNs (and their secrets) are in the target's settings only.
 type connections struct {
 	defs  map[string]Connection
 	mu    sync.Mutex
@@ -96,8 +96,9 @@ func (c *connections) get(name string) (*sql.DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}
-	db.SetMaxOpenConns(4)
-	// No connection outlives its step: a transaction a step leaves open
+	// No cap on open connections: a step waiting for another's to end
+	// would show running, its timeout counting, while nothing of it ran;
+	// max_concurrent_runs bounds steps at once. No connection outlives its step: a transaction a step leaves open
 	// is rolled back as its connection closes, and nothing it SET (a
 	// search_path, a role, a user variable, an isolation level) reaches
 	// another step, maybe another job's.

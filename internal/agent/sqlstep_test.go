@@ -555,3 +555,48 @@ func TestSQLiteStepWaitsForALock(t *testing.T) {
 		}
 	}
 }
+
+// Steps running at once on one connection each have a session on the
+// server: none waits, its timeout running, for another step's statement
+// to end before its own starts.
+func TestSQLStepsAtOnceEachRun(t *testing.T) {
+	dsn := testdb.Postgres(t)
+	probe, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer probe.Close()
+	holder, err := probe.Conn(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	const key = 7345011
+	if _, err := holder.ExecContext(context.Background(), "SELECT pg_advisory_lock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	conns := newConnections(map[string]Connection{"warehouse": {Driver: "postgres", DSN: dsn}})
+	defer conns.close()
+	marker := fmt.Sprintf("at_once_%d", time.Now().UnixNano())
+	const steps = 6
+	done := make(chan error, steps)
+	for range steps {
+		go func() {
+			_, err := conns.run(context.Background(), "warehouse", fmt.Sprintf("SELECT pg_advisory_lock_shared(%d) AS %s", key, marker), nil, io.Discard)
+			done <- err
+		}()
+	}
+	await(t, "every step's statement on the server", func() (bool, error) {
+		var n int
+		err := probe.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND query LIKE '%' || $1 || '%'`, marker).Scan(&n)
+		return n == steps, err
+	})
+	if _, err := holder.ExecContext(context.Background(), "SELECT pg_advisory_unlock($1)", key); err != nil {
+		t.Fatal(err)
+	}
+	for range steps {
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}
+}
