@@ -260,7 +260,8 @@ func (c *connections) kill(name string, session uint64) {
 	db.ExecContext(ctx, fmt.Sprintf(killStatement[def.Driver], session))
 }
 
-// queryWords start statements that return rows.
+// queryWords start statements that return rows (as does one with a
+// RETURNING clause: see hasReturning).
 var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA", "TABLE", "DESCRIBE", "DESC"}
 
 // runSQL runs a SQL step against its connection, binding the variables
@@ -337,7 +338,7 @@ type queryer interface {
 // data, not text.
 func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer, bytesAreBinary bool) (string, error) {
 	first := strings.ToUpper(statementStart(text))
-	returnsRows := false
+	returnsRows := hasReturning(text)
 	for _, w := range queryWords {
 		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
 			returnsRows = true
@@ -458,6 +459,83 @@ func statementStart(text string) string {
 			return text
 		}
 	}
+}
+
+// hasReturning says text has a RETURNING clause (PostgreSQL, MariaDB and
+// SQLite return rows from an INSERT, UPDATE or DELETE so): the word
+// outside strings, quoted names and comments.
+func hasReturning(text string) bool {
+	const word = "RETURNING"
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case strings.HasPrefix(text[i:], "--"):
+			end := strings.IndexByte(text[i:], '\n')
+			if end < 0 {
+				return false
+			}
+			i += end + 1
+		case strings.HasPrefix(text[i:], "/*"):
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return false
+			}
+			i += 2 + end + 2
+		case c == '\'' || c == '"' || c == '`':
+			// A doubled quote inside is two strings back to back.
+			end := strings.IndexByte(text[i+1:], c)
+			if end < 0 {
+				return false
+			}
+			i += 1 + end + 1
+		case c == '$' && (i == 0 || !isWordChar(upper(text[i-1]))):
+			// A PostgreSQL dollar quote, $$…$$ or $tag$…$tag$ (not a
+			// $1 placeholder).
+			tag := dollarTag(text[i:])
+			if tag == "" {
+				i++
+				continue
+			}
+			end := strings.Index(text[i+len(tag):], tag)
+			if end < 0 {
+				return false
+			}
+			i += len(tag) + end + len(tag)
+		case isWordChar(upper(c)):
+			j := i
+			for j < len(text) && (isWordChar(upper(text[j])) || text[j] == '$') {
+				j++
+			}
+			if strings.EqualFold(text[i:j], word) {
+				return true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// dollarTag is the dollar-quote tag text starts with ($$, $body$), or "".
+func dollarTag(text string) string {
+	for j := 1; j < len(text); j++ {
+		switch c := upper(text[j]); {
+		case c == '$':
+			return text[:j+1]
+		case c == '_' || c >= 'A' && c <= 'Z' || j > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 func isWordChar(c byte) bool {

@@ -600,3 +600,57 @@ func TestSQLStepsAtOnceEachRun(t *testing.T) {
 		}
 	}
 }
+
+// A statement with a RETURNING clause (PostgreSQL, MariaDB, SQLite)
+// prints the rows it returns, as a SELECT does, not only how many rows it
+// changed; the word in a string, a quoted name or a comment is not one.
+func TestSQLReturningPrintsItsRows(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
+		"sqlite":   {Driver: "sqlite", DSN: filepath.Join(t.TempDir(), "lite.db")},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_returning_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql", "sqlite"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT, note VARCHAR(32))", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+		for _, step := range []struct{ text, want string }{
+			{"INSERT INTO " + table + " (a) VALUES (7), (8) RETURNING a", "a\n7\n8\n(2 rows returned)\n"},
+			{"DELETE FROM " + table + " WHERE a = 8\n  returning a, 'done' AS note", "a\tnote\n8\tdone\n(1 row returned)\n"},
+			{"INSERT INTO " + table + " (a, note) VALUES (1, 'x RETURNING y') -- returning", "1 row affected\n"},
+			{"UPDATE " + table + " SET note = 'returning' /* returning */ WHERE a = 1", "1 row affected\n"},
+		} {
+			var out bytes.Buffer
+			if _, err := conns.run(ctx, name, step.text, nil, &out); err != nil || out.String() != step.want {
+				t.Errorf("%s: %q: %q (%v); want %q", name, step.text, out.String(), err, step.want)
+			}
+		}
+	}
+}
+
+func TestHasReturning(t *testing.T) {
+	for text, want := range map[string]bool{
+		"INSERT INTO t VALUES ($1) RETURNING id":                 true,
+		"insert into t values (1) returning *":                   true,
+		"UPDATE t SET a = $1 WHERE b = $2 RETURNING a":           true,
+		"INSERT INTO t VALUES ('it''s RETURNING')":               false,
+		`INSERT INTO "returning" VALUES (1)`:                     false,
+		"INSERT INTO `returning` VALUES (1)":                     false,
+		"DO $$BEGIN INSERT INTO t VALUES (1) RETURNING a; END$$": false,
+		"DO $body$ RETURNING $body$":                             false,
+		"INSERT INTO t VALUES ($$x$$) RETURNING a":               true,
+		"INSERT INTO t VALUES (1) /* RETURNING */":               false,
+		"INSERT INTO t VALUES (1) -- RETURNING":                  false,
+		"INSERT INTO t (returning_id) VALUES (1)":                false,
+		"INSERT INTO t VALUES (1) -- note\nRETURNING a":          true,
+		"INSERT INTO t VALUES ('unterminated RETURNING":          false,
+	} {
+		if got := hasReturning(text); got != want {
+			t.Errorf("hasReturning(%q) = %v, want %v", text, got, want)
+		}
+	}
+}
