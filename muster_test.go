@@ -302,3 +302,23 @@ func TestRedactWebhook(t *testing.T) {
 		}
 	}
 }
+
+// A job names a connection of the target's; a DSN put in its place, its
+// password with it, is refused without being repeated: the refusal goes
+// back to whoever applied the job, and may be logged.
+func TestStepConnectionIsANameNotADSN(t *testing.T) {
+	const secret = "s3cr3tPW"
+	for _, dsn := range []string{
+		"postgres://app:" + secret + "@db.example.com:5432/app",
+		"app:" + secret + "@tcp(db.example.com:3306)/app",
+		"host=db.example.com password=" + secret,
+	} {
+		j := muster.NewJob()
+		j.Name = "job"
+		j.Steps = []muster.Step{{Name: "q", SQL: "SELECT 1", Connection: dsn}}
+		err := j.Validate()
+		if muster.ErrorCode(err) != muster.EINVALID || strings.Contains(err.Error(), secret) {
+			t.Errorf("%s: %v; want it refused (EINVALID) without the password", dsn, err)
+		}
+	}
+}

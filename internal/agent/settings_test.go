@@ -83,6 +83,36 @@ func TestConnectionDSNsAreCheckedWhenRead(t *testing.T) {
 	}
 }
 
+// A SQLite connection names its file from the root: a relative path would
+// be read from wherever the daemon was started (/ under systemd), where
+// SQLite silently creates an empty database for the steps to run against.
+func TestSQLiteConnectionPathIsAbsolute(t *testing.T) {
+	for _, tc := range []struct {
+		dsn string
+		ok  bool
+	}{
+		{"/var/lib/app/app.db", true},
+		{"/var/lib/app/app.db?_pragma=busy_timeout(5000)", true},
+		{"file:/var/lib/app/app.db?mode=ro", true},
+		{"file:///var/lib/app/app.db", true},
+		{":memory:", true},
+		{"app.db", false},
+		{"./app.db", false},
+		{"data/app.db?_pragma=busy_timeout(5000)", false},
+		{"file:app.db", false},
+	} {
+		path := filepath.Join(t.TempDir(), "target.yaml")
+		os.WriteFile(path, []byte(`connections: {lite: {driver: sqlite, dsn: "`+tc.dsn+`"}}`+"\n"), 0o600)
+		_, err := LoadSettings(path)
+		switch {
+		case tc.ok && err != nil:
+			t.Errorf("%s: %v", tc.dsn, err)
+		case !tc.ok && (muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "connections.lite.dsn: ") || !strings.Contains(err.Error(), "absolute path")):
+			t.Errorf("%s: %v, want it refused as not an absolute path", tc.dsn, err)
+		}
+	}
+}
+
 // A settings file with connections (whose DSNs hold passwords) that others
 // may read is named, with its mode and what to do; a private one, or one
 // without connections, is not.

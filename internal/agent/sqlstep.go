@@ -4,14 +4,19 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-sql-driver/mysql" // registers "mysql"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx"
 	_ "modernc.org/sqlite"             // registers "sqlite"
 
@@ -32,7 +37,8 @@ func sqlDriver(name string) (driver string, ok bool) {
 
 // checkDSN parses a connection's DSN as its driver will. Neither parser
 // puts the password in its errors: pgx masks it, the MySQL driver names
-// only what it could not read.
+// only what it could not read. A SQLite DSN (which holds no password)
+// names its file by an absolute path.
 func checkDSN(c Connection) error {
 	var err error
 	switch c.Driver {
@@ -40,13 +46,27 @@ func checkDSN(c Connection) error {
 		_, err = pgx.ParseConfig(c.DSN)
 	case "mysql":
 		_, err = mysql.ParseDSN(c.DSN)
+	case "sqlite":
+		// A relative path would be read from the daemon's working
+		// directory (/ under systemd), where SQLite creates an empty
+		// database, silently, for the steps to run against.
+		path, _, _ := strings.Cut(c.DSN, "?")
+		if rest, ok := strings.CutPrefix(path, "file:"); ok {
+			path = rest
+			if rest, ok := strings.CutPrefix(path, "//"); ok {
+				path = strings.TrimPrefix(rest, "localhost")
+			}
+		}
+		if path != ":memory:" && !strings.HasPrefix(path, "/") {
+			err = fmt.Errorf("%q is not an absolute path: a SQLite database is a file named from the root, such as /var/lib/app/app.db", c.DSN)
+		}
 	}
 	return err
 }
 
-// connections holds one small pool per named connection, opened on first
-// use, that keeps no idle connection. The DSNs (and their secrets) are in
-// the target's settings only.
+// connections holds one pool per named connection, opened on first use,
+// that keeps no idle connection: each step has a session of its own. The
+// DSNs (and their secrets) are in the target's settings only.
 type connections struct {
 	defs  map[string]Connection
 	mu    sync.Mutex
@@ -68,18 +88,44 @@ func (c *connections) get(name string) (*sql.DB, error) {
 		return nil, fmt.Errorf("connection %q not found on this target", name)
 	}
 	driver, _ := sqlDriver(def.Driver) // the settings were checked when loaded
-	db, err := sql.Open(driver, def.DSN)
+	dsn := def.DSN
+	if def.Driver == "sqlite" {
+		dsn = sqliteDSN(dsn)
+	}
+	db, err := sql.Open(driver, dsn)
 	if err != nil {
 		return nil, fmt.Errorf("connection %q: %v", name, err)
 	}
-	db.SetMaxOpenConns(4)
-	// No connection outlives its step: a transaction a step leaves open
+	// No cap on open connections: a step waiting for another's to end
+	// would show running, its timeout counting, while nothing of it ran;
+	// max_concurrent_runs bounds steps at once. No connection outlives its step: a transaction a step leaves open
 	// is rolled back as its connection closes, and nothing it SET (a
 	// search_path, a role, a user variable, an isolation level) reaches
 	// another step, maybe another job's.
 	db.SetMaxIdleConns(0)
 	c.pools[name] = db
 	return db, nil
+}
+
+// sqliteBusyTimeout is how long a SQLite step waits for a lock another
+// connection holds (the application's, another step's) before it fails
+// with "database is locked", as a server's statement waits for a row
+// lock; the step's timeout or a STOP ends the wait sooner.
+const sqliteBusyTimeout = time.Minute
+
+// sqliteDSN is dsn with the busy timeout, unless it sets one itself
+// (_busy_timeout or _timeout; a _pragma=busy_timeout is applied after
+// the driver's keys, and wins).
+func sqliteDSN(dsn string) string {
+	_, query, _ := strings.Cut(dsn, "?")
+	if q, err := url.ParseQuery(query); err == nil && (q.Has("_busy_timeout") || q.Has("_timeout")) {
+		return dsn
+	}
+	sep := "?"
+	if strings.Contains(dsn, "?") {
+		sep = "&"
+	}
+	return fmt.Sprintf("%s%s_busy_timeout=%d", dsn, sep, sqliteBusyTimeout.Milliseconds())
 }
 
 func (c *connections) close() {
@@ -99,9 +145,19 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	if err != nil {
 		return "", err
 	}
+	// A connection that cannot be made (its server down, its file's
+	// directory gone, its password refused) is named: the driver's error
+	// says which address or file, not which of the target's connections.
+	// Neither driver puts the password in it.
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return "", fmt.Errorf("connection %q: cannot connect: %w", name, err)
+	}
+	defer conn.Close()
 	server := c.defs[name].Driver
 	if server != "mysql" && server != "postgres" {
-		return execSQL(ctx, db, text, args, out) // SQLite is interrupted
+		// SQLite is interrupted. Its driver returns only blobs as []byte.
+		return execSQL(ctx, conn, text, args, out, true)
 	}
 	// MySQL and MariaDB keep running a statement whose client has closed
 	// its connection, until it ends by itself, and so does PostgreSQL
@@ -112,22 +168,68 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	// target ends the connection on the server itself, statement and
 	// session, from a connection of its own (the pool's may all be taken
 	// by statements being stopped).
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
 	var session uint64
 	if err := conn.QueryRowContext(ctx, sessionQuery[server]).Scan(&session); err != nil {
-		return "", err
+		return "", fmt.Errorf("connection %q: %w", name, err)
 	}
-	outcome, err := execSQL(ctx, conn, text, args, out)
+	outcome, err := execSQL(ctx, conn, text, args, out, false)
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr):
+		err = postgresError{pgErr, text}
+	case ctx.Err() == nil && lostConnection(err):
+		// The driver's words ("invalid connection", "unexpected EOF") do
+		// not say that the statement was sent, maybe committed.
+		err = fmt.Errorf("connection %q: lost while the statement ran, which may or may not have taken effect: %w", name, err)
+	}
 	if ctx.Err() != nil {
 		c.kill(name, session)
 		// The killed connection must not go back to the pool.
 		conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	return outcome, err
+}
+
+// lostConnection says err is a connection lost under a statement, as the
+// drivers report it: the MySQL driver's ErrInvalidConn, a stream cut short.
+func lostConnection(err error) bool {
+	return errors.Is(err, mysql.ErrInvalidConn) || errors.Is(err, driver.ErrBadConn) || errors.Is(err, io.ErrUnexpectedEOF)
+}
+
+// postgresError is a PostgreSQL error as psql shows it: pgx's message
+// and SQLSTATE, then where in the statement it is, and the server's DETAIL
+// (which key a unique violation hit) and HINT.
+type postgresError struct {
+	*pgconn.PgError
+	text string // the statement, which Position counts characters of
+}
+
+func (e postgresError) Unwrap() error { return e.PgError }
+
+func (e postgresError) Error() string {
+	var b strings.Builder
+	b.WriteString(e.PgError.Error())
+	if e.Position > 0 {
+		line, column := 1, 1
+		for i, r := range []rune(e.text) {
+			if i == int(e.Position)-1 {
+				break
+			}
+			if r == '\n' {
+				line, column = line+1, 1
+			} else {
+				column++
+			}
+		}
+		fmt.Fprintf(&b, " at line %d, column %d", line, column)
+	}
+	if e.Detail != "" {
+		b.WriteString("; DETAIL: " + e.Detail)
+	}
+	if e.Hint != "" {
+		b.WriteString("; HINT: " + e.Hint)
+	}
+	return b.String()
 }
 
 // sessionQuery and killStatement read a connection's session on the
@@ -158,7 +260,8 @@ func (c *connections) kill(name string, session uint64) {
 	db.ExecContext(ctx, fmt.Sprintf(killStatement[def.Driver], session))
 }
 
-// queryWords start statements that return rows.
+// queryWords start statements that return rows (as does one with a
+// RETURNING clause: see hasReturning).
 var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA", "TABLE", "DESCRIBE", "DESC"}
 
 // runSQL runs a SQL step against its connection, binding the variables
@@ -168,7 +271,16 @@ var queryWords = []string{"SELECT", "WITH", "SHOW", "VALUES", "EXPLAIN", "PRAGMA
 func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, step muster.Step, env map[string]string, attempt muster.StepAttempt) muster.StepAttempt {
 	args := make([]any, len(step.Params))
 	for i, p := range step.Params {
-		args[i] = env[p]
+		v, ok := env[p]
+		if !ok {
+			// A typo, or a variable this run was not started with: an
+			// empty string bound in its place would be written, or
+			// matched, as if it were the value.
+			attempt.Status = muster.AttemptFailed
+			attempt.Message = fmt.Sprintf("params[%d]: %s is not set in the step's environment", i, p)
+			return attempt
+		}
+		args[i] = v
 	}
 	out := e.outputFor(ar)
 	run.Steps[len(run.Steps)-1] = attempt
@@ -222,9 +334,11 @@ type queryer interface {
 
 // execSQL runs one statement, writes its rows or its count to out, and
 // returns its outcome in words: "3 rows returned", "42 rows affected".
-func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer) (string, error) {
+// bytesAreBinary says every []byte value the driver returns is binary
+// data, not text.
+func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer, bytesAreBinary bool) (string, error) {
 	first := strings.ToUpper(statementStart(text))
-	returnsRows := false
+	returnsRows := hasReturning(text)
 	for _, w := range queryWords {
 		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
 			returnsRows = true
@@ -248,13 +362,19 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 		return "", err
 	}
 	defer result.Close()
-	cols, err := result.Columns()
+	types, err := result.ColumnTypes()
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintln(out, strings.Join(cols, "\t"))
-	values := make([]sql.NullString, len(cols))
-	ptrs := make([]any, len(cols))
+	cells := make([]string, len(types))
+	binary := make([]bool, len(types))
+	for i, ct := range types {
+		cells[i] = escapeCell(ct.Name())
+		binary[i] = bytesAreBinary || binaryTypes[ct.DatabaseTypeName()]
+	}
+	fmt.Fprintln(out, strings.Join(cells, "\t"))
+	values := make([]any, len(types))
+	ptrs := make([]any, len(types))
 	for i := range values {
 		ptrs[i] = &values[i]
 	}
@@ -263,12 +383,10 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 		if err := result.Scan(ptrs...); err != nil {
 			return "", err
 		}
-		cells := make([]string, len(cols))
 		for i, v := range values {
-			if v.Valid {
-				cells[i] = v.String
-			} else {
-				cells[i] = "NULL"
+			cells[i], err = cell(v, binary[i])
+			if err != nil {
+				return "", err
 			}
 		}
 		fmt.Fprintln(out, strings.Join(cells, "\t"))
@@ -281,6 +399,43 @@ func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Wr
 	fmt.Fprintf(out, "(%s)\n", outcome)
 	return outcome, nil
 }
+
+// binaryTypes are the column types, as the drivers name them, whose values
+// are bytes rather than text: PostgreSQL's bytea, MySQL's binary strings.
+// (SQLite's driver returns a blob as []byte, whatever its column's
+// declared type, and text as a string.)
+var binaryTypes = map[string]bool{
+	"BYTEA": true, "BINARY": true, "VARBINARY": true,
+	"TINYBLOB": true, "BLOB": true, "MEDIUMBLOB": true, "LONGBLOB": true,
+}
+
+// cell is one value as a row prints it: NULL, bytes in hex as psql prints
+// them (\x00ff) when they are binary, and any other value as text, with
+// the characters that would end it (a tab, a line break) escaped as
+// mysql --batch does.
+func cell(v any, binary bool) (string, error) {
+	switch v := v.(type) {
+	case nil:
+		return "NULL", nil
+	case []byte:
+		// The MySQL driver returns text as []byte too.
+		if binary || !utf8.Valid(v) {
+			return `\x` + hex.EncodeToString(v), nil
+		}
+		return escapeCell(string(v)), nil
+	case string:
+		return escapeCell(v), nil
+	}
+	var s sql.NullString // as database/sql converts numbers, times, booleans
+	if err := s.Scan(v); err != nil {
+		return "", err
+	}
+	return escapeCell(s.String), nil
+}
+
+var cellEscaper = strings.NewReplacer(`\`, `\\`, "\t", `\t`, "\n", `\n`, "\r", `\r`)
+
+func escapeCell(s string) string { return cellEscaper.Replace(s) }
 
 // statementStart is text from its first word: past blanks, opening
 // parentheses and comments (-- and # to the end of the line, /* to */).
@@ -304,6 +459,83 @@ func statementStart(text string) string {
 			return text
 		}
 	}
+}
+
+// hasReturning says text has a RETURNING clause (PostgreSQL, MariaDB and
+// SQLite return rows from an INSERT, UPDATE or DELETE so): the word
+// outside strings, quoted names and comments.
+func hasReturning(text string) bool {
+	const word = "RETURNING"
+	for i := 0; i < len(text); {
+		c := text[i]
+		switch {
+		case strings.HasPrefix(text[i:], "--"):
+			end := strings.IndexByte(text[i:], '\n')
+			if end < 0 {
+				return false
+			}
+			i += end + 1
+		case strings.HasPrefix(text[i:], "/*"):
+			end := strings.Index(text[i+2:], "*/")
+			if end < 0 {
+				return false
+			}
+			i += 2 + end + 2
+		case c == '\'' || c == '"' || c == '`':
+			// A doubled quote inside is two strings back to back.
+			end := strings.IndexByte(text[i+1:], c)
+			if end < 0 {
+				return false
+			}
+			i += 1 + end + 1
+		case c == '$' && (i == 0 || !isWordChar(upper(text[i-1]))):
+			// A PostgreSQL dollar quote, $$…$$ or $tag$…$tag$ (not a
+			// $1 placeholder).
+			tag := dollarTag(text[i:])
+			if tag == "" {
+				i++
+				continue
+			}
+			end := strings.Index(text[i+len(tag):], tag)
+			if end < 0 {
+				return false
+			}
+			i += len(tag) + end + len(tag)
+		case isWordChar(upper(c)):
+			j := i
+			for j < len(text) && (isWordChar(upper(text[j])) || text[j] == '$') {
+				j++
+			}
+			if strings.EqualFold(text[i:j], word) {
+				return true
+			}
+			i = j
+		default:
+			i++
+		}
+	}
+	return false
+}
+
+// dollarTag is the dollar-quote tag text starts with ($$, $body$), or "".
+func dollarTag(text string) string {
+	for j := 1; j < len(text); j++ {
+		switch c := upper(text[j]); {
+		case c == '$':
+			return text[:j+1]
+		case c == '_' || c >= 'A' && c <= 'Z' || j > 1 && c >= '0' && c <= '9':
+		default:
+			return ""
+		}
+	}
+	return ""
+}
+
+func upper(c byte) byte {
+	if c >= 'a' && c <= 'z' {
+		return c - 'a' + 'A'
+	}
+	return c
 }
 
 func isWordChar(c byte) bool {
