@@ -149,8 +149,8 @@ func (j *Job) Problems() []FieldError {
 			continue
 		}
 		envTargets[n] = t
-		if err := ValidateEnv("target_env."+t, j.TargetEnv[t]); err != nil {
-			add(path, "%s", err.Error())
+		for _, p := range EnvProblems("target_env."+t, j.TargetEnv[t]) {
+			add(envPath(path, p), "%s", p.Message)
 		}
 	}
 	j.overrideProblems(add)
@@ -181,8 +181,8 @@ func (j *Job) Problems() []FieldError {
 			add(p.Path, "%s", p.Message)
 		}
 	}
-	if err := ValidateEnv("env", j.Env); err != nil {
-		add("env", "%s", err.Error())
+	for _, p := range EnvProblems("env", j.Env) {
+		add(envPath("env", p), "%s", p.Message)
 	}
 	switch j.Misfire {
 	case "", MisfireSkip, MisfireRunOnce:

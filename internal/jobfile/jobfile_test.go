@@ -291,3 +291,49 @@ func TestReadRefusesAliasBombs(t *testing.T) {
 		t.Errorf("got %v, want a refusal naming MaxExpandedSize", err)
 	}
 }
+
+// Every variable of an env that breaks a rule is reported, each at its own
+// key and always in the same order, wherever the env is: the job's, a
+// step's, a target's in target_env and an override's.
+func TestReadReportsEveryBadVariable(t *testing.T) {
+	src := `jobs:
+  - name: envs
+    targets: [web1.example.com]
+    env:
+      OK: x
+      2B: y
+      1A: x
+      MUSTER_JOB: z
+    target_env:
+      web1.example.com:
+        B-B: x
+        A-A: y
+    steps:
+      - name: s
+        shell: "true"
+        env: {X.Y: a, W.Z: b}
+    overrides:
+      - target: web1.example.com
+        env:
+          MUSTER_A: a
+          MUSTER_B: b
+`
+	want := `jobs.yaml:6:7: job "envs": env: "2B" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:7:7: job "envs": env: "1A" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:8:7: job "envs": env: MUSTER_JOB: the MUSTER_ variables are set by muster and cannot be overridden
+jobs.yaml:11:9: job "envs": target_env.web1.example.com: "B-B" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:12:9: job "envs": target_env.web1.example.com: "A-A" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:16:15: job "envs": steps[0] "s": env: "X.Y" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:16:23: job "envs": steps[0] "s": env: "W.Z" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:20:11: job "envs": overrides[0].env: MUSTER_A: the MUSTER_ variables are set by muster and cannot be overridden
+jobs.yaml:21:11: job "envs": overrides[0].env: MUSTER_B: the MUSTER_ variables are set by muster and cannot be overridden`
+	for i := range 20 {
+		_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+		if code := muster.ErrorCode(err); code != muster.EINVALID {
+			t.Fatalf("read %d: got %v (code %q), want %q", i, err, code, muster.EINVALID)
+		}
+		if got := muster.ErrorMessage(err); got != want {
+			t.Fatalf("read %d: got\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}
