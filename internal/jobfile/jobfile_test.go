@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/jobfile"
@@ -335,5 +336,56 @@ jobs.yaml:21:11: job "envs": overrides[0].env: MUSTER_B: the MUSTER_ variables a
 		if got := muster.ErrorMessage(err); got != want {
 			t.Fatalf("read %d: got\n%s\nwant\n%s", i, got, want)
 		}
+	}
+}
+
+// Merge keys work in every mapping of a job file as in any YAML: in the
+// mappings of variables (env, target_env) and of step overrides too, and
+// with a list of mappings to merge, the first that sets a key wins.
+func TestReadMergesIntoMappings(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    env: &common {A: "1", B: "2"}
+    target_env:
+      web1: {<<: *common, B: "20"}
+    steps:
+      - &first
+        name: one
+        shell: "true"
+        timeout: 1m
+        env:
+          <<: *common
+          C: "3"
+          A: "9"
+      - &second
+        name: two
+        shell: "true"
+        timeout: 2m
+        workdir: /srv
+      - <<: [*first, *second]
+        name: three
+    overrides:
+      - target: web1
+        steps:
+          one: &slow {timeout: 1h}
+          two: {<<: *slow}
+`
+	jobs, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := jobs[0]
+	if got := fmt.Sprint(j.Steps[0].Env); got != "map[A:9 B:2 C:3]" {
+		t.Errorf("steps[0].env = %s, want map[A:9 B:2 C:3]", got)
+	}
+	if got := fmt.Sprint(j.TargetEnv["web1"]); got != "map[A:1 B:20]" {
+		t.Errorf("target_env.web1 = %s, want map[A:1 B:20]", got)
+	}
+	if three := j.Steps[2]; three.Timeout.Std() != time.Minute || three.Workdir != "/srv" {
+		t.Errorf("steps[2]: timeout %s, workdir %q; want 1m0s (from the first mapping merged) and /srv", three.Timeout, three.Workdir)
+	}
+	if so := j.Overrides[0].Steps["two"]; so.Timeout == nil || so.Timeout.Std() != time.Hour {
+		t.Errorf("overrides[0].steps.two = %+v, want timeout 1h", so)
 	}
 }
