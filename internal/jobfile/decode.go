@@ -148,7 +148,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, key string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", field, i), key)
+			path := fmt.Sprintf("%s[%d]", field, i)
+			// Null is a value only of a key (left out); an item of a
+			// list that is null is a slip, whatever its type.
+			if r := resolve(item); r != nil && isNull(r) {
+				if v.Type().Elem().Kind() == reflect.String && r.Value != "" {
+					d.fail(item, "%s is null; quote it for the text (%q), or write \"\" for an empty value", path, r.Value)
+				} else {
+					d.fail(item, "%s is empty; remove the \"-\" or give the item", path)
+				}
+				continue
+			}
+			d.decode(item, s.Index(i), path, key)
 		}
 		v.Set(s)
 	case reflect.Map:

@@ -389,3 +389,27 @@ func TestReadMergesIntoMappings(t *testing.T) {
 		t.Errorf("overrides[0].steps.two = %+v, want timeout 1h", so)
 	}
 }
+
+// An item of a list that YAML reads as null (~, null, or nothing) is
+// refused, at the item: `command: [ls, ~]` would otherwise run ls with an
+// empty argument, not the home directory the file seems to name.
+func TestReadRefusesNullListItems(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    steps:
+      - name: s
+        command: [ls, ~, null, "~", "null"]
+      -
+`
+	want := `jobs.yaml:6:23: job "a": steps[0].command[1] is null; quote it for the text ("~"), or write "" for an empty value
+jobs.yaml:6:26: job "a": steps[0].command[2] is null; quote it for the text ("null"), or write "" for an empty value
+jobs.yaml:7:8: job "a": steps[1] is empty; remove the "-" or give the item`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
