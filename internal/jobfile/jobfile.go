@@ -85,7 +85,7 @@ func Read(name string, r io.Reader) ([]muster.Job, error) {
 		}
 		if j.Name != "" {
 			if line, dup := seen[j.Name]; dup {
-				at := lookup(item, "name")
+				at := ownKey(item, "name")
 				ps.add(at.Line, at.Column, "job %q is already defined on line %d", j.Name, line)
 			}
 			seen[j.Name] = lookup(item, "name").Line
@@ -130,6 +130,21 @@ func jobItems(ps *problems, top *yaml.Node) []*yaml.Node {
 	// An empty list (jobs: []) is a file of no jobs, not a file without
 	// its list.
 	return append([]*yaml.Node{}, jobs.Content...)
+}
+
+// ownKey returns where a mapping gives key itself, else the mapping:
+// where it is written, when it has the key through an alias or a merge
+// key (its place is then the anchor's, elsewhere in the file).
+func ownKey(item *yaml.Node, key string) *yaml.Node {
+	if item.Kind != yaml.MappingNode {
+		return item
+	}
+	for i := 0; i+1 < len(item.Content); i += 2 {
+		if k := resolve(item.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return item.Content[i]
+		}
+	}
+	return item
 }
 
 // jobName returns the name a job's mapping gives, if it gives one as a

@@ -413,3 +413,25 @@ jobs.yaml:7:8: job "a": steps[1] is empty; remove the "-" or give the item`
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// A job defined twice through an alias, or a merge key, is reported where
+// it is defined the second time, not at the anchor it copies.
+func TestReadDuplicateByAlias(t *testing.T) {
+	src := `jobs:
+  - &a
+    name: a
+    steps: [{name: s, shell: "true"}]
+  - *a
+  - <<: *a
+    description: again
+`
+	want := `jobs.yaml:5:5: job "a" is already defined on line 3
+jobs.yaml:6:5: job "a" is already defined on line 3`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
