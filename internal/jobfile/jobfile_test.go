@@ -435,3 +435,34 @@ jobs.yaml:6:5: job "a" is already defined on line 3`
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
+
+// The expansion is counted as the master counts what an apply sends: each
+// mapping and list 128 bytes more (jsonhttp.ValueCost), each string as JSON
+// writes it. A file that refers to a list of small steps from many jobs
+// comes to more than the master takes, though its text is small, and is
+// refused naming the anchor, before it is sent.
+func TestReadCountsExpansionAsSent(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("jobs:\n  - name: j0\n    targets: [web1]\n    steps: &steps\n")
+	for s := range 100 {
+		fmt.Fprintf(&b, "      - {name: s%d, shell: \"true\"}\n", s)
+	}
+	for j := 1; j < 1200; j++ {
+		fmt.Fprintf(&b, "  - {name: j%d, targets: [web1], steps: *steps}\n", j)
+	}
+	_, err := jobfile.Read("many.yaml", strings.NewReader(b.String()))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if !strings.Contains(err.Error(), "many.yaml:4:12: its aliases expand the file to more than 16 MiB") || !strings.Contains(err.Error(), "as &steps") {
+		t.Errorf("got %v, want the anchor &steps named at its line", err)
+	}
+
+	// Characters JSON writes escaped count as escaped: 3 MiB of "<" is
+	// sent as 18 MiB (\u003c).
+	big := "jobs:\n  - name: big\n    targets: [web1]\n    steps:\n      - name: s\n        shell: \"" + strings.Repeat("<", 3<<20) + "\"\n"
+	_, err = jobfile.Read("big.yaml", strings.NewReader(big))
+	if code := muster.ErrorCode(err); code != muster.EINVALID || !strings.Contains(err.Error(), "big.yaml: the file comes to more than 16 MiB as sent to the master") {
+		t.Errorf("got %v (code %q), want the file refused as over 16 MiB as sent", err, code)
+	}
+}
