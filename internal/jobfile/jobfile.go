@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -156,6 +157,10 @@ func jobName(item *yaml.Node) string {
 	return ""
 }
 
+// scheduleField matches a schedule's error that starts with the key it is
+// about: `cron "…": …`, `at: …`, `daily.every: …`.
+var scheduleField = regexp.MustCompile(`^([a-z_]+(?:\.[a-z_]+)*)(?:: | ")`)
+
 // check records the rules a decoded job breaks, each at the key it is
 // about: muster.Job's own rules, its time zone, and its schedules as the
 // master compiles them (in the job's zone, else UTC).
@@ -182,8 +187,14 @@ func check(ps *problems, item *yaml.Node, j *muster.Job) {
 				if name == "" {
 					name = muster.DefaultScheduleName(i)
 				}
+				msg := muster.ErrorMessage(err)
 				at := lookup(item, fmt.Sprintf("%s[%d]", path, i))
-				ps.add(at.Line, at.Column, "job %q: %s[%d] %q: %s", j.Name, path, i, name, muster.ErrorMessage(err))
+				if m := scheduleField.FindStringSubmatch(msg); m != nil {
+					// The key the message is about, or as near it as
+					// the file goes.
+					at = lookup(item, fmt.Sprintf("%s[%d].%s", path, i, m[1]))
+				}
+				ps.add(at.Line, at.Column, "job %q: %s[%d] %q: %s", j.Name, path, i, name, msg)
 			}
 		}
 	}

@@ -115,7 +115,7 @@ func TestReadErrors(t *testing.T) {
 		{"local zone", "jobs:\n  - name: a\n    time_zone: Local\n    steps: [{name: s, shell: x}]\n",
 			`jobs.yaml:3:5: job "a": time_zone: "Local" is not an IANA time zone`},
 		{"never fires", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - name: leap\n        cron: \"0 0 30 2 *\"\n",
-			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
+			`jobs.yaml:6:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
 		{"override never fires", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: s, shell: x}]\n    overrides:\n      - target: web1\n        schedules:\n          - cron: \"0 25 * * *\"\n",
 			`jobs.yaml:8:13: job "a": overrides[0].schedules[0] "schedule-1": cron "0 25 * * *": hour field "25"`},
 		// A step name may hold dots: the problem is still at its key.
@@ -464,5 +464,46 @@ func TestReadCountsExpansionAsSent(t *testing.T) {
 	_, err = jobfile.Read("big.yaml", strings.NewReader(big))
 	if code := muster.ErrorCode(err); code != muster.EINVALID || !strings.Contains(err.Error(), "big.yaml: the file comes to more than 16 MiB as sent to the master") {
 		t.Errorf("got %v (code %q), want the file refused as over 16 MiB as sent", err, code)
+	}
+}
+
+// A schedule's mistake is reported at the key it is about when the
+// schedule names one (its cron, its at, its daily.every), not at the
+// schedule's first line.
+func TestReadPlacesScheduleMistakesAtTheirKey(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    steps: [{name: s, shell: "true"}]
+    schedules:
+      - name: nightly
+        cron: "30 25 * * *"
+      - name: late
+        daily:
+          every: -1
+      - name: odd
+        weekly: {days: [mon]}
+        at: "25:00"
+      - name: both
+        start_date: "2027-02-01"
+        end_date: "2027-01-01"
+        daily: {}
+    overrides:
+      - target: web1
+        schedules:
+          - name: o
+            cron: "61 * * * *"
+`
+	want := `jobs.yaml:7:9: job "a": schedules[0] "nightly": cron "30 25 * * *": hour field "25": 25 is out of range 0-23
+jobs.yaml:10:11: job "a": schedules[1] "late": daily.every: -1 is negative; use 1 or more (0 or unset means 1)
+jobs.yaml:13:9: job "a": schedules[2] "odd": at: "25:00" is not a time of day; use "15:04" or "15:04:05"
+jobs.yaml:14:9: job "a": schedules[3] "both": start_date 2027-02-01 is after end_date 2027-01-01
+jobs.yaml:22:13: job "a": overrides[0].schedules[0] "o": cron "61 * * * *": minute field "61": 61 is out of range 0-59`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }
