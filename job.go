@@ -103,8 +103,8 @@ func (j *Job) Problems() []FieldError {
 	if msg := validObjectName(j.Name); msg != "" {
 		add("name", "name: %s", msg)
 	}
-	if len(j.Description) > 1024 {
-		add("description", "description: at most 1024 characters")
+	if utf8.RuneCountInString(j.Description) > MaxDescriptionLen {
+		add("description", "description: at most %d characters", MaxDescriptionLen)
 	}
 	if err := ValidateCategory("category", j.Category); err != nil {
 		add("category", "%s", ErrorMessage(err))
@@ -149,8 +149,8 @@ func (j *Job) Problems() []FieldError {
 			continue
 		}
 		envTargets[n] = t
-		if err := ValidateEnv("target_env."+t, j.TargetEnv[t]); err != nil {
-			add(path, "%s", err.Error())
+		for _, p := range EnvProblems("target_env."+t, j.TargetEnv[t]) {
+			add(envPath(path, p), "%s", p.Message)
 		}
 	}
 	j.overrideProblems(add)
@@ -181,8 +181,8 @@ func (j *Job) Problems() []FieldError {
 			add(p.Path, "%s", p.Message)
 		}
 	}
-	if err := ValidateEnv("env", j.Env); err != nil {
-		add("env", "%s", err.Error())
+	for _, p := range EnvProblems("env", j.Env) {
+		add(envPath("env", p), "%s", p.Message)
 	}
 	switch j.Misfire {
 	case "", MisfireSkip, MisfireRunOnce:
@@ -214,18 +214,22 @@ func (j *Job) Problems() []FieldError {
 	return out
 }
 
-// MaxCategoryLen bounds a job's category, as SQL Server bounds its names.
+// MaxDescriptionLen bounds a job's description, in characters.
+const MaxDescriptionLen = 1024
+
+// MaxCategoryLen bounds a job's category, in characters, as SQL Server
+// bounds its names.
 const MaxCategoryLen = 128
 
 // ValidateCategory checks a job category: free text of at most
-// MaxCategoryLen bytes without control characters, or "" for none. field
+// MaxCategoryLen characters without control characters, or "" for none. field
 // names the input in the error.
 func ValidateCategory(field, c string) error {
 	switch {
-	case len(c) > MaxCategoryLen:
-		return Errorf(EINVALID, "%s: at most %d characters", field, MaxCategoryLen)
 	case !utf8.ValidString(c):
 		return Errorf(EINVALID, "%s: not valid UTF-8 text", field)
+	case utf8.RuneCountInString(c) > MaxCategoryLen:
+		return Errorf(EINVALID, "%s: at most %d characters", field, MaxCategoryLen)
 	case strings.IndexFunc(c, unicode.IsControl) >= 0:
 		return Errorf(EINVALID, "%s: %q holds a control character (a tab, a line break, ...); a category is one line of text", field, c)
 	case c != strings.TrimSpace(c):

@@ -215,6 +215,9 @@ func TestJobCategory(t *testing.T) {
 		{"sql server's brackets", "[Uncategorized (Local)]", ""},
 		{"longest", strings.Repeat("x", muster.MaxCategoryLen), ""},
 		{"too long", strings.Repeat("x", muster.MaxCategoryLen+1), "category: at most 128 characters"},
+		// The bound counts characters, not the bytes that encode them.
+		{"longest, not ascii", strings.Repeat("é", muster.MaxCategoryLen), ""},
+		{"too long, not ascii", strings.Repeat("é", muster.MaxCategoryLen+1), "category: at most 128 characters"},
 		{"line break", "a\nb", `category: "a\nb" holds a control character`},
 		{"tab", "a\tb", "holds a control character"},
 		{"padded", " reports", "starts or ends with a space"},
@@ -232,6 +235,35 @@ func TestJobCategory(t *testing.T) {
 				t.Errorf("got %v, want an error containing %q", err, tc.want)
 			case tc.want != "" && muster.ErrorCode(err) != muster.EINVALID:
 				t.Errorf("code %q, want invalid", muster.ErrorCode(err))
+			}
+		})
+	}
+}
+
+// A description holds at most 1024 characters, whatever the bytes that
+// encode them: 1024 letters é are 2048 bytes.
+func TestJobDescriptionLength(t *testing.T) {
+	for _, tc := range []struct {
+		name, description string
+		ok                bool
+	}{
+		{"longest", strings.Repeat("x", 1024), true},
+		{"too long", strings.Repeat("x", 1025), false},
+		{"longest, not ascii", strings.Repeat("é", 1024), true},
+		{"too long, not ascii", strings.Repeat("日", 1025), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			j := muster.NewJob()
+			j.Name, j.Description = "job", tc.description
+			j.Steps = []muster.Step{{Name: "s", Shell: "true"}}
+			err := j.Validate()
+			switch {
+			case tc.ok && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case !tc.ok && muster.ErrorCode(err) != muster.EINVALID:
+				t.Errorf("got %v (code %q), want %q", err, muster.ErrorCode(err), muster.EINVALID)
+			case !tc.ok && !strings.Contains(err.Error(), "description: at most 1024 characters"):
+				t.Errorf("got %v, want the bound named", err)
 			}
 		})
 	}

@@ -95,8 +95,8 @@ func (j *Job) overrideProblems(add func(path, format string, args ...any)) {
 		if o.Timeout != nil && *o.Timeout < 0 {
 			add(at+".timeout", "%s.timeout: must not be negative", at)
 		}
-		if err := ValidateEnv(at+".env", o.Env); err != nil {
-			add(at+".env", "%s", err.Error())
+		for _, p := range EnvProblems(at+".env", o.Env) {
+			add(envPath(at+".env", p), "%s", p.Message)
 		}
 		if o.Schedules != nil && len(*o.Schedules) > MaxSchedules {
 			add(at+".schedules", "%s.schedules: at most %d schedules", at, MaxSchedules)

@@ -111,7 +111,7 @@ func TestOverrideProblems(t *testing.T) {
 		{"group not the job's", muster.Override{Group: "us", Enabled: ptr(true)}, "overrides[0].group", `overrides[0].group: "us" is not one of the job's groups`},
 		{"nothing", muster.Override{Target: "web1"}, "overrides[0]", "overrides[0]: changes nothing"},
 		{"negative timeout", muster.Override{Target: "web1", Timeout: ptr(muster.Duration(-time.Second))}, "overrides[0].timeout", "must not be negative"},
-		{"bad env", muster.Override{Target: "web1", Env: map[string]string{"1X": "y"}}, "overrides[0].env", "overrides[0].env"},
+		{"bad env", muster.Override{Target: "web1", Env: map[string]string{"1X": "y"}}, "overrides[0].env.1X", "overrides[0].env"},
 		{"unknown step", muster.Override{Target: "web1", Steps: map[string]muster.StepOverride{"nope": {RunAs: ptr("x")}}}, "overrides[0].steps.nope", `the job has no step named "nope"`},
 		{"connection on shell", muster.Override{Target: "web1", Steps: map[string]muster.StepOverride{"copy": {Connection: ptr("x")}}}, "overrides[0].steps.copy.connection", "only a sql step has a connection"},
 		{"run_as on sql", muster.Override{Target: "web1", Steps: map[string]muster.StepOverride{"q": {RunAs: ptr("x")}}}, "overrides[0].steps.q.run_as", "run_as is for shell and command steps"},

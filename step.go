@@ -2,6 +2,7 @@ package muster
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -119,22 +120,44 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // ValidateEnv checks environment variables a job, a step or a start adds:
 // names are shell-style, values hold no NUL, and the MUSTER_ variables
-// (which muster sets itself) cannot be overridden.
+// (which muster sets itself) cannot be overridden. The error is the first
+// of EnvProblems, by variable name.
 func ValidateEnv(field string, env map[string]string) error {
-	if len(env) > MaxEnvVars {
-		return Errorf(EINVALID, "%s: at most %d variables", field, MaxEnvVars)
-	}
-	for k, v := range env {
-		switch {
-		case !envNameRE.MatchString(k):
-			return Errorf(EINVALID, "%s: %q is not a variable name (letters, digits and _, not starting with a digit)", field, k)
-		case strings.HasPrefix(k, "MUSTER_"):
-			return Errorf(EINVALID, "%s: %s: the MUSTER_ variables are set by muster and cannot be overridden", field, k)
-		case strings.IndexByte(v, 0) >= 0:
-			return Errorf(EINVALID, "%s: %s: a value must not contain a NUL byte", field, k)
-		}
+	if p := EnvProblems(field, env); len(p) > 0 {
+		return Errorf(EINVALID, "%s", p[0].Message)
 	}
 	return nil
+}
+
+// EnvProblems returns every rule of ValidateEnv that env breaks, one for
+// each variable that breaks one, in the order of their names. Path is the
+// variable's name ("" for a rule about the whole env); field names the env
+// in messages.
+func EnvProblems(field string, env map[string]string) []FieldError {
+	if len(env) > MaxEnvVars {
+		return []FieldError{{Message: fmt.Sprintf("%s: at most %d variables", field, MaxEnvVars)}}
+	}
+	var out []FieldError
+	for _, k := range slices.Sorted(maps.Keys(env)) {
+		v := env[k]
+		switch {
+		case !envNameRE.MatchString(k):
+			out = append(out, FieldError{k, fmt.Sprintf("%s: %q is not a variable name (letters, digits and _, not starting with a digit)", field, k)})
+		case strings.HasPrefix(k, "MUSTER_"):
+			out = append(out, FieldError{k, fmt.Sprintf("%s: %s: the MUSTER_ variables are set by muster and cannot be overridden", field, k)})
+		case strings.IndexByte(v, 0) >= 0:
+			out = append(out, FieldError{k, fmt.Sprintf("%s: %s: a value must not contain a NUL byte", field, k)})
+		}
+	}
+	return out
+}
+
+// envPath is the path of a variable of EnvProblems under the env at path.
+func envPath(path string, p FieldError) string {
+	if p.Path == "" {
+		return path
+	}
+	return path + "." + p.Path
 }
 
 // validateFlow checks a flow action against the job's step names.
@@ -215,8 +238,8 @@ func (s Step) problems(at, path string, steps map[string]bool) []FieldError {
 	if s.Workdir != "" && !strings.HasPrefix(s.Workdir, "/") {
 		add("workdir", fmt.Sprintf("%s: workdir: %q must be an absolute path", at, s.Workdir))
 	}
-	if err := ValidateEnv(at+": env", s.Env); err != nil {
-		add("env", err.Error())
+	for _, p := range EnvProblems(at+": env", s.Env) {
+		add(envPath("env", p), p.Message)
 	}
 	if s.Retry != nil && (s.Retry.Attempts < 0 || s.Retry.Attempts > MaxRetryAttempts) {
 		add("retry.attempts", fmt.Sprintf("%s: retry.attempts: from 0 to %d retries after the first attempt", at, MaxRetryAttempts))

@@ -20,7 +20,7 @@ import (
 
 func newApplyCmd() *cobra.Command {
 	var cf clientFlags
-	var file string
+	var paths []string
 	var req httpapi.ApplyRequest
 	var wait bool
 	var timeout time.Duration
@@ -28,6 +28,8 @@ func newApplyCmd() *cobra.Command {
 		Use:   "apply -f FILE [--dry-run] [--prune] [--wait [--timeout 5m]]",
 		Short: "Create or update jobs from a file",
 		Long: `Create or update the jobs in FILE (YAML; "-" reads standard input), by name.
+Give -f several times to apply several files as one: all or nothing, a job
+defined in two of them is a mistake, and --prune keeps the jobs of every file.
 
 The master applies the whole file or nothing, and posts each affected target
 the instructions it needs in the same transaction: INSERT for a new or changed
@@ -75,24 +77,11 @@ jobs on the master that are not in FILE are deleted.`,
 			if err := checkTimeout(timeout); err != nil {
 				return err
 			}
-			var r io.Reader = cmd.InOrStdin()
-			name := "stdin"
-			if file != "-" {
-				f, err := os.Open(file)
-				if err != nil {
-					return fmt.Errorf("-f: %w", err)
-				}
-				defer f.Close()
-				if fi, err := f.Stat(); err == nil && fi.IsDir() {
-					return fmt.Errorf("-f: %s is a directory, not a job file", file)
-				}
-				r, name = f, file
-			}
-			src, err := io.ReadAll(io.LimitReader(r, jobfile.MaxSize+1))
+			files, err := readJobFiles(cmd.InOrStdin(), paths)
 			if err != nil {
-				return fmt.Errorf("-f: %w", err)
+				return err
 			}
-			if req.Jobs, err = jobfile.Read(name, bytes.NewReader(src)); err != nil {
+			if req.Jobs, err = files.jobs(); err != nil {
 				return err
 			}
 			c, err := cf.client()
@@ -101,7 +90,7 @@ jobs on the master that are not in FILE are deleted.`,
 			}
 			res, err := c.Apply(cmd.Context(), req)
 			if err != nil {
-				return placeInFile(name, src, err)
+				return files.place(err)
 			}
 			if !wait {
 				return reportApplied(cmd.Context(), cmd, format, c, req.Jobs, res, false, timeout)
@@ -116,7 +105,7 @@ jobs on the master that are not in FILE are deleted.`,
 	cf.register(cmd)
 	cf.registerOutput(cmd)
 	f := cmd.Flags()
-	f.StringVarP(&file, "file", "f", "", "the job file (required)")
+	f.StringArrayVarP(&paths, "file", "f", nil, "the job file (required); give it several times to apply several files as one")
 	f.BoolVar(&req.DryRun, "dry-run", false, "show what would change, change nothing")
 	f.BoolVar(&req.Prune, "prune", false, "delete jobs that are not in the file")
 	f.BoolVar(&wait, "wait", false, "wait until every target has applied or refused what was posted to it")
@@ -126,10 +115,95 @@ jobs on the master that are not in FILE are deleted.`,
 	return cmd
 }
 
+// jobFile is a job file as read, for placing in it what the master
+// refuses.
+type jobFile struct {
+	name string // as in messages: the path, or "stdin"
+	src  []byte
+}
+
+// jobFiles are the files of one apply.
+type jobFiles []jobFile
+
+// readJobFiles reads the files of paths ("-" for standard input, once).
+func readJobFiles(stdin io.Reader, paths []string) (jobFiles, error) {
+	var files jobFiles
+	for i, path := range paths {
+		r, name := stdin, "stdin"
+		if path == "-" {
+			if slices.Contains(paths[:i], "-") {
+				return nil, errors.New("-f: standard input (-) is given twice")
+			}
+		} else {
+			f, err := os.Open(path)
+			if err != nil {
+				return nil, fmt.Errorf("-f: %w", err)
+			}
+			defer f.Close()
+			if fi, err := f.Stat(); err == nil && fi.IsDir() {
+				return nil, fmt.Errorf("-f: %s is a directory, not a job file", path)
+			}
+			r, name = f, path
+		}
+		src, err := io.ReadAll(io.LimitReader(r, jobfile.MaxSize+1))
+		if err != nil {
+			return nil, fmt.Errorf("-f: %w", err)
+		}
+		files = append(files, jobFile{name: name, src: src})
+	}
+	return files, nil
+}
+
+// jobs reads and checks every file, and returns their jobs in the order
+// of the files; or every mistake of every file, a job defined in two of
+// them among them.
+func (files jobFiles) jobs() ([]muster.Job, error) {
+	var all []muster.Job
+	var mistakes []string
+	defined := map[string]int{} // the file that defines a job, by name
+	for i, f := range files {
+		jobs, err := jobfile.Read(f.name, bytes.NewReader(f.src))
+		if err != nil {
+			if muster.ErrorCode(err) != muster.EINVALID {
+				return nil, err
+			}
+			mistakes = append(mistakes, muster.ErrorMessage(err))
+			continue
+		}
+		for _, j := range jobs {
+			if first, dup := defined[j.Name]; dup {
+				firstLine, _, _ := jobfile.Defined(files[first].src, j.Name)
+				line, col, _ := jobfile.Defined(f.src, j.Name)
+				mistakes = append(mistakes, fmt.Sprintf("%s:%d:%d: job %q is already defined in %s on line %d",
+					f.name, line, max(col, 1), j.Name, files[first].name, firstLine))
+				continue
+			}
+			defined[j.Name] = i
+		}
+		all = append(all, jobs...)
+	}
+	if len(mistakes) > 0 {
+		return nil, muster.Errorf(muster.EINVALID, "%s", strings.Join(mistakes, "\n"))
+	}
+	return all, nil
+}
+
+// place puts before what the master refused the place in the files it
+// speaks of, FILE:LINE:COL, as the mistakes found before sending them are
+// shown: the master checks what needs the fleet (targets and groups that
+// exist, what the key may reach).
+func (files jobFiles) place(err error) error {
+	for _, f := range files {
+		if placed := placeInFile(f.name, f.src, err); placed != err {
+			return placed
+		}
+	}
+	return err
+}
+
 // placeInFile puts before what the master refused in a job file the
-// place in the file it speaks of, FILE:LINE:COL, as the mistakes found
-// before sending it are shown: the master checks what needs the fleet
-// (targets and groups that exist, what the key may reach).
+// place in the file it speaks of, or returns err as it is when the file
+// has no such place.
 func placeInFile(name string, src []byte, err error) error {
 	var e *muster.Error
 	if !errors.As(err, &e) || e.Code == muster.EINTERNAL || e.Code == muster.EUNAVAILABLE {

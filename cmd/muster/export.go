@@ -67,11 +67,7 @@ changes nothing. Keep the file in version control and apply it from there.
 				return muster.Errorf(muster.ENOTFOUND, "no job named %s%s", strings.Join(missing, ", "), where)
 			}
 			if format == outputJSON {
-				entries := make([]muster.Job, len(jobs))
-				for i, j := range jobs {
-					entries[i] = jobfile.Entry(j)
-				}
-				return printJSON(cmd.OutOrStdout(), map[string][]muster.Job{"jobs": entries})
+				return jobfile.WriteJSON(cmd.OutOrStdout(), jobs)
 			}
 			return jobfile.Write(cmd.OutOrStdout(), jobs)
 		},

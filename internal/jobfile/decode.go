@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -147,7 +148,18 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, key string) {
 		}
 		s := reflect.MakeSlice(v.Type(), len(n.Content), len(n.Content))
 		for i, item := range n.Content {
-			d.decode(item, s.Index(i), fmt.Sprintf("%s[%d]", field, i), key)
+			path := fmt.Sprintf("%s[%d]", field, i)
+			// Null is a value only of a key (left out); an item of a
+			// list that is null is a slip, whatever its type.
+			if r := resolve(item); r != nil && isNull(r) {
+				if v.Type().Elem().Kind() == reflect.String && r.Value != "" {
+					d.fail(item, "%s is null; quote it for the text (%q), or write \"\" for an empty value", path, r.Value)
+				} else {
+					d.fail(item, "%s is empty; remove the \"-\" or give the item", path)
+				}
+				continue
+			}
+			d.decode(item, s.Index(i), path, key)
 		}
 		v.Set(s)
 	case reflect.Map:
@@ -156,22 +168,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, key string) {
 			return
 		}
 		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		seen := map[string]int{}
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := resolve(n.Content[i])
-			if k.Kind != yaml.ScalarNode {
-				d.fail(n.Content[i], "%s: a key must be a single word, not a list or a mapping", field)
-				continue
-			}
-			if line, dup := seen[k.Value]; dup {
-				d.fail(n.Content[i], "%s: %q is given twice (also on line %d)", field, k.Value, line)
-				continue
-			}
-			seen[k.Value] = n.Content[i].Line
-			elem := reflect.New(v.Type().Elem()).Elem()
-			d.decode(n.Content[i+1], elem, field+"."+k.Value, k.Value)
-			m.SetMapIndex(reflect.ValueOf(k.Value), elem)
-		}
+		d.decodeMap(n, m, field)
 		v.Set(m)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
@@ -195,6 +192,50 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, field, key string) {
 		v.SetInt(i)
 	default:
 		panic(fmt.Sprintf("jobfile: no decoding for %s", v.Type()))
+	}
+}
+
+// decodeMap fills m from the mapping n, key by key. Merge keys ("<<:
+// *common") are applied after the mapping's own keys, each adding only the
+// keys not set yet, so the mapping's own keys win, and of a list of
+// mappings to merge the first that sets a key wins, as in yaml.v3.
+func (d *decoder) decodeMap(n *yaml.Node, m reflect.Value, field string) {
+	seen := map[string]int{}
+	var merges []*yaml.Node
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := resolve(n.Content[i])
+		if k.Kind != yaml.ScalarNode {
+			d.fail(n.Content[i], "%s: a key must be a single word, not a list or a mapping", field)
+			continue
+		}
+		if k.Value == "<<" && k.ShortTag() == "!!merge" {
+			merges = append(merges, n.Content[i+1])
+			continue
+		}
+		if line, dup := seen[k.Value]; dup {
+			d.fail(n.Content[i], "%s: %q is given twice (also on line %d)", field, k.Value, line)
+			continue
+		}
+		seen[k.Value] = n.Content[i].Line
+		elem := reflect.New(m.Type().Elem()).Elem()
+		d.decode(n.Content[i+1], elem, field+"."+k.Value, k.Value)
+		m.SetMapIndex(reflect.ValueOf(k.Value), elem)
+	}
+	for _, val := range merges {
+		srcs := mergeSources(val)
+		if len(srcs) == 0 && !isNull(resolve(val)) {
+			d.fail(val, "%s: << merges a mapping, or a list of mappings, e.g. <<: *common", field)
+		}
+		for _, src := range srcs {
+			add := reflect.MakeMap(m.Type())
+			d.decodeMap(src, add, field)
+			iter := add.MapRange()
+			for iter.Next() {
+				if !m.MapIndex(iter.Key()).IsValid() {
+					m.SetMapIndex(iter.Key(), iter.Value())
+				}
+			}
+		}
 	}
 }
 
@@ -244,7 +285,13 @@ func (d *decoder) decodeStruct(at, n *yaml.Node, v reflect.Value, field string) 
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		kn, val := resolve(n.Content[i]), n.Content[i+1]
 		if kn.Kind == yaml.ScalarNode && kn.Value == "<<" {
-			for _, src := range mergeSources(val) {
+			// Of a list of mappings to merge, the first that sets a key
+			// wins: each is decoded over those after it.
+			srcs := mergeSources(val)
+			if len(srcs) == 0 && !isNull(resolve(val)) {
+				d.fail(val, "%s << merges a mapping, or a list of mappings, e.g. <<: *defaults", words)
+			}
+			for _, src := range slices.Backward(srcs) {
 				d.decodeStruct(val, src, v, field)
 			}
 		}

@@ -2,8 +2,11 @@ package jobfile
 
 import (
 	"fmt"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 // MaxExpandedSize bounds what a job file may grow to once its aliases are
@@ -15,8 +18,10 @@ import (
 const MaxExpandedSize = 16 << 20
 
 // nodeCost is what each value costs besides its text: about what it adds
-// to the JSON sent to the master (quotes, a key, separators). Without
-// aliases a file can expand to no more than a few times its size.
+// to the JSON sent to the master (quotes, a key, separators). Each mapping
+// and list costs jsonhttp.ValueCost more, as the master counts each object
+// and array of a request, and each text as many bytes as JSON writes it
+// in (jsonLen), so that a file that passes is one the master takes.
 const nodeCost = 4
 
 // expansion measures the expanded size of a node graph. Each node's size
@@ -48,7 +53,8 @@ func checkExpansion(doc *yaml.Node) *problem {
 	}
 	msg := fmt.Sprintf("its aliases expand the file to more than %s, the most one apply may send (MaxExpandedSize)", bytesText(MaxExpandedSize))
 	if worst == nil {
-		return &problem{msg: msg}
+		return &problem{msg: fmt.Sprintf("the file comes to more than %s as sent to the master (in JSON, each mapping and list counting %d bytes more), the most one apply may send (MaxExpandedSize); split it, and apply the parts one at a time (without --prune)",
+			bytesText(MaxExpandedSize), jsonhttp.ValueCost)}
 	}
 	return &problem{line: worst.Line, col: worst.Column, msg: fmt.Sprintf("%s: the value anchored here as &%s is %s and its aliases use it %d times",
 		msg, worst.Anchor, bytesText(e.size[worst]), e.uses[worst])}
@@ -72,7 +78,10 @@ func (e *expansion) measure(n *yaml.Node) (int64, *yaml.Node) {
 	}
 	e.active[n] = true
 	defer delete(e.active, n)
-	total := int64(nodeCost + len(n.Value))
+	total := int64(nodeCost + jsonLen(n.Value))
+	if n.Kind == yaml.MappingNode || n.Kind == yaml.SequenceNode {
+		total += jsonhttp.ValueCost
+	}
 	for _, c := range n.Content {
 		s, cycle := e.measure(c)
 		if cycle != nil {
@@ -82,6 +91,24 @@ func (e *expansion) measure(n *yaml.Node) (int64, *yaml.Node) {
 	}
 	e.size[n] = total
 	return total, nil
+}
+
+// jsonLen is the length of s as encoding/json writes it in a string:
+// quotes and backslashes escaped, control characters, <, > and & as \u00XX
+// (or \n, \t, ...), U+2028 and U+2029 as \u2028, invalid bytes as U+FFFD.
+func jsonLen(s string) int {
+	n := 0
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+			n += 2
+		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
+			n += 6
+		default:
+			n += utf8.RuneLen(r)
+		}
+	}
+	return n
 }
 
 // bytesText renders a size for messages: "16 MiB", "1.0 MiB", "512 KiB".

@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"reflect"
+	"regexp"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -85,7 +86,7 @@ func Read(name string, r io.Reader) ([]muster.Job, error) {
 		}
 		if j.Name != "" {
 			if line, dup := seen[j.Name]; dup {
-				at := lookup(item, "name")
+				at := ownKey(item, "name")
 				ps.add(at.Line, at.Column, "job %q is already defined on line %d", j.Name, line)
 			}
 			seen[j.Name] = lookup(item, "name").Line
@@ -132,6 +133,21 @@ func jobItems(ps *problems, top *yaml.Node) []*yaml.Node {
 	return append([]*yaml.Node{}, jobs.Content...)
 }
 
+// ownKey returns where a mapping gives key itself, else the mapping:
+// where it is written, when it has the key through an alias or a merge
+// key (its place is then the anchor's, elsewhere in the file).
+func ownKey(item *yaml.Node, key string) *yaml.Node {
+	if item.Kind != yaml.MappingNode {
+		return item
+	}
+	for i := 0; i+1 < len(item.Content); i += 2 {
+		if k := resolve(item.Content[i]); k.Kind == yaml.ScalarNode && k.Value == key {
+			return item.Content[i]
+		}
+	}
+	return item
+}
+
 // jobName returns the name a job's mapping gives, if it gives one as a
 // plain value.
 func jobName(item *yaml.Node) string {
@@ -140,6 +156,10 @@ func jobName(item *yaml.Node) string {
 	}
 	return ""
 }
+
+// scheduleField matches a schedule's error that starts with the key it is
+// about: `cron "…": …`, `at: …`, `daily.every: …`.
+var scheduleField = regexp.MustCompile(`^([a-z_]+(?:\.[a-z_]+)*)(?:: | ")`)
 
 // check records the rules a decoded job breaks, each at the key it is
 // about: muster.Job's own rules, its time zone, and its schedules as the
@@ -167,8 +187,14 @@ func check(ps *problems, item *yaml.Node, j *muster.Job) {
 				if name == "" {
 					name = muster.DefaultScheduleName(i)
 				}
+				msg := muster.ErrorMessage(err)
 				at := lookup(item, fmt.Sprintf("%s[%d]", path, i))
-				ps.add(at.Line, at.Column, "job %q: %s[%d] %q: %s", j.Name, path, i, name, muster.ErrorMessage(err))
+				if m := scheduleField.FindStringSubmatch(msg); m != nil {
+					// The key the message is about, or as near it as
+					// the file goes.
+					at = lookup(item, fmt.Sprintf("%s[%d].%s", path, i, m[1]))
+				}
+				ps.add(at.Line, at.Column, "job %q: %s[%d] %q: %s", j.Name, path, i, name, msg)
 			}
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/jobfile"
@@ -114,7 +115,7 @@ func TestReadErrors(t *testing.T) {
 		{"local zone", "jobs:\n  - name: a\n    time_zone: Local\n    steps: [{name: s, shell: x}]\n",
 			`jobs.yaml:3:5: job "a": time_zone: "Local" is not an IANA time zone`},
 		{"never fires", "jobs:\n  - name: a\n    steps: [{name: s, shell: x}]\n    schedules:\n      - name: leap\n        cron: \"0 0 30 2 *\"\n",
-			`jobs.yaml:5:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
+			`jobs.yaml:6:9: job "a": schedules[0] "leap": cron "0 0 30 2 *": this schedule can never fire`},
 		{"override never fires", "jobs:\n  - name: a\n    targets: [web1]\n    steps: [{name: s, shell: x}]\n    overrides:\n      - target: web1\n        schedules:\n          - cron: \"0 25 * * *\"\n",
 			`jobs.yaml:8:13: job "a": overrides[0].schedules[0] "schedule-1": cron "0 25 * * *": hour field "25"`},
 		// A step name may hold dots: the problem is still at its key.
@@ -289,5 +290,220 @@ func TestReadRefusesAliasBombs(t *testing.T) {
 	laughs += "jobs: *j\n"
 	if _, err := jobfile.Read("laughs.yaml", strings.NewReader(laughs)); muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), "MaxExpandedSize") {
 		t.Errorf("got %v, want a refusal naming MaxExpandedSize", err)
+	}
+}
+
+// Every variable of an env that breaks a rule is reported, each at its own
+// key and always in the same order, wherever the env is: the job's, a
+// step's, a target's in target_env and an override's.
+func TestReadReportsEveryBadVariable(t *testing.T) {
+	src := `jobs:
+  - name: envs
+    targets: [web1.example.com]
+    env:
+      OK: x
+      2B: y
+      1A: x
+      MUSTER_JOB: z
+    target_env:
+      web1.example.com:
+        B-B: x
+        A-A: y
+    steps:
+      - name: s
+        shell: "true"
+        env: {X.Y: a, W.Z: b}
+    overrides:
+      - target: web1.example.com
+        env:
+          MUSTER_A: a
+          MUSTER_B: b
+`
+	want := `jobs.yaml:6:7: job "envs": env: "2B" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:7:7: job "envs": env: "1A" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:8:7: job "envs": env: MUSTER_JOB: the MUSTER_ variables are set by muster and cannot be overridden
+jobs.yaml:11:9: job "envs": target_env.web1.example.com: "B-B" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:12:9: job "envs": target_env.web1.example.com: "A-A" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:16:15: job "envs": steps[0] "s": env: "X.Y" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:16:23: job "envs": steps[0] "s": env: "W.Z" is not a variable name (letters, digits and _, not starting with a digit)
+jobs.yaml:20:11: job "envs": overrides[0].env: MUSTER_A: the MUSTER_ variables are set by muster and cannot be overridden
+jobs.yaml:21:11: job "envs": overrides[0].env: MUSTER_B: the MUSTER_ variables are set by muster and cannot be overridden`
+	for i := range 20 {
+		_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+		if code := muster.ErrorCode(err); code != muster.EINVALID {
+			t.Fatalf("read %d: got %v (code %q), want %q", i, err, code, muster.EINVALID)
+		}
+		if got := muster.ErrorMessage(err); got != want {
+			t.Fatalf("read %d: got\n%s\nwant\n%s", i, got, want)
+		}
+	}
+}
+
+// Merge keys work in every mapping of a job file as in any YAML: in the
+// mappings of variables (env, target_env) and of step overrides too, and
+// with a list of mappings to merge, the first that sets a key wins.
+func TestReadMergesIntoMappings(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    env: &common {A: "1", B: "2"}
+    target_env:
+      web1: {<<: *common, B: "20"}
+    steps:
+      - &first
+        name: one
+        shell: "true"
+        timeout: 1m
+        env:
+          <<: *common
+          C: "3"
+          A: "9"
+      - &second
+        name: two
+        shell: "true"
+        timeout: 2m
+        workdir: /srv
+      - <<: [*first, *second]
+        name: three
+    overrides:
+      - target: web1
+        steps:
+          one: &slow {timeout: 1h}
+          two: {<<: *slow}
+`
+	jobs, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := jobs[0]
+	if got := fmt.Sprint(j.Steps[0].Env); got != "map[A:9 B:2 C:3]" {
+		t.Errorf("steps[0].env = %s, want map[A:9 B:2 C:3]", got)
+	}
+	if got := fmt.Sprint(j.TargetEnv["web1"]); got != "map[A:1 B:20]" {
+		t.Errorf("target_env.web1 = %s, want map[A:1 B:20]", got)
+	}
+	if three := j.Steps[2]; three.Timeout.Std() != time.Minute || three.Workdir != "/srv" {
+		t.Errorf("steps[2]: timeout %s, workdir %q; want 1m0s (from the first mapping merged) and /srv", three.Timeout, three.Workdir)
+	}
+	if so := j.Overrides[0].Steps["two"]; so.Timeout == nil || so.Timeout.Std() != time.Hour {
+		t.Errorf("overrides[0].steps.two = %+v, want timeout 1h", so)
+	}
+}
+
+// An item of a list that YAML reads as null (~, null, or nothing) is
+// refused, at the item: `command: [ls, ~]` would otherwise run ls with an
+// empty argument, not the home directory the file seems to name.
+func TestReadRefusesNullListItems(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    steps:
+      - name: s
+        command: [ls, ~, null, "~", "null"]
+      -
+`
+	want := `jobs.yaml:6:23: job "a": steps[0].command[1] is null; quote it for the text ("~"), or write "" for an empty value
+jobs.yaml:6:26: job "a": steps[0].command[2] is null; quote it for the text ("null"), or write "" for an empty value
+jobs.yaml:7:8: job "a": steps[1] is empty; remove the "-" or give the item`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// A job defined twice through an alias, or a merge key, is reported where
+// it is defined the second time, not at the anchor it copies.
+func TestReadDuplicateByAlias(t *testing.T) {
+	src := `jobs:
+  - &a
+    name: a
+    steps: [{name: s, shell: "true"}]
+  - *a
+  - <<: *a
+    description: again
+`
+	want := `jobs.yaml:5:5: job "a" is already defined on line 3
+jobs.yaml:6:5: job "a" is already defined on line 3`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
+// The expansion is counted as the master counts what an apply sends: each
+// mapping and list 128 bytes more (jsonhttp.ValueCost), each string as JSON
+// writes it. A file that refers to a list of small steps from many jobs
+// comes to more than the master takes, though its text is small, and is
+// refused naming the anchor, before it is sent.
+func TestReadCountsExpansionAsSent(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("jobs:\n  - name: j0\n    targets: [web1]\n    steps: &steps\n")
+	for s := range 100 {
+		fmt.Fprintf(&b, "      - {name: s%d, shell: \"true\"}\n", s)
+	}
+	for j := 1; j < 1200; j++ {
+		fmt.Fprintf(&b, "  - {name: j%d, targets: [web1], steps: *steps}\n", j)
+	}
+	_, err := jobfile.Read("many.yaml", strings.NewReader(b.String()))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if !strings.Contains(err.Error(), "many.yaml:4:12: its aliases expand the file to more than 16 MiB") || !strings.Contains(err.Error(), "as &steps") {
+		t.Errorf("got %v, want the anchor &steps named at its line", err)
+	}
+
+	// Characters JSON writes escaped count as escaped: 3 MiB of "<" is
+	// sent as 18 MiB (\u003c).
+	big := "jobs:\n  - name: big\n    targets: [web1]\n    steps:\n      - name: s\n        shell: \"" + strings.Repeat("<", 3<<20) + "\"\n"
+	_, err = jobfile.Read("big.yaml", strings.NewReader(big))
+	if code := muster.ErrorCode(err); code != muster.EINVALID || !strings.Contains(err.Error(), "big.yaml: the file comes to more than 16 MiB as sent to the master") {
+		t.Errorf("got %v (code %q), want the file refused as over 16 MiB as sent", err, code)
+	}
+}
+
+// A schedule's mistake is reported at the key it is about when the
+// schedule names one (its cron, its at, its daily.every), not at the
+// schedule's first line.
+func TestReadPlacesScheduleMistakesAtTheirKey(t *testing.T) {
+	src := `jobs:
+  - name: a
+    targets: [web1]
+    steps: [{name: s, shell: "true"}]
+    schedules:
+      - name: nightly
+        cron: "30 25 * * *"
+      - name: late
+        daily:
+          every: -1
+      - name: odd
+        weekly: {days: [mon]}
+        at: "25:00"
+      - name: both
+        start_date: "2027-02-01"
+        end_date: "2027-01-01"
+        daily: {}
+    overrides:
+      - target: web1
+        schedules:
+          - name: o
+            cron: "61 * * * *"
+`
+	want := `jobs.yaml:7:9: job "a": schedules[0] "nightly": cron "30 25 * * *": hour field "25": 25 is out of range 0-23
+jobs.yaml:10:11: job "a": schedules[1] "late": daily.every: -1 is negative; use 1 or more (0 or unset means 1)
+jobs.yaml:13:9: job "a": schedules[2] "odd": at: "25:00" is not a time of day; use "15:04" or "15:04:05"
+jobs.yaml:14:9: job "a": schedules[3] "both": start_date 2027-02-01 is after end_date 2027-01-01
+jobs.yaml:22:13: job "a": overrides[0].schedules[0] "o": cron "61 * * * *": minute field "61": 61 is out of range 0-59`
+	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
+	if code := muster.ErrorCode(err); code != muster.EINVALID {
+		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
+	}
+	if got := muster.ErrorMessage(err); got != want {
+		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
 }

@@ -28,6 +28,18 @@ func Locate(src []byte, message string) (line, col int, ok bool) {
 	if err != nil {
 		return 0, 0, false
 	}
+	return locate(src, name, m[2], m[3])
+}
+
+// Defined finds where in src, a job file, the job named name is given its
+// name, for a job defined in two files.
+func Defined(src []byte, name string) (line, col int, ok bool) {
+	return locate(src, name, "name", "")
+}
+
+// locate finds the field at path of the job named name in src; where the
+// field is a list and text names one of its items in quotes, the item.
+func locate(src []byte, name, path, text string) (line, col int, ok bool) {
 	var doc yaml.Node
 	if yaml.NewDecoder(bytes.NewReader(src)).Decode(&doc) != nil || len(doc.Content) == 0 {
 		return 0, 0, false
@@ -40,10 +52,10 @@ func Locate(src []byte, message string) (line, col int, ok bool) {
 		if jobName(item) != name {
 			continue
 		}
-		n := lookup(item, m[2])
+		n := lookup(item, path)
 		if seq := resolve(n); seq.Kind == yaml.SequenceNode {
 			for _, v := range seq.Content {
-				if v := resolve(v); v.Kind == yaml.ScalarNode && strings.Contains(strings.ToLower(m[3]), strings.ToLower(strconv.Quote(v.Value))) {
+				if v := resolve(v); v.Kind == yaml.ScalarNode && strings.Contains(strings.ToLower(text), strings.ToLower(strconv.Quote(v.Value))) {
 					return v.Line, v.Column, true
 				}
 			}

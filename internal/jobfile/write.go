@@ -1,6 +1,7 @@
 package jobfile
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -9,6 +10,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
 
@@ -241,4 +243,40 @@ func oneLine(n *yaml.Node) bool {
 		return true
 	}
 	return walk(n) && total <= maxFlowLen
+}
+
+// WriteJSON writes jobs as a job file in JSON, the form `muster export -o
+// json` prints and `muster apply` reads (JSON is YAML). Each job goes
+// through Entry, as in Write. The characters JSON writes as they are but
+// YAML takes only escaped (DEL, the C1 controls, U+FFFE and U+FFFF) are
+// written escaped, \u007f, so that Read gives back what was written.
+func WriteJSON(w io.Writer, jobs []muster.Job) error {
+	entries := make([]muster.Job, len(jobs))
+	for i, j := range jobs {
+		entries[i] = Entry(j)
+	}
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(map[string][]muster.Job{"jobs": entries}); err != nil {
+		return err
+	}
+	// Outside its strings, JSON is ASCII: every such character is in a
+	// string, where \u escapes mean the same in JSON and in YAML.
+	out := make([]byte, 0, buf.Len())
+	for _, r := range buf.String() {
+		if yamlEscapes(r) {
+			out = fmt.Appendf(out, `\u%04x`, r)
+			continue
+		}
+		out = utf8.AppendRune(out, r)
+	}
+	_, err := w.Write(out)
+	return err
+}
+
+// yamlEscapes reports whether YAML takes r only escaped, though JSON
+// writes it as it is.
+func yamlEscapes(r rune) bool {
+	return r == 0x7f || (r >= 0x80 && r <= 0x9f) || r == 0xfffe || r == 0xffff
 }

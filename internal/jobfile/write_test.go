@@ -150,3 +150,38 @@ func jsonOf(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// What WriteJSON writes, Read reads back as the same definitions, even
+// with characters JSON writes as they are but YAML takes only escaped: DEL,
+// the C1 controls (NEL among them) and U+FFFE, U+FFFF.
+func TestWriteJSONReadsBack(t *testing.T) {
+	jobs := exampleJobs()
+	odd := "a\x7fb\u0080c\u0085d\u009fe\ufffef\uffffg\u2028h\x01i"
+	jobs[0].Env["ODD"] = odd
+	jobs[0].Steps[0].Shell = odd
+	jobs[1].Description = odd
+	for i := range jobs {
+		jobs[i].Normalize()
+	}
+	var buf bytes.Buffer
+	if err := jobfile.WriteJSON(&buf, jobs); err != nil {
+		t.Fatal(err)
+	}
+	got, err := jobfile.Read("export.json", bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatalf("%v\n%s", err, buf.String())
+	}
+	if len(got) != len(jobs) {
+		t.Fatalf("read %d jobs, wrote %d", len(got), len(jobs))
+	}
+	for i := range got {
+		got[i].Normalize()
+		if a, b := jsonOf(t, got[i]), jsonOf(t, jobs[i]); a != b {
+			t.Errorf("job %d read back as\n%s\nwant\n%s", i, a, b)
+		}
+	}
+	var file struct{ Jobs []muster.Job }
+	if err := json.Unmarshal(buf.Bytes(), &file); err != nil || len(file.Jobs) != len(jobs) || file.Jobs[1].Description != odd {
+		t.Errorf("not the JSON of the jobs: %v, %d jobs", err, len(file.Jobs))
+	}
+}
