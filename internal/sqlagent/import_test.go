@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/sqlagent"
@@ -604,5 +605,24 @@ func TestImportNamesTheDatesOfASchedulesThatEndsBeforeItStarts(t *testing.T) {
 	want := `a.sql:4: job "j": schedule "Backwards": @active_end_date 20240101 is before @active_start_date 20240201; the schedule is left out`
 	if !hasFinding(res, sqlagent.LeftOut, want) {
 		t.Errorf("no finding %q in %v", want, res.Findings)
+	}
+}
+
+// A description longer than muster keeps is cut to its 1024 characters,
+// not bytes: one of 1,500 accented letters keeps 1,024 of them.
+func TestImportCutsALongDescriptionInCharacters(t *testing.T) {
+	long := strings.Repeat("é", 1500)
+	res := importText(t, sqlagent.Options{}, "a.sql", `EXEC sp_add_job @job_name = N'Nightly', @description = N'`+long+`'
+EXEC sp_add_jobstep @job_name = N'Nightly', @step_name = N'run', @command = N'SELECT 1'
+EXEC sp_add_jobserver @job_name = N'Nightly', @server_name = N'SQL01'
+`)
+	if len(res.Jobs) != 1 {
+		t.Fatalf("jobs %+v; findings %v", res.Jobs, res.Findings)
+	}
+	if d := res.Jobs[0].Description; d != strings.Repeat("é", muster.MaxDescriptionLen) {
+		t.Errorf("description of %d characters, want the first %d of the script's", utf8.RuneCountInString(d), muster.MaxDescriptionLen)
+	}
+	if err := res.Jobs[0].Validate(); err != nil {
+		t.Errorf("the job imported: %v", err)
 	}
 }

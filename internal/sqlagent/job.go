@@ -64,9 +64,10 @@ func (mp *mapping) job(j *agentJob) (muster.Job, bool) {
 	if isDefaultDescription(strings.ToLower(mj.Description)) {
 		mj.Description = ""
 	}
-	if len(mj.Description) > 1024 {
-		mj.Description = strings.ToValidUTF8(mj.Description[:1024], "")
-		f.notes = append(f.notes, Finding{File: j.file, Line: j.line, Level: Note, Message: "its description is cut to muster's 1024 characters"})
+	if d := []rune(mj.Description); len(d) > muster.MaxDescriptionLen {
+		mj.Description = string(d[:muster.MaxDescriptionLen])
+		f.notes = append(f.notes, Finding{File: j.file, Line: j.line, Level: Note,
+			Message: fmt.Sprintf("its description is cut to muster's %d characters", muster.MaxDescriptionLen)})
 	}
 	mj.Category = category(j.category)
 	if j.owner != "" && !strings.EqualFold(j.owner, "sa") {
