@@ -44,6 +44,7 @@ const (
 	AuditGroupAdd          = "group.add"
 	AuditGroupRemove       = "group.remove"
 	AuditTokenCreate       = "token.create"
+	AuditTokenRevoke       = "token.revoke"
 	AuditTargetEnlist      = "target.enlist"
 	AuditTargetDefect      = "target.defect"
 	AuditTargetDelete      = "target.delete"

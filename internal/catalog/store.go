@@ -122,6 +122,9 @@ type Reads interface {
 	FindCerts(ctx context.Context, serials []string) ([]CertRow, error)
 	NewestCert(ctx context.Context, targetID int64) (CertRow, error)
 	FindEnlistToken(ctx context.Context, hash string) (EnlistTokenRow, error)
+	// FindEnlistTokens returns every enlistment token kept, in any state,
+	// oldest first.
+	FindEnlistTokens(ctx context.Context) ([]EnlistTokenRow, error)
 	CountAPITokens(ctx context.Context) (int, error)
 	// FindAPIKey returns the key with the hash, whatever its state.
 	FindAPIKey(ctx context.Context, hash string) (APIKeyRow, error)
@@ -252,8 +255,12 @@ type Tx interface {
 	DeleteReplacedCerts(ctx context.Context, targetID int64, expiredBefore time.Time) error
 	InsertEnlistToken(ctx context.Context, t EnlistTokenRow) error
 	DeleteEnlistTokens(ctx context.Context, expiredBefore time.Time) error
-	// UseEnlistToken marks an unused token used and reports whether it did.
+	// UseEnlistToken marks a token used, unless it was used or revoked,
+	// and reports whether it did.
 	UseEnlistToken(ctx context.Context, id int64, at time.Time) (bool, error)
+	// RevokeEnlistToken marks a token revoked, unless it was used or
+	// revoked, and reports whether it did.
+	RevokeEnlistToken(ctx context.Context, id int64, at time.Time, by string) (bool, error)
 	// LockAPIKeys returns every API key, taken until commit: a revocation
 	// decides on the others (the last admin key stays).
 	LockAPIKeys(ctx context.Context) ([]APIKeyRow, error)
@@ -511,6 +518,8 @@ type EnlistTokenRow struct {
 	CreatedBy  string
 	ExpiresAt  time.Time
 	UsedAt     *time.Time
+	RevokedAt  *time.Time
+	RevokedBy  string
 }
 
 // JobQuery selects jobs.

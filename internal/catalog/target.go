@@ -103,6 +103,10 @@ func (c *Catalog) Enlist(ctx context.Context, e Enlistment, sign func(uid string
 			return muster.Errorf(muster.EUNAUTHORIZED, "the enlistment token is not valid for this master; create one with `muster token create --target %s`", e.Name)
 		case err != nil:
 			return err
+		case tok.RevokedAt != nil:
+			// Refused as an expired token is: it is as dead, and said so.
+			return muster.Errorf(muster.EUNAUTHORIZED, "the enlistment token was revoked at %s by %s; ask an admin for another (`muster token create --target %s`)",
+				tok.RevokedAt.UTC().Format(time.RFC3339), dashed(tok.RevokedBy), e.Name)
 		case tok.UsedAt != nil:
 			if again, ok, err := tx.repeatEnlistment(tok, e, sign); err != nil || ok {
 				id = again

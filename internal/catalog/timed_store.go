@@ -156,6 +156,13 @@ func (t *timedReads) FindEnlistToken(p0 context.Context, p1 string) (EnlistToken
 	return r0, r1
 }
 
+func (t *timedReads) FindEnlistTokens(p0 context.Context) ([]EnlistTokenRow, error) {
+	start := time.Now()
+	r0, r1 := t.r.FindEnlistTokens(p0)
+	t.observe("FindEnlistTokens", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedReads) CountAPITokens(p0 context.Context) (int, error) {
 	start := time.Now()
 	r0, r1 := t.r.CountAPITokens(p0)
@@ -643,6 +650,13 @@ func (t *timedTx) UseEnlistToken(p0 context.Context, p1 int64, p2 time.Time) (bo
 	start := time.Now()
 	r0, r1 := t.tx.UseEnlistToken(p0, p1, p2)
 	t.observe("UseEnlistToken", time.Since(start))
+	return r0, r1
+}
+
+func (t *timedTx) RevokeEnlistToken(p0 context.Context, p1 int64, p2 time.Time, p3 string) (bool, error) {
+	start := time.Now()
+	r0, r1 := t.tx.RevokeEnlistToken(p0, p1, p2, p3)
+	t.observe("RevokeEnlistToken", time.Since(start))
 	return r0, r1
 }
 

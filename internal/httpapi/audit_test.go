@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
@@ -52,6 +53,21 @@ type auditCase struct {
 	secrets []string
 }
 
+// spareToken makes an enlistment token for new1 that no target used: the
+// fourth of the fleet's catalog, after those web1, web2 and db1 enlisted
+// with.
+func spareToken(t *testing.T, f *fleet) {
+	t.Helper()
+	m := f.env.Master
+	if _, err := m.Catalog.CreateEnlistToken(context.Background(), "hash-new1", "new1", time.Hour, m.Self()); err != nil {
+		t.Fatal(err)
+	}
+	toks, err := m.Catalog.FindEnlistTokens(context.Background(), false)
+	if err != nil || len(toks) != 1 || toks[0].ID != 4 {
+		t.Fatalf("the tokens that can enlist: %+v %v, want new1's, id 4", toks, err)
+	}
+}
+
 var auditCases = map[string]auditCase{
 	"PATCH /api/v1/targets/{name}": {key: "operator", req: request{"PATCH", "/api/v1/targets/web1", `{"location": "dc2", "description": "web server"}`},
 		want: []auditWant{{action: muster.AuditTargetSet, targets: []string{"web1"},
@@ -71,6 +87,20 @@ var auditCases = map[string]auditCase{
 	"POST /api/v1/tokens": {key: "admin", req: request{"POST", "/api/v1/tokens", `{"target": "new1"}`},
 		want:    []auditWant{{action: muster.AuditTokenCreate, targets: []string{"new1"}, changes: []string{"enlistment token for new1"}}},
 		secrets: []string{"token"}},
+	"POST /api/v1/tokens/{id}/revoke": {key: "admin", setup: spareToken, req: request{"POST", "/api/v1/tokens/4/revoke", ""},
+		want: []auditWant{{action: muster.AuditTokenRevoke, targets: []string{"new1"}, changes: []string{"enlistment token 4 for new1"}}},
+		refused: []refusal{
+			{"operator", request{"POST", "/api/v1/tokens/4/revoke", ""}, http.StatusForbidden},
+			{"admin", request{"POST", "/api/v1/tokens/1/revoke", ""}, http.StatusPreconditionFailed}, // used by web1
+			{"admin", request{"POST", "/api/v1/tokens/999/revoke", ""}, http.StatusNotFound},
+			{"admin", request{"POST", "/api/v1/tokens/new1/revoke", ""}, http.StatusBadRequest},
+		}},
+	"POST /api/v1/tokens/revoke": {key: "admin", setup: spareToken, req: request{"POST", "/api/v1/tokens/revoke", `{"target": "new1"}`},
+		want: []auditWant{{action: muster.AuditTokenRevoke, targets: []string{"new1"}, changes: []string{"enlistment token 4 for new1"}}},
+		refused: []refusal{
+			{"admin", request{"POST", "/api/v1/tokens/revoke", `{"target": "web1"}`}, http.StatusNotFound}, // used
+			{"admin", request{"POST", "/api/v1/tokens/revoke", `{"target": "bad name"}`}, http.StatusBadRequest},
+		}},
 	"POST /api/v1/apply": {key: "operator", req: request{"POST", "/api/v1/apply", applyBody("web-new", "web")},
 		want: []auditWant{{action: muster.AuditJobCreate, jobs: []string{"web-new"}, targets: []string{"web1", "web2"},
 			changes: []string{`+ name: "web-new"`, "posted INSERT web1", "posted INSERT web2"}}},

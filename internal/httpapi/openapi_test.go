@@ -272,16 +272,18 @@ func TestOpenAPISchemasMatchTypes(t *testing.T) {
 		"Alert":         muster.Alert{Window: 1},
 		"Delivery":      muster.Delivery{},
 
-		"OperatorRequest":   httpapi.OperatorRequest{Webhook: "x", Email: "x", WebhookSecret: "x"},
-		"OperatorUpdate":    httpapi.OperatorUpdate{Webhook: new(string), Email: new(string), WebhookSecret: new(string), NewSecret: true},
-		"OperatorResponse":  httpapi.OperatorResponse{WebhookSecret: "x"},
-		"AlertRequest":      httpapi.AlertRequest{Job: "x", Target: "x", MinSeverity: 1, Window: 1},
-		"APIKey":            muster.APIKey{},
-		"KeyRequest":        httpapi.KeyRequest{Scopes: []string{"x"}, TTLSeconds: 1},
-		"KeyResponse":       httpapi.KeyResponse{},
-		"LoginLinkRequest":  httpapi.LoginLinkRequest{Role: "x", TTLSeconds: 1},
-		"LoginLinkResponse": httpapi.LoginLinkResponse{},
-		"AuditEntry":        muster.AuditEntry{Actor: muster.Actor{Role: "x", Source: "x"}, Object: "x"},
+		"OperatorRequest":    httpapi.OperatorRequest{Webhook: "x", Email: "x", WebhookSecret: "x"},
+		"OperatorUpdate":     httpapi.OperatorUpdate{Webhook: new(string), Email: new(string), WebhookSecret: new(string), NewSecret: true},
+		"OperatorResponse":   httpapi.OperatorResponse{WebhookSecret: "x"},
+		"AlertRequest":       httpapi.AlertRequest{Job: "x", Target: "x", MinSeverity: 1, Window: 1},
+		"APIKey":             muster.APIKey{},
+		"EnlistToken":        muster.EnlistToken{},
+		"TokenRevokeRequest": httpapi.TokenRevokeRequest{},
+		"KeyRequest":         httpapi.KeyRequest{Scopes: []string{"x"}, TTLSeconds: 1},
+		"KeyResponse":        httpapi.KeyResponse{},
+		"LoginLinkRequest":   httpapi.LoginLinkRequest{Role: "x", TTLSeconds: 1},
+		"LoginLinkResponse":  httpapi.LoginLinkResponse{},
+		"AuditEntry":         muster.AuditEntry{Actor: muster.Actor{Role: "x", Source: "x"}, Object: "x"},
 	} {
 		b, err := json.Marshal(v)
 		if err != nil {

@@ -102,6 +102,7 @@ func (s *Server) Routes(mux *http.ServeMux) {
 	s.fleetRoutes(mux)
 	s.alertRoutes(mux)
 	s.keyRoutes(mux)
+	s.tokenRoutes(mux)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, muster.Errorf(muster.ENOTFOUND, "no API endpoint %s %s; see /api/v1/openapi.json", r.Method, r.URL.Path))
 	})

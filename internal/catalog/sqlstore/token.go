@@ -76,15 +76,27 @@ func (s *Queries) DeleteReplacedCerts(ctx context.Context, targetID int64, expir
 	return err
 }
 
-// FindEnlistToken returns an enlistment token by its hash.
-func (s *Queries) FindEnlistToken(ctx context.Context, hash string) (catalog.EnlistTokenRow, error) {
+// enlistTokenColumns are the columns scanEnlistToken reads.
+const enlistTokenColumns = `id, hash, target_name, created_at, created_by, expires_at, used_at, revoked_at, revoked_by`
+
+func scanEnlistToken(r Row) (catalog.EnlistTokenRow, error) {
 	var t catalog.EnlistTokenRow
 	var created, expires int64
-	var used sql.NullInt64
-	err := s.Q.QueryRow(ctx, `SELECT id, hash, target_name, created_at, created_by, expires_at, used_at FROM enlist_tokens WHERE hash = $1`, hash).
-		Scan(&t.ID, &t.Hash, &t.TargetName, &created, &t.CreatedBy, &expires, &used)
-	t.CreatedAt, t.ExpiresAt, t.UsedAt = fromMS(created), fromMS(expires), fromNullMS(used)
+	var used, revoked sql.NullInt64
+	err := r.Scan(&t.ID, &t.Hash, &t.TargetName, &created, &t.CreatedBy, &expires, &used, &revoked, &t.RevokedBy)
+	t.CreatedAt, t.ExpiresAt, t.UsedAt, t.RevokedAt = fromMS(created), fromMS(expires), fromNullMS(used), fromNullMS(revoked)
 	return t, err
+}
+
+// FindEnlistToken returns an enlistment token by its hash.
+func (s *Queries) FindEnlistToken(ctx context.Context, hash string) (catalog.EnlistTokenRow, error) {
+	return scanEnlistToken(s.Q.QueryRow(ctx, `SELECT `+enlistTokenColumns+` FROM enlist_tokens WHERE hash = $1`, hash))
+}
+
+// FindEnlistTokens returns every enlistment token kept, oldest first.
+func (s *Queries) FindEnlistTokens(ctx context.Context) ([]catalog.EnlistTokenRow, error) {
+	return collect(ctx, s.Q, func(r Rows) (catalog.EnlistTokenRow, error) { return scanEnlistToken(r) },
+		`SELECT `+enlistTokenColumns+` FROM enlist_tokens ORDER BY created_at, id`)
 }
 
 // InsertEnlistToken records an enlistment token's hash.
@@ -100,8 +112,15 @@ func (s *Queries) DeleteEnlistTokens(ctx context.Context, expiredBefore time.Tim
 	return err
 }
 
-// UseEnlistToken marks an unused token used.
+// UseEnlistToken marks a token used unless it was used or revoked.
 func (s *Queries) UseEnlistToken(ctx context.Context, id int64, at time.Time) (bool, error) {
-	n, err := s.Q.Exec(ctx, `UPDATE enlist_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL`, ms(at), id)
+	n, err := s.Q.Exec(ctx, `UPDATE enlist_tokens SET used_at = $1 WHERE id = $2 AND used_at IS NULL AND revoked_at IS NULL`, ms(at), id)
+	return n > 0, err
+}
+
+// RevokeEnlistToken marks a token revoked unless it was used or revoked.
+func (s *Queries) RevokeEnlistToken(ctx context.Context, id int64, at time.Time, by string) (bool, error) {
+	n, err := s.Q.Exec(ctx, `UPDATE enlist_tokens SET revoked_at = $1, revoked_by = $2
+		WHERE id = $3 AND used_at IS NULL AND revoked_at IS NULL`, ms(at), by, id)
 	return n > 0, err
 }
