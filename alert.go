@@ -31,15 +31,18 @@ func RedactWebhook(u string) string {
 	if !ok {
 		return u
 	}
-	host, tail, _ := strings.Cut(rest, "/")
+	// The authority ends at the first '/', '?' or '#': an '@' after it
+	// (in a query's token, say) is not user information.
+	host, tail := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		host, tail = rest[:i], strings.TrimPrefix(rest[i:], "/")
+	}
 	if i := strings.LastIndex(host, "@"); i >= 0 {
 		host = host[i+1:] // user information is a credential too
 	}
-	if tail == "" && !strings.ContainsAny(host, "?#") {
+	if tail == "" {
 		return scheme + "://" + host
 	}
-	host, _, _ = strings.Cut(host, "?")
-	host, _, _ = strings.Cut(host, "#")
 	return scheme + "://" + host + "/…"
 }
 

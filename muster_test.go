@@ -327,6 +327,11 @@ func TestRedactWebhook(t *testing.T) {
 		"https://hooks.example.com/":                      "https://hooks.example.com",
 		"https://hooks.example.com?token=secret":          "https://hooks.example.com/…",
 		"https://user:pass@hooks.example.com:8443/x":      "https://hooks.example.com:8443/…",
+		// An @ in the query or fragment is not user information: the
+		// host is the one before them, and nothing after is shown.
+		"https://hooks.example.com?token=ab@cd":   "https://hooks.example.com/…",
+		"https://hooks.example.com#ab@cd":         "https://hooks.example.com/…",
+		"https://u:p@hooks.example.com?t=ab@cd/e": "https://hooks.example.com/…",
 		"": "",
 	} {
 		if got := muster.RedactWebhook(in); got != want {

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +17,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/httpapi"
 	"github.com/musterhq/muster/internal/jobfile"
+	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 func newApplyCmd() *cobra.Command {
@@ -82,6 +84,9 @@ jobs on the master that are not in FILE are deleted.`,
 				return err
 			}
 			if req.Jobs, err = files.jobs(); err != nil {
+				return err
+			}
+			if err := files.checkSize(req); err != nil {
 				return err
 			}
 			c, err := cf.client()
@@ -186,6 +191,23 @@ func (files jobFiles) jobs() ([]muster.Job, error) {
 		return nil, muster.Errorf(muster.EINVALID, "%s", strings.Join(mistakes, "\n"))
 	}
 	return all, nil
+}
+
+// checkSize refuses files that each pass jobfile's check of what one apply
+// may send, but that come to more together, as req sends them.
+func (files jobFiles) checkSize(req httpapi.ApplyRequest) error {
+	if len(files) < 2 {
+		return nil // checked, and placed in the file, as it was read
+	}
+	body, err := json.Marshal(req)
+	if err != nil {
+		return err
+	}
+	if jsonhttp.Cost(body) <= httpapi.MaxApplyBody {
+		return nil
+	}
+	return muster.Errorf(muster.EINVALID, "the files come to more than %d MiB as sent to the master (in JSON, each mapping and list counting %d bytes more), the most one apply may send: apply them in parts, fewer files at a time (without --prune)",
+		httpapi.MaxApplyBody>>20, jsonhttp.ValueCost)
 }
 
 // place puts before what the master refused the place in the files it

@@ -441,3 +441,43 @@ func TestEmptyClientFlagIsRefused(t *testing.T) {
 		t.Fatalf("checked %d flags, want 3", checked)
 	}
 }
+
+// Files applied together (-f A -f B) are one request: when each is within
+// what one apply may send but together they are not, apply says so before
+// sending them, rather than the master refusing a request over its limit.
+func TestApplyFilesTooLargeTogether(t *testing.T) {
+	dir := t.TempDir()
+	// Each file: one list of 1,000 texts of 200 characters, anchored and
+	// used by 45 jobs, 9 MB as sent.
+	var words []string
+	for i := range 1000 {
+		words = append(words, fmt.Sprintf("%0200d", i))
+	}
+	var paths []string
+	for _, f := range []string{"a", "b"} {
+		var b strings.Builder
+		b.WriteString("jobs:\n")
+		for i := range 45 {
+			fmt.Fprintf(&b, "  - name: %s%d\n    targets: [web1]\n    steps:\n      - name: s\n        command: ", f, i)
+			if i == 0 {
+				b.WriteString("&c [" + strings.Join(words, ", ") + "]\n")
+			} else {
+				b.WriteString("*c\n")
+			}
+		}
+		path := filepath.Join(dir, f+".yaml")
+		if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		var stdout, stderr strings.Builder
+		if code := run([]string{"apply", "-f", path, "--addr", "https://127.0.0.1:1", "--token", "mat_x"}, &stdout, &stderr); strings.Contains(stderr.String(), "MiB") {
+			t.Fatalf("-f %s alone: exit %d, %q; want it within the limit", path, code, stderr.String())
+		}
+		paths = append(paths, path)
+	}
+	var stdout, stderr strings.Builder
+	code := run([]string{"apply", "-f", paths[0], "-f", paths[1], "--addr", "https://127.0.0.1:1", "--token", "mat_x"}, &stdout, &stderr)
+	if want := "the files come to more than 16 MiB as sent to the master"; code != 1 || !strings.Contains(stderr.String(), want) {
+		t.Errorf("exit %d, stderr %q; want 1, saying %q", code, stderr.String(), want)
+	}
+}

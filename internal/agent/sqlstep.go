@@ -157,7 +157,7 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	server := c.defs[name].Driver
 	if server != "mysql" && server != "postgres" {
 		// SQLite is interrupted. Its driver returns only blobs as []byte.
-		return execSQL(ctx, conn, text, args, out, true)
+		return execSQL(ctx, conn, text, args, out, server)
 	}
 	// MySQL and MariaDB keep running a statement whose client has closed
 	// its connection, until it ends by itself, and so does PostgreSQL
@@ -172,7 +172,7 @@ func (c *connections) run(ctx context.Context, name, text string, args []any, ou
 	if err := conn.QueryRowContext(ctx, sessionQuery[server]).Scan(&session); err != nil {
 		return "", fmt.Errorf("connection %q: %w", name, err)
 	}
-	outcome, err := execSQL(ctx, conn, text, args, out, false)
+	outcome, err := execSQL(ctx, conn, text, args, out, server)
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &pgErr):
@@ -334,11 +334,12 @@ type queryer interface {
 
 // execSQL runs one statement, writes its rows or its count to out, and
 // returns its outcome in words: "3 rows returned", "42 rows affected".
-// bytesAreBinary says every []byte value the driver returns is binary
-// data, not text.
-func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer, bytesAreBinary bool) (string, error) {
+// server is the connection's driver (postgres, mysql or sqlite): how its
+// strings are written, and whether every []byte value it returns is
+// binary data (SQLite's), not text.
+func execSQL(ctx context.Context, db queryer, text string, args []any, out io.Writer, server string) (string, error) {
 	first := strings.ToUpper(statementStart(text))
-	returnsRows := hasReturning(text)
+	returnsRows, bytesAreBinary := hasReturning(text, server), server == "sqlite"
 	for _, w := range queryWords {
 		if strings.HasPrefix(first, w) && (len(first) == len(w) || !isWordChar(first[len(w)])) {
 			returnsRows = true
@@ -463,8 +464,11 @@ func statementStart(text string) string {
 
 // hasReturning says text has a RETURNING clause (PostgreSQL, MariaDB and
 // SQLite return rows from an INSERT, UPDATE or DELETE so): the word
-// outside strings, quoted names and comments.
-func hasReturning(text string) bool {
+// outside strings, quoted names and comments, as server (the connection's
+// driver) reads them. MariaDB escapes a quote in a string with a
+// backslash, and starts a comment with # too; PostgreSQL escapes with a
+// backslash in an E'…' string only.
+func hasReturning(text, server string) bool {
 	const word = "RETURNING"
 	for i := 0; i < len(text); {
 		c := text[i]
@@ -481,9 +485,16 @@ func hasReturning(text string) bool {
 				return false
 			}
 			i += 2 + end + 2
+		case server == "mysql" && c == '#':
+			end := strings.IndexByte(text[i:], '\n')
+			if end < 0 {
+				return false
+			}
+			i += end + 1
 		case c == '\'' || c == '"' || c == '`':
 			// A doubled quote inside is two strings back to back.
-			end := strings.IndexByte(text[i+1:], c)
+			escapes := server == "mysql" && c != '`' || server == "postgres" && c == '\'' && escapeString(text, i)
+			end := quoteEnd(text[i+1:], c, escapes)
 			if end < 0 {
 				return false
 			}
@@ -515,6 +526,29 @@ func hasReturning(text string) bool {
 		}
 	}
 	return false
+}
+
+// escapeString says the quote at text[i] opens a PostgreSQL escape
+// string, E'…', in which a backslash escapes the next character.
+func escapeString(text string, i int) bool {
+	return i > 0 && upper(text[i-1]) == 'E' && (i == 1 || !isWordChar(upper(text[i-2])))
+}
+
+// quoteEnd is the index in s of the quote q that ends a string or name
+// whose opening quote went just before s, or -1; with escapes, a quote
+// after a backslash does not end it.
+func quoteEnd(s string, q byte, escapes bool) int {
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '\\':
+			if escapes {
+				i++
+			}
+		case q:
+			return i
+		}
+	}
+	return -1
 }
 
 // dollarTag is the dollar-quote tag text starts with ($$, $body$), or "".

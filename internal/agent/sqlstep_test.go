@@ -601,6 +601,44 @@ func TestSQLStepsAtOnceEachRun(t *testing.T) {
 	}
 }
 
+// A quote escaped with a backslash, as MariaDB reads every string and
+// PostgreSQL an E'…' one, does not end the string: the RETURNING after it
+// is seen, and its rows printed, not run as a statement whose rows are
+// dropped and which says "0 rows affected". A # starts a comment in
+// MariaDB, where the word after it is not one.
+func TestSQLReturningAfterABackslashEscapedQuote(t *testing.T) {
+	conns := newConnections(map[string]Connection{
+		"postgres": {Driver: "postgres", DSN: testdb.Postgres(t)},
+		"mysql":    {Driver: "mysql", DSN: testdb.MySQL(t)},
+	})
+	defer conns.close()
+	table := fmt.Sprintf("muster_escaped_%d", time.Now().UnixNano())
+	ctx := context.Background()
+	for _, name := range []string{"postgres", "mysql"} {
+		if _, err := conns.run(ctx, name, "CREATE TABLE "+table+" (a INT, note VARCHAR(32))", nil, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		defer conns.run(ctx, name, "DROP TABLE "+table, nil, io.Discard)
+	}
+	checked := 0
+	for _, tc := range []struct{ name, text, want string }{
+		{"mysql", "INSERT INTO " + table + " (a, note) VALUES (1, 'it\\'s'), (2, 'x') RETURNING a", "a\n1\n2\n(2 rows returned)\n"},
+		{"mysql", "INSERT INTO " + table + " (a, note) VALUES (3, \"say \\\"hi\") RETURNING a", "a\n3\n(1 row returned)\n"},
+		{"mysql", "UPDATE " + table + " SET note = 'y' WHERE a = 1 # returning", "1 row affected\n"},
+		{"postgres", "INSERT INTO " + table + " (a, note) VALUES (1, E'it\\'s'), (2, 'x') RETURNING a", "a\n1\n2\n(2 rows returned)\n"},
+		{"postgres", "INSERT INTO " + table + " (a, note) VALUES (3, 'C:\\') RETURNING a", "a\n3\n(1 row returned)\n"},
+	} {
+		var out bytes.Buffer
+		if _, err := conns.run(ctx, tc.name, tc.text, nil, &out); err != nil || out.String() != tc.want {
+			t.Errorf("%s: %q: %q (%v); want %q", tc.name, tc.text, out.String(), err, tc.want)
+		}
+		checked++
+	}
+	if checked != 5 {
+		t.Fatalf("checked %d statements, want 5", checked)
+	}
+}
+
 // A statement with a RETURNING clause (PostgreSQL, MariaDB, SQLite)
 // prints the rows it returns, as a SELECT does, not only how many rows it
 // changed; the word in a string, a quoted name or a comment is not one.
@@ -649,7 +687,7 @@ func TestHasReturning(t *testing.T) {
 		"INSERT INTO t VALUES (1) -- note\nRETURNING a":          true,
 		"INSERT INTO t VALUES ('unterminated RETURNING":          false,
 	} {
-		if got := hasReturning(text); got != want {
+		if got := hasReturning(text, "postgres"); got != want {
 			t.Errorf("hasReturning(%q) = %v, want %v", text, got, want)
 		}
 	}

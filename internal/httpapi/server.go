@@ -30,8 +30,12 @@ var openAPI []byte
 // Body limits.
 const (
 	maxBody      = 64 << 10
-	maxApplyBody = 16 << 20
+	maxApplyBody = MaxApplyBody
 )
+
+// MaxApplyBody bounds the body of POST /api/v1/apply, as jsonhttp.Cost
+// counts it.
+const MaxApplyBody = 16 << 20
 
 // MaxRunWait bounds how long GET /api/v1/runs?wait= holds a request.
 const MaxRunWait = 30 * time.Second

@@ -2,6 +2,7 @@ package jobfile
 
 import (
 	"fmt"
+	"strings"
 	"unicode/utf8"
 
 	"gopkg.in/yaml.v3"
@@ -94,13 +95,16 @@ func (e *expansion) measure(n *yaml.Node) (int64, *yaml.Node) {
 }
 
 // jsonLen is the length of s as encoding/json writes it in a string:
-// quotes and backslashes escaped, control characters, <, > and & as \u00XX
-// (or \n, \t, ...), U+2028 and U+2029 as \u2028, invalid bytes as U+FFFD.
+// quotes and backslashes escaped, \b, \f, \n, \r and \t so, the other
+// control characters and <, > and & as \u00XX, U+2028 and U+2029 as
+// \u2028, and each invalid byte as \ufffd.
 func jsonLen(s string) int {
 	n := 0
-	for _, r := range s {
+	for i, r := range s {
 		switch {
-		case r == '"' || r == '\\' || r == '\n' || r == '\r' || r == '\t':
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			n += 6 // an invalid byte
+		case r == '"' || r == '\\' || r == '\b' || r == '\f' || r == '\n' || r == '\r' || r == '\t':
 			n += 2
 		case r < 0x20 || r == '<' || r == '>' || r == '&' || r == '\u2028' || r == '\u2029':
 			n += 6

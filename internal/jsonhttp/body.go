@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"os"
@@ -107,6 +108,14 @@ func (b *Body) scan(p []byte) {
 	if b.used > b.limit {
 		b.err = errOverLimit
 	}
+}
+
+// Cost is what body, a JSON request body, counts against its limit (see
+// Body): its bytes, and ValueCost for each object and array.
+func Cost(body []byte) int64 {
+	b := Body{limit: math.MaxInt64}
+	b.scan(body)
+	return b.used
 }
 
 // CheckContentType refuses a request whose body is declared as something
