@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -949,6 +950,50 @@ func TestEnlistRepeatedAfterALostReply(t *testing.T) {
 		_, err = db.Enlist(ctx, e, sign)
 		if muster.ErrorCode(err) != muster.EUNAUTHORIZED || n != 2 {
 			t.Errorf("the same enlistment once the token expired: %v (%d certificates), want unauthorized and none signed", err, n)
+		}
+	})
+}
+
+// A start remembered by a master before requests kept their sender, and
+// retried (its reply lost) once the master was upgraded, gets its first
+// result back: it does not start the job again, nor is it refused as
+// another key's.
+func TestStartRememberedBeforeAnUpgradeIsReplayed(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		ctx := context.Background()
+		store := e.Open(t)
+		clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
+		db := openOn(t, store, clk)
+		enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		first := muster.StartResult{Job: "a", Runs: []muster.StartedRun{{Target: "web1", Seq: 7, RunID: "run-before-the-upgrade"}}}
+		body, err := json.Marshal(first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = store.Update(ctx, func(tx catalog.Tx) error {
+			claim := catalog.StartClaim{Key: "k-old", Job: "a", At: clk.Now(), Forgotten: clk.Now().Add(-catalog.IdempotencyWindow),
+				Request: `{"Job":"a","Targets":[],"ExpiresIn":0,"Env":null,"Step":""}`}
+			if _, err := tx.ClaimStart(ctx, claim); err != nil {
+				return err
+			}
+			return tx.SetStartResponse(ctx, "k-old", string(body))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		replays := 0
+		for _, by := range []muster.Actor{admin, {Kind: muster.ActorKey, Name: "ci", Role: catalog.RoleOperator}} {
+			res, err := db.StartJob(ctx, catalog.StartRequest{Job: "a", IdempotencyKey: "k-old"}, by)
+			if err != nil || !res.Replayed || len(res.Runs) != 1 || res.Runs[0].RunID != "run-before-the-upgrade" {
+				t.Fatalf("the retry by %s: %+v, %v; want the first result replayed", by.Name, res, err)
+			}
+			replays++
+		}
+		if replays != 2 {
+			t.Fatalf("%d retries replayed, want 2", replays)
 		}
 	})
 }

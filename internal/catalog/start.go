@@ -74,16 +74,24 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 	}
 	// The request as its idempotency key remembers it, with who sent it:
 	// another API key sending the same key is a conflict, not handed this
-	// one's result.
-	canonical, err := json.Marshal(struct {
+	// one's result. A master before this one remembered it without By: a
+	// retry of such a start, across an upgrade, is matched by that form.
+	type remembered struct {
 		Job       string
 		Targets   []string
 		ExpiresIn time.Duration
 		Env       map[string]string
 		Step      string
 		Rollout   *muster.RolloutSpec `json:",omitempty"`
-		By        string
-	}{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step, req.Rollout, by.Kind + " " + by.Name})
+		By        string              `json:",omitempty"`
+	}
+	form := remembered{req.Job, req.Targets, req.ExpiresIn, req.Env, req.Step, req.Rollout, by.Kind + " " + by.Name}
+	canonical, err := json.Marshal(form)
+	if err != nil {
+		return muster.StartResult{}, err
+	}
+	form.By = ""
+	before, err := json.Marshal(form)
 	if err != nil {
 		return muster.StartResult{}, err
 	}
@@ -95,7 +103,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 	err = c.update(ctx, func(tx *tx) error {
 		tx.keepCredentials()
 		res = muster.StartResult{}
-		job, replayed, err := tx.claimStart(req, string(canonical), &res)
+		job, replayed, err := tx.claimStart(req, string(canonical), string(before), &res)
 		if err != nil || replayed {
 			return err
 		}
@@ -240,7 +248,7 @@ func (tx *tx) startRuns(job storedJob, targets, runIDs []string, p agentproto.St
 // that request's result and reports true. A START to one target (named,
 // or the job's only one) takes that target's sequence number with these
 // reads (ClaimStart), which postAll then uses.
-func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResult) (storedJob, bool, error) {
+func (tx *tx) claimStart(req StartRequest, request, before string, res *muster.StartResult) (storedJob, bool, error) {
 	c := StartClaim{Key: req.IdempotencyKey, Request: request, At: tx.now, Forgotten: tx.now.Add(-IdempotencyWindow), Job: req.Job}
 	if len(req.Targets) <= 1 && req.Rollout == nil {
 		c.One = true
@@ -253,7 +261,7 @@ func (tx *tx) claimStart(req StartRequest, request string, res *muster.StartResu
 		return storedJob{}, false, err
 	}
 	if !claimed.Claimed {
-		return storedJob{}, true, tx.replayStart(req.IdempotencyKey, request, res)
+		return storedJob{}, true, tx.replayStart(req.IdempotencyKey, request, before, res)
 	}
 	if !claimed.Found {
 		return storedJob{}, false, noJob(req.Job)
@@ -281,17 +289,19 @@ func (c *Catalog) PruneStarts(ctx context.Context) (int64, error) {
 }
 
 // replayStart sets res to the result of the start request that used key
-// before, which must have been the same request.
-func (tx *tx) replayStart(key, request string, res *muster.StartResult) error {
+// before, which must have been the same request from the same sender
+// (request), or the same request remembered by a master that did not keep
+// its sender (before).
+func (tx *tx) replayStart(key, request, before string, res *muster.StartResult) error {
 	prevReq, prevRes, ok, err := tx.FindStart(tx.ctx, key)
 	switch {
 	case err != nil:
 		return err
 	case !ok:
 		return fmt.Errorf("idempotency key %q: %w", key, ErrRetry) // forgotten meanwhile
-	case prevReq != request:
+	case prevReq != request && prevReq != before:
 		var prev, this struct{ By string }
-		if json.Unmarshal([]byte(prevReq), &prev) == nil && json.Unmarshal([]byte(request), &this) == nil && prev.By != this.By {
+		if json.Unmarshal([]byte(prevReq), &prev) == nil && json.Unmarshal([]byte(request), &this) == nil && prev.By != "" && prev.By != this.By {
 			return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used by another API key; each request needs a key of its own", key)
 		}
 		return muster.Errorf(muster.ECONFLICT, "idempotency_key %q was already used for a different start request", key)
