@@ -2,8 +2,6 @@ package agent
 
 import (
 	"context"
-	"database/sql"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -85,29 +83,9 @@ func TestLateFireOfAJobDisabledWhileTheTargetWasDown(t *testing.T) {
 	tm := startTestMaster(t)
 	dir := t.TempDir()
 	m := tm.enlistIn(t, "web1", dir)
-	// Hourly, half an hour from now: it does not fire while the target
-	// first runs.
-	job := shellJob("nightly", []string{"web1"}, "true")
-	job.TimeZone, job.Misfire = "UTC", muster.MisfireRunOnce
-	job.Schedules = []muster.Schedule{{Name: "hourly", Cron: fmt.Sprintf("%d * * * *", (time.Now().UTC().Minute()+30)%60)}}
-	tm.apply(t, job)
-	stop := runTarget(t, m)
-	tm.settled(t)
-	if err := stop(); err != nil {
-		t.Fatal(err)
-	}
 	// The target went down with the job held since two hours ago: two
 	// fires missed, the latest of which run_once would run.
-	if err := m.store.update(ctx, func(tx *sql.Tx) error {
-		held, _, err := m.store.job(ctx, tx, job.Name)
-		if err != nil {
-			return err
-		}
-		return putJob(ctx, tx, held, time.Now().Add(-2*time.Hour))
-	}); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
+	job := downWithAnHourlyJob(t, tm, m, muster.MisfireRunOnce)
 	if _, err := tm.api.SetJobEnabled(ctx, job.Name, false); err != nil {
 		t.Fatal(err)
 	}

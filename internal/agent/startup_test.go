@@ -45,29 +45,7 @@ func TestMissedFiresRecordedBeforeThePollAppliesAChange(t *testing.T) {
 			tm := startTestMaster(t)
 			dir := t.TempDir()
 			m := tm.enlistIn(t, "web1", dir)
-			// Hourly, half an hour from now: it does not fire while the
-			// target first runs.
-			job := shellJob("nightly", []string{"web1"}, "true")
-			job.TimeZone = "UTC"
-			job.Schedules = []muster.Schedule{{Name: "hourly", Cron: fmt.Sprintf("%d * * * *", (time.Now().UTC().Minute()+30)%60)}}
-			tm.apply(t, job)
-			stop := runTarget(t, m)
-			tm.settled(t)
-			if err := stop(); err != nil {
-				t.Fatal(err)
-			}
-			// The target went down with the job held since two hours ago:
-			// two fires missed.
-			if err := m.store.update(ctx, func(tx *sql.Tx) error {
-				held, _, err := m.store.job(ctx, tx, job.Name)
-				if err != nil {
-					return err
-				}
-				return putJob(ctx, tx, held, time.Now().Add(-2*time.Hour))
-			}); err != nil {
-				t.Fatal(err)
-			}
-			m.Close()
+			job := downWithAnHourlyJob(t, tm, m, "")
 			// Meanwhile the job changes, and then another job comes.
 			tc.change(t, tm, job)
 			tm.apply(t, shellJob("marker", []string{"web1"}, "true"))
@@ -99,7 +77,7 @@ func TestMissedFiresRecordedBeforeThePollAppliesAChange(t *testing.T) {
 				}
 				return nil
 			}
-			stop = runTarget(t, m)
+			stop := runTarget(t, m)
 			select {
 			case <-secondLoad:
 			case <-time.After(time.Minute):
@@ -158,4 +136,34 @@ func TestFailingScheduleLoadDoesNotHoldThePoll(t *testing.T) {
 	case <-time.After(time.Minute):
 		t.Fatal("gave up after a minute: the poll loop applied nothing while the schedules could not be loaded")
 	}
+}
+
+// downWithAnHourlyJob gives m's target an hourly job, due half an hour
+// from now (it does not fire while the target first runs) with misfire,
+// runs the target until it holds the job, and stops it with the job held
+// since two hours ago: two fires missed when it starts again. It closes
+// m, and returns the job.
+func downWithAnHourlyJob(t *testing.T, tm *testMaster, m *Main, misfire string) muster.Job {
+	t.Helper()
+	job := shellJob("nightly", []string{m.Name()}, "true")
+	job.TimeZone, job.Misfire = "UTC", misfire
+	job.Schedules = []muster.Schedule{{Name: "hourly", Cron: fmt.Sprintf("%d * * * *", (time.Now().UTC().Minute()+30)%60)}}
+	tm.apply(t, job)
+	stop := runTarget(t, m)
+	tm.settled(t)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := m.store.update(ctx, func(tx *sql.Tx) error {
+		held, _, err := m.store.job(ctx, tx, job.Name)
+		if err != nil {
+			return err
+		}
+		return putJob(ctx, tx, held, time.Now().Add(-2*time.Hour))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	return job
 }
