@@ -21,21 +21,20 @@ import (
 
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
+	"github.com/musterhq/muster/internal/jobfile"
 	"github.com/musterhq/muster/internal/jsonhttp"
 )
 
 //go:embed openapi.json
 var openAPI []byte
 
-// Body limits.
-const (
-	maxBody      = 64 << 10
-	maxApplyBody = MaxApplyBody
-)
+// maxBody bounds a request body, but an apply's.
+const maxBody = 64 << 10
 
 // MaxApplyBody bounds the body of POST /api/v1/apply, as jsonhttp.Cost
-// counts it.
-const MaxApplyBody = 16 << 20
+// counts it: the most a job file may come to, which jobfile checks before
+// anything is sent.
+const MaxApplyBody = jobfile.MaxExpandedSize
 
 // MaxRunWait bounds how long GET /api/v1/runs?wait= holds a request.
 const MaxRunWait = 30 * time.Second
@@ -390,7 +389,7 @@ func jobName(b []byte) string {
 
 func (s *Server) apply(w http.ResponseWriter, r *http.Request, c caller) error {
 	var body applyBody
-	if err := jsonhttp.DecodeJSON(w, r, maxApplyBody, &body); err != nil {
+	if err := jsonhttp.DecodeJSON(w, r, MaxApplyBody, &body); err != nil {
 		return err
 	}
 	jobs := make([]muster.Job, len(body.Jobs))
