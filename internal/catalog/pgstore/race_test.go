@@ -506,31 +506,12 @@ func dial(t *testing.T, url string) *pgx.Conn {
 // as a member, and the addition report it added): the addition runs again
 // and is refused, naming the target that left.
 func TestGroupMemberAddedAndTheTargetsDeletionSerialize(t *testing.T) {
-	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
-	url, other := otherMaster(t)
-	ctx := context.Background()
-	if err := other.CreateGroup(ctx, "web", admin); err != nil {
-		t.Fatal(err)
+	c, added := addedToWebWhile(t, "DELETE FROM group_members WHERE target_id", "the deletion never cleared the target's memberships",
+		func(c *catalog.Catalog) error { return c.DeleteTarget(context.Background(), "web1", false, raceAdmin) })
+	if muster.ErrorCode(added) != muster.EINVALID {
+		t.Errorf("adding the deleted target: %v, want invalid, naming it", added)
 	}
-	conn := dial(t, url)
-
-	var second func() error
-	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE target_id", hook: func() {
-		second = alongside(t, conn, func() error {
-			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
-			return err
-		})
-	}})
-	if err := c.DeleteTarget(ctx, "web1", false, admin); err != nil {
-		t.Fatal(err)
-	}
-	if second == nil {
-		t.Fatal("the deletion never cleared the target's memberships")
-	}
-	if err := second(); muster.ErrorCode(err) != muster.EINVALID {
-		t.Errorf("adding the deleted target: %v, want invalid, naming it", err)
-	}
-	groups, err := c.FindGroups(ctx)
+	groups, err := c.FindGroups(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -543,29 +524,10 @@ func TestGroupMemberAddedAndTheTargetsDeletionSerialize(t *testing.T) {
 // the addition waits for the deletion, then runs again and is told that
 // the group does not exist (not_found), as it would be after it.
 func TestGroupMemberAddedAndTheGroupsDeletionSerialize(t *testing.T) {
-	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
-	url, other := otherMaster(t)
-	ctx := context.Background()
-	if err := other.CreateGroup(ctx, "web", admin); err != nil {
-		t.Fatal(err)
-	}
-	conn := dial(t, url)
-
-	var second func() error
-	c := openPaused(t, url, &pauseAt{match: "DELETE FROM group_members WHERE group_id", hook: func() {
-		second = alongside(t, conn, func() error {
-			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
-			return err
-		})
-	}})
-	if err := c.DeleteGroup(ctx, "web", admin); err != nil {
-		t.Fatal(err)
-	}
-	if second == nil {
-		t.Fatal("the deletion never deleted the group's members")
-	}
-	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
-		t.Errorf("adding to the deleted group: %v, want not found", err)
+	_, added := addedToWebWhile(t, "DELETE FROM group_members WHERE group_id", "the deletion never deleted the group's members",
+		func(c *catalog.Catalog) error { return c.DeleteGroup(context.Background(), "web", raceAdmin) })
+	if muster.ErrorCode(added) != muster.ENOTFOUND {
+		t.Errorf("adding to the deleted group: %v, want not found", added)
 	}
 }
 
@@ -573,35 +535,50 @@ func TestGroupMemberAddedAndTheGroupsDeletionSerialize(t *testing.T) {
 // the addition runs again once the rename has committed, and finds no
 // group of the old name, rather than adding to the renamed one.
 func TestGroupMemberAddedAndTheGroupsRenameSerialize(t *testing.T) {
-	admin := muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
-	url, other := otherMaster(t)
-	ctx := context.Background()
-	if err := other.CreateGroup(ctx, "web", admin); err != nil {
-		t.Fatal(err)
-	}
-	conn := dial(t, url)
-
-	var second func() error
-	c := openPaused(t, url, &pauseAt{match: "UPDATE groups SET name", hook: func() {
-		second = alongside(t, conn, func() error {
-			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, admin)
-			return err
+	c, added := addedToWebWhile(t, "UPDATE groups SET name", "the rename never renamed the group",
+		func(c *catalog.Catalog) error {
+			return c.RenameGroup(context.Background(), "web", "frontend", raceAdmin)
 		})
-	}})
-	if err := c.RenameGroup(ctx, "web", "frontend", admin); err != nil {
-		t.Fatal(err)
+	if muster.ErrorCode(added) != muster.ENOTFOUND {
+		t.Errorf("adding to the renamed group by its old name: %v, want not found", added)
 	}
-	if second == nil {
-		t.Fatal("the rename never renamed the group")
-	}
-	if err := second(); muster.ErrorCode(err) != muster.ENOTFOUND {
-		t.Errorf("adding to the renamed group by its old name: %v, want not found", err)
-	}
-	groups, err := c.FindGroups(ctx)
+	groups, err := c.FindGroups(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(groups) != 1 || groups[0].Name != "frontend" || len(groups[0].Targets) != 0 {
 		t.Errorf("groups %+v, want frontend without members", groups)
 	}
+}
+
+// raceAdmin is the admin the group races act as.
+var raceAdmin = muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
+
+// addedToWebWhile creates group web on another master, runs change on a
+// catalog paused at its first statement matching stmt, and, while it is
+// paused there, has the other master add web1 to web. It returns the
+// paused catalog and the addition's error, once change has committed;
+// missing says what it means that change never reached stmt.
+func addedToWebWhile(t *testing.T, stmt, missing string, change func(*catalog.Catalog) error) (*catalog.Catalog, error) {
+	t.Helper()
+	url, other := otherMaster(t)
+	ctx := context.Background()
+	if err := other.CreateGroup(ctx, "web", raceAdmin); err != nil {
+		t.Fatal(err)
+	}
+	conn := dial(t, url)
+	var second func() error
+	c := openPaused(t, url, &pauseAt{match: stmt, hook: func() {
+		second = alongside(t, conn, func() error {
+			_, err := other.SetGroupMembers(ctx, "web", []string{"web1"}, false, raceAdmin)
+			return err
+		})
+	}})
+	if err := change(c); err != nil {
+		t.Fatal(err)
+	}
+	if second == nil {
+		t.Fatal(missing)
+	}
+	return c, second()
 }
