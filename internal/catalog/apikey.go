@@ -92,6 +92,9 @@ func (c *Catalog) CreateAPIKey(ctx context.Context, k NewAPIKey, hash string, by
 	}
 	var out muster.APIKey
 	err := c.update(ctx, func(tx *tx) error {
+		if err := tx.scopedGroupsExist(k.Scope.Groups); err != nil {
+			return err
+		}
 		keys, err := tx.LockAPIKeys(ctx)
 		if err != nil {
 			return err
@@ -124,6 +127,34 @@ func (c *Catalog) CreateAPIKey(ctx context.Context, k NewAPIKey, hash string, by
 		return tx.audit(by, muster.AuditEntry{Action: muster.AuditKeyCreate, Object: "apikey " + k.Name, Changes: keyLines(row)})
 	})
 	return out, err
+}
+
+// scopedGroupsExist refuses a scope naming a group that does not exist:
+// the key would cover whatever group is later given the name, which a
+// group's rename and deletion keep from happening (see DeleteGroup), and a
+// misspelt group would leave its team a key that sees nothing. The groups'
+// rows are taken, shared, before they are read and before the keys are
+// (as a group's deletion or rename takes its row, then the keys): one
+// deleting or renaming a group at once on another master either commits
+// first, and the group is not found here, or waits, and then sees this
+// key.
+func (tx *tx) scopedGroupsExist(groups []string) error {
+	if len(groups) == 0 {
+		return nil
+	}
+	if err := tx.ShareGroups(tx.ctx); err != nil {
+		return err
+	}
+	ids, err := tx.GroupIDs(tx.ctx, groups)
+	if err != nil {
+		return err
+	}
+	for _, g := range groups {
+		if _, ok := ids[g]; !ok {
+			return muster.Errorf(muster.EINVALID, "scope: group %q does not exist; create it first (`muster group create %s`), or scope the key to a group that does", g, g)
+		}
+	}
+	return nil
 }
 
 // keyLines describes a new key for the audit log.

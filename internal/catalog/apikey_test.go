@@ -32,6 +32,9 @@ func TestAPIKeys(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
 		db, clk, _ := MustOpen(t, e)
 		ctx := context.Background()
+		if err := db.CreateGroup(ctx, "web", admin); err != nil {
+			t.Fatal(err)
+		}
 		scope, err := muster.ParseScopes("scopes", []string{"group:web", "job:web-*"})
 		if err != nil {
 			t.Fatal(err)

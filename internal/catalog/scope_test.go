@@ -311,3 +311,35 @@ func TestGroupInAKeysScopeStays(t *testing.T) {
 		}
 	})
 }
+
+// TestKeyScopeNamesAGroupThatExists: a scope naming no group is refused,
+// since the key would otherwise cover whatever group is later given that
+// name (and a misspelt group would leave the team a key that sees nothing),
+// and a refused key is not stored.
+func TestKeyScopeNamesAGroupThatExists(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := scopedFleet(t, e)
+		ctx := context.Background()
+		scope, err := muster.ParseScopes("scopes", []string{"job:web-*", "group:wbe"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "typo-team", Role: catalog.RoleOperator, Scope: scope}, "hash-typo", admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(muster.ErrorMessage(err), `scope: group "wbe" does not exist`) {
+			t.Fatalf("a key scoped to no group: %v, want %s naming the group", err, muster.EINVALID)
+		}
+		keys, err := db.FindAPIKeys(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if slices.ContainsFunc(keys, func(k muster.APIKey) bool { return k.Name == "typo-team" }) {
+			t.Errorf("the refused key was stored: %v", keys)
+		}
+		if err := db.CreateGroup(ctx, "wbe", admin); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.CreateAPIKey(ctx, catalog.NewAPIKey{Name: "typo-team", Role: catalog.RoleOperator, Scope: scope}, "hash-typo", admin); err != nil {
+			t.Errorf("the same key once the group exists: %v", err)
+		}
+	})
+}
