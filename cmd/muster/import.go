@@ -28,7 +28,7 @@ func newImportCmd() *cobra.Command {
 
 func newImportSQLAgentCmd() *cobra.Command {
 	var cf clientFlags
-	var dryRun bool
+	var dryRun, strict bool
 	var connections, targets, variables []string
 	cmd := &cobra.Command{
 		Use:   "sqlagent FILE... [--dry-run] [-o table|json|yaml] [--connection-map DB=CONNECTION]... [--target-map SERVER=TARGET]... [--var NAME=VALUE]...",
@@ -60,11 +60,17 @@ printed as a job file (with -o yaml, only the job file, and the findings on
 standard error). Without it, every target and group the jobs name must
 exist; the operators the jobs notify are created if missing, the jobs are
 applied as one change (all or nothing), then the alerts that carry their
-e-mail notifications are created.`,
+e-mail notifications are created.
+
+With --strict the import applies nothing, and exits 1, when anything was
+left out: a whole job, or a part of one (a schedule, a notification, a
+call of the script). A dry run with --strict prints its plan and exits 1
+too, so that a migration script stops before it moves on.`,
 		Example: `  muster import sqlagent jobs.sql --dry-run
   muster import sqlagent jobs.sql --dry-run -o yaml > jobs.yaml
   muster import sqlagent jobs.sql --target-map SQL01=db1 --target-map '(local)=db1' \
-      --connection-map DBA=dba-tools`,
+      --connection-map DBA=dba-tools
+  muster import sqlagent jobs.sql --strict --target-map SQL01=db1`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			format, err := cf.format()
@@ -90,8 +96,19 @@ e-mail notifications are created.`,
 				return err
 			}
 			out := importOutput{DryRun: dryRun, Result: res}
+			var refused error
+			if strict {
+				refused = leftOutRefusal(res)
+			}
 			if dryRun {
-				return printImportPlan(cmd, format, out)
+				if err := printImportPlan(cmd, format, out, refused != nil); err != nil {
+					return err
+				}
+				return refused
+			}
+			if refused != nil {
+				printFindings(cmd.ErrOrStderr(), res)
+				return refused
 			}
 			c, err := cf.client()
 			if err != nil {
@@ -113,6 +130,7 @@ e-mail notifications are created.`,
 	cf.registerOutput(cmd)
 	f := cmd.Flags()
 	f.BoolVar(&dryRun, "dry-run", false, "print what would be applied; apply nothing and contact no master")
+	f.BoolVar(&strict, "strict", false, "apply nothing, and exit 1, if any job or part of one is left out")
 	f.StringArrayVar(&connections, "connection-map", nil, "run the T-SQL steps of database DB on target connection CONNECTION, DB=CONNECTION (repeatable)")
 	f.StringArrayVar(&targets, "target-map", nil, "run what SQL Server ran on SERVER on target TARGET, SERVER=TARGET (repeatable; (local) is the server the script was written for)")
 	f.StringArrayVar(&variables, "var", nil, "replace the sqlcmd variable $(NAME) with VALUE, NAME=VALUE, as sqlcmd -v does (repeatable)")
@@ -128,6 +146,25 @@ type importOutput struct {
 	OperatorsCreated []string            `json:"operators_created,omitempty"`
 	Apply            *muster.ApplyResult `json:"apply,omitempty"`
 	AlertsCreated    []string            `json:"alerts_created,omitempty"`
+}
+
+// leftOutRefusal is --strict's error when the scripts did not carry over
+// whole: how many jobs and parts of jobs were left out, each listed in the
+// findings printed before it.
+func leftOutRefusal(res *sqlagent.Result) error {
+	jobs, parts := 0, 0
+	for _, f := range res.Findings {
+		switch f.Level {
+		case sqlagent.NotImported:
+			jobs++
+		case sqlagent.LeftOut:
+			parts++
+		}
+	}
+	if jobs+parts == 0 {
+		return nil
+	}
+	return muster.Errorf(muster.EPRECONDITION, "--strict: %d job(s) not imported and %d part(s) of jobs left out, each listed above; nothing was applied", jobs, parts)
 }
 
 // parseMap reads repeated KEY=VALUE flags.
@@ -177,7 +214,8 @@ func readScript(in io.Reader, path string) (sqlagent.Script, error) {
 
 // printImportPlan prints a dry run: the jobs as a job file, and what else
 // the import would do in comments, so that the whole is a job file too.
-func printImportPlan(cmd *cobra.Command, format string, out importOutput) error {
+// refused is whether --strict refuses the import for what was left out.
+func printImportPlan(cmd *cobra.Command, format string, out importOutput, refused bool) error {
 	w := cmd.OutOrStdout()
 	switch format {
 	case outputJSON:
@@ -198,6 +236,10 @@ func printImportPlan(cmd *cobra.Command, format string, out importOutput) error 
 		// The import refuses the whole change while a server has no
 		// target, so that no job runs on fewer servers than it did.
 		fmt.Fprintln(w, "# dry run: nothing applied; the import would apply nothing until every server above has a --target-map")
+		return nil
+	}
+	if refused {
+		fmt.Fprintln(w, "# dry run: nothing applied; with --strict the import would apply nothing, since what is listed above was left out")
 		return nil
 	}
 	operators := 0
