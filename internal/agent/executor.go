@@ -435,9 +435,18 @@ func (e *executor) execute(ar *activeRun) {
 		}
 		step := job.Steps[index]
 		last := e.runStep(ctx, ar, &run, step)
-		if cause := context.Cause(ctx); cause != nil {
+		ok := last.Status == muster.AttemptSucceeded
+		action := step.FailureAction()
+		if ok {
+			action = step.SuccessAction()
+		}
+		target, isGoto := strings.CutPrefix(action, muster.ActionGoto)
+		more := isGoto || action == muster.ActionNext && index < len(job.Steps)-1
+		if cause := context.Cause(ctx); cause != nil && (more || !ok) {
 			// Stopped by an operator, by the daemon, or by the job timeout:
-			// the run ends here whatever the flow says.
+			// the run ends here whatever the flow says. (A last step that
+			// ended on its own, succeeding, as the time ran out ends the
+			// run as its flow says: it did all it was to do.)
 			status = muster.RunCanceled
 			if errors.Is(cause, errJobTimeout) {
 				status = muster.RunTimedOut
@@ -447,22 +456,17 @@ func (e *executor) execute(ar *activeRun) {
 			}
 			break
 		}
-		ok := last.Status == muster.AttemptSucceeded
-		action := step.FailureAction()
-		if ok {
-			action = step.SuccessAction()
-		}
 		if !ok {
 			failure = fmt.Sprintf("step %q %s", step.Name, last.Status)
 			if last.Message != "" {
 				failure += ": " + last.Message
 			}
 		}
-		if target, isGoto := strings.CutPrefix(action, muster.ActionGoto); isGoto {
+		if isGoto {
 			index = stepIndex(job, target)
 			continue
 		}
-		if action == muster.ActionNext && index < len(job.Steps)-1 {
+		if more {
 			index++
 			continue
 		}

@@ -71,6 +71,7 @@ func (e *executor) runProcess(ctx context.Context, ar *activeRun, run *muster.Ru
 	tick := time.NewTicker(outputInterval)
 	defer tick.Stop()
 	var waitErr error
+	stopped := false // signalled for the context's end
 loop:
 	for {
 		select {
@@ -84,6 +85,14 @@ loop:
 		case waitErr = <-done:
 			break loop
 		case <-ctx.Done():
+			select {
+			case waitErr = <-done:
+				// It ended on its own as its time ran out: its exit
+				// status stands, not the timeout.
+				break loop
+			default:
+			}
+			stopped = true
 			ar.signal(pgid, syscall.SIGTERM)
 			grace := time.NewTimer(e.m.cfg.KillGrace)
 			if started.Stop() {
@@ -119,7 +128,7 @@ loop:
 		attempt.ExitCode = &code
 	}
 	switch {
-	case ctx.Err() != nil:
+	case stopped:
 		// runAttempt records timed_out or canceled from the cause.
 	case waitErr == nil, errors.Is(waitErr, exec.ErrWaitDelay):
 		// ErrWaitDelay: the step exited 0, and something it started

@@ -307,13 +307,15 @@ func (e *executor) runSQL(ctx context.Context, ar *activeRun, run *muster.Run, s
 	outcome, err := res.outcome, res.err
 	ar.keep(run, out.final())
 	switch {
+	case err == nil:
+		// A statement has no exit code: its outcome in words stands for it.
+		// It succeeded even when its time ran out as it ended: what it
+		// committed is recorded as done, so that nobody runs it again.
+		attempt.Status, attempt.Message = muster.AttemptSucceeded, outcome
 	case ctx.Err() != nil:
 		// runAttempt records timed_out or canceled from the cause.
-	case err != nil:
-		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
 	default:
-		// A statement has no exit code: its outcome in words stands for it.
-		attempt.Status, attempt.Message = muster.AttemptSucceeded, outcome
+		attempt.Status, attempt.Message = muster.AttemptFailed, err.Error()
 	}
 	return attempt
 }
