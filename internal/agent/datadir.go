@@ -26,16 +26,27 @@ func checkEnlisted(dir string) error {
 		return err
 	}
 	store := filepath.Join(dir, StoreFile)
-	if _, err := os.Stat(store); errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
-			return muster.Errorf(muster.ENOTFOUND, "%s is missing: this directory holds a target's certificate (%s) without its store "+
-				"(its jobs, its place in the download list, its runs not yet sent). Put back a copy of %s taken while the daemon was stopped, "+
-				"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory",
-				store, CertFile, StoreFile)
-		}
-		return notEnlisted(dir)
+	fi, err := os.Stat(store)
+	lost := "is missing"
+	switch {
+	case err == nil && fi.IsDir():
+		return muster.Errorf(muster.EINVALID, "%s is a directory, not the target's store: move it away and put back a copy of %s taken while the daemon was stopped", store, StoreFile)
+	case err == nil && fi.Size() == 0:
+		// Emptied, by hand or by a crash on a full disk: with the
+		// certificate beside it, the target is still enlisted.
+		lost = "is empty"
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	return nil
+	if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
+		return muster.Errorf(muster.ENOTFOUND, "%s %s: this directory holds a target's certificate (%s) without its store "+
+			"(its jobs, its place in the download list, its runs not yet sent). Put back a copy of %s taken while the daemon was stopped, "+
+			"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory",
+			store, lost, CertFile, StoreFile)
+	}
+	return notEnlisted(dir)
 }
 
 // checkWritable says why this process may not use dir as a target's data
