@@ -161,3 +161,55 @@ func TestFiresOnAFullDiskAreRecordedSkipped(t *testing.T) {
 		t.Error("the refused fires are still waiting after they were recorded")
 	}
 }
+
+// A STOP is carried out while the disk is full, even behind an instruction
+// that waits for space to be committed: killing a step needs no disk, and
+// the step may be what fills it. It is committed, in order, once space
+// returns, as is the START before it, which then runs once. A STOP of a
+// job whose START waits before it waits with it: carried out ahead, it
+// would stop the run the START skips instead of the one it launches.
+func TestStopBehindAnInstructionAFullDiskHoldsIsCarriedOut(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1", func(c *Config) { c.PollWait = time.Second })
+	runTarget(t, m)
+	tm.apply(t, shellJob("hang", []string{"web1"}, "sleep 600"), shellJob("hello", []string{"web1"}, "echo hello"),
+		shellJob("later", []string{"web1"}, "sleep 600"))
+	tm.settled(t)
+	hang := tm.start(t, "hang")[0]
+	waitFor(t, time.Minute, "hang to run", func() bool { return m.exec.isRunning("hang") })
+
+	free := fillDisk(m)
+	defer free()
+	hello := tm.start(t, "hello")[0] // cannot be committed: the STOPs wait behind it
+	later := tm.start(t, "later")[0]
+	ctx := context.Background()
+	for _, job := range []string{"hang", "later"} {
+		if _, err := tm.api.StopJob(ctx, job, []string{"web1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Minute, "hang stopped on the full disk", func() bool {
+		r, ok := backlogged(m, hang)
+		return ok && r.Status == muster.RunCanceled
+	})
+	if !m.diskFull() {
+		t.Error("the target does not say its disk is full")
+	}
+
+	free()
+	runs := tm.finished(t, hang, hello, later)
+	for i, want := range []muster.RunStatus{muster.RunCanceled, muster.RunSucceeded, muster.RunCanceled} {
+		if runs[i].Status != want {
+			t.Errorf("run %s of %s: %s, want %s", runs[i].RunID, runs[i].Job, runs[i].Status, want)
+		}
+	}
+	for _, job := range []string{"hang", "hello", "later"} {
+		history, err := tm.api.History(ctx, job, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(history) != 1 {
+			t.Errorf("%s has %d runs on the master, want 1: %+v", job, len(history), history)
+		}
+	}
+}

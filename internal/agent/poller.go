@@ -72,7 +72,7 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 	var launched []*activeRun
 	m.replyTrace = m.trace.reply(resp.ServerTime)
 	caughtUp = true
-	for _, in := range resp.Instructions {
+	for i, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
 		}
@@ -86,6 +86,7 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 				<-ctx.Done() // Run stops this loop, then defects
 				return nil
 			}
+			m.stopAhead(resp.Instructions[i:], err)
 			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
 		}
 	}
@@ -94,6 +95,25 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// stopAhead carries out the STOPs among pending, whose first instruction
+// could not be applied (a full disk cannot commit it), without committing
+// them: killing a step needs no disk, and the step may be what fills it.
+// Each is applied again, in order, once the instructions before it are.
+// A STOP of a job named by a waiting instruction before it waits too:
+// carried out ahead of that job's START, it would stop the run the START,
+// in order, skips, and let the START launch another.
+func (m *Main) stopAhead(pending []agentproto.Instruction, cause error) {
+	held := map[string]bool{}
+	for i, in := range pending {
+		if i > 0 && in.Operation == muster.OpStop && !held[in.Job] && !held[""] && m.exec.isRunning(in.Job) {
+			m.log.Warn("carrying out a STOP ahead of an instruction that cannot be applied yet", muster.LogSeq, in.Seq, muster.LogJob, in.Job,
+				"waiting", pending[0].Seq, muster.LogErr, cause)
+			m.exec.stop(in.Job, "stopped by the operator")
+		}
+		held[in.Job] = true
+	}
 }
 
 // inOrder refuses a reply whose instructions are not in increasing
