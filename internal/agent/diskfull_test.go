@@ -213,3 +213,37 @@ func TestStopBehindAnInstructionAFullDiskHoldsIsCarriedOut(t *testing.T) {
 		}
 	}
 }
+
+// A START that expires while a full disk keeps the target from recording
+// it is recorded skipped saying so, not that it never reached the target:
+// whoever reads the run looks at the disk, not at the network.
+func TestStartExpiredWhileTheDiskWasFullSaysSo(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	now := time.Now()
+	job := flowJob("work", muster.Step{Name: "main", Shell: "true"})
+	if _, err := m.apply(ctx, insert(t, 1, job), now); err != nil {
+		t.Fatal(err)
+	}
+	free := fillDisk(m)
+	defer free()
+	if _, err := m.apply(ctx, start(t, 2, "work", "r1", now.Add(time.Minute)), now); !isFull(err) {
+		t.Fatalf("a START on a full disk: %v, want refused for a full disk", err)
+	}
+	free()
+	if ar, err := m.apply(ctx, start(t, 2, "work", "r1", now.Add(time.Minute)), now.Add(time.Hour)); err != nil || ar != nil {
+		t.Fatalf("the START again, expired: %v %v, want a skipped run", ar, err)
+	}
+	got := localRun(t, m, "r1")
+	const want = "while this target could not record it: the data directory is full"
+	if got.Status != muster.RunSkipped || !strings.Contains(got.Message, want) {
+		t.Errorf("run %s %q, want skipped saying %q", got.Status, got.Message, want)
+	}
+	// One the target never held says, as before, that it came too late.
+	if _, err := m.apply(ctx, start(t, 3, "work", "r2", now.Add(time.Minute)), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := localRun(t, m, "r2"); got.Status != muster.RunSkipped || !strings.Contains(got.Message, "before it reached the target") {
+		t.Errorf("run %s %q, want skipped, expired before it reached the target", got.Status, got.Message)
+	}
+}

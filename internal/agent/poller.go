@@ -295,8 +295,12 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if started != nil {
 			m.exec.forget(started)
 		}
+		if m.unrecorded.seq != in.Seq {
+			m.unrecorded.seq, m.unrecorded.err = in.Seq, err
+		}
 		return nil, err
 	}
+	m.unrecorded.seq, m.unrecorded.err = 0, nil
 	m.enl.Cursor = in.Seq
 	m.trace.committed(m.replyTrace, started)
 	if started != nil {
@@ -480,6 +484,9 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	run := muster.Run{Job: job.Name, Target: m.enl.Name, RunID: p.RunID, Trigger: trigger, StartedAt: m.now(), Steps: []muster.StepAttempt{}}
 	if !p.ExpiresAt.IsZero() && !serverTime.Before(p.ExpiresAt) {
 		run.Message = fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		if m.unrecorded.seq == in.Seq {
+			run.Message = fmt.Sprintf("the START expired at %s while this target could not record it: %v", p.ExpiresAt.Format(time.RFC3339), m.unrecorded.err)
+		}
 		return nil, m.exec.recordSkipped(ctx, tx, run)
 	}
 	if m.paused.Load() {
