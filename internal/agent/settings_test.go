@@ -176,6 +176,7 @@ func TestSettingsMistakesNameTheirKey(t *testing.T) {
 		{"time_zone: [UTC]\n", `time_zone: line 1: a single value, not a list`},
 		{"spool_limit: 1\nspool_limit: 2\n", `spool_limit: line 2: given twice (also on line 1)`},
 		{"[]\n", `line 1: the settings are a mapping of keys to values, not a list`},
+		{"? [a]\n: 1\n", `settings: line 1: a key is a single word, not a list`},
 		{"spool_limit: 5\n---\nspool_limit: 6\n", `line 2: a second YAML document; the settings are one document`},
 		{"---\n---\nspool_limit: 5\n", `line 2: a second YAML document; the settings are one document`},
 	} {
