@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -170,7 +172,11 @@ func TestFiresOnAFullDiskAreRecordedSkipped(t *testing.T) {
 // would stop the run the START skips instead of the one it launches.
 func TestStopBehindAnInstructionAFullDiskHoldsIsCarriedOut(t *testing.T) {
 	tm := startTestMaster(t)
-	m := tm.enlist(t, "web1", func(c *Config) { c.PollWait = time.Second })
+	log := &lockedBuffer{}
+	m := tm.enlist(t, "web1", func(c *Config) {
+		c.PollWait = time.Second
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+	})
 	runTarget(t, m)
 	tm.apply(t, shellJob("hang", []string{"web1"}, "sleep 600"), shellJob("hello", []string{"web1"}, "echo hello"),
 		shellJob("later", []string{"web1"}, "sleep 600"))
@@ -198,6 +204,15 @@ func TestStopBehindAnInstructionAFullDiskHoldsIsCarriedOut(t *testing.T) {
 
 	free()
 	runs := tm.finished(t, hang, hello, later)
+	// The log says what held the instructions, and not, once they are
+	// applied, that the master was unreachable: it answered throughout.
+	text := string(bytes.Join(log.lines(), []byte("\n")))
+	if !strings.Contains(text, "data directory is full") || !strings.Contains(text, "carrying out a STOP ahead") {
+		t.Errorf("the log does not say the disk held the instructions, and the STOP was carried out:\n%s", text)
+	}
+	if strings.Contains(text, "the master is reachable again") {
+		t.Errorf("the log says the master is reachable again, when it answered every poll:\n%s", text)
+	}
 	for i, want := range []muster.RunStatus{muster.RunCanceled, muster.RunSucceeded, muster.RunCanceled} {
 		if runs[i].Status != want {
 			t.Errorf("run %s of %s: %s, want %s", runs[i].RunID, runs[i].Job, runs[i].Status, want)

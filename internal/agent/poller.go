@@ -22,9 +22,42 @@ var errDefecting = errors.New("defecting")
 // pollLoop long-polls the master and applies what it sends, for ever. Any
 // failure to reach the master is retried with capped backoff; the target
 // carries on running its jobs meanwhile.
+//
+// Once polls work again the log says which came back: the master, or the
+// store that could not commit an instruction (a full data directory), while
+// the master answered throughout.
 func (m *Main) pollLoop(ctx context.Context) {
-	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "the master is reachable again", m.pollOnce)
+	var last error // the last failure, until a poll works again
+	failures := 0
+	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "", func(ctx context.Context) error {
+		err := m.pollOnce(ctx)
+		switch {
+		case err != nil:
+			last = err
+			failures++
+		case last != nil:
+			var held *applyError
+			if errors.As(last, &held) {
+				m.log.Info("the instructions that could not be applied are applied now", muster.LogFailures, failures)
+			} else {
+				m.log.Info("the master is reachable again", muster.LogFailures, failures)
+			}
+			last, failures = nil, 0
+		}
+		return err
+	})
 }
+
+// applyError is an instruction the target could not apply for a failure of
+// its own (its store), not the instruction's: it is applied again at the
+// next poll.
+type applyError struct {
+	seq int64
+	err error
+}
+
+func (e *applyError) Error() string { return fmt.Sprintf("apply instruction %d: %v", e.seq, e.err) }
+func (e *applyError) Unwrap() error { return e.err }
 
 // pollOnce sends owed acks, makes one poll, and applies its instructions.
 // Until the target has caught up with its master after starting, it asks
@@ -87,7 +120,7 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 				return nil
 			}
 			m.stopAhead(resp.Instructions[i:], err)
-			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
+			return &applyError{seq: in.Seq, err: err}
 		}
 	}
 	// The acks (and the next poll) wait until the steps just launched have
