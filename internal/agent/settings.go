@@ -100,6 +100,10 @@ func LoadSettings(path string) (Settings, error) {
 	if path == "" {
 		return s, nil
 	}
+	if err := checkGuarded(path, "settings file", "could write settings of their own there: map a proxy to root, let the master's jobs use it, "+
+		"or point a connection at a database of theirs"); err != nil {
+		return s, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return s, err

@@ -240,3 +240,49 @@ connections:
 		t.Errorf("connection c, an alias of a: %+v", got)
 	}
 }
+
+// A settings file that others may write is refused, as a data directory
+// that others may write is: whoever writes it maps a proxy to root, lets
+// the master's jobs use it, or points a connection at a database of
+// theirs. So is one in a directory others may write, where they could put
+// a file of their own in its place.
+func TestSettingsFileOthersMayWriteIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name          string
+		file, dir     os.FileMode
+		want, command string
+	}{
+		{"writable by others", 0o646, 0o755, "may be written by others than its owner (mode -rw-r--rw-)", "chmod go-w FILE"},
+		{"writable by its group", 0o664, 0o755, "may be written by others than its owner (mode -rw-rw-r--)", "chmod go-w FILE"},
+		{"in a directory others may write", 0o600, 0o777, ", above settings file FILE, may be written by others than its owner", "chmod go-w DIR"},
+		{"readable by all", 0o644, 0o755, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "etc")
+			if err := os.Mkdir(dir, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "target.yaml")
+			if err := os.WriteFile(path, []byte("spool_limit: 5\n"), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for p, mode := range map[string]os.FileMode{path: tc.file, dir: tc.dir} {
+				if err := os.Chmod(p, mode); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := LoadSettings(path)
+			if tc.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want := strings.NewReplacer("FILE", path, "DIR", dir).Replace(tc.want)
+			command := strings.NewReplacer("FILE", path, "DIR", dir).Replace(tc.command)
+			if muster.ErrorCode(err) != muster.EFORBIDDEN || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), command) {
+				t.Errorf("got %v (%s), want %s: %q, and %q", err, muster.ErrorCode(err), muster.EFORBIDDEN, want, command)
+			}
+		})
+	}
+}
