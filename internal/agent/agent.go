@@ -111,6 +111,14 @@ type Main struct {
 	// replyTrace is the trace of the poll reply being applied, when
 	// traced (poll loop only).
 	replyTrace *StartTrace
+	// unrecorded is the first error of the store that kept the instruction
+	// the poll loop is applying from being committed (a full disk), so
+	// that a START that expired meanwhile says why it waited (poll loop
+	// only).
+	unrecorded struct {
+		seq int64
+		err error
+	}
 	uploadWake chan struct{}
 	backlog    *backlog
 	spoolAges  spoolAges

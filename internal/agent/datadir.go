@@ -26,16 +26,27 @@ func checkEnlisted(dir string) error {
 		return err
 	}
 	store := filepath.Join(dir, StoreFile)
-	if _, err := os.Stat(store); errors.Is(err, os.ErrNotExist) {
-		if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
-			return muster.Errorf(muster.ENOTFOUND, "%s is missing: this directory holds a target's certificate (%s) without its store "+
-				"(its jobs, its place in the download list, its runs not yet sent). Put back a copy of %s taken while the daemon was stopped, "+
-				"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory",
-				store, CertFile, StoreFile)
-		}
-		return notEnlisted(dir)
+	fi, err := os.Stat(store)
+	lost := "is missing"
+	switch {
+	case err == nil && fi.IsDir():
+		return muster.Errorf(muster.EINVALID, "%s is a directory, not the target's store: move it away and put back a copy of %s taken while the daemon was stopped", store, StoreFile)
+	case err == nil && fi.Size() == 0:
+		// Emptied, by hand or by a crash on a full disk: with the
+		// certificate beside it, the target is still enlisted.
+		lost = "is empty"
+	case err == nil:
+		return nil
+	case !errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("data directory %s: %w", dir, err)
 	}
-	return nil
+	if _, err := os.Stat(filepath.Join(dir, CertFile)); err == nil {
+		return muster.Errorf(muster.ENOTFOUND, "%s %s: this directory holds a target's certificate (%s) without its store "+
+			"(its jobs, its place in the download list, its runs not yet sent). Put back a copy of %s taken while the daemon was stopped, "+
+			"or enlist this server again: `muster target delete NAME --force` on the master, then `muster enlist` with a new data directory",
+			store, lost, CertFile, StoreFile)
+	}
+	return notEnlisted(dir)
 }
 
 // checkWritable says why this process may not use dir as a target's data
@@ -80,13 +91,20 @@ func checkWritable(dir string) error {
 // to a symbolic link are checked as well as those it leads through, and a
 // link's own owner: whoever may replace a link redirects the path.
 func checkPrivate(dir string) error {
-	abs, err := filepath.Abs(dir)
+	return checkGuarded(dir, "data directory", "could put files of their own in place of the target's store, key or control socket")
+}
+
+// checkGuarded is checkPrivate for path, a data directory or a file, named
+// in messages as noun; threat says what another user who may write it
+// could do ("could put ...").
+func checkGuarded(path, noun, threat string) error {
+	abs, err := filepath.Abs(path)
 	if err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", noun, path, err)
 	}
 	real, err := filepath.EvalSymlinks(abs)
 	if err != nil {
-		return fmt.Errorf("data directory %s: %w", dir, err)
+		return fmt.Errorf("%s %s: %w", noun, path, err)
 	}
 	self := uint32(os.Geteuid())
 	checked := map[string]bool{}
@@ -94,27 +112,27 @@ func checkPrivate(dir string) error {
 		for p := top; ; p = filepath.Dir(p) {
 			if !checked[p] {
 				checked[p] = true
-				what, fix := "data directory "+dir, dir
+				what, fix := noun+" "+path, path
 				if p != top {
-					what, fix = p+", above data directory "+dir+",", p
+					what, fix = p+", above "+noun+" "+path+",", p
 				}
 				fi, err := os.Stat(p)
 				if err != nil {
-					return fmt.Errorf("data directory %s: %w", dir, err)
+					return fmt.Errorf("%s %s: %w", noun, path, err)
 				}
 				if fi.Mode().Perm()&0o022 != 0 && (p == top || fi.Mode()&os.ModeSticky == 0) {
-					return muster.Errorf(muster.EFORBIDDEN, "%s may be written by others than its owner (mode %s): they could put files of their own in place of the target's store, key or control socket, and a step run as a proxy is such another user: chmod go-w %s", what, fi.Mode(), fix)
+					return muster.Errorf(muster.EFORBIDDEN, "%s may be written by others than its owner (mode %s): they %s, and a step run as a proxy is such another user: chmod go-w %s", what, fi.Mode(), threat, fix)
 				}
 				if st, ok := fi.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != self {
 					flag := ""
-					if p == top {
+					if p == top && fi.IsDir() {
 						flag = "-R "
 					}
-					return notOwned(what, st.Uid, self, flag, fix)
+					return notOwned(what, threat, st.Uid, self, flag, fix)
 				}
 				if li, err := os.Lstat(p); err == nil && li.Mode()&os.ModeSymlink != 0 {
 					if st, ok := li.Sys().(*syscall.Stat_t); ok && st.Uid != 0 && st.Uid != self {
-						return notOwned("the link "+p+", on the way to data directory "+dir+",", st.Uid, self, "-h ", p)
+						return notOwned("the link "+p+", on the way to "+noun+" "+path+",", threat, st.Uid, self, "-h ", p)
 					}
 				}
 			}
@@ -126,10 +144,10 @@ func checkPrivate(dir string) error {
 	return nil
 }
 
-// notOwned is checkPrivate's refusal of what another user owns.
-func notOwned(what string, owner, self uint32, flag, path string) error {
-	return muster.Errorf(muster.EFORBIDDEN, "%s belongs to %s, not to %s, who runs the target, nor to root: its owner could put files of their own in place of the target's store, key or control socket: chown %s%s %s",
-		what, userName(int(owner)), userName(int(self)), flag, userArg(int(self)), path)
+// notOwned is checkGuarded's refusal of what another user owns.
+func notOwned(what, threat string, owner, self uint32, flag, path string) error {
+	return muster.Errorf(muster.EFORBIDDEN, "%s belongs to %s, not to %s, who runs the target, nor to root: its owner %s: chown %s%s %s",
+		what, userName(int(owner)), userName(int(self)), threat, flag, userArg(int(self)), path)
 }
 
 // access checks that this process may use path (dir, or a file in it) as

@@ -76,6 +76,43 @@ func TestOpenRefusesADataDirectoryItCannotUse(t *testing.T) {
 			t.Errorf("an empty store was made: %v", err)
 		}
 	})
+	// A store emptied (truncated by hand, or by a crash on a full disk) is
+	// the store lost: the target is still enlisted on its master, so
+	// enlisting again, as "not enlisted" said, fails under its name or
+	// strands it under another; and no empty store is made in its place.
+	t.Run("store emptied", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		for _, f := range []string{StoreFile + "-wal", StoreFile + "-shm"} {
+			os.Remove(filepath.Join(dir, f))
+		}
+		store := filepath.Join(dir, StoreFile)
+		if err := os.Truncate(store, 0); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(dir)
+		want := store + " is empty: this directory holds a target's certificate (cert.pem) without its store"
+		if muster.ErrorCode(err) != muster.ENOTFOUND || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "muster target delete NAME --force") {
+			t.Errorf("got %v (%s), want %s: %s, and how to enlist again", err, muster.ErrorCode(err), muster.ENOTFOUND, want)
+		}
+		if fi, err := os.Stat(store); err != nil || fi.Size() != 0 {
+			t.Errorf("the emptied store was written: %v, %v", fi, err)
+		}
+	})
+	t.Run("store replaced by a directory", func(t *testing.T) {
+		dir := enlistedCopy(t)
+		store := filepath.Join(dir, StoreFile)
+		if err := os.Remove(store); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(store, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		err := openTargetDir(dir)
+		want := store + " is a directory, not the target's store"
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.Contains(err.Error(), want) {
+			t.Errorf("got %v (%s), want %s: %s", err, muster.ErrorCode(err), muster.EINVALID, want)
+		}
+	})
 	t.Run("certificate damaged", func(t *testing.T) {
 		dir := enlistedCopy(t)
 		os.WriteFile(filepath.Join(dir, CertFile), []byte("junk\n"), 0o600)

@@ -1,8 +1,10 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -159,5 +161,104 @@ func TestFiresOnAFullDiskAreRecordedSkipped(t *testing.T) {
 	}
 	if len(m.sched.unrecorded) != 0 || m.sched.failures != 0 {
 		t.Error("the refused fires are still waiting after they were recorded")
+	}
+}
+
+// A STOP is carried out while the disk is full, even behind an instruction
+// that waits for space to be committed: killing a step needs no disk, and
+// the step may be what fills it. It is committed, in order, once space
+// returns, as is the START before it, which then runs once. A STOP of a
+// job whose START waits before it waits with it: carried out ahead, it
+// would stop the run the START skips instead of the one it launches.
+func TestStopBehindAnInstructionAFullDiskHoldsIsCarriedOut(t *testing.T) {
+	tm := startTestMaster(t)
+	log := &lockedBuffer{}
+	m := tm.enlist(t, "web1", func(c *Config) {
+		c.PollWait = time.Second
+		c.Logger = slog.New(slog.NewTextHandler(log, nil))
+	})
+	runTarget(t, m)
+	tm.apply(t, shellJob("hang", []string{"web1"}, "sleep 600"), shellJob("hello", []string{"web1"}, "echo hello"),
+		shellJob("later", []string{"web1"}, "sleep 600"))
+	tm.settled(t)
+	hang := tm.start(t, "hang")[0]
+	waitFor(t, time.Minute, "hang to run", func() bool { return m.exec.isRunning("hang") })
+
+	free := fillDisk(m)
+	defer free()
+	hello := tm.start(t, "hello")[0] // cannot be committed: the STOPs wait behind it
+	later := tm.start(t, "later")[0]
+	ctx := context.Background()
+	for _, job := range []string{"hang", "later"} {
+		if _, err := tm.api.StopJob(ctx, job, []string{"web1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, time.Minute, "hang stopped on the full disk", func() bool {
+		r, ok := backlogged(m, hang)
+		return ok && r.Status == muster.RunCanceled
+	})
+	if !m.diskFull() {
+		t.Error("the target does not say its disk is full")
+	}
+
+	free()
+	runs := tm.finished(t, hang, hello, later)
+	// The log says what held the instructions, and not, once they are
+	// applied, that the master was unreachable: it answered throughout.
+	text := string(bytes.Join(log.lines(), []byte("\n")))
+	if !strings.Contains(text, "data directory is full") || !strings.Contains(text, "carrying out a STOP ahead") {
+		t.Errorf("the log does not say the disk held the instructions, and the STOP was carried out:\n%s", text)
+	}
+	if strings.Contains(text, "the master is reachable again") {
+		t.Errorf("the log says the master is reachable again, when it answered every poll:\n%s", text)
+	}
+	for i, want := range []muster.RunStatus{muster.RunCanceled, muster.RunSucceeded, muster.RunCanceled} {
+		if runs[i].Status != want {
+			t.Errorf("run %s of %s: %s, want %s", runs[i].RunID, runs[i].Job, runs[i].Status, want)
+		}
+	}
+	for _, job := range []string{"hang", "hello", "later"} {
+		history, err := tm.api.History(ctx, job, "", 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(history) != 1 {
+			t.Errorf("%s has %d runs on the master, want 1: %+v", job, len(history), history)
+		}
+	}
+}
+
+// A START that expires while a full disk keeps the target from recording
+// it is recorded skipped saying so, not that it never reached the target:
+// whoever reads the run looks at the disk, not at the network.
+func TestStartExpiredWhileTheDiskWasFullSaysSo(t *testing.T) {
+	m := newTestMain(t)
+	ctx := context.Background()
+	now := time.Now()
+	job := flowJob("work", muster.Step{Name: "main", Shell: "true"})
+	if _, err := m.apply(ctx, insert(t, 1, job), now); err != nil {
+		t.Fatal(err)
+	}
+	free := fillDisk(m)
+	defer free()
+	if _, err := m.apply(ctx, start(t, 2, "work", "r1", now.Add(time.Minute)), now); !isFull(err) {
+		t.Fatalf("a START on a full disk: %v, want refused for a full disk", err)
+	}
+	free()
+	if ar, err := m.apply(ctx, start(t, 2, "work", "r1", now.Add(time.Minute)), now.Add(time.Hour)); err != nil || ar != nil {
+		t.Fatalf("the START again, expired: %v %v, want a skipped run", ar, err)
+	}
+	got := localRun(t, m, "r1")
+	const want = "while this target could not record it: the data directory is full"
+	if got.Status != muster.RunSkipped || !strings.Contains(got.Message, want) {
+		t.Errorf("run %s %q, want skipped saying %q", got.Status, got.Message, want)
+	}
+	// One the target never held says, as before, that it came too late.
+	if _, err := m.apply(ctx, start(t, 3, "work", "r2", now.Add(time.Minute)), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if got := localRun(t, m, "r2"); got.Status != muster.RunSkipped || !strings.Contains(got.Message, "before it reached the target") {
+		t.Errorf("run %s %q, want skipped, expired before it reached the target", got.Status, got.Message)
 	}
 }

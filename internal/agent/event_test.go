@@ -29,7 +29,7 @@ func TestEventSettings(t *testing.T) {
 		{"severity by name", "events: {forward: unhandled, min_severity: warning}\n", EventSettings{Forward: "unhandled", MinSeverity: 2}, ""},
 		{"unknown mode", "events: {forward: some}\n", EventSettings{}, `events: forward: "some" is not all, unhandled or none`},
 		{"severity off the scale", "events: {min_severity: 7}\n", EventSettings{}, `line 1: severity: "7" is not a severity`},
-		{"unknown key", "events:\n  forward: all\n  to: master\n", EventSettings{}, "line 3: field to not found"},
+		{"unknown key", "events:\n  forward: all\n  to: master\n", EventSettings{}, "events.to: line 3: unknown setting; the settings here are forward, min_severity"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "target.yaml")

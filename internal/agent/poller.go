@@ -22,9 +22,42 @@ var errDefecting = errors.New("defecting")
 // pollLoop long-polls the master and applies what it sends, for ever. Any
 // failure to reach the master is retried with capped backoff; the target
 // carries on running its jobs meanwhile.
+//
+// Once polls work again the log says which came back: the master, or the
+// store that could not commit an instruction (a full data directory), while
+// the master answered throughout.
 func (m *Main) pollLoop(ctx context.Context) {
-	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "the master is reachable again", m.pollOnce)
+	var last error // the last failure, until a poll works again
+	failures := 0
+	m.retryLoop(ctx, always, "poll failed; jobs keep running from the local copy", "", func(ctx context.Context) error {
+		err := m.pollOnce(ctx)
+		switch {
+		case err != nil:
+			last = err
+			failures++
+		case last != nil:
+			var held *applyError
+			if errors.As(last, &held) {
+				m.log.Info("the instructions that could not be applied are applied now", muster.LogFailures, failures)
+			} else {
+				m.log.Info("the master is reachable again", muster.LogFailures, failures)
+			}
+			last, failures = nil, 0
+		}
+		return err
+	})
 }
+
+// applyError is an instruction the target could not apply for a failure of
+// its own (its store), not the instruction's: it is applied again at the
+// next poll.
+type applyError struct {
+	seq int64
+	err error
+}
+
+func (e *applyError) Error() string { return fmt.Sprintf("apply instruction %d: %v", e.seq, e.err) }
+func (e *applyError) Unwrap() error { return e.err }
 
 // pollOnce sends owed acks, makes one poll, and applies its instructions.
 // Until the target has caught up with its master after starting, it asks
@@ -72,7 +105,7 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 	var launched []*activeRun
 	m.replyTrace = m.trace.reply(resp.ServerTime)
 	caughtUp = true
-	for _, in := range resp.Instructions {
+	for i, in := range resp.Instructions {
 		if in.Seq <= m.enl.Cursor {
 			continue // already applied: a replayed reply
 		}
@@ -86,7 +119,8 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 				<-ctx.Done() // Run stops this loop, then defects
 				return nil
 			}
-			return fmt.Errorf("apply instruction %d: %w", in.Seq, err)
+			m.stopAhead(resp.Instructions[i:], err)
+			return &applyError{seq: in.Seq, err: err}
 		}
 	}
 	// The acks (and the next poll) wait until the steps just launched have
@@ -94,6 +128,25 @@ func (m *Main) pollOnce(ctx context.Context) (err error) {
 	// master needs the acks only for its bookkeeping.
 	waitSpawned(ctx, launched, spawnWait)
 	return m.flushAcks(ctx)
+}
+
+// stopAhead carries out the STOPs among pending, whose first instruction
+// could not be applied (a full disk cannot commit it), without committing
+// them: killing a step needs no disk, and the step may be what fills it.
+// Each is applied again, in order, once the instructions before it are.
+// A STOP of a job named by a waiting instruction before it waits too:
+// carried out ahead of that job's START, it would stop the run the START,
+// in order, skips, and let the START launch another.
+func (m *Main) stopAhead(pending []agentproto.Instruction, cause error) {
+	held := map[string]bool{}
+	for i, in := range pending {
+		if i > 0 && in.Operation == muster.OpStop && !held[in.Job] && !held[""] && m.exec.isRunning(in.Job) {
+			m.log.Warn("carrying out a STOP ahead of an instruction that cannot be applied yet", muster.LogSeq, in.Seq, muster.LogJob, in.Job,
+				"waiting", pending[0].Seq, muster.LogErr, cause)
+			m.exec.stop(in.Job, "stopped by the operator")
+		}
+		held[in.Job] = true
+	}
 }
 
 // inOrder refuses a reply whose instructions are not in increasing
@@ -275,8 +328,12 @@ func (m *Main) apply(ctx context.Context, in agentproto.Instruction, serverTime 
 		if started != nil {
 			m.exec.forget(started)
 		}
+		if m.unrecorded.seq != in.Seq {
+			m.unrecorded.seq, m.unrecorded.err = in.Seq, err
+		}
 		return nil, err
 	}
+	m.unrecorded.seq, m.unrecorded.err = 0, nil
 	m.enl.Cursor = in.Seq
 	m.trace.committed(m.replyTrace, started)
 	if started != nil {
@@ -460,6 +517,9 @@ func (m *Main) applyStart(ctx context.Context, tx *sql.Tx, in agentproto.Instruc
 	run := muster.Run{Job: job.Name, Target: m.enl.Name, RunID: p.RunID, Trigger: trigger, StartedAt: m.now(), Steps: []muster.StepAttempt{}}
 	if !p.ExpiresAt.IsZero() && !serverTime.Before(p.ExpiresAt) {
 		run.Message = fmt.Sprintf("the START expired at %s before it reached the target", p.ExpiresAt.Format(time.RFC3339))
+		if m.unrecorded.seq == in.Seq {
+			run.Message = fmt.Sprintf("the START expired at %s while this target could not record it: %v", p.ExpiresAt.Format(time.RFC3339), m.unrecorded.err)
+		}
 		return nil, m.exec.recordSkipped(ctx, tx, run)
 	}
 	if m.paused.Load() {

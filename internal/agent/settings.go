@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -99,6 +100,10 @@ func LoadSettings(path string) (Settings, error) {
 	if path == "" {
 		return s, nil
 	}
+	if err := checkGuarded(path, "settings file", "could write settings of their own there: map a proxy to root, let the master's jobs use it, "+
+		"or point a connection at a database of theirs"); err != nil {
+		return s, err
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return s, err
@@ -110,6 +115,9 @@ func LoadSettings(path string) (Settings, error) {
 	}
 	if len(b) > maxSettingsFile {
 		return s, fmt.Errorf("%s: the settings file is over %d bytes", path, maxSettingsFile)
+	}
+	if err := checkSettingsFile(b); err != nil {
+		return s, fmt.Errorf("%s: %w", path, err)
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
@@ -219,16 +227,19 @@ var byteUnits = []struct {
 // ParseByteSize parses "1048576", "1MiB", "512KiB" and the like.
 func ParseByteSize(s string) (ByteSize, error) {
 	s = strings.TrimSpace(s)
-	factor := int64(1)
+	num, factor := s, int64(1)
 	for _, u := range byteUnits {
 		if strings.HasSuffix(s, u.suffix) {
-			s, factor = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.factor
+			num, factor = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.factor
 			break
 		}
 	}
-	n, err := strconv.ParseInt(s, 10, 64)
+	n, err := strconv.ParseInt(num, 10, 64)
+	if errors.Is(err, strconv.ErrRange) || err == nil && n > math.MaxInt64/factor {
+		return 0, fmt.Errorf("%q is too large: a size is at most 8 EiB", s)
+	}
 	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%q is not a size such as 1048576, 512KiB or 1MiB", s)
+		return 0, fmt.Errorf("%q is not a size such as 1048576, 512KiB or 1MiB", num)
 	}
 	return ByteSize(n * factor), nil
 }
