@@ -83,7 +83,7 @@ func templateFuncs() template.FuncMap {
 		// head is the first n of list; rest counts the others.
 		"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
 		"rest": func(n int, list []string) int { return max(0, len(list)-n) },
-		"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+		"took": muster.Took,
 		"add":  func(a, b int) int { return a + b },
 		// waves numbers a rollout's waves, from 1.
 		"waves": func(ro muster.Rollout) []int {

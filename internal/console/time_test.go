@@ -60,3 +60,52 @@ func TestRunPageShowsTheTargetsClockWhenTheRunStarted(t *testing.T) {
 		t.Errorf("the run's page does not say %q:\n%s", want, body)
 	}
 }
+
+// A run still running has taken no time yet that the master knows: its
+// page and the job's history say it is running, as `muster job history`
+// does ("-"), never "0s"; a run that ended within its first millisecond
+// took "<1ms"; and a finished run's duration reads as people write it.
+func TestRunDurationsShownTruthfully(t *testing.T) {
+	s := newSite(t)
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "report", []string{"web1"}, []muster.Step{{Name: "s", Shell: "true"}}
+	if _, err := s.db.ApplyJobs(context.Background(), []muster.Job{j}, catalog.ApplyOptions{}, muster.Actor{Kind: muster.ActorMaster, Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	now := s.clock.Now().Truncate(time.Second)
+	quick, long := now.Add(-time.Hour), now.Add(-3*time.Hour)
+	quickEnd, longEnd := quick, long.Add(3*time.Minute+41*time.Second)
+	const running, instant, slow = "01a251e3-1c30-728e-b92c-000000000001", "01a251e3-1c30-728e-b92c-000000000002", "01a251e3-1c30-728e-b92c-000000000003"
+	s.upload("web1",
+		muster.Run{Job: "report", RunID: running, Status: muster.RunRunning, Trigger: muster.TriggerOperator, StartedAt: now,
+			Steps: []muster.StepAttempt{{Name: "s", Attempt: 1, Status: muster.AttemptRunning, StartedAt: now}}},
+		muster.Run{Job: "report", RunID: instant, Status: muster.RunSucceeded, Trigger: muster.TriggerOperator, StartedAt: quick, FinishedAt: &quickEnd,
+			Steps: []muster.StepAttempt{{Name: "s", Attempt: 1, Status: muster.AttemptSucceeded, StartedAt: quick}}},
+		muster.Run{Job: "report", RunID: slow, Status: muster.RunSucceeded, Trigger: muster.TriggerOperator, StartedAt: long, FinishedAt: &longEnd,
+			DurationMS: 221_000, Steps: []muster.StepAttempt{{Name: "s", Attempt: 1, Status: muster.AttemptSucceeded, StartedAt: long, DurationMS: 221_000}}})
+	c, _ := s.signIn(catalog.RoleReader)
+	for _, tc := range []struct {
+		page      string
+		want, not []string
+	}{
+		{"/runs/web1/" + running, nil, []string{"0s"}},
+		{"/runs/web1/" + instant, []string{"took &lt;1ms"}, []string{"0s"}},
+		{"/runs/web1/" + slow, []string{"took 3m41s"}, []string{"3m41.000s"}},
+		{"/jobs/report", []string{"<td>-</td>", "<td>&lt;1ms</td>", "<td>3m41s</td>"}, []string{"0s"}},
+	} {
+		status, body := s.get(c, tc.page)
+		if status != http.StatusOK {
+			t.Fatalf("%s: %d", tc.page, status)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(body, w) {
+				t.Errorf("%s does not say %q", tc.page, w)
+			}
+		}
+		for _, n := range tc.not {
+			if strings.Contains(body, ">"+n+"<") || strings.Contains(body, " "+n+"<") || strings.Contains(body, "· "+n) {
+				t.Errorf("%s says %q", tc.page, n)
+			}
+		}
+	}
+}
