@@ -111,6 +111,7 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 
 	s.page(mux, "GET /events", "", s.events)
 	s.page(mux, "GET /alerts", "", s.alerts)
+	s.page(mux, "GET /alerts/history", "GET /api/v1/alerts/history", s.alertHistory)
 	s.page(mux, "GET /audit", "GET /api/v1/audit", s.audit)
 	s.page(mux, "GET /keys", "GET /api/v1/apikeys", s.keys)
 	s.page(mux, "POST /keys", "POST /api/v1/apikeys", s.createKey)

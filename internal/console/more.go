@@ -87,6 +87,32 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
 	return s.render(w, http.StatusOK, "alerts", v)
 }
 
+// deliveriesPageSize is how many notifications a page of the alerts'
+// history shows.
+const deliveriesPageSize = 100
+
+// alertHistory shows what alerts sent, newest first, as `muster alert
+// history` does, filtered by alert, operator and status as its flags
+// filter it.
+func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, v *view) error {
+	q := r.URL.Query()
+	status := muster.DeliveryStatus(q.Get("status"))
+	if err := muster.ValidateDeliveryStatus("status", status); err != nil {
+		return err
+	}
+	var p listPage[muster.Delivery]
+	var next string
+	var err error
+	p.Entries, next, err = s.DB.FindDeliveriesPage(r.Context(), catalog.DeliveryFilter{Alert: q.Get("alert"), Operator: q.Get("operator"),
+		Status: status, Limit: deliveriesPageSize, Cursor: q.Get("cursor")})
+	if err != nil {
+		return err
+	}
+	p.pageLinks(r, "/alerts/history", next)
+	v.Title, v.Nav, v.Live, v.Data = "Alert history", "alerts", r.URL.RequestURI(), p
+	return s.render(w, http.StatusOK, "deliveries", v)
+}
+
 // auditPageSize is how many entries a page of the console's audit log
 // shows.
 const auditPageSize = 100
