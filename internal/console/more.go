@@ -132,6 +132,40 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *view) error {
 	return s.render(w, http.StatusOK, "audit", v)
 }
 
+// tokensPage lists enlistment tokens: those that can still enlist a
+// target, or, with All, every one the master keeps.
+type tokensPage struct {
+	Tokens []muster.EnlistToken
+	All    bool
+}
+
+// tokens shows the enlistment tokens, as `muster token list [--all]` does.
+func (s *Server) tokens(w http.ResponseWriter, r *http.Request, v *view) error {
+	var p tokensPage
+	var err error
+	if p.All, err = httpapi.BoolParam(r.URL.Query().Get("all"), "all"); err != nil {
+		return err
+	}
+	if p.Tokens, err = s.DB.FindEnlistTokens(r.Context(), p.All); err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Data = "Enlistment tokens", "tokens", p
+	return s.render(w, http.StatusOK, "tokens", v)
+}
+
+// revokeToken revokes an enlistment token, as `muster token revoke ID`
+// does.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, v *view) error {
+	id, err := httpapi.ParseTokenID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.RevokeEnlistToken(r.Context(), id, httpapi.Actor(v.Key, r)); err != nil {
+		return err
+	}
+	return back(w, r, "/tokens")
+}
+
 // keysPage lists API keys, with the secret of one just made.
 type keysPage struct {
 	Keys    []muster.APIKey

@@ -13,7 +13,7 @@ import (
 )
 
 // The pages: each is templates/layout.html with its own file.
-var pageNames = []string{"error", "login", "link", "fleet", "delete", "target", "jobs", "job", "run", "events", "alerts", "deliveries", "audit", "keys"}
+var pageNames = []string{"error", "login", "link", "fleet", "delete", "target", "jobs", "job", "run", "events", "alerts", "deliveries", "audit", "tokens", "keys"}
 
 // parse reads the embedded templates.
 func (s *Server) parse() error {
