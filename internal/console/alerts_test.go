@@ -122,3 +122,25 @@ func TestAlertHistoryPage(t *testing.T) {
 		t.Errorf("?status=lost: %d, want 400 naming the field\n%s", status, body)
 	}
 }
+
+// An operator without an address says so, as `muster operator list`
+// does ("-"), rather than leaving its cells empty: alerts to it are
+// recorded failed on the "none" channel. Events say their source and
+// their severity with its number, as `muster event list` does.
+func TestOperatorsAndEventsSayWhatTheCLISays(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	if _, err := s.db.RecordTargetEvents(ctx, s.ids["web1"], []catalog.TargetEvent{{ID: 1, Name: muster.EventAgentError, Severity: muster.SeverityError,
+		Message: "disk full", At: s.clock.Now()}}); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := s.signIn(catalog.RoleReader)
+	_, body := s.get(c, "/alerts")
+	if want := `<th scope="row">MSXOperator</th><td>none</td><td>none</td>`; !strings.Contains(body, want) {
+		t.Errorf("/alerts does not say %q:\n%s", want, body)
+	}
+	_, body = s.get(c, "/events")
+	if want := `<td>agent_error</td><td>3 error</td><td>target</td>`; !strings.Contains(body, want) {
+		t.Errorf("/events does not say %q:\n%s", want, body)
+	}
+}
