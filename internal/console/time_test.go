@@ -109,3 +109,31 @@ func TestRunDurationsShownTruthfully(t *testing.T) {
 		}
 	}
 }
+
+// A rollout's targets show why a run failed or was not run, as `muster
+// rollout list --waves` prints it, not only in a tooltip a keyboard or a
+// phone cannot open.
+func TestRolloutShowsWhyATargetFailed(t *testing.T) {
+	s := newSite(t)
+	ctx := context.Background()
+	master := muster.Actor{Kind: muster.ActorMaster, Name: "test"}
+	j := muster.NewJob()
+	j.Name, j.Targets, j.Steps = "deploy", []string{"web1", "web2"}, []muster.Step{{Name: "s", Shell: "true"}}
+	if _, err := s.db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, master); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Rollout: &muster.RolloutSpec{Batch: "1"}}, master)
+	if err != nil || len(res.Runs) != 1 {
+		t.Fatalf("start in waves of one: %+v %v", res, err)
+	}
+	first := res.Runs[0]
+	now := s.clock.Now()
+	end := now.Add(time.Second)
+	s.upload(first.Target, muster.Run{Job: "deploy", RunID: first.RunID, Status: muster.RunFailed, Trigger: muster.TriggerOperator,
+		StartedAt: now, FinishedAt: &end, DurationMS: 1000, Message: "disk <full>"})
+	c, _ := s.signIn(catalog.RoleReader)
+	_, body := s.get(c, "/jobs/deploy")
+	if want := first.Target + `: failed</span> <span class="hint">disk &lt;full&gt;</span>`; !strings.Contains(body, want) {
+		t.Errorf("the job page does not say %q:\n%s", want, body)
+	}
+}
