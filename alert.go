@@ -255,6 +255,16 @@ const (
 	DeliveryFailed    DeliveryStatus = "failed"
 )
 
+// ValidateDeliveryStatus checks a filter of notifications by status: a
+// delivery status, or "" for any.
+func ValidateDeliveryStatus(field string, s DeliveryStatus) error {
+	switch s {
+	case "", DeliveryPending, DeliveryDelivered, DeliveryFailed:
+		return nil
+	}
+	return Errorf(EINVALID, "%s: %q is not a delivery status; use pending, delivered or failed", field, s)
+}
+
 // Notification channels. A delivery on ChannelNone records an alert that
 // fired for an operator with no address.
 const (

@@ -33,6 +33,34 @@ func (d Duration) Short() string {
 	return s
 }
 
+// Rounded writes d to the precision a person reads it at, without the
+// zero units Go prints: 6ms, 41s, 3m41s, 5h3m, 12d.
+func (d Duration) Rounded() string {
+	t := time.Duration(d)
+	switch {
+	case t < time.Second:
+		return t.Round(time.Millisecond).String()
+	case t < time.Hour:
+		return Duration(t.Round(time.Second)).Short()
+	case t < 48*time.Hour:
+		return Duration(t.Round(time.Minute)).Short()
+	}
+	return fmt.Sprintf("%dd", int(t.Hours()/24))
+}
+
+// Took writes how long a run or a step took, from its duration in whole
+// milliseconds as stored: one that ended within its first millisecond took
+// "<1ms", not "0s"; one still running has taken "-" so far.
+func Took(ms int64, finished bool) string {
+	switch {
+	case !finished:
+		return "-"
+	case ms == 0:
+		return "<1ms"
+	}
+	return Duration(time.Duration(ms) * time.Millisecond).Rounded()
+}
+
 // MarshalJSON writes d as a duration string.
 func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 

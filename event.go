@@ -30,6 +30,10 @@ var severityNames = map[Severity]string{
 // Valid reports whether s is on the scale.
 func (s Severity) Valid() bool { return s >= SeverityInfo && s <= SeverityCritical }
 
+// Numbered returns the severity with its number, as alerts take it:
+// "3 error".
+func (s Severity) Numbered() string { return strconv.Itoa(int(s)) + " " + s.String() }
+
 // String returns the severity's name ("error"), or its number when it is
 // not on the scale.
 func (s Severity) String() string {

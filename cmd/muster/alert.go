@@ -272,7 +272,7 @@ func severityText(s muster.Severity) string {
 	if s == 0 {
 		return "-"
 	}
-	return strconv.Itoa(int(s)) + " " + s.String()
+	return s.Numbered()
 }
 
 // oneLine keeps a message on one table line.

@@ -138,7 +138,7 @@ func silenceText(t muster.Target, now time.Time) string {
 	if t.LastPoll == nil {
 		s = t.Name + " has never polled"
 	} else {
-		s = fmt.Sprintf("%s has not polled for %s", t.Name, roundDuration(now.Sub(*t.LastPoll)))
+		s = fmt.Sprintf("%s has not polled for %s", t.Name, muster.Duration(now.Sub(*t.LastPoll)).Rounded())
 	}
 	if t.Status == muster.StatusSuspectedOffline {
 		s += " (suspected offline)"

@@ -90,7 +90,7 @@ func printJob(w io.Writer, j muster.JobStatus) error {
 	for _, o := range j.Outcomes {
 		status, dur := "never run", "-"
 		if o.LastStatus != "" {
-			status, dur = string(o.LastStatus), took(o.LastDurationMS, o.LastStatus.Finished())
+			status, dur = string(o.LastStatus), muster.Took(o.LastDurationMS, o.LastStatus.Finished())
 		}
 		t.row("  "+o.Target, viaText(o.Via), status, ago(o.LastStartedAt, now), dur, dash(o.LastMessage))
 	}

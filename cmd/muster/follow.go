@@ -181,7 +181,7 @@ func outcomeLine(r muster.Run) string {
 	if r.Message != "" {
 		msg = ": " + r.Message
 	}
-	return fmt.Sprintf("run %s on %s: %s in %s%s", r.RunID, r.Target, r.Status, took(r.DurationMS, r.Status.Finished()), msg)
+	return fmt.Sprintf("run %s on %s: %s in %s%s", r.RunID, r.Target, r.Status, muster.Took(r.DurationMS, r.Status.Finished()), msg)
 }
 
 // outputPrinter prints the output of a run's step attempts as it grows,
@@ -216,7 +216,7 @@ func (p *outputPrinter) print(r muster.Run) {
 			if s.ExitCode != nil {
 				code = fmt.Sprintf(", exit %d", *s.ExitCode)
 			}
-			fmt.Fprintf(p.w, "%s== step %s (attempt %d): %s%s, %s ==\n", p.prefix, s.Name, s.Attempt, s.Status, code, took(s.DurationMS, s.Status != muster.AttemptRunning))
+			fmt.Fprintf(p.w, "%s== step %s (attempt %d): %s%s, %s ==\n", p.prefix, s.Name, s.Attempt, s.Status, code, muster.Took(s.DurationMS, s.Status != muster.AttemptRunning))
 		}
 	}
 }

@@ -466,7 +466,7 @@ func printHistory(steps, raw bool) func(io.Writer, []muster.Run) error {
 		}
 		t := newTable(w, "STARTED", "TARGET", "STATUS", "DURATION", "TRIGGER", "RUN ID", "MESSAGE")
 		for _, r := range runs {
-			t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), took(r.DurationMS, r.Status.Finished()),
+			t.row(r.StartedAt.Local().Format("2006-01-02 15:04:05"), r.Target, runStatus(r), muster.Took(r.DurationMS, r.Status.Finished()),
 				r.Trigger, r.RunID, dash(r.Message))
 		}
 		return t.flush()
@@ -486,7 +486,7 @@ func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 	for _, r := range runs {
 		status := runStatus(r)
 		if r.Status.Finished() {
-			status += " in " + took(r.DurationMS, true)
+			status += " in " + muster.Took(r.DurationMS, true)
 		}
 		fmt.Fprintf(w, "run %s on %s: %s (%s, started %s)\n", r.RunID, r.Target, status,
 			r.Trigger, r.StartedAt.Local().Format("2006-01-02 15:04:05"))
@@ -494,7 +494,7 @@ func printRunsWithSteps(w io.Writer, runs []muster.Run) {
 			fmt.Fprintf(w, "  %s\n", r.Message)
 		}
 		for _, s := range r.Steps {
-			fmt.Fprintf(w, "  step %s (attempt %d): %s, %s, %s\n", s.Name, s.Attempt, s.Status, attemptOutcome(s), took(s.DurationMS, s.Status != muster.AttemptRunning))
+			fmt.Fprintf(w, "  step %s (attempt %d): %s, %s, %s\n", s.Name, s.Attempt, s.Status, attemptOutcome(s), muster.Took(s.DurationMS, s.Status != muster.AttemptRunning))
 			if s.Output != "" {
 				for _, line := range strings.Split(strings.TrimRight(s.Output, "\n"), "\n") {
 					fmt.Fprintf(w, "    | %s\n", line)

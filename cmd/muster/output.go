@@ -276,42 +276,15 @@ func ago(t *time.Time, now time.Time) string {
 		// some hours. Within the hour, to the second, as a time past is:
 		// what expires in 20s does not expire in 0s.
 		if -d >= time.Hour {
-			return "in " + roundDuration((-d).Round(time.Minute))
+			return "in " + muster.Duration((-d).Round(time.Minute)).Rounded()
 		}
-		return "in " + roundDuration(-d)
+		return "in " + muster.Duration(-d).Rounded()
 	}
-	return roundDuration(d) + " ago"
-}
-
-// roundDuration writes d to the precision a person reads it at, without
-// the zero units Go prints: 6ms, 41s, 3m41s, 5h3m, 12d.
-func roundDuration(d time.Duration) string {
-	switch {
-	case d < time.Second:
-		return d.Round(time.Millisecond).String()
-	case d < time.Hour:
-		return muster.Duration(d.Round(time.Second)).Short()
-	case d < 48*time.Hour:
-		return muster.Duration(d.Round(time.Minute)).Short()
-	}
-	return fmt.Sprintf("%dd", int(d.Hours()/24))
+	return muster.Duration(d).Rounded() + " ago"
 }
 
 // millis renders a duration in milliseconds for tables.
-func millis(ms int64) string { return roundDuration(time.Duration(ms) * time.Millisecond) }
-
-// took renders how long a run or a step took, in whole milliseconds as
-// stored: one that ended within its first millisecond took "<1ms", not
-// "0s"; one still running has taken "-" so far.
-func took(ms int64, finished bool) string {
-	switch {
-	case !finished:
-		return "-"
-	case ms == 0:
-		return "<1ms"
-	}
-	return millis(ms)
-}
+func millis(ms int64) string { return muster.Duration(time.Duration(ms) * time.Millisecond).Rounded() }
 
 // dash renders "" as "-".
 func dash(s string) string {

@@ -246,7 +246,7 @@ func reportWave(w io.Writer, ro muster.Rollout, wave int) (outstanding []string)
 			if t.Message != "" {
 				msg = ": " + t.Message
 			}
-			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", ro.Job, t.Target, t.Status, took(t.DurationMS, true), msg)
+			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", ro.Job, t.Target, t.Status, muster.Took(t.DurationMS, true), msg)
 		default:
 			outstanding = append(outstanding, fmt.Sprintf("%s (run %s: %s)", t.Target, t.RunID, t.Status))
 		}

@@ -301,7 +301,7 @@ func (sw *startWatch) report(w io.Writer) (failed int, outstanding, refusals []s
 			if r.Message != "" {
 				msg = ": " + r.Message
 			}
-			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", job, s.Target, r.Status, took(r.DurationMS, r.Status.Finished()), msg)
+			fmt.Fprintf(w, "%s on %s: %s in %s%s\n", job, s.Target, r.Status, muster.Took(r.DurationMS, r.Status.Finished()), msg)
 			if r.Status != muster.RunSucceeded {
 				failed++
 			}

@@ -14,7 +14,8 @@ import (
 // shown as a command it is not. What a target reported (its location, a
 // refused instruction's error) and what a job runs are shown with such
 // characters, and with the other control characters, escaped, as the CLI
-// shows them and as the console shows a step's output.
+// shows them and as the console shows a step's output; so are the changes
+// the audit log records, which quote them.
 func TestBidiControlsShownEscaped(t *testing.T) {
 	s := newSite(t)
 	ctx := context.Background()
@@ -38,6 +39,7 @@ func TestBidiControlsShownEscaped(t *testing.T) {
 		{"/targets/web1", `refused \u202ekcatta\a`},
 		{"/jobs/report", `copies \u202etxt.exe`},
 		{"/jobs/report", `cp a b # \u202e; rm -rf /`},
+		{"/audit", `copies \u202etxt.exe`}, // the job's creation, each of its fields
 	} {
 		_, body := s.get(c, tc.page)
 		if strings.Contains(body, rlo) || !strings.Contains(body, tc.want) {

@@ -111,7 +111,10 @@ func (s *Server) Routes(mux *http.ServeMux) error {
 
 	s.page(mux, "GET /events", "", s.events)
 	s.page(mux, "GET /alerts", "", s.alerts)
+	s.page(mux, "GET /alerts/history", "GET /api/v1/alerts/history", s.alertHistory)
 	s.page(mux, "GET /audit", "GET /api/v1/audit", s.audit)
+	s.page(mux, "GET /tokens", "GET /api/v1/tokens", s.tokens)
+	s.page(mux, "POST /tokens/{id}/revoke", "POST /api/v1/tokens/{id}/revoke", s.revokeToken)
 	s.page(mux, "GET /keys", "GET /api/v1/apikeys", s.keys)
 	s.page(mux, "POST /keys", "POST /api/v1/apikeys", s.createKey)
 	s.page(mux, "POST /keys/{name}/revoke", "POST /api/v1/apikeys/{name}/revoke", s.revokeKey)

@@ -32,6 +32,7 @@ type site struct {
 	db    *catalog.Catalog
 	clock *testenv.Clock
 	keys  map[string]string // role → secret of a key with that role
+	ids   map[string]catalog.TargetIdentity
 	poked []int64
 }
 
@@ -44,7 +45,7 @@ func newSite(t *testing.T) *site {
 func newSiteOn(t *testing.T, store catalog.Store) *site {
 	t.Helper()
 	ctx := context.Background()
-	s := &site{t: t, clock: &testenv.Clock{}, keys: map[string]string{}}
+	s := &site{t: t, clock: &testenv.Clock{}, keys: map[string]string{}, ids: map[string]catalog.TargetIdentity{}}
 	db, err := catalog.Open(ctx, store, catalog.Options{Now: s.clock.Now, Logger: testenv.Logger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -63,12 +64,14 @@ func newSiteOn(t *testing.T, store catalog.Store) *site {
 		if _, err := db.CreateEnlistToken(ctx, "hash-"+name, name, time.Hour, master); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
+		id, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "hash-" + name, Name: name, UID: "uid-" + name},
 			func(string) (catalog.IssuedCert, error) {
 				return catalog.IssuedCert{Serial: "serial-" + name, NotAfter: time.Now().Add(time.Hour)}, nil
-			}); err != nil {
+			})
+		if err != nil {
 			t.Fatal(err)
 		}
+		s.ids[name] = id
 	}
 	mux := http.NewServeMux()
 	api := &httpapi.Server{DB: db, Poker: pokeFunc(func(ids []int64) bool { s.poked = append(s.poked, ids...); return true }),

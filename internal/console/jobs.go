@@ -53,7 +53,11 @@ func failed(s muster.RunStatus) bool {
 
 func (s *Server) jobs(w http.ResponseWriter, r *http.Request, v *view) error {
 	q := r.URL.Query()
-	p := jobsPage{Group: q.Get("group"), FailedOnly: q.Get("failed") == "1", pager: pager{Page: pageNumber(r)}}
+	p := jobsPage{Group: q.Get("group"), pager: pager{Page: pageNumber(r)}}
+	var err error
+	if p.FailedOnly, err = httpapi.BoolParam(q.Get("failed"), "failed"); err != nil {
+		return err
+	}
 	jobs, err := s.DB.FindJobList(r.Context())
 	if err != nil {
 		return err

@@ -67,3 +67,33 @@ func TestKeyLifetimeInDays(t *testing.T) {
 		t.Errorf("keys after refused creations: %d, want the 3 the test began with", len(keys))
 	}
 }
+
+// The keys page says what `muster apikey list` says of each key: a key
+// without an expiry expires never, one never used was last used never,
+// and a revoked key says by whom, where the page left the cells empty.
+func TestKeysPageSaysNeverAndByWhom(t *testing.T) {
+	s := newSite(t)
+	c, token := s.signIn(catalog.RoleAdmin)
+	for _, name := range []string{"alice", "bob"} {
+		if status, _ := s.post(c, "/keys", url.Values{"csrf": {token}, "name": {name}, "role": {"reader"}, "ttl_days": {"0"}}); status != http.StatusSeeOther {
+			t.Fatalf("create %s: %d", name, status)
+		}
+	}
+	if status, _ := s.post(c, "/keys/bob/revoke", url.Values{"csrf": {token}}); status != http.StatusSeeOther {
+		t.Fatalf("revoke bob: %d", status)
+	}
+	_, body := s.get(c, "/keys")
+	for _, want := range []string{
+		`<th scope="row">alice</th><td>reader</td><td>all</td><td>active</td>`,
+		`<th scope="row">bob</th><td>reader</td><td>all</td><td>revoked by admin-key</td>`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("the keys page does not say %q", want)
+		}
+	}
+	row := body[strings.Index(body, `<th scope="row">alice</th>`):]
+	row = row[:strings.Index(row, "</tr>")]
+	if n := strings.Count(row, "<td>never</td>"); n != 2 {
+		t.Errorf("alice's row says never %d times, want 2 (expires, last used): %s", n, row)
+	}
+}

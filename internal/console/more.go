@@ -87,6 +87,32 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request, v *view) error {
 	return s.render(w, http.StatusOK, "alerts", v)
 }
 
+// deliveriesPageSize is how many notifications a page of the alerts'
+// history shows.
+const deliveriesPageSize = 100
+
+// alertHistory shows what alerts sent, newest first, as `muster alert
+// history` does, filtered by alert, operator and status as its flags
+// filter it.
+func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, v *view) error {
+	q := r.URL.Query()
+	status := muster.DeliveryStatus(q.Get("status"))
+	if err := muster.ValidateDeliveryStatus("status", status); err != nil {
+		return err
+	}
+	var p listPage[muster.Delivery]
+	var next string
+	var err error
+	p.Entries, next, err = s.DB.FindDeliveriesPage(r.Context(), catalog.DeliveryFilter{Alert: q.Get("alert"), Operator: q.Get("operator"),
+		Status: status, Limit: deliveriesPageSize, Cursor: q.Get("cursor")})
+	if err != nil {
+		return err
+	}
+	p.pageLinks(r, "/alerts/history", next)
+	v.Title, v.Nav, v.Live, v.Data = "Alert history", "alerts", r.URL.RequestURI(), p
+	return s.render(w, http.StatusOK, "deliveries", v)
+}
+
 // auditPageSize is how many entries a page of the console's audit log
 // shows.
 const auditPageSize = 100
@@ -104,6 +130,40 @@ func (s *Server) audit(w http.ResponseWriter, r *http.Request, v *view) error {
 	p.pageLinks(r, "/audit", next)
 	v.Title, v.Nav, v.Live, v.Data = "Audit log", "audit", r.URL.RequestURI(), p
 	return s.render(w, http.StatusOK, "audit", v)
+}
+
+// tokensPage lists enlistment tokens: those that can still enlist a
+// target, or, with All, every one the master keeps.
+type tokensPage struct {
+	Tokens []muster.EnlistToken
+	All    bool
+}
+
+// tokens shows the enlistment tokens, as `muster token list [--all]` does.
+func (s *Server) tokens(w http.ResponseWriter, r *http.Request, v *view) error {
+	var p tokensPage
+	var err error
+	if p.All, err = httpapi.BoolParam(r.URL.Query().Get("all"), "all"); err != nil {
+		return err
+	}
+	if p.Tokens, err = s.DB.FindEnlistTokens(r.Context(), p.All); err != nil {
+		return err
+	}
+	v.Title, v.Nav, v.Data = "Enlistment tokens", "tokens", p
+	return s.render(w, http.StatusOK, "tokens", v)
+}
+
+// revokeToken revokes an enlistment token, as `muster token revoke ID`
+// does.
+func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, v *view) error {
+	id, err := httpapi.ParseTokenID(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	if _, err := s.DB.RevokeEnlistToken(r.Context(), id, httpapi.Actor(v.Key, r)); err != nil {
+		return err
+	}
+	return back(w, r, "/tokens")
 }
 
 // keysPage lists API keys, with the secret of one just made.

@@ -13,7 +13,7 @@ import (
 )
 
 // The pages: each is templates/layout.html with its own file.
-var pageNames = []string{"error", "login", "link", "fleet", "delete", "target", "jobs", "job", "run", "events", "alerts", "audit", "keys"}
+var pageNames = []string{"error", "login", "link", "fleet", "delete", "target", "jobs", "job", "run", "events", "alerts", "deliveries", "audit", "tokens", "keys"}
 
 // parse reads the embedded templates.
 func (s *Server) parse() error {
@@ -79,14 +79,11 @@ func templateFuncs() template.FuncMap {
 		"describe": func(s muster.Schedule) string {
 			return schedule.Describe(s)
 		},
-		// tlocal writes t in a target's zone, by its UTC offset.
-		"tlocal": func(t time.Time, minutes int) string {
-			return t.UTC().Add(time.Duration(minutes)*time.Minute).Format("2006-01-02 15:04:05") + " " + offset(minutes)
-		},
+		"tlocal": targetClock,
 		// head is the first n of list; rest counts the others.
 		"head": func(n int, list []string) []string { return list[:min(n, len(list))] },
 		"rest": func(n int, list []string) int { return max(0, len(list)-n) },
-		"ms":   func(ms int64) string { return (time.Duration(ms) * time.Millisecond).String() },
+		"took": muster.Took,
 		"add":  func(a, b int) int { return a + b },
 		// waves numbers a rollout's waves, from 1.
 		"waves": func(ro muster.Rollout) []int {
@@ -106,3 +103,17 @@ func templateFuncs() template.FuncMap {
 }
 
 func toString(v any) string { return fmt.Sprint(v) }
+
+// targetClock writes at as target t's clock read it: in t's zone as that
+// zone was at that instant, so that a run before a change of summer time
+// shows the hour its target ran it at. A target whose zone the master does
+// not know (none reported, or not an IANA name) is shown at the UTC offset
+// of its last poll, all it reported.
+func targetClock(at time.Time, t muster.Target) string {
+	minutes := t.UTCOffsetMinutes
+	if loc, err := schedule.LoadZone(t.TimeZone); err == nil {
+		_, secs := at.In(loc).Zone()
+		minutes = secs / 60
+	}
+	return at.UTC().Add(time.Duration(minutes)*time.Minute).Format("2006-01-02 15:04:05") + " " + offset(minutes)
+}

@@ -187,10 +187,8 @@ func (s *Server) alertHistory(w http.ResponseWriter, r *http.Request, c caller) 
 		return err
 	}
 	status := muster.DeliveryStatus(q.Get("status"))
-	switch status {
-	case "", muster.DeliveryPending, muster.DeliveryDelivered, muster.DeliveryFailed:
-	default:
-		return muster.Errorf(muster.EINVALID, "status: %q is not a delivery status; use pending, delivered or failed", status)
+	if err := muster.ValidateDeliveryStatus("status", status); err != nil {
+		return err
 	}
 	list, next, err := s.DB.FindDeliveriesPage(r.Context(), catalog.DeliveryFilter{
 		Alert: q.Get("alert"), Operator: q.Get("operator"), Status: status, Limit: limit, Cursor: q.Get("cursor"),

@@ -788,7 +788,12 @@ func (s *Server) deleteInstruction(w http.ResponseWriter, r *http.Request, c cal
 	return nil
 }
 
-func boolParam(v, name string) (bool, error) {
+func boolParam(v, name string) (bool, error) { return BoolParam(v, name) }
+
+// BoolParam reads a query parameter that is true or false (or 1 or 0),
+// false when it is empty, as every route of the API reads one; the
+// console reads its own the same way.
+func BoolParam(v, name string) (bool, error) {
 	if v == "" {
 		return false, nil
 	}

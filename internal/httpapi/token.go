@@ -35,9 +35,9 @@ func (s *Server) listTokens(w http.ResponseWriter, r *http.Request, _ caller) er
 }
 
 func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c caller) error {
-	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
-	if err != nil || id <= 0 {
-		return muster.Errorf(muster.EINVALID, "id: an enlistment token's id is a positive number, as `muster token list` shows it, not %q", r.PathValue("id"))
+	id, err := ParseTokenID(r.PathValue("id"))
+	if err != nil {
+		return err
 	}
 	tok, err := s.DB.RevokeEnlistToken(r.Context(), id, c.actor())
 	if err != nil {
@@ -45,6 +45,16 @@ func (s *Server) revokeToken(w http.ResponseWriter, r *http.Request, c caller) e
 	}
 	jsonhttp.WriteJSON(w, http.StatusOK, tok)
 	return nil
+}
+
+// ParseTokenID reads an enlistment token's id, as `muster token list`
+// shows it.
+func ParseTokenID(s string) (int64, error) {
+	id, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || id <= 0 {
+		return 0, muster.Errorf(muster.EINVALID, "id: an enlistment token's id is a positive number, as `muster token list` shows it, not %q", s)
+	}
+	return id, nil
 }
 
 // TokenRevokeRequest revokes every enlistment token for a target name that
