@@ -2,14 +2,12 @@ package master
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
-	"os"
-	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 )
@@ -20,12 +18,7 @@ import (
 // alive, both are given.
 func TestAMasterAloneGivesNoMasters(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	key := make([]byte, 32)
-	rand.Read(key)
-	secret := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(secret, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	secret := catalogtest.SecretFile(t)
 	m := testMaster(t, func(c *Config) { c.Store, c.SecretFile, c.Listen = url, secret, "0.0.0.0:0" })
 	ctx := context.Background()
 	if err := m.recheckOnce(ctx); err != nil {
@@ -35,7 +28,7 @@ func TestAMasterAloneGivesNoMasters(t *testing.T) {
 		t.Errorf("alone, the master gives its targets %v, want none", got)
 	}
 	other := "https://m2.example:7070"
-	if err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: "m2", URL: other, StartedAt: time.Now(), SeenAt: time.Now()}, true); err != nil {
+	if _, err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: "m2", URL: other, StartedAt: time.Now(), SeenAt: time.Now()}, true, time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.recheckOnce(ctx); err != nil {
@@ -43,5 +36,49 @@ func TestAMasterAloneGivesNoMasters(t *testing.T) {
 	}
 	if got := m.masterURLs(); len(got) != 2 || !slices.Contains(got, m.URL) || !slices.Contains(got, other) {
 		t.Errorf("with another master, it gives %v, want its own URL %s and %s", got, m.URL, other)
+	}
+}
+
+// Two masters of one catalog advertising one URL would each believe
+// itself alone (it is the only URL the catalog lists): neither would
+// notify the other of its commits, and targets would have no second
+// master to move to. A master whose --advertise another master serving
+// the catalog has recorded is refused, naming it; the same master
+// started again is not, nor is one taking the URL of a master gone
+// quiet. The master that lost its URL so says, at its next check.
+func TestTwoMastersAdvertisingOneURL(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := catalogtest.SecretFile(t)
+	const addr = "https://m.example.com:7070"
+	shared := func(name string, now func() time.Time) func(*Config) {
+		return func(c *Config) {
+			c.Store, c.SecretFile, c.Advertise, c.Name, c.Now = url, secret, addr, name, now
+		}
+	}
+	base := time.Now()
+	m1 := testMaster(t, shared("m1", func() time.Time { return base }))
+
+	cfg := DefaultConfig()
+	shared("m2", func() time.Time { return base.Add(time.Second) })(&cfg)
+	cfg.DataDir, cfg.Listen, cfg.Logger = t.TempDir(), "127.0.0.1:0", m1.log
+	m2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m2.Open(context.Background())
+	if code := muster.ErrorCode(err); code != muster.ECONFLICT || !strings.Contains(err.Error(), "--advertise "+addr) || !strings.Contains(err.Error(), "master m1") {
+		t.Fatalf("a second master advertising %s: %q (%s), want a conflict naming the flag and master m1", addr, err, code)
+	}
+
+	// m1 started again, in another directory: its own row, not another's.
+	testMaster(t, shared("m1", func() time.Time { return base.Add(2 * time.Second) }))
+
+	// m1 gone quiet (frozen) for longer than three checks: m3 takes the
+	// URL, and m1, resumed, is told.
+	later := base.Add(3*DefaultConfig().RecheckInterval + 3*time.Second)
+	testMaster(t, shared("m3", func() time.Time { return later }))
+	err = m1.recheckOnce(context.Background())
+	if code := muster.ErrorCode(err); code != muster.ECONFLICT || !strings.Contains(err.Error(), "master m3") {
+		t.Fatalf("m1's check after m3 took its URL: %q (%s), want a conflict naming master m3", err, code)
 	}
 }
