@@ -214,11 +214,22 @@ func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) 
 			case <-t.C:
 			}
 		}
+		if isPermissionDenied(err) {
+			return muster.Wrap(muster.EPRECONDITION, err, "--store: role %s may not change the catalog (%s), as a master does when it starts to apply the catalog's migrations: make the role the owner of the schema and of its tables (createdb --owner %s for a new database; ALTER SCHEMA %s OWNER TO %s and ALTER TABLE … OWNER TO %s for each table of one another role made)",
+				s.conn.User, s.Describe(), s.conn.User, s.schema, s.conn.User, s.conn.User)
+		}
 		if err != nil {
 			return classify(err)
 		}
 	}
 	return nil
+}
+
+// isPermissionDenied reports whether err is PostgreSQL's
+// insufficient_privilege.
+func isPermissionDenied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
 // migrateOne applies one migration, unless the catalog has it, in a
