@@ -308,6 +308,11 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		u, _ := url.Parse(m.cfg.Advertise)
 		m.URL = m.cfg.Advertise
 		hosts = append(hosts, u.Hostname())
+	} else if ip := net.ParseIP(urlHost); ip != nil && ip.IsLoopback() && isShared(m.cfg.Store) {
+		// The other masters give this URL to their targets, and it takes
+		// them to their own host.
+		m.log.Warn(fmt.Sprintf("this master's URL, made from --listen %s without --advertise, is reached from this host only: the other masters of the catalog give it to their targets, which cannot reach this master by it; listen on an address they reach, or give --advertise https://HOST:PORT", m.cfg.Listen),
+			muster.LogMaster, m.URL)
 	}
 	cert, err := pki.NewServerCert(m.cfg.DataDir, m.CA, hosts, m.now, func(err error) {
 		m.log.Error("the server certificate is due and could not be re-issued; trying again in a minute", muster.LogErr, err)

@@ -2,6 +2,7 @@ package master
 
 import (
 	"context"
+	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -80,5 +81,50 @@ func TestTwoMastersAdvertisingOneURL(t *testing.T) {
 	err = m1.recheckOnce(context.Background())
 	if code := muster.ErrorCode(err); code != muster.ECONFLICT || !strings.Contains(err.Error(), "master m3") {
 		t.Fatalf("m1's check after m3 took its URL: %q (%s), want a conflict naming master m3", err, code)
+	}
+}
+
+// A master of a shared catalog without --advertise is given to the targets
+// at the URL made from its listener; from a loopback listener (the
+// default, 127.0.0.1:7070), a URL no target on another host can reach it
+// by. It says so when it starts, naming the flag; a master alone, or given
+// its URL, or listening on every address, says nothing of it.
+func TestMasterWarnsOfALoopbackURLOnASharedCatalog(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := catalogtest.SecretFile(t)
+	for _, c := range []struct {
+		name      string
+		shared    bool
+		listen    string
+		advertise string
+		warned    bool
+	}{
+		{"shared, loopback listener", true, "127.0.0.1:0", "", true},
+		{"shared, loopback listener, advertised", true, "127.0.0.1:0", "https://m1.example.com:7070", false},
+		{"shared, every address", true, "0.0.0.0:0", "", false},
+		{"alone, loopback listener", false, "127.0.0.1:0", "", false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var log lockedBuffer
+			m := testMaster(t, func(cfg *Config) {
+				cfg.Listen, cfg.Advertise, cfg.Name = c.listen, c.advertise, c.name
+				cfg.Logger = slog.New(slog.NewTextHandler(&log, nil))
+				if c.shared {
+					cfg.Store, cfg.SecretFile = url, secret
+				}
+			})
+			lines := 0
+			for _, line := range strings.Split(log.String(), "\n") {
+				if strings.Contains(line, "reached from this host only") {
+					lines++
+					if !strings.Contains(line, "level=WARN") || !strings.Contains(line, m.URL) || !strings.Contains(line, "--advertise") {
+						t.Errorf("the master logged %q; want a warning naming its URL %s and --advertise", line, m.URL)
+					}
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[c.warned]; lines != want {
+				t.Errorf("%d lines about a loopback URL, want %d; the log:\n%s", lines, want, log.String())
+			}
+		})
 	}
 }
