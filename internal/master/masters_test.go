@@ -2,7 +2,10 @@ package master
 
 import (
 	"context"
+	"errors"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
+	"github.com/musterhq/muster/internal/pki"
 )
 
 // A master alone on a shared catalog gives its targets no list of
@@ -126,5 +130,42 @@ func TestMasterWarnsOfALoopbackURLOnASharedCatalog(t *testing.T) {
 				t.Errorf("%d lines about a loopback URL, want %d; the log:\n%s", lines, want, log.String())
 			}
 		})
+	}
+}
+
+// A master given another secret than the one the catalog's CA key was
+// sealed with is refused, naming the flag: it writes no ca.pem, and the
+// catalog keeps its CA as it was, for the masters that have the secret.
+func TestMasterWithAnotherSecretIsRefused(t *testing.T) {
+	url := catalogtest.PostgresURL(t)
+	secret := catalogtest.SecretFile(t)
+	m1 := testMaster(t, func(c *Config) { c.Store, c.SecretFile, c.Name = url, secret, "m1" })
+	ctx := context.Background()
+	before, _, err := m1.Catalog.Store().Meta(ctx, metaCAKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := DefaultConfig()
+	cfg.DataDir, cfg.Listen, cfg.Logger = t.TempDir(), "127.0.0.1:0", m1.log
+	cfg.Store, cfg.SecretFile, cfg.Name = url, catalogtest.SecretFile(t), "m2"
+	m2, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m2.Open(ctx)
+	if code := muster.ErrorCode(err); code != muster.EPRECONDITION || !strings.Contains(err.Error(), "--secret-file "+cfg.SecretFile+": the catalog's CA key was sealed with another secret") {
+		t.Fatalf("a master with another secret: %v (%s), want a precondition error naming --secret-file", err, code)
+	}
+	if _, err := os.Stat(filepath.Join(cfg.DataDir, pki.CACertFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the refused master's %s: %v, want none written", pki.CACertFile, err)
+	}
+	after, _, err := m1.Catalog.Store().Meta(ctx, metaCAKey)
+	if err != nil || after != before {
+		t.Errorf("the catalog's CA key changed when a master with another secret started (%v)", err)
+	}
+	m3 := testMaster(t, func(c *Config) { c.Store, c.SecretFile, c.Name = url, secret, "m3" })
+	if m3.CA.Fingerprint() != m1.CA.Fingerprint() {
+		t.Errorf("a master with the catalog's secret, after the refusal, has CA %s; want the catalog's, %s", m3.CA.Fingerprint(), m1.CA.Fingerprint())
 	}
 }
