@@ -109,7 +109,7 @@ master's --advertise URL is where targets reach it. See docs/ha.md.`,
 	// default: help would print it, password and all.
 	f.StringVar(&cfg.Store, "store", "", "the catalog: sqlite:PATH, or a PostgreSQL URL shared by several masters\n(default $MUSTER_STORE, else catalog.db in the data directory)")
 	f.StringVar(&cfg.SecretFile, "secret-file", "", "file holding the secret that encrypts the CA key in a PostgreSQL catalog\n(at least 32 bytes, mode 0600, the same on every master)")
-	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen)")
+	f.StringVar(&cfg.Advertise, "advertise", "", "the URL targets and operators reach this master at, e.g. https://m1.example.com:7070\n(default: from --listen; each master of one catalog needs its own)")
 	f.StringVar(&cfg.Listen, "listen", cfg.Listen, "address of the HTTPS listener")
 	f.StringSliceVar(&cfg.Hosts, "host", nil, "extra host name or address the server certificate must cover (repeatable)")
 	// The default is this host's name, filled in by the master: help

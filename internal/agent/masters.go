@@ -25,8 +25,20 @@ func (m *Main) movedTo(from, to string) {
 // refreshMasters takes the masters a poll reply announces as the group's:
 // kept for the next start, and used from now on. A reply that announces
 // none (a master alone, or of an older build) leaves the list as it is.
+//
+// A reply that does not name the master in use, which answered it, is
+// from a master whose --advertise is not how this target reaches it: that
+// master stays in use, first in the list, until the target moves away
+// from it. Taking the list as it is would leave a master that answers for
+// one that may not (a mistyped port, a name this host cannot resolve).
 func (m *Main) refreshMasters(ctx context.Context, masters []string) error {
-	if len(masters) == 0 || slices.Equal(masters, m.masters) {
+	if len(masters) == 0 {
+		return nil
+	}
+	if current := m.Master(); !slices.Contains(masters, current) {
+		masters = append([]string{current}, masters...)
+	}
+	if slices.Equal(masters, m.masters) {
 		return nil
 	}
 	if err := m.client.setMasters(masters, ""); err != nil {

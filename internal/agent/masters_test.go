@@ -130,6 +130,32 @@ func TestPollRepliesRefreshTheMasters(t *testing.T) {
 	}
 }
 
+// A poll reply whose masters do not name the master that answered it (the
+// master's --advertise is not how this target reaches it: another name, a
+// mistyped port, a URL made from its listener) does not take the target
+// off that master: it stays in use, first in the list, kept across
+// restarts, until the target moves away from it.
+func TestMasterInUseStaysWhenTheRepliesDoNotNameIt(t *testing.T) {
+	tm := startTestMaster(t)
+	m := tm.enlist(t, "web1")
+	ctx := context.Background()
+	current := m.Master()
+	announced := []string{"https://m0.example:7070", "https://m2.example:7070"}
+	want := append([]string{current}, announced...)
+	for i := range 2 {
+		if err := m.refreshMasters(ctx, announced); err != nil {
+			t.Fatal(err)
+		}
+		if m.Master() != current || !slices.Equal(m.masters, want) {
+			t.Fatalf("reply %d: the target uses %s of %v, want %s of %v", i+1, m.Master(), m.masters, current, want)
+		}
+	}
+	enl, _, err := m.store.enlistment(ctx)
+	if err != nil || !slices.Equal(enl.Masters, want) {
+		t.Errorf("the stored list is %v (%v), want %v", enl.Masters, err, want)
+	}
+}
+
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t *testing.T) string {
 	t.Helper()

@@ -51,11 +51,36 @@ func (c *Catalog) KeepMeta(ctx context.Context, key, value string) (string, erro
 // UpsertMaster records that a master serves the catalog, and where.
 // started is true the first time a master records itself after it
 // started: the other masters hear of it at once (Commit.Masters).
-func (c *Catalog) UpsertMaster(ctx context.Context, m MasterRow, started bool) error {
-	return c.update(ctx, func(tx *tx) error {
-		tx.c.Masters = started
-		return tx.UpsertMaster(ctx, m)
+//
+// A URL that another master, of another name, recorded and was seen at
+// since liveSince is that master's: UpsertMaster records nothing and
+// returns that master. Two masters at one URL would each take the
+// catalog's list of masters, one URL long, for itself alone: neither
+// would tell the other of its commits, and their targets would have no
+// other master to move to.
+func (c *Catalog) UpsertMaster(ctx context.Context, m MasterRow, started bool, liveSince time.Time) (holder *MasterRow, err error) {
+	err = c.update(ctx, func(tx *tx) error {
+		holder = nil
+		ok, err := tx.UpsertMaster(ctx, m, liveSince)
+		if err != nil || ok {
+			tx.c.Masters = started && ok
+			return err
+		}
+		live, err := tx.FindMasters(ctx, liveSince)
+		if err != nil {
+			return err
+		}
+		for _, l := range live {
+			if l.URL == m.URL {
+				holder = &l
+			}
+		}
+		if holder == nil {
+			return fmt.Errorf("%w: master at %s neither recorded nor found", ErrRetry, m.URL)
+		}
+		return nil
 	})
+	return holder, err
 }
 
 // FindMasters returns the masters seen since a time.

@@ -412,7 +412,10 @@ type Tx interface {
 	InsertDelivery(ctx context.Context, d DeliveryRow) (bool, error)
 	RecordDeliveryAttempt(ctx context.Context, uid string, status muster.DeliveryStatus, lastErr string, next, delivered *time.Time) error
 
-	UpsertMaster(ctx context.Context, m MasterRow) error
+	// UpsertMaster records that a master serves the catalog, unless
+	// another master (of another name) seen since liveSince has recorded
+	// the URL, and reports whether it did.
+	UpsertMaster(ctx context.Context, m MasterRow, liveSince time.Time) (bool, error)
 }
 
 // Target states in the catalog.

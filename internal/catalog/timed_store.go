@@ -1129,9 +1129,9 @@ func (t *timedTx) RecordDeliveryAttempt(p0 context.Context, p1 string, p2 muster
 	return r0
 }
 
-func (t *timedTx) UpsertMaster(p0 context.Context, p1 MasterRow) error {
+func (t *timedTx) UpsertMaster(p0 context.Context, p1 MasterRow, p2 time.Time) (bool, error) {
 	start := time.Now()
-	r0 := t.tx.UpsertMaster(p0, p1)
+	r0, r1 := t.tx.UpsertMaster(p0, p1, p2)
 	t.observe("UpsertMaster", time.Since(start))
-	return r0
+	return r0, r1
 }

@@ -3,9 +3,7 @@ package e2e_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/base64"
 	"io"
 	"net/http"
 	"os"
@@ -27,24 +25,12 @@ import (
 	"github.com/musterhq/muster/internal/testenv"
 )
 
-// secretFile writes a new masters' secret (mode 0600) and returns its path.
-func secretFile(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	rand.Read(b)
-	path := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // A master's SQLite catalog copied into PostgreSQL: the master comes back
 // on it at the same address, and its targets carry on, neither enlisting
 // again nor resyncing, their history and sequence numbers intact.
 func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	var store string
 	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
 		c.Store, c.SecretFile = store, secret
@@ -126,7 +112,7 @@ func TestStoreMigrateCarriesTargetsOn(t *testing.T) {
 // wakes the poll the other holds.
 func TestTwoMastersShareOneCatalog(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 	one := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: shared})
 	two := testenv.Join(t, one, shared)
@@ -176,7 +162,7 @@ func TestTwoMastersShareOneCatalog(t *testing.T) {
 // after the master's says whether the master's was sent.
 func TestLoneMasterNotifiesOnlyOnceAnotherJoins(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 	one := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: shared})
 	apply(t, one, shellJob("hello", "true", "web1"))
@@ -282,7 +268,7 @@ func readyz(t *testing.T, env *testenv.Env) (int, string) {
 // database is back.
 func TestMasterWithoutItsDatabase(t *testing.T) {
 	cluster := catalogtest.NewCluster(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: func(c *master.Config) {
 		c.Store, c.SecretFile = cluster.URL, secret
 	}})
@@ -326,7 +312,7 @@ func TestMasterWithoutItsDatabase(t *testing.T) {
 // gains the CA, which a SQLite master keeps in files).
 func TestStoreMigrateCopiesEveryTable(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
 	ctx := context.Background()
 	apply(t, env, shellJob("hello", "echo hello", "web1"))
@@ -400,7 +386,7 @@ func TestStoreMigrateCopiesEveryTable(t *testing.T) {
 // ids or mixing the two catalogs.
 func TestStoreMigrateRefusesACatalogAMasterStartedOn(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	pg := testenv.New(t, testenv.Options{Master: func(c *master.Config) { c.Store, c.SecretFile = url, secret }})
 	pg.StopMaster()
 	env := testenv.New(t, testenv.Options{})

@@ -352,7 +352,7 @@ func withSchedule(j muster.Job) muster.Job {
 // the catalog, while each counts what it saw itself.
 func TestMetricsOnSharedCatalog(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 	one := testenv.New(t, testenv.Options{Targets: []string{"web1"}, Master: shared})
 	two := testenv.Join(t, one, shared)

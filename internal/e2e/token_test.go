@@ -84,7 +84,7 @@ func TestRevokedTokenIsRefusedAtEnlistment(t *testing.T) {
 // PostgreSQL catalog, at once.
 func TestRevokedTokenIsRefusedByEveryMaster(t *testing.T) {
 	url := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	shared := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 	one := testenv.New(t, testenv.Options{Master: shared})
 	two := testenv.Join(t, one, shared)

@@ -58,7 +58,7 @@ func (m *Main) loadCA(ctx context.Context) error {
 	}
 	key, err := pki.Unseal(secret, sealedKey)
 	if errors.Is(err, pki.ErrUnseal) {
-		return fmt.Errorf("--secret-file %s: the catalog's CA key was sealed with another secret; give every master the same secret file", m.cfg.SecretFile)
+		return muster.Errorf(muster.EPRECONDITION, "--secret-file %s: the catalog's CA key was sealed with another secret; give every master the same secret file", m.cfg.SecretFile)
 	}
 	if err != nil {
 		return err

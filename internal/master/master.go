@@ -308,12 +308,25 @@ func (m *Main) Open(ctx context.Context) (err error) {
 		u, _ := url.Parse(m.cfg.Advertise)
 		m.URL = m.cfg.Advertise
 		hosts = append(hosts, u.Hostname())
+	} else if ip := net.ParseIP(urlHost); ip != nil && ip.IsLoopback() && isShared(m.cfg.Store) {
+		// The other masters give this URL to their targets, and it takes
+		// them to their own host.
+		m.log.Warn(fmt.Sprintf("this master's URL, made from --listen %s without --advertise, is reached from this host only: the other masters of the catalog give it to their targets, which cannot reach this master by it; listen on an address they reach, or give --advertise https://HOST:PORT", m.cfg.Listen),
+			muster.LogMaster, m.URL)
 	}
 	cert, err := pki.NewServerCert(m.cfg.DataDir, m.CA, hosts, m.now, func(err error) {
 		m.log.Error("the server certificate is due and could not be re-issued; trying again in a minute", muster.LogErr, err)
 	})
 	if err != nil {
 		return err
+	}
+	// On a shared catalog, the URL is this master's from now on, unless
+	// it is another's.
+	m.started = m.now()
+	if isShared(m.cfg.Store) {
+		if err := m.record(ctx, m.started); err != nil {
+			return err
+		}
 	}
 	// The group's masters are announced once read from the catalog; till
 	// then polls announce none, which leaves a target's list as it is.
@@ -452,7 +465,6 @@ func (m *Main) ensureAdminToken(ctx context.Context) error {
 // Run serves until ctx is canceled, then stops gracefully: held polls are
 // answered at once, in-flight requests get ShutdownTimeout to finish.
 func (m *Main) Run(ctx context.Context) error {
-	m.started = m.now()
 	errc, resumedc := make(chan error, 1), make(chan error, 1)
 	m.answerers.start()
 	defer m.answerers.stop() // after the hub answered what is parked
@@ -558,16 +570,20 @@ const masterTTL = 24 * time.Hour
 
 func (m *Main) recheckOnce(ctx context.Context) error {
 	now := m.now()
-	if err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: m.cfg.Name, URL: m.URL, StartedAt: m.started, SeenAt: now}, !m.recorded); err != nil {
-		return err
+	taken := m.record(ctx, now)
+	if muster.ErrorCode(taken) != muster.ECONFLICT {
+		if taken != nil {
+			return taken
+		}
 	}
-	m.recorded = true
 	masters, err := m.Catalog.FindMasters(ctx, now.Add(-masterTTL))
 	if err != nil {
 		return err
 	}
 	urls := make([]string, 0, len(masters))
-	others := false
+	// Another master holding this one's URL is a master to tell of
+	// commits, though the list has no other URL.
+	others := taken != nil
 	for _, ms := range masters {
 		urls = append(urls, ms.URL)
 		others = others || ms.URL != m.URL
@@ -595,6 +611,27 @@ func (m *Main) recheckOnce(ctx context.Context) error {
 	if n := m.hub.WakeBehind(seqs); n > 0 {
 		m.log.Debug("woke polls a notification missed", "polls", n)
 	}
+	return taken
+}
+
+// record says, in the catalog, that this master serves it at its URL. A
+// URL another master has recorded, and said it is alive at within three
+// checks, is refused: see Catalog.UpsertMaster.
+func (m *Main) record(ctx context.Context, now time.Time) error {
+	live := 3 * m.cfg.RecheckInterval
+	holder, err := m.Catalog.UpsertMaster(ctx, catalog.MasterRow{Name: m.cfg.Name, URL: m.URL, StartedAt: m.started, SeenAt: now}, !m.recorded, now.Add(-live))
+	if err != nil {
+		return err
+	}
+	if holder != nil {
+		flag := "--advertise " + m.URL
+		if m.cfg.Advertise == "" {
+			flag = fmt.Sprintf("--advertise (not given, so made from --listen %s: %s)", m.cfg.Listen, m.URL)
+		}
+		return muster.Errorf(muster.ECONFLICT, "%s: master %s serves this catalog at that URL (it said so %s ago); give each master an --advertise URL of its own, where targets reach it and no other master (a URL is free again %s after its master last said so)",
+			flag, holder.Name, now.Sub(holder.SeenAt).Round(time.Millisecond), live)
+	}
+	m.recorded = true
 	return nil
 }
 

@@ -2,12 +2,8 @@ package master_test
 
 import (
 	"context"
-	crand "crypto/rand"
-	"encoding/base64"
 	"fmt"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -159,7 +155,7 @@ func TestNoParkedPollMissesItsWakeUp(t *testing.T) {
 	}{
 		{"SQLite", func(*testing.T) func(*master.Config) { return nil }},
 		{"PostgreSQL", func(t *testing.T) func(*master.Config) {
-			url, secret := catalogtest.PostgresURL(t), secretFile(t)
+			url, secret := catalogtest.PostgresURL(t), catalogtest.SecretFile(t)
 			return func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 		}},
 	} {
@@ -173,23 +169,11 @@ func TestNoParkedPollMissesItsWakeUp(t *testing.T) {
 // Polls held by one master are woken by the other's posts, heard of by
 // the catalog's notifications.
 func TestNoPollHeldByAnotherMasterMissesItsWakeUp(t *testing.T) {
-	url, secret := catalogtest.PostgresURL(t), secretFile(t)
+	url, secret := catalogtest.PostgresURL(t), catalogtest.SecretFile(t)
 	store := func(c *master.Config) { c.Store, c.SecretFile = url, secret }
 	first := testenv.New(t, testenv.Options{Master: store})
 	second := testenv.Join(t, first, store)
 	testNoPollMissesItsWakeUp(t, first, second)
-}
-
-// secretFile writes a new masters' secret (mode 0600) and returns its path.
-func secretFile(t *testing.T) string {
-	t.Helper()
-	b := make([]byte, 32)
-	crand.Read(b)
-	path := filepath.Join(t.TempDir(), "secret")
-	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString(b)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 // testNoPollMissesItsWakeUp enlists the fleet with held, which holds its

@@ -8,6 +8,7 @@ package catalogtest
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -106,6 +107,18 @@ func PostgresURL(tb testing.TB) string {
 	}
 	tb.Cleanup(func() { drop(context.Background()) })
 	return url
+}
+
+// SecretFile writes a new secret for the masters of a catalog on
+// PostgreSQL (their --secret-file: 32 random bytes in base64, mode 0600)
+// and returns its path.
+func SecretFile(tb testing.TB) string {
+	tb.Helper()
+	path := filepath.Join(tb.TempDir(), "secret")
+	if err := os.WriteFile(path, []byte(base64.StdEncoding.EncodeToString([]byte(rand.Text()+rand.Text()))+"\n"), 0o600); err != nil {
+		tb.Fatal(err)
+	}
+	return path
 }
 
 // PostgresDatabaseURL creates a new, empty database on the test server and

@@ -214,11 +214,22 @@ func (s *Store) migrateWhile(ctx context.Context, apply func(name string) bool) 
 			case <-t.C:
 			}
 		}
+		if isPermissionDenied(err) {
+			return muster.Wrap(muster.EPRECONDITION, err, "--store: role %s may not change the catalog (%s), as a master does when it starts to apply the catalog's migrations: make the role the owner of the schema and of its tables (createdb --owner %s for a new database; ALTER SCHEMA %s OWNER TO %s and ALTER TABLE … OWNER TO %s for each table of one another role made)",
+				s.conn.User, s.Describe(), s.conn.User, s.schema, s.conn.User, s.conn.User)
+		}
 		if err != nil {
 			return classify(err)
 		}
 	}
 	return nil
+}
+
+// isPermissionDenied reports whether err is PostgreSQL's
+// insufficient_privilege.
+func isPermissionDenied(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "42501"
 }
 
 // migrateOne applies one migration, unless the catalog has it, in a
@@ -242,8 +253,17 @@ func (s *Store) migrateOne(ctx context.Context, f migration.File, body string, l
 			return err
 		}
 		if applied > latest {
-			return muster.Errorf(muster.EUNSUPPORTED, "the catalog (%s) was migrated by a newer muster (schema %d; this muster knows up to %d): run that muster's version, or a later one",
-				s.Describe(), applied, latest)
+			// Which muster that was, when it said so (one before this
+			// record was kept did not).
+			var by string
+			if err := tx.QueryRow(ctx, `SELECT value FROM meta WHERE key = $1`, metaSchemaBy).Scan(&by); err != nil && !errors.Is(err, pgx.ErrNoRows) {
+				return err
+			}
+			if by != "" {
+				by += ", "
+			}
+			return muster.Errorf(muster.EUNSUPPORTED, "the catalog (%s) was migrated by a newer muster (%sschema %d; this muster, %s, knows up to %d): run that muster's version, or a later one",
+				s.Describe(), by, applied, muster.Version, latest)
 		}
 		if n > 0 {
 			return nil
@@ -251,10 +271,19 @@ func (s *Store) migrateOne(ctx context.Context, f migration.File, body string, l
 		if _, err := tx.Exec(ctx, body); err != nil {
 			return fmt.Errorf("migration %s: %w", f.Name, err)
 		}
+		if _, err := tx.Exec(ctx, `INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value`,
+			metaSchemaBy, muster.Version); err != nil {
+			return err
+		}
 		_, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)`, f.Version, time.Now().UnixMilli())
 		return err
 	})
 }
+
+// metaSchemaBy is the meta key of the version of the muster that applied
+// the catalog's latest migration, which an older muster, refusing the
+// catalog, names.
+const metaSchemaBy = "schema_by"
 
 // isLockTimeout reports whether err is PostgreSQL's lock_not_available:
 // a lock not granted within lock_timeout.

@@ -2,6 +2,7 @@ package pgstore_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"slices"
 	"strings"
@@ -476,4 +477,63 @@ func TestOpenRefusesAPoolOfOneConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
+}
+
+// A master applies the catalog's migrations when it starts, so its role
+// must own the catalog's schema and tables. A role that may only use them
+// (on a new catalog, and on one another role migrated) is refused, naming
+// the role, the schema and what to change, not with PostgreSQL's bare
+// "permission denied".
+func TestRoleWithoutPrivilegesIsNamed(t *testing.T) {
+	ctx := context.Background()
+	url := catalogtest.PostgresURL(t)
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	schema := cfg.RuntimeParams["search_path"]
+	admin := dial(t, url)
+	role := "muster_test_role_" + strings.ToLower(rand.Text()[:12])
+	id := pgx.Identifier{role}.Sanitize()
+	for _, stmt := range []string{`CREATE ROLE ` + id + ` LOGIN`, `GRANT USAGE ON SCHEMA ` + pgx.Identifier{schema}.Sanitize() + ` TO ` + id} {
+		if _, err := admin.Exec(ctx, stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		admin.Exec(context.Background(), `DROP OWNED BY `+id)
+		admin.Exec(context.Background(), `DROP ROLE `+id)
+	})
+	asRole := strings.Replace(url, "://"+cfg.User+"@", "://"+role+"@", 1)
+	for _, c := range []struct {
+		name    string
+		prepare func() error
+	}{
+		{"new catalog", func() error { return nil }},
+		{"catalog migrated by another role", func() error {
+			_, err := admin.Exec(ctx, `GRANT CREATE ON SCHEMA `+pgx.Identifier{schema}.Sanitize()+` TO `+id)
+			if err == nil {
+				catalogtest.OpenPostgres(t, url)
+			}
+			return err
+		}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if err := c.prepare(); err != nil {
+				t.Fatal(err)
+			}
+			s, err := pgstore.Open(ctx, asRole, pgstore.Options{})
+			if err == nil {
+				s.Close()
+			}
+			for _, want := range []string{"role " + role, "schema " + schema, "ALTER SCHEMA", "permission denied"} {
+				if err == nil || !strings.Contains(err.Error(), want) {
+					t.Errorf("opened as a role that may not migrate: %v; want it to say %q", err, want)
+				}
+			}
+			if code := muster.ErrorCode(err); code != muster.EPRECONDITION {
+				t.Errorf("code %q, want %q", code, muster.EPRECONDITION)
+			}
+		})
+	}
 }

@@ -100,23 +100,35 @@ func TestOlderCatalogUpgrades(t *testing.T) {
 }
 
 // A catalog a newer muster has migrated is refused by an older one, which
-// does not know its schema, with a message naming both schemas; the
-// masters already serving it are not told anything.
+// does not know its schema, with a message naming both musters and both
+// schemas; the masters already serving it are not told anything. A
+// muster records its version in the catalog when it applies a migration.
 func TestNewerCatalogIsRefused(t *testing.T) {
 	ctx := context.Background()
 	url := catalogtest.PostgresURL(t)
 	_, conn := openWithConn(t, url)
+	var by string
+	if err := conn.QueryRow(ctx, `SELECT value FROM meta WHERE key = 'schema_by'`).Scan(&by); err != nil || by != muster.Version {
+		t.Errorf("the catalog says it was migrated by %q (%v), want this muster, %s", by, err, muster.Version)
+	}
 	latest := pgstore.LatestMigration()
 	if _, err := conn.Exec(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES ($1, 0)`, latest+1); err != nil {
 		t.Fatal(err)
 	}
-	s, err := pgstore.Open(ctx, url, pgstore.Options{})
-	if err == nil {
-		s.Close()
-	}
-	want := fmt.Sprintf("schema %d; this muster knows up to %d", latest+1, latest)
-	if muster.ErrorCode(err) != muster.EUNSUPPORTED || err == nil || !strings.Contains(err.Error(), want) {
-		t.Fatalf("opening a catalog of schema %d: %v (code %q); want %s, saying %q", latest+1, err, muster.ErrorCode(err), muster.EUNSUPPORTED, want)
+	for _, c := range []struct{ by, want string }{
+		{"", fmt.Sprintf("by a newer muster (schema %d; this muster, %s, knows up to %d)", latest+1, muster.Version, latest)},
+		{"9.9.9", fmt.Sprintf("by a newer muster (9.9.9, schema %d; this muster, %s, knows up to %d)", latest+1, muster.Version, latest)},
+	} {
+		if _, err := conn.Exec(ctx, `UPDATE meta SET value = $1 WHERE key = 'schema_by'`, c.by); err != nil {
+			t.Fatal(err)
+		}
+		s, err := pgstore.Open(ctx, url, pgstore.Options{})
+		if err == nil {
+			s.Close()
+		}
+		if muster.ErrorCode(err) != muster.EUNSUPPORTED || err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("opening a catalog of schema %d migrated by %q: %v (code %q); want %s, saying %q", latest+1, c.by, err, muster.ErrorCode(err), muster.EUNSUPPORTED, c.want)
+		}
 	}
 }
 

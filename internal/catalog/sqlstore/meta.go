@@ -33,12 +33,15 @@ func (s *Queries) InsertMeta(ctx context.Context, key, value string) (bool, erro
 // Notify does nothing: a store that is not shared has no one to tell.
 func (s *Queries) Notify(context.Context, catalog.Commit) error { return nil }
 
-// UpsertMaster records that a master serves the catalog.
-func (s *Queries) UpsertMaster(ctx context.Context, m catalog.MasterRow) error {
-	_, err := s.Q.Exec(ctx, `INSERT INTO masters (url, name, started_at, seen_at) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (url) DO UPDATE SET name = excluded.name, started_at = excluded.started_at, seen_at = excluded.seen_at`,
-		m.URL, m.Name, ms(m.StartedAt), ms(m.SeenAt))
-	return err
+// UpsertMaster records that a master serves the catalog, unless another
+// master (of another name) seen since liveSince has recorded the URL, and
+// reports whether it did.
+func (s *Queries) UpsertMaster(ctx context.Context, m catalog.MasterRow, liveSince time.Time) (bool, error) {
+	n, err := s.Q.Exec(ctx, `INSERT INTO masters (url, name, started_at, seen_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (url) DO UPDATE SET name = excluded.name, started_at = excluded.started_at, seen_at = excluded.seen_at
+		WHERE masters.name = excluded.name OR masters.seen_at < $5`,
+		m.URL, m.Name, ms(m.StartedAt), ms(m.SeenAt), ms(liveSince))
+	return n > 0, err
 }
 
 // FindMasters returns the masters seen since seenSince, by URL.
