@@ -323,15 +323,17 @@ max_parallel_targets, if set, also caps how many run at once.`,
 	}
 	cf.register(cmd)
 	f := cmd.Flags()
-	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
+	const allTargets = "start the job on all its targets"
+	f.Var(nonEmptyList{&body.Targets, "a target's name", allTargets}, "target", "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	timeout, expires = 10*time.Minute, muster.DefaultStartExpiry
 	f.Var((*duration)(&timeout), "timeout", "with --wait, --group or --batch (which always wait), how long to wait")
 	f.Var((*duration)(&expires), "expires", "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
-	f.StringVar(&body.Step, "step", "", "begin at this step")
-	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
-	f.StringVar(&ro.batch, "batch", "", "start in waves of this many targets: a number, or a percentage such as 25%")
+	f.Var(nonEmpty{&body.Step, "a step's name", "begin at the first step"}, "step", "begin at this step")
+	f.Var(nonEmpty{&ro.group, "a group's name", allTargets}, "group", "start only on the job's targets in this group")
+	f.Var(nonEmpty{&ro.batch, "a number of targets or a percentage such as 25%", "start them all at once"}, "batch",
+		"start in waves of this many targets: a number, or a percentage such as 25%")
 	f.IntVar(&ro.maxFailures, "max-failures", 0, "with --batch, stop when more runs than this have failed")
 	return cmd
 }
@@ -383,7 +385,7 @@ stopped runs failed. What was dropped or cancelled is said.`,
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().StringSliceVar(&targets, "target", nil, "stop only on this target (repeatable)")
+	cmd.Flags().Var(nonEmptyList{&targets, "a target's name", "stop the job on all its targets"}, "target", "stop only on this target (repeatable)")
 	return cmd
 }
 
