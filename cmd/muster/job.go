@@ -250,10 +250,11 @@ answer, and goes on when it does. Interrupted (Ctrl-C, or SIGTERM), --wait
 stops waiting, not the runs: it says how to stop them, and exits 130 (143 for
 SIGTERM).
 
-With --group, start only on the job's targets that are in that group. With
---batch, start in waves of that many targets (a number, or a percentage of
-them), each wave after the previous one has finished, and halt when more runs
-have failed than --max-failures (0 by default). The master drives the
+With --group, start only on the job's targets that are in that group (a
+target named with --target too must be one of them). With --batch, start in
+waves of that many targets (a number, or a percentage of them), each wave
+after the previous one has finished, and halt when more runs have failed
+than --max-failures (0 by default). The master drives the
 rollout: it goes on if this command is interrupted (which then exits 130),
 and across a restart of the master. The command follows it, reporting per
 target what ran, what failed and what was never started, and exits 1 if the
