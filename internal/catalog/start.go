@@ -120,7 +120,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 				return err
 			}
 		}
-		if req.Step != "" && !slices.ContainsFunc(job.job.Steps, func(s muster.Step) bool { return s.Name == req.Step }) {
+		if req.Step != "" && !job.hasStep(req.Step) {
 			return muster.Errorf(muster.EINVALID, "step: job %q has no step %q", req.Job, req.Step)
 		}
 		effective := job.targetNames()
@@ -447,6 +447,16 @@ func (tx *tx) releaseQueued(job string) error {
 			return err
 		}
 		if !mine {
+			continue
+		}
+		if why, gone := sj.stepGone(q.Payload.Step); gone {
+			// The job was applied again without the step the run was to
+			// begin at: its target would refuse the START, and be left
+			// blocked by it.
+			if err := tx.recordDropped([]QueuedStartRow{e}, why+", where the run was to begin"); err != nil {
+				return err
+			}
+			dropped++
 			continue
 		}
 		q.Payload.ExpiresAt = expiry(tx.now, q.ExpiresIn).UTC()
