@@ -363,11 +363,13 @@ func newJobStopCmd() *cobra.Command {
 		Short: "Stop a job's running runs",
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
-statement) and records the run as canceled. The STARTs max_parallel_targets
-holds back on the master for those targets are dropped. Without --target,
-the job's running rollouts (muster job start --batch) are cancelled too:
-their waves not yet posted never are; with it, they go on, counting the
-stopped runs failed. What was dropped or cancelled is said.`,
+statement) and records the run as canceled. A target named may be one the
+job was taken off while a run of it went on there. The STARTs
+max_parallel_targets holds back on the master for those targets are
+dropped. Without --target, the job's running rollouts (muster job start
+--batch) are cancelled too: their waves not yet posted never are; with it,
+they go on, counting the stopped runs failed. What was dropped or cancelled
+is said.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
