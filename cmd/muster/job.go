@@ -363,8 +363,8 @@ func newJobStopCmd() *cobra.Command {
 		Short: "Stop a job's running runs",
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
-statement) and records the run as canceled. A target named may be one the
-job was taken off while a run of it went on there. The STARTs
+statement) and records the run as canceled. A target the job was taken off
+while a run of it went on there is stopped too, and may be named. The STARTs
 max_parallel_targets holds back on the master for those targets are
 dropped. Without --target, the job's running rollouts (muster job start
 --batch) are cancelled too: their waves not yet posted never are; with it,

@@ -342,8 +342,18 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	name := job.job.Name
 	// A target named twice (in two spellings) is stopped once.
 	names := slices.Compact(slices.Sorted(slices.Values(normalizeTargets(targets))))
+	// A target taken off the job (out of its targets, or out of its
+	// group) goes on with a run of it under way: a STOP must reach that
+	// run too, which can hold a rollout's wave.
+	running, err := tx.TargetsRunning(tx.ctx, name)
+	if err != nil {
+		return muster.JobChange{}, err
+	}
 	if len(names) == 0 {
-		names = job.targetNames()
+		all := map[string]int64{}
+		maps.Copy(all, job.targets)
+		maps.Copy(all, running)
+		names = sortedKeys(all)
 	}
 	ch := muster.JobChange{Job: job.job.Name, Action: muster.ActionStop, Version: job.job.Version}
 	ps := make([]posting, len(names))
@@ -351,10 +361,7 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	for i, t := range names {
 		tid, ok := job.targets[t]
 		if !ok {
-			var err error
-			if tid, ok, err = tx.runningOutside(name, t); err != nil {
-				return ch, err
-			}
+			tid, ok = running[t]
 		}
 		if !ok {
 			return ch, muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
@@ -383,20 +390,6 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	ch.Notes = append(ch.Notes, cancelled...)
 	return ch, tx.audit(by, muster.AuditEntry{Action: muster.AuditJobStop, Jobs: []string{ch.Job}, Targets: names,
 		Changes: append(jobChangeLines(ch), ch.Notes...)})
-}
-
-// runningOutside returns the id of target, when the job no longer runs
-// there (taken out of its targets or its group) but a run of it is still
-// under way there, as the target goes on with a run it began: a STOP must
-// reach that run, which can hold a rollout's wave.
-func (tx *tx) runningOutside(job, target string) (int64, bool, error) {
-	ids, _, err := tx.liveTargetIDs([]string{target})
-	id, ok := ids[target]
-	if err != nil || !ok {
-		return 0, false, err
-	}
-	runs, err := tx.RunningRuns(tx.ctx, id)
-	return id, slices.ContainsFunc(runs, func(r RunRow) bool { return r.Job == job }), err
 }
 
 // queuedStart is a START held back by max_parallel_targets.
