@@ -24,36 +24,10 @@ const defaultAddr = "https://127.0.0.1:7070"
 
 func (f *clientFlags) register(cmd *cobra.Command) {
 	pf := cmd.PersistentFlags()
-	pf.Var(nonEmpty{&f.addr, "MUSTER_ADDR"}, "addr", "master address (default $MUSTER_ADDR, else "+defaultAddr+")")
-	pf.Var(nonEmpty{&f.token, "MUSTER_TOKEN"}, "token", "API token, or @FILE to read it from a file (default $MUSTER_TOKEN)")
-	pf.Var(nonEmpty{&f.cacert, "MUSTER_CACERT"}, "cacert", "the master's CA certificate, its ca.pem (default $MUSTER_CACERT)")
+	pf.Var(nonEmpty{&f.addr, "a value", "use $MUSTER_ADDR"}, "addr", "master address (default $MUSTER_ADDR, else "+defaultAddr+")")
+	pf.Var(nonEmpty{&f.token, "a value", "use $MUSTER_TOKEN"}, "token", "API token, or @FILE to read it from a file (default $MUSTER_TOKEN)")
+	pf.Var(nonEmpty{&f.cacert, "a value", "use $MUSTER_CACERT"}, "cacert", "the master's CA certificate, its ca.pem (default $MUSTER_CACERT)")
 }
-
-// nonEmpty is a string flag that may not be given empty: a flag given as
-// --token "$KEY", with KEY unset, would otherwise read as a flag left out,
-// and the command would act with the key (or reach the master) the
-// environment names, not the one meant.
-type nonEmpty struct {
-	p   *string
-	env string // what a flag left out falls back to
-}
-
-func (v nonEmpty) String() string {
-	if v.p == nil {
-		return ""
-	}
-	return *v.p
-}
-
-func (v nonEmpty) Set(s string) error {
-	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("empty; give a value, or leave the flag out to use $%s", v.env)
-	}
-	*v.p = s
-	return nil
-}
-
-func (v nonEmpty) Type() string { return "string" }
 
 func (f *clientFlags) registerOutput(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&f.output, "output", "o", outputTable, outputHelp)

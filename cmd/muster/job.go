@@ -250,10 +250,11 @@ answer, and goes on when it does. Interrupted (Ctrl-C, or SIGTERM), --wait
 stops waiting, not the runs: it says how to stop them, and exits 130 (143 for
 SIGTERM).
 
-With --group, start only on the job's targets that are in that group. With
---batch, start in waves of that many targets (a number, or a percentage of
-them), each wave after the previous one has finished, and halt when more runs
-have failed than --max-failures (0 by default). The master drives the
+With --group, start only on the job's targets that are in that group (a
+target named with --target too must be one of them). With --batch, start in
+waves of that many targets (a number, or a percentage of them), each wave
+after the previous one has finished, and halt when more runs have failed
+than --max-failures (0 by default). The master drives the
 rollout: it goes on if this command is interrupted (which then exits 130),
 and across a restart of the master. The command follows it, reporting per
 target what ran, what failed and what was never started, and exits 1 if the
@@ -323,15 +324,17 @@ max_parallel_targets, if set, also caps how many run at once.`,
 	}
 	cf.register(cmd)
 	f := cmd.Flags()
-	f.StringSliceVar(&body.Targets, "target", nil, "start only on this target (repeatable; default: all the job's targets)")
+	const allTargets = "start the job on all its targets"
+	f.Var(nonEmptyList{&body.Targets, "a target's name", allTargets}, "target", "start only on this target (repeatable; default: all the job's targets)")
 	f.BoolVar(&wait, "wait", false, "wait for the runs to finish and exit with their outcome")
 	timeout, expires = 10*time.Minute, muster.DefaultStartExpiry
 	f.Var((*duration)(&timeout), "timeout", "with --wait, --group or --batch (which always wait), how long to wait")
 	f.Var((*duration)(&expires), "expires", "a target that gets the START later than this records a skipped run (1s to 24h)")
 	f.StringArrayVar(&env, "env", nil, "set a variable for these runs, K=V (repeatable)")
-	f.StringVar(&body.Step, "step", "", "begin at this step")
-	f.StringVar(&ro.group, "group", "", "start only on the job's targets in this group")
-	f.StringVar(&ro.batch, "batch", "", "start in waves of this many targets: a number, or a percentage such as 25%")
+	f.Var(nonEmpty{&body.Step, "a step's name", "begin at the first step"}, "step", "begin at this step")
+	f.Var(nonEmpty{&ro.group, "a group's name", allTargets}, "group", "start only on the job's targets in this group")
+	f.Var(nonEmpty{&ro.batch, "a number of targets or a percentage such as 25%", "start them all at once"}, "batch",
+		"start in waves of this many targets: a number, or a percentage such as 25%")
 	f.IntVar(&ro.maxFailures, "max-failures", 0, "with --batch, stop when more runs than this have failed")
 	return cmd
 }
@@ -360,11 +363,13 @@ func newJobStopCmd() *cobra.Command {
 		Short: "Stop a job's running runs",
 		Long: `Post STOP to every target of the job, or to those named. Each target kills
 the whole process tree of the job's running run (or cancels its SQL
-statement) and records the run as canceled. The STARTs max_parallel_targets
-holds back on the master for those targets are dropped. Without --target,
-the job's running rollouts (muster job start --batch) are cancelled too:
-their waves not yet posted never are; with it, they go on, counting the
-stopped runs failed. What was dropped or cancelled is said.`,
+statement) and records the run as canceled. A target the job was taken off
+while a run of it went on there is stopped too, and may be named. The STARTs
+max_parallel_targets holds back on the master for those targets are
+dropped. Without --target, the job's running rollouts (muster job start
+--batch) are cancelled too: their waves not yet posted never are; with it,
+they go on, counting the stopped runs failed. What was dropped or cancelled
+is said.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			c, err := cf.client()
@@ -383,7 +388,7 @@ stopped runs failed. What was dropped or cancelled is said.`,
 		},
 	}
 	cf.register(cmd)
-	cmd.Flags().StringSliceVar(&targets, "target", nil, "stop only on this target (repeatable)")
+	cmd.Flags().Var(nonEmptyList{&targets, "a target's name", "stop the job on all its targets"}, "target", "stop only on this target (repeatable)")
 	return cmd
 }
 

@@ -442,6 +442,42 @@ func TestEmptyClientFlagIsRefused(t *testing.T) {
 	}
 }
 
+// A flag that picks what a command acts on, given empty (--target "$T"
+// with T unset), is refused, not taken for a flag left out: that would
+// start, stop or post on every target of the job, or start them all at
+// once instead of in waves, where a few were meant.
+func TestEmptyChoiceFlagIsRefused(t *testing.T) {
+	checked := 0
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"job", "start", "deploy", "--target", ""}, `invalid argument "" for "--target" flag: empty; give a target's name, or leave the flag out to start the job on all its targets`},
+		{[]string{"job", "start", "deploy", "--target", "web1,"}, `invalid argument "web1," for "--target" flag: empty; give a target's name, or leave the flag out to start the job on all its targets`},
+		{[]string{"job", "start", "deploy", "--target", "web1", "--target", " "}, `invalid argument " " for "--target" flag: empty; give a target's name, or leave the flag out to start the job on all its targets`},
+		{[]string{"job", "start", "deploy", "--group", ""}, `invalid argument "" for "--group" flag: empty; give a group's name, or leave the flag out to start the job on all its targets`},
+		{[]string{"job", "start", "deploy", "--batch", ""}, `invalid argument "" for "--batch" flag: empty; give a number of targets or a percentage such as 25%, or leave the flag out to start them all at once`},
+		{[]string{"job", "start", "deploy", "--step", ""}, `invalid argument "" for "--step" flag: empty; give a step's name, or leave the flag out to begin at the first step`},
+		{[]string{"job", "stop", "deploy", "--target", ""}, `invalid argument "" for "--target" flag: empty; give a target's name, or leave the flag out to stop the job on all its targets`},
+		{[]string{"post", "delete", "--job", "deploy", "--target", ""}, `invalid argument "" for "--target" flag: empty; give a target's name, or leave the flag out to post to all the targets`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			t.Setenv("MUSTER_ADDR", "https://127.0.0.1:1")
+			t.Setenv("MUSTER_CACERT", "")
+			t.Setenv("MUSTER_TOKEN", "mat_x")
+			var stdout, stderr strings.Builder
+			code := run(tc.args, &stdout, &stderr)
+			if code != 1 || !strings.Contains(stderr.String(), tc.want) {
+				t.Errorf("exit %d, stderr %q; want 1, saying %q", code, stderr.String(), tc.want)
+			}
+			checked++
+		})
+	}
+	if checked != 8 {
+		t.Fatalf("checked %d flags, want 8", checked)
+	}
+}
+
 // Files applied together (-f A -f B) are one request: when each is within
 // what one apply may send but together they are not, apply says so before
 // sending them, rather than the master refusing a request over its limit.

@@ -70,7 +70,7 @@ Target operations take no job and go to every target (or those named):
 	cf.register(cmd)
 	f := cmd.Flags()
 	f.StringVar(&req.Job, "job", "", "the job (job operations only)")
-	f.StringSliceVar(&req.Targets, "target", nil, "post only to this target (repeatable)")
+	f.Var(nonEmptyList{&req.Targets, "a target's name", "post to all the targets"}, "target", "post only to this target (repeatable)")
 	f.IntVar(&req.Value, "value", 0, "set-poll: the poll interval in seconds")
 	return cmd
 }

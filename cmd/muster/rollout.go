@@ -294,13 +294,16 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 	for _, o := range j.Outcomes {
 		targets = append(targets, o.Target)
 	}
-	if len(named) > 0 {
-		// Target names are case-insensitive, as the master takes them.
-		want := make([]string, len(named))
-		for i, n := range named {
-			want[i] = muster.NormalizeTargetName(n)
+	// Target names are case-insensitive, as the master takes them.
+	want := make([]string, len(named))
+	for i, n := range named {
+		want[i] = muster.NormalizeTargetName(n)
+		if !slices.Contains(targets, want[i]) {
+			return nil, fmt.Errorf("--target: job %q does not run on %q; it runs on %s", job, n, listOrNone(jobTargets(j)))
 		}
-		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(want, t) })
+	}
+	if len(want) > 0 {
+		targets = want
 	}
 	if f.group != "" {
 		groups, err := c.Groups(ctx)
@@ -312,23 +315,26 @@ func (f rolloutFlags) targets(ctx context.Context, c *httpapi.Client, job string
 			return nil, fmt.Errorf("--group: no group named %q", f.group)
 		}
 		members := groups[i].Targets
+		if len(want) > 0 {
+			// Named with the group, each must be in it: one left out
+			// would not start, the others starting as if it had not
+			// been asked for.
+			for _, t := range want {
+				if !slices.Contains(members, t) {
+					return nil, fmt.Errorf("--target: %s is not in group %s, whose members are %s", t, f.group, listOrNone(members))
+				}
+			}
+		}
 		targets = slices.DeleteFunc(targets, func(t string) bool { return !slices.Contains(members, t) })
 	}
 	if len(targets) == 0 {
-		var chosen []string
-		if len(named) > 0 {
-			chosen = append(chosen, "--target "+strings.Join(named, ","))
-		}
 		if f.group != "" {
-			chosen = append(chosen, fmt.Sprintf("--group %s", f.group))
+			return nil, fmt.Errorf("job %q runs on none of the targets chosen (--group %s); it runs on %s", job, f.group, listOrNone(jobTargets(j)))
 		}
-		if len(chosen) == 0 {
-			return nil, fmt.Errorf("job %q runs on no target", job)
-		}
-		return nil, fmt.Errorf("job %q runs on none of the targets chosen (%s); it runs on %s", job, strings.Join(chosen, " and "), listOrNone(jobTargets(j)))
+		return nil, fmt.Errorf("job %q runs on no target", job)
 	}
 	slices.Sort(targets)
-	return targets, nil
+	return slices.Compact(targets), nil
 }
 
 // progressBar shows a wave's progress on a terminal; elsewhere it shows

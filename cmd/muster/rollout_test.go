@@ -119,3 +119,36 @@ func TestGroupStartTakesTargetNamesInAnyCase(t *testing.T) {
 		t.Errorf("targets(--group web --target WEB2) = %q, %v; want web2", got, err)
 	}
 }
+
+// A target named with --group that the job does not run on, or that is
+// not in the group, is refused, naming it, as a start without --group
+// refuses one the job does not run on: it is never left out in silence,
+// the others started as if it had not been asked for.
+func TestGroupStartRefusesATargetItWouldLeaveOut(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}})
+	ctx := context.Background()
+	if err := env.Client.CreateGroup(ctx, "web"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.Client.GroupMembers(ctx, "web", []string{"web1"}, false); err != nil {
+		t.Fatal(err)
+	}
+	applyJobs(t, env.Client, shellJob("deploy", "true", "web1", "web2"))
+	checked := 0
+	for _, tc := range []struct {
+		named []string
+		want  string
+	}{
+		{[]string{"web1", "wbe2"}, `--target: job "deploy" does not run on "wbe2"; it runs on web1, web2`},
+		{[]string{"web1", "WEB2"}, `--target: web2 is not in group web, whose members are web1`},
+	} {
+		got, err := rolloutFlags{group: "web"}.targets(ctx, env.Client, "deploy", tc.named)
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("targets(--group web --target %s) = %q, %v; want the error %q", strings.Join(tc.named, " --target "), got, err, tc.want)
+		}
+		checked++
+	}
+	if checked != 2 {
+		t.Fatalf("checked %d cases, want 2", checked)
+	}
+}

@@ -194,6 +194,12 @@ func TestPostedStopDropsTheStartsHeldBack(t *testing.T) {
 // max_parallel_targets 1, and starts it: a's START posted, b's held back.
 func startHeldBack(t *testing.T, eng catalogtest.Engine) (db *catalog.Catalog, clk *clock, a, b catalog.TargetIdentity, res muster.StartResult) {
 	t.Helper()
+	return startHeldBackAt(t, eng, "")
+}
+
+// startHeldBackAt is startHeldBack, the runs beginning at step (--step).
+func startHeldBackAt(t *testing.T, eng catalogtest.Engine, step string) (db *catalog.Catalog, clk *clock, a, b catalog.TargetIdentity, res muster.StartResult) {
+	t.Helper()
 	ctx := context.Background()
 	db, clk, _ = MustOpen(t, eng)
 	a, b = enlist(t, db, "a"), enlist(t, db, "b")
@@ -202,7 +208,7 @@ func startHeldBack(t *testing.T, eng catalogtest.Engine) (db *catalog.Catalog, c
 	if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
 		t.Fatal(err)
 	}
-	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy"}, admin)
+	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: step}, admin)
 	if err != nil || res.Runs[0].Queued || !res.Runs[1].Queued {
 		t.Fatalf("start: %+v %v, want a posted, b queued", res, err)
 	}
@@ -262,6 +268,42 @@ func TestPostedDeleteDropsTheStartsHeldBack(t *testing.T) {
 		entries, err := db.FindAudit(ctx, catalog.AuditFilter{Limit: 1})
 		if err != nil || len(entries) != 1 || !slices.Contains(entries[0].Changes, "1 START(s) held back by max_parallel_targets dropped") {
 			t.Errorf("the post's audit entry: %+v %v, want it to say the START held back was dropped", entries, err)
+		}
+	})
+}
+
+// A START held back (max_parallel_targets) that begins at a step the job,
+// applied again meanwhile, no longer has is dropped when its slot frees,
+// its run recorded skipped saying so: posted, its target would refuse it,
+// and be left blocked by it.
+func TestStartHeldBackWhoseStepIsGoneIsDropped(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, a, b, res := startHeldBackAt(t, eng, "hello")
+		j := job("deploy", "a", "b")
+		j.MaxParallelTargets = 1
+		j.Steps[0].Name = "greet"
+		if _, err := db.ApplyJobs(ctx, []muster.Job{j}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		endRun(t, db, clk, a, res.Runs[0].RunID, muster.RunSucceeded)
+		if err := db.ReleaseQueuedStarts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		var ops []muster.Operation
+		for _, in := range must(db.PendingInstructions(ctx, b.ID, 0)) {
+			ops = append(ops, in.Operation)
+		}
+		if want := []muster.Operation{muster.OpInsert}; !slices.Equal(ops, want) {
+			t.Errorf("b has %v pending, want %v: the job's new version and no START", ops, want)
+		}
+		runs, err := db.FindRuns(ctx, catalog.RunFilter{Runs: []muster.RunRef{{Target: "b", RunID: res.Runs[1].RunID}}})
+		if err != nil || len(runs) != 1 {
+			t.Fatalf("b's run: %+v %v, want it recorded", runs, err)
+		}
+		want := `the START was held back by max_parallel_targets, and dropped before it was posted: job "deploy" (version 2) has no step "hello", where the run was to begin`
+		if r := runs[0]; r.Status != muster.RunSkipped || r.Message != want {
+			t.Errorf("b's run: %s %q, want skipped, saying %q", r.Status, r.Message, want)
 		}
 	})
 }

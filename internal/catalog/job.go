@@ -43,6 +43,21 @@ func (sj storedJob) definitionFor(target string) muster.Job {
 // targetNames returns the job's effective targets, sorted.
 func (sj storedJob) targetNames() []string { return sortedKeys(sj.targets) }
 
+// hasStep reports whether the job has a step named name.
+func (sj storedJob) hasStep(name string) bool {
+	return slices.ContainsFunc(sj.job.Steps, func(s muster.Step) bool { return s.Name == name })
+}
+
+// stepGone reports whether a START beginning at step (none: the first)
+// would be refused, the job having been applied again without that step,
+// and says so.
+func (sj storedJob) stepGone(step string) (string, bool) {
+	if step == "" || sj.hasStep(step) {
+		return "", false
+	}
+	return fmt.Sprintf("job %q (version %d) has no step %q", sj.job.Name, sj.job.Version, step), true
+}
+
 // ApplyJobs validates every job, then creates, updates (and with Prune,
 // deletes) jobs and posts the instructions each affected target needs, in
 // one transaction, recording each change in the audit log under by. An

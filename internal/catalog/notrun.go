@@ -105,15 +105,21 @@ func (tx *tx) dropQueued(jobID int64, targetIDs []int64, why string) (int, error
 	if err != nil || len(rows) == 0 {
 		return 0, err
 	}
+	return len(rows), tx.recordDropped(rows, why)
+}
+
+// recordDropped records skipped, saying why, the runs of STARTs held back
+// by max_parallel_targets and deleted from the queue unposted.
+func (tx *tx) recordDropped(rows []QueuedStartRow, why string) error {
 	n := notRun{tx: tx}
 	for _, e := range rows {
 		var q queuedStart
 		if err := json.Unmarshal(e.Payload, &q); err != nil {
-			return 0, fmt.Errorf("queued start %d: %w", e.ID, err)
+			return fmt.Errorf("queued start %d: %w", e.ID, err)
 		}
 		n.add(e.TargetID, e.Job, q.Payload, e.CreatedAt, "the START was held back by max_parallel_targets, and dropped before it was posted: "+why)
 	}
-	return len(rows), n.record()
+	return n.record()
 }
 
 // endRunsOf ends, as a target leaves (how: "defected", or "was deleted";

@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/musterhq/muster"
@@ -63,4 +64,66 @@ func TestPostStartSaysWhichStartsAreQueued(t *testing.T) {
 			t.Errorf("b: %+v, want a START queued by max_parallel_targets, with its run", in)
 		}
 	})
+}
+
+// A run still under way on a target the job was taken off (out of its
+// targets, or out of its group) can be stopped there by name, as the
+// rollout runbook says to stop a run that holds its wave, and is stopped
+// with the job's others when the job is: the target goes on with the run
+// it began. Once no run of the job is under way there, the target is
+// refused as any the job does not run on.
+func TestStopReachesARunOnATargetTakenOutOfTheJob(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		for _, named := range []bool{true, false} {
+			t.Run(fmt.Sprintf("named=%v", named), func(t *testing.T) { stopOutsideTheJob(t, eng, named) })
+		}
+	})
+}
+
+// stopOutsideTheJob stops a run under way on a target the job was taken
+// off, naming the target or not (see
+// TestStopReachesARunOnATargetTakenOutOfTheJob).
+func stopOutsideTheJob(t *testing.T, eng catalogtest.Engine, named bool) {
+	ctx := context.Background()
+	db, clk, _ := MustOpen(t, eng)
+	enlist(t, db, "web1")
+	web2 := enlist(t, db, "web2")
+	if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "web1", "web2")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	res, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Targets: []string{"web2"}}, admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := clk.Now()
+	run := muster.Run{Job: "deploy", RunID: res.Runs[0].RunID, Status: muster.RunRunning, Trigger: "operator", StartedAt: at}
+	if up, err := db.UpsertRuns(ctx, web2, []catalog.RunUpload{{Revision: 1, Run: run}}); err != nil || !up[0].OK {
+		t.Fatalf("upload: %+v %v", up, err)
+	}
+	if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+		t.Fatal(err)
+	}
+	var stopOn []string
+	if named {
+		stopOn = []string{"web2"}
+	}
+	ch, err := db.StopJob(ctx, "deploy", stopOn, admin)
+	if err != nil {
+		t.Fatalf("stop on %v, with web2's run going on: %v", stopOn, err)
+	}
+	var ops []muster.Operation
+	for _, in := range must(db.PendingInstructions(ctx, web2.ID, 0)) {
+		ops = append(ops, in.Operation)
+	}
+	if len(ops) == 0 || ops[len(ops)-1] != muster.OpStop {
+		t.Errorf("stop on %v: web2 has %v pending, want a STOP last (posted %v)", stopOn, ops, ch.Instructions)
+	}
+	run.Status, run.FinishedAt = muster.RunCanceled, &at
+	if up, err := db.UpsertRuns(ctx, web2, []catalog.RunUpload{{Revision: 2, Run: run}}); err != nil || !up[0].OK {
+		t.Fatalf("upload: %+v %v", up, err)
+	}
+	_, err = db.StopJob(ctx, "deploy", []string{"web2"}, admin)
+	if want := `targets: job "deploy" does not run on "web2"`; muster.ErrorCode(err) != muster.EINVALID || muster.ErrorMessage(err) != want {
+		t.Errorf("stop on web2 once its run ended: %v, want invalid: %q", err, want)
+	}
 }

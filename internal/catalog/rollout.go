@@ -188,6 +188,18 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 	if err != nil {
 		return err
 	}
+	var req rolloutRequest
+	if err := json.Unmarshal(row.Request, &req); err != nil {
+		return err
+	}
+	if gone, ok := job.stepGone(req.Payload.Step); ok {
+		// The job was applied again without the step the rollout begins
+		// at: every target of the wave would refuse its START, and be
+		// left blocked by it.
+		why := fmt.Sprintf("%s, where the rollout begins: wave %d/%d not started", gone, ro.Wave+1, ro.Waves)
+		_, err := tx.EndRollout(tx.ctx, row.ID, muster.RolloutHalted, why, tx.now)
+		return err
+	}
 	// A target deleted, or taken out of the job, since the rollout began
 	// gets no START: it would never collect it, or would refuse it. It
 	// counts not run, a failure, before the wave's others start.
@@ -216,10 +228,6 @@ func (tx *tx) advanceRollout(row RolloutRow, ts []RolloutTargetRow) error {
 		// Nothing to wait for: the wave ended as it began.
 		row.Wave++
 		return tx.advanceRollout(row, ts)
-	}
-	var req rolloutRequest
-	if err := json.Unmarshal(row.Request, &req); err != nil {
-		return err
 	}
 	_, err = tx.startRuns(job, targets, runIDs, req.Payload, req.ExpiresIn)
 	return err

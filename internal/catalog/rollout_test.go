@@ -438,6 +438,37 @@ func TestRolloutHaltsOnATargetGoneBeforeItsWave(t *testing.T) {
 	})
 }
 
+// A rollout that begins at a step (--step) halts before its next wave when
+// the job, applied again meanwhile, no longer has that step: the wave's
+// targets would each refuse the START, and be left blocked by it.
+func TestRolloutHaltsWhenItsStepIsGone(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, clk, _ := MustOpen(t, eng)
+		ids := rolloutFleet(t, db, 3)
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Step: "hello", Rollout: &muster.RolloutSpec{Batch: "1", MaxFailures: 2}}, admin); err != nil {
+			t.Fatal(err)
+		}
+		renamed := job("deploy", "web1", "web2", "web3")
+		renamed.Steps[0].Name = "greet"
+		if _, err := db.ApplyJobs(ctx, []muster.Job{renamed}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		endRun(t, db, clk, ids["web1"], startedOn(t, db)["web1"], muster.RunSucceeded)
+		if err := db.AdvanceRollouts(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if started := startedOn(t, db); len(started) != 1 {
+			t.Errorf("STARTs posted to %v, want only wave 1's web1", slices.Sorted(maps.Keys(started)))
+		}
+		ro := oneRollout(t, db)
+		want := `job "deploy" (version 2) has no step "hello", where the rollout begins: wave 2/3 not started`
+		if ro.State != muster.RolloutHalted || ro.Wave != 1 || ro.Reason != want {
+			t.Errorf("rollout %s at wave %d/%d (%q), want halted at wave 1: %q", ro.State, ro.Wave, ro.Waves, ro.Reason, want)
+		}
+	})
+}
+
 // A target that collected its START and died before its run was recorded
 // stalls its wave; deleting it (as the runbook says) ends that: the
 // rollout counts its run not run, a failure, and goes on.

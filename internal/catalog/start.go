@@ -120,7 +120,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 				return err
 			}
 		}
-		if req.Step != "" && !slices.ContainsFunc(job.job.Steps, func(s muster.Step) bool { return s.Name == req.Step }) {
+		if req.Step != "" && !job.hasStep(req.Step) {
 			return muster.Errorf(muster.EINVALID, "step: job %q has no step %q", req.Job, req.Step)
 		}
 		effective := job.targetNames()
@@ -342,14 +342,27 @@ func (tx *tx) stopJob(job storedJob, targets []string, by muster.Actor) (muster.
 	name := job.job.Name
 	// A target named twice (in two spellings) is stopped once.
 	names := slices.Compact(slices.Sorted(slices.Values(normalizeTargets(targets))))
+	// A target taken off the job (out of its targets, or out of its
+	// group) goes on with a run of it under way: a STOP must reach that
+	// run too, which can hold a rollout's wave.
+	running, err := tx.TargetsRunning(tx.ctx, name)
+	if err != nil {
+		return muster.JobChange{}, err
+	}
 	if len(names) == 0 {
-		names = job.targetNames()
+		all := map[string]int64{}
+		maps.Copy(all, job.targets)
+		maps.Copy(all, running)
+		names = sortedKeys(all)
 	}
 	ch := muster.JobChange{Job: job.job.Name, Action: muster.ActionStop, Version: job.job.Version}
 	ps := make([]posting, len(names))
 	tids := make([]int64, len(names))
 	for i, t := range names {
 		tid, ok := job.targets[t]
+		if !ok {
+			tid, ok = running[t]
+		}
 		if !ok {
 			return ch, muster.Errorf(muster.EINVALID, "targets: job %q does not run on %q", name, t)
 		}
@@ -447,6 +460,16 @@ func (tx *tx) releaseQueued(job string) error {
 			return err
 		}
 		if !mine {
+			continue
+		}
+		if why, gone := sj.stepGone(q.Payload.Step); gone {
+			// The job was applied again without the step the run was to
+			// begin at: its target would refuse the START, and be left
+			// blocked by it.
+			if err := tx.recordDropped([]QueuedStartRow{e}, why+", where the run was to begin"); err != nil {
+				return err
+			}
+			dropped++
 			continue
 		}
 		q.Payload.ExpiresAt = expiry(tx.now, q.ExpiresIn).UTC()

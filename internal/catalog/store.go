@@ -375,6 +375,9 @@ type Tx interface {
 	// RunningRuns returns the runs a target last reported running, oldest
 	// first.
 	RunningRuns(ctx context.Context, targetID int64) ([]RunRow, error)
+	// TargetsRunning returns the active targets, by name, where a run of
+	// job is recorded running.
+	TargetsRunning(ctx context.Context, job string) (map[string]int64, error)
 	// SetLastOutcome makes run the last outcome of its job on its target,
 	// unless a run recorded later (a higher row) is already.
 	SetLastOutcome(ctx context.Context, targetID int64, run RunRow, row int64) error

@@ -1003,6 +1003,13 @@ func (t *timedTx) RunningRuns(p0 context.Context, p1 int64) ([]RunRow, error) {
 	return r0, r1
 }
 
+func (t *timedTx) TargetsRunning(p0 context.Context, p1 string) (map[string]int64, error) {
+	start := time.Now()
+	r0, r1 := t.tx.TargetsRunning(p0, p1)
+	t.observe("TargetsRunning", time.Since(start))
+	return r0, r1
+}
+
 func (t *timedTx) SetLastOutcome(p0 context.Context, p1 int64, p2 RunRow, p3 int64) error {
 	start := time.Now()
 	r0 := t.tx.SetLastOutcome(p0, p1, p2, p3)

@@ -281,6 +281,25 @@ func (s *Queries) RunningRuns(ctx context.Context, targetID int64) ([]catalog.Ru
 		ORDER BY r.started_at, r.id`, targetID)
 }
 
+// TargetsRunning returns the active targets, by name, where a run of job is
+// recorded running.
+func (s *Queries) TargetsRunning(ctx context.Context, job string) (map[string]int64, error) {
+	type target struct {
+		name string
+		id   int64
+	}
+	ts, err := collect(ctx, s.Q, func(r Rows) (t target, err error) {
+		err = r.Scan(&t.name, &t.id)
+		return t, err
+	}, `SELECT DISTINCT t.name, t.id FROM runs r JOIN targets t ON t.id = r.target_id
+		WHERE r.job_name = $1 AND r.status = 'running' AND t.state = 'active'`, job)
+	out := make(map[string]int64, len(ts))
+	for _, t := range ts {
+		out[t.name] = t.id
+	}
+	return out, err
+}
+
 func scanRun(r Rows) (catalog.RunRow, error) {
 	var run catalog.RunRow
 	var started, updated int64
