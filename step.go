@@ -75,6 +75,10 @@ const (
 const (
 	MaxRetryAttempts = 100
 	MaxEnvVars       = 100
+	// MaxStartEnvSize bounds the variables a start sets for its run, their
+	// names and values together, in bytes: well inside the bound of a
+	// request's body, so that a start too large is refused naming its env.
+	MaxStartEnvSize = 32 << 10
 )
 
 // Kind names the kind of s, or "" when none or several are set.
@@ -125,6 +129,22 @@ var envNameRE = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 func ValidateEnv(field string, env map[string]string) error {
 	if p := EnvProblems(field, env); len(p) > 0 {
 		return Errorf(EINVALID, "%s", p[0].Message)
+	}
+	return nil
+}
+
+// ValidateStartEnv checks the variables a start sets for its run: as
+// ValidateEnv does, and their size together (MaxStartEnvSize).
+func ValidateStartEnv(field string, env map[string]string) error {
+	if err := ValidateEnv(field, env); err != nil {
+		return err
+	}
+	size := 0
+	for k, v := range env {
+		size += len(k) + len(v)
+	}
+	if size > MaxStartEnvSize {
+		return Errorf(EINVALID, "%s: the variables come to %d bytes, names and values together; a start sets at most %d (give a step more in a file it reads)", field, size, MaxStartEnvSize)
 	}
 	return nil
 }

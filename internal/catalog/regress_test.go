@@ -3,6 +3,7 @@ package catalog_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -292,6 +293,36 @@ func TestQueuedStartOfATargetThatLeftIsDropped(t *testing.T) {
 		}
 		if jobs := must(db.Store().JobsWithQueuedStarts(ctx)); len(jobs) != 0 {
 			t.Errorf("jobs with STARTs held back: %v, want none", jobs)
+		}
+	})
+}
+
+// A start's variables are bounded together, and one too large is refused
+// naming its env, with nothing posted: the request's body bound would
+// otherwise be the first to refuse it, naming neither.
+func TestStartEnvIsBoundedTogether(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
+		ctx := context.Background()
+		db, _, _ := MustOpen(t, eng)
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("deploy", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		before := len(must(db.PendingInstructions(ctx, web1.ID, 0)))
+		env := map[string]string{}
+		for i := range 3 {
+			env[fmt.Sprintf("PART%d", i)] = strings.Repeat("x", muster.MaxStartEnvSize/3)
+		}
+		_, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Env: env}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "env: the variables come to") {
+			t.Fatalf("a start of %d variables over %d bytes: %v, want %s naming env", len(env), muster.MaxStartEnvSize, err, muster.EINVALID)
+		}
+		if after := len(must(db.PendingInstructions(ctx, web1.ID, 0))); after != before {
+			t.Errorf("%d instructions pending after the refusal, want %d", after, before)
+		}
+		delete(env, "PART2")
+		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Env: env}, admin); err != nil {
+			t.Errorf("a start within the bound: %v", err)
 		}
 	})
 }

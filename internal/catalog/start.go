@@ -64,7 +64,7 @@ func (c *Catalog) StartJob(ctx context.Context, req StartRequest, by muster.Acto
 	req.Targets = normalizeTargets(req.Targets)
 	slices.Sort(req.Targets)
 	req.Targets = slices.Compact(req.Targets)
-	if err := muster.ValidateEnv("env", req.Env); err != nil {
+	if err := muster.ValidateStartEnv("env", req.Env); err != nil {
 		return muster.StartResult{}, err
 	}
 	if req.Rollout != nil {
