@@ -66,8 +66,9 @@ a restore in the same second took that name); a log left without its
 catalog (the file removed after a crash) is moved aside the same way, not
 replayed into the restored catalog. The restored catalog gets a new
 epoch, so every target resyncs at its next poll: it is sent every job it
-should hold, as the backup has them, and drops the rest. Targets enlisted
-after the backup was taken are unknown to it and must enlist again.`,
+should hold, as the backup has them, and drops the rest. Targets that
+renewed their certificates since the backup was taken carry on with them;
+targets enlisted after it are unknown to it and must enlist again.`,
 		Example: `  muster store restore --from /backups/muster-20261207T030000Z.db \
       --to sqlite:/var/lib/muster/catalog.db`,
 		Args: cobra.NoArgs,

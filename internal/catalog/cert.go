@@ -2,6 +2,7 @@ package catalog
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -63,4 +64,89 @@ func (c *Catalog) RenewCert(ctx context.Context, oldSerial, csrKeyHash string, s
 		return tx.ReplaceCert(ctx, oldSerial, tx.now)
 	})
 	return issued, err
+}
+
+// AdoptCert records a certificate that the catalog's CA issued to the
+// target uid, holding name, and that the catalog has no record of: one
+// issued after the backup the catalog was restored from was taken (targets
+// renew at two thirds of a certificate's life, so a day-old backup knows
+// none of the certificates in use). Without it every target renewed since
+// would be refused until enlisted again. The caller has verified cert
+// against the CA and its expiry.
+//
+// It is adopted only for the active or deleted target that holds name with
+// that uid, and only if it was issued after every certificate the catalog
+// holds for that target, which it then replaces as a renewal does: an older
+// certificate the catalog has forgotten is not brought back. A certificate
+// refused is refused on a read, without a write transaction.
+func (c *Catalog) AdoptCert(ctx context.Context, cert CertRow, uid, name string) (TargetIdentity, error) {
+	_, _, err := adoptable(ctx, c.store, cert, uid, name)
+	if errors.Is(err, errAdopted) {
+		return c.AuthenticateTarget(ctx, cert.Serial)
+	} else if err != nil {
+		return TargetIdentity{}, err
+	}
+	err = c.update(ctx, func(tx *tx) error {
+		t, newest, err := adoptable(ctx, tx, cert, uid, name)
+		if err != nil {
+			return err
+		}
+		if err := tx.LockTarget(ctx, t.ID); err != nil {
+			return err
+		}
+		if t, newest, err = adoptable(ctx, tx, cert, uid, name); errors.Is(err, errAdopted) {
+			return nil // by a request of the target's that went first
+		} else if err != nil {
+			return err
+		}
+		cert.TargetID, cert.ReplacedAt = t.ID, nil
+		if err := tx.InsertCert(ctx, cert); err != nil {
+			return fmt.Errorf("record certificate %s: %w", cert.Serial, err)
+		}
+		if newest.Serial != "" {
+			if err := tx.ReplaceCert(ctx, newest.Serial, tx.now); err != nil {
+				return err
+			}
+		}
+		return tx.audit(muster.Actor{Kind: muster.ActorTarget, Name: name},
+			muster.AuditEntry{Action: muster.AuditTargetEnlist, Targets: []string{name},
+				Changes: []string{"its certificate " + cert.Serial + ", issued by this CA at " + cert.IssuedAt.UTC().Format(time.RFC3339) +
+					" after the newest the catalog held (the catalog was restored from a backup taken before it)"}})
+	})
+	if err != nil && !errors.Is(err, errAdopted) {
+		return TargetIdentity{}, err
+	}
+	return c.AuthenticateTarget(ctx, cert.Serial)
+}
+
+// errAdopted is adoptable's answer for a certificate the catalog holds.
+var errAdopted = errors.New("the certificate is the catalog's")
+
+// adoptable returns the target that AdoptCert would adopt cert for, with the
+// newest certificate the catalog holds for it (none: Serial ""), read on r;
+// errAdopted if the catalog holds cert, or the refusal.
+func adoptable(ctx context.Context, r Reads, cert CertRow, uid, name string) (TargetRow, CertRow, error) {
+	refused := muster.Errorf(muster.EUNAUTHORIZED, "this client certificate was not issued to any enlisted target")
+	t, err := r.FindTargetByName(ctx, name)
+	if noRows(err) || (err == nil && (uid == "" || t.UID != uid)) {
+		return TargetRow{}, CertRow{}, refused
+	}
+	if err != nil {
+		return TargetRow{}, CertRow{}, err
+	}
+	if _, err := r.FindCert(ctx, cert.Serial); err == nil {
+		return t, CertRow{}, errAdopted
+	} else if !noRows(err) {
+		return TargetRow{}, CertRow{}, err
+	}
+	newest, err := r.NewestCert(ctx, t.ID)
+	switch {
+	case noRows(err):
+		return t, CertRow{}, nil
+	case err != nil:
+		return TargetRow{}, CertRow{}, err
+	case !cert.IssuedAt.After(newest.IssuedAt):
+		return TargetRow{}, CertRow{}, refused
+	}
+	return t, newest, nil
 }

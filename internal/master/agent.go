@@ -208,6 +208,9 @@ func (a *agent) authenticated(h agentHandler, access Access) http.Handler {
 			return muster.Errorf(muster.EUNAUTHORIZED, "the client certificate expired at %s; the target renews it at %s", leaf.NotAfter.UTC().Format(time.RFC3339), agentproto.PathRenewExpired)
 		}
 		t, err := a.m.Catalog.AuthenticateTarget(r.Context(), pki.SerialString(leaf.SerialNumber))
+		if muster.ErrorCode(err) == muster.EUNAUTHORIZED {
+			t, err = a.m.adoptCert(r.Context(), leaf, err)
+		}
 		if err != nil {
 			return err
 		}
@@ -258,6 +261,26 @@ func (m *Main) stillEnlisted(ctx context.Context, serial string) error {
 		return err
 	}
 	return admitState(t, AccessTombstone)
+}
+
+// adoptCert has the catalog record leaf, which the CA issued and the
+// catalog does not know (see catalog.AdoptCert), and returns its target;
+// or refused, the error of the lookup, if the catalog does not adopt it.
+func (m *Main) adoptCert(ctx context.Context, leaf *x509.Certificate, refused error) (catalog.TargetIdentity, error) {
+	keyHash, err := pki.KeyHash(leaf.PublicKey)
+	if err != nil {
+		return catalog.TargetIdentity{}, refused
+	}
+	t, err := m.Catalog.AdoptCert(ctx, catalog.CertRow{Serial: pki.SerialString(leaf.SerialNumber), IssuedAt: leaf.NotBefore.Add(pki.Backdate),
+		NotAfter: leaf.NotAfter, KeyHash: keyHash}, pki.TargetUID(leaf), leaf.Subject.CommonName)
+	if muster.ErrorCode(err) == muster.EUNAUTHORIZED {
+		return catalog.TargetIdentity{}, refused
+	}
+	if err == nil {
+		m.log.Info("a certificate the catalog did not hold adopted: the catalog was restored from a backup taken before it was issued",
+			muster.LogTarget, t.Name, "serial", t.CertSerial)
+	}
+	return t, err
 }
 
 // verifiedLeaf returns the client certificate if the TLS layer verified it

@@ -42,6 +42,11 @@ func MigrateStore(ctx context.Context, from, to, secretFile, dataDir string) (Mi
 	if _, err := os.Stat(path); err != nil {
 		return Migration{}, muster.Wrap(muster.EINVALID, err, "--from: no catalog at %s", path)
 	}
+	// Checked read-only first: opened as a catalog, another file would
+	// have the catalog's migrations applied to it.
+	if _, err := sqlitestore.Inspect(ctx, path); err != nil {
+		return Migration{}, fmt.Errorf("--from: %w", err)
+	}
 	secret, err := ReadSecret(secretFile)
 	if err != nil {
 		return Migration{}, err

@@ -50,6 +50,11 @@ func (a *agent) renewExpired(w http.ResponseWriter, r *http.Request) error {
 		a.m.enlistFailures.fail(key, a.m.now())
 		return muster.Errorf(muster.EUNAUTHORIZED, "signature: the renewal is not signed with the certificate's key")
 	}
+	// A certificate the CA issued, its key proven, that a catalog restored
+	// from a backup never held is adopted first, as on any request.
+	if _, err := a.m.Catalog.AuthenticateTarget(r.Context(), serial); muster.ErrorCode(err) == muster.EUNAUTHORIZED {
+		a.m.adoptCert(r.Context(), old, err)
+	}
 	err = a.issueRenewal(w, r, serial, req.CSR)
 	if code := muster.ErrorCode(err); code == muster.EUNAUTHORIZED || code == muster.EFORBIDDEN {
 		a.m.enlistFailures.fail(key, a.m.now())

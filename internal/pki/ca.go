@@ -157,6 +157,17 @@ func TargetURI(uid string) *url.URL {
 	return &url.URL{Scheme: "muster", Host: "target", Path: "/" + uid}
 }
 
+// TargetUID returns the enlistment id a target's certificate carries
+// (its TargetURI), or "" if it carries none.
+func TargetUID(cert *x509.Certificate) string {
+	for _, u := range cert.URIs {
+		if u.Scheme == "muster" && u.Host == "target" && len(u.Path) > 1 {
+			return u.Path[1:]
+		}
+	}
+	return ""
+}
+
 // SignTarget issues a client certificate for the public key in csrDER, for
 // the target named name with enlistment id uid, valid for ttl from now. The
 // CSR's own subject is ignored: the name and id come from the catalog.

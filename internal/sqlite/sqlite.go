@@ -11,6 +11,7 @@ import (
 	"io/fs"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"modernc.org/sqlite"
@@ -94,8 +95,24 @@ func dsn(path, synchronous string, write bool) string {
 		q.Set("_txlock", "immediate")
 		q.Add("_pragma", fmt.Sprintf("wal_autocheckpoint(%d)", checkpointBackstop))
 	}
-	return "file:" + path + "?" + q.Encode()
+	return URI(path, q)
 }
+
+// URI returns the URI SQLite opens the file at path by, with the query
+// q. SQLite reads a file name given as a URI as one: in the path, '?'
+// would start the query, '#' a fragment and '%' an escape, so a path
+// holding them (a data directory named "muster#2") would name another
+// file; they are escaped. An absolute path gets an empty authority, so
+// that one starting with "//" is not taken for a host.
+func URI(path string, q url.Values) string {
+	p := uriPath.Replace(path)
+	if strings.HasPrefix(p, "/") {
+		p = "//" + p
+	}
+	return "file:" + p + "?" + q.Encode()
+}
+
+var uriPath = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Migrate applies, in order and each in its own transaction, the files
 // dir/NNNN_name.sql of fsys that the database has not seen yet.

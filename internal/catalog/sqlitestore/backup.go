@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/dirlock"
 	"github.com/musterhq/muster/internal/migration"
+	"github.com/musterhq/muster/internal/sqlite"
 )
 
 // CatalogPath returns the path a flag's sqlite:PATH names, or an error
@@ -259,11 +261,11 @@ func newEpochIn(ctx context.Context, path string) error {
 // catalog's lock: for a read transaction beside a master, or for a file no
 // master uses.
 func openFile(path string, write bool) (*sql.DB, error) {
-	mode := "ro"
+	q := url.Values{"mode": {"ro"}, "_pragma": {"busy_timeout(10000)"}}
 	if write {
-		mode = "rw"
+		q.Set("mode", "rw")
 	}
-	db, err := sql.Open("sqlite", "file:"+path+"?mode="+mode+"&_pragma=busy_timeout(10000)")
+	db, err := sql.Open("sqlite", sqlite.URI(path, q))
 	if err != nil {
 		return nil, err
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog"
 	"github.com/musterhq/muster/internal/catalog/sqlitestore"
+	"github.com/musterhq/muster/internal/sqlite"
 )
 
 var admin = muster.Actor{Kind: muster.ActorKey, Name: "admin", Role: catalog.RoleAdmin}
@@ -40,7 +43,7 @@ func openCatalog(t *testing.T, path string) *catalog.Catalog {
 // count runs a COUNT query on the SQLite file at path.
 func count(t *testing.T, path, query string, args ...any) int {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	db, err := sql.Open("sqlite", sqlite.URI(path, url.Values{"mode": {"ro"}}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -389,5 +392,45 @@ func TestRestoreMovesAsideALogWithoutItsCatalog(t *testing.T) {
 	}
 	if n := count(t, path, `SELECT COUNT(*) FROM jobs WHERE name = 'kept'`); n != 1 {
 		t.Errorf("the restored catalog has %d of the job in the backup, want 1", n)
+	}
+}
+
+// A backup is written to, and a restore puts the catalog at, the very
+// paths named, whatever characters they hold ('#', '?' and '%' mean
+// something in the URIs SQLite opens files by): not to another file, nor
+// refused for a table missing from a file made by mistake.
+func TestBackupAndRestoreAtPathsWithURICharacters(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "muster#2 %41?")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	_, path, backup := backedUp(t, dir, "after-backup")
+	again := filepath.Join(dir, "again#1?.db")
+	snap, err := sqlitestore.Backup(ctx, path, again, time.Now())
+	if err != nil {
+		t.Fatalf("backup to %s: %v", again, err)
+	}
+	if snap.Jobs != 2 {
+		t.Errorf("the backup holds %d jobs, want 2", snap.Jobs)
+	}
+	restored := filepath.Join(dir, "restored%25.db")
+	if _, _, err := sqlitestore.Restore(ctx, backup, restored, time.Now()); err != nil {
+		t.Fatalf("restore to %s: %v", restored, err)
+	}
+	if n := count(t, restored, `SELECT COUNT(*) FROM jobs WHERE name = 'kept'`); n != 1 {
+		t.Errorf("the restored catalog has %d of the job backed up, want 1", n)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	want := []string{"again#1?.db", "backup.db", "catalog.db", "catalog.db-lock", "catalog.db-shm", "catalog.db-wal", "restored%25.db", "restored%25.db-lock"}
+	if !slices.Equal(names, want) {
+		t.Errorf("%s holds %q, want %q", dir, names, want)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"path"
+	"slices"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -62,8 +64,9 @@ func OpenBefore(t testing.TB, file, synchronous string, fsys fs.FS, dir string, 
 // at a time, and before each one gives every table that has no rows one
 // (FillEmpty): every migration then runs on a store with something in
 // each of its tables, as an upgraded store has, not on an empty one. A
-// migration that fails on it, or leaves a table it had rows in with fewer,
-// fails t, naming the migration.
+// migration that fails on it, leaves a table it had rows in with fewer,
+// or rebuilds a table and changes a value of a column it keeps, fails t,
+// naming the migration.
 func Stepwise(t testing.TB, file, synchronous string, fsys fs.FS, dir string) {
 	t.Helper()
 	ctx := context.Background()
@@ -88,6 +91,10 @@ func Stepwise(t testing.TB, file, synchronous string, fsys fs.FS, dir string) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		kept, err := columnValues(ctx, write)
+		if err != nil {
+			t.Fatal(err)
+		}
 		upTo, err := Before(fsys, dir, f.Version+1)
 		if err != nil {
 			t.Fatal(err)
@@ -102,6 +109,25 @@ func Stepwise(t testing.TB, file, synchronous string, fsys fs.FS, dir string) {
 		for table, n := range before {
 			if m, ok := after[table]; ok && m < n {
 				t.Errorf("migration %s: table %s has %d rows, %d before it", f.Name, table, m, n)
+			}
+		}
+		// A migration that rebuilds a table (SQLite's way to change a
+		// column or a constraint) copies its rows: every value of a column
+		// it keeps is as it was. (Others may change values on purpose.)
+		text, err := fs.ReadFile(fsys, path.Join(dir, f.Name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if upper := strings.ToUpper(string(text)); !strings.Contains(upper, "DROP TABLE") && !strings.Contains(upper, "RENAME") {
+			continue
+		}
+		now, err := columnValues(ctx, write)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for col, was := range kept {
+			if is, ok := now[col]; ok && before[strings.SplitN(col, ".", 2)[0]] == after[strings.SplitN(col, ".", 2)[0]] && !slices.Equal(is, was) {
+				t.Errorf("migration %s: %s holds %q, %q before it", f.Name, col, is, was)
 			}
 		}
 	}
@@ -202,4 +228,49 @@ func Counts(ctx context.Context, db *sql.DB) (map[string]int, error) {
 		counts[table] = n
 	}
 	return counts, nil
+}
+
+// columnValues returns the values of each column of each table of the
+// SQLite database db (but schema_migrations), by table.column, written as
+// text and sorted: a migration that rebuilds a table must keep them.
+func columnValues(ctx context.Context, db *sql.DB) (map[string][]string, error) {
+	rows, err := db.QueryContext(ctx, `SELECT m.name, p.name FROM sqlite_schema m, pragma_table_info(m.name) p
+		WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> 'schema_migrations'`)
+	if err != nil {
+		return nil, err
+	}
+	var cols [][2]string
+	for rows.Next() {
+		var table, col string
+		if err := rows.Scan(&table, &col); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		cols = append(cols, [2]string{table, col})
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		return nil, err
+	}
+	values := map[string][]string{}
+	for _, c := range cols {
+		rows, err := db.QueryContext(ctx, fmt.Sprintf(`SELECT quote("%s") FROM "%s"`, c[1], c[0]))
+		if err != nil {
+			return nil, err
+		}
+		var vs []string
+		for rows.Next() {
+			var v string
+			if err := rows.Scan(&v); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			vs = append(vs, v)
+		}
+		if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+			return nil, err
+		}
+		slices.Sort(vs)
+		values[c[0]+"."+c[1]] = vs
+	}
+	return values, nil
 }
