@@ -32,7 +32,7 @@ import (
 // filled here, and is then checked to survive both.
 func TestBackupRestoreAndMigrateKeepEveryRow(t *testing.T) {
 	pgURL := catalogtest.PostgresURL(t)
-	secret := secretFile(t)
+	secret := catalogtest.SecretFile(t)
 	var store string
 	env := testenv.New(t, testenv.Options{Targets: []string{"web1", "web2"}, Master: func(c *master.Config) {
 		fastAlerts(c)
