@@ -19,7 +19,9 @@ import (
 // is an opaque string; it is valid for as long as the list's entries
 // last, whatever filters the next request gives.
 //
-// Text: base64url (unpadded) of "list:key:key…", the keys decimal.
+// Text: base64url (unpadded) of "list:key:key…", the keys decimal. A key
+// may be negative: a time before 1970 (a run a target reports by a clock
+// set back that far) is one, and any key bounds a page as well as another.
 
 // encodeCursor returns the cursor after the entry with key in list.
 func encodeCursor(list string, key ...int64) string {
@@ -48,7 +50,7 @@ func decodeCursor(list, s string, n int) ([]int64, error) {
 	}
 	key := make([]int64, n)
 	for i, p := range parts[1:] {
-		if key[i], err = strconv.ParseInt(p, 10, 64); err != nil || key[i] < 0 {
+		if key[i], err = strconv.ParseInt(p, 10, 64); err != nil {
 			return nil, bad
 		}
 	}

@@ -112,6 +112,48 @@ func TestHistoryPages(t *testing.T) {
 	})
 }
 
+// A target whose clock was set before 1970 reports runs that started
+// then, and the master keeps them: a walk of the history reads past each,
+// one run a page, as past any other.
+func TestHistoryPagesBefore1970(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		starts := []time.Time{
+			time.Date(1970, 1, 1, 0, 0, 1, 0, time.UTC),
+			time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+			time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+		}
+		for i, at := range starts {
+			if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(fmt.Sprintf("r%d", i), "backup", muster.RunSucceeded, 1, at)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		f := catalog.RunFilter{Job: "backup", Limit: 1}
+		for pages := 1; ; pages++ {
+			page, next, err := db.FindRunsPage(ctx, f)
+			if err != nil {
+				t.Fatalf("page %d: %v", pages, err)
+			}
+			for _, r := range page {
+				got = append(got, r.RunID)
+			}
+			if next == "" || pages > len(starts) {
+				break
+			}
+			f.Cursor = next
+		}
+		if want := []string{"r0", "r1", "r2"}; !slices.Equal(got, want) {
+			t.Errorf("read %v, want %v", got, want)
+		}
+	})
+}
+
 // The download lists are read a page at a time, newest first by when an
 // entry was posted, its sequence number and its target: a START fanned
 // out posts one number to every target at one instant, and a page
