@@ -24,6 +24,12 @@ func TestParseDays(t *testing.T) {
 		{"1d-1h", 0, false},
 		{"1.5d", 0, false},
 		{"100000d", 0, false},
+		{"36500d", 36500 * 24 * time.Hour, true},
+		// Days and hours that together pass the longest duration are
+		// refused, not taken for a negative one (which --history-max-age
+		// reads as no limit).
+		{"36500d2562047h", 0, false},
+		{"1d2562047h", 0, false},
 	} {
 		got, err := parseDays(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
