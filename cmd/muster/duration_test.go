@@ -42,6 +42,24 @@ func TestParseDays(t *testing.T) {
 	}
 }
 
+// A purge's age is sent in whole seconds, rounded up: a purge deletes no
+// run younger than --older-than says.
+func TestPurgeAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		want int64
+	}{
+		{time.Second, 1},
+		{1500 * time.Millisecond, 2},
+		{30 * 24 * time.Hour, 30 * 24 * 3600},
+		{30*24*time.Hour + time.Nanosecond, 30*24*3600 + 1},
+	} {
+		if got := purgeAge(tc.in); got != tc.want {
+			t.Errorf("purgeAge(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestParseSince(t *testing.T) {
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	if got, err := parseSince("7d", now); err != nil || !got.Equal(now.Add(-7*24*time.Hour)) {
@@ -105,6 +123,10 @@ func TestCountFlagsOutOfRange(t *testing.T) {
 		{[]string{"job", "history", "backup", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
 		{[]string{"history", "purge", "--keep", "-1"}, `invalid argument "-1" for "--keep" flag: a whole number of 0 or more`},
 		{[]string{"history", "purge", "--older-than", "900000h"}, `--older-than: at most 100 years (36500d), not 37500d`},
+		// The API takes whole seconds: less than one was sent as none, a
+		// purge without an age limit.
+		{[]string{"history", "purge", "--older-than", "500ms"}, `--older-than: at least 1s, not 500ms`},
+		{[]string{"history", "purge", "--keep", "5", "--older-than", "1ms"}, `--older-than: at least 1s, not 1ms`},
 		{[]string{"job", "show", "backup", "--next", "-1"}, `invalid argument "-1" for "--next" flag: a whole number from 1 to 1000`},
 		{[]string{"job", "show", "backup", "--next", "1001"}, `invalid argument "1001" for "--next" flag: a whole number from 1 to 1000`},
 	} {
