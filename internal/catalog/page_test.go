@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -150,6 +151,11 @@ func TestHistoryPagesBefore1970(t *testing.T) {
 		}
 		if want := []string{"r0", "r1", "r2"}; !slices.Equal(got, want) {
 			t.Errorf("read %v, want %v", got, want)
+		}
+		// A row is never negative: a cursor that says so is refused.
+		forged := base64.RawURLEncoding.EncodeToString([]byte("history:-1000:-2"))
+		if _, _, err := db.FindRunsPage(ctx, catalog.RunFilter{Job: "backup", Cursor: forged}); muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "cursor: ") {
+			t.Errorf("a cursor with a negative row: %v, want invalid naming the cursor", err)
 		}
 	})
 }

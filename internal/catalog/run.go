@@ -509,7 +509,7 @@ func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, erro
 // them), and the cursor of the next page: empty when no run the filter
 // selects sorts after the page's last.
 func (c *Catalog) FindRunsPage(ctx context.Context, f RunFilter) ([]muster.Run, string, error) {
-	key, err := decodeCursor(historyList, f.Cursor, 2)
+	key, err := decodeCursor(historyList, f.Cursor, 2, 1)
 	if err != nil {
 		return nil, "", err
 	}
