@@ -24,9 +24,10 @@ func newHistoryCmd() *cobra.Command {
 		Use:   "purge [--job J] [--older-than D] [--keep N]",
 		Short: "Delete old runs",
 		Long: `Delete finished runs from the master: those older than --older-than
-(counted in whole seconds, rounded up), and beyond the newest --keep of each
-job; for one job (--job) or all. Running runs are kept. The master also
-applies --history-max-runs and --history-max-age by itself every ten minutes.`,
+(counted in whole seconds, rounded up), and those beyond the newest --keep of
+each job (given both, a run either selects is deleted); for one job (--job) or
+all. Running runs are kept. The master also applies --history-max-runs and
+--history-max-age by itself every ten minutes.`,
 		Example: `  muster history purge --older-than 720h
   muster history purge --job backup --keep 100`,
 		Args: cobra.NoArgs,
