@@ -88,6 +88,9 @@ type Run struct {
 	TargetOffline bool `json:"target_offline,omitempty"`
 }
 
+// Ref names the run: its id on its target.
+func (r Run) Ref() RunRef { return RunRef{Target: r.Target, RunID: r.RunID} }
+
 // StepAttempt is one attempt of one step of a run.
 type StepAttempt struct {
 	Name       string        `json:"name"`

@@ -74,6 +74,9 @@ func parseDays(in string) (time.Duration, error) {
 	if err != nil || v < 0 {
 		return 0, fmt.Errorf("%q is not a duration such as 90d, 36h or 15m", in)
 	}
+	if v > math.MaxInt64-total {
+		return 0, fmt.Errorf("%q is longer than a duration can be (about 290 years)", in)
+	}
 	return total + v, nil
 }
 

@@ -24,6 +24,12 @@ func TestParseDays(t *testing.T) {
 		{"1d-1h", 0, false},
 		{"1.5d", 0, false},
 		{"100000d", 0, false},
+		{"36500d", 36500 * 24 * time.Hour, true},
+		// Days and hours that together pass the longest duration are
+		// refused, not taken for a negative one (which --history-max-age
+		// reads as no limit).
+		{"36500d2562047h", 0, false},
+		{"1d2562047h", 0, false},
 	} {
 		got, err := parseDays(tc.in)
 		if (err == nil) != tc.ok || got != tc.want {
@@ -33,6 +39,24 @@ func TestParseDays(t *testing.T) {
 	d := days(365 * 24 * time.Hour)
 	if got := d.String(); got != "365d" {
 		t.Errorf("365 days print as %q", got)
+	}
+}
+
+// A purge's age is sent in whole seconds, rounded up: a purge deletes no
+// run younger than --older-than says.
+func TestPurgeAge(t *testing.T) {
+	for _, tc := range []struct {
+		in   time.Duration
+		want int64
+	}{
+		{time.Second, 1},
+		{1500 * time.Millisecond, 2},
+		{30 * 24 * time.Hour, 30 * 24 * 3600},
+		{30*24*time.Hour + time.Nanosecond, 30*24*3600 + 1},
+	} {
+		if got := purgeAge(tc.in); got != tc.want {
+			t.Errorf("purgeAge(%s) = %d, want %d", tc.in, got, tc.want)
+		}
 	}
 }
 
@@ -99,6 +123,10 @@ func TestCountFlagsOutOfRange(t *testing.T) {
 		{[]string{"job", "history", "backup", "--limit", "0"}, `invalid argument "0" for "--limit" flag: a whole number from 1 to 10000`},
 		{[]string{"history", "purge", "--keep", "-1"}, `invalid argument "-1" for "--keep" flag: a whole number of 0 or more`},
 		{[]string{"history", "purge", "--older-than", "900000h"}, `--older-than: at most 100 years (36500d), not 37500d`},
+		// The API takes whole seconds: less than one was sent as none, a
+		// purge without an age limit.
+		{[]string{"history", "purge", "--older-than", "500ms"}, `--older-than: at least 1s, not 500ms`},
+		{[]string{"history", "purge", "--keep", "5", "--older-than", "1ms"}, `--older-than: at least 1s, not 1ms`},
 		{[]string{"job", "show", "backup", "--next", "-1"}, `invalid argument "-1" for "--next" flag: a whole number from 1 to 1000`},
 		{[]string{"job", "show", "backup", "--next", "1001"}, `invalid argument "1001" for "--next" flag: a whole number from 1 to 1000`},
 	} {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,21 +119,34 @@ func followRun(ctx context.Context, w, note io.Writer, c *httpapi.Client, runID 
 	}
 }
 
+// followLimit is how many of a job's newest runs a follower of its
+// history watches, besides those back to the oldest it follows.
+const followLimit = 20
+
 // followHistory prints a job's runs as they start, their output as it is
 // written, and their outcomes, until ctx ends, saying on note while the
-// master does not answer (following goes on across its restart).
+// master does not answer (following goes on across its restart). Every
+// run is printed, however many start at once, and a run it follows is
+// followed to its end, however many start after it.
 func followHistory(ctx context.Context, w, note io.Writer, c *httpapi.Client, job, target string) error {
-	printers := map[string]*outputPrinter{}
-	done := map[string]bool{}
+	printers := map[muster.RunRef]*outputPrinter{} // runs followed, not ended
+	done := map[muster.RunRef]bool{}               // runs ended, or already ended at first
 	tag := ""
 	first := true
+	limit := followLimit
 	outage := &masterOutage{warn: func(s string) { fmt.Fprintln(note, s) }}
 	for {
 		wait := followWait
 		if first {
 			wait = 0
 		}
-		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Job: job, Target: target, Limit: 20}, tag, wait)
+		runs, newTag, changed, err := c.WatchRuns(ctx, httpapi.RunsFilter{Job: job, Target: target, Limit: limit}, tag, wait)
+		if err == nil && changed {
+			runs, err = readBeyond(ctx, c, job, target, runs, limit, printers, func(r muster.Run) bool {
+				ref := r.Ref()
+				return first && !r.Status.Finished() || !first && !done[ref] && printers[ref] == nil
+			})
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -151,28 +165,90 @@ func followHistory(ctx context.Context, w, note io.Writer, c *httpapi.Client, jo
 		// Oldest first, so output reads in order.
 		for i := len(runs) - 1; i >= 0; i-- {
 			r := runs[i]
-			if done[r.RunID] {
+			ref := r.Ref()
+			if done[ref] {
 				continue
 			}
 			if first && r.Status.Finished() {
-				done[r.RunID] = true // history already shown
+				done[ref] = true // history already shown
 				continue
 			}
-			p, ok := printers[r.RunID]
+			p, ok := printers[ref]
 			if !ok {
 				p = newOutputPrinter(w, r.Target+" | ")
-				printers[r.RunID] = p
+				printers[ref] = p
 				fmt.Fprintf(w, "run %s on %s (%s, started %s)\n", r.RunID, r.Target, r.Trigger, r.StartedAt.Local().Format("2006-01-02 15:04:05"))
 			}
 			p.print(r)
 			if r.Status.Finished() {
 				fmt.Fprintln(w, outcomeLine(r))
-				done[r.RunID] = true
-				delete(printers, r.RunID)
+				done[ref] = true
+				delete(printers, ref)
 			}
 		}
+		limit = watchLimit(runs, printers)
 		first = false
 	}
+}
+
+// readBeyond returns a job's newest runs, runs (read with limit), and the
+// older ones a follower must print too: while the oldest run read is one
+// it has not printed yet (unprinted), the history's pages beyond it; and
+// then the runs it follows (followed) found in neither, by their ids.
+func readBeyond(ctx context.Context, c *httpapi.Client, job, target string, runs []muster.Run, limit int, followed map[muster.RunRef]*outputPrinter, unprinted func(muster.Run) bool) ([]muster.Run, error) {
+	if len(runs) == limit && unprinted(runs[len(runs)-1]) {
+		// The runs are read again from the newest, a page at a time: a
+		// cursor is the history's, not that of the runs watched.
+		runs = runs[:0]
+		for cursor := ""; ; {
+			page, next, err := c.HistoryPage(ctx, job, target, followPage, cursor)
+			if err != nil {
+				return nil, err
+			}
+			runs = append(runs, page...)
+			if next == "" || len(page) == 0 || !unprinted(page[len(page)-1]) {
+				break
+			}
+			cursor = next
+		}
+	}
+	read := map[muster.RunRef]bool{}
+	for _, r := range runs {
+		read[r.Ref()] = true
+	}
+	var missing []muster.RunRef
+	for ref := range followed {
+		if !read[ref] {
+			missing = append(missing, ref)
+		}
+	}
+	if len(missing) == 0 {
+		return runs, nil
+	}
+	older, err := c.Runs(ctx, missing, 0)
+	if err != nil {
+		return nil, err
+	}
+	// Older than every run read, they come last, the oldest last.
+	slices.SortFunc(older, func(a, b muster.Run) int { return b.StartedAt.Compare(a.StartedAt) })
+	return append(runs, older...), nil
+}
+
+// followPage is how many runs each page of readBeyond reads.
+const followPage = 100
+
+// watchLimit is how many of a job's newest runs a follower watches next:
+// followLimit more than reach back to the oldest run it follows (so that
+// its output and its end wake the follower), at most as many as the
+// master gives.
+func watchLimit(runs []muster.Run, followed map[muster.RunRef]*outputPrinter) int {
+	limit := followLimit
+	for i, r := range runs {
+		if followed[r.Ref()] != nil {
+			limit = max(limit, i+1+followLimit)
+		}
+	}
+	return min(limit, httpapi.MaxRunsLimit)
 }
 
 // outcomeLine says how a run ended.

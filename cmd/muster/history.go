@@ -23,10 +23,11 @@ func newHistoryCmd() *cobra.Command {
 	purge := &cobra.Command{
 		Use:   "purge [--job J] [--older-than D] [--keep N]",
 		Short: "Delete old runs",
-		Long: `Delete finished runs from the master: those older than --older-than, and
-beyond the newest --keep of each job; for one job (--job) or all. Running runs
-are kept. The master also applies --history-max-runs and --history-max-age by
-itself every ten minutes.`,
+		Long: `Delete finished runs from the master: those older than --older-than
+(counted in whole seconds, rounded up), and those beyond the newest --keep of
+each job (given both, a run either selects is deleted); for one job (--job) or
+all. Running runs are kept. The master also applies --history-max-runs and
+--history-max-age by itself every ten minutes.`,
 		Example: `  muster history purge --older-than 720h
   muster history purge --job backup --keep 100`,
 		Args: cobra.NoArgs,
@@ -34,10 +35,13 @@ itself every ten minutes.`,
 			if olderThan == 0 && body.KeepPerJob == 0 {
 				return errors.New("give --older-than or --keep (or both)")
 			}
-			if olderThan > httpapi.MaxPurgeAge*time.Second {
+			switch {
+			case olderThan > httpapi.MaxPurgeAge*time.Second:
 				return fmt.Errorf("--older-than: at most 100 years (36500d), not %s", (*days)(&olderThan))
+			case olderThan > 0 && olderThan < time.Second:
+				return fmt.Errorf("--older-than: at least 1s, not %s", (*days)(&olderThan))
 			}
-			body.OlderThanSeconds = int64(olderThan / time.Second)
+			body.OlderThanSeconds = purgeAge(olderThan)
 			c, err := cf.client()
 			if err != nil {
 				return err
@@ -57,4 +61,10 @@ itself every ten minutes.`,
 	boundedIntVar(f, &body.KeepPerJob, "keep", 0, 0, math.MaxInt, "keep only the newest N runs of each job")
 	cmd.AddCommand(purge)
 	return cmd
+}
+
+// purgeAge is --older-than in the whole seconds the API takes, rounded
+// up: a purge deletes no run younger than it was told.
+func purgeAge(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }

@@ -410,7 +410,8 @@ the job, reading them a page at a time.
 With --follow, go on after the listing: print each run of the job as it
 starts, its output as the target uploads it (about once a second while a
 step runs, each line prefixed with the target), and its outcome, until
-interrupted: then it exits 130 (143 for SIGTERM), and the runs go on.
+interrupted: then it exits 130 (143 for SIGTERM), and the runs go on. Each
+run is followed to its end, however many runs start at once or after it.
 
 On a terminal, control characters in the output are printed as escapes
 such as \x1b (--raw prints them as they are), as muster job logs does.`,

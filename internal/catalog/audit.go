@@ -84,7 +84,7 @@ func (c *Catalog) FindAuditPage(ctx context.Context, f AuditFilter) ([]muster.Au
 	if f.Limit == 0 {
 		f.Limit = 100
 	}
-	key, err := decodeCursor(auditList, f.Cursor, 1)
+	key, err := decodeCursor(auditList, f.Cursor, 1, 0)
 	if err != nil {
 		return nil, "", err
 	}

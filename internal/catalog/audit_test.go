@@ -340,6 +340,48 @@ func TestAuditOfAPurgeNamesTheJobsItDeletedFrom(t *testing.T) {
 	})
 }
 
+// A purge with both limits deletes what either selects: runs older than
+// the age, and runs beyond the newest of each job, however young. Its
+// entry says so, not that it deleted runs both old and beyond.
+func TestPurgeWithBothLimits(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, clk, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("a", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		old := clk.Now()
+		clk.Add(48 * time.Hour)
+		ups := []catalog.RunUpload{report("old", "a", muster.RunSucceeded, 1, old)}
+		for i := range 3 {
+			ups = append(ups, report(fmt.Sprintf("new%d", i), "a", muster.RunSucceeded, 1, clk.Now().Add(time.Duration(i-3)*time.Minute)))
+		}
+		if _, err := db.UpsertRuns(ctx, web1, ups); err != nil {
+			t.Fatal(err)
+		}
+		res, err := db.PurgeRuns(ctx, catalog.PurgeRequest{OlderThan: 24 * time.Hour, KeepPerJob: 2}, admin)
+		if err != nil || res.Deleted != 2 {
+			t.Fatalf("deleted %d runs (%v), want 2: the old one and the oldest new one", res.Deleted, err)
+		}
+		left, err := db.FindRuns(ctx, catalog.RunFilter{Job: "a"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ids []string
+		for _, r := range left {
+			ids = append(ids, r.RunID)
+		}
+		if want := []string{"new2", "new1"}; !slices.Equal(ids, want) {
+			t.Errorf("kept %v, want %v", ids, want)
+		}
+		purged := audit(t, db, catalog.AuditFilter{Limit: 1})[0]
+		if want := "deleted 2 finished run(s): older than 24h, or beyond the newest 2 per job"; len(purged.Changes) == 0 || purged.Changes[0] != want {
+			t.Errorf("the purge's changes: %q, want first %q", purged.Changes, want)
+		}
+	})
+}
+
 // A resync drops a target's open instructions, an operator's among them,
 // and posts every job it runs again: one an operator asks for and one the
 // target asks for (after a restore) are each recorded, under who asked,

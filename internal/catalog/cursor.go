@@ -19,7 +19,9 @@ import (
 // is an opaque string; it is valid for as long as the list's entries
 // last, whatever filters the next request gives.
 //
-// Text: base64url (unpadded) of "list:key:key…", the keys decimal.
+// Text: base64url (unpadded) of "list:key:key…", the keys decimal. A time
+// may be negative (a run a target reports by a clock set back before
+// 1970); an id may not.
 
 // encodeCursor returns the cursor after the entry with key in list.
 func encodeCursor(list string, key ...int64) string {
@@ -31,9 +33,9 @@ func encodeCursor(list string, key ...int64) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// decodeCursor reads a cursor of list with n keys; "" is the first page
-// (nil keys).
-func decodeCursor(list, s string, n int) ([]int64, error) {
+// decodeCursor reads a cursor of list with n keys, the first times of them
+// times (which may be negative); "" is the first page (nil keys).
+func decodeCursor(list, s string, n, times int) ([]int64, error) {
 	if s == "" {
 		return nil, nil
 	}
@@ -48,7 +50,7 @@ func decodeCursor(list, s string, n int) ([]int64, error) {
 	}
 	key := make([]int64, n)
 	for i, p := range parts[1:] {
-		if key[i], err = strconv.ParseInt(p, 10, 64); err != nil || key[i] < 0 {
+		if key[i], err = strconv.ParseInt(p, 10, 64); err != nil || key[i] < 0 && i >= times {
 			return nil, bad
 		}
 	}

@@ -203,7 +203,7 @@ func (c *Catalog) FindDeliveries(ctx context.Context, f DeliveryFilter) ([]muste
 // page: empty when no notification the filter selects is older than the
 // page's last.
 func (c *Catalog) FindDeliveriesPage(ctx context.Context, f DeliveryFilter) ([]muster.Delivery, string, error) {
-	key, err := decodeCursor(deliveryList, f.Cursor, 1)
+	key, err := decodeCursor(deliveryList, f.Cursor, 1, 0)
 	if err != nil {
 		return nil, "", err
 	}

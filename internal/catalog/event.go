@@ -201,7 +201,7 @@ func (c *Catalog) FindEvents(ctx context.Context, f EventFilter) ([]muster.Event
 // they were recorded in), and the cursor of the next page: empty when no
 // event the filter selects is older than the page's last.
 func (c *Catalog) FindEventsPage(ctx context.Context, f EventFilter) ([]muster.Event, string, error) {
-	key, err := decodeCursor(eventList, f.Cursor, 1)
+	key, err := decodeCursor(eventList, f.Cursor, 1, 0)
 	if err != nil {
 		return nil, "", err
 	}

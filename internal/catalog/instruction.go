@@ -420,7 +420,7 @@ func (c *Catalog) FindInstructions(ctx context.Context, f InstructionFilter) ([]
 // cursor of the next page: empty when no entry the filter selects is
 // older than the page's oldest.
 func (c *Catalog) FindInstructionsPage(ctx context.Context, f InstructionFilter) ([]muster.Instruction, string, error) {
-	key, err := decodeCursor(downloadList, f.Cursor, 3)
+	key, err := decodeCursor(downloadList, f.Cursor, 3, 1)
 	if err != nil {
 		return nil, "", err
 	}

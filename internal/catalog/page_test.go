@@ -2,6 +2,7 @@ package catalog_test
 
 import (
 	"context"
+	"encoding/base64"
 	"fmt"
 	"slices"
 	"strings"
@@ -108,6 +109,53 @@ func TestHistoryPages(t *testing.T) {
 		}
 		if _, _, err := db.FindRunsPage(ctx, catalog.RunFilter{Job: "backup", Cursor: next}); muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "cursor: ") {
 			t.Errorf("an audit cursor read a history: %v, want invalid naming the cursor", err)
+		}
+	})
+}
+
+// A target whose clock was set before 1970 reports runs that started
+// then, and the master keeps them: a walk of the history reads past each,
+// one run a page, as past any other.
+func TestHistoryPagesBefore1970(t *testing.T) {
+	catalogtest.ForEach(t, func(t *testing.T, e catalogtest.Engine) {
+		db, _, _ := MustOpen(t, e)
+		ctx := context.Background()
+		web1 := enlist(t, db, "web1")
+		if _, err := db.ApplyJobs(ctx, []muster.Job{job("backup", "web1")}, catalog.ApplyOptions{}, admin); err != nil {
+			t.Fatal(err)
+		}
+		starts := []time.Time{
+			time.Date(1970, 1, 1, 0, 0, 1, 0, time.UTC),
+			time.Date(1969, 12, 31, 23, 59, 59, 0, time.UTC),
+			time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC),
+		}
+		for i, at := range starts {
+			if _, err := db.UpsertRuns(ctx, web1, []catalog.RunUpload{report(fmt.Sprintf("r%d", i), "backup", muster.RunSucceeded, 1, at)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var got []string
+		f := catalog.RunFilter{Job: "backup", Limit: 1}
+		for pages := 1; ; pages++ {
+			page, next, err := db.FindRunsPage(ctx, f)
+			if err != nil {
+				t.Fatalf("page %d: %v", pages, err)
+			}
+			for _, r := range page {
+				got = append(got, r.RunID)
+			}
+			if next == "" || pages > len(starts) {
+				break
+			}
+			f.Cursor = next
+		}
+		if want := []string{"r0", "r1", "r2"}; !slices.Equal(got, want) {
+			t.Errorf("read %v, want %v", got, want)
+		}
+		// A row is never negative: a cursor that says so is refused.
+		forged := base64.RawURLEncoding.EncodeToString([]byte("history:-1000:-2"))
+		if _, _, err := db.FindRunsPage(ctx, catalog.RunFilter{Job: "backup", Cursor: forged}); muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "cursor: ") {
+			t.Errorf("a cursor with a negative row: %v, want invalid naming the cursor", err)
 		}
 	})
 }

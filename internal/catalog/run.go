@@ -509,7 +509,7 @@ func (c *Catalog) FindRuns(ctx context.Context, f RunFilter) ([]muster.Run, erro
 // them), and the cursor of the next page: empty when no run the filter
 // selects sorts after the page's last.
 func (c *Catalog) FindRunsPage(ctx context.Context, f RunFilter) ([]muster.Run, string, error) {
-	key, err := decodeCursor(historyList, f.Cursor, 2)
+	key, err := decodeCursor(historyList, f.Cursor, 2, 1)
 	if err != nil {
 		return nil, "", err
 	}
@@ -584,8 +584,9 @@ func (c *Catalog) outputs(ctx context.Context, keys []int64, runs []muster.Run) 
 }
 
 // PurgeRequest says which finished runs to delete: those that started
-// before now minus OlderThan (when set), and beyond the newest KeepPerJob of
-// each job (when set), for one job or every job. Running runs are kept.
+// before now minus OlderThan (when set), and those beyond the newest
+// KeepPerJob of each job (when set; given both, a run either selects), for
+// one job or every job. Running runs are kept.
 type PurgeRequest struct {
 	Job        string
 	OlderThan  time.Duration
@@ -631,12 +632,18 @@ func (c *Catalog) PurgeRuns(ctx context.Context, req PurgeRequest, by muster.Act
 		if by.Kind == muster.ActorMaster && res.Deleted == 0 && rollouts == 0 {
 			return nil
 		}
-		line := fmt.Sprintf("deleted %d finished run(s)", res.Deleted)
+		// Each limit deletes what it selects: with both, a run either
+		// selects goes.
+		var limits []string
 		if req.OlderThan > 0 {
-			line += " older than " + muster.Duration(req.OlderThan).Short()
+			limits = append(limits, "older than "+muster.Duration(req.OlderThan).Short())
 		}
 		if req.KeepPerJob > 0 {
-			line += fmt.Sprintf(" beyond the newest %d per job", req.KeepPerJob)
+			limits = append(limits, fmt.Sprintf("beyond the newest %d per job", req.KeepPerJob))
+		}
+		line := fmt.Sprintf("deleted %d finished run(s) %s", res.Deleted, limits[0])
+		if len(limits) == 2 {
+			line = fmt.Sprintf("deleted %d finished run(s): %s, or %s", res.Deleted, limits[0], limits[1])
 		}
 		lines := []string{line}
 		// The entry concerns each job it deleted runs of, saying how many.

@@ -103,3 +103,23 @@ func TestRunsNamedTakeNoLimitOrTarget(t *testing.T) {
 		t.Errorf("runs named alone: %v", err)
 	}
 }
+
+// A job's history on a target no target was ever named is refused, naming
+// the target, rather than read as "no run there": a mistyped name is not
+// taken for a target the job never ran on. A target that has no run of
+// the job gives an empty history.
+func TestHistoryOnATargetNeverEnlisted(t *testing.T) {
+	env := testenv.New(t, testenv.Options{Targets: []string{"web1"}})
+	ctx := context.Background()
+	j := muster.NewJob()
+	j.Name, j.Targets = "backup", []string{"web1"}
+	j.Steps = []muster.Step{{Name: "main", Shell: "true"}}
+	if _, err := env.Client.Apply(ctx, httpapi.ApplyRequest{Jobs: []muster.Job{j}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := env.Client.History(ctx, "backup", "web11", 20)
+	wantRefusal(t, "a history on web11", err, muster.ENOTFOUND, "target: ", `"web11"`)
+	if runs, err := env.Client.History(ctx, "backup", "web1", 20); err != nil || len(runs) != 0 {
+		t.Errorf("the history on web1: %d runs, %v; want none, no error", len(runs), err)
+	}
+}

@@ -573,8 +573,8 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 	if err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	runs, next, err := s.DB.FindRunsPage(r.Context(), catalog.RunFilter{Job: name, Target: muster.NormalizeTargetName(q.Get("target")), Limit: limit,
+	name, target := r.PathValue("name"), muster.NormalizeTargetName(q.Get("target"))
+	runs, next, err := s.DB.FindRunsPage(r.Context(), catalog.RunFilter{Job: name, Target: target, Limit: limit,
 		Cursor: q.Get("cursor")})
 	if err != nil {
 		return err
@@ -584,6 +584,17 @@ func (s *Server) jobHistory(w http.ResponseWriter, r *http.Request, c caller) er
 		// is still served.
 		if _, err := s.DB.FindJob(r.Context(), name); err != nil {
 			if some, _ := s.DB.FindRuns(r.Context(), catalog.RunFilter{Job: name, Limit: 1}); len(some) == 0 {
+				return err
+			}
+		}
+		// And "no such target" from "no runs there": a mistyped name
+		// would read as a target the job never ran on. A target that left
+		// is still found, its runs with it. (A scoped key learns nothing
+		// of targets outside its groups, so it is not told.)
+		if target != "" && !c.scope().Limited() {
+			if _, err := s.DB.FindTarget(r.Context(), target); muster.ErrorCode(err) == muster.ENOTFOUND {
+				return muster.Errorf(muster.ENOTFOUND, "target: no target named %q is enlisted or has left; `muster target list` shows them", target)
+			} else if err != nil {
 				return err
 			}
 		}
