@@ -1,6 +1,7 @@
 package muster
 
 import (
+	"encoding/json"
 	"fmt"
 	"maps"
 	"regexp"
@@ -75,9 +76,10 @@ const (
 const (
 	MaxRetryAttempts = 100
 	MaxEnvVars       = 100
-	// MaxStartEnvSize bounds the variables a start sets for its run, their
-	// names and values together, in bytes: well inside the bound of a
-	// request's body, so that a start too large is refused naming its env.
+	// MaxStartEnvSize bounds the variables a start sets for its run, in
+	// bytes as a request carries them (a JSON object): well inside the
+	// bound of a request's body, so that a start too large is refused
+	// naming its env.
 	MaxStartEnvSize = 32 << 10
 )
 
@@ -139,12 +141,14 @@ func ValidateStartEnv(field string, env map[string]string) error {
 	if err := ValidateEnv(field, env); err != nil {
 		return err
 	}
-	size := 0
-	for k, v := range env {
-		size += len(k) + len(v)
+	// Counted as sent: json.Marshal writes '<', '>', '&' and control
+	// characters as six bytes each.
+	b, err := json.Marshal(env)
+	if err != nil {
+		return err
 	}
-	if size > MaxStartEnvSize {
-		return Errorf(EINVALID, "%s: the variables come to %d bytes, names and values together; a start sets at most %d (give a step more in a file it reads)", field, size, MaxStartEnvSize)
+	if len(b) > MaxStartEnvSize {
+		return Errorf(EINVALID, "%s: the variables come to %d bytes as sent (JSON); a start sets at most %d (give a step more in a file it reads)", field, len(b), MaxStartEnvSize)
 	}
 	return nil
 }

@@ -230,8 +230,8 @@ func newJobStartCmd() *cobra.Command {
 		Short: "Run a job now on its targets",
 		Long: `Post START to every target of the job, or to those named with --target.
 --env sets variables for these runs only (over the job's and steps' env),
-32 KiB of names and values together at most; --step begins the runs at
-that step instead of the first.
+32 KiB as the request carries them (in JSON) at most; --step begins the
+runs at that step instead of the first.
 
 The request carries an idempotency key and is retried with it if the reply is
 lost, so the job never starts twice for one command. A target that receives

@@ -324,5 +324,11 @@ func TestStartEnvIsBoundedTogether(t *testing.T) {
 		if _, err := db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Env: env}, admin); err != nil {
 			t.Errorf("a start within the bound: %v", err)
 		}
+		// Counted as a request carries it: each '<' is six bytes of JSON.
+		escaped := map[string]string{"HTML": strings.Repeat("<", muster.MaxStartEnvSize/3)}
+		_, err = db.StartJob(ctx, catalog.StartRequest{Job: "deploy", Env: escaped}, admin)
+		if muster.ErrorCode(err) != muster.EINVALID || !strings.HasPrefix(muster.ErrorMessage(err), "env: the variables come to") {
+			t.Fatalf("a start of %d '<' (%d bytes as sent): %v, want %s naming env", muster.MaxStartEnvSize/3, 2*muster.MaxStartEnvSize, err, muster.EINVALID)
+		}
 	})
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/musterhq/muster/internal/master"
 	"github.com/musterhq/muster/internal/pki"
 	"github.com/musterhq/muster/internal/sqlite"
+	"github.com/musterhq/muster/internal/testdb"
 	"github.com/musterhq/muster/internal/testenv"
 )
 
@@ -195,21 +196,7 @@ func dumpSQLite(t *testing.T, path string) map[string][][]string {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tables []string
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
+	tables := testdb.Column(t, db, `SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'schema_migrations'`)
 	dump := map[string][][]string{}
 	for _, table := range tables {
 		rows, err := db.Query(`SELECT * FROM "` + table + `"`)

@@ -15,6 +15,7 @@ import (
 	"github.com/musterhq/muster"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 	"github.com/musterhq/muster/internal/pki"
+	"github.com/musterhq/muster/internal/testdb"
 )
 
 // A master whose SQLite catalog is kept out of its data directory
@@ -98,21 +99,7 @@ func TestMigrateStoreRefusesAFileThatIsNotACatalog(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	var tables []string
-	rows, err := db.Query(`SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
-			t.Fatal(err)
-		}
-		tables = append(tables, name)
-	}
-	if err := rows.Close(); err != nil {
-		t.Fatal(err)
-	}
+	tables := testdb.Column(t, db, `SELECT name FROM sqlite_schema WHERE type = 'table' ORDER BY name`)
 	if len(tables) != 1 || tables[0] != "orders" {
 		t.Errorf("the database holds the tables %q after the refusal, want only its own, orders", tables)
 	}

@@ -47,3 +47,25 @@ func MySQL(t testing.TB) string {
 	t.Helper()
 	return DSN(t, "MUSTER_TEST_MYSQL", "root@tcp(127.0.0.1:3306)/test", "mysql")
 }
+
+// Column returns the first column of every row query returns, as text.
+func Column(t testing.TB, db *sql.DB, query string) []string {
+	t.Helper()
+	rows, err := db.Query(query)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
