@@ -348,15 +348,8 @@ func renewedSinceBackup(t *testing.T) (env *testenv.Env, path, backup string, ma
 	// web1 enlists 41 minutes of its certificate's 60 before the time the
 	// master's clock then goes on from, and is backed up so.
 	masterClock.Advance(-41 * time.Minute)
-	env = testenv.New(t, testenv.Options{
-		Master: func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour },
-		Target: func(c *targetConfig) { c.Now, c.PollWait = targetClock.Now, time.Second },
-	})
+	env = clockedWeb1(t, masterClock, targetClock)
 	ctx := context.Background()
-	if _, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: env.Master.URL, Token: env.Token("web1"),
-		Name: "web1", DataDir: filepath.Join(env.Dir, "target-web1")}); err != nil {
-		t.Fatal(err)
-	}
 	masterClock.Advance(41 * time.Minute)
 	first, _ := leafOf(t, env, "web1")
 	path = filepath.Join(env.Dir, "master", master.CatalogFile)
@@ -408,15 +401,8 @@ func TestRestoredCatalogRenewsAnExpiredCertificateRenewedSince(t *testing.T) {
 	masterClock, targetClock := &testenv.Clock{}, &testenv.Clock{}
 	masterClock.Advance(-3 * time.Hour)
 	targetClock.Advance(-90 * time.Minute)
-	env := testenv.New(t, testenv.Options{
-		Master: func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour },
-		Target: func(c *targetConfig) { c.Now, c.PollWait = targetClock.Now, time.Second },
-	})
+	env := clockedWeb1(t, masterClock, targetClock)
 	ctx := context.Background()
-	if _, err := agent.Enlist(ctx, agent.EnlistOptions{MasterURL: env.Master.URL, Token: env.Token("web1"),
-		Name: "web1", DataDir: filepath.Join(env.Dir, "target-web1")}); err != nil {
-		t.Fatal(err)
-	}
 	first, _ := leafOf(t, env, "web1") // issued three hours back, for one
 	path := filepath.Join(env.Dir, "master", master.CatalogFile)
 	backup := filepath.Join(t.TempDir(), "backup.db")
@@ -435,4 +421,19 @@ func TestRestoredCatalogRenewsAnExpiredCertificateRenewedSince(t *testing.T) {
 	targetClock.Advance(90 * time.Minute)
 	env.StartTarget("web1")
 	restoredRuns(t, env, path, backup)
+}
+
+// clockedWeb1 starts a master whose certificates live an hour and its
+// target, each on the clock given, and enlists web1.
+func clockedWeb1(t *testing.T, masterClock, targetClock *testenv.Clock) *testenv.Env {
+	t.Helper()
+	env := testenv.New(t, testenv.Options{
+		Master: func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour },
+		Target: func(c *targetConfig) { c.Now, c.PollWait = targetClock.Now, time.Second },
+	})
+	if _, err := agent.Enlist(context.Background(), agent.EnlistOptions{MasterURL: env.Master.URL, Token: env.Token("web1"),
+		Name: "web1", DataDir: filepath.Join(env.Dir, "target-web1")}); err != nil {
+		t.Fatal(err)
+	}
+	return env
 }
