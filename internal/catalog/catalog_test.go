@@ -52,6 +52,14 @@ func MustOpen(tb testing.TB, e catalogtest.Engine) (*catalog.Catalog, *clock, *[
 }
 
 // enlist creates a token and enlists a target with it.
+// hourCerts signs each enlistment a certificate, its serial the target's
+// uid, valid for an hour of clk.
+func hourCerts(clk *clock) func(uid string) (catalog.IssuedCert, error) {
+	return func(uid string) (catalog.IssuedCert, error) {
+		return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
+	}
+}
+
 func enlist(tb testing.TB, db *catalog.Catalog, name string) catalog.TargetIdentity {
 	tb.Helper()
 	ctx := context.Background()
@@ -88,9 +96,7 @@ func TestEnlistToken(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
-		sign := func(uid string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
-		}
+		sign := hourCerts(clk)
 		if _, err := db.CreateEnlistToken(ctx, "h1", "web1", 15*time.Minute, admin); err != nil {
 			t.Fatal(err)
 		}
@@ -144,9 +150,7 @@ func TestEnlistTokenRace(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
-		sign := func(uid string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
-		}
+		sign := hourCerts(clk)
 		for _, tokens := range [][]string{{"one"}, {"this", "that"}} {
 			name := "web-" + tokens[0]
 			for _, h := range tokens {

@@ -315,9 +315,7 @@ func TestDeleteOfATargetThatDefectedMeanwhile(t *testing.T) {
 	if _, err := db.CreateEnlistToken(ctx, "h-again", "web1", 15*time.Minute, admin); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h-again", Name: "web1", UID: "u-again"}, func(uid string) (catalog.IssuedCert, error) {
-		return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
-	}); err != nil {
+	if _, err := db.Enlist(ctx, catalog.Enlistment{TokenHash: "h-again", Name: "web1", UID: "u-again"}, hourCerts(clk)); err != nil {
 		t.Errorf("enlisting web1 again after it defected: %v", err)
 	}
 }

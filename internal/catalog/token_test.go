@@ -54,9 +54,7 @@ func TestRevokeEnlistToken(t *testing.T) {
 	catalogtest.ForEach(t, func(t *testing.T, eng catalogtest.Engine) {
 		ctx := context.Background()
 		db, clk, _ := MustOpen(t, eng)
-		sign := func(uid string) (catalog.IssuedCert, error) {
-			return catalog.IssuedCert{Serial: uid, NotAfter: clk.Now().Add(time.Hour)}, nil
-		}
+		sign := hourCerts(clk)
 		for _, tok := range []struct{ hash, name string }{{"h1", "web1"}, {"h2", "web1"}, {"h3", "web2"}} {
 			if _, err := db.CreateEnlistToken(ctx, tok.hash, tok.name, time.Hour, admin); err != nil {
 				t.Fatal(err)

@@ -36,6 +36,16 @@ func shortCerts(ttl time.Duration) func(*master.Config) {
 func clocked(t *testing.T, behind time.Duration, masterClock, targetClock *testenv.Clock) *testenv.Env {
 	t.Helper()
 	masterClock.Advance(-behind)
+	env := clockedWeb1(t, masterClock, targetClock)
+	masterClock.Advance(behind)
+	env.StartTarget("web1")
+	return env
+}
+
+// clockedWeb1 starts a master whose certificates live an hour and its
+// target, each on the clock given, and enlists web1.
+func clockedWeb1(t *testing.T, masterClock, targetClock *testenv.Clock) *testenv.Env {
+	t.Helper()
 	env := testenv.New(t, testenv.Options{
 		Master: func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour },
 		// The renewal loop looks at the clock at least once a poll hold.
@@ -45,8 +55,6 @@ func clocked(t *testing.T, behind time.Duration, masterClock, targetClock *teste
 		Name: "web1", DataDir: filepath.Join(env.Dir, "target-web1")}); err != nil {
 		t.Fatal(err)
 	}
-	masterClock.Advance(behind)
-	env.StartTarget("web1")
 	return env
 }
 

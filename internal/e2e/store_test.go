@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/musterhq/muster"
-	"github.com/musterhq/muster/internal/agent"
 	"github.com/musterhq/muster/internal/catalog/catalogtest"
 	"github.com/musterhq/muster/internal/catalog/sqlitestore"
 	"github.com/musterhq/muster/internal/httpapi"
@@ -421,19 +420,4 @@ func TestRestoredCatalogRenewsAnExpiredCertificateRenewedSince(t *testing.T) {
 	targetClock.Advance(90 * time.Minute)
 	env.StartTarget("web1")
 	restoredRuns(t, env, path, backup)
-}
-
-// clockedWeb1 starts a master whose certificates live an hour and its
-// target, each on the clock given, and enlists web1.
-func clockedWeb1(t *testing.T, masterClock, targetClock *testenv.Clock) *testenv.Env {
-	t.Helper()
-	env := testenv.New(t, testenv.Options{
-		Master: func(c *master.Config) { c.Now, c.CertTTL = masterClock.Now, time.Hour },
-		Target: func(c *targetConfig) { c.Now, c.PollWait = targetClock.Now, time.Second },
-	})
-	if _, err := agent.Enlist(context.Background(), agent.EnlistOptions{MasterURL: env.Master.URL, Token: env.Token("web1"),
-		Name: "web1", DataDir: filepath.Join(env.Dir, "target-web1")}); err != nil {
-		t.Fatal(err)
-	}
-	return env
 }

@@ -405,13 +405,7 @@ func TestReadRefusesNullListItems(t *testing.T) {
 	want := `jobs.yaml:6:23: job "a": steps[0].command[1] is null; quote it for the text ("~"), or write "" for an empty value
 jobs.yaml:6:26: job "a": steps[0].command[2] is null; quote it for the text ("null"), or write "" for an empty value
 jobs.yaml:7:8: job "a": steps[1] is empty; remove the "-" or give the item`
-	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
-	if code := muster.ErrorCode(err); code != muster.EINVALID {
-		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
-	}
-	if got := muster.ErrorMessage(err); got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
+	refusedWith(t, src, want)
 }
 
 // A job defined twice through an alias, or a merge key, is reported where
@@ -427,13 +421,7 @@ func TestReadDuplicateByAlias(t *testing.T) {
 `
 	want := `jobs.yaml:5:5: job "a" is already defined on line 3
 jobs.yaml:6:5: job "a" is already defined on line 3`
-	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
-	if code := muster.ErrorCode(err); code != muster.EINVALID {
-		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)
-	}
-	if got := muster.ErrorMessage(err); got != want {
-		t.Errorf("got\n%s\nwant\n%s", got, want)
-	}
+	refusedWith(t, src, want)
 }
 
 // The expansion is counted as the master counts what an apply sends: each
@@ -499,6 +487,13 @@ jobs.yaml:10:11: job "a": schedules[1] "late": daily.every: -1 is negative; use 
 jobs.yaml:13:9: job "a": schedules[2] "odd": at: "25:00" is not a time of day; use "15:04" or "15:04:05"
 jobs.yaml:14:9: job "a": schedules[3] "both": start_date 2027-02-01 is after end_date 2027-01-01
 jobs.yaml:22:13: job "a": overrides[0].schedules[0] "o": cron "61 * * * *": minute field "61": 61 is out of range 0-59`
+	refusedWith(t, src, want)
+}
+
+// refusedWith reads src as jobs.yaml and checks it is refused as invalid
+// with the message want, every problem in it.
+func refusedWith(t *testing.T, src, want string) {
+	t.Helper()
 	_, err := jobfile.Read("jobs.yaml", strings.NewReader(src))
 	if code := muster.ErrorCode(err); code != muster.EINVALID {
 		t.Fatalf("got %v (code %q), want %q", err, code, muster.EINVALID)

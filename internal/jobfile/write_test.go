@@ -71,9 +71,16 @@ func TestWriteReadsBack(t *testing.T) {
 	if err := jobfile.Write(&buf, jobs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := jobfile.Read("export.yaml", &buf)
+	readsBack(t, "export.yaml", buf.Bytes(), jobs)
+}
+
+// readsBack reads written, a file of the name given, and checks it holds
+// jobs (normalized), each as it was.
+func readsBack(t *testing.T, name string, written []byte, jobs []muster.Job) {
+	t.Helper()
+	got, err := jobfile.Read(name, bytes.NewReader(written))
 	if err != nil {
-		t.Fatalf("%v\n%s", err, buf.String())
+		t.Fatalf("%v\n%s", err, written)
 	}
 	if len(got) != len(jobs) {
 		t.Fatalf("read %d jobs, wrote %d", len(got), len(jobs))
@@ -81,7 +88,7 @@ func TestWriteReadsBack(t *testing.T) {
 	for i := range got {
 		got[i].Normalize()
 		if a, b := jsonOf(t, got[i]), jsonOf(t, jobs[i]); a != b {
-			t.Errorf("job %d read back as\n%s\nwant\n%s\nfile:\n%s", i, a, b, buf.String())
+			t.Errorf("job %d read back as\n%s\nwant\n%s\nfile:\n%s", i, a, b, written)
 		}
 	}
 }
@@ -167,19 +174,7 @@ func TestWriteJSONReadsBack(t *testing.T) {
 	if err := jobfile.WriteJSON(&buf, jobs); err != nil {
 		t.Fatal(err)
 	}
-	got, err := jobfile.Read("export.json", bytes.NewReader(buf.Bytes()))
-	if err != nil {
-		t.Fatalf("%v\n%s", err, buf.String())
-	}
-	if len(got) != len(jobs) {
-		t.Fatalf("read %d jobs, wrote %d", len(got), len(jobs))
-	}
-	for i := range got {
-		got[i].Normalize()
-		if a, b := jsonOf(t, got[i]), jsonOf(t, jobs[i]); a != b {
-			t.Errorf("job %d read back as\n%s\nwant\n%s", i, a, b)
-		}
-	}
+	readsBack(t, "export.json", buf.Bytes(), jobs)
 	var file struct{ Jobs []muster.Job }
 	if err := json.Unmarshal(buf.Bytes(), &file); err != nil || len(file.Jobs) != len(jobs) || file.Jobs[1].Description != odd {
 		t.Errorf("not the JSON of the jobs: %v, %d jobs", err, len(file.Jobs))
