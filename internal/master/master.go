@@ -571,10 +571,8 @@ const masterTTL = 24 * time.Hour
 func (m *Main) recheckOnce(ctx context.Context) error {
 	now := m.now()
 	taken := m.record(ctx, now)
-	if muster.ErrorCode(taken) != muster.ECONFLICT {
-		if taken != nil {
-			return taken
-		}
+	if taken != nil && muster.ErrorCode(taken) != muster.ECONFLICT {
+		return taken
 	}
 	masters, err := m.Catalog.FindMasters(ctx, now.Add(-masterTTL))
 	if err != nil {
